@@ -1,0 +1,141 @@
+"""The demo coalition: partners of the kinds turnout is for, an upcoming rally with pledges,
+and simulated sign-ups, RSVPs and check-ins posted through the real signed webhook.
+
+Partners differ in how well they produce, so the tally shows who delivers and who is
+"just a name on the letterhead". Contact details are fictional (555-01xx numbers,
+example.org addresses).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from streams.coalition import add_partner, load
+from streams.settings import Settings
+
+from .signing import headers
+
+ACTION_ID = "rally-1201"
+# (id, name, kind, pledge, share of recruits who show up)
+PARTNERS = [
+    ("coalition-backbone", "Fair Care Coalition (backbone)", "backbone", 0, 0.0),
+    ("union-local-1", "Care Workers Union Local 1", "union", 40, 0.8),
+    ("grace-congregation", "Grace Street Congregation", "faith", 25, 0.9),
+    ("eastside-tenants", "Eastside Tenants Alliance", "community", 30, 0.5),
+    ("oak-valley-seniors", "Oak Valley Seniors Council", "seniors", 20, 0.05),
+]
+POSTAL_CODES = ["94607", "94606", "94612", "94609", "94601"]
+console = Console()
+
+
+def ensure_demo_partners(path: Path) -> None:
+    known = load(path).partners
+    for pid, name, kind, _, _ in PARTNERS:
+        if pid not in known:
+            add_partner(path, pid, name, kind)
+
+
+def action_event(now: datetime) -> dict:
+    starts = (now + timedelta(days=7)).replace(hour=2, minute=0, second=0, microsecond=0)
+    return {
+        "type": "action", "event_id": f"demo-{ACTION_ID}", "occurred_at": now.isoformat(),
+        "action_id": ACTION_ID, "title": "Rally for Fair Care Funding", "kind": "rally",
+        "starts_at": starts.isoformat(), "time_zone": "America/Los_Angeles",
+        "location": {"venue": "City Hall steps", "locality": "Oakland", "region": "CA", "postal_code": "94612"},
+        "target": {"postal_codes": POSTAL_CODES},
+        "pledges": [{"partner": pid, "count": pledge} for pid, _, _, pledge, _ in PARTNERS if pledge],
+        "templates": {"sms": {"en": "{given_name}, rally {action_title} {local_time}. RSVP {rsvp_link}"}},
+        "rapid_response": False,
+    }
+
+
+class Simulator:
+    """Posts a plausible trickle of activity, partner by partner, through the signed webhook."""
+
+    def __init__(self, s: Settings, base: str, seed: int = 1201) -> None:
+        self.base = base
+        self.rng = random.Random(seed)
+        self.secrets = {p.id: p.secret.get_secret_value() for p in load(s.coalition).partners.values()}
+        self.people: dict[str, list[dict]] = {pid: [] for pid, *_ in PARTNERS[1:]}
+        self.n = 0
+        self.client = httpx.Client(timeout=10)
+
+    def post(self, partner: str, events: list[dict]) -> None:
+        body = json.dumps(events).encode()
+        h = headers(partner, self.secrets[partner], body, time.time())
+        r = self.client.post(f"{self.base}/v1/events", content=body, headers=h)
+        if r.status_code != 202:
+            console.print(f"[yellow]demo post as {partner}: {r.status_code} {r.text[:200]}[/]")
+
+    def start(self) -> None:
+        self.post("coalition-backbone", [action_event(datetime.now(timezone.utc))])
+
+    def tick(self) -> None:
+        now = datetime.now(timezone.utc).isoformat()
+        for pid, _, _, pledge, show_rate in PARTNERS[1:]:
+            events = []
+            if len(self.people[pid]) < pledge * 1.5 and self.rng.random() < 0.7:
+                self.n += 1
+                person = {"given_name": f"Supporter{self.n}", "postal_code": self.rng.choice(POSTAL_CODES), "language": "en"}
+                if self.n < 100:
+                    person["phone"] = f"+1510555{100 + self.n:04d}"
+                else:
+                    person["email"] = f"supporter{self.n}@example.org"
+                self.people[pid].append(person)
+                ref = {k: person[k] for k in ("phone", "email") if k in person}
+                events.append({"type": "signup", "event_id": f"s-{self.n}", "occurred_at": now, "person": person,
+                               "consent": {"sms": "phone" in person, "email": "email" in person}})
+                events.append({"type": "rsvp", "event_id": f"r-{self.n}", "occurred_at": now, "action_id": ACTION_ID,
+                               "status": "yes", "person": ref})
+            elif self.people[pid] and self.rng.random() < show_rate * 0.5:
+                i = self.rng.randrange(len(self.people[pid]))
+                person = self.people[pid][i]
+                ref = {k: person[k] for k in ("phone", "email") if k in person}
+                # Re-posting a check-in for someone already in is harmless: one attendee.
+                events.append({"type": "checkin", "event_id": f"c-{pid}-{i}", "occurred_at": now,
+                               "action_id": ACTION_ID, "person": ref})
+            if events:
+                self.post(pid, events)
+
+
+def tally_table(data: dict) -> Table:
+    table = Table("partner", "pledged", "RSVP yes", "attended", "production", title=f"{data.get('title')} ({data['action_id']})")
+    for row in data["partners"] + [{"partner": "[bold]total[/]", **data["totals"]}]:
+        ratio = row.get("production_ratio")
+        table.add_row(row["partner"], str(row["pledged"]), str(row["rsvp_yes"]), str(row["attended"]),
+                      "—" if ratio is None else f"{ratio:.0%}")
+    return table
+
+
+def run_demo(s: Settings, base: str, procs: list[subprocess.Popen]) -> None:
+    sim = Simulator(s, base)
+    sim.start()
+    token = s.organizer_token.get_secret_value()
+    partner = "union-local-1"
+    turnout = Path(sys.argv[0]).resolve()
+    example = json.dumps({"type": "checkin", "event_id": "my-first-checkin", "occurred_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                          "action_id": ACTION_ID, "person": {"phone": "+15105550199"}})
+    console.print(f"partner {partner} secret   {sim.secrets[partner]}")
+    console.print("post your own signed event (then watch the union's attended count move):")
+    console.print(f"  {turnout} sign {partner} --url {base}/v1/events --data '{example}' | sh", soft_wrap=True, highlight=False)
+    console.print(f"read the tallies:\n  curl -s -H 'Authorization: Bearer {token}' {base}/v1/actions/{ACTION_ID}/tallies", soft_wrap=True, highlight=False)
+    console.print("Ctrl-C to stop.\n")
+    auth = {"Authorization": f"Bearer {token}"}
+    with Live(console=console, refresh_per_second=2) as live:
+        while all(p.poll() is None for p in procs):
+            sim.tick()
+            r = sim.client.get(f"{base}/v1/actions/{ACTION_ID}/tallies", headers=auth)
+            if r.status_code == 200:
+                live.update(tally_table(r.json()))
+            time.sleep(0.5)  # demo pacing, not synchronisation

@@ -1,0 +1,49 @@
+"""Partner webhook signatures.
+
+``X-Turnout-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`` with
+``X-Turnout-Timestamp: <unix seconds>``. The timestamp binds the signature to a moment so a
+captured request cannot be replayed outside the tolerance window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+class SignatureError(Exception):
+    """The request is not signed by the partner it claims to come from; ``reason`` says how."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def signature(secret: str, timestamp: int | str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"v1={mac.hexdigest()}"
+
+
+def headers(partner: str, secret: str, body: bytes, now: float) -> dict[str, str]:
+    ts = int(now)
+    return {
+        "X-Turnout-Partner": partner,
+        "X-Turnout-Timestamp": str(ts),
+        "X-Turnout-Signature": signature(secret, ts, body),
+        "Content-Type": "application/json",
+    }
+
+
+def verify(secret: str, timestamp: str | None, sig: str | None, body: bytes, now: float, tolerance: int) -> None:
+    """Raise ``SignatureError`` unless ``sig`` signs ``body`` at a ``timestamp`` near ``now``."""
+    if not timestamp or not sig:
+        raise SignatureError("missing X-Turnout-Timestamp or X-Turnout-Signature")
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        raise SignatureError("X-Turnout-Timestamp is not unix seconds") from None
+    if abs(now - ts) > tolerance:
+        raise SignatureError(f"timestamp is more than {tolerance}s from now")
+    expected = signature(secret, ts, body)
+    if not hmac.compare_digest(expected.encode(), sig.strip().encode()):
+        raise SignatureError("signature does not match")

@@ -1,0 +1,177 @@
+"""The web app: ``POST /v1/events`` (signed partner webhooks), the tally API, health, OpenAPI.
+
+``create_app(settings)`` wires the real Kafka adapters; tests may hand in fakes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from contracts.events import partner_event
+from contracts.tallies import ActionTallies, CoalitionTallies, TallyBook
+from streams.coalition import Coalition, load
+from streams.settings import Settings
+from streams.topology import events_topic
+
+from ..signing import SignatureError, verify
+from .ingress import BadBody, IngestResult, envelopes, parse_events
+from .publisher import BrokerUnavailable, KafkaPublisher, Publisher
+from .tally_reader import TallyReader
+
+log = logging.getLogger(__name__)
+
+
+class CoalitionFile:
+    """The coalition file, re-read when it changes so `turnout partners add` takes effect at once."""
+
+    def __init__(self, s: Settings) -> None:
+        self.path = s.coalition
+        self._mtime: float | None = None
+        self._coalition = Coalition([])
+
+    def current(self) -> Coalition:
+        mtime = self.path.stat().st_mtime if self.path.exists() else None
+        if mtime != self._mtime:
+            self._coalition, self._mtime = load(self.path), mtime
+        return self._coalition
+
+
+def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None) -> FastAPI:
+    coalition = CoalitionFile(s)
+    coalition.current()  # fail at start on a broken coalition file
+    book = book if book is not None else TallyBook()
+    secret = s.person_key_bytes()
+    state: dict[str, object] = {"publisher": publisher, "reader": None}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        real_publisher = reader = None
+        if state["publisher"] is None:
+            real_publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
+            await real_publisher.start()
+            state["publisher"] = real_publisher
+            reader = TallyReader(s, book)
+            await reader.start()
+            state["reader"] = reader
+        try:
+            yield
+        finally:
+            if reader:
+                await reader.stop()
+            if real_publisher:
+                await real_publisher.stop()
+
+    app = FastAPI(
+        title="turnout",
+        version="1",
+        summary="Signed partner webhooks in; exact, live turnout tallies out.",
+        lifespan=lifespan,
+    )
+    bearer = HTTPBearer(auto_error=False, description="The organizer token (TURNOUT_ORGANIZER_TOKEN).")
+
+    def organizer(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        token = s.organizer_token.get_secret_value() if s.organizer_token else None
+        if token is None or cred is None or not hmac.compare_digest(cred.credentials.encode(), token.encode()):
+            raise HTTPException(401, "organizer token required (Authorization: Bearer …)", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=IngestResult,
+        summary="Post one partner event or an array of up to 500, signed by the partner.",
+        responses={
+            400: {"description": "Body is not JSON, or not an event or array of events"},
+            401: {"description": "Unknown or disabled partner, or bad, missing or stale signature; nothing written"},
+            413: {"description": "Body over the size limit"},
+            422: {"description": "No event was valid; each is reported by index with field paths", "model": IngestResult},
+            503: {"description": "The broker did not acknowledge; nothing is promised. Retry after Retry-After seconds"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"oneOf": [
+                    {"$ref": "#/components/schemas/PartnerEvent"},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/PartnerEvent"}, "maxItems": s.max_batch},
+                ]}}},
+            },
+            "parameters": [
+                {"name": "X-Turnout-Partner", "in": "header", "required": True, "schema": {"type": "string"}},
+                {"name": "X-Turnout-Timestamp", "in": "header", "required": True, "schema": {"type": "string"}, "description": "Unix seconds"},
+                {"name": "X-Turnout-Signature", "in": "header", "required": True, "schema": {"type": "string"}, "description": 'v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>'},
+            ],
+        },
+    )
+    async def post_events(request: Request) -> JSONResponse:
+        body = await read_limited(request, s.max_body_bytes)
+        partner_id = request.headers.get("x-turnout-partner", "")
+        partner = coalition.current().get(partner_id)
+        if partner is None:
+            raise HTTPException(401, "unknown or disabled partner (X-Turnout-Partner)")
+        try:
+            verify(partner.secret.get_secret_value(), request.headers.get("x-turnout-timestamp"), request.headers.get("x-turnout-signature"), body, time.time(), s.signature_tolerance)
+        except SignatureError as exc:
+            raise HTTPException(401, f"signature rejected: {exc.reason}") from None
+        try:
+            items, _single = parse_events(body, s.max_batch)
+        except BadBody as exc:
+            raise HTTPException(400, str(exc)) from None
+        records, result = envelopes(items, partner.id, datetime.now(timezone.utc), secret, s.default_region)
+        if records:
+            try:
+                await state["publisher"].publish(records)  # type: ignore[union-attr]
+            except BrokerUnavailable as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+        status = 202 if records or result.duplicates else 422
+        return JSONResponse(result.model_dump(), status_code=status)
+
+    @app.get("/v1/tallies", response_model=CoalitionTallies, dependencies=[Depends(organizer)], summary="Coalition totals and per-partner totals")
+    async def coalition_tallies() -> CoalitionTallies:
+        return book.coalition()
+
+    @app.get("/v1/actions/{action_id}/tallies", response_model=ActionTallies, dependencies=[Depends(organizer)], summary="Per-partner pledged, RSVP yes, attended and production ratio for one action")
+    async def action_tallies(action_id: str) -> ActionTallies:
+        if not book.knows_action(action_id):
+            raise HTTPException(404, f"no action {action_id!r} (no action, pledge, RSVP or check-in seen yet)")
+        return book.action(action_id)
+
+    @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are")
+    async def healthz() -> dict[str, object]:
+        reader = state["reader"]
+        lag = reader.lag() if isinstance(reader, TallyReader) else 0
+        return {"status": "ok", "tally_records": book.records, "tally_lag": lag}
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            defs = partner_event.json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(defs.pop("$defs", {}))
+            components["PartnerEvent"] = defs
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it exceeds ``limit`` (never read whole first)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,88 @@
+"""Turning a verified request body into envelopes, and reporting what was wrong, by index and field."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from contracts.events import Envelope, partner_event
+from streams.keys import event_person_key, routing_key
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class Rejection(BaseModel):
+    index: int
+    event_id: str | None = None
+    errors: list[FieldError]
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection]
+
+
+class BadBody(Exception):
+    """The body is not a JSON event or array of events (400)."""
+
+
+def parse_events(body: bytes, max_batch: int) -> tuple[list[Any], bool]:
+    """The raw items of the body and whether it was a single object."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadBody(f"body is not valid JSON: {exc}") from None
+    if isinstance(data, dict):
+        return [data], True
+    if not isinstance(data, list):
+        raise BadBody("body must be a JSON object (one event) or an array of events")
+    if not data:
+        raise BadBody("the array of events is empty")
+    if len(data) > max_batch:
+        raise BadBody(f"at most {max_batch} events per request, got {len(data)}")
+    return data, False
+
+
+def field_errors(exc: ValidationError, event_type: object) -> list[FieldError]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = list(err["loc"])
+        if loc and loc[0] == event_type:  # the discriminated union's tag, not a field
+            loc = loc[1:]
+        field = ".".join(str(x) for x in loc) or ("type" if "tag" in err["type"] else "(event)")
+        out.append(FieldError(field=field, message=err["msg"], type=err["type"]))
+    return out
+
+
+def envelopes(
+    items: list[Any], partner: str, received_at: datetime, person_secret: bytes, region: str
+) -> tuple[list[tuple[bytes, bytes]], IngestResult]:
+    """Validate each item; return Kafka records of the valid ones and the result to report."""
+    records: list[tuple[bytes, bytes]] = []
+    rejected: list[Rejection] = []
+    seen: set[str] = set()
+    duplicates = 0
+    for index, item in enumerate(items):
+        event_type = item.get("type") if isinstance(item, dict) else None
+        try:
+            event = partner_event.validate_python(item, context={"default_region": region})
+        except ValidationError as exc:
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            rejected.append(Rejection(index=index, event_id=event_id if isinstance(event_id, str) else None, errors=field_errors(exc, event_type)))
+            continue
+        if event.event_id in seen:
+            duplicates += 1
+            continue
+        seen.add(event.event_id)
+        person = event_person_key(person_secret, event)
+        env = Envelope(partner=partner, received_at=received_at, person_key=person, event=event)
+        records.append((routing_key(partner, event, person).encode(), env.model_dump_json().encode()))
+    return records, IngestResult(accepted=len(records), duplicates=duplicates, rejected=rejected)

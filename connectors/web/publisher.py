@@ -1,0 +1,81 @@
+"""Writing accepted events to Kafka, and knowing when that cannot be promised.
+
+``Publisher`` is the port the ingress needs. ``KafkaPublisher`` answers only once the broker
+acknowledged every record (acks=all); ``ListPublisher`` is the in-memory fake for unit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol, Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+log = logging.getLogger(__name__)
+
+Record = tuple[bytes, bytes]  # (key, value)
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not acknowledge in time: nothing may be promised. Retry after ``retry_after`` s."""
+
+    def __init__(self, retry_after: int, reason: str) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class Publisher(Protocol):
+    async def publish(self, records: Sequence[Record]) -> None:
+        """Return only when every record is durably acknowledged; else raise ``BrokerUnavailable``."""
+
+
+class ListPublisher:
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.down = False
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        if self.down:
+            raise BrokerUnavailable(5, "broker down (fake)")
+        self.records.extend(records)
+
+
+class KafkaPublisher:
+    def __init__(self, bootstrap: str, topic: str, timeout: float, idempotent: bool) -> None:
+        self.topic = topic
+        self.timeout = timeout
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap.split(","),
+            acks="all",
+            enable_idempotence=idempotent,
+            linger_ms=2,
+            request_timeout_ms=int(max(timeout * 2, 10) * 1000),
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            await self._producer.stop()
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, round(self.timeout))
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        if not self._started:
+            raise BrokerUnavailable(self.retry_after, "not connected to the broker yet")
+        try:
+            await asyncio.wait_for(self._send_all(records), self.timeout)
+        except (asyncio.TimeoutError, KafkaError) as exc:
+            log.warning("broker did not acknowledge %d records: %r", len(records), exc)
+            raise BrokerUnavailable(self.retry_after, "the broker did not acknowledge in time") from None
+
+    async def _send_all(self, records: Sequence[Record]) -> None:
+        acks = [await self._producer.send(self.topic, value=value, key=key) for key, value in records]
+        await asyncio.gather(*acks)

@@ -1,0 +1,89 @@
+"""Derives tallies by reading the compacted fact topics from the beginning, then live.
+
+A group-less aiokafka consumer assigned every partition of every fact topic: each web app
+instance builds its own complete view (``contracts.tallies.TallyBook``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from contracts.tallies import FactKind, TallyBook
+from streams.settings import Settings
+from streams.topology import FACT_TABLES, changelog_topic
+
+log = logging.getLogger(__name__)
+
+
+class TallyReader:
+    def __init__(self, s: Settings, book: TallyBook) -> None:
+        self.book = book
+        self.kinds: dict[str, FactKind] = {changelog_topic(s, spec): kind for kind, spec in FACT_TABLES.items()}
+        self.skipped = 0
+        self._next: dict[TopicPartition, int] = {}
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap.split(","), enable_auto_commit=False, auto_offset_reset="earliest", group_id=None
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        tps = []
+        for topic in self.kinds:
+            partitions = await self._partitions(topic)
+            tps += [TopicPartition(topic, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        self._task = asyncio.create_task(self._run(), name="tally-reader")
+
+    async def _partitions(self, topic: str) -> set[int]:
+        # The topics are provisioned before the web app starts; metadata may lag a moment.
+        for _ in range(100):
+            if topic in await self._consumer.topics():  # refreshes metadata
+                partitions = self._consumer.partitions_for_topic(topic)
+                if partitions:
+                    return partitions
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"fact topic {topic} does not exist: run `turnout topics ensure`")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    def lag(self) -> int | None:
+        """Records known to exist but not yet read (from fetch high watermarks)."""
+        total = 0
+        for tp in self._consumer.assignment():
+            hw = self._consumer.highwater(tp)
+            if hw is None:
+                return None
+            total += max(0, hw - self._next.get(tp, 0))
+        return total
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, messages in batches.items():
+                kind = self.kinds[tp.topic]
+                for m in messages:
+                    self._apply(kind, m.key, m.value)
+                self._next[tp] = messages[-1].offset + 1
+
+    def _apply(self, kind: FactKind, key: bytes | None, value: bytes | None) -> None:
+        try:
+            k = json.loads(key) if key is not None else None
+            raw = json.loads(value) if value is not None else None
+            fact = None if raw is None else FACT_TABLES[kind].model.model_validate(raw)
+        except (ValueError, ValidationError):
+            self.skipped += 1
+            log.warning("skipped an unreadable %s fact", kind)
+            return
+        if isinstance(k, str):
+            self.book.apply(kind, k, fact)

@@ -1,0 +1,147 @@
+"""Partner events: what partners post to ``POST /v1/events``, and the envelope the ingress writes.
+
+Every event carries a partner-supplied ``event_id`` (unique per partner: the idempotency key)
+and ``occurred_at``. The ``type`` field selects the model. The partner is never part of the
+body: the ingress stamps the authenticated partner on the envelope.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, TypeAdapter, model_validator
+
+from .people import Consent, Frozen, Language, Person, PersonRef, PostalCode
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+ActionKind = Literal["rally", "march", "town_hall", "call_in", "hearing", "canvass", "vigil", "meeting", "other"]
+RsvpStatus = Literal["yes", "no", "maybe"]
+
+
+def _time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {name!r}") from None
+    return name
+
+
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
+
+
+class BaseEvent(Frozen):
+    event_id: EventId = Field(description="Partner-supplied idempotency key, unique per partner.")
+    occurred_at: AwareDatetime = Field(description="When it happened, with a UTC offset.")
+
+
+class SignupEvent(BaseEvent):
+    type: Literal["signup"] = "signup"
+    person: Person
+    consent: Consent = Consent()
+
+    @model_validator(mode="after")
+    def _consent_needs_channel(self) -> SignupEvent:
+        if self.consent.sms.granted and self.person.phone is None:
+            raise ValueError("consent.sms is granted but person.phone is missing")
+        if self.consent.email.granted and self.person.email is None:
+            raise ValueError("consent.email is granted but person.email is missing")
+        return self
+
+
+class Location(Frozen):
+    """Where an action happens (OSDI location names)."""
+
+    venue: Text | None = None
+    address_lines: list[Text] = []
+    locality: Text | None = None
+    region: Text | None = None
+    postal_code: PostalCode | None = None
+
+
+class TargetArea(Frozen):
+    """Who an action is for: people in any of these postal codes or regions."""
+
+    postal_codes: list[PostalCode] = []
+    regions: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = []
+
+
+class EmailTemplate(Frozen):
+    subject: Text
+    body: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
+
+
+class AskTemplates(Frozen):
+    """Ask texts per language (``en``, ``es``…)."""
+
+    sms: dict[Language, Text] = {}
+    email: dict[Language, EmailTemplate] = {}
+
+
+class InlinePledge(Frozen):
+    partner: Slug
+    count: Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+class ActionEvent(BaseEvent):
+    type: Literal["action"] = "action"
+    action_id: Slug
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    kind: ActionKind
+    starts_at: AwareDatetime
+    time_zone: TimeZone = Field(description="IANA time zone of the action, e.g. America/Los_Angeles.")
+    location: Location = Location()
+    target: TargetArea = TargetArea()
+    pledges: list[InlinePledge] = Field(default=[], description="Commitments agreed with partners; a partner's own later pledge replaces its entry.")
+    templates: AskTemplates = AskTemplates()
+    rapid_response: bool = False
+
+    @model_validator(mode="after")
+    def _one_pledge_per_partner(self) -> ActionEvent:
+        partners = [p.partner for p in self.pledges]
+        if len(set(partners)) != len(partners):
+            raise ValueError("pledges: each partner may appear once")
+        return self
+
+
+class PledgeEvent(BaseEvent):
+    type: Literal["pledge"] = "pledge"
+    action_id: Slug
+    count: Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+class RsvpEvent(BaseEvent):
+    type: Literal["rsvp"] = "rsvp"
+    action_id: Slug
+    status: RsvpStatus
+    person: PersonRef
+
+
+class CheckinEvent(BaseEvent):
+    type: Literal["checkin"] = "checkin"
+    action_id: Slug
+    person: PersonRef
+
+
+PartnerEvent = Annotated[
+    Union[SignupEvent, ActionEvent, PledgeEvent, RsvpEvent, CheckinEvent], Field(discriminator="type")
+]
+partner_event = TypeAdapter(PartnerEvent)
+
+
+class Envelope(Frozen):
+    """An accepted event as the ingress writes it to the events topic."""
+
+    partner: Slug
+    received_at: datetime
+    person_key: str | None = Field(default=None, description="Keyed hash of the person's phone, else email.")
+    event: PartnerEvent
+
+    @model_validator(mode="after")
+    def _person_events_are_keyed(self) -> Envelope:
+        if hasattr(self.event, "person") and not self.person_key:
+            raise ValueError("person_key is required for events about a person")
+        return self

@@ -1,0 +1,78 @@
+"""Facts: the idempotent keyed state the agents write and everyone else reads.
+
+Each fact lives under a semantic key (see ``streams.topology``); writing the same fact twice
+changes nothing, so Faust's at-least-once reprocessing cannot move a tally. Facts that feed
+tallies carry no phone, email or name: only the person key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from .events import ActionEvent, RsvpStatus
+from .people import ConsentRecord, Frozen
+
+Channel = Literal["sms", "email"]
+
+
+class PersonRecord(Frozen):
+    """One supporter, merged across every partner that signed them up (the people table)."""
+
+    person_key: str
+    given_name: str | None = None
+    family_name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    postal_code: str | None = None
+    language: str | None = None
+    consent: dict[Channel, ConsentRecord] = {}
+    partners: tuple[str, ...] = ()
+    recruited_by: str
+    recruited_at: datetime
+    updated_at: datetime
+
+
+class Membership(Frozen):
+    """Partner ``partner`` signed up person ``person_key``: one per (partner, person)."""
+
+    partner: str
+    person_key: str
+    joined_at: datetime
+
+
+class Attendance(Frozen):
+    """A person's standing for one action, and which partner gets credit for each part.
+
+    ``rsvp_by`` is the partner that posted the RSVP in force; ``attended_by`` the partner
+    that posted the first check-in. They may differ (see ``agents.facts``).
+    """
+
+    action_id: str
+    person_key: str
+    rsvp: RsvpStatus | None = None
+    rsvp_at: datetime | None = None
+    rsvp_by: str | None = None
+    attended_at: datetime | None = None
+    attended_by: str | None = None
+
+    @property
+    def attended(self) -> bool:
+        return self.attended_at is not None
+
+
+class Pledge(Frozen):
+    """Partner ``partner`` commits to turn out ``count`` people for ``action_id``."""
+
+    action_id: str
+    partner: str
+    count: int
+    occurred_at: datetime
+    event_id: str
+
+
+class ActionRecord(Frozen):
+    """The latest version of an action and the partner that posted it."""
+
+    partner: str
+    action: ActionEvent

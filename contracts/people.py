@@ -1,0 +1,123 @@
+"""A person as a partner describes them, normalized on the way in.
+
+Phones become E.164 (``phonenumbers``; numbers without a country code are read in the
+default region, ``US`` unless the validation context says ``{"default_region": "GB"}``).
+Emails are validated for syntax and normalized by ``email-validator`` (no DNS look-up).
+Field names follow OSDI where OSDI has one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
+
+DEFAULT_REGION = "US"
+
+
+class Frozen(BaseModel):
+    """Base for every contract: immutable, unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
+    """Return ``value`` in E.164, or raise ``ValueError`` saying why it is not a phone number."""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number: {exc.args[0] if exc.args else exc}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"not a valid phone number for region {region}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(value: str) -> str:
+    """Return the normalized address (lower-cased: partners' tools disagree on case)."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _phone(value: str, info: ValidationInfo) -> str:
+    region = (info.context or {}).get("default_region", DEFAULT_REGION)
+    return normalize_phone(value, region)
+
+
+Phone = Annotated[str, StringConstraints(min_length=3, max_length=40), AfterValidator(_phone)]
+Email = Annotated[str, StringConstraints(min_length=3, max_length=320), AfterValidator(normalize_email)]
+PostalCode = Annotated[
+    str, StringConstraints(min_length=2, max_length=12, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$", to_upper=True)
+]
+Language = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$", to_lower=True)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class PersonRef(Frozen):
+    """Who an RSVP or check-in is about: a phone or an email is required."""
+
+    phone: Phone | None = None
+    email: Email | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> PersonRef:
+        if self.phone is None and self.email is None:
+            raise ValueError("a person needs a phone or an email")
+        return self
+
+
+class Person(PersonRef):
+    """A supporter as a partner signs them up."""
+
+    given_name: Name | None = None
+    family_name: Name | None = None
+    postal_code: PostalCode | None = None
+    language: Language | None = None
+
+
+def _granted(value: Any) -> Any:
+    # The short wire form {"sms": true} means consent given, with no further detail.
+    return {"granted": value} if isinstance(value, bool) else value
+
+
+class ChannelConsent(Frozen):
+    """Consent for one channel, with when and how it was given (for the compliance record)."""
+
+    granted: bool
+    given_at: AwareDatetime | None = None
+    method: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+        default=None, description="How consent was collected, e.g. 'paper sign-in sheet', 'web form'."
+    )
+
+
+Consent_ = Annotated[ChannelConsent, BeforeValidator(_granted)]
+
+
+class Consent(Frozen):
+    """Per-channel consent. Absent means not given."""
+
+    sms: Consent_ = ChannelConsent(granted=False)
+    email: Consent_ = ChannelConsent(granted=False)
+
+
+class ConsentRecord(Frozen):
+    """Consent as the people table keeps it: who recorded it and when."""
+
+    granted: bool
+    partner: str
+    at: datetime
+    method: str | None = None

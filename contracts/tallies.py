@@ -1,0 +1,139 @@
+"""Tallies: the read model, and the arithmetic that derives it from facts.
+
+Tallies are never incremented by an agent. ``TallyBook`` keeps the latest fact per key and,
+on each record, adjusts its counts by (what the new fact contributes − what the old one
+did). Replaying, duplicating or reordering records of the same facts therefore always ends
+at the same numbers. It is pure data structure, shared by the web app and the benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Literal, Union
+
+from pydantic import BaseModel
+
+from .facts import ActionRecord, Attendance, Membership, Pledge
+
+Fact = Union[Membership, Attendance, Pledge, ActionRecord]
+FactKind = Literal["membership", "attendance", "pledge", "action"]
+METRICS = ("signups", "pledged", "rsvp_yes", "attended")
+
+
+class Figures(BaseModel):
+    pledged: int = 0
+    rsvp_yes: int = 0
+    attended: int = 0
+    production_ratio: float | None = None
+
+
+class PartnerFigures(Figures):
+    partner: str
+
+
+class PartnerTotals(PartnerFigures):
+    signups: int = 0
+
+
+class ActionTallies(BaseModel):
+    action_id: str
+    title: str | None = None
+    partners: list[PartnerFigures]
+    totals: Figures
+
+
+class CoalitionTotals(Figures):
+    signups: int = 0
+    actions: int = 0
+
+
+class CoalitionTallies(BaseModel):
+    partners: list[PartnerTotals]
+    totals: CoalitionTotals
+
+
+def ratio(attended: int, pledged: int) -> float | None:
+    """Production ratio: attended / pledged, ``None`` when nothing was pledged."""
+    return round(attended / pledged, 4) if pledged else None
+
+
+def contributions(fact: Fact | None) -> Counter[tuple[str | None, str, str]]:
+    """What one fact adds to the counts, as {(action or None, partner, metric): n}."""
+    if isinstance(fact, Membership):
+        return Counter({(None, fact.partner, "signups"): 1})
+    if isinstance(fact, Pledge):
+        return Counter({(fact.action_id, fact.partner, "pledged"): fact.count})
+    if isinstance(fact, Attendance):
+        out: Counter[tuple[str | None, str, str]] = Counter()
+        if fact.rsvp == "yes" and fact.rsvp_by:
+            out[(fact.action_id, fact.rsvp_by, "rsvp_yes")] = 1
+        if fact.attended_by:
+            out[(fact.action_id, fact.attended_by, "attended")] = 1
+        return out
+    return Counter()
+
+
+class TallyBook:
+    """Latest fact per key, and counts per (action, partner), per partner and overall."""
+
+    def __init__(self) -> None:
+        self._latest: dict[tuple[FactKind, str], Fact] = {}
+        self._by_action: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+        self._by_partner: dict[str, Counter[str]] = defaultdict(Counter)
+        self._titles: dict[str, str] = {}
+        self.records = 0
+
+    def apply(self, kind: FactKind, key: str, fact: Fact | None) -> None:
+        """Take one record of a fact topic; ``None`` is a tombstone (the fact is gone)."""
+        self.records += 1
+        old = self._latest.pop((kind, key), None)
+        if fact is not None:
+            self._latest[(kind, key)] = fact
+        if isinstance(fact, ActionRecord):
+            self._titles[fact.action.action_id] = fact.action.title
+        delta = contributions(fact)
+        delta.subtract(contributions(old))
+        for (action, partner, metric), n in delta.items():
+            if n:
+                self._by_partner[partner][metric] += n
+                if action is not None:
+                    self._by_action[action][partner][metric] += n
+
+    def knows_action(self, action_id: str) -> bool:
+        return action_id in self._titles or action_id in self._by_action
+
+    def action(self, action_id: str) -> ActionTallies:
+        rows = [_figures(PartnerFigures, partner, counts) for partner, counts in sorted(self._by_action.get(action_id, {}).items())]
+        rows = [r for r in rows if r.pledged or r.rsvp_yes or r.attended]
+        total = Counter()
+        for row in rows:
+            total.update({m: getattr(row, m) for m in ("pledged", "rsvp_yes", "attended")})
+        return ActionTallies(
+            action_id=action_id,
+            title=self._titles.get(action_id),
+            partners=rows,
+            totals=Figures(**total, production_ratio=ratio(total["attended"], total["pledged"])),
+        )
+
+    def coalition(self) -> CoalitionTallies:
+        rows = [_figures(PartnerTotals, p, c) for p, c in sorted(self._by_partner.items()) if any(c.values())]
+        total = Counter()
+        for row in rows:
+            total.update({m: getattr(row, m) for m in METRICS})
+        actions = len(set(self._titles) | set(self._by_action))
+        return CoalitionTallies(
+            partners=rows,
+            totals=CoalitionTotals(**total, actions=actions, production_ratio=ratio(total["attended"], total["pledged"])),
+        )
+
+
+def _figures(cls: type[PartnerFigures], partner: str, counts: Counter[str]) -> PartnerFigures:
+    extra = {"signups": counts["signups"]} if cls is PartnerTotals else {}
+    return cls(
+        partner=partner,
+        **extra,
+        pledged=counts["pledged"],
+        rsvp_yes=counts["rsvp_yes"],
+        attended=counts["attended"],
+        production_ratio=ratio(counts["attended"], counts["pledged"]),
+    )

@@ -1,0 +1,1 @@
+"""The Faust app, settings, topic and table declarations, the embedded broker and the CLI."""

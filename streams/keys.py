@@ -1,0 +1,48 @@
+"""Kafka keys. Raw phone numbers and emails never become keys: people are keyed by a keyed hash.
+
+The person key is HMAC-SHA256 (coalition secret) of the normalized phone, else of the
+normalized email. Events are routed so that everything that updates one fact lands on
+one partition: all of a person's events by person key, pledges by (action, partner),
+actions by action id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from contracts.events import ActionEvent, PartnerEvent, PledgeEvent
+
+
+def person_key(secret: bytes, phone: str | None, email: str | None) -> str:
+    """The stable key of a person: ``p`` + 32 hex characters."""
+    if phone:
+        ident = f"tel:{phone}"
+    elif email:
+        ident = f"mailto:{email}"
+    else:
+        raise ValueError("a person needs a phone or an email")
+    return "p" + hmac.new(secret, ident.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def event_person_key(secret: bytes, event: PartnerEvent) -> str | None:
+    person = getattr(event, "person", None)
+    return person_key(secret, person.phone, person.email) if person is not None else None
+
+
+def routing_key(partner: str, event: PartnerEvent, person: str | None) -> str:
+    if isinstance(event, ActionEvent):
+        return f"action:{event.action_id}"
+    if isinstance(event, PledgeEvent):
+        return pledge_key(event.action_id, partner)
+    assert person is not None
+    return person
+
+
+def pledge_key(action_id: str, partner: str) -> str:
+    return f"pledge:{action_id}:{partner}"
+
+
+def fact_key(*parts: str) -> str:
+    """Key of a fact table entry, e.g. ``fact_key(action, person)`` → ``rally-1|p…``."""
+    return "|".join(parts)

@@ -1,0 +1,113 @@
+"""`turnout up`: broker (embedded unless configured), topics, worker(s), web, and optionally the demo.
+
+Every process started here is stopped on Ctrl-C or SIGTERM, and dies with this one if it is
+killed (PR_SET_PDEATHSIG), so no orphans are left.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from pydantic import SecretStr
+from rich.console import Console
+
+from .admin import ensure_topics
+from .broker import EmbeddedBroker, wait_for_port
+from .processes import child_dies_with_parent, stop_process
+from .settings import Settings
+
+console = Console()
+
+
+def child_env(s: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TURNOUT_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=s.bootstrap,
+        TURNOUT_BROKER_FLAVOR=s.broker_flavor,
+        TURNOUT_COALITION=str(s.coalition.resolve()),
+        TURNOUT_APP_ID=s.app_id,
+        TURNOUT_TOPIC_PREFIX=s.topic_prefix,
+        TURNOUT_PARTITIONS=str(s.partitions),
+        TURNOUT_DEFAULT_REGION=s.default_region,
+        TURNOUT_ORGANIZER_TOKEN=s.organizer_token.get_secret_value() if s.organizer_token else "",
+        TURNOUT_PERSON_KEY_SECRET=s.person_key_secret.get_secret_value() if s.person_key_secret else "",
+    )
+    return env
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log, "ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+        preexec_fn=child_dies_with_parent,
+        start_new_session=True,  # Ctrl-C reaches only `turnout up`, which stops children in order
+    )
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_stack(s: Settings, port: int, workers: int, demo: bool) -> None:
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    broker: EmbeddedBroker | None = None
+    procs: list[subprocess.Popen] = []
+    logs = Path(".turnout/logs")
+    try:
+        updates: dict[str, object] = {}
+        if not s.kafka_bootstrap_servers:
+            broker = EmbeddedBroker().start()
+            updates.update(kafka_bootstrap_servers=broker.bootstrap, broker_flavor="tansu")
+            console.print(f"embedded broker (Tansu, memory-only: nothing survives a restart) on {broker.bootstrap}")
+        if s.organizer_token is None:
+            updates["organizer_token"] = SecretStr(secrets.token_urlsafe(18))
+        if s.person_key_secret is None:
+            if not broker:
+                raise SystemExit("TURNOUT_PERSON_KEY_SECRET must be set with an external Kafka: person keys must stay stable")
+            updates["person_key_secret"] = SecretStr(secrets.token_urlsafe(32))
+        s = s.model_copy(update=updates)
+        ensure_topics(s)
+        if demo:
+            from connectors.demo import ensure_demo_partners
+
+            ensure_demo_partners(s.coalition)
+        env = child_env(s)
+        procs += [spawn(["worker"], env, logs / f"worker-{i}.log") for i in range(workers)]
+        web = spawn(["web", "--host", "127.0.0.1", "--port", str(port)], env, logs / "web.log")
+        procs.append(web)
+        wait_for_port(port, 60, web)
+        base = f"http://127.0.0.1:{port}"
+        console.print(f"web app   {base}  (API docs {base}/docs)   logs in {logs}/")
+        console.print(f"organizer token   {s.organizer_token.get_secret_value()}")
+        if demo:
+            from connectors.demo import run_demo
+
+            run_demo(s, base, procs)
+        else:
+            console.print("running; Ctrl-C to stop")
+            while all(p.poll() is None for p in procs):
+                _wait_any(procs, 1.0)
+            console.print("[red]a process exited; see the logs[/]")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        console.print("stopping…")
+        for p in reversed(procs):
+            stop_process(p)
+        if broker:
+            broker.stop()
+
+
+def _wait_any(procs: list[subprocess.Popen], timeout: float) -> None:
+    try:
+        procs[0].wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass

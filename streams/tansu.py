@@ -1,0 +1,115 @@
+"""Faust transport that works around Tansu's wrong "latest" end offsets.
+
+Tansu (the embedded dev/test broker) answers ListOffsets(latest), i.e.
+``AIOKafkaConsumer.end_offsets()``, with "first offset of the LAST BATCH + 1"
+instead of "last offset + 1"; the high watermark inside Fetch responses is
+right.  Faust table recovery stops at the ListOffsets value, so a recovering
+worker silently drops the tail of the last changelog batch.
+
+Fix: :func:`true_end_offsets` re-reads each partition from ``reported - 1``
+with a throw-away, group-less consumer and takes the fetch high watermark.
+:func:`register` maps ``tansu://host:port`` to a Faust transport using it::
+
+    from streams import tansu
+    tansu.register()
+    app = faust.App("id", broker="tansu://127.0.0.1:9092")
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import List, Mapping, Union, cast
+
+import aiokafka
+from aiokafka import TopicPartition
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+__all__ = ["true_end_offsets", "Transport", "Consumer", "ConsumerThread", "register"]
+
+SCHEME = "tansu"
+
+
+async def true_end_offsets(
+    bootstrap_servers: Union[str, List[str]],
+    reported: Mapping[TopicPartition, int],
+    *,
+    timeout: float = 10.0,
+) -> dict[TopicPartition, int]:
+    """Return corrected end offsets (``last offset + 1``) for ``reported``.
+
+    ``bootstrap_servers`` is anything aiokafka accepts ("host:port" or a list).
+    Partitions reported empty (<= 0) are returned unchanged.  A partition whose
+    fetch does not answer within ``timeout`` seconds keeps its reported value;
+    results are never lower than reported.
+    """
+    result = {TopicPartition(tp.topic, tp.partition): off for tp, off in reported.items()}
+    pending = {tp for tp, off in result.items() if off is not None and off > 0}
+    if not pending:
+        return result
+    consumer = aiokafka.AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        # Falling back to ListOffsets would be wrong again; max() keeps reported.
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=100,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(pending))
+        for tp in pending:
+            # reported - 1 is the first offset of the last batch: one fetch
+            # returns that whole batch plus the real high watermark.
+            consumer.seek(tp, result[tp] - 1)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while pending and (remaining := deadline - loop.time()) > 0:
+            batches = await consumer.getmany(
+                *pending, timeout_ms=int(min(remaining, 1.0) * 1000)
+            )
+            for tp in list(pending):
+                records = batches.get(tp)
+                if records:
+                    result[tp] = max(result[tp], records[-1].offset + 1)
+                highwater = consumer.highwater(tp)
+                if highwater is not None:
+                    result[tp] = max(result[tp], highwater)
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return result
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Consumer thread whose end offsets (used by table recovery) are true."""
+
+    async def _highwaters(self, partitions: List[TP]) -> Mapping[TP, int]:
+        reported = await super()._highwaters(partitions)
+        if self.consumer.in_transaction:  # last_stable_offset comes from Fetch
+            return reported
+        transport = cast(faust_aiokafka.Transport, self.transport)
+        servers = faust_aiokafka.server_list(transport.url, transport.default_port)
+        fixed = await true_end_offsets(
+            servers, reported, timeout=self.app.conf.broker_request_timeout
+        )
+        return {TP(tp.topic, tp.partition): off for tp, off in fixed.items()}
+
+
+class Consumer(faust_aiokafka.Consumer):
+    """aiokafka consumer running :class:`ConsumerThread`."""
+
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(faust_aiokafka.Transport):
+    """aiokafka transport for Tansu; select it with ``tansu://host:port``."""
+
+    Consumer = Consumer
+
+
+def register() -> None:
+    """Make ``tansu://`` broker URLs use :class:`Transport`; idempotent."""
+    TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"

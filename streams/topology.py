@@ -1,0 +1,66 @@
+"""Every topic and table turnout uses, declared once: name, key, value contract, partitions, cleanup.
+
+Fact tables are Faust tables; their compacted changelog topics *are* the fact topics that the
+web app reads to derive tallies (latest value per key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contracts.facts import ActionRecord, Attendance, Membership, Pledge, PersonRecord
+from contracts.tallies import FactKind
+
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    key: str
+    model: type
+
+
+PEOPLE = TableSpec("people_by_key", "person key", PersonRecord)
+MEMBERSHIPS = TableSpec("memberships_by_partner_person", "partner|person key", Membership)
+ATTENDANCE = TableSpec("attendance_by_action_person", "action|person key", Attendance)
+PLEDGES = TableSpec("pledges_by_action_partner", "action|partner", Pledge)
+ACTIONS = TableSpec("actions_by_id", "action id", ActionRecord)
+TABLES = (PEOPLE, MEMBERSHIPS, ATTENDANCE, PLEDGES, ACTIONS)
+
+#: The fact tables tallies are derived from (people is not one: it holds contact details).
+FACT_TABLES: dict[FactKind, TableSpec] = {
+    "membership": MEMBERSHIPS,
+    "attendance": ATTENDANCE,
+    "pledge": PLEDGES,
+    "action": ACTIONS,
+}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool
+
+
+def events_topic(s: Settings) -> str:
+    """Accepted partner events (key: routing key, value: ``contracts.events.Envelope`` JSON)."""
+    return f"{s.topic_prefix}events"
+
+
+def dead_letter_topic(s: Settings) -> str:
+    """Records an agent could not use (value: JSON with the reason and the raw record)."""
+    return f"{s.topic_prefix}dead-letters"
+
+
+def changelog_topic(s: Settings, table: TableSpec) -> str:
+    return f"{s.app_id}-{table.name}-changelog"
+
+
+def topic_specs(s: Settings) -> list[TopicSpec]:
+    return [
+        TopicSpec(events_topic(s), s.partitions, compacted=False),
+        TopicSpec(dead_letter_topic(s), 1, compacted=False),
+        *(TopicSpec(changelog_topic(s, t), s.partitions, compacted=True) for t in TABLES),
+    ]
