@@ -48,7 +48,7 @@ def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
 def normalize_email(value: str) -> str:
     """Return the normalized address (lower-cased: partners' tools disagree on case)."""
     try:
-        return validate_email(value, check_deliverability=False).normalized.lower()
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
 

@@ -1,0 +1,103 @@
+import pytest
+from pydantic import ValidationError
+
+from contracts.events import Envelope, SignupEvent, partner_event
+from contracts.people import normalize_email, normalize_phone
+from tests.factories import action, checkin, pledge, rsvp, signup
+
+WIRE_EXAMPLE = [
+    {"type": "signup", "event_id": "u-001", "occurred_at": "2026-11-22T15:00:00Z",
+     "person": {"given_name": "Ana", "family_name": "Diaz", "phone": "+15105550123", "email": "ana@example.org", "postal_code": "94607", "language": "es"},
+     "consent": {"sms": True, "email": True}},
+    {"type": "pledge", "event_id": "u-002", "occurred_at": "2026-11-22T15:00:00Z", "action_id": "rally-1201", "count": 40},
+    {"type": "rsvp", "event_id": "u-003", "occurred_at": "2026-11-22T15:01:00Z", "action_id": "rally-1201", "status": "yes", "person": {"phone": "+15105550123"}},
+    {"type": "checkin", "event_id": "u-004", "occurred_at": "2026-12-01T18:05:00Z", "action_id": "rally-1201", "person": {"phone": "+15105550123"}},
+]
+
+
+def errors_of(item, **context):
+    with pytest.raises(ValidationError) as exc:
+        partner_event.validate_python(item, context=context or None)
+    return {".".join(str(x) for x in e["loc"][1:]): e["msg"] for e in exc.value.errors()}
+
+
+def test_the_documented_wire_shape_validates():
+    events = [partner_event.validate_python(item) for item in WIRE_EXAMPLE]
+    assert [e.type for e in events] == ["signup", "pledge", "rsvp", "checkin"]
+    assert events[0].person.phone == "+15105550123"
+    assert events[0].consent.sms.granted and events[0].consent.email.granted
+
+
+@pytest.mark.parametrize("raw", ["(510) 555-0123", "510.555.0123", "+1 510 555 0123", "1-510-555-0123"])
+def test_phones_are_normalized_to_e164(raw):
+    event = partner_event.validate_python(signup("e1", phone=raw))
+    assert event.person.phone == "+15105550123"
+
+
+def test_default_region_comes_from_the_validation_context():
+    event = partner_event.validate_python(signup("e1", phone="020 7946 0018"), context={"default_region": "GB"})
+    assert event.person.phone == "+442079460018"
+    assert normalize_phone("020 7946 0018", "GB") == "+442079460018"
+
+
+@pytest.mark.parametrize("bad", ["555", "not a phone", "+1 510 555", "+999 123"])
+def test_bad_phones_are_rejected_naming_the_field(bad):
+    assert "person.phone" in errors_of(signup("e1", phone=bad))
+
+
+def test_emails_are_normalized_and_validated():
+    assert normalize_email("  Ana.Diaz@EXAMPLE.org ") == "ana.diaz@example.org"
+    assert partner_event.validate_python(signup("e1", email="Ana@Example.ORG")).person.email == "ana@example.org"
+    assert "person.email" in errors_of(signup("e1", email="ana@@example"))
+    assert "person.email" in errors_of(signup("e1", email="ana.example.org"))
+
+
+def test_a_person_needs_a_phone_or_an_email():
+    msgs = errors_of({**signup("e1", phone="+15105550123"), "person": {"given_name": "Ana"}, "consent": {}})
+    assert any("phone or an email" in m for m in msgs.values())
+    assert any("phone or an email" in m for m in errors_of(rsvp("r1", "rally-1", phone=None)).values())
+
+
+def test_consent_for_a_channel_needs_that_channel():
+    item = signup("e1", email="ana@example.org")
+    item["consent"] = {"sms": True, "email": True}
+    assert any("person.phone is missing" in m for m in errors_of(item).values())
+
+
+def test_consent_takes_the_long_form_with_when_and_how():
+    item = signup("e1", phone="+15105550123")
+    item["consent"] = {"sms": {"granted": True, "given_at": "2026-11-01T10:00:00-07:00", "method": "paper sign-in sheet"}}
+    event = partner_event.validate_python(item)
+    assert event.consent.sms.method == "paper sign-in sheet"
+    assert event.consent.email.granted is False
+
+
+def test_timestamps_need_an_offset():
+    assert "occurred_at" in errors_of({**pledge("p1", "rally-1", 3), "occurred_at": "2026-11-22T15:00:00"})
+
+
+def test_unknown_type_and_unknown_fields_are_named():
+    assert errors_of({"type": "petition", "event_id": "x", "occurred_at": "2026-11-22T15:00:00Z"})
+    assert "given-name" in errors_of({**signup("e1", phone="+15105550123"), "given-name": "Ana"})
+    assert "count" in errors_of(pledge("p1", "rally-1", -1))
+    assert "status" in errors_of(rsvp("r1", "rally-1", status="perhaps", phone="+15105550123"))
+
+
+def test_actions_validate_time_zone_and_unique_pledges():
+    assert partner_event.validate_python(action("rally-1", {"union-a": 5})).pledges[0].count == 5
+    assert "time_zone" in errors_of({**action("rally-1"), "time_zone": "Mars/Olympus"})
+    bad = action("rally-1")
+    bad["pledges"] = [{"partner": "a", "count": 1}, {"partner": "a", "count": 2}]
+    assert any("once" in m for m in errors_of(bad).values())
+
+
+def test_contracts_are_frozen():
+    event = partner_event.validate_python(checkin("c1", "rally-1", phone="+15105550123"))
+    with pytest.raises(ValidationError):
+        event.action_id = "other"
+
+
+def test_envelopes_of_person_events_must_carry_a_person_key():
+    event = SignupEvent.model_validate(signup("e1", phone="+15105550123"))
+    with pytest.raises(ValidationError):
+        Envelope(partner="union-a", received_at="2026-11-22T15:00:00Z", event=event)

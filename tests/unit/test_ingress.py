@@ -1,0 +1,140 @@
+"""The ingress over HTTP, with an in-memory publisher (no broker)."""
+
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from connectors.signing import headers
+from connectors.web.app import create_app
+from connectors.web.publisher import ListPublisher
+from contracts.events import Envelope
+from contracts.tallies import TallyBook
+from streams.coalition import add_partner
+from streams.settings import Settings
+from tests.factories import checkin, pledge, rsvp, signup
+
+TOKEN = "organizer-token"
+
+
+@pytest.fixture
+def env(tmp_path):
+    path = tmp_path / "coalition.toml"
+    secrets = {pid: add_partner(path, pid, pid.title(), "union").secret.get_secret_value() for pid in ("union-a", "faith-b")}
+    s = Settings(coalition=path, organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    publisher = ListPublisher()
+    client = TestClient(create_app(s, publisher=publisher, book=TallyBook()))
+    return client, publisher, secrets
+
+
+def post(client, secrets, partner, payload, *, secret=None, body=None, ts=None):
+    body = body if body is not None else json.dumps(payload).encode()
+    h = headers(partner, secret or secrets[partner], body, ts or time.time())
+    return client.post("/v1/events", content=body, headers=h)
+
+
+def envelopes(publisher):
+    return [Envelope.model_validate_json(v) for _, v in publisher.records]
+
+
+def test_a_signed_batch_is_accepted_and_stamped_with_the_authenticated_partner(env):
+    client, pub, secrets = env
+    r = post(client, secrets, "union-a", [signup("u1", phone="+15105550123"), pledge("u2", "rally-1", 40)])
+    assert r.status_code == 202
+    assert r.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert {e.partner for e in envelopes(pub)} == {"union-a"}
+
+
+def test_raw_contact_details_never_become_kafka_keys(env):
+    client, pub, secrets = env
+    post(client, secrets, "union-a", [signup("u1", phone="+15105550123", email="ana@example.org")])
+    key = pub.records[0][0].decode()
+    assert "5550123" not in key and "ana" not in key and key == envelopes(pub)[0].person_key
+
+
+def test_a_body_cannot_claim_another_partner(env):
+    client, pub, secrets = env
+    r = post(client, secrets, "union-a", [{**pledge("u2", "rally-1", 40), "partner": "faith-b"}])
+    assert r.status_code == 422 and r.json()["rejected"][0]["errors"][0]["field"] == "partner"
+    r = post(client, secrets, "faith-b", [pledge("u2", "rally-1", 40)], secret=secrets["union-a"])
+    assert r.status_code == 401
+    assert pub.records == []
+
+
+@pytest.mark.parametrize("case", ["wrong secret", "stale", "unknown partner", "missing headers"])
+def test_bad_authentication_gets_401_and_writes_nothing(env, case):
+    client, pub, secrets = env
+    payload = [checkin("c1", "rally-1", phone="+15105550123")]
+    if case == "wrong secret":
+        r = post(client, secrets, "union-a", payload, secret="forged")
+    elif case == "stale":
+        r = post(client, secrets, "union-a", payload, ts=time.time() - 301)
+    elif case == "unknown partner":
+        r = post(client, {"nobody": "x"}, "nobody", payload)
+    else:
+        r = client.post("/v1/events", json=payload)
+    assert r.status_code == 401
+    assert pub.records == []
+
+
+def test_invalid_events_are_reported_by_index_and_field_and_valid_neighbours_kept(env):
+    client, pub, secrets = env
+    batch = [signup("u1", phone="+15105550123"), signup("u2", phone="12"), rsvp("u3", "rally-1", status="perhaps", phone="+15105550123"), pledge("u4", "rally-1", 3)]
+    r = post(client, secrets, "union-a", batch)
+    assert r.status_code == 202
+    body = r.json()
+    assert body["accepted"] == 2
+    assert [(x["index"], x["event_id"], x["errors"][0]["field"]) for x in body["rejected"]] == [(1, "u2", "person.phone"), (2, "u3", "status")]
+    assert [e.event.event_id for e in envelopes(pub)] == ["u1", "u4"]
+
+
+def test_a_single_invalid_event_gets_422_naming_the_field(env):
+    client, pub, secrets = env
+    r = post(client, secrets, "union-a", {**pledge("u1", "rally-1", 3), "count": "many"})
+    assert r.status_code == 422
+    assert r.json()["rejected"][0]["errors"][0]["field"] == "count"
+    assert pub.records == []
+
+
+def test_repeated_event_ids_in_one_request_are_duplicates(env):
+    client, pub, secrets = env
+    r = post(client, secrets, "union-a", [pledge("u1", "rally-1", 3), pledge("u1", "rally-1", 3)])
+    assert r.json() == {"accepted": 1, "duplicates": 1, "rejected": []}
+    assert len(pub.records) == 1
+
+
+@pytest.mark.parametrize("body, status", [(b"{not json", 400), (b"42", 400), (b"[]", 400), (b"x" * (1024 * 1024 + 1), 413)])
+def test_bad_bodies(env, body, status):
+    client, pub, secrets = env
+    assert post(client, secrets, "union-a", None, body=body).status_code == status
+    assert pub.records == []
+
+
+def test_too_many_events_in_one_request(env):
+    client, _, secrets = env
+    r = post(client, secrets, "union-a", [pledge(f"u{i}", "rally-1", 1) for i in range(501)])
+    assert r.status_code == 400 and "at most 500" in r.json()["detail"]
+
+
+def test_no_acknowledgement_means_503_with_retry_after_never_2xx(env):
+    client, pub, secrets = env
+    pub.down = True
+    r = post(client, secrets, "union-a", [pledge("u1", "rally-1", 3)])
+    assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
+
+
+def test_tallies_need_the_organizer_token(env):
+    client, *_ = env
+    assert client.get("/v1/tallies").status_code == 401
+    assert client.get("/v1/tallies", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/v1/tallies", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert client.get("/v1/actions/nope/tallies", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
+
+
+def test_openapi_documents_the_partner_events(env):
+    client, *_ = env
+    spec = client.get("/openapi.json").json()
+    assert "SignupEvent" in spec["components"]["schemas"]
+    assert "/v1/events" in spec["paths"] and client.get("/docs").status_code == 200

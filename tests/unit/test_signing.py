@@ -1,0 +1,49 @@
+import pytest
+
+from connectors.signing import SignatureError, headers, signature, verify
+
+SECRET = "s3cret"
+BODY = b'{"type":"pledge"}'
+NOW = 1_790_000_000
+
+
+def test_a_valid_signature_verifies():
+    h = headers("union-a", SECRET, BODY, NOW)
+    verify(SECRET, h["X-Turnout-Timestamp"], h["X-Turnout-Signature"], BODY, NOW + 10, 300)
+
+
+def test_the_signature_is_hmac_sha256_of_timestamp_dot_body():
+    import hashlib
+    import hmac
+
+    expected = hmac.new(SECRET.encode(), b"1790000000." + BODY, hashlib.sha256).hexdigest()
+    assert signature(SECRET, NOW, BODY) == f"v1={expected}"
+
+
+@pytest.mark.parametrize(
+    "secret, ts, body, now, reason",
+    [
+        ("wrong", NOW, BODY, NOW, "does not match"),
+        (SECRET, NOW, BODY + b" ", NOW, "does not match"),
+        (SECRET, NOW, BODY, NOW + 301, "from now"),
+        (SECRET, NOW, BODY, NOW - 301, "from now"),
+    ],
+    ids=["wrong secret", "tampered body", "stale timestamp", "future timestamp"],
+)
+def test_bad_signatures_are_refused(secret, ts, body, now, reason):
+    sig = signature(secret, ts, BODY)
+    with pytest.raises(SignatureError, match=reason):
+        verify(SECRET, str(ts), sig, body, now, 300)
+
+
+def test_missing_or_malformed_headers_are_refused():
+    with pytest.raises(SignatureError, match="missing"):
+        verify(SECRET, None, "v1=00", BODY, NOW, 300)
+    with pytest.raises(SignatureError, match="unix seconds"):
+        verify(SECRET, "yesterday", "v1=00", BODY, NOW, 300)
+
+
+def test_a_timestamp_swapped_under_a_valid_signature_is_refused():
+    sig = signature(SECRET, NOW, BODY)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(SECRET, str(NOW + 1), sig, BODY, NOW, 300)

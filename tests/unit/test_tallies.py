@@ -1,0 +1,83 @@
+import random
+from datetime import datetime, timezone
+
+from contracts.facts import Attendance, Membership, Pledge
+from contracts.tallies import TallyBook
+
+T = datetime(2026, 11, 22, tzinfo=timezone.utc)
+
+
+def records():
+    """A stream of fact-topic records, including superseded versions of the same keys."""
+    out = [
+        ("pledge", "rally-1|union-a", Pledge(action_id="rally-1", partner="union-a", count=30, occurred_at=T, event_id="p1")),
+        ("pledge", "rally-1|union-a", Pledge(action_id="rally-1", partner="union-a", count=40, occurred_at=T, event_id="p2")),
+        ("pledge", "rally-1|faith-b", Pledge(action_id="rally-1", partner="faith-b", count=10, occurred_at=T, event_id="p3")),
+        ("membership", "union-a|pk1", Membership(partner="union-a", person_key="pk1", joined_at=T)),
+        ("membership", "faith-b|pk1", Membership(partner="faith-b", person_key="pk1", joined_at=T)),
+        ("attendance", "rally-1|pk1", Attendance(action_id="rally-1", person_key="pk1", rsvp="yes", rsvp_at=T, rsvp_by="union-a")),
+        ("attendance", "rally-1|pk1", Attendance(action_id="rally-1", person_key="pk1", rsvp="yes", rsvp_at=T, rsvp_by="union-a", attended_at=T, attended_by="union-a")),
+        ("attendance", "rally-1|pk2", Attendance(action_id="rally-1", person_key="pk2", rsvp="yes", rsvp_at=T, rsvp_by="faith-b")),
+        ("attendance", "rally-1|pk2", Attendance(action_id="rally-1", person_key="pk2", rsvp="no", rsvp_at=T, rsvp_by="faith-b")),
+    ]
+    return out
+
+
+def book_of(recs):
+    book = TallyBook()
+    for kind, key, fact in recs:
+        book.apply(kind, key, fact)
+    return book
+
+
+def test_counts_are_the_latest_fact_per_key():
+    t = book_of(records()).action("rally-1")
+    rows = {r.partner: r for r in t.partners}
+    assert (rows["union-a"].pledged, rows["union-a"].rsvp_yes, rows["union-a"].attended) == (40, 1, 1)
+    assert rows["union-a"].production_ratio == 0.025
+    assert (rows["faith-b"].pledged, rows["faith-b"].rsvp_yes, rows["faith-b"].attended) == (10, 0, 0)
+    assert rows["faith-b"].production_ratio == 0.0
+    assert (t.totals.pledged, t.totals.rsvp_yes, t.totals.attended) == (50, 1, 1)
+
+
+def test_duplicates_and_replays_do_not_move_a_number():
+    once = book_of(records())
+    recs = records()
+    replayed = book_of(recs + recs + recs[3:] + recs[-2:])  # the tail of each key ends the same
+    assert replayed.action("rally-1") == once.action("rally-1")
+    assert replayed.coalition() == once.coalition()
+
+
+def test_any_duplication_that_keeps_each_keys_last_value_gives_the_same_tallies():
+    rng = random.Random(7)
+    expected = book_of(records()).coalition()
+    for _ in range(50):
+        recs = records()
+        noisy = recs + [rng.choice(recs) for _ in range(10)] + _last_per_key(recs)
+        assert book_of(noisy).coalition() == expected
+
+
+def _last_per_key(recs):
+    last = {}
+    for kind, key, fact in recs:
+        last[(kind, key)] = (kind, key, fact)
+    return list(last.values())
+
+
+def test_coalition_signups_are_distinct_partner_memberships():
+    c = book_of(records() + records()).coalition()
+    assert c.totals.signups == 2
+    assert {p.partner: p.signups for p in c.partners} == {"union-a": 1, "faith-b": 1}
+    assert c.totals.actions == 1
+
+
+def test_a_tombstone_removes_a_facts_contribution():
+    book = book_of(records())
+    book.apply("attendance", "rally-1|pk1", None)
+    assert book.action("rally-1").totals.attended == 0
+
+
+def test_nothing_pledged_means_no_ratio():
+    book = TallyBook()
+    book.apply("attendance", "r|pk", Attendance(action_id="r", person_key="pk", attended_at=T, attended_by="x"))
+    assert book.action("r").partners[0].production_ratio is None
