@@ -1,0 +1,149 @@
+"""Integration fixtures: the embedded broker, and a stack (worker + web subprocesses) per test
+with unique topic and app names. Everything started here is stopped here, pass or fail."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from connectors.signing import headers
+from streams.admin import ensure_topics
+from streams.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.coalition import add_partner
+from streams.processes import stop_process
+from streams.settings import Settings
+from streams.stack import child_env, spawn
+
+TOKEN = "integration-organizer-token"
+
+
+def eventually(check, timeout: float = 30.0, interval: float = 0.1):
+    """Poll ``check`` until it returns without AssertionError (and truthy); re-raise after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result is not False and result is not None:
+                return result
+            raise AssertionError(f"{check} returned {result!r}")
+        except (AssertionError, LookupError, httpx.HTTPError):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(interval)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture(scope="session")
+def broker():
+    with EmbeddedBroker() as b:
+        yield b
+
+
+class Stack:
+    def __init__(self, bootstrap: str, tmp: Path, name: str, partners=("union-a", "faith-b"), **overrides) -> None:
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower())[-30:] + "-" + uuid.uuid4().hex[:6]
+        self.tmp = tmp
+        config = dict(
+            kafka_bootstrap_servers=bootstrap, broker_flavor="tansu", coalition=tmp / "coalition.toml",
+            organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("integration-secret"),
+            app_id=f"t-{slug}", topic_prefix=f"t-{slug}.", partitions=4,
+        )
+        self.settings = Settings(**{**config, **overrides})
+        ensure_topics(self.settings)
+        self.secrets = {p: add_partner(self.settings.coalition, p, p, "community").secret.get_secret_value() for p in partners}
+        self.procs: list[subprocess.Popen] = []
+        self.logs: list[Path] = []
+        self.web_port: int | None = None
+        self.http = httpx.Client(timeout=30)
+
+    def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
+        log = self.tmp / f"{name}-{len(self.logs)}.log"
+        proc = spawn(args, child_env(self.settings), log)
+        self.procs.append(proc)
+        self.logs.append(log)
+        return proc
+
+    def start_worker(self) -> subprocess.Popen:
+        return self._spawn(["worker"], "worker")
+
+    def start_web(self) -> subprocess.Popen:
+        self.web_port = free_port()
+        proc = self._spawn(["web", "--port", str(self.web_port)], "web")
+        wait_for_port(self.web_port, 60, proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+        if sig == signal.SIGKILL:
+            proc.kill()
+            proc.wait(10)
+        else:
+            assert stop_process(proc, timeout=30) is not None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def post(self, partner: str, events, secret: str | None = None) -> httpx.Response:
+        body = json.dumps(events).encode()
+        h = headers(partner, secret or self.secrets[partner], body, time.time())
+        return self.http.post(f"{self.url}/v1/events", content=body, headers=h)
+
+    def post_all(self, partner: str, events: list, batch: int = 500) -> None:
+        for i in range(0, len(events), batch):
+            r = self.post(partner, events[i : i + batch])
+            assert r.status_code == 202, r.text
+            assert r.json()["rejected"] == []
+
+    def get(self, path: str) -> httpx.Response:
+        return self.http.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
+
+    def action_rows(self, action_id: str) -> dict[str, dict]:
+        r = self.get(f"/v1/actions/{action_id}/tallies")
+        assert r.status_code == 200, r.text
+        return {row["partner"]: {k: row[k] for k in ("pledged", "rsvp_yes", "attended")} for row in r.json()["partners"]}
+
+    def close(self, failed: bool) -> None:
+        for proc in reversed(self.procs):
+            stop_process(proc, timeout=20)
+        self.http.close()
+        if failed:
+            for log in self.logs:
+                lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+                print(f"--- last lines of {log} ---", *lines[-40:], sep="\n")
+
+
+@pytest.fixture
+def own_broker():
+    """A broker of the test's own, for tests that freeze or stop it. Request it before make_stack."""
+    with EmbeddedBroker() as b:
+        yield b
+
+
+@pytest.fixture
+def make_stack(broker, tmp_path, request):
+    stacks: list[Stack] = []
+
+    def make(bootstrap: str | None = None, **overrides) -> Stack:
+        stack = Stack(bootstrap or broker.bootstrap, tmp_path, request.node.name, **overrides)
+        stacks.append(stack)
+        return stack
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed
+    for stack in stacks:
+        stack.close(failed)

@@ -1,0 +1,75 @@
+"""Partners post through the real HTTP ingress into real workers; the tally API shows exact numbers."""
+
+import pytest
+
+from tests.factories import T0, action, checkin, phone, pledge, rsvp, signup
+from tests.integration.conftest import eventually
+
+pytestmark = pytest.mark.integration
+
+LATER = "2026-12-01T18:05:00Z"
+
+
+def test_two_partners_turnout_is_tallied_exactly(make_stack):
+    stack = make_stack()
+    stack.start_worker()
+    stack.start_web()
+    union = [signup(f"u-s{i}", phone=phone(i), given_name=f"U{i}") for i in range(6)]
+    union += [pledge("u-p1", "rally-1", 30), pledge("u-p2", "rally-1", 40, at="2026-11-22T16:00:00Z")]
+    union += [rsvp(f"u-r{i}", "rally-1", "yes", phone=phone(i)) for i in range(5)]
+    union += [rsvp("u-r5", "rally-1", "no", phone=phone(5))]
+    union += [checkin(f"u-c{i}", "rally-1", phone=phone(i), at=LATER) for i in range(3)]
+    faith = [signup(f"f-s{i}", email=f"member{i}@example.org") for i in range(4)]
+    faith += [signup("f-s-shared", phone=phone(0))]  # the same person the union signed up
+    faith += [pledge("f-p1", "rally-1", 10)]
+    faith += [rsvp(f"f-r{i}", "rally-1", "yes", email=f"member{i}@example.org") for i in range(4)]
+    faith += [checkin(f"f-c{i}", "rally-1", email=f"MEMBER{i}@example.org", at=LATER) for i in range(2)]
+    faith += [checkin("f-c-again", "rally-1", email="member0@example.org", at="2026-12-01T18:30:00Z")]  # checks in twice
+    for partner, events in (("union-a", union), ("faith-b", faith)):
+        r = stack.post(partner, events)
+        assert r.status_code == 202 and r.json()["accepted"] == len(events), r.text
+
+    expected = {
+        "union-a": {"pledged": 40, "rsvp_yes": 5, "attended": 3},
+        "faith-b": {"pledged": 10, "rsvp_yes": 4, "attended": 2},
+    }
+    eventually(lambda: stack.action_rows("rally-1") == expected)
+    body = stack.get("/v1/actions/rally-1/tallies").json()
+    assert body["totals"] == {"pledged": 50, "rsvp_yes": 9, "attended": 5, "production_ratio": 0.1}
+    assert {r["partner"]: r["production_ratio"] for r in body["partners"]} == {"union-a": 0.075, "faith-b": 0.2}
+    coalition = stack.get("/v1/tallies").json()
+    assert {p["partner"]: p["signups"] for p in coalition["partners"]} == {"union-a": 6, "faith-b": 5}
+    assert coalition["totals"]["signups"] == 11
+
+
+def test_the_same_event_posted_twice_counts_once_and_forgeries_change_nothing(make_stack):
+    stack = make_stack()
+    stack.start_worker()
+    stack.start_web()
+    events = [pledge("p1", "rally-2", 12), rsvp("r1", "rally-2", phone=phone(1)), checkin("c1", "rally-2", phone=phone(1), at=LATER)]
+    for _ in range(2):
+        assert stack.post("union-a", events).status_code == 202
+    assert stack.post("union-a", [events[2]]).status_code == 202
+    # A second check-in by another partner's tool for the same person is still one attendee.
+    assert stack.post("faith-b", [checkin("fc1", "rally-2", phone=phone(1), at="2026-12-01T19:00:00Z")]).status_code == 202
+    eventually(lambda: stack.action_rows("rally-2") == {"union-a": {"pledged": 12, "rsvp_yes": 1, "attended": 1}})
+
+    forged = stack.post("union-a", [pledge("p2", "rally-2", 999), checkin("c2", "rally-2", phone=phone(2))], secret="not-the-secret")
+    assert forged.status_code == 401
+    as_other = stack.post("faith-b", [pledge("p3", "rally-2", 999)], secret=stack.secrets["union-a"])
+    assert as_other.status_code == 401
+    # A marker posted after the forgeries: once it is counted, anything forged would be too.
+    assert stack.post("union-a", [rsvp("r-marker", "rally-2", phone=phone(3))]).status_code == 202
+    eventually(lambda: stack.action_rows("rally-2")["union-a"]["rsvp_yes"] == 2)
+    assert stack.action_rows("rally-2") == {"union-a": {"pledged": 12, "rsvp_yes": 2, "attended": 1}}
+
+
+def test_an_actions_inline_pledges_count_until_the_partner_pledges_itself(make_stack):
+    stack = make_stack(partners=("backbone", "union-a", "faith-b"))
+    stack.start_worker()
+    stack.start_web()
+    assert stack.post("backbone", [action("rally-3", {"union-a": 40, "faith-b": 15})]).status_code == 202
+    eventually(lambda: stack.action_rows("rally-3") == {"union-a": {"pledged": 40, "rsvp_yes": 0, "attended": 0}, "faith-b": {"pledged": 15, "rsvp_yes": 0, "attended": 0}})
+    assert stack.post("union-a", [pledge("up", "rally-3", 55, at="2026-11-23T00:00:00Z")]).status_code == 202
+    eventually(lambda: stack.action_rows("rally-3")["union-a"]["pledged"] == 55)
+    assert stack.get("/v1/actions/rally-3/tallies").json()["title"] == "Rally for fair funding"
