@@ -1,5 +1,7 @@
 """Partners post through the real HTTP ingress into real workers; the tally API shows exact numbers."""
 
+import json
+
 import pytest
 
 from tests.factories import T0, action, checkin, phone, pledge, rsvp, signup
@@ -73,3 +75,26 @@ def test_an_actions_inline_pledges_count_until_the_partner_pledges_itself(make_s
     assert stack.post("union-a", [pledge("up", "rally-3", 55, at="2026-11-23T00:00:00Z")]).status_code == 202
     eventually(lambda: stack.action_rows("rally-3")["union-a"]["pledged"] == 55)
     assert stack.get("/v1/actions/rally-3/tallies").json()["title"] == "Rally for fair funding"
+
+
+def test_a_bad_record_goes_to_the_dead_letter_topic_and_the_agent_carries_on(make_stack):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from streams.topology import dead_letter_topic, events_topic
+
+    stack = make_stack()
+    stack.start_worker()
+    stack.start_web()
+    producer = KafkaProducer(bootstrap_servers=stack.settings.bootstrap)
+    producer.send(events_topic(stack.settings), key=b"garbage", value=b'{"partner": "union-a", "event": {"type": "nonsense"}}')
+    producer.send(events_topic(stack.settings), key=b"garbage", value=b"\xff not json")
+    producer.flush()
+    producer.close()
+    assert stack.post("union-a", [pledge("p1", "rally-d", 7)]).status_code == 202
+    eventually(lambda: stack.action_rows("rally-d") == {"union-a": {"pledged": 7, "rsvp_yes": 0, "attended": 0}})
+
+    consumer = KafkaConsumer(dead_letter_topic(stack.settings), bootstrap_servers=stack.settings.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=1000)
+    letters = []
+    eventually(lambda: letters.extend(m.value for m in consumer) or len(letters) == 2, timeout=30)
+    consumer.close()
+    assert all(json.loads(v)["reason"] == "invalid envelope" for v in letters)

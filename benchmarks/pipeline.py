@@ -1,0 +1,198 @@
+"""Pipeline throughput: how fast events become tallies, compared with just reading them from Kafka.
+
+One run starts ONE embedded broker (Tansu, memory-only) with 8 partitions, one Faust worker
+(`turnout worker`) and one web app (`turnout web`), all with a unique app id / topic prefix, and
+measures three scenarios, each with N distinct people RSVPing "yes" to an action of its own:
+
+1. HTTP: N events in signed batches of 500 posted by --clients concurrent httpx clients to
+   POST /v1/events. "accept" is until the last 202 (what partners see); "end-to-end" is from
+   the first post until GET /v1/actions/{id}/tallies shows rsvp_yes == N (polled every 50 ms).
+2. Direct: the same kind of N events, turned into Envelope records by the ingress's own
+   ``envelopes()`` (before the clock starts) and produced straight to the events topic with
+   aiokafka; "produce" is until every record is acknowledged, "end-to-end" until tallies show N.
+3. Baseline: a bare, group-less aiokafka consumer assigned the events topic's partitions, from
+   the first offset of step 2's records, reading and ``json.loads``-ing exactly those N records.
+
+How to read it: the baseline is the ceiling for one Python process touching each record once;
+"ratio" is events/s ÷ baseline events/s. Direct end-to-end vs baseline is the cost of the worker
+(Faust, pydantic, changelogs) and tally reader; HTTP end-to-end vs direct adds the ingress, which
+competes for the same cores (printed: broker, worker, web app and this script share them).
+
+Run from the repository root:  .venv/bin/python -m benchmarks.pipeline --events 20000
+Faust settings can be tried without code changes: --worker-env STREAM_BUFFER_MAXSIZE=16384
+"""
+
+from __future__ import annotations
+
+import argparse, asyncio, json, os, shutil, sys, tempfile, time, uuid  # noqa: E401
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.factories` also as a plain script
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+
+from connectors.signing import headers
+from connectors.web.ingress import envelopes
+from streams.admin import ensure_topics
+from streams.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.coalition import add_partner
+from streams.processes import stop_process
+from streams.settings import Settings
+from streams.stack import child_env, spawn
+from streams.topology import events_topic
+from tests.factories import phone, rsvp
+
+TOKEN, PARTNER, BATCH = "bench-organizer-token", "bench-partner", 500
+console = Console()
+
+
+async def until_tallied(http: httpx.AsyncClient, action: str, n: int, deadline: float, procs) -> None:
+    """Poll the tally API until ``rsvp_yes == n`` for ``action``; fail on a dead process or the deadline."""
+    while True:
+        r = await http.get(f"/v1/actions/{action}/tallies")
+        got = r.json()["totals"]["rsvp_yes"] if r.status_code == 200 else None
+        if got == n:
+            return
+        if (got or 0) > n or r.status_code not in (200, 404):
+            raise RuntimeError(f"tally API: {r.status_code} {r.text[:300]} (want rsvp_yes == {n})")
+        if dead := [p.pid for p in procs if p.poll() is not None]:
+            raise RuntimeError(f"process(es) {dead} exited while waiting for {action}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{action}: tallies did not reach {n} in time (last answer {r.status_code} {r.text[:200]})")
+        await asyncio.sleep(0.05)
+
+
+async def post_all(http: httpx.AsyncClient, secret: str, bodies: list[bytes], clients: int) -> int:
+    """Post every body with ``clients`` concurrent senders; return the events accepted."""
+    queue, accepted = iter(bodies), 0
+
+    async def sender() -> None:
+        nonlocal accepted
+        for body in queue:  # a shared iterator: each body is taken by exactly one sender
+            r = await http.post("/v1/events", content=body, headers=headers(PARTNER, secret, body, time.time()))
+            if r.status_code != 202 or r.json()["rejected"]:
+                raise RuntimeError(f"POST /v1/events answered {r.status_code}: {r.text[:300]}")
+            accepted += r.json()["accepted"]
+
+    await asyncio.gather(*(sender() for _ in range(clients)))
+    return accepted
+
+
+async def baseline(s: Settings, span: dict[TopicPartition, tuple[int, int]], n: int, deadline: float) -> float:
+    """Seconds for a bare consumer to read and json.loads the records in ``span`` (first, last offset per partition)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap.split(","), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(span))
+        for tp, (first, _) in span.items():
+            consumer.seek(tp, first)
+        count, t0 = 0, time.perf_counter()
+        while count < n:
+            for tp, messages in (await consumer.getmany(timeout_ms=500)).items():
+                last = span[tp][1]
+                for m in messages:
+                    if m.offset <= last:
+                        json.loads(m.value)
+                        count += 1
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"baseline read {count} of {n}")
+        return time.perf_counter() - t0
+    finally:
+        await consumer.stop()
+
+
+async def measure(s: Settings, url: str, secret: str, n: int, clients: int, timeout: float, procs) -> list[tuple[str, float]]:
+    rows: list[tuple[str, float]] = []
+    auth, limits = {"Authorization": f"Bearer {TOKEN}"}, httpx.Limits(max_connections=clients + 2)
+    async with httpx.AsyncClient(base_url=url, headers=auth, timeout=60, limits=limits) as http:
+        # Warm-up: one event through everything proves worker, web app and tally reader are ready.
+        await post_all(http, secret, [json.dumps([rsvp("warm-0", "bench-warmup", phone=phone(0))]).encode()], 1)
+        await until_tallied(http, "bench-warmup", 1, time.monotonic() + 120, procs)
+
+        events = [rsvp(f"h{i}", "bench-http", phone=phone(i)) for i in range(n)]
+        bodies = [json.dumps(events[i : i + BATCH]).encode() for i in range(0, n, BATCH)]
+        t0 = time.perf_counter()
+        assert await post_all(http, secret, bodies, clients) == n
+        rows.append((f"HTTP accept ({clients} clients)", time.perf_counter() - t0))
+        await until_tallied(http, "bench-http", n, time.monotonic() + timeout, procs)
+        rows.append(("HTTP end-to-end", time.perf_counter() - t0))
+
+        items = [rsvp(f"d{i}", "bench-direct", phone=phone(n + i)) for i in range(n)]
+        records, result = envelopes(items, PARTNER, datetime.now(timezone.utc), s.person_key_bytes(), s.default_region)
+        assert result.accepted == n, result
+        producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap.split(","), acks="all", linger_ms=5, max_batch_size=256 * 1024)
+        await producer.start()
+        try:
+            t0 = time.perf_counter()
+            pending = [await producer.send(events_topic(s), value=value, key=key) for key, value in records]
+            metas = await asyncio.gather(*pending)
+            rows.append(("direct produce (acks=all)", time.perf_counter() - t0))
+            await until_tallied(http, "bench-direct", n, time.monotonic() + timeout, procs)
+            rows.append(("direct end-to-end", time.perf_counter() - t0))
+        finally:
+            await producer.stop()
+
+    span: dict[TopicPartition, tuple[int, int]] = {}
+    for m in metas:
+        tp = TopicPartition(m.topic, m.partition)
+        first, last = span.get(tp, (m.offset, m.offset))
+        span[tp] = (min(first, m.offset), max(last, m.offset))
+    rows.append(("baseline (bare consumer)", await baseline(s, span, n, time.monotonic() + timeout)))
+    return rows
+
+
+def report(rows: list[tuple[str, float]], n: int) -> None:
+    base_rate = n / rows[-1][1]
+    table = Table("scenario", "events", "seconds", "events/s", "ratio to baseline", title="turnout pipeline throughput")
+    for name, seconds in rows:
+        table.add_row(name, f"{n:,}", f"{seconds:.2f}", f"{n / seconds:,.0f}", f"{n / seconds / base_rate:.3f}")
+    console.print(table)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=20000, help="N events per scenario (default 20000)")
+    ap.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients (default 4)")
+    ap.add_argument("--timeout", type=float, default=600, help="deadline per wait, seconds (default 600)")
+    ap.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE", help="extra worker environment (Faust settings)")
+    args = ap.parse_args()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    console.print(f"cores: {os.cpu_count()} (usable by this process: {cores}); N = {args.events:,}; partitions = 8")
+
+    run_id = f"bench-{uuid.uuid4().hex[:8]}"  # app id and topic prefix of this run only
+    tmp, broker, procs, ok = Path(tempfile.mkdtemp(prefix=f"turnout-{run_id}-")), EmbeddedBroker(), [], False
+    try:
+        broker.start()
+        s = Settings(kafka_bootstrap_servers=broker.bootstrap, broker_flavor="tansu", coalition=tmp / "coalition.toml",
+                     organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("bench-person-secret"),
+                     app_id=run_id, topic_prefix=f"{run_id}.", partitions=8)
+        ensure_topics(s)
+        secret = add_partner(s.coalition, PARTNER, "Benchmark partner", "community").secret.get_secret_value()
+        env = {**child_env(s), "APP_DATADIR": str(tmp / "faust-data")}  # Faust's data dir out of the cwd
+        worker_env = dict(kv.split("=", 1) for kv in args.worker_env)
+        procs.append(spawn(["worker"], {**env, **worker_env}, tmp / "worker.log"))
+        port = free_port()
+        procs.append(spawn(["web", "--port", str(port)], env, tmp / "web.log"))
+        console.print(f"broker {broker.bootstrap} (pid {broker.proc.pid}), worker pid {procs[0].pid}, web pid {procs[1].pid}, logs {tmp}")
+        wait_for_port(port, 60, procs[1])
+        rows = asyncio.run(measure(s, f"http://127.0.0.1:{port}", secret, args.events, args.clients, args.timeout, procs))
+        report(rows, args.events)
+        ok = True
+    finally:
+        for proc in reversed(procs):
+            stop_process(proc, timeout=20)
+        broker.stop()
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            for log in sorted(tmp.glob("*.log")):
+                console.print(f"--- last lines of {log} ---", *log.read_text(errors="replace").splitlines()[-30:], sep="\n", markup=False)
+
+
+if __name__ == "__main__":
+    main()
