@@ -15,6 +15,7 @@ from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, R
 from streams.app import Pipeline
 from streams.keys import fact_key, pledge_key
 
+from .outreach.agents import fan_out
 from .facts import apply_action, apply_attendance, apply_pledge, inline_pledges
 from .people import membership, merge_person
 
@@ -26,12 +27,15 @@ def register(p: Pipeline) -> None:
     async def intake(stream):  # noqa: ANN001 - Faust's stream type
         async for key, raw in stream.items():
             try:
-                envelope = Envelope.model_validate_json(raw)
+                envelope = Envelope.model_validate_json(raw, context={"normalized": True})
             except ValidationError as exc:
                 await dead_letter(p, key, raw, "invalid envelope", exc.errors(include_input=False, include_url=False))
                 continue
             for derived in record(p, envelope):
-                await p.events.send(key=pledge_key(derived.event.action_id, derived.partner), value=derived.model_dump_json().encode())
+                if isinstance(derived, Envelope):
+                    await p.events.send(key=pledge_key(derived.event.action_id, derived.partner), value=derived.model_dump_json().encode())
+                else:
+                    await fan_out(p, derived, envelope.partner)
 
 
 async def dead_letter(p: Pipeline, key: str | None, raw: bytes, reason: str, errors: object) -> None:
@@ -40,8 +44,9 @@ async def dead_letter(p: Pipeline, key: str | None, raw: bytes, reason: str, err
     await p.dead_letters.send(key=key, value=json.dumps(body, default=str).encode())
 
 
-def record(p: Pipeline, envelope: Envelope) -> list[Envelope]:
-    """Apply one event to the tables; return events it implies (an action's inline pledges)."""
+def record(p: Pipeline, envelope: Envelope) -> list[Envelope | ActionEvent]:
+    """Apply one event to the tables; return what it implies: an action's inline pledges, and
+    the action itself when it is a rapid-response action to fan out."""
     event, partner, person = envelope.event, envelope.partner, envelope.person_key
     if isinstance(event, SignupEvent):
         old = p.people.get(person)
@@ -63,6 +68,6 @@ def record(p: Pipeline, envelope: Envelope) -> list[Envelope]:
         p.actions.put(event.action_id, old_r, new_r)
         if new_r.action == event:
             # Forwarded even when the table already had it: a replay after a crash must
-            # not lose pledges whose forwarding was cut off. Pledges are idempotent facts.
-            return inline_pledges(envelope)
+            # not lose pledges (or a fan-out) cut off by a crash. Both are idempotent.
+            return [*inline_pledges(envelope), *([event] if event.rapid_response else [])]
     return []

@@ -46,7 +46,8 @@ def merge_person(old: PersonRecord | None, event: SignupEvent, partner: str, per
     for channel, grant in _grants(event, partner).items():
         if channel not in consent or not consent[channel].granted or grant.at < consent[channel].at:
             consent[channel] = grant
-    first = min((old.recruited_at, old.recruited_by), (at, partner))
+    # A record with no partner yet only remembers an opt-out: the first sign-up recruits.
+    first = min((old.recruited_at, old.recruited_by), (at, partner)) if old.partners else (at, partner)
     return PersonRecord(
         person_key=person_key,
         **profile,

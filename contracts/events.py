@@ -7,6 +7,7 @@ body: the ingress stamps the authenticated partner on the envelope.
 
 from __future__ import annotations
 
+import string
 from datetime import datetime
 from typing import Annotated, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -69,15 +70,53 @@ class TargetArea(Frozen):
     regions: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = []
 
 
+PLACEHOLDERS = frozenset({"given_name", "action_title", "local_time", "place", "rsvp_link"})
+
+
+def template_problems(text: str) -> list[str]:
+    """What is wrong with an ask template, one sentence each; empty when it is fine.
+
+    Only the named placeholders; conversions, format specs, attribute and index access are
+    refused (``str.format`` on partner text could reach into the objects it is given).
+    """
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(text) if f is not None]
+    except ValueError as exc:
+        return [f"malformed braces: {exc}"]
+    return list(dict.fromkeys(p for p in (_field_problem(*f) for f in fields) if p))
+
+
+def _field_problem(field: str, spec: str | None, conversion: str | None) -> str | None:
+    if field == "" or field.isdigit():
+        return f"positional placeholder {{{field}}} is not allowed: use a name"
+    if any(c in field for c in ".["):
+        return f"attribute or index access {{{field}}} is not allowed"
+    if field not in PLACEHOLDERS:
+        return f"unknown placeholder {{{field}}} (known: {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))})"
+    if conversion or spec:
+        return f"conversions and format specs are not allowed in {{{field}}}"
+    return None
+
+
+def _template(text: str) -> str:
+    problems = template_problems(text)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return text
+
+
+TemplateText = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_template)]
+
+
 class EmailTemplate(Frozen):
-    subject: Text
-    body: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
+    subject: TemplateText
+    body: Annotated[str, StringConstraints(min_length=1, max_length=20000), AfterValidator(_template)]
 
 
 class AskTemplates(Frozen):
     """Ask texts per language (``en``, ``es``…)."""
 
-    sms: dict[Language, Text] = {}
+    sms: dict[Language, TemplateText] = {}
     email: dict[Language, EmailTemplate] = {}
 
 
@@ -97,7 +136,8 @@ class ActionEvent(BaseEvent):
     target: TargetArea = TargetArea()
     pledges: list[InlinePledge] = Field(default=[], description="Commitments agreed with partners; a partner's own later pledge replaces its entry.")
     templates: AskTemplates = AskTemplates()
-    rapid_response: bool = False
+    rapid_response: bool = Field(default=False, description="Send asks to everyone eligible in the target area now.")
+    override_quiet_hours: bool = Field(default=False, description="Text even in recipients' quiet hours. See the README's legal caution.")
 
     @model_validator(mode="after")
     def _one_pledge_per_partner(self) -> ActionEvent:

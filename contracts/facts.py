@@ -27,6 +27,7 @@ class PersonRecord(Frozen):
     postal_code: str | None = None
     language: str | None = None
     consent: dict[Channel, ConsentRecord] = {}
+    opted_out: dict[Channel, datetime] = {}
     partners: tuple[str, ...] = ()
     recruited_by: str
     recruited_at: datetime

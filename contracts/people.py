@@ -54,8 +54,11 @@ def normalize_email(value: str) -> str:
 
 
 def _phone(value: str, info: ValidationInfo) -> str:
-    region = (info.context or {}).get("default_region", DEFAULT_REGION)
-    return normalize_phone(value, region)
+    context = info.context or {}
+    # Records the ingress already normalized are re-read by agents many times: skip the work.
+    if context.get("normalized") and value.startswith("+"):
+        return value
+    return normalize_phone(value, context.get("default_region", DEFAULT_REGION))
 
 
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=40), AfterValidator(_phone)]

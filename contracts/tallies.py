@@ -13,11 +13,18 @@ from typing import Literal, Union
 
 from pydantic import BaseModel
 
+from .asks import AskFact
 from .facts import ActionRecord, Attendance, Membership, Pledge
 
-Fact = Union[Membership, Attendance, Pledge, ActionRecord]
-FactKind = Literal["membership", "attendance", "pledge", "action"]
-METRICS = ("signups", "pledged", "rsvp_yes", "attended")
+Fact = Union[Membership, Attendance, Pledge, ActionRecord, AskFact]
+FactKind = Literal["membership", "attendance", "pledge", "action", "ask"]
+#: Counts per (action, partner); ``signups`` only per partner.
+ACTION_METRICS = (
+    "pledged", "rsvp_yes", "attended", "asked_sms", "asked_email", "delivered", "failed", "opted_out", "rsvp_via_sms",
+)
+METRICS = ("signups", *ACTION_METRICS)
+#: Ask states in which a message was handed (or being handed) to a provider.
+ATTEMPTED = frozenset({"sending", "sent", "delivered", "failed", "in_doubt"})
 
 
 class Figures(BaseModel):
@@ -25,6 +32,13 @@ class Figures(BaseModel):
     rsvp_yes: int = 0
     attended: int = 0
     production_ratio: float | None = None
+    asked_sms: int = 0
+    asked_email: int = 0
+    delivered: int = 0
+    failed: int = 0
+    opted_out: int = 0
+    rsvp_via_sms: int = 0
+    conversion: float | None = None
 
 
 class PartnerFigures(Figures):
@@ -52,9 +66,15 @@ class CoalitionTallies(BaseModel):
     totals: CoalitionTotals
 
 
-def ratio(attended: int, pledged: int) -> float | None:
-    """Production ratio: attended / pledged, ``None`` when nothing was pledged."""
-    return round(attended / pledged, 4) if pledged else None
+def ratio(part: int, whole: int) -> float | None:
+    """``part / whole`` to 4 places, ``None`` when ``whole`` is 0 (production: attended / pledged;
+    conversion: RSVP yes / asked)."""
+    return round(part / whole, 4) if whole else None
+
+
+def _derived(counts: Counter[str]) -> dict[str, float | None]:
+    asked = counts["asked_sms"] + counts["asked_email"]
+    return {"production_ratio": ratio(counts["attended"], counts["pledged"]), "conversion": ratio(counts["rsvp_yes"], asked)}
 
 
 def contributions(fact: Fact | None) -> Counter[tuple[str | None, str, str]]:
@@ -70,6 +90,16 @@ def contributions(fact: Fact | None) -> Counter[tuple[str | None, str, str]]:
         if fact.attended_by:
             out[(fact.action_id, fact.attended_by, "attended")] = 1
         return out
+    if isinstance(fact, AskFact):
+        key = (fact.action_id, fact.partner)
+        flags = {
+            f"asked_{fact.channel}": fact.status in ATTEMPTED,
+            "delivered": fact.status == "delivered",
+            "failed": fact.status == "failed",
+            "opted_out": fact.opted_out,
+            "rsvp_via_sms": fact.replied_yes,
+        }
+        return Counter({(*key, metric): 1 for metric, on in flags.items() if on})
     return Counter()
 
 
@@ -103,37 +133,30 @@ class TallyBook:
         return action_id in self._titles or action_id in self._by_action
 
     def action(self, action_id: str) -> ActionTallies:
-        rows = [_figures(PartnerFigures, partner, counts) for partner, counts in sorted(self._by_action.get(action_id, {}).items())]
-        rows = [r for r in rows if r.pledged or r.rsvp_yes or r.attended]
-        total = Counter()
-        for row in rows:
-            total.update({m: getattr(row, m) for m in ("pledged", "rsvp_yes", "attended")})
+        per_partner = self._by_action.get(action_id, {})
+        rows = [_figures(PartnerFigures, p, c) for p, c in sorted(per_partner.items()) if any(c.values())]
+        total: Counter[str] = Counter()
+        for counts in per_partner.values():
+            total.update(counts)
         return ActionTallies(
             action_id=action_id,
             title=self._titles.get(action_id),
             partners=rows,
-            totals=Figures(**total, production_ratio=ratio(total["attended"], total["pledged"])),
+            totals=Figures(**{m: total[m] for m in ACTION_METRICS}, **_derived(total)),
         )
 
     def coalition(self) -> CoalitionTallies:
         rows = [_figures(PartnerTotals, p, c) for p, c in sorted(self._by_partner.items()) if any(c.values())]
-        total = Counter()
-        for row in rows:
-            total.update({m: getattr(row, m) for m in METRICS})
+        total: Counter[str] = Counter()
+        for counts in self._by_partner.values():
+            total.update(counts)
         actions = len(set(self._titles) | set(self._by_action))
         return CoalitionTallies(
             partners=rows,
-            totals=CoalitionTotals(**total, actions=actions, production_ratio=ratio(total["attended"], total["pledged"])),
+            totals=CoalitionTotals(**{m: total[m] for m in METRICS}, actions=actions, **_derived(total)),
         )
 
 
 def _figures(cls: type[PartnerFigures], partner: str, counts: Counter[str]) -> PartnerFigures:
-    extra = {"signups": counts["signups"]} if cls is PartnerTotals else {}
-    return cls(
-        partner=partner,
-        **extra,
-        pledged=counts["pledged"],
-        rsvp_yes=counts["rsvp_yes"],
-        attended=counts["attended"],
-        production_ratio=ratio(counts["attended"], counts["pledged"]),
-    )
+    metrics = METRICS if cls is PartnerTotals else ACTION_METRICS
+    return cls(partner=partner, **{m: counts[m] for m in metrics}, **_derived(counts))

@@ -16,7 +16,10 @@ from pydantic import BaseModel
 
 from . import tansu
 from .settings import Settings
-from .topology import ACTIONS, ATTENDANCE, MEMBERSHIPS, PEOPLE, PLEDGES, TableSpec, dead_letter_topic, events_topic
+from .topology import (
+    ACTIONS, ASKS, ATTENDANCE, DEFERRED, MEMBERSHIPS, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
+    asks_topic, dead_letter_topic, events_topic, provider_topic, targeting_topic,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -39,6 +42,21 @@ class FactTable(Generic[M]):
         self.table[key] = new.model_dump(mode="json")
         return True
 
+    def put_at(self, partition: int, key: str, new: M | None) -> faust.types.FutureMessage:
+        """Write (or, with ``None``, delete) ``key`` in ``partition``'s changelog; the returned
+        future resolves once the broker acknowledged the write.
+
+        For agents that handle batches spanning partitions, where Faust's implicit
+        "partition of the current event" would be wrong, and for marks that must be durable
+        before anything else happens (an ask's "sending" before the provider is called).
+        """
+        if new is None:
+            self.table.data.pop(key, None)
+            return self.table.send_changelog(partition, key, None, value_serializer="raw")
+        value = new.model_dump(mode="json")
+        self.table.data[key] = value
+        return self.table.send_changelog(partition, key, value)
+
 
 @dataclass
 class Pipeline:
@@ -50,6 +68,12 @@ class Pipeline:
     attendance: FactTable[Any]
     pledges: FactTable[Any]
     actions: FactTable[Any]
+    targeting: faust.TopicT
+    asks_topic: faust.TopicT
+    provider: faust.TopicT
+    asks: FactTable[Any]
+    recent_asks: FactTable[Any]
+    deferred: FactTable[Any]
 
 
 def broker_urls(s: Settings) -> list[str]:
@@ -74,6 +98,7 @@ def build(s: Settings) -> Pipeline:
         broker_commit_interval=s.commit_interval,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=0.01,  # batches changelog writes: ~15-20% more events/s (make bench)
         producer_enable_idempotence=s.idempotent_producer,
         key_serializer="raw",
         value_serializer="raw",
@@ -84,13 +109,22 @@ def build(s: Settings) -> Pipeline:
         t = app.Table(spec.name, default=None, partitions=s.partitions, key_type=str, help=spec.key)
         return FactTable(t, spec.model)
 
+    def topic(name: str, partitions: int = s.partitions) -> faust.TopicT:
+        return app.topic(name, key_type=str, value_type=bytes, partitions=partitions)
+
     return Pipeline(
         app=app,
-        events=app.topic(events_topic(s), key_type=str, value_type=bytes, partitions=s.partitions),
-        dead_letters=app.topic(dead_letter_topic(s), key_type=str, value_type=bytes, partitions=1),
+        events=topic(events_topic(s)),
+        dead_letters=topic(dead_letter_topic(s), 1),
         people=table(PEOPLE),
         memberships=table(MEMBERSHIPS),
         attendance=table(ATTENDANCE),
         pledges=table(PLEDGES),
         actions=table(ACTIONS),
+        targeting=topic(targeting_topic(s)),
+        asks_topic=topic(asks_topic(s)),
+        provider=topic(provider_topic(s)),
+        asks=table(ASKS),
+        recent_asks=table(RECENT_ASKS),
+        deferred=table(DEFERRED),
     )

@@ -45,6 +45,32 @@ class Settings(BaseSettings):
 
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    public_url: str = Field(default="http://127.0.0.1:8000", description="Where providers reach the web app (callbacks, signature checks).")
+
+    # Outreach. No provider credentials: `turnout up` starts the sandbox and points both here.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = Field(default=None, description="Sending number (E.164), unless a Messaging Service is set.")
+    twilio_messaging_service_sid: str | None = None
+    twilio_base_url: str | None = Field(default=None, description="Only for the sandbox: where the Twilio SDK sends requests.")
+    twilio_advanced_opt_out: bool = Field(default=True, description="Twilio answers STOP/START/HELP itself; we do not reply to STOP.")
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_from: str = "turnout@example.org"
+    sendgrid_base_url: str | None = Field(default=None, description="Only for the sandbox: where the SendGrid SDK sends requests.")
+    sendgrid_public_key: str | None = Field(default=None, description="Event Webhook verification key (base64), from SendGrid's settings.")
+    sandbox_url: str | None = Field(default=None, description="Set by `turnout up` when it runs the sandbox providers.")
+    sms_rate: float = Field(default=1.0, ge=0, description="SMS per second per sender (0: unlimited). A US long code does about 1.")
+    email_rate: float = Field(default=100.0, ge=0, description="Emails per second (0: unlimited).")
+    send_concurrency: int = Field(default=16, ge=1, description="Provider calls in flight per worker (bounded thread pool).")
+    frequency_cap: int = Field(default=3, ge=0, description="At most this many asks per person …")
+    frequency_window_days: int = Field(default=7, ge=1, description="… in this many days, across all partners.")
+    quiet_start: str = "21:00"
+    quiet_end: str = "09:00"
+    sms_footer: str = "Reply YES to RSVP, STOP to opt out"
+    help_text: str = "Fair Care Coalition alerts. Reply STOP to opt out, START to opt back in."
+    rsvp_base_url: str = Field(default="http://127.0.0.1:8000/r", description="RSVP links are <this>/<action>/<referral code>.")
+    unsubscribe_url: str = Field(default="http://127.0.0.1:8000/unsubscribe", description="List-Unsubscribe target for emails.")
+    clock: str = Field(default="system", description="`system`, or `file:PATH` (an ISO time in a file: rehearsals and tests).")
 
     @property
     def bootstrap(self) -> str:

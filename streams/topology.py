@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contracts.asks import AskCommand, AskFact, RecentAsks
 from contracts.facts import ActionRecord, Attendance, Membership, Pledge, PersonRecord
 from contracts.tallies import FactKind
 
@@ -26,7 +27,10 @@ MEMBERSHIPS = TableSpec("memberships_by_partner_person", "partner|person key", M
 ATTENDANCE = TableSpec("attendance_by_action_person", "action|person key", Attendance)
 PLEDGES = TableSpec("pledges_by_action_partner", "action|partner", Pledge)
 ACTIONS = TableSpec("actions_by_id", "action id", ActionRecord)
-TABLES = (PEOPLE, MEMBERSHIPS, ATTENDANCE, PLEDGES, ACTIONS)
+ASKS = TableSpec("asks_by_id", "ask id", AskFact)
+RECENT_ASKS = TableSpec("recent_asks_by_person", "person key", RecentAsks)
+DEFERRED = TableSpec("deferred_asks_by_id", "ask id", AskCommand)
+TABLES = (PEOPLE, MEMBERSHIPS, ATTENDANCE, PLEDGES, ACTIONS, ASKS, RECENT_ASKS, DEFERRED)
 
 #: The fact tables tallies are derived from (people is not one: it holds contact details).
 FACT_TABLES: dict[FactKind, TableSpec] = {
@@ -34,6 +38,7 @@ FACT_TABLES: dict[FactKind, TableSpec] = {
     "attendance": ATTENDANCE,
     "pledge": PLEDGES,
     "action": ACTIONS,
+    "ask": ASKS,
 }
 
 
@@ -49,6 +54,21 @@ def events_topic(s: Settings) -> str:
     return f"{s.topic_prefix}events"
 
 
+def targeting_topic(s: Settings) -> str:
+    """An action to fan out, copied to every partition (value: ``contracts.asks.TargetAction``)."""
+    return f"{s.topic_prefix}targeting"
+
+
+def asks_topic(s: Settings) -> str:
+    """Messages to send (key: person key, value: ``contracts.asks.AskCommand``)."""
+    return f"{s.topic_prefix}asks"
+
+
+def provider_topic(s: Settings) -> str:
+    """Verified provider callbacks (key: person key, value: ``contracts.providers.ProviderEnvelope``)."""
+    return f"{s.topic_prefix}provider"
+
+
 def dead_letter_topic(s: Settings) -> str:
     """Records an agent could not use (value: JSON with the reason and the raw record)."""
     return f"{s.topic_prefix}dead-letters"
@@ -61,6 +81,9 @@ def changelog_topic(s: Settings, table: TableSpec) -> str:
 def topic_specs(s: Settings) -> list[TopicSpec]:
     return [
         TopicSpec(events_topic(s), s.partitions, compacted=False),
+        TopicSpec(targeting_topic(s), s.partitions, compacted=False),
+        TopicSpec(asks_topic(s), s.partitions, compacted=False),
+        TopicSpec(provider_topic(s), s.partitions, compacted=False),
         TopicSpec(dead_letter_topic(s), 1, compacted=False),
         *(TopicSpec(changelog_topic(s, t), s.partitions, compacted=True) for t in TABLES),
     ]

@@ -22,6 +22,7 @@ from streams.topology import events_topic
 
 from ..signing import SignatureError, verify
 from .ingress import BadBody, IngestResult, envelopes, parse_events
+from .providers import router as providers_router
 from .publisher import BrokerUnavailable, KafkaPublisher, Publisher
 from .tally_reader import TallyReader
 
@@ -131,6 +132,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         status = 202 if records or result.duplicates else 422
         return JSONResponse(result.model_dump(), status_code=status)
 
+    app.include_router(providers_router(s, _LazyPublisher(state)))
+
     @app.get("/v1/tallies", response_model=CoalitionTallies, dependencies=[Depends(organizer)], summary="Coalition totals and per-partner totals")
     async def coalition_tallies() -> CoalitionTallies:
         return book.coalition()
@@ -161,6 +164,16 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+class _LazyPublisher:
+    """The publisher the lifespan starts, for routers built before it runs."""
+
+    def __init__(self, state: dict[str, object]) -> None:
+        self.state = state
+
+    async def publish(self, records, topic=None) -> None:  # noqa: ANN001
+        await self.state["publisher"].publish(records, topic)  # type: ignore[union-attr]
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

@@ -27,19 +27,23 @@ class BrokerUnavailable(Exception):
 
 
 class Publisher(Protocol):
-    async def publish(self, records: Sequence[Record]) -> None:
-        """Return only when every record is durably acknowledged; else raise ``BrokerUnavailable``."""
+    async def publish(self, records: Sequence[Record], topic: str | None = None) -> None:
+        """Return only when every record is durably acknowledged (on ``topic``, default the
+        events topic); else raise ``BrokerUnavailable``."""
 
 
 class ListPublisher:
     def __init__(self) -> None:
         self.records: list[Record] = []
+        self.by_topic: dict[str | None, list[Record]] = {}
         self.down = False
 
-    async def publish(self, records: Sequence[Record]) -> None:
+    async def publish(self, records: Sequence[Record], topic: str | None = None) -> None:
         if self.down:
             raise BrokerUnavailable(5, "broker down (fake)")
-        self.records.extend(records)
+        if topic is None:
+            self.records.extend(records)
+        self.by_topic.setdefault(topic, []).extend(records)
 
 
 class KafkaPublisher:
@@ -67,15 +71,15 @@ class KafkaPublisher:
     def retry_after(self) -> int:
         return max(1, round(self.timeout))
 
-    async def publish(self, records: Sequence[Record]) -> None:
+    async def publish(self, records: Sequence[Record], topic: str | None = None) -> None:
         if not self._started:
             raise BrokerUnavailable(self.retry_after, "not connected to the broker yet")
         try:
-            await asyncio.wait_for(self._send_all(records), self.timeout)
+            await asyncio.wait_for(self._send_all(records, topic or self.topic), self.timeout)
         except (asyncio.TimeoutError, KafkaError) as exc:
             log.warning("broker did not acknowledge %d records: %r", len(records), exc)
             raise BrokerUnavailable(self.retry_after, "the broker did not acknowledge in time") from None
 
-    async def _send_all(self, records: Sequence[Record]) -> None:
-        acks = [await self._producer.send(self.topic, value=value, key=key) for key, value in records]
+    async def _send_all(self, records: Sequence[Record], topic: str) -> None:
+        acks = [await self._producer.send(topic, value=value, key=key) for key, value in records]
         await asyncio.gather(*acks)

@@ -1,0 +1,176 @@
+"""The outreach agents: fan an action out, send asks, apply provider callbacks, release deferred asks.
+
+Every table write happens on the person's partition: the targeting topic carries one copy of
+an action per partition and each copy plans for the people of that partition only, the asks
+and provider topics are keyed by person key. So the fan-out scales with workers and each
+worker touches only the people it owns.
+
+No double asks: an ask is marked "sending" in its table and the broker acknowledges that mark
+*before* the provider is called. A replayed command that finds "sending" (or later) is not
+sent again. An ask whose worker died between the mark and the provider's answer stays
+"sending" (at most once: never resent blindly) and is reported by the tallies as attempted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Protocol, Sequence
+
+from kafka.partitioner.default import murmur2
+
+import json
+
+from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
+from contracts.events import ActionEvent
+from streams.app import Pipeline
+from streams.clock import Clock
+
+from .planning import OutreachPolicy, plan, remember
+from .quiet_hours import QuietHours
+from .receipts import opt_out
+from .sending import Cancel, Defer, Send, Skip, gate
+
+log = logging.getLogger(__name__)
+SEND_BATCH = 500
+
+
+class Outbox(Protocol):
+    """The providers, as the send agent needs them (wired in ``connectors.providers``)."""
+
+    async def send(self, asks: Sequence[AskCommand], validity: dict[str, int | None]) -> list[SendResult]:
+        """Hand every ask to its provider (with retries); one result per ask."""
+
+    async def reply(self, to: str, body: str) -> None:
+        """Send a plain text reply (HELP)."""
+
+
+@dataclass(frozen=True)
+class Outreach:
+    outbox: Outbox
+    policy: OutreachPolicy
+    quiet: QuietHours
+    clock: Clock
+    partitions: int
+
+
+@lru_cache(maxsize=1_000_000)
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (murmur2, like every producer here)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def fact(ask: AskCommand, status: str, now: datetime, **details: object) -> AskFact:
+    return AskFact(ask_id=ask.ask_id, action_id=ask.action_id, person_key=ask.person_key, channel=ask.channel,
+                   partner=ask.partner, status=status, updated_at=now, **details)
+
+
+async def fan_out(p: Pipeline, action: ActionEvent, partner: str) -> None:
+    """Copy an action to every targeting partition (called by intake for rapid-response actions)."""
+    value = TargetAction(partner=partner, action=action).model_dump_json().encode()
+    for partition in range(p.targeting.partitions or 1):
+        await p.targeting.send(key=action.action_id, value=value, partition=partition)
+
+
+def register(p: Pipeline, o: Outreach) -> None:
+    @p.app.agent(p.targeting, name="plan_asks")
+    async def plan_asks(stream):  # noqa: ANN001
+        async for event in stream.events():
+            target = TargetAction.model_validate_json(event.value)
+            planned = await plan_partition(p, o, target.action, event.message.partition)
+            log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
+
+    @p.app.agent(p.asks_topic, name="send_asks")
+    async def send_asks(stream):  # noqa: ANN001
+        async for events in stream.take_events(SEND_BATCH, within=0.05):
+            await send_batch(p, o, [(e.message.partition, AskCommand.model_validate_json(e.value)) for e in events])
+
+    @p.app.timer(1.0, name="release_deferred")
+    async def release_deferred() -> None:
+        await release(p, o)
+
+
+async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int) -> int:
+    now, count = o.clock(), 0
+    for key in list(p.people.table.keys()):
+        if partition_of(key, o.partitions) != partition:
+            continue
+        person = p.people.get(key)
+        recent = p.recent_asks.get(key)
+        # Planned-but-unsent asks are planned again: a replay must not strand them.
+        ids = (ask_id(action.action_id, key, "sms"), ask_id(action.action_id, key, "email"))
+        done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
+        for ask in plan(person, action, recent, done, now, o.policy):
+            p.asks.put_at(partition, ask.ask_id, fact(ask, "planned", now))
+            recent = remember(recent, ask.ask_id, now, o.policy.window)
+            p.recent_asks.put_at(partition, key, recent)
+            p.asks_topic.send_soon(key=key, value=ask.model_dump_json().encode(), partition=partition)
+            count += 1
+        if count % 256 == 0:
+            await asyncio.sleep(0)  # let the producer drain between people
+    return count
+
+
+async def send_batch(p: Pipeline, o: Outreach, batch: list[tuple[int, AskCommand]]) -> None:
+    now = o.clock()
+    marks, to_send, validity, partition_of_ask = [], [], {}, {}
+    for partition, ask in batch:
+        decision = gate(ask, p.asks.get(ask.ask_id), p.people.get(ask.person_key), now, o.quiet)
+        if isinstance(decision, Skip):
+            continue
+        if isinstance(decision, Cancel):
+            p.asks.put_at(partition, ask.ask_id, fact(ask, "cancelled", now, error=decision.reason))
+        elif isinstance(decision, Defer):
+            p.asks.put_at(partition, ask.ask_id, fact(ask, "deferred", now, deferred_until=decision.until))
+            p.deferred.put_at(partition, ask.ask_id, ask.model_copy(update={"send_after": decision.until}))
+        elif isinstance(decision, Send):
+            marks.append(p.asks.put_at(partition, ask.ask_id, fact(ask, "sending", now)))
+            to_send.append(ask)
+            validity[ask.ask_id] = decision.validity_period
+            partition_of_ask[ask.ask_id] = partition
+    if not to_send:
+        return
+    await asyncio.gather(*marks)  # durable before any provider is called
+    results = {r.ask_id: r for r in await o.outbox.send(to_send, validity)}
+    done = o.clock()
+    for ask in to_send:
+        await record_result(p, partition_of_ask[ask.ask_id], ask, results[ask.ask_id], done)
+
+
+async def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendResult, now: datetime) -> None:
+    if r.ok:
+        p.asks.put_at(partition, ask.ask_id, fact(ask, "sent", now, provider_id=r.provider_id))
+    else:
+        p.asks.put_at(partition, ask.ask_id, fact(ask, "failed", now, error_code=r.error_code, error=r.error))
+        log.warning("ask failed permanently: code=%s", r.error_code)
+        body = {"reason": "permanent provider failure", "ask_id": ask.ask_id, "code": r.error_code, "error": r.error}
+        await p.dead_letters.send(key=ask.ask_id, value=json.dumps(body).encode())
+        if r.opted_out:
+            person = p.people.get(ask.person_key)
+            if person is not None:
+                p.people.put_at(partition, ask.person_key, opt_out(person, ask.channel, now))
+    if p.deferred.table.get(ask.ask_id) is not None:
+        p.deferred.put_at(partition, ask.ask_id, None)
+
+
+_released: set[tuple[str, datetime]] = set()
+
+
+async def release(p: Pipeline, o: Outreach) -> None:
+    """Re-queue deferred asks that are due. Only reads tables (a timer has no event to write
+    under); the send agent decides again and clears them. Re-queuing twice is harmless."""
+    now = o.clock()
+    active = {tp.partition for tp in p.app.assignor.assigned_actives() if tp.topic == p.asks_topic.get_topic_name()}
+    for key, raw in list(p.deferred.table.items()):
+        if raw is None:
+            continue
+        ask = AskCommand.model_validate(raw)
+        mark = (key, ask.send_after)
+        if mark in _released or ask.send_after is None or ask.send_after > now:
+            continue
+        if partition_of(ask.person_key, o.partitions) in active:
+            _released.add(mark)
+            await p.asks_topic.send(key=ask.person_key, value=ask.model_dump_json().encode())

@@ -1,0 +1,132 @@
+"""Who may be asked for an action, and on which channels.
+
+Rules, checked per channel in this order; the first that fails is the reason recorded:
+
+1. *out of area*: the person's postal code is not in the action's target area (see
+   ``in_target``). An action with an empty target area reaches nobody: it must name its area.
+2. *opted out*: any entry in ``person.opted_out`` for the channel blocks it. Only START
+   (which removes the entry) restores it; a later sign-up that ticks consent again does not.
+3. *no consent*: consent for that channel is absent or not granted.
+4. *no phone* / *no email*: there is no address for the channel.
+5. *frequency cap*: ``recent_asks`` (asks already sent to the person inside the cap window,
+   across every partner and action) plus the asks planned here may not exceed ``cap``. When
+   the cap leaves room for fewer asks than there are channels, SMS is kept over email: it is
+   the channel people answer (reply YES), and the one quiet hours already protect.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from functools import lru_cache
+
+import zipcodes
+
+from contracts.events import ActionEvent, TargetArea
+from contracts.facts import Channel, PersonRecord
+from contracts.people import Frozen
+
+#: Preference order: when the cap allows fewer asks than channels, the first ones win.
+CHANNELS: tuple[Channel, ...] = ("sms", "email")
+ADDRESS_FIELD: dict[Channel, str] = {"sms": "phone", "email": "email"}
+REFERRAL_LENGTH = 10
+
+_ZIP = re.compile(r"^(\d{5})(?:[- ]?\d{4})?$")
+
+
+class Eligibility(Frozen):
+    """The channels to ask on (preferred first), and why every other channel was left out."""
+
+    channels: tuple[Channel, ...] = ()
+    reasons: dict[Channel, str] = {}
+
+
+def zip5(postal_code: str | None) -> str | None:
+    """The 5-digit ZIP of a US ZIP or ZIP+4 (``94607``, ``94607-1234``, ``94607 1234``), else ``None``."""
+    match = _ZIP.match((postal_code or "").strip())
+    return match.group(1) if match else None
+
+
+def region_of(postal_code: str | None) -> str | None:
+    """The US state (or territory) code of a US ZIP, from the bundled ``zipcodes`` data; else ``None``."""
+    code = zip5(postal_code)
+    return _state(code) if code else None
+
+
+@lru_cache(maxsize=None)  # bounded by the ~42k US ZIPs; each look-up scans the whole table
+def _state(code: str) -> str | None:
+    found = zipcodes.matching(code)
+    return (found[0].get("state") or None) if found else None
+
+
+def _postal_key(code: str) -> str:
+    # US codes compare on the 5-digit ZIP; others (e.g. UK "SW1A 1AA") on the code without spaces.
+    return zip5(code) or code.upper().replace(" ", "")
+
+
+def in_target(person: PersonRecord, target: TargetArea) -> bool:
+    """Whether the person's postal code is in ``target``.
+
+    In if the code is one of ``target.postal_codes`` (US codes compare on the 5-digit ZIP),
+    or its US state code is one of ``target.regions`` (state codes such as ``CA``, any case;
+    full state names are not recognized). A person without a postal code is never in; an
+    empty target contains nobody.
+    """
+    if not person.postal_code:
+        return False
+    if _postal_key(person.postal_code) in {_postal_key(c) for c in target.postal_codes}:
+        return True
+    region = region_of(person.postal_code)
+    return region is not None and region in {r.strip().upper() for r in target.regions}
+
+
+def _channel_problem(person: PersonRecord, channel: Channel) -> str | None:
+    if channel in person.opted_out:
+        return "opted out"
+    consent = person.consent.get(channel)
+    if consent is None or not consent.granted:
+        return "no consent"
+    if not getattr(person, ADDRESS_FIELD[channel]):
+        return f"no {ADDRESS_FIELD[channel]}"
+    return None
+
+
+def decide(person: PersonRecord, action: ActionEvent, *, recent_asks: int, cap: int) -> Eligibility:
+    """The channels on which ``person`` may be asked for ``action`` (rules in the module docstring)."""
+    if not in_target(person, action.target):
+        return Eligibility(reasons={c: "out of area" for c in CHANNELS})
+    reasons: dict[Channel, str] = {}
+    allowed: list[Channel] = []
+    for channel in CHANNELS:
+        problem = _channel_problem(person, channel)
+        if problem:
+            reasons[channel] = problem
+        else:
+            allowed.append(channel)
+    room = max(cap - recent_asks, 0)
+    for channel in allowed[room:]:
+        reasons[channel] = "frequency cap"
+    return Eligibility(channels=tuple(allowed[:room]), reasons=reasons)
+
+
+def partner_credit(person: PersonRecord) -> str:
+    """The partner credited with asks to ``person``: the first-touch recruiter.
+
+    Stable whoever signs the person up later (see ``agents.people``), so a replay or a late
+    duplicate sign-up never moves credit between partners.
+    """
+    return person.recruited_by
+
+
+def referral_code(partner: str, action_id: str, secret: bytes) -> str:
+    """A 10-character URL-safe code naming ``partner`` for ``action_id`` in an RSVP link.
+
+    HMAC-SHA256 of ``action_id:partner`` under the coalition ``secret``, base64url, first 10
+    characters (60 bits). It is not reversible: whoever receives it recomputes the code of
+    each partner of that action and picks the match, so the link exposes no partner id and
+    cannot be forged for another partner without the secret.
+    """
+    digest = hmac.new(secret, f"{action_id}:{partner}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")[:REFERRAL_LENGTH]

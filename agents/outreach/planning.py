@@ -1,0 +1,96 @@
+"""Planning asks: which messages one person gets for one action, rendered and timed.
+
+Pure: the person, the action, what the person was recently asked and ``now`` in; ask
+commands out. Credit goes to the person's first-touch recruiter (``agents.people``), whose
+referral code goes into the RSVP link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from contracts.asks import AskCommand, RecentAsks, ask_id, parse_ask_id
+from contracts.events import ActionEvent
+from contracts.facts import PersonRecord
+
+from .eligibility import decide, partner_credit, referral_code
+from .quiet_hours import QuietHours, next_allowed, recipient_zone
+from .templates import local_time, render, segments, sms_body
+
+
+@dataclass(frozen=True)
+class OutreachPolicy:
+    """The coalition's outreach settings, as the pure functions need them."""
+
+    cap: int = 3
+    window: timedelta = timedelta(days=7)
+    quiet: QuietHours = QuietHours(time(21), time(9))
+    footer: str = "Reply YES to RSVP, STOP to opt out"
+    rsvp_base_url: str = "http://127.0.0.1:8000/r"
+    referral_secret: bytes = b""
+
+
+def recent_count(recent: RecentAsks | None, now: datetime, window: timedelta, exclude_action: str | None = None) -> int:
+    """Asks within the window, not counting ``exclude_action``'s own (so planning again is stable)."""
+    if recent is None:
+        return 0
+    return sum(1 for aid, at in recent.asks if now - at < window and parse_ask_id(aid)[0] != exclude_action)
+
+
+def remember(recent: RecentAsks | None, ask: str, now: datetime, window: timedelta) -> RecentAsks:
+    """Add an ask to the person's recent asks, forgetting those older than the window."""
+    kept = tuple((a, at) for a, at in (recent.asks if recent else ()) if now - at < window and a != ask)
+    return RecentAsks(asks=(*kept, (ask, now)))
+
+
+def plan(
+    person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime, policy: OutreachPolicy
+) -> list[AskCommand]:
+    """The asks to send: one per eligible channel the person has not been asked on for this action."""
+    fresh = recent_count(recent, now, policy.window, exclude_action=action.action_id)
+    verdict = decide(person, action, recent_asks=fresh, cap=policy.cap)
+    partner = partner_credit(person)
+    referral = referral_code(partner, action.action_id, policy.referral_secret)
+    values = {
+        "given_name": person.given_name or "",
+        "action_title": action.title,
+        "local_time": local_time(action.starts_at, action.time_zone),
+        "place": ", ".join(x for x in (action.location.venue, action.location.locality) if x),
+        "rsvp_link": f"{policy.rsvp_base_url}/{action.action_id}/{referral}",
+    }
+    asks = []
+    for channel in verdict.channels:
+        aid = ask_id(action.action_id, person.person_key, channel)
+        if aid in already:
+            continue
+        common = dict(ask_id=aid, action_id=action.action_id, person_key=person.person_key, channel=channel,
+                      partner=partner, referral=referral, planned_at=now)
+        if channel == "sms":
+            asks.append(_sms(person, action, values, now, policy, common))
+        else:
+            asks.append(_email(person, action, values, common))
+    return [a for a in asks if a is not None]
+
+
+def _pick(templates: dict, language: str | None):
+    return templates.get(language or "en") or templates.get("en") or next(iter(templates.values()), None)
+
+
+def _sms(person, action, values, now, policy, common) -> AskCommand | None:
+    template = _pick(action.templates.sms, person.language)
+    if template is None:
+        return None
+    body = sms_body(render(template, values), policy.footer)
+    zone = recipient_zone(person.postal_code, person.phone, action.time_zone)
+    quiet = not action.override_quiet_hours
+    after = next_allowed(now, zone, policy.quiet) if quiet else None
+    return AskCommand(**common, to=person.phone, body=body, segments=segments(body)[1], time_zone=zone,
+                      quiet_hours_apply=quiet, send_after=after)
+
+
+def _email(person, action, values, common) -> AskCommand | None:
+    template = _pick(action.templates.email, person.language)
+    if template is None:
+        return None
+    return AskCommand(**common, to=person.email, subject=render(template.subject, values), body=render(template.body, values))

@@ -1,0 +1,83 @@
+"""What provider callbacks and replies do to asks and people.
+
+Ask states only move forward (sending < sent < delivered | failed), so a duplicate or
+late callback changes nothing: dedupe by (MessageSid, status) and by ``sg_event_id`` falls
+out of the transition itself.
+
+Reply keywords: Twilio's opt-out words opt the person out of SMS coalition-wide; START and
+UNSTOP opt them back in; HELP and INFO get the help text. YES is both Twilio's opt-in word
+and our RSVP word: from someone opted out it opts them back in (as Twilio does); otherwise it
+is an RSVP for their most recent SMS ask, credited to that ask's partner.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from contracts.asks import AskFact, RecentAsks, parse_ask_id
+from contracts.facts import Channel, PersonRecord
+from contracts.providers import EmailEvent, SmsStatus
+
+OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+OPT_IN = frozenset({"START", "UNSTOP"})
+HELP = frozenset({"HELP", "INFO"})
+Reply = Literal["opt_out", "opt_in", "help", "rsvp", "other"]
+
+_RANK = {"planned": 0, "deferred": 0, "sending": 1, "in_doubt": 1, "sent": 2, "delivered": 3, "failed": 3, "cancelled": 3}
+_TWILIO = {"accepted": "sent", "scheduled": "sent", "queued": "sent", "sending": "sent", "sent": "sent",
+           "delivered": "delivered", "read": "delivered", "undelivered": "failed", "failed": "failed", "canceled": "failed"}
+_SENDGRID = {"processed": "sent", "deferred": "sent", "delivered": "delivered", "bounce": "failed", "dropped": "failed"}
+EMAIL_OPT_OUT = frozenset({"unsubscribe", "group_unsubscribe", "spamreport"})
+
+
+def advance(fact: AskFact, status: str, now: datetime, **details: object) -> AskFact:
+    """Move the ask to ``status`` unless it is already as far or further."""
+    if _RANK[status] <= _RANK[fact.status]:
+        return fact
+    return fact.model_copy(update={"status": status, "updated_at": now, **{k: v for k, v in details.items() if v is not None}})
+
+
+def on_sms_status(fact: AskFact, cb: SmsStatus, now: datetime) -> AskFact:
+    status = _TWILIO.get(cb.status)
+    if status is None:
+        return fact
+    return advance(fact, status, now, provider_id=cb.message_sid, error_code=cb.error_code)
+
+
+def on_email_event(fact: AskFact, ev: EmailEvent, now: datetime) -> AskFact:
+    if ev.event in EMAIL_OPT_OUT:
+        return fact if fact.opted_out else fact.model_copy(update={"opted_out": True, "updated_at": now})
+    status = _SENDGRID.get(ev.event)
+    if status is None:
+        return fact
+    return advance(fact, status, now, error=ev.reason if status == "failed" else None)
+
+
+def reply_kind(keyword: str, person: PersonRecord | None) -> Reply:
+    word = keyword.strip().upper()
+    if word in OPT_OUT:
+        return "opt_out"
+    if word in OPT_IN or (word == "YES" and person is not None and "sms" in person.opted_out):
+        return "opt_in"
+    if word in HELP:
+        return "help"
+    return "rsvp" if word == "YES" else "other"
+
+
+def opt_out(person: PersonRecord, channel: Channel, at: datetime) -> PersonRecord:
+    if channel in person.opted_out:
+        return person
+    return person.model_copy(update={"opted_out": {**person.opted_out, channel: at}})
+
+
+def opt_in(person: PersonRecord, channel: Channel) -> PersonRecord:
+    return person.model_copy(update={"opted_out": {c: t for c, t in person.opted_out.items() if c != channel}})
+
+
+def latest_ask(recent: RecentAsks | None, channel: Channel = "sms") -> str | None:
+    """The person's most recent ask on ``channel``: what a YES or STOP reply answers."""
+    for aid, _ in reversed(recent.asks if recent else ()):
+        if parse_ask_id(aid)[2] == channel:
+            return aid
+    return None

@@ -1,0 +1,117 @@
+"""Ask texts: placeholder validation, safe rendering, the SMS footer and segment counting.
+
+Templates use ``str.format``-style placeholders, limited to ``PLACEHOLDERS``; a literal
+brace is written doubled (``{{``). Conversions (``!r``), format specs (``:>10``), attribute
+and index access (``{given_name.__class__}``, ``{0}``) are refused: templates come from
+partners, and ``str.format`` on untrusted text can reach into the objects it is given.
+``render`` therefore never calls ``str.format``; it splices strings itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from string import Formatter
+from zoneinfo import ZoneInfo
+
+from contracts.events import PLACEHOLDERS
+from contracts.events import template_problems as validate_template  # noqa: F401 - re-exported
+NAME_FALLBACK = "friend"
+SMS_FOOTER = "Reply YES to RSVP, STOP to opt out"
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+# GSM 03.38: the basic character set (1 septet each; ESC excluded, it only prefixes the
+# extension table) and the extension table (2 septets each: ESC + the character).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+#: (encoding, units in a single-segment message, units per segment of a concatenated one)
+_LIMITS = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
+
+
+def render(text: str, values: Mapping[str, str], name_fallback: str = NAME_FALLBACK) -> str:
+    """``text`` with each placeholder replaced by its value.
+
+    A missing or blank ``given_name`` renders as ``name_fallback`` ("friend"; pass the word
+    for the template's language): people sign up without names, and "Hi ," reads as a bug.
+    Any other placeholder without a value, or an invalid template, raises ``ValueError``:
+    a message with a hole in it is worse than none.
+    """
+    problems = validate_template(text)
+    if problems:
+        raise ValueError("; ".join(problems))
+    out = []
+    for literal, field, _, _ in Formatter().parse(text):
+        out.append(literal)
+        if field is not None:
+            out.append(_value(field, values, name_fallback))
+    return "".join(out)
+
+
+def _value(field: str, values: Mapping[str, str], name_fallback: str) -> str:
+    value = values.get(field)
+    if field == "given_name" and not (value or "").strip():
+        return name_fallback
+    if value is None:
+        raise ValueError(f"no value for {{{field}}}")
+    return str(value)
+
+
+def local_time(starts_at: datetime, tz: str) -> str:
+    """``starts_at`` in zone ``tz``, e.g. ``Tue Dec 1, 6:00 PM PST``; English, locale-independent.
+
+    Zones without a letter abbreviation (tzdata writes ``-03``) show as ``UTC-03``.
+    """
+    if starts_at.tzinfo is None:
+        raise ValueError("starts_at must be timezone-aware")
+    t = starts_at.astimezone(ZoneInfo(tz))
+    zone = t.tzname() or ""
+    zone = f"UTC{zone}" if zone[:1] in "+-" else zone
+    hour = t.hour % 12 or 12
+    meridiem = "AM" if t.hour < 12 else "PM"
+    return f"{_DAYS[t.weekday()]} {_MONTHS[t.month - 1]} {t.day}, {hour}:{t.minute:02d} {meridiem} {zone}".rstrip()
+
+
+def sms_body(text: str, footer: str = SMS_FOOTER) -> str:
+    """``text`` with ``footer`` on its own last line, unless the text already contains it.
+
+    A newline costs one character like a space does (it is in GSM-7), and keeps the footer
+    visibly apart from the ask. "Already contains" ignores case.
+    """
+    text = text.rstrip()
+    if not footer or footer.casefold() in text.casefold():
+        return text
+    return f"{text}\n{footer}"
+
+
+def segments(body: str) -> tuple[str, int]:
+    """The encoding (``GSM-7`` or ``UCS-2``) and number of SMS segments ``body`` is sent as.
+
+    GSM-7 when every character is in the GSM 03.38 basic set or extension table (extension
+    characters count 2 septets), else UCS-2 counted in UTF-16 code units (an emoji is 2).
+    One segment holds 160 septets / 70 units; a longer message is split into segments of
+    153 / 67, and an escape pair or a surrogate pair is never split across two segments.
+    An empty body is 0 segments.
+    """
+    gsm = all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in body)
+    encoding = "GSM-7" if gsm else "UCS-2"
+    units = [_units(c, gsm) for c in body]
+    single, per_segment = _LIMITS[encoding]
+    if sum(units) <= single:
+        return encoding, 1 if units else 0
+    count, used = 1, 0
+    for n in units:
+        if used + n > per_segment:
+            count, used = count + 1, 0
+        used += n
+    return encoding, count
+
+
+def _units(char: str, gsm: bool) -> int:
+    if gsm:
+        return 2 if char in GSM7_EXTENSION else 1
+    return 2 if ord(char) > 0xFFFF else 1

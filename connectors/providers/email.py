@@ -1,0 +1,208 @@
+"""Sending email: the ``EmailSender`` port, the SendGrid adapter and an in-memory fake.
+
+``SendGridEmail`` uses the official SDK (``SendGridAPIClient`` and the ``Mail`` helper). One
+``/v3/mail/send`` request carries up to 1000 personalizations, one per recipient; each message's
+own subject is set on its personalization and its text/html travel as substitutions into a
+shared ``%text%`` / ``%html%`` body, so a batch of differently-rendered asks is still one request.
+SendGrid caps substitutions at 10,000 bytes per personalization, so a longer message goes in a
+request of its own with literal content.
+
+SendGrid keeps ``custom_args`` forever and they cannot be redacted, so they carry only
+``ask_id`` and ``partner`` (an ask id holds a keyed hash, never an address).
+
+Like ``TwilioSms`` the SDK is synchronous (urllib) and runs on a dedicated, bounded
+``ThreadPoolExecutor``, one SDK client per thread; ``base_url`` is the SDK's own ``host``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+from urllib.error import URLError
+from urllib.parse import quote
+
+from pydantic import SecretStr
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import Content, CustomArg, From, Header, Mail, Personalization, Substitution, To
+
+from contracts.people import Frozen
+
+from .errors import PermanentFailure, ProviderError, RetryLater, classify_sendgrid
+from .ratelimit import TokenBucket
+
+MAX_PERSONALIZATIONS = 1000
+SUBSTITUTION_LIMIT = 10_000
+TEXT_TAG, HTML_TAG = "%text%", "%html%"
+
+
+class EmailMessage(Frozen):
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    ask_id: str
+    partner: str
+
+
+class EmailSender(Protocol):
+    async def send(self, batch: Sequence[EmailMessage]) -> list[str]:
+        """Hand ``batch`` to the provider; return one message id per message, in order.
+
+        Raises ``RetryLater`` or ``PermanentFailure``; when part of the batch was accepted
+        first, ``error.accepted`` holds the ids (None where not accepted), aligned with ``batch``.
+        """
+
+
+@dataclass
+class FakeEmail:
+    """In-memory ``EmailSender``. ``failures[to]`` fails the whole batch containing ``to``."""
+
+    sent: list[EmailMessage] = field(default_factory=list)
+    failures: dict[str, ProviderError] = field(default_factory=dict)
+
+    async def send(self, batch: Sequence[EmailMessage]) -> list[str]:
+        for message in batch:
+            if message.to in self.failures:
+                raise self.failures[message.to]
+        self.sent.extend(batch)
+        return [f"fake{len(self.sent)}"] * len(batch)
+
+
+def plan_requests(batch: Sequence[EmailMessage]) -> list[list[int]]:
+    """Indexes of ``batch`` per request: ≤1000 each, text-only and html mail apart, big ones alone."""
+    requests: list[list[int]] = []
+    open_: dict[bool, list[int]] = {}
+    for i, message in enumerate(batch):
+        size = len(message.text.encode()) + len((message.html or "").encode())
+        if size > SUBSTITUTION_LIMIT - 100:
+            requests.append([i])
+            continue
+        group = open_.setdefault(message.html is not None, [])
+        if not group:
+            requests.append(group)
+        group.append(i)
+        if len(group) == MAX_PERSONALIZATIONS:
+            open_[message.html is not None] = []
+    return requests
+
+
+class SendGridEmail:
+    """``EmailSender`` on SendGrid. ``unsubscribe_url`` may contain ``{ask_id}``."""
+
+    def __init__(
+        self,
+        api_key: SecretStr,
+        *,
+        from_email: str,
+        from_name: str | None = None,
+        base_url: str = "https://api.sendgrid.com",
+        unsubscribe_mailto: str | None = None,
+        unsubscribe_url: str | None = None,
+        workers: int = 4,
+        timeout: float = 15.0,
+        bucket: TokenBucket | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._api_key = api_key
+        self._from = From(from_email, from_name)
+        self._base_url = base_url
+        self._mailto = unsubscribe_mailto
+        self._unsub_url = unsubscribe_url
+        self._timeout = timeout
+        self._bucket = bucket or TokenBucket(None)
+        self._now = now
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sendgrid")
+        self._local = threading.local()
+
+    def _client(self) -> SendGridAPIClient:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = SendGridAPIClient(self._api_key.get_secret_value(), host=self._base_url)
+            client.client.timeout = self._timeout  # inherited by the per-path clients it builds
+            self._local.client = client
+        return client
+
+    def _unsubscribe_headers(self, ask_id: str) -> dict[str, str]:
+        links = []
+        if self._mailto:
+            links.append(f"<mailto:{self._mailto}?subject=unsubscribe%20{quote(ask_id, safe='')}>")
+        if self._unsub_url:
+            links.append(f"<{self._unsub_url.format(ask_id=quote(ask_id, safe=''))}>")
+        headers = {"List-Unsubscribe": ", ".join(links)} if links else {}
+        if self._unsub_url:
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
+        return headers
+
+    def build_mail(self, messages: Sequence[EmailMessage]) -> Mail:
+        """One ``Mail`` for up to 1000 messages of one kind (see ``plan_requests``)."""
+        mail = Mail(from_email=self._from)
+        literal = len(messages) == 1
+        has_html = messages[0].html is not None
+        mail.add_content(Content("text/plain", messages[0].text if literal else TEXT_TAG))
+        if has_html:
+            mail.add_content(Content("text/html", messages[0].html if literal else HTML_TAG))
+        for n, message in enumerate(messages):
+            p = Personalization()
+            p.add_to(To(message.to))
+            p.subject = message.subject
+            if not literal:
+                p.add_substitution(Substitution(TEXT_TAG, message.text))
+                if has_html:
+                    p.add_substitution(Substitution(HTML_TAG, message.html))
+            p.add_custom_arg(CustomArg("ask_id", message.ask_id))
+            p.add_custom_arg(CustomArg("partner", message.partner))
+            for name, value in self._unsubscribe_headers(message.ask_id).items():
+                p.add_header(Header(name, value))
+            mail.add_personalization(p, index=n)  # the helper inserts at 0 by default
+        return mail
+
+    def _post(self, mail: Mail) -> str:
+        try:
+            response = self._client().send(mail)
+        except HTTPError as exc:
+            raise self._error(exc) from None
+        except URLError as exc:  # raised before the request was fully sent
+            raise RetryLater(None, None, f"no connection to SendGrid: {exc.reason}") from None
+        except (OSError, http.client.HTTPException) as exc:  # after sending: it may have arrived
+            raise RetryLater(None, None, f"no answer from SendGrid: {type(exc).__name__}", ambiguous=True) from None
+        return response.headers.get("X-Message-Id", "")
+
+    def _error(self, exc: HTTPError) -> ProviderError:
+        status = int(exc.status_code)
+        try:
+            errors = json.loads(exc.body)["errors"]
+            reason = "; ".join(str(e.get("message")) for e in errors)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            reason = str(exc.reason)
+        if classify_sendgrid(status) == "permanent":
+            return PermanentFailure(str(status), reason)
+        after = None
+        reset = exc.headers.get("X-RateLimit-Reset") if exc.headers else None
+        if reset and reset.isdigit():
+            after = max(0.0, int(reset) - self._now())
+        return RetryLater(after, str(status), reason)
+
+    async def send(self, batch: Sequence[EmailMessage]) -> list[str]:
+        ids: list[str | None] = [None] * len(batch)
+        loop = asyncio.get_running_loop()
+        for indexes in plan_requests(batch):
+            mail = self.build_mail([batch[i] for i in indexes])
+            await self._bucket.acquire()
+            try:
+                message_id = await loop.run_in_executor(self._pool, self._post, mail)
+            except ProviderError as exc:
+                exc.accepted = tuple(ids) if any(ids) else ()
+                raise
+            for i in indexes:
+                ids[i] = message_id
+        return ids  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,174 @@
+"""The sandbox providers: one local HTTP server that speaks enough of Twilio's and SendGrid's
+APIs for their official SDKs to work unchanged, records what it accepted, posts signed
+callbacks back, and misbehaves on request.
+
+``create_sandbox(config)`` builds the FastAPI app; ``app.state.sandbox`` is the ``Sandbox``
+(inbox, faults, ``sendgrid_public_key``). Sandbox-only endpoints live under ``/_sandbox``:
+
+- ``GET|DELETE /_sandbox/inbox``          what was accepted (``?channel=sms|email``) / forget it
+- ``GET|POST /_sandbox/faults``           current faults / change some of them (JSON patch)
+- ``POST /_sandbox/reply``                ``{"from", "body", "to"?}`` → signed inbound-SMS webhook
+- ``GET /_sandbox/sendgrid-public-key``   the event-webhook verification key (base64 DER)
+- ``GET /_sandbox/callbacks``             recent webhook deliveries and how they went
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from .callbacks import Poster
+from .faults import Dice, Faults, Outcome
+from .sendgrid_api import sendgrid_router
+from .signing import EventSigner
+from .twilio_api import form_request, post_reply, twilio_router
+
+
+class SandboxConfig(BaseModel):
+    """Everything the sandbox needs; nothing is read from the environment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    account_sid: str = "AC" + "0" * 32
+    auth_token: SecretStr = SecretStr("sandbox-auth-token")
+    sendgrid_api_key: SecretStr = SecretStr("SG.sandbox-api-key")
+    #: Where Twilio callbacks go when a message has no StatusCallback (a Messaging Service's).
+    status_callback_url: str | None = None
+    inbound_url: str | None = None
+    event_webhook_url: str | None = None
+    #: The sandbox account's number: From of Messaging Service sends, To of simulated replies.
+    sender_number: str = "+15005550006"
+    #: From numbers the account owns (21606 for others); empty accepts any.
+    twilio_numbers: frozenset[str] = frozenset()
+    seed: int = 0
+    faults: Faults = Faults()
+    callback_attempts: int = Field(4, ge=1, le=10)
+    callback_timeout_s: float = Field(5.0, gt=0, le=60)
+    #: PEM of a P-256 key to sign SendGrid events with; a fresh key per start when unset.
+    sendgrid_private_key_pem: SecretStr | None = None
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    sender: str = Field(alias="from")
+    body: str
+    to: str | None = None
+
+
+class Sandbox:
+    """The sandbox's state: what it accepted, how it misbehaves, how it signs."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.faults = config.faults
+        self.dice = Dice(config.seed)
+        pem = config.sendgrid_private_key_pem
+        self.signer = EventSigner(pem.get_secret_value().encode() if pem else None)
+        self.poster = Poster(config.callback_attempts, config.callback_timeout_s)
+        self.inbox: list[dict] = []
+        self.by_sg_id: dict[str, dict] = {}
+        #: Numbers that texted STOP (and not START since): Twilio itself blocks them with 21610.
+        self.opted_out: set[str] = set()
+
+    @property
+    def sendgrid_public_key(self) -> str:
+        return self.signer.public_key
+
+    async def misbehave(self) -> Outcome:
+        """Apply latency and roll for a fault; a ``timeout`` has already hung when this returns."""
+        faults = self.faults
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        outcome = self.dice.outcome(faults)
+        if outcome == "timeout":
+            await asyncio.sleep(faults.timeout_hang_ms / 1000)
+        return outcome
+
+    def record(self, *, channel: str, id: str, to: str, sender: str, status: str, **fields) -> dict:
+        now = time.time()
+        entry = {
+            "channel": channel, "id": id, "to": to, "from": sender, "status": status, "created": now,
+            "created_at": datetime.fromtimestamp(now, timezone.utc).isoformat(),
+            "history": [{"status": status, "at": now, "error_code": None}], **fields,
+        }
+        self.inbox.append(entry)
+        if "sg_message_id" in fields:
+            self.by_sg_id[fields["sg_message_id"]] = entry
+        return entry
+
+    def set_status(self, entry: dict, status: str, error_code: int | None) -> None:
+        entry["status"] = status
+        entry["error_code"] = error_code
+        entry["history"].append({"status": status, "at": time.time(), "error_code": error_code})
+
+    async def post_form(self, url: str, params: dict[str, str]) -> int | None:
+        body, headers = form_request(self.config.auth_token.get_secret_value(), url, params)
+        return await self.poster.post(url, body=body, headers=headers)
+
+    async def post_events(self, events: list[dict]) -> int | None:
+        url = self.config.event_webhook_url
+        if not url or not events:
+            return None
+        body = json.dumps(events, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", **self.signer.headers(body, int(time.time()))}
+        return await self.poster.post(url, body=body, headers=headers)
+
+
+def create_sandbox(config: SandboxConfig | None = None) -> FastAPI:
+    sb = Sandbox(config or SandboxConfig())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await sb.poster.start()
+        try:
+            yield
+        finally:
+            await sb.poster.stop()
+
+    app = FastAPI(title="turnout sandbox providers", lifespan=lifespan)
+    app.state.sandbox = sb
+    app.include_router(twilio_router(sb))
+    app.include_router(sendgrid_router(sb))
+
+    @app.get("/_sandbox/inbox", tags=["sandbox"])
+    async def inbox(channel: str | None = None) -> list[dict]:
+        return [m for m in sb.inbox if channel is None or m["channel"] == channel]
+
+    @app.delete("/_sandbox/inbox", status_code=204, tags=["sandbox"])
+    async def clear_inbox() -> None:
+        sb.inbox.clear()
+        sb.by_sg_id.clear()
+
+    @app.get("/_sandbox/faults", tags=["sandbox"])
+    async def faults() -> Faults:
+        return sb.faults
+
+    @app.post("/_sandbox/faults", tags=["sandbox"])
+    async def set_faults(patch: dict) -> Faults:
+        try:
+            sb.faults = sb.faults.updated(patch)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return sb.faults
+
+    @app.post("/_sandbox/reply", tags=["sandbox"])
+    async def reply(message: Reply) -> dict:
+        if not sb.config.inbound_url:
+            raise HTTPException(409, "no inbound_url configured")
+        return await post_reply(sb, message.sender, message.body, message.to)
+
+    @app.get("/_sandbox/sendgrid-public-key", tags=["sandbox"])
+    async def public_key() -> dict:
+        return {"public_key": sb.sendgrid_public_key}
+
+    @app.get("/_sandbox/callbacks", tags=["sandbox"])
+    async def callbacks() -> dict:
+        return {"pending": sb.poster.pending, "recent": list(sb.poster.log)}
+
+    return app

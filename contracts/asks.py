@@ -1,0 +1,100 @@
+"""Asks: one outreach message (SMS or email) to one person for one action.
+
+``AskCommand`` travels on the internal asks topic (it carries the rendered message and the
+address, like the people table does); ``AskFact`` is the ask's state as the tallies read it
+and carries no contact details.
+
+Ask ids are ``<action_id>:<person_key>:<channel>``: one ask per (action, person, channel) by
+construction, and routable to the person's partition from any provider callback.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from .events import ActionEvent
+from .facts import Channel
+from .people import Frozen
+
+AskStatus = Literal["planned", "deferred", "sending", "sent", "delivered", "failed", "cancelled", "in_doubt"]
+#: Terminal and in-flight states: an ask in one of these is never handed to a provider again.
+NEVER_RESEND: frozenset[str] = frozenset({"sending", "sent", "delivered", "failed", "cancelled", "in_doubt"})
+
+
+def ask_id(action_id: str, person_key: str, channel: Channel) -> str:
+    return f"{action_id}:{person_key}:{channel}"
+
+
+def parse_ask_id(value: str) -> tuple[str, str, Channel]:
+    """(action_id, person_key, channel); ``ValueError`` if it is not an ask id."""
+    action_id, person_key, channel = value.rsplit(":", 2)
+    if channel not in ("sms", "email") or not person_key.startswith("p") or not action_id:
+        raise ValueError(f"not an ask id: {value!r}")
+    return action_id, person_key, channel  # type: ignore[return-value]
+
+
+class AskCommand(Frozen):
+    """Send this message (internal asks topic, keyed by person key)."""
+
+    ask_id: str
+    action_id: str
+    person_key: str
+    channel: Channel
+    partner: str
+    referral: str
+    to: str
+    body: str
+    subject: str | None = None
+    segments: int | None = None
+    time_zone: str | None = Field(default=None, description="The recipient's zone, for quiet hours (SMS only).")
+    quiet_hours_apply: bool = True
+    send_after: datetime | None = None
+    planned_at: datetime
+
+
+class AskFact(Frozen):
+    """The state of one ask (table ``asks_by_id``). No contact details."""
+
+    ask_id: str
+    action_id: str
+    person_key: str
+    channel: Channel
+    partner: str
+    status: AskStatus
+    updated_at: datetime
+    provider_id: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    deferred_until: datetime | None = None
+    replied_yes: bool = False
+    opted_out: bool = False
+
+
+class TargetAction(Frozen):
+    """Fan this action out to the people of one partition (one copy per partition)."""
+
+    partner: str
+    action: ActionEvent
+
+
+class RecentAsks(Frozen):
+    """When a person was last asked (for the frequency cap and for matching replies)."""
+
+    asks: tuple[tuple[str, datetime], ...] = ()
+
+
+class SendResult(Frozen):
+    """What happened when an ask was handed to a provider (after any retries)."""
+
+    ask_id: str
+    provider_id: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    opted_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.provider_id is not None

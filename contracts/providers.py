@@ -1,0 +1,55 @@
+"""What Twilio and SendGrid tell us, as the ingress writes it to the provider topic.
+
+Verified at the ingress (signatures), keyed by person key, with no raw phone or email:
+the ingress turns a sender's number or address into a person key before writing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
+
+from .people import Frozen
+
+TwilioStatusName = Literal["accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read", "canceled", "receiving", "received"]
+
+
+class SmsStatus(Frozen):
+    """A Twilio status callback for one of our messages."""
+
+    kind: Literal["sms_status"] = "sms_status"
+    ask_id: str
+    message_sid: str
+    status: TwilioStatusName
+    error_code: str | None = None
+
+
+class SmsReply(Frozen):
+    """An inbound SMS from a supporter. Only the first word is kept: replies are not stored."""
+
+    kind: Literal["sms_reply"] = "sms_reply"
+    message_sid: str
+    keyword: str = Field(description="The reply's first word, upper-cased (STOP, YES, HELP…), or '' for other text.")
+    opt_out_handled_by_twilio: bool = Field(default=True, description="Twilio Advanced Opt-Out already answered STOP/START/HELP.")
+
+
+class EmailEvent(Frozen):
+    """One SendGrid event webhook event about one of our emails."""
+
+    kind: Literal["email_event"] = "email_event"
+    ask_id: str
+    sg_event_id: str
+    event: str
+    sg_message_id: str | None = None
+    reason: str | None = None
+
+
+ProviderEvent = Annotated[Union[SmsStatus, SmsReply, EmailEvent], Field(discriminator="kind")]
+
+
+class ProviderEnvelope(Frozen):
+    person_key: str
+    received_at: datetime
+    event: ProviderEvent
