@@ -94,6 +94,7 @@ class SendResult(Frozen):
     error_code: str | None = None
     error: str | None = None
     opted_out: bool = False
+    in_doubt: bool = Field(default=False, description="The provider may have it (a timeout after sending): never resend.")
 
     @property
     def ok(self) -> bool:

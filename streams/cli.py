@@ -52,7 +52,15 @@ def worker() -> None:
 
     s = settings()
     pipeline = build(s)
-    register(pipeline)
+    outreach = None
+    if s.providers_configured:
+        from agents.outreach.agents import outreach_from
+        from connectors.providers.outbox import outbox_from
+
+        outreach = outreach_from(s, outbox_from(s))
+    else:
+        console.print("[yellow]no provider credentials: asks are planned but not sent (see README)[/]")
+    register(pipeline, s, outreach)
     faust.Worker(pipeline.app, loglevel="info").execute_from_commandline()
 
 
@@ -72,6 +80,29 @@ def web(host: str | None, port: int | None) -> None:
     except (coalition_file.CoalitionError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     uvicorn.run(app, host=host or s.web_host, port=port or s.web_port, log_level="warning")
+
+
+@main.command(help="Run the sandbox providers (Twilio and SendGrid APIs) for the configured web app.")
+@click.option("--port", default=8099, show_default=True)
+@click.option("--faults", default="{}", help='JSON, e.g. \'{"share_429": 0.3}\'')
+def sandbox(port: int, faults: str) -> None:
+    import uvicorn
+
+    from connectors.sandbox.faults import Faults
+    from connectors.sandbox.server import SandboxConfig, create_sandbox
+
+    s = settings()
+    web = s.public_url.rstrip("/")
+    config = SandboxConfig(
+        **({"account_sid": s.twilio_account_sid} if s.twilio_account_sid else {}),
+        **({"auth_token": s.twilio_auth_token} if s.twilio_auth_token else {}),
+        **({"sendgrid_api_key": s.sendgrid_api_key} if s.sendgrid_api_key else {}),
+        sendgrid_private_key_pem=s.sandbox_signing_key,
+        inbound_url=f"{web}/v1/providers/twilio/inbound",
+        event_webhook_url=f"{web}/v1/providers/sendgrid/events",
+        faults=Faults.model_validate(json.loads(faults)),
+    )
+    uvicorn.run(create_sandbox(config), host="127.0.0.1", port=port, log_level="warning")
 
 
 @main.group(help="Kafka topics.")

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     sendgrid_base_url: str | None = Field(default=None, description="Only for the sandbox: where the SendGrid SDK sends requests.")
     sendgrid_public_key: str | None = Field(default=None, description="Event Webhook verification key (base64), from SendGrid's settings.")
     sandbox_url: str | None = Field(default=None, description="Set by `turnout up` when it runs the sandbox providers.")
+    sandbox_signing_key: SecretStr | None = Field(default=None, description="PEM the sandbox signs SendGrid events with (set by `turnout up`).")
     sms_rate: float = Field(default=1.0, ge=0, description="SMS per second per sender (0: unlimited). A US long code does about 1.")
     email_rate: float = Field(default=100.0, ge=0, description="Emails per second (0: unlimited).")
     send_concurrency: int = Field(default=16, ge=1, description="Provider calls in flight per worker (bounded thread pool).")
@@ -87,3 +88,7 @@ class Settings(BaseSettings):
         if self.person_key_secret is None:
             raise RuntimeError("TURNOUT_PERSON_KEY_SECRET is not set")
         return self.person_key_secret.get_secret_value().encode()
+
+    @property
+    def providers_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.sendgrid_api_key)

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from .admin import ensure_topics
-from .broker import EmbeddedBroker, wait_for_port
+from .broker import EmbeddedBroker, free_port, wait_for_port
 from .processes import child_dies_with_parent, stop_process
 from .settings import Settings
 
@@ -25,19 +25,33 @@ console = Console()
 
 
 def child_env(s: Settings) -> dict[str, str]:
+    """The environment that gives a child process exactly these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TURNOUT_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=s.bootstrap,
-        TURNOUT_BROKER_FLAVOR=s.broker_flavor,
-        TURNOUT_COALITION=str(s.coalition.resolve()),
-        TURNOUT_APP_ID=s.app_id,
-        TURNOUT_TOPIC_PREFIX=s.topic_prefix,
-        TURNOUT_PARTITIONS=str(s.partitions),
-        TURNOUT_DEFAULT_REGION=s.default_region,
-        TURNOUT_ORGANIZER_TOKEN=s.organizer_token.get_secret_value() if s.organizer_token else "",
-        TURNOUT_PERSON_KEY_SECRET=s.person_key_secret.get_secret_value() if s.person_key_secret else "",
-    )
+    for name in Settings.model_fields:
+        value = getattr(s, name)
+        if value is None:
+            continue
+        value = value.get_secret_value() if isinstance(value, SecretStr) else value
+        value = value.resolve() if isinstance(value, Path) else value
+        env["KAFKA_BOOTSTRAP_SERVERS" if name == "kafka_bootstrap_servers" else f"TURNOUT_{name.upper()}"] = str(value)
     return env
+
+
+def sandbox_settings(s: Settings, web_port: int, sandbox_port: int) -> dict[str, object]:
+    """Credentials and URLs that point the real SDKs at the sandbox providers."""
+    from connectors.sandbox.signing import EventSigner
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    url = f"http://127.0.0.1:{sandbox_port}"
+    return dict(
+        twilio_account_sid="AC" + secrets.token_hex(16), twilio_auth_token=SecretStr(secrets.token_hex(16)),
+        twilio_from="+15005550006", twilio_base_url=url, sendgrid_api_key=SecretStr("SG." + secrets.token_urlsafe(24)),
+        sendgrid_base_url=url, sendgrid_public_key=EventSigner(pem).public_key, sandbox_url=url,
+        sandbox_signing_key=SecretStr(pem.decode()), public_url=f"http://127.0.0.1:{web_port}",
+    )
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -72,12 +86,21 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool) -> None:
                 raise SystemExit("TURNOUT_PERSON_KEY_SECRET must be set with an external Kafka: person keys must stay stable")
             updates["person_key_secret"] = SecretStr(secrets.token_urlsafe(32))
         s = s.model_copy(update=updates)
+        sandbox_port = None
+        if not s.providers_configured:
+            sandbox_port = free_port()
+            s = s.model_copy(update=sandbox_settings(s, port, sandbox_port))
         ensure_topics(s)
         if demo:
             from connectors.demo import ensure_demo_partners
 
             ensure_demo_partners(s.coalition)
         env = child_env(s)
+        if sandbox_port:
+            sandbox = spawn(["sandbox", "--port", str(sandbox_port)], env, logs / "sandbox.log")
+            procs.append(sandbox)
+            wait_for_port(sandbox_port, 60, sandbox)
+            console.print(f"sandbox providers (Twilio + SendGrid APIs, inbox at {s.sandbox_url}/_sandbox/inbox)")
         procs += [spawn(["worker"], env, logs / f"worker-{i}.log") for i in range(workers)]
         web = spawn(["web", "--host", "127.0.0.1", "--port", str(port)], env, logs / "web.log")
         procs.append(web)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from functools import lru_cache
 from typing import Protocol, Sequence
 
@@ -27,7 +27,8 @@ import json
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
 from contracts.events import ActionEvent
 from streams.app import Pipeline
-from streams.clock import Clock
+from streams.clock import Clock, from_setting
+from streams.settings import Settings
 
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
@@ -55,6 +56,18 @@ class Outreach:
     quiet: QuietHours
     clock: Clock
     partitions: int
+
+
+def outreach_from(s: Settings, outbox: Outbox) -> Outreach:
+    policy = OutreachPolicy(
+        cap=s.frequency_cap, window=timedelta(days=s.frequency_window_days), quiet=quiet_hours(s),
+        footer=s.sms_footer, rsvp_base_url=s.rsvp_base_url, referral_secret=s.person_key_bytes(),
+    )
+    return Outreach(outbox=outbox, policy=policy, quiet=policy.quiet, clock=from_setting(s.clock), partitions=s.partitions)
+
+
+def quiet_hours(s: Settings) -> QuietHours:
+    return QuietHours(time.fromisoformat(s.quiet_start), time.fromisoformat(s.quiet_end))
 
 
 @lru_cache(maxsize=1_000_000)
@@ -143,6 +156,9 @@ async def send_batch(p: Pipeline, o: Outreach, batch: list[tuple[int, AskCommand
 async def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendResult, now: datetime) -> None:
     if r.ok:
         p.asks.put_at(partition, ask.ask_id, fact(ask, "sent", now, provider_id=r.provider_id))
+    elif r.in_doubt:
+        p.asks.put_at(partition, ask.ask_id, fact(ask, "in_doubt", now, error=r.error))
+        log.warning("ask in doubt (the provider may have it); not resending")
     else:
         p.asks.put_at(partition, ask.ask_id, fact(ask, "failed", now, error_code=r.error_code, error=r.error))
         log.warning("ask failed permanently: code=%s", r.error_code)

@@ -21,7 +21,7 @@ from streams.broker import EmbeddedBroker, free_port, wait_for_port
 from streams.coalition import add_partner
 from streams.processes import stop_process
 from streams.settings import Settings
-from streams.stack import child_env, spawn
+from streams.stack import child_env, sandbox_settings, spawn
 
 TOKEN = "integration-organizer-token"
 
@@ -55,7 +55,7 @@ def broker():
 
 
 class Stack:
-    def __init__(self, bootstrap: str, tmp: Path, name: str, partners=("union-a", "faith-b"), **overrides) -> None:
+    def __init__(self, bootstrap: str, tmp: Path, name: str, partners=("union-a", "faith-b"), outreach: bool = False, **overrides) -> None:
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower())[-30:] + "-" + uuid.uuid4().hex[:6]
         self.tmp = tmp
         config = dict(
@@ -63,13 +63,38 @@ class Stack:
             organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("integration-secret"),
             app_id=f"t-{slug}", topic_prefix=f"t-{slug}.", partitions=4,
         )
+        self.web_port = free_port()
+        self.sandbox_port = free_port() if outreach else None
+        self.clock_file = tmp / "clock.txt"
+        if outreach:
+            self.set_clock("2026-11-24T19:00:00+00:00")  # 11:00 in California: no quiet hours
+            base = Settings(**config)
+            config.update(sandbox_settings(base, self.web_port, self.sandbox_port), sms_rate=0, clock=f"file:{self.clock_file}")
         self.settings = Settings(**{**config, **overrides})
         ensure_topics(self.settings)
         self.secrets = {p: add_partner(self.settings.coalition, p, p, "community").secret.get_secret_value() for p in partners}
         self.procs: list[subprocess.Popen] = []
         self.logs: list[Path] = []
-        self.web_port: int | None = None
         self.http = httpx.Client(timeout=30)
+
+    def set_clock(self, iso: str) -> None:
+        """Move the workers' clock (a file clock: see streams/clock.py)."""
+        tmp = self.clock_file.with_suffix(".tmp")
+        tmp.write_text(iso)
+        tmp.replace(self.clock_file)
+
+    def start_sandbox(self, faults: str = "{}") -> subprocess.Popen:
+        proc = self._spawn(["sandbox", "--port", str(self.sandbox_port), "--faults", faults], "sandbox")
+        wait_for_port(self.sandbox_port, 60, proc)
+        return proc
+
+    def inbox(self, channel: str | None = None) -> list[dict]:
+        r = self.http.get(f"{self.settings.sandbox_url}/_sandbox/inbox", params={"channel": channel} if channel else None)
+        r.raise_for_status()
+        return r.json()
+
+    def reply(self, phone: str, body: str) -> None:
+        self.http.post(f"{self.settings.sandbox_url}/_sandbox/reply", json={"from": phone, "body": body}).raise_for_status()
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
         log = self.tmp / f"{name}-{len(self.logs)}.log"
@@ -82,7 +107,6 @@ class Stack:
         return self._spawn(["worker"], "worker")
 
     def start_web(self) -> subprocess.Popen:
-        self.web_port = free_port()
         proc = self._spawn(["web", "--port", str(self.web_port)], "web")
         wait_for_port(self.web_port, 60, proc)
         return proc

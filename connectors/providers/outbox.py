@@ -1,0 +1,105 @@
+"""The outbox the send agent calls (``agents.outreach.agents.Outbox``): SMS through an
+``SmsSender``, email through an ``EmailSender``, each with retries, one result per ask.
+
+SMS are never retried after an ambiguous failure (a timeout after the request left): neither
+provider takes an idempotency key, so such an ask is reported in doubt instead of risking a
+second text. Emails are batched (the sender splits them into requests of up to 1000) and a
+partly accepted batch is retried only for the messages not accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Sequence
+from urllib.parse import quote
+
+from contracts.asks import AskCommand, SendResult
+
+from streams.settings import Settings
+
+from .email import EmailMessage, EmailSender, SendGridEmail
+from .errors import PermanentFailure, ProviderError, RetryLater
+from .ratelimit import TokenBucket
+from .retry import backoff, with_retries
+from .sms import SmsSender, TwilioSms
+
+log = logging.getLogger(__name__)
+
+
+class ProviderOutbox:
+    def __init__(self, sms: SmsSender, email: EmailSender, public_url: str, *, attempts: int = 8,
+                 base: float = 0.2, cap: float = 20.0, rng: random.Random | None = None) -> None:
+        self.sms, self.email = sms, email
+        self.callback = public_url.rstrip("/") + "/v1/providers/twilio/status?ask="
+        self.retry = dict(attempts=attempts, base=base, cap=cap, rng=rng or random.Random())
+
+    async def send(self, asks: Sequence[AskCommand], validity: dict[str, int | None]) -> list[SendResult]:
+        texts = [self._text(a, validity.get(a.ask_id)) for a in asks if a.channel == "sms"]
+        results = list(await asyncio.gather(*texts))
+        return results + await self._emails([a for a in asks if a.channel == "email"])
+
+    async def reply(self, to: str, body: str) -> None:
+        try:
+            await with_retries(lambda: self.sms.send(to, body), **self.retry, retry_ambiguous=False)
+        except ProviderError as exc:
+            log.warning("reply not sent: %s", exc.code)
+
+    async def _text(self, ask: AskCommand, validity: int | None) -> SendResult:
+        async def once():
+            return await self.sms.send(ask.to, ask.body, status_callback=self.callback + quote(ask.ask_id, safe=""), validity_period=validity)
+
+        try:
+            sent = await with_retries(once, **self.retry, retry_ambiguous=False)
+        except PermanentFailure as exc:
+            return SendResult(ask_id=ask.ask_id, error_code=exc.code, error=exc.reason, opted_out=exc.opted_out)
+        except RetryLater as exc:
+            if exc.ambiguous:
+                return SendResult(ask_id=ask.ask_id, error=exc.reason, in_doubt=True)
+            return SendResult(ask_id=ask.ask_id, error_code=exc.code or "retries_exhausted", error=exc.reason)
+        return SendResult(ask_id=ask.ask_id, provider_id=sent.sid)
+
+    async def _emails(self, asks: list[AskCommand]) -> list[SendResult]:
+        results: dict[str, SendResult] = {}
+        pending = asks
+        for attempt in range(1, self.retry["attempts"] + 1):
+            if not pending:
+                break
+            batch = [EmailMessage(to=a.to, subject=a.subject or "", text=a.body, ask_id=a.ask_id, partner=a.partner) for a in pending]
+            try:
+                ids = await self.email.send(batch)
+            except ProviderError as exc:
+                accepted = exc.accepted or ()
+                for a, mid in zip(pending, accepted):
+                    if mid:
+                        results[a.ask_id] = SendResult(ask_id=a.ask_id, provider_id=mid)
+                pending = [a for a in pending if a.ask_id not in results]
+                final = isinstance(exc, PermanentFailure) or attempt == self.retry["attempts"] or getattr(exc, "ambiguous", False)
+                if final:
+                    for a in pending:
+                        results[a.ask_id] = SendResult(ask_id=a.ask_id, error_code=exc.code, error=exc.reason,
+                                                       in_doubt=getattr(exc, "ambiguous", False))
+                    pending = []
+                else:
+                    await asyncio.sleep(max(getattr(exc, "after", None) or 0.0, backoff(attempt, base=self.retry["base"], cap=self.retry["cap"], rng=self.retry["rng"])))
+                continue
+            for a, mid in zip(pending, ids):
+                results[a.ask_id] = SendResult(ask_id=a.ask_id, provider_id=mid)
+            pending = []
+        return [results[a.ask_id] for a in asks]
+
+
+def outbox_from(s: Settings) -> ProviderOutbox:
+    """Real adapters from settings (pointed at the sandbox when its URLs are set)."""
+    sms_bucket = TokenBucket(s.sms_rate or None)
+    sms = TwilioSms(
+        s.twilio_account_sid, s.twilio_auth_token,
+        messaging_service_sid=s.twilio_messaging_service_sid, from_number=None if s.twilio_messaging_service_sid else s.twilio_from,
+        base_url=s.twilio_base_url, workers=s.send_concurrency, bucket=sms_bucket,
+    )
+    email = SendGridEmail(
+        s.sendgrid_api_key, from_email=s.sendgrid_from, base_url=s.sendgrid_base_url or "https://api.sendgrid.com",
+        unsubscribe_url=s.unsubscribe_url, bucket=TokenBucket(s.email_rate or None),
+    )
+    return ProviderOutbox(sms, email, s.public_url)

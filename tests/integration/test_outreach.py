@@ -1,0 +1,99 @@
+"""Rapid-response outreach end to end: real ingress, real workers, the real Twilio and SendGrid
+SDKs talking to the sandbox providers, callbacks flowing back through the signed webhooks."""
+
+from collections import Counter
+
+import pytest
+
+from agents.outreach.agents import partition_of
+from streams.keys import person_key
+from tests.factories import phone, signup
+from tests.integration.conftest import eventually
+
+pytestmark = pytest.mark.integration
+
+SMS = {"en": "{given_name}: {action_title} at {place}, {local_time}. RSVP {rsvp_link}"}
+EMAIL = {"en": {"subject": "{action_title}", "body": "Hi {given_name}, join us: {rsvp_link}"}}
+
+
+def rapid(action_id, title, postal_codes, event_id=None, at="2026-11-24T18:00:00Z", **extra):
+    return {"type": "action", "event_id": event_id or f"a-{action_id}", "occurred_at": at, "action_id": action_id,
+            "title": title, "kind": "rally", "starts_at": "2026-11-25T02:00:00Z", "time_zone": "America/Los_Angeles",
+            "location": {"venue": "City Hall", "locality": "Oakland"}, "target": {"postal_codes": postal_codes},
+            "templates": {"sms": SMS, "email": EMAIL}, "rapid_response": True, **extra}
+
+
+def person(i, postal="94607", sms=True, email=None, at="2026-11-20T10:00:00Z"):
+    item = signup(f"s-{i}", phone=phone(i), email=email, at=at, given_name=f"P{i}", postal_code=postal)
+    item["consent"] = {"sms": sms, "email": email is not None}
+    return item
+
+
+def markers(stack, postal="94609"):
+    """One person per partition: when each has their text, every partition has got that far."""
+    found, i = {}, 9000
+    while len(found) < stack.settings.partitions:
+        pk = person_key(stack.settings.person_key_bytes(), phone(i), None)
+        found.setdefault(partition_of(pk, stack.settings.partitions), i)
+        i += 1
+    return [person(i, postal=postal) for i in found.values()]
+
+
+def sms_to(stack, title):
+    return Counter(m["to"] for m in stack.inbox("sms") if title in m["body"])
+
+
+def signups_seen(stack, n):
+    return stack.get("/v1/tallies").json()["totals"]["signups"] == n
+
+
+@pytest.fixture
+def outreach(make_stack):
+    stack = make_stack(outreach=True, partners=("backbone", "union-a", "faith-b"), frequency_cap=2)
+    stack.start_sandbox()
+    stack.start_web()
+    stack.start_worker()
+    return stack
+
+
+def test_rapid_response_reaches_each_eligible_person_exactly_once(outreach):
+    stack = outreach
+    mark = markers(stack)
+    union = [
+        person(1, email="a@example.org"),        # SMS and email
+        person(2, postal="94612"),               # SMS
+        person(3, sms=False),                    # no consent: nothing
+        person(4, postal="10001"),               # out of area: nothing
+        person(5, at="2026-11-19T10:00:00Z"),    # signed up by three partners: one text, union's
+        person(7, postal="94601", email="f@example.org"),  # already asked twice this week: over the cap
+        *mark,
+    ]
+    stack.post_all("union-a", union)
+    stack.post_all("faith-b", [person(5, at="2026-11-21T10:00:00Z") | {"event_id": "f-5"}])
+    eventually(lambda: signups_seen(stack, len(union) + 1))
+
+    assert stack.post("backbone", [rapid("warmup", "Warm-up vigil", ["94601"])]).status_code == 202
+    eventually(lambda: len([m for m in stack.inbox() if m["to"] in (phone(7), "f@example.org")]) == 2)
+
+    assert stack.post("backbone", [rapid("rally-1", "Budget rally", ["94607", "94612", "94601"])]).status_code == 202
+    # The same action again, now also reaching the markers: once each marker has its text,
+    # every partition has processed the repeat as well.
+    again = rapid("rally-1", "Budget rally", ["94607", "94612", "94601", "94609"], event_id="a-rally-1-again", at="2026-11-24T18:01:00Z")
+    assert stack.post("backbone", [again]).status_code == 202
+    eventually(lambda: all(sms_to(stack, "Budget rally")[m["person"]["phone"]] == 1 for m in mark), timeout=60)
+
+    texts = sms_to(stack, "Budget rally")
+    assert texts == Counter({phone(1): 1, phone(2): 1, phone(5): 1, **{m["person"]["phone"]: 1 for m in mark}})
+    emails = [m for m in stack.inbox("email") if "Budget rally" in str(m)]
+    assert [m["to"] for m in emails] == ["a@example.org"]
+    body = next(m["body"] for m in stack.inbox("sms") if m["to"] == phone(1) and "Budget rally" in m["body"])
+    assert body.startswith("P1: Budget rally at City Hall, Oakland") and body.endswith("Reply YES to RSVP, STOP to opt out")
+
+    def tallied():
+        rows = {r["partner"]: r for r in stack.get("/v1/actions/rally-1/tallies").json()["partners"]}
+        assert rows["union-a"]["asked_sms"] == 3 + len(mark) and rows["union-a"]["asked_email"] == 1
+        assert rows["union-a"]["delivered"] == 4 + len(mark)
+        assert "faith-b" not in rows
+        return True
+
+    eventually(tallied, timeout=60)
