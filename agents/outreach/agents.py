@@ -32,7 +32,7 @@ from streams.settings import Settings
 
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
-from .receipts import opt_out
+from .receipts import advance, opt_out
 from .sending import Cancel, Defer, Send, Skip, gate
 
 log = logging.getLogger(__name__)
@@ -154,20 +154,24 @@ async def send_batch(p: Pipeline, o: Outreach, batch: list[tuple[int, AskCommand
 
 
 async def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendResult, now: datetime) -> None:
+    # Callbacks may have moved the ask on already (delivered before the rest of the batch
+    # came back): only ever move it forward.
+    current = p.asks.get(ask.ask_id) or fact(ask, "sending", now)
     if r.ok:
-        p.asks.put_at(partition, ask.ask_id, fact(ask, "sent", now, provider_id=r.provider_id))
+        new = advance(current, "sent", now, provider_id=r.provider_id)
     elif r.in_doubt:
-        p.asks.put_at(partition, ask.ask_id, fact(ask, "in_doubt", now, error=r.error))
+        new = advance(current, "in_doubt", now, error=r.error)
         log.warning("ask in doubt (the provider may have it); not resending")
     else:
-        p.asks.put_at(partition, ask.ask_id, fact(ask, "failed", now, error_code=r.error_code, error=r.error))
+        new = advance(current, "failed", now, error_code=r.error_code, error=r.error)
         log.warning("ask failed permanently: code=%s", r.error_code)
         body = {"reason": "permanent provider failure", "ask_id": ask.ask_id, "code": r.error_code, "error": r.error}
         await p.dead_letters.send(key=ask.ask_id, value=json.dumps(body).encode())
-        if r.opted_out:
-            person = p.people.get(ask.person_key)
-            if person is not None:
-                p.people.put_at(partition, ask.person_key, opt_out(person, ask.channel, now))
+        person = p.people.get(ask.person_key) if r.opted_out else None
+        if person is not None:
+            p.people.put_at(partition, ask.person_key, opt_out(person, ask.channel, now))
+    if new != current:
+        p.asks.put_at(partition, ask.ask_id, new)
     if p.deferred.table.get(ask.ask_id) is not None:
         p.deferred.put_at(partition, ask.ask_id, None)
 

@@ -24,7 +24,7 @@ OPT_IN = frozenset({"START", "UNSTOP"})
 HELP = frozenset({"HELP", "INFO"})
 Reply = Literal["opt_out", "opt_in", "help", "rsvp", "other"]
 
-_RANK = {"planned": 0, "deferred": 0, "sending": 1, "in_doubt": 1, "sent": 2, "delivered": 3, "failed": 3, "cancelled": 3}
+_RANK = {"planned": 0, "deferred": 0, "sending": 1, "in_doubt": 2, "sent": 2, "delivered": 3, "failed": 3, "cancelled": 3}
 _TWILIO = {"accepted": "sent", "scheduled": "sent", "queued": "sent", "sending": "sent", "sent": "sent",
            "delivered": "delivered", "read": "delivered", "undelivered": "failed", "failed": "failed", "canceled": "failed"}
 _SENDGRID = {"processed": "sent", "deferred": "sent", "delivered": "delivered", "bounce": "failed", "dropped": "failed"}

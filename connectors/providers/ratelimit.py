@@ -15,8 +15,10 @@ from typing import Awaitable, Callable
 class TokenBucket:
     """``await bucket.acquire()`` before each request. ``rate`` 0 or None means unlimited.
 
-    Waiters are served in arrival order (the lock is held while sleeping), so a steady stream of
-    callers cannot starve an early one. ``clock`` and ``sleep`` are injectable for tests.
+    Each caller reserves its token at once (the balance may go negative) and sleeps off its own
+    deficit, so waiters are served in arrival order and a steady stream of callers cannot starve
+    an early one. A cancelled waiter's token is not given back: the bucket errs on the slow
+    side. ``clock`` and ``sleep`` are injectable for tests.
     """
 
     def __init__(
@@ -35,7 +37,6 @@ class TokenBucket:
         self._sleep = sleep
         self._tokens = float(burst)
         self._stamp = clock()
-        self._lock = asyncio.Lock()
 
     @property
     def unlimited(self) -> bool:
@@ -52,9 +53,9 @@ class TokenBucket:
             return
         if tokens > self.burst:
             raise ValueError(f"cannot take {tokens} tokens from a bucket of {self.burst}")
-        async with self._lock:
-            self._refill()
-            while self._tokens < tokens:
-                await self._sleep((tokens - self._tokens) / self.rate)
-                self._refill()
-            self._tokens -= tokens
+        self._refill()
+        self._tokens -= tokens
+        if self._tokens < 0:
+            # Sleeping exactly the deficit, rather than re-checking in a loop, keeps float
+            # rounding from turning the last 1e-16 of a token into a busy wait.
+            await self._sleep(-self._tokens / self.rate)

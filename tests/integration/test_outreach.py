@@ -97,3 +97,73 @@ def test_rapid_response_reaches_each_eligible_person_exactly_once(outreach):
         return True
 
     eventually(tallied, timeout=60)
+
+
+def rows(stack, action_id):
+    return {r["partner"]: r for r in stack.get(f"/v1/actions/{action_id}/tallies").json()["partners"]}
+
+
+def test_stop_blocks_every_later_ask_and_yes_becomes_an_rsvp_for_the_recruiter(outreach):
+    stack = outreach
+    mark = markers(stack)
+    stack.post_all("union-a", [person(1, at="2026-11-19T10:00:00Z"), person(2), *mark])
+    stack.post_all("faith-b", [person(1, at="2026-11-21T10:00:00Z") | {"event_id": "f-1"}])
+    eventually(lambda: signups_seen(stack, len(mark) + 3))
+
+    assert stack.post("union-a", [rapid("first", "First ask", ["94607"])]).status_code == 202
+    eventually(lambda: sms_to(stack, "First ask") == Counter({phone(1): 1, phone(2): 1}))
+    stack.reply(phone(1), "Stop please")
+    stack.reply(phone(2), "yes!")
+    eventually(lambda: rows(stack, "first")["union-a"]["opted_out"] == 1 and rows(stack, "first")["union-a"]["rsvp_yes"] == 1)
+    assert rows(stack, "first")["union-a"]["rsvp_via_sms"] == 1
+    assert "faith-b" not in rows(stack, "first")
+
+    # Another partner's action: the person who said STOP gets nothing; the markers show it was processed.
+    assert stack.post("faith-b", [rapid("second", "Second ask", ["94607", "94609"])]).status_code == 202
+    eventually(lambda: all(sms_to(stack, "Second ask")[m["person"]["phone"]] == 1 for m in mark), timeout=60)
+    assert phone(1) not in sms_to(stack, "Second ask")
+    assert sms_to(stack, "Second ask")[phone(2)] == 1
+
+    stack.reply(phone(1), "START")
+    assert stack.post("faith-b", [rapid("third", "Third ask", ["94607"])]).status_code == 202
+    eventually(lambda: sms_to(stack, "Third ask")[phone(1)] == 1)
+
+
+def test_a_storm_of_429s_and_5xx_still_delivers_every_ask_once(make_stack):
+    stack = make_stack(outreach=True, partners=("union-a",))
+    stack.start_sandbox('{"share_429": 0.15, "share_5xx": 0.15}')
+    stack.start_web()
+    stack.start_worker()
+    people = [person(i, email=f"p{i}@example.org") for i in range(40)]
+    stack.post_all("union-a", people)
+    eventually(lambda: signups_seen(stack, len(people)))
+    assert stack.post("union-a", [rapid("storm", "Storm rally", ["94607"])]).status_code == 202
+    eventually(lambda: rows(stack, "storm")["union-a"]["delivered"] == 80, timeout=90)
+    assert sms_to(stack, "Storm rally") == Counter({phone(i): 1 for i in range(40)})
+    assert Counter(m["to"] for m in stack.inbox("email")) == Counter({f"p{i}@example.org": 1 for i in range(40)})
+
+
+def test_quiet_hours_defer_texts_until_the_window_opens(outreach):
+    stack = outreach
+    stack.set_clock("2026-11-25T06:30:00+00:00")  # 22:30 in Oakland
+    stack.post_all("union-a", [person(1, email="a@example.org")])
+    eventually(lambda: signups_seen(stack, 1))
+    assert stack.post("union-a", [rapid("night", "Night alert", ["94607"])]).status_code == 202
+    eventually(lambda: [m["to"] for m in stack.inbox("email")] == ["a@example.org"])  # email has no quiet hours
+    eventually(lambda: rows(stack, "night")["union-a"]["asked_email"] == 1)
+    assert sms_to(stack, "Night alert") == Counter()
+
+    stack.set_clock("2026-11-25T16:59:00+00:00")  # 08:59: still quiet
+    stack.set_clock("2026-11-25T17:00:30+00:00")  # 09:00:30: the window is open
+    eventually(lambda: sms_to(stack, "Night alert") == Counter({phone(1): 1}), timeout=30)
+
+
+def test_forged_provider_webhooks_get_403_and_write_nothing(outreach):
+    stack = outreach
+    r = stack.http.post(f"{stack.url}/v1/providers/twilio/inbound", data={"From": phone(1), "Body": "STOP"}, headers={"X-Twilio-Signature": "forged"})
+    assert r.status_code == 403
+    r = stack.http.post(f"{stack.url}/v1/providers/twilio/status?ask=x:p0:sms", data={"MessageSid": "SM1", "MessageStatus": "delivered"})
+    assert r.status_code == 403
+    r = stack.http.post(f"{stack.url}/v1/providers/sendgrid/events", content=b'[{"event":"unsubscribe"}]',
+                        headers={"X-Twilio-Email-Event-Webhook-Signature": "MEUCIQ==", "X-Twilio-Email-Event-Webhook-Timestamp": "1"})
+    assert r.status_code == 403
