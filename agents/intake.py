@@ -1,7 +1,9 @@
 """The intake agent: accepted partner events → people, memberships and fact tables.
 
-Decode, decide with ``agents.people`` / ``agents.facts``, write what changed. A record that
-cannot be decoded goes to the dead-letter topic with the reason; the agent never dies on one.
+Decode, decide with ``agents.people`` / ``agents.facts``, write what changed. Events come in
+batches; the batch's writes are acknowledged by the broker before the batch is, so a crash
+can only replay events, never lose their facts. A record that cannot be decoded goes to the
+dead-letter topic with the reason; the agent never dies on one.
 """
 
 from __future__ import annotations
@@ -15,57 +17,62 @@ from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, R
 from streams.app import Pipeline
 from streams.keys import fact_key, pledge_key
 
-from .outreach.agents import fan_out
 from .facts import apply_action, apply_attendance, apply_pledge, inline_pledges
+from .outreach.agents import fan_out
 from .people import membership, merge_person
 
 log = logging.getLogger(__name__)
+BATCH = 500
 
 
 def register(p: Pipeline) -> None:
     @p.app.agent(p.events, name="intake")
     async def intake(stream):  # noqa: ANN001 - Faust's stream type
-        async for key, raw in stream.items():
-            try:
-                envelope = Envelope.model_validate_json(raw, context={"normalized": True})
-            except ValidationError as exc:
-                await dead_letter(p, key, raw, "invalid envelope", exc.errors(include_input=False, include_url=False))
-                continue
-            for derived in record(p, envelope):
-                if isinstance(derived, Envelope):
-                    await p.events.send(key=pledge_key(derived.event.action_id, derived.partner), value=derived.model_dump_json().encode())
-                else:
-                    await fan_out(p, derived, envelope.partner)
+        async for event in p.batches(stream, BATCH):
+            await handle(p, event.message.partition, event.key, event.value)
+
+
+async def handle(p: Pipeline, partition: int, key: str | None, raw: bytes) -> None:
+    try:
+        envelope = Envelope.model_validate_json(raw, context={"normalized": True})
+    except ValidationError as exc:
+        await dead_letter(p, key, raw, "invalid envelope", exc.errors(include_input=False, include_url=False))
+        return
+    for derived in record(p, partition, envelope):
+        if isinstance(derived, Envelope):
+            p.send_soon(p.events, pledge_key(derived.event.action_id, derived.partner), derived.model_dump_json().encode())
+        else:
+            fan_out(p, derived, envelope.partner)
 
 
 async def dead_letter(p: Pipeline, key: str | None, raw: bytes, reason: str, errors: object) -> None:
     log.warning("dead-lettered a record: %s", reason)
     body = {"reason": reason, "errors": errors, "record": raw.decode("utf-8", "replace")}
-    await p.dead_letters.send(key=key, value=json.dumps(body, default=str).encode())
+    p.send_soon(p.dead_letters, key or "", json.dumps(body, default=str).encode())
 
 
-def record(p: Pipeline, envelope: Envelope) -> list[Envelope | ActionEvent]:
+def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | ActionEvent]:
     """Apply one event to the tables; return what it implies: an action's inline pledges, and
     the action itself when it is a rapid-response action to fan out."""
     event, partner, person = envelope.event, envelope.partner, envelope.person_key
     if isinstance(event, SignupEvent):
         old = p.people.get(person)
-        p.people.put(person, old, merge_person(old, event, partner, person))
+        p.people.put(partition, person, old, merge_person(old, event, partner, person))
         key = fact_key(partner, person)
         old_m = p.memberships.get(key)
-        p.memberships.put(key, old_m, membership(old_m, partner, person, event.occurred_at))
+        p.memberships.put(partition, key, old_m, membership(old_m, partner, person, event.occurred_at))
     elif isinstance(event, (RsvpEvent, CheckinEvent)):
         key = fact_key(event.action_id, person)
         old_a = p.attendance.get(key)
-        p.attendance.put(key, old_a, apply_attendance(old_a, event, partner, person))
+        p.attendance.put(partition, key, old_a, apply_attendance(old_a, event, partner, person))
     elif isinstance(event, PledgeEvent):
         key = fact_key(event.action_id, partner)
         old_p = p.pledges.get(key)
-        p.pledges.put(key, old_p, apply_pledge(old_p, event, partner))
+        p.pledges.put(partition, key, old_p, apply_pledge(old_p, event, partner))
     elif isinstance(event, ActionEvent):
         old_r = p.actions.get(event.action_id)
         new_r = apply_action(old_r, event, partner)
-        p.actions.put(event.action_id, old_r, new_r)
+        p.actions.put(partition, event.action_id, old_r, new_r)
         if new_r.action == event:
             # Forwarded even when the table already had it: a replay after a crash must
             # not lose pledges (or a fan-out) cut off by a crash. Both are idempotent.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Literal, Union
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .asks import AskFact
 from .facts import ActionRecord, Attendance, Membership, Pledge
@@ -20,7 +20,7 @@ Fact = Union[Membership, Attendance, Pledge, ActionRecord, AskFact]
 FactKind = Literal["membership", "attendance", "pledge", "action", "ask"]
 #: Counts per (action, partner); ``signups`` only per partner.
 ACTION_METRICS = (
-    "pledged", "rsvp_yes", "attended", "asked_sms", "asked_email", "delivered", "failed", "opted_out", "rsvp_via_sms",
+    "pledged", "rsvp_yes", "attended", "asked_sms", "asked_email", "delivered", "failed", "in_doubt", "opted_out", "rsvp_via_sms",
 )
 METRICS = ("signups", *ACTION_METRICS)
 #: Ask states in which a message was handed (or being handed) to a provider.
@@ -36,6 +36,7 @@ class Figures(BaseModel):
     asked_email: int = 0
     delivered: int = 0
     failed: int = 0
+    in_doubt: int = Field(default=0, description="Asks handed over (or being handed over) with no answer: a worker died mid-send. Never resent.")
     opted_out: int = 0
     rsvp_via_sms: int = 0
     conversion: float | None = None
@@ -96,6 +97,7 @@ def contributions(fact: Fact | None) -> Counter[tuple[str | None, str, str]]:
             f"asked_{fact.channel}": fact.status in ATTEMPTED,
             "delivered": fact.status == "delivered",
             "failed": fact.status == "failed",
+            "in_doubt": fact.status in ("sending", "in_doubt"),
             "opted_out": fact.opted_out,
             "rsvp_via_sms": fact.replied_yes,
         }

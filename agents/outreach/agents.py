@@ -56,6 +56,7 @@ class Outreach:
     quiet: QuietHours
     clock: Clock
     partitions: int
+    chunk: int = 16
 
 
 def outreach_from(s: Settings, outbox: Outbox) -> Outreach:
@@ -63,7 +64,7 @@ def outreach_from(s: Settings, outbox: Outbox) -> Outreach:
         cap=s.frequency_cap, window=timedelta(days=s.frequency_window_days), quiet=quiet_hours(s),
         footer=s.sms_footer, rsvp_base_url=s.rsvp_base_url, referral_secret=s.person_key_bytes(),
     )
-    return Outreach(outbox=outbox, policy=policy, quiet=policy.quiet, clock=from_setting(s.clock), partitions=s.partitions)
+    return Outreach(outbox=outbox, policy=policy, quiet=policy.quiet, clock=from_setting(s.clock), partitions=s.partitions, chunk=s.send_concurrency)
 
 
 def quiet_hours(s: Settings) -> QuietHours:
@@ -81,11 +82,11 @@ def fact(ask: AskCommand, status: str, now: datetime, **details: object) -> AskF
                    partner=ask.partner, status=status, updated_at=now, **details)
 
 
-async def fan_out(p: Pipeline, action: ActionEvent, partner: str) -> None:
+def fan_out(p: Pipeline, action: ActionEvent, partner: str) -> None:
     """Copy an action to every targeting partition (called by intake for rapid-response actions)."""
     value = TargetAction(partner=partner, action=action).model_dump_json().encode()
     for partition in range(p.targeting.partitions or 1):
-        await p.targeting.send(key=action.action_id, value=value, partition=partition)
+        p.send_soon(p.targeting, action.action_id, value, partition)
 
 
 def register(p: Pipeline, o: Outreach) -> None:
@@ -94,12 +95,16 @@ def register(p: Pipeline, o: Outreach) -> None:
         async for event in stream.events():
             target = TargetAction.model_validate_json(event.value)
             planned = await plan_partition(p, o, target.action, event.message.partition)
+            await p.settle()
             log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
 
     @p.app.agent(p.asks_topic, name="send_asks")
     async def send_asks(stream):  # noqa: ANN001
-        async for events in stream.take_events(SEND_BATCH, within=0.05):
+        async def flush(events) -> None:  # noqa: ANN001
             await send_batch(p, o, [(e.message.partition, AskCommand.model_validate_json(e.value)) for e in events])
+
+        async for _ in p.batches(stream, SEND_BATCH, every=0.05, flush=flush):
+            pass  # the work happens per batch, in flush
 
     @p.app.timer(1.0, name="release_deferred")
     async def release_deferred() -> None:
@@ -117,10 +122,10 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
         ids = (ask_id(action.action_id, key, "sms"), ask_id(action.action_id, key, "email"))
         done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
         for ask in plan(person, action, recent, done, now, o.policy):
-            p.asks.put_at(partition, ask.ask_id, fact(ask, "planned", now))
-            recent = remember(recent, ask.ask_id, now, o.policy.window)
-            p.recent_asks.put_at(partition, key, recent)
-            p.asks_topic.send_soon(key=key, value=ask.model_dump_json().encode(), partition=partition)
+            p.asks.put(partition, ask.ask_id, None, fact(ask, "planned", now))
+            old, recent = recent, remember(recent, ask.ask_id, now, o.policy.window)
+            p.recent_asks.put(partition, key, old, recent)
+            p.send_soon(p.asks_topic, key, ask.model_dump_json().encode(), partition)
             count += 1
         if count % 256 == 0:
             await asyncio.sleep(0)  # let the producer drain between people
@@ -129,31 +134,43 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
 
 async def send_batch(p: Pipeline, o: Outreach, batch: list[tuple[int, AskCommand]]) -> None:
     now = o.clock()
-    marks, to_send, validity, partition_of_ask = [], [], {}, {}
+    to_send, validity, partition_of_ask = [], {}, {}
     for partition, ask in batch:
+        if ask.ask_id in partition_of_ask:
+            continue  # the same ask twice in one batch (an action posted twice): once is enough
         decision = gate(ask, p.asks.get(ask.ask_id), p.people.get(ask.person_key), now, o.quiet)
         if isinstance(decision, Skip):
             continue
         if isinstance(decision, Cancel):
-            p.asks.put_at(partition, ask.ask_id, fact(ask, "cancelled", now, error=decision.reason))
+            p.asks.put(partition, ask.ask_id, None, fact(ask, "cancelled", now, error=decision.reason))
         elif isinstance(decision, Defer):
-            p.asks.put_at(partition, ask.ask_id, fact(ask, "deferred", now, deferred_until=decision.until))
-            p.deferred.put_at(partition, ask.ask_id, ask.model_copy(update={"send_after": decision.until}))
+            p.asks.put(partition, ask.ask_id, None, fact(ask, "deferred", now, deferred_until=decision.until))
+            p.deferred.put(partition, ask.ask_id, None, ask.model_copy(update={"send_after": decision.until}))
         elif isinstance(decision, Send):
-            marks.append(p.asks.put_at(partition, ask.ask_id, fact(ask, "sending", now)))
             to_send.append(ask)
             validity[ask.ask_id] = decision.validity_period
             partition_of_ask[ask.ask_id] = partition
     if not to_send:
         return
-    await asyncio.gather(*marks)  # durable before any provider is called
-    results = {r.ask_id: r for r in await o.outbox.send(to_send, validity)}
-    done = o.clock()
-    for ask in to_send:
-        await record_result(p, partition_of_ask[ask.ask_id], ask, results[ask.ask_id], done)
+    # Mark, confirm, send, record: chunk by chunk, so a worker killed mid-send leaves at most
+    # one chunk "sending" (in doubt), never a whole batch.
+    for chunk in chunks(to_send, o.chunk):
+        marks = [p.asks.put(partition_of_ask[a.ask_id], a.ask_id, None, fact(a, "sending", now)) for a in chunk]
+        await asyncio.gather(*marks)  # durable before any provider is called
+        results = {r.ask_id: r for r in await o.outbox.send(chunk, validity)}
+        done = o.clock()
+        for ask in chunk:
+            record_result(p, partition_of_ask[ask.ask_id], ask, results[ask.ask_id], done)
 
 
-async def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendResult, now: datetime) -> None:
+def chunks(asks: list[AskCommand], size: int) -> list[list[AskCommand]]:
+    """SMS in chunks of ``size``; emails together (they go out in one request of up to 1000)."""
+    texts = [a for a in asks if a.channel == "sms"]
+    emails = [a for a in asks if a.channel == "email"]
+    return [texts[i : i + size] for i in range(0, len(texts), size)] + ([emails] if emails else [])
+
+
+def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendResult, now: datetime) -> None:
     # Callbacks may have moved the ask on already (delivered before the rest of the batch
     # came back): only ever move it forward.
     current = p.asks.get(ask.ask_id) or fact(ask, "sending", now)
@@ -166,14 +183,12 @@ async def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendRes
         new = advance(current, "failed", now, error_code=r.error_code, error=r.error)
         log.warning("ask failed permanently: code=%s", r.error_code)
         body = {"reason": "permanent provider failure", "ask_id": ask.ask_id, "code": r.error_code, "error": r.error}
-        await p.dead_letters.send(key=ask.ask_id, value=json.dumps(body).encode())
+        p.send_soon(p.dead_letters, ask.ask_id, json.dumps(body).encode())
         person = p.people.get(ask.person_key) if r.opted_out else None
         if person is not None:
-            p.people.put_at(partition, ask.person_key, opt_out(person, ask.channel, now))
-    if new != current:
-        p.asks.put_at(partition, ask.ask_id, new)
-    if p.deferred.table.get(ask.ask_id) is not None:
-        p.deferred.put_at(partition, ask.ask_id, None)
+            p.people.put(partition, ask.person_key, person, opt_out(person, ask.channel, now))
+    p.asks.put(partition, ask.ask_id, current, new)
+    p.deferred.delete(partition, ask.ask_id)
 
 
 _released: set[tuple[str, datetime]] = set()

@@ -20,70 +20,72 @@ from .agents import Outreach
 from .receipts import EMAIL_OPT_OUT, latest_ask, on_email_event, on_sms_status, opt_in, opt_out, reply_kind
 
 log = logging.getLogger(__name__)
+STOP_CONFIRMATION = "You are unsubscribed. Reply START to opt back in."
 
 
 def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> None:
     @p.app.agent(p.provider, name="apply_receipts")
     async def apply_receipts(stream):  # noqa: ANN001
-        async for key, raw in stream.items():
-            try:
-                envelope = ProviderEnvelope.model_validate_json(raw)
-            except ValidationError as exc:
-                await dead_letter(p, key, raw, "invalid provider envelope", exc.errors(include_input=False, include_url=False))
-                continue
-            reply = apply(p, envelope)
-            if reply is not None and reply[1] in ("help", "stop"):
-                person = p.people.get(envelope.person_key)
-                text = help_text if reply[1] == "help" else "You are unsubscribed. Reply START to opt back in."
-                if person is not None and person.phone and (reply[1] == "help" or confirm_stop):
-                    await o.outbox.reply(person.phone, text)
+        async for event in p.batches(stream):
+            await handle(event.message.partition, event.key, event.value)
+
+    async def handle(partition: int, key: str | None, raw: bytes) -> None:
+        try:
+            envelope = ProviderEnvelope.model_validate_json(raw)
+        except ValidationError as exc:
+            await dead_letter(p, key, raw, "invalid provider envelope", exc.errors(include_input=False, include_url=False))
+            return
+        answer = apply(p, partition, envelope)
+        person = p.people.get(envelope.person_key) if answer else None
+        if person is not None and person.phone and (answer == "help" or confirm_stop):
+            await o.outbox.reply(person.phone, help_text if answer == "help" else STOP_CONFIRMATION)
 
 
-def apply(p: Pipeline, env: ProviderEnvelope) -> tuple[str, str] | None:
-    """Apply one callback; return (person key, "help" | "stop") when the person should get a text back."""
+def apply(p: Pipeline, partition: int, env: ProviderEnvelope) -> str | None:
+    """Apply one callback; return "help" or "stop" when the person may need a text back."""
     ev, at, pk = env.event, env.received_at, env.person_key
     if isinstance(ev, (SmsStatus, EmailEvent)):
         fact = p.asks.get(ev.ask_id)
         if fact is None:
             log.warning("callback for an unknown ask")
             return None
-        p.asks.put(ev.ask_id, fact, on_sms_status(fact, ev, at) if isinstance(ev, SmsStatus) else on_email_event(fact, ev, at))
+        p.asks.put(partition, ev.ask_id, fact, on_sms_status(fact, ev, at) if isinstance(ev, SmsStatus) else on_email_event(fact, ev, at))
         if isinstance(ev, EmailEvent) and ev.event in EMAIL_OPT_OUT:
-            _set_person(p, pk, lambda person: opt_out(person, "email", at), at)
+            _set_person(p, partition, pk, lambda person: opt_out(person, "email", at), at)
         return None
-    return _reply(p, pk, ev, at)
+    return _reply(p, partition, pk, ev, at)
 
 
-def _reply(p: Pipeline, pk: str, ev: SmsReply, at: datetime) -> tuple[str, str] | None:
+def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> str | None:
     person = p.people.get(pk)
     kind = reply_kind(ev.keyword, person)
     if kind == "opt_out":
-        _set_person(p, pk, lambda person: opt_out(person, "sms", at), at)
-        _mark_latest(p, pk, opted_out=True)
-        return (pk, "stop")
+        _set_person(p, partition, pk, lambda person: opt_out(person, "sms", at), at)
+        _mark_latest(p, partition, pk, opted_out=True)
+        return "stop"
     if kind == "opt_in" and person is not None:
-        p.people.put(pk, person, opt_in(person, "sms"))
+        p.people.put(partition, pk, person, opt_in(person, "sms"))
     elif kind == "help":
-        return (pk, "help")
+        return "help"
     elif kind == "rsvp" and person is not None and person.phone:
-        fact = _mark_latest(p, pk, replied_yes=True)
+        fact = _mark_latest(p, partition, pk, replied_yes=True)
         if fact is not None:
             rsvp = RsvpEvent(event_id=f"sms:{ev.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=PersonRef(phone=person.phone))
             key = fact_key(fact.action_id, pk)
             old = p.attendance.get(key)
-            p.attendance.put(key, old, apply_attendance(old, rsvp, fact.partner, pk))
+            p.attendance.put(partition, key, old, apply_attendance(old, rsvp, fact.partner, pk))
     return None
 
 
-def _mark_latest(p: Pipeline, pk: str, **update: bool):
+def _mark_latest(p: Pipeline, partition: int, pk: str, **update: bool):
     aid = latest_ask(p.recent_asks.get(pk), "sms")
     fact = p.asks.get(aid) if aid else None
     if fact is not None:
-        p.asks.put(aid, fact, fact.model_copy(update=update))
+        p.asks.put(partition, aid, fact, fact.model_copy(update=update))
     return fact
 
 
-def _set_person(p: Pipeline, pk: str, change, at: datetime) -> None:
+def _set_person(p: Pipeline, partition: int, pk: str, change, at: datetime) -> None:
     # Someone unknown who says STOP is remembered, so a later sign-up cannot text them.
     person = p.people.get(pk) or PersonRecord(person_key=pk, recruited_by="", recruited_at=at, updated_at=at)
-    p.people.put(pk, person, change(person))
+    p.people.put(partition, pk, person, change(person))

@@ -27,7 +27,7 @@ from typing import Callable, Protocol, Sequence
 from urllib.error import URLError
 from urllib.parse import quote
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Content, CustomArg, From, Header, Mail, Personalization, Substitution, To
@@ -43,7 +43,8 @@ TEXT_TAG, HTML_TAG = "%text%", "%html%"
 
 
 class EmailMessage(Frozen):
-    to: str
+    # The SDK's helper reads a string without "@" as a display name and sends to nobody.
+    to: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
     subject: str
     text: str
     html: str | None = None

@@ -167,3 +167,30 @@ def test_forged_provider_webhooks_get_403_and_write_nothing(outreach):
     r = stack.http.post(f"{stack.url}/v1/providers/sendgrid/events", content=b'[{"event":"unsubscribe"}]',
                         headers={"X-Twilio-Email-Event-Webhook-Signature": "MEUCIQ==", "X-Twilio-Email-Event-Webhook-Timestamp": "1"})
     assert r.status_code == 403
+
+
+def test_a_worker_killed_mid_fan_out_never_double_texts_and_the_rest_are_sent(make_stack):
+    import signal
+
+    stack = make_stack(outreach=True, partners=("union-a",), sms_rate=60, send_concurrency=8)
+    stack.start_sandbox('{"latency_ms": 20}')
+    stack.start_web()
+    first = stack.start_worker()
+    n = 240
+    stack.post_all("union-a", [person(i) for i in range(n)])
+    eventually(lambda: signups_seen(stack, n), timeout=60)
+    assert stack.post("union-a", [rapid("kill", "Kill test", ["94607"])]).status_code == 202
+    eventually(lambda: len(stack.inbox("sms")) >= 40, timeout=60)
+    stack.stop(first, signal.SIGKILL)
+    stack.start_worker()
+
+    def settled():
+        row = rows(stack, "kill")["union-a"]
+        texts = len(stack.inbox("sms"))
+        assert row["asked_sms"] == n and row["delivered"] == texts and texts + row["in_doubt"] == n
+        return row
+
+    row = eventually(settled, timeout=120)
+    texts = sms_to(stack, "Kill test")
+    assert max(texts.values()) == 1, "somebody got two texts"
+    assert row["in_doubt"] <= 8, "at most one chunk may be left in doubt"

@@ -17,7 +17,7 @@ LATER = "2026-12-01T18:05:00Z"
 def test_a_new_worker_rebuilds_every_fact_after_a_burst(make_stack, sig):
     """The second phase only comes out right if the new worker recovered every RSVP fact from
     the changelog: a check-in merged into a lost fact would drop that person's RSVP. This is
-    what catches the embedded broker's wrong end offsets (see streams/tansu.py)."""
+    what catches the embedded broker's wrong end offsets (see streams/transport.py)."""
     stack = make_stack()
     first = stack.start_worker()
     stack.start_web()

@@ -158,7 +158,7 @@ def test_waits_at_least_what_the_provider_asked():
     clock = FakeClock()
     fn = Flaky([RetryLater(1.5, "429")])
     retry(fn, clock, base=0.01)
-    assert clock.sleeps == [pytest.approx(1.5, abs=0.01)] or clock.sleeps[0] >= 1.5
+    assert len(clock.sleeps) == 1 and clock.sleeps[0] >= 1.5
 
 
 def test_gives_up_when_the_provider_asks_for_longer_than_the_cap():
@@ -183,6 +183,11 @@ def test_ambiguous_failures_can_be_left_to_the_caller():
     with pytest.raises(RetryLater):
         retry(fn, clock, retry_ambiguous=False)
     assert fn.calls == 1
+
+
+def test_an_email_message_needs_an_address():
+    with pytest.raises(ValueError):
+        EmailMessage(to="Jane Doe", subject="s", text="t", ask_id="a:p1:email", partner="union-a")
 
 
 def test_fakes_record_and_fail_on_demand():

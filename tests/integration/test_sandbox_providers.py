@@ -1,0 +1,328 @@
+"""The official Twilio and SendGrid SDKs, through our adapters, against the sandbox providers;
+callbacks checked with the providers' own validators. No broker needed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from pydantic import SecretStr
+from sendgrid.helpers.eventwebhook import EventWebhook
+from twilio.request_validator import RequestValidator
+
+from connectors.providers import (
+    EmailMessage,
+    PermanentFailure,
+    RetryLater,
+    SendGridEmail,
+    TokenBucket,
+    TwilioSms,
+    classify_twilio,
+    with_retries,
+)
+from connectors.sandbox import Faults, SandboxConfig, create_sandbox
+from connectors.sandbox.signing import SENDGRID_SIGNATURE, SENDGRID_TIMESTAMP
+from streams.broker import free_port
+
+TOKEN = "integration-auth-token"
+SID = "AC" + "1" * 32
+SG_KEY = "SG.integration"
+
+
+def eventually(check, timeout: float = 10.0):
+    """Poll ``check`` until it stops raising AssertionError; re-raise after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
+class Served:
+    """A FastAPI app on a free loopback port in a background thread, until ``stop()``."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"server on port {self.port} did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+class Receiver:
+    """Our side of the webhooks: records every request; ``/flaky`` answers 503 twice first."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.flaky_failures = 0
+        app = FastAPI()
+
+        @app.post("/{path:path}")
+        async def receive(path: str, request: Request):
+            body = await request.body()
+            if path == "flaky" and self.flaky_failures < 2:
+                self.flaky_failures += 1
+                return Response(status_code=503)
+            self.requests.append({"path": path, "headers": dict(request.headers), "body": body})
+            return Response(status_code=200)
+
+        self.served = Served(app)
+        self.url = self.served.url
+
+    def at(self, path: str) -> list[dict]:
+        return [r for r in self.requests if r["path"] == path]
+
+    @staticmethod
+    def form(request: dict) -> dict[str, str]:
+        from urllib.parse import parse_qsl
+
+        return dict(parse_qsl(request["body"].decode(), keep_blank_values=True))
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    r = Receiver()
+    yield r
+    r.served.stop()
+
+
+@pytest.fixture
+def start_sandbox(receiver):
+    started: list[Served] = []
+
+    def start(**faults) -> tuple[str, FastAPI]:
+        config = SandboxConfig(
+            account_sid=SID, auth_token=SecretStr(TOKEN), sendgrid_api_key=SecretStr(SG_KEY),
+            inbound_url=f"{receiver.url}/inbound", event_webhook_url=f"{receiver.url}/events",
+            seed=7, faults=Faults(callback_delay_ms=5, **faults),
+        )
+        app = create_sandbox(config)
+        started.append(Served(app))
+        return started[-1].url, app
+
+    receiver.requests.clear()
+    yield start
+    for served in started:
+        served.stop()
+
+
+def sms(base_url: str, **kw) -> TwilioSms:
+    return TwilioSms(SID, SecretStr(TOKEN), from_number="+15005550006", base_url=base_url, **kw)
+
+
+def inbox(base_url: str, channel: str) -> list[dict]:
+    return httpx.get(f"{base_url}/_sandbox/inbox", params={"channel": channel}).json()
+
+
+def test_sms_is_accepted_and_lands_in_the_inbox(start_sandbox):
+    url, _ = start_sandbox()
+    sender = sms(url)
+    sent = asyncio.run(sender.send("+15551230001", "Rally at 6pm. Reply YES to RSVP", validity_period=3600))
+    sender.close()
+    assert sent.sid.startswith("SM") and len(sent.sid) == 34 and sent.segments == 1
+    [message] = inbox(url, "sms")
+    assert message["id"] == sent.sid and message["to"] == "+15551230001"
+    assert message["body"].startswith("Rally") and message["validity_period"] == 3600
+
+
+def test_status_callbacks_are_signed_and_tampering_is_detected(start_sandbox, receiver):
+    url, _ = start_sandbox(landline_numbers={"+15551230009"})
+    callback = f"{receiver.url}/status"
+    sender = sms(url)
+    ok = asyncio.run(sender.send("+15551230002", "hi", status_callback=callback))
+    landline = asyncio.run(sender.send("+15551230009", "hi", status_callback=callback))
+    sender.close()
+
+    def statuses():
+        got = {}
+        for r in receiver.at("status"):
+            form = receiver.form(r)
+            got.setdefault(form["MessageSid"], []).append((form["MessageStatus"], form.get("ErrorCode")))
+        assert len(got.get(ok.sid, [])) == 2 and len(got.get(landline.sid, [])) == 2
+        return got
+
+    got = eventually(statuses)
+    assert got[ok.sid] == [("sent", None), ("delivered", None)]
+    assert got[landline.sid] == [("sent", None), ("undelivered", "30006")]
+    assert classify_twilio(None, 30006) == "permanent"
+    validator = RequestValidator(TOKEN)
+    for r in receiver.at("status"):
+        form = receiver.form(r)
+        assert validator.validate(callback, form, r["headers"]["x-twilio-signature"])
+        assert not validator.validate(callback, {**form, "MessageStatus": "failed"}, r["headers"]["x-twilio-signature"])
+        assert form["AccountSid"] == SID and form["To"] in {"+15551230002", "+15551230009"}
+
+
+def test_callbacks_are_retried_when_the_receiver_fails(start_sandbox, receiver):
+    url, _ = start_sandbox()
+    receiver.flaky_failures = 0
+    sender = sms(url)
+    sent = asyncio.run(sender.send("+15551230003", "hi", status_callback=f"{receiver.url}/flaky"))
+    sender.close()
+
+    def both_statuses_arrived():
+        statuses = [receiver.form(r)["MessageStatus"] for r in receiver.at("flaky")]
+        assert statuses == ["sent", "delivered"], statuses
+
+    eventually(both_statuses_arrived)
+    assert receiver.flaky_failures == 2
+    assert all(receiver.form(r)["MessageSid"] == sent.sid for r in receiver.at("flaky"))
+
+
+def test_invalid_and_opted_out_numbers_fail_permanently_with_the_code(start_sandbox):
+    url, _ = start_sandbox(invalid_numbers={"+15551239999"}, opted_out_numbers={"+15551238888"})
+    sender = sms(url)
+    with pytest.raises(PermanentFailure) as invalid:
+        asyncio.run(sender.send("+15551239999", "hi"))
+    with pytest.raises(PermanentFailure) as opted_out:
+        asyncio.run(sender.send("+15551238888", "hi"))
+    sender.close()
+    assert (invalid.value.code, invalid.value.opted_out) == ("21211", False)
+    assert (opted_out.value.code, opted_out.value.opted_out) == ("21610", True)
+    assert inbox(url, "sms") == []
+
+
+def test_a_stop_reply_is_signed_and_blocks_later_sends(start_sandbox, receiver):
+    url, _ = start_sandbox()
+    answer = httpx.post(f"{url}/_sandbox/reply", json={"from": "+15551230004", "body": "STOP"}).json()
+    assert answer["receiver_status"] == 200
+    [inbound] = receiver.at("inbound")
+    form = receiver.form(inbound)
+    assert form["Body"] == "STOP" and form["From"] == "+15551230004" and form["NumMedia"] == "0"
+    assert RequestValidator(TOKEN).validate(f"{receiver.url}/inbound", form, inbound["headers"]["x-twilio-signature"])
+    sender = sms(url)
+    with pytest.raises(PermanentFailure) as caught:
+        asyncio.run(sender.send("+15551230004", "hi"))
+    sender.close()
+    assert caught.value.opted_out
+
+
+def test_a_429_and_5xx_storm_still_delivers_every_message_exactly_once(start_sandbox):
+    url, _ = start_sandbox(share_429=0.15, share_5xx=0.15)
+    sender = sms(url, workers=8)
+    rng = random.Random(3)
+    calls = Counter()
+    numbers = [f"+1555124{n:04d}" for n in range(60)]
+
+    async def send_one(to):
+        async def attempt():
+            calls[to] += 1
+            return await sender.send(to, "storm")
+        return await with_retries(attempt, attempts=10, base=0.02, cap=0.5, rng=rng)
+
+    async def send_all():
+        return await asyncio.gather(*(send_one(to) for to in numbers))
+
+    sent = asyncio.run(send_all())
+    sender.close()
+    messages = inbox(url, "sms")
+    assert len(messages) == len(numbers) == len({s.sid for s in sent})
+    assert Counter(m["to"] for m in messages) == Counter(numbers)
+    assert sum(calls.values()) > len(numbers)  # the storm really happened
+
+
+def test_a_client_timeout_is_retry_later_and_marked_ambiguous(start_sandbox):
+    url, _ = start_sandbox(share_timeout=1.0, timeout_hang_ms=1500)
+    sender = sms(url, timeout=0.3)
+    with pytest.raises(RetryLater) as caught:
+        asyncio.run(sender.send("+15551230005", "hi"))
+    sender.close()
+    assert caught.value.ambiguous
+
+
+def test_the_rate_limiter_holds_50_messages_per_second(start_sandbox):
+    url, _ = start_sandbox()
+    sender = sms(url, workers=8, bucket=TokenBucket(50, burst=1))
+
+    async def send_all():
+        await asyncio.gather(*(sender.send(f"+1555125{n:04d}", "paced") for n in range(101)))
+
+    asyncio.run(send_all())
+    sender.close()
+    stamps = sorted(m["created"] for m in inbox(url, "sms"))
+    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    assert 50 * 0.8 <= rate <= 50 * 1.05, rate
+
+
+def emails(n: int) -> list[EmailMessage]:
+    return [
+        EmailMessage(to=f"person{i}@example.org", subject=f"Hearing Tuesday, {i}", text=f"Hi {i}, come testify.",
+                     html=f"<p>Hi {i}</p>", ask_id=f"hearing-7:p{i:05d}:email", partner="faith-b")
+        for i in range(n)
+    ]
+
+
+def test_a_big_email_batch_is_split_and_its_events_come_back_signed(start_sandbox, receiver):
+    url, app = start_sandbox(bounce_emails={"person5@example.org"})
+    public_key = httpx.get(f"{url}/_sandbox/sendgrid-public-key").json()["public_key"]
+    assert public_key == app.state.sandbox.sendgrid_public_key
+    sender = SendGridEmail(SecretStr(SG_KEY), from_email="asks@coalition.example", base_url=url,
+                           unsubscribe_mailto="unsubscribe@coalition.example",
+                           unsubscribe_url="https://coalition.example/u/{ask_id}")
+    batch = emails(1203)
+    ids = asyncio.run(sender.send(batch))
+    sender.close()
+    assert len(ids) == len(batch)
+    assert sorted(Counter(ids).values()) == [203, 1000]  # one X-Message-Id per request
+
+    messages = inbox(url, "email")
+    assert len(messages) == len(batch)
+    first = next(m for m in messages if m["to"] == "person0@example.org")
+    assert first["subject"] == "Hearing Tuesday, 0" and first["text"] == "Hi 0, come testify."
+    assert first["html"] == "<p>Hi 0</p>"
+    assert "mailto:unsubscribe@coalition.example" in first["headers"]["List-Unsubscribe"]
+    assert all(set(m["custom_args"]) == {"ask_id", "partner"} for m in messages)
+
+    def events():
+        found = [e for r in receiver.at("events") for e in json.loads(r["body"])]
+        kinds = Counter(e["event"] for e in found)
+        assert kinds == {"processed": 1203, "delivered": 1202, "bounce": 1}, kinds
+        return found
+
+    found = eventually(events)
+    assert {e["ask_id"] for e in found} == {m.ask_id for m in batch}
+    assert all(e["partner"] == "faith-b" and e["sg_message_id"].split(".")[0] in ids for e in found)
+    verifier = EventWebhook(public_key)
+    for r in receiver.at("events"):
+        body, sig, ts = r["body"].decode(), r["headers"][SENDGRID_SIGNATURE.lower()], r["headers"][SENDGRID_TIMESTAMP.lower()]
+        assert verifier.verify_signature(body, sig, ts)
+        assert not verifier.verify_signature(body.replace("faith-b", "union-a", 1), sig, ts)
+
+
+def test_sendgrid_refusals_map_to_retry_later_and_permanent_failure(start_sandbox):
+    url, _ = start_sandbox()
+    sender = SendGridEmail(SecretStr(SG_KEY), from_email="asks@coalition.example", base_url=url)
+    # The SDK's helper quietly reads an address without "@" as a display name; this one has an
+    # "@" but no domain dot, so it reaches the API, which refuses it.
+    bad = EmailMessage(to="nobody@localhost", subject="s", text="t", ask_id="a:p1:email", partner="union-a")
+    with pytest.raises(PermanentFailure) as malformed:
+        asyncio.run(sender.send([bad]))
+    assert malformed.value.code == "400" and "valid address" in malformed.value.reason
+    httpx.post(f"{url}/_sandbox/faults", json={"share_429": 1.0, "rate_limit_reset_s": 2}).raise_for_status()
+    with pytest.raises(RetryLater) as throttled:
+        asyncio.run(sender.send(emails(1)))
+    sender.close()
+    assert throttled.value.code == "429" and 0 < throttled.value.after <= 2
+    assert inbox(url, "email") == []
