@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
@@ -27,6 +28,7 @@ from streams.settings import Settings
 from .signing import headers
 
 ACTION_ID = "rally-1201"
+ALERT_ID = "hearing-alert"
 # (id, name, kind, pledge, share of recruits who show up)
 PARTNERS = [
     ("coalition-backbone", "Fair Care Coalition (backbone)", "backbone", 0, 0.0),
@@ -81,6 +83,18 @@ class Simulator:
     def start(self) -> None:
         self.post("coalition-backbone", [action_event(datetime.now(timezone.utc))])
 
+    def alert(self) -> None:
+        """A rapid-response alert to everyone signed up so far: watch asks go out and come back."""
+        now = datetime.now(timezone.utc)
+        self.post("coalition-backbone", [{
+            "type": "action", "event_id": "demo-alert", "occurred_at": now.isoformat(), "action_id": ALERT_ID,
+            "title": "Emergency budget hearing", "kind": "hearing", "starts_at": (now + timedelta(days=1)).isoformat(),
+            "time_zone": "America/Los_Angeles", "location": {"venue": "Council Chambers", "locality": "Oakland"},
+            "target": {"postal_codes": POSTAL_CODES}, "rapid_response": True,
+            "templates": {"sms": {"en": "{given_name}, the council votes on care funding {local_time} at {place}. Be there: {rsvp_link}"},
+                          "email": {"en": {"subject": "{action_title}", "body": "Hi {given_name}, join us {local_time} at {place}: {rsvp_link}"}}},
+        }])
+
     def tick(self) -> None:
         now = datetime.now(timezone.utc).isoformat()
         for pid, _, _, pledge, show_rate in PARTNERS[1:]:
@@ -110,11 +124,13 @@ class Simulator:
 
 
 def tally_table(data: dict) -> Table:
-    table = Table("partner", "pledged", "RSVP yes", "attended", "production", title=f"{data.get('title')} ({data['action_id']})")
+    table = Table("partner", "pledged", "RSVP yes", "attended", "production", "asked", "delivered", "opted out",
+                  title=f"{data.get('title')} ({data['action_id']})")
     for row in data["partners"] + [{"partner": "[bold]total[/]", **data["totals"]}]:
         ratio = row.get("production_ratio")
         table.add_row(row["partner"], str(row["pledged"]), str(row["rsvp_yes"]), str(row["attended"]),
-                      "—" if ratio is None else f"{ratio:.0%}")
+                      "—" if ratio is None else f"{ratio:.0%}", str(row["asked_sms"] + row["asked_email"]),
+                      str(row["delivered"]), str(row["opted_out"]))
     return table
 
 
@@ -132,10 +148,14 @@ def run_demo(s: Settings, base: str, procs: list[subprocess.Popen]) -> None:
     console.print(f"read the tallies:\n  curl -s -H 'Authorization: Bearer {token}' {base}/v1/actions/{ACTION_ID}/tallies", soft_wrap=True, highlight=False)
     console.print("Ctrl-C to stop.\n")
     auth = {"Authorization": f"Bearer {token}"}
+    ticks = 0
     with Live(console=console, refresh_per_second=2) as live:
         while all(p.poll() is None for p in procs):
             sim.tick()
-            r = sim.client.get(f"{base}/v1/actions/{ACTION_ID}/tallies", headers=auth)
-            if r.status_code == 200:
-                live.update(tally_table(r.json()))
+            ticks += 1
+            if ticks == 60:
+                sim.alert()
+                console.print("rapid-response alert posted; texts to anyone in quiet hours (21:00-09:00 their time) wait until 09:00")
+            tables = [sim.client.get(f"{base}/v1/actions/{a}/tallies", headers=auth) for a in (ACTION_ID, ALERT_ID)]
+            live.update(Group(*(tally_table(r.json()) for r in tables if r.status_code == 200)))
             time.sleep(0.5)  # demo pacing, not synchronisation

@@ -1,0 +1,242 @@
+"""Outreach throughput: how fast one rapid-response action reaches N people, and how closely the
+SMS rate limit is kept.
+
+One run starts ONE embedded broker (Tansu, memory-only, 8 partitions) and per phase a stack of its
+own (unique app id / topic prefix): the sandbox providers (reached through the real Twilio SDK),
+one worker and one web app. The workers' clock is a file clock at 11:00 in Oakland: no quiet hours.
+
+1. Fan-out: N people with SMS consent only, postal code 94607, signed up by one partner, produced
+   straight to the events topic as the ingress's own ``envelopes()`` (not timed) until
+   GET /v1/tallies shows them all. A warm-up action to one other person proves the send path is up.
+   Then one rapid-response action for 94607 is posted through the signed ingress and the clock
+   starts. "all attempted": the action's tallies show asked_sms == N (every ask marked "sending" or
+   later; polled every 0.25 s). "last handed over": the newest inbox ``created`` stamp once the
+   sandbox inbox holds N texts (fetched every few seconds, only near the end: the stamps make it
+   exact). "all delivered": the status callbacks have brought delivered to N. Worker: sms_rate 0
+   (unlimited), send_concurrency from --concurrency; several values restart the worker with each
+   and post a new action to the same people.
+2. Rate limit: a second stack with sms_rate=200 texts M people (postal 94612); the measured rate is
+   texts/s between the 10th and 90th percentile of the inbox ``created`` stamps.
+
+Run from the repository root:  .venv/bin/python -m benchmarks.outreach --people 100000
+"""
+
+from __future__ import annotations
+
+import argparse, asyncio, json, os, shutil, sys, tempfile, time, uuid  # noqa: E401
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.factories` also as a plain script
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+
+from connectors.signing import headers
+from connectors.web.ingress import envelopes
+from streams.admin import ensure_topics
+from streams.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.coalition import add_partner
+from streams.processes import stop_process
+from streams.settings import Settings
+from streams.stack import child_env, sandbox_settings, spawn
+from streams.topology import events_topic
+from tests.factories import phone, signup
+
+TOKEN, PARTNER, CLOCK = "bench-organizer-token", "bench-partner", "2026-11-24T19:00:00+00:00"
+SMS = {"en": "{given_name}: {action_title} at {place}, {local_time}. RSVP {rsvp_link}"}
+console = Console()
+
+
+def rapid(action_id: str, postal: str) -> dict:
+    return {"type": "action", "event_id": f"a-{action_id}", "occurred_at": "2026-11-24T18:00:00Z", "action_id": action_id,
+            "title": f"Rally {action_id}", "kind": "rally", "starts_at": "2026-11-25T02:00:00Z", "time_zone": "America/Los_Angeles",
+            "location": {"venue": "City Hall", "locality": "Oakland"}, "target": {"postal_codes": [postal]},
+            "templates": {"sms": SMS, "email": {}}, "rapid_response": True}
+
+
+class Stack:
+    """Sandbox + web + worker of one phase; ``close()`` stops whatever was started."""
+
+    def __init__(self, bootstrap: str, tmp: Path, name: str, **worker: object) -> None:
+        run, self.tmp, self.procs, self.web_port = f"bench-{name}-{uuid.uuid4().hex[:6]}", tmp / name, [], free_port()
+        self.sandbox_port = free_port()
+        self.tmp.mkdir()
+        (self.tmp / "clock.txt").write_text(CLOCK)
+        config = dict(kafka_bootstrap_servers=bootstrap, broker_flavor="tansu", coalition=self.tmp / "coalition.toml",
+                      organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("bench-person-secret"), app_id=run,
+                      topic_prefix=f"{run}.", partitions=8, clock=f"file:{self.tmp / 'clock.txt'}", frequency_cap=100)
+        self.s = Settings(**config, **sandbox_settings(Settings(**config), self.web_port, self.sandbox_port), **worker)
+        ensure_topics(self.s)
+        self.secret = add_partner(self.s.coalition, PARTNER, "Benchmark partner", "community").secret.get_secret_value()
+        self.env = {**child_env(self.s), "APP_DATADIR": str(self.tmp / "faust-data")}
+        self.inbox_url = f"{self.s.sandbox_url}/_sandbox/inbox"
+
+    def start(self) -> None:
+        self.sandbox = self._spawn(["sandbox", "--port", str(self.sandbox_port), "--faults", "{}"], "sandbox", self.sandbox_port)
+        self.web = self._spawn(["web", "--port", str(self.web_port)], "web", self.web_port)
+        self.worker = self._spawn(["worker"], "worker")
+
+    def restart_worker(self, concurrency: int) -> None:
+        stop_process(self.worker, timeout=30)
+        self.env["TURNOUT_SEND_CONCURRENCY"] = str(concurrency)
+        self.worker = self._spawn(["worker"], f"worker-{concurrency}")
+
+    def _spawn(self, args: list[str], name: str, port: int | None = None):
+        proc = spawn(args, self.env, self.tmp / f"{name}.log")
+        self.procs.append(proc)
+        if port:
+            wait_for_port(port, 60, proc)
+        return proc
+
+    def close(self, show_logs: bool) -> None:
+        for proc in reversed(self.procs):
+            stop_process(proc, timeout=20)
+        for log in sorted(self.tmp.glob("*.log")) if show_logs else ():
+            console.print(f"--- last lines of {log} ---", *log.read_text(errors="replace").splitlines()[-30:], sep="\n", markup=False)
+
+
+async def poll(what: str, check, deadline: float, stack: Stack, interval: float = 0.25):
+    """Await ``check()`` until it returns something truthy; fail on a dead process or the deadline."""
+    while not (got := await check()):
+        if dead := [p.pid for p in (stack.sandbox, stack.web, stack.worker) if p.poll() is not None]:
+            raise RuntimeError(f"process(es) {dead} exited while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not reached in time")
+        await asyncio.sleep(interval)
+    return got
+
+
+async def sign_up(http: httpx.AsyncClient, stack: Stack, people: list[dict], timeout: float) -> None:
+    s = stack.s
+    records, result = envelopes(people, PARTNER, datetime.now(timezone.utc), s.person_key_bytes(), s.default_region)
+    assert result.accepted == len(people), result
+    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap.split(","), acks="all", linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        await asyncio.gather(*[await producer.send(events_topic(s), value=value, key=key) for key, value in records])
+    finally:
+        await producer.stop()
+
+    async def seen():
+        r = await http.get("/v1/tallies")
+        return r.status_code == 200 and r.json()["totals"]["signups"] == len(people)
+
+    await poll("signups", seen, time.monotonic() + timeout, stack, 1.0)
+
+
+async def row(http: httpx.AsyncClient, action_id: str) -> dict:
+    r = await http.get(f"/v1/actions/{action_id}/tallies")
+    return next((p for p in r.json()["partners"] if p["partner"] == PARTNER), {}) if r.status_code == 200 else {}
+
+
+async def fan_out(http: httpx.AsyncClient, stack: Stack, action_id: str, postal: str, n: int, timeout: float, delivered: bool = True) -> dict:
+    """Post a rapid-response action for ``postal``; time it until n texts are in the sandbox inbox."""
+    (await http.delete(stack.inbox_url)).raise_for_status()
+    deadline, body = time.monotonic() + timeout, json.dumps([rapid(action_id, postal)]).encode()
+    t0 = time.time()
+    r = await http.post("/v1/events", content=body, headers=headers(PARTNER, stack.secret, body, time.time()))
+    assert r.status_code == 202 and not r.json()["rejected"], r.text
+    out: dict = {"n": n}
+    next_fetch = 0.0
+
+    async def sent():
+        nonlocal next_fetch
+        got = await row(http, action_id)
+        if "attempted" not in out and got.get("asked_sms", 0) >= n:
+            out["attempted"] = time.time() - t0
+        if got.get("asked_sms", 0) >= 0.95 * n and time.monotonic() >= next_fetch:  # the inbox is big: fetch it near the end only
+            t = time.monotonic()
+            inbox = (await http.get(stack.inbox_url, params={"channel": "sms"})).json()
+            next_fetch = time.monotonic() + max(2.0, 3 * (time.monotonic() - t))
+            if len(inbox) >= n:
+                return sorted(m["created"] for m in inbox)
+        return None
+
+    stamps = await poll(f"{action_id}: {n} texts", sent, deadline, stack)
+    out.update(texts=len(stamps), first=stamps[0] - t0, last=stamps[-1] - t0, stamps=stamps)
+    if delivered:
+        final = await poll(f"{action_id}: delivered", lambda: _settled(http, action_id, n), deadline, stack)
+        out.update(delivered=time.time() - t0, in_doubt=final["in_doubt"], failed=final["failed"])
+    return out
+
+
+async def _settled(http: httpx.AsyncClient, action_id: str, n: int) -> dict | None:
+    got = await row(http, action_id)
+    return got if got.get("delivered", 0) + got.get("failed", 0) + got.get("in_doubt", 0) >= n else None
+
+
+async def run(broker: EmbeddedBroker, tmp: Path, args, stacks: list[Stack]) -> tuple[list[dict], dict]:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    one = Stack(broker.bootstrap, tmp, "fanout", sms_rate=0, send_concurrency=args.concurrency[0])
+    stacks.append(one)
+    one.start()
+    console.print(f"fan-out stack: sandbox pid {one.sandbox.pid}, web pid {one.web.pid}, worker pid {one.worker.pid}, logs {one.tmp}")
+    results = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{one.web_port}", headers=auth, timeout=120) as http:
+        people = [signup(f"s-{i}", phone=phone(i), at="2026-11-20T10:00:00Z", given_name=f"P{i}", postal_code="94607") for i in range(args.people)]
+        t = time.perf_counter()
+        await sign_up(http, one, people + [signup("warm", phone=phone(900_000), given_name="W", postal_code="94609")], args.timeout)
+        console.print(f"{args.people + 1:,} people signed up and tallied in {time.perf_counter() - t:.1f} s")
+        for i, c in enumerate(args.concurrency):
+            if i:
+                one.restart_worker(c)
+                console.print(f"worker restarted with send_concurrency={c}, pid {one.worker.pid}")
+            await fan_out(http, one, f"warm-{c}", "94609", 1, args.timeout, delivered=False)  # the send path is up
+            console.print(f"send_concurrency={c}: fan-out to {args.people:,} …")
+            results.append({"concurrency": c, **await fan_out(http, one, f"rally-{c}", "94607", args.people, args.timeout)})
+    one.close(False)
+    two = Stack(broker.bootstrap, tmp, "rate", sms_rate=args.rate, send_concurrency=args.concurrency[0])
+    stacks.append(two)
+    two.start()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{two.web_port}", headers=auth, timeout=120) as http:
+        people = [signup(f"r-{i}", phone=phone(i), at="2026-11-20T10:00:00Z", given_name=f"R{i}", postal_code="94612") for i in range(args.rate_people)]
+        await sign_up(http, two, people + [signup("warm", phone=phone(900_000), given_name="W", postal_code="94609")], args.timeout)
+        await fan_out(http, two, "warm-rate", "94609", 1, args.timeout, delivered=False)
+        limited = await fan_out(http, two, "limited", "94612", args.rate_people, args.timeout, delivered=False)
+    return results, limited
+
+
+def report(results: list[dict], limited: dict, rate: float) -> None:
+    table = Table("send_concurrency", "people", "all attempted s", "last handed over s", "asks/s", "all delivered s", "in doubt", "failed",
+                  title="rapid-response fan-out (sms_rate 0)")
+    for r in results:
+        table.add_row(str(r["concurrency"]), f"{r['n']:,}", f"{r['attempted']:.1f}", f"{r['last']:.1f}", f"{r['n'] / r['last']:,.0f}",
+                      f"{r['delivered']:.1f}", str(r["in_doubt"]), str(r["failed"]))
+    console.print(table)
+    stamps, n = limited["stamps"], len(limited["stamps"])
+    lo, hi = int(0.1 * (n - 1)), int(0.9 * (n - 1))
+    measured = (hi - lo) / (stamps[hi] - stamps[lo])
+    table = Table("people", "configured msg/s", "measured msg/s (p10–p90)", "error", "overall msg/s", title="SMS rate limit")
+    table.add_row(f"{n:,}", f"{rate:g}", f"{measured:.1f}", f"{100 * (measured - rate) / rate:+.2f} %", f"{n / (stamps[-1] - stamps[0]):.1f}")
+    console.print(table)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--people", type=int, default=100_000, help="N people in the fan-out (default 100000)")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[32], help="send_concurrency value(s) to try (default 32)")
+    ap.add_argument("--rate", type=float, default=200, help="sms_rate of the rate-limit phase (default 200)")
+    ap.add_argument("--rate-people", type=int, default=3000, help="M people in the rate-limit phase (default 3000)")
+    ap.add_argument("--timeout", type=float, default=1200, help="deadline per wait, seconds (default 1200)")
+    args = ap.parse_args()
+    console.print(f"cores: {os.cpu_count()}; N = {args.people:,}; partitions = 8")
+    tmp, broker, stacks, ok = Path(tempfile.mkdtemp(prefix="turnout-outreach-")), EmbeddedBroker(), [], False
+    try:
+        broker.start()
+        console.print(f"broker {broker.bootstrap} (pid {broker.proc.pid})")
+        report(*asyncio.run(run(broker, tmp, args, stacks)), args.rate)
+        ok = True
+    finally:
+        for stack in stacks:
+            stack.close(not ok)
+        broker.stop()
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

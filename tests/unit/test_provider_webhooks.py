@@ -1,0 +1,84 @@
+"""Provider webhooks in the ingress, signed with the providers' own SDK helpers (no broker)."""
+
+import json
+import time
+from urllib.parse import urlencode
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from twilio.request_validator import RequestValidator
+
+from connectors.sandbox.signing import EventSigner
+from connectors.web.app import create_app
+from connectors.web.publisher import ListPublisher
+from contracts.providers import ProviderEnvelope
+from contracts.tallies import TallyBook
+from streams.keys import person_key
+from streams.settings import Settings
+from streams.topology import provider_topic
+
+PUBLIC = "https://turnout.example.org"
+TOKEN = "twilio-auth-token"
+ASK = "rally-1:p0123456789abcdef0123456789abcdef:sms"
+
+
+@pytest.fixture
+def env(tmp_path):
+    signer = EventSigner()
+    s = Settings(coalition=tmp_path / "c.toml", person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092",
+                 public_url=PUBLIC, twilio_auth_token=SecretStr(TOKEN), sendgrid_public_key=signer.public_key)
+    pub = ListPublisher()
+    return TestClient(create_app(s, publisher=pub, book=TallyBook())), pub, signer, s
+
+
+def twilio_post(client, path, params, token=TOKEN):
+    signature = RequestValidator(token).compute_signature(PUBLIC + path, params)
+    return client.post(path, content=urlencode(params), headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"})
+
+
+def written(pub, s):
+    return [ProviderEnvelope.model_validate_json(v) for _, v in pub.by_topic.get(provider_topic(s), [])]
+
+
+def test_a_signed_status_callback_is_written_under_the_person_key(env):
+    client, pub, _, s = env
+    r = twilio_post(client, f"/v1/providers/twilio/status?ask={ASK}", {"MessageSid": "SM1", "MessageStatus": "delivered"})
+    assert r.status_code == 204
+    [env_] = written(pub, s)
+    assert env_.person_key == ASK.split(":")[1] and env_.event.status == "delivered"
+
+
+def test_forged_or_rewritten_twilio_requests_get_403_and_write_nothing(env):
+    client, pub, _, s = env
+    assert twilio_post(client, f"/v1/providers/twilio/status?ask={ASK}", {"MessageSid": "SM1", "MessageStatus": "delivered"}, token="wrong").status_code == 403
+    params = {"From": "+15105550123", "Body": "STOP", "MessageSid": "SM2"}
+    sig = RequestValidator(TOKEN).compute_signature(PUBLIC + "/v1/providers/twilio/inbound", params)
+    tampered = {**params, "Body": "YES"}
+    r = client.post("/v1/providers/twilio/inbound", content=urlencode(tampered), headers={"X-Twilio-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 403
+    assert written(pub, s) == []
+
+
+def test_an_inbound_reply_keeps_only_the_keyword_and_no_phone_number(env):
+    client, pub, _, s = env
+    r = twilio_post(client, "/v1/providers/twilio/inbound", {"From": "+15105550123", "Body": "stop texting me", "MessageSid": "SM3"})
+    assert r.status_code == 200 and "<Response>" in r.text
+    [env_] = written(pub, s)
+    assert env_.event.keyword == "STOP"
+    assert env_.person_key == person_key(b"k", "+15105550123", None)
+    assert "5550123" not in env_.model_dump_json()
+
+
+def test_signed_sendgrid_events_are_verified_with_ecdsa(env):
+    client, pub, signer, s = env
+    body = json.dumps([{"event": "delivered", "sg_event_id": "e1", "sg_message_id": "m1", "email": "ana@example.org", "ask_id": ASK.replace(":sms", ":email")},
+                       {"event": "open", "sg_event_id": "e2", "email": "x@example.org"}]).encode()
+    r = client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time())))
+    assert r.status_code == 200 and r.json() == {"accepted": 1, "skipped": 1}
+    [env_] = written(pub, s)
+    assert env_.event.event == "delivered" and "ana@" not in env_.model_dump_json()
+    tampered = body.replace(b"delivered", b"bounce___")
+    assert client.post("/v1/providers/sendgrid/events", content=tampered, headers=signer.headers(body, int(time.time()))).status_code == 403
+    other = EventSigner()
+    assert client.post("/v1/providers/sendgrid/events", content=body, headers=other.headers(body, int(time.time()))).status_code == 403
