@@ -106,9 +106,11 @@ def register(p: Pipeline, o: Outreach) -> None:
         async for _ in p.batches(stream, SEND_BATCH, every=0.05, flush=flush):
             pass  # the work happens per batch, in flush
 
+    released: set[tuple[str, datetime]] = set()
+
     @p.app.timer(1.0, name="release_deferred")
     async def release_deferred() -> None:
-        await release(p, o)
+        await release(p, o, released)
 
 
 async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int) -> int:
@@ -191,10 +193,7 @@ def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendResult, n
     p.deferred.delete(partition, ask.ask_id)
 
 
-_released: set[tuple[str, datetime]] = set()
-
-
-async def release(p: Pipeline, o: Outreach) -> None:
+async def release(p: Pipeline, o: Outreach, released: set[tuple[str, datetime]]) -> None:
     """Re-queue deferred asks that are due. Only reads tables (a timer has no event to write
     under); the send agent decides again and clears them. Re-queuing twice is harmless."""
     now = o.clock()
@@ -204,8 +203,8 @@ async def release(p: Pipeline, o: Outreach) -> None:
             continue
         ask = AskCommand.model_validate(raw)
         mark = (key, ask.send_after)
-        if mark in _released or ask.send_after is None or ask.send_after > now:
+        if mark in released or ask.send_after is None or ask.send_after > now:
             continue
         if partition_of(ask.person_key, o.partitions) in active:
-            _released.add(mark)
+            released.add(mark)
             await p.asks_topic.send(key=ask.person_key, value=ask.model_dump_json().encode())
