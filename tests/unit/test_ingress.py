@@ -138,3 +138,12 @@ def test_openapi_documents_the_partner_events(env):
     spec = client.get("/openapi.json").json()
     assert "SignupEvent" in spec["components"]["schemas"]
     assert "/v1/events" in spec["paths"] and client.get("/docs").status_code == 200
+
+
+def test_a_disabled_partner_is_refused(env, tmp_path):
+    client, pub, secrets = env
+    path = tmp_path / "coalition.toml"
+    path.write_text(path.read_text().replace("enabled = true", "enabled = false", 1))
+    r = post(client, secrets, "union-a", [pledge("u1", "rally-1", 3)])
+    assert r.status_code == 401 and "disabled" in r.json()["detail"]
+    assert post(client, secrets, "faith-b", [pledge("f1", "rally-1", 3)]).status_code == 202
