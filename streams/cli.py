@@ -4,7 +4,7 @@ broker, the worker (``agents``) and the web app (``connectors``), imported only 
 from __future__ import annotations
 
 import json
-import os
+import logging
 import shlex
 import sys
 import time
@@ -61,7 +61,10 @@ def worker() -> None:
     else:
         console.print("[yellow]no provider credentials: asks are planned but not sent (see README)[/]")
     register(pipeline, s, outreach)
-    faust.Worker(pipeline.app, loglevel="info").execute_from_commandline()
+    worker = faust.Worker(pipeline.app, loglevel="info")
+    # The Twilio SDK logs every request at INFO, with the recipient's number in the URL body.
+    logging.getLogger("twilio").setLevel(logging.WARNING)
+    worker.execute_from_commandline()
 
 
 @main.command(help="Run the web app (ingress, tally API) with uvicorn.")

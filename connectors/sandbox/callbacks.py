@@ -25,6 +25,9 @@ class Poster:
         self.log: deque[dict] = deque(maxlen=1000)
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task] = set()
+        # A few requests in flight, the rest wait here: thousands of requests queued inside
+        # httpx's connection pool made its scheduling the sandbox's whole CPU cost.
+        self._slots = asyncio.Semaphore(32)
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=self.timeout)
@@ -52,7 +55,8 @@ class Poster:
         status: int | None = None
         for attempt in range(1, self.attempts + 1):
             try:
-                response = await self._client.post(url, content=body, headers=headers)
+                async with self._slots:
+                    response = await self._client.post(url, content=body, headers=headers)
                 status = response.status_code
                 if status < 500:
                     break
