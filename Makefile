@@ -28,9 +28,12 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
-## Throughput of the pipeline next to a bare-consumer baseline measured in the same run.
+## Throughput of the pipeline next to a bare-consumer baseline measured in the same run;
+## then outreach: one rapid-response action to N people through the sandbox, and a held rate.
+BENCH_PEOPLE ?= 20000
 bench: $(STAMP)
-	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python -m benchmarks.pipeline
+	$(BIN)/python -m benchmarks.outreach --people $(BENCH_PEOPLE)
 
 ## Regenerate the checked-in JSON Schema of partner events.
 schema: $(STAMP)
