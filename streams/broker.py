@@ -56,6 +56,8 @@ class EmbeddedBroker:
             start_new_session=True,
         )
         wait_for_port(self.port, timeout, self.proc)
+        if self.proc.poll() is not None:  # someone else took the port between free_port() and bind
+            raise RuntimeError(f"the embedded broker exited ({self.proc.returncode}); port {self.port} is taken")
         return self
 
     def pause(self) -> None:
