@@ -47,27 +47,27 @@ class CoalitionFile:
 def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None) -> FastAPI:
     coalition = CoalitionFile(s)
     coalition.current()  # fail at start on a broken coalition file
-    book = book if book is not None else TallyBook()
     secret = s.person_key_bytes()
-    state: dict[str, object] = {"publisher": publisher, "reader": None}
+    # Fakes handed in (tests) are used as they are; otherwise the Kafka adapters, started by the lifespan.
+    owned: list[KafkaPublisher | TallyReader] = []
+    if publisher is None:
+        publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
+        owned.append(publisher)
+    reader = None
+    if book is None:
+        book = TallyBook()
+        reader = TallyReader(s, book)
+        owned.append(reader)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        real_publisher = reader = None
-        if state["publisher"] is None:
-            real_publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
-            await real_publisher.start()
-            state["publisher"] = real_publisher
-            reader = TallyReader(s, book)
-            await reader.start()
-            state["reader"] = reader
+        for part in owned:
+            await part.start()
         try:
             yield
         finally:
-            if reader:
-                await reader.stop()
-            if real_publisher:
-                await real_publisher.stop()
+            for part in reversed(owned):
+                await part.stop()
 
     app = FastAPI(
         title="turnout",
@@ -125,14 +125,16 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
             raise HTTPException(400, str(exc)) from None
         records, result = envelopes(items, partner.id, datetime.now(timezone.utc), secret, s.default_region)
         if records:
-            try:
-                await state["publisher"].publish(records)  # type: ignore[union-attr]
-            except BrokerUnavailable as exc:
-                return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+            await publisher.publish(records)
         status = 202 if records or result.duplicates else 422
         return JSONResponse(result.model_dump(), status_code=status)
 
-    app.include_router(providers_router(s, _LazyPublisher(state)))
+    app.include_router(providers_router(s, publisher))
+
+    @app.exception_handler(BrokerUnavailable)
+    async def broker_unavailable(request: Request, exc: BrokerUnavailable) -> JSONResponse:
+        # Never 2xx for what the broker did not acknowledge.
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
 
     @app.get("/v1/tallies", response_model=CoalitionTallies, dependencies=[Depends(organizer)], summary="Coalition totals and per-partner totals")
     async def coalition_tallies() -> CoalitionTallies:
@@ -146,8 +148,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are")
     async def healthz() -> dict[str, object]:
-        reader = state["reader"]
-        lag = reader.lag() if isinstance(reader, TallyReader) else 0
+        lag = reader.lag() if reader is not None else 0
         return {"status": "ok", "tally_records": book.records, "tally_lag": lag}
 
     def openapi() -> dict:
@@ -164,16 +165,6 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-class _LazyPublisher:
-    """The publisher the lifespan starts, for routers built before it runs."""
-
-    def __init__(self, state: dict[str, object]) -> None:
-        self.state = state
-
-    async def publish(self, records, topic=None) -> None:  # noqa: ANN001
-        await self.state["publisher"].publish(records, topic)  # type: ignore[union-attr]
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

@@ -25,7 +25,7 @@ from streams.keys import person_key
 from streams.settings import Settings
 from streams.topology import provider_topic
 
-from .publisher import BrokerUnavailable, Publisher
+from .publisher import Publisher
 
 log = logging.getLogger(__name__)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -45,10 +45,8 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
         return form
 
     async def write(envelopes: list[ProviderEnvelope]) -> None:
-        try:
-            await publisher.publish([(e.person_key.encode(), e.model_dump_json().encode()) for e in envelopes], topic)
-        except BrokerUnavailable as exc:
-            raise HTTPException(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+        # BrokerUnavailable becomes 503 + Retry-After (the app's handler): providers retry.
+        await publisher.publish([(e.person_key.encode(), e.model_dump_json().encode()) for e in envelopes], topic)
 
     @r.post("/twilio/status", summary="Twilio message status callback (signed)")
     async def twilio_status(request: Request, ask: str) -> Response:

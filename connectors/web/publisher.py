@@ -34,15 +34,17 @@ class Publisher(Protocol):
 
 class ListPublisher:
     def __init__(self) -> None:
-        self.records: list[Record] = []
         self.by_topic: dict[str | None, list[Record]] = {}
         self.down = False
+
+    @property
+    def records(self) -> list[Record]:
+        """What went to the events topic (the default)."""
+        return self.by_topic.get(None, [])
 
     async def publish(self, records: Sequence[Record], topic: str | None = None) -> None:
         if self.down:
             raise BrokerUnavailable(5, "broker down (fake)")
-        if topic is None:
-            self.records.extend(records)
         self.by_topic.setdefault(topic, []).extend(records)
 
 
@@ -50,21 +52,22 @@ class KafkaPublisher:
     def __init__(self, bootstrap: str, topic: str, timeout: float, idempotent: bool) -> None:
         self.topic = topic
         self.timeout = timeout
-        self._producer = AIOKafkaProducer(
+        self._config = dict(
             bootstrap_servers=bootstrap.split(","),
             acks="all",
             enable_idempotence=idempotent,
             linger_ms=2,
             request_timeout_ms=int(max(timeout * 2, 10) * 1000),
         )
-        self._started = False
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        # aiokafka clients must be created inside the running loop.
+        self._producer = AIOKafkaProducer(**self._config)
         await self._producer.start()
-        self._started = True
 
     async def stop(self) -> None:
-        if self._started:
+        if self._producer is not None:
             await self._producer.stop()
 
     @property
@@ -72,7 +75,7 @@ class KafkaPublisher:
         return max(1, round(self.timeout))
 
     async def publish(self, records: Sequence[Record], topic: str | None = None) -> None:
-        if not self._started:
+        if self._producer is None:
             raise BrokerUnavailable(self.retry_after, "not connected to the broker yet")
         try:
             await asyncio.wait_for(self._send_all(records, topic or self.topic), self.timeout)

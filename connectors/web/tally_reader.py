@@ -26,12 +26,15 @@ class TallyReader:
         self.kinds: dict[str, FactKind] = {changelog_topic(s, spec): kind for kind, spec in FACT_TABLES.items()}
         self.skipped = 0
         self._next: dict[TopicPartition, int] = {}
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap.split(","), enable_auto_commit=False, auto_offset_reset="earliest", group_id=None
-        )
+        self._bootstrap = s.bootstrap.split(",")
+        self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        # aiokafka clients must be created inside the running loop.
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None
+        )
         await self._consumer.start()
         tps = []
         for topic in self.kinds:
@@ -55,10 +58,13 @@ class TallyReader:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     def lag(self) -> int | None:
         """Records known to exist but not yet read (from fetch high watermarks)."""
+        if self._consumer is None:
+            return None
         total = 0
         for tp in self._consumer.assignment():
             hw = self._consumer.highwater(tp)
