@@ -8,9 +8,6 @@ dead-letter topic with the reason; the agent never dies on one.
 
 from __future__ import annotations
 
-import json
-import logging
-
 from pydantic import ValidationError
 
 from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SignupEvent
@@ -21,7 +18,6 @@ from .facts import apply_action, apply_attendance, apply_pledge, inline_pledges
 from .outreach.agents import fan_out
 from .people import membership, merge_person
 
-log = logging.getLogger(__name__)
 BATCH = 500
 
 
@@ -29,26 +25,20 @@ def register(p: Pipeline) -> None:
     @p.app.agent(p.events, name="intake")
     async def intake(stream):  # noqa: ANN001 - Faust's stream type
         async for event in p.batches(stream, BATCH):
-            await handle(p, event.message.partition, event.key, event.value)
+            handle(p, event.message.partition, event.key, event.value)
 
 
-async def handle(p: Pipeline, partition: int, key: str | None, raw: bytes) -> None:
+def handle(p: Pipeline, partition: int, key: str | None, raw: bytes) -> None:
     try:
         envelope = Envelope.model_validate_json(raw, context={"normalized": True})
     except ValidationError as exc:
-        await dead_letter(p, key, raw, "invalid envelope", exc.errors(include_input=False, include_url=False))
+        p.dead_letter(key, "invalid envelope", errors=exc.errors(include_input=False, include_url=False), record=raw.decode("utf-8", "replace"))
         return
     for derived in record(p, partition, envelope):
         if isinstance(derived, Envelope):
             p.send_soon(p.events, pledge_key(derived.event.action_id, derived.partner), derived.model_dump_json().encode())
         else:
             fan_out(p, derived, envelope.partner)
-
-
-async def dead_letter(p: Pipeline, key: str | None, raw: bytes, reason: str, errors: object) -> None:
-    log.warning("dead-lettered a record: %s", reason)
-    body = {"reason": reason, "errors": errors, "record": raw.decode("utf-8", "replace")}
-    p.send_soon(p.dead_letters, key or "", json.dumps(body, default=str).encode())
 
 
 def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | ActionEvent]:

@@ -9,6 +9,8 @@ names against one broker and nothing reads configuration at import.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Generic, TypeVar
 
@@ -23,6 +25,7 @@ from .topology import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 
 class FactTable(Generic[M]):
@@ -85,6 +88,11 @@ class Pipeline:
 
     def send_soon(self, topic: faust.TopicT, key: str, value: bytes, partition: int | None = None) -> None:
         self.pending.append(topic.send_soon(key=key, value=value, partition=partition))
+
+    def dead_letter(self, key: str | None, reason: str, **details: object) -> None:
+        """Park what an agent could not use, with the reason, on the dead-letter topic."""
+        log.warning("dead-lettered a record: %s", reason)
+        self.send_soon(self.dead_letters, key or "", json.dumps({"reason": reason, **details}, default=str).encode())
 
     async def settle(self) -> None:
         pending, self.pending[:] = list(self.pending), []

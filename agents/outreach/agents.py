@@ -22,8 +22,6 @@ from typing import Protocol, Sequence
 
 from kafka.partitioner.default import murmur2
 
-import json
-
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
 from contracts.events import ActionEvent
 from streams.app import Pipeline
@@ -32,7 +30,7 @@ from streams.settings import Settings
 
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
-from .receipts import advance, opt_out
+from .receipts import on_send_result, opt_out
 from .sending import Cancel, Defer, Send, Skip, gate
 
 log = logging.getLogger(__name__)
@@ -53,7 +51,6 @@ class Outbox(Protocol):
 class Outreach:
     outbox: Outbox
     policy: OutreachPolicy
-    quiet: QuietHours
     clock: Clock
     partitions: int
     chunk: int = 16
@@ -64,7 +61,7 @@ def outreach_from(s: Settings, outbox: Outbox) -> Outreach:
         cap=s.frequency_cap, window=timedelta(days=s.frequency_window_days), quiet=quiet_hours(s),
         footer=s.sms_footer, rsvp_base_url=s.rsvp_base_url, referral_secret=s.person_key_bytes(),
     )
-    return Outreach(outbox=outbox, policy=policy, quiet=policy.quiet, clock=from_setting(s.clock), partitions=s.partitions, chunk=s.send_concurrency)
+    return Outreach(outbox=outbox, policy=policy, clock=from_setting(s.clock), partitions=s.partitions, chunk=s.send_concurrency)
 
 
 def quiet_hours(s: Settings) -> QuietHours:
@@ -140,7 +137,7 @@ async def send_batch(p: Pipeline, o: Outreach, batch: list[tuple[int, AskCommand
     for partition, ask in batch:
         if ask.ask_id in partition_of_ask:
             continue  # the same ask twice in one batch (an action posted twice): once is enough
-        decision = gate(ask, p.asks.get(ask.ask_id), p.people.get(ask.person_key), now, o.quiet)
+        decision = gate(ask, p.asks.get(ask.ask_id), p.people.get(ask.person_key), now, o.policy.quiet)
         if isinstance(decision, Skip):
             continue
         if isinstance(decision, Cancel):
@@ -173,24 +170,18 @@ def chunks(asks: list[AskCommand], size: int) -> list[list[AskCommand]]:
 
 
 def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendResult, now: datetime) -> None:
-    # Callbacks may have moved the ask on already (delivered before the rest of the batch
-    # came back): only ever move it forward.
     current = p.asks.get(ask.ask_id) or fact(ask, "sending", now)
-    if r.ok:
-        new = advance(current, "sent", now, provider_id=r.provider_id)
-    elif r.in_doubt:
-        new = advance(current, "in_doubt", now, error=r.error)
-        log.warning("ask in doubt (the provider may have it); not resending")
-    else:
-        new = advance(current, "failed", now, error_code=r.error_code, error=r.error)
-        log.warning("ask failed permanently: code=%s", r.error_code)
-        body = {"reason": "permanent provider failure", "ask_id": ask.ask_id, "code": r.error_code, "error": r.error}
-        p.send_soon(p.dead_letters, ask.ask_id, json.dumps(body).encode())
-        person = p.people.get(ask.person_key) if r.opted_out else None
-        if person is not None:
-            p.people.put(partition, ask.person_key, person, opt_out(person, ask.channel, now))
-    p.asks.put(partition, ask.ask_id, current, new)
+    p.asks.put(partition, ask.ask_id, current, on_send_result(current, r, now))
     p.deferred.delete(partition, ask.ask_id)
+    if r.ok:
+        return
+    if r.in_doubt:
+        log.warning("ask in doubt (the provider may have it); not resending")
+        return
+    p.dead_letter(ask.ask_id, "permanent provider failure", code=r.error_code, error=r.error)
+    person = p.people.get(ask.person_key) if r.opted_out else None
+    if person is not None:
+        p.people.put(partition, ask.person_key, person, opt_out(person, ask.channel, now))
 
 
 async def release(p: Pipeline, o: Outreach, released: set[tuple[str, datetime]]) -> None:

@@ -15,7 +15,6 @@ from streams.app import Pipeline
 from streams.keys import fact_key
 
 from ..facts import apply_attendance
-from ..intake import dead_letter
 from .agents import Outreach
 from .receipts import EMAIL_OPT_OUT, latest_ask, on_email_event, on_sms_status, opt_in, opt_out, reply_kind
 
@@ -33,7 +32,7 @@ def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> No
         try:
             envelope = ProviderEnvelope.model_validate_json(raw)
         except ValidationError as exc:
-            await dead_letter(p, key, raw, "invalid provider envelope", exc.errors(include_input=False, include_url=False))
+            p.dead_letter(key, "invalid provider envelope", errors=exc.errors(include_input=False, include_url=False))
             return
         answer = apply(p, partition, envelope)
         person = p.people.get(envelope.person_key) if answer else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from contracts.asks import AskFact, RecentAsks, parse_ask_id
+from contracts.asks import AskFact, RecentAsks, SendResult, parse_ask_id
 from contracts.facts import Channel, PersonRecord
 from contracts.providers import EmailEvent, SmsStatus
 
@@ -36,6 +36,16 @@ def advance(fact: AskFact, status: str, now: datetime, **details: object) -> Ask
     if _RANK[status] <= _RANK[fact.status]:
         return fact
     return fact.model_copy(update={"status": status, "updated_at": now, **{k: v for k, v in details.items() if v is not None}})
+
+
+def on_send_result(fact: AskFact, result: SendResult, now: datetime) -> AskFact:
+    """The ask after its provider call came back. Callbacks may already have moved it on
+    (delivered before the rest of the chunk returned), so this too only moves forward."""
+    if result.ok:
+        return advance(fact, "sent", now, provider_id=result.provider_id)
+    if result.in_doubt:
+        return advance(fact, "in_doubt", now, error=result.error)
+    return advance(fact, "failed", now, error_code=result.error_code, error=result.error)
 
 
 def on_sms_status(fact: AskFact, cb: SmsStatus, now: datetime) -> AskFact:

@@ -1,0 +1,128 @@
+"""The decisions around sending: the last gate, planning, callbacks and replies (no broker)."""
+
+from datetime import datetime, time, timedelta, timezone
+
+from agents.outreach.planning import OutreachPolicy, plan, recent_count, remember
+from agents.outreach.quiet_hours import QuietHours
+from agents.outreach.receipts import latest_ask, on_email_event, on_send_result, on_sms_status, opt_in, opt_out, reply_kind
+from agents.outreach.sending import Cancel, Defer, Send, Skip, gate
+from contracts.asks import AskCommand, AskFact, RecentAsks, SendResult, ask_id
+from contracts.events import ActionEvent
+from contracts.facts import PersonRecord
+from contracts.people import ConsentRecord
+from contracts.providers import EmailEvent, SmsStatus
+from tests.factories import action as action_event
+
+NOON = datetime(2026, 11, 24, 20, 0, tzinfo=timezone.utc)   # 12:00 in Oakland
+NIGHT = datetime(2026, 11, 25, 6, 30, tzinfo=timezone.utc)  # 22:30 in Oakland
+QUIET = QuietHours(time(21), time(9))
+PK = "p0123456789abcdef0123456789abcdef"
+
+
+def person(consent=("sms", "email"), opted_out=()) -> PersonRecord:
+    return PersonRecord(person_key=PK, given_name="Ana", phone="+15105550123", email="ana@example.org", postal_code="94607",
+                        consent={c: ConsentRecord(granted=True, partner="union-a", at=NOON) for c in consent},
+                        opted_out={c: NOON for c in opted_out}, partners=("faith-b", "union-a"),
+                        recruited_by="union-a", recruited_at=NOON, updated_at=NOON)
+
+
+def action(**extra) -> ActionEvent:
+    item = action_event("rally-1")
+    item["templates"] = {"sms": {"en": "{given_name}: {action_title} {rsvp_link}"},
+                         "email": {"en": {"subject": "{action_title}", "body": "Hi {given_name}"}}}
+    return ActionEvent.model_validate({**item, **extra})
+
+
+def sms_ask(**kw) -> AskCommand:
+    return AskCommand(ask_id=ask_id("rally-1", PK, "sms"), action_id="rally-1", person_key=PK, channel="sms", partner="union-a",
+                      referral="r", to="+15105550123", body="hi", time_zone="America/Los_Angeles", planned_at=NOON, **kw)
+
+
+def state(status: str) -> AskFact:
+    return AskFact(ask_id=ask_id("rally-1", PK, "sms"), action_id="rally-1", person_key=PK, channel="sms",
+                   partner="union-a", status=status, updated_at=NOON)
+
+
+# --- the last gate before a provider -------------------------------------------------
+
+def test_an_ask_already_sending_or_done_is_never_sent_again():
+    for status in ("sending", "sent", "delivered", "failed", "cancelled", "in_doubt"):
+        assert isinstance(gate(sms_ask(), state(status), person(), NOON, QUIET), Skip)
+    assert isinstance(gate(sms_ask(), state("planned"), person(), NOON, QUIET), Send)
+
+
+def test_an_opt_out_or_lost_consent_after_planning_cancels_the_ask():
+    assert gate(sms_ask(), None, person(opted_out=("sms",)), NOON, QUIET) == Cancel("opted out")
+    assert gate(sms_ask(), None, person(consent=("email",)), NOON, QUIET) == Cancel("no consent")
+    assert gate(sms_ask(), None, None, NOON, QUIET) == Cancel("person no longer known")
+
+
+def test_texts_in_quiet_hours_are_deferred_to_the_window_end_and_clip_validity_otherwise():
+    decision = gate(sms_ask(), None, person(), NIGHT, QUIET)
+    assert decision == Defer(datetime(2026, 11, 25, 17, 0, tzinfo=timezone.utc))  # 09:00 in Oakland
+    sent = gate(sms_ask(), None, person(), NOON, QUIET)
+    assert sent == Send(validity_period=9 * 3600)  # until 21:00 local
+    assert gate(sms_ask(quiet_hours_apply=False), None, person(), NIGHT, QUIET) == Send()
+
+
+# --- planning ----------------------------------------------------------------------
+
+def test_planning_gives_one_ask_per_channel_credited_to_the_recruiter_and_skips_what_was_sent():
+    asks = plan(person(), action(), None, set(), NOON, OutreachPolicy())
+    assert [(a.channel, a.partner) for a in asks] == [("sms", "union-a"), ("email", "union-a")]
+    assert asks[0].body.startswith("Ana: Rally for fair funding") and asks[0].body.endswith("Reply YES to RSVP, STOP to opt out")
+    assert plan(person(), action(), None, {asks[0].ask_id}, NOON, OutreachPolicy())[0].channel == "email"
+
+
+def test_planning_again_for_the_same_action_does_not_count_against_the_cap():
+    recent = None
+    for a in plan(person(), action(), None, set(), NOON, OutreachPolicy(cap=2)):
+        recent = remember(recent, a.ask_id, NOON, timedelta(days=7))
+    assert recent_count(recent, NOON, timedelta(days=7)) == 2
+    assert recent_count(recent, NOON, timedelta(days=7), exclude_action="rally-1") == 0
+    assert len(plan(person(), action(), recent, set(), NOON, OutreachPolicy(cap=2))) == 2
+    other = action(action_id="rally-2")
+    assert plan(person(), other, recent, set(), NOON, OutreachPolicy(cap=2)) == []
+
+
+def test_quiet_hours_are_skipped_only_when_the_action_overrides_them():
+    assert plan(person(), action(), None, set(), NIGHT, OutreachPolicy())[0].send_after is not None
+    assert plan(person(), action(override_quiet_hours=True), None, set(), NIGHT, OutreachPolicy())[0].send_after is None
+
+
+# --- callbacks and replies ---------------------------------------------------------
+
+def test_ask_states_only_move_forward_whatever_order_callbacks_arrive_in():
+    delivered = on_sms_status(state("sending"), SmsStatus(ask_id="x", message_sid="SM1", status="delivered"), NOON)
+    assert delivered.status == "delivered"
+    assert on_sms_status(delivered, SmsStatus(ask_id="x", message_sid="SM1", status="sent"), NOON) == delivered
+    assert on_send_result(delivered, SendResult(ask_id="x", provider_id="SM1"), NOON) == delivered
+    failed = on_sms_status(state("sent"), SmsStatus(ask_id="x", message_sid="SM1", status="undelivered", error_code="30006"), NOON)
+    assert (failed.status, failed.error_code) == ("failed", "30006")
+
+
+def test_send_results_become_sent_in_doubt_or_failed():
+    sending = state("sending")
+    assert on_send_result(sending, SendResult(ask_id="x", provider_id="SM1"), NOON).status == "sent"
+    assert on_send_result(sending, SendResult(ask_id="x", in_doubt=True), NOON).status == "in_doubt"
+    failed = on_send_result(sending, SendResult(ask_id="x", error_code="21211"), NOON)
+    assert (failed.status, failed.error_code) == ("failed", "21211")
+
+
+def test_email_unsubscribes_flag_the_ask_and_bounces_fail_it():
+    ev = dict(ask_id="x", sg_event_id="e1")
+    assert on_email_event(state("sent"), EmailEvent(**ev, event="unsubscribe"), NOON).opted_out
+    assert on_email_event(state("sent"), EmailEvent(**ev, event="bounce", reason="550"), NOON).status == "failed"
+    assert on_email_event(state("sent"), EmailEvent(**ev, event="open"), NOON) == state("sent")
+
+
+def test_reply_keywords():
+    assert [reply_kind(w, person()) for w in ("stop", "STOPALL", "start", "HELP", "yes", "maybe")] == ["opt_out", "opt_out", "opt_in", "help", "rsvp", "other"]
+    assert reply_kind("YES", person(opted_out=("sms",))) == "opt_in"  # as at Twilio
+    assert opt_in(opt_out(person(), "sms", NOON), "sms").opted_out == {}
+
+
+def test_a_reply_answers_the_most_recent_text():
+    recent = RecentAsks(asks=((ask_id("a", PK, "sms"), NOON), (ask_id("b", PK, "sms"), NOON), (ask_id("c", PK, "email"), NOON)))
+    assert latest_ask(recent) == ask_id("b", PK, "sms")
+    assert latest_ask(None) is None
