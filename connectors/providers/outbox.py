@@ -52,12 +52,8 @@ class ProviderOutbox:
 
         try:
             sent = await with_retries(once, **self.retry, retry_ambiguous=False)
-        except PermanentFailure as exc:
-            return SendResult(ask_id=ask.ask_id, error_code=exc.code, error=exc.reason, opted_out=exc.opted_out)
-        except RetryLater as exc:
-            if exc.ambiguous:
-                return SendResult(ask_id=ask.ask_id, error=exc.reason, in_doubt=True)
-            return SendResult(ask_id=ask.ask_id, error_code=exc.code or "retries_exhausted", error=exc.reason)
+        except ProviderError as exc:
+            return failure(ask.ask_id, exc)
         return SendResult(ask_id=ask.ask_id, provider_id=sent.sid)
 
     async def _emails(self, asks: list[AskCommand]) -> list[SendResult]:
@@ -66,28 +62,32 @@ class ProviderOutbox:
         for attempt in range(1, self.retry["attempts"] + 1):
             if not pending:
                 break
-            batch = [EmailMessage(to=a.to, subject=a.subject or "", text=a.body, ask_id=a.ask_id, partner=a.partner) for a in pending]
+            error: ProviderError | None = None
             try:
-                ids = await self.email.send(batch)
+                ids = await self.email.send([EmailMessage(to=a.to, subject=a.subject or "", text=a.body, ask_id=a.ask_id, partner=a.partner) for a in pending])
             except ProviderError as exc:
-                accepted = exc.accepted or ()
-                for a, mid in zip(pending, accepted):
-                    if mid:
-                        results[a.ask_id] = SendResult(ask_id=a.ask_id, provider_id=mid)
-                pending = [a for a in pending if a.ask_id not in results]
-                final = isinstance(exc, PermanentFailure) or attempt == self.retry["attempts"] or getattr(exc, "ambiguous", False)
-                if final:
-                    for a in pending:
-                        results[a.ask_id] = SendResult(ask_id=a.ask_id, error_code=exc.code, error=exc.reason,
-                                                       in_doubt=getattr(exc, "ambiguous", False))
-                    pending = []
-                else:
-                    await asyncio.sleep(max(getattr(exc, "after", None) or 0.0, backoff(attempt, base=self.retry["base"], cap=self.retry["cap"], rng=self.retry["rng"])))
-                continue
+                error, ids = exc, list(exc.accepted)
             for a, mid in zip(pending, ids):
-                results[a.ask_id] = SendResult(ask_id=a.ask_id, provider_id=mid)
-            pending = []
+                if mid:
+                    results[a.ask_id] = SendResult(ask_id=a.ask_id, provider_id=mid)
+            pending = [a for a in pending if a.ask_id not in results]
+            if error is None or not pending:
+                continue
+            if isinstance(error, PermanentFailure) or getattr(error, "ambiguous", False) or attempt == self.retry["attempts"]:
+                results.update({a.ask_id: failure(a.ask_id, error) for a in pending})
+                break
+            delay = backoff(attempt, base=self.retry["base"], cap=self.retry["cap"], rng=self.retry["rng"])
+            await asyncio.sleep(max(getattr(error, "after", None) or 0.0, delay))
         return [results[a.ask_id] for a in asks]
+
+
+def failure(ask_id: str, exc: ProviderError) -> SendResult:
+    """What a refusal that ended the retries means for the ask: in doubt if the provider may
+    have the message (never resent), else failed with the provider's code."""
+    if isinstance(exc, RetryLater) and exc.ambiguous:
+        return SendResult(ask_id=ask_id, error=exc.reason, in_doubt=True)
+    code = exc.code or ("retries_exhausted" if isinstance(exc, RetryLater) else None)
+    return SendResult(ask_id=ask_id, error_code=code, error=exc.reason, opted_out=getattr(exc, "opted_out", False))
 
 
 def outbox_from(s: Settings) -> ProviderOutbox:

@@ -1,0 +1,57 @@
+"""The outbox: retries, partly accepted email batches and what a final refusal means."""
+
+import asyncio
+import random
+from datetime import datetime, timezone
+
+from connectors.providers.errors import PermanentFailure, RetryLater
+from connectors.providers.outbox import ProviderOutbox, failure
+from connectors.providers.sms import FakeSms
+from contracts.asks import AskCommand
+
+NOW = datetime(2026, 11, 24, 20, 0, tzinfo=timezone.utc)
+
+
+def email(i: int) -> AskCommand:
+    return AskCommand(ask_id=f"a:p{i:032x}:email", action_id="a", person_key=f"p{i:032x}", channel="email", partner="u",
+                      referral="r", to=f"p{i}@example.org", subject="s", body="b", planned_at=NOW)
+
+
+class FlakyEmail:
+    """Accepts the first two messages, then a 429; the next request takes the rest."""
+
+    def __init__(self) -> None:
+        self.requests: list[list[str]] = []
+
+    async def send(self, batch):
+        self.requests.append([m.to for m in batch])
+        if len(self.requests) == 1:
+            raise RetryLater(0.0, "429", accepted=("m0", "m1", None))
+        return [f"m{len(self.requests)}-{i}" for i in range(len(batch))]
+
+
+def test_a_partly_accepted_email_batch_is_retried_only_for_the_rest():
+    sender = FlakyEmail()
+    outbox = ProviderOutbox(FakeSms(), sender, "http://x", base=0.0, rng=random.Random(1))
+    results = asyncio.run(outbox.send([email(0), email(1), email(2)], {}))
+    assert sender.requests == [["p0@example.org", "p1@example.org", "p2@example.org"], ["p2@example.org"]]
+    assert [r.provider_id for r in results] == ["m0", "m1", "m2-0"]
+
+
+def test_a_final_refusal_is_failed_with_its_code_or_in_doubt_when_the_provider_may_have_it():
+    assert failure("x", PermanentFailure("21610", "opted out", opted_out=True)).model_dump(exclude={"ask_id"}) == {
+        "provider_id": None, "error_code": "21610", "error": "opted out", "opted_out": True, "in_doubt": False}
+    assert failure("x", RetryLater(None, None, "timeout", ambiguous=True)).in_doubt
+    assert failure("x", RetryLater(None, None)).error_code == "retries_exhausted"
+
+
+def test_texts_carry_their_status_callback_and_a_permanent_refusal_is_not_retried():
+    sms = FakeSms(failures={"+15105550199": PermanentFailure("21211", "invalid number")})
+    outbox = ProviderOutbox(sms, None, "http://turnout.example/", base=0.0)
+    ask = AskCommand(ask_id="a:p1:sms", action_id="a", person_key="p1", channel="sms", partner="u", referral="r",
+                     to="+15105550123", body="hi", planned_at=NOW)
+    bad = ask.model_copy(update={"ask_id": "a:p2:sms", "to": "+15105550199"})
+    ok, refused = asyncio.run(outbox.send([ask, bad], {"a:p1:sms": 600}))
+    assert ok.ok and refused.error_code == "21211"
+    assert sms.sent == [{"sid": ok.provider_id, "to": "+15105550123", "body": "hi", "validity_period": 600,
+                         "status_callback": "http://turnout.example/v1/providers/twilio/status?ask=a%3Ap1%3Asms"}]
