@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
+
+from kafka.partitioner.default import murmur2
 
 from contracts.events import ActionEvent, PartnerEvent, PledgeEvent
 
@@ -46,3 +49,10 @@ def pledge_key(action_id: str, partner: str) -> str:
 def fact_key(*parts: str) -> str:
     """Key of a fact table entry, e.g. ``fact_key(action, person)`` → ``rally-1|p…``."""
     return "|".join(parts)
+
+
+@lru_cache(maxsize=1_000_000)
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (murmur2, as every producer
+    here uses): which people a worker owns when it iterates its tables."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions

@@ -17,15 +17,13 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from functools import lru_cache
 from typing import Protocol, Sequence
-
-from kafka.partitioner.default import murmur2
 
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
 from contracts.events import ActionEvent
 from streams.app import Pipeline
 from streams.clock import Clock, from_setting
+from streams.keys import partition_of
 from streams.settings import Settings
 
 from .planning import OutreachPolicy, plan, remember
@@ -68,12 +66,6 @@ def quiet_hours(s: Settings) -> QuietHours:
     return QuietHours(time.fromisoformat(s.quiet_start), time.fromisoformat(s.quiet_end))
 
 
-@lru_cache(maxsize=1_000_000)
-def partition_of(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives ``key`` (murmur2, like every producer here)."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-
-
 def fact(ask: AskCommand, status: str, now: datetime, **details: object) -> AskFact:
     return AskFact(ask_id=ask.ask_id, action_id=ask.action_id, person_key=ask.person_key, channel=ask.channel,
                    partner=ask.partner, status=status, updated_at=now, **details)
@@ -112,7 +104,9 @@ def register(p: Pipeline, o: Outreach) -> None:
 
 async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int) -> int:
     now, count = o.clock(), 0
-    for key in list(p.people.table.keys()):
+    for i, key in enumerate(list(p.people.table.keys())):
+        if i % 256 == 0:
+            await asyncio.sleep(0)  # let the producer drain while a big partition is planned
         if partition_of(key, o.partitions) != partition:
             continue
         person = p.people.get(key)
@@ -126,8 +120,6 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
             p.recent_asks.put(partition, key, old, recent)
             p.send_soon(p.asks_topic, key, ask.model_dump_json().encode(), partition)
             count += 1
-        if count % 256 == 0:
-            await asyncio.sleep(0)  # let the producer drain between people
     return count
 
 

@@ -8,7 +8,6 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from contracts.events import RsvpEvent
-from contracts.facts import PersonRecord
 from contracts.people import PersonRef
 from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply, SmsStatus
 from streams.app import Pipeline
@@ -16,7 +15,7 @@ from streams.keys import fact_key
 
 from ..facts import apply_attendance
 from .agents import Outreach
-from .receipts import EMAIL_OPT_OUT, latest_ask, on_email_event, on_sms_status, opt_in, opt_out, reply_kind
+from .receipts import EMAIL_OPT_OUT, known_or_new, latest_ask, on_email_event, on_sms_status, opt_in, opt_out, reply_kind
 
 log = logging.getLogger(__name__)
 STOP_CONFIRMATION = "You are unsubscribed. Reply START to opt back in."
@@ -85,6 +84,5 @@ def _mark_latest(p: Pipeline, partition: int, pk: str, **update: bool):
 
 
 def _set_person(p: Pipeline, partition: int, pk: str, change, at: datetime) -> None:
-    # Someone unknown who says STOP is remembered, so a later sign-up cannot text them.
-    person = p.people.get(pk) or PersonRecord(person_key=pk, recruited_by="", recruited_at=at, updated_at=at)
-    p.people.put(partition, pk, person, change(person))
+    person = p.people.get(pk)
+    p.people.put(partition, pk, person, change(known_or_new(person, pk, at)))

@@ -81,6 +81,12 @@ def opt_out(person: PersonRecord, channel: Channel, at: datetime) -> PersonRecor
     return person.model_copy(update={"opted_out": {**person.opted_out, channel: at}})
 
 
+def known_or_new(person: PersonRecord | None, person_key: str, at: datetime) -> PersonRecord:
+    """The person, or a record with no partner that only remembers what they said: someone
+    unknown who says STOP must not be texted when a partner signs them up later."""
+    return person or PersonRecord(person_key=person_key, recruited_by="", recruited_at=at, updated_at=at)
+
+
 def opt_in(person: PersonRecord, channel: Channel) -> PersonRecord:
     return person.model_copy(update={"opted_out": {c: t for c, t in person.opted_out.items() if c != channel}})
 

@@ -5,8 +5,7 @@ from collections import Counter
 
 import pytest
 
-from agents.outreach.agents import partition_of
-from streams.keys import person_key
+from streams.keys import partition_of, person_key
 from tests.factories import phone, signup
 from tests.integration.conftest import eventually
 

@@ -126,3 +126,15 @@ def test_a_reply_answers_the_most_recent_text():
     recent = RecentAsks(asks=((ask_id("a", PK, "sms"), NOON), (ask_id("b", PK, "sms"), NOON), (ask_id("c", PK, "email"), NOON)))
     assert latest_ask(recent) == ask_id("b", PK, "sms")
     assert latest_ask(None) is None
+
+
+def test_a_stop_from_someone_unknown_survives_their_later_signup():
+    from agents.people import merge_person
+    from agents.outreach.receipts import known_or_new
+    from contracts.events import SignupEvent
+    from tests.factories import signup
+
+    remembered = opt_out(known_or_new(None, PK, NOON), "sms", NOON)
+    later = SignupEvent.model_validate(signup("s1", phone="+15105550123", at="2026-11-25T10:00:00Z"))
+    person_ = merge_person(remembered, later, "faith-b", PK)
+    assert person_.recruited_by == "faith-b" and "sms" in person_.opted_out
