@@ -52,6 +52,7 @@ def merge_person(old: PersonRecord | None, event: SignupEvent, partner: str, per
         person_key=person_key,
         **profile,
         consent=consent,
+        opted_out=old.opted_out,
         partners=tuple(sorted(set(old.partners) | {partner})),
         recruited_by=first[1],
         recruited_at=first[0],
