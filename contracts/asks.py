@@ -36,14 +36,23 @@ def parse_ask_id(value: str) -> tuple[str, str, Channel]:
     return action_id, person_key, channel  # type: ignore[return-value]
 
 
-class AskCommand(Frozen):
-    """Send this message (internal asks topic, keyed by person key)."""
+class Ask(Frozen):
+    """Which ask: the fields a command and a fact share."""
 
     ask_id: str
     action_id: str
     person_key: str
     channel: Channel
     partner: str
+
+    def fact(self, status: AskStatus, now: datetime, **details: object) -> AskFact:
+        """This ask's state as the tallies read it."""
+        return AskFact(**self.model_dump(include=set(Ask.model_fields)), status=status, updated_at=now, **details)
+
+
+class AskCommand(Ask):
+    """Send this message (internal asks topic, keyed by person key)."""
+
     referral: str
     to: str
     body: str
@@ -55,14 +64,9 @@ class AskCommand(Frozen):
     planned_at: datetime
 
 
-class AskFact(Frozen):
+class AskFact(Ask):
     """The state of one ask (table ``asks_by_id``). No contact details."""
 
-    ask_id: str
-    action_id: str
-    person_key: str
-    channel: Channel
-    partner: str
     status: AskStatus
     updated_at: datetime
     provider_id: str | None = None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Protocol, Sequence
 
-from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
+from contracts.asks import NEVER_RESEND, AskCommand, SendResult, TargetAction, ask_id
 from contracts.events import ActionEvent
 from streams.app import Pipeline
 from streams.clock import Clock, from_setting
@@ -66,11 +66,6 @@ def quiet_hours(s: Settings) -> QuietHours:
     return QuietHours(time.fromisoformat(s.quiet_start), time.fromisoformat(s.quiet_end))
 
 
-def fact(ask: AskCommand, status: str, now: datetime, **details: object) -> AskFact:
-    return AskFact(ask_id=ask.ask_id, action_id=ask.action_id, person_key=ask.person_key, channel=ask.channel,
-                   partner=ask.partner, status=status, updated_at=now, **details)
-
-
 def fan_out(p: Pipeline, action: ActionEvent, partner: str) -> None:
     """Copy an action to every targeting partition (called by intake for rapid-response actions)."""
     value = TargetAction(partner=partner, action=action).model_dump_json().encode()
@@ -115,7 +110,7 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
         ids = (ask_id(action.action_id, key, "sms"), ask_id(action.action_id, key, "email"))
         done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
         for ask in plan(person, action, recent, done, now, o.policy):
-            p.asks.put(partition, ask.ask_id, None, fact(ask, "planned", now))
+            p.asks.put(partition, ask.ask_id, None, ask.fact("planned", now))
             old, recent = recent, remember(recent, ask.ask_id, now, o.policy.window)
             p.recent_asks.put(partition, key, old, recent)
             p.send_soon(p.asks_topic, key, ask.model_dump_json().encode(), partition)
@@ -133,9 +128,9 @@ async def send_batch(p: Pipeline, o: Outreach, batch: list[tuple[int, AskCommand
         if isinstance(decision, Skip):
             continue
         if isinstance(decision, Cancel):
-            p.asks.put(partition, ask.ask_id, None, fact(ask, "cancelled", now, error=decision.reason))
+            p.asks.put(partition, ask.ask_id, None, ask.fact("cancelled", now, error=decision.reason))
         elif isinstance(decision, Defer):
-            p.asks.put(partition, ask.ask_id, None, fact(ask, "deferred", now, deferred_until=decision.until))
+            p.asks.put(partition, ask.ask_id, None, ask.fact("deferred", now, deferred_until=decision.until))
             p.deferred.put(partition, ask.ask_id, None, ask.model_copy(update={"send_after": decision.until}))
         elif isinstance(decision, Send):
             to_send.append(ask)
@@ -146,7 +141,7 @@ async def send_batch(p: Pipeline, o: Outreach, batch: list[tuple[int, AskCommand
     # Mark, confirm, send, record: chunk by chunk, so a worker killed mid-send leaves at most
     # one chunk "sending" (in doubt), never a whole batch.
     for chunk in chunks(to_send, o.chunk):
-        marks = [p.asks.put(partition_of_ask[a.ask_id], a.ask_id, None, fact(a, "sending", now)) for a in chunk]
+        marks = [p.asks.put(partition_of_ask[a.ask_id], a.ask_id, None, a.fact("sending", now)) for a in chunk]
         await asyncio.gather(*marks)  # durable before any provider is called
         results = {r.ask_id: r for r in await o.outbox.send(chunk, validity)}
         done = o.clock()
@@ -162,7 +157,7 @@ def chunks(asks: list[AskCommand], size: int) -> list[list[AskCommand]]:
 
 
 def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendResult, now: datetime) -> None:
-    current = p.asks.get(ask.ask_id) or fact(ask, "sending", now)
+    current = p.asks.get(ask.ask_id) or ask.fact("sending", now)
     p.asks.put(partition, ask.ask_id, current, on_send_result(current, r, now))
     p.deferred.delete(partition, ask.ask_id)
     if r.ok:
