@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Generic, TypeVar
 
 import faust
@@ -146,6 +148,8 @@ def build(s: Settings) -> Pipeline:
         s.app_id,
         broker=broker_urls(s),
         store="memory://",
+        # Tables live in memory and their changelogs; Faust only wants a directory to exist.
+        datadir=str(Path(tempfile.gettempdir()) / "turnout-faust" / s.app_id),
         autodiscover=False,
         web_enabled=False,
         topic_partitions=s.partitions,
