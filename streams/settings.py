@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     public_url: str = Field(default="http://127.0.0.1:8000", description="Where providers reach the web app (callbacks, signature checks).")
+    session_hours: float = Field(default=12.0, gt=0, description="How long a dashboard sign-in lasts.")
+    active_days: int = Field(default=14, ge=0, description="The dashboard header counts actions that started at most this many days ago, or later.")
 
     # Outreach. No provider credentials: `turnout up` starts the sandbox and points both here.
     twilio_account_sid: str | None = None

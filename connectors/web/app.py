@@ -11,8 +11,8 @@ import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.middleware.sessions import SessionMiddleware
 
 from contracts.events import partner_event
 from contracts.tallies import ActionTallies, CoalitionTallies, TallyBook
@@ -21,10 +21,12 @@ from streams.settings import Settings
 from streams.topology import events_topic
 
 from ..signing import SignatureError, verify
+from . import dashboard
+from .exports import aggregate_csv, tallies_csv
 from .ingress import BadBody, IngestResult, envelopes, parse_events
 from .providers import router as providers_router
 from .publisher import BrokerUnavailable, KafkaPublisher, Publisher
-from .tally_reader import TallyReader
+from .tally_reader import Changes, TallyReader
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +56,10 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
         owned.append(publisher)
     reader = None
+    changes = Changes()
     if book is None:
         book = TallyBook()
-        reader = TallyReader(s, book)
+        reader = TallyReader(s, book, changes)
         owned.append(reader)
 
     @asynccontextmanager
@@ -75,12 +78,15 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         summary="Signed partner webhooks in; exact, live turnout tallies out.",
         lifespan=lifespan,
     )
-    bearer = HTTPBearer(auto_error=False, description="The organizer token (TURNOUT_ORGANIZER_TOKEN).")
-
-    def organizer(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        token = s.organizer_token.get_secret_value() if s.organizer_token else None
-        if token is None or cred is None or not hmac.compare_digest(cred.credentials.encode(), token.encode()):
-            raise HTTPException(401, "organizer token required (Authorization: Bearer …)", headers={"WWW-Authenticate": "Bearer"})
+    app.state.changes = changes
+    # Dashboard sign-ins: a signed cookie, keyed from the person-key secret (stable across restarts).
+    session_key = hmac.new(secret, b"turnout dashboard session", "sha256").hexdigest()
+    app.add_middleware(
+        SessionMiddleware, secret_key=session_key, session_cookie="turnout_session", max_age=int(s.session_hours * 3600),
+        same_site="lax", https_only=s.public_url.startswith("https://"),
+    )
+    access = dashboard.Access(s, coalition.current)
+    organizer = access.organizer
 
     @app.post(
         "/v1/events",
@@ -146,6 +152,19 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
             raise HTTPException(404, f"no action {action_id!r} (no action, pledge, RSVP or check-in seen yet)")
         return book.action(action_id)
 
+    def names() -> dict[str, str]:
+        return {p.id: p.name for p in coalition.current().partners.values()}
+
+    @app.get("/v1/exports/tallies.csv", dependencies=[Depends(organizer)], summary="Per action and partner, every figure (organizers only; counts, no personal data)", response_class=StreamingResponse)
+    async def export_tallies() -> StreamingResponse:
+        return _csv_download(tallies_csv(book, names()), "turnout-tallies.csv")
+
+    @app.get("/v1/exports/aggregate.csv", dependencies=[Depends(organizer)], summary="Per action, for funders: counts from 1 to 10 suppressed, no partner names", response_class=StreamingResponse)
+    async def export_aggregate() -> StreamingResponse:
+        return _csv_download(aggregate_csv(book), "turnout-aggregate.csv")
+
+    app.include_router(dashboard.router(s, access, coalition.current, book, changes, lambda: reader.lag() if reader else 0))
+
     @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are")
     async def healthz() -> dict[str, object]:
         lag = reader.lag() if reader is not None else 0
@@ -165,6 +184,10 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _csv_download(chunks, filename: str) -> StreamingResponse:
+    return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

@@ -20,9 +20,28 @@ from streams.topology import FACT_TABLES, changelog_topic
 log = logging.getLogger(__name__)
 
 
+class Changes:
+    """Wakes everyone waiting for the tallies to change (the dashboard's event streams)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+
 class TallyReader:
-    def __init__(self, s: Settings, book: TallyBook) -> None:
+    def __init__(self, s: Settings, book: TallyBook, changes: Changes | None = None) -> None:
         self.book = book
+        self.changes = changes or Changes()
         self.kinds: dict[str, FactKind] = {changelog_topic(s, spec): kind for kind, spec in FACT_TABLES.items()}
         self.skipped = 0
         self._next: dict[TopicPartition, int] = {}
@@ -81,6 +100,8 @@ class TallyReader:
                 for m in messages:
                     self._apply(kind, m.key, m.value)
                 self._next[tp] = messages[-1].offset + 1
+            if batches:
+                self.changes.notify()
 
     def _apply(self, kind: FactKind, key: bytes | None, value: bytes | None) -> None:
         try:
