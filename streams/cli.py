@@ -82,7 +82,8 @@ def web(host: str | None, port: int | None) -> None:
         app = create_app(s)
     except (coalition_file.CoalitionError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
-    uvicorn.run(app, host=host or s.web_host, port=port or s.web_port, log_level="warning")
+    # Open dashboard streams must not hold a restart up: they reconnect by themselves.
+    uvicorn.run(app, host=host or s.web_host, port=port or s.web_port, log_level="warning", timeout_graceful_shutdown=2)
 
 
 @main.command(help="Run the sandbox providers (Twilio and SendGrid APIs) for the configured web app.")

@@ -1,0 +1,114 @@
+"""The live dashboard in a real browser (Debian's headless Chromium, driven by playwright)
+against a running stack: embedded broker, worker, web app."""
+
+from __future__ import annotations
+
+import re
+import signal
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.factories import action, checkin, phone, pledge, signup
+
+from .conftest import TOKEN
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run does it)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    yield page
+    out = OUTPUT / request.node.name
+    out.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out / "dashboard.png"), full_page=True)
+    context.close()
+
+
+def sign_in_as_organizer(page: Page, url: str) -> None:
+    page.goto(f"{url}/dashboard")
+    expect(page).to_have_url(re.compile(r"/dashboard/login$"))
+    page.get_by_label("Organizer token").fill(TOKEN)
+    page.get_by_role("button", name="Sign in as organizer").click()
+    expect(page).to_have_url(re.compile(r"/dashboard$"))
+
+
+def attended(page: Page, partner: str):
+    return page.locator(f'#action-table tbody tr[data-partner="{partner}"] td[data-metric="attended"]')
+
+
+@pytest.fixture
+def rally(make_stack):
+    stack = make_stack()
+    stack.start_worker()
+    stack.start_web()
+    started = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()  # under way: no-shows are flagged
+    stack.post_all("union-a", [{**action("rally-1", {"union-a": 20, "faith-b": 5}), "starts_at": started}, pledge("p1", "rally-1", 20)])
+    stack.post_all("faith-b", [pledge("p2", "rally-1", 5)])
+    stack.post_all("union-a", [signup(f"s{i}", phone=phone(i), email=f"person{i}@example.org", given_name=f"Given{i}") for i in range(3)])
+    stack.post_all("union-a", [checkin("c0", "rally-1", phone=phone(0))])
+    return stack
+
+
+def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
+    sign_in_as_organizer(page, rally.url)
+    expect(attended(page, "union-a")).to_have_text("1", timeout=30_000)
+    expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    page.evaluate("window.__sameDocument = true")
+
+    rally.post_all("union-a", [checkin("c1", "rally-1", phone=phone(1))])
+
+    expect(attended(page, "union-a")).to_have_text("2", timeout=10_000)
+    assert page.evaluate("window.__sameDocument") is True  # updated in place, not reloaded
+    expect(page.locator('#action-table tbody tr[data-partner="faith-b"]')).to_contain_text("pledged, none turned out")
+    expect(page.locator("#chart-legend")).to_contain_text("union-a: 2")
+    content = page.content()
+    for i in range(3):
+        assert phone(i)[2:] not in content and f"person{i}" not in content and f"Given{i}" not in content
+
+
+def test_the_page_resumes_live_updates_after_the_web_app_restarts(rally, page):
+    sign_in_as_organizer(page, rally.url)
+    expect(attended(page, "union-a")).to_have_text("1", timeout=30_000)
+    page.evaluate("window.__sameDocument = true")
+
+    rally.stop(rally.procs[-1], signal.SIGTERM)  # the web app
+    expect(page.locator("#status")).to_have_attribute("data-state", re.compile("reconnecting|stale"), timeout=15_000)
+    expect(page.locator("#status")).to_contain_text("out of date")
+    rally.start_web()
+    rally.post_all("union-a", [checkin("c2", "rally-1", phone=phone(2))])
+
+    expect(attended(page, "union-a")).to_have_text("2", timeout=30_000)
+    expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    assert page.evaluate("window.__sameDocument") is True
+
+
+def test_a_partner_sees_its_own_row_and_only_an_aggregate_of_the_rest(rally, page):
+    page.goto(f"{rally.url}/dashboard/login")
+    page.get_by_label("Partner id").fill("faith-b")
+    page.get_by_label("Partner secret").fill(rally.secrets["faith-b"])
+    page.get_by_role("button", name="Sign in as partner").click()
+    rows = page.locator("#action-table tbody tr")
+    expect(rows).to_have_count(2, timeout=30_000)
+    expect(rows.nth(0)).to_have_attribute("data-partner", "faith-b")
+    expect(rows.nth(1)).to_contain_text("Rest of the coalition")
+    expect(rows.nth(1).locator('td[data-metric="attended"]')).to_have_text("1")
+    assert "union-a" not in page.content()
+    expect(page.locator("#exports")).to_be_hidden()
