@@ -3,6 +3,7 @@ broker, the worker (``agents``) and the web app (``connectors``), imported only 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shlex
@@ -204,6 +205,35 @@ def tallies(action_id: str | None, url: str) -> None:
     if r.status_code != 200:
         raise click.ClickException(f"{r.status_code}: {r.text}")
     click.echo(json.dumps(r.json(), indent=2))
+
+
+@main.command(help="Export the tallies as CSV, read from the broker: per action and partner, or --aggregate for funders.")
+@click.option("--aggregate", is_flag=True, help="One row per action, no partner names, counts from 1 to 10 suppressed.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here (default: standard output).")
+def export(aggregate: bool, out: Path | None) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from connectors.web.exports import aggregate_csv, tallies_csv
+    from connectors.web.tally_reader import TallyReader
+    from contracts.tallies import TallyBook
+
+    s = settings()
+    book = TallyBook()
+    columns = (TextColumn("reading the fact topics"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=out is None) as bar:
+        task = bar.add_task("read", total=None)
+        asyncio.run(TallyReader(s, book).read_to_end(lambda done, total: bar.update(task, completed=done, total=total)))
+    names = {p.id: p.name for p in coalition_file.load(s.coalition).partners.values()}
+    chunks = aggregate_csv(book) if aggregate else tallies_csv(book, names)
+    if out is None:
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
+        return
+    tmp = out.with_name(out.name + ".part")
+    with tmp.open("w", newline="") as f:
+        f.writelines(chunks)
+    tmp.replace(out)
+    console.print(f"wrote {out}")
 
 
 @main.command(help="Run only the embedded broker (Tansu, memory-only) and print its address.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from contracts.tallies import FactKind, TallyBook
 from streams.settings import Settings
 from streams.topology import FACT_TABLES, changelog_topic
+from streams.transport import true_end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,38 @@ class TallyReader:
         self.skipped = 0
         self._next: dict[TopicPartition, int] = {}
         self._bootstrap = s.bootstrap.split(",")
+        self._tansu = s.broker_flavor == "tansu"  # its ListOffsets answer is wrong: see streams.transport
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self._open()
+        self._task = asyncio.create_task(self._run(), name="tally-reader")
+
+    async def read_to_end(self, progress: Callable[[int, int], None]) -> None:
+        """Read every fact topic up to where it ends now, then stop (one-off exports).
+        ``progress(done, total)`` counts offsets."""
+        tps = await self._open()
+        try:
+            starts = await self._consumer.beginning_offsets(tps)
+            ends = await self._consumer.end_offsets(tps)
+            if self._tansu:
+                ends = await true_end_offsets(self._bootstrap, ends)
+            total = sum(ends[tp] - starts[tp] for tp in tps)
+            remaining = {tp for tp in tps if ends[tp] > starts[tp]}
+            progress(0, total)
+            while remaining:
+                for tp, messages in (await self._consumer.getmany(*remaining, timeout_ms=500, max_records=5000)).items():
+                    for m in messages:
+                        self._apply(self.kinds[tp.topic], m.key, m.value)
+                    self._next[tp] = messages[-1].offset + 1
+                    if self._next[tp] >= ends[tp]:
+                        remaining.discard(tp)
+                progress(sum(min(self._next.get(tp, starts[tp]), ends[tp]) - starts[tp] for tp in tps), total)
+        finally:
+            await self._consumer.stop()
+
+    async def _open(self) -> list[TopicPartition]:
         # aiokafka clients must be created inside the running loop.
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None
@@ -61,7 +91,7 @@ class TallyReader:
             tps += [TopicPartition(topic, p) for p in sorted(partitions)]
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
-        self._task = asyncio.create_task(self._run(), name="tally-reader")
+        return tps
 
     async def _partitions(self, topic: str) -> set[int]:
         # The topics are provisioned before the web app starts; metadata may lag a moment.

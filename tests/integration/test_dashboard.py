@@ -3,17 +3,22 @@ against a running stack: embedded broker, worker, web app."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import signal
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from streams.stack import child_env
 from tests.factories import action, checkin, phone, pledge, signup
 
-from .conftest import TOKEN
+from .conftest import TOKEN, eventually
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -112,3 +117,27 @@ def test_a_partner_sees_its_own_row_and_only_an_aggregate_of_the_rest(rally, pag
     expect(rows.nth(1).locator('td[data-metric="attended"]')).to_have_text("1")
     assert "union-a" not in page.content()
     expect(page.locator("#exports")).to_be_hidden()
+
+
+def test_exports_from_the_web_app_and_the_cli_agree_and_suppress_small_counts(rally):
+    """rally-1: union-a pledged 20 with 1 check-in; faith-b pledged 5; 12 more check-ins for union-a."""
+    rally.post_all("union-a", [checkin(f"x{i}", "rally-1", phone=phone(100 + i)) for i in range(12)])
+    eventually(lambda: rally.action_rows("rally-1")["union-a"]["attended"] == 13)
+    web = rally.get("/v1/exports/tallies.csv").text
+    web_aggregate = rally.get("/v1/exports/aggregate.csv").text
+    out = rally.tmp / "tallies.csv"
+    cli = subprocess.run([sys.executable, "-m", "streams.cli", "export", "--out", str(out)], env=child_env(rally.settings), capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    aggregate = subprocess.run([sys.executable, "-m", "streams.cli", "export", "--aggregate"], env=child_env(rally.settings), capture_output=True, text=True, timeout=120)
+    assert aggregate.returncode == 0, aggregate.stderr
+    assert out.read_text() == web and aggregate.stdout == web_aggregate
+
+    rows = {r["partner"]: r for r in csv.DictReader(io.StringIO(web))}
+    assert (rows["union-a"]["pledged"], rows["union-a"]["attended"], rows["faith-b"]["pledged"]) == ("20", "13", "5")
+    note, body = aggregate.stdout.split("\n", 1)
+    assert "suppressed" in note
+    (row,) = csv.DictReader(io.StringIO(body))
+    assert (row["pledged"], row["attended"], row["partners"], row["rsvp_yes"]) == ("25", "13", "<11", "0")
+    for text in (web, aggregate.stdout):
+        assert "union-a@" not in text and "example.org" not in text and "Given" not in text
+        assert not any(phone(i)[2:] in text for i in range(112))
