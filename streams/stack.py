@@ -107,6 +107,7 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool) -> None:
         wait_for_port(port, 60, web)
         base = f"http://127.0.0.1:{port}"
         console.print(f"web app   {base}  (API docs {base}/docs)   logs in {logs}/")
+        console.print(f"dashboard {base}/dashboard  (sign in with the organizer token, or a partner id and its secret)")
         console.print(f"organizer token   {s.organizer_token.get_secret_value()}")
         if demo:
             from connectors.demo import run_demo
