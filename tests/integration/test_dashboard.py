@@ -40,11 +40,16 @@ def browser():
 def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
+    page.output = OUTPUT / request.node.name
+    page.output.mkdir(parents=True, exist_ok=True)
     yield page
-    out = OUTPUT / request.node.name
-    out.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(out / "dashboard.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.screenshot(path=str(page.output / "dashboard.png"), full_page=True)
     context.close()
+
+
+def screenshot_dir(page: Page) -> Path:
+    return page.output
 
 
 def sign_in_as_organizer(page: Page, url: str) -> None:
@@ -84,6 +89,8 @@ def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
     assert page.evaluate("window.__sameDocument") is True  # updated in place, not reloaded
     expect(page.locator('#action-table tbody tr[data-partner="faith-b"]')).to_contain_text("pledged, none turned out")
     expect(page.locator("#chart-legend")).to_contain_text("union-a: 2")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone at the rally door
+    page.screenshot(path=str(screenshot_dir(page) / "dashboard-phone.png"), full_page=True)
     content = page.content()
     for i in range(3):
         assert phone(i)[2:] not in content and f"person{i}" not in content and f"Given{i}" not in content

@@ -169,7 +169,7 @@ function renderChart(series) {
     $("chart-table").tBodies[0].replaceChildren();
     return;
   }
-  const W = 640, H = 220, P = 36;
+  const W = 560, H = 220, P = 40;
   const times = series.flatMap((s) => s.points.map((p) => Date.parse(p[0])));
   const t0 = Math.min(...times), t1 = Math.max(...times, t0 + 60000);
   const max = Math.max(...series.map((s) => s.points[s.points.length - 1][1]), 1);
