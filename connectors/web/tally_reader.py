@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from contracts.tallies import FactKind, TallyBook
 from streams.settings import Settings
 from streams.topology import FACT_TABLES, changelog_topic
-from streams.transport import true_end_offsets
+from streams.transport import TANSU_FETCH_MAX_WAIT_MS, true_end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ class TallyReader:
     async def _open(self) -> list[TopicPartition]:
         # aiokafka clients must be created inside the running loop.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None,
+            **({"fetch_max_wait_ms": TANSU_FETCH_MAX_WAIT_MS} if self._tansu else {}),
         )
         await self._consumer.start()
         tps = []
