@@ -132,10 +132,17 @@ class TallyBook:
             self._latest[(kind, key)] = fact
         if isinstance(fact, ActionRecord):
             self._actions[fact.action.action_id] = fact
+        elif isinstance(old, ActionRecord):
+            self._actions.pop(old.action.action_id, None)
         for sign, f in ((1, fact), (-1, old)):
             if (minute := checkin_minute(f)) is not None:
                 action, partner, at = minute
-                self._checkins[action][partner][at] += sign
+                per_minute = self._checkins[action][partner]
+                per_minute[at] += sign
+                if not per_minute[at]:
+                    del per_minute[at]
+                    if not per_minute:
+                        del self._checkins[action][partner]
         delta = contributions(fact)
         delta.subtract(contributions(old))
         for (action, partner, metric), n in delta.items():
@@ -145,10 +152,12 @@ class TallyBook:
                     self._by_action[action][partner][metric] += n
 
     def knows_action(self, action_id: str) -> bool:
-        return action_id in self._actions or action_id in self._by_action
+        return action_id in self.action_ids()
 
     def action_ids(self) -> set[str]:
-        return set(self._actions) | set(self._by_action)
+        """Actions posted, or with any count (not: once counted, now all zero)."""
+        counted = {a for a, per_partner in self._by_action.items() if any(any(c.values()) for c in per_partner.values())}
+        return set(self._actions) | counted
 
     def action_record(self, action_id: str) -> ActionRecord | None:
         return self._actions.get(action_id)
@@ -158,7 +167,7 @@ class TallyBook:
         return self._by_action.get(action_id, {})
 
     def checkins(self, action_id: str) -> dict[str, dict[datetime, int]]:
-        """Check-ins per crediting partner per minute (read-only view)."""
+        """Check-ins per crediting partner per minute, minutes with none left out (read-only view)."""
         return self._checkins.get(action_id, {})
 
     def action(self, action_id: str) -> ActionTallies:

@@ -179,4 +179,4 @@ def test_a_check_in_moved_to_another_minute_moves_in_the_chart():
     first = Attendance(action_id="a", person_key="pk", attended_at=NOW, attended_by="union-a")
     book.apply("attendance", "a|pk", first)
     book.apply("attendance", "a|pk", first.model_copy(update={"attended_at": NOW + timedelta(minutes=5)}))
-    assert {m: n for m, n in book.checkins("a")["union-a"].items() if n} == {NOW + timedelta(minutes=5): 1}
+    assert book.checkins("a") == {"union-a": {NOW + timedelta(minutes=5): 1}}
