@@ -62,6 +62,10 @@ def worker() -> None:
     else:
         console.print("[yellow]no provider credentials: asks are planned but not sent (see README)[/]")
     register(pipeline, s, outreach)
+    if s.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(s.metrics_port)
     worker = faust.Worker(pipeline.app, loglevel="info")
     # The Twilio SDK logs every request at INFO, with the recipient's number in the URL body.
     logging.getLogger("twilio").setLevel(logging.WARNING)

@@ -11,11 +11,13 @@ import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.sessions import SessionMiddleware
 
 from contracts.events import partner_event
 from contracts.tallies import ActionTallies, CoalitionTallies, TallyBook
+from streams import metrics
 from streams.coalition import Coalition, load
 from streams.settings import Settings
 from streams.topology import events_topic
@@ -120,18 +122,21 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         partner_id = request.headers.get("x-turnout-partner", "")
         partner = coalition.current().get(partner_id)
         if partner is None:
-            raise HTTPException(401, "unknown or disabled partner (X-Turnout-Partner)")
+            raise refused(401, "unknown or disabled partner (X-Turnout-Partner)", "unknown_partner")
         try:
             verify(partner.secret.get_secret_value(), request.headers.get("x-turnout-timestamp"), request.headers.get("x-turnout-signature"), body, time.time(), s.signature_tolerance)
         except SignatureError as exc:
-            raise HTTPException(401, f"signature rejected: {exc.reason}") from None
+            raise refused(401, f"signature rejected: {exc.reason}", "signature") from None
         try:
             items, _single = parse_events(body, s.max_batch)
         except BadBody as exc:
-            raise HTTPException(400, str(exc)) from None
+            raise refused(400, str(exc), "bad_body") from None
         records, result = envelopes(items, partner.id, datetime.now(timezone.utc), secret, s.default_region)
         if records:
             await publisher.publish(records)
+            metrics.EVENTS_ACCEPTED.labels(partner.id).inc(len(records))
+        metrics.EVENTS_REJECTED.labels("invalid_event").inc(len(result.rejected))
+        metrics.EVENTS_REJECTED.labels("duplicate").inc(result.duplicates)
         status = 202 if records or result.duplicates else 422
         return JSONResponse(result.model_dump(), status_code=status)
 
@@ -139,6 +144,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     @app.exception_handler(BrokerUnavailable)
     async def broker_unavailable(request: Request, exc: BrokerUnavailable) -> JSONResponse:
+        metrics.EVENTS_REJECTED.labels("broker_unavailable").inc()
         # Never 2xx for what the broker did not acknowledge.
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
 
@@ -165,6 +171,12 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     app.include_router(dashboard.router(s, access, coalition.current, book, changes, lambda: reader.lag() if reader else 0))
 
+    metrics.TALLY_LAG.set_function(lambda: (reader.lag() or 0) if reader else 0)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are")
     async def healthz() -> dict[str, object]:
         lag = reader.lag() if reader is not None else 0
@@ -186,6 +198,11 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     return app
 
 
+def refused(status: int, detail: str, reason: str) -> HTTPException:
+    metrics.EVENTS_REJECTED.labels(reason).inc()
+    return HTTPException(status, detail)
+
+
 def _csv_download(chunks, filename: str) -> StreamingResponse:
     return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
@@ -194,11 +211,11 @@ async def read_limited(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it exceeds ``limit`` (never read whole first)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body over {limit} bytes")
+        raise refused(413, f"body over {limit} bytes", "too_large")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"body over {limit} bytes")
+            raise refused(413, f"body over {limit} bytes", "too_large")
         chunks.append(chunk)
     return b"".join(chunks)

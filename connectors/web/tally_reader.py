@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from contracts.tallies import FactKind, TallyBook
+from streams.metrics import TALLY_RECORDS
 from streams.settings import Settings
 from streams.topology import FACT_TABLES, changelog_topic
 from streams.transport import TANSU_FETCH_MAX_WAIT_MS, true_end_offsets
@@ -145,3 +146,4 @@ class TallyReader:
             return
         if isinstance(k, str):
             self.book.apply(kind, k, fact)
+            TALLY_RECORDS.inc()
