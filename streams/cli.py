@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import shlex
 import sys
 import time
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import coalition as coalition_file
+from .logs import logging_config
 from .settings import Settings
 
 console = Console(stderr=True)
@@ -66,9 +66,7 @@ def worker() -> None:
         from prometheus_client import start_http_server
 
         start_http_server(s.metrics_port)
-    worker = faust.Worker(pipeline.app, loglevel="info")
-    # The Twilio SDK logs every request at INFO, with the recipient's number in the URL body.
-    logging.getLogger("twilio").setLevel(logging.WARNING)
+    worker = faust.Worker(pipeline.app, loglevel="info", logging_config=logging_config(s.log_format), quiet=True)
     worker.execute_from_commandline()
 
 
@@ -88,7 +86,7 @@ def web(host: str | None, port: int | None) -> None:
     except (coalition_file.CoalitionError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     # Open dashboard streams must not hold a restart up: they reconnect by themselves.
-    uvicorn.run(app, host=host or s.web_host, port=port or s.web_port, log_level="warning", timeout_graceful_shutdown=2)
+    uvicorn.run(app, host=host or s.web_host, port=port or s.web_port, log_config=logging_config(s.log_format, "WARNING"), timeout_graceful_shutdown=2)
 
 
 @main.command(help="Run the sandbox providers (Twilio and SendGrid APIs) for the configured web app.")
@@ -111,7 +109,7 @@ def sandbox(port: int, faults: str) -> None:
         event_webhook_url=f"{web}/v1/providers/sendgrid/events",
         faults=Faults.model_validate(json.loads(faults)),
     )
-    uvicorn.run(create_sandbox(config), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(create_sandbox(config), host="127.0.0.1", port=port, log_config=logging_config(s.log_format, "WARNING"))
 
 
 @main.group(help="Kafka topics.")

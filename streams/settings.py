@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     public_url: str = Field(default="http://127.0.0.1:8000", description="Where providers reach the web app (callbacks, signature checks).")
+    log_format: Literal["json", "text"] = Field(default="json", description="Logs: one JSON object per line, or text.")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Workers serve Prometheus /metrics on this port (0: off). The web app serves GET /metrics.")
     session_hours: float = Field(default=12.0, gt=0, description="How long a dashboard sign-in lasts.")
     active_days: int = Field(default=14, ge=0, description="The dashboard header counts actions that started at most this many days ago, or later.")
