@@ -144,12 +144,14 @@ def broker_urls(s: Settings) -> list[str]:
 
 def build(s: Settings) -> Pipeline:
     transport.register()
+    datadir = Path(tempfile.gettempdir()) / "turnout-faust" / s.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         s.app_id,
         broker=broker_urls(s),
         store="memory://",
         # Tables live in memory and their changelogs; Faust only wants a directory to exist.
-        datadir=str(Path(tempfile.gettempdir()) / "turnout-faust" / s.app_id),
+        datadir=str(datadir),
         autodiscover=False,
         web_enabled=False,
         topic_partitions=s.partitions,
