@@ -189,6 +189,66 @@ def sign(partner_id: str, data: str | None, file_, url: str) -> None:
     click.echo(shlex.join(parts + ["--data-binary", body.decode()]))
 
 
+@main.command("import", help="Import a CSV sign-in sheet as PARTNER through the signed ingress (see README).")
+@click.argument("partner_id")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--type", "kind", type=click.Choice(["signup", "rsvp", "checkin"]), required=True)
+@click.option("--action", "action_id", default=None, help="The turnout action (required for rsvp and checkin).")
+@click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD", help="Read FIELD from COLUMN (repeatable).")
+@click.option("--consent", multiple=True, type=click.Choice(["sms", "email"]), help="The sheet collected consent for this channel (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Check every row and report the bad ones; post nothing.")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--batch", default=500, show_default=True, help="Events per request.")
+def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps: tuple[str, ...], consent: tuple[str, ...],
+            dry_run: bool, url: str, batch: int) -> None:
+    from datetime import datetime, timezone
+
+    import httpx
+    from rich.progress import Progress
+
+    from connectors import csv_import
+    from connectors.ingress_client import IngressClient, IngressRefused
+
+    s = settings()
+    partner = coalition_file.load(s.coalition).get(partner_id)
+    if partner is None:
+        raise click.ClickException(f"no enabled partner {partner_id!r} in the coalition file")
+    extra = dict(m.split("=", 1) for m in maps if "=" in m)
+    if len(extra) != len(maps):
+        raise click.UsageError("--map takes COLUMN=FIELD")
+    # Rows without a date happened when the sheet was last saved: a re-run gives identical events.
+    saved = datetime.fromtimestamp(file.stat().st_mtime, timezone.utc).replace(microsecond=0)
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as f:
+            rows, problems = csv_import.read(f, kind, partner=partner.id, secret=partner.secret.get_secret_value(), action=action_id,
+                                             default_at=saved, region=s.default_region, extra=extra, consent=frozenset(consent))
+    except (csv_import.CsvError, UnicodeDecodeError, csv_import.csv.Error) as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    for problem in problems:
+        console.print(f"[red]line {problem.line}[/]: {problem.reason}", highlight=False)
+    if dry_run:
+        click.echo(f"dry run: {len(rows)} rows would be imported, {len(problems)} bad")
+        sys.exit(1 if problems else 0)
+    client = IngressClient(url, partner.id, partner.secret.get_secret_value())
+    accepted = 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"posting {file.name}", total=len(rows))
+        for i in range(0, len(rows), batch):
+            chunk = rows[i : i + batch]
+            try:
+                answer = client.post([r.event for r in chunk])
+            except (IngressRefused, httpx.HTTPError) as exc:
+                raise click.ClickException(f"stopped after {accepted} of {len(rows)} rows (re-running is safe): {exc}") from None
+            accepted += answer["accepted"] + answer["duplicates"]
+            for rejection in answer["rejected"]:
+                reasons = "; ".join(f"{e['field']}: {e['message']}" for e in rejection["errors"])
+                console.print(f"[red]line {chunk[rejection['index']].line}[/]: {reasons}", highlight=False)
+                problems.append(csv_import.Problem(chunk[rejection["index"]].line, reasons))
+            progress.advance(task, len(chunk))
+    click.echo(f"imported {accepted} rows from {file.name} as {partner.id}; {len(problems)} bad rows not imported")
+    sys.exit(1 if problems else 0)
+
+
 @main.command(help="Show tallies from a running web app.")
 @click.option("--action", "action_id", default=None, help="One action's per-partner tallies.")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True)
