@@ -157,6 +157,46 @@ def partners_list() -> None:
     Console().print(table)
 
 
+@main.group("action-network", help="A partner's Action Network webhook (see README).")
+def action_network() -> None:
+    pass
+
+
+@action_network.command("token", help="Give PARTNER a new secret webhook URL (the old one stops working) and print it.")
+@click.argument("partner_id")
+def action_network_token(partner_id: str) -> None:
+    s = settings()
+    try:
+        token = coalition_file.rotate_action_network_token(s.coalition, partner_id)
+    except coalition_file.CoalitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(f"new Action Network webhook URL for [bold]{partner_id}[/] (shown once; only its hash is kept):")
+    click.echo(f"{s.public_url.rstrip('/')}/v1/partners/{partner_id}/action-network/{token}")
+
+
+@action_network.command("map", help="Count attendances of Action Network EVENT (id or API URL) as RSVPs for ACTION_ID.")
+@click.argument("partner_id")
+@click.argument("event")
+@click.argument("action_id")
+def action_network_map(partner_id: str, event: str, action_id: str) -> None:
+    try:
+        p = coalition_file.map_action_network_event(settings().coalition, partner_id, event, action_id)
+    except coalition_file.CoalitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    for an_event, action in p.action_network.actions.items():
+        click.echo(f"{an_event} -> {action}")
+
+
+@action_network.command("unmap", help="Stop counting attendances of Action Network EVENT.")
+@click.argument("partner_id")
+@click.argument("event")
+def action_network_unmap(partner_id: str, event: str) -> None:
+    try:
+        coalition_file.map_action_network_event(settings().coalition, partner_id, event, None)
+    except coalition_file.CoalitionError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command(help="Print the JSON Schema of partner events (or write it to --out).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def schema(out: Path | None) -> None:

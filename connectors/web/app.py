@@ -21,6 +21,7 @@ from streams.settings import Settings
 from streams.topology import events_topic
 
 from ..signing import SignatureError, verify
+from .action_network import router as action_network_router
 from .ingress import BadBody, IngestResult, envelopes, parse_events
 from .providers import router as providers_router
 from .publisher import BrokerUnavailable, KafkaPublisher, Publisher
@@ -130,6 +131,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         return JSONResponse(result.model_dump(), status_code=status)
 
     app.include_router(providers_router(s, publisher))
+    app.include_router(action_network_router(s, publisher, coalition.current))
 
     @app.exception_handler(BrokerUnavailable)
     async def broker_unavailable(request: Request, exc: BrokerUnavailable) -> JSONResponse:

@@ -41,3 +41,23 @@ def test_sign_prints_a_curl_command_that_verifies(tmp_path):
     import time
 
     verify(secret, h["X-Turnout-Timestamp"], h["X-Turnout-Signature"], b'{"a": 1}', time.time(), 300)
+
+
+def test_action_network_token_and_mapping(tmp_path):
+    from streams.coalition import load, token_digest
+
+    runner = CliRunner()
+    env = {"TURNOUT_COALITION": str(tmp_path / "c.toml"), "TURNOUT_PUBLIC_URL": "https://turnout.example.org"}
+    runner.invoke(main, ["partners", "add", "union-a", "--name", "U", "--kind", "union"], env=env)
+    r = runner.invoke(main, ["action-network", "token", "union-a"], env=env)
+    url = r.stdout.strip().splitlines()[-1]
+    assert url.startswith("https://turnout.example.org/v1/partners/union-a/action-network/")
+    token = url.rsplit("/", 1)[1]
+    assert load(tmp_path / "c.toml").get("union-a").action_network.token_sha256 == token_digest(token)
+    assert token not in (tmp_path / "c.toml").read_text()
+    r = runner.invoke(main, ["action-network", "map", "union-a", "https://actionnetwork.org/api/v2/events/abc-1", "rally-1"], env=env)
+    assert r.exit_code == 0 and "abc-1 -> rally-1" in r.output
+    assert runner.invoke(main, ["action-network", "map", "union-a", "abc-2", "Not A Slug"], env=env).exit_code != 0
+    assert runner.invoke(main, ["action-network", "unmap", "union-a", "abc-1"], env=env).exit_code == 0
+    assert load(tmp_path / "c.toml").get("union-a").action_network.actions == {}
+    assert runner.invoke(main, ["action-network", "token", "nobody"], env=env).exit_code != 0
