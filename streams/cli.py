@@ -289,6 +289,38 @@ def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps:
     sys.exit(1 if problems else 0)
 
 
+@main.group(help="Supporters' records.")
+def people() -> None:
+    pass
+
+
+@people.command("forget", help="Erase a person (by phone or email) on request, through a running web app; report what was removed.")
+@click.option("--phone", default=None)
+@click.option("--email", default=None)
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+def people_forget(phone: str | None, email: str | None, url: str) -> None:
+    import httpx
+
+    if (phone is None) == (email is None):
+        raise click.UsageError("give exactly one of --phone or --email")
+    s = settings()
+    if s.organizer_token is None:
+        raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
+    body = {"phone": phone} if phone else {"email": email}
+    r = httpx.post(url + "/v1/people/forget", json=body, timeout=60,
+                   headers={"Authorization": f"Bearer {s.organizer_token.get_secret_value()}"})
+    if r.status_code not in (200, 202):
+        raise click.ClickException(f"{r.status_code}: {r.text}")
+    x = r.json()
+    members = f" (signed up by {', '.join(x['partners'])})" if x["partners"] else ""
+    click.echo(f"removed {x['people_removed']} person record(s){members}; cancelled {x['asks_cancelled']} queued ask(s); "
+               "memberships, RSVPs, check-ins and ask outcomes are kept without contact details, so tallies keep their counts")
+    if not x["complete"]:
+        click.echo(f"only {x['partitions_reported']} of {x['partitions']} partitions have reported so far (are workers running?); "
+                   f"the request ({x['request_id']}) stays queued and will be carried out")
+        sys.exit(2)
+
+
 @main.command(help="Show tallies from a running web app.")
 @click.option("--action", "action_id", default=None, help="One action's per-partner tallies.")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.asks import AskCommand, AskFact, RecentAsks
+from contracts.erasure import ErasureReport
 from contracts.facts import ActionRecord, Attendance, Membership, Pledge, PersonRecord
 from contracts.tallies import FactKind
 
@@ -30,7 +31,8 @@ ACTIONS = TableSpec("actions_by_id", "action id", ActionRecord)
 ASKS = TableSpec("asks_by_id", "ask id", AskFact)
 RECENT_ASKS = TableSpec("recent_asks_by_person", "person key", RecentAsks)
 DEFERRED = TableSpec("deferred_asks_by_id", "ask id", AskCommand)
-TABLES = (PEOPLE, MEMBERSHIPS, ATTENDANCE, PLEDGES, ACTIONS, ASKS, RECENT_ASKS, DEFERRED)
+ERASURES = TableSpec("erasures_by_request", "request id|partition", ErasureReport)
+TABLES = (PEOPLE, MEMBERSHIPS, ATTENDANCE, PLEDGES, ACTIONS, ASKS, RECENT_ASKS, DEFERRED, ERASURES)
 
 #: The fact tables tallies are derived from (people is not one: it holds contact details).
 FACT_TABLES: dict[FactKind, TableSpec] = {

@@ -23,6 +23,7 @@ from streams.topology import events_topic
 from ..signing import SignatureError, verify
 from .action_network import router as action_network_router
 from .ingress import BadBody, IngestResult, envelopes, parse_events
+from .people import router as people_router
 from .providers import router as providers_router
 from .publisher import BrokerUnavailable, KafkaPublisher, Publisher
 from .tally_reader import TallyReader
@@ -132,6 +133,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     app.include_router(providers_router(s, publisher))
     app.include_router(action_network_router(s, publisher, coalition.current))
+    app.include_router(people_router(s, publisher), dependencies=[Depends(organizer)])
 
     @app.exception_handler(BrokerUnavailable)
     async def broker_unavailable(request: Request, exc: BrokerUnavailable) -> JSONResponse:
