@@ -21,6 +21,14 @@ class ActionNetworkLink(Frozen):
     actions: dict[str, Slug] = Field(default={}, description="Action Network event id (or its API URL) → turnout action id.")
 
 
+class MobilizeLink(Frozen):
+    """The partner's Mobilize organization, polled for attendances (``turnout mobilize poll``)."""
+
+    organization_id: int
+    api_key: SecretStr
+    events: dict[str, Slug] = Field(default={}, description="Mobilize event id → turnout action id.")
+
+
 class Partner(Frozen):
     id: Slug
     name: str
@@ -28,3 +36,4 @@ class Partner(Frozen):
     secret: SecretStr
     enabled: bool = True
     action_network: ActionNetworkLink = ActionNetworkLink()
+    mobilize: MobilizeLink | None = None

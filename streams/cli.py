@@ -197,6 +197,71 @@ def action_network_unmap(partner_id: str, event: str) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+@main.group(help="Partners' Mobilize organizations, polled for attendances (see README).")
+def mobilize() -> None:
+    pass
+
+
+@mobilize.command("connect", help="Poll Mobilize organization ORG_ID for PARTNER with its API key (prompted, not echoed).")
+@click.argument("partner_id")
+@click.argument("org_id", type=int)
+@click.option("--api-key", prompt="Mobilize API key", hide_input=True)
+def mobilize_connect(partner_id: str, org_id: int, api_key: str) -> None:
+    try:
+        coalition_file.connect_mobilize(settings().coalition, partner_id, org_id, api_key.strip())
+    except coalition_file.CoalitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{partner_id}: polling Mobilize organization {org_id}")
+
+
+@mobilize.command("map", help="Count attendances of Mobilize EVENT_ID (for PARTNER) as RSVPs and check-ins for ACTION_ID.")
+@click.argument("partner_id")
+@click.argument("event_id")
+@click.argument("action_id")
+def mobilize_map(partner_id: str, event_id: str, action_id: str) -> None:
+    try:
+        p = coalition_file.map_mobilize_event(settings().coalition, partner_id, event_id, action_id)
+    except coalition_file.CoalitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    for mz_event, action in p.mobilize.events.items():
+        click.echo(f"{mz_event} -> {action}")
+
+
+@mobilize.command("poll", help="Poll every connected partner's attendances, every TURNOUT_MOBILIZE_INTERVAL seconds.")
+@click.option("--once", is_flag=True, help="One pass over every partner, then exit (non-zero if a pass failed).")
+def mobilize_poll(once: bool) -> None:
+    import asyncio
+
+    import httpx
+
+    from connectors.mobilize_poller import MobilizeRefused, poll
+    from connectors.providers.errors import RetryLater
+    from connectors.web.publisher import KafkaPublisher
+
+    from .topology import events_topic
+
+    s = settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    coalition = coalition_file.load(s.coalition)
+
+    async def run() -> None:
+        publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
+        await publisher.start()
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                await poll(s, coalition, publisher, http, once)
+        finally:
+            await publisher.stop()
+
+    try:
+        asyncio.run(run())
+    except (MobilizeRefused, RetryLater) as exc:
+        raise click.ClickException(f"Mobilize pass failed (cursor kept; run again): {exc}") from None
+    except KeyboardInterrupt:
+        pass
+
+
 @main.command(help="Print the JSON Schema of partner events (or write it to --out).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def schema(out: Path | None) -> None:

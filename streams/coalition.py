@@ -11,6 +11,11 @@ enabled = true
 [partners.action_network]        # optional: see `turnout action-network`
 token_sha256 = "…"
 actions = { "d91b4b2e-…" = "rally-1201" }
+
+[partners.mobilize]              # optional: see `turnout mobilize`
+organization_id = 1234
+api_key = "…"
+events = { "567890" = "rally-1201" }
 ```
 The file holds secrets: keep it out of version control and readable only by the service.
 Commands that change a partner rewrite the whole file (comments are not kept).
@@ -135,3 +140,24 @@ def map_action_network_event(path: Path, partner_id: str, event: str, action_id:
 def token_digest(token: str) -> str:
     # URL tokens are 192 random bits: a plain hash is enough, no salt or stretching needed.
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def connect_mobilize(path: Path, partner_id: str, organization_id: int, api_key: str) -> Partner:
+    """Poll Mobilize organization ``organization_id`` for the partner, with its API key."""
+
+    def change(entry: dict[str, Any]) -> None:
+        old = entry.get("mobilize") or {}
+        entry["mobilize"] = {"organization_id": organization_id, "api_key": api_key, "events": old.get("events", {})}
+
+    return update_partner(path, partner_id, change)
+
+
+def map_mobilize_event(path: Path, partner_id: str, event_id: str, action_id: str) -> Partner:
+    """Count attendances of Mobilize event ``event_id`` as RSVPs and check-ins for ``action_id``."""
+
+    def change(entry: dict[str, Any]) -> None:
+        if "mobilize" not in entry:
+            raise CoalitionError(f"{partner_id}: not connected to Mobilize yet (turnout mobilize connect)")
+        entry["mobilize"].setdefault("events", {})[str(event_id)] = action_id
+
+    return update_partner(path, partner_id, change)

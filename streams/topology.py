@@ -76,6 +76,11 @@ def dead_letter_topic(s: Settings) -> str:
     return f"{s.topic_prefix}dead-letters"
 
 
+def mobilize_cursor_topic(s: Settings) -> str:
+    """Where each partner's Mobilize poll got to (key: partner id, value: ``{"updated_since": unix s}``)."""
+    return f"{s.topic_prefix}mobilize-cursors"
+
+
 def changelog_topic(s: Settings, table: TableSpec) -> str:
     return f"{s.app_id}-{table.name}-changelog"
 
@@ -87,5 +92,6 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         TopicSpec(asks_topic(s), s.partitions, compacted=False),
         TopicSpec(provider_topic(s), s.partitions, compacted=False),
         TopicSpec(dead_letter_topic(s), 1, compacted=False),
+        TopicSpec(mobilize_cursor_topic(s), 1, compacted=True),
         *(TopicSpec(changelog_topic(s, t), s.partitions, compacted=True) for t in TABLES),
     ]
