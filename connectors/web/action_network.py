@@ -10,6 +10,7 @@ usable) and kept on the dead-letter topic with the reason, never a 500.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -73,11 +74,11 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
         for bad in result.rejected:
             reasons = "; ".join(f"{e.field}: {e.message}" for e in bad.errors)
             rejected.append(Rejected(indexed[bad.index][0], reasons))
-        if records:
-            await publisher.publish(records)
+        writes = [publisher.publish(records)] if records else []
         if rejected:
-            await publisher.publish([_dead_letter(partner.id, items, x) for x in rejected], dead_letter_topic(s))
+            writes.append(publisher.publish([_dead_letter(partner.id, items, x) for x in rejected], dead_letter_topic(s)))
             log.warning("action network: %d of %d items from %s rejected", len(rejected), len(items), partner.id)
+        await asyncio.gather(*writes)  # both acknowledged before the 200, in one round trip
         return WebhookResult(accepted=len(records), duplicates=result.duplicates,
                              rejected=[Rejection(index=x.index, reason=x.reason) for x in sorted(rejected, key=lambda x: x.index)])
 
