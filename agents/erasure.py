@@ -4,7 +4,8 @@ A person matches a request when their person key, or the key of their phone or o
 email, is one of the request's contact keys (so ``--email`` also finds a person first known
 by phone). What goes: their people record (with name, phone, email), their recent-asks
 record, and their deferred asks (which hold the rendered message and address); those asks
-are marked cancelled. What stays: memberships, attendance, pledges and ask facts, which hold
+are marked cancelled, and provider error texts on their asks (which may quote an address)
+are dropped. What stays: memberships, attendance, pledges and ask facts, which hold
 only the person key, so the tallies keep their counts.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from contracts.asks import AskCommand
+from contracts.asks import AskCommand, parse_ask_id
 from contracts.erasure import ErasureReport, ForgetPerson
 from contracts.facts import PersonRecord
 from streams.app import Pipeline
@@ -38,6 +39,20 @@ def forget(p: Pipeline, partition: int, cmd: ForgetPerson, secret: bytes, now: d
     for key in gone:
         p.people.delete(partition, key)
         p.recent_asks.delete(partition, key)
+    cancelled = _cancel_deferred(p, partition, gone, now)
+    _scrub_errors(p, partition, gone)
+    partners = tuple(sorted({x for person in removed for x in person.partners}))
+    report = ErasureReport(request_id=cmd.request_id, partition=partition, people_removed=len(removed), partners=partners, asks_cancelled=cancelled, at=now)
+    key = f"{cmd.request_id}|{partition}"
+    first = p.erasures.get(key)
+    if first is not None:
+        return first  # a replay finds nothing left: the first pass's report is the one that counts
+    p.erasures.put(partition, key, None, report)
+    return report
+
+
+def _cancel_deferred(p: Pipeline, partition: int, gone: set[str], now: datetime) -> int:
+    """Drop the deferred texts of these people (message and number) and cancel their asks."""
     cancelled = 0
     for ask_id, raw in list(p.deferred.table.items()):
         ask = AskCommand.model_validate(raw) if raw is not None else None
@@ -48,11 +63,14 @@ def forget(p: Pipeline, partition: int, cmd: ForgetPerson, secret: bytes, now: d
         if fact is not None:
             p.asks.put(partition, ask_id, fact, fact.model_copy(update={"status": "cancelled", "error": "person erased", "updated_at": now, "deferred_until": None}))
         cancelled += 1
-    partners = tuple(sorted({x for person in removed for x in person.partners}))
-    report = ErasureReport(request_id=cmd.request_id, partition=partition, people_removed=len(removed), partners=partners, asks_cancelled=cancelled, at=now)
-    key = f"{cmd.request_id}|{partition}"
-    first = p.erasures.get(key)
-    if first is not None:
-        return first  # a replay finds nothing left: the first pass's report is the one that counts
-    p.erasures.put(partition, key, None, report)
-    return report
+    return cancelled
+
+
+def _scrub_errors(p: Pipeline, partition: int, gone: set[str]) -> None:
+    """Provider error texts may quote the address (a bounce: "550 <ana@…> rejected"): drop them."""
+    for ask_id in list(p.asks.table.keys()):
+        if parse_ask_id(ask_id)[1] not in gone:
+            continue
+        fact = p.asks.get(ask_id)
+        if fact is not None and fact.error and fact.error != "person erased":
+            p.asks.put(partition, ask_id, fact, fact.model_copy(update={"error": "(removed on erasure)"}))
