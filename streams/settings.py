@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     help_text: str = "Fair Care Coalition alerts. Reply STOP to opt out, START to opt back in."
     rsvp_base_url: str = Field(default="http://127.0.0.1:8000/r", description="RSVP links are <this>/<action>/<referral code>.")
     unsubscribe_url: str = Field(default="http://127.0.0.1:8000/unsubscribe", description="List-Unsubscribe target for emails.")
+    mobilize_base_url: str = Field(default="https://api.mobilize.us", description="Mobilize's API (a fake in tests).")
+    mobilize_interval: float = Field(default=60.0, gt=0, description="Seconds between polls of each partner's Mobilize organization.")
+    mobilize_rate: float = Field(default=15.0, gt=0, description="Mobilize reads per second (Mobilize allows 15).")
     clock: str = Field(default="system", description="`system`, or `file:PATH` (an ISO time in a file: rehearsals and tests).")
 
     @property

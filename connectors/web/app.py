@@ -24,8 +24,10 @@ from streams.topology import events_topic
 
 from ..signing import SignatureError, verify
 from . import dashboard
+from .action_network import router as action_network_router
 from .exports import aggregate_csv, tallies_csv
 from .ingress import BadBody, IngestResult, envelopes, parse_events
+from .people import router as people_router
 from .providers import router as providers_router
 from .publisher import BrokerUnavailable, KafkaPublisher, Publisher
 from .tally_reader import Changes, TallyReader
@@ -141,6 +143,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         return JSONResponse(result.model_dump(), status_code=status)
 
     app.include_router(providers_router(s, publisher))
+    app.include_router(action_network_router(s, publisher, coalition.current))
+    app.include_router(people_router(s, publisher), dependencies=[Depends(organizer)])
 
     @app.exception_handler(BrokerUnavailable)
     async def broker_unavailable(request: Request, exc: BrokerUnavailable) -> JSONResponse:
