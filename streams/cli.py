@@ -9,7 +9,9 @@ import logging.config
 import shlex
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 from rich.console import Console
@@ -20,6 +22,15 @@ from .logs import logging_config
 from .settings import Settings
 
 console = Console(stderr=True)
+
+
+@contextmanager
+def coalition_errors() -> Iterator[None]:
+    """A broken coalition file or a refused change is a clean CLI error, not a traceback."""
+    try:
+        yield
+    except coalition_file.CoalitionError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def settings() -> Settings:
@@ -141,10 +152,8 @@ def partners() -> None:
 @click.option("--kind", required=True, help="backbone, union, faith, community, seniors, guaranteed_income, student, tenant, other")
 def partners_add(partner_id: str, name: str, kind: str) -> None:
     path = settings().coalition
-    try:
+    with coalition_errors():
         p = coalition_file.add_partner(path, partner_id, name, kind)
-    except coalition_file.CoalitionError as exc:
-        raise click.ClickException(str(exc)) from None
     console.print(f"added [bold]{p.id}[/] to {path}; its webhook secret (shown once here, kept in the file):")
     click.echo(p.secret.get_secret_value())
 
@@ -152,10 +161,8 @@ def partners_add(partner_id: str, name: str, kind: str) -> None:
 @partners.command("list", help="List partners (no secrets).")
 def partners_list() -> None:
     path = settings().coalition
-    try:
+    with coalition_errors():
         c = coalition_file.load(path)
-    except coalition_file.CoalitionError as exc:
-        raise click.ClickException(str(exc)) from None
     table = Table("id", "name", "kind", "enabled", title=str(path))
     for p in c.partners.values():
         table.add_row(p.id, p.name, p.kind, "yes" if p.enabled else "no")
@@ -171,10 +178,8 @@ def action_network() -> None:
 @click.argument("partner_id")
 def action_network_token(partner_id: str) -> None:
     s = settings()
-    try:
+    with coalition_errors():
         token = coalition_file.rotate_action_network_token(s.coalition, partner_id)
-    except coalition_file.CoalitionError as exc:
-        raise click.ClickException(str(exc)) from None
     console.print(f"new Action Network webhook URL for [bold]{partner_id}[/] (shown once; only its hash is kept):")
     click.echo(f"{s.public_url.rstrip('/')}/v1/partners/{partner_id}/action-network/{token}")
 
@@ -184,10 +189,8 @@ def action_network_token(partner_id: str) -> None:
 @click.argument("event")
 @click.argument("action_id")
 def action_network_map(partner_id: str, event: str, action_id: str) -> None:
-    try:
+    with coalition_errors():
         p = coalition_file.map_action_network_event(settings().coalition, partner_id, event, action_id)
-    except coalition_file.CoalitionError as exc:
-        raise click.ClickException(str(exc)) from None
     for an_event, action in p.action_network.actions.items():
         click.echo(f"{an_event} -> {action}")
 
@@ -196,10 +199,8 @@ def action_network_map(partner_id: str, event: str, action_id: str) -> None:
 @click.argument("partner_id")
 @click.argument("event")
 def action_network_unmap(partner_id: str, event: str) -> None:
-    try:
+    with coalition_errors():
         coalition_file.map_action_network_event(settings().coalition, partner_id, event, None)
-    except coalition_file.CoalitionError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @main.group(help="Partners' Mobilize organizations, polled for attendances (see README).")
@@ -212,10 +213,8 @@ def mobilize() -> None:
 @click.argument("org_id", type=int)
 @click.option("--api-key", prompt="Mobilize API key", hide_input=True)
 def mobilize_connect(partner_id: str, org_id: int, api_key: str) -> None:
-    try:
+    with coalition_errors():
         coalition_file.connect_mobilize(settings().coalition, partner_id, org_id, api_key.strip())
-    except coalition_file.CoalitionError as exc:
-        raise click.ClickException(str(exc)) from None
     click.echo(f"{partner_id}: polling Mobilize organization {org_id}")
 
 
@@ -224,10 +223,8 @@ def mobilize_connect(partner_id: str, org_id: int, api_key: str) -> None:
 @click.argument("event_id")
 @click.argument("action_id")
 def mobilize_map(partner_id: str, event_id: str, action_id: str) -> None:
-    try:
+    with coalition_errors():
         p = coalition_file.map_mobilize_event(settings().coalition, partner_id, event_id, action_id)
-    except coalition_file.CoalitionError as exc:
-        raise click.ClickException(str(exc)) from None
     for mz_event, action in p.mobilize.events.items():
         click.echo(f"{mz_event} -> {action}")
 
