@@ -16,28 +16,23 @@ Run from the repository root:  .venv/bin/python -m benchmarks.dashboard --checki
 
 from __future__ import annotations
 
-import argparse, asyncio, json, shutil, statistics, sys, tempfile, time, uuid  # noqa: E401
+import argparse, asyncio, json, statistics, sys, time  # noqa: E401
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.factories` also as a plain script
 
 import httpx
 from aiokafka import AIOKafkaConsumer
-from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 from connectors.signing import headers
-from streams.admin import ensure_topics
-from streams.broker import EmbeddedBroker, free_port, wait_for_port
-from streams.coalition import add_partner
-from streams.processes import stop_process
+from benchmarks.stack import PARTNER, TOKEN, bench_stack
 from streams.settings import Settings
-from streams.stack import child_env, spawn
 from streams.topology import FACT_TABLES, changelog_topic
 from tests.factories import action, checkin, phone, pledge
 
-TOKEN, PARTNER, ACTION = "bench-organizer-token", "bench-partner", "fresh-1"
+ACTION = "fresh-1"
 console = Console()
 
 
@@ -132,31 +127,8 @@ def main() -> None:
     ap.add_argument("--checkins", type=int, default=1000, help="N check-ins (default 1000)")
     ap.add_argument("--rate", type=float, default=50.0, help="check-ins posted per second (default 50)")
     args = ap.parse_args()
-    run_id = f"fresh-{uuid.uuid4().hex[:8]}"
-    tmp, broker, procs, ok = Path(tempfile.mkdtemp(prefix=f"turnout-{run_id}-")), EmbeddedBroker(), [], False
-    try:
-        broker.start()
-        s = Settings(kafka_bootstrap_servers=broker.bootstrap, broker_flavor="tansu", coalition=tmp / "coalition.toml",
-                     organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("bench-person-secret"),
-                     app_id=run_id, topic_prefix=f"{run_id}.", partitions=8)
-        ensure_topics(s)
-        secret = add_partner(s.coalition, PARTNER, "Benchmark partner", "community").secret.get_secret_value()
-        procs.append(spawn(["worker"], child_env(s), tmp / "worker.log"))
-        port = free_port()
-        procs.append(spawn(["web", "--port", str(port)], child_env(s), tmp / "web.log"))
-        wait_for_port(port, 60, procs[1])
-        report(asyncio.run(measure(s, f"http://127.0.0.1:{port}", secret, args.checkins, args.rate)), args.checkins, args.rate)
-        ok = True
-    finally:
-        for proc in reversed(procs):
-            stop_process(proc, timeout=20)
-        broker.stop()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            for log in sorted(tmp.glob("*.log")):
-                console.print(f"--- last lines of {log} ---", *log.read_text(errors="replace").splitlines()[-30:], sep="\n", markup=False)
-
+    with bench_stack("fresh", console) as stack:
+        report(asyncio.run(measure(stack.settings, stack.url, stack.secret, args.checkins, args.rate)), args.checkins, args.rate)
 
 if __name__ == "__main__":
     main()

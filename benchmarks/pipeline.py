@@ -24,7 +24,7 @@ Faust settings can be tried without code changes: --worker-env STREAM_BUFFER_MAX
 
 from __future__ import annotations
 
-import argparse, asyncio, json, os, shutil, sys, tempfile, time, uuid  # noqa: E401
+import argparse, asyncio, json, os, sys, time  # noqa: E401
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,22 +32,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.factories
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 from connectors.signing import headers
 from connectors.web.ingress import envelopes
-from streams.admin import ensure_topics
-from streams.broker import EmbeddedBroker, free_port, wait_for_port
-from streams.coalition import add_partner
-from streams.processes import stop_process
+from benchmarks.stack import PARTNER, TOKEN, bench_stack
 from streams.settings import Settings
-from streams.stack import child_env, spawn
 from streams.topology import events_topic
 from tests.factories import phone, rsvp
 
-TOKEN, PARTNER, BATCH = "bench-organizer-token", "bench-partner", 500
+BATCH = 500
 console = Console()
 
 
@@ -164,34 +159,10 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     console.print(f"cores: {os.cpu_count()} (usable by this process: {cores}); N = {args.events:,}; partitions = 8")
 
-    run_id = f"bench-{uuid.uuid4().hex[:8]}"  # app id and topic prefix of this run only
-    tmp, broker, procs, ok = Path(tempfile.mkdtemp(prefix=f"turnout-{run_id}-")), EmbeddedBroker(), [], False
-    try:
-        broker.start()
-        s = Settings(kafka_bootstrap_servers=broker.bootstrap, broker_flavor="tansu", coalition=tmp / "coalition.toml",
-                     organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("bench-person-secret"),
-                     app_id=run_id, topic_prefix=f"{run_id}.", partitions=8)
-        ensure_topics(s)
-        secret = add_partner(s.coalition, PARTNER, "Benchmark partner", "community").secret.get_secret_value()
-        env = child_env(s)
-        worker_env = dict(kv.split("=", 1) for kv in args.worker_env)
-        procs.append(spawn(["worker"], {**env, **worker_env}, tmp / "worker.log"))
-        port = free_port()
-        procs.append(spawn(["web", "--port", str(port)], env, tmp / "web.log"))
-        console.print(f"broker {broker.bootstrap} (pid {broker.proc.pid}), worker pid {procs[0].pid}, web pid {procs[1].pid}, logs {tmp}")
-        wait_for_port(port, 60, procs[1])
-        rows = asyncio.run(measure(s, f"http://127.0.0.1:{port}", secret, args.events, args.clients, args.timeout, procs))
+    with bench_stack("bench", console, dict(kv.split("=", 1) for kv in args.worker_env)) as stack:
+        console.print(f"broker {stack.settings.bootstrap} (pid {stack.broker.proc.pid}), worker pid {stack.procs[0].pid}, web pid {stack.procs[1].pid}, logs {stack.tmp}")
+        rows = asyncio.run(measure(stack.settings, stack.url, stack.secret, args.events, args.clients, args.timeout, stack.procs))
         report(rows, args.events)
-        ok = True
-    finally:
-        for proc in reversed(procs):
-            stop_process(proc, timeout=20)
-        broker.stop()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            for log in sorted(tmp.glob("*.log")):
-                console.print(f"--- last lines of {log} ---", *log.read_text(errors="replace").splitlines()[-30:], sep="\n", markup=False)
 
 
 if __name__ == "__main__":
