@@ -96,7 +96,7 @@ def outbox_from(s: Settings) -> ProviderOutbox:
     sms = TwilioSms(
         s.twilio_account_sid, s.twilio_auth_token,
         messaging_service_sid=s.twilio_messaging_service_sid, from_number=None if s.twilio_messaging_service_sid else s.twilio_from,
-        base_url=s.twilio_base_url, workers=s.send_concurrency, bucket=sms_bucket,
+        base_url=s.twilio_base_url, concurrency=s.send_concurrency, bucket=sms_bucket,
     )
     email = SendGridEmail(
         s.sendgrid_api_key, from_email=s.sendgrid_from, base_url=s.sendgrid_base_url or "https://api.sendgrid.com",
