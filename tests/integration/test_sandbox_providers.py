@@ -85,7 +85,7 @@ class Receiver:
             if path == "flaky" and self.flaky_failures < 2:
                 self.flaky_failures += 1
                 return Response(status_code=503)
-            self.requests.append({"path": path, "headers": dict(request.headers), "body": body})
+            self.requests.append({"path": path, "query": request.url.query, "headers": dict(request.headers), "body": body})
             return Response(status_code=200)
 
         self.served = Served(app)
@@ -169,11 +169,14 @@ def test_sms_is_accepted_and_lands_in_the_inbox(start_sandbox):
     [message] = inbox(url, "sms")
     assert message["id"] == sent.sid and message["to"] == "+15551230001"
     assert message["body"].startswith("Rally") and message["validity_period"] == 3600
+    count = httpx.get(f"{url}/_sandbox/inbox/count", params={"channel": "sms"}).json()
+    assert count == {"count": 1, "first": message["created"], "last": message["created"]}
+    assert httpx.get(f"{url}/_sandbox/inbox/count", params={"channel": "email"}).json()["count"] == 0
 
 
 def test_status_callbacks_are_signed_and_tampering_is_detected(start_sandbox, receiver):
     url, _ = start_sandbox(landline_numbers={"+15551230009"})
-    callback = f"{receiver.url}/status"
+    callback = f"{receiver.url}/status?ask=rally%3Ap1%3Asms"  # quoted, as the worker's are
 
     async def both(sender):
         return [await sender.send(to, "hi", status_callback=callback) for to in ("+15551230002", "+15551230009")]
@@ -194,6 +197,7 @@ def test_status_callbacks_are_signed_and_tampering_is_detected(start_sandbox, re
     assert classify_twilio(None, 30006) == "permanent"
     validator = RequestValidator(TOKEN)
     for r in receiver.at("status"):
+        assert r["query"] == "ask=rally%3Ap1%3Asms", "the callback URL arrives as it was signed"
         form = receiver.form(r)
         assert validator.validate(callback, form, r["headers"]["x-twilio-signature"])
         assert not validator.validate(callback, {**form, "MessageStatus": "failed"}, r["headers"]["x-twilio-signature"])
