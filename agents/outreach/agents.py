@@ -45,6 +45,9 @@ class Outbox(Protocol):
     async def reply(self, to: str, body: str) -> None:
         """Send a plain text reply (HELP)."""
 
+    async def aclose(self) -> None:
+        """Release the providers' connections (the worker is stopping)."""
+
 
 @dataclass(frozen=True)
 class Outreach:
@@ -90,6 +93,10 @@ def register(p: Pipeline, o: Outreach) -> None:
 
         async for _ in p.batches(stream, SEND_BATCH, every=0.05, flush=flush):
             pass  # the work happens per batch, in flush
+
+    @p.app.on_before_shutdown.connect
+    async def close_outbox(app, **kwargs) -> None:  # noqa: ANN001
+        await o.outbox.aclose()
 
     released: set[tuple[str, datetime]] = set()
 

@@ -46,6 +46,9 @@ class ProviderOutbox:
         except ProviderError as exc:
             log.warning("reply not sent: %s", exc.code)
 
+    async def aclose(self) -> None:
+        await self.sms.aclose()
+
     async def _text(self, ask: AskCommand, validity: int | None) -> SendResult:
         async def once():
             return await self.sms.send(ask.to, ask.body, status_callback=self.callback + quote(ask.ask_id, safe=""), validity_period=validity)

@@ -39,6 +39,9 @@ class SmsSender(Protocol):
     ) -> SentSms:
         """Hand one message to the provider. Raises ``RetryLater`` or ``PermanentFailure``."""
 
+    async def aclose(self) -> None:
+        """Release connections; sends in flight are the caller's to await first."""
+
 
 @dataclass
 class FakeSms:
@@ -57,6 +60,9 @@ class FakeSms:
             {"sid": sid, "to": to, "body": body, "status_callback": status_callback, "validity_period": validity_period}
         )
         return SentSms(sid=sid, segments=1)
+
+    async def aclose(self) -> None:
+        pass
 
 
 class AsyncHttpClient(AsyncTwilioHttpClient):
