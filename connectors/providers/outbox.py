@@ -28,7 +28,7 @@ from .sms import SmsSender, TwilioSms
 log = logging.getLogger(__name__)
 #: The SMS bucket holds this many seconds' worth of tokens (at least one): a sender that paused
 #: for a moment (the send agent between two batches, a busy event loop) catches up, so the rate
-#: is kept on average, while no second ever sees more than rate x (1 + this) messages.
+#: is kept on average, while any T seconds see at most rate x (T + this) messages.
 SMS_BURST_SECONDS = 0.1
 
 
