@@ -14,26 +14,35 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## The browser test drives Debian's Chromium (playwright's own download does not work offline).
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
 ## The whole pipeline with a demo coalition: embedded broker, worker, web, simulated partners.
 run: $(STAMP)
 	$(BIN)/turnout up --demo
 
 ## Unit tests (seconds, no broker), then integration tests (embedded broker, real workers).
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q tests
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q tests/integration
 
 ## Throughput of the pipeline next to a bare-consumer baseline measured in the same run;
-## then outreach: one rapid-response action to N people through the sandbox, and a held rate.
+## then outreach: one rapid-response action to N people through the sandbox, and a held rate;
+## then dashboard freshness: check-in accepted → visible in the live stream (p50/p95).
 BENCH_PEOPLE ?= 20000
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.pipeline
 	$(BIN)/python -m benchmarks.outreach --people $(BENCH_PEOPLE)
+	$(BIN)/python -m benchmarks.dashboard --checkins 1000
 
 ## Regenerate the checked-in JSON Schema of partner events.
 schema: $(STAMP)

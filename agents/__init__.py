@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def register(pipeline: Pipeline, s: Settings, outreach: Outreach | None = None) -> None:
     from . import intake
 
-    intake.register(pipeline)
+    intake.register(pipeline, s.person_key_bytes())
     if outreach is not None:
         from .outreach import agents, callbacks
 

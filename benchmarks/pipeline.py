@@ -173,7 +173,7 @@ def main() -> None:
                      app_id=run_id, topic_prefix=f"{run_id}.", partitions=8)
         ensure_topics(s)
         secret = add_partner(s.coalition, PARTNER, "Benchmark partner", "community").secret.get_secret_value()
-        env = {**child_env(s), "APP_DATADIR": str(tmp / "faust-data")}  # Faust's data dir out of the cwd
+        env = child_env(s)
         worker_env = dict(kv.split("=", 1) for kv in args.worker_env)
         procs.append(spawn(["worker"], {**env, **worker_env}, tmp / "worker.log"))
         port = free_port()

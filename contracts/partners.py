@@ -1,10 +1,10 @@
-"""A coalition member organization, as the coalition file lists it."""
+"""A coalition member organization, as the coalition file lists it, with its connector settings."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from .events import Slug
 from .people import Frozen
@@ -14,9 +14,26 @@ PartnerKind = Literal[
 ]
 
 
+class ActionNetworkLink(Frozen):
+    """How the partner's Action Network webhook reaches us and what its events mean here."""
+
+    token_sha256: str | None = Field(default=None, description="SHA-256 (hex) of the secret URL token; the token itself is never stored.")
+    actions: dict[str, Slug] = Field(default={}, description="Action Network event id (or its API URL) → turnout action id.")
+
+
+class MobilizeLink(Frozen):
+    """The partner's Mobilize organization, polled for attendances (``turnout mobilize poll``)."""
+
+    organization_id: int
+    api_key: SecretStr
+    events: dict[str, Slug] = Field(default={}, description="Mobilize event id → turnout action id.")
+
+
 class Partner(Frozen):
     id: Slug
     name: str
     kind: PartnerKind
     secret: SecretStr
     enabled: bool = True
+    action_network: ActionNetworkLink = ActionNetworkLink()
+    mobilize: MobilizeLink | None = None

@@ -9,6 +9,7 @@ at the same numbers. It is pure data structure, shared by the web app and the be
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from datetime import datetime
 from typing import Literal, Union
 
 from pydantic import BaseModel, Field
@@ -78,6 +79,13 @@ def _derived(counts: Counter[str]) -> dict[str, float | None]:
     return {"production_ratio": ratio(counts["attended"], counts["pledged"]), "conversion": ratio(counts["rsvp_yes"], asked)}
 
 
+def checkin_minute(fact: Fact | None) -> tuple[str, str, datetime] | None:
+    """(action, crediting partner, minute) of a check-in, for the check-ins-over-time chart."""
+    if isinstance(fact, Attendance) and fact.attended_at is not None and fact.attended_by:
+        return fact.action_id, fact.attended_by, fact.attended_at.replace(second=0, microsecond=0)
+    return None
+
+
 def contributions(fact: Fact | None) -> Counter[tuple[str | None, str, str]]:
     """What one fact adds to the counts, as {(action or None, partner, metric): n}."""
     if isinstance(fact, Membership):
@@ -112,7 +120,8 @@ class TallyBook:
         self._latest: dict[tuple[FactKind, str], Fact] = {}
         self._by_action: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
         self._by_partner: dict[str, Counter[str]] = defaultdict(Counter)
-        self._titles: dict[str, str] = {}
+        self._actions: dict[str, ActionRecord] = {}
+        self._checkins: dict[str, dict[str, Counter[datetime]]] = defaultdict(lambda: defaultdict(Counter))
         self.records = 0
 
     def apply(self, kind: FactKind, key: str, fact: Fact | None) -> None:
@@ -122,7 +131,18 @@ class TallyBook:
         if fact is not None:
             self._latest[(kind, key)] = fact
         if isinstance(fact, ActionRecord):
-            self._titles[fact.action.action_id] = fact.action.title
+            self._actions[fact.action.action_id] = fact
+        elif isinstance(old, ActionRecord):
+            self._actions.pop(old.action.action_id, None)
+        for sign, f in ((1, fact), (-1, old)):
+            if (minute := checkin_minute(f)) is not None:
+                action, partner, at = minute
+                per_minute = self._checkins[action][partner]
+                per_minute[at] += sign
+                if not per_minute[at]:
+                    del per_minute[at]
+                    if not per_minute:
+                        del self._checkins[action][partner]
         delta = contributions(fact)
         delta.subtract(contributions(old))
         for (action, partner, metric), n in delta.items():
@@ -132,7 +152,23 @@ class TallyBook:
                     self._by_action[action][partner][metric] += n
 
     def knows_action(self, action_id: str) -> bool:
-        return action_id in self._titles or action_id in self._by_action
+        return action_id in self.action_ids()
+
+    def action_ids(self) -> set[str]:
+        """Actions posted, or with any count (not: once counted, now all zero)."""
+        counted = {a for a, per_partner in self._by_action.items() if any(any(c.values()) for c in per_partner.values())}
+        return set(self._actions) | counted
+
+    def action_record(self, action_id: str) -> ActionRecord | None:
+        return self._actions.get(action_id)
+
+    def counts(self, action_id: str) -> dict[str, Counter[str]]:
+        """Raw counts per partner for one action (read-only view)."""
+        return self._by_action.get(action_id, {})
+
+    def checkins(self, action_id: str) -> dict[str, dict[datetime, int]]:
+        """Check-ins per crediting partner per minute, minutes with none left out (read-only view)."""
+        return self._checkins.get(action_id, {})
 
     def action(self, action_id: str) -> ActionTallies:
         per_partner = self._by_action.get(action_id, {})
@@ -142,7 +178,7 @@ class TallyBook:
             total.update(counts)
         return ActionTallies(
             action_id=action_id,
-            title=self._titles.get(action_id),
+            title=record.action.title if (record := self._actions.get(action_id)) else None,
             partners=rows,
             totals=Figures(**{m: total[m] for m in ACTION_METRICS}, **_derived(total)),
         )
@@ -152,7 +188,7 @@ class TallyBook:
         total: Counter[str] = Counter()
         for counts in self._by_partner.values():
             total.update(counts)
-        actions = len(set(self._titles) | set(self._by_action))
+        actions = len(self.action_ids())
         return CoalitionTallies(
             partners=rows,
             totals=CoalitionTotals(**{m: total[m] for m in METRICS}, actions=actions, **_derived(total)),

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from . import transport
 from .settings import Settings
 from .topology import (
-    ACTIONS, ASKS, ATTENDANCE, DEFERRED, MEMBERSHIPS, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
+    ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, MEMBERSHIPS, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
     asks_topic, dead_letter_topic, events_topic, provider_topic, targeting_topic,
 )
 
@@ -86,6 +86,7 @@ class Pipeline:
     asks: FactTable[Any]
     recent_asks: FactTable[Any]
     deferred: FactTable[Any]
+    erasures: FactTable[Any]
     pending: list[Awaitable[Any]] = field(default_factory=list)
 
     def send_soon(self, topic: faust.TopicT, key: str, value: bytes, partition: int | None = None) -> None:
@@ -144,12 +145,14 @@ def broker_urls(s: Settings) -> list[str]:
 
 def build(s: Settings) -> Pipeline:
     transport.register()
+    datadir = Path(tempfile.gettempdir()) / "turnout-faust" / s.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         s.app_id,
         broker=broker_urls(s),
         store="memory://",
         # Tables live in memory and their changelogs; Faust only wants a directory to exist.
-        datadir=str(Path(tempfile.gettempdir()) / "turnout-faust" / s.app_id),
+        datadir=str(datadir),
         autodiscover=False,
         web_enabled=False,
         topic_partitions=s.partitions,
@@ -191,5 +194,6 @@ def build(s: Settings) -> Pipeline:
         asks=table(ASKS),
         recent_asks=table(RECENT_ASKS),
         deferred=table(DEFERRED),
+        erasures=table(ERASURES),
         pending=pending,
     )

@@ -3,8 +3,9 @@ broker, the worker (``agents``) and the web app (``connectors``), imported only 
 
 from __future__ import annotations
 
+import asyncio
 import json
-import logging
+import logging.config
 import shlex
 import sys
 import time
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import coalition as coalition_file
+from .logs import logging_config
 from .settings import Settings
 
 console = Console(stderr=True)
@@ -66,9 +68,11 @@ def worker() -> None:
     else:
         console.print("[yellow]no provider credentials: asks are planned but not sent (see README)[/]")
     register(pipeline, s, outreach)
-    worker = faust.Worker(pipeline.app, loglevel="info")
-    # The Twilio SDK logs every request at INFO, with the recipient's number in the URL body.
-    logging.getLogger("twilio").setLevel(logging.WARNING)
+    if s.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(s.metrics_port)
+    worker = faust.Worker(pipeline.app, loglevel="info", logging_config=logging_config(s.log_format), quiet=True)
     worker.execute_from_commandline()
 
 
@@ -87,7 +91,8 @@ def web(host: str | None, port: int | None) -> None:
         app = create_app(s)
     except (coalition_file.CoalitionError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
-    uvicorn.run(app, host=host or s.web_host, port=port or s.web_port, log_level="warning")
+    # Open dashboard streams must not hold a restart up: they reconnect by themselves.
+    uvicorn.run(app, host=host or s.web_host, port=port or s.web_port, log_config=logging_config(s.log_format, "WARNING"), timeout_graceful_shutdown=2)
 
 
 @main.command(help="Run the sandbox providers (Twilio and SendGrid APIs) for the configured web app.")
@@ -110,7 +115,7 @@ def sandbox(port: int, faults: str) -> None:
         event_webhook_url=f"{web}/v1/providers/sendgrid/events",
         faults=Faults.model_validate(json.loads(faults)),
     )
-    uvicorn.run(create_sandbox(config), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(create_sandbox(config), host="127.0.0.1", port=port, log_config=logging_config(s.log_format, "WARNING"))
 
 
 @main.group(help="Kafka topics.")
@@ -162,6 +167,111 @@ def partners_list() -> None:
     Console().print(table)
 
 
+@main.group("action-network", help="A partner's Action Network webhook (see README).")
+def action_network() -> None:
+    pass
+
+
+@action_network.command("token", help="Give PARTNER a new secret webhook URL (the old one stops working) and print it.")
+@click.argument("partner_id")
+def action_network_token(partner_id: str) -> None:
+    s = settings()
+    try:
+        token = coalition_file.rotate_action_network_token(s.coalition, partner_id)
+    except coalition_file.CoalitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(f"new Action Network webhook URL for [bold]{partner_id}[/] (shown once; only its hash is kept):")
+    click.echo(f"{s.public_url.rstrip('/')}/v1/partners/{partner_id}/action-network/{token}")
+
+
+@action_network.command("map", help="Count attendances of Action Network EVENT (id or API URL) as RSVPs for ACTION_ID.")
+@click.argument("partner_id")
+@click.argument("event")
+@click.argument("action_id")
+def action_network_map(partner_id: str, event: str, action_id: str) -> None:
+    try:
+        p = coalition_file.map_action_network_event(settings().coalition, partner_id, event, action_id)
+    except coalition_file.CoalitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    for an_event, action in p.action_network.actions.items():
+        click.echo(f"{an_event} -> {action}")
+
+
+@action_network.command("unmap", help="Stop counting attendances of Action Network EVENT.")
+@click.argument("partner_id")
+@click.argument("event")
+def action_network_unmap(partner_id: str, event: str) -> None:
+    try:
+        coalition_file.map_action_network_event(settings().coalition, partner_id, event, None)
+    except coalition_file.CoalitionError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group(help="Partners' Mobilize organizations, polled for attendances (see README).")
+def mobilize() -> None:
+    pass
+
+
+@mobilize.command("connect", help="Poll Mobilize organization ORG_ID for PARTNER with its API key (prompted, not echoed).")
+@click.argument("partner_id")
+@click.argument("org_id", type=int)
+@click.option("--api-key", prompt="Mobilize API key", hide_input=True)
+def mobilize_connect(partner_id: str, org_id: int, api_key: str) -> None:
+    try:
+        coalition_file.connect_mobilize(settings().coalition, partner_id, org_id, api_key.strip())
+    except coalition_file.CoalitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{partner_id}: polling Mobilize organization {org_id}")
+
+
+@mobilize.command("map", help="Count attendances of Mobilize EVENT_ID (for PARTNER) as RSVPs and check-ins for ACTION_ID.")
+@click.argument("partner_id")
+@click.argument("event_id")
+@click.argument("action_id")
+def mobilize_map(partner_id: str, event_id: str, action_id: str) -> None:
+    try:
+        p = coalition_file.map_mobilize_event(settings().coalition, partner_id, event_id, action_id)
+    except coalition_file.CoalitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    for mz_event, action in p.mobilize.events.items():
+        click.echo(f"{mz_event} -> {action}")
+
+
+@mobilize.command("poll", help="Poll every connected partner's attendances, every TURNOUT_MOBILIZE_INTERVAL seconds.")
+@click.option("--once", is_flag=True, help="One pass over every partner, then exit (non-zero if a pass failed).")
+def mobilize_poll(once: bool) -> None:
+    import asyncio
+
+    import httpx
+
+    from connectors.mobilize_poller import MobilizeRefused, poll
+    from connectors.providers.errors import RetryLater
+    from connectors.web.publisher import KafkaPublisher
+
+    from .topology import events_topic
+
+    s = settings()
+    logging.config.dictConfig(logging_config(s.log_format))
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    coalition = coalition_file.load(s.coalition)
+
+    async def run() -> None:
+        publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
+        await publisher.start()
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                await poll(s, coalition, publisher, http, once)
+        finally:
+            await publisher.stop()
+
+    try:
+        asyncio.run(run())
+    except (MobilizeRefused, RetryLater) as exc:
+        raise click.ClickException(f"Mobilize pass failed (cursor kept; run again): {exc}") from None
+    except KeyboardInterrupt:
+        pass
+
+
 @main.command(help="Print the JSON Schema of partner events (or write it to --out).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def schema(out: Path | None) -> None:
@@ -194,6 +304,98 @@ def sign(partner_id: str, data: str | None, file_, url: str) -> None:
     click.echo(shlex.join(parts + ["--data-binary", body.decode()]))
 
 
+@main.command("import", help="Import a CSV sign-in sheet as PARTNER through the signed ingress (see README).")
+@click.argument("partner_id")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--type", "kind", type=click.Choice(["signup", "rsvp", "checkin"]), required=True)
+@click.option("--action", "action_id", default=None, help="The turnout action (required for rsvp and checkin).")
+@click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD", help="Read FIELD from COLUMN (repeatable).")
+@click.option("--consent", multiple=True, type=click.Choice(["sms", "email"]), help="The sheet collected consent for this channel (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Check every row and report the bad ones; post nothing.")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--batch", default=500, show_default=True, help="Events per request.")
+def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps: tuple[str, ...], consent: tuple[str, ...],
+            dry_run: bool, url: str, batch: int) -> None:
+    from datetime import datetime, timezone
+
+    import httpx
+    from rich.progress import Progress
+
+    from connectors import csv_import
+    from connectors.ingress_client import IngressClient, IngressRefused
+
+    s = settings()
+    partner = coalition_file.load(s.coalition).get(partner_id)
+    if partner is None:
+        raise click.ClickException(f"no enabled partner {partner_id!r} in the coalition file")
+    extra = dict(m.split("=", 1) for m in maps if "=" in m)
+    if len(extra) != len(maps):
+        raise click.UsageError("--map takes COLUMN=FIELD")
+    # Rows without a date happened when the sheet was last saved: a re-run gives identical events.
+    saved = datetime.fromtimestamp(file.stat().st_mtime, timezone.utc).replace(microsecond=0)
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as f:
+            rows, problems = csv_import.read(f, kind, partner=partner.id, secret=partner.secret.get_secret_value(), action=action_id,
+                                             default_at=saved, region=s.default_region, extra=extra, consent=frozenset(consent))
+    except (csv_import.CsvError, UnicodeDecodeError, csv_import.csv.Error) as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    for problem in problems:
+        console.print(f"[red]line {problem.line}[/]: {problem.reason}", highlight=False)
+    if dry_run:
+        click.echo(f"dry run: {len(rows)} rows would be imported, {len(problems)} bad")
+        sys.exit(1 if problems else 0)
+    client = IngressClient(url, partner.id, partner.secret.get_secret_value())
+    accepted = 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"posting {file.name}", total=len(rows))
+        for i in range(0, len(rows), batch):
+            chunk = rows[i : i + batch]
+            try:
+                answer = client.post([r.event for r in chunk])
+            except (IngressRefused, httpx.HTTPError) as exc:
+                raise click.ClickException(f"stopped after {accepted} of {len(rows)} rows (re-running is safe): {exc}") from None
+            accepted += answer["accepted"] + answer["duplicates"]
+            for rejection in answer["rejected"]:
+                reasons = "; ".join(f"{e['field']}: {e['message']}" for e in rejection["errors"])
+                console.print(f"[red]line {chunk[rejection['index']].line}[/]: {reasons}", highlight=False)
+                problems.append(csv_import.Problem(chunk[rejection["index"]].line, reasons))
+            progress.advance(task, len(chunk))
+    click.echo(f"imported {accepted} rows from {file.name} as {partner.id}; {len(problems)} bad rows not imported")
+    sys.exit(1 if problems else 0)
+
+
+@main.group(help="Supporters' records.")
+def people() -> None:
+    pass
+
+
+@people.command("forget", help="Erase a person (by phone or email) on request, through a running web app; report what was removed.")
+@click.option("--phone", default=None)
+@click.option("--email", default=None)
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+def people_forget(phone: str | None, email: str | None, url: str) -> None:
+    import httpx
+
+    if (phone is None) == (email is None):
+        raise click.UsageError("give exactly one of --phone or --email")
+    s = settings()
+    if s.organizer_token is None:
+        raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
+    body = {"phone": phone} if phone else {"email": email}
+    r = httpx.post(url + "/v1/people/forget", json=body, timeout=60,
+                   headers={"Authorization": f"Bearer {s.organizer_token.get_secret_value()}"})
+    if r.status_code not in (200, 202):
+        raise click.ClickException(f"{r.status_code}: {r.text}")
+    x = r.json()
+    members = f" (signed up by {', '.join(x['partners'])})" if x["partners"] else ""
+    click.echo(f"removed {x['people_removed']} person record(s){members}; cancelled {x['asks_cancelled']} queued ask(s); "
+               "memberships, RSVPs, check-ins and ask outcomes are kept without contact details, so tallies keep their counts")
+    if not x["complete"]:
+        click.echo(f"only {x['partitions_reported']} of {x['partitions']} partitions have reported so far (are workers running?); "
+                   f"the request ({x['request_id']}) stays queued and will be carried out")
+        sys.exit(2)
+
+
 @main.command(help="Show tallies from a running web app.")
 @click.option("--action", "action_id", default=None, help="One action's per-partner tallies.")
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True)
@@ -208,6 +410,35 @@ def tallies(action_id: str | None, url: str) -> None:
     if r.status_code != 200:
         raise click.ClickException(f"{r.status_code}: {r.text}")
     click.echo(json.dumps(r.json(), indent=2))
+
+
+@main.command(help="Export the tallies as CSV, read from the broker: per action and partner, or --aggregate for funders.")
+@click.option("--aggregate", is_flag=True, help="One row per action, no partner names, counts from 1 to 10 suppressed.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here (default: standard output).")
+def export(aggregate: bool, out: Path | None) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from connectors.web.exports import aggregate_csv, tallies_csv
+    from connectors.web.tally_reader import TallyReader
+    from contracts.tallies import TallyBook
+
+    s = settings()
+    book = TallyBook()
+    columns = (TextColumn("reading the fact topics"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=out is None) as bar:
+        task = bar.add_task("read", total=None)
+        asyncio.run(TallyReader(s, book).read_to_end(lambda done, total: bar.update(task, completed=done, total=total)))
+    names = {p.id: p.name for p in coalition_file.load(s.coalition).partners.values()}
+    chunks = aggregate_csv(book) if aggregate else tallies_csv(book, names)
+    if out is None:
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
+        return
+    tmp = out.with_name(out.name + ".part")
+    with tmp.open("w", newline="") as f:
+        f.writelines(chunks)
+    tmp.replace(out)
+    console.print(f"wrote {out}")
 
 
 @main.command(help="Run only the embedded broker (Tansu, memory-only) and print its address.")

@@ -7,16 +7,28 @@ name = "Union Local 1"
 kind = "union"
 secret = "…"
 enabled = true
+
+[partners.action_network]        # optional: see `turnout action-network`
+token_sha256 = "…"
+actions = { "d91b4b2e-…" = "rally-1201" }
+
+[partners.mobilize]              # optional: see `turnout mobilize`
+organization_id = 1234
+api_key = "…"
+events = { "567890" = "rally-1201" }
 ```
 The file holds secrets: keep it out of version control and readable only by the service.
+Commands that change a partner rewrite the whole file (comments are not kept).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import tomllib
 from pathlib import Path
+from typing import Any, Callable
 
 import tomli_w
 from pydantic import SecretStr, ValidationError
@@ -77,3 +89,75 @@ def add_partner(path: Path, partner_id: str, name: str, kind: str) -> Partner:
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     return f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+
+
+def update_partner(path: Path, partner_id: str, change: Callable[[dict[str, Any]], None]) -> Partner:
+    """Apply ``change`` to the partner's entry in place, validate, and rewrite the file (mode 0600)."""
+    load(path)  # refuse to rewrite a broken file
+    data = tomllib.loads(path.read_text()) if path.exists() else {}
+    entry = next((e for e in data.get("partners", []) if e.get("id") == partner_id), None)
+    if entry is None:
+        raise CoalitionError(f"no partner {partner_id!r} in {path}")
+    change(entry)
+    try:
+        partner = Partner.model_validate(entry)
+    except ValidationError as exc:
+        raise CoalitionError(_first_error(exc)) from None
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(tomli_w.dumps(data))
+    tmp.replace(path)
+    return partner
+
+
+def rotate_action_network_token(path: Path, partner_id: str) -> str:
+    """A fresh secret URL token for the partner's Action Network webhook; only its hash is kept."""
+    token = secrets.token_urlsafe(24)
+
+    def change(entry: dict[str, Any]) -> None:
+        entry.setdefault("action_network", {})["token_sha256"] = token_digest(token)
+
+    update_partner(path, partner_id, change)
+    return token
+
+
+def map_action_network_event(path: Path, partner_id: str, event: str, action_id: str | None) -> Partner:
+    """Count the partner's Action Network ``event`` (id or API URL) as ``action_id``; None unmaps it."""
+    key = event.rstrip("/").rsplit("/", 1)[-1]
+
+    def change(entry: dict[str, Any]) -> None:
+        actions = entry.setdefault("action_network", {}).setdefault("actions", {})
+        if action_id is None:
+            if actions.pop(key, None) is None:
+                raise CoalitionError(f"{partner_id}: Action Network event {key!r} is not mapped")
+        else:
+            actions[key] = action_id
+
+    return update_partner(path, partner_id, change)
+
+
+def token_digest(token: str) -> str:
+    # URL tokens are 192 random bits: a plain hash is enough, no salt or stretching needed.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def connect_mobilize(path: Path, partner_id: str, organization_id: int, api_key: str) -> Partner:
+    """Poll Mobilize organization ``organization_id`` for the partner, with its API key."""
+
+    def change(entry: dict[str, Any]) -> None:
+        old = entry.get("mobilize") or {}
+        entry["mobilize"] = {"organization_id": organization_id, "api_key": api_key, "events": old.get("events", {})}
+
+    return update_partner(path, partner_id, change)
+
+
+def map_mobilize_event(path: Path, partner_id: str, event_id: str, action_id: str) -> Partner:
+    """Count attendances of Mobilize event ``event_id`` as RSVPs and check-ins for ``action_id``."""
+
+    def change(entry: dict[str, Any]) -> None:
+        if "mobilize" not in entry:
+            raise CoalitionError(f"{partner_id}: not connected to Mobilize yet (turnout mobilize connect)")
+        entry["mobilize"].setdefault("events", {})[str(event_id)] = action_id
+
+    return update_partner(path, partner_id, change)

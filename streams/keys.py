@@ -56,3 +56,15 @@ def partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives ``key`` (murmur2, as every producer
     here uses): which people a worker owns when it iterates its tables."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def keys_for_every_partition(prefix: str, partitions: int) -> list[str]:
+    """One key per partition, ``<prefix>:<n>``, each landing on a different partition: how a
+    command reaches every partition through a producer that only takes keys."""
+    found: dict[int, str] = {}
+    n = 0
+    while len(found) < partitions:
+        key = f"{prefix}:{n}"
+        found.setdefault(partition_of(key, partitions), key)
+        n += 1
+    return [found[p] for p in range(partitions)]

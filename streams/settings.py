@@ -13,7 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TURNOUT_", frozen=True, extra="ignore")
+    # Empty values (a .env copied from .env.example and only partly filled in) count as unset.
+    model_config = SettingsConfigDict(env_prefix="TURNOUT_", frozen=True, extra="ignore", env_ignore_empty=True)
 
     kafka_bootstrap_servers: str | None = Field(
         default=None,
@@ -46,6 +47,10 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 8000
     public_url: str = Field(default="http://127.0.0.1:8000", description="Where providers reach the web app (callbacks, signature checks).")
+    log_format: Literal["json", "text"] = Field(default="json", description="Logs: one JSON object per line, or text.")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Workers serve Prometheus /metrics on this port (0: off). The web app serves GET /metrics.")
+    session_hours: float = Field(default=12.0, gt=0, description="How long a dashboard sign-in lasts.")
+    active_days: int = Field(default=14, ge=0, description="The dashboard header counts actions that started at most this many days ago, or later.")
 
     # Outreach. No provider credentials: `turnout up` starts the sandbox and points both here.
     twilio_account_sid: str | None = None
@@ -71,6 +76,9 @@ class Settings(BaseSettings):
     help_text: str = "Fair Care Coalition alerts. Reply STOP to opt out, START to opt back in."
     rsvp_base_url: str = Field(default="http://127.0.0.1:8000/r", description="RSVP links are <this>/<action>/<referral code>.")
     unsubscribe_url: str = Field(default="http://127.0.0.1:8000/unsubscribe", description="List-Unsubscribe target for emails.")
+    mobilize_base_url: str = Field(default="https://api.mobilize.us", description="Mobilize's API (a fake in tests).")
+    mobilize_interval: float = Field(default=60.0, gt=0, description="Seconds between polls of each partner's Mobilize organization.")
+    mobilize_rate: float = Field(default=15.0, gt=0, description="Mobilize reads per second (Mobilize allows 15).")
     clock: str = Field(default="system", description="`system`, or `file:PATH` (an ISO time in a file: rehearsals and tests).")
 
     @property

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from .admin import ensure_topics
 from .broker import EmbeddedBroker, free_port, wait_for_port
+from .coalition import load as load_coalition
 from .processes import child_dies_with_parent, stop_process
 from .settings import Settings
 
@@ -102,11 +103,15 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool) -> None:
             wait_for_port(sandbox_port, 60, sandbox)
             console.print(f"sandbox providers (Twilio + SendGrid APIs, inbox at {s.sandbox_url}/_sandbox/inbox)")
         procs += [spawn(["worker"], env, logs / f"worker-{i}.log") for i in range(workers)]
+        if any(p.mobilize for p in load_coalition(s.coalition).partners.values()):
+            procs.append(spawn(["mobilize", "poll"], env, logs / "mobilize.log"))
+            console.print("polling Mobilize for the partners connected to it")
         web = spawn(["web", "--host", "127.0.0.1", "--port", str(port)], env, logs / "web.log")
         procs.append(web)
         wait_for_port(port, 60, web)
         base = f"http://127.0.0.1:{port}"
         console.print(f"web app   {base}  (API docs {base}/docs)   logs in {logs}/")
+        console.print(f"dashboard {base}/dashboard  (sign in with the organizer token, or a partner id and its secret)")
         console.print(f"organizer token   {s.organizer_token.get_secret_value()}")
         if demo:
             from connectors.demo import run_demo

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.asks import AskCommand, AskFact, RecentAsks
+from contracts.erasure import ErasureReport
 from contracts.facts import ActionRecord, Attendance, Membership, Pledge, PersonRecord
 from contracts.tallies import FactKind
 
@@ -30,7 +31,8 @@ ACTIONS = TableSpec("actions_by_id", "action id", ActionRecord)
 ASKS = TableSpec("asks_by_id", "ask id", AskFact)
 RECENT_ASKS = TableSpec("recent_asks_by_person", "person key", RecentAsks)
 DEFERRED = TableSpec("deferred_asks_by_id", "ask id", AskCommand)
-TABLES = (PEOPLE, MEMBERSHIPS, ATTENDANCE, PLEDGES, ACTIONS, ASKS, RECENT_ASKS, DEFERRED)
+ERASURES = TableSpec("erasures_by_request", "request id|partition", ErasureReport)
+TABLES = (PEOPLE, MEMBERSHIPS, ATTENDANCE, PLEDGES, ACTIONS, ASKS, RECENT_ASKS, DEFERRED, ERASURES)
 
 #: The fact tables tallies are derived from (people is not one: it holds contact details).
 FACT_TABLES: dict[FactKind, TableSpec] = {
@@ -74,6 +76,11 @@ def dead_letter_topic(s: Settings) -> str:
     return f"{s.topic_prefix}dead-letters"
 
 
+def mobilize_cursor_topic(s: Settings) -> str:
+    """Where each partner's Mobilize poll got to (key: partner id, value: ``{"updated_since": unix s}``)."""
+    return f"{s.topic_prefix}mobilize-cursors"
+
+
 def changelog_topic(s: Settings, table: TableSpec) -> str:
     return f"{s.app_id}-{table.name}-changelog"
 
@@ -85,5 +92,6 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         TopicSpec(asks_topic(s), s.partitions, compacted=False),
         TopicSpec(provider_topic(s), s.partitions, compacted=False),
         TopicSpec(dead_letter_topic(s), 1, compacted=False),
+        TopicSpec(mobilize_cursor_topic(s), 1, compacted=True),
         *(TopicSpec(changelog_topic(s, t), s.partitions, compacted=True) for t in TABLES),
     ]

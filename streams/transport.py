@@ -8,6 +8,9 @@
 
 2. ``tansu://`` only: Tansu's wrong "latest" end offsets, below.
 
+3. ``tansu://`` only: a short fetch wait (``TANSU_FETCH_MAX_WAIT_MS``), because Tansu holds
+   every fetch for its full max wait instead of answering when records arrive.
+
 Tansu (the embedded dev/test broker) answers ListOffsets(latest), i.e.
 ``AIOKafkaConsumer.end_offsets()``, with "first offset of the LAST BATCH + 1"
 instead of "last offset + 1"; the high watermark inside Fetch responses is
@@ -34,7 +37,12 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
-__all__ = ["true_end_offsets", "SafeTransport", "Transport", "Consumer", "ConsumerThread", "register"]
+#: Tansu answers a fetch only when its max wait is over, even when records arrive sooner (Kafka
+#: answers at once). Faust's 1,500 ms made every event wait ~0.4 s on average in the worker
+#: (make bench: dashboard freshness, changelog p50 399 ms → 43 ms at 100 ms).
+TANSU_FETCH_MAX_WAIT_MS = 100
+
+__all__ = ["true_end_offsets", "SafeTransport", "Transport", "Consumer", "ConsumerThread", "register", "TANSU_FETCH_MAX_WAIT_MS"]
 
 
 async def true_end_offsets(
@@ -90,6 +98,11 @@ async def true_end_offsets(
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Consumer thread whose end offsets (used by table recovery) are true."""
+
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = TANSU_FETCH_MAX_WAIT_MS  # Faust hard-codes 1500 ms
+        return consumer
 
     async def _highwaters(self, partitions: List[TP]) -> Mapping[TP, int]:
         reported = await super()._highwaters(partitions)

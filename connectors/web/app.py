@@ -11,20 +11,26 @@ import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.sessions import SessionMiddleware
 
 from contracts.events import partner_event
 from contracts.tallies import ActionTallies, CoalitionTallies, TallyBook
+from streams import metrics
 from streams.coalition import Coalition, load
 from streams.settings import Settings
 from streams.topology import events_topic
 
 from ..signing import SignatureError, verify
+from . import dashboard
+from .action_network import router as action_network_router
+from .exports import aggregate_csv, tallies_csv
 from .ingress import BadBody, IngestResult, envelopes, parse_events
+from .people import router as people_router
 from .providers import router as providers_router
 from .publisher import BrokerUnavailable, KafkaPublisher, Publisher
-from .tally_reader import TallyReader
+from .tally_reader import Changes, TallyReader
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +60,10 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
         owned.append(publisher)
     reader = None
+    changes = Changes()
     if book is None:
         book = TallyBook()
-        reader = TallyReader(s, book)
+        reader = TallyReader(s, book, changes)
         owned.append(reader)
 
     @asynccontextmanager
@@ -75,12 +82,15 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         summary="Signed partner webhooks in; exact, live turnout tallies out.",
         lifespan=lifespan,
     )
-    bearer = HTTPBearer(auto_error=False, description="The organizer token (TURNOUT_ORGANIZER_TOKEN).")
-
-    def organizer(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        token = s.organizer_token.get_secret_value() if s.organizer_token else None
-        if token is None or cred is None or not hmac.compare_digest(cred.credentials.encode(), token.encode()):
-            raise HTTPException(401, "organizer token required (Authorization: Bearer …)", headers={"WWW-Authenticate": "Bearer"})
+    app.state.changes = changes
+    # Dashboard sign-ins: a signed cookie, keyed from the person-key secret (stable across restarts).
+    session_key = hmac.new(secret, b"turnout dashboard session", "sha256").hexdigest()
+    app.add_middleware(
+        SessionMiddleware, secret_key=session_key, session_cookie="turnout_session", max_age=int(s.session_hours * 3600),
+        same_site="lax", https_only=s.public_url.startswith("https://"),
+    )
+    access = dashboard.Access(s, coalition.current)
+    organizer = access.organizer
 
     @app.post(
         "/v1/events",
@@ -114,25 +124,31 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         partner_id = request.headers.get("x-turnout-partner", "")
         partner = coalition.current().get(partner_id)
         if partner is None:
-            raise HTTPException(401, "unknown or disabled partner (X-Turnout-Partner)")
+            raise refused(401, "unknown or disabled partner (X-Turnout-Partner)", "unknown_partner")
         try:
             verify(partner.secret.get_secret_value(), request.headers.get("x-turnout-timestamp"), request.headers.get("x-turnout-signature"), body, time.time(), s.signature_tolerance)
         except SignatureError as exc:
-            raise HTTPException(401, f"signature rejected: {exc.reason}") from None
+            raise refused(401, f"signature rejected: {exc.reason}", "signature") from None
         try:
             items, _single = parse_events(body, s.max_batch)
         except BadBody as exc:
-            raise HTTPException(400, str(exc)) from None
+            raise refused(400, str(exc), "bad_body") from None
         records, result = envelopes(items, partner.id, datetime.now(timezone.utc), secret, s.default_region)
         if records:
             await publisher.publish(records)
+            metrics.EVENTS_ACCEPTED.labels(partner.id).inc(len(records))
+        metrics.EVENTS_REJECTED.labels("invalid_event").inc(len(result.rejected))
+        metrics.EVENTS_REJECTED.labels("duplicate").inc(result.duplicates)
         status = 202 if records or result.duplicates else 422
         return JSONResponse(result.model_dump(), status_code=status)
 
     app.include_router(providers_router(s, publisher))
+    app.include_router(action_network_router(s, publisher, coalition.current))
+    app.include_router(people_router(s, publisher), dependencies=[Depends(organizer)])
 
     @app.exception_handler(BrokerUnavailable)
     async def broker_unavailable(request: Request, exc: BrokerUnavailable) -> JSONResponse:
+        metrics.EVENTS_REJECTED.labels("broker_unavailable").inc()
         # Never 2xx for what the broker did not acknowledge.
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
 
@@ -145,6 +161,25 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         if not book.knows_action(action_id):
             raise HTTPException(404, f"no action {action_id!r} (no action, pledge, RSVP or check-in seen yet)")
         return book.action(action_id)
+
+    def names() -> dict[str, str]:
+        return {p.id: p.name for p in coalition.current().partners.values()}
+
+    @app.get("/v1/exports/tallies.csv", dependencies=[Depends(organizer)], summary="Per action and partner, every figure (organizers only; counts, no personal data)", response_class=StreamingResponse)
+    async def export_tallies() -> StreamingResponse:
+        return _csv_download(tallies_csv(book, names()), "turnout-tallies.csv")
+
+    @app.get("/v1/exports/aggregate.csv", dependencies=[Depends(organizer)], summary="Per action, for funders: counts from 1 to 10 suppressed, no partner names", response_class=StreamingResponse)
+    async def export_aggregate() -> StreamingResponse:
+        return _csv_download(aggregate_csv(book), "turnout-aggregate.csv")
+
+    app.include_router(dashboard.router(s, access, coalition.current, book, changes, lambda: reader.lag() if reader else 0))
+
+    metrics.TALLY_LAG.set_function(lambda: (reader.lag() or 0) if reader else 0)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are")
     async def healthz() -> dict[str, object]:
@@ -167,15 +202,24 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     return app
 
 
+def refused(status: int, detail: str, reason: str) -> HTTPException:
+    metrics.EVENTS_REJECTED.labels(reason).inc()
+    return HTTPException(status, detail)
+
+
+def _csv_download(chunks, filename: str) -> StreamingResponse:
+    return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
 async def read_limited(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it exceeds ``limit`` (never read whole first)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body over {limit} bytes")
+        raise refused(413, f"body over {limit} bytes", "too_large")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"body over {limit} bytes")
+            raise refused(413, f"body over {limit} bytes", "too_large")
         chunks.append(chunk)
     return b"".join(chunks)

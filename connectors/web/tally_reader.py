@@ -9,31 +9,82 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from contracts.tallies import FactKind, TallyBook
+from streams.metrics import TALLY_RECORDS
 from streams.settings import Settings
 from streams.topology import FACT_TABLES, changelog_topic
+from streams.transport import TANSU_FETCH_MAX_WAIT_MS, true_end_offsets
 
 log = logging.getLogger(__name__)
 
 
+class Changes:
+    """Wakes everyone waiting for the tallies to change (the dashboard's event streams)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+
 class TallyReader:
-    def __init__(self, s: Settings, book: TallyBook) -> None:
+    def __init__(self, s: Settings, book: TallyBook, changes: Changes | None = None) -> None:
         self.book = book
+        self.changes = changes or Changes()
         self.kinds: dict[str, FactKind] = {changelog_topic(s, spec): kind for kind, spec in FACT_TABLES.items()}
         self.skipped = 0
         self._next: dict[TopicPartition, int] = {}
         self._bootstrap = s.bootstrap.split(",")
+        self._tansu = s.broker_flavor == "tansu"  # its ListOffsets answer is wrong: see streams.transport
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self._open()
+        self._task = asyncio.create_task(self._run(), name="tally-reader")
+
+    async def read_to_end(self, progress: Callable[[int, int], None]) -> None:
+        """Read every fact topic up to where it ends now, then stop (one-off exports).
+        ``progress(done, total)`` counts offsets."""
+        tps = await self._open()
+        try:
+            starts = await self._consumer.beginning_offsets(tps)
+            ends = await self._consumer.end_offsets(tps)
+            if self._tansu:
+                ends = await true_end_offsets(self._bootstrap, ends)
+            total = sum(ends[tp] - starts[tp] for tp in tps)
+            remaining = {tp for tp in tps if ends[tp] > starts[tp]}
+            progress(0, total)
+            while remaining:
+                for tp, messages in (await self._consumer.getmany(*remaining, timeout_ms=500, max_records=5000)).items():
+                    for m in messages:
+                        self._apply(self.kinds[tp.topic], m.key, m.value)
+                    self._next[tp] = messages[-1].offset + 1
+                    if self._next[tp] >= ends[tp]:
+                        remaining.discard(tp)
+                progress(sum(min(self._next.get(tp, starts[tp]), ends[tp]) - starts[tp] for tp in tps), total)
+        finally:
+            await self._consumer.stop()
+
+    async def _open(self) -> list[TopicPartition]:
         # aiokafka clients must be created inside the running loop.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None,
+            **({"fetch_max_wait_ms": TANSU_FETCH_MAX_WAIT_MS} if self._tansu else {}),
         )
         await self._consumer.start()
         tps = []
@@ -42,7 +93,7 @@ class TallyReader:
             tps += [TopicPartition(topic, p) for p in sorted(partitions)]
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
-        self._task = asyncio.create_task(self._run(), name="tally-reader")
+        return tps
 
     async def _partitions(self, topic: str) -> set[int]:
         # The topics are provisioned before the web app starts; metadata may lag a moment.
@@ -81,6 +132,8 @@ class TallyReader:
                 for m in messages:
                     self._apply(kind, m.key, m.value)
                 self._next[tp] = messages[-1].offset + 1
+            if batches:
+                self.changes.notify()
 
     def _apply(self, kind: FactKind, key: bytes | None, value: bytes | None) -> None:
         try:
@@ -93,3 +146,4 @@ class TallyReader:
             return
         if isinstance(k, str):
             self.book.apply(kind, k, fact)
+            TALLY_RECORDS.inc()

@@ -41,3 +41,38 @@ def test_sign_prints_a_curl_command_that_verifies(tmp_path):
     import time
 
     verify(secret, h["X-Turnout-Timestamp"], h["X-Turnout-Signature"], b'{"a": 1}', time.time(), 300)
+
+
+def test_action_network_token_and_mapping(tmp_path):
+    from streams.coalition import load, token_digest
+
+    runner = CliRunner()
+    env = {"TURNOUT_COALITION": str(tmp_path / "c.toml"), "TURNOUT_PUBLIC_URL": "https://turnout.example.org"}
+    runner.invoke(main, ["partners", "add", "union-a", "--name", "U", "--kind", "union"], env=env)
+    r = runner.invoke(main, ["action-network", "token", "union-a"], env=env)
+    url = r.stdout.strip().splitlines()[-1]
+    assert url.startswith("https://turnout.example.org/v1/partners/union-a/action-network/")
+    token = url.rsplit("/", 1)[1]
+    assert load(tmp_path / "c.toml").get("union-a").action_network.token_sha256 == token_digest(token)
+    assert token not in (tmp_path / "c.toml").read_text()
+    r = runner.invoke(main, ["action-network", "map", "union-a", "https://actionnetwork.org/api/v2/events/abc-1", "rally-1"], env=env)
+    assert r.exit_code == 0 and "abc-1 -> rally-1" in r.output
+    assert runner.invoke(main, ["action-network", "map", "union-a", "abc-2", "Not A Slug"], env=env).exit_code != 0
+    assert runner.invoke(main, ["action-network", "unmap", "union-a", "abc-1"], env=env).exit_code == 0
+    assert load(tmp_path / "c.toml").get("union-a").action_network.actions == {}
+    assert runner.invoke(main, ["action-network", "token", "nobody"], env=env).exit_code != 0
+
+
+def test_mobilize_connect_prompts_for_the_key_and_map_needs_a_connection(tmp_path):
+    from streams.coalition import load
+
+    runner = CliRunner()
+    env = {"TURNOUT_COALITION": str(tmp_path / "c.toml")}
+    runner.invoke(main, ["partners", "add", "union-a", "--name", "U", "--kind", "union"], env=env)
+    assert runner.invoke(main, ["mobilize", "map", "union-a", "7001", "rally-1"], env=env).exit_code != 0
+    r = runner.invoke(main, ["mobilize", "connect", "union-a", "101"], input="mz-secret-key\n", env=env)
+    assert r.exit_code == 0 and "mz-secret-key" not in r.output, r.output
+    assert runner.invoke(main, ["mobilize", "map", "union-a", "7001", "rally-1"], env=env).exit_code == 0
+    link = load(tmp_path / "c.toml").get("union-a").mobilize
+    assert (link.organization_id, link.api_key.get_secret_value(), link.events) == (101, "mz-secret-key", {"7001": "rally-1"})
+    assert "mz-secret-key" not in runner.invoke(main, ["partners", "list"], env=env).output

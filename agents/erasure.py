@@ -1,0 +1,76 @@
+"""Forgetting a person on request: which records go, and the agent step that removes them.
+
+A person matches a request when their person key, or the key of their phone or of their
+email, is one of the request's contact keys (so ``--email`` also finds a person first known
+by phone). What goes: their people record (with name, phone, email), their recent-asks
+record, and their deferred asks (which hold the rendered message and address); those asks
+are marked cancelled, and provider error texts on their asks (which may quote an address)
+are dropped. What stays: memberships, attendance, pledges and ask facts, which hold
+only the person key, so the tallies keep their counts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from contracts.asks import AskCommand, parse_ask_id
+from contracts.erasure import ErasureReport, ForgetPerson
+from contracts.facts import PersonRecord
+from streams.app import Pipeline
+from streams.keys import partition_of, person_key
+
+
+def matches(person: PersonRecord, requested: set[str], secret: bytes) -> bool:
+    if person.person_key in requested:
+        return True
+    return bool(
+        (person.phone and person_key(secret, person.phone, None) in requested)
+        or (person.email and person_key(secret, None, person.email) in requested)
+    )
+
+
+def forget(p: Pipeline, partition: int, cmd: ForgetPerson, secret: bytes, now: datetime) -> ErasureReport:
+    """Remove the people this partition holds that match ``cmd``; record and return what went."""
+    partitions = p.events.partitions or 1
+    requested = set(cmd.contact_keys)
+    mine = [k for k in list(p.people.table.keys()) if partition_of(k, partitions) == partition]
+    removed = [person for person in map(p.people.get, mine) if person is not None and matches(person, requested, secret)]
+    gone = {person.person_key for person in removed} | {k for k in requested if partition_of(k, partitions) == partition}
+    for key in gone:
+        p.people.delete(partition, key)
+        p.recent_asks.delete(partition, key)
+    cancelled = _cancel_deferred(p, partition, gone, now)
+    _scrub_errors(p, partition, gone)
+    partners = tuple(sorted({x for person in removed for x in person.partners}))
+    report = ErasureReport(request_id=cmd.request_id, partition=partition, people_removed=len(removed), partners=partners, asks_cancelled=cancelled, at=now)
+    key = f"{cmd.request_id}|{partition}"
+    first = p.erasures.get(key)
+    if first is not None:
+        return first  # a replay finds nothing left: the first pass's report is the one that counts
+    p.erasures.put(partition, key, None, report)
+    return report
+
+
+def _cancel_deferred(p: Pipeline, partition: int, gone: set[str], now: datetime) -> int:
+    """Drop the deferred texts of these people (message and number) and cancel their asks."""
+    cancelled = 0
+    for ask_id, raw in list(p.deferred.table.items()):
+        ask = AskCommand.model_validate(raw) if raw is not None else None
+        if ask is None or ask.person_key not in gone:
+            continue
+        p.deferred.delete(partition, ask_id)
+        fact = p.asks.get(ask_id)
+        if fact is not None:
+            p.asks.put(partition, ask_id, fact, fact.model_copy(update={"status": "cancelled", "error": "person erased", "updated_at": now, "deferred_until": None}))
+        cancelled += 1
+    return cancelled
+
+
+def _scrub_errors(p: Pipeline, partition: int, gone: set[str]) -> None:
+    """Provider error texts may quote the address (a bounce: "550 <ana@…> rejected"): drop them."""
+    for ask_id in list(p.asks.table.keys()):
+        if parse_ask_id(ask_id)[1] not in gone:
+            continue
+        fact = p.asks.get(ask_id)
+        if fact is not None and fact.error and fact.error != "person erased":
+            p.asks.put(partition, ask_id, fact, fact.model_copy(update={"error": "(removed on erasure)"}))

@@ -1,0 +1,118 @@
+"""Action Network webhook payloads → partner events. Pure: no I/O, no clock.
+
+Action Network posts a JSON array; each item holds one resource under its type key
+(``osdi:submission``, ``osdi:signature``, ``osdi:attendance``, ``action_network:action``…)
+next to ``action_network:sponsor`` and an ``idempotency_key``. People follow OSDI:
+``email_addresses[]``, ``phone_numbers[]``, ``postal_addresses[]``, each address with a
+``status`` (``subscribed``, ``unsubscribed``, ``bouncing``…).
+
+- Submissions (forms) and signatures (petitions) are sign-ups. A ``subscribed`` email grants
+  email consent, a ``subscribed`` phone grants SMS consent; anything else grants none.
+- Attendances are RSVPs for the turnout action the partner mapped the Action Network event to
+  (``turnout action-network map``); ``declined``/``tentative`` become no/maybe, else yes.
+- The event id is ``an-`` + the idempotency key, so a redelivery is the same event.
+- Everything else (other types, unmapped events, items without a resource) is rejected with a
+  reason; the caller keeps those as dead letters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+SIGNUPS = {"osdi:submission": "form submission", "osdi:signature": "petition signature"}
+ATTENDANCE = "osdi:attendance"
+ENVELOPE_KEYS = {"action_network:sponsor", "action_network:referrer_data", "idempotency_key"}
+_STATUS = {"declined": "no", "tentative": "maybe"}
+_EVENT_ID = re.compile(r"^[!-~]{1,120}$")
+
+
+@dataclass(frozen=True)
+class Rejected:
+    index: int
+    reason: str
+
+
+def translate(items: list[Any], actions: dict[str, str]) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejected]]:
+    """The partner events in ``items`` (each with the index it came from) and what was rejected."""
+    events, rejected = [], []
+    for index, item in enumerate(items):
+        try:
+            events.append((index, _event(item, actions)))
+        except ValueError as exc:
+            rejected.append(Rejected(index, str(exc)))
+    return events, rejected
+
+
+def _event(item: Any, actions: dict[str, str]) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise ValueError("not an object")
+    kinds = [k for k in item if k not in ENVELOPE_KEYS]
+    if len(kinds) != 1 or not isinstance(item[kinds[0]], dict):
+        raise ValueError(f"expected one resource next to {sorted(ENVELOPE_KEYS)}, found keys {sorted(item)}")
+    kind, resource = kinds[0], item[kinds[0]]
+    if kind not in SIGNUPS and kind != ATTENDANCE:
+        raise ValueError(f"{kind} is not something turnout takes from Action Network (it takes {', '.join([*SIGNUPS, ATTENDANCE])})")
+    key = item.get("idempotency_key")
+    if not isinstance(key, str) or not key:
+        raise ValueError("idempotency_key is missing")
+    at = resource.get("created_date") or resource.get("modified_date")
+    person = resource.get("person")
+    if not isinstance(person, dict):
+        raise ValueError(f"{kind} has no person")
+    common = {"event_id": event_id(key), "occurred_at": at}
+    if kind in SIGNUPS:
+        return {**common, "type": "signup", "person": _person(person), "consent": _consent(person, SIGNUPS[kind], at)}
+    event = _link(resource, "osdi:event")
+    action = actions.get(event or "") or actions.get((event or "").rsplit("/", 1)[-1])
+    if action is None:
+        raise ValueError(f"no turnout action is mapped to Action Network event {event!r} (turnout action-network map)")
+    status = _STATUS.get(str(resource.get("status", "")).lower(), "yes")
+    ref = {k: v for k, v in _person(person).items() if k in ("phone", "email")}
+    return {**common, "type": "rsvp", "action_id": action, "status": status, "person": ref}
+
+
+def event_id(idempotency_key: str) -> str:
+    if _EVENT_ID.match(idempotency_key):
+        return f"an-{idempotency_key}"
+    return "an-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+
+
+def _primary(entries: Any) -> dict[str, Any] | None:
+    entries = [e for e in entries or [] if isinstance(e, dict)]
+    return next((e for e in entries if e.get("primary")), entries[0] if entries else None)
+
+
+def _person(p: dict[str, Any]) -> dict[str, Any]:
+    email, phone, postal = _primary(p.get("email_addresses")), _primary(p.get("phone_numbers")), _primary(p.get("postal_addresses"))
+    languages = p.get("languages_spoken") or []
+    out = {
+        "given_name": p.get("given_name"),
+        "family_name": p.get("family_name"),
+        "email": email and email.get("address"),
+        "phone": phone and phone.get("number"),
+        "postal_code": postal and postal.get("postal_code"),
+        "language": languages[0] if isinstance(languages, list) and languages else None,
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+def _consent(p: dict[str, Any], how: str, at: Any) -> dict[str, Any]:
+    email, phone = _primary(p.get("email_addresses")), _primary(p.get("phone_numbers"))
+
+    def granted(address: dict[str, Any] | None, field: str) -> bool:
+        return bool(address and address.get(field) and address.get("status") == "subscribed")
+
+    method = f"Action Network {how}"
+    return {
+        "email": {"granted": granted(email, "address"), "given_at": at, "method": method},
+        "sms": {"granted": granted(phone, "number"), "given_at": at, "method": method},
+    }
+
+
+def _link(resource: dict[str, Any], rel: str) -> str | None:
+    link = (resource.get("_links") or {}).get(rel)
+    href = link.get("href") if isinstance(link, dict) else None
+    return href.rstrip("/") if isinstance(href, str) else None

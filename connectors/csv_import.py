@@ -1,0 +1,162 @@
+"""Sign-in sheets (CSV) → partner events, for ``turnout import``.
+
+Pure: rows in, events and per-line problems out; the CLI posts the events through the signed
+ingress like any other partner. Headers are matched case-insensitively, ignoring spaces,
+dashes and underscores, against the aliases in ``DEFAULT_HEADERS`` (``--map COLUMN=FIELD``
+adds more). Each event's id is a keyed hash (the partner's secret) of the partner, the event
+type, the action and the row's mapped values, never of its line number: the same file imported
+twice, or re-sorted, yields the same ids, and the facts they make count once.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Literal
+
+from pydantic import ValidationError
+
+from contracts.events import partner_event
+
+from .web.ingress import field_errors
+
+ImportType = Literal["signup", "rsvp", "checkin"]
+
+#: field → header aliases (normalized: lower case, letters and digits only).
+DEFAULT_HEADERS: dict[str, tuple[str, ...]] = {
+    "given_name": ("givenname", "firstname", "first", "fname"),
+    "family_name": ("familyname", "lastname", "last", "lname", "surname"),
+    "phone": ("phone", "phonenumber", "mobile", "mobilephone", "cell", "cellphone", "tel", "telephone"),
+    "email": ("email", "emailaddress", "mail"),
+    "postal_code": ("postalcode", "zip", "zipcode", "postcode"),
+    "language": ("language", "lang"),
+    "occurred_at": ("occurredat", "date", "datetime", "timestamp", "signedinat", "time"),
+    "status": ("status", "rsvp", "rsvpstatus"),
+    "sms_consent": ("smsconsent", "smsoptin", "textoptin", "oktotext", "textok", "sms"),
+    "email_consent": ("emailconsent", "emailoptin", "oktoemail", "emailok"),
+}
+FIELDS = tuple(DEFAULT_HEADERS)
+PERSON = ("given_name", "family_name", "phone", "email", "postal_code", "language")
+YES = {"y", "yes", "true", "1", "x", "si", "sí"}
+NO = {"", "n", "no", "false", "0"}
+
+
+class CsvError(Exception):
+    """The file as a whole cannot be imported (no usable header, unknown mapping)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    event: dict[str, Any]
+
+
+def _norm(header: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", header.lower())
+
+
+def column_map(headers: list[str], extra: dict[str, str] | None = None) -> dict[str, str]:
+    """field → the column it is read from. ``extra`` (column → field) wins over the defaults."""
+    mapping: dict[str, str] = {}
+    for column, field in (extra or {}).items():
+        if field not in FIELDS:
+            raise CsvError(f"--map {column}={field}: unknown field (known: {', '.join(FIELDS)})")
+        if column not in headers:
+            raise CsvError(f"--map {column}={field}: the file has no column {column!r}")
+        mapping[field] = column
+    for field, aliases in DEFAULT_HEADERS.items():
+        if field not in mapping:
+            found = next((h for h in headers if _norm(h) in aliases and h not in mapping.values()), None)
+            if found is not None:
+                mapping[field] = found
+    if "phone" not in mapping and "email" not in mapping:
+        raise CsvError(f"no phone or email column among {headers} (use --map COLUMN=phone)")
+    return mapping
+
+
+def event_id(secret: str, partner: str, kind: ImportType, action: str | None, values: dict[str, str]) -> str:
+    content = "\x1f".join([partner, kind, action or ""] + [f"{k}={values[k]}" for k in sorted(values)])
+    return "csv-" + hmac.new(secret.encode(), content.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def read(
+    lines: Iterable[str], kind: ImportType, *, partner: str, secret: str, action: str | None,
+    default_at: datetime, region: str = "US", extra: dict[str, str] | None = None, consent: frozenset[str] = frozenset(),
+) -> tuple[list[Row], list[Problem]]:
+    """The file's events, each with its line number, and every bad row with its line and reason.
+
+    ``default_at`` is when rows without a date column happened (the CLI uses the file's
+    modification time, so a re-run gives identical events). ``consent`` lists the channels the
+    sheet itself collected consent for; a row's own consent column wins.
+    """
+    if kind != "signup" and not action:
+        raise CsvError(f"--action is required for --type {kind}")
+    reader = csv.DictReader(lines)
+    if not reader.fieldnames:
+        raise CsvError("the file is empty (no header row)")
+    mapping = column_map([h for h in reader.fieldnames if h], extra)
+    rows, problems = [], []
+    line = 1  # the header's
+    for raw in reader:
+        start, line = line + 1, reader.line_num
+        values = {f: (raw.get(c) or "").strip() for f, c in mapping.items()}
+        if not any(values.values()):
+            continue  # blank line
+        try:
+            event = _event(kind, action, values, default_at, consent)
+        except ValueError as exc:
+            problems.append(Problem(start, str(exc)))
+            continue
+        event["event_id"] = event_id(secret, partner, kind, action, {k: v for k, v in values.items() if v})
+        reason = _invalid(event, region)
+        if reason:
+            problems.append(Problem(start, reason))
+        else:
+            rows.append(Row(start, event))
+    return rows, problems
+
+
+def _event(kind: ImportType, action: str | None, v: dict[str, str], default_at: datetime, consent: frozenset[str]) -> dict[str, Any]:
+    at = v.get("occurred_at") or default_at.isoformat()
+    person = {f: v[f] for f in PERSON if v.get(f)}
+    if kind == "signup":
+        return {"type": "signup", "occurred_at": at, "person": person, "consent": {
+            c: {"granted": _consent(v, c, consent), "method": "sign-in sheet (CSV import)"} for c in ("sms", "email")}}
+    ref = {f: person[f] for f in ("phone", "email") if f in person}
+    if kind == "rsvp":
+        status = (v.get("status") or "yes").lower()
+        status = "yes" if status in YES else "no" if status in NO - {""} else status
+        return {"type": "rsvp", "occurred_at": at, "action_id": action, "status": status, "person": ref}
+    return {"type": "checkin", "occurred_at": at, "action_id": action, "person": ref}
+
+
+def _consent(v: dict[str, str], channel: str, sheet: frozenset[str]) -> bool:
+    column = v.get(f"{channel}_consent", "")
+    if column.lower() in YES:
+        granted = True
+    elif column.lower() in NO - {""}:
+        granted = False
+    elif column:
+        raise ValueError(f"{channel}_consent: {column!r} is neither yes nor no")
+    else:
+        granted = channel in sheet
+    # Consent for a channel the row has no address for is not an error: there is nothing to grant.
+    return granted and bool(v.get("phone" if channel == "sms" else "email"))
+
+
+def _invalid(event: dict[str, Any], region: str) -> str | None:
+    try:
+        partner_event.validate_python(event, context={"default_region": region})
+    except ValidationError as exc:
+        return "; ".join(f"{e.field}: {e.message}" for e in field_errors(exc, event["type"]))
+    return None

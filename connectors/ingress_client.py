@@ -1,0 +1,46 @@
+"""Posting events to ``POST /v1/events`` as a partner, signed, the way any partner tool does.
+
+Used by ``turnout import``. A 503 (the broker did not acknowledge) is retried after its
+Retry-After: posting again is safe, every event becomes a keyed fact.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+import httpx
+
+from .signing import headers
+
+
+class IngressRefused(Exception):
+    """The ingress refused a batch (not 202/422), or kept answering 503; ``status`` says how."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+
+
+class IngressClient:
+    def __init__(self, url: str, partner: str, secret: str, *, attempts: int = 5,
+                 client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.url = url.rstrip("/") + "/v1/events"
+        self.partner = partner
+        self._secret = secret
+        self._attempts = attempts
+        self._http = client or httpx.Client(timeout=30)
+        self._sleep = sleep
+
+    def post(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """The ingress's answer (``accepted``, ``duplicates``, ``rejected``) once the broker has the batch."""
+        body = json.dumps(events).encode()
+        for attempt in range(1, self._attempts + 1):
+            r = self._http.post(self.url, content=body, headers=headers(self.partner, self._secret, body, time.time()))
+            if r.status_code in (202, 422):
+                return r.json()
+            if r.status_code != 503 or attempt == self._attempts:
+                raise IngressRefused(r.status_code, r.text[:500])
+            self._sleep(float(r.headers.get("retry-after", "1")))
+        raise AssertionError("unreachable")

@@ -1,0 +1,99 @@
+"""``POST /v1/partners/{partner_id}/action-network/{token}``: Action Network's webhook.
+
+Action Network does not sign its webhooks, so the URL carries a per-partner secret token
+(only its SHA-256 is in the coalition file), compared in constant time. A wrong partner or
+token is a 404 and nothing is written. Action Network gives up unless it gets a 200 within
+500 ms, so the handler only translates, writes to the events topic (acks=all) and answers;
+the workers do the rest. What cannot be used is answered 200 too (a retry would not make it
+usable) and kept on the dead-letter topic with the reason, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel
+
+from contracts.partners import Partner
+from streams.coalition import Coalition, token_digest
+from streams.settings import Settings
+from streams.topology import dead_letter_topic
+
+from ..action_network import Rejected, translate
+from .ingress import envelopes
+from .publisher import Publisher
+
+log = logging.getLogger(__name__)
+_NOBODY = token_digest("")  # compared against when the partner is unknown, so timing says nothing
+
+
+class Rejection(BaseModel):
+    index: int
+    reason: str
+
+
+class WebhookResult(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection]
+
+
+def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]) -> APIRouter:
+    r = APIRouter(tags=["partners"])
+    secret = s.person_key_bytes()
+    from .app import read_limited  # here, not at import: app.py includes this router
+
+    @r.post(
+        "/v1/partners/{partner_id}/action-network/{token}",
+        response_model=WebhookResult,
+        summary="Action Network webhook (the URL's token authenticates the partner)",
+        responses={404: {"description": "Unknown partner or wrong token; nothing written"},
+                   400: {"description": "Body is not a JSON array"},
+                   503: {"description": "The broker did not acknowledge; Action Network retries"}},
+    )
+    async def receive(partner_id: str, token: str, request: Request) -> WebhookResult:
+        partner = coalition().get(partner_id)
+        if not _token_matches(partner, token):
+            raise HTTPException(404, "Not Found")
+        body = await read_limited(request, s.max_body_bytes)
+        try:
+            items = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise HTTPException(400, "body is not valid JSON") from None
+        items = [items] if isinstance(items, dict) else items
+        if not isinstance(items, list):
+            raise HTTPException(400, "body must be a JSON array of Action Network objects")
+        indexed, rejected = translate(items, partner.action_network.actions)
+        records, result = envelopes([e for _, e in indexed], partner.id, datetime.now(timezone.utc), secret, s.default_region)
+        for bad in result.rejected:
+            reasons = "; ".join(f"{e.field}: {e.message}" for e in bad.errors)
+            rejected.append(Rejected(indexed[bad.index][0], reasons))
+        writes = [publisher.publish(records)] if records else []
+        if rejected:
+            writes.append(publisher.publish([_dead_letter(partner.id, items, x) for x in rejected], dead_letter_topic(s)))
+            log.warning("action network: %d of %d items from %s rejected", len(rejected), len(items), partner.id)
+        await asyncio.gather(*writes)  # both acknowledged before the 200, in one round trip
+        return WebhookResult(accepted=len(records), duplicates=result.duplicates,
+                             rejected=[Rejection(index=x.index, reason=x.reason) for x in sorted(rejected, key=lambda x: x.index)])
+
+    return r
+
+
+def _token_matches(partner: Partner | None, token: str) -> bool:
+    expected = partner.action_network.token_sha256 if partner is not None else None
+    ok = hmac.compare_digest(token_digest(token).encode(), (expected or _NOBODY).encode())
+    return ok and expected is not None
+
+
+def _dead_letter(partner: str, items: list[Any], x: Rejected) -> tuple[bytes, bytes]:
+    # Kept whole, so it can be fixed and replayed (the events topic holds the same details).
+    item = items[x.index]
+    value = {"reason": x.reason, "source": "action-network", "partner": partner, "index": x.index, "record": item}
+    key = item.get("idempotency_key") if isinstance(item, dict) else None
+    return (str(key or "").encode(), json.dumps(value, default=str).encode())

@@ -1,0 +1,240 @@
+"""What one viewer may see of the tallies: the dashboard's read model, counts only.
+
+An organizer sees every partner. A partner sees its own rows in full and the rest of the
+coalition folded into one aggregate row ("Rest of the coalition"), never another partner's
+name or figures. Nothing here has a person in it: the tallies hold counts, not people.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel
+
+from contracts.tallies import ACTION_METRICS, TallyBook, ratio
+
+Trend = Literal["rising", "falling", "steady", "too few actions"]
+REST = "Rest of the coalition"
+
+
+class Viewer(BaseModel, frozen=True):
+    role: Literal["organizer", "partner"]
+    partner: str | None = None
+
+    def sees(self, partner: str) -> bool:
+        return self.role == "organizer" or partner == self.partner
+
+
+class Row(BaseModel):
+    partner: str | None  # None: an aggregate of other partners
+    name: str
+    own: bool = False
+    partners: int = 1
+    pledged: int = 0
+    rsvp_yes: int = 0
+    attended: int = 0
+    production_ratio: float | None = None
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    opted_out: int = 0
+    no_show: bool = False  # pledged, the action has started, and nobody attended
+
+
+class Series(BaseModel):
+    partner: str | None
+    name: str
+    points: list[tuple[datetime, int]]  # cumulative check-ins at each minute that had any
+
+
+class ActionView(BaseModel):
+    action_id: str
+    title: str | None
+    starts_at: datetime | None
+    time_zone: str | None
+    rows: list[Row]
+    totals: Row
+    checkins: list[Series]
+
+
+class ActionSummary(BaseModel):
+    action_id: str
+    title: str | None
+    starts_at: datetime | None
+    pledged: int
+    attended: int
+
+
+class CapacityRow(BaseModel):
+    partner: str | None
+    name: str
+    own: bool = False
+    partners: int = 1
+    actions: int = 0
+    pledged: int = 0
+    attended: int = 0
+    production_ratio: float | None = None
+    recent: list[float] = []  # production ratio of each of the last actions pledged to, oldest first
+    trend: Trend | None = None
+
+
+class Header(BaseModel):
+    active_actions: int
+    pledged: int
+    rsvp_yes: int
+    attended: int
+    sent: int
+    delivered: int
+
+
+class DashboardView(BaseModel):
+    viewer: Viewer
+    version: int
+    generated_at: datetime
+    header: Header
+    actions: list[ActionSummary]
+    action: ActionView | None
+    capacity: list[CapacityRow]
+
+
+def build_view(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: str | None, now: datetime, active_days: int) -> DashboardView:
+    ordered = newest_first(book)
+    started = {a for a in ordered if _starts(book, a) is None or _starts(book, a) <= now}
+    active_since = now - timedelta(days=active_days)
+    active = [a for a in ordered if _starts(book, a) is None or _starts(book, a) >= active_since]
+    header: Counter[str] = Counter()
+    for a in active:
+        header.update(_sum(book.counts(a).values()))
+    summaries = []
+    for a in ordered:
+        total = _sum(book.counts(a).values())
+        summaries.append(ActionSummary(action_id=a, title=_title(book, a), starts_at=_starts(book, a), pledged=total["pledged"], attended=total["attended"]))
+    if action_id not in book.action_ids():
+        action_id = ordered[0] if ordered else None
+    return DashboardView(
+        viewer=viewer,
+        version=book.records,
+        generated_at=now,
+        header=Header(active_actions=len(active), pledged=header["pledged"], rsvp_yes=header["rsvp_yes"], attended=header["attended"], sent=_sent(header), delivered=header["delivered"]),
+        actions=summaries,
+        action=None if action_id is None else _action(book, names, viewer, action_id, action_id in started),
+        capacity=_capacity(book, names, viewer, ordered, started),
+    )
+
+
+def newest_first(book: TallyBook) -> list[str]:
+    """Actions by start time, newest first; actions known only from pledges or check-ins last."""
+    timed = sorted((a for a in book.action_ids() if _starts(book, a)), key=lambda a: (_starts(book, a), a), reverse=True)
+    return timed + sorted(a for a in book.action_ids() if not _starts(book, a))
+
+
+def _action(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: str, started: bool) -> ActionView:
+    counts = {p: c for p, c in book.counts(action_id).items() if any(c.values())}
+    if viewer.partner is not None:
+        counts.setdefault(viewer.partner, Counter())
+    rows = [_row(p, names, c, viewer, started) for p, c in sorted(counts.items()) if viewer.sees(p)]
+    others = [c for p, c in counts.items() if not viewer.sees(p)]
+    if others:
+        rows.append(_aggregate(_sum(others), len(others)))
+    record = book.action_record(action_id)
+    series: dict[str | None, Counter[datetime]] = {}
+    for partner, per_minute in book.checkins(action_id).items():
+        series.setdefault(partner if viewer.sees(partner) else None, Counter()).update(per_minute)
+    return ActionView(
+        action_id=action_id,
+        title=record.action.title if record else None,
+        starts_at=record.action.starts_at if record else None,
+        time_zone=record.action.time_zone if record else None,
+        rows=rows,
+        totals=_aggregate(_sum(counts.values()), len(counts), name="All partners"),
+        checkins=[
+            Series(partner=p, name=names.get(p, p) if p else REST, points=_cumulative(per_minute))
+            for p, per_minute in sorted(series.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+        ],
+    )
+
+
+def _capacity(book: TallyBook, names: dict[str, str], viewer: Viewer, ordered: list[str], started: set[str]) -> list[CapacityRow]:
+    """Per partner across every action: pledged vs attended, and the ratio's trend over time."""
+    ratios: dict[str, list[float]] = {}
+    totals: dict[str, Counter[str]] = {}
+    actions: Counter[str] = Counter()
+    for a in reversed(ordered):  # oldest first
+        for partner, c in book.counts(a).items():
+            totals.setdefault(partner, Counter()).update(c)
+            if c["pledged"]:
+                actions[partner] += 1
+                if a in started:
+                    ratios.setdefault(partner, []).append(ratio(c["attended"], c["pledged"]) or 0.0)
+    if viewer.partner is not None:
+        totals.setdefault(viewer.partner, Counter())
+    rows = []
+    for partner, c in sorted(totals.items()):
+        if viewer.sees(partner) and (c["pledged"] or c["attended"] or partner == viewer.partner):
+            recent = ratios.get(partner, [])[-5:]
+            rows.append(CapacityRow(
+                partner=partner, name=names.get(partner, partner), own=partner == viewer.partner, actions=actions[partner],
+                pledged=c["pledged"], attended=c["attended"], production_ratio=ratio(c["attended"], c["pledged"]),
+                recent=recent, trend=trend(recent),
+            ))
+    others = [c for p, c in totals.items() if not viewer.sees(p) and (c["pledged"] or c["attended"])]
+    if others:
+        rest = _sum(others)
+        rows.append(CapacityRow(partner=None, name=REST, partners=len(others), pledged=rest["pledged"], attended=rest["attended"], production_ratio=ratio(rest["attended"], rest["pledged"])))
+    return rows
+
+
+def trend(ratios: list[float]) -> Trend:
+    """The latest action's production ratio against the mean of the ones before it: a move of
+    10 percentage points or more either way is a trend."""
+    if len(ratios) < 2:
+        return "too few actions"
+    change = round(ratios[-1] - sum(ratios[:-1]) / (len(ratios) - 1), 4)
+    return "rising" if change >= 0.1 else "falling" if change <= -0.1 else "steady"
+
+
+def _row(partner: str, names: dict[str, str], c: Counter[str], viewer: Viewer, started: bool) -> Row:
+    return Row(partner=partner, name=names.get(partner, partner), own=partner == viewer.partner, **_figures(c), no_show=started and c["pledged"] > 0 and c["attended"] == 0)
+
+
+def _aggregate(c: Counter[str], partners: int, name: str = REST) -> Row:
+    return Row(partner=None, name=name, partners=partners, **_figures(c))
+
+
+def _figures(c: Counter[str]) -> dict[str, int | float | None]:
+    return {
+        "pledged": c["pledged"], "rsvp_yes": c["rsvp_yes"], "attended": c["attended"],
+        "production_ratio": ratio(c["attended"], c["pledged"]), "sent": _sent(c),
+        "delivered": c["delivered"], "failed": c["failed"], "opted_out": c["opted_out"],
+    }
+
+
+def _sent(c: Counter[str]) -> int:
+    return c["asked_sms"] + c["asked_email"]
+
+
+def _sum(counters) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for c in counters:
+        total.update({m: c[m] for m in ACTION_METRICS})
+    return total
+
+
+def _cumulative(per_minute: Counter[datetime]) -> list[tuple[datetime, int]]:
+    total, points = 0, []
+    for minute in sorted(m for m, n in per_minute.items() if n):
+        total += per_minute[minute]
+        points.append((minute, total))
+    return points
+
+
+def _starts(book: TallyBook, action_id: str) -> datetime | None:
+    record = book.action_record(action_id)
+    return record.action.starts_at if record else None
+
+
+def _title(book: TallyBook, action_id: str) -> str | None:
+    record = book.action_record(action_id)
+    return record.action.title if record else None

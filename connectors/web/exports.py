@@ -1,0 +1,92 @@
+"""CSV exports of the tallies: counts only, never a person.
+
+- ``tallies_csv``: one row per (action, partner) with every figure, for the coalition's organizers.
+- ``aggregate_csv``: one row per action, no partner names, every count from 1 to 10 suppressed
+  (the CMS cell-size suppression rule), for funders and legislators. There is deliberately no
+  total row: a total next to suppressed cells would give them away by subtraction.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from typing import Iterable, Iterator
+
+from contracts.tallies import ACTION_METRICS, TallyBook, ratio
+
+from .dashboard.view import newest_first
+
+SUPPRESSED = "<11"
+SUPPRESSION_NOTE = (
+    "# Aggregate turnout counts. Every count from 1 to 10 is suppressed and shown as <11 "
+    "(CMS cell-size suppression policy); a ratio is left blank when either of its counts is suppressed. "
+    "Counts of 0 are shown. No personal data."
+)
+TALLY_COLUMNS = ("action_id", "title", "starts_at", "partner", "partner_name", *ACTION_METRICS, "production_ratio", "conversion")
+AGGREGATE_COLUMNS = ("action_id", "title", "starts_at", "partners", "pledged", "rsvp_yes", "attended", "asks_sent", "delivered", "opted_out", "production_ratio")
+
+
+def tallies_rows(book: TallyBook, names: dict[str, str]) -> Iterator[list[object]]:
+    for action_id in newest_first(book):
+        record = book.action_record(action_id)
+        title, starts = (record.action.title, record.action.starts_at.isoformat()) if record else ("", "")
+        for partner, c in sorted(book.counts(action_id).items()):
+            if any(c.values()):
+                asked = c["asked_sms"] + c["asked_email"]
+                yield [action_id, _text(title), starts, partner, _text(names.get(partner, "")), *(c[m] for m in ACTION_METRICS),
+                       _blank(ratio(c["attended"], c["pledged"])), _blank(ratio(c["rsvp_yes"], asked))]
+
+
+def aggregate_rows(book: TallyBook) -> Iterator[list[object]]:
+    for action_id in newest_first(book):
+        record = book.action_record(action_id)
+        per_partner = [c for c in book.counts(action_id).values() if any(c.values())]
+        total: Counter[str] = Counter()
+        for c in per_partner:
+            total.update(c)
+        counts = [len(per_partner), total["pledged"], total["rsvp_yes"], total["attended"], total["asked_sms"] + total["asked_email"], total["delivered"], total["opted_out"]]
+        production = "" if suppressed(total["attended"]) or suppressed(total["pledged"]) else _blank(ratio(total["attended"], total["pledged"]))
+        yield [action_id, _text(record.action.title) if record else "", record.action.starts_at.isoformat() if record else "",
+               *(suppress(n) for n in counts), production]
+
+
+def suppressed(n: int) -> bool:
+    return 1 <= n <= 10
+
+
+def suppress(n: int) -> int | str:
+    return SUPPRESSED if suppressed(n) else n
+
+
+def tallies_csv(book: TallyBook, names: dict[str, str]) -> Iterator[str]:
+    return _csv(TALLY_COLUMNS, tallies_rows(book, names))
+
+
+def aggregate_csv(book: TallyBook) -> Iterator[str]:
+    return _csv(AGGREGATE_COLUMNS, aggregate_rows(book), note=SUPPRESSION_NOTE)
+
+
+def _csv(columns: Iterable[str], rows: Iterable[list[object]], note: str | None = None) -> Iterator[str]:
+    """CSV text in chunks of about 64 KiB, so a large export streams."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if note:
+        buf.write(note + "\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(row)
+        if buf.tell() > 65536:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+def _text(value: str) -> str:
+    """Free text that a spreadsheet would run as a formula is quoted (CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _blank(value: float | None) -> float | str:
+    return "" if value is None else value

@@ -1,0 +1,112 @@
+"""``POST /v1/people/forget`` (organizer): erase a person on request.
+
+The web app turns the phone or email into keyed hashes, writes one ``ForgetPerson`` command
+per partition of the events topic (the workers that own those partitions remove the records:
+see ``agents.erasure``), then waits, up to ``wait`` seconds, for every partition's report on
+the erasures changelog and answers with the total. 200 when every partition reported, 202
+(with what is known so far) when some did not in time: the commands are written and will be
+carried out when workers run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from contracts.erasure import FORGET_PREFIX, ErasureReport, ForgetPerson
+from contracts.people import normalize_email, normalize_phone
+from streams.keys import keys_for_every_partition, person_key
+from streams.settings import Settings
+from streams.topology import ERASURES, changelog_topic
+
+from .publisher import Publisher
+
+
+class ForgetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str | None = None
+    email: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ForgetRequest:
+        if (self.phone is None) == (self.email is None):
+            raise ValueError("give exactly one of phone or email")
+        return self
+
+
+class ForgetResult(BaseModel):
+    request_id: str
+    complete: bool
+    partitions: int
+    partitions_reported: int
+    people_removed: int
+    partners: list[str]
+    asks_cancelled: int
+
+
+class ErasureReports(Protocol):
+    async def wait(self, request_id: str, partitions: int, timeout: float) -> list[ErasureReport]:
+        """The reports of ``request_id`` that arrived within ``timeout`` (at most one per partition)."""
+
+
+class KafkaErasureReports:
+    """Reads the erasures changelog (compacted, small) from the beginning for one request."""
+
+    def __init__(self, s: Settings) -> None:
+        self.topic = changelog_topic(s, ERASURES)
+        self.bootstrap = s.bootstrap.split(",")
+
+    async def wait(self, request_id: str, partitions: int, timeout: float) -> list[ErasureReport]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        found: dict[int, ErasureReport] = {}
+        try:
+            tps = [TopicPartition(self.topic, p) for p in range(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            deadline = time.monotonic() + timeout
+            while len(found) < partitions and time.monotonic() < deadline:
+                for messages in (await consumer.getmany(timeout_ms=200)).values():
+                    for m in messages:
+                        if m.value is not None and json.loads(m.key).startswith(f"{request_id}|"):
+                            report = ErasureReport.model_validate_json(m.value)
+                            found[report.partition] = report
+        finally:
+            await consumer.stop()
+        return list(found.values())
+
+
+def router(s: Settings, publisher: Publisher, reports: ErasureReports | None = None, wait: float = 20.0) -> APIRouter:
+    r = APIRouter(prefix="/v1/people", tags=["people"])
+    secret = s.person_key_bytes()
+    reports = reports or KafkaErasureReports(s)
+
+    @r.post("/forget", response_model=ForgetResult, summary="Erase a person (by phone or email) from the people table; tallies keep their counts",
+            responses={202: {"model": ForgetResult, "description": "Requested; not every partition has reported yet"}})
+    async def forget(body: ForgetRequest) -> JSONResponse:
+        by_phone = body.phone is not None
+        try:
+            keys = (person_key(secret, normalize_phone(body.phone, s.default_region), None),) if by_phone else (person_key(secret, None, normalize_email(body.email)),)
+        except ValueError as exc:
+            raise HTTPException(422, f"{'phone' if by_phone else 'email'}: {exc}") from None
+        request_id = uuid.uuid4().hex
+        cmd = ForgetPerson(request_id=request_id, requested_at=datetime.now(timezone.utc), contact_keys=keys)
+        value = cmd.model_dump_json().encode()
+        await publisher.publish([(k.encode(), value) for k in keys_for_every_partition(FORGET_PREFIX + request_id, s.partitions)])
+        found = await reports.wait(request_id, s.partitions, wait)
+        result = ForgetResult(
+            request_id=request_id, complete=len(found) == s.partitions, partitions=s.partitions, partitions_reported=len(found),
+            people_removed=sum(x.people_removed for x in found), partners=sorted({p for x in found for p in x.partners}),
+            asks_cancelled=sum(x.asks_cancelled for x in found),
+        )
+        return JSONResponse(result.model_dump(), status_code=200 if result.complete else 202)
+
+    return r

@@ -1,0 +1,51 @@
+"""`turnout import` posts a sign-in sheet through the real signed ingress into real workers."""
+
+import pytest
+from click.testing import CliRunner
+
+from streams.cli import main
+from streams.stack import child_env
+from tests.integration.conftest import eventually
+
+pytestmark = pytest.mark.integration
+
+SHEET = "First Name,Last Name,Phone,Email,ZIP\n" \
+        "Ana,Diaz,(510) 555-0123,ana@example.org,94607\n" \
+        "Ben,Okafor,,ben@example.org,94612\n" \
+        "Carla,Nguyen,not a phone,,94606\n" \
+        "Dev,Patel,510-555-0124,dev@@example,94607\n" \
+        "Fay,Kim,510.555.0126,,94601\n"
+RSVPS = "phone,email,status\n(510) 555-0123,,yes\n,ben@example.org,yes\n510 555 0126,,no\n"
+
+
+def signups(stack) -> dict[str, int]:
+    return {p["partner"]: p["signups"] for p in stack.get("/v1/tallies").json()["partners"]}
+
+
+def test_a_sheet_imports_its_good_rows_reports_bad_ones_by_line_and_counts_once(make_stack, tmp_path):
+    stack = make_stack()
+    stack.start_worker()
+    stack.start_web()
+    sheet, rsvps = tmp_path / "sheet.csv", tmp_path / "rsvps.csv"
+    sheet.write_text(SHEET)
+    rsvps.write_text(RSVPS)
+    runner, env = CliRunner(), child_env(stack.settings)
+
+    dry = runner.invoke(main, ["import", "union-a", str(sheet), "--type", "signup", "--consent", "sms", "--dry-run", "--url", stack.url], env=env)
+    assert dry.exit_code == 1, dry.output
+    assert "3 rows would be imported, 2 bad" in dry.output
+    assert "line 4" in dry.output and "line 5" in dry.output
+    assert "555-0123" not in dry.output
+
+    for _ in range(2):  # the same file twice counts once
+        r = runner.invoke(main, ["import", "union-a", str(sheet), "--type", "signup", "--consent", "sms", "--url", stack.url], env=env)
+        assert r.exit_code == 1 and "imported 3 rows" in r.output and "2 bad rows" in r.output, r.output
+    r = runner.invoke(main, ["import", "union-a", str(rsvps), "--type", "rsvp", "--action", "rally-9", "--url", stack.url], env=env)
+    assert r.exit_code == 0 and "imported 3 rows" in r.output, r.output
+
+    eventually(lambda: stack.action_rows("rally-9") == {"union-a": {"pledged": 0, "rsvp_yes": 2, "attended": 0}})
+    eventually(lambda: signups(stack) == {"union-a": 3})
+    r = runner.invoke(main, ["import", "union-a", str(rsvps), "--type", "rsvp", "--action", "rally-9", "--url", stack.url], env=env)
+    assert r.exit_code == 0, r.output
+    eventually(lambda: stack.action_rows("rally-9") == {"union-a": {"pledged": 0, "rsvp_yes": 2, "attended": 0}})
+    assert signups(stack) == {"union-a": 3}

@@ -1,0 +1,78 @@
+"""Erasure on request: the person's contact details leave every compacted topic, they get no
+further asks, and the tallies keep their counts."""
+
+import pytest
+from click.testing import CliRunner
+from kafka import KafkaConsumer
+
+from streams.cli import main
+from streams.stack import child_env
+from streams.topology import DEFERRED, PEOPLE, changelog_topic, topic_specs
+from tests.factories import checkin, phone, rsvp, signup
+from tests.integration.conftest import eventually
+from tests.integration.test_outreach import rapid
+
+pytestmark = pytest.mark.integration
+
+ANA_PHONE, ANA_EMAIL, BEN_PHONE = phone(1), "ana.diaz@example.org", phone(2)
+NIGHT = "2026-11-25T06:00:00+00:00"  # 22:00 in California: texts are deferred, emails go
+
+
+def latest_values(stack) -> dict[tuple[str, bytes], bytes | None]:
+    """The latest value of every key of every compacted topic (what compaction keeps)."""
+    topics = [t.name for t in topic_specs(stack.settings) if t.compacted]
+    consumer = KafkaConsumer(*topics, bootstrap_servers=stack.settings.bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=1500)
+    latest = {(m.topic, m.key): m.value for m in consumer}
+    consumer.close()
+    return latest
+
+
+def holding(stack, *needles: str) -> set[str]:
+    return {topic for (topic, key), value in latest_values(stack).items()
+            for n in needles if n.encode() in (key or b"") + (value or b"")}
+
+
+def person(event_id, phone_=None, email=None, name="Ana"):
+    return signup(event_id, phone=phone_, email=email, at="2026-11-20T10:00:00Z", given_name=name, postal_code="94607")
+
+
+def test_forgetting_a_person_removes_their_contact_details_and_keeps_the_counts(make_stack):
+    stack = make_stack(outreach=True, partners=("backbone", "union-a", "faith-b"))
+    stack.start_sandbox()
+    stack.start_web()
+    stack.start_worker()
+    stack.set_clock(NIGHT)
+    stack.post_all("union-a", [person("u1", ANA_PHONE, ANA_EMAIL), person("u2", BEN_PHONE, name="Ben"),
+                               rsvp("r1", "rally-e", phone=ANA_PHONE), checkin("c1", "rally-e", phone=ANA_PHONE, at="2026-12-01T18:05:00Z")])
+    stack.post_all("faith-b", [person("f1", ANA_PHONE)])
+    stack.post_all("backbone", [rapid("alert-1", "Budget hearing", ["94607"])])
+    # Ana's email goes out at once; both texts wait for the morning in the deferred table.
+    eventually(lambda: [m["to"] for m in stack.inbox("email")] == [ANA_EMAIL], timeout=60)
+    stored = {changelog_topic(stack.settings, PEOPLE), changelog_topic(stack.settings, DEFERRED)}
+    eventually(lambda: holding(stack, ANA_PHONE) == stored, timeout=60)
+    rows = {"union-a": {"pledged": 0, "rsvp_yes": 1, "attended": 1}}
+    eventually(lambda: stack.action_rows("rally-e") == rows)
+    coalition = {p["partner"]: p["signups"] for p in stack.get("/v1/tallies").json()["partners"]}
+    assert coalition == {"union-a": 2, "faith-b": 1}
+
+    # By email, though Ana is keyed by her phone: the request reaches every partition.
+    r = CliRunner().invoke(main, ["people", "forget", "--email", ANA_EMAIL.upper(), "--url", stack.url], env=child_env(stack.settings))
+    assert r.exit_code == 0, r.output
+    assert "removed 1 person record(s) (signed up by faith-b, union-a); cancelled 1 queued ask(s)" in r.output
+    assert ANA_EMAIL not in r.output
+
+    assert holding(stack, ANA_PHONE, ANA_PHONE[2:], ANA_EMAIL, '"Ana"', "Ana:") == set()
+    assert holding(stack, BEN_PHONE)  # the scan does see contact details that should be there
+    assert stack.action_rows("rally-e") == rows
+    assert {p["partner"]: p["signups"] for p in stack.get("/v1/tallies").json()["partners"]} == coalition
+
+    # Morning, and a new alert: Ben gets both texts, Ana nothing more.
+    stack.set_clock("2026-11-25T18:00:00+00:00")
+    stack.post_all("backbone", [rapid("alert-2", "Vote on the budget", ["94607"], at="2026-11-25T17:00:00Z")])
+    eventually(lambda: sorted(m["body"].split(":")[1].strip().split(" at")[0] for m in stack.inbox("sms")) == ["Budget hearing", "Vote on the budget"], timeout=60)
+    assert {m["to"] for m in stack.inbox("sms")} == {BEN_PHONE}
+    assert [m["to"] for m in stack.inbox("email")] == [ANA_EMAIL]
+
+    again = CliRunner().invoke(main, ["people", "forget", "--phone", ANA_PHONE, "--url", stack.url], env=child_env(stack.settings))
+    assert again.exit_code == 0 and "removed 0 person record(s)" in again.output, again.output

@@ -1,0 +1,62 @@
+"""The Mobilize poller against a fake Mobilize (three pages, a 429 in the middle), into real
+workers; its cursor lives in Kafka, so a restart resumes where it was and counts nothing twice."""
+
+import pytest
+from click.testing import CliRunner
+
+from streams.cli import main
+from streams.coalition import connect_mobilize, map_mobilize_event
+from streams.stack import child_env
+from tests.factories import phone
+from tests.fake_mobilize import FakeMobilize, attendance
+from tests.integration.conftest import eventually
+
+pytestmark = pytest.mark.integration
+
+
+def poll_once(stack, fake):
+    env = {**child_env(stack.settings), "TURNOUT_MOBILIZE_BASE_URL": fake.url}
+    r = CliRunner().invoke(main, ["mobilize", "poll", "--once"], env=env)
+    assert r.exit_code == 0, r.output
+
+
+def test_attendances_become_rsvps_and_checkins_and_a_restart_resumes_without_double_counting(make_stack):
+    stack = make_stack()
+    path = stack.settings.coalition
+    connect_mobilize(path, "union-a", 101, "key-union")
+    map_mobilize_event(path, "union-a", "7001", "rally-m")
+    connect_mobilize(path, "faith-b", 202, "key-faith")
+    worker = stack.start_worker()
+    stack.start_web()
+    rows = [
+        attendance(1, 7001, "REGISTERED", 1_764_000_001, phone=phone(1)),
+        attendance(2, 7001, "CONFIRMED", 1_764_000_002, phone=phone(2), attended=True),
+        attendance(3, 7001, "CANCELLED", 1_764_000_003, phone=phone(3)),
+        attendance(4, 7001, "REGISTERED", 1_764_000_004, email="dev@example.org", sponsor=202),  # promoted by faith-b
+        attendance(5, 7999, "REGISTERED", 1_764_000_005, phone=phone(5)),  # an event nobody mapped
+    ]
+    with FakeMobilize(keys={101: "key-union", 202: "key-faith"}, attendances={101: rows}, throttle_pages={1}) as fake:
+        poll_once(stack, fake)
+        union = [r for r in fake.requests if r["org"] == 101]
+        assert [r["cursor"] for r in union] == [0, 1, 1, 2] and union[0]["updated_since"] == 0
+        expected = {"union-a": {"pledged": 0, "rsvp_yes": 2, "attended": 1}, "faith-b": {"pledged": 0, "rsvp_yes": 1, "attended": 0}}
+        eventually(lambda: stack.action_rows("rally-m") == expected)
+
+        stack.stop(worker)
+        stack.start_worker()
+        # Since the first pass: person 1 came, person 3 changed their mind, person 6 signed up.
+        fake.attendances[101] = [rows[1], rows[3], rows[4],
+                                 attendance(1, 7001, "CONFIRMED", 1_764_000_100, phone=phone(1), attended=True),
+                                 attendance(3, 7001, "REGISTERED", 1_764_000_101, phone=phone(3)),
+                                 attendance(6, 7001, "REGISTERED", 1_764_000_102, phone=phone(6))]
+        fake.requests.clear()
+        poll_once(stack, fake)
+        assert {r["updated_since"] for r in fake.requests if r["org"] == 101} == {1_764_000_005}  # resumed from Kafka
+        expected["union-a"] = {"pledged": 0, "rsvp_yes": 4, "attended": 2}
+        eventually(lambda: stack.action_rows("rally-m") == expected, timeout=60)
+
+        fake.requests.clear()
+        poll_once(stack, fake)  # nothing new: the same facts again
+        assert {r["updated_since"] for r in fake.requests if r["org"] == 101} == {1_764_000_102}
+    assert fake.max_reads_per_second() <= 15
+    eventually(lambda: stack.action_rows("rally-m") == expected)

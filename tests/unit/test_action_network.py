@@ -1,0 +1,102 @@
+"""Action Network webhooks: the OSDI mapping (pure) and the partner URL (no broker)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from connectors.action_network import translate
+from connectors.web.app import create_app
+from connectors.web.publisher import ListPublisher
+from contracts.events import Envelope, partner_event
+from contracts.tallies import TallyBook
+from streams.coalition import add_partner, load, map_action_network_event, rotate_action_network_token
+from streams.settings import Settings
+from streams.topology import dead_letter_topic
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "action_network"
+EVENT = "https://actionnetwork.org/api/v2/events/d91b4b2e-6c3a-4f5e-8d7c-9b0a1f2e3d4c"
+
+
+def fixture(name):
+    return json.loads((FIXTURES / name).read_text())
+
+
+def test_submissions_and_signatures_are_signups_with_consent_from_address_statuses():
+    events, rejected = translate(fixture("submission.json"), {})
+    assert rejected == []
+    (_, ana), (_, ben) = events
+    assert ana["type"] == "signup" and ana["event_id"] == "an-8d4e6f0a2b1c3d5e7f9a0b2c4d6e8f01"
+    assert ana["person"] == {"given_name": "Ana", "family_name": "Diaz", "email": "ana.diaz@example.org", "phone": "15105550123", "postal_code": "94607", "language": "es"}
+    assert ana["consent"]["email"]["granted"] and ana["consent"]["sms"]["granted"]
+    assert ben["consent"]["email"]["granted"] is False and ben["consent"]["sms"]["granted"] is False
+    for _, e in events:
+        partner_event.validate_python(e)
+
+
+def test_attendances_are_rsvps_for_the_mapped_action_whether_mapped_by_id_or_url():
+    for key in (EVENT, EVENT.rsplit("/", 1)[1]):
+        events, rejected = translate(fixture("attendance.json"), {key: "rally-1201"})
+        assert rejected == [] and events[0][1]["action_id"] == "rally-1201" and events[0][1]["status"] == "yes"
+        assert events[0][1]["person"] == {"email": "ana.diaz@example.org", "phone": "15105550123"}
+
+
+def test_unknown_types_unmapped_events_and_malformed_items_are_rejected_with_reasons():
+    events, rejected = translate(fixture("mixed.json") + ["nonsense", {"idempotency_key": "x"}], {})
+    assert [i for i, _ in events] == [3]
+    reasons = {r.index: r.reason for r in rejected}
+    assert "action_network:action is not something turnout takes" in reasons[0]
+    assert "osdi:outreach" in reasons[1]
+    assert "no turnout action is mapped" in reasons[2]
+    assert reasons[4] == "not an object" and "expected one resource" in reasons[5]
+
+
+@pytest.fixture
+def env(tmp_path):
+    path = tmp_path / "coalition.toml"
+    add_partner(path, "union-a", "Union A", "union")
+    add_partner(path, "faith-b", "Faith B", "faith")
+    token = rotate_action_network_token(path, "union-a")
+    map_action_network_event(path, "union-a", EVENT, "rally-1201")
+    s = Settings(coalition=path, organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    publisher = ListPublisher()
+    return TestClient(create_app(s, publisher=publisher, book=TallyBook())), publisher, token, s
+
+
+def test_only_the_hash_of_the_token_is_stored_and_rotation_replaces_it(env, tmp_path):
+    client, pub, token, s = env
+    text = s.coalition.read_text()
+    assert token not in text and load(s.coalition).get("union-a").action_network.actions == {"d91b4b2e-6c3a-4f5e-8d7c-9b0a1f2e3d4c": "rally-1201"}
+    new = rotate_action_network_token(s.coalition, "union-a")
+    assert client.post(f"/v1/partners/union-a/action-network/{token}", json=fixture("submission.json")).status_code == 404
+    assert client.post(f"/v1/partners/union-a/action-network/{new}", json=fixture("submission.json")).status_code == 200
+
+
+def test_the_partner_url_writes_events_as_that_partner(env):
+    client, pub, token, _ = env
+    r = client.post(f"/v1/partners/union-a/action-network/{token}", json=fixture("submission.json") + fixture("attendance.json"))
+    assert r.status_code == 200 and r.json() == {"accepted": 3, "duplicates": 0, "rejected": []}
+    envs = [Envelope.model_validate_json(v) for _, v in pub.records]
+    assert {e.partner for e in envs} == {"union-a"} and [e.event.type for e in envs] == ["signup", "signup", "rsvp"]
+    assert envs[0].person_key == envs[2].person_key  # the RSVP is the same person
+
+
+@pytest.mark.parametrize("partner, token", [("union-a", "wrong"), ("faith-b", None), ("nobody", None), ("union-a", "")])
+def test_wrong_token_or_partner_is_404_and_writes_nothing(env, partner, token):
+    client, pub, good, _ = env
+    url = f"/v1/partners/{partner}/action-network/{good if token is None else token}"
+    r = client.post(url, json=fixture("submission.json"))
+    assert r.status_code in (404, 405) and pub.by_topic == {}
+
+
+def test_unusable_items_are_answered_200_and_kept_as_dead_letters(env):
+    client, pub, token, s = env
+    r = client.post(f"/v1/partners/union-a/action-network/{token}", json=fixture("mixed.json"))
+    assert r.status_code == 200
+    assert r.json()["accepted"] == 1 and [x["index"] for x in r.json()["rejected"]] == [0, 1, 2]
+    letters = [json.loads(v) for _, v in pub.by_topic[dead_letter_topic(s)]]
+    assert [(x["source"], x["partner"], x["index"]) for x in letters] == [("action-network", "union-a", i) for i in (0, 1, 2)]
+    bad = client.post(f"/v1/partners/union-a/action-network/{token}", content=b"not json")
+    assert bad.status_code == 400

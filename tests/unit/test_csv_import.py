@@ -1,0 +1,71 @@
+"""CSV sign-in sheets → partner events: header mapping, line-numbered problems, stable ids."""
+
+import io
+from datetime import datetime, timezone
+
+import pytest
+
+from connectors.csv_import import CsvError, column_map, read
+from contracts.events import partner_event
+
+AT = datetime(2026, 11, 20, 18, 0, tzinfo=timezone.utc)
+SHEET = (__import__("pathlib").Path(__file__).parents[1] / "fixtures" / "signin-sheet.csv").read_text()
+
+
+def load(text=SHEET, kind="signup", action=None, **kw):
+    return read(io.StringIO(text), kind, partner="union-a", secret="s3cret", action=action, default_at=AT, **kw)
+
+
+def test_common_headers_are_recognized():
+    m = column_map(["First Name", "Last Name", "Phone", "E-mail", "ZIP", "Text OK"])
+    assert m == {"given_name": "First Name", "family_name": "Last Name", "phone": "Phone", "email": "E-mail", "postal_code": "ZIP", "sms_consent": "Text OK"}
+
+
+def test_good_rows_become_valid_events_and_bad_rows_are_reported_by_line():
+    rows, problems = load()
+    assert [r.line for r in rows] == [2, 3, 8]
+    for r in rows:
+        partner_event.validate_python(r.event)
+    assert rows[0].event["person"]["phone"] == "(510) 555-0123" and rows[0].event["consent"]["sms"]["granted"] is True
+    assert rows[1].event["consent"]["sms"]["granted"] is False  # no phone, nothing to grant
+    by_line = {p.line: p.reason for p in problems}
+    assert set(by_line) == {4, 6, 7}
+    assert "person.phone" in by_line[4]
+    assert "person.email" in by_line[6]
+    assert "maybe" in by_line[7]
+
+
+def test_ids_depend_on_content_not_on_position_or_run():
+    rows, _ = load()
+    again, _ = load()
+    assert [r.event["event_id"] for r in rows] == [r.event["event_id"] for r in again]
+    header, *lines = SHEET.splitlines()
+    shuffled, _ = load("\n".join([header, *reversed(lines)]))
+    assert {r.event["event_id"] for r in shuffled} == {r.event["event_id"] for r in rows}
+    other_partner, _ = read(io.StringIO(SHEET), "signup", partner="faith-b", secret="s3cret", action=None, default_at=AT)
+    assert not {r.event["event_id"] for r in other_partner} & {r.event["event_id"] for r in rows}
+    assert all("5550123" not in r.event["event_id"] for r in rows)
+
+
+def test_rsvp_and_checkin_need_an_action_and_read_status():
+    with pytest.raises(CsvError, match="--action"):
+        load(kind="rsvp")
+    rows, problems = load("phone,status\n5105550123,no\n5105550124,\n5105550125,later\n", kind="rsvp", action="rally-1")
+    assert [r.event["status"] for r in rows] == ["no", "yes"]
+    assert problems[0].line == 4 and "status" in problems[0].reason
+    rows, _ = load("email,date\nana@example.org,2026-12-01T18:05:00-08:00\n", kind="checkin", action="rally-1")
+    assert rows[0].event["occurred_at"] == "2026-12-01T18:05:00-08:00" and rows[0].event["action_id"] == "rally-1"
+
+
+def test_mapping_overrides_and_missing_contact_columns():
+    rows, _ = load("Cell #,Nom\n5105550123,Zoé\n", extra={"Cell #": "phone", "Nom": "given_name"})
+    assert rows[0].event["person"] == {"phone": "5105550123", "given_name": "Zoé"}
+    with pytest.raises(CsvError, match="no phone or email"):
+        load("name,zip\nAna,94607\n")
+    with pytest.raises(CsvError, match="unknown field"):
+        load("phone\n5105550123\n", extra={"phone": "mobile"})
+
+
+def test_sheet_level_consent_applies_to_rows_without_their_own():
+    rows, _ = load("phone,email\n5105550123,ana@example.org\n", consent=frozenset({"email"}))
+    assert rows[0].event["consent"]["email"]["granted"] is True and rows[0].event["consent"]["sms"]["granted"] is False

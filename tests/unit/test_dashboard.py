@@ -1,0 +1,182 @@
+"""The dashboard's access rules, read model and exports, over HTTP with an in-memory tally book."""
+
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from connectors.web.app import create_app
+from connectors.web.dashboard.view import Viewer, build_view, trend
+from connectors.web.publisher import ListPublisher
+from contracts.asks import AskFact
+from contracts.events import ActionEvent
+from contracts.facts import ActionRecord, Attendance, Pledge
+from contracts.tallies import TallyBook
+from streams.coalition import add_partner
+from streams.settings import Settings
+from tests.factories import action
+
+TOKEN = "organizer-token"
+NOW = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+PARTNERS = {"union-a": "Union Local A", "faith-b": "Faith Group B", "seniors-c": "Seniors C"}
+
+
+def action_record(action_id: str, starts_at: datetime, title: str = "Rally for fair funding") -> ActionRecord:
+    raw = {**action(action_id), "title": title, "starts_at": starts_at.isoformat()}
+    return ActionRecord(partner="union-a", action=ActionEvent.model_validate(raw))
+
+
+def seeded_book() -> TallyBook:
+    """rally-1 started an hour ago: union-a pledged 40 and turned out 12; faith-b pledged 8 and
+    turned out 3; seniors-c pledged 20 and nobody came. march-0 happened a week earlier."""
+    book = TallyBook()
+    book.apply("action", "rally-1", action_record("rally-1", NOW - timedelta(hours=1)))
+    book.apply("action", "march-0", action_record("march-0", NOW - timedelta(days=7), title="March"))
+    for partner, count in (("union-a", 40), ("faith-b", 8), ("seniors-c", 20)):
+        book.apply("pledge", f"rally-1|{partner}", Pledge(action_id="rally-1", partner=partner, count=count, occurred_at=NOW, event_id=f"p-{partner}"))
+    book.apply("pledge", "march-0|union-a", Pledge(action_id="march-0", partner="union-a", count=10, occurred_at=NOW, event_id="p0"))
+    people = [("union-a", 12), ("faith-b", 3)]
+    for partner, n in people:
+        for i in range(n):
+            at = NOW - timedelta(minutes=30 - i % 3)
+            book.apply("attendance", f"rally-1|{partner}-pk{i}", Attendance(action_id="rally-1", person_key=f"{partner}-pk{i}", rsvp="yes", rsvp_at=at, rsvp_by=partner, attended_at=at, attended_by=partner))
+    for i in range(4):
+        book.apply("attendance", f"march-0|old-pk{i}", Attendance(action_id="march-0", person_key=f"old-pk{i}", attended_at=NOW - timedelta(days=7), attended_by="union-a"))
+    for i, status in enumerate(("delivered", "delivered", "failed")):
+        book.apply("ask", f"rally-1:ask{i}:sms", AskFact(ask_id=f"rally-1:ask{i}:sms", action_id="rally-1", person_key=f"ask-pk{i}", channel="sms", partner="faith-b", status=status, updated_at=NOW))
+    return book
+
+
+@pytest.fixture
+def env(tmp_path):
+    path = tmp_path / "coalition.toml"
+    secrets = {pid: add_partner(path, pid, name, "union").secret.get_secret_value() for pid, name in PARTNERS.items()}
+    s = Settings(coalition=path, organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    book = seeded_book()
+    return TestClient(create_app(s, publisher=ListPublisher(), book=book)), secrets, book
+
+
+def sign_in(client, **form):
+    return client.post("/dashboard/login", data=form, follow_redirects=False)
+
+
+def test_nothing_is_shown_without_signing_in(env):
+    client, _, _ = env
+    for path in ("/dashboard/view", "/dashboard/events", "/v1/exports/tallies.csv", "/v1/exports/aggregate.csv"):
+        assert client.get(path).status_code == 401, path
+    page = client.get("/dashboard", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/dashboard/login"
+
+
+def test_wrong_credentials_are_refused_and_sign_nobody_in(env):
+    client, secrets, _ = env
+    assert sign_in(client, token="nope").status_code == 401
+    assert sign_in(client, partner="union-a", secret=secrets["faith-b"]).status_code == 401
+    assert sign_in(client, partner="union-a", secret="").status_code == 401
+    assert client.get("/dashboard/view").status_code == 401
+
+
+def test_an_organizer_sees_every_partner_and_who_pledged_and_produced_nothing(env):
+    client, _, _ = env
+    r = sign_in(client, token=TOKEN)
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard"
+    assert client.get("/dashboard").status_code == 200
+    view = client.get("/dashboard/view").json()
+    assert [a["action_id"] for a in view["actions"]] == ["rally-1", "march-0"]  # newest first
+    rows = {r["partner"]: r for r in view["action"]["rows"]}
+    assert set(rows) == set(PARTNERS)
+    assert (rows["union-a"]["name"], rows["union-a"]["pledged"], rows["union-a"]["attended"], rows["union-a"]["production_ratio"]) == ("Union Local A", 40, 12, 0.3)
+    assert rows["seniors-c"]["no_show"] and not rows["union-a"]["no_show"]
+    assert (rows["faith-b"]["sent"], rows["faith-b"]["delivered"], rows["faith-b"]["failed"]) == (3, 2, 1)
+    assert view["action"]["totals"]["attended"] == 15
+    assert view["header"] == {"active_actions": 2, "pledged": 78, "rsvp_yes": 15, "attended": 19, "sent": 3, "delivered": 2}
+    series = {s["partner"]: s["points"] for s in view["action"]["checkins"]}
+    assert series["union-a"][-1][1] == 12 and series["faith-b"][-1][1] == 3
+    assert [p[1] for p in series["union-a"]] == sorted(p[1] for p in series["union-a"])  # cumulative
+    capacity = {c["partner"]: c for c in view["capacity"]}
+    assert (capacity["union-a"]["pledged"], capacity["union-a"]["attended"], capacity["union-a"]["actions"]) == (50, 16, 2)
+    assert capacity["union-a"]["recent"] == [0.4, 0.3] and capacity["union-a"]["trend"] == "falling"
+
+
+def test_a_partner_sees_its_own_row_and_the_rest_only_as_an_aggregate(env):
+    client, secrets, _ = env
+    assert sign_in(client, partner="faith-b", secret=secrets["faith-b"]).status_code == 303
+    r = client.get("/dashboard/view")
+    view = r.json()
+    rows = view["action"]["rows"]
+    assert [row["partner"] for row in rows] == ["faith-b", None]
+    own, rest = rows
+    assert own["own"] and (own["pledged"], own["attended"], own["delivered"]) == (8, 3, 2)
+    assert (rest["name"], rest["partners"], rest["pledged"], rest["attended"]) == ("Rest of the coalition", 2, 60, 12)
+    assert [c["partner"] for c in view["capacity"]] == ["faith-b", None]
+    assert [s["partner"] for s in view["action"]["checkins"]] == ["faith-b", None]
+    for other in ("union-a", "seniors-c", "Union Local A", "Seniors C"):
+        assert other not in r.text
+    assert "pk" not in r.text  # no person keys either
+    assert client.get("/v1/exports/tallies.csv").status_code == 403
+    assert client.get("/v1/tallies").status_code == 403
+
+
+def test_a_rotated_or_disabled_partner_is_signed_out(env, tmp_path):
+    client, secrets, _ = env
+    sign_in(client, partner="union-a", secret=secrets["union-a"])
+    assert client.get("/dashboard/view").status_code == 200
+    path = tmp_path / "coalition.toml"
+    path.write_text(path.read_text().replace(secrets["union-a"], "rotated-secret"))
+    assert client.get("/dashboard/view").status_code == 401
+
+
+def test_the_tallies_export_has_every_figure_per_action_and_partner_for_organizers(env):
+    client, _, _ = env
+    r = client.get("/v1/exports/tallies.csv", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    by = {(row["action_id"], row["partner"]): row for row in rows}
+    assert set(by) == {("rally-1", p) for p in PARTNERS} | {("march-0", "union-a")}
+    assert (by[("rally-1", "union-a")]["attended"], by[("rally-1", "union-a")]["production_ratio"]) == ("12", "0.3")
+    assert by[("rally-1", "faith-b")]["partner_name"] == "Faith Group B"
+
+
+def test_the_aggregate_export_suppresses_every_count_from_1_to_10_and_names_nobody(env):
+    client, _, book = env
+    book.apply("action", "vigil-2", action_record("vigil-2", NOW - timedelta(hours=2), title="=HYPERLINK(\"x\")"))
+    r = client.get("/v1/exports/aggregate.csv", headers={"Authorization": f"Bearer {TOKEN}"})
+    note, body = r.text.split("\n", 1)
+    assert note.startswith("#") and "1 to 10" in note and "suppressed" in note
+    rows = {row["action_id"]: row for row in csv.DictReader(io.StringIO(body))}
+    rally = rows["rally-1"]
+    # pledged 68, RSVP yes 15, attended 15 are shown; 3 partners, 3 asks, 2 delivered are not.
+    assert (rally["pledged"], rally["rsvp_yes"], rally["attended"]) == ("68", "15", "15")
+    assert (rally["partners"], rally["asks_sent"], rally["delivered"], rally["opted_out"]) == ("<11", "<11", "<11", "0")
+    assert rally["production_ratio"] == "0.2206"
+    march = rows["march-0"]
+    assert (march["pledged"], march["attended"], march["production_ratio"]) == ("<11", "<11", "")
+    assert rows["vigil-2"]["title"].startswith("'=")  # no spreadsheet formula
+    for name in (*PARTNERS, *PARTNERS.values()):
+        assert name not in r.text
+
+
+def test_trend_compares_the_latest_action_with_the_ones_before():
+    assert trend([0.5]) == "too few actions"
+    assert trend([0.2, 0.3, 0.8]) == "rising"
+    assert trend([0.9, 0.8, 0.4]) == "falling"
+    assert trend([0.5, 0.55]) == "steady"
+
+
+def test_the_selected_action_falls_back_to_the_newest_and_unknown_partners_keep_their_id():
+    book = seeded_book()
+    view = build_view(book, {}, Viewer(role="organizer"), "no-such-action", NOW, 14)
+    assert view.action.action_id == "rally-1"
+    assert {r.name for r in view.action.rows} == set(PARTNERS)
+    assert build_view(book, {}, Viewer(role="organizer"), "march-0", NOW, 3).header.active_actions == 1
+
+
+def test_a_check_in_moved_to_another_minute_moves_in_the_chart():
+    book = TallyBook()
+    first = Attendance(action_id="a", person_key="pk", attended_at=NOW, attended_by="union-a")
+    book.apply("attendance", "a|pk", first)
+    book.apply("attendance", "a|pk", first.model_copy(update={"attended_at": NOW + timedelta(minutes=5)}))
+    assert book.checkins("a") == {"union-a": {NOW + timedelta(minutes=5): 1}}

@@ -1,0 +1,22 @@
+import json
+import logging
+import logging.config
+
+from streams.logs import logging_config, redact
+
+
+def test_contact_details_are_redacted_as_a_last_line_of_defence():
+    assert redact("sent to +15105550123 and ana.b+x@example.org ok") == "sent to <phone> and <email> ok"
+    assert redact("offset 1732380000000 partition 3") == "offset 1732380000000 partition 3"  # plain numbers stay
+
+
+def test_logs_are_one_json_object_per_line_with_the_message_redacted(capsys):
+    logging.config.dictConfig(logging_config("json"))
+    try:
+        logging.getLogger("turnout.test").warning("could not reach %s", "+15105550123")
+        line = capsys.readouterr().out.strip().splitlines()[-1]
+        record = json.loads(line)
+        assert record["message"] == "could not reach <phone>" and record["level"] == "WARNING" and record["logger"] == "turnout.test"
+        assert {"time", "pid"} <= set(record)
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
