@@ -8,7 +8,8 @@ worker touches only the people it owns.
 No double asks: an ask is marked "sending" in its table and the broker acknowledges that mark
 *before* the provider is called. A replayed command that finds "sending" (or later) is not
 sent again. An ask whose worker died between the mark and the provider's answer stays
-"sending" (at most once: never resent blindly) and is reported by the tallies as attempted.
+"sending" (at most once: never resent blindly) and is reported by the tallies as attempted;
+asks are marked a chunk ahead of the one being sent, so that is at most two chunks.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class Outbox(Protocol):
 
     async def reply(self, to: str, body: str) -> None:
         """Send a plain text reply (HELP)."""
+
+    async def aclose(self) -> None:
+        """Release the providers' connections (the worker is stopping)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,10 @@ def register(p: Pipeline, o: Outreach) -> None:
 
         async for _ in p.batches(stream, SEND_BATCH, every=0.05, flush=flush):
             pass  # the work happens per batch, in flush
+
+    @p.app.on_before_shutdown.connect
+    async def close_outbox(app, **kwargs) -> None:  # noqa: ANN001
+        await o.outbox.aclose()
 
     released: set[tuple[str, datetime]] = set()
 
@@ -138,15 +146,31 @@ async def send_batch(p: Pipeline, o: Outreach, batch: list[tuple[int, AskCommand
             partition_of_ask[ask.ask_id] = partition
     if not to_send:
         return
-    # Mark, confirm, send, record: chunk by chunk, so a worker killed mid-send leaves at most
-    # one chunk "sending" (in doubt), never a whole batch.
-    for chunk in chunks(to_send, o.chunk):
-        marks = [p.asks.put(partition_of_ask[a.ask_id], a.ask_id, None, a.fact("sending", now)) for a in chunk]
-        await asyncio.gather(*marks)  # durable before any provider is called
-        results = {r.ask_id: r for r in await o.outbox.send(chunk, validity)}
-        done = o.clock()
-        for ask in chunk:
-            record_result(p, partition_of_ask[ask.ask_id], ask, results[ask.ask_id], done)
+    # Mark, confirm, send, record, chunk by chunk, two chunks at a time: chunk k+1 is marked
+    # (and its marks confirmed) while chunk k is with the provider, so the provider never
+    # waits for the broker. A worker killed mid-send leaves at most two chunks "sending" (in
+    # doubt), never a whole batch.
+    in_flight: list[asyncio.Task] = []
+    try:
+        for chunk in chunks(to_send, o.chunk):
+            marks = [p.asks.put(partition_of_ask[a.ask_id], a.ask_id, None, a.fact("sending", now)) for a in chunk]
+            in_flight.append(asyncio.ensure_future(send_chunk(p, o, chunk, marks, validity, partition_of_ask)))
+            if len(in_flight) == 2:
+                await in_flight.pop(0)
+        while in_flight:
+            await in_flight.pop(0)
+    finally:
+        for task in in_flight:  # only after a failure: those asks stay "sending", in doubt
+            task.cancel()
+
+
+async def send_chunk(p: Pipeline, o: Outreach, chunk: list[AskCommand], marks: list, validity: dict[str, int | None],
+                     partition_of_ask: dict[str, int]) -> None:
+    await asyncio.gather(*marks)  # durable before any provider is called
+    results = {r.ask_id: r for r in await o.outbox.send(chunk, validity)}
+    done = o.clock()
+    for ask in chunk:
+        record_result(p, partition_of_ask[ask.ask_id], ask, results[ask.ask_id], done)
 
 
 def chunks(asks: list[AskCommand], size: int) -> list[list[AskCommand]]:

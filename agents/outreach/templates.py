@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 from string import Formatter
 from zoneinfo import ZoneInfo
 
@@ -41,15 +42,22 @@ def render(text: str, values: Mapping[str, str], name_fallback: str = NAME_FALLB
     Any other placeholder without a value, or an invalid template, raises ``ValueError``:
     a message with a hole in it is worse than none.
     """
-    problems = validate_template(text)
-    if problems:
-        raise ValueError("; ".join(problems))
     out = []
-    for literal, field, _, _ in Formatter().parse(text):
+    for literal, field in _parsed(text):
         out.append(literal)
         if field is not None:
             out.append(_value(field, values, name_fallback))
     return "".join(out)
+
+
+@lru_cache(maxsize=256)
+def _parsed(text: str) -> tuple[tuple[str, str | None], ...]:
+    """A valid template's literals and placeholders, worked out once: a fan-out renders the
+    same few templates for every person."""
+    problems = validate_template(text)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return tuple((literal, field) for literal, field, _, _ in Formatter().parse(text))
 
 
 def _value(field: str, values: Mapping[str, str], name_fallback: str) -> str:

@@ -10,7 +10,7 @@ request of its own with literal content.
 SendGrid keeps ``custom_args`` forever and they cannot be redacted, so they carry only
 ``ask_id`` and ``partner`` (an ask id holds a keyed hash, never an address).
 
-Like ``TwilioSms`` the SDK is synchronous (urllib) and runs on a dedicated, bounded
+The SDK is synchronous (urllib), so it runs on a dedicated, bounded
 ``ThreadPoolExecutor``, one SDK client per thread; ``base_url`` is the SDK's own ``host``.
 """
 

@@ -26,6 +26,10 @@ from .retry import backoff, with_retries
 from .sms import SmsSender, TwilioSms
 
 log = logging.getLogger(__name__)
+#: The SMS bucket holds this many seconds' worth of tokens (at least one): a sender that paused
+#: for a moment (the send agent between two batches, a busy event loop) catches up, so the rate
+#: is kept on average, while any T seconds see at most rate x (T + this) messages.
+SMS_BURST_SECONDS = 0.1
 
 
 class ProviderOutbox:
@@ -45,6 +49,9 @@ class ProviderOutbox:
             await with_retries(lambda: self.sms.send(to, body), **self.retry, retry_ambiguous=False)
         except ProviderError as exc:
             log.warning("reply not sent: %s", exc.code)
+
+    async def aclose(self) -> None:
+        await self.sms.aclose()
 
     async def _text(self, ask: AskCommand, validity: int | None) -> SendResult:
         async def once():
@@ -92,11 +99,11 @@ def failure(ask_id: str, exc: ProviderError) -> SendResult:
 
 def outbox_from(s: Settings) -> ProviderOutbox:
     """Real adapters from settings (pointed at the sandbox when its URLs are set)."""
-    sms_bucket = TokenBucket(s.sms_rate or None)
+    sms_bucket = TokenBucket(s.sms_rate or None, burst=max(1.0, s.sms_rate * SMS_BURST_SECONDS))
     sms = TwilioSms(
         s.twilio_account_sid, s.twilio_auth_token,
         messaging_service_sid=s.twilio_messaging_service_sid, from_number=None if s.twilio_messaging_service_sid else s.twilio_from,
-        base_url=s.twilio_base_url, workers=s.send_concurrency, bucket=sms_bucket,
+        base_url=s.twilio_base_url, concurrency=s.send_concurrency, bucket=sms_bucket,
     )
     email = SendGridEmail(
         s.sendgrid_api_key, from_email=s.sendgrid_from, base_url=s.sendgrid_base_url or "https://api.sendgrid.com",

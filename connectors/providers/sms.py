@@ -1,11 +1,10 @@
 """Sending SMS: the ``SmsSender`` port, the Twilio adapter and an in-memory fake.
 
-``TwilioSms`` uses the official SDK (``Client.messages.create``). The SDK is synchronous
-(``requests``), so calls run on a dedicated ``ThreadPoolExecutor`` of ``workers`` threads, never
-on the event loop. Dedicated rather than ``asyncio.to_thread``: the default executor is shared
-with asyncio's own DNS look-ups and every other library in the worker, and a burst of slow
-provider calls must not starve them; the pool size also bounds concurrent requests to Twilio.
-Each thread owns its ``Client`` (and so its ``requests.Session``), which is not thread-safe.
+``TwilioSms`` uses the official SDK's async client (``AsyncTwilioHttpClient``, aiohttp, and
+``Client.messages.create_async``): requests run on the event loop, no thread per request. A
+semaphore bounds the requests in flight (``concurrency``); the token bucket paces them. The
+client's aiohttp session belongs to one event loop, so it is made on the first send, inside
+that loop, and closed by ``aclose()``.
 
 ``base_url`` points the SDK elsewhere (the sandbox) by rewriting the scheme and host of every
 ``*.twilio.com`` URL in the SDK's HTTP client; paths, auth and bodies are the SDK's own.
@@ -14,18 +13,15 @@ Each thread owns its ``Client`` (and so its ``requests.Session``), which is not 
 from __future__ import annotations
 
 import asyncio
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
+import aiohttp
 from pydantic import SecretStr
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
-from urllib3.exceptions import NewConnectionError
 
 from .errors import PermanentFailure, ProviderError, RetryLater, classify_twilio
 from .ratelimit import TokenBucket
@@ -42,6 +38,9 @@ class SmsSender(Protocol):
         self, to: str, body: str, *, status_callback: str | None = None, validity_period: int | None = None
     ) -> SentSms:
         """Hand one message to the provider. Raises ``RetryLater`` or ``PermanentFailure``."""
+
+    async def aclose(self) -> None:
+        """Release connections; sends in flight are the caller's to await first."""
 
 
 @dataclass
@@ -62,31 +61,30 @@ class FakeSms:
         )
         return SentSms(sid=sid, segments=1)
 
+    async def aclose(self) -> None:
+        pass
 
-class RedirectingHttpClient(TwilioHttpClient):
-    """The SDK's own HTTP client, sending ``https://*.twilio.com/...`` to ``base_url`` instead."""
 
-    def __init__(self, base_url: str, **kwargs) -> None:
-        super().__init__(**kwargs)
-        target = urlsplit(base_url)
-        self._scheme, self._netloc = target.scheme, target.netloc
-        if self.session is not None:
-            # The SDK sizes its pool for https only; plain-http sandbox traffic needs it too.
-            self.session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=4))
+class AsyncHttpClient(AsyncTwilioHttpClient):
+    """The SDK's own aiohttp client, with its ``timeout`` applied to every request (the SDK's
+    async client stores it but does not pass it on) and, given ``base_url``, sending
+    ``https://*.twilio.com/...`` there instead (the sandbox)."""
 
-    def request(self, method, url, *args, **kwargs):
+    def __init__(self, base_url: str | None = None, *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        target = urlsplit(base_url) if base_url else None
+        self._target = (target.scheme, target.netloc) if target else None
+
+    async def request(self, method, url, *args, timeout=None, **kwargs):
         parts = urlsplit(url)
-        if parts.hostname and parts.hostname.endswith("twilio.com"):
-            url = urlunsplit((self._scheme, self._netloc, parts.path, parts.query, parts.fragment))
-        return super().request(method, url, *args, **kwargs)
+        if self._target and parts.hostname and parts.hostname.endswith("twilio.com"):
+            url = urlunsplit((*self._target, parts.path, parts.query, parts.fragment))
+        return await super().request(method, url, *args, timeout=timeout or self.timeout, **kwargs)
 
 
-def _reached_provider(exc: requests.RequestException) -> bool:
+def _reached_provider(exc: Exception) -> bool:
     """False when the request certainly never arrived (refused, DNS, connect timeout)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return False
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return not (isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError))
+    return not isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
 
 
 def twilio_error(exc: TwilioRestException, *, attempt: int = 1) -> ProviderError:
@@ -110,7 +108,7 @@ class TwilioSms:
         messaging_service_sid: str | None = None,
         from_number: str | None = None,
         base_url: str | None = None,
-        workers: int = 8,
+        concurrency: int = 8,
         timeout: float = 10.0,
         bucket: TokenBucket | None = None,
     ) -> None:
@@ -122,27 +120,14 @@ class TwilioSms:
         self._base_url = base_url
         self._timeout = timeout
         self._bucket = bucket or TokenBucket(None)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="twilio")
-        self._local = threading.local()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._client: Client | None = None
 
-    def _client(self) -> Client:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            kwargs = {"timeout": self._timeout}
-            http = RedirectingHttpClient(self._base_url, **kwargs) if self._base_url else TwilioHttpClient(**kwargs)
-            client = Client(self._account_sid, self._auth_token.get_secret_value(), http_client=http)
-            self._local.client = client
-        return client
-
-    def _create(self, params: dict) -> SentSms:
-        try:
-            message = self._client().messages.create(**params)
-        except TwilioRestException as exc:
-            raise twilio_error(exc) from None
-        except requests.RequestException as exc:
-            raise RetryLater(None, None, f"no answer from Twilio: {type(exc).__name__}",
-                             ambiguous=_reached_provider(exc)) from None
-        return SentSms(sid=message.sid, segments=int(message.num_segments or 1))
+    def _twilio(self) -> Client:
+        if self._client is None:
+            http = AsyncHttpClient(self._base_url, timeout=self._timeout)
+            self._client = Client(self._account_sid, self._auth_token.get_secret_value(), http_client=http)
+        return self._client
 
     async def send(
         self, to: str, body: str, *, status_callback: str | None = None, validity_period: int | None = None
@@ -152,9 +137,19 @@ class TwilioSms:
             params["status_callback"] = status_callback
         if validity_period is not None:
             params["validity_period"] = validity_period
-        await self._bucket.acquire()
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._create, params)
+        async with self._slots:
+            await self._bucket.acquire()
+            try:
+                message = await self._twilio().messages.create_async(**params)
+            except TwilioRestException as exc:
+                raise twilio_error(exc) from None
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise RetryLater(None, None, f"no answer from Twilio: {type(exc).__name__}",
+                                 ambiguous=_reached_provider(exc)) from None
+        return SentSms(sid=message.sid, segments=int(message.num_segments or 1))
 
-    def close(self) -> None:
-        """Wait for requests in flight, then release the threads."""
-        self._pool.shutdown(wait=True)
+    async def aclose(self) -> None:
+        """Close the HTTP session (requests in flight are the caller's to await first)."""
+        if self._client is not None:
+            await self._client.http_client.close()
+            self._client = None

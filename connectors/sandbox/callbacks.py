@@ -2,6 +2,8 @@
 the receiver answers 5xx or cannot be reached, given up on 4xx, and bounded in time.
 
 Tasks are tracked so that shutting the sandbox down cancels them instead of leaking them.
+The client is aiohttp's: a callback storm (two per text) made httpx's per-request connection
+pool bookkeeping most of the sandbox's CPU, on the cores the pipeline it serves also needs.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import logging
 from collections import deque
 from typing import Coroutine
 
-import httpx
+import aiohttp
+from yarl import URL
 
 log = logging.getLogger(__name__)
 
@@ -23,21 +26,20 @@ class Poster:
         self.first_backoff = first_backoff
         #: The last deliveries, newest last, for ``GET /_sandbox/callbacks``.
         self.log: deque[dict] = deque(maxlen=1000)
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task] = set()
-        # A few requests in flight, the rest wait here: thousands of requests queued inside
-        # httpx's connection pool made its scheduling the sandbox's whole CPU cost.
+        # A few requests in flight, the rest wait here rather than inside the client's pool.
         self._slots = asyncio.Semaphore(32)
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self.timeout)
+        self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
 
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
 
     @property
     def pending(self) -> int:
@@ -55,12 +57,12 @@ class Poster:
         status: int | None = None
         for attempt in range(1, self.attempts + 1):
             try:
-                async with self._slots:
-                    response = await self._client.post(url, content=body, headers=headers)
-                status = response.status_code
+                # encoded=True: the URL is signed as it is; re-quoting it (%3A → :) would break the signature.
+                async with self._slots, self._client.post(URL(url, encoded=True), data=body, headers=headers) as response:
+                    status = response.status
                 if status < 500:
                     break
-            except httpx.HTTPError as exc:
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 log.info("webhook %s attempt %d: %r", url, attempt, exc)
             if attempt < self.attempts:
                 await asyncio.sleep(self.first_backoff * 2 ** (attempt - 1))

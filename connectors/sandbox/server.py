@@ -6,6 +6,8 @@ callbacks back, and misbehaves on request.
 (inbox, faults, ``sendgrid_public_key``). Sandbox-only endpoints live under ``/_sandbox``:
 
 - ``GET|DELETE /_sandbox/inbox``          what was accepted (``?channel=sms|email``) / forget it
+- ``GET /_sandbox/inbox/count``           how many were accepted and when the first and last were
+                                          (``?channel=``; cheap enough to poll, unlike the inbox)
 - ``GET|POST /_sandbox/faults``           current faults / change some of them (JSON patch)
 - ``POST /_sandbox/reply``                ``{"from", "body", "to"?}`` → signed inbound-SMS webhook
 - ``GET /_sandbox/sendgrid-public-key``   the event-webhook verification key (base64 DER)
@@ -72,6 +74,8 @@ class Sandbox:
         self.signer = EventSigner(pem.get_secret_value().encode() if pem else None)
         self.poster = Poster(config.callback_attempts, config.callback_timeout_s)
         self.inbox: list[dict] = []
+        #: Per channel: how many accepted, first and last ``created`` stamps (for polling).
+        self.counts: dict[str, dict] = {}
         self.by_sg_id: dict[str, dict] = {}
         #: Numbers that texted STOP (and not START since): Twilio itself blocks them with 21610.
         self.opted_out: set[str] = set()
@@ -98,6 +102,9 @@ class Sandbox:
             "history": [{"status": status, "at": now, "error_code": None}], **fields,
         }
         self.inbox.append(entry)
+        count = self.counts.setdefault(channel, {"count": 0, "first": now, "last": now})
+        count["count"] += 1
+        count["last"] = now
         if "sg_message_id" in fields:
             self.by_sg_id[fields["sg_message_id"]] = entry
         return entry
@@ -140,9 +147,16 @@ def create_sandbox(config: SandboxConfig | None = None) -> FastAPI:
     async def inbox(channel: str | None = None) -> list[dict]:
         return [m for m in sb.inbox if channel is None or m["channel"] == channel]
 
+    @app.get("/_sandbox/inbox/count", tags=["sandbox"])
+    async def inbox_count(channel: str | None = None) -> dict:
+        counts = [c for name, c in sb.counts.items() if channel is None or name == channel]
+        return {"count": sum(c["count"] for c in counts), "first": min((c["first"] for c in counts), default=None),
+                "last": max((c["last"] for c in counts), default=None)}
+
     @app.delete("/_sandbox/inbox", status_code=204, tags=["sandbox"])
     async def clear_inbox() -> None:
         sb.inbox.clear()
+        sb.counts.clear()
         sb.by_sg_id.clear()
 
     @app.get("/_sandbox/faults", tags=["sandbox"])

@@ -93,6 +93,11 @@ class Stack:
         r.raise_for_status()
         return r.json()
 
+    def inbox_count(self, channel: str | None = None) -> int:
+        r = self.http.get(f"{self.settings.sandbox_url}/_sandbox/inbox/count", params={"channel": channel} if channel else None)
+        r.raise_for_status()
+        return r.json()["count"]
+
     def reply(self, phone: str, body: str) -> None:
         self.http.post(f"{self.settings.sandbox_url}/_sandbox/reply", json={"from": phone, "body": body}).raise_for_status()
 

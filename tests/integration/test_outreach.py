@@ -186,17 +186,17 @@ def test_a_worker_killed_mid_fan_out_never_double_texts_and_the_rest_are_sent(ma
     stack.post_all("union-a", [person(i) for i in range(n)])
     eventually(lambda: signups_seen(stack, n), timeout=60)
     assert stack.post("union-a", [rapid("kill", "Kill test", ["94607"])]).status_code == 202
-    eventually(lambda: len(stack.inbox("sms")) >= 40, timeout=60)
+    eventually(lambda: stack.inbox_count("sms") >= 40, timeout=60)
     stack.stop(first, signal.SIGKILL)
     stack.start_worker()
 
     def settled():
         row = rows(stack, "kill")["union-a"]
-        texts = len(stack.inbox("sms"))
+        texts = stack.inbox_count("sms")
         assert row["asked_sms"] == n and row["delivered"] == texts and texts + row["in_doubt"] == n
         return row
 
     row = eventually(settled, timeout=120)
     texts = sms_to(stack, "Kill test")
     assert max(texts.values()) == 1, "somebody got two texts"
-    assert row["in_doubt"] <= 8, "at most one chunk may be left in doubt"
+    assert row["in_doubt"] <= 2 * 8, "at most two chunks (send_concurrency 8) may be left in doubt"

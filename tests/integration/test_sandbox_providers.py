@@ -85,7 +85,7 @@ class Receiver:
             if path == "flaky" and self.flaky_failures < 2:
                 self.flaky_failures += 1
                 return Response(status_code=503)
-            self.requests.append({"path": path, "headers": dict(request.headers), "body": body})
+            self.requests.append({"path": path, "query": request.url.query, "headers": dict(request.headers), "body": body})
             return Response(status_code=200)
 
         self.served = Served(app)
@@ -132,28 +132,56 @@ def sms(base_url: str, **kw) -> TwilioSms:
     return TwilioSms(SID, SecretStr(TOKEN), from_number="+15005550006", base_url=base_url, **kw)
 
 
+def texting(base_url: str, use, **kw):
+    """Run ``await use(sender)`` with a fresh ``TwilioSms`` in one event loop (its HTTP session
+    belongs to that loop), closing the sender afterwards."""
+
+    async def run():
+        sender = sms(base_url, **kw)
+        try:
+            return await use(sender)
+        finally:
+            await sender.aclose()
+
+    return asyncio.run(run())
+
+
+def outcome(send):
+    """What ``send`` returned or the provider error it raised (to await several in one loop)."""
+
+    async def run():
+        try:
+            return await send
+        except (PermanentFailure, RetryLater) as exc:
+            return exc
+
+    return run()
+
+
 def inbox(base_url: str, channel: str) -> list[dict]:
     return httpx.get(f"{base_url}/_sandbox/inbox", params={"channel": channel}).json()
 
 
 def test_sms_is_accepted_and_lands_in_the_inbox(start_sandbox):
     url, _ = start_sandbox()
-    sender = sms(url)
-    sent = asyncio.run(sender.send("+15551230001", "Rally at 6pm. Reply YES to RSVP", validity_period=3600))
-    sender.close()
+    sent = texting(url, lambda sender: sender.send("+15551230001", "Rally at 6pm. Reply YES to RSVP", validity_period=3600))
     assert sent.sid.startswith("SM") and len(sent.sid) == 34 and sent.segments == 1
     [message] = inbox(url, "sms")
     assert message["id"] == sent.sid and message["to"] == "+15551230001"
     assert message["body"].startswith("Rally") and message["validity_period"] == 3600
+    count = httpx.get(f"{url}/_sandbox/inbox/count", params={"channel": "sms"}).json()
+    assert count == {"count": 1, "first": message["created"], "last": message["created"]}
+    assert httpx.get(f"{url}/_sandbox/inbox/count", params={"channel": "email"}).json()["count"] == 0
 
 
 def test_status_callbacks_are_signed_and_tampering_is_detected(start_sandbox, receiver):
     url, _ = start_sandbox(landline_numbers={"+15551230009"})
-    callback = f"{receiver.url}/status"
-    sender = sms(url)
-    ok = asyncio.run(sender.send("+15551230002", "hi", status_callback=callback))
-    landline = asyncio.run(sender.send("+15551230009", "hi", status_callback=callback))
-    sender.close()
+    callback = f"{receiver.url}/status?ask=rally%3Ap1%3Asms"  # quoted, as the worker's are
+
+    async def both(sender):
+        return [await sender.send(to, "hi", status_callback=callback) for to in ("+15551230002", "+15551230009")]
+
+    ok, landline = texting(url, both)
 
     def statuses():
         got = {}
@@ -169,6 +197,7 @@ def test_status_callbacks_are_signed_and_tampering_is_detected(start_sandbox, re
     assert classify_twilio(None, 30006) == "permanent"
     validator = RequestValidator(TOKEN)
     for r in receiver.at("status"):
+        assert r["query"] == "ask=rally%3Ap1%3Asms", "the callback URL arrives as it was signed"
         form = receiver.form(r)
         assert validator.validate(callback, form, r["headers"]["x-twilio-signature"])
         assert not validator.validate(callback, {**form, "MessageStatus": "failed"}, r["headers"]["x-twilio-signature"])
@@ -178,9 +207,7 @@ def test_status_callbacks_are_signed_and_tampering_is_detected(start_sandbox, re
 def test_callbacks_are_retried_when_the_receiver_fails(start_sandbox, receiver):
     url, _ = start_sandbox()
     receiver.flaky_failures = 0
-    sender = sms(url)
-    sent = asyncio.run(sender.send("+15551230003", "hi", status_callback=f"{receiver.url}/flaky"))
-    sender.close()
+    sent = texting(url, lambda sender: sender.send("+15551230003", "hi", status_callback=f"{receiver.url}/flaky"))
 
     def both_statuses_arrived():
         statuses = [receiver.form(r)["MessageStatus"] for r in receiver.at("flaky")]
@@ -193,14 +220,14 @@ def test_callbacks_are_retried_when_the_receiver_fails(start_sandbox, receiver):
 
 def test_invalid_and_opted_out_numbers_fail_permanently_with_the_code(start_sandbox):
     url, _ = start_sandbox(invalid_numbers={"+15551239999"}, opted_out_numbers={"+15551238888"})
-    sender = sms(url)
-    with pytest.raises(PermanentFailure) as invalid:
-        asyncio.run(sender.send("+15551239999", "hi"))
-    with pytest.raises(PermanentFailure) as opted_out:
-        asyncio.run(sender.send("+15551238888", "hi"))
-    sender.close()
-    assert (invalid.value.code, invalid.value.opted_out) == ("21211", False)
-    assert (opted_out.value.code, opted_out.value.opted_out) == ("21610", True)
+
+    async def both(sender):
+        return [await outcome(sender.send(to, "hi")) for to in ("+15551239999", "+15551238888")]
+
+    invalid, opted_out = texting(url, both)
+    assert isinstance(invalid, PermanentFailure) and isinstance(opted_out, PermanentFailure)
+    assert (invalid.code, invalid.opted_out) == ("21211", False)
+    assert (opted_out.code, opted_out.opted_out) == ("21610", True)
     assert inbox(url, "sms") == []
 
 
@@ -212,31 +239,26 @@ def test_a_stop_reply_is_signed_and_blocks_later_sends(start_sandbox, receiver):
     form = receiver.form(inbound)
     assert form["Body"] == "STOP" and form["From"] == "+15551230004" and form["NumMedia"] == "0"
     assert RequestValidator(TOKEN).validate(f"{receiver.url}/inbound", form, inbound["headers"]["x-twilio-signature"])
-    sender = sms(url)
-    with pytest.raises(PermanentFailure) as caught:
-        asyncio.run(sender.send("+15551230004", "hi"))
-    sender.close()
-    assert caught.value.opted_out
+    caught = texting(url, lambda sender: outcome(sender.send("+15551230004", "hi")))
+    assert isinstance(caught, PermanentFailure) and caught.opted_out
 
 
 def test_a_429_and_5xx_storm_still_delivers_every_message_exactly_once(start_sandbox):
     url, _ = start_sandbox(share_429=0.15, share_5xx=0.15)
-    sender = sms(url, workers=8)
     rng = random.Random(3)
     calls = Counter()
     numbers = [f"+1555124{n:04d}" for n in range(60)]
 
-    async def send_one(to):
-        async def attempt():
-            calls[to] += 1
-            return await sender.send(to, "storm")
-        return await with_retries(attempt, attempts=10, base=0.02, cap=0.5, rng=rng)
+    async def send_all(sender):
+        async def send_one(to):
+            async def attempt():
+                calls[to] += 1
+                return await sender.send(to, "storm")
+            return await with_retries(attempt, attempts=10, base=0.02, cap=0.5, rng=rng)
 
-    async def send_all():
         return await asyncio.gather(*(send_one(to) for to in numbers))
 
-    sent = asyncio.run(send_all())
-    sender.close()
+    sent = texting(url, send_all, concurrency=8)
     messages = inbox(url, "sms")
     assert len(messages) == len(numbers) == len({s.sid for s in sent})
     assert Counter(m["to"] for m in messages) == Counter(numbers)
@@ -245,22 +267,23 @@ def test_a_429_and_5xx_storm_still_delivers_every_message_exactly_once(start_san
 
 def test_a_client_timeout_is_retry_later_and_marked_ambiguous(start_sandbox):
     url, _ = start_sandbox(share_timeout=1.0, timeout_hang_ms=1500)
-    sender = sms(url, timeout=0.3)
-    with pytest.raises(RetryLater) as caught:
-        asyncio.run(sender.send("+15551230005", "hi"))
-    sender.close()
-    assert caught.value.ambiguous
+    caught = texting(url, lambda sender: outcome(sender.send("+15551230005", "hi")), timeout=0.3)
+    assert isinstance(caught, RetryLater) and caught.ambiguous
+
+
+def test_a_refused_connection_is_retry_later_and_not_ambiguous():
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens: the request never left
+    caught = texting(nobody, lambda sender: outcome(sender.send("+15551230006", "hi")))
+    assert isinstance(caught, RetryLater) and not caught.ambiguous
 
 
 def test_the_rate_limiter_holds_50_messages_per_second(start_sandbox):
     url, _ = start_sandbox()
-    sender = sms(url, workers=8, bucket=TokenBucket(50, burst=1))
 
-    async def send_all():
+    async def send_all(sender):
         await asyncio.gather(*(sender.send(f"+1555125{n:04d}", "paced") for n in range(101)))
 
-    asyncio.run(send_all())
-    sender.close()
+    texting(url, send_all, concurrency=8, bucket=TokenBucket(50, burst=1))
     stamps = sorted(m["created"] for m in inbox(url, "sms"))
     rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
     assert 50 * 0.8 <= rate <= 50 * 1.05, rate
