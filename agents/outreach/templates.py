@@ -15,7 +15,6 @@ from functools import lru_cache
 from string import Formatter
 from zoneinfo import ZoneInfo
 
-from contracts.events import PLACEHOLDERS
 from contracts.events import template_problems as validate_template  # noqa: F401 - re-exported
 NAME_FALLBACK = "friend"
 SMS_FOOTER = "Reply YES to RSVP, STOP to opt out"

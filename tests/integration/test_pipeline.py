@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.factories import T0, action, checkin, phone, pledge, rsvp, signup
+from tests.factories import action, checkin, phone, pledge, rsvp, signup
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.integration
