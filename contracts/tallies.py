@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from datetime import datetime
-from typing import Literal, Union
+from typing import Iterable, Literal, Union
 
 from pydantic import BaseModel, Field
 
@@ -74,9 +74,21 @@ def ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def asks_sent(counts: Counter[str]) -> int:
+    """Asks handed (or being handed) to a provider, both channels."""
+    return counts["asked_sms"] + counts["asked_email"]
+
+
+def summed(counters: Iterable[Counter[str]]) -> Counter[str]:
+    """The counts of several partners (or actions) added up."""
+    total: Counter[str] = Counter()
+    for counts in counters:
+        total.update(counts)
+    return total
+
+
 def _derived(counts: Counter[str]) -> dict[str, float | None]:
-    asked = counts["asked_sms"] + counts["asked_email"]
-    return {"production_ratio": ratio(counts["attended"], counts["pledged"]), "conversion": ratio(counts["rsvp_yes"], asked)}
+    return {"production_ratio": ratio(counts["attended"], counts["pledged"]), "conversion": ratio(counts["rsvp_yes"], asks_sent(counts))}
 
 
 def checkin_minute(fact: Fact | None) -> tuple[str, str, datetime] | None:
@@ -173,9 +185,7 @@ class TallyBook:
     def action(self, action_id: str) -> ActionTallies:
         per_partner = self._by_action.get(action_id, {})
         rows = [_figures(PartnerFigures, p, c) for p, c in sorted(per_partner.items()) if any(c.values())]
-        total: Counter[str] = Counter()
-        for counts in per_partner.values():
-            total.update(counts)
+        total = summed(per_partner.values())
         return ActionTallies(
             action_id=action_id,
             title=record.action.title if (record := self._actions.get(action_id)) else None,
@@ -185,9 +195,7 @@ class TallyBook:
 
     def coalition(self) -> CoalitionTallies:
         rows = [_figures(PartnerTotals, p, c) for p, c in sorted(self._by_partner.items()) if any(c.values())]
-        total: Counter[str] = Counter()
-        for counts in self._by_partner.values():
-            total.update(counts)
+        total = summed(self._by_partner.values())
         actions = len(self.action_ids())
         return CoalitionTallies(
             partners=rows,

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 from typing import Iterable, Iterator
 
-from contracts.tallies import ACTION_METRICS, TallyBook, ratio
+from contracts.tallies import ACTION_METRICS, TallyBook, asks_sent, ratio, summed
 
 from .dashboard.view import newest_first
 
@@ -33,19 +32,16 @@ def tallies_rows(book: TallyBook, names: dict[str, str]) -> Iterator[list[object
         title, starts = (record.action.title, record.action.starts_at.isoformat()) if record else ("", "")
         for partner, c in sorted(book.counts(action_id).items()):
             if any(c.values()):
-                asked = c["asked_sms"] + c["asked_email"]
                 yield [action_id, _text(title), starts, partner, _text(names.get(partner, "")), *(c[m] for m in ACTION_METRICS),
-                       _blank(ratio(c["attended"], c["pledged"])), _blank(ratio(c["rsvp_yes"], asked))]
+                       _blank(ratio(c["attended"], c["pledged"])), _blank(ratio(c["rsvp_yes"], asks_sent(c)))]
 
 
 def aggregate_rows(book: TallyBook) -> Iterator[list[object]]:
     for action_id in newest_first(book):
         record = book.action_record(action_id)
         per_partner = [c for c in book.counts(action_id).values() if any(c.values())]
-        total: Counter[str] = Counter()
-        for c in per_partner:
-            total.update(c)
-        counts = [len(per_partner), total["pledged"], total["rsvp_yes"], total["attended"], total["asked_sms"] + total["asked_email"], total["delivered"], total["opted_out"]]
+        total = summed(per_partner)
+        counts = [len(per_partner), total["pledged"], total["rsvp_yes"], total["attended"], asks_sent(total), total["delivered"], total["opted_out"]]
         production = "" if suppressed(total["attended"]) or suppressed(total["pledged"]) else _blank(ratio(total["attended"], total["pledged"]))
         yield [action_id, _text(record.action.title) if record else "", record.action.starts_at.isoformat() if record else "",
                *(suppress(n) for n in counts), production]

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from contracts.tallies import ACTION_METRICS, TallyBook, ratio
+from contracts.tallies import TallyBook, asks_sent, ratio, summed
 
 Trend = Literal["rising", "falling", "steady", "too few actions"]
 REST = "Rest of the coalition"
@@ -27,11 +27,14 @@ class Viewer(BaseModel, frozen=True):
         return self.role == "organizer" or partner == self.partner
 
 
-class Row(BaseModel):
+class PartnerRow(BaseModel):
     partner: str | None  # None: an aggregate of other partners
     name: str
     own: bool = False
-    partners: int = 1
+    partners: int = 1  # how many partners the row covers
+
+
+class Row(PartnerRow):
     pledged: int = 0
     rsvp_yes: int = 0
     attended: int = 0
@@ -67,11 +70,7 @@ class ActionSummary(BaseModel):
     attended: int
 
 
-class CapacityRow(BaseModel):
-    partner: str | None
-    name: str
-    own: bool = False
-    partners: int = 1
+class CapacityRow(PartnerRow):
     actions: int = 0
     pledged: int = 0
     attended: int = 0
@@ -101,23 +100,22 @@ class DashboardView(BaseModel):
 
 def build_view(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: str | None, now: datetime, active_days: int) -> DashboardView:
     ordered = newest_first(book)
-    started = {a for a in ordered if _starts(book, a) is None or _starts(book, a) <= now}
-    active_since = now - timedelta(days=active_days)
-    active = [a for a in ordered if _starts(book, a) is None or _starts(book, a) >= active_since]
-    header: Counter[str] = Counter()
-    for a in active:
-        header.update(_sum(book.counts(a).values()))
-    summaries = []
-    for a in ordered:
-        total = _sum(book.counts(a).values())
-        summaries.append(ActionSummary(action_id=a, title=_title(book, a), starts_at=_starts(book, a), pledged=total["pledged"], attended=total["attended"]))
-    if action_id not in book.action_ids():
+    starts = {a: _starts(book, a) for a in ordered}
+    started = {a for a, at in starts.items() if at is None or at <= now}
+    active = [a for a, at in starts.items() if at is None or at >= now - timedelta(days=active_days)]
+    totals = {a: summed(book.counts(a).values()) for a in ordered}
+    header = summed(totals[a] for a in active)
+    summaries = [
+        ActionSummary(action_id=a, title=_title(book, a), starts_at=starts[a], pledged=totals[a]["pledged"], attended=totals[a]["attended"])
+        for a in ordered
+    ]
+    if action_id not in totals:
         action_id = ordered[0] if ordered else None
     return DashboardView(
         viewer=viewer,
         version=book.records,
         generated_at=now,
-        header=Header(active_actions=len(active), pledged=header["pledged"], rsvp_yes=header["rsvp_yes"], attended=header["attended"], sent=_sent(header), delivered=header["delivered"]),
+        header=Header(active_actions=len(active), pledged=header["pledged"], rsvp_yes=header["rsvp_yes"], attended=header["attended"], sent=asks_sent(header), delivered=header["delivered"]),
         actions=summaries,
         action=None if action_id is None else _action(book, names, viewer, action_id, action_id in started),
         capacity=_capacity(book, names, viewer, ordered, started),
@@ -137,7 +135,7 @@ def _action(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: s
     rows = [_row(p, names, c, viewer, started) for p, c in sorted(counts.items()) if viewer.sees(p)]
     others = [c for p, c in counts.items() if not viewer.sees(p)]
     if others:
-        rows.append(_aggregate(_sum(others), len(others)))
+        rows.append(_aggregate(summed(others), len(others)))
     record = book.action_record(action_id)
     series: dict[str | None, Counter[datetime]] = {}
     for partner, per_minute in book.checkins(action_id).items():
@@ -148,7 +146,7 @@ def _action(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: s
         starts_at=record.action.starts_at if record else None,
         time_zone=record.action.time_zone if record else None,
         rows=rows,
-        totals=_aggregate(_sum(counts.values()), len(counts), name="All partners"),
+        totals=_aggregate(summed(counts.values()), len(counts), name="All partners"),
         checkins=[
             Series(partner=p, name=names.get(p, p) if p else REST, points=_cumulative(per_minute))
             for p, per_minute in sorted(series.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
@@ -181,7 +179,7 @@ def _capacity(book: TallyBook, names: dict[str, str], viewer: Viewer, ordered: l
             ))
     others = [c for p, c in totals.items() if not viewer.sees(p) and (c["pledged"] or c["attended"])]
     if others:
-        rest = _sum(others)
+        rest = summed(others)
         rows.append(CapacityRow(partner=None, name=REST, partners=len(others), pledged=rest["pledged"], attended=rest["attended"], production_ratio=ratio(rest["attended"], rest["pledged"])))
     return rows
 
@@ -206,20 +204,9 @@ def _aggregate(c: Counter[str], partners: int, name: str = REST) -> Row:
 def _figures(c: Counter[str]) -> dict[str, int | float | None]:
     return {
         "pledged": c["pledged"], "rsvp_yes": c["rsvp_yes"], "attended": c["attended"],
-        "production_ratio": ratio(c["attended"], c["pledged"]), "sent": _sent(c),
+        "production_ratio": ratio(c["attended"], c["pledged"]), "sent": asks_sent(c),
         "delivered": c["delivered"], "failed": c["failed"], "opted_out": c["opted_out"],
     }
-
-
-def _sent(c: Counter[str]) -> int:
-    return c["asked_sms"] + c["asked_email"]
-
-
-def _sum(counters) -> Counter[str]:
-    total: Counter[str] = Counter()
-    for c in counters:
-        total.update({m: c[m] for m in ACTION_METRICS})
-    return total
 
 
 def _cumulative(per_minute: Counter[datetime]) -> list[tuple[datetime, int]]:
