@@ -425,7 +425,8 @@ def export(aggregate: bool, out: Path | None) -> None:
     with Progress(*columns, console=Console(stderr=True), transient=out is None) as bar:
         task = bar.add_task("read", total=None)
         asyncio.run(TallyReader(s, book).read_to_end(lambda done, total: bar.update(task, completed=done, total=total)))
-    names = {p.id: p.name for p in coalition_file.load(s.coalition).partners.values()}
+    with coalition_errors():
+        names = coalition_file.load(s.coalition).names()
     chunks = aggregate_csv(book) if aggregate else tallies_csv(book, names)
     if out is None:
         for chunk in chunks:

@@ -44,6 +44,10 @@ class Coalition:
     def __init__(self, partners: list[Partner]) -> None:
         self.partners = {p.id: p for p in partners}
 
+    def names(self) -> dict[str, str]:
+        """Partner id → display name, every partner listed."""
+        return {p.id: p.name for p in self.partners.values()}
+
     def get(self, partner_id: str) -> Partner | None:
         """The partner if it exists and is enabled."""
         p = self.partners.get(partner_id)

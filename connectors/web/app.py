@@ -162,12 +162,9 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
             raise HTTPException(404, f"no action {action_id!r} (no action, pledge, RSVP or check-in seen yet)")
         return book.action(action_id)
 
-    def names() -> dict[str, str]:
-        return {p.id: p.name for p in coalition.current().partners.values()}
-
     @app.get("/v1/exports/tallies.csv", dependencies=[Depends(organizer)], summary="Per action and partner, every figure (organizers only; counts, no personal data)", response_class=StreamingResponse)
     async def export_tallies() -> StreamingResponse:
-        return _csv_download(tallies_csv(book, names()), "turnout-tallies.csv")
+        return _csv_download(tallies_csv(book, coalition.current().names()), "turnout-tallies.csv")
 
     @app.get("/v1/exports/aggregate.csv", dependencies=[Depends(organizer)], summary="Per action, for funders: counts from 1 to 10 suppressed, no partner names", response_class=StreamingResponse)
     async def export_aggregate() -> StreamingResponse:

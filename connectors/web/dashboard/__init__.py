@@ -61,7 +61,7 @@ class Access:
         if auth[:7].lower() == "bearer ":
             session = self.sign_in(token=auth[7:].strip())
         else:
-            session = request.session.get("viewer") if "session" in request.scope else None
+            session = request.session.get("viewer")
         if not session:
             return None
         if session["role"] == "organizer":
@@ -89,8 +89,7 @@ def router(s: Settings, access: Access, coalition: Callable[[], Coalition], book
     r = APIRouter(tags=["dashboard"])
 
     def view(viewer: Viewer, action: str | None) -> DashboardView:
-        names = {p.id: p.name for p in coalition().partners.values()}
-        return build_view(book, names, viewer, action, datetime.now(timezone.utc), s.active_days)
+        return build_view(book, coalition().names(), viewer, action, datetime.now(timezone.utc), s.active_days)
 
     @r.get("/dashboard", include_in_schema=False)
     async def page(request: Request) -> Response:
