@@ -70,12 +70,8 @@ class TallyReader:
             remaining = {tp for tp in tps if ends[tp] > starts[tp]}
             progress(0, total)
             while remaining:
-                for tp, messages in (await self._consumer.getmany(*remaining, timeout_ms=500, max_records=5000)).items():
-                    for m in messages:
-                        self._apply(self.kinds[tp.topic], m.key, m.value)
-                    self._next[tp] = messages[-1].offset + 1
-                    if self._next[tp] >= ends[tp]:
-                        remaining.discard(tp)
+                self._take(await self._consumer.getmany(*remaining, timeout_ms=500, max_records=5000))
+                remaining = {tp for tp in remaining if self._next.get(tp, 0) < ends[tp]}
                 progress(sum(min(self._next.get(tp, starts[tp]), ends[tp]) - starts[tp] for tp in tps), total)
         finally:
             await self._consumer.stop()
@@ -126,14 +122,17 @@ class TallyReader:
 
     async def _run(self) -> None:
         while True:
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
-            for tp, messages in batches.items():
-                kind = self.kinds[tp.topic]
-                for m in messages:
-                    self._apply(kind, m.key, m.value)
-                self._next[tp] = messages[-1].offset + 1
-            if batches:
+            if self._take(await self._consumer.getmany(timeout_ms=200, max_records=5000)):
                 self.changes.notify()
+
+    def _take(self, batches: dict[TopicPartition, list]) -> bool:
+        """Apply fetched records and note where each partition is; True if there were any."""
+        for tp, messages in batches.items():
+            kind = self.kinds[tp.topic]
+            for m in messages:
+                self._apply(kind, m.key, m.value)
+            self._next[tp] = messages[-1].offset + 1
+        return bool(batches)
 
     def _apply(self, kind: FactKind, key: bytes | None, value: bytes | None) -> None:
         try:
