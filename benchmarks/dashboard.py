@@ -130,5 +130,6 @@ def main() -> None:
     with bench_stack("fresh", console) as stack:
         report(asyncio.run(measure(stack.settings, stack.url, stack.secret, args.checkins, args.rate)), args.checkins, args.rate)
 
+
 if __name__ == "__main__":
     main()

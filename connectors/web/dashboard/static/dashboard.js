@@ -8,7 +8,6 @@ const PATTERNS = ["", "6 3", "2 3", "10 3 2 3", "1 5", "12 6"]; // lines differ 
 let actionId = new URLSearchParams(location.search).get("action");
 let source = null;
 let lastMessage = 0;
-let lastView = null;
 let retryMs = 1000;
 
 const $ = (id) => document.getElementById(id);
@@ -72,7 +71,6 @@ setInterval(() => {
 }, 2000);
 
 function render(view) {
-  lastView = view;
   $("who").textContent = view.viewer.role === "organizer" ? "· organizer" : "· partner " + view.viewer.partner;
   $("exports").hidden = view.viewer.role !== "organizer";
   $("active-actions").textContent = fmt(view.header.active_actions);
