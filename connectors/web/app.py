@@ -66,6 +66,9 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         reader = TallyReader(s, book, changes)
         owned.append(reader)
 
+    def tally_lag() -> int | None:
+        return reader.lag() if reader is not None else 0
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         for part in owned:
@@ -82,7 +85,6 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         summary="Signed partner webhooks in; exact, live turnout tallies out.",
         lifespan=lifespan,
     )
-    app.state.changes = changes
     # Dashboard sign-ins: a signed cookie, keyed from the person-key secret (stable across restarts).
     session_key = hmac.new(secret, b"turnout dashboard session", "sha256").hexdigest()
     app.add_middleware(
@@ -170,9 +172,9 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     async def export_aggregate() -> StreamingResponse:
         return _csv_download(aggregate_csv(book), "turnout-aggregate.csv")
 
-    app.include_router(dashboard.router(s, access, coalition.current, book, changes, lambda: reader.lag() if reader else 0))
+    app.include_router(dashboard.router(s, access, coalition.current, book, changes, tally_lag))
 
-    metrics.TALLY_LAG.set_function(lambda: (reader.lag() or 0) if reader else 0)
+    metrics.TALLY_LAG.set_function(lambda: tally_lag() or 0)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
@@ -180,8 +182,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are")
     async def healthz() -> dict[str, object]:
-        lag = reader.lag() if reader is not None else 0
-        return {"status": "ok", "tally_records": book.records, "tally_lag": lag}
+        return {"status": "ok", "tally_records": book.records, "tally_lag": tally_lag()}
 
     def openapi() -> dict:
         if app.openapi_schema is None:
