@@ -40,6 +40,13 @@ def settings() -> Settings:
         raise click.ClickException(f"bad configuration: {exc}") from None
 
 
+def organizer_headers(s: Settings) -> dict[str, str]:
+    """What a CLI command sends to the web app's organizer endpoints."""
+    if s.organizer_token is None:
+        raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
+    return {"Authorization": f"Bearer {s.organizer_token.get_secret_value()}"}
+
+
 @click.group(help="turnout: signed partner webhooks → Kafka → Faust agents → exact live tallies.")
 def main() -> None:
     pass
@@ -375,12 +382,8 @@ def people_forget(phone: str | None, email: str | None, url: str) -> None:
 
     if (phone is None) == (email is None):
         raise click.UsageError("give exactly one of --phone or --email")
-    s = settings()
-    if s.organizer_token is None:
-        raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
-    body = {"phone": phone} if phone else {"email": email}
-    r = httpx.post(url + "/v1/people/forget", json=body, timeout=60,
-                   headers={"Authorization": f"Bearer {s.organizer_token.get_secret_value()}"})
+    body = {"phone": phone} if phone is not None else {"email": email}
+    r = httpx.post(url + "/v1/people/forget", json=body, timeout=60, headers=organizer_headers(settings()))
     if r.status_code not in (200, 202):
         raise click.ClickException(f"{r.status_code}: {r.text}")
     x = r.json()
@@ -399,11 +402,8 @@ def people_forget(phone: str | None, email: str | None, url: str) -> None:
 def tallies(action_id: str | None, url: str) -> None:
     import httpx
 
-    s = settings()
-    if s.organizer_token is None:
-        raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
     path = f"/v1/actions/{action_id}/tallies" if action_id else "/v1/tallies"
-    r = httpx.get(url + path, headers={"Authorization": f"Bearer {s.organizer_token.get_secret_value()}"})
+    r = httpx.get(url + path, headers=organizer_headers(settings()))
     if r.status_code != 200:
         raise click.ClickException(f"{r.status_code}: {r.text}")
     click.echo(json.dumps(r.json(), indent=2))
