@@ -11,6 +11,7 @@ from twilio.request_validator import RequestValidator
 
 from connectors.sandbox.signing import EventSigner
 from connectors.web.app import create_app
+from connectors.web.providers import reply_keyword
 from connectors.web.publisher import ListPublisher
 from contracts.providers import ProviderEnvelope
 from contracts.tallies import TallyBook
@@ -68,6 +69,14 @@ def test_an_inbound_reply_keeps_only_the_keyword_and_no_phone_number(env):
     assert env_.event.keyword == "STOP"
     assert env_.person_key == person_key(b"k", "+15105550123", None)
     assert "5550123" not in env_.model_dump_json()
+
+
+@pytest.mark.parametrize("body, keyword", [
+    ("STOP", "STOP"), ("stop texting me", "STOP"), ("  Yes!", "YES"), ("yes, see you there", "YES"),
+    ("...help?", "HELP"), ("", ""), ("123 456", ""), ("👍", ""),
+])
+def test_a_reply_is_reduced_to_its_first_word_upper_cased(body, keyword):
+    assert reply_keyword(body) == keyword
 
 
 def test_signed_sendgrid_events_are_verified_with_ecdsa(env):
