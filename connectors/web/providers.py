@@ -81,9 +81,10 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
             raise HTTPException(403, "invalid SendGrid event webhook signature")
         try:
             items = json.loads(body)
-            assert isinstance(items, list)
-        except (ValueError, AssertionError):
-            raise HTTPException(400, "body must be a JSON array of events") from None
+        except ValueError:
+            items = None
+        if not isinstance(items, list):
+            raise HTTPException(400, "body must be a JSON array of events")
         envelopes, skipped = [], 0
         for item in items:
             try:

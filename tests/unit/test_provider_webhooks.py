@@ -91,3 +91,10 @@ def test_signed_sendgrid_events_are_verified_with_ecdsa(env):
     assert client.post("/v1/providers/sendgrid/events", content=tampered, headers=signer.headers(body, int(time.time()))).status_code == 403
     other = EventSigner()
     assert client.post("/v1/providers/sendgrid/events", content=body, headers=other.headers(body, int(time.time()))).status_code == 403
+
+
+@pytest.mark.parametrize("body", [b'{"event": "delivered"}', b"not json", b"[1, 2"])
+def test_a_signed_sendgrid_body_that_is_not_an_array_is_a_400(env, body):
+    client, pub, signer, s = env
+    r = client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time())))
+    assert r.status_code == 400 and written(pub, s) == []
