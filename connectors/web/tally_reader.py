@@ -11,7 +11,7 @@ import json
 import logging
 from typing import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from contracts.tallies import FactKind, TallyBook
@@ -71,9 +71,7 @@ class TallyReader:
             progress(0, total)
             while remaining:
                 for tp, messages in (await self._consumer.getmany(*remaining, timeout_ms=500, max_records=5000)).items():
-                    for m in messages:
-                        self._apply(self.kinds[tp.topic], m.key, m.value)
-                    self._next[tp] = messages[-1].offset + 1
+                    self._take(tp, messages)
                     if self._next[tp] >= ends[tp]:
                         remaining.discard(tp)
                 progress(sum(min(self._next.get(tp, starts[tp]), ends[tp]) - starts[tp] for tp in tps), total)
@@ -128,12 +126,15 @@ class TallyReader:
         while True:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
             for tp, messages in batches.items():
-                kind = self.kinds[tp.topic]
-                for m in messages:
-                    self._apply(kind, m.key, m.value)
-                self._next[tp] = messages[-1].offset + 1
+                self._take(tp, messages)
             if batches:
                 self.changes.notify()
+
+    def _take(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:
+        kind = self.kinds[tp.topic]
+        for m in messages:
+            self._apply(kind, m.key, m.value)
+        self._next[tp] = messages[-1].offset + 1
 
     def _apply(self, kind: FactKind, key: bytes | None, value: bytes | None) -> None:
         try:
