@@ -18,7 +18,9 @@ from contracts.tallies import FactKind, TallyBook
 from streams.metrics import TALLY_RECORDS
 from streams.settings import Settings
 from streams.topology import FACT_TABLES, changelog_topic
-from streams.transport import TANSU_FETCH_MAX_WAIT_MS, true_end_offsets
+from streams.transport import true_end_offsets
+
+from .replay import replay_consumer
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class TallyReader:
         self.kinds: dict[str, FactKind] = {changelog_topic(s, spec): kind for kind, spec in FACT_TABLES.items()}
         self.skipped = 0
         self._next: dict[TopicPartition, int] = {}
+        self._settings = s
         self._bootstrap = s.bootstrap.split(",")
         self._tansu = s.broker_flavor == "tansu"  # its ListOffsets answer is wrong: see streams.transport
         self._consumer: AIOKafkaConsumer | None = None
@@ -80,10 +83,7 @@ class TallyReader:
 
     async def _open(self) -> list[TopicPartition]:
         # aiokafka clients must be created inside the running loop.
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None,
-            **({"fetch_max_wait_ms": TANSU_FETCH_MAX_WAIT_MS} if self._tansu else {}),
-        )
+        self._consumer = replay_consumer(self._settings)
         await self._consumer.start()
         tps = []
         for topic in self.kinds:
