@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from contracts.partners import Partner
 from streams.coalition import Coalition
@@ -32,6 +32,7 @@ from .providers.ratelimit import TokenBucket
 from .providers.retry import with_retries
 from .web.ingress import envelopes
 from .web.publisher import Publisher
+from .web.replay import replay_consumer
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,12 @@ class CursorStore:
 
     def __init__(self, s: Settings, publisher: Publisher) -> None:
         self.topic = mobilize_cursor_topic(s)
-        self.bootstrap = s.bootstrap.split(",")
+        self.settings = s
         self.publisher = publisher
 
     async def load(self, timeout: float = 10.0) -> dict[str, int]:
         """The latest cursor per partner: the topic read up to its high watermark."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
+        consumer = replay_consumer(self.settings)
         await consumer.start()
         cursors: dict[str, int] = {}
         try:

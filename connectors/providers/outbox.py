@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from typing import Sequence
 from urllib.parse import quote
@@ -20,9 +21,9 @@ from contracts.asks import AskCommand, SendResult
 from streams.settings import Settings
 
 from .email import EmailMessage, EmailSender, SendGridEmail
-from .errors import PermanentFailure, ProviderError, RetryLater
+from .errors import ProviderError, RetryLater
 from .ratelimit import TokenBucket
-from .retry import backoff, with_retries
+from .retry import with_retries
 from .sms import SmsSender, TwilioSms
 
 log = logging.getLogger(__name__)
@@ -65,10 +66,10 @@ class ProviderOutbox:
 
     async def _emails(self, asks: list[AskCommand]) -> list[SendResult]:
         results: dict[str, SendResult] = {}
-        pending = asks
-        for attempt in range(1, self.retry["attempts"] + 1):
-            if not pending:
-                break
+
+        async def send_pending() -> None:
+            # Each attempt sends only what no earlier attempt got accepted.
+            pending = [a for a in asks if a.ask_id not in results]
             error: ProviderError | None = None
             try:
                 ids = await self.email.send([EmailMessage(to=a.to, subject=a.subject or "", text=a.body, ask_id=a.ask_id, partner=a.partner) for a in pending])
@@ -77,14 +78,16 @@ class ProviderOutbox:
             for a, mid in zip(pending, ids):
                 if mid:
                     results[a.ask_id] = SendResult(ask_id=a.ask_id, provider_id=mid)
-            pending = [a for a in pending if a.ask_id not in results]
-            if error is None or not pending:
-                continue
-            if isinstance(error, PermanentFailure) or getattr(error, "ambiguous", False) or attempt == self.retry["attempts"]:
-                results.update({a.ask_id: failure(a.ask_id, error) for a in pending})
-                break
-            delay = backoff(attempt, base=self.retry["base"], cap=self.retry["cap"], rng=self.retry["rng"])
-            await asyncio.sleep(max(getattr(error, "after", None) or 0.0, delay))
+            if error is not None and len(results) < len(asks):
+                raise error
+
+        if asks:
+            try:
+                # A whole batch waits out SendGrid's X-RateLimit-Reset, however long: failing
+                # it instead would fail every ask in it.
+                await with_retries(send_pending, **self.retry, retry_ambiguous=False, max_wait=math.inf)
+            except ProviderError as exc:
+                results.update({a.ask_id: failure(a.ask_id, exc) for a in asks if a.ask_id not in results})
         return [results[a.ask_id] for a in asks]
 
 

@@ -35,13 +35,16 @@ async def with_retries(
     rng: random.Random,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     retry_ambiguous: bool = True,
+    max_wait: float | None = None,
 ) -> T:
     """Call ``fn`` up to ``attempts`` times while it raises ``RetryLater``.
 
     ``PermanentFailure`` and every other exception propagate at once. With
     ``retry_ambiguous=False`` a ``RetryLater(ambiguous=True)`` (the provider may have the message)
     propagates too, so the caller can mark the ask in doubt rather than risk a double send.
-    After the last attempt the last ``RetryLater`` is re-raised.
+    A ``RetryLater.after`` beyond ``max_wait`` (default ``cap``) propagates as well; pass
+    ``math.inf`` to sit out whatever the provider asks. After the last attempt the last
+    ``RetryLater`` is re-raised.
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
@@ -51,7 +54,7 @@ async def with_retries(
         except RetryLater as exc:
             if attempt == attempts or (exc.ambiguous and not retry_ambiguous):
                 raise
-            if exc.after is not None and exc.after > cap:
+            if exc.after is not None and exc.after > (cap if max_wait is None else max_wait):
                 raise
             delay = max(exc.after or 0.0, backoff(attempt, base=base, cap=cap, rng=rng))
             log.info("provider said %s; retry %d/%d in %.2fs", exc.code, attempt, attempts - 1, delay)

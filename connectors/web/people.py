@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -28,6 +28,7 @@ from streams.settings import Settings
 from streams.topology import ERASURES, changelog_topic
 
 from .publisher import Publisher
+from .replay import replay_consumer
 
 
 class ForgetRequest(BaseModel):
@@ -62,10 +63,10 @@ class KafkaErasureReports:
 
     def __init__(self, s: Settings) -> None:
         self.topic = changelog_topic(s, ERASURES)
-        self.bootstrap = s.bootstrap.split(",")
+        self.settings = s
 
     async def wait(self, request_id: str, partitions: int, timeout: float) -> list[ErasureReport]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
+        consumer = replay_consumer(self.settings)
         await consumer.start()
         found: dict[int, ErasureReport] = {}
         try:

@@ -28,6 +28,7 @@ from streams.topology import provider_topic
 from .publisher import Publisher
 
 log = logging.getLogger(__name__)
+_WORD = re.compile(r"[A-Za-z]+")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -66,8 +67,7 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
             pk = person_key(secret, normalize_phone(form["From"], s.default_region), None)
         except (KeyError, ValueError):
             raise HTTPException(422, "inbound SMS without a valid From number") from None
-        words = re.findall(r"[A-Za-z]+", form.get("Body", ""))
-        event = SmsReply(message_sid=form.get("MessageSid", ""), keyword=words[0].upper() if words else "",
+        event = SmsReply(message_sid=form.get("MessageSid", ""), keyword=reply_keyword(form.get("Body", "")),
                          opt_out_handled_by_twilio=s.twilio_advanced_opt_out)
         await write([ProviderEnvelope(person_key=pk, received_at=_now(), event=event)])
         return Response(EMPTY_TWIML, media_type="text/xml")
@@ -81,9 +81,10 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
             raise HTTPException(403, "invalid SendGrid event webhook signature")
         try:
             items = json.loads(body)
-            assert isinstance(items, list)
-        except (ValueError, AssertionError):
-            raise HTTPException(400, "body must be a JSON array of events") from None
+        except ValueError:
+            items = None
+        if not isinstance(items, list):
+            raise HTTPException(400, "body must be a JSON array of events")
         envelopes, skipped = [], 0
         for item in items:
             try:
@@ -99,6 +100,14 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
         return {"accepted": len(envelopes), "skipped": skipped}
 
     return r
+
+
+def reply_keyword(body: str) -> str:
+    """The word an inbound SMS is taken to say (STOP, YES, HELP…): its first run of letters,
+    upper-cased, so "Stop!" and "yes, see you there" count; '' when it has none. Only this
+    word is kept: what it means is ``agents.outreach.receipts.reply_kind``'s decision."""
+    first = _WORD.search(body)
+    return first.group().upper() if first else ""
 
 
 def _verified(public_key: str, body: bytes, signature: str, timestamp: str) -> bool:

@@ -11,14 +11,16 @@ import json
 import logging
 from typing import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from contracts.tallies import FactKind, TallyBook
 from streams.metrics import TALLY_RECORDS
 from streams.settings import Settings
 from streams.topology import FACT_TABLES, changelog_topic
-from streams.transport import TANSU_FETCH_MAX_WAIT_MS, true_end_offsets
+from streams.transport import true_end_offsets
+
+from .replay import replay_consumer
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class TallyReader:
         self.kinds: dict[str, FactKind] = {changelog_topic(s, spec): kind for kind, spec in FACT_TABLES.items()}
         self.skipped = 0
         self._next: dict[TopicPartition, int] = {}
+        self._settings = s
         self._bootstrap = s.bootstrap.split(",")
         self._tansu = s.broker_flavor == "tansu"  # its ListOffsets answer is wrong: see streams.transport
         self._consumer: AIOKafkaConsumer | None = None
@@ -70,18 +73,17 @@ class TallyReader:
             remaining = {tp for tp in tps if ends[tp] > starts[tp]}
             progress(0, total)
             while remaining:
-                self._take(await self._consumer.getmany(*remaining, timeout_ms=500, max_records=5000))
-                remaining = {tp for tp in remaining if self._next.get(tp, 0) < ends[tp]}
+                for tp, messages in (await self._consumer.getmany(*remaining, timeout_ms=500, max_records=5000)).items():
+                    self._take(tp, messages)
+                    if self._next[tp] >= ends[tp]:
+                        remaining.discard(tp)
                 progress(sum(min(self._next.get(tp, starts[tp]), ends[tp]) - starts[tp] for tp in tps), total)
         finally:
             await self._consumer.stop()
 
     async def _open(self) -> list[TopicPartition]:
         # aiokafka clients must be created inside the running loop.
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", group_id=None,
-            **({"fetch_max_wait_ms": TANSU_FETCH_MAX_WAIT_MS} if self._tansu else {}),
-        )
+        self._consumer = replay_consumer(self._settings)
         await self._consumer.start()
         tps = []
         for topic in self.kinds:
@@ -122,17 +124,17 @@ class TallyReader:
 
     async def _run(self) -> None:
         while True:
-            if self._take(await self._consumer.getmany(timeout_ms=200, max_records=5000)):
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+            for tp, messages in batches.items():
+                self._take(tp, messages)
+            if batches:
                 self.changes.notify()
 
-    def _take(self, batches: dict[TopicPartition, list]) -> bool:
-        """Apply fetched records and note where each partition is; True if there were any."""
-        for tp, messages in batches.items():
-            kind = self.kinds[tp.topic]
-            for m in messages:
-                self._apply(kind, m.key, m.value)
-            self._next[tp] = messages[-1].offset + 1
-        return bool(batches)
+    def _take(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:
+        kind = self.kinds[tp.topic]
+        for m in messages:
+            self._apply(kind, m.key, m.value)
+        self._next[tp] = messages[-1].offset + 1
 
     def _apply(self, kind: FactKind, key: bytes | None, value: bytes | None) -> None:
         try:

@@ -38,6 +38,26 @@ def test_a_partly_accepted_email_batch_is_retried_only_for_the_rest():
     assert [r.provider_id for r in results] == ["m0", "m1", "m2-0"]
 
 
+class RateLimitedEmail:
+    """Answers the first request with a 429 whose reset is beyond the outbox's cap."""
+
+    def __init__(self, after: float) -> None:
+        self.after, self.requests = after, 0
+
+    async def send(self, batch):
+        self.requests += 1
+        if self.requests == 1:
+            raise RetryLater(self.after, "429")
+        return [f"m{i}" for i in range(len(batch))]
+
+
+def test_an_email_batch_waits_out_a_rate_limit_reset_longer_than_the_cap():
+    sender = RateLimitedEmail(after=0.05)
+    outbox = ProviderOutbox(FakeSms(), sender, "http://x", base=0.0, cap=0.01, rng=random.Random(1))
+    results = asyncio.run(outbox.send([email(0), email(1)], {}))
+    assert sender.requests == 2 and [r.provider_id for r in results] == ["m0", "m1"]
+
+
 def test_a_final_refusal_is_failed_with_its_code_or_in_doubt_when_the_provider_may_have_it():
     assert failure("x", PermanentFailure("21610", "opted out", opted_out=True)).model_dump(exclude={"ask_id"}) == {
         "provider_id": None, "error_code": "21610", "error": "opted out", "opted_out": True, "in_doubt": False}

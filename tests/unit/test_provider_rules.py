@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 
 import pytest
@@ -167,6 +168,13 @@ def test_gives_up_when_the_provider_asks_for_longer_than_the_cap():
     with pytest.raises(RetryLater) as caught:
         retry(fn, clock)
     assert caught.value.after == 600 and fn.calls == 1
+
+
+def test_a_caller_may_wait_out_longer_than_the_cap():
+    clock = FakeClock()
+    fn = Flaky([RetryLater(600, "429")])
+    assert retry(fn, clock, max_wait=math.inf) == "ok"
+    assert fn.calls == 2 and clock.sleeps == [600]
 
 
 def test_reraises_the_last_transient_error_after_the_last_attempt():

@@ -11,6 +11,7 @@ from twilio.request_validator import RequestValidator
 
 from connectors.sandbox.signing import EventSigner
 from connectors.web.app import create_app
+from connectors.web.providers import reply_keyword
 from connectors.web.publisher import ListPublisher
 from contracts.providers import ProviderEnvelope
 from contracts.tallies import TallyBook
@@ -70,6 +71,14 @@ def test_an_inbound_reply_keeps_only_the_keyword_and_no_phone_number(env):
     assert "5550123" not in env_.model_dump_json()
 
 
+@pytest.mark.parametrize("body, keyword", [
+    ("STOP", "STOP"), ("stop texting me", "STOP"), ("  Yes!", "YES"), ("yes, see you there", "YES"),
+    ("...help?", "HELP"), ("", ""), ("123 456", ""), ("👍", ""),
+])
+def test_a_reply_is_reduced_to_its_first_word_upper_cased(body, keyword):
+    assert reply_keyword(body) == keyword
+
+
 def test_signed_sendgrid_events_are_verified_with_ecdsa(env):
     client, pub, signer, s = env
     body = json.dumps([{"event": "delivered", "sg_event_id": "e1", "sg_message_id": "m1", "email": "ana@example.org", "ask_id": ASK.replace(":sms", ":email")},
@@ -82,3 +91,10 @@ def test_signed_sendgrid_events_are_verified_with_ecdsa(env):
     assert client.post("/v1/providers/sendgrid/events", content=tampered, headers=signer.headers(body, int(time.time()))).status_code == 403
     other = EventSigner()
     assert client.post("/v1/providers/sendgrid/events", content=body, headers=other.headers(body, int(time.time()))).status_code == 403
+
+
+@pytest.mark.parametrize("body", [b'{"event": "delivered"}', b"not json", b"[1, 2"])
+def test_a_signed_sendgrid_body_that_is_not_an_array_is_a_400(env, body):
+    client, pub, signer, s = env
+    r = client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time())))
+    assert r.status_code == 400 and written(pub, s) == []
