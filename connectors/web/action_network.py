@@ -26,7 +26,7 @@ from streams.settings import Settings
 from streams.topology import dead_letter_topic
 
 from ..action_network import Rejected, translate
-from .ingress import envelopes
+from .ingress import envelopes, read_limited
 from .publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ class WebhookResult(BaseModel):
 def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]) -> APIRouter:
     r = APIRouter(tags=["partners"])
     secret = s.person_key_bytes()
-    from .app import read_limited  # here, not at import: app.py includes this router
 
     @r.post(
         "/v1/partners/{partner_id}/action-network/{token}",

@@ -26,7 +26,7 @@ from ..signing import SignatureError, verify
 from . import dashboard
 from .action_network import router as action_network_router
 from .exports import aggregate_csv, tallies_csv
-from .ingress import BadBody, IngestResult, envelopes, parse_events
+from .ingress import BadBody, IngestResult, envelopes, parse_events, read_limited, refused
 from .people import router as people_router
 from .providers import router as providers_router
 from .publisher import BrokerUnavailable, KafkaPublisher, Publisher
@@ -200,24 +200,5 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     return app
 
 
-def refused(status: int, detail: str, reason: str) -> HTTPException:
-    metrics.EVENTS_REJECTED.labels(reason).inc()
-    return HTTPException(status, detail)
-
-
 def _csv_download(chunks, filename: str) -> StreamingResponse:
     return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it exceeds ``limit`` (never read whole first)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise refused(413, f"body over {limit} bytes", "too_large")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise refused(413, f"body over {limit} bytes", "too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)

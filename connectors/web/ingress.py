@@ -1,4 +1,5 @@
-"""Turning a verified request body into envelopes, and reporting what was wrong, by index and field."""
+"""Reading a request body within its size limit, turning a verified body into envelopes, and
+reporting what was wrong, by index and field."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import json
 from datetime import datetime
 from typing import Any
 
+from fastapi import HTTPException, Request
 from pydantic import BaseModel, ValidationError
 
 from contracts.events import Envelope, partner_event
+from streams import metrics
 from streams.keys import event_person_key, routing_key
 
 
@@ -86,3 +89,22 @@ def envelopes(
         env = Envelope(partner=partner, received_at=received_at, person_key=person, event=event)
         records.append((routing_key(partner, event, person).encode(), env.model_dump_json().encode()))
     return records, IngestResult(accepted=len(records), duplicates=duplicates, rejected=rejected)
+
+
+def refused(status: int, detail: str, reason: str) -> HTTPException:
+    metrics.EVENTS_REJECTED.labels(reason).inc()
+    return HTTPException(status, detail)
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it exceeds ``limit`` (never read whole first)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise refused(413, f"body over {limit} bytes", "too_large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise refused(413, f"body over {limit} bytes", "too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
