@@ -24,7 +24,7 @@ from aiokafka import TopicPartition
 from contracts.partners import Partner
 from streams.coalition import Coalition
 from streams.settings import Settings
-from streams.topology import dead_letter_topic, mobilize_cursor_topic
+from streams.topology import dead_letter, dead_letter_topic, mobilize_cursor_topic
 
 from .mobilize import Skipped, newest, translate
 from .providers.errors import RetryLater
@@ -131,7 +131,7 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
         for i in range(0, len(records), s.max_batch):
             await publisher.publish(records[i : i + s.max_batch])
     if skipped:
-        letters = [(partner.id.encode(), json.dumps({"reason": reason, "source": "mobilize", "partner": partner.id}).encode()) for reason in skipped]
+        letters = [dead_letter(partner.id, reason, source="mobilize", partner=partner.id) for reason in skipped]
         await publisher.publish(letters, dead_letter_topic(s))
     cursor = newest(found, since)
     await cursors.save(partner.id, cursor)

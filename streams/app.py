@@ -9,7 +9,6 @@ names against one broker and nothing reads configuration at import.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from . import transport
 from .settings import Settings
 from .topology import (
     ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, MEMBERSHIPS, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
-    asks_topic, dead_letter_topic, events_topic, provider_topic, targeting_topic,
+    asks_topic, dead_letter, dead_letter_topic, events_topic, provider_topic, targeting_topic,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -95,7 +94,8 @@ class Pipeline:
     def dead_letter(self, key: str | None, reason: str, **details: object) -> None:
         """Park what an agent could not use, with the reason, on the dead-letter topic."""
         log.warning("dead-lettered a record: %s", reason)
-        self.send_soon(self.dead_letters, key or "", json.dumps({"reason": reason, **details}, default=str).encode())
+        _, value = dead_letter(key, reason, **details)
+        self.send_soon(self.dead_letters, key or "", value)
 
     async def settle(self) -> None:
         pending, self.pending[:] = list(self.pending), []

@@ -6,6 +6,7 @@ web app reads to derive tallies (latest value per key).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from contracts.asks import AskCommand, AskFact, RecentAsks
@@ -74,6 +75,11 @@ def provider_topic(s: Settings) -> str:
 def dead_letter_topic(s: Settings) -> str:
     """Records an agent could not use (value: JSON with the reason and the raw record)."""
     return f"{s.topic_prefix}dead-letters"
+
+
+def dead_letter(key: str | None, reason: str, **details: object) -> tuple[bytes, bytes]:
+    """A dead-letter record: the reason, then what lets someone fix and replay it."""
+    return (key or "").encode(), json.dumps({"reason": reason, **details}, default=str).encode()
 
 
 def mobilize_cursor_topic(s: Settings) -> str:
