@@ -82,12 +82,21 @@ def in_target(person: PersonRecord, target: TargetArea) -> bool:
     return region is not None and region in {r.strip().upper() for r in target.regions}
 
 
-def _channel_problem(person: PersonRecord, channel: Channel) -> str | None:
+def consent_problem(person: PersonRecord, channel: Channel) -> str | None:
+    """Why ``person`` may not be messaged on ``channel`` at all: "opted out" or "no consent"
+    (rules 2 and 3), else ``None``. Checked when planning and again just before sending."""
     if channel in person.opted_out:
         return "opted out"
     consent = person.consent.get(channel)
     if consent is None or not consent.granted:
         return "no consent"
+    return None
+
+
+def _channel_problem(person: PersonRecord, channel: Channel) -> str | None:
+    problem = consent_problem(person, channel)
+    if problem:
+        return problem
     if not getattr(person, ADDRESS_FIELD[channel]):
         return f"no {ADDRESS_FIELD[channel]}"
     return None
