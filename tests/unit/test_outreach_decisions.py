@@ -2,6 +2,7 @@
 
 from datetime import datetime, time, timedelta, timezone
 
+from agents.outreach.agents import due_at
 from agents.outreach.planning import OutreachPolicy, plan, recent_count, remember
 from agents.outreach.quiet_hours import QuietHours
 from agents.outreach.receipts import latest_ask, on_email_event, on_send_result, on_sms_status, opt_in, opt_out, reply_kind
@@ -63,6 +64,14 @@ def test_texts_in_quiet_hours_are_deferred_to_the_window_end_and_clip_validity_o
     sent = gate(sms_ask(), None, person(), NOON, QUIET)
     assert sent == Send(validity_period=9 * 3600)  # until 21:00 local
     assert gate(sms_ask(quiet_hours_apply=False), None, person(), NIGHT, QUIET) == Send()
+
+
+def test_a_deferred_ask_as_stored_is_due_from_its_send_after_on():
+    nine = datetime(2026, 11, 25, 17, 0, tzinfo=timezone.utc)
+    stored = sms_ask(send_after=nine).model_dump(mode="json")
+    assert due_at(stored, nine - timedelta(seconds=1)) is None
+    assert due_at(stored, nine) == nine and due_at(stored, nine + timedelta(hours=1)) == nine
+    assert due_at(sms_ask().model_dump(mode="json"), nine) is None and due_at(None, nine) is None
 
 
 # --- planning ----------------------------------------------------------------------
