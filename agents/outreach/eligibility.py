@@ -52,13 +52,17 @@ def zip5(postal_code: str | None) -> str | None:
 def region_of(postal_code: str | None) -> str | None:
     """The US state (or territory) code of a US ZIP, from the bundled ``zipcodes`` data; else ``None``."""
     code = zip5(postal_code)
-    return _state(code) if code else None
+    return zip_facts(code)[0] if code else None
 
 
 @lru_cache(maxsize=None)  # bounded by the ~42k US ZIPs; each look-up scans the whole table
-def _state(code: str) -> str | None:
+def zip_facts(code: str) -> tuple[str | None, str | None]:
+    """The state code and the time zone name the bundled ``zipcodes`` data gives a 5-digit
+    ZIP (either may be ``None``). One look-up serves targeting and quiet hours alike."""
     found = zipcodes.matching(code)
-    return (found[0].get("state") or None) if found else None
+    if not found:
+        return None, None
+    return found[0].get("state") or None, found[0].get("timezone") or None
 
 
 def _postal_key(code: str) -> str:
