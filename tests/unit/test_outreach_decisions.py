@@ -5,7 +5,7 @@ from datetime import datetime, time, timedelta, timezone
 from agents.outreach.agents import due_at
 from agents.outreach.planning import OutreachPolicy, plan, recent_count, remember
 from agents.outreach.quiet_hours import QuietHours
-from agents.outreach.receipts import latest_ask, on_email_event, on_send_result, on_sms_status, opt_in, opt_out, reply_kind
+from agents.outreach.receipts import STOP_CONFIRMATION, answer_text, latest_ask, on_email_event, on_send_result, on_sms_status, opt_in, opt_out, reply_kind
 from agents.outreach.sending import Cancel, Defer, Send, Skip, gate
 from contracts.asks import AskCommand, AskFact, RecentAsks, SendResult, ask_id
 from contracts.events import ActionEvent
@@ -129,6 +129,13 @@ def test_reply_keywords():
     assert [reply_kind(w, person()) for w in ("stop", "STOPALL", "start", "HELP", "yes", "maybe")] == ["opt_out", "opt_out", "opt_in", "help", "rsvp", "other"]
     assert reply_kind("YES", person(opted_out=("sms",))) == "opt_in"  # as at Twilio
     assert opt_in(opt_out(person(), "sms", NOON), "sms").opted_out == {}
+
+
+def test_help_is_answered_and_stop_only_when_twilio_does_not_confirm_it():
+    assert answer_text("help", "Fair Care alerts", confirm_stop=False) == "Fair Care alerts"
+    assert answer_text("stop", "Fair Care alerts", confirm_stop=False) is None
+    assert answer_text("stop", "Fair Care alerts", confirm_stop=True) == STOP_CONFIRMATION
+    assert answer_text(None, "Fair Care alerts", confirm_stop=True) is None
 
 
 def test_a_reply_answers_the_most_recent_text():
