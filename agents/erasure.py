@@ -11,13 +11,17 @@ only the person key, so the tallies keep their counts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from contracts.asks import AskCommand, parse_ask_id
+from contracts.asks import AskFact, parse_ask_id
 from contracts.erasure import ErasureReport, ForgetPerson
 from contracts.facts import PersonRecord
 from streams.app import Pipeline
 from streams.keys import partition_of, person_key
+
+ERASED = "person erased"
+SCRUBBED = "(removed on erasure)"
 
 
 def matches(person: PersonRecord, requested: set[str], secret: bytes) -> bool:
@@ -51,26 +55,39 @@ def forget(p: Pipeline, partition: int, cmd: ForgetPerson, secret: bytes, now: d
     return report
 
 
+def erased_ask(fact: AskFact, now: datetime) -> AskFact:
+    """A deferred ask of an erased person: cancelled, so it is never sent."""
+    return fact.model_copy(update={"status": "cancelled", "error": ERASED, "updated_at": now, "deferred_until": None})
+
+
+def scrubbed(fact: AskFact) -> AskFact:
+    """The ask without its provider error text, which may quote the address (a bounce:
+    "550 <ana@…> rejected"); status and error code stay, so the tallies do not move."""
+    if not fact.error or fact.error == ERASED:
+        return fact
+    return fact.model_copy(update={"error": SCRUBBED})
+
+
+def _asks_of(ask_ids: Iterable[str], gone: set[str]) -> list[str]:
+    """The ask ids that belong to these people (the person key is part of the id)."""
+    return [ask_id for ask_id in list(ask_ids) if parse_ask_id(ask_id)[1] in gone]
+
+
 def _cancel_deferred(p: Pipeline, partition: int, gone: set[str], now: datetime) -> int:
     """Drop the deferred texts of these people (message and number) and cancel their asks."""
     cancelled = 0
-    for ask_id, raw in list(p.deferred.table.items()):
-        ask = AskCommand.model_validate(raw) if raw is not None else None
-        if ask is None or ask.person_key not in gone:
-            continue
-        p.deferred.delete(partition, ask_id)
+    for ask_id in _asks_of(p.deferred.table.keys(), gone):
+        if p.deferred.delete(partition, ask_id) is None:
+            continue  # nothing was deferred under this id any more
         fact = p.asks.get(ask_id)
         if fact is not None:
-            p.asks.put(partition, ask_id, fact, fact.model_copy(update={"status": "cancelled", "error": "person erased", "updated_at": now, "deferred_until": None}))
+            p.asks.put(partition, ask_id, fact, erased_ask(fact, now))
         cancelled += 1
     return cancelled
 
 
 def _scrub_errors(p: Pipeline, partition: int, gone: set[str]) -> None:
-    """Provider error texts may quote the address (a bounce: "550 <ana@…> rejected"): drop them."""
-    for ask_id in list(p.asks.table.keys()):
-        if parse_ask_id(ask_id)[1] not in gone:
-            continue
+    for ask_id in _asks_of(p.asks.table.keys(), gone):
         fact = p.asks.get(ask_id)
-        if fact is not None and fact.error and fact.error != "person erased":
-            p.asks.put(partition, ask_id, fact, fact.model_copy(update={"error": "(removed on erasure)"}))
+        if fact is not None:
+            p.asks.put(partition, ask_id, fact, scrubbed(fact))

@@ -32,7 +32,7 @@ def register(p: Pipeline, person_secret: bytes) -> None:
             handle(p, event.message.partition, event.key, event.value, person_secret)
 
 
-def handle(p: Pipeline, partition: int, key: str | None, raw: bytes, person_secret: bytes = b"") -> None:
+def handle(p: Pipeline, partition: int, key: str | None, raw: bytes, person_secret: bytes) -> None:
     if key and key.startswith(FORGET_PREFIX):
         # Erasure requests share the events topic so they are ordered with the person's events.
         try:

@@ -15,10 +15,9 @@ from streams.keys import fact_key
 
 from ..facts import apply_attendance
 from .agents import Outreach
-from .receipts import EMAIL_OPT_OUT, known_or_new, latest_ask, on_email_event, on_sms_status, opt_in, opt_out, reply_kind
+from .receipts import EMAIL_OPT_OUT, answer_text, known_or_new, latest_ask, on_email_event, on_sms_status, opt_in, opt_out, reply_kind
 
 log = logging.getLogger(__name__)
-STOP_CONFIRMATION = "You are unsubscribed. Reply START to opt back in."
 
 
 def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> None:
@@ -33,10 +32,10 @@ def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> No
         except ValidationError as exc:
             p.dead_letter(key, "invalid provider envelope", errors=exc.errors(include_input=False, include_url=False))
             return
-        answer = apply(p, partition, envelope)
-        person = p.people.get(envelope.person_key) if answer else None
-        if person is not None and person.phone and (answer == "help" or confirm_stop):
-            await o.outbox.reply(person.phone, help_text if answer == "help" else STOP_CONFIRMATION)
+        text = answer_text(apply(p, partition, envelope), help_text, confirm_stop)
+        person = p.people.get(envelope.person_key) if text else None
+        if text and person is not None and person.phone:
+            await o.outbox.reply(person.phone, text)
 
 
 def apply(p: Pipeline, partition: int, env: ProviderEnvelope) -> str | None:

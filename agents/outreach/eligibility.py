@@ -52,13 +52,17 @@ def zip5(postal_code: str | None) -> str | None:
 def region_of(postal_code: str | None) -> str | None:
     """The US state (or territory) code of a US ZIP, from the bundled ``zipcodes`` data; else ``None``."""
     code = zip5(postal_code)
-    return _state(code) if code else None
+    return zip_facts(code)[0] if code else None
 
 
 @lru_cache(maxsize=None)  # bounded by the ~42k US ZIPs; each look-up scans the whole table
-def _state(code: str) -> str | None:
+def zip_facts(code: str) -> tuple[str | None, str | None]:
+    """The state code and the time zone name the bundled ``zipcodes`` data gives a 5-digit
+    ZIP (either may be ``None``). One look-up serves targeting and quiet hours alike."""
     found = zipcodes.matching(code)
-    return (found[0].get("state") or None) if found else None
+    if not found:
+        return None, None
+    return found[0].get("state") or None, found[0].get("timezone") or None
 
 
 def _postal_key(code: str) -> str:
@@ -82,12 +86,21 @@ def in_target(person: PersonRecord, target: TargetArea) -> bool:
     return region is not None and region in {r.strip().upper() for r in target.regions}
 
 
-def _channel_problem(person: PersonRecord, channel: Channel) -> str | None:
+def consent_problem(person: PersonRecord, channel: Channel) -> str | None:
+    """Why ``person`` may not be messaged on ``channel`` at all: "opted out" or "no consent"
+    (rules 2 and 3), else ``None``. Checked when planning and again just before sending."""
     if channel in person.opted_out:
         return "opted out"
     consent = person.consent.get(channel)
     if consent is None or not consent.granted:
         return "no consent"
+    return None
+
+
+def _channel_problem(person: PersonRecord, channel: Channel) -> str | None:
+    problem = consent_problem(person, channel)
+    if problem:
+        return problem
     if not getattr(person, ADDRESS_FIELD[channel]):
         return f"no {ADDRESS_FIELD[channel]}"
     return None

@@ -17,10 +17,9 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-import zipcodes
 from phonenumbers import timezone as phone_timezone
 
-from .eligibility import zip5
+from .eligibility import zip5, zip_facts
 
 TWILIO_MAX_VALIDITY = 36000  # seconds: Twilio queues a message at most 10 h (accepts 1-36000)
 
@@ -68,8 +67,7 @@ def _valid_zone(name: str | None) -> str | None:
 
 @lru_cache(maxsize=None)  # bounded by the ~42k US ZIPs
 def _zip_zone(code: str) -> str | None:
-    found = zipcodes.matching(code)
-    return _valid_zone(found[0].get("timezone")) if found else None
+    return _valid_zone(zip_facts(code)[1])
 
 
 @lru_cache(maxsize=4096)

@@ -22,6 +22,7 @@ from contracts.providers import EmailEvent, SmsStatus
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 OPT_IN = frozenset({"START", "UNSTOP"})
 HELP = frozenset({"HELP", "INFO"})
+STOP_CONFIRMATION = "You are unsubscribed. Reply START to opt back in."
 Reply = Literal["opt_out", "opt_in", "help", "rsvp", "other"]
 
 _RANK = {"planned": 0, "deferred": 0, "sending": 1, "in_doubt": 2, "sent": 2, "delivered": 3, "failed": 3, "cancelled": 3}
@@ -73,6 +74,17 @@ def reply_kind(keyword: str, person: PersonRecord | None) -> Reply:
     if word in HELP:
         return "help"
     return "rsvp" if word == "YES" else "other"
+
+
+def answer_text(answer: str | None, help_text: str, confirm_stop: bool) -> str | None:
+    """What to text back after a reply was applied (``answer``: "help", "stop" or ``None``):
+    the help text to HELP; to STOP a confirmation only when Twilio does not send its own
+    (``confirm_stop``: Advanced Opt-Out is off); to anything else nothing."""
+    if answer == "help":
+        return help_text
+    if answer == "stop" and confirm_stop:
+        return STOP_CONFIRMATION
+    return None
 
 
 def opt_out(person: PersonRecord, channel: Channel, at: datetime) -> PersonRecord:

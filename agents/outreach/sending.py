@@ -12,6 +12,7 @@ from datetime import datetime
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact
 from contracts.facts import PersonRecord
 
+from .eligibility import consent_problem
 from .quiet_hours import QuietHours, next_allowed, validity_period
 
 
@@ -47,11 +48,9 @@ def gate(ask: AskCommand, state: AskFact | None, person: PersonRecord | None, no
         return Skip(f"already {state.status}")
     if person is None:
         return Cancel("person no longer known")
-    if ask.channel in person.opted_out:
-        return Cancel("opted out")
-    consent = person.consent.get(ask.channel)
-    if consent is None or not consent.granted:
-        return Cancel("no consent")
+    problem = consent_problem(person, ask.channel)
+    if problem:
+        return Cancel(problem)
     if ask.channel != "sms" or not ask.quiet_hours_apply or ask.time_zone is None:
         return Send()
     until = next_allowed(now, ask.time_zone, quiet)

@@ -6,7 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from agents.erasure import matches
+from agents.erasure import erased_ask, matches, scrubbed
+from contracts.asks import AskFact, ask_id
 from connectors.web.app import create_app
 from connectors.web.publisher import ListPublisher
 from contracts.erasure import ForgetPerson
@@ -30,6 +31,21 @@ def test_an_email_finds_a_person_keyed_by_phone_and_nobody_else():
     assert matches(ana, {person_key(SECRET, "+15105550123", None)}, SECRET)
     assert not matches(record("+15105550124", "ben@example.org"), by_email, SECRET)
     assert matches(PersonRecord(person_key=next(iter(by_email)), recruited_by="", recruited_at=AT, updated_at=AT), by_email, SECRET)
+
+
+def ask(status="failed", error=None, **extra):
+    pk = person_key(SECRET, "+15105550123", None)
+    return AskFact(ask_id=ask_id("rally-1", pk, "email"), action_id="rally-1", person_key=pk, channel="email",
+                   partner="union-a", status=status, updated_at=AT, error=error, **extra)
+
+
+def test_erasure_drops_provider_error_text_but_keeps_status_and_code():
+    bounced = ask(error="550 <ana@example.org> rejected", error_code="550")
+    assert scrubbed(bounced) == bounced.model_copy(update={"error": "(removed on erasure)"})
+    assert scrubbed(ask("delivered")) == ask("delivered")
+    cancelled = erased_ask(ask("deferred", deferred_until=AT), AT)
+    assert (cancelled.status, cancelled.error, cancelled.deferred_until) == ("cancelled", "person erased", None)
+    assert scrubbed(cancelled) == cancelled
 
 
 @pytest.mark.parametrize("partitions", [1, 4, 8, 64])

@@ -2,9 +2,10 @@
 
 from datetime import datetime, time, timedelta, timezone
 
+from agents.outreach.agents import due_at
 from agents.outreach.planning import OutreachPolicy, plan, recent_count, remember
 from agents.outreach.quiet_hours import QuietHours
-from agents.outreach.receipts import latest_ask, on_email_event, on_send_result, on_sms_status, opt_in, opt_out, reply_kind
+from agents.outreach.receipts import STOP_CONFIRMATION, answer_text, latest_ask, on_email_event, on_send_result, on_sms_status, opt_in, opt_out, reply_kind
 from agents.outreach.sending import Cancel, Defer, Send, Skip, gate
 from contracts.asks import AskCommand, AskFact, RecentAsks, SendResult, ask_id
 from contracts.events import ActionEvent
@@ -65,6 +66,14 @@ def test_texts_in_quiet_hours_are_deferred_to_the_window_end_and_clip_validity_o
     assert gate(sms_ask(quiet_hours_apply=False), None, person(), NIGHT, QUIET) == Send()
 
 
+def test_a_deferred_ask_as_stored_is_due_from_its_send_after_on():
+    nine = datetime(2026, 11, 25, 17, 0, tzinfo=timezone.utc)
+    stored = sms_ask(send_after=nine).model_dump(mode="json")
+    assert due_at(stored, nine - timedelta(seconds=1)) is None
+    assert due_at(stored, nine) == nine and due_at(stored, nine + timedelta(hours=1)) == nine
+    assert due_at(sms_ask().model_dump(mode="json"), nine) is None and due_at(None, nine) is None
+
+
 # --- planning ----------------------------------------------------------------------
 
 def test_planning_gives_one_ask_per_channel_credited_to_the_recruiter_and_skips_what_was_sent():
@@ -120,6 +129,13 @@ def test_reply_keywords():
     assert [reply_kind(w, person()) for w in ("stop", "STOPALL", "start", "HELP", "yes", "maybe")] == ["opt_out", "opt_out", "opt_in", "help", "rsvp", "other"]
     assert reply_kind("YES", person(opted_out=("sms",))) == "opt_in"  # as at Twilio
     assert opt_in(opt_out(person(), "sms", NOON), "sms").opted_out == {}
+
+
+def test_help_is_answered_and_stop_only_when_twilio_does_not_confirm_it():
+    assert answer_text("help", "Fair Care alerts", confirm_stop=False) == "Fair Care alerts"
+    assert answer_text("stop", "Fair Care alerts", confirm_stop=False) is None
+    assert answer_text("stop", "Fair Care alerts", confirm_stop=True) == STOP_CONFIRMATION
+    assert answer_text(None, "Fair Care alerts", confirm_stop=True) is None
 
 
 def test_a_reply_answers_the_most_recent_text():
