@@ -39,6 +39,9 @@ def test_two_partners_turnout_is_tallied_exactly(make_stack):
     body = stack.get("/v1/actions/rally-1/tallies").json()
     assert {k: body["totals"][k] for k in ("pledged", "rsvp_yes", "attended", "production_ratio")} == {"pledged": 50, "rsvp_yes": 9, "attended": 5, "production_ratio": 0.1}
     assert {r["partner"]: r["production_ratio"] for r in body["partners"]} == {"union-a": 0.075, "faith-b": 0.2}
+    # Memberships are another fact table than the action rows waited for above: wait for them too.
+    signups = lambda: {p["partner"]: p["signups"] for p in stack.get("/v1/tallies").json()["partners"]}  # noqa: E731
+    eventually(lambda: signups() == {"union-a": 6, "faith-b": 5})
     coalition = stack.get("/v1/tallies").json()
     assert {p["partner"]: p["signups"] for p in coalition["partners"]} == {"union-a": 6, "faith-b": 5}
     assert coalition["totals"]["signups"] == 11
