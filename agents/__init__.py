@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streams.app import Pipeline
+from streams.clock import from_setting
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 def register(pipeline: Pipeline, s: Settings, outreach: Outreach | None = None) -> None:
     from . import intake
 
-    intake.register(pipeline, s.person_key_bytes())
+    intake.register(pipeline, s.person_key_bytes(), from_setting(s.clock))
     if outreach is not None:
         from .outreach import agents, callbacks
 

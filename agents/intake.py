@@ -8,13 +8,12 @@ dead-letter topic with the reason; the agent never dies on one.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from pydantic import ValidationError
 
 from contracts.erasure import FORGET_PREFIX, ForgetPerson
 from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SignupEvent
 from streams.app import Pipeline
+from streams.clock import Clock, system_clock
 from streams.keys import fact_key, pledge_key
 
 from .erasure import forget
@@ -25,18 +24,18 @@ from .people import membership, merge_person
 BATCH = 500
 
 
-def register(p: Pipeline, person_secret: bytes) -> None:
+def register(p: Pipeline, person_secret: bytes, clock: Clock = system_clock) -> None:
     @p.app.agent(p.events, name="intake")
     async def intake(stream):  # noqa: ANN001 - Faust's stream type
         async for event in p.batches(stream, BATCH):
-            handle(p, event.message.partition, event.key, event.value, person_secret)
+            handle(p, event.message.partition, event.key, event.value, person_secret, clock)
 
 
-def handle(p: Pipeline, partition: int, key: str | None, raw: bytes, person_secret: bytes) -> None:
+def handle(p: Pipeline, partition: int, key: str | None, raw: bytes, person_secret: bytes, clock: Clock = system_clock) -> None:
     if key and key.startswith(FORGET_PREFIX):
         # Erasure requests share the events topic so they are ordered with the person's events.
         try:
-            forget(p, partition, ForgetPerson.model_validate_json(raw), person_secret, datetime.now(timezone.utc))
+            forget(p, partition, ForgetPerson.model_validate_json(raw), person_secret, clock())
         except ValidationError as exc:
             p.dead_letter(key, "invalid erasure request", errors=exc.errors(include_input=False, include_url=False))
         return

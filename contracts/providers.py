@@ -13,6 +13,9 @@ from pydantic import Field
 
 from .people import Frozen
 
+#: Twilio's error code for a number that replied STOP to the sender (Advanced Opt-Out).
+TWILIO_OPTED_OUT = 21610
+
 TwilioStatusName = Literal["accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read", "canceled", "receiving", "received"]
 
 

@@ -42,11 +42,12 @@ class Outbox(Protocol):
     async def send(self, asks: Sequence[AskCommand], validity: dict[str, int | None]) -> list[SendResult]:
         """Hand every ask to its provider (with retries); one result per ask."""
 
-    async def reply(self, to: str, body: str) -> None:
-        """Send a plain text reply (HELP)."""
+    def reply(self, to: str, body: str) -> None:
+        """Queue a plain text reply (HELP) and return at once: a slow provider must not hold
+        up the callbacks behind it."""
 
     async def aclose(self) -> None:
-        """Release the providers' connections (the worker is stopping)."""
+        """Finish the queued replies, then release the providers' connections (the worker is stopping)."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,7 @@ async def release(p: Pipeline, o: Outreach, released: set[tuple[str, datetime]])
             released.add((key, due))
             ask = AskCommand.model_validate(raw)
             await p.asks_topic.send(key=ask.person_key, value=ask.model_dump_json().encode())
+    released.difference_update({r for r in released if r[0] not in p.deferred.table})  # sent or cancelled since
 
 
 def due_at(stored: Mapping[str, Any] | None, now: datetime) -> datetime | None:

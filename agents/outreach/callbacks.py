@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from contracts.events import RsvpEvent
 from contracts.people import PersonRef
-from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply, SmsStatus
+from contracts.providers import TWILIO_OPTED_OUT, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus
 from streams.app import Pipeline
 from streams.keys import fact_key
 
@@ -35,7 +35,7 @@ def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> No
         text = answer_text(apply(p, partition, envelope), help_text, confirm_stop)
         person = p.people.get(envelope.person_key) if text else None
         if text and person is not None and person.phone:
-            await o.outbox.reply(person.phone, text)
+            o.outbox.reply(person.phone, text)
 
 
 def apply(p: Pipeline, partition: int, env: ProviderEnvelope) -> str | None:
@@ -46,9 +46,15 @@ def apply(p: Pipeline, partition: int, env: ProviderEnvelope) -> str | None:
         if fact is None:
             log.warning("callback for an unknown ask")
             return None
-        p.asks.put(partition, ev.ask_id, fact, on_sms_status(fact, ev, at) if isinstance(ev, SmsStatus) else on_email_event(fact, ev, at))
+        new = on_sms_status(fact, ev, at) if isinstance(ev, SmsStatus) else on_email_event(fact, ev, at)
+        p.asks.put(partition, ev.ask_id, fact, new)
         if isinstance(ev, EmailEvent) and ev.event in EMAIL_OPT_OUT:
             _set_person(p, partition, pk, lambda person: opt_out(person, "email", at), at)
+        if isinstance(ev, SmsStatus) and new.status == "failed" and fact.status != "failed":
+            # Twilio refused it after accepting it: final (Twilio does not retry it, nor do we).
+            p.dead_letter(ev.ask_id, "provider reported the text failed", code=ev.error_code)
+            if ev.error_code == str(TWILIO_OPTED_OUT):
+                _set_person(p, partition, pk, lambda person: opt_out(person, "sms", at), at)
         return None
     return _reply(p, partition, pk, ev, at)
 
@@ -59,7 +65,8 @@ def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> 
     if kind == "opt_out":
         _set_person(p, partition, pk, lambda person: opt_out(person, "sms", at), at)
         _mark_latest(p, partition, pk, opted_out=True)
-        return "stop"
+        # Confirmed once: not again to someone already opted out, nor when this STOP is replayed.
+        return None if person is not None and "sms" in person.opted_out else "stop"
     if kind == "opt_in" and person is not None:
         p.people.put(partition, pk, person, opt_in(person, "sms"))
     elif kind == "help":

@@ -60,6 +60,9 @@ class EmailSender(Protocol):
         first, ``error.accepted`` holds the ids (None where not accepted), aligned with ``batch``.
         """
 
+    def close(self) -> None:
+        """Release what the sender holds (threads, connections)."""
+
 
 @dataclass
 class FakeEmail:
@@ -74,6 +77,9 @@ class FakeEmail:
                 raise self.failures[message.to]
         self.sent.extend(batch)
         return [f"fake{len(self.sent)}"] * len(batch)
+
+    def close(self) -> None:
+        pass
 
 
 def plan_requests(batch: Sequence[EmailMessage]) -> list[list[int]]:
@@ -173,7 +179,7 @@ class SendGridEmail:
             raise RetryLater(None, None, f"no connection to SendGrid: {exc.reason}") from None
         except (OSError, http.client.HTTPException) as exc:  # after sending: it may have arrived
             raise RetryLater(None, None, f"no answer from SendGrid: {type(exc).__name__}", ambiguous=True) from None
-        return response.headers.get("X-Message-Id", "")
+        return response.headers.get("X-Message-Id") or ""  # accepted all the same
 
     def _error(self, exc: HTTPError) -> ProviderError:
         status = int(exc.status_code)
@@ -199,11 +205,12 @@ class SendGridEmail:
             try:
                 message_id = await loop.run_in_executor(self._pool, self._post, mail)
             except ProviderError as exc:
-                exc.accepted = tuple(ids) if any(ids) else ()
+                exc.accepted = tuple(ids) if any(i is not None for i in ids) else ()
                 raise
             for i in indexes:
                 ids[i] = message_id
         return ids  # type: ignore[return-value]
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Let the SDK threads go once their request is done (the outbox awaited its sends)."""
+        self._pool.shutdown(wait=False)

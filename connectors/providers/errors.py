@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from contracts.providers import TWILIO_OPTED_OUT as OPTED_OUT
+
 Verdict = Literal["retry", "permanent", "opted_out"]
 
-OPTED_OUT = 21610
 CARRIER_FILTERED = 30007
 #: Attempts in all (the first send included) before a 30007 is taken as final.
 CARRIER_FILTER_ATTEMPTS = 2

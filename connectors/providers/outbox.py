@@ -21,7 +21,7 @@ from contracts.asks import AskCommand, SendResult
 from streams.settings import Settings
 
 from .email import EmailMessage, EmailSender, SendGridEmail
-from .errors import ProviderError, RetryLater
+from .errors import CARRIER_FILTERED, PermanentFailure, ProviderError, RetryLater, classify_twilio
 from .ratelimit import TokenBucket
 from .retry import with_retries
 from .sms import SmsSender, TwilioSms
@@ -39,24 +39,41 @@ class ProviderOutbox:
         self.sms, self.email = sms, email
         self.callback = public_url.rstrip("/") + "/v1/providers/twilio/status?ask="
         self.retry = dict(attempts=attempts, base=base, cap=cap, rng=rng or random.Random())
+        self.replies: set[asyncio.Task] = set()
 
     async def send(self, asks: Sequence[AskCommand], validity: dict[str, int | None]) -> list[SendResult]:
         texts = [self._text(a, validity.get(a.ask_id)) for a in asks if a.channel == "sms"]
         results = list(await asyncio.gather(*texts))
         return results + await self._emails([a for a in asks if a.channel == "email"])
 
-    async def reply(self, to: str, body: str) -> None:
+    def reply(self, to: str, body: str) -> None:
+        task = asyncio.ensure_future(self._reply(to, body))
+        self.replies.add(task)
+        task.add_done_callback(self.replies.discard)
+
+    async def _reply(self, to: str, body: str) -> None:
         try:
             await with_retries(lambda: self.sms.send(to, body), **self.retry, retry_ambiguous=False)
         except ProviderError as exc:
             log.warning("reply not sent: %s", exc.code)
 
     async def aclose(self) -> None:
+        await asyncio.gather(*self.replies)
         await self.sms.aclose()
+        self.email.close()
 
     async def _text(self, ask: AskCommand, validity: int | None) -> SendResult:
+        attempt = 0
+
         async def once():
-            return await self.sms.send(ask.to, ask.body, status_callback=self.callback + quote(ask.ask_id, safe=""), validity_period=validity)
+            nonlocal attempt
+            attempt += 1
+            try:
+                return await self.sms.send(ask.to, ask.body, status_callback=self.callback + quote(ask.ask_id, safe=""), validity_period=validity)
+            except RetryLater as exc:
+                if exc.code == str(CARRIER_FILTERED) and classify_twilio(None, CARRIER_FILTERED, attempt=attempt) == "permanent":
+                    raise PermanentFailure(exc.code, exc.reason) from None
+                raise
 
         try:
             sent = await with_retries(once, **self.retry, retry_ambiguous=False)
@@ -76,7 +93,7 @@ class ProviderOutbox:
             except ProviderError as exc:
                 error, ids = exc, list(exc.accepted)
             for a, mid in zip(pending, ids):
-                if mid:
+                if mid is not None:  # "" is accepted without an id
                     results[a.ask_id] = SendResult(ask_id=a.ask_id, provider_id=mid)
             if error is not None and len(results) < len(asks):
                 raise error

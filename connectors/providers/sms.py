@@ -87,10 +87,11 @@ def _reached_provider(exc: Exception) -> bool:
     return not isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
 
 
-def twilio_error(exc: TwilioRestException, *, attempt: int = 1) -> ProviderError:
-    """Map the SDK's exception to ours (``exc.code`` is Twilio's error code, ``exc.status`` HTTP)."""
+def twilio_error(exc: TwilioRestException) -> ProviderError:
+    """Map the SDK's exception to ours (``exc.code`` is Twilio's error code, ``exc.status`` HTTP),
+    as for a first attempt: the outbox, which counts attempts, ends a repeated 30007."""
     code = exc.code if isinstance(exc.code, int) else None
-    verdict = classify_twilio(exc.status, code, attempt=attempt)
+    verdict = classify_twilio(exc.status, code)
     reason = str(exc.msg)
     if verdict == "retry":
         return RetryLater(None, str(code or exc.status), reason)

@@ -4,7 +4,7 @@ import asyncio
 import random
 from datetime import datetime, timezone
 
-from connectors.providers.errors import PermanentFailure, RetryLater
+from connectors.providers.errors import CARRIER_FILTER_ATTEMPTS, PermanentFailure, RetryLater
 from connectors.providers.outbox import ProviderOutbox, failure
 from connectors.providers.sms import FakeSms
 from contracts.asks import AskCommand
@@ -75,3 +75,41 @@ def test_texts_carry_their_status_callback_and_a_permanent_refusal_is_not_retrie
     assert ok.ok and refused.error_code == "21211"
     assert sms.sent == [{"sid": ok.provider_id, "to": "+15105550123", "body": "hi", "validity_period": 600,
                          "status_callback": "http://turnout.example/v1/providers/twilio/status?ask=a%3Ap1%3Asms"}]
+
+
+class Filtered:
+    """Twilio answering 30007 (carrier filtering) to every send."""
+
+    def __init__(self) -> None:
+        self.sends = 0
+
+    async def send(self, to, body, **kw):
+        self.sends += 1
+        raise RetryLater(None, "30007", "filtered by the carrier")
+
+
+def test_a_carrier_filtered_text_is_tried_twice_then_failed_with_its_code():
+    sms = Filtered()
+    outbox = ProviderOutbox(sms, None, "http://x", base=0.0)
+    ask = AskCommand(ask_id="a:p1:sms", action_id="a", person_key="p1", channel="sms", partner="u", referral="r",
+                     to="+15105550123", body="hi", planned_at=NOW)
+    [result] = asyncio.run(outbox.send([ask], {}))
+    assert sms.sends == CARRIER_FILTER_ATTEMPTS
+    assert (result.ok, result.error_code, result.in_doubt) == (False, "30007", False)
+
+
+class NoMessageId:
+    """SendGrid accepting a batch (202) without an X-Message-Id header."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    async def send(self, batch):
+        self.requests += 1
+        return [""] * len(batch)
+
+
+def test_an_email_accepted_without_a_message_id_counts_as_sent_and_is_not_sent_again():
+    sender = NoMessageId()
+    results = asyncio.run(ProviderOutbox(FakeSms(), sender, "http://x", base=0.0).send([email(0), email(1)], {}))
+    assert sender.requests == 1 and all(r.ok for r in results)

@@ -154,3 +154,44 @@ def test_a_stop_from_someone_unknown_survives_their_later_signup():
     later = SignupEvent.model_validate(signup("s1", phone="+15105550123", at="2026-11-25T10:00:00Z"))
     person_ = merge_person(remembered, later, "faith-b", PK)
     assert person_.recruited_by == "faith-b" and "sms" in person_.opted_out
+
+
+class Table(dict):
+    """A fact table as the receipts agent uses it (``streams.app.FactTable``), in memory."""
+
+    def put(self, partition, key, old, new):
+        self[key] = new
+
+
+class Tables:
+    def __init__(self, **people) -> None:
+        self.asks, self.people, self.recent_asks, self.attendance = Table(), Table(people), Table(), Table()
+        self.dead_letters: list[tuple] = []
+
+    def dead_letter(self, key, reason, **details):
+        self.dead_letters.append((key, reason, details))
+
+
+def test_a_text_failed_by_the_carrier_as_opted_out_is_dead_lettered_once_and_opts_the_person_out():
+    from agents.outreach.callbacks import apply
+    from contracts.providers import ProviderEnvelope
+
+    p = Tables(**{PK: person()})
+    aid = ask_id("rally-1", PK, "sms")
+    p.asks[aid] = state("sent")
+    callback = ProviderEnvelope(person_key=PK, received_at=NOON, event=SmsStatus(ask_id=aid, message_sid="SM1", status="failed", error_code="21610"))
+    apply(p, 0, callback)
+    apply(p, 0, callback)  # a replay
+    assert (p.asks[aid].status, p.asks[aid].error_code) == ("failed", "21610")
+    assert "sms" in p.people[PK].opted_out
+    assert p.dead_letters == [(aid, "provider reported the text failed", {"code": "21610"})]
+
+
+def test_stop_asks_for_a_confirmation_once_not_again_when_replayed():
+    from agents.outreach.callbacks import apply
+    from contracts.providers import ProviderEnvelope, SmsReply
+
+    p = Tables(**{PK: person()})
+    stop = ProviderEnvelope(person_key=PK, received_at=NOON, event=SmsReply(message_sid="SM9", keyword="STOP"))
+    assert [apply(p, 0, stop), apply(p, 0, stop)] == ["stop", None]
+    assert "sms" in p.people[PK].opted_out
