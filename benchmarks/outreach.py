@@ -37,6 +37,7 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
+from connectors.providers.outbox import outbox_from
 from connectors.signing import headers
 from connectors.web.ingress import envelopes
 from streams.admin import ensure_topics
@@ -131,6 +132,12 @@ async def sign_up(http: httpx.AsyncClient, stack: Stack, people: list[dict], tim
     await poll("signups", seen, time.monotonic() + timeout, stack, 1.0)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux): cost per ask, whatever else runs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def row(http: httpx.AsyncClient, action_id: str) -> dict:
     r = await http.get(f"/v1/actions/{action_id}/tallies")
     return next((p for p in r.json()["partners"] if p["partner"] == PARTNER), {}) if r.status_code == 200 else {}
@@ -140,7 +147,8 @@ async def fan_out(http: httpx.AsyncClient, stack: Stack, action_id: str, postal:
     """Post a rapid-response action for ``postal``; time it until n texts are in the sandbox inbox."""
     (await http.delete(stack.inbox_url)).raise_for_status()
     deadline, body = time.monotonic() + timeout, json.dumps([rapid(action_id, postal)]).encode()
-    t0 = time.time()
+    t0, procs = time.time(), {"worker": stack.worker.pid, "web": stack.web.pid, "sandbox": stack.sandbox.pid}
+    cpu0 = {name: cpu_seconds(pid) for name, pid in procs.items()}
     r = await http.post("/v1/events", content=body, headers=headers(PARTNER, stack.secret, body, time.time()))
     assert r.status_code == 202 and not r.json()["rejected"], r.text
     out: dict = {"n": n}
@@ -165,7 +173,8 @@ async def fan_out(http: httpx.AsyncClient, stack: Stack, action_id: str, postal:
     if delivered:
         try:
             final = await poll(f"{action_id}: delivered", lambda: _settled(http, action_id, n), deadline, stack)
-            out.update(delivered=time.time() - t0, in_doubt=final["in_doubt"], failed=final["failed"])
+            out.update(delivered=time.time() - t0, in_doubt=final["in_doubt"], failed=final["failed"],
+                       cpu={name: 1000 * (cpu_seconds(pid) - cpu0[name]) / n for name, pid in procs.items()})
         except TimeoutError:
             final = await row(http, action_id)
             out.update(delivered=float("nan"), in_doubt=final.get("in_doubt"), failed=final.get("failed"))
@@ -175,6 +184,20 @@ async def fan_out(http: httpx.AsyncClient, stack: Stack, action_id: str, postal:
 async def _settled(http: httpx.AsyncClient, action_id: str, n: int) -> dict | None:
     got = await row(http, action_id)
     return got if got.get("delivered", 0) + got.get("failed", 0) + got.get("in_doubt", 0) >= n else None
+
+
+async def provider_path_alone(stack: Stack, n: int, concurrency: int) -> dict:
+    """The baseline: n texts straight from this process through the same adapter (the Twilio SDK,
+    ``send_concurrency`` in flight) to the same sandbox, with no Kafka, no tables, no callbacks:
+    the most the send path could hand over on this machine."""
+    sms = outbox_from(stack.s.model_copy(update={"send_concurrency": concurrency})).sms
+    try:
+        await sms.send(phone(900_001), "warm-up")
+        t = time.perf_counter()
+        await asyncio.gather(*[sms.send(phone(800_000 + i), f"baseline {i}") for i in range(n)])
+        return {"n": n, "seconds": time.perf_counter() - t}
+    finally:
+        await sms.aclose()
 
 
 async def run(broker: EmbeddedBroker, tmp: Path, args, stacks: list[Stack]) -> tuple[list[dict], dict]:
@@ -190,12 +213,15 @@ async def run(broker: EmbeddedBroker, tmp: Path, args, stacks: list[Stack]) -> t
         await sign_up(http, one, people + [signup("warm", phone=phone(900_000), given_name="W", postal_code="94609")], args.timeout)
         console.print(f"{args.people + 1:,} people signed up and tallied in {time.perf_counter() - t:.1f} s")
         for i, c in enumerate(args.concurrency):
+            base = await provider_path_alone(one, min(args.people, 20_000), c)
+            console.print(f"baseline, send_concurrency={c}: {base['n']:,} texts straight to the sandbox in {base['seconds']:.1f} s")
             if i:
                 one.restart_worker(c)
                 console.print(f"worker restarted with send_concurrency={c}, pid {one.worker.pid}")
             await fan_out(http, one, f"warm-{c}", "94609", 1, args.timeout, delivered=False)  # the send path is up
             console.print(f"send_concurrency={c}: fan-out to {args.people:,} …")
-            results.append({"concurrency": c, **await fan_out(http, one, f"rally-{c}", "94607", args.people, args.timeout)})
+            results.append({"concurrency": c, "baseline": base["n"] / base["seconds"],
+                            **await fan_out(http, one, f"rally-{c}", "94607", args.people, args.timeout)})
     one.close(False)
     two = Stack(broker.bootstrap, tmp, "rate", args.faults, sms_rate=args.rate, send_concurrency=args.concurrency[0])
     stacks.append(two)
@@ -211,11 +237,13 @@ async def run(broker: EmbeddedBroker, tmp: Path, args, stacks: list[Stack]) -> t
 
 
 def report(results: list[dict], limited: dict, rate: float) -> None:
-    table = Table("send_concurrency", "people", "texts", "all attempted s", "last handed over s", "asks/s", "all delivered s", "in doubt", "failed",
-                  title="rapid-response fan-out (sms_rate 0)")
+    table = Table("send_concurrency", "people", "texts", "all attempted s", "last handed over s", "asks/s", "baseline texts/s", "all delivered s",
+                  "in doubt", "failed", "CPU ms/ask: worker / web / sandbox",
+                  title="rapid-response fan-out (sms_rate 0); baseline: the SDK straight to the sandbox, no pipeline")
     for r in results:
+        cpu = " / ".join(f"{r['cpu'][k]:.2f}" for k in ("worker", "web", "sandbox")) if "cpu" in r else "-"
         table.add_row(str(r["concurrency"]), f"{r['n']:,}", f"{r['texts']:,}", f"{r['attempted']:.1f}", f"{r['last']:.1f}", f"{r['texts'] / r['last']:,.0f}",
-                      f"{r['delivered']:.1f}", str(r["in_doubt"]), str(r["failed"]))
+                      f"{r['baseline']:,.0f}", f"{r['delivered']:.1f}", str(r["in_doubt"]), str(r["failed"]), cpu)
     console.print(table)
     stamps, n = limited["stamps"], len(limited["stamps"])
     lo, hi = int(0.1 * (n - 1)), int(0.9 * (n - 1))
