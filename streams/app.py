@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Generic, TypeVar
 import faust
 from pydantic import BaseModel
 
-from . import transport
+from . import metrics, transport
 from .settings import Settings
 from .topology import (
     ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, MEMBERSHIPS, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
@@ -39,10 +39,12 @@ class FactTable(Generic[M]):
     writes, and a crash in between would lose facts whose events are never replayed.
     """
 
-    def __init__(self, table: faust.Table, model: type[M], pending: list[Awaitable[Any]]) -> None:
+    def __init__(self, table: faust.Table, model: type[M], pending: list[Awaitable[Any]],
+                 on_change: Callable[[M | None, M], None] | None = None) -> None:
         self.table = table
         self.model = model
         self.pending = pending
+        self.on_change = on_change
 
     def get(self, key: str) -> M | None:
         raw = self.table.get(key)
@@ -54,6 +56,8 @@ class FactTable(Generic[M]):
             return None
         value = new.model_dump(mode="json")
         self.table.data[key] = value
+        if self.on_change is not None:
+            self.on_change(old, new)
         return self._sent(self.table.send_changelog(partition, key, value))
 
     def delete(self, partition: int, key: str) -> Awaitable[Any] | None:
@@ -138,6 +142,26 @@ class Pipeline:
             ticker.cancel()
 
 
+def count_ask(old: Any, new: Any) -> None:
+    if old is None or old.status != new.status:
+        metrics.ASKS.labels(new.channel, new.status).inc()
+
+
+def watch_lag(p: Pipeline, every: float = 5.0) -> None:
+    """Publish consumer lag per topic (``turnout_consumer_lag``): the high watermark the broker
+    reported in its last fetch minus this worker's position, summed over its partitions."""
+
+    @p.app.timer(every, name="consumer_lag")
+    async def consumer_lag() -> None:
+        lag: dict[str, int] = {}
+        for tp in p.app.consumer.assignment():
+            high, position = p.app.consumer.highwater(tp), await p.app.consumer.position(tp)
+            if high is not None and position is not None:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - position)
+        for topic, n in lag.items():
+            metrics.CONSUMER_LAG.labels(topic).set(n)
+
+
 def broker_urls(s: Settings) -> list[str]:
     scheme = "tansu" if s.broker_flavor == "tansu" else "kafka+safe"
     return [f"{scheme}://{host}" for host in s.bootstrap.split(",")]
@@ -157,6 +181,7 @@ def build(s: Settings) -> Pipeline:
         web_enabled=False,
         topic_partitions=s.partitions,
         topic_replication_factor=s.replication_factor,
+        table_standby_replicas=s.standby_replicas,
         broker_session_timeout=s.session_timeout,
         broker_heartbeat_interval=s.heartbeat_interval,
         broker_rebalance_timeout=s.rebalance_timeout,
@@ -171,10 +196,10 @@ def build(s: Settings) -> Pipeline:
 
     pending: list[Awaitable[Any]] = []
 
-    def table(spec: TableSpec) -> FactTable[Any]:
+    def table(spec: TableSpec, on_change: Callable[[Any, Any], None] | None = None) -> FactTable[Any]:
         # key_type=str, no value_type: Faust writes both as JSON in the changelog.
         t = app.Table(spec.name, default=None, partitions=s.partitions, key_type=str, help=spec.key)
-        return FactTable(t, spec.model, pending)
+        return FactTable(t, spec.model, pending, on_change)
 
     def topic(name: str, partitions: int = s.partitions) -> faust.TopicT:
         return app.topic(name, key_type=str, value_type=bytes, partitions=partitions)
@@ -191,7 +216,7 @@ def build(s: Settings) -> Pipeline:
         targeting=topic(targeting_topic(s)),
         asks_topic=topic(asks_topic(s)),
         provider=topic(provider_topic(s)),
-        asks=table(ASKS),
+        asks=table(ASKS, count_ask),
         recent_asks=table(RECENT_ASKS),
         deferred=table(DEFERRED),
         erasures=table(ERASURES),

@@ -89,6 +89,9 @@ def worker() -> None:
     if s.metrics_port:
         from prometheus_client import start_http_server
 
+        from .app import watch_lag
+
+        watch_lag(pipeline)
         start_http_server(s.metrics_port)
     worker = faust.Worker(pipeline.app, loglevel="info", logging_config=logging_config(s.log_format), quiet=True)
     worker.execute_from_commandline()

@@ -6,7 +6,7 @@ person, phone number or email.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_ACCEPTED = Counter("turnout_events_accepted", "Partner events accepted by the ingress (acknowledged by the broker)", ["partner"])
 EVENTS_REJECTED = Counter(
@@ -16,3 +16,12 @@ EVENTS_REJECTED = Counter(
 )
 TALLY_RECORDS = Counter("turnout_tally_records", "Fact records applied to this web app's tallies")
 TALLY_LAG = Gauge("turnout_tally_lag", "Fact records on the broker not yet applied to this web app's tallies")
+
+# The workers.
+ASKS = Counter("turnout_asks", "Ask state changes written by this worker, by channel and new status "
+               "(sending, sent, delivered, failed, in_doubt, deferred, cancelled)", ["channel", "status"])
+PROVIDER_SECONDS = Histogram("turnout_provider_request_seconds", "Time for one provider request (one text, or one email batch), answered or not",
+                             ["provider"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+PROVIDER_ERRORS = Counter("turnout_provider_errors", "Provider refusals and failures, retried or not, by provider and error code "
+                          "(Twilio's or the HTTP status; 'no_answer' for timeouts and connection errors)", ["provider", "code"])
+CONSUMER_LAG = Gauge("turnout_consumer_lag", "Records on the broker not yet consumed by this worker, per topic (high watermark - position)", ["topic"])

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="turnout.", description="Prefix of every topic turnout declares.")
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1)
+    standby_replicas: int = Field(default=1, ge=0, description="Warm copies of each table partition kept by other workers, for fast takeover.")
 
     ack_timeout: float = Field(default=5.0, gt=0, description="Seconds the ingress waits for the broker before 503.")
     max_body_bytes: int = 1024 * 1024

@@ -13,11 +13,14 @@ import asyncio
 import logging
 import math
 import random
-from typing import Sequence
+import time
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 from urllib.parse import quote
 
 from contracts.asks import AskCommand, SendResult
 
+from streams import metrics
 from streams.settings import Settings
 
 from .email import EmailMessage, EmailSender, SendGridEmail
@@ -69,7 +72,8 @@ class ProviderOutbox:
             nonlocal attempt
             attempt += 1
             try:
-                return await self.sms.send(ask.to, ask.body, status_callback=self.callback + quote(ask.ask_id, safe=""), validity_period=validity)
+                with timed("twilio"):
+                    return await self.sms.send(ask.to, ask.body, status_callback=self.callback + quote(ask.ask_id, safe=""), validity_period=validity)
             except RetryLater as exc:
                 if exc.code == str(CARRIER_FILTERED) and classify_twilio(None, CARRIER_FILTERED, attempt=attempt) == "permanent":
                     raise PermanentFailure(exc.code, exc.reason) from None
@@ -89,7 +93,8 @@ class ProviderOutbox:
             pending = [a for a in asks if a.ask_id not in results]
             error: ProviderError | None = None
             try:
-                ids = await self.email.send([EmailMessage(to=a.to, subject=a.subject or "", text=a.body, ask_id=a.ask_id, partner=a.partner) for a in pending])
+                with timed("sendgrid"):
+                    ids = await self.email.send([EmailMessage(to=a.to, subject=a.subject or "", text=a.body, ask_id=a.ask_id, partner=a.partner) for a in pending])
             except ProviderError as exc:
                 error, ids = exc, list(exc.accepted)
             for a, mid in zip(pending, ids):
@@ -106,6 +111,19 @@ class ProviderOutbox:
             except ProviderError as exc:
                 results.update({a.ask_id: failure(a.ask_id, exc) for a in asks if a.ask_id not in results})
         return [results[a.ask_id] for a in asks]
+
+
+@contextmanager
+def timed(provider: str) -> Iterator[None]:
+    """Time a provider request and count its refusal (by code) if it raises one."""
+    start = time.perf_counter()
+    try:
+        yield
+    except ProviderError as exc:
+        metrics.PROVIDER_ERRORS.labels(provider, exc.code or "no_answer").inc()
+        raise
+    finally:
+        metrics.PROVIDER_SECONDS.labels(provider).observe(time.perf_counter() - start)
 
 
 def failure(ask_id: str, exc: ProviderError) -> SendResult:

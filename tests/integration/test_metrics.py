@@ -1,0 +1,50 @@
+"""The worker's Prometheus metrics after a small fan-out through a faulty provider."""
+
+import json
+import re
+
+import httpx
+import pytest
+
+from streams.broker import free_port, wait_for_port
+from tests.factories import phone
+from tests.integration.conftest import eventually
+from tests.integration.test_outreach import person, rapid, rows, signups_seen
+
+pytestmark = pytest.mark.integration
+
+
+def samples(text: str) -> dict[str, float]:
+    """``name{labels}`` → value, for every sample line of a Prometheus text exposition."""
+    return {m[1]: float(m[2]) for m in re.finditer(r"^([a-z_]+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
+
+
+def test_the_worker_counts_asks_provider_errors_latency_and_lag(make_stack):
+    port = free_port()
+    stack = make_stack(outreach=True, partners=("union-a",), metrics_port=port)
+    stack.start_sandbox(json.dumps({"share_429": 0.2, "invalid_numbers": [phone(0)]}))
+    stack.start_web()
+    worker = stack.start_worker()
+    wait_for_port(port, 60, worker)
+    n = 30
+    stack.post_all("union-a", [person(i) for i in range(n)])
+    eventually(lambda: signups_seen(stack, n))
+    assert stack.post("union-a", [rapid("metered", "Metered rally", ["94607"])]).status_code == 202
+    eventually(lambda: rows(stack, "metered")["union-a"]["delivered"] == n - 1, timeout=90)
+
+    def scraped():
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        got = samples(text)
+        assert got['turnout_asks_total{channel="sms",status="delivered"}'] == n - 1
+        return text, got
+
+    text, got = eventually(scraped, timeout=30)
+    assert got['turnout_asks_total{channel="sms",status="sending"}'] == n
+    assert got['turnout_asks_total{channel="sms",status="failed"}'] == 1
+    assert got['turnout_provider_errors_total{code="21211",provider="twilio"}'] == 1
+    assert got['turnout_provider_errors_total{code="20429",provider="twilio"}'] >= 1
+    # Every request timed: the n sends plus their retries.
+    assert got['turnout_provider_request_seconds_count{provider="twilio"}'] >= n + got['turnout_provider_errors_total{code="20429",provider="twilio"}']
+    lag = eventually(lambda: {k: v for k, v in samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text).items() if k.startswith("turnout_consumer_lag{")} or None, timeout=30)
+    assert f'turnout_consumer_lag{{topic="{stack.settings.topic_prefix}events"}}' in lag
+    assert not [i for i in range(n) if phone(i) in text or phone(i)[2:] in text]
