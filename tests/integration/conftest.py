@@ -101,15 +101,15 @@ class Stack:
     def reply(self, phone: str, body: str) -> None:
         self.http.post(f"{self.settings.sandbox_url}/_sandbox/reply", json={"from": phone, "body": body}).raise_for_status()
 
-    def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
+    def _spawn(self, args: list[str], name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = self.tmp / f"{name}-{len(self.logs)}.log"
-        proc = spawn(args, child_env(self.settings), log)
+        proc = spawn(args, {**child_env(self.settings), **(env or {})}, log)
         self.procs.append(proc)
         self.logs.append(log)
         return proc
 
-    def start_worker(self) -> subprocess.Popen:
-        return self._spawn(["worker"], "worker")
+    def start_worker(self, **env: str) -> subprocess.Popen:
+        return self._spawn(["worker"], "worker", env)
 
     def start_web(self) -> subprocess.Popen:
         proc = self._spawn(["web", "--port", str(self.web_port)], "web")

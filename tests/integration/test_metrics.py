@@ -1,7 +1,8 @@
-"""The worker's Prometheus metrics after a small fan-out through a faulty provider."""
+"""The workers: their Prometheus metrics after a fan-out through a faulty provider, and two workers sharing one."""
 
 import json
 import re
+from collections import Counter
 
 import httpx
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from streams.broker import free_port, wait_for_port
 from tests.factories import phone
 from tests.integration.conftest import eventually
-from tests.integration.test_outreach import person, rapid, rows, signups_seen
+from tests.integration.test_outreach import person, rapid, rows, signups_seen, sms_to
 
 pytestmark = pytest.mark.integration
 
@@ -48,3 +49,22 @@ def test_the_worker_counts_asks_provider_errors_latency_and_lag(make_stack):
     lag = eventually(lambda: {k: v for k, v in samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text).items() if k.startswith("turnout_consumer_lag{")} or None, timeout=30)
     assert f'turnout_consumer_lag{{topic="{stack.settings.topic_prefix}events"}}' in lag
     assert not [i for i in range(n) if phone(i) in text or phone(i)[2:] in text]
+
+
+def test_two_workers_share_a_fan_out_and_nobody_is_texted_twice(make_stack):
+    """Horizontal scale: both workers plan and send part of one action (each counts its own
+    asks), and together they text every person exactly once."""
+    stack = make_stack(outreach=True, partners=("union-a",))
+    stack.start_sandbox()
+    stack.start_web()
+    ports = [free_port(), free_port()]
+    for port in ports:
+        wait_for_port(port, 60, stack.start_worker(TURNOUT_METRICS_PORT=str(port)))
+    n = 200
+    stack.post_all("union-a", [person(i) for i in range(n)])
+    eventually(lambda: signups_seen(stack, n), timeout=90)
+    assert stack.post("union-a", [rapid("shared", "Shared rally", ["94607"])]).status_code == 202
+    eventually(lambda: rows(stack, "shared")["union-a"]["delivered"] == n, timeout=120)
+    assert sms_to(stack, "Shared rally") == Counter({phone(i): 1 for i in range(n)})
+    sent = [samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text).get('turnout_asks_total{channel="sms",status="sending"}', 0) for port in ports]
+    assert all(sent) and sum(sent) >= n, sent
