@@ -1,0 +1,124 @@
+"""Scenarios on the event path: signed load through the ingress, with workers SIGKILLed or the
+broker frozen (SIGSTOP) meanwhile, then the tallies compared with what was acknowledged.
+
+- ``load``: ``events`` events as fast as the ingress takes them (``rate=None``) or paced; with
+  ``kills`` the longest-running worker is SIGKILLed (and a new one started) each time another
+  1/(kills+1) of the expected counts has reached the tallies, so the kills spread over the run.
+- ``broker_pause``: paced load; once a quarter of it is acknowledged the broker is frozen for
+  ``pause`` seconds. While frozen the ingress must answer 503 with Retry-After and never 2xx
+  (an answer to a request sent after the freeze and received before the thaw cannot carry a
+  broker acknowledgement); after it everything posted must be acknowledged and counted.
+
+Both end when the tallies equal the counts of the acknowledged events, or stop moving for
+``stall`` seconds, or at the deadline. lost = acknowledged facts missing from the tallies;
+double = counts beyond every event posted (acknowledged or not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from connectors.signing import headers
+from tests.factories import phone, rsvp
+
+from .load import Loader, LoadReport, actions_of, attendance, counts, lost_and_double, read_counts
+from .outcome import Outcome
+from .stack import PARTNERS, TOKEN, SoakStack, soak_stack
+
+
+def client(stack: SoakStack) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=stack.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30,
+                             limits=httpx.Limits(max_connections=64))
+
+
+async def warm_up(http: httpx.AsyncClient, stack: SoakStack, deadline: float) -> None:
+    """One RSVP through ingress, worker and tally reader: the stack is ready."""
+    body = json.dumps([rsvp("warm-0", "warm-up", phone=phone(7_999_999))]).encode()
+    partner = PARTNERS[0]
+    r = await http.post("/v1/events", content=body, headers=headers(partner, stack.secrets[partner], body, time.time()))
+    r.raise_for_status()
+    while (r := await http.get("/v1/actions/warm-up/tallies")).status_code != 200 or r.json()["totals"]["rsvp_yes"] != 1:
+        if dead := stack.dead():
+            raise RuntimeError(f"process(es) {dead} exited during the warm-up")
+        if time.monotonic() > deadline:
+            raise TimeoutError("the warm-up RSVP was not counted in time")
+        await asyncio.sleep(0.25)
+
+
+async def follow(stack: SoakStack, http: httpx.AsyncClient, loader: Loader, out: Outcome, *, kills: int, stall: float,
+                 deadline: float, on_tick=None) -> LoadReport:
+    """Run the loader; poll the tallies until they equal the acknowledged counts (or stop moving,
+    or the deadline); SIGKILL a worker at each 1/(kills+1) of the way. Fills ``out``."""
+    task = asyncio.ensure_future(loader.run())
+    report, actions = loader.report, actions_of(loader.report.batches)
+    total = sum(report.everything().values())
+    last, moved, killed, counted = None, time.monotonic(), [], None
+    try:
+        while True:
+            actual = await read_counts(http, actions)
+            now = time.monotonic()
+            if actual != last:
+                last, moved = actual, now
+            progress = sum(actual.values()) / total
+            if len(killed) < kills and progress >= (len(killed) + 1) / (kills + 1):
+                pid = stack.kill_worker()
+                killed.append(f"{pid}@{progress:.0%}")
+            if on_tick is not None:
+                await on_tick(report)
+            if task.done():
+                if actual == report.expected():
+                    counted = now
+                    break
+                if now - moved > stall:
+                    out.problems.append(f"the tallies stopped moving for {stall:.0f} s short of the acknowledged counts")
+                    break
+            if now > deadline:
+                out.problems.append("deadline: the tallies did not reach the acknowledged counts in time")
+                break
+            if dead := stack.dead():
+                out.problems.append(f"process(es) {dead} exited by themselves")
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        if not task.done():
+            task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    out.problems += report.problems
+    out.lost, out.double = lost_and_double(last or actual, report.expected(), report.expected(only_acked=False))
+    out.got_503 = report.statuses()[503]
+    if kills:
+        out.figures["workers SIGKILLed (pid@progress)"] = ", ".join(killed)
+        if len(killed) < kills:
+            out.problems.append(f"only {len(killed)} of {kills} kills happened")
+    accepted = report.events_acked
+    out.seconds = (counted or time.monotonic()) - report.started
+    out.rate = f"{accepted / report.seconds:,.0f} ev/s accepted"
+    if counted:
+        out.rate += f", {total / (counted - report.started):,.0f} ev/s counted"
+    return report
+
+
+async def load(console: Console, *, name: str = "load", events: int = 200_000, clients: int = 4, workers: int = 1,
+               kills: int = 0, rate: float | None = None, stall: float = 120, timeout: float = 900,
+               workdir: Path | None = None) -> Outcome:
+    batches = attendance(events, name)
+    n = sum(counts(batches).values())
+    out = Outcome(name, f"{n:,} events" + (f", {kills} SIGKILLs" if kills else ""))
+    deadline = time.monotonic() + timeout
+    with soak_stack(name, console, workdir) as stack:
+        try:
+            stack.start(workers=workers)
+            async with client(stack) as http:
+                await warm_up(http, stack, deadline)
+                loader = Loader(http, stack.secrets, batches, clients=clients, rate=rate, deadline=deadline)
+                await follow(stack, http, loader, out, kills=kills, stall=stall, deadline=deadline)
+        except Exception as exc:  # a scenario reports what broke instead of ending the run
+            out.problems.append(f"{type(exc).__name__}: {exc}")
+        stack.failed = not out.passed
+    return out
