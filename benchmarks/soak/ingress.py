@@ -122,3 +122,62 @@ async def load(console: Console, *, name: str = "load", events: int = 200_000, c
             out.problems.append(f"{type(exc).__name__}: {exc}")
         stack.failed = not out.passed
     return out
+
+
+async def broker_pause(console: Console, *, name: str = "broker-pause", events: int = 60_000, rate: float = 1000,
+                       pause: float = 20.0, clients: int = 4, workers: int = 1, ack_timeout: float = 5.0,
+                       stall: float = 120, timeout: float = 600, workdir: Path | None = None) -> Outcome:
+    batches = attendance(events, name, batch=100)
+    n = sum(counts(batches).values())
+    out = Outcome(name, f"{n:,} events at {rate:,.0f}/s, SIGSTOP {pause:g} s")
+    deadline = time.monotonic() + timeout
+    window: dict[str, float] = {}
+    with soak_stack(name, console, workdir, ack_timeout=ack_timeout) as stack:
+        try:
+            stack.start(workers=workers)
+            loop = asyncio.get_running_loop()
+
+            def thaw() -> None:
+                stack.resume_broker()
+                window["resumed"] = time.monotonic()
+
+            async def freeze_a_quarter_in(report: LoadReport) -> None:
+                if "paused" not in window and report.events_acked >= n / 4:
+                    stack.pause_broker()
+                    window["paused"] = time.monotonic()
+                    loop.call_later(pause, thaw)
+
+            async with client(stack) as http:
+                await warm_up(http, stack, deadline)
+                loader = Loader(http, stack.secrets, batches, clients=clients, rate=rate, deadline=deadline)
+                report = await follow(stack, http, loader, out, kills=0, stall=stall, deadline=deadline, on_tick=freeze_a_quarter_in)
+            judge_pause(report, window, out)
+        except Exception as exc:  # a scenario reports what broke instead of ending the run
+            out.problems.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            stack.resume_broker()  # never leave it frozen for the clean-up
+        stack.failed = not out.passed
+    return out
+
+
+def judge_pause(report: LoadReport, window: dict[str, float], out: Outcome) -> None:
+    """The ingress's answers around the freeze: 503 with Retry-After, never 2xx while frozen."""
+    if "resumed" not in window:
+        out.problems.append("the broker was never frozen and thawed (the load ended first)")
+        return
+    paused, resumed = window["paused"], window["resumed"]
+    # Sent after the freeze and answered before the thaw: nothing can have acknowledged it.
+    lies = [a for a in report.answers if a.status == 202 and a.sent > paused + 0.01 and a.answered < resumed]
+    refusals = [a for a in report.answers if a.status == 503]
+    bare = [a for a in refusals if not (a.retry_after or "").isdigit() or int(a.retry_after) < 1]
+    if lies:
+        out.problems.append(f"{len(lies)} requests answered 202 while the broker was frozen")
+    if not refusals:
+        out.problems.append("no 503 while the broker was frozen")
+    if bare:
+        out.problems.append(f"{len(bare)} answers 503 without a Retry-After of at least 1 s")
+    after = [a.answered - resumed for a in report.answers if a.status == 202 and a.sent >= resumed]
+    out.figures["503s (during the freeze)"] = f"{len(refusals)} ({sum(paused <= a.answered <= resumed + 1 for a in refusals)})"
+    out.figures["2xx while frozen"] = len(lies)
+    out.figures["first 202 after SIGCONT"] = f"{min(after):.1f} s" if after else "never"
+    out.figures["requests (answers)"] = dict(sorted(report.statuses().items(), key=lambda kv: str(kv[0])))
