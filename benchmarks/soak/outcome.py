@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -42,6 +43,6 @@ def summary(outcomes: list[Outcome], console: Console) -> None:
     console.print(table)
     for o in outcomes:
         if o.figures:
-            console.print(f"[bold]{o.scenario}[/]: " + "; ".join(f"{k} {v}" for k, v in o.figures.items()))
+            console.print(f"[bold]{o.scenario}[/]: " + escape("; ".join(f"{k} {v}" for k, v in o.figures.items())))
         for problem in o.problems:
-            console.print(f"[red]{o.scenario}: {problem}[/]", markup=True, highlight=False)
+            console.print(f"[red]{o.scenario}: {escape(problem)}[/]", highlight=False)
