@@ -1,6 +1,6 @@
 """Load: signed batches posted through the real ingress, and what the tallies must then say.
 
-``attendance(n)`` builds a workload: n/3 people, each with a sign-up, an RSVP "yes" and a
+``attendance(n)`` builds a workload: ⌈n/3⌉ people, each with a sign-up, an RSVP "yes" and a
 check-in posted by one of four partners, shuffled across batches so that a person's three
 events arrive in different requests; every ``repeat_every``-th batch is posted a second time
 later on (a partner re-sending), which must change nothing. Each event adds exactly one to one
@@ -87,10 +87,10 @@ def counts(batches: Iterable[Batch]) -> Counter[Key]:
 
 def attendance(n_events: int, prefix: str, *, actions: int = 8, batch: int = 500, repeat_every: int = 25,
                first_phone: int = 0, seed: int = 1) -> list[Batch]:
-    """``n_events`` (rounded down to a multiple of 3) events of n/3 people; see the module docstring."""
+    """At least ``n_events`` events (rounded up to a multiple of 3: three per person); see the module docstring."""
     rng = random.Random(seed)
     per_partner: dict[str, list[tuple[dict, Key]]] = {p: [] for p in PARTNERS}
-    for i in range(n_events // 3):
+    for i in range(-(-n_events // 3)):
         partner, action, number = PARTNERS[i % len(PARTNERS)], f"{prefix}-{i % actions}", phone(first_phone + i)
         per_partner[partner] += [
             (signup(f"{prefix}-s{i}", phone=number), ("signups", None, partner)),
