@@ -89,19 +89,23 @@ async def follow(stack: SoakStack, http: httpx.AsyncClient, loader: Loader, out:
         if not task.done():
             task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    judge_load(out, report, last or actual, killed, kills, counted)
+    return report
+
+
+def judge_load(out: Outcome, report: LoadReport, actual, killed: list[str], kills: int, counted: float | None) -> None:
+    """The figures of a load run: lost and double against what was acknowledged and posted, rates, kills."""
     out.problems += report.problems
-    out.lost, out.double = lost_and_double(last or actual, report.expected(), report.expected(only_acked=False))
+    out.lost, out.double = lost_and_double(actual, report.expected(), report.expected(only_acked=False))
     out.got_503 = report.statuses()[503]
     if kills:
         out.figures["workers SIGKILLed (pid@progress)"] = ", ".join(killed)
         if len(killed) < kills:
             out.problems.append(f"only {len(killed)} of {kills} kills happened")
-    accepted = report.events_acked
     out.seconds = (counted or time.monotonic()) - report.started
-    out.rate = f"{accepted / report.seconds:,.0f} ev/s accepted"
+    out.rate = f"{report.events_acked / report.seconds:,.0f} ev/s accepted"
     if counted:
-        out.rate += f", {total / (counted - report.started):,.0f} ev/s counted"
-    return report
+        out.rate += f", {sum(report.everything().values()) / (counted - report.started):,.0f} ev/s counted"
 
 
 async def load(console: Console, *, name: str = "load", events: int = 200_000, clients: int = 4, workers: int = 1,
