@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration bench schema install clean
+.PHONY: run test unit integration bench soak schema install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.pipeline
 	$(BIN)/python -m benchmarks.outreach --people $(BENCH_PEOPLE)
 	$(BIN)/python -m benchmarks.dashboard --checkins 1000
+
+## The fault and load suite, not part of `make test` (about 20 minutes; README "Soak: load and
+## faults"): 200,000 events, worker SIGKILLs under load and mid-fan-out, the broker frozen,
+## a provider storm. Sizes: SOAK_ARGS="--events 50000 --people 5000" (see --help).
+SOAK_ARGS ?=
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
 ## Regenerate the checked-in JSON Schema of partner events.
 schema: $(STAMP)

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     sms_rate: float = Field(default=1.0, ge=0, description="SMS per second per sender (0: unlimited). A US long code does about 1.")
     email_rate: float = Field(default=100.0, ge=0, description="Emails per second (0: unlimited).")
     send_concurrency: int = Field(default=16, ge=1, description="SMS requests in flight per worker; asks are marked sending in chunks of this size.")
+    provider_timeout: float | None = Field(default=None, gt=0, description="Seconds to wait for Twilio or SendGrid to answer a send (unset: 10 and 15). No answer leaves the ask in doubt.")
     frequency_cap: int = Field(default=3, ge=0, description="At most this many asks per person …")
     frequency_window_days: int = Field(default=7, ge=1, description="… in this many days, across all partners.")
     quiet_start: str = "21:00"

@@ -1,10 +1,24 @@
-"""Faust transports with two fixes: one for Faust, one for the embedded broker.
+"""Faust transports with fixes for Faust (1) and for the embedded broker (2, 3).
 
 1. ``kafka+safe://`` and ``tansu://``: Faust acknowledges the messages it *skips* after a
    rebalance (fetched under an older consumer generation, or delivered while flow control is
    paused). Recording those acks lets a later commit pass events that were never processed:
    reproduced as 1-5% of check-ins lost after a worker hand-over. The consumer here refuses
    such acks; the events are fetched again after the seek and processed (at-least-once).
+
+   A refused message is still dropped from the set of messages in flight: a rebalance first
+   suspends flow control and then waits for that set to empty, so a batch an agent finished
+   during the wait (its acks refused) held the rebalance up for ever, and the whole group with
+   it: reproduced as a fan-out that stopped for good after two workers were SIGKILLed.
+
+   The seek is aiokafka's ``seek_to_committed``, which only moves partitions that have a
+   committed offset above 0. A partition taken over before anyone committed on it (a worker
+   killed in the middle of its first batch there: the asks of a big fan-out) kept the position
+   the skipped messages had advanced it to, and they were never processed: reproduced as a
+   third of a fan-out's asks left "planned" after two workers were SIGKILLed (``make soak``).
+   ``SafeConsumerThread`` rewinds such partitions to the beginning, as
+   ``consumer_auto_offset_reset="earliest"`` would have placed them (changelogs excepted:
+   table recovery positions those itself).
 
 2. ``tansu://`` only: Tansu's wrong "latest" end offsets, below.
 
@@ -42,7 +56,7 @@ from faust.types import TP, Message
 #: (make bench: dashboard freshness, changelog p50 399 ms → 43 ms at 100 ms).
 TANSU_FETCH_MAX_WAIT_MS = 100
 
-__all__ = ["true_end_offsets", "SafeTransport", "Transport", "Consumer", "ConsumerThread", "register", "TANSU_FETCH_MAX_WAIT_MS"]
+__all__ = ["true_end_offsets", "SafeConsumerThread", "SafeTransport", "Transport", "Consumer", "ConsumerThread", "register", "TANSU_FETCH_MAX_WAIT_MS"]
 
 
 async def true_end_offsets(
@@ -96,7 +110,19 @@ async def true_end_offsets(
     return result
 
 
-class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+class SafeConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Consumer thread whose seek to committed offsets also rewinds partitions that have none."""
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        changelogs = self.app.tables.changelog_topics
+        uncommitted = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+        if uncommitted:
+            await self.seek_to_beginning(*uncommitted)
+        return committed
+
+
+class ConsumerThread(SafeConsumerThread):
     """Consumer thread whose end offsets (used by table recovery) are true."""
 
     def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> aiokafka.AIOKafkaConsumer:
@@ -117,12 +143,19 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class SafeConsumer(faust_aiokafka.Consumer):
-    """Refuses acks of messages Faust skipped (see fix 1 in the module docstring)."""
+    """Refuses acks of messages Faust skipped, and has them read again (fix 1 in the module docstring)."""
 
     def ack(self, message: Message) -> bool:
         if message.generation_id != self.app.consumer_generation_id or not self.app.flow_control.is_active():
+            # Not committed, but no longer waited for: a rebalance suspends flow control and
+            # then waits for every message in flight to be acked (stream_wait_empty), so a
+            # batch an agent finished meanwhile would hold the rebalance up for ever.
+            self._unacked_messages.discard(message)
             return False
         return super().ack(message)
+
+    def _new_consumer_thread(self) -> SafeConsumerThread:
+        return SafeConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
 class Consumer(SafeConsumer):

@@ -138,13 +138,14 @@ def failure(ask_id: str, exc: ProviderError) -> SendResult:
 def outbox_from(s: Settings) -> ProviderOutbox:
     """Real adapters from settings (pointed at the sandbox when its URLs are set)."""
     sms_bucket = TokenBucket(s.sms_rate or None, burst=max(1.0, s.sms_rate * SMS_BURST_SECONDS))
+    timeout = {"timeout": s.provider_timeout} if s.provider_timeout else {}  # else each adapter's default
     sms = TwilioSms(
         s.twilio_account_sid, s.twilio_auth_token,
         messaging_service_sid=s.twilio_messaging_service_sid, from_number=None if s.twilio_messaging_service_sid else s.twilio_from,
-        base_url=s.twilio_base_url, concurrency=s.send_concurrency, bucket=sms_bucket,
+        base_url=s.twilio_base_url, concurrency=s.send_concurrency, bucket=sms_bucket, **timeout,
     )
     email = SendGridEmail(
         s.sendgrid_api_key, from_email=s.sendgrid_from, base_url=s.sendgrid_base_url or "https://api.sendgrid.com",
-        unsubscribe_url=s.unsubscribe_url, bucket=TokenBucket(s.email_rate or None),
+        unsubscribe_url=s.unsubscribe_url, bucket=TokenBucket(s.email_rate or None), **timeout,
     )
     return ProviderOutbox(sms, email, s.public_url)

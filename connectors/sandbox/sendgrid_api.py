@@ -67,6 +67,13 @@ def problems(mail: Any) -> list[tuple[str | None, str]]:
     return found
 
 
+def recipients(mail: Any) -> list[str]:
+    """Every ``to`` address of a mail-send body, as far as it can be read (for the attempt log)."""
+    ps = mail.get("personalizations") if isinstance(mail, dict) else None
+    tos = [to for p in ps if isinstance(p, dict) and isinstance(p.get("to"), list) for to in p["to"]] if isinstance(ps, list) else []
+    return [str(to.get("email", "")) for to in tos if isinstance(to, dict)]
+
+
 def render(text: str, substitutions: dict[str, str]) -> str:
     for tag, value in substitutions.items():
         text = text.replace(tag, value)
@@ -130,7 +137,12 @@ def sendgrid_router(sb: "Sandbox") -> APIRouter:
     async def mail_send(request: Request):
         if request.headers.get("authorization") != f"Bearer {sb.config.sendgrid_api_key.get_secret_value()}":
             return errors(401, (None, "The provided authorization grant is invalid, expired, or revoked"))
-        fault = await sb.misbehave()
+        try:
+            mail = json.loads(await request.body())
+        except ValueError:
+            mail = None
+        to = recipients(mail)
+        fault = await sb.misbehave("email", to)
         if fault == "429":
             reset = int(time.time()) + sb.faults.rate_limit_reset_s
             limits = {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
@@ -139,12 +151,13 @@ def sendgrid_router(sb: "Sandbox") -> APIRouter:
             return errors(sb.dice.server_error(), (None, "internal error"))
         if fault == "timeout":
             return errors(504, (None, "gateway timeout"))
-        try:
-            mail = json.loads(await request.body())
-        except ValueError:
+        if mail is None:
+            sb.attempt("email", to, "400")
             return errors(400, (None, "Bad Request"))
         if found := problems(mail):
+            sb.attempt("email", to, "400")
             return errors(400, *found)
+        sb.attempt("email", to, "ok")
         message_id = sb.dice.hex(22)
         sb.poster.spawn(progress(sb, record_mail(sb, mail, message_id)))
         return Response(status_code=202, headers={"X-Message-Id": message_id})

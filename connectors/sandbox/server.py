@@ -8,6 +8,10 @@ callbacks back, and misbehaves on request.
 - ``GET|DELETE /_sandbox/inbox``          what was accepted (``?channel=sms|email``) / forget it
 - ``GET /_sandbox/inbox/count``           how many were accepted and when the first and last were
                                           (``?channel=``; cheap enough to poll, unlike the inbox)
+- ``GET /_sandbox/attempts``              every send request in arrival order: its recipients and
+                                          what it was answered (``ok``, ``429``, ``5xx``, ``timeout``
+                                          or the refusal's code), so a test can tell a retried 429
+                                          from a resent permanent failure (``?channel=``)
 - ``GET|POST /_sandbox/faults``           current faults / change some of them (JSON patch)
 - ``POST /_sandbox/reply``                ``{"from", "body", "to"?}`` → signed inbound-SMS webhook
 - ``GET /_sandbox/sendgrid-public-key``   the event-webhook verification key (base64 DER)
@@ -74,6 +78,7 @@ class Sandbox:
         self.signer = EventSigner(pem.get_secret_value().encode() if pem else None)
         self.poster = Poster(config.callback_attempts, config.callback_timeout_s)
         self.inbox: list[dict] = []
+        self.attempts: list[dict] = []
         #: Per channel: how many accepted, first and last ``created`` stamps (for polling).
         self.counts: dict[str, dict] = {}
         self.by_sg_id: dict[str, dict] = {}
@@ -84,15 +89,22 @@ class Sandbox:
     def sendgrid_public_key(self) -> str:
         return self.signer.public_key
 
-    async def misbehave(self) -> Outcome:
-        """Apply latency and roll for a fault; a ``timeout`` has already hung when this returns."""
+    async def misbehave(self, channel: str, to: list[str]) -> Outcome:
+        """Apply latency and roll for a fault; a ``timeout`` has already hung when this returns.
+        Faults are logged as attempts here; the caller logs the others once it has answered."""
         faults = self.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         outcome = self.dice.outcome(faults)
+        if outcome != "ok":
+            self.attempt(channel, to, outcome)
         if outcome == "timeout":
             await asyncio.sleep(faults.timeout_hang_ms / 1000)
         return outcome
+
+    def attempt(self, channel: str, to: list[str], outcome: str) -> None:
+        """Log one send request and what it was answered (a ``timeout`` is logged as it starts to hang)."""
+        self.attempts.append({"channel": channel, "to": to, "outcome": outcome, "at": time.time()})
 
     def record(self, *, channel: str, id: str, to: str, sender: str, status: str, **fields) -> dict:
         now = time.time()
@@ -153,9 +165,14 @@ def create_sandbox(config: SandboxConfig | None = None) -> FastAPI:
         return {"count": sum(c["count"] for c in counts), "first": min((c["first"] for c in counts), default=None),
                 "last": max((c["last"] for c in counts), default=None)}
 
+    @app.get("/_sandbox/attempts", tags=["sandbox"])
+    async def attempts(channel: str | None = None) -> list[dict]:
+        return [a for a in sb.attempts if channel is None or a["channel"] == channel]
+
     @app.delete("/_sandbox/inbox", status_code=204, tags=["sandbox"])
     async def clear_inbox() -> None:
         sb.inbox.clear()
+        sb.attempts.clear()
         sb.counts.clear()
         sb.by_sg_id.clear()
 

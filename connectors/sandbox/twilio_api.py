@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import math
 import re
 from email.utils import formatdate
@@ -133,7 +134,8 @@ def twilio_router(sb: "Sandbox") -> APIRouter:
             return error(401, 20003, "Authenticate", {"WWW-Authenticate": 'Basic realm="Twilio API"'})
         if account_sid != config.account_sid:
             return error(404, 20404, f"The requested resource /{API}/Accounts/{account_sid}/Messages.json was not found")
-        fault = await sb.misbehave()
+        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        fault = await sb.misbehave("sms", [form.get("To", "")])
         if fault == "429":
             return error(429, 20429, "Too Many Requests")
         if fault == "5xx":
@@ -141,9 +143,10 @@ def twilio_router(sb: "Sandbox") -> APIRouter:
             return error(status, 20500 if status == 500 else 20503, "Service unavailable" if status == 503 else "Internal Server Error")
         if fault == "timeout":
             return error(504, 20504, "Gateway Timeout")  # after the hang, for whoever still listens
-        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
         if (refused := refusal(sb, form)) is not None:
+            sb.attempt("sms", [form.get("To", "")], str(json.loads(refused.body)["code"]))
             return refused
+        sb.attempt("sms", [form["To"]], "ok")
         service = form.get("MessagingServiceSid")
         record = sb.record(
             channel="sms", id="SM" + sb.dice.hex(32), to=form["To"],

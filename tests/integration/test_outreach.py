@@ -1,7 +1,6 @@
 """Rapid-response outreach end to end: real ingress, real workers, the real Twilio and SendGrid
 SDKs talking to the sandbox providers, callbacks flowing back through the signed webhooks."""
 
-import json
 from collections import Counter
 
 import pytest
@@ -129,26 +128,6 @@ def test_stop_blocks_every_later_ask_and_yes_becomes_an_rsvp_for_the_recruiter(o
     eventually(lambda: sms_to(stack, "Third ask")[phone(1)] == 1)
 
 
-def test_a_storm_of_429s_and_5xx_still_delivers_every_ask_once(make_stack):
-    stack = make_stack(outreach=True, partners=("union-a",))
-    stack.start_sandbox('{"share_429": 0.15, "share_5xx": 0.15}')
-    stack.start_web()
-    stack.start_worker()
-    people = [person(i, email=f"p{i}@example.org") for i in range(40)]
-    stack.post_all("union-a", people)
-    eventually(lambda: signups_seen(stack, len(people)))
-    assert stack.post("union-a", [rapid("storm", "Storm rally", ["94607"])]).status_code == 202
-    eventually(lambda: rows(stack, "storm")["union-a"]["delivered"] == 80, timeout=90)
-    assert sms_to(stack, "Storm rally") == Counter({phone(i): 1 for i in range(40)})
-    assert Counter(m["to"] for m in stack.inbox("email")) == Counter({f"p{i}@example.org": 1 for i in range(40)})
-    # Invariant 7: no raw phone number or email in our logs (the sandbox plays the provider),
-    # written as one JSON object per line.
-    ours = "".join(log.read_text(errors="replace") for log in stack.logs if "sandbox" not in log.name)
-    assert not [x for i in range(40) for x in (phone(i), phone(i)[2:], f"p{i}@example.org") if x in ours]
-    records = [json.loads(line) for line in ours.splitlines() if line.strip()]
-    assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
-
-
 def test_quiet_hours_defer_texts_until_the_window_opens(outreach):
     stack = outreach
     stack.set_clock("2026-11-25T06:30:00+00:00")  # 22:30 in Oakland
@@ -173,30 +152,3 @@ def test_forged_provider_webhooks_get_403_and_write_nothing(outreach):
     r = stack.http.post(f"{stack.url}/v1/providers/sendgrid/events", content=b'[{"event":"unsubscribe"}]',
                         headers={"X-Twilio-Email-Event-Webhook-Signature": "MEUCIQ==", "X-Twilio-Email-Event-Webhook-Timestamp": "1"})
     assert r.status_code == 403
-
-
-def test_a_worker_killed_mid_fan_out_never_double_texts_and_the_rest_are_sent(make_stack):
-    import signal
-
-    stack = make_stack(outreach=True, partners=("union-a",), sms_rate=60, send_concurrency=8)
-    stack.start_sandbox('{"latency_ms": 20}')
-    stack.start_web()
-    first = stack.start_worker()
-    n = 240
-    stack.post_all("union-a", [person(i) for i in range(n)])
-    eventually(lambda: signups_seen(stack, n), timeout=60)
-    assert stack.post("union-a", [rapid("kill", "Kill test", ["94607"])]).status_code == 202
-    eventually(lambda: stack.inbox_count("sms") >= 40, timeout=60)
-    stack.stop(first, signal.SIGKILL)
-    stack.start_worker()
-
-    def settled():
-        row = rows(stack, "kill")["union-a"]
-        texts = stack.inbox_count("sms")
-        assert row["asked_sms"] == n and row["delivered"] == texts and texts + row["in_doubt"] == n
-        return row
-
-    row = eventually(settled, timeout=120)
-    texts = sms_to(stack, "Kill test")
-    assert max(texts.values()) == 1, "somebody got two texts"
-    assert row["in_doubt"] <= 2 * 8, "at most two chunks (send_concurrency 8) may be left in doubt"

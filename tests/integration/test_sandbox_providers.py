@@ -229,6 +229,8 @@ def test_invalid_and_opted_out_numbers_fail_permanently_with_the_code(start_sand
     assert (invalid.code, invalid.opted_out) == ("21211", False)
     assert (opted_out.code, opted_out.opted_out) == ("21610", True)
     assert inbox(url, "sms") == []
+    attempts = httpx.get(f"{url}/_sandbox/attempts").json()
+    assert [(a["to"], a["outcome"]) for a in attempts] == [(["+15551239999"], "21211"), (["+15551238888"], "21610")]
 
 
 def test_a_stop_reply_is_signed_and_blocks_later_sends(start_sandbox, receiver):
@@ -263,12 +265,30 @@ def test_a_429_and_5xx_storm_still_delivers_every_message_exactly_once(start_san
     assert len(messages) == len(numbers) == len({s.sid for s in sent})
     assert Counter(m["to"] for m in messages) == Counter(numbers)
     assert sum(calls.values()) > len(numbers)  # the storm really happened
+    # The attempt log holds every request, in order, with what it was answered.
+    attempts = httpx.get(f"{url}/_sandbox/attempts", params={"channel": "sms"}).json()
+    assert Counter(a["to"][0] for a in attempts) == calls
+    for to in numbers:
+        outcomes = [a["outcome"] for a in attempts if a["to"] == [to]]
+        assert outcomes[-1] == "ok" and set(outcomes[:-1]) <= {"429", "5xx"}, outcomes
 
 
 def test_a_client_timeout_is_retry_later_and_marked_ambiguous(start_sandbox):
     url, _ = start_sandbox(share_timeout=1.0, timeout_hang_ms=1500)
     caught = texting(url, lambda sender: outcome(sender.send("+15551230005", "hi")), timeout=0.3)
     assert isinstance(caught, RetryLater) and caught.ambiguous
+
+
+def test_an_email_request_that_outlives_the_client_timeout_is_ambiguous_and_logged(start_sandbox):
+    url, _ = start_sandbox(share_timeout=1.0, timeout_hang_ms=1500)
+    sender = SendGridEmail(SecretStr(SG_KEY), from_email="asks@coalition.example", base_url=url, timeout=0.3)
+    with pytest.raises(RetryLater) as caught:
+        asyncio.run(sender.send(emails(2)))
+    sender.close()
+    assert caught.value.ambiguous
+    assert httpx.get(f"{url}/_sandbox/attempts").json()[0] | {"at": 0} == {
+        "channel": "email", "to": ["person0@example.org", "person1@example.org"], "outcome": "timeout", "at": 0}
+    assert inbox(url, "email") == []
 
 
 def test_a_refused_connection_is_retry_later_and_not_ambiguous():

@@ -1,0 +1,77 @@
+"""The safe consumer's acks and seek (streams/transport.py, fix 1), against fakes: no broker."""
+
+import asyncio
+from types import SimpleNamespace
+
+from aiokafka import TopicPartition
+
+from streams.transport import SafeConsumer, SafeConsumerThread
+
+EVENTS, ASKS, CHANGELOG = "t.events", "t.asks", "t-people_by_key-changelog"
+
+
+class FakeAiokafka:
+    """Answers ``seek_to_committed`` as aiokafka does (committed offset or None per partition)
+    and records which partitions were sent back to the beginning."""
+
+    def __init__(self, committed: dict[TopicPartition, int | None]) -> None:
+        self.committed = committed
+        self.rewound: list[TopicPartition] = []
+
+    async def seek_to_committed(self) -> dict[TopicPartition, int | None]:
+        return self.committed
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        self.rewound += partitions
+
+
+def thread_over(fake: FakeAiokafka) -> SafeConsumerThread:
+    thread = SafeConsumerThread.__new__(SafeConsumerThread)  # no Faust app or broker behind it
+    thread._ensure_consumer = lambda: fake
+
+    async def call_thread(fn, *args):
+        return await fn(*args)
+
+    thread.call_thread = call_thread
+    thread.__dict__["app"] = SimpleNamespace(tables=SimpleNamespace(changelog_topics={CHANGELOG}))
+    return thread
+
+
+def test_partitions_nobody_committed_on_are_read_again_from_the_beginning():
+    """Messages Faust fetched and skipped during a rebalance advance the position; with no
+    committed offset, aiokafka's seek leaves it there and they would never be processed."""
+    committed = {TopicPartition(EVENTS, 0): 120, TopicPartition(EVENTS, 1): None, TopicPartition(ASKS, 2): None,
+                 TopicPartition(ASKS, 3): 0, TopicPartition(CHANGELOG, 1): None}
+    fake = FakeAiokafka(committed)
+    assert asyncio.run(thread_over(fake).seek_to_committed()) == committed
+    assert sorted(fake.rewound) == [TopicPartition(ASKS, 2), TopicPartition(ASKS, 3), TopicPartition(EVENTS, 1)]
+
+
+def test_nothing_is_rewound_when_every_partition_has_a_committed_offset():
+    fake = FakeAiokafka({TopicPartition(EVENTS, 0): 5, TopicPartition(ASKS, 0): 9})
+    asyncio.run(thread_over(fake).seek_to_committed())
+    assert fake.rewound == []
+
+
+class Message:
+    def __init__(self, generation_id: int) -> None:
+        self.generation_id = generation_id
+
+
+def consumer_in(generation: int, flowing: bool, in_flight: set) -> SafeConsumer:
+    consumer = SafeConsumer.__new__(SafeConsumer)
+    flow = SimpleNamespace(is_active=lambda: flowing)
+    consumer.__dict__["app"] = SimpleNamespace(consumer_generation_id=generation, flow_control=flow)
+    consumer._unacked_messages = in_flight
+    return consumer
+
+
+def test_an_ack_refused_during_a_rebalance_still_lets_the_rebalance_finish():
+    """Faust suspends flow control, then waits until no message is in flight; an agent that
+    finishes a batch meanwhile has its acks refused (not committed: read again after the
+    seek), and those messages must leave the in-flight set or the wait never ends."""
+    late, stale = Message(generation_id=3), Message(generation_id=2)
+    in_flight = {late, stale}
+    assert consumer_in(3, flowing=False, in_flight=in_flight).ack(late) is False
+    assert consumer_in(3, flowing=True, in_flight=in_flight).ack(stale) is False
+    assert in_flight == set()
