@@ -52,6 +52,8 @@ class RetryLater(ProviderError):
     ``ambiguous`` is True when the request may have reached the provider (a read timeout): a
     retry may then send the message twice, since neither Twilio nor SendGrid takes an
     idempotency key. Callers that must not double-send record the ask as in doubt instead.
+    ``attempts`` caps the attempts in all (the first included) for this cause, below the
+    caller's own limit (Twilio 30007: ``CARRIER_FILTER_ATTEMPTS``).
     """
 
     def __init__(
@@ -62,10 +64,12 @@ class RetryLater(ProviderError):
         *,
         ambiguous: bool = False,
         accepted: tuple[str, ...] = (),
+        attempts: int | None = None,
     ) -> None:
         super().__init__(code, reason, accepted)
         self.after = after
         self.ambiguous = ambiguous
+        self.attempts = attempts
 
 
 class PermanentFailure(ProviderError):

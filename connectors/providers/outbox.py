@@ -24,7 +24,7 @@ from streams import metrics
 from streams.settings import Settings
 
 from .email import EmailMessage, EmailSender, SendGridEmail
-from .errors import CARRIER_FILTERED, PermanentFailure, ProviderError, RetryLater, classify_twilio
+from .errors import ProviderError, RetryLater
 from .ratelimit import TokenBucket
 from .retry import with_retries
 from .sms import SmsSender, TwilioSms
@@ -66,18 +66,9 @@ class ProviderOutbox:
         self.email.close()
 
     async def _text(self, ask: AskCommand, validity: int | None) -> SendResult:
-        attempt = 0
-
         async def once():
-            nonlocal attempt
-            attempt += 1
-            try:
-                with timed("twilio"):
-                    return await self.sms.send(ask.to, ask.body, status_callback=self.callback + quote(ask.ask_id, safe=""), validity_period=validity)
-            except RetryLater as exc:
-                if exc.code == str(CARRIER_FILTERED) and classify_twilio(None, CARRIER_FILTERED, attempt=attempt) == "permanent":
-                    raise PermanentFailure(exc.code, exc.reason) from None
-                raise
+            with timed("twilio"):
+                return await self.sms.send(ask.to, ask.body, status_callback=self.callback + quote(ask.ask_id, safe=""), validity_period=validity)
 
         try:
             sent = await with_retries(once, **self.retry, retry_ambiguous=False)

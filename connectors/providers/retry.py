@@ -43,8 +43,8 @@ async def with_retries(
     ``retry_ambiguous=False`` a ``RetryLater(ambiguous=True)`` (the provider may have the message)
     propagates too, so the caller can mark the ask in doubt rather than risk a double send.
     A ``RetryLater.after`` beyond ``max_wait`` (default ``cap``) propagates as well; pass
-    ``math.inf`` to sit out whatever the provider asks. After the last attempt the last
-    ``RetryLater`` is re-raised.
+    ``math.inf`` to sit out whatever the provider asks. After the last attempt (or the
+    ``RetryLater.attempts`` the error allows) the last ``RetryLater`` is re-raised.
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
@@ -52,7 +52,7 @@ async def with_retries(
         try:
             return await fn()
         except RetryLater as exc:
-            if attempt == attempts or (exc.ambiguous and not retry_ambiguous):
+            if attempt >= min(attempts, exc.attempts or attempts) or (exc.ambiguous and not retry_ambiguous):
                 raise
             if exc.after is not None and exc.after > (cap if max_wait is None else max_wait):
                 raise

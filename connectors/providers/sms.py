@@ -23,7 +23,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from .errors import PermanentFailure, ProviderError, RetryLater, classify_twilio
+from .errors import CARRIER_FILTER_ATTEMPTS, CARRIER_FILTERED, PermanentFailure, ProviderError, RetryLater, classify_twilio
 from .ratelimit import TokenBucket
 
 
@@ -88,13 +88,13 @@ def _reached_provider(exc: Exception) -> bool:
 
 
 def twilio_error(exc: TwilioRestException) -> ProviderError:
-    """Map the SDK's exception to ours (``exc.code`` is Twilio's error code, ``exc.status`` HTTP),
-    as for a first attempt: the outbox, which counts attempts, ends a repeated 30007."""
+    """Map the SDK's exception to ours (``exc.code`` is Twilio's error code, ``exc.status`` HTTP).
+    A 30007 is retried, but only ``CARRIER_FILTER_ATTEMPTS`` times in all."""
     code = exc.code if isinstance(exc.code, int) else None
     verdict = classify_twilio(exc.status, code)
     reason = str(exc.msg)
     if verdict == "retry":
-        return RetryLater(None, str(code or exc.status), reason)
+        return RetryLater(None, str(code or exc.status), reason, attempts=CARRIER_FILTER_ATTEMPTS if code == CARRIER_FILTERED else None)
     return PermanentFailure(str(code or exc.status), reason, opted_out=verdict == "opted_out")
 
 

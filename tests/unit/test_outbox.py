@@ -4,9 +4,11 @@ import asyncio
 import random
 from datetime import datetime, timezone
 
+from twilio.base.exceptions import TwilioRestException
+
 from connectors.providers.errors import CARRIER_FILTER_ATTEMPTS, PermanentFailure, RetryLater
 from connectors.providers.outbox import ProviderOutbox, failure
-from connectors.providers.sms import FakeSms
+from connectors.providers.sms import FakeSms, twilio_error
 from contracts.asks import AskCommand
 
 NOW = datetime(2026, 11, 24, 20, 0, tzinfo=timezone.utc)
@@ -85,7 +87,7 @@ class Filtered:
 
     async def send(self, to, body, **kw):
         self.sends += 1
-        raise RetryLater(None, "30007", "filtered by the carrier")
+        raise twilio_error(TwilioRestException(400, "https://api.twilio.com/x", "filtered by the carrier", code=30007))
 
 
 def test_a_carrier_filtered_text_is_tried_twice_then_failed_with_its_code():
