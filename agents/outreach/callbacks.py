@@ -9,13 +9,13 @@ from pydantic import ValidationError
 
 from contracts.events import RsvpEvent
 from contracts.people import PersonRef
-from contracts.providers import TWILIO_OPTED_OUT, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus
+from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply, SmsStatus
 from streams.app import Pipeline
 from streams.keys import fact_key
 
 from ..facts import apply_attendance
 from .agents import Outreach
-from .receipts import EMAIL_OPT_OUT, answer_text, known_or_new, latest_ask, on_email_event, on_sms_status, opt_in, opt_out, reply_kind
+from .receipts import answer_text, known_or_new, latest_ask, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,11 @@ def apply(p: Pipeline, partition: int, env: ProviderEnvelope) -> str | None:
             return None
         new = on_sms_status(fact, ev, at) if isinstance(ev, SmsStatus) else on_email_event(fact, ev, at)
         p.asks.put(partition, ev.ask_id, fact, new)
-        if isinstance(ev, EmailEvent) and ev.event in EMAIL_OPT_OUT:
-            _set_person(p, partition, pk, lambda person: opt_out(person, "email", at), at)
+        if channel := opts_out(ev):
+            _set_person(p, partition, pk, lambda person: opt_out(person, channel, at), at)
         if isinstance(ev, SmsStatus) and new.status == "failed" and fact.status != "failed":
             # Twilio refused it after accepting it: final (Twilio does not retry it, nor do we).
             p.dead_letter(ev.ask_id, "provider reported the text failed", code=ev.error_code)
-            if ev.error_code == str(TWILIO_OPTED_OUT):
-                _set_person(p, partition, pk, lambda person: opt_out(person, "sms", at), at)
         return None
     return _reply(p, partition, pk, ev, at)
 

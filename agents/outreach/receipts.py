@@ -17,7 +17,7 @@ from typing import Literal
 
 from contracts.asks import AskFact, RecentAsks, SendResult, parse_ask_id
 from contracts.facts import Channel, PersonRecord
-from contracts.providers import EmailEvent, SmsStatus
+from contracts.providers import TWILIO_OPTED_OUT, EmailEvent, SmsStatus
 
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 OPT_IN = frozenset({"START", "UNSTOP"})
@@ -63,6 +63,14 @@ def on_email_event(fact: AskFact, ev: EmailEvent, now: datetime) -> AskFact:
     if status is None:
         return fact
     return advance(fact, status, now, error=ev.reason if status == "failed" else None)
+
+
+def opts_out(ev: SmsStatus | EmailEvent) -> Channel | None:
+    """The channel a callback opts its person out of: email for an unsubscribe or spam report,
+    SMS for a text Twilio failed because the number replied STOP to the sender (21610)."""
+    if isinstance(ev, EmailEvent):
+        return "email" if ev.event in EMAIL_OPT_OUT else None
+    return "sms" if _TWILIO.get(ev.status) == "failed" and ev.error_code == str(TWILIO_OPTED_OUT) else None
 
 
 def reply_kind(keyword: str, person: PersonRecord | None) -> Reply:

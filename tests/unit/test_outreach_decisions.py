@@ -125,6 +125,16 @@ def test_email_unsubscribes_flag_the_ask_and_bounces_fail_it():
     assert on_email_event(state("sent"), EmailEvent(**ev, event="open"), NOON) == state("sent")
 
 
+def test_which_callbacks_opt_a_person_out():
+    from agents.outreach.receipts import opts_out
+
+    assert opts_out(EmailEvent(ask_id="x", sg_event_id="e1", event="spamreport")) == "email"
+    assert opts_out(EmailEvent(ask_id="x", sg_event_id="e1", event="bounce")) is None
+    assert opts_out(SmsStatus(ask_id="x", message_sid="SM1", status="failed", error_code="21610")) == "sms"
+    assert opts_out(SmsStatus(ask_id="x", message_sid="SM1", status="undelivered", error_code="30006")) is None
+    assert opts_out(SmsStatus(ask_id="x", message_sid="SM1", status="delivered")) is None
+
+
 def test_reply_keywords():
     assert [reply_kind(w, person()) for w in ("stop", "STOPALL", "start", "HELP", "yes", "maybe")] == ["opt_out", "opt_out", "opt_in", "help", "rsvp", "other"]
     assert reply_kind("YES", person(opted_out=("sms",))) == "opt_in"  # as at Twilio
