@@ -128,7 +128,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=50.0, help="check-ins posted per second (default 50)")
     args = ap.parse_args()
     with bench_stack("fresh", console) as stack:
-        report(asyncio.run(measure(stack.settings, stack.url, stack.secret, args.checkins, args.rate)), args.checkins, args.rate)
+        stack.start()
+        report(asyncio.run(measure(stack.settings, stack.url, stack.secrets[PARTNER], args.checkins, args.rate)), args.checkins, args.rate)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Outreach throughput: how fast one rapid-response action reaches N people, and how closely the
 SMS rate limit is kept.
 
-One run starts ONE embedded broker (Tansu, memory-only, 8 partitions) and per phase a stack of its
-own (unique app id / topic prefix): the sandbox providers (reached through the real Twilio SDK),
-one worker and one web app. The workers' clock is a file clock at 11:00 in Oakland: no quiet hours.
+Each phase runs against a stack of its own (``benchmarks.stack``: an embedded broker, Tansu,
+memory-only, 8 partitions; the sandbox providers, reached through the real Twilio SDK; one
+worker and one web app). The workers' clock is a file clock at 11:00 in Oakland: no quiet hours.
 
 1. Fan-out: N people with SMS consent only, postal code 94607, signed up by one partner, produced
    straight to the events topic as the ingress's own ``envelopes()`` (not timed) until
@@ -25,7 +25,7 @@ Run from the repository root:  .venv/bin/python -m benchmarks.outreach --people 
 
 from __future__ import annotations
 
-import argparse, asyncio, bisect, json, os, shutil, sys, tempfile, time, uuid  # noqa: E401
+import argparse, asyncio, bisect, json, os, sys, time  # noqa: E401
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,23 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.factories
 
 import httpx
 from aiokafka import AIOKafkaProducer
-from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 from connectors.providers.outbox import outbox_from
 from connectors.signing import headers
 from connectors.web.ingress import envelopes
-from streams.admin import ensure_topics
-from streams.broker import EmbeddedBroker, free_port, wait_for_port
-from streams.coalition import add_partner
-from streams.processes import stop_process
-from streams.settings import Settings
-from streams.stack import child_env, sandbox_settings, spawn
+from benchmarks.stack import PARTNER, TOKEN, BenchStack, bench_stack
 from streams.topology import events_topic
 from tests.factories import phone, signup
 
-TOKEN, PARTNER, CLOCK = "bench-organizer-token", "bench-partner", "2026-11-24T19:00:00+00:00"
 SMS = {"en": "{given_name}: {action_title} at {place}, {local_time}. RSVP {rsvp_link}"}
 console = Console()
 
@@ -61,52 +54,10 @@ def rapid(action_id: str, postal: str) -> dict:
             "templates": {"sms": SMS, "email": {}}, "rapid_response": True}
 
 
-class Stack:
-    """Sandbox + web + worker of one phase; ``close()`` stops whatever was started."""
-
-    def __init__(self, bootstrap: str, tmp: Path, name: str, faults: str, **worker: object) -> None:
-        run, self.tmp, self.procs, self.web_port = f"bench-{name}-{uuid.uuid4().hex[:6]}", tmp / name, [], free_port()
-        self.sandbox_port = free_port()
-        self.tmp.mkdir()
-        (self.tmp / "clock.txt").write_text(CLOCK)
-        config = dict(kafka_bootstrap_servers=bootstrap, broker_flavor="tansu", coalition=self.tmp / "coalition.toml",
-                      organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("bench-person-secret"), app_id=run,
-                      topic_prefix=f"{run}.", partitions=8, clock=f"file:{self.tmp / 'clock.txt'}", frequency_cap=100)
-        self.s = Settings(**config, **sandbox_settings(Settings(**config), self.web_port, self.sandbox_port), **worker)
-        ensure_topics(self.s)
-        self.secret = add_partner(self.s.coalition, PARTNER, "Benchmark partner", "community").secret.get_secret_value()
-        self.env = {**child_env(self.s), "APP_DATADIR": str(self.tmp / "faust-data")}
-        self.inbox_url, self.count_url = f"{self.s.sandbox_url}/_sandbox/inbox", f"{self.s.sandbox_url}/_sandbox/inbox/count"
-        self.faults = faults
-
-    def start(self) -> None:
-        self.sandbox = self._spawn(["sandbox", "--port", str(self.sandbox_port), "--faults", self.faults], "sandbox", self.sandbox_port)
-        self.web = self._spawn(["web", "--port", str(self.web_port)], "web", self.web_port)
-        self.worker = self._spawn(["worker"], "worker")
-
-    def restart_worker(self, concurrency: int) -> None:
-        stop_process(self.worker, timeout=30)
-        self.env["TURNOUT_SEND_CONCURRENCY"] = str(concurrency)
-        self.worker = self._spawn(["worker"], f"worker-{concurrency}")
-
-    def _spawn(self, args: list[str], name: str, port: int | None = None):
-        proc = spawn(args, self.env, self.tmp / f"{name}.log")
-        self.procs.append(proc)
-        if port:
-            wait_for_port(port, 60, proc)
-        return proc
-
-    def close(self, show_logs: bool) -> None:
-        for proc in reversed(self.procs):
-            stop_process(proc, timeout=20)
-        for log in sorted(self.tmp.glob("*.log")) if show_logs else ():
-            console.print(f"--- last lines of {log} ---", *log.read_text(errors="replace").splitlines()[-30:], sep="\n", markup=False)
-
-
-async def poll(what: str, check, deadline: float, stack: Stack, interval: float = 0.25):
+async def poll(what: str, check, deadline: float, stack: BenchStack, interval: float = 0.25):
     """Await ``check()`` until it returns something truthy; fail on a dead process or the deadline."""
     while not (got := await check()):
-        if dead := [p.pid for p in (stack.sandbox, stack.web, stack.worker) if p.poll() is not None]:
+        if dead := stack.dead():
             raise RuntimeError(f"process(es) {dead} exited while waiting for {what}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not reached in time")
@@ -114,8 +65,8 @@ async def poll(what: str, check, deadline: float, stack: Stack, interval: float 
     return got
 
 
-async def sign_up(http: httpx.AsyncClient, stack: Stack, people: list[dict], timeout: float) -> None:
-    s = stack.s
+async def sign_up(http: httpx.AsyncClient, stack: BenchStack, people: list[dict], timeout: float) -> None:
+    s = stack.settings
     records, result = envelopes(people, PARTNER, datetime.now(timezone.utc), s.person_key_bytes(), s.default_region)
     assert result.accepted == len(people), result
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap.split(","), acks="all", linger_ms=5, max_batch_size=256 * 1024)
@@ -143,27 +94,28 @@ async def row(http: httpx.AsyncClient, action_id: str) -> dict:
     return next((p for p in r.json()["partners"] if p["partner"] == PARTNER), {}) if r.status_code == 200 else {}
 
 
-async def fan_out(http: httpx.AsyncClient, stack: Stack, action_id: str, postal: str, n: int, timeout: float, delivered: bool = True) -> dict:
+async def fan_out(http: httpx.AsyncClient, stack: BenchStack, action_id: str, postal: str, n: int, timeout: float, delivered: bool = True) -> dict:
     """Post a rapid-response action for ``postal``; time it until n texts are in the sandbox inbox."""
-    (await http.delete(stack.inbox_url)).raise_for_status()
+    inbox_url, count_url = f"{stack.sandbox_url}/_sandbox/inbox", f"{stack.sandbox_url}/_sandbox/inbox/count"
+    (await http.delete(inbox_url)).raise_for_status()
     deadline, body = time.monotonic() + timeout, json.dumps([rapid(action_id, postal)]).encode()
-    t0, procs = time.time(), {"worker": stack.worker.pid, "web": stack.web.pid, "sandbox": stack.sandbox.pid}
+    t0, procs = time.time(), {"worker": stack.workers[-1].pid, "web": stack.web.pid, "sandbox": stack.sandbox.pid}
     cpu0 = {name: cpu_seconds(pid) for name, pid in procs.items()}
-    r = await http.post("/v1/events", content=body, headers=headers(PARTNER, stack.secret, body, time.time()))
+    r = await http.post("/v1/events", content=body, headers=headers(PARTNER, stack.secrets[PARTNER], body, time.time()))
     assert r.status_code == 202 and not r.json()["rejected"], r.text
     out: dict = {"n": n}
 
     async def sent():  # the tallies may show the last "sending" marks after the sandbox has the texts
         if "attempted" not in out and (await row(http, action_id)).get("asked_sms", 0) >= n:
             out["attempted"] = time.time() - t0
-        if "count" not in out and (count := (await http.get(stack.count_url, params={"channel": "sms"})).json())["count"] >= n:
+        if "count" not in out and (count := (await http.get(count_url, params={"channel": "sms"})).json())["count"] >= n:
             out["count"] = count
         return "attempted" in out and "count" in out
 
     try:
         await poll(f"{action_id}: {n} texts", sent, deadline, stack)
     except TimeoutError:  # report how far it got instead of nothing
-        count = (await http.get(stack.count_url, params={"channel": "sms"})).json()
+        count = (await http.get(count_url, params={"channel": "sms"})).json()
         last = await row(http, action_id)
         console.print(f"[red]{action_id}: deadline: {count['count']:,} of {n:,} texts, tallies {last}[/]")
         return {**out, "texts": count["count"], "last": (count["last"] or t0) - t0, "in_doubt": last.get("in_doubt"),
@@ -186,11 +138,11 @@ async def _settled(http: httpx.AsyncClient, action_id: str, n: int) -> dict | No
     return got if got.get("delivered", 0) + got.get("failed", 0) + got.get("in_doubt", 0) >= n else None
 
 
-async def provider_path_alone(stack: Stack, n: int, concurrency: int) -> dict:
+async def provider_path_alone(stack: BenchStack, n: int, concurrency: int) -> dict:
     """The baseline: n texts straight from this process through the same adapter (the Twilio SDK,
     ``send_concurrency`` in flight) to the same sandbox, with no Kafka, no tables, no callbacks:
     the most the send path could hand over on this machine."""
-    sms = outbox_from(stack.s.model_copy(update={"send_concurrency": concurrency})).sms
+    sms = outbox_from(stack.settings.model_copy(update={"send_concurrency": concurrency})).sms
     try:
         await sms.send(phone(900_001), "warm-up")
         t = time.perf_counter()
@@ -200,39 +152,35 @@ async def provider_path_alone(stack: Stack, n: int, concurrency: int) -> dict:
         await sms.aclose()
 
 
-async def run(broker: EmbeddedBroker, tmp: Path, args, stacks: list[Stack]) -> tuple[list[dict], dict]:
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    one = Stack(broker.bootstrap, tmp, "fanout", args.faults, sms_rate=0, send_concurrency=args.concurrency[0])
-    stacks.append(one)
-    one.start()
-    console.print(f"fan-out stack: sandbox pid {one.sandbox.pid}, web pid {one.web.pid}, worker pid {one.worker.pid}, logs {one.tmp}")
-    results = []
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{one.web_port}", headers=auth, timeout=120) as http:
-        people = [signup(f"s-{i}", phone=phone(i), at="2026-11-20T10:00:00Z", given_name=f"P{i}", postal_code="94607") for i in range(args.people)]
-        t = time.perf_counter()
-        await sign_up(http, one, people + [signup("warm", phone=phone(900_000), given_name="W", postal_code="94609")], args.timeout)
-        console.print(f"{args.people + 1:,} people signed up and tallied in {time.perf_counter() - t:.1f} s")
-        for i, c in enumerate(args.concurrency):
-            base = await provider_path_alone(one, min(args.people, 20_000), c)
-            console.print(f"baseline, send_concurrency={c}: {base['n']:,} texts straight to the sandbox in {base['seconds']:.1f} s")
-            if i:
-                one.restart_worker(c)
-                console.print(f"worker restarted with send_concurrency={c}, pid {one.worker.pid}")
-            await fan_out(http, one, f"warm-{c}", "94609", 1, args.timeout, delivered=False)  # the send path is up
-            console.print(f"send_concurrency={c}: fan-out to {args.people:,} …")
-            results.append({"concurrency": c, "baseline": base["n"] / base["seconds"],
-                            **await fan_out(http, one, f"rally-{c}", "94607", args.people, args.timeout)})
-    one.close(False)
-    two = Stack(broker.bootstrap, tmp, "rate", args.faults, sms_rate=args.rate, send_concurrency=args.concurrency[0])
-    stacks.append(two)
-    two.start()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{two.web_port}", headers=auth, timeout=120) as http:
-        people = [signup(f"r-{i}", phone=phone(i), at="2026-11-20T10:00:00Z", given_name=f"R{i}", postal_code="94612") for i in range(args.rate_people)]
-        await sign_up(http, two, people + [signup("warm", phone=phone(900_000), given_name="W", postal_code="94609")], args.timeout)
-        await fan_out(http, two, "warm-rate", "94609", 1, args.timeout, delivered=False)
-        limited = await fan_out(http, two, "limited", "94612", args.rate_people, args.timeout, delivered=False)
-        inbox = (await http.get(two.inbox_url, params={"channel": "sms"})).json()
-        limited["stamps"] = sorted(m["created"] for m in inbox)
+async def run(args) -> tuple[list[dict], dict]:
+    auth, results = {"Authorization": f"Bearer {TOKEN}"}, []
+    with bench_stack("outreach-fanout", console, outreach=True, send_concurrency=args.concurrency[0]) as one:
+        one.start(faults=args.faults)
+        console.print(f"fan-out stack: sandbox pid {one.sandbox.pid}, web pid {one.web.pid}, worker pid {one.workers[0].pid}, logs {one.tmp}")
+        async with httpx.AsyncClient(base_url=one.url, headers=auth, timeout=120) as http:
+            people = [signup(f"s-{i}", phone=phone(i), at="2026-11-20T10:00:00Z", given_name=f"P{i}", postal_code="94607") for i in range(args.people)]
+            t = time.perf_counter()
+            await sign_up(http, one, people + [signup("warm", phone=phone(900_000), given_name="W", postal_code="94609")], args.timeout)
+            console.print(f"{args.people + 1:,} people signed up and tallied in {time.perf_counter() - t:.1f} s")
+            for i, c in enumerate(args.concurrency):
+                base = await provider_path_alone(one, min(args.people, 20_000), c)
+                console.print(f"baseline, send_concurrency={c}: {base['n']:,} texts straight to the sandbox in {base['seconds']:.1f} s")
+                if i:
+                    worker = one.restart_worker({"TURNOUT_SEND_CONCURRENCY": str(c)})
+                    console.print(f"worker restarted with send_concurrency={c}, pid {worker.pid}")
+                await fan_out(http, one, f"warm-{c}", "94609", 1, args.timeout, delivered=False)  # the send path is up
+                console.print(f"send_concurrency={c}: fan-out to {args.people:,} …")
+                results.append({"concurrency": c, "baseline": base["n"] / base["seconds"],
+                                **await fan_out(http, one, f"rally-{c}", "94607", args.people, args.timeout)})
+    with bench_stack("outreach-rate", console, outreach=True, sms_rate=args.rate, send_concurrency=args.concurrency[0]) as two:
+        two.start(faults=args.faults)
+        async with httpx.AsyncClient(base_url=two.url, headers=auth, timeout=120) as http:
+            people = [signup(f"r-{i}", phone=phone(i), at="2026-11-20T10:00:00Z", given_name=f"R{i}", postal_code="94612") for i in range(args.rate_people)]
+            await sign_up(http, two, people + [signup("warm", phone=phone(900_000), given_name="W", postal_code="94609")], args.timeout)
+            await fan_out(http, two, "warm-rate", "94609", 1, args.timeout, delivered=False)
+            limited = await fan_out(http, two, "limited", "94612", args.rate_people, args.timeout, delivered=False)
+            inbox = (await http.get(f"{two.sandbox_url}/_sandbox/inbox", params={"channel": "sms"})).json()
+            limited["stamps"] = sorted(m["created"] for m in inbox)
     return results, limited
 
 
@@ -269,18 +217,7 @@ def main() -> None:
     args = ap.parse_args()
     args.faults = json.dumps({"callback_delay_ms": args.callback_delay_ms})
     console.print(f"cores: {os.cpu_count()}; N = {args.people:,}; partitions = 8")
-    tmp, broker, stacks, ok = Path(tempfile.mkdtemp(prefix="turnout-outreach-")), EmbeddedBroker(), [], False
-    try:
-        broker.start()
-        console.print(f"broker {broker.bootstrap} (pid {broker.proc.pid})")
-        report(*asyncio.run(run(broker, tmp, args, stacks)), args.rate)
-        ok = True
-    finally:
-        for stack in stacks:
-            stack.close(not ok)
-        broker.stop()
-        if ok:
-            shutil.rmtree(tmp, ignore_errors=True)
+    report(*asyncio.run(run(args)), args.rate)
 
 
 if __name__ == "__main__":

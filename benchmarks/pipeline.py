@@ -159,9 +159,10 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     console.print(f"cores: {os.cpu_count()} (usable by this process: {cores}); N = {args.events:,}; partitions = 8")
 
-    with bench_stack("bench", console, dict(kv.split("=", 1) for kv in args.worker_env)) as stack:
-        console.print(f"broker {stack.settings.bootstrap} (pid {stack.broker.proc.pid}), worker pid {stack.procs[0].pid}, web pid {stack.procs[1].pid}, logs {stack.tmp}")
-        rows = asyncio.run(measure(stack.settings, stack.url, stack.secret, args.events, args.clients, args.timeout, stack.procs))
+    with bench_stack("pipeline", console) as stack:
+        stack.start(worker_env=dict(kv.split("=", 1) for kv in args.worker_env))
+        console.print(f"broker {stack.settings.bootstrap} (pid {stack.broker.proc.pid}), worker pid {stack.workers[0].pid}, web pid {stack.web.pid}, logs {stack.tmp}")
+        rows = asyncio.run(measure(stack.settings, stack.url, stack.secrets[PARTNER], args.events, args.clients, args.timeout, stack.procs))
         report(rows, args.events)
 
 

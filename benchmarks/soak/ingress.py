@@ -29,15 +29,15 @@ from tests.factories import phone, rsvp
 
 from .load import Loader, LoadReport, actions_of, attendance, counts, lost_and_double, read_counts
 from .outcome import Outcome
-from .stack import PARTNERS, TOKEN, SoakStack, soak_stack
+from benchmarks.stack import PARTNERS, TOKEN, BenchStack, bench_stack
 
 
-def client(stack: SoakStack) -> httpx.AsyncClient:
+def client(stack: BenchStack) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=stack.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30,
                              limits=httpx.Limits(max_connections=64))
 
 
-async def warm_up(http: httpx.AsyncClient, stack: SoakStack, deadline: float) -> None:
+async def warm_up(http: httpx.AsyncClient, stack: BenchStack, deadline: float) -> None:
     """One RSVP through ingress, worker and tally reader: the stack is ready."""
     body = json.dumps([rsvp("warm-0", "warm-up", phone=phone(7_999_999))]).encode()
     partner = PARTNERS[0]
@@ -51,7 +51,7 @@ async def warm_up(http: httpx.AsyncClient, stack: SoakStack, deadline: float) ->
         await asyncio.sleep(0.25)
 
 
-async def follow(stack: SoakStack, http: httpx.AsyncClient, loader: Loader, out: Outcome, *, kills: int, stall: float,
+async def follow(stack: BenchStack, http: httpx.AsyncClient, loader: Loader, out: Outcome, *, kills: int, stall: float,
                  deadline: float, on_tick=None) -> LoadReport:
     """Run the loader; poll the tallies until they equal the acknowledged counts (or stop moving,
     or the deadline); SIGKILL a worker at each 1/(kills+1) of the way. Fills ``out``."""
@@ -115,7 +115,7 @@ async def load(console: Console, *, name: str = "load", events: int = 200_000, c
     n = sum(counts(batches).values())
     out = Outcome(name, f"{n:,} events" + (f", {kills} SIGKILLs" if kills else ""))
     deadline = time.monotonic() + timeout
-    with soak_stack(name, console, workdir) as stack:
+    with bench_stack(name, console, workdir) as stack:
         try:
             stack.start(workers=workers)
             async with client(stack) as http:
@@ -136,7 +136,7 @@ async def broker_pause(console: Console, *, name: str = "broker-pause", events: 
     out = Outcome(name, f"{n:,} events at {rate:,.0f}/s, SIGSTOP {pause:g} s")
     deadline = time.monotonic() + timeout
     window: dict[str, float] = {}
-    with soak_stack(name, console, workdir, ack_timeout=ack_timeout) as stack:
+    with bench_stack(name, console, workdir, ack_timeout=ack_timeout) as stack:
         try:
             stack.start(workers=workers)
             loop = asyncio.get_running_loop()

@@ -28,7 +28,7 @@ import httpx
 from connectors.signing import headers
 from tests.factories import checkin, phone, rsvp, signup
 
-from .stack import PARTNERS
+from benchmarks.stack import PARTNERS
 
 Key = tuple[str, str | None, str]  # (metric, action or None for sign-ups, partner)
 

@@ -26,7 +26,7 @@ from tests.factories import phone, signup
 from .ingress import client
 from .load import Batch, Loader
 from .outcome import Outcome
-from .stack import PARTNERS, SoakStack, soak_stack
+from benchmarks.stack import PARTNERS, BenchStack, bench_stack
 
 SMS = {"en": "{given_name}: {action_title} at {place}, {local_time}. RSVP {rsvp_link}"}
 EMAIL = {"en": {"subject": "{action_title}", "body": "Hi {given_name}, join us: {rsvp_link}"}}
@@ -44,7 +44,7 @@ def person(i: int, postal: str = "94607", email: bool = False) -> dict:
                   given_name=f"P{i}", postal_code=postal)
 
 
-async def sign_up(http: httpx.AsyncClient, stack: SoakStack, people: list[dict], deadline: float) -> None:
+async def sign_up(http: httpx.AsyncClient, stack: BenchStack, people: list[dict], deadline: float) -> None:
     """Post the sign-ups through the ingress, spread over the partners; wait until all are counted."""
     batches = [Batch(PARTNERS[j % len(PARTNERS)], json.dumps(people[i : i + 500]).encode(), ())
                for j, i in enumerate(range(0, len(people), 500))]
@@ -54,7 +54,7 @@ async def sign_up(http: httpx.AsyncClient, stack: SoakStack, people: list[dict],
     await until(stack, lambda: totals(http, "/v1/tallies", lambda t: t["signups"] == len(people)), deadline, "sign-ups counted")
 
 
-async def post_action(http: httpx.AsyncClient, stack: SoakStack, action: dict) -> None:
+async def post_action(http: httpx.AsyncClient, stack: BenchStack, action: dict) -> None:
     body, partner = json.dumps([action]).encode(), PARTNERS[0]
     r = await http.post("/v1/events", content=body, headers=headers(partner, stack.secrets[partner], body, time.time()))
     if r.status_code != 202 or r.json()["rejected"]:
@@ -69,7 +69,7 @@ async def totals(http: httpx.AsyncClient, path: str, check=None):
     return t if check is None or check(t) else None
 
 
-async def until(stack: SoakStack, check, deadline: float, what: str, interval: float = 0.5):
+async def until(stack: BenchStack, check, deadline: float, what: str, interval: float = 0.5):
     while not (got := await check()):
         if dead := stack.dead():
             raise RuntimeError(f"process(es) {dead} exited while waiting for {what}")
@@ -79,7 +79,7 @@ async def until(stack: SoakStack, check, deadline: float, what: str, interval: f
     return got
 
 
-async def sms_count(http: httpx.AsyncClient, stack: SoakStack) -> dict:
+async def sms_count(http: httpx.AsyncClient, stack: BenchStack) -> dict:
     return (await http.get(f"{stack.sandbox_url}/_sandbox/inbox/count", params={"channel": "sms"})).json()
 
 
@@ -87,7 +87,7 @@ async def fan_out(console: Console, *, name: str = "fan-out-kill", people: int =
                   send_concurrency: int = 16, sms_rate: float = 0, timeout: float = 900, workdir: Path | None = None) -> Outcome:
     out = Outcome(name, f"{people:,} people, {kills} SIGKILLs")
     deadline = time.monotonic() + timeout
-    with soak_stack(name, console, workdir, outreach=True, send_concurrency=send_concurrency, sms_rate=sms_rate) as stack:
+    with bench_stack(name, console, workdir, outreach=True, send_concurrency=send_concurrency, sms_rate=sms_rate) as stack:
         try:
             stack.start(workers=workers)
             async with client(stack) as http:
@@ -110,11 +110,11 @@ async def fan_out(console: Console, *, name: str = "fan-out-kill", people: int =
     return out
 
 
-async def texted(http: httpx.AsyncClient, stack: SoakStack) -> bool:
+async def texted(http: httpx.AsyncClient, stack: BenchStack) -> bool:
     return (await sms_count(http, stack))["count"] > 0
 
 
-async def _kill_while_texting(http: httpx.AsyncClient, stack: SoakStack, people: int, kills: int, deadline: float):
+async def _kill_while_texting(http: httpx.AsyncClient, stack: BenchStack, people: int, kills: int, deadline: float):
     """Kill at each 1/(kills+1) of the texts; return the action's totals once they have settled
     (asked = people, delivered = texts, texts + in doubt = people, the same on two reads), or
     what they were at the deadline (marked ``unsettled``)."""

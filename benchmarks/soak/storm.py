@@ -26,7 +26,7 @@ from tests.factories import phone
 from .ingress import client
 from .outcome import Outcome
 from .outreach import person, post_action, rapid, sign_up, totals
-from .stack import SoakStack, soak_stack
+from benchmarks.stack import BenchStack, bench_stack
 from .verdicts import expected_tallies, storm_verdicts
 
 ATTEMPTS = 8  # ProviderOutbox's default: sends of one ask before a transient failure is final
@@ -52,7 +52,7 @@ async def storm(console: Console, *, name: str = "storm", people: int = 5_000, s
     out = Outcome(name, f"{people:,} people × SMS + email; {share_429 + share_5xx:.0%} 429/5xx, {share_timeout:.0%} timeouts")
     deadline = time.monotonic() + timeout
     storm_faults = faults(people, special_every, share_429, share_5xx, share_timeout, provider_timeout)
-    with soak_stack(name, console, workdir, outreach=True, send_concurrency=send_concurrency, provider_timeout=provider_timeout) as stack:
+    with bench_stack(name, console, workdir, outreach=True, send_concurrency=send_concurrency, provider_timeout=provider_timeout) as stack:
         try:
             stack.start(workers=workers, faults=json.dumps(storm_faults))
             async with client(stack) as http:
@@ -73,7 +73,7 @@ async def storm(console: Console, *, name: str = "storm", people: int = 5_000, s
     return out
 
 
-async def settle(http: httpx.AsyncClient, stack: SoakStack, asks: list[tuple[str, str]], fail_after: set, deadline: float):
+async def settle(http: httpx.AsyncClient, stack: BenchStack, asks: list[tuple[str, str]], fail_after: set, deadline: float):
     """Poll until no ask is pending and the tallies equal the verdicts' figures on two reads in a row
     (or the deadline); return the verdicts, the tallies and the attempt log."""
     previous = None
