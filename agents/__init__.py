@@ -13,12 +13,12 @@ if TYPE_CHECKING:
     from .outreach.agents import Outreach
 
 
-def register(pipeline: Pipeline, s: Settings, outreach: Outreach | None = None) -> None:
+def register(pipeline: Pipeline, s: Settings, outreach: Outreach) -> None:
+    """Every agent, outreach included: planning and the send agent's decisions never depend on
+    provider credentials (``outreach.outbox`` ``None``: nothing is sent)."""
     from . import intake
+    from .outreach import agents, callbacks
 
     intake.register(pipeline, s.person_key_bytes(), from_setting(s.clock))
-    if outreach is not None:
-        from .outreach import agents, callbacks
-
-        agents.register(pipeline, outreach)
-        callbacks.register(pipeline, outreach, s.help_text, confirm_stop=not s.twilio_advanced_opt_out)
+    agents.register(pipeline, outreach)
+    callbacks.register(pipeline, outreach, s.help_text, confirm_stop=not s.twilio_advanced_opt_out)

@@ -51,7 +51,7 @@ def forget(p: Pipeline, partition: int, cmd: ForgetPerson, secret: bytes, now: d
     first = p.erasures.get(key)
     if first is not None:
         return first  # a replay finds nothing left: the first pass's report is the one that counts
-    p.erasures.put(partition, key, None, report)
+    p.erasures.put(partition, key, report)
     return report
 
 
@@ -81,7 +81,7 @@ def _cancel_deferred(p: Pipeline, partition: int, gone: set[str], now: datetime)
             continue  # nothing was deferred under this id any more
         fact = p.asks.get(ask_id)
         if fact is not None:
-            p.asks.put(partition, ask_id, fact, erased_ask(fact, now))
+            p.asks.put(partition, ask_id, erased_ask(fact, now))
         cancelled += 1
     return cancelled
 
@@ -90,4 +90,4 @@ def _scrub_errors(p: Pipeline, partition: int, gone: set[str]) -> None:
     for ask_id in _asks_of(p.asks.table.keys(), gone):
         fact = p.asks.get(ask_id)
         if fact is not None:
-            p.asks.put(partition, ask_id, fact, scrubbed(fact))
+            p.asks.put(partition, ask_id, scrubbed(fact))

@@ -48,7 +48,7 @@ def handle(p: Pipeline, partition: int, key: str | None, raw: bytes, person_secr
         if isinstance(derived, Envelope):
             p.send_soon(p.events, pledge_key(derived.event.action_id, derived.partner), derived.model_dump_json().encode())
         else:
-            fan_out(p, derived, envelope.partner)
+            fan_out(p, derived, envelope.partner, envelope.received_at)
 
 
 def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | ActionEvent]:
@@ -57,22 +57,22 @@ def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | A
     event, partner, person = envelope.event, envelope.partner, envelope.person_key
     if isinstance(event, SignupEvent):
         old = p.people.get(person)
-        p.people.put(partition, person, old, merge_person(old, event, partner, person))
+        p.people.put(partition, person, merge_person(old, event, partner, person))
         key = fact_key(partner, person)
         old_m = p.memberships.get(key)
-        p.memberships.put(partition, key, old_m, membership(old_m, partner, person, event.occurred_at))
+        p.memberships.put(partition, key, membership(old_m, partner, person, event.occurred_at))
     elif isinstance(event, (RsvpEvent, CheckinEvent)):
         key = fact_key(event.action_id, person)
         old_a = p.attendance.get(key)
-        p.attendance.put(partition, key, old_a, apply_attendance(old_a, event, partner, person))
+        p.attendance.put(partition, key, apply_attendance(old_a, event, partner, person))
     elif isinstance(event, PledgeEvent):
         key = fact_key(event.action_id, partner)
         old_p = p.pledges.get(key)
-        p.pledges.put(partition, key, old_p, apply_pledge(old_p, event, partner))
+        p.pledges.put(partition, key, apply_pledge(old_p, event, partner))
     elif isinstance(event, ActionEvent):
         old_r = p.actions.get(event.action_id)
         new_r = apply_action(old_r, event, partner)
-        p.actions.put(partition, event.action_id, old_r, new_r)
+        p.actions.put(partition, event.action_id, new_r)
         if new_r.action == event:
             # Forwarded even when the table already had it: a replay after a crash must
             # not lose pledges (or a fan-out) cut off by a crash. Both are idempotent.

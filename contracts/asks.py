@@ -19,9 +19,10 @@ from .events import ActionEvent
 from .facts import Channel
 from .people import Frozen
 
-AskStatus = Literal["planned", "deferred", "sending", "sent", "delivered", "failed", "cancelled", "in_doubt"]
-#: Terminal and in-flight states: an ask in one of these is never handed to a provider again.
-NEVER_RESEND: frozenset[str] = frozenset({"sending", "sent", "delivered", "failed", "cancelled", "in_doubt"})
+AskStatus = Literal["planned", "deferred", "sending", "sent", "delivered", "failed", "cancelled", "in_doubt", "expired"]
+#: Terminal and in-flight states: an ask in one of these is never handed to a provider again
+#: (``sending`` found by a later reader means its sender is gone: see ``agents.outreach.sending``).
+NEVER_RESEND: frozenset[str] = frozenset({"sending", "sent", "delivered", "failed", "cancelled", "in_doubt", "expired"})
 
 
 def ask_id(action_id: str, person_key: str, channel: Channel) -> str:
@@ -61,6 +62,7 @@ class AskCommand(Ask):
     time_zone: str | None = Field(default=None, description="The recipient's zone, for quiet hours (SMS only).")
     quiet_hours_apply: bool = True
     send_after: datetime | None = None
+    send_until: datetime | None = Field(default=None, description="Not handed over from then on: the action has started (or its rapid-response grace is over).")
     planned_at: datetime
 
 
@@ -73,6 +75,7 @@ class AskFact(Ask):
     error_code: str | None = None
     error: str | None = None
     deferred_until: datetime | None = None
+    send_until: datetime | None = Field(default=None, description="The command's: not handed over from then on.")
     replied_yes: bool = False
     opted_out: bool = False
 
@@ -82,6 +85,7 @@ class TargetAction(Frozen):
 
     partner: str
     action: ActionEvent
+    posted_at: datetime | None = Field(default=None, description="When the ingress accepted the action (its rapid-response grace counts from here).")
 
 
 class RecentAsks(Frozen):

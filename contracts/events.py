@@ -144,6 +144,9 @@ class ActionEvent(BaseEvent):
         partners = [p.partner for p in self.pledges]
         if len(set(partners)) != len(partners):
             raise ValueError("pledges: each partner may appear once")
+        if self.rapid_response and not (self.templates.sms or self.templates.email):
+            # Otherwise it is accepted and planned to nobody: the organizer learns nothing.
+            raise ValueError("templates: a rapid_response action needs an sms or email template (it would reach nobody)")
         return self
 
 

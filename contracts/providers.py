@@ -15,6 +15,8 @@ from .people import Frozen
 
 #: Twilio's error code for a number that replied STOP to the sender (Advanced Opt-Out).
 TWILIO_OPTED_OUT = 21610
+#: Twilio's error code for a text that waited in its queue past its ValidityPeriod (never sent).
+TWILIO_VALIDITY_EXPIRED = 30036
 
 TwilioStatusName = Literal["accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read", "canceled", "receiving", "received"]
 

@@ -21,7 +21,7 @@ Fact = Union[Membership, Attendance, Pledge, ActionRecord, AskFact]
 FactKind = Literal["membership", "attendance", "pledge", "action", "ask"]
 #: Counts per (action, partner); ``signups`` only per partner.
 ACTION_METRICS = (
-    "pledged", "rsvp_yes", "attended", "asked_sms", "asked_email", "delivered", "failed", "in_doubt", "opted_out", "rsvp_via_sms",
+    "pledged", "rsvp_yes", "attended", "asked_sms", "asked_email", "delivered", "failed", "sending", "in_doubt", "expired", "opted_out", "rsvp_via_sms",
 )
 METRICS = ("signups", *ACTION_METRICS)
 #: Ask states in which a message was handed (or being handed) to a provider.
@@ -37,7 +37,9 @@ class Figures(BaseModel):
     asked_email: int = 0
     delivered: int = 0
     failed: int = 0
-    in_doubt: int = Field(default=0, description="Asks handed over (or being handed over) with no answer: a worker died mid-send. Never resent.")
+    sending: int = Field(default=0, description="Asks being handed over right now: marked, no answer from the provider yet.")
+    in_doubt: int = Field(default=0, description="Asks the provider may have with no answer: a request timed out after it left, or the worker sending it died. Never resent.")
+    expired: int = Field(default=0, description="Asks not sent because no allowed hour was left before the action (or Twilio's queue held the text past its validity).")
     opted_out: int = 0
     rsvp_via_sms: int = 0
     conversion: float | None = None
@@ -117,7 +119,9 @@ def contributions(fact: Fact | None) -> Counter[tuple[str | None, str, str]]:
             f"asked_{fact.channel}": fact.status in ATTEMPTED,
             "delivered": fact.status == "delivered",
             "failed": fact.status == "failed",
-            "in_doubt": fact.status in ("sending", "in_doubt"),
+            "sending": fact.status == "sending",
+            "in_doubt": fact.status == "in_doubt",
+            "expired": fact.status == "expired",
             "opted_out": fact.opted_out,
             "rsvp_via_sms": fact.replied_yes,
         }

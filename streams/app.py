@@ -37,6 +37,10 @@ class FactTable(Generic[M]):
     replays and duplicates add nothing), and join ``pending``: an agent awaits those before
     its batch is acknowledged, because Faust commits offsets without waiting for changelog
     writes, and a crash in between would lose facts whose events are never replayed.
+
+    A write compares with what the table holds, never with what the caller believes it holds:
+    an "old" passed in could be stale or ``None`` over an existing fact, and would defeat the
+    skip or hide a change from ``on_change``.
     """
 
     def __init__(self, table: faust.Table, model: type[M], pending: list[Awaitable[Any]],
@@ -50,14 +54,15 @@ class FactTable(Generic[M]):
         raw = self.table.get(key)
         return None if raw is None else self.model.model_validate(raw)
 
-    def put(self, partition: int, key: str, old: M | None, new: M) -> Awaitable[Any] | None:
-        """Write ``new`` unless it equals ``old``; the result resolves once the broker has it."""
-        if new == old:
-            return None
+    def put(self, partition: int, key: str, new: M) -> Awaitable[Any] | None:
+        """Write ``new`` unless the table holds it already; the result resolves once the broker has it."""
         value = new.model_dump(mode="json")
+        old = self.table.data.get(key)
+        if value == old:
+            return None
         self.table.data[key] = value
         if self.on_change is not None:
-            self.on_change(old, new)
+            self.on_change(None if old is None else self.model.model_validate(old), new)
         return self._sent(self.table.send_changelog(partition, key, value))
 
     def delete(self, partition: int, key: str) -> Awaitable[Any] | None:

@@ -76,16 +76,13 @@ def worker() -> None:
     from .app import build
 
     s = settings()
-    pipeline = build(s)
-    outreach = None
-    if s.providers_configured:
-        from agents.outreach.agents import outreach_from
-        from connectors.providers.outbox import outbox_from
+    from agents.outreach.agents import outreach_from
+    from connectors.providers.outbox import outbox_from
 
-        outreach = outreach_from(s, outbox_from(s))
-    else:
-        console.print("[yellow]no provider credentials: asks are planned but not sent (see README)[/]")
-    register(pipeline, s, outreach)
+    pipeline = build(s)
+    if not s.providers_configured:
+        console.print("[yellow]no provider credentials: asks are planned and recorded cancelled, never sent (see README)[/]")
+    register(pipeline, s, outreach_from(s, outbox_from(s) if s.providers_configured else None))
     if s.metrics_port:
         from prometheus_client import start_http_server
 

@@ -66,10 +66,11 @@ class Settings(BaseSettings):
     sendgrid_public_key: str | None = Field(default=None, description="Event Webhook verification key (base64), from SendGrid's settings.")
     sandbox_url: str | None = Field(default=None, description="Set by `turnout up` when it runs the sandbox providers.")
     sandbox_signing_key: SecretStr | None = Field(default=None, description="PEM the sandbox signs SendGrid events with (set by `turnout up`).")
-    sms_rate: float = Field(default=1.0, ge=0, description="SMS per second per sender (0: unlimited). A US long code does about 1.")
+    sms_rate: float = Field(default=1.0, ge=0, description="The sender's MPS: texts per second Twilio sends from its queue (a US long code about 1, a short code 100+; 0: no queue). Used to predict queue waits, never to pace.")
     email_rate: float = Field(default=100.0, ge=0, description="Emails per second (0: unlimited).")
     send_concurrency: int = Field(default=16, ge=1, description="SMS requests in flight per worker; asks are marked sending in chunks of this size.")
     provider_timeout: float | None = Field(default=None, gt=0, description="Seconds to wait for Twilio or SendGrid to answer a send (unset: 10 and 15). No answer leaves the ask in doubt.")
+    rapid_response_grace_minutes: int = Field(default=120, ge=0, description="A rapid-response action may still be texted this long after it was posted, even once it has started.")
     frequency_cap: int = Field(default=3, ge=0, description="At most this many asks per person …")
     frequency_window_days: int = Field(default=7, ge=1, description="… in this many days, across all partners.")
     quiet_start: str = "21:00"

@@ -5,22 +5,27 @@ an action per partition and each copy plans for the people of that partition onl
 and provider topics are keyed by person key. So the fan-out scales with workers and each
 worker touches only the people it owns.
 
+Asks are handed to the providers as fast as they take them (bounded concurrency, their 429s);
+the providers queue and pace texts themselves. Nothing here sleeps for a rate, so a batch of
+asks is acknowledged within seconds and a rebalance never waits long for it.
+
 No double asks: an ask is marked "sending" in its table and the broker acknowledges that mark
-*before* the provider is called. A replayed command that finds "sending" (or later) is not
-sent again. An ask whose worker died between the mark and the provider's answer stays
-"sending" (at most once: never resent blindly) and is reported by the tallies as attempted;
-asks are marked a chunk ahead of the one being sent, so that is at most two chunks.
+*before* the provider is called, and only while this worker still owns the ask's partition
+(checked again once the marks are durable; a revoked partition's marks are handed back before
+the rebalance completes). A replayed command that finds "sent" (or later) is not sent again.
+One that finds "sending" was marked by a worker that died before the provider answered: the
+provider is asked whether it has that text (``Outbox.recover``) before anything is resent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
 
-from contracts.asks import NEVER_RESEND, AskCommand, SendResult, TargetAction, ask_id
+from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
 from contracts.events import ActionEvent
 from streams.app import Pipeline
 from streams.clock import Clock, from_setting
@@ -30,7 +35,7 @@ from streams.settings import Settings
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
-from .sending import Cancel, Defer, Send, Skip, gate
+from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, Skip, gate
 
 log = logging.getLogger(__name__)
 SEND_BATCH = 500
@@ -42,6 +47,11 @@ class Outbox(Protocol):
     async def send(self, asks: Sequence[AskCommand], validity: dict[str, int | None]) -> list[SendResult]:
         """Hand every ask to its provider (with retries); one result per ask."""
 
+    async def recover(self, ask: AskCommand, since: datetime) -> SendResult | None:
+        """Whether the provider already has ``ask`` (handed over at or after ``since`` by a
+        worker that died before the answer): its result if so or if that cannot be known
+        (in doubt), ``None`` if it certainly does not."""
+
     def reply(self, to: str, body: str) -> None:
         """Queue a plain text reply (HELP) and return at once: a slow provider must not hold
         up the callbacks behind it."""
@@ -52,52 +62,68 @@ class Outbox(Protocol):
 
 @dataclass(frozen=True)
 class Outreach:
-    outbox: Outbox
+    """What the outreach agents need. ``outbox`` ``None``: no provider is configured; asks are
+    planned and recorded cancelled, never sent (so adding credentials later sends no backlog)."""
+
+    outbox: Outbox | None
     policy: OutreachPolicy
     clock: Clock
     partitions: int
     chunk: int = 16
+    queue: SenderQueue = field(default_factory=lambda: SenderQueue(0))
 
 
-def outreach_from(s: Settings, outbox: Outbox) -> Outreach:
+def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
     policy = OutreachPolicy(
         cap=s.frequency_cap, window=timedelta(days=s.frequency_window_days), quiet=quiet_hours(s),
         footer=s.sms_footer, rsvp_base_url=s.rsvp_base_url, referral_secret=s.person_key_bytes(),
+        grace=timedelta(minutes=s.rapid_response_grace_minutes),
     )
-    return Outreach(outbox=outbox, policy=policy, clock=from_setting(s.clock), partitions=s.partitions, chunk=s.send_concurrency)
+    return Outreach(outbox=outbox, policy=policy, clock=from_setting(s.clock), partitions=s.partitions,
+                    chunk=s.send_concurrency, queue=SenderQueue(s.sms_rate))
 
 
 def quiet_hours(s: Settings) -> QuietHours:
     return QuietHours(time.fromisoformat(s.quiet_start), time.fromisoformat(s.quiet_end))
 
 
-def fan_out(p: Pipeline, action: ActionEvent, partner: str) -> None:
+def fan_out(p: Pipeline, action: ActionEvent, partner: str, posted_at: datetime) -> None:
     """Copy an action to every targeting partition (called by intake for rapid-response actions)."""
-    value = TargetAction(partner=partner, action=action).model_dump_json().encode()
+    value = TargetAction(partner=partner, action=action, posted_at=posted_at).model_dump_json().encode()
     for partition in range(p.targeting.partitions or 1):
         p.send_soon(p.targeting, action.action_id, value, partition)
 
 
+def owner_fence(p: Pipeline) -> Callable[[int], bool]:
+    """Whether this worker still owns what it read under a consumer generation: no rebalance
+    since (a revoke suspends flow control at once, before the group moves on)."""
+    return lambda generation: generation == p.app.consumer_generation_id and p.app.flow_control.is_active()
+
+
 def register(p: Pipeline, o: Outreach) -> None:
+    owns, index = owner_fence(p), PeopleIndex(o.partitions)
+
     @p.app.agent(p.targeting, name="plan_asks")
     async def plan_asks(stream):  # noqa: ANN001
         async for event in stream.events():
             target = TargetAction.model_validate_json(event.value)
-            planned = await plan_partition(p, o, target.action, event.message.partition)
+            planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index)
             await p.settle()
             log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
 
     @p.app.agent(p.asks_topic, name="send_asks")
     async def send_asks(stream):  # noqa: ANN001
         async def flush(events) -> None:  # noqa: ANN001
-            await send_batch(p, o, [(e.message.partition, AskCommand.model_validate_json(e.value)) for e in events])
+            batch = [Queued(e.message.partition, e.message.generation_id, AskCommand.model_validate_json(e.value)) for e in events]
+            await send_batch(p, o, batch, owns)
 
         async for _ in p.batches(stream, SEND_BATCH, every=0.05, flush=flush):
             pass  # the work happens per batch, in flush
 
     @p.app.on_before_shutdown.connect
     async def close_outbox(app, **kwargs) -> None:  # noqa: ANN001
-        await o.outbox.aclose()
+        if o.outbox is not None:
+            await o.outbox.aclose()
 
     released: set[tuple[str, datetime]] = set()
 
@@ -106,84 +132,175 @@ def register(p: Pipeline, o: Outreach) -> None:
         await release(p, o, released)
 
 
-async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int) -> int:
+class PeopleIndex:
+    """People keys by partition, so that planning one partition reads only its people. Each
+    key is hashed once (murmur2 in Python is the cost); new keys are found by a set difference."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.known: set[str] = set()
+        self.by_partition: dict[int, set[str]] = {}
+
+    def keys(self, table: Mapping[str, Any], partition: int) -> list[str]:
+        new = table.keys() - self.known
+        for key in new:
+            self.by_partition.setdefault(partition_of(key, self.partitions), set()).add(key)
+        self.known |= new
+        return sorted(k for k in self.by_partition.get(partition, ()) if k in table)
+
+
+async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, posted_at: datetime | None = None,
+                         index: PeopleIndex | None = None) -> int:
     now, count = o.clock(), 0
-    for i, key in enumerate(list(p.people.table.keys())):
+    keys = (index or PeopleIndex(o.partitions)).keys(p.people.table.data, partition)
+    for i, key in enumerate(keys):
         if i % 256 == 0:
             await asyncio.sleep(0)  # let the producer drain while a big partition is planned
-        if partition_of(key, o.partitions) != partition:
-            continue
         person = p.people.get(key)
+        if person is None:
+            continue
         recent = p.recent_asks.get(key)
         # Planned-but-unsent asks are planned again: a replay must not strand them.
         ids = (ask_id(action.action_id, key, "sms"), ask_id(action.action_id, key, "email"))
         done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
-        for ask in plan(person, action, recent, done, now, o.policy):
-            p.asks.put(partition, ask.ask_id, None, ask.fact("planned", now))
-            old, recent = recent, remember(recent, ask.ask_id, now, o.policy.window)
-            p.recent_asks.put(partition, key, old, recent)
+        for ask in plan(person, action, recent, done, now, o.policy, posted_at):
+            transition(p, partition, ask, p.asks.get(ask.ask_id), "planned", now, send_until=ask.send_until)
+            recent = remember(recent, ask.ask_id, now, o.policy.window)
+            p.recent_asks.put(partition, key, recent)
             p.send_soon(p.asks_topic, key, ask.model_dump_json().encode(), partition)
             count += 1
     return count
 
 
-async def send_batch(p: Pipeline, o: Outreach, batch: list[tuple[int, AskCommand]]) -> None:
-    now = o.clock()
-    to_send, validity, partition_of_ask = [], {}, {}
-    for partition, ask in batch:
-        if ask.ask_id in partition_of_ask:
-            continue  # the same ask twice in one batch (an action posted twice): once is enough
-        decision = gate(ask, p.asks.get(ask.ask_id), p.people.get(ask.person_key), now, o.policy.quiet)
-        if isinstance(decision, Skip):
-            continue
-        if isinstance(decision, Cancel):
-            p.asks.put(partition, ask.ask_id, None, ask.fact("cancelled", now, error=decision.reason))
-        elif isinstance(decision, Defer):
-            p.asks.put(partition, ask.ask_id, None, ask.fact("deferred", now, deferred_until=decision.until))
-            p.deferred.put(partition, ask.ask_id, None, ask.model_copy(update={"send_after": decision.until}))
-        elif isinstance(decision, Send):
-            to_send.append(ask)
-            validity[ask.ask_id] = decision.validity_period
-            partition_of_ask[ask.ask_id] = partition
-    if not to_send:
-        return
-    # Mark, confirm, send, record, chunk by chunk, two chunks at a time: chunk k+1 is marked
-    # (and its marks confirmed) while chunk k is with the provider, so the provider never
-    # waits for the broker. A worker killed mid-send leaves at most two chunks "sending" (in
-    # doubt), never a whole batch.
+class Queued(NamedTuple):
+    """An ask command as the send agent read it: its partition and consumer generation."""
+
+    partition: int
+    generation: int
+    ask: AskCommand
+
+
+@dataclass(frozen=True)
+class Ready:
+    """An ask marked ``sending``, about to be handed over (``previous``: its fact before the mark)."""
+
+    item: Queued
+    previous: AskFact | None
+    validity: int | None
+
+
+async def send_batch(p: Pipeline, o: Outreach, batch: list[Queued], owns: Callable[[int], bool]) -> None:
+    """Hand a batch of asks to the providers, chunk by chunk, deciding each chunk at the moment
+    it is sent. ``owns(generation)``: whether this worker still owns what it read under that
+    consumer generation; checked before a chunk is marked and again, once the marks are
+    durable, right before the provider call."""
+    unique = list({item.ask.ask_id: item for item in reversed(batch)}.values())[::-1]  # an action posted twice
     in_flight: list[asyncio.Task] = []
     try:
-        for chunk in chunks(to_send, o.chunk):
-            marks = [p.asks.put(partition_of_ask[a.ask_id], a.ask_id, None, a.fact("sending", now)) for a in chunk]
-            in_flight.append(asyncio.ensure_future(send_chunk(p, o, chunk, marks, validity, partition_of_ask)))
+        for chunk in chunks(unique, o.chunk):
+            if not all(owns(item.generation) for item in chunk):
+                break  # the rest is read again by the partition's new owner
+            ready = await prepare(p, o, chunk)
+            if ready and not all(owns(r.item.generation) for r in ready):
+                await hand_back(p, ready)
+                break
+            if ready:
+                in_flight.append(asyncio.ensure_future(send_chunk(p, o, ready)))
             if len(in_flight) == 2:
                 await in_flight.pop(0)
         while in_flight:
             await in_flight.pop(0)
     finally:
-        for task in in_flight:  # only after a failure: those asks stay "sending", in doubt
+        for task in in_flight:  # only after a failure: those asks stay "sending", orphaned
             task.cancel()
 
 
-async def send_chunk(p: Pipeline, o: Outreach, chunk: list[AskCommand], marks: list, validity: dict[str, int | None],
-                     partition_of_ask: dict[str, int]) -> None:
-    await asyncio.gather(*marks)  # durable before any provider is called
-    results = {r.ask_id: r for r in await o.outbox.send(chunk, validity)}
+async def prepare(p: Pipeline, o: Outreach, chunk: list[Queued]) -> list[Ready]:
+    """Decide every ask of ``chunk`` now, record what is not sent, mark what is; return the
+    marked asks once their marks are durable."""
+    now, ready = o.clock(), []
+    for item in chunk:
+        ask, state = item.ask, p.asks.get(item.ask.ask_id)
+        wait = o.queue.wait(now) if ask.channel == "sms" else 0.0
+        decision = gate(ask, state, p.people.get(ask.person_key), now, o.policy.quiet, wait)
+        if o.outbox is None and isinstance(decision, (Send, Orphaned)):
+            decision = Cancel("no provider configured") if isinstance(decision, Send) else decision
+        if isinstance(decision, Skip):
+            continue
+        if isinstance(decision, (Cancel, Expire)):
+            status = "cancelled" if isinstance(decision, Cancel) else "expired"
+            settle_ask(p, item.partition, ask, state, status, now, error=decision.reason)
+        elif isinstance(decision, Defer):
+            defer(p, item.partition, ask, state, decision.until, now)
+        elif isinstance(decision, Orphaned):
+            if o.outbox is None:
+                settle_ask(p, item.partition, ask, state, "in_doubt", now, error="its worker stopped mid-send")
+            else:
+                ready.append(Ready(item, state, None))
+        else:
+            transition(p, item.partition, ask, state, "sending", now)
+            if ask.channel == "sms":
+                o.queue.add(now, ask.segments or 1)
+            ready.append(Ready(item, state, decision.validity_period))
+    await p.settle()  # durable before any provider is called
+    return ready
+
+
+async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
+    assert o.outbox is not None
+    results: dict[str, SendResult] = {}
+    for r in ready:
+        if r.previous is not None and r.previous.status == "sending":  # orphaned: does the provider have it?
+            found = await o.outbox.recover(r.item.ask, r.previous.updated_at)
+            if found is not None:
+                results[r.item.ask.ask_id] = found
+    to_send = [r.item.ask for r in ready if r.item.ask.ask_id not in results]
+    validity = {r.item.ask.ask_id: r.validity for r in ready}
+    results.update({res.ask_id: res for res in await o.outbox.send(to_send, validity)})
     done = o.clock()
-    for ask in chunk:
-        record_result(p, partition_of_ask[ask.ask_id], ask, results[ask.ask_id], done)
+    for r in ready:
+        record_result(p, r.item.partition, r.item.ask, results[r.item.ask.ask_id], done)
 
 
-def chunks(asks: list[AskCommand], size: int) -> list[list[AskCommand]]:
-    """SMS in chunks of ``size``; emails together (they go out in one request of up to 1000)."""
-    texts = [a for a in asks if a.channel == "sms"]
-    emails = [a for a in asks if a.channel == "email"]
+async def hand_back(p: Pipeline, ready: list[Ready]) -> None:
+    """The partition was revoked while these were being marked: put their facts back as they
+    were, before the rebalance completes (it waits for this batch), so the new owner sends them."""
+    for r in ready:
+        if r.previous is not None and r.previous.status == "sending":
+            continue  # orphaned before us: still orphaned
+        if r.previous is None:
+            p.asks.delete(r.item.partition, r.item.ask.ask_id)
+        else:
+            p.asks.put(r.item.partition, r.item.ask.ask_id, r.previous)
+    await p.settle()
+
+
+def transition(p: Pipeline, partition: int, ask: AskCommand, state: AskFact | None, status: str, now: datetime, **details: object) -> None:
+    """Move the ask's fact to ``status``, keeping what the fact already knows (reply flags)."""
+    update = {"status": status, "updated_at": now, **details}
+    p.asks.put(partition, ask.ask_id, state.model_copy(update=update) if state is not None else ask.fact(status, now, **details))
+
+
+def settle_ask(p: Pipeline, partition: int, ask: AskCommand, state: AskFact | None, status: str, now: datetime, **details: object) -> None:
+    transition(p, partition, ask, state, status, now, **details)
+    p.deferred.delete(partition, ask.ask_id)
+
+
+def defer(p: Pipeline, partition: int, ask: AskCommand, state: AskFact | None, until: datetime, now: datetime) -> None:
+    transition(p, partition, ask, state, "deferred", now, deferred_until=until)
+    p.deferred.put(partition, ask.ask_id, ask.model_copy(update={"send_after": until}))
+
+
+def chunks(items: list[Queued], size: int) -> list[list[Queued]]:
+    """SMS in chunks of ``size``; emails together (they go out in requests of up to 1000)."""
+    texts = [i for i in items if i.ask.channel == "sms"]
+    emails = [i for i in items if i.ask.channel == "email"]
     return [texts[i : i + size] for i in range(0, len(texts), size)] + ([emails] if emails else [])
 
 
 def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendResult, now: datetime) -> None:
     current = p.asks.get(ask.ask_id) or ask.fact("sending", now)
-    p.asks.put(partition, ask.ask_id, current, on_send_result(current, r, now))
+    p.asks.put(partition, ask.ask_id, on_send_result(current, r, now))
     p.deferred.delete(partition, ask.ask_id)
     if r.ok:
         return
@@ -193,7 +310,7 @@ def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendResult, n
     p.dead_letter(ask.ask_id, "permanent provider failure", code=r.error_code, error=r.error)
     person = p.people.get(ask.person_key) if r.opted_out else None
     if person is not None:
-        p.people.put(partition, ask.person_key, person, opt_out(person, ask.channel, now))
+        p.people.put(partition, ask.person_key, opt_out(person, ask.channel, now))
 
 
 async def release(p: Pipeline, o: Outreach, released: set[tuple[str, datetime]]) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from contracts.asks import AskFact
 from contracts.events import RsvpEvent
 from contracts.people import PersonRef
 from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply, SmsStatus
@@ -14,8 +15,12 @@ from streams.app import Pipeline
 from streams.keys import fact_key
 
 from ..facts import apply_attendance
-from .agents import Outreach
-from .receipts import answer_text, known_or_new, latest_ask, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind
+from contracts.providers import TWILIO_VALIDITY_EXPIRED
+
+from .agents import Outreach, defer, settle_ask
+from .planning import plan
+from .receipts import answer_text, known_or_new, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind, reply_target
+from .sending import Defer, after_validity_expired
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +37,13 @@ def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> No
         except ValidationError as exc:
             p.dead_letter(key, "invalid provider envelope", errors=exc.errors(include_input=False, include_url=False))
             return
-        text = answer_text(apply(p, partition, envelope), help_text, confirm_stop)
+        text = answer_text(apply(p, o, partition, envelope), help_text, confirm_stop)
         person = p.people.get(envelope.person_key) if text else None
-        if text and person is not None and person.phone:
+        if text and person is not None and person.phone and o.outbox is not None:
             o.outbox.reply(person.phone, text)
 
 
-def apply(p: Pipeline, partition: int, env: ProviderEnvelope) -> str | None:
+def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> str | None:
     """Apply one callback; return "help" or "stop" when the person may need a text back."""
     ev, at, pk = env.event, env.received_at, env.person_key
     if isinstance(ev, (SmsStatus, EmailEvent)):
@@ -46,8 +51,11 @@ def apply(p: Pipeline, partition: int, env: ProviderEnvelope) -> str | None:
         if fact is None:
             log.warning("callback for an unknown ask")
             return None
+        if isinstance(ev, SmsStatus) and ev.error_code == str(TWILIO_VALIDITY_EXPIRED) and fact.status not in ("delivered", "expired"):
+            expired_in_queue(p, o, partition, fact)
+            return None
         new = on_sms_status(fact, ev, at) if isinstance(ev, SmsStatus) else on_email_event(fact, ev, at)
-        p.asks.put(partition, ev.ask_id, fact, new)
+        p.asks.put(partition, ev.ask_id, new)
         if channel := opts_out(ev):
             _set_person(p, partition, pk, lambda person: opt_out(person, channel, at), at)
         if isinstance(ev, SmsStatus) and new.status == "failed" and fact.status != "failed":
@@ -66,7 +74,7 @@ def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> 
         # Confirmed once: not again to someone already opted out, nor when this STOP is replayed.
         return None if person is not None and "sms" in person.opted_out else "stop"
     if kind == "opt_in" and person is not None:
-        p.people.put(partition, pk, person, opt_in(person, "sms"))
+        p.people.put(partition, pk, opt_in(person, "sms"))
     elif kind == "help":
         return "help"
     elif kind == "rsvp" and person is not None and person.phone:
@@ -75,18 +83,36 @@ def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> 
             rsvp = RsvpEvent(event_id=f"sms:{ev.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=PersonRef(phone=person.phone))
             key = fact_key(fact.action_id, pk)
             old = p.attendance.get(key)
-            p.attendance.put(partition, key, old, apply_attendance(old, rsvp, fact.partner, pk))
+            p.attendance.put(partition, key, apply_attendance(old, rsvp, fact.partner, pk))
     return None
 
 
+def expired_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact) -> None:
+    """Twilio dropped the text unsent (30036: its window closed while it queued): defer it to
+    the next allowed hour while the action is ahead, rebuilt from today's person and action."""
+    now = o.clock()
+    record, person = p.actions.get(fact.action_id), p.people.get(fact.person_key)
+    asks = plan(person, record.action, None, set(), now, o.policy) if record and person else []
+    ask = next((a for a in asks if a.ask_id == fact.ask_id), None)
+    if ask is None:  # the person or the action is gone, or the person no longer qualifies
+        p.asks.put(partition, fact.ask_id, fact.model_copy(update={"status": "expired", "updated_at": now, "error_code": str(TWILIO_VALIDITY_EXPIRED)}))
+        return
+    ask = ask.model_copy(update={"send_until": fact.send_until})  # the grace counts from the first posting
+    decision = after_validity_expired(ask, now, o.policy.quiet)
+    if isinstance(decision, Defer):
+        defer(p, partition, ask, fact, decision.until, now)
+    else:
+        settle_ask(p, partition, ask, fact, "expired", now, error=decision.reason, error_code=str(TWILIO_VALIDITY_EXPIRED))
+
+
 def _mark_latest(p: Pipeline, partition: int, pk: str, **update: bool):
-    aid = latest_ask(p.recent_asks.get(pk), "sms")
+    aid = reply_target(p.recent_asks.get(pk), lambda a: (f := p.asks.get(a)) and f.status, "sms")
     fact = p.asks.get(aid) if aid else None
     if fact is not None:
-        p.asks.put(partition, aid, fact, fact.model_copy(update=update))
+        p.asks.put(partition, aid, fact.model_copy(update=update))
     return fact
 
 
 def _set_person(p: Pipeline, partition: int, pk: str, change, at: datetime) -> None:
     person = p.people.get(pk)
-    p.people.put(partition, pk, person, change(known_or_new(person, pk, at)))
+    p.people.put(partition, pk, change(known_or_new(person, pk, at)))

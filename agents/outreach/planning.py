@@ -29,6 +29,15 @@ class OutreachPolicy:
     footer: str = "Reply YES to RSVP, STOP to opt out"
     rsvp_base_url: str = "http://127.0.0.1:8000/r"
     referral_secret: bytes = b""
+    #: How long after it was posted a rapid-response action may still be sent, even when its
+    #: ``starts_at`` has passed ("call your senator now").
+    grace: timedelta = timedelta(hours=2)
+
+
+def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta) -> datetime:
+    """No ask for ``action`` is handed over from this instant on: when it starts or, for a
+    rapid-response action, ``grace`` after it was posted if that is later."""
+    return max(action.starts_at, posted_at + grace) if action.rapid_response else action.starts_at
 
 
 def recent_count(recent: RecentAsks | None, now: datetime, window: timedelta, exclude_action: str | None = None) -> int:
@@ -45,9 +54,11 @@ def remember(recent: RecentAsks | None, ask: str, now: datetime, window: timedel
 
 
 def plan(
-    person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime, policy: OutreachPolicy
+    person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime, policy: OutreachPolicy,
+    posted_at: datetime | None = None,
 ) -> list[AskCommand]:
-    """The asks to send: one per eligible channel the person has not been asked on for this action."""
+    """The asks to send: one per eligible channel the person has not been asked on for this
+    action (``posted_at``: when the action was accepted; ``now`` if unknown)."""
     fresh = recent_count(recent, now, policy.window, exclude_action=action.action_id)
     verdict = decide(person, action, recent_asks=fresh, cap=policy.cap)
     partner = partner_credit(person)
@@ -65,7 +76,8 @@ def plan(
         if aid in already:
             continue
         common = dict(ask_id=aid, action_id=action.action_id, person_key=person.person_key, channel=channel,
-                      partner=partner, referral=referral, planned_at=now)
+                      partner=partner, referral=referral, planned_at=now,
+                      send_until=send_until(action, posted_at or now, policy.grace))
         if channel == "sms":
             asks.append(_sms(person, action, values, now, policy, common))
         else:

@@ -105,6 +105,14 @@ def validity_period(now: datetime, zone: str, quiet: QuietHours, max_seconds: in
     return min(max(seconds, 1), max_seconds)
 
 
+def quiet_begins(now: datetime, zone: str, quiet: QuietHours) -> datetime:
+    """The next UTC instant at which quiet hours begin in ``zone`` (``now`` outside them)."""
+    tz = _aware(now, zone)
+    if quiet.covers(now.astimezone(tz).time()):
+        raise ValueError("now is inside quiet hours")
+    return _next_change(now, tz, quiet)
+
+
 def _aware(now: datetime, zone: str) -> ZoneInfo:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")

@@ -13,7 +13,7 @@ is an RSVP for their most recent SMS ask, credited to that ask's partner.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Callable, Literal
 
 from contracts.asks import AskFact, RecentAsks, SendResult, parse_ask_id
 from contracts.facts import Channel, PersonRecord
@@ -25,7 +25,10 @@ HELP = frozenset({"HELP", "INFO"})
 STOP_CONFIRMATION = "You are unsubscribed. Reply START to opt back in."
 Reply = Literal["opt_out", "opt_in", "help", "rsvp", "other"]
 
-_RANK = {"planned": 0, "deferred": 0, "sending": 1, "in_doubt": 2, "sent": 2, "delivered": 3, "failed": 3, "cancelled": 3}
+#: In doubt is below sent: a queued/sent callback for an ask in doubt proves the provider has it.
+_RANK = {"planned": 0, "deferred": 0, "sending": 1, "in_doubt": 1.5, "sent": 2, "delivered": 3, "failed": 3, "cancelled": 3, "expired": 3}
+#: What a reply can answer: an ask the provider accepted.
+RECEIVED = frozenset({"sent", "delivered"})
 _TWILIO = {"accepted": "sent", "scheduled": "sent", "queued": "sent", "sending": "sent", "sent": "sent",
            "delivered": "delivered", "read": "delivered", "undelivered": "failed", "failed": "failed", "canceled": "failed"}
 _SENDGRID = {"processed": "sent", "deferred": "sent", "delivered": "delivered", "bounce": "failed", "dropped": "failed"}
@@ -111,9 +114,11 @@ def opt_in(person: PersonRecord, channel: Channel) -> PersonRecord:
     return person.model_copy(update={"opted_out": {c: t for c, t in person.opted_out.items() if c != channel}})
 
 
-def latest_ask(recent: RecentAsks | None, channel: Channel = "sms") -> str | None:
-    """The person's most recent ask on ``channel``: what a YES or STOP reply answers."""
+def reply_target(recent: RecentAsks | None, status_of: Callable[[str], str | None], channel: Channel = "sms") -> str | None:
+    """What a YES or STOP reply answers: the person's newest ask on ``channel`` that the
+    provider accepted (``status_of(ask_id)`` sent or delivered). Planned, deferred, cancelled
+    or failed asks never reached the person."""
     for aid, _ in reversed(recent.asks if recent else ()):
-        if parse_ask_id(aid)[2] == channel:
+        if parse_ask_id(aid)[2] == channel and status_of(aid) in RECEIVED:
             return aid
     return None

@@ -1,19 +1,27 @@
 """Whether to hand an ask to a provider now: the last check before a message leaves.
 
-Run on the person's partition just before sending, so an opt-out or a consent change that
-arrived after planning still stops the message, and an ask delayed into quiet hours waits.
+Run per chunk, immediately before the provider call, with that moment's clock: an opt-out, a
+consent change or an erasure that arrived after planning still stops the message, an ask
+that reaches quiet hours waits, and an ask whose action has started is not sent at all.
+
+A text handed to Twilio waits in the sender's queue (Twilio paces it at the sender's MPS), so
+"now" is not when it arrives. Its ``ValidityPeriod`` is therefore the time left until the
+recipient's quiet hours begin or the action starts, whichever is first: a text still queued
+then expires (Twilio error 30036) instead of arriving at night or after the event. A text
+whose predicted queue wait already exceeds that is not handed over but deferred.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact
 from contracts.facts import PersonRecord
 
 from .eligibility import consent_problem
-from .quiet_hours import QuietHours, next_allowed, validity_period
+from .quiet_hours import TWILIO_MAX_VALIDITY, QuietHours, next_allowed, quiet_begins
 
 
 @dataclass(frozen=True)
@@ -25,7 +33,14 @@ class Skip:
 
 @dataclass(frozen=True)
 class Cancel:
-    """Never send this ask (opted out, consent gone, person erased)."""
+    """Never send this ask (opted out, consent gone, person erased, no provider)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Expire:
+    """Too late: no allowed moment is left before the action starts."""
 
     reason: str
 
@@ -36,14 +51,24 @@ class Defer:
 
 
 @dataclass(frozen=True)
+class Orphaned:
+    """Marked ``sending`` by a worker that is gone: the provider may or may not have it."""
+
+
+@dataclass(frozen=True)
 class Send:
     validity_period: int | None = None
 
 
-Decision = Skip | Cancel | Defer | Send
+Decision = Skip | Cancel | Expire | Defer | Orphaned | Send
 
 
-def gate(ask: AskCommand, state: AskFact | None, person: PersonRecord | None, now: datetime, quiet: QuietHours) -> Decision:
+def gate(ask: AskCommand, state: AskFact | None, person: PersonRecord | None, now: datetime, quiet: QuietHours,
+         queue_wait: float = 0.0) -> Decision:
+    """What to do with ``ask`` at ``now``; ``queue_wait``: seconds a text handed over now is
+    expected to wait in the provider's queue before it leaves."""
+    if state is not None and state.status == "sending":
+        return Orphaned()
     if state is not None and state.status in NEVER_RESEND:
         return Skip(f"already {state.status}")
     if person is None:
@@ -51,9 +76,73 @@ def gate(ask: AskCommand, state: AskFact | None, person: PersonRecord | None, no
     problem = consent_problem(person, ask.channel)
     if problem:
         return Cancel(problem)
-    if ask.channel != "sms" or not ask.quiet_hours_apply or ask.time_zone is None:
+    if ask.send_until is not None and now >= ask.send_until:
+        return Expire("the action has started")
+    if ask.channel != "sms":
         return Send()
-    until = next_allowed(now, ask.time_zone, quiet)
-    if until is not None:
-        return Defer(until)
-    return Send(validity_period=validity_period(now, ask.time_zone, quiet))
+    quiet_applies = ask.quiet_hours_apply and ask.time_zone is not None
+    if quiet_applies and (until := next_allowed(now, ask.time_zone, quiet)) is not None:
+        return defer_or_expire(until, ask.send_until)
+    closes = window_end(ask, now, quiet)
+    validity = validity_seconds(now, closes)
+    if queue_wait >= validity:
+        # It would only expire in the queue: try again in the next window, if one is left.
+        if closes == ask.send_until:
+            return Expire("the provider's queue is too long to deliver before the action")
+        return defer_or_expire(next_allowed(closes, ask.time_zone, quiet) or closes, ask.send_until)
+    return Send(validity_period=validity)
+
+
+def window_end(ask: AskCommand, now: datetime, quiet: QuietHours) -> datetime | None:
+    """When this text may no longer arrive: quiet hours begin or the action starts (``now``
+    is outside quiet hours)."""
+    ends = [ask.send_until] if ask.send_until is not None else []
+    if ask.quiet_hours_apply and ask.time_zone is not None:
+        ends.append(quiet_begins(now, ask.time_zone, quiet))
+    return min(ends, default=None)
+
+
+def validity_seconds(now: datetime, closes: datetime | None) -> int:
+    """Twilio's ``ValidityPeriod`` (counted from submission): until ``closes``, in [1, 36000]."""
+    if closes is None:
+        return TWILIO_MAX_VALIDITY
+    return min(max(math.floor((closes - now).total_seconds()), 1), TWILIO_MAX_VALIDITY)
+
+
+def defer_or_expire(until: datetime, send_until: datetime | None) -> Defer | Expire:
+    if send_until is not None and until >= send_until:
+        return Expire("no allowed hour left before the action")
+    return Defer(until)
+
+
+def after_validity_expired(ask: AskCommand, now: datetime, quiet: QuietHours) -> Defer | Expire:
+    """A text the provider dropped because its validity ran out (30036): its window closed,
+    so it is deferred to the next allowed hour while the action is still ahead."""
+    if ask.send_until is not None and now >= ask.send_until:
+        return Expire("the action has started")
+    if not ask.quiet_hours_apply or ask.time_zone is None:
+        return Expire("the provider's queue held it past its validity")
+    start = next_allowed(now, ask.time_zone, quiet)
+    if start is None:  # the window is open again (or not yet closed): the next one, to be safe
+        start = next_allowed(quiet_begins(now, ask.time_zone, quiet), ask.time_zone, quiet)
+    return defer_or_expire(start, ask.send_until)
+
+
+class SenderQueue:
+    """A prediction of the provider's queue for one sender: texts leave at ``mps`` per second
+    (0: no queue). Used to keep a text from being handed over when it would only expire, and
+    to keep the queue under Twilio's 10 hours; it paces nothing."""
+
+    def __init__(self, mps: float) -> None:
+        self.mps = mps
+        self._free_at: datetime | None = None
+
+    def wait(self, now: datetime) -> float:
+        if not self.mps or self._free_at is None:
+            return 0.0
+        return max(0.0, (self._free_at - now).total_seconds())
+
+    def add(self, now: datetime, segments: int = 1) -> None:
+        if self.mps:
+            start = max(self._free_at or now, now)
+            self._free_at = start + timedelta(seconds=segments / self.mps)
