@@ -51,7 +51,7 @@ class FactTable(Generic[M]):
         self.on_change = on_change
 
     def get(self, key: str) -> M | None:
-        raw = self.table.get(key)
+        raw = self.table.data.get(key)
         return None if raw is None else self.model.model_validate(raw)
 
     def put(self, partition: int, key: str, new: M) -> Awaitable[Any] | None:

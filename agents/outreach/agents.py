@@ -35,7 +35,7 @@ from streams.settings import Settings
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
-from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, Skip, gate
+from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, gate, validity_seconds, window_end
 
 log = logging.getLogger(__name__)
 SEND_BATCH = 500
@@ -182,18 +182,24 @@ class Queued(NamedTuple):
 
 @dataclass(frozen=True)
 class Ready:
-    """An ask marked ``sending``, about to be handed over (``previous``: its fact before the mark)."""
+    """An ask marked ``sending``, about to be handed over (``previous``: its fact before the
+    mark; ``closes``: when its window closes, so its validity is counted at the hand-over)."""
 
     item: Queued
     previous: AskFact | None
-    validity: int | None
+    closes: datetime | None = None
+
+    @property
+    def orphaned(self) -> bool:
+        return self.previous is not None and self.previous.status == "sending"
 
 
 async def send_batch(p: Pipeline, o: Outreach, batch: list[Queued], owns: Callable[[int], bool]) -> None:
     """Hand a batch of asks to the providers, chunk by chunk, deciding each chunk at the moment
     it is sent. ``owns(generation)``: whether this worker still owns what it read under that
     consumer generation; checked before a chunk is marked and again, once the marks are
-    durable, right before the provider call."""
+    durable, right before the provider call. The next chunk is decided and marked while one is
+    with the provider, so the provider never waits for the broker."""
     unique = list({item.ask.ask_id: item for item in reversed(batch)}.values())[::-1]  # an action posted twice
     in_flight: list[asyncio.Task] = []
     try:
@@ -218,55 +224,61 @@ async def send_batch(p: Pipeline, o: Outreach, batch: list[Queued], owns: Callab
 async def prepare(p: Pipeline, o: Outreach, chunk: list[Queued]) -> list[Ready]:
     """Decide every ask of ``chunk`` now, record what is not sent, mark what is; return the
     marked asks once their marks are durable."""
-    now, ready = o.clock(), []
-    for item in chunk:
-        ask, state = item.ask, p.asks.get(item.ask.ask_id)
-        wait = o.queue.wait(now) if ask.channel == "sms" else 0.0
-        decision = gate(ask, state, p.people.get(ask.person_key), now, o.policy.quiet, wait)
-        if o.outbox is None and isinstance(decision, (Send, Orphaned)):
-            decision = Cancel("no provider configured") if isinstance(decision, Send) else decision
-        if isinstance(decision, Skip):
-            continue
-        if isinstance(decision, (Cancel, Expire)):
-            status = "cancelled" if isinstance(decision, Cancel) else "expired"
-            settle_ask(p, item.partition, ask, state, status, now, error=decision.reason)
-        elif isinstance(decision, Defer):
-            defer(p, item.partition, ask, state, decision.until, now)
-        elif isinstance(decision, Orphaned):
-            if o.outbox is None:
-                settle_ask(p, item.partition, ask, state, "in_doubt", now, error="its worker stopped mid-send")
-            else:
-                ready.append(Ready(item, state, None))
-        else:
-            transition(p, item.partition, ask, state, "sending", now)
-            if ask.channel == "sms":
-                o.queue.add(now, ask.segments or 1)
-            ready.append(Ready(item, state, decision.validity_period))
+    now = o.clock()
+    ready = [r for item in chunk if (r := decide(p, o, item, p.asks.get(item.ask.ask_id), now)) is not None]
     await p.settle()  # durable before any provider is called
     return ready
 
 
+def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: datetime) -> Ready | None:
+    """Gate one ask at ``now`` and record the outcome; a ``Ready`` if it is to be handed over."""
+    ask = item.ask
+    wait = o.queue.wait(now) if ask.channel == "sms" else 0.0
+    decision = gate(ask, state, p.people.get(ask.person_key), now, o.policy.quiet, wait)
+    if o.outbox is None and isinstance(decision, Send):
+        decision = Cancel("no provider configured")
+    if isinstance(decision, (Cancel, Expire)):
+        status = "cancelled" if isinstance(decision, Cancel) else "expired"
+        settle_ask(p, item.partition, ask, state, status, now, error=decision.reason)
+    elif isinstance(decision, Defer):
+        defer(p, item.partition, ask, state, decision.until, now)
+    elif isinstance(decision, Orphaned) and o.outbox is None:
+        settle_ask(p, item.partition, ask, state, "in_doubt", now, error="its worker stopped mid-send")
+    elif isinstance(decision, Orphaned):
+        return Ready(item, state)
+    elif isinstance(decision, Send):
+        transition(p, item.partition, ask, state, "sending", now)
+        if ask.channel == "sms":
+            o.queue.add(now, ask.segments or 1)
+        return Ready(item, state, window_end(ask, now, o.policy.quiet) if ask.channel == "sms" else None)
+    return None
+
+
 async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
+    """Hand the chunk over. A text whose window closed since it was marked (the chunk before
+    it took that long) is decided again instead; orphaned asks are first looked up."""
     assert o.outbox is not None
-    results: dict[str, SendResult] = {}
+    now, results, go = o.clock(), {}, []
     for r in ready:
-        if r.previous is not None and r.previous.status == "sending":  # orphaned: does the provider have it?
-            found = await o.outbox.recover(r.item.ask, r.previous.updated_at)
-            if found is not None:
-                results[r.item.ask.ask_id] = found
-    to_send = [r.item.ask for r in ready if r.item.ask.ask_id not in results]
-    validity = {r.item.ask.ask_id: r.validity for r in ready}
-    results.update({res.ask_id: res for res in await o.outbox.send(to_send, validity)})
+        if r.closes is not None and now >= r.closes:
+            decide(p, o, r.item, r.previous, now)  # as if never marked: it was not sent
+        elif r.orphaned and (found := await o.outbox.recover(r.item.ask, r.previous.updated_at)) is not None:
+            results[r.item.ask.ask_id] = found
+        else:
+            go.append(r)
+    validity = {r.item.ask.ask_id: validity_seconds(now, r.closes) if r.item.ask.channel == "sms" else None for r in go}
+    results.update({res.ask_id: res for res in await o.outbox.send([r.item.ask for r in go], validity)})
     done = o.clock()
     for r in ready:
-        record_result(p, r.item.partition, r.item.ask, results[r.item.ask.ask_id], done)
+        if r.item.ask.ask_id in results:
+            record_result(p, r.item.partition, r.item.ask, results[r.item.ask.ask_id], done)
 
 
 async def hand_back(p: Pipeline, ready: list[Ready]) -> None:
     """The partition was revoked while these were being marked: put their facts back as they
     were, before the rebalance completes (it waits for this batch), so the new owner sends them."""
     for r in ready:
-        if r.previous is not None and r.previous.status == "sending":
+        if r.orphaned:
             continue  # orphaned before us: still orphaned
         if r.previous is None:
             p.asks.delete(r.item.partition, r.item.ask.ask_id)

@@ -1,0 +1,177 @@
+"""The send agent's orchestration without a broker: the real ``send_batch`` and receipts over
+the real ``FactTable`` (tests/fakes.py), the real ``ProviderOutbox`` over in-memory senders."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from agents.outreach.agents import Outreach, Queued, send_batch
+from agents.outreach.callbacks import apply
+from agents.outreach.planning import OutreachPolicy
+from connectors.providers.email import FakeEmail
+from connectors.providers.outbox import ProviderOutbox
+from connectors.providers.sms import FakeSms
+from contracts.asks import AskCommand, AskFact, RecentAsks, ask_id
+from contracts.facts import PersonRecord
+from contracts.people import ConsentRecord
+from contracts.providers import ProviderEnvelope, SmsReply
+from tests.fakes import memory_pipeline
+
+LA = "America/Los_Angeles"
+
+
+def oakland(hhmm: str) -> datetime:
+    h, m = map(int, hhmm.split(":"))
+    return datetime(2026, 11, 24, h, m, tzinfo=timezone.utc) + timedelta(hours=8)
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Sms(FakeSms):
+    """Texts that take ``step`` of the clock each, and an optional hook run at each send."""
+
+    def __init__(self, clock: Clock, step: timedelta = timedelta(0), on_send=None, known: dict | None = None) -> None:
+        super().__init__()
+        self.clock, self.step, self.on_send, self.known = clock, step, on_send, known or {}
+
+    async def send(self, to, body, *, status_callback=None, validity_period=None):
+        if self.on_send:
+            self.on_send(len(self.sent))
+        sent = await super().send(to, body, status_callback=status_callback, validity_period=validity_period)
+        self.sent[-1]["at"] = self.clock()
+        self.clock.now += self.step
+        return sent
+
+    async def find(self, to, body, since):
+        return self.known.get(to)
+
+
+def key(i: int) -> str:
+    return f"p{i:032x}"
+
+
+def person(i: int) -> PersonRecord:
+    at = oakland("08:00")
+    return PersonRecord(person_key=key(i), phone=f"+1510555{i:04d}", postal_code="94607",
+                        consent={"sms": ConsentRecord(granted=True, partner="union-a", at=at)},
+                        partners=("union-a",), recruited_by="union-a", recruited_at=at, updated_at=at)
+
+
+def command(i: int, action: str = "rally-1", until: datetime | None = None) -> AskCommand:
+    return AskCommand(ask_id=ask_id(action, key(i), "sms"), action_id=action, person_key=key(i), channel="sms",
+                      partner="union-a", referral="r", to=f"+1510555{i:04d}", body=f"hi {i}", time_zone=LA,
+                      planned_at=oakland("08:00"), send_until=until or oakland("18:00") + timedelta(days=2))
+
+
+def setup(n: int, clock: Clock, sms: FakeSms | None, chunk: int = 2):
+    p = memory_pipeline()
+    for i in range(n):
+        p.people.put(0, key(i), person(i))
+        p.asks.put(0, command(i).ask_id, command(i).fact("planned", clock()))
+    outbox = ProviderOutbox(sms, FakeEmail(), "http://web") if sms is not None else None
+    return p, Outreach(outbox=outbox, policy=OutreachPolicy(), clock=clock, partitions=4, chunk=chunk)
+
+
+def run(p, o, commands, owns=lambda generation: True):
+    asyncio.run(send_batch(p, o, [Queued(0, 1, c) for c in commands], owns))
+
+
+def status(p, i: int, action: str = "rally-1") -> str:
+    return p.asks.get(ask_id(action, key(i), "sms")).status
+
+
+def test_each_chunk_is_decided_with_the_clock_of_its_own_hand_over():
+    """Texts take a minute each to hand over from 20:57: the ones reached after 21:00 wait for
+    the morning, and each validity ends at 21:00 counted from its own hand-over."""
+    clock = Clock(oakland("20:57"))
+    sms = Sms(clock, step=timedelta(minutes=1))
+    p, o = setup(6, clock, sms, chunk=1)
+    run(p, o, [command(i) for i in range(6)])
+    assert [(s["at"], s["validity_period"]) for s in sms.sent] == [
+        (oakland("20:57"), 180), (oakland("20:58"), 120), (oakland("20:59"), 60)]
+    assert [status(p, i) for i in range(6)] == ["sent"] * 3 + ["deferred"] * 3
+    assert p.deferred.get(command(5).ask_id).send_after == oakland("09:00") + timedelta(days=1)
+
+
+def test_an_opt_out_that_arrives_during_a_fan_out_stops_the_texts_not_yet_handed_over():
+    clock = Clock(oakland("12:00"))
+    p = None
+
+    def stop_person_4(sent_so_far: int) -> None:
+        if sent_so_far == 1:
+            p.people.put(0, key(4), person(4).model_copy(update={"opted_out": {"sms": clock()}}))
+
+    sms = Sms(clock, on_send=stop_person_4)
+    p, o = setup(6, clock, sms, chunk=2)
+    run(p, o, [command(i) for i in range(6)])
+    assert sorted(s["to"] for s in sms.sent) == [f"+1510555{i:04d}" for i in (0, 1, 2, 3, 5)]
+    assert status(p, 4) == "cancelled"
+
+
+def test_a_partition_revoked_mid_batch_stops_sending_and_hands_marked_asks_back():
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock)
+    p, o = setup(6, clock, sms, chunk=2)
+
+    def owns(generation: int) -> bool:  # revoked as soon as chunk 2 is marked
+        return not any(k == command(2).ask_id and v["status"] == "sending" for _, k, v in p.asks.table.changelog)
+
+    run(p, o, [command(i) for i in range(6)], owns=owns)
+    assert [s["to"] for s in sms.sent] == ["+15105550000", "+15105550001"]
+    # Chunk 2 was marked "sending" and is handed back as it was; chunk 3 was never touched.
+    assert [status(p, i) for i in range(6)] == ["sent", "sent", "planned", "planned", "planned", "planned"]
+    marks = [value["status"] for _, k, value in p.asks.table.changelog if k == command(2).ask_id]
+    assert marks == ["planned", "sending", "planned"]
+
+
+def test_an_ask_left_sending_by_a_dead_worker_is_resent_only_if_the_provider_does_not_have_it():
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock, known={"+15105550000": "SMalready"})
+    p, o = setup(2, clock, sms)
+    for i in (0, 1):
+        p.asks.put(0, command(i).ask_id, command(i).fact("sending", oakland("11:59")))
+    run(p, o, [command(0), command(1)])
+    assert [s["to"] for s in sms.sent] == ["+15105550001"]
+    assert p.asks.get(command(0).ask_id).provider_id == "SMalready"
+    assert (status(p, 0), status(p, 1)) == ("sent", "sent")
+
+
+def test_without_a_provider_asks_are_recorded_cancelled_and_nothing_is_sent():
+    clock = Clock(oakland("12:00"))
+    p, o = setup(2, clock, None)
+    run(p, o, [command(0), command(1)])
+    assert [(status(p, i), p.asks.get(command(i).ask_id).error) for i in (0, 1)] == [("cancelled", "no provider configured")] * 2
+
+
+def test_asks_of_an_action_that_has_started_expire_unsent():
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock)
+    p, o = setup(2, clock, sms)
+    run(p, o, [command(0, until=oakland("11:00")), command(1)])
+    assert [s["to"] for s in sms.sent] == ["+15105550001"]
+    assert status(p, 0) == "expired"
+
+
+def test_yes_is_credited_to_the_delivered_ask_and_survives_the_deferred_asks_later_send():
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock)
+    p, o = setup(1, clock, sms)
+    delivered, deferred = command(0, action="vigil"), command(0, action="rally-1")
+    p.asks.put(0, delivered.ask_id, delivered.fact("delivered", clock()))
+    p.asks.put(0, deferred.ask_id, deferred.fact("deferred", clock()))
+    p.recent_asks.put(0, key(0), RecentAsks(asks=((delivered.ask_id, oakland("10:00")), (deferred.ask_id, oakland("11:00")))))
+    apply(p, o, 0, ProviderEnvelope(person_key=key(0), received_at=clock(), event=SmsReply(message_sid="SM1", keyword="YES")))
+    assert p.asks.get(delivered.ask_id).replied_yes and not p.asks.get(deferred.ask_id).replied_yes
+    assert p.attendance.get(f"vigil|{key(0)}").rsvp == "yes"
+
+    run(p, o, [deferred])
+    assert status(p, 0) == "sent"
+    after: AskFact = p.asks.get(delivered.ask_id)
+    assert after.replied_yes and after.status == "delivered"

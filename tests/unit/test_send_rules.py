@@ -1,0 +1,119 @@
+"""The rules decided at the moment of sending (pure): validity with the queue wait, staleness,
+re-deferral after Twilio's 30036, the predicted sender queue, and what a reply answers."""
+
+from datetime import datetime, time, timedelta, timezone
+
+from agents.outreach.planning import send_until
+from agents.outreach.quiet_hours import QuietHours
+from agents.outreach.receipts import reply_target
+from agents.outreach.sending import Defer, Expire, Orphaned, Send, SenderQueue, Skip, after_validity_expired, gate
+from contracts.asks import AskCommand, AskFact, RecentAsks, ask_id
+from contracts.events import ActionEvent
+from contracts.facts import PersonRecord
+from contracts.people import ConsentRecord
+from tests.factories import action as action_event
+
+QUIET = QuietHours(time(21), time(9))
+PK = "p0123456789abcdef0123456789abcdef"
+LA = "America/Los_Angeles"
+
+
+def at(hhmm: str, day: int = 24) -> datetime:
+    """A wall-clock time in Oakland (PST, UTC-8) on November ``day``, 2026, as UTC."""
+    h, m = map(int, hhmm.split(":"))
+    return datetime(2026, 11, day, h, m, tzinfo=timezone.utc) + timedelta(hours=8)
+
+
+def person(opted_out=()) -> PersonRecord:
+    return PersonRecord(person_key=PK, phone="+15105550123", email="ana@example.org", postal_code="94607",
+                        consent={c: ConsentRecord(granted=True, partner="union-a", at=at("08:00")) for c in ("sms", "email")},
+                        opted_out={c: at("08:00") for c in opted_out}, partners=("union-a",),
+                        recruited_by="union-a", recruited_at=at("08:00"), updated_at=at("08:00"))
+
+
+def sms(until: datetime | None = None, channel="sms", quiet=True) -> AskCommand:
+    return AskCommand(ask_id=ask_id("rally-1", PK, channel), action_id="rally-1", person_key=PK, channel=channel, partner="union-a",
+                      referral="r", to="+15105550123", body="hi", time_zone=LA, quiet_hours_apply=quiet, planned_at=at("08:00"),
+                      send_until=until)
+
+
+def fact(status: str, aid: str | None = None) -> AskFact:
+    return AskFact(ask_id=aid or ask_id("rally-1", PK, "sms"), action_id="rally-1", person_key=PK, channel="sms",
+                   partner="union-a", status=status, updated_at=at("08:00"))
+
+
+def test_validity_ends_when_quiet_hours_begin_or_the_action_starts_whichever_is_first():
+    assert gate(sms(), None, person(), at("20:00"), QUIET) == Send(validity_period=3600)
+    assert gate(sms(until=at("20:30")), None, person(), at("20:00"), QUIET) == Send(validity_period=1800)
+    # Twilio's maximum is ten hours; an email has no validity.
+    assert gate(sms(quiet=False), None, person(), at("10:00"), QUIET) == Send(validity_period=36000)
+    assert gate(sms(channel="email"), None, person(), at("20:59"), QUIET) == Send()
+
+
+def test_a_text_that_would_only_expire_in_the_queue_waits_for_the_next_window():
+    until = at("18:00", day=26)
+    assert gate(sms(until=until), None, person(), at("20:00"), QUIET, queue_wait=3599) == Send(validity_period=3600)
+    assert gate(sms(until=until), None, person(), at("20:00"), QUIET, queue_wait=3600) == Defer(at("09:00", day=25))
+    # When the action starts before the queue empties, there is no next window.
+    assert isinstance(gate(sms(until=at("20:30")), None, person(), at("20:00"), QUIET, queue_wait=1800), Expire)
+
+
+def test_nothing_is_sent_once_the_action_has_started():
+    assert isinstance(gate(sms(until=at("19:00")), None, person(), at("19:00"), QUIET), Expire)
+    assert isinstance(gate(sms(channel="email", until=at("19:00")), None, person(), at("19:01"), QUIET), Expire)
+    # At night, a deferral to a morning after the action is an expiry.
+    assert isinstance(gate(sms(until=at("08:00", day=25)), None, person(), at("22:00"), QUIET), Expire)
+    assert gate(sms(until=at("10:00", day=25)), None, person(), at("22:00"), QUIET) == Defer(at("09:00", day=25))
+
+
+def test_a_rapid_response_action_may_be_sent_for_its_grace_after_it_was_posted():
+    item = action_event("call-in")
+    planned = ActionEvent.model_validate({**item, "starts_at": at("12:00").isoformat()})
+    rapid = ActionEvent.model_validate({**item, "starts_at": at("12:00").isoformat(), "rapid_response": True,
+                                        "templates": {"sms": {"en": "Call now"}}})
+    grace = timedelta(hours=2)
+    assert send_until(planned, at("11:50"), grace) == at("12:00")
+    assert send_until(rapid, at("11:50"), grace) == at("13:50")
+    assert send_until(rapid, at("08:00"), grace) == at("12:00")
+
+
+def test_opt_outs_and_replays_are_decided_at_the_moment_of_sending():
+    assert gate(sms(), None, person(opted_out=("sms",)), at("12:00"), QUIET).__class__.__name__ == "Cancel"
+    assert gate(sms(), fact("sent"), person(), at("12:00"), QUIET) == Skip("already sent")
+    assert gate(sms(), fact("expired"), person(), at("12:00"), QUIET) == Skip("already expired")
+    # "sending" found by a later reader: the worker that marked it never recorded an answer.
+    assert gate(sms(), fact("sending"), person(), at("12:00"), QUIET) == Orphaned()
+
+
+def test_a_text_that_expired_in_the_queue_is_deferred_to_the_next_window_while_the_action_is_ahead():
+    until = at("18:00", day=25)
+    assert after_validity_expired(sms(until=until), at("21:00"), QUIET) == Defer(at("09:00", day=25))
+    # Reported a little early (clocks differ): the window about to close is not used again.
+    assert after_validity_expired(sms(until=until), at("20:59"), QUIET) == Defer(at("09:00", day=25))
+    assert isinstance(after_validity_expired(sms(until=at("08:00", day=25)), at("21:00"), QUIET), Expire)
+    assert isinstance(after_validity_expired(sms(until=until), until, QUIET), Expire)
+
+
+def test_the_predicted_queue_drains_at_the_senders_mps():
+    queue, now = SenderQueue(2), at("12:00")
+    assert queue.wait(now) == 0
+    for _ in range(10):
+        queue.add(now)
+    assert queue.wait(now) == 5.0
+    assert queue.wait(now + timedelta(seconds=4)) == 1.0
+    assert queue.wait(now + timedelta(seconds=9)) == 0
+    queue.add(now + timedelta(seconds=9), segments=3)  # an empty queue starts again from now
+    assert queue.wait(now + timedelta(seconds=9)) == 1.5
+    unpaced = SenderQueue(0)
+    unpaced.add(now)
+    assert unpaced.wait(now) == 0
+
+
+def test_a_reply_answers_the_newest_ask_the_person_actually_received():
+    a, b, c = (ask_id(x, PK, "sms") for x in ("a", "b", "c"))
+    recent = RecentAsks(asks=((a, at("10:00")), (ask_id("b", PK, "email"), at("10:30")), (b, at("11:00")), (c, at("12:00"))))
+    statuses = {a: "delivered", b: "sent", c: "deferred"}
+    assert reply_target(recent, statuses.get) == b
+    assert reply_target(recent, {a: "delivered", b: "failed", c: "planned"}.get) == a
+    assert reply_target(recent, {}.get) is None
+    assert reply_target(None, statuses.get) is None
