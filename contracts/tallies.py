@@ -21,7 +21,7 @@ Fact = Union[Membership, Attendance, Pledge, ActionRecord, AskFact]
 FactKind = Literal["membership", "attendance", "pledge", "action", "ask"]
 #: Counts per (action, partner); ``signups`` only per partner.
 ACTION_METRICS = (
-    "pledged", "rsvp_yes", "attended", "asked_sms", "asked_email", "delivered", "failed", "sending", "in_doubt", "expired", "opted_out", "rsvp_via_sms",
+    "pledged", "rsvp_yes", "attended", "asked_sms", "asked_email", "delivered", "failed", "sending", "in_doubt", "expired", "cancelled", "opted_out", "rsvp_via_sms",
 )
 METRICS = ("signups", *ACTION_METRICS)
 #: Ask states in which a message was handed (or being handed) to a provider.
@@ -40,6 +40,7 @@ class Figures(BaseModel):
     sending: int = Field(default=0, description="Asks being handed over right now: marked, no answer from the provider yet.")
     in_doubt: int = Field(default=0, description="Asks the provider may have with no answer: a request timed out after it left, or the worker sending it died. Never resent.")
     expired: int = Field(default=0, description="Asks not sent because no allowed hour was left before the action (or Twilio's queue held the text past its validity).")
+    cancelled: int = Field(default=0, description="Asks decided against at the moment of sending: opted out, consent withdrawn, person erased, no provider configured.")
     opted_out: int = 0
     rsvp_via_sms: int = 0
     conversion: float | None = None
@@ -122,6 +123,7 @@ def contributions(fact: Fact | None) -> Counter[tuple[str | None, str, str]]:
             "sending": fact.status == "sending",
             "in_doubt": fact.status == "in_doubt",
             "expired": fact.status == "expired",
+            "cancelled": fact.status == "cancelled",
             "opted_out": fact.opted_out,
             "rsvp_via_sms": fact.replied_yes,
         }

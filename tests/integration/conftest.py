@@ -83,8 +83,9 @@ class Stack:
         tmp.write_text(iso)
         tmp.replace(self.clock_file)
 
-    def start_sandbox(self, faults: str = "{}") -> subprocess.Popen:
-        proc = self._spawn(["sandbox", "--port", str(self.sandbox_port), "--faults", faults], "sandbox")
+    def start_sandbox(self, faults: str = "{}", sms_mps: float = 0) -> subprocess.Popen:
+        args = ["sandbox", "--port", str(self.sandbox_port), "--faults", faults, "--sms-mps", str(sms_mps)]
+        proc = self._spawn(args, "sandbox")
         wait_for_port(self.sandbox_port, 60, proc)
         return proc
 
