@@ -235,7 +235,7 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
     ask = item.ask
     wait = o.queue.wait(now) if ask.channel == "sms" else 0.0
     decision = gate(ask, state, p.people.get(ask.person_key), now, o.policy.quiet, wait)
-    if o.outbox is None and isinstance(decision, Send):
+    if o.outbox is None and isinstance(decision, (Send, Defer)):
         decision = Cancel("no provider configured")
     if isinstance(decision, (Cancel, Expire)):
         status = "cancelled" if isinstance(decision, Cancel) else "expired"
