@@ -43,7 +43,7 @@ with a throw-away, group-less consumer and takes the fetch high watermark.
 from __future__ import annotations
 
 import asyncio
-from typing import List, Mapping, Union, cast
+from typing import Collection, List, Mapping, Protocol, Union, cast
 
 import aiokafka
 from aiokafka import TopicPartition
@@ -56,7 +56,7 @@ from faust.types import TP, Message
 #: (make bench: dashboard freshness, changelog p50 399 ms → 43 ms at 100 ms).
 TANSU_FETCH_MAX_WAIT_MS = 100
 
-__all__ = ["true_end_offsets", "SafeConsumerThread", "SafeTransport", "Transport", "Consumer", "ConsumerThread", "register", "TANSU_FETCH_MAX_WAIT_MS"]
+__all__ = ["true_end_offsets", "skipped", "uncommitted", "seek_to_committed_or_beginning", "SafeConsumerThread", "SafeTransport", "Transport", "Consumer", "ConsumerThread", "register", "TANSU_FETCH_MAX_WAIT_MS"]
 
 
 async def true_end_offsets(
@@ -110,16 +110,41 @@ async def true_end_offsets(
     return result
 
 
+def skipped(generation: int | None, current: int, flowing: bool) -> bool:
+    """Whether Faust delivered a message (fetched under consumer ``generation``) only to skip
+    it: fetched before the latest rebalance, or while flow control is suspended for one."""
+    return generation != current or not flowing
+
+
+def uncommitted(committed: Mapping[TopicPartition, int | None], changelogs: Collection[str]) -> list[TopicPartition]:
+    """The partitions aiokafka's ``seek_to_committed`` left where they were (no committed offset
+    above 0), changelogs excepted: table recovery positions those itself."""
+    return [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+
+
+class Seeker(Protocol):
+    """What aiokafka's consumer and Faust's consumer thread both offer."""
+
+    async def seek_to_committed(self) -> Mapping[TopicPartition, int | None]: ...
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None: ...
+
+
+async def seek_to_committed_or_beginning(consumer: Seeker, changelogs: Collection[str]) -> Mapping[TopicPartition, int | None]:
+    """Seek every assigned partition to its committed offset, and those with none (but
+    ``changelogs``) to the beginning; return the committed offsets."""
+    committed = await consumer.seek_to_committed()
+    if rewind := uncommitted(committed, changelogs):
+        await consumer.seek_to_beginning(*rewind)  # never with no argument: that is every partition
+    return committed
+
+
 class SafeConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Consumer thread whose seek to committed offsets also rewinds partitions that have none."""
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        committed = await super().seek_to_committed()
-        changelogs = self.app.tables.changelog_topics
-        uncommitted = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
-        if uncommitted:
-            await self.seek_to_beginning(*uncommitted)
-        return committed
+        # super(): Faust's own seeks, run on the consumer's thread.
+        return await seek_to_committed_or_beginning(super(), self.app.tables.changelog_topics)
 
 
 class ConsumerThread(SafeConsumerThread):
@@ -146,7 +171,7 @@ class SafeConsumer(faust_aiokafka.Consumer):
     """Refuses acks of messages Faust skipped, and has them read again (fix 1 in the module docstring)."""
 
     def ack(self, message: Message) -> bool:
-        if message.generation_id != self.app.consumer_generation_id or not self.app.flow_control.is_active():
+        if skipped(message.generation_id, self.app.consumer_generation_id, self.app.flow_control.is_active()):
             # Not committed, but no longer waited for: a rebalance suspends flow control and
             # then waits for every message in flight to be acked (stream_wait_empty), so a
             # batch an agent finished meanwhile would hold the rebalance up for ever.

@@ -82,19 +82,18 @@ class PermanentFailure(ProviderError):
         self.opted_out = opted_out
 
 
-def classify_twilio(status: int | None, code: int | None, *, attempt: int = 1) -> Verdict:
+def classify_twilio(status: int | None, code: int | None) -> Verdict:
     """What to do after Twilio answered ``status`` with error ``code``.
 
     ``status`` is None when there was no HTTP answer (timeout, connection error) or when the code
-    came from a status callback; ``attempt`` counts sends of this message so far (for 30007).
+    came from a status callback. A 30007 is "retry": its budget of ``CARRIER_FILTER_ATTEMPTS``
+    travels on the ``RetryLater`` (``connectors.providers.sms.twilio_error``).
     """
     if code == OPTED_OUT:
         return "opted_out"
     if code in TWILIO_PERMANENT:
         return "permanent"
-    if code == CARRIER_FILTERED:
-        return "retry" if attempt < CARRIER_FILTER_ATTEMPTS else "permanent"
-    if code == TWILIO_TOO_MANY_REQUESTS or status == 429:
+    if code == CARRIER_FILTERED or code == TWILIO_TOO_MANY_REQUESTS or status == 429:
         return "retry"
     if status is not None and 400 <= status < 500:
         return "permanent"

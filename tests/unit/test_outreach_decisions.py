@@ -167,10 +167,19 @@ def test_a_stop_from_someone_unknown_survives_their_later_signup():
 
 
 class Table(dict):
-    """A fact table as the receipts agent uses it (``streams.app.FactTable``), in memory."""
+    """A fact table in memory, with the contract of ``streams.app.FactTable.put``: ``new`` is
+    written unless it equals ``old`` (the value the caller read, not what is stored), so a
+    replay writes nothing. ``changelog`` holds every write, in order."""
+
+    def __init__(self, facts=()) -> None:
+        super().__init__(facts)
+        self.changelog: list[tuple[int, str, object]] = []
 
     def put(self, partition, key, old, new):
+        if new == old:
+            return None
         self[key] = new
+        self.changelog.append((partition, key, new))
 
 
 class Tables:
@@ -195,13 +204,39 @@ def test_a_text_failed_by_the_carrier_as_opted_out_is_dead_lettered_once_and_opt
     assert (p.asks[aid].status, p.asks[aid].error_code) == ("failed", "21610")
     assert "sms" in p.people[PK].opted_out
     assert p.dead_letters == [(aid, "provider reported the text failed", {"code": "21610"})]
+    assert (len(p.asks.changelog), len(p.people.changelog)) == (1, 1)  # the replay wrote nothing
 
 
 def test_stop_asks_for_a_confirmation_once_not_again_when_replayed():
     from agents.outreach.callbacks import apply
     from contracts.providers import ProviderEnvelope, SmsReply
 
-    p = Tables(**{PK: person()})
+    p = with_a_sent_text()
     stop = ProviderEnvelope(person_key=PK, received_at=NOON, event=SmsReply(message_sid="SM9", keyword="STOP"))
     assert [apply(p, 0, stop), apply(p, 0, stop)] == ["stop", None]
     assert "sms" in p.people[PK].opted_out
+    assert p.asks[ask_id("rally-1", PK, "sms")].opted_out  # the text it answered is flagged
+    assert (len(p.asks.changelog), len(p.people.changelog)) == (1, 1)  # the replay wrote nothing
+
+
+def test_yes_flags_the_text_it_answers_and_rsvps_for_its_action_once():
+    from agents.outreach.callbacks import apply
+    from contracts.providers import ProviderEnvelope, SmsReply
+
+    p = with_a_sent_text()
+    yes = ProviderEnvelope(person_key=PK, received_at=NOON, event=SmsReply(message_sid="SM9", keyword="YES"))
+    apply(p, 0, yes)
+    apply(p, 0, yes)  # a replay
+    assert p.asks[ask_id("rally-1", PK, "sms")].replied_yes
+    [(_, _, attendance)] = p.attendance.changelog
+    assert (attendance.action_id, attendance.rsvp, attendance.rsvp_by) == ("rally-1", "yes", "union-a")
+    assert len(p.asks.changelog) == 1
+
+
+def with_a_sent_text() -> Tables:
+    """Ana, texted for rally-1 (her most recent ask)."""
+    p = Tables(**{PK: person()})
+    aid = ask_id("rally-1", PK, "sms")
+    p.asks[aid] = state("sent")
+    p.recent_asks[PK] = RecentAsks(asks=((aid, NOON),))
+    return p

@@ -1,40 +1,13 @@
-"""The safe consumer's acks and seek (streams/transport.py, fix 1), against fakes: no broker."""
+"""The safe consumer's decisions (streams/transport.py, fix 1): which acks it refuses and which
+partitions it rewinds, without a broker. tests/integration/test_transport.py runs them for real."""
 
-import asyncio
 from types import SimpleNamespace
 
 from aiokafka import TopicPartition
 
-from streams.transport import SafeConsumer, SafeConsumerThread
+from streams.transport import SafeConsumer, skipped, uncommitted
 
 EVENTS, ASKS, CHANGELOG = "t.events", "t.asks", "t-people_by_key-changelog"
-
-
-class FakeAiokafka:
-    """Answers ``seek_to_committed`` as aiokafka does (committed offset or None per partition)
-    and records which partitions were sent back to the beginning."""
-
-    def __init__(self, committed: dict[TopicPartition, int | None]) -> None:
-        self.committed = committed
-        self.rewound: list[TopicPartition] = []
-
-    async def seek_to_committed(self) -> dict[TopicPartition, int | None]:
-        return self.committed
-
-    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
-        self.rewound += partitions
-
-
-def thread_over(fake: FakeAiokafka) -> SafeConsumerThread:
-    thread = SafeConsumerThread.__new__(SafeConsumerThread)  # no Faust app or broker behind it
-    thread._ensure_consumer = lambda: fake
-
-    async def call_thread(fn, *args):
-        return await fn(*args)
-
-    thread.call_thread = call_thread
-    thread.__dict__["app"] = SimpleNamespace(tables=SimpleNamespace(changelog_topics={CHANGELOG}))
-    return thread
 
 
 def test_partitions_nobody_committed_on_are_read_again_from_the_beginning():
@@ -42,15 +15,17 @@ def test_partitions_nobody_committed_on_are_read_again_from_the_beginning():
     committed offset, aiokafka's seek leaves it there and they would never be processed."""
     committed = {TopicPartition(EVENTS, 0): 120, TopicPartition(EVENTS, 1): None, TopicPartition(ASKS, 2): None,
                  TopicPartition(ASKS, 3): 0, TopicPartition(CHANGELOG, 1): None}
-    fake = FakeAiokafka(committed)
-    assert asyncio.run(thread_over(fake).seek_to_committed()) == committed
-    assert sorted(fake.rewound) == [TopicPartition(ASKS, 2), TopicPartition(ASKS, 3), TopicPartition(EVENTS, 1)]
+    assert sorted(uncommitted(committed, {CHANGELOG})) == [TopicPartition(ASKS, 2), TopicPartition(ASKS, 3), TopicPartition(EVENTS, 1)]
 
 
 def test_nothing_is_rewound_when_every_partition_has_a_committed_offset():
-    fake = FakeAiokafka({TopicPartition(EVENTS, 0): 5, TopicPartition(ASKS, 0): 9})
-    asyncio.run(thread_over(fake).seek_to_committed())
-    assert fake.rewound == []
+    assert uncommitted({TopicPartition(EVENTS, 0): 5, TopicPartition(ASKS, 0): 9}, {CHANGELOG}) == []
+
+
+def test_only_messages_of_the_current_generation_delivered_while_flowing_are_acked():
+    assert not skipped(3, 3, flowing=True)
+    assert skipped(2, 3, flowing=True)  # fetched before the latest rebalance
+    assert skipped(3, 3, flowing=False)  # delivered while a rebalance holds the streams
 
 
 class Message:
