@@ -27,7 +27,7 @@ from . import dashboard
 from .action_network import router as action_network_router
 from .exports import aggregate_csv, tallies_csv
 from .ingress import BadBody, IngestResult, envelopes, parse_events, read_limited, refused
-from .people import router as people_router
+from .people import ErasureReports, router as people_router
 from .providers import router as providers_router
 from .publisher import BrokerUnavailable, KafkaPublisher, Publisher
 from .tally_reader import Changes, TallyReader
@@ -50,7 +50,7 @@ class CoalitionFile:
         return self._coalition
 
 
-def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None) -> FastAPI:
+def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None) -> FastAPI:
     coalition = CoalitionFile(s)
     coalition.current()  # fail at start on a broken coalition file
     secret = s.person_key_bytes()
@@ -146,7 +146,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     app.include_router(providers_router(s, publisher))
     app.include_router(action_network_router(s, publisher, coalition.current))
-    app.include_router(people_router(s, publisher), dependencies=[Depends(organizer)])
+    app.include_router(people_router(s, publisher, erasures), dependencies=[Depends(organizer)])
 
     @app.exception_handler(BrokerUnavailable)
     async def broker_unavailable(request: Request, exc: BrokerUnavailable) -> JSONResponse:

@@ -32,7 +32,8 @@ from .replay import replay_consumer
 
 
 class ForgetRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The examples document the request and are what lets the fuzz test past validation.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"phone": "+15105550123"}, {"email": "ana@example.org"}]})
     phone: str | None = None
     email: str | None = None
 

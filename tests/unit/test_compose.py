@@ -41,9 +41,12 @@ def test_long_running_services_have_health_checks_and_restart_policies():
     for name in LONG_RUNNING:
         assert SERVICES[name]["healthcheck"]["test"], name
         assert SERVICES[name]["restart"] in ("unless-stopped", "always", "on-failure"), name
-    assert SERVICES["worker"]["deploy"]["replicas"] >= 2
-    assert SERVICES["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
-    assert any(v.startswith("kafka-data:") for v in SERVICES["kafka"]["volumes"]) and "kafka-data" in COMPOSE["volumes"]
+
+
+def test_the_broker_keeps_its_log_on_a_named_volume():
+    kafka = SERVICES["kafka"]
+    source_by_target = {v.split(":")[1]: v.split(":")[0] for v in kafka["volumes"]}
+    assert source_by_target.get(kafka["environment"]["KAFKA_LOG_DIRS"]) in COMPOSE["volumes"]
 
 
 def test_every_variable_the_app_services_get_is_a_real_setting():
@@ -61,7 +64,6 @@ def test_env_example_as_is_loads_into_the_settings_model(monkeypatch):
         monkeypatch.setenv(key, value)
     s = Settings()
     assert s.organizer_token is None and s.twilio_from is None  # empty means unset, not ""
-    assert s.partitions == 8 and s.sms_rate == 1
 
 
 @pytest.mark.parametrize("service", [name for name, s in SERVICES.items() if s.get("build")])

@@ -2,12 +2,15 @@
 
 import csv
 import io
+import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from connectors.web import dashboard
 from connectors.web.app import create_app
 from connectors.web.dashboard.view import Viewer, build_view, trend
 from connectors.web.publisher import ListPublisher
@@ -15,7 +18,7 @@ from contracts.asks import AskFact
 from contracts.events import ActionEvent
 from contracts.facts import ActionRecord, Attendance, Pledge
 from contracts.tallies import TallyBook
-from streams.coalition import add_partner
+from streams.coalition import add_partner, update_partner
 from streams.settings import Settings
 from tests.factories import action
 
@@ -120,13 +123,71 @@ def test_a_partner_sees_its_own_row_and_the_rest_only_as_an_aggregate(env):
     assert client.get("/v1/tallies").status_code == 403
 
 
-def test_a_rotated_or_disabled_partner_is_signed_out(env, tmp_path):
+def rotate(path, partner_id):
+    update_partner(path, partner_id, lambda entry: entry.update(secret="rotated-secret"))
+
+
+def disable(path, partner_id):
+    update_partner(path, partner_id, lambda entry: entry.update(enabled=False))
+
+
+def messages(lines):
+    """(event, data) of each Server-Sent Event as it arrives, (None, "") for a keep-alive comment."""
+    event, data, seen = None, [], False
+    for line in lines:
+        if not line:
+            if seen:
+                yield event, "\n".join(data)
+            event, data, seen = None, [], False
+            continue
+        seen = True
+        field, _, value = line.partition(":")
+        if field == "event":
+            event = value.strip()
+        elif field == "data":
+            data.append(value.strip())
+
+
+def next_view(stream, deadline):
+    for event, data in stream:
+        if event == "view":
+            return json.loads(data)
+        assert time.monotonic() < deadline, "no view in time"
+    raise AssertionError("the stream ended")
+
+
+def pledged(book, partner, count):
+    book.apply("pledge", f"rally-1|{partner}", Pledge(action_id="rally-1", partner=partner, count=count, occurred_at=NOW, event_id=f"p-{partner}-{count}"))
+
+
+@pytest.mark.parametrize("change", [rotate, disable])
+def test_a_rotated_or_disabled_partner_is_signed_out(env, tmp_path, change):
     client, secrets, _ = env
     sign_in(client, partner="union-a", secret=secrets["union-a"])
     assert client.get("/dashboard/view").status_code == 200
-    path = tmp_path / "coalition.toml"
-    path.write_text(path.read_text().replace(secrets["union-a"], "rotated-secret"))
+    change(tmp_path / "coalition.toml", "union-a")
     assert client.get("/dashboard/view").status_code == 401
+    assert client.get("/dashboard/events").status_code == 401
+
+
+@pytest.mark.parametrize("change", [rotate, disable])
+def test_an_open_event_stream_ends_once_its_partner_is_rotated_or_disabled(env, tmp_path, monkeypatch, change):
+    client, secrets, book = env
+    monkeypatch.setattr(dashboard, "HEARTBEAT", 0.05)  # nothing notifies changes here: the stream looks this often
+    sign_in(client, partner="union-a", secret=secrets["union-a"])
+    with client.stream("GET", "/dashboard/events") as r:
+        assert r.status_code == 200
+        stream = messages(r.iter_lines())
+        first = next_view(stream, time.monotonic() + 5)
+        pledged(book, "union-a", 41)
+        live = next_view(stream, time.monotonic() + 5)  # signed in: new figures keep coming
+        assert live["version"] > first["version"] and live["action"]["rows"][0]["pledged"] == 41
+        change(tmp_path / "coalition.toml", "union-a")
+        pledged(book, "union-a", 42)
+        deadline = time.monotonic() + 5
+        for event, data in stream:  # the loop ends when the stream does
+            assert event != "view", f"figures sent after sign-out: {data[:200]}"
+            assert time.monotonic() < deadline, "the stream is still open after sign-out"
 
 
 def test_the_tallies_export_has_every_figure_per_action_and_partner_for_organizers(env):

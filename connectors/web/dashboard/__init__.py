@@ -2,7 +2,8 @@
 
 Organizers sign in with the organizer token, partners with their partner id and webhook
 secret. The session is a signed cookie (Starlette's SessionMiddleware) naming the viewer and
-a fingerprint of the credential, so rotating a secret ends that partner's sessions. Scripts
+a fingerprint of the credential, so rotating a secret ends that partner's sessions, open event
+streams included (each is checked again before every message it sends). Scripts
 may send ``Authorization: Bearer <organizer token>`` instead.
 """
 
@@ -12,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+from contextlib import aclosing
 from datetime import datetime, timezone
 from importlib.resources import files
 from typing import AsyncIterator, Callable
@@ -131,7 +133,7 @@ def router(s: Settings, access: Access, coalition: Callable[[], Coalition], book
     async def events(request: Request, action: str | None = None) -> EventSourceResponse:
         viewer = access.require(request)
 
-        async def stream() -> AsyncIterator[dict[str, object]]:
+        async def messages() -> AsyncIterator[dict[str, object]]:
             shown = -1
             while True:
                 if book.records != shown:
@@ -141,6 +143,15 @@ def router(s: Settings, access: Access, coalition: Callable[[], Coalition], book
                     await asyncio.sleep(MIN_INTERVAL)  # pacing: a burst of changes becomes one view
                 elif not await changes.wait(HEARTBEAT):
                     yield {"event": "heartbeat", "data": json.dumps({"version": shown, "lag": lag()})}
+
+        async def stream() -> AsyncIterator[dict[str, object]]:
+            async with aclosing(messages()) as each:
+                async for message in each:
+                    # The session is checked again before every message, not only when the stream opened:
+                    # a partner disabled or rotated since then is signed out, and the page goes to sign-in.
+                    if access.viewer(request) != viewer:
+                        return
+                    yield message
 
         return EventSourceResponse(stream(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
