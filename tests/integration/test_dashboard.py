@@ -20,6 +20,8 @@ from tests.factories import action, checkin, phone, pledge, signup
 
 from .conftest import TOKEN, eventually
 
+pytestmark = pytest.mark.integration
+
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]

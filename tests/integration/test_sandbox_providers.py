@@ -32,6 +32,8 @@ from connectors.sandbox import Faults, SandboxConfig, create_sandbox
 from connectors.sandbox.signing import SENDGRID_SIGNATURE, SENDGRID_TIMESTAMP
 from streams.broker import free_port
 
+pytestmark = pytest.mark.integration
+
 TOKEN = "integration-auth-token"
 SID = "AC" + "1" * 32
 SG_KEY = "SG.integration"

@@ -6,9 +6,13 @@ import select
 import socket
 import time
 
+import pytest
+
 from tests.factories import checkin, phone, pledge, signup
 
 from .conftest import TOKEN, eventually
+
+pytestmark = pytest.mark.integration
 
 
 def test_an_endless_body_is_refused_before_it_is_read_whole(make_stack):
