@@ -12,7 +12,7 @@ from contracts.asks import ask_id
 from streams.keys import partition_of, person_key
 from streams.topology import ASKS, changelog_topic
 from tests.factories import phone, signup
-from tests.integration.conftest import eventually
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,9 @@ import time
 import pytest
 
 from tests.factories import checkin, phone, pledge, signup
+from tests.polling import eventually
 
-from .conftest import TOKEN, eventually
+from .conftest import TOKEN
 
 pytestmark = pytest.mark.integration
 
