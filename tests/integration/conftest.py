@@ -26,21 +26,6 @@ from streams.stack import child_env, sandbox_settings, spawn
 TOKEN = "integration-organizer-token"
 
 
-def eventually(check, timeout: float = 30.0, interval: float = 0.1):
-    """Poll ``check`` until it returns without AssertionError (and truthy); re-raise after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-            if result is not False and result is not None:
-                return result
-            raise AssertionError(f"{check} returned {result!r}")
-        except (AssertionError, LookupError, httpx.HTTPError):
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(interval)
-
-
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from streams.coalition import map_action_network_event, rotate_action_network_token
-from tests.integration.conftest import eventually
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from streams.cli import main
 from streams.stack import child_env
-from tests.integration.conftest import eventually
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,11 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from streams.stack import child_env
 from tests.factories import action, checkin, phone, pledge, signup
+from tests.polling import eventually
 
-from .conftest import TOKEN, eventually
+from .conftest import TOKEN
+
+pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -9,7 +9,7 @@ from streams.cli import main
 from streams.stack import child_env
 from streams.topology import DEFERRED, PEOPLE, changelog_topic, topic_specs
 from tests.factories import checkin, phone, rsvp, signup
-from tests.integration.conftest import eventually
+from tests.polling import eventually
 from tests.integration.test_outreach import rapid
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import pytest
 
 from streams.broker import free_port, wait_for_port
 from tests.factories import phone
-from tests.integration.conftest import eventually
+from tests.polling import eventually
 from tests.integration.test_outreach import person, rapid, rows, signups_seen, sms_to
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def test_the_worker_counts_asks_provider_errors_latency_and_lag(make_stack):
     assert got['turnout_provider_errors_total{code="20429",provider="twilio"}'] >= 1
     # Every request timed: the n sends plus their retries.
     assert got['turnout_provider_request_seconds_count{provider="twilio"}'] >= n + got['turnout_provider_errors_total{code="20429",provider="twilio"}']
-    lag = eventually(lambda: {k: v for k, v in samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text).items() if k.startswith("turnout_consumer_lag{")} or None, timeout=30)
+    lag = eventually(lambda: {k: v for k, v in samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text).items() if k.startswith("turnout_consumer_lag{")}, timeout=30)
     assert f'turnout_consumer_lag{{topic="{stack.settings.topic_prefix}events"}}' in lag
     assert not [i for i in range(n) if phone(i) in text or phone(i)[2:] in text]
 

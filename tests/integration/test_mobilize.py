@@ -9,7 +9,7 @@ from streams.coalition import connect_mobilize, map_mobilize_event
 from streams.stack import child_env
 from tests.factories import phone
 from tests.fake_mobilize import FakeMobilize, attendance
-from tests.integration.conftest import eventually
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 

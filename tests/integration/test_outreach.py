@@ -1,13 +1,18 @@
 """Rapid-response outreach end to end: real ingress, real workers, the real Twilio and SendGrid
 SDKs talking to the sandbox providers, callbacks flowing back through the signed webhooks."""
 
+import json
 from collections import Counter
+from itertools import count
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
+from contracts.asks import ask_id
 from streams.keys import partition_of, person_key
+from streams.topology import ASKS, changelog_topic
 from tests.factories import phone, signup
-from tests.integration.conftest import eventually
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -128,19 +133,63 @@ def test_stop_blocks_every_later_ask_and_yes_becomes_an_rsvp_for_the_recruiter(o
     eventually(lambda: sms_to(stack, "Third ask")[phone(1)] == 1)
 
 
+def same_partition(stack, i):
+    """Another person (index) whose person key lands on person ``i``'s partition."""
+    def part(j):
+        return partition_of(person_key(stack.settings.person_key_bytes(), phone(j), None), stack.settings.partitions)
+    return next(j for j in count(9000) if part(j) == part(i))
+
+
+def ask_states(stack) -> dict[str, str]:
+    """The latest status of every ask, read to the end of the asks fact topic."""
+    consumer = KafkaConsumer(bootstrap_servers=stack.settings.bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        topic = changelog_topic(stack.settings, ASKS)
+        parts = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic)]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        end, states = consumer.end_offsets(parts), {}
+        while any(consumer.position(tp) < end[tp] for tp in parts):
+            for records in consumer.poll(timeout_ms=500).values():
+                states.update((f["ask_id"], f["status"]) for f in (json.loads(r.value) for r in records if r.value))
+        return states
+    finally:
+        consumer.close()
+
+
+def sms_ask(stack, action_id, i):
+    return ask_id(action_id, person_key(stack.settings.person_key_bytes(), phone(i), None), "sms")
+
+
 def test_quiet_hours_defer_texts_until_the_window_opens(outreach):
+    """Ana (Oakland) and Dani (Denver, an hour ahead, on Ana's partition) are alerted at night.
+    At 08:59 in Oakland Dani's window is open and Ana's is not: Dani's text shows that the
+    release timer has looked at both, and Ana's must still wait."""
     stack = outreach
-    stack.set_clock("2026-11-25T06:30:00+00:00")  # 22:30 in Oakland
-    stack.post_all("union-a", [person(1, email="a@example.org")])
-    eventually(lambda: signups_seen(stack, 1))
-    assert stack.post("union-a", [rapid("night", "Night alert", ["94607"])]).status_code == 202
+    ana, dani = 1, same_partition(stack, 1)
+    stack.set_clock("2026-11-25T06:30:00+00:00")  # 22:30 in Oakland, 23:30 in Denver
+    stack.post_all("union-a", [person(ana, email="a@example.org"), person(dani, postal="80202")])
+    eventually(lambda: signups_seen(stack, 2))
+    assert stack.post("union-a", [rapid("night", "Night alert", ["94607", "80202"])]).status_code == 202
     eventually(lambda: [m["to"] for m in stack.inbox("email")] == ["a@example.org"])  # email has no quiet hours
     eventually(lambda: rows(stack, "night")["union-a"]["asked_email"] == 1)
-    assert sms_to(stack, "Night alert") == Counter()
+    texts = [sms_ask(stack, "night", ana), sms_ask(stack, "night", dani)]
+    # Both texts decided on (deferred, not dropped), so none is on its way.
+    eventually(lambda: [ask_states(stack).get(t) for t in texts] == ["deferred", "deferred"])
+    assert stack.inbox("sms") == []
 
-    stack.set_clock("2026-11-25T16:59:00+00:00")  # 08:59: still quiet
-    stack.set_clock("2026-11-25T17:00:30+00:00")  # 09:00:30: the window is open
-    eventually(lambda: sms_to(stack, "Night alert") == Counter({phone(1): 1}), timeout=30)
+    stack.set_clock("2026-11-25T16:59:00+00:00")  # 08:59 in Oakland, 09:59 in Denver
+    eventually(lambda: sms_to(stack, "Night alert")[phone(dani)] == 1)
+    # The timer pass that released Dani's text looked at Ana's too, and queued whatever it
+    # released on their partition before the ask below: once that is delivered, those have gone out.
+    morning = rapid("morning", "Morning check", ["80202"], at="2026-11-25T16:58:00Z", starts_at="2026-11-26T02:00:00Z")
+    assert stack.post("union-a", [morning]).status_code == 202
+    eventually(lambda: rows(stack, "morning")["union-a"]["delivered"] == 1)
+    assert sms_to(stack, "Night alert") == Counter({phone(dani): 1})
+    assert ask_states(stack)[texts[0]] == "deferred"
+
+    stack.set_clock("2026-11-25T17:00:30+00:00")  # 09:00:30 in Oakland: the window is open
+    eventually(lambda: sms_to(stack, "Night alert") == Counter({phone(ana): 1, phone(dani): 1}))
 
 
 def test_forged_provider_webhooks_get_403_and_write_nothing(outreach):

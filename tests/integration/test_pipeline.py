@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests.factories import action, checkin, phone, pledge, rsvp, signup
-from tests.integration.conftest import eventually
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 

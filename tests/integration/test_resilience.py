@@ -6,7 +6,7 @@ import signal
 import pytest
 
 from tests.factories import checkin, phone, rsvp
-from tests.integration.conftest import eventually
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -31,22 +31,13 @@ from connectors.providers import (
 from connectors.sandbox import Faults, SandboxConfig, create_sandbox
 from connectors.sandbox.signing import SENDGRID_SIGNATURE, SENDGRID_TIMESTAMP
 from streams.broker import free_port
+from tests.polling import eventually
+
+pytestmark = pytest.mark.integration
 
 TOKEN = "integration-auth-token"
 SID = "AC" + "1" * 32
 SG_KEY = "SG.integration"
-
-
-def eventually(check, timeout: float = 10.0):
-    """Poll ``check`` until it stops raising AssertionError; re-raise after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
 
 
 class Served:
@@ -212,6 +203,7 @@ def test_callbacks_are_retried_when_the_receiver_fails(start_sandbox, receiver):
     def both_statuses_arrived():
         statuses = [receiver.form(r)["MessageStatus"] for r in receiver.at("flaky")]
         assert statuses == ["sent", "delivered"], statuses
+        return True
 
     eventually(both_statuses_arrived)
     assert receiver.flaky_failures == 2

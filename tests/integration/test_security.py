@@ -6,9 +6,14 @@ import select
 import socket
 import time
 
-from tests.factories import checkin, phone, pledge, signup
+import pytest
 
-from .conftest import TOKEN, eventually
+from tests.factories import checkin, phone, pledge, signup
+from tests.polling import eventually
+
+from .conftest import TOKEN
+
+pytestmark = pytest.mark.integration
 
 
 def test_an_endless_body_is_refused_before_it_is_read_whole(make_stack):
