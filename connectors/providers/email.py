@@ -1,5 +1,9 @@
 """Sending email: the ``EmailSender`` port, the SendGrid adapter and an in-memory fake.
 
+An ``EmailSender`` sends one request at a time, all or nothing, and says how a batch is split
+into requests (``plan``): the caller sends and retries each request on its own, so a refusal or
+a timeout of one request concerns only the messages in it.
+
 ``SendGridEmail`` uses the official SDK (``SendGridAPIClient`` and the ``Mail`` helper). One
 ``/v3/mail/send`` request carries up to 1000 personalizations, one per recipient; each message's
 own subject is set on its personalization and its text/html travel as substitutions into a
@@ -53,11 +57,15 @@ class EmailMessage(Frozen):
 
 
 class EmailSender(Protocol):
-    async def send(self, batch: Sequence[EmailMessage]) -> list[str]:
-        """Hand ``batch`` to the provider; return one message id per message, in order.
+    def plan(self, batch: Sequence[EmailMessage]) -> list[list[int]]:
+        """Indexes of ``batch`` per request: every message in exactly one, each fit for ``send``."""
 
-        Raises ``RetryLater`` or ``PermanentFailure``; when part of the batch was accepted
-        first, ``error.accepted`` holds the ids (None where not accepted), aligned with ``batch``.
+    async def send(self, request: Sequence[EmailMessage]) -> list[str]:
+        """Hand one request (a group of ``plan``) to the provider, all or nothing; return one
+        message id per message, in order ("" where accepted without an id).
+
+        Raises ``RetryLater`` or ``PermanentFailure`` for the whole request, and ``ValueError``
+        if ``request`` is not one request (empty, too big, mixed kinds).
         """
 
     def close(self) -> None:
@@ -66,24 +74,35 @@ class EmailSender(Protocol):
 
 @dataclass
 class FakeEmail:
-    """In-memory ``EmailSender``. ``failures[to]`` fails the whole batch containing ``to``."""
+    """In-memory ``EmailSender`` splitting as SendGrid does, in requests of ``max_per_request``.
+
+    A request containing ``to`` raises the next error of ``failures[to]`` while any is left, then
+    is accepted. ``attempts`` holds the recipients of every request, as the sandbox logs them.
+    """
 
     sent: list[EmailMessage] = field(default_factory=list)
-    failures: dict[str, ProviderError] = field(default_factory=dict)
+    failures: dict[str, list[ProviderError]] = field(default_factory=dict)
+    max_per_request: int = MAX_PERSONALIZATIONS
+    attempts: list[list[str]] = field(default_factory=list)
 
-    async def send(self, batch: Sequence[EmailMessage]) -> list[str]:
-        for message in batch:
-            if message.to in self.failures:
-                raise self.failures[message.to]
-        self.sent.extend(batch)
-        return [f"fake{len(self.sent)}"] * len(batch)
+    def plan(self, batch: Sequence[EmailMessage]) -> list[list[int]]:
+        return plan_requests(batch, self.max_per_request)
+
+    async def send(self, request: Sequence[EmailMessage]) -> list[str]:
+        check_one_request(self, request)
+        self.attempts.append([m.to for m in request])
+        for message in request:
+            if self.failures.get(message.to):
+                raise self.failures[message.to].pop(0)
+        self.sent.extend(request)
+        return [f"fake{len(self.attempts)}"] * len(request)
 
     def close(self) -> None:
         pass
 
 
-def plan_requests(batch: Sequence[EmailMessage]) -> list[list[int]]:
-    """Indexes of ``batch`` per request: ≤1000 each, text-only and html mail apart, big ones alone."""
+def plan_requests(batch: Sequence[EmailMessage], limit: int = MAX_PERSONALIZATIONS) -> list[list[int]]:
+    """Indexes of ``batch`` per request: ≤``limit`` each, text-only and html mail apart, big ones alone."""
     requests: list[list[int]] = []
     open_: dict[bool, list[int]] = {}
     for i, message in enumerate(batch):
@@ -95,13 +114,23 @@ def plan_requests(batch: Sequence[EmailMessage]) -> list[list[int]]:
         if not group:
             requests.append(group)
         group.append(i)
-        if len(group) == MAX_PERSONALIZATIONS:
+        if len(group) == limit:
             open_[message.html is not None] = []
     return requests
 
 
+def check_one_request(sender: EmailSender, request: Sequence[EmailMessage]) -> None:
+    """Refuse what ``sender.plan`` would not send as one request (a caller's bug, not the provider's)."""
+    if len(sender.plan(request)) != 1:
+        raise ValueError(f"{len(request)} messages are not one request: split them with plan()")
+
+
 class SendGridEmail:
-    """``EmailSender`` on SendGrid. ``unsubscribe_url`` may contain ``{ask_id}``."""
+    """``EmailSender`` on SendGrid. ``unsubscribe_url`` may contain ``{ask_id}``.
+
+    ``max_per_request`` (SendGrid's 1000 by default) only exists so that a test can span several
+    requests without thousands of recipients.
+    """
 
     def __init__(
         self,
@@ -114,6 +143,7 @@ class SendGridEmail:
         unsubscribe_url: str | None = None,
         workers: int = 4,
         timeout: float = 15.0,
+        max_per_request: int = MAX_PERSONALIZATIONS,
         bucket: TokenBucket | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
@@ -123,6 +153,9 @@ class SendGridEmail:
         self._mailto = unsubscribe_mailto
         self._unsub_url = unsubscribe_url
         self._timeout = timeout
+        if not 1 <= max_per_request <= MAX_PERSONALIZATIONS:
+            raise ValueError(f"max_per_request must be 1 to {MAX_PERSONALIZATIONS}")
+        self._max_per_request = max_per_request
         self._bucket = bucket or TokenBucket(None)
         self._now = now
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sendgrid")
@@ -196,20 +229,15 @@ class SendGridEmail:
             after = max(0.0, int(reset) - self._now())
         return RetryLater(after, str(status), reason)
 
-    async def send(self, batch: Sequence[EmailMessage]) -> list[str]:
-        ids: list[str | None] = [None] * len(batch)
-        loop = asyncio.get_running_loop()
-        for indexes in plan_requests(batch):
-            mail = self.build_mail([batch[i] for i in indexes])
-            await self._bucket.acquire()
-            try:
-                message_id = await loop.run_in_executor(self._pool, self._post, mail)
-            except ProviderError as exc:
-                exc.accepted = tuple(ids) if any(i is not None for i in ids) else ()
-                raise
-            for i in indexes:
-                ids[i] = message_id
-        return ids  # type: ignore[return-value]
+    def plan(self, batch: Sequence[EmailMessage]) -> list[list[int]]:
+        return plan_requests(batch, self._max_per_request)
+
+    async def send(self, request: Sequence[EmailMessage]) -> list[str]:
+        check_one_request(self, request)
+        mail = self.build_mail(request)
+        await self._bucket.acquire()
+        message_id = await asyncio.get_running_loop().run_in_executor(self._pool, self._post, mail)
+        return [message_id] * len(request)  # SendGrid gives one X-Message-Id per request
 
     def close(self) -> None:
         """Let the SDK threads go once their request is done (the outbox awaited its sends)."""

@@ -3,8 +3,8 @@
 
 SMS are never retried after an ambiguous failure (a timeout after the request left): neither
 provider takes an idempotency key, so such an ask is reported in doubt instead of risking a
-second text. Emails are batched (the sender splits them into requests of up to 1000) and a
-partly accepted batch is retried only for the messages not accepted.
+second text. Emails go in requests (the sender's ``plan``, up to 1000 each), each sent and retried
+on its own: a refused or timed-out request fails, or leaves in doubt, only its own asks.
 """
 
 from __future__ import annotations
@@ -86,31 +86,29 @@ class ProviderOutbox:
         return SendResult(ask_id=ask.ask_id, provider_id=sent.sid)
 
     async def _emails(self, asks: list[AskCommand]) -> list[SendResult]:
-        results: dict[str, SendResult] = {}
+        if not asks:
+            return []
+        messages = [EmailMessage(to=a.to, subject=a.subject or "", text=a.body, ask_id=a.ask_id, partner=a.partner) for a in asks]
+        plan = self.email.plan(messages)
+        # Requests run concurrently; the sender bounds how many are in flight (SendGridEmail:
+        # its thread pool).
+        done = await asyncio.gather(*(self._email_request([asks[i] for i in r], [messages[i] for i in r]) for r in plan))
+        results = {i: result for request, part in zip(plan, done) for i, result in zip(request, part)}
+        return [results[i] for i in range(len(asks))]
 
-        async def send_pending() -> None:
-            # Each attempt sends only what no earlier attempt got accepted.
-            pending = [a for a in asks if a.ask_id not in results]
-            error: ProviderError | None = None
-            try:
-                with timed("sendgrid"):
-                    ids = await self.email.send([EmailMessage(to=a.to, subject=a.subject or "", text=a.body, ask_id=a.ask_id, partner=a.partner) for a in pending])
-            except ProviderError as exc:
-                error, ids = exc, list(exc.accepted)
-            for a, mid in zip(pending, ids):
-                if mid is not None:  # "" is accepted without an id
-                    results[a.ask_id] = SendResult(ask_id=a.ask_id, provider_id=mid)
-            if error is not None and len(results) < len(asks):
-                raise error
+    async def _email_request(self, asks: list[AskCommand], messages: list[EmailMessage]) -> list[SendResult]:
+        """Send one request until it is accepted or refused for good; one result per ask."""
+        async def once() -> list[str]:
+            with timed("sendgrid"):
+                return await self.email.send(messages)
 
-        if asks:
-            try:
-                # A whole batch waits out SendGrid's X-RateLimit-Reset, however long: failing
-                # it instead would fail every ask in it.
-                await with_retries(send_pending, **self.retry, retry_ambiguous=False, max_wait=math.inf)
-            except ProviderError as exc:
-                results.update({a.ask_id: failure(a.ask_id, exc) for a in asks if a.ask_id not in results})
-        return [results[a.ask_id] for a in asks]
+        try:
+            # A request waits out SendGrid's X-RateLimit-Reset, however long: failing it
+            # instead would fail every ask in it.
+            ids = await with_retries(once, **self.retry, retry_ambiguous=False, max_wait=math.inf)
+        except ProviderError as exc:
+            return [failure(a.ask_id, exc) for a in asks]
+        return [SendResult(ask_id=a.ask_id, provider_id=mid) for a, mid in zip(asks, ids)]
 
 
 @contextmanager

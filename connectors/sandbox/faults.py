@@ -9,6 +9,9 @@ mirrors what Twilio and SendGrid really do:
   up line types on send: 30006 is a carrier delivery error reported in the status callback.
 - ``carrier_errors``    → 201, then ``undelivered`` with the given code (30003, 30005, 30007…)
 - ``bounce_emails`` / ``dropped_emails`` → 202, then a ``bounce`` / ``dropped`` event.
+- ``timeout_emails``    → a mail-send request with any of these recipients is a ``timeout``
+  (hangs ``timeout_hang_ms``, answers 504, logged as ``timeout``), whatever the dice say: a test
+  can time out exactly one request of a batch.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Faults(BaseModel):
     carrier_errors: dict[str, int] = {}
     bounce_emails: frozenset[str] = frozenset()
     dropped_emails: frozenset[str] = frozenset()
+    timeout_emails: frozenset[str] = frozenset()
 
     def updated(self, patch: dict) -> "Faults":
         """A validated copy with ``patch`` applied (unknown keys are an error)."""

@@ -95,7 +95,7 @@ class Sandbox:
         faults = self.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        outcome = self.dice.outcome(faults)
+        outcome: Outcome = "timeout" if channel == "email" and faults.timeout_emails.intersection(to) else self.dice.outcome(faults)
         if outcome != "ok":
             self.attempt(channel, to, outcome)
         if outcome == "timeout":

@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from collections import Counter
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from twilio.request_validator import RequestValidator
 
 from connectors.providers import (
     EmailMessage,
+    FakeSms,
     PermanentFailure,
     RetryLater,
     SendGridEmail,
@@ -28,10 +30,14 @@ from connectors.providers import (
     classify_twilio,
     with_retries,
 )
+from connectors.providers.outbox import ProviderOutbox
 from connectors.sandbox import Faults, SandboxConfig, create_sandbox
 from connectors.sandbox.signing import SENDGRID_SIGNATURE, SENDGRID_TIMESTAMP
+from contracts.asks import AskCommand
 from streams.broker import free_port
 from tests.polling import eventually
+
+pytestmark = pytest.mark.integration
 
 pytestmark = pytest.mark.integration
 
@@ -317,10 +323,15 @@ def test_a_big_email_batch_is_split_and_its_events_come_back_signed(start_sandbo
                            unsubscribe_mailto="unsubscribe@coalition.example",
                            unsubscribe_url="https://coalition.example/u/{ask_id}")
     batch = emails(1203)
-    ids = asyncio.run(sender.send(batch))
+
+    async def send_all():
+        return [await sender.send([batch[i] for i in request]) for request in sender.plan(batch)]
+
+    requests = asyncio.run(send_all())
     sender.close()
-    assert len(ids) == len(batch)
-    assert sorted(Counter(ids).values()) == [203, 1000]  # one X-Message-Id per request
+    assert [len(r) for r in requests] == [1000, 203]
+    assert all(len(set(r)) == 1 for r in requests)  # one X-Message-Id per request
+    ids = [i for r in requests for i in r]
 
     messages = inbox(url, "email")
     assert len(messages) == len(batch)
@@ -361,3 +372,27 @@ def test_sendgrid_refusals_map_to_retry_later_and_permanent_failure(start_sandbo
     sender.close()
     assert throttled.value.code == "429" and 0 < throttled.value.after <= 2
     assert inbox(url, "email") == []
+
+
+def email_ask(i: int) -> AskCommand:
+    return AskCommand(ask_id=f"hearing-7:p{i:05d}:email", action_id="hearing-7", person_key=f"p{i:05d}", channel="email",
+                      partner="faith-b", referral="r", to=f"person{i}@example.org", subject="Hearing Tuesday",
+                      body="Come testify.", planned_at=datetime(2026, 11, 24, 20, 0, tzinfo=timezone.utc))
+
+
+def test_a_timed_out_request_of_an_email_batch_leaves_only_its_recipients_in_doubt(start_sandbox):
+    # 2,500 asks are three requests at SendGrid's own 1000 per request: [0, 1000) [1000, 2000)
+    # [2000, 2500). Only the middle one holds person1500, whose requests the sandbox hangs. The
+    # client timeout is short so the test waits 2 s for it rather than the default 15 s.
+    url, _ = start_sandbox(timeout_emails={"person1500@example.org"}, timeout_hang_ms=4000)
+    sender = SendGridEmail(SecretStr(SG_KEY), from_email="asks@coalition.example", base_url=url, timeout=2.0)
+    asks = [email_ask(i) for i in range(2500)]
+    results = asyncio.run(ProviderOutbox(FakeSms(), sender, "http://turnout.example").send(asks, {}))
+    sender.close()
+    middle = {f"person{i}@example.org" for i in range(1000, 2000)}
+    assert [r.in_doubt for r in results] == [ask.to in middle for ask in asks]
+    assert all(r.ok for ask, r in zip(asks, results) if ask.to not in middle)
+    assert Counter(m["to"] for m in inbox(url, "email")) == Counter(a.to for a in asks if a.to not in middle)
+    attempts = httpx.get(f"{url}/_sandbox/attempts", params={"channel": "email"}).json()
+    assert sorted((len(a["to"]), a["outcome"]) for a in attempts) == [(500, "ok"), (1000, "ok"), (1000, "timeout")]
+    assert {to for a in attempts if a["outcome"] == "timeout" for to in a["to"]} == middle  # tried once, never resent

@@ -1,11 +1,14 @@
-"""The outbox: retries, partly accepted email batches and what a final refusal means."""
+"""The outbox: retries, email batches sent request by request and what a final refusal means."""
 
 import asyncio
 import random
+from collections import Counter
 from datetime import datetime, timezone
 
+import pytest
 from twilio.base.exceptions import TwilioRestException
 
+from connectors.providers.email import FakeEmail
 from connectors.providers.errors import CARRIER_FILTER_ATTEMPTS, PermanentFailure, RetryLater
 from connectors.providers.outbox import ProviderOutbox, failure
 from connectors.providers.sms import FakeSms, twilio_error
@@ -19,45 +22,47 @@ def email(i: int) -> AskCommand:
                       referral="r", to=f"p{i}@example.org", subject="s", body="b", planned_at=NOW)
 
 
-class FlakyEmail:
-    """Accepts the first two messages, then a 429; the next request takes the rest."""
-
-    def __init__(self) -> None:
-        self.requests: list[list[str]] = []
-
-    async def send(self, batch):
-        self.requests.append([m.to for m in batch])
-        if len(self.requests) == 1:
-            raise RetryLater(0.0, "429", accepted=("m0", "m1", None))
-        return [f"m{len(self.requests)}-{i}" for i in range(len(batch))]
+def send_emails(sender: FakeEmail, n: int, **retry) -> list:
+    """Results of ``n`` email asks (p0…p{n-1}@example.org) sent through an outbox with ``sender``."""
+    outbox = ProviderOutbox(FakeSms(), sender, "http://x", base=0.0, rng=random.Random(1), **retry)
+    return asyncio.run(outbox.send([email(i) for i in range(n)], {}))
 
 
-def test_a_partly_accepted_email_batch_is_retried_only_for_the_rest():
-    sender = FlakyEmail()
-    outbox = ProviderOutbox(FakeSms(), sender, "http://x", base=0.0, rng=random.Random(1))
-    results = asyncio.run(outbox.send([email(0), email(1), email(2)], {}))
-    assert sender.requests == [["p0@example.org", "p1@example.org", "p2@example.org"], ["p2@example.org"]]
-    assert [r.provider_id for r in results] == ["m0", "m1", "m2-0"]
+def tries(sender: FakeEmail) -> Counter:
+    """How many requests each recipient was in."""
+    return Counter(to for request in sender.attempts for to in request)
 
 
-class RateLimitedEmail:
-    """Answers the first request with a 429 whose reset is beyond the outbox's cap."""
+@pytest.mark.parametrize("k", [0, 1, 3])
+def test_a_timed_out_email_request_leaves_only_its_asks_in_doubt_and_the_others_are_sent_once(k):
+    # Requests of two: [p0 p1] [p2 p3] [p4 p5] [p6]; request k times out after it left. If it
+    # were resent, the fake would accept it and the asks would come back sent.
+    no_answer = RetryLater(None, None, "no answer from SendGrid", ambiguous=True)
+    sender = FakeEmail(max_per_request=2, failures={f"p{2 * k}@example.org": [no_answer]})
+    results = send_emails(sender, 7)
+    doubted = {i for i in (2 * k, 2 * k + 1) if i < 7}
+    assert [i for i, r in enumerate(results) if r.in_doubt] == sorted(doubted)
+    assert all(r.ok for i, r in enumerate(results) if i not in doubted)
+    assert tries(sender) == Counter(f"p{i}@example.org" for i in range(7))
+    assert sorted(m.to for m in sender.sent) == sorted(f"p{i}@example.org" for i in range(7) if i not in doubted)
 
-    def __init__(self, after: float) -> None:
-        self.after, self.requests = after, 0
 
-    async def send(self, batch):
-        self.requests += 1
-        if self.requests == 1:
-            raise RetryLater(self.after, "429")
-        return [f"m{i}" for i in range(len(batch))]
+def test_a_refused_email_request_fails_only_its_asks_and_later_requests_are_still_sent_and_retried():
+    sender = FakeEmail(max_per_request=2, failures={
+        "p2@example.org": [PermanentFailure("400", "Does not contain a valid address.")],
+        "p4@example.org": [RetryLater(None, "503", "internal error")],
+    })
+    results = send_emails(sender, 7)
+    assert [(r.ok, r.error_code, r.in_doubt) for r in results[2:4]] == [(False, "400", False)] * 2
+    assert all(r.ok for i, r in enumerate(results) if i not in (2, 3))
+    assert tries(sender) == Counter(f"p{i}@example.org" for i in range(7)) + Counter(["p4@example.org", "p5@example.org"])
 
 
-def test_an_email_batch_waits_out_a_rate_limit_reset_longer_than_the_cap():
-    sender = RateLimitedEmail(after=0.05)
-    outbox = ProviderOutbox(FakeSms(), sender, "http://x", base=0.0, cap=0.01, rng=random.Random(1))
-    results = asyncio.run(outbox.send([email(0), email(1)], {}))
-    assert sender.requests == 2 and [r.provider_id for r in results] == ["m0", "m1"]
+def test_a_rate_limited_email_request_waits_out_its_reset_beyond_the_cap_and_only_it_is_retried():
+    sender = FakeEmail(max_per_request=2, failures={"p2@example.org": [RetryLater(0.05, "429", "too many requests")]})
+    results = send_emails(sender, 7, cap=0.01)
+    assert all(r.ok for r in results)
+    assert tries(sender) == Counter(f"p{i}@example.org" for i in range(7)) + Counter(["p2@example.org", "p3@example.org"])
 
 
 def test_a_final_refusal_is_failed_with_its_code_or_in_doubt_when_the_provider_may_have_it():
@@ -100,18 +105,15 @@ def test_a_carrier_filtered_text_is_tried_twice_then_failed_with_its_code():
     assert (result.ok, result.error_code, result.in_doubt) == (False, "30007", False)
 
 
-class NoMessageId:
-    """SendGrid accepting a batch (202) without an X-Message-Id header."""
+class NoMessageId(FakeEmail):
+    """SendGrid accepting a request (202) without an X-Message-Id header."""
 
-    def __init__(self) -> None:
-        self.requests = 0
-
-    async def send(self, batch):
-        self.requests += 1
-        return [""] * len(batch)
+    async def send(self, request):
+        await super().send(request)
+        return [""] * len(request)
 
 
 def test_an_email_accepted_without_a_message_id_counts_as_sent_and_is_not_sent_again():
     sender = NoMessageId()
-    results = asyncio.run(ProviderOutbox(FakeSms(), sender, "http://x", base=0.0).send([email(0), email(1)], {}))
-    assert sender.requests == 1 and all(r.ok for r in results)
+    results = send_emails(sender, 2)
+    assert len(sender.attempts) == 1 and all(r.ok for r in results)

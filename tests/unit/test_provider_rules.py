@@ -7,6 +7,7 @@ import math
 import random
 
 import pytest
+from pydantic import SecretStr
 from twilio.base.exceptions import TwilioRestException
 
 from connectors.providers import (
@@ -14,6 +15,7 @@ from connectors.providers import (
     FakeSms,
     PermanentFailure,
     RetryLater,
+    SendGridEmail,
     TokenBucket,
     classify_sendgrid,
     classify_twilio,
@@ -227,3 +229,15 @@ def test_email_batches_are_planned_as_requests_of_at_most_1000():
     assert max(len(r) for r in plan) == MAX_PERSONALIZATIONS
     assert [len(r) for r in plan].count(1) == 1  # the oversized message goes alone
     assert all(len({batch[i].html is None for i in r}) == 1 for r in plan)
+    assert plan_requests(batch[:5], limit=2) == [[0, 1], [2, 3], [4]]
+
+
+@pytest.mark.parametrize("sender", [
+    FakeEmail(max_per_request=2),
+    SendGridEmail(SecretStr("SG.unit"), from_email="asks@coalition.example", base_url="http://127.0.0.1:9", max_per_request=2),
+], ids=["fake", "sendgrid"])
+def test_an_email_sender_refuses_what_is_not_one_request(sender):
+    for request in ([], [_mail(i) for i in range(3)], [_mail(0), _mail(1, html=True)]):
+        with pytest.raises(ValueError, match="not one request"):
+            run(sender.send(request))
+    sender.close()
