@@ -9,6 +9,7 @@ what reached the changelog and the topics.
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -70,6 +71,5 @@ def memory_pipeline(partitions: int = 4) -> Pipeline:
 
 
 def dead_letters(p: Pipeline) -> list[dict]:
-    import json
-
-    return [json.loads(value) for _, value, _ in p.dead_letters.sent]
+    """What reached the dead-letter topic: each record's JSON, with its ``key``."""
+    return [{"key": key, **json.loads(value)} for key, value, _ in p.dead_letters.sent]

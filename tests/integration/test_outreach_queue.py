@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.factories import phone
-from tests.integration.conftest import eventually
+from tests.polling import eventually
 from tests.integration.test_outreach import person, rapid, rows, signups_seen, sms_to
 
 pytestmark = pytest.mark.integration

@@ -5,8 +5,8 @@ from datetime import datetime, time, timedelta, timezone
 from agents.outreach.agents import due_at
 from agents.outreach.planning import OutreachPolicy, plan, recent_count, remember
 from agents.outreach.quiet_hours import QuietHours
-from agents.outreach.receipts import STOP_CONFIRMATION, answer_text, latest_ask, on_email_event, on_send_result, on_sms_status, opt_in, opt_out, reply_kind
-from agents.outreach.sending import Cancel, Defer, Send, Skip, gate
+from agents.outreach.receipts import STOP_CONFIRMATION, answer_text, on_email_event, on_send_result, on_sms_status, opt_in, opt_out, reply_kind
+from agents.outreach.sending import Cancel, Defer, Orphaned, Send, Skip, gate
 from contracts.asks import AskCommand, AskFact, RecentAsks, SendResult, ask_id
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
@@ -47,8 +47,9 @@ def state(status: str) -> AskFact:
 # --- the last gate before a provider -------------------------------------------------
 
 def test_an_ask_already_sending_or_done_is_never_sent_again():
-    for status in ("sending", "sent", "delivered", "failed", "cancelled", "in_doubt"):
+    for status in ("sent", "delivered", "failed", "cancelled", "in_doubt", "expired"):
         assert isinstance(gate(sms_ask(), state(status), person(), NOON, QUIET), Skip)
+    assert isinstance(gate(sms_ask(), state("sending"), person(), NOON, QUIET), Orphaned)  # looked up, never blindly resent
     assert isinstance(gate(sms_ask(), state("planned"), person(), NOON, QUIET), Send)
 
 
@@ -63,7 +64,7 @@ def test_texts_in_quiet_hours_are_deferred_to_the_window_end_and_clip_validity_o
     assert decision == Defer(datetime(2026, 11, 25, 17, 0, tzinfo=timezone.utc))  # 09:00 in Oakland
     sent = gate(sms_ask(), None, person(), NOON, QUIET)
     assert sent == Send(validity_period=9 * 3600)  # until 21:00 local
-    assert gate(sms_ask(quiet_hours_apply=False), None, person(), NIGHT, QUIET) == Send()
+    assert gate(sms_ask(quiet_hours_apply=False), None, person(), NIGHT, QUIET) == Send(validity_period=36000)  # Twilio's maximum
 
 
 def test_a_deferred_ask_as_stored_is_due_from_its_send_after_on():
@@ -148,12 +149,6 @@ def test_help_is_answered_and_stop_only_when_twilio_does_not_confirm_it():
     assert answer_text(None, "Fair Care alerts", confirm_stop=True) is None
 
 
-def test_a_reply_answers_the_most_recent_text():
-    recent = RecentAsks(asks=((ask_id("a", PK, "sms"), NOON), (ask_id("b", PK, "sms"), NOON), (ask_id("c", PK, "email"), NOON)))
-    assert latest_ask(recent) == ask_id("b", PK, "sms")
-    assert latest_ask(None) is None
-
-
 def test_a_stop_from_someone_unknown_survives_their_later_signup():
     from agents.people import merge_person
     from agents.outreach.receipts import known_or_new
@@ -166,45 +161,42 @@ def test_a_stop_from_someone_unknown_survives_their_later_signup():
     assert person_.recruited_by == "faith-b" and "sms" in person_.opted_out
 
 
-class Table(dict):
-    """A fact table in memory, with the contract of ``streams.app.FactTable.put``: ``new`` is
-    written unless it equals ``old`` (the value the caller read, not what is stored), so a
-    replay writes nothing. ``changelog`` holds every write, in order."""
+def pipeline_with(*facts):
+    """The real tables in memory (tests/fakes.py), holding Ana and ``facts`` (table, key, fact)."""
+    from tests.fakes import memory_pipeline
 
-    def __init__(self, facts=()) -> None:
-        super().__init__(facts)
-        self.changelog: list[tuple[int, str, object]] = []
-
-    def put(self, partition, key, old, new):
-        if new == old:
-            return None
-        self[key] = new
-        self.changelog.append((partition, key, new))
+    p = memory_pipeline()
+    p.people.put(0, PK, person())
+    for table, key, fact in facts:
+        getattr(p, table).put(0, key, fact)
+    return p
 
 
-class Tables:
-    def __init__(self, **people) -> None:
-        self.asks, self.people, self.recent_asks, self.attendance = Table(), Table(people), Table(), Table()
-        self.dead_letters: list[tuple] = []
+def outreach():
+    from agents.outreach.agents import Outreach
 
-    def dead_letter(self, key, reason, **details):
-        self.dead_letters.append((key, reason, details))
+    return Outreach(outbox=None, policy=OutreachPolicy(), clock=lambda: NOON, partitions=4)
+
+
+def writes(table) -> int:
+    return len(table.table.changelog)
 
 
 def test_a_text_failed_by_the_carrier_as_opted_out_is_dead_lettered_once_and_opts_the_person_out():
     from agents.outreach.callbacks import apply
     from contracts.providers import ProviderEnvelope
+    from tests.fakes import dead_letters
 
-    p = Tables(**{PK: person()})
     aid = ask_id("rally-1", PK, "sms")
-    p.asks[aid] = state("sent")
+    p = pipeline_with(("asks", aid, state("sent")))
+    before = writes(p.asks), writes(p.people)
     callback = ProviderEnvelope(person_key=PK, received_at=NOON, event=SmsStatus(ask_id=aid, message_sid="SM1", status="failed", error_code="21610"))
-    apply(p, 0, callback)
-    apply(p, 0, callback)  # a replay
-    assert (p.asks[aid].status, p.asks[aid].error_code) == ("failed", "21610")
-    assert "sms" in p.people[PK].opted_out
-    assert p.dead_letters == [(aid, "provider reported the text failed", {"code": "21610"})]
-    assert (len(p.asks.changelog), len(p.people.changelog)) == (1, 1)  # the replay wrote nothing
+    apply(p, outreach(), 0, callback)
+    apply(p, outreach(), 0, callback)  # a replay
+    assert (p.asks.get(aid).status, p.asks.get(aid).error_code) == ("failed", "21610")
+    assert "sms" in p.people.get(PK).opted_out
+    assert [(d["key"], d["reason"], d.get("code")) for d in dead_letters(p)] == [(aid, "provider reported the text failed", "21610")]
+    assert (writes(p.asks) - before[0], writes(p.people) - before[1]) == (1, 1)  # the replay wrote nothing
 
 
 def test_stop_asks_for_a_confirmation_once_not_again_when_replayed():
@@ -212,11 +204,12 @@ def test_stop_asks_for_a_confirmation_once_not_again_when_replayed():
     from contracts.providers import ProviderEnvelope, SmsReply
 
     p = with_a_sent_text()
+    before = writes(p.asks), writes(p.people)
     stop = ProviderEnvelope(person_key=PK, received_at=NOON, event=SmsReply(message_sid="SM9", keyword="STOP"))
-    assert [apply(p, 0, stop), apply(p, 0, stop)] == ["stop", None]
-    assert "sms" in p.people[PK].opted_out
-    assert p.asks[ask_id("rally-1", PK, "sms")].opted_out  # the text it answered is flagged
-    assert (len(p.asks.changelog), len(p.people.changelog)) == (1, 1)  # the replay wrote nothing
+    assert [apply(p, outreach(), 0, stop), apply(p, outreach(), 0, stop)] == ["stop", None]
+    assert "sms" in p.people.get(PK).opted_out
+    assert p.asks.get(ask_id("rally-1", PK, "sms")).opted_out  # the text it answered is flagged
+    assert (writes(p.asks) - before[0], writes(p.people) - before[1]) == (1, 1)  # the replay wrote nothing
 
 
 def test_yes_flags_the_text_it_answers_and_rsvps_for_its_action_once():
@@ -224,19 +217,17 @@ def test_yes_flags_the_text_it_answers_and_rsvps_for_its_action_once():
     from contracts.providers import ProviderEnvelope, SmsReply
 
     p = with_a_sent_text()
+    before = writes(p.asks)
     yes = ProviderEnvelope(person_key=PK, received_at=NOON, event=SmsReply(message_sid="SM9", keyword="YES"))
-    apply(p, 0, yes)
-    apply(p, 0, yes)  # a replay
-    assert p.asks[ask_id("rally-1", PK, "sms")].replied_yes
-    [(_, _, attendance)] = p.attendance.changelog
-    assert (attendance.action_id, attendance.rsvp, attendance.rsvp_by) == ("rally-1", "yes", "union-a")
-    assert len(p.asks.changelog) == 1
+    apply(p, outreach(), 0, yes)
+    apply(p, outreach(), 0, yes)  # a replay
+    assert p.asks.get(ask_id("rally-1", PK, "sms")).replied_yes
+    [(_, _, attendance)] = p.attendance.table.changelog
+    assert (attendance["action_id"], attendance["rsvp"], attendance["rsvp_by"]) == ("rally-1", "yes", "union-a")
+    assert writes(p.asks) - before == 1
 
 
-def with_a_sent_text() -> Tables:
+def with_a_sent_text():
     """Ana, texted for rally-1 (her most recent ask)."""
-    p = Tables(**{PK: person()})
     aid = ask_id("rally-1", PK, "sms")
-    p.asks[aid] = state("sent")
-    p.recent_asks[PK] = RecentAsks(asks=((aid, NOON),))
-    return p
+    return pipeline_with(("asks", aid, state("sent")), ("recent_asks", PK, RecentAsks(asks=((aid, NOON),))))
