@@ -26,14 +26,15 @@ import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .callbacks import Poster
+from .control import control_router
 from .faults import Dice, Faults, Outcome
 from .sendgrid_api import sendgrid_router
 from .signing import EventSigner
-from .twilio_api import form_request, post_reply, twilio_router
+from .twilio_api import form_request, twilio_router
 
 
 class SandboxConfig(BaseModel):
@@ -58,13 +59,6 @@ class SandboxConfig(BaseModel):
     callback_timeout_s: float = Field(5.0, gt=0, le=60)
     #: PEM of a P-256 key to sign SendGrid events with; a fresh key per start when unset.
     sendgrid_private_key_pem: SecretStr | None = None
-
-
-class Reply(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
-    sender: str = Field(alias="from")
-    body: str
-    to: str | None = None
 
 
 class Sandbox:
@@ -154,52 +148,5 @@ def create_sandbox(config: SandboxConfig | None = None) -> FastAPI:
     app.state.sandbox = sb
     app.include_router(twilio_router(sb))
     app.include_router(sendgrid_router(sb))
-
-    @app.get("/_sandbox/inbox", tags=["sandbox"])
-    async def inbox(channel: str | None = None) -> list[dict]:
-        return [m for m in sb.inbox if channel is None or m["channel"] == channel]
-
-    @app.get("/_sandbox/inbox/count", tags=["sandbox"])
-    async def inbox_count(channel: str | None = None) -> dict:
-        counts = [c for name, c in sb.counts.items() if channel is None or name == channel]
-        return {"count": sum(c["count"] for c in counts), "first": min((c["first"] for c in counts), default=None),
-                "last": max((c["last"] for c in counts), default=None)}
-
-    @app.get("/_sandbox/attempts", tags=["sandbox"])
-    async def attempts(channel: str | None = None) -> list[dict]:
-        return [a for a in sb.attempts if channel is None or a["channel"] == channel]
-
-    @app.delete("/_sandbox/inbox", status_code=204, tags=["sandbox"])
-    async def clear_inbox() -> None:
-        sb.inbox.clear()
-        sb.attempts.clear()
-        sb.counts.clear()
-        sb.by_sg_id.clear()
-
-    @app.get("/_sandbox/faults", tags=["sandbox"])
-    async def faults() -> Faults:
-        return sb.faults
-
-    @app.post("/_sandbox/faults", tags=["sandbox"])
-    async def set_faults(patch: dict) -> Faults:
-        try:
-            sb.faults = sb.faults.updated(patch)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
-        return sb.faults
-
-    @app.post("/_sandbox/reply", tags=["sandbox"])
-    async def reply(message: Reply) -> dict:
-        if not sb.config.inbound_url:
-            raise HTTPException(409, "no inbound_url configured")
-        return await post_reply(sb, message.sender, message.body, message.to)
-
-    @app.get("/_sandbox/sendgrid-public-key", tags=["sandbox"])
-    async def public_key() -> dict:
-        return {"public_key": sb.sendgrid_public_key}
-
-    @app.get("/_sandbox/callbacks", tags=["sandbox"])
-    async def callbacks() -> dict:
-        return {"pending": sb.poster.pending, "recent": list(sb.poster.log)}
-
+    app.include_router(control_router(sb))
     return app
