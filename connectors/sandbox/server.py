@@ -78,6 +78,8 @@ class Sandbox:
         self.by_sg_id: dict[str, dict] = {}
         #: Numbers that texted STOP (and not START since): Twilio itself blocks them with 21610.
         self.opted_out: set[str] = set()
+        #: Twilio API requests being answered right now (for ``Faults.max_concurrent_requests``).
+        self.requests_in_flight = 0
 
     @property
     def sendgrid_public_key(self) -> str:
@@ -95,6 +97,17 @@ class Sandbox:
         if outcome == "timeout":
             await asyncio.sleep(faults.timeout_hang_ms / 1000)
         return outcome
+
+    def enter_request(self) -> bool:
+        """Count a Twilio API request in, unless the account's concurrency limit is reached."""
+        limit = self.faults.max_concurrent_requests
+        if limit and self.requests_in_flight >= limit:
+            return False
+        self.requests_in_flight += 1
+        return True
+
+    def leave_request(self) -> None:
+        self.requests_in_flight -= 1
 
     def attempt(self, channel: str, to: list[str], outcome: str) -> None:
         """Log one send request and what it was answered (a ``timeout`` is logged as it starts to hang)."""

@@ -135,6 +135,16 @@ def twilio_router(sb: "Sandbox") -> APIRouter:
         if account_sid != config.account_sid:
             return error(404, 20404, f"The requested resource /{API}/Accounts/{account_sid}/Messages.json was not found")
         form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        if not sb.enter_request():
+            sb.attempt("sms", [form.get("To", "")], "429")
+            return error(429, 20429, "Too Many Requests")
+        try:
+            return await create(form)
+        finally:
+            sb.leave_request()
+
+    async def create(form: dict[str, str]) -> JSONResponse:
+        config = sb.config
         fault = await sb.misbehave("sms", [form.get("To", "")])
         if fault == "429":
             return error(429, 20429, "Too Many Requests")
