@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from .faults import Faults
+from .queue import QUEUE_OVERFLOW_SERVICE, VALIDITY_EXPIRED
 from .twilio_api import post_reply
 
 if TYPE_CHECKING:
@@ -41,10 +42,13 @@ def control_router(sb: "Sandbox") -> APIRouter:
 
     @router.delete("/_sandbox/inbox", status_code=204)
     async def clear_inbox() -> None:
-        sb.inbox.clear()
-        sb.attempts.clear()
-        sb.counts.clear()
-        sb.by_sg_id.clear()
+        sb.forget()
+
+    @router.get("/_sandbox/queue")
+    async def queue() -> dict:
+        return {"sms_mps": sb.queues.mps, "waiting": sb.queues.waiting, "left": sb.left,
+                "expired": sb.queue_failures.get(VALIDITY_EXPIRED, 0),
+                "overflowed": sb.queue_failures.get(QUEUE_OVERFLOW_SERVICE, 0)}
 
     @router.get("/_sandbox/faults")
     async def faults() -> Faults:

@@ -6,16 +6,33 @@ callbacks back, and misbehaves on request.
 (inbox, faults, ``sendgrid_public_key``). Sandbox-only endpoints live under ``/_sandbox``:
 
 - ``GET|DELETE /_sandbox/inbox``          what was accepted (``?channel=sms|email``) / forget it
+                                          (and the counts below; texts still queued stay queued).
+                                          A text also has ``validity_period`` (s or null) and
+                                          ``left`` / ``left_at`` (when it left its queue; null
+                                          until then, and for good if it failed in the queue)
 - ``GET /_sandbox/inbox/count``           how many were accepted and when the first and last were
                                           (``?channel=``; cheap enough to poll, unlike the inbox)
+- ``GET /_sandbox/queue``                 the SMS queues, cheap to poll: ``{"sms_mps", "waiting",
+                                          "left": {"count", "first", "last"}, "expired",
+                                          "overflowed"}``: texts waiting; texts that left and the
+                                          first and last ``left`` stamps; failed with 30036
+                                          (validity) and with 30001 (Messaging Service overflow)
 - ``GET /_sandbox/attempts``              every send request in arrival order: its recipients and
                                           what it was answered (``ok``, ``429``, ``5xx``, ``timeout``
-                                          or the refusal's code), so a test can tell a retried 429
-                                          from a resent permanent failure (``?channel=``)
+                                          or the refusal's code, ``21611`` included), so a test can
+                                          tell a retried 429 from a resent permanent failure
+                                          (``?channel=``)
 - ``GET|POST /_sandbox/faults``           current faults / change some of them (JSON patch)
 - ``POST /_sandbox/reply``                ``{"from", "body", "to"?}`` → signed inbound-SMS webhook
 - ``GET /_sandbox/sendgrid-public-key``   the event-webhook verification key (base64 DER)
 - ``GET /_sandbox/callbacks``             recent webhook deliveries and how they went
+
+Twilio's queue (``SandboxConfig.sms_mps``; ``turnout sandbox --sms-mps``): with an MPS > 0 each
+sender (From number, or Messaging Service) lets its texts out at that rate; a text that would
+wait longer than its ``ValidityPeriod`` fails with 30036 when the validity ends; a queue holding
+10 hours of MPS refuses a From-number text with 21611, or accepts a Messaging Service text and
+fails it with 30001. ``Faults.max_concurrent_requests`` answers 429 / 20429 to Twilio API
+requests beyond that many in flight. See ``queue`` and ``twilio_status``.
 """
 
 from __future__ import annotations
@@ -32,9 +49,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from .callbacks import Poster
 from .control import control_router
 from .faults import Dice, Faults, Outcome
+from .queue import VALIDITY_EXPIRED, SenderQueues
 from .sendgrid_api import sendgrid_router
 from .signing import EventSigner
 from .twilio_api import form_request, twilio_router
+from .twilio_status import fail, leave
 
 
 class SandboxConfig(BaseModel):
@@ -54,6 +73,9 @@ class SandboxConfig(BaseModel):
     #: From numbers the account owns (21606 for others); empty accepts any.
     twilio_numbers: frozenset[str] = frozenset()
     seed: int = 0
+    #: Texts per second each sender's queue lets out (a float: tests use tiny rates); 0: no
+    #: queue, every text leaves when it is accepted.
+    sms_mps: float = Field(0.0, ge=0)
     faults: Faults = Faults()
     callback_attempts: int = Field(4, ge=1, le=10)
     callback_timeout_s: float = Field(5.0, gt=0, le=60)
@@ -80,6 +102,12 @@ class Sandbox:
         self.opted_out: set[str] = set()
         #: Twilio API requests being answered right now (for ``Faults.max_concurrent_requests``).
         self.requests_in_flight = 0
+        self.queues = SenderQueues(config.sms_mps, leave=lambda record: leave(self, record),
+                                   expire=lambda record: fail(self, record, VALIDITY_EXPIRED))
+        #: Texts that left (how many, first and last ``left`` stamps) and that failed in the
+        #: queue (by error code), for ``GET /_sandbox/queue``.
+        self.left: dict = {"count": 0, "first": None, "last": None}
+        self.queue_failures: dict[int, int] = {}
 
     @property
     def sendgrid_public_key(self) -> str:
@@ -128,6 +156,23 @@ class Sandbox:
             self.by_sg_id[fields["sg_message_id"]] = entry
         return entry
 
+    def mark_left(self, entry: dict) -> None:
+        now = time.time()
+        entry["left"], entry["left_at"] = now, datetime.fromtimestamp(now, timezone.utc).isoformat()
+        left = self.left
+        left["count"] += 1
+        left["first"] = left["first"] or now
+        left["last"] = now
+
+    def mark_failed(self, code: int) -> None:
+        self.queue_failures[code] = self.queue_failures.get(code, 0) + 1
+
+    def forget(self) -> None:
+        """Forget what was accepted and how it went (what still waits in a queue stays there)."""
+        for seen in (self.inbox, self.attempts, self.counts, self.by_sg_id, self.queue_failures):
+            seen.clear()
+        self.left = {"count": 0, "first": None, "last": None}
+
     def set_status(self, entry: dict, status: str, error_code: int | None) -> None:
         entry["status"] = status
         entry["error_code"] = error_code
@@ -155,6 +200,7 @@ def create_sandbox(config: SandboxConfig | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await sb.queues.stop()
             await sb.poster.stop()
 
     app = FastAPI(title="turnout sandbox providers", lifespan=lifespan)

@@ -36,7 +36,7 @@ def sandbox(receiver):
     def start(sms_mps: float = 0.0, **faults) -> str:
         config = SandboxConfig(
             account_sid=SID, auth_token=SecretStr(TOKEN), status_callback_url=f"{receiver.url}/status",
-            seed=11, faults=Faults(callback_delay_ms=5, **faults),
+            seed=11, sms_mps=sms_mps, faults=Faults(callback_delay_ms=5, **faults),
         )
         started.append(Served(create_sandbox(config)))
         return started[-1].url
@@ -51,7 +51,7 @@ def texting(url: str, use, **kw):
     """``await use(sender)`` with a fresh ``TwilioSms`` (From ``FROM`` unless given) in one loop."""
 
     async def run():
-        sender = TwilioSms(SID, SecretStr(TOKEN), base_url=url, **({"from_number": FROM} | kw))
+        sender = TwilioSms(SID, SecretStr(TOKEN), base_url=url, **({} if "messaging_service_sid" in kw else {"from_number": FROM}), **kw)
         try:
             return await use(sender)
         finally:
@@ -90,3 +90,108 @@ def test_requests_beyond_the_concurrency_limit_are_answered_429_with_20429(sandb
     # The limit counts requests in flight, not requests made: once they are answered, more pass.
     again = texting(url, lambda sender: sender.send(number(7), "hi"))
     assert again.sid.startswith("SM")
+
+
+def queue(url: str) -> dict:
+    return httpx.get(f"{url}/_sandbox/queue").json()
+
+
+def callbacks(receiver: Receiver) -> list[dict[str, str]]:
+    return [receiver.form(r) for r in receiver.at("status")]
+
+
+def send_all(url: str, texts: list[tuple[str, str, int | None]], **kw) -> list:
+    """Hand ``(to, body, validity)`` texts over at API speed, 8 in flight; each result or error."""
+
+    async def use(sender):
+        return await asyncio.gather(*(outcome(sender.send(to, body, validity_period=v)) for to, body, v in texts))
+
+    return texting(url, use, concurrency=8, **kw)
+
+
+def test_texts_are_accepted_at_api_speed_and_leave_at_the_senders_mps(sandbox, receiver):
+    url = sandbox(sms_mps=20)
+    sent = send_all(url, [(number(n), f"text {n}", None) for n in range(40)])
+    assert all(s.sid.startswith("SM") for s in sent)
+    eventually(lambda: assert_left(url, 40))
+    messages = inbox(url)
+    left = sorted(m["left"] for m in messages)
+    assert (len(left) - 1) / (left[-1] - left[0]) == pytest.approx(20, rel=0.05)
+    # Handed over at API speed: every text was accepted before half of them had left.
+    assert max(m["created"] for m in messages) < left[len(left) // 2]
+    assert all(m["history"][0]["status"] == "queued" and m["left"] >= m["created"] for m in messages)
+    summary = queue(url)
+    assert summary["left"] == {"count": 40, "first": left[0], "last": left[-1]}
+    assert (summary["sms_mps"], summary["waiting"], summary["expired"]) == (20, 0, 0)
+
+    def all_delivered():
+        assert sum(c["MessageStatus"] == "delivered" for c in callbacks(receiver)) == 40
+
+    eventually(all_delivered)
+    # "sent" callbacks follow the queue. Two texts a late wake-up let out together are posted
+    # concurrently and may arrive either way round, as Twilio's own callbacks may.
+    left_at = {m["id"]: m["left"] for m in messages}
+    arrived = [c["MessageSid"] for c in callbacks(receiver) if c["MessageStatus"] == "sent"]
+    swapped = [(a, b) for a, b in zip(arrived, arrived[1:]) if left_at[a] > left_at[b]]
+    assert all(left_at[a] - left_at[b] < 0.025 for a, b in swapped), [left_at[a] - left_at[b] for a, b in swapped]
+    assert sorted(arrived) == sorted(left_at)
+
+
+def assert_left(url: str, n: int) -> None:
+    assert queue(url)["left"]["count"] == n
+
+
+def test_a_text_that_would_wait_beyond_its_validity_fails_with_30036_and_never_leaves(sandbox, receiver):
+    url = sandbox(sms_mps=2)  # a slot every 0.5 s
+    ahead = send_all(url, [(number(n), "ahead", None) for n in range(4)])  # slots 0, .5, 1, 1.5
+    [doomed] = send_all(url, [(number(4), "doomed", 1)])  # would wait ~2 s, may wait 1
+    [behind] = send_all(url, [(number(5), "behind", None)])
+
+    def expired():
+        assert queue(url)["expired"] == 1 and queue(url)["left"]["count"] == 5
+
+    eventually(expired)
+    messages = {m["id"]: m for m in inbox(url)}
+    gone = messages[doomed.sid]
+    assert gone["left"] is None and gone["validity_period"] == 1
+    assert [(h["status"], h["error_code"]) for h in gone["history"]] == [("queued", None), ("failed", 30036)]
+    assert 1.0 <= gone["history"][-1]["at"] - gone["created"] < 1.5  # when its validity ended
+    # It took no slot: the text behind it left one slot after the last text ahead.
+    assert messages[behind.sid]["left"] - messages[ahead[-1].sid]["left"] == pytest.approx(0.5, abs=0.1)
+
+    def reported():
+        assert [(c["MessageStatus"], c.get("ErrorCode")) for c in callbacks(receiver) if c["MessageSid"] == doomed.sid] \
+            == [("failed", "30036")]
+
+    eventually(reported)
+
+
+def test_a_from_number_refuses_texts_beyond_ten_hours_of_queue_with_21611(sandbox):
+    url = sandbox(sms_mps=0.001)  # 10 hours = 36 texts: one leaves at once, 36 wait
+    results = send_all(url, [(number(n), "deep", None) for n in range(40)])
+    refused = [r for r in results if isinstance(r, (PermanentFailure, RetryLater))]
+    assert [r.code for r in refused] == ["21611"] * 3
+    assert len(inbox(url)) == 37
+    assert queue(url)["waiting"] == 36
+    assert sorted(a["outcome"] for a in httpx.get(f"{url}/_sandbox/attempts").json()) == ["21611"] * 3 + ["ok"] * 37
+
+
+def test_a_messaging_service_accepts_beyond_ten_hours_then_fails_them_with_30001(sandbox, receiver):
+    url = sandbox(sms_mps=0.001)
+    results = send_all(url, [(number(n), "deep", None) for n in range(40)], messaging_service_sid="MG" + "3" * 32)
+    assert all(r.sid.startswith("SM") for r in results)
+
+    def reported():
+        got = callbacks(receiver)
+        failed = [c for c in got if c["MessageStatus"] == "failed"]
+        assert [c["ErrorCode"] for c in failed] == ["30001"] * 3
+        # The others joined their sender's queue ("queued"); the first has left already.
+        assert sum(c["MessageStatus"] == "queued" for c in got) == 37
+        assert sum(c["MessageStatus"] == "delivered" for c in got) == 1
+        return {c["MessageSid"] for c in failed}
+
+    overflowed = eventually(reported)
+    summary = queue(url)
+    assert (summary["overflowed"], summary["waiting"], summary["left"]["count"]) == (3, 36, 1)
+    statuses = {m["id"]: [h["status"] for h in m["history"]] for m in inbox(url)}
+    assert {sid: statuses[sid] for sid in overflowed} == {sid: ["accepted", "failed"] for sid in overflowed}
