@@ -1,6 +1,7 @@
 """The sandbox providers: one local HTTP server that speaks enough of Twilio's and SendGrid's
 APIs for their official SDKs to work unchanged, records what it accepted, posts signed
-callbacks back, and misbehaves on request.
+callbacks back, and misbehaves on request. Of Twilio: create a Message (``twilio_api``), list
+Messages newest first (``twilio_list``, what ``TwilioSms.find`` reads); of SendGrid: mail send.
 
 ``create_sandbox(config)`` builds the FastAPI app; ``app.state.sandbox`` is the ``Sandbox``
 (inbox, faults, ``sendgrid_public_key``). Sandbox-only endpoints live under ``/_sandbox``:
@@ -53,6 +54,7 @@ from .queue import VALIDITY_EXPIRED, SenderQueues
 from .sendgrid_api import sendgrid_router
 from .signing import EventSigner
 from .twilio_api import form_request, twilio_router
+from .twilio_list import twilio_list_router
 from .twilio_status import fail, leave
 
 
@@ -98,6 +100,8 @@ class Sandbox:
         #: Per channel: how many accepted, first and last ``created`` stamps (for polling).
         self.counts: dict[str, dict] = {}
         self.by_sg_id: dict[str, dict] = {}
+        #: Texts by recipient, oldest first, for the Messages list.
+        self.sms_by_to: dict[str, list[dict]] = {}
         #: Numbers that texted STOP (and not START since): Twilio itself blocks them with 21610.
         self.opted_out: set[str] = set()
         #: Twilio API requests being answered right now (for ``Faults.max_concurrent_requests``).
@@ -154,6 +158,8 @@ class Sandbox:
         count["last"] = now
         if "sg_message_id" in fields:
             self.by_sg_id[fields["sg_message_id"]] = entry
+        if channel == "sms":
+            self.sms_by_to.setdefault(to, []).append(entry)
         return entry
 
     def mark_left(self, entry: dict) -> None:
@@ -169,7 +175,7 @@ class Sandbox:
 
     def forget(self) -> None:
         """Forget what was accepted and how it went (what still waits in a queue stays there)."""
-        for seen in (self.inbox, self.attempts, self.counts, self.by_sg_id, self.queue_failures):
+        for seen in (self.inbox, self.attempts, self.counts, self.by_sg_id, self.sms_by_to, self.queue_failures):
             seen.clear()
         self.left = {"count": 0, "first": None, "last": None}
 
@@ -206,6 +212,7 @@ def create_sandbox(config: SandboxConfig | None = None) -> FastAPI:
     app = FastAPI(title="turnout sandbox providers", lifespan=lifespan)
     app.state.sandbox = sb
     app.include_router(twilio_router(sb))
+    app.include_router(twilio_list_router(sb))
     app.include_router(sendgrid_router(sb))
     app.include_router(control_router(sb))
     return app

@@ -101,16 +101,23 @@ def resource(sb: "Sandbox", record: dict) -> dict:
     }
 
 
+def denied(sb: "Sandbox", request: Request, account_sid: str) -> JSONResponse | None:
+    """The 401 or 404 Twilio gives a request without this account's credentials, if any."""
+    config = sb.config
+    if not authorized(request, config.account_sid, config.auth_token.get_secret_value()):
+        return error(401, 20003, "Authenticate", {"WWW-Authenticate": 'Basic realm="Twilio API"'})
+    if account_sid != config.account_sid:
+        return error(404, 20404, f"The requested resource {request.url.path} was not found")
+    return None
+
+
 def twilio_router(sb: "Sandbox") -> APIRouter:
     router = APIRouter(tags=["twilio"])
 
     @router.post(f"/{API}/Accounts/{{account_sid}}/Messages.json", status_code=201)
     async def create_message(account_sid: str, request: Request):
-        config = sb.config
-        if not authorized(request, config.account_sid, config.auth_token.get_secret_value()):
-            return error(401, 20003, "Authenticate", {"WWW-Authenticate": 'Basic realm="Twilio API"'})
-        if account_sid != config.account_sid:
-            return error(404, 20404, f"The requested resource /{API}/Accounts/{account_sid}/Messages.json was not found")
+        if (refused := denied(sb, request, account_sid)) is not None:
+            return refused
         form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
         if not sb.enter_request():
             sb.attempt("sms", [form.get("To", "")], "429")

@@ -4,6 +4,7 @@ the account's concurrency limit, the per-sender queue, and the Messages list. No
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -195,3 +196,40 @@ def test_a_messaging_service_accepts_beyond_ten_hours_then_fails_them_with_30001
     assert (summary["overflowed"], summary["waiting"], summary["left"]["count"]) == (3, 36, 1)
     statuses = {m["id"]: [h["status"] for h in m["history"]] for m in inbox(url)}
     assert {sid: statuses[sid] for sid in overflowed} == {sid: ["accepted", "failed"] for sid in overflowed}
+
+
+def test_find_reads_the_messages_list_to_tell_whether_a_text_was_accepted(sandbox):
+    url = sandbox(sms_mps=50)  # queued texts are listed too, before they leave
+    since = datetime.now(timezone.utc)
+    to, other = number(1), number(2)
+    # 60 texts to one number: the oldest is on the list's second page (50 a page).
+    bodies = [f"Rally {k}" for k in range(60)]
+    sent = send_all(url, [(to, body, None) for body in bodies[:1]])
+    sent += send_all(url, [(to, body, None) for body in bodies[1:]] + [(other, "Rally 0", None)])
+
+    async def look(sender):
+        return [
+            await sender.find(to, "Rally 0", since),   # the oldest: past the first page
+            await sender.find(to, "Rally 59", since),  # on the first page
+            await sender.find(to, "Rally 60", since),  # never sent
+            await sender.find(number(3), "Rally 0", since),  # nothing sent to that number
+            await sender.find(to, "Rally 0", since + timedelta(seconds=2)),  # sent before that
+        ]
+
+    assert texting(url, look) == [sent[0].sid, sent[59].sid, None, None, None]
+
+
+def test_the_messages_list_has_twilios_shape_newest_first(sandbox):
+    url = sandbox()
+    send_all(url, [(number(1), f"text {k}", None) for k in range(3)] + [(number(2), "else", None)])
+    newest_first = [m["id"] for m in reversed(inbox(url)) if m["to"] == number(1)]  # the inbox is in arrival order
+    auth = (SID, TOKEN)
+    listing = f"{url}/2010-04-01/Accounts/{SID}/Messages.json"
+    page = httpx.get(listing, params={"To": number(1), "PageSize": 2}, auth=auth).json()
+    assert set(page) == {"messages", "page", "page_size", "start", "end", "uri", "first_page_uri",
+                         "previous_page_uri", "next_page_uri"}
+    assert [m["sid"] for m in page["messages"]] == newest_first[:2]
+    assert page["messages"][0]["to"] == number(1) and page["messages"][0]["date_created"]
+    rest = httpx.get(url + page["next_page_uri"], auth=auth).json()
+    assert [m["sid"] for m in rest["messages"]] == newest_first[2:] and rest["next_page_uri"] is None
+    assert httpx.get(listing, params={"To": number(1)}, auth=(SID, "wrong")).status_code == 401
