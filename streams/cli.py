@@ -116,7 +116,9 @@ def web(host: str | None, port: int | None) -> None:
 @main.command(help="Run the sandbox providers (Twilio and SendGrid APIs) for the configured web app.")
 @click.option("--port", default=8099, show_default=True)
 @click.option("--faults", default="{}", help='JSON, e.g. \'{"share_429": 0.3}\'')
-def sandbox(port: int, faults: str) -> None:
+@click.option("--sms-mps", type=click.FloatRange(min=0), default=None,
+              help="Texts per second each sender's queue lets out, as Twilio's does (0: no queue). Default: TURNOUT_SANDBOX_SMS_MPS, else 0.")
+def sandbox(port: int, faults: str, sms_mps: float | None) -> None:
     import uvicorn
 
     from connectors.sandbox.faults import Faults
@@ -132,6 +134,7 @@ def sandbox(port: int, faults: str) -> None:
         inbound_url=f"{web}/v1/providers/twilio/inbound",
         event_webhook_url=f"{web}/v1/providers/sendgrid/events",
         faults=Faults.model_validate(json.loads(faults)),
+        sms_mps=s.sandbox_sms_mps if sms_mps is None else sms_mps,
     )
     uvicorn.run(create_sandbox(config), host="127.0.0.1", port=port, log_config=logging_config(s.log_format, "WARNING"))
 

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     sendgrid_public_key: str | None = Field(default=None, description="Event Webhook verification key (base64), from SendGrid's settings.")
     sandbox_url: str | None = Field(default=None, description="Set by `turnout up` when it runs the sandbox providers.")
     sandbox_signing_key: SecretStr | None = Field(default=None, description="PEM the sandbox signs SendGrid events with (set by `turnout up`).")
+    sandbox_sms_mps: float = Field(default=0.0, ge=0, description="The sandbox's Twilio queue: texts per second each sender lets out (0: no queue, texts leave when accepted).")
     sms_rate: float = Field(default=1.0, ge=0, description="The sender's MPS: texts per second Twilio sends from its queue (a US long code about 1, a short code 100+; 0: no queue). Used to predict queue waits, never to pace.")
     email_rate: float = Field(default=100.0, ge=0, description="Emails per second (0: unlimited).")
     send_concurrency: int = Field(default=16, ge=1, description="SMS requests in flight per worker; asks are marked sending in chunks of this size.")

@@ -101,7 +101,8 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool) -> None:
             sandbox = spawn(["sandbox", "--port", str(sandbox_port)], env, logs / "sandbox.log")
             procs.append(sandbox)
             wait_for_port(sandbox_port, 60, sandbox)
-            console.print(f"sandbox providers (Twilio + SendGrid APIs, inbox at {s.sandbox_url}/_sandbox/inbox)")
+            queue = f", texts leave at {s.sandbox_sms_mps:g}/s per sender" if s.sandbox_sms_mps else ""
+            console.print(f"sandbox providers (Twilio + SendGrid APIs, inbox at {s.sandbox_url}/_sandbox/inbox{queue})")
         procs += [spawn(["worker"], env, logs / f"worker-{i}.log") for i in range(workers)]
         if any(p.mobilize for p in load_coalition(s.coalition).partners.values()):
             procs.append(spawn(["mobilize", "poll"], env, logs / "mobilize.log"))

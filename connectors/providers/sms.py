@@ -6,6 +6,9 @@ semaphore bounds the requests in flight (``concurrency``); the token bucket pace
 client's aiohttp session belongs to one event loop, so it is made on the first send, inside
 that loop, and closed by ``aclose()``.
 
+``find`` reads Twilio's Messages list (``messages.stream_async``, page by page) to tell whether a
+send whose answer was lost was accepted after all: neither Twilio nor we have an idempotency key.
+
 ``base_url`` points the SDK elsewhere (the sandbox) by rewriting the scheme and host of every
 ``*.twilio.com`` URL in the SDK's HTTP client; paths, auth and bodies are the SDK's own.
 """
@@ -14,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime, timezone
+from typing import Callable, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -25,6 +29,10 @@ from twilio.rest import Client
 
 from .errors import CARRIER_FILTER_ATTEMPTS, CARRIER_FILTERED, PermanentFailure, ProviderError, RetryLater, classify_twilio
 from .ratelimit import TokenBucket
+
+
+#: Messages per page when ``find`` reads Twilio's Messages list.
+FIND_PAGE_SIZE = 50
 
 
 @dataclass(frozen=True)
@@ -39,16 +47,24 @@ class SmsSender(Protocol):
     ) -> SentSms:
         """Hand one message to the provider. Raises ``RetryLater`` or ``PermanentFailure``."""
 
+    async def find(self, to: str, body: str, since: datetime) -> str | None:
+        """The sid of a message to ``to`` with exactly ``body``, created at or after ``since``
+        (timezone-aware), or None: whether a send whose answer was lost was accepted after all.
+        Raises ``RetryLater`` or ``PermanentFailure`` when the provider cannot say."""
+
     async def aclose(self) -> None:
         """Release connections; sends in flight are the caller's to await first."""
 
 
 @dataclass
 class FakeSms:
-    """In-memory ``SmsSender``. ``failures[to]`` is raised instead of sending to ``to``."""
+    """In-memory ``SmsSender``. ``failures[to]`` is raised instead of sending to ``to``;
+    ``created[sid]`` is when a message was sent, by ``clock``, for ``find``."""
 
     sent: list[dict] = field(default_factory=list)
     failures: dict[str, ProviderError] = field(default_factory=dict)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    created: dict[str, datetime] = field(default_factory=dict)
 
     async def send(
         self, to: str, body: str, *, status_callback: str | None = None, validity_period: int | None = None
@@ -59,7 +75,16 @@ class FakeSms:
         self.sent.append(
             {"sid": sid, "to": to, "body": body, "status_callback": status_callback, "validity_period": validity_period}
         )
+        self.created[sid] = self.clock()
         return SentSms(sid=sid, segments=1)
+
+    async def find(self, to: str, body: str, since: datetime) -> str | None:
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        for m in reversed(self.sent):
+            if m["to"] == to and m["body"] == body and self.created[m["sid"]] >= since:
+                return m["sid"]
+        return None
 
     async def aclose(self) -> None:
         pass
@@ -148,6 +173,28 @@ class TwilioSms:
                 raise RetryLater(None, None, f"no answer from Twilio: {type(exc).__name__}",
                                  ambiguous=_reached_provider(exc)) from None
         return SentSms(sid=message.sid, segments=int(message.num_segments or 1))
+
+    async def find(self, to: str, body: str, since: datetime) -> str | None:
+        """The sid of a message to ``to`` with exactly ``body`` created at or after ``since``, or
+        None. Reads Twilio's Messages list for ``to``, newest first, page by page, until the
+        messages are older than ``since``. Twilio's ``date_created`` has whole seconds, so a
+        message created up to a second before ``since`` also counts (``since`` is rounded down).
+        """
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        floor = since.replace(microsecond=0)
+        async with self._slots:
+            try:
+                async for message in await self._twilio().messages.stream_async(to=to, page_size=FIND_PAGE_SIZE):
+                    if message.date_created is not None and message.date_created < floor:
+                        return None  # newest first: the rest are older still
+                    if message.body == body:
+                        return message.sid
+            except TwilioRestException as exc:
+                raise twilio_error(exc) from None
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise RetryLater(None, None, f"no answer from Twilio: {type(exc).__name__}") from None
+        return None
 
     async def aclose(self) -> None:
         """Close the HTTP session (requests in flight are the caller's to await first)."""

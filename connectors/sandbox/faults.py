@@ -1,7 +1,9 @@
 """What can go wrong at the sandbox providers, and the seeded dice that decide when it does.
 
-Request-level faults (latency, 429, 5xx, timeouts) apply to both APIs; per-address behaviour
-mirrors what Twilio and SendGrid really do:
+Request-level faults (latency, 429, 5xx, timeouts) apply to both APIs. ``max_concurrent_requests``
+is Twilio's account concurrency limit: a Twilio API request arriving while that many are in
+flight is answered 429 with error 20429 (0: no limit). Per-address behaviour mirrors what Twilio
+and SendGrid really do:
 
 - ``invalid_numbers``   → 400 21211 at create time (Twilio rejects the request)
 - ``opted_out_numbers`` → 400 21610 at create time (Twilio blocks after STOP)
@@ -36,6 +38,8 @@ class Faults(BaseModel):
     timeout_hang_ms: int = Field(5_000, ge=0, le=120_000)
     #: Seconds until the X-RateLimit-Reset a SendGrid 429 announces.
     rate_limit_reset_s: int = Field(1, ge=0, le=3600)
+    #: Twilio API requests in flight at once before the next is answered 429 / 20429 (0: no limit).
+    max_concurrent_requests: int = Field(0, ge=0, le=10_000)
     #: Delay between successive status callbacks of one message.
     callback_delay_ms: int = Field(20, ge=0, le=60_000)
     invalid_numbers: frozenset[str] = frozenset()

@@ -1,21 +1,39 @@
 """The sandbox providers: one local HTTP server that speaks enough of Twilio's and SendGrid's
 APIs for their official SDKs to work unchanged, records what it accepted, posts signed
-callbacks back, and misbehaves on request.
+callbacks back, and misbehaves on request. Of Twilio: create a Message (``twilio_api``), list
+Messages newest first (``twilio_list``, what ``TwilioSms.find`` reads); of SendGrid: mail send.
 
 ``create_sandbox(config)`` builds the FastAPI app; ``app.state.sandbox`` is the ``Sandbox``
 (inbox, faults, ``sendgrid_public_key``). Sandbox-only endpoints live under ``/_sandbox``:
 
 - ``GET|DELETE /_sandbox/inbox``          what was accepted (``?channel=sms|email``) / forget it
+                                          (and the counts below; texts still queued stay queued).
+                                          A text also has ``validity_period`` (s or null) and
+                                          ``left`` / ``left_at`` (when it left its queue; null
+                                          until then, and for good if it failed in the queue)
 - ``GET /_sandbox/inbox/count``           how many were accepted and when the first and last were
                                           (``?channel=``; cheap enough to poll, unlike the inbox)
+- ``GET /_sandbox/queue``                 the SMS queues, cheap to poll: ``{"sms_mps", "waiting",
+                                          "left": {"count", "first", "last"}, "expired",
+                                          "overflowed"}``: texts waiting; texts that left and the
+                                          first and last ``left`` stamps; failed with 30036
+                                          (validity) and with 30001 (Messaging Service overflow)
 - ``GET /_sandbox/attempts``              every send request in arrival order: its recipients and
                                           what it was answered (``ok``, ``429``, ``5xx``, ``timeout``
-                                          or the refusal's code), so a test can tell a retried 429
-                                          from a resent permanent failure (``?channel=``)
+                                          or the refusal's code, ``21611`` included), so a test can
+                                          tell a retried 429 from a resent permanent failure
+                                          (``?channel=``)
 - ``GET|POST /_sandbox/faults``           current faults / change some of them (JSON patch)
 - ``POST /_sandbox/reply``                ``{"from", "body", "to"?}`` → signed inbound-SMS webhook
 - ``GET /_sandbox/sendgrid-public-key``   the event-webhook verification key (base64 DER)
 - ``GET /_sandbox/callbacks``             recent webhook deliveries and how they went
+
+Twilio's queue (``SandboxConfig.sms_mps``; ``turnout sandbox --sms-mps``): with an MPS > 0 each
+sender (From number, or Messaging Service) lets its texts out at that rate; a text that would
+wait longer than its ``ValidityPeriod`` fails with 30036 when the validity ends; a queue holding
+10 hours of MPS refuses a From-number text with 21611, or accepts a Messaging Service text and
+fails it with 30001. ``Faults.max_concurrent_requests`` answers 429 / 20429 to Twilio API
+requests beyond that many in flight. See ``queue`` and ``twilio_status``.
 """
 
 from __future__ import annotations
@@ -26,14 +44,18 @@ import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .callbacks import Poster
+from .control import control_router
 from .faults import Dice, Faults, Outcome
+from .queue import VALIDITY_EXPIRED, SenderQueues
 from .sendgrid_api import sendgrid_router
 from .signing import EventSigner
-from .twilio_api import form_request, post_reply, twilio_router
+from .twilio_api import form_request, twilio_router
+from .twilio_list import twilio_list_router
+from .twilio_status import fail, leave
 
 
 class SandboxConfig(BaseModel):
@@ -53,18 +75,14 @@ class SandboxConfig(BaseModel):
     #: From numbers the account owns (21606 for others); empty accepts any.
     twilio_numbers: frozenset[str] = frozenset()
     seed: int = 0
+    #: Texts per second each sender's queue lets out (a float: tests use tiny rates); 0: no
+    #: queue, every text leaves when it is accepted.
+    sms_mps: float = Field(0.0, ge=0)
     faults: Faults = Faults()
     callback_attempts: int = Field(4, ge=1, le=10)
     callback_timeout_s: float = Field(5.0, gt=0, le=60)
     #: PEM of a P-256 key to sign SendGrid events with; a fresh key per start when unset.
     sendgrid_private_key_pem: SecretStr | None = None
-
-
-class Reply(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
-    sender: str = Field(alias="from")
-    body: str
-    to: str | None = None
 
 
 class Sandbox:
@@ -82,8 +100,18 @@ class Sandbox:
         #: Per channel: how many accepted, first and last ``created`` stamps (for polling).
         self.counts: dict[str, dict] = {}
         self.by_sg_id: dict[str, dict] = {}
+        #: Texts by recipient, oldest first, for the Messages list.
+        self.sms_by_to: dict[str, list[dict]] = {}
         #: Numbers that texted STOP (and not START since): Twilio itself blocks them with 21610.
         self.opted_out: set[str] = set()
+        #: Twilio API requests being answered right now (for ``Faults.max_concurrent_requests``).
+        self.requests_in_flight = 0
+        self.queues = SenderQueues(config.sms_mps, leave=lambda record: leave(self, record),
+                                   expire=lambda record: fail(self, record, VALIDITY_EXPIRED))
+        #: Texts that left (how many, first and last ``left`` stamps) and that failed in the
+        #: queue (by error code), for ``GET /_sandbox/queue``.
+        self.left: dict = {"count": 0, "first": None, "last": None}
+        self.queue_failures: dict[int, int] = {}
 
     @property
     def sendgrid_public_key(self) -> str:
@@ -102,6 +130,17 @@ class Sandbox:
             await asyncio.sleep(faults.timeout_hang_ms / 1000)
         return outcome
 
+    def enter_request(self) -> bool:
+        """Count a Twilio API request in, unless the account's concurrency limit is reached."""
+        limit = self.faults.max_concurrent_requests
+        if limit and self.requests_in_flight >= limit:
+            return False
+        self.requests_in_flight += 1
+        return True
+
+    def leave_request(self) -> None:
+        self.requests_in_flight -= 1
+
     def attempt(self, channel: str, to: list[str], outcome: str) -> None:
         """Log one send request and what it was answered (a ``timeout`` is logged as it starts to hang)."""
         self.attempts.append({"channel": channel, "to": to, "outcome": outcome, "at": time.time()})
@@ -119,7 +158,26 @@ class Sandbox:
         count["last"] = now
         if "sg_message_id" in fields:
             self.by_sg_id[fields["sg_message_id"]] = entry
+        if channel == "sms":
+            self.sms_by_to.setdefault(to, []).append(entry)
         return entry
+
+    def mark_left(self, entry: dict) -> None:
+        now = time.time()
+        entry["left"], entry["left_at"] = now, datetime.fromtimestamp(now, timezone.utc).isoformat()
+        left = self.left
+        left["count"] += 1
+        left["first"] = left["first"] or now
+        left["last"] = now
+
+    def mark_failed(self, code: int) -> None:
+        self.queue_failures[code] = self.queue_failures.get(code, 0) + 1
+
+    def forget(self) -> None:
+        """Forget what was accepted and how it went (what still waits in a queue stays there)."""
+        for seen in (self.inbox, self.attempts, self.counts, self.by_sg_id, self.sms_by_to, self.queue_failures):
+            seen.clear()
+        self.left = {"count": 0, "first": None, "last": None}
 
     def set_status(self, entry: dict, status: str, error_code: int | None) -> None:
         entry["status"] = status
@@ -148,58 +206,13 @@ def create_sandbox(config: SandboxConfig | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await sb.queues.stop()
             await sb.poster.stop()
 
     app = FastAPI(title="turnout sandbox providers", lifespan=lifespan)
     app.state.sandbox = sb
     app.include_router(twilio_router(sb))
+    app.include_router(twilio_list_router(sb))
     app.include_router(sendgrid_router(sb))
-
-    @app.get("/_sandbox/inbox", tags=["sandbox"])
-    async def inbox(channel: str | None = None) -> list[dict]:
-        return [m for m in sb.inbox if channel is None or m["channel"] == channel]
-
-    @app.get("/_sandbox/inbox/count", tags=["sandbox"])
-    async def inbox_count(channel: str | None = None) -> dict:
-        counts = [c for name, c in sb.counts.items() if channel is None or name == channel]
-        return {"count": sum(c["count"] for c in counts), "first": min((c["first"] for c in counts), default=None),
-                "last": max((c["last"] for c in counts), default=None)}
-
-    @app.get("/_sandbox/attempts", tags=["sandbox"])
-    async def attempts(channel: str | None = None) -> list[dict]:
-        return [a for a in sb.attempts if channel is None or a["channel"] == channel]
-
-    @app.delete("/_sandbox/inbox", status_code=204, tags=["sandbox"])
-    async def clear_inbox() -> None:
-        sb.inbox.clear()
-        sb.attempts.clear()
-        sb.counts.clear()
-        sb.by_sg_id.clear()
-
-    @app.get("/_sandbox/faults", tags=["sandbox"])
-    async def faults() -> Faults:
-        return sb.faults
-
-    @app.post("/_sandbox/faults", tags=["sandbox"])
-    async def set_faults(patch: dict) -> Faults:
-        try:
-            sb.faults = sb.faults.updated(patch)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
-        return sb.faults
-
-    @app.post("/_sandbox/reply", tags=["sandbox"])
-    async def reply(message: Reply) -> dict:
-        if not sb.config.inbound_url:
-            raise HTTPException(409, "no inbound_url configured")
-        return await post_reply(sb, message.sender, message.body, message.to)
-
-    @app.get("/_sandbox/sendgrid-public-key", tags=["sandbox"])
-    async def public_key() -> dict:
-        return {"public_key": sb.sendgrid_public_key}
-
-    @app.get("/_sandbox/callbacks", tags=["sandbox"])
-    async def callbacks() -> dict:
-        return {"pending": sb.poster.pending, "recent": list(sb.poster.log)}
-
+    app.include_router(control_router(sb))
     return app

@@ -3,14 +3,14 @@
 ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (form-encoded, HTTP basic auth with
 the account sid and auth token) → 201 and a Message resource; errors as Twilio's legacy JSON
 (``code``, ``message``, ``more_info``, ``status``), which the SDK turns into
-``TwilioRestException(status, code)``. Accepted messages then move through status callbacks:
-``sent`` → ``delivered`` (or ``undelivered`` / ``failed`` with ``ErrorCode``). As at Twilio,
-the initial status (``queued``; ``accepted`` for Messaging Service sends) gets no callback.
+``TwilioRestException(status, code)``. A request beyond the account's concurrency limit gets
+429 / 20429; a From number whose queue holds 10 hours of its MPS refuses more with 21611.
+Accepted messages then leave, at once or through their sender's queue, and report their
+statuses by callback (``twilio_status``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import math
@@ -22,17 +22,16 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from .queue import QUEUE_OVERFLOW_FROM
 from .signing import twilio_headers
+from .twilio_status import API, dispatch
 
 if TYPE_CHECKING:
     from .server import Sandbox
 
-API = "2010-04-01"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 START_WORDS = frozenset({"START", "UNSTOP", "YES"})
-#: Carrier codes Twilio reports as ``failed`` (never left Twilio); the rest are ``undelivered``.
-FAILED_CODES = frozenset({30001, 30002, 30010})
 GSM7 = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
     "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -87,12 +86,14 @@ def refusal(sb: "Sandbox", form: dict[str, str]) -> JSONResponse | None:
 
 
 def resource(sb: "Sandbox", record: dict) -> dict:
-    sid, now = record["id"], formatdate(record["created"], usegmt=True)
+    sid, left = record["id"], record.get("left")
     uri = f"/{API}/Accounts/{sb.config.account_sid}/Messages/{sid}"
     return {
         "account_sid": sb.config.account_sid, "api_version": API, "body": record["body"],
-        "date_created": now, "date_sent": None, "date_updated": now, "direction": "outbound-api",
-        "error_code": None, "error_message": None, "from": record["from"],
+        "date_created": formatdate(record["created"], usegmt=True),
+        "date_sent": formatdate(left, usegmt=True) if left else None,
+        "date_updated": formatdate(record["history"][-1]["at"], usegmt=True), "direction": "outbound-api",
+        "error_code": record.get("error_code"), "error_message": None, "from": record["from"],
         "messaging_service_sid": record["messaging_service_sid"], "num_media": "0",
         "num_segments": str(record["segments"]), "price": None, "price_unit": "USD", "sid": sid,
         "status": record["status"], "subresource_uris": {"media": f"{uri}/Media.json"},
@@ -100,28 +101,14 @@ def resource(sb: "Sandbox", record: dict) -> dict:
     }
 
 
-async def progress(sb: "Sandbox", record: dict) -> None:
-    """Walk an accepted message through its statuses, posting each one to its callback URL."""
-    to = record["to"]
-    code = 30006 if to in sb.faults.landline_numbers else sb.faults.carrier_errors.get(to)
-    steps: list[tuple[str, int | None]] = [("queued", None)] if record["status"] == "accepted" else []
-    steps.append(("sent", None))
-    steps.append(("delivered", None) if code is None else ("failed" if code in FAILED_CODES else "undelivered", code))
-    url = record["status_callback"] or sb.config.status_callback_url
-    for status, error_code in steps:
-        await asyncio.sleep(sb.faults.callback_delay_ms / 1000)
-        sb.set_status(record, status, error_code)
-        if url:
-            params = {
-                "AccountSid": sb.config.account_sid, "ApiVersion": API, "From": record["from"],
-                "To": to, "MessageSid": record["id"], "SmsSid": record["id"],
-                "MessageStatus": status, "SmsStatus": status,
-            }
-            if record["messaging_service_sid"]:
-                params["MessagingServiceSid"] = record["messaging_service_sid"]
-            if error_code is not None:
-                params["ErrorCode"] = str(error_code)
-            await sb.post_form(url, params)
+def denied(sb: "Sandbox", request: Request, account_sid: str) -> JSONResponse | None:
+    """The 401 or 404 Twilio gives a request without this account's credentials, if any."""
+    config = sb.config
+    if not authorized(request, config.account_sid, config.auth_token.get_secret_value()):
+        return error(401, 20003, "Authenticate", {"WWW-Authenticate": 'Basic realm="Twilio API"'})
+    if account_sid != config.account_sid:
+        return error(404, 20404, f"The requested resource {request.url.path} was not found")
+    return None
 
 
 def twilio_router(sb: "Sandbox") -> APIRouter:
@@ -129,12 +116,19 @@ def twilio_router(sb: "Sandbox") -> APIRouter:
 
     @router.post(f"/{API}/Accounts/{{account_sid}}/Messages.json", status_code=201)
     async def create_message(account_sid: str, request: Request):
-        config = sb.config
-        if not authorized(request, config.account_sid, config.auth_token.get_secret_value()):
-            return error(401, 20003, "Authenticate", {"WWW-Authenticate": 'Basic realm="Twilio API"'})
-        if account_sid != config.account_sid:
-            return error(404, 20404, f"The requested resource /{API}/Accounts/{account_sid}/Messages.json was not found")
+        if (refused := denied(sb, request, account_sid)) is not None:
+            return refused
         form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        if not sb.enter_request():
+            sb.attempt("sms", [form.get("To", "")], "429")
+            return error(429, 20429, "Too Many Requests")
+        try:
+            return await create(form)
+        finally:
+            sb.leave_request()
+
+    async def create(form: dict[str, str]) -> JSONResponse:
+        config = sb.config
         fault = await sb.misbehave("sms", [form.get("To", "")])
         if fault == "429":
             return error(429, 20429, "Too Many Requests")
@@ -146,17 +140,23 @@ def twilio_router(sb: "Sandbox") -> APIRouter:
         if (refused := refusal(sb, form)) is not None:
             sb.attempt("sms", [form.get("To", "")], str(json.loads(refused.body)["code"]))
             return refused
+        service, number = form.get("MessagingServiceSid"), form.get("From")
+        validity = int(form["ValidityPeriod"]) if form.get("ValidityPeriod", "").isdigit() else None
+        # Twilio queues by the sender it sends from: the From number if given, else the service's.
+        sender = number or service or ""
+        admission = sb.queues.admit(sender, validity) if sb.queues.enabled else None
+        if admission is not None and admission.verdict == "overflow" and number:
+            sb.attempt("sms", [form["To"]], str(QUEUE_OVERFLOW_FROM))
+            return error(400, QUEUE_OVERFLOW_FROM, "This 'From' number has exceeded the maximum number of queued messages")
         sb.attempt("sms", [form["To"]], "ok")
-        service = form.get("MessagingServiceSid")
         record = sb.record(
             channel="sms", id="SM" + sb.dice.hex(32), to=form["To"],
-            sender=form.get("From") or config.sender_number, messaging_service_sid=service,
-            status="accepted" if service and not form.get("From") else "queued",
+            sender=number or config.sender_number, messaging_service_sid=service,
+            status="accepted" if service and not number else "queued",
             body=form.get("Body", ""), segments=count_segments(form.get("Body", "")),
-            status_callback=form.get("StatusCallback"),
-            validity_period=int(form["ValidityPeriod"]) if form.get("ValidityPeriod", "").isdigit() else None,
+            status_callback=form.get("StatusCallback"), validity_period=validity, left=None, left_at=None,
         )
-        sb.poster.spawn(progress(sb, record))
+        dispatch(sb, record, sender, admission)
         return JSONResponse(resource(sb, record), status_code=201)
 
     return router

@@ -69,7 +69,7 @@ class Stack:
         tmp.replace(self.clock_file)
 
     def start_sandbox(self, faults: str = "{}", sms_mps: float = 0) -> subprocess.Popen:
-        args = ["sandbox", "--port", str(self.sandbox_port), "--faults", faults, *(["--sms-mps", str(sms_mps)] if sms_mps else [])]
+        args = ["sandbox", "--port", str(self.sandbox_port), "--faults", faults, "--sms-mps", str(sms_mps)]
         proc = self._spawn(args, "sandbox")
         wait_for_port(self.sandbox_port, 60, proc)
         return proc

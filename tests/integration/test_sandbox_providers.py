@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import threading
-import time
 from collections import Counter
 from datetime import datetime, timezone
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from pydantic import SecretStr
 from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator
@@ -37,65 +34,13 @@ from contracts.asks import AskCommand
 from streams.broker import free_port
 from tests.polling import eventually
 
-pytestmark = pytest.mark.integration
+from .sandboxes import Receiver, Served
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "integration-auth-token"
 SID = "AC" + "1" * 32
 SG_KEY = "SG.integration"
-
-
-class Served:
-    """A FastAPI app on a free loopback port in a background thread, until ``stop()``."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"server on port {self.port} did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-class Receiver:
-    """Our side of the webhooks: records every request; ``/flaky`` answers 503 twice first."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.flaky_failures = 0
-        app = FastAPI()
-
-        @app.post("/{path:path}")
-        async def receive(path: str, request: Request):
-            body = await request.body()
-            if path == "flaky" and self.flaky_failures < 2:
-                self.flaky_failures += 1
-                return Response(status_code=503)
-            self.requests.append({"path": path, "query": request.url.query, "headers": dict(request.headers), "body": body})
-            return Response(status_code=200)
-
-        self.served = Served(app)
-        self.url = self.served.url
-
-    def at(self, path: str) -> list[dict]:
-        return [r for r in self.requests if r["path"] == path]
-
-    @staticmethod
-    def form(request: dict) -> dict[str, str]:
-        from urllib.parse import parse_qsl
-
-        return dict(parse_qsl(request["body"].decode(), keep_blank_values=True))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from streams.topology import events_topic
 from streams.transport import seek_to_committed_or_beginning
 from tests.factories import phone, signup
-from tests.integration.conftest import eventually
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
