@@ -75,6 +75,7 @@ class SenderQueues:
 
     def __init__(self, mps: float, *, leave: Callable[[dict], None], expire: Callable[[dict], None],
                  clock: Callable[[], float] = time.time) -> None:
+        # Wall-clock slots, so that they compare with the inbox's ``created`` and ``left`` stamps.
         self.mps = mps
         self._leave, self._expire, self._clock = leave, expire, clock
         self._last_slot: dict[str, float] = {}
