@@ -2,7 +2,8 @@
 
 ``TwilioSms`` uses the official SDK's async client (``AsyncTwilioHttpClient``, aiohttp, and
 ``Client.messages.create_async``): requests run on the event loop, no thread per request. A
-semaphore bounds the requests in flight (``concurrency``); the token bucket paces them. The
+semaphore bounds the requests in flight (``concurrency``); nothing paces them: Twilio queues
+texts per sender and sends them at the sender's rate itself (README: handing over). The
 client's aiohttp session belongs to one event loop, so it is made on the first send, inside
 that loop, and closed by ``aclose()``.
 
@@ -28,7 +29,6 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from .errors import CARRIER_FILTER_ATTEMPTS, CARRIER_FILTERED, PermanentFailure, ProviderError, RetryLater, classify_twilio
-from .ratelimit import TokenBucket
 
 
 #: Messages per page when ``find`` reads Twilio's Messages list.
@@ -136,7 +136,6 @@ class TwilioSms:
         base_url: str | None = None,
         concurrency: int = 8,
         timeout: float = 10.0,
-        bucket: TokenBucket | None = None,
     ) -> None:
         if (messaging_service_sid is None) == (from_number is None):
             raise ValueError("give exactly one of messaging_service_sid and from_number")
@@ -145,7 +144,6 @@ class TwilioSms:
         self._sender = {"messaging_service_sid": messaging_service_sid} if messaging_service_sid else {"from_": from_number}
         self._base_url = base_url
         self._timeout = timeout
-        self._bucket = bucket or TokenBucket(None)
         self._slots = asyncio.Semaphore(concurrency)
         self._client: Client | None = None
 
@@ -164,7 +162,6 @@ class TwilioSms:
         if validity_period is not None:
             params["validity_period"] = validity_period
         async with self._slots:
-            await self._bucket.acquire()
             try:
                 message = await self._twilio().messages.create_async(**params)
             except TwilioRestException as exc:

@@ -78,7 +78,7 @@ def test_quiet_hours_crossed_while_texts_queue_none_arrives_at_night_and_the_res
     assert 0 < expired < n
     for m in stack.inbox("sms"):
         if m["left"] is not None:
-            assert m["left_at"] - m["created"] <= m["validity_period"]  # left before 21:00
+            assert m["left"] - m["created"] <= m["validity_period"]  # left before 21:00
 
     # The expired texts are deferred to the morning: neither failed nor counted as asked.
     eventually(lambda: rows(stack, "night")["union-a"]["asked_sms"] == n - expired and rows(stack, "night")["union-a"]["failed"] == 0, timeout=60)
