@@ -45,7 +45,7 @@ def ensure_demo_partners(path: Path) -> None:
     known = load(path).partners
     for pid, name, kind, _, _ in PARTNERS:
         if pid not in known:
-            add_partner(path, pid, name, kind)
+            add_partner(path, pid, name, kind, role="backbone" if kind == "backbone" else "member")
 
 
 def action_event(now: datetime) -> dict:

@@ -29,11 +29,15 @@ class MobilizeLink(Frozen):
     events: dict[str, Slug] = Field(default={}, description="Mobilize event id → turnout action id.")
 
 
+Role = Literal["backbone", "member"]
+
+
 class Partner(Frozen):
     id: Slug
     name: str
     kind: PartnerKind
     secret: SecretStr
+    role: Role = Field(default="member", description="`backbone`: the hub, may change any action and reach the whole coalition; `member`: only its own.")
     enabled: bool = True
     action_network: ActionNetworkLink = ActionNetworkLink()
     mobilize: MobilizeLink | None = None

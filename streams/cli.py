@@ -165,10 +165,12 @@ def partners() -> None:
 @click.argument("partner_id")
 @click.option("--name", required=True)
 @click.option("--kind", required=True, help="backbone, union, faith, community, seniors, guaranteed_income, student, tenant, other")
-def partners_add(partner_id: str, name: str, kind: str) -> None:
+@click.option("--role", type=click.Choice(["member", "backbone"]), default="member", show_default=True,
+              help="backbone: the coalition's hub (changes any action, reaches everyone whose consent covers the coalition).")
+def partners_add(partner_id: str, name: str, kind: str, role: str) -> None:
     path = settings().coalition
     with coalition_errors():
-        p = coalition_file.add_partner(path, partner_id, name, kind)
+        p = coalition_file.add_partner(path, partner_id, name, kind, role)
     console.print(f"added [bold]{p.id}[/] to {path}; its webhook secret (shown once here, kept in the file):")
     click.echo(p.secret.get_secret_value())
 
@@ -178,9 +180,9 @@ def partners_list() -> None:
     path = settings().coalition
     with coalition_errors():
         c = coalition_file.load(path)
-    table = Table("id", "name", "kind", "enabled", title=str(path))
+    table = Table("id", "name", "kind", "role", "enabled", title=str(path))
     for p in c.partners.values():
-        table.add_row(p.id, p.name, p.kind, "yes" if p.enabled else "no")
+        table.add_row(p.id, p.name, p.kind, p.role, "yes" if p.enabled else "no")
     Console().print(table)
 
 

@@ -5,6 +5,7 @@
 id = "union-local-1"
 name = "Union Local 1"
 kind = "union"
+role = "member"                  # or "backbone": the hub (see the README's "Roles and authority")
 secret = "…"
 enabled = true
 
@@ -73,15 +74,16 @@ def load(path: Path) -> Coalition:
     return Coalition(partners)
 
 
-def add_partner(path: Path, partner_id: str, name: str, kind: str) -> Partner:
+def add_partner(path: Path, partner_id: str, name: str, kind: str, role: str = "member") -> Partner:
     """Append a partner with a fresh secret; refuse an id that exists."""
     if load(path).partners.get(partner_id):
         raise CoalitionError(f"partner {partner_id!r} already exists in {path}")
     try:
-        partner = Partner(id=partner_id, name=name, kind=kind, secret=SecretStr(secrets.token_urlsafe(32)))
+        partner = Partner(id=partner_id, name=name, kind=kind, role=role, secret=SecretStr(secrets.token_urlsafe(32)))
     except ValidationError as exc:
         raise CoalitionError(_first_error(exc)) from None
-    entry = {"id": partner.id, "name": partner.name, "kind": partner.kind, "secret": partner.secret.get_secret_value(), "enabled": True}
+    entry = {"id": partner.id, "name": partner.name, "kind": partner.kind, "role": partner.role,
+             "secret": partner.secret.get_secret_value(), "enabled": True}
     block = tomli_w.dumps({"partners": [entry]})
     prefix = "\n" if path.exists() and path.read_text().strip() else ""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

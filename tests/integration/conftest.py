@@ -57,7 +57,8 @@ class Stack:
             config.update(sandbox_settings(base, self.web_port, self.sandbox_port), sms_rate=0, clock=f"file:{self.clock_file}")
         self.settings = Settings(**{**config, **overrides})
         ensure_topics(self.settings)
-        self.secrets = {p: add_partner(self.settings.coalition, p, p, "community").secret.get_secret_value() for p in partners}
+        roles = {p: "backbone" if p == "backbone" else "member" for p in partners}
+        self.secrets = {p: add_partner(self.settings.coalition, p, p, "community", roles[p]).secret.get_secret_value() for p in partners}
         self.procs: list[subprocess.Popen] = []
         self.logs: list[Path] = []
         self.http = httpx.Client(timeout=30)
