@@ -86,6 +86,7 @@ class TargetAction(Frozen):
     partner: str
     action: ActionEvent
     posted_at: datetime | None = Field(default=None, description="When the ingress accepted the action (its rapid-response grace counts from here).")
+    sponsors: tuple[str, ...] = Field(default=(), description="The owner and its co-sponsors: only people whose consent covers one are asked.")
 
 
 class RecentAsks(Frozen):

@@ -180,6 +180,8 @@ class Envelope(Frozen):
 
     partner: Slug
     received_at: datetime
+    role: Literal["backbone", "member"] = Field(default="member", description="The posting partner's role, as the ingress knew it.")
+    inline: bool = Field(default=False, description="A pledge listed inside an action by its owner (not the partner's own).")
     person_key: str | None = Field(default=None, description="Keyed hash of the person's phone, else email.")
     event: PartnerEvent
 

@@ -69,7 +69,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
         if not isinstance(items, list):
             raise HTTPException(400, "body must be a JSON array of Action Network objects")
         indexed, rejected = translate(items, partner.action_network.actions)
-        records, result = envelopes([e for _, e in indexed], partner.id, datetime.now(timezone.utc), secret, s.default_region)
+        records, result = envelopes([e for _, e in indexed], partner.id, datetime.now(timezone.utc), secret, s.default_region, partner.role)
         for bad in result.rejected:
             reasons = "; ".join(f"{e.field}: {e.message}" for e in bad.errors)
             rejected.append(Rejected(indexed[bad.index][0], reasons))

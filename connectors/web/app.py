@@ -135,7 +135,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
             items, _single = parse_events(body, s.max_batch)
         except BadBody as exc:
             raise refused(400, str(exc), "bad_body") from None
-        records, result = envelopes(items, partner.id, datetime.now(timezone.utc), secret, s.default_region)
+        records, result = envelopes(items, partner.id, datetime.now(timezone.utc), secret, s.default_region, partner.role,
+                                    lambda action_id: (r.partner if (r := book.action_record(action_id)) else None))
         if records:
             await publisher.publish(records)
             metrics.EVENTS_ACCEPTED.labels(partner.id).inc(len(records))

@@ -4,13 +4,13 @@ reporting what was wrong, by index and field."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Callable
 
 from fastapi import HTTPException, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from contracts.events import Envelope, partner_event
+from contracts.events import ActionEvent, Envelope, partner_event
 from streams import metrics
 from streams.keys import event_person_key, routing_key
 
@@ -27,10 +27,17 @@ class Rejection(BaseModel):
     errors: list[FieldError]
 
 
+class Warning_(BaseModel):
+    index: int
+    event_id: str
+    message: str
+
+
 class IngestResult(BaseModel):
     accepted: int
     duplicates: int
     rejected: list[Rejection]
+    warnings: list[Warning_] = Field(default=[], description="Accepted events worth a look: e.g. an RSVP for an action id nobody has posted yet.")
 
 
 class BadBody(Exception):
@@ -65,12 +72,33 @@ def field_errors(exc: ValidationError, event_type: object) -> list[FieldError]:
     return out
 
 
+#: How far in the future an event's ``occurred_at`` may be (clocks differ a little, no more).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def authority_errors(event: Any, partner: str, role: str, received_at: datetime, owner: str | None) -> list[FieldError]:
+    """What a valid event may still not claim: a time in the future, another partner's action
+    (``owner``: who owns it, as far as this web app has read; the worker enforces it too), or,
+    for a member, texting during quiet hours."""
+    errors = []
+    if isinstance(event, ActionEvent) and owner is not None and owner != partner and role != "backbone":
+        errors.append(FieldError(field="action_id", message=f"action {event.action_id!r} belongs to {owner!r}: only it or the backbone may change it", type="not_owner"))
+    if event.occurred_at > received_at + FUTURE_TOLERANCE:
+        errors.append(FieldError(field="occurred_at", message="is more than 5 minutes in the future", type="future_time"))
+    if getattr(event, "override_quiet_hours", False) and role != "backbone":
+        errors.append(FieldError(field="override_quiet_hours", message="only the backbone partner may override quiet hours", type="not_allowed"))
+    return errors
+
+
 def envelopes(
-    items: list[Any], partner: str, received_at: datetime, person_secret: bytes, region: str
+    items: list[Any], partner: str, received_at: datetime, person_secret: bytes, region: str, role: str = "member",
+    owner_of: Callable[[str], str | None] = lambda action_id: None,
 ) -> tuple[list[tuple[bytes, bytes]], IngestResult]:
-    """Validate each item; return Kafka records of the valid ones and the result to report."""
+    """Validate each item; return Kafka records of the valid ones and the result to report.
+    ``owner_of(action_id)``: the partner that owns a posted action, ``None`` if none is known."""
     records: list[tuple[bytes, bytes]] = []
     rejected: list[Rejection] = []
+    warnings: list[Warning_] = []
     seen: set[str] = set()
     duplicates = 0
     for index, item in enumerate(items):
@@ -81,14 +109,22 @@ def envelopes(
             event_id = item.get("event_id") if isinstance(item, dict) else None
             rejected.append(Rejection(index=index, event_id=event_id if isinstance(event_id, str) else None, errors=field_errors(exc, event_type)))
             continue
+        action_id = getattr(event, "action_id", None)
+        owner = owner_of(action_id) if action_id is not None else None
+        if errors := authority_errors(event, partner, role, received_at, owner):
+            rejected.append(Rejection(index=index, event_id=event.event_id, errors=errors))
+            continue
+        if action_id is not None and owner is None and not isinstance(event, ActionEvent):
+            warnings.append(Warning_(index=index, event_id=event.event_id, message=f"no partner has posted action {action_id!r} yet: "
+                                     "this is kept and counted once the action is posted (check the id)"))
         if event.event_id in seen:
             duplicates += 1
             continue
         seen.add(event.event_id)
         person = event_person_key(person_secret, event)
-        env = Envelope(partner=partner, received_at=received_at, person_key=person, event=event)
+        env = Envelope(partner=partner, received_at=received_at, role=role, person_key=person, event=event)
         records.append((routing_key(partner, event, person).encode(), env.model_dump_json().encode()))
-    return records, IngestResult(accepted=len(records), duplicates=duplicates, rejected=rejected)
+    return records, IngestResult(accepted=len(records), duplicates=duplicates, rejected=rejected, warnings=warnings)
 
 
 def refused(status: int, detail: str, reason: str) -> HTTPException:
