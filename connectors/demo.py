@@ -108,8 +108,10 @@ class Simulator:
                     person["email"] = f"supporter{self.n}@example.org"
                 self.people[pid].append(person)
                 ref = {k: person[k] for k in ("phone", "email") if k in person}
-                events.append({"type": "signup", "event_id": f"s-{self.n}", "occurred_at": now, "person": person,
-                               "consent": {"sms": "phone" in person, "email": "email" in person}})
+                # The demo partners' sign-up forms ask for consent on behalf of the whole coalition,
+                # so the backbone's alert reaches them (README: Roles and authority).
+                consent = {c: {"granted": field in person, "scope": "coalition"} for c, field in (("sms", "phone"), ("email", "email"))}
+                events.append({"type": "signup", "event_id": f"s-{self.n}", "occurred_at": now, "person": person, "consent": consent})
                 events.append({"type": "rsvp", "event_id": f"r-{self.n}", "occurred_at": now, "action_id": ACTION_ID,
                                "status": "yes", "person": ref})
             elif self.people[pid] and self.rng.random() < show_rate * 0.5:
