@@ -15,6 +15,7 @@ from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, R
 from streams.app import Pipeline
 from streams.clock import Clock, system_clock
 from streams.keys import fact_key, pledge_key
+from streams.topology import excerpt
 
 from .erasure import forget
 from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
@@ -31,18 +32,21 @@ def register(p: Pipeline, person_secret: bytes, clock: Clock = system_clock) -> 
             handle(p, event.message.partition, event.key, event.value, person_secret, clock)
 
 
-def handle(p: Pipeline, partition: int, key: str | None, raw: bytes, person_secret: bytes, clock: Clock = system_clock) -> None:
+def handle(p: Pipeline, partition: int, key: str | None, raw: bytes | None, person_secret: bytes, clock: Clock = system_clock) -> None:
+    if raw is None:
+        p.dead_letter(key, "empty record (no value)")
+        return
     if key and key.startswith(FORGET_PREFIX):
         # Erasure requests share the events topic so they are ordered with the person's events.
         try:
             forget(p, partition, ForgetPerson.model_validate_json(raw), person_secret, clock())
         except ValidationError as exc:
-            p.dead_letter(key, "invalid erasure request", errors=exc.errors(include_input=False, include_url=False))
+            p.dead_letter(key, "invalid erasure request", errors=exc.errors(include_input=False, include_url=False), **excerpt(raw))
         return
     try:
         envelope = Envelope.model_validate_json(raw, context={"normalized": True})
     except ValidationError as exc:
-        p.dead_letter(key, "invalid envelope", errors=exc.errors(include_input=False, include_url=False), record=raw.decode("utf-8", "replace"))
+        p.dead_letter(key, "invalid envelope", errors=exc.errors(include_input=False, include_url=False), **excerpt(raw))
         return
     for derived in record(p, partition, envelope):
         if isinstance(derived, Envelope):

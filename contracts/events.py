@@ -125,12 +125,19 @@ class InlinePledge(Frozen):
     count: Annotated[int, Field(ge=0, le=1_000_000)]
 
 
+def _plausible_start(value: datetime) -> datetime:
+    # Local times are computed from it in every time zone: the calendar's edges overflow there.
+    if not 1970 <= value.year <= 2999:
+        raise ValueError("starts_at must be between the years 1970 and 2999")
+    return value
+
+
 class ActionEvent(BaseEvent):
     type: Literal["action"] = "action"
     action_id: Slug
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     kind: ActionKind
-    starts_at: AwareDatetime
+    starts_at: Annotated[AwareDatetime, AfterValidator(_plausible_start)]
     time_zone: TimeZone = Field(description="IANA time zone of the action, e.g. America/Los_Angeles.")
     location: Location = Location()
     target: TargetArea = TargetArea()

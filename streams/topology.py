@@ -6,6 +6,7 @@ web app reads to derive tallies (latest value per key).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -77,9 +78,23 @@ def dead_letter_topic(s: Settings) -> str:
     return f"{s.topic_prefix}dead-letters"
 
 
+#: The most of a refused record a dead letter keeps: the dead letter must stay far below the
+#: broker's message limit whatever arrived (a 900 KB record must not make a 3 MB dead letter).
+EXCERPT_BYTES = 256
+
+
+def excerpt(raw: bytes | None) -> dict[str, object]:
+    """A bounded, hashable view of a record: its size, its SHA-256 and at most its first
+    ``EXCERPT_BYTES`` bytes (as text, undecodable bytes replaced)."""
+    if raw is None:
+        return {"record_bytes": None}
+    return {"record_bytes": len(raw), "record_sha256": hashlib.sha256(raw).hexdigest(),
+            "record_excerpt": raw[:EXCERPT_BYTES].decode("utf-8", "replace")}
+
+
 def dead_letter(key: str | None, reason: str, **details: object) -> tuple[bytes, bytes]:
-    """A dead-letter record: the reason, then what lets someone fix and replay it."""
-    return (key or "").encode(), json.dumps({"reason": reason, **details}, default=str).encode()
+    """A dead-letter record: the reason, then what lets someone find, fix and replay it."""
+    return (key or "")[:EXCERPT_BYTES].encode(), json.dumps({"reason": reason, **details}, default=str).encode()
 
 
 def mobilize_cursor_topic(s: Settings) -> str:
