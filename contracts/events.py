@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, TypeAdapter, model_validator
 
-from .people import Consent, Frozen, Language, Person, PersonRef, PostalCode
+from .people import Consent, Frozen, Internal, Language, Person, PersonRef, PostalCode
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
@@ -182,9 +182,10 @@ PartnerEvent = Annotated[
 partner_event = TypeAdapter(PartnerEvent)
 
 
-class Envelope(Frozen):
+class Envelope(Internal):
     """An accepted event as the ingress writes it to the events topic."""
 
+    version: int = Field(default=1, description="The writer's contract version (internal topics).")
     partner: Slug
     received_at: datetime
     role: Literal["backbone", "member"] = Field(default="member", description="The posting partner's role, as the ingress knew it.")

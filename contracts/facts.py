@@ -13,12 +13,12 @@ from typing import Literal
 from pydantic import Field
 
 from .events import ActionEvent, RsvpStatus
-from .people import ConsentRecord, Frozen
+from .people import ConsentRecord, Internal
 
 Channel = Literal["sms", "email"]
 
 
-class PersonRecord(Frozen):
+class PersonRecord(Internal):
     """One supporter, merged across every partner that signed them up (the people table)."""
 
     person_key: str
@@ -36,7 +36,7 @@ class PersonRecord(Frozen):
     updated_at: datetime
 
 
-class Membership(Frozen):
+class Membership(Internal):
     """Partner ``partner`` signed up person ``person_key``: one per (partner, person)."""
 
     partner: str
@@ -44,7 +44,7 @@ class Membership(Frozen):
     joined_at: datetime
 
 
-class Attendance(Frozen):
+class Attendance(Internal):
     """A person's standing for one action, and which partner gets credit for each part.
 
     ``rsvp_by`` is the partner that posted the RSVP in force; ``attended_by`` the partner
@@ -68,7 +68,7 @@ class Attendance(Frozen):
         return self.attended_at is not None
 
 
-class Pledge(Frozen):
+class Pledge(Internal):
     """Partner ``partner`` commits to turn out ``count`` people for ``action_id``."""
 
     action_id: str
@@ -80,7 +80,7 @@ class Pledge(Frozen):
     received_at: datetime | None = None
 
 
-class ActionRecord(Frozen):
+class ActionRecord(Internal):
     """The latest version of an action and the partner that owns it (the first to post it)."""
 
     partner: str

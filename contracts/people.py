@@ -29,9 +29,20 @@ DEFAULT_REGION = "US"
 
 
 class Frozen(BaseModel):
-    """Base for every contract: immutable, unknown fields are an error, not silently dropped."""
+    """Base for every partner-facing contract: immutable, unknown fields are an error, not
+    silently dropped (a typo must not vanish)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Internal(Frozen):
+    """Base for what turnout writes for itself (internal topics, fact tables): unknown fields are
+    ignored, so that during a rolling deploy an older worker reads what a newer one wrote.
+    Records on internal topics also carry ``version`` (of the writer's contract). A partner
+    event nested inside stays strict: a new partner-facing field is deployed to every worker
+    and web app before partners may use it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
 
 
 def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
@@ -124,7 +135,7 @@ class Consent(Frozen):
     email: Consent_ = ChannelConsent(granted=False)
 
 
-class ConsentRecord(Frozen):
+class ConsentRecord(Internal):
     """Consent as the people table keeps it: who recorded it first and when, and whom it covers."""
 
     granted: bool
