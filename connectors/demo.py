@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 import httpx
 from rich.console import Console
@@ -136,7 +136,7 @@ def tally_table(data: dict) -> Table:
     return table
 
 
-def run_demo(s: Settings, base: str, procs: list[subprocess.Popen]) -> None:
+def run_demo(s: Settings, base: str, alive: Callable[[], bool]) -> None:
     sim = Simulator(s, base)
     sim.start()
     token = s.organizer_token.get_secret_value()
@@ -152,7 +152,7 @@ def run_demo(s: Settings, base: str, procs: list[subprocess.Popen]) -> None:
     auth = {"Authorization": f"Bearer {token}"}
     ticks = 0
     with Live(console=console, refresh_per_second=2) as live:
-        while all(p.poll() is None for p in procs):
+        while alive():
             sim.tick()
             ticks += 1
             if ticks == 60:

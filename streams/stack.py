@@ -10,6 +10,7 @@ import os
 import secrets
 import signal
 import subprocess
+from typing import Callable
 import sys
 from pathlib import Path
 
@@ -103,7 +104,9 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool) -> None:
             wait_for_port(sandbox_port, 60, sandbox)
             queue = f", texts leave at {s.sandbox_sms_mps:g}/s per sender" if s.sandbox_sms_mps else ""
             console.print(f"sandbox providers (Twilio + SendGrid APIs, inbox at {s.sandbox_url}/_sandbox/inbox{queue})")
-        procs += [spawn(["worker"], env, logs / f"worker-{i}.log") for i in range(workers)]
+        workers_ = [spawn(["worker"], env, logs / f"worker-{i}.log") for i in range(workers)]
+        procs += workers_
+        alive = supervisor(procs, {id(w): (["worker"], env, logs / f"worker-{i}.log") for i, w in enumerate(workers_)})
         if any(p.mobilize for p in load_coalition(s.coalition).partners.values()):
             procs.append(spawn(["mobilize", "poll"], env, logs / "mobilize.log"))
             console.print("polling Mobilize for the partners connected to it")
@@ -117,12 +120,12 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool) -> None:
         if demo:
             from connectors.demo import run_demo
 
-            run_demo(s, base, procs)
+            run_demo(s, base, alive)
         else:
             console.print("running; Ctrl-C to stop")
-            while all(p.poll() is None for p in procs):
+            while alive():
                 _wait_any(procs, 1.0)
-            console.print("[red]a process exited; see the logs[/]")
+        console.print("[red]a process exited; see the logs[/]")
     except KeyboardInterrupt:
         pass
     finally:
@@ -133,6 +136,27 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool) -> None:
             stop_process(p)
         if broker:
             broker.stop()
+
+
+def supervisor(procs: list[subprocess.Popen], restartable: dict[int, tuple[list[str], dict[str, str], Path]],
+               start: Callable[..., subprocess.Popen] = spawn) -> Callable[[], bool]:
+    """``alive()``: restarts a worker that died (Kafka hands its partitions to the others
+    meanwhile, and back), and says so; ``False`` once any other process has exited."""
+
+    def alive() -> bool:
+        for i, proc in enumerate(procs):
+            code = proc.poll()
+            if code is None:
+                continue
+            spec = restartable.pop(id(proc), None)
+            if spec is None:
+                return False
+            console.print(f"[yellow]a worker exited (code {code}); restarting it, see {spec[2]}[/]")
+            procs[i] = start(*spec)
+            restartable[id(procs[i])] = spec
+        return True
+
+    return alive
 
 
 def _wait_any(procs: list[subprocess.Popen], timeout: float) -> None:
