@@ -29,24 +29,28 @@ def register(p: Pipeline, person_secret: bytes, clock: Clock = system_clock) -> 
     @p.app.agent(p.events, name="intake")
     async def intake(stream):  # noqa: ANN001 - Faust's stream type
         async for event in p.batches(stream, BATCH):
-            handle(p, event.message.partition, event.key, event.value, person_secret, clock)
+            m = event.message
+            handle(p, m.partition, event.key, event.value, person_secret, clock, where={"topic": m.topic, "partition": m.partition, "offset": m.offset})
 
 
-def handle(p: Pipeline, partition: int, key: str | None, raw: bytes | None, person_secret: bytes, clock: Clock = system_clock) -> None:
+def handle(p: Pipeline, partition: int, key: str | None, raw: bytes | None, person_secret: bytes, clock: Clock = system_clock,
+           where: dict[str, object] | None = None) -> None:
+    """Apply one record of the events topic (``where`` it is: for dead letters)."""
+    where = where or {}
     if raw is None:
-        p.dead_letter(key, "empty record (no value)")
+        p.dead_letter(key, "empty record (no value)", **where)
         return
     if key and key.startswith(FORGET_PREFIX):
         # Erasure requests share the events topic so they are ordered with the person's events.
         try:
             forget(p, partition, ForgetPerson.model_validate_json(raw), person_secret, clock())
         except ValidationError as exc:
-            p.dead_letter(key, "invalid erasure request", errors=exc.errors(include_input=False, include_url=False), **excerpt(raw))
+            p.dead_letter(key, "invalid erasure request", errors=exc.errors(include_input=False, include_url=False), **excerpt(raw, **where))
         return
     try:
         envelope = Envelope.model_validate_json(raw, context={"normalized": True})
     except ValidationError as exc:
-        p.dead_letter(key, "invalid envelope", errors=exc.errors(include_input=False, include_url=False), **excerpt(raw))
+        p.dead_letter(key, "invalid envelope", errors=exc.errors(include_input=False, include_url=False), **excerpt(raw, **where))
         return
     for derived in record(p, partition, envelope):
         if isinstance(derived, Envelope):

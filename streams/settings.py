@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1)
     standby_replicas: int = Field(default=1, ge=0, description="Warm copies of each table partition kept by other workers, for fast takeover.")
 
+    events_retention_days: float = Field(default=14, gt=0, description="How long the events topic keeps accepted events (personal data included); facts live on in the compacted fact topics.")
+    outreach_retention_days: float = Field(default=7, gt=0, description="How long the targeting, asks and provider-callback topics keep records.")
+    dead_letter_retention_days: float = Field(default=30, gt=0, description="How long dead letters are kept for someone to look at them.")
+
     ack_timeout: float = Field(default=5.0, gt=0, description="Seconds the ingress waits for the broker before 503.")
     max_body_bytes: int = 1024 * 1024
     max_batch: int = 500

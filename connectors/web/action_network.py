@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from contracts.partners import Partner
 from streams.coalition import Coalition, token_digest
 from streams.settings import Settings
-from streams.topology import dead_letter, dead_letter_topic
+from streams.topology import dead_letter, excerpt, dead_letter_topic
 
 from ..action_network import Rejected, translate
 from .ingress import envelopes, read_limited
@@ -91,7 +91,9 @@ def _token_matches(partner: Partner | None, token: str) -> bool:
 
 
 def _dead_letter(partner: str, items: list[Any], x: Rejected) -> tuple[bytes, bytes]:
-    # Kept whole, so it can be fixed and replayed (the events topic holds the same details).
+    # Without the person: a dead letter is kept a month, and the item can be sent again from
+    # Action Network once its event is mapped.
     item = items[x.index]
     key = item.get("idempotency_key") if isinstance(item, dict) else None
-    return dead_letter(str(key or ""), x.reason, source="action-network", partner=partner, index=x.index, record=item)
+    return dead_letter(str(key or ""), x.reason, source="action-network", partner=partner, index=x.index,
+                       **excerpt(json.dumps(item).encode()))

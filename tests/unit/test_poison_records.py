@@ -30,3 +30,18 @@ def test_a_poison_record_is_dead_lettered_with_a_bounded_excerpt_and_the_next_ev
     if raw:
         assert letter["record_bytes"] == len(raw) and len(letter["record_excerpt"]) <= EXCERPT_BYTES
     assert p.people.get("p" + "0" * 32) is not None and p.targeting.sent == []
+
+
+def test_a_dead_letter_keeps_where_the_record_is_and_no_personal_data():
+    p = memory_pipeline()
+    person = {"given_name": "Anastasia", "family_name": "Quintero", "phone": "+15105550123", "email": "ana@example.org"}
+    bad = {"partner": "union-a", "received_at": "2026-11-22T15:00:00Z", "event": {**signup("s1", **person), "colour": "red"}}
+    cut_short = json.dumps(bad).encode()[:-7] + b"x" * 70_000  # not JSON any more: the fields by name
+    for raw in (json.dumps(bad).encode(), cut_short, b"call Ana on 510-555-0123 or ana@example.org"):
+        handle(p, 2, "k", raw, b"secret", where={"topic": "t.events", "partition": 2, "offset": 41})
+    letters = dead_letters(p)
+    assert [(d["topic"], d["partition"], d["offset"]) for d in letters] == [("t.events", 2, 41)] * 3
+    text = json.dumps(letters)
+    for value in ("Anastasia", "Quintero", "5550123", "555-0123", "ana@example.org"):
+        assert value not in text
+    assert '"type": "signup"' in letters[0]["record_excerpt"] and "2026-11-22T15:00:00Z" in letters[0]["record_excerpt"]
