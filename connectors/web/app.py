@@ -182,8 +182,10 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are")
-    async def healthz() -> dict[str, object]:
-        return {"status": "ok", "tally_records": book.records, "tally_lag": tally_lag()}
+    async def healthz() -> JSONResponse:
+        problem = reader.problem() if reader is not None else None
+        body = {"status": "unhealthy" if problem else "ok", "tally_records": book.records, "tally_lag": tally_lag()}
+        return JSONResponse({**body, "reason": problem} if problem else body, status_code=503 if problem else 200)
 
     def openapi() -> dict:
         if app.openapi_schema is None:
