@@ -11,7 +11,9 @@ let lastMessage = 0;
 let retryMs = 1000;
 
 const $ = (id) => document.getElementById(id);
-const fmt = (n) => Number(n).toLocaleString();
+// null: a figure of fewer than 3 other partners, withheld by the server (it would give one away).
+const NOT_SHOWN = "not shown";
+const fmt = (n) => (n === null || n === undefined ? NOT_SHOWN : Number(n).toLocaleString());
 const pct = (r) => (r === null || r === undefined ? "—" : Math.round(r * 100) + "%");
 
 function el(tag, attrs = {}, ...children) {
@@ -75,6 +77,8 @@ function render(view) {
   $("exports").hidden = view.viewer.role !== "organizer";
   $("active-actions").textContent = fmt(view.header.active_actions);
   for (const dd of $("header").querySelectorAll("dd")) dd.textContent = fmt(view.header[dd.dataset.metric]);
+  $("header-note").textContent = view.header.note ? "These figures " + view.header.note + "." : "";
+  $("header-note").hidden = !view.header.note;
   renderPicker(view);
   renderAction(view.action);
   renderCapacity(view.capacity);
@@ -102,6 +106,9 @@ $("action-select").addEventListener("change", (e) => {
 function productionCell(row) {
   // A bar against the pledge line at 100%; the scale runs to 150%. The text says the same.
   const r = row.production_ratio;
+  if (r === null && (row.pledged === null || row.attended === null)) {
+    return el("td", { "data-metric": "production_ratio", class: "withheld" }, NOT_SHOWN);
+  }
   const width = r === null ? 0 : Math.min(r, 1.5) / 1.5 * 100;
   const label = r === null ? "no pledge" : pct(r) + " of pledge";
   const bar = el("span", { class: "bar", "aria-hidden": "true" },
@@ -113,13 +120,14 @@ function productionCell(row) {
 function partnerCell(row) {
   const th = el("th", { scope: "row" }, row.name);
   if (row.partner === null && row.partners > 1) th.append(el("span", { class: "sub" }, " (" + row.partners + " partners)"));
+  if (row.note) th.append(el("span", { class: "sub note" }, " (" + row.note + ")"));
   if (row.own) th.append(el("span", { class: "badge own" }, "you"));
   if (row.no_show) th.append(el("span", { class: "badge warn" }, "⚠ pledged, none turned out"));
   return th;
 }
 
 function actionRow(row, tag = "tr") {
-  const num = (metric) => el("td", { class: "num", "data-metric": metric }, fmt(row[metric]));
+  const num = (metric) => el("td", { class: row[metric] === null ? "num withheld" : "num", "data-metric": metric }, fmt(row[metric]));
   return el(tag, { "data-partner": row.partner ?? "rest", class: row.no_show ? "no-show" : row.own ? "own" : null },
     partnerCell(row), num("pledged"), num("rsvp_yes"), num("attended"), productionCell(row),
     num("sent"), num("delivered"), num("failed"), num("opted_out"));
@@ -150,8 +158,8 @@ function renderCapacity(rows) {
     return el("tr", { "data-partner": row.partner ?? "rest", class: row.own ? "own" : null },
       partnerCell(row),
       el("td", { class: "num", "data-metric": "actions" }, fmt(row.actions)),
-      el("td", { class: "num", "data-metric": "pledged" }, fmt(row.pledged)),
-      el("td", { class: "num", "data-metric": "attended" }, fmt(row.attended)),
+      el("td", { class: row.pledged === null ? "num withheld" : "num", "data-metric": "pledged" }, fmt(row.pledged)),
+      el("td", { class: row.attended === null ? "num withheld" : "num", "data-metric": "attended" }, fmt(row.attended)),
       productionCell(row),
       el("td", { "data-metric": "trend" }, trendText));
   }));
