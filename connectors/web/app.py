@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.sessions import SessionMiddleware
 
 from contracts.events import partner_event
@@ -177,8 +177,13 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     metrics.TALLY_LAG.set_function(lambda: tally_lag() or 0)
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus(request: Request) -> Response:
+        # Off unless a token is configured: answering 404 tells a stranger nothing is here.
+        if s.metrics_token is None:
+            raise HTTPException(404, "Not Found")
+        if not _bearer(request, s.metrics_token.get_secret_value()):
+            raise HTTPException(401, "send Authorization: Bearer <TURNOUT_METRICS_TOKEN>", headers={"WWW-Authenticate": "Bearer"})
+        return Response(metrics.exposition(s.metrics_partner_labels), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are")
     async def healthz() -> dict[str, object]:
@@ -198,6 +203,11 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _bearer(request: Request, token: str) -> bool:
+    auth = request.headers.get("authorization", "")
+    return auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(), token.encode())
 
 
 def _csv_download(chunks, filename: str) -> StreamingResponse:
