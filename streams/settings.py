@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(default=None, description="Bearer token for the web app's GET /metrics (unset: /metrics answers 404).")
     metrics_partner_labels: bool = Field(default=False, description="Metrics name partners (turnout_events_accepted_total{partner}); off: summed over partners.")
     session_hours: float = Field(default=12.0, gt=0, description="How long a dashboard sign-in lasts.")
+    invite_hours: float = Field(default=72.0, gt=0, description="How long a dashboard account's one-time sign-in link works.")
+    signin_failures_per_account: int = Field(default=5, ge=1, description="Failed dashboard sign-ins per account within the window before 429.")
+    signin_failures_per_address: int = Field(default=20, ge=1, description="Failed dashboard sign-ins (and sign-in links) per client address within the window before 429.")
+    signin_window_minutes: float = Field(default=15.0, gt=0, description="The sign-in throttle's sliding window.")
     active_days: int = Field(default=14, ge=0, description="The dashboard header counts actions that started at most this many days ago, or later.")
 
     # Outreach. No provider credentials: `turnout up` starts the sandbox and points both here.

@@ -87,6 +87,13 @@ def mobilize_cursor_topic(s: Settings) -> str:
     return f"{s.topic_prefix}mobilize-cursors"
 
 
+def accounts_topic(s: Settings) -> str:
+    """Dashboard accounts and signed-out sessions (key: ``account:<email>`` or
+    ``revoked:<digest>``, value: ``contracts.accounts`` JSON). One partition: every web app
+    instance reads all of it, and offsets order every change."""
+    return f"{s.topic_prefix}accounts"
+
+
 def changelog_topic(s: Settings, table: TableSpec) -> str:
     return f"{s.app_id}-{table.name}-changelog"
 
@@ -99,5 +106,6 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         TopicSpec(provider_topic(s), s.partitions, compacted=False),
         TopicSpec(dead_letter_topic(s), 1, compacted=False),
         TopicSpec(mobilize_cursor_topic(s), 1, compacted=True),
+        TopicSpec(accounts_topic(s), 1, compacted=True),
         *(TopicSpec(changelog_topic(s, t), s.partitions, compacted=True) for t in TABLES),
     ]
