@@ -1,154 +1,30 @@
-"""Where accounts live: the compacted accounts topic, read by every web app instance.
+"""Every change to dashboard accounts, written through an ``AccountLog`` (``log``).
 
-``AccountLog`` is the port: ``start`` reads the topic from the beginning up to its end (so an
-instance knows every account and revocation before it answers anyone), then keeps following
-it; ``append`` returns once the broker acknowledged. ``KafkaAccountLog`` is the real adapter,
-``MemoryAccountLog`` the fake beside it. ``AccountStore`` writes through a log and applies its
-own writes at once, so the instance that signed a session out refuses it from that moment;
-other instances refuse it as soon as they read the record (their reader's lag, milliseconds).
+``AccountStore`` applies its own writes to its book at once, so the instance that signed a
+session out refuses it from that moment; other instances refuse it as soon as they read the
+record (their reader's lag, milliseconds).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
 from datetime import datetime
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Sequence
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
 from pydantic import TypeAdapter, ValidationError
 
-from contracts.accounts import RECORD, Account, Email, Revocation, account_key, revocation_key
-from streams.settings import Settings
-from streams.topology import accounts_topic
-from streams.transport import true_end_offsets
+from contracts.accounts import Account, Email, Revocation, account_key, revocation_key
 
-from ..web.replay import replay_consumer
 from .book import AccountBook
+from .log import AccountLog, AccountsUnavailable, KafkaAccountLog, MemoryAccountLog, Record
 from .passwords import digest, hash_password, new_token
 from .rules import AccountRefused, check_manager, invitation, password_problem, removable, with_password
 
-log = logging.getLogger(__name__)
+__all__ = ["AccountStore", "AccountsUnavailable", "KafkaAccountLog", "MemoryAccountLog", "email_of"]
 
-Record = Account | Revocation | None  # None: a tombstone
-Apply = Callable[[str, Record, int], None]
 EMAIL = TypeAdapter(Email)
-
-
-class AccountsUnavailable(Exception):
-    """The broker did not acknowledge an account change: nothing changed. Retry after ``retry_after`` s."""
-
-    def __init__(self, retry_after: int, reason: str) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
-
-
-class AccountLog(Protocol):
-    async def start(self, apply: Apply, follow: bool = True) -> None:
-        """Hand every record so far to ``apply`` (key, record, offset), then (``follow``) each new one."""
-
-    async def stop(self) -> None: ...
-
-    async def append(self, records: Sequence[tuple[str, Record]]) -> list[int]:
-        """Return the offsets the records got once every one is acknowledged; else raise ``AccountsUnavailable``."""
-
-
-class MemoryAccountLog:
-    """The fake: one partition in memory. Stores started on the same log see every append at
-    once, as web app instances reading the same topic would."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[str, Record]] = []
-        self.down = False
-        self._followers: list[Apply] = []
-
-    async def start(self, apply: Apply, follow: bool = True) -> None:
-        for offset, (key, record) in enumerate(self.records):
-            apply(key, record, offset)
-        if follow:
-            self._followers.append(apply)
-
-    async def stop(self) -> None:
-        self._followers.clear()
-
-    async def append(self, records: Sequence[tuple[str, Record]]) -> list[int]:
-        if self.down:
-            raise AccountsUnavailable(5, "broker down (fake)")
-        offsets = []
-        for key, record in records:
-            offsets.append(len(self.records))
-            self.records.append((key, record))
-            for apply in self._followers:
-                apply(key, record, offsets[-1])
-        return offsets
-
-
-class KafkaAccountLog:
-    def __init__(self, s: Settings) -> None:
-        self._settings = s
-        self._tp = TopicPartition(accounts_topic(s), 0)
-        self._producer: AIOKafkaProducer | None = None
-        self._consumer = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self, apply: Apply, follow: bool = True) -> None:
-        # aiokafka clients must be created inside the running loop.
-        s = self._settings
-        self._producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap.split(","), acks="all", enable_idempotence=s.idempotent_producer)
-        await self._producer.start()
-        self._consumer = replay_consumer(s)
-        await self._consumer.start()
-        self._consumer.assign([self._tp])
-        await self._consumer.seek_to_beginning(self._tp)
-        end = (await self._consumer.end_offsets([self._tp]))[self._tp]
-        if s.broker_flavor == "tansu":
-            end = (await true_end_offsets(s.bootstrap.split(","), {self._tp: end}))[self._tp]
-        while await self._consumer.position(self._tp) < end:
-            await self._read(apply)
-        if follow:
-            self._task = asyncio.create_task(self._follow(apply), name="account-reader")
-
-    async def _follow(self, apply: Apply) -> None:
-        while True:
-            await self._read(apply)
-
-    async def _read(self, apply: Apply) -> None:
-        for messages in (await self._consumer.getmany(self._tp, timeout_ms=200, max_records=5000)).values():
-            for m in messages:
-                try:
-                    key = m.key.decode()
-                    record = None if m.value is None else RECORD.validate_json(m.value)
-                except (AttributeError, UnicodeDecodeError, ValidationError):
-                    log.warning("skipped an unreadable account record at offset %d", m.offset)
-                    continue
-                apply(key, record, m.offset)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        for client in (self._consumer, self._producer):
-            if client is not None:
-                await client.stop()
-
-    async def append(self, records: Sequence[tuple[str, Record]]) -> list[int]:
-        timeout = self._settings.ack_timeout
-        try:
-            return await asyncio.wait_for(self._send_all(records), timeout)
-        except (asyncio.TimeoutError, KafkaError) as exc:
-            log.warning("broker did not acknowledge %d account records: %r", len(records), exc)
-            raise AccountsUnavailable(max(1, round(timeout)), "the broker did not acknowledge in time") from None
-
-    async def _send_all(self, records: Sequence[tuple[str, Record]]) -> list[int]:
-        if self._producer is None:
-            raise KafkaError("not connected to the broker yet")
-        sent = [
-            await self._producer.send(self._tp.topic, key=key.encode(), value=None if r is None else r.model_dump_json().encode(), partition=0)
-            for key, r in records
-        ]
-        return [meta.offset for meta in await asyncio.gather(*sent)]
+#: Seconds a sign-in link not known here yet may wait for this instance to read the topic.
+CATCH_UP = 3.0
 
 
 class AccountStore:
@@ -186,6 +62,10 @@ class AccountStore:
     async def set_password(self, token: str, password: str, now: datetime) -> Account:
         """Use a sign-in link: the account gets ``password``; the link and older sessions end."""
         account = self.book.by_invite(digest(token), now)
+        if account is None:
+            # Written a moment ago by the CLI or another instance, perhaps, and not read here yet.
+            await self._log.catch_up(CATCH_UP)
+            account = self.book.by_invite(digest(token), now)
         if account is None:
             raise AccountRefused("this sign-in link is not valid: it was used already, replaced by a newer one, or it expired. Ask whoever invited you for a new one", 400)
         if problem := password_problem(password):

@@ -22,6 +22,7 @@ from streams.coalition import Coalition, load
 from streams.settings import Settings
 from streams.topology import events_topic
 
+from ..accounts.store import AccountStore, KafkaAccountLog
 from ..signing import SignatureError, verify
 from . import dashboard
 from .action_network import router as action_network_router
@@ -50,12 +51,13 @@ class CoalitionFile:
         return self._coalition
 
 
-def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None) -> FastAPI:
+def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None,
+               accounts: AccountStore | None = None) -> FastAPI:
     coalition = CoalitionFile(s)
     coalition.current()  # fail at start on a broken coalition file
     secret = s.person_key_bytes()
     # Fakes handed in (tests) are used as they are; otherwise the Kafka adapters, started by the lifespan.
-    owned: list[KafkaPublisher | TallyReader] = []
+    owned: list[KafkaPublisher | TallyReader | AccountStore] = []
     if publisher is None:
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
         owned.append(publisher)
@@ -65,6 +67,10 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         book = TallyBook()
         reader = TallyReader(s, book, changes)
         owned.append(reader)
+    if accounts is None:
+        # Started before the app answers anyone: the whole accounts topic is read by then.
+        accounts = AccountStore(KafkaAccountLog(s), changes.notify)
+        owned.append(accounts)
 
     def tally_lag() -> int | None:
         return reader.lag() if reader is not None else 0
@@ -91,7 +97,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         SessionMiddleware, secret_key=session_key, session_cookie="turnout_session", max_age=int(s.session_hours * 3600),
         same_site="lax", https_only=s.public_url.startswith("https://"),
     )
-    access = dashboard.Access(s, coalition.current)
+    access = dashboard.Access(s, coalition.current, accounts, hmac.new(secret, b"turnout partner fingerprint", "sha256").digest())
     organizer = access.organizer
 
     @app.post(
@@ -172,7 +178,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     async def export_aggregate() -> StreamingResponse:
         return _csv_download(aggregate_csv(book), "turnout-aggregate.csv")
 
-    app.include_router(dashboard.router(s, access, coalition.current, book, changes, tally_lag))
+    app.include_router(dashboard.router(s, access, accounts, coalition.current, book, changes, tally_lag))
 
     metrics.TALLY_LAG.set_function(lambda: tally_lag() or 0)
 

@@ -107,7 +107,7 @@ class DashboardView(BaseModel):
 
 
 HEADER = ("pledged", "rsvp_yes", "attended", "sent", "delivered")
-LEFT_OUT = "counts only what you may see: figures of fewer than 3 other partners are left out"
+LEFT_OUT = "count only what you may see: figures of fewer than 3 other partners are left out"
 PARTIAL = "only actions with 3 or more other partners in a figure"
 
 
