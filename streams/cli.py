@@ -56,10 +56,12 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, help="Web app port.")
 @click.option("--workers", default=1, show_default=True, help="Number of Faust worker processes.")
 @click.option("--demo", is_flag=True, help="Create a demo coalition and stream simulated activity through the webhook.")
-def up(port: int, workers: int, demo: bool) -> None:
+@click.option("--organizer", default=None, metavar="EMAIL",
+              help="The organizer account whose one-time dashboard sign-in link is printed (default: the first the broker knows, else organizer@example.org).")
+def up(port: int, workers: int, demo: bool, organizer: str | None) -> None:
     from .stack import run_stack
 
-    run_stack(settings(), port=port, workers=workers, demo=demo)
+    run_stack(settings(), port=port, workers=workers, demo=demo, organizer=organizer)
 
 
 @main.command(help="Run a Faust worker (the agents).")

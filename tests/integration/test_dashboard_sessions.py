@@ -1,6 +1,7 @@
 """Dashboard sessions against running web apps on the real broker, with the default settings:
 an open event stream ends within seconds of its partner being disabled, logout revokes the
-cookie on every web app instance, and /metrics is not there unless a token is configured."""
+cookie on every web app instance, /metrics is not there unless a token is configured, and
+`turnout up`'s organizer sign-in link works."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from streams.broker import free_port, wait_for_port
 from streams.coalition import update_partner
+from streams.stack import organizer_sign_in
 from tests.accounts import PASSWORD
 from tests.factories import action, checkin, phone, pledge
 from tests.polling import eventually
@@ -82,3 +84,21 @@ def test_metrics_are_not_served_without_a_token_by_default(stack):
     r = httpx.get(f"{stack.url}/metrics")
     assert r.status_code == 404 and "turnout_" not in r.text
 
+
+def test_turnout_up_prints_a_working_organizer_sign_in_link(stack):
+    """What `turnout up` prints for the dashboard: a link that signs an organizer in; on the
+    next start, a new link for the same organizer, and the old one is spent."""
+    email, link = organizer_sign_in(stack.settings, stack.url)
+    assert email == "organizer@example.org" and link.startswith(f"{stack.url}/dashboard/welcome#")
+    client = httpx.Client(base_url=stack.url, timeout=30)
+
+    def welcome(link: str) -> httpx.Response:
+        token = link.split("#", 1)[1]
+        return client.post("/dashboard/welcome", data={"token": token, "password": PASSWORD, "confirm": PASSWORD})
+
+    assert welcome(link).status_code == 303  # written by another process a moment ago: the web app waits to read it
+    assert client.get("/dashboard/view").json()["viewer"] == {"role": "organizer", "partner": None, "email": email, "admin": True}
+    (again, replaced), (_, newest) = organizer_sign_in(stack.settings, stack.url), organizer_sign_in(stack.settings, stack.url)
+    assert again == email  # the organizer the broker knows, not a new one
+    assert welcome(newest).status_code == 303
+    assert welcome(replaced).status_code == 400 and welcome(link).status_code == 400
