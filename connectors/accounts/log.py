@@ -93,12 +93,20 @@ class KafkaAccountLog:
         self._next = 0  # the offset after the last record handed on
 
     async def start(self, apply: Apply, follow: bool = True) -> None:
+        try:
+            await self._start(apply, follow)
+        except BaseException:
+            await self.stop()  # no client left open behind a failed start
+            raise
+
+    async def _start(self, apply: Apply, follow: bool) -> None:
         # aiokafka clients must be created inside the running loop.
         s = self._settings
         self._producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap.split(","), acks="all", enable_idempotence=s.idempotent_producer)
         await self._producer.start()
         self._consumer = replay_consumer(s)
         await self._consumer.start()
+        await self._exists()
         self._consumer.assign([self._tp])
         await self._consumer.seek_to_beginning(self._tp)
         end = await self._end()
@@ -106,6 +114,14 @@ class KafkaAccountLog:
             await self._read(apply)
         if follow:
             self._task = asyncio.create_task(self._follow(apply), name="account-reader")
+
+    async def _exists(self) -> None:
+        # Provisioned before the web app starts (`turnout topics ensure`); metadata may lag a moment.
+        for _ in range(50):
+            if self._tp.topic in await self._consumer.topics():  # refreshes metadata
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"the accounts topic {self._tp.topic} does not exist: run `turnout topics ensure`")
 
     async def _end(self) -> int:
         end = (await self._consumer.end_offsets([self._tp]))[self._tp]
