@@ -56,10 +56,12 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, help="Web app port.")
 @click.option("--workers", default=1, show_default=True, help="Number of Faust worker processes.")
 @click.option("--demo", is_flag=True, help="Create a demo coalition and stream simulated activity through the webhook.")
-def up(port: int, workers: int, demo: bool) -> None:
+@click.option("--organizer", default=None, metavar="EMAIL",
+              help="The organizer account whose one-time dashboard sign-in link is printed (default: the first the broker knows, else organizer@example.org).")
+def up(port: int, workers: int, demo: bool, organizer: str | None) -> None:
     from .stack import run_stack
 
-    run_stack(settings(), port=port, workers=workers, demo=demo)
+    run_stack(settings(), port=port, workers=workers, demo=demo, organizer=organizer)
 
 
 @main.command(help="Run a Faust worker (the agents).")
@@ -184,6 +186,85 @@ def partners_list() -> None:
     for p in c.partners.values():
         table.add_row(p.id, p.name, p.kind, p.role, "yes" if p.enabled else "no")
     Console().print(table)
+
+
+@main.group(help="Dashboard accounts: the people who sign in to the dashboard (kept on the broker; see README).")
+def accounts() -> None:
+    pass
+
+
+def accounts_log(s: Settings):
+    """Where `turnout accounts` reads and writes accounts: the accounts topic."""
+    from connectors.accounts.store import KafkaAccountLog
+
+    return KafkaAccountLog(s)
+
+
+def with_accounts(s: Settings, action):
+    """Run ``action(store)`` on the accounts as the broker holds them now, then disconnect."""
+    from connectors.accounts.rules import AccountRefused
+    from connectors.accounts.store import AccountStore, AccountsUnavailable
+
+    async def run():
+        store = AccountStore(accounts_log(s))
+        await store.start(follow=False)
+        try:
+            return await action(store)
+        finally:
+            await store.stop()
+
+    try:
+        return asyncio.run(run())
+    except (AccountRefused, AccountsUnavailable, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@accounts.command("invite", help="Create a dashboard account for EMAIL (or a fresh link for an existing one) and print its one-time sign-in link.")
+@click.argument("email")
+@click.option("--partner", "partner_id", default=None, help="The partner whose figures the account sees.")
+@click.option("--role", type=click.Choice(["viewer", "admin"]), default="viewer", show_default=True,
+              help="admin: may also invite and remove the partner's accounts from the dashboard.")
+@click.option("--organizer", is_flag=True, help="An organizer account: sees every partner, manages every account.")
+@click.option("--url", default=None, help="The dashboard's address the link starts with (default TURNOUT_PUBLIC_URL).")
+def accounts_invite(email: str, partner_id: str | None, role: str, organizer: bool, url: str | None) -> None:
+    from datetime import datetime, timezone
+
+    from connectors.accounts.rules import describe, invite_link
+
+    if organizer == (partner_id is not None):
+        raise click.UsageError("give exactly one of --partner PARTNER or --organizer")
+    s = settings()
+    if partner_id is not None:
+        with coalition_errors():
+            if partner_id not in coalition_file.load(s.coalition).partners:
+                raise click.ClickException(f"no partner {partner_id!r} in {s.coalition}")
+    account, token = with_accounts(s, lambda store: store.invite(email, "organizer" if organizer else role, partner_id, "turnout accounts invite",
+                                                                  datetime.now(timezone.utc), s.invite_hours))
+    console.print(f"{account.email} is {describe(account)}. Their one-time sign-in link (works once, until "
+                  f"{account.invite_expires_at:%Y-%m-%d %H:%M} UTC; pass it on yourself, nothing is emailed):", highlight=False)
+    click.echo(invite_link(url or s.public_url, token))
+
+
+@accounts.command("list", help="List dashboard accounts (no passwords, no links).")
+@click.option("--partner", "partner_id", default=None, help="Only this partner's accounts.")
+def accounts_list(partner_id: str | None) -> None:
+    async def listing(store):
+        return store.book.accounts(partner_id)
+
+    table = Table("email", "partner", "role", "status", title="dashboard accounts")
+    for a in with_accounts(settings(), listing):
+        status = "active" if a.password_hash else f"invited (link until {a.invite_expires_at:%Y-%m-%d %H:%M} UTC)"
+        table.add_row(a.email, a.partner or "(organizer)", a.role, status)
+    Console().print(table)
+
+
+@accounts.command("remove", help="Remove EMAIL's dashboard account: every session of it ends at once.")
+@click.argument("email")
+def accounts_remove(email: str) -> None:
+    from connectors.accounts.rules import describe
+
+    account = with_accounts(settings(), lambda store: store.remove(email))
+    click.echo(f"removed {account.email} ({describe(account)}); their dashboard sessions have ended")
 
 
 @main.group("action-network", help="A partner's Action Network webhook (see README).")

@@ -53,8 +53,14 @@ class Settings(BaseSettings):
     web_port: int = 8000
     public_url: str = Field(default="http://127.0.0.1:8000", description="Where providers reach the web app (callbacks, signature checks).")
     log_format: Literal["json", "text"] = Field(default="json", description="Logs: one JSON object per line, or text.")
-    metrics_port: int = Field(default=0, ge=0, le=65535, description="Workers serve Prometheus /metrics on this port (0: off). The web app serves GET /metrics.")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Workers serve Prometheus /metrics on this port (0: off).")
+    metrics_token: SecretStr | None = Field(default=None, description="Bearer token for the web app's GET /metrics (unset: /metrics answers 404).")
+    metrics_partner_labels: bool = Field(default=False, description="Metrics name partners (turnout_events_accepted_total{partner}); off: summed over partners.")
     session_hours: float = Field(default=12.0, gt=0, description="How long a dashboard sign-in lasts.")
+    invite_hours: float = Field(default=72.0, gt=0, description="How long a dashboard account's one-time sign-in link works.")
+    signin_failures_per_account: int = Field(default=5, ge=1, description="Failed dashboard sign-ins per account within the window before 429.")
+    signin_failures_per_address: int = Field(default=20, ge=1, description="Failed dashboard sign-ins (and sign-in links) per client address within the window before 429.")
+    signin_window_minutes: float = Field(default=15.0, gt=0, description="The sign-in throttle's sliding window.")
     active_days: int = Field(default=14, ge=0, description="The dashboard header counts actions that started at most this many days ago, or later.")
 
     # Outreach. No provider credentials: `turnout up` starts the sandbox and points both here.

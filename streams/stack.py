@@ -6,12 +6,14 @@ killed (PR_SET_PDEATHSIG), so no orphans are left.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
 import subprocess
 from typing import Callable
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -70,7 +72,35 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_stack(s: Settings, port: int, workers: int, demo: bool) -> None:
+#: The organizer account `turnout up` signs in when the broker holds none.
+DEFAULT_ORGANIZER = "organizer@example.org"
+
+
+def organizer_sign_in(s: Settings, base: str, email: str | None = None) -> tuple[str, str]:
+    """A one-time sign-in link for an organizer account: ``email``'s, else the first organizer
+    the broker knows, else ``DEFAULT_ORGANIZER``'s (created). A password set earlier keeps
+    working until the new link is used."""
+    from connectors.accounts.rules import AccountRefused, invite_link
+    from connectors.accounts.store import AccountStore, AccountsUnavailable, KafkaAccountLog
+
+    async def invite() -> tuple[str, str]:
+        store = AccountStore(KafkaAccountLog(s))
+        await store.start(follow=False)
+        try:
+            organizers = [a.email for a in store.book.accounts() if a.role == "organizer"]
+            who = email or (organizers[0] if organizers else DEFAULT_ORGANIZER)
+            account, token = await store.invite(who, "organizer", None, "turnout up", datetime.now(timezone.utc), s.invite_hours)
+        finally:
+            await store.stop()
+        return account.email, invite_link(base, token)
+
+    try:
+        return asyncio.run(invite())
+    except (AccountRefused, AccountsUnavailable) as exc:
+        raise SystemExit(f"no dashboard sign-in link for the organizer: {exc}") from None
+
+
+def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str | None = None) -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     broker: EmbeddedBroker | None = None
     procs: list[subprocess.Popen] = []
@@ -115,8 +145,13 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool) -> None:
         wait_for_port(port, 60, web)
         base = f"http://127.0.0.1:{port}"
         console.print(f"web app   {base}  (API docs {base}/docs)   logs in {logs}/")
-        console.print(f"dashboard {base}/dashboard  (sign in with the organizer token, or a partner id and its secret)")
-        console.print(f"organizer token   {s.organizer_token.get_secret_value()}")
+        email, link = organizer_sign_in(s, base, organizer)
+        console.print(f"dashboard {base}/dashboard  sign in as {email} with this one-time link (you choose a password):", highlight=False)
+        console.print(f"  {link}", soft_wrap=True, highlight=False)
+        console.print(f"organizer token (API and CLI, not the dashboard)   {s.organizer_token.get_secret_value()}", highlight=False)
+        if broker:
+            console.print(f"dashboard accounts for partners' staff, from another shell:\n  KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap} "
+                          f"TURNOUT_BROKER_FLAVOR=tansu turnout accounts invite EMAIL --partner PARTNER --role viewer", soft_wrap=True, highlight=False)
         if demo:
             from connectors.demo import run_demo
 

@@ -134,6 +134,13 @@ def mobilize_cursor_topic(s: Settings) -> str:
     return f"{s.topic_prefix}mobilize-cursors"
 
 
+def accounts_topic(s: Settings) -> str:
+    """Dashboard accounts and signed-out sessions (key: ``account:<email>`` or
+    ``revoked:<digest>``, value: ``contracts.accounts`` JSON). One partition: every web app
+    instance reads all of it, and offsets order every change."""
+    return f"{s.topic_prefix}accounts"
+
+
 def changelog_topic(s: Settings, table: TableSpec) -> str:
     return f"{s.app_id}-{table.name}-changelog"
 
@@ -159,5 +166,6 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         TopicSpec(provider_topic(s), s.partitions, compacted=False, config=retained(s.outreach_retention_days)),
         TopicSpec(dead_letter_topic(s), 1, compacted=False, config=retained(s.dead_letter_retention_days)),
         TopicSpec(mobilize_cursor_topic(s), 1, compacted=True, config=COMPACTED),
+        TopicSpec(accounts_topic(s), 1, compacted=True, config=COMPACTED),
         *(TopicSpec(changelog_topic(s, t), s.partitions, compacted=True, config=COMPACTED) for t in TABLES),
     ]

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.middleware.sessions import SessionMiddleware
 
 from contracts.events import partner_event
@@ -22,6 +22,7 @@ from streams.coalition import Coalition, load
 from streams.settings import Settings
 from streams.topology import events_topic
 
+from ..accounts.store import AccountStore, KafkaAccountLog
 from ..signing import SignatureError, verify
 from . import dashboard
 from .action_network import router as action_network_router
@@ -50,12 +51,13 @@ class CoalitionFile:
         return self._coalition
 
 
-def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None) -> FastAPI:
+def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None,
+               accounts: AccountStore | None = None) -> FastAPI:
     coalition = CoalitionFile(s)
     coalition.current()  # fail at start on a broken coalition file
     secret = s.person_key_bytes()
     # Fakes handed in (tests) are used as they are; otherwise the Kafka adapters, started by the lifespan.
-    owned: list[KafkaPublisher | TallyReader] = []
+    owned: list[KafkaPublisher | TallyReader | AccountStore] = []
     if publisher is None:
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
         owned.append(publisher)
@@ -65,6 +67,10 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         book = TallyBook()
         reader = TallyReader(s, book, changes)
         owned.append(reader)
+    if accounts is None:
+        # Started before the app answers anyone: the whole accounts topic is read by then.
+        accounts = AccountStore(KafkaAccountLog(s), changes.notify)
+        owned.append(accounts)
 
     def tally_lag() -> int | None:
         return reader.lag() if reader is not None else 0
@@ -91,7 +97,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         SessionMiddleware, secret_key=session_key, session_cookie="turnout_session", max_age=int(s.session_hours * 3600),
         same_site="lax", https_only=s.public_url.startswith("https://"),
     )
-    access = dashboard.Access(s, coalition.current)
+    access = dashboard.Access(s, coalition.current, accounts, hmac.new(secret, b"turnout partner fingerprint", "sha256").digest())
     organizer = access.organizer
 
     @app.post(
@@ -173,13 +179,18 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     async def export_aggregate() -> StreamingResponse:
         return _csv_download(aggregate_csv(book), "turnout-aggregate.csv")
 
-    app.include_router(dashboard.router(s, access, coalition.current, book, changes, tally_lag))
+    app.include_router(dashboard.router(s, access, accounts, coalition.current, book, changes, tally_lag))
 
     metrics.TALLY_LAG.set_function(lambda: tally_lag() or 0)
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus(request: Request) -> Response:
+        # Off unless a token is configured: answering 404 tells a stranger nothing is here.
+        if s.metrics_token is None:
+            raise HTTPException(404, "Not Found")
+        if not _bearer(request, s.metrics_token.get_secret_value()):
+            raise HTTPException(401, "send Authorization: Bearer <TURNOUT_METRICS_TOKEN>", headers={"WWW-Authenticate": "Bearer"})
+        return Response(metrics.exposition(s.metrics_partner_labels), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are")
     async def healthz() -> JSONResponse:
@@ -201,6 +212,11 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _bearer(request: Request, token: str) -> bool:
+    auth = request.headers.get("authorization", "")
+    return auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(), token.encode())
 
 
 def _csv_download(chunks, filename: str) -> StreamingResponse:
