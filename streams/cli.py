@@ -141,6 +141,26 @@ def sandbox(port: int, faults: str, sms_mps: float | None) -> None:
     uvicorn.run(create_sandbox(config), host="127.0.0.1", port=port, log_config=logging_config(s.log_format, "WARNING"))
 
 
+@main.group(help="Where personal data lives (for a data-sharing agreement).")
+def privacy() -> None:
+    pass
+
+
+@privacy.command("report", help="Every place personal data lives: what, how long, and how erasure reaches it.")
+@click.option("--markdown", "as_markdown", is_flag=True, help="A Markdown table (docs/privacy.md has one).")
+def privacy_report(as_markdown: bool) -> None:
+    from .privacy import inventory, markdown
+
+    s = settings()
+    if as_markdown:
+        click.echo(markdown(s))
+        return
+    table = Table("where", "kind", "holds", "kept", "erasure", title="personal data in this deployment")
+    for p in inventory(s):
+        table.add_row(p.where, p.kind, p.holds, p.retention, p.erasure)
+    Console().print(table)
+
+
 @main.group(help="Kafka topics.")
 def topics() -> None:
     pass
