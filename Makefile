@@ -22,8 +22,10 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 ## The whole pipeline with a demo coalition: embedded broker, worker, web, simulated partners.
+## `make run PORT=8001` picks the web app's port.
+PORT ?= 8000
 run: $(STAMP)
-	$(BIN)/turnout up --demo
+	$(BIN)/turnout up --demo --port $(PORT)
 
 ## Unit tests (seconds, no broker), then integration tests (embedded broker, real workers).
 test: $(STAMP) $(CHROMIUM)

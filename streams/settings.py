@@ -49,8 +49,12 @@ class Settings(BaseSettings):
     rebalance_timeout: float = 6.0
     commit_interval: float = 0.5
 
-    web_host: str = "127.0.0.1"
-    web_port: int = 8000
+    web_host: str = Field(default="127.0.0.1", description="Where `turnout web` listens (`turnout up` binds 127.0.0.1).")
+    web_port: int = Field(default=8000, ge=1, le=65535, description="The port `turnout web` listens on (`turnout up --port` sets it).")
+    url: str | None = Field(default=None, description="The web app's base URL for CLI commands that call it (`tallies`, `import`, `people forget`, `sign`); set by `turnout up` for its own processes.",
+                            json_schema_extra={"doc_default": "the running `turnout up`"})
+    time_zone: str | None = Field(default=None, description="The coalition's IANA time zone (e.g. `America/Los_Angeles`): `turnout import` reads CSV dates without a UTC offset in it (`--tz` overrides).",
+                                  json_schema_extra={"doc_default": "unset: such dates need `--tz`"})
     public_url: str = Field(default="http://127.0.0.1:8000", description="Where providers reach the web app (callbacks, signature checks).")
     log_format: Literal["json", "text"] = Field(default="json", description="Logs: one JSON object per line, or text.")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Workers serve Prometheus /metrics on this port (0: off).")
@@ -114,3 +118,27 @@ class Settings(BaseSettings):
     @property
     def providers_configured(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token and self.sendgrid_api_key)
+
+    def provider_settings_missing(self) -> list[str]:
+        """The provider credentials still missing when some are set (sending for real needs
+        them all); empty when all or none are set."""
+        given = {name: bool(getattr(self, field)) for name, field in PROVIDER_CREDENTIALS.items()}
+        given[TWILIO_SENDER] = bool(self.twilio_from or self.twilio_messaging_service_sid)
+        if not any(given.values()):
+            return []
+        return [name for name, ok in given.items() if not ok]
+
+    @property
+    def sandbox_providers(self) -> bool:
+        """No provider credential at all: `turnout up` runs the sandbox providers."""
+        return not any(getattr(self, f) for f in (*PROVIDER_CREDENTIALS.values(), "twilio_from", "twilio_messaging_service_sid"))
+
+
+#: What sending for real needs (environment variable → setting); one Twilio sender as well.
+PROVIDER_CREDENTIALS = {
+    "TURNOUT_TWILIO_ACCOUNT_SID": "twilio_account_sid",
+    "TURNOUT_TWILIO_AUTH_TOKEN": "twilio_auth_token",
+    "TURNOUT_SENDGRID_API_KEY": "sendgrid_api_key",
+    "TURNOUT_SENDGRID_PUBLIC_KEY": "sendgrid_public_key",
+}
+TWILIO_SENDER = "TURNOUT_TWILIO_FROM (or TURNOUT_TWILIO_MESSAGING_SERVICE_SID)"

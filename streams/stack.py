@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import signal
 import subprocess
-from typing import Callable
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,11 +19,16 @@ from pathlib import Path
 from pydantic import SecretStr
 from rich.console import Console
 
+from . import running
 from .admin import ensure_topics
-from .broker import EmbeddedBroker, free_port, wait_for_port
+from .broker import EmbeddedBroker, free_port, port_free, wait_for_port
 from .coalition import load as load_coalition
 from .processes import child_dies_with_parent, stop_process
 from .settings import Settings
+from .supervisor import Supervisor, tail
+
+#: The demo's own coalition file, beside the state file: demo partners never enter yours.
+DEMO_COALITION = Path(".turnout") / "demo-coalition.toml"
 
 console = Console()
 
@@ -68,6 +73,10 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
+class StackError(Exception):
+    """`turnout up` cannot start, or had to stop: the message says why and what to do."""
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -100,49 +109,87 @@ def organizer_sign_in(s: Settings, base: str, email: str | None = None) -> tuple
         raise SystemExit(f"no dashboard sign-in link for the organizer: {exc}") from None
 
 
+def preflight(s: Settings, port: int, here: Path) -> None:
+    """Refuse, before anything starts, what `turnout up` could not do."""
+    other = running.running_in(here)
+    if other is not None and other.pid != os.getpid():
+        raise StackError(f"a turnout stack is already running from {here} (pid {other.pid}, {other.web_url}); "
+                         "stop it first (Ctrl-C there), or start this one from another directory")
+    if not port_free(port):
+        raise StackError(f"port {port} is taken (another turnout up, or another program); "
+                         f"choose another with --port (make run PORT=…)")
+    missing = s.provider_settings_missing()
+    if missing:
+        raise StackError(f"provider credentials are only partly set: missing {', '.join(missing)}; "
+                         "set all of them to send for real, or none to use the sandbox providers")
+
+
+def local_urls(s: Settings, port: int) -> dict[str, object]:
+    """The web app's own addresses on ``port``, for the settings nobody gave explicitly."""
+    base = f"http://127.0.0.1:{port}"
+    urls = {"url": base, "public_url": base, "rsvp_base_url": f"{base}/r", "unsubscribe_url": f"{base}/unsubscribe", "web_port": port}
+    return {k: v for k, v in urls.items() if k not in s.model_fields_set}
+
+
+def fresh_logs(here: Path) -> Path:
+    """This stack's log folder; the previous run's is kept once, as logs.previous."""
+    logs = here / ".turnout" / "logs"
+    if logs.exists():
+        previous = logs.with_name("logs.previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        logs.rename(previous)
+    logs.mkdir(parents=True)
+    return logs
+
+
 def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str | None = None) -> None:
+    """Run until Ctrl-C or SIGTERM (returns), or until a process the stack needs has stopped
+    (raises ``StackError`` with the reason, after stopping everything else)."""
+    here = Path.cwd()
+    preflight(s, port, here)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     broker: EmbeddedBroker | None = None
-    procs: list[subprocess.Popen] = []
-    logs = Path(".turnout/logs")
+    sup = Supervisor(spawn, console)
+    logs = fresh_logs(here)
     try:
-        updates: dict[str, object] = {}
+        updates: dict[str, object] = dict(local_urls(s, port))
         if not s.kafka_bootstrap_servers:
             broker = EmbeddedBroker().start()
+            sup.add("the embedded broker", broker.proc)
             updates.update(kafka_bootstrap_servers=broker.bootstrap, broker_flavor="tansu")
             console.print(f"embedded broker (Tansu, memory-only: nothing survives a restart) on {broker.bootstrap}")
         if s.organizer_token is None:
             updates["organizer_token"] = SecretStr(secrets.token_urlsafe(18))
         if s.person_key_secret is None:
             if not broker:
-                raise SystemExit("TURNOUT_PERSON_KEY_SECRET must be set with an external Kafka: person keys must stay stable")
+                raise StackError("TURNOUT_PERSON_KEY_SECRET must be set with an external Kafka: person keys must stay stable")
             updates["person_key_secret"] = SecretStr(secrets.token_urlsafe(32))
-        s = s.model_copy(update=updates)
-        sandbox_port = None
-        if not s.providers_configured:
-            sandbox_port = free_port()
-            s = s.model_copy(update=sandbox_settings(s, port, sandbox_port))
-        ensure_topics(s)
         if demo:
             from connectors.demo import ensure_demo_partners
 
-            ensure_demo_partners(s.coalition)
+            updates["coalition"] = here / DEMO_COALITION  # the demo's partners never enter your own file
+            ensure_demo_partners(here / DEMO_COALITION)
+        s = s.model_copy(update=updates)
+        sandbox_port = None
+        if s.sandbox_providers:
+            sandbox_port = free_port()
+            # The sandbox signs its callbacks for TURNOUT_PUBLIC_URL when that is given, as Twilio would.
+            s = s.model_copy(update={**sandbox_settings(s, port, sandbox_port), "public_url": s.public_url})
+        ensure_topics(s)
         env = child_env(s)
         if sandbox_port:
-            sandbox = spawn(["sandbox", "--port", str(sandbox_port)], env, logs / "sandbox.log")
-            procs.append(sandbox)
-            wait_for_port(sandbox_port, 60, sandbox)
+            sandbox = sup.add("the sandbox providers", spawn(["sandbox", "--port", str(sandbox_port)], env, logs / "sandbox.log"), logs / "sandbox.log")
+            _wait_listening(sup, sandbox_port, sandbox)
             queue = f", texts leave at {s.sandbox_sms_mps:g}/s per sender" if s.sandbox_sms_mps else ""
             console.print(f"sandbox providers (Twilio + SendGrid APIs, inbox at {s.sandbox_url}/_sandbox/inbox{queue})")
-        workers_ = [spawn(["worker"], env, logs / f"worker-{i}.log") for i in range(workers)]
-        procs += workers_
-        alive = supervisor(procs, {id(w): (["worker"], env, logs / f"worker-{i}.log") for i, w in enumerate(workers_)})
-        if any(p.mobilize for p in load_coalition(s.coalition).partners.values()):
-            procs.append(spawn(["mobilize", "poll"], env, logs / "mobilize.log"))
+        for i in range(workers):
+            log = logs / f"worker-{i}.log"
+            sup.add(f"worker {i}", spawn(["worker"], env, log), log, restart=(["worker"], env))
+        if any(p.mobilize for p in load_coalition(s.coalition, missing_ok=True).partners.values()):
+            sup.add("the Mobilize poller", spawn(["mobilize", "poll"], env, logs / "mobilize.log"), logs / "mobilize.log")
             console.print("polling Mobilize for the partners connected to it")
-        web = spawn(["web", "--host", "127.0.0.1", "--port", str(port)], env, logs / "web.log")
-        procs.append(web)
-        wait_for_port(port, 60, web)
+        web = sup.add("the web app", spawn(["web", "--host", "127.0.0.1", "--port", str(port)], env, logs / "web.log"), logs / "web.log")
+        _wait_listening(sup, port, web)
         base = f"http://127.0.0.1:{port}"
         console.print(f"web app   {base}  (API docs {base}/docs)   logs in {logs}/")
         email, link = organizer_sign_in(s, base, organizer)
@@ -152,46 +199,74 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
         if broker:
             console.print(f"dashboard accounts for partners' staff, from another shell:\n  KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap} "
                           f"TURNOUT_BROKER_FLAVOR=tansu turnout accounts invite EMAIL --partner PARTNER --role viewer", soft_wrap=True, highlight=False)
+        state = running.write(running.new_state(s, env, base, logs, demo), here)
+        for line in stack_notes(s, state, demo):
+            console.print(line, highlight=False, soft_wrap=True)
         if demo:
             from connectors.demo import run_demo
 
-            run_demo(s, base, alive)
+            run_demo(s, base, sup.alive)
         else:
             console.print("running; Ctrl-C to stop")
-            while alive():
-                _wait_any(procs, 1.0)
-        console.print("[red]a process exited; see the logs[/]")
-    except KeyboardInterrupt:
+            while sup.alive():
+                _wait_any(sup.procs(), 1.0)
+    except (KeyboardInterrupt, _Stopped):
         pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        running.remove(here)
+        if sup.reason:
+            _explain(sup)
         console.print("stopping…")
-        for p in reversed(procs):
+        for p in reversed(sup.procs()):
             stop_process(p)
         if broker:
             broker.stop()
+    if sup.reason:
+        raise StackError(f"stopped: {sup.reason}")
 
 
-def supervisor(procs: list[subprocess.Popen], restartable: dict[int, tuple[list[str], dict[str, str], Path]],
-               start: Callable[..., subprocess.Popen] = spawn) -> Callable[[], bool]:
-    """``alive()``: restarts a worker that died (Kafka hands its partitions to the others
-    meanwhile, and back), and says so; ``False`` once any other process has exited."""
+def stack_notes(s: Settings, state: Path, demo: bool) -> list[str]:
+    """What `turnout up` says beyond the addresses: which coalition file, which providers, and
+    where other commands find this stack."""
+    notes = [f"coalition file    {s.coalition.absolute()}" + ("  (the demo's own: your coalition.toml is not touched)" if demo else "")]
+    if not s.coalition.exists():
+        notes.append("  it does not exist yet: no partner can post until you add one (turnout partners add)")
+    if s.sandbox_url:
+        notes += [
+            "providers         SANDBOX: no text or email leaves this machine (set TURNOUT_TWILIO_* and TURNOUT_SENDGRID_* to send for real)",
+            f"  Twilio auth token (signs Twilio callbacks to {s.public_url})   {s.twilio_auth_token.get_secret_value()}",
+            f"  SendGrid public key (verifies SendGrid events)   {s.sendgrid_public_key}",
+        ]
+    else:
+        notes.append(f"providers         Twilio and SendGrid, for real; callbacks are checked against {s.public_url}")
+    notes.append(f"state file        {state}  (other turnout commands run from here use this stack)")
+    return notes
 
-    def alive() -> bool:
-        for i, proc in enumerate(procs):
-            code = proc.poll()
-            if code is None:
-                continue
-            spec = restartable.pop(id(proc), None)
-            if spec is None:
-                return False
-            console.print(f"[yellow]a worker exited (code {code}); restarting it, see {spec[2]}[/]")
-            procs[i] = start(*spec)
-            restartable[id(procs[i])] = spec
-        return True
 
-    return alive
+def _wait_listening(sup: Supervisor, port: int, proc: subprocess.Popen) -> None:
+    try:
+        wait_for_port(port, 60, proc)
+    except (RuntimeError, TimeoutError):
+        child = next(c for c in sup.children if c.proc is proc)
+        code = proc.poll()
+        how = f"exited (code {code})" if code is not None else "is not listening after 60 s"
+        sup.reason = f"{child.name} {how} before it listened on port {port}; see {child.log}"
+        raise _Stopped from None
+
+
+class _Stopped(Exception):
+    """A process the stack needs did not come up: stop (``Supervisor.reason`` says why)."""
+
+
+def _explain(sup: Supervisor) -> None:
+    child = next((c for c in sup.children if c.log and str(c.log) in sup.reason), None)
+    lines = tail(child.log) if child else []
+    if lines:
+        console.print(f"last lines of {child.log}:", highlight=False)
+        for line in lines:
+            console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _wait_any(procs: list[subprocess.Popen], timeout: float) -> None:
