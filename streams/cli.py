@@ -4,6 +4,7 @@ broker, the worker (``agents``) and the web app (``connectors``), imported only 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging.config
 import shlex
@@ -488,46 +489,84 @@ def sign(partner_id: str, data: str | None, file_, url: str | None) -> None:
     click.echo(shlex.join(parts + ["--data-binary", body.decode()]))
 
 
-@main.command("import", help="Import a CSV sign-in sheet as PARTNER through the signed ingress (see README).")
+@main.command("import", help="Import a CSV sign-in sheet as PARTNER through the signed ingress (see README).",
+              epilog="""\b
+Examples:
+  turnout import union-local-1 sheet.csv --type signup --consent sms --dry-run
+  turnout import union-local-1 rsvps.csv --type rsvp --action rally-1201 --tz America/Los_Angeles
+\b
+The file may be UTF-8 (with or without BOM), UTF-16 with BOM, Windows-1252 or Latin-1,
+separated by commas, semicolons or tabs. Exit codes: 0 every row imported, 1 a bad row or a
+failure (the bad rows are listed with their line), 2 usage error.""")
 @click.argument("partner_id")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--type", "kind", type=click.Choice(["signup", "rsvp", "checkin"]), required=True)
 @click.option("--action", "action_id", default=None, help="The turnout action (required for rsvp and checkin).")
 @click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD", help="Read FIELD from COLUMN (repeatable).")
 @click.option("--consent", multiple=True, type=click.Choice(["sms", "email"]), help="The sheet collected consent for this channel (repeatable).")
-@click.option("--dry-run", is_flag=True, help="Check every row and report the bad ones; post nothing.")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
-@click.option("--batch", default=500, show_default=True, help="Events per request.")
+@click.option("--tz", "tz", default=None, metavar="ZONE", help="Read dates without a UTC offset in this IANA zone (default: TURNOUT_TIME_ZONE).")
+@click.option("--delimiter", type=click.Choice(["comma", "semicolon", "tab"]), default=None, help="Default: sniffed from the header row.")
+@click.option("--dry-run", is_flag=True, help="Check every row, show which column became which field, report the bad rows; post nothing.")
+@click.option("--url", default=None, help=URL_HELP)
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 500), help="Events per request.")
 def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps: tuple[str, ...], consent: tuple[str, ...],
-            dry_run: bool, url: str, batch: int) -> None:
-    from datetime import datetime, timezone
+            tz: str | None, delimiter: str | None, dry_run: bool, url: str | None, batch: int) -> None:
+    from connectors import csv_import
 
+    s = settings()
+    partner = enabled_partner(s, partner_id)
+    extra = dict(m.split("=", 1) for m in maps if "=" in m)
+    if len(extra) != len(maps):
+        raise click.UsageError("--map takes COLUMN=FIELD")
+    rows, problems = read_sheet(s, file, kind, partner, action_id, extra, consent, tz, delimiter)
+    for problem in problems:
+        console.print(f"[red]line {problem.line}[/]: {problem.reason}", highlight=False, soft_wrap=True)
+    if dry_run:
+        click.echo(f"dry run: {plural(len(rows), 'row')} would be imported, {plural(len(problems), 'bad row')}")
+        sys.exit(1 if problems else 0)
+    accepted = post_rows(web_url(url, s), partner, file, rows, problems, batch)
+    click.echo(f"imported {plural(accepted, 'row')} from {file.name} as {partner.id}; {plural(len(problems), 'bad row')} not imported")
+    sys.exit(1 if problems else 0)
+
+
+def read_sheet(s: Settings, file: Path, kind: str, partner, action_id: str | None, extra: dict[str, str],
+               consent: tuple[str, ...], tz: str | None, delimiter: str | None):
+    """The sheet, its events and its bad rows; says how it was read and which column became which field."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from connectors import csv_files, csv_import
+
+    try:
+        zone = ZoneInfo(tz or s.time_zone) if (tz or s.time_zone) else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"{tz or s.time_zone!r} is not an IANA time zone (e.g. America/Los_Angeles)", param_hint="--tz") from None
+    sheet = csv_files.open_sheet(file.read_bytes(), {"comma": ",", "semicolon": ";", "tab": "\t"}.get(delimiter or ""))
+    # Rows without a date happened when the sheet was last saved: a re-run gives identical events.
+    saved = datetime.fromtimestamp(file.stat().st_mtime, timezone.utc).replace(microsecond=0)
+    try:
+        header = next((r for r in csv_import.csv.reader(io.StringIO(sheet.text, newline=""), delimiter=sheet.delimiter) if r), [])
+        mapping = csv_import.column_map([h for h in header if h], extra)
+        rows, problems = csv_import.read(io.StringIO(sheet.text, newline=""), kind, partner=partner.id, secret=partner.secret.get_secret_value(),
+                                         action=action_id, default_at=saved, region=s.default_region, extra=extra,
+                                         consent=frozenset(consent), delimiter=sheet.delimiter, zone=zone)
+    except (csv_import.CsvError, csv_import.csv.Error) as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    unused = [h for h in header if h and h not in mapping.values()]
+    console.print(f"read {file.name} as {sheet.describe()}; columns: "
+                  + ", ".join(f"{column!r} → {field}" for field, column in mapping.items())
+                  + (f"; not used: {', '.join(repr(h) for h in unused)}" if unused else ""), highlight=False, soft_wrap=True)
+    return rows, problems
+
+
+def post_rows(url: str, partner, file: Path, rows: list, problems: list, batch: int) -> int:
+    """Post the rows in batches through the signed ingress; the rows it refuses join ``problems``."""
     import httpx
     from rich.progress import Progress
 
     from connectors import csv_import
     from connectors.ingress_client import IngressClient, IngressRefused
 
-    s = settings()
-    partner = coalition_file.load(s.coalition).get(partner_id)
-    if partner is None:
-        raise click.ClickException(f"no enabled partner {partner_id!r} in the coalition file")
-    extra = dict(m.split("=", 1) for m in maps if "=" in m)
-    if len(extra) != len(maps):
-        raise click.UsageError("--map takes COLUMN=FIELD")
-    # Rows without a date happened when the sheet was last saved: a re-run gives identical events.
-    saved = datetime.fromtimestamp(file.stat().st_mtime, timezone.utc).replace(microsecond=0)
-    try:
-        with file.open(newline="", encoding="utf-8-sig") as f:
-            rows, problems = csv_import.read(f, kind, partner=partner.id, secret=partner.secret.get_secret_value(), action=action_id,
-                                             default_at=saved, region=s.default_region, extra=extra, consent=frozenset(consent))
-    except (csv_import.CsvError, UnicodeDecodeError, csv_import.csv.Error) as exc:
-        raise click.ClickException(f"{file}: {exc}") from None
-    for problem in problems:
-        console.print(f"[red]line {problem.line}[/]: {problem.reason}", highlight=False)
-    if dry_run:
-        click.echo(f"dry run: {len(rows)} rows would be imported, {len(problems)} bad")
-        sys.exit(1 if problems else 0)
     client = IngressClient(url, partner.id, partner.secret.get_secret_value())
     accepted = 0
     with Progress(console=console, transient=True) as progress:
@@ -537,15 +576,15 @@ def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps:
             try:
                 answer = client.post([r.event for r in chunk])
             except (IngressRefused, httpx.HTTPError) as exc:
-                raise click.ClickException(f"stopped after {accepted} of {len(rows)} rows (re-running is safe): {exc}") from None
+                reason = str(exc) if isinstance(exc, IngressRefused) else one_line(exc)[0]
+                raise click.ClickException(f"stopped after {accepted} of {plural(len(rows), 'row')} (re-running is safe): {reason}") from None
             accepted += answer["accepted"] + answer["duplicates"]
             for rejection in answer["rejected"]:
                 reasons = "; ".join(f"{e['field']}: {e['message']}" for e in rejection["errors"])
-                console.print(f"[red]line {chunk[rejection['index']].line}[/]: {reasons}", highlight=False)
+                console.print(f"[red]line {chunk[rejection['index']].line}[/]: {reasons}", highlight=False, soft_wrap=True)
                 problems.append(csv_import.Problem(chunk[rejection["index"]].line, reasons))
             progress.advance(task, len(chunk))
-    click.echo(f"imported {accepted} rows from {file.name} as {partner.id}; {len(problems)} bad rows not imported")
-    sys.exit(1 if problems else 0)
+    return accepted
 
 
 @main.group(help="Supporters' records.")
