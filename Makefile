@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration bench soak schema install clean
+.PHONY: run test unit integration bench soak schema settings-doc install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ soak: $(STAMP)
 ## Regenerate the checked-in JSON Schema of partner events.
 schema: $(STAMP)
 	$(BIN)/turnout schema --out docs/schema/partner-events.json
+
+## Regenerate the README's configuration table from Settings (a unit test keeps it in sync).
+settings-doc: $(STAMP)
+	$(BIN)/turnout settings --markdown --readme README.md
 
 clean:
 	rm -rf $(VENV) .turnout *.egg-info

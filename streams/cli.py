@@ -154,6 +154,9 @@ def worker() -> None:
 
     s = settings()
     require_broker(s)
+    if s.provider_settings_missing():
+        raise click.ClickException(f"provider credentials are only partly set: missing {', '.join(s.provider_settings_missing())}; "
+                                   "set all of them to send for real, or none")
     from agents.outreach.agents import outreach_from
     from connectors.providers.outbox import outbox_from
 
@@ -453,6 +456,32 @@ def enabled_partner(s: Settings, partner_id: str):
     if not partner.enabled:
         raise click.ClickException(f"partner {partner_id!r} is disabled in {s.coalition.absolute()} (enabled = false)")
     return partner
+
+
+@main.command("settings", help="Show the settings in effect (secrets hidden), or the README's configuration table.",
+              epilog="`turnout settings --markdown --readme README.md` rewrites the README's table (make settings-doc).")
+@click.option("--markdown", is_flag=True, help="Print every setting's variable, default and meaning as the README's Markdown table.")
+@click.option("--readme", type=click.Path(dir_okay=False, path_type=Path), default=None, help="With --markdown: write the table into this README instead.")
+def settings_command(markdown: bool, readme: Path | None) -> None:
+    from pydantic import SecretStr
+
+    from .settings_doc import env_name, markdown_table, write_readme
+
+    if markdown:
+        if readme:
+            write_readme(readme)
+        else:
+            click.echo(markdown_table(), nl=False)
+        return
+    s = settings()
+    explicit = Settings().model_fields_set
+    table = Table("variable", "value", "from", box=None)
+    for name in Settings.model_fields:
+        value = getattr(s, name)
+        shown = "(hidden)" if isinstance(value, SecretStr) else "unset" if value is None else str(value)
+        source = "environment" if name in explicit else "running stack" if name in s.model_fields_set else "default"
+        table.add_row(env_name(name), shown, source)
+    Console().print(table)
 
 
 @main.command(help="Print the JSON Schema of partner events (or write it to --out).")
