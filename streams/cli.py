@@ -44,7 +44,7 @@ def settings(stack: bool = True) -> Settings:
 
     try:
         s = Settings()
-        state = running.find(Path.cwd()) if stack else None
+        state = running.find(Path.cwd()) if stack and s.find_stack else None
         return running.with_stack(s, state) if state else s
     except ValidationError as exc:
         raise click.ClickException(f"bad configuration: {explain(exc, env_name)}") from None
@@ -54,10 +54,16 @@ NOTHING_RUNNING = ("no `turnout up` is running from {cwd} or a parent directory 
                    "start one with `turnout up` (or `make run`), or {alternative}")
 
 
+def nothing_running(s: Settings, alternative: str) -> click.ClickException:
+    if not s.find_stack:
+        return click.ClickException(f"TURNOUT_FIND_STACK is off, so no running `turnout up` is looked for: {alternative}")
+    return click.ClickException(NOTHING_RUNNING.format(cwd=Path.cwd(), alternative=alternative))
+
+
 def require_broker(s: Settings) -> str:
     """The Kafka bootstrap servers, or one line saying how to get some."""
     if not s.kafka_bootstrap_servers:
-        raise click.ClickException(NOTHING_RUNNING.format(cwd=Path.cwd(), alternative="set KAFKA_BOOTSTRAP_SERVERS"))
+        raise nothing_running(s, "set KAFKA_BOOTSTRAP_SERVERS")
     return s.kafka_bootstrap_servers
 
 
@@ -65,7 +71,7 @@ def web_url(url: str | None, s: Settings) -> str:
     """The web app's base URL: ``--url``, else TURNOUT_URL, else the running stack's."""
     url = url or s.url
     if not url:
-        raise click.ClickException(NOTHING_RUNNING.format(cwd=Path.cwd(), alternative="pass --url (or set TURNOUT_URL)"))
+        raise nothing_running(s, "pass --url (or set TURNOUT_URL)")
     # --url is the base URL everywhere; a full /v1/events address (as `sign` once wanted) still works.
     return url.rstrip("/").removesuffix("/v1/events")
 

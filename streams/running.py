@@ -49,7 +49,7 @@ def new_state(s: Settings, env: dict[str, str], web_url: str, logs: Path, demo: 
     return StackState(
         pid=os.getpid(), started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), web_url=web_url,
         broker=s.bootstrap, coalition=str(s.coalition.absolute()), logs=str(logs.absolute()), demo=demo,
-        settings={k: v for k, v in env.items() if k.startswith("TURNOUT_") or k == "KAFKA_BOOTSTRAP_SERVERS"},
+        settings={k: v for k, v in env.items() if (k.startswith("TURNOUT_") or k == "KAFKA_BOOTSTRAP_SERVERS") and k != "TURNOUT_FIND_STACK"},
     )
 
 

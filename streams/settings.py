@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8000, ge=1, le=65535, description="The port `turnout web` listens on (`turnout up --port` sets it).")
     url: str | None = Field(default=None, description="The web app's base URL for CLI commands that call it (`tallies`, `import`, `people forget`, `sign`); set by `turnout up` for its own processes.",
                             json_schema_extra=doc("the running `turnout up`'s"))
+    find_stack: bool = Field(default=True, description="Commands take every setting they were not given from the `turnout up` running from the current directory or a parent (its `.turnout/stack.json`); `false` turns that off. Processes started with a whole environment (`turnout up`'s own, tests') run with it off.")
     time_zone: Annotated[str | None, AfterValidator(_zone)] = Field(default=None, description="The coalition's IANA time zone (e.g. `America/Los_Angeles`): `turnout import` reads CSV dates without a UTC offset in it (`--tz` overrides).",
                                   json_schema_extra=doc("unset: such dates need `--tz`"))
     public_url: str = Field(default="http://127.0.0.1:8000", description="The web app's URL as Twilio and SendGrid see it (callbacks and their signature checks; proxies rewrite hosts).",

@@ -43,6 +43,8 @@ def child_env(s: Settings) -> dict[str, str]:
         value = value.get_secret_value() if isinstance(value, SecretStr) else value
         value = value.resolve() if isinstance(value, Path) else value
         env["KAFKA_BOOTSTRAP_SERVERS" if name == "kafka_bootstrap_servers" else f"TURNOUT_{name.upper()}"] = str(value)
+    # Exactly these settings: nothing filled in from a `turnout up` running where the child starts.
+    env["TURNOUT_FIND_STACK"] = "false"
     return env
 
 

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from streams import running
+from streams.broker import free_port
 from streams.cli import main
 from streams.settings import Settings
 
@@ -83,12 +84,20 @@ def test_commands_use_the_stack_running_from_here_or_a_parent(here):
         r = turnout("tallies")
         assert r.exit_code == 1 and f"cannot reach http://{w}/" in r.output, r.output
         assert Settings().organizer_token is None and running.with_stack(Settings(), running.find(Path.cwd())).organizer_token.get_secret_value() == "from-the-stack"
-        # An explicit setting wins over the stack's.
+        # An explicit setting wins over the stack's; the look-up can be turned off.
         r = turnout("export", env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
         assert "at 127.0.0.1:1" in r.output, r.output
+        r = turnout("export", env={"TURNOUT_FIND_STACK": "false"})
+        assert r.exit_code == 1 and "TURNOUT_FIND_STACK is off" in r.output, r.output
     finally:
         broker.close()
         web.close()
+
+
+def test_processes_given_a_whole_environment_do_not_look_for_a_stack():
+    from streams.stack import child_env
+
+    assert child_env(Settings())["TURNOUT_FIND_STACK"] == "false"
 
 
 def test_a_stale_state_file_is_ignored(here):
@@ -111,7 +120,7 @@ def test_up_refuses_a_taken_port_before_starting_anything(here):
 
 
 def test_up_refuses_a_partial_set_of_provider_credentials(here):
-    r = turnout_up(here, "--port", "1", env={"TURNOUT_TWILIO_ACCOUNT_SID": "AC123", "TURNOUT_SENDGRID_API_KEY": "SG.x"})
+    r = turnout_up(here, "--port", str(free_port()), env={"TURNOUT_TWILIO_ACCOUNT_SID": "AC123", "TURNOUT_SENDGRID_API_KEY": "SG.x"})
     assert r.returncode == 1, r.stderr
     line = r.stderr.strip()
     assert line.startswith("Error: provider credentials are only partly set: missing ") and "\n" not in line
@@ -122,7 +131,7 @@ def test_up_refuses_a_partial_set_of_provider_credentials(here):
 
 def test_up_refuses_a_second_stack_in_the_same_directory_and_zero_workers(here):
     fake_stack(here, os.getpid(), TURNOUT_URL="http://127.0.0.1:8000")
-    r = turnout_up(here, "--port", "1")
+    r = turnout_up(here, "--port", str(free_port()))
     assert r.returncode == 1 and f"a turnout stack is already running from {here} (pid {os.getpid()}" in r.stderr
     r = turnout("up", "--workers", "0")
     assert r.exit_code == 2 and "--workers" in r.output
