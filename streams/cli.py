@@ -284,6 +284,7 @@ def accounts_log(s: Settings):
     """Where `turnout accounts` reads and writes accounts: the accounts topic."""
     from connectors.accounts.store import KafkaAccountLog
 
+    require_broker(s)
     return KafkaAccountLog(s)
 
 
