@@ -112,6 +112,7 @@ def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
     assert page.evaluate("window.__sameDocument") is True  # updated in place, not reloaded
     expect(page.locator('#action-table tbody tr[data-partner="faith-b"]')).to_contain_text("pledged, none turned out")
     expect(page.locator("#chart-legend")).to_contain_text("union-a: 2")
+    expect(page.locator("#coalition-heading")).to_have_text("Coalition: 1 active action")  # not "1 active actions"
     page.set_viewport_size({"width": 390, "height": 844})  # a phone at the rally door
     page.screenshot(path=str(screenshot_dir(page) / "dashboard-phone.png"), full_page=True)
     content = page.content()
