@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,10 +20,11 @@ from rich.console import Console
 
 from . import running
 from .admin import ensure_topics
-from .broker import EmbeddedBroker, free_port, port_free, wait_for_port
+from .broker import EmbeddedBroker, free_port, wait_for_port
 from .coalition import load as load_coalition
 from .processes import child_dies_with_parent, stop_process
 from .settings import Settings
+from .startup import StackError, fresh_logs, local_urls, preflight, stack_notes
 from .supervisor import Supervisor, tail
 
 #: The demo's own coalition file, beside the state file: demo partners never enter yours.
@@ -75,10 +75,6 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
-class StackError(Exception):
-    """`turnout up` cannot start, or had to stop: the message says why and what to do."""
-
-
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -109,39 +105,6 @@ def organizer_sign_in(s: Settings, base: str, email: str | None = None) -> tuple
         return asyncio.run(invite())
     except (AccountRefused, AccountsUnavailable) as exc:
         raise SystemExit(f"no dashboard sign-in link for the organizer: {exc}") from None
-
-
-def preflight(s: Settings, port: int, here: Path) -> None:
-    """Refuse, before anything starts, what `turnout up` could not do."""
-    other = running.running_in(here)
-    if other is not None and other.pid != os.getpid():
-        raise StackError(f"a turnout stack is already running from {here} (pid {other.pid}, {other.web_url}); "
-                         "stop it first (Ctrl-C there), or start this one from another directory")
-    if not port_free(port):
-        raise StackError(f"port {port} is taken (another turnout up, or another program); "
-                         f"choose another with --port (make run PORT=…)")
-    missing = s.provider_settings_missing()
-    if missing:
-        raise StackError(f"provider credentials are only partly set: missing {', '.join(missing)}; "
-                         "set all of them to send for real, or none to use the sandbox providers")
-
-
-def local_urls(s: Settings, port: int) -> dict[str, object]:
-    """The web app's own addresses on ``port``, for the settings nobody gave explicitly."""
-    base = f"http://127.0.0.1:{port}"
-    urls = {"url": base, "public_url": base, "rsvp_base_url": f"{base}/r", "unsubscribe_url": f"{base}/unsubscribe", "web_port": port}
-    return {k: v for k, v in urls.items() if k not in s.model_fields_set}
-
-
-def fresh_logs(here: Path) -> Path:
-    """This stack's log folder; the previous run's is kept once, as logs.previous."""
-    logs = here / ".turnout" / "logs"
-    if logs.exists():
-        previous = logs.with_name("logs.previous")
-        shutil.rmtree(previous, ignore_errors=True)
-        logs.rename(previous)
-    logs.mkdir(parents=True)
-    return logs
 
 
 def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str | None = None) -> None:
@@ -227,24 +190,6 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
             broker.stop()
     if sup.reason:
         raise StackError(f"stopped: {sup.reason}")
-
-
-def stack_notes(s: Settings, state: Path, demo: bool) -> list[str]:
-    """What `turnout up` says beyond the addresses: which coalition file, which providers, and
-    where other commands find this stack."""
-    notes = [f"coalition file    {s.coalition.absolute()}" + ("  (the demo's own: your coalition.toml is not touched)" if demo else "")]
-    if not s.coalition.exists():
-        notes.append("  it does not exist yet: no partner can post until you add one (turnout partners add)")
-    if s.sandbox_url:
-        notes += [
-            "providers         SANDBOX: no text or email leaves this machine (set TURNOUT_TWILIO_* and TURNOUT_SENDGRID_* to send for real)",
-            f"  Twilio auth token (signs Twilio callbacks to {s.public_url})   {s.twilio_auth_token.get_secret_value()}",
-            f"  SendGrid public key (verifies SendGrid events)   {s.sendgrid_public_key}",
-        ]
-    else:
-        notes.append(f"providers         Twilio and SendGrid, for real; callbacks are checked against {s.public_url}")
-    notes.append(f"state file        {state}  (other turnout commands run from here use this stack)")
-    return notes
 
 
 def _wait_listening(sup: Supervisor, port: int, proc: subprocess.Popen) -> None:

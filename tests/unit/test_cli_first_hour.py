@@ -213,3 +213,27 @@ def test_plurals():
     from streams.friendly import plural
 
     assert (plural(1, "bad row"), plural(0, "bad row"), plural(2, "person record")) == ("1 bad row", "0 bad rows", "2 person records")
+
+
+def test_addresses_follow_the_port_unless_given_explicitly():
+    from streams.startup import local_urls
+
+    base = "http://127.0.0.1:8123"
+    assert local_urls(Settings(), 8123) == {"url": base, "public_url": base, "rsvp_base_url": f"{base}/r",
+                                            "unsubscribe_url": f"{base}/unsubscribe", "web_port": 8123}
+    assert "public_url" not in local_urls(Settings(public_url="https://turnout.example.org"), 8123)
+
+
+def test_the_banner_says_sandbox_and_prints_what_signs_callbacks(tmp_path):
+    from streams.stack import sandbox_settings
+    from streams.startup import stack_notes
+
+    s = Settings(coalition=tmp_path / "c.toml", **sandbox_settings(Settings(), 8000, 9000))
+    notes = "\n".join(stack_notes(s, tmp_path / "stack.json", demo=False))
+    assert "SANDBOX: no text or email leaves this machine" in notes
+    assert s.twilio_auth_token.get_secret_value() in notes and s.sendgrid_public_key in notes
+    assert f"{tmp_path / 'c.toml'}" in notes and "does not exist yet" in notes
+    real = Settings(coalition=tmp_path / "c.toml", twilio_account_sid="AC1", twilio_auth_token="secret-token", twilio_from="+15005550006",
+                    sendgrid_api_key="SG.x", sendgrid_public_key="k")
+    notes = "\n".join(stack_notes(real, tmp_path / "stack.json", demo=False))
+    assert "for real" in notes and "secret-token" not in notes
