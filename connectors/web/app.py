@@ -10,6 +10,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from typing import Literal
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -26,7 +27,7 @@ from ..accounts.store import AccountStore, KafkaAccountLog
 from ..signing import SignatureError, verify
 from . import dashboard
 from .action_network import router as action_network_router
-from .exports import aggregate_csv, tallies_csv
+from .exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv
 from .ingress import BadBody, IngestResult, envelopes, parse_events, read_limited, refused
 from .people import ErasureReports, router as people_router
 from .providers import router as providers_router
@@ -47,7 +48,7 @@ class CoalitionFile:
     def current(self) -> Coalition:
         mtime = self.path.stat().st_mtime if self.path.exists() else None
         if mtime != self._mtime:
-            self._coalition, self._mtime = load(self.path), mtime
+            self._coalition, self._mtime = load(self.path, missing_ok=True), mtime
         return self._coalition
 
 
@@ -176,8 +177,11 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         return _csv_download(tallies_csv(book, coalition.current().names()), "turnout-tallies.csv")
 
     @app.get("/v1/exports/aggregate.csv", dependencies=[Depends(organizer)], summary="Per action, for funders: counts from 1 to 10 suppressed, no partner names", response_class=StreamingResponse)
-    async def export_aggregate() -> StreamingResponse:
-        return _csv_download(aggregate_csv(book), "turnout-aggregate.csv")
+    async def export_aggregate(note: Literal["line"] | None = None) -> StreamingResponse:
+        # The note is in a header, not the data, so the file loads as is; ?note=line puts it first as a "# " line.
+        response = _csv_download(aggregate_csv(book, note_line=note == "line"), "turnout-aggregate.csv")
+        response.headers["X-Turnout-Note"] = SUPPRESSION_NOTE
+        return response
 
     app.include_router(dashboard.router(s, access, accounts, coalition.current, book, changes, tally_lag))
 

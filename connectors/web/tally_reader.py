@@ -66,7 +66,12 @@ class TallyReader:
     async def read_to_end(self, progress: Callable[[int, int], None]) -> None:
         """Read every fact topic up to where it ends now, then stop (one-off exports).
         ``progress(done, total)`` counts offsets."""
-        tps = await self._open()
+        try:
+            tps = await self._open()
+        except BaseException:
+            if self._consumer is not None:
+                await self._consumer.stop()  # a broker that is not there: no "Unclosed AIOKafkaConsumer"
+            raise
         try:
             starts = await self._consumer.beginning_offsets(tps)
             ends = await self._consumer.end_offsets(tps)

@@ -63,7 +63,7 @@ def test_forgetting_a_person_removes_their_contact_details_and_keeps_the_counts(
     # By email, though Ana is keyed by her phone: the request reaches every partition.
     r = CliRunner().invoke(main, ["people", "forget", "--email", ANA_EMAIL.upper(), "--url", stack.url], env=child_env(stack.settings))
     assert r.exit_code == 0, r.output
-    assert "removed 1 person record(s) (signed up by faith-b, union-a); cancelled 1 queued ask(s)" in r.output
+    assert "removed 1 person record (signed up by faith-b, union-a); cancelled 1 queued ask;" in r.output
     assert ANA_EMAIL not in r.output
 
     assert holding(stack, ANA_PHONE, ANA_PHONE[2:], ANA_EMAIL, '"Ana"', "Ana:") == set()
@@ -79,4 +79,4 @@ def test_forgetting_a_person_removes_their_contact_details_and_keeps_the_counts(
     assert [m["to"] for m in stack.inbox("email")] == [ANA_EMAIL]
 
     again = CliRunner().invoke(main, ["people", "forget", "--phone", ANA_PHONE, "--url", stack.url], env=child_env(stack.settings))
-    assert again.exit_code == 0 and "removed 0 person record(s)" in again.output, again.output
+    assert again.exit_code == 0 and "removed 0 person records" in again.output, again.output

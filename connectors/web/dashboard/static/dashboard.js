@@ -138,6 +138,7 @@ function render(view) {
   renderAccounts(v);
   $("exports").hidden = view.viewer.role !== "organizer";
   $("active-actions").textContent = fmt(view.header.active_actions);
+  $("active-actions-noun").textContent = view.header.active_actions === 1 ? "active action" : "active actions";
   for (const dd of $("header").querySelectorAll("dd")) dd.textContent = fmt(view.header[dd.dataset.metric]);
   $("header-note").textContent = view.header.note ? "These figures " + view.header.note + "." : "";
   $("header-note").hidden = !view.header.note;
