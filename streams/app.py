@@ -96,6 +96,8 @@ class Pipeline:
     deferred: FactTable[Any]
     erasures: FactTable[Any]
     pending: list[Awaitable[Any]] = field(default_factory=list)
+    #: The writes other ``settle()`` calls took from ``pending`` and still wait for.
+    settling: list[Awaitable[Any]] = field(default_factory=list)
 
     def send_soon(self, topic: faust.TopicT, key: str, value: bytes, partition: int | None = None) -> None:
         self.pending.append(topic.send_soon(key=key, value=value, partition=partition))
@@ -107,8 +109,19 @@ class Pipeline:
         self.send_soon(self.dead_letters, key or "", value)
 
     async def settle(self) -> None:
-        pending, self.pending[:] = list(self.pending), []
-        await asyncio.gather(*pending)
+        """Every write made so far, also those an earlier ``settle()`` (another agent's) took
+        from ``pending`` and still waits for: without those, an agent could acknowledge its
+        batch while its own writes were in flight."""
+        mine = asyncio.gather(*self.pending) if self.pending else None
+        self.pending[:] = []
+        waits = [*self.settling, *([mine] if mine is not None else [])]
+        if mine is not None:
+            self.settling.append(mine)
+        try:
+            await asyncio.gather(*waits)
+        finally:
+            if mine is not None:
+                self.settling.remove(mine)
 
     async def batches(
         self, stream: faust.StreamT, size: int = 500, every: float = 0.02,
