@@ -19,6 +19,7 @@ import faust
 from pydantic import BaseModel
 
 from . import metrics, transport
+from .writes import Writes
 from .settings import Settings
 from .topology import (
     ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, MEMBERSHIPS, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
@@ -27,6 +28,15 @@ from .topology import (
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
+#: Writes one changelog record: (partition, key, value as stored or ``None`` to delete, the model).
+Changelog = Callable[[int, str, Any, Any], Awaitable[Any]]
+
+
+def faust_changelog(table: faust.Table) -> Changelog:
+    """Through Faust's own ``send_changelog`` (its producer buffer; JSON)."""
+    def send(partition: int, key: str, value: Any, model: Any) -> Awaitable[Any]:
+        return table.send_changelog(partition, key, value, **({"value_serializer": "raw"} if value is None else {}))
+    return send
 
 
 class FactTable(Generic[M]):
@@ -44,11 +54,12 @@ class FactTable(Generic[M]):
     """
 
     def __init__(self, table: faust.Table, model: type[M], pending: list[Awaitable[Any]],
-                 on_change: Callable[[M | None, M], None] | None = None) -> None:
+                 on_change: Callable[[M | None, M], None] | None = None, changelog: Changelog | None = None) -> None:
         self.table = table
         self.model = model
         self.pending = pending
         self.on_change = on_change
+        self._changelog = changelog or faust_changelog(table)
 
     def get(self, key: str) -> M | None:
         raw = self.table.data.get(key)
@@ -63,12 +74,12 @@ class FactTable(Generic[M]):
         self.table.data[key] = value
         if self.on_change is not None:
             self.on_change(None if old is None else self.model.model_validate(old), new)
-        return self._sent(self.table.send_changelog(partition, key, value))
+        return self._sent(self._changelog(partition, key, value, new))
 
     def delete(self, partition: int, key: str) -> Awaitable[Any] | None:
         if self.table.data.pop(key, None) is None:
             return None
-        return self._sent(self.table.send_changelog(partition, key, None, value_serializer="raw"))
+        return self._sent(self._changelog(partition, key, None, None))
 
     def _sent(self, fut: Awaitable[Any]) -> Awaitable[Any]:
         self.pending.append(fut)
@@ -78,7 +89,8 @@ class FactTable(Generic[M]):
 @dataclass
 class Pipeline:
     """The app with its topics and tables. ``settle()`` waits until every write made so far
-    is acknowledged: agents call it before they let their batch be acknowledged."""
+    is acknowledged: agents call it before they let their batch be acknowledged. Writes go
+    through ``writes`` (``streams.writes``), or Faust's ``send_soon`` when it is ``None``."""
 
     app: faust.App
     events: faust.TopicT
@@ -96,11 +108,15 @@ class Pipeline:
     deferred: FactTable[Any]
     erasures: FactTable[Any]
     pending: list[Awaitable[Any]] = field(default_factory=list)
+    writes: Writes | None = None
     #: The writes other ``settle()`` calls took from ``pending`` and still wait for.
     settling: list[Awaitable[Any]] = field(default_factory=list)
 
     def send_soon(self, topic: faust.TopicT, key: str, value: bytes, partition: int | None = None) -> None:
-        self.pending.append(topic.send_soon(key=key, value=value, partition=partition))
+        if self.writes is None:
+            self.pending.append(topic.send_soon(key=key, value=value, partition=partition))
+        else:
+            self.pending.append(self.writes.send(topic.get_topic_name(), key.encode(), value, partition))
 
     def dead_letter(self, key: str | None, reason: str, **details: object) -> None:
         """Park what an agent could not use, with the reason, on the dead-letter topic."""
@@ -213,11 +229,12 @@ def build(s: Settings) -> Pipeline:
     )
 
     pending: list[Awaitable[Any]] = []
+    writes = Writes(app)
 
     def table(spec: TableSpec, on_change: Callable[[Any, Any], None] | None = None) -> FactTable[Any]:
-        # key_type=str, no value_type: Faust writes both as JSON in the changelog.
+        # key_type=str, no value_type: Faust reads both as JSON from the changelog.
         t = app.Table(spec.name, default=None, partitions=s.partitions, key_type=str, help=spec.key)
-        return FactTable(t, spec.model, pending, on_change)
+        return FactTable(t, spec.model, pending, on_change, writes.changelog(t.changelog_topic.get_topic_name()))
 
     def topic(name: str, partitions: int = s.partitions) -> faust.TopicT:
         return app.topic(name, key_type=str, value_type=bytes, partitions=partitions)
@@ -239,4 +256,5 @@ def build(s: Settings) -> Pipeline:
         deferred=table(DEFERRED),
         erasures=table(ERASURES),
         pending=pending,
+        writes=writes,
     )
