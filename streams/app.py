@@ -9,6 +9,7 @@ names against one broker and nothing reads configuration at import.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import faust
 from pydantic import BaseModel
 
 from . import metrics, transport
+from .validated import Entry, Validated
 from .writes import Writes
 from .settings import Settings
 from .topology import (
@@ -60,21 +62,33 @@ class FactTable(Generic[M]):
         self.pending = pending
         self.on_change = on_change
         self._changelog = changelog or faust_changelog(table)
+        self._validated: Validated[M] = Validated()
 
     def get(self, key: str) -> M | None:
         raw = self.table.data.get(key)
-        return None if raw is None else self.model.model_validate(raw)
+        return None if raw is None else self._model(key, raw).model
 
     def put(self, partition: int, key: str, new: M) -> Awaitable[Any] | None:
         """Write ``new`` unless the table holds it already; the result resolves once the broker has it."""
-        value = new.model_dump(mode="json")
         old = self.table.data.get(key)
+        held = None if old is None else self._validated.get(key, old)
+        if held is not None and held.exact and held.model is new:
+            return None  # the very fact the table holds (a callback that moved nothing)
+        value = new.model_dump(mode="json")
         if value == old:
             return None
         self.table.data[key] = value
+        self._validated.put(key, value, new, exact=True)
         if self.on_change is not None:
-            self.on_change(None if old is None else self.model.model_validate(old), new)
+            self.on_change(None if old is None else held.model if held is not None else self.model.model_validate(old), new)
         return self._sent(self._changelog(partition, key, value, new))
+
+    def _model(self, key: str, raw: Any) -> Entry[M]:
+        entry = self._validated.get(key, raw)
+        if entry is None:
+            entry = Entry(raw, self.model.model_validate(raw), False)
+            self._validated.put(key, *entry)
+        return entry
 
     def delete(self, partition: int, key: str) -> Awaitable[Any] | None:
         if self.table.data.pop(key, None) is None:
@@ -178,7 +192,12 @@ class Pipeline:
 
 def count_ask(old: Any, new: Any) -> None:
     if old is None or old.status != new.status:
-        metrics.ASKS.labels(new.channel, new.status).inc()
+        _ask_counter(new.channel, new.status).inc()
+
+
+@functools.lru_cache(maxsize=None)
+def _ask_counter(channel: str, status: str) -> Any:
+    return metrics.ASKS.labels(channel, status)  # ``labels()`` takes a lock and hashes each time
 
 
 def watch_lag(p: Pipeline, every: float = 5.0) -> None:

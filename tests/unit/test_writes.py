@@ -1,5 +1,6 @@
-"""How facts are written: the ordered write queue into the producer (``streams.writes``) and
-``Pipeline.settle`` across agents."""
+"""How facts are written and read back: the ordered write queue into the producer
+(``streams.writes``), ``Pipeline.settle`` across agents, and the validated models a
+``FactTable`` keeps (``streams.validated``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import faust
 import pytest
 
 from contracts.asks import AskFact
+from streams.app import FactTable
+from streams.validated import Validated
 from streams.writes import Writes, changelog_key, changelog_value
-from tests.fakes import memory_pipeline
+from tests.fakes import MemoryTable, memory_pipeline
 
 AT = datetime(2026, 11, 24, 19, 0, tzinfo=timezone.utc)
 
@@ -112,3 +115,34 @@ def test_settle_waits_for_writes_another_agents_settle_took():
         await asyncio.gather(a, b)
 
     asyncio.run(run())
+
+
+def test_a_fact_table_reads_back_the_model_it_wrote_and_validates_what_someone_else_stored():
+    t = FactTable(MemoryTable(), AskFact, [])
+    t.put(0, "a:p1:sms", written := fact())
+    assert t.get("a:p1:sms") is written
+    t.table.data["a:p1:sms"] = fact("sent").model_dump(mode="json")  # a changelog replay, a standby
+    assert t.get("a:p1:sms") == fact("sent") and t.get("a:p1:sms") is not written
+
+
+def test_writing_back_the_fact_that_was_read_writes_nothing_and_a_change_is_seen_by_on_change():
+    changes: list[tuple[object, object]] = []
+    t = FactTable(MemoryTable(), AskFact, [], on_change=lambda old, new: changes.append((old, new)))
+    t.put(0, "a:p1:sms", fact())
+    held = t.get("a:p1:sms")
+    assert t.put(0, "a:p1:sms", held) is None and t.put(0, "a:p1:sms", fact()) is None
+    t.put(0, "a:p1:sms", fact("sending"))
+    assert changes == [(None, fact()), (fact(), fact("sending"))]
+    assert [v["status"] for _, _, v in t.table.changelog] == ["planned", "sending"]
+
+
+def test_validated_models_are_bounded_to_two_generations():
+    v: Validated[str] = Validated(size=2)
+    raws = {k: {"k": k} for k in "abcde"}
+    for k in "abc":
+        v.put(k, raws[k], k.upper(), exact=True)
+    assert v.get("a", raws["a"]).model == "A"  # older generation, moved to the newer
+    for k in "de":
+        v.put(k, raws[k], k.upper(), exact=True)
+    assert v.get("b", raws["b"]) is None and v.get("e", raws["e"]).model == "E"
+    assert v.get("e", {"k": "e"}) is None  # an equal dict is not the same dict
