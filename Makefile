@@ -38,7 +38,8 @@ integration: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q tests/integration
 
 ## Throughput of the pipeline next to a bare-consumer baseline measured in the same run;
-## then outreach: one rapid-response action to N people through the sandbox, and a held rate;
+## then outreach: one rapid-response action to N people handed to the sandbox, next to the Twilio
+## SDK alone, and again behind the sandbox's Twilio queue at 200/s (how fast texts leave it);
 ## then dashboard freshness: check-in accepted → visible in the live stream (p50/p95).
 BENCH_PEOPLE ?= 20000
 bench: $(STAMP)

@@ -9,6 +9,7 @@ names against one broker and nothing reads configuration at import.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import tempfile
 from contextvars import ContextVar
@@ -20,6 +21,8 @@ import faust
 from pydantic import BaseModel
 
 from . import metrics, transport
+from .validated import Entry, Validated
+from .writes import Writes
 from .settings import Settings
 from .topology import (
     ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, MEMBERSHIPS, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
@@ -28,6 +31,15 @@ from .topology import (
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
+#: Writes one changelog record: (partition, key, value as stored or ``None`` to delete, the model).
+Changelog = Callable[[int, str, Any, Any], Awaitable[Any]]
+
+
+def faust_changelog(table: faust.Table) -> Changelog:
+    """Through Faust's own ``send_changelog`` (its producer buffer; JSON)."""
+    def send(partition: int, key: str, value: Any, model: Any) -> Awaitable[Any]:
+        return table.send_changelog(partition, key, value, **({"value_serializer": "raw"} if value is None else {}))
+    return send
 
 
 class PendingWrites:
@@ -71,31 +83,44 @@ class FactTable(Generic[M]):
     """
 
     def __init__(self, table: faust.Table, model: type[M], pending: PendingWrites,
-                 on_change: Callable[[M | None, M], None] | None = None) -> None:
+                 on_change: Callable[[M | None, M], None] | None = None, changelog: Changelog | None = None) -> None:
         self.table = table
         self.model = model
         self.pending = pending
         self.on_change = on_change
+        self._changelog = changelog or faust_changelog(table)
+        self._validated: Validated[M] = Validated()
 
     def get(self, key: str) -> M | None:
         raw = self.table.data.get(key)
-        return None if raw is None else self.model.model_validate(raw)
+        return None if raw is None else self._model(key, raw).model
 
     def put(self, partition: int, key: str, new: M) -> Awaitable[Any] | None:
         """Write ``new`` unless the table holds it already; the result resolves once the broker has it."""
-        value = new.model_dump(mode="json")
         old = self.table.data.get(key)
+        held = None if old is None else self._validated.get(key, old)
+        if held is not None and held.exact and held.model is new:
+            return None  # the very fact the table holds (a callback that moved nothing)
+        value = new.model_dump(mode="json")
         if value == old:
             return None
         self.table.data[key] = value
+        self._validated.put(key, value, new, exact=True)
         if self.on_change is not None:
-            self.on_change(None if old is None else self.model.model_validate(old), new)
-        return self._sent(self.table.send_changelog(partition, key, value))
+            self.on_change(None if old is None else held.model if held is not None else self.model.model_validate(old), new)
+        return self._sent(self._changelog(partition, key, value, new))
+
+    def _model(self, key: str, raw: Any) -> Entry[M]:
+        entry = self._validated.get(key, raw)
+        if entry is None:
+            entry = Entry(raw, self.model.model_validate(raw), False)
+            self._validated.put(key, *entry)
+        return entry
 
     def delete(self, partition: int, key: str) -> Awaitable[Any] | None:
         if self.table.data.pop(key, None) is None:
             return None
-        return self._sent(self.table.send_changelog(partition, key, None, value_serializer="raw"))
+        return self._sent(self._changelog(partition, key, None, None))
 
     def _sent(self, fut: Awaitable[Any]) -> Awaitable[Any]:
         self.pending.append(fut)
@@ -105,7 +130,8 @@ class FactTable(Generic[M]):
 @dataclass
 class Pipeline:
     """The app with its topics and tables. ``settle()`` waits until every write made so far
-    is acknowledged: agents call it before they let their batch be acknowledged."""
+    is acknowledged: agents call it before they let their batch be acknowledged. Writes go
+    through ``writes`` (``streams.writes``), or Faust's ``send_soon`` when it is ``None``."""
 
     app: faust.App
     events: faust.TopicT
@@ -123,9 +149,13 @@ class Pipeline:
     deferred: FactTable[Any]
     erasures: FactTable[Any]
     pending: PendingWrites = field(default_factory=PendingWrites)
+    writes: Writes | None = None
 
     def send_soon(self, topic: faust.TopicT, key: str, value: bytes, partition: int | None = None) -> None:
-        self.pending.append(topic.send_soon(key=key, value=value, partition=partition))
+        if self.writes is None:
+            self.pending.append(topic.send_soon(key=key, value=value, partition=partition))
+        else:
+            self.pending.append(self.writes.send(topic.get_topic_name(), key.encode(), value, partition))
 
     def dead_letter(self, key: str | None, reason: str, **details: object) -> None:
         """Park what an agent could not use, with the reason, on the dead-letter topic."""
@@ -188,7 +218,12 @@ class Pipeline:
 
 def count_ask(old: Any, new: Any) -> None:
     if old is None or old.status != new.status:
-        metrics.ASKS.labels(new.channel, new.status).inc()
+        _ask_counter(new.channel, new.status).inc()
+
+
+@functools.lru_cache(maxsize=None)
+def _ask_counter(channel: str, status: str) -> Any:
+    return metrics.ASKS.labels(channel, status)  # ``labels()`` takes a lock and hashes each time
 
 
 def watch_lag(p: Pipeline, every: float = 5.0) -> None:
@@ -239,11 +274,12 @@ def build(s: Settings) -> Pipeline:
     )
 
     pending = PendingWrites()
+    writes = Writes(app)
 
     def table(spec: TableSpec, on_change: Callable[[Any, Any], None] | None = None) -> FactTable[Any]:
-        # key_type=str, no value_type: Faust writes both as JSON in the changelog.
+        # key_type=str, no value_type: Faust reads both as JSON from the changelog.
         t = app.Table(spec.name, default=None, partitions=s.partitions, key_type=str, help=spec.key)
-        return FactTable(t, spec.model, pending, on_change)
+        return FactTable(t, spec.model, pending, on_change, writes.changelog(t.changelog_topic.get_topic_name()))
 
     def topic(name: str, partitions: int = s.partitions) -> faust.TopicT:
         return app.topic(name, key_type=str, value_type=bytes, partitions=partitions)
@@ -265,4 +301,5 @@ def build(s: Settings) -> Pipeline:
         deferred=table(DEFERRED),
         erasures=table(ERASURES),
         pending=pending,
+        writes=writes,
     )

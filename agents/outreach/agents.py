@@ -268,6 +268,9 @@ async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
             results[r.item.ask.ask_id] = found
         else:
             go.append(r)
+    if orphans := sum(r.orphaned for r in ready):
+        log.info("looked up %d asks a stopped worker left sending: %d at the provider, %d in doubt, %d sent now", orphans,
+                 sum(res.ok for res in results.values()), sum(res.in_doubt for res in results.values()), orphans - len(results))
     validity = {r.item.ask.ask_id: validity_seconds(now, r.closes) if r.item.ask.channel == "sms" else None for r in go}
     results.update({res.ask_id: res for res in await o.outbox.send([r.item.ask for r in go], validity)})
     done = o.clock()
