@@ -47,6 +47,11 @@ class Settings(BaseSettings):
 
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    web_head_timeout: float = Field(default=10.0, gt=0, description="Seconds a connection may take to send a request's head (from connecting, or from the previous response).")
+    web_body_timeout: float = Field(default=30.0, gt=0, description="Seconds a request's body may take to arrive after its head.")
+    web_keep_alive: float = Field(default=5.0, gt=0, description="Seconds an idle keep-alive connection stays open after a response.")
+    web_max_head_bytes: int = Field(default=64 * 1024, ge=4096, description="Largest request head (request line and headers) read.")
+    web_max_connections: int = Field(default=1000, ge=1, description="Open connections (and requests) the web app serves at once; beyond, 503.")
     public_url: str = Field(default="http://127.0.0.1:8000", description="Where providers reach the web app (callbacks, signature checks).")
     log_format: Literal["json", "text"] = Field(default="json", description="Logs: one JSON object per line, or text.")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Workers serve Prometheus /metrics on this port (0: off). The web app serves GET /metrics.")
