@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     sendgrid_from: str = "turnout@example.org"
     sendgrid_base_url: str | None = Field(default=None, description="Only for the sandbox: where the SendGrid SDK sends requests.")
     sendgrid_public_key: str | None = Field(default=None, description="Event Webhook verification key (base64), from SendGrid's settings.")
+    sendgrid_signature_window: int = Field(default=25 * 3600, ge=60, description="Oldest signed SendGrid event batch taken, in seconds: SendGrid retries for up to 24 h and does not say that a retry is signed anew (see README).")
     sandbox_url: str | None = Field(default=None, description="Set by `turnout up` when it runs the sandbox providers.")
     sandbox_signing_key: SecretStr | None = Field(default=None, description="PEM the sandbox signs SendGrid events with (set by `turnout up`).")
     sandbox_sms_mps: float = Field(default=0.0, ge=0, description="The sandbox's Twilio queue: texts per second each sender lets out (0: no queue, texts leave when accepted).")
