@@ -56,7 +56,8 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
         responses=documented(400, 404, 413, 503, s404="Unknown partner or wrong token; nothing written",
                              s503="The broker did not acknowledge; Action Network retries"),
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "oneOf": [{"type": "array", "items": {"type": "object"}}, {"type": "object"}]}}}}},
+            # Items Action Network would never send are answered too: rejected with a reason.
+            "oneOf": [{"type": "array", "items": {}}, {"type": "object"}]}}}}},
     )
     async def receive(partner_id: str, token: str, request: Request) -> WebhookResult:
         partner = coalition().get(partner_id)

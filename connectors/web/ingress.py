@@ -60,6 +60,24 @@ class IngestRefusal(IngestResult):
     detail: str = "no event was valid: see rejected"
 
 
+#: The README's batch, as the document's examples (a test posts them: they must be accepted).
+EXAMPLES = {
+    "batch": {"summary": "A sign-up, a pledge, an RSVP and a check-in", "value": [
+        {"type": "signup", "event_id": "u-001", "occurred_at": "2026-11-22T15:00:00Z",
+         "person": {"given_name": "Ana", "family_name": "Diaz", "phone": "+15105550123", "email": "ana@example.org", "postal_code": "94607", "language": "es"},
+         "consent": {"sms": True, "email": True}},
+        {"type": "pledge", "event_id": "u-002", "occurred_at": "2026-11-22T15:00:00Z", "action_id": "rally-1201", "count": 40},
+        {"type": "rsvp", "event_id": "u-003", "occurred_at": "2026-11-22T15:01:00Z", "action_id": "rally-1201", "status": "yes", "person": {"phone": "+15105550123"}},
+        {"type": "checkin", "event_id": "u-004", "occurred_at": "2026-12-01T18:05:00Z", "action_id": "rally-1201", "person": {"phone": "+15105550123"}},
+    ]},
+    "action": {"summary": "One action, with a pledge and an SMS template", "value": {
+        "type": "action", "event_id": "a-rally-1201", "occurred_at": "2026-11-20T12:00:00Z", "action_id": "rally-1201",
+        "title": "Rally for fair funding", "kind": "rally", "starts_at": "2026-12-01T18:00:00-08:00", "time_zone": "America/Los_Angeles",
+        "target": {"postal_codes": ["94607"]}, "pledges": [{"partner": "union-a", "count": 40}],
+        "templates": {"sms": {"en": "{given_name}, join us at {place} on {local_time}: {rsvp_link}"}}}},
+}
+
+
 @dataclass
 class Checked:
     """What ``validate_events`` made of a batch."""
@@ -83,7 +101,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
         openapi_extra={"security": PARTNER_SECURITY, "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
             {"$ref": "#/components/schemas/PartnerEvent"},
             {"type": "array", "items": {"$ref": "#/components/schemas/PartnerEvent"}, "minItems": 1, "maxItems": s.max_batch},
-        ]}}}}},
+        ]}, "examples": EXAMPLES}}}},
     )
     async def post_events(request: Request) -> JSONResponse:
         partner = coalition().get(request.headers.get("x-turnout-partner", ""))

@@ -20,9 +20,10 @@ import logging
 import re
 import time
 from datetime import datetime, timezone
+from typing import get_args
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sendgrid.helpers.eventwebhook import EventWebhook
@@ -30,7 +31,7 @@ from twilio.request_validator import RequestValidator
 
 from contracts.asks import parse_ask_id
 from contracts.people import normalize_phone
-from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply, SmsStatus
+from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
 from streams.keys import person_key
 from streams.settings import Settings
 from streams.topology import provider_topic
@@ -45,8 +46,21 @@ _WORD = re.compile(r"[A-Za-z]+")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 #: A signed SendGrid timestamp may be this far in the future (clock skew), in seconds.
 SENDGRID_SKEW = 300
-_JSON_ARRAY = {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}
-_FORM = {"application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}}}
+#: SendGrid posts an array of event objects; anything in it that is not about one of our asks is skipped.
+_JSON_ARRAY = {"application/json": {"schema": {"type": "array", "items": {}}, "examples": {"delivered": {"value": [
+    {"event": "delivered", "sg_event_id": "ZGVsaXZlcmVk", "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
+     "email": "ana@example.org", "timestamp": 1764547200, "ask_id": "rally-1201:p0123456789abcdef0123456789abcdef:email"}]}}}}
+_INBOUND_FORM = {"application/x-www-form-urlencoded": {"schema": {
+    "type": "object", "required": ["From"], "additionalProperties": {"type": "string"},
+    "properties": {"From": {"type": "string"}, "Body": {"type": "string"}, "MessageSid": {"type": "string"}}},
+    "examples": {"stop": {"value": {"From": "+15105550123", "Body": "STOP", "MessageSid": "SM0123456789abcdef0123456789abcdef"}}}}}
+_STATUS_FORM = {"application/x-www-form-urlencoded": {"schema": {
+    "type": "object", "required": ["MessageSid", "MessageStatus"], "additionalProperties": {"type": "string"},
+    "properties": {"MessageSid": {"type": "string"}, "MessageStatus": {"type": "string", "enum": list(get_args(TwilioStatusName))},
+                   "ErrorCode": {"type": "string"}}},
+    "examples": {"delivered": {"value": {"MessageSid": "SM0123456789abcdef0123456789abcdef", "MessageStatus": "delivered"}}}}}
+#: An ask id: <action id>:<person key>:<channel> (see contracts.asks).
+ASK_PATTERN = r"^[^:]+:p[^:]*:(sms|email)$"
 
 
 class SendGridResult(BaseModel):
@@ -75,8 +89,8 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
         await publisher.publish([(e.person_key.encode(), e.model_dump_json().encode()) for e in envelopes], topic)
 
     @r.post("/twilio/status", summary="Twilio message status callback (signed)", status_code=204,
-            responses=documented(400, 403, 413, 422, 503), openapi_extra={"security": TWILIO_SECURITY, "requestBody": {"required": True, "content": _FORM}})
-    async def twilio_status(request: Request, ask: str) -> Response:
+            responses=documented(400, 403, 413, 422, 503), openapi_extra={"security": TWILIO_SECURITY, "requestBody": {"required": True, "content": _STATUS_FORM}})
+    async def twilio_status(request: Request, ask: str = Query(pattern=ASK_PATTERN, description="The ask the callback is about (set in StatusCallback)", examples=["rally-1201:p0123456789abcdef0123456789abcdef:sms"])) -> Response:
         form = await twilio_form(request)
         try:
             _, pk, _ = parse_ask_id(ask)
@@ -90,14 +104,18 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
         return Response(status_code=204)
 
     @r.post("/twilio/inbound", summary="Inbound SMS from a supporter (signed)", response_class=Response,
-            responses={200: {"description": "Empty TwiML: no reply", "content": {"text/xml": {"schema": {"type": "string"}}}}, **documented(400, 403, 413, 422, 503)},
-            openapi_extra={"security": TWILIO_SECURITY, "requestBody": {"required": True, "content": _FORM}})
+            responses={200: {"description": "Empty TwiML: no reply (nothing is written for a sender that is not a phone number: a short code, an alphanumeric id)",
+                             "content": {"text/xml": {"schema": {"type": "string"}}}}, **documented(400, 403, 413, 422, 503)},
+            openapi_extra={"security": TWILIO_SECURITY, "requestBody": {"required": True, "content": _INBOUND_FORM}})
     async def twilio_inbound(request: Request) -> Response:
         form = await twilio_form(request)
+        if "From" not in form:
+            return error(422, "not an inbound SMS", [FieldError(field="body.From", message="Field required", type="missing")])
         try:
             pk = person_key(secret, normalize_phone(form["From"], s.default_region), None)
-        except (KeyError, ValueError):
-            return error(422, "inbound SMS without a valid From number", [FieldError(field="body.From", message="not a phone number", type="value_error")])
+        except ValueError:
+            log.info("inbound SMS from a sender that is not a phone number: nothing to do")
+            return Response(EMPTY_TWIML, media_type="text/xml")
         event = SmsReply(message_sid=form.get("MessageSid", ""), keyword=reply_keyword(form.get("Body", "")),
                          opt_out_handled_by_twilio=s.twilio_advanced_opt_out)
         await write([ProviderEnvelope(person_key=pk, received_at=_now(), event=event)])

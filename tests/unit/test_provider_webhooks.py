@@ -154,3 +154,11 @@ def test_twilio_posts_without_a_signature_are_refused_before_their_body_is_read(
     r = client.post(f"/v1/providers/twilio/status?ask={ASK}", content=(b"a=b&" * 16384 for _ in range(4)),
                     headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 403 and r.headers["connection"] == "close" and written(pub, s) == []
+
+
+@pytest.mark.parametrize("sender", ["12345", "TURNOUT", ""])
+def test_an_inbound_sms_from_a_sender_that_is_not_a_phone_number_is_answered_and_writes_nothing(env, sender):
+    client, pub, _, s = env
+    r = twilio_post(client, "/v1/providers/twilio/inbound", {"From": sender, "Body": "STOP", "MessageSid": "SM9"})
+    assert r.status_code == 200 and "<Response>" in r.text
+    assert written(pub, s) == []
