@@ -1,11 +1,12 @@
 """Request bodies: read within a size limit, and parsed as strict JSON within limits.
 
 ``read_limited`` stops at the limit (the declared length is refused before any byte is read).
-``load_json`` refuses, before anything recurses, what the stdlib parser would take or choke
-on: nesting deeper than ``MAX_DEPTH`` (counted on the bytes first), numbers longer than
-``MAX_NUMBER_CHARS``, NaN and Infinity, anything but UTF-8. Duplicate keys and lone surrogates
-are not errors here: they belong to one event of a batch, so the object that holds them is
-marked (``Duplicated``) and strings are kept, for ``problems`` to report by path.
+``load_json`` refuses, before anything recurses, nesting deeper than ``MAX_DEPTH`` (counted on
+the bytes first), and also NaN, Infinity and anything but UTF-8 (``BadBody``, a 400). What is
+wrong inside one value belongs to the event that holds it, so it is marked instead, for
+``problems`` to report by path and the caller to refuse that event alone: a number longer than
+``MAX_NUMBER_CHARS`` (kept as text, never handed to ``int``) or out of range (``Unreadable``),
+an object that names a key twice (``Duplicated``), a string that is not valid Unicode.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ class BodyTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"body over {limit} bytes")
         self.limit = limit
+
+
+class Unreadable:
+    """A number turnout does not read (too long, or out of a float's range), kept as its text."""
+
+    def __init__(self, text: str, why: str) -> None:
+        self.text, self.why = text, why
+
+    def __repr__(self) -> str:
+        return self.text if len(self.text) <= MAX_NUMBER_CHARS else self.text[:MAX_NUMBER_CHARS] + "…"
 
 
 class Duplicated(dict):
@@ -83,8 +94,9 @@ def load_json(body: bytes) -> Any:
 
 
 def problems(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str, str]]:
-    """(field path, message) for each duplicate key and each string that is not valid Unicode
-    (a lone surrogate such as ``"\\ud800"``) in ``value``. Depth is bounded by ``load_json``."""
+    """(field path, message) for each duplicate key, number turnout does not read, and string
+    that is not valid Unicode (a lone surrogate such as ``"\\ud800"``) in ``value``. Depth is
+    bounded by ``load_json``."""
     if isinstance(value, dict):
         for key in getattr(value, "duplicates", ()):
             yield _dotted(path + (key,)), "key appears more than once in the object"
@@ -97,6 +109,8 @@ def problems(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str
             yield from problems(item, path + (index,))
     elif isinstance(value, str) and not _unicode(value):
         yield _dotted(path) or "(event)", "not valid Unicode (lone surrogate)"
+    elif isinstance(value, Unreadable):
+        yield _dotted(path) or "(event)", value.why
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:
@@ -121,21 +135,17 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return marked
 
 
-def _short(text: str) -> str:
+def _int(text: str) -> int | Unreadable:
     if len(text) > MAX_NUMBER_CHARS:
-        raise BadBody(f"a number in the body is {len(text)} characters long (at most {MAX_NUMBER_CHARS})")
-    return text
+        return Unreadable(text, f"a number {len(text)} characters long (at most {MAX_NUMBER_CHARS})")
+    return int(text)
 
 
-def _int(text: str) -> int:
-    return int(_short(text))
-
-
-def _float(text: str) -> float:
-    value = float(_short(text))
-    if not math.isfinite(value):
-        raise BadBody(f"a number in the body is out of range: {text[:MAX_NUMBER_CHARS]}")
-    return value
+def _float(text: str) -> float | Unreadable:
+    if len(text) > MAX_NUMBER_CHARS:
+        return Unreadable(text, f"a number {len(text)} characters long (at most {MAX_NUMBER_CHARS})")
+    value = float(text)
+    return value if math.isfinite(value) else Unreadable(text, "a number out of range")
 
 
 def _constant(name: str) -> Any:

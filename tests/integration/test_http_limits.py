@@ -160,12 +160,14 @@ def test_a_client_that_drops_mid_body_costs_one_info_line_and_no_traceback(make_
     assert "Traceback" not in text and '"ERROR"' not in text and "[ERROR]" not in text
 
 
-def test_nesting_and_huge_numbers_are_a_400_and_the_app_goes_on(make_stack):
+def test_deep_nesting_is_a_400_a_huge_number_a_422_naming_it_and_the_app_goes_on(make_stack):
     stack = make_stack()
     stack.start_web()
-    for body in (b"[" * 10_000 + b"]" * 10_000, b'{"count": 1' + b"0" * 5000 + b"}"):
+    huge = json.dumps(pledge("p0", "rally-1", 3)).replace('"count": 3', '"count": 1' + "0" * 5000).encode()
+    for body, status in ((b"[" * 10_000 + b"]" * 10_000, 400), (huge, 422)):
         r = stack.http.post(f"{stack.url}/v1/events", content=body, headers=headers("union-a", stack.secrets["union-a"], body, time.time()))
-        assert r.status_code == 400 and r.json()["detail"], r.text
+        assert r.status_code == status and r.json()["detail"], r.text
+    assert r.json()["rejected"][0]["errors"][0]["field"] == "count"
     assert stack.post("union-a", [pledge("p1", "rally-1", 3)]).status_code == 202
 
 

@@ -130,8 +130,7 @@ def test_malformed_items_are_answered_200_and_dead_lettered_not_a_500(env, item)
     assert len(pub.by_topic[dead_letter_topic(s)]) == 1 and pub.records == []
 
 
-@pytest.mark.parametrize("body", [b"[" * 5000 + b"]" * 5000, b'[{"n": 1' + b"0" * 5000 + b"}]"])
-def test_bodies_past_the_json_limits_are_a_400(env, body):
+def test_a_body_nested_past_the_limit_is_a_400(env):
     client, pub, token, _ = env
-    assert client.post(f"/v1/partners/union-a/action-network/{token}", content=body).status_code == 400
+    assert client.post(f"/v1/partners/union-a/action-network/{token}", content=b"[" * 5000 + b"]" * 5000).status_code == 400
     assert pub.by_topic == {}

@@ -128,9 +128,10 @@ def test_a_sendgrid_post_without_a_signature_is_refused_before_its_body_is_read(
     assert r.status_code == 403 and r.headers["connection"] == "close" and written(pub, s) == []
 
 
-def test_sendgrid_events_with_a_lone_surrogate_are_skipped_and_the_rest_written(env):
+@pytest.mark.parametrize("garble", [b'"reason": "x\\ud800"', b'"timestamp": 1' + b"0" * 5000, b'"reason": "a", "reason": "b"'])
+def test_sendgrid_events_that_cannot_be_read_are_skipped_and_the_rest_written(env, garble):
     client, pub, signer, s = env
-    body = b'[{"event": "delivered", "sg_event_id": "e1", "ask_id": "%s", "reason": "x\\ud800"},' % EMAIL_ASK.encode() + delivered("e2")[1:]
+    body = b'[{"event": "delivered", "sg_event_id": "e1", "ask_id": "%s", %s},' % (EMAIL_ASK.encode(), garble) + delivered("e2")[1:]
     r = client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time())))
     assert r.status_code == 200 and r.json() == {"accepted": 1, "skipped": 1}
     assert [e.event.sg_event_id for e in written(pub, s)] == ["e2"]
