@@ -16,6 +16,7 @@ real signature over the exact bytes that arrived. A credential that is not the p
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -166,4 +167,4 @@ def test_schemathesis_with_every_check_finds_nothing(served, credentials):
         done = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, timeout=3600, cwd=tmp)  # its cache goes there too
     text = report.read_text()
     assert done.returncode == 0, text[-12000:]
-    assert "No issues found" in text or " 0 failures" in text or "passed" in text, text[-3000:]
+    assert re.search(r"(\d+) generated, \1 passed", text), text[-3000:]  # every case generated passed
