@@ -97,6 +97,12 @@ def install(app: FastAPI) -> None:
         # Never 2xx for what the broker did not acknowledge.
         return error(503, str(exc), headers={"Retry-After": str(exc.retry_after)})
 
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> Response:
+        # Reached only by a bug: the body is the one error body; Starlette then re-raises, so
+        # the traceback is logged.
+        return error(500, "internal error")
+
     @app.exception_handler(ClientDisconnect)
     async def client_left(request: Request, exc: ClientDisconnect) -> Response:
         # The client went away mid-body: nothing to answer, nothing wrong with us.

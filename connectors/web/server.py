@@ -57,7 +57,12 @@ class BoundedHttpTools(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self._in_head and self.transport is not None and not self.transport.is_closing():
-            self._head_bytes += len(data)
+            # Bytes read while a head is incomplete are head bytes, except in the read where the
+            # previous request ended: its split is not known, so that one read is not counted.
+            if self._head_began_mid_read:
+                self._head_began_mid_read = False
+            else:
+                self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_head_bytes:
                 self._refuse(431, "request head too large")
 
@@ -68,15 +73,18 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._cancel()
+        # What follows is the next request's head, even while this one is being answered.
+        self._in_head, self._head_bytes, self._head_began_mid_read = True, 0, True
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        idle = not self.pipeline  # else uvicorn starts the next request, whose head is in
         super().on_response_complete()
-        if not self.transport.is_closing():
-            self._await_head()
+        if idle and not self.transport.is_closing():
+            self._arm(self.limits.head_timeout, self._head_late)
 
     def _await_head(self) -> None:
-        self._in_head, self._head_bytes = True, 0
+        self._in_head, self._head_bytes, self._head_began_mid_read = True, 0, False
         self._arm(self.limits.head_timeout, self._head_late)
 
     def _head_late(self) -> None:

@@ -10,6 +10,7 @@ import socket
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -185,3 +186,30 @@ def test_a_batch_with_a_lone_surrogate_is_written_once_validated_and_its_neighbo
     stack.post_all("union-a", [checkin("c1", "rally-1", phone=phone(1))])
     eventually(lambda: stack.action_rows("rally-1")["union-a"]["attended"] == 1, timeout=60)
     assert stack.action_rows("rally-1")["union-a"] == {"pledged": 0, "rsvp_yes": 1, "attended": 1}
+
+
+def test_a_head_past_64_kib_gets_431_and_requests_on_a_kept_connection_are_not_mistaken_for_one(make_stack):
+    stack = make_stack()
+    stack.start_web()
+    with socket.create_connection(("127.0.0.1", stack.web_port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+        sent, answer = 0, b""
+        while sent < 64 * MiB and not answer:
+            if select.select([sock], [], [], 0)[0]:
+                answer = drain(sock)
+                break
+            try:
+                sock.sendall(b"a" * 65536)
+            except (BrokenPipeError, ConnectionResetError):
+                answer = drain(sock)
+                break
+            sent += 65536
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    # Big bodies and several requests on one connection are not heads: all are answered.
+    events = json.dumps([pledge(f"k{i}", "rally-1", 1) for i in range(500)]).encode()
+    body = events + b" " * (900_000 - len(events))
+    with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=1)) as http:  # one kept-alive connection
+        for _ in range(3):
+            r = http.post(f"{stack.url}/v1/events", content=body, headers=headers("union-a", stack.secrets["union-a"], body, time.time()))
+            assert r.status_code == 202, r.text
+            assert http.get(f"{stack.url}/healthz").status_code == 200

@@ -252,3 +252,15 @@ def test_metrics_count_accepted_and_refused_events_by_reason_without_personal_da
     text = client.get("/metrics").text
     assert 'turnout_events_accepted_total{partner="union-a"}' in text and "turnout_tally_lag" in text
     assert "5550188" not in text and "mia@" not in text
+
+
+def test_a_bug_is_a_500_with_the_same_error_body(tmp_path):
+    s = Settings(coalition=tmp_path / "c.toml", organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    app = create_app(s, publisher=ListPublisher(), book=TallyBook())
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("a bug")
+
+    r = TestClient(app, raise_server_exceptions=False).get("/boom")
+    assert r.status_code == 500 and r.json() == {"detail": "internal error", "errors": []}
