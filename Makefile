@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration bench soak fuzz schema install clean
+.PHONY: run test unit integration bench soak fuzz schema settings-doc install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,10 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 ## The whole pipeline with a demo coalition: embedded broker, worker, web, simulated partners.
+## `make run PORT=8001` picks the web app's port.
+PORT ?= 8000
 run: $(STAMP)
-	$(BIN)/turnout up --demo
+	$(BIN)/turnout up --demo --port $(PORT)
 
 ## Unit tests (seconds, no broker), then integration tests (embedded broker, real workers).
 test: $(STAMP) $(CHROMIUM)
@@ -61,6 +63,10 @@ fuzz: $(STAMP)
 ## Regenerate the checked-in JSON Schema of partner events.
 schema: $(STAMP)
 	$(BIN)/turnout schema --out docs/schema/partner-events.json
+
+## Regenerate the README's configuration table from Settings (a unit test keeps it in sync).
+settings-doc: $(STAMP)
+	$(BIN)/turnout settings --markdown --readme README.md
 
 clean:
 	rm -rf $(VENV) .turnout *.egg-info

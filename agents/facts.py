@@ -1,18 +1,25 @@
 """Fact transitions: RSVPs, check-ins, pledges and actions become idempotent keyed facts.
 
 Every transition is a merge that is order-independent and idempotent, so the at-least-once
-reprocessing Faust does after a crash or rebalance cannot move a number:
+reprocessing Faust does after a crash or rebalance cannot move a number. Credit is decided by
+when the coalition *received* an event (the envelope's ``received_at``, stamped by the
+ingress), never by the ``occurred_at`` a partner wrote, which is kept for display: a partner
+cannot take credit by backdating, and an old sign-in sheet imported today still counts.
 
-- *RSVP*: the RSVP with the latest ``occurred_at`` is in force (ties: the later status in
-  the order no < maybe < yes); its poster is credited with the RSVP (``rsvp_by``).
+- *RSVP*: the RSVP received last is in force (ties: the later status in the order
+  no < maybe < yes); its poster is credited with the RSVP (``rsvp_by``).
 - *Check-in*: a person who checks in twice is one attendee. Credit for attending goes to
-  the partner that posted the first check-in (ties: the smaller partner id).
-- *Pledge*: a later pledge (``occurred_at``, then ``event_id``) replaces the earlier one.
-  Pledges listed inside an action count as that partner's pledge at the action's time.
-- *Action*: the version with the latest ``occurred_at`` is kept.
+  the partner whose check-in was received first (ties: the smaller partner id).
+- *Pledge*: a partner's own pledge always wins over one listed inside the action by its
+  owner; between two of the same kind, the one received later (then the larger event id).
+- *Action*: owned by the partner that first posted it; only the owner or a backbone partner
+  may change it (anyone else is refused); the version received last is kept, and so is the owner.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
 
 from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent
 from contracts.facts import ActionRecord, Attendance, Pledge
@@ -20,31 +27,46 @@ from contracts.facts import ActionRecord, Attendance, Pledge
 _STATUS_ORDER = {"no": 0, "maybe": 1, "yes": 2}
 
 
+@dataclass(frozen=True)
+class Refused:
+    """The event may not change this fact; nothing is written. ``reason`` says why."""
+
+    reason: str
+
+
 def apply_attendance(
-    old: Attendance | None, event: RsvpEvent | CheckinEvent, partner: str, person_key: str
+    old: Attendance | None, event: RsvpEvent | CheckinEvent, partner: str, person_key: str, received: datetime
 ) -> Attendance:
     fact = old or Attendance(action_id=event.action_id, person_key=person_key)
-    at = event.occurred_at
     if isinstance(event, RsvpEvent):
-        mine = (at, _STATUS_ORDER[event.status])
-        if fact.rsvp_at is None or mine >= (fact.rsvp_at, _STATUS_ORDER[fact.rsvp]):
-            return fact.model_copy(update={"rsvp": event.status, "rsvp_at": at, "rsvp_by": partner})
+        mine = (received, _STATUS_ORDER[event.status])
+        if fact.rsvp_at is None or mine >= (fact.rsvp_received or fact.rsvp_at, _STATUS_ORDER[fact.rsvp]):
+            return fact.model_copy(update={"rsvp": event.status, "rsvp_at": event.occurred_at, "rsvp_by": partner, "rsvp_received": received})
         return fact
-    if fact.attended_at is None or (at, partner) < (fact.attended_at, fact.attended_by):
-        return fact.model_copy(update={"attended_at": at, "attended_by": partner})
+    if fact.attended_at is None or (received, partner) < (fact.attended_received or fact.attended_at, fact.attended_by):
+        return fact.model_copy(update={"attended_at": event.occurred_at, "attended_by": partner, "attended_received": received})
     return fact
 
 
-def apply_pledge(old: Pledge | None, event: PledgeEvent, partner: str) -> Pledge:
-    new = Pledge(action_id=event.action_id, partner=partner, count=event.count, occurred_at=event.occurred_at, event_id=event.event_id)
-    if old is None or (new.occurred_at, new.event_id) >= (old.occurred_at, old.event_id):
+def apply_pledge(old: Pledge | None, event: PledgeEvent, partner: str, received: datetime, inline: bool = False) -> Pledge:
+    new = Pledge(action_id=event.action_id, partner=partner, count=event.count, occurred_at=event.occurred_at,
+                 event_id=event.event_id, inline=inline, received_at=received)
+    if old is None:
         return new
-    return old
+    rank = lambda p: (not p.inline, p.received_at or p.occurred_at, p.event_id)  # noqa: E731
+    return new if rank(new) >= rank(old) else old
 
 
-def apply_action(old: ActionRecord | None, event: ActionEvent, partner: str) -> ActionRecord:
-    if old is None or event.occurred_at >= old.action.occurred_at:
-        return ActionRecord(partner=partner, action=event)
+def apply_action(old: ActionRecord | None, event: ActionEvent, partner: str, role: str, received: datetime) -> ActionRecord | Refused:
+    """The action record after ``partner`` (of ``role``) posted ``event``."""
+    if event.override_quiet_hours and role != "backbone":
+        return Refused("override_quiet_hours is for the backbone partner only")
+    if old is None:
+        return ActionRecord(partner=partner, action=event, received_at=received)
+    if partner != old.partner and role != "backbone":
+        return Refused(f"action {event.action_id!r} belongs to {old.partner!r}: only it or the backbone may change it")
+    if received >= (old.received_at or old.action.occurred_at):
+        return ActionRecord(partner=old.partner, action=event, received_at=received)
     return old
 
 
@@ -56,6 +78,7 @@ def inline_pledges(envelope: Envelope) -> list[Envelope]:
         Envelope(
             partner=p.partner,
             received_at=envelope.received_at,
+            inline=True,
             event=PledgeEvent(
                 event_id=f"{action.event_id}#pledge",
                 occurred_at=action.occurred_at,

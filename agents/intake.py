@@ -15,9 +15,10 @@ from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, R
 from streams.app import Pipeline
 from streams.clock import Clock, system_clock
 from streams.keys import fact_key, pledge_key
+from streams.topology import excerpt
 
 from .erasure import forget
-from .facts import apply_action, apply_attendance, apply_pledge, inline_pledges
+from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
 from .outreach.agents import fan_out
 from .people import membership, merge_person
 
@@ -28,53 +29,67 @@ def register(p: Pipeline, person_secret: bytes, clock: Clock = system_clock) -> 
     @p.app.agent(p.events, name="intake")
     async def intake(stream):  # noqa: ANN001 - Faust's stream type
         async for event in p.batches(stream, BATCH):
-            handle(p, event.message.partition, event.key, event.value, person_secret, clock)
+            m = event.message
+            handle(p, m.partition, event.key, event.value, person_secret, clock, where={"topic": m.topic, "partition": m.partition, "offset": m.offset})
 
 
-def handle(p: Pipeline, partition: int, key: str | None, raw: bytes, person_secret: bytes, clock: Clock = system_clock) -> None:
+def handle(p: Pipeline, partition: int, key: str | None, raw: bytes | None, person_secret: bytes, clock: Clock = system_clock,
+           where: dict[str, object] | None = None) -> None:
+    """Apply one record of the events topic (``where`` it is: for dead letters)."""
+    where = where or {}
+    if raw is None:
+        p.dead_letter(key, "empty record (no value)", **where)
+        return
     if key and key.startswith(FORGET_PREFIX):
         # Erasure requests share the events topic so they are ordered with the person's events.
         try:
             forget(p, partition, ForgetPerson.model_validate_json(raw), person_secret, clock())
         except ValidationError as exc:
-            p.dead_letter(key, "invalid erasure request", errors=exc.errors(include_input=False, include_url=False))
+            p.dead_letter(key, "invalid erasure request", errors=exc.errors(include_input=False, include_url=False), **excerpt(raw, **where))
         return
     try:
         envelope = Envelope.model_validate_json(raw, context={"normalized": True})
     except ValidationError as exc:
-        p.dead_letter(key, "invalid envelope", errors=exc.errors(include_input=False, include_url=False), record=raw.decode("utf-8", "replace"))
+        p.dead_letter(key, "invalid envelope", errors=exc.errors(include_input=False, include_url=False), **excerpt(raw, **where))
         return
     for derived in record(p, partition, envelope):
         if isinstance(derived, Envelope):
             p.send_soon(p.events, pledge_key(derived.event.action_id, derived.partner), derived.model_dump_json().encode())
         else:
-            fan_out(p, derived, envelope.partner, envelope.received_at)
+            record_ = p.actions.get(derived.action_id)
+            owner = record_.partner if record_ is not None else envelope.partner
+            fan_out(p, derived, owner, envelope.received_at, co_sponsors(p, derived.action_id))
 
 
 def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | ActionEvent]:
     """Apply one event to the tables; return what it implies: an action's inline pledges, and
     the action itself when it is a rapid-response action to fan out."""
-    event, partner, person = envelope.event, envelope.partner, envelope.person_key
+    event, partner, person, received = envelope.event, envelope.partner, envelope.person_key, envelope.received_at
     if isinstance(event, SignupEvent):
-        old = p.people.get(person)
-        p.people.put(partition, person, merge_person(old, event, partner, person))
+        p.people.put(partition, person, merge_person(p.people.get(person), event, partner, person, received))
         key = fact_key(partner, person)
-        old_m = p.memberships.get(key)
-        p.memberships.put(partition, key, membership(old_m, partner, person, event.occurred_at))
+        p.memberships.put(partition, key, membership(p.memberships.get(key), partner, person, event.occurred_at))
     elif isinstance(event, (RsvpEvent, CheckinEvent)):
         key = fact_key(event.action_id, person)
-        old_a = p.attendance.get(key)
-        p.attendance.put(partition, key, apply_attendance(old_a, event, partner, person))
+        p.attendance.put(partition, key, apply_attendance(p.attendance.get(key), event, partner, person, received))
     elif isinstance(event, PledgeEvent):
         key = fact_key(event.action_id, partner)
-        old_p = p.pledges.get(key)
-        p.pledges.put(partition, key, apply_pledge(old_p, event, partner))
+        p.pledges.put(partition, key, apply_pledge(p.pledges.get(key), event, partner, received, envelope.inline))
     elif isinstance(event, ActionEvent):
-        old_r = p.actions.get(event.action_id)
-        new_r = apply_action(old_r, event, partner)
-        p.actions.put(partition, event.action_id, new_r)
-        if new_r.action == event:
+        new = apply_action(p.actions.get(event.action_id), event, partner, envelope.role, received)
+        if isinstance(new, Refused):
+            p.dead_letter(f"action:{event.action_id}", new.reason, partner=partner, event_id=event.event_id)
+            return []
+        p.actions.put(partition, event.action_id, new)
+        if new.action == event:
             # Forwarded even when the table already had it: a replay after a crash must
             # not lose pledges (or a fan-out) cut off by a crash. Both are idempotent.
             return [*inline_pledges(envelope), *([event] if event.rapid_response else [])]
     return []
+
+
+def co_sponsors(p: Pipeline, action_id: str) -> list[str]:
+    """Partners that joined the action with a pledge of their own (pledges of an action live on
+    the action's partition: ``streams.keys.routing_key``)."""
+    prefix = fact_key(action_id, "")
+    return [raw["partner"] for key, raw in list(p.pledges.table.data.items()) if key.startswith(prefix) and not raw.get("inline")]

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from .events import ActionEvent
 from .facts import Channel
-from .people import Frozen
+from .people import Internal
 
 AskStatus = Literal["planned", "deferred", "sending", "sent", "delivered", "failed", "cancelled", "in_doubt", "expired"]
 #: Terminal and in-flight states: an ask in one of these is never handed to a provider again
@@ -37,7 +37,7 @@ def parse_ask_id(value: str) -> tuple[str, str, Channel]:
     return action_id, person_key, channel  # type: ignore[return-value]
 
 
-class Ask(Frozen):
+class Ask(Internal):
     """Which ask: the fields a command and a fact share."""
 
     ask_id: str
@@ -54,6 +54,7 @@ class Ask(Frozen):
 class AskCommand(Ask):
     """Send this message (internal asks topic, keyed by person key)."""
 
+    version: int = Field(default=1, description="The writer's contract version (internal topics).")
     referral: str
     to: str
     body: str
@@ -80,21 +81,23 @@ class AskFact(Ask):
     opted_out: bool = False
 
 
-class TargetAction(Frozen):
+class TargetAction(Internal):
     """Fan this action out to the people of one partition (one copy per partition)."""
 
+    version: int = Field(default=1, description="The writer's contract version (internal topics).")
     partner: str
     action: ActionEvent
     posted_at: datetime | None = Field(default=None, description="When the ingress accepted the action (its rapid-response grace counts from here).")
+    sponsors: tuple[str, ...] = Field(default=(), description="The owner and its co-sponsors: only people whose consent covers one are asked.")
 
 
-class RecentAsks(Frozen):
+class RecentAsks(Internal):
     """When a person was last asked (for the frequency cap and for matching replies)."""
 
     asks: tuple[tuple[str, datetime], ...] = ()
 
 
-class SendResult(Frozen):
+class SendResult(Internal):
     """What happened when an ask was handed to a provider (after any retries)."""
 
     ask_id: str

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .people import Frozen
+from pydantic import Field
+
+from .people import Internal
 
 #: Kafka key prefix of erasure commands on the events topic (``forget:<request id>:<n>``).
 FORGET_PREFIX = "forget:"
 
 
-class ForgetPerson(Frozen):
+class ForgetPerson(Internal):
+    version: int = Field(default=1, description="The writer's contract version (internal topics).")
     request_id: str
     requested_at: datetime
     contact_keys: tuple[str, ...]
 
 
-class ErasureReport(Frozen):
+class ErasureReport(Internal):
     """What one partition removed for one request (table ``erasures_by_request``). No contact details."""
 
     request_id: str

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, TypeAdapter, model_validator
 
-from .people import Consent, Frozen, Language, Person, PersonRef, PostalCode
+from .people import Consent, Frozen, Internal, Language, Person, PersonRef, PostalCode
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
@@ -125,12 +125,19 @@ class InlinePledge(Frozen):
     count: Annotated[int, Field(ge=0, le=1_000_000)]
 
 
+def _plausible_start(value: datetime) -> datetime:
+    # Local times are computed from it in every time zone: the calendar's edges overflow there.
+    if not 1970 <= value.year <= 2999:
+        raise ValueError("starts_at must be between the years 1970 and 2999")
+    return value
+
+
 class ActionEvent(BaseEvent):
     type: Literal["action"] = "action"
     action_id: Slug
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     kind: ActionKind
-    starts_at: AwareDatetime
+    starts_at: Annotated[AwareDatetime, AfterValidator(_plausible_start)]
     time_zone: TimeZone = Field(description="IANA time zone of the action, e.g. America/Los_Angeles.")
     location: Location = Location()
     target: TargetArea = TargetArea()
@@ -175,11 +182,14 @@ PartnerEvent = Annotated[
 partner_event = TypeAdapter(PartnerEvent)
 
 
-class Envelope(Frozen):
+class Envelope(Internal):
     """An accepted event as the ingress writes it to the events topic."""
 
+    version: int = Field(default=1, description="The writer's contract version (internal topics).")
     partner: Slug
     received_at: datetime
+    role: Literal["backbone", "member"] = Field(default="member", description="The posting partner's role, as the ingress knew it.")
+    inline: bool = Field(default=False, description="A pledge listed inside an action by its owner (not the partner's own).")
     person_key: str | None = Field(default=None, description="Keyed hash of the person's phone, else email.")
     event: PartnerEvent
 

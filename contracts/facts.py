@@ -10,13 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from pydantic import Field
+
 from .events import ActionEvent, RsvpStatus
-from .people import ConsentRecord, Frozen
+from .people import ConsentRecord, Internal
 
 Channel = Literal["sms", "email"]
 
 
-class PersonRecord(Frozen):
+class PersonRecord(Internal):
     """One supporter, merged across every partner that signed them up (the people table)."""
 
     person_key: str
@@ -34,7 +36,7 @@ class PersonRecord(Frozen):
     updated_at: datetime
 
 
-class Membership(Frozen):
+class Membership(Internal):
     """Partner ``partner`` signed up person ``person_key``: one per (partner, person)."""
 
     partner: str
@@ -42,11 +44,13 @@ class Membership(Frozen):
     joined_at: datetime
 
 
-class Attendance(Frozen):
+class Attendance(Internal):
     """A person's standing for one action, and which partner gets credit for each part.
 
     ``rsvp_by`` is the partner that posted the RSVP in force; ``attended_by`` the partner
-    that posted the first check-in. They may differ (see ``agents.facts``).
+    that posted the first check-in. They may differ (see ``agents.facts``). ``*_at`` are the
+    events' own times (for display); ``*_received`` when the coalition received them, which
+    is what decides credit (a partner cannot take it by backdating).
     """
 
     action_id: str
@@ -54,15 +58,17 @@ class Attendance(Frozen):
     rsvp: RsvpStatus | None = None
     rsvp_at: datetime | None = None
     rsvp_by: str | None = None
+    rsvp_received: datetime | None = None
     attended_at: datetime | None = None
     attended_by: str | None = None
+    attended_received: datetime | None = None
 
     @property
     def attended(self) -> bool:
         return self.attended_at is not None
 
 
-class Pledge(Frozen):
+class Pledge(Internal):
     """Partner ``partner`` commits to turn out ``count`` people for ``action_id``."""
 
     action_id: str
@@ -70,10 +76,13 @@ class Pledge(Frozen):
     count: int
     occurred_at: datetime
     event_id: str
+    inline: bool = Field(default=False, description="Listed in the action by its owner; the partner's own pledge always wins over it.")
+    received_at: datetime | None = None
 
 
-class ActionRecord(Frozen):
-    """The latest version of an action and the partner that posted it."""
+class ActionRecord(Internal):
+    """The latest version of an action and the partner that owns it (the first to post it)."""
 
     partner: str
     action: ActionEvent
+    received_at: datetime | None = None

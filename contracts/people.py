@@ -9,7 +9,7 @@ Field names follow OSDI where OSDI has one.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -29,9 +29,20 @@ DEFAULT_REGION = "US"
 
 
 class Frozen(BaseModel):
-    """Base for every contract: immutable, unknown fields are an error, not silently dropped."""
+    """Base for every partner-facing contract: immutable, unknown fields are an error, not
+    silently dropped (a typo must not vanish)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Internal(Frozen):
+    """Base for what turnout writes for itself (internal topics, fact tables): unknown fields are
+    ignored, so that during a rolling deploy an older worker reads what a newer one wrote.
+    Records on internal topics also carry ``version`` (of the writer's contract). A partner
+    event nested inside stays strict: a new partner-facing field is deployed to every worker
+    and web app before partners may use it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
 
 
 def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
@@ -97,6 +108,9 @@ def _granted(value: Any) -> Any:
     return {"granted": value} if isinstance(value, bool) else value
 
 
+ConsentScope = Literal["partner", "coalition"]
+
+
 class ChannelConsent(Frozen):
     """Consent for one channel, with when and how it was given (for the compliance record)."""
 
@@ -104,6 +118,10 @@ class ChannelConsent(Frozen):
     given_at: AwareDatetime | None = None
     method: Annotated[str, StringConstraints(max_length=200)] | None = Field(
         default=None, description="How consent was collected, e.g. 'paper sign-in sheet', 'web form'."
+    )
+    scope: ConsentScope = Field(
+        default="partner",
+        description="Who may message the person on this channel: `partner` (the partner that collected it) or `coalition` (any partner, as the form said).",
     )
 
 
@@ -118,10 +136,15 @@ class Consent(Frozen):
     email: Consent_ = ChannelConsent(granted=False)
 
 
-class ConsentRecord(Frozen):
-    """Consent as the people table keeps it: who recorded it and when."""
+class ConsentRecord(Internal):
+    """Consent as the people table keeps it: who recorded it first and when, and whom it covers."""
 
     granted: bool
     partner: str
     at: datetime
     method: str | None = None
+    scope: ConsentScope = "partner"
+    covers: tuple[str, ...] = Field(default=(), description="Every partner that recorded this consent (partner scope); empty: just ``partner``.")
+
+    def covers_partner(self, partner: str) -> bool:
+        return self.granted and (self.scope == "coalition" or partner in (self.covers or (self.partner,)))

@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from .people import Frozen
+from .people import Internal
 
 #: Twilio's error code for a number that replied STOP to the sender (Advanced Opt-Out).
 TWILIO_OPTED_OUT = 21610
@@ -21,7 +21,7 @@ TWILIO_VALIDITY_EXPIRED = 30036
 TwilioStatusName = Literal["accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read", "canceled", "receiving", "received"]
 
 
-class SmsStatus(Frozen):
+class SmsStatus(Internal):
     """A Twilio status callback for one of our messages."""
 
     kind: Literal["sms_status"] = "sms_status"
@@ -31,7 +31,7 @@ class SmsStatus(Frozen):
     error_code: str | None = None
 
 
-class SmsReply(Frozen):
+class SmsReply(Internal):
     """An inbound SMS from a supporter. Only the first word is kept: replies are not stored."""
 
     kind: Literal["sms_reply"] = "sms_reply"
@@ -40,7 +40,7 @@ class SmsReply(Frozen):
     opt_out_handled_by_twilio: bool = Field(default=True, description="Twilio Advanced Opt-Out already answered STOP/START/HELP.")
 
 
-class EmailEvent(Frozen):
+class EmailEvent(Internal):
     """One SendGrid event webhook event about one of our emails."""
 
     kind: Literal["email_event"] = "email_event"
@@ -54,7 +54,8 @@ class EmailEvent(Frozen):
 ProviderEvent = Annotated[Union[SmsStatus, SmsReply, EmailEvent], Field(discriminator="kind")]
 
 
-class ProviderEnvelope(Frozen):
+class ProviderEnvelope(Internal):
+    version: int = Field(default=1, description="The writer's contract version (internal topics).")
     person_key: str
     received_at: datetime
     event: ProviderEvent

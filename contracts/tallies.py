@@ -164,18 +164,20 @@ class TallyBook:
         delta = contributions(fact)
         delta.subtract(contributions(old))
         for (action, partner, metric), n in delta.items():
-            if n:
+            if not n:
+                continue
+            if action is None:
                 self._by_partner[partner][metric] += n
-                if action is not None:
-                    self._by_action[action][partner][metric] += n
+            else:
+                self._by_action[action][partner][metric] += n
 
     def knows_action(self, action_id: str) -> bool:
-        return action_id in self.action_ids()
+        return action_id in self._actions
 
     def action_ids(self) -> set[str]:
-        """Actions posted, or with any count (not: once counted, now all zero)."""
-        counted = {a for a, per_partner in self._by_action.items() if any(any(c.values()) for c in per_partner.values())}
-        return set(self._actions) | counted
+        """Actions a partner has posted. RSVPs, check-ins and pledges for an action id nobody
+        posted are kept, and counted from the moment the action is posted, not before."""
+        return set(self._actions)
 
     def action_record(self, action_id: str) -> ActionRecord | None:
         return self._actions.get(action_id)
@@ -199,9 +201,18 @@ class TallyBook:
             totals=Figures(**{m: total[m] for m in ACTION_METRICS}, **_derived(total)),
         )
 
+    def partner_counts(self) -> dict[str, Counter[str]]:
+        """Per partner: its sign-ups and its counts over every posted action."""
+        out: dict[str, Counter[str]] = defaultdict(Counter, {p: Counter(c) for p, c in self._by_partner.items()})
+        for action_id in self._actions:
+            for partner, counts in self._by_action.get(action_id, {}).items():
+                out[partner].update(counts)
+        return out
+
     def coalition(self) -> CoalitionTallies:
-        rows = [_figures(PartnerTotals, p, c) for p, c in sorted(self._by_partner.items()) if any(c.values())]
-        total = summed(self._by_partner.values())
+        per_partner = self.partner_counts()
+        rows = [_figures(PartnerTotals, p, c) for p, c in sorted(per_partner.items()) if any(c.values())]
+        total = summed(per_partner.values())
         actions = len(self.action_ids())
         return CoalitionTallies(
             partners=rows,

@@ -2,34 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from typing import Any, Callable
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import IncompatibleBrokerVersion, KafkaError, TopicAlreadyExistsError
 
 from .settings import Settings
-from .topology import topic_specs
+from .topology import TopicSpec, topic_specs
+
+log = logging.getLogger(__name__)
 
 
-def ensure_topics(s: Settings, timeout: float = 30.0) -> list[str]:
-    """Create every declared topic that does not exist yet; return the names created."""
-    admin = _connect(s.bootstrap, timeout)
+def ensure_topics(s: Settings, timeout: float = 30.0, connect: Callable[[str, float], Any] | None = None) -> list[str]:
+    """Create every declared topic that does not exist yet, with its retention or compaction
+    settings, and bring the settings of existing ones up to date where the broker allows it
+    (Apache Kafka does; the embedded broker keeps everything and compacts nothing anyway).
+    Return the names created."""
+    admin = (connect or _connect)(s.bootstrap, timeout)
     try:
         existing = set(admin.list_topics())
         created = []
         for spec in topic_specs(s):
             if spec.name in existing:
+                _update(admin, spec)
                 continue
-            config = {"cleanup.policy": "compact"} if spec.compacted else {}
             try:
-                admin.create_topics([NewTopic(spec.name, spec.partitions, s.replication_factor, topic_configs=config)])
+                admin.create_topics([NewTopic(spec.name, spec.partitions, s.replication_factor, topic_configs=spec.config)])
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass
         return created
     finally:
         admin.close()
+
+
+def _update(admin: Any, spec: TopicSpec) -> None:
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=spec.config)])
+    except (KafkaError, NotImplementedError, IncompatibleBrokerVersion) as exc:
+        log.warning("could not update the settings of %s (%s): the broker keeps its own", spec.name, type(exc).__name__)
 
 
 def _connect(bootstrap: str, timeout: float) -> KafkaAdminClient:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Generic, TypeVar
@@ -29,21 +30,47 @@ M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
 
 
+class PendingWrites:
+    """The writes each agent made and has not yet seen acknowledged, kept per agent (per
+    asyncio task context: an agent's batch ticker and send tasks share its list), so that one
+    agent's ``settle()`` never takes, or is failed by, another agent's writes."""
+
+    def __init__(self) -> None:
+        self._mine: ContextVar[list[Awaitable[Any]]] = ContextVar(f"pending-{id(self)}")
+
+    def own(self) -> list[Awaitable[Any]]:
+        """This agent's list (made on first use: call it before starting helper tasks)."""
+        try:
+            return self._mine.get()
+        except LookupError:
+            mine: list[Awaitable[Any]] = []
+            self._mine.set(mine)
+            return mine
+
+    def append(self, fut: Awaitable[Any]) -> None:
+        self.own().append(fut)
+
+    async def settle(self) -> None:
+        mine = self.own()
+        pending, mine[:] = list(mine), []
+        await asyncio.gather(*pending)
+
+
 class FactTable(Generic[M]):
     """A Faust table of pydantic facts, stored as JSON.
 
     Writes name their partition (agents handle batches that span partitions, where Faust's
     implicit "partition of the current event" would be wrong), skip what did not change (so
-    replays and duplicates add nothing), and join ``pending``: an agent awaits those before
-    its batch is acknowledged, because Faust commits offsets without waiting for changelog
-    writes, and a crash in between would lose facts whose events are never replayed.
+    replays and duplicates add nothing), and join ``pending``: the writing agent awaits those
+    before its batch is acknowledged, because Faust commits offsets without waiting for
+    changelog writes, and a crash in between would lose facts whose events are never replayed.
 
     A write compares with what the table holds, never with what the caller believes it holds:
     an "old" passed in could be stale or ``None`` over an existing fact, and would defeat the
     skip or hide a change from ``on_change``.
     """
 
-    def __init__(self, table: faust.Table, model: type[M], pending: list[Awaitable[Any]],
+    def __init__(self, table: faust.Table, model: type[M], pending: PendingWrites,
                  on_change: Callable[[M | None, M], None] | None = None) -> None:
         self.table = table
         self.model = model
@@ -95,7 +122,7 @@ class Pipeline:
     recent_asks: FactTable[Any]
     deferred: FactTable[Any]
     erasures: FactTable[Any]
-    pending: list[Awaitable[Any]] = field(default_factory=list)
+    pending: PendingWrites = field(default_factory=PendingWrites)
 
     def send_soon(self, topic: faust.TopicT, key: str, value: bytes, partition: int | None = None) -> None:
         self.pending.append(topic.send_soon(key=key, value=value, partition=partition))
@@ -107,8 +134,15 @@ class Pipeline:
         self.send_soon(self.dead_letters, key or "", value)
 
     async def settle(self) -> None:
-        pending, self.pending[:] = list(self.pending), []
-        await asyncio.gather(*pending)
+        """Wait until every write this agent made so far is acknowledged (a failed one raises)."""
+        await self.pending.settle()
+
+    async def crash(self, exc: BaseException) -> None:
+        """A batch could not be made durable: stop the worker (exit code 1) rather than go on
+        with events that are neither written nor acknowledged; they are read again from the
+        last commit by whichever worker takes the partitions over."""
+        log.error("a batch could not be written (%s): stopping the worker", type(exc).__name__)
+        await self.app.crash(exc)
 
     async def batches(
         self, stream: faust.StreamT, size: int = 500, every: float = 0.02,
@@ -121,13 +155,18 @@ class Pipeline:
         worker hand-over in our tests; this reads with manual acks instead.)"""
         held: list[Any] = []
         lock = asyncio.Lock()
+        self.pending.own()  # this agent's writes, shared with its ticker
 
         async def release() -> None:
             async with lock:
                 batch, held[:] = list(held), []
-                if flush is not None and batch:
-                    await flush(batch)
-                await self.settle()
+                try:
+                    if flush is not None and batch:
+                        await flush(batch)
+                    await self.settle()
+                except Exception as exc:  # noqa: BLE001 - any failure: nothing may be acknowledged
+                    await self.crash(exc)
+                    raise
                 for event in batch:
                     await stream.ack(event)
 
@@ -199,7 +238,7 @@ def build(s: Settings) -> Pipeline:
         value_serializer="raw",
     )
 
-    pending: list[Awaitable[Any]] = []
+    pending = PendingWrites()
 
     def table(spec: TableSpec, on_change: Callable[[Any, Any], None] | None = None) -> FactTable[Any]:
         # key_type=str, no value_type: Faust writes both as JSON in the changelog.

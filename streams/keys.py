@@ -2,8 +2,8 @@
 
 The person key is HMAC-SHA256 (coalition secret) of the normalized phone, else of the
 normalized email. Events are routed so that everything that updates one fact lands on
-one partition: all of a person's events by person key, pledges by (action, partner),
-actions by action id.
+one partition: all of a person's events by person key; an action and every pledge for it by
+action id (so the intake that fans an action out sees who co-sponsors it).
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def routing_key(partner: str, event: PartnerEvent, person: str | None) -> str:
 
 
 def pledge_key(action_id: str, partner: str) -> str:
-    return f"pledge:{action_id}:{partner}"
+    """Pledges travel with their action (the partner is in the envelope)."""
+    return f"action:{action_id}"
 
 
 def fact_key(*parts: str) -> str:

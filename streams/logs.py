@@ -1,6 +1,8 @@
 """Logging for every turnout process: one JSON object per line (``TURNOUT_LOG_FORMAT=json``, the
-default) or plain text, and a last-line redaction of anything shaped like an email address or
-an E.164 phone number. The code never logs contact details; the filter is the safety net."""
+default) or plain text, and a last-line redaction of the whole formatted line, exception text
+and traceback included: anything shaped like an email address or an E.164 phone number, and
+the input values pydantic puts in its error messages (``input_value=…``: names, addresses).
+The code never logs contact details; the formatter is the safety net."""
 
 from __future__ import annotations
 
@@ -8,37 +10,41 @@ import logging
 import re
 from typing import Any
 
+from pythonjsonlogger.json import JsonFormatter
+
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _PHONE = re.compile(r"\+\d{8,15}\b")
+# pydantic: "input_value='Ana', input_type=str" / input_value={'given_name': 'Ana', ...}
+_INPUT = re.compile(r"input_value=(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\{.*?\}(?=, input_type)|\[.*?\](?=, input_type)|[^,\]\n]*)")
 
 
 def redact(text: str) -> str:
-    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))
+    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", _INPUT.sub("input_value=<redacted>", text)))
 
 
-class Redact(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class RedactingJsonFormatter(JsonFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def logging_config(fmt: str = "json", level: str = "INFO") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for Faust's worker, uvicorn and the CLI."""
     formatter: dict[str, Any] = (
-        {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+        {"()": RedactingJsonFormatter, "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
          "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"}}
         if fmt == "json"
-        else {"format": "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"}
+        else {"()": RedactingFormatter, "format": "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"}
     )
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
-        "filters": {"redact": {"()": Redact}},
-        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "default", "filters": ["redact"], "stream": "ext://sys.stdout"}},
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stdout"}},
         "root": {"level": level, "handlers": ["default"]},
         "loggers": {
             "twilio": {"level": "WARNING"},  # the SDK logs every request at INFO, recipient included

@@ -6,8 +6,11 @@ web app reads to derive tallies (latest value per key).
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
 from contracts.asks import AskCommand, AskFact, RecentAsks
 from contracts.erasure import ErasureReport
@@ -50,6 +53,7 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool
+    config: dict[str, str] = field(default_factory=dict)
 
 
 def events_topic(s: Settings) -> str:
@@ -77,9 +81,52 @@ def dead_letter_topic(s: Settings) -> str:
     return f"{s.topic_prefix}dead-letters"
 
 
+#: The most of a refused record a dead letter keeps: the dead letter must stay far below the
+#: broker's message limit whatever arrived (a 900 KB record must not make a 3 MB dead letter).
+EXCERPT_BYTES = 256
+
+
+#: Fields whose values are personal data wherever they appear in a record (partner events,
+#: OSDI people, internal commands): a dead letter never keeps them.
+PERSONAL = frozenset({"given_name", "family_name", "phone", "email", "postal_code", "address_lines", "address",
+                      "number", "to", "body", "subject", "from", "From", "To", "Body"})
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+_PHONE = re.compile(r"\+\d{8,15}\b|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
+_FIELD = re.compile(r'"(%s)"\s*:\s*"(?:[^"\\]|\\.)*"?' % "|".join(sorted(PERSONAL)))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("<redacted>" if k in PERSONAL and v is not None else _scrub(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def redacted(raw: bytes) -> str:
+    """The record as text with personal data removed: values of personal fields when it is
+    JSON, anything shaped like a phone number or an email address in any case."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        text = json.dumps(_scrub(json.loads(text)), ensure_ascii=False)
+    except ValueError:  # not JSON, or cut short: the fields by name
+        text = _FIELD.sub(lambda m: f'"{m.group(1)}": "<redacted>"', text)
+    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))
+
+
+def excerpt(raw: bytes | None, **where: object) -> dict[str, object]:
+    """What a dead letter keeps of a refused record: where it is (``topic``, ``partition``,
+    ``offset``: replay it from there while it is retained), its size and SHA-256, and at most
+    ``EXCERPT_BYTES`` of it with personal data removed."""
+    if raw is None:
+        return {"record_bytes": None, **where}
+    return {**where, "record_bytes": len(raw), "record_sha256": hashlib.sha256(raw).hexdigest(),
+            "record_excerpt": redacted(raw if len(raw) <= 65536 else raw[:EXCERPT_BYTES * 16])[:EXCERPT_BYTES]}
+
+
 def dead_letter(key: str | None, reason: str, **details: object) -> tuple[bytes, bytes]:
-    """A dead-letter record: the reason, then what lets someone fix and replay it."""
-    return (key or "").encode(), json.dumps({"reason": reason, **details}, default=str).encode()
+    """A dead-letter record: the reason, then what lets someone find, fix and replay it."""
+    return (key or "")[:EXCERPT_BYTES].encode(), json.dumps({"reason": reason, **details}, default=str).encode()
 
 
 def mobilize_cursor_topic(s: Settings) -> str:
@@ -87,17 +134,38 @@ def mobilize_cursor_topic(s: Settings) -> str:
     return f"{s.topic_prefix}mobilize-cursors"
 
 
+def accounts_topic(s: Settings) -> str:
+    """Dashboard accounts and signed-out sessions (key: ``account:<email>`` or
+    ``revoked:<digest>``, value: ``contracts.accounts`` JSON). One partition: every web app
+    instance reads all of it, and offsets order every change."""
+    return f"{s.topic_prefix}accounts"
+
+
 def changelog_topic(s: Settings, table: TableSpec) -> str:
     return f"{s.app_id}-{table.name}-changelog"
 
 
+DAY_MS = 24 * 3600 * 1000
+
+
+def retained(days: float) -> dict[str, str]:
+    """A log that keeps records ``days`` days (then deletes them: personal data included)."""
+    return {"cleanup.policy": "delete", "retention.ms": str(int(days * DAY_MS))}
+
+
+#: Fact topics keep the latest value per key; a tombstone (an erasure) stays a day so every
+#: reader sees it, and compaction may run an hour after a write.
+COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(3600 * 1000), "delete.retention.ms": str(DAY_MS)}
+
+
 def topic_specs(s: Settings) -> list[TopicSpec]:
     return [
-        TopicSpec(events_topic(s), s.partitions, compacted=False),
-        TopicSpec(targeting_topic(s), s.partitions, compacted=False),
-        TopicSpec(asks_topic(s), s.partitions, compacted=False),
-        TopicSpec(provider_topic(s), s.partitions, compacted=False),
-        TopicSpec(dead_letter_topic(s), 1, compacted=False),
-        TopicSpec(mobilize_cursor_topic(s), 1, compacted=True),
-        *(TopicSpec(changelog_topic(s, t), s.partitions, compacted=True) for t in TABLES),
+        TopicSpec(events_topic(s), s.partitions, compacted=False, config=retained(s.events_retention_days)),
+        TopicSpec(targeting_topic(s), s.partitions, compacted=False, config=retained(s.outreach_retention_days)),
+        TopicSpec(asks_topic(s), s.partitions, compacted=False, config=retained(s.outreach_retention_days)),
+        TopicSpec(provider_topic(s), s.partitions, compacted=False, config=retained(s.outreach_retention_days)),
+        TopicSpec(dead_letter_topic(s), 1, compacted=False, config=retained(s.dead_letter_retention_days)),
+        TopicSpec(mobilize_cursor_topic(s), 1, compacted=True, config=COMPACTED),
+        TopicSpec(accounts_topic(s), 1, compacted=True, config=COMPACTED),
+        *(TopicSpec(changelog_topic(s, t), s.partitions, compacted=True, config=COMPACTED) for t in TABLES),
     ]

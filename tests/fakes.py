@@ -13,7 +13,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
-from streams.app import FactTable, Pipeline, count_ask
+from streams.app import FactTable, PendingWrites, Pipeline, count_ask
 from streams.topology import ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, MEMBERSHIPS, PEOPLE, PLEDGES, RECENT_ASKS
 
 
@@ -54,15 +54,19 @@ class Flow:
         return self.active
 
 
+async def _crashed(exc: BaseException) -> None:
+    raise AssertionError(f"the worker would stop: {exc!r}")
+
+
 def memory_pipeline(partitions: int = 4) -> Pipeline:
-    pending: list = []
+    pending = PendingWrites()
 
     def table(spec, on_change=None) -> FactTable:
         return FactTable(MemoryTable(), spec.model, pending, on_change)
 
     topic = lambda: MemoryTopic(partitions)  # noqa: E731
     return Pipeline(
-        app=SimpleNamespace(consumer_generation_id=1, flow_control=Flow()),
+        app=SimpleNamespace(consumer_generation_id=1, flow_control=Flow(), crash=_crashed),
         events=topic(), dead_letters=topic(), people=table(PEOPLE), memberships=table(MEMBERSHIPS),
         attendance=table(ATTENDANCE), pledges=table(PLEDGES), actions=table(ACTIONS), targeting=topic(),
         asks_topic=topic(), provider=topic(), asks=table(ASKS, count_ask), recent_asks=table(RECENT_ASKS),

@@ -87,9 +87,10 @@ def quiet_hours(s: Settings) -> QuietHours:
     return QuietHours(time.fromisoformat(s.quiet_start), time.fromisoformat(s.quiet_end))
 
 
-def fan_out(p: Pipeline, action: ActionEvent, partner: str, posted_at: datetime) -> None:
+def fan_out(p: Pipeline, action: ActionEvent, owner: str, posted_at: datetime, sponsors: Sequence[str] = ()) -> None:
     """Copy an action to every targeting partition (called by intake for rapid-response actions)."""
-    value = TargetAction(partner=partner, action=action, posted_at=posted_at).model_dump_json().encode()
+    target = TargetAction(partner=owner, action=action, posted_at=posted_at, sponsors=tuple(sorted({owner, *sponsors})))
+    value = target.model_dump_json().encode()
     for partition in range(p.targeting.partitions or 1):
         p.send_soon(p.targeting, action.action_id, value, partition)
 
@@ -107,7 +108,8 @@ def register(p: Pipeline, o: Outreach) -> None:
     async def plan_asks(stream):  # noqa: ANN001
         async for event in stream.events():
             target = TargetAction.model_validate_json(event.value)
-            planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index)
+            sponsors = frozenset({target.partner, *target.sponsors})
+            planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors)
             await p.settle()
             log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
 
@@ -150,7 +152,7 @@ class PeopleIndex:
 
 
 async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, posted_at: datetime | None = None,
-                         index: PeopleIndex | None = None) -> int:
+                         index: PeopleIndex | None = None, sponsors: frozenset[str] | None = None) -> int:
     now, count = o.clock(), 0
     keys = (index or PeopleIndex(o.partitions)).keys(p.people.table.data, partition)
     for i, key in enumerate(keys):
@@ -163,7 +165,7 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
         # Planned-but-unsent asks are planned again: a replay must not strand them.
         ids = (ask_id(action.action_id, key, "sms"), ask_id(action.action_id, key, "email"))
         done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
-        for ask in plan(person, action, recent, done, now, o.policy, posted_at):
+        for ask in plan(person, action, recent, done, now, o.policy, posted_at, sponsors):
             transition(p, partition, ask, p.asks.get(ask.ask_id), "planned", now, send_until=ask.send_until)
             recent = remember(recent, ask.ask_id, now, o.policy.window)
             p.recent_asks.put(partition, key, recent)

@@ -83,7 +83,7 @@ def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> 
             rsvp = RsvpEvent(event_id=f"sms:{ev.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=PersonRef(phone=person.phone))
             key = fact_key(fact.action_id, pk)
             old = p.attendance.get(key)
-            p.attendance.put(partition, key, apply_attendance(old, rsvp, fact.partner, pk))
+            p.attendance.put(partition, key, apply_attendance(old, rsvp, fact.partner, pk, at))
     return None
 
 
@@ -92,7 +92,7 @@ def expired_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact) ->
     the next allowed hour while the action is ahead, rebuilt from today's person and action."""
     now = o.clock()
     record, person = p.actions.get(fact.action_id), p.people.get(fact.person_key)
-    asks = plan(person, record.action, None, set(), now, o.policy) if record and person else []
+    asks = plan(person, record.action, None, set(), now, o.policy, sponsors=frozenset({fact.partner})) if record and person else []
     ask = next((a for a in asks if a.ask_id == fact.ask_id), None)
     if ask is None:  # the person or the action is gone, or the person no longer qualifies
         p.asks.put(partition, fact.ask_id, fact.model_copy(update={"status": "expired", "updated_at": now, "error_code": str(TWILIO_VALIDITY_EXPIRED)}))

@@ -6,7 +6,10 @@ Rules, checked per channel in this order; the first that fails is the reason rec
    ``in_target``). An action with an empty target area reaches nobody: it must name its area.
 2. *opted out*: any entry in ``person.opted_out`` for the channel blocks it. Only START
    (which removes the entry) restores it; a later sign-up that ticks consent again does not.
-3. *no consent*: consent for that channel is absent or not granted.
+3. *no consent*: consent for that channel is absent or not granted, or *not a sponsor's*: it
+   covers none of the action's sponsors (its owner and the partners that co-sponsor it by
+   posting their own pledge). Consent covers the partner that collected it, or every partner
+   when it was given with ``scope: coalition``.
 4. *no phone* / *no email*: there is no address for the channel.
 5. *frequency cap*: ``recent_asks`` (asks already sent to the person inside the cap window,
    across every partner and action) plus the asks planned here may not exceed ``cap``. When
@@ -97,23 +100,31 @@ def consent_problem(person: PersonRecord, channel: Channel) -> str | None:
     return None
 
 
-def _channel_problem(person: PersonRecord, channel: Channel) -> str | None:
+def _channel_problem(person: PersonRecord, channel: Channel, sponsors: frozenset[str] | None) -> str | None:
     problem = consent_problem(person, channel)
     if problem:
         return problem
+    if sponsors is not None and not covering(person, channel, sponsors):
+        return "consent covers no sponsor"
     if not getattr(person, ADDRESS_FIELD[channel]):
         return f"no {ADDRESS_FIELD[channel]}"
     return None
 
 
-def decide(person: PersonRecord, action: ActionEvent, *, recent_asks: int, cap: int) -> Eligibility:
+def covering(person: PersonRecord, channel: Channel, sponsors: frozenset[str]) -> list[str]:
+    """The sponsors whose messages the person's consent on ``channel`` allows, sorted."""
+    consent = person.consent.get(channel)
+    return sorted(s for s in sponsors if consent is not None and consent.covers_partner(s))
+
+
+def decide(person: PersonRecord, action: ActionEvent, *, recent_asks: int, cap: int, sponsors: frozenset[str] | None = None) -> Eligibility:
     """The channels on which ``person`` may be asked for ``action`` (rules in the module docstring)."""
     if not in_target(person, action.target):
         return Eligibility(reasons={c: "out of area" for c in CHANNELS})
     reasons: dict[Channel, str] = {}
     allowed: list[Channel] = []
     for channel in CHANNELS:
-        problem = _channel_problem(person, channel)
+        problem = _channel_problem(person, channel, sponsors)
         if problem:
             reasons[channel] = problem
         else:
@@ -124,13 +135,15 @@ def decide(person: PersonRecord, action: ActionEvent, *, recent_asks: int, cap: 
     return Eligibility(channels=tuple(allowed[:room]), reasons=reasons)
 
 
-def partner_credit(person: PersonRecord) -> str:
-    """The partner credited with asks to ``person``: the first-touch recruiter.
-
-    Stable whoever signs the person up later (see ``agents.people``), so a replay or a late
-    duplicate sign-up never moves credit between partners.
-    """
-    return person.recruited_by
+def partner_credit(person: PersonRecord, sponsors: frozenset[str] | None = None, channel: Channel = "sms") -> str:
+    """The partner credited with asks to ``person``: the first-touch recruiter when it is a
+    sponsor whose consent covers the person (or no sponsors are given), else the first such
+    sponsor. Stable whoever signs the person up later (see ``agents.people``), so a replay or
+    a late duplicate sign-up never moves credit between partners."""
+    if sponsors is None:
+        return person.recruited_by
+    allowed = covering(person, channel, sponsors) or covering(person, "email", sponsors)
+    return person.recruited_by if person.recruited_by in allowed or not allowed else allowed[0]
 
 
 def referral_code(partner: str, action_id: str, secret: bytes) -> str:

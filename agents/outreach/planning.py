@@ -55,13 +55,14 @@ def remember(recent: RecentAsks | None, ask: str, now: datetime, window: timedel
 
 def plan(
     person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime, policy: OutreachPolicy,
-    posted_at: datetime | None = None,
+    posted_at: datetime | None = None, sponsors: frozenset[str] | None = None,
 ) -> list[AskCommand]:
     """The asks to send: one per eligible channel the person has not been asked on for this
-    action (``posted_at``: when the action was accepted; ``now`` if unknown)."""
+    action (``posted_at``: when the action was accepted, ``now`` if unknown; ``sponsors``:
+    the partners whose consent may be used, every partner if ``None``)."""
     fresh = recent_count(recent, now, policy.window, exclude_action=action.action_id)
-    verdict = decide(person, action, recent_asks=fresh, cap=policy.cap)
-    partner = partner_credit(person)
+    verdict = decide(person, action, recent_asks=fresh, cap=policy.cap, sponsors=sponsors)
+    partner = partner_credit(person, sponsors)
     referral = referral_code(partner, action.action_id, policy.referral_secret)
     values = {
         "given_name": person.given_name or "",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -22,7 +23,7 @@ from pydantic import BaseModel
 from contracts.partners import Partner
 from streams.coalition import Coalition, token_digest
 from streams.settings import Settings
-from streams.topology import dead_letter, dead_letter_topic
+from streams.topology import dead_letter, excerpt, dead_letter_topic
 
 from ..action_network import Rejected, translate
 from .body import BadBody, load_json, problems, read_limited
@@ -68,7 +69,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
         if not isinstance(items, list):
             raise BadBody("body must be a JSON array of Action Network objects")
         indexed, rejected = translate(items, partner.action_network.actions)
-        records, result = envelopes([e for _, e in indexed], partner.id, datetime.now(timezone.utc), secret, s.default_region)
+        records, result = envelopes([e for _, e in indexed], partner.id, datetime.now(timezone.utc), secret, s.default_region, partner.role)
         for bad in result.rejected:
             reasons = "; ".join(f"{e.field}: {e.message}" for e in bad.errors)
             rejected.append(Rejected(indexed[bad.index][0], reasons))
@@ -90,8 +91,9 @@ def _token_matches(partner: Partner | None, token: str) -> bool:
 
 
 def _dead_letter(partner: str, items: list[Any], x: Rejected) -> tuple[bytes, bytes]:
-    # Kept whole, so it can be fixed and replayed (the events topic holds the same details).
+    # Without the person: a dead letter is kept a month, and the item can be sent again from
+    # Action Network once its event is mapped.
     item = items[x.index]
     key = item.get("idempotency_key") if isinstance(item, dict) else None
     key = key if isinstance(key, str) and not any(True for _ in problems(key)) else ""  # a Kafka key must encode
-    return dead_letter(key, x.reason, source="action-network", partner=partner, index=x.index, record=item)
+    return dead_letter(key, x.reason, source="action-network", partner=partner, index=x.index, **excerpt(json.dumps(item, default=repr).encode()))

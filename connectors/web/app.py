@@ -8,9 +8,11 @@ from __future__ import annotations
 import hmac
 import logging
 from contextlib import asynccontextmanager
+from typing import Literal
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import Response, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
 
 from contracts.tallies import ActionTallies, CoalitionTallies, TallyBook
@@ -19,10 +21,11 @@ from streams.coalition import Coalition, load
 from streams.settings import Settings
 from streams.topology import events_topic
 
+from ..accounts.store import AccountStore, KafkaAccountLog
 from . import dashboard, docs, errors, ingress, openapi
 from .action_network import router as action_network_router
 from .errors import documented
-from .exports import aggregate_csv, tallies_csv
+from .exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv
 from .middleware import BodyLimit, SecurityHeaders
 from .people import ErasureReports, router as people_router
 from .providers import router as providers_router
@@ -43,16 +46,17 @@ class CoalitionFile:
     def current(self) -> Coalition:
         mtime = self.path.stat().st_mtime if self.path.exists() else None
         if mtime != self._mtime:
-            self._coalition, self._mtime = load(self.path), mtime
+            self._coalition, self._mtime = load(self.path, missing_ok=True), mtime
         return self._coalition
 
 
-def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None) -> FastAPI:
+def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None,
+               accounts: AccountStore | None = None) -> FastAPI:
     coalition = CoalitionFile(s)
     coalition.current()  # fail at start on a broken coalition file
     secret = s.person_key_bytes()
     # Fakes handed in (tests) are used as they are; otherwise the Kafka adapters, started by the lifespan.
-    owned: list[KafkaPublisher | TallyReader] = []
+    owned: list[KafkaPublisher | TallyReader | AccountStore] = []
     if publisher is None:
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
         owned.append(publisher)
@@ -62,6 +66,10 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         book = TallyBook()
         reader = TallyReader(s, book, changes)
         owned.append(reader)
+    if accounts is None:
+        # Started before the app answers anyone: the whole accounts topic is read by then.
+        accounts = AccountStore(KafkaAccountLog(s), changes.notify)
+        owned.append(accounts)
 
     def tally_lag() -> int | None:
         return reader.lag() if reader is not None else 0
@@ -94,13 +102,14 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, the body limit's included
     errors.install(app)
     docs.install(app)
-    access = dashboard.Access(s, coalition.current)
+    access = dashboard.Access(s, coalition.current, accounts, hmac.new(secret, b"turnout partner fingerprint", "sha256").digest())
     organizer = access.organizer
     # Organizer routes: the token or a dashboard session (declared for the document), then the check.
     as_organizer = [Depends(openapi.organizer_auth), Depends(organizer)]
     organizer_errors = documented(401, 403, s403="Signed in, but not as an organizer")
 
-    app.include_router(ingress.router(s, publisher, coalition.current, secret))
+    app.include_router(ingress.router(s, publisher, coalition.current, secret,
+                                      lambda action_id: (r.partner if (r := book.action_record(action_id)) else None)))
     app.include_router(providers_router(s, publisher))
     app.include_router(action_network_router(s, publisher, coalition.current))
     app.include_router(people_router(s, publisher, erasures), dependencies=as_organizer, responses=organizer_errors)
@@ -123,21 +132,32 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     @app.get("/v1/exports/aggregate.csv", dependencies=as_organizer, responses={200: CSV, **organizer_errors}, response_class=StreamingResponse,
              summary="Per action, for funders: counts from 1 to 10 suppressed, no partner names")
-    async def export_aggregate() -> StreamingResponse:
-        return _csv_download(aggregate_csv(book), "turnout-aggregate.csv")
+    async def export_aggregate(note: Literal["line"] | None = None) -> StreamingResponse:
+        # The note is in a header, not the data, so the file loads as is; ?note=line puts it first as a "# " line.
+        response = _csv_download(aggregate_csv(book, note_line=note == "line"), "turnout-aggregate.csv")
+        response.headers["X-Turnout-Note"] = SUPPRESSION_NOTE
+        return response
 
-    app.include_router(dashboard.router(s, access, coalition.current, book, changes, tally_lag),
+    app.include_router(dashboard.router(s, access, accounts, coalition.current, book, changes, tally_lag),
                        dependencies=[Depends(openapi.organizer_auth)], responses=documented(401, s401="Not signed in"))
 
     metrics.TALLY_LAG.set_function(lambda: tally_lag() or 0)
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus(request: Request) -> Response:
+        # Off unless a token is configured: answering 404 tells a stranger nothing is here.
+        if s.metrics_token is None:
+            raise HTTPException(404, "Not Found")
+        if not _bearer(request, s.metrics_token.get_secret_value()):
+            raise HTTPException(401, "send Authorization: Bearer <TURNOUT_METRICS_TOKEN>", headers={"WWW-Authenticate": "Bearer"})
+        return Response(metrics.exposition(s.metrics_partner_labels), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are")
-    async def healthz() -> dict[str, object]:
-        return {"status": "ok", "tally_records": book.records, "tally_lag": tally_lag()}
+    @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are",
+             responses={200: {"model": Health}, 503: {"model": Health, "description": "The tally reader has stopped or stalled: `reason` says which"}})
+    async def healthz() -> JSONResponse:
+        problem = reader.problem() if reader is not None else None
+        body = {"status": "unhealthy" if problem else "ok", "tally_records": book.records, "tally_lag": tally_lag()}
+        return JSONResponse({**body, "reason": problem} if problem else body, status_code=503 if problem else 200)
 
     def document() -> dict:
         if app.openapi_schema is None:
@@ -149,6 +169,18 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
 
 CSV = {"description": "CSV, UTF-8", "content": {"text/csv": {"schema": {"type": "string"}}}}
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unhealthy"]
+    tally_records: int
+    tally_lag: int | None
+    reason: str | None = None
+
+
+def _bearer(request: Request, token: str) -> bool:
+    auth = request.headers.get("authorization", "")
+    return auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(), token.encode())
 
 
 def _csv_download(chunks, filename: str) -> StreamingResponse:

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from streams import metrics
 
@@ -42,6 +43,7 @@ DESCRIPTIONS = {
     401: "Missing or wrong credentials; nothing written",
     403: "Credentials that are not allowed here (a bad provider signature, a partner on an organizer route); nothing written",
     404: "No such resource",
+    409: "Conflicts with what is already there",
     413: "Body over the size limit; the connection is closed",
     422: "A field is wrong; `errors` names each one",
     503: "The broker did not acknowledge: nothing is promised. Retry after Retry-After seconds",
@@ -70,12 +72,25 @@ def error(status: int, detail: str, errors: list[FieldError] = (), headers: dict
     return JSONResponse(ErrorBody(detail=detail, errors=list(errors)).model_dump(), status_code=status, headers=headers)
 
 
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route of ``app`` answers on the request's path."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every refusal into an ``ErrorBody``."""
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return error(exc.status_code, str(exc.detail), headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names only the first route on the path; Allow must list every method on it.
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(app, request))}
+        return error(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

@@ -12,13 +12,16 @@ import csv
 import io
 from typing import Iterable, Iterator
 
+from zoneinfo import ZoneInfo
+
+from contracts.events import ActionEvent
 from contracts.tallies import ACTION_METRICS, TallyBook, asks_sent, ratio, summed
 
 from .dashboard.view import newest_first
 
 SUPPRESSED = "<11"
 SUPPRESSION_NOTE = (
-    "# Aggregate turnout counts. Every count from 1 to 10 is suppressed and shown as <11 "
+    "Aggregate turnout counts. Every count from 1 to 10 is suppressed and shown as <11 "
     "(CMS cell-size suppression policy); a ratio is left blank when either of its counts is suppressed. "
     "Counts of 0 are shown. No personal data."
 )
@@ -29,7 +32,7 @@ AGGREGATE_COLUMNS = ("action_id", "title", "starts_at", "partners", "pledged", "
 def tallies_rows(book: TallyBook, names: dict[str, str]) -> Iterator[list[object]]:
     for action_id in newest_first(book):
         record = book.action_record(action_id)
-        title, starts = (record.action.title, record.action.starts_at.isoformat()) if record else ("", "")
+        title, starts = (record.action.title, local_start(record.action)) if record else ("", "")
         for partner, c in sorted(book.counts(action_id).items()):
             if any(c.values()):
                 yield [action_id, _text(title), starts, partner, _text(names.get(partner, "")), *(c[m] for m in ACTION_METRICS),
@@ -43,8 +46,13 @@ def aggregate_rows(book: TallyBook) -> Iterator[list[object]]:
         total = summed(per_partner)
         counts = [len(per_partner), total["pledged"], total["rsvp_yes"], total["attended"], asks_sent(total), total["delivered"], total["opted_out"]]
         production = "" if suppressed(total["attended"]) or suppressed(total["pledged"]) else _blank(ratio(total["attended"], total["pledged"]))
-        yield [action_id, _text(record.action.title) if record else "", record.action.starts_at.isoformat() if record else "",
+        yield [action_id, _text(record.action.title) if record else "", local_start(record.action) if record else "",
                *(suppress(n) for n in counts), production]
+
+
+def local_start(action: ActionEvent) -> str:
+    """When the action starts, in its own zone, ISO 8601 to the second (``2026-12-01T18:00:00-08:00``)."""
+    return action.starts_at.astimezone(ZoneInfo(action.time_zone)).isoformat(timespec="seconds")
 
 
 def suppressed(n: int) -> bool:
@@ -59,8 +67,11 @@ def tallies_csv(book: TallyBook, names: dict[str, str]) -> Iterator[str]:
     return _csv(TALLY_COLUMNS, tallies_rows(book, names))
 
 
-def aggregate_csv(book: TallyBook) -> Iterator[str]:
-    return _csv(AGGREGATE_COLUMNS, aggregate_rows(book), note=SUPPRESSION_NOTE)
+def aggregate_csv(book: TallyBook, note_line: bool = False) -> Iterator[str]:
+    """The aggregate CSV: a header row and data, so it loads as is in pandas and spreadsheets.
+    ``note_line`` puts ``SUPPRESSION_NOTE`` first, as a ``#`` line (``pandas.read_csv(comment="#")``);
+    otherwise the note travels beside the file (the CLI writes it next to it, HTTP in a header)."""
+    return _csv(AGGREGATE_COLUMNS, aggregate_rows(book), note=f"# {SUPPRESSION_NOTE}" if note_line else None)
 
 
 def _csv(columns: Iterable[str], rows: Iterable[list[object]], note: str | None = None) -> Iterator[str]:

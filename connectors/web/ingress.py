@@ -4,11 +4,13 @@ The steps, each a plain function so a new check slots in between two of them:
 
 1. ``parse_events``: the body as strict JSON (``body.load_json``), one event or a non-empty
    array of at most ``max_batch``; anything else is ``BadBody`` (400).
-2. ``validate_events``: every event on its own. Duplicate keys and strings that are not valid
-   Unicode are refused by path; the contract validates; then ``coerced`` refuses what
-   pydantic's lax mode converted from another JSON type (``"5"`` or ``true`` as a count, a
-   number as a date). Returns the accepted events with their index, the rejections, and how
-   many repeated an earlier event id of the same request.
+2. ``validate_events``: every event on its own. Duplicate keys, numbers too long to read and
+   strings that are not valid Unicode are refused by path; the contract validates; then
+   ``coerced`` refuses what pydantic's lax mode converted from another JSON type (``"5"`` or
+   ``true`` as a count, a number as a date); then ``Authority`` (what this partner may claim:
+   ``authority_errors``), which also warns about events for actions nobody has posted. Returns
+   the accepted events with their index, the rejections, the warnings, and how many repeated
+   an earlier event id of the same request.
 3. ``records``: the accepted events as Kafka records. Only once every event of the batch is
    validated is anything written, so a retry of the same batch writes the same records.
 
@@ -20,14 +22,14 @@ from __future__ import annotations
 
 import time as clock
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from contracts.events import Envelope, PartnerEvent, partner_event
+from contracts.events import ActionEvent, Envelope, PartnerEvent, partner_event
 from streams import metrics
 from streams.coalition import Coalition
 from streams.keys import event_person_key, routing_key
@@ -39,7 +41,8 @@ from .errors import FieldError, documented, refused
 from .openapi import PARTNER_SECURITY
 from .publisher import Publisher, Record
 
-__all__ = ["BadBody", "Checked", "FieldError", "IngestRefusal", "IngestResult", "Rejection", "envelopes", "parse_events", "records", "router", "validate_events"]
+__all__ = ["Authority", "BadBody", "Checked", "FieldError", "IngestRefusal", "IngestResult", "Rejection", "Warning_", "authority_errors",
+           "envelopes", "parse_events", "records", "router", "validate_events"]
 
 
 class Rejection(BaseModel):
@@ -48,10 +51,17 @@ class Rejection(BaseModel):
     errors: list[FieldError]
 
 
+class Warning_(BaseModel):
+    index: int
+    event_id: str
+    message: str
+
+
 class IngestResult(BaseModel):
     accepted: int
     duplicates: int
     rejected: list[Rejection]
+    warnings: list[Warning_] = Field(default=[], description="Accepted events worth a look: e.g. an RSVP for an action id nobody has posted yet.")
 
 
 class IngestRefusal(IngestResult):
@@ -84,13 +94,54 @@ class Checked:
 
     accepted: list[tuple[int, PartnerEvent]] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[Warning_] = field(default_factory=list)
     duplicates: int = 0
 
     def result(self) -> IngestResult:
-        return IngestResult(accepted=len(self.accepted), duplicates=self.duplicates, rejected=sorted(self.rejected, key=lambda r: r.index))
+        return IngestResult(accepted=len(self.accepted), duplicates=self.duplicates, rejected=sorted(self.rejected, key=lambda r: r.index),
+                            warnings=self.warnings)
 
 
-def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], person_secret: bytes) -> APIRouter:
+#: How far in the future an event's ``occurred_at`` may be (clocks differ a little, no more).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Authority:
+    """Who is posting, for what a valid event may still not claim. ``owner_of(action_id)``: the
+    partner that owns a posted action, ``None`` if none is known (as far as this web app has
+    read; the worker enforces it too)."""
+
+    partner: str
+    role: str = "member"
+    received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    owner_of: Callable[[str], str | None] = lambda action_id: None
+
+    def check(self, index: int, event: PartnerEvent) -> tuple[list[FieldError], Warning_ | None]:
+        action_id = getattr(event, "action_id", None)
+        owner = self.owner_of(action_id) if action_id is not None else None
+        errors = authority_errors(event, self.partner, self.role, self.received_at, owner)
+        if errors or action_id is None or owner is not None or isinstance(event, ActionEvent):
+            return errors, None
+        return [], Warning_(index=index, event_id=event.event_id, message=f"no partner has posted action {action_id!r} yet: "
+                            "this is kept and counted once the action is posted (check the id)")
+
+
+def authority_errors(event: Any, partner: str, role: str, received_at: datetime, owner: str | None) -> list[FieldError]:
+    """What a valid event may still not claim: a time in the future, another partner's action
+    (``owner``: who owns it), or, for a member, texting during quiet hours."""
+    errors = []
+    if isinstance(event, ActionEvent) and owner is not None and owner != partner and role != "backbone":
+        errors.append(FieldError(field="action_id", message=f"action {event.action_id!r} belongs to {owner!r}: only it or the backbone may change it", type="not_owner"))
+    if event.occurred_at > received_at + FUTURE_TOLERANCE:
+        errors.append(FieldError(field="occurred_at", message="is more than 5 minutes in the future", type="future_time"))
+    if getattr(event, "override_quiet_hours", False) and role != "backbone":
+        errors.append(FieldError(field="override_quiet_hours", message="only the backbone partner may override quiet hours", type="not_allowed"))
+    return errors
+
+
+def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], person_secret: bytes,
+           owner_of: Callable[[str], str | None] = lambda action_id: None) -> APIRouter:
     r = APIRouter(tags=["partners"])
 
     @r.post(
@@ -118,8 +169,9 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             items = parse_events(body, s.max_batch)
         except BadBody as exc:
             raise refused(400, str(exc), "bad_body") from None
-        checked = validate_events(items, s.default_region)
-        out = records(checked.accepted, partner.id, datetime.now(timezone.utc), person_secret)
+        authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owner_of)
+        checked = validate_events(items, s.default_region, authority)
+        out = records(checked.accepted, authority, person_secret)
         if out:
             await publisher.publish(out)
             metrics.EVENTS_ACCEPTED.labels(partner.id).inc(len(out))
@@ -146,7 +198,7 @@ def parse_events(body: bytes, max_batch: int) -> list[Any]:
     return data
 
 
-def validate_events(items: list[Any], region: str) -> Checked:
+def validate_events(items: list[Any], region: str, authority: Authority) -> Checked:
     """Validate each item on its own; an event id seen earlier in the request is a duplicate."""
     out = Checked()
     seen: set[str] = set()
@@ -159,6 +211,9 @@ def validate_events(items: list[Any], region: str) -> Checked:
                 errors = field_errors(exc, item.get("type") if isinstance(item, dict) else None)
             else:
                 errors = [FieldError(field=f, message=m, type="json_type") for f, m in coerced(event, item)]
+        if not errors:
+            errors, warning = authority.check(index, event)
+            out.warnings += [warning] if warning and not errors else []
         if errors:
             out.rejected.append(Rejection(index=index, event_id=_event_id(item), errors=errors))
         elif event.event_id in seen:
@@ -169,20 +224,24 @@ def validate_events(items: list[Any], region: str) -> Checked:
     return out
 
 
-def records(events: list[tuple[int, PartnerEvent]], partner: str, received_at: datetime, person_secret: bytes) -> list[Record]:
+def records(events: list[tuple[int, PartnerEvent]], authority: Authority, person_secret: bytes) -> list[Record]:
     """Kafka records (key, value) of accepted events, stamped with the authenticated partner."""
     out = []
     for _, event in events:
         person = event_person_key(person_secret, event)
-        env = Envelope(partner=partner, received_at=received_at, person_key=person, event=event)
-        out.append((routing_key(partner, event, person).encode(), env.model_dump_json().encode()))
+        env = Envelope(partner=authority.partner, received_at=authority.received_at, role=authority.role, person_key=person, event=event)
+        out.append((routing_key(authority.partner, event, person).encode(), env.model_dump_json().encode()))
     return out
 
 
-def envelopes(items: list[Any], partner: str, received_at: datetime, person_secret: bytes, region: str) -> tuple[list[Record], IngestResult]:
-    """``validate_events`` then ``records``: for callers with no step of their own in between."""
-    checked = validate_events(items, region)
-    return records(checked.accepted, partner, received_at, person_secret), checked.result()
+def envelopes(
+    items: list[Any], partner: str, received_at: datetime, person_secret: bytes, region: str, role: str = "member",
+    owner_of: Callable[[str], str | None] = lambda action_id: None,
+) -> tuple[list[Record], IngestResult]:
+    """``validate_events`` then ``records``, for callers with no step of their own in between."""
+    authority = Authority(partner, role, received_at, owner_of)
+    checked = validate_events(items, region, authority)
+    return records(checked.accepted, authority, person_secret), checked.result()
 
 
 def field_errors(exc: ValidationError, event_type: object) -> list[FieldError]:

@@ -32,6 +32,7 @@ from twilio.request_validator import RequestValidator
 
 from connectors.sandbox.signing import EventSigner
 from connectors.signing import signature
+from connectors.accounts.log import MemoryAccountLog
 from connectors.web import server
 from connectors.web.app import create_app
 from connectors.web.publisher import ListPublisher
@@ -41,6 +42,7 @@ from contracts.tallies import TallyBook
 from streams.broker import free_port
 from streams.coalition import add_partner, rotate_action_network_token
 from streams.settings import Settings
+from tests.accounts import started_store
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -55,7 +57,7 @@ SIGNED = ["X-Turnout-Partner: union-a", "X-Turnout-Timestamp: sign-me", "X-Turno
           "X-Twilio-Email-Event-Webhook-Signature: sign-me", "X-Twilio-Email-Event-Webhook-Timestamp: sign-me"]
 
 
-# Two operations validate more than JSON Schema can say: a phone number must exist in its
+# Three operations validate more than JSON Schema can say: a phone number must exist in its
 # numbering plan, an email must be deliverable in form, a time zone must be in the IANA
 # database, templates may use only known placeholders, a sign-up needs a phone or an email.
 # A schema-valid request that breaks one of those is answered 422 naming the field (documented
@@ -70,6 +72,13 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-path = "/v1/people/forget"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422"]
+
+# Who may invite whom depends on who asks (an organizer names the partner of an admin or a
+# viewer; an admin only its own partner's staff), and the address must be deliverable in form.
+[[operations]]
+include-path = "/dashboard/accounts"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 
 [[operations]]
 include-path = "/v1/partners/{{partner_id}}/action-network/{{token}}"
@@ -143,7 +152,7 @@ def served(tmp_path_factory):
                  sendgrid_public_key=events.public_key)
     book = TallyBook()
     book.apply("pledge", "rally-1|union-a", Pledge(action_id="rally-1", partner="union-a", count=40, occurred_at=datetime.now(timezone.utc), event_id="p1"))
-    app = create_app(s, publisher=ListPublisher(), book=book, erasures=EveryPartitionReports())
+    app = create_app(s, publisher=ListPublisher(), book=book, erasures=EveryPartitionReports(), accounts=started_store(MemoryAccountLog()))
     uv = uvicorn.Server(server.config(Signer(app, secret, public, events), s, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()

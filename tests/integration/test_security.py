@@ -16,6 +16,7 @@ def test_secrets_never_reach_the_logs(make_stack):
     stack = make_stack()
     stack.start_worker()
     stack.start_web()
+    stack.announce('rally-1')
     stack.post_all("union-a", [signup("s1", phone=phone(1), email="s1@example.org"), pledge("p1", "rally-1", 3), checkin("c1", "rally-1", phone=phone(1))])
     assert stack.post("union-a", [pledge("p2", "rally-1", 3)], secret=stack.secrets["faith-b"]).status_code == 401
     assert stack.http.get(f"{stack.url}/v1/tallies", headers={"Authorization": "Bearer wrong-" + TOKEN}).status_code == 401

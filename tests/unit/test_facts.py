@@ -1,62 +1,94 @@
+from datetime import datetime, timedelta, timezone
 from itertools import permutations
 
-from agents.facts import apply_action, apply_attendance, apply_pledge, inline_pledges
+from agents.facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
 from contracts.events import Envelope, partner_event
 from tests.factories import action, checkin, pledge, rsvp
 
 PHONE = "+15105550123"
+T = datetime(2026, 11, 22, 15, tzinfo=timezone.utc)
 
 
 def ev(item):
     return partner_event.validate_python(item)
 
 
+def at(minutes: int) -> datetime:
+    """When the coalition received an event: ``minutes`` after T."""
+    return T + timedelta(minutes=minutes)
+
+
 def attendance(steps):
     fact = None
-    for partner, item in steps:
-        fact = apply_attendance(fact, ev(item), partner, "pk")
+    for partner, item, received in steps:
+        fact = apply_attendance(fact, ev(item), partner, "pk", received)
     return fact
 
 
 def test_rsvp_then_checkin_credits_each_to_its_poster():
-    fact = attendance([("union-a", rsvp("r1", "rally-1", phone=PHONE)), ("faith-b", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"))])
+    fact = attendance([("union-a", rsvp("r1", "rally-1", phone=PHONE), at(0)),
+                       ("faith-b", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), at(1))])
     assert (fact.rsvp, fact.rsvp_by, fact.attended, fact.attended_by) == ("yes", "union-a", True, "faith-b")
 
 
-def test_checking_in_twice_is_one_attendance_credited_to_the_first():
-    first = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"))
-    second = ("faith-b", checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:10:00Z"))
+def test_checking_in_twice_is_one_attendance_credited_to_the_first_received():
+    first = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), at(0))
+    second = ("faith-b", checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:10:00Z"), at(5))
     facts = {attendance(list(order)) for order in permutations([first, second, first])}
     assert len(facts) == 1
     assert facts.pop().attended_by == "union-a"
 
 
-def test_the_latest_rsvp_is_in_force_whatever_the_arrival_order():
-    yes = ("union-a", rsvp("r1", "rally-1", "yes", phone=PHONE, at="2026-11-22T15:00:00Z"))
-    no = ("union-a", rsvp("r2", "rally-1", "no", phone=PHONE, at="2026-11-23T15:00:00Z"))
+def test_a_backdated_checkin_takes_no_credit():
+    honest = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), at(0))
+    backdated = ("faith-b", checkin("c2", "rally-1", phone=PHONE, at="0001-01-01T00:00:00Z"), at(3))
+    fact = attendance([honest, backdated])
+    assert fact.attended_by == "union-a" and fact == attendance([backdated, honest])
+
+
+def test_the_last_received_rsvp_is_in_force_whatever_the_processing_order():
+    yes = ("union-a", rsvp("r1", "rally-1", "yes", phone=PHONE, at="2026-11-23T15:00:00Z"), at(0))
+    no = ("union-a", rsvp("r2", "rally-1", "no", phone=PHONE, at="2026-11-22T15:00:00Z"), at(1))
     assert attendance([yes, no]).rsvp == attendance([no, yes]).rsvp == "no"
     assert attendance([no, yes, yes]) == attendance([yes, no])
 
 
 def test_a_later_pledge_replaces_the_earlier_and_replays_change_nothing():
-    early = ev(pledge("p1", "rally-1", 40, at="2026-11-20T00:00:00Z"))
-    late = ev(pledge("p2", "rally-1", 55, at="2026-11-21T00:00:00Z"))
-    a = apply_pledge(apply_pledge(None, early, "union-a"), late, "union-a")
-    b = apply_pledge(apply_pledge(None, late, "union-a"), early, "union-a")
+    early, late = ev(pledge("p1", "rally-1", 40)), ev(pledge("p2", "rally-1", 55))
+    a = apply_pledge(apply_pledge(None, early, "union-a", at(0)), late, "union-a", at(1))
+    b = apply_pledge(apply_pledge(None, late, "union-a", at(1)), early, "union-a", at(0))
     assert a == b and a.count == 55
-    assert apply_pledge(a, late, "union-a") == a
+    assert apply_pledge(a, late, "union-a", at(1)) == a
 
 
-def test_an_actions_inline_pledges_become_pledges_of_the_named_partners():
-    env = Envelope(partner="backbone", received_at="2026-11-22T15:00:00Z", event=ev(action("rally-1", {"union-a": 40, "faith-b": 10})))
+def test_a_partners_own_pledge_wins_over_an_inline_one_whatever_their_times():
+    env = Envelope(partner="backbone", role="backbone", received_at=at(0), event=ev(action("rally-1", {"union-a": 40, "faith-b": 10})))
     derived = inline_pledges(env)
-    assert {(d.partner, d.event.count) for d in derived} == {("union-a", 40), ("faith-b", 10)}
-    own = ev(pledge("p9", "rally-1", 60, at="2026-11-23T00:00:00Z"))
-    inline = apply_pledge(None, derived[0].event, "union-a")
-    assert apply_pledge(inline, own, "union-a").count == 60
+    assert {(d.partner, d.event.count, d.inline) for d in derived} == {("union-a", 40, True), ("faith-b", 10, True)}
+    inline = next(d.event for d in derived if d.partner == "union-a")
+    own = ev(pledge("p9", "rally-1", 55))
+    first_own = apply_pledge(apply_pledge(None, own, "union-a", at(1)), inline, "union-a", at(2), inline=True)
+    first_inline = apply_pledge(apply_pledge(None, inline, "union-a", at(0), inline=True), own, "union-a", at(1))
+    assert first_own.count == first_inline.count == 55  # a later action edit does not revert it
 
 
-def test_the_latest_action_version_is_kept():
-    v1 = ev(action("rally-1", at="2026-11-20T00:00:00Z"))
-    v2 = ev({**action("rally-1", at="2026-11-21T00:00:00Z"), "title": "Moved indoors"})
-    assert apply_action(apply_action(None, v2, "b"), v1, "b").action.title == "Moved indoors"
+def test_an_action_belongs_to_its_first_poster_and_only_it_or_the_backbone_changes_it():
+    v1 = ev(action("lock-x"))
+    hijack = ev({**action("lock-x", at="9999-12-31T23:59:59Z"), "title": "Hijacked"})
+    edit = ev({**action("lock-x"), "title": "Moved indoors"})
+    owned = apply_action(None, v1, "faith-b", "member", at(0))
+    assert owned.partner == "faith-b"
+    assert apply_action(owned, hijack, "union-a", "member", at(5)) == Refused(
+        "action 'lock-x' belongs to 'faith-b': only it or the backbone may change it")
+    by_owner = apply_action(owned, edit, "faith-b", "member", at(6))
+    by_backbone = apply_action(owned, edit, "backbone", "backbone", at(6))
+    assert by_owner.action.title == by_backbone.action.title == "Moved indoors"
+    assert by_owner.partner == by_backbone.partner == "faith-b"  # changes keep the owner
+    # The version received last is kept, whatever order a replay applies them in.
+    assert apply_action(by_owner, v1, "faith-b", "member", at(0)).action.title == "Moved indoors"
+
+
+def test_only_the_backbone_may_override_quiet_hours():
+    loud = ev({**action("alarm"), "override_quiet_hours": True})
+    assert isinstance(apply_action(None, loud, "union-a", "member", at(0)), Refused)
+    assert apply_action(None, loud, "backbone", "backbone", at(0)).action.override_quiet_hours

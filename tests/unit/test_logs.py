@@ -20,3 +20,29 @@ def test_logs_are_one_json_object_per_line_with_the_message_redacted(capsys):
         assert {"time", "pid"} <= set(record)
     finally:
         logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+
+
+def test_exceptions_and_tracebacks_are_redacted_too_pydantic_inputs_included(capsys):
+    from pydantic import BaseModel, ValidationError
+
+    class Person(BaseModel):
+        given_name: int
+        friends: list[int]
+
+    logging.config.dictConfig(logging_config("json"))
+    try:
+        try:
+            raise RuntimeError("could not text +15105550123 (ana@example.org)")
+        except RuntimeError:
+            logging.getLogger("turnout.test").exception("Agent crashed")
+        try:
+            Person.model_validate({"given_name": "Anastasia Quintero", "friends": ["Bernardo Quiroga"]})
+        except ValidationError as exc:
+            logging.getLogger("turnout.test").error("invalid: %s", exc)
+        out = capsys.readouterr().out
+        assert "Agent crashed" in out and "RuntimeError" in out and "Traceback" in out
+        for secret in ("+15105550123", "ana@example.org", "Anastasia", "Bernardo"):
+            assert secret not in out
+        assert "input_value=<redacted>" in out
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})

@@ -1,8 +1,10 @@
 import random
 from datetime import datetime, timezone
 
-from contracts.facts import Attendance, Membership, Pledge
+from contracts.events import ActionEvent
+from contracts.facts import ActionRecord, Attendance, Membership, Pledge
 from contracts.tallies import TallyBook
+from tests.factories import action
 
 T = datetime(2026, 11, 22, tzinfo=timezone.utc)
 
@@ -10,6 +12,7 @@ T = datetime(2026, 11, 22, tzinfo=timezone.utc)
 def records():
     """A stream of fact-topic records, including superseded versions of the same keys."""
     out = [
+        ("action", "rally-1", ActionRecord(partner="union-a", action=ActionEvent.model_validate(action("rally-1")))),
         ("pledge", "rally-1|union-a", Pledge(action_id="rally-1", partner="union-a", count=30, occurred_at=T, event_id="p1")),
         ("pledge", "rally-1|union-a", Pledge(action_id="rally-1", partner="union-a", count=40, occurred_at=T, event_id="p2")),
         ("pledge", "rally-1|faith-b", Pledge(action_id="rally-1", partner="faith-b", count=10, occurred_at=T, event_id="p3")),
@@ -43,7 +46,7 @@ def test_counts_are_the_latest_fact_per_key():
 def test_duplicates_and_replays_do_not_move_a_number():
     once = book_of(records())
     recs = records()
-    replayed = book_of(recs + recs + recs[3:] + recs[-2:])  # the tail of each key ends the same
+    replayed = book_of(recs + recs + recs[4:] + recs[-2:])  # the tail of each key ends the same
     assert replayed.action("rally-1") == once.action("rally-1")
     assert replayed.coalition() == once.coalition()
 
@@ -81,3 +84,13 @@ def test_nothing_pledged_means_no_ratio():
     book = TallyBook()
     book.apply("attendance", "r|pk", Attendance(action_id="r", person_key="pk", attended_at=T, attended_by="x"))
     assert book.action("r").partners[0].production_ratio is None
+
+
+def test_counts_for_an_action_nobody_posted_show_once_it_is_posted():
+    recs = records()
+    unposted = book_of(recs[1:])
+    assert unposted.action_ids() == set() and not unposted.knows_action("rally-1")
+    c = unposted.coalition()
+    assert (c.totals.actions, c.totals.pledged, c.totals.rsvp_yes, c.totals.signups) == (0, 0, 0, 2)
+    posted = book_of(recs[1:] + recs[:1])
+    assert posted.coalition() == book_of(recs).coalition() and posted.coalition().totals.pledged == 50

@@ -1,0 +1,47 @@
+"""Any record on the events topic becomes a dead letter with a bounded excerpt, never a crash;
+valid events after it are applied (intake over the real tables in memory)."""
+
+import json
+
+import pytest
+
+from agents.intake import handle
+from contracts.events import Envelope
+from streams.topology import EXCERPT_BYTES
+from tests.factories import action, signup
+from tests.fakes import dead_letters, memory_pipeline
+
+EDGE = {**action("edge"), "starts_at": "9999-12-31T23:00:00Z", "time_zone": "Pacific/Kiritimati",
+        "rapid_response": True, "templates": {"sms": {"en": "hi"}}}
+POISON = [None, b"", b"\xff\xfe\x00", b"null", b"[]", b'{"partner": 5}', b"x" * 900_000,
+          json.dumps({"partner": "union-a", "received_at": "2026-11-22T15:00:00Z", "event": EDGE}).encode()]
+
+
+@pytest.mark.parametrize("key", [None, "k", "forget:x"])
+@pytest.mark.parametrize("raw", POISON, ids=lambda r: repr(r)[:20])
+def test_a_poison_record_is_dead_lettered_with_a_bounded_excerpt_and_the_next_event_counts(raw, key):
+    p = memory_pipeline()
+    handle(p, 0, key, raw, b"secret")
+    valid = Envelope(partner="union-a", received_at="2026-11-22T15:00:00Z", person_key="p" + "0" * 32,
+                     event=signup("s1", phone="+15105550123"))
+    handle(p, 0, "k", valid.model_dump_json().encode(), b"secret")
+    [letter] = dead_letters(p)
+    assert letter["reason"] and len(json.dumps(letter)) < 4 * EXCERPT_BYTES + 2000
+    if raw:
+        assert letter["record_bytes"] == len(raw) and len(letter["record_excerpt"]) <= EXCERPT_BYTES
+    assert p.people.get("p" + "0" * 32) is not None and p.targeting.sent == []
+
+
+def test_a_dead_letter_keeps_where_the_record_is_and_no_personal_data():
+    p = memory_pipeline()
+    person = {"given_name": "Anastasia", "family_name": "Quintero", "phone": "+15105550123", "email": "ana@example.org"}
+    bad = {"partner": "union-a", "received_at": "2026-11-22T15:00:00Z", "event": {**signup("s1", **person), "colour": "red"}}
+    cut_short = json.dumps(bad).encode()[:-7] + b"x" * 70_000  # not JSON any more: the fields by name
+    for raw in (json.dumps(bad).encode(), cut_short, b"call Ana on 510-555-0123 or ana@example.org"):
+        handle(p, 2, "k", raw, b"secret", where={"topic": "t.events", "partition": 2, "offset": 41})
+    letters = dead_letters(p)
+    assert [(d["topic"], d["partition"], d["offset"]) for d in letters] == [("t.events", 2, 41)] * 3
+    text = json.dumps(letters)
+    for value in ("Anastasia", "Quintero", "5550123", "555-0123", "ana@example.org"):
+        assert value not in text
+    assert '"type": "signup"' in letters[0]["record_excerpt"] and "2026-11-22T15:00:00Z" in letters[0]["record_excerpt"]

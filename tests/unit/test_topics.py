@@ -1,0 +1,51 @@
+"""`turnout topics ensure`: what it asks the broker for (retention and compaction by design)."""
+
+from pydantic import SecretStr
+
+from streams.admin import ensure_topics
+from streams.settings import Settings
+
+DAY_MS = 24 * 3600 * 1000
+
+
+class FakeAdmin:
+    """Records the admin requests kafka-python would send."""
+
+    def __init__(self, existing=()):
+        self.existing, self.created, self.altered, self.closed = set(existing), [], [], False
+
+    def list_topics(self):
+        return sorted(self.existing)
+
+    def create_topics(self, topics):
+        self.created += topics
+
+    def alter_configs(self, resources):
+        self.altered += resources
+
+    def close(self):
+        self.closed = True
+
+
+def settings(**kw):
+    return Settings(kafka_bootstrap_servers="unused:9092", topic_prefix="t.", app_id="t", person_key_secret=SecretStr("k"), **kw)
+
+
+def test_logs_get_a_retention_and_fact_topics_are_compacted_with_documented_lags():
+    admin = FakeAdmin()
+    ensure_topics(settings(events_retention_days=14, dead_letter_retention_days=30), connect=lambda *a: admin)
+    configs = {t.name: t.topic_configs for t in admin.created}
+    assert configs["t.events"] == {"cleanup.policy": "delete", "retention.ms": str(14 * DAY_MS)}
+    assert configs["t.dead-letters"]["retention.ms"] == str(30 * DAY_MS)
+    assert {configs[n]["retention.ms"] for n in ("t.asks", "t.targeting", "t.provider")} == {str(7 * DAY_MS)}
+    changelogs = [c for n, c in configs.items() if n.endswith("-changelog")]
+    assert changelogs and all(c == {"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000", "delete.retention.ms": str(DAY_MS)} for c in changelogs)
+    assert admin.closed
+
+
+def test_existing_topics_are_brought_up_to_date_not_recreated():
+    admin = FakeAdmin(existing={"t.events"})
+    ensure_topics(settings(events_retention_days=3), connect=lambda *a: admin)
+    assert "t.events" not in {t.name for t in admin.created}
+    [events] = [r for r in admin.altered if r.name == "t.events"]
+    assert events.configs["retention.ms"] == str(3 * DAY_MS)
