@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration bench soak schema settings-doc install clean
+.PHONY: run test unit integration bench soak fuzz schema settings-doc install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ bench: $(STAMP)
 SOAK_ARGS ?=
 soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
+
+## Schemathesis with every check, signed and unsigned, at full size (make test runs 25 examples per
+## operation): README "How we test".
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(STAMP)
+	TURNOUT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TURNOUT_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+		$(BIN)/pytest -q -p no:cacheprovider --timeout 3600 tests/integration/test_openapi_fuzz.py
 
 ## Regenerate the checked-in JSON Schema of partner events.
 schema: $(STAMP)

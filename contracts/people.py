@@ -125,7 +125,8 @@ class ChannelConsent(Frozen):
     )
 
 
-Consent_ = Annotated[ChannelConsent, BeforeValidator(_granted)]
+# The schema shows the shorthand too, so partners (and the OpenAPI document) know it is valid.
+Consent_ = Annotated[ChannelConsent, BeforeValidator(_granted, json_schema_input_type=ChannelConsent | bool)]
 
 
 class Consent(Frozen):

@@ -187,6 +187,7 @@ def worker() -> None:
 def web(host: str | None, port: int | None) -> None:
     import uvicorn
 
+    from connectors.web import server
     from connectors.web.app import create_app
 
     s = settings()
@@ -198,7 +199,10 @@ def web(host: str | None, port: int | None) -> None:
     except (coalition_file.CoalitionError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     # Open dashboard streams must not hold a restart up: they reconnect by themselves.
-    uvicorn.run(app, host=host or s.web_host, port=port or s.web_port, log_config=logging_config(s.log_format, "WARNING"), timeout_graceful_shutdown=2)
+    log_config = logging_config(s.log_format, "WARNING")
+    log_config["loggers"]["connectors.web"] = {"level": "INFO"}  # refusals and dropped clients: one line each
+    config = server.config(app, s, host or s.web_host, port or s.web_port, log_config=log_config, timeout_graceful_shutdown=2)
+    uvicorn.Server(config).run()
 
 
 @main.command(help="Run the sandbox providers (Twilio and SendGrid APIs) for the configured web app.")

@@ -74,3 +74,27 @@ def test_the_endpoint_needs_the_organizer_writes_hashes_only_and_says_when_it_is
     assert r.status_code == 202 and r.json()["complete"] is False and r.json()["partitions"] == 4
     assert len(pub.records) == 4 and all(b"ana" not in k + v for k, v in pub.records)
     assert {ForgetPerson.model_validate_json(v).contact_keys for _, v in pub.records} == {(person_key(b"k", None, "ana@example.org"),)}
+
+
+@pytest.mark.parametrize("body, status, field", [
+    (b'{"phone": "\\ud800"}', 422, "body.phone"),
+    (b'{"phone": "+15105550123", "phone": "+15105550124"}', 422, "body.phone"),
+    (b'{"phone": 15105550123}', 422, "body.phone"),
+    (b'{"email": "ana@example.org", "extra": 1}', 422, "body.extra"),
+    (b"[" * 5000 + b"]" * 5000, 400, None),
+    (b'"ana@example.org"', 400, None),
+])
+def test_a_bad_forget_request_is_a_4xx_naming_the_field_and_writes_nothing(tmp_path, monkeypatch, body, status, field):
+    import connectors.web.people as people
+
+    monkeypatch.setattr(people, "KafkaErasureReports", lambda s: NoReports())
+    s = Settings(coalition=tmp_path / "c.toml", organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    pub = ListPublisher()
+    client = TestClient(create_app(s, publisher=pub, book=TallyBook()))
+    r = client.post("/v1/people/forget", content=body, headers={"Authorization": "Bearer t", "Content-Type": "application/json"})
+    assert r.status_code == status and r.json()["detail"]
+    assert field is None or [e["field"] for e in r.json()["errors"]] == [field]
+    assert pub.records == []
+    # Without the token the body is never read: 401, and the connection is closed.
+    r = client.post("/v1/people/forget", content=(b" " * 65536 for _ in range(4)))
+    assert r.status_code == 401 and r.headers["connection"] == "close"

@@ -19,6 +19,7 @@ from contracts.accounts import Account, AccountRole
 from streams.coalition import Coalition
 from streams.settings import Settings
 
+from ..errors import documented
 from .access import Access
 from .view import Viewer
 
@@ -51,12 +52,15 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
     def manager(viewer: Viewer) -> str | None:
         return None if viewer.role == "organizer" else viewer.partner
 
-    @r.get("/dashboard/accounts", response_model=list[AccountView], summary="The accounts the signed-in admin manages (its partner's; an organizer: all)")
+    @r.get("/dashboard/accounts", response_model=list[AccountView], summary="The accounts the signed-in admin manages (its partner's; an organizer: all)",
+           responses=documented(403, s403="Signed in, but not as an admin or organizer"))
     async def listing(request: Request) -> list[AccountView]:
         viewer = access.admin(request)
         return [AccountView.of(a) for a in accounts.book.accounts(manager(viewer))]
 
-    @r.post("/dashboard/accounts", status_code=201, response_model=Invited, summary="Invite a person: answers their one-time sign-in link")
+    @r.post("/dashboard/accounts", status_code=201, response_model=Invited, summary="Invite a person: answers their one-time sign-in link",
+            responses=documented(400, 403, 409, 413, 422, 503, s403="Not an admin or organizer, or inviting for another partner",
+                                 s409="The address already has an account, or belongs to another partner's"))
     async def invite(request: Request, body: Invitation) -> Invited:
         viewer = access.admin(request)
         partner = body.partner if body.partner is not None or viewer.role == "organizer" else viewer.partner
@@ -70,7 +74,8 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
                                                    datetime.now(timezone.utc), s.invite_hours, manager(viewer))
         return Invited(**AccountView.of(account).model_dump(), link=invite_link(str(request.base_url), token))
 
-    @r.delete("/dashboard/accounts/{email}", status_code=204, summary="Remove an account: its sessions end at once")
+    @r.delete("/dashboard/accounts/{email}", status_code=204, summary="Remove an account: its sessions end at once",
+              responses=documented(403, 404, 503, s403="Not an admin or organizer", s404="No such account (among the admin's partner's)"))
     async def remove(request: Request, email: str) -> Response:
         viewer = access.admin(request)
         async with _answers():
