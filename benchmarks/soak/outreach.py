@@ -48,8 +48,11 @@ def rapid(action_id: str, title: str, postal: str) -> dict:
 
 
 def person(i: int, postal: str = "94607", email: bool = False) -> dict:
-    return signup(f"p-{i}", phone=phone(i), email=f"p{i}@example.org" if email else None, at="2026-11-20T10:00:00Z",
+    item = signup(f"p-{i}", phone=phone(i), email=f"p{i}@example.org" if email else None, at="2026-11-20T10:00:00Z",
                   given_name=f"P{i}", postal_code=postal)
+    # Signed up by every partner in turn, asked by the first: consent for the whole coalition.
+    item["consent"] = {c: {"granted": v, "scope": "coalition"} for c, v in item["consent"].items()}
+    return item
 
 
 async def sign_up(http: httpx.AsyncClient, stack: BenchStack, people: list[dict], deadline: float) -> None:
