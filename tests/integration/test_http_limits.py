@@ -176,6 +176,7 @@ def test_a_batch_with_a_lone_surrogate_is_written_once_validated_and_its_neighbo
     stack = make_stack()
     stack.start_worker()
     stack.start_web()
+    stack.announce("rally-1")
     bad = json.dumps(pledge("PLACEHOLDER", "rally-1", 7)).replace("PLACEHOLDER", "bad\\ud800")
     body = "[" + json.dumps(rsvp("r1", "rally-1", status="yes", phone=phone(1))) + "," + bad + "]"
     for _ in range(2):  # the partner retries the whole batch, as it would after a 500
