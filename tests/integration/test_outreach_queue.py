@@ -96,7 +96,9 @@ def test_a_worker_given_credentials_later_sends_no_backlog_and_nothing_is_sent_a
     stack.set_clock((now + timedelta(hours=3)).isoformat())
     stack.start_sandbox()
     stack.start_web()
-    blind = stack.start_worker(TURNOUT_TWILIO_ACCOUNT_SID="", TURNOUT_TWILIO_AUTH_TOKEN="", TURNOUT_SENDGRID_API_KEY="")
+    none = {"TURNOUT_" + name.upper(): "" for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from",
+                                                        "twilio_messaging_service_sid", "sendgrid_api_key", "sendgrid_public_key")}
+    blind = stack.start_worker(**none)  # no provider credential at all (a partial set is refused)
     stack.post_all("union-a", [person(i) for i in range(5)])
     eventually(lambda: signups_seen(stack, 5), timeout=120)
     assert stack.post("union-a", [rapid("backlog", "Backlog rally", ["94607"], starts_at=(now + timedelta(days=1)).isoformat())]).status_code == 202
