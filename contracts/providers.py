@@ -17,6 +17,8 @@ from .people import Internal
 TWILIO_OPTED_OUT = 21610
 #: Twilio's error code for a text that waited in its queue past its ValidityPeriod (never sent).
 TWILIO_VALIDITY_EXPIRED = 30036
+#: The From number's queue already holds ten hours of texts: the request is refused, nothing queued.
+TWILIO_QUEUE_FULL = 21611
 
 TwilioStatusName = Literal["accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read", "canceled", "receiving", "received"]
 

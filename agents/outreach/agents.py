@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
 
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
 from contracts.events import ActionEvent
+from contracts.providers import TWILIO_QUEUE_FULL
 from streams.app import Pipeline
 from streams.clock import Clock, from_setting
 from streams.keys import partition_of
@@ -35,7 +36,7 @@ from streams.settings import Settings
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
-from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, gate, validity_seconds, window_end
+from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, validity_seconds, window_end
 
 log = logging.getLogger(__name__)
 SEND_BATCH = 500
@@ -276,7 +277,22 @@ async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
     done = o.clock()
     for r in ready:
         if r.item.ask.ask_id in results:
-            record_result(p, r.item.partition, r.item.ask, results[r.item.ask.ask_id], done)
+            result = results[r.item.ask.ask_id]
+            if result.error_code == str(TWILIO_QUEUE_FULL):
+                queue_full(p, o, r.item.partition, r.item.ask, done)
+            else:
+                record_result(p, r.item.partition, r.item.ask, result, done)
+
+
+def queue_full(p: Pipeline, o: Outreach, partition: int, ask: AskCommand, now: datetime) -> None:
+    """The sender's queue was full (21611): nothing left; deferred to try again, or expired."""
+    state = p.asks.get(ask.ask_id)
+    decision = after_queue_full(ask, now, o.policy.quiet)
+    log.warning("the sender's queue is full (21611): text deferred, not failed")
+    if isinstance(decision, Defer):
+        defer(p, partition, ask, state, decision.until, now)
+    else:
+        settle_ask(p, partition, ask, state, "expired", now, error=decision.reason, error_code=str(TWILIO_QUEUE_FULL))
 
 
 async def hand_back(p: Pipeline, ready: list[Ready]) -> None:

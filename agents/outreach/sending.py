@@ -128,6 +128,20 @@ def after_validity_expired(ask: AskCommand, now: datetime, quiet: QuietHours) ->
     return defer_or_expire(start, ask.send_until)
 
 
+#: How long a text refused for a full sender queue (21611) waits before it is tried again.
+QUEUE_FULL_WAIT = timedelta(minutes=15)
+
+
+def after_queue_full(ask: AskCommand, now: datetime, quiet: QuietHours) -> Defer | Expire:
+    """Twilio refused the text because the sender's queue holds ten hours already (21611):
+    nothing was queued, so it is tried again once the queue has drained a little, in an allowed
+    hour, while the action is still ahead (never recorded failed: the number is fine)."""
+    until = now + QUEUE_FULL_WAIT
+    if ask.channel == "sms" and ask.quiet_hours_apply and ask.time_zone is not None:
+        until = next_allowed(until, ask.time_zone, quiet) or until
+    return defer_or_expire(until, ask.send_until)
+
+
 class SenderQueue:
     """A prediction of the provider's queue for one sender: texts leave at ``mps`` per second
     (0: no queue). Used to keep a text from being handed over when it would only expire, and

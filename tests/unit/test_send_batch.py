@@ -10,6 +10,7 @@ from agents.outreach.agents import Outreach, Queued, send_batch
 from agents.outreach.callbacks import apply
 from agents.outreach.planning import OutreachPolicy
 from connectors.providers.email import FakeEmail
+from connectors.providers.errors import PermanentFailure
 from connectors.providers.outbox import ProviderOutbox
 from connectors.providers.sms import FakeSms
 from contracts.asks import AskCommand, AskFact, RecentAsks, ask_id
@@ -175,3 +176,27 @@ def test_yes_is_credited_to_the_delivered_ask_and_survives_the_deferred_asks_lat
     assert status(p, 0) == "sent"
     after: AskFact = p.asks.get(delivered.ask_id)
     assert after.replied_yes and after.status == "delivered"
+
+
+class FullQueue(Sms):
+    """A From number whose queue holds ten hours already: Twilio refuses with 21611."""
+
+    async def send(self, to, body, *, status_callback=None, validity_period=None):
+        raise PermanentFailure("21611", "queue full")
+
+
+def test_a_text_refused_for_a_full_sender_queue_is_deferred_not_failed():
+    clock = Clock(oakland("12:00"))
+    p, o = setup(1, clock, FullQueue(clock))
+    run(p, o, [command(0)])
+    assert status(p, 0) == "deferred"
+    assert p.deferred.get(command(0).ask_id).send_after == oakland("12:15")
+    # Refused at 20:50: the next try would fall in quiet hours, so it waits for the morning.
+    clock.now = oakland("20:50")
+    p, o = setup(1, clock, FullQueue(clock))
+    run(p, o, [command(0)])
+    assert p.deferred.get(command(0).ask_id).send_after == oakland("09:00") + timedelta(days=1)
+    # And when no allowed hour is left before the action, it expires: still not "failed".
+    p, o = setup(1, clock, FullQueue(clock))
+    run(p, o, [command(0, until=oakland("21:30"))])
+    assert status(p, 0) == "expired"
