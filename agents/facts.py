@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent
+from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SupporterRsvpEvent
 from contracts.facts import ActionRecord, Attendance, Pledge
 
 _STATUS_ORDER = {"no": 0, "maybe": 1, "yes": 2}
@@ -35,10 +35,10 @@ class Refused:
 
 
 def apply_attendance(
-    old: Attendance | None, event: RsvpEvent | CheckinEvent, partner: str, person_key: str, received: datetime
+    old: Attendance | None, event: RsvpEvent | SupporterRsvpEvent | CheckinEvent, partner: str, person_key: str, received: datetime
 ) -> Attendance:
     fact = old or Attendance(action_id=event.action_id, person_key=person_key)
-    if isinstance(event, RsvpEvent):
+    if isinstance(event, (RsvpEvent, SupporterRsvpEvent)):  # an RSVP from the RSVP page counts like any other
         mine = (received, _STATUS_ORDER[event.status])
         if fact.rsvp_at is None or mine >= (fact.rsvp_received or fact.rsvp_at, _STATUS_ORDER[fact.rsvp]):
             return fact.model_copy(update={"rsvp": event.status, "rsvp_at": event.occurred_at, "rsvp_by": partner, "rsvp_received": received})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from contracts.erasure import FORGET_PREFIX, ForgetPerson
-from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SignupEvent
+from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SignupEvent, SupporterRsvpEvent
 from streams.app import Pipeline
 from streams.clock import Clock, system_clock
 from streams.keys import fact_key, pledge_key
@@ -69,7 +69,7 @@ def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | A
         p.people.put(partition, person, merge_person(p.people.get(person), event, partner, person, received))
         key = fact_key(partner, person)
         p.memberships.put(partition, key, membership(p.memberships.get(key), partner, person, event.occurred_at))
-    elif isinstance(event, (RsvpEvent, CheckinEvent)):
+    elif isinstance(event, (RsvpEvent, SupporterRsvpEvent, CheckinEvent)):
         key = fact_key(event.action_id, person)
         p.attendance.put(partition, key, apply_attendance(p.attendance.get(key), event, partner, person, received))
     elif isinstance(event, PledgeEvent):

@@ -182,6 +182,29 @@ PartnerEvent = Annotated[
 partner_event = TypeAdapter(PartnerEvent)
 
 
+# --- Internal events: written by turnout itself, never accepted from partners -----------------
+# They are not part of ``PartnerEvent`` (the partner-facing schema and validation stay as they
+# are); only the envelope, which the web app writes, may carry them.
+
+
+class SupporterRsvpEvent(BaseEvent):
+    """An RSVP a supporter gave on turnout's own RSVP page, through the signed link of one ask.
+
+    The page knows the person only by key (from the link), so, unlike ``RsvpEvent``, it names
+    no phone or email: the person is the envelope's ``person_key``, and the envelope's partner
+    is the ask's, which the RSVP is credited to."""
+
+    type: Literal["supporter_rsvp"] = "supporter_rsvp"
+    action_id: Slug
+    status: RsvpStatus
+    ask_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(description="The ask whose link was answered.")
+
+
+EnvelopeEvent = Annotated[
+    Union[SignupEvent, ActionEvent, PledgeEvent, RsvpEvent, CheckinEvent, SupporterRsvpEvent], Field(discriminator="type")
+]
+
+
 class Envelope(Internal):
     """An accepted event as the ingress writes it to the events topic."""
 
@@ -191,10 +214,10 @@ class Envelope(Internal):
     role: Literal["backbone", "member"] = Field(default="member", description="The posting partner's role, as the ingress knew it.")
     inline: bool = Field(default=False, description="A pledge listed inside an action by its owner (not the partner's own).")
     person_key: str | None = Field(default=None, description="Keyed hash of the person's phone, else email.")
-    event: PartnerEvent
+    event: EnvelopeEvent
 
     @model_validator(mode="after")
     def _person_events_are_keyed(self) -> Envelope:
-        if hasattr(self.event, "person") and not self.person_key:
+        if (hasattr(self.event, "person") or isinstance(self.event, SupporterRsvpEvent)) and not self.person_key:
             raise ValueError("person_key is required for events about a person")
         return self

@@ -171,6 +171,10 @@ class TallyBook:
             else:
                 self._by_action[action][partner][metric] += n
 
+    def fact(self, kind: FactKind, key: str) -> Fact | None:
+        """The latest fact under ``key`` (e.g. an ask by its id, for the RSVP page), if read yet."""
+        return self._latest.get((kind, key))
+
     def knows_action(self, action_id: str) -> bool:
         return action_id in self._actions
 
