@@ -27,6 +27,7 @@ from . import dashboard
 from .action_network import router as action_network_router
 from .exports import aggregate_csv, tallies_csv
 from .ingress import BadBody, IngestResult, envelopes, parse_events, read_limited, refused
+from .pages import router as pages_router
 from .people import ErasureReports, router as people_router
 from .providers import router as providers_router
 from .publisher import BrokerUnavailable, KafkaPublisher, Publisher
@@ -148,6 +149,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     app.include_router(providers_router(s, publisher))
     app.include_router(action_network_router(s, publisher, coalition.current))
     app.include_router(people_router(s, publisher, erasures), dependencies=[Depends(organizer)])
+    app.include_router(pages_router(s, publisher, book, coalition.current))  # supporters' RSVP and unsubscribe pages
 
     @app.exception_handler(BrokerUnavailable)
     async def broker_unavailable(request: Request, exc: BrokerUnavailable) -> JSONResponse:
