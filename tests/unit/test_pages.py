@@ -346,3 +346,18 @@ def test_sendgrid_gets_each_emails_one_click_unsubscribe_headers():
     headers = [p["headers"] for p in mail["personalizations"]]
     assert [h["List-Unsubscribe"].split(", ")[1] for h in headers] == [f"<https://t.example.org/unsubscribe/a/tok{n}>" for n in range(2)]
     assert all(h["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" for h in headers)
+
+
+def test_times_are_written_in_the_actions_zone_and_places_as_people_read_them():
+    from contracts.events import Location
+    from connectors.web.pages.words import language, place, when
+
+    assert when(STARTS, "America/Sao_Paulo", "en") == "Tuesday, December 1, 2026, 11:00 PM UTC-03"
+    assert when(STARTS, "Europe/Madrid", "es") == "miércoles, 2 de diciembre de 2026, 3:00 a. m. CET"
+    assert place(Location()) == [] and place(Location(locality="Oakland", postal_code="94612")) == ["Oakland, 94612"]
+    assert (language("es-MX"), language("fr"), language(None)) == ("es", "en", "en")
+
+
+def test_a_call_in_day_without_a_place_shows_no_where(env):
+    env.book.apply("action", "rally-1", ActionRecord(partner="union-a", action=rally(location={})))
+    assert "Where" not in text(env.client.get(env.rsvp_url()).text)
