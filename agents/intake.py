@@ -20,7 +20,7 @@ from streams.topology import excerpt
 from .erasure import forget
 from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
 from .outreach.agents import fan_out
-from .people import membership, merge_person
+from .people import introduce, membership, merge_person
 
 BATCH = 500
 
@@ -70,6 +70,10 @@ def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | A
         key = fact_key(partner, person)
         p.memberships.put(partition, key, membership(p.memberships.get(key), partner, person, event.occurred_at))
     elif isinstance(event, (RsvpEvent, CheckinEvent)):
+        if event.introduces:  # a name, postal code, language or consent: the partner knows this person
+            p.people.put(partition, person, introduce(p.people.get(person), event, partner, person, received))
+            key = fact_key(partner, person)
+            p.memberships.put(partition, key, membership(p.memberships.get(key), partner, person, event.occurred_at))
         key = fact_key(event.action_id, person)
         p.attendance.put(partition, key, apply_attendance(p.attendance.get(key), event, partner, person, received))
     elif isinstance(event, PledgeEvent):

@@ -1,4 +1,4 @@
-"""Person merge: one record per person key, whoever signed them up.
+"""Person merge: one record per person, whoever signed them up, however partners know them.
 
 Rules (pure, order-independent, so replays and late duplicates give the same record):
 
@@ -12,21 +12,32 @@ Rules (pure, order-independent, so replays and late duplicates give the same rec
   partner recorded (revocation is an opt-out, not a missing tick-box). The earliest grant
   is kept as the record; every partner that recorded one is in ``covers``, and one grant of
   ``coalition`` scope makes it cover every partner.
+- *Introduced by an RSVP or check-in* (``introduce``): a person nobody signed up yet is created,
+  recruited by the partner that posted it; an existing person only gets empty fields filled
+  and consent added. Its fields never win over a sign-up's, whichever arrives first.
+- *Two records of one person* (``join_people``, when identity resolution merges two people):
+  the same rules across both records; an opt-out on either wins over consent on the other.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
-from contracts.events import SignupEvent
+from contracts.events import PersonEvent
 from contracts.facts import Membership, PersonRecord
 from contracts.people import ConsentRecord
 
 PROFILE = ("given_name", "family_name", "phone", "email", "postal_code", "language")
+#: ``updated_at`` of a record only an RSVP or check-in introduced: older than any sign-up, so a
+#: sign-up's fields win over it whichever is processed first.
+INTRODUCED = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def merge_person(old: PersonRecord | None, event: SignupEvent, partner: str, person_key: str, received: datetime | None = None) -> PersonRecord:
-    """The person record after ``partner``'s sign-up ``event``, received at ``received``."""
+def merge_person(old: PersonRecord | None, event: PersonEvent, partner: str, person_key: str, received: datetime | None = None,
+                 *, fills_only: bool = False) -> PersonRecord:
+    """The person record after ``partner``'s sign-up ``event``, received at ``received``.
+    ``fills_only``: the event only introduces the person (an RSVP or check-in): it fills empty
+    fields and never overwrites what a sign-up said."""
     at = event.occurred_at
     first_at = received or at
     incoming = {f: getattr(event.person, f) for f in PROFILE}
@@ -38,9 +49,9 @@ def merge_person(old: PersonRecord | None, event: SignupEvent, partner: str, per
             partners=(partner,),
             recruited_by=partner,
             recruited_at=first_at,
-            updated_at=at,
+            updated_at=INTRODUCED if fills_only else at,
         )
-    newer = at >= old.updated_at
+    newer = not fills_only and at >= old.updated_at
     profile = {
         f: (incoming[f] if incoming[f] is not None and (newer or getattr(old, f) is None) else getattr(old, f))
         for f in PROFILE
@@ -58,11 +69,47 @@ def merge_person(old: PersonRecord | None, event: SignupEvent, partner: str, per
         partners=tuple(sorted(set(old.partners) | {partner})),
         recruited_by=first[1],
         recruited_at=first[0],
-        updated_at=max(old.updated_at, at),
+        updated_at=old.updated_at if fills_only else max(old.updated_at, at),
     )
 
 
-def _grants(event: SignupEvent, partner: str) -> dict[str, ConsentRecord]:
+def introduce(old: PersonRecord | None, event: PersonEvent, partner: str, person_key: str, received: datetime) -> PersonRecord:
+    """The person record after an RSVP or check-in that carries sign-up fields or consent."""
+    return merge_person(old, event, partner, person_key, received, fills_only=True)
+
+
+def join_people(a: PersonRecord | None, b: PersonRecord | None, person_key: str) -> PersonRecord | None:
+    """One record of the person ``a`` and ``b`` describe (a merge), under ``person_key``.
+
+    Commutative: the newer record's profile fields win (ties: the one that sorts last), the
+    other fills gaps; consent per channel as for sign-ups (it keeps its scope and the partners
+    it covers); an opt-out on either record wins; partners are the union; the recruiter is the
+    first touch of both."""
+    if a is None or b is None:
+        one = a or b
+        return None if one is None else one.model_copy(update={"person_key": person_key})
+    old, new = sorted((a, b), key=lambda r: (r.updated_at, r.model_dump_json(exclude={"person_key"})))
+    profile = {f: getattr(new, f) if getattr(new, f) is not None else getattr(old, f) for f in PROFILE}
+    consent = dict(old.consent)
+    for channel, grant in new.consent.items():
+        consent[channel] = _merge_grant(consent.get(channel), grant)
+    opted_out = {c: min(t for t in (old.opted_out.get(c), new.opted_out.get(c)) if t is not None)
+                 for c in sorted(set(old.opted_out) | set(new.opted_out))}
+    touches = [(r.recruited_at, r.recruited_by) for r in (old, new) if r.partners] or [(min(old.recruited_at, new.recruited_at), "")]
+    first = min(touches)
+    return PersonRecord(
+        person_key=person_key,
+        **profile,
+        consent=consent,
+        opted_out=opted_out,
+        partners=tuple(sorted(set(old.partners) | set(new.partners))),
+        recruited_by=first[1],
+        recruited_at=first[0],
+        updated_at=new.updated_at,
+    )
+
+
+def _grants(event: PersonEvent, partner: str) -> dict[str, ConsentRecord]:
     grants = {}
     for channel in ("sms", "email"):
         c = getattr(event.consent, channel)
@@ -75,8 +122,9 @@ def _grants(event: SignupEvent, partner: str) -> dict[str, ConsentRecord]:
 def _merge_grant(old: ConsentRecord | None, grant: ConsentRecord) -> ConsentRecord:
     if old is None or not old.granted:
         return grant
-    first = grant if grant.at < old.at else old
-    covers = tuple(sorted(set(old.covers or (old.partner,)) | set(grant.covers)))
+    # The earliest grant is the record (ties: the smaller partner, then method), whatever the order.
+    first = min((grant, old), key=lambda g: (g.at, g.partner, g.method or ""))
+    covers = tuple(sorted(set(old.covers or (old.partner,)) | set(grant.covers or (grant.partner,))))
     scope = "coalition" if "coalition" in (old.scope, grant.scope) else "partner"
     return first.model_copy(update={"covers": covers, "scope": scope})
 

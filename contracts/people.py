@@ -82,7 +82,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class PersonRef(Frozen):
-    """Who an RSVP or check-in is about: a phone or an email is required."""
+    """How to reach a person: a phone or an email is required (either identifies them)."""
 
     phone: Phone | None = None
     email: Email | None = None
@@ -95,7 +95,8 @@ class PersonRef(Frozen):
 
 
 class Person(PersonRef):
-    """A supporter as a partner signs them up."""
+    """A supporter as a partner knows them: on a sign-up, and on an RSVP or check-in (where the
+    name, postal code and language are optional and introduce someone not signed up yet)."""
 
     given_name: Name | None = None
     family_name: Name | None = None

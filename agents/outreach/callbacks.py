@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from contracts.asks import AskFact
 from contracts.events import RsvpEvent
-from contracts.people import PersonRef
+from contracts.people import Person
 from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply, SmsStatus
 from streams.app import Pipeline
 from streams.keys import fact_key
@@ -80,7 +80,7 @@ def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> 
     elif kind == "rsvp" and person is not None and person.phone:
         fact = _mark_latest(p, partition, pk, replied_yes=True)
         if fact is not None:
-            rsvp = RsvpEvent(event_id=f"sms:{ev.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=PersonRef(phone=person.phone))
+            rsvp = RsvpEvent(event_id=f"sms:{ev.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=Person(phone=person.phone))
             key = fact_key(fact.action_id, pk)
             old = p.attendance.get(key)
             p.attendance.put(partition, key, apply_attendance(old, rsvp, fact.partner, pk, at))
