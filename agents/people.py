@@ -7,7 +7,8 @@ Rules (pure, order-independent, so replays and late duplicates give the same rec
   does not change when others sign the person up later.
 - *Memberships*: every partner that signed the person up (a set).
 - *Profile fields*: the newest sign-up's non-empty values win; an older sign-up only
-  fills fields that are still empty.
+  fills fields that are still empty (each field remembers when it was set, ``profile_at``, so
+  this holds whatever order sign-ups and merges arrive in).
 - *Consent*: a sign-up can grant consent for a channel; it never revokes consent another
   partner recorded (revocation is an opt-out, not a missing tick-box). The earliest grant
   is kept as the record; every partner that recorded one is in ``covers``, and one grant of
@@ -40,22 +41,18 @@ def merge_person(old: PersonRecord | None, event: PersonEvent, partner: str, per
     fields and never overwrites what a sign-up said."""
     at = event.occurred_at
     first_at = received or at
-    incoming = {f: getattr(event.person, f) for f in PROFILE}
+    stamp = INTRODUCED if fills_only else at
+    incoming = {f: (v, stamp) for f in PROFILE if (v := getattr(event.person, f)) is not None}
     if old is None:
         return PersonRecord(
             person_key=person_key,
-            **incoming,
+            **_profile([incoming]),
             consent=_grants(event, partner),
             partners=(partner,),
             recruited_by=partner,
             recruited_at=first_at,
-            updated_at=INTRODUCED if fills_only else at,
+            updated_at=stamp,
         )
-    newer = not fills_only and at >= old.updated_at
-    profile = {
-        f: (incoming[f] if incoming[f] is not None and (newer or getattr(old, f) is None) else getattr(old, f))
-        for f in PROFILE
-    }
     consent = dict(old.consent)
     for channel, grant in _grants(event, partner).items():
         consent[channel] = _merge_grant(consent.get(channel), grant)
@@ -63,13 +60,13 @@ def merge_person(old: PersonRecord | None, event: PersonEvent, partner: str, per
     first = min((old.recruited_at, old.recruited_by), (first_at, partner)) if old.partners else (first_at, partner)
     return PersonRecord(
         person_key=person_key,
-        **profile,
+        **_profile([_stamped(old), incoming]),
         consent=consent,
         opted_out=old.opted_out,
         partners=tuple(sorted(set(old.partners) | {partner})),
         recruited_by=first[1],
         recruited_at=first[0],
-        updated_at=old.updated_at if fills_only else max(old.updated_at, at),
+        updated_at=max(old.updated_at, stamp),
     )
 
 
@@ -81,32 +78,41 @@ def introduce(old: PersonRecord | None, event: PersonEvent, partner: str, person
 def join_people(a: PersonRecord | None, b: PersonRecord | None, person_key: str) -> PersonRecord | None:
     """One record of the person ``a`` and ``b`` describe (a merge), under ``person_key``.
 
-    Commutative: the newer record's profile fields win (ties: the one that sorts last), the
-    other fills gaps; consent per channel as for sign-ups (it keeps its scope and the partners
-    it covers); an opt-out on either record wins; partners are the union; the recruiter is the
-    first touch of both."""
+    Commutative, associative and idempotent: per profile field the newest value wins; consent
+    per channel as for sign-ups (it keeps the partner that recorded it first, the partners it
+    covers and its scope); an opt-out on either record wins; partners are the union; the
+    recruiter is the first touch of both."""
     if a is None or b is None:
         one = a or b
         return None if one is None else one.model_copy(update={"person_key": person_key})
-    old, new = sorted((a, b), key=lambda r: (r.updated_at, r.model_dump_json(exclude={"person_key"})))
-    profile = {f: getattr(new, f) if getattr(new, f) is not None else getattr(old, f) for f in PROFILE}
-    consent = dict(old.consent)
-    for channel, grant in new.consent.items():
+    consent = dict(a.consent)
+    for channel, grant in b.consent.items():
         consent[channel] = _merge_grant(consent.get(channel), grant)
-    opted_out = {c: min(t for t in (old.opted_out.get(c), new.opted_out.get(c)) if t is not None)
-                 for c in sorted(set(old.opted_out) | set(new.opted_out))}
-    touches = [(r.recruited_at, r.recruited_by) for r in (old, new) if r.partners] or [(min(old.recruited_at, new.recruited_at), "")]
+    opted_out = {c: min(t for t in (a.opted_out.get(c), b.opted_out.get(c)) if t is not None)
+                 for c in sorted(set(a.opted_out) | set(b.opted_out))}
+    touches = [(r.recruited_at, r.recruited_by) for r in (a, b) if r.partners] or [(min(a.recruited_at, b.recruited_at), "")]
     first = min(touches)
     return PersonRecord(
         person_key=person_key,
-        **profile,
-        consent=consent,
+        **_profile([_stamped(a), _stamped(b)]),
+        consent=dict(sorted(consent.items())),
         opted_out=opted_out,
-        partners=tuple(sorted(set(old.partners) | set(new.partners))),
+        partners=tuple(sorted(set(a.partners) | set(b.partners))),
         recruited_by=first[1],
         recruited_at=first[0],
-        updated_at=new.updated_at,
+        updated_at=max(a.updated_at, b.updated_at),
     )
+
+
+def _stamped(record: PersonRecord) -> dict[str, tuple[str, datetime]]:
+    return {f: (v, record.profile_at.get(f, record.updated_at)) for f in PROFILE if (v := getattr(record, f)) is not None}
+
+
+def _profile(sources: list[dict[str, tuple[str, datetime]]]) -> dict:
+    """Per field, the newest value (ties: the larger value, so the order never matters), and
+    when it was set."""
+    chosen = {f: max((s[f] for s in sources if f in s), key=lambda vt: (vt[1], vt[0])) for f in PROFILE if any(f in s for s in sources)}
+    return {**{f: v for f, (v, _) in chosen.items()}, "profile_at": {f: t for f, (_, t) in sorted(chosen.items())}}
 
 
 def _grants(event: PersonEvent, partner: str) -> dict[str, ConsentRecord]:

@@ -34,6 +34,9 @@ class PersonRecord(Internal):
     recruited_by: str
     recruited_at: datetime
     updated_at: datetime
+    profile_at: dict[str, datetime] = Field(
+        default={}, description="When each profile field got its value (the sign-up's occurred_at): per field, the newest value wins, "
+                               "whatever order sign-ups and merges arrive in. Absent: ``updated_at``.")
 
 
 class Membership(Internal):

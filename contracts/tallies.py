@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field
 
 from .asks import AskFact
 from .facts import ActionRecord, Attendance, Membership, Pledge
+from .identity import Merge
 
-Fact = Union[Membership, Attendance, Pledge, ActionRecord, AskFact]
-FactKind = Literal["membership", "attendance", "pledge", "action", "ask"]
+Fact = Union[Membership, Attendance, Pledge, ActionRecord, AskFact, Merge]
+FactKind = Literal["membership", "attendance", "pledge", "action", "ask", "merge"]
 #: Counts per (action, partner); ``signups`` only per partner.
 ACTION_METRICS = (
     "pledged", "rsvp_yes", "attended", "asked_sms", "asked_email", "delivered", "failed", "sending", "in_doubt", "expired", "cancelled", "opted_out", "rsvp_via_sms",

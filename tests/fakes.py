@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from streams.app import FactTable, PendingWrites, Pipeline, count_ask
-from streams.topology import ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, MEMBERSHIPS, PEOPLE, PLEDGES, RECENT_ASKS
+from streams.topology import ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, IDENTITIES, MEMBERSHIPS, MERGES, PEOPLE, PLEDGES, RECENT_ASKS
 
 
 class Acked:
@@ -70,7 +70,8 @@ def memory_pipeline(partitions: int = 4) -> Pipeline:
         events=topic(), dead_letters=topic(), people=table(PEOPLE), memberships=table(MEMBERSHIPS),
         attendance=table(ATTENDANCE), pledges=table(PLEDGES), actions=table(ACTIONS), targeting=topic(),
         asks_topic=topic(), provider=topic(), asks=table(ASKS, count_ask), recent_asks=table(RECENT_ASKS),
-        deferred=table(DEFERRED), erasures=table(ERASURES), pending=pending,
+        deferred=table(DEFERRED), erasures=table(ERASURES), identity=topic(), identities=table(IDENTITIES),
+        merges=table(MERGES), pending=pending,
     )
 
 

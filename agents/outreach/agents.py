@@ -32,6 +32,7 @@ from streams.clock import Clock, from_setting
 from streams.keys import partition_of
 from streams.settings import Settings
 
+from ..identity import target_of
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
@@ -159,7 +160,7 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
         if i % 256 == 0:
             await asyncio.sleep(0)  # let the producer drain while a big partition is planned
         person = p.people.get(key)
-        if person is None:
+        if person is None or target_of(p, key) != key:  # merged into another person: planned there
             continue
         recent = p.recent_asks.get(key)
         # Planned-but-unsent asks are planned again: a replay must not strand them.
