@@ -9,6 +9,7 @@ facts live on the partition of their key. Raw phone numbers and emails never bec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Literal, Union
 
@@ -101,6 +102,23 @@ class Fold(Internal):
     recent: RecentAsks | None = None
     deferred: tuple[AskCommand, ...] = Field(default=(), description="Texts waiting for the morning: they move to the survivor.")
     hops: int = 0
+
+
+def linked_keys(entries: Mapping[str, str], key: str) -> set[str]:
+    """Every identifier and person key that is one person with ``key``, given each entry's
+    ``person`` (``identities_by_key`` read to its end): the person ``key`` resolves to, and
+    every key that resolves to it."""
+
+    def person(k: str) -> str:
+        for _ in range(len(entries) + 1):  # entries only point to older keys; never loop on bad data
+            nxt = entries.get(k, k)
+            if nxt == k:
+                return k
+            k = nxt
+        return k
+
+    me = person(key)
+    return {key, me} | {k for k in entries if person(k) == me}
 
 
 IdentityMessage = Annotated[Union[Deliver, Link, Fold], Field(discriminator="kind")]

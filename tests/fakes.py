@@ -25,11 +25,21 @@ class Acked:
 
 
 class MemoryTable:
-    """What ``FactTable`` uses of a Faust table: ``data`` and ``send_changelog``."""
+    """What ``FactTable`` and the agents use of a Faust table: ``data``, ``send_changelog``, and
+    the table's mapping reads (``keys``, ``items``, ``in``)."""
 
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
         self.changelog: list[tuple[int, str, Any]] = []
+
+    def keys(self):
+        return self.data.keys()
+
+    def items(self):
+        return self.data.items()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
 
     def send_changelog(self, partition: int, key: str, value: Any, value_serializer: str | None = None) -> Acked:
         self.changelog.append((partition, key, value))
