@@ -27,7 +27,7 @@ from .action_network import router as action_network_router
 from .errors import documented
 from .exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv
 from .middleware import BodyLimit, SecurityHeaders
-from .people import ErasureReports, router as people_router
+from .people import ErasureReports, IdentityLinks, router as people_router
 from .providers import router as providers_router
 from .publisher import KafkaPublisher, Publisher
 from .tally_reader import Changes, TallyReader
@@ -51,7 +51,7 @@ class CoalitionFile:
 
 
 def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None,
-               accounts: AccountStore | None = None) -> FastAPI:
+               accounts: AccountStore | None = None, identity_links: IdentityLinks | None = None) -> FastAPI:
     coalition = CoalitionFile(s)
     coalition.current()  # fail at start on a broken coalition file
     secret = s.person_key_bytes()
@@ -112,7 +112,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
                                       lambda action_id: (r.partner if (r := book.action_record(action_id)) else None)))
     app.include_router(providers_router(s, publisher))
     app.include_router(action_network_router(s, publisher, coalition.current))
-    app.include_router(people_router(s, publisher, erasures), dependencies=as_organizer, responses=organizer_errors)
+    app.include_router(people_router(s, publisher, erasures, links=identity_links), dependencies=as_organizer, responses=organizer_errors)
 
     @app.get("/v1/tallies", response_model=CoalitionTallies, dependencies=as_organizer, responses=organizer_errors, summary="Coalition totals and per-partner totals")
     async def coalition_tallies() -> CoalitionTallies:
