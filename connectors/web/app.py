@@ -25,7 +25,7 @@ from ..accounts.store import AccountStore, KafkaAccountLog
 from . import dashboard, docs, errors, ingress, openapi
 from .action_network import router as action_network_router
 from .errors import documented
-from .exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv
+from .exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
 from .middleware import BodyLimit, SecurityHeaders
 from .people import ErasureReports, IdentityLinks, router as people_router
 from .providers import router as providers_router
@@ -137,6 +137,11 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         response = _csv_download(aggregate_csv(book, note_line=note == "line"), "turnout-aggregate.csv")
         response.headers["X-Turnout-Note"] = SUPPRESSION_NOTE
         return response
+
+    @app.get("/v1/exports/unique.csv", dependencies=as_organizer, responses={200: CSV, **organizer_errors}, response_class=StreamingResponse,
+             summary="Per action and coalition-wide: people each counted once however many partners know them, and the show rate (counts only)")
+    async def export_unique() -> StreamingResponse:
+        return _csv_download(unique_csv(book), "turnout-unique-people.csv")
 
     app.include_router(dashboard.router(s, access, accounts, coalition.current, book, changes, tally_lag),
                        dependencies=[Depends(openapi.organizer_auth)], responses=documented(401, s401="Not signed in"))
