@@ -50,6 +50,8 @@ def apply_attendance(
     old: Attendance | None, event: RsvpEvent | CheckinEvent, partner: str, person_key: str, received: datetime
 ) -> Attendance:
     fact = old or Attendance(action_id=event.action_id, person_key=person_key)
+    if fact.first_received is None or received < fact.first_received:
+        fact = fact.model_copy(update={"first_received": received})
     if isinstance(event, RsvpEvent):
         new = fact.model_copy(update={"rsvp": event.status, "rsvp_at": event.occurred_at, "rsvp_by": partner, "rsvp_received": received})
         return new if fact.rsvp_at is None or rsvp_rank(new) >= rsvp_rank(fact) else fact

@@ -65,6 +65,8 @@ class Attendance(Internal):
     attended_at: datetime | None = None
     attended_by: str | None = None
     attended_received: datetime | None = None
+    first_received: datetime | None = Field(default=None, description="When the first RSVP or check-in about it was received, whichever is in force: "
+                                                                        "how long the coalition has known the person (identity resolution).")
 
     @property
     def attended(self) -> bool:

@@ -49,6 +49,7 @@ class Identity(Internal):
                                     "(which may since have been merged on: followed hop by hop, each hop to an older key).")
     since: datetime = Field(description="When the coalition first saw the identifier, recorded once: its age in a merge.")
     kind: IdentifierKind
+    linked_at: datetime | None = Field(default=None, description="When the event that linked it into ``person`` was received.")
 
     def rank(self, key: str) -> Rank:
         return Rank(since=self.since, kind=self.kind, key=key)
@@ -56,7 +57,11 @@ class Identity(Internal):
 
 class Merge(Internal):
     """Person ``person`` turned out to be person ``into`` (table ``merges_by_person``, key:
-    ``person``): its facts were folded into ``into``'s. Keyed hashes only."""
+    ``person``): both had facts from events received before the one that linked them (two
+    records of one person existed), and ``person``'s were folded into ``into``'s. Keyed hashes
+    only. A diagnostic: when a person's earlier events are still on their way from another
+    partition as the link is processed, they reach the survivor directly and no merge is
+    recorded, so a replay may count a few differently; people and tallies never differ."""
 
     person: str
     into: str

@@ -43,7 +43,7 @@ from streams.keys import fact_key
 
 from ..people import join_people
 from .index import PersonFacts
-from .rules import first_seen, identifiers, join_attendance, join_membership, join_recent
+from .rules import first_seen, identifiers, join_attendance, join_membership, join_recent, known_before
 
 log = logging.getLogger(__name__)
 MAX_HOPS = 16
@@ -118,7 +118,11 @@ class Resolver:
             if here in self.p.merges.table.data:
                 await self._fold_leftovers(partition, here, target, msg.seen)
             if target != msg.other:
-                self._send(msg.model_copy(update={"person": target, "identifier": None, "hops": msg.hops + 1}))
+                # Through ``here``, ``other`` meets ``target``'s person only from when ``here`` was
+                # linked to it: the link is as late as the later of the two (received times).
+                linked = self.p.identities.table.data[here].get("linked_at")
+                seen = max(msg.seen, datetime.fromisoformat(linked)) if linked else msg.seen
+                self._send(msg.model_copy(update={"person": target, "identifier": None, "seen": seen, "hops": msg.hops + 1}))
             return
         if here == msg.other:
             return  # already one person
@@ -131,10 +135,11 @@ class Resolver:
     async def merge_into(self, partition: int, key: str, me: Identity, into: str, at: datetime) -> None:
         """``key`` (a person, or an identifier no event had linked yet) becomes part of ``into``."""
         fold = self._snapshot(key, into, at)
-        self.p.identities.put(partition, key, me.model_copy(update={"person": into}))
+        self.p.identities.put(partition, key, me.model_copy(update={"person": into, "linked_at": at}))
         if fold is None:
             return  # an identifier nobody knew: linked, nothing to merge
-        self.p.merges.put(partition, key, Merge(person=key, into=into, at=at))
+        if known_before(fold.record, fold.attendance, at):
+            self.p.merges.put(partition, key, Merge(person=key, into=into, at=at))
         await self._hand_over(partition, fold)
 
     def fold_in(self, partition: int, msg: Fold) -> None:

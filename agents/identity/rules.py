@@ -44,8 +44,15 @@ def first_seen(record: PersonRecord | None, attendance: Iterable[Attendance], se
     if record is not None and record.partners:
         times.append(record.recruited_at)
     for a in attendance:
-        times += [t for t in (a.rsvp_received or a.rsvp_at, a.attended_received or a.attended_at) if t is not None]
+        times += [t for t in (a.first_received, a.rsvp_received or a.rsvp_at, a.attended_received or a.attended_at) if t is not None]
     return min(times)
+
+
+def known_before(record: PersonRecord | None, attendance: Iterable[Attendance], linked: datetime) -> bool:
+    """Whether facts received before ``linked`` (the linking event; an event in the same
+    request does not count) made this a person of its own: then linking it into another is a
+    merge of two records, not a new identifier."""
+    return first_seen(record, attendance, linked) < linked
 
 
 def join_attendance(a: Attendance | None, b: Attendance | None, person: str) -> Attendance | None:
@@ -57,8 +64,9 @@ def join_attendance(a: Attendance | None, b: Attendance | None, person: str) -> 
     rsvp = max(rsvps, key=rsvp_rank) if rsvps else None
     checks = [x for x in (a, b) if x.attended_at is not None]
     came = min(checks, key=checkin_rank) if checks else None
+    firsts = [x.first_received for x in (a, b) if x.first_received is not None]
     return Attendance(
-        action_id=a.action_id, person_key=person,
+        action_id=a.action_id, person_key=person, first_received=min(firsts) if firsts else None,
         rsvp=rsvp.rsvp if rsvp else None, rsvp_at=rsvp.rsvp_at if rsvp else None,
         rsvp_by=rsvp.rsvp_by if rsvp else None, rsvp_received=rsvp.rsvp_received if rsvp else None,
         attended_at=came.attended_at if came else None, attended_by=came.attended_by if came else None,
