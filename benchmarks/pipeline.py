@@ -2,7 +2,8 @@
 
 One run starts ONE embedded broker (Tansu, memory-only) with 8 partitions, one Faust worker
 (`turnout worker`) and one web app (`turnout web`), all with a unique app id / topic prefix, and
-measures three scenarios, each with N distinct people RSVPing "yes" to an action of its own:
+measures these scenarios, each with N distinct people and an action of its own (posted first:
+events for an action nobody posted are not counted until it is):
 
 1. HTTP: N events in signed batches of 500 posted by --clients concurrent httpx clients to
    POST /v1/events. "accept" is until the last 202 (what partners see); "end-to-end" is from
@@ -10,7 +11,11 @@ measures three scenarios, each with N distinct people RSVPing "yes" to an action
 2. Direct: the same kind of N events, turned into Envelope records by the ingress's own
    ``envelopes()`` (before the clock starts) and produced straight to the events topic with
    aiokafka; "produce" is until every record is acknowledged, "end-to-end" until tallies show N.
-3. Baseline: a bare, group-less aiokafka consumer assigned the events topic's partitions, from
+3. Identity resolution at work (``benchmarks.identity``): N sign-ups that link a new phone to a
+   person known by email (a link and a fold each, the most resolution costs), then N RSVPs by
+   those phones (each forwarded to the email's person). Step 2 has resolution on too: its
+   events' identifiers are their people's keys, so resolving each is one look-up.
+4. Baseline: a bare, group-less aiokafka consumer assigned the events topic's partitions, from
    the first offset of step 2's records, reading and ``json.loads``-ing exactly those N records.
 
 How to read it: the baseline is the ceiling for one Python process touching each record once;
@@ -37,10 +42,11 @@ from rich.table import Table
 
 from connectors.signing import headers
 from connectors.web.ingress import envelopes
+from benchmarks import identity
 from benchmarks.stack import PARTNER, TOKEN, bench_stack
 from streams.settings import Settings
 from streams.topology import events_topic
-from tests.factories import phone, rsvp
+from tests.factories import action, phone, rsvp
 
 BATCH = 500
 console = Console()
@@ -101,11 +107,14 @@ async def baseline(s: Settings, span: dict[TopicPartition, tuple[int, int]], n: 
         await consumer.stop()
 
 
-async def measure(s: Settings, url: str, secret: str, n: int, clients: int, timeout: float, procs) -> list[tuple[str, float]]:
+async def measure(s: Settings, url: str, secret: str, n: int, clients: int, timeout: float, procs,
+                  with_identity: bool = True) -> list[tuple[str, float]]:
     rows: list[tuple[str, float]] = []
     auth, limits = {"Authorization": f"Bearer {TOKEN}"}, httpx.Limits(max_connections=clients + 2)
     async with httpx.AsyncClient(base_url=url, headers=auth, timeout=60, limits=limits) as http:
-        # Warm-up: one event through everything proves worker, web app and tally reader are ready.
+        # Warm-up: the actions, then one event through everything proves worker, web app and tally reader are ready.
+        actions = [action(a) for a in ("bench-warmup", "bench-http", "bench-direct", identity.ACTION)]
+        await post_all(http, secret, [json.dumps(actions).encode()], 1)
         await post_all(http, secret, [json.dumps([rsvp("warm-0", "bench-warmup", phone=phone(0))]).encode()], 1)
         await until_tallied(http, "bench-warmup", 1, time.monotonic() + 120, procs)
 
@@ -131,6 +140,8 @@ async def measure(s: Settings, url: str, secret: str, n: int, clients: int, time
             rows.append(("direct end-to-end", time.perf_counter() - t0))
         finally:
             await producer.stop()
+        if with_identity:
+            rows += await identity.measure(s, http, PARTNER, n, 2 * n, timeout, procs, until_tallied)
 
     span: dict[TopicPartition, tuple[int, int]] = {}
     for m in metas:
@@ -155,6 +166,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=2, help="concurrent HTTP clients (default 2; more did not help on 2 cores)")
     ap.add_argument("--timeout", type=float, default=600, help="deadline per wait, seconds (default 600)")
     ap.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE", help="extra worker environment (Faust settings)")
+    ap.add_argument("--no-identity", dest="identity", action="store_false", help="skip the identity resolution scenarios")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     console.print(f"cores: {os.cpu_count()} (usable by this process: {cores}); N = {args.events:,}; partitions = 8")
@@ -162,7 +174,8 @@ def main() -> None:
     with bench_stack("pipeline", console) as stack:
         stack.start(worker_env=dict(kv.split("=", 1) for kv in args.worker_env))
         console.print(f"broker {stack.settings.bootstrap} (pid {stack.broker.proc.pid}), worker pid {stack.workers[0].pid}, web pid {stack.web.pid}, logs {stack.tmp}")
-        rows = asyncio.run(measure(stack.settings, stack.url, stack.secrets[PARTNER], args.events, args.clients, args.timeout, stack.procs))
+        rows = asyncio.run(measure(stack.settings, stack.url, stack.secrets[PARTNER], args.events, args.clients, args.timeout, stack.procs,
+                                   args.identity))
         report(rows, args.events)
 
 

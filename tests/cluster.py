@@ -61,7 +61,8 @@ class Cluster:
         if topic == "events":
             intake.handle(p, part, key, raw, self.secret, resolver=resolver)
         elif topic == "identity":
-            await resolver.handle(part, key, raw, intake.record)
+            resolver.handle(part, key, raw, intake.record)
+            await resolver.flush()
         elif self.on_provider is not None:
             await self.on_provider(p, part, key, raw)
         await p.settle()

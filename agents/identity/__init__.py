@@ -19,5 +19,5 @@ BATCH = 500
 def register(p: Pipeline, resolver: Resolver, apply: Apply) -> None:
     @p.app.agent(p.identity, name="resolve_identity")
     async def resolve_identity(stream):  # noqa: ANN001 - Faust's stream type
-        async for event in p.batches(stream, BATCH):
-            await resolver.handle(event.message.partition, event.key, event.value, apply)
+        async for event in p.batches(stream, BATCH, flush=resolver.flush):
+            resolver.handle(event.message.partition, event.key, event.value, apply)

@@ -18,8 +18,8 @@ The ingress routes a person event by its first identifier (phone, else email), s
 - *A merge* happens on the merged person's own partition: its entry points to the survivor,
   a ``Merge`` fact records it (compacted topic), and its people record, memberships,
   attendance, recent asks and deferred texts travel to the survivor in one ``Fold``. Only once
-  the broker has the fold are they deleted here, so a crash in between folds them again
-  (joins are idempotent) and never loses them. Ask facts stay where they are: their ids are in
+  the broker has the fold are they deleted here (``flush``, once per batch of the identity
+  agent), so a crash in between folds them again (joins are idempotent) and never loses them. Ask facts stay where they are: their ids are in
   the providers' hands (callbacks find them); what the survivor needs of them, the frequency
   cap and "already asked for this action on this channel", comes with the recent asks.
 
@@ -66,6 +66,7 @@ class Resolver:
         self.p = p
         self.secret = secret
         self.facts = PersonFacts(p)
+        self.leaving: dict[str, tuple[int, Fold]] = {}  # folds sent, whose facts go once the broker has them
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -88,7 +89,7 @@ class Resolver:
 
     # -- the identity agent ---------------------------------------------------------------
 
-    async def handle(self, partition: int, key: str | None, raw: bytes, apply: Apply) -> None:
+    def handle(self, partition: int, key: str | None, raw: bytes, apply: Apply) -> None:
         try:
             msg = identity_message.validate_json(raw, context={"normalized": True})
         except ValidationError as exc:
@@ -100,7 +101,7 @@ class Resolver:
         if isinstance(msg, Deliver):
             self.deliver(partition, msg, apply)
         elif isinstance(msg, Link):
-            await self.link(partition, msg)
+            self.link(partition, msg)
         else:
             self.fold_in(partition, msg)
 
@@ -111,12 +112,12 @@ class Resolver:
         else:
             apply(self.p, partition, msg.envelope.model_copy(update={"person_key": target}))
 
-    async def link(self, partition: int, msg: Link) -> None:
+    def link(self, partition: int, msg: Link) -> None:
         here = msg.person
         target = target_of(self.p, here)
         if target != here:
-            if here in self.p.merges.table.data:
-                await self._fold_leftovers(partition, here, target, msg.seen)
+            if here in self.p.merges.table.data and here not in self.leaving:
+                self._fold_leftovers(partition, here, target, msg.seen)
             if target != msg.other:
                 # Through ``here``, ``other`` meets ``target``'s person only from when ``here`` was
                 # linked to it: the link is as late as the later of the two (received times).
@@ -128,11 +129,11 @@ class Resolver:
             return  # already one person
         me = self._recorded(partition, here, msg.identifier or "email", msg.seen)
         if msg.other_rank is not None and msg.other_rank.older_than(me.rank(here)):
-            await self.merge_into(partition, here, me, msg.other, msg.seen)
+            self.merge_into(partition, here, me, msg.other, msg.seen)
         else:
             self._send(Link(person=msg.other, other=here, other_rank=me.rank(here), seen=msg.seen, hops=msg.hops + 1))
 
-    async def merge_into(self, partition: int, key: str, me: Identity, into: str, at: datetime) -> None:
+    def merge_into(self, partition: int, key: str, me: Identity, into: str, at: datetime) -> None:
         """``key`` (a person, or an identifier no event had linked yet) becomes part of ``into``."""
         fold = self._snapshot(key, into, at)
         self.p.identities.put(partition, key, me.model_copy(update={"person": into, "linked_at": at}))
@@ -140,7 +141,7 @@ class Resolver:
             return  # an identifier nobody knew: linked, nothing to merge
         if known_before(fold.record, fold.attendance, at):
             self.p.merges.put(partition, key, Merge(person=key, into=into, at=at))
-        await self._hand_over(partition, fold)
+        self._hand_over(partition, fold)
 
     def fold_in(self, partition: int, msg: Fold) -> None:
         """Join a merged person's facts into this person's (or pass them on to its survivor)."""
@@ -189,11 +190,23 @@ class Resolver:
         empty = fold.record is None and not (fold.memberships or fold.attendance or fold.deferred) and fold.recent is None
         return None if empty else fold
 
-    async def _hand_over(self, partition: int, fold: Fold) -> None:
-        """Send ``fold``; once the broker has it (and the merge), delete what it carries here."""
-        p, key = self.p, fold.source
+    def _hand_over(self, partition: int, fold: Fold) -> None:
+        """Send ``fold``; what it carries is deleted here by ``flush``, once the broker has it."""
         self._send(fold)
-        await p.settle()
+        self.leaving[fold.source] = (partition, fold)
+
+    async def flush(self, batch: object = None) -> None:
+        """Before the identity agent's batch is acknowledged: once the folds it sent (and the
+        merges) are durable, delete what they carried. One broker round trip per batch."""
+        if not self.leaving:
+            return
+        leaving, self.leaving = list(self.leaving.values()), {}
+        await self.p.settle()
+        for partition, fold in leaving:
+            self._clear(partition, fold)
+
+    def _clear(self, partition: int, fold: Fold) -> None:
+        p, key = self.p, fold.source
         p.people.delete(partition, key)
         p.recent_asks.delete(partition, key)
         for m in fold.memberships:
@@ -206,12 +219,12 @@ class Resolver:
             if fact is not None:  # it moved to the survivor: this one is never sent
                 p.asks.put(partition, cmd.ask_id, fact.model_copy(update={"status": "cancelled", "error": MERGED, "updated_at": fold.at, "deferred_until": None}))
 
-    async def _fold_leftovers(self, partition: int, key: str, target: str, at: datetime) -> None:
+    def _fold_leftovers(self, partition: int, key: str, target: str, at: datetime) -> None:
         """Facts still under a merged key (a crash between a fold and its deletes): fold them again."""
         fold = self._snapshot(key, target, at)
         if fold is not None:
             log.info("folding facts left under a merged person again")
-            await self._hand_over(partition, fold)
+            self._hand_over(partition, fold)
 
     def _adopt(self, partition: int, me: str, cmd: AskCommand, recent: RecentAsks | None, at: datetime) -> RecentAsks | None:
         """A merged person's deferred text becomes this person's, unless this person already has
