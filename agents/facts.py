@@ -49,14 +49,19 @@ def checkin_rank(a: Attendance) -> tuple:
 def apply_attendance(
     old: Attendance | None, event: RsvpEvent | CheckinEvent, partner: str, person_key: str, received: datetime
 ) -> Attendance:
-    fact = old or Attendance(action_id=event.action_id, person_key=person_key)
-    if fact.first_received is None or received < fact.first_received:
-        fact = fact.model_copy(update={"first_received": received})
     if isinstance(event, RsvpEvent):
-        new = fact.model_copy(update={"rsvp": event.status, "rsvp_at": event.occurred_at, "rsvp_by": partner, "rsvp_received": received})
-        return new if fact.rsvp_at is None or rsvp_rank(new) >= rsvp_rank(fact) else fact
-    new = fact.model_copy(update={"attended_at": event.occurred_at, "attended_by": partner, "attended_received": received})
-    return new if fact.attended_at is None or checkin_rank(new) < checkin_rank(fact) else fact
+        update: dict = {"rsvp": event.status, "rsvp_at": event.occurred_at, "rsvp_by": partner, "rsvp_received": received}
+    else:
+        update = {"attended_at": event.occurred_at, "attended_by": partner, "attended_received": received}
+    if old is None:  # the common case: one model built, no copies
+        return Attendance(action_id=event.action_id, person_key=person_key, first_received=received, **update)
+    first = {"first_received": received} if old.first_received is None or received < old.first_received else {}
+    new = old.model_copy(update={**update, **first})
+    if isinstance(event, RsvpEvent):
+        wins = old.rsvp_at is None or rsvp_rank(new) >= rsvp_rank(old)
+    else:
+        wins = old.attended_at is None or checkin_rank(new) < checkin_rank(old)
+    return new if wins else (old.model_copy(update=first) if first else old)
 
 
 def apply_pledge(old: Pledge | None, event: PledgeEvent, partner: str, received: datetime, inline: bool = False) -> Pledge:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import string
 from datetime import datetime
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator, AwareDatetime, Field, SerializerFunctionWrapHandler, StringConstraints, TypeAdapter, model_serializer, model_validator,
+)
 
 from .people import Consent, Frozen, Internal, Language, Person, PostalCode
 
@@ -39,6 +41,9 @@ class BaseEvent(Frozen):
     occurred_at: AwareDatetime = Field(description="When it happened, with a UTC offset.")
 
 
+NO_CONSENT = Consent()
+
+
 class PersonEvent(BaseEvent):
     """An event about one person: who (a phone or an email, optionally name, postal code and
     language) and the consent given with it. Consent for a channel needs that channel."""
@@ -53,6 +58,14 @@ class PersonEvent(BaseEvent):
         if self.consent.email.granted and self.person.email is None:
             raise ValueError("consent.email is granted but person.email is missing")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_default_consent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # No consent given is the default: an RSVP's envelope on Kafka need not spell it out.
+        data = handler(self)
+        if self.consent == NO_CONSENT:
+            data.pop("consent", None)
+        return data
 
     @property
     def introduces(self) -> bool:

@@ -21,7 +21,9 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    SerializerFunctionWrapHandler,
     ValidationInfo,
+    model_serializer,
     model_validator,
 )
 
@@ -86,6 +88,11 @@ class PersonRef(Frozen):
 
     phone: Phone | None = None
     email: Email | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Most RSVPs name a phone and nothing else: the envelope on Kafka need not list the rest as nulls.
+        return {k: v for k, v in handler(self).items() if v is not None}
 
     @model_validator(mode="after")
     def _reachable(self) -> PersonRef:
