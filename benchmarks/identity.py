@@ -57,12 +57,18 @@ async def until(http: httpx.AsyncClient, check: Callable[[dict], bool], what: st
         await asyncio.sleep(0.05)  # the polling interval, not synchronisation
 
 
+def used(worker_cpu: Callable[[], float | None], since: float | None) -> float | None:
+    now = worker_cpu()
+    return None if now is None or since is None else now - since
+
+
 def signups(body: dict, partner: str) -> int:
     return next((p["signups"] for p in body["partners"] if p["partner"] == partner), 0)
 
 
 async def measure(s: Settings, http: httpx.AsyncClient, partner: str, n: int, first_phone: int, timeout: float, procs,
-                  until_tallied: Wait) -> list[tuple[str, float]]:
+                  until_tallied: Wait, worker_cpu: Callable[[], float | None]) -> list[tuple[str, float, float | None]]:
+    """The two scenarios' rows: (name, seconds, worker CPU seconds or ``None``)."""
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap.split(","), acks="all", linger_ms=5, max_batch_size=256 * 1024)
     await producer.start()
     rows = []
@@ -71,15 +77,15 @@ async def measure(s: Settings, http: httpx.AsyncClient, partner: str, n: int, fi
         await produce(producer, s, partner, [signup(f"ie{i}", email=email[i]) for i in range(n)])
         await until(http, lambda b: signups(b, partner) == n, f"{n} sign-ups by email", time.monotonic() + timeout, procs)
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), worker_cpu()
         await produce(producer, s, OTHER, [signup(f"il{i}", phone=phone(first_phone + i), email=email[i]) for i in range(n)])
         await until(http, lambda b: b["identity"]["overlap"] == n, f"{n} people known to two partners", time.monotonic() + timeout, procs)
-        rows.append(("identity: new phone linked to a known email (link + fold each)", time.perf_counter() - t0))
+        rows.append(("identity: new phone joins a known email (link+fold)", time.perf_counter() - t0, used(worker_cpu, c0)))
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), worker_cpu()
         await produce(producer, s, OTHER, [rsvp(f"ir{i}", ACTION, phone=phone(first_phone + i)) for i in range(n)])
         await until_tallied(http, ACTION, n, time.monotonic() + timeout, procs)
-        rows.append(("identity: RSVPs by a linked phone (one hop each)", time.perf_counter() - t0))
+        rows.append(("identity: RSVP by a linked phone (one hop)", time.perf_counter() - t0, used(worker_cpu, c0)))
     finally:
         await producer.stop()
     return rows
