@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration bench soak schema install clean
+.PHONY: run test unit integration bench soak fuzz schema settings-doc install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,10 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 ## The whole pipeline with a demo coalition: embedded broker, worker, web, simulated partners.
+## `make run PORT=8001` picks the web app's port.
+PORT ?= 8000
 run: $(STAMP)
-	$(BIN)/turnout up --demo
+	$(BIN)/turnout up --demo --port $(PORT)
 
 ## Unit tests (seconds, no broker), then integration tests (embedded broker, real workers).
 test: $(STAMP) $(CHROMIUM)
@@ -36,7 +38,8 @@ integration: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q tests/integration
 
 ## Throughput of the pipeline next to a bare-consumer baseline measured in the same run;
-## then outreach: one rapid-response action to N people through the sandbox, and a held rate;
+## then outreach: one rapid-response action to N people handed to the sandbox, next to the Twilio
+## SDK alone, and again behind the sandbox's Twilio queue at 200/s (how fast texts leave it);
 ## then dashboard freshness: check-in accepted → visible in the live stream (p50/p95).
 BENCH_PEOPLE ?= 20000
 bench: $(STAMP)
@@ -51,9 +54,20 @@ SOAK_ARGS ?=
 soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
+## Schemathesis with every check, signed and unsigned, at full size (make test runs 25 examples per
+## operation): README "How we test".
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(STAMP)
+	TURNOUT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TURNOUT_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+		$(BIN)/pytest -q -p no:cacheprovider --timeout 3600 tests/integration/test_openapi_fuzz.py
+
 ## Regenerate the checked-in JSON Schema of partner events.
 schema: $(STAMP)
 	$(BIN)/turnout schema --out docs/schema/partner-events.json
+
+## Regenerate the README's configuration table from Settings (a unit test keeps it in sync).
+settings-doc: $(STAMP)
+	$(BIN)/turnout settings --markdown --readme README.md
 
 clean:
 	rm -rf $(VENV) .turnout *.egg-info

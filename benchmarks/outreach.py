@@ -1,31 +1,47 @@
-"""Outreach throughput: how fast one rapid-response action reaches N people, and how closely the
-SMS rate limit is kept.
+"""Outreach throughput: how fast one rapid-response action is handed to the provider, next to the
+Twilio SDK alone in the same run; and, behind a Twilio-like queue, that turnout hands over at
+API speed while the provider paces.
 
 Each phase runs against a stack of its own (``benchmarks.stack``: an embedded broker, Tansu,
 memory-only, 8 partitions; the sandbox providers, reached through the real Twilio SDK; one
-worker and one web app). The workers' clock is a file clock at 11:00 in Oakland: no quiet hours.
+worker and one web app). The workers' clock is a file clock at 11:00 in Oakland: no quiet
+hours. N people with SMS consent only (postal code 94607 or 94612) are produced straight to the
+events topic as the ingress's own ``envelopes()`` (not timed) until GET /v1/tallies shows them
+all; a warm-up action to one other person proves the send path is up. Then one rapid-response
+action is posted through the signed ingress and the clock starts (t0).
 
-1. Fan-out: N people with SMS consent only, postal code 94607, signed up by one partner, produced
-   straight to the events topic as the ingress's own ``envelopes()`` (not timed) until
-   GET /v1/tallies shows them all. A warm-up action to one other person proves the send path is up.
-   Then one rapid-response action for 94607 is posted through the signed ingress and the clock
-   starts. "all attempted": the action's tallies show asked_sms == N (every ask marked "sending" or
-   later). "last handed over": the sandbox's ``created`` stamp of its newest text once it holds
-   N (``/_sandbox/inbox/count``; both polled every 0.25 s, the stamp makes it exact). "all delivered": the status callbacks have brought delivered to N. Worker: sms_rate 0
-   (unlimited), send_concurrency from --concurrency; several values restart the worker with each
-   and post a new action to the same people.
-2. Rate limit: a second stack with sms_rate=200 texts M people (postal 94612); the measured rate is
-   texts/s between the 10th and 90th percentile of the inbox ``created`` stamps (the steady window:
-   the first and last tenth hold the start-up and the drain). Also shown: the overall rate, the
-   most texts in any one second (the bucket allows a burst of 0.1 s worth) and the longest pause
-   inside the window.
+1. Hand-over (sandbox without a queue, ``TURNOUT_SMS_RATE=0``): "handed over s" is t0 until the
+   sandbox's ``created`` stamp of the N-th text (``/_sandbox/inbox/count``, polled every 0.25 s;
+   the stamp makes it exact), so "asks/s" = N / that; "ratio" = asks/s / baseline texts/s.
+   Baseline, measured just before each row: the same N texts from this process straight through
+   the same adapter (the Twilio SDK, ``send_concurrency`` in flight) to the same sandbox: no
+   Kafka, no tables, no status callbacks, the most this machine hands over; "baseline CPU
+   ms/text" is this process's CPU per text meanwhile, the SDK's own cost. "CPU ms/ask" is a
+   process's user + system CPU from t0, divided by N: until the N-th text was seen ("handed
+   over") and until every ask settled ("settled": delivered, failed or in doubt, so the status
+   callbacks included). One row per ``--callback-delay-ms``: 20 ms (as the tests) puts the
+   callback storm (two per text, through the web app to the worker) on the same two cores as
+   the hand-over, which a real Twilio queue spreads at the sender's rate; 60,000 ms holds it
+   until after the hand-over, so that row shows the send path itself (its "settled" CPU then
+   includes a minute of idle worker).
+2. Queue (the sandbox's Twilio queue at ``--mps``, ``TURNOUT_SANDBOX_SMS_MPS``; the worker's
+   ``TURNOUT_SMS_RATE`` set to the same, so it predicts the queue): "handed over s" as above,
+   shown beside N / mps (what pacing inside turnout would take) and the baseline's time for N
+   texts. "leave rate" is texts per second by the ``left`` stamps of the inbox between the 10th
+   and the 90th percentile (the steady window: the first and last tenth hold the start-up and
+   the drain), beside the configured mps (target: within 5 %), and overall, by
+   ``GET /_sandbox/queue`` (count - 1) / (last - first). Also: texts that expired (30036) or
+   overflowed in the queue, which must be none.
 
-Run from the repository root:  .venv/bin/python -m benchmarks.outreach --people 100000
+The machine's load average is printed before and after: the figures are only comparable between
+runs on an otherwise idle machine, and the ratio only with the baseline of the same run.
+
+Run from the repository root:  .venv/bin/python -m benchmarks.outreach --people 20000
 """
 
 from __future__ import annotations
 
-import argparse, asyncio, bisect, json, os, sys, time  # noqa: E401
+import argparse, asyncio, json, os, resource, sys, time  # noqa: E401
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,11 +56,12 @@ from connectors.providers.outbox import outbox_from
 from connectors.signing import headers
 from connectors.web.ingress import envelopes
 from benchmarks.stack import PARTNER, TOKEN, BenchStack, bench_stack
+from streams.settings import Settings
 from streams.topology import events_topic
 from tests.factories import phone, signup
 
 SMS = {"en": "{given_name}: {action_title} at {place}, {local_time}. RSVP {rsvp_link}"}
-console = Console()
+console = Console(width=max(Console().width, 160))
 
 
 def rapid(action_id: str, postal: str) -> dict:
@@ -89,47 +106,42 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def own_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 async def row(http: httpx.AsyncClient, action_id: str) -> dict:
     r = await http.get(f"/v1/actions/{action_id}/tallies")
     return next((p for p in r.json()["partners"] if p["partner"] == PARTNER), {}) if r.status_code == 200 else {}
 
 
-async def fan_out(http: httpx.AsyncClient, stack: BenchStack, action_id: str, postal: str, n: int, timeout: float, delivered: bool = True) -> dict:
-    """Post a rapid-response action for ``postal``; time it until n texts are in the sandbox inbox."""
-    inbox_url, count_url = f"{stack.sandbox_url}/_sandbox/inbox", f"{stack.sandbox_url}/_sandbox/inbox/count"
-    (await http.delete(inbox_url)).raise_for_status()
+async def fan_out(http: httpx.AsyncClient, stack: BenchStack, action_id: str, postal: str, n: int, timeout: float, settle: bool = True) -> dict:
+    """Post a rapid-response action for ``postal``; time it until the sandbox has n texts, then
+    (``settle``) until every ask is delivered, failed or in doubt."""
+    count_url = f"{stack.sandbox_url}/_sandbox/inbox/count"
+    (await http.delete(f"{stack.sandbox_url}/_sandbox/inbox")).raise_for_status()
     deadline, body = time.monotonic() + timeout, json.dumps([rapid(action_id, postal)]).encode()
     t0, procs = time.time(), {"worker": stack.workers[-1].pid, "web": stack.web.pid, "sandbox": stack.sandbox.pid}
     cpu0 = {name: cpu_seconds(pid) for name, pid in procs.items()}
     r = await http.post("/v1/events", content=body, headers=headers(PARTNER, stack.secrets[PARTNER], body, time.time()))
     assert r.status_code == 202 and not r.json()["rejected"], r.text
-    out: dict = {"n": n}
 
-    async def sent():  # the tallies may show the last "sending" marks after the sandbox has the texts
-        if "attempted" not in out and (await row(http, action_id)).get("asked_sms", 0) >= n:
-            out["attempted"] = time.time() - t0
-        if "count" not in out and (count := (await http.get(count_url, params={"channel": "sms"})).json())["count"] >= n:
-            out["count"] = count
-        return "attempted" in out and "count" in out
+    async def handed_over():
+        count = (await http.get(count_url, params={"channel": "sms"})).json()
+        return count if count["count"] >= n else None
 
     try:
-        await poll(f"{action_id}: {n} texts", sent, deadline, stack)
+        count = await poll(f"{action_id}: {n} texts", handed_over, deadline, stack)
     except TimeoutError:  # report how far it got instead of nothing
         count = (await http.get(count_url, params={"channel": "sms"})).json()
-        last = await row(http, action_id)
-        console.print(f"[red]{action_id}: deadline: {count['count']:,} of {n:,} texts, tallies {last}[/]")
-        return {**out, "texts": count["count"], "last": (count["last"] or t0) - t0, "in_doubt": last.get("in_doubt"),
-                "failed": last.get("failed"), "attempted": out.get("attempted", float("nan")), "delivered": float("nan")}
-    count = out.pop("count")
-    out.update(texts=count["count"], first=count["first"] - t0, last=count["last"] - t0)
-    if delivered:
-        try:
-            final = await poll(f"{action_id}: delivered", lambda: _settled(http, action_id, n), deadline, stack)
-            out.update(delivered=time.time() - t0, in_doubt=final["in_doubt"], failed=final["failed"],
-                       cpu={name: 1000 * (cpu_seconds(pid) - cpu0[name]) / n for name, pid in procs.items()})
-        except TimeoutError:
-            final = await row(http, action_id)
-            out.update(delivered=float("nan"), in_doubt=final.get("in_doubt"), failed=final.get("failed"))
+        raise RuntimeError(f"{action_id}: deadline: {count['count']:,} of {n:,} texts, tallies {await row(http, action_id)}") from None
+    cpu = {name: 1000 * (cpu_seconds(pid) - cpu0[name]) / n for name, pid in procs.items()}
+    out = {"n": n, "texts": count["count"], "handed_over": count["last"] - t0, "cpu_handed_over": cpu}
+    if settle:
+        final = await poll(f"{action_id}: settled", lambda: _settled(http, action_id, n), deadline, stack)
+        out.update(delivered=time.time() - t0, in_doubt=final["in_doubt"], failed=final["failed"],
+                   cpu={name: 1000 * (cpu_seconds(pid) - cpu0[name]) / n for name, pid in procs.items()})
     return out
 
 
@@ -140,84 +152,122 @@ async def _settled(http: httpx.AsyncClient, action_id: str, n: int) -> dict | No
 
 async def provider_path_alone(stack: BenchStack, n: int, concurrency: int) -> dict:
     """The baseline: n texts straight from this process through the same adapter (the Twilio SDK,
-    ``send_concurrency`` in flight) to the same sandbox, with no Kafka, no tables, no callbacks:
-    the most the send path could hand over on this machine."""
+    ``send_concurrency`` in flight) to the same sandbox, with no Kafka, no tables, no callbacks."""
     sms = outbox_from(stack.settings.model_copy(update={"send_concurrency": concurrency})).sms
     try:
         await sms.send(phone(900_001), "warm-up")
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), own_cpu_seconds()
         await asyncio.gather(*[sms.send(phone(800_000 + i), f"baseline {i}") for i in range(n)])
-        return {"n": n, "seconds": time.perf_counter() - t}
+        seconds = time.perf_counter() - t
+        return {"n": n, "seconds": seconds, "rate": n / seconds, "cpu": 1000 * (own_cpu_seconds() - cpu) / n}
     finally:
         await sms.aclose()
 
 
-async def run(args) -> tuple[list[dict], dict]:
+def people(n: int, prefix: str, postal: str) -> list[dict]:
+    return [signup(f"{prefix}-{i}", phone=phone(i), at="2026-11-20T10:00:00Z", given_name=f"P{i}", postal_code=postal) for i in range(n)] + \
+        [signup("warm", phone=phone(900_000), given_name="W", postal_code="94609")]
+
+
+async def hand_over(args) -> list[dict]:
+    """Phase 1: no queue; a fan-out per --concurrency value, each with its baseline."""
     auth, results = {"Authorization": f"Bearer {TOKEN}"}, []
     with bench_stack("outreach-fanout", console, outreach=True, send_concurrency=args.concurrency[0]) as one:
-        one.start(faults=args.faults)
-        console.print(f"fan-out stack: sandbox pid {one.sandbox.pid}, web pid {one.web.pid}, worker pid {one.workers[0].pid}, logs {one.tmp}")
+        one.start()
+        console.print(f"hand-over stack: sandbox pid {one.sandbox.pid}, web pid {one.web.pid}, worker pid {one.workers[0].pid}")
         async with httpx.AsyncClient(base_url=one.url, headers=auth, timeout=120) as http:
-            people = [signup(f"s-{i}", phone=phone(i), at="2026-11-20T10:00:00Z", given_name=f"P{i}", postal_code="94607") for i in range(args.people)]
             t = time.perf_counter()
-            await sign_up(http, one, people + [signup("warm", phone=phone(900_000), given_name="W", postal_code="94609")], args.timeout)
+            await sign_up(http, one, people(args.people, "s", "94607"), args.timeout)
             console.print(f"{args.people + 1:,} people signed up and tallied in {time.perf_counter() - t:.1f} s")
             for i, c in enumerate(args.concurrency):
-                base = await provider_path_alone(one, min(args.people, 20_000), c)
-                console.print(f"baseline, send_concurrency={c}: {base['n']:,} texts straight to the sandbox in {base['seconds']:.1f} s")
                 if i:
                     worker = one.restart_worker({"TURNOUT_SEND_CONCURRENCY": str(c)})
                     console.print(f"worker restarted with send_concurrency={c}, pid {worker.pid}")
-                await fan_out(http, one, f"warm-{c}", "94609", 1, args.timeout, delivered=False)  # the send path is up
-                console.print(f"send_concurrency={c}: fan-out to {args.people:,} …")
-                results.append({"concurrency": c, "baseline": base["n"] / base["seconds"],
-                                **await fan_out(http, one, f"rally-{c}", "94607", args.people, args.timeout)})
-    with bench_stack("outreach-rate", console, outreach=True, sms_rate=args.rate, send_concurrency=args.concurrency[0]) as two:
-        two.start(faults=args.faults)
+                for delay in args.callback_delay_ms:
+                    (await http.post(f"{one.sandbox_url}/_sandbox/faults", json={"callback_delay_ms": delay})).raise_for_status()
+                    await fan_out(http, one, f"warm-{c}-{delay}", "94609", 1, args.timeout, settle=False)  # the send path is up
+                    base = await provider_path_alone(one, args.people, c)
+                    console.print(f"baseline, send_concurrency={c}: {base['n']:,} texts straight to the sandbox in {base['seconds']:.1f} s")
+                    console.print(f"send_concurrency={c}, callbacks after {delay:,} ms: fan-out to {args.people:,} …")
+                    results.append({"concurrency": c, "delay": delay, "baseline": base,
+                                    **await fan_out(http, one, f"rally-{c}-{delay}", "94607", args.people, args.timeout)})
+    return results
+
+
+async def queue(args) -> dict:
+    """Phase 2: the sandbox queues at --mps and the worker predicts it (TURNOUT_SMS_RATE)."""
+    auth, c = {"Authorization": f"Bearer {TOKEN}"}, args.concurrency[0]
+    with bench_stack("outreach-queue", console, outreach=True, sms_rate=args.mps, sandbox_sms_mps=args.mps, send_concurrency=c) as two:
+        two.start(faults=json.dumps({"callback_delay_ms": args.callback_delay_ms[0]}))
         async with httpx.AsyncClient(base_url=two.url, headers=auth, timeout=120) as http:
-            people = [signup(f"r-{i}", phone=phone(i), at="2026-11-20T10:00:00Z", given_name=f"R{i}", postal_code="94612") for i in range(args.rate_people)]
-            await sign_up(http, two, people + [signup("warm", phone=phone(900_000), given_name="W", postal_code="94609")], args.timeout)
-            await fan_out(http, two, "warm-rate", "94609", 1, args.timeout, delivered=False)
-            limited = await fan_out(http, two, "limited", "94612", args.rate_people, args.timeout, delivered=False)
+            await sign_up(http, two, people(args.queue_people, "q", "94612"), args.timeout)
+            await fan_out(http, two, "warm-queue", "94609", 1, args.timeout, settle=False)
+            await poll("the warm-up text left", lambda: _queue_state(http, two, lambda q: q["waiting"] == 0), time.monotonic() + 60, two)
+            base = await provider_path_alone(two, min(args.queue_people, 2_000), c)  # the sandbox's queue takes them all at once
+            await poll("the baseline's texts left", lambda: _queue_state(http, two, lambda q: q["waiting"] == 0),
+                       time.monotonic() + args.timeout, two, 1.0)
+            (await http.delete(f"{two.sandbox_url}/_sandbox/inbox")).raise_for_status()
+            console.print(f"queue at {args.mps:g}/s: fan-out to {args.queue_people:,} …")
+            out = await fan_out(http, two, "queued", "94612", args.queue_people, args.timeout, settle=False)
+            state = await poll("every text left the queue", lambda: _queue_state(http, two, lambda q: q["waiting"] == 0),
+                               time.monotonic() + args.timeout + args.queue_people / args.mps, two, 1.0)
             inbox = (await http.get(f"{two.sandbox_url}/_sandbox/inbox", params={"channel": "sms"})).json()
-            limited["stamps"] = sorted(m["created"] for m in inbox)
-    return results, limited
+            out.update(baseline=base, queue=state, left=sorted(m["left"] for m in inbox if m["left"] is not None))
+            return out
 
 
-def report(results: list[dict], limited: dict, rate: float) -> None:
-    table = Table("send_concurrency", "people", "texts", "all attempted s", "last handed over s", "asks/s", "baseline texts/s", "all delivered s",
-                  "in doubt", "failed", "CPU ms/ask: worker / web / sandbox",
-                  title="rapid-response fan-out (sms_rate 0); baseline: the SDK straight to the sandbox, no pipeline")
+async def _queue_state(http: httpx.AsyncClient, stack: BenchStack, check) -> dict | None:
+    state = (await http.get(f"{stack.sandbox_url}/_sandbox/queue")).json()
+    return state if check(state) else None
+
+
+def report_hand_over(results: list[dict]) -> None:
+    table = Table("send conc.", "callbacks after ms", "N", "handed over s", "asks/s", "baseline texts/s", "ratio", "settled s",
+                  "in doubt", "failed", "worker CPU ms/ask handed over / settled", "web / sandbox CPU ms/ask settled", "baseline CPU ms/text",
+                  title="1. hand-over, sandbox without a queue; baseline: the Twilio SDK straight to the sandbox, measured just before")
     for r in results:
-        cpu = " / ".join(f"{r['cpu'][k]:.2f}" for k in ("worker", "web", "sandbox")) if "cpu" in r else "-"
-        table.add_row(str(r["concurrency"]), f"{r['n']:,}", f"{r['texts']:,}", f"{r['attempted']:.1f}", f"{r['last']:.1f}", f"{r['texts'] / r['last']:,.0f}",
-                      f"{r['baseline']:,.0f}", f"{r['delivered']:.1f}", str(r["in_doubt"]), str(r["failed"]), cpu)
+        rate, base, cpu = r["n"] / r["handed_over"], r["baseline"], r["cpu"]
+        table.add_row(str(r["concurrency"]), f"{r['delay']:,}", f"{r['n']:,}", f"{r['handed_over']:.1f}", f"{rate:,.0f}", f"{base['rate']:,.0f}",
+                      f"{rate / base['rate']:.2f}", f"{r['delivered']:.1f}", str(r["in_doubt"]), str(r["failed"]),
+                      f"{r['cpu_handed_over']['worker']:.2f} / {cpu['worker']:.2f}", f"{cpu['web']:.2f} / {cpu['sandbox']:.2f}", f"{base['cpu']:.2f}")
     console.print(table)
-    stamps, n = limited["stamps"], len(limited["stamps"])
-    lo, hi = int(0.1 * (n - 1)), int(0.9 * (n - 1))
-    measured = (hi - lo) / (stamps[hi] - stamps[lo])
-    busiest = max(bisect.bisect_left(stamps, t + 1.0) - i for i, t in enumerate(stamps))  # texts in any 1 s window
-    pause = max(b - a for a, b in zip(stamps[lo:hi], stamps[lo + 1 : hi + 1]))
-    table = Table("people", "configured msg/s", "measured msg/s (p10–p90)", "error", "overall msg/s", "busiest 1 s", "longest pause ms",
-                  title="SMS rate limit")
-    table.add_row(f"{n:,}", f"{rate:g}", f"{measured:.1f}", f"{100 * (measured - rate) / rate:+.2f} %", f"{n / (stamps[-1] - stamps[0]):.1f}",
-                  str(busiest), f"{1000 * pause:.0f}")
+
+
+def report_queue(q: dict, mps: float) -> None:
+    stamps, n, state = q["left"], q["n"], q["queue"]
+    lo, hi = int(0.1 * (len(stamps) - 1)), int(0.9 * (len(stamps) - 1))
+    steady = (hi - lo) / (stamps[hi] - stamps[lo])
+    left = state["left"]
+    overall = (left["count"] - 1) / (left["last"] - left["first"])
+    base = q["baseline"]
+    table = Table("N", "handed over s", "N / mps s", "baseline s for N", "leave rate msg/s p10–p90", "configured mps", "error",
+                  "overall msg/s", "left", "expired", "overflowed",
+                  title=f"2. hand-over behind the sandbox's Twilio queue (--sms-mps {mps:g}, TURNOUT_SMS_RATE {mps:g})")
+    table.add_row(f"{n:,}", f"{q['handed_over']:.1f}", f"{n / mps:,.0f}", f"{n / base['rate']:.1f}", f"{steady:.1f}", f"{mps:g}",
+                  f"{100 * (steady - mps) / mps:+.2f} %", f"{overall:.1f}", f"{left['count']:,}", str(state["expired"]), str(state["overflowed"]))
     console.print(table)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--people", type=int, default=100_000, help="N people in the fan-out (default 100000)")
-    ap.add_argument("--concurrency", type=int, nargs="+", default=[32], help="send_concurrency value(s) to try (default 32)")
-    ap.add_argument("--rate", type=float, default=200, help="sms_rate of the rate-limit phase (default 200)")
-    ap.add_argument("--rate-people", type=int, default=3000, help="M people in the rate-limit phase (default 3000)")
+    ap.add_argument("--people", type=int, default=20_000, help="N people in the hand-over fan-out (default 20000)")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[Settings.model_fields["send_concurrency"].default],
+                    help="send_concurrency value(s) to try (default: the product's, 16); the queue phase uses the first")
+    ap.add_argument("--mps", type=float, default=200, help="the sandbox queue's texts per second, and TURNOUT_SMS_RATE (default 200)")
+    ap.add_argument("--queue-people", type=int, default=None, help="people in the queue phase (default: --people)")
+    ap.add_argument("--only", choices=("hand-over", "queue"), default=None, help="run one phase only")
     ap.add_argument("--timeout", type=float, default=1200, help="deadline per wait, seconds (default 1200)")
-    ap.add_argument("--callback-delay-ms", type=int, default=20, help="sandbox delay before each status callback (default 20, "
-                    "as the tests; 60000 keeps the callback storm out of the first minute of sending)")
+    ap.add_argument("--callback-delay-ms", type=int, nargs="+", default=[20, 60_000],
+                    help="the sandbox's delay before each status callback, one hand-over row per value (default 20, as the tests, "
+                    "and 60000: the callback storm after the hand-over instead of on the same cores); the queue phase uses the first")
     args = ap.parse_args()
-    args.faults = json.dumps({"callback_delay_ms": args.callback_delay_ms})
-    console.print(f"cores: {os.cpu_count()}; N = {args.people:,}; partitions = 8")
-    report(*asyncio.run(run(args)), args.rate)
+    args.queue_people = args.queue_people or args.people
+    console.print(f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}; N = {args.people:,}; partitions = 8")
+    if args.only != "queue":
+        report_hand_over(asyncio.run(hand_over(args)))
+    if args.only != "hand-over":
+        report_queue(asyncio.run(queue(args)), args.mps)
+    console.print(f"load average {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min) at the end")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,13 @@ next to ``action_network:sponsor`` and an ``idempotency_key``. People follow OSD
 - Submissions (forms) and signatures (petitions) are sign-ups. A ``subscribed`` email grants
   email consent, a ``subscribed`` phone grants SMS consent; anything else grants none.
 - Attendances are RSVPs for the turnout action the partner mapped the Action Network event to
-  (``turnout action-network map``); ``declined``/``tentative`` become no/maybe, else yes.
+  (``turnout action-network map``); ``declined``/``tentative`` become no/maybe, else yes. They
+  carry the person and consent like a submission does, so an RSVP through a partner's event
+  page introduces someone nobody signed up yet.
 - The event id is ``an-`` + the idempotency key, so a redelivery is the same event.
-- Everything else (other types, unmapped events, items without a resource) is rejected with a
-  reason; the caller keeps those as dead letters.
+- Everything else (other types, unmapped events, items without a resource, fields of the wrong
+  JSON type, duplicate keys, text that is not valid Unicode) is rejected with a reason; the
+  caller keeps those as dead letters.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from .web.body import problems
 
 SIGNUPS = {"osdi:submission": "form submission", "osdi:signature": "petition signature"}
 ATTENDANCE = "osdi:attendance"
@@ -49,6 +54,9 @@ def translate(items: list[Any], actions: dict[str, str]) -> tuple[list[tuple[int
 def _event(item: Any, actions: dict[str, str]) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise ValueError("not an object")
+    garbled = "; ".join(f"{path}: {message}" for path, message in problems(item))
+    if garbled:
+        raise ValueError(garbled)
     kinds = [k for k in item if k not in ENVELOPE_KEYS]
     if len(kinds) != 1 or not isinstance(item[kinds[0]], dict):
         raise ValueError(f"expected one resource next to {sorted(ENVELOPE_KEYS)}, found keys {sorted(item)}")
@@ -70,8 +78,8 @@ def _event(item: Any, actions: dict[str, str]) -> dict[str, Any]:
     if action is None:
         raise ValueError(f"no turnout action is mapped to Action Network event {event!r} (turnout action-network map)")
     status = _STATUS.get(str(resource.get("status", "")).lower(), "yes")
-    ref = {k: v for k, v in _person(person).items() if k in ("phone", "email")}
-    return {**common, "type": "rsvp", "action_id": action, "status": status, "person": ref}
+    return {**common, "type": "rsvp", "action_id": action, "status": status, "person": _person(person),
+            "consent": _consent(person, "event RSVP", at)}
 
 
 def event_id(idempotency_key: str) -> str:
@@ -80,13 +88,17 @@ def event_id(idempotency_key: str) -> str:
     return "an-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
 
 
-def _primary(entries: Any) -> dict[str, Any] | None:
-    entries = [e for e in entries or [] if isinstance(e, dict)]
+def _primary(entries: Any, name: str) -> dict[str, Any] | None:
+    if entries is None:
+        return None
+    if not isinstance(entries, list):
+        raise ValueError(f"person.{name} must be an array of objects")
+    entries = [e for e in entries if isinstance(e, dict)]
     return next((e for e in entries if e.get("primary")), entries[0] if entries else None)
 
 
 def _person(p: dict[str, Any]) -> dict[str, Any]:
-    email, phone, postal = _primary(p.get("email_addresses")), _primary(p.get("phone_numbers")), _primary(p.get("postal_addresses"))
+    email, phone, postal = (_primary(p.get(name), name) for name in ("email_addresses", "phone_numbers", "postal_addresses"))
     languages = p.get("languages_spoken") or []
     out = {
         "given_name": p.get("given_name"),
@@ -100,7 +112,7 @@ def _person(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def _consent(p: dict[str, Any], how: str, at: Any) -> dict[str, Any]:
-    email, phone = _primary(p.get("email_addresses")), _primary(p.get("phone_numbers"))
+    email, phone = _primary(p.get("email_addresses"), "email_addresses"), _primary(p.get("phone_numbers"), "phone_numbers")
 
     def granted(address: dict[str, Any] | None, field: str) -> bool:
         return bool(address and address.get(field) and address.get("status") == "subscribed")
@@ -113,6 +125,7 @@ def _consent(p: dict[str, Any], how: str, at: Any) -> dict[str, Any]:
 
 
 def _link(resource: dict[str, Any], rel: str) -> str | None:
-    link = (resource.get("_links") or {}).get(rel)
+    links = resource.get("_links")
+    link = links.get(rel) if isinstance(links, dict) else None
     href = link.get("href") if isinstance(link, dict) else None
     return href.rstrip("/") if isinstance(href, str) else None

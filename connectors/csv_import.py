@@ -17,11 +17,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from contracts.events import partner_event
 
+from . import csv_files
 from .web.ingress import field_errors
 
 ImportType = Literal["signup", "rsvp", "checkin"]
@@ -92,28 +94,38 @@ def event_id(secret: str, partner: str, kind: ImportType, action: str | None, va
 def read(
     lines: Iterable[str], kind: ImportType, *, partner: str, secret: str, action: str | None,
     default_at: datetime, region: str = "US", extra: dict[str, str] | None = None, consent: frozenset[str] = frozenset(),
+    delimiter: str = ",", zone: ZoneInfo | None = None,
 ) -> tuple[list[Row], list[Problem]]:
     """The file's events, each with its line number, and every bad row with its line and reason.
 
     ``default_at`` is when rows without a date column happened (the CLI uses the file's
     modification time, so a re-run gives identical events). ``consent`` lists the channels the
-    sheet itself collected consent for; a row's own consent column wins.
+    sheet itself collected consent for; a row's own consent column wins. Dates without a UTC
+    offset are read in ``zone`` (``CsvError`` when there is none); US ZIPs are checked when
+    ``region`` is US. A row whose quotes run it into the next lines, or with more or fewer values
+    than the header has columns, is reported, never guessed at.
     """
     if kind != "signup" and not action:
         raise CsvError(f"--action is required for --type {kind}")
-    reader = csv.DictReader(lines)
-    if not reader.fieldnames:
+    reader = csv.reader(lines, delimiter=delimiter)
+    header = next((r for r in reader if r), None)
+    if not header:
         raise CsvError("the file is empty (no header row)")
-    mapping = column_map([h for h in reader.fieldnames if h], extra)
+    mapping = column_map([h for h in header if h], extra)
+    index = {f: header.index(c) for f, c in mapping.items()}
     rows, problems = [], []
-    line = 1  # the header's
-    for raw in reader:
+    line = reader.line_num  # the header's last line
+    for fields in reader:
         start, line = line + 1, reader.line_num
-        values = {f: (raw.get(c) or "").strip() for f, c in mapping.items()}
-        if not any(values.values()):
+        if not any(v.strip() for v in fields):
             continue  # blank line
+        shape = _shape(fields, len(header), [fields[i] for i in index.values() if i < len(fields)], start, line)
+        if shape:
+            problems.append(Problem(start, shape))
+            continue
+        values = {f: fields[i].strip() for f, i in index.items()}
         try:
-            event = _event(kind, action, values, default_at, consent)
+            event = _event(kind, action, _checked(values, region, zone, start), default_at, consent)
         except ValueError as exc:
             problems.append(Problem(start, str(exc)))
             continue
@@ -126,18 +138,48 @@ def read(
     return rows, problems
 
 
+def _shape(fields: list[str], columns: int, used: list[str], start: int, end: int) -> str | None:
+    """Why a row's shape is wrong: an unbalanced quote ran it into the next lines, or it has
+    more or fewer values than the header has columns."""
+    if end > start and (len(fields) != columns or any("\n" in v or "\r" in v for v in used)):
+        return (f"a quote opened on this line is not closed where the line ends, so lines {start}-{end} were read as one row "
+                "(remove the stray quote, or close it)")
+    if len(fields) != columns:
+        return f"{len(fields)} values, but the header has {columns} columns (a value with the delimiter in it needs quotes)"
+    return None
+
+
+def _checked(values: dict[str, str], region: str, zone: ZoneInfo | None, line: int) -> dict[str, str]:
+    """``values`` with the date read (in ``zone`` when it has no offset) and the ZIP checked."""
+    out = dict(values)
+    if values.get("occurred_at"):
+        try:
+            out["occurred_at"] = csv_files.parse_when(values["occurred_at"], zone)
+        except csv_files.NeedsZone:
+            raise CsvError(f"line {line}: the date has no UTC offset: give --tz ZONE (e.g. --tz America/Los_Angeles), "
+                           "or set TURNOUT_TIME_ZONE to the coalition's zone") from None
+        except ValueError as exc:
+            raise ValueError(f"occurred_at: {exc}") from None
+    if region == "US" and values.get("postal_code"):
+        problem = csv_files.zip_problem(values["postal_code"])
+        if problem:
+            raise ValueError(f"person.postal_code {problem}")
+    return out
+
+
 def _event(kind: ImportType, action: str | None, v: dict[str, str], default_at: datetime, consent: frozenset[str]) -> dict[str, Any]:
     at = v.get("occurred_at") or default_at.isoformat()
+    # RSVP and check-in sheets carry the person too (names, ZIP, consent): they may introduce someone.
     person = {f: v[f] for f in PERSON if v.get(f)}
+    common = {"occurred_at": at, "person": person, "consent": {
+        c: {"granted": _consent(v, c, consent), "method": "sign-in sheet (CSV import)"} for c in ("sms", "email")}}
     if kind == "signup":
-        return {"type": "signup", "occurred_at": at, "person": person, "consent": {
-            c: {"granted": _consent(v, c, consent), "method": "sign-in sheet (CSV import)"} for c in ("sms", "email")}}
-    ref = {f: person[f] for f in ("phone", "email") if f in person}
+        return {"type": "signup", **common}
     if kind == "rsvp":
         status = (v.get("status") or "yes").lower()
         status = "yes" if status in YES else "no" if status in NO - {""} else status
-        return {"type": "rsvp", "occurred_at": at, "action_id": action, "status": status, "person": ref}
-    return {"type": "checkin", "occurred_at": at, "action_id": action, "person": ref}
+        return {"type": "rsvp", **common, "action_id": action, "status": status}
+    return {"type": "checkin", **common, "action_id": action}
 
 
 def _consent(v: dict[str, str], channel: str, sheet: frozenset[str]) -> bool:

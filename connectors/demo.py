@@ -2,8 +2,8 @@
 and simulated sign-ups, RSVPs and check-ins posted through the real signed webhook.
 
 Partners differ in how well they produce, so the tally shows who delivers and who is
-"just a name on the letterhead". Contact details are fictional (555-01xx numbers,
-example.org addresses).
+"just a name on the letterhead". Contact details are fictional: 555-01xx numbers in area code
+341 (``DEMO_PHONES``), a range no README example uses, and example.org addresses.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import httpx
 from rich.console import Console
 from rich.console import Group
 from rich.live import Live
-from rich.table import Table
 
 from streams.coalition import add_partner, load
 from streams.settings import Settings
 
 from .signing import headers
+from .tally_table import action_table
 
 ACTION_ID = "rally-1201"
 ALERT_ID = "hearing-alert"
@@ -38,11 +38,13 @@ PARTNERS = [
     ("oak-valley-seniors", "Oak Valley Seniors Council", "seniors", 20, 0.05),
 ]
 POSTAL_CODES = ["94607", "94606", "94612", "94609", "94601"]
+#: Simulated supporters' numbers (+1 341 555 0101…0199): fictional, and no README example is one of them.
+DEMO_PHONES = "+1341555{:04d}"
 console = Console()
 
 
 def ensure_demo_partners(path: Path) -> None:
-    known = load(path).partners
+    known = load(path, missing_ok=True).partners
     for pid, name, kind, _, _ in PARTNERS:
         if pid not in known:
             add_partner(path, pid, name, kind, role="backbone" if kind == "backbone" else "member")
@@ -103,7 +105,7 @@ class Simulator:
                 self.n += 1
                 person = {"given_name": f"Supporter{self.n}", "postal_code": self.rng.choice(POSTAL_CODES), "language": "en"}
                 if self.n < 100:
-                    person["phone"] = f"+1510555{100 + self.n:04d}"
+                    person["phone"] = DEMO_PHONES.format(100 + self.n)
                 else:
                     person["email"] = f"supporter{self.n}@example.org"
                 self.people[pid].append(person)
@@ -125,17 +127,6 @@ class Simulator:
                 self.post(pid, events)
 
 
-def tally_table(data: dict) -> Table:
-    table = Table("partner", "pledged", "RSVP yes", "attended", "production", "asked", "delivered", "opted out",
-                  title=f"{data.get('title')} ({data['action_id']})")
-    for row in data["partners"] + [{"partner": "[bold]total[/]", **data["totals"]}]:
-        ratio = row.get("production_ratio")
-        table.add_row(row["partner"], str(row["pledged"]), str(row["rsvp_yes"]), str(row["attended"]),
-                      "—" if ratio is None else f"{ratio:.0%}", str(row["asked_sms"] + row["asked_email"]),
-                      str(row["delivered"]), str(row["opted_out"]))
-    return table
-
-
 def run_demo(s: Settings, base: str, alive: Callable[[], bool]) -> None:
     sim = Simulator(s, base)
     sim.start()
@@ -146,7 +137,7 @@ def run_demo(s: Settings, base: str, alive: Callable[[], bool]) -> None:
                           "action_id": ACTION_ID, "person": {"phone": "+15105550199"}})
     console.print(f"partner {partner} secret   {sim.secrets[partner]}")
     console.print("post your own signed event (then watch the union's attended count move):")
-    console.print(f"  {turnout} sign {partner} --url {base}/v1/events --data '{example}' | sh", soft_wrap=True, highlight=False)
+    console.print(f"  {turnout} sign {partner} --url {base} --data '{example}' | sh", soft_wrap=True, highlight=False)
     console.print(f"read the tallies:\n  curl -s -H 'Authorization: Bearer {token}' {base}/v1/actions/{ACTION_ID}/tallies", soft_wrap=True, highlight=False)
     console.print("Ctrl-C to stop.\n")
     auth = {"Authorization": f"Bearer {token}"}
@@ -159,5 +150,5 @@ def run_demo(s: Settings, base: str, alive: Callable[[], bool]) -> None:
                 sim.alert()
                 console.print("rapid-response alert posted; texts to anyone in quiet hours (21:00-09:00 their time) wait until 09:00")
             tables = [sim.client.get(f"{base}/v1/actions/{a}/tallies", headers=auth) for a in (ACTION_ID, ALERT_ID)]
-            live.update(Group(*(tally_table(r.json()) for r in tables if r.status_code == 200)))
+            live.update(Group(*(action_table(r.json()) for r in tables if r.status_code == 200)))
             time.sleep(0.5)  # demo pacing, not synchronisation

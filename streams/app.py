@@ -9,8 +9,10 @@ names against one broker and nothing reads configuration at import.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import tempfile
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Generic, TypeVar
@@ -19,14 +21,51 @@ import faust
 from pydantic import BaseModel
 
 from . import metrics, transport
+from .validated import Entry, Validated
+from .writes import Writes
 from .settings import Settings
 from .topology import (
-    ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, MEMBERSHIPS, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
-    asks_topic, dead_letter, dead_letter_topic, events_topic, provider_topic, targeting_topic,
+    ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, IDENTITIES, MEMBERSHIPS, MERGES, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
+    asks_topic, dead_letter, dead_letter_topic, events_topic, identity_topic, provider_topic, targeting_topic,
 )
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
+#: Writes one changelog record: (partition, key, value as stored or ``None`` to delete, the model).
+Changelog = Callable[[int, str, Any, Any], Awaitable[Any]]
+
+
+def faust_changelog(table: faust.Table) -> Changelog:
+    """Through Faust's own ``send_changelog`` (its producer buffer; JSON)."""
+    def send(partition: int, key: str, value: Any, model: Any) -> Awaitable[Any]:
+        return table.send_changelog(partition, key, value, **({"value_serializer": "raw"} if value is None else {}))
+    return send
+
+
+class PendingWrites:
+    """The writes each agent made and has not yet seen acknowledged, kept per agent (per
+    asyncio task context: an agent's batch ticker and send tasks share its list), so that one
+    agent's ``settle()`` never takes, or is failed by, another agent's writes."""
+
+    def __init__(self) -> None:
+        self._mine: ContextVar[list[Awaitable[Any]]] = ContextVar(f"pending-{id(self)}")
+
+    def own(self) -> list[Awaitable[Any]]:
+        """This agent's list (made on first use: call it before starting helper tasks)."""
+        try:
+            return self._mine.get()
+        except LookupError:
+            mine: list[Awaitable[Any]] = []
+            self._mine.set(mine)
+            return mine
+
+    def append(self, fut: Awaitable[Any]) -> None:
+        self.own().append(fut)
+
+    async def settle(self) -> None:
+        mine = self.own()
+        pending, mine[:] = list(mine), []
+        await asyncio.gather(*pending)
 
 
 class FactTable(Generic[M]):
@@ -34,41 +73,54 @@ class FactTable(Generic[M]):
 
     Writes name their partition (agents handle batches that span partitions, where Faust's
     implicit "partition of the current event" would be wrong), skip what did not change (so
-    replays and duplicates add nothing), and join ``pending``: an agent awaits those before
-    its batch is acknowledged, because Faust commits offsets without waiting for changelog
-    writes, and a crash in between would lose facts whose events are never replayed.
+    replays and duplicates add nothing), and join ``pending``: the writing agent awaits those
+    before its batch is acknowledged, because Faust commits offsets without waiting for
+    changelog writes, and a crash in between would lose facts whose events are never replayed.
 
     A write compares with what the table holds, never with what the caller believes it holds:
     an "old" passed in could be stale or ``None`` over an existing fact, and would defeat the
     skip or hide a change from ``on_change``.
     """
 
-    def __init__(self, table: faust.Table, model: type[M], pending: list[Awaitable[Any]],
-                 on_change: Callable[[M | None, M], None] | None = None) -> None:
+    def __init__(self, table: faust.Table, model: type[M], pending: PendingWrites,
+                 on_change: Callable[[M | None, M], None] | None = None, changelog: Changelog | None = None) -> None:
         self.table = table
         self.model = model
         self.pending = pending
         self.on_change = on_change
+        self._changelog = changelog or faust_changelog(table)
+        self._validated: Validated[M] = Validated()
 
     def get(self, key: str) -> M | None:
         raw = self.table.data.get(key)
-        return None if raw is None else self.model.model_validate(raw)
+        return None if raw is None else self._model(key, raw).model
 
     def put(self, partition: int, key: str, new: M) -> Awaitable[Any] | None:
         """Write ``new`` unless the table holds it already; the result resolves once the broker has it."""
-        value = new.model_dump(mode="json")
         old = self.table.data.get(key)
+        held = None if old is None else self._validated.get(key, old)
+        if held is not None and held.exact and held.model is new:
+            return None  # the very fact the table holds (a callback that moved nothing)
+        value = new.model_dump(mode="json")
         if value == old:
             return None
         self.table.data[key] = value
+        self._validated.put(key, value, new, exact=True)
         if self.on_change is not None:
-            self.on_change(None if old is None else self.model.model_validate(old), new)
-        return self._sent(self.table.send_changelog(partition, key, value))
+            self.on_change(None if old is None else held.model if held is not None else self.model.model_validate(old), new)
+        return self._sent(self._changelog(partition, key, value, new))
+
+    def _model(self, key: str, raw: Any) -> Entry[M]:
+        entry = self._validated.get(key, raw)
+        if entry is None:
+            entry = Entry(raw, self.model.model_validate(raw), False)
+            self._validated.put(key, *entry)
+        return entry
 
     def delete(self, partition: int, key: str) -> Awaitable[Any] | None:
         if self.table.data.pop(key, None) is None:
             return None
-        return self._sent(self.table.send_changelog(partition, key, None, value_serializer="raw"))
+        return self._sent(self._changelog(partition, key, None, None))
 
     def _sent(self, fut: Awaitable[Any]) -> Awaitable[Any]:
         self.pending.append(fut)
@@ -78,7 +130,8 @@ class FactTable(Generic[M]):
 @dataclass
 class Pipeline:
     """The app with its topics and tables. ``settle()`` waits until every write made so far
-    is acknowledged: agents call it before they let their batch be acknowledged."""
+    is acknowledged: agents call it before they let their batch be acknowledged. Writes go
+    through ``writes`` (``streams.writes``), or Faust's ``send_soon`` when it is ``None``."""
 
     app: faust.App
     events: faust.TopicT
@@ -95,10 +148,17 @@ class Pipeline:
     recent_asks: FactTable[Any]
     deferred: FactTable[Any]
     erasures: FactTable[Any]
-    pending: list[Awaitable[Any]] = field(default_factory=list)
+    identity: faust.TopicT
+    identities: FactTable[Any]
+    merges: FactTable[Any]
+    pending: PendingWrites = field(default_factory=PendingWrites)
+    writes: Writes | None = None
 
     def send_soon(self, topic: faust.TopicT, key: str, value: bytes, partition: int | None = None) -> None:
-        self.pending.append(topic.send_soon(key=key, value=value, partition=partition))
+        if self.writes is None:
+            self.pending.append(topic.send_soon(key=key, value=value, partition=partition))
+        else:
+            self.pending.append(self.writes.send(topic.get_topic_name(), key.encode(), value, partition))
 
     def dead_letter(self, key: str | None, reason: str, **details: object) -> None:
         """Park what an agent could not use, with the reason, on the dead-letter topic."""
@@ -107,8 +167,15 @@ class Pipeline:
         self.send_soon(self.dead_letters, key or "", value)
 
     async def settle(self) -> None:
-        pending, self.pending[:] = list(self.pending), []
-        await asyncio.gather(*pending)
+        """Wait until every write this agent made so far is acknowledged (a failed one raises)."""
+        await self.pending.settle()
+
+    async def crash(self, exc: BaseException) -> None:
+        """A batch could not be made durable: stop the worker (exit code 1) rather than go on
+        with events that are neither written nor acknowledged; they are read again from the
+        last commit by whichever worker takes the partitions over."""
+        log.error("a batch could not be written (%s): stopping the worker", type(exc).__name__)
+        await self.app.crash(exc)
 
     async def batches(
         self, stream: faust.StreamT, size: int = 500, every: float = 0.02,
@@ -121,13 +188,18 @@ class Pipeline:
         worker hand-over in our tests; this reads with manual acks instead.)"""
         held: list[Any] = []
         lock = asyncio.Lock()
+        self.pending.own()  # this agent's writes, shared with its ticker
 
         async def release() -> None:
             async with lock:
                 batch, held[:] = list(held), []
-                if flush is not None and batch:
-                    await flush(batch)
-                await self.settle()
+                try:
+                    if flush is not None and batch:
+                        await flush(batch)
+                    await self.settle()
+                except Exception as exc:  # noqa: BLE001 - any failure: nothing may be acknowledged
+                    await self.crash(exc)
+                    raise
                 for event in batch:
                     await stream.ack(event)
 
@@ -149,7 +221,12 @@ class Pipeline:
 
 def count_ask(old: Any, new: Any) -> None:
     if old is None or old.status != new.status:
-        metrics.ASKS.labels(new.channel, new.status).inc()
+        _ask_counter(new.channel, new.status).inc()
+
+
+@functools.lru_cache(maxsize=None)
+def _ask_counter(channel: str, status: str) -> Any:
+    return metrics.ASKS.labels(channel, status)  # ``labels()`` takes a lock and hashes each time
 
 
 def watch_lag(p: Pipeline, every: float = 5.0) -> None:
@@ -199,12 +276,13 @@ def build(s: Settings) -> Pipeline:
         value_serializer="raw",
     )
 
-    pending: list[Awaitable[Any]] = []
+    pending = PendingWrites()
+    writes = Writes(app)
 
     def table(spec: TableSpec, on_change: Callable[[Any, Any], None] | None = None) -> FactTable[Any]:
-        # key_type=str, no value_type: Faust writes both as JSON in the changelog.
+        # key_type=str, no value_type: Faust reads both as JSON from the changelog.
         t = app.Table(spec.name, default=None, partitions=s.partitions, key_type=str, help=spec.key)
-        return FactTable(t, spec.model, pending, on_change)
+        return FactTable(t, spec.model, pending, on_change, writes.changelog(t.changelog_topic.get_topic_name()))
 
     def topic(name: str, partitions: int = s.partitions) -> faust.TopicT:
         return app.topic(name, key_type=str, value_type=bytes, partitions=partitions)
@@ -225,5 +303,9 @@ def build(s: Settings) -> Pipeline:
         recent_asks=table(RECENT_ASKS),
         deferred=table(DEFERRED),
         erasures=table(ERASURES),
+        identity=topic(identity_topic(s)),
+        identities=table(IDENTITIES),
+        merges=table(MERGES),
         pending=pending,
+        writes=writes,
     )

@@ -4,6 +4,7 @@ broker, the worker (``agents``) and the web app (``connectors``), imported only 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging.config
 import shlex
@@ -18,6 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from . import coalition as coalition_file
+from pydantic import ValidationError
+
+from .friendly import explain, one_line, plural
 from .logs import logging_config
 from .settings import Settings
 
@@ -33,33 +37,112 @@ def coalition_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
 
 
-def settings() -> Settings:
+def settings(stack: bool = True) -> Settings:
+    """The settings from the environment; with ``stack``, every one not given explicitly is
+    taken from the `turnout up` running from here (streams/running.py)."""
+    from . import running
+
     try:
-        return Settings()
-    except Exception as exc:  # pydantic's ValidationError names the variable
-        raise click.ClickException(f"bad configuration: {exc}") from None
+        s = Settings()
+        state = running.find(Path.cwd()) if stack and s.find_stack else None
+        return running.with_stack(s, state) if state else s
+    except ValidationError as exc:
+        raise click.ClickException(f"bad configuration: {explain(exc, env_name)}") from None
+
+
+NOTHING_RUNNING = ("no `turnout up` is running from {cwd} or a parent directory (no live .turnout/stack.json): "
+                   "start one with `turnout up` (or `make run`), or {alternative}")
+
+
+def nothing_running(s: Settings, alternative: str) -> click.ClickException:
+    if not s.find_stack:
+        return click.ClickException(f"TURNOUT_FIND_STACK is off, so no running `turnout up` is looked for: {alternative}")
+    return click.ClickException(NOTHING_RUNNING.format(cwd=Path.cwd(), alternative=alternative))
+
+
+def require_broker(s: Settings) -> str:
+    """The Kafka bootstrap servers, or one line saying how to get some."""
+    if not s.kafka_bootstrap_servers:
+        raise nothing_running(s, "set KAFKA_BOOTSTRAP_SERVERS")
+    return s.kafka_bootstrap_servers
+
+
+def web_url(url: str | None, s: Settings) -> str:
+    """The web app's base URL: ``--url``, else TURNOUT_URL, else the running stack's."""
+    url = url or s.url
+    if not url:
+        raise nothing_running(s, "pass --url (or set TURNOUT_URL)")
+    # --url is the base URL everywhere; a full /v1/events address (as `sign` once wanted) still works.
+    return url.rstrip("/").removesuffix("/v1/events")
+
+
+URL_HELP = "The web app's base URL. Default: TURNOUT_URL, else the `turnout up` running from here."
+
+
+def env_name(loc: tuple) -> str:
+    """The environment variable behind a setting."""
+    field = str(loc[0]) if loc else ""
+    return "KAFKA_BOOTSTRAP_SERVERS" if field == "kafka_bootstrap_servers" else f"TURNOUT_{field.upper()}"
 
 
 def organizer_headers(s: Settings) -> dict[str, str]:
     """What a CLI command sends to the web app's organizer endpoints."""
     if s.organizer_token is None:
-        raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
+        raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set (`turnout up` prints the one it made)")
     return {"Authorization": f"Bearer {s.organizer_token.get_secret_value()}"}
 
 
-@click.group(help="turnout: signed partner webhooks → Kafka → Faust agents → exact live tallies.")
-def main() -> None:
+class Turnout(click.Group):
+    """Whatever stops a command is one line on standard error and exit code 1; the traceback
+    only with ``--debug``."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            message, known = one_line(exc)
+            raise click.ClickException(message if known else f"{message} (a bug? `turnout --debug …` shows where)") from None
+
+
+EPILOG = """\b
+Examples:
+  turnout up --demo                       the demo: broker, workers, web app, simulated partners
+  turnout partners add union-local-1 --name "Union Local 1" --kind union
+  turnout import union-local-1 sheet.csv --type signup --consent sms --dry-run
+  turnout tallies                         next to a running `turnout up`, nothing to configure
+\b
+Commands find a `turnout up` running from this directory (or a parent) through its state
+file, .turnout/stack.json; KAFKA_BOOTSTRAP_SERVERS, TURNOUT_URL and --url override it.
+Exit codes: 0 done, 1 failed (or bad rows), 2 usage error or an erasure still queued."""
+
+
+@click.group(cls=Turnout, help="turnout: signed partner webhooks → Kafka → Faust agents → exact live tallies.", epilog=EPILOG)
+@click.option("--debug", is_flag=True, help="Show the traceback when something fails.")
+@click.version_option(package_name="turnout", prog_name="turnout")
+def main(debug: bool) -> None:
     pass
 
 
-@main.command(help="Run the whole pipeline: broker (embedded unless KAFKA_BOOTSTRAP_SERVERS), worker(s), web.")
-@click.option("--port", default=8000, show_default=True, help="Web app port.")
-@click.option("--workers", default=1, show_default=True, help="Number of Faust worker processes.")
-@click.option("--demo", is_flag=True, help="Create a demo coalition and stream simulated activity through the webhook.")
-def up(port: int, workers: int, demo: bool) -> None:
-    from .stack import run_stack
+@main.command(help="Run the whole pipeline: broker (embedded unless KAFKA_BOOTSTRAP_SERVERS), worker(s), web.",
+              epilog="It writes .turnout/stack.json (removed when it stops) so that other turnout commands run from this "
+                     "directory find it, and logs to .turnout/logs/. Exit codes: 0 stopped by Ctrl-C or SIGTERM, 1 could not "
+                     "start or a process it needs stopped (the reason is printed).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Web app port.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Number of Faust worker processes.")
+@click.option("--demo", is_flag=True, help="A demo coalition (its own file, .turnout/demo-coalition.toml) and simulated activity through the webhook.")
+@click.option("--organizer", default=None, metavar="EMAIL",
+              help="The organizer account whose one-time dashboard sign-in link is printed (default: the first the broker knows, else organizer@example.org).")
+def up(port: int, workers: int, demo: bool, organizer: str | None) -> None:
+    from .stack import StackError, run_stack
 
-    run_stack(settings(), port=port, workers=workers, demo=demo)
+    try:
+        run_stack(settings(stack=False), port=port, workers=workers, demo=demo, organizer=organizer)
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command(help="Run a Faust worker (the agents).")
@@ -76,6 +159,10 @@ def worker() -> None:
     from .app import build
 
     s = settings()
+    require_broker(s)
+    if s.provider_settings_missing():
+        raise click.ClickException(f"provider credentials are only partly set: missing {', '.join(s.provider_settings_missing())}; "
+                                   "set all of them to send for real, or none")
     from agents.outreach.agents import outreach_from
     from connectors.providers.outbox import outbox_from
 
@@ -100,9 +187,11 @@ def worker() -> None:
 def web(host: str | None, port: int | None) -> None:
     import uvicorn
 
+    from connectors.web import server
     from connectors.web.app import create_app
 
     s = settings()
+    require_broker(s)
     if s.organizer_token is None:
         raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
     try:
@@ -110,7 +199,10 @@ def web(host: str | None, port: int | None) -> None:
     except (coalition_file.CoalitionError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     # Open dashboard streams must not hold a restart up: they reconnect by themselves.
-    uvicorn.run(app, host=host or s.web_host, port=port or s.web_port, log_config=logging_config(s.log_format, "WARNING"), timeout_graceful_shutdown=2)
+    log_config = logging_config(s.log_format, "WARNING")
+    log_config["loggers"]["connectors.web"] = {"level": "INFO"}  # refusals and dropped clients: one line each
+    config = server.config(app, s, host or s.web_host, port or s.web_port, log_config=log_config, timeout_graceful_shutdown=2)
+    uvicorn.Server(config).run()
 
 
 @main.command(help="Run the sandbox providers (Twilio and SendGrid APIs) for the configured web app.")
@@ -139,6 +231,26 @@ def sandbox(port: int, faults: str, sms_mps: float | None) -> None:
     uvicorn.run(create_sandbox(config), host="127.0.0.1", port=port, log_config=logging_config(s.log_format, "WARNING"))
 
 
+@main.group(help="Where personal data lives (for a data-sharing agreement).")
+def privacy() -> None:
+    pass
+
+
+@privacy.command("report", help="Every place personal data lives: what, how long, and how erasure reaches it.")
+@click.option("--markdown", "as_markdown", is_flag=True, help="A Markdown table (docs/privacy.md has one).")
+def privacy_report(as_markdown: bool) -> None:
+    from .privacy import inventory, markdown
+
+    s = settings()
+    if as_markdown:
+        click.echo(markdown(s))
+        return
+    table = Table("where", "kind", "holds", "kept", "erasure", title="personal data in this deployment")
+    for p in inventory(s):
+        table.add_row(p.where, p.kind, p.holds, p.retention, p.erasure)
+    Console().print(table)
+
+
 @main.group(help="Kafka topics.")
 def topics() -> None:
     pass
@@ -150,6 +262,7 @@ def topics_ensure() -> None:
     from .topology import topic_specs
 
     s = settings()
+    require_broker(s)
     created = ensure_topics(s)
     for spec in topic_specs(s):
         mark = "created" if spec.name in created else "exists"
@@ -184,6 +297,86 @@ def partners_list() -> None:
     for p in c.partners.values():
         table.add_row(p.id, p.name, p.kind, p.role, "yes" if p.enabled else "no")
     Console().print(table)
+
+
+@main.group(help="Dashboard accounts: the people who sign in to the dashboard (kept on the broker; see README).")
+def accounts() -> None:
+    pass
+
+
+def accounts_log(s: Settings):
+    """Where `turnout accounts` reads and writes accounts: the accounts topic."""
+    from connectors.accounts.store import KafkaAccountLog
+
+    require_broker(s)
+    return KafkaAccountLog(s)
+
+
+def with_accounts(s: Settings, action):
+    """Run ``action(store)`` on the accounts as the broker holds them now, then disconnect."""
+    from connectors.accounts.rules import AccountRefused
+    from connectors.accounts.store import AccountStore, AccountsUnavailable
+
+    async def run():
+        store = AccountStore(accounts_log(s))
+        await store.start(follow=False)
+        try:
+            return await action(store)
+        finally:
+            await store.stop()
+
+    try:
+        return asyncio.run(run())
+    except (AccountRefused, AccountsUnavailable, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@accounts.command("invite", help="Create a dashboard account for EMAIL (or a fresh link for an existing one) and print its one-time sign-in link.")
+@click.argument("email")
+@click.option("--partner", "partner_id", default=None, help="The partner whose figures the account sees.")
+@click.option("--role", type=click.Choice(["viewer", "admin"]), default="viewer", show_default=True,
+              help="admin: may also invite and remove the partner's accounts from the dashboard.")
+@click.option("--organizer", is_flag=True, help="An organizer account: sees every partner, manages every account.")
+@click.option("--url", default=None, help="The dashboard's address the link starts with (default TURNOUT_PUBLIC_URL).")
+def accounts_invite(email: str, partner_id: str | None, role: str, organizer: bool, url: str | None) -> None:
+    from datetime import datetime, timezone
+
+    from connectors.accounts.rules import describe, invite_link
+
+    if organizer == (partner_id is not None):
+        raise click.UsageError("give exactly one of --partner PARTNER or --organizer")
+    s = settings()
+    if partner_id is not None:
+        with coalition_errors():
+            if partner_id not in coalition_file.load(s.coalition).partners:
+                raise click.ClickException(f"no partner {partner_id!r} in {s.coalition}")
+    account, token = with_accounts(s, lambda store: store.invite(email, "organizer" if organizer else role, partner_id, "turnout accounts invite",
+                                                                  datetime.now(timezone.utc), s.invite_hours))
+    console.print(f"{account.email} is {describe(account)}. Their one-time sign-in link (works once, until "
+                  f"{account.invite_expires_at:%Y-%m-%d %H:%M} UTC; pass it on yourself, nothing is emailed):", highlight=False)
+    click.echo(invite_link(url or s.public_url, token))
+
+
+@accounts.command("list", help="List dashboard accounts (no passwords, no links).")
+@click.option("--partner", "partner_id", default=None, help="Only this partner's accounts.")
+def accounts_list(partner_id: str | None) -> None:
+    async def listing(store):
+        return store.book.accounts(partner_id)
+
+    table = Table("email", "partner", "role", "status", title="dashboard accounts")
+    for a in with_accounts(settings(), listing):
+        status = "active" if a.password_hash else f"invited (link until {a.invite_expires_at:%Y-%m-%d %H:%M} UTC)"
+        table.add_row(a.email, a.partner or "(organizer)", a.role, status)
+    Console().print(table)
+
+
+@accounts.command("remove", help="Remove EMAIL's dashboard account: every session of it ends at once.")
+@click.argument("email")
+def accounts_remove(email: str) -> None:
+    from connectors.accounts.rules import describe
+
+    account = with_accounts(settings(), lambda store: store.remove(email))
+    click.echo(f"removed {account.email} ({describe(account)}); their dashboard sessions have ended")
 
 
 @main.group("action-network", help="A partner's Action Network webhook (see README).")
@@ -260,9 +453,11 @@ def mobilize_poll(once: bool) -> None:
     from .topology import events_topic
 
     s = settings()
+    require_broker(s)
     logging.config.dictConfig(logging_config(s.log_format))
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    coalition = coalition_file.load(s.coalition)
+    with coalition_errors():
+        coalition = coalition_file.load(s.coalition)
 
     async def run() -> None:
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
@@ -279,6 +474,45 @@ def mobilize_poll(once: bool) -> None:
         raise click.ClickException(f"Mobilize pass failed (cursor kept; run again): {exc}") from None
     except KeyboardInterrupt:
         pass
+
+
+def enabled_partner(s: Settings, partner_id: str):
+    """The enabled partner ``partner_id`` of the coalition file, or one line saying what is wrong."""
+    with coalition_errors():
+        coalition = coalition_file.load(s.coalition)
+    partner = coalition.partners.get(partner_id)
+    if partner is None:
+        known = ", ".join(sorted(coalition.partners)) or "none yet"
+        raise click.ClickException(f"no partner {partner_id!r} in {s.coalition.absolute()} (partners: {known})")
+    if not partner.enabled:
+        raise click.ClickException(f"partner {partner_id!r} is disabled in {s.coalition.absolute()} (enabled = false)")
+    return partner
+
+
+@main.command("settings", help="Show the settings in effect (secrets hidden), or the README's configuration table.",
+              epilog="`turnout settings --markdown --readme README.md` rewrites the README's table (make settings-doc).")
+@click.option("--markdown", is_flag=True, help="Print every setting's variable, default and meaning as the README's Markdown table.")
+@click.option("--readme", type=click.Path(dir_okay=False, path_type=Path), default=None, help="With --markdown: write the table into this README instead.")
+def settings_command(markdown: bool, readme: Path | None) -> None:
+    from pydantic import SecretStr
+
+    from .settings_doc import env_name, markdown_table, write_readme
+
+    if markdown:
+        if readme:
+            write_readme(readme)
+        else:
+            click.echo(markdown_table(), nl=False)
+        return
+    s = settings()
+    explicit = Settings().model_fields_set
+    table = Table("variable", "value", "from", box=None)
+    for name in Settings.model_fields:
+        value = getattr(s, name)
+        shown = "(hidden)" if isinstance(value, SecretStr) else "unset" if value is None else str(value)
+        source = "environment" if name in explicit else "running stack" if name in s.model_fields_set else "default"
+        table.add_row(env_name(name), shown, source)
+    Console().print(table)
 
 
 @main.command(help="Print the JSON Schema of partner events (or write it to --out).")
@@ -298,61 +532,101 @@ def schema(out: Path | None) -> None:
 @click.argument("partner_id")
 @click.option("--data", help="The JSON body.")
 @click.option("--file", "file_", type=click.File("rb"), help="Read the JSON body from a file ('-' for stdin).")
-@click.option("--url", default="http://127.0.0.1:8000/v1/events", show_default=True)
-def sign(partner_id: str, data: str | None, file_, url: str) -> None:
+@click.option("--url", default=None, help="The web app's base URL (it posts to URL/v1/events). Default: TURNOUT_URL, else the running "
+              "`turnout up`, else http://127.0.0.1:TURNOUT_WEB_PORT.")
+def sign(partner_id: str, data: str | None, file_, url: str | None) -> None:
     from connectors.signing import headers
 
     if (data is None) == (file_ is None):
         raise click.UsageError("give exactly one of --data or --file")
     body = data.encode() if data is not None else file_.read()
-    partner = coalition_file.load(settings().coalition).get(partner_id)
-    if partner is None:
-        raise click.ClickException(f"no enabled partner {partner_id!r} in the coalition file")
+    s = settings()
+    partner = enabled_partner(s, partner_id)
+    # Only printed, never called: a default is fine when no stack runs.
+    base = web_url(url or s.url or f"http://127.0.0.1:{s.web_port}", s)
     h = headers(partner.id, partner.secret.get_secret_value(), body, time.time())
-    parts = ["curl", "-sS", "-X", "POST", url] + [x for k, v in h.items() for x in ("-H", f"{k}: {v}")]
+    parts = ["curl", "-sS", "-X", "POST", f"{base}/v1/events"] + [x for k, v in h.items() for x in ("-H", f"{k}: {v}")]
     click.echo(shlex.join(parts + ["--data-binary", body.decode()]))
 
 
-@main.command("import", help="Import a CSV sign-in sheet as PARTNER through the signed ingress (see README).")
+@main.command("import", help="Import a CSV sign-in sheet as PARTNER through the signed ingress (see README).",
+              epilog="""\b
+Examples:
+  turnout import union-local-1 sheet.csv --type signup --consent sms --dry-run
+  turnout import union-local-1 rsvps.csv --type rsvp --action rally-1201 --tz America/Los_Angeles
+\b
+The file may be UTF-8 (with or without BOM), UTF-16 with BOM, Windows-1252 or Latin-1,
+separated by commas, semicolons or tabs. Exit codes: 0 every row imported, 1 a bad row or a
+failure (the bad rows are listed with their line), 2 usage error.""")
 @click.argument("partner_id")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--type", "kind", type=click.Choice(["signup", "rsvp", "checkin"]), required=True)
 @click.option("--action", "action_id", default=None, help="The turnout action (required for rsvp and checkin).")
 @click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD", help="Read FIELD from COLUMN (repeatable).")
 @click.option("--consent", multiple=True, type=click.Choice(["sms", "email"]), help="The sheet collected consent for this channel (repeatable).")
-@click.option("--dry-run", is_flag=True, help="Check every row and report the bad ones; post nothing.")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
-@click.option("--batch", default=500, show_default=True, help="Events per request.")
+@click.option("--tz", "tz", default=None, metavar="ZONE", help="Read dates without a UTC offset in this IANA zone (default: TURNOUT_TIME_ZONE).")
+@click.option("--delimiter", type=click.Choice(["comma", "semicolon", "tab"]), default=None, help="Default: sniffed from the header row.")
+@click.option("--dry-run", is_flag=True, help="Check every row, show which column became which field, report the bad rows; post nothing.")
+@click.option("--url", default=None, help=URL_HELP)
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 500), help="Events per request.")
 def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps: tuple[str, ...], consent: tuple[str, ...],
-            dry_run: bool, url: str, batch: int) -> None:
-    from datetime import datetime, timezone
+            tz: str | None, delimiter: str | None, dry_run: bool, url: str | None, batch: int) -> None:
+    from connectors import csv_import
 
+    s = settings()
+    partner = enabled_partner(s, partner_id)
+    extra = dict(m.split("=", 1) for m in maps if "=" in m)
+    if len(extra) != len(maps):
+        raise click.UsageError("--map takes COLUMN=FIELD")
+    rows, problems = read_sheet(s, file, kind, partner, action_id, extra, consent, tz, delimiter)
+    for problem in problems:
+        console.print(f"[red]line {problem.line}[/]: {problem.reason}", highlight=False, soft_wrap=True)
+    if dry_run:
+        click.echo(f"dry run: {plural(len(rows), 'row')} would be imported, {plural(len(problems), 'bad row')}")
+        sys.exit(1 if problems else 0)
+    accepted = post_rows(web_url(url, s), partner, file, rows, problems, batch)
+    click.echo(f"imported {plural(accepted, 'row')} from {file.name} as {partner.id}; {plural(len(problems), 'bad row')} not imported")
+    sys.exit(1 if problems else 0)
+
+
+def read_sheet(s: Settings, file: Path, kind: str, partner, action_id: str | None, extra: dict[str, str],
+               consent: tuple[str, ...], tz: str | None, delimiter: str | None):
+    """The sheet, its events and its bad rows; says how it was read and which column became which field."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from connectors import csv_files, csv_import
+
+    try:
+        zone = ZoneInfo(tz or s.time_zone) if (tz or s.time_zone) else None
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"{tz or s.time_zone!r} is not an IANA time zone (e.g. America/Los_Angeles)", param_hint="--tz") from None
+    sheet = csv_files.open_sheet(file.read_bytes(), {"comma": ",", "semicolon": ";", "tab": "\t"}.get(delimiter or ""))
+    # Rows without a date happened when the sheet was last saved: a re-run gives identical events.
+    saved = datetime.fromtimestamp(file.stat().st_mtime, timezone.utc).replace(microsecond=0)
+    try:
+        header = next((r for r in csv_import.csv.reader(io.StringIO(sheet.text, newline=""), delimiter=sheet.delimiter) if r), [])
+        mapping = csv_import.column_map([h for h in header if h], extra)
+        rows, problems = csv_import.read(io.StringIO(sheet.text, newline=""), kind, partner=partner.id, secret=partner.secret.get_secret_value(),
+                                         action=action_id, default_at=saved, region=s.default_region, extra=extra,
+                                         consent=frozenset(consent), delimiter=sheet.delimiter, zone=zone)
+    except (csv_import.CsvError, csv_import.csv.Error) as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    unused = [h for h in header if h and h not in mapping.values()]
+    console.print(f"read {file.name} as {sheet.describe()}; columns: "
+                  + ", ".join(f"{column!r} → {field}" for field, column in mapping.items())
+                  + (f"; not used: {', '.join(repr(h) for h in unused)}" if unused else ""), highlight=False, soft_wrap=True)
+    return rows, problems
+
+
+def post_rows(url: str, partner, file: Path, rows: list, problems: list, batch: int) -> int:
+    """Post the rows in batches through the signed ingress; the rows it refuses join ``problems``."""
     import httpx
     from rich.progress import Progress
 
     from connectors import csv_import
     from connectors.ingress_client import IngressClient, IngressRefused
 
-    s = settings()
-    partner = coalition_file.load(s.coalition).get(partner_id)
-    if partner is None:
-        raise click.ClickException(f"no enabled partner {partner_id!r} in the coalition file")
-    extra = dict(m.split("=", 1) for m in maps if "=" in m)
-    if len(extra) != len(maps):
-        raise click.UsageError("--map takes COLUMN=FIELD")
-    # Rows without a date happened when the sheet was last saved: a re-run gives identical events.
-    saved = datetime.fromtimestamp(file.stat().st_mtime, timezone.utc).replace(microsecond=0)
-    try:
-        with file.open(newline="", encoding="utf-8-sig") as f:
-            rows, problems = csv_import.read(f, kind, partner=partner.id, secret=partner.secret.get_secret_value(), action=action_id,
-                                             default_at=saved, region=s.default_region, extra=extra, consent=frozenset(consent))
-    except (csv_import.CsvError, UnicodeDecodeError, csv_import.csv.Error) as exc:
-        raise click.ClickException(f"{file}: {exc}") from None
-    for problem in problems:
-        console.print(f"[red]line {problem.line}[/]: {problem.reason}", highlight=False)
-    if dry_run:
-        click.echo(f"dry run: {len(rows)} rows would be imported, {len(problems)} bad")
-        sys.exit(1 if problems else 0)
     client = IngressClient(url, partner.id, partner.secret.get_secret_value())
     accepted = 0
     with Progress(console=console, transient=True) as progress:
@@ -362,15 +636,15 @@ def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps:
             try:
                 answer = client.post([r.event for r in chunk])
             except (IngressRefused, httpx.HTTPError) as exc:
-                raise click.ClickException(f"stopped after {accepted} of {len(rows)} rows (re-running is safe): {exc}") from None
+                reason = str(exc) if isinstance(exc, IngressRefused) else one_line(exc)[0]
+                raise click.ClickException(f"stopped after {accepted} of {plural(len(rows), 'row')} (re-running is safe): {reason}") from None
             accepted += answer["accepted"] + answer["duplicates"]
             for rejection in answer["rejected"]:
                 reasons = "; ".join(f"{e['field']}: {e['message']}" for e in rejection["errors"])
-                console.print(f"[red]line {chunk[rejection['index']].line}[/]: {reasons}", highlight=False)
+                console.print(f"[red]line {chunk[rejection['index']].line}[/]: {reasons}", highlight=False, soft_wrap=True)
                 problems.append(csv_import.Problem(chunk[rejection["index"]].line, reasons))
             progress.advance(task, len(chunk))
-    click.echo(f"imported {accepted} rows from {file.name} as {partner.id}; {len(problems)} bad rows not imported")
-    sys.exit(1 if problems else 0)
+    return accepted
 
 
 @main.group(help="Supporters' records.")
@@ -378,70 +652,102 @@ def people() -> None:
     pass
 
 
-@people.command("forget", help="Erase a person (by phone or email) on request, through a running web app; report what was removed.")
+@people.command("forget", help="Erase a person (by phone or email) on request, through a running web app; report what was removed.",
+                epilog="Exit codes: 0 erased everywhere, 2 still queued (no worker has reported for some partitions), 1 failed.")
 @click.option("--phone", default=None)
 @click.option("--email", default=None)
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
-def people_forget(phone: str | None, email: str | None, url: str) -> None:
+@click.option("--url", default=None, help=URL_HELP)
+def people_forget(phone: str | None, email: str | None, url: str | None) -> None:
     import httpx
 
     if (phone is None) == (email is None):
         raise click.UsageError("give exactly one of --phone or --email")
+    s = settings()
     body = {"phone": phone} if phone is not None else {"email": email}
-    r = httpx.post(url + "/v1/people/forget", json=body, timeout=60, headers=organizer_headers(settings()))
+    r = httpx.post(web_url(url, s) + "/v1/people/forget", json=body, timeout=60, headers=organizer_headers(s))
     if r.status_code not in (200, 202):
-        raise click.ClickException(f"{r.status_code}: {r.text}")
+        raise click.ClickException(refusal(r))
     x = r.json()
     members = f" (signed up by {', '.join(x['partners'])})" if x["partners"] else ""
-    click.echo(f"removed {x['people_removed']} person record(s){members}; cancelled {x['asks_cancelled']} queued ask(s); "
+    click.echo(f"removed {plural(x['people_removed'], 'person record')}{members}; cancelled {plural(x['asks_cancelled'], 'queued ask')}; "
                "memberships, RSVPs, check-ins and ask outcomes are kept without contact details, so tallies keep their counts")
     if not x["complete"]:
-        click.echo(f"only {x['partitions_reported']} of {x['partitions']} partitions have reported so far (are workers running?); "
+        click.echo(f"only {x['partitions_reported']} of {plural(x['partitions'], 'partition')} have reported so far (are workers running?); "
                    f"the request ({x['request_id']}) stays queued and will be carried out")
         sys.exit(2)
 
 
-@main.command(help="Show tallies from a running web app.")
+def refusal(r) -> str:
+    """A refused request to the web app in one line: its ``detail``, not the raw JSON."""
+    try:
+        detail = r.json().get("detail", r.text)
+    except ValueError:
+        detail = r.text
+    if isinstance(detail, list):  # FastAPI's own validation errors
+        detail = "; ".join(f"{'.'.join(str(x) for x in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail)
+    hint = " (is TURNOUT_ORGANIZER_TOKEN the stack's?)" if r.status_code in (401, 403) else ""
+    return f"the web app refused ({r.status_code}): {str(detail).strip()[:300]}{hint}"
+
+
+@main.command(help="Show tallies from a running web app: per partner across actions, or one action's.")
 @click.option("--action", "action_id", default=None, help="One action's per-partner tallies.")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
-def tallies(action_id: str | None, url: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
+@click.option("--url", default=None, help=URL_HELP)
+def tallies(action_id: str | None, as_json: bool, url: str | None) -> None:
     import httpx
 
+    from connectors.tally_table import action_table, coalition_table
+
+    s = settings()
     path = f"/v1/actions/{action_id}/tallies" if action_id else "/v1/tallies"
-    r = httpx.get(url + path, headers=organizer_headers(settings()))
+    r = httpx.get(web_url(url, s) + path, headers=organizer_headers(s), timeout=30)
     if r.status_code != 200:
-        raise click.ClickException(f"{r.status_code}: {r.text}")
-    click.echo(json.dumps(r.json(), indent=2))
+        raise click.ClickException(refusal(r))
+    if as_json:
+        click.echo(json.dumps(r.json(), indent=2))
+    else:
+        Console().print(action_table(r.json()) if action_id else coalition_table(r.json()))
 
 
-@main.command(help="Export the tallies as CSV, read from the broker: per action and partner, or --aggregate for funders.")
+@main.command(help="Export the tallies as CSV, read from the broker: per action and partner, --unique people, or --aggregate for funders.",
+              epilog="The aggregate CSV is data only (it loads as is in pandas and spreadsheets); its suppression note goes "
+                     "to FILE.note.txt beside --out FILE, or to standard error, or first as a '# ' line with --note-line.")
 @click.option("--aggregate", is_flag=True, help="One row per action, no partner names, counts from 1 to 10 suppressed.")
+@click.option("--unique", is_flag=True, help="One row per action and one for the coalition: people each counted once, and the show rate.")
+@click.option("--note-line", is_flag=True, help="With --aggregate: put the suppression note first, as a '# ' line.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here (default: standard output).")
-def export(aggregate: bool, out: Path | None) -> None:
+def export(aggregate: bool, unique: bool, note_line: bool, out: Path | None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from connectors.web.exports import aggregate_csv, tallies_csv
+    from connectors.web.exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
     from connectors.web.tally_reader import TallyReader
     from contracts.tallies import TallyBook
 
     s = settings()
+    require_broker(s)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is reported once, below, in one line
+    with coalition_errors():  # names only: without the file, partners are shown by id
+        names = coalition_file.load(s.coalition, missing_ok=True).names()
     book = TallyBook()
     columns = (TextColumn("reading the fact topics"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=out is None) as bar:
         task = bar.add_task("read", total=None)
         asyncio.run(TallyReader(s, book).read_to_end(lambda done, total: bar.update(task, completed=done, total=total)))
-    with coalition_errors():
-        names = coalition_file.load(s.coalition).names()
-    chunks = aggregate_csv(book) if aggregate else tallies_csv(book, names)
+    chunks = aggregate_csv(book, note_line) if aggregate else unique_csv(book) if unique else tallies_csv(book, names)
+    note = out.with_name(out.name + ".note.txt") if out and aggregate and not note_line else None
     if out is None:
         for chunk in chunks:
             click.echo(chunk, nl=False)
+        if aggregate and not note_line:
+            console.print(f"note: {SUPPRESSION_NOTE}", highlight=False)
         return
     tmp = out.with_name(out.name + ".part")
     with tmp.open("w", newline="") as f:
         f.writelines(chunks)
     tmp.replace(out)
-    console.print(f"wrote {out}")
+    if note:
+        note.write_text(SUPPRESSION_NOTE + "\n")
+    console.print(f"wrote {out}" + (f" and its note, {note}" if note else ""))
 
 
 @main.command(help="Run only the embedded broker (Tansu, memory-only) and print its address.")

@@ -36,6 +36,8 @@ from pydantic import SecretStr, ValidationError
 
 from contracts.partners import Partner
 
+from .friendly import explain
+
 
 class CoalitionError(Exception):
     """The coalition file is missing, unreadable or invalid; the message says where."""
@@ -55,33 +57,44 @@ class Coalition:
         return p if p is not None and p.enabled else None
 
 
-def load(path: Path) -> Coalition:
+def load(path: Path, missing_ok: bool = False) -> Coalition:
+    """The partners of the coalition file at ``path``. A missing file is an error that says
+    how to create one, unless ``missing_ok`` (then: no partners)."""
     if not path.exists():
-        return Coalition([])
+        if missing_ok:
+            return Coalition([])
+        raise CoalitionError(f"no coalition file at {path.absolute()}: create it with `turnout partners add ID --name NAME "
+                             "--kind KIND`, or point TURNOUT_COALITION at yours")
     try:
         data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise CoalitionError(f"{path}: {exc}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CoalitionError(f"{path}: not a readable TOML file ({exc}); fix it or restore a copy") from None
+    entries = data.get("partners", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise CoalitionError(f"{path}: `partners` must be a list of [[partners]] tables, each with id, name, kind and secret "
+                             "(see `turnout partners add`)")
     partners = []
-    for i, entry in enumerate(data.get("partners", [])):
+    for i, entry in enumerate(entries, 1):
         try:
             partners.append(Partner.model_validate(entry))
         except ValidationError as exc:
-            raise CoalitionError(f"{path}: partners[{i}]: {exc}") from None
+            who = f" ({entry['id']})" if isinstance(entry.get("id"), str) else ""
+            raise CoalitionError(f"{path}: partner {i}{who}: {explain(exc)}; fix that entry in the file") from None
     ids = [p.id for p in partners]
-    if len(ids) != len(set(ids)):
-        raise CoalitionError(f"{path}: a partner id appears twice")
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise CoalitionError(f"{path}: partner id {', '.join(twice)} appears more than once; remove or rename one")
     return Coalition(partners)
 
 
 def add_partner(path: Path, partner_id: str, name: str, kind: str, role: str = "member") -> Partner:
     """Append a partner with a fresh secret; refuse an id that exists."""
-    if load(path).partners.get(partner_id):
+    if load(path, missing_ok=True).partners.get(partner_id):
         raise CoalitionError(f"partner {partner_id!r} already exists in {path}")
     try:
         partner = Partner(id=partner_id, name=name, kind=kind, role=role, secret=SecretStr(secrets.token_urlsafe(32)))
     except ValidationError as exc:
-        raise CoalitionError(_first_error(exc)) from None
+        raise CoalitionError(explain(exc)) from None
     entry = {"id": partner.id, "name": partner.name, "kind": partner.kind, "role": partner.role,
              "secret": partner.secret.get_secret_value(), "enabled": True}
     block = tomli_w.dumps({"partners": [entry]})
@@ -90,11 +103,6 @@ def add_partner(path: Path, partner_id: str, name: str, kind: str, role: str = "
     with os.fdopen(fd, "a") as f:
         f.write(prefix + block)
     return partner
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    return f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
 
 
 def update_partner(path: Path, partner_id: str, change: Callable[[dict[str, Any]], None]) -> Partner:
@@ -108,7 +116,7 @@ def update_partner(path: Path, partner_id: str, change: Callable[[dict[str, Any]
     try:
         partner = Partner.model_validate(entry)
     except ValidationError as exc:
-        raise CoalitionError(_first_error(exc)) from None
+        raise CoalitionError(f"{partner_id}: {explain(exc)}") from None
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -1,12 +1,18 @@
 """Prometheus metrics of the web app (``GET /metrics``) and the workers (``TURNOUT_METRICS_PORT``).
 
 Labels carry partner ids, channels, statuses, reasons and provider error codes only: never a
-person, phone number or email.
+person, phone number or email. Partner ids leave the process only when the operator asked for
+them (``TURNOUT_METRICS_PARTNER_LABELS``): ``exposition`` otherwise sums the ``partner`` label
+away, so who posts how much, and since when, is not read off a scrape.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from typing import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 EVENTS_ACCEPTED = Counter("turnout_events_accepted", "Partner events accepted by the ingress (acknowledged by the broker)", ["partner"])
 EVENTS_REJECTED = Counter(
@@ -25,3 +31,37 @@ PROVIDER_SECONDS = Histogram("turnout_provider_request_seconds", "Time for one p
 PROVIDER_ERRORS = Counter("turnout_provider_errors", "Provider refusals and failures, retried or not, by provider and error code "
                           "(Twilio's or the HTTP status; 'no_answer' for timeouts and connection errors)", ["provider", "code"])
 CONSUMER_LAG = Gauge("turnout_consumer_lag", "Records on the broker not yet consumed by this worker, per topic (high watermark - position)", ["topic"])
+
+
+def exposition(partner_labels: bool) -> bytes:
+    """The text a scrape of the web app gets."""
+    return generate_latest(REGISTRY if partner_labels else WithoutPartners(REGISTRY))
+
+
+class WithoutPartners:
+    """A registry's metrics with the ``partner`` label summed away (``_created`` samples: the
+    earliest), so no partner id appears and every total is unchanged."""
+
+    def __init__(self, registry: Collector) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            if not any("partner" in sample.labels for sample in family.samples):
+                yield family
+                continue
+            merged: dict[tuple[str, tuple[tuple[str, str], ...]], object] = {}
+            for sample in family.samples:
+                labels = {k: v for k, v in sample.labels.items() if k != "partner"}
+                key = (sample.name, tuple(sorted(labels.items())))
+                old = merged.get(key)
+                if old is None:
+                    value = sample.value
+                elif sample.name.endswith("_created"):
+                    value = min(old.value, sample.value)
+                else:
+                    value = old.value + sample.value
+                merged[key] = sample._replace(labels=labels, value=value, exemplar=None)
+            out = Metric(family.name, family.documentation, family.type, family.unit)
+            out.samples = list(merged.values())
+            yield out

@@ -6,22 +6,29 @@ killed (PR_SET_PDEATHSIG), so no orphans are left.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
 import subprocess
-from typing import Callable
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import SecretStr
 from rich.console import Console
 
+from . import running
 from .admin import ensure_topics
 from .broker import EmbeddedBroker, free_port, wait_for_port
 from .coalition import load as load_coalition
 from .processes import child_dies_with_parent, stop_process
 from .settings import Settings
+from .startup import StackError, fresh_logs, local_urls, preflight, stack_notes
+from .supervisor import Supervisor, tail
+
+#: The demo's own coalition file, beside the state file: demo partners never enter yours.
+DEMO_COALITION = Path(".turnout") / "demo-coalition.toml"
 
 console = Console()
 
@@ -36,6 +43,8 @@ def child_env(s: Settings) -> dict[str, str]:
         value = value.get_secret_value() if isinstance(value, SecretStr) else value
         value = value.resolve() if isinstance(value, Path) else value
         env["KAFKA_BOOTSTRAP_SERVERS" if name == "kafka_bootstrap_servers" else f"TURNOUT_{name.upper()}"] = str(value)
+    # Exactly these settings: nothing filled in from a `turnout up` running where the child starts.
+    env["TURNOUT_FIND_STACK"] = "false"
     return env
 
 
@@ -70,93 +79,141 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_stack(s: Settings, port: int, workers: int, demo: bool) -> None:
+#: The organizer account `turnout up` signs in when the broker holds none.
+DEFAULT_ORGANIZER = "organizer@example.org"
+
+
+def organizer_sign_in(s: Settings, base: str, email: str | None = None) -> tuple[str, str]:
+    """A one-time sign-in link for an organizer account: ``email``'s, else the first organizer
+    the broker knows, else ``DEFAULT_ORGANIZER``'s (created). A password set earlier keeps
+    working until the new link is used."""
+    from connectors.accounts.rules import AccountRefused, invite_link
+    from connectors.accounts.store import AccountStore, AccountsUnavailable, KafkaAccountLog
+
+    async def invite() -> tuple[str, str]:
+        store = AccountStore(KafkaAccountLog(s))
+        await store.start(follow=False)
+        try:
+            organizers = [a.email for a in store.book.accounts() if a.role == "organizer"]
+            who = email or (organizers[0] if organizers else DEFAULT_ORGANIZER)
+            account, token = await store.invite(who, "organizer", None, "turnout up", datetime.now(timezone.utc), s.invite_hours)
+        finally:
+            await store.stop()
+        return account.email, invite_link(base, token)
+
+    try:
+        return asyncio.run(invite())
+    except (AccountRefused, AccountsUnavailable) as exc:
+        raise SystemExit(f"no dashboard sign-in link for the organizer: {exc}") from None
+
+
+def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str | None = None) -> None:
+    """Run until Ctrl-C or SIGTERM (returns), or until a process the stack needs has stopped
+    (raises ``StackError`` with the reason, after stopping everything else)."""
+    here = Path.cwd()
+    preflight(s, port, here)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     broker: EmbeddedBroker | None = None
-    procs: list[subprocess.Popen] = []
-    logs = Path(".turnout/logs")
+    sup = Supervisor(spawn, console)
+    logs = fresh_logs(here)
     try:
-        updates: dict[str, object] = {}
+        updates: dict[str, object] = dict(local_urls(s, port))
         if not s.kafka_bootstrap_servers:
             broker = EmbeddedBroker().start()
+            sup.add("the embedded broker", broker.proc)
             updates.update(kafka_bootstrap_servers=broker.bootstrap, broker_flavor="tansu")
             console.print(f"embedded broker (Tansu, memory-only: nothing survives a restart) on {broker.bootstrap}")
         if s.organizer_token is None:
             updates["organizer_token"] = SecretStr(secrets.token_urlsafe(18))
         if s.person_key_secret is None:
             if not broker:
-                raise SystemExit("TURNOUT_PERSON_KEY_SECRET must be set with an external Kafka: person keys must stay stable")
+                raise StackError("TURNOUT_PERSON_KEY_SECRET must be set with an external Kafka: person keys must stay stable")
             updates["person_key_secret"] = SecretStr(secrets.token_urlsafe(32))
-        s = s.model_copy(update=updates)
-        sandbox_port = None
-        if not s.providers_configured:
-            sandbox_port = free_port()
-            s = s.model_copy(update=sandbox_settings(s, port, sandbox_port))
-        ensure_topics(s)
         if demo:
             from connectors.demo import ensure_demo_partners
 
-            ensure_demo_partners(s.coalition)
+            updates["coalition"] = here / DEMO_COALITION  # the demo's partners never enter your own file
+            ensure_demo_partners(here / DEMO_COALITION)
+        s = s.model_copy(update=updates)
+        sandbox_port = None
+        if s.sandbox_providers:
+            sandbox_port = free_port()
+            # The sandbox signs its callbacks for TURNOUT_PUBLIC_URL when that is given, as Twilio would.
+            s = s.model_copy(update={**sandbox_settings(s, port, sandbox_port), "public_url": s.public_url})
+        ensure_topics(s)
         env = child_env(s)
         if sandbox_port:
-            sandbox = spawn(["sandbox", "--port", str(sandbox_port)], env, logs / "sandbox.log")
-            procs.append(sandbox)
-            wait_for_port(sandbox_port, 60, sandbox)
+            sandbox = sup.add("the sandbox providers", spawn(["sandbox", "--port", str(sandbox_port)], env, logs / "sandbox.log"), logs / "sandbox.log")
+            _wait_listening(sup, sandbox_port, sandbox)
             queue = f", texts leave at {s.sandbox_sms_mps:g}/s per sender" if s.sandbox_sms_mps else ""
             console.print(f"sandbox providers (Twilio + SendGrid APIs, inbox at {s.sandbox_url}/_sandbox/inbox{queue})")
-        workers_ = [spawn(["worker"], env, logs / f"worker-{i}.log") for i in range(workers)]
-        procs += workers_
-        alive = supervisor(procs, {id(w): (["worker"], env, logs / f"worker-{i}.log") for i, w in enumerate(workers_)})
-        if any(p.mobilize for p in load_coalition(s.coalition).partners.values()):
-            procs.append(spawn(["mobilize", "poll"], env, logs / "mobilize.log"))
+        for i in range(workers):
+            log = logs / f"worker-{i}.log"
+            sup.add(f"worker {i}", spawn(["worker"], env, log), log, restart=(["worker"], env))
+        if any(p.mobilize for p in load_coalition(s.coalition, missing_ok=True).partners.values()):
+            sup.add("the Mobilize poller", spawn(["mobilize", "poll"], env, logs / "mobilize.log"), logs / "mobilize.log")
             console.print("polling Mobilize for the partners connected to it")
-        web = spawn(["web", "--host", "127.0.0.1", "--port", str(port)], env, logs / "web.log")
-        procs.append(web)
-        wait_for_port(port, 60, web)
+        web = sup.add("the web app", spawn(["web", "--host", "127.0.0.1", "--port", str(port)], env, logs / "web.log"), logs / "web.log")
+        _wait_listening(sup, port, web)
         base = f"http://127.0.0.1:{port}"
         console.print(f"web app   {base}  (API docs {base}/docs)   logs in {logs}/")
-        console.print(f"dashboard {base}/dashboard  (sign in with the organizer token, or a partner id and its secret)")
-        console.print(f"organizer token   {s.organizer_token.get_secret_value()}")
+        email, link = organizer_sign_in(s, base, organizer)
+        console.print(f"dashboard {base}/dashboard  sign in as {email} with this one-time link (you choose a password):", highlight=False)
+        console.print(f"  {link}", soft_wrap=True, highlight=False)
+        console.print(f"organizer token (API and CLI, not the dashboard)   {s.organizer_token.get_secret_value()}", highlight=False)
+        if broker:
+            console.print(f"dashboard accounts for partners' staff, from another shell:\n  KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap} "
+                          f"TURNOUT_BROKER_FLAVOR=tansu turnout accounts invite EMAIL --partner PARTNER --role viewer", soft_wrap=True, highlight=False)
+        state = running.write(running.new_state(s, env, base, logs, demo), here)
+        for line in stack_notes(s, state, demo):
+            console.print(line, highlight=False, soft_wrap=True)
         if demo:
             from connectors.demo import run_demo
 
-            run_demo(s, base, alive)
+            run_demo(s, base, sup.alive)
         else:
             console.print("running; Ctrl-C to stop")
-            while alive():
-                _wait_any(procs, 1.0)
-        console.print("[red]a process exited; see the logs[/]")
-    except KeyboardInterrupt:
+            while sup.alive():
+                _wait_any(sup.procs(), 1.0)
+    except (KeyboardInterrupt, _Stopped):
         pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        running.remove(here)
+        if sup.reason:
+            _explain(sup)
         console.print("stopping…")
-        for p in reversed(procs):
+        for p in reversed(sup.procs()):
             stop_process(p)
         if broker:
             broker.stop()
+    if sup.reason:
+        raise StackError(f"stopped: {sup.reason}")
 
 
-def supervisor(procs: list[subprocess.Popen], restartable: dict[int, tuple[list[str], dict[str, str], Path]],
-               start: Callable[..., subprocess.Popen] = spawn) -> Callable[[], bool]:
-    """``alive()``: restarts a worker that died (Kafka hands its partitions to the others
-    meanwhile, and back), and says so; ``False`` once any other process has exited."""
+def _wait_listening(sup: Supervisor, port: int, proc: subprocess.Popen) -> None:
+    try:
+        wait_for_port(port, 60, proc)
+    except (RuntimeError, TimeoutError):
+        child = next(c for c in sup.children if c.proc is proc)
+        code = proc.poll()
+        how = f"exited (code {code})" if code is not None else "is not listening after 60 s"
+        sup.reason = f"{child.name} {how} before it listened on port {port}; see {child.log}"
+        raise _Stopped from None
 
-    def alive() -> bool:
-        for i, proc in enumerate(procs):
-            code = proc.poll()
-            if code is None:
-                continue
-            spec = restartable.pop(id(proc), None)
-            if spec is None:
-                return False
-            console.print(f"[yellow]a worker exited (code {code}); restarting it, see {spec[2]}[/]")
-            procs[i] = start(*spec)
-            restartable[id(procs[i])] = spec
-        return True
 
-    return alive
+class _Stopped(Exception):
+    """A process the stack needs did not come up: stop (``Supervisor.reason`` says why)."""
+
+
+def _explain(sup: Supervisor) -> None:
+    child = next((c for c in sup.children if c.log and str(c.log) in sup.reason), None)
+    lines = tail(child.log) if child else []
+    if lines:
+        console.print(f"last lines of {child.log}:", highlight=False)
+        for line in lines:
+            console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _wait_any(procs: list[subprocess.Popen], timeout: float) -> None:

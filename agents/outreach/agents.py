@@ -32,6 +32,7 @@ from streams.clock import Clock, from_setting
 from streams.keys import partition_of
 from streams.settings import Settings
 
+from ..identity import target_of
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
@@ -160,7 +161,7 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
         if i % 256 == 0:
             await asyncio.sleep(0)  # let the producer drain while a big partition is planned
         person = p.people.get(key)
-        if person is None:
+        if person is None or target_of(p, key) != key:  # merged into another person: planned there
             continue
         recent = p.recent_asks.get(key)
         # Planned-but-unsent asks are planned again: a replay must not strand them.
@@ -269,6 +270,9 @@ async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
             results[r.item.ask.ask_id] = found
         else:
             go.append(r)
+    if orphans := sum(r.orphaned for r in ready):
+        log.info("looked up %d asks a stopped worker left sending: %d at the provider, %d in doubt, %d sent now", orphans,
+                 sum(res.ok for res in results.values()), sum(res.in_doubt for res in results.values()), orphans - len(results))
     validity = {r.item.ask.ask_id: validity_seconds(now, r.closes) if r.item.ask.channel == "sms" else None for r in go}
     results.update({res.ask_id: res for res in await o.outbox.send([r.item.ask for r in go], validity)})
     done = o.clock()

@@ -62,6 +62,13 @@ def remember(recent: RecentAsks | None, ask: str, now: datetime, window: timedel
     return RecentAsks(asks=(*kept, (ask, now)))
 
 
+def asked_as_another(recent: RecentAsks | None, action_id: str, person_key: str) -> set[str]:
+    """The channels on which this person was asked for ``action_id`` under another person key:
+    before two records of them were merged (``agents.identity``); those asks came with the merge."""
+    return {channel for aid, _ in (recent.asks if recent else ())
+            for action, key, channel in [parse_ask_id(aid)] if action == action_id and key != person_key}
+
+
 def plan(
     person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime, policy: OutreachPolicy,
     posted_at: datetime | None = None, sponsors: frozenset[str] | None = None,
@@ -80,9 +87,10 @@ def plan(
         "place": ", ".join(x for x in (action.location.venue, action.location.locality) if x),
     }
     asks = []
+    aliased = asked_as_another(recent, action.action_id, person.person_key)
     for channel in verdict.channels:
         aid = ask_id(action.action_id, person.person_key, channel)
-        if aid in already:
+        if aid in already or channel in aliased:
             continue
         common = dict(ask_id=aid, action_id=action.action_id, person_key=person.person_key, channel=channel,
                       partner=partner, referral=referral, planned_at=now,

@@ -8,9 +8,11 @@ sandbox providers for the outreach ones), each bounded by ``--timeout`` seconds:
                      equal the acknowledged events exactly. Two workers.
 2. ``kill-load``     the same with a worker SIGKILLed --kills times (and replaced) as the counts
                      grow, posting paced at --kill-rate so the kills land during the load.
-3. ``fan-out-kill``  a rapid-response action to --people people while a worker is SIGKILLed
-                     --kills times: no number texted twice, everyone texted once or in doubt
-                     (≤ 2 chunks of send_concurrency per kill), tallies exact.
+3. ``fan-out-kill``  a rapid-response action to --people people through the sandbox's Twilio
+                     queue (--sms-mps texts/s leave it) while a worker is SIGKILLed --kills
+                     times as the texts are handed over: no number texted twice, everyone texted
+                     exactly once, no SMS ask in doubt (orphaned texts are looked up at the
+                     provider) and none left sending, tallies exact once the queue has drained.
 4. ``broker-pause``  paced load; the broker is frozen (SIGSTOP) for --pause seconds: 503 with
                      Retry-After while frozen, never 2xx; after SIGCONT everything counted.
 5. ``storm``         SMS + email to --storm-people people through a sandbox answering 15% 429,
@@ -53,7 +55,7 @@ def scenario(name: str, args: argparse.Namespace, console: Console):
         return load(console, name=name, events=args.kill_events, clients=args.clients, workers=2, kills=args.kills,
                     rate=args.kill_rate, **common)
     if name == "fan-out-kill":
-        return fan_out(console, name=name, people=args.people, kills=args.kills, **common)
+        return fan_out(console, name=name, people=args.people, kills=args.kills, sms_mps=args.sms_mps, **common)
     if name == "broker-pause":
         return broker_pause(console, name=name, events=args.pause_events, rate=args.pause_rate, pause=args.pause,
                             ack_timeout=args.ack_timeout, **common)
@@ -70,6 +72,8 @@ def main() -> None:
     ap.add_argument("--kill-rate", type=float, default=1500, help="events/s posted in kill-load (default 1500)")
     ap.add_argument("--kills", type=int, default=5, help="worker SIGKILLs in kill-load and fan-out-kill (default 5)")
     ap.add_argument("--people", type=int, default=20_000, help="people in the fan-out (default 20000)")
+    ap.add_argument("--sms-mps", type=float, default=200, help="texts per second the sandbox's queue lets out in the fan-out "
+                    "(default 200: 20000 people drain in 100 s)")
     ap.add_argument("--pause", type=float, default=20, help="seconds the broker is frozen (default 20)")
     ap.add_argument("--pause-events", type=int, default=60_000, help="events of broker-pause (default 60000)")
     ap.add_argument("--ack-timeout", type=float, default=5, help="TURNOUT_ACK_TIMEOUT in broker-pause: below --pause (default 5)")

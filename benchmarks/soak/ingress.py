@@ -25,7 +25,7 @@ import httpx
 from rich.console import Console
 
 from connectors.signing import headers
-from tests.factories import phone, rsvp
+from tests.factories import action, phone, rsvp
 
 from .load import Loader, LoadReport, actions_of, attendance, counts, lost_and_double, read_counts
 from .outcome import Outcome
@@ -37,9 +37,11 @@ def client(stack: BenchStack) -> httpx.AsyncClient:
                              limits=httpx.Limits(max_connections=64))
 
 
-async def warm_up(http: httpx.AsyncClient, stack: BenchStack, deadline: float) -> None:
-    """One RSVP through ingress, worker and tally reader: the stack is ready."""
-    body = json.dumps([rsvp("warm-0", "warm-up", phone=phone(7_999_999))]).encode()
+async def warm_up(http: httpx.AsyncClient, stack: BenchStack, deadline: float, actions: list[str] = ()) -> None:
+    """Post ``actions`` (RSVPs count only for posted actions), then one RSVP through ingress,
+    worker and tally reader: the stack is ready."""
+    events = [action(a) for a in ("warm-up", *actions)] + [rsvp("warm-0", "warm-up", phone=phone(7_999_999))]
+    body = json.dumps(events).encode()
     partner = PARTNERS[0]
     r = await http.post("/v1/events", content=body, headers=headers(partner, stack.secrets[partner], body, time.time()))
     r.raise_for_status()
@@ -119,7 +121,7 @@ async def load(console: Console, *, name: str = "load", events: int = 200_000, c
         try:
             stack.start(workers=workers)
             async with client(stack) as http:
-                await warm_up(http, stack, deadline)
+                await warm_up(http, stack, deadline, actions_of(batches))
                 loader = Loader(http, stack.secrets, batches, clients=clients, rate=rate, deadline=deadline)
                 await follow(stack, http, loader, out, kills=kills, stall=stall, deadline=deadline)
         except Exception as exc:  # a scenario reports what broke instead of ending the run
@@ -152,7 +154,7 @@ async def broker_pause(console: Console, *, name: str = "broker-pause", events: 
                     loop.call_later(pause, thaw)
 
             async with client(stack) as http:
-                await warm_up(http, stack, deadline)
+                await warm_up(http, stack, deadline, actions_of(batches))
                 loader = Loader(http, stack.secrets, batches, clients=clients, rate=rate, deadline=deadline)
                 report = await follow(stack, http, loader, out, kills=0, stall=stall, deadline=deadline, on_tick=freeze_a_quarter_in)
             judge_pause(report, window, out)

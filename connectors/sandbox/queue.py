@@ -118,8 +118,8 @@ class SenderQueues:
         try:
             while fifo:
                 slot, record = fifo[0]
-                delay = slot - self._clock()
-                if delay > 0:
+                # asyncio's timers may wake a hair early by the wall clock: sleep again until due.
+                while (delay := slot - self._clock()) > 0:
                     await asyncio.sleep(delay)
                 fifo.popleft()
                 self._leave(record)

@@ -26,7 +26,9 @@ from streams.settings import Settings
 from streams.topology import dead_letter, excerpt, dead_letter_topic
 
 from ..action_network import Rejected, translate
-from .ingress import envelopes, read_limited
+from .body import BadBody, load_json, problems, read_limited
+from .errors import documented
+from .ingress import envelopes
 from .publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -52,22 +54,20 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
         "/v1/partners/{partner_id}/action-network/{token}",
         response_model=WebhookResult,
         summary="Action Network webhook (the URL's token authenticates the partner)",
-        responses={404: {"description": "Unknown partner or wrong token; nothing written"},
-                   400: {"description": "Body is not a JSON array"},
-                   503: {"description": "The broker did not acknowledge; Action Network retries"}},
+        responses=documented(400, 404, 413, 503, s404="Unknown partner or wrong token; nothing written",
+                             s503="The broker did not acknowledge; Action Network retries"),
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+            # Items Action Network would never send are answered too: rejected with a reason.
+            "oneOf": [{"type": "array", "items": {}}, {"type": "object"}]}}}}},
     )
     async def receive(partner_id: str, token: str, request: Request) -> WebhookResult:
         partner = coalition().get(partner_id)
         if not _token_matches(partner, token):
             raise HTTPException(404, "Not Found")
-        body = await read_limited(request, s.max_body_bytes)
-        try:
-            items = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise HTTPException(400, "body is not valid JSON") from None
+        items = load_json(await read_limited(request, s.max_body_bytes))
         items = [items] if isinstance(items, dict) else items
         if not isinstance(items, list):
-            raise HTTPException(400, "body must be a JSON array of Action Network objects")
+            raise BadBody("body must be a JSON array of Action Network objects")
         indexed, rejected = translate(items, partner.action_network.actions)
         records, result = envelopes([e for _, e in indexed], partner.id, datetime.now(timezone.utc), secret, s.default_region, partner.role)
         for bad in result.rejected:
@@ -95,5 +95,5 @@ def _dead_letter(partner: str, items: list[Any], x: Rejected) -> tuple[bytes, by
     # Action Network once its event is mapped.
     item = items[x.index]
     key = item.get("idempotency_key") if isinstance(item, dict) else None
-    return dead_letter(str(key or ""), x.reason, source="action-network", partner=partner, index=x.index,
-                       **excerpt(json.dumps(item).encode()))
+    key = key if isinstance(key, str) and not any(True for _ in problems(key)) else ""  # a Kafka key must encode
+    return dead_letter(key, x.reason, source="action-network", partner=partner, index=x.index, **excerpt(json.dumps(item, default=repr).encode()))

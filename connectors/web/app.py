@@ -7,30 +7,30 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from typing import Literal
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
 
-from contracts.events import partner_event
 from contracts.tallies import ActionTallies, CoalitionTallies, TallyBook
 from streams import metrics
 from streams.coalition import Coalition, load
 from streams.settings import Settings
 from streams.topology import events_topic
 
-from ..signing import SignatureError, verify
-from . import dashboard
+from ..accounts.store import AccountStore, KafkaAccountLog
+from . import dashboard, docs, errors, ingress, openapi
 from .action_network import router as action_network_router
-from .exports import aggregate_csv, tallies_csv
-from .ingress import BadBody, IngestResult, envelopes, parse_events, read_limited, refused
+from .errors import documented
+from .exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
+from .middleware import BodyLimit, SecurityHeaders
+from .people import ErasureReports, IdentityLinks, router as people_router
 from .pages import router as pages_router
-from .people import ErasureReports, router as people_router
 from .providers import router as providers_router
-from .publisher import BrokerUnavailable, KafkaPublisher, Publisher
+from .publisher import KafkaPublisher, Publisher
 from .tally_reader import Changes, TallyReader
 
 log = logging.getLogger(__name__)
@@ -47,16 +47,17 @@ class CoalitionFile:
     def current(self) -> Coalition:
         mtime = self.path.stat().st_mtime if self.path.exists() else None
         if mtime != self._mtime:
-            self._coalition, self._mtime = load(self.path), mtime
+            self._coalition, self._mtime = load(self.path, missing_ok=True), mtime
         return self._coalition
 
 
-def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None) -> FastAPI:
+def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None,
+               accounts: AccountStore | None = None, identity_links: IdentityLinks | None = None) -> FastAPI:
     coalition = CoalitionFile(s)
     coalition.current()  # fail at start on a broken coalition file
     secret = s.person_key_bytes()
     # Fakes handed in (tests) are used as they are; otherwise the Kafka adapters, started by the lifespan.
-    owned: list[KafkaPublisher | TallyReader] = []
+    owned: list[KafkaPublisher | TallyReader | AccountStore] = []
     if publisher is None:
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
         owned.append(publisher)
@@ -66,6 +67,10 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         book = TallyBook()
         reader = TallyReader(s, book, changes)
         owned.append(reader)
+    if accounts is None:
+        # Started before the app answers anyone: the whole accounts topic is read by then.
+        accounts = AccountStore(KafkaAccountLog(s), changes.notify)
+        owned.append(accounts)
 
     def tally_lag() -> int | None:
         return reader.lag() if reader is not None else 0
@@ -85,6 +90,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         version="1",
         summary="Signed partner webhooks in; exact, live turnout tallies out.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     # Dashboard sign-ins: a signed cookie, keyed from the person-key secret (stable across restarts).
     session_key = hmac.new(secret, b"turnout dashboard session", "sha256").hexdigest()
@@ -92,115 +99,95 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         SessionMiddleware, secret_key=session_key, session_cookie="turnout_session", max_age=int(s.session_hours * 3600),
         same_site="lax", https_only=s.public_url.startswith("https://"),
     )
-    access = dashboard.Access(s, coalition.current)
+    app.add_middleware(BodyLimit, limit=s.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, the body limit's included
+    errors.install(app)
+    docs.install(app)
+    access = dashboard.Access(s, coalition.current, accounts, hmac.new(secret, b"turnout partner fingerprint", "sha256").digest())
     organizer = access.organizer
+    # Organizer routes: the token or a dashboard session (declared for the document), then the check.
+    as_organizer = [Depends(openapi.organizer_auth), Depends(organizer)]
+    organizer_errors = documented(401, 403, s403="Signed in, but not as an organizer")
 
-    @app.post(
-        "/v1/events",
-        status_code=202,
-        response_model=IngestResult,
-        summary="Post one partner event or an array of up to 500, signed by the partner.",
-        responses={
-            400: {"description": "Body is not JSON, or not an event or array of events"},
-            401: {"description": "Unknown or disabled partner, or bad, missing or stale signature; nothing written"},
-            413: {"description": "Body over the size limit"},
-            422: {"description": "No event was valid; each is reported by index with field paths", "model": IngestResult},
-            503: {"description": "The broker did not acknowledge; nothing is promised. Retry after Retry-After seconds"},
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"oneOf": [
-                    {"$ref": "#/components/schemas/PartnerEvent"},
-                    {"type": "array", "items": {"$ref": "#/components/schemas/PartnerEvent"}, "maxItems": s.max_batch},
-                ]}}},
-            },
-            "parameters": [
-                {"name": "X-Turnout-Partner", "in": "header", "required": True, "schema": {"type": "string"}},
-                {"name": "X-Turnout-Timestamp", "in": "header", "required": True, "schema": {"type": "string"}, "description": "Unix seconds"},
-                {"name": "X-Turnout-Signature", "in": "header", "required": True, "schema": {"type": "string"}, "description": 'v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>'},
-            ],
-        },
-    )
-    async def post_events(request: Request) -> JSONResponse:
-        body = await read_limited(request, s.max_body_bytes)
-        partner_id = request.headers.get("x-turnout-partner", "")
-        partner = coalition.current().get(partner_id)
-        if partner is None:
-            raise refused(401, "unknown or disabled partner (X-Turnout-Partner)", "unknown_partner")
-        try:
-            verify(partner.secret.get_secret_value(), request.headers.get("x-turnout-timestamp"), request.headers.get("x-turnout-signature"), body, time.time(), s.signature_tolerance)
-        except SignatureError as exc:
-            raise refused(401, f"signature rejected: {exc.reason}", "signature") from None
-        try:
-            items, _single = parse_events(body, s.max_batch)
-        except BadBody as exc:
-            raise refused(400, str(exc), "bad_body") from None
-        records, result = envelopes(items, partner.id, datetime.now(timezone.utc), secret, s.default_region, partner.role,
-                                    lambda action_id: (r.partner if (r := book.action_record(action_id)) else None))
-        if records:
-            await publisher.publish(records)
-            metrics.EVENTS_ACCEPTED.labels(partner.id).inc(len(records))
-        metrics.EVENTS_REJECTED.labels("invalid_event").inc(len(result.rejected))
-        metrics.EVENTS_REJECTED.labels("duplicate").inc(result.duplicates)
-        status = 202 if records or result.duplicates else 422
-        return JSONResponse(result.model_dump(), status_code=status)
-
+    app.include_router(ingress.router(s, publisher, coalition.current, secret,
+                                      lambda action_id: (r.partner if (r := book.action_record(action_id)) else None)))
     app.include_router(providers_router(s, publisher))
     app.include_router(action_network_router(s, publisher, coalition.current))
-    app.include_router(people_router(s, publisher, erasures), dependencies=[Depends(organizer)])
+    app.include_router(people_router(s, publisher, erasures, links=identity_links), dependencies=as_organizer, responses=organizer_errors)
     app.include_router(pages_router(s, publisher, book, coalition.current))  # supporters' RSVP and unsubscribe pages
 
-    @app.exception_handler(BrokerUnavailable)
-    async def broker_unavailable(request: Request, exc: BrokerUnavailable) -> JSONResponse:
-        metrics.EVENTS_REJECTED.labels("broker_unavailable").inc()
-        # Never 2xx for what the broker did not acknowledge.
-        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
-
-    @app.get("/v1/tallies", response_model=CoalitionTallies, dependencies=[Depends(organizer)], summary="Coalition totals and per-partner totals")
+    @app.get("/v1/tallies", response_model=CoalitionTallies, dependencies=as_organizer, responses=organizer_errors, summary="Coalition totals and per-partner totals")
     async def coalition_tallies() -> CoalitionTallies:
         return book.coalition()
 
-    @app.get("/v1/actions/{action_id}/tallies", response_model=ActionTallies, dependencies=[Depends(organizer)], summary="Per-partner pledged, RSVP yes, attended and production ratio for one action")
+    @app.get("/v1/actions/{action_id}/tallies", response_model=ActionTallies, dependencies=as_organizer, responses={**organizer_errors, **documented(404, s404="No action, pledge, RSVP or check-in seen yet with this id")},
+             summary="Per-partner pledged, RSVP yes, attended and production ratio for one action")
     async def action_tallies(action_id: str) -> ActionTallies:
         if not book.knows_action(action_id):
             raise HTTPException(404, f"no action {action_id!r} (no action, pledge, RSVP or check-in seen yet)")
         return book.action(action_id)
 
-    @app.get("/v1/exports/tallies.csv", dependencies=[Depends(organizer)], summary="Per action and partner, every figure (organizers only; counts, no personal data)", response_class=StreamingResponse)
+    @app.get("/v1/exports/tallies.csv", dependencies=as_organizer, responses={200: CSV, **organizer_errors}, response_class=StreamingResponse,
+             summary="Per action and partner, every figure (organizers only; counts, no personal data)")
     async def export_tallies() -> StreamingResponse:
         return _csv_download(tallies_csv(book, coalition.current().names()), "turnout-tallies.csv")
 
-    @app.get("/v1/exports/aggregate.csv", dependencies=[Depends(organizer)], summary="Per action, for funders: counts from 1 to 10 suppressed, no partner names", response_class=StreamingResponse)
-    async def export_aggregate() -> StreamingResponse:
-        return _csv_download(aggregate_csv(book), "turnout-aggregate.csv")
+    @app.get("/v1/exports/aggregate.csv", dependencies=as_organizer, responses={200: CSV, **organizer_errors}, response_class=StreamingResponse,
+             summary="Per action, for funders: counts from 1 to 10 suppressed, no partner names")
+    async def export_aggregate(note: Literal["line"] | None = None) -> StreamingResponse:
+        # The note is in a header, not the data, so the file loads as is; ?note=line puts it first as a "# " line.
+        response = _csv_download(aggregate_csv(book, note_line=note == "line"), "turnout-aggregate.csv")
+        response.headers["X-Turnout-Note"] = SUPPRESSION_NOTE
+        return response
 
-    app.include_router(dashboard.router(s, access, coalition.current, book, changes, tally_lag))
+    @app.get("/v1/exports/unique.csv", dependencies=as_organizer, responses={200: CSV, **organizer_errors}, response_class=StreamingResponse,
+             summary="Per action and coalition-wide: people each counted once however many partners know them, and the show rate (counts only)")
+    async def export_unique() -> StreamingResponse:
+        return _csv_download(unique_csv(book), "turnout-unique-people.csv")
+
+    app.include_router(dashboard.router(s, access, accounts, coalition.current, book, changes, tally_lag),
+                       dependencies=[Depends(openapi.organizer_auth)], responses=documented(401, s401="Not signed in"))
 
     metrics.TALLY_LAG.set_function(lambda: tally_lag() or 0)
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus(request: Request) -> Response:
+        # Off unless a token is configured: answering 404 tells a stranger nothing is here.
+        if s.metrics_token is None:
+            raise HTTPException(404, "Not Found")
+        if not _bearer(request, s.metrics_token.get_secret_value()):
+            raise HTTPException(401, "send Authorization: Bearer <TURNOUT_METRICS_TOKEN>", headers={"WWW-Authenticate": "Bearer"})
+        return Response(metrics.exposition(s.metrics_partner_labels), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are")
-    async def healthz() -> dict[str, object]:
-        return {"status": "ok", "tally_records": book.records, "tally_lag": tally_lag()}
+    @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are",
+             responses={200: {"model": Health}, 503: {"model": Health, "description": "The tally reader has stopped or stalled: `reason` says which"}})
+    async def healthz() -> JSONResponse:
+        problem = reader.problem() if reader is not None else None
+        body = {"status": "unhealthy" if problem else "ok", "tally_records": book.records, "tally_lag": tally_lag()}
+        return JSONResponse({**body, "reason": problem} if problem else body, status_code=503 if problem else 200)
 
-    def openapi() -> dict:
+    def document() -> dict:
         if app.openapi_schema is None:
-            from fastapi.openapi.utils import get_openapi
-
-            schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-            defs = partner_event.json_schema(ref_template="#/components/schemas/{model}")
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(defs.pop("$defs", {}))
-            components["PartnerEvent"] = defs
-            app.openapi_schema = schema
+            app.openapi_schema = openapi.document(app)
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = document  # type: ignore[method-assign]
     return app
+
+
+CSV = {"description": "CSV, UTF-8", "content": {"text/csv": {"schema": {"type": "string"}}}}
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unhealthy"]
+    tally_records: int
+    tally_lag: int | None
+    reason: str | None = None
+
+
+def _bearer(request: Request, token: str) -> bool:
+    auth = request.headers.get("authorization", "")
+    return auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(), token.encode())
 
 
 def _csv_download(chunks, filename: str) -> StreamingResponse:

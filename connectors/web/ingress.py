@@ -1,24 +1,48 @@
-"""Reading a request body within its size limit, turning a verified body into envelopes, and
-reporting what was wrong, by index and field."""
+"""From a verified body to Kafka records, reporting what was wrong by index and field.
+
+The steps, each a plain function so a new check slots in between two of them:
+
+1. ``parse_events``: the body as strict JSON (``body.load_json``), one event or a non-empty
+   array of at most ``max_batch``; anything else is ``BadBody`` (400).
+2. ``validate_events``: every event on its own. Duplicate keys, numbers too long to read and
+   strings that are not valid Unicode are refused by path; the contract validates; then
+   ``coerced`` refuses what pydantic's lax mode converted from another JSON type (``"5"`` or
+   ``true`` as a count, a number as a date); then ``Authority`` (what this partner may claim:
+   ``authority_errors``), which also warns about events for actions nobody has posted. Returns
+   the accepted events with their index, the rejections, the warnings, and how many repeated
+   an earlier event id of the same request.
+3. ``records``: the accepted events as Kafka records. Only once every event of the batch is
+   validated is anything written, so a retry of the same batch writes the same records.
+
+``router`` is ``POST /v1/events``: the partner and the signature headers are checked before
+a byte of the body is read, the body within the size limit, then the steps above.
+"""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timedelta
-from typing import Any, Callable
+import time as clock
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Callable, Iterator
 
-from fastapi import HTTPException, Request
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from contracts.events import ActionEvent, Envelope, partner_event
+from contracts.events import ActionEvent, Envelope, PartnerEvent, partner_event
 from streams import metrics
+from streams.coalition import Coalition
 from streams.keys import event_person_key, routing_key
+from streams.settings import Settings
 
+from ..signing import SignatureError, check_timestamp, verify
+from .body import BadBody, load_json, problems, read_limited
+from .errors import FieldError, documented, refused
+from .openapi import PARTNER_SECURITY
+from .publisher import Publisher, Record
 
-class FieldError(BaseModel):
-    field: str
-    message: str
-    type: str
+__all__ = ["Authority", "BadBody", "Checked", "FieldError", "IngestRefusal", "IngestResult", "Rejection", "Warning_", "authority_errors",
+           "envelopes", "parse_events", "records", "router", "validate_events"]
 
 
 class Rejection(BaseModel):
@@ -40,46 +64,72 @@ class IngestResult(BaseModel):
     warnings: list[Warning_] = Field(default=[], description="Accepted events worth a look: e.g. an RSVP for an action id nobody has posted yet.")
 
 
-class BadBody(Exception):
-    """The body is not a JSON event or array of events (400)."""
+class IngestRefusal(IngestResult):
+    """The 422 when no event was valid: the ingest result, and ``detail`` as every error has."""
+
+    detail: str = "no event was valid: see rejected"
 
 
-def parse_events(body: bytes, max_batch: int) -> tuple[list[Any], bool]:
-    """The raw items of the body and whether it was a single object."""
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadBody(f"body is not valid JSON: {exc}") from None
-    if isinstance(data, dict):
-        return [data], True
-    if not isinstance(data, list):
-        raise BadBody("body must be a JSON object (one event) or an array of events")
-    if not data:
-        raise BadBody("the array of events is empty")
-    if len(data) > max_batch:
-        raise BadBody(f"at most {max_batch} events per request, got {len(data)}")
-    return data, False
+#: The README's batch, as the document's examples (a test posts them: they must be accepted).
+EXAMPLES = {
+    "batch": {"summary": "A sign-up, a pledge, an RSVP and a check-in", "value": [
+        {"type": "signup", "event_id": "u-001", "occurred_at": "2026-11-22T15:00:00Z",
+         "person": {"given_name": "Ana", "family_name": "Diaz", "phone": "+15105550123", "email": "ana@example.org", "postal_code": "94607", "language": "es"},
+         "consent": {"sms": True, "email": True}},
+        {"type": "pledge", "event_id": "u-002", "occurred_at": "2026-11-22T15:00:00Z", "action_id": "rally-1201", "count": 40},
+        {"type": "rsvp", "event_id": "u-003", "occurred_at": "2026-11-22T15:01:00Z", "action_id": "rally-1201", "status": "yes", "person": {"phone": "+15105550123"}},
+        {"type": "checkin", "event_id": "u-004", "occurred_at": "2026-12-01T18:05:00Z", "action_id": "rally-1201", "person": {"phone": "+15105550123"}},
+    ]},
+    "action": {"summary": "One action, with a pledge and an SMS template", "value": {
+        "type": "action", "event_id": "a-rally-1201", "occurred_at": "2026-11-20T12:00:00Z", "action_id": "rally-1201",
+        "title": "Rally for fair funding", "kind": "rally", "starts_at": "2026-12-01T18:00:00-08:00", "time_zone": "America/Los_Angeles",
+        "target": {"postal_codes": ["94607"]}, "pledges": [{"partner": "union-a", "count": 40}],
+        "templates": {"sms": {"en": "{given_name}, join us at {place} on {local_time}: {rsvp_link}"}}}},
+}
 
 
-def field_errors(exc: ValidationError, event_type: object) -> list[FieldError]:
-    out = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = list(err["loc"])
-        if loc and loc[0] == event_type:  # the discriminated union's tag, not a field
-            loc = loc[1:]
-        field = ".".join(str(x) for x in loc) or ("type" if "tag" in err["type"] else "(event)")
-        out.append(FieldError(field=field, message=err["msg"], type=err["type"]))
-    return out
+@dataclass
+class Checked:
+    """What ``validate_events`` made of a batch."""
+
+    accepted: list[tuple[int, PartnerEvent]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[Warning_] = field(default_factory=list)
+    duplicates: int = 0
+
+    def result(self) -> IngestResult:
+        return IngestResult(accepted=len(self.accepted), duplicates=self.duplicates, rejected=sorted(self.rejected, key=lambda r: r.index),
+                            warnings=self.warnings)
 
 
 #: How far in the future an event's ``occurred_at`` may be (clocks differ a little, no more).
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
+@dataclass(frozen=True)
+class Authority:
+    """Who is posting, for what a valid event may still not claim. ``owner_of(action_id)``: the
+    partner that owns a posted action, ``None`` if none is known (as far as this web app has
+    read; the worker enforces it too)."""
+
+    partner: str
+    role: str = "member"
+    received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    owner_of: Callable[[str], str | None] = lambda action_id: None
+
+    def check(self, index: int, event: PartnerEvent) -> tuple[list[FieldError], Warning_ | None]:
+        action_id = getattr(event, "action_id", None)
+        owner = self.owner_of(action_id) if action_id is not None else None
+        errors = authority_errors(event, self.partner, self.role, self.received_at, owner)
+        if errors or action_id is None or owner is not None or isinstance(event, ActionEvent):
+            return errors, None
+        return [], Warning_(index=index, event_id=event.event_id, message=f"no partner has posted action {action_id!r} yet: "
+                            "this is kept and counted once the action is posted (check the id)")
+
+
 def authority_errors(event: Any, partner: str, role: str, received_at: datetime, owner: str | None) -> list[FieldError]:
     """What a valid event may still not claim: a time in the future, another partner's action
-    (``owner``: who owns it, as far as this web app has read; the worker enforces it too), or,
-    for a member, texting during quiet hours."""
+    (``owner``: who owns it), or, for a member, texting during quiet hours."""
     errors = []
     if isinstance(event, ActionEvent) and owner is not None and owner != partner and role != "backbone":
         errors.append(FieldError(field="action_id", message=f"action {event.action_id!r} belongs to {owner!r}: only it or the backbone may change it", type="not_owner"))
@@ -90,57 +140,154 @@ def authority_errors(event: Any, partner: str, role: str, received_at: datetime,
     return errors
 
 
+def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], person_secret: bytes,
+           owner_of: Callable[[str], str | None] = lambda action_id: None) -> APIRouter:
+    r = APIRouter(tags=["partners"])
+
+    @r.post(
+        "/v1/events", status_code=202, response_model=IngestResult,
+        summary=f"Post one partner event or an array of up to {s.max_batch}, signed by the partner.",
+        responses={422: {"description": "No event was valid; each is reported by index with field paths", "model": IngestRefusal},
+                   **documented(400, 401, 413, 503, s401="Unknown or disabled partner, or bad, missing or stale signature; nothing written")},
+        openapi_extra={"security": PARTNER_SECURITY, "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+            {"$ref": "#/components/schemas/PartnerEvent"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/PartnerEvent"}, "minItems": 1, "maxItems": s.max_batch},
+        ]}, "examples": EXAMPLES}}}},
+    )
+    async def post_events(request: Request) -> JSONResponse:
+        partner = coalition().get(request.headers.get("x-turnout-partner", ""))
+        if partner is None:
+            raise refused(401, "unknown or disabled partner (X-Turnout-Partner)", "unknown_partner")
+        timestamp, signature = request.headers.get("x-turnout-timestamp"), request.headers.get("x-turnout-signature")
+        try:
+            check_timestamp(timestamp, signature, clock.time(), s.signature_tolerance)  # before reading the body
+            body = await read_limited(request, s.max_body_bytes)
+            verify(partner.secret.get_secret_value(), timestamp, signature, body, clock.time(), s.signature_tolerance)
+        except SignatureError as exc:
+            raise refused(401, f"signature rejected: {exc.reason}", "signature") from None
+        try:
+            items = parse_events(body, s.max_batch)
+        except BadBody as exc:
+            raise refused(400, str(exc), "bad_body") from None
+        authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owner_of)
+        checked = validate_events(items, s.default_region, authority)
+        out = records(checked.accepted, authority, person_secret)
+        if out:
+            await publisher.publish(out)
+            metrics.EVENTS_ACCEPTED.labels(partner.id).inc(len(out))
+        metrics.EVENTS_REJECTED.labels("invalid_event").inc(len(checked.rejected))
+        metrics.EVENTS_REJECTED.labels("duplicate").inc(checked.duplicates)
+        if out or checked.duplicates:
+            return JSONResponse(checked.result().model_dump(), status_code=202)
+        return JSONResponse(IngestRefusal(**checked.result().model_dump()).model_dump(), status_code=422)
+
+    return r
+
+
+def parse_events(body: bytes, max_batch: int) -> list[Any]:
+    """The raw items of the body: one object, or an array of 1 to ``max_batch``."""
+    data = load_json(body)
+    if isinstance(data, dict):
+        return [data]
+    if not isinstance(data, list):
+        raise BadBody("body must be a JSON object (one event) or an array of events")
+    if not data:
+        raise BadBody("the array of events is empty")
+    if len(data) > max_batch:
+        raise BadBody(f"at most {max_batch} events per request, got {len(data)}")
+    return data
+
+
+def validate_events(items: list[Any], region: str, authority: Authority) -> Checked:
+    """Validate each item on its own; an event id seen earlier in the request is a duplicate."""
+    out = Checked()
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        errors = [FieldError(field=f, message=m, type="invalid_json") for f, m in problems(item)]
+        if not errors:
+            try:
+                event = partner_event.validate_python(item, context={"default_region": region})
+            except ValidationError as exc:
+                errors = field_errors(exc, item.get("type") if isinstance(item, dict) else None)
+            else:
+                errors = [FieldError(field=f, message=m, type="json_type") for f, m in coerced(event, item)]
+        if not errors:
+            errors, warning = authority.check(index, event)
+            out.warnings += [warning] if warning and not errors else []
+        if errors:
+            out.rejected.append(Rejection(index=index, event_id=_event_id(item), errors=errors))
+        elif event.event_id in seen:
+            out.duplicates += 1
+        else:
+            seen.add(event.event_id)
+            out.accepted.append((index, event))
+    return out
+
+
+def records(events: list[tuple[int, PartnerEvent]], authority: Authority, person_secret: bytes) -> list[Record]:
+    """Kafka records (key, value) of accepted events, stamped with the authenticated partner."""
+    out = []
+    for _, event in events:
+        person = event_person_key(person_secret, event)
+        env = Envelope(partner=authority.partner, received_at=authority.received_at, role=authority.role, person_key=person, event=event)
+        out.append((routing_key(authority.partner, event, person).encode(), env.model_dump_json().encode()))
+    return out
+
+
 def envelopes(
     items: list[Any], partner: str, received_at: datetime, person_secret: bytes, region: str, role: str = "member",
     owner_of: Callable[[str], str | None] = lambda action_id: None,
-) -> tuple[list[tuple[bytes, bytes]], IngestResult]:
-    """Validate each item; return Kafka records of the valid ones and the result to report.
-    ``owner_of(action_id)``: the partner that owns a posted action, ``None`` if none is known."""
-    records: list[tuple[bytes, bytes]] = []
-    rejected: list[Rejection] = []
-    warnings: list[Warning_] = []
-    seen: set[str] = set()
-    duplicates = 0
-    for index, item in enumerate(items):
-        event_type = item.get("type") if isinstance(item, dict) else None
-        try:
-            event = partner_event.validate_python(item, context={"default_region": region})
-        except ValidationError as exc:
-            event_id = item.get("event_id") if isinstance(item, dict) else None
-            rejected.append(Rejection(index=index, event_id=event_id if isinstance(event_id, str) else None, errors=field_errors(exc, event_type)))
-            continue
-        action_id = getattr(event, "action_id", None)
-        owner = owner_of(action_id) if action_id is not None else None
-        if errors := authority_errors(event, partner, role, received_at, owner):
-            rejected.append(Rejection(index=index, event_id=event.event_id, errors=errors))
-            continue
-        if action_id is not None and owner is None and not isinstance(event, ActionEvent):
-            warnings.append(Warning_(index=index, event_id=event.event_id, message=f"no partner has posted action {action_id!r} yet: "
-                                     "this is kept and counted once the action is posted (check the id)"))
-        if event.event_id in seen:
-            duplicates += 1
-            continue
-        seen.add(event.event_id)
-        person = event_person_key(person_secret, event)
-        env = Envelope(partner=partner, received_at=received_at, role=role, person_key=person, event=event)
-        records.append((routing_key(partner, event, person).encode(), env.model_dump_json().encode()))
-    return records, IngestResult(accepted=len(records), duplicates=duplicates, rejected=rejected, warnings=warnings)
+) -> tuple[list[Record], IngestResult]:
+    """``validate_events`` then ``records``, for callers with no step of their own in between."""
+    authority = Authority(partner, role, received_at, owner_of)
+    checked = validate_events(items, region, authority)
+    return records(checked.accepted, authority, person_secret), checked.result()
 
 
-def refused(status: int, detail: str, reason: str) -> HTTPException:
-    metrics.EVENTS_REJECTED.labels(reason).inc()
-    return HTTPException(status, detail)
+def field_errors(exc: ValidationError, event_type: object) -> list[FieldError]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = list(err["loc"])
+        if loc and loc[0] == event_type:  # the discriminated union's tag, not a field
+            loc = loc[1:]
+        name = ".".join(str(x) for x in loc) or ("type" if "tag" in err["type"] else "(event)")
+        out.append(FieldError(field=name, message=err["msg"], type=err["type"]))
+    return out
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it exceeds ``limit`` (never read whole first)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise refused(413, f"body over {limit} bytes", "too_large")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise refused(413, f"body over {limit} bytes", "too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def coerced(value: Any, raw: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str, str]]:
+    """(field path, message) wherever the validated ``value`` holds a type the JSON ``raw`` did
+    not send: pydantic's lax mode turns ``"5"`` and ``true`` into 5, 1700000000 into a date.
+    (Strict mode cannot be used instead: it refuses what the contract's own before-validators
+    return, such as the ``{"sms": true}`` consent shorthand.) A model made from a non-object
+    was made by such a validator, and is not looked into."""
+    if isinstance(value, BaseModel):
+        if isinstance(raw, dict):
+            for name, spec in type(value).model_fields.items():
+                key = spec.alias or name
+                if key in raw:
+                    yield from coerced(getattr(value, name), raw[key], path + (key,))
+        return
+    if isinstance(value, (list, tuple)) and isinstance(raw, list):
+        for index, (item, sent) in enumerate(zip(value, raw)):
+            yield from coerced(item, sent, path + (index,))
+    elif isinstance(value, dict) and isinstance(raw, dict):
+        for key, item in value.items():
+            if key in raw:
+                yield from coerced(item, raw[key], path + (key,))
+    elif value is not None and (not isinstance(raw, _JSON_TYPES.get(type(value), object)) or (isinstance(raw, bool) and not isinstance(value, bool))):
+        yield ".".join(map(str, path)) or "(event)", f"must be a JSON {_JSON_NAMES.get(type(value), 'value of its documented type')}, not {_json_name(raw)}"
+
+
+_JSON_TYPES: dict[type, type | tuple[type, ...]] = {bool: bool, int: int, float: (int, float), str: str, datetime: str, date: str, time: str}
+_JSON_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string", datetime: "date-time string", date: "date string", time: "time string"}
+
+
+def _json_name(raw: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array", type(None): "null"}.get(type(raw), "an object")
+
+
+def _event_id(item: Any) -> str | None:
+    """The item's event id to report back, if it is one the answer can carry (valid Unicode)."""
+    event_id = item.get("event_id") if isinstance(item, dict) else None
+    return event_id if isinstance(event_id, str) and not any(True for _ in problems(event_id)) else None

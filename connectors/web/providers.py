@@ -2,34 +2,70 @@
 
 Signatures are checked with the providers' own SDK helpers (Twilio's ``RequestValidator``
 against ``TURNOUT_PUBLIC_URL``, since proxies rewrite hosts; SendGrid's ECDSA
-``EventWebhook``). A bad signature gets 403 and nothing is written. What passes is written
-to the provider topic keyed by person key, with no raw phone or email.
+``EventWebhook``). What can be checked before the body is read is checked first (the webhook
+is configured, the signature headers are there, SendGrid's signed timestamp is recent), and
+the body is read within the size limit. A bad signature gets 403 and nothing is written.
+What passes is written to the provider topic keyed by person key, with no raw phone or email.
+
+SendGrid's replay window (``TURNOUT_SENDGRID_SIGNATURE_WINDOW``, 25 h): SendGrid retries a
+batch it could not deliver "at increasing intervals for up to 24 hours after the event
+occurs" and does not document whether a retry is signed anew, so the window assumes a retry
+may carry its first attempt's timestamp. A captured batch can be replayed for at most that
+long, and a replayed event changes nothing: provider facts are idempotent.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
+import time
 from datetime import datetime, timezone
+from typing import get_args
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
 from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator
 
 from contracts.asks import parse_ask_id
 from contracts.people import normalize_phone
-from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply, SmsStatus
+from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
 from streams.keys import person_key
 from streams.settings import Settings
 from streams.topology import provider_topic
 
+from .body import BadBody, load_json, problems, read_limited
+from .errors import FieldError, documented, error
+from .openapi import SENDGRID_SECURITY, TWILIO_SECURITY
 from .publisher import Publisher
 
 log = logging.getLogger(__name__)
 _WORD = re.compile(r"[A-Za-z]+")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+#: A signed SendGrid timestamp may be this far in the future (clock skew), in seconds.
+SENDGRID_SKEW = 300
+#: SendGrid posts an array of event objects; anything in it that is not about one of our asks is skipped.
+_JSON_ARRAY = {"application/json": {"schema": {"type": "array", "items": {}}, "examples": {"delivered": {"value": [
+    {"event": "delivered", "sg_event_id": "ZGVsaXZlcmVk", "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
+     "email": "ana@example.org", "timestamp": 1764547200, "ask_id": "rally-1201:p0123456789abcdef0123456789abcdef:email"}]}}}}
+_INBOUND_FORM = {"application/x-www-form-urlencoded": {"schema": {
+    "type": "object", "required": ["From"], "additionalProperties": {"type": "string"},
+    "properties": {"From": {"type": "string"}, "Body": {"type": "string"}, "MessageSid": {"type": "string"}}},
+    "examples": {"stop": {"value": {"From": "+15105550123", "Body": "STOP", "MessageSid": "SM0123456789abcdef0123456789abcdef"}}}}}
+_STATUS_FORM = {"application/x-www-form-urlencoded": {"schema": {
+    "type": "object", "required": ["MessageSid", "MessageStatus"], "additionalProperties": {"type": "string"},
+    "properties": {"MessageSid": {"type": "string"}, "MessageStatus": {"type": "string", "enum": list(get_args(TwilioStatusName))},
+                   "ErrorCode": {"type": "string"}}},
+    "examples": {"delivered": {"value": {"MessageSid": "SM0123456789abcdef0123456789abcdef", "MessageStatus": "delivered"}}}}}
+#: An ask id: <action id>:<person key>:<channel> (see contracts.asks).
+ASK_PATTERN = r"^[^:]+:p[^:]*:(sms|email)$"
+
+
+class SendGridResult(BaseModel):
+    accepted: int
+    skipped: int
 
 
 def router(s: Settings, publisher: Publisher) -> APIRouter:
@@ -39,9 +75,12 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
     twilio = RequestValidator(s.twilio_auth_token.get_secret_value()) if s.twilio_auth_token else None
 
     async def twilio_form(request: Request) -> dict[str, str]:
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        signature = request.headers.get("x-twilio-signature", "")
+        if twilio is None or not signature:  # refused before a byte of the body is read
+            raise HTTPException(403, "invalid X-Twilio-Signature")
+        form = _form(await read_limited(request, s.max_body_bytes))
         url = s.public_url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        if twilio is None or not twilio.validate(url, form, request.headers.get("x-twilio-signature", "")):
+        if not twilio.validate(url, form, signature):
             raise HTTPException(403, "invalid X-Twilio-Signature")
         return form
 
@@ -49,57 +88,91 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
         # BrokerUnavailable becomes 503 + Retry-After (the app's handler): providers retry.
         await publisher.publish([(e.person_key.encode(), e.model_dump_json().encode()) for e in envelopes], topic)
 
-    @r.post("/twilio/status", summary="Twilio message status callback (signed)")
-    async def twilio_status(request: Request, ask: str) -> Response:
+    @r.post("/twilio/status", summary="Twilio message status callback (signed)", status_code=204,
+            responses=documented(400, 403, 413, 422, 503), openapi_extra={"security": TWILIO_SECURITY, "requestBody": {"required": True, "content": _STATUS_FORM}})
+    async def twilio_status(request: Request, ask: str = Query(pattern=ASK_PATTERN, description="The ask the callback is about (set in StatusCallback)", examples=["rally-1201:p0123456789abcdef0123456789abcdef:sms"])) -> Response:
         form = await twilio_form(request)
         try:
             _, pk, _ = parse_ask_id(ask)
-            event = SmsStatus(ask_id=ask, message_sid=form["MessageSid"], status=form["MessageStatus"], error_code=form.get("ErrorCode") or None)
-        except (KeyError, ValueError) as exc:
-            raise HTTPException(422, f"not a status callback for one of our asks: {exc}") from None
+        except ValueError:
+            return error(422, "not a status callback for one of our asks", [FieldError(field="query.ask", message="not an ask id", type="value_error")])
+        try:
+            event = SmsStatus(ask_id=ask, message_sid=form.get("MessageSid"), status=form.get("MessageStatus"), error_code=form.get("ErrorCode") or None)
+        except ValidationError as exc:
+            return error(422, "not a Twilio status callback", _fields(exc, {"message_sid": "MessageSid", "status": "MessageStatus", "error_code": "ErrorCode"}))
         await write([ProviderEnvelope(person_key=pk, received_at=_now(), event=event)])
         return Response(status_code=204)
 
-    @r.post("/twilio/inbound", summary="Inbound SMS from a supporter (signed)")
+    @r.post("/twilio/inbound", summary="Inbound SMS from a supporter (signed)", response_class=Response,
+            responses={200: {"description": "Empty TwiML: no reply (nothing is written for a sender that is not a phone number: a short code, an alphanumeric id)",
+                             "content": {"text/xml": {"schema": {"type": "string"}}}}, **documented(400, 403, 413, 422, 503)},
+            openapi_extra={"security": TWILIO_SECURITY, "requestBody": {"required": True, "content": _INBOUND_FORM}})
     async def twilio_inbound(request: Request) -> Response:
         form = await twilio_form(request)
+        if "From" not in form:
+            return error(422, "not an inbound SMS", [FieldError(field="body.From", message="Field required", type="missing")])
         try:
             pk = person_key(secret, normalize_phone(form["From"], s.default_region), None)
-        except (KeyError, ValueError):
-            raise HTTPException(422, "inbound SMS without a valid From number") from None
+        except ValueError:
+            log.info("inbound SMS from a sender that is not a phone number: nothing to do")
+            return Response(EMPTY_TWIML, media_type="text/xml")
         event = SmsReply(message_sid=form.get("MessageSid", ""), keyword=reply_keyword(form.get("Body", "")),
                          opt_out_handled_by_twilio=s.twilio_advanced_opt_out)
         await write([ProviderEnvelope(person_key=pk, received_at=_now(), event=event)])
         return Response(EMPTY_TWIML, media_type="text/xml")
 
-    @r.post("/sendgrid/events", summary="SendGrid Event Webhook (ECDSA-signed)")
-    async def sendgrid_events(request: Request) -> dict[str, int]:
-        body = await request.body()
+    @r.post("/sendgrid/events", summary="SendGrid Event Webhook (ECDSA-signed)", response_model=SendGridResult,
+            responses=documented(400, 403, 413, 503, s403=f"Bad or missing signature, or a timestamp more than {s.sendgrid_signature_window} s old; nothing written"),
+            openapi_extra={"security": SENDGRID_SECURITY, "requestBody": {"required": True, "content": _JSON_ARRAY}})
+    async def sendgrid_events(request: Request) -> SendGridResult:
         sig = request.headers.get("x-twilio-email-event-webhook-signature", "")
         ts = request.headers.get("x-twilio-email-event-webhook-timestamp", "")
-        if not s.sendgrid_public_key or not sig or not ts or not _verified(s.sendgrid_public_key, body, sig, ts):
+        if not s.sendgrid_public_key or not sig:  # refused before a byte of the body is read
             raise HTTPException(403, "invalid SendGrid event webhook signature")
-        try:
-            items = json.loads(body)
-        except ValueError:
-            items = None
+        if not _fresh(ts, time.time(), s.sendgrid_signature_window):
+            raise HTTPException(403, f"SendGrid event webhook timestamp missing, or more than {s.sendgrid_signature_window} s old")
+        body = await read_limited(request, s.max_body_bytes)
+        if not _verified(s.sendgrid_public_key, body, sig, ts):
+            raise HTTPException(403, "invalid SendGrid event webhook signature")
+        items = load_json(body)
         if not isinstance(items, list):
-            raise HTTPException(400, "body must be a JSON array of events")
-        envelopes, skipped = [], 0
-        for item in items:
-            try:
-                _, pk, _ = parse_ask_id(str(item["ask_id"]))
-                event = EmailEvent(ask_id=item["ask_id"], sg_event_id=str(item["sg_event_id"]), event=str(item["event"]),
-                                   sg_message_id=item.get("sg_message_id"), reason=item.get("reason"))
-            except (KeyError, TypeError, ValueError):
-                skipped += 1  # not about one of our asks (or malformed): nothing to do
-                continue
-            envelopes.append(ProviderEnvelope(person_key=pk, received_at=_now(), event=event))
+            raise BadBody("body must be a JSON array of events")
+        envelopes = [e for e in (_email_event(item) for item in items) if e is not None]
         if envelopes:
             await write(envelopes)
-        return {"accepted": len(envelopes), "skipped": skipped}
+        return SendGridResult(accepted=len(envelopes), skipped=len(items) - len(envelopes))
 
     return r
+
+
+def _email_event(item: object) -> ProviderEnvelope | None:
+    """The event about one of our asks in ``item``, or None (not ours, or malformed: nothing to do)."""
+    if not isinstance(item, dict) or any(True for _ in problems(item)):
+        return None
+    try:
+        _, pk, _ = parse_ask_id(str(item["ask_id"]))
+        event = EmailEvent(ask_id=item["ask_id"], sg_event_id=str(item["sg_event_id"]), event=str(item["event"]),
+                           sg_message_id=item.get("sg_message_id"), reason=item.get("reason"))
+    except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+        return None
+    return ProviderEnvelope(person_key=pk, received_at=_now(), event=event)
+
+
+def _form(body: bytes) -> dict[str, str]:
+    try:
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200))
+    except (UnicodeDecodeError, ValueError):
+        raise BadBody("body is not an application/x-www-form-urlencoded form in UTF-8") from None
+
+
+def _fields(exc: ValidationError, names: dict[str, str]) -> list[FieldError]:
+    return [FieldError(field="body." + names.get(str(e["loc"][0]), str(e["loc"][0])), message=e["msg"], type=e["type"])
+            for e in exc.errors(include_url=False, include_input=False)]
+
+
+def _fresh(timestamp: str, now: float, window: int) -> bool:
+    """Whether a signed timestamp is at most ``window`` s old and at most ``SENDGRID_SKEW`` s ahead."""
+    return timestamp.isdigit() and len(timestamp) <= 12 and now - window <= int(timestamp) <= now + SENDGRID_SKEW
 
 
 def reply_keyword(body: str) -> str:

@@ -7,6 +7,7 @@ instance builds its own complete view (``contracts.tallies.TallyBook``).
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 import logging
 from typing import Callable
@@ -55,6 +56,8 @@ class TallyReader:
         self._tansu = s.broker_flavor == "tansu"  # its ListOffsets answer is wrong: see streams.transport
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self.failures = 0
+        self.last_read = time.monotonic()
 
     async def start(self) -> None:
         await self._open()
@@ -63,7 +66,12 @@ class TallyReader:
     async def read_to_end(self, progress: Callable[[int, int], None]) -> None:
         """Read every fact topic up to where it ends now, then stop (one-off exports).
         ``progress(done, total)`` counts offsets."""
-        tps = await self._open()
+        try:
+            tps = await self._open()
+        except BaseException:
+            if self._consumer is not None:
+                await self._consumer.stop()  # a broker that is not there: no "Unclosed AIOKafkaConsumer"
+            raise
         try:
             starts = await self._consumer.beginning_offsets(tps)
             ends = await self._consumer.end_offsets(tps)
@@ -124,11 +132,27 @@ class TallyReader:
 
     async def _run(self) -> None:
         while True:
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
-            for tp, messages in batches.items():
-                self._take(tp, messages)
+            try:
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+                for tp, messages in batches.items():
+                    self._take(tp, messages)
+            except Exception as exc:  # noqa: BLE001 - read again from where it got to, and say so
+                self.failures += 1
+                log.error("the tally reader failed (%s); reading on in 1 s", type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            self.last_read = time.monotonic()
             if batches:
                 self.changes.notify()
+
+    def problem(self, stuck_after: float = 30.0) -> str | None:
+        """Why the tallies may be frozen, or ``None``: the reader stopped, or has not
+        completed a read for ``stuck_after`` seconds (``/healthz`` answers 503 then)."""
+        if self._task is not None and self._task.done():
+            return "the tally reader stopped"
+        if time.monotonic() - self.last_read > stuck_after:
+            return f"the tally reader has not read for {time.monotonic() - self.last_read:.0f} s"
+        return None
 
     def _take(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:
         kind = self.kinds[tp.topic]

@@ -22,6 +22,7 @@ from streams.coalition import add_partner
 from streams.processes import stop_process
 from streams.settings import Settings
 from streams.stack import child_env, sandbox_settings, spawn
+from tests.factories import action
 
 TOKEN = "integration-organizer-token"
 
@@ -118,6 +119,10 @@ class Stack:
         body = json.dumps(events).encode()
         h = headers(partner, secret or self.secrets[partner], body, time.time())
         return self.http.post(f"{self.url}/v1/events", content=body, headers=h)
+
+    def announce(self, *action_ids: str, partner: str | None = None) -> None:
+        """Post these actions (events for an action nobody posted are not counted until it is)."""
+        self.post_all(partner or next(iter(self.secrets)), [action(a) for a in action_ids])
 
     def post_all(self, partner: str, events: list, batch: int = 500) -> None:
         for i in range(0, len(events), batch):

@@ -29,6 +29,7 @@ def test_submissions_and_attendances_count_once_for_the_partner_and_a_wrong_toke
     map_action_network_event(stack.settings.coalition, "union-a", EVENT, "rally-an")
     stack.start_worker()
     stack.start_web()
+    stack.announce('rally-an')
     url = f"{stack.url}/v1/partners/union-a/action-network/{token}"
 
     for _ in range(2):  # Action Network redelivers: the same payload twice counts once

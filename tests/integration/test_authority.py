@@ -57,9 +57,8 @@ def test_a_member_alert_reaches_only_people_whose_consent_covers_a_sponsor(make_
     stack.start_sandbox()
     stack.start_web()
     stack.start_worker()
-    coalition_wide = person(3) | {"consent": {"sms": {"granted": True, "scope": "coalition"}}}
-    stack.post_all("union-a", [person(1)])
-    stack.post_all("faith-b", [person(2) | {"event_id": "f-2"}, coalition_wide | {"event_id": "f-3"}])
+    stack.post_all("union-a", [person(1, scope="partner")])
+    stack.post_all("faith-b", [person(2, scope="partner") | {"event_id": "f-2"}, person(3, scope="coalition") | {"event_id": "f-3"}])
     eventually(lambda: stack.get("/v1/tallies").json()["totals"]["signups"] == 3)
 
     loud = rapid("blast", "Blast", ["94607"], override_quiet_hours=True)

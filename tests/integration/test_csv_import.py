@@ -26,6 +26,7 @@ def test_a_sheet_imports_its_good_rows_reports_bad_ones_by_line_and_counts_once(
     stack = make_stack()
     stack.start_worker()
     stack.start_web()
+    stack.announce('rally-9')
     sheet, rsvps = tmp_path / "sheet.csv", tmp_path / "rsvps.csv"
     sheet.write_text(SHEET)
     rsvps.write_text(RSVPS)

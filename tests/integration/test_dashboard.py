@@ -19,7 +19,7 @@ from streams.stack import child_env
 from tests.factories import action, checkin, phone, pledge, signup
 from tests.polling import eventually
 
-from .conftest import TOKEN
+from tests.accounts import PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -55,12 +55,32 @@ def screenshot_dir(page: Page) -> Path:
     return page.output
 
 
-def sign_in_as_organizer(page: Page, url: str) -> None:
-    page.goto(f"{url}/dashboard")
-    expect(page).to_have_url(re.compile(r"/dashboard/login$"))
-    page.get_by_label("Organizer token").fill(TOKEN)
-    page.get_by_role("button", name="Sign in as organizer").click()
+def accounts(stack, *args: str) -> str:
+    """`turnout accounts ...` against the stack's broker; its standard output."""
+    run = subprocess.run([sys.executable, "-m", "streams.cli", "accounts", *args], env=child_env(stack.settings), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def invite(stack, email: str, *args: str) -> str:
+    """A one-time sign-in link for a new account, as `turnout accounts invite` prints it."""
+    link = accounts(stack, "invite", email, *args, "--url", stack.url).strip().splitlines()[-1]
+    assert link.startswith(f"{stack.url}/dashboard/welcome#"), link
+    return link
+
+
+def choose_password(page: Page, link: str) -> None:
+    page.goto(link)
+    page.get_by_label("New password").fill(PASSWORD)
+    page.get_by_label("The same password again").fill(PASSWORD)
+    page.get_by_role("button", name="Save password and sign in").click()
     expect(page).to_have_url(re.compile(r"/dashboard$"))
+
+
+def sign_in_as_organizer(page: Page, stack) -> None:
+    page.goto(f"{stack.url}/dashboard")
+    expect(page).to_have_url(re.compile(r"/dashboard/login$"))
+    choose_password(page, invite(stack, "organizer@example.org", "--organizer"))
 
 
 def attended(page: Page, partner: str):
@@ -81,7 +101,7 @@ def rally(make_stack):
 
 
 def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
-    sign_in_as_organizer(page, rally.url)
+    sign_in_as_organizer(page, rally)
     expect(attended(page, "union-a")).to_have_text("1", timeout=30_000)
     expect(page.locator("#status")).to_have_attribute("data-state", "live")
     page.evaluate("window.__sameDocument = true")
@@ -92,6 +112,7 @@ def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
     assert page.evaluate("window.__sameDocument") is True  # updated in place, not reloaded
     expect(page.locator('#action-table tbody tr[data-partner="faith-b"]')).to_contain_text("pledged, none turned out")
     expect(page.locator("#chart-legend")).to_contain_text("union-a: 2")
+    expect(page.locator("#coalition-heading")).to_have_text("Coalition: 1 active action")  # not "1 active actions"
     page.set_viewport_size({"width": 390, "height": 844})  # a phone at the rally door
     page.screenshot(path=str(screenshot_dir(page) / "dashboard-phone.png"), full_page=True)
     content = page.content()
@@ -100,7 +121,7 @@ def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
 
 
 def test_the_page_resumes_live_updates_after_the_web_app_restarts(rally, page):
-    sign_in_as_organizer(page, rally.url)
+    sign_in_as_organizer(page, rally)
     expect(attended(page, "union-a")).to_have_text("1", timeout=30_000)
     page.evaluate("window.__sameDocument = true")
 
@@ -115,18 +136,49 @@ def test_the_page_resumes_live_updates_after_the_web_app_restarts(rally, page):
     assert page.evaluate("window.__sameDocument") is True
 
 
-def test_a_partner_sees_its_own_row_and_only_an_aggregate_of_the_rest(rally, page):
-    page.goto(f"{rally.url}/dashboard/login")
-    page.get_by_label("Partner id").fill("faith-b")
-    page.get_by_label("Partner secret").fill(rally.secrets["faith-b"])
-    page.get_by_role("button", name="Sign in as partner").click()
+def test_an_invited_partner_viewer_sees_only_its_rows_and_is_signed_out_when_removed(rally, page):
+    """The link `turnout accounts invite` prints; faith-b's own row and the rest of the
+    coalition (union-a alone) withheld; `turnout accounts remove` ends the open page's session."""
+    choose_password(page, invite(rally, "staff@faith-b.example.org", "--partner", "faith-b", "--role", "viewer"))
+    expect(page.locator("#who")).to_contain_text("partner faith-b (staff@faith-b.example.org)")
     rows = page.locator("#action-table tbody tr")
     expect(rows).to_have_count(2, timeout=30_000)
     expect(rows.nth(0)).to_have_attribute("data-partner", "faith-b")
+    expect(rows.nth(0).locator('td[data-metric="pledged"]')).to_have_text("5")
     expect(rows.nth(1)).to_contain_text("Rest of the coalition")
-    expect(rows.nth(1).locator('td[data-metric="attended"]')).to_have_text("1")
+    # union-a alone: none of its figures is shown, nor the action's total (25 - 5 would be union-a's pledge)
+    expect(rows.nth(1).locator('td[data-metric="all"]')).to_have_text("not shown: fewer than 3 partners")
+    expect(page.locator('#action-table tfoot td[data-metric="all"]')).to_have_text("not shown: fewer than 3 partners")
+    expect(page.locator('#capacity-table tr[data-partner="rest"]')).to_contain_text("not shown: fewer than 3 partners")
+    expect(page.locator("#status")).to_have_attribute("data-state", "live")
     assert "union-a" not in page.content()
     expect(page.locator("#exports")).to_be_hidden()
+    expect(page.locator("#accounts")).to_be_hidden()  # a viewer manages no accounts
+    page.screenshot(path=str(screenshot_dir(page) / "partner-viewer.png"), full_page=True)
+
+    assert "sessions have ended" in accounts(rally, "remove", "staff@faith-b.example.org")
+    expect(page).to_have_url(re.compile(r"/dashboard/login$"), timeout=15_000)
+    page.goto(f"{rally.url}/dashboard")
+    expect(page).to_have_url(re.compile(r"/dashboard/login$"))
+
+
+def test_a_partner_admin_invites_a_colleague_from_the_dashboard(rally, page, browser):
+    choose_password(page, invite(rally, "admin@faith-b.example.org", "--partner", "faith-b", "--role", "admin"))
+    expect(page.locator("#accounts")).to_be_visible()
+    page.get_by_label("Email", exact=True).fill("colleague@faith-b.example.org")
+    page.get_by_role("button", name="Create a sign-in link").click()
+    link = page.get_by_label("Sign-in link for colleague@faith-b.example.org")
+    expect(link).to_have_value(re.compile(r"/dashboard/welcome#"))
+    expect(page.locator('#accounts-table tr[data-email="colleague@faith-b.example.org"]')).to_contain_text("invited")
+
+    colleague = browser.new_context().new_page()
+    try:
+        choose_password(colleague, link.input_value())
+        expect(colleague.locator("#who")).to_contain_text("partner faith-b (colleague@faith-b.example.org)")
+    finally:
+        colleague.context.close()
+    page.reload()
+    expect(page.locator('#accounts-table tr[data-email="colleague@faith-b.example.org"]')).to_contain_text("active")
 
 
 def test_exports_from_the_web_app_and_the_cli_agree_and_suppress_small_counts(rally):
@@ -144,9 +196,8 @@ def test_exports_from_the_web_app_and_the_cli_agree_and_suppress_small_counts(ra
 
     rows = {r["partner"]: r for r in csv.DictReader(io.StringIO(web))}
     assert (rows["union-a"]["pledged"], rows["union-a"]["attended"], rows["faith-b"]["pledged"]) == ("20", "13", "5")
-    note, body = aggregate.stdout.split("\n", 1)
-    assert "suppressed" in note
-    (row,) = csv.DictReader(io.StringIO(body))
+    assert aggregate.stdout.startswith("action_id,") and "1 to 10 is suppressed" in aggregate.stderr  # the note is beside the data
+    (row,) = csv.DictReader(io.StringIO(aggregate.stdout))
     assert (row["pledged"], row["attended"], row["partners"], row["rsvp_yes"]) == ("25", "13", "<11", "0")
     for text in (web, aggregate.stdout):
         assert "union-a@" not in text and "example.org" not in text and "Given" not in text

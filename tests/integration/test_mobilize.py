@@ -28,6 +28,7 @@ def test_attendances_become_rsvps_and_checkins_and_a_restart_resumes_without_dou
     connect_mobilize(path, "faith-b", 202, "key-faith")
     worker = stack.start_worker()
     stack.start_web()
+    stack.announce('rally-m')
     rows = [
         attendance(1, 7001, "REGISTERED", 1_764_000_001, phone=phone(1)),
         attendance(2, 7001, "CONFIRMED", 1_764_000_002, phone=phone(2), attended=True),

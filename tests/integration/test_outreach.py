@@ -27,9 +27,11 @@ def rapid(action_id, title, postal_codes, event_id=None, at="2026-11-24T18:00:00
             "templates": {"sms": SMS, "email": EMAIL}, "rapid_response": True, **extra}
 
 
-def person(i, postal="94607", sms=True, email=None, at="2026-11-20T10:00:00Z"):
+def person(i, postal="94607", sms=True, email=None, at="2026-11-20T10:00:00Z", scope="coalition"):
+    """A sign-up with consent on the channels given; by default the form asked on behalf of the
+    whole coalition, so any partner's alert may reach them (README: Roles and authority)."""
     item = signup(f"s-{i}", phone=phone(i), email=email, at=at, given_name=f"P{i}", postal_code=postal)
-    item["consent"] = {"sms": sms, "email": email is not None}
+    item["consent"] = {"sms": {"granted": sms, "scope": scope}, "email": {"granted": email is not None, "scope": scope}}
     return item
 
 
@@ -76,14 +78,15 @@ def test_rapid_response_reaches_each_eligible_person_exactly_once(outreach):
     stack.post_all("faith-b", [person(5, at="2026-11-21T10:00:00Z") | {"event_id": "f-5"}])
     eventually(lambda: signups_seen(stack, len(union) + 1))
 
-    assert stack.post("backbone", [rapid("warmup", "Warm-up vigil", ["94601"])]).status_code == 202
+    # The union's own alerts: each ask is credited to the union, its sponsor and the people's recruiter.
+    assert stack.post("union-a", [rapid("warmup", "Warm-up vigil", ["94601"])]).status_code == 202
     eventually(lambda: len([m for m in stack.inbox() if m["to"] in (phone(7), "f@example.org")]) == 2)
 
-    assert stack.post("backbone", [rapid("rally-1", "Budget rally", ["94607", "94612", "94601"])]).status_code == 202
+    assert stack.post("union-a", [rapid("rally-1", "Budget rally", ["94607", "94612", "94601"])]).status_code == 202
     # The same action again, now also reaching the markers: once each marker has its text,
     # every partition has processed the repeat as well.
     again = rapid("rally-1", "Budget rally", ["94607", "94612", "94601", "94609"], event_id="a-rally-1-again", at="2026-11-24T18:01:00Z")
-    assert stack.post("backbone", [again]).status_code == 202
+    assert stack.post("union-a", [again]).status_code == 202
     eventually(lambda: all(sms_to(stack, "Budget rally")[m["person"]["phone"]] == 1 for m in mark), timeout=60)
 
     texts = sms_to(stack, "Budget rally")

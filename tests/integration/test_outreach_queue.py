@@ -28,6 +28,7 @@ def left(stack, title: str) -> Counter:
     return Counter(m["to"] for m in stack.inbox("sms") if title in m["body"] and m["left"] is not None)
 
 
+@pytest.mark.timeout(900)  # the queue alone takes 100 s; a loaded machine needs more for the rest
 def test_a_fan_out_at_the_senders_pace_texts_everyone_once_through_a_join_and_a_kill(make_stack):
     """2,000 people, texts leaving at 20/s (100 s): a second worker joins and then the first is
     SIGKILLed while asks are still being handed over. Hand-over is slowed (4 requests in flight,
@@ -47,10 +48,10 @@ def test_a_fan_out_at_the_senders_pace_texts_everyone_once_through_a_join_and_a_
     assert stack.inbox_count("sms") < n, "the hand-over finished before the kill: nothing was tested"
     stack.stop(first, signal.SIGKILL)
 
-    def settled():
-        row = rows(stack, "surge")["union-a"]
-        assert row["delivered"] == n, row
-        return row
+    def settled():  # the backbone's alert: credited to it, the sponsor whose consent covers them
+        totals = stack.get("/v1/actions/surge/tallies").json()["totals"]
+        assert totals["delivered"] == n, totals
+        return totals
 
     row = eventually(settled, timeout=400, interval=2)
     texts = sms_to(stack, "Surge vigil")
@@ -91,28 +92,30 @@ def test_quiet_hours_crossed_while_texts_queue_none_arrives_at_night_and_the_res
 
 def test_a_worker_given_credentials_later_sends_no_backlog_and_nothing_is_sent_after_the_action(make_stack):
     now = datetime.now(timezone.utc)
-    stack = make_stack(outreach=True, partners=("union-a",), frequency_cap=10)
+    stack = make_stack(outreach=True, partners=("union-a", "backbone"), frequency_cap=10)
     stack.set_clock((now + timedelta(hours=3)).isoformat())
     stack.start_sandbox()
     stack.start_web()
-    blind = stack.start_worker(TURNOUT_TWILIO_ACCOUNT_SID="", TURNOUT_TWILIO_AUTH_TOKEN="", TURNOUT_SENDGRID_API_KEY="")
+    none = {"TURNOUT_" + name.upper(): "" for name in ("twilio_account_sid", "twilio_auth_token", "twilio_from",
+                                                        "twilio_messaging_service_sid", "sendgrid_api_key", "sendgrid_public_key")}
+    blind = stack.start_worker(**none)  # no provider credential at all (a partial set is refused)
     stack.post_all("union-a", [person(i) for i in range(5)])
-    eventually(lambda: signups_seen(stack, 5), timeout=60)
+    eventually(lambda: signups_seen(stack, 5), timeout=120)
     assert stack.post("union-a", [rapid("backlog", "Backlog rally", ["94607"], starts_at=(now + timedelta(days=1)).isoformat())]).status_code == 202
     eventually(lambda: rows(stack, "backlog")["union-a"]["cancelled"] == 5, timeout=60)
     stack.stop(blind)
 
     stack.start_worker()
     stack.post_all("union-a", [person(99, postal="10001")])  # processed: the new worker is in the group
-    eventually(lambda: signups_seen(stack, 6), timeout=60)
+    eventually(lambda: signups_seen(stack, 6), timeout=120)
     fresh = rapid("fresh", "Fresh alert", ["94607"], starts_at=(now + timedelta(days=1)).isoformat(), override_quiet_hours=True)
-    assert stack.post("union-a", [fresh]).status_code == 202
+    assert stack.post("backbone", [fresh]).status_code == 202  # overriding quiet hours is the backbone's
     eventually(lambda: sms_to(stack, "Fresh alert") == Counter({phone(i): 1 for i in range(5)}), timeout=90)
     # Every partition has the action that started an hour ago before the one that follows it.
     started = rapid("stale", "Stale rally", ["94607"], starts_at=(now - timedelta(hours=1)).isoformat())
     after = rapid("after", "After alert", ["94607"], starts_at=(now + timedelta(days=1)).isoformat(), override_quiet_hours=True)
-    assert stack.post("union-a", [started, after]).status_code == 202
+    assert stack.post("backbone", [started, after]).status_code == 202
     eventually(lambda: sms_to(stack, "After alert") == Counter({phone(i): 1 for i in range(5)}), timeout=90)
-    eventually(lambda: rows(stack, "stale")["union-a"]["expired"] == 5, timeout=30)
+    eventually(lambda: stack.get("/v1/actions/stale/tallies").json()["totals"]["expired"] == 5, timeout=30)
     assert sms_to(stack, "Backlog rally") == Counter() and sms_to(stack, "Stale rally") == Counter()
     assert rows(stack, "backlog")["union-a"]["asked_sms"] == 0

@@ -16,6 +16,7 @@ def test_two_partners_turnout_is_tallied_exactly(make_stack):
     stack = make_stack()
     stack.start_worker()
     stack.start_web()
+    stack.announce('rally-1')
     union = [signup(f"u-s{i}", phone=phone(i), given_name=f"U{i}") for i in range(6)]
     union += [pledge("u-p1", "rally-1", 30), pledge("u-p2", "rally-1", 40, at="2026-11-22T16:00:00Z")]
     union += [rsvp(f"u-r{i}", "rally-1", "yes", phone=phone(i)) for i in range(5)]
@@ -51,6 +52,7 @@ def test_the_same_event_posted_twice_counts_once_and_forgeries_change_nothing(ma
     stack = make_stack()
     stack.start_worker()
     stack.start_web()
+    stack.announce('rally-2')
     events = [pledge("p1", "rally-2", 12), rsvp("r1", "rally-2", phone=phone(1)), checkin("c1", "rally-2", phone=phone(1), at=LATER)]
     for _ in range(2):
         assert stack.post("union-a", events).status_code == 202
@@ -88,6 +90,7 @@ def test_a_bad_record_goes_to_the_dead_letter_topic_and_the_agent_carries_on(mak
     stack = make_stack()
     stack.start_worker()
     stack.start_web()
+    stack.announce('rally-d')
     producer = KafkaProducer(bootstrap_servers=stack.settings.bootstrap)
     producer.send(events_topic(stack.settings), key=b"garbage", value=b'{"partner": "union-a", "event": {"type": "nonsense"}}')
     producer.send(events_topic(stack.settings), key=b"garbage", value=b"\xff not json")

@@ -22,6 +22,7 @@ def test_a_new_worker_rebuilds_every_fact_after_a_burst(make_stack, sig):
     stack = make_stack()
     first = stack.start_worker()
     stack.start_web()
+    stack.announce('rally-h')
     stack.post_all("union-a", [rsvp(f"r{i}", "rally-h", phone=phone(i)) for i in range(N)])
     eventually(lambda: stack.action_rows("rally-h")["union-a"]["rsvp_yes"] == N, timeout=180)
 

@@ -141,8 +141,9 @@ def test_texts_are_accepted_at_api_speed_and_leave_at_the_senders_mps(sandbox, r
     assert sorted(arrived) == sorted(left_at)
 
 
-def assert_left(url: str, n: int) -> None:
+def assert_left(url: str, n: int) -> bool:
     assert queue(url)["left"]["count"] == n
+    return True
 
 
 def test_a_text_that_would_wait_beyond_its_validity_fails_with_30036_and_never_leaves(sandbox, receiver):

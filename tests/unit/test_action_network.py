@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings, strategies as st
 from pydantic import SecretStr
 
 from connectors.action_network import translate
@@ -40,7 +41,11 @@ def test_attendances_are_rsvps_for_the_mapped_action_whether_mapped_by_id_or_url
     for key in (EVENT, EVENT.rsplit("/", 1)[1]):
         events, rejected = translate(fixture("attendance.json"), {key: "rally-1201"})
         assert rejected == [] and events[0][1]["action_id"] == "rally-1201" and events[0][1]["status"] == "yes"
-        assert events[0][1]["person"] == {"email": "ana.diaz@example.org", "phone": "15105550123"}
+        # The attendance carries the person and consent, so it can introduce someone nobody signed up.
+        assert events[0][1]["person"] == {"given_name": "Ana", "family_name": "Diaz", "email": "ana.diaz@example.org",
+                                          "phone": "15105550123", "postal_code": "94607"}
+        assert events[0][1]["consent"]["sms"]["granted"] and events[0][1]["consent"]["email"]["granted"]
+        assert partner_event.validate_python(events[0][1]).introduces
 
 
 def test_unknown_types_unmapped_events_and_malformed_items_are_rejected_with_reasons():
@@ -51,6 +56,21 @@ def test_unknown_types_unmapped_events_and_malformed_items_are_rejected_with_rea
     assert "osdi:outreach" in reasons[1]
     assert "no turnout action is mapped" in reasons[2]
     assert reasons[4] == "not an object" and "expected one resource" in reasons[5]
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+KEYS = st.sampled_from(["idempotency_key", "osdi:submission", "osdi:attendance", "person", "email_addresses", "phone_numbers",
+                        "postal_addresses", "languages_spoken", "_links", "osdi:event", "href", "status", "created_date", "address", "number"])
+SHAPED = st.recursive(JSON, lambda inner: st.dictionaries(KEYS, inner, max_size=5), max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(SHAPED, max_size=3))
+def test_any_json_is_translated_or_rejected_with_a_reason_never_an_exception(items):
+    events, rejected = translate(items, {"e1": "rally-1"})
+    assert sorted([i for i, _ in events] + [r.index for r in rejected]) == list(range(len(items)))
+    assert all(r.reason for r in rejected)
 
 
 @pytest.fixture
@@ -100,3 +120,21 @@ def test_unusable_items_are_answered_200_and_kept_as_dead_letters(env):
     assert [(x["source"], x["partner"], x["index"]) for x in letters] == [("action-network", "union-a", i) for i in (0, 1, 2)]
     bad = client.post(f"/v1/partners/union-a/action-network/{token}", content=b"not json")
     assert bad.status_code == 400
+
+
+@pytest.mark.parametrize("item", [
+    {"idempotency_key": "k", "osdi:submission": {"person": {"email_addresses": 5}}},
+    {"idempotency_key": "k", "osdi:attendance": {"person": {"email_addresses": []}, "_links": ["osdi:event"]}},
+    {"idempotency_key": "k\ud800", "osdi:submission": {"person": {"email_addresses": [{"address": "a@example.org"}]}}},
+])
+def test_malformed_items_are_answered_200_and_dead_lettered_not_a_500(env, item):
+    client, pub, token, s = env
+    r = client.post(f"/v1/partners/union-a/action-network/{token}", content=json.dumps([item]).encode())
+    assert r.status_code == 200 and r.json()["accepted"] == 0 and len(r.json()["rejected"]) == 1
+    assert len(pub.by_topic[dead_letter_topic(s)]) == 1 and pub.records == []
+
+
+def test_a_body_nested_past_the_limit_is_a_400(env):
+    client, pub, token, _ = env
+    assert client.post(f"/v1/partners/union-a/action-network/{token}", content=b"[" * 5000 + b"]" * 5000).status_code == 400
+    assert pub.by_topic == {}

@@ -13,13 +13,15 @@ from pydantic import SecretStr
 from connectors.web import dashboard
 from connectors.web.app import create_app
 from connectors.web.dashboard.view import Viewer, build_view, trend
+from connectors.accounts.store import MemoryAccountLog
 from connectors.web.publisher import ListPublisher
 from contracts.asks import AskFact
 from contracts.events import ActionEvent
-from contracts.facts import ActionRecord, Attendance, Pledge
+from contracts.facts import ActionRecord, Attendance, Membership, Pledge
 from contracts.tallies import TallyBook
 from streams.coalition import add_partner, update_partner
 from streams.settings import Settings
+from tests.accounts import PASSWORD, account, add, sign_in, started_store
 from tests.factories import action
 
 TOKEN = "organizer-token"
@@ -53,17 +55,17 @@ def seeded_book() -> TallyBook:
     return book
 
 
+ORGANIZER, VIEWER_B, VIEWER_A = "org@example.org", "staff@faith-b.example.org", "staff@union-a.example.org"
+
+
 @pytest.fixture
 def env(tmp_path):
     path = tmp_path / "coalition.toml"
     secrets = {pid: add_partner(path, pid, name, "union").secret.get_secret_value() for pid, name in PARTNERS.items()}
     s = Settings(coalition=path, organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
-    book = seeded_book()
-    return TestClient(create_app(s, publisher=ListPublisher(), book=book)), secrets, book
-
-
-def sign_in(client, **form):
-    return client.post("/dashboard/login", data=form, follow_redirects=False)
+    book, log = seeded_book(), MemoryAccountLog()
+    add(log, account(ORGANIZER, "organizer"), account(VIEWER_B, "viewer", "faith-b"), account(VIEWER_A, "viewer", "union-a"))
+    return TestClient(create_app(s, publisher=ListPublisher(), book=book, accounts=started_store(log))), secrets, book
 
 
 def test_nothing_is_shown_without_signing_in(env):
@@ -74,17 +76,27 @@ def test_nothing_is_shown_without_signing_in(env):
     assert page.status_code == 303 and page.headers["location"] == "/dashboard/login"
 
 
-def test_wrong_credentials_are_refused_and_sign_nobody_in(env):
+def test_webhook_secrets_and_the_organizer_token_do_not_sign_in_to_the_dashboard(env):
     client, secrets, _ = env
-    assert sign_in(client, token="nope").status_code == 401
-    assert sign_in(client, partner="union-a", secret=secrets["faith-b"]).status_code == 401
-    assert sign_in(client, partner="union-a", secret="").status_code == 401
+    for form in ({"partner": "faith-b", "secret": secrets["faith-b"]}, {"token": TOKEN},
+                 {"email": "faith-b", "password": secrets["faith-b"]}, {"email": VIEWER_B, "password": secrets["faith-b"]}):
+        r = client.post("/dashboard/login", data=form, follow_redirects=False)
+        assert r.status_code == 401 and "not accepted" in r.text, form
+        assert client.get("/dashboard/view").status_code == 401
+    assert sign_in(client, VIEWER_B).status_code == 303  # the same client signs in with the account
+
+
+def test_wrong_credentials_are_refused_and_sign_nobody_in(env):
+    client, _, _ = env
+    for email, password in ((VIEWER_B, "wrong password!"), ("nobody@example.org", PASSWORD), (VIEWER_B, "")):
+        r = sign_in(client, email, password)
+        assert r.status_code == 401 and "turnout_session" not in r.cookies, email
     assert client.get("/dashboard/view").status_code == 401
 
 
 def test_an_organizer_sees_every_partner_and_who_pledged_and_produced_nothing(env):
     client, _, _ = env
-    r = sign_in(client, token=TOKEN)
+    r = sign_in(client, ORGANIZER)
     assert r.status_code == 303 and r.headers["location"] == "/dashboard"
     assert client.get("/dashboard").status_code == 200
     view = client.get("/dashboard/view").json()
@@ -95,7 +107,7 @@ def test_an_organizer_sees_every_partner_and_who_pledged_and_produced_nothing(en
     assert rows["seniors-c"]["no_show"] and not rows["union-a"]["no_show"]
     assert (rows["faith-b"]["sent"], rows["faith-b"]["delivered"], rows["faith-b"]["failed"]) == (3, 2, 1)
     assert view["action"]["totals"]["attended"] == 15
-    assert view["header"] == {"active_actions": 2, "pledged": 78, "rsvp_yes": 15, "attended": 19, "sent": 3, "delivered": 2}
+    assert view["header"] == {"active_actions": 2, "pledged": 78, "rsvp_yes": 15, "attended": 19, "sent": 3, "delivered": 2, "note": None}
     series = {s["partner"]: s["points"] for s in view["action"]["checkins"]}
     assert series["union-a"][-1][1] == 12 and series["faith-b"][-1][1] == 3
     assert [p[1] for p in series["union-a"]] == sorted(p[1] for p in series["union-a"])  # cumulative
@@ -106,16 +118,17 @@ def test_an_organizer_sees_every_partner_and_who_pledged_and_produced_nothing(en
 
 def test_a_partner_sees_its_own_row_and_the_rest_only_as_an_aggregate(env):
     client, secrets, _ = env
-    assert sign_in(client, partner="faith-b", secret=secrets["faith-b"]).status_code == 303
+    assert sign_in(client, VIEWER_B).status_code == 303
     r = client.get("/dashboard/view")
     view = r.json()
     rows = view["action"]["rows"]
     assert [row["partner"] for row in rows] == ["faith-b", None]
     own, rest = rows
     assert own["own"] and (own["pledged"], own["attended"], own["delivered"]) == (8, 3, 2)
-    assert (rest["name"], rest["partners"], rest["pledged"], rest["attended"]) == ("Rest of the coalition", 2, 60, 12)
+    # Two other partners: their sum is withheld (tests/unit/test_disclosure.py has the rule).
+    assert (rest["name"], rest["partners"], rest["pledged"], rest["attended"], rest["note"]) == ("Rest of the coalition", 2, None, None, "not shown: fewer than 3 partners")
     assert [c["partner"] for c in view["capacity"]] == ["faith-b", None]
-    assert [s["partner"] for s in view["action"]["checkins"]] == ["faith-b", None]
+    assert [s["partner"] for s in view["action"]["checkins"]] == ["faith-b"]
     for other in ("union-a", "seniors-c", "Union Local A", "Seniors C"):
         assert other not in r.text
     assert "pk" not in r.text  # no person keys either
@@ -163,7 +176,7 @@ def pledged(book, partner, count):
 @pytest.mark.parametrize("change", [rotate, disable])
 def test_a_rotated_or_disabled_partner_is_signed_out(env, tmp_path, change):
     client, secrets, _ = env
-    sign_in(client, partner="union-a", secret=secrets["union-a"])
+    sign_in(client, VIEWER_A)
     assert client.get("/dashboard/view").status_code == 200
     change(tmp_path / "coalition.toml", "union-a")
     assert client.get("/dashboard/view").status_code == 401
@@ -174,7 +187,7 @@ def test_a_rotated_or_disabled_partner_is_signed_out(env, tmp_path, change):
 def test_an_open_event_stream_ends_once_its_partner_is_rotated_or_disabled(env, tmp_path, monkeypatch, change):
     client, secrets, book = env
     monkeypatch.setattr(dashboard, "HEARTBEAT", 0.05)  # nothing notifies changes here: the stream looks this often
-    sign_in(client, partner="union-a", secret=secrets["union-a"])
+    sign_in(client, VIEWER_A)
     with client.stream("GET", "/dashboard/events") as r:
         assert r.status_code == 200
         stream = messages(r.iter_lines())
@@ -205,9 +218,11 @@ def test_the_aggregate_export_suppresses_every_count_from_1_to_10_and_names_nobo
     client, _, book = env
     book.apply("action", "vigil-2", action_record("vigil-2", NOW - timedelta(hours=2), title="=HYPERLINK(\"x\")"))
     r = client.get("/v1/exports/aggregate.csv", headers={"Authorization": f"Bearer {TOKEN}"})
-    note, body = r.text.split("\n", 1)
-    assert note.startswith("#") and "1 to 10" in note and "suppressed" in note
-    rows = {row["action_id"]: row for row in csv.DictReader(io.StringIO(body))}
+    # The note is beside the data, so the file loads as is in pandas and spreadsheets.
+    assert "1 to 10" in r.headers["x-turnout-note"] and r.text.startswith("action_id,")
+    with_line = client.get("/v1/exports/aggregate.csv?note=line", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    assert with_line == f"# {r.headers['x-turnout-note']}\n{r.text}"
+    rows = {row["action_id"]: row for row in csv.DictReader(io.StringIO(r.text))}
     rally = rows["rally-1"]
     # pledged 68, RSVP yes 15, attended 15 are shown; 3 partners, 3 asks, 2 delivered are not.
     assert (rally["pledged"], rally["rsvp_yes"], rally["attended"]) == ("68", "15", "15")
@@ -241,3 +256,33 @@ def test_a_check_in_moved_to_another_minute_moves_in_the_chart():
     book.apply("attendance", "a|pk", first)
     book.apply("attendance", "a|pk", first.model_copy(update={"attended_at": NOW + timedelta(minutes=5)}))
     assert book.checkins("a") == {"union-a": {NOW + timedelta(minutes=5): 1}}
+
+
+def test_organizers_see_people_once_each_overlap_and_merges_and_partners_only_their_own_show_rate(env):
+    """The seeded rally: union-a's 12 and faith-b's 3 all said yes and came; march-0's 4 came.
+    One person is known to two partners, one record was merged into someone known, and one of
+    union-a's yeses for rally-1 was of someone who then did not come."""
+    from contracts.identity import Merge
+
+    client, _, book = env
+    book.apply("membership", "union-a|union-a-pk0", Membership(partner="union-a", person_key="union-a-pk0", joined_at=NOW))
+    book.apply("membership", "faith-b|union-a-pk0", Membership(partner="faith-b", person_key="union-a-pk0", joined_at=NOW))
+    book.apply("merge", "old-key", Merge(person="old-key", into="union-a-pk0", at=NOW))
+    book.apply("attendance", "rally-1|no-show", Attendance(action_id="rally-1", person_key="no-show", rsvp="yes", rsvp_at=NOW, rsvp_by="union-a"))
+    sign_in(client, ORGANIZER)
+    view = client.get("/dashboard/view").json()
+    assert view["people"] == {"rsvp_yes": 16, "attended": 19, "rsvp_yes_all": 16, "attended_all": 19, "merges": 1, "overlap": 1}
+    rows = {r["partner"]: r for r in view["action"]["rows"]}
+    assert (rows["union-a"]["show_rate"], rows["faith-b"]["show_rate"], rows["seniors-c"]["show_rate"]) == (0.9231, 1.0, None)
+    assert view["action"]["totals"]["show_rate"] == 0.9375
+    r = client.get("/v1/exports/unique.csv")
+    rows = {row["action_id"]: row for row in csv.DictReader(io.StringIO(r.text))}
+    assert [(rows[a]["unique_rsvp_yes"], rows[a]["unique_attended"], rows[a]["show_rate"]) for a in ("rally-1", "march-0", "(coalition)")] == [
+        ("16", "15", "0.9375"), ("0", "4", ""), ("16", "19", "0.9375")]
+    client.post("/dashboard/logout")
+    sign_in(client, VIEWER_B)
+    view = client.get("/dashboard/view").json()
+    assert view["people"] is None
+    own, rest = view["action"]["rows"]
+    assert (own["show_rate"], rest["show_rate"], view["action"]["totals"]["show_rate"]) == (1.0, None, None)
+    assert client.get("/v1/exports/unique.csv").status_code == 403

@@ -98,3 +98,68 @@ def test_a_signed_sendgrid_body_that_is_not_an_array_is_a_400(env, body):
     client, pub, signer, s = env
     r = client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time())))
     assert r.status_code == 400 and written(pub, s) == []
+
+
+EMAIL_ASK = ASK.replace(":sms", ":email")
+
+
+def delivered(event_id: str = "e1") -> bytes:
+    return json.dumps([{"event": "delivered", "sg_event_id": event_id, "ask_id": EMAIL_ASK}]).encode()
+
+
+@pytest.mark.parametrize("age, status", [(26 * 3600, 403), (10**9, 403), (-3600, 403), (23 * 3600, 200), (60, 200)])
+def test_a_signed_sendgrid_batch_is_taken_only_within_its_replay_window(env, age, status):
+    """Captured batches replay for 25 h at most; SendGrid's own retries (up to 24 h, perhaps with
+    the first attempt's timestamp) still pass, and so does a clock a little ahead."""
+    client, pub, signer, s = env
+    body = delivered()
+    r = client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time()) - age))
+    assert r.status_code == status, r.text
+    assert len(written(pub, s)) == (1 if status == 200 else 0)
+
+
+def test_a_sendgrid_post_without_a_signature_is_refused_before_its_body_is_read(env):
+    client, pub, signer, s = env
+    r = client.post("/v1/providers/sendgrid/events", content=(b" " * 65536 for _ in range(4)))
+    assert r.status_code == 403 and r.headers["connection"] == "close"
+    body = delivered()
+    stale = signer.headers(body, int(time.time()) - 30 * 3600)
+    r = client.post("/v1/providers/sendgrid/events", content=(b" " * 65536 for _ in range(4)), headers=stale)
+    assert r.status_code == 403 and r.headers["connection"] == "close" and written(pub, s) == []
+
+
+@pytest.mark.parametrize("garble", [b'"reason": "x\\ud800"', b'"timestamp": 1' + b"0" * 5000, b'"reason": "a", "reason": "b"'])
+def test_sendgrid_events_that_cannot_be_read_are_skipped_and_the_rest_written(env, garble):
+    client, pub, signer, s = env
+    body = b'[{"event": "delivered", "sg_event_id": "e1", "ask_id": "%s", %s},' % (EMAIL_ASK.encode(), garble) + delivered("e2")[1:]
+    r = client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time())))
+    assert r.status_code == 200 and r.json() == {"accepted": 1, "skipped": 1}
+    assert [e.event.sg_event_id for e in written(pub, s)] == ["e2"]
+
+
+@pytest.mark.parametrize("query, params, field", [
+    ("?ask=nonsense", {"MessageSid": "SM1", "MessageStatus": "delivered"}, "query.ask"),
+    (f"?ask={ASK}", {"MessageStatus": "delivered"}, "body.MessageSid"),
+    (f"?ask={ASK}", {"MessageSid": "SM1", "MessageStatus": "exploded"}, "body.MessageStatus"),
+])
+def test_a_signed_status_callback_that_is_not_ours_is_a_422_naming_the_field(env, query, params, field):
+    client, pub, _, s = env
+    r = twilio_post(client, f"/v1/providers/twilio/status{query}", params)
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == [field] and "unpack" not in r.text
+    assert written(pub, s) == []
+
+
+def test_twilio_posts_without_a_signature_are_refused_before_their_body_is_read(env):
+    client, pub, _, s = env
+    r = client.post(f"/v1/providers/twilio/status?ask={ASK}", content=(b"a=b&" * 16384 for _ in range(4)),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 403 and r.headers["connection"] == "close" and written(pub, s) == []
+
+
+@pytest.mark.parametrize("sender", ["12345", "TURNOUT", ""])
+def test_an_inbound_sms_from_a_sender_that_is_not_a_phone_number_is_answered_and_writes_nothing(env, sender):
+    client, pub, _, s = env
+    r = twilio_post(client, "/v1/providers/twilio/inbound", {"From": sender, "Body": "STOP", "MessageSid": "SM9"})
+    assert r.status_code == 200 and "<Response>" in r.text
+    assert written(pub, s) == []

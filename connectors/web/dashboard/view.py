@@ -2,7 +2,9 @@
 
 An organizer sees every partner. A partner sees its own rows in full and the rest of the
 coalition folded into one aggregate row ("Rest of the coalition"), never another partner's
-name or figures. Nothing here has a person in it: the tallies hold counts, not people.
+name or figures, and no aggregate that would give one partner's figures away (``disclosure``:
+fewer than 3 other partners, not shown). Nothing here has a person in it: the tallies hold
+counts, not people.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from contracts.tallies import TallyBook, asks_sent, ratio, summed
+from contracts.tallies import TallyBook, ratio, summed
+
+from .disclosure import MIN_OTHERS, NOT_SHOWN, Figures, figures, others, plus, shown_sum
 
 Trend = Literal["rising", "falling", "steady", "too few actions"]
 REST = "Rest of the coalition"
@@ -22,6 +26,8 @@ REST = "Rest of the coalition"
 class Viewer(BaseModel, frozen=True):
     role: Literal["organizer", "partner"]
     partner: str | None = None
+    email: str | None = None  # the signed-in account; None for the organizer token
+    admin: bool = False  # may invite and remove accounts: its partner's, or (organizers) anyone's
 
     def sees(self, partner: str) -> bool:
         return self.role == "organizer" or partner == self.partner
@@ -32,17 +38,19 @@ class PartnerRow(BaseModel):
     name: str
     own: bool = False
     partners: int = 1  # how many partners the row covers
+    note: str | None = None  # why some figures are missing (None: not shown, fewer than 3 partners)
 
 
 class Row(PartnerRow):
-    pledged: int = 0
-    rsvp_yes: int = 0
-    attended: int = 0
+    pledged: int | None = 0
+    rsvp_yes: int | None = 0
+    attended: int | None = 0
     production_ratio: float | None = None
-    sent: int = 0
-    delivered: int = 0
-    failed: int = 0
-    opted_out: int = 0
+    sent: int | None = 0
+    delivered: int | None = 0
+    failed: int | None = 0
+    opted_out: int | None = 0
+    show_rate: float | None = None  # of the people who said yes through the partner, the share who came (own rows; organizers: all)
     no_show: bool = False  # pledged, the action has started, and nobody attended
 
 
@@ -66,14 +74,14 @@ class ActionSummary(BaseModel):
     action_id: str
     title: str | None
     starts_at: datetime | None
-    pledged: int
-    attended: int
+    pledged: int | None
+    attended: int | None
 
 
 class CapacityRow(PartnerRow):
     actions: int = 0
-    pledged: int = 0
-    attended: int = 0
+    pledged: int | None = 0
+    attended: int | None = 0
     production_ratio: float | None = None
     recent: list[float] = []  # production ratio of each of the last actions pledged to, oldest first
     trend: Trend | None = None
@@ -86,6 +94,20 @@ class Header(BaseModel):
     attended: int
     sent: int
     delivered: int
+    note: str | None = None  # a partner's header leaves out figures it may not see
+
+
+class People(BaseModel):
+    """For organizers only: the people behind the figures, each counted once however many
+    partners know them, and how records became people (no partner sees this: overlap and
+    merges are about other partners' people)."""
+
+    rsvp_yes: int  # across the active actions, like the header
+    attended: int
+    rsvp_yes_all: int  # across every posted action
+    attended_all: int
+    merges: int
+    overlap: int
 
 
 class DashboardView(BaseModel):
@@ -96,6 +118,12 @@ class DashboardView(BaseModel):
     actions: list[ActionSummary]
     action: ActionView | None
     capacity: list[CapacityRow]
+    people: People | None = None
+
+
+HEADER = ("pledged", "rsvp_yes", "attended", "sent", "delivered")
+LEFT_OUT = "count only what you may see: figures of fewer than 3 other partners are left out"
+PARTIAL = "only actions with 3 or more other partners in a figure"
 
 
 def build_view(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: str | None, now: datetime, active_days: int) -> DashboardView:
@@ -103,8 +131,9 @@ def build_view(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id
     starts = {a: _starts(book, a) for a in ordered}
     started = {a for a, at in starts.items() if at is None or at <= now}
     active = [a for a, at in starts.items() if at is None or at >= now - timedelta(days=active_days)]
-    totals = {a: summed(book.counts(a).values()) for a in ordered}
-    header = summed(totals[a] for a in active)
+    split = {a: _split(book.counts(a), viewer) for a in ordered}
+    totals = {a: plus(seen, rest) for a, (seen, rest, _) in split.items()}
+    header, left_out = shown_sum([split[a][0] for a in active] + [split[a][1] for a in active], HEADER)
     summaries = [
         ActionSummary(action_id=a, title=_title(book, a), starts_at=starts[a], pledged=totals[a]["pledged"], attended=totals[a]["attended"])
         for a in ordered
@@ -115,11 +144,32 @@ def build_view(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id
         viewer=viewer,
         version=book.records,
         generated_at=now,
-        header=Header(active_actions=len(active), pledged=header["pledged"], rsvp_yes=header["rsvp_yes"], attended=header["attended"], sent=asks_sent(header), delivered=header["delivered"]),
+        header=Header(active_actions=len(active), **header, note=LEFT_OUT if left_out else None),
         actions=summaries,
-        action=None if action_id is None else _action(book, names, viewer, action_id, action_id in started),
-        capacity=_capacity(book, names, viewer, ordered, started),
+        action=None if action_id is None else _action(book, names, viewer, action_id, action_id in started, split[action_id]),
+        capacity=_capacity(book, names, viewer, ordered, started, split),
+        people=_people(book, active) if viewer.role == "organizer" else None,
     )
+
+
+def _people(book: TallyBook, active: list[str]) -> People:
+    coalition = book.coalition()
+    now = book.people.across(active)
+    return People(rsvp_yes=now["rsvp_yes"], attended=now["attended"], rsvp_yes_all=coalition.totals.unique_rsvp_yes,
+                  attended_all=coalition.totals.unique_attended, merges=coalition.identity.merges, overlap=coalition.identity.overlap)
+
+
+Split = tuple[Figures, Figures, int]
+
+
+def _split(counts: dict[str, Counter[str]], viewer: Viewer) -> Split:
+    """One action's figures as the viewer may see them: (its own, the rest of the coalition
+    with withheld figures as None, how many other partners the rest covers). An organizer's
+    own is everyone's."""
+    if viewer.partner is None:
+        return figures(summed(counts.values())), dict.fromkeys(figures(Counter()), 0), 0
+    rest, covered = others(counts, viewer.partner)
+    return figures(counts.get(viewer.partner, Counter())), rest, covered
 
 
 def newest_first(book: TallyBook) -> list[str]:
@@ -128,25 +178,29 @@ def newest_first(book: TallyBook) -> list[str]:
     return timed + sorted(a for a in book.action_ids() if not _starts(book, a))
 
 
-def _action(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: str, started: bool) -> ActionView:
+def _action(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: str, started: bool, split: Split) -> ActionView:
     counts = {p: c for p, c in book.counts(action_id).items() if any(c.values())}
     if viewer.partner is not None:
         counts.setdefault(viewer.partner, Counter())
+    seen, rest, covered = split
     rows = [_row(p, names, c, viewer, started) for p, c in sorted(counts.items()) if viewer.sees(p)]
-    others = [c for p, c in counts.items() if not viewer.sees(p)]
-    if others:
-        rows.append(_aggregate(summed(others), len(others)))
+    if covered:
+        rows.append(_aggregate(rest, covered))
     record = book.action_record(action_id)
     series: dict[str | None, Counter[datetime]] = {}
-    for partner, per_minute in book.checkins(action_id).items():
-        series.setdefault(partner if viewer.sees(partner) else None, Counter()).update(per_minute)
+    checkins = book.checkins(action_id)
+    hidden = sum(1 for p in checkins if not viewer.sees(p)) < MIN_OTHERS  # the rest's line is one partner's
+    for partner, per_minute in checkins.items():
+        if viewer.sees(partner) or not hidden:
+            series.setdefault(partner if viewer.sees(partner) else None, Counter()).update(per_minute)
     return ActionView(
         action_id=action_id,
         title=record.action.title if record else None,
         starts_at=record.action.starts_at if record else None,
         time_zone=record.action.time_zone if record else None,
         rows=rows,
-        totals=_aggregate(summed(counts.values()), len(counts), name="All partners"),
+        totals=_aggregate(plus(seen, rest), len(counts), name="All partners").model_copy(
+            update={"show_rate": _show_rate(summed(counts.values())) if viewer.role == "organizer" else None}),
         checkins=[
             Series(partner=p, name=names.get(p, p) if p else REST, points=_cumulative(per_minute))
             for p, per_minute in sorted(series.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
@@ -154,7 +208,7 @@ def _action(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: s
     )
 
 
-def _capacity(book: TallyBook, names: dict[str, str], viewer: Viewer, ordered: list[str], started: set[str]) -> list[CapacityRow]:
+def _capacity(book: TallyBook, names: dict[str, str], viewer: Viewer, ordered: list[str], started: set[str], split: dict[str, Split]) -> list[CapacityRow]:
     """Per partner across every action: pledged vs attended, and the ratio's trend over time."""
     ratios: dict[str, list[float]] = {}
     totals: dict[str, Counter[str]] = {}
@@ -177,11 +231,20 @@ def _capacity(book: TallyBook, names: dict[str, str], viewer: Viewer, ordered: l
                 pledged=c["pledged"], attended=c["attended"], production_ratio=ratio(c["attended"], c["pledged"]),
                 recent=recent, trend=trend(recent),
             ))
-    others = [c for p, c in totals.items() if not viewer.sees(p) and (c["pledged"] or c["attended"])]
-    if others:
-        rest = summed(others)
-        rows.append(CapacityRow(partner=None, name=REST, partners=len(others), pledged=rest["pledged"], attended=rest["attended"], production_ratio=ratio(rest["attended"], rest["pledged"])))
+    covered = sum(1 for p, c in totals.items() if not viewer.sees(p) and (c["pledged"] or c["attended"]))
+    if covered:
+        rows.append(_rest_capacity([split[a][1] for a in ordered if split[a][2]], covered))
     return rows
+
+
+def _rest_capacity(cells: list[Figures], covered: int) -> CapacityRow:
+    """The rest of the coalition across actions: the sum of the per-action figures that were
+    shown (the production ratio over actions where both of its figures were)."""
+    total, left_out = shown_sum(cells, ("pledged", "attended"))
+    both, _ = shown_sum([c for c in cells if c["pledged"] is not None and c["attended"] is not None], ("pledged", "attended"))
+    shown = {f: total[f] if any(c[f] is not None for c in cells) else None for f in total}
+    note = NOT_SHOWN if None in shown.values() else PARTIAL if left_out else None
+    return CapacityRow(partner=None, name=REST, partners=covered, **shown, production_ratio=ratio(both["attended"], both["pledged"]), note=note)
 
 
 def trend(ratios: list[float]) -> Trend:
@@ -194,19 +257,23 @@ def trend(ratios: list[float]) -> Trend:
 
 
 def _row(partner: str, names: dict[str, str], c: Counter[str], viewer: Viewer, started: bool) -> Row:
-    return Row(partner=partner, name=names.get(partner, partner), own=partner == viewer.partner, **_figures(c), no_show=started and c["pledged"] > 0 and c["attended"] == 0)
+    return Row(partner=partner, name=names.get(partner, partner), own=partner == viewer.partner, **_figures(c), show_rate=_show_rate(c),
+               no_show=started and c["pledged"] > 0 and c["attended"] == 0)
 
 
-def _aggregate(c: Counter[str], partners: int, name: str = REST) -> Row:
-    return Row(partner=None, name=name, partners=partners, **_figures(c))
+def _show_rate(c: Counter[str]) -> float | None:
+    """Of the people whose RSVP yes is credited to the partner, the share who attended."""
+    return ratio(c["showed"], c["rsvp_yes"])
+
+
+def _aggregate(f: Figures, partners: int, name: str = REST) -> Row:
+    withheld = None in f.values()
+    production = None if f["attended"] is None or f["pledged"] is None else ratio(f["attended"], f["pledged"])
+    return Row(partner=None, name=name, partners=partners, **f, production_ratio=production, note=NOT_SHOWN if withheld else None)
 
 
 def _figures(c: Counter[str]) -> dict[str, int | float | None]:
-    return {
-        "pledged": c["pledged"], "rsvp_yes": c["rsvp_yes"], "attended": c["attended"],
-        "production_ratio": ratio(c["attended"], c["pledged"]), "sent": asks_sent(c),
-        "delivered": c["delivered"], "failed": c["failed"], "opted_out": c["opted_out"],
-    }
+    return {**figures(c), "production_ratio": ratio(c["attended"], c["pledged"])}
 
 
 def _cumulative(per_minute: Counter[datetime]) -> list[tuple[datetime, int]]:

@@ -11,7 +11,9 @@ let lastMessage = 0;
 let retryMs = 1000;
 
 const $ = (id) => document.getElementById(id);
-const fmt = (n) => Number(n).toLocaleString();
+// null: a figure of fewer than 3 other partners, withheld by the server (it would give one away).
+const NOT_SHOWN = "not shown";
+const fmt = (n) => (n === null || n === undefined ? NOT_SHOWN : Number(n).toLocaleString());
 const pct = (r) => (r === null || r === undefined ? "—" : Math.round(r * 100) + "%");
 
 function el(tag, attrs = {}, ...children) {
@@ -65,16 +67,83 @@ function setStatus(state) {
 setInterval(() => {
   if (lastMessage && Date.now() - lastMessage > STALE_AFTER_MS) {
     setStatus("stale");
-    connect();
+    // Dashboard accounts: admins invite and remove their partner's staff, organizers anyone's.
+let accountsShown = false;
+
+function renderAccounts(viewer) {
+  $("accounts").hidden = !viewer.admin;
+  if (!viewer.admin || accountsShown) return;
+  accountsShown = true;
+  if (viewer.role === "organizer") {
+    $("invite-partner-field").hidden = false;
+    $("invite-role").append(el("option", { value: "organizer" }, "organizer: sees every partner"));
+  }
+  loadAccounts();
+}
+
+async function loadAccounts() {
+  const r = await fetch("/dashboard/accounts", { credentials: "same-origin" });
+  if (!r.ok) return;
+  const accounts = await r.json();
+  $("accounts-table").tBodies[0].replaceChildren(...accounts.map((a) => {
+    const status = a.status === "active" ? "active" : "invited, link valid until " + new Date(a.link_expires_at).toLocaleString();
+    const remove = el("button", { type: "button" }, "Remove");
+    remove.addEventListener("click", () => removeAccount(a.email));
+    return el("tr", { "data-email": a.email }, el("th", { scope: "row" }, a.email), el("td", {}, a.partner || "—"),
+      el("td", {}, a.role), el("td", {}, status), el("td", {}, remove));
+  }));
+}
+
+async function removeAccount(email) {
+  if (!confirm("Remove " + email + "? They are signed out at once.")) return;
+  const r = await fetch("/dashboard/accounts/" + encodeURIComponent(email), { method: "DELETE", credentials: "same-origin" });
+  $("invite-result").replaceChildren(r.ok ? "Removed " + email + "." : await problem(r));
+  loadAccounts();
+}
+
+async function problem(r) {
+  const body = await r.json().catch(() => ({}));
+  return "Not done: " + (typeof body.detail === "string" ? body.detail : r.status + " " + r.statusText);
+}
+
+$("invite-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const body = { email: $("invite-email").value, role: $("invite-role").value };
+  if (!$("invite-partner-field").hidden) body.partner = $("invite-partner").value.trim() || null;
+  const r = await fetch("/dashboard/accounts", {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const result = $("invite-result");
+  if (!r.ok) {
+    result.replaceChildren(await problem(r));
+    return;
+  }
+  const invited = await r.json();
+  const link = el("input", { type: "text", readonly: true, value: invited.link, "aria-label": "Sign-in link for " + invited.email, class: "link" });
+  result.replaceChildren(el("p", {}, "Send this sign-in link to " + invited.email + " yourself. It works once, until " +
+    new Date(invited.link_expires_at).toLocaleString() + "; they choose their password with it."), link);
+  link.select();
+  $("invite-form").reset();
+  loadAccounts();
+});
+
+connect();
     lastMessage = Date.now() - STALE_AFTER_MS / 2; // give the new connection a moment
   }
 }, 2000);
 
 function render(view) {
-  $("who").textContent = view.viewer.role === "organizer" ? "· organizer" : "· partner " + view.viewer.partner;
+  const v = view.viewer;
+  $("who").textContent = (v.role === "organizer" ? "· organizer" : "· partner " + v.partner) + (v.email ? " (" + v.email + ")" : "");
+  renderAccounts(v);
   $("exports").hidden = view.viewer.role !== "organizer";
   $("active-actions").textContent = fmt(view.header.active_actions);
+  $("active-actions-noun").textContent = view.header.active_actions === 1 ? "active action" : "active actions";
   for (const dd of $("header").querySelectorAll("dd")) dd.textContent = fmt(view.header[dd.dataset.metric]);
+  $("header-note").textContent = view.header.note ? "These figures " + view.header.note + "." : "";
+  $("header-note").hidden = !view.header.note;
+  $("people").hidden = !view.people; // organizers only
+  if (view.people) for (const dd of $("people-figures").querySelectorAll("dd")) dd.textContent = fmt(view.people[dd.dataset.metric]);
   renderPicker(view);
   renderAction(view.action);
   renderCapacity(view.capacity);
@@ -96,12 +165,75 @@ $("action-select").addEventListener("change", (e) => {
   const url = new URL(location.href);
   url.searchParams.set("action", actionId);
   history.replaceState(null, "", url);
-  connect();
+  // Dashboard accounts: admins invite and remove their partner's staff, organizers anyone's.
+let accountsShown = false;
+
+function renderAccounts(viewer) {
+  $("accounts").hidden = !viewer.admin;
+  if (!viewer.admin || accountsShown) return;
+  accountsShown = true;
+  if (viewer.role === "organizer") {
+    $("invite-partner-field").hidden = false;
+    $("invite-role").append(el("option", { value: "organizer" }, "organizer: sees every partner"));
+  }
+  loadAccounts();
+}
+
+async function loadAccounts() {
+  const r = await fetch("/dashboard/accounts", { credentials: "same-origin" });
+  if (!r.ok) return;
+  const accounts = await r.json();
+  $("accounts-table").tBodies[0].replaceChildren(...accounts.map((a) => {
+    const status = a.status === "active" ? "active" : "invited, link valid until " + new Date(a.link_expires_at).toLocaleString();
+    const remove = el("button", { type: "button" }, "Remove");
+    remove.addEventListener("click", () => removeAccount(a.email));
+    return el("tr", { "data-email": a.email }, el("th", { scope: "row" }, a.email), el("td", {}, a.partner || "—"),
+      el("td", {}, a.role), el("td", {}, status), el("td", {}, remove));
+  }));
+}
+
+async function removeAccount(email) {
+  if (!confirm("Remove " + email + "? They are signed out at once.")) return;
+  const r = await fetch("/dashboard/accounts/" + encodeURIComponent(email), { method: "DELETE", credentials: "same-origin" });
+  $("invite-result").replaceChildren(r.ok ? "Removed " + email + "." : await problem(r));
+  loadAccounts();
+}
+
+async function problem(r) {
+  const body = await r.json().catch(() => ({}));
+  return "Not done: " + (typeof body.detail === "string" ? body.detail : r.status + " " + r.statusText);
+}
+
+$("invite-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const body = { email: $("invite-email").value, role: $("invite-role").value };
+  if (!$("invite-partner-field").hidden) body.partner = $("invite-partner").value.trim() || null;
+  const r = await fetch("/dashboard/accounts", {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const result = $("invite-result");
+  if (!r.ok) {
+    result.replaceChildren(await problem(r));
+    return;
+  }
+  const invited = await r.json();
+  const link = el("input", { type: "text", readonly: true, value: invited.link, "aria-label": "Sign-in link for " + invited.email, class: "link" });
+  result.replaceChildren(el("p", {}, "Send this sign-in link to " + invited.email + " yourself. It works once, until " +
+    new Date(invited.link_expires_at).toLocaleString() + "; they choose their password with it."), link);
+  link.select();
+  $("invite-form").reset();
+  loadAccounts();
+});
+
+connect();
 });
 
 function productionCell(row) {
   // A bar against the pledge line at 100%; the scale runs to 150%. The text says the same.
   const r = row.production_ratio;
+  if (r === null && (row.pledged === null || row.attended === null)) {
+    return el("td", { "data-metric": "production_ratio", class: "withheld" }, NOT_SHOWN);
+  }
   const width = r === null ? 0 : Math.min(r, 1.5) / 1.5 * 100;
   const label = r === null ? "no pledge" : pct(r) + " of pledge";
   const bar = el("span", { class: "bar", "aria-hidden": "true" },
@@ -110,18 +242,27 @@ function productionCell(row) {
   return el("td", { "data-metric": "production_ratio" }, bar, el("span", { class: "pct" }, label));
 }
 
-function partnerCell(row) {
+const FIGURES = ["pledged", "rsvp_yes", "attended", "sent", "delivered", "failed", "opted_out"];
+
+// A row whose every figure is withheld says so once, across the figure columns.
+const allWithheld = (row, figures) => figures.every((f) => row[f] === null);
+const withheldCell = (row, span) => el("td", { colspan: span, class: "withheld", "data-metric": "all" }, row.note);
+
+function partnerCell(row, noted = true) {
   const th = el("th", { scope: "row" }, row.name);
   if (row.partner === null && row.partners > 1) th.append(el("span", { class: "sub" }, " (" + row.partners + " partners)"));
+  if (row.note && noted) th.append(el("span", { class: "sub note" }, " (" + row.note + ")"));
   if (row.own) th.append(el("span", { class: "badge own" }, "you"));
   if (row.no_show) th.append(el("span", { class: "badge warn" }, "⚠ pledged, none turned out"));
   return th;
 }
 
 function actionRow(row, tag = "tr") {
-  const num = (metric) => el("td", { class: "num", "data-metric": metric }, fmt(row[metric]));
-  return el(tag, { "data-partner": row.partner ?? "rest", class: row.no_show ? "no-show" : row.own ? "own" : null },
-    partnerCell(row), num("pledged"), num("rsvp_yes"), num("attended"), productionCell(row),
+  const attrs = { "data-partner": row.partner ?? "rest", class: row.no_show ? "no-show" : row.own ? "own" : null };
+  if (allWithheld(row, FIGURES)) return el(tag, attrs, partnerCell(row, false), withheldCell(row, 9));
+  const num = (metric) => el("td", { class: row[metric] === null ? "num withheld" : "num", "data-metric": metric }, fmt(row[metric]));
+  return el(tag, attrs, partnerCell(row), num("pledged"), num("rsvp_yes"), num("attended"), productionCell(row),
+    el("td", { class: "num", "data-metric": "show_rate" }, pct(row.show_rate)),
     num("sent"), num("delivered"), num("failed"), num("opted_out"));
 }
 
@@ -147,11 +288,13 @@ function renderCapacity(rows) {
   const body = $("capacity-table").tBodies[0];
   body.replaceChildren(...rows.map((row) => {
     const trendText = row.trend === null ? "—" : row.trend + (row.recent.length ? " (" + row.recent.map(pct).join(" → ") + ")" : "");
-    return el("tr", { "data-partner": row.partner ?? "rest", class: row.own ? "own" : null },
+    const attrs = { "data-partner": row.partner ?? "rest", class: row.own ? "own" : null };
+    if (allWithheld(row, ["pledged", "attended"])) return el("tr", attrs, partnerCell(row, false), withheldCell(row, 5));
+    return el("tr", attrs,
       partnerCell(row),
       el("td", { class: "num", "data-metric": "actions" }, fmt(row.actions)),
-      el("td", { class: "num", "data-metric": "pledged" }, fmt(row.pledged)),
-      el("td", { class: "num", "data-metric": "attended" }, fmt(row.attended)),
+      el("td", { class: row.pledged === null ? "num withheld" : "num", "data-metric": "pledged" }, fmt(row.pledged)),
+      el("td", { class: row.attended === null ? "num withheld" : "num", "data-metric": "attended" }, fmt(row.attended)),
       productionCell(row),
       el("td", { "data-metric": "trend" }, trendText));
   }));
@@ -233,5 +376,65 @@ function renderChartTable(series) {
       return el("td", { class: "num" }, fmt(running[i]));
     }))));
 }
+
+// Dashboard accounts: admins invite and remove their partner's staff, organizers anyone's.
+let accountsShown = false;
+
+function renderAccounts(viewer) {
+  $("accounts").hidden = !viewer.admin;
+  if (!viewer.admin || accountsShown) return;
+  accountsShown = true;
+  if (viewer.role === "organizer") {
+    $("invite-partner-field").hidden = false;
+    $("invite-role").append(el("option", { value: "organizer" }, "organizer: sees every partner"));
+  }
+  loadAccounts();
+}
+
+async function loadAccounts() {
+  const r = await fetch("/dashboard/accounts", { credentials: "same-origin" });
+  if (!r.ok) return;
+  const accounts = await r.json();
+  $("accounts-table").tBodies[0].replaceChildren(...accounts.map((a) => {
+    const status = a.status === "active" ? "active" : "invited, link valid until " + new Date(a.link_expires_at).toLocaleString();
+    const remove = el("button", { type: "button" }, "Remove");
+    remove.addEventListener("click", () => removeAccount(a.email));
+    return el("tr", { "data-email": a.email }, el("th", { scope: "row" }, a.email), el("td", {}, a.partner || "—"),
+      el("td", {}, a.role), el("td", {}, status), el("td", {}, remove));
+  }));
+}
+
+async function removeAccount(email) {
+  if (!confirm("Remove " + email + "? They are signed out at once.")) return;
+  const r = await fetch("/dashboard/accounts/" + encodeURIComponent(email), { method: "DELETE", credentials: "same-origin" });
+  $("invite-result").replaceChildren(r.ok ? "Removed " + email + "." : await problem(r));
+  loadAccounts();
+}
+
+async function problem(r) {
+  const body = await r.json().catch(() => ({}));
+  return "Not done: " + (typeof body.detail === "string" ? body.detail : r.status + " " + r.statusText);
+}
+
+$("invite-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const body = { email: $("invite-email").value, role: $("invite-role").value };
+  if (!$("invite-partner-field").hidden) body.partner = $("invite-partner").value.trim() || null;
+  const r = await fetch("/dashboard/accounts", {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const result = $("invite-result");
+  if (!r.ok) {
+    result.replaceChildren(await problem(r));
+    return;
+  }
+  const invited = await r.json();
+  const link = el("input", { type: "text", readonly: true, value: invited.link, "aria-label": "Sign-in link for " + invited.email, class: "link" });
+  result.replaceChildren(el("p", {}, "Send this sign-in link to " + invited.email + " yourself. It works once, until " +
+    new Date(invited.link_expires_at).toLocaleString() + "; they choose their password with it."), link);
+  link.select();
+  $("invite-form").reset();
+  loadAccounts();
+});
 
 connect();

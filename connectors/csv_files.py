@@ -1,0 +1,112 @@
+"""Partners' CSV files as they really arrive: how to decode them, split them, read their dates
+and check their ZIPs. Pure functions, used by ``csv_import`` and ``turnout import``.
+
+- **Encoding**, in this order: a UTF-16 byte-order mark (Excel's "Unicode text"); UTF-8, with
+  or without its BOM; Windows-1252 (what Excel on Windows writes as "CSV"); Latin-1, which
+  decodes any bytes, as the last resort. Valid UTF-8 is almost never valid text of another
+  encoding by accident, so trying it first is safe; the stdlib is enough, no guessing library.
+- **Delimiter**: comma, semicolon (Excel where the decimal mark is a comma) or tab, whichever
+  splits the header row into the most columns (a comma when none does).
+- **Dates**: ISO 8601 with an offset as they are; without one (``2026-12-01T18:05``, a plain
+  ``2026-12-01``, or US ``12/01/2026 6:05 PM``) in the time zone given, a plain date at midnight.
+- **ZIPs** (region US): five digits or ZIP+4, and one the bundled ``zipcodes`` data knows.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import zipcodes
+
+DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs"}
+_US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?$")
+_ZIP = re.compile(r"^(\d{5})(?:[- ]?\d{4})?$")
+DATE_FORMS = "2026-12-01, 2026-12-01T18:05 or 12/01/2026 6:05 PM, with or without a UTC offset"
+
+
+@dataclass(frozen=True)
+class Sheet:
+    text: str
+    encoding: str
+    delimiter: str
+
+    def describe(self) -> str:
+        return f"{self.encoding}, separated by {DELIMITERS[self.delimiter]}"
+
+
+class NeedsZone(ValueError):
+    """A date without a UTC offset, and no time zone to read it in."""
+
+
+def open_sheet(data: bytes, delimiter: str | None = None) -> Sheet:
+    """The file's text, the encoding it was read as, and its delimiter (sniffed unless given)."""
+    text, encoding = decode(data)
+    return Sheet(text, encoding, delimiter or sniff_delimiter(text))
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """``data`` as text and the name of the encoding used (the order is in the module docstring)."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16"), "UTF-16"
+    if data.startswith(codecs.BOM_UTF8):
+        return data.decode("utf-8-sig"), "UTF-8 (with BOM)"
+    for codec, name in (("utf-8", "UTF-8"), ("cp1252", "Windows-1252")):
+        try:
+            return data.decode(codec), name
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1"), "Latin-1"
+
+
+def sniff_delimiter(text: str) -> str:
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    widths = {d: len(next(csv.reader([header], delimiter=d), [])) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: widths[d])  # ties: the first, a comma
+    return best if widths[best] > 1 else ","
+
+
+def parse_when(value: str, zone: ZoneInfo | None) -> str:
+    """``value`` as ISO 8601 with a UTC offset, to the second when it had no more."""
+    try:
+        when = _parse(value.strip())
+    except ValueError:
+        raise ValueError(f"not a date we can read (use {DATE_FORMS})") from None
+    if when.tzinfo is None:
+        if zone is None:
+            raise NeedsZone("the date has no UTC offset")
+        when = when.replace(tzinfo=zone)
+    return when.isoformat()
+
+
+def _parse(value: str) -> datetime:
+    us = _US_DATE.match(value)
+    if not us:
+        return datetime.fromisoformat(value)
+    month, day, year, hour, minute, second, half = us.groups()
+    h = int(hour or 0)
+    if half:
+        if not 1 <= h <= 12:
+            raise ValueError("hour")
+        h = h % 12 + (12 if half.lower() == "pm" else 0)
+    return datetime(int(year), int(month), int(day), h, int(minute or 0), int(second or 0))
+
+
+def zip_problem(value: str) -> str | None:
+    """Why ``value`` is not a US ZIP, or ``None`` when it is one."""
+    match = _ZIP.match(value.strip())
+    if match is None:
+        if re.fullmatch(r"\d{4}", value.strip()):
+            return "has 4 digits: a spreadsheet may have dropped its leading zero (format the column as text)"
+        return "is not a US ZIP (5 digits, or ZIP+4)"
+    return None if _real_zip(match.group(1)) else "is not a US ZIP the bundled ZIP data knows"
+
+
+@lru_cache(maxsize=None)  # bounded by the ~42k US ZIPs
+def _real_zip(code: str) -> bool:
+    return zipcodes.is_real(code)

@@ -1,0 +1,54 @@
+"""Tallies as terminal tables (`turnout tallies`, the demo's live table) that fit 80 columns.
+
+They take the tally API's JSON (``ActionTallies`` or ``CoalitionTallies``). Partner ids are
+never cut: the figures get short two-line headers and no vertical rules instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.table import Table
+
+#: (header, how to read it from a row of figures)
+ACTION_COLUMNS = (
+    ("pledged", lambda r: r["pledged"]),
+    ("RSVP\nyes", lambda r: r["rsvp_yes"]),
+    ("turned\nout", lambda r: r["attended"]),
+    ("prod-\nuction", lambda r: _percent(r.get("production_ratio"))),
+    ("asked", lambda r: r["asked_sms"] + r["asked_email"]),
+    ("deliv-\nered", lambda r: r["delivered"]),
+    ("opted\nout", lambda r: r["opted_out"]),
+)
+COALITION_COLUMNS = (("sign-\nups", lambda r: r["signups"]), *ACTION_COLUMNS[:5], ("deliv-\nered", lambda r: r["delivered"]))
+
+
+def action_table(data: dict[str, Any]) -> Table:
+    """One action's figures per partner, and the total."""
+    title = f"{data.get('title') or data['action_id']} ({data['action_id']})" if data.get("title") else data["action_id"]
+    return _table(title, ACTION_COLUMNS, data["partners"], data["totals"])
+
+
+def coalition_table(data: dict[str, Any]) -> Table:
+    """Every partner's figures across actions, and the coalition's."""
+    actions = data["totals"].get("actions", 0)
+    title = f"the coalition: {actions} action{'' if actions == 1 else 's'}"
+    return _table(title, COALITION_COLUMNS, data["partners"], data["totals"])
+
+
+def _table(title: str, columns: tuple, rows: list[dict[str, Any]], totals: dict[str, Any]) -> Table:
+    width = max([len(r["partner"]) for r in rows] + [len("partner")])
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    table.add_column("partner", no_wrap=True, min_width=width)
+    for header, _ in columns:
+        table.add_column(header, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(row["partner"], *(str(read(row)) for _, read in columns))
+    table.add_section()
+    table.add_row("total", *(str(read(totals)) for _, read in columns), style="bold")
+    return table
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"

@@ -1,0 +1,108 @@
+"""Signing in and out of the dashboard, and choosing a password with a one-time sign-in link.
+
+Failed attempts are throttled per account (the email tried, known or not) and per client
+address: past the limit within the window, 429 with Retry-After, before any password is
+checked. Every refusal says why, and a refused request writes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from connectors.accounts.passwords import verify
+from connectors.accounts.rules import AccountRefused
+from connectors.accounts.store import AccountStore, AccountsUnavailable
+from connectors.accounts.throttle import Throttle
+from streams.settings import Settings
+
+from .access import Access
+from .pages import form_page
+
+NOT_ACCEPTED = "That email and password were not accepted."
+
+
+def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Callable[[], float] = time.monotonic) -> APIRouter:
+    r = APIRouter(include_in_schema=False)
+    window = s.signin_window_minutes * 60
+    per_account = Throttle(s.signin_failures_per_account, window)
+    per_address = Throttle(s.signin_failures_per_address, window)
+
+    def throttled(page: str, address: str, email: str | None = None) -> Response | None:
+        now = monotonic()
+        waits = [w for w in (per_address.retry_after(address, now), email and per_account.retry_after(email, now)) if w]
+        if not waits:
+            return None
+        wait = math.ceil(max(waits))
+        return form_page(page, 429, f"Too many failed attempts: try again in {wait} seconds.", headers={"Retry-After": str(wait)})
+
+    @r.get("/dashboard/login")
+    async def login_page() -> Response:
+        return form_page("login.html")
+
+    @r.post("/dashboard/login")
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        email, password = str(form.get("email", "")).strip().lower(), str(form.get("password", ""))
+        address = _address(request)
+        if (refusal := throttled("login.html", address, email)) is not None:
+            return refusal
+        account = accounts.book.account(email)
+        if not await verify(account.password_hash if account else None, password):
+            per_account.failed(email, monotonic())
+            per_address.failed(address, monotonic())
+            return form_page("login.html", 401, NOT_ACCEPTED, email=email)
+        per_account.succeeded(email)
+        return _signed_in(request, access.new_session(account, access.clock()))
+
+    @r.post("/dashboard/logout")
+    async def logout(request: Request) -> Response:
+        session = access.session(request)
+        request.session.clear()
+        if session is not None:
+            try:  # revoked everywhere, not only forgotten by this browser
+                await accounts.sign_out(session.sid, datetime.fromtimestamp(session.expires_at, timezone.utc), datetime.now(timezone.utc))
+            except AccountsUnavailable as exc:
+                return form_page("login.html", 503, "Signing out could not be recorded (the broker is not answering): try again.", headers={"Retry-After": str(exc.retry_after)})
+        return RedirectResponse("/dashboard/login", status_code=303)
+
+    @r.get("/dashboard/welcome")
+    async def welcome_page() -> Response:
+        return form_page("welcome.html")
+
+    @r.post("/dashboard/welcome")
+    async def welcome(request: Request) -> Response:
+        form = await request.form()
+        token, password = str(form.get("token", "")).strip(), str(form.get("password", ""))
+        address = _address(request)
+        if (refusal := throttled("welcome.html", address)) is not None:
+            return refusal
+        if password != str(form.get("confirm", "")):
+            return form_page("welcome.html", 422, "The two passwords differ.", token=token)
+        try:
+            account = await accounts.set_password(token, password, datetime.fromtimestamp(access.clock(), timezone.utc))
+        except AccountRefused as exc:
+            if exc.status == 400:
+                per_address.failed(address, monotonic())  # a wrong token, not a weak password
+            return form_page("welcome.html", exc.status, str(exc)[0].upper() + str(exc)[1:] + ".", token=token)
+        except AccountsUnavailable as exc:
+            return form_page("welcome.html", 503, "Your password could not be saved (the broker is not answering): try again.", headers={"Retry-After": str(exc.retry_after)}, token=token)
+        return _signed_in(request, access.new_session(account, account.sessions_since.timestamp()))
+
+    return r
+
+
+def _signed_in(request: Request, session: dict[str, object]) -> Response:
+    request.session.clear()
+    request.session["session"] = session
+    return RedirectResponse("/dashboard", status_code=303)
+
+
+def _address(request: Request) -> str:
+    # uvicorn puts the proxy's X-Forwarded-For here when it trusts the proxy (see README).
+    return request.client.host if request.client else "unknown"

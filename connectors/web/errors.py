@@ -1,0 +1,125 @@
+"""One error body for every refusal, and the handlers that give it.
+
+Every 4xx and 5xx the app answers is ``{"detail": "<what was wrong>", "errors": [{field,
+message, type}]}`` (``errors`` names fields when the request's fields were at fault, else is
+empty), except ``POST /v1/events``' 422, which is the ingest result with each event's errors.
+``documented`` gives the OpenAPI ``responses`` for the statuses a route can return.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
+
+from streams import metrics
+
+from .body import BadBody, BodyTooLarge
+from .publisher import BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    errors: list[FieldError] = []
+
+
+DESCRIPTIONS = {
+    400: "The body is not JSON turnout can read (syntax, encoding, nesting, number size) or not the shape asked for",
+    401: "Missing or wrong credentials; nothing written",
+    403: "Credentials that are not allowed here (a bad provider signature, a partner on an organizer route); nothing written",
+    404: "No such resource",
+    409: "Conflicts with what is already there",
+    413: "Body over the size limit; the connection is closed",
+    422: "A field is wrong; `errors` names each one",
+    503: "The broker did not acknowledge: nothing is promised. Retry after Retry-After seconds",
+}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
+
+
+def documented(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, each with ``ErrorBody`` (``descriptions``,
+    keyed ``s401`` and so on, override the generic wording)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        out[status] = {"model": ErrorBody, "description": descriptions.get(f"s{status}", DESCRIPTIONS[status])}
+        if status == 503:
+            out[status]["headers"] = RETRY_AFTER
+    return out
+
+
+def refused(status: int, detail: str, reason: str) -> HTTPException:
+    """An ``HTTPException`` counted under ``reason`` in the rejected-events metric."""
+    metrics.EVENTS_REJECTED.labels(reason).inc()
+    return HTTPException(status, detail)
+
+
+def error(status: int, detail: str, errors: list[FieldError] = (), headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(ErrorBody(detail=detail, errors=list(errors)).model_dump(), status_code=status, headers=headers)
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route of ``app`` answers on the request's path."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every refusal into an ``ErrorBody``."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names only the first route on the path; Allow must list every method on it.
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(app, request))}
+        return error(exc.status_code, str(exc.detail), headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        errors = [FieldError(field=".".join(str(p) for p in e["loc"]), message=e["msg"], type=e["type"]) for e in exc.errors()]
+        return error(422, "the request is not valid: see errors", errors)
+
+    @app.exception_handler(BadBody)
+    async def bad_body(request: Request, exc: BadBody) -> Response:
+        return error(400, str(exc))
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> Response:
+        metrics.EVENTS_REJECTED.labels("too_large").inc()
+        return error(413, str(exc), headers={"Connection": "close"})
+
+    @app.exception_handler(BrokerUnavailable)
+    async def broker_unavailable(request: Request, exc: BrokerUnavailable) -> Response:
+        metrics.EVENTS_REJECTED.labels("broker_unavailable").inc()
+        # Never 2xx for what the broker did not acknowledge.
+        return error(503, str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> Response:
+        # Reached only by a bug: the body is the one error body; Starlette then re-raises, so
+        # the traceback is logged.
+        return error(500, "internal error")
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_left(request: Request, exc: ClientDisconnect) -> Response:
+        # The client went away mid-body: nothing to answer, nothing wrong with us.
+        log.info("client disconnected before sending its whole body: %s %s", request.method, request.url.path)
+        return Response(status_code=400)

@@ -1,0 +1,87 @@
+"""Two small ASGI middlewares every request goes through.
+
+``BodyLimit``: no route reads more than ``limit`` bytes of body. A declared length over it is
+answered 413 before a byte is read; a longer body raises ``BodyTooLarge`` (413) from
+``receive``. Any answer given before the whole body was read closes the connection
+(``Connection: close``), so the server stops reading what the client still sends.
+
+``SecurityHeaders``: ``X-Content-Type-Options: nosniff`` and ``X-Frame-Options: DENY`` on every
+response; a Content-Security-Policy on every one that lacks its own (HTML pages may set a wider
+one, as the API docs do: see ``docs``).
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .body import BodyTooLarge
+from .errors import ErrorBody
+
+#: Pages: scripts and styles from this origin only (the dashboard sets style attributes from
+#: its script, hence 'unsafe-inline' for styles); nothing may frame them.
+HTML_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+#: Everything else is data: it may load nothing.
+DATA_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await _too_large(send, self.limit)
+        expects_body = (declared.isdigit() and int(declared) > 0) or b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        read, complete = 0, not expects_body
+
+        async def limited() -> Message:
+            nonlocal read, complete
+            message = await receive()
+            if message["type"] == "http.request":
+                read += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
+                if read > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and not complete:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, limited, closing)
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                html = any(n.lower() == b"content-type" and v.startswith(b"text/html") for n, v in headers)
+                extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
+                if b"content-security-policy" not in names:
+                    extra.append((b"content-security-policy", (HTML_POLICY if html else DATA_POLICY).encode()))
+                message = {**message, "headers": headers + [h for h in extra if h[0] not in names]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = ErrorBody(detail=f"body over {limit} bytes").model_dump_json().encode()
+    await send({"type": "http.response.start", "status": 413, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,66 @@
+"""Where personal data lives, for how long, and how erasure reaches it: the inventory behind
+`turnout privacy report` and docs/privacy.md. Built from the topic declarations and settings,
+so the report says what this deployment actually does.
+
+"Personal data" here: a supporter's name, phone, email, postal code, language, consent record
+and opt-outs, and the text of messages sent to them. Person keys are keyed hashes (HMAC with
+the coalition's secret): pseudonymous, not anonymous, and they stay in facts so tallies survive
+erasure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .settings import Settings
+from .topology import (
+    ASKS, DEFERRED, IDENTITIES, MERGES, PEOPLE, RECENT_ASKS, asks_topic, changelog_topic, dead_letter_topic, events_topic,
+    identity_topic, provider_topic, targeting_topic,
+)
+
+
+@dataclass(frozen=True)
+class Place:
+    where: str
+    kind: str
+    holds: str
+    retention: str
+    erasure: str
+
+
+def inventory(s: Settings) -> list[Place]:
+    days = lambda n: f"{n:g} days (retention.ms, `turnout topics ensure`)"  # noqa: E731
+    compacted = "latest value per key (compacted); older versions until compaction runs"
+    return [
+        Place(events_topic(s), "Kafka topic", "accepted partner events: names, phones, emails, postal codes, consent",
+              days(s.events_retention_days), "not rewritten: gone when retention deletes the segment"),
+        Place(targeting_topic(s), "Kafka topic", "actions to fan out (no supporter data)", days(s.outreach_retention_days), "nothing to erase"),
+        Place(asks_topic(s), "Kafka topic", "messages to send: phone or email and the rendered text", days(s.outreach_retention_days),
+              "not rewritten: gone when retention deletes the segment; unsent asks are cancelled at once"),
+        Place(identity_topic(s), "Kafka topic", "partner events on their way to their person, and merged people's records (as in the people table)",
+              days(s.events_retention_days), "not rewritten: gone when retention deletes the segment"),
+        Place(provider_topic(s), "Kafka topic", "provider callbacks and replies by person key (reply keyword only)", days(s.outreach_retention_days), "nothing to erase"),
+        Place(dead_letter_topic(s), "Kafka topic", "refused records: reason, location, hash, a redacted excerpt (no personal fields)",
+              days(s.dead_letter_retention_days), "nothing to erase"),
+        Place(changelog_topic(s, PEOPLE), "fact table", "one record per person: name, phone, email, postal code, language, consent, opt-outs",
+              compacted, "tombstoned at once; older versions until compaction (never on the embedded broker)"),
+        Place(changelog_topic(s, DEFERRED), "fact table", "asks waiting for quiet hours to end: address and text", compacted, "tombstoned at once"),
+        Place(changelog_topic(s, RECENT_ASKS), "fact table", "which asks a person got when (person key only)", compacted, "tombstoned at once"),
+        Place(changelog_topic(s, IDENTITIES), "fact table", "which person each phone or email belongs to, by keyed hashes only", compacted,
+              "every identifier linked to the person tombstoned at once"),
+        Place(changelog_topic(s, MERGES), "fact table", "which person key was merged into which (keyed hashes only)", compacted, "kept, like the other facts: counts"),
+        Place(changelog_topic(s, ASKS), "fact table", "ask states by person key; no address or text", compacted, "provider error texts removed; counts kept"),
+        Place("worker and web logs", "log", "no personal data: lines are redacted after formatting (phones, emails, pydantic input values)",
+              "as your log shipping keeps them", "nothing to erase"),
+        Place("Twilio", "provider", "messages: number and text (Twilio's own retention and redaction)", "Twilio's settings",
+              "ask Twilio (Message Redaction) — turnout cannot reach it"),
+        Place("SendGrid", "provider", "emails: address and text; custom_args hold only ask id and partner id", "SendGrid's settings",
+              "ask SendGrid — custom_args are kept forever, which is why they hold no personal data"),
+        Place("the sandbox (development only)", "process memory", "texts and emails it accepted", "until it stops", "restart it"),
+    ]
+
+
+def markdown(s: Settings) -> str:
+    rows = ["| where | kind | holds | kept | erasure |", "| --- | --- | --- | --- | --- |"]
+    rows += [f"| `{p.where}` | {p.kind} | {p.holds} | {p.retention} | {p.erasure} |" for p in inventory(s)]
+    return "\n".join(rows)

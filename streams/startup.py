@@ -1,0 +1,68 @@
+"""What `turnout up` decides around starting the stack: what it refuses before anything
+starts, the addresses that follow its port, its log folder, and what its banner says beyond
+the addresses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from . import running
+from .broker import port_free
+from .settings import Settings
+
+
+class StackError(Exception):
+    """`turnout up` cannot start, or had to stop: the message says why and what to do."""
+
+
+def preflight(s: Settings, port: int, here: Path) -> None:
+    """Refuse, before anything starts, what `turnout up` could not do."""
+    other = running.running_in(here)
+    if other is not None and other.pid != os.getpid():
+        raise StackError(f"a turnout stack is already running from {here} (pid {other.pid}, {other.web_url}); "
+                         "stop it first (Ctrl-C there), or start this one from another directory")
+    if not port_free(port):
+        raise StackError(f"port {port} is taken (another turnout up, or another program); "
+                         f"choose another with --port (make run PORT=…)")
+    missing = s.provider_settings_missing()
+    if missing:
+        raise StackError(f"provider credentials are only partly set: missing {', '.join(missing)}; "
+                         "set all of them to send for real, or none to use the sandbox providers")
+
+
+def local_urls(s: Settings, port: int) -> dict[str, object]:
+    """The web app's own addresses on ``port``, for the settings nobody gave explicitly."""
+    base = f"http://127.0.0.1:{port}"
+    urls = {"url": base, "public_url": base, "rsvp_base_url": f"{base}/r", "unsubscribe_url": f"{base}/unsubscribe", "web_port": port}
+    return {k: v for k, v in urls.items() if k not in s.model_fields_set}
+
+
+def fresh_logs(here: Path) -> Path:
+    """This stack's log folder; the previous run's is kept once, as logs.previous."""
+    logs = here / ".turnout" / "logs"
+    if logs.exists():
+        previous = logs.with_name("logs.previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        logs.rename(previous)
+    logs.mkdir(parents=True)
+    return logs
+
+
+def stack_notes(s: Settings, state: Path, demo: bool) -> list[str]:
+    """What `turnout up` says beyond the addresses: which coalition file, which providers, and
+    where other commands find this stack."""
+    notes = [f"coalition file    {s.coalition.absolute()}" + ("  (the demo's own: your coalition.toml is not touched)" if demo else "")]
+    if not s.coalition.exists():
+        notes.append("  it does not exist yet: no partner can post until you add one (turnout partners add)")
+    if s.sandbox_url:
+        notes += [
+            "providers         SANDBOX: no text or email leaves this machine (set TURNOUT_TWILIO_* and TURNOUT_SENDGRID_* to send for real)",
+            f"  Twilio auth token (signs Twilio callbacks to {s.public_url})   {s.twilio_auth_token.get_secret_value()}",
+            f"  SendGrid public key (verifies SendGrid events)   {s.sendgrid_public_key}",
+        ]
+    else:
+        notes.append(f"providers         Twilio and SendGrid, for real; callbacks are checked against {s.public_url}")
+    notes.append(f"state file        {state}  (other turnout commands run from here use this stack)")
+    return notes

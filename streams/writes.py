@@ -1,0 +1,93 @@
+"""Writes to Kafka in the order they are made, handed straight to the app's producer.
+
+Agents write table facts (changelogs) and topic records from synchronous code, so a write is
+queued and produced later; ``Writes.send`` returns a future that resolves once the broker has
+the record. Faust's own ``send_soon`` does the same through its producer buffer, at a cost that
+dominated a fan-out: per record a ``FutureMessage``, a queue hop, a task switch and sensor
+calls; and while that buffer holds more than 100 records Faust's conductor stops delivering
+messages to every agent until it drains (``ProducerBuffer.wait_until_ebb``), one record per
+wake-up. Here one task hands the whole queue to the producer per wake-up, in order.
+
+Order: every record goes through one FIFO into aiokafka, which keeps the order of records per
+partition; so two writes of one key reach its changelog in the order they were made, as with
+Faust's buffer. Bytes: changelog keys are encoded exactly as Faust encodes them (its ``json``
+codec), values as the same JSON document (pydantic writes it), topic keys as raw UTF-8, so
+Faust's table recovery, standbys and every reader decode them unchanged. What Faust's changelog
+callback adds, a persisted offset per partition, is for RocksDB stores; these tables live in
+memory (``store="memory://"``), where it does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from typing import Any, Callable
+
+import faust
+
+#: As Faust's JSON codec writes them (``faust.utils.json.dumps`` without orjson).
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def changelog_key(key: str) -> bytes:
+    """A table key as Faust writes it in the changelog (its ``json`` codec)."""
+    return _dumps(key).encode()
+
+
+def changelog_value(value: Any) -> bytes | None:
+    """A table value as Faust writes it (its ``json`` codec); ``None`` is a tombstone."""
+    return None if value is None else _dumps(value).encode()
+
+
+class Writes:
+    """One ordered queue of records into ``app.producer``."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self._queue: deque[tuple[str, bytes | None, bytes | None, int | None, asyncio.Future]] = deque()
+        self._drain: asyncio.Task | None = None
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> asyncio.Future:
+        """Queue a record; the future resolves with its metadata once the broker has it."""
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append((topic, key, value, partition, fut))
+        if self._drain is None:
+            self._drain = asyncio.ensure_future(self._hand_over())
+        return fut
+
+    def changelog(self, topic: str) -> Callable[[int, str, Any, Any], asyncio.Future]:
+        """What ``FactTable`` writes a table's changelog with: (partition, key, the value as the
+        table stores it or ``None`` to delete, the model it was dumped from)."""
+        def send(partition: int, key: str, value: Any, model: Any) -> asyncio.Future:
+            if value is None:
+                data = None
+            else:  # pydantic's own JSON: the same document as ``value``, written in half the time
+                data = model.model_dump_json().encode() if model is not None else changelog_value(value)
+            return self.send(topic, changelog_key(key), data, partition)
+        return send
+
+    async def _hand_over(self) -> None:
+        producer, queue = self.app.producer, self._queue
+        try:
+            while queue:
+                topic, key, value, partition, fut = queue.popleft()
+                try:
+                    acked = await producer.send(topic, key, value, partition, None, None)
+                except Exception as exc:  # the writer of this record awaits it (settle)
+                    fut.set_exception(exc)
+                    continue
+                acked.add_done_callback(lambda done, fut=fut: _resolve(fut, done))
+        finally:
+            self._drain = None
+
+
+def _resolve(fut: asyncio.Future, done: asyncio.Future) -> None:
+    if fut.done():
+        return
+    if done.cancelled():
+        fut.cancel()
+    elif (exc := done.exception()) is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(done.result())

@@ -1,0 +1,44 @@
+"""The API docs pages load only the app's own scripts, and every page says who may frame it
+and what it may load."""
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from connectors.web.app import create_app
+from connectors.web.publisher import ListPublisher
+from contracts.tallies import TallyBook
+from streams.settings import Settings
+
+
+@pytest.fixture
+def client(tmp_path):
+    s = Settings(coalition=tmp_path / "c.toml", organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    return TestClient(create_app(s, publisher=ListPublisher(), book=TallyBook()))
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_their_scripts_from_the_app_itself(client, page):
+    r = client.get(page)
+    assert r.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    assert sources and all(src.startswith("/") for src in sources), sources
+    for src in sources:
+        if src.startswith("/docs/assets/"):
+            asset = client.get(src)
+            assert asset.status_code == 200 and len(asset.content) > 1000, src
+    policy = r.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-eval" not in policy
+    assert "cdn" not in policy and "https:" not in policy
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/dashboard/login", "/openapi.json", "/healthz", "/v1/tallies"])
+def test_every_answer_forbids_sniffing_and_framing_and_carries_a_policy(client, path):
+    r = client.get(path)
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    if r.headers["content-type"].startswith("text/html"):
+        assert "script-src 'self'" in r.headers["content-security-policy"]

@@ -1,0 +1,239 @@
+"""The CLI in a new user's first hour: it finds the running stack, refuses what `turnout up`
+cannot do before starting anything, and says what is wrong in one line."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from streams import running
+from streams.broker import free_port
+from streams.cli import main
+from streams.settings import Settings
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("TURNOUT_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """A directory of our own: no stack runs from it or its parents, no setting is given."""
+    monkeypatch.chdir(tmp_path)
+    for name in [k for k in os.environ if k.startswith("TURNOUT_") or k == "KAFKA_BOOTSTRAP_SERVERS"]:
+        monkeypatch.delenv(name)
+    return tmp_path
+
+
+def turnout(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False, **kw)
+
+
+def turnout_up(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`turnout up` in a process of its own: if it started after all, it is stopped (by pid)."""
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "up", *args], cwd=cwd, env={**CLEAN_ENV, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def fake_stack(directory: Path, pid: int, **settings: str) -> None:
+    """A state file as `turnout up` (process ``pid``) writes it."""
+    state = running.StackState(pid=pid, started_at="2026-11-24T18:00:00+00:00", web_url=settings.get("TURNOUT_URL", ""),
+                               broker=settings.get("KAFKA_BOOTSTRAP_SERVERS", ""), coalition=str(directory / "c.toml"),
+                               logs=str(directory / ".turnout" / "logs"), settings=settings)
+    running.write(state, directory)
+
+
+def test_version_and_examples_in_help():
+    assert turnout("--version").output.startswith("turnout, version ")
+    assert "turnout up --demo" in turnout("--help").output
+
+
+def test_commands_say_in_one_line_that_nothing_is_running(here):
+    for args in (["export"], ["topics", "ensure"], ["worker"], ["mobilize", "poll", "--once"]):
+        r = turnout(*args)
+        assert r.exit_code == 1, (args, r.output)
+        assert f"no `turnout up` is running from {here}" in r.output and "KAFKA_BOOTSTRAP_SERVERS" in r.output, r.output
+        assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+    r = turnout("tallies")
+    assert r.exit_code == 1 and "no `turnout up` is running" in r.output and "--url" in r.output
+
+
+def test_commands_use_the_stack_running_from_here_or_a_parent(here):
+    broker, web = socket.socket(), socket.socket()  # bound, never listening: nothing answers there
+    broker.bind(("127.0.0.1", 0))
+    web.bind(("127.0.0.1", 0))
+    try:
+        b, w = (f"127.0.0.1:{s.getsockname()[1]}" for s in (broker, web))
+        fake_stack(here, os.getpid(), KAFKA_BOOTSTRAP_SERVERS=b, TURNOUT_BROKER_FLAVOR="tansu", TURNOUT_URL=f"http://{w}",
+                   TURNOUT_ORGANIZER_TOKEN="from-the-stack")
+        (here / "sub").mkdir()
+        os.chdir(here / "sub")
+        r = turnout("export")
+        assert r.exit_code == 1 and f"cannot reach the Kafka broker at {b}" in r.output, r.output
+        r = turnout("tallies")
+        assert r.exit_code == 1 and f"cannot reach http://{w}/" in r.output, r.output
+        assert Settings().organizer_token is None and running.with_stack(Settings(), running.find(Path.cwd())).organizer_token.get_secret_value() == "from-the-stack"
+        # An explicit setting wins over the stack's; the look-up can be turned off.
+        r = turnout("export", env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+        assert "at 127.0.0.1:1" in r.output, r.output
+        r = turnout("export", env={"TURNOUT_FIND_STACK": "false"})
+        assert r.exit_code == 1 and "TURNOUT_FIND_STACK is off" in r.output, r.output
+    finally:
+        broker.close()
+        web.close()
+
+
+def test_processes_given_a_whole_environment_do_not_look_for_a_stack():
+    from streams.stack import child_env
+
+    assert child_env(Settings())["TURNOUT_FIND_STACK"] == "false"
+
+
+def test_a_stale_state_file_is_ignored(here):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(10)
+    fake_stack(here, dead.pid, KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
+    assert running.find(here) is None
+    assert "no `turnout up` is running" in turnout("export").output
+
+
+def test_up_refuses_a_taken_port_before_starting_anything(here):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = turnout_up(here, "--port", str(port))
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip() == f"Error: port {port} is taken (another turnout up, or another program); choose another with --port (make run PORT=…)"
+    assert r.stdout == "" and not (here / ".turnout").exists()  # no broker, no logs, no state file
+
+
+def test_up_refuses_a_partial_set_of_provider_credentials(here):
+    r = turnout_up(here, "--port", str(free_port()), env={"TURNOUT_TWILIO_ACCOUNT_SID": "AC123", "TURNOUT_SENDGRID_API_KEY": "SG.x"})
+    assert r.returncode == 1, r.stderr
+    line = r.stderr.strip()
+    assert line.startswith("Error: provider credentials are only partly set: missing ") and "\n" not in line
+    for name in ("TURNOUT_TWILIO_AUTH_TOKEN", "TURNOUT_SENDGRID_PUBLIC_KEY", "TURNOUT_TWILIO_FROM"):
+        assert name in line
+    assert "TURNOUT_TWILIO_ACCOUNT_SID" not in line and not (here / ".turnout").exists()
+
+
+def test_up_refuses_a_second_stack_in_the_same_directory_and_zero_workers(here):
+    fake_stack(here, os.getpid(), TURNOUT_URL="http://127.0.0.1:8000")
+    r = turnout_up(here, "--port", str(free_port()))
+    assert r.returncode == 1 and f"a turnout stack is already running from {here} (pid {os.getpid()}" in r.stderr
+    r = turnout("up", "--workers", "0")
+    assert r.exit_code == 2 and "--workers" in r.output
+
+
+def test_provider_credentials_are_all_or_nothing():
+    assert Settings().sandbox_providers and Settings().provider_settings_missing() == []
+    partial = Settings(twilio_auth_token="t", sendgrid_public_key="k")
+    assert not partial.sandbox_providers
+    assert partial.provider_settings_missing() == ["TURNOUT_TWILIO_ACCOUNT_SID", "TURNOUT_SENDGRID_API_KEY",
+                                                   "TURNOUT_TWILIO_FROM (or TURNOUT_TWILIO_MESSAGING_SERVICE_SID)"]
+    full = Settings(twilio_account_sid="AC1", twilio_auth_token="t", twilio_messaging_service_sid="MG1", sendgrid_api_key="SG.x", sendgrid_public_key="k")
+    assert full.provider_settings_missing() == [] and not full.sandbox_providers
+
+
+def test_a_missing_coalition_file_is_an_error_that_names_it(here):
+    env = {"TURNOUT_COALITION": "/nope.toml"}
+    for args in (["partners", "list"], ["sign", "union-local-1", "--data", "{}"], ["action-network", "map", "union-local-1", "e1", "rally-1"]):
+        r = turnout(*args, env=env)
+        assert r.exit_code == 1, (args, r.output)
+        assert r.output.startswith("Error: no coalition file at /nope.toml: create it with `turnout partners add"), r.output
+    (here / "sheet.csv").write_text("phone\n5105550123\n")
+    r = turnout("import", "union-local-1", "sheet.csv", "--type", "signup", "--dry-run", env=env)
+    assert r.exit_code == 1 and "no coalition file at /nope.toml" in r.output, r.output
+    r = turnout("partners", "list")  # the default, relative to where the command runs
+    assert f"no coalition file at {here / 'coalition.toml'}" in r.output
+
+
+@pytest.mark.parametrize("text, says", [
+    ("partners = 3\n", "`partners` must be a list of [[partners]] tables"),
+    ('[[partners]]\nid = "union-a"\nname = "U"\nkind = "union"\n', "partner 1 (union-a): secret: missing; fix that entry"),
+    ('[[partners]]\nid = "Union A"\nname = "U"\nkind = "union"\nsecret = "s"\n', "partner 1 (Union A): id: 'Union A' is not a valid id (use lower-case"),
+    ('[[partners]]\nid = "union-a"\nname = "U"\nkind = "church"\nsecret = "s"\n', "partner 1 (union-a): kind: 'church' is not one of"),
+    ("[[partners]\n", "not a readable TOML file"),
+])
+def test_coalition_file_problems_are_one_line_naming_the_file_and_partner(here, text, says):
+    (here / "coalition.toml").write_text(text)
+    r = turnout("partners", "list")
+    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
+    assert r.output.startswith("Error: coalition.toml: ") and says in r.output, r.output
+    assert "https://" not in r.output and "Traceback" not in r.output
+
+
+def test_a_bad_partner_id_and_a_bad_setting_are_explained(here):
+    r = turnout("partners", "add", "Bad Id", "--name", "X", "--kind", "union")
+    assert r.exit_code == 1 and "'Bad Id' is not a valid id (use lower-case letters, digits and dashes" in r.output, r.output
+    assert "should match pattern" not in r.output
+    r = turnout("partners", "list", env={"TURNOUT_PARTITIONS": "many"})
+    assert r.exit_code == 1 and r.output.startswith("Error: bad configuration: TURNOUT_PARTITIONS: should be a valid integer"), r.output
+
+
+def test_unexpected_failures_are_one_line_and_debug_shows_the_traceback(here, monkeypatch):
+    import streams.coalition
+
+    def broken(*a, **kw):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(streams.coalition, "load", broken)
+    r = CliRunner().invoke(main, ["partners", "list"])
+    assert r.exit_code == 1 and r.output == "Error: KeyError: 'boom' (a bug? `turnout --debug …` shows where)\n"
+    r = CliRunner().invoke(main, ["--debug", "partners", "list"])
+    assert isinstance(r.exception, KeyError)
+
+
+def test_people_forget_reports_the_refusal_not_the_json(here):
+    from streams.cli import refusal
+
+    class Answer:
+        status_code = 422
+        text = '{"detail":"phone: not a valid phone number for region US"}'
+
+        def json(self):
+            return json.loads(self.text)
+
+    assert refusal(Answer()) == "the web app refused (422): phone: not a valid phone number for region US"
+
+
+def test_plurals():
+    from streams.friendly import plural
+
+    assert (plural(1, "bad row"), plural(0, "bad row"), plural(2, "person record")) == ("1 bad row", "0 bad rows", "2 person records")
+
+
+def test_addresses_follow_the_port_unless_given_explicitly():
+    from streams.startup import local_urls
+
+    base = "http://127.0.0.1:8123"
+    assert local_urls(Settings(), 8123) == {"url": base, "public_url": base, "rsvp_base_url": f"{base}/r",
+                                            "unsubscribe_url": f"{base}/unsubscribe", "web_port": 8123}
+    assert "public_url" not in local_urls(Settings(public_url="https://turnout.example.org"), 8123)
+
+
+def test_the_banner_says_sandbox_and_prints_what_signs_callbacks(tmp_path):
+    from streams.stack import sandbox_settings
+    from streams.startup import stack_notes
+
+    s = Settings(coalition=tmp_path / "c.toml", **sandbox_settings(Settings(), 8000, 9000))
+    notes = "\n".join(stack_notes(s, tmp_path / "stack.json", demo=False))
+    assert "SANDBOX: no text or email leaves this machine" in notes
+    assert s.twilio_auth_token.get_secret_value() in notes and s.sendgrid_public_key in notes
+    assert f"{tmp_path / 'c.toml'}" in notes and "does not exist yet" in notes
+    real = Settings(coalition=tmp_path / "c.toml", twilio_account_sid="AC1", twilio_auth_token="secret-token", twilio_from="+15005550006",
+                    sendgrid_api_key="SG.x", sendgrid_public_key="k")
+    notes = "\n".join(stack_notes(real, tmp_path / "stack.json", demo=False))
+    assert "for real" in notes and "secret-token" not in notes

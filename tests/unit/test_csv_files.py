@@ -1,0 +1,142 @@
+"""Partners' CSV files as they really arrive: Windows encodings, semicolons and tabs, dates
+without an offset, stray quotes, ragged rows and ZIPs that lost their leading zero."""
+
+import io
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from connectors.csv_files import decode, open_sheet, parse_when, sniff_delimiter, zip_problem
+from connectors.csv_import import CsvError, read
+from streams.cli import main
+
+AT = datetime(2026, 11, 20, 18, 0, tzinfo=timezone.utc)
+LA = ZoneInfo("America/Los_Angeles")
+
+
+def load(data: bytes, kind="signup", action=None, **kw):
+    sheet = open_sheet(data)
+    return read(io.StringIO(sheet.text, newline=""), kind, partner="union-a", secret="s", action=action, default_at=AT,
+                delimiter=sheet.delimiter, **kw)
+
+
+def test_encodings_are_tried_in_the_documented_order():
+    name = "José Muñoz"
+    assert decode(name.encode("utf-8")) == (name, "UTF-8")
+    assert decode(b"\xef\xbb\xbf" + name.encode("utf-8")) == (name, "UTF-8 (with BOM)")
+    assert decode(name.encode("cp1252")) == (name, "Windows-1252")
+    assert decode(name.encode("utf-16")) == (name, "UTF-16")
+    assert decode(b"caf\xe9 \x81") == ("café \x81", "Latin-1")  # 0x81 is undefined in cp1252
+
+
+def test_a_windows_sheet_keeps_its_accents():
+    # ’ (0x92) is where Windows-1252 and Latin-1 differ.
+    rows, problems = load("First Name,Last Name,Phone\r\nJosé,Muñoz O’Neil,5105550123\r\n".encode("cp1252"))
+    assert problems == [] and rows[0].event["person"] == {"given_name": "José", "family_name": "Muñoz O’Neil", "phone": "5105550123"}
+
+
+def test_the_delimiter_is_sniffed_from_the_header():
+    assert sniff_delimiter("First Name;Phone;ZIP\nAna;510;94607\n") == ";"
+    assert sniff_delimiter("First Name\tPhone\nAna\t510\n") == "\t"
+    assert sniff_delimiter('"Name, full",Phone\n') == ","  # a quoted comma is not a column
+    assert sniff_delimiter("phone\n5105550123\n") == ","
+    rows, problems = load(b"First Name;Phone;ZIP\nAna;5105550123;94607\nBen;5105550124;94612\n")
+    assert problems == [] and [r.event["person"]["given_name"] for r in rows] == ["Ana", "Ben"]
+
+
+def test_dates_without_an_offset_are_read_in_the_zone_given():
+    assert parse_when("2026-12-01T18:05:00-05:00", None) == "2026-12-01T18:05:00-05:00"
+    assert parse_when("2026-12-01T18:05:00Z", None) == "2026-12-01T18:05:00+00:00"
+    assert parse_when("2026-12-01", LA) == "2026-12-01T00:00:00-08:00"
+    assert parse_when("2026-12-01 18:05", LA) == "2026-12-01T18:05:00-08:00"
+    assert parse_when("12/1/2026 6:05 PM", LA) == "2026-12-01T18:05:00-08:00"
+    assert parse_when("7/4/2026", LA) == "2026-07-04T00:00:00-07:00"
+    with pytest.raises(ValueError, match="not a date"):
+        parse_when("next tuesday", LA)
+    rows, problems = load(b"phone,date\n5105550123,2026-12-01\n5105550124,soon\n", kind="checkin", action="rally-1", zone=LA)
+    assert rows[0].event["occurred_at"] == "2026-12-01T00:00:00-08:00"
+    assert problems[0].line == 3 and problems[0].reason.startswith("occurred_at: not a date")
+    with pytest.raises(CsvError, match="line 2: the date has no UTC offset: give --tz"):
+        load(b"phone,date\n5105550123,2026-12-01\n", kind="checkin", action="rally-1")
+
+
+def test_an_unbalanced_quote_is_reported_with_its_line_not_swallowed():
+    rows, problems = load(b'First,Last,Phone\n"Ana,Diaz,5105550123\nBen,Okafor,5105550124\n')
+    assert rows == [] and len(problems) == 1
+    assert problems[0].line == 2 and "lines 2-3 were read as one row" in problems[0].reason
+    # A quote closed on a later line merges rows too.
+    rows, problems = load(b'First,Last,Phone\nAna,"Diaz,5105550123\nBen",Okafor,5105550124\nCy,Li,5105550125\n')
+    assert [p.line for p in problems] == [2] and [r.line for r in rows] == [4]
+
+
+def test_a_value_over_several_lines_in_a_column_nobody_reads_is_fine():
+    rows, problems = load(b'Phone,Notes\n5105550123,"came late,\nleft early"\n5105550124,\n')
+    assert problems == [] and [r.line for r in rows] == [2, 4]
+
+
+def test_rows_with_more_or_fewer_values_than_columns_are_reported():
+    rows, problems = load(b"First,Last,Phone\nAna,Diaz,5105550123\nBen,Okafor,5105550124,extra\nCy,5105550125\n")
+    assert [r.line for r in rows] == [2]
+    assert [(p.line, p.reason.split(",")[0]) for p in problems] == [(3, "4 values"), (4, "2 values")]
+
+
+def test_zips_are_checked_against_the_bundled_data():
+    assert zip_problem("94607") is None and zip_problem("94607-1234") is None and zip_problem("02134") is None
+    assert "leading zero" in zip_problem("2134")
+    assert "not a US ZIP" in zip_problem("946") and "not a US ZIP" in zip_problem("ABCDE")
+    assert "bundled ZIP data" in zip_problem("00000")
+    rows, problems = load(b"Phone,ZIP\n5105550123,2134\n5105550124,94612\n")
+    assert [r.line for r in rows] == [3] and problems[0].line == 2 and "person.postal_code has 4 digits" in problems[0].reason
+    rows, problems = load(b"Phone,ZIP\n+442079460000,2134\n", region="GB")
+    assert problems == []  # only US ZIPs are checked
+
+
+# The same files through `turnout import --dry-run`, as a partner's organizer would run it.
+
+BAD_SHEETS = {
+    "cp1252": ("First Name,Last Name,Phone,ZIP\r\nJosé,Muñoz,5105550123,94607\r\n".encode("cp1252"), [],
+               "read sheet.csv as Windows-1252, separated by commas; columns: 'First Name' → given_name, 'Last Name' → family_name, 'Phone' → phone, 'ZIP' → postal_code",
+               "1 row would be imported, 0 bad rows"),
+    "semicolons": (b"First Name;Phone;ZIP\nAna;5105550123;94607\nBen;5105550124;94612\n", [],
+                   "separated by semicolons", "2 rows would be imported, 0 bad rows"),
+    "tabs": (b"First Name\tPhone\tZIP\tNotes\nAna\t5105550123\t94607\t\n", [],
+             "separated by tabs; columns: 'First Name' → given_name, 'Phone' → phone, 'ZIP' → postal_code; not used: 'Notes'",
+             "1 row would be imported, 0 bad rows"),
+    "plain dates": (b"phone,date\n5105550123,2026-12-01\n", ["--tz", "America/Los_Angeles"], "'date' → occurred_at",
+                    "1 row would be imported, 0 bad rows"),
+    "unbalanced quote": (b'First,Last,Phone\n"Ana,Diaz,5105550123\nBen,Okafor,5105550124\n', [],
+                         "line 2: a quote opened on this line is not closed", "0 rows would be imported, 1 bad row"),
+    "extra columns": (b"First,Phone\nAna,5105550123\nBen,5105550124,oops\n", [],
+                      "line 3: 3 values, but the header has 2 columns", "1 row would be imported, 1 bad row"),
+    "4-digit ZIP": (b"Phone,ZIP\n5105550123,2134\n", [], "line 2: person.postal_code has 4 digits", "0 rows would be imported, 1 bad row"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_SHEETS)
+def test_turnout_import_dry_run_reads_real_world_sheets(tmp_path, monkeypatch, name):
+    data, args, says, summary = BAD_SHEETS[name]
+    monkeypatch.chdir(tmp_path)
+    env = {"TURNOUT_COALITION": str(tmp_path / "c.toml"), "TURNOUT_TIME_ZONE": ""}
+    runner = CliRunner()
+    assert runner.invoke(main, ["partners", "add", "union-local-1", "--name", "U", "--kind", "union"], env=env).exit_code == 0
+    (tmp_path / "sheet.csv").write_bytes(data)
+    kind = ["--type", "checkin", "--action", "rally-1"] if name == "plain dates" else ["--type", "signup"]
+    r = runner.invoke(main, ["import", "union-local-1", "sheet.csv", *kind, "--dry-run", *args], env=env)
+    assert says in r.output and f"dry run: {summary}" in r.output, r.output
+    assert r.exit_code == (1 if "1 bad" in summary else 0), r.output
+    assert "Traceback" not in r.output and "5105550123" not in r.output
+
+
+def test_turnout_import_without_a_zone_says_how_to_give_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {"TURNOUT_COALITION": str(tmp_path / "c.toml"), "TURNOUT_TIME_ZONE": ""}
+    runner = CliRunner()
+    runner.invoke(main, ["partners", "add", "union-local-1", "--name", "U", "--kind", "union"], env=env)
+    (tmp_path / "sheet.csv").write_bytes(b"phone,date\n5105550123,2026-12-01\n")
+    r = runner.invoke(main, ["import", "union-local-1", "sheet.csv", "--type", "checkin", "--action", "rally-1", "--dry-run"], env=env)
+    assert r.exit_code == 1 and "line 2: the date has no UTC offset: give --tz ZONE" in r.output, r.output
+    r = runner.invoke(main, ["import", "union-local-1", "sheet.csv", "--type", "checkin", "--action", "rally-1", "--dry-run"],
+                      env={**env, "TURNOUT_TIME_ZONE": "America/New_York"})
+    assert r.exit_code == 0, r.output

@@ -1,0 +1,268 @@
+"""Dashboard accounts over HTTP, with the in-memory account log: sign-in links, sessions that
+end (logout, removal, expiry), throttling, and admins managing their partner's staff."""
+
+import asyncio
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from connectors.accounts.store import MemoryAccountLog
+from connectors.web import dashboard
+from connectors.web.app import create_app
+from connectors.web.publisher import ListPublisher
+from streams.coalition import add_partner
+from streams.settings import Settings
+from tests.accounts import PASSWORD, account, add, sign_in, started_store
+from tests.unit.test_dashboard import PARTNERS, messages, next_view, pledged, seeded_book
+
+TOKEN = "organizer-token"
+ORGANIZER, ADMIN_B, VIEWER_B, VIEWER_A = "org@example.org", "admin@faith-b.example.org", "staff@faith-b.example.org", "staff@union-a.example.org"
+NEW_PASSWORD = "a brand new passphrase"
+
+
+class Web:
+    """One coalition, one account log, and as many web app instances on them as a test wants."""
+
+    def __init__(self, tmp_path, **settings) -> None:
+        path = tmp_path / "coalition.toml"
+        for pid, name in PARTNERS.items():
+            add_partner(path, pid, name, "union")
+        self.settings = Settings(coalition=path, organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092", **settings)
+        self.book = seeded_book()
+        self.log = MemoryAccountLog()
+        add(self.log, account(ORGANIZER, "organizer"), account(ADMIN_B, "admin", "faith-b"), account(VIEWER_B, "viewer", "faith-b"), account(VIEWER_A, "viewer", "union-a"))
+        self.store = started_store(self.log)
+        self.client = self.instance()
+
+    def instance(self) -> TestClient:
+        """Another web app instance: its own store, reading the same accounts topic."""
+        store = self.store if not hasattr(self, "client") else started_store(self.log)
+        return TestClient(create_app(self.settings, publisher=ListPublisher(), book=self.book, accounts=store))
+
+    def invite(self, email, role="viewer", partner="faith-b", now=None, hours=72.0) -> str:
+        _, token = asyncio.run(self.store.invite(email, role, partner, "test", now or datetime.now(timezone.utc), hours))
+        return token
+
+
+@pytest.fixture
+def web(tmp_path):
+    return Web(tmp_path)
+
+
+def welcome(client, token, password=NEW_PASSWORD, confirm=None):
+    return client.post("/dashboard/welcome", data={"token": token, "password": password, "confirm": password if confirm is None else confirm}, follow_redirects=False)
+
+
+def stream_ends(client, book, change, deadline_s=8.0):
+    """Open the event stream, see figures move, ``change()``, and return how long the stream
+    took to end; fail if it sends figures after the change or outlives the deadline."""
+    with client.stream("GET", "/dashboard/events") as r:
+        assert r.status_code == 200
+        stream = messages(r.iter_lines())
+        first = next_view(stream, time.monotonic() + 5)
+        pledged(book, "faith-b", 81)
+        assert next_view(stream, time.monotonic() + 5)["version"] > first["version"]  # live until then
+        change()
+        changed = time.monotonic()
+        pledged(book, "faith-b", 82)
+        for event, data in stream:  # the loop ends when the stream does
+            assert event != "view", f"figures sent after the session ended: {data[:200]}"
+            assert time.monotonic() < changed + deadline_s, "the stream is still open"
+        return time.monotonic() - changed
+
+
+def test_an_invited_person_chooses_a_password_with_the_link_and_is_signed_in(web):
+    token = web.invite("new@faith-b.example.org")
+    page = web.client.get("/dashboard/welcome")
+    assert page.status_code == 200 and page.headers["referrer-policy"] == "no-referrer" and token not in page.text
+    r = welcome(web.client, token)
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard"
+    view = web.client.get("/dashboard/view").json()
+    assert view["viewer"] == {"role": "partner", "partner": "faith-b", "email": "new@faith-b.example.org", "admin": False}
+    # From then on: email and the chosen password.
+    other = web.instance()
+    assert sign_in(other, "NEW@faith-b.example.org ", NEW_PASSWORD).status_code == 303
+    assert other.get("/dashboard/view").status_code == 200
+
+
+def test_a_sign_in_link_works_once(web):
+    token = web.invite("new@faith-b.example.org")
+    assert welcome(web.client, token).status_code == 303
+    again = welcome(web.instance(), token, "somebody else's password")
+    assert again.status_code == 400 and "used already" in again.text
+    assert sign_in(web.instance(), "new@faith-b.example.org", "somebody else's password").status_code == 401
+
+
+def test_an_expired_link_is_refused_and_nothing_is_written(web):
+    token = web.invite("late@faith-b.example.org", now=datetime.now(timezone.utc) - timedelta(hours=73))
+    written = len(web.log.records)
+    r = welcome(web.client, token)
+    assert r.status_code == 400 and "expired" in r.text and len(web.log.records) == written
+    assert web.client.get("/dashboard/view").status_code == 401
+
+
+@pytest.mark.parametrize("password, confirm, said", [("short", None, "at least 12 characters"), (NEW_PASSWORD, NEW_PASSWORD + "!", "differ")])
+def test_a_weak_or_mistyped_password_is_refused_and_the_link_still_works(web, password, confirm, said):
+    token = web.invite("new@faith-b.example.org")
+    written = len(web.log.records)
+    r = welcome(web.client, token, password, confirm)
+    assert r.status_code == 422 and said in r.text and f'value="{token}"' in r.text  # the form keeps the link's token
+    assert len(web.log.records) == written
+    assert welcome(web.client, token).status_code == 303
+
+
+def test_a_new_link_for_an_account_ends_its_sessions_once_used(web):
+    old = web.instance()
+    assert sign_in(old, VIEWER_B).status_code == 303
+    token = web.invite(VIEWER_B)  # "I forgot my password"
+    assert old.get("/dashboard/view").status_code == 200  # the old password works until the link is used
+    assert welcome(web.client, token).status_code == 303
+    assert old.get("/dashboard/view").status_code == 401
+    assert sign_in(web.instance(), VIEWER_B, PASSWORD).status_code == 401
+    assert web.client.get("/dashboard/view").status_code == 200
+
+
+def test_logout_revokes_the_cookie_on_every_instance(web):
+    assert sign_in(web.client, VIEWER_B).status_code == 303
+    cookie = web.client.cookies["turnout_session"]
+    elsewhere = web.instance()
+    elsewhere.cookies.set("turnout_session", cookie)
+    assert elsewhere.get("/dashboard/view").status_code == 200
+    r = web.client.post("/dashboard/logout", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard/login"
+    for client in (elsewhere, web.instance()):  # a copy of the cookie is worth nothing now
+        client.cookies.set("turnout_session", cookie)
+        assert client.get("/dashboard/view").status_code == 401
+    assert sign_in(web.client, VIEWER_B).status_code == 303  # a new sign-in is a new session
+
+
+def test_a_removed_account_is_signed_out_and_a_re_invited_one_does_not_revive_its_sessions(web):
+    assert sign_in(web.client, VIEWER_B).status_code == 303
+    asyncio.run(web.store.remove(VIEWER_B))
+    assert web.client.get("/dashboard/view").status_code == 401
+    assert sign_in(web.instance(), VIEWER_B).status_code == 401
+    web.invite(VIEWER_B)
+    assert web.client.get("/dashboard/view").status_code == 401
+
+
+@pytest.mark.parametrize("ending", ["logout", "account removed"])
+def test_an_open_event_stream_ends_when_its_session_does(web, monkeypatch, ending):
+    monkeypatch.setattr(dashboard, "HEARTBEAT", 30.0)  # so the stream can only end because it was woken
+    assert sign_in(web.client, VIEWER_B).status_code == 303
+    other = web.instance()
+    other.cookies.set("turnout_session", web.client.cookies["turnout_session"])
+
+    def end() -> None:
+        if ending == "logout":
+            assert other.post("/dashboard/logout", follow_redirects=False).status_code == 303  # from another tab, another instance
+        else:
+            asyncio.run(web.store.remove(VIEWER_B))
+
+    assert stream_ends(web.client, web.book, end) < 5
+
+
+def test_an_open_event_stream_ends_when_the_session_expires(tmp_path, monkeypatch):
+    monkeypatch.setattr(dashboard, "HEARTBEAT", 30.0)  # so the stream can only end by its expiry
+    web = Web(tmp_path, session_hours=3 / 3600)  # 3 s: expiry within the time a test may take
+    assert sign_in(web.client, VIEWER_B).status_code == 303
+    signed_in = time.monotonic()
+    with web.client.stream("GET", "/dashboard/events") as r:
+        stream = messages(r.iter_lines())
+        next_view(stream, signed_in + 5)
+        for _event, _data in stream:  # the loop ends when the stream does
+            assert time.monotonic() < signed_in + 8, "the stream outlived its session"
+    assert time.monotonic() - signed_in >= 2.9  # at expiry, not before
+    assert web.client.get("/dashboard/view").status_code == 401
+
+
+def test_failed_sign_ins_are_throttled_per_account(web):
+    for _ in range(5):  # the default limit
+        assert sign_in(web.client, VIEWER_B, "not the password").status_code == 401
+    r = sign_in(web.client, VIEWER_B)  # even the right password: the account is locked for a while
+    assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= 15 * 60 and "try again" in r.text
+    assert web.client.get("/dashboard/view").status_code == 401
+    assert sign_in(web.client, VIEWER_A).status_code == 303  # other accounts are not
+
+
+def test_failed_sign_ins_are_throttled_per_address(web):
+    staff = [f"staff{i}@faith-b.example.org" for i in range(5)]
+    add(web.log, *(account(email, "viewer", "faith-b") for email in staff))
+    for email in staff:  # the default limit, 20, spread so that no account reaches its own (5)
+        for _ in range(4):
+            assert sign_in(web.client, email, "not the password").status_code == 401
+    r = sign_in(web.client, VIEWER_A)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    bad = welcome(web.client, "a-guessed-token")
+    assert bad.status_code == 429  # guessing sign-in links from the same address is throttled too
+
+
+def test_an_admin_invites_and_removes_its_own_partners_staff(web):
+    assert sign_in(web.client, ADMIN_B).status_code == 303
+    listed = web.client.get("/dashboard/accounts").json()
+    assert {a["email"] for a in listed} == {ADMIN_B, VIEWER_B}  # its partner's only
+
+    r = web.client.post("/dashboard/accounts", json={"email": "Volunteer@Faith-B.example.org", "role": "viewer"})
+    assert r.status_code == 201, r.text
+    invited = r.json()
+    assert (invited["email"], invited["partner"], invited["role"], invited["status"]) == ("volunteer@faith-b.example.org", "faith-b", "viewer", "invited")
+    assert invited["link"].startswith("http://testserver/dashboard/welcome#")
+    newcomer = web.instance()
+    assert welcome(newcomer, invited["link"].split("#", 1)[1]).status_code == 303
+    assert newcomer.get("/dashboard/view").json()["viewer"]["partner"] == "faith-b"
+
+    assert web.client.delete(f"/dashboard/accounts/{VIEWER_B}").status_code == 204
+    assert sign_in(web.instance(), VIEWER_B).status_code == 401
+    assert {a["email"] for a in web.client.get("/dashboard/accounts").json()} == {ADMIN_B, "volunteer@faith-b.example.org"}
+
+
+@pytest.mark.parametrize("body, status, said", [
+    ({"email": "x@example.org", "role": "viewer", "partner": "union-a"}, 403, "faith-b's staff"),
+    ({"email": "x@example.org", "role": "viewer", "partner": "no-such-partner"}, 403, "faith-b's staff"),
+    ({"email": "x@example.org", "role": "organizer"}, 403, "faith-b's staff"),
+    ({"email": "not an email", "role": "viewer"}, 422, "not an email address"),
+    ({"email": VIEWER_A, "role": "viewer"}, 409, "cannot be invited by faith-b: ask a coalition organizer"),  # whose, it is not told
+])
+def test_an_admin_cannot_invite_beyond_its_partner_and_nothing_is_written(web, body, status, said):
+    assert sign_in(web.client, ADMIN_B).status_code == 303
+    written = len(web.log.records)
+    r = web.client.post("/dashboard/accounts", json=body)
+    assert r.status_code == status and said in r.json()["detail"], r.text
+    assert len(web.log.records) == written
+
+
+def test_an_admin_cannot_remove_another_partners_account_nor_learn_it_exists(web):
+    assert sign_in(web.client, ADMIN_B).status_code == 303
+    for email in (VIEWER_A, ORGANIZER, "nobody@example.org"):
+        r = web.client.delete(f"/dashboard/accounts/{email}")
+        assert r.status_code == 404 and r.json()["detail"] == f"no account {email} at faith-b"
+    assert sign_in(web.instance(), VIEWER_A).status_code == 303
+
+
+def test_viewers_manage_no_accounts(web):
+    assert sign_in(web.client, VIEWER_B).status_code == 303
+    assert web.client.get("/dashboard/accounts").status_code == 403
+    assert web.client.post("/dashboard/accounts", json={"email": "x@example.org"}).status_code == 403
+    assert web.client.delete(f"/dashboard/accounts/{ADMIN_B}").status_code == 403
+
+
+def test_organizers_invite_anyone_to_any_partner_and_name_the_partner(web):
+    assert sign_in(web.client, ORGANIZER).status_code == 303
+    assert len(web.client.get("/dashboard/accounts").json()) == 4
+    r = web.client.post("/dashboard/accounts", json={"email": "lead@seniors-c.example.org", "role": "admin", "partner": "seniors-c"})
+    assert r.status_code == 201 and r.json()["partner"] == "seniors-c"
+    assert web.client.post("/dashboard/accounts", json={"email": "x@example.org", "role": "viewer"}).status_code == 422  # which partner?
+    assert web.client.post("/dashboard/accounts", json={"email": "x@example.org", "partner": "no-such"}).status_code == 422
+    token_api = web.instance().post("/dashboard/accounts", json={"email": "second@example.org", "role": "organizer"}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert token_api.status_code == 201 and token_api.json()["partner"] is None
+
+
+def test_a_broker_outage_refuses_account_changes_with_retry_after(web):
+    assert sign_in(web.client, ADMIN_B).status_code == 303
+    web.log.down = True
+    r = web.client.post("/dashboard/accounts", json={"email": "x@faith-b.example.org"})
+    assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
+    out = web.client.post("/dashboard/logout", follow_redirects=False)
+    assert out.status_code == 503 and int(out.headers["retry-after"]) > 0

@@ -1,0 +1,79 @@
+"""The OpenAPI document tells the truth: its examples validate and are accepted, every route
+that needs credentials declares them, and every error it documents has the one error body."""
+
+import json
+import time
+
+import jsonschema_rs
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from connectors.signing import headers
+from connectors.web.app import create_app
+from connectors.web.publisher import ListPublisher
+from contracts.tallies import TallyBook
+from streams.coalition import add_partner
+from streams.settings import Settings
+
+PUBLIC = {"/healthz", "/v1/partners/{partner_id}/action-network/{token}"}  # the latter's secret is in its URL
+
+
+@pytest.fixture
+def env(tmp_path):
+    path = tmp_path / "coalition.toml"
+    secret = add_partner(path, "union-a", "Union A", "union").secret.get_secret_value()
+    s = Settings(coalition=path, organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    publisher = ListPublisher()
+    client = TestClient(create_app(s, publisher=publisher, book=TallyBook()))
+    return client, client.get("/openapi.json").json(), secret, publisher
+
+
+def operations(document):
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            yield path, method, op
+
+
+def test_every_request_example_validates_against_its_schema(env):
+    _, document, *_ = env
+    found = 0
+    for path, method, op in operations(document):
+        for media in op.get("requestBody", {}).get("content", {}).values():
+            schema = {**media["schema"], "components": document["components"]}
+            for example in media.get("examples", {}).values():
+                jsonschema_rs.validator_for(schema).validate(example["value"])
+                found += 1
+    assert found >= 5
+
+
+def test_the_event_examples_are_accepted_whole(env):
+    client, document, secret, publisher = env
+    examples = document["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    for example in examples.values():
+        body = json.dumps(example["value"]).encode()
+        r = client.post("/v1/events", content=body, headers=headers("union-a", secret, body, time.time()))
+        assert r.status_code == 202 and r.json()["rejected"] == [], r.text
+    assert len(publisher.records) == 5
+
+
+def test_every_route_but_the_public_ones_declares_its_credentials(env):
+    _, document, *_ = env
+    schemes = document["components"]["securitySchemes"]
+    for path, method, op in operations(document):
+        if path in PUBLIC:
+            assert "security" not in op
+            continue
+        assert op.get("security"), (method, path)
+        assert all(name in schemes for requirement in op["security"] for name in requirement)
+        assert {"401", "403"} & set(op["responses"]), (method, path)
+
+
+def test_every_documented_error_is_the_error_body(env):
+    _, document, *_ = env
+    for path, method, op in operations(document):
+        for status, response in op["responses"].items():
+            if status.startswith(("4", "5")) and path != "/healthz":  # its 503 is a health report, not a refusal
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref.endswith(("/ErrorBody", "/IngestRefusal")), (method, path, status)
+    assert "HTTPValidationError" not in document["components"]["schemas"]
