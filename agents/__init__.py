@@ -16,9 +16,11 @@ if TYPE_CHECKING:
 def register(pipeline: Pipeline, s: Settings, outreach: Outreach) -> None:
     """Every agent, outreach included: planning and the send agent's decisions never depend on
     provider credentials (``outreach.outbox`` ``None``: nothing is sent)."""
-    from . import intake
+    from . import identity, intake
     from .outreach import agents, callbacks
 
-    intake.register(pipeline, s.person_key_bytes(), from_setting(s.clock))
+    resolver = identity.Resolver(pipeline, s.person_key_bytes())
+    intake.register(pipeline, s.person_key_bytes(), from_setting(s.clock), resolver)
+    identity.register(pipeline, resolver, intake.record)
     agents.register(pipeline, outreach)
     callbacks.register(pipeline, outreach, s.help_text, confirm_stop=not s.twilio_advanced_opt_out)

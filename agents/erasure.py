@@ -1,12 +1,14 @@
 """Forgetting a person on request: which records go, and the agent step that removes them.
 
 A person matches a request when their person key, or the key of their phone or of their
-email, is one of the request's contact keys (so ``--email`` also finds a person first known
-by phone). What goes: their people record (with name, phone, email), their recent-asks
-record, and their deferred asks (which hold the rendered message and address); those asks
-are marked cancelled, and provider error texts on their asks (which may quote an address)
-are dropped. What stays: memberships, attendance, pledges and ask facts, which hold
-only the person key, so the tallies keep their counts.
+email, is one of the request's contact keys. The web app puts in every key linked to the
+person asked for (``connectors.web.people``): the person's key, each identifier linked to it,
+each person merged into it. What goes: their people record (with name, phone, email), their
+recent-asks record, their identity entries (which identifier was whose), and their deferred
+asks (which hold the rendered message and address); those asks are marked cancelled, and
+provider error texts on their asks, under any of those keys (which may quote an address), are
+dropped. What stays: memberships, attendance, pledges, merges and ask facts, which hold only
+person keys, so the tallies keep their counts.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def forget(p: Pipeline, partition: int, cmd: ForgetPerson, secret: bytes, now: d
     for key in gone:
         p.people.delete(partition, key)
         p.recent_asks.delete(partition, key)
+        p.identities.delete(partition, key)  # which person this identifier was linked to
     cancelled = _cancel_deferred(p, partition, gone, now)
     _scrub_errors(p, partition, gone)
     partners = tuple(sorted({x for person in removed for x in person.partners}))

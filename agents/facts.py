@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent
+from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SupporterRsvpEvent
 from contracts.facts import ActionRecord, Attendance, Pledge
 
 _STATUS_ORDER = {"no": 0, "maybe": 1, "yes": 2}
@@ -34,18 +34,35 @@ class Refused:
     reason: str
 
 
+def rsvp_rank(a: Attendance) -> tuple:
+    """The RSVP in force is the one with the largest rank: received last, then no < maybe <
+    yes, then the partner and the time it gave (so equal stamps never depend on the order)."""
+    return (a.rsvp_received or a.rsvp_at, _STATUS_ORDER[a.rsvp], a.rsvp_by or "", a.rsvp_at)
+
+
+def checkin_rank(a: Attendance) -> tuple:
+    """The check-in credited is the one with the smallest rank: received first, then the smaller
+    partner id, then the earlier time it gave."""
+    return (a.attended_received or a.attended_at, a.attended_by or "", a.attended_at)
+
+
 def apply_attendance(
-    old: Attendance | None, event: RsvpEvent | CheckinEvent, partner: str, person_key: str, received: datetime
+    old: Attendance | None, event: RsvpEvent | SupporterRsvpEvent | CheckinEvent, partner: str, person_key: str, received: datetime
 ) -> Attendance:
-    fact = old or Attendance(action_id=event.action_id, person_key=person_key)
-    if isinstance(event, RsvpEvent):
-        mine = (received, _STATUS_ORDER[event.status])
-        if fact.rsvp_at is None or mine >= (fact.rsvp_received or fact.rsvp_at, _STATUS_ORDER[fact.rsvp]):
-            return fact.model_copy(update={"rsvp": event.status, "rsvp_at": event.occurred_at, "rsvp_by": partner, "rsvp_received": received})
-        return fact
-    if fact.attended_at is None or (received, partner) < (fact.attended_received or fact.attended_at, fact.attended_by):
-        return fact.model_copy(update={"attended_at": event.occurred_at, "attended_by": partner, "attended_received": received})
-    return fact
+    rsvp = isinstance(event, (RsvpEvent, SupporterRsvpEvent))  # an RSVP from the RSVP page counts like any other
+    if rsvp:
+        update: dict = {"rsvp": event.status, "rsvp_at": event.occurred_at, "rsvp_by": partner, "rsvp_received": received}
+    else:
+        update = {"attended_at": event.occurred_at, "attended_by": partner, "attended_received": received}
+    if old is None:  # the common case: one model built, no copies
+        return Attendance(action_id=event.action_id, person_key=person_key, first_received=received, **update)
+    first = {"first_received": received} if old.first_received is None or received < old.first_received else {}
+    new = old.model_copy(update={**update, **first})
+    if rsvp:
+        wins = old.rsvp_at is None or rsvp_rank(new) >= rsvp_rank(old)
+    else:
+        wins = old.attended_at is None or checkin_rank(new) < checkin_rank(old)
+    return new if wins else (old.model_copy(update=first) if first else old)
 
 
 def apply_pledge(old: Pledge | None, event: PledgeEvent, partner: str, received: datetime, inline: bool = False) -> Pledge:

@@ -1,6 +1,8 @@
 """The intake agent: accepted partner events → people, memberships and fact tables.
 
-Decode, decide with ``agents.people`` / ``agents.facts``, write what changed. Events come in
+Decode, resolve the person (``agents.identity``: an event naming an identifier that belongs to
+another person's key goes there first), decide with ``agents.people`` / ``agents.facts``,
+write what changed. Events come in
 batches; the batch's writes are acknowledged by the broker before the batch is, so a crash
 can only replay events, never lose their facts. A record that cannot be decoded goes to the
 dead-letter topic with the reason; the agent never dies on one.
@@ -11,30 +13,34 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from contracts.erasure import FORGET_PREFIX, ForgetPerson
-from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SignupEvent
+from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SignupEvent, SupporterRsvpEvent
 from streams.app import Pipeline
 from streams.clock import Clock, system_clock
 from streams.keys import fact_key, pledge_key
 from streams.topology import excerpt
 
 from .erasure import forget
+from .identity import Resolver
 from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
 from .outreach.agents import fan_out
-from .people import membership, merge_person
+from .people import introduce, membership, merge_person
 
 BATCH = 500
 
 
-def register(p: Pipeline, person_secret: bytes, clock: Clock = system_clock) -> None:
+def register(p: Pipeline, person_secret: bytes, clock: Clock = system_clock, resolver: Resolver | None = None) -> None:
+    resolver = resolver or Resolver(p, person_secret)
+
     @p.app.agent(p.events, name="intake")
     async def intake(stream):  # noqa: ANN001 - Faust's stream type
         async for event in p.batches(stream, BATCH):
             m = event.message
-            handle(p, m.partition, event.key, event.value, person_secret, clock, where={"topic": m.topic, "partition": m.partition, "offset": m.offset})
+            handle(p, m.partition, event.key, event.value, person_secret, clock, where={"topic": m.topic, "partition": m.partition, "offset": m.offset},
+                   resolver=resolver)
 
 
 def handle(p: Pipeline, partition: int, key: str | None, raw: bytes | None, person_secret: bytes, clock: Clock = system_clock,
-           where: dict[str, object] | None = None) -> None:
+           where: dict[str, object] | None = None, resolver: Resolver | None = None) -> None:
     """Apply one record of the events topic (``where`` it is: for dead letters)."""
     where = where or {}
     if raw is None:
@@ -52,6 +58,8 @@ def handle(p: Pipeline, partition: int, key: str | None, raw: bytes | None, pers
     except ValidationError as exc:
         p.dead_letter(key, "invalid envelope", errors=exc.errors(include_input=False, include_url=False), **excerpt(raw, **where))
         return
+    if envelope.person_key is not None and not (resolver or Resolver(p, person_secret)).arrived(partition, envelope):
+        return  # on its way to the person it belongs to (agents.identity)
     for derived in record(p, partition, envelope):
         if isinstance(derived, Envelope):
             p.send_soon(p.events, pledge_key(derived.event.action_id, derived.partner), derived.model_dump_json().encode())
@@ -69,7 +77,11 @@ def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | A
         p.people.put(partition, person, merge_person(p.people.get(person), event, partner, person, received))
         key = fact_key(partner, person)
         p.memberships.put(partition, key, membership(p.memberships.get(key), partner, person, event.occurred_at))
-    elif isinstance(event, (RsvpEvent, CheckinEvent)):
+    elif isinstance(event, (RsvpEvent, SupporterRsvpEvent, CheckinEvent)):
+        if not isinstance(event, SupporterRsvpEvent) and event.introduces:  # a name, postal code, language or consent: the partner knows this person
+            p.people.put(partition, person, introduce(p.people.get(person), event, partner, person, received))
+            key = fact_key(partner, person)
+            p.memberships.put(partition, key, membership(p.memberships.get(key), partner, person, event.occurred_at))
         key = fact_key(event.action_id, person)
         p.attendance.put(partition, key, apply_attendance(p.attendance.get(key), event, partner, person, received))
     elif isinstance(event, PledgeEvent):

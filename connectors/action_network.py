@@ -9,7 +9,9 @@ next to ``action_network:sponsor`` and an ``idempotency_key``. People follow OSD
 - Submissions (forms) and signatures (petitions) are sign-ups. A ``subscribed`` email grants
   email consent, a ``subscribed`` phone grants SMS consent; anything else grants none.
 - Attendances are RSVPs for the turnout action the partner mapped the Action Network event to
-  (``turnout action-network map``); ``declined``/``tentative`` become no/maybe, else yes.
+  (``turnout action-network map``); ``declined``/``tentative`` become no/maybe, else yes. They
+  carry the person and consent like a submission does, so an RSVP through a partner's event
+  page introduces someone nobody signed up yet.
 - The event id is ``an-`` + the idempotency key, so a redelivery is the same event.
 - Everything else (other types, unmapped events, items without a resource, fields of the wrong
   JSON type, duplicate keys, text that is not valid Unicode) is rejected with a reason; the
@@ -76,8 +78,8 @@ def _event(item: Any, actions: dict[str, str]) -> dict[str, Any]:
     if action is None:
         raise ValueError(f"no turnout action is mapped to Action Network event {event!r} (turnout action-network map)")
     status = _STATUS.get(str(resource.get("status", "")).lower(), "yes")
-    ref = {k: v for k, v in _person(person).items() if k in ("phone", "email")}
-    return {**common, "type": "rsvp", "action_id": action, "status": status, "person": ref}
+    return {**common, "type": "rsvp", "action_id": action, "status": status, "person": _person(person),
+            "consent": _consent(person, "event RSVP", at)}
 
 
 def event_id(idempotency_key: str) -> str:

@@ -169,16 +169,17 @@ def _checked(values: dict[str, str], region: str, zone: ZoneInfo | None, line: i
 
 def _event(kind: ImportType, action: str | None, v: dict[str, str], default_at: datetime, consent: frozenset[str]) -> dict[str, Any]:
     at = v.get("occurred_at") or default_at.isoformat()
+    # RSVP and check-in sheets carry the person too (names, ZIP, consent): they may introduce someone.
     person = {f: v[f] for f in PERSON if v.get(f)}
+    common = {"occurred_at": at, "person": person, "consent": {
+        c: {"granted": _consent(v, c, consent), "method": "sign-in sheet (CSV import)"} for c in ("sms", "email")}}
     if kind == "signup":
-        return {"type": "signup", "occurred_at": at, "person": person, "consent": {
-            c: {"granted": _consent(v, c, consent), "method": "sign-in sheet (CSV import)"} for c in ("sms", "email")}}
-    ref = {f: person[f] for f in ("phone", "email") if f in person}
+        return {"type": "signup", **common}
     if kind == "rsvp":
         status = (v.get("status") or "yes").lower()
         status = "yes" if status in YES else "no" if status in NO - {""} else status
-        return {"type": "rsvp", "occurred_at": at, "action_id": action, "status": status, "person": ref}
-    return {"type": "checkin", "occurred_at": at, "action_id": action, "person": ref}
+        return {"type": "rsvp", **common, "action_id": action, "status": status}
+    return {"type": "checkin", **common, "action_id": action}
 
 
 def _consent(v: dict[str, str], channel: str, sheet: frozenset[str]) -> bool:

@@ -9,6 +9,10 @@ organization that promoted the sign-up.
 - REGISTERED/CONFIRMED → RSVP yes, CANCELLED → RSVP no, dated ``modified_date`` (so the
   latest status wins, as for any RSVP). ``attended: true`` → a check-in at the timeslot's
   start (else ``modified_date``).
+- The attendance carries the person: name, phone, email and ZIP (primary entries), and SMS
+  consent when Mobilize says ``sms_opt_in_status: OPT_IN`` (the RSVP form's text opt-in;
+  Mobilize has no email opt-in to pass on). So an RSVP through a partner's event page
+  introduces someone no partner signed up yet (``agents.people.introduce``).
 - The turnout action is the one the polled partner mapped the Mobilize event id to;
   attendances of unmapped events are skipped with a reason.
 - **Credit**: to the coalition partner whose Mobilize organization is the ``sponsor`` (it
@@ -49,14 +53,15 @@ def translate(att: dict[str, Any], polled: str, events: dict[str, str], sponsors
     if status is None:
         raise Skipped(f"attendance {att.get('id')}: unknown status {att.get('status')!r}")
     modified = _iso(att.get("modified_date"))
-    person = _person(att.get("person") or {})
+    raw = att.get("person") or {}
+    person, consent = _person(raw), _consent(raw, _iso(att.get("created_date")) or modified)
     base = f"mz-{att.get('id')}"
     out = [{"type": "rsvp", "event_id": f"{base}-rsvp-{att.get('modified_date')}", "occurred_at": modified,
-            "action_id": action, "status": status, "person": person}]
+            "action_id": action, "status": status, "person": person, **consent}]
     if att.get("attended") is True:
         start = (att.get("timeslot") or {}).get("start_date")
         out.append({"type": "checkin", "event_id": f"{base}-checkin", "occurred_at": _iso(start) if start else modified,
-                    "action_id": action, "person": person})
+                    "action_id": action, "person": person, **consent})
     sponsor = (att.get("sponsor") or {}).get("id")
     return Attendance(partner=sponsors.get(sponsor, polled) if isinstance(sponsor, int) else polled, events=out)
 
@@ -72,8 +77,19 @@ def _primary(entries: Any, field: str) -> str | None:
 
 
 def _person(p: dict[str, Any]) -> dict[str, str]:
-    ref = {"phone": _primary(p.get("phone_numbers"), "number"), "email": _primary(p.get("email_addresses"), "address")}
-    return {k: v for k, v in ref.items() if v}
+    out = {
+        "given_name": p.get("given_name"), "family_name": p.get("family_name"),
+        "phone": _primary(p.get("phone_numbers"), "number"), "email": _primary(p.get("email_addresses"), "address"),
+        "postal_code": _primary(p.get("postal_addresses"), "postal_code"),
+    }
+    return {k: v for k, v in out.items() if isinstance(v, str) and v.strip()}
+
+
+def _consent(p: dict[str, Any], at: str | None) -> dict[str, Any]:
+    """SMS consent when the person opted in to texts on Mobilize's form (and has a number)."""
+    if str(p.get("sms_opt_in_status", "")).upper() != "OPT_IN" or not _primary(p.get("phone_numbers"), "number"):
+        return {}
+    return {"consent": {"sms": {"granted": True, "given_at": at, "method": "Mobilize RSVP (SMS opt-in)"}}}
 
 
 def newest(attendances: list[dict[str, Any]], since: int) -> int:

@@ -65,6 +65,7 @@ class AskCommand(Ask):
     send_after: datetime | None = None
     send_until: datetime | None = Field(default=None, description="Not handed over from then on: the action has started (or its rapid-response grace is over).")
     planned_at: datetime
+    unsubscribe_url: str | None = Field(default=None, description="Email only: the signed one-click unsubscribe link (List-Unsubscribe, and the body's footer).")
 
 
 class AskFact(Ask):

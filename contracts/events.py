@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import string
 from datetime import datetime
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator, AwareDatetime, Field, SerializerFunctionWrapHandler, StringConstraints, TypeAdapter, model_serializer, model_validator,
+)
 
-from .people import Consent, Frozen, Internal, Language, Person, PersonRef, PostalCode
+from .people import Consent, Frozen, Internal, Language, Person, PostalCode
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
@@ -39,18 +41,42 @@ class BaseEvent(Frozen):
     occurred_at: AwareDatetime = Field(description="When it happened, with a UTC offset.")
 
 
-class SignupEvent(BaseEvent):
-    type: Literal["signup"] = "signup"
+NO_CONSENT = Consent()
+
+
+class PersonEvent(BaseEvent):
+    """An event about one person: who (a phone or an email, optionally name, postal code and
+    language) and the consent given with it. Consent for a channel needs that channel."""
+
     person: Person
     consent: Consent = Consent()
 
     @model_validator(mode="after")
-    def _consent_needs_channel(self) -> SignupEvent:
+    def _consent_needs_channel(self) -> PersonEvent:
         if self.consent.sms.granted and self.person.phone is None:
             raise ValueError("consent.sms is granted but person.phone is missing")
         if self.consent.email.granted and self.person.email is None:
             raise ValueError("consent.email is granted but person.email is missing")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_default_consent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # No consent given is the default: an RSVP's envelope on Kafka need not spell it out.
+        data = handler(self)
+        if self.consent == NO_CONSENT:
+            data.pop("consent", None)
+        return data
+
+    @property
+    def introduces(self) -> bool:
+        """Whether it says more about the person than how to reach them: a name, postal code,
+        language or a consent (an RSVP or check-in that does introduces the person)."""
+        p = self.person
+        return any((p.given_name, p.family_name, p.postal_code, p.language, self.consent.sms.granted, self.consent.email.granted))
+
+
+class SignupEvent(PersonEvent):
+    type: Literal["signup"] = "signup"
 
 
 class Location(Frozen):
@@ -163,23 +189,49 @@ class PledgeEvent(BaseEvent):
     count: Annotated[int, Field(ge=0, le=1_000_000)]
 
 
-class RsvpEvent(BaseEvent):
+class RsvpEvent(PersonEvent):
+    """An RSVP. Its ``person`` may carry the sign-up fields and ``consent``: an RSVP taken by a
+    partner's event page (Mobilize, Action Network) introduces someone nobody signed up yet."""
+
     type: Literal["rsvp"] = "rsvp"
     action_id: Slug
     status: RsvpStatus
-    person: PersonRef
 
 
-class CheckinEvent(BaseEvent):
+class CheckinEvent(PersonEvent):
+    """A check-in; like an RSVP, it may introduce the person (a sign-in sheet with names)."""
+
     type: Literal["checkin"] = "checkin"
     action_id: Slug
-    person: PersonRef
 
 
 PartnerEvent = Annotated[
     Union[SignupEvent, ActionEvent, PledgeEvent, RsvpEvent, CheckinEvent], Field(discriminator="type")
 ]
 partner_event = TypeAdapter(PartnerEvent)
+
+
+# --- Internal events: written by turnout itself, never accepted from partners -----------------
+# They are not part of ``PartnerEvent`` (the partner-facing schema and validation stay as they
+# are); only the envelope, which the web app writes, may carry them.
+
+
+class SupporterRsvpEvent(BaseEvent):
+    """An RSVP a supporter gave on turnout's own RSVP page, through the signed link of one ask.
+
+    The page knows the person only by key (from the link), so, unlike ``RsvpEvent``, it names
+    no phone or email: the person is the envelope's ``person_key``, and the envelope's partner
+    is the ask's, which the RSVP is credited to."""
+
+    type: Literal["supporter_rsvp"] = "supporter_rsvp"
+    action_id: Slug
+    status: RsvpStatus
+    ask_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(description="The ask whose link was answered.")
+
+
+EnvelopeEvent = Annotated[
+    Union[SignupEvent, ActionEvent, PledgeEvent, RsvpEvent, CheckinEvent, SupporterRsvpEvent], Field(discriminator="type")
+]
 
 
 class Envelope(Internal):
@@ -190,11 +242,12 @@ class Envelope(Internal):
     received_at: datetime
     role: Literal["backbone", "member"] = Field(default="member", description="The posting partner's role, as the ingress knew it.")
     inline: bool = Field(default=False, description="A pledge listed inside an action by its owner (not the partner's own).")
-    person_key: str | None = Field(default=None, description="Keyed hash of the person's phone, else email.")
-    event: PartnerEvent
+    person_key: str | None = Field(default=None, description="Keyed hash of the person's phone, else email (the ingress's); "
+                                   "the identity step re-keys it to the canonical person before intake applies it.")
+    event: EnvelopeEvent
 
     @model_validator(mode="after")
     def _person_events_are_keyed(self) -> Envelope:
-        if hasattr(self.event, "person") and not self.person_key:
+        if (hasattr(self.event, "person") or isinstance(self.event, SupporterRsvpEvent)) and not self.person_key:
             raise ValueError("person_key is required for events about a person")
         return self

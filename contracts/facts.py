@@ -34,6 +34,9 @@ class PersonRecord(Internal):
     recruited_by: str
     recruited_at: datetime
     updated_at: datetime
+    profile_at: dict[str, datetime] = Field(
+        default={}, description="When each profile field got its value (the sign-up's occurred_at): per field, the newest value wins, "
+                               "whatever order sign-ups and merges arrive in. Absent: ``updated_at``.")
 
 
 class Membership(Internal):
@@ -62,6 +65,8 @@ class Attendance(Internal):
     attended_at: datetime | None = None
     attended_by: str | None = None
     attended_received: datetime | None = None
+    first_received: datetime | None = Field(default=None, description="When the first RSVP or check-in about it was received, whichever is in force: "
+                                                                        "how long the coalition has known the person (identity resolution).")
 
     @property
     def attended(self) -> bool:

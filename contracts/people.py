@@ -21,7 +21,9 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    SerializerFunctionWrapHandler,
     ValidationInfo,
+    model_serializer,
     model_validator,
 )
 
@@ -82,10 +84,15 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class PersonRef(Frozen):
-    """Who an RSVP or check-in is about: a phone or an email is required."""
+    """How to reach a person: a phone or an email is required (either identifies them)."""
 
     phone: Phone | None = None
     email: Email | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Most RSVPs name a phone and nothing else: the envelope on Kafka need not list the rest as nulls.
+        return {k: v for k, v in handler(self).items() if v is not None}
 
     @model_validator(mode="after")
     def _reachable(self) -> PersonRef:
@@ -95,7 +102,8 @@ class PersonRef(Frozen):
 
 
 class Person(PersonRef):
-    """A supporter as a partner signs them up."""
+    """A supporter as a partner knows them: on a sign-up, and on an RSVP or check-in (where the
+    name, postal code and language are optional and introduce someone not signed up yet)."""
 
     given_name: Name | None = None
     family_name: Name | None = None

@@ -53,7 +53,15 @@ class EmailEvent(Internal):
     reason: str | None = None
 
 
-ProviderEvent = Annotated[Union[SmsStatus, SmsReply, EmailEvent], Field(discriminator="kind")]
+class PersonOptOut(Internal):
+    """A provider said an identity merged into this person opted out of ``channel`` (an
+    unsubscribe, a 21610): forwarded by the receipts agent to the person it was merged into."""
+
+    kind: Literal["person_opt_out"] = "person_opt_out"
+    channel: Literal["sms", "email"]
+
+
+ProviderEvent = Annotated[Union[SmsStatus, SmsReply, EmailEvent, PersonOptOut], Field(discriminator="kind")]
 
 
 class ProviderEnvelope(Internal):

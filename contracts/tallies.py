@@ -16,12 +16,15 @@ from pydantic import BaseModel, Field
 
 from .asks import AskFact
 from .facts import ActionRecord, Attendance, Membership, Pledge
+from .identity import Merge
+from .unique import UniquePeople
 
-Fact = Union[Membership, Attendance, Pledge, ActionRecord, AskFact]
-FactKind = Literal["membership", "attendance", "pledge", "action", "ask"]
+Fact = Union[Membership, Attendance, Pledge, ActionRecord, AskFact, Merge]
+FactKind = Literal["membership", "attendance", "pledge", "action", "ask", "merge"]
 #: Counts per (action, partner); ``signups`` only per partner.
 ACTION_METRICS = (
     "pledged", "rsvp_yes", "attended", "asked_sms", "asked_email", "delivered", "failed", "sending", "in_doubt", "expired", "cancelled", "opted_out", "rsvp_via_sms",
+    "showed",
 )
 METRICS = ("signups", *ACTION_METRICS)
 #: Ask states in which a message was handed (or being handed) to a provider.
@@ -44,6 +47,8 @@ class Figures(BaseModel):
     opted_out: int = 0
     rsvp_via_sms: int = 0
     conversion: float | None = None
+    showed: int = Field(default=0, description="People whose RSVP yes is credited to the partner and who attended (whoever checked them in).")
+    show_rate: float | None = Field(default=None, description="showed / rsvp_yes: of the people who said yes through the partner, the share who came.")
 
 
 class PartnerFigures(Figures):
@@ -54,21 +59,41 @@ class PartnerTotals(PartnerFigures):
     signups: int = 0
 
 
+class UniqueFigures(BaseModel):
+    unique_rsvp_yes: int = Field(default=0, description="People with an RSVP yes, each counted once however many partners know them.")
+    unique_attended: int = Field(default=0, description="People who attended, each counted once however many partners know them.")
+
+
+class ActionTotals(Figures, UniqueFigures):
+    pass
+
+
 class ActionTallies(BaseModel):
     action_id: str
     title: str | None = None
     partners: list[PartnerFigures]
-    totals: Figures
+    totals: ActionTotals
 
 
-class CoalitionTotals(Figures):
+class CoalitionTotals(Figures, UniqueFigures):
+    """Per-partner credit summed, and (``unique_*``) the people behind it: someone who attended
+    three actions is three attendances and one unique attendee."""
+
     signups: int = 0
     actions: int = 0
+
+
+class IdentityFigures(BaseModel):
+    """For organizers only: how the coalition's records became people."""
+
+    merges: int = Field(default=0, description="People found to be someone already known (two records of one person), folded into them.")
+    overlap: int = Field(default=0, description="People signed up by more than one partner.")
 
 
 class CoalitionTallies(BaseModel):
     partners: list[PartnerTotals]
     totals: CoalitionTotals
+    identity: IdentityFigures = IdentityFigures()
 
 
 def ratio(part: int, whole: int) -> float | None:
@@ -91,7 +116,8 @@ def summed(counters: Iterable[Counter[str]]) -> Counter[str]:
 
 
 def _derived(counts: Counter[str]) -> dict[str, float | None]:
-    return {"production_ratio": ratio(counts["attended"], counts["pledged"]), "conversion": ratio(counts["rsvp_yes"], asks_sent(counts))}
+    return {"production_ratio": ratio(counts["attended"], counts["pledged"]), "conversion": ratio(counts["rsvp_yes"], asks_sent(counts)),
+            "show_rate": ratio(counts["showed"], counts["rsvp_yes"])}
 
 
 def checkin_minute(fact: Fact | None) -> tuple[str, str, datetime] | None:
@@ -113,6 +139,8 @@ def contributions(fact: Fact | None) -> Counter[tuple[str | None, str, str]]:
             out[(fact.action_id, fact.rsvp_by, "rsvp_yes")] = 1
         if fact.attended_by:
             out[(fact.action_id, fact.attended_by, "attended")] = 1
+        if fact.rsvp == "yes" and fact.rsvp_by and fact.attended_by:
+            out[(fact.action_id, fact.rsvp_by, "showed")] = 1
         return out
     if isinstance(fact, AskFact):
         key = (fact.action_id, fact.partner)
@@ -140,6 +168,7 @@ class TallyBook:
         self._by_partner: dict[str, Counter[str]] = defaultdict(Counter)
         self._actions: dict[str, ActionRecord] = {}
         self._checkins: dict[str, dict[str, Counter[datetime]]] = defaultdict(lambda: defaultdict(Counter))
+        self.people = UniquePeople()
         self.records = 0
 
     def apply(self, kind: FactKind, key: str, fact: Fact | None) -> None:
@@ -150,8 +179,16 @@ class TallyBook:
             self._latest[(kind, key)] = fact
         if isinstance(fact, ActionRecord):
             self._actions[fact.action.action_id] = fact
+            self.people.action(fact.action.action_id, posted=True)
         elif isinstance(old, ActionRecord):
             self._actions.pop(old.action.action_id, None)
+            self.people.action(old.action.action_id, posted=False)
+        elif kind == "attendance":
+            self.people.attendance(old, fact)  # type: ignore[arg-type]
+        elif kind == "membership":
+            self.people.membership(old, fact)  # type: ignore[arg-type]
+        elif kind == "merge":
+            self.people.merge(old, fact)
         for sign, f in ((1, fact), (-1, old)):
             if (minute := checkin_minute(f)) is not None:
                 action, partner, at = minute
@@ -170,6 +207,10 @@ class TallyBook:
                 self._by_partner[partner][metric] += n
             else:
                 self._by_action[action][partner][metric] += n
+
+    def fact(self, kind: FactKind, key: str) -> Fact | None:
+        """The latest fact under ``key`` (e.g. an ask by its id, for the RSVP page), if read yet."""
+        return self._latest.get((kind, key))
 
     def knows_action(self, action_id: str) -> bool:
         return action_id in self._actions
@@ -198,7 +239,8 @@ class TallyBook:
             action_id=action_id,
             title=record.action.title if (record := self._actions.get(action_id)) else None,
             partners=rows,
-            totals=Figures(**{m: total[m] for m in ACTION_METRICS}, **_derived(total)),
+            totals=ActionTotals(**{m: total[m] for m in ACTION_METRICS}, **_derived(total),
+                                **{f"unique_{m}": n for m, n in self.people.in_action(action_id).items()}),
         )
 
     def partner_counts(self) -> dict[str, Counter[str]]:
@@ -216,7 +258,9 @@ class TallyBook:
         actions = len(self.action_ids())
         return CoalitionTallies(
             partners=rows,
-            totals=CoalitionTotals(**{m: total[m] for m in METRICS}, actions=actions, **_derived(total)),
+            totals=CoalitionTotals(**{m: total[m] for m in METRICS}, actions=actions, **_derived(total),
+                                   **{f"unique_{m}": n for m, n in self.people.across().items()}),
+            identity=IdentityFigures(merges=self.people.merges, overlap=self.people.overlap),
         )
 
 

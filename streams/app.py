@@ -25,8 +25,8 @@ from .validated import Entry, Validated
 from .writes import Writes
 from .settings import Settings
 from .topology import (
-    ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, MEMBERSHIPS, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
-    asks_topic, dead_letter, dead_letter_topic, events_topic, provider_topic, targeting_topic,
+    ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, IDENTITIES, MEMBERSHIPS, MERGES, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
+    asks_topic, dead_letter, dead_letter_topic, events_topic, identity_topic, provider_topic, targeting_topic,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -148,6 +148,9 @@ class Pipeline:
     recent_asks: FactTable[Any]
     deferred: FactTable[Any]
     erasures: FactTable[Any]
+    identity: faust.TopicT
+    identities: FactTable[Any]
+    merges: FactTable[Any]
     pending: PendingWrites = field(default_factory=PendingWrites)
     writes: Writes | None = None
 
@@ -300,6 +303,9 @@ def build(s: Settings) -> Pipeline:
         recent_asks=table(RECENT_ASKS),
         deferred=table(DEFERRED),
         erasures=table(ERASURES),
+        identity=topic(identity_topic(s)),
+        identities=table(IDENTITIES),
+        merges=table(MERGES),
         pending=pending,
         writes=writes,
     )

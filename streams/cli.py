@@ -709,16 +709,17 @@ def tallies(action_id: str | None, as_json: bool, url: str | None) -> None:
         Console().print(action_table(r.json()) if action_id else coalition_table(r.json()))
 
 
-@main.command(help="Export the tallies as CSV, read from the broker: per action and partner, or --aggregate for funders.",
+@main.command(help="Export the tallies as CSV, read from the broker: per action and partner, --unique people, or --aggregate for funders.",
               epilog="The aggregate CSV is data only (it loads as is in pandas and spreadsheets); its suppression note goes "
                      "to FILE.note.txt beside --out FILE, or to standard error, or first as a '# ' line with --note-line.")
 @click.option("--aggregate", is_flag=True, help="One row per action, no partner names, counts from 1 to 10 suppressed.")
+@click.option("--unique", is_flag=True, help="One row per action and one for the coalition: people each counted once, and the show rate.")
 @click.option("--note-line", is_flag=True, help="With --aggregate: put the suppression note first, as a '# ' line.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here (default: standard output).")
-def export(aggregate: bool, note_line: bool, out: Path | None) -> None:
+def export(aggregate: bool, unique: bool, note_line: bool, out: Path | None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from connectors.web.exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv
+    from connectors.web.exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
     from connectors.web.tally_reader import TallyReader
     from contracts.tallies import TallyBook
 
@@ -732,7 +733,7 @@ def export(aggregate: bool, note_line: bool, out: Path | None) -> None:
     with Progress(*columns, console=Console(stderr=True), transient=out is None) as bar:
         task = bar.add_task("read", total=None)
         asyncio.run(TallyReader(s, book).read_to_end(lambda done, total: bar.update(task, completed=done, total=total)))
-    chunks = aggregate_csv(book, note_line) if aggregate else tallies_csv(book, names)
+    chunks = aggregate_csv(book, note_line) if aggregate else unique_csv(book) if unique else tallies_csv(book, names)
     note = out.with_name(out.name + ".note.txt") if out and aggregate and not note_line else None
     if out is None:
         for chunk in chunks:

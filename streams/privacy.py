@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from .settings import Settings
 from .topology import (
-    ASKS, DEFERRED, PEOPLE, RECENT_ASKS, asks_topic, changelog_topic, dead_letter_topic, events_topic,
-    provider_topic, targeting_topic,
+    ASKS, DEFERRED, IDENTITIES, MERGES, PEOPLE, RECENT_ASKS, asks_topic, changelog_topic, dead_letter_topic, events_topic,
+    identity_topic, provider_topic, targeting_topic,
 )
 
 
@@ -37,6 +37,8 @@ def inventory(s: Settings) -> list[Place]:
         Place(targeting_topic(s), "Kafka topic", "actions to fan out (no supporter data)", days(s.outreach_retention_days), "nothing to erase"),
         Place(asks_topic(s), "Kafka topic", "messages to send: phone or email and the rendered text", days(s.outreach_retention_days),
               "not rewritten: gone when retention deletes the segment; unsent asks are cancelled at once"),
+        Place(identity_topic(s), "Kafka topic", "partner events on their way to their person, and merged people's records (as in the people table)",
+              days(s.events_retention_days), "not rewritten: gone when retention deletes the segment"),
         Place(provider_topic(s), "Kafka topic", "provider callbacks and replies by person key (reply keyword only)", days(s.outreach_retention_days), "nothing to erase"),
         Place(dead_letter_topic(s), "Kafka topic", "refused records: reason, location, hash, a redacted excerpt (no personal fields)",
               days(s.dead_letter_retention_days), "nothing to erase"),
@@ -44,6 +46,9 @@ def inventory(s: Settings) -> list[Place]:
               compacted, "tombstoned at once; older versions until compaction (never on the embedded broker)"),
         Place(changelog_topic(s, DEFERRED), "fact table", "asks waiting for quiet hours to end: address and text", compacted, "tombstoned at once"),
         Place(changelog_topic(s, RECENT_ASKS), "fact table", "which asks a person got when (person key only)", compacted, "tombstoned at once"),
+        Place(changelog_topic(s, IDENTITIES), "fact table", "which person each phone or email belongs to, by keyed hashes only", compacted,
+              "every identifier linked to the person tombstoned at once"),
+        Place(changelog_topic(s, MERGES), "fact table", "which person key was merged into which (keyed hashes only)", compacted, "kept, like the other facts: counts"),
         Place(changelog_topic(s, ASKS), "fact table", "ask states by person key; no address or text", compacted, "provider error texts removed; counts kept"),
         Place("worker and web logs", "log", "no personal data: lines are redacted after formatting (phones, emails, pydantic input values)",
               "as your log shipping keeps them", "nothing to erase"),

@@ -5,6 +5,8 @@ Nothing reads the environment at import: commands build ``Settings()`` and hand 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -117,10 +119,10 @@ class Settings(BaseSettings):
     quiet_end: str = Field(default="09:00", description="… until then (texts are deferred, not dropped).")
     sms_footer: str = Field(default="Reply YES to RSVP, STOP to opt out", description="The line under every SMS.")
     help_text: str = Field(default="Fair Care Coalition alerts. Reply STOP to opt out, START to opt back in.", description="The answer to HELP and INFO.")
-    rsvp_base_url: str = Field(default="http://127.0.0.1:8000/r", description="RSVP links are `<this>/<action>/<referral code>`; point it at your RSVP form.",
-                               json_schema_extra=doc("`http://127.0.0.1:<--port>/r` under `turnout up`"))
-    unsubscribe_url: str = Field(default="http://127.0.0.1:8000/unsubscribe", description="`List-Unsubscribe` target of emails.",
-                                 json_schema_extra=doc("`http://127.0.0.1:<--port>/unsubscribe` under `turnout up`"))
+    rsvp_base_url: str | None = Field(default=None, description="RSVP links are <this>/<action>/<token> (unset: <public_url>/r, the web app's RSVP page).")
+    unsubscribe_url: str | None = Field(default=None, description="Unsubscribe links (List-Unsubscribe and the email footer) are <this>/<action>/<token> (unset: <public_url>/unsubscribe).")
+    link_secret: SecretStr | None = Field(default=None, description="Signs supporters' RSVP and unsubscribe links (unset: derived from the person-key secret). Changing it breaks every link sent.")
+    rsvp_open_hours: float = Field(default=3.0, ge=0, description="RSVP links keep working this many hours after their action starts.")
     mobilize_base_url: str = Field(default="https://api.mobilize.us", description="Mobilize's API (a fake in tests).")
     mobilize_interval: float = Field(default=60.0, gt=0, description="Seconds between polls of each partner's Mobilize organization.")
     mobilize_rate: float = Field(default=15.0, gt=0, description="Mobilize reads per second (Mobilize allows 15).")
@@ -141,6 +143,23 @@ class Settings(BaseSettings):
         if self.person_key_secret is None:
             raise RuntimeError("TURNOUT_PERSON_KEY_SECRET is not set")
         return self.person_key_secret.get_secret_value().encode()
+
+    @property
+    def rsvp_links(self) -> str:
+        """Where RSVP links point (``<this>/<action>/<token>``)."""
+        return (self.rsvp_base_url or self.public_url.rstrip("/") + "/r").rstrip("/")
+
+    @property
+    def unsubscribe_links(self) -> str:
+        """Where unsubscribe links point (``<this>/<action>/<token>``)."""
+        return (self.unsubscribe_url or self.public_url.rstrip("/") + "/unsubscribe").rstrip("/")
+
+    def link_key_bytes(self) -> bytes:
+        """The key supporters' links are signed with: its own setting, else derived from the
+        person-key secret (so a deployment needs no new secret, and the two never coincide)."""
+        if self.link_secret is not None:
+            return self.link_secret.get_secret_value().encode()
+        return hmac.new(self.person_key_bytes(), b"turnout supporter links", hashlib.sha256).digest()
 
     @property
     def providers_configured(self) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 from contracts.asks import AskCommand, AskFact, RecentAsks
 from contracts.erasure import ErasureReport
 from contracts.facts import ActionRecord, Attendance, Membership, Pledge, PersonRecord
+from contracts.identity import Identity, Merge
 from contracts.tallies import FactKind
 
 from .settings import Settings
@@ -36,7 +37,9 @@ ASKS = TableSpec("asks_by_id", "ask id", AskFact)
 RECENT_ASKS = TableSpec("recent_asks_by_person", "person key", RecentAsks)
 DEFERRED = TableSpec("deferred_asks_by_id", "ask id", AskCommand)
 ERASURES = TableSpec("erasures_by_request", "request id|partition", ErasureReport)
-TABLES = (PEOPLE, MEMBERSHIPS, ATTENDANCE, PLEDGES, ACTIONS, ASKS, RECENT_ASKS, DEFERRED, ERASURES)
+IDENTITIES = TableSpec("identities_by_key", "identifier key (keyed hash of a phone or email)", Identity)
+MERGES = TableSpec("merges_by_person", "merged person key", Merge)
+TABLES = (PEOPLE, MEMBERSHIPS, ATTENDANCE, PLEDGES, ACTIONS, ASKS, RECENT_ASKS, DEFERRED, ERASURES, IDENTITIES, MERGES)
 
 #: The fact tables tallies are derived from (people is not one: it holds contact details).
 FACT_TABLES: dict[FactKind, TableSpec] = {
@@ -45,6 +48,7 @@ FACT_TABLES: dict[FactKind, TableSpec] = {
     "pledge": PLEDGES,
     "action": ACTIONS,
     "ask": ASKS,
+    "merge": MERGES,
 }
 
 
@@ -74,6 +78,14 @@ def asks_topic(s: Settings) -> str:
 def provider_topic(s: Settings) -> str:
     """Verified provider callbacks (key: person key, value: ``contracts.providers.ProviderEnvelope``)."""
     return f"{s.topic_prefix}provider"
+
+
+def identity_topic(s: Settings) -> str:
+    """Identity resolution's messages (key: the identifier or person key each is for, value:
+    ``contracts.identity.IdentityMessage``): events on their way to their person, links, merged
+    people's facts. Scoped to the app id, like the changelogs: an app replaying the events topic
+    from offset 0 under another id starts without them and resolves everything itself."""
+    return f"{s.app_id}-identity"
 
 
 def dead_letter_topic(s: Settings) -> str:
@@ -164,6 +176,8 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         TopicSpec(targeting_topic(s), s.partitions, compacted=False, config=retained(s.outreach_retention_days)),
         TopicSpec(asks_topic(s), s.partitions, compacted=False, config=retained(s.outreach_retention_days)),
         TopicSpec(provider_topic(s), s.partitions, compacted=False, config=retained(s.outreach_retention_days)),
+        # It carries partner events on their way to their person: kept as long as the events.
+        TopicSpec(identity_topic(s), s.partitions, compacted=False, config=retained(s.events_retention_days)),
         TopicSpec(dead_letter_topic(s), 1, compacted=False, config=retained(s.dead_letter_retention_days)),
         TopicSpec(mobilize_cursor_topic(s), 1, compacted=True, config=COMPACTED),
         TopicSpec(accounts_topic(s), 1, compacted=True, config=COMPACTED),

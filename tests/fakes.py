@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from streams.app import FactTable, PendingWrites, Pipeline, count_ask
-from streams.topology import ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, MEMBERSHIPS, PEOPLE, PLEDGES, RECENT_ASKS
+from streams.topology import ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, IDENTITIES, MEMBERSHIPS, MERGES, PEOPLE, PLEDGES, RECENT_ASKS
 
 
 class Acked:
@@ -25,11 +25,21 @@ class Acked:
 
 
 class MemoryTable:
-    """What ``FactTable`` uses of a Faust table: ``data`` and ``send_changelog``."""
+    """What ``FactTable`` and the agents use of a Faust table: ``data``, ``send_changelog``, and
+    the table's mapping reads (``keys``, ``items``, ``in``)."""
 
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
         self.changelog: list[tuple[int, str, Any]] = []
+
+    def keys(self):
+        return self.data.keys()
+
+    def items(self):
+        return self.data.items()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
 
     def send_changelog(self, partition: int, key: str, value: Any, value_serializer: str | None = None) -> Acked:
         self.changelog.append((partition, key, value))
@@ -70,7 +80,8 @@ def memory_pipeline(partitions: int = 4) -> Pipeline:
         events=topic(), dead_letters=topic(), people=table(PEOPLE), memberships=table(MEMBERSHIPS),
         attendance=table(ATTENDANCE), pledges=table(PLEDGES), actions=table(ACTIONS), targeting=topic(),
         asks_topic=topic(), provider=topic(), asks=table(ASKS, count_ask), recent_asks=table(RECENT_ASKS),
-        deferred=table(DEFERRED), erasures=table(ERASURES), pending=pending,
+        deferred=table(DEFERRED), erasures=table(ERASURES), identity=topic(), identities=table(IDENTITIES),
+        merges=table(MERGES), pending=pending,
     )
 
 

@@ -33,6 +33,7 @@ from streams.clock import Clock, from_setting
 from streams.keys import partition_of
 from streams.settings import Settings
 
+from ..identity import target_of
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
@@ -77,7 +78,8 @@ class Outreach:
 def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
     policy = OutreachPolicy(
         cap=s.frequency_cap, window=timedelta(days=s.frequency_window_days), quiet=quiet_hours(s),
-        footer=s.sms_footer, rsvp_base_url=s.rsvp_base_url, referral_secret=s.person_key_bytes(),
+        footer=s.sms_footer, rsvp_base_url=s.rsvp_links, unsubscribe_base_url=s.unsubscribe_links,
+        referral_secret=s.person_key_bytes(), link_key=s.link_key_bytes(), rsvp_open=timedelta(hours=s.rsvp_open_hours),
         grace=timedelta(minutes=s.rapid_response_grace_minutes),
     )
     return Outreach(outbox=outbox, policy=policy, clock=from_setting(s.clock), partitions=s.partitions,
@@ -160,7 +162,7 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
         if i % 256 == 0:
             await asyncio.sleep(0)  # let the producer drain while a big partition is planned
         person = p.people.get(key)
-        if person is None:
+        if person is None or target_of(p, key) != key:  # merged into another person: planned there
             continue
         recent = p.recent_asks.get(key)
         # Planned-but-unsent asks are planned again: a replay must not strand them.

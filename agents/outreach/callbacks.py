@@ -9,10 +9,12 @@ from pydantic import ValidationError
 
 from contracts.asks import AskFact
 from contracts.events import RsvpEvent
-from contracts.people import PersonRef
-from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply, SmsStatus
+from contracts.people import Person
+from contracts.providers import EmailEvent, PersonOptOut, ProviderEnvelope, SmsReply, SmsStatus
 from streams.app import Pipeline
 from streams.keys import fact_key
+
+from ..identity import target_of
 
 from ..facts import apply_attendance
 from contracts.providers import TWILIO_VALIDITY_EXPIRED
@@ -37,15 +39,37 @@ def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> No
         except ValidationError as exc:
             p.dead_letter(key, "invalid provider envelope", errors=exc.errors(include_input=False, include_url=False))
             return
-        text = answer_text(apply(p, o, partition, envelope), help_text, confirm_stop)
+        text = answer_text(receive(p, o, partition, envelope), help_text, confirm_stop)
         person = p.people.get(envelope.person_key) if text else None
         if text and person is not None and person.phone and o.outbox is not None:
             o.outbox.reply(person.phone, text)
 
 
+def receive(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> str | None:
+    """Apply one callback here, or forward a reply (or an opt-out) about a person key that now
+    belongs to another person there; return what ``apply`` returns."""
+    if not isinstance(env.event, (SmsStatus, EmailEvent)) and forwarded(p, env):
+        return None
+    return apply(p, o, partition, env)
+
+
+def forwarded(p: Pipeline, env: ProviderEnvelope) -> bool:
+    """Whether ``env`` is about a person key that now belongs to another person (a phone linked
+    to a person keyed by their email, a merged person): if so it goes there, on the provider
+    topic, since the person's record and asks live on that person's partition."""
+    target = target_of(p, env.person_key)
+    if target == env.person_key:
+        return False
+    p.send_soon(p.provider, target, env.model_copy(update={"person_key": target}).model_dump_json().encode())
+    return True
+
+
 def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> str | None:
     """Apply one callback; return "help" or "stop" when the person may need a text back."""
     ev, at, pk = env.event, env.received_at, env.person_key
+    if isinstance(ev, PersonOptOut):
+        _set_person(p, partition, pk, lambda person: opt_out(person, ev.channel, at), at)
+        return None
     if isinstance(ev, (SmsStatus, EmailEvent)):
         fact = p.asks.get(ev.ask_id)
         if fact is None:
@@ -57,7 +81,10 @@ def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> st
         new = on_sms_status(fact, ev, at) if isinstance(ev, SmsStatus) else on_email_event(fact, ev, at)
         p.asks.put(partition, ev.ask_id, new)
         if channel := opts_out(ev):
-            _set_person(p, partition, pk, lambda person: opt_out(person, channel, at), at)
+            # The ask stays with the key it was sent to; the opt-out goes to whoever that is now.
+            opted = ProviderEnvelope(person_key=pk, received_at=at, event=PersonOptOut(channel=channel))
+            if not forwarded(p, opted):
+                _set_person(p, partition, pk, lambda person: opt_out(person, channel, at), at)
         if isinstance(ev, SmsStatus) and new.status == "failed" and fact.status != "failed":
             # Twilio refused it after accepting it: final (Twilio does not retry it, nor do we).
             p.dead_letter(ev.ask_id, "provider reported the text failed", code=ev.error_code)
@@ -80,7 +107,7 @@ def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> 
     elif kind == "rsvp" and person is not None and person.phone:
         fact = _mark_latest(p, partition, pk, replied_yes=True)
         if fact is not None:
-            rsvp = RsvpEvent(event_id=f"sms:{ev.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=PersonRef(phone=person.phone))
+            rsvp = RsvpEvent(event_id=f"sms:{ev.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=Person(phone=person.phone))
             key = fact_key(fact.action_id, pk)
             old = p.attendance.get(key)
             p.attendance.put(partition, key, apply_attendance(old, rsvp, fact.partner, pk, at))
@@ -106,7 +133,8 @@ def expired_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact) ->
 
 
 def _mark_latest(p: Pipeline, partition: int, pk: str, **update: bool):
-    aid = reply_target(p.recent_asks.get(pk), lambda a: (f := p.asks.get(a)) and f.status, "sms")
+    # Only this person key's own asks: a merged person's stay on their own partition.
+    aid = reply_target(p.recent_asks.get(pk), lambda a: (f := p.asks.get(a)) and f.person_key == pk and f.status, "sms")
     fact = p.asks.get(aid) if aid else None
     if fact is not None:
         p.asks.put(partition, aid, fact.model_copy(update=update))

@@ -147,11 +147,13 @@ def partner_credit(person: PersonRecord, sponsors: frozenset[str] | None = None,
 
 
 def referral_code(partner: str, action_id: str, secret: bytes) -> str:
-    """A 10-character URL-safe code naming ``partner`` for ``action_id`` in an RSVP link.
+    """A 10-character URL-safe code naming ``partner`` for ``action_id``, kept on each ask
+    (``AskCommand.referral``). RSVP links no longer carry it: they carry a signed token naming the
+    ask (``streams.links``), and the ask names its partner.
 
     HMAC-SHA256 of ``action_id:partner`` under the coalition ``secret``, base64url, first 10
     characters (60 bits). It is not reversible: whoever receives it recomputes the code of
-    each partner of that action and picks the match, so the link exposes no partner id and
+    each partner of that action and picks the match, so it exposes no partner id and
     cannot be forged for another partner without the secret.
     """
     digest = hmac.new(secret, f"{action_id}:{partner}".encode(), hashlib.sha256).digest()

@@ -1,8 +1,11 @@
 """Planning asks: which messages one person gets for one action, rendered and timed.
 
 Pure: the person, the action, what the person was recently asked and ``now`` in; ask
-commands out. Credit goes to the person's first-touch recruiter (``agents.people``), whose
-referral code goes into the RSVP link.
+commands out. Credit goes to the person's first-touch recruiter (``agents.people``). Each ask
+carries its own signed RSVP link (``streams.links``), which names the ask (so the RSVP page
+credits the ask's partner) and the person's language, and works until ``rsvp_open`` after the
+action starts; an email also carries a signed unsubscribe link, in its footer and for the
+``List-Unsubscribe`` header, that does not expire.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from datetime import datetime, time, timedelta
 from contracts.asks import AskCommand, RecentAsks, ask_id, parse_ask_id
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
+from streams import links
 
 from .eligibility import decide, partner_credit, referral_code
 from .quiet_hours import QuietHours, next_allowed, recipient_zone
-from .templates import local_time, render, segments, sms_body
+from .templates import email_body, local_time, render, segments, sms_body
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,12 @@ class OutreachPolicy:
     quiet: QuietHours = QuietHours(time(21), time(9))
     footer: str = "Reply YES to RSVP, STOP to opt out"
     rsvp_base_url: str = "http://127.0.0.1:8000/r"
+    unsubscribe_base_url: str = "http://127.0.0.1:8000/unsubscribe"
     referral_secret: bytes = b""
+    #: Signs the RSVP and unsubscribe links (``streams.links``).
+    link_key: bytes = b""
+    #: How long after the action starts its RSVP links still work.
+    rsvp_open: timedelta = timedelta(hours=3)
     #: How long after it was posted a rapid-response action may still be sent, even when its
     #: ``starts_at`` has passed ("call your senator now").
     grace: timedelta = timedelta(hours=2)
@@ -53,6 +62,13 @@ def remember(recent: RecentAsks | None, ask: str, now: datetime, window: timedel
     return RecentAsks(asks=(*kept, (ask, now)))
 
 
+def asked_as_another(recent: RecentAsks | None, action_id: str, person_key: str) -> set[str]:
+    """The channels on which this person was asked for ``action_id`` under another person key:
+    before two records of them were merged (``agents.identity``); those asks came with the merge."""
+    return {channel for aid, _ in (recent.asks if recent else ())
+            for action, key, channel in [parse_ask_id(aid)] if action == action_id and key != person_key}
+
+
 def plan(
     person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime, policy: OutreachPolicy,
     posted_at: datetime | None = None, sponsors: frozenset[str] | None = None,
@@ -69,20 +85,23 @@ def plan(
         "action_title": action.title,
         "local_time": local_time(action.starts_at, action.time_zone),
         "place": ", ".join(x for x in (action.location.venue, action.location.locality) if x),
-        "rsvp_link": f"{policy.rsvp_base_url}/{action.action_id}/{referral}",
     }
     asks = []
+    aliased = asked_as_another(recent, action.action_id, person.person_key)
     for channel in verdict.channels:
         aid = ask_id(action.action_id, person.person_key, channel)
-        if aid in already:
+        if aid in already or channel in aliased:
             continue
         common = dict(ask_id=aid, action_id=action.action_id, person_key=person.person_key, channel=channel,
                       partner=partner, referral=referral, planned_at=now,
                       send_until=send_until(action, posted_at or now, policy.grace))
+        link = links.Link(action.action_id, person.person_key, channel, person.language, action.starts_at + policy.rsvp_open)
+        mine = {**values, "rsvp_link": links.url(policy.rsvp_base_url, action.action_id, links.sign(policy.link_key, "rsvp", link))}
         if channel == "sms":
-            asks.append(_sms(person, action, values, now, policy, common))
+            asks.append(_sms(person, action, mine, now, policy, common))
         else:
-            asks.append(_email(person, action, values, common))
+            unsubscribe = links.sign(policy.link_key, "unsubscribe", links.Link(action.action_id, person.person_key, channel, person.language))
+            asks.append(_email(person, action, mine, common, links.url(policy.unsubscribe_base_url, action.action_id, unsubscribe)))
     return [a for a in asks if a is not None]
 
 
@@ -102,8 +121,9 @@ def _sms(person, action, values, now, policy, common) -> AskCommand | None:
                       quiet_hours_apply=quiet, send_after=after)
 
 
-def _email(person, action, values, common) -> AskCommand | None:
+def _email(person, action, values, common, unsubscribe: str) -> AskCommand | None:
     template = _pick(action.templates.email, person.language)
     if template is None:
         return None
-    return AskCommand(**common, to=person.email, subject=render(template.subject, values), body=render(template.body, values))
+    body = email_body(render(template.body, values), unsubscribe, person.language)
+    return AskCommand(**common, to=person.email, subject=render(template.subject, values), body=body, unsubscribe_url=unsubscribe)

@@ -95,6 +95,20 @@ def sms_body(text: str, footer: str = SMS_FOOTER) -> str:
     return f"{text}\n{footer}"
 
 
+#: The last lines of every email: a visible way out, in the person's language (English otherwise).
+EMAIL_FOOTER = {
+    "en": "You get this email because you signed up with a partner of the coalition.\nUnsubscribe: {link}",
+    "es": "Recibes este correo porque te inscribiste con una organización de la coalición.\nCancelar la suscripción: {link}",
+}
+
+
+def email_body(text: str, unsubscribe_link: str, language: str | None = None) -> str:
+    """``text`` with the unsubscribe footer below a signature separator ("-- "), so every email
+    says in its body, not only in a header mail clients may hide, how to stop them."""
+    footer = EMAIL_FOOTER.get((language or "en").split("-")[0].lower(), EMAIL_FOOTER["en"])
+    return f"{text.rstrip()}\n\n-- \n{footer.format(link=unsubscribe_link)}"
+
+
 def segments(body: str) -> tuple[str, int]:
     """The encoding (``GSM-7`` or ``UCS-2``) and number of SMS segments ``body`` is sent as.
 

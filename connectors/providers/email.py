@@ -54,6 +54,7 @@ class EmailMessage(Frozen):
     html: str | None = None
     ask_id: str
     partner: str
+    unsubscribe_url: str | None = None
 
 
 class EmailSender(Protocol):
@@ -126,7 +127,9 @@ def check_one_request(sender: EmailSender, request: Sequence[EmailMessage]) -> N
 
 
 class SendGridEmail:
-    """``EmailSender`` on SendGrid. ``unsubscribe_url`` may contain ``{ask_id}``.
+    """``EmailSender`` on SendGrid. Each message's own ``unsubscribe_url`` (a signed link) goes
+    into its ``List-Unsubscribe`` header, with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``
+    (RFC 8058); ``unsubscribe_url`` here, which may contain ``{ask_id}``, serves messages without one.
 
     ``max_per_request`` (SendGrid's 1000 by default) only exists so that a test can span several
     requests without thousands of recipients.
@@ -169,14 +172,15 @@ class SendGridEmail:
             self._local.client = client
         return client
 
-    def _unsubscribe_headers(self, ask_id: str) -> dict[str, str]:
+    def _unsubscribe_headers(self, message: EmailMessage) -> dict[str, str]:
         links = []
         if self._mailto:
-            links.append(f"<mailto:{self._mailto}?subject=unsubscribe%20{quote(ask_id, safe='')}>")
-        if self._unsub_url:
-            links.append(f"<{self._unsub_url.format(ask_id=quote(ask_id, safe=''))}>")
+            links.append(f"<mailto:{self._mailto}?subject=unsubscribe%20{quote(message.ask_id, safe='')}>")
+        url = message.unsubscribe_url or (self._unsub_url.format(ask_id=quote(message.ask_id, safe="")) if self._unsub_url else None)
+        if url:
+            links.append(f"<{url}>")
         headers = {"List-Unsubscribe": ", ".join(links)} if links else {}
-        if self._unsub_url:
+        if url:
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
         return headers
 
@@ -198,7 +202,7 @@ class SendGridEmail:
                     p.add_substitution(Substitution(HTML_TAG, message.html))
             p.add_custom_arg(CustomArg("ask_id", message.ask_id))
             p.add_custom_arg(CustomArg("partner", message.partner))
-            for name, value in self._unsubscribe_headers(message.ask_id).items():
+            for name, value in self._unsubscribe_headers(message).items():
                 p.add_header(Header(name, value))
             mail.add_personalization(p, index=n)  # the helper inserts at 0 by default
         return mail

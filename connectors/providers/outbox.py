@@ -88,7 +88,8 @@ class ProviderOutbox:
     async def _emails(self, asks: list[AskCommand]) -> list[SendResult]:
         if not asks:
             return []
-        messages = [EmailMessage(to=a.to, subject=a.subject or "", text=a.body, ask_id=a.ask_id, partner=a.partner) for a in asks]
+        messages = [EmailMessage(to=a.to, subject=a.subject or "", text=a.body, ask_id=a.ask_id, partner=a.partner,
+                                 unsubscribe_url=a.unsubscribe_url) for a in asks]
         plan = self.email.plan(messages)
         # Requests run concurrently; the sender bounds how many are in flight (SendGridEmail:
         # its thread pool).
@@ -143,6 +144,6 @@ def outbox_from(s: Settings) -> ProviderOutbox:
     )
     email = SendGridEmail(
         s.sendgrid_api_key, from_email=s.sendgrid_from, base_url=s.sendgrid_base_url or "https://api.sendgrid.com",
-        unsubscribe_url=s.unsubscribe_url, bucket=TokenBucket(s.email_rate or None), **timeout,
+        bucket=TokenBucket(s.email_rate or None), **timeout,  # each ask carries its own signed unsubscribe link
     )
     return ProviderOutbox(sms, email, s.public_url)

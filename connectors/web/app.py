@@ -25,9 +25,10 @@ from ..accounts.store import AccountStore, KafkaAccountLog
 from . import dashboard, docs, errors, ingress, openapi
 from .action_network import router as action_network_router
 from .errors import documented
-from .exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv
+from .exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
 from .middleware import BodyLimit, SecurityHeaders
-from .people import ErasureReports, router as people_router
+from .people import ErasureReports, IdentityLinks, router as people_router
+from .pages import router as pages_router
 from .providers import router as providers_router
 from .publisher import KafkaPublisher, Publisher
 from .tally_reader import Changes, TallyReader
@@ -51,7 +52,7 @@ class CoalitionFile:
 
 
 def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None,
-               accounts: AccountStore | None = None) -> FastAPI:
+               accounts: AccountStore | None = None, identity_links: IdentityLinks | None = None) -> FastAPI:
     coalition = CoalitionFile(s)
     coalition.current()  # fail at start on a broken coalition file
     secret = s.person_key_bytes()
@@ -112,7 +113,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
                                       lambda action_id: (r.partner if (r := book.action_record(action_id)) else None)))
     app.include_router(providers_router(s, publisher))
     app.include_router(action_network_router(s, publisher, coalition.current))
-    app.include_router(people_router(s, publisher, erasures), dependencies=as_organizer, responses=organizer_errors)
+    app.include_router(people_router(s, publisher, erasures, links=identity_links), dependencies=as_organizer, responses=organizer_errors)
+    app.include_router(pages_router(s, publisher, book, coalition.current))  # supporters' RSVP and unsubscribe pages
 
     @app.get("/v1/tallies", response_model=CoalitionTallies, dependencies=as_organizer, responses=organizer_errors, summary="Coalition totals and per-partner totals")
     async def coalition_tallies() -> CoalitionTallies:
@@ -137,6 +139,11 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         response = _csv_download(aggregate_csv(book, note_line=note == "line"), "turnout-aggregate.csv")
         response.headers["X-Turnout-Note"] = SUPPRESSION_NOTE
         return response
+
+    @app.get("/v1/exports/unique.csv", dependencies=as_organizer, responses={200: CSV, **organizer_errors}, response_class=StreamingResponse,
+             summary="Per action and coalition-wide: people each counted once however many partners know them, and the show rate (counts only)")
+    async def export_unique() -> StreamingResponse:
+        return _csv_download(unique_csv(book), "turnout-unique-people.csv")
 
     app.include_router(dashboard.router(s, access, accounts, coalition.current, book, changes, tally_lag),
                        dependencies=[Depends(openapi.organizer_auth)], responses=documented(401, s401="Not signed in"))

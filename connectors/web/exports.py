@@ -1,6 +1,8 @@
 """CSV exports of the tallies: counts only, never a person.
 
 - ``tallies_csv``: one row per (action, partner) with every figure, for the coalition's organizers.
+- ``unique_csv``: one row per action and one for the coalition: the people behind the figures,
+  each counted once however many partners know them, and the show rate; for organizers.
 - ``aggregate_csv``: one row per action, no partner names, every count from 1 to 10 suppressed
   (the CMS cell-size suppression rule), for funders and legislators. There is deliberately no
   total row: a total next to suppressed cells would give them away by subtraction.
@@ -25,7 +27,9 @@ SUPPRESSION_NOTE = (
     "(CMS cell-size suppression policy); a ratio is left blank when either of its counts is suppressed. "
     "Counts of 0 are shown. No personal data."
 )
-TALLY_COLUMNS = ("action_id", "title", "starts_at", "partner", "partner_name", *ACTION_METRICS, "production_ratio", "conversion")
+TALLY_COLUMNS = ("action_id", "title", "starts_at", "partner", "partner_name", *ACTION_METRICS, "production_ratio", "conversion", "show_rate")
+UNIQUE_COLUMNS = ("action_id", "title", "starts_at", "unique_rsvp_yes", "unique_attended", "show_rate")
+COALITION = "(coalition)"
 AGGREGATE_COLUMNS = ("action_id", "title", "starts_at", "partners", "pledged", "rsvp_yes", "attended", "asks_sent", "delivered", "opted_out", "production_ratio")
 
 
@@ -36,7 +40,20 @@ def tallies_rows(book: TallyBook, names: dict[str, str]) -> Iterator[list[object
         for partner, c in sorted(book.counts(action_id).items()):
             if any(c.values()):
                 yield [action_id, _text(title), starts, partner, _text(names.get(partner, "")), *(c[m] for m in ACTION_METRICS),
-                       _blank(ratio(c["attended"], c["pledged"])), _blank(ratio(c["rsvp_yes"], asks_sent(c)))]
+                       _blank(ratio(c["attended"], c["pledged"])), _blank(ratio(c["rsvp_yes"], asks_sent(c))), _blank(ratio(c["showed"], c["rsvp_yes"]))]
+
+
+def unique_rows(book: TallyBook) -> Iterator[list[object]]:
+    """Per action the people with an RSVP yes and who attended, each once, and the show rate
+    (attended ÷ RSVP yes, of those who said yes); then the coalition: people across every
+    posted action."""
+    for action_id in newest_first(book):
+        record = book.action_record(action_id)
+        people, total = book.people.in_action(action_id), summed(book.counts(action_id).values())
+        yield [action_id, _text(record.action.title) if record else "", record.action.starts_at.isoformat() if record else "",
+               people["rsvp_yes"], people["attended"], _blank(ratio(total["showed"], total["rsvp_yes"]))]
+    totals = book.coalition().totals
+    yield [COALITION, "every posted action", "", totals.unique_rsvp_yes, totals.unique_attended, _blank(totals.show_rate)]
 
 
 def aggregate_rows(book: TallyBook) -> Iterator[list[object]]:
@@ -72,6 +89,11 @@ def aggregate_csv(book: TallyBook, note_line: bool = False) -> Iterator[str]:
     ``note_line`` puts ``SUPPRESSION_NOTE`` first, as a ``#`` line (``pandas.read_csv(comment="#")``);
     otherwise the note travels beside the file (the CLI writes it next to it, HTTP in a header)."""
     return _csv(AGGREGATE_COLUMNS, aggregate_rows(book), note=f"# {SUPPRESSION_NOTE}" if note_line else None)
+
+
+def unique_csv(book: TallyBook) -> Iterator[str]:
+    """People per action and coalition-wide, each counted once: a header row and data."""
+    return _csv(UNIQUE_COLUMNS, unique_rows(book))
 
 
 def _csv(columns: Iterable[str], rows: Iterable[list[object]], note: str | None = None) -> Iterator[str]:

@@ -1,7 +1,9 @@
 """``POST /v1/people/forget`` (organizer): erase a person on request.
 
-The web app turns the phone or email into keyed hashes, writes one ``ForgetPerson`` command
-per partition of the events topic (the workers that own those partitions remove the records:
+The web app turns the phone or email into a keyed hash, adds every identifier linked to the
+same person and the person's key (read from the identities changelog: ``agents.identity``), so
+forgetting by email forgets the person known by their phone too, writes one ``ForgetPerson``
+command per partition of the events topic (the workers that own those partitions remove the records:
 see ``agents.erasure``), then waits, up to ``wait`` seconds, for every partition's report on
 the erasures changelog and answers with the total. 200 when every partition reported, 202
 (with what is known so far) when some did not in time: the commands are written and will be
@@ -22,10 +24,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from contracts.erasure import FORGET_PREFIX, ErasureReport, ForgetPerson
+from contracts.identity import linked_keys
 from contracts.people import normalize_email, normalize_phone
 from streams.keys import keys_for_every_partition, person_key
 from streams.settings import Settings
-from streams.topology import ERASURES, changelog_topic
+from streams.topology import ERASURES, IDENTITIES, changelog_topic
 
 from .body import BadBody, load_json, problems, read_limited
 from .errors import FieldError, documented, error
@@ -97,10 +100,58 @@ class KafkaErasureReports:
         return list(found.values())
 
 
-def router(s: Settings, publisher: Publisher, reports: ErasureReports | None = None, wait: float = 20.0) -> APIRouter:
+class IdentityLinks(Protocol):
+    async def entries(self) -> dict[str, str]:
+        """Every identifier's person (``identities_by_key``), as far as the broker has them."""
+
+
+class KafkaIdentityLinks:
+    """Reads the identities changelog (compacted; keyed hashes only) from the beginning to its
+    end (the high watermark of fetch answers: ListOffsets is wrong on the embedded broker)."""
+
+    def __init__(self, s: Settings, timeout: float = 10.0) -> None:
+        self.topic = changelog_topic(s, IDENTITIES)
+        self.settings = s
+        self.timeout = timeout
+
+    async def entries(self) -> dict[str, str]:
+        consumer = replay_consumer(self.settings)
+        await consumer.start()
+        found: dict[str, str] = {}
+        try:
+            tps = [TopicPartition(self.topic, p) for p in range(self.settings.partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            deadline = time.monotonic() + self.timeout
+            while time.monotonic() < deadline:
+                for messages in (await consumer.getmany(timeout_ms=200)).values():
+                    for m in messages:
+                        key = json.loads(m.key)
+                        if m.value is None:
+                            found.pop(key, None)
+                        else:
+                            found[key] = json.loads(m.value)["person"]
+                if await _at_end(consumer, tps):
+                    break
+        finally:
+            await consumer.stop()
+        return found
+
+
+async def _at_end(consumer, tps: list[TopicPartition]) -> bool:  # noqa: ANN001
+    for tp in tps:
+        high = consumer.highwater(tp)
+        if high is None or await consumer.position(tp) < high:
+            return False
+    return True
+
+
+def router(s: Settings, publisher: Publisher, reports: ErasureReports | None = None, wait: float = 20.0,
+           links: IdentityLinks | None = None) -> APIRouter:
     r = APIRouter(prefix="/v1/people", tags=["people"])
     secret = s.person_key_bytes()
     reports = reports or KafkaErasureReports(s)
+    links = links or KafkaIdentityLinks(s)
 
     @r.post("/forget", response_model=ForgetResult, summary="Erase a person (by phone or email) from the people table; tallies keep their counts",
             responses={202: {"model": ForgetResult, "description": "Requested; not every partition has reported yet"}, **documented(400, 413, 422, 503)},
@@ -116,6 +167,8 @@ def router(s: Settings, publisher: Publisher, reports: ErasureReports | None = N
         except ValueError as exc:
             field = "phone" if by_phone else "email"
             return error(422, f"{field}: {exc}", [FieldError(field=f"body.{field}", message=str(exc), type="value_error")])
+        # The person the identifier belongs to, and every identifier linked to them (agents.identity).
+        keys = tuple(sorted(linked_keys(await links.entries(), keys[0])))
         request_id = uuid.uuid4().hex
         cmd = ForgetPerson(request_id=request_id, requested_at=datetime.now(timezone.utc), contact_keys=keys)
         value = cmd.model_dump_json().encode()

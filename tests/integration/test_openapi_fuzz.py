@@ -97,6 +97,13 @@ class EveryPartitionReports:
         return [ErasureReport(request_id=request_id, partition=p, at=datetime.now(timezone.utc)) for p in range(partitions)]
 
 
+class NoLinks:
+    """No identifier linked to another yet (the identities changelog, as the erasure reads it)."""
+
+    async def entries(self) -> dict[str, str]:
+        return {}
+
+
 class Signer:
     """Replaces placeholder credentials with valid ones, over the body as it arrived."""
 
@@ -152,7 +159,8 @@ def served(tmp_path_factory):
                  sendgrid_public_key=events.public_key)
     book = TallyBook()
     book.apply("pledge", "rally-1|union-a", Pledge(action_id="rally-1", partner="union-a", count=40, occurred_at=datetime.now(timezone.utc), event_id="p1"))
-    app = create_app(s, publisher=ListPublisher(), book=book, erasures=EveryPartitionReports(), accounts=started_store(MemoryAccountLog()))
+    app = create_app(s, publisher=ListPublisher(), book=book, erasures=EveryPartitionReports(), accounts=started_store(MemoryAccountLog()),
+                     identity_links=NoLinks())
     uv = uvicorn.Server(server.config(Signer(app, secret, public, events), s, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()

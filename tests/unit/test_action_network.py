@@ -41,7 +41,11 @@ def test_attendances_are_rsvps_for_the_mapped_action_whether_mapped_by_id_or_url
     for key in (EVENT, EVENT.rsplit("/", 1)[1]):
         events, rejected = translate(fixture("attendance.json"), {key: "rally-1201"})
         assert rejected == [] and events[0][1]["action_id"] == "rally-1201" and events[0][1]["status"] == "yes"
-        assert events[0][1]["person"] == {"email": "ana.diaz@example.org", "phone": "15105550123"}
+        # The attendance carries the person and consent, so it can introduce someone nobody signed up.
+        assert events[0][1]["person"] == {"given_name": "Ana", "family_name": "Diaz", "email": "ana.diaz@example.org",
+                                          "phone": "15105550123", "postal_code": "94607"}
+        assert events[0][1]["consent"]["sms"]["granted"] and events[0][1]["consent"]["email"]["granted"]
+        assert partner_event.validate_python(events[0][1]).introduces
 
 
 def test_unknown_types_unmapped_events_and_malformed_items_are_rejected_with_reasons():

@@ -17,7 +17,7 @@ from connectors.accounts.store import MemoryAccountLog
 from connectors.web.publisher import ListPublisher
 from contracts.asks import AskFact
 from contracts.events import ActionEvent
-from contracts.facts import ActionRecord, Attendance, Pledge
+from contracts.facts import ActionRecord, Attendance, Membership, Pledge
 from contracts.tallies import TallyBook
 from streams.coalition import add_partner, update_partner
 from streams.settings import Settings
@@ -256,3 +256,33 @@ def test_a_check_in_moved_to_another_minute_moves_in_the_chart():
     book.apply("attendance", "a|pk", first)
     book.apply("attendance", "a|pk", first.model_copy(update={"attended_at": NOW + timedelta(minutes=5)}))
     assert book.checkins("a") == {"union-a": {NOW + timedelta(minutes=5): 1}}
+
+
+def test_organizers_see_people_once_each_overlap_and_merges_and_partners_only_their_own_show_rate(env):
+    """The seeded rally: union-a's 12 and faith-b's 3 all said yes and came; march-0's 4 came.
+    One person is known to two partners, one record was merged into someone known, and one of
+    union-a's yeses for rally-1 was of someone who then did not come."""
+    from contracts.identity import Merge
+
+    client, _, book = env
+    book.apply("membership", "union-a|union-a-pk0", Membership(partner="union-a", person_key="union-a-pk0", joined_at=NOW))
+    book.apply("membership", "faith-b|union-a-pk0", Membership(partner="faith-b", person_key="union-a-pk0", joined_at=NOW))
+    book.apply("merge", "old-key", Merge(person="old-key", into="union-a-pk0", at=NOW))
+    book.apply("attendance", "rally-1|no-show", Attendance(action_id="rally-1", person_key="no-show", rsvp="yes", rsvp_at=NOW, rsvp_by="union-a"))
+    sign_in(client, ORGANIZER)
+    view = client.get("/dashboard/view").json()
+    assert view["people"] == {"rsvp_yes": 16, "attended": 19, "rsvp_yes_all": 16, "attended_all": 19, "merges": 1, "overlap": 1}
+    rows = {r["partner"]: r for r in view["action"]["rows"]}
+    assert (rows["union-a"]["show_rate"], rows["faith-b"]["show_rate"], rows["seniors-c"]["show_rate"]) == (0.9231, 1.0, None)
+    assert view["action"]["totals"]["show_rate"] == 0.9375
+    r = client.get("/v1/exports/unique.csv")
+    rows = {row["action_id"]: row for row in csv.DictReader(io.StringIO(r.text))}
+    assert [(rows[a]["unique_rsvp_yes"], rows[a]["unique_attended"], rows[a]["show_rate"]) for a in ("rally-1", "march-0", "(coalition)")] == [
+        ("16", "15", "0.9375"), ("0", "4", ""), ("16", "19", "0.9375")]
+    client.post("/dashboard/logout")
+    sign_in(client, VIEWER_B)
+    view = client.get("/dashboard/view").json()
+    assert view["people"] is None
+    own, rest = view["action"]["rows"]
+    assert (own["show_rate"], rest["show_rate"], view["action"]["totals"]["show_rate"]) == (1.0, None, None)
+    assert client.get("/v1/exports/unique.csv").status_code == 403

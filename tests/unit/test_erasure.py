@@ -59,10 +59,19 @@ class NoReports:
         return []
 
 
+class Links:
+    def __init__(self, entries=None):
+        self._entries = entries or {}
+
+    async def entries(self):
+        return dict(self._entries)
+
+
 def test_the_endpoint_needs_the_organizer_writes_hashes_only_and_says_when_it_is_not_done(tmp_path, monkeypatch):
     import connectors.web.people as people
 
     monkeypatch.setattr(people, "KafkaErasureReports", lambda s: NoReports())
+    monkeypatch.setattr(people, "KafkaIdentityLinks", lambda s: Links())
     s = Settings(coalition=tmp_path / "c.toml", organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092", partitions=4)
     pub = ListPublisher()
     client = TestClient(create_app(s, publisher=pub, book=TallyBook()))
@@ -98,3 +107,54 @@ def test_a_bad_forget_request_is_a_4xx_naming_the_field_and_writes_nothing(tmp_p
     # Without the token the body is never read: 401, and the connection is closed.
     r = client.post("/v1/people/forget", content=(b" " * 65536 for _ in range(4)))
     assert r.status_code == 401 and r.headers["connection"] == "close"
+
+
+def test_forgetting_by_email_names_the_person_and_every_identifier_linked_to_them(tmp_path, monkeypatch):
+    """Ana's email was linked to her phone's person, into which a second phone's person was
+    merged; Ben is someone else. Asking by email sends all three of Ana's keys, none of Ben's."""
+    import connectors.web.people as people
+    from contracts.identity import linked_keys
+
+    phone, email, old_phone, ben = (person_key(b"k", "+15105550123", None), person_key(b"k", None, "ana@example.org"),
+                                    person_key(b"k", "+15105550199", None), person_key(b"k", "+15105550124", None))
+    entries = {email: phone, old_phone: phone, phone: phone, ben: ben}
+    assert linked_keys(entries, old_phone) == linked_keys(entries, email) == {phone, email, old_phone}
+    assert linked_keys({}, email) == {email}
+    monkeypatch.setattr(people, "KafkaErasureReports", lambda s: NoReports())
+    monkeypatch.setattr(people, "KafkaIdentityLinks", lambda s: Links(entries))
+    s = Settings(coalition=tmp_path / "c.toml", organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092", partitions=4)
+    pub = ListPublisher()
+    client = TestClient(create_app(s, publisher=pub, book=TallyBook()))
+    assert client.post("/v1/people/forget", json={"email": "ana@example.org"}, headers={"Authorization": "Bearer t"}).status_code == 202
+    assert {ForgetPerson.model_validate_json(v).contact_keys for _, v in pub.records} == {tuple(sorted({phone, email, old_phone}))}
+
+
+def test_a_worker_forgets_the_person_and_the_identities_and_asks_of_everyone_merged_into_them():
+    import asyncio
+
+    from agents.erasure import forget
+    from contracts.facts import PersonRecord
+    from tests.cluster import SECRET, Cluster
+    from tests.factories import signup
+
+    c = Cluster()
+    for partner, item, minute in (("union-a", signup("a1", phone="+15105550123"), 0), ("faith-b", signup("b1", email="ana@example.org"), 1),
+                                  ("faith-b", signup("b2", phone="+15105550123", email="ana@example.org"), 2),
+                                  ("union-a", signup("a2", phone="+15105550124", email="ben@example.org"), 3)):
+        c.post(partner, item, AT.replace(minute=minute))
+    asyncio.run(c.run())
+    phone, email = person_key(SECRET, "+15105550123", None), person_key(SECRET, None, "ana@example.org")
+    part = partition_of(email, c.n)
+    c.nodes[part].asks.put(part, ask_id("rally-1", email, "email"), ask(status="failed", error="550 <ana@example.org>").model_copy(
+        update={"ask_id": ask_id("rally-1", email, "email"), "person_key": email}))  # emailed before the merge
+    assert len(c.table("identities")) == 4 and len(c.table("people")) == 2
+    from contracts.identity import linked_keys
+
+    keys = tuple(sorted(linked_keys({k: v["person"] for k, v in c.table("identities").items()}, email)))
+    cmd = ForgetPerson(request_id="r1", requested_at=AT, contact_keys=keys)
+    reports = [forget(node, n, cmd, SECRET, AT) for n, node in enumerate(c.nodes)]
+    assert sum(r.people_removed for r in reports) == 1
+    assert [PersonRecord.model_validate(v).email for v in c.table("people").values()] == ["ben@example.org"]
+    assert set(c.table("identities")) == {person_key(SECRET, "+15105550124", None), person_key(SECRET, None, "ben@example.org")}
+    assert c.table("asks")[ask_id("rally-1", email, "email")]["error"] == "(removed on erasure)"
+    assert set(c.table("memberships")) == {f"union-a|{phone}", f"faith-b|{phone}", f"union-a|{person_key(SECRET, '+15105550124', None)}"}

@@ -94,3 +94,49 @@ def test_counts_for_an_action_nobody_posted_show_once_it_is_posted():
     assert (c.totals.actions, c.totals.pledged, c.totals.rsvp_yes, c.totals.signups) == (0, 0, 0, 2)
     posted = book_of(recs[1:] + recs[:1])
     assert posted.coalition() == book_of(recs).coalition() and posted.coalition().totals.pledged == 50
+
+
+def came(action_id, person, rsvp_by=None, attended_by=None, rsvp="yes"):
+    return ("attendance", f"{action_id}|{person}", Attendance(action_id=action_id, person_key=person, rsvp=rsvp if rsvp_by else None,
+                                                              rsvp_at=T if rsvp_by else None, rsvp_by=rsvp_by, attended_at=T if attended_by else None,
+                                                              attended_by=attended_by))
+
+
+def posted(action_id):
+    return ("action", action_id, ActionRecord(partner="union-a", action=ActionEvent.model_validate(action(action_id))))
+
+
+def test_people_are_counted_once_per_action_and_coalition_wide_and_show_rate_is_per_rsvping_partner():
+    book = book_of([
+        posted("rally-1"), posted("rally-2"),
+        came("rally-1", "ana", "union-a", "faith-b"),   # union-a's RSVP, faith-b checked her in
+        came("rally-1", "ben", "union-a"),              # said yes, did not come
+        came("rally-1", "cy", None, "union-a"),         # came without an RSVP
+        came("rally-2", "ana", "faith-b", "faith-b"),   # Ana again, at the next action
+        came("rally-3", "dee", "union-a", "union-a"),   # an action nobody posted (yet)
+    ])
+    rally = book.action("rally-1")
+    rows = {r.partner: r for r in rally.partners}
+    assert (rows["union-a"].rsvp_yes, rows["union-a"].showed, rows["union-a"].show_rate) == (2, 1, 0.5)
+    assert (rows["faith-b"].attended, rows["faith-b"].show_rate) == (1, None)
+    assert (rally.totals.unique_rsvp_yes, rally.totals.unique_attended, rally.totals.show_rate) == (2, 2, 0.5)
+    totals = book.coalition().totals
+    assert (totals.attended, totals.unique_attended, totals.rsvp_yes, totals.unique_rsvp_yes) == (3, 2, 3, 2)
+    book.apply(*posted("rally-3"))  # counted from the moment it is posted
+    assert (book.coalition().totals.unique_attended, book.coalition().totals.unique_rsvp_yes) == (3, 3)
+    book.apply("action", "rally-2", None)
+    book.apply(*came("rally-1", "ana", "union-a", None))  # her check-in at rally-1 withdrawn
+    assert book.coalition().totals.unique_attended == 2  # cy, dee
+
+
+def test_overlap_and_merges_are_counted_from_their_facts():
+    from contracts.identity import Merge
+
+    member = lambda p, k: ("membership", f"{p}|{k}", Membership(partner=p, person_key=k, joined_at=T))  # noqa: E731
+    book = book_of([member("union-a", "ana"), member("faith-b", "ana"), member("seniors-c", "ana"), member("union-a", "ben"),
+                    member("faith-b", "cy"), member("union-a", "cy"), member("union-a", "ben"),
+                    ("merge", "ana-email", Merge(person="ana-email", into="ana", at=T))])
+    assert book.coalition().identity.model_dump() == {"merges": 1, "overlap": 2}
+    book.apply("membership", "union-a|cy", None)  # folded into another person
+    book.apply("merge", "ana-email", None)
+    assert book.coalition().identity.model_dump() == {"merges": 0, "overlap": 1}

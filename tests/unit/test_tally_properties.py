@@ -13,8 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.asks import AskFact
-from contracts.facts import Attendance, Membership, Pledge
+from contracts.events import ActionEvent
+from contracts.facts import ActionRecord, Attendance, Membership, Pledge
+from contracts.identity import Merge
 from contracts.tallies import TallyBook
+from tests.factories import action as action_event
 
 T = datetime(2026, 11, 22, 15, tzinfo=timezone.utc)
 ACTIONS, PARTNERS, PEOPLE = ("a1", "a2"), ("p1", "p2", "p3"), tuple(f"pk{i}" for i in range(6))
@@ -53,7 +56,12 @@ def histories(draw):
             channel, p = draw(st.sampled_from(["sms", "email"])), draw(partner)
             keys[("ask", f"{action}:{person}:{channel}")] = draw(st.lists(ask_versions(action, person, channel, p), min_size=1, max_size=4))
     for p, person in draw(st.sets(st.tuples(partner, st.sampled_from(PEOPLE)), max_size=5)):
-        keys[("membership", f"{p}|{person}")] = [Membership(partner=p, person_key=person, joined_at=T)]
+        keys[("membership", f"{p}|{person}")] = draw(st.lists(st.just(Membership(partner=p, person_key=person, joined_at=T)) | st.none(), min_size=1, max_size=3))
+    for action in draw(st.sets(st.sampled_from(ACTIONS))):  # posted (or posted, then gone): counted coalition-wide from then on
+        keys[("action", action)] = draw(st.lists(st.just(ActionRecord(partner="p1", action=ActionEvent.model_validate(action_event(action)))) | st.none(),
+                                                 min_size=1, max_size=2))
+    for person in draw(st.sets(st.sampled_from(PEOPLE), max_size=2)):
+        keys[("merge", person)] = draw(st.lists(st.just(Merge(person=person, into="pk-survivor", at=T)) | st.none(), min_size=1, max_size=2))
     return keys
 
 

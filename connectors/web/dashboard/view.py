@@ -50,6 +50,7 @@ class Row(PartnerRow):
     delivered: int | None = 0
     failed: int | None = 0
     opted_out: int | None = 0
+    show_rate: float | None = None  # of the people who said yes through the partner, the share who came (own rows; organizers: all)
     no_show: bool = False  # pledged, the action has started, and nobody attended
 
 
@@ -96,6 +97,19 @@ class Header(BaseModel):
     note: str | None = None  # a partner's header leaves out figures it may not see
 
 
+class People(BaseModel):
+    """For organizers only: the people behind the figures, each counted once however many
+    partners know them, and how records became people (no partner sees this: overlap and
+    merges are about other partners' people)."""
+
+    rsvp_yes: int  # across the active actions, like the header
+    attended: int
+    rsvp_yes_all: int  # across every posted action
+    attended_all: int
+    merges: int
+    overlap: int
+
+
 class DashboardView(BaseModel):
     viewer: Viewer
     version: int
@@ -104,6 +118,7 @@ class DashboardView(BaseModel):
     actions: list[ActionSummary]
     action: ActionView | None
     capacity: list[CapacityRow]
+    people: People | None = None
 
 
 HEADER = ("pledged", "rsvp_yes", "attended", "sent", "delivered")
@@ -133,7 +148,15 @@ def build_view(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id
         actions=summaries,
         action=None if action_id is None else _action(book, names, viewer, action_id, action_id in started, split[action_id]),
         capacity=_capacity(book, names, viewer, ordered, started, split),
+        people=_people(book, active) if viewer.role == "organizer" else None,
     )
+
+
+def _people(book: TallyBook, active: list[str]) -> People:
+    coalition = book.coalition()
+    now = book.people.across(active)
+    return People(rsvp_yes=now["rsvp_yes"], attended=now["attended"], rsvp_yes_all=coalition.totals.unique_rsvp_yes,
+                  attended_all=coalition.totals.unique_attended, merges=coalition.identity.merges, overlap=coalition.identity.overlap)
 
 
 Split = tuple[Figures, Figures, int]
@@ -176,7 +199,8 @@ def _action(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: s
         starts_at=record.action.starts_at if record else None,
         time_zone=record.action.time_zone if record else None,
         rows=rows,
-        totals=_aggregate(plus(seen, rest), len(counts), name="All partners"),
+        totals=_aggregate(plus(seen, rest), len(counts), name="All partners").model_copy(
+            update={"show_rate": _show_rate(summed(counts.values())) if viewer.role == "organizer" else None}),
         checkins=[
             Series(partner=p, name=names.get(p, p) if p else REST, points=_cumulative(per_minute))
             for p, per_minute in sorted(series.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
@@ -233,7 +257,13 @@ def trend(ratios: list[float]) -> Trend:
 
 
 def _row(partner: str, names: dict[str, str], c: Counter[str], viewer: Viewer, started: bool) -> Row:
-    return Row(partner=partner, name=names.get(partner, partner), own=partner == viewer.partner, **_figures(c), no_show=started and c["pledged"] > 0 and c["attended"] == 0)
+    return Row(partner=partner, name=names.get(partner, partner), own=partner == viewer.partner, **_figures(c), show_rate=_show_rate(c),
+               no_show=started and c["pledged"] > 0 and c["attended"] == 0)
+
+
+def _show_rate(c: Counter[str]) -> float | None:
+    """Of the people whose RSVP yes is credited to the partner, the share who attended."""
+    return ratio(c["showed"], c["rsvp_yes"])
 
 
 def _aggregate(f: Figures, partners: int, name: str = REST) -> Row:

@@ -142,6 +142,8 @@ function render(view) {
   for (const dd of $("header").querySelectorAll("dd")) dd.textContent = fmt(view.header[dd.dataset.metric]);
   $("header-note").textContent = view.header.note ? "These figures " + view.header.note + "." : "";
   $("header-note").hidden = !view.header.note;
+  $("people").hidden = !view.people; // organizers only
+  if (view.people) for (const dd of $("people-figures").querySelectorAll("dd")) dd.textContent = fmt(view.people[dd.dataset.metric]);
   renderPicker(view);
   renderAction(view.action);
   renderCapacity(view.capacity);
@@ -257,9 +259,10 @@ function partnerCell(row, noted = true) {
 
 function actionRow(row, tag = "tr") {
   const attrs = { "data-partner": row.partner ?? "rest", class: row.no_show ? "no-show" : row.own ? "own" : null };
-  if (allWithheld(row, FIGURES)) return el(tag, attrs, partnerCell(row, false), withheldCell(row, 8));
+  if (allWithheld(row, FIGURES)) return el(tag, attrs, partnerCell(row, false), withheldCell(row, 9));
   const num = (metric) => el("td", { class: row[metric] === null ? "num withheld" : "num", "data-metric": metric }, fmt(row[metric]));
   return el(tag, attrs, partnerCell(row), num("pledged"), num("rsvp_yes"), num("attended"), productionCell(row),
+    el("td", { class: "num", "data-metric": "show_rate" }, pct(row.show_rate)),
     num("sent"), num("delivered"), num("failed"), num("opted_out"));
 }
 

@@ -1,0 +1,158 @@
+"""Supporters' pages, opened from the signed links in every text and email (no login):
+
+- ``GET /r/{action}/{token}``: the action, when (in its own zone) and where, the partner that
+  invites; Yes / Maybe / No as one plain form (no JavaScript). ``POST`` it: an RSVP credited to
+  the ask's partner, then ``303`` back to the page, which thanks them (``?answered=yes``).
+- ``GET /unsubscribe/{action}/{token}``: confirm, with "stop text messages too". ``POST`` it, or
+  the RFC 8058 one-click ``POST`` a mail client sends to the ``List-Unsubscribe`` URL (body
+  ``List-Unsubscribe=One-Click``): opted out of email at once, coalition-wide.
+
+A GET never changes anything (mail scanners open links). Pages speak the person's language
+(English or Spanish), carry security headers (a CSP without scripts, no referrer: the token is
+in the URL, no framing, no caching, noindex) and one small stylesheet. What a link opens and
+what an answer writes is decided in ``opening``; this module only reads and answers HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+from importlib.resources import files
+from typing import Callable
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from contracts.tallies import TallyBook
+from streams.clock import Clock, from_setting
+from streams.coalition import Coalition
+from streams.links import Purpose
+from streams.settings import Settings
+from streams.topology import provider_topic
+
+from ..publisher import BrokerUnavailable, Publisher
+from .opening import Opened, Refused, open_link, rsvp_record, unsubscribe_records
+from .words import WORDS, language, place, when
+
+STATIC = files(__package__) / "static"
+ANSWERS = ("yes", "maybe", "no")
+#: Forms here hold a word or two; anything bigger is not from our page or a mail client.
+MAX_FORM_BYTES = 4096
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callable[[], Coalition], clock: Clock | None = None) -> APIRouter:
+    """``clock`` decides whether a link has expired (default ``TURNOUT_CLOCK``, the clock the
+    workers signed the links by); answers are stamped received with the system clock, as the
+    ingress stamps partners' events."""
+    r = APIRouter(include_in_schema=False)
+    key, now, rsvp_open = s.link_key_bytes(), clock or from_setting(s.clock), timedelta(hours=s.rsvp_open_hours)
+    provider = provider_topic(s)
+    css = (STATIC / "pages.css").read_bytes()
+    css_url = "/pages/static/pages.css?v=" + hashlib.sha256(css).hexdigest()[:12]
+    env = Environment(loader=PackageLoader(__name__, "templates"), autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
+    env.globals["words"] = WORDS
+
+    def page(name: str, lang: str = "en", status: int = 200, headers: dict[str, str] | None = None, **context: object) -> HTMLResponse:
+        body = env.get_template(name).render(t=WORDS[lang], lang=lang, css=css_url, **context)
+        return HTMLResponse(body, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})})
+
+    def refused(no: Refused) -> HTMLResponse:
+        lang = language(no.link.language if no.link else None)
+        details = {"title": no.action.title, "when": when(no.action.starts_at, no.action.time_zone, lang)} if no.action else {}
+        retry = {"Retry-After": "30"} if no.status == 503 else {}
+        return page("problem.html", lang, no.status, retry, kind=no.kind, **details)
+
+    def opening(purpose: Purpose, action_id: str, token: str) -> Opened | Refused:
+        return open_link(book, key, purpose, action_id, token, now(), rsvp_open)
+
+    def rsvp_page(opened: Opened, status: int = 200, answered: str | None = None, notice: str | None = None,
+                  headers: dict[str, str] | None = None) -> HTMLResponse:
+        action, lang = opened.action, language(opened.link.language)
+        return page("rsvp.html", lang, status, headers, action=action, when=when(action.starts_at, action.time_zone, lang),
+                    place=place(action.location), partner=coalition().names().get(opened.partner), answered=answered,
+                    answer=answered or opened.answer, notice=notice)
+
+    @r.get("/r/{action_id}/{token}")
+    async def rsvp(action_id: str, token: str, answered: str | None = None) -> Response:
+        opened = opening("rsvp", action_id, token)
+        if isinstance(opened, Refused):
+            return refused(opened)
+        return rsvp_page(opened, answered=answered if answered in ANSWERS else None)
+
+    @r.post("/r/{action_id}/{token}")
+    async def answer(request: Request, action_id: str, token: str) -> Response:
+        form = await small_form(request)
+        opened = opening("rsvp", action_id, token)
+        if isinstance(opened, Refused):
+            return refused(opened)
+        status = form.get("status")
+        if status not in ANSWERS:
+            return rsvp_page(opened, 400, notice="bad_answer")
+        try:
+            await publisher.publish([rsvp_record(opened, status, datetime.now(timezone.utc))])
+        except BrokerUnavailable as exc:
+            return rsvp_page(opened, 503, notice="unsaved_body", headers={"Retry-After": str(exc.retry_after)})
+        # Post/redirect/get: a reload shows the answer instead of posting it again.
+        return RedirectResponse(f"?answered={status}", status_code=303, headers=SECURITY_HEADERS)
+
+    def unsubscribe_page(opened: Opened, status: int = 200, done: str | None = None, notice: str | None = None,
+                         headers: dict[str, str] | None = None) -> HTMLResponse:
+        return page("unsubscribe.html", language(opened.link.language), status, headers, action=opened.action, done=done,
+                    already=opened.unsubscribed, notice=notice)
+
+    @r.get("/unsubscribe/{action_id}/{token}")
+    async def unsubscribe_form(action_id: str, token: str, done: str | None = None) -> Response:
+        opened = opening("unsubscribe", action_id, token)
+        if isinstance(opened, Refused):
+            return refused(opened)
+        return unsubscribe_page(opened, done=done if done in ("email", "both") else None)
+
+    @r.post("/unsubscribe/{action_id}/{token}")
+    async def unsubscribe(request: Request, action_id: str, token: str) -> Response:
+        form = await small_form(request)
+        opened = opening("unsubscribe", action_id, token)
+        if isinstance(opened, Refused):
+            return refused(opened)
+        from_page = form.get("source") == "page"  # else RFC 8058 one-click, from a mail client
+        stop_texts = from_page and form.get("sms") == "stop"
+        try:
+            await publisher.publish(unsubscribe_records(opened, stop_texts, datetime.now(timezone.utc)), provider)
+        except BrokerUnavailable as exc:
+            return unsubscribe_page(opened, 503, notice="unsaved_unsub", headers={"Retry-After": str(exc.retry_after)})
+        done = "both" if stop_texts else "email"
+        if from_page:
+            return RedirectResponse(f"?done={done}", status_code=303, headers=SECURITY_HEADERS)
+        return unsubscribe_page(opened, done=done)  # a mail client wants a 2xx, not a redirect
+
+    @r.get("/pages/static/pages.css")
+    async def stylesheet() -> Response:
+        # A versioned URL (?v=hash): cached for good; a new stylesheet gets a new URL.
+        return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"})
+
+    return r
+
+
+async def small_form(request: Request) -> dict[str, str]:
+    """The fields of a small URL-encoded form; ``{}`` for another body (RFC 8058 also allows
+    multipart, and a one-click POST needs no field). 413 past ``MAX_FORM_BYTES``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise HTTPException(413, "form too large")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise HTTPException(413, "form too large")
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return {}
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))

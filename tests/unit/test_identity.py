@@ -1,0 +1,213 @@
+"""Identity resolution with a worker per partition (tests.cluster): links, merges, folds,
+the older key surviving, opt-outs winning, and no double asks across a merge."""
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from agents.identity.rules import join_attendance
+from agents.outreach.planning import OutreachPolicy, plan
+from contracts.asks import AskCommand, RecentAsks, ask_id
+from contracts.events import ActionEvent
+from contracts.facts import Attendance, PersonRecord
+from contracts.identity import Link
+from streams.keys import fact_key, partition_of, person_key
+from tests.cluster import SECRET, Cluster
+from tests.factories import action, checkin, rsvp, signup
+from tests.fakes import dead_letters
+
+T = datetime(2026, 11, 22, 15, tzinfo=timezone.utc)
+PHONE, EMAIL = "+15105550123", "ana.diaz@example.org"
+KP, KE = person_key(SECRET, PHONE, None), person_key(SECRET, None, EMAIL)
+
+
+def at(minutes: int) -> datetime:
+    return T + timedelta(minutes=minutes)
+
+
+def run(cluster: Cluster, *posts) -> Cluster:
+    """Post each (partner, event, minute) and let every partition work until nothing is left."""
+    for partner, item, minute in posts:
+        cluster.post(partner, item, at(minute))
+    asyncio.run(cluster.run())
+    return cluster
+
+
+def ana(event_id, phone=None, email=None, **fields):
+    item = signup(event_id, phone=phone, email=email, **fields)
+    return item
+
+
+def test_two_partners_records_of_one_person_become_one_when_a_signup_links_them():
+    c = run(Cluster(), ("union-a", ana("a1", phone=PHONE, given_name="Ana"), 0),
+            ("faith-b", ana("b1", email=EMAIL, postal_code="94607"), 1),
+            ("seniors-c", ana("c1", phone=PHONE, email=EMAIL), 2))
+    assert c.person_of(KE) == c.person_of(KP) == KP  # the phone was seen first: it survives
+    (record,) = c.table("people").values()
+    person = PersonRecord.model_validate(record)
+    assert (person.person_key, person.given_name, person.email, person.postal_code) == (KP, "Ana", EMAIL, "94607")
+    assert person.partners == ("faith-b", "seniors-c", "union-a") and person.recruited_by == "union-a"
+    assert set(c.table("memberships")) == {fact_key(p, KP) for p in ("union-a", "faith-b", "seniors-c")}
+    assert {k: (m["person"], m["into"]) for k, m in c.table("merges").items()} == {KE: (KE, KP)}
+    book = c.tallies()
+    assert {row.partner: row.signups for row in book.coalition().partners} == {"union-a": 1, "faith-b": 1, "seniors-c": 1}
+
+
+def test_the_older_key_survives_even_when_it_is_the_email():
+    c = run(Cluster(), ("faith-b", ana("b1", email=EMAIL), 0), ("union-a", ana("a1", phone=PHONE, email=EMAIL), 5))
+    assert c.person_of(KP) == c.person_of(KE) == KE
+    assert set(c.table("people")) == {KE}
+    assert PersonRecord.model_validate(c.table("people")[KE]).phone == PHONE
+
+
+def test_a_new_person_with_both_identifiers_is_keyed_by_the_phone_and_merges_nobody():
+    c = run(Cluster(), ("union-a", ana("a1", phone=PHONE, email=EMAIL), 0))
+    assert c.person_of(KE) == KP and set(c.table("people")) == {KP}
+    assert c.table("merges") == {}  # the email was linked, not merged: nobody knew it
+    # Later events naming either identifier reach the same person.
+    run(c, ("faith-b", rsvp("r1", "rally-1", email=EMAIL), 1), ("union-a", checkin("k1", "rally-1", phone=PHONE), 2))
+    assert set(c.table("attendance")) == {fact_key("rally-1", KP)}
+
+
+def test_attendance_under_both_identifiers_is_one_attendee_credited_by_the_rule():
+    c = run(Cluster(),
+            ("union-a", ana("a1", phone=PHONE), 0),
+            ("faith-b", rsvp("r1", "rally-1", "yes", email=EMAIL), 1),   # faith-b's RSVP is the last received
+            ("faith-b", checkin("k1", "rally-1", email=EMAIL), 3),       # faith-b's check-in is the first received
+            ("union-a", rsvp("r2", "rally-1", "maybe", phone=PHONE), 0),
+            ("union-a", checkin("k2", "rally-1", phone=PHONE), 4),
+            ("union-a", ana("a2", phone=PHONE, email=EMAIL), 9))
+    (key,) = c.table("attendance")
+    fact = Attendance.model_validate(c.table("attendance")[key])
+    assert key == fact_key("rally-1", KP)
+    assert (fact.rsvp, fact.rsvp_by, fact.attended_by) == ("yes", "faith-b", "faith-b")
+    rows = {r.partner: (r.rsvp_yes, r.attended) for r in c.tallies().action("rally-1").partners}
+    assert rows == {"faith-b": (1, 1)}
+
+
+def test_an_email_opt_out_before_the_merge_still_holds_after_it_and_consent_keeps_scope_and_partner():
+    c = Cluster()
+    item = ana("a1", phone=PHONE)
+    item["consent"] = {"sms": {"granted": True, "scope": "partner"}}
+    email_only = ana("b1", email=EMAIL)
+    email_only["consent"] = {"email": {"granted": True, "scope": "coalition"}}
+    run(c, ("union-a", item, 0), ("faith-b", email_only, 1))
+    node = c.nodes[partition_of(KE, c.n)]
+    stopped = PersonRecord.model_validate(node.people.table.data[KE]).model_copy(update={"opted_out": {"email": at(2)}})
+    node.people.put(partition_of(KE, c.n), KE, stopped)  # an unsubscribe from the email
+    run(c, ("seniors-c", ana("c1", phone=PHONE, email=EMAIL) | {"consent": {}}, 3))
+    person = PersonRecord.model_validate(c.table("people")[KP])
+    assert person.opted_out == {"email": at(2)}
+    assert person.consent["sms"].partner == "union-a" and person.consent["sms"].scope == "partner"
+    assert person.consent["sms"].covers_partner("union-a") and not person.consent["sms"].covers_partner("faith-b")
+    assert person.consent["email"].scope == "coalition"
+
+
+def test_names_postal_codes_and_similar_addresses_never_link_people():
+    c = run(Cluster(), ("union-a", ana("a1", phone=PHONE, given_name="Ana", postal_code="94607"), 0),
+            ("faith-b", ana("b1", phone="+15105550124", given_name="Ana", postal_code="94607"), 1),
+            ("faith-b", ana("b2", email="ana.diaz@example.com", given_name="Ana"), 2),
+            ("seniors-c", ana("c1", email="ANA.DIAZ@example.org"), 3))  # the same address, normalized
+    assert len(c.table("people")) == 4 and c.table("identities") == {}
+    run(c, ("seniors-c", ana("c2", phone=PHONE, email="Ana.Diaz@Example.org"), 4))
+    assert len(c.table("people")) == 3 and c.person_of(KE) == KP
+
+
+def test_replayed_and_reordered_links_change_nothing():
+    posts = [("union-a", ana("a1", phone=PHONE), 0), ("faith-b", ana("b1", email=EMAIL), 1),
+             ("faith-b", checkin("k1", "rally-1", email=EMAIL), 2), ("seniors-c", ana("c1", phone=PHONE, email=EMAIL), 3)]
+    once = run(Cluster(), *posts)
+    twice = Cluster()
+    for partner, item, minute in posts + posts[::-1]:
+        twice.post(partner, item, at(minute))
+    import random
+
+    asyncio.run(twice.run(random.Random(7), duplicates=0.3))
+    for name in ("people", "memberships", "attendance", "merges"):
+        assert twice.table(name) == once.table(name)
+
+
+def test_a_crash_between_a_fold_and_its_deletes_folds_the_leftovers_again():
+    c = run(Cluster(), ("union-a", ana("a1", phone=PHONE), 0), ("faith-b", ana("b1", email=EMAIL), 1),
+            ("faith-b", checkin("k1", "rally-1", email=EMAIL), 2), ("seniors-c", ana("c1", phone=PHONE, email=EMAIL), 3))
+    merged = c.nodes[partition_of(KE, c.n)]
+    part = partition_of(KE, c.n)
+    # As if the worker died after the fold was sent, before its deletes reached the broker.
+    merged.attendance.put(part, fact_key("rally-1", KE), Attendance(action_id="rally-1", person_key=KE, attended_at=at(2), attended_by="faith-b", attended_received=at(2)))
+    c.enqueue("identity", KE, Link(person=KE, other=KP, seen=at(3)).model_dump_json().encode())  # the replayed link
+    asyncio.run(c.run())
+    assert set(c.table("attendance")) == {fact_key("rally-1", KP)}
+    assert [(r.partner, r.attended) for r in c.tallies().action("rally-1").partners] == [("faith-b", 1)]
+
+
+def test_a_deferred_text_of_a_merged_person_moves_to_the_survivor_once():
+    c = run(Cluster(), ("union-a", ana("a1", email=EMAIL), 0), ("faith-b", ana("b1", phone=PHONE), 1))
+    part = partition_of(KP, c.n)
+    node = c.nodes[part]
+    cmd = AskCommand(ask_id=ask_id("vigil", KP, "sms"), action_id="vigil", person_key=KP, channel="sms", partner="faith-b",
+                     referral="r", to=PHONE, body="Vigil", planned_at=at(1), send_after=at(600))
+    node.deferred.put(part, cmd.ask_id, cmd)
+    node.asks.put(part, cmd.ask_id, cmd.fact("deferred", at(1), deferred_until=at(600)))
+    node.recent_asks.put(part, KP, RecentAsks(asks=((cmd.ask_id, at(1)),)))
+    run(c, ("union-a", ana("a2", phone=PHONE, email=EMAIL), 2))
+    assert c.person_of(KP) == KE  # the email was seen first
+    survivor = ask_id("vigil", KE, "sms")
+    assert set(c.table("deferred")) == {survivor}
+    assert c.table("asks")[cmd.ask_id]["status"] == "cancelled" and c.table("asks")[survivor]["status"] == "deferred"
+    assert [a for a, _ in RecentAsks.model_validate(c.table("recent_asks")[KE]).asks] == [survivor]
+
+
+def test_after_a_merge_planning_asks_nobody_twice_for_the_same_action():
+    vigil = ActionEvent.model_validate({**action("vigil"), "rapid_response": True,
+                                        "templates": {"sms": {"en": "Vigil {rsvp_link}"}, "email": {"en": {"subject": "Vigil", "body": "Come"}}}})
+    person = PersonRecord(person_key=KE, phone=PHONE, email=EMAIL, postal_code="94607", recruited_by="union-a", recruited_at=T, updated_at=T,
+                          consent={"sms": {"granted": True, "partner": "union-a", "at": T}, "email": {"granted": True, "partner": "union-a", "at": T}})
+    recent = RecentAsks(asks=((ask_id("vigil", KP, "sms"), T),))  # texted as the phone's person before the merge
+    asks = plan(person, vigil, recent, set(), T, OutreachPolicy())
+    assert [a.channel for a in asks] == ["email"]
+    assert [a.channel for a in plan(person, vigil, None, set(), T, OutreachPolicy())] == ["sms", "email"]
+
+
+def test_joining_attendance_is_commutative_and_idempotent():
+    a = Attendance(action_id="x", person_key="pa", rsvp="no", rsvp_by="u", rsvp_received=at(5), attended_at=at(9), attended_by="u", attended_received=at(9))
+    b = Attendance(action_id="x", person_key="pb", rsvp="yes", rsvp_by="f", rsvp_received=at(5), attended_at=at(8), attended_by="f", attended_received=at(8))
+    ab, ba = join_attendance(a, b, "p"), join_attendance(b, a, "p")
+    assert ab == ba and join_attendance(ab, b, "p") == ab
+    assert (ab.rsvp, ab.rsvp_by, ab.attended_by) == ("yes", "f", "f")
+
+
+def test_a_message_that_goes_round_too_often_is_a_dead_letter():
+    c = Cluster()
+    c.enqueue("identity", KP, Link(person=KP, other=KE, seen=T, hops=99).model_dump_json().encode())
+    c.enqueue("identity", KE, b"not json")
+    asyncio.run(c.run())
+    letters = [d["reason"] for node in c.nodes for d in dead_letters(node)]
+    assert sorted(letters) == ["identity link went round more than 16 hops", "invalid identity message"]
+
+
+def test_replies_and_opt_outs_reach_the_person_an_identity_belongs_to():
+    """A STOP from a phone linked to a person keyed by their email, and an unsubscribe from an
+    email sent before the merge to the merged-away person, both reach the survivor."""
+    from agents.outreach.agents import Outreach
+    from agents.outreach.callbacks import receive
+    from contracts.asks import AskFact
+    from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply
+
+    outreach = Outreach(outbox=None, policy=OutreachPolicy(), clock=lambda: T, partitions=4)
+
+    async def on_provider(p, part, key, raw):
+        receive(p, outreach, part, ProviderEnvelope.model_validate_json(raw))
+
+    c = run(Cluster(), ("union-a", ana("a1", email=EMAIL), 0), ("faith-b", ana("b1", phone=PHONE, email="ana@work.example"), 1))
+    c.on_provider = on_provider
+    kp_part = partition_of(KP, c.n)
+    sent = AskFact(ask_id=ask_id("vigil", KP, "email"), action_id="vigil", person_key=KP, channel="email", partner="faith-b", status="delivered", updated_at=at(2))
+    c.nodes[kp_part].asks.put(kp_part, sent.ask_id, sent)  # emailed as the phone's person, before the merge
+    run(c, ("union-a", ana("a2", phone=PHONE, email=EMAIL), 3))
+    assert c.person_of(KP) == KE
+    c.enqueue("provider", KP, ProviderEnvelope(person_key=KP, received_at=at(4), event=SmsReply(message_sid="SM1", keyword="STOP")).model_dump_json().encode())
+    unsubscribe = EmailEvent(ask_id=sent.ask_id, sg_event_id="e1", event="unsubscribe")
+    c.enqueue("provider", KP, ProviderEnvelope(person_key=KP, received_at=at(5), event=unsubscribe).model_dump_json().encode())
+    asyncio.run(c.run())
+    assert PersonRecord.model_validate(c.table("people")[KE]).opted_out == {"sms": at(4), "email": at(5)}
+    assert KP not in c.table("people")  # no stub left behind under the merged key
+    assert c.table("asks")[sent.ask_id]["opted_out"] is True  # the ask stays where it was sent
