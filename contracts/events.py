@@ -96,7 +96,7 @@ class TargetArea(Frozen):
     regions: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = []
 
 
-PLACEHOLDERS = frozenset({"given_name", "action_title", "local_time", "place", "rsvp_link"})
+PLACEHOLDERS = frozenset({"given_name", "action_title", "local_time", "place", "rsvp_link", "sponsor"})
 
 
 def template_problems(text: str) -> list[str]:

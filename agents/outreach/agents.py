@@ -29,6 +29,7 @@ from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, Target
 from contracts.events import ActionEvent
 from contracts.providers import TWILIO_QUEUE_FULL
 from streams.app import Pipeline
+from streams.coalition import load as load_coalition
 from streams.clock import Clock, from_setting
 from streams.keys import partition_of
 from streams.settings import Settings
@@ -81,6 +82,7 @@ def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
         footer=s.sms_footer, rsvp_base_url=s.rsvp_links, unsubscribe_base_url=s.unsubscribe_links,
         referral_secret=s.person_key_bytes(), link_key=s.link_key_bytes(), rsvp_open=timedelta(hours=s.rsvp_open_hours),
         grace=timedelta(minutes=s.rapid_response_grace_minutes),
+        sponsor_names=load_coalition(s.coalition, missing_ok=True).names(),  # names read at start; ids if no file
     )
     return Outreach(outbox=outbox, policy=policy, clock=from_setting(s.clock), partitions=s.partitions,
                     chunk=s.send_concurrency, queue=SenderQueue(s.sms_rate))

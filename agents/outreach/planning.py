@@ -5,12 +5,15 @@ commands out. Credit goes to the person's first-touch recruiter (``agents.people
 carries its own signed RSVP link (``streams.links``), which names the ask (so the RSVP page
 credits the ask's partner) and the person's language, and works until ``rsvp_open`` after the
 action starts; an email also carries a signed unsubscribe link, in its footer and for the
-``List-Unsubscribe`` header, that does not expire.
+``List-Unsubscribe`` header, that does not expire. Every message names the sponsor it is sent
+on behalf of (the partner credited, whose consent covers the person): ``{sponsor}`` in the
+template, else the text starts with "<sponsor>: " and the email's footer says "Sent on behalf of".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
 from contracts.asks import AskCommand, RecentAsks, ask_id, parse_ask_id
@@ -20,7 +23,7 @@ from streams import links
 
 from .eligibility import decide, partner_credit, referral_code
 from .quiet_hours import QuietHours, next_allowed, recipient_zone
-from .templates import email_body, local_time, render, segments, sms_body
+from .templates import email_body, local_time, names_sponsor, render, segments, sms_body
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class OutreachPolicy:
     #: How long after it was posted a rapid-response action may still be sent, even when its
     #: ``starts_at`` has passed ("call your senator now").
     grace: timedelta = timedelta(hours=2)
+    #: Partner id → the name messages are sent on behalf of (the coalition file's ``name``).
+    sponsor_names: Mapping[str, str] = field(default_factory=dict)
 
 
 def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta) -> datetime:
@@ -85,6 +90,7 @@ def plan(
         "action_title": action.title,
         "local_time": local_time(action.starts_at, action.time_zone),
         "place": ", ".join(x for x in (action.location.venue, action.location.locality) if x),
+        "sponsor": policy.sponsor_names.get(partner, partner),
     }
     asks = []
     aliased = asked_as_another(recent, action.action_id, person.person_key)
@@ -113,7 +119,8 @@ def _sms(person, action, values, now, policy, common) -> AskCommand | None:
     template = _pick(action.templates.sms, person.language)
     if template is None:
         return None
-    body = sms_body(render(template, values), policy.footer)
+    text = render(template, values)
+    body = sms_body(text if names_sponsor(template) else f"{values['sponsor']}: {text}", policy.footer)
     zone = recipient_zone(person.postal_code, person.phone, action.time_zone)
     quiet = not action.override_quiet_hours
     after = next_allowed(now, zone, policy.quiet) if quiet else None
@@ -125,5 +132,6 @@ def _email(person, action, values, common, unsubscribe: str) -> AskCommand | Non
     template = _pick(action.templates.email, person.language)
     if template is None:
         return None
-    body = email_body(render(template.body, values), unsubscribe, person.language)
+    on_behalf_of = None if names_sponsor(template.body) else values["sponsor"]
+    body = email_body(render(template.body, values), unsubscribe, person.language, on_behalf_of)
     return AskCommand(**common, to=person.email, subject=render(template.subject, values), body=body, unsubscribe_url=unsubscribe)

@@ -96,17 +96,27 @@ def sms_body(text: str, footer: str = SMS_FOOTER) -> str:
 
 
 #: The last lines of every email: a visible way out, in the person's language (English otherwise).
+ON_BEHALF_OF = {"en": "Sent on behalf of {sponsor}.", "es": "Enviado en nombre de {sponsor}."}
 EMAIL_FOOTER = {
     "en": "You get this email because you signed up with a partner of the coalition.\nUnsubscribe: {link}",
     "es": "Recibes este correo porque te inscribiste con una organización de la coalición.\nCancelar la suscripción: {link}",
 }
 
 
-def email_body(text: str, unsubscribe_link: str, language: str | None = None) -> str:
+def email_body(text: str, unsubscribe_link: str, language: str | None = None, on_behalf_of: str | None = None) -> str:
     """``text`` with the unsubscribe footer below a signature separator ("-- "), so every email
-    says in its body, not only in a header mail clients may hide, how to stop them."""
-    footer = EMAIL_FOOTER.get((language or "en").split("-")[0].lower(), EMAIL_FOOTER["en"])
-    return f"{text.rstrip()}\n\n-- \n{footer.format(link=unsubscribe_link)}"
+    says in its body, not only in a header mail clients may hide, how to stop them; first, when
+    the text does not name it, the sponsor it is sent on behalf of."""
+    lang = (language or "en").split("-")[0].lower()
+    footer = EMAIL_FOOTER.get(lang, EMAIL_FOOTER["en"]).format(link=unsubscribe_link)
+    if on_behalf_of:
+        footer = ON_BEHALF_OF.get(lang, ON_BEHALF_OF["en"]).format(sponsor=on_behalf_of) + "\n" + footer
+    return f"{text.rstrip()}\n\n-- \n{footer}"
+
+
+def names_sponsor(template: str) -> bool:
+    """Whether ``template`` (valid) says itself whom it is sent on behalf of: ``{sponsor}``."""
+    return any(field == "sponsor" for _, field, _, _ in Formatter().parse(template))
 
 
 def segments(body: str) -> tuple[str, int]:

@@ -94,7 +94,8 @@ def test_rapid_response_reaches_each_eligible_person_exactly_once(outreach):
     # Emails go out at the end of a batch, after its texts: wait for it, then it must be the only one.
     eventually(lambda: [m["to"] for m in stack.inbox("email") if "Budget rally" in str(m)] == ["a@example.org"])
     body = next(m["body"] for m in stack.inbox("sms") if m["to"] == phone(1) and "Budget rally" in m["body"])
-    assert body.startswith("P1: Budget rally at City Hall, Oakland") and body.endswith("Reply YES to RSVP, STOP to opt out")
+    # On behalf of the sponsor, by its name in the coalition file (the test stack names partners by id).
+    assert body.startswith("union-a: P1: Budget rally at City Hall, Oakland") and body.endswith("Reply YES to RSVP, STOP to opt out")
 
     def tallied():
         rows = {r["partner"]: r for r in stack.get("/v1/actions/rally-1/tallies").json()["partners"]}

@@ -80,8 +80,22 @@ def test_a_deferred_ask_as_stored_is_due_from_its_send_after_on():
 def test_planning_gives_one_ask_per_channel_credited_to_the_recruiter_and_skips_what_was_sent():
     asks = plan(person(), action(), None, set(), NOON, OutreachPolicy())
     assert [(a.channel, a.partner) for a in asks] == [("sms", "union-a"), ("email", "union-a")]
-    assert asks[0].body.startswith("Ana: Rally for fair funding") and asks[0].body.endswith("Reply YES to RSVP, STOP to opt out")
+    # Sent on behalf of the credited sponsor: its id, when the worker has no name for it.
+    assert asks[0].body.startswith("union-a: Ana: Rally for fair funding") and asks[0].body.endswith("Reply YES to RSVP, STOP to opt out")
     assert plan(person(), action(), None, {asks[0].ask_id}, NOON, OutreachPolicy())[0].channel == "email"
+
+
+def test_every_message_names_the_sponsor_it_is_sent_on_behalf_of():
+    named = OutreachPolicy(sponsor_names={"union-a": "Union Local 1"})
+    text, email = plan(person(), action(), None, set(), NOON, named)
+    assert text.body.startswith("Union Local 1: Ana: Rally for fair funding")
+    assert "\n-- \nSent on behalf of Union Local 1.\n" in email.body
+    # A template that names the sponsor itself gets no second mention.
+    own = action(templates={"sms": {"en": "{sponsor} asks: {action_title}"},
+                            "email": {"en": {"subject": "{action_title}", "body": "From {sponsor}: {action_title}"}}})
+    text, email = plan(person(), own, None, set(), NOON, named)
+    assert text.body.startswith("Union Local 1 asks: Rally") and text.body.count("Union Local 1") == 1
+    assert email.body.startswith("From Union Local 1: Rally") and "Sent on behalf of" not in email.body
 
 
 def test_planning_again_for_the_same_action_does_not_count_against_the_cap():
