@@ -79,6 +79,25 @@ def web_url(url: str | None, s: Settings) -> str:
 URL_HELP = "The web app's base URL. Default: TURNOUT_URL, else the `turnout up` running from here."
 
 
+def warn_if_unposted(s: Settings, action_id: str, url: str | None = None) -> None:
+    """One line on standard error when the running web app has not seen ``action_id`` posted
+    (its RSVPs and check-ins are kept but not counted until a partner posts it), or cannot say."""
+    import httpx
+    from urllib.parse import quote
+
+    try:
+        r = httpx.get(f"{web_url(url, s)}/v1/actions/{quote(action_id, safe='')}/tallies", headers=organizer_headers(s), timeout=10)
+    except (httpx.HTTPError, click.ClickException) as exc:
+        reason = exc.message if isinstance(exc, click.ClickException) else f"{type(exc).__name__}: {exc}"
+        click.echo(f"note: could not check that action {action_id!r} has been posted ({reason})", err=True)
+        return
+    if r.status_code == 404 or (r.status_code == 200 and r.json().get("title") is None):
+        click.echo(f"warning: no partner has posted action {action_id!r}: its RSVPs and check-ins are kept but not counted "
+                   "until it is (check the id, or post the action first)", err=True)
+    elif r.status_code != 200:
+        click.echo(f"note: could not check that action {action_id!r} has been posted ({refusal(r)})", err=True)
+
+
 def env_name(loc: tuple) -> str:
     """The environment variable behind a setting."""
     field = str(loc[0]) if loc else ""
@@ -403,6 +422,7 @@ def action_network_map(partner_id: str, event: str, action_id: str) -> None:
         p = coalition_file.map_action_network_event(settings().coalition, partner_id, event, action_id)
     for an_event, action in p.action_network.actions.items():
         click.echo(f"{an_event} -> {action}")
+    warn_if_unposted(settings(), action_id)
 
 
 @action_network.command("unmap", help="Stop counting attendances of Action Network EVENT.")
@@ -437,6 +457,7 @@ def mobilize_map(partner_id: str, event_id: str, action_id: str) -> None:
         p = coalition_file.map_mobilize_event(settings().coalition, partner_id, event_id, action_id)
     for mz_event, action in p.mobilize.events.items():
         click.echo(f"{mz_event} -> {action}")
+    warn_if_unposted(settings(), action_id)
 
 
 @mobilize.command("poll", help="Poll every connected partner's attendances, every TURNOUT_MOBILIZE_INTERVAL seconds.")
@@ -581,6 +602,8 @@ def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps:
     rows, problems = read_sheet(s, file, kind, partner, action_id, extra, consent, tz, delimiter)
     for problem in problems:
         console.print(f"[red]line {problem.line}[/]: {problem.reason}", highlight=False, soft_wrap=True)
+    if action_id and kind != "signup":
+        warn_if_unposted(s, action_id, url)
     if dry_run:
         click.echo(f"dry run: {plural(len(rows), 'row')} would be imported, {plural(len(problems), 'bad row')}")
         sys.exit(1 if problems else 0)

@@ -37,6 +37,9 @@ def test_a_sheet_imports_its_good_rows_reports_bad_ones_by_line_and_counts_once(
     assert "3 rows would be imported, 2 bad" in dry.output
     assert "line 4" in dry.output and "line 5" in dry.output
     assert "555-0123" not in dry.output
+    # RSVPs for an action nobody posted: accepted, but said plainly that they do not count yet.
+    dry = runner.invoke(main, ["import", "union-a", str(rsvps), "--type", "rsvp", "--action", "rally-typo", "--dry-run", "--url", stack.url], env=env)
+    assert dry.exit_code == 0 and "no partner has posted action 'rally-typo'" in dry.output, dry.output
 
     for _ in range(2):  # the same file twice counts once
         r = runner.invoke(main, ["import", "union-a", str(sheet), "--type", "signup", "--consent", "sms", "--url", stack.url], env=env)
@@ -47,6 +50,6 @@ def test_a_sheet_imports_its_good_rows_reports_bad_ones_by_line_and_counts_once(
     eventually(lambda: stack.action_rows("rally-9") == {"union-a": {"pledged": 0, "rsvp_yes": 2, "attended": 0}})
     eventually(lambda: signups(stack) == {"union-a": 3})
     r = runner.invoke(main, ["import", "union-a", str(rsvps), "--type", "rsvp", "--action", "rally-9", "--url", stack.url], env=env)
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 0 and "posted" not in r.output, r.output  # rally-9 is posted: no warning
     eventually(lambda: stack.action_rows("rally-9") == {"union-a": {"pledged": 0, "rsvp_yes": 2, "attended": 0}})
     assert signups(stack) == {"union-a": 3}

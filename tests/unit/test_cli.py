@@ -55,8 +55,10 @@ def test_action_network_token_and_mapping(tmp_path):
     token = url.rsplit("/", 1)[1]
     assert load(tmp_path / "c.toml").get("union-a").action_network.token_sha256 == token_digest(token)
     assert token not in (tmp_path / "c.toml").read_text()
-    r = runner.invoke(main, ["action-network", "map", "union-a", "https://actionnetwork.org/api/v2/events/abc-1", "rally-1"], env=env)
+    r = runner.invoke(main, ["action-network", "map", "union-a", "https://actionnetwork.org/api/v2/events/abc-1", "rally-1"],
+                      env={**env, "TURNOUT_URL": "http://127.0.0.1:9"})  # nothing listens there
     assert r.exit_code == 0 and "abc-1 -> rally-1" in r.output
+    assert "could not check that action 'rally-1' has been posted" in r.output  # mapped all the same, and says so
     assert runner.invoke(main, ["action-network", "map", "union-a", "abc-2", "Not A Slug"], env=env).exit_code != 0
     assert runner.invoke(main, ["action-network", "unmap", "union-a", "abc-1"], env=env).exit_code == 0
     assert load(tmp_path / "c.toml").get("union-a").action_network.actions == {}
