@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Generic, TypeVar
 
 import faust
-from pydantic import BaseModel
+from faust.serializers import codecs
+from pydantic import BaseModel, ValidationError
 
 from . import metrics, transport
 from .validated import Entry, Validated
@@ -26,10 +27,26 @@ from .writes import Writes
 from .settings import Settings
 from .topology import (
     ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, IDENTITIES, MEMBERSHIPS, MERGES, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
-    asks_topic, dead_letter, dead_letter_topic, events_topic, identity_topic, provider_topic, targeting_topic,
+    asks_topic, dead_letter, dead_letter_topic, events_topic, excerpt, identity_topic, provider_topic, targeting_topic,
 )
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class LenientText(codecs.Codec):
+    """Topic keys as text. A key that is not UTF-8 (no ingress writes one, but anything can be
+    produced to a topic) is read with backslash escapes, so its record reaches the agent and is
+    dead-lettered there, instead of failing Faust's key decoding and crashing every agent."""
+
+    def _dumps(self, s: Any) -> bytes:
+        return s.encode() if isinstance(s, str) else s
+
+    def _loads(self, s: bytes) -> Any:
+        return s.decode("utf-8", "backslashreplace")
+
+
+codecs.register("lenient_text", LenientText())
+
 log = logging.getLogger(__name__)
 #: Writes one changelog record: (partition, key, value as stored or ``None`` to delete, the model).
 Changelog = Callable[[int, str, Any, Any], Awaitable[Any]]
@@ -160,6 +177,19 @@ class Pipeline:
         else:
             self.pending.append(self.writes.send(topic.get_topic_name(), key.encode(), value, partition))
 
+    def parse(self, model: Any, event: Any, what: str, **context: Any) -> Any | None:
+        """Faust ``event``'s value read as ``model`` (a pydantic model or TypeAdapter), or
+        ``None`` once the record is dead-lettered as "invalid <what>", with where it is and an
+        excerpt: no record, whatever its bytes, stops the agent reading it."""
+        raw, m = event.value, event.message
+        validate = getattr(model, "model_validate_json", None) or model.validate_json
+        try:
+            return validate(raw if raw is not None else b"", context=context or None)
+        except ValidationError as exc:
+            where = excerpt(raw, topic=m.topic, partition=m.partition, offset=m.offset)
+            self.dead_letter(event.key, f"invalid {what}", errors=exc.errors(include_input=False, include_url=False), **where)
+            return None
+
     def dead_letter(self, key: str | None, reason: str, **details: object) -> None:
         """Park what an agent could not use, with the reason, on the dead-letter topic."""
         log.warning("dead-lettered a record: %s", reason)
@@ -285,7 +315,7 @@ def build(s: Settings) -> Pipeline:
         return FactTable(t, spec.model, pending, on_change, writes.changelog(t.changelog_topic.get_topic_name()))
 
     def topic(name: str, partitions: int = s.partitions) -> faust.TopicT:
-        return app.topic(name, key_type=str, value_type=bytes, partitions=partitions)
+        return app.topic(name, key_type=str, value_type=bytes, partitions=partitions, key_serializer="lenient_text")
 
     return Pipeline(
         app=app,

@@ -121,7 +121,7 @@ def redacted(raw: bytes) -> str:
     text = raw.decode("utf-8", "replace")
     try:
         text = json.dumps(_scrub(json.loads(text)), ensure_ascii=False)
-    except ValueError:  # not JSON, or cut short: the fields by name
+    except (ValueError, RecursionError):  # not JSON, cut short, or nested too deep: the fields by name
         text = _FIELD.sub(lambda m: f'"{m.group(1)}": "<redacted>"', text)
     return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))
 

@@ -20,4 +20,5 @@ def register(p: Pipeline, resolver: Resolver, apply: Apply) -> None:
     @p.app.agent(p.identity, name="resolve_identity")
     async def resolve_identity(stream):  # noqa: ANN001 - Faust's stream type
         async for event in p.batches(stream, BATCH, flush=resolver.flush):
-            resolver.handle(event.message.partition, event.key, event.value, apply)
+            m = event.message
+            resolver.handle(m.partition, event.key, event.value, apply, where={"topic": m.topic, "partition": m.partition, "offset": m.offset})

@@ -40,6 +40,7 @@ from contracts.events import Envelope
 from contracts.identity import Deliver, Fold, IdentifierKind, Identity, Link, Merge, identity_message
 from streams.app import Pipeline
 from streams.keys import fact_key
+from streams.topology import excerpt
 
 from ..people import join_people
 from .index import PersonFacts
@@ -89,11 +90,11 @@ class Resolver:
 
     # -- the identity agent ---------------------------------------------------------------
 
-    def handle(self, partition: int, key: str | None, raw: bytes, apply: Apply) -> None:
+    def handle(self, partition: int, key: str | None, raw: bytes | None, apply: Apply, where: dict[str, object] | None = None) -> None:
         try:
-            msg = identity_message.validate_json(raw, context={"normalized": True})
+            msg = identity_message.validate_json(raw if raw is not None else b"", context={"normalized": True})
         except ValidationError as exc:
-            self.p.dead_letter(key, "invalid identity message", errors=exc.errors(include_input=False, include_url=False))
+            self.p.dead_letter(key, "invalid identity message", errors=exc.errors(include_input=False, include_url=False), **excerpt(raw, **(where or {})))
             return
         if msg.hops > MAX_HOPS:
             self.p.dead_letter(key, f"identity {msg.kind} went round more than {MAX_HOPS} hops", person=msg.person)

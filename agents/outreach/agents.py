@@ -112,7 +112,9 @@ def register(p: Pipeline, o: Outreach) -> None:
     @p.app.agent(p.targeting, name="plan_asks")
     async def plan_asks(stream):  # noqa: ANN001
         async for event in stream.events():
-            target = TargetAction.model_validate_json(event.value)
+            target = p.parse(TargetAction, event, "targeting command")
+            if target is None:
+                continue
             sponsors = frozenset({target.partner, *target.sponsors})
             planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors)
             await p.settle()
@@ -121,7 +123,7 @@ def register(p: Pipeline, o: Outreach) -> None:
     @p.app.agent(p.asks_topic, name="send_asks")
     async def send_asks(stream):  # noqa: ANN001
         async def flush(events) -> None:  # noqa: ANN001
-            batch = [Queued(e.message.partition, e.message.generation_id, AskCommand.model_validate_json(e.value)) for e in events]
+            batch = [Queued(e.message.partition, e.message.generation_id, ask) for e in events if (ask := p.parse(AskCommand, e, "ask command"))]
             await send_batch(p, o, batch, owns)
 
         async for _ in p.batches(stream, SEND_BATCH, every=0.05, flush=flush):

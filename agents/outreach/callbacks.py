@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from pydantic import ValidationError
 
 from contracts.asks import AskFact
 from contracts.events import RsvpEvent
@@ -31,14 +30,11 @@ def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> No
     @p.app.agent(p.provider, name="apply_receipts")
     async def apply_receipts(stream):  # noqa: ANN001
         async for event in p.batches(stream):
-            await handle(event.message.partition, event.key, event.value)
+            envelope = p.parse(ProviderEnvelope, event, "provider envelope")
+            if envelope is not None:
+                await handle(event.message.partition, envelope)
 
-    async def handle(partition: int, key: str | None, raw: bytes) -> None:
-        try:
-            envelope = ProviderEnvelope.model_validate_json(raw)
-        except ValidationError as exc:
-            p.dead_letter(key, "invalid provider envelope", errors=exc.errors(include_input=False, include_url=False))
-            return
+    async def handle(partition: int, envelope: ProviderEnvelope) -> None:
         text = answer_text(receive(p, o, partition, envelope), help_text, confirm_stop)
         person = p.people.get(envelope.person_key) if text else None
         if text and person is not None and person.phone and o.outbox is not None:

@@ -104,3 +104,61 @@ def test_a_bad_record_goes_to_the_dead_letter_topic_and_the_agent_carries_on(mak
     eventually(lambda: letters.extend(m.value for m in consumer) or len(letters) == 2, timeout=30)
     consumer.close()
     assert all(json.loads(v)["reason"] == "invalid envelope" for v in letters)
+
+
+def test_poison_records_on_every_input_topic_are_dead_lettered_and_the_worker_goes_on_and_stops_promptly(make_stack):
+    """Records no ingress would write, produced straight to the topics the agents read: each one
+    becomes one bounded dead letter, events after them count exactly, and SIGTERM still ends the
+    worker within 10 s (nothing hangs its shutdown)."""
+    import signal
+    import time
+
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from streams.topology import asks_topic, dead_letter_topic, events_topic, identity_topic, provider_topic, targeting_topic
+
+    stack = make_stack(outreach=True)  # the outreach agents read the targeting and asks topics
+    worker = stack.start_worker()
+    stack.start_web()
+    stack.announce("rally-p")
+    s = stack.settings
+    envelope = {"partner": "union-a", "event_id": "x", "received_at": "2026-11-24T19:00:00Z", "person_key": "p" * 33,
+                "event": {"type": "rsvp", "event_id": "x", "action_id": "rally-edge", "status": "yes", "person": {"phone": "+15105550100"}}}
+    poison = [
+        b"\xff\xfe not json",
+        b"[]",
+        b"null",
+        b'{"nested": ' * 5_000 + b"1" + b"}" * 5_000,  # deeper than any parser recursion
+        json.dumps({**envelope, "received_at": "9999-12-31T23:59:59.999999+00:00"}).encode(),  # the calendar's edge
+        json.dumps({**envelope, "event": {**envelope["event"], "occurred_at": "0001-01-01T00:00:00Z"}}).encode(),
+        json.dumps({"junk": "x" * 900_000}).encode(),  # near the broker's message limit
+    ]
+    producer = KafkaProducer(bootstrap_servers=s.bootstrap, max_request_size=2_000_000)
+    topics = [events_topic(s), targeting_topic(s), asks_topic(s), identity_topic(s), provider_topic(s)]
+    for topic in topics:
+        for i, value in enumerate(poison):
+            producer.send(topic, key=bytes([i, 0xFF, 0x00]), value=value, partition=i % 4)
+        producer.send(topic, key=b"no value", value=None, partition=0)  # a tombstone where none belongs: dead-lettered too
+    producer.flush()
+    producer.close()
+
+    # Valid events after the poison count exactly once, and the worker is the same process.
+    assert stack.post("union-a", [pledge("pp1", "rally-p", 7), rsvp("pr1", "rally-p", phone=phone(1))]).status_code == 202
+    eventually(lambda: stack.action_rows("rally-p") == {"union-a": {"pledged": 7, "rsvp_yes": 1, "attended": 0}}, timeout=60)
+    assert worker.poll() is None
+
+    consumer = KafkaConsumer(dead_letter_topic(s), bootstrap_servers=s.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=1000)
+    letters: list[dict] = []
+    # The two calendar-edge envelopes may be valid on the events topic (then applied to their own
+    # action, or refused: either way no crash); everything else is one dead letter each.
+    expected = len(topics) * (len(poison) + 1) - 2
+    eventually(lambda: letters.extend(json.loads(m.value) for m in consumer) or len(letters) >= expected, timeout=60)
+    consumer.close()
+    assert all(len(json.dumps(letter)) < 16_384 for letter in letters)  # bounded: an excerpt and a hash, never the record
+    assert {letter.get("topic") for letter in letters} >= set(topics)  # each says where its record is
+    assert not any("+15105550100" in json.dumps(letter) for letter in letters)
+
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(10)
+    assert time.monotonic() - started < 10
