@@ -21,7 +21,7 @@ from typing import Protocol
 from aiokafka import TopicPartition
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.erasure import FORGET_PREFIX, ErasureReport, ForgetPerson
 from contracts.identity import linked_keys
@@ -30,8 +30,8 @@ from streams.keys import keys_for_every_partition, person_key
 from streams.settings import Settings
 from streams.topology import ERASURES, IDENTITIES, changelog_topic
 
-from .body import BadBody, load_json, problems, read_limited
-from .errors import FieldError, documented, error
+from .body import load_json, read_limited
+from .errors import FieldError, documented, error, model_body
 from .publisher import Publisher
 from .replay import replay_consumer
 
@@ -158,7 +158,7 @@ def router(s: Settings, publisher: Publisher, reports: ErasureReports | None = N
             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": FORGET_BODY}}}})
     async def forget(request: Request) -> JSONResponse:
         # The organizer check (the router's dependency) has run: only now is the body read.
-        body = _forget_request(load_json(await read_limited(request, s.max_body_bytes)))
+        body = model_body(ForgetRequest, load_json(await read_limited(request, s.max_body_bytes)))
         if isinstance(body, JSONResponse):
             return body
         by_phone = body.phone is not None
@@ -182,17 +182,3 @@ def router(s: Settings, publisher: Publisher, reports: ErasureReports | None = N
         return JSONResponse(result.model_dump(), status_code=200 if result.complete else 202)
 
     return r
-
-
-def _forget_request(data: object) -> ForgetRequest | JSONResponse:
-    """The request, or the 422 that says which field is wrong."""
-    if not isinstance(data, dict):
-        raise BadBody("body must be a JSON object")
-    errors = [FieldError(field=f"body.{f}", message=m, type="invalid_json") for f, m in problems(data)]
-    if not errors:
-        try:
-            return ForgetRequest.model_validate(data, strict=True)
-        except ValidationError as exc:
-            errors = [FieldError(field=".".join(["body", *map(str, e["loc"])]), message=e["msg"], type=e["type"])
-                      for e in exc.errors(include_url=False, include_input=False)]
-    return error(422, "the request is not valid: see errors", errors)

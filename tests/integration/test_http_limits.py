@@ -76,6 +76,7 @@ def test_unauthenticated_200_mib_bodies_are_refused_unread_and_memory_stays_flat
         b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Turnout-Partner: nobody\r\n": b"401",
         b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Turnout-Partner: union-a\r\n": b"401",  # no signature
         b"POST /dashboard/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n": b"413",
+        b"POST /dashboard/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n": b"401",  # not signed in
     }
     for head, status in routes.items():
         answer, sent = stream_until_answered(stack.web_port, head, 200 * MiB)

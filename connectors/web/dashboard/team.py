@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from typing import AsyncIterator, Callable, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from connectors.accounts.rules import AccountRefused, check_manager, invite_link
 from connectors.accounts.store import AccountStore, AccountsUnavailable
@@ -19,7 +20,8 @@ from contracts.accounts import Account, AccountRole
 from streams.coalition import Coalition
 from streams.settings import Settings
 
-from ..errors import documented
+from ..body import load_json, read_limited
+from ..errors import documented, model_body
 from .access import Access
 from .view import Viewer
 
@@ -37,9 +39,13 @@ class AccountView(BaseModel):
 
 
 class Invitation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     email: str
     role: AccountRole = "viewer"
     partner: str | None = None  # an admin's own partner when left out
+
+
+INVITATION = {**Invitation.model_json_schema(), "additionalProperties": False}
 
 
 class Invited(AccountView):
@@ -60,9 +66,13 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
 
     @r.post("/dashboard/accounts", status_code=201, response_model=Invited, summary="Invite a person: answers their one-time sign-in link",
             responses=documented(400, 403, 409, 413, 422, 503, s403="Not an admin or organizer, or inviting for another partner",
-                                 s409="The address already has an account, or belongs to another partner's"))
-    async def invite(request: Request, body: Invitation) -> Invited:
-        viewer = access.admin(request)
+                                 s409="The address already has an account, or belongs to another partner's"),
+            openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": INVITATION}}}})
+    async def invite(request: Request) -> Invited | JSONResponse:
+        viewer = access.admin(request)  # first: no body is read for someone who may not invite
+        body = model_body(Invitation, load_json(await read_limited(request, s.max_body_bytes)))
+        if isinstance(body, JSONResponse):
+            return body
         partner = body.partner if body.partner is not None or viewer.role == "organizer" else viewer.partner
         if body.role == "organizer":
             partner = None
