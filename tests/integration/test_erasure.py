@@ -74,7 +74,7 @@ def test_forgetting_a_person_removes_their_contact_details_and_keeps_the_counts(
     # Morning, and a new alert: Ben gets both texts, Ana nothing more.
     stack.set_clock("2026-11-25T18:00:00+00:00")
     stack.post_all("backbone", [rapid("alert-2", "Vote on the budget", ["94607"], at="2026-11-25T17:00:00Z")])
-    eventually(lambda: sorted(m["body"].split(":")[1].strip().split(" at")[0] for m in stack.inbox("sms")) == ["Budget hearing", "Vote on the budget"], timeout=60)
+    eventually(lambda: sorted(m["body"].split(":")[2].strip().split(" at")[0] for m in stack.inbox("sms")) == ["Budget hearing", "Vote on the budget"], timeout=60)
     assert {m["to"] for m in stack.inbox("sms")} == {BEN_PHONE}
     assert [m["to"] for m in stack.inbox("email")] == [ANA_EMAIL]
 

@@ -77,7 +77,7 @@ def test_one_person_however_partners_know_them_is_asked_once_stays_opted_out_and
     eventually(lambda: emails_to(stack, "Second alert") == Counter({ANA_EMAIL: 1, BEA_EMAIL: 1}), timeout=60)
     texts = sms_to(stack, "Second alert")
     assert (texts[ANA_PHONE], texts[BEA_PHONE], texts[CY_PHONE]) == (1, 0, 1)
-    assert next(m["body"] for m in stack.inbox("sms") if m["to"] == ANA_PHONE and "Second" in m["body"]).startswith("Ana:")
+    assert next(m["body"] for m in stack.inbox("sms") if m["to"] == ANA_PHONE and "Second" in m["body"]).startswith("union-a: Ana:")  # on behalf of the sponsor, then the text
     # Turnout itself never tried to text Bea (the sandbox, like Twilio, would refuse it: 21610).
     eventually(lambda: stack.get("/v1/actions/second/tallies").json()["totals"]["delivered"] == len(mark) + 4)
     second = stack.get("/v1/actions/second/tallies").json()["totals"]
