@@ -79,8 +79,10 @@ function renderList() {
 
 function renderCount() {
   const waiting = queue.length;
-  const inCount = people.filter((p) => p.checked_in).length + queue.filter((t) => !t.fields.ref || !people.some((p) => p.ref === t.fields.ref && p.checked_in)).length;
+  const walkIns = queue.filter((t) => !t.fields.ref).length; // not on the server's list yet
+  const inCount = people.filter((p) => p.checked_in).length + walkIns + queue.filter((t) => t.fields.ref && !people.some((p) => p.ref === t.fields.ref && p.checked_in)).length;
   $("checked-in").textContent = String(inCount);
+  $("total").textContent = String(people.length + walkIns);
   $("queued").hidden = waiting === 0;
   $("queued").textContent = waiting ? " (" + waiting + " waiting to be sent)" : "";
   const net = $("net");
@@ -103,7 +105,7 @@ function tap(fields, name) {
   queue.push({ event_id: newId(), at: new Date().toISOString(), fields, name });
   save();
   renderList();
-  flash("Checked in: " + name + ".", "done");
+  flash(navigator.onLine ? "Checking in " + name + "…" : "Saved on this phone: " + name + " is checked in as soon as the connection is back.", "done");
   flush();
 }
 
@@ -134,6 +136,7 @@ async function flush() {
       }
       queue.shift();
       if (r.ok) {
+        flash("Checked in: " + t.name + ".", "done");
         const person = people.find((p) => p.ref === t.fields.ref);
         if (person) person.checked_in = true;
         else people.push({ ref: "walk-in:" + t.event_id, name: t.name, phone_last4: null, has_email: false, rsvp: null, checked_in: true, walk_in: true });
