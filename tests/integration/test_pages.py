@@ -94,7 +94,7 @@ def test_a_supporter_answers_yes_on_a_phone_and_the_open_dashboard_shows_it(outr
     eventually(lambda: rows(stack, "vigil-1")["union-a"]["delivered"] == 2)  # the web app has read both asks too
 
     organizer = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    sign_in_as_organizer(organizer, stack.url)
+    sign_in_as_organizer(organizer, stack)
     organizer.goto(f"{stack.url}/dashboard?action=vigil-1")
     rsvps = organizer.locator('#action-table tbody tr[data-partner="union-a"] td[data-metric="rsvp_yes"]')
     expect(rsvps).to_have_text("0", timeout=30_000)
