@@ -24,6 +24,7 @@ from streams.topology import events_topic
 from ..accounts.store import AccountStore, KafkaAccountLog
 from . import dashboard, docs, errors, ingress, openapi
 from .action_network import router as action_network_router
+from .console import router as console_router
 from .door import router as door_router
 from .door.directory import Directory
 from .door.ingress_client import AsgiIngress, Ingress
@@ -155,7 +156,9 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     async def export_unique() -> StreamingResponse:
         return _csv_download(unique_csv(book), "turnout-unique-people.csv")
 
-    app.include_router(door_router(access, book, directory, coalition.current, door_ingress or AsgiIngress(lambda: app)))
+    signed_ingress = door_ingress or AsgiIngress(lambda: app)  # the door page and the console post as partners, signed
+    app.include_router(door_router(access, book, directory, coalition.current, signed_ingress))
+    app.include_router(console_router(s, access, book, coalition.current, signed_ingress))
     app.include_router(dashboard.router(s, access, accounts, coalition.current, book, changes, tally_lag),
                        dependencies=[Depends(openapi.organizer_auth)], responses=documented(401, s401="Not signed in"))
 

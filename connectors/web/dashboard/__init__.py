@@ -39,7 +39,7 @@ MIN_INTERVAL = 0.2
 __all__ = ["Access", "router", "HEARTBEAT", "MIN_INTERVAL"]
 
 STATIC_KINDS = {"dashboard.js": "text/javascript", "welcome.js": "text/javascript", "dashboard.css": "text/css",
-                "checkin.js": "text/javascript", "door.css": "text/css", "favicon.svg": "image/svg+xml"}
+                "checkin.js": "text/javascript", "door.css": "text/css", "console.js": "text/javascript", "console.css": "text/css", "favicon.svg": "image/svg+xml"}
 
 
 def router(s: Settings, access: Access, accounts: AccountStore, coalition: Callable[[], Coalition], book: TallyBook, changes: Changes, lag: Callable[[], int | None]) -> APIRouter:
