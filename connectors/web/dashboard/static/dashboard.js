@@ -177,7 +177,10 @@ function actionRow(row, action) {
 function renderAction(action) {
   const table = $("action-table");
   $("chart-figure").hidden = !action;
-  $("checkin-link").hidden = !action;
+  const organizer = current && current.viewer.role === "organizer";
+  $("checkin-link").hidden = !action || organizer; // partner staff check people in as their partner
+  $("console-link").hidden = !action || !organizer;
+  $("new-action-link").hidden = !organizer;
   if (!action) {
     table.tBodies[0].replaceChildren();
     table.tFoot.replaceChildren();
@@ -185,6 +188,7 @@ function renderAction(action) {
   }
   $("action-heading").textContent = "Action: " + (action.title || action.action_id);
   $("checkin-link").href = "/dashboard/checkin/" + encodeURIComponent(action.action_id);
+  $("console-link").href = "/dashboard/console?action=" + encodeURIComponent(action.action_id);
   const when = action.starts_local ? action.starts_local : "time not posted yet";
   const meta = [action.action_id, when];
   if (action.starts_at && action.time_zone && Intl.DateTimeFormat().resolvedOptions().timeZone !== action.time_zone) {
