@@ -18,10 +18,11 @@ import hmac
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Literal
 
-from contracts.events import CheckinEvent, Envelope, RsvpEvent, SignupEvent, SupporterRsvpEvent
 from streams.keys import person_key
 
 Status = Literal["yes", "maybe", "no"]
+#: The events that name a person (``contracts.events``: their ``type``).
+PERSON_EVENTS = frozenset({"signup", "rsvp", "checkin", "supporter_rsvp"})
 
 
 @dataclass(frozen=True)
@@ -68,21 +69,25 @@ class Directory:
     checkins: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     records: int = 0
 
-    def apply(self, envelope: Envelope) -> None:
-        """Take one accepted event from the events topic (others are ignored)."""
+    def apply(self, envelope: dict) -> None:
+        """Take one accepted event from the events topic, as JSON (others are ignored). The
+        ingress validated it when it wrote it: this reads the few fields it needs, no more (a
+        full model validation per record would cost the web app's event loop several times as
+        much, and it reads every event partners post)."""
         self.records += 1
-        event, partner, key = envelope.event, envelope.partner, envelope.person_key
-        if key is None:
+        event, partner, key = envelope["event"], envelope["partner"], envelope.get("person_key")
+        kind = event.get("type")
+        if key is None or kind not in PERSON_EVENTS:
             return
-        if isinstance(event, (SignupEvent, RsvpEvent, CheckinEvent)):
-            p = event.person
-            contact = Contact(p.given_name, p.family_name, p.phone, p.email)
+        if kind != "supporter_rsvp":
+            p = event["person"]
+            contact = Contact(p.get("given_name"), p.get("family_name"), p.get("phone"), p.get("email"))
             own = self.people.setdefault(partner, {})
             own[key] = own[key].merged(contact) if key in own else contact
-        if isinstance(event, (RsvpEvent, SupporterRsvpEvent)):
-            self.rsvps.setdefault((event.action_id, partner), {})[key] = event.status
-        elif isinstance(event, CheckinEvent):
-            self.checkins.setdefault((event.action_id, partner), set()).add(key)
+        if kind in ("rsvp", "supporter_rsvp"):
+            self.rsvps.setdefault((event["action_id"], partner), {})[key] = event["status"]
+        elif kind == "checkin":
+            self.checkins.setdefault((event["action_id"], partner), set()).add(key)
 
     def forget(self, contact_keys: Iterable[str]) -> None:
         """An erasure request: drop every person known by one of ``contact_keys``."""
