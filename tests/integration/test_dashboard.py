@@ -244,3 +244,28 @@ def test_the_action_time_is_the_action_zone_on_a_browser_in_another_zone(rally, 
         page.screenshot(path=str(out / "phone-390.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_last_update_stays_when_the_server_it_was_heard_from_is_gone(rally, browser):
+    """The page's clock is playwright's: two minutes of page time pass in a moment, every timer
+    firing on the way. The time of the last update must not move once the server is gone."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.clock.install()
+        sign_in_as_organizer(page, rally)
+        status = page.locator("#status")
+        expect(attended(page, "union-a")).to_have_text("1", timeout=30_000)
+        expect(status).to_have_attribute("data-state", "live")
+        rally.stop(rally.procs[-1], signal.SIGTERM)  # the web app
+        expect(status).to_contain_text("Last update", timeout=15_000)
+        page.clock.run_for("00:20")  # past two missed heartbeats
+        expect(status).to_have_attribute("data-state", re.compile("stale|reconnecting"))
+        first = re.search(r"Last update ([^(]+)\(your time\)", status.inner_text())
+        assert first, status.inner_text()
+        for _ in range(6):
+            page.clock.run_for("00:20")
+            assert f"Last update {first[1]}(your time)" in status.inner_text(), status.inner_text()
+        assert "out of date" in status.inner_text() or "Stale" in status.inner_text()
+    finally:
+        context.close()
