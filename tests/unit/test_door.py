@@ -240,3 +240,12 @@ def test_signing_in_from_the_qr_code_leads_to_the_check_in_page(door):
                     follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/dashboard/checkin/rally-1"
     assert 'value="//evil.example"' not in client.get("/dashboard/login?next=//evil.example").text
+
+
+def test_the_page_without_javascript_says_what_was_refused_and_a_crafted_link_says_nothing(door):
+    client, publisher, _ = door
+    sign_in(client, STAFF_A)
+    r = client.post("/dashboard/checkin/rally-1", data={"event_id": "walkin-000003", "phone": "5105550199"})
+    assert r.status_code == 422 and "Not checked in: a first name is needed." in r.text and publisher.records == []
+    assert "Call 555" not in client.get("/dashboard/checkin/rally-1?done=Call 555 now").text
+    assert "Checked in: Ana Díaz." in client.get("/dashboard/checkin/rally-1?done=Ana Díaz").text

@@ -69,20 +69,24 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
             return isinstance(fact, Attendance) and fact.attended
         return directory.roster(partner, action_id, attended)
 
-    @r.get("/dashboard/checkin/{action_id}")
-    async def page(request: Request, action_id: str, q: str = "", done: str = "", problem: str = "") -> Response:
-        if access.viewer(request) is None:
-            return RedirectResponse("/dashboard/login?next=" + quote(f"/dashboard/checkin/{action_id}", safe="/"), status_code=303)
-        partner = staff(request)
+    def render(request: Request, partner: str, action_id: str, q: str = "", done: str = "", problem: str = "", status: int = 200) -> HTMLResponse:
         action = action_or_404(action_id)
         people = roster(partner, action_id)
         shown = [e for e in people if matches(e, q)][:MOST_SHOWN] if q else people[:MOST_SHOWN]
+        # "Checked in: <name>" only for a name on the list: a crafted link cannot put words on the page.
+        done = done if any(e.name == done for e in people) else ""
         address = str(request.url.replace(query=""))
         body = env.get_template("checkin.html").render(
             action=action, when=when(action.starts_at, action.time_zone, "en"), partner=coalition().names().get(partner, partner),
-            people=shown, total=len(people), checked_in=sum(e.checked_in for e in people), q=q, done=done[:100], problem=problem[:200],
+            people=shown, total=len(people), checked_in=sum(e.checked_in for e in people), q=q, done=done, problem=problem,
             new_id=new_event_id, qr=segno.make(address, error="m").svg_inline(scale=5, dark="#111", light="#fff"), address=address)
-        return HTMLResponse(body, headers=HEADERS)
+        return HTMLResponse(body, status_code=status, headers=HEADERS)
+
+    @r.get("/dashboard/checkin/{action_id}")
+    async def page(request: Request, action_id: str, q: str = "", done: str = "") -> Response:
+        if access.viewer(request) is None:
+            return RedirectResponse("/dashboard/login?next=" + quote(f"/dashboard/checkin/{action_id}", safe="/"), status_code=303)
+        return render(request, staff(request), action_id, q[:100], done[:200])
 
     @r.get("/dashboard/checkin/{action_id}/roster")
     async def roster_json(request: Request, action_id: str) -> JSONResponse:
@@ -103,16 +107,16 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         except Refusal as no:
             if wants_json:
                 return JSONResponse({"detail": f"{no.field}: {no.message}", "field": no.field}, status_code=422)
-            return back(action_id, problem=f"Not checked in: {no.message}.")
+            return render(request, partner, action_id, problem=f"Not checked in: {no.message}.", status=422)
         if answer.status == 202:
             if wants_json:
                 return JSONResponse({"status": "accepted", "name": name, "warnings": answer.body.get("warnings", [])}, status_code=202)
-            return back(action_id, done=name)
+            return RedirectResponse(f"/dashboard/checkin/{quote(action_id)}?done={quote(name)}", status_code=303, headers={"Cache-Control": "no-store"})
         detail = api_detail(answer.body)
         if wants_json:
             extra = {"Retry-After": answer.retry_after} if answer.retry_after else {}
             return JSONResponse({"detail": detail}, status_code=answer.status, headers=extra)
-        return back(action_id, problem=f"Not checked in ({answer.status}): {detail}")
+        return render(request, partner, action_id, problem=f"Not checked in ({answer.status}): {detail}", status=answer.status)
 
     async def write(partner: str, action_id: str, form: dict[str, str]):
         eid = event_id(form)
@@ -158,8 +162,3 @@ def api_detail(body: dict) -> str:
         e = rejected[0]["errors"][0]
         return f"{e.get('field')}: {e.get('message')}"
     return str(body.get("detail", "refused"))
-
-
-def back(action_id: str, **query: str) -> RedirectResponse:
-    (k, v), = query.items()
-    return RedirectResponse(f"/dashboard/checkin/{quote(action_id)}?{k}={quote(v)}", status_code=303, headers={"Cache-Control": "no-store"})
