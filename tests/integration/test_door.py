@@ -77,10 +77,13 @@ def test_a_volunteer_checks_in_an_rsvp_and_a_walk_in_and_a_tap_made_offline_coun
         expect(page.locator("#net")).to_have_attribute("data-state", "offline")
         page.screenshot(path=str(out / "offline-queued-390.png"), full_page=True)
         posts: list[str] = []
+        online = False
 
         def lose_the_first_answer(route: Route) -> None:
             if route.request.method != "POST":
                 return route.continue_()
+            if not online:
+                return route.abort("internetdisconnected")  # a retry that fires while still offline
             posts.append(route.request.post_data or "")
             if len(posts) == 1:
                 route.fetch()  # the server takes it...
@@ -88,6 +91,7 @@ def test_a_volunteer_checks_in_an_rsvp_and_a_walk_in_and_a_tap_made_offline_coun
             route.continue_()
 
         page.route(re.compile(r".*/dashboard/checkin/rally-1$"), lose_the_first_answer)
+        online = True
         context.set_offline(False)
         expect(page.locator("#queued")).to_be_hidden(timeout=30_000)
         expect(page.locator("#net")).to_have_attribute("data-state", "online")
