@@ -24,6 +24,11 @@ from streams.topology import events_topic
 from ..accounts.store import AccountStore, KafkaAccountLog
 from . import dashboard, docs, errors, ingress, openapi
 from .action_network import router as action_network_router
+from .console import router as console_router
+from .door import router as door_router
+from .door.directory import Directory
+from .door.ingress_client import AsgiIngress, Ingress
+from .door.reader import DirectoryReader
 from .errors import documented
 from .exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
 from .middleware import BodyLimit, SecurityHeaders
@@ -52,12 +57,13 @@ class CoalitionFile:
 
 
 def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None,
-               accounts: AccountStore | None = None, identity_links: IdentityLinks | None = None) -> FastAPI:
+               accounts: AccountStore | None = None, identity_links: IdentityLinks | None = None, directory: Directory | None = None,
+               door_ingress: Ingress | None = None) -> FastAPI:
     coalition = CoalitionFile(s)
     coalition.current()  # fail at start on a broken coalition file
     secret = s.person_key_bytes()
     # Fakes handed in (tests) are used as they are; otherwise the Kafka adapters, started by the lifespan.
-    owned: list[KafkaPublisher | TallyReader | AccountStore] = []
+    owned: list[KafkaPublisher | TallyReader | AccountStore | DirectoryReader] = []
     if publisher is None:
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
         owned.append(publisher)
@@ -71,6 +77,11 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         # Started before the app answers anyone: the whole accounts topic is read by then.
         accounts = AccountStore(KafkaAccountLog(s), changes.notify)
         owned.append(accounts)
+
+    if directory is None:
+        # The door page's people: the partners' own sign-ups, RSVPs and check-ins (README: door check-in).
+        directory = Directory(secret, hmac.new(secret, b"turnout door reference", "sha256").digest())
+        owned.append(DirectoryReader(s, directory))
 
     def tally_lag() -> int | None:
         return reader.lag() if reader is not None else 0
@@ -145,6 +156,9 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     async def export_unique() -> StreamingResponse:
         return _csv_download(unique_csv(book), "turnout-unique-people.csv")
 
+    signed_ingress = door_ingress or AsgiIngress(lambda: app)  # the door page and the console post as partners, signed
+    app.include_router(door_router(access, book, directory, coalition.current, signed_ingress))
+    app.include_router(console_router(s, access, book, coalition.current, signed_ingress))
     app.include_router(dashboard.router(s, access, accounts, coalition.current, book, changes, tally_lag),
                        dependencies=[Depends(openapi.organizer_auth)], responses=documented(401, s401="Not signed in"))
 

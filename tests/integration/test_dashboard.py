@@ -202,3 +202,70 @@ def test_exports_from_the_web_app_and_the_cli_agree_and_suppress_small_counts(ra
     for text in (web, aggregate.stdout):
         assert "union-a@" not in text and "example.org" not in text and "Given" not in text
         assert not any(phone(i)[2:] in text for i in range(112))
+
+
+def test_the_action_time_is_the_action_zone_on_a_browser_in_another_zone(rally, browser):
+    """The browser is in Tokyo, the action in Los Angeles: the page writes the start as the
+    action's texts do (Pacific time, named so), and the browser's own zone only labelled as
+    "your time". Also: projector mode and the phone layout, for the screenshots; the favicon."""
+    from connectors.web.pages.words import when
+
+    starts = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3)
+    rally.post_all("union-a", [{**action("later-1", {"union-a": 10}), "starts_at": starts.isoformat()}])
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, timezone_id="Asia/Tokyo", locale="en-US")
+    page = context.new_page()
+    out = OUTPUT / "test_the_action_time_is_the_action_zone_on_a_browser_in_another_zone"
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        assert page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == "Asia/Tokyo"
+        sign_in_as_organizer(page, rally)
+        page.goto(f"{rally.url}/dashboard?action=later-1")
+        pacific = when(starts, "America/Los_Angeles", "en")
+        assert pacific.endswith(("PST", "PDT"))
+        meta = page.locator("#action-meta")
+        expect(meta).to_contain_text(pacific, timeout=30_000)
+        expect(meta).to_contain_text("your time")
+        expect(meta).to_contain_text("figures so far")  # three days away
+        expect(page.locator("#attended-heading")).to_have_text("Turned out so far")
+        expect(page.locator("#action-select option[value=later-1]")).to_contain_text(pacific)
+        assert rally.get("/favicon.ico").headers["content-type"].startswith("image/svg+xml")
+
+        page.goto(f"{rally.url}/dashboard?action=rally-1")
+        expect(attended(page, "union-a")).to_have_text("1", timeout=30_000)
+        expect(page.locator("#action-table tbody tr[data-partner=union-a] td[data-metric=production_ratio]")).to_contain_text("5% of pledge")
+        page.get_by_role("button", name="Projector mode").click()
+        expect(page.locator("body")).to_have_class(re.compile("projector"))
+        box = page.locator("#chart svg").bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 720, box  # the chart above the fold
+        page.screenshot(path=str(out / "projector-1280x720.png"))
+        page.get_by_role("button", name="Leave projector mode").click()
+        page.set_viewport_size({"width": 390, "height": 844})
+        expect(page.locator(".scroll-cue").first).to_be_visible()  # the wide table says it scrolls
+        page.screenshot(path=str(out / "phone-390.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_last_update_stays_when_the_server_it_was_heard_from_is_gone(rally, browser):
+    """The page's clock is playwright's: two minutes of page time pass in a moment, every timer
+    firing on the way. The time of the last update must not move once the server is gone."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.clock.install()
+        sign_in_as_organizer(page, rally)
+        status = page.locator("#status")
+        expect(attended(page, "union-a")).to_have_text("1", timeout=30_000)
+        expect(status).to_have_attribute("data-state", "live")
+        rally.stop(rally.procs[-1], signal.SIGTERM)  # the web app
+        expect(status).to_contain_text("Last update", timeout=15_000)
+        page.clock.run_for("00:20")  # past two missed heartbeats
+        expect(status).to_have_attribute("data-state", re.compile("stale|reconnecting"))
+        first = re.search(r"Last update ([^(]+)\(your time\)", status.inner_text())
+        assert first, status.inner_text()
+        for _ in range(6):
+            page.clock.run_for("00:20")
+            assert f"Last update {first[1]}(your time)" in status.inner_text(), status.inner_text()
+        assert "out of date" in status.inner_text() or "Stale" in status.inner_text()
+    finally:
+        context.close()

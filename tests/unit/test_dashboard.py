@@ -286,3 +286,60 @@ def test_organizers_see_people_once_each_overlap_and_merges_and_partners_only_th
     own, rest = view["action"]["rows"]
     assert (own["show_rate"], rest["show_rate"], view["action"]["totals"]["show_rate"]) == (1.0, None, None)
     assert client.get("/v1/exports/unique.csv").status_code == 403
+
+
+# --- Issue 15, item 5: times, chart styles, pledges, "so far", the rest's actions ---------------
+
+
+def test_an_action_start_is_written_in_the_action_zone_whatever_the_server_zone():
+    book = TallyBook()
+    at = datetime(2026, 12, 2, 23, 47, tzinfo=timezone.utc)  # 3:47 PM in Los Angeles
+    raw = {**action("rr-1"), "starts_at": at.isoformat(), "time_zone": "America/Los_Angeles"}
+    book.apply("action", "rr-1", ActionRecord(partner="union-a", action=ActionEvent.model_validate(raw)))
+    view = build_view(book, {}, Viewer(role="organizer"), None, at - timedelta(days=1), 14)
+    assert view.action.starts_local == "Wednesday, December 2, 2026, 3:47 PM PST"
+    assert view.actions[0].starts_local == view.action.starts_local and view.actions[0].time_zone == "America/Los_Angeles"
+
+
+def test_an_action_not_started_says_so_and_one_without_pledges_has_nothing_to_measure_against():
+    book = TallyBook()
+    book.apply("action", "later", action_record("later", NOW + timedelta(days=7)))
+    book.apply("attendance", "later|pk", Attendance(action_id="later", person_key="pk", attended_at=NOW, attended_by="union-a"))
+    view = build_view(book, {}, Viewer(role="organizer"), "later", NOW, 14).action
+    assert (view.started, view.has_pledges) == (False, False)
+    book.apply("pledge", "later|union-a", Pledge(action_id="later", partner="union-a", count=5, occurred_at=NOW, event_id="p"))
+    assert build_view(book, {}, Viewer(role="organizer"), "later", NOW + timedelta(days=8), 14).action.started is True
+    assert build_view(book, {}, Viewer(role="organizer"), "later", NOW, 14).action.has_pledges is True
+
+
+def test_a_partner_line_keeps_its_style_when_another_partner_gets_its_first_check_in():
+    book = seeded_book()
+    names = {p: n for p, n in PARTNERS.items()} | {f"extra-{i:02d}": f"Extra {i}" for i in range(27)}  # 30 partners
+    styles = lambda: {s.partner: s.style for s in build_view(book, names, Viewer(role="organizer"), "rally-1", NOW, 14).action.checkins}
+    before = styles()
+    book.apply("attendance", "rally-1|new", Attendance(action_id="rally-1", person_key="new", attended_at=NOW, attended_by="extra-00"))
+    after = styles()
+    assert before.items() <= after.items() and set(after) == {"union-a", "faith-b", "extra-00"}
+    every = {p: i for p, i in zip(sorted(names), range(30))}
+    assert after == {p: every[p] for p in after}
+    # 10 colours x 3 dashes: 30 partners, 30 different looks (the page's lineStyle)
+    assert len({(i % 10, i // 10 % 3) for i in every.values()}) == 30
+
+
+def test_a_partner_sees_its_own_line_as_the_first_style_and_no_place_in_the_coalition():
+    view = build_view(seeded_book(), PARTNERS, Viewer(role="partner", partner="union-a"), "rally-1", NOW, 14)
+    assert [(s.partner, s.style) for s in view.action.checkins] == [("union-a", 0)]
+
+
+def test_the_rest_of_the_coalition_counts_the_actions_its_shown_pledges_come_from():
+    """Partner view of a coalition where three other partners pledged for rally-1 and one for
+    march-0: the rest's 'actions pledged' counts rally-1 only, as its pledged figure does."""
+    book = seeded_book()
+    book.apply("pledge", "rally-1|tenants-d", Pledge(action_id="rally-1", partner="tenants-d", count=7, occurred_at=NOW, event_id="p-d"))
+    for i in range(3):
+        book.apply("attendance", f"rally-1|d{i}", Attendance(action_id="rally-1", person_key=f"d{i}", attended_at=NOW, attended_by="tenants-d"))
+    view = build_view(book, PARTNERS, Viewer(role="partner", partner="faith-b"), None, NOW, 14)
+    rest = view.capacity[-1]
+    assert (rest.partner, rest.pledged, rest.actions) == (None, 67, 1)
+    own = view.capacity[0]
+    assert (own.partner, own.actions, own.pledged, own.show_rate) == ("faith-b", 1, 8, 1.0)

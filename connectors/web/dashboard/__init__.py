@@ -38,6 +38,9 @@ MIN_INTERVAL = 0.2
 
 __all__ = ["Access", "router", "HEARTBEAT", "MIN_INTERVAL"]
 
+STATIC_KINDS = {"dashboard.js": "text/javascript", "welcome.js": "text/javascript", "dashboard.css": "text/css",
+                "checkin.js": "text/javascript", "door.css": "text/css", "console.js": "text/javascript", "console.css": "text/css", "favicon.svg": "image/svg+xml"}
+
 
 def router(s: Settings, access: Access, accounts: AccountStore, coalition: Callable[[], Coalition], book: TallyBook, changes: Changes, lag: Callable[[], int | None]) -> APIRouter:
     r = APIRouter(tags=["dashboard"])
@@ -55,10 +58,14 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
 
     @r.get("/dashboard/static/{name}", include_in_schema=False)
     async def static_file(name: str) -> Response:
-        kinds = {"dashboard.js": "text/javascript", "welcome.js": "text/javascript", "dashboard.css": "text/css"}
-        if name not in kinds:
+        if name not in STATIC_KINDS:
             raise HTTPException(404, "no such file")
-        return Response(static(name), media_type=kinds[name], headers={"Cache-Control": "no-cache"})
+        return Response(static(name), media_type=STATIC_KINDS[name], headers={"Cache-Control": "no-cache"})
+
+    @r.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        # Browsers ask for it whatever the page says; every modern one draws an SVG icon.
+        return Response(static("favicon.svg"), media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
     @r.get("/dashboard/view", response_model=DashboardView, summary="What the signed-in viewer may see of the tallies (counts only)")
     async def current(request: Request, action: str | None = None) -> DashboardView:

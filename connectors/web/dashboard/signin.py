@@ -8,6 +8,7 @@ checked. Every refusal says why, and a refused request writes nothing.
 from __future__ import annotations
 
 import math
+import re
 import time
 from datetime import datetime, timezone
 from typing import Callable
@@ -42,13 +43,15 @@ def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Calla
         return form_page(page, 429, f"Too many failed attempts: try again in {wait} seconds.", headers={"Retry-After": str(wait)})
 
     @r.get("/dashboard/login")
-    async def login_page() -> Response:
-        return form_page("login.html")
+    async def login_page(next: str = "") -> Response:
+        return form_page("login.html", next=next if safe_next(next) else "")
 
     @r.post("/dashboard/login")
     async def login(request: Request) -> Response:
         form = await request.form()
         email, password = str(form.get("email", "")).strip().lower(), str(form.get("password", ""))
+        after = str(form.get("next", ""))
+        after = after if safe_next(after) else "/dashboard"
         address = _address(request)
         if (refusal := throttled("login.html", address, email)) is not None:
             return refusal
@@ -56,9 +59,9 @@ def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Calla
         if not await verify(account.password_hash if account else None, password):
             per_account.failed(email, monotonic())
             per_address.failed(address, monotonic())
-            return form_page("login.html", 401, NOT_ACCEPTED, email=email)
+            return form_page("login.html", 401, NOT_ACCEPTED, email=email, next=after)
         per_account.succeeded(email)
-        return _signed_in(request, access.new_session(account, access.clock()))
+        return _signed_in(request, access.new_session(account, access.clock()), after)
 
     @r.post("/dashboard/logout")
     async def logout(request: Request) -> Response:
@@ -97,10 +100,19 @@ def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Calla
     return r
 
 
-def _signed_in(request: Request, session: dict[str, object]) -> Response:
+def _signed_in(request: Request, session: dict[str, object], after: str = "/dashboard") -> Response:
     request.session.clear()
     request.session["session"] = session
-    return RedirectResponse("/dashboard", status_code=303)
+    return RedirectResponse(after, status_code=303)
+
+
+#: Where a sign-in may lead on to: a page of the dashboard (the door check-in page's QR code
+#: opens it on a phone not signed in yet), never another site.
+NEXT = re.compile(r"^/dashboard(/(?!\.+(/|$))[A-Za-z0-9._~-]+)*/?$")  # no "." or ".." segment
+
+
+def safe_next(path: str) -> bool:
+    return bool(NEXT.match(path))
 
 
 def _address(request: Request) -> str:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from contracts.tallies import TallyBook, ratio, summed
 
+from ..pages.words import when
 from .disclosure import MIN_OTHERS, NOT_SHOWN, Figures, figures, others, plus, shown_sum
 
 Trend = Literal["rising", "falling", "steady", "too few actions"]
@@ -58,6 +59,7 @@ class Series(BaseModel):
     partner: str | None
     name: str
     points: list[tuple[datetime, int]]  # cumulative check-ins at each minute that had any
+    style: int = 0  # the line's look (colour, dash, marker): the partner's place in the coalition, so it never changes
 
 
 class ActionView(BaseModel):
@@ -65,6 +67,9 @@ class ActionView(BaseModel):
     title: str | None
     starts_at: datetime | None
     time_zone: str | None
+    starts_local: str | None = None  # the start in the action's own zone, as its texts write it
+    started: bool = True  # False: "turned out" is only "so far"
+    has_pledges: bool = False  # any partner pledged for it (otherwise there is nothing to measure production against)
     rows: list[Row]
     totals: Row
     checkins: list[Series]
@@ -74,15 +79,18 @@ class ActionSummary(BaseModel):
     action_id: str
     title: str | None
     starts_at: datetime | None
+    time_zone: str | None = None
+    starts_local: str | None = None
     pledged: int | None
     attended: int | None
 
 
 class CapacityRow(PartnerRow):
-    actions: int = 0
+    actions: int | None = 0  # actions pledged to (the rest of the coalition: those whose pledged figure is shown)
     pledged: int | None = 0
     attended: int | None = 0
     production_ratio: float | None = None
+    show_rate: float | None = None  # own rows (organizers: every row): of its RSVP yeses across actions, the share who came
     recent: list[float] = []  # production ratio of each of the last actions pledged to, oldest first
     trend: Trend | None = None
 
@@ -135,7 +143,8 @@ def build_view(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id
     totals = {a: plus(seen, rest) for a, (seen, rest, _) in split.items()}
     header, left_out = shown_sum([split[a][0] for a in active] + [split[a][1] for a in active], HEADER)
     summaries = [
-        ActionSummary(action_id=a, title=_title(book, a), starts_at=starts[a], pledged=totals[a]["pledged"], attended=totals[a]["attended"])
+        ActionSummary(action_id=a, title=_title(book, a), starts_at=starts[a], time_zone=_zone(book, a), starts_local=_local(book, a),
+                      pledged=totals[a]["pledged"], attended=totals[a]["attended"])
         for a in ordered
     ]
     if action_id not in totals:
@@ -193,19 +202,38 @@ def _action(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: s
     for partner, per_minute in checkins.items():
         if viewer.sees(partner) or not hidden:
             series.setdefault(partner if viewer.sees(partner) else None, Counter()).update(per_minute)
+    styles = line_styles(names, checkins, viewer)
     return ActionView(
         action_id=action_id,
         title=record.action.title if record else None,
         starts_at=record.action.starts_at if record else None,
         time_zone=record.action.time_zone if record else None,
+        starts_local=_local(book, action_id),
+        started=started,
+        has_pledges=any(c["pledged"] for c in counts.values()),
         rows=rows,
         totals=_aggregate(plus(seen, rest), len(counts), name="All partners").model_copy(
             update={"show_rate": _show_rate(summed(counts.values())) if viewer.role == "organizer" else None}),
         checkins=[
-            Series(partner=p, name=names.get(p, p) if p else REST, points=_cumulative(per_minute))
+            Series(partner=p, name=names.get(p, p) if p else REST, points=_cumulative(per_minute), style=styles.get(p, REST_STYLE))
             for p, per_minute in sorted(series.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
         ],
     )
+
+
+#: The style of the "Rest of the coalition" line a partner sees (the page draws it grey and dotted).
+REST_STYLE = -1
+
+
+def line_styles(names: dict[str, str], checkins: dict[str, object], viewer: Viewer) -> dict[str | None, int]:
+    """Each partner's chart style: its place among the coalition's partners (sorted by id, then
+    partners only the facts know), so a line keeps its look when another partner gets its
+    first check-in. A partner viewer's own line is style 0 (its place would say how many
+    partners sort before it)."""
+    if viewer.role != "organizer":
+        return {viewer.partner: 0}
+    every = sorted(names) + sorted(p for p in checkins if p not in names)
+    return {p: i for i, p in enumerate(every)}
 
 
 def _capacity(book: TallyBook, names: dict[str, str], viewer: Viewer, ordered: list[str], started: set[str], split: dict[str, Split]) -> list[CapacityRow]:
@@ -229,7 +257,7 @@ def _capacity(book: TallyBook, names: dict[str, str], viewer: Viewer, ordered: l
             rows.append(CapacityRow(
                 partner=partner, name=names.get(partner, partner), own=partner == viewer.partner, actions=actions[partner],
                 pledged=c["pledged"], attended=c["attended"], production_ratio=ratio(c["attended"], c["pledged"]),
-                recent=recent, trend=trend(recent),
+                show_rate=_show_rate(c), recent=recent, trend=trend(recent),
             ))
     covered = sum(1 for p, c in totals.items() if not viewer.sees(p) and (c["pledged"] or c["attended"]))
     if covered:
@@ -244,7 +272,10 @@ def _rest_capacity(cells: list[Figures], covered: int) -> CapacityRow:
     both, _ = shown_sum([c for c in cells if c["pledged"] is not None and c["attended"] is not None], ("pledged", "attended"))
     shown = {f: total[f] if any(c[f] is not None for c in cells) else None for f in total}
     note = NOT_SHOWN if None in shown.values() else PARTIAL if left_out else None
-    return CapacityRow(partner=None, name=REST, partners=covered, **shown, production_ratio=ratio(both["attended"], both["pledged"]), note=note)
+    # Counted over the same cells as its pledged figure, so "actions pledged" and "pledged" agree.
+    actions = sum(1 for c in cells if c["pledged"]) if shown["pledged"] is not None else None
+    return CapacityRow(partner=None, name=REST, partners=covered, actions=actions, **shown,
+                       production_ratio=ratio(both["attended"], both["pledged"]), note=note)
 
 
 def trend(ratios: list[float]) -> Trend:
@@ -287,6 +318,17 @@ def _cumulative(per_minute: Counter[datetime]) -> list[tuple[datetime, int]]:
 def _starts(book: TallyBook, action_id: str) -> datetime | None:
     record = book.action_record(action_id)
     return record.action.starts_at if record else None
+
+
+def _zone(book: TallyBook, action_id: str) -> str | None:
+    record = book.action_record(action_id)
+    return record.action.time_zone if record else None
+
+
+def _local(book: TallyBook, action_id: str) -> str | None:
+    """The start as the action's texts write it, in its own zone (never the viewer's)."""
+    record = book.action_record(action_id)
+    return when(record.action.starts_at, record.action.time_zone, "en") if record else None
 
 
 def _title(book: TallyBook, action_id: str) -> str | None:

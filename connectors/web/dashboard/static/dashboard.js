@@ -1,20 +1,27 @@
 // The live dashboard: one EventSource, a full view on every change, rendered with DOM APIs
 // (textContent only: titles and names come from partners and are never parsed as HTML).
+// Times of an action are written in the action's own zone (the server formats its start as
+// the texts do; chart ticks use Intl with the action's zone); the viewer's zone appears only
+// where it is labelled "your time".
 "use strict";
 
 const STALE_AFTER_MS = 12000; // two missed heartbeats
-const PATTERNS = ["", "6 3", "2 3", "10 3 2 3", "1 5", "12 6"]; // lines differ by dash, not only colour
+const RECONNECT_STALE_EVERY_MS = 10000; // while stale, try a fresh connection this often
 
-let actionId = new URLSearchParams(location.search).get("action");
+const params = new URLSearchParams(location.search);
+let actionId = params.get("action");
 let source = null;
-let lastMessage = 0;
+let lastMessage = 0; // when the server was last heard from: only ever set by a message
+let lastAttempt = 0; // when a stale page last tried a new connection
 let retryMs = 1000;
+let current = null; // the last view, to redraw the chart when the width changes
 
 const $ = (id) => document.getElementById(id);
 // null: a figure of fewer than 3 other partners, withheld by the server (it would give one away).
 const NOT_SHOWN = "not shown";
 const fmt = (n) => (n === null || n === undefined ? NOT_SHOWN : Number(n).toLocaleString());
 const pct = (r) => (r === null || r === undefined ? "—" : Math.round(r * 100) + "%");
+const yourTime = (iso) => new Date(iso).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) + " your time";
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -24,6 +31,8 @@ function el(tag, attrs = {}, ...children) {
   for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
   return node;
 }
+
+// --- Connection -------------------------------------------------------------------------
 
 function connect() {
   if (source) source.close();
@@ -53,7 +62,8 @@ function heard() {
 
 function setStatus(state) {
   const status = $("status");
-  const since = lastMessage ? " Last update " + new Date(lastMessage).toLocaleTimeString() + "." : "";
+  // "Last update" is when the server was last heard from, and stays so while it is away.
+  const since = lastMessage ? " Last update " + new Date(lastMessage).toLocaleTimeString() + " (your time)." : "";
   const text = {
     live: "Live.",
     reconnecting: "Connection lost, reconnecting… Figures may be out of date." + since,
@@ -65,74 +75,19 @@ function setStatus(state) {
 }
 
 setInterval(() => {
-  if (lastMessage && Date.now() - lastMessage > STALE_AFTER_MS) {
-    setStatus("stale");
-    // Dashboard accounts: admins invite and remove their partner's staff, organizers anyone's.
-let accountsShown = false;
-
-function renderAccounts(viewer) {
-  $("accounts").hidden = !viewer.admin;
-  if (!viewer.admin || accountsShown) return;
-  accountsShown = true;
-  if (viewer.role === "organizer") {
-    $("invite-partner-field").hidden = false;
-    $("invite-role").append(el("option", { value: "organizer" }, "organizer: sees every partner"));
-  }
-  loadAccounts();
-}
-
-async function loadAccounts() {
-  const r = await fetch("/dashboard/accounts", { credentials: "same-origin" });
-  if (!r.ok) return;
-  const accounts = await r.json();
-  $("accounts-table").tBodies[0].replaceChildren(...accounts.map((a) => {
-    const status = a.status === "active" ? "active" : "invited, link valid until " + new Date(a.link_expires_at).toLocaleString();
-    const remove = el("button", { type: "button" }, "Remove");
-    remove.addEventListener("click", () => removeAccount(a.email));
-    return el("tr", { "data-email": a.email }, el("th", { scope: "row" }, a.email), el("td", {}, a.partner || "—"),
-      el("td", {}, a.role), el("td", {}, status), el("td", {}, remove));
-  }));
-}
-
-async function removeAccount(email) {
-  if (!confirm("Remove " + email + "? They are signed out at once.")) return;
-  const r = await fetch("/dashboard/accounts/" + encodeURIComponent(email), { method: "DELETE", credentials: "same-origin" });
-  $("invite-result").replaceChildren(r.ok ? "Removed " + email + "." : await problem(r));
-  loadAccounts();
-}
-
-async function problem(r) {
-  const body = await r.json().catch(() => ({}));
-  return "Not done: " + (typeof body.detail === "string" ? body.detail : r.status + " " + r.statusText);
-}
-
-$("invite-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const body = { email: $("invite-email").value, role: $("invite-role").value };
-  if (!$("invite-partner-field").hidden) body.partner = $("invite-partner").value.trim() || null;
-  const r = await fetch("/dashboard/accounts", {
-    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-  });
-  const result = $("invite-result");
-  if (!r.ok) {
-    result.replaceChildren(await problem(r));
-    return;
-  }
-  const invited = await r.json();
-  const link = el("input", { type: "text", readonly: true, value: invited.link, "aria-label": "Sign-in link for " + invited.email, class: "link" });
-  result.replaceChildren(el("p", {}, "Send this sign-in link to " + invited.email + " yourself. It works once, until " +
-    new Date(invited.link_expires_at).toLocaleString() + "; they choose their password with it."), link);
-  link.select();
-  $("invite-form").reset();
-  loadAccounts();
-});
-
-connect();
-    lastMessage = Date.now() - STALE_AFTER_MS / 2; // give the new connection a moment
+  const now = Date.now();
+  if (!lastMessage || now - lastMessage <= STALE_AFTER_MS) return;
+  setStatus("stale");
+  if (now - lastAttempt > RECONNECT_STALE_EVERY_MS) { // a stream that went quiet without an error
+    lastAttempt = now;
+    connect();
   }
 }, 2000);
 
+// --- The view -----------------------------------------------------------------------------
+
 function render(view) {
+  current = view;
   const v = view.viewer;
   $("who").textContent = (v.role === "organizer" ? "· organizer" : "· partner " + v.partner) + (v.email ? " (" + v.email + ")" : "");
   renderAccounts(v);
@@ -147,6 +102,7 @@ function render(view) {
   renderPicker(view);
   renderAction(view.action);
   renderCapacity(view.capacity);
+  markScrollers();
 }
 
 function renderPicker(view) {
@@ -154,7 +110,7 @@ function renderPicker(view) {
   $("no-actions").hidden = view.actions.length > 0;
   $("action-picker").hidden = view.actions.length === 0;
   const options = view.actions.map((a) => {
-    const when = a.starts_at ? " · " + new Date(a.starts_at).toLocaleString() : "";
+    const when = a.starts_local ? " · " + a.starts_local : "";
     return el("option", { value: a.action_id, selected: view.action && a.action_id === view.action.action_id }, (a.title || a.action_id) + when);
   });
   select.replaceChildren(...options);
@@ -165,81 +121,31 @@ $("action-select").addEventListener("change", (e) => {
   const url = new URL(location.href);
   url.searchParams.set("action", actionId);
   history.replaceState(null, "", url);
-  // Dashboard accounts: admins invite and remove their partner's staff, organizers anyone's.
-let accountsShown = false;
-
-function renderAccounts(viewer) {
-  $("accounts").hidden = !viewer.admin;
-  if (!viewer.admin || accountsShown) return;
-  accountsShown = true;
-  if (viewer.role === "organizer") {
-    $("invite-partner-field").hidden = false;
-    $("invite-role").append(el("option", { value: "organizer" }, "organizer: sees every partner"));
-  }
-  loadAccounts();
-}
-
-async function loadAccounts() {
-  const r = await fetch("/dashboard/accounts", { credentials: "same-origin" });
-  if (!r.ok) return;
-  const accounts = await r.json();
-  $("accounts-table").tBodies[0].replaceChildren(...accounts.map((a) => {
-    const status = a.status === "active" ? "active" : "invited, link valid until " + new Date(a.link_expires_at).toLocaleString();
-    const remove = el("button", { type: "button" }, "Remove");
-    remove.addEventListener("click", () => removeAccount(a.email));
-    return el("tr", { "data-email": a.email }, el("th", { scope: "row" }, a.email), el("td", {}, a.partner || "—"),
-      el("td", {}, a.role), el("td", {}, status), el("td", {}, remove));
-  }));
-}
-
-async function removeAccount(email) {
-  if (!confirm("Remove " + email + "? They are signed out at once.")) return;
-  const r = await fetch("/dashboard/accounts/" + encodeURIComponent(email), { method: "DELETE", credentials: "same-origin" });
-  $("invite-result").replaceChildren(r.ok ? "Removed " + email + "." : await problem(r));
-  loadAccounts();
-}
-
-async function problem(r) {
-  const body = await r.json().catch(() => ({}));
-  return "Not done: " + (typeof body.detail === "string" ? body.detail : r.status + " " + r.statusText);
-}
-
-$("invite-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const body = { email: $("invite-email").value, role: $("invite-role").value };
-  if (!$("invite-partner-field").hidden) body.partner = $("invite-partner").value.trim() || null;
-  const r = await fetch("/dashboard/accounts", {
-    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-  });
-  const result = $("invite-result");
-  if (!r.ok) {
-    result.replaceChildren(await problem(r));
-    return;
-  }
-  const invited = await r.json();
-  const link = el("input", { type: "text", readonly: true, value: invited.link, "aria-label": "Sign-in link for " + invited.email, class: "link" });
-  result.replaceChildren(el("p", {}, "Send this sign-in link to " + invited.email + " yourself. It works once, until " +
-    new Date(invited.link_expires_at).toLocaleString() + "; they choose their password with it."), link);
-  link.select();
-  $("invite-form").reset();
-  loadAccounts();
+  connect();
 });
 
-connect();
-});
+function startsIn(action) {
+  const ms = Date.parse(action.starts_at) - Date.now();
+  if (ms <= 0) return "starting now";
+  const hours = ms / 3600000;
+  if (hours < 1) return "starts in " + Math.max(1, Math.round(ms / 60000)) + " min";
+  if (hours < 48) return "starts in " + Math.round(hours) + " h";
+  return "starts in " + Math.round(hours / 24) + " days";
+}
 
-function productionCell(row) {
+function productionCell(row, started) {
   // A bar against the pledge line at 100%; the scale runs to 150%. The text says the same.
   const r = row.production_ratio;
   if (r === null && (row.pledged === null || row.attended === null)) {
     return el("td", { "data-metric": "production_ratio", class: "withheld" }, NOT_SHOWN);
   }
-  const width = r === null ? 0 : Math.min(r, 1.5) / 1.5 * 100;
-  const label = r === null ? "no pledge" : pct(r) + " of pledge";
+  if (r === null) return el("td", { "data-metric": "production_ratio", class: "muted" }, "no pledge");
+  const soFar = started ? "" : " so far";
+  const width = Math.min(r, 1.5) / 1.5 * 100;
   const bar = el("span", { class: "bar", "aria-hidden": "true" },
-    el("span", { class: "fill" + (r !== null && r >= 1 ? " met" : ""), style: "width:" + width.toFixed(1) + "%" }),
+    el("span", { class: "fill" + (r >= 1 ? " met" : ""), style: "width:" + width.toFixed(1) + "%" }),
     el("span", { class: "pledge-line", style: "left:" + (100 / 1.5).toFixed(1) + "%" }));
-  return el("td", { "data-metric": "production_ratio" }, bar, el("span", { class: "pct" }, label));
+  return el("td", { "data-metric": "production_ratio" }, bar, el("span", { class: "pct" }, pct(r) + " of pledge" + soFar));
 }
 
 const FIGURES = ["pledged", "rsvp_yes", "attended", "sent", "delivered", "failed", "opted_out"];
@@ -257,11 +163,13 @@ function partnerCell(row, noted = true) {
   return th;
 }
 
-function actionRow(row, tag = "tr") {
+function actionRow(row, action) {
   const attrs = { "data-partner": row.partner ?? "rest", class: row.no_show ? "no-show" : row.own ? "own" : null };
-  if (allWithheld(row, FIGURES)) return el(tag, attrs, partnerCell(row, false), withheldCell(row, 9));
+  const columns = action.has_pledges ? 10 : 9;
+  if (allWithheld(row, FIGURES)) return el("tr", attrs, partnerCell(row, false), withheldCell(row, columns - 1));
   const num = (metric) => el("td", { class: row[metric] === null ? "num withheld" : "num", "data-metric": metric }, fmt(row[metric]));
-  return el(tag, attrs, partnerCell(row), num("pledged"), num("rsvp_yes"), num("attended"), productionCell(row),
+  const production = action.has_pledges ? [productionCell(row, action.started)] : [];
+  return el("tr", attrs, partnerCell(row), num("pledged"), num("rsvp_yes"), num("attended"), ...production,
     el("td", { class: "num", "data-metric": "show_rate" }, pct(row.show_rate)),
     num("sent"), num("delivered"), num("failed"), num("opted_out"));
 }
@@ -269,19 +177,32 @@ function actionRow(row, tag = "tr") {
 function renderAction(action) {
   const table = $("action-table");
   $("chart-figure").hidden = !action;
+  const organizer = current && current.viewer.role === "organizer";
+  $("checkin-link").hidden = !action || organizer; // partner staff check people in as their partner
+  $("console-link").hidden = !action || !organizer;
+  $("new-action-link").hidden = !organizer;
   if (!action) {
     table.tBodies[0].replaceChildren();
     table.tFoot.replaceChildren();
     return;
   }
   $("action-heading").textContent = "Action: " + (action.title || action.action_id);
-  const when = action.starts_at ? new Date(action.starts_at).toLocaleString() + (action.time_zone ? " (" + action.time_zone + ")" : "") : "time not posted yet";
-  $("action-meta").textContent = action.action_id + " · " + when;
-  table.tBodies[0].replaceChildren(...action.rows.map((r) => actionRow(r)));
-  const total = actionRow(action.totals);
+  $("checkin-link").href = "/dashboard/checkin/" + encodeURIComponent(action.action_id);
+  $("console-link").href = "/dashboard/console?action=" + encodeURIComponent(action.action_id);
+  const when = action.starts_local ? action.starts_local : "time not posted yet";
+  const meta = [action.action_id, when];
+  if (action.starts_at && action.time_zone && Intl.DateTimeFormat().resolvedOptions().timeZone !== action.time_zone) {
+    meta.push(yourTime(action.starts_at));
+  }
+  if (action.starts_at && !action.started) meta.push(startsIn(action) + ": figures so far");
+  $("action-meta").textContent = meta.join(" · ");
+  table.classList.toggle("no-pledges", !action.has_pledges);
+  $("attended-heading").textContent = action.started ? "Turned out" : "Turned out so far";
+  table.tBodies[0].replaceChildren(...action.rows.map((r) => actionRow(r, action)));
+  const total = actionRow(action.totals, action);
   total.dataset.partner = "total";
   table.tFoot.replaceChildren(total);
-  renderChart(action.checkins);
+  renderChart(action);
 }
 
 function renderCapacity(rows) {
@@ -289,18 +210,57 @@ function renderCapacity(rows) {
   body.replaceChildren(...rows.map((row) => {
     const trendText = row.trend === null ? "—" : row.trend + (row.recent.length ? " (" + row.recent.map(pct).join(" → ") + ")" : "");
     const attrs = { "data-partner": row.partner ?? "rest", class: row.own ? "own" : null };
-    if (allWithheld(row, ["pledged", "attended"])) return el("tr", attrs, partnerCell(row, false), withheldCell(row, 5));
-    return el("tr", attrs,
-      partnerCell(row),
-      el("td", { class: "num", "data-metric": "actions" }, fmt(row.actions)),
-      el("td", { class: row.pledged === null ? "num withheld" : "num", "data-metric": "pledged" }, fmt(row.pledged)),
-      el("td", { class: row.attended === null ? "num withheld" : "num", "data-metric": "attended" }, fmt(row.attended)),
-      productionCell(row),
+    if (allWithheld(row, ["pledged", "attended"])) return el("tr", attrs, partnerCell(row, false), withheldCell(row, 6));
+    const num = (metric) => el("td", { class: row[metric] === null ? "num withheld" : "num", "data-metric": metric }, fmt(row[metric]));
+    return el("tr", attrs, partnerCell(row), num("actions"), num("pledged"), num("attended"), productionCell(row, true),
+      el("td", { class: "num", "data-metric": "show_rate" }, pct(row.show_rate)),
       el("td", { "data-metric": "trend" }, trendText));
   }));
 }
 
-function renderChart(series) {
+// --- The chart ----------------------------------------------------------------------------
+// A style per partner (from the server: its place in the coalition, so it never changes):
+// 10 colours × 3 dash patterns give 30 distinct lines, and a marker shape on top.
+const COLOURS = ["#0b5cad", "#b3261e", "#1a6b2f", "#6a3d9a", "#8a4b00", "#006d75", "#c2185b", "#4e5b00", "#3949ab", "#5d4037"];
+const DASHES = ["", "8 4", "2 3"];
+const MARKERS = ["circle", "square", "triangle", "diamond", "cross"];
+const REST_STYLE = { colour: "#666", dash: "1 4", marker: "none" };
+
+function lineStyle(i) {
+  if (i < 0) return REST_STYLE;
+  return { colour: COLOURS[i % 10], dash: DASHES[Math.floor(i / 10) % 3], marker: MARKERS[i % 5] };
+}
+
+const NS = "http://www.w3.org/2000/svg";
+function svgEl(tag, attrs) {
+  const node = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== "" && v !== undefined) node.setAttribute(k, v);
+  return node;
+}
+
+function marker(kind, cx, cy, colour) {
+  const r = 4;
+  const common = { fill: colour, stroke: colour, class: "marker" };
+  if (kind === "circle") return svgEl("circle", { cx, cy, r, ...common });
+  if (kind === "square") return svgEl("rect", { x: cx - r, y: cy - r, width: 2 * r, height: 2 * r, ...common });
+  if (kind === "triangle") return svgEl("path", { d: `M ${cx} ${cy - r - 1} L ${cx + r + 1} ${cy + r} L ${cx - r - 1} ${cy + r} Z`, ...common });
+  if (kind === "diamond") return svgEl("path", { d: `M ${cx} ${cy - r - 1} L ${cx + r + 1} ${cy} L ${cx} ${cy + r + 1} L ${cx - r - 1} ${cy} Z`, ...common });
+  if (kind === "cross") return svgEl("path", { d: `M ${cx - r} ${cy - r} L ${cx + r} ${cy + r} M ${cx - r} ${cy + r} L ${cx + r} ${cy - r}`, stroke: colour, "stroke-width": 2.5, fill: "none", class: "marker" });
+  return null;
+}
+
+// Tick spacing: the first of these (minutes) that gives at most `most` ticks.
+const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
+function timeTicks(t0, t1, most) {
+  const span = (t1 - t0) / 60000;
+  const step = (STEPS.find((m) => span / m <= most) || 1440) * 60000;
+  const ticks = [];
+  for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) ticks.push(t);
+  return ticks;
+}
+
+function renderChart(action) {
+  const series = action.checkins;
   const chart = $("chart");
   const legend = $("chart-legend");
   if (!series.length) {
@@ -310,66 +270,59 @@ function renderChart(series) {
     $("chart-table").tBodies[0].replaceChildren();
     return;
   }
-  const W = 560, H = 220, P = 40;
+  const zone = action.time_zone || undefined;
+  const clock = new Intl.DateTimeFormat([], { hour: "numeric", minute: "2-digit", timeZone: zone });
+  const W = Math.max(320, Math.round(chart.clientWidth || 640));
+  const H = Math.round(Math.min(360, Math.max(200, W * 0.35)));
+  const L = 48, R = 40, T = 12, B = 40; // room for the last tick label
   const times = series.flatMap((s) => s.points.map((p) => Date.parse(p[0])));
   const t0 = Math.min(...times), t1 = Math.max(...times, t0 + 60000);
   const max = Math.max(...series.map((s) => s.points[s.points.length - 1][1]), 1);
-  const x = (t) => P + (t - t0) / (t1 - t0) * (W - 2 * P);
-  const y = (n) => H - P + 8 - n / max * (H - 2 * P);
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "Cumulative check-ins per partner: " + series.map((s) => s.name + " " + s.points[s.points.length - 1][1]).join(", "));
-  const line = (x1, y1, x2, y2, cls) => {
-    const l = document.createElementNS(ns, "line");
-    Object.entries({ x1, y1, x2, y2, class: cls }).forEach(([k, v]) => l.setAttribute(k, v));
-    return l;
-  };
-  const text = (tx, ty, s, anchor) => {
-    const t = document.createElementNS(ns, "text");
-    Object.entries({ x: tx, y: ty, "text-anchor": anchor }).forEach(([k, v]) => t.setAttribute(k, v));
-    t.textContent = s;
-    return t;
-  };
-  svg.append(line(P, y(0), W - P, y(0), "axis"), line(P, y(0), P, y(max), "axis"));
-  svg.append(text(P - 4, y(max) + 4, fmt(max), "end"), text(P - 4, y(0) + 4, "0", "end"));
-  svg.append(text(P, H - 4, new Date(t0).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }), "start"));
-  svg.append(text(W - P, H - 4, new Date(t1).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }), "end"));
+  const x = (t) => L + (t - t0) / (t1 - t0) * (W - L - R);
+  const y = (n) => H - B - n / max * (H - B - T);
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img",
+    "aria-label": "Cumulative check-ins per partner: " + series.map((s) => s.name + " " + s.points[s.points.length - 1][1]).join(", ") });
+  const text = (tx, ty, s, anchor, cls) => { const t = svgEl("text", { x: tx, y: ty, "text-anchor": anchor, class: cls }); t.textContent = s; return t; };
+  svg.append(svgEl("line", { x1: L, y1: y(0), x2: W - R, y2: y(0), class: "axis" }), svgEl("line", { x1: L, y1: y(0), x2: L, y2: y(max), class: "axis" }));
+  svg.append(text(L - 6, y(max) + 5, fmt(max), "end"), text(L - 6, y(0) + 5, "0", "end"));
+  const ticks = timeTicks(t0, t1, Math.max(2, Math.floor((W - L - R) / 90)));
+  for (const t of ticks) {
+    svg.append(svgEl("line", { x1: x(t), y1: y(0), x2: x(t), y2: y(0) + 5, class: "axis tick" }));
+    svg.append(svgEl("line", { x1: x(t), y1: y(0), x2: x(t), y2: y(max), class: "grid" }));
+    svg.append(text(x(t), H - B + 20, clock.format(new Date(t)), "middle", "tick-label"));
+  }
+  $("chart-zone").textContent = zone ? "Times in the action's zone (" + zone + ")." : "";
   legend.replaceChildren();
-  series.forEach((s, i) => {
+  for (const s of series) {
+    const style = lineStyle(s.style);
     let d = `M ${x(t0)} ${y(0)}`, prev = 0;
+    const dots = [];
     for (const [at, n] of s.points) {
       const px = x(Date.parse(at));
       d += ` L ${px} ${y(prev)} L ${px} ${y(n)}`;
       prev = n;
+      dots.push([px, y(n)]);
     }
     d += ` L ${x(t1)} ${y(prev)}`;
-    const path = document.createElementNS(ns, "path");
-    path.setAttribute("d", d);
-    path.setAttribute("class", "series s" + (i % 6));
-    if (PATTERNS[i % 6]) path.setAttribute("stroke-dasharray", PATTERNS[i % 6]);
-    svg.append(path);
-    const sample = document.createElementNS(ns, "svg");
-    sample.setAttribute("viewBox", "0 0 30 10");
-    sample.setAttribute("aria-hidden", "true");
-    sample.setAttribute("class", "sample");
-    const l = line(0, 5, 30, 5, "series s" + (i % 6));
-    if (PATTERNS[i % 6]) l.setAttribute("stroke-dasharray", PATTERNS[i % 6]);
-    sample.append(l);
-    legend.append(el("li", {}, sample, s.name + ": " + fmt(prev)));
-  });
+    svg.append(svgEl("path", { d, class: "series", stroke: style.colour, "stroke-dasharray": style.dash, "data-partner": s.partner ?? "rest" }));
+    for (const [px, py] of dots.slice(-12)) { const m = marker(style.marker, px, py, style.colour); if (m) svg.append(m); }
+    const sample = svgEl("svg", { viewBox: "0 0 36 12", "aria-hidden": "true", class: "sample" });
+    sample.append(svgEl("line", { x1: 0, y1: 6, x2: 36, y2: 6, class: "series", stroke: style.colour, "stroke-dasharray": style.dash }));
+    const m = marker(style.marker, 18, 6, style.colour);
+    if (m) sample.append(m);
+    legend.append(el("li", { "data-partner": s.partner ?? "rest" }, sample, s.name + ": " + fmt(prev)));
+  }
   chart.replaceChildren(svg);
-  renderChartTable(series);
+  renderChartTable(series, clock);
 }
 
-function renderChartTable(series) {
+function renderChartTable(series, clock) {
   const table = $("chart-table");
   const minutes = [...new Set(series.flatMap((s) => s.points.map((p) => p[0])))].sort();
   table.tHead.replaceChildren(el("tr", {}, el("th", { scope: "col" }, "Minute"), ...series.map((s) => el("th", { scope: "col", class: "num" }, s.name))));
   const running = series.map(() => 0);
   table.tBodies[0].replaceChildren(...minutes.map((m) => el("tr", {},
-    el("th", { scope: "row" }, new Date(m).toLocaleTimeString()),
+    el("th", { scope: "row" }, clock.format(new Date(m))),
     ...series.map((s, i) => {
       const hit = s.points.find((p) => p[0] === m);
       if (hit) running[i] = hit[1];
@@ -377,7 +330,42 @@ function renderChartTable(series) {
     }))));
 }
 
-// Dashboard accounts: admins invite and remove their partner's staff, organizers anyone's.
+let resizeTimer = 0;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => { if (current && current.action) renderChart(current.action); markScrollers(); }, 150);
+});
+
+// --- Wide tables on a phone: the partner column stays put, and a cue says there is more ---------
+
+function markScrollers() {
+  for (const box of document.querySelectorAll(".scroll")) {
+    const more = box.scrollWidth > box.clientWidth + 1;
+    box.classList.toggle("overflowing", more);
+    box.classList.toggle("at-end", box.scrollLeft + box.clientWidth >= box.scrollWidth - 1);
+    const cue = box.previousElementSibling;
+    if (cue && cue.classList.contains("scroll-cue")) cue.hidden = !more;
+  }
+}
+for (const box of document.querySelectorAll(".scroll")) {
+  box.addEventListener("scroll", () => box.classList.toggle("at-end", box.scrollLeft + box.clientWidth >= box.scrollWidth - 1), { passive: true });
+}
+
+// --- Projector mode: larger type, the chart beside the table, nothing else (kept in the URL) ----
+
+function setProjector(on) {
+  document.body.classList.toggle("projector", on);
+  $("projector-toggle").setAttribute("aria-pressed", String(on));
+  $("projector-toggle").textContent = on ? "Leave projector mode" : "Projector mode";
+  const url = new URL(location.href);
+  if (on) url.searchParams.set("projector", "1"); else url.searchParams.delete("projector");
+  history.replaceState(null, "", url);
+  if (current && current.action) requestAnimationFrame(() => { renderChart(current.action); markScrollers(); });
+}
+$("projector-toggle").addEventListener("click", () => setProjector(!document.body.classList.contains("projector")));
+if (params.get("projector") === "1") setProjector(true);
+
+// --- Dashboard accounts: admins invite and remove their partner's staff, organizers anyone's ---
 let accountsShown = false;
 
 function renderAccounts(viewer) {
@@ -396,12 +384,13 @@ async function loadAccounts() {
   if (!r.ok) return;
   const accounts = await r.json();
   $("accounts-table").tBodies[0].replaceChildren(...accounts.map((a) => {
-    const status = a.status === "active" ? "active" : "invited, link valid until " + new Date(a.link_expires_at).toLocaleString();
+    const status = a.status === "active" ? "active" : "invited, link valid until " + yourTime(a.link_expires_at);
     const remove = el("button", { type: "button" }, "Remove");
     remove.addEventListener("click", () => removeAccount(a.email));
     return el("tr", { "data-email": a.email }, el("th", { scope: "row" }, a.email), el("td", {}, a.partner || "—"),
       el("td", {}, a.role), el("td", {}, status), el("td", {}, remove));
   }));
+  markScrollers();
 }
 
 async function removeAccount(email) {
@@ -431,7 +420,7 @@ $("invite-form").addEventListener("submit", async (e) => {
   const invited = await r.json();
   const link = el("input", { type: "text", readonly: true, value: invited.link, "aria-label": "Sign-in link for " + invited.email, class: "link" });
   result.replaceChildren(el("p", {}, "Send this sign-in link to " + invited.email + " yourself. It works once, until " +
-    new Date(invited.link_expires_at).toLocaleString() + "; they choose their password with it."), link);
+    yourTime(invited.link_expires_at) + "; they choose their password with it."), link);
   link.select();
   $("invite-form").reset();
   loadAccounts();

@@ -1,0 +1,93 @@
+"""The organizer console's action form, to and from the partner ``action`` event. Pure.
+
+The start is typed as a wall time in the action's own zone (``2026-12-02T15:47`` in
+``America/Los_Angeles``), never the browser's: the form sends both and this module makes the
+aware ``starts_at`` from them. Lists are typed one per line or comma-separated; pledges as
+``partner: count`` lines. What is wrong is left to the contract and the ingress to say, by field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from contracts.events import ActionEvent
+
+LANGUAGES = ("en", "es")
+KINDS = ("rally", "march", "town_hall", "call_in", "hearing", "canvass", "vigil", "meeting", "other")
+ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Phoenix", "America/Los_Angeles",
+         "America/Anchorage", "Pacific/Honolulu", "America/Puerto_Rico")
+
+
+def _items(text: str) -> list[str]:
+    return [x.strip() for x in re.split(r"[,\n]", text or "") if x.strip()]
+
+
+def starts_at(local: str, zone: str) -> str | None:
+    """The ISO 8601 instant of wall time ``local`` in ``zone`` (``None``: either is unreadable;
+    the contract then names ``starts_at``)."""
+    try:
+        wall = datetime.fromisoformat(local)
+        return wall.replace(tzinfo=ZoneInfo(zone)).isoformat() if wall.tzinfo is None else None
+    except (ValueError, ZoneInfoNotFoundError):
+        return None
+
+
+def pledges(text: str) -> list[dict] | str:
+    """``partner: count`` lines; a line that is not one is returned as is (the contract refuses it)."""
+    out: list[dict] = []
+    for line in _items(text):
+        m = re.fullmatch(r"([^:\s]+)\s*:\s*(\d{1,7})", line)
+        out.append({"partner": m[1], "count": int(m[2])} if m else {"partner": line, "count": -1})
+    return out
+
+
+def to_event(form: Mapping[str, str], event_id: str, occurred_at: datetime) -> dict:
+    """The ``action`` event (its JSON form) the console posts for ``form``."""
+    get = lambda name: (form.get(name) or "").strip()  # noqa: E731
+    location = {k: v for k, v in (("venue", get("venue")), ("locality", get("locality")), ("region", get("region")),
+                                   ("postal_code", get("location_postal_code"))) if v}
+    if lines := [x for x in (form.get("address_lines") or "").splitlines() if x.strip()]:
+        location["address_lines"] = [x.strip() for x in lines]
+    sms = {lang: form[f"sms_{lang}"].strip() for lang in LANGUAGES if get(f"sms_{lang}")}
+    email = {lang: {"subject": get(f"email_subject_{lang}"), "body": form.get(f"email_body_{lang}", "").strip()}
+             for lang in LANGUAGES if get(f"email_subject_{lang}") or get(f"email_body_{lang}")}
+    try:  # templates in languages the form has no boxes for, carried through an edit unchanged
+        other = json.loads(form.get("other_templates") or "{}")
+        sms = {**other.get("sms", {}), **sms}
+        email = {**other.get("email", {}), **email}
+    except (ValueError, AttributeError):
+        pass
+    event = {
+        "type": "action", "event_id": event_id, "occurred_at": occurred_at.isoformat(), "action_id": get("action_id"),
+        "title": get("title"), "kind": get("kind"), "starts_at": starts_at(get("local_start"), get("time_zone")),
+        "time_zone": get("time_zone"), "location": location,
+        "target": {"postal_codes": _items(form.get("target_postal_codes", "")), "regions": _items(form.get("target_regions", ""))},
+        "pledges": pledges(form.get("pledges", "")), "templates": {"sms": sms, "email": email},
+        "rapid_response": form.get("rapid_response") == "yes", "override_quiet_hours": form.get("override_quiet_hours") == "yes",
+    }
+    return event
+
+
+def from_action(action: ActionEvent) -> dict[str, str]:
+    """The form's fields for editing a posted action (its start as a wall time in its zone)."""
+    loc, t = action.location, action.templates
+    out = {
+        "action_id": action.action_id, "title": action.title, "kind": action.kind, "time_zone": action.time_zone,
+        "local_start": action.starts_at.astimezone(ZoneInfo(action.time_zone)).strftime("%Y-%m-%dT%H:%M"),
+        "venue": loc.venue or "", "address_lines": "\n".join(loc.address_lines), "locality": loc.locality or "",
+        "region": loc.region or "", "location_postal_code": loc.postal_code or "",
+        "target_postal_codes": ", ".join(action.target.postal_codes), "target_regions": ", ".join(action.target.regions),
+        "pledges": "\n".join(f"{p.partner}: {p.count}" for p in action.pledges),
+        "rapid_response": "yes" if action.rapid_response else "", "override_quiet_hours": "yes" if action.override_quiet_hours else "",
+    }
+    out["other_templates"] = json.dumps({"sms": {k: v for k, v in t.sms.items() if k not in LANGUAGES},
+                                         "email": {k: v.model_dump() for k, v in t.email.items() if k not in LANGUAGES}})
+    for lang in LANGUAGES:
+        out[f"sms_{lang}"] = t.sms.get(lang, "")
+        mail = t.email.get(lang)
+        out[f"email_subject_{lang}"], out[f"email_body_{lang}"] = (mail.subject, mail.body) if mail else ("", "")
+    return out

@@ -1,0 +1,75 @@
+// The organizer console: each SMS template's length and SMS segments as you type (rendered with
+// sample values and the opt-out footer, as agents/outreach/templates.py counts them: GSM-7 160 /
+// 153 per segment, an extension character 2 septets; UCS-2 70 / 67 in UTF-16 units, a pair never
+// split), and the form checked by the server as you type (nothing is written until you confirm).
+"use strict";
+
+const BASIC = new Set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà");
+const EXTENSION = new Set("\f^{}\\[~]|€");
+const FOOTER = "Reply YES to RSVP, STOP to opt out";
+
+function segments(body) {
+  const chars = Array.from(body);
+  const gsm = chars.every((c) => BASIC.has(c) || EXTENSION.has(c));
+  const units = chars.map((c) => (gsm ? (EXTENSION.has(c) ? 2 : 1) : c.length));
+  const [single, per] = gsm ? [160, 153] : [70, 67];
+  const total = units.reduce((a, b) => a + b, 0);
+  if (total <= single) return { encoding: gsm ? "GSM-7" : "UCS-2", count: total ? 1 : 0, total };
+  let count = 1, used = 0;
+  for (const n of units) { if (used + n > per) { count += 1; used = 0; } used += n; }
+  return { encoding: gsm ? "GSM-7" : "UCS-2", count, total };
+}
+
+const form = document.getElementById("action-form");
+const value = (name) => (form.elements[name] ? form.elements[name].value.trim() : "");
+
+function sample(text) {
+  const action = value("action_id") || "action";
+  const values = {
+    given_name: "Alexandra", action_title: value("title") || "Title",
+    local_time: "Wed Dec 2, 3:47 PM PST", place: [value("venue"), value("locality")].filter(Boolean).join(", "),
+    rsvp_link: location.origin + "/r/" + action + "/" + "x".repeat(48),
+  };
+  const rendered = text.replace(/\{(\w+)\}/g, (m, name) => (name in values ? values[name] : m)).trimEnd();
+  return rendered.toLowerCase().includes(FOOTER.toLowerCase()) ? rendered : rendered + "\n" + FOOTER;
+}
+
+function count(area) {
+  const out = document.getElementById(area.id + "-count");
+  if (!area.value.trim()) { out.textContent = ""; return; }
+  const s = segments(sample(area.value));
+  out.textContent = s.total + " characters with sample values and the opt-out footer: " + s.count + " SMS segment" + (s.count === 1 ? "" : "s") + " (" + s.encoding + ")";
+  out.dataset.segments = String(s.count);
+  out.classList.toggle("long", s.count > 2);
+}
+
+let timer = 0;
+async function check() {
+  const r = await fetch("/dashboard/console/check", { method: "POST", credentials: "same-origin", body: new URLSearchParams(new FormData(form)) });
+  if (!r.ok) return;
+  const { errors } = await r.json();
+  const box = document.getElementById("live-errors");
+  if (!errors.length) { box.replaceChildren(); box.className = ""; return; }
+  const list = document.createElement("ul");
+  for (const e of errors) {
+    const li = document.createElement("li");
+    const code = document.createElement("code");
+    code.textContent = e.field;
+    li.append(code, ": " + e.message);
+    list.append(li);
+  }
+  const p = document.createElement("p");
+  p.textContent = "Still to fix before it can be posted:";
+  box.className = "errors";
+  box.replaceChildren(p, list);
+}
+
+if (form) {
+  const areas = form.querySelectorAll("textarea.sms");
+  areas.forEach((a) => count(a));
+  form.addEventListener("input", () => {
+    areas.forEach((a) => count(a));
+    clearTimeout(timer);
+    timer = setTimeout(check, 500);
+  });
+}

@@ -1,0 +1,164 @@
+"""The door check-in page, for a partner's staff signed in to the dashboard.
+
+- ``GET /dashboard/checkin/{action}``: the action, the partner's people for it (whom it RSVP'd
+  yes or maybe, and its walk-ins) with a search by name or the last 4 digits of a phone, a
+  check-in button per person, a walk-in form, and a QR code of the page's own address for a
+  second volunteer's phone. Plain forms: it works without JavaScript (``?q=`` searches on the
+  server); with it, ``checkin.js`` searches as you type and queues taps while offline.
+- ``GET /dashboard/checkin/{action}/roster``: the same people as JSON (name, last 4 digits of a
+  phone, RSVP, checked in, walk-in; a reference, never a person key, phone or email).
+- ``POST /dashboard/checkin/{action}``: a check-in (``ref``) or a walk-in (name, phone or email,
+  consent), with the ``event_id`` the page made when the button was tapped. Written as the
+  partner's ``checkin`` event through the signed partner API (``ingress_client``).
+
+Organizers have no partner to check people in for: the page is for partner staff (403).
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from datetime import datetime, timezone
+from typing import Callable
+from urllib.parse import quote
+
+import segno
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from contracts.facts import Attendance
+from contracts.tallies import TallyBook
+from streams.coalition import Coalition
+from streams.keys import fact_key
+
+from ..dashboard.access import Access
+from ..pages import small_form
+from ..pages.words import when
+from .checkin import Refusal, checkin_event, event_id, tapped_at, walk_in
+from .directory import Directory, Entry
+from .ingress_client import Ingress
+
+#: The page runs one script of ours and loads nothing from elsewhere; it may call only us.
+POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+          "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+HEADERS = {"Content-Security-Policy": POLICY, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
+#: A search on the server (no JavaScript) shows at most this many people.
+MOST_SHOWN = 50
+
+
+def router(access: Access, book: TallyBook, directory: Directory, coalition: Callable[[], Coalition], ingress: Ingress) -> APIRouter:
+    r = APIRouter(include_in_schema=False)
+    env = Environment(loader=PackageLoader(__name__, "templates"), autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
+
+    def staff(request: Request) -> str:
+        viewer = access.require(request)
+        if viewer.partner is None:
+            raise HTTPException(403, "the door check-in page is for partner staff: it checks people in as their partner")
+        return viewer.partner
+
+    def action_or_404(action_id: str):
+        record = book.action_record(action_id)
+        if record is None:
+            raise HTTPException(404, f"no action {action_id!r} (not posted, or this web app has not read it yet)")
+        return record.action
+
+    def roster(partner: str, action_id: str) -> list[Entry]:
+        def attended(key: str) -> bool:
+            fact = book.fact("attendance", fact_key(action_id, key))
+            return isinstance(fact, Attendance) and fact.attended
+        return directory.roster(partner, action_id, attended)
+
+    def render(request: Request, partner: str, action_id: str, q: str = "", done: str = "", problem: str = "", status: int = 200) -> HTMLResponse:
+        action = action_or_404(action_id)
+        people = roster(partner, action_id)
+        shown = [e for e in people if matches(e, q)][:MOST_SHOWN] if q else people[:MOST_SHOWN]
+        # "Checked in: <name>" only for a name on the list: a crafted link cannot put words on the page.
+        done = done if any(e.name == done for e in people) else ""
+        address = str(request.url.replace(query=""))
+        body = env.get_template("checkin.html").render(
+            action=action, when=when(action.starts_at, action.time_zone, "en"), partner=coalition().names().get(partner, partner),
+            people=shown, total=len(people), checked_in=sum(e.checked_in for e in people), q=q, done=done, problem=problem,
+            new_id=new_event_id, qr=segno.make(address, error="m").svg_inline(scale=5, dark="#111", light="#fff"), address=address)
+        return HTMLResponse(body, status_code=status, headers=HEADERS)
+
+    @r.get("/dashboard/checkin/{action_id}")
+    async def page(request: Request, action_id: str, q: str = "", done: str = "") -> Response:
+        if access.viewer(request) is None:
+            return RedirectResponse("/dashboard/login?next=" + quote(f"/dashboard/checkin/{action_id}", safe="/"), status_code=303)
+        return render(request, staff(request), action_id, q[:100], done[:200])
+
+    @r.get("/dashboard/checkin/{action_id}/roster")
+    async def roster_json(request: Request, action_id: str) -> JSONResponse:
+        partner = staff(request)
+        action_or_404(action_id)
+        people = roster(partner, action_id)
+        return JSONResponse({"action_id": action_id, "checked_in": sum(e.checked_in for e in people),
+                             "people": [e.__dict__ for e in people]}, headers={"Cache-Control": "no-store"})
+
+    @r.post("/dashboard/checkin/{action_id}")
+    async def check_in(request: Request, action_id: str) -> Response:
+        partner = staff(request)
+        action_or_404(action_id)
+        form = await small_form(request)
+        wants_json = "application/json" in request.headers.get("accept", "")
+        try:
+            answer, name = await write(partner, action_id, form)
+        except Refusal as no:
+            if wants_json:
+                return JSONResponse({"detail": f"{no.field}: {no.message}", "field": no.field}, status_code=422)
+            return render(request, partner, action_id, problem=f"Not checked in: {no.message}.", status=422)
+        if answer.status == 202:
+            if wants_json:
+                return JSONResponse({"status": "accepted", "name": name, "warnings": answer.body.get("warnings", [])}, status_code=202)
+            return RedirectResponse(f"/dashboard/checkin/{quote(action_id)}?done={quote(name)}", status_code=303, headers={"Cache-Control": "no-store"})
+        detail = api_detail(answer.body)
+        if wants_json:
+            extra = {"Retry-After": answer.retry_after} if answer.retry_after else {}
+            return JSONResponse({"detail": detail}, status_code=answer.status, headers=extra)
+        return render(request, partner, action_id, problem=f"Not checked in ({answer.status}): {detail}", status=answer.status)
+
+    async def write(partner: str, action_id: str, form: dict[str, str]):
+        eid = event_id(form)
+        at = tapped_at(form, datetime.now(timezone.utc))
+        sms = email = False
+        if form.get("ref"):
+            contact = directory.find(partner, action_id, form["ref"])
+            if contact is None:
+                raise Refusal("ref", "that person is not on this partner's list for this action")
+        else:
+            contact, sms, email = walk_in(form)
+        known = coalition().get(partner)
+        if known is None:
+            raise HTTPException(403, "this partner is disabled or no longer in the coalition")
+        answer = await ingress.post(partner, known.secret.get_secret_value(), [checkin_event(eid, action_id, at, contact, sms, email)])
+        if answer.status == 202:
+            directory.checked_in(partner, action_id, contact)
+        return answer, contact.name
+
+    return r
+
+
+def matches(entry: Entry, q: str) -> bool:
+    """A search by name (any part, ignoring case and accents) or by the last digits of a phone."""
+    q = q.strip()
+    if q.isdigit():
+        return entry.phone_last4 is not None and entry.phone_last4.endswith(q[-4:])
+    return fold(q) in fold(entry.name)
+
+
+def fold(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+
+
+def new_event_id() -> str:
+    return secrets.token_hex(12)
+
+
+def api_detail(body: dict) -> str:
+    """The API's refusal in one line: its detail, and the first field error of a rejected event."""
+    rejected = body.get("rejected") or []
+    if rejected and rejected[0].get("errors"):
+        e = rejected[0]["errors"][0]
+        return f"{e.get('field')}: {e.get('message')}"
+    return str(body.get("detail", "refused"))

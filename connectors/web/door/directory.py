@@ -1,0 +1,148 @@
+"""Who a partner's staff may find at the door: the partner's own people for one action.
+
+Pure: events in, a roster out; no I/O, no clock. The web app otherwise holds no personal data
+(tallies are keyed by hashes), so this is the one place it keeps names and contact details, and
+only what a partner itself posted: a partner's roster is built from the sign-ups, RSVPs and
+check-ins that partner sent (``Envelope.partner``), never from another partner's. An erasure
+request (``ForgetPerson``) removes the person at once.
+
+A roster entry names a person by ``ref``, a keyed hash of partner and person key, so the page
+never carries a person key; the contact details (phone, email) stay here: the page shows a name
+and the last four digits of a phone, and a check-in is written with what the partner posted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Literal
+
+from streams.keys import person_key
+
+Status = Literal["yes", "maybe", "no"]
+#: The events that name a person (``contracts.events``: their ``type``).
+PERSON_EVENTS = frozenset({"signup", "rsvp", "checkin", "supporter_rsvp"})
+
+
+@dataclass(frozen=True)
+class Contact:
+    """What one partner told us about one person (the latest non-empty value of each field)."""
+
+    given_name: str | None = None
+    family_name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+    def merged(self, newer: Contact) -> Contact:
+        return Contact(*(n if n is not None else o for o, n in zip(
+            (self.given_name, self.family_name, self.phone, self.email), (newer.given_name, newer.family_name, newer.phone, newer.email))))
+
+    @property
+    def name(self) -> str:
+        return " ".join(x for x in (self.given_name, self.family_name) if x) or "(no name given)"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the door list."""
+
+    ref: str
+    name: str
+    phone_last4: str | None
+    has_email: bool
+    rsvp: Status | None
+    checked_in: bool
+    walk_in: bool
+
+
+@dataclass
+class Directory:
+    """Per partner, its people (by the ingress's person key) and, per action, whom it RSVP'd
+    and checked in. ``secret`` is the person-key secret (to match an erasure's contact keys and
+    attendance facts keyed by phone or email); ``ref_key`` keys the page's references."""
+
+    secret: bytes
+    ref_key: bytes
+    people: dict[str, dict[str, Contact]] = field(default_factory=dict)
+    rsvps: dict[tuple[str, str], dict[str, Status]] = field(default_factory=dict)
+    checkins: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    records: int = 0
+
+    def apply(self, envelope: dict) -> None:
+        """Take one accepted event from the events topic, as JSON (others are ignored). The
+        ingress validated it when it wrote it: this reads the few fields it needs, no more (a
+        full model validation per record would cost the web app's event loop several times as
+        much, and it reads every event partners post)."""
+        self.records += 1
+        event, partner, key = envelope["event"], envelope["partner"], envelope.get("person_key")
+        kind = event.get("type")
+        if key is None or kind not in PERSON_EVENTS:
+            return
+        if kind != "supporter_rsvp":
+            p = event["person"]
+            contact = Contact(p.get("given_name"), p.get("family_name"), p.get("phone"), p.get("email"))
+            own = self.people.setdefault(partner, {})
+            own[key] = own[key].merged(contact) if key in own else contact
+        if kind in ("rsvp", "supporter_rsvp"):
+            self.rsvps.setdefault((event["action_id"], partner), {})[key] = event["status"]
+        elif kind == "checkin":
+            self.checkins.setdefault((event["action_id"], partner), set()).add(key)
+
+    def forget(self, contact_keys: Iterable[str]) -> None:
+        """An erasure request: drop every person known by one of ``contact_keys``."""
+        gone = set(contact_keys)
+        for own in self.people.values():
+            for key, contact in list(own.items()):
+                if key in gone or gone & self.keys(key, contact):
+                    del own[key]
+                    gone.add(key)
+        for per_person in self.rsvps.values():
+            for key in gone & per_person.keys():
+                del per_person[key]
+        for keys in self.checkins.values():
+            keys -= gone
+
+    def keys(self, key: str, contact: Contact | None) -> set[str]:
+        """Every key the person may be known by: the event's, the phone's and the email's."""
+        out = {key}
+        if contact is not None:
+            out |= {person_key(self.secret, contact.phone, None)} if contact.phone else set()
+            out |= {person_key(self.secret, None, contact.email)} if contact.email else set()
+        return out
+
+    def ref(self, partner: str, key: str) -> str:
+        return hmac.new(self.ref_key, f"{partner}|{key}".encode(), hashlib.sha256).hexdigest()[:20]
+
+    def roster(self, partner: str, action_id: str, attended: Callable[[str], bool]) -> list[Entry]:
+        """The partner's people for the action: whom it RSVP'd yes or maybe, and whom it checked
+        in (walk-ins), by name. ``attended(key)``: whether the tallies have the person checked in
+        (by anyone) under that key."""
+        own = self.people.get(partner, {})
+        said = {k: s for k, s in self.rsvps.get((action_id, partner), {}).items() if s in ("yes", "maybe")}
+        checked = self.checkins.get((action_id, partner), set())
+        out = []
+        for key in said.keys() | checked:
+            contact = own.get(key)
+            if contact is None or (contact.phone is None and contact.email is None):
+                continue  # an RSVP by link from someone this partner never posted: nothing to write a check-in with
+            came = key in checked or any(attended(k) for k in self.keys(key, contact))
+            out.append(Entry(self.ref(partner, key), contact.name, contact.phone[-4:] if contact.phone else None,
+                             contact.email is not None, said.get(key), came, key not in said))
+        return sorted(out, key=lambda e: (e.name.casefold(), e.ref))
+
+    def find(self, partner: str, action_id: str, ref: str) -> Contact | None:
+        """The contact behind a roster reference (only among the partner's people for the action)."""
+        keys = self.rsvps.get((action_id, partner), {}).keys() | self.checkins.get((action_id, partner), set())
+        own = self.people.get(partner, {})
+        for key in keys:
+            if hmac.compare_digest(self.ref(partner, key), ref) and key in own:
+                return own[key]
+        return None
+
+    def checked_in(self, partner: str, action_id: str, contact: Contact) -> None:
+        """Note a check-in this web app has just written (the events topic will say so too)."""
+        key = person_key(self.secret, contact.phone, contact.email)
+        own = self.people.setdefault(partner, {})
+        own[key] = own[key].merged(contact) if key in own else replace(contact)
+        self.checkins.setdefault((action_id, partner), set()).add(key)

@@ -1,0 +1,110 @@
+"""The door check-in page on a volunteer's phone (Debian's headless Chromium, driven by
+playwright) against a running stack: embedded broker, worker, web app."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from playwright.sync_api import Route, expect
+
+from tests.factories import action, phone, rsvp, signup
+from tests.integration.test_dashboard import OUTPUT, browser, choose_password, invite  # noqa: F401 - browser is a fixture
+from tests.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+ANA, BEN, CY, DEE = phone(1), phone(2), phone(3), phone(4)
+
+
+@pytest.fixture
+def door(make_stack):
+    """rally-1 under way; union-a signed up Ana and Ben and RSVP'd them yes; faith-b signed up
+    Cy and RSVP'd her yes."""
+    stack = make_stack()
+    stack.start_worker()
+    stack.start_web()
+    started = (datetime.now(timezone.utc) - timedelta(minutes=30)).isoformat()
+    stack.post_all("union-a", [{**action("rally-1", {"union-a": 10}), "starts_at": started}])
+    stack.post_all("union-a", [signup("s1", phone=ANA, given_name="Ana", family_name="Díaz"), signup("s2", phone=BEN, given_name="Ben", family_name="Okafor"),
+                               rsvp("r1", "rally-1", phone=ANA), rsvp("r2", "rally-1", phone=BEN)])
+    stack.post_all("faith-b", [signup("s3", phone=CY, given_name="Cy"), rsvp("r3", "rally-1", phone=CY)])
+    return stack
+
+
+def union_attended(stack) -> int:
+    return stack.action_rows("rally-1").get("union-a", {}).get("attended", 0)
+
+
+def test_a_volunteer_checks_in_an_rsvp_and_a_walk_in_and_a_tap_made_offline_counts_once(door, browser):  # noqa: F811
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    out = OUTPUT / "test_door_check_in"
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        choose_password(page, invite(door, "door@union-a.example.org", "--partner", "union-a", "--role", "viewer"))
+        eventually(lambda: door.action_rows("rally-1")["union-a"]["rsvp_yes"] == 2)  # the web app has read the action
+        page.goto(f"{door.url}/dashboard/checkin/rally-1")
+        people = page.locator("#people")
+        expect(people).to_contain_text("Ana Díaz", timeout=30_000)
+        expect(people).to_contain_text("Ben Okafor")
+        expect(people).not_to_contain_text("Cy")  # faith-b's person
+        expect(page.locator(".qr svg")).to_be_visible()
+
+        # An RSVP'd person, found by name
+        page.get_by_label("Find by name or last 4 digits of their phone").fill("ana")
+        expect(people.locator("li")).to_have_count(1)
+        people.get_by_role("button", name="Check in Ana Díaz").click()
+        expect(page.locator("#flash")).to_contain_text("Checked in: Ana Díaz.")
+        expect(people.locator('li[class="in"]')).to_contain_text("✓ Checked in")  # sent, not waiting
+
+        # A walk-in, with consent to texts
+        page.get_by_label("First name", exact=True).fill("Dee")
+        page.get_by_label("Last name", exact=True).fill("Walker")
+        page.get_by_label("Phone", exact=True).fill(DEE)
+        page.get_by_label("by text message").check()
+        page.get_by_role("button", name="Check in walk-in").click()
+        expect(page.locator("#queued")).to_be_hidden(timeout=15_000)
+        eventually(lambda: union_attended(door) == 2, timeout=30)
+
+        # Offline at the door: the tap waits on the phone, then goes; its first answer is lost on
+        # the way back, so the phone sends the same event again.
+        context.set_offline(True)
+        page.get_by_label("Find by name or last 4 digits of their phone").fill(BEN[-4:])
+        people.get_by_role("button", name="Check in Ben Okafor").click()
+        expect(page.locator("#queued")).to_have_text(" (1 waiting to be sent)")
+        expect(page.locator("#net")).to_have_attribute("data-state", "offline")
+        page.screenshot(path=str(out / "offline-queued-390.png"), full_page=True)
+        posts: list[str] = []
+        online = False
+
+        def lose_the_first_answer(route: Route) -> None:
+            if route.request.method != "POST":
+                return route.continue_()
+            if not online:
+                return route.abort("internetdisconnected")  # a retry that fires while still offline
+            posts.append(route.request.post_data or "")
+            if len(posts) == 1:
+                route.fetch()  # the server takes it...
+                return route.abort("connectionreset")  # ...and the answer never reaches the phone
+            route.continue_()
+
+        page.route(re.compile(r".*/dashboard/checkin/rally-1$"), lose_the_first_answer)
+        online = True
+        context.set_offline(False)
+        expect(page.locator("#queued")).to_be_hidden(timeout=30_000)
+        expect(page.locator("#net")).to_have_attribute("data-state", "online")
+        assert len(posts) == 2 and posts[0] == posts[1]  # the same event id, twice
+        assert "event_id=" in posts[0]
+
+        eventually(lambda: union_attended(door) == 3, timeout=30)
+        page.get_by_label("Find by name or last 4 digits of their phone").fill("")
+        expect(page.locator("#checked-in")).to_have_text("3")
+        page.reload()  # from the server's list, not the phone's memory
+        expect(page.locator("#checked-in")).to_have_text("3", timeout=15_000)
+        expect(people.locator("li.in")).to_have_count(3)
+        page.screenshot(path=str(out / "door-390.png"), full_page=True)
+        assert union_attended(door) == 3 and door.action_rows("rally-1")["union-a"]["rsvp_yes"] == 2
+    finally:
+        context.close()

@@ -1,0 +1,122 @@
+"""The organizer console: the action form to and from the event, and posting through the signed
+partner API (in process, into the real ingress, onto a fake publisher) after a confirmation."""
+
+import re
+from datetime import datetime, timezone
+from html import unescape
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from connectors.accounts.store import MemoryAccountLog
+from connectors.web.app import create_app
+from connectors.web.console.form import from_action, to_event
+from connectors.web.door.directory import Directory
+from connectors.web.publisher import ListPublisher
+from contracts.events import ActionEvent, Envelope
+from contracts.facts import ActionRecord
+from contracts.tallies import TallyBook
+from streams.coalition import add_partner
+from streams.settings import Settings
+from tests.accounts import account, add, sign_in, started_store
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+FORM = {
+    "action_id": "vigil-1202", "title": "Vigil for the budget", "kind": "vigil", "local_start": "2026-12-02T15:47",
+    "time_zone": "America/Los_Angeles", "venue": "City Hall", "address_lines": "1 Frank H Ogawa Plaza\n", "locality": "Oakland",
+    "region": "CA", "location_postal_code": "94612", "target_postal_codes": "94607, 94612\n94601", "target_regions": "",
+    "pledges": "union-a: 40\nfaith-b:5", "sms_en": "{given_name}, vigil at {place} {local_time}: {rsvp_link}", "sms_es": "",
+    "email_subject_en": "Vigil tonight", "email_body_en": "Hi {given_name}, join us: {rsvp_link}", "rapid_response": "yes",
+}
+
+
+def test_the_start_is_a_wall_time_in_the_actions_own_zone():
+    event = ActionEvent.model_validate(to_event(FORM, "console-1", NOW))
+    assert event.starts_at == datetime(2026, 12, 2, 23, 47, tzinfo=timezone.utc)  # 3:47 PM PST
+    assert event.target.postal_codes == ["94607", "94612", "94601"] and [(p.partner, p.count) for p in event.pledges] == [("union-a", 40), ("faith-b", 5)]
+    assert event.location.address_lines == ["1 Frank H Ogawa Plaza"] and set(event.templates.email) == {"en"} and event.rapid_response
+
+
+def test_editing_a_posted_action_keeps_everything_it_says_including_templates_the_form_has_no_box_for():
+    posted = ActionEvent.model_validate({**to_event(FORM, "a-1", NOW), "templates": {
+        "sms": {"en": "Hi {given_name}", "zh": "你好 {given_name}"}, "email": {"fr": {"subject": "Salut", "body": "{rsvp_link}"}}}})
+    again = ActionEvent.model_validate(to_event(from_action(posted), "a-2", NOW))
+    assert again.model_dump(exclude={"event_id"}) == posted.model_dump(exclude={"event_id"})
+
+
+def test_an_unreadable_start_is_left_for_the_contract_to_name():
+    with pytest.raises(ValueError, match="starts_at"):
+        ActionEvent.model_validate(to_event({**FORM, "time_zone": "Mars/Olympus"}, "x", NOW))
+
+
+ORGANIZER, HUB_ADMIN, MEMBER_ADMIN = "org@example.org", "admin@hub.example.org", "admin@union-a.example.org"
+
+
+def console(tmp_path, backbone: bool = True):
+    path = tmp_path / "coalition.toml"
+    if backbone:
+        add_partner(path, "hub", "Coalition Hub", "backbone", role="backbone")
+    for pid in ("union-a", "faith-b"):
+        add_partner(path, pid, pid.title(), "union")
+    s = Settings(coalition=path, person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    log, publisher = MemoryAccountLog(), ListPublisher()
+    add(log, account(ORGANIZER, "organizer"), account(HUB_ADMIN, "admin", "hub") if backbone else account("x@example.org", "organizer"),
+        account(MEMBER_ADMIN, "admin", "union-a"))
+    book = TallyBook()
+    client = TestClient(create_app(s, publisher=publisher, book=book, accounts=started_store(log), directory=Directory(b"k", b"r")))
+    return client, publisher, book
+
+
+def test_an_alert_is_posted_as_the_backbone_only_after_a_confirmation_that_says_what_it_does(tmp_path):
+    client, publisher, _ = console(tmp_path)
+    sign_in(client, ORGANIZER)
+    assert client.get("/dashboard/console").status_code == 200
+    review = client.post("/dashboard/console", data=FORM)
+    text = unescape(review.text)
+    assert review.status_code == 200 and "Send the alert to 94607, 94612, 94601 now" in text
+    assert "Wednesday, December 2, 2026, 3:47 PM PST" in text and publisher.records == []  # nothing written yet
+    confirmed = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', review.text.split('class="back"')[0]))
+    confirmed = {k: unescape(v) for k, v in confirmed.items()}
+    assert confirmed["confirmed"] == "yes" and confirmed["event_id"].startswith("console-")
+    posted = client.post("/dashboard/console", data=confirmed, follow_redirects=False)
+    assert posted.status_code == 303 and posted.headers["location"] == "/dashboard?action=vigil-1202"
+    (record,) = publisher.records
+    envelope = Envelope.model_validate_json(record[1])
+    assert (envelope.partner, envelope.role, envelope.event.type, envelope.event.event_id) == ("hub", "backbone", "action", confirmed["event_id"])
+    assert envelope.event.starts_at == datetime(2026, 12, 2, 23, 47, tzinfo=timezone.utc) and envelope.event.rapid_response
+
+
+def test_a_template_with_an_unknown_placeholder_is_named_and_nothing_is_written(tmp_path):
+    client, publisher, _ = console(tmp_path)
+    sign_in(client, HUB_ADMIN)
+    bad = {**FORM, "sms_en": "Hi {first_name}"}
+    assert client.post("/dashboard/console/check", data=bad).json()["errors"][0]["field"] == "templates.sms.en"
+    assert client.post("/dashboard/console/check", data=FORM).json() == {"errors": []}
+    r = client.post("/dashboard/console", data={**bad, "confirmed": "yes"})
+    assert r.status_code == 422 and "unknown placeholder {first_name}" in unescape(r.text) and publisher.records == []
+
+
+def test_editing_fills_the_form_from_the_posted_action(tmp_path):
+    client, _, book = console(tmp_path)
+    event = ActionEvent.model_validate(to_event(FORM, "a-1", NOW))
+    book.apply("action", "vigil-1202", ActionRecord(partner="hub", action=event))
+    sign_in(client, ORGANIZER)
+    page = client.get("/dashboard/console?action=vigil-1202").text
+    assert 'name="local_start" type="datetime-local" value="2026-12-02T15:47"' in page and "Edit action vigil-1202" in page
+
+
+def test_only_organizers_and_backbone_admins_use_the_console(tmp_path):
+    client, _, _ = console(tmp_path)
+    assert client.get("/dashboard/console", follow_redirects=False).headers["location"] == "/dashboard/login?next=/dashboard/console"
+    assert client.post("/dashboard/console/check", data=FORM).status_code == 401
+    sign_in(client, MEMBER_ADMIN)
+    assert client.get("/dashboard/console").status_code == 403
+    assert client.post("/dashboard/console", data={**FORM, "confirmed": "yes"}).status_code == 403
+
+
+def test_without_a_backbone_partner_an_organizer_is_told_why(tmp_path):
+    client, _, _ = console(tmp_path, backbone=False)
+    sign_in(client, ORGANIZER)
+    r = client.get("/dashboard/console")
+    assert r.status_code == 409 and "no enabled backbone partner" in r.text

@@ -1,0 +1,251 @@
+"""The door check-in page: a partner's own people for an action, check-ins and walk-ins written
+through the signed partner API (in process, into the real ingress, onto a fake publisher)."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from connectors.accounts.store import MemoryAccountLog
+from connectors.web.app import create_app
+from connectors.web.dashboard.signin import safe_next
+from connectors.web.door import matches
+from connectors.web.door.checkin import Refusal, checkin_event, tapped_at, walk_in
+from connectors.web.door.directory import Contact, Directory
+from connectors.web.door.reader import apply_record
+from connectors.web.ingress import envelopes
+from connectors.web.publisher import ListPublisher
+from contracts.erasure import FORGET_PREFIX, ForgetPerson
+from contracts.events import ActionEvent, Envelope
+from contracts.facts import ActionRecord, Attendance
+from contracts.tallies import TallyBook
+from streams.coalition import add_partner
+from streams.keys import fact_key, person_key
+from streams.settings import Settings
+from tests.accounts import account, add, sign_in, started_store
+from tests.factories import action, checkin, phone, rsvp, signup
+
+SECRET = b"k"
+NOW = datetime.now(timezone.utc)
+ANA, BEN, CY = phone(1), phone(2), phone(3)
+
+
+def feed(directory: Directory, partner: str, *events: dict) -> None:
+    """Events as the ingress writes them to the events topic, read back as the reader does."""
+    records, result = envelopes(list(events), partner, NOW, SECRET, "US")
+    assert not result.rejected, result.rejected
+    for key, value in records:
+        assert apply_record(directory, key, value)
+
+
+def seeded() -> Directory:
+    """union-a signed up Ana and Ben and RSVP'd them yes and no; faith-b signed up Cy and RSVP'd
+    her yes, and also knows Ana (RSVP'd maybe)."""
+    d = Directory(SECRET, b"ref-key")
+    feed(d, "union-a", signup("s1", phone=ANA, given_name="Ana", family_name="Díaz"), signup("s2", phone=BEN, given_name="Ben"),
+         rsvp("r1", "rally-1", "yes", phone=ANA), rsvp("r2", "rally-1", "no", phone=BEN))
+    feed(d, "faith-b", signup("s3", phone=CY, given_name="Cy"), rsvp("r3", "rally-1", "yes", phone=CY),
+         {**signup("s4", phone=ANA), "person": {"phone": ANA, "given_name": "Anita"}}, rsvp("r4", "rally-1", "maybe", phone=ANA))
+    return d
+
+
+def nobody(key: str) -> bool:
+    return False
+
+
+def test_a_partner_finds_only_the_people_it_rsvpd_yes_or_maybe_by_the_name_it_gave():
+    d = seeded()
+    union = d.roster("union-a", "rally-1", nobody)
+    assert [(e.name, e.phone_last4, e.rsvp, e.checked_in, e.walk_in) for e in union] == [("Ana Díaz", ANA[-4:], "yes", False, False)]
+    faith = d.roster("faith-b", "rally-1", nobody)
+    assert [(e.name, e.rsvp) for e in faith] == [("Anita", "maybe"), ("Cy", "yes")]  # faith-b's own name for Ana
+    assert d.roster("seniors-c", "rally-1", nobody) == [] and d.roster("union-a", "other", nobody) == []
+    assert union[0].ref != faith[0].ref and person_key(SECRET, ANA, None) not in (union[0].ref, faith[0].ref)
+
+
+def test_a_walk_in_checked_in_by_the_partner_is_on_its_list_and_checked_in():
+    d = seeded()
+    feed(d, "union-a", {**checkin("c1", "rally-1", phone=phone(9)), "person": {"phone": phone(9), "given_name": "Walker"}})
+    (walker,) = [e for e in d.roster("union-a", "rally-1", nobody) if e.walk_in]
+    assert (walker.name, walker.checked_in, walker.rsvp) == ("Walker", True, None)
+    assert all(not e.walk_in for e in d.roster("faith-b", "rally-1", nobody))
+
+
+def test_checked_in_comes_from_the_tallies_by_any_key_of_the_person():
+    d = seeded()
+    ana = person_key(SECRET, ANA, None)
+    (entry,) = d.roster("union-a", "rally-1", lambda key: key == ana)
+    assert entry.checked_in
+
+
+def test_an_erasure_removes_the_person_from_every_partner_list():
+    d = seeded()
+    request = ForgetPerson(request_id="r", requested_at=NOW, contact_keys=(person_key(SECRET, ANA, None),))
+    assert apply_record(d, (FORGET_PREFIX + "r").encode(), request.model_dump_json().encode())
+    assert d.roster("union-a", "rally-1", nobody) == []
+    assert [e.name for e in d.roster("faith-b", "rally-1", nobody)] == ["Cy"]
+
+
+def test_unreadable_records_are_skipped_not_fatal():
+    d = seeded()
+    assert not apply_record(d, b"x", b'{"not": "an envelope"}')
+    assert apply_record(d, b"x", None)  # a tombstone
+
+
+def test_search_by_any_part_of_a_name_ignoring_case_and_accents_or_by_last_digits():
+    (ana,) = seeded().roster("union-a", "rally-1", nobody)
+    assert matches(ana, "diaz") and matches(ana, "ANA") and matches(ana, ANA[-4:]) and matches(ana, ANA[-2:])
+    assert not matches(ana, "ben") and not matches(ana, "0000")
+
+
+def test_a_walk_in_needs_a_first_name_and_a_phone_or_email_and_consent_needs_its_channel():
+    contact, sms, email = walk_in({"given_name": " Dee ", "phone": "5105550199", "consent_sms": "yes"})
+    assert (contact, sms, email) == (Contact("Dee", None, "5105550199", None), True, False)
+    for form, field in (({"phone": "5105550199"}, "given_name"), ({"given_name": "Dee"}, "phone"),
+                        ({"given_name": "Dee", "email": "d@example.org", "consent_sms": "yes"}, "consent_sms")):
+        with pytest.raises(Refusal) as no:
+            walk_in(form)
+        assert no.value.field == field
+
+
+def test_a_queued_tap_keeps_its_own_time_unless_it_is_in_the_future_or_days_old():
+    earlier = NOW - timedelta(minutes=20)
+    assert tapped_at({"at": earlier.isoformat()}, NOW) == earlier
+    for bad in ((NOW + timedelta(minutes=1)).isoformat(), (NOW - timedelta(days=3)).isoformat(), "yesterday", "2026-12-01T10:00:00"):
+        assert tapped_at({"at": bad}, NOW) == NOW
+
+
+def test_a_known_persons_check_in_leaves_their_consent_alone():
+    event = checkin_event("door-1", "rally-1", NOW, Contact("Ana", None, ANA, None))
+    assert "consent" not in event and event["person"] == {"given_name": "Ana", "phone": ANA}
+    assert checkin_event("door-2", "rally-1", NOW, Contact("Dee", None, None, "d@example.org"), email=True)["consent"] == {
+        "email": {"granted": True, "method": "door check-in"}}
+
+
+def test_sign_in_leads_on_only_to_a_dashboard_page():
+    assert safe_next("/dashboard/checkin/rally-1") and safe_next("/dashboard")
+    for bad in ("//evil.example", "https://evil.example/dashboard", "/dashboard/../v1", "/dashboardx", "/dashboard/a?b=c", ""):
+        assert not safe_next(bad), bad
+
+
+# --- Over HTTP --------------------------------------------------------------------------------
+
+STAFF_A, STAFF_B, ORGANIZER = "door@union-a.example.org", "door@faith-b.example.org", "org@example.org"
+
+
+@pytest.fixture
+def door(tmp_path):
+    path = tmp_path / "coalition.toml"
+    for pid in ("union-a", "faith-b"):
+        add_partner(path, pid, pid.title(), "union")
+    s = Settings(coalition=path, person_key_secret=SecretStr(SECRET.decode()), kafka_bootstrap_servers="unused:9092")
+    book = TallyBook()
+    raw = {**action("rally-1"), "starts_at": (NOW + timedelta(hours=1)).isoformat()}
+    book.apply("action", "rally-1", ActionRecord(partner="union-a", action=ActionEvent.model_validate(raw)))
+    log, publisher = MemoryAccountLog(), ListPublisher()
+    add(log, account(STAFF_A, "viewer", "union-a"), account(STAFF_B, "viewer", "faith-b"), account(ORGANIZER, "organizer"))
+    client = TestClient(create_app(s, publisher=publisher, book=book, accounts=started_store(log), directory=seeded()))
+    return client, publisher, book
+
+
+def written(publisher: ListPublisher) -> list[Envelope]:
+    return [Envelope.model_validate_json(v) for _, v in publisher.records]
+
+
+def test_staff_see_their_own_people_with_a_qr_code_and_a_strict_policy(door):
+    client, _, _ = door
+    sign_in(client, STAFF_A)
+    page = client.get("/dashboard/checkin/rally-1")
+    assert page.status_code == 200 and "Ana Díaz" in page.text and "Cy" not in page.text and "Anita" not in page.text
+    assert "<svg" in page.text and "http://testserver/dashboard/checkin/rally-1" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"] and "unsafe" not in page.headers["content-security-policy"]
+    assert ANA not in page.text and ANA[-4:] in page.text  # the last 4 digits only
+    roster = client.get("/dashboard/checkin/rally-1/roster").json()
+    assert [p["name"] for p in roster["people"]] == ["Ana Díaz"] and ANA[2:] not in json.dumps(roster)
+    assert client.get("/dashboard/checkin/rally-1?q=ben").text.count("Check in <span") == 0  # Ben said no
+
+
+def test_a_tap_is_the_partners_signed_checkin_event_and_a_retry_is_the_same_event(door):
+    client, publisher, _ = door
+    sign_in(client, STAFF_A)
+    ref = client.get("/dashboard/checkin/rally-1/roster").json()["people"][0]["ref"]
+    tap = {"ref": ref, "event_id": "0123456789abcdef", "at": (NOW - timedelta(minutes=2)).isoformat()}
+    for _ in range(2):  # the answer to the first was lost: the phone sends it again
+        r = client.post("/dashboard/checkin/rally-1", data=tap, headers={"Accept": "application/json"})
+        assert r.status_code == 202 and r.json()["name"] == "Ana Díaz"
+    first, again = written(publisher)
+    assert first.model_dump(exclude={"received_at"}) == again.model_dump(exclude={"received_at"})
+    assert (first.partner, first.event.type, first.event.event_id, first.event.person.phone) == ("union-a", "checkin", "door-0123456789abcdef", ANA)
+    assert first.person_key == person_key(SECRET, ANA, None)
+    roster = client.get("/dashboard/checkin/rally-1/roster").json()
+    assert roster["checked_in"] == 1 and roster["people"][0]["checked_in"]
+
+
+def test_a_walk_in_is_written_with_the_consent_given_and_joins_the_list(door):
+    client, publisher, _ = door
+    sign_in(client, STAFF_A)
+    form = {"event_id": "walkin-000001", "given_name": "Dee", "family_name": "Ng", "phone": "(510) 555-0199", "consent_sms": "yes"}
+    r = client.post("/dashboard/checkin/rally-1", data=form, follow_redirects=False)  # the page without JavaScript
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard/checkin/rally-1?done=Dee%20Ng"
+    (event,) = [e.event for e in written(publisher)]
+    assert (event.person.phone, event.person.given_name, event.consent.sms.granted, event.consent.email.granted) == ("+15105550199", "Dee", True, False)
+    (walker,) = [p for p in client.get("/dashboard/checkin/rally-1/roster").json()["people"] if p["walk_in"]]
+    assert (walker["name"], walker["checked_in"]) == ("Dee Ng", True)
+
+
+def test_what_the_api_refuses_the_page_refuses_and_writes_nothing(door):
+    client, publisher, _ = door
+    sign_in(client, STAFF_A)
+    bad_phone = {"event_id": "walkin-000002", "given_name": "Dee", "phone": "12"}
+    r = client.post("/dashboard/checkin/rally-1", data=bad_phone, headers={"Accept": "application/json"})
+    assert r.status_code == 422 and "person.phone" in r.json()["detail"]
+    faith_ref = Directory(SECRET, b"ref-key").ref("faith-b", person_key(SECRET, CY, None))  # another partner's person
+    r = client.post("/dashboard/checkin/rally-1", data={"ref": faith_ref, "event_id": "0123456789abcdef"}, headers={"Accept": "application/json"})
+    assert r.status_code == 422 and r.json()["field"] == "ref"
+    r = client.post("/dashboard/checkin/rally-1", data={"ref": "x", "event_id": "short"}, headers={"Accept": "application/json"})
+    assert r.status_code == 422 and r.json()["field"] == "event_id"
+    assert publisher.records == []
+
+
+def test_a_broker_that_does_not_answer_gets_a_503_the_phone_retries(door):
+    client, publisher, _ = door
+    sign_in(client, STAFF_A)
+    ref = client.get("/dashboard/checkin/rally-1/roster").json()["people"][0]["ref"]
+    publisher.down = True
+    r = client.post("/dashboard/checkin/rally-1", data={"ref": ref, "event_id": "0123456789abcdef"}, headers={"Accept": "application/json"})
+    assert r.status_code == 503 and r.headers.get("retry-after")
+    assert not client.get("/dashboard/checkin/rally-1/roster").json()["people"][0]["checked_in"]
+
+
+def test_only_signed_in_partner_staff_check_people_in(door):
+    client, _, _ = door
+    r = client.get("/dashboard/checkin/rally-1", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard/login?next=/dashboard/checkin/rally-1"
+    assert client.get("/dashboard/checkin/rally-1/roster").status_code == 401
+    assert client.post("/dashboard/checkin/rally-1", data={"ref": "x", "event_id": "0123456789abcdef"}).status_code == 401
+    sign_in(client, ORGANIZER)
+    assert client.get("/dashboard/checkin/rally-1").status_code == 403
+    client.post("/dashboard/logout")
+    sign_in(client, STAFF_B)
+    assert client.get("/dashboard/checkin/nope").status_code == 404
+    assert [p["name"] for p in client.get("/dashboard/checkin/rally-1/roster").json()["people"]] == ["Anita", "Cy"]
+
+
+def test_signing_in_from_the_qr_code_leads_to_the_check_in_page(door):
+    client, _, _ = door
+    assert 'name="next" value="/dashboard/checkin/rally-1"' in client.get("/dashboard/login?next=/dashboard/checkin/rally-1").text
+    r = client.post("/dashboard/login", data={"email": STAFF_A, "password": "correct horse battery staple", "next": "/dashboard/checkin/rally-1"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard/checkin/rally-1"
+    assert 'value="//evil.example"' not in client.get("/dashboard/login?next=//evil.example").text
+
+
+def test_the_page_without_javascript_says_what_was_refused_and_a_crafted_link_says_nothing(door):
+    client, publisher, _ = door
+    sign_in(client, STAFF_A)
+    r = client.post("/dashboard/checkin/rally-1", data={"event_id": "walkin-000003", "phone": "5105550199"})
+    assert r.status_code == 422 and "Not checked in: a first name is needed." in r.text and publisher.records == []
+    assert "Call 555" not in client.get("/dashboard/checkin/rally-1?done=Call 555 now").text
+    assert "Checked in: Ana Díaz." in client.get("/dashboard/checkin/rally-1?done=Ana Díaz").text
