@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from agents.outreach.templates import render, segments, sms_body
+from agents.outreach.templates import names_sponsor, render, segments, sms_body
 from connectors.web.pages.words import when
 from tests.integration.test_dashboard import OUTPUT, browser, sign_in_as_organizer  # noqa: F401 - browser is a fixture
 from tests.polling import eventually
@@ -45,10 +45,12 @@ def test_an_organizer_writes_an_action_sees_its_sms_segments_fixes_a_template_an
         expect(page.locator("#live-errors")).to_contain_text("unknown placeholder {first_name}")
         page.get_by_label("Text message (en)").fill(SMS)
         expect(page.locator("#live-errors")).to_be_empty()
-        # The count the page shows is the one the sender will use, for the same sample values.
+        # The count the page shows is the one the sender will use, for the same sample values and
+        # the posting partner as the sponsor named before the text (the test stack names partners by id).
         sample = {"given_name": "Alexandra", "action_title": "Budget vigil", "local_time": "Wed Dec 2, 3:47 PM PST",
-                  "place": "Daley Plaza, Chicago", "rsvp_link": f"{stack.url}/r/vigil-7/" + "x" * 48}
-        encoding, count = segments(sms_body(render(SMS, sample)))
+                  "place": "Daley Plaza, Chicago", "rsvp_link": f"{stack.url}/r/vigil-7/" + "x" * 48, "sponsor": "backbone"}
+        assert not names_sponsor(SMS)
+        encoding, count = segments(sms_body("backbone: " + render(SMS, sample)))
         assert count == 2  # the test means something: a 1-segment answer would be wrong
         expect(page.locator("#sms_en-count")).to_contain_text(f"{count} SMS segments ({encoding})")
         page.screenshot(path=str(out / "console-form.png"), full_page=True)

@@ -1,5 +1,7 @@
 // The organizer console: each SMS template's length and SMS segments as you type (rendered with
-// sample values and the opt-out footer, as agents/outreach/templates.py counts them: GSM-7 160 /
+// sample values, the sponsor's name before a text that does not say {sponsor} itself (the posting
+// partner's, as a sample) and the opt-out footer, as agents/outreach/planning.py and
+// templates.py make and count them: GSM-7 160 /
 // 153 per segment, an extension character 2 septets; UCS-2 70 / 67 in UTF-16 units, a pair never
 // split), and the form checked by the server as you type (nothing is written until you confirm).
 "use strict";
@@ -28,9 +30,10 @@ function sample(text) {
   const values = {
     given_name: "Alexandra", action_title: value("title") || "Title",
     local_time: "Wed Dec 2, 3:47 PM PST", place: [value("venue"), value("locality")].filter(Boolean).join(", "),
-    rsvp_link: location.origin + "/r/" + action + "/" + "x".repeat(48),
+    rsvp_link: location.origin + "/r/" + action + "/" + "x".repeat(48), sponsor: form.dataset.sponsor || "",
   };
-  const rendered = text.replace(/\{(\w+)\}/g, (m, name) => (name in values ? values[name] : m)).trimEnd();
+  let rendered = text.replace(/\{(\w+)\}/g, (m, name) => (name in values ? values[name] : m)).trimEnd();
+  if (!/\{sponsor\}/.test(text)) rendered = values.sponsor + ": " + rendered;
   return rendered.toLowerCase().includes(FOOTER.toLowerCase()) ? rendered : rendered + "\n" + FOOTER;
 }
 
@@ -38,7 +41,7 @@ function count(area) {
   const out = document.getElementById(area.id + "-count");
   if (!area.value.trim()) { out.textContent = ""; return; }
   const s = segments(sample(area.value));
-  out.textContent = s.total + " characters with sample values and the opt-out footer: " + s.count + " SMS segment" + (s.count === 1 ? "" : "s") + " (" + s.encoding + ")";
+  out.textContent = s.total + " characters with sample values, the sponsor's name and the opt-out footer: " + s.count + " SMS segment" + (s.count === 1 ? "" : "s") + " (" + s.encoding + ")";
   out.dataset.segments = String(s.count);
   out.classList.toggle("long", s.count > 2);
 }
