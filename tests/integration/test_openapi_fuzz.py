@@ -35,6 +35,7 @@ from connectors.signing import signature
 from connectors.accounts.log import MemoryAccountLog
 from connectors.web import server
 from connectors.web.app import create_app
+from connectors.web.door.directory import Directory
 from connectors.web.publisher import ListPublisher
 from contracts.erasure import ErasureReport
 from contracts.facts import Pledge
@@ -160,7 +161,7 @@ def served(tmp_path_factory):
     book = TallyBook()
     book.apply("pledge", "rally-1|union-a", Pledge(action_id="rally-1", partner="union-a", count=40, occurred_at=datetime.now(timezone.utc), event_id="p1"))
     app = create_app(s, publisher=ListPublisher(), book=book, erasures=EveryPartitionReports(), accounts=started_store(MemoryAccountLog()),
-                     identity_links=NoLinks())
+                     identity_links=NoLinks(), directory=Directory(b"k", b"door reference"))
     uv = uvicorn.Server(server.config(Signer(app, secret, public, events), s, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
