@@ -54,7 +54,7 @@ def test_an_unreadable_start_is_left_for_the_contract_to_name():
 ORGANIZER, HUB_ADMIN, MEMBER_ADMIN = "org@example.org", "admin@hub.example.org", "admin@union-a.example.org"
 
 
-def console(tmp_path, backbone: bool = True):
+def console(tmp_path, backbone: bool = True, audience: FakeAudience | None = None):
     path = tmp_path / "coalition.toml"
     if backbone:
         add_partner(path, "hub", "Coalition Hub", "backbone", role="backbone")
@@ -65,7 +65,7 @@ def console(tmp_path, backbone: bool = True):
     add(log, account(ORGANIZER, "organizer"), account(HUB_ADMIN, "admin", "hub") if backbone else account("x@example.org", "organizer"),
         account(MEMBER_ADMIN, "admin", "union-a"))
     book = TallyBook()
-    client = TestClient(create_app(s, publisher=publisher, book=book, accounts=started_store(log), directory=Directory(b"k", b"r"), audience=FakeAudience()))
+    client = TestClient(create_app(s, publisher=publisher, book=book, accounts=started_store(log), directory=Directory(b"k", b"r"), audience=audience or FakeAudience()))
     return client, publisher, book
 
 
