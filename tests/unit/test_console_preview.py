@@ -18,6 +18,7 @@ from connectors.providers.email import FakeEmail
 from connectors.providers.outbox import ProviderOutbox
 from connectors.providers.sms import FakeSms
 from connectors.web.console.audience import FakeAudience, TestLimit as Limit, launch_question, total
+from connectors.web.publisher import BrokerUnavailable
 from contracts.asks import AskFact, RecentAsks, ask_id
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
@@ -215,3 +216,21 @@ def test_no_worker_answering_a_test_send_is_said(tmp_path):
     sign_in(client, ORGANIZER)
     text = unescape(client.post("/dashboard/console", data={**FORM, "test_send": "yes", "test_email": "me@example.org"}).text)
     assert "Test not sent: no worker answered in time" in text
+
+
+class DownAudience(FakeAudience):
+    async def preview(self, req, timeout):
+        raise BrokerUnavailable(5, "down")
+
+    async def test(self, cmd, timeout):
+        raise BrokerUnavailable(5, "down")
+
+
+def test_with_no_answer_or_no_broker_the_preview_says_nothing_was_counted(tmp_path):
+    for n, audience in enumerate((FakeAudience(partitions=8), DownAudience())):
+        (tmp_path / str(n)).mkdir()
+        client, publisher, _ = console(tmp_path / str(n), audience=audience)
+        sign_in(client, ORGANIZER)
+        text = unescape(client.post("/dashboard/console", data={**FORM, "test_send": "yes", "test_phone": "+15105550999"}).text)
+        assert "0 of 8 parts of the people table answered in time" in text and "8 uncounted parts" in text
+        assert "Test not sent:" in text and publisher.records == []

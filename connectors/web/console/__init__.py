@@ -40,6 +40,7 @@ from streams.settings import Settings
 from ..dashboard.access import Access
 from ..door.ingress_client import Ingress
 from ..ingress import Authority, validate_events
+from ..publisher import BrokerUnavailable
 from ..pages.words import when
 from .audience import Audience, TestLimit, launch_question, total
 from .form import KINDS, LANGUAGES, ZONES, from_action, to_event
@@ -90,7 +91,10 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
     async def preview(action: ActionEvent, partner: Partner):
         owner, co = sponsors(action, partner)
         req = PreviewAudience(request_id=secrets.token_hex(12), action=action, owner=owner, sponsors=co, requested_at=datetime.now(timezone.utc))
-        counts, partitions = await audience.preview(req, wait)
+        try:
+            counts, partitions = await audience.preview(req, wait)
+        except BrokerUnavailable:  # nobody could be asked: every part of the table is uncounted
+            counts, partitions = [], s.partitions
         return total(counts, partitions)
 
     async def test_send(request: Request, form: dict[str, str], action: ActionEvent, partner: Partner) -> dict:
@@ -111,10 +115,26 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         owner, _ = sponsors(action, partner)
         cmd = SendTest(request_id=secrets.token_hex(12), action=action, sponsor=owner, phone=phone or None, email=email or None,
                        requested_at=datetime.now(timezone.utc))
-        answer = await audience.test(cmd, wait)
+        try:
+            answer = await audience.test(cmd, wait)
+        except BrokerUnavailable:
+            return {**out, "error": "the broker did not take the request: try again in a moment"}
         if answer is None:
             return {**out, "error": "no worker answered in time: is a worker running? (nothing may have been sent)"}
         return {**out, "results": [r.model_dump() for r in answer.results]}
+
+    async def confirmation(request: Request, form: dict[str, str], event: dict, action: ActionEvent | None, partner: Partner) -> HTMLResponse:
+        """The page before posting: what it will do, a test send if asked for and, for an alert, the audience."""
+        values = {k: v for k, v in {**form, "event_id": event["event_id"]}.items() if k not in ("test_send", "test_phone", "test_email")}
+        confirm = summary(event, owner_of(event["action_id"]) is not None)
+        tested = await test_send(request, form, action, partner) if form.get("test_send") == "yes" and action is not None else None
+        totals = await preview(action, partner) if event["rapid_response"] and action is not None else None
+        extra = {}
+        if totals is not None:
+            moments = (("first", totals.deferred_first), ("last", totals.deferred_last))
+            extra = {"launch_question": launch_question(totals, confirm["channels"]),
+                     "deferred": {k: when(v, event["time_zone"], "en") for k, v in moments if v}}
+        return page(values=values, confirm=confirm, partner=partner, audience=totals, tested=tested, **extra)
 
     @r.get("/dashboard/console")
     async def editor(request: Request, action: str | None = None) -> Response:
@@ -141,16 +161,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         if errors:
             return page(422, values=form, errors=errors, partner=partner, editing=owner_of(event["action_id"]) is not None)
         if form.get("confirmed") != "yes":
-            values = {k: v for k, v in {**form, "event_id": event["event_id"]}.items() if k not in ("test_send", "test_phone", "test_email")}
-            confirm = summary(event, owner_of(event["action_id"]) is not None)
-            tested = await test_send(request, form, action, partner) if form.get("test_send") == "yes" and action is not None else None
-            audience_totals = await preview(action, partner) if event["rapid_response"] and action is not None else None
-            extra = {}
-            if audience_totals is not None:
-                zone = event["time_zone"]
-                extra = {"launch_question": launch_question(audience_totals, confirm["channels"]),
-                         "deferred": {k: when(v, zone, "en") for k, v in (("first", audience_totals.deferred_first), ("last", audience_totals.deferred_last)) if v}}
-            return page(values=values, confirm=confirm, partner=partner, audience=audience_totals, tested=tested, **extra)
+            return await confirmation(request, form, event, action, partner)
         answer = await ingress.post(partner.id, partner.secret.get_secret_value(), [event])
         if answer.status != 202:
             errors = [{"field": e.get("field"), "message": e.get("message")} for rej in answer.body.get("rejected", []) for e in rej.get("errors", [])]
