@@ -27,7 +27,7 @@ from .writes import Writes
 from .settings import Settings
 from .topology import (
     ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, IDENTITIES, MEMBERSHIPS, MERGES, PEOPLE, PLEDGES, RECENT_ASKS, TableSpec,
-    asks_topic, dead_letter, dead_letter_topic, events_topic, excerpt, identity_topic, provider_topic, targeting_topic,
+    asks_topic, dead_letter, dead_letter_topic, events_topic, excerpt, identity_topic, previews_topic, provider_topic, targeting_topic,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -170,6 +170,8 @@ class Pipeline:
     merges: FactTable[Any]
     pending: PendingWrites = field(default_factory=PendingWrites)
     writes: Writes | None = None
+    #: The answers to the organizer console's dry runs (``contracts.preview``).
+    previews: faust.TopicT | None = None
 
     def send_soon(self, topic: faust.TopicT, key: str, value: bytes, partition: int | None = None) -> None:
         if self.writes is None:
@@ -338,4 +340,5 @@ def build(s: Settings) -> Pipeline:
         merges=table(MERGES),
         pending=pending,
         writes=writes,
+        previews=topic(previews_topic(s), 1),
     )

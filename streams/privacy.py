@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .settings import Settings
 from .topology import (
     ASKS, DEFERRED, IDENTITIES, MERGES, PEOPLE, RECENT_ASKS, asks_topic, changelog_topic, dead_letter_topic, events_topic,
-    identity_topic, provider_topic, targeting_topic,
+    identity_topic, previews_topic, provider_topic, targeting_topic,
 )
 
 
@@ -34,7 +34,9 @@ def inventory(s: Settings) -> list[Place]:
     return [
         Place(events_topic(s), "Kafka topic", "accepted partner events: names, phones, emails, postal codes, consent",
               days(s.events_retention_days), "not rewritten: gone when retention deletes the segment"),
-        Place(targeting_topic(s), "Kafka topic", "actions to fan out (no supporter data)", days(s.outreach_retention_days), "nothing to erase"),
+        Place(targeting_topic(s), "Kafka topic", "actions to fan out and the console's dry runs (no supporter data; a test send holds the phone or email the organizer typed for themselves)",
+              days(s.outreach_retention_days), "nothing to erase"),
+        Place(previews_topic(s), "Kafka topic", "the workers' answers to the console's dry runs: counts, and whether a test was sent (no addresses)", days(1), "nothing to erase"),
         Place(asks_topic(s), "Kafka topic", "messages to send: phone or email and the rendered text", days(s.outreach_retention_days),
               "not rewritten: gone when retention deletes the segment; unsent asks are cancelled at once"),
         Place(identity_topic(s), "Kafka topic", "partner events on their way to their person, and merged people's records (as in the people table)",

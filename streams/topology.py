@@ -88,6 +88,13 @@ def identity_topic(s: Settings) -> str:
     return f"{s.app_id}-identity"
 
 
+def previews_topic(s: Settings) -> str:
+    """The workers' answers to the organizer console's dry runs (key: request id, value:
+    ``contracts.preview.AudienceCount`` or ``TestSent``: counts and outcomes, no contact details).
+    One partition: the web app reads it whole for the answers to its request."""
+    return f"{s.topic_prefix}previews"
+
+
 def dead_letter_topic(s: Settings) -> str:
     """Records an agent could not use (value: JSON with the reason and the raw record)."""
     return f"{s.topic_prefix}dead-letters"
@@ -179,6 +186,7 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         # It carries partner events on their way to their person: kept as long as the events.
         TopicSpec(identity_topic(s), s.partitions, compacted=False, config=retained(s.events_retention_days)),
         TopicSpec(dead_letter_topic(s), 1, compacted=False, config=retained(s.dead_letter_retention_days)),
+        TopicSpec(previews_topic(s), 1, compacted=False, config=retained(1)),
         TopicSpec(mobilize_cursor_topic(s), 1, compacted=True, config=COMPACTED),
         TopicSpec(accounts_topic(s), 1, compacted=True, config=COMPACTED),
         *(TopicSpec(changelog_topic(s, t), s.partitions, compacted=True, config=COMPACTED) for t in TABLES),

@@ -55,6 +55,9 @@ class MemoryTopic:
         self.sent.append((key, value, partition))
         return Acked()
 
+    async def send(self, key: str | bytes, value: bytes, partition: int | None = None) -> None:
+        self.sent.append((key.decode() if isinstance(key, bytes) else key, value, partition))
+
 
 class Flow:
     def __init__(self) -> None:
@@ -81,7 +84,7 @@ def memory_pipeline(partitions: int = 4) -> Pipeline:
         attendance=table(ATTENDANCE), pledges=table(PLEDGES), actions=table(ACTIONS), targeting=topic(),
         asks_topic=topic(), provider=topic(), asks=table(ASKS, count_ask), recent_asks=table(RECENT_ASKS),
         deferred=table(DEFERRED), erasures=table(ERASURES), identity=topic(), identities=table(IDENTITIES),
-        merges=table(MERGES), pending=pending,
+        merges=table(MERGES), pending=pending, previews=topic(),
     )
 
 

@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
 
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
 from contracts.events import ActionEvent
+from contracts.preview import PREVIEW_PREFIX, TEST_SEND_PREFIX, PreviewAudience, SendTest
 from contracts.providers import TWILIO_QUEUE_FULL
 from streams.app import Pipeline
 from streams.coalition import load as load_coalition
@@ -35,6 +36,7 @@ from streams.keys import partition_of
 from streams.settings import Settings
 
 from ..identity import target_of
+from .dry_run import answer, preview_partition, start_test
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
@@ -58,6 +60,10 @@ class Outbox(Protocol):
     def reply(self, to: str, body: str) -> None:
         """Queue a plain text reply (HELP) and return at once: a slow provider must not hold
         up the callbacks behind it."""
+
+    async def test(self, channel: str, to: str, subject: str | None, body: str, sponsor: str, request_id: str) -> str | None:
+        """Send one test message (the console's "send a test to myself") to ``to`` only: no
+        ask, no status callback; ``None`` once the provider took it, else why not."""
 
     async def aclose(self) -> None:
         """Finish the queued replies, then release the providers' connections (the worker is stopping)."""
@@ -112,6 +118,8 @@ def register(p: Pipeline, o: Outreach) -> None:
     @p.app.agent(p.targeting, name="plan_asks")
     async def plan_asks(stream):  # noqa: ANN001
         async for event in stream.events():
+            if await dry_run(p, o, event, index):
+                continue
             target = p.parse(TargetAction, event, "targeting command")
             if target is None:
                 continue
@@ -139,6 +147,20 @@ def register(p: Pipeline, o: Outreach) -> None:
     @p.app.timer(1.0, name="release_deferred")
     async def release_deferred() -> None:
         await release(p, o, released)
+
+
+async def dry_run(p: Pipeline, o: Outreach, event, index: PeopleIndex) -> bool:  # noqa: ANN001
+    """Carry out the console's preview or test send if ``event`` is one (``agents.outreach.dry_run``)."""
+    key = event.key or ""
+    if key.startswith(PREVIEW_PREFIX):
+        if (req := p.parse(PreviewAudience, event, "audience preview request")) is not None:
+            await answer(p, req.request_id, await preview_partition(p, o, req, event.message.partition, index))
+        return True
+    if key.startswith(TEST_SEND_PREFIX):
+        if (cmd := p.parse(SendTest, event, "test send request")) is not None:
+            start_test(p, o, cmd)
+        return True
+    return False
 
 
 class PeopleIndex:

@@ -69,6 +69,23 @@ class ProviderOutbox:
         except ProviderError as exc:
             log.warning("reply not sent: %s", exc.code)
 
+    async def test(self, channel: str, to: str, subject: str | None, body: str, sponsor: str, request_id: str) -> str | None:
+        """One test message to ``to`` (the organizer's own): no status callback, and an email
+        whose ``ask_id`` is no ask's (``test:<request id>``), so its events are skipped as not
+        ours. Two attempts: the organizer is waiting. ``None`` if accepted, else the reason."""
+        retry = {**self.retry, "attempts": 2, "cap": 2.0}
+        try:
+            if channel == "sms":
+                await with_retries(lambda: self.sms.send(to, body), **retry, retry_ambiguous=False)
+            else:
+                message = EmailMessage(to=to, subject=subject or "", text=body, ask_id=f"test:{request_id}", partner=sponsor)
+                await with_retries(lambda: self.email.send([message]), **retry, retry_ambiguous=False)
+        except ProviderError as exc:
+            return f"refused by the provider ({exc.code or 'no answer'})"
+        except ValueError:  # an address the provider's message cannot take
+            return "not an address the provider can send to"
+        return None
+
     async def aclose(self) -> None:
         await asyncio.gather(*self.replies)
         await self.sms.aclose()

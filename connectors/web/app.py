@@ -25,6 +25,7 @@ from ..accounts.store import AccountStore, KafkaAccountLog
 from . import dashboard, docs, errors, ingress, openapi
 from .action_network import router as action_network_router
 from .console import router as console_router
+from .console.audience import Audience, KafkaAudience
 from .door import router as door_router
 from .door.directory import Directory
 from .door.ingress_client import AsgiIngress, Ingress
@@ -58,7 +59,7 @@ class CoalitionFile:
 
 def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None,
                accounts: AccountStore | None = None, identity_links: IdentityLinks | None = None, directory: Directory | None = None,
-               door_ingress: Ingress | None = None) -> FastAPI:
+               door_ingress: Ingress | None = None, audience: Audience | None = None) -> FastAPI:
     coalition = CoalitionFile(s)
     coalition.current()  # fail at start on a broken coalition file
     secret = s.person_key_bytes()
@@ -158,7 +159,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     signed_ingress = door_ingress or AsgiIngress(lambda: app)  # the door page and the console post as partners, signed
     app.include_router(door_router(access, book, directory, coalition.current, signed_ingress))
-    app.include_router(console_router(s, access, book, coalition.current, signed_ingress))
+    app.include_router(console_router(s, access, book, coalition.current, signed_ingress, audience or KafkaAudience(s, publisher)))
     app.include_router(dashboard.router(s, access, accounts, coalition.current, book, changes, tally_lag),
                        dependencies=[Depends(openapi.organizer_auth)], responses=documented(401, s401="Not signed in"))
 

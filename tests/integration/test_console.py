@@ -80,3 +80,88 @@ def test_an_organizer_writes_an_action_sees_its_sms_segments_fixes_a_template_an
         assert refused.status_code == 422 and "belongs to 'backbone'" in refused.text
     finally:
         context.close()
+
+
+ALERT_SMS = "{given_name}: emergency hearing on the budget, {local_time}. RSVP {rsvp_link}"
+
+
+def test_an_organizer_previews_an_alert_sends_a_test_to_themselves_then_launches_and_the_inbox_matches(make_stack, browser):  # noqa: F811
+    from tests.factories import phone
+    from tests.integration.test_outreach import person, signups_seen
+
+    stack = make_stack(outreach=True, partners=("backbone", "union-a"))
+    stack.start_sandbox()
+    stack.start_web()
+    stack.start_worker()
+    people = [
+        person(1, email="a@example.org"),             # text and email
+        person(2, postal="94612"),                    # text; no email consent
+        person(3, sms=False, email="c@example.org"),  # email; no text consent
+        person(4, postal="60601"),                    # out of the target area
+        person(5, scope="partner"),                   # consent for union-a only: covers no sponsor of the backbone's alert
+        person(7, postal="10001"),                    # New York: 22:00 there, the text waits for 09:00
+    ]
+    stack.post_all("union-a", people)
+    eventually(lambda: signups_seen(stack, len(people)))
+    stack.set_clock("2026-11-25T03:00:00+00:00")  # 19:00 in California, 22:00 in New York
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    out = OUTPUT / "test_console"
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        sign_in_as_organizer(page, stack)
+        page.goto(f"{stack.url}/dashboard/console")
+        page.get_by_label("Action id").fill("hearing-9")
+        page.get_by_label("Title").fill("Budget hearing")
+        page.get_by_label("Kind").select_option("hearing")
+        page.get_by_label("Starts (wall time in the action's own zone)").fill("2026-12-10T18:30")
+        page.get_by_label("The action's time zone").fill("America/Los_Angeles")
+        page.get_by_label("Target postal codes").fill("94607, 94612, 10001")
+        page.get_by_label("Text message (en)").fill(ALERT_SMS)
+        page.locator("#email_subject_en").fill("Budget hearing")
+        page.locator("#email_body_en").fill("Hi {given_name}, come to the hearing: {rsvp_link}")
+        page.get_by_role("checkbox", name=re.compile("Rapid response")).check()
+        expect(page.locator("#live-errors")).to_be_empty()
+        page.get_by_role("button", name="Check and review").click()
+
+        # The preview, counted by the workers from the people table: nothing is sent yet.
+        table = page.locator("#audience")
+        expect(table).to_be_visible(timeout=30_000)
+        expect(page.locator("#audience-partial")).to_have_count(0)
+        expect(table.locator('tr.asked td[data-channel="sms"]')).to_have_text("3")
+        expect(table.locator('tr.asked td[data-channel="email"]')).to_have_text("2")
+        rows = {r.locator("th").inner_text(): (r.locator('td[data-channel="sms"]').inner_text(), r.locator('td[data-channel="email"]').inner_text())
+                for r in table.locator("tr.excluded").all()}
+        assert rows == {"Left out: out of the target area": ("1", "1"), "Left out: no consent on this channel": ("1", "3"),
+                        "Left out: consent covers no sponsor": ("1", "0")}
+        expect(page.locator("#audience-deferred")).to_contain_text("1 text is held by the recipients' quiet hours: the first goes Wednesday, November 25, 2026, 6:00 AM PST")
+        expect(page.locator("#launch-question")).to_have_text("Send to 3 people by text and 2 by email?")
+        assert stack.inbox() == []
+        page.screenshot(path=str(out / "console-preview.png"), full_page=True)
+
+        # A test to myself first: the rendered messages, marked, to what I typed and nobody else.
+        page.get_by_label("Your phone (for the text)").fill("+1 510 555 0999")
+        page.get_by_label("Your email (for the email)").fill("organizer@example.org")
+        page.get_by_role("button", name="Send me a test").click()
+        expect(page.locator("#test-result")).to_contain_text("Test text sent to +15105550999.", timeout=30_000)
+        expect(page.locator("#test-result")).to_contain_text("Test email sent to organizer@example.org.")
+        inbox = stack.inbox()
+        assert sorted(m["to"] for m in inbox) == ["+15105550999", "organizer@example.org"]
+        text = next(m for m in inbox if m["to"] == "+15105550999")["body"]
+        assert text.startswith("[TEST] backbone: Alexandra: emergency hearing on the budget") and text.endswith("Reply YES to RSVP, STOP to opt out")
+        assert "[TEST]" in str(next(m for m in inbox if m["to"] == "organizer@example.org"))
+        expect(page.locator("#launch-question")).to_have_text("Send to 3 people by text and 2 by email?")
+        page.screenshot(path=str(out / "console-test-sent.png"), full_page=True)
+
+        page.get_by_role("button", name=re.compile("^Send the alert to")).click()
+        expect(page).to_have_url(re.compile(r"/dashboard\?action=hearing-9$"))
+
+        def asked(channel):
+            return sorted(m["to"] for m in stack.inbox(channel) if "hearing" in str(m).lower() and "[TEST]" not in str(m))
+
+        eventually(lambda: asked("sms") == sorted([phone(1), phone(2)]) and asked("email") == ["a@example.org", "c@example.org"], timeout=60)
+        stack.set_clock("2026-11-25T14:01:00+00:00")  # 09:01 in New York: the held text goes
+        eventually(lambda: asked("sms") == sorted([phone(1), phone(2), phone(7)]), timeout=60)
+        assert len(asked("sms")) == 3 and len(asked("email")) == 2  # as previewed
+    finally:
+        context.close()

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from connectors.accounts.store import MemoryAccountLog
 from connectors.web.app import create_app
+from connectors.web.console.audience import FakeAudience
 from connectors.web.console.form import from_action, to_event
 from connectors.web.door.directory import Directory
 from connectors.web.publisher import ListPublisher
@@ -53,7 +54,7 @@ def test_an_unreadable_start_is_left_for_the_contract_to_name():
 ORGANIZER, HUB_ADMIN, MEMBER_ADMIN = "org@example.org", "admin@hub.example.org", "admin@union-a.example.org"
 
 
-def console(tmp_path, backbone: bool = True):
+def console(tmp_path, backbone: bool = True, audience: FakeAudience | None = None):
     path = tmp_path / "coalition.toml"
     if backbone:
         add_partner(path, "hub", "Coalition Hub", "backbone", role="backbone")
@@ -64,7 +65,7 @@ def console(tmp_path, backbone: bool = True):
     add(log, account(ORGANIZER, "organizer"), account(HUB_ADMIN, "admin", "hub") if backbone else account("x@example.org", "organizer"),
         account(MEMBER_ADMIN, "admin", "union-a"))
     book = TallyBook()
-    client = TestClient(create_app(s, publisher=publisher, book=book, accounts=started_store(log), directory=Directory(b"k", b"r")))
+    client = TestClient(create_app(s, publisher=publisher, book=book, accounts=started_store(log), directory=Directory(b"k", b"r"), audience=audience or FakeAudience()))
     return client, publisher, book
 
 

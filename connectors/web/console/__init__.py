@@ -5,10 +5,14 @@
   length and SMS segments with sample values as you type, and the form is checked as you type.
 - ``POST /dashboard/console/check``: the form checked as the ingress would check it, nothing
   written: ``{"errors": [{"field", "message"}]}``.
-- ``POST /dashboard/console``: checked; then a confirmation page that repeats what will happen
-  (for a rapid-response alert: that it goes to everyone eligible in the target area at once);
-  its "Post" button (``confirmed=yes``) posts the event through the signed partner API, as the
-  coalition's backbone partner (``..door.ingress_client``): a client of the API, not a back door.
+- ``POST /dashboard/console``: checked; then a confirmation page that repeats what will happen.
+  For a rapid-response alert it previews the audience (``.audience``: the workers plan it without
+  writing anything, and the page shows how many people would be asked by channel, how many are
+  left out and why, how many texts quiet hours would hold and until when) and offers a test send
+  to the organizer's own phone or email (``test_send=yes``; rate-limited per organizer). Its
+  launch button (``confirmed=yes``) repeats the count and posts the event through the signed
+  partner API, as the coalition's backbone partner (``..door.ingress_client``): a client of
+  the API, not a back door.
 
 Who: organizers (posting as the backbone partner of the coalition file) and the admins of a
 partner whose role is ``backbone`` (posting as it). Plain forms: it all works without JavaScript.
@@ -17,6 +21,7 @@ partner whose role is ``backbone`` (posting as it). Plain forms: it all works wi
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -24,15 +29,20 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from contracts.tallies import TallyBook
+from contracts.events import ActionEvent
 from contracts.partners import Partner
+from contracts.people import normalize_email, normalize_phone
+from contracts.preview import PreviewAudience, SendTest
+from contracts.tallies import TallyBook
 from streams.coalition import Coalition
 from streams.settings import Settings
 
 from ..dashboard.access import Access
 from ..door.ingress_client import Ingress
 from ..ingress import Authority, validate_events
+from ..publisher import BrokerUnavailable
 from ..pages.words import when
+from .audience import Audience, TestLimit, launch_question, total
 from .form import KINDS, LANGUAGES, ZONES, from_action, to_event
 
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -40,8 +50,11 @@ POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'sel
 HEADERS = {"Content-Security-Policy": POLICY, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[], Coalition], ingress: Ingress) -> APIRouter:
+def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[], Coalition], ingress: Ingress,
+           audience: Audience, wait: float = 10.0, limit: TestLimit | None = None) -> APIRouter:
+    """``audience``: the workers, for the preview and the test send (``wait``: how long for their answers)."""
     r = APIRouter(include_in_schema=False)
+    limit = limit or TestLimit()
     env = Environment(loader=PackageLoader(__name__, "templates"), autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
     owner_of = lambda action_id: (rec.partner if (rec := book.action_record(action_id)) else None)  # noqa: E731
 
@@ -67,7 +80,61 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         event = to_event(form, form.get("event_id") or "console-" + secrets.token_hex(10), datetime.now(timezone.utc))
         result = validate_events([event], s.default_region, Authority(partner.id, partner.role, datetime.now(timezone.utc), owner_of))
         errors = [{"field": e.field, "message": e.message} for rej in result.rejected for e in rej.errors]
-        return event, errors
+        return event, errors, (result.accepted[0][1] if result.accepted else None)
+
+    def sponsors(action: ActionEvent, partner: Partner) -> tuple[str, tuple[str, ...]]:
+        """The owner the alert would be posted under, and the partners that pledged on their own."""
+        owner = owner_of(action.action_id) or partner.id
+        inline = {p.partner for p in action.pledges}
+        return owner, tuple(sorted(p for p, c in book.counts(action.action_id).items() if c.get("pledged") and p not in inline))
+
+    async def preview(action: ActionEvent, partner: Partner):
+        owner, co = sponsors(action, partner)
+        req = PreviewAudience(request_id=secrets.token_hex(12), action=action, owner=owner, sponsors=co, requested_at=datetime.now(timezone.utc))
+        try:
+            counts, partitions = await audience.preview(req, wait)
+        except BrokerUnavailable:  # nobody could be asked: every part of the table is uncounted
+            counts, partitions = [], s.partitions
+        return total(counts, partitions)
+
+    async def test_send(request: Request, form: dict[str, str], action: ActionEvent, partner: Partner) -> dict:
+        """Send the rendered messages to the organizer's own phone and email; what happened, in words."""
+        phone, email = (form.get("test_phone") or "").strip(), (form.get("test_email") or "").strip()
+        out: dict = {"phone": phone, "email": email}
+        for name, normalize in (("phone", lambda v: normalize_phone(v, s.default_region)), ("email", normalize_email)):
+            try:
+                out[name] = normalize(out[name]) if out[name] else ""
+            except ValueError as exc:
+                return {**out, "error": f"your {name}: {exc}"}
+        phone, email = out["phone"], out["email"]
+        if not phone and not email:
+            return {**out, "error": "type your own phone or email to send the test to"}
+        viewer = access.require(request)
+        if (again := limit.allow(viewer.email or viewer.role, time.monotonic())) is not None:
+            return {**out, "error": f"too many test sends: try again in {max(1, round(again / 60))} min"}
+        owner, _ = sponsors(action, partner)
+        cmd = SendTest(request_id=secrets.token_hex(12), action=action, sponsor=owner, phone=phone or None, email=email or None,
+                       requested_at=datetime.now(timezone.utc))
+        try:
+            answer = await audience.test(cmd, wait)
+        except BrokerUnavailable:
+            return {**out, "error": "the broker did not take the request: try again in a moment"}
+        if answer is None:
+            return {**out, "error": "no worker answered in time: is a worker running? (nothing may have been sent)"}
+        return {**out, "results": [r.model_dump() for r in answer.results]}
+
+    async def confirmation(request: Request, form: dict[str, str], event: dict, action: ActionEvent | None, partner: Partner) -> HTMLResponse:
+        """The page before posting: what it will do, a test send if asked for and, for an alert, the audience."""
+        values = {k: v for k, v in {**form, "event_id": event["event_id"]}.items() if k not in ("test_send", "test_phone", "test_email")}
+        confirm = summary(event, owner_of(event["action_id"]) is not None)
+        tested = await test_send(request, form, action, partner) if form.get("test_send") == "yes" and action is not None else None
+        totals = await preview(action, partner) if event["rapid_response"] and action is not None else None
+        extra = {}
+        if totals is not None:
+            moments = (("first", totals.deferred_first), ("last", totals.deferred_last))
+            extra = {"launch_question": launch_question(totals, confirm["channels"]),
+                     "deferred": {k: when(v, event["time_zone"], "en") for k, v in moments if v}}
+        return page(values=values, confirm=confirm, partner=partner, audience=totals, tested=tested, **extra)
 
     @r.get("/dashboard/console")
     async def editor(request: Request, action: str | None = None) -> Response:
@@ -81,20 +148,20 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
     @r.post("/dashboard/console/check")
     async def check(request: Request) -> JSONResponse:
         partner = poster(request)
-        _, errors = checked(await form_of(request), partner)
+        _, errors, _ = checked(await form_of(request), partner)
         return JSONResponse({"errors": errors})
 
     @r.post("/dashboard/console")
     async def post(request: Request) -> Response:
         partner = poster(request)
         form = await form_of(request)
-        event, errors = checked(form, partner)
+        event, errors, action = checked(form, partner)
         if form.get("edit") == "yes":  # back from the confirmation to the form, as it was
             return page(values=form, partner=partner, editing=owner_of(event["action_id"]) is not None)
         if errors:
             return page(422, values=form, errors=errors, partner=partner, editing=owner_of(event["action_id"]) is not None)
         if form.get("confirmed") != "yes":
-            return page(values={**form, "event_id": event["event_id"]}, confirm=summary(event, owner_of(event["action_id"]) is not None), partner=partner)
+            return await confirmation(request, form, event, action, partner)
         answer = await ingress.post(partner.id, partner.secret.get_secret_value(), [event])
         if answer.status != 202:
             errors = [{"field": e.get("field"), "message": e.get("message")} for rej in answer.body.get("rejected", []) for e in rej.get("errors", [])]

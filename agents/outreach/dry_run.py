@@ -1,0 +1,79 @@
+"""The organizer console's dry runs, as the ``plan_asks`` agent carries them out.
+
+A ``PreviewAudience`` arrives once per targeting partition: the worker counts what launching
+the action now would do for that partition's people (``preview.outcome``, the planning rules
+themselves) and answers with an ``AudienceCount``. It writes no table and sends no ask.
+
+A ``SendTest`` arrives once: the worker renders the action's messages with sample values,
+marked as a test (``preview.test_messages``), and hands them to its own providers for the
+addresses in the command only, in a task of its own (a slow provider does not hold up
+planning), then answers with a ``TestSent``: sent, or why not ("no provider configured").
+Neither writes an ask, a fact or a tally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from contracts.asks import NEVER_RESEND, ask_id
+from contracts.preview import AudienceCount, PreviewAudience, SendTest, TestResult, TestSent
+from streams.app import Pipeline
+
+from ..identity import target_of
+from .preview import count, outcome, test_messages
+
+if TYPE_CHECKING:
+    from .agents import Outreach, PeopleIndex
+
+log = logging.getLogger(__name__)
+_running: set[asyncio.Task] = set()
+
+
+async def preview_partition(p: Pipeline, o: Outreach, req: PreviewAudience, partition: int, index: PeopleIndex) -> AudienceCount:
+    """Count, for this partition's people, what launching ``req.action`` now would do."""
+    now, sponsors, outcomes = o.clock(), frozenset({req.owner, *req.sponsors}), []
+    for i, key in enumerate(index.keys(p.people.table.data, partition)):
+        if i % 256 == 0:
+            await asyncio.sleep(0)  # a big partition must not starve the other agents
+        person = p.people.get(key)
+        if person is None or target_of(p, key) != key:  # merged into another person: counted there
+            continue
+        ids = (ask_id(req.action.action_id, key, "sms"), ask_id(req.action.action_id, key, "email"))
+        done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
+        outcomes.append(outcome(person, req.action, p.recent_asks.get(key), done, now, o.policy, req.requested_at, sponsors))
+    return count(req.request_id, partition, outcomes, now)
+
+
+async def answer(p: Pipeline, request_id: str, value: AudienceCount | TestSent) -> None:
+    assert p.previews is not None
+    await p.previews.send(key=request_id.encode(), value=value.model_dump_json().encode())
+
+
+def start_test(p: Pipeline, o: Outreach, cmd: SendTest) -> None:
+    """Send the test in a task of its own; it answers when the providers have."""
+    task = asyncio.ensure_future(_send_test(p, o, cmd))
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+
+
+async def _send_test(p: Pipeline, o: Outreach, cmd: SendTest) -> None:
+    results = []
+    for channel, (subject, body) in test_messages(cmd.action, cmd.sponsor, cmd.language, o.policy).items():
+        to = cmd.phone if channel == "sms" else cmd.email
+        if not to:
+            continue
+        if o.outbox is None:
+            results.append(TestResult(channel=channel, sent=False, error="no provider configured (no credentials on the workers)"))
+            continue
+        try:
+            error = await o.outbox.test(channel, to, subject, body, cmd.sponsor, cmd.request_id)
+        except Exception as exc:  # noqa: BLE001 - a test that fails says so; the agent goes on
+            log.warning("test send failed: %s", type(exc).__name__)
+            error = f"not sent ({type(exc).__name__})"
+        results.append(TestResult(channel=channel, sent=error is None, error=error))
+    try:
+        await answer(p, cmd.request_id, TestSent(request_id=cmd.request_id, results=tuple(results), at=o.clock()))
+    except Exception as exc:  # noqa: BLE001 - the web app then says no worker answered
+        log.warning("test send answer not written: %s", type(exc).__name__)

@@ -1,0 +1,98 @@
+"""Dry runs for the organizer console: who an action would reach, and a test message. Pure.
+
+``outcome`` plans one person exactly as ``planning.plan`` would for a launch now, and says per
+channel whether they would be asked (and when a text would go, when quiet hours hold it) or
+why not: the first eligibility rule that fails (``eligibility.decide``), or "already asked"
+when the action reached them on that channel before. ``count`` adds outcomes up into a
+partition's ``AudienceCount``. Channels the action has no template for are not counted: no
+one is asked on them. ``test_messages`` renders the action's messages with sample values,
+marked as a test, for the organizer's own phone and email.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from contracts.asks import RecentAsks
+from contracts.events import ActionEvent
+from contracts.facts import Channel, PersonRecord
+from contracts.preview import TEST_MARK, AudienceCount
+
+from .eligibility import CHANNELS, decide
+from .planning import OutreachPolicy, plan, recent_count
+from .templates import email_body, local_time, names_sponsor, render, sms_body
+
+ALREADY = "already asked"
+#: The sample values a test message is rendered with (the organizer is not a person in the table).
+SAMPLE_NAME = "Alexandra"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One person's fate per channel: asked (``None``, or when a held text would go) or the reason not."""
+
+    asked: dict[Channel, datetime | None] = field(default_factory=dict)
+    excluded: dict[Channel, str] = field(default_factory=dict)
+
+
+def channels_of(action: ActionEvent) -> tuple[Channel, ...]:
+    """The channels the action has a template for (the only ones anyone can be asked on)."""
+    return tuple(c for c in CHANNELS if (action.templates.sms if c == "sms" else action.templates.email))
+
+
+def outcome(person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime,
+            policy: OutreachPolicy, posted_at: datetime | None = None, sponsors: frozenset[str] | None = None) -> Outcome:
+    """What launching ``action`` at ``now`` would do for ``person`` (arguments as ``plan``'s)."""
+    asks = {a.channel: a for a in plan(person, action, recent, already, now, policy, posted_at, sponsors)}
+    verdict = decide(person, action, recent_asks=recent_count(recent, now, policy.window, action.action_id), cap=policy.cap, sponsors=sponsors)
+    result = Outcome()
+    for channel in channels_of(action):
+        if channel in asks:
+            after = asks[channel].send_after
+            result.asked[channel] = after if after is not None and after > now else None
+        else:
+            result.excluded[channel] = verdict.reasons.get(channel, ALREADY)
+    return result
+
+
+def count(request_id: str, partition: int, outcomes: Iterable[Outcome], now: datetime) -> AudienceCount:
+    """A partition's answer: people seen, people reached on any channel, asks per channel,
+    exclusions per channel and reason, texts held by quiet hours and when the first and last go."""
+    people = reached = 0
+    asked: dict[Channel, int] = {}
+    excluded: dict[Channel, dict[str, int]] = {}
+    held: list[datetime] = []
+    for o in outcomes:
+        people += 1
+        reached += bool(o.asked)
+        for channel, after in o.asked.items():
+            asked[channel] = asked.get(channel, 0) + 1
+            if after is not None:
+                held.append(after)
+        for channel, reason in o.excluded.items():
+            excluded.setdefault(channel, {})[reason] = excluded.get(channel, {}).get(reason, 0) + 1
+    return AudienceCount(request_id=request_id, partition=partition, people=people, reached=reached, asked=asked, excluded=excluded,
+                         deferred=len(held), deferred_first=min(held, default=None), deferred_last=max(held, default=None), at=now)
+
+
+def test_messages(action: ActionEvent, sponsor: str, language: str, policy: OutreachPolicy) -> dict[Channel, tuple[str | None, str]]:
+    """Per channel the action has a template for, ``(subject, body)`` as an ask would carry them
+    (sponsor's name, footer, unsubscribe line), rendered with sample values and marked
+    ``TEST_MARK``. Its links lead nowhere live: a test is not an ask."""
+    values = {
+        "given_name": SAMPLE_NAME, "action_title": action.title, "local_time": local_time(action.starts_at, action.time_zone),
+        "place": ", ".join(x for x in (action.location.venue, action.location.locality) if x),
+        "sponsor": policy.sponsor_names.get(sponsor, sponsor),
+        "rsvp_link": f"{policy.rsvp_base_url.rstrip('/')}/{action.action_id}/test",
+    }
+    out: dict[Channel, tuple[str | None, str]] = {}
+    if sms := action.templates.sms.get(language) or action.templates.sms.get("en") or next(iter(action.templates.sms.values()), None):
+        text = render(sms, values)
+        out["sms"] = (None, TEST_MARK + sms_body(text if names_sponsor(sms) else f"{values['sponsor']}: {text}", policy.footer))
+    if mail := action.templates.email.get(language) or action.templates.email.get("en") or next(iter(action.templates.email.values()), None):
+        unsubscribe = f"{policy.unsubscribe_base_url.rstrip('/')}/{action.action_id}/test"
+        body = email_body(render(mail.body, values), unsubscribe, language, None if names_sponsor(mail.body) else values["sponsor"])
+        out["email"] = (TEST_MARK + render(mail.subject, values), TEST_MARK.strip() + "\n\n" + body)
+    return out
