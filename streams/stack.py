@@ -170,7 +170,14 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
         if demo:
             from connectors.demo import run_demo
 
-            run_demo(s, base, sup.alive)
+            try:
+                run_demo(s, base, sup.alive)
+            except Exception:
+                # A process died under the demo (its requests fail first): the stack's reason says
+                # which, once the supervisor has seen it exit; anything else is the demo's own error.
+                _wait_any(sup.procs(), 5.0)
+                if sup.alive():
+                    raise
         else:
             console.print("running; Ctrl-C to stop")
             while sup.alive():

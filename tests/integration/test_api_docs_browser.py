@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from connectors.accounts.log import MemoryAccountLog
 from connectors.web import server
 from connectors.web.app import create_app
+from connectors.web.door.directory import Directory
 from connectors.web.publisher import ListPublisher
 from contracts.tallies import TallyBook
 from streams.broker import free_port
@@ -32,7 +33,7 @@ def url(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("docs")
     port = free_port()
     s = Settings(coalition=tmp / "c.toml", organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
-    uv = uvicorn.Server(server.config(create_app(s, publisher=ListPublisher(), book=TallyBook(), accounts=started_store(MemoryAccountLog())), s, "127.0.0.1", port, log_level="warning"))
+    uv = uvicorn.Server(server.config(create_app(s, publisher=ListPublisher(), book=TallyBook(), accounts=started_store(MemoryAccountLog()), directory=Directory(b"k", b"r")), s, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     eventually(lambda: uv.started, timeout=20)
