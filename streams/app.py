@@ -15,12 +15,12 @@ import tempfile
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Generic, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Sequence, TypeVar
 
 import faust
 from pydantic import BaseModel
 
-from . import metrics, transport
+from . import batching, metrics, transport
 from .validated import Entry, Validated
 from .writes import Writes
 from .settings import Settings
@@ -176,6 +176,16 @@ class Pipeline:
         last commit by whichever worker takes the partitions over."""
         log.error("a batch could not be written (%s): stopping the worker", type(exc).__name__)
         await self.app.crash(exc)
+
+    def take_in_batches(self, topic: faust.TopicT, handle: Callable[[list[Any]], None],
+                        flush: Callable[[Sequence[Any]], Awaitable[None]] | None = None) -> batching.Batches:
+        """Hand ``topic``'s records to ``handle`` a fetch at a time (Faust ``Message``s: raw key and
+        value bytes), bypassing Faust's per-event stream; each batch is acked once its writes
+        (and ``flush``) are durable (``streams.batching``). For the hot topics; the others use
+        ``batches``."""
+        taken = batching.Batches(handle, self.pending, lambda message: self.app.consumer.ack(message), self.crash, flush)
+        batching.take_in_batches(self.app, topic, taken)
+        return taken
 
     async def batches(
         self, stream: faust.StreamT, size: int = 500, every: float = 0.02,
