@@ -69,17 +69,68 @@ class Writes:
 
     async def _hand_over(self) -> None:
         producer, queue = self.app.producer, self._queue
+        kafka = _batching(producer)
         try:
             while queue:
-                topic, key, value, partition, fut = queue.popleft()
-                try:
-                    acked = await producer.send(topic, key, value, partition, None, None)
-                except Exception as exc:  # the writer of this record awaits it (settle)
-                    fut.set_exception(exc)
+                if kafka is not None:
+                    await self._in_batches(kafka, producer, queue)
                     continue
-                acked.add_done_callback(lambda done, fut=fut: _resolve(fut, done))
+                await self._one(producer, *queue.popleft())
         finally:
             self._drain = None
+
+    async def _one(self, producer: Any, topic: str, key: bytes | None, value: bytes | None, partition: int | None,
+                   fut: asyncio.Future) -> None:
+        try:
+            acked = await producer.send(topic, key, value, partition, None, None)
+        except Exception as exc:  # the writer of this record awaits it (settle)
+            fut.set_exception(exc)
+            return
+        acked.add_done_callback(lambda done, fut=fut: _resolve(fut, done))
+
+    async def _in_batches(self, kafka: Any, producer: Any, queue: deque) -> None:
+        """Everything queued now, as one record batch per partition (aiokafka's ``create_batch``
+        and ``send_batch``: no per-record future, partitioner or accumulator call): a batch of
+        events' facts is a few broker requests. Records for no partition in particular go one by
+        one, after the batches before them, so every partition gets its records in order."""
+        open_: dict[tuple[str, int], tuple[Any, list[asyncio.Future]]] = {}
+        while queue:
+            topic, key, value, partition, fut = queue.popleft()
+            if partition is None:
+                await _send_batches(kafka, open_)
+                await self._one(producer, topic, key, value, partition, fut)
+                continue
+            batch = open_.get((topic, partition))
+            if batch is None:
+                batch = open_[topic, partition] = (kafka.create_batch(), [])
+            if batch[0].append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
+                await _send_batches(kafka, {(topic, partition): open_.pop((topic, partition))})
+                batch = open_[topic, partition] = (kafka.create_batch(), [])
+                if batch[0].append(key=key, value=value, timestamp=None) is None:  # too big for any batch
+                    open_.pop((topic, partition))
+                    await self._one(producer, topic, key, value, partition, fut)
+                    continue
+            batch[1].append(fut)
+        await _send_batches(kafka, open_)
+
+
+def _batching(producer: Any) -> Any:
+    """The aiokafka producer under Faust's, when there is one (a test's fake producer has none)."""
+    ensure = getattr(producer, "_ensure_producer", None)
+    return None if ensure is None else ensure()
+
+
+async def _send_batches(kafka: Any, batches: dict[tuple[str, int], tuple[Any, list[asyncio.Future]]]) -> None:
+    for (topic, partition), (batch, futs) in batches.items():
+        try:
+            acked = await kafka.send_batch(batch, topic, partition=partition)
+        except Exception as exc:  # their writers await them (settle)
+            for fut in futs:
+                if not fut.done():
+                    fut.set_exception(exc)
+            continue
+        acked.add_done_callback(lambda done, futs=futs: [_resolve(fut, done) for fut in futs])
+    batches.clear()
 
 
 def _resolve(fut: asyncio.Future, done: asyncio.Future) -> None:
