@@ -60,7 +60,10 @@ class PendingWrites:
             return mine
 
     def append(self, fut: Awaitable[Any]) -> None:
-        self.own().append(fut)
+        try:
+            self._mine.get().append(fut)
+        except LookupError:
+            self.own().append(fut)
 
     async def settle(self) -> None:
         mine = self.own()

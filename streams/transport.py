@@ -46,7 +46,7 @@ with a throw-away, group-less consumer and takes the fetch high watermark.
 from __future__ import annotations
 
 import asyncio
-from typing import Collection, List, Mapping, Protocol, Union, cast
+from typing import AsyncIterator, Collection, List, Mapping, Protocol, Union, cast
 
 import aiokafka
 from aiokafka import TopicPartition
@@ -236,11 +236,36 @@ class SafeConsumer(faust_aiokafka.Consumer):
 
     async def _hand_batch(self, handler: batching.Handler, messages: list[Message]) -> None:
         batch = batching.taken(messages, self.app.consumer_generation_id, self.app.flow_control.is_active())
-        for message in batch:  # as Faust's stream does when it takes a message
+        unacked = self._unacked_messages
+        for message in batch:  # as Faust's stream does when it takes a message (without its sensors' counts)
             message.tracked = True
-            self.track_message(message)
+            unacked.add(message)
         if batch:
             await handler(batch)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # pragma: no cover - runs in a worker
+        """Faust's ``Consumer.getmany``, except that the end offset it reports to the monitor is
+        looked up once per partition and fetch, not once per record (a lock and two look-ups
+        each: 5% of the worker's CPU)."""
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            try:
+                await self.perform_seek()
+            except Exception as ex:  # noqa: BLE001 - as Faust does
+                self.log.warning(f"exception performing seek when flow not active {ex}")
+            return
+        to_message, reported = self._to_message, set()
+        for tp, record in self.scheduler.iterate(records):
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                break
+            if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                if tp not in reported:
+                    reported.add(tp)
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                yield tp, to_message(tp, record)
 
 
 class Consumer(SafeConsumer):
