@@ -10,7 +10,7 @@ dead-letter topic with the reason; the agent never dies on one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from pydantic import ValidationError
 
@@ -33,12 +33,14 @@ def register(p: Pipeline, person_secret: bytes, clock: Clock = system_clock, res
     """Intake takes the events topic a fetch at a time (``Pipeline.take_in_batches``: the hot path)."""
     resolver = resolver or Resolver(p, person_secret)
 
-    def intake(batch: list[Any]) -> None:
-        for m in batch:
-            handle(p, m.partition, key_text(m.key), m.value, person_secret, clock, where={"topic": m.topic, "partition": m.partition, "offset": m.offset},
-                   resolver=resolver)
+    p.take_in_batches(p.events, lambda batch: handle_batch(p, batch, person_secret, clock, resolver))
 
-    p.take_in_batches(p.events, intake)
+
+def handle_batch(p: Pipeline, batch: Sequence[Any], person_secret: bytes, clock: Clock = system_clock, resolver: Resolver | None = None) -> None:
+    """Apply the records of one fetch (Faust ``Message``s: raw key and value), in order."""
+    for m in batch:
+        handle(p, m.partition, key_text(m.key), m.value, person_secret, clock, where={"topic": m.topic, "partition": m.partition, "offset": m.offset},
+               resolver=resolver)
 
 
 def handle(p: Pipeline, partition: int, key: str | None, raw: bytes | None, person_secret: bytes, clock: Clock = system_clock,

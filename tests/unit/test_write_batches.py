@@ -1,0 +1,121 @@
+"""What one drain of the write queue sends when the producer can take record batches
+(``streams.writes``): one batch per partition, every partition's records in the order they were
+written, each record's future resolved by its own batch's acknowledgement."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from streams.writes import Writes
+
+
+class Batch:
+    """aiokafka's ``BatchBuilder`` as ``Writes`` uses it: ``append`` answers ``None`` when full."""
+
+    def __init__(self, room: int) -> None:
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+        self.room = room
+
+    def append(self, *, key, value, timestamp):  # noqa: ANN001
+        if len(self.records) >= self.room:
+            return None
+        self.records.append((key, value))
+        return object()
+
+
+class Kafka:
+    """aiokafka's producer: ``create_batch`` and ``send_batch`` (its future, acked by the test);
+    one record at a time through ``send`` for records of no partition in particular."""
+
+    def __init__(self, room: int = 100, refuse: str | None = None) -> None:
+        self.sent: list[tuple[str, int | None, list]] = []  # (topic, partition, records) in the order they reached the producer
+        self.acks: list[asyncio.Future] = []
+        self.room, self.refuse = room, refuse
+
+    def create_batch(self) -> Batch:
+        return Batch(self.room)
+
+    async def send_batch(self, batch: Batch, topic: str, *, partition: int) -> asyncio.Future:
+        if topic == self.refuse:
+            raise RuntimeError("topic authorization failed")
+        return self._sent(topic, partition, batch.records)
+
+    async def send(self, topic, key, value, partition, timestamp, headers):  # noqa: ANN001 - Faust's producer
+        return self._sent(topic, partition, [(key, value)])
+
+    def _sent(self, topic: str, partition: int | None, records: list) -> asyncio.Future:
+        self.sent.append((topic, partition, records))
+        self.acks.append(asyncio.get_running_loop().create_future())
+        return self.acks[-1]
+
+    def _ensure_producer(self) -> Kafka:  # Faust's producer hands out the aiokafka one
+        return self
+
+
+def writes(kafka: Kafka) -> Writes:
+    return Writes(type("App", (), {"producer": kafka})())  # type: ignore[arg-type]
+
+
+async def drained() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_a_drain_sends_one_batch_per_partition_with_its_records_in_order_each_resolved_by_its_batch():
+    async def run():
+        kafka = Kafka()
+        w = writes(kafka)
+        futs = [w.send("facts", b"a", b"1", 0), w.send("facts", b"b", b"1", 1), w.send("facts", b"a", b"2", 0)]
+        await drained()
+        assert kafka.sent == [("facts", 0, [(b"a", b"1"), (b"a", b"2")]), ("facts", 1, [(b"b", b"1")])]
+        kafka.acks[1].set_result("partition 1")
+        await drained()
+        assert [f.done() for f in futs] == [False, True, False]
+        kafka.acks[0].set_exception(RuntimeError("not enough replicas"))
+        await drained()
+        with pytest.raises(RuntimeError):
+            futs[0].result()
+        with pytest.raises(RuntimeError):
+            futs[2].result()
+
+    asyncio.run(run())
+
+
+def test_a_record_for_no_partition_goes_after_the_batches_written_before_it():
+    async def run():
+        kafka = Kafka()
+        w = writes(kafka)
+        w.send("facts", b"a", b"1", 0)
+        w.send("identity", b"p", b"deliver", None)
+        w.send("facts", b"a", b"2", 0)
+        await drained()
+        assert kafka.sent == [("facts", 0, [(b"a", b"1")]), ("identity", None, [(b"p", b"deliver")]), ("facts", 0, [(b"a", b"2")])]
+
+    asyncio.run(run())
+
+
+def test_a_full_batch_is_sent_and_the_partitions_next_records_start_another_in_order():
+    async def run():
+        kafka = Kafka(room=2)
+        w = writes(kafka)
+        for i in range(5):
+            w.send("facts", b"k", str(i).encode(), 3)
+        await drained()
+        assert [[v for _, v in records] for _, _, records in kafka.sent] == [[b"0", b"1"], [b"2", b"3"], [b"4"]]
+
+    asyncio.run(run())
+
+
+def test_a_batch_the_producer_refuses_fails_its_own_records_and_the_others_still_go():
+    async def run():
+        kafka = Kafka(refuse="forbidden")
+        w = writes(kafka)
+        refused, ok = w.send("forbidden", b"a", b"1", 0), w.send("facts", b"b", b"1", 0)
+        await drained()
+        with pytest.raises(RuntimeError, match="authorization"):
+            refused.result()
+        assert kafka.sent == [("facts", 0, [(b"b", b"1")])] and not ok.done()
+
+    asyncio.run(run())
