@@ -190,7 +190,7 @@ class Pipeline:
         value bytes), bypassing Faust's per-event stream; each batch is acked once its writes
         (and ``flush``) are durable (``streams.batching``). For the hot topics; the others use
         ``batches``."""
-        taken = batching.Batches(handle, self.pending, lambda message: self.app.consumer.ack(message), self.crash, flush)
+        taken = batching.Batches(handle, self.pending, lambda batch: self.app.consumer.ack_all(batch), self.crash, flush)
         batching.take_in_batches(self.app, topic, taken)
         return taken
 

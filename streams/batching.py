@@ -69,11 +69,11 @@ class Batches:
     batch: up to ``max_in_flight`` records may wait for their writes at a time (Faust's own
     ``stream_buffer_maxsize``), beyond that the next batch waits for the oldest.
 
-    Ports: ``pending`` (the writes made so far, ``PendingWrites``), ``ack`` (the consumer's),
+    Ports: ``pending`` (the writes made so far, ``PendingWrites``), ``ack`` (acks a batch: the consumer's ``ack_all``),
     ``crash`` (stops the worker). Calls are serialised by the consumer's fetch loop.
     """
 
-    def __init__(self, handle: Callable[[Sequence[Any]], None], pending: Pending, ack: Callable[[Any], object],
+    def __init__(self, handle: Callable[[Sequence[Any]], None], pending: Pending, ack: Callable[[list[Any]], object],
                  crash: Callable[[BaseException], Awaitable[None]], flush: Callable[[Sequence[Any]], Awaitable[None]] | None = None,
                  size: int = 1000, max_in_flight: int = 4096) -> None:
         self.handle, self.pending, self.ack, self.crash, self.flush = handle, pending, ack, crash, flush
@@ -113,8 +113,7 @@ class Batches:
         except Exception as exc:  # noqa: BLE001 - any failed write: the batch is read again by whoever takes over
             await self._fail(exc)
             return
-        for message in batch:
-            self.ack(message)
+        self.ack(batch)
 
     async def _fail(self, exc: BaseException) -> None:
         if self.failed is None:

@@ -188,6 +188,15 @@ class SafeConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> SafeConsumerThread:
         return SafeConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def ack_all(self, messages: list[Message]) -> None:
+        """``ack`` each of ``messages`` (a batch of ``streams.batching``), refusing the skipped ones alike."""
+        generation, flowing, ack = self.app.consumer_generation_id, self.app.flow_control.is_active(), super().ack
+        for message in messages:
+            if skipped(message.generation_id, generation, flowing):
+                self._unacked_messages.discard(message)
+            else:
+                ack(message)
+
     async def _drain_messages(self, fetcher: object) -> None:  # pragma: no cover - runs in a worker
         """Faust's fetch loop (``faust.transport.consumer.Consumer._drain_messages``, the same
         offset and gap bookkeeping), except that records of a topic with a batch handler

@@ -24,7 +24,7 @@ class Harness:
         self.handled: list[list[int]] = []
         self.acked: list[int] = []
         self.crashed: list[BaseException] = []
-        self.batches = Batches(self.handle, self.pending, lambda m: self.acked.append(m.offset), self.crash, **options)
+        self.batches = Batches(self.handle, self.pending, lambda batch: self.acked.extend(m.offset for m in batch), self.crash, **options)
 
     def handle(self, batch):  # noqa: ANN001
         self.handled.append([m.offset for m in batch])
