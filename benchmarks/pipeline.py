@@ -1,8 +1,9 @@
 """Pipeline throughput: how fast events become tallies, compared with just reading them from Kafka.
 
-One run starts ONE embedded broker (Tansu, memory-only) with 8 partitions, one Faust worker
-(`turnout worker`) and one web app (`turnout web`), all with a unique app id / topic prefix, and
-measures these scenarios, each with N distinct people and an action of its own (posted first:
+One run starts ONE embedded broker (Tansu, memory-only) with 8 partitions, the Faust workers
+(`turnout worker`, once 1 and once 2 of them: ``--workers``) and one web app (`turnout web`), all
+with a unique app id / topic prefix, waits until the workers share the partitions, and measures
+these scenarios, each with N distinct people and an action of its own (posted first:
 events for an action nobody posted are not counted until it is):
 
 1. HTTP: N events in signed batches of 500 posted by --clients concurrent httpx clients to
@@ -15,7 +16,7 @@ events for an action nobody posted are not counted until it is):
    person known by email (a link and a fold each, the most resolution costs), then N RSVPs by
    those phones (each forwarded to the email's person). Step 2 has resolution on too: its
    events' identifiers are their people's keys, so resolving each is one look-up.
-4. Baselines, both over exactly step 2's N records: a bare, group-less aiokafka consumer
+4. Baselines (the median of three runs each), both over exactly step 2's N records: a bare, group-less aiokafka consumer
    assigned the events topic's partitions, from the first offset of step 2's records, reading and
    ``json.loads``-ing them; and the hand-written read-process-write loop of
    ``benchmarks.handloop`` (consume batch → parse → dict state per (action, person) → one fact
@@ -27,7 +28,8 @@ How to read it: the bare consumer is the ceiling for one Python process touching
 once, the hand-written loop what a minimal at-least-once job reaches; "÷ bare" and "÷ loop" are
 events/s ÷ that baseline's events/s in the same run. "worker CPU" is the CPU time the worker process used
 during a scenario, per event (Linux /proc): unlike events/s it hardly moves when other processes
-load the machine, so it is the figure to compare between two versions of the worker. Direct end-to-end vs baseline is the cost of the worker
+load the machine much, so it is the figure to compare between two versions of the worker (summed over
+the workers); "web CPU" is the web app's (ingress and tally reader). Direct end-to-end vs baseline is the cost of the worker
 (Faust, pydantic, changelogs) and tally reader; HTTP end-to-end vs direct adds the ingress, which
 competes for the same cores (printed: broker, worker, web app and this script share them).
 
@@ -37,7 +39,7 @@ Faust settings can be tried without code changes: --worker-env STREAM_BUFFER_MAX
 
 from __future__ import annotations
 
-import argparse, asyncio, json, os, sys, time  # noqa: E401
+import argparse, asyncio, json, os, statistics, sys, time  # noqa: E401
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -175,8 +177,9 @@ async def measure(s: Settings, url: str, secret: str, n: int, clients: int, time
         tp = TopicPartition(m.topic, m.partition)
         first, last = span.get(tp, (m.offset, m.offset))
         span[tp] = (min(first, m.offset), max(last, m.offset))
-    rows.append((BARE, await baseline(s, span, n, time.monotonic() + timeout), None))
-    rows.append((LOOP, await handloop(s, span, n, time.monotonic() + timeout), None))
+    # Each baseline's median of three: a fraction of a second each, so one run is at the mercy of the machine's other load.
+    rows.append((BARE, statistics.median([await baseline(s, span, n, time.monotonic() + timeout) for _ in range(3)]), None))
+    rows.append((LOOP, statistics.median([await handloop(s, span, n, time.monotonic() + timeout) for _ in range(3)]), None))
     return rows
 
 
@@ -196,6 +199,20 @@ def report(rows: list[Row], n: int, workers: int) -> None:
         console.print(f"{workers} worker(s), {name}: {rate:,.0f} events/s = {rate / bare:.3f} of the bare consumer, {rate / loop:.3f} of the hand-written loop")
 
 
+def until_group_settled(logs: list[Path], deadline: float) -> None:
+    """Wait until every worker has taken its partitions in the same rebalance (its log says "Worker
+    ready" as often as the others' do), so that no rebalance falls into a timed scenario."""
+    while True:
+        texts = [log.read_text(errors="replace") if log.exists() else "" for log in logs]
+        ready = [t.count("Worker ready") for t in texts]
+        assigned = [t.count("Executing _on_partitions_assigned") for t in texts]
+        if min(ready) > 0 and len(set(assigned)) == 1 and ready == assigned:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workers not settled: ready {ready}, assignments {assigned}")
+        time.sleep(0.2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=20000, help="N events per scenario (default 20000)")
@@ -212,6 +229,7 @@ def main() -> None:
         with bench_stack("pipeline", console) as stack:
             stack.start(workers, worker_env=dict(kv.split("=", 1) for kv in args.worker_env))
             pids = [w.pid for w in stack.workers]
+            until_group_settled(sorted(stack.tmp.glob("worker-*.log")), time.monotonic() + 120)
             console.print(f"broker {stack.settings.bootstrap} (pid {stack.broker.proc.pid}), worker pids {pids}, web pid {stack.web.pid}, logs {stack.tmp}")
             rows = asyncio.run(measure(stack.settings, stack.url, stack.secrets[PARTNER], args.events, args.clients, args.timeout, stack.procs,
                                        pids, stack.web.pid, args.identity))
