@@ -47,6 +47,7 @@ class Writes:
         self.app = app
         self._queue: deque[tuple[str, bytes | None, bytes | None, int | None, asyncio.Future]] = deque()
         self._drain: asyncio.Task | None = None
+        self._known: set[str] = set()  # topics whose partitions the producer knows
 
     def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> asyncio.Future:
         """Queue a record; the future resolves with its metadata once the broker has it."""
@@ -91,15 +92,14 @@ class Writes:
     async def _in_batches(self, kafka: Any, producer: Any, queue: deque) -> None:
         """Everything queued now, as one record batch per partition (aiokafka's ``create_batch``
         and ``send_batch``: no per-record future, partitioner or accumulator call): a batch of
-        events' facts is a few broker requests. Records for no partition in particular go one by
-        one, after the batches before them, so every partition gets its records in order."""
+        events' facts is a few broker requests. A record for no partition in particular goes to
+        the one its key hashes to (the producer's own partitioner, as ``send`` would), so each
+        partition gets its records in the order they were written."""
         open_: dict[tuple[str, int], tuple[Any, list[asyncio.Future]]] = {}
         while queue:
             topic, key, value, partition, fut = queue.popleft()
             if partition is None:
-                await _send_batches(kafka, open_)
-                await self._one(producer, topic, key, value, partition, fut)
-                continue
+                partition = await self._partition_of(kafka, producer, topic, key)
             batch = open_.get((topic, partition))
             if batch is None:
                 batch = open_[topic, partition] = (kafka.create_batch(), [])
@@ -112,6 +112,12 @@ class Writes:
                     continue
             batch[1].append(fut)
         await _send_batches(kafka, open_)
+
+    async def _partition_of(self, kafka: Any, producer: Any, topic: str, key: bytes | None) -> int:
+        if topic not in self._known:
+            await kafka.client._wait_on_metadata(topic)  # what ``send`` and ``send_batch`` wait for too
+            self._known.add(topic)
+        return producer.key_partition(topic, key).partition
 
 
 def _batching(producer: Any) -> Any:

@@ -5,6 +5,7 @@ written, each record's future resolved by its own batch's acknowledgement."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,6 +34,7 @@ class Kafka:
         self.sent: list[tuple[str, int | None, list]] = []  # (topic, partition, records) in the order they reached the producer
         self.acks: list[asyncio.Future] = []
         self.room, self.refuse = room, refuse
+        self.metadata: list[str] = []  # topics whose metadata was awaited
 
     def create_batch(self) -> Batch:
         return Batch(self.room)
@@ -52,6 +54,15 @@ class Kafka:
 
     def _ensure_producer(self) -> Kafka:  # Faust's producer hands out the aiokafka one
         return self
+
+    def key_partition(self, topic: str, key: bytes) -> SimpleNamespace:  # Faust's producer: the partitioner's answer
+        return SimpleNamespace(topic=topic, partition=len(key) % 4)
+
+    @property
+    def client(self) -> SimpleNamespace:
+        async def wait_on_metadata(topic: str) -> None:
+            self.metadata.append(topic)
+        return SimpleNamespace(_wait_on_metadata=wait_on_metadata)
 
 
 def writes(kafka: Kafka) -> Writes:
@@ -83,15 +94,17 @@ def test_a_drain_sends_one_batch_per_partition_with_its_records_in_order_each_re
     asyncio.run(run())
 
 
-def test_a_record_for_no_partition_goes_after_the_batches_written_before_it():
+def test_a_record_for_no_partition_joins_the_batch_of_the_partition_its_key_hashes_to_in_order():
     async def run():
         kafka = Kafka()
         w = writes(kafka)
-        w.send("facts", b"a", b"1", 0)
-        w.send("identity", b"p", b"deliver", None)
-        w.send("facts", b"a", b"2", 0)
+        w.send("identity", b"ab", b"1", 2)
+        w.send("identity", b"cd", b"2", None)  # the partitioner puts b"cd" on 2
+        w.send("identity", b"ef", b"3", 2)
+        w.send("identity", b"g", b"4", None)  # … and b"g" on 1
         await drained()
-        assert kafka.sent == [("facts", 0, [(b"a", b"1")]), ("identity", None, [(b"p", b"deliver")]), ("facts", 0, [(b"a", b"2")])]
+        assert kafka.sent == [("identity", 2, [(b"ab", b"1"), (b"cd", b"2"), (b"ef", b"3")]), ("identity", 1, [(b"g", b"4")])]
+        assert kafka.metadata == ["identity"]  # looked up once
 
     asyncio.run(run())
 
