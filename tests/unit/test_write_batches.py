@@ -132,3 +132,45 @@ def test_a_batch_the_producer_refuses_fails_its_own_records_and_the_others_still
         assert kafka.sent == [("facts", 0, [(b"b", b"1")])] and not ok.done()
 
     asyncio.run(run())
+
+
+def test_records_written_to_a_partition_between_two_hand_overs_share_one_future_resolved_by_their_last_ack():
+    async def run():
+        kafka = Kafka(room=2)
+        w = writes(kafka)
+        futs = [w.send("facts", b"k", str(i).encode(), 3) for i in range(3)]  # two batches: [0, 1] and [2]
+        await drained()
+        assert len({id(f) for f in futs}) == 1
+        kafka.acks[0].set_result("first batch")
+        await drained()
+        assert not futs[0].done()  # record 2 is not acknowledged yet
+        later = w.send("facts", b"k", b"3", 3)  # after the hand-over: waits for its own batch only
+        await drained()
+        assert later is not futs[0]
+        kafka.acks[1].set_result("second batch")
+        await drained()
+        assert futs[0].done() and not later.done()
+        kafka.acks[2].set_result("third batch")
+        await drained()
+        assert later.done()
+
+    asyncio.run(run())
+
+
+def test_a_shared_future_fails_with_the_first_of_its_records_that_fails():
+    async def run():
+        kafka = Kafka(room=1)
+        w = writes(kafka)
+        first, second = w.send("facts", b"a", b"1", 0), w.send("facts", b"b", b"2", 0)
+        await drained()
+        assert first is second
+        kafka.acks[1].set_exception(RuntimeError("not enough replicas"))
+        await drained()
+        with pytest.raises(RuntimeError, match="replicas"):
+            first.result()
+        kafka.acks[0].set_result("late")  # changes nothing
+        await drained()
+        with pytest.raises(RuntimeError, match="replicas"):
+            first.result()
+
+    asyncio.run(run())
