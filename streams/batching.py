@@ -84,6 +84,7 @@ class Batches:
     async def __call__(self, messages: list[Any]) -> None:
         for start in range(0, len(messages), self.size):
             await self._one(messages[start:start + self.size])
+            await asyncio.sleep(0)  # the producer's sender, acks and timers get their turn between batches
 
     async def _one(self, batch: list[Any]) -> None:
         if self.failed is not None:
