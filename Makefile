@@ -37,7 +37,8 @@ unit: $(STAMP)
 integration: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q tests/integration
 
-## Throughput of the pipeline next to a bare-consumer baseline measured in the same run;
+## Throughput of the pipeline with 1 and with 2 workers, next to two baselines measured in the same run
+## (a bare consumer and a hand-written aiokafka read-process-write loop);
 ## then outreach: one rapid-response action to N people handed to the sandbox, next to the Twilio
 ## SDK alone, and again behind the sandbox's Twilio queue at 200/s (how fast texts leave it);
 ## then dashboard freshness: check-in accepted → visible in the live stream (p50/p95).

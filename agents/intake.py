@@ -10,11 +10,14 @@ dead-letter topic with the reason; the agent never dies on one.
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 from pydantic import ValidationError
 
 from contracts.erasure import FORGET_PREFIX, ForgetPerson
 from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SignupEvent, SupporterRsvpEvent
 from streams.app import Pipeline
+from streams.batching import key_text
 from streams.clock import Clock, system_clock
 from streams.keys import fact_key, pledge_key
 from streams.topology import excerpt
@@ -25,18 +28,19 @@ from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline
 from .outreach.agents import fan_out
 from .people import introduce, membership, merge_person
 
-BATCH = 500
-
 
 def register(p: Pipeline, person_secret: bytes, clock: Clock = system_clock, resolver: Resolver | None = None) -> None:
+    """Intake takes the events topic a fetch at a time (``Pipeline.take_in_batches``: the hot path)."""
     resolver = resolver or Resolver(p, person_secret)
 
-    @p.app.agent(p.events, name="intake")
-    async def intake(stream):  # noqa: ANN001 - Faust's stream type
-        async for event in p.batches(stream, BATCH):
-            m = event.message
-            handle(p, m.partition, event.key, event.value, person_secret, clock, where={"topic": m.topic, "partition": m.partition, "offset": m.offset},
-                   resolver=resolver)
+    p.take_in_batches(p.events, lambda batch: handle_batch(p, batch, person_secret, clock, resolver))
+
+
+def handle_batch(p: Pipeline, batch: Sequence[Any], person_secret: bytes, clock: Clock = system_clock, resolver: Resolver | None = None) -> None:
+    """Apply the records of one fetch (Faust ``Message``s: raw key and value), in order."""
+    for m in batch:
+        handle(p, m.partition, key_text(m.key), m.value, person_secret, clock, where={"topic": m.topic, "partition": m.partition, "offset": m.offset},
+               resolver=resolver)
 
 
 def handle(p: Pipeline, partition: int, key: str | None, raw: bytes | None, person_secret: bytes, clock: Clock = system_clock,

@@ -1,8 +1,9 @@
 """Pipeline throughput: how fast events become tallies, compared with just reading them from Kafka.
 
-One run starts ONE embedded broker (Tansu, memory-only) with 8 partitions, one Faust worker
-(`turnout worker`) and one web app (`turnout web`), all with a unique app id / topic prefix, and
-measures these scenarios, each with N distinct people and an action of its own (posted first:
+One run starts ONE embedded broker (Tansu, memory-only) with 8 partitions, the Faust workers
+(`turnout worker`, once 1 and once 2 of them: ``--workers``) and one web app (`turnout web`), all
+with a unique app id / topic prefix, waits until the workers share the partitions, and measures
+these scenarios, each with N distinct people and an action of its own (posted first:
 events for an action nobody posted are not counted until it is):
 
 1. HTTP: N events in signed batches of 500 posted by --clients concurrent httpx clients to
@@ -15,13 +16,21 @@ events for an action nobody posted are not counted until it is):
    person known by email (a link and a fold each, the most resolution costs), then N RSVPs by
    those phones (each forwarded to the email's person). Step 2 has resolution on too: its
    events' identifiers are their people's keys, so resolving each is one look-up.
-4. Baseline: a bare, group-less aiokafka consumer assigned the events topic's partitions, from
-   the first offset of step 2's records, reading and ``json.loads``-ing exactly those N records.
+4. Baselines (the median of three runs each, measured right after step 2, before step 3 makes the
+   embedded broker heavier), both over exactly step 2's N records: a bare, group-less aiokafka consumer
+   assigned the events topic's partitions, from the first offset of step 2's records, reading and
+   ``json.loads``-ing them; and the hand-written read-process-write loop of
+   ``benchmarks.handloop`` (consume batch → parse → dict state per (action, person) → one fact
+   per change, acks=all → commit), the same job as the worker's without Faust.
 
-How to read it: the baseline is the ceiling for one Python process touching each record once;
-"ratio" is events/s ÷ baseline events/s. "worker CPU" is the CPU time the worker process used
+The whole run is done with 1 worker and again with 2 (``--workers 1,2``), each on a fresh stack.
+
+How to read it: the bare consumer is the ceiling for one Python process touching each record
+once, the hand-written loop what a minimal at-least-once job reaches; "÷ bare" and "÷ loop" are
+events/s ÷ that baseline's events/s in the same run. "worker CPU" is the CPU time the worker process used
 during a scenario, per event (Linux /proc): unlike events/s it hardly moves when other processes
-load the machine, so it is the figure to compare between two versions of the worker. Direct end-to-end vs baseline is the cost of the worker
+load the machine much, so it is the figure to compare between two versions of the worker (summed over
+the workers); "web CPU" is the web app's (ingress and tally reader). Direct end-to-end vs baseline is the cost of the worker
 (Faust, pydantic, changelogs) and tally reader; HTTP end-to-end vs direct adds the ingress, which
 competes for the same cores (printed: broker, worker, web app and this script share them).
 
@@ -31,7 +40,7 @@ Faust settings can be tried without code changes: --worker-env STREAM_BUFFER_MAX
 
 from __future__ import annotations
 
-import argparse, asyncio, json, os, sys, time  # noqa: E401
+import argparse, asyncio, json, os, statistics, sys, time  # noqa: E401
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,6 +54,7 @@ from rich.table import Table
 from connectors.signing import headers
 from connectors.web.ingress import envelopes
 from benchmarks import identity
+from benchmarks.handloop import handloop
 from benchmarks.stack import PARTNER, TOKEN, bench_stack
 from streams.settings import Settings
 from streams.topology import events_topic
@@ -109,22 +119,27 @@ async def baseline(s: Settings, span: dict[TopicPartition, tuple[int, int]], n: 
         await consumer.stop()
 
 
-Row = tuple[str, float, float | None]  # scenario, seconds, worker CPU seconds (None: not measured)
+#: scenario, seconds, worker CPU seconds, web app CPU seconds (None: not measured)
+Row = tuple[str, float, float | None] | tuple[str, float, float | None, float | None]
+BARE, LOOP = "baseline (bare consumer)", "baseline (hand-written loop)"
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds process ``pid`` has used so far (Linux /proc), else ``None``."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(*pids: int) -> float | None:
+    """User + system CPU seconds the processes ``pids`` have used so far (Linux /proc), else ``None``."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-async def measure(s: Settings, url: str, secret: str, n: int, clients: int, timeout: float, procs, worker: int,
-                  with_identity: bool = True) -> list[Row]:
+async def measure(s: Settings, url: str, secret: str, n: int, clients: int, timeout: float, procs, workers: list[int],
+                  web: int, with_identity: bool = True) -> list[Row]:
     rows: list[Row] = []
-    cpu = lambda since: None if since is None or (now := cpu_seconds(worker)) is None else now - since  # noqa: E731
+    cpu = lambda since, *pids: None if since is None or (now := cpu_seconds(*pids)) is None else now - since  # noqa: E731
     auth, limits = {"Authorization": f"Bearer {TOKEN}"}, httpx.Limits(max_connections=clients + 2)
     async with httpx.AsyncClient(base_url=url, headers=auth, timeout=60, limits=limits) as http:
         # Warm-up: the actions, then one event through everything proves worker, web app and tally reader are ready.
@@ -135,11 +150,11 @@ async def measure(s: Settings, url: str, secret: str, n: int, clients: int, time
 
         events = [rsvp(f"h{i}", "bench-http", phone=phone(i)) for i in range(n)]
         bodies = [json.dumps(events[i : i + BATCH]).encode() for i in range(0, n, BATCH)]
-        t0, c0 = time.perf_counter(), cpu_seconds(worker)
+        t0, c0, w0 = time.perf_counter(), cpu_seconds(*workers), cpu_seconds(web)
         assert await post_all(http, secret, bodies, clients) == n
         rows.append((f"HTTP accept ({clients} clients)", time.perf_counter() - t0, None))
         await until_tallied(http, "bench-http", n, time.monotonic() + timeout, procs)
-        rows.append(("HTTP end-to-end", time.perf_counter() - t0, cpu(c0)))
+        rows.append(("HTTP end-to-end", time.perf_counter() - t0, cpu(c0, *workers), cpu(w0, web)))
 
         items = [rsvp(f"d{i}", "bench-direct", phone=phone(n + i)) for i in range(n)]
         records, result = envelopes(items, PARTNER, datetime.now(timezone.utc), s.person_key_bytes(), s.default_region)
@@ -147,33 +162,57 @@ async def measure(s: Settings, url: str, secret: str, n: int, clients: int, time
         producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap.split(","), acks="all", linger_ms=5, max_batch_size=256 * 1024)
         await producer.start()
         try:
-            t0, c0 = time.perf_counter(), cpu_seconds(worker)
+            t0, c0, w0 = time.perf_counter(), cpu_seconds(*workers), cpu_seconds(web)
             pending = [await producer.send(events_topic(s), value=value, key=key) for key, value in records]
             metas = await asyncio.gather(*pending)
             rows.append(("direct produce (acks=all)", time.perf_counter() - t0, None))
             await until_tallied(http, "bench-direct", n, time.monotonic() + timeout, procs)
-            rows.append(("direct end-to-end", time.perf_counter() - t0, cpu(c0)))
+            rows.append(("direct end-to-end", time.perf_counter() - t0, cpu(c0, *workers), cpu(w0, web)))
         finally:
             await producer.stop()
+        # The baselines right after the direct scenario they are compared with: the embedded broker's
+        # fetches get slower as its topics grow, and the identity scenarios add 60,000 records.
+        span: dict[TopicPartition, tuple[int, int]] = {}
+        for m in metas:
+            tp = TopicPartition(m.topic, m.partition)
+            first, last = span.get(tp, (m.offset, m.offset))
+            span[tp] = (min(first, m.offset), max(last, m.offset))
+        # Each baseline's median of three: a fraction of a second each, so one run is at the mercy of the machine's other load.
+        baselines = [(BARE, statistics.median([await baseline(s, span, n, time.monotonic() + timeout) for _ in range(3)]), None),
+                     (LOOP, statistics.median([await handloop(s, span, n, time.monotonic() + timeout) for _ in range(3)]), None)]
         if with_identity:
-            rows += await identity.measure(s, http, PARTNER, n, 2 * n, timeout, procs, until_tallied, lambda: cpu_seconds(worker))
-
-    span: dict[TopicPartition, tuple[int, int]] = {}
-    for m in metas:
-        tp = TopicPartition(m.topic, m.partition)
-        first, last = span.get(tp, (m.offset, m.offset))
-        span[tp] = (min(first, m.offset), max(last, m.offset))
-    rows.append(("baseline (bare consumer)", await baseline(s, span, n, time.monotonic() + timeout), None))
-    return rows
+            rows += await identity.measure(s, http, PARTNER, n, 2 * n, timeout, procs, until_tallied, lambda: cpu_seconds(*workers))
+    return rows + baselines
 
 
-def report(rows: list[Row], n: int) -> None:
-    base_rate = n / rows[-1][1]
-    table = Table("scenario", "events", "seconds", "events/s", "ratio to baseline", "worker CPU µs/event", title="turnout pipeline throughput")
-    for name, seconds, worker_cpu in rows:
-        table.add_row(name, f"{n:,}", f"{seconds:.2f}", f"{n / seconds:,.0f}", f"{n / seconds / base_rate:.3f}",
-                      "" if worker_cpu is None else f"{worker_cpu / n * 1e6:,.0f}")
+def report(rows: list[Row], n: int, workers: int) -> None:
+    seconds_of = {row[0]: row[1] for row in rows}
+    bare, loop = n / seconds_of[BARE], n / seconds_of[LOOP]
+    table = Table("scenario", "events", "seconds", "events/s", "÷ bare", "÷ loop", "worker CPU µs/event", "web CPU µs/event",
+                  title=f"turnout pipeline throughput, {workers} worker{'s' if workers > 1 else ''}")
+    per_event = lambda cpu: "" if cpu is None else f"{cpu / n * 1e6:,.0f}"  # noqa: E731
+    for name, seconds, worker_cpu, web_cpu in ((*row, None)[:4] for row in rows):
+        rate = n / seconds
+        table.add_row(name, f"{n:,}", f"{seconds:.2f}", f"{rate:,.0f}", f"{rate / bare:.3f}", f"{rate / loop:.3f}",
+                      per_event(worker_cpu), per_event(web_cpu))
     console.print(table)
+    for name in ("direct end-to-end", "HTTP end-to-end"):
+        rate = n / seconds_of[name]
+        console.print(f"{workers} worker(s), {name}: {rate:,.0f} events/s = {rate / bare:.3f} of the bare consumer, {rate / loop:.3f} of the hand-written loop")
+
+
+def until_group_settled(logs: list[Path], deadline: float) -> None:
+    """Wait until every worker has taken its partitions in the same rebalance (its log says "Worker
+    ready" as often as the others' do), so that no rebalance falls into a timed scenario."""
+    while True:
+        texts = [log.read_text(errors="replace") if log.exists() else "" for log in logs]
+        ready = [t.count("Worker ready") for t in texts]
+        assigned = [t.count("Executing _on_partitions_assigned") for t in texts]
+        if min(ready) > 0 and len(set(assigned)) == 1 and ready == assigned:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workers not settled: ready {ready}, assignments {assigned}")
+        time.sleep(0.2)
 
 
 def main() -> None:
@@ -182,17 +221,21 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=2, help="concurrent HTTP clients (default 2; more did not help on 2 cores)")
     ap.add_argument("--timeout", type=float, default=600, help="deadline per wait, seconds (default 600)")
     ap.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE", help="extra worker environment (Faust settings)")
+    ap.add_argument("--workers", default="1,2", help="worker counts to run, each on a fresh stack (default 1,2)")
     ap.add_argument("--no-identity", dest="identity", action="store_false", help="skip the identity resolution scenarios")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     console.print(f"cores: {os.cpu_count()} (usable by this process: {cores}); N = {args.events:,}; partitions = 8")
 
-    with bench_stack("pipeline", console) as stack:
-        stack.start(worker_env=dict(kv.split("=", 1) for kv in args.worker_env))
-        console.print(f"broker {stack.settings.bootstrap} (pid {stack.broker.proc.pid}), worker pid {stack.workers[0].pid}, web pid {stack.web.pid}, logs {stack.tmp}")
-        rows = asyncio.run(measure(stack.settings, stack.url, stack.secrets[PARTNER], args.events, args.clients, args.timeout, stack.procs,
-                                   stack.workers[0].pid, args.identity))
-        report(rows, args.events)
+    for workers in (int(w) for w in args.workers.split(",")):
+        with bench_stack("pipeline", console) as stack:
+            stack.start(workers, worker_env=dict(kv.split("=", 1) for kv in args.worker_env))
+            pids = [w.pid for w in stack.workers]
+            until_group_settled(sorted(stack.tmp.glob("worker-*.log")), time.monotonic() + 120)
+            console.print(f"broker {stack.settings.bootstrap} (pid {stack.broker.proc.pid}), worker pids {pids}, web pid {stack.web.pid}, logs {stack.tmp}")
+            rows = asyncio.run(measure(stack.settings, stack.url, stack.secrets[PARTNER], args.events, args.clients, args.timeout, stack.procs,
+                                       pids, stack.web.pid, args.identity))
+            report(rows, args.events, workers)
 
 
 if __name__ == "__main__":

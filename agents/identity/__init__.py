@@ -7,18 +7,21 @@ topic. Intake calls ``Resolver.arrived`` before it applies a person event.
 
 from __future__ import annotations
 
+from typing import Any
+
 from streams.app import Pipeline
+from streams.batching import key_text
 
 from .resolve import Apply, Resolver, target_of
 
 __all__ = ["Resolver", "register", "target_of"]
 
-BATCH = 500
-
 
 def register(p: Pipeline, resolver: Resolver, apply: Apply) -> None:
-    @p.app.agent(p.identity, name="resolve_identity")
-    async def resolve_identity(stream):  # noqa: ANN001 - Faust's stream type
-        async for event in p.batches(stream, BATCH, flush=resolver.flush):
-            m = event.message
-            resolver.handle(m.partition, event.key, event.value, apply, where={"topic": m.topic, "partition": m.partition, "offset": m.offset})
+    """The identity topic, a fetch at a time (``Pipeline.take_in_batches``); a batch's folds are
+    cleared by ``resolver.flush`` once durable, before the batch is acked."""
+    def resolve_identity(batch: list[Any]) -> None:
+        for m in batch:
+            resolver.handle(m.partition, key_text(m.key), m.value, apply, where={"topic": m.topic, "partition": m.partition, "offset": m.offset})
+
+    p.take_in_batches(p.identity, resolve_identity, flush=resolver.flush)

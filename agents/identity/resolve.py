@@ -55,7 +55,7 @@ Apply = Callable[[Pipeline, int, Envelope], object]
 
 def target_of(p: Pipeline, key: str) -> str:
     """Where ``key``'s facts live, as this partition knows: itself, or the next hop."""
-    raw = p.identities.table.data.get(key)
+    raw = p.identities.data.get(key)
     return raw["person"] if raw is not None else key
 
 

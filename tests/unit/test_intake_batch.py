@@ -1,0 +1,57 @@
+"""What one batch of the events topic writes (``agents.intake.handle_batch``, over the real
+tables in memory): one fact per key however often the batch names it, a bad record a dead letter
+and never the end of the batch, and nothing before the batch's records are in order."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+from agents.intake import handle_batch
+from connectors.web.ingress import envelopes
+from streams.keys import fact_key
+from tests.factories import rsvp
+from tests.fakes import dead_letters, memory_pipeline
+
+SECRET = b"secret"
+RECEIVED = datetime(2026, 11, 22, 15, 0, tzinfo=timezone.utc)
+
+
+def records(items: list[dict], received: datetime = RECEIVED) -> list[tuple[bytes, bytes]]:
+    recs, result = envelopes(items, "union-a", received, SECRET, "US")
+    assert result.accepted == len(items)
+    return recs
+
+
+def batch(recs: list[tuple[bytes | None, bytes | None]]) -> list[SimpleNamespace]:
+    return [SimpleNamespace(topic="t.events", partition=0, offset=i, key=k, value=v) for i, (k, v) in enumerate(recs)]
+
+
+def attendance_writes(p) -> list[tuple[str, str]]:  # noqa: ANN001
+    return [(key, value["rsvp"]) for _, key, value in p.attendance.table.changelog]
+
+
+def test_one_batch_writes_one_fact_per_person_and_the_event_it_names_twice_once():
+    yes, maybe = records([rsvp("r1", "rally", phone="+15105550101"), rsvp("r2", "rally", phone="+15105550102")])
+    p = memory_pipeline()
+    handle_batch(p, batch([yes, maybe, yes]), SECRET)  # the first event again, as a replay or a duplicate post brings it
+    person = [k.decode() for k, _ in (yes, maybe)]
+    assert attendance_writes(p) == [(fact_key("rally", person[0]), "yes"), (fact_key("rally", person[1]), "yes")]
+
+
+def test_a_later_event_in_the_same_batch_overwrites_the_earlier_fact_in_order():
+    [first] = records([rsvp("r1", "rally", "yes", phone="+15105550101")])
+    [changed] = records([rsvp("r2", "rally", "no", phone="+15105550101")], RECEIVED.replace(minute=5))  # received later: it is in force
+    p = memory_pipeline()
+    handle_batch(p, batch([first, changed]), SECRET)
+    key = fact_key("rally", first[0].decode())
+    assert attendance_writes(p) == [(key, "yes"), (key, "no")] and p.attendance.get(key).rsvp == "no"
+
+
+def test_a_bad_record_in_a_batch_is_a_dead_letter_and_the_records_after_it_are_applied():
+    [good] = records([rsvp("r1", "rally", phone="+15105550101")])
+    p = memory_pipeline()
+    handle_batch(p, batch([(b"k", b"\xff not json"), (None, None), good]), SECRET)
+    assert [d["reason"] for d in dead_letters(p)] == ["invalid envelope", "empty record (no value)"]
+    assert [d["offset"] for d in dead_letters(p)] == [0, 1]  # where each one is, for whoever looks into it
+    assert attendance_writes(p) == [(fact_key("rally", good[0].decode()), "yes")]
