@@ -450,6 +450,7 @@ def mobilize_poll(once: bool) -> None:
     from connectors.providers.errors import RetryLater
     from connectors.web.publisher import KafkaPublisher
 
+    from .data_keys import KafkaDataKeys
     from .topology import events_topic
 
     s = settings()
@@ -462,10 +463,12 @@ def mobilize_poll(once: bool) -> None:
     async def run() -> None:
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
         await publisher.start()
+        data_keys = KafkaDataKeys(s, publisher.publish)
         try:
             async with httpx.AsyncClient(timeout=30) as http:
-                await poll(s, coalition, publisher, http, once)
+                await poll(s, coalition, publisher, http, once, data_keys)
         finally:
+            await data_keys.stop()
             await publisher.stop()
 
     try:
@@ -670,6 +673,8 @@ def people_forget(phone: str | None, email: str | None, url: str | None) -> None
     x = r.json()
     members = f" (signed up by {', '.join(x['partners'])})" if x["partners"] else ""
     click.echo(f"removed {plural(x['people_removed'], 'person record')}{members}; cancelled {plural(x['asks_cancelled'], 'queued ask')}; "
+               f"deleted {plural(x.get('data_keys_erased', 0), 'data key')}, so every copy of their name, phone, email and postal code "
+               "(events, asks, tables, backups) is unreadable; "
                "memberships, RSVPs, check-ins and ask outcomes are kept without contact details, so tallies keep their counts")
     if not x["complete"]:
         click.echo(f"only {x['partitions_reported']} of {plural(x['partitions'], 'partition')} have reported so far (are workers running?); "
