@@ -149,6 +149,9 @@ class KafkaDataKeys:
         except UnknownMasterKey as exc:
             self.unreadable += 1
             log.error("a data key is wrapped by master key %s, which this process was not given (TURNOUT_PREVIOUS_MASTER_KEYS)", exc.master_id)
+        except Exception as exc:  # noqa: BLE001 - a damaged record: its key stays unknown, the rest is read
+            self.unreadable += 1
+            log.error("a data-keys record could not be read (%s)", type(exc).__name__)
 
     async def _read_to_end(self) -> bool:
         # The fetch answers' high watermark: ListOffsets is wrong on the embedded broker.
