@@ -231,6 +231,42 @@ def sandbox(port: int, faults: str, sms_mps: float | None) -> None:
     uvicorn.run(create_sandbox(config), host="127.0.0.1", port=port, log_config=logging_config(s.log_format, "WARNING"))
 
 
+@main.group(help="The data keys that seal people's names, phones, emails and postal codes (README: Erasure on request).")
+def keys() -> None:
+    pass
+
+
+@keys.command("rewrap", help="Wrap every data key with TURNOUT_MASTER_KEY, after a rotation (the old key still in TURNOUT_PREVIOUS_MASTER_KEYS).")
+def keys_rewrap() -> None:
+    import asyncio
+
+    from connectors.web.publisher import KafkaPublisher
+
+    from .data_keys import KafkaDataKeys
+    from .topology import events_topic
+
+    s = settings()
+    require_broker(s)
+
+    async def run() -> tuple[int, int]:
+        publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
+        await publisher.start()
+        data_keys = KafkaDataKeys(s, publisher.publish)
+        try:
+            return await data_keys.rewrap(), data_keys.unreadable
+        finally:
+            await data_keys.stop()
+            await publisher.stop()
+
+    try:
+        done, unreadable = asyncio.run(run())
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrapped {plural(done, 'data key')} with the current master key")
+    if unreadable:
+        raise click.ClickException(f"{plural(unreadable, 'data key')} wrapped by a master key you did not give (TURNOUT_PREVIOUS_MASTER_KEYS): not rewrapped")
+
+
 @main.group(help="Where personal data lives (for a data-sharing agreement).")
 def privacy() -> None:
     pass

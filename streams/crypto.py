@@ -143,6 +143,7 @@ class KeyRing:
         self.keys: dict[str, DataKey] = {}
         self.by_person: dict[str, dict[str, None]] = {}  # person key → its key ids, oldest first
         self.wrapped_by: dict[str, str] = {}  # record key → master id (for rewrapping after a rotation)
+        self.erased: set[str] = set()  # record keys tombstoned while this ring was read
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -153,6 +154,7 @@ class KeyRing:
         person, _, kid = rk.rpartition(":")
         if value is None:
             self._drop(person, kid)
+            self.erased.add(rk)
             return
         data = json.loads(value)
         master = self.masters.get(data["master"])

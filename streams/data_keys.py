@@ -201,11 +201,16 @@ class KafkaDataKeys:
         return len(gone)
 
     async def rewrap(self) -> int:
-        """Wrap every key with the current master key (after a rotation); return how many changed."""
+        """Wrap every key with the current master key (after a rotation); return how many changed.
+        A key erased while this ran would be written back by it: such keys are erased again."""
         await self.caught_up()
         stale = [self.ring.keys[rk.rpartition(":")[2]] for rk, m in list(self.ring.wrapped_by.items()) if m != self.ring.master.id]
         if stale:
             await self._write([key_record(self.ring.master, k) for k in stale])
+            await self.caught_up()
+            again = [k.record_key for k in stale if k.record_key in self.ring.erased]
+            if again:
+                await self._write([tombstone(rk) for rk in again])
         return len(stale)
 
     async def _write(self, records: Sequence[tuple[bytes, bytes | None]]) -> None:
