@@ -176,8 +176,9 @@ class KafkaDataKeys:
         return True
 
     async def keys_for(self, person_keys: Iterable[str]) -> dict[str, DataKey]:
-        if not self._known:  # the first request of this process: learn the keys that exist
-            self._known = await self.caught_up()
+        if not self._known:  # the first request of this process: learn the keys that exist (not
+            # for longer than the broker may take to acknowledge: a person would get a second key, no more)
+            self._known = await self.caught_up(self.settings.ack_timeout)
         out, new = {}, []
         for pk in dict.fromkeys(person_keys):
             key = self.ring.for_person(pk)

@@ -59,7 +59,7 @@ def inventory(s: Settings) -> list[Place]:
         Place(changelog_topic(s, IDENTITIES), "fact table", "which person each phone or email belongs to, by keyed hashes only", compacted,
               "every identifier linked to the person tombstoned at once"),
         Place(changelog_topic(s, MERGES), "fact table", "which person key was merged into which (keyed hashes only)", compacted, "kept, like the other facts: counts"),
-        Place(changelog_topic(s, ASKS), "fact table", "ask states by person key; no address or text", compacted, "provider error texts removed; counts kept"),
+        Place(changelog_topic(s, ASKS), "fact table", "ask states by person key; no address or text (provider error texts with addresses redacted)", compacted, "provider error texts removed; counts kept"),
         Place("worker and web logs", "log", "no personal data: lines are redacted after formatting (phones, emails, pydantic input values)",
               "as your log shipping keeps them", "nothing to erase"),
         Place("Twilio", "provider", "messages: number and text (Twilio's own retention and redaction)", "Twilio's settings",

@@ -13,9 +13,11 @@ from pydantic import ValidationError
 from agents.intake import handle
 from agents.outreach.agents import Outreach, Queued, plan_partition, send_batch
 from agents.outreach.planning import OutreachPolicy
+from agents.outreach.receipts import on_email_event
 from connectors.providers.sms import FakeSms
 from connectors.web.ingress import envelopes
 from contracts.asks import AskCommand
+from contracts.providers import EmailEvent
 from contracts.events import ActionEvent, Envelope, partner_event
 from streams.crypto import DataKey, KeyRing, MasterKey, UnknownMasterKey, is_sealed, key_id_of, key_record
 from streams.data_keys import MemoryDataKeys
@@ -154,3 +156,11 @@ def test_an_ask_whose_key_was_erased_is_cancelled_without_reaching_a_provider():
     asyncio.run(send_batch(p, o, [Queued(0, 1, c) for c in sealed], lambda generation: True))
     assert [m["to"] for m in sms.sent] == [command(0).to] and command(0).body in sms.sent[0]["body"]
     assert [p.asks.get(c.ask_id).status for c in sealed] == ["sent", "cancelled"]
+
+
+def test_a_bounce_that_quotes_the_address_is_recorded_without_it():
+    fact = command(0).fact("sent", T).model_copy(update={"channel": "email"})
+    bounce = EmailEvent(ask_id=fact.ask_id, sg_event_id="e1", event="bounce", reason="550 5.1.1 <ana.diaz@example.org>: no such user at +15105550123")
+    failed = on_email_event(fact, bounce, T)
+    assert failed.status == "failed" and "550 5.1.1" in failed.error
+    assert "ana.diaz" not in failed.error and "5550123" not in failed.error
