@@ -67,6 +67,13 @@ def require_broker(s: Settings) -> str:
     return s.kafka_bootstrap_servers
 
 
+def require_master_key(s: Settings) -> None:
+    """Processes that read or write people's sealed fields need the coalition's master key."""
+    if s.master_key is None:
+        raise click.ClickException("TURNOUT_MASTER_KEY is not set: it unlocks the data keys that seal people's names, phones and emails "
+                                   "(README: Erasure on request); `turnout up` generates one for the embedded broker")
+
+
 def web_url(url: str | None, s: Settings) -> str:
     """The web app's base URL: ``--url``, else TURNOUT_URL, else the running stack's."""
     url = url or s.url
@@ -160,6 +167,7 @@ def worker() -> None:
 
     s = settings()
     require_broker(s)
+    require_master_key(s)
     if s.provider_settings_missing():
         raise click.ClickException(f"provider credentials are only partly set: missing {', '.join(s.provider_settings_missing())}; "
                                    "set all of them to send for real, or none")
@@ -192,6 +200,7 @@ def web(host: str | None, port: int | None) -> None:
 
     s = settings()
     require_broker(s)
+    require_master_key(s)
     if s.organizer_token is None:
         raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
     try:
@@ -247,6 +256,7 @@ def keys_rewrap() -> None:
 
     s = settings()
     require_broker(s)
+    require_master_key(s)
 
     async def run() -> tuple[int, int]:
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
@@ -491,6 +501,7 @@ def mobilize_poll(once: bool) -> None:
 
     s = settings()
     require_broker(s)
+    require_master_key(s)
     logging.config.dictConfig(logging_config(s.log_format))
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with coalition_errors():

@@ -110,13 +110,17 @@ class MasterKey:
     def id(self) -> str:
         return hashlib.sha256(self._key).hexdigest()[:12]
 
+    @cached_property
+    def _aead(self) -> AESGCM:
+        return AESGCM(self._key)
+
     def wrap(self, key: DataKey, nonce: bytes | None = None) -> str:
         nonce = nonce or os.urandom(NONCE)
-        return _b64(nonce + AESGCM(self._key).encrypt(nonce, key.secret, key.record_key.encode()))
+        return _b64(nonce + self._aead.encrypt(nonce, key.secret, key.record_key.encode()))
 
     def unwrap(self, wrapped: str, person_key: str, key_id: str) -> bytes:
         blob = _unb64(wrapped)
-        return AESGCM(self._key).decrypt(blob[:NONCE], blob[NONCE:], f"{person_key}:{key_id}".encode())
+        return self._aead.decrypt(blob[:NONCE], blob[NONCE:], f"{person_key}:{key_id}".encode())
 
 
 def key_record(master: MasterKey, key: DataKey, at: datetime | None = None) -> tuple[bytes, bytes]:
@@ -160,7 +164,9 @@ class KeyRing:
         master = self.masters.get(data["master"])
         if master is None:
             raise UnknownMasterKey(data["master"])
-        self.add(DataKey(data["key_id"], data["person_key"], master.unwrap(data["wrapped"], data["person_key"], data["key_id"])))
+        known = self.keys.get(data["key_id"])
+        if known is None or known.person_key != data["person_key"]:  # a key this process made, or read before: unwrapped once
+            self.add(DataKey(data["key_id"], data["person_key"], master.unwrap(data["wrapped"], data["person_key"], data["key_id"])))
         self.wrapped_by[rk] = master.id
 
     def add(self, key: DataKey) -> None:
