@@ -110,7 +110,7 @@ class KafkaDataKeys:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap.split(","), group_id=None, enable_auto_commit=False,
                                         auto_offset_reset="earliest", **tansu)
             await consumer.start()
-            tps = [TopicPartition(self.topic, p) for p in range(self.settings.partitions)]
+            tps = [TopicPartition(self.topic, 0)]  # one partition (streams.topology)
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             self._consumer, self._tps = consumer, tps
@@ -138,7 +138,7 @@ class KafkaDataKeys:
                 for m in messages:
                     self._apply(m.key, m.value)
             self._rounds += 1
-            if not batch and await self._read_to_end():
+            if await self._read_to_end():  # not "an empty answer": under steady sign-ups there may be none
                 self._at_end = self._rounds
             self._tick.set()
             self._tick = asyncio.Event()

@@ -186,7 +186,7 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         # It carries partner events on their way to their person: kept as long as the events.
         TopicSpec(identity_topic(s), s.partitions, compacted=False, config=retained(s.events_retention_days)),
         TopicSpec(dead_letter_topic(s), 1, compacted=False, config=retained(s.dead_letter_retention_days)),
-        TopicSpec(data_keys_topic(s), s.partitions, compacted=True, config=COMPACTED),
+        TopicSpec(data_keys_topic(s), 1, compacted=True, config=COMPACTED),  # read whole by every process: one batch per write
         TopicSpec(mobilize_cursor_topic(s), 1, compacted=True, config=COMPACTED),
         TopicSpec(accounts_topic(s), 1, compacted=True, config=COMPACTED),
         *(TopicSpec(changelog_topic(s, t), s.partitions, compacted=True, config=COMPACTED) for t in TABLES),
