@@ -148,6 +148,7 @@ class KeyRing:
         self.by_person: dict[str, dict[str, None]] = {}  # person key → its key ids, oldest first
         self.wrapped_by: dict[str, str] = {}  # record key → master id (for rewrapping after a rotation)
         self.erased: set[str] = set()  # record keys tombstoned while this ring was read
+        self._made: set[str] = set()  # keys this process made, whose own record has not come back yet
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -160,6 +161,9 @@ class KeyRing:
             self._drop(person, kid)
             self.erased.add(rk)
             return
+        if rk in self._made:
+            self._made.discard(rk)
+            return  # the record of a key this process made and wrote: nothing new in it
         data = json.loads(value)
         master = self.masters.get(data["master"])
         if master is None:
@@ -172,6 +176,12 @@ class KeyRing:
     def add(self, key: DataKey) -> None:
         self.keys[key.key_id] = key
         self.by_person.setdefault(key.person_key, {})[key.key_id] = None
+
+    def made(self, key: DataKey) -> None:
+        """``key``, made here and written wrapped by the current master key: in the ring at once."""
+        self.add(key)
+        self.wrapped_by[key.record_key] = self.master.id
+        self._made.add(key.record_key)
 
     def _drop(self, person: str, kid: str) -> None:
         self.keys.pop(kid, None)

@@ -189,7 +189,7 @@ class KafkaDataKeys:
         if new:
             await self._write([key_record(self.ring.master, k) for k in new])
             for key in new:
-                self.ring.add(key)  # its own record will arrive too: the same key again
+                self.ring.made(key)  # its own record comes back too, and is then skipped
         return out
 
     async def forget(self, person_keys: Iterable[str]) -> int:

@@ -164,3 +164,17 @@ def test_a_bounce_that_quotes_the_address_is_recorded_without_it():
     failed = on_email_event(fact, bounce, T)
     assert failed.status == "failed" and "550 5.1.1" in failed.error
     assert "ana.diaz" not in failed.error and "5550123" not in failed.error
+
+
+def test_a_key_this_process_made_is_not_revived_by_its_own_record_after_an_erasure():
+    r = ring()
+    key = r.new_key("p1")
+    record = key_record(r.master, key)
+    r.made(key)
+    assert r.for_person("p1") == key
+    r.apply(key.record_key, None)  # erased here before its own record came back
+    r.apply(*record)
+    assert r.get(key.key_id) is None and r.for_person("p1") is None
+    other = ring()
+    other.apply(*record)  # another process reads the record as usual
+    assert other.get(key.key_id) == key
