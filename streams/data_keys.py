@@ -26,7 +26,7 @@ from .topology import data_keys_topic
 from .transport import TANSU_FETCH_MAX_WAIT_MS
 
 log = logging.getLogger(__name__)
-Publish = Callable[[Sequence[tuple[bytes, bytes | None]], str], Awaitable[None]]
+Publish = Callable[..., Awaitable[None]]  # (records, topic, partition=...): the web app's ``Publisher.publish``
 
 
 class DataKeys(Protocol):
@@ -217,4 +217,4 @@ class KafkaDataKeys:
     async def _write(self, records: Sequence[tuple[bytes, bytes | None]]) -> None:
         if self._publish is None:
             raise RuntimeError("this process only reads data keys")
-        await self._publish(records, self.topic)
+        await self._publish(records, self.topic, partition=0)  # the topic's one partition: no hashing of each key
