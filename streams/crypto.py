@@ -177,11 +177,19 @@ class KeyRing:
         self.keys[key.key_id] = key
         self.by_person.setdefault(key.person_key, {})[key.key_id] = None
 
+    def writing(self, keys: Iterable[DataKey]) -> None:
+        """These keys, made here, are being written: their own records, when read back, hold
+        nothing new (they may come back before the write is acknowledged)."""
+        self._made.update(k.record_key for k in keys)
+
     def made(self, key: DataKey) -> None:
-        """``key``, made here and written wrapped by the current master key: in the ring at once."""
+        """``key``, made here and written wrapped by the current master key: in the ring from now on."""
         self.add(key)
         self.wrapped_by[key.record_key] = self.master.id
-        self._made.add(key.record_key)
+
+    def not_made(self, keys: Iterable[DataKey]) -> None:
+        """The write of these keys failed: they never existed."""
+        self._made.difference_update(k.record_key for k in keys)
 
     def _drop(self, person: str, kid: str) -> None:
         self.keys.pop(kid, None)

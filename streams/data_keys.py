@@ -187,9 +187,14 @@ class KafkaDataKeys:
                 new.append(key)
             out[pk] = key
         if new:
-            await self._write([key_record(self.ring.master, k) for k in new])
+            self.ring.writing(new)  # their own records come back too, and are then skipped
+            try:
+                await self._write([key_record(self.ring.master, k) for k in new])
+            except BaseException:
+                self.ring.not_made(new)
+                raise
             for key in new:
-                self.ring.made(key)  # its own record comes back too, and is then skipped
+                self.ring.made(key)
         return out
 
     async def forget(self, person_keys: Iterable[str]) -> int:

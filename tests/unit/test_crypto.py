@@ -166,14 +166,16 @@ def test_a_bounce_that_quotes_the_address_is_recorded_without_it():
     assert "ana.diaz" not in failed.error and "5550123" not in failed.error
 
 
-def test_a_key_this_process_made_is_not_revived_by_its_own_record_after_an_erasure():
+def test_a_key_this_process_made_is_used_only_once_written_and_its_own_record_is_not_read_again():
     r = ring()
     key = r.new_key("p1")
     record = key_record(r.master, key)
+    r.writing([key])
+    r.apply(*record)  # read back before the write was even acknowledged: not in use yet
+    assert r.for_person("p1") is None
     r.made(key)
     assert r.for_person("p1") == key
-    r.apply(key.record_key, None)  # erased here before its own record came back
-    r.apply(*record)
+    r.apply(key.record_key, None)  # erased here
     assert r.get(key.key_id) is None and r.for_person("p1") is None
     other = ring()
     other.apply(*record)  # another process reads the record as usual
