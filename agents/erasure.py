@@ -20,6 +20,7 @@ from contracts.asks import AskFact, parse_ask_id
 from contracts.erasure import ErasureReport, ForgetPerson
 from contracts.facts import PersonRecord
 from streams.app import Pipeline
+from streams.crypto import is_sealed
 from streams.keys import partition_of, person_key
 
 ERASED = "person erased"
@@ -29,9 +30,11 @@ SCRUBBED = "(removed on erasure)"
 def matches(person: PersonRecord, requested: set[str], secret: bytes) -> bool:
     if person.person_key in requested:
         return True
+    # A sealed phone or email cannot be hashed here: such a record is found by its key, the
+    # identifiers linked to it (the request lists them), and its data keys are erased anyway.
     return bool(
-        (person.phone and person_key(secret, person.phone, None) in requested)
-        or (person.email and person_key(secret, None, person.email) in requested)
+        (person.phone and not is_sealed(person.phone) and person_key(secret, person.phone, None) in requested)
+        or (person.email and not is_sealed(person.email) and person_key(secret, None, person.email) in requested)
     )
 
 

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from connectors.web.ingress import envelopes
+from benchmarks.stack import sealed_envelopes
 from streams.settings import Settings
 from streams.topology import events_topic
 from tests.factories import phone, rsvp, signup
@@ -38,7 +37,7 @@ Wait = Callable[[httpx.AsyncClient, str, int, float, list], Awaitable[None]]
 
 
 async def produce(producer: AIOKafkaProducer, s: Settings, partner: str, items: list[dict]) -> None:
-    records, result = envelopes(items, partner, datetime.now(timezone.utc), s.person_key_bytes(), s.default_region)
+    records, result = await sealed_envelopes(s, items, partner)
     assert result.accepted == len(items), result
     pending = [await producer.send(events_topic(s), value=value, key=key) for key, value in records]
     for fut in pending:

@@ -42,7 +42,6 @@ Run from the repository root:  .venv/bin/python -m benchmarks.outreach --people 
 from __future__ import annotations
 
 import argparse, asyncio, json, os, resource, sys, time  # noqa: E401
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.factories` also as a plain script
@@ -54,8 +53,7 @@ from rich.table import Table
 
 from connectors.providers.outbox import outbox_from
 from connectors.signing import headers
-from connectors.web.ingress import envelopes
-from benchmarks.stack import PARTNER, TOKEN, BenchStack, bench_stack
+from benchmarks.stack import PARTNER, TOKEN, BenchStack, bench_stack, sealed_envelopes
 from streams.settings import Settings
 from streams.topology import events_topic
 from tests.factories import phone, signup
@@ -84,7 +82,7 @@ async def poll(what: str, check, deadline: float, stack: BenchStack, interval: f
 
 async def sign_up(http: httpx.AsyncClient, stack: BenchStack, people: list[dict], timeout: float) -> None:
     s = stack.settings
-    records, result = envelopes(people, PARTNER, datetime.now(timezone.utc), s.person_key_bytes(), s.default_region)
+    records, result = await sealed_envelopes(s, people, PARTNER)
     assert result.accepted == len(people), result
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap.split(","), acks="all", linger_ms=5, max_batch_size=256 * 1024)
     await producer.start()

@@ -41,7 +41,6 @@ Faust settings can be tried without code changes: --worker-env STREAM_BUFFER_MAX
 from __future__ import annotations
 
 import argparse, asyncio, json, os, statistics, sys, time  # noqa: E401
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.factories` also as a plain script
@@ -52,10 +51,9 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.signing import headers
-from connectors.web.ingress import envelopes
 from benchmarks import identity
 from benchmarks.handloop import handloop
-from benchmarks.stack import PARTNER, TOKEN, bench_stack
+from benchmarks.stack import PARTNER, TOKEN, bench_stack, sealed_envelopes
 from streams.settings import Settings
 from streams.topology import events_topic
 from tests.factories import action, phone, rsvp
@@ -157,7 +155,7 @@ async def measure(s: Settings, url: str, secret: str, n: int, clients: int, time
         rows.append(("HTTP end-to-end", time.perf_counter() - t0, cpu(c0, *workers), cpu(w0, web)))
 
         items = [rsvp(f"d{i}", "bench-direct", phone=phone(n + i)) for i in range(n)]
-        records, result = envelopes(items, PARTNER, datetime.now(timezone.utc), s.person_key_bytes(), s.default_region)
+        records, result = await sealed_envelopes(s, items, PARTNER)
         assert result.accepted == n, result
         producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap.split(","), acks="all", linger_ms=5, max_batch_size=256 * 1024)
         await producer.start()

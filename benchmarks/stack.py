@@ -12,23 +12,41 @@ import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from datetime import datetime, timezone
+from typing import Any, Iterator
 
 from pydantic import SecretStr
 from rich.console import Console
 
+from connectors.web.ingress import envelopes
+from connectors.web.publisher import KafkaPublisher
 from streams.admin import ensure_topics
+from streams.data_keys import KafkaDataKeys
 from streams.broker import EmbeddedBroker, free_port, wait_for_port
 from streams.coalition import add_partner
 from streams.processes import stop_process
 from streams.settings import Settings
 from streams.stack import child_env, sandbox_settings, spawn
+from streams.topology import events_topic
 
 TOKEN = "bench-organizer-token"
 PARTNERS = ("union-a", "faith-b", "seniors-c", "tenants-d")
 PARTNER = PARTNERS[0]
 #: 11:00 in Oakland: no quiet hours for the outreach scenarios.
 CLOCK = "2026-11-24T19:00:00+00:00"
+
+
+async def sealed_envelopes(s: Settings, items: list, partner: str) -> tuple[list, Any]:
+    """The ingress's own ``envelopes()``: every person's fields sealed with a data key that is
+    written to the data-keys topic first, as the web app does."""
+    publisher = KafkaPublisher(s.bootstrap, events_topic(s), 30, s.idempotent_producer)
+    await publisher.start()
+    keys = KafkaDataKeys(s, publisher.publish)
+    try:
+        return await envelopes(items, partner, datetime.now(timezone.utc), s.person_key_bytes(), s.default_region, keys)
+    finally:
+        await keys.stop()
+        await publisher.stop()
 
 
 class BenchStack:
@@ -54,7 +72,7 @@ class BenchStack:
         tmp = self.tmp
         config: dict[str, object] = dict(
             kafka_bootstrap_servers=self.broker.bootstrap, broker_flavor="tansu", coalition=tmp / "coalition.toml",
-            organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("bench-person-secret"), app_id=run,
+            organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("bench-person-secret"), master_key=SecretStr("bench-master-key"), app_id=run,
             topic_prefix=f"{run}.", partitions=partitions,
         )
         if outreach:

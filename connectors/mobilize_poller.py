@@ -23,6 +23,7 @@ from aiokafka import TopicPartition
 
 from contracts.partners import Partner
 from streams.coalition import Coalition
+from streams.data_keys import DataKeys
 from streams.settings import Settings
 from streams.topology import dead_letter, dead_letter_topic, mobilize_cursor_topic
 
@@ -110,7 +111,7 @@ class CursorStore:
 
 
 async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher, cursors: CursorStore,
-                       partner: Partner, since: int, sponsors: dict[int, str]) -> int:
+                       partner: Partner, since: int, sponsors: dict[int, str], data_keys: DataKeys) -> int:
     """One pass for one partner; returns the new cursor (already stored)."""
     link = partner.mobilize
     assert link is not None
@@ -126,7 +127,7 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
         by_partner.setdefault(a.partner, []).extend(a.events)
     now = datetime.now(timezone.utc)
     for credited, events in by_partner.items():
-        records, result = envelopes(events, credited, now, s.person_key_bytes(), s.default_region)
+        records, result = await envelopes(events, credited, now, s.person_key_bytes(), s.default_region, data_keys)
         skipped += [f"{credited}: {events[r.index]['event_id']}: {r.errors[0].field}: {r.errors[0].message}" for r in result.rejected]
         for i in range(0, len(records), s.max_batch):
             await publisher.publish(records[i : i + s.max_batch])
@@ -139,7 +140,7 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
     return cursor
 
 
-async def poll(s: Settings, coalition: Coalition, publisher: Publisher, http: httpx.AsyncClient, once: bool) -> None:
+async def poll(s: Settings, coalition: Coalition, publisher: Publisher, http: httpx.AsyncClient, once: bool, data_keys: DataKeys) -> None:
     """Poll every partner connected to Mobilize, every ``mobilize_interval`` seconds (or once)."""
     client = MobilizeClient(s.mobilize_base_url, s.mobilize_rate, http)
     cursors = CursorStore(s, publisher)
@@ -149,7 +150,7 @@ async def poll(s: Settings, coalition: Coalition, publisher: Publisher, http: ht
     while True:
         for partner in partners:
             try:
-                since[partner.id] = await poll_partner(s, client, publisher, cursors, partner, since.get(partner.id, 0), sponsors)
+                since[partner.id] = await poll_partner(s, client, publisher, cursors, partner, since.get(partner.id, 0), sponsors, data_keys)
             except (MobilizeRefused, RetryLater) as exc:
                 if once:
                     raise

@@ -244,7 +244,16 @@ class Envelope(Internal):
     inline: bool = Field(default=False, description="A pledge listed inside an action by its owner (not the partner's own).")
     person_key: str | None = Field(default=None, description="Keyed hash of the person's phone, else email (the ingress's); "
                                    "the identity step re-keys it to the canonical person before intake applies it.")
+    email_key: str | None = Field(default=None, description="Keyed hash of the person's email when the event names a phone too: identity "
+                                  "resolution links the two without reading the email, which is sealed (``streams.crypto``).")
     event: EnvelopeEvent
+
+    @model_serializer(mode="wrap")
+    def _without_email_key(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)  # most events name one identifier: no null on Kafka for the rest
+        if self.email_key is None:
+            data.pop("email_key", None)
+        return data
 
     @model_validator(mode="after")
     def _person_events_are_keyed(self) -> Envelope:

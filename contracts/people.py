@@ -23,11 +23,15 @@ from pydantic import (
     StringConstraints,
     SerializerFunctionWrapHandler,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_serializer,
     model_validator,
 )
 
 DEFAULT_REGION = "US"
+#: How a sealed personal field starts (``streams.crypto``: encrypted with the person's data key).
+SEALED_PREFIX = "enc1:"
 
 
 class Frozen(BaseModel):
@@ -74,13 +78,22 @@ def _phone(value: str, info: ValidationInfo) -> str:
     return normalize_phone(value, context.get("default_region", DEFAULT_REGION))
 
 
-Phone = Annotated[str, StringConstraints(min_length=3, max_length=40), AfterValidator(_phone)]
-Email = Annotated[str, StringConstraints(min_length=3, max_length=320), AfterValidator(normalize_email)]
+def _sealed_or(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    # Inside turnout's own records (read with the "normalized" context) a personal field is
+    # sealed (encrypted): it is taken as it is. What partners post is always validated.
+    if isinstance(value, str) and value.startswith(SEALED_PREFIX) and (info.context or {}).get("normalized"):
+        return value
+    return handler(value)
+
+
+Sealable = WrapValidator(_sealed_or)
+Phone = Annotated[str, StringConstraints(min_length=3, max_length=40), AfterValidator(_phone), Sealable]
+Email = Annotated[str, StringConstraints(min_length=3, max_length=320), AfterValidator(normalize_email), Sealable]
 PostalCode = Annotated[
-    str, StringConstraints(min_length=2, max_length=12, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$", to_upper=True)
+    str, StringConstraints(min_length=2, max_length=12, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$", to_upper=True), Sealable
 ]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$", to_lower=True)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100), Sealable]
 
 
 class PersonRef(Frozen):

@@ -67,6 +67,13 @@ def require_broker(s: Settings) -> str:
     return s.kafka_bootstrap_servers
 
 
+def require_master_key(s: Settings) -> None:
+    """Processes that read or write people's sealed fields need the coalition's master key."""
+    if s.master_key is None:
+        raise click.ClickException("TURNOUT_MASTER_KEY is not set: it unlocks the data keys that seal people's names, phones and emails "
+                                   "(README: Erasure on request); `turnout up` generates one for the embedded broker")
+
+
 def web_url(url: str | None, s: Settings) -> str:
     """The web app's base URL: ``--url``, else TURNOUT_URL, else the running stack's."""
     url = url or s.url
@@ -179,6 +186,7 @@ def worker() -> None:
 
     s = settings()
     require_broker(s)
+    require_master_key(s)
     if s.provider_settings_missing():
         raise click.ClickException(f"provider credentials are only partly set: missing {', '.join(s.provider_settings_missing())}; "
                                    "set all of them to send for real, or none")
@@ -211,6 +219,7 @@ def web(host: str | None, port: int | None) -> None:
 
     s = settings()
     require_broker(s)
+    require_master_key(s)
     if s.organizer_token is None:
         raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
     try:
@@ -248,6 +257,43 @@ def sandbox(port: int, faults: str, sms_mps: float | None) -> None:
         sms_mps=s.sandbox_sms_mps if sms_mps is None else sms_mps,
     )
     uvicorn.run(create_sandbox(config), host="127.0.0.1", port=port, log_config=logging_config(s.log_format, "WARNING"))
+
+
+@main.group(help="The data keys that seal people's names, phones, emails and postal codes (README: Erasure on request).")
+def keys() -> None:
+    pass
+
+
+@keys.command("rewrap", help="Wrap every data key with TURNOUT_MASTER_KEY, after a rotation (the old key still in TURNOUT_PREVIOUS_MASTER_KEYS).")
+def keys_rewrap() -> None:
+    import asyncio
+
+    from connectors.web.publisher import KafkaPublisher
+
+    from .data_keys import KafkaDataKeys
+    from .topology import events_topic
+
+    s = settings()
+    require_broker(s)
+    require_master_key(s)
+
+    async def run() -> tuple[int, int]:
+        publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
+        await publisher.start()
+        data_keys = KafkaDataKeys(s, publisher.publish)
+        try:
+            return await data_keys.rewrap(), data_keys.unreadable
+        finally:
+            await data_keys.stop()
+            await publisher.stop()
+
+    try:
+        done, unreadable = asyncio.run(run())
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrapped {plural(done, 'data key')} with the current master key")
+    if unreadable:
+        raise click.ClickException(f"{plural(unreadable, 'data key')} wrapped by a master key you did not give (TURNOUT_PREVIOUS_MASTER_KEYS): not rewrapped")
 
 
 @main.group(help="Where personal data lives (for a data-sharing agreement).")
@@ -471,10 +517,12 @@ def mobilize_poll(once: bool) -> None:
     from connectors.providers.errors import RetryLater
     from connectors.web.publisher import KafkaPublisher
 
+    from .data_keys import KafkaDataKeys
     from .topology import events_topic
 
     s = settings()
     require_broker(s)
+    require_master_key(s)
     logging.config.dictConfig(logging_config(s.log_format))
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with coalition_errors():
@@ -483,10 +531,12 @@ def mobilize_poll(once: bool) -> None:
     async def run() -> None:
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
         await publisher.start()
+        data_keys = KafkaDataKeys(s, publisher.publish)
         try:
             async with httpx.AsyncClient(timeout=30) as http:
-                await poll(s, coalition, publisher, http, once)
+                await poll(s, coalition, publisher, http, once, data_keys)
         finally:
+            await data_keys.stop()
             await publisher.stop()
 
     try:
@@ -693,6 +743,8 @@ def people_forget(phone: str | None, email: str | None, url: str | None) -> None
     x = r.json()
     members = f" (signed up by {', '.join(x['partners'])})" if x["partners"] else ""
     click.echo(f"removed {plural(x['people_removed'], 'person record')}{members}; cancelled {plural(x['asks_cancelled'], 'queued ask')}; "
+               f"deleted {plural(x.get('data_keys_erased', 0), 'data key')}, so every copy of their name, phone, email and postal code "
+               "(events, asks, tables, backups) is unreadable; "
                "memberships, RSVPs, check-ins and ask outcomes are kept without contact details, so tallies keep their counts")
     if not x["complete"]:
         click.echo(f"only {x['partitions_reported']} of {plural(x['partitions'], 'partition')} have reported so far (are workers running?); "

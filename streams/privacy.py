@@ -3,7 +3,9 @@
 so the report says what this deployment actually does.
 
 "Personal data" here: a supporter's name, phone, email, postal code, language, consent record
-and opt-outs, and the text of messages sent to them. Person keys are keyed hashes (HMAC with
+and opt-outs, and the text of messages sent to them. Names, phones, emails, postal codes and
+message texts are sealed with a per-person data key wherever turnout writes them
+(``streams.crypto``), so deleting the person's keys makes every copy unreadable. Person keys are keyed hashes (HMAC with
 the coalition's secret): pseudonymous, not anonymous, and they stay in facts so tallies survive
 erasure.
 """
@@ -14,8 +16,8 @@ from dataclasses import dataclass
 
 from .settings import Settings
 from .topology import (
-    ASKS, DEFERRED, IDENTITIES, MERGES, PEOPLE, RECENT_ASKS, asks_topic, changelog_topic, dead_letter_topic, events_topic,
-    identity_topic, previews_topic, provider_topic, targeting_topic,
+    ASKS, DEFERRED, IDENTITIES, MERGES, PEOPLE, RECENT_ASKS, asks_topic, changelog_topic, data_keys_topic, dead_letter_topic,
+    events_topic, identity_topic, previews_topic, provider_topic, targeting_topic,
 )
 
 
@@ -28,30 +30,41 @@ class Place:
     erasure: str
 
 
+#: What erasure does to a sealed copy that is not deleted (``streams.crypto``).
+SHREDDED = "unreadable at once: the person's data keys are deleted"
+
+
 def inventory(s: Settings) -> list[Place]:
     days = lambda n: f"{n:g} days (retention.ms, `turnout topics ensure`)"  # noqa: E731
     compacted = "latest value per key (compacted); older versions until compaction runs"
+    sealed = "sealed with the person's data key:"
     return [
-        Place(events_topic(s), "Kafka topic", "accepted partner events: names, phones, emails, postal codes, consent",
-              days(s.events_retention_days), "not rewritten: gone when retention deletes the segment"),
+        Place(events_topic(s), "Kafka topic", f"accepted partner events: {sealed} names, phones, emails, postal codes; in clear: language, consent",
+              days(s.events_retention_days), f"{SHREDDED}; the records go when retention deletes the segment"),
         Place(targeting_topic(s), "Kafka topic", "actions to fan out and the console's dry runs (no supporter data; a test send holds the phone or email the organizer typed for themselves)",
               days(s.outreach_retention_days), "nothing to erase"),
         Place(previews_topic(s), "Kafka topic", "the workers' answers to the console's dry runs: counts, and whether a test was sent (no addresses)", days(1), "nothing to erase"),
-        Place(asks_topic(s), "Kafka topic", "messages to send: phone or email and the rendered text", days(s.outreach_retention_days),
-              "not rewritten: gone when retention deletes the segment; unsent asks are cancelled at once"),
-        Place(identity_topic(s), "Kafka topic", "partner events on their way to their person, and merged people's records (as in the people table)",
-              days(s.events_retention_days), "not rewritten: gone when retention deletes the segment"),
+        Place(asks_topic(s), "Kafka topic", f"messages to send: {sealed} phone or email and the rendered text", days(s.outreach_retention_days),
+              f"{SHREDDED}; unsent asks are cancelled at once"),
+        Place(identity_topic(s), "Kafka topic", "partner events on their way to their person, and merged people's records (as in the events topic "
+              "and the people table)", days(s.events_retention_days), f"{SHREDDED}; the records go when retention deletes the segment"),
         Place(provider_topic(s), "Kafka topic", "provider callbacks and replies by person key (reply keyword only)", days(s.outreach_retention_days), "nothing to erase"),
         Place(dead_letter_topic(s), "Kafka topic", "refused records: reason, location, hash, a redacted excerpt (no personal fields)",
               days(s.dead_letter_retention_days), "nothing to erase"),
-        Place(changelog_topic(s, PEOPLE), "fact table", "one record per person: name, phone, email, postal code, language, consent, opt-outs",
-              compacted, "tombstoned at once; older versions until compaction (never on the embedded broker)"),
-        Place(changelog_topic(s, DEFERRED), "fact table", "asks waiting for quiet hours to end: address and text", compacted, "tombstoned at once"),
+        Place(data_keys_topic(s), "Kafka topic (compacted)", "each person's data keys (random AES-256 keys), wrapped by the master key "
+              "(`TURNOUT_MASTER_KEY`), by person key", compacted, "tombstoned at once: this is the erasure of every sealed copy"),
+        Place(changelog_topic(s, PEOPLE), "fact table", f"one record per person: {sealed} name, phone, email, postal code; in clear: language, "
+              "consent, opt-outs", compacted, f"tombstoned at once; older versions {SHREDDED}"),
+        Place(changelog_topic(s, DEFERRED), "fact table", f"asks waiting for quiet hours to end: {sealed} address and text", compacted,
+              f"tombstoned at once; older versions {SHREDDED}"),
         Place(changelog_topic(s, RECENT_ASKS), "fact table", "which asks a person got when (person key only)", compacted, "tombstoned at once"),
         Place(changelog_topic(s, IDENTITIES), "fact table", "which person each phone or email belongs to, by keyed hashes only", compacted,
               "every identifier linked to the person tombstoned at once"),
         Place(changelog_topic(s, MERGES), "fact table", "which person key was merged into which (keyed hashes only)", compacted, "kept, like the other facts: counts"),
-        Place(changelog_topic(s, ASKS), "fact table", "ask states by person key; no address or text", compacted, "provider error texts removed; counts kept"),
+        Place(changelog_topic(s, ASKS), "fact table", "ask states by person key; no address or text (provider error texts with addresses redacted)", compacted, "provider error texts removed; counts kept"),
+        Place("the web app's door directory", "process memory", "each partner's own posted people (names, phone, email, as sealed in the "
+              "events), opened only to show that partner's staff a name and a phone's last 4 digits at the door", "until the web app stops; "
+              "rebuilt from the events topic at start", "dropped at once; unreadable once the person's data keys are deleted"),
         Place("worker and web logs", "log", "no personal data: lines are redacted after formatting (phones, emails, pydantic input values)",
               "as your log shipping keeps them", "nothing to erase"),
         Place("Twilio", "provider", "messages: number and text (Twilio's own retention and redaction)", "Twilio's settings",

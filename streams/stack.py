@@ -129,6 +129,10 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
             if not broker:
                 raise StackError("TURNOUT_PERSON_KEY_SECRET must be set with an external Kafka: person keys must stay stable")
             updates["person_key_secret"] = SecretStr(secrets.token_urlsafe(32))
+        if s.master_key is None:
+            if not broker:
+                raise StackError("TURNOUT_MASTER_KEY must be set with an external Kafka: without it no sealed personal data can be read")
+            updates["master_key"] = SecretStr(secrets.token_urlsafe(32))
         if demo:
             from connectors.demo import ensure_demo_partners
 

@@ -148,6 +148,13 @@ def dead_letter(key: str | None, reason: str, **details: object) -> tuple[bytes,
     return (key or "")[:EXCERPT_BYTES].encode(), json.dumps({"reason": reason, **details}, default=str).encode()
 
 
+def data_keys_topic(s: Settings) -> str:
+    """Every person's data keys, wrapped by the master key (compacted; key ``<person key>:<key
+    id>``, value: ``streams.crypto.key_record``; a tombstone erases the key and, with it, every
+    field sealed with it)."""
+    return f"{s.topic_prefix}data-keys"
+
+
 def mobilize_cursor_topic(s: Settings) -> str:
     """Where each partner's Mobilize poll got to (key: partner id, value: ``{"updated_since": unix s}``)."""
     return f"{s.topic_prefix}mobilize-cursors"
@@ -187,6 +194,7 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         TopicSpec(identity_topic(s), s.partitions, compacted=False, config=retained(s.events_retention_days)),
         TopicSpec(dead_letter_topic(s), 1, compacted=False, config=retained(s.dead_letter_retention_days)),
         TopicSpec(previews_topic(s), 1, compacted=False, config=retained(1)),
+        TopicSpec(data_keys_topic(s), 1, compacted=True, config=COMPACTED),  # read whole by every process: one batch per write
         TopicSpec(mobilize_cursor_topic(s), 1, compacted=True, config=COMPACTED),
         TopicSpec(accounts_topic(s), 1, compacted=True, config=COMPACTED),
         *(TopicSpec(changelog_topic(s, t), s.partitions, compacted=True, config=COMPACTED) for t in TABLES),

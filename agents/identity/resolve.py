@@ -39,6 +39,7 @@ from contracts.asks import AskCommand, RecentAsks, ask_id, parse_ask_id
 from contracts.events import Envelope
 from contracts.identity import Deliver, Fold, IdentifierKind, Identity, Link, Merge, identity_message
 from streams.app import Pipeline
+from streams.crypto import is_sealed
 from streams.keys import fact_key
 from streams.topology import excerpt
 
@@ -76,7 +77,7 @@ class Resolver:
         key, person = env.person_key, getattr(env.event, "person", None)  # None: known by key only (RSVP page)
         assert key is not None
         target = target_of(self.p, key)
-        second = identifiers(self.secret, person)[1:] if person is not None and person.phone and person.email else []
+        second = self.second_identifier(env)
         if target != key:
             self._send(Deliver(person=target, envelope=env))
             for other, kind in second:
@@ -87,6 +88,16 @@ class Resolver:
             for other, kind in second:
                 self._send(Link(person=other, identifier=kind, other=key, other_rank=rank, seen=env.received_at))
         return True
+
+    def second_identifier(self, env: Envelope) -> list[tuple[str, IdentifierKind]]:
+        """The email's key when the event names a phone too: the ingress's (the email itself is
+        sealed), else computed (an envelope written before sealing)."""
+        if env.email_key is not None:
+            return [(env.email_key, "email")]
+        person = getattr(env.event, "person", None)
+        if person is None or not (person.phone and person.email) or is_sealed(person.email):
+            return []
+        return identifiers(self.secret, person)[1:]
 
     # -- the identity agent ---------------------------------------------------------------
 

@@ -32,9 +32,12 @@ from contracts.providers import TWILIO_QUEUE_FULL
 from streams.app import Pipeline
 from streams.coalition import load as load_coalition
 from streams.clock import Clock, from_setting
+from streams.data_keys import DataKeys, KafkaDataKeys, MemoryDataKeys
 from streams.keys import partition_of
+from streams.sealing import open_ask, open_person, seal_ask, sealing_key
 from streams.settings import Settings
 
+from ..erasure import ERASED
 from ..identity import target_of
 from .dry_run import answer, preview_partition, start_test
 from .planning import OutreachPolicy, plan, remember
@@ -80,6 +83,7 @@ class Outreach:
     partitions: int
     chunk: int = 16
     queue: SenderQueue = field(default_factory=lambda: SenderQueue(0))
+    keys: DataKeys = field(default_factory=MemoryDataKeys)  # opens people's sealed fields; seals their asks
 
 
 def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
@@ -91,7 +95,7 @@ def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
         sponsor_names=load_coalition(s.coalition, missing_ok=True).names(),  # names read at start; ids if no file
     )
     return Outreach(outbox=outbox, policy=policy, clock=from_setting(s.clock), partitions=s.partitions,
-                    chunk=s.send_concurrency, queue=SenderQueue(s.sms_rate))
+                    chunk=s.send_concurrency, queue=SenderQueue(s.sms_rate), keys=KafkaDataKeys(s))
 
 
 def quiet_hours(s: Settings) -> QuietHours:
@@ -132,6 +136,8 @@ def register(p: Pipeline, o: Outreach) -> None:
     async def send_asks(stream):  # noqa: ANN001
         async def flush(events) -> None:  # noqa: ANN001
             batch = [Queued(e.message.partition, e.message.generation_id, ask) for e in events if (ask := p.parse(AskCommand, e, "ask command"))]
+            if not all(o.keys.ring.readable(v) for q in batch for v in (q.ask.to, q.ask.body)):
+                await o.keys.caught_up()  # a key written since this worker last read the topic, or an erased one
             await send_batch(p, o, batch, owns)
 
         async for _ in p.batches(stream, SEND_BATCH, every=0.05, flush=flush):
@@ -141,6 +147,7 @@ def register(p: Pipeline, o: Outreach) -> None:
     async def close_outbox(app, **kwargs) -> None:  # noqa: ANN001
         if o.outbox is not None:
             await o.outbox.aclose()
+        await o.keys.stop()
 
     released: set[tuple[str, datetime]] = set()
 
@@ -182,24 +189,43 @@ class PeopleIndex:
 
 async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, posted_at: datetime | None = None,
                          index: PeopleIndex | None = None, sponsors: frozenset[str] | None = None) -> int:
-    now, count = o.clock(), 0
+    now, count, unread = o.clock(), 0, []
     keys = (index or PeopleIndex(o.partitions)).keys(p.people.table.data, partition)
     for i, key in enumerate(keys):
         if i % 256 == 0:
             await asyncio.sleep(0)  # let the producer drain while a big partition is planned
-        person = p.people.get(key)
-        if person is None or target_of(p, key) != key:  # merged into another person: planned there
-            continue
-        recent = p.recent_asks.get(key)
-        # Planned-but-unsent asks are planned again: a replay must not strand them.
-        ids = (ask_id(action.action_id, key, "sms"), ask_id(action.action_id, key, "email"))
-        done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
-        for ask in plan(person, action, recent, done, now, o.policy, posted_at, sponsors):
-            transition(p, partition, ask, p.asks.get(ask.ask_id), "planned", now, send_until=ask.send_until)
-            recent = remember(recent, ask.ask_id, now, o.policy.window)
-            p.recent_asks.put(partition, key, recent)
-            p.send_soon(p.asks_topic, key, ask.model_dump_json().encode(), partition)
-            count += 1
+        planned = plan_person(p, o, action, partition, key, now, posted_at, sponsors)
+        if planned is None:
+            unread.append(key)
+        count += planned or 0
+    # A person whose data key this worker has not read yet (or who was erased): read the data
+    # keys up to now once; who is still unreadable was erased, and is skipped without a word.
+    if unread and await o.keys.caught_up():
+        count += sum(plan_person(p, o, action, partition, key, now, posted_at, sponsors) or 0 for key in unread)
+    return count
+
+
+def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, key: str, now: datetime, posted_at: datetime | None,
+                sponsors: frozenset[str] | None) -> int | None:
+    """Plan this person's asks for ``action``; how many, or ``None`` if their record cannot be
+    read (their data key is unknown here)."""
+    person = p.people.get(key)
+    if person is None or target_of(p, key) != key:  # merged into another person: planned there
+        return 0
+    readable = open_person(person, o.keys.ring)
+    if readable is None:
+        return None
+    recent, count = p.recent_asks.get(key), 0
+    # Planned-but-unsent asks are planned again: a replay must not strand them.
+    ids = (ask_id(action.action_id, key, "sms"), ask_id(action.action_id, key, "email"))
+    done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
+    for ask in plan(readable, action, recent, done, now, o.policy, posted_at, sponsors):
+        transition(p, partition, ask, p.asks.get(ask.ask_id), "planned", now, send_until=ask.send_until)
+        recent = remember(recent, ask.ask_id, now, o.policy.window)
+        p.recent_asks.put(partition, key, recent)
+        # Sealed with the person's own key: the asks topic holds no address or name in clear.
+        p.send_soon(p.asks_topic, key, seal_ask(ask, sealing_key(person, o.keys.ring)).model_dump_json().encode(), partition)
+        count += 1
     return count
 
 
@@ -290,10 +316,11 @@ async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
     it took that long) is decided again instead; orphaned asks are first looked up."""
     assert o.outbox is not None
     now, results, go = o.clock(), {}, []
+    ready, readable = opened(p, o, ready, now)
     for r in ready:
         if r.closes is not None and now >= r.closes:
             decide(p, o, r.item, r.previous, now)  # as if never marked: it was not sent
-        elif r.orphaned and (found := await o.outbox.recover(r.item.ask, r.previous.updated_at)) is not None:
+        elif r.orphaned and (found := await o.outbox.recover(readable[r.item.ask.ask_id], r.previous.updated_at)) is not None:
             results[r.item.ask.ask_id] = found
         else:
             go.append(r)
@@ -301,7 +328,7 @@ async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
         log.info("looked up %d asks a stopped worker left sending: %d at the provider, %d in doubt, %d sent now", orphans,
                  sum(res.ok for res in results.values()), sum(res.in_doubt for res in results.values()), orphans - len(results))
     validity = {r.item.ask.ask_id: validity_seconds(now, r.closes) if r.item.ask.channel == "sms" else None for r in go}
-    results.update({res.ask_id: res for res in await o.outbox.send([r.item.ask for r in go], validity)})
+    results.update({res.ask_id: res for res in await o.outbox.send([readable[r.item.ask.ask_id] for r in go], validity)})
     done = o.clock()
     for r in ready:
         if r.item.ask.ask_id in results:
@@ -321,6 +348,20 @@ def queue_full(p: Pipeline, o: Outreach, partition: int, ask: AskCommand, now: d
         defer(p, partition, ask, state, decision.until, now)
     else:
         settle_ask(p, partition, ask, state, "expired", now, error=decision.reason, error_code=str(TWILIO_QUEUE_FULL))
+
+
+def opened(p: Pipeline, o: Outreach, ready: list[Ready], now: datetime) -> tuple[list[Ready], dict[str, AskCommand]]:
+    """The asks whose address and text can be read, opened for the provider (by ask id); an
+    ask whose person's data key is gone (erased) is cancelled, quietly: nothing to send to."""
+    keep, readable = [], {}
+    for r in ready:
+        ask = open_ask(r.item.ask, o.keys.ring)
+        if ask is None:
+            settle_ask(p, r.item.partition, r.item.ask, p.asks.get(r.item.ask.ask_id), "cancelled", now, error=ERASED)
+        else:
+            keep.append(r)
+            readable[ask.ask_id] = ask
+    return keep, readable
 
 
 async def hand_back(p: Pipeline, ready: list[Ready]) -> None:

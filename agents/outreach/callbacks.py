@@ -12,6 +12,7 @@ from contracts.people import Person
 from contracts.providers import EmailEvent, PersonOptOut, ProviderEnvelope, SmsReply, SmsStatus
 from streams.app import Pipeline
 from streams.keys import fact_key
+from streams.sealing import open_person, seal_ask, sealing_key
 
 from ..identity import target_of
 
@@ -38,7 +39,16 @@ def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> No
         text = answer_text(receive(p, o, partition, envelope), help_text, confirm_stop)
         person = p.people.get(envelope.person_key) if text else None
         if text and person is not None and person.phone and o.outbox is not None:
-            o.outbox.reply(person.phone, text)
+            phone = await readable_phone(o, person.phone)
+            if phone is not None:  # None: erased since
+                o.outbox.reply(phone, text)
+
+
+async def readable_phone(o: Outreach, phone: str) -> str | None:
+    """The person's phone opened (their data key read up to now if need be); ``None`` if erased."""
+    if not o.keys.ring.readable(phone):
+        await o.keys.caught_up()
+    return o.keys.ring.open("phone", phone)
 
 
 def receive(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> str | None:
@@ -103,7 +113,7 @@ def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> 
     elif kind == "rsvp" and person is not None and person.phone:
         fact = _mark_latest(p, partition, pk, replied_yes=True)
         if fact is not None:
-            rsvp = RsvpEvent(event_id=f"sms:{ev.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=Person(phone=person.phone))
+            rsvp = RsvpEvent(event_id=f"sms:{ev.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=Person.model_validate({"phone": person.phone}, context={"normalized": True}))
             key = fact_key(fact.action_id, pk)
             old = p.attendance.get(key)
             p.attendance.put(partition, key, apply_attendance(old, rsvp, fact.partner, pk, at))
@@ -115,8 +125,9 @@ def expired_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact) ->
     the next allowed hour while the action is ahead, rebuilt from today's person and action."""
     now = o.clock()
     record, person = p.actions.get(fact.action_id), p.people.get(fact.person_key)
-    asks = plan(person, record.action, None, set(), now, o.policy, sponsors=frozenset({fact.partner})) if record and person else []
-    ask = next((a for a in asks if a.ask_id == fact.ask_id), None)
+    readable = open_person(person, o.keys.ring) if person is not None else None  # None: gone, or erased
+    asks = plan(readable, record.action, None, set(), now, o.policy, sponsors=frozenset({fact.partner})) if record and readable else []
+    ask = next((seal_ask(a, sealing_key(person, o.keys.ring)) for a in asks if a.ask_id == fact.ask_id), None)
     if ask is None:  # the person or the action is gone, or the person no longer qualifies
         p.asks.put(partition, fact.ask_id, fact.model_copy(update={"status": "expired", "updated_at": now, "error_code": str(TWILIO_VALIDITY_EXPIRED)}))
         return

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from contracts.asks import NEVER_RESEND, ask_id
 from contracts.preview import AudienceCount, PreviewAudience, SendTest, TestResult, TestSent
 from streams.app import Pipeline
+from streams.sealing import open_person
 
 from ..identity import target_of
 from .preview import count, outcome, test_messages
@@ -40,6 +41,9 @@ async def preview_partition(p: Pipeline, o: Outreach, req: PreviewAudience, part
         person = p.people.get(key)
         if person is None or target_of(p, key) != key:  # merged into another person: counted there
             continue
+        person = open_person(person, o.keys.ring)  # as planning reads them: area and zone from the address
+        if person is None:
+            continue  # their data key is gone (erased): nobody to ask
         ids = (ask_id(req.action.action_id, key, "sms"), ask_id(req.action.action_id, key, "email"))
         done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
         outcomes.append(outcome(person, req.action, p.recent_asks.get(key), done, now, o.policy, req.requested_at, sponsors))

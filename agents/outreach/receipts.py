@@ -18,6 +18,7 @@ from typing import Callable, Literal
 from contracts.asks import AskFact, RecentAsks, SendResult, parse_ask_id
 from contracts.facts import Channel, PersonRecord
 from contracts.providers import TWILIO_OPTED_OUT, EmailEvent, SmsStatus
+from streams.logs import redact
 
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 OPT_IN = frozenset({"START", "UNSTOP"})
@@ -39,6 +40,9 @@ def advance(fact: AskFact, status: str, now: datetime, **details: object) -> Ask
     """Move the ask to ``status`` unless it is already as far or further."""
     if _RANK[status] <= _RANK[fact.status]:
         return fact
+    if isinstance(details.get("error"), str):
+        # A provider's error text may quote the address ("550 <ana@…> rejected"): the fact keeps the rest.
+        details["error"] = redact(details["error"])
     return fact.model_copy(update={"status": status, "updated_at": now, **{k: v for k, v in details.items() if v is not None}})
 
 

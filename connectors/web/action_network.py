@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from contracts.partners import Partner
 from streams.coalition import Coalition, token_digest
+from streams.data_keys import DataKeys
 from streams.settings import Settings
 from streams.topology import dead_letter, excerpt, dead_letter_topic
 
@@ -46,7 +47,7 @@ class WebhookResult(BaseModel):
     rejected: list[Rejection]
 
 
-def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]) -> APIRouter:
+def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], data_keys: DataKeys) -> APIRouter:
     r = APIRouter(tags=["partners"])
     secret = s.person_key_bytes()
 
@@ -69,7 +70,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
         if not isinstance(items, list):
             raise BadBody("body must be a JSON array of Action Network objects")
         indexed, rejected = translate(items, partner.action_network.actions)
-        records, result = envelopes([e for _, e in indexed], partner.id, datetime.now(timezone.utc), secret, s.default_region, partner.role)
+        records, result = await envelopes([e for _, e in indexed], partner.id, datetime.now(timezone.utc), secret, s.default_region, data_keys, partner.role)
         for bad in result.rejected:
             reasons = "; ".join(f"{e.field}: {e.message}" for e in bad.errors)
             rejected.append(Rejected(indexed[bad.index][0], reasons))

@@ -18,6 +18,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from contracts.tallies import ActionTallies, CoalitionTallies, TallyBook
 from streams import metrics
 from streams.coalition import Coalition, load
+from streams.data_keys import DataKeys, KafkaDataKeys, MemoryDataKeys
 from streams.settings import Settings
 from streams.topology import events_topic
 
@@ -59,15 +60,19 @@ class CoalitionFile:
 
 def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None,
                accounts: AccountStore | None = None, identity_links: IdentityLinks | None = None, directory: Directory | None = None,
-               door_ingress: Ingress | None = None, audience: Audience | None = None) -> FastAPI:
+               door_ingress: Ingress | None = None, audience: Audience | None = None, data_keys: DataKeys | None = None) -> FastAPI:
     coalition = CoalitionFile(s)
     coalition.current()  # fail at start on a broken coalition file
     secret = s.person_key_bytes()
     # Fakes handed in (tests) are used as they are; otherwise the Kafka adapters, started by the lifespan.
-    owned: list[KafkaPublisher | TallyReader | AccountStore | DirectoryReader] = []
+    owned: list[KafkaPublisher | TallyReader | AccountStore | DirectoryReader | KafkaDataKeys] = []
     if publisher is None:
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
         owned.append(publisher)
+        if data_keys is None:
+            data_keys = KafkaDataKeys(s, publisher.publish)  # follows the data-keys topic from its first use
+            owned.append(data_keys)
+    data_keys = data_keys or MemoryDataKeys()
     reader = None
     changes = Changes()
     if book is None:
@@ -81,7 +86,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     if directory is None:
         # The door page's people: the partners' own sign-ups, RSVPs and check-ins (README: door check-in).
-        directory = Directory(secret, hmac.new(secret, b"turnout door reference", "sha256").digest())
+        directory = Directory(secret, hmac.new(secret, b"turnout door reference", "sha256").digest(), open=data_keys.ring.open)
         owned.append(DirectoryReader(s, directory))
 
     def tally_lag() -> int | None:
@@ -121,11 +126,11 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     as_organizer = [Depends(openapi.organizer_auth), Depends(organizer)]
     organizer_errors = documented(401, 403, s403="Signed in, but not as an organizer")
 
-    app.include_router(ingress.router(s, publisher, coalition.current, secret,
+    app.include_router(ingress.router(s, publisher, coalition.current, secret, data_keys,
                                       lambda action_id: (r.partner if (r := book.action_record(action_id)) else None)))
     app.include_router(providers_router(s, publisher))
-    app.include_router(action_network_router(s, publisher, coalition.current))
-    app.include_router(people_router(s, publisher, erasures, links=identity_links), dependencies=as_organizer, responses=organizer_errors)
+    app.include_router(action_network_router(s, publisher, coalition.current, data_keys))
+    app.include_router(people_router(s, publisher, data_keys, erasures, links=identity_links), dependencies=as_organizer, responses=organizer_errors)
     app.include_router(pages_router(s, publisher, book, coalition.current))  # supporters' RSVP and unsubscribe pages
 
     @app.get("/v1/tallies", response_model=CoalitionTallies, dependencies=as_organizer, responses=organizer_errors, summary="Coalition totals and per-partner totals")

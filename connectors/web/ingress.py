@@ -11,8 +11,10 @@ The steps, each a plain function so a new check slots in between two of them:
    ``authority_errors``), which also warns about events for actions nobody has posted. Returns
    the accepted events with their index, the rejections, the warnings, and how many repeated
    an earlier event id of the same request.
-3. ``records``: the accepted events as Kafka records. Only once every event of the batch is
-   validated is anything written, so a retry of the same batch writes the same records.
+3. ``sealed_records``: the accepted events as Kafka records, each person's name, phone, email
+   and postal code sealed with their data key (``streams.crypto``; a new person's key is
+   written and acknowledged first). Only once every event of the batch is validated is
+   anything written, so a retry of the same batch writes the same events (sealed anew).
 
 ``router`` is ``POST /v1/events``: the partner and the signature headers are checked before
 a byte of the body is read, the body within the size limit, then the steps above.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import time as clock
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -32,7 +34,10 @@ from pydantic import BaseModel, Field, ValidationError
 from contracts.events import ActionEvent, Envelope, PartnerEvent, partner_event
 from streams import metrics
 from streams.coalition import Coalition
-from streams.keys import event_person_key, routing_key
+from streams.crypto import DataKey
+from streams.data_keys import DataKeys
+from streams.keys import event_person_key, person_key, routing_key
+from streams.sealing import seal_event
 from streams.settings import Settings
 
 from ..signing import SignatureError, check_timestamp, verify
@@ -42,7 +47,7 @@ from .openapi import PARTNER_SECURITY
 from .publisher import Publisher, Record
 
 __all__ = ["Authority", "BadBody", "Checked", "FieldError", "IngestRefusal", "IngestResult", "Rejection", "Warning_", "authority_errors",
-           "envelopes", "parse_events", "records", "router", "validate_events"]
+           "envelopes", "parse_events", "person_keys", "records", "router", "sealed_records", "validate_events"]
 
 
 class Rejection(BaseModel):
@@ -140,7 +145,7 @@ def authority_errors(event: Any, partner: str, role: str, received_at: datetime,
     return errors
 
 
-def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], person_secret: bytes,
+def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], person_secret: bytes, data_keys: DataKeys,
            owner_of: Callable[[str], str | None] = lambda action_id: None) -> APIRouter:
     r = APIRouter(tags=["partners"])
 
@@ -171,7 +176,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             raise refused(400, str(exc), "bad_body") from None
         authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owner_of)
         checked = validate_events(items, s.default_region, authority)
-        out = records(checked.accepted, authority, person_secret)
+        out = await sealed_records(checked.accepted, authority, person_secret, data_keys)
         if out:
             await publisher.publish(out)
             metrics.EVENTS_ACCEPTED.labels(partner.id).inc(len(out))
@@ -224,24 +229,42 @@ def validate_events(items: list[Any], region: str, authority: Authority) -> Chec
     return out
 
 
-def records(events: list[tuple[int, PartnerEvent]], authority: Authority, person_secret: bytes) -> list[Record]:
-    """Kafka records (key, value) of accepted events, stamped with the authenticated partner."""
+def records(events: list[tuple[int, PartnerEvent]], authority: Authority, person_secret: bytes, keys: Mapping[str, DataKey]) -> list[Record]:
+    """Kafka records (key, value) of accepted events, stamped with the authenticated partner,
+    the person's fields sealed with their data key (``keys``: by person key, from ``person_keys``)."""
     out = []
     for _, event in events:
         person = event_person_key(person_secret, event)
-        env = Envelope(partner=authority.partner, received_at=authority.received_at, role=authority.role, person_key=person, event=event)
+        email_key = None
+        if person is not None:
+            if event.person.phone and event.person.email:  # identity resolution links the two by their keys
+                email_key = person_key(person_secret, None, event.person.email)
+            event = seal_event(event, keys[person])
+        env = Envelope(partner=authority.partner, received_at=authority.received_at, role=authority.role, person_key=person,
+                       email_key=email_key, event=event)
         out.append((routing_key(authority.partner, event, person).encode(), env.model_dump_json().encode()))
     return out
 
 
-def envelopes(
-    items: list[Any], partner: str, received_at: datetime, person_secret: bytes, region: str, role: str = "member",
+def person_keys(events: list[tuple[int, PartnerEvent]], person_secret: bytes) -> list[str]:
+    """The person keys of these events: whose data keys their records are sealed with."""
+    return [pk for _, event in events if (pk := event_person_key(person_secret, event)) is not None]
+
+
+async def sealed_records(events: list[tuple[int, PartnerEvent]], authority: Authority, person_secret: bytes, data_keys: DataKeys) -> list[Record]:
+    """``records``, after making sure every person has a durable data key (new people get one)."""
+    keys = await data_keys.keys_for(person_keys(events, person_secret)) if events else {}
+    return records(events, authority, person_secret, keys)
+
+
+async def envelopes(
+    items: list[Any], partner: str, received_at: datetime, person_secret: bytes, region: str, data_keys: DataKeys, role: str = "member",
     owner_of: Callable[[str], str | None] = lambda action_id: None,
 ) -> tuple[list[Record], IngestResult]:
-    """``validate_events`` then ``records``, for callers with no step of their own in between."""
+    """``validate_events`` then ``sealed_records``, for callers with no step of their own in between."""
     authority = Authority(partner, role, received_at, owner_of)
     checked = validate_events(items, region, authority)
-    return records(checked.accepted, authority, person_secret), checked.result()
+    return await sealed_records(checked.accepted, authority, person_secret, data_keys), checked.result()
 
 
 def field_errors(exc: ValidationError, event_type: object) -> list[FieldError]:

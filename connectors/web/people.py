@@ -5,7 +5,9 @@ same person and the person's key (read from the identities changelog: ``agents.i
 forgetting by email forgets the person known by their phone too, writes one ``ForgetPerson``
 command per partition of the events topic (the workers that own those partitions remove the records:
 see ``agents.erasure``), then waits, up to ``wait`` seconds, for every partition's report on
-the erasures changelog and answers with the total. 200 when every partition reported, 202
+the erasures changelog and answers with the total. Before the commands, it deletes every data
+key of those people (tombstones on the data-keys topic, ``streams.crypto``): whatever copies of
+their sealed fields remain in logs, changelogs or backups cannot be read any more. 200 when every partition reported, 202
 (with what is known so far) when some did not in time: the commands are written and will be
 carried out when workers run.
 """
@@ -26,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from contracts.erasure import FORGET_PREFIX, ErasureReport, ForgetPerson
 from contracts.identity import linked_keys
 from contracts.people import normalize_email, normalize_phone
+from streams.data_keys import DataKeys
 from streams.keys import keys_for_every_partition, person_key
 from streams.settings import Settings
 from streams.topology import ERASURES, IDENTITIES, changelog_topic
@@ -66,6 +69,8 @@ class ForgetResult(BaseModel):
     people_removed: int
     partners: list[str]
     asks_cancelled: int
+    data_keys_erased: int = Field(default=0, description="The person's data keys deleted: every copy of their sealed name, phone, email "
+                                  "and postal code (events, asks, tables, replicas, backups) can no longer be read.")
 
 
 class ErasureReports(Protocol):
@@ -146,7 +151,7 @@ async def _at_end(consumer, tps: list[TopicPartition]) -> bool:  # noqa: ANN001
     return True
 
 
-def router(s: Settings, publisher: Publisher, reports: ErasureReports | None = None, wait: float = 20.0,
+def router(s: Settings, publisher: Publisher, data_keys: DataKeys, reports: ErasureReports | None = None, wait: float = 20.0,
            links: IdentityLinks | None = None) -> APIRouter:
     r = APIRouter(prefix="/v1/people", tags=["people"])
     secret = s.person_key_bytes()
@@ -169,6 +174,8 @@ def router(s: Settings, publisher: Publisher, reports: ErasureReports | None = N
             return error(422, f"{field}: {exc}", [FieldError(field=f"body.{field}", message=str(exc), type="value_error")])
         # The person the identifier belongs to, and every identifier linked to them (agents.identity).
         keys = tuple(sorted(linked_keys(await links.entries(), keys[0])))
+        # Their data keys first: from now on no copy of their sealed fields, anywhere, can be read.
+        destroyed = await data_keys.forget(keys)
         request_id = uuid.uuid4().hex
         cmd = ForgetPerson(request_id=request_id, requested_at=datetime.now(timezone.utc), contact_keys=keys)
         value = cmd.model_dump_json().encode()
@@ -177,7 +184,7 @@ def router(s: Settings, publisher: Publisher, reports: ErasureReports | None = N
         result = ForgetResult(
             request_id=request_id, complete=len(found) == s.partitions, partitions=s.partitions, partitions_reported=len(found),
             people_removed=sum(x.people_removed for x in found), partners=sorted({p for x in found for p in x.partners}),
-            asks_cancelled=sum(x.asks_cancelled for x in found),
+            asks_cancelled=sum(x.asks_cancelled for x in found), data_keys_erased=destroyed,
         )
         return JSONResponse(result.model_dump(), status_code=200 if result.complete else 202)
 

@@ -27,9 +27,9 @@ class BrokerUnavailable(Exception):
 
 
 class Publisher(Protocol):
-    async def publish(self, records: Sequence[Record], topic: str | None = None) -> None:
+    async def publish(self, records: Sequence[Record], topic: str | None = None, partition: int | None = None) -> None:
         """Return only when every record is durably acknowledged (on ``topic``, default the
-        events topic); else raise ``BrokerUnavailable``."""
+        events topic; ``partition``: all of them there, else by key); else raise ``BrokerUnavailable``."""
 
 
 class ListPublisher:
@@ -42,7 +42,7 @@ class ListPublisher:
         """What went to the events topic (the default)."""
         return self.by_topic.get(None, [])
 
-    async def publish(self, records: Sequence[Record], topic: str | None = None) -> None:
+    async def publish(self, records: Sequence[Record], topic: str | None = None, partition: int | None = None) -> None:
         if self.down:
             raise BrokerUnavailable(5, "broker down (fake)")
         self.by_topic.setdefault(topic, []).extend(records)
@@ -74,15 +74,15 @@ class KafkaPublisher:
     def retry_after(self) -> int:
         return max(1, round(self.timeout))
 
-    async def publish(self, records: Sequence[Record], topic: str | None = None) -> None:
+    async def publish(self, records: Sequence[Record], topic: str | None = None, partition: int | None = None) -> None:
         if self._producer is None:
             raise BrokerUnavailable(self.retry_after, "not connected to the broker yet")
         try:
-            await asyncio.wait_for(self._send_all(records, topic or self.topic), self.timeout)
+            await asyncio.wait_for(self._send_all(records, topic or self.topic, partition), self.timeout)
         except (asyncio.TimeoutError, KafkaError) as exc:
             log.warning("broker did not acknowledge %d records: %r", len(records), exc)
             raise BrokerUnavailable(self.retry_after, "the broker did not acknowledge in time") from None
 
-    async def _send_all(self, records: Sequence[Record], topic: str) -> None:
-        acks = [await self._producer.send(topic, value=value, key=key) for key, value in records]
+    async def _send_all(self, records: Sequence[Record], topic: str, partition: int | None = None) -> None:
+        acks = [await self._producer.send(topic, value=value, key=key, partition=partition) for key, value in records]
         await asyncio.gather(*acks)

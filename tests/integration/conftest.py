@@ -46,7 +46,7 @@ class Stack:
         self.tmp = tmp
         config = dict(
             kafka_bootstrap_servers=bootstrap, broker_flavor="tansu", coalition=tmp / "coalition.toml",
-            organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("integration-secret"),
+            organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("integration-secret"), master_key=SecretStr("integration-master-key"),
             app_id=f"t-{slug}", topic_prefix=f"t-{slug}.", partitions=4,
         )
         self.web_port = free_port()

@@ -22,5 +22,5 @@ def test_secrets_never_reach_the_logs(make_stack):
     assert stack.http.get(f"{stack.url}/v1/tallies", headers={"Authorization": "Bearer wrong-" + TOKEN}).status_code == 401
     eventually(lambda: stack.action_rows("rally-1")["union-a"]["attended"] == 1)
     logs = "".join(log.read_text(errors="replace") for log in stack.logs)
-    secrets = [*stack.secrets.values(), TOKEN, stack.settings.person_key_secret.get_secret_value()]
+    secrets = [*stack.secrets.values(), TOKEN, stack.settings.person_key_secret.get_secret_value(), stack.settings.master_key.get_secret_value()]
     assert logs and not [s for s in secrets if s in logs]

@@ -1,6 +1,7 @@
 """The door check-in page: a partner's own people for an action, check-ins and walk-ins written
 through the signed partner API (in process, into the real ingress, onto a fake publisher)."""
 
+import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -22,32 +23,34 @@ from contracts.events import ActionEvent, Envelope
 from contracts.facts import ActionRecord, Attendance
 from contracts.tallies import TallyBook
 from streams.coalition import add_partner
+from streams.data_keys import MemoryDataKeys
 from streams.keys import fact_key, person_key
 from streams.settings import Settings
 from tests.accounts import account, add, sign_in, started_store
 from tests.factories import action, checkin, phone, rsvp, signup
 
 SECRET = b"k"
+KEYS = MemoryDataKeys()  # the web app's data keys: events arrive sealed with them
 NOW = datetime.now(timezone.utc)
 ANA, BEN, CY = phone(1), phone(2), phone(3)
 
 
-def feed(directory: Directory, partner: str, *events: dict) -> None:
-    """Events as the ingress writes them to the events topic, read back as the reader does."""
-    records, result = envelopes(list(events), partner, NOW, SECRET, "US")
+def feed(directory: Directory, partner: str, *events: dict, keys: MemoryDataKeys = KEYS) -> None:
+    """Events as the ingress writes them to the events topic (sealed), read back as the reader does."""
+    records, result = asyncio.run(envelopes(list(events), partner, NOW, SECRET, "US", keys))
     assert not result.rejected, result.rejected
     for key, value in records:
         assert apply_record(directory, key, value)
 
 
-def seeded() -> Directory:
+def seeded(keys: MemoryDataKeys = KEYS) -> Directory:
     """union-a signed up Ana and Ben and RSVP'd them yes and no; faith-b signed up Cy and RSVP'd
     her yes, and also knows Ana (RSVP'd maybe)."""
-    d = Directory(SECRET, b"ref-key")
+    d = Directory(SECRET, b"ref-key", open=keys.ring.open)
     feed(d, "union-a", signup("s1", phone=ANA, given_name="Ana", family_name="Díaz"), signup("s2", phone=BEN, given_name="Ben"),
-         rsvp("r1", "rally-1", "yes", phone=ANA), rsvp("r2", "rally-1", "no", phone=BEN))
+         rsvp("r1", "rally-1", "yes", phone=ANA), rsvp("r2", "rally-1", "no", phone=BEN), keys=keys)
     feed(d, "faith-b", signup("s3", phone=CY, given_name="Cy"), rsvp("r3", "rally-1", "yes", phone=CY),
-         {**signup("s4", phone=ANA), "person": {"phone": ANA, "given_name": "Anita"}}, rsvp("r4", "rally-1", "maybe", phone=ANA))
+         {**signup("s4", phone=ANA), "person": {"phone": ANA, "given_name": "Anita"}}, rsvp("r4", "rally-1", "maybe", phone=ANA), keys=keys)
     return d
 
 
@@ -84,6 +87,16 @@ def test_an_erasure_removes_the_person_from_every_partner_list():
     d = seeded()
     request = ForgetPerson(request_id="r", requested_at=NOW, contact_keys=(person_key(SECRET, ANA, None),))
     assert apply_record(d, (FORGET_PREFIX + "r").encode(), request.model_dump_json().encode())
+    assert d.roster("union-a", "rally-1", nobody) == []
+    assert [e.name for e in d.roster("faith-b", "rally-1", nobody)] == ["Cy"]
+
+
+def test_names_stay_sealed_in_the_directory_and_a_person_whose_keys_are_erased_is_shown_nowhere():
+    keys = MemoryDataKeys()
+    d = seeded(keys)
+    ana = person_key(SECRET, ANA, None)
+    assert d.people["union-a"][ana].given_name.startswith("enc1:")  # held as the events carry it
+    asyncio.run(keys.forget([ana]))
     assert d.roster("union-a", "rally-1", nobody) == []
     assert [e.name for e in d.roster("faith-b", "rally-1", nobody)] == ["Cy"]
 
@@ -146,12 +159,19 @@ def door(tmp_path):
     book.apply("action", "rally-1", ActionRecord(partner="union-a", action=ActionEvent.model_validate(raw)))
     log, publisher = MemoryAccountLog(), ListPublisher()
     add(log, account(STAFF_A, "viewer", "union-a"), account(STAFF_B, "viewer", "faith-b"), account(ORGANIZER, "organizer"))
-    client = TestClient(create_app(s, publisher=publisher, book=book, accounts=started_store(log), directory=seeded()))
+    client = TestClient(create_app(s, publisher=publisher, book=book, accounts=started_store(log), directory=seeded(), data_keys=KEYS))
     return client, publisher, book
 
 
 def written(publisher: ListPublisher) -> list[Envelope]:
-    return [Envelope.model_validate_json(v) for _, v in publisher.records]
+    """What the door wrote, read as the intake reads it, its person's fields opened."""
+    out = []
+    for _, v in publisher.records:
+        env = Envelope.model_validate_json(v, context={"normalized": True})
+        person = env.event.person
+        opened = {f: KEYS.ring.open(f, getattr(person, f)) for f in ("given_name", "family_name", "phone", "email")}
+        out.append(env.model_copy(update={"event": env.event.model_copy(update={"person": person.model_copy(update=opened)})}))
+    return out
 
 
 def test_staff_see_their_own_people_with_a_qr_code_and_a_strict_policy(door):

@@ -4,11 +4,13 @@ and never the end of the batch, and nothing before the batch's records are in or
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from agents.intake import handle_batch
 from connectors.web.ingress import envelopes
+from streams.data_keys import MemoryDataKeys
 from streams.keys import fact_key
 from tests.factories import rsvp
 from tests.fakes import dead_letters, memory_pipeline
@@ -18,7 +20,7 @@ RECEIVED = datetime(2026, 11, 22, 15, 0, tzinfo=timezone.utc)
 
 
 def records(items: list[dict], received: datetime = RECEIVED) -> list[tuple[bytes, bytes]]:
-    recs, result = envelopes(items, "union-a", received, SECRET, "US")
+    recs, result = asyncio.run(envelopes(items, "union-a", received, SECRET, "US", MemoryDataKeys()))
     assert result.accepted == len(items)
     return recs
 

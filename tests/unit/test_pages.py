@@ -1,6 +1,7 @@
 """Supporters' pages over HTTP, with an in-memory tally book and publisher (no broker): the RSVP
 page and the unsubscribe page, what they write, and that the workers' own code counts it."""
 
+import asyncio
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -24,6 +25,7 @@ from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply
 from contracts.tallies import TallyBook
 from streams import links
 from streams.coalition import add_partner
+from streams.data_keys import MemoryDataKeys
 from streams.keys import fact_key
 from streams.settings import Settings
 from streams.topology import provider_topic
@@ -215,7 +217,7 @@ def test_only_yes_maybe_or_no_is_an_answer(env):
 
 def test_partners_cannot_post_the_pages_internal_rsvp():
     item = {"type": "supporter_rsvp", "event_id": "x", "occurred_at": "2026-11-22T15:00:00Z", "action_id": "rally-1", "status": "yes", "ask_id": SMS_ASK}
-    records, result = envelopes([item], "union-a", BEFORE, b"k", "US")
+    records, result = asyncio.run(envelopes([item], "union-a", BEFORE, b"k", "US", MemoryDataKeys()))
     assert records == [] and result.rejected[0].errors[0].field == "type"
     with pytest.raises(ValidationError, match="person_key"):
         Envelope(partner="union-a", received_at=BEFORE, event=SupporterRsvpEvent(event_id="x", occurred_at=BEFORE, action_id="rally-1", status="yes", ask_id=SMS_ASK))

@@ -9,6 +9,10 @@ request (``ForgetPerson``) removes the person at once.
 A roster entry names a person by ``ref``, a keyed hash of partner and person key, so the page
 never carries a person key; the contact details (phone, email) stay here: the page shows a name
 and the last four digits of a phone, and a check-in is written with what the partner posted.
+
+Names and contact details arrive sealed with the person's data key (``streams.sealing``) and are
+kept sealed: ``open`` (the web app's key ring) opens them when a page needs them, so once an
+erasure deletes the person's keys nothing of them can be shown here either.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Literal
+
+Open = Callable[[str, str | None], str | None]
 
 from streams.keys import person_key
 
@@ -64,6 +70,8 @@ class Directory:
 
     secret: bytes
     ref_key: bytes
+    #: Opens a sealed field by its name (``KeyRing.open``); ``None``: its key is gone (erased).
+    open: Open = lambda name, value: value
     people: dict[str, dict[str, Contact]] = field(default_factory=dict)
     rsvps: dict[tuple[str, str], dict[str, Status]] = field(default_factory=dict)
     checkins: dict[tuple[str, str], set[str]] = field(default_factory=dict)
@@ -103,9 +111,20 @@ class Directory:
         for keys in self.checkins.values():
             keys -= gone
 
+    def opened(self, contact: Contact | None) -> Contact | None:
+        """``contact`` readable, or ``None`` when a field it holds cannot be opened (erased)."""
+        if contact is None:
+            return None
+        fields = ("given_name", "family_name", "phone", "email")
+        values = [self.open(f, getattr(contact, f)) for f in fields]
+        if any(v is None and getattr(contact, f) is not None for f, v in zip(fields, values)):
+            return None
+        return Contact(*values)
+
     def keys(self, key: str, contact: Contact | None) -> set[str]:
         """Every key the person may be known by: the event's, the phone's and the email's."""
         out = {key}
+        contact = self.opened(contact)
         if contact is not None:
             out |= {person_key(self.secret, contact.phone, None)} if contact.phone else set()
             out |= {person_key(self.secret, None, contact.email)} if contact.email else set()
@@ -123,7 +142,7 @@ class Directory:
         checked = self.checkins.get((action_id, partner), set())
         out = []
         for key in said.keys() | checked:
-            contact = own.get(key)
+            contact = self.opened(own.get(key))
             if contact is None or (contact.phone is None and contact.email is None):
                 continue  # an RSVP by link from someone this partner never posted: nothing to write a check-in with
             came = key in checked or any(attended(k) for k in self.keys(key, contact))
@@ -137,7 +156,7 @@ class Directory:
         own = self.people.get(partner, {})
         for key in keys:
             if hmac.compare_digest(self.ref(partner, key), ref) and key in own:
-                return own[key]
+                return self.opened(own[key])
         return None
 
     def checked_in(self, partner: str, action_id: str, contact: Contact) -> None:

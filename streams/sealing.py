@@ -1,0 +1,87 @@
+"""Sealing and opening the personal fields of turnout's records (``streams.crypto``).
+
+What is sealed, always with one of the person's own data keys:
+
+- a partner event's ``person``: given and family name, phone, email, postal code (the ingress,
+  before the event reaches Kafka); the people table and identity folds keep them as they came;
+- an ask command's ``to``, ``body`` and ``subject`` (the planner, with the key its address was
+  sealed with), so the asks topic and the deferred asks table hold no address or name either.
+
+Opening returns ``None`` when a sealed field's key is unknown: erased (or not read yet: the
+caller may catch up with the data-keys topic and try once more). Records written before
+sealing existed are read as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from contracts.asks import AskCommand
+from contracts.facts import PersonRecord
+
+from .crypto import ASK_FIELDS, PERSONAL_FIELDS, DataKey, KeyRing, is_sealed, key_id_of
+
+
+def seal_event(event: Any, key: DataKey) -> Any:
+    """``event`` with its person's personal fields sealed (events without a person: as they are)."""
+    person = getattr(event, "person", None)
+    if person is None:
+        return event
+    update = {f: key.seal(f, v) for f in PERSONAL_FIELDS if (v := getattr(person, f, None)) is not None and not is_sealed(v)}
+    return event.model_copy(update={"person": person.model_copy(update=update)}) if update else event
+
+
+def key_ids(values: Iterable[object]) -> set[str]:
+    return {kid for v in values if (kid := key_id_of(v)) is not None}
+
+
+def person_key_ids(record: PersonRecord) -> set[str]:
+    return key_ids(getattr(record, f) for f in PERSONAL_FIELDS)
+
+
+def ask_key_ids(ask: AskCommand) -> set[str]:
+    return key_ids(getattr(ask, f) for f in ASK_FIELDS)
+
+
+def open_person(record: PersonRecord, ring: KeyRing) -> PersonRecord | None:
+    """The record with its personal fields readable; ``None`` if one of them cannot be opened."""
+    update = {}
+    for f in PERSONAL_FIELDS:
+        value = getattr(record, f)
+        if is_sealed(value):
+            opened = ring.open(f, value)
+            if opened is None:
+                return None
+            update[f] = opened
+    return record.model_copy(update=update) if update else record
+
+
+def sealing_key(record: PersonRecord, ring: KeyRing) -> DataKey | None:
+    """The key to seal what is written about this person with: the key their address was
+    sealed with (so erasing the person erases it too); ``None`` when nothing of theirs is sealed."""
+    for f in ("phone", "email", *PERSONAL_FIELDS):
+        kid = key_id_of(getattr(record, f))
+        if kid is not None:
+            return ring.get(kid)
+    return None
+
+
+def seal_ask(ask: AskCommand, key: DataKey | None) -> AskCommand:
+    """The command with its address and texts sealed (``key`` ``None``: a person whose record
+    predates sealing, left as it is)."""
+    if key is None:
+        return ask
+    return ask.model_copy(update={f: key.seal(f, v) for f in ASK_FIELDS if (v := getattr(ask, f)) is not None and not is_sealed(v)})
+
+
+def open_ask(ask: AskCommand, ring: KeyRing) -> AskCommand | None:
+    """The command ready for a provider; ``None`` if its person's key is gone (erased)."""
+    update = {}
+    for f in ASK_FIELDS:
+        value = getattr(ask, f)
+        if is_sealed(value):
+            opened = ring.open(f, value)
+            if opened is None:
+                return None
+            update[f] = opened
+    return ask.model_copy(update=update) if update else ask
