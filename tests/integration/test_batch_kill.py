@@ -9,14 +9,14 @@ saw it half done is counted too, and another round follows."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections import Counter
-from datetime import datetime, timezone
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from connectors.web.ingress import envelopes
+from benchmarks.stack import sealed_envelopes
 from streams.keys import fact_key
 from streams.topology import ATTENDANCE, changelog_topic, events_topic
 from tests.factories import phone, rsvp
@@ -32,7 +32,7 @@ def produce(stack, action: str, first: int) -> list[str]:  # noqa: ANN001
     """N RSVPs for ``action`` straight to the events topic; returns their fact keys."""
     s = stack.settings
     items = [rsvp(f"{action}-{i}", action, phone=phone(first + i)) for i in range(N)]
-    records, result = envelopes(items, "union-a", datetime.now(timezone.utc), s.person_key_bytes(), s.default_region)
+    records, result = asyncio.run(sealed_envelopes(s, items, "union-a"))  # as the ingress writes them: sealed, keys first
     assert result.accepted == N, result
     producer = KafkaProducer(bootstrap_servers=s.bootstrap, acks="all", linger_ms=5)
     for key, value in records:
