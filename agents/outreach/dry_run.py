@@ -34,19 +34,31 @@ _running: set[asyncio.Task] = set()
 
 async def preview_partition(p: Pipeline, o: Outreach, req: PreviewAudience, partition: int, index: PeopleIndex) -> AudienceCount:
     """Count, for this partition's people, what launching ``req.action`` now would do."""
-    now, sponsors, outcomes = o.clock(), frozenset({req.owner, *req.sponsors}), []
-    for i, key in enumerate(index.keys(p.people.table.data, partition)):
-        if i % 256 == 0:
-            await asyncio.sleep(0)  # a big partition must not starve the other agents
+    now, sponsors, outcomes, unread = o.clock(), frozenset({req.owner, *req.sponsors}), [], []
+
+    def counted(key: str) -> bool:
+        """Count this person's outcome; ``False`` if their record cannot be read (yet)."""
         person = p.people.get(key)
         if person is None or target_of(p, key) != key:  # merged into another person: counted there
-            continue
+            return True
         person = open_person(person, o.keys.ring)  # as planning reads them: area and zone from the address
         if person is None:
-            continue  # their data key is gone (erased): nobody to ask
+            return False
         ids = (ask_id(req.action.action_id, key, "sms"), ask_id(req.action.action_id, key, "email"))
         done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
         outcomes.append(outcome(person, req.action, p.recent_asks.get(key), done, now, o.policy, req.requested_at, sponsors))
+        return True
+
+    for i, key in enumerate(index.keys(p.people.table.data, partition)):
+        if i % 256 == 0:
+            await asyncio.sleep(0)  # a big partition must not starve the other agents
+        if not counted(key):
+            unread.append(key)
+    # As planning does: a data key this worker has not read yet is read once; who is still
+    # unreadable was erased, and is nobody to ask.
+    if unread and await o.keys.caught_up():
+        for key in unread:
+            counted(key)
     return count(req.request_id, partition, outcomes, now)
 
 
