@@ -29,7 +29,7 @@ run: $(STAMP)
 
 ## Unit tests (seconds, no broker), then integration tests (embedded broker, real workers).
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=15 tests
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
