@@ -224,6 +224,11 @@ class KeyRing:
         key = self.keys.get(key_id_of(value) or "")
         return None if key is None else key.open(name, value)  # type: ignore[arg-type]
 
+    def erased_value(self, value: object) -> bool:
+        """Whether ``value`` was sealed with a key this ring saw tombstoned (not merely unknown)."""
+        kid = key_id_of(value)
+        return kid is not None and any(rk.rpartition(":")[2] == kid for rk in self.erased)
+
     def readable(self, value: object) -> bool:
         """Whether ``value`` can be read: not sealed, or sealed with a key in the ring."""
         return not is_sealed(value) or key_id_of(value) in self.keys

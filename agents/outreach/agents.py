@@ -350,17 +350,29 @@ def queue_full(p: Pipeline, o: Outreach, partition: int, ask: AskCommand, now: d
         settle_ask(p, partition, ask, state, "expired", now, error=decision.reason, error_code=str(TWILIO_QUEUE_FULL))
 
 
+#: How long an ask waits when this worker has not read its person's data key yet.
+KEY_WAIT = timedelta(minutes=1)
+
+
 def opened(p: Pipeline, o: Outreach, ready: list[Ready], now: datetime) -> tuple[list[Ready], dict[str, AskCommand]]:
-    """The asks whose address and text can be read, opened for the provider (by ask id); an
-    ask whose person's data key is gone (erased) is cancelled, quietly: nothing to send to."""
-    keep, readable = [], {}
+    """The asks whose address and text can be read, opened for the provider (by ask id). An ask
+    whose person's data key was erased is cancelled, quietly: nothing to send to. One whose key
+    this worker has not read yet (a worker that just took the partition over, or a broker slow
+    to answer) is not sent now and not lost: it is deferred a minute and decided again."""
+    keep, readable, waiting = [], {}, 0
     for r in ready:
         ask = open_ask(r.item.ask, o.keys.ring)
-        if ask is None:
-            settle_ask(p, r.item.partition, r.item.ask, p.asks.get(r.item.ask.ask_id), "cancelled", now, error=ERASED)
+        state = p.asks.get(r.item.ask.ask_id)
+        if ask is None and any(o.keys.ring.erased_value(getattr(r.item.ask, f)) for f in ("to", "body")):
+            settle_ask(p, r.item.partition, r.item.ask, state, "cancelled", now, error=ERASED)
+        elif ask is None:
+            defer(p, r.item.partition, r.item.ask, state, now + KEY_WAIT, now)
+            waiting += 1
         else:
             keep.append(r)
             readable[ask.ask_id] = ask
+    if waiting:
+        log.warning("%d asks wait a minute: their data keys are not read here yet", waiting)
     return keep, readable
 
 

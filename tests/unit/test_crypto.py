@@ -14,6 +14,8 @@ from agents.intake import handle
 from agents.outreach.agents import Outreach, Queued, plan_partition, send_batch
 from agents.outreach.planning import OutreachPolicy
 from agents.outreach.receipts import on_email_event
+from connectors.providers.email import FakeEmail
+from connectors.providers.outbox import ProviderOutbox
 from connectors.providers.sms import FakeSms
 from connectors.web.ingress import envelopes
 from contracts.asks import AskCommand
@@ -156,6 +158,22 @@ def test_an_ask_whose_key_was_erased_is_cancelled_without_reaching_a_provider():
     asyncio.run(send_batch(p, o, [Queued(0, 1, c) for c in sealed], lambda generation: True))
     assert [m["to"] for m in sms.sent] == [command(0).to] and command(0).body in sms.sent[0]["body"]
     assert [p.asks.get(c.ask_id).status for c in sealed] == ["sent", "cancelled"]
+
+
+def test_an_ask_whose_key_is_not_read_here_yet_waits_instead_of_being_cancelled():
+    """A worker that took the partition over before reading the person's key: not sent, not lost."""
+    clock = Clock(oakland("10:00"))
+    sms = FakeSms()
+    p, _ = setup(1, clock, sms)
+    elsewhere = MemoryDataKeys()  # the web app's keys, not (yet) in this worker's ring
+    key = asyncio.run(elsewhere.keys_for([command(0).person_key]))[command(0).person_key]
+    o = Outreach(outbox=ProviderOutbox(sms, FakeEmail(), "http://web"), policy=OutreachPolicy(), clock=clock, partitions=4,
+                 keys=MemoryDataKeys(list(elsewhere.ring.masters.values())))
+    sealed = seal_ask(command(0), key)
+    asyncio.run(send_batch(p, o, [Queued(0, 1, sealed)], lambda generation: True))
+    assert sms.sent == []
+    assert p.asks.get(sealed.ask_id).status == "deferred"
+    assert p.deferred.get(sealed.ask_id).send_after == oakland("10:01")
 
 
 def test_a_bounce_that_quotes_the_address_is_recorded_without_it():
