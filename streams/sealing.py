@@ -14,12 +14,16 @@ sealing existed are read as they are.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
+
+from pydantic import BaseModel
 
 from contracts.asks import AskCommand
 from contracts.facts import PersonRecord
 
 from .crypto import ASK_FIELDS, PERSONAL_FIELDS, DataKey, KeyRing, is_sealed, key_id_of
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def seal_event(event: Any, key: DataKey) -> Any:
@@ -43,17 +47,27 @@ def ask_key_ids(ask: AskCommand) -> set[str]:
     return key_ids(getattr(ask, f) for f in ASK_FIELDS)
 
 
+def open_fields(values: dict[str, Any], open_: Callable[[str, str | None], str | None]) -> dict[str, Any] | None:
+    """``values`` (field name → value) with every sealed one opened by ``open_`` (``KeyRing.open``);
+    ``None`` if one cannot be opened (its key is erased, or not read yet)."""
+    out = dict(values)
+    for f, value in values.items():
+        if is_sealed(value):
+            out[f] = open_(f, value)
+            if out[f] is None:
+                return None
+    return out
+
+
+def _opened(model: M, fields: Iterable[str], ring: KeyRing) -> M | None:
+    sealed = {f: v for f in fields if is_sealed(v := getattr(model, f))}
+    opened = open_fields(sealed, ring.open)
+    return None if opened is None else model.model_copy(update=opened) if opened else model
+
+
 def open_person(record: PersonRecord, ring: KeyRing) -> PersonRecord | None:
     """The record with its personal fields readable; ``None`` if one of them cannot be opened."""
-    update = {}
-    for f in PERSONAL_FIELDS:
-        value = getattr(record, f)
-        if is_sealed(value):
-            opened = ring.open(f, value)
-            if opened is None:
-                return None
-            update[f] = opened
-    return record.model_copy(update=update) if update else record
+    return _opened(record, PERSONAL_FIELDS, ring)
 
 
 def sealing_key(record: PersonRecord, ring: KeyRing) -> DataKey | None:
@@ -76,12 +90,4 @@ def seal_ask(ask: AskCommand, key: DataKey | None) -> AskCommand:
 
 def open_ask(ask: AskCommand, ring: KeyRing) -> AskCommand | None:
     """The command ready for a provider; ``None`` if its person's key is gone (erased)."""
-    update = {}
-    for f in ASK_FIELDS:
-        value = getattr(ask, f)
-        if is_sealed(value):
-            opened = ring.open(f, value)
-            if opened is None:
-                return None
-            update[f] = opened
-    return ask.model_copy(update=update) if update else ask
+    return _opened(ask, ASK_FIELDS, ring)

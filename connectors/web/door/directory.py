@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Literal
 Open = Callable[[str, str | None], str | None]
 
 from streams.keys import person_key
+from streams.sealing import open_fields
 
 Status = Literal["yes", "maybe", "no"]
 #: The events that name a person (``contracts.events``: their ``type``).
@@ -115,11 +116,8 @@ class Directory:
         """``contact`` readable, or ``None`` when a field it holds cannot be opened (erased)."""
         if contact is None:
             return None
-        fields = ("given_name", "family_name", "phone", "email")
-        values = [self.open(f, getattr(contact, f)) for f in fields]
-        if any(v is None and getattr(contact, f) is not None for f, v in zip(fields, values)):
-            return None
-        return Contact(*values)
+        opened = open_fields({f: getattr(contact, f) for f in ("given_name", "family_name", "phone", "email")}, self.open)
+        return None if opened is None else Contact(**opened)
 
     def keys(self, key: str, contact: Contact | None) -> set[str]:
         """Every key the person may be known by: the event's, the phone's and the email's."""
