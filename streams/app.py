@@ -42,7 +42,7 @@ class LenientText(codecs.Codec):
         return s.encode() if isinstance(s, str) else s
 
     def _loads(self, s: bytes) -> Any:
-        return key_text(s)
+        return batching.key_text(s)
 
 
 codecs.register("lenient_text", LenientText())
