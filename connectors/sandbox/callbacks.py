@@ -26,6 +26,8 @@ class Poster:
         self.first_backoff = first_backoff
         #: The last deliveries, newest last, for ``GET /_sandbox/callbacks``.
         self.log: deque[dict] = deque(maxlen=1000)
+        #: Deliveries given up on (every attempt 5xx or unanswered), for ``GET /_sandbox/callbacks``.
+        self.given_up = 0
         self._client: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task] = set()
         # A few requests in flight, the rest wait here rather than inside the client's pool.
@@ -67,4 +69,7 @@ class Poster:
             if attempt < self.attempts:
                 await asyncio.sleep(self.first_backoff * 2 ** (attempt - 1))
         self.log.append({"url": url, "status": status, "attempts": attempt})
+        if status is None or status >= 500:
+            self.given_up += 1
+            log.warning("webhook given up after %d attempts (last status %s): %s", attempt, status, URL(url, encoded=True).path)
         return status

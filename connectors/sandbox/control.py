@@ -74,6 +74,6 @@ def control_router(sb: "Sandbox") -> APIRouter:
 
     @router.get("/_sandbox/callbacks")
     async def callbacks() -> dict:
-        return {"pending": sb.poster.pending, "recent": list(sb.poster.log)}
+        return {"pending": sb.poster.pending, "given_up": sb.poster.given_up, "recent": list(sb.poster.log)}
 
     return router

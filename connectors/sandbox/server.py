@@ -26,7 +26,7 @@ Messages newest first (``twilio_list``, what ``TwilioSms.find`` reads); of SendG
 - ``GET|POST /_sandbox/faults``           current faults / change some of them (JSON patch)
 - ``POST /_sandbox/reply``                ``{"from", "body", "to"?}`` → signed inbound-SMS webhook
 - ``GET /_sandbox/sendgrid-public-key``   the event-webhook verification key (base64 DER)
-- ``GET /_sandbox/callbacks``             recent webhook deliveries and how they went
+- ``GET /_sandbox/callbacks``             recent webhook deliveries and how they went, how many wait and how many were given up on
 
 Twilio's queue (``SandboxConfig.sms_mps``; ``turnout sandbox --sms-mps``): with an MPS > 0 each
 sender (From number, or Messaging Service) lets its texts out at that rate; a text that would

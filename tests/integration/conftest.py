@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -145,7 +146,22 @@ class Stack:
         if failed:
             for log in self.logs:
                 lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+                print(f"--- warnings and errors in {log}, by count ---", *warnings(lines), sep="\n")
                 print(f"--- last lines of {log} ---", *lines[-40:], sep="\n")
+
+
+def warnings(lines: list[str]) -> list[str]:
+    """A log's WARNING and ERROR records, one line per distinct message with its count (the
+    last lines of a long run seldom show what went wrong early in it)."""
+    seen: Counter[str] = Counter()
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+            seen[f'{record["level"]} {record.get("logger")}: {str(record.get("message"))[:200]}'] += 1
+    return [f"{n:6d} × {message}" for message, n in seen.most_common(30)]
 
 
 @pytest.fixture

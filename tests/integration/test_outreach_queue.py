@@ -28,6 +28,14 @@ def left(stack, title: str) -> Counter:
     return Counter(m["to"] for m in stack.inbox("sms") if title in m["body"] and m["left"] is not None)
 
 
+def state(stack, totals: dict) -> str:
+    """What a failed fan-out left behind, in full (pytest would shorten a dict)."""
+    callbacks = stack.http.get(f"{stack.settings.sandbox_url}/_sandbox/callbacks").json()
+    statuses = Counter(m["status"] for m in stack.inbox("sms"))
+    return (f"tallies {totals}; sandbox: texts by status {dict(statuses)}, queue {queue(stack)}, "
+            f"callbacks pending {callbacks['pending']}, given up {callbacks['given_up']}")
+
+
 @pytest.mark.timeout(900)  # the queue alone takes 100 s; a loaded machine needs more for the rest
 def test_a_fan_out_at_the_senders_pace_texts_everyone_once_through_a_join_and_a_kill(make_stack):
     """2,000 people, texts leaving at 20/s (100 s): a second worker joins and then the first is
@@ -50,7 +58,7 @@ def test_a_fan_out_at_the_senders_pace_texts_everyone_once_through_a_join_and_a_
 
     def settled():  # the backbone's alert: credited to it, the sponsor whose consent covers them
         totals = stack.get("/v1/actions/surge/tallies").json()["totals"]
-        assert totals["delivered"] == n, totals
+        assert totals["delivered"] == n, state(stack, totals)
         return totals
 
     row = eventually(settled, timeout=400, interval=2)
