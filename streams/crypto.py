@@ -148,6 +148,7 @@ class KeyRing:
         self.by_person: dict[str, dict[str, None]] = {}  # person key → its key ids, oldest first
         self.wrapped_by: dict[str, str] = {}  # record key → master id (for rewrapping after a rotation)
         self.erased: set[str] = set()  # record keys tombstoned while this ring was read
+        self._erased_ids: set[str] = set()  # their key ids
         self._made: set[str] = set()  # keys this process made, whose own record has not come back yet
 
     def __len__(self) -> int:
@@ -160,6 +161,7 @@ class KeyRing:
         if value is None:
             self._drop(person, kid)
             self.erased.add(rk)
+            self._erased_ids.add(kid)
             return
         if rk in self._made:
             self._made.discard(rk)
@@ -227,7 +229,7 @@ class KeyRing:
     def erased_value(self, value: object) -> bool:
         """Whether ``value`` was sealed with a key this ring saw tombstoned (not merely unknown)."""
         kid = key_id_of(value)
-        return kid is not None and any(rk.rpartition(":")[2] == kid for rk in self.erased)
+        return kid is not None and kid in self._erased_ids
 
     def readable(self, value: object) -> bool:
         """Whether ``value`` can be read: not sealed, or sealed with a key in the ring."""

@@ -37,13 +37,12 @@ from streams.keys import partition_of
 from streams.sealing import open_ask, open_person, seal_ask, sealing_key
 from streams.settings import Settings
 
-from ..erasure import ERASED
 from ..identity import target_of
 from .dry_run import answer, preview_partition, start_test
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
-from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, validity_seconds, window_end
+from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, unreadable, validity_seconds, window_end
 
 log = logging.getLogger(__name__)
 SEND_BATCH = 500
@@ -294,11 +293,8 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
     decision = gate(ask, state, p.people.get(ask.person_key), now, o.policy.quiet, wait)
     if o.outbox is None and isinstance(decision, (Send, Defer)):
         decision = Cancel("no provider configured")
-    if isinstance(decision, (Cancel, Expire)):
-        status = "cancelled" if isinstance(decision, Cancel) else "expired"
-        settle_ask(p, item.partition, ask, state, status, now, error=decision.reason)
-    elif isinstance(decision, Defer):
-        defer(p, item.partition, ask, state, decision.until, now)
+    if isinstance(decision, (Cancel, Expire, Defer)):
+        carry_out(p, item.partition, ask, state, decision, now)
     elif isinstance(decision, Orphaned) and o.outbox is None:
         settle_ask(p, item.partition, ask, state, "in_doubt", now, error="its worker stopped mid-send")
     elif isinstance(decision, Orphaned):
@@ -341,33 +337,20 @@ async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
 
 def queue_full(p: Pipeline, o: Outreach, partition: int, ask: AskCommand, now: datetime) -> None:
     """The sender's queue was full (21611): nothing left; deferred to try again, or expired."""
-    state = p.asks.get(ask.ask_id)
-    decision = after_queue_full(ask, now, o.policy.quiet)
     log.warning("the sender's queue is full (21611): text deferred, not failed")
-    if isinstance(decision, Defer):
-        defer(p, partition, ask, state, decision.until, now)
-    else:
-        settle_ask(p, partition, ask, state, "expired", now, error=decision.reason, error_code=str(TWILIO_QUEUE_FULL))
-
-
-#: How long an ask waits when this worker has not read its person's data key yet.
-KEY_WAIT = timedelta(minutes=1)
+    carry_out(p, partition, ask, p.asks.get(ask.ask_id), after_queue_full(ask, now, o.policy.quiet), now, error_code=str(TWILIO_QUEUE_FULL))
 
 
 def opened(p: Pipeline, o: Outreach, ready: list[Ready], now: datetime) -> tuple[list[Ready], dict[str, AskCommand]]:
-    """The asks whose address and text can be read, opened for the provider (by ask id). An ask
-    whose person's data key was erased is cancelled, quietly: nothing to send to. One whose key
-    this worker has not read yet (a worker that just took the partition over, or a broker slow
-    to answer) is not sent now and not lost: it is deferred a minute and decided again."""
+    """The asks whose address and text can be read, opened for the provider (by ask id); the
+    others are cancelled or deferred (``sending.unreadable``)."""
     keep, readable, waiting = [], {}, 0
     for r in ready:
         ask = open_ask(r.item.ask, o.keys.ring)
-        state = p.asks.get(r.item.ask.ask_id)
-        if ask is None and any(o.keys.ring.erased_value(getattr(r.item.ask, f)) for f in ("to", "body")):
-            settle_ask(p, r.item.partition, r.item.ask, state, "cancelled", now, error=ERASED)
-        elif ask is None:
-            defer(p, r.item.partition, r.item.ask, state, now + KEY_WAIT, now)
-            waiting += 1
+        if ask is None:
+            decision = unreadable(any(o.keys.ring.erased_value(getattr(r.item.ask, f)) for f in ("to", "body")), now)
+            carry_out(p, r.item.partition, r.item.ask, p.asks.get(r.item.ask.ask_id), decision, now)
+            waiting += isinstance(decision, Defer)
         else:
             keep.append(r)
             readable[ask.ask_id] = ask
@@ -403,6 +386,16 @@ def settle_ask(p: Pipeline, partition: int, ask: AskCommand, state: AskFact | No
 def defer(p: Pipeline, partition: int, ask: AskCommand, state: AskFact | None, until: datetime, now: datetime) -> None:
     transition(p, partition, ask, state, "deferred", now, deferred_until=until)
     p.deferred.put(partition, ask.ask_id, ask.model_copy(update={"send_after": until}))
+
+
+def carry_out(p: Pipeline, partition: int, ask: AskCommand, state: AskFact | None, decision: Cancel | Expire | Defer, now: datetime,
+              **details: object) -> None:
+    """Record a decision not to send now: the ask settled cancelled or expired, or deferred."""
+    if isinstance(decision, Defer):
+        defer(p, partition, ask, state, decision.until, now)
+    else:
+        status = "cancelled" if isinstance(decision, Cancel) else "expired"
+        settle_ask(p, partition, ask, state, status, now, error=decision.reason, **details)
 
 
 def chunks(items: list[Queued], size: int) -> list[list[Queued]]:

@@ -19,10 +19,10 @@ from ..identity import target_of
 from ..facts import apply_attendance
 from contracts.providers import TWILIO_VALIDITY_EXPIRED
 
-from .agents import Outreach, defer, settle_ask
+from .agents import Outreach, carry_out
 from .planning import plan
 from .receipts import answer_text, known_or_new, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind, reply_target
-from .sending import Defer, after_validity_expired
+from .sending import after_validity_expired
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,7 @@ def expired_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact) ->
         p.asks.put(partition, fact.ask_id, fact.model_copy(update={"status": "expired", "updated_at": now, "error_code": str(TWILIO_VALIDITY_EXPIRED)}))
         return
     ask = ask.model_copy(update={"send_until": fact.send_until})  # the grace counts from the first posting
-    decision = after_validity_expired(ask, now, o.policy.quiet)
-    if isinstance(decision, Defer):
-        defer(p, partition, ask, fact, decision.until, now)
-    else:
-        settle_ask(p, partition, ask, fact, "expired", now, error=decision.reason, error_code=str(TWILIO_VALIDITY_EXPIRED))
+    carry_out(p, partition, ask, fact, after_validity_expired(ask, now, o.policy.quiet), now, error_code=str(TWILIO_VALIDITY_EXPIRED))
 
 
 def _mark_latest(p: Pipeline, partition: int, pk: str, **update: bool):

@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact
 from contracts.facts import PersonRecord
 
+from ..erasure import ERASED
+
 from .eligibility import consent_problem
 from .quiet_hours import TWILIO_MAX_VALIDITY, QuietHours, next_allowed, quiet_begins
 
@@ -140,6 +142,18 @@ def after_queue_full(ask: AskCommand, now: datetime, quiet: QuietHours) -> Defer
     if ask.channel == "sms" and ask.quiet_hours_apply and ask.time_zone is not None:
         until = next_allowed(until, ask.time_zone, quiet) or until
     return defer_or_expire(until, ask.send_until)
+
+
+#: How long an ask waits when this worker has not read its person's data key yet.
+KEY_WAIT = timedelta(minutes=1)
+
+
+def unreadable(erased: bool, now: datetime) -> Cancel | Defer:
+    """An ask whose address or text this worker cannot open. ``erased``: its person's data key
+    was seen tombstoned, so there is nothing to send to (cancelled, quietly). Otherwise the key
+    has not been read here yet (a worker that just took the partition over, or a broker slow to
+    answer): not sent now and not lost, but decided again a minute later."""
+    return Cancel(ERASED) if erased else Defer(now + KEY_WAIT)
 
 
 class SenderQueue:

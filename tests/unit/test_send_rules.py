@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta, timezone
 from agents.outreach.planning import send_until
 from agents.outreach.quiet_hours import QuietHours
 from agents.outreach.receipts import reply_target
-from agents.outreach.sending import Defer, Expire, Orphaned, Send, SenderQueue, Skip, after_validity_expired, gate
+from agents.outreach.sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, Skip, after_validity_expired, gate, unreadable
 from contracts.asks import AskCommand, AskFact, RecentAsks, ask_id
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
@@ -92,6 +92,11 @@ def test_a_text_that_expired_in_the_queue_is_deferred_to_the_next_window_while_t
     assert after_validity_expired(sms(until=until), at("20:59"), QUIET) == Defer(at("09:00", day=25))
     assert isinstance(after_validity_expired(sms(until=at("08:00", day=25)), at("21:00"), QUIET), Expire)
     assert isinstance(after_validity_expired(sms(until=until), until, QUIET), Expire)
+
+
+def test_an_unreadable_ask_is_cancelled_only_when_its_key_was_erased_and_otherwise_decided_again_a_minute_later():
+    assert unreadable(True, at("12:00")) == Cancel("person erased")
+    assert unreadable(False, at("12:00")) == Defer(at("12:01"))
 
 
 def test_the_predicted_queue_drains_at_the_senders_mps():
