@@ -127,7 +127,8 @@ def register(p: Pipeline, o: Outreach) -> None:
             if target is None:
                 continue
             sponsors = frozenset({target.partner, *target.sponsors})
-            planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors)
+            owned = lambda: owns(event.message.generation_id)  # noqa: E731
+            planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors, owned=owned)
             await p.settle()
             log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
 
@@ -135,8 +136,10 @@ def register(p: Pipeline, o: Outreach) -> None:
     async def send_asks(stream):  # noqa: ANN001
         async def flush(events) -> None:  # noqa: ANN001
             batch = [Queued(e.message.partition, e.message.generation_id, ask) for e in events if (ask := p.parse(AskCommand, e, "ask command"))]
-            if not all(o.keys.ring.readable(v) for q in batch for v in (q.ask.to, q.ask.body)):
-                await o.keys.caught_up()  # a key written since this worker last read the topic, or an erased one
+            if not all(o.keys.ring.readable(v) for q in batch for v in (q.ask.to, q.ask.body)) and not await o.keys.caught_up():
+                # A key written since this worker last read the topic, or an erased one; not read
+                # in time, its asks wait a minute (``opened``).
+                log.warning("the data-keys topic was not read to its end in time")
             await send_batch(p, o, batch, owns)
 
         async for _ in p.batches(stream, SEND_BATCH, every=0.05, flush=flush):
@@ -187,7 +190,10 @@ class PeopleIndex:
 
 
 async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, posted_at: datetime | None = None,
-                         index: PeopleIndex | None = None, sponsors: frozenset[str] | None = None) -> int:
+                         index: PeopleIndex | None = None, sponsors: frozenset[str] | None = None, *, owned: Callable[[], bool]) -> int:
+    """Plan ``action``'s asks for the people of ``partition``; how many. ``owned()``: whether this
+    worker still owns the partition (else planning stops short, and the partition's new owner
+    plans it from the start)."""
     now, count, unread = o.clock(), 0, []
     keys = (index or PeopleIndex(o.partitions)).keys(p.people.table.data, partition)
     for i, key in enumerate(keys):
@@ -198,10 +204,20 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
             unread.append(key)
         count += planned or 0
     # A person whose data key this worker has not read yet (or who was erased): read the data
-    # keys up to now once; who is still unreadable was erased, and is skipped without a word.
-    if unread and await o.keys.caught_up():
+    # keys up to now; who is still unreadable then was erased, and is skipped without a word.
+    if unread and await keys_read(o, owned):
         count += sum(plan_person(p, o, action, partition, key, now, posted_at, sponsors) or 0 for key in unread)
     return count
+
+
+async def keys_read(o: Outreach, owned: Callable[[], bool]) -> bool:
+    """Read the data keys up to now, trying again for as long as it takes while ``owned()``:
+    nobody is skipped as erased because the topic was slow to answer. ``False``: no longer owned."""
+    while not await o.keys.caught_up():
+        log.warning("the data-keys topic was not read to its end in time; trying again")
+        if not owned():
+            return False
+    return True
 
 
 def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, key: str, now: datetime, posted_at: datetime | None,

@@ -40,9 +40,11 @@ def state(stack, totals: dict) -> str:
 def test_a_fan_out_at_the_senders_pace_texts_everyone_once_through_a_join_and_a_kill(make_stack):
     """2,000 people, texts leaving at 20/s (100 s): a second worker joins and then the first is
     SIGKILLed while asks are still being handed over. Hand-over is slowed (4 requests in flight,
-    40 ms each) so that both land in the middle of it."""
+    40 ms each) so that both land in the middle of it. The clock runs, as it does in production:
+    an ask a worker cannot open yet (it has just joined) waits a minute."""
     n = 2000
     stack = make_stack(outreach=True, partners=("backbone", "union-a"), sms_rate=20, send_concurrency=4)
+    stack.run_clock()
     stack.start_sandbox('{"latency_ms": 40}', sms_mps=20)
     stack.start_web()
     first = stack.start_worker()

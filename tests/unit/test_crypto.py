@@ -129,7 +129,7 @@ def test_planning_opens_the_person_seals_the_asks_and_skips_an_erased_person_qui
     action = ActionEvent.model_validate(rapid("alert-1", "Hearing", ["94607"]))
     ana = person_key(SECRET, ANA["phone"], None)
     for partition in range(4):
-        asyncio.run(plan_partition(p, o, action, partition))
+        asyncio.run(plan_partition(p, o, action, partition, owned=lambda: True))
     sent = [v for _, v, _ in p.asks_topic.sent]
     assert len(sent) == 3 and not [v for v in sent if b"Zenobia" in v or b"5550123" in v or b"ana.diaz" in v or b"Bartholomew" in v]
     asks = [open_ask(AskCommand.model_validate_json(v), keys.ring) for v in sent]
@@ -141,8 +141,52 @@ def test_planning_opens_the_person_seals_the_asks_and_skips_an_erased_person_qui
     again = ActionEvent.model_validate(rapid("alert-2", "Vote", ["94607"]))
     before = len(p.asks_topic.sent)
     for partition in range(4):
-        asyncio.run(plan_partition(p, o, again, partition))
+        asyncio.run(plan_partition(p, o, again, partition, owned=lambda: True))
     assert [AskCommand.model_validate_json(v).person_key for _, v, _ in p.asks_topic.sent[before:]] == [person_key(SECRET, "+15105550188", None)]
+
+
+class SlowKeys:
+    """A worker's view of ``source``'s data keys that reads the topic to its end only at its
+    ``after``-th try (the broker was slow to answer before)."""
+
+    def __init__(self, source: MemoryDataKeys, after: int) -> None:
+        self.source, self.after, self.tries = source, after, 0
+        self.ring = KeyRing(list(source.ring.masters.values()))
+
+    async def caught_up(self, timeout: float = 30.0) -> bool:
+        self.tries += 1
+        if self.tries < self.after:
+            return False
+        for record_key, value in self.source.records:
+            self.ring.apply(record_key, value)
+        return True
+
+
+def planned_with(keys: SlowKeys, source: MemoryDataKeys, owned) -> tuple[int, list[str]]:  # noqa: ANN001
+    """Two people signed up through ``source``; plan an alert with a worker reading ``keys``."""
+    p = memory_pipeline()
+    ben = signup("u2", phone="+15105550188", at="2026-11-20T10:00:00Z", given_name="Ben", postal_code="94607")
+    ben["consent"] = {"sms": {"granted": True, "scope": "coalition"}, "email": False}
+    records, _ = asyncio.run(envelopes([ana_signup(), ben], "union-a", T, SECRET, "US", source))
+    for k, v in records:
+        handle(p, 0, k.decode(), v, SECRET, lambda: T)
+    o = Outreach(outbox=None, policy=OutreachPolicy(), clock=lambda: T, partitions=1, keys=keys)  # type: ignore[arg-type]
+    count = asyncio.run(plan_partition(p, o, ActionEvent.model_validate(rapid("alert-1", "Hearing", ["94607"])), 0, owned=owned))
+    return count, [AskCommand.model_validate_json(v).ask_id for _, v, _ in p.asks_topic.sent]
+
+
+def test_a_data_keys_topic_slow_to_answer_delays_planning_and_skips_nobody():
+    source = MemoryDataKeys()
+    keys = SlowKeys(source, after=3)
+    count, asks = planned_with(keys, source, owned=lambda: True)
+    assert keys.tries == 3 and count == len(asks) == 3  # Ana's text and email, Ben's text
+
+
+def test_planning_that_waits_for_the_data_keys_stops_when_the_partition_is_taken_over():
+    source = MemoryDataKeys()
+    keys, checks = SlowKeys(source, after=99), iter([True, False])
+    count, asks = planned_with(keys, source, owned=lambda: next(checks))
+    assert keys.tries == 2 and (count, asks) == (0, [])  # nobody skipped as erased: the next owner plans them
 
 
 def test_an_ask_whose_key_was_erased_is_cancelled_without_reaching_a_provider():
