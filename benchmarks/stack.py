@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from connectors.web.publisher import KafkaPublisher
 from streams.admin import ensure_topics
 from streams.data_keys import KafkaDataKeys
 from streams.broker import EmbeddedBroker, free_port, wait_for_port
+from streams.clock import run_file_clock, set_file_clock
 from streams.coalition import add_partner
 from streams.processes import stop_process
 from streams.settings import Settings
@@ -32,7 +34,7 @@ from streams.topology import events_topic
 TOKEN = "bench-organizer-token"
 PARTNERS = ("union-a", "faith-b", "seniors-c", "tenants-d")
 PARTNER = PARTNERS[0]
-#: 11:00 in Oakland: no quiet hours for the outreach scenarios.
+#: 11:00 in Oakland: no quiet hours for the outreach scenarios (the clock runs from there).
 CLOCK = "2026-11-24T19:00:00+00:00"
 
 
@@ -61,6 +63,7 @@ class BenchStack:
         self.worker_env: dict[str, str] = {}
         self.web_port, self.sandbox_port = free_port(), free_port() if outreach else None
         self.failed = False  # a scenario that finds a problem sets it: the logs are then kept and shown
+        self.clock_stopped = threading.Event()
         self.broker.start()
         try:
             self._configure(run, outreach, partitions, overrides)
@@ -76,7 +79,8 @@ class BenchStack:
             topic_prefix=f"{run}.", partitions=partitions,
         )
         if outreach:
-            (tmp / "clock.txt").write_text(CLOCK)
+            set_file_clock(tmp / "clock.txt", CLOCK)
+            run_file_clock(tmp / "clock.txt", self.clock_stopped)  # a deferred ask comes due, as in production
             config.update(sandbox_settings(Settings(**config), self.web_port, self.sandbox_port), sms_rate=0,
                           frequency_cap=100, clock=f"file:{tmp / 'clock.txt'}")
         self.settings = Settings(**{**config, **overrides})
@@ -145,6 +149,7 @@ class BenchStack:
         return proc
 
     def close(self) -> None:
+        self.clock_stopped.set()
         for proc in reversed(self.procs):
             stop_process(proc, timeout=20)
         self.broker.stop()

@@ -3,7 +3,9 @@ the file holds an ISO time, and moving it moves "now" for every worker that read
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import threading
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +21,27 @@ def file_clock(path: Path) -> Clock:
         return datetime.fromisoformat(path.read_text().strip()).astimezone(timezone.utc)
 
     return now
+
+
+def set_file_clock(path: Path, when: datetime | str) -> None:
+    """Move a file clock to ``when`` (written whole: a reader never sees half a time)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(when if isinstance(when, str) else when.isoformat())
+    tmp.replace(path)
+
+
+def run_file_clock(path: Path, stopped: threading.Event, every: float = 0.5) -> threading.Thread:
+    """Let the file clock at ``path`` run with real time from where it stands, until ``stopped``
+    is set: what a standing clock would never bring about (an ask deferred a minute comes due)."""
+    start, began = file_clock(path)(), time.monotonic()
+
+    def tick() -> None:
+        while not stopped.wait(every):
+            set_file_clock(path, start + timedelta(seconds=time.monotonic() - began))
+
+    thread = threading.Thread(target=tick, name="file-clock", daemon=True)
+    thread.start()
+    return thread
 
 
 def from_setting(value: str) -> Clock:

@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -21,7 +20,7 @@ from pydantic import SecretStr
 from connectors.signing import headers
 from streams.admin import ensure_topics
 from streams.broker import EmbeddedBroker, free_port, wait_for_port
-from streams.clock import file_clock
+from streams.clock import run_file_clock, set_file_clock
 from streams.coalition import add_partner
 from streams.processes import stop_process
 from streams.settings import Settings
@@ -71,20 +70,11 @@ class Stack:
 
     def set_clock(self, iso: str) -> None:
         """Move the workers' clock (a file clock: see streams/clock.py)."""
-        tmp = self.clock_file.with_suffix(".tmp")
-        tmp.write_text(iso)
-        tmp.replace(self.clock_file)
+        set_file_clock(self.clock_file, iso)
 
     def run_clock(self) -> None:
-        """Let the workers' clock run with real time from where it stands, until the stack
-        closes: on a clock that stands still, an ask deferred for a minute never comes due."""
-        start, began = file_clock(self.clock_file)(), time.monotonic()
-
-        def tick() -> None:
-            while not self.clock_stopped.wait(0.5):
-                self.set_clock((start + timedelta(seconds=time.monotonic() - began)).isoformat())
-
-        threading.Thread(target=tick, name="clock", daemon=True).start()
+        """Let the workers' clock run with real time from where it stands, until the stack closes."""
+        run_file_clock(self.clock_file, self.clock_stopped)
 
     def start_sandbox(self, faults: str = "{}", sms_mps: float = 0) -> subprocess.Popen:
         args = ["sandbox", "--port", str(self.sandbox_port), "--faults", faults, "--sms-mps", str(sms_mps)]
