@@ -29,6 +29,8 @@ ACTION_METRICS = (
 METRICS = ("signups", *ACTION_METRICS)
 #: Ask states in which a message was handed (or being handed) to a provider.
 ATTEMPTED = frozenset({"sending", "sent", "delivered", "failed", "in_doubt"})
+#: Ask statuses counted under their own name.
+ASK_METRICS = frozenset({"delivered", "failed", "sending", "in_doubt", "expired", "cancelled"})
 
 
 class Figures(BaseModel):
@@ -127,36 +129,36 @@ def checkin_minute(fact: Fact | None) -> tuple[str, str, datetime] | None:
     return None
 
 
-def contributions(fact: Fact | None) -> Counter[tuple[str | None, str, str]]:
-    """What one fact adds to the counts, as {(action or None, partner, metric): n}."""
-    if isinstance(fact, Membership):
-        return Counter({(None, fact.partner, "signups"): 1})
-    if isinstance(fact, Pledge):
-        return Counter({(fact.action_id, fact.partner, "pledged"): fact.count})
+Contribution = tuple[tuple[Union[str, None], str, str], int]
+
+
+def contributions(fact: Fact | None) -> list[Contribution]:
+    """What one fact adds to the counts: ((action or None, partner, metric), n) pairs. A list,
+    not a Counter: the tally reader runs this twice for every record it reads."""
     if isinstance(fact, Attendance):
-        out: Counter[tuple[str | None, str, str]] = Counter()
+        out: list[Contribution] = []
         if fact.rsvp == "yes" and fact.rsvp_by:
-            out[(fact.action_id, fact.rsvp_by, "rsvp_yes")] = 1
+            out.append(((fact.action_id, fact.rsvp_by, "rsvp_yes"), 1))
+            if fact.attended_by:
+                out.append(((fact.action_id, fact.rsvp_by, "showed"), 1))
         if fact.attended_by:
-            out[(fact.action_id, fact.attended_by, "attended")] = 1
-        if fact.rsvp == "yes" and fact.rsvp_by and fact.attended_by:
-            out[(fact.action_id, fact.rsvp_by, "showed")] = 1
+            out.append(((fact.action_id, fact.attended_by, "attended"), 1))
         return out
     if isinstance(fact, AskFact):
-        key = (fact.action_id, fact.partner)
-        flags = {
-            f"asked_{fact.channel}": fact.status in ATTEMPTED,
-            "delivered": fact.status == "delivered",
-            "failed": fact.status == "failed",
-            "sending": fact.status == "sending",
-            "in_doubt": fact.status == "in_doubt",
-            "expired": fact.status == "expired",
-            "cancelled": fact.status == "cancelled",
-            "opted_out": fact.opted_out,
-            "rsvp_via_sms": fact.replied_yes,
-        }
-        return Counter({(*key, metric): 1 for metric, on in flags.items() if on})
-    return Counter()
+        action, partner, status = fact.action_id, fact.partner, fact.status
+        out = [((action, partner, status), 1)] if status in ASK_METRICS else []
+        if status in ATTEMPTED:
+            out.append(((action, partner, f"asked_{fact.channel}"), 1))
+        if fact.opted_out:
+            out.append(((action, partner, "opted_out"), 1))
+        if fact.replied_yes:
+            out.append(((action, partner, "rsvp_via_sms"), 1))
+        return out
+    if isinstance(fact, Membership):
+        return [((None, fact.partner, "signups"), 1)]
+    if isinstance(fact, Pledge):
+        return [((fact.action_id, fact.partner, "pledged"), fact.count)]
+    return []
 
 
 class TallyBook:
@@ -189,6 +191,8 @@ class TallyBook:
             self.people.membership(old, fact)  # type: ignore[arg-type]
         elif kind == "merge":
             self.people.merge(old, fact)
+        if old == fact:
+            return  # a replay or a duplicate: nothing moves
         for sign, f in ((1, fact), (-1, old)):
             if (minute := checkin_minute(f)) is not None:
                 action, partner, at = minute
@@ -198,15 +202,9 @@ class TallyBook:
                     del per_minute[at]
                     if not per_minute:
                         del self._checkins[action][partner]
-        delta = contributions(fact)
-        delta.subtract(contributions(old))
-        for (action, partner, metric), n in delta.items():
-            if not n:
-                continue
-            if action is None:
-                self._by_partner[partner][metric] += n
-            else:
-                self._by_action[action][partner][metric] += n
+            for (action, partner, metric), n in contributions(f):
+                counts = self._by_partner[partner] if action is None else self._by_action[action][partner]
+                counts[metric] += sign * n
 
     def fact(self, kind: FactKind, key: str) -> Fact | None:
         """The latest fact under ``key`` (e.g. an ask by its id, for the RSVP page), if read yet."""

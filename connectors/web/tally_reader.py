@@ -163,8 +163,7 @@ class TallyReader:
     def _apply(self, kind: FactKind, key: bytes | None, value: bytes | None) -> None:
         try:
             k = json.loads(key) if key is not None else None
-            raw = json.loads(value) if value is not None else None
-            fact = None if raw is None else FACT_TABLES[kind].model.model_validate(raw)
+            fact = None if value is None else FACT_TABLES[kind].model.model_validate_json(value)
         except (ValueError, ValidationError):
             self.skipped += 1
             log.warning("skipped an unreadable %s fact", kind)
