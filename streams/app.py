@@ -48,13 +48,13 @@ class LenientText(codecs.Codec):
 codecs.register("lenient_text", LenientText())
 
 log = logging.getLogger(__name__)
-#: Writes one changelog record: (partition, key, value as stored or ``None`` to delete, the model).
-Changelog = Callable[[int, str, Any, Any], Awaitable[Any]]
+#: Writes one changelog record: (partition, key, value as stored or ``None`` to delete).
+Changelog = Callable[[int, str, Any], Awaitable[Any]]
 
 
 def faust_changelog(table: faust.Table) -> Changelog:
     """Through Faust's own ``send_changelog`` (its producer buffer; JSON)."""
-    def send(partition: int, key: str, value: Any, model: Any) -> Awaitable[Any]:
+    def send(partition: int, key: str, value: Any) -> Awaitable[Any]:
         return table.send_changelog(partition, key, value, **({"value_serializer": "raw"} if value is None else {}))
     return send
 
@@ -132,7 +132,7 @@ class FactTable(Generic[M]):
         self._validated.put(key, value, new, exact=True)
         if self.on_change is not None:
             self.on_change(None if old is None else held.model if held is not None else self.model.model_validate(old), new)
-        return self._sent(self._changelog(partition, key, value, new))
+        return self._sent(self._changelog(partition, key, value))
 
     def _model(self, key: str, raw: Any) -> Entry[M]:
         entry = self._validated.get(key, raw)
@@ -144,7 +144,7 @@ class FactTable(Generic[M]):
     def delete(self, partition: int, key: str) -> Awaitable[Any] | None:
         if self.data.pop(key, None) is None:
             return None
-        return self._sent(self._changelog(partition, key, None, None))
+        return self._sent(self._changelog(partition, key, None))
 
     def _sent(self, fut: Awaitable[Any]) -> Awaitable[Any]:
         self.pending.append(fut)
