@@ -30,6 +30,7 @@ from typing import Callable, Iterable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic_core import from_json
 
 SEALED = "enc1:"
 NONCE = 12
@@ -166,7 +167,7 @@ class KeyRing:
         if rk in self._made:
             self._made.discard(rk)
             return  # the record of a key this process made and wrote: nothing new in it
-        data = json.loads(value)
+        data = from_json(value)
         master = self.masters.get(data["master"])
         if master is None:
             raise UnknownMasterKey(data["master"])

