@@ -193,6 +193,9 @@ def worker() -> None:
     from agents.outreach.agents import outreach_from
     from connectors.providers.outbox import outbox_from
 
+    from . import gc_tuning
+
+    gc_tuning.tune()
     pipeline = build(s)
     if not s.providers_configured:
         console.print("[yellow]no provider credentials: asks are planned and recorded cancelled, never sent (see README)[/]")
@@ -217,11 +220,14 @@ def web(host: str | None, port: int | None) -> None:
     from connectors.web import server
     from connectors.web.app import create_app
 
+    from . import gc_tuning
+
     s = settings()
     require_broker(s)
     require_master_key(s)
     if s.organizer_token is None:
         raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
+    gc_tuning.tune()
     try:
         app = create_app(s)
     except (coalition_file.CoalitionError, RuntimeError) as exc:
