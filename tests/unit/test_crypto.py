@@ -117,14 +117,20 @@ def test_partners_cannot_post_sealed_looking_values_past_validation():
     assert event.person.postal_code == sealed
 
 
-def test_planning_opens_the_person_seals_the_asks_and_skips_an_erased_person_quietly():
-    keys = MemoryDataKeys()
+def two_signed_up(keys: MemoryDataKeys):  # noqa: ANN201
+    """A pipeline where Ana (SMS and email) and Bartholomew (SMS) signed up, sealed with ``keys``."""
     p = memory_pipeline()
     ben = signup("u2", phone="+15105550188", at="2026-11-20T10:00:00Z", given_name="Bartholomew", postal_code="94607")
     ben["consent"] = {"sms": {"granted": True, "scope": "coalition"}, "email": False}
     records, _ = asyncio.run(envelopes([ana_signup(), ben], "union-a", T, SECRET, "US", keys))
     for k, v in records:
         handle(p, 0, k.decode(), v, SECRET, lambda: T)
+    return p
+
+
+def test_planning_opens_the_person_seals_the_asks_and_skips_an_erased_person_quietly():
+    keys = MemoryDataKeys()
+    p = two_signed_up(keys)
     o = Outreach(outbox=None, policy=OutreachPolicy(), clock=lambda: T, partitions=4, keys=keys)
     action = ActionEvent.model_validate(rapid("alert-1", "Hearing", ["94607"]))
     ana = person_key(SECRET, ANA["phone"], None)
@@ -164,12 +170,7 @@ class SlowKeys:
 
 def planned_with(keys: SlowKeys, source: MemoryDataKeys, owned) -> tuple[int, list[str]]:  # noqa: ANN001
     """Two people signed up through ``source``; plan an alert with a worker reading ``keys``."""
-    p = memory_pipeline()
-    ben = signup("u2", phone="+15105550188", at="2026-11-20T10:00:00Z", given_name="Ben", postal_code="94607")
-    ben["consent"] = {"sms": {"granted": True, "scope": "coalition"}, "email": False}
-    records, _ = asyncio.run(envelopes([ana_signup(), ben], "union-a", T, SECRET, "US", source))
-    for k, v in records:
-        handle(p, 0, k.decode(), v, SECRET, lambda: T)
+    p = two_signed_up(source)
     o = Outreach(outbox=None, policy=OutreachPolicy(), clock=lambda: T, partitions=1, keys=keys)  # type: ignore[arg-type]
     count = asyncio.run(plan_partition(p, o, ActionEvent.model_validate(rapid("alert-1", "Hearing", ["94607"])), 0, owned=owned))
     return count, [AskCommand.model_validate_json(v).ask_id for _, v, _ in p.asks_topic.sent]
