@@ -68,6 +68,7 @@ def _value(field: str, values: Mapping[str, str], name_fallback: str) -> str:
     return str(value)
 
 
+@lru_cache(maxsize=1024)  # the same for every person asked for an action
 def local_time(starts_at: datetime, tz: str) -> str:
     """``starts_at`` in zone ``tz``, e.g. ``Tue Dec 1, 6:00 PM PST``; English, locale-independent.
 
@@ -128,7 +129,11 @@ def segments(body: str) -> tuple[str, int]:
     153 / 67, and an escape pair or a surrogate pair is never split across two segments.
     An empty body is 0 segments.
     """
-    gsm = all(c in GSM7_BASIC or c in GSM7_EXTENSION for c in body)
+    chars = set(body)
+    if chars <= GSM7_BASIC:  # the common case, one septet per character: counted without a walk
+        single, per_segment = _LIMITS["GSM-7"]
+        return "GSM-7", 0 if not body else 1 if len(body) <= single else -(-len(body) // per_segment)
+    gsm = chars <= GSM7_BASIC | GSM7_EXTENSION
     encoding = "GSM-7" if gsm else "UCS-2"
     units = [_units(c, gsm) for c in body]
     single, per_segment = _LIMITS[encoding]
