@@ -53,7 +53,7 @@ from rich.table import Table
 
 from connectors.providers.outbox import outbox_from
 from connectors.signing import headers
-from benchmarks.stack import PARTNER, TOKEN, BenchStack, bench_stack, sealed_envelopes
+from benchmarks.stack import PARTNER, TOKEN, BenchStack, bench_stack, sealed_envelopes, until
 from streams.settings import Settings
 from streams.topology import events_topic
 from tests.factories import phone, signup
@@ -67,17 +67,6 @@ def rapid(action_id: str, postal: str) -> dict:
             "title": f"Rally {action_id}", "kind": "rally", "starts_at": "2026-11-25T02:00:00Z", "time_zone": "America/Los_Angeles",
             "location": {"venue": "City Hall", "locality": "Oakland"}, "target": {"postal_codes": [postal]},
             "templates": {"sms": SMS, "email": {}}, "rapid_response": True}
-
-
-async def poll(what: str, check, deadline: float, stack: BenchStack, interval: float = 0.25):
-    """Await ``check()`` until it returns something truthy; fail on a dead process or the deadline."""
-    while not (got := await check()):
-        if dead := stack.dead():
-            raise RuntimeError(f"process(es) {dead} exited while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not reached in time")
-        await asyncio.sleep(interval)
-    return got
 
 
 async def sign_up(http: httpx.AsyncClient, stack: BenchStack, people: list[dict], timeout: float) -> None:
@@ -95,7 +84,7 @@ async def sign_up(http: httpx.AsyncClient, stack: BenchStack, people: list[dict]
         r = await http.get("/v1/tallies")
         return r.status_code == 200 and r.json()["totals"]["signups"] == len(people)
 
-    await poll("signups", seen, time.monotonic() + timeout, stack, 1.0)
+    await until(stack, seen, time.monotonic() + timeout, "signups", 1.0)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -130,14 +119,14 @@ async def fan_out(http: httpx.AsyncClient, stack: BenchStack, action_id: str, po
         return count if count["count"] >= n else None
 
     try:
-        count = await poll(f"{action_id}: {n} texts", handed_over, deadline, stack)
+        count = await until(stack, handed_over, deadline, f"{action_id}: {n} texts", 0.25)
     except TimeoutError:  # report how far it got instead of nothing
         count = (await http.get(count_url, params={"channel": "sms"})).json()
         raise RuntimeError(f"{action_id}: deadline: {count['count']:,} of {n:,} texts, tallies {await row(http, action_id)}") from None
     cpu = {name: 1000 * (cpu_seconds(pid) - cpu0[name]) / n for name, pid in procs.items()}
     out = {"n": n, "texts": count["count"], "handed_over": count["last"] - t0, "cpu_handed_over": cpu}
     if settle:
-        final = await poll(f"{action_id}: settled", lambda: _settled(http, action_id, n), deadline, stack)
+        final = await until(stack, lambda: _settled(http, action_id, n), deadline, f"{action_id}: settled", 0.25)
         out.update(delivered=time.time() - t0, in_doubt=final["in_doubt"], failed=final["failed"],
                    cpu={name: 1000 * (cpu_seconds(pid) - cpu0[name]) / n for name, pid in procs.items()})
     return out
@@ -200,15 +189,15 @@ async def queue(args) -> dict:
         async with httpx.AsyncClient(base_url=two.url, headers=auth, timeout=120) as http:
             await sign_up(http, two, people(args.queue_people, "q", "94612"), args.timeout)
             await fan_out(http, two, "warm-queue", "94609", 1, args.timeout, settle=False)
-            await poll("the warm-up text left", lambda: _queue_state(http, two, lambda q: q["waiting"] == 0), time.monotonic() + 60, two)
+            await until(two, lambda: _queue_state(http, two, lambda q: q["waiting"] == 0), time.monotonic() + 60, "the warm-up text left", 0.25)
             base = await provider_path_alone(two, min(args.queue_people, 2_000), c)  # the sandbox's queue takes them all at once
-            await poll("the baseline's texts left", lambda: _queue_state(http, two, lambda q: q["waiting"] == 0),
-                       time.monotonic() + args.timeout, two, 1.0)
+            await until(two, lambda: _queue_state(http, two, lambda q: q["waiting"] == 0), time.monotonic() + args.timeout,
+                        "the baseline's texts left", 1.0)
             (await http.delete(f"{two.sandbox_url}/_sandbox/inbox")).raise_for_status()
             console.print(f"queue at {args.mps:g}/s: fan-out to {args.queue_people:,} …")
             out = await fan_out(http, two, "queued", "94612", args.queue_people, args.timeout, settle=False)
-            state = await poll("every text left the queue", lambda: _queue_state(http, two, lambda q: q["waiting"] == 0),
-                               time.monotonic() + args.timeout + args.queue_people / args.mps, two, 1.0)
+            state = await until(two, lambda: _queue_state(http, two, lambda q: q["waiting"] == 0),
+                                time.monotonic() + args.timeout + args.queue_people / args.mps, "every text left the queue", 1.0)
             inbox = (await http.get(f"{two.sandbox_url}/_sandbox/inbox", params={"channel": "sms"})).json()
             out.update(baseline=base, queue=state, left=sorted(m["left"] for m in inbox if m["left"] is not None))
             return out

@@ -5,11 +5,13 @@ or fail, and prints the last log lines when the run failed."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -173,3 +175,15 @@ def bench_stack(name: str, console: Console, workdir: Path | None = None, **kwar
         elif not ok:
             for log in sorted(tmp.glob("*.log")):
                 console.print(f"--- last lines of {log} ---", *log.read_text(errors="replace").splitlines()[-30:], sep="\n", markup=False)
+
+
+async def until(stack: BenchStack, check, deadline: float, what: str, interval: float = 0.5):
+    """Await ``check()`` until it returns something truthy, and return that; fail on a process of
+    ``stack`` that exited or at ``deadline`` (``time.monotonic()``)."""
+    while not (got := await check()):
+        if dead := stack.dead():
+            raise RuntimeError(f"process(es) {dead} exited while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not reached in time")
+        await asyncio.sleep(interval)
+    return got

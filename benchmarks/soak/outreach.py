@@ -32,7 +32,7 @@ from tests.factories import phone, signup
 from .ingress import client
 from .load import Batch, Loader
 from .outcome import Outcome
-from benchmarks.stack import PARTNERS, BenchStack, bench_stack
+from benchmarks.stack import PARTNERS, BenchStack, bench_stack, until
 from streams.topology import ASKS, changelog_topic
 from streams.transport import true_end_offsets
 
@@ -78,16 +78,6 @@ async def totals(http: httpx.AsyncClient, path: str, check=None):
         return None
     t = r.json()["totals"]
     return t if check is None or check(t) else None
-
-
-async def until(stack: BenchStack, check, deadline: float, what: str, interval: float = 0.5):
-    while not (got := await check()):
-        if dead := stack.dead():
-            raise RuntimeError(f"process(es) {dead} exited while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not reached in time")
-        await asyncio.sleep(interval)
-    return got
 
 
 async def sms_count(http: httpx.AsyncClient, stack: BenchStack) -> dict:
