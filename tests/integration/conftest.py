@@ -27,6 +27,9 @@ from streams.settings import Settings
 from streams.stack import child_env, sandbox_settings, spawn
 from tests.factories import action
 
+from .browsers import chromium
+from .sandboxes import Receiver, Served
+
 TOKEN = "integration-organizer-token"
 
 
@@ -190,3 +193,34 @@ def make_stack(broker, tmp_path, request):
     failed = getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed
     for stack in stacks:
         stack.close(failed)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for the browser tests of one module (``tests/integration/browsers.py``)."""
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    """A webhook receiver for the sandbox tests of one module (``tests/integration/sandboxes.py``)."""
+    r = Receiver()
+    yield r
+    r.served.stop()
+
+
+@pytest.fixture
+def serve(receiver):
+    """``serve(app)`` → the URL of ``app`` served on a loopback port until the test ends; the
+    receiver starts the test with nothing recorded."""
+    started: list[Served] = []
+    receiver.requests.clear()
+
+    def start(app) -> str:
+        started.append(Served(app))
+        return started[-1].url
+
+    yield start
+    for served in started:
+        served.stop()

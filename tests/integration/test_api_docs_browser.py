@@ -5,11 +5,10 @@ Content-Security-Policy, and fetch nothing from any other origin."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from pydantic import SecretStr
 
 from connectors.accounts.log import MemoryAccountLog
@@ -23,7 +22,7 @@ from streams.settings import Settings
 from tests.accounts import started_store
 from tests.polling import eventually
 
-from .test_dashboard import CHROMIUM, FLAGS
+from .browsers import chromium
 
 pytestmark = pytest.mark.integration
 
@@ -44,21 +43,15 @@ def url(tmp_path_factory):
 
 @pytest.mark.parametrize("page, rendered", [("/docs", ".opblock-summary-path"), ("/redoc", "[data-section-id]")])
 def test_the_api_docs_render_offline_under_their_policy(url, page, rendered):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run does it)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            tab = browser.new_page()
-            fetched, blocked, complaints = [], [], []
-            tab.on("requestfinished", lambda r: fetched.append(r.url))
-            tab.on("requestfailed", lambda r: blocked.append((r.url, r.failure)))
-            tab.on("console", lambda m: complaints.append(m.text) if m.type == "error" else None)
-            tab.goto(url + page)
-            expect(tab.locator(rendered).first).to_be_visible(timeout=30_000)
-            assert "/v1/events" in tab.content()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        tab = browser.new_page()
+        fetched, blocked, complaints = [], [], []
+        tab.on("requestfinished", lambda r: fetched.append(r.url))
+        tab.on("requestfailed", lambda r: blocked.append((r.url, r.failure)))
+        tab.on("console", lambda m: complaints.append(m.text) if m.type == "error" else None)
+        tab.goto(url + page)
+        expect(tab.locator(rendered).first).to_be_visible(timeout=30_000)
+        assert "/v1/events" in tab.content()
     assert [r for r in fetched if not r.startswith((url, "data:", "blob:"))] == []
     # ReDoc shows its maker's logo from their CDN: the policy is what stops it, and nothing else.
     assert all(failure == "csp" for _, failure in blocked), blocked

@@ -10,7 +10,8 @@ from playwright.sync_api import expect
 
 from agents.outreach.templates import names_sponsor, render, segments, sms_body
 from connectors.web.pages.words import when
-from tests.integration.test_dashboard import OUTPUT, browser, sign_in_as_organizer  # noqa: F401 - browser is a fixture
+from tests.integration.browsers import OUTPUT
+from tests.integration.test_dashboard import sign_in_as_organizer
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,8 @@ import pytest
 from playwright.sync_api import Route, expect
 
 from tests.factories import action, phone, rsvp, signup
-from tests.integration.test_dashboard import OUTPUT, browser, choose_password, invite  # noqa: F401 - browser is a fixture
+from tests.integration.browsers import OUTPUT
+from tests.integration.test_dashboard import choose_password, invite
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration

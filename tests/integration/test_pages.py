@@ -15,7 +15,8 @@ from streams.keys import person_key
 from tests.factories import phone, pledge, signup
 from tests.polling import eventually
 
-from .test_dashboard import CHROMIUM, FLAGS, OUTPUT, sign_in_as_organizer
+from .browsers import OUTPUT
+from .test_dashboard import sign_in_as_organizer
 from .test_outreach import ask_states, markers, rows
 
 pytestmark = pytest.mark.integration
@@ -38,20 +39,6 @@ def supporter(i: int, email: str | None = None, language: str = "en", scope: str
     item = signup(f"s-{i}", phone=phone(i), email=email, given_name=f"P{i}", postal_code="94607", language=language)
     item["consent"] = {"sms": {"granted": True, "scope": scope}, "email": {"granted": email is not None, "scope": scope}}
     return item
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from pathlib import Path
-
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium`")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

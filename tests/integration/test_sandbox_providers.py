@@ -33,8 +33,6 @@ from contracts.asks import AskCommand
 from streams.broker import free_port
 from tests.polling import eventually
 
-from .sandboxes import Receiver, Served
-
 pytestmark = pytest.mark.integration
 
 TOKEN = "integration-auth-token"
@@ -42,31 +40,17 @@ SID = "AC" + "1" * 32
 SG_KEY = "SG.integration"
 
 
-@pytest.fixture(scope="module")
-def receiver():
-    r = Receiver()
-    yield r
-    r.served.stop()
-
-
 @pytest.fixture
-def start_sandbox(receiver):
-    started: list[Served] = []
-
+def start_sandbox(receiver, serve):
     def start(**faults) -> tuple[str, FastAPI]:
-        config = SandboxConfig(
+        app = create_sandbox(SandboxConfig(
             account_sid=SID, auth_token=SecretStr(TOKEN), sendgrid_api_key=SecretStr(SG_KEY),
             inbound_url=f"{receiver.url}/inbound", event_webhook_url=f"{receiver.url}/events",
             seed=7, faults=Faults(callback_delay_ms=5, **faults),
-        )
-        app = create_sandbox(config)
-        started.append(Served(app))
-        return started[-1].url, app
+        ))
+        return serve(app), app
 
-    receiver.requests.clear()
-    yield start
-    for served in started:
-        served.stop()
+    return start
 
 
 def sms(base_url: str, **kw) -> TwilioSms:

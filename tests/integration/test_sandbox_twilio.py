@@ -15,7 +15,7 @@ from connectors.sandbox import Faults, SandboxConfig, create_sandbox
 
 from tests.polling import eventually
 
-from .sandboxes import Receiver, Served
+from .sandboxes import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -24,30 +24,16 @@ SID = "AC" + "2" * 32
 FROM = "+15005550006"
 
 
-@pytest.fixture(scope="module")
-def receiver():
-    r = Receiver()
-    yield r
-    r.served.stop()
-
-
 @pytest.fixture
-def sandbox(receiver):
+def sandbox(receiver, serve):
     """``start(sms_mps=…, **faults)`` → the URL of a fresh sandbox whose callbacks reach ``receiver``."""
-    started: list[Served] = []
-
     def start(sms_mps: float = 0.0, **faults) -> str:
-        config = SandboxConfig(
+        return serve(create_sandbox(SandboxConfig(
             account_sid=SID, auth_token=SecretStr(TOKEN), status_callback_url=f"{receiver.url}/status",
             seed=11, sms_mps=sms_mps, faults=Faults(callback_delay_ms=5, **faults),
-        )
-        started.append(Served(create_sandbox(config)))
-        return started[-1].url
+        )))
 
-    receiver.requests.clear()
-    yield start
-    for served in started:
-        served.stop()
+    return start
 
 
 def texting(url: str, use, **kw):
