@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     sandbox_sms_mps: float = Field(default=0.0, ge=0, description="The sandbox's Twilio queue: texts per second each sender lets out (0: no queue, texts leave when accepted).")
     sms_rate: float = Field(default=1.0, ge=0, description="The sender's MPS: texts per second Twilio sends from its queue (a US long code about 1, a short code 100+; 0: no queue). Used to predict queue waits, never to pace.")
     email_rate: float = Field(default=100.0, ge=0, description="Emails per second (0: unlimited).")
-    send_concurrency: int = Field(default=16, ge=1, description="SMS requests in flight per worker; asks are marked sending in chunks of this size.")
+    send_concurrency: int = Field(default=16, ge=1, description="SMS requests in flight per worker; asks are decided and marked sending in chunks of 8 times this.")
     provider_timeout: float | None = Field(default=None, gt=0, description="Seconds to wait for Twilio or SendGrid to answer a send (unset: 10 and 15). No answer leaves the ask in doubt.")
     rapid_response_grace_minutes: int = Field(default=120, ge=0, description="A rapid-response action may still be texted this long after it was posted, even once it has started.")
     frequency_cap: int = Field(default=3, ge=0, description="At most this many asks per person …")

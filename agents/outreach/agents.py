@@ -46,6 +46,11 @@ from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_q
 
 log = logging.getLogger(__name__)
 SEND_BATCH = 500
+#: Asks decided and marked ``sending`` together, per request in flight (``send_concurrency``).
+#: Each chunk waits once for the broker to acknowledge its marks; a chunk no bigger than the
+#: requests in flight left the provider waiting for the broker (make bench, 20,000 texts, 16 in
+#: flight: chunks of 16 → 519 asks handed over per second, 64 → 764, 128 → 837).
+CHUNK_PER_SLOT = 8
 
 
 class Outbox(Protocol):
@@ -94,7 +99,7 @@ def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
         sponsor_names=load_coalition(s.coalition, missing_ok=True).names(),  # names read at start; ids if no file
     )
     return Outreach(outbox=outbox, policy=policy, clock=from_setting(s.clock), partitions=s.partitions,
-                    chunk=s.send_concurrency, queue=SenderQueue(s.sms_rate), keys=KafkaDataKeys(s))
+                    chunk=CHUNK_PER_SLOT * s.send_concurrency, queue=SenderQueue(s.sms_rate), keys=KafkaDataKeys(s))
 
 
 def quiet_hours(s: Settings) -> QuietHours:
