@@ -61,7 +61,7 @@ class Stack:
         if outreach:
             self.set_clock("2026-11-24T19:00:00+00:00")  # 11:00 in California: no quiet hours
             base = Settings(**config)
-            config.update(sandbox_settings(base, self.web_port, self.sandbox_port), sms_rate=0, clock=f"file:{self.clock_file}")
+            config.update(sandbox_settings(base, self.web_port, self.sandbox_port), clock=f"file:{self.clock_file}")
         self.settings = Settings(**{**config, **overrides})
         ensure_topics(self.settings)
         roles = {p: "backbone" if p == "backbone" else "member" for p in partners}
