@@ -16,7 +16,7 @@ import random
 import time
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 from urllib.parse import quote
 
 from contracts.asks import AskCommand, SendResult
@@ -41,8 +41,8 @@ class ProviderOutbox:
         self.retry = dict(attempts=attempts, base=base, cap=cap, rng=rng or random.Random())
         self.replies: set[asyncio.Task] = set()
 
-    async def send(self, asks: Sequence[AskCommand], validity: dict[str, int | None]) -> list[SendResult]:
-        texts = [self._text(a, validity.get(a.ask_id)) for a in asks if a.channel == "sms"]
+    async def send(self, asks: Sequence[AskCommand], validity: Callable[[AskCommand], int | None]) -> list[SendResult]:
+        texts = [self._text(a, validity) for a in asks if a.channel == "sms"]
         results = list(await asyncio.gather(*texts))
         return results + await self._emails([a for a in asks if a.channel == "email"])
 
@@ -91,10 +91,11 @@ class ProviderOutbox:
         await self.sms.aclose()
         self.email.close()
 
-    async def _text(self, ask: AskCommand, validity: int | None) -> SendResult:
+    async def _text(self, ask: AskCommand, validity: Callable[[AskCommand], int | None]) -> SendResult:
         async def once():
             with timed("twilio"):
-                return await self.sms.send(ask.to, ask.body, status_callback=self.callback + quote(ask.ask_id, safe=""), validity_period=validity)
+                return await self.sms.send(ask.to, ask.body, status_callback=self.callback + quote(ask.ask_id, safe=""),
+                                           validity_period=validity(ask))
 
         try:
             sent = await with_retries(once, **self.retry, retry_ambiguous=False)

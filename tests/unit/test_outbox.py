@@ -25,7 +25,7 @@ def email(i: int) -> AskCommand:
 def send_emails(sender: FakeEmail, n: int, **retry) -> list:
     """Results of ``n`` email asks (p0…p{n-1}@example.org) sent through an outbox with ``sender``."""
     outbox = ProviderOutbox(FakeSms(), sender, "http://x", base=0.0, rng=random.Random(1), **retry)
-    return asyncio.run(outbox.send([email(i) for i in range(n)], {}))
+    return asyncio.run(outbox.send([email(i) for i in range(n)], lambda ask: None))
 
 
 def tries(sender: FakeEmail) -> Counter:
@@ -78,7 +78,7 @@ def test_texts_carry_their_status_callback_and_a_permanent_refusal_is_not_retrie
     ask = AskCommand(ask_id="a:p1:sms", action_id="a", person_key="p1", channel="sms", partner="u", referral="r",
                      to="+15105550123", body="hi", planned_at=NOW)
     bad = ask.model_copy(update={"ask_id": "a:p2:sms", "to": "+15105550199"})
-    ok, refused = asyncio.run(outbox.send([ask, bad], {"a:p1:sms": 600}))
+    ok, refused = asyncio.run(outbox.send([ask, bad], lambda a: 600 if a.ask_id == "a:p1:sms" else None))
     assert ok.ok and refused.error_code == "21211"
     assert sms.sent == [{"sid": ok.provider_id, "to": "+15105550123", "body": "hi", "validity_period": 600,
                          "status_callback": "http://turnout.example/v1/providers/twilio/status?ask=a%3Ap1%3Asms"}]
@@ -100,7 +100,7 @@ def test_a_carrier_filtered_text_is_tried_twice_then_failed_with_its_code():
     outbox = ProviderOutbox(sms, None, "http://x", base=0.0)
     ask = AskCommand(ask_id="a:p1:sms", action_id="a", person_key="p1", channel="sms", partner="u", referral="r",
                      to="+15105550123", body="hi", planned_at=NOW)
-    [result] = asyncio.run(outbox.send([ask], {}))
+    [result] = asyncio.run(outbox.send([ask], lambda a: None))
     assert sms.sends == CARRIER_FILTER_ATTEMPTS
     assert (result.ok, result.error_code, result.in_doubt) == (False, "30007", False)
 

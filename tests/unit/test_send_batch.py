@@ -89,11 +89,12 @@ def status(p, i: int, action: str = "rally-1") -> str:
 
 
 def test_each_chunk_is_decided_with_the_clock_of_its_own_hand_over():
-    """Texts take a minute each to hand over from 20:57: the ones reached after 21:00 wait for
-    the morning, and each validity ends at 21:00 counted from its own hand-over."""
+    """Texts take a minute each to hand over from 20:57, three to a chunk: the chunk reached
+    after 21:00 waits for the morning, and each validity ends at 21:00 counted from the text's
+    own hand-over, not from its chunk's start."""
     clock = Clock(oakland("20:57"))
     sms = Sms(clock, step=timedelta(minutes=1))
-    p, o = setup(6, clock, sms, chunk=1)
+    p, o = setup(6, clock, sms, chunk=3)
     run(p, o, [command(i) for i in range(6)])
     assert [(s["at"], s["validity_period"]) for s in sms.sent] == [
         (oakland("20:57"), 180), (oakland("20:58"), 120), (oakland("20:59"), 60)]
