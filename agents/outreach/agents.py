@@ -57,8 +57,8 @@ class Outbox(Protocol):
     """The providers, as the send agent needs them (wired in ``connectors.providers``)."""
 
     async def send(self, asks: Sequence[AskCommand], validity: Callable[[AskCommand], int | None]) -> list[SendResult]:
-        """Hand every ask to its provider (with retries); one result per ask. ``validity(ask)``:
-        the text's ValidityPeriod, asked again right before each request (it counts from then)."""
+        """Hand every ask to its provider (with retries); one result per ask. ``validity(text)``:
+        an SMS ask's ValidityPeriod, asked again right before each request (it counts from then)."""
 
     async def recover(self, ask: AskCommand, since: datetime) -> SendResult | None:
         """Whether the provider already has ``ask`` (handed over at or after ``since`` by a
@@ -347,8 +347,8 @@ async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
                  sum(res.ok for res in results.values()), sum(res.in_doubt for res in results.values()), orphans - len(results))
     closes = {r.item.ask.ask_id: r.closes for r in go}
 
-    def validity(ask: AskCommand) -> int | None:  # counted from each request, however long the chunk takes
-        return validity_seconds(o.clock(), closes[ask.ask_id]) if ask.channel == "sms" else None
+    def validity(ask: AskCommand) -> int:  # a text's, counted from each request however long the chunk takes
+        return validity_seconds(o.clock(), closes[ask.ask_id])
 
     results.update({res.ask_id: res for res in await o.outbox.send([readable[r.item.ask.ask_id] for r in go], validity)})
     done = o.clock()
