@@ -106,10 +106,12 @@ async def fan_out(console: Console, *, name: str = "fan-out-kill", people: int =
                 queue = await queue_state(http, stack)
                 judge_fan_out(out, row, Counter(m["to"] for m in inbox), people, kills, killed, queue)
                 out.figures["asks kills left sending, looked up (at the provider / in doubt / sent now)"] = orphans(stack.logs())
-                if out.in_doubt:
-                    out.figures["why in doubt"] = dict(await ask_errors(stack))
-                if row.get("delivered") != people:
-                    out.figures["asks not delivered, their changelog records"] = await undelivered(stack)
+                if out.in_doubt or row.get("delivered") != people:  # why, from the asks changelog (read once)
+                    history = await ask_history(stack)
+                    if out.in_doubt:
+                        out.figures["why in doubt"] = dict(ask_errors(history))
+                    if row.get("delivered") != people:
+                        out.figures["asks not delivered, their changelog records"] = undelivered(history)
                 created = sorted(m["created"] for m in inbox)
                 if len(created) > 1:
                     out.rate = f"{len(created) / (created[-1] - created[0]):,.0f} handed over/s"
@@ -137,8 +139,12 @@ async def queue_state(http: httpx.AsyncClient, stack: BenchStack, check=None) ->
     return state if check is None or check(state) else None
 
 
-async def ask_history(stack: BenchStack) -> dict[bytes, list[tuple[int, int, dict | None]]]:
-    """Every record of the asks changelog, by ask id: (partition, offset, fact or ``None``) in order."""
+#: The asks changelog by ask id: each record's (partition, offset, fact or ``None``), in order.
+History = dict[bytes, list[tuple[int, int, dict | None]]]
+
+
+async def ask_history(stack: BenchStack) -> History:
+    """Every record of the asks changelog (``History``)."""
     topic = changelog_topic(stack.settings, ASKS)
     consumer = AIOKafkaConsumer(bootstrap_servers=stack.settings.bootstrap.split(","), enable_auto_commit=False)
     await consumer.start()
@@ -147,7 +153,7 @@ async def ask_history(stack: BenchStack) -> dict[bytes, list[tuple[int, int, dic
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         end = await true_end_offsets(stack.settings.bootstrap, await consumer.end_offsets(parts))  # Tansu's are off
-        history: dict[bytes, list[tuple[int, int, dict | None]]] = {}
+        history: History = {}
         while [tp for tp in parts if await consumer.position(tp) < end[tp]]:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for r in records:
@@ -157,18 +163,18 @@ async def ask_history(stack: BenchStack) -> dict[bytes, list[tuple[int, int, dic
     return history
 
 
-async def ask_errors(stack: BenchStack, status: str = "in_doubt") -> Counter[str]:
-    """The recorded ``error`` of every SMS ask whose fact ends in ``status``, by error, read
-    from the asks changelog (the tallies count them; only the facts say why)."""
-    last = [h[-1][2] for h in (await ask_history(stack)).values()]
+def ask_errors(history: History, status: str = "in_doubt") -> Counter[str]:
+    """The recorded ``error`` of every SMS ask whose fact ends in ``status``, by error, from the
+    asks changelog's ``history`` (the tallies count them; only the facts say why)."""
+    last = [h[-1][2] for h in history.values()]
     return Counter(f.get("error") or "no reason recorded" for f in last if f is not None and f["status"] == status and f["channel"] == "sms")
 
 
-async def undelivered(stack: BenchStack, limit: int = 3) -> list[str]:
+def undelivered(history: History, limit: int = 3) -> list[str]:
     """The changelog records of up to ``limit`` SMS asks of the rally whose last fact is not
     ``delivered`` (status, time, partition and offset of each): how an ask came to stop short."""
     found = []
-    for key, records in (await ask_history(stack)).items():
+    for key, records in history.items():
         last = records[-1][2]
         if last is not None and last["channel"] == "sms" and last["action_id"] == "rally" and last["status"] != "delivered":
             steps = [f"{f['status'] if f else 'deleted'} {f['updated_at'][11:23] if f else ''} p{p}@{o}" for p, o, f in records]

@@ -1,7 +1,9 @@
-"""How the soak's storm reads the sandbox's attempt log (benchmarks/soak/verdicts.py)."""
+"""How the soak reads its evidence: the storm the sandbox's attempt log (benchmarks/soak/verdicts.py), the
+fan-out the asks changelog (benchmarks/soak/outreach.py)."""
 
 from collections import Counter
 
+from benchmarks.soak.outreach import ask_errors, undelivered
 from benchmarks.soak.verdicts import expected_tallies, storm_verdicts, verdict
 
 
@@ -27,3 +29,22 @@ def test_an_email_request_counts_for_each_of_its_recipients_and_the_tallies_foll
     assert Counter(verdicts.values()) == {"accepted": 2, "refused": 1, "in_doubt": 2}
     landline = {("sms", "+15105550003")}  # accepted, then undelivered in the callback
     assert expected_tallies(verdicts, landline) == {"asked_sms": 3, "asked_email": 2, "delivered": 1, "failed": 2, "in_doubt": 2}
+
+
+def test_the_fan_out_reads_why_from_the_asks_changelog():
+    def fact(status: str, at: str, error: str | None = None, action: str = "rally") -> dict:
+        return {"status": status, "channel": "sms", "action_id": action, "updated_at": f"2026-11-24T{at}+00:00", "error": error}
+
+    history = {
+        b"rally:p1:sms": [(0, 1, fact("planned", "18:00:00.000")), (0, 7, fact("sending", "18:00:01.000")), (0, 9, fact("delivered", "18:00:02.000"))],
+        b"rally:p2:sms": [(1, 3, fact("sending", "18:00:01.500")), (1, 8, fact("delivered", "18:00:03.000")), (1, 12, fact("sent", "18:00:04.250"))],
+        b"rally:p3:sms": [(2, 4, fact("sending", "18:00:01.000")), (2, 5, fact("in_doubt", "18:00:09.000", "no answer"))],
+        b"warm-up:p4:sms": [(3, 2, fact("sent", "17:59:00.000", action="warm-up"))],
+        b"rally:p5:sms": [(3, 6, fact("planned", "18:00:00.000")), (3, 10, None)],
+    }
+    assert ask_errors(history) == {"no answer": 1}
+    assert undelivered(history) == [
+        "rally:p2:sms: sending 18:00:01.500 p1@3 → delivered 18:00:03.000 p1@8 → sent 18:00:04.250 p1@12",
+        "rally:p3:sms: sending 18:00:01.000 p2@4 → in_doubt 18:00:09.000 p2@5",
+    ]
+    assert undelivered(history, limit=1) == undelivered(history)[:1]
