@@ -17,11 +17,10 @@ from playwright.sync_api import Page, expect
 
 from streams.stack import child_env
 from tests.factories import action, checkin, phone, pledge, signup
+from tests.accounts import PASSWORD
 from tests.polling import eventually
 
 from .browsers import OUTPUT
-
-from tests.accounts import PASSWORD
 
 pytestmark = pytest.mark.integration
 
