@@ -186,17 +186,19 @@ class Pipeline:
         else:
             self.pending.append(self.writes.send(topic.get_topic_name(), key.encode(), value, partition))
 
-    def parse(self, model: Any, event: Any, what: str, **context: Any) -> Any | None:
-        """Faust ``event``'s value read as ``model`` (a pydantic model or TypeAdapter), or
-        ``None`` once the record is dead-lettered as "invalid <what>", with where it is and an
-        excerpt: no record, whatever its bytes, stops the agent reading it."""
-        raw, m = event.value, event.message
+    def parse(self, model: Any, record: Any, what: str, **context: Any) -> Any | None:
+        """The value of ``record`` (a Faust event, or a message of a batch: raw bytes either
+        way) read as ``model`` (a pydantic model or TypeAdapter), or ``None`` once the record is
+        dead-lettered as "invalid <what>", with where it is and an excerpt: no record, whatever
+        its bytes, stops the agent reading it."""
+        m = getattr(record, "message", record)
+        raw = m.value
         validate = getattr(model, "model_validate_json", None) or model.validate_json
         try:
             return validate(raw if raw is not None else b"", context=context or None)
         except ValidationError as exc:
             where = excerpt(raw, topic=m.topic, partition=m.partition, offset=m.offset)
-            self.dead_letter(event.key, f"invalid {what}", errors=exc.errors(include_input=False, include_url=False), **where)
+            self.dead_letter(batching.key_text(m.key), f"invalid {what}", errors=exc.errors(include_input=False, include_url=False), **where)
             return None
 
     def dead_letter(self, key: str | None, reason: str, **details: object) -> None:
@@ -225,6 +227,14 @@ class Pipeline:
         taken = batching.Batches(handle, self.pending, lambda batch: self.app.consumer.ack_all(batch), self.crash, flush)
         batching.take_in_batches(self.app, topic, taken)
         return taken
+
+    def work_in_batches(self, topic: faust.TopicT, work: Callable[[list[Any]], Awaitable[None]], size: int = 500) -> batching.Apart:
+        """Hand ``topic``'s records to ``work`` in batches of up to ``size`` on a task of its own
+        (``streams.batching.Apart``: slow work that must not hold up the other topics), each
+        acked once ``work`` is done with it and its writes are durable."""
+        apart = batching.Apart(work, self.pending, lambda batch: self.app.consumer.ack_all(batch), self.crash, size)
+        batching.take_in_batches(self.app, topic, apart)
+        return apart
 
     async def batches(
         self, stream: faust.StreamT, size: int = 500, every: float = 0.02,

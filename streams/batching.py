@@ -23,6 +23,7 @@ not handled (``taken``): the consumer seeks back and they are fetched again.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from typing import Any, Awaitable, Callable, Iterable, Protocol, Sequence
 
@@ -125,3 +126,66 @@ class Batches:
         """Wait until every batch handed over so far is acked (or failed)."""
         while self.in_flight:
             await self.in_flight.popleft()[1]
+
+
+class Apart:
+    """One topic's batch handler for slow work (handing asks to the providers): the records of
+    each fetch, in batches of ``size``, wait in a queue of ``depth`` batches for a task of their
+    own, so that the fetch loop goes on reading the other topics meanwhile (when the queue is
+    full it waits, as it waits for a full Faust stream buffer). Batches are worked one at a
+    time, in order; each is acked once ``work`` is done with it and every write it made is
+    acknowledged, without holding up the next one. ``work`` that raises, or a write that fails,
+    stops the worker, and nothing after it is acked.
+
+    ``work`` runs in a fresh context, so its writes are its own (``PendingWrites``), never the
+    fetch loop's batches'. ``stop()`` cancels it (the worker is stopping)."""
+
+    def __init__(self, work: Callable[[list[Any]], Awaitable[None]], pending: Pending, ack: Callable[[list[Any]], object],
+                 crash: Callable[[BaseException], Awaitable[None]], size: int = 500, depth: int = 4) -> None:
+        self.work, self.pending, self.ack, self.crash, self.size = work, pending, ack, crash, size
+        self.queue: asyncio.Queue[list[Any]] = asyncio.Queue(depth)
+        self.task: asyncio.Task | None = None
+        self.acking: set[asyncio.Task] = set()
+        self.failed: BaseException | None = None
+
+    async def __call__(self, messages: list[Any]) -> None:
+        if self.failed is not None:
+            return  # the worker is stopping: nothing more is worked, nothing acked
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
+        for start in range(0, len(messages), self.size):
+            await self.queue.put(messages[start:start + self.size])
+
+    async def _run(self) -> None:
+        mine = self.pending.own()
+        while self.failed is None:
+            batch = await self.queue.get()
+            try:
+                await self.work(batch)
+            except Exception as exc:  # noqa: BLE001 - a batch that cannot be worked is never acked
+                await self._fail(exc)
+                return
+            written, mine[:] = list(mine), []
+            acking = asyncio.ensure_future(self._ack_when_durable(batch, written))
+            self.acking.add(acking)
+            acking.add_done_callback(self.acking.discard)
+
+    async def _ack_when_durable(self, batch: list[Any], written: list[Awaitable[Any]]) -> None:
+        try:
+            await asyncio.gather(*written)
+        except Exception as exc:  # noqa: BLE001 - any failed write: the batch is read again by whoever takes over
+            await self._fail(exc)
+            return
+        if self.failed is None:
+            self.ack(batch)
+
+    async def _fail(self, exc: BaseException) -> None:
+        if self.failed is None:
+            self.failed = exc
+            await self.crash(exc)
+
+    async def stop(self) -> None:
+        for task in (self.task, *self.acking):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (self.task, *self.acking) if t is not None), return_exceptions=True)

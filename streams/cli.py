@@ -250,6 +250,9 @@ def sandbox(port: int, faults: str, sms_mps: float | None) -> None:
     from connectors.sandbox.faults import Faults
     from connectors.sandbox.server import SandboxConfig, create_sandbox
 
+    from . import gc_tuning
+
+    gc_tuning.tune()
     s = settings()
     web = s.public_url.rstrip("/")
     config = SandboxConfig(

@@ -82,6 +82,7 @@ def _phone_zone(phone: str) -> str | None:
     return _valid_zone(zones[0])
 
 
+@lru_cache(maxsize=1024)  # the send agent asks for every ask of a chunk, at one ``now``
 def next_allowed(now: datetime, zone: str, quiet: QuietHours) -> datetime | None:
     """``None`` if ``now`` is outside quiet hours in ``zone``; else the first UTC instant,
     rounded up to the minute, at which it no longer is (the next local ``end``)."""
@@ -105,6 +106,7 @@ def validity_period(now: datetime, zone: str, quiet: QuietHours, max_seconds: in
     return min(max(seconds, 1), max_seconds)
 
 
+@lru_cache(maxsize=1024)
 def quiet_begins(now: datetime, zone: str, quiet: QuietHours) -> datetime:
     """The next UTC instant at which quiet hours begin in ``zone`` (``now`` outside them)."""
     tz = _aware(now, zone)

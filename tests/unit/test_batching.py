@@ -1,6 +1,7 @@
 """The hot topics' batch path (``streams.batching``): which records a batch handles, when they
-are acknowledged, and that a batch whose writes fail is never acknowledged. Driven with fakes:
-the real ``PendingWrites``, write futures the test resolves, and the consumer's ack recorded."""
+are acknowledged, and that a batch whose writes fail is never acknowledged; and the same for
+slow work on a task of its own (``Apart``, the send agent's). Driven with fakes: the real
+``PendingWrites``, write futures the test resolves, and the consumer's ack recorded."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 from types import SimpleNamespace
 
 from streams.app import PendingWrites
-from streams.batching import Batches, taken
+from streams.batching import Apart, Batches, taken
 
 
 def records(*offsets: int, generation: int = 1) -> list[SimpleNamespace]:
@@ -164,3 +165,114 @@ def test_a_batch_takes_only_records_of_the_current_generation_and_none_while_flo
     old, new = records(0, 1, generation=1), records(2, 3, generation=2)
     assert [m.offset for m in taken(old + new, generation=2, flowing=True)] == [2, 3]
     assert taken(new, generation=2, flowing=False) == []
+
+
+class Slow:
+    """An ``Apart`` whose ``work`` makes one write per record and then waits until the test
+    lets that batch finish (``done``), as the send agent waits for the providers."""
+
+    def __init__(self, **options: object) -> None:
+        self.pending = PendingWrites()
+        self.writes: dict[int, asyncio.Future] = {}
+        self.finish: dict[int, asyncio.Event] = {}
+        self.worked: list[list[int]] = []
+        self.acked: list[int] = []
+        self.crashed: list[BaseException] = []
+        self.apart = Apart(self.work, self.pending, lambda batch: self.acked.extend(m.offset for m in batch), self.crash, **options)
+
+    async def work(self, batch):  # noqa: ANN001
+        self.worked.append([m.offset for m in batch])
+        for m in batch:
+            self.writes[m.offset] = asyncio.get_running_loop().create_future()
+            self.pending.append(self.writes[m.offset])
+        await self.finish.setdefault(batch[0].offset, asyncio.Event()).wait()
+
+    def done(self, first: int) -> None:
+        self.finish.setdefault(first, asyncio.Event()).set()
+
+    async def crash(self, exc: BaseException) -> None:
+        self.crashed.append(exc)
+
+    def durable(self, *offsets: int) -> None:
+        for o in offsets:
+            self.writes[o].set_result(None)
+
+
+def test_slow_work_runs_apart_batch_by_batch_in_order_and_the_fetch_loop_goes_on_until_the_queue_is_full():
+    async def main():
+        s = Slow(size=2, depth=1)
+        await s.apart(records(0, 1, 2, 3))  # returns once queued: the fetch loop reads on meanwhile
+        await turns()
+        assert s.worked == [[0, 1]]
+        third = asyncio.ensure_future(s.apart(records(4, 5)))
+        await turns()
+        assert not third.done()  # [2, 3] waits in the queue (depth 1): the fetch loop waits too
+        s.done(0)
+        await turns()
+        assert s.worked == [[0, 1], [2, 3]] and third.done()  # one batch at a time, in order
+        await s.apart.stop()
+
+    asyncio.run(main())
+
+
+def test_a_slow_batch_is_acked_once_worked_and_durable_without_holding_up_the_next():
+    async def main():
+        s = Slow(size=2)
+        await s.apart(records(0, 1, 2, 3))
+        await turns()
+        s.done(0)
+        await turns()
+        assert s.worked == [[0, 1], [2, 3]] and s.acked == []  # the next batch is worked while [0, 1]'s writes are in flight
+        s.durable(0, 1)
+        await turns()
+        assert s.acked == [0, 1]
+        s.durable(2, 3)
+        await turns()
+        assert s.acked == [0, 1]  # durable, but its work is not done
+        s.done(2)
+        await turns()
+        assert s.acked == [0, 1, 2, 3] and s.crashed == []
+        await s.apart.stop()
+
+    asyncio.run(main())
+
+
+def test_slow_work_that_raises_or_a_write_that_fails_stops_the_worker_and_nothing_more_is_acked():
+    async def main():
+        s = Slow()
+        s.done(0)
+        await s.apart(records(0))
+        await turns()
+        s.writes[0].set_exception(RuntimeError("NotEnoughReplicas"))
+        await turns()
+        await s.apart(records(1))
+        await turns()
+        assert s.acked == [] and s.worked == [[0]] and [str(e) for e in s.crashed] == ["NotEnoughReplicas"]
+
+        broken = Slow()
+
+        async def work(batch):  # noqa: ANN001
+            raise ValueError("a bug")
+
+        broken.apart.work = work
+        await broken.apart(records(0))
+        await turns()
+        assert broken.acked == [] and [type(e) for e in broken.crashed] == [ValueError]
+
+    asyncio.run(main())
+
+
+def test_slow_work_has_its_own_writes_not_those_of_the_fetch_loop_that_handed_it_over():
+    async def main():
+        s = Slow()
+        fetch_loops = s.pending.own()  # the fetch loop's batches wrote before handing over
+        fetch_loops.append(asyncio.get_running_loop().create_future())  # never durable
+        s.done(0)
+        await s.apart(records(0))
+        await turns()
+        s.durable(0)
+        await turns()
+        assert s.acked == [0] and len(fetch_loops) == 1  # not held up by, and did not take, the other's write
+        await s.apart.stop()
+
+    asyncio.run(main())
