@@ -13,7 +13,8 @@ action is posted through the signed ingress and the clock starts (t0).
 1. Hand-over (sandbox without a queue, ``TURNOUT_SMS_RATE=0``): "handed over s" is t0 until the
    sandbox's ``created`` stamp of the N-th text (``/_sandbox/inbox/count``, polled every 0.25 s;
    the stamp makes it exact), so "asks/s" = N / that; "ratio" = asks/s / baseline texts/s.
-   Baseline, measured just before each row: the same N texts from this process straight through
+   Baseline, measured just before and again just after each row (the mean of the two: the
+   machine's speed drifts between runs): the same N texts from this process straight through
    the same adapter (the Twilio SDK, ``send_concurrency`` in flight) to the same sandbox: no
    Kafka, no tables, no status callbacks, the most this machine hands over; "baseline CPU
    ms/text" is this process's CPU per text meanwhile, the SDK's own cost. "CPU ms/ask" is a
@@ -151,6 +152,13 @@ async def provider_path_alone(stack: BenchStack, n: int, concurrency: int) -> di
         await sms.aclose()
 
 
+def both(before: dict, after: dict) -> dict:
+    """The baseline of a row: the mean of the runs just before and just after it (this machine's
+    speed drifts by a fifth or more from one minute to the next)."""
+    return {"rate": (before["rate"] + after["rate"]) / 2, "cpu": (before["cpu"] + after["cpu"]) / 2,
+            "rates": (before["rate"], after["rate"])}
+
+
 def people(n: int, prefix: str, postal: str) -> list[dict]:
     return [signup(f"{prefix}-{i}", phone=phone(i), at="2026-11-20T10:00:00Z", given_name=f"P{i}", postal_code=postal) for i in range(n)] + \
         [signup("warm", phone=phone(900_000), given_name="W", postal_code="94609")]
@@ -173,11 +181,13 @@ async def hand_over(args) -> list[dict]:
                 for delay in args.callback_delay_ms:
                     (await http.post(f"{one.sandbox_url}/_sandbox/faults", json={"callback_delay_ms": delay})).raise_for_status()
                     await fan_out(http, one, f"warm-{c}-{delay}", "94609", 1, args.timeout, settle=False)  # the send path is up
-                    base = await provider_path_alone(one, args.people, c)
-                    console.print(f"baseline, send_concurrency={c}: {base['n']:,} texts straight to the sandbox in {base['seconds']:.1f} s")
+                    before = await provider_path_alone(one, args.people, c)
+                    console.print(f"baseline, send_concurrency={c}: {before['n']:,} texts straight to the sandbox in {before['seconds']:.1f} s")
                     console.print(f"send_concurrency={c}, callbacks after {delay:,} ms: fan-out to {args.people:,} …")
-                    results.append({"concurrency": c, "delay": delay, "baseline": base,
-                                    **await fan_out(http, one, f"rally-{c}-{delay}", "94607", args.people, args.timeout)})
+                    out = await fan_out(http, one, f"rally-{c}-{delay}", "94607", args.people, args.timeout)
+                    after = await provider_path_alone(one, args.people, c)
+                    console.print(f"baseline again: {after['n']:,} texts in {after['seconds']:.1f} s")
+                    results.append({"concurrency": c, "delay": delay, "baseline": both(before, after), **out})
     return results
 
 
@@ -211,10 +221,11 @@ async def _queue_state(http: httpx.AsyncClient, stack: BenchStack, check) -> dic
 def report_hand_over(results: list[dict]) -> None:
     table = Table("send conc.", "callbacks after ms", "N", "handed over s", "asks/s", "baseline texts/s", "ratio", "settled s",
                   "in doubt", "failed", "worker CPU ms/ask handed over / settled", "web / sandbox CPU ms/ask settled", "baseline CPU ms/text",
-                  title="1. hand-over, sandbox without a queue; baseline: the Twilio SDK straight to the sandbox, measured just before")
+                  title="1. hand-over, sandbox without a queue; baseline: the Twilio SDK straight to the sandbox, mean of the runs just before and after "
+                        "(each in brackets)")
     for r in results:
         rate, base, cpu = r["n"] / r["handed_over"], r["baseline"], r["cpu"]
-        table.add_row(str(r["concurrency"]), f"{r['delay']:,}", f"{r['n']:,}", f"{r['handed_over']:.1f}", f"{rate:,.0f}", f"{base['rate']:,.0f}",
+        table.add_row(str(r["concurrency"]), f"{r['delay']:,}", f"{r['n']:,}", f"{r['handed_over']:.1f}", f"{rate:,.0f}", f"{base['rate']:,.0f} ({base['rates'][0]:,.0f}, {base['rates'][1]:,.0f})",
                       f"{rate / base['rate']:.2f}", f"{r['delivered']:.1f}", str(r["in_doubt"]), str(r["failed"]),
                       f"{r['cpu_handed_over']['worker']:.2f} / {cpu['worker']:.2f}", f"{cpu['web']:.2f} / {cpu['sandbox']:.2f}", f"{base['cpu']:.2f}")
     console.print(table)

@@ -17,6 +17,7 @@ send whose answer was lost was accepted after all: neither Twilio nor we have an
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Protocol
@@ -92,13 +93,22 @@ class FakeSms:
 
 class AsyncHttpClient(AsyncTwilioHttpClient):
     """The SDK's own aiohttp client, with its ``timeout`` applied to every request (the SDK's
-    async client stores it but does not pass it on) and, given ``base_url``, sending
+    async client stores it but does not pass it on), its request and response log lines
+    formatted only when they are logged, and, given ``base_url``, sending
     ``https://*.twilio.com/...`` there instead (the sandbox)."""
 
     def __init__(self, base_url: str | None = None, *, timeout: float) -> None:
         super().__init__(timeout=timeout)
         target = urlsplit(base_url) if base_url else None
         self._target = (target.scheme, target.netloc) if target else None
+
+    def log_request(self, kwargs) -> None:  # noqa: ANN001 - the SDK formats its log lines whether or not they are logged
+        if self.logger.isEnabledFor(logging.INFO):
+            super().log_request(kwargs)
+
+    def log_response(self, status_code, response) -> None:  # noqa: ANN001
+        if self.logger.isEnabledFor(logging.INFO):
+            super().log_response(status_code, response)
 
     async def request(self, method, url, *args, timeout=None, **kwargs):
         parts = urlsplit(url)
