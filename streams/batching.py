@@ -64,7 +64,29 @@ class Pending(Protocol):
     def own(self) -> list[Awaitable[Any]]: ...
 
 
-class Batches:
+class Acks:
+    """Acking a batch once every write it made is acknowledged, and stopping the worker (never
+    acking) when one fails: what both batch handlers below share."""
+
+    def __init__(self, ack: Callable[[list[Any]], object], crash: Callable[[BaseException], Awaitable[None]]) -> None:
+        self.ack, self.crash = ack, crash
+        self.failed: BaseException | None = None
+
+    async def _ack_when_durable(self, batch: list[Any], written: list[Awaitable[Any]]) -> None:
+        try:
+            await asyncio.gather(*written)
+        except Exception as exc:  # noqa: BLE001 - any failed write: the batch is read again by whoever takes over
+            await self._fail(exc)
+            return
+        self.ack(batch)
+
+    async def _fail(self, exc: BaseException) -> None:
+        if self.failed is None:
+            self.failed = exc
+            await self.crash(exc)
+
+
+class Batches(Acks):
     """One topic's batch handler: decide and write synchronously (``handle``), run ``flush``,
     then ack the batch once every write it made is acknowledged, without holding up the next
     batch: up to ``max_in_flight`` records may wait for their writes at a time (Faust's own
@@ -77,10 +99,10 @@ class Batches:
     def __init__(self, handle: Callable[[Sequence[Any]], None], pending: Pending, ack: Callable[[list[Any]], object],
                  crash: Callable[[BaseException], Awaitable[None]], flush: Callable[[Sequence[Any]], Awaitable[None]] | None = None,
                  size: int = 1000, max_in_flight: int = 4096) -> None:
-        self.handle, self.pending, self.ack, self.crash, self.flush = handle, pending, ack, crash, flush
+        super().__init__(ack, crash)
+        self.handle, self.pending, self.flush = handle, pending, flush
         self.size, self.max_in_flight = size, max_in_flight
         self.in_flight: deque[tuple[int, asyncio.Task]] = deque()
-        self.failed: BaseException | None = None
 
     async def __call__(self, messages: list[Any]) -> None:
         for start in range(0, len(messages), self.size):
@@ -109,44 +131,31 @@ class Batches:
             _, oldest = self.in_flight.popleft()
             await oldest
 
-    async def _ack_when_durable(self, batch: list[Any], written: list[Awaitable[Any]]) -> None:
-        try:
-            await asyncio.gather(*written)
-        except Exception as exc:  # noqa: BLE001 - any failed write: the batch is read again by whoever takes over
-            await self._fail(exc)
-            return
-        self.ack(batch)
-
-    async def _fail(self, exc: BaseException) -> None:
-        if self.failed is None:
-            self.failed = exc
-            await self.crash(exc)
-
     async def drain(self) -> None:
         """Wait until every batch handed over so far is acked (or failed)."""
         while self.in_flight:
             await self.in_flight.popleft()[1]
 
 
-class Apart:
+class Apart(Acks):
     """One topic's batch handler for slow work (handing asks to the providers): the records of
     each fetch, in batches of ``size``, wait in a queue of ``depth`` batches for a task of their
     own, so that the fetch loop goes on reading the other topics meanwhile (when the queue is
     full it waits, as it waits for a full Faust stream buffer). Batches are worked one at a
     time, in order; each is acked once ``work`` is done with it and every write it made is
     acknowledged, without holding up the next one. ``work`` that raises, or a write that fails,
-    stops the worker, and nothing after it is acked.
+    stops the worker: that batch is never acked, and no batch is worked after it.
 
     ``work`` runs in a fresh context, so its writes are its own (``PendingWrites``), never the
     fetch loop's batches'. ``stop()`` cancels it (the worker is stopping)."""
 
     def __init__(self, work: Callable[[list[Any]], Awaitable[None]], pending: Pending, ack: Callable[[list[Any]], object],
                  crash: Callable[[BaseException], Awaitable[None]], size: int = 500, depth: int = 4) -> None:
-        self.work, self.pending, self.ack, self.crash, self.size = work, pending, ack, crash, size
+        super().__init__(ack, crash)
+        self.work, self.pending, self.size = work, pending, size
         self.queue: asyncio.Queue[list[Any]] = asyncio.Queue(depth)
         self.task: asyncio.Task | None = None
         self.acking: set[asyncio.Task] = set()
-        self.failed: BaseException | None = None
 
     async def __call__(self, messages: list[Any]) -> None:
         if self.failed is not None:
@@ -170,22 +179,8 @@ class Apart:
             self.acking.add(acking)
             acking.add_done_callback(self.acking.discard)
 
-    async def _ack_when_durable(self, batch: list[Any], written: list[Awaitable[Any]]) -> None:
-        try:
-            await asyncio.gather(*written)
-        except Exception as exc:  # noqa: BLE001 - any failed write: the batch is read again by whoever takes over
-            await self._fail(exc)
-            return
-        if self.failed is None:
-            self.ack(batch)
-
-    async def _fail(self, exc: BaseException) -> None:
-        if self.failed is None:
-            self.failed = exc
-            await self.crash(exc)
-
     async def stop(self) -> None:
-        for task in (self.task, *self.acking):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in (self.task, *self.acking) if t is not None), return_exceptions=True)
+        tasks = [t for t in (self.task, *self.acking) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
