@@ -110,7 +110,8 @@ async def fan_out(http: httpx.AsyncClient, stack: BenchStack, action_id: str, po
     count_url = f"{stack.sandbox_url}/_sandbox/inbox/count"
     (await http.delete(f"{stack.sandbox_url}/_sandbox/inbox")).raise_for_status()
     deadline, body = time.monotonic() + timeout, json.dumps([rapid(action_id, postal)]).encode()
-    t0, procs = time.time(), {"worker": stack.workers[-1].pid, "web": stack.web.pid, "sandbox": stack.sandbox.pid}
+    t0, procs = time.time(), {"worker": stack.workers[-1].pid, "web": stack.web.pid, "sandbox": stack.sandbox.pid,
+                                "broker": stack.broker.proc.pid}
     cpu0 = {name: cpu_seconds(pid) for name, pid in procs.items()}
     r = await http.post("/v1/events", content=body, headers=headers(PARTNER, stack.secrets[PARTNER], body, time.time()))
     assert r.status_code == 202 and not r.json()["rejected"], r.text
@@ -144,10 +145,11 @@ async def provider_path_alone(stack: BenchStack, n: int, concurrency: int) -> di
     sms = outbox_from(stack.settings.model_copy(update={"send_concurrency": concurrency})).sms
     try:
         await sms.send(phone(900_001), "warm-up")
-        t, cpu = time.perf_counter(), own_cpu_seconds()
+        t, cpu, sandbox = time.perf_counter(), own_cpu_seconds(), cpu_seconds(stack.sandbox.pid)
         await asyncio.gather(*[sms.send(phone(800_000 + i), f"baseline {i}") for i in range(n)])
         seconds = time.perf_counter() - t
-        return {"n": n, "seconds": seconds, "rate": n / seconds, "cpu": 1000 * (own_cpu_seconds() - cpu) / n}
+        return {"n": n, "seconds": seconds, "rate": n / seconds, "cpu": 1000 * (own_cpu_seconds() - cpu) / n,
+                "sandbox": 1000 * (cpu_seconds(stack.sandbox.pid) - sandbox) / n}
     finally:
         await sms.aclose()
 
@@ -156,7 +158,7 @@ def both(before: dict, after: dict) -> dict:
     """The baseline of a row: the mean of the runs just before and just after it (this machine's
     speed drifts by a fifth or more from one minute to the next)."""
     return {"rate": (before["rate"] + after["rate"]) / 2, "cpu": (before["cpu"] + after["cpu"]) / 2,
-            "rates": (before["rate"], after["rate"])}
+            "sandbox": (before["sandbox"] + after["sandbox"]) / 2, "rates": (before["rate"], after["rate"])}
 
 
 def people(n: int, prefix: str, postal: str) -> list[dict]:
@@ -220,14 +222,17 @@ async def _queue_state(http: httpx.AsyncClient, stack: BenchStack, check) -> dic
 
 def report_hand_over(results: list[dict]) -> None:
     table = Table("send conc.", "callbacks after ms", "N", "handed over s", "asks/s", "baseline texts/s", "ratio", "settled s",
-                  "in doubt", "failed", "worker CPU ms/ask handed over / settled", "web / sandbox CPU ms/ask settled", "baseline CPU ms/text",
+                  "in doubt", "failed", "worker CPU ms/ask handed over / settled", "web / sandbox / broker CPU ms/ask handed over",
+                  "web / sandbox CPU ms/ask settled", "baseline CPU ms/text: SDK / sandbox",
                   title="1. hand-over, sandbox without a queue; baseline: the Twilio SDK straight to the sandbox, mean of the runs just before and after "
                         "(each in brackets)")
     for r in results:
         rate, base, cpu = r["n"] / r["handed_over"], r["baseline"], r["cpu"]
         table.add_row(str(r["concurrency"]), f"{r['delay']:,}", f"{r['n']:,}", f"{r['handed_over']:.1f}", f"{rate:,.0f}", f"{base['rate']:,.0f} ({base['rates'][0]:,.0f}, {base['rates'][1]:,.0f})",
                       f"{rate / base['rate']:.2f}", f"{r['delivered']:.1f}", str(r["in_doubt"]), str(r["failed"]),
-                      f"{r['cpu_handed_over']['worker']:.2f} / {cpu['worker']:.2f}", f"{cpu['web']:.2f} / {cpu['sandbox']:.2f}", f"{base['cpu']:.2f}")
+                      f"{r['cpu_handed_over']['worker']:.2f} / {cpu['worker']:.2f}",
+                      " / ".join(f"{r['cpu_handed_over'][name]:.2f}" for name in ("web", "sandbox", "broker")), f"{cpu['web']:.2f} / {cpu['sandbox']:.2f}",
+                      f"{base['cpu']:.2f} / {base['sandbox']:.2f}")
     console.print(table)
 
 
