@@ -17,10 +17,11 @@ action is posted through the signed ingress and the clock starts (t0).
    machine's speed drifts between runs): the same N texts from this process straight through
    the same adapter (the Twilio SDK, ``send_concurrency`` in flight) to the same sandbox: no
    Kafka, no tables, no status callbacks, the most this machine hands over; "baseline CPU
-   ms/text" is this process's CPU per text meanwhile, the SDK's own cost. "CPU ms/ask" is a
-   process's user + system CPU from t0, divided by N: until the N-th text was seen ("handed
-   over") and until every ask settled ("settled": delivered, failed or in doubt, so the status
-   callbacks included). One row per ``--callback-delay-ms``: 20 ms (as the tests) puts the
+   ms/text" is this process's CPU per text meanwhile, the SDK's own cost (and the sandbox's
+   beside it). "CPU ms/ask" is a process's user + system CPU from t0, divided by N: until the
+   N-th text was seen ("handed over": the worker, the web app, the sandbox and the broker) and
+   until every ask settled ("settled": delivered, failed or in doubt, so the status callbacks
+   included). One row per ``--callback-delay-ms``: 20 ms (as the tests) puts the
    callback storm (two per text, through the web app to the worker) on the same two cores as
    the hand-over, which a real Twilio queue spreads at the sender's rate; 60,000 ms holds it
    until after the hand-over, so that row shows the send path itself (its "settled" CPU then

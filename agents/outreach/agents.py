@@ -6,9 +6,10 @@ and provider topics are keyed by person key. So the fan-out scales with workers 
 worker touches only the people it owns.
 
 Planning hands its asks over as it plans them, chunk by chunk (``plan_partition``): an ask is
-first written when it is decided, at the moment it is sent. A worker that stops mid-partition
-leaves the targeting command unacknowledged, and the partition's next owner plans it again:
-what was sent is skipped, what was left "sending" is looked up. The asks topic carries the asks
+first written when it is decided, at the moment it is sent. A worker that dies mid-partition
+leaves the targeting command unacknowledged, and one that loses the partition mid-plan hands the
+command on (to the back of the partition): either way the partition's next owner plans it again,
+skipping what was sent and looking up what was left "sending". The asks topic carries the asks
 that wait (deferred to a later hour, sealed) when they fall due.
 
 Asks are handed to the providers as fast as they take them (bounded concurrency, their 429s);
@@ -98,8 +99,8 @@ class Outreach:
     chunk: int = 16
     queue: SenderQueue = field(default_factory=lambda: SenderQueue(0))
     keys: DataKeys = field(default_factory=MemoryDataKeys)  # opens people's sealed fields; seals their asks
-    #: The asks this worker is handing over now (by id): planning and the asks topic's sender
-    #: run side by side, and neither may take an ask the other has marked for a dead worker's.
+    #: The asks this worker is handing over now (by id). Planning and the asks topic's sender run
+    #: side by side: an ask one of them has marked is not the other's to take for a dead worker's.
     sending: set[str] = field(default_factory=set)
 
 
