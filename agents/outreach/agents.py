@@ -144,27 +144,12 @@ def register(p: Pipeline, o: Outreach) -> None:
         # as the agent stops).
         async for event in stream.noack().events():
             try:
-                await take(event)
+                await take(p, o, event, owns, index)
                 await p.settle()
             except Exception as exc:  # noqa: BLE001 - any failure: nothing may be acknowledged
                 await p.crash(exc)
                 raise
             await stream.ack(event)
-
-    async def take(event) -> None:  # noqa: ANN001
-        if await dry_run(p, o, event, index) or (target := p.parse(TargetAction, event, "targeting command")) is None:
-            return
-        sponsors = frozenset({target.partner, *target.sponsors})
-        owned = lambda: owns(event.message.generation_id)  # noqa: E731
-        planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors, owned=owned)
-        log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
-        if not owned():
-            # The partition changed hands while it was being planned: the command goes to the
-            # back of its partition, and the new owner plans it again (what was sent is skipped).
-            # Not left to the rebalance: an acknowledgement of the unfinished command was seen to
-            # pass (make test: a tenth of a fan-out never sent after a worker joined and one died).
-            log.info("partition %d changed hands during planning: %s handed on", event.message.partition, target.action.action_id)
-            p.send_soon(p.targeting, event.key or "", event.message.value, event.message.partition)
 
     async def send_asks(records: list[Any]) -> None:
         batch = [Queued(m.partition, m.generation_id, ask) for m in records if (ask := p.parse(AskCommand, m, "ask command"))]
@@ -190,6 +175,24 @@ def register(p: Pipeline, o: Outreach) -> None:
     @p.app.timer(1.0, name="release_deferred")
     async def release_deferred() -> None:
         await release(p, o, released)
+
+
+async def take(p: Pipeline, o: Outreach, event, owns: Callable[[int], bool], index: PeopleIndex) -> None:  # noqa: ANN001
+    """Carry out one command of the targeting topic: a dry run, or an action to plan and hand
+    over for the people of the event's partition."""
+    if await dry_run(p, o, event, index) or (target := p.parse(TargetAction, event, "targeting command")) is None:
+        return
+    sponsors = frozenset({target.partner, *target.sponsors})
+    owned = lambda: owns(event.message.generation_id)  # noqa: E731
+    planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors, owned=owned)
+    log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
+    if not owned():
+        # The partition changed hands while it was being planned: the command goes to the back
+        # of its partition, and the new owner plans it again (what was sent is skipped). Not left
+        # to the rebalance: an acknowledgement of the unfinished command was seen to pass (make
+        # test: a tenth of a fan-out never sent after a worker joined and one died).
+        log.info("partition %d changed hands during planning: %s handed on", event.message.partition, target.action.action_id)
+        p.send_soon(p.targeting, event.key or "", event.message.value, event.message.partition)
 
 
 async def dry_run(p: Pipeline, o: Outreach, event, index: PeopleIndex) -> bool:  # noqa: ANN001

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
-from agents.outreach.agents import Outreach, Queued, plan_partition, send_batch
+from agents.outreach.agents import Outreach, PeopleIndex, Queued, plan_partition, send_batch, take
 from agents.outreach.callbacks import apply
 from agents.outreach.planning import OutreachPolicy
 from connectors.providers.email import FakeEmail
 from connectors.providers.errors import PermanentFailure
 from connectors.providers.outbox import ProviderOutbox
 from connectors.providers.sms import FakeSms
-from contracts.asks import AskCommand, AskFact, RecentAsks, ask_id
+from contracts.asks import AskCommand, AskFact, RecentAsks, TargetAction, ask_id
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
 from contracts.people import ConsentRecord
@@ -163,6 +164,22 @@ def test_planning_again_after_a_worker_died_skips_what_was_sent_and_looks_up_wha
         asyncio.run(plan_partition(p, o, rally(), partition, owned=lambda: True))
     assert sorted(s["to"] for s in sms.sent) == ["+15105550001", "+15105550003"]
     assert [status(p, i) for i in range(4)] == ["sent"] * 4 and p.asks.get(command(0).ask_id).provider_id == "SMalready"
+
+
+def test_a_partition_that_changes_hands_mid_plan_is_handed_on_and_its_next_owner_texts_the_rest_once():
+    """The first owner loses the partition after two texts: it stops and puts the command back
+    at the end of the partition; the next owner's planning of it sends the others, once each."""
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock)
+    p, o = setup(16, clock, sms)
+    mine = [i for i in range(16) if partition_of(key(i), 4) == 0]
+    value = TargetAction(partner="union-a", action=rally(), posted_at=clock()).model_dump_json().encode()
+    event = SimpleNamespace(key="rally-1", message=SimpleNamespace(topic="targeting", partition=0, offset=0, generation_id=1, value=value))
+    asyncio.run(take(p, o, event, lambda generation: len(sms.sent) < 2, PeopleIndex(4)))
+    assert len(sms.sent) == 2 and p.targeting.sent == [("rally-1", value, 0)]
+    asyncio.run(take(p, o, event, lambda generation: True, PeopleIndex(4)))
+    assert sorted(s["to"] for s in sms.sent) == [f"+1510555{i:04d}" for i in mine] and len(mine) > 2
+    assert p.targeting.sent == [("rally-1", value, 0)]  # finished: not handed on again
 
 
 class Held(Sms):
