@@ -158,8 +158,7 @@ async def provider_path_alone(stack: BenchStack, n: int, concurrency: int) -> di
 def both(before: dict, after: dict) -> dict:
     """The baseline of a row: the mean of the runs just before and just after it (this machine's
     speed drifts by a fifth or more from one minute to the next)."""
-    return {"rate": (before["rate"] + after["rate"]) / 2, "cpu": (before["cpu"] + after["cpu"]) / 2,
-            "sandbox": (before["sandbox"] + after["sandbox"]) / 2, "rates": (before["rate"], after["rate"])}
+    return {**{k: (before[k] + after[k]) / 2 for k in ("rate", "cpu", "sandbox")}, "rates": (before["rate"], after["rate"])}
 
 
 def people(n: int, prefix: str, postal: str) -> list[dict]:

@@ -9,7 +9,6 @@ names against one broker and nothing reads configuration at import.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import tempfile
 from contextvars import ContextVar
@@ -280,12 +279,7 @@ class Pipeline:
 
 def count_ask(old: Any, new: Any) -> None:
     if old is None or old.status != new.status:
-        _ask_counter(new.channel, new.status).inc()
-
-
-@functools.lru_cache(maxsize=None)
-def _ask_counter(channel: str, status: str) -> Any:
-    return metrics.ASKS.labels(channel, status)  # ``labels()`` takes a lock and hashes each time
+        metrics.child(metrics.ASKS, new.channel, new.status).inc()
 
 
 def watch_lag(p: Pipeline, every: float = 5.0) -> None:

@@ -8,11 +8,19 @@ away, so who posts how much, and since when, is not read off a scrape.
 
 from __future__ import annotations
 
-from typing import Iterator
+import functools
+from typing import Any, Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+
+@functools.lru_cache(maxsize=None)
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once: ``labels()`` takes a lock and hashes each
+    time, and the hot paths (a text handed over, an ask's state written) call it per record."""
+    return metric.labels(*labels)
+
 
 EVENTS_ACCEPTED = Counter("turnout_events_accepted", "Partner events accepted by the ingress (acknowledged by the broker)", ["partner"])
 EVENTS_REJECTED = Counter(
