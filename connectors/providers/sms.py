@@ -32,6 +32,7 @@ from twilio.rest import Client
 from .errors import CARRIER_FILTER_ATTEMPTS, CARRIER_FILTERED, PermanentFailure, ProviderError, RetryLater, classify_twilio
 
 
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 #: Messages per page when ``find`` reads Twilio's Messages list.
 FIND_PAGE_SIZE = 50
 
@@ -95,12 +96,19 @@ class AsyncHttpClient(AsyncTwilioHttpClient):
     """The SDK's own aiohttp client, with its ``timeout`` applied to every request (the SDK's
     async client stores it but does not pass it on), its request and response log lines
     formatted only when they are logged, and, given ``base_url``, sending
-    ``https://*.twilio.com/...`` there instead (the sandbox)."""
+    ``https://*.twilio.com/...`` there instead (the sandbox).
+
+    Per request it also spares aiohttp two costs that were a quarter of the worker's CPU per
+    text (make bench): the SDK's form (a dict) is encoded here (``form_body``), as aiohttp's
+    ``FormData`` would encode it but without building one (nor first failing to find a payload
+    type for a dict), and the basic-auth header is made once per account, not per request.
+    Same bytes on the wire."""
 
     def __init__(self, base_url: str | None = None, *, timeout: float) -> None:
         super().__init__(timeout=timeout)
         target = urlsplit(base_url) if base_url else None
         self._target = (target.scheme, target.netloc) if target else None
+        self._authorization: dict[tuple[str, str], str] = {}
 
     def log_request(self, kwargs) -> None:  # noqa: ANN001 - the SDK formats its log lines whether or not they are logged
         if self.logger.isEnabledFor(logging.INFO):
@@ -110,11 +118,37 @@ class AsyncHttpClient(AsyncTwilioHttpClient):
         if self.logger.isEnabledFor(logging.INFO):
             super().log_response(status_code, response)
 
-    async def request(self, method, url, *args, timeout=None, **kwargs):
+    async def request(self, method, url, *args, timeout=None, data=None, headers=None, auth=None, **kwargs):
         parts = urlsplit(url)
         if self._target and parts.hostname and parts.hostname.endswith("twilio.com"):
             url = urlunsplit((*self._target, parts.path, parts.query, parts.fragment))
-        return await super().request(method, url, *args, timeout=timeout or self.timeout, **kwargs)
+        if isinstance(data, dict) and data:
+            data = form_body(data)
+        if auth is not None:
+            headers = {**(headers or {}), "Authorization": self._basic(*auth)}
+        return await super().request(method, url, *args, timeout=timeout or self.timeout, data=data, headers=headers, **kwargs)
+
+    def _basic(self, login: str, password: str) -> str:
+        header = self._authorization.get((login, password))
+        if header is None:
+            header = self._authorization[login, password] = aiohttp.BasicAuth(login, password).encode()
+        return header
+
+
+#: ``quote_plus`` as one ``str.translate`` over a value's UTF-8 bytes (read as Latin-1, a char
+#: per byte): unreserved bytes as they are, a space as "+", every other byte as %XX.
+_FORM = str.maketrans({chr(b): "+" if b == 0x20 else chr(b) if chr(b) in _UNRESERVED else f"%{b:02X}" for b in range(256)})
+
+
+def form_body(data: dict[str, object]) -> bytes:
+    """The SDK's form parameters as an ``application/x-www-form-urlencoded`` body, byte for byte
+    what aiohttp's ``FormData`` makes of the dict (``urlencode(data, doseq=True)``: a list value
+    repeats the name), in half the time of ``urlencode``'s ``quote_plus``."""
+    def plus(value: object) -> str:
+        return str(value).encode().decode("latin-1").translate(_FORM)
+
+    pairs = ((name, v) for name, value in data.items() for v in (value if isinstance(value, (list, tuple)) else (value,)))
+    return "&".join(f"{plus(name)}={plus(v)}" for name, v in pairs).encode("ascii")
 
 
 def _reached_provider(exc: Exception) -> bool:

@@ -1,5 +1,5 @@
 """``SmsSender.find`` on the fake: the contract the Twilio adapter keeps against the sandbox
-(tests/integration/test_sandbox_twilio.py)."""
+(tests/integration/test_sandbox_twilio.py); and the adapter's request body, byte for byte aiohttp's."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from aiohttp import FormData
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.providers import FakeSms
+from connectors.providers.sms import form_body
 
 T0 = datetime(2026, 5, 1, 17, 0, tzinfo=timezone.utc)
 
@@ -38,3 +42,16 @@ def test_find_returns_the_newest_matching_text_sent_since_and_none_otherwise():
 def test_find_needs_an_aware_time():
     with pytest.raises(ValueError):
         asyncio.run(FakeSms().find("+15550001111", "hi", datetime(2026, 5, 1)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[A-Za-z]{1,16}", fullmatch=True), st.one_of(st.text(max_size=200), st.integers(), st.lists(st.text(max_size=20), max_size=3)), max_size=6))
+def test_the_adapters_form_body_is_what_aiohttp_would_send(form):
+    assert form_body(form) == FormData(form)()._value
+
+
+def test_a_texts_form_body_is_what_aiohttp_would_send():
+    form = {"To": "+15550001111", "From": "+15005550006", "Body": "Ana: Rally at City Hall, 6 PM. ¿Vienes? 100% & more\nReply YES",
+            "StatusCallback": "http://127.0.0.1:8000/v1/providers/twilio/status?ask=a-1%3Ap%3Asms", "ValidityPeriod": 36000,
+            "MediaUrl": ["https://example.org/a.png", "https://example.org/b c.png"]}
+    assert form_body(form) == FormData(form)()._value
