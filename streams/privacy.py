@@ -44,7 +44,7 @@ def inventory(s: Settings) -> list[Place]:
         Place(targeting_topic(s), "Kafka topic", "actions to fan out and the console's dry runs (no supporter data; a test send holds the phone or email the organizer typed for themselves)",
               days(s.outreach_retention_days), "nothing to erase"),
         Place(previews_topic(s), "Kafka topic", "the workers' answers to the console's dry runs: counts, and whether a test was sent (no addresses)", days(1), "nothing to erase"),
-        Place(asks_topic(s), "Kafka topic", f"messages to send: {sealed} phone or email and the rendered text", days(s.outreach_retention_days),
+        Place(asks_topic(s), "Kafka topic", f"deferred asks, once they fall due: {sealed} phone or email and the rendered text", days(s.outreach_retention_days),
               f"{SHREDDED}; unsent asks are cancelled at once"),
         Place(identity_topic(s), "Kafka topic", "partner events on their way to their person, and merged people's records (as in the events topic "
               "and the people table)", days(s.events_retention_days), f"{SHREDDED}; the records go when retention deletes the segment"),

@@ -5,9 +5,16 @@ an action per partition and each copy plans for the people of that partition onl
 and provider topics are keyed by person key. So the fan-out scales with workers and each
 worker touches only the people it owns.
 
+Planning hands its asks over as it plans them, chunk by chunk (``plan_partition``): an ask is
+first written when it is decided, at the moment it is sent. A worker that dies mid-partition
+leaves the targeting command unacknowledged, and one that loses the partition mid-plan hands the
+command on (to the back of the partition): either way the partition's next owner plans it again,
+skipping what was sent and looking up what was left "sending". The asks topic carries the asks
+that wait (deferred to a later hour, sealed) when they fall due.
+
 Asks are handed to the providers as fast as they take them (bounded concurrency, their 429s);
-the providers queue and pace texts themselves. Nothing here sleeps for a rate, so a batch of
-asks is acknowledged within seconds and a rebalance never waits long for it.
+the providers queue and pace texts themselves. Nothing here sleeps for a rate, and every chunk
+checks that this worker still owns its partition, so a rebalance never waits long.
 
 No double asks: an ask is marked "sending" in its table and the broker acknowledges that mark
 *before* the provider is called, and only while this worker still owns the ask's partition
@@ -23,7 +30,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, AsyncIterator, Callable, Mapping, NamedTuple, Protocol, Sequence
 
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
 from contracts.events import ActionEvent
@@ -32,6 +39,7 @@ from contracts.providers import TWILIO_QUEUE_FULL
 from streams.app import Pipeline
 from streams.coalition import load as load_coalition
 from streams.clock import Clock, from_setting
+from streams.crypto import DataKey
 from streams.data_keys import DataKeys, KafkaDataKeys, MemoryDataKeys
 from streams.keys import partition_of
 from streams.sealing import open_ask, open_person, seal_ask, sealing_key
@@ -51,6 +59,8 @@ SEND_BATCH = 500
 #: requests in flight left the provider waiting for the broker (make bench, 20,000 texts, 16 in
 #: flight: chunks of 16 → 519 asks handed over per second, 64 → 764, 128 → 837).
 CHUNK_PER_SLOT = 8
+#: Emails planned together before they are handed over: one SendGrid request's recipients.
+EMAIL_CHUNK = 1000
 
 
 class Outbox(Protocol):
@@ -89,6 +99,9 @@ class Outreach:
     chunk: int = 16
     queue: SenderQueue = field(default_factory=lambda: SenderQueue(0))
     keys: DataKeys = field(default_factory=MemoryDataKeys)  # opens people's sealed fields; seals their asks
+    #: The asks this worker is handing over now (by id). Planning and the asks topic's sender run
+    #: side by side: an ask one of them has marked is not the other's to take for a dead worker's.
+    sending: set[str] = field(default_factory=set)
 
 
 def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
@@ -126,17 +139,17 @@ def register(p: Pipeline, o: Outreach) -> None:
 
     @p.app.agent(p.targeting, name="plan_asks")
     async def plan_asks(stream):  # noqa: ANN001
-        async for event in stream.events():
-            if await dry_run(p, o, event, index):
-                continue
-            target = p.parse(TargetAction, event, "targeting command")
-            if target is None:
-                continue
-            sponsors = frozenset({target.partner, *target.sponsors})
-            owned = lambda: owns(event.message.generation_id)  # noqa: E731
-            planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors, owned=owned)
-            await p.settle()
-            log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
+        # Acknowledged once planned, handed over and durable: a command whose hand-over failed
+        # half-way is planned again by whoever takes the partition (Faust would acknowledge it
+        # as the agent stops).
+        async for event in stream.noack().events():
+            try:
+                await take(p, o, event, owns, index)
+                await p.settle()
+            except Exception as exc:  # noqa: BLE001 - any failure: nothing may be acknowledged
+                await p.crash(exc)
+                raise
+            await stream.ack(event)
 
     async def send_asks(records: list[Any]) -> None:
         batch = [Queued(m.partition, m.generation_id, ask) for m in records if (ask := p.parse(AskCommand, m, "ask command"))]
@@ -162,6 +175,24 @@ def register(p: Pipeline, o: Outreach) -> None:
     @p.app.timer(1.0, name="release_deferred")
     async def release_deferred() -> None:
         await release(p, o, released)
+
+
+async def take(p: Pipeline, o: Outreach, event, owns: Callable[[int], bool], index: PeopleIndex) -> None:  # noqa: ANN001
+    """Carry out one command of the targeting topic: a dry run, or an action to plan and hand
+    over for the people of the event's partition."""
+    if await dry_run(p, o, event, index) or (target := p.parse(TargetAction, event, "targeting command")) is None:
+        return
+    sponsors = frozenset({target.partner, *target.sponsors})
+    owned = lambda: owns(event.message.generation_id)  # noqa: E731
+    planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors, owned=owned)
+    log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
+    if not owned():
+        # The partition changed hands while it was being planned: the command goes to the back
+        # of its partition, and the new owner plans it again (what was sent is skipped). Not left
+        # to the rebalance: an acknowledgement of the unfinished command was seen to pass (make
+        # test: a tenth of a fan-out never sent after a worker joined and one died).
+        log.info("partition %d changed hands during planning: %s handed on", event.message.partition, target.action.action_id)
+        p.send_soon(p.targeting, event.key or "", event.message.value, event.message.partition)
 
 
 async def dry_run(p: Pipeline, o: Outreach, event, index: PeopleIndex) -> bool:  # noqa: ANN001
@@ -197,22 +228,40 @@ class PeopleIndex:
 
 async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, posted_at: datetime | None = None,
                          index: PeopleIndex | None = None, sponsors: frozenset[str] | None = None, *, owned: Callable[[], bool]) -> int:
-    """Plan ``action``'s asks for the people of ``partition``; how many. ``owned()``: whether this
-    worker still owns the partition (else planning stops short, and the partition's new owner
-    plans it from the start)."""
-    now, count, unread = o.clock(), 0, []
-    keys = (index or PeopleIndex(o.partitions)).keys(p.people.table.data, partition)
-    for i, key in enumerate(keys):
-        if i % 256 == 0:
-            await asyncio.sleep(0)  # let the producer drain while a big partition is planned
-        planned = plan_person(p, o, action, partition, key, now, posted_at, sponsors)
-        if planned is None:
-            unread.append(key)
-        count += planned or 0
-    # A person whose data key this worker has not read yet (or who was erased): read the data
-    # keys up to now; who is still unreadable then was erased, and is skipped without a word.
-    if unread and await keys_read(o, owned):
-        count += sum(plan_person(p, o, action, partition, key, now, posted_at, sponsors) or 0 for key in unread)
+    """Plan ``action``'s asks for the people of ``partition`` and hand them over as they are
+    planned, a chunk at a time (``hand_over``); how many were planned. ``owned()``: whether this
+    worker still owns the partition (else it stops short, and the partition's new owner plans it
+    from the start)."""
+    now, count = o.clock(), 0
+
+    async def people() -> AsyncIterator[list[Queued]]:  # each person's asks
+        unread = []
+        for key in (index or PeopleIndex(o.partitions)).keys(p.people.table.data, partition):
+            asks = plan_person(p, o, action, partition, key, now, posted_at, sponsors)
+            if asks is None:
+                unread.append(key)
+            else:
+                yield asks
+        # A person whose data key this worker has not read yet (or who was erased): read the data
+        # keys up to now; who is still unreadable then was erased, and is skipped without a word.
+        if unread and await keys_read(o, owned):
+            for key in unread:
+                yield plan_person(p, o, action, partition, key, now, posted_at, sponsors) or []
+
+    async def planned() -> AsyncIterator[list[Queued]]:  # in chunks
+        nonlocal count
+        texts, emails = [], []
+        async for asks in people():
+            count += len(asks)
+            for item in asks:
+                (texts if item.ask.channel == "sms" else emails).append(item)
+            if len(texts) >= o.chunk or len(emails) >= EMAIL_CHUNK:
+                yield texts + emails
+                texts, emails = [], []
+        if texts or emails:
+            yield texts + emails
+
+    await hand_over(p, o, planned(), lambda items: owned())
     return count
 
 
@@ -227,35 +276,41 @@ async def keys_read(o: Outreach, owned: Callable[[], bool]) -> bool:
 
 
 def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, key: str, now: datetime, posted_at: datetime | None,
-                sponsors: frozenset[str] | None) -> int | None:
-    """Plan this person's asks for ``action``; how many, or ``None`` if their record cannot be
-    read (their data key is unknown here)."""
+                sponsors: frozenset[str] | None) -> list[Queued] | None:
+    """This person's asks for ``action``, to be handed over, or ``None`` if their record cannot
+    be read (their data key is unknown here)."""
     person = p.people.get(key)
     if person is None or target_of(p, key) != key:  # merged into another person: planned there
-        return 0
+        return []
     readable = open_person(person, o.keys.ring)
     if readable is None:
         return None
-    recent, count = p.recent_asks.get(key), 0
-    # Planned-but-unsent asks are planned again: a replay must not strand them.
+    recent, seal = p.recent_asks.get(key), sealing_key(person, o.keys.ring)
+    # Asks not handed over are planned again: a replay must not strand them. One left "sending"
+    # by a stopped worker is too: the send path asks the provider whether it has it.
     ids = (ask_id(action.action_id, key, "sms"), ask_id(action.action_id, key, "email"))
-    done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
-    for ask in plan(readable, action, recent, done, now, o.policy, posted_at, sponsors):
-        transition(p, partition, ask, p.asks.get(ask.ask_id), "planned", now, send_until=ask.send_until)
-        recent = remember(recent, ask.ask_id, now, o.policy.window)
+    done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND and f.status != "sending"}
+    asks = [Queued(partition, 0, ask, seal) for ask in plan(readable, action, recent, done, now, o.policy, posted_at, sponsors)]
+    for item in asks:
+        recent = remember(recent, item.ask.ask_id, now, o.policy.window)
+    if asks:
         p.recent_asks.put(partition, key, recent)
-        # Sealed with the person's own key: the asks topic holds no address or name in clear.
-        p.send_soon(p.asks_topic, key, seal_ask(ask, sealing_key(person, o.keys.ring)).model_dump_json().encode(), partition)
-        count += 1
-    return count
+    return asks
 
 
 class Queued(NamedTuple):
-    """An ask command as the send agent read it: its partition and consumer generation."""
+    """An ask to hand over: its partition and the consumer generation it was read under (the
+    asks topic's), and for an ask planned here, whose address and text are open, the key they are
+    sealed with before the ask is stored (deferred)."""
 
     partition: int
     generation: int
     ask: AskCommand
+    key: DataKey | None = None
+
+    def stored(self) -> AskCommand:
+        """The ask as it may be written down: sealed with its person's own key."""
+        return seal_ask(self.ask, self.key) if self.key is not None else self.ask
 
 
 @dataclass(frozen=True)
@@ -279,14 +334,27 @@ async def send_batch(p: Pipeline, o: Outreach, batch: list[Queued], owns: Callab
     durable, right before the provider call. The next chunk is decided and marked while one is
     with the provider, so the provider never waits for the broker."""
     unique = list({item.ask.ask_id: item for item in reversed(batch)}.values())[::-1]  # an action posted twice
+
+    async def each() -> AsyncIterator[list[Queued]]:
+        for chunk in chunks(unique, o.chunk):
+            yield chunk
+
+    await hand_over(p, o, each(), lambda items: all(owns(item.generation) for item in items))
+
+
+async def hand_over(p: Pipeline, o: Outreach, chunks: AsyncIterator[list[Queued]], owned: Callable[[list[Queued]], bool]) -> None:
+    """Decide, mark and hand over each chunk (``send_batch``). ``owned(items)``: whether this
+    worker still owns their partitions; checked before a chunk is marked and again, once the marks
+    are durable, right before the provider call."""
+    p.pending.own()  # this agent's writes, shared with the send tasks below
     in_flight: list[asyncio.Task] = []
     try:
-        for chunk in chunks(unique, o.chunk):
-            if not all(owns(item.generation) for item in chunk):
+        async for chunk in chunks:
+            if not owned(chunk):
                 break  # the rest is read again by the partition's new owner
             ready = await prepare(p, o, chunk)
-            if ready and not all(owns(r.item.generation) for r in ready):
-                await hand_back(p, ready)
+            if ready and not owned([r.item for r in ready]):
+                await hand_back(p, o, ready)
                 break
             if ready:
                 in_flight.append(asyncio.ensure_future(send_chunk(p, o, ready)))
@@ -311,18 +379,24 @@ async def prepare(p: Pipeline, o: Outreach, chunk: list[Queued]) -> list[Ready]:
 def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: datetime) -> Ready | None:
     """Gate one ask at ``now`` and record the outcome; a ``Ready`` if it is to be handed over."""
     ask = item.ask
+    if ask.ask_id in o.sending:
+        return None  # being handed over here already; that hand-over records what happens
     wait = o.queue.wait(now) if ask.channel == "sms" else 0.0
     decision = gate(ask, state, p.people.get(ask.person_key), now, o.policy.quiet, wait)
     if o.outbox is None and isinstance(decision, (Send, Defer)):
         decision = Cancel("no provider configured")
-    if isinstance(decision, (Cancel, Expire, Defer)):
+    if isinstance(decision, Defer):
+        carry_out(p, item.partition, item.stored(), state, decision, now)
+    elif isinstance(decision, (Cancel, Expire)):
         carry_out(p, item.partition, ask, state, decision, now)
     elif isinstance(decision, Orphaned) and o.outbox is None:
         settle_ask(p, item.partition, ask, state, "in_doubt", now, error="its worker stopped mid-send")
     elif isinstance(decision, Orphaned):
+        o.sending.add(ask.ask_id)
         return Ready(item, state)
     elif isinstance(decision, Send):
         transition(p, item.partition, ask, state, "sending", now)
+        o.sending.add(ask.ask_id)
         if ask.channel == "sms":
             o.queue.add(now, ask.segments or 1)
         return Ready(item, state, window_end(ask, now, o.policy.quiet) if ask.channel == "sms" else None)
@@ -332,11 +406,19 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
 async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
     """Hand the chunk over. A text whose window closed since it was marked (the chunk before
     it took that long) is decided again instead; orphaned asks are first looked up."""
+    try:
+        await _send_chunk(p, o, ready)
+    finally:  # recorded, or (a failure) left "sending" for whoever replays them
+        o.sending.difference_update(r.item.ask.ask_id for r in ready)
+
+
+async def _send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
     assert o.outbox is not None
     now, results, go = o.clock(), {}, []
     ready, readable = opened(p, o, ready, now)
     for r in ready:
         if r.closes is not None and now >= r.closes:
+            o.sending.discard(r.item.ask.ask_id)
             decide(p, o, r.item, r.previous, now)  # as if never marked: it was not sent
         elif r.orphaned and (found := await o.outbox.recover(readable[r.item.ask.ask_id], r.previous.updated_at)) is not None:
             results[r.item.ask.ask_id] = found
@@ -356,7 +438,7 @@ async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
         if r.item.ask.ask_id in results:
             result = results[r.item.ask.ask_id]
             if result.error_code == str(TWILIO_QUEUE_FULL):
-                queue_full(p, o, r.item.partition, r.item.ask, done)
+                queue_full(p, o, r.item.partition, r.item.stored(), done)
             else:
                 record_result(p, r.item.partition, r.item.ask, result, done)
 
@@ -385,9 +467,10 @@ def opened(p: Pipeline, o: Outreach, ready: list[Ready], now: datetime) -> tuple
     return keep, readable
 
 
-async def hand_back(p: Pipeline, ready: list[Ready]) -> None:
+async def hand_back(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
     """The partition was revoked while these were being marked: put their facts back as they
     were, before the rebalance completes (it waits for this batch), so the new owner sends them."""
+    o.sending.difference_update(r.item.ask.ask_id for r in ready)
     for r in ready:
         if r.orphaned:
             continue  # orphaned before us: still orphaned
@@ -401,7 +484,7 @@ async def hand_back(p: Pipeline, ready: list[Ready]) -> None:
 def transition(p: Pipeline, partition: int, ask: AskCommand, state: AskFact | None, status: str, now: datetime, **details: object) -> None:
     """Move the ask's fact to ``status``, keeping what the fact already knows (reply flags)."""
     update = {"status": status, "updated_at": now, **details}
-    p.asks.put(partition, ask.ask_id, state.model_copy(update=update) if state is not None else ask.fact(status, now, **details))
+    p.asks.put(partition, ask.ask_id, state.model_copy(update=update) if state is not None else ask.fact(status, now, **{"send_until": ask.send_until, **details}))
 
 
 def settle_ask(p: Pipeline, partition: int, ask: AskCommand, state: AskFact | None, status: str, now: datetime, **details: object) -> None:

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
-from agents.outreach.agents import Outreach, Queued, send_batch
+from agents.outreach.agents import Outreach, PeopleIndex, Queued, plan_partition, send_batch, take
 from agents.outreach.callbacks import apply
 from agents.outreach.planning import OutreachPolicy
 from connectors.providers.email import FakeEmail
 from connectors.providers.errors import PermanentFailure
 from connectors.providers.outbox import ProviderOutbox
 from connectors.providers.sms import FakeSms
-from contracts.asks import AskCommand, AskFact, RecentAsks, ask_id
+from contracts.asks import AskCommand, AskFact, RecentAsks, TargetAction, ask_id
+from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
 from contracts.people import ConsentRecord
 from contracts.providers import ProviderEnvelope, SmsReply
+from streams.keys import partition_of
 from tests.fakes import memory_pipeline
 
 LA = "America/Los_Angeles"
@@ -143,6 +146,74 @@ def test_an_ask_left_sending_by_a_dead_worker_is_resent_only_if_the_provider_doe
     assert [s["to"] for s in sms.sent] == ["+15105550001"]
     assert p.asks.get(command(0).ask_id).provider_id == "SMalready"
     assert (status(p, 0), status(p, 1)) == ("sent", "sent")
+
+
+def rally() -> ActionEvent:
+    from tests.integration.test_outreach import rapid
+    return ActionEvent.model_validate(rapid("rally-1", "Rally", ["94607"]))
+
+
+def test_planning_again_after_a_worker_died_skips_what_was_sent_and_looks_up_what_it_left_sending():
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock, known={"+15105550000": "SMalready"})
+    p, o = setup(4, clock, sms)
+    p.asks.put(0, command(0).ask_id, command(0).fact("sending", oakland("11:59")))  # the provider has it
+    p.asks.put(0, command(1).ask_id, command(1).fact("sending", oakland("11:59")))  # the worker died before the call
+    p.asks.put(0, command(2).ask_id, command(2).fact("sent", oakland("11:59")))
+    for partition in range(4):
+        asyncio.run(plan_partition(p, o, rally(), partition, owned=lambda: True))
+    assert sorted(s["to"] for s in sms.sent) == ["+15105550001", "+15105550003"]
+    assert [status(p, i) for i in range(4)] == ["sent"] * 4 and p.asks.get(command(0).ask_id).provider_id == "SMalready"
+
+
+def test_a_partition_that_changes_hands_mid_plan_is_handed_on_and_its_next_owner_texts_the_rest_once():
+    """The first owner loses the partition after two texts: it stops and puts the command back
+    at the end of the partition; the next owner's planning of it sends the others, once each."""
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock)
+    p, o = setup(16, clock, sms)
+    mine = [i for i in range(16) if partition_of(key(i), 4) == 0]
+    value = TargetAction(partner="union-a", action=rally(), posted_at=clock()).model_dump_json().encode()
+    event = SimpleNamespace(key="rally-1", message=SimpleNamespace(topic="targeting", partition=0, offset=0, generation_id=1, value=value))
+    asyncio.run(take(p, o, event, lambda generation: len(sms.sent) < 2, PeopleIndex(4)))
+    assert len(sms.sent) == 2 and p.targeting.sent == [("rally-1", value, 0)]
+    asyncio.run(take(p, o, event, lambda generation: True, PeopleIndex(4)))
+    assert sorted(s["to"] for s in sms.sent) == [f"+1510555{i:04d}" for i in mine] and len(mine) > 2
+    assert p.targeting.sent == [("rally-1", value, 0)]  # finished: not handed on again
+
+
+class Held(Sms):
+    """The first text waits at the provider until ``release`` is set."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.started, self.release = asyncio.Event(), asyncio.Event()
+
+    async def send(self, to, body, **kwargs):
+        if not self.started.is_set():
+            self.started.set()
+            await self.release.wait()
+        return await super().send(to, body, **kwargs)
+
+
+def test_an_ask_being_handed_over_by_planning_is_left_alone_by_the_same_workers_asks_topic_sender():
+    """An action posted again while its deferred asks fall due: planning and the asks topic's
+    sender of one worker meet the same ask. The one that marked it hands it over; the other leaves
+    it alone instead of taking it for one a dead worker left "sending"."""
+    clock = Clock(oakland("12:00"))
+
+    async def scenario():
+        sms = Held(clock)
+        p, o = setup(1, clock, sms)
+        planning = asyncio.ensure_future(plan_partition(p, o, rally(), partition_of(key(0), 4), owned=lambda: True))
+        await sms.started.wait()
+        await send_batch(p, o, [Queued(0, 1, command(0))], lambda generation: True)
+        sms.release.set()
+        await planning
+        return p, o, sms
+
+    p, o, sms = asyncio.run(scenario())
+    assert [s["to"] for s in sms.sent] == ["+15105550000"] and status(p, 0) == "sent" and o.sending == set()
 
 
 def test_without_a_provider_asks_are_recorded_cancelled_and_nothing_is_sent():
