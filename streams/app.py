@@ -331,6 +331,7 @@ def build(s: Settings) -> Pipeline:
         key_serializer="raw",
         value_serializer="raw",
     )
+    app.flow_control = transport.FlowControl()  # fix 5; set before any agent's buffer joins it
 
     pending = PendingWrites()
     writes = Writes(app)

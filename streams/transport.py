@@ -1,4 +1,4 @@
-"""Faust transports with fixes for Faust (1) and for the embedded broker (2, 4), and batches (3).
+"""Faust transports with fixes for Faust (1, 5) and for the embedded broker (2, 4), and batches (3).
 
 1. ``kafka+safe://`` and ``tansu://``: Faust acknowledges the messages it *skips* after a
    rebalance (fetched under an older consumer generation, or delivered while flow control is
@@ -28,6 +28,15 @@
 4. ``tansu://`` only: a short fetch wait (``TANSU_FETCH_MAX_WAIT_MS``), because Tansu holds
    every fetch for its full max wait instead of answering when records arrive.
 
+5. ``FlowControl`` (the app's ``flow_control``, set by ``streams.app.build``): Faust's table
+   recovery resumes the streams once the active tables are read, and resumes them again after
+   it has sought the stream partitions to their committed offsets, while they already flow.
+   Every resume empties the agents' buffers (meant for what was fetched before a rebalance), so
+   the second one dropped events fetched in between, unprocessed and never acknowledged, and
+   the acknowledgements of the events after them let a commit pass them: reproduced as a
+   "delivered" callback lost for good after a worker took partitions over (the short soak's
+   fan-out with two kills: its tallies never settled). A resume while flowing changes nothing.
+
 Tansu (the embedded dev/test broker) answers ListOffsets(latest), i.e.
 ``AIOKafkaConsumer.end_offsets()``, with "first offset of the LAST BATCH + 1"
 instead of "last offset + 1"; the high watermark inside Fetch responses is
@@ -54,6 +63,7 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
+from mode.utils.queues import FlowControlEvent
 
 from . import batching
 
@@ -62,7 +72,7 @@ from . import batching
 #: (make bench: dashboard freshness, changelog p50 399 ms → 43 ms at 100 ms).
 TANSU_FETCH_MAX_WAIT_MS = 100
 
-__all__ = ["true_end_offsets", "skipped", "uncommitted", "seek_to_committed_or_beginning", "SafeConsumerThread", "SafeTransport", "Transport", "Consumer", "ConsumerThread", "register", "TANSU_FETCH_MAX_WAIT_MS"]
+__all__ = ["FlowControl", "true_end_offsets", "skipped", "uncommitted", "seek_to_committed_or_beginning", "SafeConsumerThread", "SafeTransport", "Transport", "Consumer", "ConsumerThread", "register", "TANSU_FETCH_MAX_WAIT_MS"]
 
 
 async def true_end_offsets(
@@ -114,6 +124,15 @@ async def true_end_offsets(
     finally:
         await consumer.stop()
     return result
+
+
+class FlowControl(FlowControlEvent):
+    """Faust's flow control of the agents' buffers, except that resuming flow that was not
+    suspended keeps what the buffers hold (fix 5)."""
+
+    def resume(self) -> None:
+        if not self.is_active():
+            super().resume()
 
 
 def skipped(generation: int | None, current: int, flowing: bool) -> bool:

@@ -1,6 +1,7 @@
 """The safe consumer's decisions (streams/transport.py, fix 1): which acks it refuses and which
 partitions it rewinds, without a broker. tests/integration/test_transport.py runs them for real."""
 
+import asyncio
 from types import SimpleNamespace
 
 from aiokafka import TopicPartition
@@ -50,3 +51,28 @@ def test_an_ack_refused_during_a_rebalance_still_lets_the_rebalance_finish():
     assert consumer_in(3, flowing=False, in_flight=in_flight).ack(late) is False
     assert consumer_in(3, flowing=True, in_flight=in_flight).ack(stale) is False
     assert in_flight == set()
+
+
+def test_resuming_flow_that_was_not_suspended_keeps_what_the_agents_buffers_hold():
+    """Faust's recovery resumes the streams, seeks and resumes them again while they flow: the
+    events that reached an agent's buffer in between must still be processed (fix 5)."""
+    from mode.utils.queues import FlowControlQueue
+
+    from streams.app import build
+    from streams.settings import Settings
+    from streams.transport import FlowControl
+
+    flow = build(Settings(kafka_bootstrap_servers="unused:9092")).app.flow_control
+    assert isinstance(flow, FlowControl)
+
+    async def scenario():
+        buffer = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+        flow.resume()  # the first resume: the streams flow
+        buffer.put_nowait("fetched between the two resumes")
+        flow.resume()  # the second, after the seek
+        kept = buffer.qsize()
+        flow.suspend()  # a rebalance: what was fetched before it is read again after its seek
+        flow.resume()
+        return kept, buffer.qsize()
+
+    assert asyncio.run(scenario()) == (1, 0)
