@@ -189,8 +189,8 @@ async def take(p: Pipeline, o: Outreach, event, owns: Callable[[int], bool], ind
     if not owned():
         # The partition changed hands while it was being planned: the command goes to the back
         # of its partition, and the new owner plans it again (what was sent is skipped). Not left
-        # to the rebalance: an acknowledgement of the unfinished command was seen to pass (make
-        # test: a tenth of a fan-out never sent after a worker joined and one died).
+        # to the rebalance alone: before fix 5 of ``streams.transport`` a commit was seen to pass
+        # the unfinished command (make test: a tenth of a fan-out never sent).
         log.info("partition %d changed hands during planning: %s handed on", event.message.partition, target.action.action_id)
         p.send_soon(p.targeting, event.key or "", event.message.value, event.message.partition)
 
