@@ -236,7 +236,9 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
 
     async def people() -> AsyncIterator[list[Queued]]:  # each person's asks
         unread = []
-        for key in (index or PeopleIndex(o.partitions)).keys(p.people.table.data, partition):
+        for i, key in enumerate((index or PeopleIndex(o.partitions)).keys(p.people.table.data, partition)):
+            if i % 256 == 0:
+                await asyncio.sleep(0)  # the other agents get their turn in a partition of people not asked
             asks = plan_person(p, o, action, partition, key, now, posted_at, sponsors)
             if asks is None:
                 unread.append(key)

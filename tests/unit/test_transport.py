@@ -1,12 +1,15 @@
 """The safe consumer's decisions (streams/transport.py, fix 1): which acks it refuses and which
-partitions it rewinds, without a broker. tests/integration/test_transport.py runs them for real."""
+partitions it rewinds, without a broker; and the flow control that keeps the agents' buffers (fix 5). tests/integration/test_transport.py runs them for real."""
 
 import asyncio
 from types import SimpleNamespace
 
 from aiokafka import TopicPartition
+from mode.utils.queues import FlowControlQueue
 
-from streams.transport import SafeConsumer, skipped, uncommitted
+from streams.app import build
+from streams.settings import Settings
+from streams.transport import FlowControl, SafeConsumer, skipped, uncommitted
 
 EVENTS, ASKS, CHANGELOG = "t.events", "t.asks", "t-people_by_key-changelog"
 
@@ -56,12 +59,6 @@ def test_an_ack_refused_during_a_rebalance_still_lets_the_rebalance_finish():
 def test_resuming_flow_that_was_not_suspended_keeps_what_the_agents_buffers_hold():
     """Faust's recovery resumes the streams, seeks and resumes them again while they flow: the
     events that reached an agent's buffer in between must still be processed (fix 5)."""
-    from mode.utils.queues import FlowControlQueue
-
-    from streams.app import build
-    from streams.settings import Settings
-    from streams.transport import FlowControl
-
     flow = build(Settings(kafka_bootstrap_servers="unused:9092")).app.flow_control
     assert isinstance(flow, FlowControl)
 
