@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-
+from typing import Any, Sequence
 
 from contracts.asks import AskFact
 from contracts.events import RsvpEvent
@@ -28,20 +28,29 @@ log = logging.getLogger(__name__)
 
 
 def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> None:
-    @p.app.agent(p.provider, name="apply_receipts")
-    async def apply_receipts(stream):  # noqa: ANN001
-        async for event in p.batches(stream):
-            envelope = p.parse(ProviderEnvelope, event, "provider envelope")
-            if envelope is not None:
-                await handle(event.message.partition, envelope)
+    """The provider topic, a fetch at a time (``Pipeline.take_in_batches``: two callbacks per
+    text make it the busiest topic of a fan-out); the texts back (HELP, STOP) are queued once
+    their batch is applied."""
+    texts_back: list[tuple[str, str]] = []  # (the person's sealed phone, the text)
 
-    async def handle(partition: int, envelope: ProviderEnvelope) -> None:
-        text = answer_text(receive(p, o, partition, envelope), help_text, confirm_stop)
-        person = p.people.get(envelope.person_key) if text else None
-        if text and person is not None and person.phone and o.outbox is not None:
-            phone = await readable_phone(o, person.phone)
+    def apply_receipts(batch: Sequence[Any]) -> None:
+        for m in batch:
+            envelope = p.parse(ProviderEnvelope, m, "provider envelope")
+            if envelope is None:
+                continue
+            text = answer_text(receive(p, o, m.partition, envelope), help_text, confirm_stop)
+            person = p.people.get(envelope.person_key) if text else None
+            if text and person is not None and person.phone and o.outbox is not None:
+                texts_back.append((person.phone, text))
+
+    async def reply(batch: Sequence[Any]) -> None:
+        replies, texts_back[:] = list(texts_back), []
+        for sealed, text in replies:
+            phone = await readable_phone(o, sealed)
             if phone is not None:  # None: erased since
                 o.outbox.reply(phone, text)
+
+    p.take_in_batches(p.provider, apply_receipts, flush=reply)
 
 
 async def readable_phone(o: Outreach, phone: str) -> str | None:
