@@ -48,7 +48,8 @@ class Ask(Internal):
 
     def fact(self, status: AskStatus, now: datetime, **details: object) -> AskFact:
         """This ask's state as the tallies read it."""
-        return AskFact(**self.model_dump(include=set(Ask.model_fields)), status=status, updated_at=now, **details)
+        return AskFact(ask_id=self.ask_id, action_id=self.action_id, person_key=self.person_key, channel=self.channel, partner=self.partner,
+                       status=status, updated_at=now, **details)
 
 
 class AskCommand(Ask):

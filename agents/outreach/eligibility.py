@@ -20,7 +20,6 @@ Rules, checked per channel in this order; the first that fails is the reason rec
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 from functools import lru_cache
@@ -146,6 +145,7 @@ def partner_credit(person: PersonRecord, sponsors: frozenset[str] | None = None,
     return person.recruited_by if person.recruited_by in allowed or not allowed else allowed[0]
 
 
+@lru_cache(maxsize=1024)  # the same for every person a partner is credited with in an action
 def referral_code(partner: str, action_id: str, secret: bytes) -> str:
     """A 10-character URL-safe code naming ``partner`` for ``action_id``, kept on each ask
     (``AskCommand.referral``). RSVP links no longer carry it: they carry a signed token naming the
@@ -156,5 +156,5 @@ def referral_code(partner: str, action_id: str, secret: bytes) -> str:
     each partner of that action and picks the match, so it exposes no partner id and
     cannot be forged for another partner without the secret.
     """
-    digest = hmac.new(secret, f"{action_id}:{partner}".encode(), hashlib.sha256).digest()
+    digest = hmac.digest(secret, f"{action_id}:{partner}".encode(), "sha256")
     return base64.urlsafe_b64encode(digest).decode("ascii")[:REFERRAL_LENGTH]

@@ -126,6 +126,10 @@ def test_stop_blocks_every_later_ask_and_yes_becomes_an_rsvp_for_the_recruiter(o
     assert rows(stack, "first")["union-a"]["rsvp_via_sms"] == 1
     assert "faith-b" not in rows(stack, "first")
 
+    # HELP is answered with the help text, to that person only, once.
+    stack.reply(phone(2), "HELP")
+    eventually(lambda: sms_to(stack, stack.settings.help_text) == Counter({phone(2): 1}))
+
     # Another partner's action: the person who said STOP gets nothing; the markers show it was processed.
     assert stack.post("faith-b", [rapid("second", "Second ask", ["94607", "94609"])]).status_code == 202
     eventually(lambda: all(sms_to(stack, "Second ask")[m["person"]["phone"]] == 1 for m in mark), timeout=60)
