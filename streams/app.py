@@ -14,7 +14,7 @@ import tempfile
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Generic, Sequence, TypeVar
 
 import faust
 from faust.serializers import codecs
@@ -60,7 +60,7 @@ def faust_changelog(table: faust.Table) -> Changelog:
 
 class PendingWrites:
     """The writes each agent made and has not yet seen acknowledged, kept per agent (per
-    asyncio task context: an agent's batch ticker and send tasks share its list), so that one
+    asyncio task context: an agent and its send tasks share its list), so that one
     agent's ``settle()`` never takes, or is failed by, another agent's writes."""
 
     def __init__(self) -> None:
@@ -221,8 +221,7 @@ class Pipeline:
                         flush: Callable[[Sequence[Any]], Awaitable[None]] | None = None) -> batching.Batches:
         """Hand ``topic``'s records to ``handle`` a fetch at a time (Faust ``Message``s: raw key and
         value bytes), bypassing Faust's per-event stream; each batch is acked once its writes
-        (and ``flush``) are durable (``streams.batching``). For the hot topics; the others use
-        ``batches``."""
+        (and ``flush``) are durable (``streams.batching``)."""
         taken = batching.Batches(handle, self.pending, lambda batch: self.app.consumer.ack_all(batch), self.crash, flush)
         batching.take_in_batches(self.app, topic, taken)
         return taken
@@ -234,47 +233,6 @@ class Pipeline:
         apart = batching.Apart(work, self.pending, lambda batch: self.app.consumer.ack_all(batch), self.crash, size)
         batching.take_in_batches(self.app, topic, apart)
         return apart
-
-    async def batches(
-        self, stream: faust.StreamT, size: int = 500, every: float = 0.02,
-        flush: Callable[[list[Any]], Awaitable[None]] | None = None,
-    ) -> AsyncIterator[Any]:
-        """Iterate ``stream`` event by event, acknowledging events in batches (every ``size``
-        events or ``every`` seconds) and only after ``flush(batch)`` and ``settle()``: the
-        writes made for a batch are durable before its events may be committed, at one
-        broker round trip per batch. (Faust's ``take_events`` lost whole batches after a
-        worker hand-over in our tests; this reads with manual acks instead.)"""
-        held: list[Any] = []
-        lock = asyncio.Lock()
-        self.pending.own()  # this agent's writes, shared with its ticker
-
-        async def release() -> None:
-            async with lock:
-                batch, held[:] = list(held), []
-                try:
-                    if flush is not None and batch:
-                        await flush(batch)
-                    await self.settle()
-                except Exception as exc:  # noqa: BLE001 - any failure: nothing may be acknowledged
-                    await self.crash(exc)
-                    raise
-                for event in batch:
-                    await stream.ack(event)
-
-        async def tick() -> None:
-            while True:
-                await asyncio.sleep(every)
-                await release()
-
-        ticker = asyncio.create_task(tick())
-        try:
-            async for event in stream.noack().events():
-                yield event
-                held.append(event)
-                if len(held) >= size:
-                    await release()
-        finally:
-            ticker.cancel()
 
 
 def count_ask(old: Any, new: Any) -> None:

@@ -13,7 +13,7 @@ commits (only acked offsets, contiguous per partition), flow control, tables wit
 changelogs, recovery and standbys. The consumer subscribes to the topic because it is
 registered with the conductor like any agent's.
 
-Guarantees, as with ``Pipeline.batches``: a record is acked only after every write its batch
+Guarantees: a record is acked only after every write its batch
 made (and the ``flush`` after it) is acknowledged by the broker, so a commit can never pass a
 fact that might be lost; a batch whose writes fail stops the worker and is never acked. Records
 fetched before a rebalance (an older consumer generation) or while flow control is suspended are

@@ -1,12 +1,8 @@
-"""Each agent settles its own writes; a batch that cannot be made durable stops the worker and
-is not acknowledged."""
+"""Each agent settles its own writes (a batch that cannot be made durable: tests/unit/test_batching.py)."""
 
 import asyncio
-from types import SimpleNamespace
 
-import pytest
-
-from streams.app import PendingWrites, Pipeline
+from streams.app import PendingWrites
 
 
 def test_one_agents_settle_neither_takes_nor_is_failed_by_another_agents_writes():
@@ -34,44 +30,3 @@ def test_one_agents_settle_neither_takes_nor_is_failed_by_another_agents_writes(
         assert settled == ["b failed", "a"]
 
     asyncio.run(main())
-
-
-class Stream:
-    """What ``Pipeline.batches`` uses of a Faust stream: events without auto-ack, and ack."""
-
-    def __init__(self, n):
-        self.items, self.acked = [SimpleNamespace(value=i) for i in range(n)], []
-
-    def noack(self):
-        return self
-
-    async def events(self):
-        for item in self.items:
-            yield item
-
-    async def ack(self, event):
-        self.acked.append(event.value)
-
-
-def test_a_batch_whose_writes_fail_stops_the_worker_and_is_never_acknowledged():
-    crashed = []
-
-    async def crash(exc):
-        crashed.append(exc)
-
-    p = Pipeline.__new__(Pipeline)
-    p.pending, p.app = PendingWrites(), SimpleNamespace(crash=crash)
-
-    async def flush(batch):
-        if 3 in [e.value for e in batch]:
-            raise RuntimeError("MessageSizeTooLargeError")
-
-    async def main():
-        stream = Stream(6)
-        with pytest.raises(RuntimeError):
-            async for _ in p.batches(stream, size=2, every=60, flush=flush):
-                pass
-        return stream.acked
-
-    assert asyncio.run(main()) == [0, 1]
-    assert [str(e) for e in crashed] == ["MessageSizeTooLargeError"]
