@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any, Sequence
@@ -29,9 +30,9 @@ log = logging.getLogger(__name__)
 
 def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> None:
     """The provider topic, a fetch at a time (``Pipeline.take_in_batches``: two callbacks per
-    text make it the busiest topic of a fan-out); the texts back (HELP, STOP) are queued once
-    their batch is applied."""
-    texts_back: list[tuple[str, str]] = []  # (the person's sealed phone, the text)
+    text make it the busiest topic of a fan-out). A text back (HELP, STOP) leaves on a task of
+    its own: reading a person's data key may wait for the broker, the fetch loop must not."""
+    answering: set[asyncio.Task] = set()
 
     def apply_receipts(batch: Sequence[Any]) -> None:
         for m in batch:
@@ -41,23 +42,21 @@ def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> No
             text = answer_text(receive(p, o, m.partition, envelope), help_text, confirm_stop)
             person = p.people.get(envelope.person_key) if text else None
             if text and person is not None and person.phone and o.outbox is not None:
-                texts_back.append((person.phone, text))
+                task = asyncio.ensure_future(text_back(o, person.phone, text))
+                answering.add(task)
+                task.add_done_callback(answering.discard)
 
-    async def reply(batch: Sequence[Any]) -> None:
-        replies, texts_back[:] = list(texts_back), []
-        for sealed, text in replies:
-            phone = await readable_phone(o, sealed)
-            if phone is not None:  # None: erased since
-                o.outbox.reply(phone, text)
-
-    p.take_in_batches(p.provider, apply_receipts, flush=reply)
+    p.take_in_batches(p.provider, apply_receipts)
 
 
-async def readable_phone(o: Outreach, phone: str) -> str | None:
-    """The person's phone opened (their data key read up to now if need be); ``None`` if erased."""
-    if not o.keys.ring.readable(phone):
+async def text_back(o: Outreach, sealed_phone: str, text: str) -> None:
+    """Queue ``text`` to the person (``Outbox.reply``): their phone opened, their data key read
+    up to now if need be; nothing if they were erased since."""
+    if not o.keys.ring.readable(sealed_phone):
         await o.keys.caught_up()
-    return o.keys.ring.open("phone", phone)
+    phone = o.keys.ring.open("phone", sealed_phone)
+    if phone is not None and o.outbox is not None:
+        o.outbox.reply(phone, text)
 
 
 def receive(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> str | None:
