@@ -48,8 +48,7 @@ class Ask(Internal):
 
     def fact(self, status: AskStatus, now: datetime, **details: object) -> AskFact:
         """This ask's state as the tallies read it."""
-        return AskFact(ask_id=self.ask_id, action_id=self.action_id, person_key=self.person_key, channel=self.channel, partner=self.partner,
-                       status=status, updated_at=now, **details)
+        return AskFact(**{f: getattr(self, f) for f in Ask.model_fields}, status=status, updated_at=now, **details)
 
 
 class AskCommand(Ask):

@@ -195,19 +195,16 @@ class TwilioSms:
         self._base_url = base_url
         self._timeout = timeout
         self._slots = asyncio.Semaphore(concurrency)
-        self._client: Client | None = None
+        self._http: AsyncHttpClient | None = None
         self._messages: MessageList | None = None
 
-    def _twilio(self) -> Client:
-        if self._client is None:
-            http = AsyncHttpClient(self._base_url, timeout=self._timeout)
-            self._client = Client(self._account_sid, self._auth_token.get_secret_value(), http_client=http)
-        return self._client
-
     def _messages_list(self) -> MessageList:
-        """The account's Messages resource, made once (the SDK makes it anew at every ``client.messages``)."""
+        """The account's Messages resource, made on the first call (inside the event loop: the
+        client's aiohttp session belongs to it) and kept: the SDK makes it anew at every
+        ``client.messages``."""
         if self._messages is None:
-            self._messages = self._twilio().messages
+            self._http = AsyncHttpClient(self._base_url, timeout=self._timeout)
+            self._messages = Client(self._account_sid, self._auth_token.get_secret_value(), http_client=self._http).messages
         return self._messages
 
     async def send(
@@ -252,6 +249,6 @@ class TwilioSms:
 
     async def aclose(self) -> None:
         """Close the HTTP session (requests in flight are the caller's to await first)."""
-        if self._client is not None:
-            await self._client.http_client.close()
-            self._client = self._messages = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = self._messages = None
