@@ -102,6 +102,8 @@ class Outreach:
     #: The asks this worker is handing over now (by id). Planning and the asks topic's sender run
     #: side by side: an ask one of them has marked is not the other's to take for a dead worker's.
     sending: set[str] = field(default_factory=set)
+    #: Texts back (HELP, STOP) still reading their person's data key (``callbacks.text_back``).
+    answering: set[asyncio.Task] = field(default_factory=set)
 
 
 def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
@@ -165,16 +167,30 @@ def register(p: Pipeline, o: Outreach) -> None:
 
     @p.app.on_before_shutdown.connect
     async def close_outbox(app, **kwargs) -> None:  # noqa: ANN001
-        await sender.stop()
-        if o.outbox is not None:
-            await o.outbox.aclose()
-        await o.keys.stop()
+        await close(o, sender)
 
     released: set[tuple[str, datetime]] = set()
 
     @p.app.timer(1.0, name="release_deferred")
     async def release_deferred() -> None:
         await release(p, o, released)
+
+
+#: How long a stopping worker waits for texts back still reading their person's data key.
+ANSWER_WAIT = 5.0
+
+
+async def close(o: Outreach, sender: Any) -> None:
+    """The worker is stopping: the asks topic's sender stops; texts back (HELP, STOP) still
+    reading a data key are let finish, for up to ``ANSWER_WAIT`` (their callbacks are
+    acknowledged: nobody would answer them after); then the queued replies leave and the
+    providers' connections close."""
+    await sender.stop()
+    if o.answering:
+        await asyncio.wait(set(o.answering), timeout=ANSWER_WAIT)
+    if o.outbox is not None:
+        await o.outbox.aclose()
+    await o.keys.stop()
 
 
 async def take(p: Pipeline, o: Outreach, event, owns: Callable[[int], bool], index: PeopleIndex) -> None:  # noqa: ANN001

@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> None:
     """The provider topic, a fetch at a time (``Pipeline.take_in_batches``: two callbacks per
     text make it the busiest topic of a fan-out). A text back (HELP, STOP) leaves on a task of
-    its own: reading a person's data key may wait for the broker, the fetch loop must not."""
-    answering: set[asyncio.Task] = set()
+    its own (``Outreach.answering``, which a stopping worker lets finish): reading a person's
+    data key may wait for the broker, the fetch loop must not."""
 
     def apply_receipts(batch: Sequence[Any]) -> None:
         for m in batch:
@@ -42,11 +42,16 @@ def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> No
             text = answer_text(receive(p, o, m.partition, envelope), help_text, confirm_stop)
             person = p.people.get(envelope.person_key) if text else None
             if text and person is not None and person.phone and o.outbox is not None:
-                task = asyncio.ensure_future(text_back(o, person.phone, text))
-                answering.add(task)
-                task.add_done_callback(answering.discard)
+                answer(o, person.phone, text)
 
     p.take_in_batches(p.provider, apply_receipts)
+
+
+def answer(o: Outreach, sealed_phone: str, text: str) -> None:
+    """Text ``text`` back on a task of its own (``text_back``), in ``o.answering`` until done."""
+    task = asyncio.ensure_future(text_back(o, sealed_phone, text))
+    o.answering.add(task)
+    task.add_done_callback(o.answering.discard)
 
 
 async def text_back(o: Outreach, sealed_phone: str, text: str) -> None:

@@ -7,8 +7,8 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
-from agents.outreach.agents import Outreach, PeopleIndex, Queued, plan_partition, send_batch, take
-from agents.outreach.callbacks import apply
+from agents.outreach.agents import Outreach, PeopleIndex, Queued, close, plan_partition, send_batch, take
+from agents.outreach.callbacks import answer, apply
 from agents.outreach.planning import OutreachPolicy
 from connectors.providers.email import FakeEmail
 from connectors.providers.errors import PermanentFailure
@@ -19,6 +19,7 @@ from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
 from contracts.people import ConsentRecord
 from contracts.providers import ProviderEnvelope, SmsReply
+from streams.data_keys import MemoryDataKeys
 from streams.keys import partition_of
 from tests.fakes import memory_pipeline
 
@@ -272,3 +273,30 @@ def test_a_text_refused_for_a_full_sender_queue_is_deferred_not_failed():
     p, o = setup(1, clock, FullQueue(clock))
     run(p, o, [command(0, until=oakland("21:30"))])
     assert status(p, 0) == "expired"
+
+
+class KeyReadLate(MemoryDataKeys):
+    """Data keys whose topic has one key this worker has not read yet: read when asked to catch up."""
+
+    def __init__(self, person_key: str) -> None:
+        super().__init__()
+        self.unread = self.ring.new_key(person_key)
+
+    async def caught_up(self, timeout: float = 30.0) -> bool:
+        await asyncio.sleep(0)  # the broker answers on a later turn of the loop
+        self.ring.add(self.unread)
+        return True
+
+
+def test_a_help_answer_still_reading_its_data_key_leaves_before_the_worker_stops():
+    """The HELP callback is acknowledged once its answer is on its way; a worker stopping
+    meanwhile lets the answer finish instead of dropping it."""
+    async def stop_while_answering():
+        keys, sms = KeyReadLate(key(0)), FakeSms()
+        o = Outreach(outbox=ProviderOutbox(sms, FakeEmail(), "http://web"), policy=OutreachPolicy(), clock=Clock(oakland("12:00")),
+                     partitions=4, keys=keys)
+        answer(o, keys.unread.seal("phone", "+15105550000"), "Help: reply STOP to opt out")
+        await close(o, SimpleNamespace(stop=lambda: asyncio.sleep(0)))
+        return sms.sent
+
+    assert [(m["to"], m["body"]) for m in asyncio.run(stop_while_answering())] == [("+15105550000", "Help: reply STOP to opt out")]
