@@ -37,6 +37,7 @@ from contracts.events import ActionEvent
 from contracts.preview import PREVIEW_PREFIX, TEST_SEND_PREFIX, PreviewAudience, SendTest
 from contracts.providers import TWILIO_QUEUE_FULL
 from streams.app import Pipeline
+from streams.batching import Apart
 from streams.coalition import load as load_coalition
 from streams.clock import Clock, from_setting
 from streams.crypto import DataKey
@@ -180,14 +181,14 @@ def register(p: Pipeline, o: Outreach) -> None:
 ANSWER_WAIT = 5.0
 
 
-async def close(o: Outreach, sender: Any) -> None:
+async def close(o: Outreach, sender: Apart) -> None:
     """The worker is stopping: the asks topic's sender stops; texts back (HELP, STOP) still
     reading a data key are let finish, for up to ``ANSWER_WAIT`` (their callbacks are
     acknowledged: nobody would answer them after); then the queued replies leave and the
     providers' connections close."""
     await sender.stop()
     if o.answering:
-        await asyncio.wait(set(o.answering), timeout=ANSWER_WAIT)
+        await asyncio.wait(o.answering, timeout=ANSWER_WAIT)  # it copies the set: done tasks leave it meanwhile
     if o.outbox is not None:
         await o.outbox.aclose()
     await o.keys.stop()
