@@ -30,7 +30,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any, AsyncIterator, Callable, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, AsyncIterator, Callable, Coroutine, Mapping, NamedTuple, Protocol, Sequence
 
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
 from contracts.events import ActionEvent
@@ -103,8 +103,16 @@ class Outreach:
     #: The asks this worker is handing over now (by id). Planning and the asks topic's sender run
     #: side by side: an ask one of them has marked is not the other's to take for a dead worker's.
     sending: set[str] = field(default_factory=set)
-    #: Texts back (HELP, STOP) still reading their person's data key (``callbacks.text_back``).
+    #: Answers on their way: texts back (HELP, STOP) still reading their person's data key
+    #: (``callbacks.text_back``) and the console's test sends (``dry_run``). A stopping worker
+    #: lets them finish (``close``).
     answering: set[asyncio.Task] = field(default_factory=set)
+
+    def answer_soon(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` on a task of its own, in ``answering`` until done."""
+        task = asyncio.ensure_future(work)
+        self.answering.add(task)
+        task.add_done_callback(self.answering.discard)
 
 
 def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
@@ -177,15 +185,15 @@ def register(p: Pipeline, o: Outreach) -> None:
         await release(p, o, released)
 
 
-#: How long a stopping worker waits for texts back still reading their person's data key.
+#: How long a stopping worker waits for the answers on their way (``Outreach.answering``).
 ANSWER_WAIT = 5.0
 
 
 async def close(o: Outreach, sender: Apart) -> None:
-    """The worker is stopping: the asks topic's sender stops; texts back (HELP, STOP) still
-    reading a data key are let finish, for up to ``ANSWER_WAIT`` (their callbacks are
-    acknowledged: nobody would answer them after); then the queued replies leave and the
-    providers' connections close."""
+    """The worker is stopping: the asks topic's sender stops; answers on their way (texts back
+    still reading a data key, console test sends) are let finish, for up to ``ANSWER_WAIT``
+    (their callbacks and commands are acknowledged: nobody would answer them after); then the
+    queued replies leave and the providers' connections close."""
     await sender.stop()
     if o.answering:
         await asyncio.wait(o.answering, timeout=ANSWER_WAIT)  # it copies the set: done tasks leave it meanwhile

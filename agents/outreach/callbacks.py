@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 from typing import Any, Sequence
@@ -49,9 +48,7 @@ def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> No
 
 def answer(o: Outreach, sealed_phone: str, text: str) -> None:
     """Text ``text`` back on a task of its own (``text_back``), in ``o.answering`` until done."""
-    task = asyncio.ensure_future(text_back(o, sealed_phone, text))
-    o.answering.add(task)
-    task.add_done_callback(o.answering.discard)
+    o.answer_soon(text_back(o, sealed_phone, text))
 
 
 async def text_back(o: Outreach, sealed_phone: str, text: str) -> None:

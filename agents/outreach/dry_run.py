@@ -7,7 +7,7 @@ themselves) and answers with an ``AudienceCount``. It writes no table and sends 
 A ``SendTest`` arrives once: the worker renders the action's messages with sample values,
 marked as a test (``preview.test_messages``), and hands them to its own providers for the
 addresses in the command only, in a task of its own (a slow provider does not hold up
-planning), then answers with a ``TestSent``: sent, or why not ("no provider configured").
+planning; a stopping worker lets it finish), then answers with a ``TestSent``: sent, or why not ("no provider configured").
 Neither writes an ask, a fact or a tally.
 """
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from .agents import Outreach, PeopleIndex
 
 log = logging.getLogger(__name__)
-_running: set[asyncio.Task] = set()
 
 
 async def preview_partition(p: Pipeline, o: Outreach, req: PreviewAudience, partition: int, index: PeopleIndex) -> AudienceCount:
@@ -68,10 +67,9 @@ async def answer(p: Pipeline, request_id: str, value: AudienceCount | TestSent) 
 
 
 def start_test(p: Pipeline, o: Outreach, cmd: SendTest) -> None:
-    """Send the test in a task of its own; it answers when the providers have."""
-    task = asyncio.ensure_future(_send_test(p, o, cmd))
-    _running.add(task)
-    task.add_done_callback(_running.discard)
+    """Send the test in a task of its own (``Outreach.answering``: a stopping worker lets it
+    finish); it answers when the providers have."""
+    o.answer_soon(_send_test(p, o, cmd))
 
 
 async def _send_test(p: Pipeline, o: Outreach, cmd: SendTest) -> None:

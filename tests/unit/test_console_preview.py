@@ -8,9 +8,10 @@ import asyncio
 import re
 from datetime import datetime, time, timedelta, timezone
 from html import unescape
+from types import SimpleNamespace
 
-from agents.outreach.agents import Outreach, PeopleIndex
-from agents.outreach.dry_run import _send_test, preview_partition
+from agents.outreach.agents import Outreach, PeopleIndex, close
+from agents.outreach.dry_run import _send_test, preview_partition, start_test
 from agents.outreach.planning import OutreachPolicy, plan
 from agents.outreach.preview import ALREADY, count, outcome, test_messages as rendered_test
 from agents.outreach.quiet_hours import QuietHours
@@ -135,6 +136,31 @@ def test_a_test_send_goes_only_to_the_typed_addresses_rendered_and_marked_as_a_t
     (key_, value, _), = p.previews.sent
     answer = Sent.model_validate_json(value)
     assert key_ == "t1" and answer.results == (Result(channel="sms", sent=True), Result(channel="email", sent=True))
+
+
+class SlowSms(FakeSms):
+    """A provider that answers a few turns of the event loop later."""
+
+    async def send(self, to, body, **kwargs):
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return await super().send(to, body, **kwargs)
+
+
+def test_a_test_send_under_way_when_the_worker_stops_is_sent_and_answered():
+    """The organizer's test send was acknowledged when it started: a worker stopping meanwhile
+    lets it finish (and answer) before it closes its providers, instead of dropping it."""
+    p, sms = memory_pipeline(), SlowSms()
+    o = Outreach(outbox=ProviderOutbox(sms, FakeEmail(), "http://web"), policy=POLICY, clock=lambda: NOON, partitions=4)
+
+    async def stop_while_sending():
+        start_test(p, o, SendTest(request_id="t3", action=action(), sponsor="union-a", phone="+15105550999", requested_at=NOON))
+        await close(o, SimpleNamespace(stop=lambda: asyncio.sleep(0)))
+
+    asyncio.run(stop_while_sending())
+    assert [m["to"] for m in sms.sent] == ["+15105550999"]
+    (key_, value, _), = p.previews.sent
+    assert key_ == "t3" and Sent.model_validate_json(value).results == (Result(channel="sms", sent=True),)
 
 
 def test_without_provider_credentials_a_test_send_says_so():
