@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration bench soak fuzz schema settings-doc install clean
+.PHONY: run test unit integration bench soak fuzz schema settings-doc constraints install clean
 
-$(STAMP): pyproject.toml
+## Dependencies at the versions in constraints.txt (the ranges are pyproject.toml's).
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -69,6 +70,15 @@ schema: $(STAMP)
 ## Regenerate the README's configuration table from Settings (a unit test keeps it in sync).
 settings-doc: $(STAMP)
 	$(BIN)/turnout settings --markdown --readme README.md
+
+## Re-pin constraints.txt to the newest releases pyproject.toml admits (a throwaway virtualenv).
+PIN := .venv-pin
+constraints:
+	rm -rf $(PIN) && $(PYTHON) -m venv $(PIN)
+	$(PIN)/bin/pip install --quiet --upgrade pip
+	$(PIN)/bin/pip install --quiet -e '.[dev]'
+	{ head -1 constraints.txt; $(PIN)/bin/pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf $(PIN)
 
 clean:
 	rm -rf $(VENV) .turnout *.egg-info

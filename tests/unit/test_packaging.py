@@ -1,0 +1,27 @@
+"""constraints.txt pins every dependency that pyproject.toml declares, inside its range: a new
+dependency cannot be left to float, and a range cannot be narrowed past its pin."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_declared_dependency_is_pinned_within_its_range():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]]
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"not pinned with ==: {line}"
+            pins[canonicalize_name(name)] = version
+    for req in declared:
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} is not in constraints.txt (make constraints)"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{req.name}=={pins[name]} is outside {req.specifier}"
