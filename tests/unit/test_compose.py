@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,18 @@ def test_the_dockerfile_is_slim_pinned_and_runs_as_a_non_root_user():
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:\d+\.\d+\.\d+-slim", text, re.M)
     assert re.search(r"^USER (?!root)\S+", text, re.M)
+
+
+def test_the_image_builds_from_what_the_dockerfile_copies_at_the_pinned_versions():
+    """What building the package reads (pyproject's readme and license files, the packages)
+    is copied into the image, and the install takes constraints.txt's versions."""
+    text = (ROOT / "Dockerfile").read_text()
+    copied = {name for line in re.findall(r"^COPY (.+) \S+$", text, re.M) for name in line.split()}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needed = {project["project"]["readme"], *project["project"]["license-files"], "constraints.txt",
+              *(p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"])}
+    assert needed <= copied, f"not copied into the image: {needed - copied}"
+    assert re.search(r"^RUN pip install -c constraints\.txt \.$", text, re.M)
 
 
 def test_the_installed_console_script_is_the_one_compose_calls():
