@@ -3,6 +3,7 @@ through the signed partner API (in process, into the real ingress, onto a fake p
 
 import asyncio
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -182,6 +183,8 @@ def test_staff_see_their_own_people_with_a_qr_code_and_a_strict_policy(door):
     assert "<svg" in page.text and "http://testserver/dashboard/checkin/rally-1" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"] and "unsafe" not in page.headers["content-security-policy"]
     assert ANA not in page.text and ANA[-4:] in page.text  # the last 4 digits only
+    # The start as HTML's datetime reads it: whole seconds (isoformat() writes six digits of a second).
+    assert re.findall(r'<time datetime="([^"]+)"', page.text) == [(NOW + timedelta(hours=1)).isoformat(timespec="seconds")]
     roster = client.get("/dashboard/checkin/rally-1/roster").json()
     assert [p["name"] for p in roster["people"]] == ["Ana Díaz"] and ANA[2:] not in json.dumps(roster)
     assert client.get("/dashboard/checkin/rally-1?q=ben").text.count("Check in <span") == 0  # Ben said no

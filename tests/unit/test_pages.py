@@ -181,6 +181,12 @@ def test_a_link_of_an_action_moved_later_keeps_working(env):
     assert env.client.get(env.rsvp_url()).status_code == 200
 
 
+def test_the_start_is_a_valid_html_datetime_even_with_fractions_of_a_second(env):
+    """HTML's ``datetime`` allows at most three digits of a second; ``isoformat()`` writes six."""
+    env.book.apply("action", "rally-1", ActionRecord(partner="union-a", action=rally(starts_at="2026-12-02T02:00:00.123456+00:00")))
+    assert re.findall(r'<time datetime="([^"]+)"', env.client.get(env.rsvp_url()).text) == ["2026-12-02T02:00:00+00:00"]
+
+
 @pytest.mark.parametrize("url", [
     "/r/rally-1/nonsense",
     "/r/rally-2/{token}",  # a real token on another action's URL
