@@ -1,11 +1,11 @@
 """The workers: their Prometheus metrics after a fan-out through a faulty provider, and two workers sharing one."""
 
 import json
-import re
 from collections import Counter
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.broker import free_port, wait_for_port
 from tests.factories import phone
@@ -16,8 +16,13 @@ pytestmark = pytest.mark.integration
 
 
 def samples(text: str) -> dict[str, float]:
-    """``name{labels}`` → value, for every sample line of a Prometheus text exposition."""
-    return {m[1]: float(m[2]) for m in re.finditer(r"^([a-z_]+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
+    """``name{labels}`` → value (labels sorted), for every sample of a Prometheus text
+    exposition, as prometheus_client's own parser reads it: an exposition it cannot read fails."""
+    def labelled(s) -> str:  # noqa: ANN001
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+        return f"{s.name}{{{labels}}}" if labels else s.name
+
+    return {labelled(s): s.value for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def test_the_worker_counts_asks_provider_errors_latency_and_lag(make_stack):
