@@ -7,8 +7,8 @@ themselves) and answers with an ``AudienceCount``. It writes no table and sends 
 A ``SendTest`` arrives once: the worker renders the action's messages with sample values,
 marked as a test (``preview.test_messages``), and hands them to its own providers for the
 addresses in the command only, in a task of its own (a slow provider does not hold up
-planning; a stopping worker lets it finish), then answers with a ``TestSent``: sent, or why not ("no provider configured").
-Neither writes an ask, a fact or a tally.
+planning; a stopping worker lets it finish), then answers with a ``TestSent``: sent, or why
+not ("no provider configured"). Neither writes an ask, a fact or a tally.
 """
 
 from __future__ import annotations
