@@ -98,7 +98,13 @@ def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
     expect(page.locator('#action-table tbody tr[data-partner="faith-b"]')).to_contain_text("pledged, none turned out")
     expect(page.locator("#chart-legend")).to_contain_text("union-a: 2")
     expect(page.locator("#coalition-heading")).to_have_text("Coalition: 1 active action")  # not "1 active actions"
+    # What an organizer can open: the console; the door is partner staff's (it answers an organizer 403).
+    expect(page.locator("#console-link")).to_be_visible()
+    expect(page.locator("#new-action-link")).to_be_visible()
+    expect(page.locator("#checkin-link")).to_be_hidden()
     page.set_viewport_size({"width": 390, "height": 844})  # a phone at the rally door
+    # The action's table scrolls sideways there, and the keyboard can scroll it too (it takes focus).
+    expect(page.locator("#action-section > .scroll")).to_have_attribute("tabindex", "0")
     page.screenshot(path=str(screenshot_dir(page) / "dashboard-phone.png"), full_page=True)
     content = page.content()
     for i in range(3):
@@ -139,6 +145,9 @@ def test_an_invited_partner_viewer_sees_only_its_rows_and_is_signed_out_when_rem
     assert "union-a" not in page.content()
     expect(page.locator("#exports")).to_be_hidden()
     expect(page.locator("#accounts")).to_be_hidden()  # a viewer manages no accounts
+    expect(page.locator("#checkin-link")).to_be_visible()  # partner staff check their people in
+    expect(page.locator("#console-link")).to_be_hidden()  # the console is the organizers'
+    expect(page.locator("#new-action-link")).to_be_hidden()
     page.screenshot(path=str(screenshot_dir(page) / "partner-viewer.png"), full_page=True)
 
     assert "sessions have ended" in accounts(rally, "remove", "staff@faith-b.example.org")

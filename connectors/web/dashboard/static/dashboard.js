@@ -342,6 +342,7 @@ function markScrollers() {
   for (const box of document.querySelectorAll(".scroll")) {
     const more = box.scrollWidth > box.clientWidth + 1;
     box.classList.toggle("overflowing", more);
+    if (more) box.tabIndex = 0; else box.removeAttribute("tabindex"); // keyboard users can scroll it too
     box.classList.toggle("at-end", box.scrollLeft + box.clientWidth >= box.scrollWidth - 1);
     const cue = box.previousElementSibling;
     if (cue && cue.classList.contains("scroll-cue")) cue.hidden = !more;
