@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AfterValidator, AwareDatetime, Field, SerializerFunctionWrapHandler, StringConstraints, TypeAdapter, model_serializer, model_validator,
+    AfterValidator, AwareDatetime, ConfigDict, Field, SerializerFunctionWrapHandler, StringConstraints, TypeAdapter, model_serializer, model_validator,
 )
 
 from .people import Consent, Frozen, Internal, Language, Person, PostalCode
@@ -36,7 +36,16 @@ def _time_zone(name: str) -> str:
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
 
 
+def _type_required(schema: dict[str, Any]) -> None:
+    """``type`` has a default in Python (code builds an event without naming it), but a posted
+    event must name it: it picks the model. The JSON Schema says so."""
+    if "type" in schema.get("properties", {}):
+        schema["required"] = ["type", *schema.get("required", [])]
+
+
 class BaseEvent(Frozen):
+    model_config = ConfigDict(json_schema_extra=_type_required)
+
     event_id: EventId = Field(description="Partner-supplied idempotency key, unique per partner.")
     occurred_at: AwareDatetime = Field(description="When it happened, with a UTC offset.")
 

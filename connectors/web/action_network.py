@@ -57,7 +57,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
         summary="Action Network webhook (the URL's token authenticates the partner)",
         responses=documented(400, 404, 413, 503, s404="Unknown partner or wrong token; nothing written",
                              s503="The broker did not acknowledge; Action Network retries"),
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        openapi_extra={"security": [], "requestBody": {"required": True, "content": {"application/json": {"schema": {
             # Items Action Network would never send are answered too: rejected with a reason.
             "oneOf": [{"type": "array", "items": {}}, {"type": "object"}]}}}}},
     )

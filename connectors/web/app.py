@@ -179,7 +179,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
             raise HTTPException(401, "send Authorization: Bearer <TURNOUT_METRICS_TOKEN>", headers={"WWW-Authenticate": "Bearer"})
         return Response(metrics.exposition(s.metrics_partner_labels), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are",
+    @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are", openapi_extra={"security": []},
              responses={200: {"model": Health}, 503: {"model": Health, "description": "The tally reader has stopped or stalled: `reason` says which"}})
     async def healthz() -> JSONResponse:
         problem = reader.problem() if reader is not None else None

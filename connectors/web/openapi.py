@@ -3,7 +3,8 @@
 - Security schemes. A partner signs with three headers together (``PARTNER_SECURITY``);
   Twilio and SendGrid sign theirs (``TWILIO_SECURITY``, ``SENDGRID_SECURITY``); organizers
   send a bearer token or a dashboard session cookie (declared by ``organizer_auth``, a
-  FastAPI security dependency). The Action Network route has none: its secret is in the URL.
+  FastAPI security dependency). The Action Network route and ``/healthz`` declare none
+  (``security: []``): the former's secret is in its URL.
 - The partner events' JSON Schema (one component per event type, ``PartnerEvent`` the union).
 - Every 422 is an ``ErrorBody`` (FastAPI documents its own validation error shape otherwise).
 """
@@ -33,6 +34,7 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "sendgridTimestamp": {"type": "apiKey", "in": "header", "name": "X-Twilio-Email-Event-Webhook-Timestamp",
                           "description": "Unix seconds; refused when older than TURNOUT_SENDGRID_SIGNATURE_WINDOW."},
 }
+LICENSE = {"name": "GNU Affero General Public License v3.0 or later", "identifier": "AGPL-3.0-or-later"}
 PARTNER_SECURITY = [{"partnerId": [], "partnerTimestamp": [], "partnerSignature": []}]
 TWILIO_SECURITY = [{"twilioSignature": []}]
 SENDGRID_SECURITY = [{"sendgridSignature": [], "sendgridTimestamp": []}]
@@ -48,14 +50,17 @@ def organizer_auth(token: HTTPAuthorizationCredentials | None = Security(_bearer
 
 
 def document(app: FastAPI) -> dict[str, Any]:
-    schema = get_openapi(title=app.title, version=app.version, summary=app.summary, description=app.description, routes=app.routes)
+    schema = get_openapi(title=app.title, version=app.version, summary=app.summary, description=app.description, routes=app.routes,
+                         license_info=LICENSE, servers=[{"url": "/", "description": "This web app"}])
     components = schema.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     schemas = components.setdefault("schemas", {})
     defs = partner_event.json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(defs.pop("$defs", {}))
     schemas["PartnerEvent"] = defs
-    schemas["ErrorBody"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    error = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(error.pop("$defs", {}))
+    schemas["ErrorBody"] = error
     for operation in (op for path in schema["paths"].values() for op in path.values()):
         invalid = operation.get("responses", {}).get("422")
         if invalid and "HTTPValidationError" in str(invalid):
