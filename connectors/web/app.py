@@ -33,7 +33,7 @@ from .door.ingress_client import AsgiIngress, Ingress
 from .door.reader import DirectoryReader
 from .errors import documented
 from .exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
-from .middleware import BodyLimit, SecurityHeaders
+from .middleware import BodyLimit, HeadAsGet, SecurityHeaders
 from .people import ErasureReports, IdentityLinks, router as people_router
 from .pages import router as pages_router
 from .providers import router as providers_router
@@ -117,7 +117,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         same_site="lax", https_only=s.public_url.startswith("https://"),
     )
     app.add_middleware(BodyLimit, limit=s.max_body_bytes)
-    app.add_middleware(SecurityHeaders)  # outermost: on every answer, the body limit's included
+    app.add_middleware(SecurityHeaders)  # on every answer, the body limit's included
+    app.add_middleware(HeadAsGet)  # outermost: HEAD goes everywhere GET goes
     errors.install(app)
     docs.install(app)
     access = dashboard.Access(s, coalition.current, accounts, hmac.new(secret, b"turnout partner fingerprint", "sha256").digest())

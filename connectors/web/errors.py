@@ -91,13 +91,14 @@ def model_body(model: type[M], data: object) -> M | JSONResponse:
     return error(422, "the request is not valid: see errors", errors)
 
 
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
 def allowed_methods(app: FastAPI, request: Request) -> list[str]:
-    """Every method some route of ``app`` answers on the request's path."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
-            methods |= route.methods
-    return sorted(methods)
+    """Every method some route of ``app`` answers on the request's path, asked of each route
+    (included routers too) as a request with that method; HEAD wherever GET (``HeadAsGet``)."""
+    allowed = {m for m in METHODS if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for route in app.router.routes)}
+    return sorted(allowed | ({"HEAD"} if "GET" in allowed else set()))
 
 
 def install(app: FastAPI) -> None:

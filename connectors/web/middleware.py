@@ -1,4 +1,4 @@
-"""Two small ASGI middlewares every request goes through.
+"""Three small ASGI middlewares every request goes through.
 
 ``BodyLimit``: no route reads more than ``limit`` bytes of body. A declared length over it is
 answered 413 before a byte is read; a longer body raises ``BodyTooLarge`` (413) from
@@ -8,6 +8,10 @@ answered 413 before a byte is read; a longer body raises ``BodyTooLarge`` (413) 
 ``SecurityHeaders``: ``X-Content-Type-Options: nosniff`` and ``X-Frame-Options: DENY`` on every
 response; a Content-Security-Policy on every one that lacks its own (HTML pages may set a wider
 one, as the API docs do: see ``docs``).
+
+``HeadAsGet``: HEAD is answered as GET would be, headers only (RFC 9110 9.3.2: a general-purpose
+server supports it; FastAPI's routes answer only the methods they name, so a monitor's
+``HEAD /healthz`` got a 405). A streamed answer (the live dashboard's) ends after its headers.
 """
 
 from __future__ import annotations
@@ -78,6 +82,26 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class HeadAsGet:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+        done = False
+
+        async def headers_only(message: Message) -> None:
+            nonlocal done
+            if done:
+                return
+            if message["type"] == "http.response.body":
+                message, done = {"type": "http.response.body", "body": b"", "more_body": False}, True
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 async def _too_large(send: Send, limit: int) -> None:

@@ -50,6 +50,20 @@ def stack(make_stack):
     return stack
 
 
+def test_head_on_the_event_stream_ends_after_its_headers_and_the_connection_goes_on(stack):
+    """HEAD is answered as GET (headers only), the endless event stream included: it ends there,
+    so the next request on the same kept-alive connection is answered."""
+    client = signed_in(stack, "staff@faith-b.example.org", "--partner", "faith-b")
+    try:
+        for path in ("/dashboard/events", "/healthz", "/dashboard/events", "/healthz"):
+            r = client.head(path, timeout=10)
+            assert r.status_code == 200 and r.content == b"", path
+        assert r.headers["content-type"] == client.get("/healthz").headers["content-type"]
+        assert client.head("/dashboard/events").headers["content-type"].startswith("text/event-stream")
+    finally:
+        client.close()
+
+
 def test_disabling_a_partner_ends_its_open_event_stream_within_seconds(stack):
     client = signed_in(stack, "staff@faith-b.example.org", "--partner", "faith-b")
     with client.stream("GET", "/dashboard/events", timeout=httpx.Timeout(30, read=15)) as r:

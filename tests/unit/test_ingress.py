@@ -203,7 +203,21 @@ def test_every_refusal_has_the_same_body(env):
     for r in (client.get("/v1/nothing-here"), client.delete("/v1/tallies", headers=auth), client.get("/v1/tallies"),
               client.post("/v1/people/forget", json={"phone": "12", "email": "a@example.org"}, headers=auth)):
         assert r.status_code >= 400 and set(r.json()) == {"detail", "errors"} and r.json()["detail"], (r.status_code, r.text)
-    assert client.delete("/v1/tallies", headers=auth).headers["allow"] == "GET"
+    assert client.delete("/v1/tallies", headers=auth).headers["allow"] == "GET, HEAD"
+
+
+def test_head_is_answered_as_get_headers_only_and_a_405_lists_every_allowed_method(env):
+    """RFC 9110: HEAD wherever GET (a monitor's HEAD /healthz); a 405's Allow names the methods
+    of every route on the path, those of included routers too."""
+    client, *_ = env
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for path in ("/healthz", "/v1/tallies", "/dashboard/login"):
+        get, head = client.get(path, headers=auth), client.head(path, headers=auth)
+        assert (head.status_code, head.content) == (get.status_code, b""), path
+        assert head.headers["content-type"] == get.headers["content-type"] and head.headers["content-length"] == str(len(get.content))
+    assert client.get("/v1/events").headers["allow"] == "POST"
+    assert client.delete("/dashboard/login").headers["allow"] == "GET, HEAD, POST"
+    assert client.post("/healthz").headers["allow"] == "GET, HEAD"
 
 
 def test_too_many_events_in_one_request(env):
