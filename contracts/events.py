@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AfterValidator, AwareDatetime, ConfigDict, Field, SerializerFunctionWrapHandler, StringConstraints, TypeAdapter, model_serializer, model_validator,
+    AfterValidator, AwareDatetime, ConfigDict, Field, SerializerFunctionWrapHandler, StringConstraints, TypeAdapter, model_serializer,
+    model_validator,
 )
 
 from .people import Consent, Frozen, Internal, Language, Person, PostalCode

@@ -97,7 +97,8 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 def allowed_methods(app: FastAPI, request: Request) -> list[str]:
     """Every method some route of ``app`` answers on the request's path, asked of each route
     (included routers too) as a request with that method; HEAD wherever GET (``HeadAsGet``)."""
-    allowed = {m for m in METHODS if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for route in app.router.routes)}
+    allowed = {m for m in METHODS
+               if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for route in app.router.routes)}
     return sorted(allowed | ({"HEAD"} if "GET" in allowed else set()))
 
 
