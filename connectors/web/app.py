@@ -117,7 +117,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         same_site="lax", https_only=s.public_url.startswith("https://"),
     )
     app.add_middleware(BodyLimit, limit=s.max_body_bytes)
-    app.add_middleware(SecurityHeaders)  # on every answer, the body limit's included
+    app.add_middleware(SecurityHeaders, https=s.public_url.startswith("https://"))  # on every answer, the body limit's included
     app.add_middleware(HeadAsGet)  # outermost: HEAD goes everywhere GET goes
     errors.install(app)
     docs.install(app)

@@ -7,7 +7,8 @@ answered 413 before a byte is read; a longer body raises ``BodyTooLarge`` (413) 
 
 ``SecurityHeaders``: ``X-Content-Type-Options: nosniff`` and ``X-Frame-Options: DENY`` on every
 response; a Content-Security-Policy on every one that lacks its own (HTML pages may set a wider
-one, as the API docs do: see ``docs``).
+one, as the API docs do: see ``docs``); behind an ``https://`` public URL, HSTS (a year: browsers
+then never ask for the app over plain HTTP, where a session cookie or a token could be read).
 
 ``HeadAsGet``: HEAD is answered as GET would be, headers only (RFC 9110 9.3.2: a general-purpose
 server supports it; FastAPI's routes answer only the methods they name, so a monitor's
@@ -62,9 +63,14 @@ class BodyLimit:
         await self.app(scope, limited, closing)
 
 
+#: One year, the app's host only (other hosts of the coalition's domain may not serve HTTPS).
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+
+
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
         self.app = app
+        self.always = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), *([HSTS] if https else [])]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,7 +81,7 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
                 html = any(n.lower() == b"content-type" and v.startswith(b"text/html") for n, v in headers)
-                extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
+                extra = list(self.always)
                 if b"content-security-policy" not in names:
                     extra.append((b"content-security-policy", (HTML_POLICY if html else DATA_POLICY).encode()))
                 message = {**message, "headers": headers + [h for h in extra if h[0] not in names]}

@@ -42,3 +42,12 @@ def test_every_answer_forbids_sniffing_and_framing_and_carries_a_policy(client, 
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
     if r.headers["content-type"].startswith("text/html"):
         assert "script-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_behind_an_https_public_url_every_answer_asks_browsers_to_stay_on_https(tmp_path, client):
+    assert "strict-transport-security" not in client.get("/healthz").headers  # plain HTTP (the default): HSTS would be ignored
+    s = Settings(coalition=tmp_path / "c.toml", organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"),
+                 kafka_bootstrap_servers="unused:9092", public_url="https://turnout.example.org")
+    https = TestClient(create_app(s, publisher=ListPublisher(), book=TallyBook()))
+    for path in ("/healthz", "/dashboard/login", "/v1/nothing-here"):
+        assert https.get(path).headers["strict-transport-security"] == "max-age=31536000", path
