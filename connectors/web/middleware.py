@@ -7,7 +7,8 @@ answered 413 before a byte is read; a longer body raises ``BodyTooLarge`` (413) 
 
 ``SecurityHeaders``: ``X-Content-Type-Options: nosniff`` and ``X-Frame-Options: DENY`` on every
 response; a Content-Security-Policy on every one that lacks its own (HTML pages may set a wider
-one, as the API docs do: see ``docs``); behind an ``https://`` public URL, HSTS (a year: browsers
+one, as the API docs do: see ``docs``); ``Cache-Control: no-store`` on JSON and CSV answers
+that do not say otherwise; behind an ``https://`` public URL, HSTS (a year: browsers
 then never ask for the app over plain HTTP, where a session cookie or a token could be read).
 
 ``HeadAsGet``: HEAD is answered as GET would be, headers only (RFC 9110 9.3.2: a general-purpose
@@ -63,6 +64,9 @@ class BodyLimit:
         await self.app(scope, limited, closing)
 
 
+#: Answers that are data, live and often a signed-in reader's own (tallies, accounts, exports):
+#: kept by no cache unless the route says otherwise.
+LIVE_DATA = (b"application/json", b"text/csv")
 #: One year, the app's host only (other hosts of the coalition's domain may not serve HTTPS).
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 
@@ -80,10 +84,12 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
-                html = any(n.lower() == b"content-type" and v.startswith(b"text/html") for n, v in headers)
+                kind = next((v for n, v in headers if n.lower() == b"content-type"), b"")
                 extra = list(self.always)
                 if b"content-security-policy" not in names:
-                    extra.append((b"content-security-policy", (HTML_POLICY if html else DATA_POLICY).encode()))
+                    extra.append((b"content-security-policy", (HTML_POLICY if kind.startswith(b"text/html") else DATA_POLICY).encode()))
+                if kind.startswith(LIVE_DATA):
+                    extra.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers + [h for h in extra if h[0] not in names]}
             await send(message)
 
