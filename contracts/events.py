@@ -10,7 +10,6 @@ from __future__ import annotations
 import string
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator, AwareDatetime, ConfigDict, Field, SerializerFunctionWrapHandler, StringConstraints, TypeAdapter, model_serializer,
@@ -18,6 +17,7 @@ from pydantic import (
 )
 
 from .people import Consent, Frozen, Internal, Language, Person, PostalCode
+from .zones import known_zone
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
@@ -27,10 +27,8 @@ RsvpStatus = Literal["yes", "no", "maybe"]
 
 
 def _time_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown IANA time zone {name!r}") from None
+    if not known_zone(name):
+        raise ValueError(f"unknown IANA time zone {name[:64]!r}")
     return name
 
 

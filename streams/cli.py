@@ -651,8 +651,6 @@ failure (the bad rows are listed with their line), 2 usage error.""")
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 500), help="Events per request.")
 def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps: tuple[str, ...], consent: tuple[str, ...],
             tz: str | None, delimiter: str | None, dry_run: bool, url: str | None, batch: int) -> None:
-    from connectors import csv_import
-
     s = settings()
     partner = enabled_partner(s, partner_id)
     extra = dict(m.split("=", 1) for m in maps if "=" in m)
@@ -675,14 +673,15 @@ def read_sheet(s: Settings, file: Path, kind: str, partner, action_id: str | Non
                consent: tuple[str, ...], tz: str | None, delimiter: str | None):
     """The sheet, its events and its bad rows; says how it was read and which column became which field."""
     from datetime import datetime, timezone
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from zoneinfo import ZoneInfo
 
     from connectors import csv_files, csv_import
+    from contracts.zones import known_zone
 
-    try:
-        zone = ZoneInfo(tz or s.time_zone) if (tz or s.time_zone) else None
-    except (ZoneInfoNotFoundError, ValueError):
-        raise click.BadParameter(f"{tz or s.time_zone!r} is not an IANA time zone (e.g. America/Los_Angeles)", param_hint="--tz") from None
+    name = tz or s.time_zone
+    if name and not known_zone(name):
+        raise click.BadParameter(f"{name[:64]!r} is not an IANA time zone (e.g. America/Los_Angeles)", param_hint="--tz")
+    zone = ZoneInfo(name) if name else None
     sheet = csv_files.open_sheet(file.read_bytes(), {"comma": ",", "semicolon": ";", "tab": "\t"}.get(delimiter or ""))
     # Rows without a date happened when the sheet was last saved: a re-run gives identical events.
     saved = datetime.fromtimestamp(file.stat().st_mtime, timezone.utc).replace(microsecond=0)

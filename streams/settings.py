@@ -9,10 +9,11 @@ import hashlib
 import hmac
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.zones import known_zone
 
 
 def doc(default: str) -> dict[str, str]:
@@ -21,11 +22,8 @@ def doc(default: str) -> dict[str, str]:
 
 
 def _zone(name: str | None) -> str | None:
-    if name is not None:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{name!r} is not an IANA time zone (e.g. America/Los_Angeles)") from None
+    if name is not None and not known_zone(name):
+        raise ValueError(f"{name[:64]!r} is not an IANA time zone (e.g. America/Los_Angeles)")
     return name
 
 

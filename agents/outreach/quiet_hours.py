@@ -14,10 +14,12 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
+
+from contracts.zones import known_zone
 
 from .eligibility import zip5, zip_facts
 
@@ -56,13 +58,7 @@ def recipient_zone(postal_code: str | None, phone: str | None, action_zone: str)
 
 def _valid_zone(name: str | None) -> str | None:
     # The bundled ZIP data has blanks and a few non-IANA names.
-    if not name:
-        return None
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return name
+    return name if known_zone(name) else None
 
 
 @lru_cache(maxsize=None)  # bounded by the ~42k US ZIPs

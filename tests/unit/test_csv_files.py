@@ -140,3 +140,10 @@ def test_turnout_import_without_a_zone_says_how_to_give_one(tmp_path, monkeypatc
     r = runner.invoke(main, ["import", "union-local-1", "sheet.csv", "--type", "checkin", "--action", "rally-1", "--dry-run"],
                       env={**env, "TURNOUT_TIME_ZONE": "America/New_York"})
     assert r.exit_code == 0, r.output
+    # A zone that is a directory of the zone database, not a zone: a usage error, not a traceback.
+    r = runner.invoke(main, ["import", "union-local-1", "sheet.csv", "--type", "checkin", "--action", "rally-1", "--dry-run", "--tz", "America"],
+                      env=env)
+    assert r.exit_code == 2 and "'America' is not an IANA time zone" in r.output, r.output
+    r = runner.invoke(main, ["import", "union-local-1", "sheet.csv", "--type", "checkin", "--action", "rally-1", "--dry-run"],
+                      env={**env, "TURNOUT_TIME_ZONE": "America"})
+    assert r.exit_code != 0 and "is not an IANA time zone" in r.output and "Traceback" not in r.output, r.output

@@ -12,9 +12,10 @@ import json
 import re
 from datetime import datetime
 from typing import Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from contracts.events import ActionEvent
+from contracts.zones import known_zone
 
 LANGUAGES = ("en", "es")
 KINDS = ("rally", "march", "town_hall", "call_in", "hearing", "canvass", "vigil", "meeting", "other")
@@ -31,9 +32,9 @@ def starts_at(local: str, zone: str) -> str | None:
     the contract then names ``starts_at``)."""
     try:
         wall = datetime.fromisoformat(local)
-        return wall.replace(tzinfo=ZoneInfo(zone)).isoformat() if wall.tzinfo is None else None
-    except (ValueError, ZoneInfoNotFoundError):
+    except ValueError:
         return None
+    return wall.replace(tzinfo=ZoneInfo(zone)).isoformat() if wall.tzinfo is None and known_zone(zone) else None
 
 
 def pledges(text: str) -> list[dict] | str:
