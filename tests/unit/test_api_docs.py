@@ -13,10 +13,15 @@ from contracts.tallies import TallyBook
 from streams.settings import Settings
 
 
+def app_client(tmp_path, **settings) -> TestClient:
+    s = Settings(coalition=tmp_path / "c.toml", organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"),
+                 kafka_bootstrap_servers="unused:9092", **settings)
+    return TestClient(create_app(s, publisher=ListPublisher(), book=TallyBook()))
+
+
 @pytest.fixture
 def client(tmp_path):
-    s = Settings(coalition=tmp_path / "c.toml", organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
-    return TestClient(create_app(s, publisher=ListPublisher(), book=TallyBook()))
+    return app_client(tmp_path)
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
@@ -46,9 +51,7 @@ def test_every_answer_forbids_sniffing_and_framing_and_carries_a_policy(client, 
 
 def test_behind_an_https_public_url_every_answer_asks_browsers_to_stay_on_https(tmp_path, client):
     assert "strict-transport-security" not in client.get("/healthz").headers  # plain HTTP (the default): HSTS would be ignored
-    s = Settings(coalition=tmp_path / "c.toml", organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"),
-                 kafka_bootstrap_servers="unused:9092", public_url="https://turnout.example.org")
-    https = TestClient(create_app(s, publisher=ListPublisher(), book=TallyBook()))
+    https = app_client(tmp_path, public_url="https://turnout.example.org")
     for path in ("/healthz", "/dashboard/login", "/v1/nothing-here"):
         assert https.get(path).headers["strict-transport-security"] == "max-age=31536000", path
 
