@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from zoneinfo import available_timezones
 
-#: Every zone this machine knows: the ``tzdata`` package's and the system's.
-ZONES = frozenset(available_timezones())
+#: Every zone this machine knows (the ``tzdata`` package's and the system's), less the two
+#: that name no place: "localtime" (a link to this machine's own zone, where there is one) and
+#: "Factory" (tzdata's "local time unknown", abbreviated "-00").
+ZONES = frozenset(available_timezones()) - {"localtime", "Factory"}
 
 
 def known_zone(name: str | None) -> bool:

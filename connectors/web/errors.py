@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 
 from streams import metrics
 
@@ -96,9 +96,12 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 def allowed_methods(app: FastAPI, request: Request) -> list[str]:
     """Every method some route of ``app`` answers on the request's path, asked of each route
-    (included routers too) as a request with that method; HEAD wherever GET (``HeadAsGet``)."""
-    allowed = {m for m in METHODS
-               if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for route in app.router.routes)}
+    (included routers too) as a request with that method; HEAD wherever GET (``HeadAsGet``).
+    Asked at the app's own root (a refusal raised inside a mount carries the mount's
+    ``root_path``); the one mount, the docs' static files, answers GET and HEAD only."""
+    scope = {**request.scope, "root_path": request.scope.get("app_root_path", request.scope.get("root_path", ""))}
+    allowed = {m for m in METHODS if any(route.matches({**scope, "method": m})[0] == Match.FULL for route in app.router.routes
+                                         if m == "GET" or not isinstance(route, Mount))}
     return sorted(allowed | ({"HEAD"} if "GET" in allowed else set()))
 
 

@@ -39,6 +39,13 @@ def test_docs_pages_load_their_scripts_from_the_app_itself(client, page):
     assert "cdn" not in policy and "https:" not in policy
 
 
+def test_a_docs_asset_refuses_other_methods_naming_get_and_head(client):
+    asset = re.search(r'src="(/docs/assets/[^"]+)"', client.get("/docs").text).group(1)
+    r = client.post(asset)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    assert client.head(asset).status_code == 200
+
+
 @pytest.mark.parametrize("path", ["/docs", "/redoc", "/dashboard/login", "/openapi.json", "/healthz", "/v1/tallies"])
 def test_every_answer_forbids_sniffing_and_framing_and_carries_a_policy(client, path):
     r = client.get(path)
