@@ -45,6 +45,7 @@ class Eligibility(Frozen):
     reasons: dict[Channel, str] = {}
 
 
+@lru_cache(maxsize=1 << 16)  # planning asks it of every person's code for every action
 def zip5(postal_code: str | None) -> str | None:
     """The 5-digit ZIP of a US ZIP or ZIP+4 (``94607``, ``94607-1234``, ``94607 1234``), else ``None``."""
     match = _ZIP.match((postal_code or "").strip())
@@ -82,10 +83,16 @@ def in_target(person: PersonRecord, target: TargetArea) -> bool:
     """
     if not person.postal_code:
         return False
-    if _postal_key(person.postal_code) in {_postal_key(c) for c in target.postal_codes}:
+    codes, regions = _area(tuple(target.postal_codes), tuple(target.regions))
+    if _postal_key(person.postal_code) in codes:
         return True
     region = region_of(person.postal_code)
-    return region is not None and region in {r.strip().upper() for r in target.regions}
+    return region is not None and region in regions
+
+
+@lru_cache(maxsize=64)  # one target area, asked of every person of a fan-out
+def _area(postal_codes: tuple[str, ...], regions: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    return frozenset(_postal_key(c) for c in postal_codes), frozenset(r.strip().upper() for r in regions)
 
 
 def consent_problem(person: PersonRecord, channel: Channel) -> str | None:

@@ -115,6 +115,7 @@ def email_body(text: str, unsubscribe_link: str, language: str | None = None, on
     return f"{text.rstrip()}\n\n-- \n{footer}"
 
 
+@lru_cache(maxsize=256)  # an action's few templates, asked for every person
 def names_sponsor(template: str) -> bool:
     """Whether ``template`` (valid) says itself whom it is sent on behalf of: ``{sponsor}``."""
     return any(field == "sponsor" for _, field, _, _ in Formatter().parse(template))
