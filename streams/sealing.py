@@ -65,9 +65,9 @@ def _opened(model: M, fields: Iterable[str], ring: KeyRing) -> M | None:
     return None if opened is None else model.model_copy(update=opened) if opened else model
 
 
-def open_person(record: PersonRecord, ring: KeyRing) -> PersonRecord | None:
-    """The record with its personal fields readable; ``None`` if one of them cannot be opened."""
-    return _opened(record, PERSONAL_FIELDS, ring)
+def open_person(record: PersonRecord, ring: KeyRing, fields: Iterable[str] = PERSONAL_FIELDS) -> PersonRecord | None:
+    """The record with its personal ``fields`` readable; ``None`` if one of them cannot be opened."""
+    return _opened(record, fields, ring)
 
 
 def sealing_key(record: PersonRecord, ring: KeyRing) -> DataKey | None:

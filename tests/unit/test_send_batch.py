@@ -167,6 +167,27 @@ def test_planning_again_after_a_worker_died_skips_what_was_sent_and_looks_up_wha
     assert [status(p, i) for i in range(4)] == ["sent"] * 4 and p.asks.get(command(0).ask_id).provider_id == "SMalready"
 
 
+def test_planning_opens_only_the_postal_code_of_people_out_of_the_area_or_without_consent():
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock)
+    p = memory_pipeline()
+    o = Outreach(outbox=ProviderOutbox(sms, FakeEmail(), "http://web"), policy=OutreachPolicy(), clock=clock, partitions=1, chunk=2,
+                 keys=MemoryDataKeys())
+    people = {0: person(0), 1: person(1).model_copy(update={"postal_code": "10001"}), 2: person(2).model_copy(update={"consent": {}})}
+    keys = asyncio.run(o.keys.keys_for(key(i) for i in people))
+    whose = {}  # sealed value → (person, field)
+    for i, record in people.items():
+        sealed = {f: keys[key(i)].seal(f, v) for f, v in (("phone", record.phone), ("postal_code", record.postal_code), ("given_name", f"P{i}"))}
+        whose.update({v: (i, f) for f, v in sealed.items()})
+        p.people.put(0, key(i), record.model_copy(update=sealed))
+    opened = set()
+    ring_open = o.keys.ring.open
+    o.keys.ring.open = lambda name, value: opened.add(whose.get(value)) or ring_open(name, value)
+    asyncio.run(plan_partition(p, o, rally(), 0, owned=lambda: True))
+    assert [m["to"] for m in sms.sent] == ["+15105550000"] and "P0" in sms.sent[0]["body"]
+    assert opened == {(0, "phone"), (0, "postal_code"), (0, "given_name"), (1, "postal_code"), (2, "postal_code")}
+
+
 def test_a_partition_that_changes_hands_mid_plan_is_handed_on_and_its_next_owner_texts_the_rest_once():
     """The first owner loses the partition after two texts: it stops and puts the command back
     at the end of the partition; the next owner's planning of it sends the others, once each."""
