@@ -1,7 +1,7 @@
 """Sending SMS: the ``SmsSender`` port, the Twilio adapter and an in-memory fake.
 
-``TwilioSms`` uses the official SDK's async client (``AsyncTwilioHttpClient``, aiohttp, and
-``Client.messages.create_async``): requests run on the event loop, no thread per request. A
+``TwilioSms`` uses the official SDK's async client (``AsyncTwilioHttpClient``, aiohttp, and the
+request ``Client.messages.create_async`` makes): requests run on the event loop, no thread per request. A
 semaphore bounds the requests in flight (``concurrency``); nothing paces them: Twilio queues
 texts per sender and sends them at the sender's rate itself (README: handing over). The
 client's aiohttp session belongs to one event loop, so it is made on the first send, inside
@@ -132,6 +132,7 @@ class AsyncHttpClient(AsyncTwilioHttpClient):
         if logs:
             self.log_response(response.status, response)
         return Response(response.status, text, response.headers)
+
 
 @functools.lru_cache(maxsize=64)  # every text goes to the same URL
 def redirected(url: str, target: tuple[str, str]) -> str:
