@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from importlib.resources import files
 from pathlib import Path
@@ -35,6 +36,7 @@ def install(app: FastAPI, openapi_url: str = "/openapi.json") -> None:
         openapi_url=openapi_url, title=f"{app.title} API", redoc_js_url=f"{PREFIX}/redoc.standalone.js",
         redoc_favicon_url=f"{PREFIX}/favicon.png", with_google_fonts=False,
     ).body
+    swagger, redoc = valid_html(swagger), valid_html(redoc)
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
@@ -45,14 +47,29 @@ def install(app: FastAPI, openapi_url: str = "/openapi.json") -> None:
         return HTMLResponse(redoc, headers={"Content-Security-Policy": policy(redoc)})
 
 
+def valid_html(page: bytes) -> bytes:
+    """FastAPI's page made valid HTML: a language and a character set, and ReDoc started by its
+    own ``Redoc.init`` on a ``div`` instead of a ``<redoc>`` element (not an HTML element: a
+    custom one needs a hyphen in its name)."""
+    text = page.decode().replace("<html>", '<html lang="en">', 1)
+    if "<meta charset" not in text:
+        text = text.replace("<head>", '<head>\n    <meta charset="utf-8">', 1)
+    spec = re.search(r'<redoc spec-url="([^"]+)"></redoc>', text)
+    if spec:
+        script = re.search(r'<script src="[^"]+"> </script>', text).group(0)
+        start = f"<script>Redoc.init({json.dumps(spec.group(1))}, {{}}, document.getElementById('redoc'))</script>"
+        text = text.replace(spec.group(0), '<div id="redoc"></div>').replace(script, f"{script}\n    {start}")
+    return text.encode()
+
+
 def policy(page: bytes) -> str:
     """A CSP for one docs page: this origin's scripts and the page's own inline scripts (by
     hash); inline styles and blob: workers, which ReDoc's renderer and search need."""
-    hashes = " ".join(f"'sha256-{_digest(s)}'" for s in _INLINE_SCRIPT.findall(page.decode()))
+    hashes = " ".join(f"'sha256-{script_hash(s)}'" for s in _INLINE_SCRIPT.findall(page.decode()))
     return (f"default-src 'self'; script-src 'self' {hashes}".rstrip() + "; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
             "form-action 'self'; frame-ancestors 'none'")
 
 
-def _digest(script: str) -> str:
+def script_hash(script: str) -> str:
     return base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
