@@ -48,7 +48,7 @@ from streams.settings import Settings
 
 from ..identity import target_of
 from .dry_run import answer, preview_partition, start_test
-from .eligibility import CHANNELS, consent_problem, in_target
+from .eligibility import may_be_asked
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
@@ -310,12 +310,11 @@ def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, k
     person = p.people.get(key)
     if person is None or target_of(p, key) != key:  # merged into another person: planned there
         return []
-    # Who has no consent left or lives outside the area is passed over with one field opened
-    # (a targeted action in a large coalition leaves most people out).
+    # Passed over with one field opened: a targeted action in a large coalition leaves most people out.
     area = open_person(person, o.keys.ring, ("postal_code",))
     if area is None:
         return None
-    if all(consent_problem(area, c) for c in CHANNELS) or not in_target(area, action.target):
+    if not may_be_asked(area, action):
         return []
     readable = open_person(area, o.keys.ring)
     if readable is None:

@@ -141,6 +141,13 @@ def decide(person: PersonRecord, action: ActionEvent, *, recent_asks: int, cap: 
     return Eligibility(channels=tuple(allowed[:room]), reasons=reasons)
 
 
+def may_be_asked(person: PersonRecord, action: ActionEvent) -> bool:
+    """Whether ``decide`` could leave ``person`` any channel: consent on one, and inside the
+    action's area. Needs only the postal code readable, so planning opens nothing else of
+    people it passes over."""
+    return any(consent_problem(person, c) is None for c in CHANNELS) and in_target(person, action.target)
+
+
 def partner_credit(person: PersonRecord, sponsors: frozenset[str] | None = None, channel: Channel = "sms") -> str:
     """The partner credited with asks to ``person``: the first-touch recruiter when it is a
     sponsor whose consent covers the person (or no sponsors are given), else the first such

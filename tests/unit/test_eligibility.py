@@ -2,7 +2,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agents.outreach.eligibility import decide, in_target, partner_credit, referral_code, region_of, zip5
+from agents.outreach.eligibility import decide, in_target, may_be_asked, partner_credit, referral_code, region_of, zip5
 from contracts.events import ActionEvent, TargetArea
 from contracts.facts import PersonRecord
 from contracts.people import ConsentRecord
@@ -153,3 +153,16 @@ def test_referral_code_is_short_url_safe_and_keyed():
     assert code not in others and len(others) == 3
     assert "union" not in code
 
+
+
+@pytest.mark.parametrize("who, target, asked", [
+    (person(), {"postal_codes": ["94607"]}, True),
+    (person(consent=("email",)), {"postal_codes": ["94607"]}, True),
+    (person(consent=()), {"postal_codes": ["94607"]}, False),
+    (person(opted_out=("sms", "email")), {"postal_codes": ["94607"]}, False),
+    (person(), {"postal_codes": ["10001"]}, False),
+])
+def test_may_be_asked_agrees_with_decide_on_whether_any_channel_is_left(who, target, asked):
+    a = action(**target)
+    assert may_be_asked(who, a) is asked
+    assert bool(decided(who, a).channels) is asked
