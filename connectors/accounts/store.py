@@ -30,10 +30,14 @@ CATCH_UP = 3.0
 class AccountStore:
     """Every change to accounts, as the rules allow it; ``book`` is the current state."""
 
-    def __init__(self, log: AccountLog, changed: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, log: AccountLog) -> None:
         self.book = AccountBook()
         self._log = log
-        self._changed = changed
+        self._listeners: list[Callable[[], None]] = []
+
+    def listen(self, changed: Callable[[], None]) -> None:
+        """Call ``changed()`` after every change to the book, whoever wrote it."""
+        self._listeners.append(changed)
 
     async def start(self, follow: bool = True) -> None:
         await self._log.start(self.apply, follow)
@@ -43,7 +47,8 @@ class AccountStore:
 
     def apply(self, key: str, record: Record, offset: int) -> None:
         if self.book.apply(key, record, offset):
-            self._changed()  # wakes open dashboard streams, which check their sessions again
+            for changed in self._listeners:
+                changed()  # wakes open dashboard streams, which check their sessions again
 
     async def _write(self, records: Sequence[tuple[str, Record]]) -> None:
         for (key, record), offset in zip(records, await self._log.append(records)):

@@ -60,7 +60,8 @@ class CoalitionFile:
 
 def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None,
                accounts: AccountStore | None = None, identity_links: IdentityLinks | None = None, directory: Directory | None = None,
-               door_ingress: Ingress | None = None, audience: Audience | None = None, data_keys: DataKeys | None = None) -> FastAPI:
+               door_ingress: Ingress | None = None, audience: Audience | None = None, data_keys: DataKeys | None = None,
+               changes: Changes | None = None) -> FastAPI:
     coalition = CoalitionFile(s)
     coalition.current()  # fail at start on a broken coalition file
     secret = s.person_key_bytes()
@@ -74,15 +75,16 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
             owned.append(data_keys)
     data_keys = data_keys or MemoryDataKeys()
     reader = None
-    changes = Changes()
+    changes = changes or Changes()
     if book is None:
         book = TallyBook()
         reader = TallyReader(s, book, changes)
         owned.append(reader)
     if accounts is None:
         # Started before the app answers anyone: the whole accounts topic is read by then.
-        accounts = AccountStore(KafkaAccountLog(s), changes.notify)
+        accounts = AccountStore(KafkaAccountLog(s))
         owned.append(accounts)
+    accounts.listen(changes.notify)
 
     if directory is None:
         # The door page's people: the partners' own sign-ups, RSVPs and check-ins (README: door check-in).

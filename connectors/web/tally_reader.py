@@ -27,21 +27,33 @@ log = logging.getLogger(__name__)
 
 
 class Changes:
-    """Wakes everyone waiting for the tallies to change (the dashboard's event streams)."""
+    """Wakes everyone waiting for the tallies or the accounts to change (the dashboard's event
+    streams), each on its own event loop, whichever thread calls ``notify``."""
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._waiting: dict[asyncio.Future[None], asyncio.AbstractEventLoop] = {}
 
     def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
+        waiting, self._waiting = self._waiting, {}
+        for future, loop in list(waiting.items()):
+            loop.call_soon_threadsafe(_wake, future)
 
     async def wait(self, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting[future] = loop
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            await asyncio.wait_for(future, timeout)
             return True
         except TimeoutError:
             return False
+        finally:
+            self._waiting.pop(future, None)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class TallyReader:
