@@ -214,7 +214,9 @@ class CheckinEvent(PersonEvent):
 
 
 PartnerEvent = Annotated[
-    Union[SignupEvent, ActionEvent, PledgeEvent, RsvpEvent, CheckinEvent], Field(discriminator="type")
+    # "type": "object" on the union too: a validator that reads the discriminator loosely (Redocly)
+    # otherwise lets an array match it, and calls the batch example ambiguous.
+    Union[SignupEvent, ActionEvent, PledgeEvent, RsvpEvent, CheckinEvent], Field(discriminator="type", json_schema_extra={"type": "object"})
 ]
 partner_event = TypeAdapter(PartnerEvent)
 
