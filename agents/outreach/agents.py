@@ -63,6 +63,9 @@ SEND_BATCH = 500
 CHUNK_PER_SLOT = 8
 #: Emails planned together before they are handed over: one SendGrid request's recipients.
 EMAIL_CHUNK = 1000
+#: The sealed fields planning opens of a person it asks: the addresses and the name messages
+#: greet them by (never the family name).
+MESSAGE_FIELDS = ("given_name", "phone", "email")
 
 
 class Outbox(Protocol):
@@ -316,7 +319,7 @@ def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, k
         return None
     if not may_be_asked(area, action):
         return []
-    readable = open_person(area, o.keys.ring)
+    readable = open_person(area, o.keys.ring, MESSAGE_FIELDS)
     if readable is None:
         return None
     recent, seal = p.recent_asks.get(key), sealing_key(person, o.keys.ring)

@@ -167,7 +167,7 @@ def test_planning_again_after_a_worker_died_skips_what_was_sent_and_looks_up_wha
     assert [status(p, i) for i in range(4)] == ["sent"] * 4 and p.asks.get(command(0).ask_id).provider_id == "SMalready"
 
 
-def test_planning_opens_only_the_postal_code_of_people_out_of_the_area_or_without_consent():
+def test_planning_opens_only_the_postal_code_of_people_out_of_the_area_or_without_consent_and_never_a_family_name():
     clock = Clock(oakland("12:00"))
     sms = Sms(clock)
     p = memory_pipeline()
@@ -177,7 +177,7 @@ def test_planning_opens_only_the_postal_code_of_people_out_of_the_area_or_withou
     keys = asyncio.run(o.keys.keys_for(key(i) for i in people))
     whose = {}  # sealed value → (person, field)
     for i, record in people.items():
-        sealed = {f: keys[key(i)].seal(f, v) for f, v in (("phone", record.phone), ("postal_code", record.postal_code), ("given_name", f"P{i}"))}
+        sealed = {f: keys[key(i)].seal(f, v) for f, v in (("phone", record.phone), ("postal_code", record.postal_code), ("given_name", f"P{i}"), ("family_name", f"F{i}"))}
         whose.update({v: (i, f) for f, v in sealed.items()})
         p.people.put(0, key(i), record.model_copy(update=sealed))
     opened = set()
