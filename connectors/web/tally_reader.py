@@ -28,21 +28,28 @@ log = logging.getLogger(__name__)
 
 class Changes:
     """Wakes everyone waiting for the tallies or the accounts to change (the dashboard's event
-    streams), each on its own event loop, whichever thread calls ``notify``."""
+    streams), each on its own event loop, whichever thread calls ``notify``. ``count`` goes up
+    at every change: a waiter that read it before looking at what changes does not sleep
+    through a change made in between (``wait(since=...)``)."""
 
     def __init__(self) -> None:
+        self.count = 0
         self._waiting: dict[asyncio.Future[None], asyncio.AbstractEventLoop] = {}
 
     def notify(self) -> None:
+        self.count += 1
         waiting, self._waiting = self._waiting, {}
         for future, loop in list(waiting.items()):
             loop.call_soon_threadsafe(_wake, future)
 
-    async def wait(self, timeout: float) -> bool:
+    async def wait(self, timeout: float, since: int | None = None) -> bool:
+        """Whether a change came (since ``count`` was ``since``) before ``timeout`` seconds passed."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._waiting[future] = loop
         try:
+            if since is not None and self.count != since:
+                return True
             await asyncio.wait_for(future, timeout)
             return True
         except TimeoutError:

@@ -87,13 +87,18 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
 
         async def messages() -> AsyncIterator[dict[str, object]]:
             shown = -1
-            while signed_in():
+            while True:
+                seen = changes.count  # read before the checks: a change made after them still wakes the wait
+                if not signed_in():
+                    return
                 if book.records != shown:
                     current = view(viewer, action)
+                    if not signed_in():  # again: the session may end while the view is built
+                        return
                     shown = current.version
                     yield {"event": "view", "id": str(shown), "data": current.model_dump_json(), "retry": 1000}
                     await asyncio.sleep(MIN_INTERVAL)  # pacing: a burst of changes becomes one view
-                elif not await changes.wait(patience()) and signed_in():
+                elif not await changes.wait(patience(), since=seen) and signed_in():
                     yield {"event": "heartbeat", "data": json.dumps({"version": shown, "lag": lag()})}
 
         return EventSourceResponse(messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
