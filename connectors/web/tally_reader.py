@@ -30,7 +30,7 @@ class Changes:
     """Wakes everyone waiting for the tallies or the accounts to change (the dashboard's event
     streams), each on its own event loop, whichever thread calls ``notify``. ``count`` goes up
     at every change: a waiter that read it before looking at what changes does not sleep
-    through a change made in between (``wait(since=...)``)."""
+    through a change made in between (``wait``)."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -42,13 +42,13 @@ class Changes:
         for future, loop in list(waiting.items()):
             loop.call_soon_threadsafe(_wake, future)
 
-    async def wait(self, timeout: float, since: int | None = None) -> bool:
-        """Whether a change came (since ``count`` was ``since``) before ``timeout`` seconds passed."""
+    async def wait(self, timeout: float, since: int) -> bool:
+        """Whether a change came since ``count`` was ``since``, waiting up to ``timeout`` seconds for one."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._waiting[future] = loop
         try:
-            if since is not None and self.count != since:
+            if self.count != since:
                 return True
             await asyncio.wait_for(future, timeout)
             return True
