@@ -37,6 +37,9 @@ from .errors import CARRIER_FILTER_ATTEMPTS, CARRIER_FILTERED, PermanentFailure,
 
 #: Messages per page when ``find`` reads Twilio's Messages list.
 FIND_PAGE_SIZE = 50
+#: Seconds an idle connection to the provider may be reused: under the keep-alive of the
+#: servers it talks to (uvicorn, the sandbox's: 5 s), so none is reused after the server closed it.
+IDLE_REUSE = 2.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,9 @@ class AsyncHttpClient(AsyncTwilioHttpClient):
 
     def __init__(self, base_url: str | None = None, *, timeout: float) -> None:
         super().__init__(timeout=timeout, pool_connections=False)
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        # An idle connection is not reused after IDLE_REUSE seconds: a server that closed it
+        # meanwhile (uvicorn's keep-alive is 5 s) makes the next text on it "no answer", in doubt.
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(keepalive_timeout=IDLE_REUSE), cookie_jar=aiohttp.DummyCookieJar())
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         target = urlsplit(base_url) if base_url else None
         self._target = (target.scheme, target.netloc) if target else None

@@ -55,3 +55,50 @@ def test_a_texts_form_body_is_what_aiohttp_would_send():
             "StatusCallback": "http://127.0.0.1:8000/v1/providers/twilio/status?ask=a-1%3Ap%3Asms", "ValidityPeriod": 36000,
             "MediaUrl": ["https://example.org/a.png", "https://example.org/b c.png"]}
     assert form_body(form) == FormData(form)()._value
+
+
+def test_a_text_after_the_loop_was_busy_longer_than_the_servers_keep_alive_is_not_left_in_doubt():
+    """The provider closed the idle connection (uvicorn, as the sandbox runs, after 5 s) while the
+    worker's loop was busy (a rebalance's recovery): the next text must go on a new connection,
+    not be written to the closed one and left in doubt (make test: one text of 2,000 was)."""
+    import threading
+    import time as clock
+
+    from aiohttp import web
+    from pydantic import SecretStr
+
+    from connectors.providers.sms import TwilioSms
+    from streams.broker import free_port
+
+    async def create(request):
+        return web.json_response({"sid": f"SM{clock.monotonic_ns():032d}"[:34], "num_segments": "1"}, status=201)
+
+    port, ready, loop = free_port(), threading.Event(), asyncio.new_event_loop()
+
+    async def serve():
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", create)
+        runner = web.AppRunner(app, keepalive_timeout=5.0)  # uvicorn's default, as the sandbox runs it
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        ready.set()
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+
+    async def scenario():
+        sms = TwilioSms("AC" + "0" * 32, SecretStr("token"), from_number="+15005550006", base_url=f"http://127.0.0.1:{port}")
+        try:
+            first = await sms.send("+15105550001", "one")
+            clock.sleep(5.5)  # the loop is busy (blocked) past the server's keep-alive: the scenario, not a wait for something
+            return first, await sms.send("+15105550002", "two")
+        finally:
+            await sms.aclose()
+
+    try:
+        first, second = asyncio.run(scenario())
+        assert first.sid and second.sid
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
