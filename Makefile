@@ -28,9 +28,13 @@ PORT ?= 8000
 run: $(STAMP)
 	$(BIN)/turnout up --demo --port $(PORT)
 
-## Unit tests (seconds, no broker), then integration tests (embedded broker, real workers).
+## Integration tests (embedded broker, real workers) and unit tests (seconds, no broker), on
+## TEST_WORKERS pytest-xdist processes, a test file at a time each (a file's tests share its
+## stacks; the integration files, the long ones, are handed out first). Each process starts its
+## own broker. The tests mostly wait on the stacks they start, so two share two cores well.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/pytest -q --durations=15 tests
+	$(BIN)/pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests/integration tests/unit
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
