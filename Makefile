@@ -40,7 +40,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 integration: $(STAMP) $(CHROMIUM)
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile tests/integration
 
 ## Throughput of the pipeline with 1 and with 2 workers, next to two baselines measured in the same run
 ## (a bare consumer and a hand-written aiokafka read-process-write loop);
