@@ -33,14 +33,15 @@ run: $(STAMP)
 ## stacks; the integration files, the long ones, are handed out first). Each process starts its
 ## own broker. The tests mostly wait on the stacks they start, so two share two cores well.
 TEST_WORKERS ?= 2
+PARALLEL     := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests/integration tests/unit
+	$(BIN)/pytest -q --durations=15 $(PARALLEL) tests/integration tests/unit
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 integration: $(STAMP) $(CHROMIUM)
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile tests/integration
+	$(BIN)/pytest -q $(PARALLEL) tests/integration
 
 ## Throughput of the pipeline with 1 and with 2 workers, next to two baselines measured in the same run
 ## (a bare consumer and a hand-written aiokafka read-process-write loop);
