@@ -17,7 +17,6 @@ import time
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Callable, Iterator, Sequence
-from urllib.parse import quote
 
 from contracts.asks import AskCommand, SendResult
 
@@ -28,7 +27,7 @@ from .email import EmailMessage, EmailSender, SendGridEmail
 from .errors import ProviderError, RetryLater
 from .ratelimit import TokenBucket
 from .retry import with_retries
-from .sms import SmsSender, TwilioSms
+from .sms import SmsSender, TwilioSms, escaped
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ class ProviderOutbox:
     async def _text(self, ask: AskCommand, validity: Callable[[AskCommand], int | None]) -> SendResult:
         async def once():
             with timed("twilio"):
-                return await self.sms.send(ask.to, ask.body, status_callback=self.callback + quote(ask.ask_id, safe=""),
+                return await self.sms.send(ask.to, ask.body, status_callback=self.callback + escaped(ask.ask_id.encode()).decode(),
                                            validity_period=validity(ask))
 
         try:

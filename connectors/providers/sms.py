@@ -154,21 +154,42 @@ def basic_auth(login: str, password: str) -> str:
     return aiohttp.BasicAuth(login, password).encode()
 
 
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
-#: ``quote_plus`` as one ``str.translate`` over a value's UTF-8 bytes (read as Latin-1, a char
-#: per byte): unreserved bytes as they are, a space as "+", every other byte as %XX.
-_FORM = str.maketrans({chr(b): "+" if b == 0x20 else chr(b) if chr(b) in _UNRESERVED else f"%{b:02X}" for b in range(256)})
+#: The bytes percent-encoding leaves as they are (``urllib.parse.quote``'s "always safe").
+UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
+_ESCAPES = [f"%{b:02X}".encode() for b in range(256)]
+
+
+def escaped(raw: bytes, safe: bytes = UNRESERVED) -> bytes:
+    """``raw`` with every byte not in ``safe`` as %XX: what ``quote_from_bytes(raw, safe)``
+    returns, with one C-level ``bytes.replace`` per distinct byte to escape (a text has a few)
+    instead of a Python-level lookup per byte."""
+    unsafe = raw.translate(None, safe)
+    if unsafe:
+        if 0x25 in unsafe:
+            raw = raw.replace(b"%", b"%25")  # first: the escapes below bring their own "%"
+        for b in set(unsafe).difference(b"%"):
+            raw = raw.replace(bytes((b,)), _ESCAPES[b])
+    return raw
 
 
 def form_body(data: dict[str, object]) -> bytes:
     """The SDK's form parameters as an ``application/x-www-form-urlencoded`` body, byte for byte
     what aiohttp's ``FormData`` makes of the dict (``urlencode(data, doseq=True)``: a list value
-    repeats the name), in half the time of ``urlencode``'s ``quote_plus``."""
-    def plus(value: object) -> str:
-        return str(value).encode().decode("latin-1").translate(_FORM)
+    repeats the name; ``quote_plus``: a space as "+"), in a third of ``urlencode``'s time."""
+    fields = []
+    for name, value in data.items():
+        for v in value if isinstance(value, (list, tuple)) else (value,):
+            fields.append(b"%s=%s" % (_name(name), _plus(v)))
+    return b"&".join(fields)
 
-    pairs = ((name, v) for name, value in data.items() for v in (value if isinstance(value, (list, tuple)) else (value,)))
-    return "&".join(f"{plus(name)}={plus(v)}" for name, v in pairs).encode("ascii")
+
+@functools.lru_cache(maxsize=64)  # the SDK's few names, the same for every text
+def _name(name: str) -> bytes:
+    return _plus(name)
+
+
+def _plus(value: object) -> bytes:
+    return escaped(str(value).encode(), UNRESERVED + b" ").replace(b" ", b"+")
 
 
 def _reached_provider(exc: Exception) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote_from_bytes
 
 import pytest
 from aiohttp import FormData
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.providers import FakeSms
-from connectors.providers.sms import form_body
+from connectors.providers.sms import escaped, form_body
 
 T0 = datetime(2026, 5, 1, 17, 0, tzinfo=timezone.utc)
 
@@ -48,6 +49,12 @@ def test_find_needs_an_aware_time():
 @given(st.dictionaries(st.from_regex(r"[A-Za-z]{1,16}", fullmatch=True), st.one_of(st.text(max_size=200), st.integers(), st.lists(st.text(max_size=20), max_size=3)), max_size=6))
 def test_the_adapters_form_body_is_what_aiohttp_would_send(form):
     assert form_body(form) == FormData(form)()._value
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=100).map(str.encode), st.sampled_from([b"", b" ", b"/:", b"%"]))
+def test_escaped_is_quote_from_bytes(raw, safe):
+    assert escaped(raw, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~" + safe).decode() == quote_from_bytes(raw, safe)
 
 
 def test_a_texts_form_body_is_what_aiohttp_would_send():
