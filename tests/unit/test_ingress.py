@@ -70,11 +70,15 @@ def test_a_body_cannot_claim_another_partner(env):
     assert pub.records == []
 
 
-@pytest.mark.parametrize("case", ["wrong secret", "stale", "unknown partner", "missing headers"])
+@pytest.mark.parametrize("case", ["wrong secret", "stale", "unknown partner", "missing headers", "a timestamp of 400 digits"])
 def test_bad_authentication_gets_401_and_writes_nothing(env, case):
     client, pub, secrets = env
     payload = [checkin("c1", "rally-1", phone="+15105550123")]
-    if case == "wrong secret":
+    if case == "a timestamp of 400 digits":  # was a 500: no float compares with it
+        r = client.post("/v1/events", json=payload, headers={"X-Turnout-Partner": "union-a", "X-Turnout-Timestamp": "9" * 400,
+                                                              "X-Turnout-Signature": "v1=00"})
+        assert r.json() == {"detail": "signature rejected: X-Turnout-Timestamp is not unix seconds", "errors": []}
+    elif case == "wrong secret":
         r = post(client, secrets, "union-a", payload, secret="forged")
     elif case == "stale":
         r = post(client, secrets, "union-a", payload, ts=time.time() - 301)

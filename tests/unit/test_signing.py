@@ -43,6 +43,13 @@ def test_missing_or_malformed_headers_are_refused():
         verify(SECRET, "yesterday", "v1=00", BODY, NOW, 300)
 
 
+@pytest.mark.parametrize("ts", ["9" * 400, "1_790000000", " 1790000000", "1790000000 ", "+1790000000", "\u0661\u0667\u0669\u0660\u0660\u0660\u0660\u0660\u0660\u0660"],
+                         ids=["400 digits", "underscore", "leading space", "trailing space", "plus sign", "arabic-indic digits"])
+def test_a_timestamp_is_taken_only_as_ascii_digits(ts):
+    with pytest.raises(SignatureError, match="unix seconds"):
+        verify(SECRET, ts, signature(SECRET, ts, BODY), BODY, NOW, 300)
+
+
 def test_a_timestamp_swapped_under_a_valid_signature_is_refused():
     sig = signature(SECRET, NOW, BODY)
     with pytest.raises(SignatureError, match="does not match"):
