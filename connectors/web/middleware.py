@@ -71,10 +71,15 @@ LIVE_DATA = (b"application/json", b"text/csv")
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
+def security_headers(https: bool) -> list[tuple[bytes, bytes]]:
+    """The headers every answer carries (``connectors.web.server``'s refusals too)."""
+    return [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), *([HSTS] if https else [])]
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp, *, https: bool = False) -> None:
         self.app = app
-        self.always = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), *([HSTS] if https else [])]
+        self.always = security_headers(https)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

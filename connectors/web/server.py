@@ -8,14 +8,20 @@ uvicorn's own httptools protocol (no proxy is needed in front, though one may be
 
 - the head (request line and headers) must arrive within ``head_timeout`` seconds of the
   connection opening or of the previous response, and be at most ``max_head_bytes`` long
-  (else 408 or 431, and the connection is closed);
+  (else 408 or 431, and the connection is closed). The size is counted twice: the bytes read
+  while a head is incomplete (a head that never ends), and the target and header lines the
+  parser hands over (a head read whole in one piece, which the first count cannot see end);
 - the body must arrive within ``body_timeout`` seconds of the head (else the connection is
   closed: the app sees a disconnect, logged at INFO).
+
+These refusals, and uvicorn's own 400 for a request that is not HTTP, have the body every
+refusal of the app has: ``{"detail": "…", "errors": []}``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 
@@ -23,6 +29,8 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from streams.settings import Settings
+
+from .middleware import DATA_POLICY, security_headers
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +42,12 @@ class Limits:
     keep_alive: float
     max_head_bytes: int
     max_connections: int
+    https: bool = False  # the refusals below then carry HSTS, as the app's answers do
 
     @classmethod
     def of(cls, s: Settings) -> Limits:
-        return cls(s.web_head_timeout, s.web_body_timeout, s.web_keep_alive, s.web_max_head_bytes, s.web_max_connections)
+        return cls(s.web_head_timeout, s.web_body_timeout, s.web_keep_alive, s.web_max_head_bytes, s.web_max_connections,
+                   s.public_url.startswith("https://"))
 
 
 class BoundedHttpTools(HttpToolsProtocol):
@@ -65,6 +75,32 @@ class BoundedHttpTools(HttpToolsProtocol):
                 self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_head_bytes:
                 self._refuse(431, "request head too large")
+
+    def on_message_begin(self) -> None:
+        self._parsed_head = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_parsed(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_parsed(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def _count_parsed(self, n: int) -> None:
+        self._parsed_head += n
+        if self._parsed_head > self.limits.max_head_bytes:
+            # Stops the parser before the head completes, so no app sees the request; uvicorn
+            # answers a parser stop with ``send_400_response``, which says 431 instead.
+            self._head_too_large = True
+            raise HeadTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        if getattr(self, "_head_too_large", False):
+            self._refuse(431, "request head too large")
+        else:
+            self._refuse(400, msg)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -101,9 +137,10 @@ class BoundedHttpTools(HttpToolsProtocol):
     def _refuse(self, status: int, reason: str) -> None:
         self._cancel()
         log.info("refused a request: %s", reason)
-        body = reason.encode()
-        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-                             b"connection: close\r\n\r\n%s" % (status, _PHRASES[status], len(body), body))
+        body = json.dumps({"detail": reason, "errors": []}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), (b"connection", b"close"),
+                   *security_headers(self.limits.https), (b"content-security-policy", DATA_POLICY.encode())]
+        self.transport.write(b"HTTP/1.1 %d %s\r\n%s\r\n%s" % (status, _PHRASES[status], b"".join(b"%s: %s\r\n" % h for h in headers), body))
         self.transport.close()
 
     def _arm(self, seconds: float, then) -> None:
@@ -116,7 +153,11 @@ class BoundedHttpTools(HttpToolsProtocol):
             self._deadline = None
 
 
-_PHRASES = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+class HeadTooLarge(Exception):
+    """Raised from a parser callback: the head passed ``max_head_bytes``."""
+
+
+_PHRASES = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
 def protocol(limits: Limits) -> type[BoundedHttpTools]:

@@ -190,6 +190,31 @@ def test_a_batch_with_a_lone_surrogate_is_written_once_validated_and_its_neighbo
     assert stack.action_rows("rally-1")["union-a"] == {"pledged": 0, "rsvp_yes": 1, "attended": 1}
 
 
+def answer_to(port: int, request: bytes) -> tuple[int, dict]:
+    """Send ``request`` in one write; the status and JSON body of the answer (the server closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := drain(sock):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower() and b"x-content-type-options: nosniff" in head.lower(), head  # as every answer
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_a_head_past_64_kib_read_whole_and_a_request_that_is_not_http_are_refused_with_the_usual_body(make_stack):
+    stack = make_stack()
+    stack.start_web()
+    # Read in one piece, the head was complete before it was counted: it reached the app (200).
+    big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 100_000 + b"\r\n\r\n"
+    assert answer_to(stack.web_port, big) == (431, {"detail": "request head too large", "errors": []})
+    status, body = answer_to(stack.web_port, b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 400 and body["detail"] and body["errors"] == []
+    many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"b" * 1000) for i in range(70)) + b"\r\n"
+    assert answer_to(stack.web_port, many)[0] == 431
+    assert stack.http.get(f"{stack.url}/healthz", headers={"X-A": "a" * 60_000}).status_code == 200  # under the limit
+
+
 def test_a_head_past_64_kib_gets_431_and_requests_on_a_kept_connection_are_not_mistaken_for_one(make_stack):
     stack = make_stack()
     stack.start_web()
