@@ -4,6 +4,8 @@ Rules, checked per channel in this order; the first that fails is the reason rec
 
 1. *out of area*: the person's postal code is not in the action's target area (see
    ``in_target``). An action with an empty target area reaches nobody: it must name its area.
+   *no template*: the action has no message for that channel (in any language), so it takes
+   no room under the cap (rule 5) from a channel it has one for.
 2. *opted out*: any entry in ``person.opted_out`` for the channel blocks it. Only START
    (which removes the entry) restores it; a later sign-up that ticks consent again does not.
 3. *no consent*: consent for that channel is absent or not granted, or *not a sponsor's*: it
@@ -130,7 +132,7 @@ def decide(person: PersonRecord, action: ActionEvent, *, recent_asks: int, cap: 
     reasons: dict[Channel, str] = {}
     allowed: list[Channel] = []
     for channel in CHANNELS:
-        problem = _channel_problem(person, channel, sponsors)
+        problem = "no template" if not getattr(action.templates, channel) else _channel_problem(person, channel, sponsors)
         if problem:
             reasons[channel] = problem
         else:

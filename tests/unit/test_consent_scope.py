@@ -11,7 +11,7 @@ from contracts.events import ActionEvent, SignupEvent
 from tests.factories import action, signup
 
 T = datetime(2026, 11, 22, 15, tzinfo=timezone.utc)
-ACTION = ActionEvent.model_validate(action("rally-1"))
+ACTION = ActionEvent.model_validate({**action("rally-1"), "templates": {"sms": {"en": "Rally {rsvp_link}"}}})
 
 
 def signed_up(*grants: tuple[str, str]):

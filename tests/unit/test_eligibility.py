@@ -23,7 +23,7 @@ def person(consent=("sms", "email"), opted_out=(), phone="+15105550123", email="
 
 
 def action(**target) -> ActionEvent:
-    item = action_event("rally-1")
+    item = {**action_event("rally-1"), "templates": {"sms": {"en": "Rally {rsvp_link}"}, "email": {"en": {"subject": "Rally", "body": "Come {rsvp_link}"}}}}
     if target:
         item["target"] = target
     return ActionEvent.model_validate(item)
@@ -89,6 +89,13 @@ def test_cap_leaves_room_for_email_when_sms_is_not_possible():
     verdict = decided(person(consent=("email",)), recent_asks=2, cap=3)
     assert verdict.channels == ("email",)
     assert verdict.reasons == {"sms": "no consent"}
+
+
+def test_a_channel_the_action_has_no_template_for_takes_no_room_under_the_cap():
+    email_only = action().model_copy(update={"templates": action().templates.model_copy(update={"sms": {}})})
+    verdict = decided(a=email_only, recent_asks=2, cap=3)
+    assert verdict.channels == ("email",)
+    assert verdict.reasons == {"sms": "no template"}
 
 
 def test_cap_of_zero_sends_nothing():
