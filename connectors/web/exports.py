@@ -50,7 +50,7 @@ def unique_rows(book: TallyBook) -> Iterator[list[object]]:
     for action_id in newest_first(book):
         record = book.action_record(action_id)
         people, total = book.people.in_action(action_id), summed(book.counts(action_id).values())
-        yield [action_id, _text(record.action.title) if record else "", record.action.starts_at.isoformat() if record else "",
+        yield [action_id, _text(record.action.title) if record else "", local_start(record.action) if record else "",
                people["rsvp_yes"], people["attended"], _blank(ratio(total["showed"], total["rsvp_yes"]))]
     totals = book.coalition().totals
     yield [COALITION, "every posted action", "", totals.unique_rsvp_yes, totals.unique_attended, _blank(totals.show_rate)]

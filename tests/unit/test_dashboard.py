@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from connectors.web import dashboard
+from connectors.web import dashboard, exports
 from connectors.web.app import create_app
 from connectors.web.dashboard.view import Viewer, build_view, trend
 from connectors.accounts.store import MemoryAccountLog
@@ -299,6 +299,16 @@ def test_an_action_start_is_written_in_the_action_zone_whatever_the_server_zone(
     view = build_view(book, {}, Viewer(role="organizer"), None, at - timedelta(days=1), 14)
     assert view.action.starts_local == "Wednesday, December 2, 2026, 3:47 PM PST"
     assert view.actions[0].starts_local == view.action.starts_local and view.actions[0].time_zone == "America/Los_Angeles"
+
+
+def test_every_export_writes_an_action_start_in_its_zone_to_the_second():
+    book = TallyBook()
+    at = datetime(2026, 12, 2, 23, 47, 5, 123456, tzinfo=timezone.utc)  # posted as UTC, with microseconds
+    raw = {**action("rr-1"), "starts_at": at.isoformat(), "time_zone": "America/Los_Angeles"}
+    book.apply("action", "rr-1", ActionRecord(partner="union-a", action=ActionEvent.model_validate(raw)))
+    book.apply("pledge", "rr-1|union-a", Pledge(action_id="rr-1", partner="union-a", count=5, occurred_at=at, event_id="p"))
+    for rows in (exports.tallies_rows(book, {}), exports.unique_rows(book), exports.aggregate_rows(book)):
+        assert next(rows)[2] == "2026-12-02T15:47:05-08:00"
 
 
 def test_an_action_not_started_says_so_and_one_without_pledges_has_nothing_to_measure_against():
