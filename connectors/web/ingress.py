@@ -121,15 +121,26 @@ class Authority:
     role: str = "member"
     received_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     owner_of: Callable[[str], str | None] = lambda action_id: None
+    #: The partner ids of the coalition file (disabled ones too), ``None``: not checked.
+    partners: frozenset[str] | None = None
 
     def check(self, index: int, event: PartnerEvent) -> tuple[list[FieldError], Warning_ | None]:
         action_id = getattr(event, "action_id", None)
         owner = self.owner_of(action_id) if action_id is not None else None
-        errors = authority_errors(event, self.partner, self.role, self.received_at, owner)
+        errors = authority_errors(event, self.partner, self.role, self.received_at, owner) + self.unknown_partners(event)
         if errors or action_id is None or owner is not None or isinstance(event, ActionEvent):
             return errors, None
         return [], Warning_(index=index, event_id=event.event_id, message=f"no partner has posted action {action_id!r} yet: "
                             "this is kept and counted once the action is posted (check the id)")
+
+
+    def unknown_partners(self, event: PartnerEvent) -> list[FieldError]:
+        """An action's inline pledges may name only partners of the coalition: a typo would
+        otherwise be a partner of its own in every tally."""
+        if self.partners is None or not isinstance(event, ActionEvent):
+            return []
+        return [FieldError(field=f"pledges.{i}.partner", message=f"no partner {p.partner!r} in the coalition", type="unknown_partner")
+                for i, p in enumerate(event.pledges) if p.partner not in self.partners]
 
 
 def authority_errors(event: Any, partner: str, role: str, received_at: datetime, owner: str | None) -> list[FieldError]:
@@ -174,7 +185,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             items = parse_events(body, s.max_batch)
         except BadBody as exc:
             raise refused(400, str(exc), "bad_body") from None
-        authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owner_of)
+        authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owner_of, frozenset(coalition().partners))
         checked = validate_events(items, s.default_region, authority)
         out = await sealed_records(checked.accepted, authority, person_secret, data_keys)
         if out:

@@ -297,6 +297,16 @@ def test_times_more_than_five_minutes_ahead_and_member_quiet_hour_overrides_are_
     assert post(client, secrets, "backbone", [loud]).json()["accepted"] == 1
 
 
+def test_an_inline_pledge_must_name_a_partner_of_the_coalition(env):
+    client, pub, secrets = env
+    typo = action("own-2", pledges={"union-a": 40, "faith-bb": 5})
+    r = post(client, secrets, "union-a", [typo, action("own-3", pledges={"faith-b": 8})])
+    assert r.status_code == 202 and r.json()["accepted"] == 1
+    assert r.json()["rejected"] == [{"index": 0, "event_id": "a-own-2", "errors": [
+        {"field": "pledges.1.partner", "message": "no partner 'faith-bb' in the coalition", "type": "unknown_partner"}]}]
+    assert [e.event.action_id for e in envelopes(pub)] == ["own-3"]
+
+
 def test_a_bug_is_a_500_with_the_same_error_body(tmp_path):
     s = Settings(coalition=tmp_path / "c.toml", organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
     app = create_app(s, publisher=ListPublisher(), book=TallyBook())

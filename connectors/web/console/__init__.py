@@ -78,7 +78,8 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
 
     def checked(form: dict[str, str], partner: Partner):
         event = to_event(form, form.get("event_id") or "console-" + secrets.token_hex(10), datetime.now(timezone.utc))
-        result = validate_events([event], s.default_region, Authority(partner.id, partner.role, datetime.now(timezone.utc), owner_of))
+        result = validate_events([event], s.default_region, Authority(partner.id, partner.role, datetime.now(timezone.utc), owner_of,
+                                                                     frozenset(coalition().partners)))
         errors = [{"field": e.field, "message": e.message} for rej in result.rejected for e in rej.errors]
         return event, errors, (result.accepted[0][1] if result.accepted else None)
 
