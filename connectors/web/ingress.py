@@ -70,9 +70,16 @@ class IngestResult(BaseModel):
 
 
 class IngestRefusal(IngestResult):
-    """The 422 when no event was valid: the ingest result, and ``detail`` as every error has."""
+    """The 422 when no event was valid: the ingest result, and ``detail`` and ``errors`` as every
+    refusal has (``errors``: every rejection's, the field prefixed with the event's index)."""
 
     detail: str = "no event was valid: see rejected"
+    errors: list[FieldError] = []
+
+    @classmethod
+    def of(cls, result: IngestResult) -> IngestRefusal:
+        errors = [e.model_copy(update={"field": f"{r.index}.{e.field}"}) for r in result.rejected for e in r.errors]
+        return cls(**result.model_dump(), errors=errors)
 
 
 #: The README's batch, as the document's examples (a test posts them: they must be accepted).
@@ -195,7 +202,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
         metrics.EVENTS_REJECTED.labels("duplicate").inc(checked.duplicates)
         if out or checked.duplicates:
             return JSONResponse(checked.result().model_dump(), status_code=202)
-        return JSONResponse(IngestRefusal(**checked.result().model_dump()).model_dump(), status_code=422)
+        return JSONResponse(IngestRefusal.of(checked.result()).model_dump(), status_code=422)
 
     return r
 

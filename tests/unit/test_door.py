@@ -223,12 +223,12 @@ def test_what_the_api_refuses_the_page_refuses_and_writes_nothing(door):
     sign_in(client, STAFF_A)
     bad_phone = {"event_id": "walkin-000002", "given_name": "Dee", "phone": "12"}
     r = client.post("/dashboard/checkin/rally-1", data=bad_phone, headers={"Accept": "application/json"})
-    assert r.status_code == 422 and "person.phone" in r.json()["detail"]
+    assert r.status_code == 422 and "person.phone" in r.json()["detail"] and r.json()["errors"][0]["field"] == "0.person.phone"
     faith_ref = Directory(SECRET, b"ref-key").ref("faith-b", person_key(SECRET, CY, None))  # another partner's person
     r = client.post("/dashboard/checkin/rally-1", data={"ref": faith_ref, "event_id": "0123456789abcdef"}, headers={"Accept": "application/json"})
-    assert r.status_code == 422 and r.json()["field"] == "ref"
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["ref"] and r.json()["detail"]
     r = client.post("/dashboard/checkin/rally-1", data={"ref": "x", "event_id": "short"}, headers={"Accept": "application/json"})
-    assert r.status_code == 422 and r.json()["field"] == "event_id"
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["event_id"]
     assert publisher.records == []
 
 

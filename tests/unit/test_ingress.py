@@ -117,6 +117,7 @@ def test_a_single_invalid_event_gets_422_naming_the_field(env):
     r = post(client, secrets, "union-a", {**pledge("u1", "rally-1", 3), "count": "many"})
     assert r.status_code == 422
     assert r.json()["rejected"][0]["errors"][0]["field"] == "count"
+    assert r.json()["detail"] and r.json()["errors"] == [{**r.json()["rejected"][0]["errors"][0], "field": "0.count"}]  # as every refusal
     assert pub.records == []
 
 

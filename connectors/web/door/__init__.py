@@ -33,6 +33,7 @@ from streams.coalition import Coalition
 from streams.keys import fact_key
 
 from ..dashboard.access import Access
+from ..errors import FieldError, error
 from ..pages import small_form
 from ..pages.words import when
 from .checkin import Refusal, checkin_event, event_id, tapped_at, walk_in
@@ -106,7 +107,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
             answer, name = await write(partner, action_id, form)
         except Refusal as no:
             if wants_json:
-                return JSONResponse({"detail": f"{no.field}: {no.message}", "field": no.field}, status_code=422)
+                return error(422, f"{no.field}: {no.message}", [FieldError(field=no.field, message=no.message, type="value_error")])
             return render(request, partner, action_id, problem=f"Not checked in: {no.message}.", status=422)
         if answer.status == 202:
             if wants_json:
@@ -115,7 +116,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         detail = api_detail(answer.body)
         if wants_json:
             extra = {"Retry-After": answer.retry_after} if answer.retry_after else {}
-            return JSONResponse({"detail": detail}, status_code=answer.status, headers=extra)
+            return error(answer.status, detail, [FieldError.model_validate(e) for e in answer.body.get("errors", [])], extra)
         return render(request, partner, action_id, problem=f"Not checked in ({answer.status}): {detail}", status=answer.status)
 
     async def write(partner: str, action_id: str, form: dict[str, str]):
