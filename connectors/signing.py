@@ -39,14 +39,19 @@ def headers(partner: str, secret: str, body: bytes, now: float) -> dict[str, str
     }
 
 
+def unix_seconds(text: str) -> int | None:
+    """A signed timestamp header as unix seconds, or ``None`` unless it is 1 to 12 ASCII digits."""
+    return int(text) if _UNIX_SECONDS.fullmatch(text) else None
+
+
 def check_timestamp(timestamp: str | None, sig: str | None, now: float, tolerance: int) -> int:
     """The signed timestamp, if both headers are there and it is near ``now``; else ``SignatureError``.
     Needs no body: the ingress calls it before reading one."""
     if not timestamp or not sig:
         raise SignatureError("missing X-Turnout-Timestamp or X-Turnout-Signature")
-    if not _UNIX_SECONDS.fullmatch(timestamp):
+    ts = unix_seconds(timestamp)
+    if ts is None:
         raise SignatureError("X-Turnout-Timestamp is not unix seconds")
-    ts = int(timestamp)
     if abs(now - ts) > tolerance:
         raise SignatureError(f"timestamp is more than {tolerance}s from now")
     return ts

@@ -43,6 +43,14 @@ from .tally_reader import Changes, TallyReader
 log = logging.getLogger(__name__)
 
 
+class App(FastAPI):
+    """FastAPI with ``SecurityHeaders`` around everything, Starlette's own answer to an
+    unhandled exception (the 500) included, which the middleware it is given cannot reach."""
+
+    def build_middleware_stack(self):  # noqa: ANN201
+        return SecurityHeaders(super().build_middleware_stack(), https=self.state.https)
+
+
 class CoalitionFile:
     """The coalition file, re-read when it changes so `turnout partners add` takes effect at once."""
 
@@ -104,7 +112,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
             for part in reversed(owned):
                 await part.stop()
 
-    app = FastAPI(
+    app = App(
         title="turnout",
         version="1",
         summary="Signed partner webhooks in; exact, live turnout tallies out.",
@@ -119,7 +127,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         same_site="lax", https_only=s.public_url.startswith("https://"),
     )
     app.add_middleware(BodyLimit, limit=s.max_body_bytes)
-    app.add_middleware(SecurityHeaders, https=s.public_url.startswith("https://"))  # on every answer, the body limit's included
+    app.state.https = s.public_url.startswith("https://")
     app.add_middleware(HeadAsGet)  # outermost: HEAD goes everywhere GET goes
     errors.install(app)
     docs.install(app)

@@ -32,6 +32,7 @@ from twilio.request_validator import RequestValidator
 from contracts.asks import parse_ask_id
 from contracts.people import normalize_phone
 from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
+from connectors.signing import unix_seconds
 from streams.keys import person_key
 from streams.settings import Settings
 from streams.topology import provider_topic
@@ -172,7 +173,8 @@ def _fields(exc: ValidationError, names: dict[str, str]) -> list[FieldError]:
 
 def _fresh(timestamp: str, now: float, window: int) -> bool:
     """Whether a signed timestamp is at most ``window`` s old and at most ``SENDGRID_SKEW`` s ahead."""
-    return timestamp.isdigit() and len(timestamp) <= 12 and now - window <= int(timestamp) <= now + SENDGRID_SKEW
+    seconds = unix_seconds(timestamp)
+    return seconds is not None and now - window <= seconds <= now + SENDGRID_SKEW
 
 
 def reply_keyword(body: str) -> str:

@@ -215,6 +215,18 @@ def test_a_head_past_64_kib_read_whole_and_a_request_that_is_not_http_are_refuse
     assert stack.http.get(f"{stack.url}/healthz", headers={"X-A": "a" * 60_000}).status_code == 200  # under the limit
 
 
+@pytest.mark.parametrize("timestamp", [b"\xb2", b"17\xb9\xb2", b" 1790000000", b"1_790000000"],
+                         ids=["superscript two", "superscripts", "leading space", "underscore"])
+def test_a_sendgrid_timestamp_that_is_not_ascii_digits_gets_403_never_a_500(make_stack, timestamp):
+    stack = make_stack(sendgrid_public_key=EventSigner().public_key)
+    stack.start_web()
+    # Header bytes are read as Latin-1: "\xb2" is "²", a digit to str.isdigit but not to int().
+    request = (b"POST /v1/providers/sendgrid/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+               b"X-Twilio-Email-Event-Webhook-Signature: MEUCIQ==\r\nX-Twilio-Email-Event-Webhook-Timestamp: %s\r\n\r\n[]" % timestamp)
+    status, body = answer_to(stack.web_port, request)
+    assert status == 403 and "timestamp" in body["detail"], body
+
+
 def test_a_head_past_64_kib_gets_431_and_requests_on_a_kept_connection_are_not_mistaken_for_one(make_stack):
     stack = make_stack()
     stack.start_web()

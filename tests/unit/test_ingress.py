@@ -318,3 +318,4 @@ def test_a_bug_is_a_500_with_the_same_error_body(tmp_path):
 
     r = TestClient(app, raise_server_exceptions=False).get("/boom")
     assert r.status_code == 500 and r.json() == {"detail": "internal error", "errors": []}
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"  # as every answer
