@@ -102,6 +102,18 @@ def test_names_stay_sealed_in_the_directory_and_a_person_whose_keys_are_erased_i
     assert [e.name for e in d.roster("faith-b", "rally-1", nobody)] == ["Cy"]
 
 
+@pytest.mark.parametrize("order", ["sign-up first", "rsvp first"])
+def test_an_rsvp_naming_only_the_email_is_the_person_the_partner_signed_up_with_phone_and_email(order):
+    d = Directory(SECRET, b"ref-key", open=KEYS.ring.open)
+    both = signup("s9", phone=phone(9), email="pat@example.org", given_name="Pat", family_name="Brightwater")
+    by_email = rsvp("r9", "rally-1", "yes", email="pat@example.org")
+    for event in ([both, by_email] if order == "sign-up first" else [by_email, both]):
+        feed(d, "union-a", event)  # separate requests
+    (entry,) = d.roster("union-a", "rally-1", nobody)
+    assert (entry.name, entry.phone_last4, entry.has_email, entry.rsvp) == ("Pat Brightwater", phone(9)[-4:], True, "yes")
+    assert d.find("union-a", "rally-1", entry.ref).phone == phone(9)
+
+
 def test_unreadable_records_are_skipped_not_fatal():
     d = seeded()
     assert not apply_record(d, b"x", b'{"not": "an envelope"}')

@@ -76,6 +76,9 @@ class Directory:
     people: dict[str, dict[str, Contact]] = field(default_factory=dict)
     rsvps: dict[tuple[str, str], dict[str, Status]] = field(default_factory=dict)
     checkins: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    #: Per partner, the email key of a person it posted with a phone too → that person's key
+    #: (``Envelope.email_key``): an event naming only the email is that person's.
+    aliases: dict[str, dict[str, str]] = field(default_factory=dict)
     records: int = 0
 
     def apply(self, envelope: dict) -> None:
@@ -88,6 +91,7 @@ class Directory:
         kind = event.get("type")
         if key is None or kind not in PERSON_EVENTS:
             return
+        key = self.aliases.get(partner, {}).get(key, key)
         if kind != "supporter_rsvp":
             p = event["person"]
             contact = Contact(p.get("given_name"), p.get("family_name"), p.get("phone"), p.get("email"))
@@ -97,6 +101,24 @@ class Directory:
             self.rsvps.setdefault((event["action_id"], partner), {})[key] = event["status"]
         elif kind == "checkin":
             self.checkins.setdefault((event["action_id"], partner), set()).add(key)
+        if (email_key := envelope.get("email_key")) and email_key != key:
+            self._alias(partner, email_key, key)
+
+    def _alias(self, partner: str, alias: str, key: str) -> None:
+        """From now on ``alias`` is ``key`` for ``partner``; what it holds under ``alias`` moves there."""
+        self.aliases.setdefault(partner, {})[alias] = key
+        own = self.people.get(partner, {})
+        if alias in own:
+            old = own.pop(alias)
+            own[key] = old.merged(own[key]) if key in own else old
+        for (_, who), said in self.rsvps.items():
+            if who == partner and alias in said:
+                status = said.pop(alias)
+                said.setdefault(key, status)
+        for (_, who), keys in self.checkins.items():
+            if who == partner and alias in keys:
+                keys.discard(alias)
+                keys.add(key)
 
     def forget(self, contact_keys: Iterable[str]) -> None:
         """An erasure request: drop every person known by one of ``contact_keys``."""
@@ -111,6 +133,10 @@ class Directory:
                 del per_person[key]
         for keys in self.checkins.values():
             keys -= gone
+        for aliases in self.aliases.values():
+            for alias, key in list(aliases.items()):
+                if alias in gone or key in gone:
+                    del aliases[alias]
 
     def opened(self, contact: Contact | None) -> Contact | None:
         """``contact`` readable, or ``None`` when a field it holds cannot be opened (erased)."""
