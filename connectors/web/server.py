@@ -58,6 +58,7 @@ class BoundedHttpTools(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
+        self._head_too_large = False
         self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -97,7 +98,7 @@ class BoundedHttpTools(HttpToolsProtocol):
             raise HeadTooLarge
 
     def send_400_response(self, msg: str) -> None:
-        if getattr(self, "_head_too_large", False):
+        if self._head_too_large:
             self._refuse(431, "request head too large")
         else:
             self._refuse(400, msg)
