@@ -114,6 +114,8 @@ class Checked:
                             warnings=self.warnings)
 
 
+#: Actions accepted here that the web app remembers until it has read their facts.
+MAX_POSTED = 10_000
 #: How far in the future an event's ``occurred_at`` may be (clocks differ a little, no more).
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -166,6 +168,21 @@ def authority_errors(event: Any, partner: str, role: str, received_at: datetime,
 def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], person_secret: bytes, data_keys: DataKeys,
            owner_of: Callable[[str], str | None] = lambda action_id: None) -> APIRouter:
     r = APIRouter(tags=["partners"])
+    # Actions this app accepted that ``owner_of`` (the fact topic, read a moment later) may not
+    # know yet, by their first poster: a pledge right behind its action is not "not posted yet",
+    # and another partner's post of the same id is refused here too, not only by the worker.
+    posted: dict[str, str] = {}
+
+    def owner(action_id: str) -> str | None:
+        return owner_of(action_id) or posted.get(action_id)
+
+    def remember(events: list[tuple[int, PartnerEvent]], partner: str) -> None:
+        for _, event in events:
+            if isinstance(event, ActionEvent) and owner(event.action_id) is None:
+                posted[event.action_id] = partner
+        if len(posted) > MAX_POSTED:  # the fact topic has caught up with most of them
+            for action_id in [a for a in posted if owner_of(a) is not None] or list(posted)[: len(posted) // 2]:
+                del posted[action_id]
 
     @r.post(
         "/v1/events", status_code=202, response_model=IngestResult,
@@ -192,11 +209,12 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             items = parse_events(body, s.max_batch)
         except BadBody as exc:
             raise refused(400, str(exc), "bad_body") from None
-        authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owner_of, frozenset(coalition().partners))
+        authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owner, frozenset(coalition().partners))
         checked = validate_events(items, s.default_region, authority)
         out = await sealed_records(checked.accepted, authority, person_secret, data_keys)
         if out:
             await publisher.publish(out)
+            remember(checked.accepted, partner.id)
             metrics.EVENTS_ACCEPTED.labels(partner.id).inc(len(out))
         metrics.EVENTS_REJECTED.labels("invalid_event").inc(len(checked.rejected))
         metrics.EVENTS_REJECTED.labels("duplicate").inc(checked.duplicates)

@@ -298,6 +298,15 @@ def test_times_more_than_five_minutes_ahead_and_member_quiet_hour_overrides_are_
     assert post(client, secrets, "backbone", [loud]).json()["accepted"] == 1
 
 
+def test_an_action_just_accepted_is_known_before_its_fact_is_read(env):
+    client, pub, secrets = env  # the book never learns of new-1 here: the fact topic's lag, made long
+    assert post(client, secrets, "union-a", [action("new-1")]).json() == {"accepted": 1, "duplicates": 0, "rejected": [], "warnings": []}
+    r = post(client, secrets, "union-a", [pledge("p1", "new-1", 5)])
+    assert r.json()["warnings"] == []  # not "no partner has posted action 'new-1' yet"
+    r = post(client, secrets, "faith-b", [{**action("new-1"), "event_id": "h2"}])
+    assert r.status_code == 422 and r.json()["rejected"][0]["errors"][0]["type"] == "not_owner"
+
+
 def test_an_inline_pledge_must_name_a_partner_of_the_coalition(env):
     client, pub, secrets = env
     typo = action("own-2", pledges={"union-a": 40, "faith-bb": 5})
