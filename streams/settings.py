@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         return [k.strip().encode() for k in (self.master_key.get_secret_value(), *previous) if k.strip()]
 
     @property
+    def https(self) -> bool:
+        """Whether the web app is reached over HTTPS (secure cookies, HSTS)."""
+        return self.public_url.startswith("https://")
+
+    @property
     def rsvp_links(self) -> str:
         """Where RSVP links point (``<this>/<action>/<token>``)."""
         return (self.rsvp_base_url or self.public_url.rstrip("/") + "/r").rstrip("/")

@@ -124,10 +124,10 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     session_key = hmac.new(secret, b"turnout dashboard session", "sha256").hexdigest()
     app.add_middleware(
         SessionMiddleware, secret_key=session_key, session_cookie="turnout_session", max_age=int(s.session_hours * 3600),
-        same_site="lax", https_only=s.public_url.startswith("https://"),
+        same_site="lax", https_only=s.https,
     )
     app.add_middleware(BodyLimit, limit=s.max_body_bytes)
-    app.state.https = s.public_url.startswith("https://")
+    app.state.https = s.https
     app.add_middleware(HeadAsGet)  # outermost: HEAD goes everywhere GET goes
     errors.install(app)
     docs.install(app)

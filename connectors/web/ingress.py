@@ -136,25 +136,19 @@ class Authority:
     def check(self, index: int, event: PartnerEvent) -> tuple[list[FieldError], Warning_ | None]:
         action_id = getattr(event, "action_id", None)
         owner = self.owner_of(action_id) if action_id is not None else None
-        errors = authority_errors(event, self.partner, self.role, self.received_at, owner) + self.unknown_partners(event)
+        errors = authority_errors(event, self.partner, self.role, self.received_at, owner, self.partners)
         if errors or action_id is None or owner is not None or isinstance(event, ActionEvent):
             return errors, None
         return [], Warning_(index=index, event_id=event.event_id, message=f"no partner has posted action {action_id!r} yet: "
                             "this is kept and counted once the action is posted (check the id)")
 
 
-    def unknown_partners(self, event: PartnerEvent) -> list[FieldError]:
-        """An action's inline pledges may name only partners of the coalition: a typo would
-        otherwise be a partner of its own in every tally."""
-        if self.partners is None or not isinstance(event, ActionEvent):
-            return []
-        return [FieldError(field=f"pledges.{i}.partner", message=f"no partner {p.partner!r} in the coalition", type="unknown_partner")
-                for i, p in enumerate(event.pledges) if p.partner not in self.partners]
-
-
-def authority_errors(event: Any, partner: str, role: str, received_at: datetime, owner: str | None) -> list[FieldError]:
+def authority_errors(event: Any, partner: str, role: str, received_at: datetime, owner: str | None,
+                     partners: frozenset[str] | None = None) -> list[FieldError]:
     """What a valid event may still not claim: a time in the future, another partner's action
-    (``owner``: who owns it), or, for a member, texting during quiet hours."""
+    (``owner``: who owns it), for a member texting during quiet hours, or an inline pledge for
+    a partner the coalition does not have (``partners``: its ids; ``None``: not checked), which
+    would otherwise be a partner of its own in every tally."""
     errors = []
     if isinstance(event, ActionEvent) and owner is not None and owner != partner and role != "backbone":
         errors.append(FieldError(field="action_id", message=f"action {event.action_id!r} belongs to {owner!r}: only it or the backbone may change it", type="not_owner"))
@@ -162,27 +156,40 @@ def authority_errors(event: Any, partner: str, role: str, received_at: datetime,
         errors.append(FieldError(field="occurred_at", message="is more than 5 minutes in the future", type="future_time"))
     if getattr(event, "override_quiet_hours", False) and role != "backbone":
         errors.append(FieldError(field="override_quiet_hours", message="only the backbone partner may override quiet hours", type="not_allowed"))
+    if partners is not None and isinstance(event, ActionEvent):
+        errors += [FieldError(field=f"pledges.{i}.partner", message=f"no partner {p.partner!r} in the coalition", type="unknown_partner")
+                   for i, p in enumerate(event.pledges) if p.partner not in partners]
     return errors
+
+
+class JustPosted:
+    """The owners of actions, as ``owner_of`` (the actions fact topic, which the web app reads a
+    moment after it writes) knows them, and until then as this app accepted them (their first
+    poster): a pledge right behind its action is not "not posted yet", and another partner's
+    post of the same id is refused here too, not only by the worker."""
+
+    def __init__(self, owner_of: Callable[[str], str | None]) -> None:
+        self.owner_of = owner_of
+        self.posted: dict[str, str] = {}
+
+    def owner(self, action_id: str) -> str | None:
+        return self.owner_of(action_id) or self.posted.get(action_id)
+
+    def remember(self, events: list[tuple[int, PartnerEvent]], partner: str) -> None:
+        for _, event in events:
+            if isinstance(event, ActionEvent) and self.owner(event.action_id) is None:
+                self.posted[event.action_id] = partner
+        if len(self.posted) > MAX_POSTED:  # those the fact topic has brought go; then the oldest
+            for action_id in [a for a in self.posted if self.owner_of(a) is not None]:
+                del self.posted[action_id]
+            while len(self.posted) > MAX_POSTED:
+                del self.posted[next(iter(self.posted))]
 
 
 def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], person_secret: bytes, data_keys: DataKeys,
            owner_of: Callable[[str], str | None] = lambda action_id: None) -> APIRouter:
     r = APIRouter(tags=["partners"])
-    # Actions this app accepted that ``owner_of`` (the fact topic, read a moment later) may not
-    # know yet, by their first poster: a pledge right behind its action is not "not posted yet",
-    # and another partner's post of the same id is refused here too, not only by the worker.
-    posted: dict[str, str] = {}
-
-    def owner(action_id: str) -> str | None:
-        return owner_of(action_id) or posted.get(action_id)
-
-    def remember(events: list[tuple[int, PartnerEvent]], partner: str) -> None:
-        for _, event in events:
-            if isinstance(event, ActionEvent) and owner(event.action_id) is None:
-                posted[event.action_id] = partner
-        if len(posted) > MAX_POSTED:  # the fact topic has caught up with most of them
-            for action_id in [a for a in posted if owner_of(a) is not None] or list(posted)[: len(posted) // 2]:
-                del posted[action_id]
+    owners = JustPosted(owner_of)
 
     @r.post(
         "/v1/events", status_code=202, response_model=IngestResult,
@@ -209,12 +216,12 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             items = parse_events(body, s.max_batch)
         except BadBody as exc:
             raise refused(400, str(exc), "bad_body") from None
-        authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owner, frozenset(coalition().partners))
+        authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owners.owner, frozenset(coalition().partners))
         checked = validate_events(items, s.default_region, authority)
         out = await sealed_records(checked.accepted, authority, person_secret, data_keys)
         if out:
             await publisher.publish(out)
-            remember(checked.accepted, partner.id)
+            owners.remember(checked.accepted, partner.id)
             metrics.EVENTS_ACCEPTED.labels(partner.id).inc(len(out))
         metrics.EVENTS_REJECTED.labels("invalid_event").inc(len(checked.rejected))
         metrics.EVENTS_REJECTED.labels("duplicate").inc(checked.duplicates)

@@ -46,8 +46,7 @@ class Limits:
 
     @classmethod
     def of(cls, s: Settings) -> Limits:
-        return cls(s.web_head_timeout, s.web_body_timeout, s.web_keep_alive, s.web_max_head_bytes, s.web_max_connections,
-                   s.public_url.startswith("https://"))
+        return cls(s.web_head_timeout, s.web_body_timeout, s.web_keep_alive, s.web_max_head_bytes, s.web_max_connections, s.https)
 
 
 class BoundedHttpTools(HttpToolsProtocol):

@@ -307,6 +307,20 @@ def test_an_action_just_accepted_is_known_before_its_fact_is_read(env):
     assert r.status_code == 422 and r.json()["rejected"][0]["errors"][0]["type"] == "not_owner"
 
 
+def test_just_posted_actions_are_forgotten_once_the_facts_know_them_then_oldest_first(monkeypatch):
+    from connectors.web import ingress
+    monkeypatch.setattr(ingress, "MAX_POSTED", 3)
+    known: dict[str, str] = {}
+    owners = ingress.JustPosted(known.get)
+    post = lambda *ids: owners.remember([(0, ActionEvent.model_validate(action(a))) for a in ids], "union-a")  # noqa: E731
+    post("a1", "a2", "a3")
+    known["a2"] = "union-a"  # its fact has been read
+    post("a4")
+    assert list(owners.posted) == ["a1", "a3", "a4"] and owners.owner("a2") == "union-a"
+    post("a5", "a6")
+    assert list(owners.posted) == ["a4", "a5", "a6"] and owners.owner("a1") is None
+
+
 def test_an_inline_pledge_must_name_a_partner_of_the_coalition(env):
     client, pub, secrets = env
     typo = action("own-2", pledges={"union-a": 40, "faith-bb": 5})

@@ -106,7 +106,10 @@ class Directory:
 
     def _alias(self, partner: str, alias: str, key: str) -> None:
         """From now on ``alias`` is ``key`` for ``partner``; what it holds under ``alias`` moves there."""
-        self.aliases.setdefault(partner, {})[alias] = key
+        aliases = self.aliases.setdefault(partner, {})
+        if aliases.get(alias) == key:
+            return  # known: every event since was filed under ``key`` (a re-import of a sign-up sheet)
+        aliases[alias] = key
         own = self.people.get(partner, {})
         if alias in own:
             old = own.pop(alias)
