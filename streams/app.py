@@ -75,6 +75,11 @@ class PendingWrites:
             self._mine.set(mine)
             return mine
 
+    def separate(self) -> None:
+        """From now on, this task (and those it starts) keeps a list of its own, even if the
+        task it was started from had one: concurrent actors of one agent settle apart."""
+        self._mine.set([])
+
     def append(self, fut: Awaitable[Any]) -> None:
         try:
             self._mine.get().append(fut)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, AsyncIterator, Callable, Coroutine, Mapping, NamedTuple, Protocol, Sequence
@@ -92,6 +93,44 @@ class Outbox(Protocol):
         """Finish the queued replies, then release the providers' connections (the worker is stopping)."""
 
 
+class Budget:
+    """How many asks may be decided and marked ``sending`` without an answer yet, across every
+    hand-over in this worker (the partitions planned side by side, the asks topic's sender):
+    what a chunk waits for is waited for *before* it is decided, so that each chunk is decided
+    at most two chunks before the provider gets it, however many partitions are under way.
+    Taken whole and in turn (first come, first served); a chunk larger than the budget takes it all."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self._waiting: deque[tuple[int, asyncio.Future]] = deque()
+
+    async def take(self, n: int) -> int:
+        """Wait until ``n`` asks fit, take them; what to ``give`` back once they are answered."""
+        n = min(n, self.limit)
+        if not self._waiting and self.used + n <= self.limit:
+            self.used += n
+            return n
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting.append((n, turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.give(n)  # granted, but its taker is gone
+            else:
+                self._waiting.remove((n, turn))
+            raise
+        return n
+
+    def give(self, n: int) -> None:
+        self.used -= n
+        while self._waiting and self.used + self._waiting[0][0] <= self.limit:
+            m, turn = self._waiting.popleft()
+            if not turn.done():
+                self.used += m
+                turn.set_result(None)
+
+
 @dataclass(frozen=True)
 class Outreach:
     """What the outreach agents need. ``outbox`` ``None``: no provider is configured; asks are
@@ -111,6 +150,11 @@ class Outreach:
     #: (``callbacks.text_back``) and the console's test sends (``dry_run``). A stopping worker
     #: lets them finish (``close``).
     answering: set[asyncio.Task] = field(default_factory=set)
+    #: Asks being handed over (``Budget``): two chunks' worth.
+    handing: Budget = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "handing", Budget(2 * self.chunk))
 
     def answer_soon(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` on a task of its own, in ``answering`` until done."""
@@ -152,11 +196,15 @@ def owner_fence(p: Pipeline) -> Callable[[int], bool]:
 def register(p: Pipeline, o: Outreach) -> None:
     owns, index = owner_fence(p), PeopleIndex(o.partitions)
 
-    @p.app.agent(p.targeting, name="plan_asks")
+    # One actor per partition, sharing the topic's queue: the partitions are planned and handed
+    # over side by side (a small alert reaches the provider for all of them at once, not one
+    # partition per provider round trip), within the worker's ``Budget`` of asks being handed over.
+    @p.app.agent(p.targeting, name="plan_asks", concurrency=o.partitions)
     async def plan_asks(stream):  # noqa: ANN001
         # Acknowledged once planned, handed over and durable: a command whose hand-over failed
         # half-way is planned again by whoever takes the partition (Faust would acknowledge it
         # as the agent stops).
+        p.pending.separate()  # each actor settles its own writes only
         async for event in stream.noack().events():
             try:
                 await take(p, o, event, owns, index)
@@ -380,21 +428,28 @@ async def send_batch(p: Pipeline, o: Outreach, batch: list[Queued], owns: Callab
 
 
 async def hand_over(p: Pipeline, o: Outreach, chunks: AsyncIterator[list[Queued]], owned: Callable[[list[Queued]], bool]) -> None:
-    """Decide, mark and hand over each chunk (``send_batch``). ``owned(items)``: whether this
-    worker still owns their partitions; checked before a chunk is marked and again, once the marks
-    are durable, right before the provider call."""
+    """Decide, mark and hand over each chunk (``send_batch``), once the worker's ``Budget`` has
+    room for it. ``owned(items)``: whether this worker still owns their partitions; checked
+    before a chunk is marked and again, once the marks are durable, right before the provider call."""
     p.pending.own()  # this agent's writes, shared with the send tasks below
     in_flight: list[asyncio.Task] = []
     try:
         async for chunk in chunks:
-            if not owned(chunk):
-                break  # the rest is read again by the partition's new owner
-            ready = await prepare(p, o, chunk)
-            if ready and not owned([r.item for r in ready]):
-                await hand_back(p, o, ready)
-                break
-            if ready:
-                in_flight.append(asyncio.ensure_future(send_chunk(p, o, ready)))
+            taken, task = await o.handing.take(len(chunk)), None
+            try:
+                if not owned(chunk):
+                    break  # the rest is read again by the partition's new owner
+                ready = await prepare(p, o, chunk)
+                if ready and not owned([r.item for r in ready]):
+                    await hand_back(p, o, ready)
+                    break
+                if ready:
+                    task = asyncio.ensure_future(send_chunk(p, o, ready))
+                    task.add_done_callback(lambda _, n=taken: o.handing.give(n))
+                    in_flight.append(task)
+            finally:
+                if task is None:
+                    o.handing.give(taken)
             if len(in_flight) == 2:
                 await in_flight.pop(0)
         while in_flight:

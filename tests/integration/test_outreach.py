@@ -169,6 +169,25 @@ def sms_ask(stack, action_id, i):
     return ask_id(action_id, person_key(stack.settings.person_key_bytes(), phone(i), None), "sms")
 
 
+def test_a_small_alert_is_with_the_provider_for_every_partition_at_once(make_stack):
+    """One person on each partition, and a provider that takes 3 s to answer each request: the
+    partitions are planned and handed over side by side, so all eight texts are with the
+    provider together (planned one partition after another, they took 8 × 3 s)."""
+    latency = 3.0
+    stack = make_stack(outreach=True, partners=("backbone", "union-a"))
+    stack.start_sandbox(json.dumps({"latency_ms": int(latency * 1000)}))
+    stack.start_web()
+    stack.start_worker()
+    mark = markers(stack)
+    stack.post_all("union-a", mark)
+    eventually(lambda: signups_seen(stack, len(mark)))
+
+    assert stack.post("union-a", [rapid("flash", "Flash vigil", ["94609"])]).status_code == 202
+    eventually(lambda: len(sms_to(stack, "Flash vigil")) == len(mark), timeout=90)
+    accepted = [m["created"] for m in stack.inbox("sms") if "Flash vigil" in m["body"]]
+    assert max(accepted) - min(accepted) < latency, "the partitions' texts were handed over one after another"
+
+
 def test_quiet_hours_defer_texts_until_the_window_opens(outreach):
     """Ana (Oakland) and Dani (Denver, an hour ahead, on Ana's partition) are alerted at night.
     At 08:59 in Oakland Dani's window is open and Ana's is not: Dani's text shows that the

@@ -7,7 +7,9 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
-from agents.outreach.agents import Outreach, PeopleIndex, Queued, close, plan_partition, send_batch, take
+import pytest
+
+from agents.outreach.agents import Budget, Outreach, PeopleIndex, Queued, close, plan_partition, send_batch, take
 from agents.outreach.callbacks import answer, apply
 from agents.outreach.planning import OutreachPolicy
 from connectors.providers.email import FakeEmail
@@ -104,6 +106,53 @@ def test_each_chunk_is_decided_with_the_clock_of_its_own_hand_over():
         (oakland("20:57"), 180), (oakland("20:58"), 120), (oakland("20:59"), 60)]
     assert [status(p, i) for i in range(6)] == ["sent"] * 3 + ["deferred"] * 3
     assert p.deferred.get(command(5).ask_id).send_after == oakland("09:00") + timedelta(days=1)
+
+
+def test_hand_overs_side_by_side_share_the_workers_budget_of_asks_being_handed_over():
+    """Two partitions handed over at once, in chunks of 2 (a budget of 4 asks): both are under
+    way together, and at no provider call are more than 4 asks marked "sending"."""
+    clock = Clock(oakland("12:00"))
+    marked = []
+
+    class Slow(Sms):
+        async def send(self, to, body, **kw):
+            marked.append(sum(v["status"] == "sending" for v in p.asks.data.values()))
+            await asyncio.sleep(0.01)
+            return await super().send(to, body, **kw)
+
+    sms = Slow(clock)
+    p, o = setup(12, clock, sms, chunk=2)
+
+    async def both():
+        await asyncio.gather(*(send_batch(p, o, [Queued(part, 1, command(i)) for i in range(6 * part, 6 * part + 6)], lambda g: True)
+                               for part in (0, 1)))
+
+    asyncio.run(both())
+    assert sorted(s["to"] for s in sms.sent) == [f"+1510555{i:04d}" for i in range(12)]
+    assert {s["to"] for s in sms.sent[:4]} == {"+15105550000", "+15105550001", "+15105550006", "+15105550007"}
+    assert max(marked) == 4 and o.handing.used == 0
+
+
+def test_the_budget_is_taken_whole_in_turn_and_given_back_by_a_cancelled_taker():
+    async def scenario():
+        budget = Budget(4)
+        assert await budget.take(3) == 3
+        later = [asyncio.ensure_future(budget.take(n)) for n in (2, 1)]
+        await asyncio.sleep(0)
+        assert not any(t.done() for t in later)  # 2 does not fit, and 1 waits its turn behind it
+        budget.give(3)
+        assert [await t for t in later] == [2, 1] and budget.used == 3
+        budget.give(3)
+        assert await budget.take(10) == 4  # larger than the budget: all of it
+        gone = asyncio.ensure_future(budget.take(1))
+        await asyncio.sleep(0)
+        budget.give(4)  # granted to ``gone``...
+        gone.cancel()  # ...which is cancelled before it runs: given back
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert budget.used == 0
+
+    asyncio.run(scenario())
 
 
 def test_an_opt_out_that_arrives_during_a_fan_out_stops_the_texts_not_yet_handed_over():
