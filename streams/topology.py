@@ -130,6 +130,11 @@ def redacted(raw: bytes) -> str:
         text = json.dumps(_scrub(json.loads(text)), ensure_ascii=False)
     except (ValueError, RecursionError):  # not JSON, cut short, or nested too deep: the fields by name
         text = _FIELD.sub(lambda m: f'"{m.group(1)}": "<redacted>"', text)
+    return scrubbed(text)
+
+
+def scrubbed(text: str) -> str:
+    """``text`` with anything shaped like a phone number or an email address replaced."""
     return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))
 
 
@@ -144,8 +149,10 @@ def excerpt(raw: bytes | None, **where: object) -> dict[str, object]:
 
 
 def dead_letter(key: str | None, reason: str, **details: object) -> tuple[bytes, bytes]:
-    """A dead-letter record: the reason, then what lets someone find, fix and replay it."""
-    return (key or "")[:EXCERPT_BYTES].encode(), json.dumps({"reason": reason, **details}, default=str).encode()
+    """A dead-letter record: the reason, then what lets someone find, fix and replay it; no
+    phone number or email address, wherever one came from (a provider's refusal quotes the
+    number it refused)."""
+    return (key or "")[:EXCERPT_BYTES].encode(), scrubbed(json.dumps({"reason": reason, **details}, default=str)).encode()
 
 
 def data_keys_topic(s: Settings) -> str:

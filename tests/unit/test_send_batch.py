@@ -4,6 +4,7 @@ the real ``FactTable`` (tests/fakes.py), the real ``ProviderOutbox`` over in-mem
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -153,6 +154,22 @@ def test_the_budget_is_taken_whole_in_turn_and_given_back_by_a_cancelled_taker()
         assert budget.used == 0
 
     asyncio.run(scenario())
+
+
+def test_a_provider_refusal_that_quotes_the_number_is_dead_lettered_without_it():
+    """Twilio's 21211 names the number it refused; the ask's fact and its dead letter keep the
+    code and the reason, never the number (dead letters hold no personal fields)."""
+    from tests.fakes import dead_letters
+
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock)
+    sms.failures["+15105550001"] = PermanentFailure("21211", "Invalid 'To' Phone Number: +15105550001 (or (510) 555-0001)")
+    p, o = setup(2, clock, sms)
+    run(p, o, [command(i) for i in range(2)])
+    [letter] = dead_letters(p)
+    assert (letter["reason"], letter["code"], status(p, 1)) == ("permanent provider failure", "21211", "failed")
+    assert "555" not in json.dumps(letter) and "+15105550001" not in p.asks.get(command(1).ask_id).error
+    assert letter["error"] == "Invalid 'To' Phone Number: <phone> (or <phone>)"
 
 
 def test_an_opt_out_that_arrives_during_a_fan_out_stops_the_texts_not_yet_handed_over():
