@@ -96,7 +96,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     if directory is None:
         # The door page's people: the partners' own sign-ups, RSVPs and check-ins (README: door check-in).
-        directory = Directory(secret, hmac.new(secret, b"turnout door reference", "sha256").digest(), open=data_keys.ring.open)
+        directory = Directory(secret, hmac.new(secret, b"turnout door reference", "sha256").digest(), open=data_keys.ring.open,
+                              region=s.default_region)
         owned.append(DirectoryReader(s, directory))
 
     def tally_lag() -> int | None:

@@ -77,6 +77,20 @@ def test_a_walk_in_checked_in_by_the_partner_is_on_its_list_and_checked_in():
     assert all(not e.walk_in for e in d.roster("faith-b", "rally-1", nobody))
 
 
+@pytest.mark.parametrize("typed", ["(510) 555-0303", "510.555.0303", "+1 510 555 0303"])
+def test_a_walk_in_typed_in_any_format_is_one_line_and_an_erasure_removes_it(typed):
+    """The page notes a walk-in at once, and the events topic brings the same check-in a moment
+    later, its phone in E.164 (the ingress's): one line, under the key the erasure names."""
+    d = seeded()
+    walker = Contact("Wanda", "Walkin", typed, None)
+    d.checked_in("union-a", "rally-1", walker)
+    feed(d, "union-a", checkin_event("c9", "rally-1", NOW, walker))
+    assert [(e.name, e.phone_last4) for e in d.roster("union-a", "rally-1", nobody) if e.walk_in] == [("Wanda Walkin", "0303")]
+    request = ForgetPerson(request_id="r", requested_at=NOW, contact_keys=(person_key(SECRET, "+15105550303", None),))
+    assert apply_record(d, (FORGET_PREFIX + "r").encode(), request.model_dump_json().encode())
+    assert [e for e in d.roster("union-a", "rally-1", nobody) if e.walk_in] == []
+
+
 def test_checked_in_comes_from_the_tallies_by_any_key_of_the_person():
     d = seeded()
     ana = person_key(SECRET, ANA, None)

@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Literal
 
 Open = Callable[[str, str | None], str | None]
 
+from contracts.people import DEFAULT_REGION, normalize_email, normalize_phone
 from streams.keys import person_key
 from streams.sealing import open_fields
 
@@ -67,7 +68,8 @@ class Entry:
 class Directory:
     """Per partner, its people (by the ingress's person key) and, per action, whom it RSVP'd
     and checked in. ``secret`` is the person-key secret (to match an erasure's contact keys and
-    attendance facts keyed by phone or email); ``ref_key`` keys the page's references."""
+    attendance facts keyed by phone or email); ``ref_key`` keys the page's references;
+    ``region`` reads phones without a country code, as the ingress does."""
 
     secret: bytes
     ref_key: bytes
@@ -80,6 +82,7 @@ class Directory:
     #: (``Envelope.email_key``): an event naming only the email is that person's.
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)
     records: int = 0
+    region: str = DEFAULT_REGION
 
     def apply(self, envelope: dict) -> None:
         """Take one accepted event from the events topic, as JSON (others are ignored). The
@@ -187,7 +190,11 @@ class Directory:
         return None
 
     def checked_in(self, partner: str, action_id: str, contact: Contact) -> None:
-        """Note a check-in this web app has just written (the events topic will say so too)."""
+        """Note a check-in this web app has just written (the events topic will say so too),
+        its phone and email as the ingress wrote them ("(510) 555-0303" is +15105550303): the
+        same person key, so one line, and the one an erasure names."""
+        contact = replace(contact, phone=contact.phone and normalize_phone(contact.phone, self.region),
+                          email=contact.email and normalize_email(contact.email))
         key = person_key(self.secret, contact.phone, contact.email)
         own = self.people.setdefault(partner, {})
         own[key] = own[key].merged(contact) if key in own else replace(contact)
