@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import get_args
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sendgrid.helpers.eventwebhook import EventWebhook
@@ -91,8 +91,8 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
 
     @r.post("/twilio/status", summary="Twilio message status callback (signed)", status_code=204,
             responses=documented(400, 403, 413, 422, 503), openapi_extra={"security": TWILIO_SECURITY, "requestBody": {"required": True, "content": _STATUS_FORM}})
-    async def twilio_status(request: Request, ask: str = Query(pattern=ASK_PATTERN, description="The ask the callback is about (set in StatusCallback)", examples=["rally-1201:p0123456789abcdef0123456789abcdef:sms"])) -> Response:
-        form = await twilio_form(request)
+    async def twilio_status(form: dict[str, str] = Depends(twilio_form),  # first: the signature, before the query is looked at
+                            ask: str = Query(pattern=ASK_PATTERN, description="The ask the callback is about (set in StatusCallback)", examples=["rally-1201:p0123456789abcdef0123456789abcdef:sms"])) -> Response:
         try:
             _, pk, _ = parse_ask_id(ask)
         except ValueError:

@@ -53,6 +53,11 @@ def test_a_signed_status_callback_is_written_under_the_person_key(env):
 def test_forged_or_rewritten_twilio_requests_get_403_and_write_nothing(env):
     client, pub, _, s = env
     assert twilio_post(client, f"/v1/providers/twilio/status?ask={ASK}", {"MessageSid": "SM1", "MessageStatus": "delivered"}, token="wrong").status_code == 403
+    # The signature is checked first: a query that is no ask's does not tell an unsigned caller more.
+    for query in ("", "?ask=x", f"?ask={ASK}"):
+        for headers in ({}, {"X-Twilio-Signature": "bad"}):
+            r = client.post(f"/v1/providers/twilio/status{query}", data={"MessageSid": "SM1", "MessageStatus": "delivered"}, headers=headers)
+            assert r.status_code == 403, (query, headers, r.text)
     params = {"From": "+15105550123", "Body": "STOP", "MessageSid": "SM2"}
     sig = RequestValidator(TOKEN).compute_signature(PUBLIC + "/v1/providers/twilio/inbound", params)
     tampered = {**params, "Body": "YES"}
