@@ -255,6 +255,9 @@ def test_what_the_api_refuses_the_page_refuses_and_writes_nothing(door):
     assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["ref"] and r.json()["detail"]
     r = client.post("/dashboard/checkin/rally-1", data={"ref": "x", "event_id": "short"}, headers={"Accept": "application/json"})
     assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["event_id"]
+    latin1 = b"event_id=walkin-000003&given_name=Jos%E9&phone=5105550199"  # not stored as "Jos\ufffd"
+    r = client.post("/dashboard/checkin/rally-1", content=latin1, headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
+    assert r.status_code == 400 and "UTF-8" in r.json()["detail"]
     assert publisher.records == []
 
 

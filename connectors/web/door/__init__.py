@@ -101,7 +101,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
     async def check_in(request: Request, action_id: str) -> Response:
         partner = staff(request)
         action_or_404(action_id)
-        form = await small_form(request)
+        form = await small_form(request, strict=True)
         wants_json = "application/json" in request.headers.get("accept", "")
         try:
             answer, name = await write(partner, action_id, form)

@@ -142,9 +142,11 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
     return r
 
 
-async def small_form(request: Request) -> dict[str, str]:
+async def small_form(request: Request, strict: bool = False) -> dict[str, str]:
     """The fields of a small URL-encoded form; ``{}`` for another body (RFC 8058 also allows
-    multipart, and a one-click POST needs no field). 413 past ``MAX_FORM_BYTES``."""
+    multipart, and a one-click POST needs no field). 413 past ``MAX_FORM_BYTES``. ``strict``:
+    a form that is not UTF-8 is refused (400) instead of read with replacement characters (a
+    name typed at the door must not be stored garbled)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise HTTPException(413, "form too large")
@@ -155,4 +157,8 @@ async def small_form(request: Request) -> dict[str, str]:
             raise HTTPException(413, "form too large")
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return {}
-    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    errors = "strict" if strict else "replace"
+    try:
+        return dict(parse_qsl(body.decode("utf-8", errors), keep_blank_values=True, errors=errors))
+    except UnicodeDecodeError:
+        raise HTTPException(400, "the form is not UTF-8") from None
