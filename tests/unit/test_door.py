@@ -278,10 +278,17 @@ def test_only_signed_in_partner_staff_check_people_in(door):
     assert client.get("/dashboard/checkin/rally-1/roster").status_code == 401
     assert client.post("/dashboard/checkin/rally-1", data={"ref": "x", "event_id": "0123456789abcdef"}).status_code == 401
     sign_in(client, ORGANIZER)
-    assert client.get("/dashboard/checkin/rally-1").status_code == 403
+    # A browser is answered with a page that says why; a script (Accept: application/json) with the error body.
+    for accept, kind in (("text/html,application/xhtml+xml", "text/html"), ("application/json", "application/json")):
+        r = client.get("/dashboard/checkin/rally-1", headers={"Accept": accept})
+        assert (r.status_code, r.headers["content-type"].split(";")[0]) == (403, kind)
+        assert "for partner staff" in r.text and "default-src 'none'" in r.headers["content-security-policy"]
+        r = client.post("/dashboard/checkin/rally-1", data={"ref": "x", "event_id": "0123456789abcdef"}, headers={"Accept": accept})
+        assert (r.status_code, r.headers["content-type"].split(";")[0]) == (403, kind)
     client.post("/dashboard/logout")
     sign_in(client, STAFF_B)
-    assert client.get("/dashboard/checkin/nope").status_code == 404
+    r = client.get("/dashboard/checkin/nope", headers={"Accept": "text/html"})
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html") and "no action &#39;nope&#39;" in r.text
     assert [p["name"] for p in client.get("/dashboard/checkin/rally-1/roster").json()["people"]] == ["Anita", "Cy"]
 
 

@@ -83,11 +83,21 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
             new_id=new_event_id, qr=segno.make(address, error="m").svg_inline(scale=5, dark="#111", light="#fff"), address=address)
         return HTMLResponse(body, status_code=status, headers=HEADERS)
 
+    def refusal(request: Request, no: HTTPException) -> Response:
+        """A refusal as a page that says it, unless a script asked for JSON (then the error body)."""
+        if "application/json" in request.headers.get("accept", ""):
+            raise no
+        body = env.get_template("refused.html").render(detail=no.detail)
+        return HTMLResponse(body, status_code=no.status_code, headers={**HEADERS, **(no.headers or {})})
+
     @r.get("/dashboard/checkin/{action_id}")
     async def page(request: Request, action_id: str, q: str = "", done: str = "") -> Response:
         if access.viewer(request) is None:
             return RedirectResponse("/dashboard/login?next=" + quote(f"/dashboard/checkin/{action_id}", safe="/"), status_code=303)
-        return render(request, staff(request), action_id, q[:100], done[:200])
+        try:
+            return render(request, staff(request), action_id, q[:100], done[:200])
+        except HTTPException as no:
+            return refusal(request, no)
 
     @r.get("/dashboard/checkin/{action_id}/roster")
     async def roster_json(request: Request, action_id: str) -> JSONResponse:
@@ -99,6 +109,12 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
 
     @r.post("/dashboard/checkin/{action_id}")
     async def check_in(request: Request, action_id: str) -> Response:
+        try:
+            return await checking_in(request, action_id)
+        except HTTPException as no:
+            return refusal(request, no)
+
+    async def checking_in(request: Request, action_id: str) -> Response:
         partner = staff(request)
         action_or_404(action_id)
         form = await small_form(request, strict=True)
