@@ -19,6 +19,7 @@ from contracts.events import ActionEvent, Envelope
 from contracts.facts import ActionRecord
 from contracts.tallies import TallyBook
 from streams.coalition import add_partner
+from streams.clock import set_file_clock
 from streams.settings import Settings
 from tests.accounts import account, add, sign_in, started_store
 
@@ -62,7 +63,8 @@ def console(tmp_path, backbone: bool = True, audience: FakeAudience | None = Non
         add_partner(path, "hub", "Coalition Hub", "backbone", role="backbone")
     for pid in ("union-a", "faith-b"):
         add_partner(path, pid, pid.title(), "union")
-    s = Settings(coalition=path, person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    set_file_clock(tmp_path / "now", NOW)  # FORM's start is 12 days ahead
+    s = Settings(coalition=path, person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092", clock=f"file:{tmp_path / 'now'}")
     log, publisher = MemoryAccountLog(), ListPublisher()
     add(log, account(ORGANIZER, "organizer"), account(HUB_ADMIN, "admin", "hub") if backbone else account("x@example.org", "organizer"),
         account(MEMBER_ADMIN, "admin", "union-a"))
@@ -98,6 +100,25 @@ def test_a_template_with_an_unknown_placeholder_is_named_and_nothing_is_written(
     assert client.post("/dashboard/console/check", data=FORM).json() == {"errors": []}
     r = client.post("/dashboard/console", data={**bad, "confirmed": "yes"})
     assert r.status_code == 422 and "unknown placeholder {first_name}" in unescape(r.text) and publisher.records == []
+
+
+@pytest.mark.parametrize("local_start, says", [("2026-11-19T10:00", "the start is in the past"), ("2028-01-01T10:00", "more than a year ahead")])
+def test_a_start_in_the_past_or_years_ahead_is_named_and_nothing_is_written(tmp_path, local_start, says):
+    client, publisher, _ = console(tmp_path)
+    sign_in(client, HUB_ADMIN)
+    form = {**FORM, "local_start": local_start}
+    [problem] = client.post("/dashboard/console/check", data=form).json()["errors"]
+    assert problem["field"] == "local_start" and says in problem["message"]
+    r = client.post("/dashboard/console", data={**form, "confirmed": "yes"})
+    assert r.status_code == 422 and says in unescape(r.text) and publisher.records == []
+
+
+def test_an_edit_may_keep_a_start_that_has_passed(tmp_path):
+    client, _, book = console(tmp_path)
+    past = {**FORM, "local_start": "2026-11-19T10:00"}
+    book.apply("action", "vigil-1202", ActionRecord(partner="hub", action=ActionEvent.model_validate(to_event(past, "a-1", NOW))))
+    sign_in(client, HUB_ADMIN)
+    assert client.post("/dashboard/console/check", data={**past, "title": "Vigil (held indoors)"}).json() == {"errors": []}
 
 
 def test_editing_fills_the_form_from_the_posted_action(tmp_path):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from fastapi import APIRouter, HTTPException, Request
@@ -30,10 +30,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from contracts.events import ActionEvent
+from contracts.facts import ActionRecord
 from contracts.partners import Partner
 from contracts.people import normalize_email, normalize_phone
 from contracts.preview import PreviewAudience, SendTest
 from contracts.tallies import TallyBook
+from streams.clock import from_setting
 from streams.coalition import Coalition
 from streams.settings import Settings
 
@@ -57,6 +59,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
     limit = limit or TestLimit()
     env = Environment(loader=PackageLoader(__name__, "templates"), autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
     owner_of = lambda action_id: (rec.partner if (rec := book.action_record(action_id)) else None)  # noqa: E731
+    clock = from_setting(s.clock)
 
     def poster(request: Request) -> Partner:
         """The partner the signed-in person posts as; 403 for anyone else, 409 without a backbone."""
@@ -81,7 +84,10 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         result = validate_events([event], s.default_region, Authority(partner.id, partner.role, datetime.now(timezone.utc), owner_of,
                                                                      frozenset(coalition().partners)))
         errors = [{"field": e.field, "message": e.message} for rej in result.rejected for e in rej.errors]
-        return event, errors, (result.accepted[0][1] if result.accepted else None)
+        action = result.accepted[0][1] if result.accepted else None
+        if action is not None and (problem := start_problem(action, book.action_record(action.action_id), clock())):
+            errors.append({"field": "local_start", "message": problem})
+        return event, errors, action
 
     def sponsors(action: ActionEvent, partner: Partner) -> tuple[str, tuple[str, ...]]:
         """The owner the alert would be posted under, and the partners that pledged on their own."""
@@ -171,6 +177,21 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         return RedirectResponse(f"/dashboard?action={event['action_id']}", status_code=303)
 
     return r
+
+
+#: A start further ahead than this is taken for a typo in the year.
+FAR_AHEAD = timedelta(days=366)
+
+
+def start_problem(action: ActionEvent, posted: ActionRecord | None, now: datetime) -> str | None:
+    """What the console says of the action's start, beyond the contract (the API takes any
+    plausible start: a partner may record a past action to check people in): a start already
+    past, unless an edit keeps the one posted, or one more than a year ahead."""
+    if action.starts_at <= now and (posted is None or posted.action.starts_at != action.starts_at):
+        return "the start is in the past: nobody would be asked (asks are sent only before an action starts)"
+    if action.starts_at > now + FAR_AHEAD:
+        return "the start is more than a year ahead: is the year right?"
+    return None
 
 
 async def form_of(request: Request) -> dict[str, str]:
