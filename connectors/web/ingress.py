@@ -166,7 +166,9 @@ class JustPosted:
     """The owners of actions, as ``owner_of`` (the actions fact topic, which the web app reads a
     moment after it writes) knows them, and until then as this app accepted them (their first
     poster): a pledge right behind its action is not "not posted yet", and another partner's
-    post of the same id is refused here too, not only by the worker."""
+    post of the same id is refused here too, not only by the worker. An id is claimed as soon
+    as its event is validated, before the write is awaited, so that of two requests racing to
+    post it the second is refused; a claim whose write failed is let go (``release``)."""
 
     def __init__(self, owner_of: Callable[[str], str | None]) -> None:
         self.owner_of = owner_of
@@ -175,15 +177,23 @@ class JustPosted:
     def owner(self, action_id: str) -> str | None:
         return self.owner_of(action_id) or self.posted.get(action_id)
 
-    def remember(self, events: list[tuple[int, PartnerEvent]], partner: str) -> None:
+    def remember(self, events: list[tuple[int, PartnerEvent]], partner: str) -> list[str]:
+        """Claim the new actions among ``events`` for ``partner``; the ids claimed."""
+        claimed = []
         for _, event in events:
             if isinstance(event, ActionEvent) and self.owner(event.action_id) is None:
                 self.posted[event.action_id] = partner
+                claimed.append(event.action_id)
         if len(self.posted) > MAX_POSTED:  # those the fact topic has brought go; then the oldest
             for action_id in [a for a in self.posted if self.owner_of(a) is not None]:
                 del self.posted[action_id]
             while len(self.posted) > MAX_POSTED:
                 del self.posted[next(iter(self.posted))]
+        return claimed
+
+    def release(self, action_ids: list[str]) -> None:
+        for action_id in action_ids:
+            self.posted.pop(action_id, None)
 
 
 def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], person_secret: bytes, data_keys: DataKeys,
@@ -218,10 +228,15 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             raise refused(400, str(exc), "bad_body") from None
         authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owners.owner, frozenset(coalition().partners))
         checked = validate_events(items, s.default_region, authority)
-        out = await sealed_records(checked.accepted, authority, person_secret, data_keys)
+        claimed = owners.remember(checked.accepted, partner.id)
+        try:
+            out = await sealed_records(checked.accepted, authority, person_secret, data_keys)
+            if out:
+                await publisher.publish(out)
+        except BaseException:
+            owners.release(claimed)
+            raise
         if out:
-            await publisher.publish(out)
-            owners.remember(checked.accepted, partner.id)
             metrics.EVENTS_ACCEPTED.labels(partner.id).inc(len(out))
         metrics.EVENTS_REJECTED.labels("invalid_event").inc(len(checked.rejected))
         metrics.EVENTS_REJECTED.labels("duplicate").inc(checked.duplicates)

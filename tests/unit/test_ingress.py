@@ -307,6 +307,38 @@ def test_an_action_just_accepted_is_known_before_its_fact_is_read(env):
     assert r.status_code == 422 and r.json()["rejected"][0]["errors"][0]["type"] == "not_owner"
 
 
+def test_two_partners_racing_to_post_a_new_action_one_owns_it_and_the_other_is_refused(env):
+    """Both requests are validated before either is written (the broker takes a moment): the
+    first claims the id at once, so the second is refused, not told "accepted" and then
+    dead-lettered by the worker. A claim whose write failed is let go."""
+    import asyncio
+
+    import httpx
+
+    client, pub, secrets = env
+    written = pub.publish
+
+    async def slow(records, topic=None, partition=None):
+        await asyncio.sleep(0.05)
+        await written(records, topic, partition)
+
+    pub.publish = slow
+
+    async def race(*partners):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=client.app), base_url="http://testserver") as http:
+            bodies = {p: json.dumps([{**action("race-1"), "event_id": f"e-{p}"}]).encode() for p in partners}
+            return await asyncio.gather(*(http.post("/v1/events", content=bodies[p], headers=headers(p, secrets[p], bodies[p], time.time()))
+                                          for p in partners))
+
+    pub.down = True
+    assert [r.status_code for r in asyncio.run(race("faith-b"))] == [503]
+    pub.down = False
+    first, second = asyncio.run(race("union-a", "faith-b"))
+    assert (first.status_code, second.status_code) == (202, 422)
+    assert second.json()["rejected"][0]["errors"][0]["message"].startswith("action 'race-1' belongs to 'union-a'")
+    assert [e.partner for e in envelopes(pub)] == ["union-a"]
+
+
 def test_just_posted_actions_are_forgotten_once_the_facts_know_them_then_oldest_first(monkeypatch):
     from connectors.web import ingress
     monkeypatch.setattr(ingress, "MAX_POSTED", 3)
