@@ -6,10 +6,14 @@ never cut: the figures get short two-line headers and no vertical rules instead.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 #: (header, how to read it from a row of figures)
 ACTION_COLUMNS = (
@@ -25,9 +29,10 @@ COALITION_COLUMNS = (("sign-\nups", lambda r: r["signups"]), *ACTION_COLUMNS[:5]
 
 
 def action_table(data: dict[str, Any]) -> Table:
-    """One action's figures per partner, and the total."""
+    """One action's figures per partner, and the total. The title is a partner's words: shown
+    as text (never rich markup), any control character as "?" (never a terminal code)."""
     title = f"{data.get('title') or data['action_id']} ({data['action_id']})" if data.get("title") else data["action_id"]
-    return _table(title, ACTION_COLUMNS, data["partners"], data["totals"])
+    return _table(Text(_CONTROL.sub("?", title)), ACTION_COLUMNS, data["partners"], data["totals"])
 
 
 def coalition_table(data: dict[str, Any]) -> Table:
@@ -37,7 +42,7 @@ def coalition_table(data: dict[str, Any]) -> Table:
     return _table(title, COALITION_COLUMNS, data["partners"], data["totals"])
 
 
-def _table(title: str, columns: tuple, rows: list[dict[str, Any]], totals: dict[str, Any]) -> Table:
+def _table(title: str | Text, columns: tuple, rows: list[dict[str, Any]], totals: dict[str, Any]) -> Table:
     width = max([len(r["partner"]) for r in rows] + [len("partner")])
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
     table.add_column("partner", no_wrap=True, min_width=width)

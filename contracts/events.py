@@ -16,12 +16,12 @@ from pydantic import (
     model_validator,
 )
 
-from .people import Consent, Frozen, Internal, Language, Person, PostalCode
+from .people import Consent, Frozen, Internal, Language, Lines, OneLine, Person, PostalCode
 from .zones import known_zone
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000), OneLine]
 ActionKind = Literal["rally", "march", "town_hall", "call_in", "hearing", "canvass", "vigil", "meeting", "other"]
 RsvpStatus = Literal["yes", "no", "maybe"]
 
@@ -101,7 +101,7 @@ class TargetArea(Frozen):
     """Who an action is for: people in any of these postal codes or regions."""
 
     postal_codes: list[PostalCode] = []
-    regions: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = []
+    regions: list[Annotated[str, StringConstraints(min_length=1, max_length=100), OneLine]] = []
 
 
 PLACEHOLDERS = frozenset({"given_name", "action_title", "local_time", "place", "rsvp_link", "sponsor"})
@@ -139,12 +139,12 @@ def _template(text: str) -> str:
     return text
 
 
-TemplateText = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_template)]
+TemplateText = Annotated[str, StringConstraints(min_length=1, max_length=2000), Lines, AfterValidator(_template)]
 
 
 class EmailTemplate(Frozen):
-    subject: TemplateText
-    body: Annotated[str, StringConstraints(min_length=1, max_length=20000), AfterValidator(_template)]
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=2000), OneLine, AfterValidator(_template)]
+    body: Annotated[str, StringConstraints(min_length=1, max_length=20000), Lines, AfterValidator(_template)]
 
 
 class AskTemplates(Frozen):
@@ -169,7 +169,7 @@ def _plausible_start(value: datetime) -> datetime:
 class ActionEvent(BaseEvent):
     type: Literal["action"] = "action"
     action_id: Slug
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200), OneLine]
     kind: ActionKind
     starts_at: Annotated[AwareDatetime, AfterValidator(_plausible_start)]
     time_zone: TimeZone = Field(description="IANA time zone of the action, e.g. America/Los_Angeles.")

@@ -8,6 +8,7 @@ Field names follow OSDI where OSDI has one.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -86,6 +87,24 @@ def _sealed_or(value: Any, handler: ValidatorFunctionWrapHandler, info: Validati
     return handler(value)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _no_control(pattern: re.Pattern[str]):  # noqa: ANN202
+    def check(value: str) -> str:
+        if (found := pattern.search(value)) is not None:
+            raise ValueError(f"must not contain the control character U+{ord(found.group()):04X}")
+        return value
+    return AfterValidator(check)
+
+
+#: A partner's one-line text (a name, a title, a place) holds no control character: a NUL or an
+#: escape sequence would reach CSV exports and an organizer's terminal as it came.
+OneLine = _no_control(_CONTROL)
+#: A message template may break lines (newline, carriage return, tab), nothing else.
+Lines = _no_control(_CONTROL_BUT_LINES)
+
 Sealable = WrapValidator(_sealed_or)
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=40), AfterValidator(_phone), Sealable]
 Email = Annotated[str, StringConstraints(min_length=3, max_length=320), AfterValidator(normalize_email), Sealable]
@@ -93,7 +112,7 @@ PostalCode = Annotated[
     str, StringConstraints(min_length=2, max_length=12, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$", to_upper=True), Sealable
 ]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$", to_lower=True)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100), Sealable]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100), OneLine, Sealable]
 
 
 class PersonRef(Frozen):

@@ -91,6 +91,20 @@ def test_actions_validate_time_zone_and_unique_pledges():
     assert any("once" in m for m in errors_of(bad).values())
 
 
+def test_control_characters_are_refused_in_names_titles_and_places_and_templates_keep_their_line_breaks():
+    """A NUL or an escape sequence in a title or a name would reach CSV exports and an
+    organizer's terminal (`turnout tallies`) as it came."""
+    person = {"given_name": "Nul\u0000Byte", "family_name": "Esc\u001b[31m", "phone": "+15105550123"}
+    errors = errors_of({**signup("s1"), "person": person})
+    assert set(errors) == {"person.given_name", "person.family_name"} and "control character U+0000" in errors["person.given_name"]
+    loud = {**action("a1"), "title": "ctl\u001b[31mred", "location": {"venue": "Hall\u0007"}, "target": {"regions": ["CA\u009b"]}}
+    assert set(errors_of(loud)) == {"title", "location.venue", "target.regions.0"}
+    lines = {"sms": {"en": "Hi {given_name}\nRally at {place}\r\n\tRSVP {rsvp_link}"}, "email": {"en": {"subject": "Rally", "body": "Hi\n\nJoin us"}}}
+    assert partner_event.validate_python({**action("a2"), "templates": lines}).templates.sms["en"].count("\n") == 2
+    bad = {"sms": {"en": "Hi\u0000"}, "email": {"en": {"subject": "Rally\nBcc: x@example.org", "body": "Hi"}}}
+    assert set(errors_of({**action("a3"), "templates": bad})) == {"templates.sms.en", "templates.email.en.subject"}
+
+
 def test_contracts_are_frozen():
     event = partner_event.validate_python(checkin("c1", "rally-1", phone="+15105550123"))
     with pytest.raises(ValidationError):

@@ -33,6 +33,12 @@ def rendered(table, width: int = 80) -> str:
     return console.file.getvalue()
 
 
+def test_a_title_is_printed_as_text_never_as_markup_or_terminal_codes():
+    """Titles come from partners (a record older than the ingress's refusal of control characters)."""
+    text = rendered(action_table({**ACTION, "title": "ctl\x00\x1b[31mred [bold]loud[/bold]"}))
+    assert "\x1b" not in text and "\x00" not in text and "[bold]loud[/bold]" in text
+
+
 def test_the_live_table_fits_80_columns_and_keeps_every_name_and_figure():
     text = rendered(action_table(ACTION))
     assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
