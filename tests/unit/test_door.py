@@ -4,6 +4,7 @@ through the signed partner API (in process, into the real ingress, onto a fake p
 import asyncio
 import json
 import re
+from html import escape, unescape
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -247,6 +248,13 @@ def test_a_walk_in_is_written_with_the_consent_given_and_joins_the_list(door):
 def test_what_the_api_refuses_the_page_refuses_and_writes_nothing(door):
     client, publisher, _ = door
     sign_in(client, STAFF_A)
+    # Without JavaScript: the page says why, and gives the walk-in back as it was typed.
+    typed = {"event_id": "walkin-000009", "given_name": "Dee <Q>", "family_name": "Ng", "phone": "12", "email": "", "consent_sms": "yes"}
+    page = client.post("/dashboard/checkin/rally-1", data=typed)
+    assert page.status_code == 422 and "Not checked in (422): person.phone" in unescape(page.text)
+    for name in ("event_id", "given_name", "family_name", "phone"):
+        assert f'name="{name}"' in page.text and f'value="{escape(typed[name])}"' in page.text
+    assert re.search(r'name="consent_sms" value="yes" checked', page.text) and not re.search(r'name="consent_email" value="yes" checked', page.text)
     bad_phone = {"event_id": "walkin-000002", "given_name": "Dee", "phone": "12"}
     r = client.post("/dashboard/checkin/rally-1", data=bad_phone, headers={"Accept": "application/json"})
     assert r.status_code == 422 and "person.phone" in r.json()["detail"] and r.json()["errors"][0]["field"] == "0.person.phone"

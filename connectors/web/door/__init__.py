@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 import unicodedata
+from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import quote
@@ -70,7 +71,9 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
             return isinstance(fact, Attendance) and fact.attended
         return directory.roster(partner, action_id, attended)
 
-    def render(request: Request, partner: str, action_id: str, q: str = "", done: str = "", problem: str = "", status: int = 200) -> HTMLResponse:
+    def render(request: Request, partner: str, action_id: str, q: str = "", done: str = "", problem: str = "", status: int = 200,
+               typed: dict[str, str] | None = None) -> HTMLResponse:
+        """The page; ``typed``: a refused walk-in's form, given back as it was typed."""
         action = action_or_404(action_id)
         people = roster(partner, action_id)
         shown = [e for e in people if matches(e, q)][:MOST_SHOWN] if q else people[:MOST_SHOWN]
@@ -80,7 +83,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         body = env.get_template("checkin.html").render(
             action=action, when=when(action.starts_at, action.time_zone, "en"), partner=coalition().names().get(partner, partner),
             people=shown, total=len(people), checked_in=sum(e.checked_in for e in people), q=q, done=done, problem=problem,
-            new_id=new_event_id, qr=segno.make(address, error="m").svg_inline(scale=5, dark="#111", light="#fff"), address=address)
+            new_id=new_event_id, typed=defaultdict(str, typed or {}), qr=segno.make(address, error="m").svg_inline(scale=5, dark="#111", light="#fff"), address=address)
         return HTMLResponse(body, status_code=status, headers=HEADERS)
 
     def refusal(request: Request, no: HTTPException) -> Response:
@@ -124,7 +127,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         except Refusal as no:
             if wants_json:
                 return error(422, f"{no.field}: {no.message}", [FieldError(field=no.field, message=no.message, type="value_error")])
-            return render(request, partner, action_id, problem=f"Not checked in: {no.message}.", status=422)
+            return render(request, partner, action_id, problem=f"Not checked in: {no.message}.", status=422, typed=walk_in_typed(form))
         if answer.status == 202:
             if wants_json:
                 return JSONResponse({"status": "accepted", "name": name, "warnings": answer.body.get("warnings", [])}, status_code=202)
@@ -133,7 +136,8 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         if wants_json:
             extra = {"Retry-After": answer.retry_after} if answer.retry_after else {}
             return error(answer.status, detail, [FieldError.model_validate(e) for e in answer.body.get("errors", [])], extra)
-        return render(request, partner, action_id, problem=f"Not checked in ({answer.status}): {detail}", status=answer.status)
+        return render(request, partner, action_id, problem=f"Not checked in ({answer.status}): {detail}", status=answer.status,
+                      typed=walk_in_typed(form))
 
     async def write(partner: str, action_id: str, form: dict[str, str]):
         eid = event_id(form)
@@ -154,6 +158,14 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         return answer, contact.name
 
     return r
+
+
+def walk_in_typed(form: dict[str, str]) -> dict[str, str] | None:
+    """What a volunteer typed for a walk-in (not for a tap on the list), to give back after a
+    refusal: its event id too, so that sending it again after a 503 is the same check-in."""
+    if form.get("ref"):
+        return None
+    return {k: form[k] for k in ("event_id", "given_name", "family_name", "phone", "email", "consent_sms", "consent_email") if k in form}
 
 
 def matches(entry: Entry, q: str) -> bool:
