@@ -10,6 +10,9 @@ and check their ZIPs. Pure functions, used by ``csv_import`` and ``turnout impor
 - **Dates**: ISO 8601 with an offset as they are; without one (``2026-12-01T18:05``, a plain
   ``2026-12-01``, or US ``12/01/2026 6:05 PM``) in the time zone given, a plain date at midnight.
 - **ZIPs** (region US): five digits or ZIP+4, and one the bundled ``zipcodes`` data knows.
+- **Long values**: the csv module stops at a value over 131072 characters with no line number;
+  ``long_values_read`` lifts that while a sheet is read, so the field the value is for refuses
+  it, on its line, and the other rows are read.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Iterator
 from zoneinfo import ZoneInfo
 
 import zipcodes
@@ -28,6 +33,8 @@ DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs"}
 _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?$")
 _ZIP = re.compile(r"^(\d{5})(?:[- ]?\d{4})?$")
 DATE_FORMS = "2026-12-01, 2026-12-01T18:05 or 12/01/2026 6:05 PM, with or without a UTC offset"
+#: The largest field limit a C long holds on every platform (Windows' long is 32 bits).
+_NO_FIELD_LIMIT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,19 @@ def sniff_delimiter(text: str) -> str:
     widths = {d: len(next(csv.reader([header], delimiter=d), [])) for d in DELIMITERS}
     best = max(DELIMITERS, key=lambda d: widths[d])  # ties: the first, a comma
     return best if widths[best] > 1 else ","
+
+
+@contextmanager
+def long_values_read() -> Iterator[None]:
+    """Within the block, the csv module reads a value of any length instead of raising
+    ``csv.Error`` for the whole file. The sheet is in memory already, so no value is longer than
+    it; the limit is the module's (process-wide, which the single-threaded CLI can afford), and
+    is put back after."""
+    before = csv.field_size_limit(_NO_FIELD_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
 
 
 def parse_when(value: str, zone: ZoneInfo | None) -> str:

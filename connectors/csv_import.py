@@ -3,9 +3,12 @@
 Pure: rows in, events and per-line problems out; the CLI posts the events through the signed
 ingress like any other partner. Headers are matched case-insensitively, ignoring spaces,
 dashes and underscores, against the aliases in ``DEFAULT_HEADERS`` (``--map COLUMN=FIELD``
-adds more). Each event's id is a keyed hash (the partner's secret) of the partner, the event
-type, the action and the row's mapped values, never of its line number: the same file imported
-twice, or re-sorted, yields the same ids, and the facts they make count once.
+adds more); a column a field would be read from is never guessed at (one named twice, or two
+that could both be the field, stop the import). Each row passes the ingress's own checks
+(``validate_events``), so a dry run passes only the rows the import will post. Each event's id
+is a keyed hash (the partner's secret) of the partner, the event type, the action and the
+row's mapped values, never of its line number: the same file imported twice, or re-sorted,
+yields the same ids, and the facts they make count once.
 """
 
 from __future__ import annotations
@@ -14,17 +17,14 @@ import csv
 import hashlib
 import hmac
 import re
+import shlex
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
-
-from contracts.events import partner_event
-
 from . import csv_files
-from .web.ingress import field_errors
+from .web.ingress import Authority, validate_events
 
 ImportType = Literal["signup", "rsvp", "checkin"]
 
@@ -68,22 +68,39 @@ def _norm(header: str) -> str:
 
 
 def column_map(headers: list[str], extra: dict[str, str] | None = None) -> dict[str, str]:
-    """field → the column it is read from. ``extra`` (column → field) wins over the defaults."""
+    """field → the column it is read from. ``extra`` (column → field) wins over the defaults.
+
+    Never a guess: a column named twice that a field would be read from, or two columns that
+    could both be a field (``Phone`` and ``phone``, ``Date`` and ``Time``) are a ``CsvError``
+    naming them; ``--map`` settles the second.
+    """
     mapping: dict[str, str] = {}
     for column, field in (extra or {}).items():
         if field not in FIELDS:
             raise CsvError(f"--map {column}={field}: unknown field (known: {', '.join(FIELDS)})")
         if column not in headers:
             raise CsvError(f"--map {column}={field}: the file has no column {column!r}")
-        mapping[field] = column
+        if field in mapping:
+            raise CsvError(f"--map {mapping[field]}={field} and --map {column}={field}: one column per field")
+        mapping[field] = _once(headers, column, field)
     for field, aliases in DEFAULT_HEADERS.items():
         if field not in mapping:
-            found = next((h for h in headers if _norm(h) in aliases and h not in mapping.values()), None)
-            if found is not None:
-                mapping[field] = found
+            found = list(dict.fromkeys(h for h in headers if _norm(h) in aliases and h not in mapping.values()))
+            if len(found) > 1:
+                raise CsvError(f"columns {found[0]!r} and {found[1]!r} could both be {field}: "
+                               f"say which with --map (e.g. --map {shlex.quote(f'{found[0]}={field}')})")
+            if found:
+                mapping[field] = _once(headers, found[0], field)
     if "phone" not in mapping and "email" not in mapping:
         raise CsvError(f"no phone or email column among {headers} (use --map COLUMN=phone)")
     return mapping
+
+
+def _once(headers: list[str], column: str, field: str) -> str:
+    count = headers.count(column)
+    if count > 1:  # which of them holds the field cannot be said, not even with --map
+        raise CsvError(f"the header has {count} columns named {column!r}: rename all but one, so it is clear which is {field}")
+    return column
 
 
 def event_id(secret: str, partner: str, kind: ImportType, action: str | None, values: dict[str, str]) -> str:
@@ -94,7 +111,7 @@ def event_id(secret: str, partner: str, kind: ImportType, action: str | None, va
 def read(
     lines: Iterable[str], kind: ImportType, *, partner: str, secret: str, action: str | None,
     default_at: datetime, region: str = "US", extra: dict[str, str] | None = None, consent: frozenset[str] = frozenset(),
-    delimiter: str = ",", zone: ZoneInfo | None = None,
+    delimiter: str = ",", zone: ZoneInfo | None = None, now: datetime | None = None,
 ) -> tuple[list[Row], list[Problem]]:
     """The file's events, each with its line number, and every bad row with its line and reason.
 
@@ -103,39 +120,45 @@ def read(
     sheet itself collected consent for; a row's own consent column wins. Dates without a UTC
     offset are read in ``zone`` (``CsvError`` when there is none); US ZIPs are checked when
     ``region`` is US. A row whose quotes run it into the next lines, or with more or fewer values
-    than the header has columns, is reported, never guessed at.
+    than the header has columns, is reported, never guessed at. Each event then passes the
+    ingress's checks as received at ``now`` (by default the clock's time), which refuse, for
+    one, a date more than 5 minutes after it. A value of any length is read: the field it is
+    for refuses it if it is too long.
     """
     if kind != "signup" and not action:
         raise CsvError(f"--action is required for --type {kind}")
-    reader = csv.reader(lines, delimiter=delimiter)
-    header = next((r for r in reader if r), None)
-    if not header:
-        raise CsvError("the file is empty (no header row)")
-    mapping = column_map([h for h in header if h], extra)
-    index = {f: header.index(c) for f, c in mapping.items()}
+    # A sheet posts no actions and overrides no quiet hours: the partner's role changes nothing.
+    ingress = Authority(partner, received_at=now or datetime.now(timezone.utc))
     rows, problems = [], []
-    line = reader.line_num  # the header's last line
-    for fields in reader:
-        start, line = line + 1, reader.line_num
-        if not any(v.strip() for v in fields):
-            continue  # blank line
-        shape = _shape(fields, len(header), [fields[i] for i in index.values() if i < len(fields)], start, line)
-        if shape:
-            problems.append(Problem(start, shape))
-            continue
-        values = {f: fields[i].strip() for f, i in index.items()}
-        try:
-            event = _event(kind, action, _checked(values, region, zone, start), default_at, consent)
-        except ValueError as exc:
-            problems.append(Problem(start, str(exc)))
-            continue
-        event["event_id"] = event_id(secret, partner, kind, action, {k: v for k, v in values.items() if v})
-        reason = _invalid(event, region)
-        if reason:
-            problems.append(Problem(start, reason))
-        else:
-            rows.append(Row(start, event))
-    return rows, problems
+    with csv_files.long_values_read():
+        reader = csv.reader(lines, delimiter=delimiter)
+        header = next((r for r in reader if r), None)
+        if not header:
+            raise CsvError("the file is empty (no header row)")
+        mapping = column_map([h for h in header if h], extra)
+        index = {f: header.index(c) for f, c in mapping.items()}
+        line = reader.line_num  # the header's last line
+        for fields in reader:
+            start, line = line + 1, reader.line_num
+            if not any(v.strip() for v in fields):
+                continue  # blank line
+            shape = _shape(fields, len(header), [fields[i] for i in index.values() if i < len(fields)], start, line)
+            if shape:
+                problems.append(Problem(start, shape))
+                continue
+            values = {f: fields[i].strip() for f, i in index.items()}
+            try:
+                event = _event(kind, action, _checked(values, region, zone, start), default_at, consent)
+            except ValueError as exc:
+                problems.append(Problem(start, str(exc)))
+                continue
+            event["event_id"] = event_id(secret, partner, kind, action, {k: v for k, v in values.items() if v})
+            reason = _refused(event, region, ingress)
+            if reason:
+                problems.append(Problem(start, reason))
+            else:
+                rows.append(Row(start, event))
+        return rows, problems
 
 
 def _shape(fields: list[str], columns: int, used: list[str], start: int, end: int) -> str | None:
@@ -196,9 +219,8 @@ def _consent(v: dict[str, str], channel: str, sheet: frozenset[str]) -> bool:
     return granted and bool(v.get("phone" if channel == "sms" else "email"))
 
 
-def _invalid(event: dict[str, Any], region: str) -> str | None:
-    try:
-        partner_event.validate_python(event, context={"default_region": region})
-    except ValidationError as exc:
-        return "; ".join(f"{e.field}: {e.message}" for e in field_errors(exc, event["type"]))
-    return None
+def _refused(event: dict[str, Any], region: str, ingress: Authority) -> str | None:
+    """Why the ingress would refuse ``event``, from its own checks (the contract, then what a
+    partner may claim, such as a time in the future), or ``None``."""
+    checked = validate_events([event], region, ingress)
+    return "; ".join(f"{e.field}: {e.message}" for r in checked.rejected for e in r.errors) or None

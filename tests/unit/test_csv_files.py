@@ -1,6 +1,7 @@
 """Partners' CSV files as they really arrive: Windows encodings, semicolons and tabs, dates
 without an offset, stray quotes, ragged rows and ZIPs that lost their leading zero."""
 
+import csv
 import io
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -93,6 +94,16 @@ def test_zips_are_checked_against_the_bundled_data():
     assert problems == []  # only US ZIPs are checked
 
 
+def test_a_cell_too_long_for_the_csv_module_is_a_bad_row_on_its_line():
+    long = b"B" * 140_000  # over the csv module's default field limit (131072)
+    rows, problems = load(b"First Name,Phone,ZIP,Notes\nAlpha,5105550240,94607,\n" + long + b",5105550241,94607,\n"
+                          b"Gamma,5105550242,94607," + long + b"\n")
+    assert [r.line for r in rows] == [2, 4]  # a long value no field reads is no problem
+    assert [p.line for p in problems] == [3] and problems[0].reason.startswith("person.given_name: String should have at most 100")
+    assert len(problems[0].reason) < 200  # the value is never echoed
+    assert csv.field_size_limit() == 131072  # the csv module's limit is as it was
+
+
 # The same files through `turnout import --dry-run`, as a partner's organizer would run it.
 
 BAD_SHEETS = {
@@ -110,6 +121,10 @@ BAD_SHEETS = {
                          "line 2: a quote opened on this line is not closed", "0 rows would be imported, 1 bad row"),
     "extra columns": (b"First,Phone\nAna,5105550123\nBen,5105550124,oops\n", [],
                       "line 3: 3 values, but the header has 2 columns", "1 row would be imported, 1 bad row"),
+    "over-long cell": (b"First Name,Phone\nAlpha,5105550123\n" + b"B" * 140_000 + b",5105550124\nGamma,5105550125\n", [],
+                       "line 3: person.given_name: String should have at most 100 characters", "2 rows would be imported, 1 bad row"),
+    "future date": (b"First Name,Phone,Date\nRay,5105550123,2999-01-01T10:00:00Z\n", [],
+                    "line 2: occurred_at: is more than 5 minutes in the future", "0 rows would be imported, 1 bad row"),
     "4-digit ZIP": (b"Phone,ZIP\n5105550123,2134\n", [], "line 2: person.postal_code has 4 digits", "0 rows would be imported, 1 bad row"),
 }
 
@@ -147,3 +162,15 @@ def test_turnout_import_without_a_zone_says_how_to_give_one(tmp_path, monkeypatc
     r = runner.invoke(main, ["import", "union-local-1", "sheet.csv", "--type", "checkin", "--action", "rally-1", "--dry-run"],
                       env={**env, "TURNOUT_TIME_ZONE": "America"})
     assert r.exit_code != 0 and "is not an IANA time zone" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_turnout_import_refuses_a_column_named_twice_before_posting(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {"TURNOUT_COALITION": str(tmp_path / "c.toml"), "TURNOUT_TIME_ZONE": ""}
+    runner = CliRunner()
+    runner.invoke(main, ["partners", "add", "union-local-1", "--name", "U", "--kind", "union"], env=env)
+    (tmp_path / "sheet.csv").write_bytes(b"Phone,Phone,First Name\n5105550124,5105550125,Tia\n")
+    # No web app runs: had it tried to post, the error would be a connection's.
+    r = runner.invoke(main, ["import", "union-local-1", "sheet.csv", "--type", "signup", "--url", "http://127.0.0.1:9"], env=env)
+    assert r.exit_code == 1 and "sheet.csv: the header has 2 columns named 'Phone'" in r.output, r.output
+    assert "Traceback" not in r.output and "5105550124" not in r.output

@@ -1,7 +1,7 @@
 """CSV sign-in sheets → partner events: header mapping, line-numbered problems, stable ids."""
 
 import io
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -69,3 +69,31 @@ def test_mapping_overrides_and_missing_contact_columns():
 def test_sheet_level_consent_applies_to_rows_without_their_own():
     rows, _ = load("phone,email\n5105550123,ana@example.org\n", consent=frozenset({"email"}))
     assert rows[0].event["consent"]["email"]["granted"] is True and rows[0].event["consent"]["sms"]["granted"] is False
+
+
+def test_a_column_named_twice_is_refused_naming_it_never_guessed():
+    with pytest.raises(CsvError, match="the header has 2 columns named 'Phone': rename all but one"):
+        column_map(["Phone", "Phone", "First Name"])
+    with pytest.raises(CsvError, match="columns 'Phone' and 'phone' could both be phone"):
+        column_map(["Phone", "phone"])
+    with pytest.raises(CsvError, match="columns 'Phone' and 'Mobile' could both be phone: say which with --map"):
+        column_map(["Phone", "Mobile"])
+    with pytest.raises(CsvError, match="2 columns named 'Cell #'"):
+        column_map(["Cell #", "Cell #"], {"Cell #": "phone"})
+    with pytest.raises(CsvError, match="--map Cell=phone and --map Tel #=phone: one column per field"):
+        column_map(["Cell", "Tel #"], {"Cell": "phone", "Tel #": "phone"})
+    # --map settles it, and a repeated column no field reads is not a question.
+    assert column_map(["Phone", "Mobile"], {"Mobile": "phone"}) == {"phone": "Mobile"}
+    assert column_map(["Phone", "phone"], {"phone": "phone"}) == {"phone": "phone"}
+    assert column_map(["Notes", "Phone", "Notes"]) == {"phone": "Phone"}
+    with pytest.raises(CsvError, match="'Phone'"):
+        load("Phone,Phone,First Name\n5105550124,5105550125,Tia\n")
+
+
+def test_a_date_the_ingress_would_call_future_is_a_bad_row_already():
+    soon, late = (AT + timedelta(minutes=4)).isoformat(), (AT + timedelta(minutes=6)).isoformat()
+    rows, problems = load(f"phone,date\n5105550123,{late}\n5105550124,{soon}\n", kind="checkin", action="rally-1", now=AT)
+    assert [r.line for r in rows] == [3] and rows[0].event["occurred_at"] == soon
+    assert [(p.line, p.reason) for p in problems] == [(2, "occurred_at: is more than 5 minutes in the future")]
+    rows, problems = load(f"phone,date\n5105550123,{late}\n", kind="checkin", action="rally-1", now=AT + timedelta(minutes=2))
+    assert problems == [] and [r.line for r in rows] == [2]
