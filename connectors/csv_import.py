@@ -212,7 +212,7 @@ def _consent(v: dict[str, str], channel: str, sheet: frozenset[str]) -> bool:
     elif column.lower() in NO - {""}:
         granted = False
     elif column:
-        raise ValueError(f"{channel}_consent: {column!r} is neither yes nor no")
+        raise ValueError(f"{channel}_consent: neither yes nor no (yes: y, yes, true, 1, x, sí; no: n, no, false, 0 or empty)")
     else:
         granted = channel in sheet
     # Consent for a channel the row has no address for is not an error: there is nothing to grant.
