@@ -77,7 +77,10 @@ def _event(item: Any, actions: dict[str, str]) -> dict[str, Any]:
     action = actions.get(event or "") or actions.get((event or "").rsplit("/", 1)[-1])
     if action is None:
         raise ValueError(f"no turnout action is mapped to Action Network event {event!r} (turnout action-network map)")
-    status = _STATUS.get(str(resource.get("status", "")).lower(), "yes")
+    status = resource.get("status", "")
+    if not isinstance(status, str):
+        raise ValueError("osdi:attendance status must be a string")
+    status = _STATUS.get(status.lower(), "yes")
     return {**common, "type": "rsvp", "action_id": action, "status": status, "person": _person(person),
             "consent": _consent(person, "event RSVP", at)}
 

@@ -126,6 +126,9 @@ def test_unusable_items_are_answered_200_and_kept_as_dead_letters(env):
     {"idempotency_key": "k", "osdi:submission": {"person": {"email_addresses": 5}}},
     {"idempotency_key": "k", "osdi:attendance": {"person": {"email_addresses": []}, "_links": ["osdi:event"]}},
     {"idempotency_key": "k\ud800", "osdi:submission": {"person": {"email_addresses": [{"address": "a@example.org"}]}}},
+    # A status that is not a word is not read as "yes".
+    {"idempotency_key": "k", "osdi:attendance": {"status": 5, "created_date": "2026-11-20T10:00:00Z", "_links": {"osdi:event": {"href": EVENT}},
+                                                  "person": {"email_addresses": [{"address": "a@example.org", "primary": True}]}}},
 ])
 def test_malformed_items_are_answered_200_and_dead_lettered_not_a_500(env, item):
     client, pub, token, s = env
