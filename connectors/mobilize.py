@@ -14,7 +14,8 @@ organization that promoted the sign-up.
   Mobilize has no email opt-in to pass on). So an RSVP through a partner's event page
   introduces someone no partner signed up yet (``agents.people.introduce``).
 - The turnout action is the one the polled partner mapped the Mobilize event id to;
-  attendances of unmapped events are skipped with a reason.
+  attendances of unmapped events are skipped with a reason, as are malformed ones (a field
+  of the wrong JSON type, a date no calendar holds), each on its own.
 - **Credit**: to the coalition partner whose Mobilize organization is the ``sponsor`` (it
   recruited the person, even on another partner's event); when the sponsor is not a
   coalition partner (or absent), to the partner whose organization was polled.
@@ -26,9 +27,67 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .web.body import problems
 
 _RSVP = {"REGISTERED": "yes", "CONFIRMED": "yes", "CANCELLED": "no"}
+#: The last second ``datetime`` can hold (9999-12-31T23:59:59Z): a later date is garbled, not read.
+LATEST = 253_402_300_799
+Unix = Annotated[int, Field(ge=0, le=LATEST)]
+
+
+class _Wire(BaseModel):
+    """What turnout reads of Mobilize's JSON: the fields it uses, each of its JSON type (strict:
+    ``"7001"`` is not an id); the many it does not use are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+
+
+class _Ref(_Wire):  # an event or a sponsor
+    id: int
+
+
+class _Timeslot(_Wire):
+    start_date: Unix | None = None
+
+
+class _Entry(_Wire):  # one of a person's email_addresses, phone_numbers or postal_addresses
+    primary: bool | None = None
+    address: str | None = None
+    number: str | None = None
+    postal_code: str | None = None
+
+
+class _Person(_Wire):
+    given_name: str | None = None
+    family_name: str | None = None
+    email_addresses: list[_Entry] | None = None
+    phone_numbers: list[_Entry] | None = None
+    postal_addresses: list[_Entry] | None = None
+    sms_opt_in_status: str | None = None
+
+
+class _Attendance(_Wire):
+    id: int
+    status: str = ""
+    attended: bool | None = None
+    created_date: Unix | None = None
+    modified_date: Unix
+    event: _Ref
+    timeslot: _Timeslot | None = None
+    person: _Person | None = None
+    sponsor: _Ref | None = None
+
+
+class Page(_Wire):
+    """One page of attendances: each is checked on its own (``translate``), so that one
+    malformed attendance does not hold up the others."""
+
+    data: list[Any]
+    next: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,55 +102,78 @@ class Skipped(ValueError):
     """The attendance is not counted; the message says why."""
 
 
-def translate(att: dict[str, Any], polled: str, events: dict[str, str], sponsors: dict[int, str]) -> Attendance:
+def translate(raw: Any, polled: str, events: dict[str, str], sponsors: dict[int, str]) -> Attendance:
     """``polled``: the partner whose organization was read; ``events``: its Mobilize event id →
     action id; ``sponsors``: Mobilize organization id → coalition partner."""
-    action = events.get(str((att.get("event") or {}).get("id")))
+    att = _parsed(raw)
+    action = events.get(str(att.event.id))
     if action is None:
-        raise Skipped(f"attendance {att.get('id')}: Mobilize event {(att.get('event') or {}).get('id')} is not mapped to a turnout action")
-    status = _RSVP.get(str(att.get("status", "")).upper())
+        raise Skipped(f"attendance {att.id}: Mobilize event {att.event.id} is not mapped to a turnout action")
+    status = _RSVP.get(att.status.upper())
     if status is None:
-        raise Skipped(f"attendance {att.get('id')}: unknown status {att.get('status')!r}")
-    modified = _iso(att.get("modified_date"))
-    raw = att.get("person") or {}
-    person, consent = _person(raw), _consent(raw, _iso(att.get("created_date")) or modified)
-    base = f"mz-{att.get('id')}"
-    out = [{"type": "rsvp", "event_id": f"{base}-rsvp-{att.get('modified_date')}", "occurred_at": modified,
+        raise Skipped(f"attendance {att.id}: unknown status {att.status[:40]!r}")
+    modified = _iso(att.modified_date)
+    who = att.person or _Person()
+    person = _person(who)
+    consent = _consent(who, _iso(att.created_date if att.created_date is not None else att.modified_date))
+    base = f"mz-{att.id}"
+    out = [{"type": "rsvp", "event_id": f"{base}-rsvp-{att.modified_date}", "occurred_at": modified,
             "action_id": action, "status": status, "person": person, **consent}]
-    if att.get("attended") is True:
-        start = (att.get("timeslot") or {}).get("start_date")
+    if att.attended:
+        start = att.timeslot and att.timeslot.start_date
         out.append({"type": "checkin", "event_id": f"{base}-checkin", "occurred_at": _iso(start) if start else modified,
                     "action_id": action, "person": person, **consent})
-    sponsor = (att.get("sponsor") or {}).get("id")
-    return Attendance(partner=sponsors.get(sponsor, polled) if isinstance(sponsor, int) else polled, events=out)
+    return Attendance(partner=sponsors.get(att.sponsor.id, polled) if att.sponsor else polled, events=out)
 
 
-def _iso(unix: Any) -> str | None:
-    return datetime.fromtimestamp(unix, timezone.utc).isoformat() if isinstance(unix, (int, float)) else None
+def _parsed(raw: Any) -> _Attendance:
+    """``raw`` as an attendance, or ``Skipped`` naming each field that is not what Mobilize sends."""
+    if not isinstance(raw, dict):
+        raise Skipped("an attendance that is not a JSON object")
+    name = f"attendance {raw['id']}" if type(raw.get("id")) is int else "an attendance"
+    garbled = "; ".join(f"{path}: {message}" for path, message in problems(raw))  # numbers too long, duplicate keys
+    if garbled:
+        raise Skipped(f"{name}: {garbled}")
+    try:
+        return _Attendance.model_validate(raw)
+    except ValidationError as exc:
+        raise Skipped(f"{name}: {reasons(exc, 'attendance')}") from None
 
 
-def _primary(entries: Any, field: str) -> str | None:
-    entries = [e for e in entries or [] if isinstance(e, dict) and e.get(field)]
-    chosen = next((e for e in entries if e.get("primary")), entries[0] if entries else None)
-    return chosen[field] if chosen else None
+def reasons(exc: ValidationError, what: str) -> str:
+    """Each field pydantic refused and why, without the values: they may be personal data."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or what}: {'should be an object' if e['type'] == 'model_type' else e['msg']}"
+                     for e in exc.errors(include_url=False, include_input=False, include_context=False))
 
 
-def _person(p: dict[str, Any]) -> dict[str, str]:
+def _iso(unix: int) -> str:
+    return datetime.fromtimestamp(unix, timezone.utc).isoformat()
+
+
+def _primary(entries: list[_Entry] | None, field: str) -> str | None:
+    values = [getattr(e, field) for e in sorted(entries or [], key=lambda e: not e.primary)]
+    return next((v for v in values if v), None)
+
+
+def _person(p: _Person) -> dict[str, str]:
     out = {
-        "given_name": p.get("given_name"), "family_name": p.get("family_name"),
-        "phone": _primary(p.get("phone_numbers"), "number"), "email": _primary(p.get("email_addresses"), "address"),
-        "postal_code": _primary(p.get("postal_addresses"), "postal_code"),
+        "given_name": p.given_name, "family_name": p.family_name,
+        "phone": _primary(p.phone_numbers, "number"), "email": _primary(p.email_addresses, "address"),
+        "postal_code": _primary(p.postal_addresses, "postal_code"),
     }
-    return {k: v for k, v in out.items() if isinstance(v, str) and v.strip()}
+    return {k: v for k, v in out.items() if v and v.strip()}
 
 
-def _consent(p: dict[str, Any], at: str | None) -> dict[str, Any]:
+def _consent(p: _Person, at: str) -> dict[str, Any]:
     """SMS consent when the person opted in to texts on Mobilize's form (and has a number)."""
-    if str(p.get("sms_opt_in_status", "")).upper() != "OPT_IN" or not _primary(p.get("phone_numbers"), "number"):
+    if (p.sms_opt_in_status or "").upper() != "OPT_IN" or not _primary(p.phone_numbers, "number"):
         return {}
     return {"consent": {"sms": {"granted": True, "given_at": at, "method": "Mobilize RSVP (SMS opt-in)"}}}
 
 
-def newest(attendances: list[dict[str, Any]], since: int) -> int:
-    """The cursor after these attendances: the latest ``modified_date`` seen (or ``since``)."""
-    return max([since, *(a["modified_date"] for a in attendances if isinstance(a.get("modified_date"), int))])
+def newest(attendances: list[Any], since: int, until: int) -> int:
+    """The cursor after these attendances: the latest ``modified_date`` seen (or ``since``), of
+    those read or skipped alike, so a malformed one is not read for ever. A date after ``until``
+    (now, give or take) is garbled: taking it would pass over every attendance until then."""
+    dates = [a.get("modified_date") for a in attendances if isinstance(a, dict)]
+    return max([since, *(d for d in dates if type(d) is int and d <= until)])

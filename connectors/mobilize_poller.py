@@ -7,6 +7,9 @@ events to the events topic (acks=all) through the ingress's own validation; then
 then, store the new cursor (the newest ``modified_date`` seen) on a compacted Kafka topic.
 A crash before the cursor is stored reads some attendances again: they become the same keyed
 facts, so nothing is counted twice. A failed pass leaves the cursor where it was.
+
+A malformed attendance is skipped with its reason on the dead-letter topic, like one of an
+unmapped event, and the cursor moves past it; a malformed page fails the pass (``MalformedPage``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 import httpx
 from aiokafka import TopicPartition
+from pydantic import ValidationError
 
 from contracts.partners import Partner
 from streams.coalition import Coalition
@@ -27,11 +31,12 @@ from streams.data_keys import DataKeys
 from streams.settings import Settings
 from streams.topology import dead_letter, dead_letter_topic, mobilize_cursor_topic
 
-from .mobilize import Skipped, newest, translate
+from .mobilize import Page, Skipped, newest, reasons, translate
 from .providers.errors import RetryLater
 from .providers.ratelimit import TokenBucket
 from .providers.retry import with_retries
-from .web.ingress import envelopes
+from .web.body import BadBody, load_json
+from .web.ingress import FUTURE_TOLERANCE, envelopes
 from .web.publisher import Publisher
 from .web.replay import replay_consumer
 
@@ -42,6 +47,11 @@ class MobilizeRefused(Exception):
     """Mobilize refused a read for good (403: bad key, 404: no such organization)."""
 
 
+class MalformedPage(MobilizeRefused):
+    """Mobilize answered a read with something that is not a page of attendances; the pass
+    fails before writing anything, and the next one reads the same pages again."""
+
+
 class MobilizeClient:
     def __init__(self, base_url: str, rate: float, http: httpx.AsyncClient, attempts: int = 6) -> None:
         self.base_url = base_url.rstrip("/")
@@ -50,18 +60,18 @@ class MobilizeClient:
         self.attempts = attempts
         self.rng = random.Random()
 
-    async def attendances(self, org: int, key: str, since: int) -> list[dict[str, Any]]:
+    async def attendances(self, org: int, key: str, since: int) -> list[Any]:
         """Every attendance of ``org`` modified at or after ``since`` (unix seconds), all pages."""
         url: str | None = f"{self.base_url}/v1/organizations/{org}/attendances"
         params: dict[str, Any] | None = {"updated_since": since}
-        found: list[dict[str, Any]] = []
+        found: list[Any] = []  # as Mobilize sent them: ``translate`` checks each
         while url:
             page = await with_retries(lambda u=url, p=params: self._get(u, p, key), attempts=self.attempts, base=0.5, cap=60, rng=self.rng)
-            found += page.get("data") or []
-            url, params = page.get("next"), None  # the next link carries the query and the cursor
+            found += page.data
+            url, params = page.next, None  # the next link carries the query and the cursor
         return found
 
-    async def _get(self, url: str, params: dict[str, Any] | None, key: str) -> dict[str, Any]:
+    async def _get(self, url: str, params: dict[str, Any] | None, key: str) -> Page:
         await self.bucket.acquire()  # every request counts against the limit, retries included
         try:
             r = await self.http.get(url, params=params, headers={"Authorization": f"Bearer {key}"})
@@ -72,7 +82,16 @@ class MobilizeClient:
             raise RetryLater(float(after) if after and after.isdigit() else None, str(r.status_code))
         if r.status_code != 200:
             raise MobilizeRefused(f"{r.status_code} from Mobilize: {r.text[:200]}")
-        return r.json()
+        try:  # numbers too long to read stay text, for the attendance that holds them to be skipped
+            page = Page.model_validate(load_json(r.content))
+        except BadBody as exc:
+            raise MalformedPage(f"a page from Mobilize is not JSON turnout reads: {exc}") from None
+        except ValidationError as exc:
+            raise MalformedPage(f"a page from Mobilize is not a page of attendances: {reasons(exc, 'page')}") from None
+        if page.next is not None and not page.next.startswith(self.base_url + "/"):
+            # Following it would send the partner's API key to whoever it names.
+            raise MalformedPage(f"a page from Mobilize links its next page outside {self.base_url}")
+        return page
 
 
 class CursorStore:
@@ -134,7 +153,7 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
     if skipped:
         letters = [dead_letter(partner.id, reason, source="mobilize", partner=partner.id) for reason in skipped]
         await publisher.publish(letters, dead_letter_topic(s))
-    cursor = newest(found, since)
+    cursor = newest(found, since, until=int((now + FUTURE_TOLERANCE).timestamp()))
     await cursors.save(partner.id, cursor)
     log.info("mobilize: %s: %d attendances, %d skipped, cursor %d", partner.id, len(found), len(skipped), cursor)
     return cursor

@@ -1,13 +1,20 @@
 """Mobilize attendances → RSVPs and check-ins (pure), and the client's paging and 429s (fake server)."""
 
 import asyncio
+import json
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from connectors.mobilize import Skipped, newest, translate
-from connectors.mobilize_poller import MobilizeClient, MobilizeRefused
-from contracts.events import partner_event
+from connectors.mobilize_poller import CursorStore, MobilizeClient, MobilizeRefused, poll_partner
+from connectors.web.publisher import ListPublisher
+from contracts.events import Envelope, partner_event
+from contracts.partners import MobilizeLink, Partner
+from streams.data_keys import MemoryDataKeys
+from streams.settings import Settings
+from streams.topology import dead_letter_topic, mobilize_cursor_topic
 from tests.fake_mobilize import FakeMobilize, attendance
 
 EVENTS = {"7001": "rally-m"}
@@ -37,7 +44,8 @@ def test_the_same_state_gives_the_same_ids_and_unmapped_events_are_skipped():
     assert translate(a, "u", EVENTS, {}).events == translate(dict(a), "u", EVENTS, {}).events
     with pytest.raises(Skipped, match="not mapped"):
         translate(attendance(1, 7999, "REGISTERED", 1000, phone="5105550123"), "u", EVENTS, {})
-    assert newest([a, attendance(2, 7001, "REGISTERED", 1500)], 900) == 1500 and newest([], 900) == 900
+    assert newest([a, attendance(2, 7001, "REGISTERED", 1500)], 900, 2000) == 1500 and newest([], 900, 2000) == 900
+    assert newest([a, attendance(2, 7001, "REGISTERED", 2500), None, {"modified_date": True}], 900, 2000) == 1000  # none past `until`
 
 
 def test_the_client_pages_waits_out_a_429_and_keeps_to_the_rate():
@@ -56,3 +64,75 @@ def test_the_client_pages_waits_out_a_429_and_keeps_to_the_rate():
     assert [r["cursor"] for r in fake.requests[:4]] == [0, 1, 1, 2]  # page 1 throttled once, then read
     assert fake.requests[2]["at"] - fake.requests[1]["at"] >= 0.9  # Retry-After honoured
     assert fake.max_reads_per_second() <= 15
+
+
+T = 1_764_000_000  # late November 2025: in the past, as Mobilize's dates are
+GOOD = attendance(2, 7001, "REGISTERED", T + 2, phone="5105550102")
+BAD_SHAPES = {  # attendance 2 as Mobilize should never send it, and the field its dead letter names
+    "event a string": ({**GOOD, "event": "7001"}, "event"),
+    "event a number": ({**GOOD, "event": 7001}, "event"),
+    "event id missing": ({**GOOD, "event": {"title": "Rally"}}, "event.id"),
+    "null": (None, "not a JSON object"),
+    "a list": ([GOOD], "not a JSON object"),
+    "person a string": ({**GOOD, "person": "x"}, "person"),
+    "phone numbers a number": ({**GOOD, "person": {**GOOD["person"], "phone_numbers": 5}}, "person.phone_numbers"),
+    "a phone number as a JSON number": ({**GOOD, "person": {**GOOD["person"], "phone_numbers": [{"primary": True, "number": 5105550102}]}},
+                                        "person.phone_numbers.0.number"),
+    "sponsor a string": ({**GOOD, "sponsor": "grace"}, "sponsor"),
+    "timeslot a list": ({**GOOD, "attended": True, "timeslot": [{"start_date": T}]}, "timeslot"),
+    "modified_date absurd": ({**GOOD, "modified_date": 10**30}, "modified_date"),
+    "modified_date a string": ({**GOOD, "modified_date": str(T + 2)}, "modified_date"),
+    "modified_date in 2096": ({**GOOD, "modified_date": 4_000_000_000}, "occurred_at"),  # the ingress refuses the future
+    "id missing": ({k: v for k, v in GOOD.items() if k != "id"}, "id"),
+}
+
+
+def poll_once(body: bytes, since: int = 900):
+    """One real pass for union-a, offline: Mobilize (a mock transport) answers ``body`` to every read.
+    Returns the cursor (or the exception the pass raised) and what was published, by topic."""
+    s = Settings(person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    link = MobilizeLink(organization_id=101, api_key=SecretStr("key"), events=EVENTS)
+    partner = Partner(id="union-a", name="Union A", kind="union", secret=SecretStr("s"), mobilize=link)
+    publisher = ListPublisher()
+
+    async def run():
+        transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+        async with httpx.AsyncClient(transport=transport) as http:
+            client = MobilizeClient("https://mobilize.test", 15, http)
+            try:
+                return await poll_partner(s, client, publisher, CursorStore(s, publisher), partner, since, {101: "union-a"}, MemoryDataKeys())
+            except Exception as exc:  # noqa: BLE001 - the test looks at what the pass raised
+                return exc
+
+    return asyncio.run(run()), publisher.by_topic, s
+
+
+def page(*rows) -> bytes:
+    return json.dumps({"count": len(rows), "next": None, "previous": None, "data": list(rows)}).encode()
+
+
+@pytest.mark.parametrize("bad, field", BAD_SHAPES.values(), ids=BAD_SHAPES.keys())
+def test_a_malformed_attendance_is_a_dead_letter_and_its_neighbours_are_written_and_the_cursor_moves_on(bad, field):
+    first, last = attendance(1, 7001, "REGISTERED", T + 1, phone="5105550101"), attendance(3, 7001, "CONFIRMED", T + 3, phone="5105550103")
+    cursor, published, s = poll_once(page(first, bad, last))
+    assert cursor == T + 3, cursor  # past the bad one, and no further than what was read
+    written = [Envelope.model_validate_json(v, context={"normalized": True}) for _, v in published[None]]
+    assert [e.event.event_id for e in written] == [f"mz-1-rsvp-{T + 1}", f"mz-3-rsvp-{T + 3}"]
+    assert [(k, json.loads(v)["updated_since"]) for k, v in published[mobilize_cursor_topic(s)]] == [(b"union-a", T + 3)]  # stored
+    (_, letter), = published[dead_letter_topic(s)]
+    reason = json.loads(letter)["reason"]
+    assert field in reason, reason
+    named = isinstance(bad, dict) and "id" in bad  # the ingress names the event: mz-2-…
+    assert reason.startswith("attendance 2: ") or "mz-2-" in reason if named else reason.startswith("an attendance"), reason
+    assert b"5105550102" not in letter and b"P2" not in letter  # no phone, no name
+
+
+@pytest.mark.parametrize("body", [
+    b"<html>maintenance</html>", b"[]", b'{"data": {"id": 1}}', b'{"data": "abc"}', b'{"next": null}',
+    page(GOOD).replace(b'"next": null', b'"next": 5'),
+    page(GOOD).replace(b'"next": null', b'"next": "https://elsewhere.example/v1/organizations/101/attendances"'),  # not sent our key
+], ids=["not json", "a list", "data an object", "data a string", "no data", "next a number", "next elsewhere"])
+def test_a_malformed_page_fails_the_pass_with_a_reason_and_writes_nothing(body):
+    failed, published, _ = poll_once(body)
+    assert isinstance(failed, MobilizeRefused) and "page" in str(failed), repr(failed)
+    assert published == {}  # nothing written, the cursor stays: the next pass reads it all again
