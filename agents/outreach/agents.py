@@ -95,10 +95,10 @@ class Outbox(Protocol):
 
 class Budget:
     """How many asks may be decided and marked ``sending`` without an answer yet, across every
-    hand-over in this worker (the partitions planned side by side, the asks topic's sender):
-    what a chunk waits for is waited for *before* it is decided, so that each chunk is decided
-    at most two chunks before the provider gets it, however many partitions are under way.
-    Taken whole and in turn (first come, first served); a chunk larger than the budget takes it all."""
+    hand-over in this worker (the partitions planned side by side, the asks topic's sender). A
+    chunk waits for room before it is decided, so it is decided at most two chunks before the
+    provider gets it, however many partitions are under way. Taken whole and in turn (first
+    come, first served); a chunk larger than the budget takes all of it."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.used = limit, 0
