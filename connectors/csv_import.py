@@ -108,6 +108,7 @@ def event_id(secret: str, partner: str, kind: ImportType, action: str | None, va
     return "csv-" + hmac.new(secret.encode(), content.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+@csv_files.long_values_read()  # any length: the field a value is for refuses it, on its line
 def read(
     lines: Iterable[str], kind: ImportType, *, partner: str, secret: str, action: str | None,
     default_at: datetime, region: str = "US", extra: dict[str, str] | None = None, consent: frozenset[str] = frozenset(),
@@ -130,35 +131,34 @@ def read(
     # A sheet posts no actions and overrides no quiet hours: the partner's role changes nothing.
     ingress = Authority(partner, received_at=now or datetime.now(timezone.utc))
     rows, problems = [], []
-    with csv_files.long_values_read():
-        reader = csv.reader(lines, delimiter=delimiter)
-        header = next((r for r in reader if r), None)
-        if not header:
-            raise CsvError("the file is empty (no header row)")
-        mapping = column_map([h for h in header if h], extra)
-        index = {f: header.index(c) for f, c in mapping.items()}
-        line = reader.line_num  # the header's last line
-        for fields in reader:
-            start, line = line + 1, reader.line_num
-            if not any(v.strip() for v in fields):
-                continue  # blank line
-            shape = _shape(fields, len(header), [fields[i] for i in index.values() if i < len(fields)], start, line)
-            if shape:
-                problems.append(Problem(start, shape))
-                continue
-            values = {f: fields[i].strip() for f, i in index.items()}
-            try:
-                event = _event(kind, action, _checked(values, region, zone, start), default_at, consent)
-            except ValueError as exc:
-                problems.append(Problem(start, str(exc)))
-                continue
-            event["event_id"] = event_id(secret, partner, kind, action, {k: v for k, v in values.items() if v})
-            reason = _refused(event, region, ingress)
-            if reason:
-                problems.append(Problem(start, reason))
-            else:
-                rows.append(Row(start, event))
-        return rows, problems
+    reader = csv.reader(lines, delimiter=delimiter)
+    header = next((r for r in reader if r), None)
+    if not header:
+        raise CsvError("the file is empty (no header row)")
+    mapping = column_map([h for h in header if h], extra)
+    index = {f: header.index(c) for f, c in mapping.items()}
+    line = reader.line_num  # the header's last line
+    for fields in reader:
+        start, line = line + 1, reader.line_num
+        if not any(v.strip() for v in fields):
+            continue  # blank line
+        shape = _shape(fields, len(header), [fields[i] for i in index.values() if i < len(fields)], start, line)
+        if shape:
+            problems.append(Problem(start, shape))
+            continue
+        values = {f: fields[i].strip() for f, i in index.items()}
+        try:
+            event = _event(kind, action, _checked(values, region, zone, start), default_at, consent)
+        except ValueError as exc:
+            problems.append(Problem(start, str(exc)))
+            continue
+        event["event_id"] = event_id(secret, partner, kind, action, {k: v for k, v in values.items() if v})
+        reason = _refused(event, region, ingress)
+        if reason:
+            problems.append(Problem(start, reason))
+        else:
+            rows.append(Row(start, event))
+    return rows, problems
 
 
 def _shape(fields: list[str], columns: int, used: list[str], start: int, end: int) -> str | None:

@@ -6,14 +6,13 @@ never cut: the figures get short two-line headers and no vertical rules instead.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+from contracts.people import CONTROL
 
 #: (header, how to read it from a row of figures)
 ACTION_COLUMNS = (
@@ -32,7 +31,7 @@ def action_table(data: dict[str, Any]) -> Table:
     """One action's figures per partner, and the total. The title is a partner's words: shown
     as text (never rich markup), any control character as "?" (never a terminal code)."""
     title = f"{data.get('title') or data['action_id']} ({data['action_id']})" if data.get("title") else data["action_id"]
-    return _table(Text(_CONTROL.sub("?", title)), ACTION_COLUMNS, data["partners"], data["totals"])
+    return _table(Text(CONTROL.sub("?", title)), ACTION_COLUMNS, data["partners"], data["totals"])
 
 
 def coalition_table(data: dict[str, Any]) -> Table:

@@ -87,7 +87,8 @@ def _sealed_or(value: Any, handler: ValidatorFunctionWrapHandler, info: Validati
     return handler(value)
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Control characters (C0, DEL, C1).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
@@ -101,7 +102,7 @@ def _no_control(pattern: re.Pattern[str]):  # noqa: ANN202
 
 #: A partner's one-line text (a name, a title, a place) holds no control character: a NUL or an
 #: escape sequence would reach CSV exports and an organizer's terminal as it came.
-OneLine = _no_control(_CONTROL)
+OneLine = _no_control(CONTROL)
 #: A message template may break lines (newline, carriage return, tab), nothing else.
 Lines = _no_control(_CONTROL_BUT_LINES)
 

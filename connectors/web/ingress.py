@@ -177,7 +177,7 @@ class JustPosted:
     def owner(self, action_id: str) -> str | None:
         return self.owner_of(action_id) or self.posted.get(action_id)
 
-    def remember(self, events: list[tuple[int, PartnerEvent]], partner: str) -> list[str]:
+    def claim(self, events: list[tuple[int, PartnerEvent]], partner: str) -> list[str]:
         """Claim the new actions among ``events`` for ``partner``; the ids claimed."""
         claimed = []
         for _, event in events:
@@ -228,7 +228,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             raise refused(400, str(exc), "bad_body") from None
         authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owners.owner, frozenset(coalition().partners))
         checked = validate_events(items, s.default_region, authority)
-        claimed = owners.remember(checked.accepted, partner.id)
+        claimed = owners.claim(checked.accepted, partner.id)
         try:
             out = await sealed_records(checked.accepted, authority, person_secret, data_keys)
             if out:

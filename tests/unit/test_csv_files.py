@@ -129,13 +129,19 @@ BAD_SHEETS = {
 }
 
 
-@pytest.mark.parametrize("name", BAD_SHEETS)
-def test_turnout_import_dry_run_reads_real_world_sheets(tmp_path, monkeypatch, name):
-    data, args, says, summary = BAD_SHEETS[name]
+def partner_cli(tmp_path, monkeypatch) -> tuple[CliRunner, dict[str, str]]:
+    """The CLI in ``tmp_path``, with a coalition file holding partner union-local-1 and no default zone."""
     monkeypatch.chdir(tmp_path)
     env = {"TURNOUT_COALITION": str(tmp_path / "c.toml"), "TURNOUT_TIME_ZONE": ""}
     runner = CliRunner()
     assert runner.invoke(main, ["partners", "add", "union-local-1", "--name", "U", "--kind", "union"], env=env).exit_code == 0
+    return runner, env
+
+
+@pytest.mark.parametrize("name", BAD_SHEETS)
+def test_turnout_import_dry_run_reads_real_world_sheets(tmp_path, monkeypatch, name):
+    data, args, says, summary = BAD_SHEETS[name]
+    runner, env = partner_cli(tmp_path, monkeypatch)
     (tmp_path / "sheet.csv").write_bytes(data)
     kind = ["--type", "checkin", "--action", "rally-1"] if name == "plain dates" else ["--type", "signup"]
     r = runner.invoke(main, ["import", "union-local-1", "sheet.csv", *kind, "--dry-run", *args], env=env)
@@ -145,10 +151,7 @@ def test_turnout_import_dry_run_reads_real_world_sheets(tmp_path, monkeypatch, n
 
 
 def test_turnout_import_without_a_zone_says_how_to_give_one(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    env = {"TURNOUT_COALITION": str(tmp_path / "c.toml"), "TURNOUT_TIME_ZONE": ""}
-    runner = CliRunner()
-    runner.invoke(main, ["partners", "add", "union-local-1", "--name", "U", "--kind", "union"], env=env)
+    runner, env = partner_cli(tmp_path, monkeypatch)
     (tmp_path / "sheet.csv").write_bytes(b"phone,date\n5105550123,2026-12-01\n")
     r = runner.invoke(main, ["import", "union-local-1", "sheet.csv", "--type", "checkin", "--action", "rally-1", "--dry-run"], env=env)
     assert r.exit_code == 1 and "line 2: the date has no UTC offset: give --tz ZONE" in r.output, r.output
@@ -165,10 +168,7 @@ def test_turnout_import_without_a_zone_says_how_to_give_one(tmp_path, monkeypatc
 
 
 def test_turnout_import_refuses_a_column_named_twice_before_posting(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    env = {"TURNOUT_COALITION": str(tmp_path / "c.toml"), "TURNOUT_TIME_ZONE": ""}
-    runner = CliRunner()
-    runner.invoke(main, ["partners", "add", "union-local-1", "--name", "U", "--kind", "union"], env=env)
+    runner, env = partner_cli(tmp_path, monkeypatch)
     (tmp_path / "sheet.csv").write_bytes(b"Phone,Phone,First Name\n5105550124,5105550125,Tia\n")
     # No web app runs: had it tried to post, the error would be a connection's.
     r = runner.invoke(main, ["import", "union-local-1", "sheet.csv", "--type", "signup", "--url", "http://127.0.0.1:9"], env=env)

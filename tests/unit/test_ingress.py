@@ -344,7 +344,7 @@ def test_just_posted_actions_are_forgotten_once_the_facts_know_them_then_oldest_
     monkeypatch.setattr(ingress, "MAX_POSTED", 3)
     known: dict[str, str] = {}
     owners = ingress.JustPosted(known.get)
-    post = lambda *ids: owners.remember([(0, ActionEvent.model_validate(action(a))) for a in ids], "union-a")  # noqa: E731
+    post = lambda *ids: owners.claim([(0, ActionEvent.model_validate(action(a))) for a in ids], "union-a")  # noqa: E731
     post("a1", "a2", "a3")
     known["a2"] = "union-a"  # its fact has been read
     post("a4")

@@ -88,7 +88,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
 
     def refusal(request: Request, no: HTTPException) -> Response:
         """A refusal as a page that says it, unless a script asked for JSON (then the error body)."""
-        if "application/json" in request.headers.get("accept", ""):
+        if wants_json(request):
             raise no
         body = env.get_template("refused.html").render(detail=no.detail)
         return HTMLResponse(body, status_code=no.status_code, headers={**HEADERS, **(no.headers or {})})
@@ -121,19 +121,18 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         partner = staff(request)
         action_or_404(action_id)
         form = await small_form(request, strict=True)
-        wants_json = "application/json" in request.headers.get("accept", "")
         try:
             answer, name = await write(partner, action_id, form)
         except Refusal as no:
-            if wants_json:
+            if wants_json(request):
                 return error(422, f"{no.field}: {no.message}", [FieldError(field=no.field, message=no.message, type="value_error")])
             return render(request, partner, action_id, problem=f"Not checked in: {no.message}.", status=422, typed=walk_in_typed(form))
         if answer.status == 202:
-            if wants_json:
+            if wants_json(request):
                 return JSONResponse({"status": "accepted", "name": name, "warnings": answer.body.get("warnings", [])}, status_code=202)
             return RedirectResponse(f"/dashboard/checkin/{quote(action_id)}?done={quote(name)}", status_code=303, headers={"Cache-Control": "no-store"})
         detail = api_detail(answer.body)
-        if wants_json:
+        if wants_json(request):
             extra = {"Retry-After": answer.retry_after} if answer.retry_after else {}
             return error(answer.status, detail, [FieldError.model_validate(e) for e in answer.body.get("errors", [])], extra)
         return render(request, partner, action_id, problem=f"Not checked in ({answer.status}): {detail}", status=answer.status,
@@ -158,6 +157,11 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         return answer, contact.name
 
     return r
+
+
+def wants_json(request: Request) -> bool:
+    """A script (the page's own JavaScript, or another) asked for JSON; a browser gets pages."""
+    return "application/json" in request.headers.get("accept", "")
 
 
 def walk_in_typed(form: dict[str, str]) -> dict[str, str] | None:

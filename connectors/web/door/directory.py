@@ -197,5 +197,5 @@ class Directory:
                           email=contact.email and normalize_email(contact.email))
         key = person_key(self.secret, contact.phone, contact.email)
         own = self.people.setdefault(partner, {})
-        own[key] = own[key].merged(contact) if key in own else replace(contact)
+        own[key] = own[key].merged(contact) if key in own else contact
         self.checkins.setdefault((action_id, partner), set()).add(key)
