@@ -168,9 +168,9 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
         if broker:
             console.print(f"dashboard accounts for partners' staff, from another shell:\n  KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap} "
                           f"TURNOUT_BROKER_FLAVOR=tansu turnout accounts invite EMAIL --partner PARTNER --role viewer", soft_wrap=True, highlight=False)
-        state = running.write(running.new_state(s, env, base, logs, demo), here)
-        for line in stack_notes(s, state, demo):
+        for line in stack_notes(s, here / running.STATE, demo):
             console.print(line, highlight=False, soft_wrap=True)
+        running.write(running.new_state(s, env, base, logs, demo), here)  # last: once it exists, the banner is whole
         if demo:
             from connectors.demo import run_demo
 
