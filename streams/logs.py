@@ -1,6 +1,6 @@
 """Logging for every turnout process: one JSON object per line (``TURNOUT_LOG_FORMAT=json``, the
 default) or plain text, and a last-line redaction of the whole formatted line, exception text
-and traceback included: anything shaped like an email address or an E.164 phone number, and
+and traceback included: anything shaped like an email address or a phone number (E.164 or a US national format), and
 the input values pydantic puts in its error messages (``input_value=…``: names, addresses).
 The code never logs contact details; the formatter is the safety net."""
 
@@ -13,13 +13,18 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_PHONE = re.compile(r"\+\d{8,15}\b")
+_PHONE = re.compile(r"\+\d{8,15}\b|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
 # pydantic: "input_value='Ana', input_type=str" / input_value={'given_name': 'Ana', ...}
 _INPUT = re.compile(r"input_value=(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\{.*?\}(?=, input_type)|\[.*?\](?=, input_type)|[^,\]\n]*)")
 
 
+def scrubbed(text: str) -> str:
+    """``text`` with anything shaped like a phone number or an email address replaced."""
+    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))
+
+
 def redact(text: str) -> str:
-    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", _INPUT.sub("input_value=<redacted>", text)))
+    return scrubbed(_INPUT.sub("input_value=<redacted>", text))
 
 
 class RedactingFormatter(logging.Formatter):

@@ -18,6 +18,7 @@ from contracts.facts import ActionRecord, Attendance, Membership, Pledge, Person
 from contracts.identity import Identity, Merge
 from contracts.tallies import FactKind
 
+from .logs import scrubbed
 from .settings import Settings
 
 
@@ -109,8 +110,6 @@ EXCERPT_BYTES = 256
 #: OSDI people, internal commands): a dead letter never keeps them.
 PERSONAL = frozenset({"given_name", "family_name", "phone", "email", "postal_code", "address_lines", "address",
                       "number", "to", "body", "subject", "from", "From", "To", "Body"})
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_PHONE = re.compile(r"\+\d{8,15}\b|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
 _FIELD = re.compile(r'"(%s)"\s*:\s*"(?:[^"\\]|\\.)*"?' % "|".join(sorted(PERSONAL)))
 
 
@@ -131,11 +130,6 @@ def redacted(raw: bytes) -> str:
     except (ValueError, RecursionError):  # not JSON, cut short, or nested too deep: the fields by name
         text = _FIELD.sub(lambda m: f'"{m.group(1)}": "<redacted>"', text)
     return scrubbed(text)
-
-
-def scrubbed(text: str) -> str:
-    """``text`` with anything shaped like a phone number or an email address replaced."""
-    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))
 
 
 def excerpt(raw: bytes | None, **where: object) -> dict[str, object]:

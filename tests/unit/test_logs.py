@@ -8,6 +8,8 @@ from streams.logs import logging_config, redact
 def test_contact_details_are_redacted_as_a_last_line_of_defence():
     assert redact("sent to +15105550123 and ana.b+x@example.org ok") == "sent to <phone> and <email> ok"
     assert redact("offset 1732380000000 partition 3") == "offset 1732380000000 partition 3"  # plain numbers stay
+    # National formats too, as the dead letters scrub them (one pattern for both).
+    assert redact("call (510) 555-0123 or 510.555.0124, not 510-555-0125") == "call <phone> or <phone>, not <phone>"
 
 
 def test_logs_are_one_json_object_per_line_with_the_message_redacted(capsys):
