@@ -130,8 +130,10 @@ class CursorStore:
 
 
 async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher, cursors: CursorStore,
-                       partner: Partner, since: int, sponsors: dict[int, str], data_keys: DataKeys) -> int:
-    """One pass for one partner; returns the new cursor (already stored)."""
+                       partner: Partner, since: int, sponsors: dict[int, str], data_keys: DataKeys, reported: set[str] | None = None) -> int:
+    """One pass for one partner; returns the new cursor (already stored). ``reported``: the
+    skipped attendances the previous pass dead-lettered, replaced by this pass's: one that
+    Mobilize answers again (at the cursor, or with no date to move it) is not lettered twice."""
     link = partner.mobilize
     assert link is not None
     found = await client.attendances(link.organization_id, link.api_key.get_secret_value(), since)
@@ -150,9 +152,11 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
         skipped += [f"{credited}: {events[r.index]['event_id']}: {r.errors[0].field}: {r.errors[0].message}" for r in result.rejected]
         for i in range(0, len(records), s.max_batch):
             await publisher.publish(records[i : i + s.max_batch])
-    if skipped:
-        letters = [dead_letter(partner.id, reason, source="mobilize", partner=partner.id) for reason in skipped]
+    if letters := [dead_letter(partner.id, reason, source="mobilize", partner=partner.id) for reason in skipped if reason not in (reported or ())]:
         await publisher.publish(letters, dead_letter_topic(s))
+    if reported is not None:
+        reported.clear()
+        reported.update(skipped)
     cursor = newest(found, since, until=int((now + FUTURE_TOLERANCE).timestamp()))
     await cursors.save(partner.id, cursor)
     log.info("mobilize: %s: %d attendances, %d skipped, cursor %d", partner.id, len(found), len(skipped), cursor)
@@ -166,10 +170,12 @@ async def poll(s: Settings, coalition: Coalition, publisher: Publisher, http: ht
     partners = [p for p in coalition.partners.values() if p.enabled and p.mobilize is not None]
     sponsors = {p.mobilize.organization_id: p.id for p in partners}
     since = await cursors.load()
+    reported: dict[str, set[str]] = {p.id: set() for p in partners}
     while True:
         for partner in partners:
             try:
-                since[partner.id] = await poll_partner(s, client, publisher, cursors, partner, since.get(partner.id, 0), sponsors, data_keys)
+                since[partner.id] = await poll_partner(s, client, publisher, cursors, partner, since.get(partner.id, 0), sponsors, data_keys,
+                                                       reported[partner.id])
             except (MobilizeRefused, RetryLater) as exc:
                 if once:
                     raise

@@ -87,9 +87,10 @@ BAD_SHAPES = {  # attendance 2 as Mobilize should never send it, and the field i
 }
 
 
-def poll_once(body: bytes, since: int = 900):
+def poll_once(body: bytes, since: int = 900, reported: set[str] | None = None):
     """One real pass for union-a, offline: Mobilize (a mock transport) answers ``body`` to every read.
-    Returns the cursor (or the exception the pass raised) and what was published, by topic."""
+    Returns the cursor (or the exception the pass raised) and what was published, by topic.
+    ``reported``: the previous pass's dead-lettered reasons (``poll_partner``)."""
     s = Settings(person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
     link = MobilizeLink(organization_id=101, api_key=SecretStr("key"), events=EVENTS)
     partner = Partner(id="union-a", name="Union A", kind="union", secret=SecretStr("s"), mobilize=link)
@@ -100,7 +101,8 @@ def poll_once(body: bytes, since: int = 900):
         async with httpx.AsyncClient(transport=transport) as http:
             client = MobilizeClient("https://mobilize.test", 15, http)
             try:
-                return await poll_partner(s, client, publisher, CursorStore(s, publisher), partner, since, {101: "union-a"}, MemoryDataKeys())
+                return await poll_partner(s, client, publisher, CursorStore(s, publisher), partner, since, {101: "union-a"}, MemoryDataKeys(),
+                                          reported)
             except Exception as exc:  # noqa: BLE001 - the test looks at what the pass raised
                 return exc
 
@@ -125,6 +127,16 @@ def test_a_malformed_attendance_is_a_dead_letter_and_its_neighbours_are_written_
     named = isinstance(bad, dict) and "id" in bad  # the ingress names the event: mz-2-…
     assert reason.startswith("attendance 2: ") or "mz-2-" in reason if named else reason.startswith("an attendance"), reason
     assert b"5105550102" not in letter and b"P2" not in letter  # no phone, no name
+
+
+def test_an_attendance_mobilize_answers_again_is_dead_lettered_once_and_a_new_bad_one_is_not_held_back():
+    undated, other = BAD_SHAPES["modified_date a string"][0], {**BAD_SHAPES["person a string"][0], "id": 4}
+    reported: set[str] = set()
+    letters = []
+    for rows in [(undated,), (undated,), (undated, other)]:  # its date cannot move the cursor: read at every pass
+        _, published, s = poll_once(page(*rows), reported=reported)
+        letters.append([json.loads(v)["reason"].split(":")[0] for _, v in published.get(dead_letter_topic(s), [])])
+    assert letters == [["attendance 2"], [], ["attendance 4"]]
 
 
 @pytest.mark.parametrize("body", [
