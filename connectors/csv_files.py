@@ -5,6 +5,7 @@ and check their ZIPs. Pure functions, used by ``csv_import`` and ``turnout impor
   or without its BOM; Windows-1252 (what Excel on Windows writes as "CSV"); Latin-1, which
   decodes any bytes, as the last resort. Valid UTF-8 is almost never valid text of another
   encoding by accident, so trying it first is safe; the stdlib is enough, no guessing library.
+  A header row with NUL bytes (UTF-16 without its BOM, or no text at all) is refused.
 - **Delimiter**: comma, semicolon (Excel where the decimal mark is a comma) or tab, whichever
   splits the header row into the most columns (a comma when none does).
 - **Dates**: ISO 8601 with an offset as they are; without one (``2026-12-01T18:05``, a plain
@@ -51,6 +52,10 @@ class NeedsZone(ValueError):
     """A date without a UTC offset, and no time zone to read it in."""
 
 
+class NotASheet(ValueError):
+    """Bytes that no encoding here reads as a sheet's text (a header row with NUL bytes)."""
+
+
 def open_sheet(data: bytes, delimiter: str | None = None) -> Sheet:
     """The file's text, the encoding it was read as, and its delimiter (sniffed unless given)."""
     text, encoding = decode(data)
@@ -63,6 +68,11 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-16"), "UTF-16"
     if data.startswith(codecs.BOM_UTF8):
         return data.decode("utf-8-sig"), "UTF-8 (with BOM)"
+    # Every encoding below would "read" UTF-16 without its BOM as letters between NULs, and call
+    # each column unknown; a NUL in a later row only makes that row bad.
+    if b"\x00" in data.split(b"\n", 1)[0]:
+        raise NotASheet("its header row has NUL bytes: UTF-16 without a byte-order mark, or not a CSV file at all "
+                        "(save it as CSV UTF-8, or Excel's \"Unicode text\")")
     for codec, name in (("utf-8", "UTF-8"), ("cp1252", "Windows-1252")):
         try:
             return data.decode(codec), name

@@ -16,11 +16,13 @@ from .signing import headers
 
 
 class IngressRefused(Exception):
-    """The ingress refused a batch (not 202/422), or kept answering 503; ``status`` says how."""
+    """The ingress refused a batch (not 202/422), or kept answering 503; ``response`` is its
+    answer (``status`` its code)."""
 
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"{status}: {detail}")
-        self.status = status
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"{response.status_code}: {response.text[:500]}")
+        self.status = response.status_code
+        self.response = response
 
 
 class IngressClient:
@@ -41,6 +43,6 @@ class IngressClient:
             if r.status_code in (202, 422):
                 return r.json()
             if r.status_code != 503 or attempt == self._attempts:
-                raise IngressRefused(r.status_code, r.text[:500])
+                raise IngressRefused(r)
             self._sleep(float(r.headers.get("retry-after", "1")))
         raise AssertionError("unreachable")

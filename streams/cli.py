@@ -12,11 +12,14 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, get_args
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from contracts.partners import PartnerKind
 
 from . import coalition as coalition_file
 from pydantic import ValidationError
@@ -74,6 +77,18 @@ def require_master_key(s: Settings) -> None:
                                    "(README: Erasure on request); `turnout up` generates one for the embedded broker")
 
 
+def require_clock(s: Settings) -> None:
+    """A file clock must tell the time before a worker starts: else every agent that asks crashes."""
+    from .clock import from_setting
+
+    try:
+        from_setting(s.clock)()
+    except (OSError, ValueError) as exc:
+        reason = one_line(exc)[0] if isinstance(exc, OSError) else str(exc)
+        raise click.ClickException(f"TURNOUT_CLOCK={s.clock} tells no time: {reason} "
+                                   "(the file holds one ISO 8601 time with a UTC offset, e.g. 2026-11-24T19:00:00+00:00)") from None
+
+
 def web_url(url: str | None, s: Settings) -> str:
     """The web app's base URL: ``--url``, else TURNOUT_URL, else the running stack's."""
     url = url or s.url
@@ -105,6 +120,18 @@ def warn_if_unposted(s: Settings, action_id: str, url: str | None = None) -> Non
         click.echo(f"note: could not check that action {action_id!r} has been posted ({refusal(r)})", err=True)
 
 
+def stopped(exc: Exception) -> click.ClickException:
+    """A failure a command expects, in one line: the broker's own (aiokafka's errors are
+    RuntimeErrors) as ``one_line`` says it, anything else in its own words."""
+    message, known = one_line(exc)
+    return click.ClickException(message if known else str(exc))
+
+
+def quiet_kafka_clients() -> None:
+    """The clients log a failed connection themselves; the command reports it once, in one line."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
 def env_name(loc: tuple) -> str:
     """The environment variable behind a setting."""
     field = str(loc[0]) if loc else ""
@@ -116,6 +143,37 @@ def organizer_headers(s: Settings) -> dict[str, str]:
     if s.organizer_token is None:
         raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set (`turnout up` prints the one it made)")
     return {"Authorization": f"Bearer {s.organizer_token.get_secret_value()}"}
+
+
+def action_id_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An action id as partners' events spell it, or a usage error saying the rule (before any
+    row is read or any request made)."""
+    from pydantic import TypeAdapter
+
+    from contracts.events import Slug
+
+    try:
+        return None if value is None else TypeAdapter(Slug).validate_python(value)
+    except ValidationError as exc:
+        raise click.UsageError(explain(exc, lambda loc: param.opts[0]), ctx) from None
+
+
+def url_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A web address, as the URL settings take them, or a usage error."""
+    from .settings import web_address
+
+    try:
+        return web_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def json_option(ctx: click.Context, param: click.Parameter, value: str) -> object:
+    """An option's JSON value, or a usage error saying where it stopped making sense."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON ({exc.msg} at character {exc.pos + 1})") from None
 
 
 class Turnout(click.Group):
@@ -187,6 +245,7 @@ def worker() -> None:
     s = settings()
     require_broker(s)
     require_master_key(s)
+    require_clock(s)
     if s.provider_settings_missing():
         raise click.ClickException(f"provider credentials are only partly set: missing {', '.join(s.provider_settings_missing())}; "
                                    "set all of them to send for real, or none")
@@ -213,7 +272,7 @@ def worker() -> None:
 
 @main.command(help="Run the web app (ingress, tally API) with uvicorn.")
 @click.option("--host", default=None, help="Bind address (default TURNOUT_WEB_HOST).")
-@click.option("--port", default=None, type=int, help="Port (default TURNOUT_WEB_PORT).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port (default TURNOUT_WEB_PORT).")
 def web(host: str | None, port: int | None) -> None:
     import uvicorn
 
@@ -240,11 +299,12 @@ def web(host: str | None, port: int | None) -> None:
 
 
 @main.command(help="Run the sandbox providers (Twilio and SendGrid APIs) for the configured web app.")
-@click.option("--port", default=8099, show_default=True)
-@click.option("--faults", default="{}", help='JSON, e.g. \'{"share_429": 0.3}\'')
+@click.option("--port", default=8099, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--faults", default="{}", callback=json_option,
+              help='JSON, e.g. \'{"share_429": 0.3}\'')
 @click.option("--sms-mps", type=click.FloatRange(min=0), default=None,
               help="Texts per second each sender's queue lets out, as Twilio's does (0: no queue). Default: TURNOUT_SANDBOX_SMS_MPS, else 0.")
-def sandbox(port: int, faults: str, sms_mps: float | None) -> None:
+def sandbox(port: int, faults: dict, sms_mps: float | None) -> None:
     import uvicorn
 
     from connectors.sandbox.faults import Faults
@@ -262,7 +322,7 @@ def sandbox(port: int, faults: str, sms_mps: float | None) -> None:
         sendgrid_private_key_pem=s.sandbox_signing_key,
         inbound_url=f"{web}/v1/providers/twilio/inbound",
         event_webhook_url=f"{web}/v1/providers/sendgrid/events",
-        faults=Faults.model_validate(json.loads(faults)),
+        faults=Faults.model_validate(faults),
         sms_mps=s.sandbox_sms_mps if sms_mps is None else sms_mps,
     )
     uvicorn.run(create_sandbox(config), host="127.0.0.1", port=port, log_config=logging_config(s.log_format, "WARNING"))
@@ -288,18 +348,19 @@ def keys_rewrap() -> None:
 
     async def run() -> tuple[int, int]:
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
-        await publisher.start()
         data_keys = KafkaDataKeys(s, publisher.publish)
-        try:
+        try:  # a producer that failed to start is closed too
+            await publisher.start()
             return await data_keys.rewrap(), data_keys.unreadable
         finally:
             await data_keys.stop()
             await publisher.stop()
 
+    quiet_kafka_clients()
     try:
         done, unreadable = asyncio.run(run())
     except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise stopped(exc) from None
     click.echo(f"wrapped {plural(done, 'data key')} with the current master key")
     if unreadable:
         raise click.ClickException(f"{plural(unreadable, 'data key')} wrapped by a master key you did not give (TURNOUT_PREVIOUS_MASTER_KEYS): not rewrapped")
@@ -351,14 +412,14 @@ def partners() -> None:
 @partners.command("add", help="Add a partner with a fresh webhook secret, and print the secret.")
 @click.argument("partner_id")
 @click.option("--name", required=True)
-@click.option("--kind", required=True, help="backbone, union, faith, community, seniors, guaranteed_income, student, tenant, other")
+@click.option("--kind", required=True, type=click.Choice(get_args(PartnerKind)), help="What kind of organization it is.")
 @click.option("--role", type=click.Choice(["member", "backbone"]), default="member", show_default=True,
               help="backbone: the coalition's hub (changes any action, reaches everyone whose consent covers the coalition).")
 def partners_add(partner_id: str, name: str, kind: str, role: str) -> None:
     path = settings().coalition
     with coalition_errors():
         p = coalition_file.add_partner(path, partner_id, name, kind, role)
-    console.print(f"added [bold]{p.id}[/] to {path}; its webhook secret (shown once here, kept in the file):")
+    console.print(f"added [bold]{p.id}[/] to {escape(str(path))}; its webhook secret (shown once here, kept in the file):")
     click.echo(p.secret.get_secret_value())
 
 
@@ -367,9 +428,10 @@ def partners_list() -> None:
     path = settings().coalition
     with coalition_errors():
         c = coalition_file.load(path)
-    table = Table("id", "name", "kind", "role", "enabled", title=str(path))
+    # Names and paths are shown as written: rich would read "[east]" as markup.
+    table = Table("id", "name", "kind", "role", "enabled", title=escape(str(path)))
     for p in c.partners.values():
-        table.add_row(p.id, p.name, p.kind, p.role, "yes" if p.enabled else "no")
+        table.add_row(p.id, escape(p.name), p.kind, p.role, "yes" if p.enabled else "no")
     Console().print(table)
 
 
@@ -399,10 +461,11 @@ def with_accounts(s: Settings, action):
         finally:
             await store.stop()
 
+    quiet_kafka_clients()
     try:
         return asyncio.run(run())
     except (AccountRefused, AccountsUnavailable, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise stopped(exc) from None
 
 
 @accounts.command("invite", help="Create a dashboard account for EMAIL (or a fresh link for an existing one) and print its one-time sign-in link.")
@@ -411,7 +474,7 @@ def with_accounts(s: Settings, action):
 @click.option("--role", type=click.Choice(["viewer", "admin"]), default="viewer", show_default=True,
               help="admin: may also invite and remove the partner's accounts from the dashboard.")
 @click.option("--organizer", is_flag=True, help="An organizer account: sees every partner, manages every account.")
-@click.option("--url", default=None, help="The dashboard's address the link starts with (default TURNOUT_PUBLIC_URL).")
+@click.option("--url", default=None, callback=url_option, help="The dashboard's address the link starts with (default TURNOUT_PUBLIC_URL).")
 def accounts_invite(email: str, partner_id: str | None, role: str, organizer: bool, url: str | None) -> None:
     from datetime import datetime, timezone
 
@@ -419,6 +482,8 @@ def accounts_invite(email: str, partner_id: str | None, role: str, organizer: bo
 
     if organizer == (partner_id is not None):
         raise click.UsageError("give exactly one of --partner PARTNER or --organizer")
+    if organizer and click.get_current_context().get_parameter_source("role") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--role is for a partner's accounts: an organizer account has no other role")
     s = settings()
     if partner_id is not None:
         with coalition_errors():
@@ -426,7 +491,7 @@ def accounts_invite(email: str, partner_id: str | None, role: str, organizer: bo
                 raise click.ClickException(f"no partner {partner_id!r} in {s.coalition}")
     account, token = with_accounts(s, lambda store: store.invite(email, "organizer" if organizer else role, partner_id, "turnout accounts invite",
                                                                   datetime.now(timezone.utc), s.invite_hours))
-    console.print(f"{account.email} is {describe(account)}. Their one-time sign-in link (works once, until "
+    console.print(f"{escape(account.email)} is {escape(describe(account))}. Their one-time sign-in link (works once, until "
                   f"{account.invite_expires_at:%Y-%m-%d %H:%M} UTC; pass it on yourself, nothing is emailed):", highlight=False)
     click.echo(invite_link(url or s.public_url, token))
 
@@ -496,10 +561,16 @@ def mobilize() -> None:
 @mobilize.command("connect", help="Poll Mobilize organization ORG_ID for PARTNER with its API key (prompted, not echoed).")
 @click.argument("partner_id")
 @click.argument("org_id", type=int)
-@click.option("--api-key", prompt="Mobilize API key", hide_input=True)
-def mobilize_connect(partner_id: str, org_id: int, api_key: str) -> None:
+@click.option("--api-key", default=None, help="The partner's Mobilize API key (default: prompted for, not echoed).")
+def mobilize_connect(partner_id: str, org_id: int, api_key: str | None) -> None:
+    path = settings().coalition
+    with coalition_errors():  # nobody types a secret for a partner that is not there
+        if partner_id not in coalition_file.load(path).partners:
+            raise coalition_file.CoalitionError(f"no partner {partner_id!r} in {path}")
+    if api_key is None:
+        api_key = click.prompt("Mobilize API key", hide_input=True)
     with coalition_errors():
-        coalition_file.connect_mobilize(settings().coalition, partner_id, org_id, api_key.strip())
+        coalition_file.connect_mobilize(path, partner_id, org_id, api_key.strip())
     click.echo(f"{partner_id}: polling Mobilize organization {org_id}")
 
 
@@ -536,12 +607,15 @@ def mobilize_poll(once: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with coalition_errors():
         coalition = coalition_file.load(s.coalition)
+    if not any(p.mobilize is not None for p in coalition.partners.values()):  # as `turnout up` decides to start it
+        raise click.ClickException(f"no partner in {s.coalition} is connected to Mobilize, so there is nothing to poll "
+                                   "(turnout mobilize connect PARTNER ORG_ID)")
 
     async def run() -> None:
         publisher = KafkaPublisher(s.bootstrap, events_topic(s), s.ack_timeout, s.idempotent_producer)
-        await publisher.start()
         data_keys = KafkaDataKeys(s, publisher.publish)
-        try:
+        try:  # a producer that failed to start is closed too
+            await publisher.start()
             async with httpx.AsyncClient(timeout=30) as http:
                 await poll(s, coalition, publisher, http, once, data_keys)
         finally:
@@ -591,7 +665,7 @@ def settings_command(markdown: bool, readme: Path | None) -> None:
         value = getattr(s, name)
         shown = "(hidden)" if isinstance(value, SecretStr) else "unset" if value is None else str(value)
         source = "environment" if name in explicit else "running stack" if name in s.model_fields_set else "default"
-        table.add_row(env_name(name), shown, source)
+        table.add_row(env_name(name), escape(shown), source)
     Console().print(table)
 
 
@@ -612,7 +686,7 @@ def schema(out: Path | None) -> None:
 @click.argument("partner_id")
 @click.option("--data", help="The JSON body.")
 @click.option("--file", "file_", type=click.File("rb"), help="Read the JSON body from a file ('-' for stdin).")
-@click.option("--url", default=None, help="The web app's base URL (it posts to URL/v1/events). Default: TURNOUT_URL, else the running "
+@click.option("--url", default=None, callback=url_option, help="The web app's base URL (it posts to URL/v1/events). Default: TURNOUT_URL, else the running "
               "`turnout up`, else http://127.0.0.1:TURNOUT_WEB_PORT.")
 def sign(partner_id: str, data: str | None, file_, url: str | None) -> None:
     from connectors.signing import headers
@@ -620,13 +694,18 @@ def sign(partner_id: str, data: str | None, file_, url: str | None) -> None:
     if (data is None) == (file_ is None):
         raise click.UsageError("give exactly one of --data or --file")
     body = data.encode() if data is not None else file_.read()
+    try:
+        text = body.decode()
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{file_.name} is not UTF-8 (byte {exc.start + 1}); the web app reads UTF-8 JSON only",
+                                 param_hint="--file") from None
     s = settings()
     partner = enabled_partner(s, partner_id)
     # Only printed, never called: a default is fine when no stack runs.
     base = web_url(url or s.url or f"http://127.0.0.1:{s.web_port}", s)
     h = headers(partner.id, partner.secret.get_secret_value(), body, time.time())
     parts = ["curl", "-sS", "-X", "POST", f"{base}/v1/events"] + [x for k, v in h.items() for x in ("-H", f"{k}: {v}")]
-    click.echo(shlex.join(parts + ["--data-binary", body.decode()]))
+    click.echo(shlex.join(parts + ["--data-binary", text]))
 
 
 @main.command("import", help="Import a CSV sign-in sheet as PARTNER through the signed ingress (see README).",
@@ -641,24 +720,28 @@ failure (the bad rows are listed with their line), 2 usage error.""")
 @click.argument("partner_id")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--type", "kind", type=click.Choice(["signup", "rsvp", "checkin"]), required=True)
-@click.option("--action", "action_id", default=None, help="The turnout action (required for rsvp and checkin).")
+@click.option("--action", "action_id", default=None, callback=action_id_option, help="The turnout action (required for rsvp and checkin).")
 @click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD", help="Read FIELD from COLUMN (repeatable).")
 @click.option("--consent", multiple=True, type=click.Choice(["sms", "email"]), help="The sheet collected consent for this channel (repeatable).")
 @click.option("--tz", "tz", default=None, metavar="ZONE", help="Read dates without a UTC offset in this IANA zone (default: TURNOUT_TIME_ZONE).")
 @click.option("--delimiter", type=click.Choice(["comma", "semicolon", "tab"]), default=None, help="Default: sniffed from the header row.")
 @click.option("--dry-run", is_flag=True, help="Check every row, show which column became which field, report the bad rows; post nothing.")
-@click.option("--url", default=None, help=URL_HELP)
+@click.option("--url", default=None, callback=url_option, help=URL_HELP)
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 500), help="Events per request.")
 def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps: tuple[str, ...], consent: tuple[str, ...],
             tz: str | None, delimiter: str | None, dry_run: bool, url: str | None, batch: int) -> None:
     s = settings()
     partner = enabled_partner(s, partner_id)
-    extra = dict(m.split("=", 1) for m in maps if "=" in m)
-    if len(extra) != len(maps):
+    pairs = [m.split("=", 1) for m in maps if "=" in m]
+    if len(pairs) != len(maps):
         raise click.UsageError("--map takes COLUMN=FIELD")
+    columns = [column for column, _ in pairs]
+    if twice := next((c for c in columns if columns.count(c) > 1), None):
+        raise click.UsageError(f"--map names column {twice!r} more than once: a column is read as one field")
+    extra = dict(pairs)
     rows, problems = read_sheet(s, file, kind, partner, action_id, extra, consent, tz, delimiter)
     for problem in problems:
-        console.print(f"[red]line {problem.line}[/]: {problem.reason}", highlight=False, soft_wrap=True)
+        console.print(f"[red]line {problem.line}[/]: {escape(problem.reason)}", highlight=False, soft_wrap=True)
     if action_id and kind != "signup":
         warn_if_unposted(s, action_id, url)
     if dry_run:
@@ -682,21 +765,22 @@ def read_sheet(s: Settings, file: Path, kind: str, partner, action_id: str | Non
     if name and not known_zone(name):
         raise click.BadParameter(f"{name[:64]!r} is not an IANA time zone (e.g. America/Los_Angeles)", param_hint="--tz")
     zone = ZoneInfo(name) if name else None
-    sheet = csv_files.open_sheet(file.read_bytes(), {"comma": ",", "semicolon": ";", "tab": "\t"}.get(delimiter or ""))
     # Rows without a date happened when the sheet was last saved: a re-run gives identical events.
     saved = datetime.fromtimestamp(file.stat().st_mtime, timezone.utc).replace(microsecond=0)
     try:
-        header = next((r for r in csv_import.csv.reader(io.StringIO(sheet.text, newline=""), delimiter=sheet.delimiter) if r), [])
-        mapping = csv_import.column_map([h for h in header if h], extra)
+        sheet = csv_files.open_sheet(file.read_bytes(), {"comma": ",", "semicolon": ";", "tab": "\t"}.get(delimiter or ""))
+        # Read first: it says what is wrong with the file itself (an empty one, say) before the columns.
         rows, problems = csv_import.read(io.StringIO(sheet.text, newline=""), kind, partner=partner.id, secret=partner.secret.get_secret_value(),
                                          action=action_id, default_at=saved, region=s.default_region, extra=extra,
                                          consent=frozenset(consent), delimiter=sheet.delimiter, zone=zone)
-    except (csv_import.CsvError, csv_import.csv.Error) as exc:
+        header = next((r for r in csv_import.csv.reader(io.StringIO(sheet.text, newline=""), delimiter=sheet.delimiter) if r), [])
+        mapping = csv_import.column_map([h for h in header if h], extra)
+    except (csv_import.CsvError, csv_import.csv.Error, csv_files.NotASheet) as exc:
         raise click.ClickException(f"{file}: {exc}") from None
     unused = [h for h in header if h and h not in mapping.values()]
     console.print(f"read {file.name} as {sheet.describe()}; columns: "
                   + ", ".join(f"{column!r} → {field}" for field, column in mapping.items())
-                  + (f"; not used: {', '.join(repr(h) for h in unused)}" if unused else ""), highlight=False, soft_wrap=True)
+                  + (f"; not used: {', '.join(repr(h) for h in unused)}" if unused else ""), markup=False, highlight=False, soft_wrap=True)
     return rows, problems
 
 
@@ -711,18 +795,19 @@ def post_rows(url: str, partner, file: Path, rows: list, problems: list, batch: 
     client = IngressClient(url, partner.id, partner.secret.get_secret_value())
     accepted = 0
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"posting {file.name}", total=len(rows))
+        task = progress.add_task(f"posting {escape(file.name)}", total=len(rows))
         for i in range(0, len(rows), batch):
             chunk = rows[i : i + batch]
             try:
                 answer = client.post([r.event for r in chunk])
             except (IngressRefused, httpx.HTTPError) as exc:
-                reason = str(exc) if isinstance(exc, IngressRefused) else one_line(exc)[0]
+                reason = (refusal(exc.response, " (is the coalition file the one that web app reads?)") if isinstance(exc, IngressRefused)
+                          else one_line(exc)[0])
                 raise click.ClickException(f"stopped after {accepted} of {plural(len(rows), 'row')} (re-running is safe): {reason}") from None
             accepted += answer["accepted"] + answer["duplicates"]
             for rejection in answer["rejected"]:
                 reasons = "; ".join(f"{e['field']}: {e['message']}" for e in rejection["errors"])
-                console.print(f"[red]line {chunk[rejection['index']].line}[/]: {reasons}", highlight=False, soft_wrap=True)
+                console.print(f"[red]line {chunk[rejection['index']].line}[/]: {escape(reasons)}", highlight=False, soft_wrap=True)
                 problems.append(csv_import.Problem(chunk[rejection["index"]].line, reasons))
             progress.advance(task, len(chunk))
     return accepted
@@ -737,7 +822,7 @@ def people() -> None:
                 epilog="Exit codes: 0 erased everywhere, 2 still queued (no worker has reported for some partitions), 1 failed.")
 @click.option("--phone", default=None)
 @click.option("--email", default=None)
-@click.option("--url", default=None, help=URL_HELP)
+@click.option("--url", default=None, callback=url_option, help=URL_HELP)
 def people_forget(phone: str | None, email: str | None, url: str | None) -> None:
     import httpx
 
@@ -760,22 +845,23 @@ def people_forget(phone: str | None, email: str | None, url: str | None) -> None
         sys.exit(2)
 
 
-def refusal(r) -> str:
-    """A refused request to the web app in one line: its ``detail``, not the raw JSON."""
+def refusal(r, unauthorized: str = " (is TURNOUT_ORGANIZER_TOKEN the stack's?)") -> str:
+    """A refused request to the web app in one line: its ``detail``, not the raw JSON; for a 401
+    or 403, ``unauthorized`` says which credential to check."""
     try:
         detail = r.json().get("detail", r.text)
     except ValueError:
         detail = r.text
     if isinstance(detail, list):  # FastAPI's own validation errors
         detail = "; ".join(f"{'.'.join(str(x) for x in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail)
-    hint = " (is TURNOUT_ORGANIZER_TOKEN the stack's?)" if r.status_code in (401, 403) else ""
+    hint = unauthorized if r.status_code in (401, 403) else ""
     return f"the web app refused ({r.status_code}): {str(detail).strip()[:300]}{hint}"
 
 
 @main.command(help="Show tallies from a running web app: per partner across actions, or one action's.")
-@click.option("--action", "action_id", default=None, help="One action's per-partner tallies.")
+@click.option("--action", "action_id", default=None, callback=action_id_option, help="One action's per-partner tallies.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
-@click.option("--url", default=None, help=URL_HELP)
+@click.option("--url", default=None, callback=url_option, help=URL_HELP)
 def tallies(action_id: str | None, as_json: bool, url: str | None) -> None:
     import httpx
 
@@ -806,9 +892,15 @@ def export(aggregate: bool, unique: bool, note_line: bool, out: Path | None) -> 
     from connectors.web.tally_reader import TallyReader
     from contracts.tallies import TallyBook
 
+    if aggregate and unique:
+        raise click.UsageError("give at most one of --aggregate or --unique")
+    if note_line and not aggregate:
+        raise click.UsageError("--note-line goes with --aggregate (only the aggregate has a note)")
+    if out is not None and not out.absolute().parent.is_dir():
+        raise click.BadParameter(f"{out.absolute().parent} is not a directory", param_hint="--out")
     s = settings()
     require_broker(s)
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is reported once, below, in one line
+    quiet_kafka_clients()
     with coalition_errors():  # names only: without the file, partners are shown by id
         names = coalition_file.load(s.coalition, missing_ok=True).names()
     book = TallyBook()
@@ -830,11 +922,11 @@ def export(aggregate: bool, unique: bool, note_line: bool, out: Path | None) -> 
     tmp.replace(out)
     if note:
         note.write_text(SUPPRESSION_NOTE + "\n")
-    console.print(f"wrote {out}" + (f" and its note, {note}" if note else ""))
+    console.print(f"wrote {out}" + (f" and its note, {note}" if note else ""), markup=False)
 
 
 @main.command(help="Run only the embedded broker (Tansu, memory-only) and print its address.")
-@click.option("--port", default=9092, show_default=True)
+@click.option("--port", default=9092, show_default=True, type=click.IntRange(1, 65535))
 def broker(port: int) -> None:
     from .broker import EmbeddedBroker
 

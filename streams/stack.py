@@ -111,7 +111,7 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
     """Run until Ctrl-C or SIGTERM (returns), or until a process the stack needs has stopped
     (raises ``StackError`` with the reason, after stopping everything else)."""
     here = Path.cwd()
-    preflight(s, port, here)
+    preflight(s, port, here, here / DEMO_COALITION if demo else s.coalition)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     broker: EmbeddedBroker | None = None
     sup = Supervisor(spawn, console)

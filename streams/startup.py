@@ -10,6 +10,8 @@ from pathlib import Path
 
 from . import running
 from .broker import port_free
+from .coalition import CoalitionError
+from .coalition import load as load_coalition
 from .settings import Settings
 
 
@@ -17,8 +19,9 @@ class StackError(Exception):
     """`turnout up` cannot start, or had to stop: the message says why and what to do."""
 
 
-def preflight(s: Settings, port: int, here: Path) -> None:
-    """Refuse, before anything starts, what `turnout up` could not do."""
+def preflight(s: Settings, port: int, here: Path, coalition: Path) -> None:
+    """Refuse, before anything starts, what `turnout up` could not do (``coalition``: the file
+    it will run with; it may be missing, not broken)."""
     other = running.running_in(here)
     if other is not None and other.pid != os.getpid():
         raise StackError(f"a turnout stack is already running from {here} (pid {other.pid}, {other.web_url}); "
@@ -30,6 +33,10 @@ def preflight(s: Settings, port: int, here: Path) -> None:
     if missing:
         raise StackError(f"provider credentials are only partly set: missing {', '.join(missing)}; "
                          "set all of them to send for real, or none to use the sandbox providers")
+    try:
+        load_coalition(coalition, missing_ok=True)
+    except CoalitionError as exc:
+        raise StackError(str(exc)) from None
 
 
 def local_urls(s: Settings, port: int) -> dict[str, object]:

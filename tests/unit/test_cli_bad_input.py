@@ -1,0 +1,212 @@
+"""Bad input from a coalition's data staff: every mistake is one line, a usage error (2) or a
+failure (1), said before anything is read, posted or started, and never a traceback."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from streams.broker import free_port
+from streams.cli import main
+from streams.settings import Settings
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("TURNOUT_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """A directory of our own with one partner: no stack runs from it, no setting is given."""
+    monkeypatch.chdir(tmp_path)
+    for name in [k for k in os.environ if k.startswith("TURNOUT_") or k == "KAFKA_BOOTSTRAP_SERVERS"]:
+        monkeypatch.delenv(name)
+    assert turnout("partners", "add", "union-a", "--name", "Local 1 [east]", "--kind", "union").exit_code == 0
+    return tmp_path
+
+
+def turnout(*args: str, env: dict[str, str] | None = None, **kw):
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False, **kw)
+
+
+def turnout_process(cwd, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The command in a process of its own, as staff run it: what reaches standard error is all
+    there is (a client's own log lines, asyncio's warnings), and a hang fails instead of hanging.
+    If it started something after all (`turnout up`), that is stopped, by its process group."""
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *args], cwd=cwd, env={**CLEAN_ENV, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("name, value", [("TURNOUT_QUIET_START", "25:00"), ("TURNOUT_QUIET_END", "9pm"), ("TURNOUT_CLOCK", "bogus"),
+                                         ("TURNOUT_DEFAULT_REGION", "USA")])
+def test_a_setting_no_worker_or_import_could_use_is_refused_naming_the_variable(here, name, value):
+    r = turnout("partners", "list", env={name: value})
+    assert r.exit_code == 1 and r.output.startswith(f"Error: bad configuration: {name}: '{value}' is "), r.output
+    assert len(r.output.strip().splitlines()) == 1
+    fine = Settings(quiet_start="21:30", quiet_end="08:00", clock="file:/tmp/now", default_region="ca")
+    assert (fine.quiet_start, fine.clock, fine.default_region) == ("21:30", "file:/tmp/now", "CA")
+
+
+def test_commands_that_read_the_broker_say_in_one_line_that_it_cannot_be_reached(here):
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    env = {"KAFKA_BOOTSTRAP_SERVERS": address, "TURNOUT_MASTER_KEY": "k" * 32, "TURNOUT_FIND_STACK": "false"}
+    for args in (["accounts", "list"], ["accounts", "invite", "lead@example.org", "--organizer"], ["keys", "rewrap"]):
+        r = turnout_process(here, *args, env=env)
+        assert r.returncode == 1, (args, r.stderr)
+        assert r.stderr.strip() == (f"Error: cannot reach the Kafka broker at {address}: is `turnout up` still running, "
+                                    "or is KAFKA_BOOTSTRAP_SERVERS right?"), (args, r.stderr)
+
+
+def test_sign_refuses_a_body_that_is_not_utf8(here):
+    (here / "body.json").write_bytes(b'{"given_name": "Jos\xe9"}')
+    r = turnout("sign", "union-a", "--file", "body.json")
+    assert r.exit_code == 2 and "body.json is not UTF-8 (byte 20)" in r.output, r.output
+    assert "a bug?" not in r.output and "curl" not in r.output
+
+
+@pytest.mark.parametrize("args, says", [
+    (["sandbox", "--faults", "{share_429: 0.3}"], "Invalid value for '--faults': not JSON"),
+    (["sandbox", "--port", "99999"], "99999 is not in the range 1<=x<=65535"),
+    (["broker", "--port", "70000"], "70000 is not in the range 1<=x<=65535"),
+    (["web", "--port", "0"], "0 is not in the range 1<=x<=65535"),
+])
+def test_servers_refuse_bad_options_before_starting(here, args, says):
+    r = turnout_process(here, *args)
+    assert r.returncode == 2 and says in r.stderr, r.stderr
+    assert "a bug?" not in r.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--aggregate", "--unique"], "give at most one of --aggregate or --unique"),
+    (["--note-line"], "--note-line goes with --aggregate"),
+    (["--out", "no-such-dir/tallies.csv"], "no-such-dir is not a directory"),
+])
+def test_export_refuses_options_it_cannot_honour_before_reading_anything(here, args, says):
+    r = turnout("export", *args)  # no broker anywhere: the options are checked first
+    assert r.exit_code == 2 and says in r.output, r.output
+
+
+def test_an_action_id_that_is_not_one_is_refused_before_any_row_or_request(here):
+    (here / "rsvps.csv").write_text("First Name,Phone\nAna,+15105550123\n")
+    for args in (["tallies", "--action", "a/b"], ["import", "union-a", "rsvps.csv", "--type", "rsvp", "--action", "Rally 1", "--dry-run"]):
+        r = turnout(*args)
+        assert r.exit_code == 2 and "is not a valid id (use lower-case letters, digits and dashes" in r.output, (args, r.output)
+        assert "line 2" not in r.output and "no `turnout up`" not in r.output
+
+
+def test_an_empty_sheet_is_said_to_be_empty(here):
+    (here / "sheet.csv").write_bytes(b"")
+    r = turnout("import", "union-a", "sheet.csv", "--type", "signup", "--dry-run")
+    assert r.exit_code == 1 and r.output == "Error: sheet.csv: the file is empty (no header row)\n", r.output
+
+
+def test_headers_names_and_settings_are_shown_as_written_never_read_as_markup(here):
+    (here / "sheet [v2].csv").write_text("First Name,Phone,Notes [/internal]\nAna,+15105550123,x\n")
+    r = turnout("import", "union-a", "sheet [v2].csv", "--type", "signup", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert "read sheet [v2].csv as UTF-8" in r.output and "not used: 'Notes [/internal]'" in r.output
+    assert "Local 1 [east]" in turnout("partners", "list").output
+    assert "Reply [/STOP]" in turnout("settings", env={"TURNOUT_SMS_FOOTER": "Reply [/STOP]"}).output
+
+
+def test_mobilize_connect_names_an_unknown_partner_before_asking_for_its_key(here):
+    r = turnout("mobilize", "connect", "nobody", "101", input="")
+    assert r.exit_code == 1 and "no partner 'nobody'" in r.output and "API key" not in r.output, r.output
+
+
+def test_mobilize_poll_says_when_no_partner_is_connected(here):
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "unused:9092", "TURNOUT_MASTER_KEY": "k" * 32}
+    r = turnout("mobilize", "poll", "--once", env=env)
+    assert r.exit_code == 1 and "is connected to Mobilize, so there is nothing to poll" in r.output, r.output
+
+
+def test_a_column_mapped_twice_is_named_not_called_malformed(here):
+    (here / "sheet.csv").write_text("First Name,Phone\nAna,+15105550123\n")
+    r = turnout("import", "union-a", "sheet.csv", "--type", "signup", "--map", "Phone=phone", "--map", "Phone=email", "--dry-run")
+    assert r.exit_code == 2 and "--map names column 'Phone' more than once" in r.output, r.output
+    assert turnout("import", "union-a", "sheet.csv", "--type", "signup", "--map", "Phone", "--dry-run").exit_code == 2
+
+
+def test_an_import_the_web_app_refuses_says_why_in_its_words_not_its_json(here):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Refuses(BaseHTTPRequestHandler):  # a web app that reads another coalition file
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b'{"detail":"unknown or disabled partner (X-Turnout-Partner)","errors":[]}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    (here / "sheet.csv").write_text("First Name,Phone\nAna,+15105550123\n")
+    with ThreadingHTTPServer(("127.0.0.1", 0), Refuses) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        r = turnout("import", "union-a", "sheet.csv", "--type", "signup", "--url", f"http://127.0.0.1:{server.server_port}")
+        server.shutdown()
+    assert r.exit_code == 1, r.output
+    assert ("Error: stopped after 0 of 1 row (re-running is safe): the web app refused (401): unknown or disabled partner "
+            "(X-Turnout-Partner) (is the coalition file the one that web app reads?)") in r.output, r.output
+    assert '{"detail"' not in r.output
+
+
+@pytest.mark.parametrize("demo", [False, True])
+def test_up_refuses_a_broken_coalition_file_before_starting_anything(here, demo):
+    broken = here / (".turnout/demo-coalition.toml" if demo else "coalition.toml")
+    broken.parent.mkdir(exist_ok=True)
+    broken.write_bytes(b"\xff\xfe[partners]")
+    r = turnout_process(here, "up", "--port", str(free_port()), *(["--demo"] if demo else []))
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().startswith("Error: ") and "not a readable TOML file" in r.stderr and "\n" not in r.stderr.strip(), r.stderr
+    assert "a bug?" not in r.stderr and r.stdout == "" and not (here / ".turnout" / "logs").exists()  # no broker, no logs
+
+
+@pytest.mark.parametrize("clock, says", [("missing.txt", "missing.txt: No such file or directory"),
+                                         ("garbage.txt", "Invalid isoformat string: 'garbage'")])
+def test_a_worker_refuses_a_file_clock_that_tells_no_time(here, clock, says):
+    (here / "garbage.txt").write_text("garbage\n")
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "unused:9092", "TURNOUT_MASTER_KEY": "k" * 32, "TURNOUT_PERSON_KEY_SECRET": "p" * 32,
+           "TURNOUT_CLOCK": f"file:{clock}"}
+    r = turnout("worker", env=env)
+    assert r.exit_code == 1 and r.output.startswith(f"Error: TURNOUT_CLOCK=file:{clock} tells no time: {says} "), r.output
+
+
+def test_an_unknown_partner_kind_is_a_usage_error_listing_the_kinds(here):
+    r = turnout("partners", "add", "faith-b", "--name", "Grace", "--kind", "church")
+    assert r.exit_code == 2 and "'church' is not one of 'backbone', 'union', 'faith'" in r.output, r.output
+    assert "faith-b" not in (here / "coalition.toml").read_text()
+
+
+def test_an_organizer_invitation_refuses_a_role_rather_than_ignoring_it(here):
+    r = turnout("accounts", "invite", "lead@example.org", "--organizer", "--role", "admin")
+    assert r.exit_code == 2 and "--role is for a partner's accounts" in r.output, r.output
+
+
+def test_a_sheet_in_utf16_without_its_byte_order_mark_is_refused_not_read_as_nul_ridden_utf8(here):
+    (here / "sheet.csv").write_bytes("First Name,Phone\nAna,+15105550123\n".encode("utf-16-le"))
+    r = turnout("import", "union-a", "sheet.csv", "--type", "signup", "--dry-run")
+    assert r.exit_code == 1 and r.output.startswith("Error: sheet.csv: its header row has NUL bytes: UTF-16 without a byte-order mark"), r.output
+    (here / "sheet.csv").write_bytes("First Name,Phone\nAna,+15105550123\n".encode("utf-16"))  # with its BOM, as Excel writes it
+    assert turnout("import", "union-a", "sheet.csv", "--type", "signup", "--dry-run").exit_code == 0
+
+
+def test_a_web_address_without_its_scheme_is_refused_before_it_is_used(here):
+    r = turnout("action-network", "token", "union-a", env={"TURNOUT_PUBLIC_URL": "turnout.example.org"})
+    assert r.exit_code == 1 and "TURNOUT_PUBLIC_URL: 'turnout.example.org' is not a web address (http:// or https://" in r.output, r.output
+    assert "action-network/" not in r.output  # no URL a partner could not use is printed (nor the token rotated)
+    (here / "sheet.csv").write_text("First Name,Phone\nAna,+15105550123\n")
+    r = turnout("import", "union-a", "sheet.csv", "--type", "signup", "--url", "127.0.0.1:8000")
+    assert r.exit_code == 2 and "'127.0.0.1:8000' is not a web address" in r.output, r.output
