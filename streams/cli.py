@@ -79,14 +79,25 @@ def require_master_key(s: Settings) -> None:
 
 def require_clock(s: Settings) -> None:
     """A file clock must tell the time before a worker starts: else every agent that asks crashes."""
-    from .clock import from_setting
+    from .startup import clock_problem
 
-    try:
-        from_setting(s.clock)()
-    except (OSError, ValueError) as exc:
-        reason = one_line(exc)[0] if isinstance(exc, OSError) else str(exc)
-        raise click.ClickException(f"TURNOUT_CLOCK={s.clock} tells no time: {reason} "
-                                   "(the file holds one ISO 8601 time with a UTC offset, e.g. 2026-11-24T19:00:00+00:00)") from None
+    if problem := clock_problem(s):
+        raise click.ClickException(problem)
+
+
+def require_port(host: str, port: int) -> None:
+    """A server command says in one line that it cannot listen, before it starts (uvicorn would
+    log it as JSON and exit 3)."""
+    import errno
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            busy = " (another turnout web app or sandbox? --port picks another)" if exc.errno == errno.EADDRINUSE else ""
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}{busy}") from None
 
 
 def web_url(url: str | None, s: Settings) -> str:
@@ -286,6 +297,7 @@ def web(host: str | None, port: int | None) -> None:
     require_master_key(s)
     if s.organizer_token is None:
         raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
+    require_port(host or s.web_host, port or s.web_port)
     gc_tuning.tune()
     try:
         app = create_app(s)
@@ -312,6 +324,7 @@ def sandbox(port: int, faults: dict, sms_mps: float | None) -> None:
 
     from . import gc_tuning
 
+    require_port("127.0.0.1", port)
     gc_tuning.tune()
     s = settings()
     web = s.public_url.rstrip("/")
@@ -502,8 +515,14 @@ def accounts_list(partner_id: str | None) -> None:
     async def listing(store):
         return store.book.accounts(partner_id)
 
+    s = settings()
+    found = with_accounts(s, listing)
+    if partner_id is not None and not found:
+        with coalition_errors():
+            if partner_id not in coalition_file.load(s.coalition, missing_ok=True).partners:
+                raise click.ClickException(f"no partner {partner_id!r} in {s.coalition}, and no account of one")
     table = Table("email", "partner", "role", "status", title="dashboard accounts")
-    for a in with_accounts(settings(), listing):
+    for a in found:
         status = "active" if a.password_hash else f"invited (link until {a.invite_expires_at:%Y-%m-%d %H:%M} UTC)"
         table.add_row(a.email, a.partner or "(organizer)", a.role, status)
     Console().print(table)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import running
 from .broker import port_free
+from .clock import from_setting
 from .coalition import CoalitionError
 from .coalition import load as load_coalition
 from .settings import Settings
@@ -37,6 +38,19 @@ def preflight(s: Settings, port: int, here: Path, coalition: Path) -> None:
         load_coalition(coalition, missing_ok=True)
     except CoalitionError as exc:
         raise StackError(str(exc)) from None
+    if problem := clock_problem(s):  # else the workers die asking the time, one after another
+        raise StackError(problem)
+
+
+def clock_problem(s: Settings) -> str | None:
+    """Why ``TURNOUT_CLOCK`` cannot tell the time (a file clock's file missing or garbled), if it cannot."""
+    try:
+        from_setting(s.clock)()
+    except (OSError, ValueError) as exc:
+        reason = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return (f"TURNOUT_CLOCK={s.clock} tells no time: {reason} "
+                "(the file holds one ISO 8601 time with a UTC offset, e.g. 2026-11-24T19:00:00+00:00)")
+    return None
 
 
 def local_urls(s: Settings, port: int) -> dict[str, object]:

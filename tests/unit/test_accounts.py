@@ -181,3 +181,7 @@ def test_turnout_accounts_list_and_remove(shell):
     assert started_store(log).book.account("ana@example.org") is None
     again = run("remove", "ana@example.org")
     assert again.exit_code != 0 and "no account ana@example.org" in again.output
+    unknown = run("list", "--partner", "faith-x")  # a typo, not an empty list
+    assert unknown.exit_code == 1 and "no partner 'faith-x' in" in unknown.output and "dashboard accounts" not in unknown.output, unknown.output
+    add(log, account("old@example.org", "viewer", "gone-c"))  # a partner since removed from the file: its accounts still show
+    assert "old@example.org" in run("list", "--partner", "gone-c").output

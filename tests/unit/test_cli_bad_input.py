@@ -210,3 +210,25 @@ def test_a_web_address_without_its_scheme_is_refused_before_it_is_used(here):
     (here / "sheet.csv").write_text("First Name,Phone\nAna,+15105550123\n")
     r = turnout("import", "union-a", "sheet.csv", "--type", "signup", "--url", "127.0.0.1:8000")
     assert r.exit_code == 2 and "'127.0.0.1:8000' is not a web address" in r.output, r.output
+
+
+def test_up_refuses_a_file_clock_that_tells_no_time_before_starting_anything(here):
+    r = turnout_process(here, "up", "--port", str(free_port()), env={"TURNOUT_CLOCK": "file:missing.txt"})
+    assert r.returncode == 1 and r.stderr.startswith("Error: TURNOUT_CLOCK=file:missing.txt tells no time: missing.txt: No such file"), r.stderr
+    assert not (here / ".turnout" / "logs").exists()  # no broker, no worker started
+
+
+@pytest.mark.parametrize("command", ["web", "sandbox"])
+def test_a_server_whose_port_is_taken_says_so_in_one_line(here, command):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"KAFKA_BOOTSTRAP_SERVERS": "unused:9092", "TURNOUT_MASTER_KEY": "k" * 32, "TURNOUT_ORGANIZER_TOKEN": "t" * 32,
+               "TURNOUT_WEB_HOST": "127.0.0.1"}
+        r = turnout_process(here, command, "--port", str(port), env=env)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert r.stderr.strip() == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use (another turnout web app or sandbox? --port picks another)"
+
