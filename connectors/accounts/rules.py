@@ -17,11 +17,13 @@ MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" is only a 
 
 
 class AccountRefused(Exception):
-    """A request the rules refuse. ``str(exc)`` says why; ``status`` is the HTTP answer."""
+    """A request the rules refuse. ``str(exc)`` says why; ``status`` is the HTTP answer;
+    ``field`` names the request's field at fault, when one is."""
 
-    def __init__(self, message: str, status: int = 403) -> None:
+    def __init__(self, message: str, status: int = 403, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.field = field
 
 
 def describe(account: Account) -> str:
@@ -32,7 +34,7 @@ def check_manager(manager: str | None, role: str, partner: str | None) -> None:
     """May someone who manages ``manager``'s accounts (None: an organizer, who manages every
     account) give ``role`` at ``partner``? Admins invite their own partner's staff only."""
     if (role == "organizer") != (partner is None):
-        raise AccountRefused("an organizer has no partner; an admin or viewer needs one", 422)
+        raise AccountRefused("an organizer has no partner; an admin or viewer needs one", 422, "partner")
     if manager is not None and (partner != manager or role == "organizer"):
         raise AccountRefused(f"a partner admin invites only {manager}'s staff, as viewer or admin")
 
@@ -53,7 +55,8 @@ def invitation(existing: Account | None, email: str, role: str, partner: str | N
                        sessions_since=now, invited_by=by, created_at=now)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise AccountRefused(f"{'.'.join(str(x) for x in err['loc']) or 'account'}: {err['msg']}", 422) from None
+        field = ".".join(str(x) for x in err["loc"])
+        raise AccountRefused(f"{field or 'account'}: {err['msg']}", 422, field or None) from None
 
 
 def removable(manager: str | None, account: Account | None, email: str) -> Account:

@@ -95,4 +95,4 @@ def email_of(raw: str) -> str:
     try:
         return EMAIL.validate_python(raw)
     except ValidationError:
-        raise AccountRefused(f"{raw!r} is not an email address", 422) from None
+        raise AccountRefused(f"{raw!r} is not an email address", 422, "email") from None

@@ -62,6 +62,14 @@ def documented(*statuses: int, **descriptions: str) -> dict[int | str, dict[str,
     return out
 
 
+class HTTPRefusal(HTTPException):
+    """An ``HTTPException`` whose body names the request's fields at fault (``errors``)."""
+
+    def __init__(self, status: int, detail: str, errors: list[FieldError], headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, detail, headers)
+        self.errors = errors
+
+
 def refused(status: int, detail: str, reason: str) -> HTTPException:
     """An ``HTTPException`` counted under ``reason`` in the rejected-events metric."""
     metrics.EVENTS_REJECTED.labels(reason).inc()
@@ -114,7 +122,7 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             # Starlette names only the first route on the path; Allow must list every method on it.
             headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(app, request))}
-        return error(exc.status_code, str(exc.detail), headers=headers)
+        return error(exc.status_code, str(exc.detail), getattr(exc, "errors", ()), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

@@ -237,6 +237,20 @@ def test_an_admin_cannot_invite_beyond_its_partner_and_nothing_is_written(web, b
     assert len(web.log.records) == written
 
 
+@pytest.mark.parametrize("body, field", [
+    ({"email": "not an email", "role": "viewer", "partner": "faith-b"}, "body.email"),
+    ({"email": "", "role": "viewer", "partner": "faith-b"}, "body.email"),
+    ({"email": "x@example.org", "role": "viewer", "partner": "no-such-partner"}, "body.partner"),
+    ({"email": "x@example.org", "role": "admin"}, "body.partner"),  # an organizer must say whose
+])
+def test_a_refused_invitation_names_the_field_at_fault(web, body, field):
+    assert sign_in(web.client, ORGANIZER).status_code == 303
+    written = len(web.log.records)
+    r = web.client.post("/dashboard/accounts", json=body)
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == [field], r.text
+    assert len(web.log.records) == written
+
+
 def test_an_admin_cannot_remove_another_partners_account_nor_learn_it_exists(web):
     assert sign_in(web.client, ADMIN_B).status_code == 303
     for email in (VIEWER_A, ORGANIZER, "nobody@example.org"):

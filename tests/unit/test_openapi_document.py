@@ -108,3 +108,28 @@ def test_every_documented_error_is_the_error_body(env):
                 ref = response["content"]["application/json"]["schema"]["$ref"]
                 assert ref.endswith(("/ErrorBody", "/IngestRefusal")), (method, path, status)
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_the_event_stream_is_documented_as_what_it_answers(env):
+    """``/dashboard/events`` answers Server-Sent Events, not JSON, and each event is what the
+    document's schema says (before OpenAPI 3.2, a ``text/event-stream`` schema is per event)."""
+    client, document, *_ = env
+    documented = document["paths"]["/dashboard/events"]["get"]["responses"]["200"]["content"]
+    assert list(documented) == ["text/event-stream"]
+    with client.stream("GET", "/dashboard/events", headers={"Authorization": "Bearer t"}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].split(";")[0] == "text/event-stream"
+        first = first_event(r.iter_lines())
+    assert first["event"] == "view" and json.loads(first["data"])["viewer"]["role"] == "organizer"
+    jsonschema_rs.validator_for(documented["text/event-stream"]["schema"]).validate(first)
+
+
+def first_event(lines) -> dict:
+    """The stream's first event as its fields, ``retry`` a number, as a validator reads it."""
+    fields: dict = {}
+    for line in lines:
+        if not line and fields:
+            return fields
+        name, _, value = line.partition(":")
+        if name:
+            fields[name] = int(value) if name == "retry" else value.removeprefix(" ")
+    raise AssertionError("the stream ended before its first event")

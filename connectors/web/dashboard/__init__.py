@@ -38,6 +38,14 @@ MIN_INTERVAL = 0.2
 
 __all__ = ["Access", "router", "HEARTBEAT", "MIN_INTERVAL"]
 
+#: The live stream in the OpenAPI document (FastAPI would say JSON). Before OpenAPI 3.2's
+#: ``itemSchema``, the ``schema`` of ``text/event-stream`` describes each event.
+EVENT_STREAM = {"description": "Server-Sent Events: `view` (a DashboardView as JSON) on every change, `heartbeat` otherwise",
+                "content": {"text/event-stream": {"schema": {
+                    "type": "object", "required": ["event", "data"],
+                    "properties": {"event": {"enum": ["view", "heartbeat"]}, "data": {"type": "string", "contentMediaType": "application/json"},
+                                   "id": {"type": "string"}, "retry": {"type": "integer", "minimum": 0}}}}}}
+
 STATIC_KINDS = {"dashboard.js": "text/javascript", "welcome.js": "text/javascript", "dashboard.css": "text/css",
                 "checkin.js": "text/javascript", "door.css": "text/css", "console.js": "text/javascript", "console.css": "text/css", "favicon.svg": "image/svg+xml"}
 
@@ -71,7 +79,8 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
     async def current(request: Request, action: str | None = None) -> DashboardView:
         return view(access.require(request), action)
 
-    @r.get("/dashboard/events", summary="The same view as Server-Sent Events: `view` on every change, `heartbeat` every 5 s otherwise; ends when the session does")
+    @r.get("/dashboard/events", response_class=EventSourceResponse, responses={200: EVENT_STREAM},
+           summary="The same view as Server-Sent Events: `view` on every change, `heartbeat` every 5 s otherwise; ends when the session does")
     async def events(request: Request, action: str | None = None) -> EventSourceResponse:
         viewer = access.require(request)
         session = access.session(request)

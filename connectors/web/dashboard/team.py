@@ -21,7 +21,7 @@ from streams.coalition import Coalition
 from streams.settings import Settings
 
 from ..body import load_json, read_limited
-from ..errors import documented, model_body
+from ..errors import FieldError, HTTPRefusal, documented, model_body
 from .access import Access
 from .view import Viewer
 
@@ -79,7 +79,7 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
         async with _answers():
             check_manager(manager(viewer), body.role, partner)  # first: an admin learns no other partner's id
             if partner is not None and partner not in coalition().partners:
-                raise AccountRefused(f"no partner {partner!r} in the coalition file", 422)
+                raise AccountRefused(f"no partner {partner!r} in the coalition file", 422, "partner")
             account, token = await accounts.invite(body.email, body.role, partner, viewer.email or "organizer token",
                                                    datetime.now(timezone.utc), s.invite_hours, manager(viewer))
         return Invited(**AccountView.of(account).model_dump(), link=invite_link(str(request.base_url), token))
@@ -101,6 +101,7 @@ async def _answers() -> AsyncIterator[None]:
     try:
         yield
     except AccountRefused as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+        named = [FieldError(field=f"body.{exc.field}", message=str(exc), type="value_error")] if exc.field else []
+        raise HTTPRefusal(exc.status, str(exc), named) from None
     except AccountsUnavailable as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
