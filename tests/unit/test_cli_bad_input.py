@@ -1,48 +1,19 @@
 """Bad input from a coalition's data staff: every mistake is one line, a usage error (2) or a
 failure (1), said before anything is read, posted or started, and never a traceback."""
 
-import os
-import signal
-import subprocess
-import sys
-
 import pytest
-from click.testing import CliRunner
 
 from streams.broker import free_port
-from streams.cli import main
 from streams.settings import Settings
-
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("TURNOUT_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+from tests.cli import bare, turnout, turnout_process
 
 
 @pytest.fixture
 def here(tmp_path, monkeypatch):
     """A directory of our own with one partner: no stack runs from it, no setting is given."""
-    monkeypatch.chdir(tmp_path)
-    for name in [k for k in os.environ if k.startswith("TURNOUT_") or k == "KAFKA_BOOTSTRAP_SERVERS"]:
-        monkeypatch.delenv(name)
+    bare(monkeypatch, tmp_path)
     assert turnout("partners", "add", "union-a", "--name", "Local 1 [east]", "--kind", "union").exit_code == 0
     return tmp_path
-
-
-def turnout(*args: str, env: dict[str, str] | None = None, **kw):
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False, **kw)
-
-
-def turnout_process(cwd, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The command in a process of its own, as staff run it: what reaches standard error is all
-    there is (a client's own log lines, asyncio's warnings), and a hang fails instead of hanging.
-    If it started something after all (`turnout up`), that is stopped, by its process group."""
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *args], cwd=cwd, env={**CLEAN_ENV, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 @pytest.mark.parametrize("name, value", [("TURNOUT_QUIET_START", "25:00"), ("TURNOUT_QUIET_END", "9pm"), ("TURNOUT_CLOCK", "bogus"),

@@ -3,7 +3,6 @@ cannot do before starting anything, and says what is wrong in one line."""
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,34 +15,18 @@ from streams import running
 from streams.broker import free_port
 from streams.cli import main
 from streams.settings import Settings
-
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("TURNOUT_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+from tests.cli import bare, turnout, turnout_process
 
 
 @pytest.fixture
 def here(tmp_path, monkeypatch):
     """A directory of our own: no stack runs from it or its parents, no setting is given."""
-    monkeypatch.chdir(tmp_path)
-    for name in [k for k in os.environ if k.startswith("TURNOUT_") or k == "KAFKA_BOOTSTRAP_SERVERS"]:
-        monkeypatch.delenv(name)
+    bare(monkeypatch, tmp_path)
     return tmp_path
 
 
-def turnout(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False, **kw)
-
-
 def turnout_up(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`turnout up` in a process of its own: if it started after all, it is stopped (by pid)."""
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "up", *args], cwd=cwd, env={**CLEAN_ENV, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return turnout_process(cwd, "up", *args, env=env)
 
 
 def fake_stack(directory: Path, pid: int, **settings: str) -> None:
