@@ -191,11 +191,15 @@ def test_the_start_is_a_valid_html_datetime_even_with_fractions_of_a_second(env)
     "/r/rally-1/nonsense",
     "/r/rally-2/{token}",  # a real token on another action's URL
     "/r/rally-1/{unsubscribe}",  # an unsubscribe token is no RSVP link
+    # Cut short at a slash (a mail client wrapping a long URL): the page, not the API's JSON 404.
+    "/r/rally-1/", "/r/rally-1", "/unsubscribe/rally-1/", "/unsubscribe/rally-1",
 ])
 def test_a_link_we_did_not_sign_for_this_says_it_does_not_work_in_both_languages(env, url):
     url = url.format(token=env.token(), unsubscribe=env.token("unsubscribe", channel="email"))
     page = env.client.get(url)
-    assert page.status_code == 404
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert '<html lang="en">' in page.text and '<p lang="es">' in page.text
     assert "This link does not work" in page.text and "Este enlace no funciona" in page.text
     assert answer(env, "yes", url).status_code == 404 and env.written() == []
 

@@ -134,6 +134,15 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
             return RedirectResponse(f"?done={done}", status_code=303, headers=SECURITY_HEADERS)
         return unsubscribe_page(opened, done=done)  # a mail client wants a 2xx, not a redirect
 
+    @r.api_route("/r/{action_id}", methods=["GET", "POST"])
+    @r.api_route("/r/{action_id}/", methods=["GET", "POST"])
+    @r.api_route("/unsubscribe/{action_id}", methods=["GET", "POST"])
+    @r.api_route("/unsubscribe/{action_id}/", methods=["GET", "POST"])
+    async def cut_short(action_id: str) -> Response:
+        # A link cut short at a slash (a mail client wrapping a long URL) has no token: the same
+        # page as any link we cannot read, not the API's JSON 404 a supporter could not read.
+        return page("problem.html", status=404, kind="invalid")
+
     @r.get("/pages/static/pages.css")
     async def stylesheet() -> Response:
         # A versioned URL (?v=hash): cached for good; a new stylesheet gets a new URL.
