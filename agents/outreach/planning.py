@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import TypeVar
 
 from contracts.asks import AskCommand, RecentAsks, ask_id, parse_ask_id
 from contracts.events import ActionEvent
@@ -24,6 +25,8 @@ from streams import links
 from .eligibility import decide, partner_credit, referral_code
 from .quiet_hours import QuietHours, next_allowed, recipient_zone
 from .templates import email_body, local_time, names_sponsor, render, segments, sms_body
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,6 @@ def plan(
     values = {
         "given_name": person.given_name or "",
         "action_title": action.title,
-        "local_time": local_time(action.starts_at, action.time_zone),
         "place": ", ".join(x for x in (action.location.venue, action.location.locality) if x),
         "sponsor": policy.sponsor_names.get(partner, partner),
     }
@@ -111,15 +113,26 @@ def plan(
     return [a for a in asks if a is not None]
 
 
-def _pick(templates: dict, language: str | None):
-    return templates.get(language or "en") or templates.get("en") or next(iter(templates.values()), None)
+def pick(templates: Mapping[str, T], language: str | None) -> tuple[str, T] | None:
+    """The template for a person speaking ``language``, with its language tag: theirs (``es-MX``),
+    else their language's (``es``), else English, else the first there is; ``None`` if none."""
+    for tag in (language or "en", (language or "").split("-")[0], "en", next(iter(templates), None)):
+        if tag in templates:
+            return tag, templates[tag]
+    return None
+
+
+def in_language(values: dict[str, str], action: ActionEvent, tag: str) -> dict[str, str]:
+    """``values`` with the action's time written in the template's language."""
+    return {**values, "local_time": local_time(action.starts_at, action.time_zone, tag)}
 
 
 def _sms(person, action, values, now, policy, common) -> AskCommand | None:
-    template = _pick(action.templates.sms, person.language)
-    if template is None:
+    picked = pick(action.templates.sms, person.language)
+    if picked is None:
         return None
-    text = render(template, values)
+    tag, template = picked
+    text = render(template, in_language(values, action, tag))
     body = sms_body(text if names_sponsor(template) else f"{values['sponsor']}: {text}", policy.footer)
     zone = recipient_zone(person.postal_code, person.phone, action.time_zone)
     quiet = not action.override_quiet_hours
@@ -129,9 +142,11 @@ def _sms(person, action, values, now, policy, common) -> AskCommand | None:
 
 
 def _email(person, action, values, common, unsubscribe: str) -> AskCommand | None:
-    template = _pick(action.templates.email, person.language)
-    if template is None:
+    picked = pick(action.templates.email, person.language)
+    if picked is None:
         return None
+    tag, template = picked
+    values = in_language(values, action, tag)
     on_behalf_of = None if names_sponsor(template.body) else values["sponsor"]
     body = email_body(render(template.body, values), unsubscribe, person.language, on_behalf_of)
     return AskCommand(**common, to=person.email, subject=render(template.subject, values), body=body, unsubscribe_url=unsubscribe)

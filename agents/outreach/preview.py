@@ -21,8 +21,8 @@ from contracts.facts import Channel, PersonRecord
 from contracts.preview import TEST_MARK, AudienceCount
 
 from .eligibility import CHANNELS, decide
-from .planning import OutreachPolicy, plan, recent_count
-from .templates import email_body, local_time, names_sponsor, render, sms_body
+from .planning import OutreachPolicy, in_language, pick, plan, recent_count
+from .templates import email_body, names_sponsor, render, sms_body
 
 ALREADY = "already asked"
 #: The sample values a test message is rendered with (the organizer is not a person in the table).
@@ -82,17 +82,20 @@ def test_messages(action: ActionEvent, sponsor: str, language: str, policy: Outr
     (sponsor's name, footer, unsubscribe line), rendered with sample values and marked
     ``TEST_MARK``. Its links lead nowhere live: a test is not an ask."""
     values = {
-        "given_name": SAMPLE_NAME, "action_title": action.title, "local_time": local_time(action.starts_at, action.time_zone),
+        "given_name": SAMPLE_NAME, "action_title": action.title,
         "place": ", ".join(x for x in (action.location.venue, action.location.locality) if x),
         "sponsor": policy.sponsor_names.get(sponsor, sponsor),
         "rsvp_link": f"{policy.rsvp_base_url.rstrip('/')}/{action.action_id}/test",
     }
     out: dict[Channel, tuple[str | None, str]] = {}
-    if sms := action.templates.sms.get(language) or action.templates.sms.get("en") or next(iter(action.templates.sms.values()), None):
-        text = render(sms, values)
+    if picked := pick(action.templates.sms, language):
+        tag, sms = picked
+        text = render(sms, in_language(values, action, tag))
         out["sms"] = (None, TEST_MARK + sms_body(text if names_sponsor(sms) else f"{values['sponsor']}: {text}", policy.footer))
-    if mail := action.templates.email.get(language) or action.templates.email.get("en") or next(iter(action.templates.email.values()), None):
+    if picked := pick(action.templates.email, language):
+        tag, mail = picked
+        mine = in_language(values, action, tag)
         unsubscribe = f"{policy.unsubscribe_base_url.rstrip('/')}/{action.action_id}/test"
-        body = email_body(render(mail.body, values), unsubscribe, language, None if names_sponsor(mail.body) else values["sponsor"])
-        out["email"] = (TEST_MARK + render(mail.subject, values), TEST_MARK.strip() + "\n\n" + body)
+        body = email_body(render(mail.body, mine), unsubscribe, language, None if names_sponsor(mail.body) else values["sponsor"])
+        out["email"] = (TEST_MARK + render(mail.subject, mine), TEST_MARK.strip() + "\n\n" + body)
     return out

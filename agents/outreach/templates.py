@@ -19,8 +19,9 @@ from contracts.events import template_problems as validate_template  # noqa: F40
 NAME_FALLBACK = "friend"
 SMS_FOOTER = "Reply YES to RSVP, STOP to opt out"
 
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_DAYS = {"en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), "es": ("lun", "mar", "mié", "jue", "vie", "sáb", "dom")}
+_MONTHS = {"en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+           "es": ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic")}
 
 # GSM 03.38: the basic character set (1 septet each; ESC excluded, it only prefixes the
 # extension table) and the extension table (2 septets each: ESC + the character).
@@ -68,9 +69,11 @@ def _value(field: str, values: Mapping[str, str], name_fallback: str) -> str:
     return str(value)
 
 
-@lru_cache(maxsize=1024)  # the same for every person asked for an action
-def local_time(starts_at: datetime, tz: str) -> str:
-    """``starts_at`` in zone ``tz``, e.g. ``Tue Dec 1, 6:00 PM PST``; English, locale-independent.
+@lru_cache(maxsize=1024)  # the same for every person asked for an action (in one language)
+def local_time(starts_at: datetime, tz: str, language: str | None = "en") -> str:
+    """``starts_at`` in zone ``tz``, in the language of the template it goes into (its tag):
+    ``Tue Dec 1, 6:00 PM PST``, or ``mar 1 dic, 6:00 p. m. PST`` for Spanish (``es``, ``es-MX``);
+    English for any other. Locale-independent.
 
     Zones without a letter abbreviation (tzdata writes ``-03``) show as ``UTC-03``.
     """
@@ -80,8 +83,11 @@ def local_time(starts_at: datetime, tz: str) -> str:
     zone = t.tzname() or ""
     zone = f"UTC{zone}" if zone[:1] in "+-" else zone
     hour = t.hour % 12 or 12
+    if (language or "").split("-")[0].lower() == "es":
+        meridiem = "a. m." if t.hour < 12 else "p. m."
+        return f"{_DAYS['es'][t.weekday()]} {t.day} {_MONTHS['es'][t.month - 1]}, {hour}:{t.minute:02d} {meridiem} {zone}".rstrip()
     meridiem = "AM" if t.hour < 12 else "PM"
-    return f"{_DAYS[t.weekday()]} {_MONTHS[t.month - 1]} {t.day}, {hour}:{t.minute:02d} {meridiem} {zone}".rstrip()
+    return f"{_DAYS['en'][t.weekday()]} {_MONTHS['en'][t.month - 1]} {t.day}, {hour}:{t.minute:02d} {meridiem} {zone}".rstrip()
 
 
 def sms_body(text: str, footer: str = SMS_FOOTER) -> str:

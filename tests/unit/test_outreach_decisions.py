@@ -98,6 +98,18 @@ def test_every_message_names_the_sponsor_it_is_sent_on_behalf_of():
     assert email.body.startswith("From Union Local 1: Rally") and "Sent on behalf of" not in email.body
 
 
+def test_the_time_is_written_in_the_language_of_the_template_a_person_gets():
+    both = action(templates={"sms": {"en": "{local_time}", "es": "{local_time}"},
+                             "email": {"es": {"subject": "{local_time}", "body": "{local_time}"}}})
+    spanish = person().model_copy(update={"language": "es-MX"})  # the "es" templates are theirs
+    text, email = plan(spanish, both, None, set(), NOON, OutreachPolicy())
+    when = "mar 1 dic, 6:00 p. m. PST"
+    assert text.body.startswith(f"union-a: {when}\n") and email.subject == when and email.body.startswith(when)
+    english_only = action(templates={"sms": {"en": "{local_time}"}})
+    (text,) = plan(spanish, english_only, None, set(), NOON, OutreachPolicy())  # no Spanish template: English, date too
+    assert text.body.startswith("union-a: Tue Dec 1, 6:00 PM PST\n")
+
+
 def test_planning_again_for_the_same_action_does_not_count_against_the_cap():
     recent = None
     for a in plan(person(), action(), None, set(), NOON, OutreachPolicy(cap=2)):

@@ -88,6 +88,15 @@ def test_local_time(when, tz, expected):
     assert local_time(when, tz) == expected
 
 
+@pytest.mark.parametrize(("when", "tz", "language", "expected"), [
+    (datetime(2026, 12, 2, 2, 0, tzinfo=timezone.utc), "America/Los_Angeles", "es", "mar 1 dic, 6:00 p. m. PST"),
+    (datetime(2026, 9, 5, 15, 30, tzinfo=timezone.utc), "America/Chicago", "es-MX", "sáb 5 sept, 10:30 a. m. CDT"),
+    (datetime(2026, 9, 5, 15, 30, tzinfo=timezone.utc), "America/Chicago", "vi", "Sat Sep 5, 10:30 AM CDT"),  # no words of its own: English
+])
+def test_local_time_in_the_templates_language(when, tz, language, expected):
+    assert local_time(when, tz, language) == expected
+
+
 def test_local_time_needs_an_aware_datetime():
     with pytest.raises(ValueError):
         local_time(datetime(2026, 12, 1, 18), "America/Los_Angeles")
