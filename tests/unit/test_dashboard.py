@@ -98,7 +98,11 @@ def test_an_organizer_sees_every_partner_and_who_pledged_and_produced_nothing(en
     client, _, _ = env
     r = sign_in(client, ORGANIZER)
     assert r.status_code == 303 and r.headers["location"] == "/dashboard"
-    assert client.get("/dashboard").status_code == 200
+    page = client.get("/dashboard")
+    assert page.status_code == 200
+    # Without JavaScript the page's placeholder zeros would read as real figures: hidden, and said why.
+    assert "<noscript><style>main > section, #status, #projector-toggle { display: none; }</style></noscript>" in page.text
+    assert "The live tallies need JavaScript" in page.text.split("<main>", 1)[1]
     view = client.get("/dashboard/view").json()
     assert [a["action_id"] for a in view["actions"]] == ["rally-1", "march-0"]  # newest first
     rows = {r["partner"]: r for r in view["action"]["rows"]}
