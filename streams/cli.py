@@ -17,7 +17,7 @@ from typing import Iterator, get_args
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from contracts.partners import PartnerKind
 
@@ -679,7 +679,7 @@ def settings_command(markdown: bool, readme: Path | None) -> None:
         return
     s = settings()
     explicit = Settings().model_fields_set
-    table = Table("variable", "value", "from", box=None)
+    table = Table(Column("variable", no_wrap=True), Column("value", overflow="fold"), "from", box=None)  # names whole, to paste
     for name in Settings.model_fields:
         value = getattr(s, name)
         shown = "(hidden)" if isinstance(value, SecretStr) else "unset" if value is None else str(value)

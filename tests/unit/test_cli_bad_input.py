@@ -85,7 +85,9 @@ def test_headers_names_and_settings_are_shown_as_written_never_read_as_markup(he
     assert r.exit_code == 0, r.output
     assert "read sheet [v2].csv as UTF-8" in r.output and "not used: 'Notes [/internal]'" in r.output
     assert "Local 1 [east]" in turnout("partners", "list").output
-    assert "Reply [/STOP]" in turnout("settings", env={"TURNOUT_SMS_FOOTER": "Reply [/STOP]"}).output
+    shown = turnout("settings", env={"TURNOUT_SMS_FOOTER": "Reply [/STOP]"}).output
+    assert "Reply [/STOP]" in shown
+    assert "TURNOUT_SIGNIN_FAILURES_PER_ACCOUNT " in shown  # whole at 80 columns, to copy into a .env
 
 
 def test_mobilize_connect_names_an_unknown_partner_before_asking_for_its_key(here):
