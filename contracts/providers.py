@@ -33,12 +33,21 @@ class SmsStatus(Internal):
     error_code: str | None = None
 
 
+#: The words a reply may say (``SmsReply.keyword``): Twilio's opt-out and opt-in words, HELP,
+#: and an RSVP "yes" in English or Spanish ("SI" as it is typed without the accent).
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+YES_WORDS = frozenset({"YES", "SI", "SÍ"})
+KEYWORDS = OPT_OUT_WORDS | OPT_IN_WORDS | HELP_WORDS | YES_WORDS
+
+
 class SmsReply(Internal):
-    """An inbound SMS from a supporter. Only the first word is kept: replies are not stored."""
+    """An inbound SMS from a supporter. Only a keyword is kept: replies are not stored."""
 
     kind: Literal["sms_reply"] = "sms_reply"
     message_sid: str
-    keyword: str = Field(description="The reply's first word, upper-cased (STOP, YES, HELP…), or '' for other text.")
+    keyword: str = Field(description="The reply's first word, upper-cased, when it is one of the keywords (STOP, YES, SÍ, HELP…); '' for any other text.")
     opt_out_handled_by_twilio: bool = Field(default=True, description="Twilio Advanced Opt-Out already answered STOP/START/HELP.")
 
 

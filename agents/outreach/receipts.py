@@ -7,7 +7,8 @@ out of the transition itself.
 Reply keywords: Twilio's opt-out words opt the person out of SMS coalition-wide; START and
 UNSTOP opt them back in; HELP and INFO get the help text. YES is both Twilio's opt-in word
 and our RSVP word: from someone opted out it opts them back in (as Twilio does); otherwise it
-is an RSVP for their most recent SMS ask, credited to that ask's partner.
+is an RSVP for their most recent SMS ask, credited to that ask's partner; so is a Spanish
+SÍ (or SI), which opts nobody in (Twilio does not take it as an opt-in word).
 """
 
 from __future__ import annotations
@@ -17,12 +18,9 @@ from typing import Callable, Literal
 
 from contracts.asks import AskFact, RecentAsks, SendResult, parse_ask_id
 from contracts.facts import Channel, PersonRecord
-from contracts.providers import TWILIO_OPTED_OUT, EmailEvent, SmsStatus
+from contracts.providers import HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, TWILIO_OPTED_OUT, YES_WORDS, EmailEvent, SmsStatus
 from streams.logs import redact
 
-OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
-OPT_IN = frozenset({"START", "UNSTOP"})
-HELP = frozenset({"HELP", "INFO"})
 STOP_CONFIRMATION = "You are unsubscribed. Reply START to opt back in."
 Reply = Literal["opt_out", "opt_in", "help", "rsvp", "other"]
 
@@ -82,13 +80,13 @@ def opts_out(ev: SmsStatus | EmailEvent) -> Channel | None:
 
 def reply_kind(keyword: str, person: PersonRecord | None) -> Reply:
     word = keyword.strip().upper()
-    if word in OPT_OUT:
+    if word in OPT_OUT_WORDS:
         return "opt_out"
-    if word in OPT_IN or (word == "YES" and person is not None and "sms" in person.opted_out):
+    if word in OPT_IN_WORDS or (word == "YES" and person is not None and "sms" in person.opted_out):
         return "opt_in"
-    if word in HELP:
+    if word in HELP_WORDS:
         return "help"
-    return "rsvp" if word == "YES" else "other"
+    return "rsvp" if word in YES_WORDS else "other"
 
 
 def answer_text(answer: str | None, help_text: str, confirm_stop: bool) -> str | None:

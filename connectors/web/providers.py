@@ -31,7 +31,7 @@ from twilio.request_validator import RequestValidator
 
 from contracts.asks import parse_ask_id
 from contracts.people import normalize_phone
-from contracts.providers import EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
+from contracts.providers import KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
 from connectors.signing import unix_seconds
 from streams.keys import person_key
 from streams.settings import Settings
@@ -43,7 +43,7 @@ from .openapi import SENDGRID_SECURITY, TWILIO_SECURITY
 from .publisher import Publisher
 
 log = logging.getLogger(__name__)
-_WORD = re.compile(r"[A-Za-z]+")
+_WORD = re.compile(r"[^\W\d_]+")  # letters, accented ones too: "¡Sí!" says SÍ
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 #: A signed SendGrid timestamp may be this far in the future (clock skew), in seconds.
 SENDGRID_SKEW = 300
@@ -178,11 +178,12 @@ def _fresh(timestamp: str, now: float, window: int) -> bool:
 
 
 def reply_keyword(body: str) -> str:
-    """The word an inbound SMS is taken to say (STOP, YES, HELP…): its first run of letters,
-    upper-cased, so "Stop!" and "yes, see you there" count; '' when it has none. Only this
-    word is kept: what it means is ``agents.outreach.receipts.reply_kind``'s decision."""
+    """The keyword an inbound SMS says (STOP, YES, SÍ, HELP…): its first run of letters,
+    upper-cased, so "Stop!" and "yes, see you there" count; '' when that is no keyword (a
+    name, say: only keywords are kept). What it means is ``agents.outreach.receipts.reply_kind``'s decision."""
     first = _WORD.search(body)
-    return first.group().upper() if first else ""
+    word = first.group().upper() if first else ""
+    return word if word in KEYWORDS else ""
 
 
 def _verified(public_key: str, body: bytes, signature: str, timestamp: str) -> bool:

@@ -165,6 +165,8 @@ def test_which_callbacks_opt_a_person_out():
 def test_reply_keywords():
     assert [reply_kind(w, person()) for w in ("stop", "STOPALL", "start", "HELP", "yes", "maybe")] == ["opt_out", "opt_out", "opt_in", "help", "rsvp", "other"]
     assert reply_kind("YES", person(opted_out=("sms",))) == "opt_in"  # as at Twilio
+    assert [reply_kind(w, person()) for w in ("SÍ", "si")] == ["rsvp", "rsvp"]  # Spanish yes; opting in stays Twilio's words
+    assert reply_kind("SI", person(opted_out=("sms",))) == "rsvp"
     assert opt_in(opt_out(person(), "sms", NOON), "sms").opted_out == {}
 
 

@@ -78,9 +78,10 @@ def test_an_inbound_reply_keeps_only_the_keyword_and_no_phone_number(env):
 
 @pytest.mark.parametrize("body, keyword", [
     ("STOP", "STOP"), ("stop texting me", "STOP"), ("  Yes!", "YES"), ("yes, see you there", "YES"),
-    ("...help?", "HELP"), ("", ""), ("123 456", ""), ("👍", ""),
+    ("...help?", "HELP"), ("", ""), ("123 456", ""), ("👍", ""), ("¡Sí!", "SÍ"), ("si, ahí estaré", "SI"),
+    ("Maria here, yes", ""), ("Rosalía", ""),  # not a keyword: nothing of the text is kept
 ])
-def test_a_reply_is_reduced_to_its_first_word_upper_cased(body, keyword):
+def test_a_reply_is_reduced_to_its_first_word_upper_cased_when_it_is_a_keyword(body, keyword):
     assert reply_keyword(body) == keyword
 
 
