@@ -63,7 +63,13 @@ async def follow(stack: BenchStack, http: httpx.AsyncClient, loader: Loader, out
     last, moved, killed, counted = None, time.monotonic(), [], None
     try:
         while True:
-            actual = await read_counts(http, actions)
+            try:
+                actual = await read_counts(http, actions)
+            except httpx.TransportError:
+                # A pooled connection the web app closed as idle (its keep-alive) just as it was
+                # reused, while the loaders waited out a 503: read again, as a dashboard would.
+                await asyncio.sleep(0.5)
+                continue
             now = time.monotonic()
             if actual != last:
                 last, moved = actual, now
