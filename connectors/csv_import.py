@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Literal
 from zoneinfo import ZoneInfo
 
+from streams.friendly import plural
+
 from . import csv_files
 from .web.ingress import Authority, validate_events
 
@@ -168,7 +170,8 @@ def _shape(fields: list[str], columns: int, used: list[str], start: int, end: in
         return (f"a quote opened on this line is not closed where the line ends, so lines {start}-{end} were read as one row "
                 "(remove the stray quote, or close it)")
     if len(fields) != columns:
-        return f"{len(fields)} values, but the header has {columns} columns (a value with the delimiter in it needs quotes)"
+        return (f"{plural(len(fields), 'value')}, but the header has {plural(columns, 'column')} "
+                "(a value with the delimiter in it needs quotes)")
     return None
 
 

@@ -121,6 +121,8 @@ BAD_SHEETS = {
                          "line 2: a quote opened on this line is not closed", "0 rows would be imported, 1 bad row"),
     "extra columns": (b"First,Phone\nAna,5105550123\nBen,5105550124,oops\n", [],
                       "line 3: 3 values, but the header has 2 columns", "1 row would be imported, 1 bad row"),
+    "a value short": (b"First,Phone\nAna,5105550123\n5105550124\n", [],
+                      "line 3: 1 value, but the header has 2 columns", "1 row would be imported, 1 bad row"),
     "over-long cell": (b"First Name,Phone\nAlpha,5105550123\n" + b"B" * 140_000 + b",5105550124\nGamma,5105550125\n", [],
                        "line 3: person.given_name: String should have at most 100 characters", "2 rows would be imported, 1 bad row"),
     "future date": (b"First Name,Phone,Date\nRay,5105550123,2999-01-01T10:00:00Z\n", [],
