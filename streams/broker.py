@@ -28,13 +28,18 @@ def free_port() -> int:
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     """Whether a server could listen on ``host:port`` now (as uvicorn does: SO_REUSEADDR, so
     connections of a stack just stopped do not count; a listener on 0.0.0.0 does)."""
-    with socket.socket() as s:
+    return bind_problem(port, host) is None
+
+
+def bind_problem(port: int, host: str = "127.0.0.1") -> OSError | None:
+    """Why a server could not listen on ``host:port`` now (``port_free``), or ``None``."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
-        except OSError:
-            return False
-    return True
+        except OSError as exc:
+            return exc
+    return None
 
 
 def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:

@@ -89,15 +89,12 @@ def require_port(host: str, port: int) -> None:
     """A server command says in one line that it cannot listen, before it starts (uvicorn would
     log it as JSON and exit 3)."""
     import errno
-    import socket
 
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            busy = " (another turnout web app or sandbox? --port picks another)" if exc.errno == errno.EADDRINUSE else ""
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}{busy}") from None
+    from .broker import bind_problem
+
+    if (exc := bind_problem(port, host)) is not None:
+        busy = " (another turnout web app or sandbox? --port picks another)" if exc.errno == errno.EADDRINUSE else ""
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}{busy}")
 
 
 def web_url(url: str | None, s: Settings) -> str:

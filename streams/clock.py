@@ -57,6 +57,6 @@ def run_file_clock(path: Path, stopped: threading.Event, every: float = 0.5) -> 
 def from_setting(value: str) -> Clock:
     if value == "system":
         return system_clock
-    if value.startswith("file:"):
+    if value.startswith("file:") and value[5:]:
         return file_clock(Path(value[5:]))
-    raise ValueError(f"TURNOUT_CLOCK must be 'system' or 'file:PATH', not {value!r}")
+    raise ValueError(f"TURNOUT_CLOCK must be 'system' or 'file:PATH', not {value[:64]!r}")

@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.zones import known_zone
 
+from .clock import from_setting
+
 
 def doc(default: str) -> dict[str, str]:
     """What the README's configuration table says for a default the field alone cannot show."""
@@ -61,8 +63,10 @@ WebAddress = Annotated[str, AfterValidator(web_address)]
 
 
 def _clock(value: str) -> str:
-    if value != "system" and not (value.startswith("file:") and value[5:]):
-        raise ValueError(f"{value[:64]!r} is neither 'system' nor 'file:PATH'")
+    try:
+        from_setting(value)  # the setting's one reader decides what it can read (the file is read at use)
+    except ValueError:
+        raise ValueError(f"{value[:64]!r} is neither 'system' nor 'file:PATH'") from None
     return value
 
 
