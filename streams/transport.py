@@ -55,6 +55,7 @@ with a throw-away, group-less consumer and takes the fetch high watermark.
 from __future__ import annotations
 
 import asyncio
+from time import monotonic
 from typing import AsyncIterator, Collection, List, Mapping, Protocol, Union, cast
 
 import aiokafka
@@ -269,6 +270,12 @@ class SafeConsumer(faust_aiokafka.Consumer):
             message.tracked = True
             unacked.add(message)
         if batch:
+            # Faust's live-lock check reads a partition's stream inbound time; no Faust stream
+            # sees these records, so without it every busy batch partition logged "Stream has
+            # not started processing" as an error once the worker was five minutes old.
+            now, inbound = monotonic(), self.app.monitor.stream_inbound_time
+            for tp in {message.tp for message in batch}:
+                inbound[tp] = now
             await handler(batch)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # pragma: no cover - runs in a worker
