@@ -166,7 +166,7 @@ class Outreach:
 def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
     policy = OutreachPolicy(
         cap=s.frequency_cap, window=timedelta(days=s.frequency_window_days), quiet=quiet_hours(s),
-        footer=s.sms_footer, rsvp_base_url=s.rsvp_links, unsubscribe_base_url=s.unsubscribe_links,
+        footer=s.sms_footer, footer_es=s.sms_footer_es, rsvp_base_url=s.rsvp_links, unsubscribe_base_url=s.unsubscribe_links,
         referral_secret=s.person_key_bytes(), link_key=s.link_key_bytes(), rsvp_open=timedelta(hours=s.rsvp_open_hours),
         grace=timedelta(minutes=s.rapid_response_grace_minutes),
         sponsor_names=load_coalition(s.coalition, missing_ok=True).names(),  # names read at start; ids if no file

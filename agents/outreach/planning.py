@@ -24,7 +24,7 @@ from streams import links
 
 from .eligibility import decide, partner_credit, referral_code
 from .quiet_hours import QuietHours, next_allowed, recipient_zone
-from .templates import email_body, local_time, names_sponsor, render, segments, sms_body
+from .templates import SMS_FOOTER, SMS_FOOTER_ES, email_body, local_time, names_sponsor, render, segments, sms_body
 
 T = TypeVar("T")
 
@@ -36,7 +36,9 @@ class OutreachPolicy:
     cap: int = 3
     window: timedelta = timedelta(days=7)
     quiet: QuietHours = QuietHours(time(21), time(9))
-    footer: str = "Reply YES to RSVP, STOP to opt out"
+    #: The last line of every text: how to RSVP and how to stop (``footer_es``: to a Spanish speaker).
+    footer: str = SMS_FOOTER
+    footer_es: str = SMS_FOOTER_ES
     rsvp_base_url: str = "http://127.0.0.1:8000/r"
     unsubscribe_base_url: str = "http://127.0.0.1:8000/unsubscribe"
     referral_secret: bytes = b""
@@ -49,6 +51,11 @@ class OutreachPolicy:
     grace: timedelta = timedelta(hours=2)
     #: Partner id → the name messages are sent on behalf of (the coalition file's ``name``).
     sponsor_names: Mapping[str, str] = field(default_factory=dict)
+
+    def sms_footer(self, language: str | None) -> str:
+        """The footer of a text to someone speaking ``language``: like an email's closing lines,
+        in their language whatever the template's (English unless Spanish)."""
+        return self.footer_es if (language or "").split("-")[0].lower() == "es" else self.footer
 
 
 def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta) -> datetime:
@@ -133,7 +140,7 @@ def _sms(person, action, values, now, policy, common) -> AskCommand | None:
         return None
     tag, template = picked
     text = render(template, in_language(values, action, tag))
-    body = sms_body(text if names_sponsor(template) else f"{values['sponsor']}: {text}", policy.footer)
+    body = sms_body(text if names_sponsor(template) else f"{values['sponsor']}: {text}", policy.sms_footer(person.language))
     zone = recipient_zone(person.postal_code, person.phone, action.time_zone)
     quiet = not action.override_quiet_hours
     after = next_allowed(now, zone, policy.quiet) if quiet else None

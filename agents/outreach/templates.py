@@ -18,6 +18,9 @@ from zoneinfo import ZoneInfo
 from contracts.events import template_problems as validate_template  # noqa: F401 - re-exported
 NAME_FALLBACK = "friend"
 SMS_FOOTER = "Reply YES to RSVP, STOP to opt out"
+#: The footer of a text to a Spanish speaker: GSM-7 only ("SI", not "SÍ"), so that it never
+#: makes a text UCS-2 (70 characters a segment instead of 160).
+SMS_FOOTER_ES = "Responde SI para confirmar, STOP para no recibir mensajes"
 
 _DAYS = {"en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), "es": ("lun", "mar", "mié", "jue", "vie", "sáb", "dom")}
 _MONTHS = {"en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect
 
-from agents.outreach.templates import names_sponsor, render, segments, sms_body
+from agents.outreach.templates import SMS_FOOTER_ES, names_sponsor, render, segments, sms_body
 from connectors.web.pages.words import when
 from tests.integration.browsers import OUTPUT
 from tests.integration.test_dashboard import sign_in_as_organizer
@@ -18,6 +18,7 @@ from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
+SMS_ES = "Vigilia hoy en la plaza {rsvp_link}"
 SMS = "{given_name}, vigil for the budget at {place} on {local_time}. Bring a candle and a friend! RSVP: {rsvp_link}"
 
 
@@ -58,6 +59,11 @@ def test_an_organizer_writes_an_action_sees_its_sms_segments_fixes_a_template_an
         encoding, count = segments(sms_body("backbone: " + render(SMS, sample)))
         assert count == 2  # the test means something: a 1-segment answer would be wrong
         expect(page.locator("#sms_en-count")).to_contain_text(f"{count} SMS segments ({encoding})")
+        # A Spanish text is counted with the Spanish speakers' footer: two segments here, one with the English.
+        page.get_by_label("Text message (es)").fill(SMS_ES)
+        spanish = "backbone: " + render(SMS_ES, sample)
+        assert segments(sms_body(spanish, SMS_FOOTER_ES))[1] == 2 and segments(sms_body(spanish))[1] == 1
+        expect(page.locator("#sms_es-count")).to_contain_text("2 SMS segments (GSM-7)")
         page.screenshot(path=str(out / "console-form.png"), full_page=True)
 
         page.get_by_role("button", name="Check and review").click()

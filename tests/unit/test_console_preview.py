@@ -173,9 +173,13 @@ def test_without_provider_credentials_a_test_send_says_so():
 
 
 def test_test_messages_carry_the_sponsor_footer_and_unsubscribe_line_as_an_ask_would():
-    msgs = rendered_test(action(), "union-a", "es", OutreachPolicy(sponsor_names={"union-a": "Union Local 1"}))
-    assert msgs["sms"][1].startswith("[TEST] Union Local 1: ") and msgs["sms"][1].endswith("Reply YES to RSVP, STOP to opt out")
-    assert "Enviado en nombre de Union Local 1" in msgs["email"][1] and msgs["email"][1].startswith("[TEST]")
+    policy = OutreachPolicy(sponsor_names={"union-a": "Union Local 1"})
+    msgs = rendered_test(action(), "union-a", "en", policy)
+    assert msgs["sms"][1].startswith("[TEST] Union Local 1: ") and msgs["sms"][1].endswith("\nReply YES to RSVP, STOP to opt out")
+    assert "Sent on behalf of Union Local 1" in msgs["email"][1] and msgs["email"][1].startswith("[TEST]")
+    msgs = rendered_test(action(), "union-a", "es", policy)  # English templates, a Spanish speaker's closing lines
+    assert msgs["sms"][1].endswith("\nResponde SI para confirmar, STOP para no recibir mensajes")
+    assert "Enviado en nombre de Union Local 1" in msgs["email"][1]
 
 
 def answer(partition: int, sms: int, email: int, **extra) -> AudienceCount:

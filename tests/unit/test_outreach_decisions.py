@@ -7,6 +7,7 @@ from agents.outreach.planning import OutreachPolicy, plan, recent_count, remembe
 from agents.outreach.quiet_hours import QuietHours
 from agents.outreach.receipts import STOP_CONFIRMATION, answer_text, on_email_event, on_send_result, on_sms_status, opt_in, opt_out, reply_kind
 from agents.outreach.sending import Cancel, Defer, Orphaned, Send, Skip, gate
+from agents.outreach.templates import segments
 from contracts.asks import AskCommand, AskFact, RecentAsks, SendResult, ask_id
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
@@ -108,6 +109,23 @@ def test_the_time_is_written_in_the_language_of_the_template_a_person_gets():
     english_only = action(templates={"sms": {"en": "{local_time}"}})
     (text,) = plan(spanish, english_only, None, set(), NOON, OutreachPolicy())  # no Spanish template: English, date too
     assert text.body.startswith("union-a: Tue Dec 1, 6:00 PM PST\n")
+
+
+def test_a_text_to_a_spanish_speaker_says_how_to_rsvp_and_stop_in_spanish():
+    """Like an email's closing lines, the SMS footer is in the person's language, whichever
+    template they get (an English one when the action has no Spanish text)."""
+    both = action(templates={"sms": {"en": "Rally", "es": "Marcha"}, "email": {"en": {"subject": "Rally", "body": "Rally"}}})
+    spanish = person().model_copy(update={"language": "es-MX"})
+    text, email = plan(spanish, both, None, set(), NOON, OutreachPolicy())
+    assert text.body == "union-a: Marcha\nResponde SI para confirmar, STOP para no recibir mensajes"
+    assert segments(text.body)[0] == "GSM-7"  # the footer alone never makes a text UCS-2
+    assert "Enviado en nombre de union-a." in email.body and "Cancelar la suscripción:" in email.body
+    (english_template,) = plan(spanish, action(templates={"sms": {"en": "Rally"}}), None, set(), NOON, OutreachPolicy())
+    assert english_template.body == "union-a: Rally\nResponde SI para confirmar, STOP para no recibir mensajes"
+    own = OutreachPolicy(footer="Text STOP to quit", footer_es="Manda STOP para salir")
+    (english,) = plan(person(), action(templates={"sms": {"en": "Rally", "es": "Marcha"}}), None, set(), NOON, own)
+    (theirs,) = plan(spanish, action(templates={"sms": {"en": "Rally", "es": "Marcha"}}), None, set(), NOON, own)
+    assert english.body.endswith("\nText STOP to quit") and theirs.body.endswith("\nManda STOP para salir")
 
 
 def test_planning_again_for_the_same_action_does_not_count_against_the_cap():

@@ -60,6 +60,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
     env = Environment(loader=PackageLoader(__name__, "templates"), autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
     owner_of = lambda action_id: (rec.partner if (rec := book.action_record(action_id)) else None)  # noqa: E731
     clock = from_setting(s.clock)
+    footers = {"en": s.sms_footer, "es": s.sms_footer_es}  # what each SMS template's length is counted with
 
     def poster(request: Request) -> Partner:
         """The partner the signed-in person posts as; 403 for anyone else, 409 without a backbone."""
@@ -76,7 +77,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         return partner
 
     def page(status: int = 200, **context: object) -> HTMLResponse:
-        body = env.get_template("console.html").render(kinds=KINDS, zones=ZONES, languages=LANGUAGES, **context)
+        body = env.get_template("console.html").render(kinds=KINDS, zones=ZONES, languages=LANGUAGES, footers=footers, **context)
         return HTMLResponse(body, status_code=status, headers=HEADERS)
 
     def checked(form: dict[str, str], partner: Partner):

@@ -1,6 +1,7 @@
 // The organizer console: each SMS template's length and SMS segments as you type (rendered with
 // sample values, the sponsor's name before a text that does not say {sponsor} itself (the posting
-// partner's, as a sample) and the opt-out footer, as agents/outreach/planning.py and
+// partner's, as a sample) and the opt-out footer (the configured one of the template's language,
+// the textarea's data-footer), as agents/outreach/planning.py and
 // templates.py make and count them: GSM-7 160 /
 // 153 per segment, an extension character 2 septets; UCS-2 70 / 67 in UTF-16 units, a pair never
 // split), and the form checked by the server as you type (nothing is written until you confirm).
@@ -8,7 +9,6 @@
 
 const BASIC = new Set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà");
 const EXTENSION = new Set("\f^{}\\[~]|€");
-const FOOTER = "Reply YES to RSVP, STOP to opt out";
 
 function segments(body) {
   const chars = Array.from(body);
@@ -25,7 +25,7 @@ function segments(body) {
 const form = document.getElementById("action-form");
 const value = (name) => (form.elements[name] ? form.elements[name].value.trim() : "");
 
-function sample(text) {
+function sample(text, footer) {
   const action = value("action_id") || "action";
   const values = {
     given_name: "Alexandra", action_title: value("title") || "Title",
@@ -34,13 +34,13 @@ function sample(text) {
   };
   let rendered = text.replace(/\{(\w+)\}/g, (m, name) => (name in values ? values[name] : m)).trimEnd();
   if (!/\{sponsor\}/.test(text)) rendered = values.sponsor + ": " + rendered;
-  return rendered.toLowerCase().includes(FOOTER.toLowerCase()) ? rendered : rendered + "\n" + FOOTER;
+  return !footer || rendered.toLowerCase().includes(footer.toLowerCase()) ? rendered : rendered + "\n" + footer;
 }
 
 function count(area) {
   const out = document.getElementById(area.id + "-count");
   if (!area.value.trim()) { out.textContent = ""; return; }
-  const s = segments(sample(area.value));
+  const s = segments(sample(area.value, area.dataset.footer));
   out.textContent = s.total + " characters with sample values, the sponsor's name and the opt-out footer: " + s.count + " SMS segment" + (s.count === 1 ? "" : "s") + " (" + s.encoding + ")";
   out.dataset.segments = String(s.count);
   out.classList.toggle("long", s.count > 2);
