@@ -9,7 +9,7 @@ empty), except ``POST /v1/events``' 422, which is the ingest result with each ev
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from typing import Any, Mapping, TypeVar
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +31,12 @@ class FieldError(BaseModel):
     field: str
     message: str
     type: str
+
+    @classmethod
+    def of(cls, field: str, e: Mapping[str, Any]) -> FieldError:
+        """One of pydantic's errors, said as the validator said it (without the "Value error, "
+        pydantic puts before a ValueError's words)."""
+        return cls(field=field, message=e["msg"].removeprefix("Value error, "), type=e["type"])
 
 
 class ErrorBody(BaseModel):
@@ -94,8 +100,7 @@ def model_body(model: type[M], data: object) -> M | JSONResponse:
         try:
             return model.model_validate(data, strict=True)
         except ValidationError as exc:
-            errors = [FieldError(field=".".join(["body", *map(str, e["loc"])]), message=e["msg"], type=e["type"])
-                      for e in exc.errors(include_url=False, include_input=False)]
+            errors = [FieldError.of(".".join(["body", *map(str, e["loc"])]), e) for e in exc.errors(include_url=False, include_input=False)]
     return error(422, "the request is not valid: see errors", errors)
 
 
@@ -126,7 +131,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-        errors = [FieldError(field=".".join(str(p) for p in e["loc"]), message=e["msg"], type=e["type"]) for e in exc.errors()]
+        errors = [FieldError.of(".".join(str(p) for p in e["loc"]), e) for e in exc.errors()]
         return error(422, "the request is not valid: see errors", errors)
 
     @app.exception_handler(BadBody)

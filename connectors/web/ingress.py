@@ -332,7 +332,7 @@ def field_errors(exc: ValidationError, event_type: object) -> list[FieldError]:
         if loc and loc[0] == event_type:  # the discriminated union's tag, not a field
             loc = loc[1:]
         name = ".".join(str(x) for x in loc) or ("type" if "tag" in err["type"] else "(event)")
-        out.append(FieldError(field=name, message=err["msg"], type=err["type"]))
+        out.append(FieldError.of(name, err))
     return out
 
 

@@ -167,8 +167,7 @@ def _form(body: bytes) -> dict[str, str]:
 
 
 def _fields(exc: ValidationError, names: dict[str, str]) -> list[FieldError]:
-    return [FieldError(field="body." + names.get(str(e["loc"][0]), str(e["loc"][0])), message=e["msg"], type=e["type"])
-            for e in exc.errors(include_url=False, include_input=False)]
+    return [FieldError.of("body." + names.get(str(e["loc"][0]), str(e["loc"][0])), e) for e in exc.errors(include_url=False, include_input=False)]
 
 
 def _fresh(timestamp: str, now: float, window: int) -> bool:

@@ -92,13 +92,15 @@ def test_bad_authentication_gets_401_and_writes_nothing(env, case):
 
 def test_invalid_events_are_reported_by_index_and_field_and_valid_neighbours_kept(env):
     client, pub, secrets = env
-    batch = [signup("u1", phone="+15105550123"), signup("u2", phone="12"), rsvp("u3", "rally-1", status="perhaps", phone="+15105550123"), pledge("u4", "rally-1", 3)]
+    batch = [signup("u1", phone="+15105550123"), signup("u2", phone="+1510555"), rsvp("u3", "rally-1", status="perhaps", phone="+15105550123"), pledge("u4", "rally-1", 3)]
     r = post(client, secrets, "union-a", batch)
     assert r.status_code == 202
     body = r.json()
     assert body["accepted"] == 2
     assert [(x["index"], x["event_id"], x["errors"][0]["field"]) for x in body["rejected"]] == [(1, "u2", "person.phone"), (2, "u3", "status")]
     assert [e.event.event_id for e in envelopes(pub)] == ["u1", "u4"]
+    # Said as a person would: not with the "Value error, " pydantic puts before a validator's words.
+    assert body["rejected"][0]["errors"][0]["message"].startswith("not a valid phone number"), body["rejected"][0]
 
 
 @pytest.mark.parametrize("zone", ["America", "x" * 300, "zone1970.tab", "../etc/passwd", "localtime", "Factory"])
