@@ -633,7 +633,7 @@ def mobilize_poll(once: bool) -> None:
         try:  # a producer that failed to start is closed too
             await publisher.start()
             async with httpx.AsyncClient(timeout=30) as http:
-                await poll(s, coalition, publisher, http, once, data_keys)
+                await poll(s, lambda: coalition_file.load(s.coalition), publisher, http, once, data_keys)  # re-read at every pass
         finally:
             await data_keys.stop()
             await publisher.stop()
@@ -715,6 +715,13 @@ def sign(partner_id: str, data: str | None, file_, url: str | None) -> None:
     except UnicodeDecodeError as exc:
         raise click.BadParameter(f"{file_.name} is not UTF-8 (byte {exc.start + 1}); the web app reads UTF-8 JSON only",
                                  param_hint="--file") from None
+    where = "--data" if data is not None else "--file"
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", param_hint=where) from None
+    if not isinstance(parsed, (dict, list)):
+        raise click.BadParameter("not an event (a JSON object) or a list of events", param_hint=where)
     s = settings()
     partner = enabled_partner(s, partner_id)
     # Only printed, never called: a default is fine when no stack runs.

@@ -43,6 +43,15 @@ def test_sign_refuses_a_body_that_is_not_utf8(here):
     assert "a bug?" not in r.output and "curl" not in r.output
 
 
+@pytest.mark.parametrize("body, says", [("notjson", "not JSON (line 1, column 1: Expecting value)"),
+                                        ('{"type": "signup",}', "not JSON (line 1, column 19: Expecting property name"),
+                                        ('"signup"', "not an event (a JSON object) or a list of events")])
+def test_sign_refuses_a_body_the_web_app_would_refuse_as_unreadable(here, body, says):
+    r = turnout("sign", "union-a", "--data", body)
+    assert r.exit_code == 2 and f"Invalid value for --data: {says}" in r.output, r.output
+    assert "curl" not in r.output
+
+
 @pytest.mark.parametrize("args, says", [
     (["sandbox", "--faults", "{share_429: 0.3}"], "Invalid value for '--faults': not JSON"),
     (["sandbox", "--port", "99999"], "99999 is not in the range 1<=x<=65535"),
