@@ -19,14 +19,14 @@ import json
 import logging
 import random
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from contracts.partners import Partner
-from streams.coalition import Coalition
+from streams.coalition import Coalition, CoalitionError
 from streams.data_keys import DataKeys
 from streams.settings import Settings
 from streams.topology import dead_letter, dead_letter_topic, mobilize_cursor_topic
@@ -163,19 +163,26 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
     return cursor
 
 
-async def poll(s: Settings, coalition: Coalition, publisher: Publisher, http: httpx.AsyncClient, once: bool, data_keys: DataKeys) -> None:
-    """Poll every partner connected to Mobilize, every ``mobilize_interval`` seconds (or once)."""
+async def poll(s: Settings, coalition: Callable[[], Coalition], publisher: Publisher, http: httpx.AsyncClient, once: bool,
+               data_keys: DataKeys) -> None:
+    """Poll every enabled partner connected to Mobilize, every ``mobilize_interval`` seconds (or
+    once). ``coalition()`` is read at every pass, as the web app re-reads the file: a partner
+    disabled there (or a key or mapping changed) writes nothing more from the next pass on."""
     client = MobilizeClient(s.mobilize_base_url, s.mobilize_rate, http)
     cursors = CursorStore(s, publisher)
-    partners = [p for p in coalition.partners.values() if p.enabled and p.mobilize is not None]
-    sponsors = {p.mobilize.organization_id: p.id for p in partners}
     since = await cursors.load()
-    reported: dict[str, set[str]] = {p.id: set() for p in partners}
+    reported: dict[str, set[str]] = {}
+    partners: list[Partner] = []
     while True:
+        try:
+            partners = [p for p in coalition().partners.values() if p.enabled and p.mobilize is not None]
+        except CoalitionError as exc:  # a file being edited by hand: poll as before, and say so
+            log.warning("mobilize: %s; polling the partners it held before", exc)
+        sponsors = {p.mobilize.organization_id: p.id for p in partners if p.mobilize is not None}
         for partner in partners:
             try:
                 since[partner.id] = await poll_partner(s, client, publisher, cursors, partner, since.get(partner.id, 0), sponsors, data_keys,
-                                                       reported[partner.id])
+                                                       reported.setdefault(partner.id, set()))
             except (MobilizeRefused, RetryLater) as exc:
                 if once:
                     raise

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from streams.cli import main
-from streams.coalition import connect_mobilize, map_mobilize_event
+from streams.coalition import connect_mobilize, map_mobilize_event, update_partner
 from streams.stack import child_env
 from tests.factories import phone
 from tests.fake_mobilize import FakeMobilize, attendance
@@ -61,3 +61,31 @@ def test_attendances_become_rsvps_and_checkins_and_a_restart_resumes_without_dou
         assert {r["updated_since"] for r in fake.requests if r["org"] == 101} == {1_764_000_102}
     assert fake.max_reads_per_second() <= 15
     eventually(lambda: stack.action_rows("rally-m") == expected)
+
+
+def test_a_partner_disabled_in_the_coalition_file_is_not_polled_at_the_next_pass(make_stack):
+    stack = make_stack()
+    path = stack.settings.coalition
+    for partner, org, event in (("union-a", 101, "7001"), ("faith-b", 202, "8001")):
+        connect_mobilize(path, partner, org, f"key-{org}")
+        map_mobilize_event(path, partner, event, "rally-m")
+    stack.start_worker()
+    stack.start_web()
+    stack.announce("rally-m")
+    rows = {101: [attendance(1, 7001, "REGISTERED", 1_764_000_001, phone=phone(1))],
+            202: [attendance(2, 8001, "REGISTERED", 1_764_000_001, phone=phone(2), sponsor=202)]}
+    with FakeMobilize(keys={101: "key-101", 202: "key-202"}, attendances=rows) as fake:
+        # The long-running poller `turnout up` starts, not --once: it must notice the file change itself.
+        stack._spawn(["mobilize", "poll"], "mobilize", {"TURNOUT_MOBILIZE_BASE_URL": fake.url, "TURNOUT_MOBILIZE_INTERVAL": "0.2"})
+        yes = lambda: {p: r["rsvp_yes"] for p, r in stack.action_rows("rally-m").items()}  # noqa: E731
+        eventually(lambda: yes() == {"union-a": 1, "faith-b": 1})
+
+        update_partner(path, "union-a", lambda entry: entry.update(enabled=False))
+        reads = lambda org: sum(1 for r in fake.requests if r["org"] == org)  # noqa: E731
+        after = reads(202)
+        eventually(lambda: reads(202) >= after + 2)  # a whole pass begun since the poller could read the change
+        polled = reads(101)
+        fake.attendances[101].append(attendance(3, 7001, "REGISTERED", 1_764_000_100, phone=phone(3)))
+        fake.attendances[202].append(attendance(4, 8001, "REGISTERED", 1_764_000_100, phone=phone(4), sponsor=202))
+        eventually(lambda: yes()["faith-b"] == 2)
+        assert reads(101) == polled and yes()["union-a"] == 1
