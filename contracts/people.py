@@ -81,10 +81,15 @@ def _phone(value: str, info: ValidationInfo) -> str:
 
 def _sealed_or(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
     # Inside turnout's own records (read with the "normalized" context) a personal field is
-    # sealed (encrypted): it is taken as it is. What partners post is always validated.
+    # sealed (encrypted): it is taken as it is. What partners post is always validated, and may
+    # not look sealed: the ingress would leave it as it came, and no key would ever open it, so
+    # the person's record would read as erased (no partner's asks would reach them).
     if isinstance(value, str) and value.startswith(SEALED_PREFIX) and (info.context or {}).get("normalized"):
         return value
-    return handler(value)
+    out = handler(value)  # stripped of surrounding spaces by now
+    if isinstance(out, str) and out.startswith(SEALED_PREFIX):
+        raise ValueError(f"must not start with {SEALED_PREFIX!r} (how turnout marks an encrypted field)")
+    return out
 
 
 #: Control characters (C0, DEL, C1).

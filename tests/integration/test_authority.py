@@ -76,3 +76,20 @@ def test_a_member_alert_reaches_only_people_whose_consent_covers_a_sponsor(make_
     assert stack.post("union-a", [rapid("march", "Joint march", ["94607"], event_id="a-march-2")]).status_code == 202
     eventually(lambda: sms_to(stack, "Joint march") == Counter({phone(1): 1, phone(2): 1, phone(3): 1}))
     assert phone(2) not in sms_to(stack, "Union vigil")
+
+
+def test_a_partner_cannot_make_another_partners_person_read_as_erased(make_stack):
+    stack = make_stack(outreach=True, partners=("backbone", "union-a", "faith-b"))
+    stack.start_sandbox()
+    stack.start_web()
+    stack.start_worker()
+    stack.post_all("faith-b", [person(2, scope="partner")])
+    eventually(lambda: stack.get("/v1/tallies").json()["totals"]["signups"] == 1)
+
+    # A signs B's supporter up again, with a name shaped like a sealed field: the newest sign-up's
+    # name wins, and one no key opens would leave the person unreadable, as if erased.
+    r = stack.post("union-a", [signup("ua-2", phone=phone(2), given_name="enc1:00aa:AAAA")])
+    assert r.status_code == 422 and [e["field"] for e in r.json()["rejected"][0]["errors"]] == ["person.given_name"]
+
+    assert stack.post("faith-b", [rapid("vigil", "Faith vigil", ["94607"])]).status_code == 202
+    eventually(lambda: sms_to(stack, "Faith vigil") == Counter({phone(2): 1}))

@@ -117,6 +117,17 @@ def test_partners_cannot_post_sealed_looking_values_past_validation():
     assert event.person.postal_code == sealed
 
 
+@pytest.mark.parametrize("field", ["given_name", "family_name"])
+@pytest.mark.parametrize("value", ["enc1:00aa:AAAA", " enc1:00aa:AAAA"])
+def test_a_partner_cannot_post_a_name_that_looks_sealed(field, value):
+    # The ingress seals what is not sealed yet: a name posted looking sealed would stay as it came,
+    # open with no key, and make the person's record read as erased for every partner.
+    item = signup("u1", phone=ANA["phone"], **{field: value})
+    with pytest.raises(ValidationError, match=f"person.{field}"):
+        partner_event.validate_python(item)
+    assert getattr(partner_event.validate_python(signup("u1", phone=ANA["phone"], **{field: "Encarnación"})).person, field) == "Encarnación"
+
+
 def two_signed_up(keys: MemoryDataKeys):  # noqa: ANN201
     """A pipeline where Ana (SMS and email) and Bartholomew (SMS) signed up, sealed with ``keys``."""
     p = memory_pipeline()
