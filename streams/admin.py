@@ -50,8 +50,9 @@ def _connect(bootstrap: str, timeout: float) -> KafkaAdminClient:
     # The broker may still be starting: retry until the deadline.
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="turnout-admin")
+        try:  # each attempt within what is left of ``timeout`` (kafka-python's own is 30 s)
+            left = max(deadline - time.monotonic(), 0.5)
+            return KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="turnout-admin", bootstrap_timeout_ms=int(left * 1000))
         except KafkaError:
             if time.monotonic() > deadline:
                 raise

@@ -63,6 +63,11 @@ def nothing_running(s: Settings, alternative: str) -> click.ClickException:
     return click.ClickException(NOTHING_RUNNING.format(cwd=Path.cwd(), alternative=alternative))
 
 
+#: How long a command waits for a broker that does not answer (a broker that is up answers at
+#: once; docker compose runs `topics ensure` once Kafka is healthy).
+BROKER_WAIT = 5.0
+
+
 def require_broker(s: Settings) -> str:
     """The Kafka bootstrap servers, or one line saying how to get some."""
     if not s.kafka_bootstrap_servers:
@@ -408,7 +413,7 @@ def topics_ensure() -> None:
 
     s = settings()
     require_broker(s)
-    created = ensure_topics(s)
+    created = ensure_topics(s, timeout=BROKER_WAIT)
     for spec in topic_specs(s):
         mark = "created" if spec.name in created else "exists"
         click.echo(f"{mark:8} {spec.name} partitions={spec.partitions}{' compacted' if spec.compacted else ''}")

@@ -1,6 +1,8 @@
 """Bad input from a coalition's data staff: every mistake is one line, a usage error (2) or a
 failure (1), said before anything is read, posted or started, and never a traceback."""
 
+import time
+
 import pytest
 
 from streams.broker import free_port
@@ -29,8 +31,10 @@ def test_a_setting_no_worker_or_import_could_use_is_refused_naming_the_variable(
 def test_commands_that_read_the_broker_say_in_one_line_that_it_cannot_be_reached(here):
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     env = {"KAFKA_BOOTSTRAP_SERVERS": address, "TURNOUT_MASTER_KEY": "k" * 32, "TURNOUT_FIND_STACK": "false"}
-    for args in (["accounts", "list"], ["accounts", "invite", "lead@example.org", "--organizer"], ["keys", "rewrap"]):
+    for args in (["accounts", "list"], ["accounts", "invite", "lead@example.org", "--organizer"], ["keys", "rewrap"], ["topics", "ensure"]):
+        started = time.monotonic()
         r = turnout_process(here, *args, env=env)
+        assert time.monotonic() - started < 15, args  # `topics ensure` waited 30 s for a broker that is not starting
         assert r.returncode == 1, (args, r.stderr)
         assert r.stderr.strip() == (f"Error: cannot reach the Kafka broker at {address}: is `turnout up` still running, "
                                     "or is KAFKA_BOOTSTRAP_SERVERS right?"), (args, r.stderr)
