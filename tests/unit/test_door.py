@@ -37,11 +37,16 @@ NOW = datetime.now(timezone.utc)
 ANA, BEN, CY = phone(1), phone(2), phone(3)
 
 
+def sealed(partner: str, *events: dict, keys: MemoryDataKeys = KEYS, at: datetime = NOW) -> list[tuple[bytes, bytes]]:
+    """Events as the ingress writes them to the events topic (sealed), received ``at``."""
+    records, result = asyncio.run(envelopes(list(events), partner, at, SECRET, "US", keys))
+    assert not result.rejected, result.rejected
+    return records
+
+
 def feed(directory: Directory, partner: str, *events: dict, keys: MemoryDataKeys = KEYS) -> None:
     """Events as the ingress writes them to the events topic (sealed), read back as the reader does."""
-    records, result = asyncio.run(envelopes(list(events), partner, NOW, SECRET, "US", keys))
-    assert not result.rejected, result.rejected
-    for key, value in records:
+    for key, value in sealed(partner, *events, keys=keys):
         assert apply_record(directory, key, value)
 
 
@@ -105,6 +110,25 @@ def test_an_erasure_removes_the_person_from_every_partner_list():
     assert apply_record(d, (FORGET_PREFIX + "r").encode(), request.model_dump_json().encode())
     assert d.roster("union-a", "rally-1", nobody) == []
     assert [e.name for e in d.roster("faith-b", "rally-1", nobody)] == ["Cy"]
+
+
+def test_a_person_signed_up_again_after_an_erasure_is_on_the_list_whatever_order_a_replay_reads_the_partitions_in():
+    """The erasure command is written to every partition of the events topic, so a web app
+    reading the topic from its start (a restart, a second instance) may read one copy before the
+    person's old events on another partition, and another copy after their new sign-up: what was
+    posted before the erasure goes, what was posted after it stays."""
+    keys = MemoryDataKeys()
+    ana = person_key(SECRET, ANA, None)
+    old = sealed("union-a", signup("s1", phone=ANA, given_name="Ana", family_name="Díaz"), rsvp("r1", "rally-1", "yes", phone=ANA),
+                 keys=keys, at=NOW - timedelta(days=1))
+    asyncio.run(keys.forget([ana]))
+    request = ForgetPerson(request_id="r", requested_at=NOW - timedelta(hours=1), contact_keys=(ana,))
+    forget = ((FORGET_PREFIX + "r").encode(), request.model_dump_json().encode())
+    again = sealed("union-a", signup("s2", phone=ANA, given_name="Ana"), rsvp("r2", "rally-1", "maybe", phone=ANA), keys=keys)
+    d = Directory(SECRET, b"ref-key", open=keys.ring.open)
+    for key, value in [forget, *old, *again, forget]:  # one partition's copy first, another's last
+        assert apply_record(d, key, value)
+    assert [(e.name, e.phone_last4, e.rsvp) for e in d.roster("union-a", "rally-1", nobody)] == [("Ana", ANA[-4:], "maybe")]
 
 
 def test_names_stay_sealed_in_the_directory_and_a_person_whose_keys_are_erased_is_shown_nowhere():

@@ -20,10 +20,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Literal
+from datetime import datetime
+from typing import Callable, Literal
 
 Open = Callable[[str, str | None], str | None]
 
+from contracts.erasure import ForgetPerson
 from contracts.people import DEFAULT_REGION, normalize_email, normalize_phone
 from streams.keys import person_key
 from streams.sealing import open_fields
@@ -83,6 +85,12 @@ class Directory:
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)
     records: int = 0
     region: str = DEFAULT_REGION
+    #: Erasure requests carried out, and per person key erased, when it was requested. A request
+    #: is written to every partition of the events topic, and a replay reads the partitions in
+    #: no particular order: a copy read after the person signed up again must not remove them,
+    #: and their events from before the erasure, read after its first copy, are not taken again.
+    erasures: set[str] = field(default_factory=set)
+    erased: dict[str, datetime] = field(default_factory=dict)
 
     def apply(self, envelope: dict) -> None:
         """Take one accepted event from the events topic, as JSON (others are ignored). The
@@ -95,6 +103,8 @@ class Directory:
         if key is None or kind not in PERSON_EVENTS:
             return
         key = self.aliases.get(partner, {}).get(key, key)
+        if key in self.erased and datetime.fromisoformat(envelope["received_at"]) <= self.erased[key]:
+            return  # posted before the person was erased
         if kind != "supporter_rsvp":
             p = event["person"]
             contact = Contact(p.get("given_name"), p.get("family_name"), p.get("phone"), p.get("email"))
@@ -126,9 +136,12 @@ class Directory:
                 keys.discard(alias)
                 keys.add(key)
 
-    def forget(self, contact_keys: Iterable[str]) -> None:
-        """An erasure request: drop every person known by one of ``contact_keys``."""
-        gone = set(contact_keys)
+    def forget(self, request: ForgetPerson) -> None:
+        """An erasure request (its first copy): drop every person known by one of its contact keys."""
+        if request.request_id in self.erasures:
+            return
+        self.erasures.add(request.request_id)
+        gone = set(request.contact_keys)
         for own in self.people.values():
             for key, contact in list(own.items()):
                 if key in gone or gone & self.keys(key, contact):
@@ -143,6 +156,8 @@ class Directory:
             for alias, key in list(aliases.items()):
                 if alias in gone or key in gone:
                     del aliases[alias]
+        for key in gone:
+            self.erased[key] = max(request.requested_at, self.erased.get(key, request.requested_at))
 
     def opened(self, contact: Contact | None) -> Contact | None:
         """``contact`` readable, or ``None`` when a field it holds cannot be opened (erased)."""

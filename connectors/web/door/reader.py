@@ -31,7 +31,7 @@ def apply_record(directory: Directory, key: bytes | None, value: bytes | None) -
         return True
     try:
         if key is not None and key.startswith(FORGET_PREFIX.encode()):
-            directory.forget(ForgetPerson.model_validate_json(value).contact_keys)  # rare: validated in full
+            directory.forget(ForgetPerson.model_validate_json(value))  # rare: validated in full
         else:
             directory.apply(from_json(value))  # pydantic-core's parser: a third of json.loads's time
     except (ValidationError, ValueError, KeyError, TypeError, AttributeError):
