@@ -84,3 +84,18 @@ def test_forgetting_a_person_removes_their_contact_details_and_keeps_the_counts(
 
     again = CliRunner().invoke(main, ["people", "forget", "--phone", ANA_PHONE, "--url", stack.url], env=child_env(stack.settings))
     assert again.exit_code == 0 and "removed 0 person records" in again.output, again.output
+
+
+def test_forgetting_by_email_right_after_the_sign_up_forgets_the_person_known_by_their_phone(make_stack):
+    """The web app finds the person an email belongs to in the identity links, which the worker
+    writes a moment after it takes the sign-up: asked at once, it found none, forgot nobody,
+    destroyed no data key, and the worker then deleted the email's link, so that every later
+    request by email found nothing either (an identity/erasure probe)."""
+    stack = make_stack()
+    stack.start_web()
+    stack.start_worker()
+    eventually(lambda: stack.get("/healthz").status_code == 200)
+    stack.post_all("union-a", [person("u1", ANA_PHONE, ANA_EMAIL)])
+    r = CliRunner().invoke(main, ["people", "forget", "--email", ANA_EMAIL, "--url", stack.url], env=child_env(stack.settings))
+    assert r.exit_code == 0 and "removed 1 person record (signed up by union-a)" in r.output and "deleted 1 data key" in r.output, r.output
+    assert not [value for (topic, _), value in latest_values(stack).items() if topic == changelog_topic(stack.settings, PEOPLE) and value]
