@@ -93,13 +93,10 @@ def plan(
     the partners whose consent may be used, every partner if ``None``)."""
     fresh = recent_count(recent, now, policy.window, exclude_action=action.action_id)
     verdict = decide(person, action, recent_asks=fresh, cap=policy.cap, sponsors=sponsors)
-    partner = partner_credit(person, sponsors)
-    referral = referral_code(partner, action.action_id, policy.referral_secret)
     values = {
         "given_name": person.given_name or "",
         "action_title": action.title,
         "place": ", ".join(x for x in (action.location.venue, action.location.locality) if x),
-        "sponsor": policy.sponsor_names.get(partner, partner),
     }
     asks = []
     aliased = asked_as_another(recent, action.action_id, person.person_key)
@@ -107,11 +104,13 @@ def plan(
         aid = ask_id(action.action_id, person.person_key, channel)
         if aid in already or channel in aliased:
             continue
+        # Each channel on behalf of a sponsor whose consent on that channel covers the person.
+        partner = partner_credit(person, sponsors, channel)
         common = dict(ask_id=aid, action_id=action.action_id, person_key=person.person_key, channel=channel,
-                      partner=partner, referral=referral, planned_at=now,
+                      partner=partner, referral=referral_code(partner, action.action_id, policy.referral_secret), planned_at=now,
                       send_until=send_until(action, posted_at or now, policy.grace))
         link = links.Link(action.action_id, person.person_key, channel, person.language, action.starts_at + policy.rsvp_open)
-        mine = {**values, "rsvp_link": links.url(policy.rsvp_base_url, action.action_id, links.sign(policy.link_key, "rsvp", link))}
+        mine = {**values, "sponsor": policy.sponsor_names.get(partner, partner), "rsvp_link": links.url(policy.rsvp_base_url, action.action_id, links.sign(policy.link_key, "rsvp", link))}
         if channel == "sms":
             asks.append(_sms(person, action, mine, now, policy, common))
         else:

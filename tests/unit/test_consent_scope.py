@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 import pytest
 
 from agents.outreach.eligibility import decide, partner_credit
+from agents.outreach.planning import OutreachPolicy, plan
 from agents.people import merge_person
 from contracts.events import ActionEvent, SignupEvent
 from tests.factories import action, signup
@@ -51,6 +52,22 @@ def test_credit_goes_to_a_sponsor_whose_consent_covers_the_person():
     assert person.recruited_by == "faith-b"
     assert partner_credit(person, frozenset({"union-a", "backbone"})) == "union-a"
     assert partner_credit(person, frozenset({"faith-b", "union-a"})) == "faith-b"  # the recruiter, when it sponsors
+
+
+def test_each_channels_ask_is_sent_on_behalf_of_a_sponsor_whose_consent_on_that_channel_covers_the_person():
+    """Texts allowed by union-a, emails by comm-c only: the email is not sent "on behalf of"
+    union-a, whose consent does not cover it (both asks were credited to the SMS's sponsor)."""
+    person = None
+    for i, (partner, channel) in enumerate((("union-a", "sms"), ("comm-c", "email"))):
+        item = signup(f"s{i}", phone="+15105550123", email="ana@example.org", postal_code="94607")
+        item["consent"] = {channel: {"granted": True, "scope": "partner"}}
+        person = merge_person(person, SignupEvent.model_validate(item), partner, "pk", T)
+    sponsors = frozenset({"union-a", "comm-c"})
+    assert (partner_credit(person, sponsors, "sms"), partner_credit(person, sponsors, "email")) == ("union-a", "comm-c")
+    both = ActionEvent.model_validate({**action("rally-1"), "templates": {"sms": {"en": "Rally"}, "email": {"en": {"subject": "Rally", "body": "Rally"}}}})
+    text, email = plan(person, both, None, set(), T, OutreachPolicy(), sponsors=sponsors)
+    assert (text.partner, email.partner) == ("union-a", "comm-c")
+    assert text.body.startswith("union-a: Rally") and "Sent on behalf of comm-c." in email.body and "union-a" not in email.body
 
 
 def test_intake_fans_an_alert_out_with_its_owner_and_co_sponsors_and_refuses_a_hijack():
