@@ -758,6 +758,8 @@ failure (the bad rows are listed with their line), 2 usage error.""")
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 500), help="Events per request.")
 def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps: tuple[str, ...], consent: tuple[str, ...],
             tz: str | None, delimiter: str | None, dry_run: bool, url: str | None, batch: int) -> None:
+    if kind != "signup" and not action_id:  # a usage error (2), said before the file is read
+        raise click.UsageError(f"--action is required with --type {kind} (the turnout action its rows are for)")
     s = settings()
     partner = enabled_partner(s, partner_id)
     pairs = [m.split("=", 1) for m in maps if "=" in m]

@@ -86,6 +86,15 @@ def test_an_action_id_that_is_not_one_is_refused_before_any_row_or_request(here)
         assert "line 2" not in r.output and "no `turnout up`" not in r.output
 
 
+@pytest.mark.parametrize("kind", ["rsvp", "checkin"])
+def test_an_rsvp_or_checkin_import_without_its_action_is_a_usage_error_before_the_sheet_is_read(here, kind):
+    (here / "rsvps.csv").write_text("First Name,Phone\nAna,not a phone\n")
+    r = turnout("import", "union-a", "rsvps.csv", "--type", kind, "--dry-run")
+    assert r.exit_code == 2, r.output  # a usage error, as `turnout import --help` says (it exited 1, as a failure)
+    assert f"Error: --action is required with --type {kind}" in r.output and "import --help' for help" in r.output, r.output
+    assert "line 2" not in r.output and "read rsvps.csv" not in r.output, r.output
+
+
 def test_an_empty_sheet_is_said_to_be_empty(here):
     (here / "sheet.csv").write_bytes(b"")
     r = turnout("import", "union-a", "sheet.csv", "--type", "signup", "--dry-run")
