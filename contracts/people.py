@@ -52,12 +52,22 @@ class Internal(Frozen):
     model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
 
 
+#: Why phonenumbers could not read a number, in a few words (its own sentences repeat "not a phone number").
+_UNPARSED = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "no such country code",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
+    phonenumbers.NumberParseException.TOO_LONG: "too long",
+}
+
+
 def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
     """Return ``value`` in E.164, or raise ``ValueError`` saying why it is not a phone number."""
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number: {exc.args[0] if exc.args else exc}") from None
+        why = _UNPARSED.get(exc.error_type)
+        raise ValueError("not a phone number" + (f" ({why})" if why else "")) from None
     if not phonenumbers.is_valid_number(number):
         raise ValueError(f"not a valid phone number for region {region}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

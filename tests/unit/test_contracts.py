@@ -45,6 +45,14 @@ def test_bad_phones_are_rejected_naming_the_field(bad):
     assert "person.phone" in errors_of(signup("e1", phone=bad))
 
 
+@pytest.mark.parametrize("bad, says", [("not a phone", "not a phone number"), ("12345678901234567890", "not a phone number (too long)"),
+                                       ("+999 123", "not a phone number (no such country code)"), ("555", "not a valid phone number for region US")])
+def test_a_bad_phone_is_said_once_in_plain_words(bad, says):
+    with pytest.raises(ValueError) as refused:
+        normalize_phone(bad)
+    assert str(refused.value) == says
+
+
 def test_emails_are_normalized_and_validated():
     assert normalize_email("  Ana.Diaz@EXAMPLE.org ") == "ana.diaz@example.org"
     assert partner_event.validate_python(signup("e1", email="Ana@Example.ORG")).person.email == "ana@example.org"
