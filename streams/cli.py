@@ -63,6 +63,18 @@ def nothing_running(s: Settings, alternative: str) -> click.ClickException:
     return click.ClickException(NOTHING_RUNNING.format(cwd=Path.cwd(), alternative=alternative))
 
 
+UNLIMITED = 100_000
+
+
+def show(table: Table) -> None:
+    """Print a table: to a terminal at its width; to a file or a pipe whole, however wide (rich
+    would cut it at 80 columns: "turnout.even…")."""
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=Console(width=UNLIMITED).measure(table).maximum)
+    out.print(table)
+
+
 #: How long a command waits for a broker that does not answer (a broker that is up answers at
 #: once; docker compose runs `topics ensure` once Kafka is healthy).
 BROKER_WAIT = 5.0
@@ -398,7 +410,7 @@ def privacy_report(as_markdown: bool) -> None:
     table = Table("where", "kind", "holds", "kept", "erasure", title="personal data in this deployment")
     for p in inventory(s):
         table.add_row(p.where, p.kind, p.holds, p.retention, p.erasure)
-    Console().print(table)
+    show(table)
 
 
 @main.group(help="Kafka topics.")
@@ -447,7 +459,7 @@ def partners_list() -> None:
     table = Table("id", "name", "kind", "role", "enabled", title=escape(str(path)))
     for p in c.partners.values():
         table.add_row(p.id, escape(p.name), p.kind, p.role, "yes" if p.enabled else "no")
-    Console().print(table)
+    show(table)
 
 
 @main.group(help="Dashboard accounts: the people who sign in to the dashboard (kept on the broker; see README).")
@@ -527,7 +539,7 @@ def accounts_list(partner_id: str | None) -> None:
     for a in found:
         status = "active" if a.password_hash else f"invited (link until {a.invite_expires_at:%Y-%m-%d %H:%M} UTC)"
         table.add_row(a.email, a.partner or "(organizer)", a.role, status)
-    Console().print(table)
+    show(table)
 
 
 @accounts.command("remove", help="Remove EMAIL's dashboard account: every session of it ends at once.")
@@ -687,7 +699,7 @@ def settings_command(markdown: bool, readme: Path | None) -> None:
         shown = "(hidden)" if isinstance(value, SecretStr) else "unset" if value is None else str(value)
         source = "environment" if name in explicit else "running stack" if name in s.model_fields_set else "default"
         table.add_row(env_name(name), escape(shown), source)
-    Console().print(table)
+    show(table)
 
 
 @main.command(help="Print the JSON Schema of partner events (or write it to --out).")
@@ -905,7 +917,7 @@ def tallies(action_id: str | None, as_json: bool, url: str | None) -> None:
     if as_json:
         click.echo(json.dumps(r.json(), indent=2))
     else:
-        Console().print(action_table(r.json()) if action_id else coalition_table(r.json()))
+        show(action_table(r.json()) if action_id else coalition_table(r.json()))
 
 
 @main.command(help="Export the tallies as CSV, read from the broker: per action and partner, --unique people, or --aggregate for funders.",

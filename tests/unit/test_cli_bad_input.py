@@ -227,3 +227,11 @@ def test_a_server_whose_port_is_taken_says_so_in_one_line(here, command):
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert r.stderr.strip() == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use (another turnout web app or sandbox? --port picks another)"
 
+
+
+def test_a_table_written_to_a_file_or_a_pipe_is_whole(here):
+    """Rich cuts a table to 80 columns when its output is not a terminal: `turnout privacy report
+    > inventory.txt` held "turnout.even…" instead of the topic's name."""
+    r = turnout_process(here, "privacy", "report")
+    assert r.returncode == 0, r.stderr
+    assert "…" not in r.stdout and "turnout.events " in r.stdout and "turnout.data-keys " in r.stdout
