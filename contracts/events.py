@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    AfterValidator, AwareDatetime, ConfigDict, Field, SerializerFunctionWrapHandler, StringConstraints, TypeAdapter, model_serializer,
-    model_validator,
+    AfterValidator, AwareDatetime, ConfigDict, Field, SerializerFunctionWrapHandler, StringConstraints, TypeAdapter, ValidationInfo,
+    field_validator, model_serializer, model_validator,
 )
 
 from .people import Consent, Frozen, Internal, Language, Lines, OneLine, Person, PostalCode
@@ -179,6 +179,17 @@ class ActionEvent(BaseEvent):
     templates: AskTemplates = AskTemplates()
     rapid_response: bool = Field(default=False, description="Send asks to everyone eligible in the target area now.")
     override_quiet_hours: bool = Field(default=False, description="Text even in recipients' quiet hours. See the README's legal caution.")
+
+    @field_validator("templates")
+    @classmethod
+    def _place_named(cls, templates: AskTemplates, info: ValidationInfo) -> AskTemplates:
+        location = info.data.get("location")
+        if location is None or location.venue or location.locality or (info.context or {}).get("normalized"):
+            return templates  # (an action accepted before this rule is still read)
+        texts = [*templates.sms.values(), *(t for e in templates.email.values() for t in (e.subject, e.body))]
+        if any(field == "place" for text in texts for _, field, _, _ in string.Formatter().parse(text)):
+            raise ValueError("{place} is used but the action has no location (venue or locality): the messages would say \"at , …\"")
+        return templates
 
     @model_validator(mode="after")
     def _one_pledge_per_partner(self) -> ActionEvent:

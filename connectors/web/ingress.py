@@ -95,7 +95,7 @@ EXAMPLES = {
     "action": {"summary": "One action, with a pledge and an SMS template", "value": {
         "type": "action", "event_id": "a-rally-1201", "occurred_at": "2026-11-20T12:00:00Z", "action_id": "rally-1201",
         "title": "Rally for fair funding", "kind": "rally", "starts_at": "2026-12-01T18:00:00-08:00", "time_zone": "America/Los_Angeles",
-        "target": {"postal_codes": ["94607"]}, "pledges": [{"partner": "union-a", "count": 40}],
+        "location": {"venue": "City Hall", "locality": "Oakland"}, "target": {"postal_codes": ["94607"]}, "pledges": [{"partner": "union-a", "count": 40}],
         "templates": {"sms": {"en": "{given_name}, join us at {place} on {local_time}: {rsvp_link}"}}}},
 }
 

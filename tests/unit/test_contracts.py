@@ -99,6 +99,15 @@ def test_actions_validate_time_zone_and_unique_pledges():
     assert any("once" in m for m in errors_of(bad).values())
 
 
+def test_a_template_that_says_where_needs_an_action_that_says_where():
+    """{place} is the venue and the city: without either, thousands of texts said "at , Thu Dec 10"."""
+    nowhere = {**action("vigil-1"), "templates": {"sms": {"en": "Vigil at {place}, {local_time}"}, "email": {}}}
+    assert "{place} is used but the action has no location" in errors_of(nowhere)["templates"]
+    assert partner_event.validate_python({**nowhere, "location": {"locality": "Oakland"}}).location.locality == "Oakland"
+    stored = partner_event.validate_python(nowhere, context={"normalized": True})  # an action accepted before this rule still reads
+    assert stored.templates.sms["en"].startswith("Vigil")
+
+
 def test_control_characters_are_refused_in_names_titles_and_places_and_templates_keep_their_line_breaks():
     """A NUL or an escape sequence in a title or a name would reach CSV exports and an
     organizer's terminal (`turnout tallies`) as it came."""
@@ -108,7 +117,7 @@ def test_control_characters_are_refused_in_names_titles_and_places_and_templates
     loud = {**action("a1"), "title": "ctl\u001b[31mred", "location": {"venue": "Hall\u0007"}, "target": {"regions": ["CA\u009b"]}}
     assert set(errors_of(loud)) == {"title", "location.venue", "target.regions.0"}
     lines = {"sms": {"en": "Hi {given_name}\nRally at {place}\r\n\tRSVP {rsvp_link}"}, "email": {"en": {"subject": "Rally", "body": "Hi\n\nJoin us"}}}
-    assert partner_event.validate_python({**action("a2"), "templates": lines}).templates.sms["en"].count("\n") == 2
+    assert partner_event.validate_python({**action("a2"), "location": {"venue": "City Hall"}, "templates": lines}).templates.sms["en"].count("\n") == 2
     bad = {"sms": {"en": "Hi\u0000"}, "email": {"en": {"subject": "Rally\nBcc: x@example.org", "body": "Hi"}}}
     assert set(errors_of({**action("a3"), "templates": bad})) == {"templates.sms.en", "templates.email.en.subject"}
 
