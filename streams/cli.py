@@ -63,15 +63,12 @@ def nothing_running(s: Settings, alternative: str) -> click.ClickException:
     return click.ClickException(NOTHING_RUNNING.format(cwd=Path.cwd(), alternative=alternative))
 
 
-UNLIMITED = 100_000
-
-
 def show(table: Table) -> None:
     """Print a table: to a terminal at its width; to a file or a pipe whole, however wide (rich
     would cut it at 80 columns: "turnout.even…")."""
     out = Console()
     if not out.is_terminal:
-        out = Console(width=Console(width=UNLIMITED).measure(table).maximum)
+        out = Console(width=Console(width=100_000).measure(table).maximum)  # its natural width, unbounded
     out.print(table)
 
 
