@@ -385,7 +385,8 @@ def keys_rewrap() -> None:
         done, unreadable = asyncio.run(run())
     except RuntimeError as exc:
         raise stopped(exc) from None
-    click.echo(f"wrapped {plural(done, 'data key')} with the current master key")
+    click.echo(f"wrapped {plural(done, 'data key')} with the current master key" if done else
+               "every data key was already wrapped with the current master key: nothing to do")
     if unreadable:
         raise click.ClickException(f"{plural(unreadable, 'data key')} wrapped by a master key you did not give (TURNOUT_PREVIOUS_MASTER_KEYS): not rewrapped")
 
