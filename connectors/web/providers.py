@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sendgrid.helpers.eventwebhook import EventWebhook
+from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 
 from contracts.asks import parse_ask_id
@@ -79,11 +80,12 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
         signature = request.headers.get("x-twilio-signature", "")
         if twilio is None or not signature:  # refused before a byte of the body is read
             raise HTTPException(403, "invalid X-Twilio-Signature")
-        form = _form(await read_limited(request, s.max_body_bytes))
+        pairs = _form(await read_limited(request, s.max_body_bytes))
         url = s.public_url.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        if not twilio.validate(url, form, signature):
+        # Every value of a repeated key: Twilio signs them all (the SDK reads them with getlist).
+        if not twilio.validate(url, ImmutableMultiDict(pairs), signature):
             raise HTTPException(403, "invalid X-Twilio-Signature")
-        return form
+        return dict(pairs)
 
     async def write(envelopes: list[ProviderEnvelope]) -> None:
         # BrokerUnavailable becomes 503 + Retry-After (the app's handler): providers retry.
@@ -159,9 +161,9 @@ def _email_event(item: object) -> ProviderEnvelope | None:
     return ProviderEnvelope(person_key=pk, received_at=_now(), event=event)
 
 
-def _form(body: bytes) -> dict[str, str]:
+def _form(body: bytes) -> list[tuple[str, str]]:
     try:
-        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200))
+        return list(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200))
     except (UnicodeDecodeError, ValueError):
         raise BadBody("body is not an application/x-www-form-urlencoded form in UTF-8") from None
 

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from starlette.datastructures import MultiDict
 from twilio.request_validator import RequestValidator
 
 from connectors.sandbox.signing import EventSigner
@@ -169,3 +170,19 @@ def test_an_inbound_sms_from_a_sender_that_is_not_a_phone_number_is_answered_and
     r = twilio_post(client, "/v1/providers/twilio/inbound", {"From": sender, "Body": "STOP", "MessageSid": "SM9"})
     assert r.status_code == 200 and "<Response>" in r.text
     assert written(pub, s) == []
+
+
+def test_a_signed_twilio_form_that_repeats_a_key_is_taken(env):
+    """Twilio signs every value of a repeated key (the SDK's ``compute_signature`` over a
+    multi-valued form): such a callback is Twilio's, not a forgery, and must not be lost."""
+    client, pub, _, s = env
+    path = f"/v1/providers/twilio/status?ask={ASK}"
+    pairs = [("MessageSid", "SM1"), ("MessageStatus", "delivered"), ("ErrorCode", ""), ("ErrorCode", "30007")]
+    signature = RequestValidator(TOKEN).compute_signature(PUBLIC + path, MultiDict(pairs))
+    r = client.post(path, content=urlencode(pairs), headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 204, r.text
+    [env_] = written(pub, s)
+    assert (env_.event.message_sid, env_.event.status) == ("SM1", "delivered")
+    forged = RequestValidator(TOKEN).compute_signature(PUBLIC + path, dict(pairs))  # the last value only: not what Twilio signs
+    r = client.post(path, content=urlencode(pairs), headers={"X-Twilio-Signature": forged, "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 403 and len(written(pub, s)) == 1
