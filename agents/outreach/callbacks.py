@@ -91,8 +91,11 @@ def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> st
         if fact is None:
             log.warning("callback for an unknown ask")
             return None
-        if isinstance(ev, SmsStatus) and ev.error_code == str(TWILIO_VALIDITY_EXPIRED) and fact.status not in ("delivered", "expired"):
-            expired_in_queue(p, o, partition, fact)
+        if isinstance(ev, SmsStatus) and ev.error_code == str(TWILIO_VALIDITY_EXPIRED):
+            # Only the expiry of the text the ask stands for now: a duplicate about one it
+            # replaced (texted again after an earlier 30036) would send it a third time.
+            if fact.status not in ("delivered", "expired") and fact.provider_id in (None, ev.message_sid):
+                expired_in_queue(p, o, partition, fact)
             return None
         new = on_sms_status(fact, ev, at) if isinstance(ev, SmsStatus) else on_email_event(fact, ev, at)
         p.asks.put(partition, ev.ask_id, new)

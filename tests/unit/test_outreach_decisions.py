@@ -277,3 +277,18 @@ def with_a_sent_text():
     """Ana, texted for rally-1 (her most recent ask)."""
     aid = ask_id("rally-1", PK, "sms")
     return pipeline_with(("asks", aid, state("sent")), ("recent_asks", PK, RecentAsks(asks=((aid, NOON),))))
+
+
+def test_a_validity_expiry_of_an_earlier_text_of_the_ask_changes_nothing():
+    """A 30036 re-defers the ask it expired; a duplicate of it that comes after the ask was
+    texted again (another MessageSid) must not take the new text for expired, nor send a third."""
+    from agents.outreach.callbacks import apply
+    from contracts.providers import ProviderEnvelope
+
+    aid = ask_id("rally-1", PK, "sms")
+    p = pipeline_with(("asks", aid, state("sent").model_copy(update={"provider_id": "SM2"})))
+    expired = lambda sid: ProviderEnvelope(person_key=PK, received_at=NOON, event=SmsStatus(ask_id=aid, message_sid=sid, status="failed", error_code="30036"))  # noqa: E731
+    apply(p, outreach(), 0, expired("SM1"))
+    assert (p.asks.get(aid).status, p.asks.get(aid).provider_id, p.deferred.get(aid)) == ("sent", "SM2", None)
+    apply(p, outreach(), 0, expired("SM2"))  # its own text's expiry still counts (no action left here: expired)
+    assert (p.asks.get(aid).status, p.asks.get(aid).error_code) == ("expired", "30036")
