@@ -20,7 +20,8 @@ TWILIO_VALIDITY_EXPIRED = 30036
 #: The From number's queue already holds ten hours of texts: the request is refused, nothing queued.
 TWILIO_QUEUE_FULL = 21611
 
-TwilioStatusName = Literal["accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read", "canceled", "receiving", "received"]
+TwilioStatusName = Literal["accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read", "partially_delivered", "canceled",
+                          "receiving", "received"]
 
 
 class SmsStatus(Internal):

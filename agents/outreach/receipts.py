@@ -29,7 +29,8 @@ _RANK = {"planned": 0, "deferred": 0, "sending": 1, "in_doubt": 1.5, "sent": 2, 
 #: What a reply can answer: an ask the provider accepted.
 RECEIVED = frozenset({"sent", "delivered"})
 _TWILIO = {"accepted": "sent", "scheduled": "sent", "queued": "sent", "sending": "sent", "sent": "sent",
-           "delivered": "delivered", "read": "delivered", "undelivered": "failed", "failed": "failed", "canceled": "failed"}
+           "delivered": "delivered", "read": "delivered", "partially_delivered": "delivered", "undelivered": "failed", "failed": "failed",
+           "canceled": "failed"}
 _SENDGRID = {"processed": "sent", "deferred": "sent", "delivered": "delivered", "bounce": "failed", "dropped": "failed"}
 EMAIL_OPT_OUT = frozenset({"unsubscribe", "group_unsubscribe", "spamreport"})
 

@@ -153,6 +153,7 @@ def test_ask_states_only_move_forward_whatever_order_callbacks_arrive_in():
     assert on_send_result(delivered, SendResult(ask_id="x", provider_id="SM1"), NOON) == delivered
     failed = on_sms_status(state("sent"), SmsStatus(ask_id="x", message_sid="SM1", status="undelivered", error_code="30006"), NOON)
     assert (failed.status, failed.error_code) == ("failed", "30006")
+    assert on_sms_status(state("sent"), SmsStatus(ask_id="x", message_sid="SM1", status="partially_delivered"), NOON).status == "delivered"
 
 
 def test_send_results_become_sent_in_doubt_or_failed():

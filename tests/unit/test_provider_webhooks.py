@@ -51,6 +51,18 @@ def test_a_signed_status_callback_is_written_under_the_person_key(env):
     assert env_.person_key == ASK.split(":")[1] and env_.event.status == "delivered"
 
 
+def test_every_message_status_the_twilio_sdk_names_is_taken(env):
+    """A status Twilio sends and we refused (422) was a callback lost: "partially_delivered" was."""
+    from twilio.rest.api.v2010.account.message import MessageInstance
+
+    client, pub, _, s = env
+    statuses = [v for k, v in vars(MessageInstance.Status).items() if k.isupper()]
+    for status in statuses:
+        r = twilio_post(client, f"/v1/providers/twilio/status?ask={ASK}", {"MessageSid": "SM1", "MessageStatus": status})
+        assert r.status_code == 204, (status, r.text)
+    assert [e.event.status for e in written(pub, s)] == statuses
+
+
 def test_forged_or_rewritten_twilio_requests_get_403_and_write_nothing(env):
     client, pub, _, s = env
     assert twilio_post(client, f"/v1/providers/twilio/status?ask={ASK}", {"MessageSid": "SM1", "MessageStatus": "delivered"}, token="wrong").status_code == 403
