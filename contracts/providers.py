@@ -19,6 +19,8 @@ TWILIO_OPTED_OUT = 21610
 TWILIO_VALIDITY_EXPIRED = 30036
 #: The From number's queue already holds ten hours of texts: the request is refused, nothing queued.
 TWILIO_QUEUE_FULL = 21611
+#: A Messaging Service's queue was full: the text was taken, then failed by callback unsent.
+TWILIO_QUEUE_OVERFLOW = 30001
 
 TwilioStatusName = Literal["accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read", "partially_delivered", "canceled",
                           "receiving", "received"]

@@ -17,12 +17,12 @@ from streams.sealing import open_person, seal_ask, sealing_key
 from ..identity import target_of
 
 from ..facts import apply_attendance
-from contracts.providers import TWILIO_VALIDITY_EXPIRED
+from contracts.providers import TWILIO_QUEUE_OVERFLOW, TWILIO_VALIDITY_EXPIRED
 
 from .agents import Outreach, carry_out
 from .planning import plan
 from .receipts import answer_text, known_or_new, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind, reply_target
-from .sending import after_validity_expired
+from .sending import after_queue_full, after_validity_expired
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +91,11 @@ def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> st
         if fact is None:
             log.warning("callback for an unknown ask")
             return None
-        if isinstance(ev, SmsStatus) and ev.error_code == str(TWILIO_VALIDITY_EXPIRED):
-            # Only the expiry of the text the ask stands for now: a duplicate about one it
-            # replaced (texted again after an earlier 30036) would send it a third time.
+        if isinstance(ev, SmsStatus) and ev.error_code in NOT_SENT:
+            # Only about the text the ask stands for now: a duplicate about one it replaced
+            # (texted again after an earlier 30036) would send it a third time.
             if fact.status not in ("delivered", "expired") and fact.provider_id in (None, ev.message_sid):
-                expired_in_queue(p, o, partition, fact)
+                dropped_in_queue(p, o, partition, fact, ev.error_code)
             return None
         new = on_sms_status(fact, ev, at) if isinstance(ev, SmsStatus) else on_email_event(fact, ev, at)
         p.asks.put(partition, ev.ask_id, new)
@@ -133,19 +133,25 @@ def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> 
     return None
 
 
-def expired_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact) -> None:
-    """Twilio dropped the text unsent (30036: its window closed while it queued): defer it to
-    the next allowed hour while the action is ahead, rebuilt from today's person and action."""
+#: Twilio dropped the text from the sender's queue unsent: its window closed while it queued
+#: (30036), or a Messaging Service's queue was full (30001, as 21611 is for a From number):
+#: when to try again (``sending``), while the action is ahead.
+NOT_SENT = {str(TWILIO_VALIDITY_EXPIRED): after_validity_expired, str(TWILIO_QUEUE_OVERFLOW): after_queue_full}
+
+
+def dropped_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact, code: str) -> None:
+    """Twilio dropped the text unsent (``NOT_SENT``): defer it, rebuilt from today's person and
+    action, or record it expired when they are gone or no allowed hour is left."""
     now = o.clock()
     record, person = p.actions.get(fact.action_id), p.people.get(fact.person_key)
     readable = open_person(person, o.keys.ring) if person is not None else None  # None: gone, or erased
     asks = plan(readable, record.action, None, set(), now, o.policy, sponsors=frozenset({fact.partner})) if record and readable else []
     ask = next((seal_ask(a, sealing_key(person, o.keys.ring)) for a in asks if a.ask_id == fact.ask_id), None)
     if ask is None:  # the person or the action is gone, or the person no longer qualifies
-        p.asks.put(partition, fact.ask_id, fact.model_copy(update={"status": "expired", "updated_at": now, "error_code": str(TWILIO_VALIDITY_EXPIRED)}))
+        p.asks.put(partition, fact.ask_id, fact.model_copy(update={"status": "expired", "updated_at": now, "error_code": code}))
         return
     ask = ask.model_copy(update={"send_until": fact.send_until})  # the grace counts from the first posting
-    carry_out(p, partition, ask, fact, after_validity_expired(ask, now, o.policy.quiet), now, error_code=str(TWILIO_VALIDITY_EXPIRED))
+    carry_out(p, partition, ask, fact, NOT_SENT[code](ask, now, o.policy.quiet), now, error_code=code)
 
 
 def _mark_latest(p: Pipeline, partition: int, pk: str, **update: bool):

@@ -280,6 +280,23 @@ def with_a_sent_text():
     return pipeline_with(("asks", aid, state("sent")), ("recent_asks", PK, RecentAsks(asks=((aid, NOON),))))
 
 
+def test_a_text_a_full_messaging_service_queue_dropped_30001_is_tried_again_later_not_failed():
+    """Behind a Messaging Service, Twilio takes a text and fails it by callback with 30001 when
+    the queue is full: nothing was sent and the number is fine, as with a From number's 21611."""
+    from agents.outreach.callbacks import apply
+    from contracts.facts import ActionRecord
+    from contracts.providers import ProviderEnvelope
+
+    aid = ask_id("rally-1", PK, "sms")
+    p = pipeline_with(("asks", aid, state("sent").model_copy(update={"provider_id": "SM1"})),
+                      ("actions", "rally-1", ActionRecord(partner="union-a", action=action())))
+    overflow = SmsStatus(ask_id=aid, message_sid="SM1", status="failed", error_code="30001")
+    apply(p, outreach(), 0, ProviderEnvelope(person_key=PK, received_at=NOON, event=overflow))
+    fact = p.asks.get(aid)
+    assert (fact.status, fact.deferred_until) == ("deferred", NOON + timedelta(minutes=15))
+    assert p.deferred.get(aid) is not None
+
+
 def test_a_validity_expiry_of_an_earlier_text_of_the_ask_changes_nothing():
     """A 30036 re-defers the ask it expired; a duplicate of it that comes after the ask was
     texted again (another MessageSid) must not take the new text for expired, nor send a third."""
