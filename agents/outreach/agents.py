@@ -53,7 +53,7 @@ from .eligibility import may_be_asked
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
-from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, unreadable, validity_seconds, window_end
+from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, unreadable, validity_seconds, window_end, withdrawn
 
 log = logging.getLogger(__name__)
 SEND_BATCH = 500
@@ -72,9 +72,12 @@ MESSAGE_FIELDS = ("given_name", "phone", "email")
 class Outbox(Protocol):
     """The providers, as the send agent needs them (wired in ``connectors.providers``)."""
 
-    async def send(self, asks: Sequence[AskCommand], validity: Callable[[AskCommand], int | None]) -> list[SendResult]:
-        """Hand every ask to its provider (with retries); one result per ask. ``validity(text)``:
-        an SMS ask's ValidityPeriod, asked again right before each request (it counts from then)."""
+    async def send(self, asks: Sequence[AskCommand], validity: Callable[[AskCommand], int | None],
+                   wanted: Callable[[AskCommand], bool]) -> list[SendResult]:
+        """Hand every ask to its provider (with retries); one result per ask handed over.
+        ``validity(text)``: an SMS ask's ValidityPeriod, asked again right before each request
+        (it counts from then). ``wanted(ask)``, asked right before each request: ``False`` (an
+        erasure or opt-out since the chunk was marked) and the ask is not sent, and has no result."""
 
     async def recover(self, ask: AskCommand, since: datetime) -> SendResult | None:
         """Whether the provider already has ``ask`` (handed over at or after ``since`` by a
@@ -524,8 +527,15 @@ async def _send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
     def validity(ask: AskCommand) -> int:  # a text's, counted from each request however long the chunk takes
         return validity_seconds(o.clock(), closes[ask.ask_id])
 
-    results.update({res.ask_id: res for res in await o.outbox.send([readable[r.item.ask.ask_id] for r in go], validity)})
+    def wanted(ask: AskCommand) -> bool:  # an erasure or opt-out while the chunk is handed over stops it
+        return withdrawn(ask, p.people.get(ask.person_key)) is None
+
+    results.update({res.ask_id: res for res in await o.outbox.send([readable[r.item.ask.ask_id] for r in go], validity, wanted)})
     done = o.clock()
+    for r in go:
+        if r.item.ask.ask_id not in results:  # not handed over: no longer wanted
+            reason = withdrawn(r.item.ask, p.people.get(r.item.ask.person_key)) or "withdrawn before it was handed over"
+            carry_out(p, r.item.partition, r.item.ask, r.previous, Cancel(reason), done)
     for r in ready:
         if r.item.ask.ask_id in results:
             result = results[r.item.ask.ask_id]

@@ -73,11 +73,8 @@ def gate(ask: AskCommand, state: AskFact | None, person: PersonRecord | None, no
         return Orphaned()
     if state is not None and state.status in NEVER_RESEND:
         return Skip(f"already {state.status}")
-    if person is None:
-        return Cancel("person no longer known")
-    problem = consent_problem(person, ask.channel)
-    if problem:
-        return Cancel(problem)
+    if (reason := withdrawn(ask, person)) is not None:
+        return Cancel(reason)
     if ask.send_until is not None and now >= ask.send_until:
         return Expire("the action has started")
     if ask.channel != "sms":
@@ -93,6 +90,14 @@ def gate(ask: AskCommand, state: AskFact | None, person: PersonRecord | None, no
             return Expire("the provider's queue is too long to deliver before the action")
         return defer_or_expire(next_allowed(closes, ask.time_zone, quiet) or closes, ask.send_until)
     return Send(validity_period=validity)
+
+
+def withdrawn(ask: AskCommand, person: PersonRecord | None) -> str | None:
+    """Why ``ask`` may no longer go to ``person`` at all (erased, opted out, consent gone), else
+    ``None``: checked when a chunk is marked and again right before each request."""
+    if person is None:
+        return "person no longer known"
+    return consent_problem(person, ask.channel)
 
 
 def window_end(ask: AskCommand, now: datetime, quiet: QuietHours) -> datetime | None:

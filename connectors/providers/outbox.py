@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Callable, Iterator, Sequence
 
@@ -34,16 +34,23 @@ log = logging.getLogger(__name__)
 
 class ProviderOutbox:
     def __init__(self, sms: SmsSender, email: EmailSender, public_url: str, *, attempts: int = 8,
-                 base: float = 0.2, cap: float = 20.0, rng: random.Random | None = None) -> None:
+                 base: float = 0.2, cap: float = 20.0, rng: random.Random | None = None, concurrency: int = 0) -> None:
         self.sms, self.email = sms, email
+        # Texts in flight (0: the sender's own bound only). Held here, not only in the sender, so
+        # that a text is checked (``wanted``, ``validity``) once it has its slot, right before
+        # its request, not when its chunk was handed over: a chunk waits for slots a while.
+        self.slots = asyncio.Semaphore(concurrency) if concurrency else None
         self.callback = public_url.rstrip("/") + "/v1/providers/twilio/status?ask="
         self.retry = dict(attempts=attempts, base=base, cap=cap, rng=rng or random.Random())
         self.replies: set[asyncio.Task] = set()
 
-    async def send(self, asks: Sequence[AskCommand], validity: Callable[[AskCommand], int | None]) -> list[SendResult]:
-        texts = [self._text(a, validity) for a in asks if a.channel == "sms"]
-        results = list(await asyncio.gather(*texts))
-        return results + await self._emails([a for a in asks if a.channel == "email"])
+    async def send(self, asks: Sequence[AskCommand], validity: Callable[[AskCommand], int | None],
+                   wanted: Callable[[AskCommand], bool] = lambda ask: True) -> list[SendResult]:
+        """One result per ask handed over; an ask that ``wanted`` refuses right before its
+        request is not sent and has none (``agents.outreach.agents.Outbox``)."""
+        texts = [self._text(a, validity, wanted) for a in asks if a.channel == "sms"]
+        results = [r for r in await asyncio.gather(*texts) if r is not None]
+        return results + await self._emails([a for a in asks if a.channel == "email" and wanted(a)])
 
     async def recover(self, ask: AskCommand, since: datetime) -> SendResult | None:
         """Twilio lists the messages it has for a number: a text found there with this body,
@@ -90,17 +97,21 @@ class ProviderOutbox:
         await self.sms.aclose()
         self.email.close()
 
-    async def _text(self, ask: AskCommand, validity: Callable[[AskCommand], int | None]) -> SendResult:
+    async def _text(self, ask: AskCommand, validity: Callable[[AskCommand], int | None],
+                    wanted: Callable[[AskCommand], bool]) -> SendResult | None:
         async def once():
-            with timed("twilio"):
-                return await self.sms.send(ask.to, ask.body, status_callback=self.callback + escaped(ask.ask_id.encode()).decode(),
-                                           validity_period=validity(ask))
+            async with self.slots or nullcontext():
+                if not wanted(ask):
+                    return None
+                with timed("twilio"):
+                    return await self.sms.send(ask.to, ask.body, status_callback=self.callback + escaped(ask.ask_id.encode()).decode(),
+                                               validity_period=validity(ask))
 
         try:
             sent = await with_retries(once, **self.retry, retry_ambiguous=False)
         except ProviderError as exc:
             return failure(ask.ask_id, exc)
-        return SendResult(ask_id=ask.ask_id, provider_id=sent.sid)
+        return None if sent is None else SendResult(ask_id=ask.ask_id, provider_id=sent.sid)
 
     async def _emails(self, asks: list[AskCommand]) -> list[SendResult]:
         if not asks:
@@ -163,4 +174,4 @@ def outbox_from(s: Settings) -> ProviderOutbox:
         s.sendgrid_api_key, from_email=s.sendgrid_from, base_url=s.sendgrid_base_url or "https://api.sendgrid.com",
         bucket=TokenBucket(s.email_rate or None), **timeout,  # each ask carries its own signed unsubscribe link
     )
-    return ProviderOutbox(sms, email, s.public_url)
+    return ProviderOutbox(sms, email, s.public_url, concurrency=s.send_concurrency)

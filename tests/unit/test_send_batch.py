@@ -118,7 +118,7 @@ def test_hand_overs_side_by_side_share_the_workers_budget_of_asks_being_handed_o
     class Slow(Sms):
         async def send(self, to, body, **kw):
             marked.append(sum(v["status"] == "sending" for v in p.asks.data.values()))
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # the provider's answer takes a turn of the loop: the other requests start
             return await super().send(to, body, **kw)
 
     sms = Slow(clock)
@@ -185,6 +185,54 @@ def test_an_opt_out_that_arrives_during_a_fan_out_stops_the_texts_not_yet_handed
     run(p, o, [command(i) for i in range(6)])
     assert sorted(s["to"] for s in sms.sent) == [f"+1510555{i:04d}" for i in (0, 1, 2, 3, 5)]
     assert status(p, 4) == "cancelled"
+
+
+def test_an_erasure_or_opt_out_during_a_chunks_hand_over_stops_that_chunks_texts_not_yet_sent():
+    """One chunk of six: person 4 is erased and person 5 opts out once the second text has
+    left. Their texts, marked with the chunk, are not handed over: checked right before each
+    request, not only when the chunk was marked (README: decided at the moment of sending)."""
+    clock = Clock(oakland("12:00"))
+    p = None
+
+    def erase_4_and_stop_5(sent_so_far: int) -> None:
+        if sent_so_far == 2:
+            p.people.delete(0, key(4))
+            p.people.put(0, key(5), person(5).model_copy(update={"opted_out": {"sms": clock()}}))
+
+    sms = Sms(clock, on_send=erase_4_and_stop_5)
+    p, o = setup(6, clock, sms, chunk=6)
+    run(p, o, [command(i) for i in range(6)])
+    assert sorted(s["to"] for s in sms.sent) == [f"+1510555{i:04d}" for i in range(4)]
+    assert [status(p, i) for i in range(6)] == ["sent"] * 4 + ["cancelled"] * 2
+
+
+def test_texts_waiting_for_a_request_slot_are_checked_once_they_have_one():
+    """Two requests in flight (the sender's bound, as TwilioSms has): person 3 is erased once
+    the first text has left, while the third and fourth texts of the chunk still wait for a
+    slot; the fourth is not sent. Checked when it gets its slot, not when the chunk started."""
+    clock = Clock(oakland("12:00"))
+    p = None
+
+    class TwoAtATime(Sms):
+        def __init__(self, clock: Clock) -> None:
+            super().__init__(clock)
+            self.slots = asyncio.Semaphore(2)
+
+        async def send(self, to, body, **kw):
+            async with self.slots:
+                await asyncio.sleep(0)  # the provider's answer takes a turn of the loop: the other requests start
+                sent = await super().send(to, body, **kw)
+            if to == "+15105550000":
+                p.people.delete(0, key(3))
+            return sent
+
+    sms = TwoAtATime(clock)
+    p, _ = setup(4, clock, sms)
+    o = Outreach(outbox=ProviderOutbox(sms, FakeEmail(), "http://web", concurrency=2), policy=OutreachPolicy(), clock=clock,
+                 partitions=4, chunk=4)
+    run(p, o, [command(i) for i in range(4)])
+    assert sorted(s["to"] for s in sms.sent) == [f"+1510555{i:04d}" for i in range(3)]
+    assert status(p, 3) == "cancelled"
 
 
 def test_a_partition_revoked_mid_batch_stops_sending_and_hands_marked_asks_back():
