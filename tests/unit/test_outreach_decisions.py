@@ -128,6 +128,11 @@ def test_a_text_to_a_spanish_speaker_says_how_to_rsvp_and_stop_in_spanish():
     assert english.body.endswith("\nText STOP to quit") and theirs.body.endswith("\nManda STOP para salir")
 
 
+def test_an_action_in_spanish_only_reaches_english_speakers_in_spanish_rather_than_no_one():
+    (text,) = plan(person(), action(templates={"sms": {"es": "Marcha {local_time}"}}), None, set(), NOON, OutreachPolicy())
+    assert text.body == "union-a: Marcha mar 1 dic, 6:00 p. m. PST\nReply YES to RSVP, STOP to opt out"
+
+
 def test_planning_again_for_the_same_action_does_not_count_against_the_cap():
     recent = None
     for a in plan(person(), action(), None, set(), NOON, OutreachPolicy(cap=2)):
