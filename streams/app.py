@@ -46,6 +46,22 @@ class LenientText(codecs.Codec):
 
 codecs.register("lenient_text", LenientText())
 
+
+class LenientJSON(codecs.json):
+    """Table changelog keys and values as JSON. A record that is not JSON (anything can be
+    produced to a changelog) is read as ``None``, so table recovery counts its offset and goes on,
+    instead of failing on it without counting it and never finishing (no agent would start)."""
+
+    def _loads(self, s: bytes) -> Any:
+        try:
+            return super()._loads(s)
+        except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep
+            log.warning("read an unreadable changelog record as empty (%s)", type(exc).__name__)
+            return None
+
+
+codecs.register("lenient_json", LenientJSON())
+
 log = logging.getLogger(__name__)
 #: Writes one changelog record: (partition, key, value as stored or ``None`` to delete).
 Changelog = Callable[[int, str, Any], Awaitable[Any]]
@@ -302,6 +318,8 @@ def build(s: Settings) -> Pipeline:
     def table(spec: TableSpec, on_change: Callable[[Any, Any], None] | None = None) -> FactTable[Any]:
         # key_type=str, no value_type: Faust reads both as JSON from the changelog.
         t = app.Table(spec.name, default=None, partitions=s.partitions, key_type=str, help=spec.key)
+        t.key_serializer = t.value_serializer = "lenient_json"
+        t.changelog_topic = t._new_changelog_topic()  # the one made with the table reads strict JSON
         return FactTable(t, spec.model, pending, on_change, writes.changelog(t.changelog_topic.get_topic_name()))
 
     def topic(name: str, partitions: int = s.partitions) -> faust.TopicT:
