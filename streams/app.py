@@ -46,6 +46,8 @@ class LenientText(codecs.Codec):
 
 codecs.register("lenient_text", LenientText())
 
+log = logging.getLogger(__name__)
+
 
 class LenientJSON(codecs.json):
     """Table changelog keys and values as JSON. A record that is not JSON (anything can be
@@ -62,7 +64,6 @@ class LenientJSON(codecs.json):
 
 codecs.register("lenient_json", LenientJSON())
 
-log = logging.getLogger(__name__)
 #: Writes one changelog record: (partition, key, value as stored or ``None`` to delete).
 Changelog = Callable[[int, str, Any], Awaitable[Any]]
 

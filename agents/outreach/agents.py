@@ -527,14 +527,17 @@ async def _send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
     def validity(ask: AskCommand) -> int:  # a text's, counted from each request however long the chunk takes
         return validity_seconds(o.clock(), closes[ask.ask_id])
 
+    refused: dict[str, str] = {}  # why an ask was not handed over after all, by ask id
+
     def wanted(ask: AskCommand) -> bool:  # an erasure or opt-out while the chunk is handed over stops it
-        return withdrawn(ask, p.people.get(ask.person_key)) is None
+        if (reason := withdrawn(ask, p.people.get(ask.person_key))) is not None:
+            refused[ask.ask_id] = reason
+        return reason is None
 
     results.update({res.ask_id: res for res in await o.outbox.send([readable[r.item.ask.ask_id] for r in go], validity, wanted)})
     done = o.clock()
     for r in go:
-        if r.item.ask.ask_id not in results:  # not handed over: no longer wanted
-            reason = withdrawn(r.item.ask, p.people.get(r.item.ask.person_key)) or "withdrawn before it was handed over"
+        if (reason := refused.get(r.item.ask.ask_id)) is not None and r.item.ask.ask_id not in results:
             carry_out(p, r.item.partition, r.item.ask, r.previous, Cancel(reason), done)
     for r in ready:
         if r.item.ask.ask_id in results:

@@ -52,11 +52,17 @@ def test_another_partners_action_figures_and_credit_cannot_be_taken(make_stack):
     assert stack.action_rows("hearing")["union-a"]["pledged"] == 55
 
 
-def test_a_member_alert_reaches_only_people_whose_consent_covers_a_sponsor(make_stack):
+def outreach_stack(make_stack):
+    """The backbone and two members, with the sandbox providers, a web app and a worker."""
     stack = make_stack(outreach=True, partners=("backbone", "union-a", "faith-b"))
     stack.start_sandbox()
     stack.start_web()
     stack.start_worker()
+    return stack
+
+
+def test_a_member_alert_reaches_only_people_whose_consent_covers_a_sponsor(make_stack):
+    stack = outreach_stack(make_stack)
     stack.post_all("union-a", [person(1, scope="partner")])
     stack.post_all("faith-b", [person(2, scope="partner") | {"event_id": "f-2"}, person(3, scope="coalition") | {"event_id": "f-3"}])
     eventually(lambda: stack.get("/v1/tallies").json()["totals"]["signups"] == 3)
@@ -79,10 +85,7 @@ def test_a_member_alert_reaches_only_people_whose_consent_covers_a_sponsor(make_
 
 
 def test_a_partner_cannot_make_another_partners_person_read_as_erased(make_stack):
-    stack = make_stack(outreach=True, partners=("backbone", "union-a", "faith-b"))
-    stack.start_sandbox()
-    stack.start_web()
-    stack.start_worker()
+    stack = outreach_stack(make_stack)
     stack.post_all("faith-b", [person(2, scope="partner")])
     eventually(lambda: stack.get("/v1/tallies").json()["totals"]["signups"] == 1)
 
