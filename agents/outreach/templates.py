@@ -25,6 +25,8 @@ SMS_FOOTER_ES = "Responde SI para confirmar, STOP para no recibir mensajes"
 _DAYS = {"en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), "es": ("lun", "mar", "mié", "jue", "vie", "sáb", "dom")}
 _MONTHS = {"en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
            "es": ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic")}
+_MERIDIEM = {"en": ("AM", "PM"), "es": ("a. m.", "p. m.")}
+_WHEN = {"en": "{day} {month} {d}, {h}:{m:02d} {meridiem} {zone}", "es": "{day} {d} {month}, {h}:{m:02d} {meridiem} {zone}"}
 
 # GSM 03.38: the basic character set (1 septet each; ESC excluded, it only prefixes the
 # extension table) and the extension table (2 septets each: ESC + the character).
@@ -85,12 +87,10 @@ def local_time(starts_at: datetime, tz: str, language: str | None = "en") -> str
     t = starts_at.astimezone(ZoneInfo(tz))
     zone = t.tzname() or ""
     zone = f"UTC{zone}" if zone[:1] in "+-" else zone
-    hour = t.hour % 12 or 12
-    if (language or "").split("-")[0].lower() == "es":
-        meridiem = "a. m." if t.hour < 12 else "p. m."
-        return f"{_DAYS['es'][t.weekday()]} {t.day} {_MONTHS['es'][t.month - 1]}, {hour}:{t.minute:02d} {meridiem} {zone}".rstrip()
-    meridiem = "AM" if t.hour < 12 else "PM"
-    return f"{_DAYS['en'][t.weekday()]} {_MONTHS['en'][t.month - 1]} {t.day}, {hour}:{t.minute:02d} {meridiem} {zone}".rstrip()
+    lang = "es" if (language or "").split("-")[0].lower() == "es" else "en"
+    day, month = _DAYS[lang][t.weekday()], _MONTHS[lang][t.month - 1]
+    return _WHEN[lang].format(day=day, month=month, d=t.day, h=t.hour % 12 or 12, m=t.minute,
+                              meridiem=_MERIDIEM[lang][t.hour >= 12], zone=zone).rstrip()
 
 
 def sms_body(text: str, footer: str = SMS_FOOTER) -> str:
