@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -121,8 +123,14 @@ def _parse(action_id: str, body: bytes) -> Link:
 
 
 def _mac(key: bytes, purpose: str, action_id: str, body: bytes) -> bytes:
-    message = purpose.encode() + b"\0" + action_id.encode() + b"\0" + body
-    return hmac.digest(key, message, "sha256")[:MAC_BYTES]  # OpenSSL's one-shot HMAC: a third of hmac.new's time
+    mac = _keyed(key, purpose, action_id).copy()  # the key and the prefix hashed once per action, not per link
+    mac.update(body)
+    return mac.digest()[:MAC_BYTES]
+
+
+@functools.lru_cache(maxsize=256)
+def _keyed(key: bytes, purpose: str, action_id: str) -> hmac.HMAC:
+    return hmac.new(key, purpose.encode() + b"\0" + action_id.encode() + b"\0", hashlib.sha256)
 
 
 def _b64(data: bytes) -> str:

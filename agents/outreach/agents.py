@@ -49,7 +49,7 @@ from streams.settings import Settings
 
 from ..identity import target_of
 from .dry_run import answer, preview_partition, start_test
-from .eligibility import may_be_asked
+from .eligibility import load_zip_data, may_be_asked
 from .planning import OutreachPolicy, plan, remember
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
@@ -167,6 +167,7 @@ class Outreach:
 
 
 def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
+    load_zip_data()  # at start, not in the first fan-out
     policy = OutreachPolicy(
         cap=s.frequency_cap, window=timedelta(days=s.frequency_window_days), quiet=quiet_hours(s),
         footer=s.sms_footer, footer_es=s.sms_footer_es, rsvp_base_url=s.rsvp_links, unsubscribe_base_url=s.unsubscribe_links,

@@ -79,6 +79,7 @@ def _phone_zone(phone: str) -> str | None:
 
 
 @lru_cache(maxsize=1024)  # the send agent asks for every ask of a chunk, at one ``now``
+@lru_cache(maxsize=1024)  # one planning's ``now`` for every person in a zone
 def next_allowed(now: datetime, zone: str, quiet: QuietHours) -> datetime | None:
     """``None`` if ``now`` is outside quiet hours in ``zone``; else the first UTC instant,
     rounded up to the minute, at which it no longer is (the next local ``end``)."""
