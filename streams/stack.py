@@ -113,6 +113,9 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
     here = Path.cwd()
     preflight(s, port, here, here / DEMO_COALITION if demo else s.coalition)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C stops the stack even when it was started where SIGINT is ignored (a shell script's
+    # background job, `make run &`): Python would leave it ignored, and nothing would stop it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     broker: EmbeddedBroker | None = None
     sup = Supervisor(spawn, console)
     logs = fresh_logs(here)

@@ -1,7 +1,7 @@
-"""`turnout up --demo` as a new user runs it (the one smoke test of the whole command): other
-commands find it with no settings, the demo keeps out of the real coalition file, a second
-stack is refused, and a dead web app stops the stack with exit 1 and the reason. Every process
-is stopped by pid, pass or fail."""
+"""`turnout up --demo` as a new user runs it: other commands find it with no settings, the demo
+keeps out of the real coalition file, a second stack is refused, a dead web app stops the
+stack with exit 1 and the reason, and Ctrl-C stops it cleanly however it was started. Every
+process is stopped by pid, pass or fail."""
 
 import json
 import os
@@ -55,12 +55,13 @@ def up(tmp_path):
     started: list[subprocess.Popen] = []
     seen: set[int] = set()
 
-    def start(port: int) -> subprocess.Popen:
+    def start(port: int, sigint_ignored: bool = False) -> subprocess.Popen:
         home = tmp_path / "stack"
         home.mkdir(exist_ok=True)
         out, err = (home / "up.out").open("w"), (home / "up.err").open("w")
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None  # as a script's `make run &`
         proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "up", "--demo", "--port", str(port)], cwd=home, env=CLEAN_ENV,
-                                stdout=out, stderr=err, start_new_session=True)
+                                stdout=out, stderr=err, start_new_session=True, preexec_fn=ignore)
         started.append(proc)
         return proc
 
@@ -140,3 +141,23 @@ def test_turnout_up_demo_is_found_by_other_commands_keeps_out_of_coalition_toml_
     eventually(lambda: not any(alive(pid) for pid in kids), timeout=30)
     r = turnout(home, "export")
     assert r.returncode == 1 and "no `turnout up` is running" in r.stderr
+
+
+def test_ctrl_c_stops_the_stack_cleanly_even_when_it_was_started_with_sigint_ignored(up, tmp_path):
+    """A shell script's background job (`make run &`) starts with SIGINT ignored, and Python
+    leaves it so: `kill -INT` (or Ctrl-C on the job brought forward) did nothing."""
+    start, track = up
+    home = tmp_path / "stack"
+    proc = start(free_port(), sigint_ignored=True)
+    state_file = home / ".turnout" / "stack.json"
+
+    def started() -> bool:
+        assert proc.poll() is None or pytest.fail(f"turnout up exited: {(home / 'up.err').read_text()}")
+        return state_file.exists()
+
+    eventually(started, timeout=120)
+    kids = track(proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(90) == 0, (home / "up.err").read_text()
+    assert "stopping" in (home / "up.out").read_text() and not state_file.exists()
+    eventually(lambda: not any(alive(pid) for pid in kids), timeout=30)
