@@ -78,8 +78,7 @@ def _phone_zone(phone: str) -> str | None:
     return _valid_zone(zones[0])
 
 
-@lru_cache(maxsize=1024)  # the send agent asks for every ask of a chunk, at one ``now``
-@lru_cache(maxsize=1024)  # one planning's ``now`` for every person in a zone
+@lru_cache(maxsize=1024)  # asked for every ask of a chunk, and every person a planning plans, at one ``now``
 def next_allowed(now: datetime, zone: str, quiet: QuietHours) -> datetime | None:
     """``None`` if ``now`` is outside quiet hours in ``zone``; else the first UTC instant,
     rounded up to the minute, at which it no longer is (the next local ``end``)."""
