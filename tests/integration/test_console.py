@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from agents.outreach.templates import SMS_FOOTER_ES, names_sponsor, render, segments, sms_body
 from connectors.web.pages.words import when
-from tests.integration.browsers import OUTPUT
+from tests.integration.browsers import OUTPUT, accessible
 from tests.integration.test_dashboard import sign_in_as_organizer
 from tests.polling import eventually
 
@@ -65,6 +65,11 @@ def test_an_organizer_writes_an_action_sees_its_sms_segments_fixes_a_template_an
         assert segments(sms_body(spanish, SMS_FOOTER_ES))[1] == 2 and segments(sms_body(spanish))[1] == 1
         expect(page.locator("#sms_es-count")).to_contain_text("2 SMS segments (GSM-7)")
         page.screenshot(path=str(out / "console-form.png"), full_page=True)
+        accessible(page, "console, filled in")
+        size = page.viewport_size
+        page.set_viewport_size({"width": 320, "height": 640})  # WCAG's reflow width: nothing to scroll sideways
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        page.set_viewport_size(size)
 
         page.get_by_role("button", name="Check and review").click()
         expect(page.locator("h1")).to_have_text("Post “Budget vigil”?")
@@ -75,6 +80,7 @@ def test_an_organizer_writes_an_action_sees_its_sms_segments_fixes_a_template_an
         page.get_by_label("Title").fill("Budget vigil at Daley Plaza")
         page.get_by_role("button", name="Check and review").click()
         page.screenshot(path=str(out / "console-confirm.png"), full_page=True)
+        accessible(page, "console's confirmation")
         page.get_by_role("button", name="Post the action").click()
 
         expect(page).to_have_url(re.compile(r"/dashboard\?action=vigil-7$"))
@@ -160,6 +166,7 @@ def test_an_organizer_previews_an_alert_sends_a_test_to_themselves_then_launches
         assert "[TEST]" in str(next(m for m in inbox if m["to"] == "organizer@example.org"))
         expect(page.locator("#launch-question")).to_have_text("Send to 3 people by text and 2 by email?")
         page.screenshot(path=str(out / "console-test-sent.png"), full_page=True)
+        accessible(page, "console after a test send")
 
         page.get_by_role("button", name=re.compile("^Send the alert to")).click()
         expect(page).to_have_url(re.compile(r"/dashboard\?action=hearing-9$"))

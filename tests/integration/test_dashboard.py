@@ -20,7 +20,7 @@ from tests.factories import action, checkin, phone, pledge, signup
 from tests.accounts import PASSWORD
 from tests.polling import eventually
 
-from .browsers import OUTPUT
+from .browsers import OUTPUT, accessible
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +105,9 @@ def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
     page.set_viewport_size({"width": 390, "height": 844})  # a phone at the rally door
     # The action's table scrolls sideways there, and the keyboard can scroll it too (it takes focus).
     expect(page.locator("#action-section > .scroll")).to_have_attribute("tabindex", "0")
+    expect(page.get_by_role("region", name=re.compile("^Per partner: pledged.*scrolls sideways"))).to_be_visible()  # a named stop
     page.screenshot(path=str(screenshot_dir(page) / "dashboard-phone.png"), full_page=True)
+    accessible(page, "dashboard on a phone")
     content = page.content()
     for i in range(3):
         assert phone(i)[2:] not in content and f"person{i}" not in content and f"Given{i}" not in content
@@ -149,6 +151,7 @@ def test_an_invited_partner_viewer_sees_only_its_rows_and_is_signed_out_when_rem
     expect(page.locator("#console-link")).to_be_hidden()  # the console is the organizers'
     expect(page.locator("#new-action-link")).to_be_hidden()
     page.screenshot(path=str(screenshot_dir(page) / "partner-viewer.png"), full_page=True)
+    accessible(page, "a partner viewer's dashboard")
 
     assert "sessions have ended" in accounts(rally, "remove", "staff@faith-b.example.org")
     expect(page).to_have_url(re.compile(r"/dashboard/login$"), timeout=15_000)
@@ -232,6 +235,7 @@ def test_the_action_time_is_the_action_zone_on_a_browser_in_another_zone(rally, 
         box = page.locator("#chart svg").bounding_box()
         assert box is not None and box["y"] + box["height"] <= 720, box  # the chart above the fold
         page.screenshot(path=str(out / "projector-1280x720.png"))
+        accessible(page, "projector mode")
         page.get_by_role("button", name="Leave projector mode").click()
         page.set_viewport_size({"width": 390, "height": 844})
         expect(page.locator(".scroll-cue").first).to_be_visible()  # the wide table says it scrolls

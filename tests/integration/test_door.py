@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Route, expect
 
 from tests.factories import action, phone, rsvp, signup
-from tests.integration.browsers import OUTPUT
+from tests.integration.browsers import OUTPUT, accessible
 from tests.integration.test_dashboard import choose_password, invite
 from tests.polling import eventually
 
@@ -77,6 +77,7 @@ def test_a_volunteer_checks_in_an_rsvp_and_a_walk_in_and_a_tap_made_offline_coun
         expect(page.locator("#queued")).to_have_text(" (1 waiting to be sent)")
         expect(page.locator("#net")).to_have_attribute("data-state", "offline")
         page.screenshot(path=str(out / "offline-queued-390.png"), full_page=True)
+        accessible(page, "door page, a check-in waiting offline")
         posts: list[str] = []
         online = False
 
@@ -106,6 +107,7 @@ def test_a_volunteer_checks_in_an_rsvp_and_a_walk_in_and_a_tap_made_offline_coun
         expect(page.locator("#checked-in")).to_have_text("3", timeout=15_000)
         expect(people.locator("li.in")).to_have_count(3)
         page.screenshot(path=str(out / "door-390.png"), full_page=True)
+        accessible(page, "door page")
         assert union_attended(door) == 3 and door.action_rows("rally-1")["union-a"]["rsvp_yes"] == 2
     finally:
         context.close()

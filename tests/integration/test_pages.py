@@ -15,7 +15,7 @@ from streams.keys import person_key
 from tests.factories import phone, pledge, signup
 from tests.polling import eventually
 
-from .browsers import OUTPUT
+from .browsers import OUTPUT, accessible
 from .test_dashboard import sign_in_as_organizer
 from .test_outreach import ask_states, markers, rows
 
@@ -96,14 +96,17 @@ def test_a_supporter_answers_yes_on_a_phone_and_the_open_dashboard_shows_it(outr
     expect(phone_page.locator("main")).to_contain_text("City Hall")
     assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing to scroll sideways
     phone_page.screenshot(path=str(shots / "rsvp-phone.png"), full_page=True)
+    accessible(phone_page, "RSVP page", browser)
 
     phone_page.get_by_role("button", name="Yes").click()  # one tap, a plain form post
     expect(phone_page.get_by_role("status")).to_contain_text("see you there")
     phone_page.screenshot(path=str(shots / "rsvp-phone-answered.png"), full_page=True)
+    accessible(phone_page, "RSVP page, answered", browser)
 
     expect(rsvps).to_have_text("1", timeout=30_000)  # on the organizer's open page, pushed, not reloaded
     assert organizer.evaluate("window.__sameDocument") is True
     organizer.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+    accessible(organizer, "organizer's dashboard")
     assert rows(stack, "vigil-1")["union-a"]["rsvp_yes"] == 1 and "backbone" not in rows(stack, "vigil-1")
 
     # Reopened later, the link shows the answer in force; in Spanish for a Spanish speaker.
@@ -114,15 +117,17 @@ def test_a_supporter_answers_yes_on_a_phone_and_the_open_dashboard_shows_it(outr
     expect(phone_page.get_by_role("button", name="Sí")).to_be_visible()
     expect(phone_page.locator("time")).to_have_text("martes, 24 de noviembre de 2026, 6:00 p. m. PST")
     phone_page.screenshot(path=str(shots / "rsvp-phone-es.png"), full_page=True)
+    accessible(phone_page, "RSVP page in Spanish", browser)
 
     stack.set_clock("2026-11-25T05:00:00+00:00")  # three hours after the start
     phone_page.goto(link)
     expect(phone_page.get_by_role("heading")).to_have_text("This RSVP link has expired")
     phone_page.screenshot(path=str(shots / "rsvp-phone-expired.png"), full_page=True)
+    accessible(phone_page, "expired RSVP link", browser)
     organizer.context.close()
 
 
-def test_one_click_unsubscribe_from_the_email_header_opts_out_and_later_emails_skip_them(outreach, phone_page, shots):
+def test_one_click_unsubscribe_from_the_email_header_opts_out_and_later_emails_skip_them(outreach, browser, phone_page, shots):
     """Ana unsubscribes with her mail client's one-click button (the header URL); Cy from the
     link in the email's footer, ticking "stop texts too"; Dee does nothing."""
     stack = outreach
@@ -145,9 +150,11 @@ def test_one_click_unsubscribe_from_the_email_header_opts_out_and_later_emails_s
     phone_page.goto(FOOTER_LINK.search(emails[cy[1]]["text"]).group(1))
     phone_page.get_by_label("Stop text messages too").check()
     phone_page.screenshot(path=str(shots / "unsubscribe-phone.png"), full_page=True)
+    accessible(phone_page, "unsubscribe page", browser)
     phone_page.get_by_role("button", name="Unsubscribe").click()
     expect(phone_page.get_by_role("status")).to_contain_text("no more emails or text messages")
     phone_page.screenshot(path=str(shots / "unsubscribe-phone-done.png"), full_page=True)
+    accessible(phone_page, "unsubscribe page, done", browser)
 
     # Applied by the workers: Ana's email ask, Cy's email and text are opted out.
     eventually(lambda: rows(stack, "first")["union-a"]["opted_out"] == 3)

@@ -342,7 +342,14 @@ function markScrollers() {
   for (const box of document.querySelectorAll(".scroll")) {
     const more = box.scrollWidth > box.clientWidth + 1;
     box.classList.toggle("overflowing", more);
-    if (more) box.tabIndex = 0; else box.removeAttribute("tabindex"); // keyboard users can scroll it too
+    if (more) { // keyboard users can scroll it too: a region named by its table's caption, not an unnamed stop
+      box.tabIndex = 0;
+      box.setAttribute("role", "region");
+      const caption = box.querySelector("caption");
+      if (caption) box.setAttribute("aria-label", caption.textContent + " (scrolls sideways)");
+    } else {
+      for (const name of ["tabindex", "role", "aria-label"]) box.removeAttribute(name);
+    }
     box.classList.toggle("at-end", box.scrollLeft + box.clientWidth >= box.scrollWidth - 1);
     const cue = box.previousElementSibling;
     if (cue && cue.classList.contains("scroll-cue")) cue.hidden = !more;
