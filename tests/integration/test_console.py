@@ -49,6 +49,9 @@ def test_an_organizer_writes_an_action_sees_its_sms_segments_fixes_a_template_an
 
         page.get_by_label("Text message (en)").fill("Hi {first_name}")
         expect(page.locator("#live-errors")).to_contain_text("unknown placeholder {first_name}")
+        accessible(page, "console with an error")
+        page.locator("#live-errors").get_by_role("link", name="templates.sms.en").click()  # the error leads to its box
+        expect(page.get_by_label("Text message (en)")).to_be_focused()
         page.get_by_label("Text message (en)").fill(SMS)
         expect(page.locator("#live-errors")).to_be_empty()
         # The count the page shows is the one the sender will use, for the same sample values and

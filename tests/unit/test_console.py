@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from connectors.accounts.store import MemoryAccountLog
 from connectors.web.app import create_app
 from connectors.web.console.audience import FakeAudience
-from connectors.web.console.form import from_action, to_event
+from connectors.web.console.form import from_action, input_of, to_event
 from connectors.web.door.directory import Directory
 from connectors.web.publisher import ListPublisher
 from contracts.events import ActionEvent, Envelope
@@ -96,10 +96,12 @@ def test_a_template_with_an_unknown_placeholder_is_named_and_nothing_is_written(
     client, publisher, _ = console(tmp_path)
     sign_in(client, HUB_ADMIN)
     bad = {**FORM, "sms_en": "Hi {first_name}"}
-    assert client.post("/dashboard/console/check", data=bad).json()["errors"][0]["field"] == "templates.sms.en"
+    [error] = client.post("/dashboard/console/check", data=bad).json()["errors"]
+    assert (error["field"], error["input"]) == ("templates.sms.en", "sms_en") and "unknown placeholder {first_name}" in error["message"]
     assert client.post("/dashboard/console/check", data=FORM).json() == {"errors": []}
     r = client.post("/dashboard/console", data={**bad, "confirmed": "yes"})
     assert r.status_code == 422 and "unknown placeholder {first_name}" in unescape(r.text) and publisher.records == []
+    assert '<a href="#sms_en"><code>templates.sms.en</code></a>' in r.text  # the error leads to its box
 
 
 @pytest.mark.parametrize("local_start, says", [("2026-11-19T10:00", "the start is in the past"), ("2028-01-01T10:00", "more than a year ahead")])
@@ -108,7 +110,7 @@ def test_a_start_in_the_past_or_years_ahead_is_named_and_nothing_is_written(tmp_
     sign_in(client, HUB_ADMIN)
     form = {**FORM, "local_start": local_start}
     [problem] = client.post("/dashboard/console/check", data=form).json()["errors"]
-    assert problem["field"] == "local_start" and says in problem["message"]
+    assert problem["field"] == problem["input"] == "local_start" and says in problem["message"]
     r = client.post("/dashboard/console", data={**form, "confirmed": "yes"})
     assert r.status_code == 422 and says in unescape(r.text) and publisher.records == []
 
@@ -144,3 +146,12 @@ def test_without_a_backbone_partner_an_organizer_is_told_why(tmp_path):
     sign_in(client, ORGANIZER)
     r = client.get("/dashboard/console")
     assert r.status_code == 409 and "no enabled backbone partner" in r.text
+
+
+@pytest.mark.parametrize("field, box", [
+    ("title", "title"), ("starts_at", "local_start"), ("location.venue", "venue"), ("location.address_lines.1", "address_lines"),
+    ("target.postal_codes.0", "target_postal_codes"), ("pledges.1.partner", "pledges"), ("templates.sms.es", "sms_es"),
+    ("templates.email.en.subject", "email_subject_en"), ("templates.email.es.body", "email_body_es"),
+    ("templates.sms.fr", None), ("location", None), ("templates", None)])
+def test_each_error_names_the_box_to_fix_when_the_form_has_one(field, box):
+    assert input_of(field) == box

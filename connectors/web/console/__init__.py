@@ -45,7 +45,7 @@ from ..ingress import Authority, validate_events
 from ..publisher import BrokerUnavailable
 from ..pages.words import when
 from .audience import Audience, TestLimit, launch_question, total
-from .form import KINDS, LANGUAGES, ZONES, from_action, to_event
+from .form import KINDS, LANGUAGES, ZONES, from_action, input_of, to_event
 
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -88,7 +88,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         action = result.accepted[0][1] if result.accepted else None
         if action is not None and (problem := start_problem(action, book.action_record(action.action_id), clock())):
             errors.append({"field": "local_start", "message": problem})
-        return event, errors, action
+        return event, [{**e, "input": input_of(e["field"])} for e in errors], action  # "input": the id of the box to fix
 
     def sponsors(action: ActionEvent, partner: Partner) -> tuple[str, tuple[str, ...]]:
         """The owner the alert would be posted under, and the partners that pledged on their own."""

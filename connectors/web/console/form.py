@@ -46,6 +46,24 @@ def pledges(text: str) -> list[dict] | str:
     return out
 
 
+#: The form's input for each field of the action event (its contract path) the form has one for.
+_INPUTS = {"action_id": "action_id", "title": "title", "kind": "kind", "starts_at": "local_start", "local_start": "local_start",
+           "time_zone": "time_zone", "location.venue": "venue", "location.locality": "locality", "location.region": "region",
+           "location.postal_code": "location_postal_code", "location.address_lines": "address_lines",
+           "target.postal_codes": "target_postal_codes", "target.regions": "target_regions", "pledges": "pledges"}
+
+
+def input_of(field: str) -> str | None:
+    """The id of the form's input that an error about ``field`` (``location.venue``,
+    ``templates.email.es.subject``, ``pledges.1.partner``) is about; ``None`` if the form has none."""
+    parts = field.split(".")
+    if parts[:1] == ["templates"] and len(parts) >= 3 and parts[2] in LANGUAGES:
+        if parts[1] == "sms":
+            return f"sms_{parts[2]}"
+        return f"email_{'subject' if parts[3:4] == ['subject'] else 'body'}_{parts[2]}" if parts[1] == "email" else None
+    return _INPUTS.get(".".join(parts[:2])) or _INPUTS.get(parts[0])
+
+
 def to_event(form: Mapping[str, str], event_id: str, occurred_at: datetime) -> dict:
     """The ``action`` event (its JSON form) the console posts for ``form``."""
     get = lambda name: (form.get(name) or "").strip()  # noqa: E731

@@ -58,7 +58,13 @@ async function check() {
     const li = document.createElement("li");
     const code = document.createElement("code");
     code.textContent = e.field;
-    li.append(code, ": " + e.message);
+    let name = code;
+    if (e.input) { // a link to the box to fix
+      name = document.createElement("a");
+      name.href = "#" + e.input;
+      name.append(code);
+    }
+    li.append(name, ": " + e.message);
     list.append(li);
   }
   const p = document.createElement("p");
