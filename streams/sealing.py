@@ -60,13 +60,8 @@ def open_fields(values: dict[str, Any], open_: Callable[[str, str | None], str |
 
 
 def _opened(model: M, fields: Iterable[str], ring: KeyRing) -> M | None:
-    opened = {}
-    for f in fields:
-        if is_sealed(value := getattr(model, f)):
-            if (readable := ring.open(f, value)) is None:
-                return None
-            opened[f] = readable
-    return model.model_copy(update=opened) if opened else model
+    opened = open_fields({f: v for f in fields if is_sealed(v := getattr(model, f))}, ring.open)
+    return None if opened is None else model.model_copy(update=opened) if opened else model
 
 
 def open_person(record: PersonRecord, ring: KeyRing, fields: Iterable[str] = PERSONAL_FIELDS) -> PersonRecord | None:

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from connectors.accounts.store import MemoryAccountLog
 from connectors.web.app import create_app
 from connectors.web.console.audience import FakeAudience
-from connectors.web.console.form import from_action, input_of, to_event
+from connectors.web.console.form import _INPUTS, LANGUAGES, from_action, input_of, to_event
 from connectors.web.door.directory import Directory
 from connectors.web.publisher import ListPublisher
 from contracts.events import ActionEvent, Envelope
@@ -155,3 +155,13 @@ def test_without_a_backbone_partner_an_organizer_is_told_why(tmp_path):
     ("templates.sms.fr", None), ("location", None), ("templates", None)])
 def test_each_error_names_the_box_to_fix_when_the_form_has_one(field, box):
     assert input_of(field) == box
+
+
+def test_every_box_an_error_can_name_is_on_the_form(tmp_path):
+    """``input_of`` maps contract paths to the form's ids by hand: a renamed box must not leave a dead link."""
+    client, _, _ = console(tmp_path)
+    sign_in(client, HUB_ADMIN)
+    page = client.get("/dashboard/console").text
+    paths = [*_INPUTS, *(f"templates.sms.{lang}" for lang in LANGUAGES),
+             *(f"templates.email.{lang}.{part}" for lang in LANGUAGES for part in ("subject", "body"))]
+    assert [path for path in paths if f'id="{input_of(path)}"' not in page] == []
