@@ -9,7 +9,7 @@ from mode.utils.queues import FlowControlQueue
 
 from streams.app import build
 from streams.settings import Settings
-from streams.transport import FlowControl, SafeConsumer, skipped, uncommitted
+from streams.transport import FlowControl, SafeConsumer, fetch_only, skipped, uncommitted
 
 EVENTS, ASKS, CHANGELOG = "t.events", "t.asks", "t-people_by_key-changelog"
 
@@ -100,3 +100,13 @@ def test_a_batch_handed_to_its_handler_tells_faust_that_its_partition_is_being_p
     asyncio.run(consumer._hand_batch(handler, asks))
     assert handled == asks
     assert set(app.monitor.stream_inbound_time) == {TopicPartition(ASKS, 2), TopicPartition(ASKS, 5)}
+
+
+def test_aiokafka_fetches_only_the_partitions_faust_reads():
+    """Faust's paused partitions (recovered changelogs) are paused in aiokafka too (fix 6), and
+    resumed once Faust reads them again; partitions no longer assigned are left alone."""
+    e0, e1, c0, c1 = TopicPartition(EVENTS, 0), TopicPartition(EVENTS, 1), TopicPartition(CHANGELOG, 0), TopicPartition(CHANGELOG, 1)
+    assert fetch_only({e0, e1, c0, c1}, set(), {e0, e1}) == ({c0, c1}, set())
+    assert fetch_only({e0, e1, c0, c1}, {c0, c1}, {e0, e1}) == (set(), set())
+    assert fetch_only({e0, e1, c0, c1}, {c0, c1}, {e0, e1, c1}) == (set(), {c1})  # recovery reads c1 again
+    assert fetch_only({e0, c0}, {c0, c1}, {e0, c0}) == (set(), {c0})
