@@ -95,8 +95,12 @@ class DataKey:
 
     def open(self, name: str, sealed: str) -> str | None:
         """The value, or ``None`` if ``sealed`` was not sealed as ``name`` with this key."""
+        return self._open(name, sealed.rpartition(":")[2])
+
+    def _open(self, name: str, text: str) -> str | None:
+        """``open`` of the base64 text after the key id."""
         try:
-            blob = _unb64(sealed.rsplit(":", 1)[1])
+            blob = _unb64(text)
             return self._aead.decrypt(blob[:NONCE], blob[NONCE:], name.encode()).decode()
         except (InvalidTag, ValueError, IndexError):
             return None
@@ -230,8 +234,9 @@ class KeyRing:
         not (a record written before sealing, or a field that is not personal)."""
         if not is_sealed(value):
             return value
-        key = self.keys.get(key_id_of(value) or "")
-        return None if key is None else key.open(name, value)  # type: ignore[arg-type]
+        kid, sep, text = value[len(SEALED):].partition(":")  # type: ignore[index]
+        key = self.keys.get(kid) if sep else None
+        return None if key is None else key._open(name, text)
 
     def erased_value(self, value: object) -> bool:
         """Whether ``value`` was sealed with a key this ring saw tombstoned (not merely unknown)."""

@@ -59,14 +59,19 @@ def open_fields(values: dict[str, Any], open_: Callable[[str, str | None], str |
     return out
 
 
-def _opened(model: M, fields: Iterable[str], ring: KeyRing) -> M | None:
+def _opened(model: M, fields: Iterable[str], ring: KeyRing, known: dict[str, Any] | None = None) -> M | None:
     opened = open_fields({f: v for f in fields if is_sealed(v := getattr(model, f))}, ring.open)
-    return None if opened is None else model.model_copy(update=opened) if opened else model
+    if opened is None:
+        return None
+    update = {**known, **opened} if known else opened
+    return model.model_copy(update=update) if update else model
 
 
-def open_person(record: PersonRecord, ring: KeyRing, fields: Iterable[str] = PERSONAL_FIELDS) -> PersonRecord | None:
-    """The record with its personal ``fields`` readable; ``None`` if one of them cannot be opened."""
-    return _opened(record, fields, ring)
+def open_person(record: PersonRecord, ring: KeyRing, fields: Iterable[str] = PERSONAL_FIELDS,
+                known: dict[str, Any] | None = None) -> PersonRecord | None:
+    """The record with its personal ``fields`` readable (and ``known``: fields the caller has
+    opened already); ``None`` if one of them cannot be opened."""
+    return _opened(record, fields, ring, known)
 
 
 def sealing_key(record: PersonRecord, ring: KeyRing) -> DataKey | None:

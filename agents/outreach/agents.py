@@ -366,12 +366,12 @@ def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, k
     if person is None or target_of(p, key) != key:  # merged into another person: planned there
         return []
     # Passed over with one field opened: a targeted action in a large coalition leaves most people out.
-    area = open_person(person, o.keys.ring, ("postal_code",))
-    if area is None:
+    postal_code = o.keys.ring.open("postal_code", person.postal_code)
+    if postal_code is None and person.postal_code is not None:
         return None
-    if not may_be_asked(area, action):
+    if not may_be_asked(person, action, postal_code):
         return []
-    readable = open_person(area, o.keys.ring, MESSAGE_FIELDS)
+    readable = open_person(person, o.keys.ring, MESSAGE_FIELDS, {"postal_code": postal_code})
     if readable is None:
         return None
     recent, seal = p.recent_asks.get(key), sealing_key(person, o.keys.ring)

@@ -90,12 +90,17 @@ def in_target(person: PersonRecord, target: TargetArea) -> bool:
     full state names are not recognized). A person without a postal code is never in; an
     empty target contains nobody.
     """
-    if not person.postal_code:
+    return in_area(person.postal_code, target)
+
+
+def in_area(postal_code: str | None, target: TargetArea) -> bool:
+    """``in_target`` of a postal code."""
+    if not postal_code:
         return False
     codes, regions = _area(tuple(target.postal_codes), tuple(target.regions))
-    if _postal_key(person.postal_code) in codes:
+    if _postal_key(postal_code) in codes:
         return True
-    region = region_of(person.postal_code)
+    region = region_of(postal_code)
     return region is not None and region in regions
 
 
@@ -150,11 +155,11 @@ def decide(person: PersonRecord, action: ActionEvent, *, recent_asks: int, cap: 
     return Eligibility(channels=tuple(allowed[:room]), reasons=reasons)
 
 
-def may_be_asked(person: PersonRecord, action: ActionEvent) -> bool:
+def may_be_asked(person: PersonRecord, action: ActionEvent, postal_code: str | None) -> bool:
     """Whether ``decide`` could leave ``person`` any channel: consent on one, and inside the
-    action's area. Needs only the postal code readable, so planning opens nothing else of
-    people it passes over."""
-    return any(consent_problem(person, c) is None for c in CHANNELS) and in_target(person, action.target)
+    action's area. Needs only their ``postal_code`` (opened), so planning opens nothing else
+    of people it passes over."""
+    return any(consent_problem(person, c) is None for c in CHANNELS) and in_area(postal_code, action.target)
 
 
 def partner_credit(person: PersonRecord, sponsors: frozenset[str] | None = None, channel: Channel = "sms") -> str:

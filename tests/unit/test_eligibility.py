@@ -171,5 +171,5 @@ def test_referral_code_is_short_url_safe_and_keyed():
 ])
 def test_may_be_asked_agrees_with_decide_on_whether_any_channel_is_left(who, target, asked):
     a = action(**target)
-    assert may_be_asked(who, a) is asked
+    assert may_be_asked(who, a, who.postal_code) is asked
     assert bool(decided(who, a).channels) is asked
