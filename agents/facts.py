@@ -13,7 +13,8 @@ cannot take credit by backdating, and an old sign-in sheet imported today still 
 - *Pledge*: a partner's own pledge always wins over one listed inside the action by its
   owner; between two of the same kind, the one received later (then the larger event id).
 - *Action*: owned by the partner that first posted it; only the owner or a backbone partner
-  may change it (anyone else is refused); the version received last is kept, and so is the owner.
+  may change it (anyone else is refused); the version received last is kept, and so are the
+  owner and when it was first received (a rapid-response action's grace counts from then).
 """
 
 from __future__ import annotations
@@ -79,12 +80,13 @@ def apply_action(old: ActionRecord | None, event: ActionEvent, partner: str, rol
     if event.override_quiet_hours and role != "backbone":
         return Refused("override_quiet_hours is for the backbone partner only")
     if old is None:
-        return ActionRecord(partner=partner, action=event, received_at=received)
+        return ActionRecord(partner=partner, action=event, received_at=received, first_received=received)
     if partner != old.partner and role != "backbone":
         return Refused(f"action {event.action_id!r} belongs to {old.partner!r}: only it or the backbone may change it")
+    first = min(received, old.first_received or old.received_at or received)
     if received >= (old.received_at or old.action.occurred_at):
-        return ActionRecord(partner=old.partner, action=event, received_at=received)
-    return old
+        return ActionRecord(partner=old.partner, action=event, received_at=received, first_received=first)
+    return old if old.first_received == first else old.model_copy(update={"first_received": first})
 
 
 def inline_pledges(envelope: Envelope) -> list[Envelope]:

@@ -70,7 +70,8 @@ def handle(p: Pipeline, partition: int, key: str | None, raw: bytes | None, pers
         else:
             record_ = p.actions.get(derived.action_id)
             owner = record_.partner if record_ is not None else envelope.partner
-            fan_out(p, derived, owner, envelope.received_at, co_sponsors(p, derived.action_id))
+            posted = (record_.first_received if record_ is not None else None) or envelope.received_at  # posted again: no new grace
+            fan_out(p, derived, owner, posted, co_sponsors(p, derived.action_id))
 
 
 def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | ActionEvent]:

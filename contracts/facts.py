@@ -91,3 +91,4 @@ class ActionRecord(Internal):
     partner: str
     action: ActionEvent
     received_at: datetime | None = None
+    first_received: datetime | None = Field(default=None, description="When it was first posted: a rapid-response action's grace counts from then, however often it is posted again.")

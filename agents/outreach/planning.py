@@ -46,7 +46,7 @@ class OutreachPolicy:
     link_key: bytes = b""
     #: How long after the action starts its RSVP links still work.
     rsvp_open: timedelta = timedelta(hours=3)
-    #: How long after it was posted a rapid-response action may still be sent, even when its
+    #: How long after it was first posted a rapid-response action may still be sent, even when its
     #: ``starts_at`` has passed ("call your senator now").
     grace: timedelta = timedelta(hours=2)
     #: Partner id → the name messages are sent on behalf of (the coalition file's ``name``).
@@ -60,7 +60,7 @@ class OutreachPolicy:
 
 def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta) -> datetime:
     """No ask for ``action`` is handed over from this instant on: when it starts or, for a
-    rapid-response action, ``grace`` after it was posted if that is later."""
+    rapid-response action, ``grace`` after it was first posted if that is later."""
     return max(action.starts_at, posted_at + grace) if action.rapid_response else action.starts_at
 
 

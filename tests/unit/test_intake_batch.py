@@ -5,14 +5,15 @@ and never the end of the batch, and nothing before the batch's records are in or
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 from agents.intake import handle_batch
 from connectors.web.ingress import envelopes
+from contracts.asks import TargetAction
 from streams.data_keys import MemoryDataKeys
 from streams.keys import fact_key
-from tests.factories import rsvp
+from tests.factories import action, rsvp
 from tests.fakes import dead_letters, memory_pipeline
 
 SECRET = b"secret"
@@ -57,3 +58,17 @@ def test_a_bad_record_in_a_batch_is_a_dead_letter_and_the_records_after_it_are_a
     assert [d["reason"] for d in dead_letters(p)] == ["invalid envelope", "empty record (no value)"]
     assert [d["offset"] for d in dead_letters(p)] == [0, 1]  # where each one is, for whoever looks into it
     assert attendance_writes(p) == [(fact_key("rally", good[0].decode()), "yes")]
+
+
+def test_a_rapid_response_action_posted_again_keeps_the_grace_of_its_first_posting():
+    """Posting the action again (a partner's tool re-sending it, or an edit) must not open a new
+    grace: planning's ``send_until`` counts the grace from the first posting, so the people who
+    signed up since are not texted about an action that started long ago (the probe's finding)."""
+    rapid = {**action("alarm"), "rapid_response": True, "templates": {"sms": {"en": "Come now"}}}
+    edited = {**rapid, "event_id": "a-alarm-2", "title": "Come now, still"}
+    later = RECEIVED + timedelta(hours=3)
+    p = memory_pipeline()
+    handle_batch(p, batch([*records([rapid]), *records([rapid], later), *records([edited], later)]), SECRET)
+    posted = {TargetAction.model_validate_json(value).posted_at for _, value, _ in p.targeting.sent}
+    assert posted == {RECEIVED}
+    assert p.actions.get("alarm").first_received == RECEIVED and p.actions.get("alarm").action.title == "Come now, still"
