@@ -13,7 +13,7 @@ from contracts.tallies import TallyBook
 from tests.factories import action
 
 NOW = datetime(2026, 11, 24, 19, 0, tzinfo=timezone.utc)
-ALL = ("pledged", "rsvp_yes", "attended", "sent", "delivered", "failed", "opted_out")
+ALL = ("pledged", "rsvp_yes", "attended", "sent", "delivered", "failed", "sending", "in_doubt", "opted_out")
 
 
 def c(**counts: int) -> Counter:
@@ -86,7 +86,7 @@ def test_the_rest_of_a_one_partner_coalition_is_not_shown_anywhere_on_the_page()
     own, rest = view.action.rows
     assert (own.partner, own.pledged, own.attended) == ("union-a", 20, 2)
     assert (rest.name, rest.partners, rest.note) == (REST, 1, NOT_SHOWN)
-    assert [getattr(rest, f) for f in ALL] == [None] * 7 and rest.production_ratio is None
+    assert [getattr(rest, f) for f in ALL] == [None] * len(ALL) and rest.production_ratio is None
     totals = view.action.totals
     assert (totals.pledged, totals.attended, totals.note) == (None, None, NOT_SHOWN)  # 110 - 20 would be faith-b's 90
     assert [s.partner for s in view.action.checkins] == ["union-a"]  # no line of faith-b's check-ins

@@ -39,6 +39,8 @@ FIGURES: dict[str, Callable[[Counter[str]], int]] = {
     "sent": asks_sent,
     "delivered": lambda c: c["delivered"],
     "failed": lambda c: c["failed"],
+    "sending": lambda c: c["sending"],
+    "in_doubt": lambda c: c["in_doubt"],
     "opted_out": lambda c: c["opted_out"],
 }
 

@@ -50,6 +50,8 @@ class Row(PartnerRow):
     sent: int | None = 0
     delivered: int | None = 0
     failed: int | None = 0
+    sending: int | None = 0  # of "sent": handed over, no answer from the provider yet
+    in_doubt: int | None = 0  # of "sent": the provider may have them, with no answer (never resent)
     opted_out: int | None = 0
     show_rate: float | None = None  # of the people who said yes through the partner, the share who came (own rows; organizers: all)
     no_show: bool = False  # pledged, the action has started, and nobody attended

@@ -148,7 +148,7 @@ function productionCell(row, started) {
   return el("td", { "data-metric": "production_ratio" }, bar, el("span", { class: "pct" }, pct(r) + " of pledge" + soFar));
 }
 
-const FIGURES = ["pledged", "rsvp_yes", "attended", "sent", "delivered", "failed", "opted_out"];
+const FIGURES = ["pledged", "rsvp_yes", "attended", "sent", "delivered", "failed", "sending", "in_doubt", "opted_out"];
 
 // A row whose every figure is withheld says so once, across the figure columns.
 const allWithheld = (row, figures) => figures.every((f) => row[f] === null);
@@ -165,13 +165,13 @@ function partnerCell(row, noted = true) {
 
 function actionRow(row, action) {
   const attrs = { "data-partner": row.partner ?? "rest", class: row.no_show ? "no-show" : row.own ? "own" : null };
-  const columns = action.has_pledges ? 10 : 9;
+  const columns = action.has_pledges ? 12 : 11;
   if (allWithheld(row, FIGURES)) return el("tr", attrs, partnerCell(row, false), withheldCell(row, columns - 1));
   const num = (metric) => el("td", { class: row[metric] === null ? "num withheld" : "num", "data-metric": metric }, fmt(row[metric]));
   const production = action.has_pledges ? [productionCell(row, action.started)] : [];
   return el("tr", attrs, partnerCell(row), num("pledged"), num("rsvp_yes"), num("attended"), ...production,
     el("td", { class: "num", "data-metric": "show_rate" }, pct(row.show_rate)),
-    num("sent"), num("delivered"), num("failed"), num("opted_out"));
+    num("sent"), num("delivered"), num("failed"), num("sending"), num("in_doubt"), num("opted_out"));
 }
 
 function renderAction(action) {
