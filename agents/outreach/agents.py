@@ -50,7 +50,7 @@ from streams.settings import Settings
 from ..identity import target_of
 from .dry_run import answer, preview_partition, start_test
 from .eligibility import load_zip_data, may_be_asked
-from .planning import OutreachPolicy, plan, remember
+from .planning import OutreachPolicy, plan, remember, unreceived_of
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
 from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, unreadable, validity_seconds, window_end, withdrawn
@@ -379,7 +379,8 @@ def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, k
     # by a stopped worker is too: the send path asks the provider whether it has it.
     ids = (ask_id(action.action_id, key, "sms"), ask_id(action.action_id, key, "email"))
     done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND and f.status != "sending"}
-    asks = [Queued(partition, 0, ask, seal) for ask in plan(readable, action, recent, done, now, o.policy, posted_at, sponsors)]
+    unreceived = unreceived_of(recent, p.asks.get)
+    asks = [Queued(partition, 0, ask, seal) for ask in plan(readable, action, recent, done, now, o.policy, posted_at, sponsors, unreceived)]
     for item in asks:
         recent = remember(recent, item.ask.ask_id, now, o.policy.window)
     if asks:

@@ -23,6 +23,7 @@ from streams.app import Pipeline
 from streams.sealing import open_person
 
 from ..identity import target_of
+from .planning import unreceived_of
 from .preview import count, outcome, test_messages
 
 if TYPE_CHECKING:
@@ -45,7 +46,8 @@ async def preview_partition(p: Pipeline, o: Outreach, req: PreviewAudience, part
             return False
         ids = (ask_id(req.action.action_id, key, "sms"), ask_id(req.action.action_id, key, "email"))
         done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
-        outcomes.append(outcome(person, req.action, p.recent_asks.get(key), done, now, o.policy, req.requested_at, sponsors))
+        recent = p.recent_asks.get(key)
+        outcomes.append(outcome(person, req.action, recent, done, now, o.policy, req.requested_at, sponsors, unreceived_of(recent, p.asks.get)))
         return True
 
     for i, key in enumerate(index.keys(p.people.table.data, partition)):

@@ -13,8 +13,9 @@ Rules, checked per channel in this order; the first that fails is the reason rec
    posting their own pledge). Consent covers the partner that collected it, or every partner
    when it was given with ``scope: coalition``.
 4. *no phone* / *no email*: there is no address for the channel.
-5. *frequency cap*: ``recent_asks`` (asks already sent to the person inside the cap window,
-   across every partner and action) plus the asks planned here may not exceed ``cap``. When
+5. *frequency cap*: ``recent_asks`` (asks inside the cap window, across every partner and
+   action, that reached the person or still may: not cancelled, expired or failed) plus the
+   asks planned here may not exceed ``cap``. When
    the cap leaves room for fewer asks than there are channels, SMS is kept over email: it is
    the channel people answer (reply YES), and the one quiet hours already protect.
 """

@@ -12,12 +12,12 @@ template, else the text starts with "<sponsor>: " and the email's footer says "S
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import TypeVar
 
-from contracts.asks import AskCommand, RecentAsks, ask_id, parse_ask_id
+from contracts.asks import AskCommand, AskFact, RecentAsks, ask_id, parse_ask_id
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
 from streams import links
@@ -64,11 +64,22 @@ def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta) -> da
     return max(action.starts_at, posted_at + grace) if action.rapid_response else action.starts_at
 
 
-def recent_count(recent: RecentAsks | None, now: datetime, window: timedelta, exclude_action: str | None = None) -> int:
-    """Asks within the window, not counting ``exclude_action``'s own (so planning again is stable)."""
+#: An ask that ended so never reached the person: it takes no room under the frequency cap.
+NOT_RECEIVED = frozenset({"cancelled", "expired", "failed"})
+
+
+def recent_count(recent: RecentAsks | None, now: datetime, window: timedelta, exclude_action: str | None = None,
+                 unreceived: Collection[str] = ()) -> int:
+    """Asks within the window, not counting ``exclude_action``'s own (so planning again is
+    stable) nor the ``unreceived`` (``unreceived_of``)."""
     if recent is None:
         return 0
-    return sum(1 for aid, at in recent.asks if now - at < window and parse_ask_id(aid)[0] != exclude_action)
+    return sum(1 for aid, at in recent.asks if now - at < window and parse_ask_id(aid)[0] != exclude_action and aid not in unreceived)
+
+
+def unreceived_of(recent: RecentAsks | None, fact: Callable[[str], AskFact | None]) -> frozenset[str]:
+    """The asks of ``recent`` that never reached the person (``fact``: an ask's fact by id)."""
+    return frozenset(aid for aid, _ in (recent.asks if recent else ()) if (f := fact(aid)) is not None and f.status in NOT_RECEIVED)
 
 
 def remember(recent: RecentAsks | None, ask: str, now: datetime, window: timedelta) -> RecentAsks:
@@ -86,12 +97,13 @@ def asked_as_another(recent: RecentAsks | None, action_id: str, person_key: str)
 
 def plan(
     person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime, policy: OutreachPolicy,
-    posted_at: datetime | None = None, sponsors: frozenset[str] | None = None,
+    posted_at: datetime | None = None, sponsors: frozenset[str] | None = None, unreceived: Collection[str] = (),
 ) -> list[AskCommand]:
     """The asks to send: one per eligible channel the person has not been asked on for this
     action (``posted_at``: when the action was accepted, ``now`` if unknown; ``sponsors``:
-    the partners whose consent may be used, every partner if ``None``)."""
-    fresh = recent_count(recent, now, policy.window, exclude_action=action.action_id)
+    the partners whose consent may be used, every partner if ``None``; ``unreceived``: recent
+    asks that never reached the person, ``unreceived_of``)."""
+    fresh = recent_count(recent, now, policy.window, exclude_action=action.action_id, unreceived=unreceived)
     verdict = decide(person, action, recent_asks=fresh, cap=policy.cap, sponsors=sponsors)
     values = {
         "given_name": person.given_name or "",

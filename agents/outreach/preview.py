@@ -11,7 +11,7 @@ marked as a test, for the organizer's own phone and email.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -43,10 +43,11 @@ def channels_of(action: ActionEvent) -> tuple[Channel, ...]:
 
 
 def outcome(person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime,
-            policy: OutreachPolicy, posted_at: datetime | None = None, sponsors: frozenset[str] | None = None) -> Outcome:
+            policy: OutreachPolicy, posted_at: datetime | None = None, sponsors: frozenset[str] | None = None,
+            unreceived: Collection[str] = ()) -> Outcome:
     """What launching ``action`` at ``now`` would do for ``person`` (arguments as ``plan``'s)."""
-    asks = {a.channel: a for a in plan(person, action, recent, already, now, policy, posted_at, sponsors)}
-    verdict = decide(person, action, recent_asks=recent_count(recent, now, policy.window, action.action_id), cap=policy.cap, sponsors=sponsors)
+    asks = {a.channel: a for a in plan(person, action, recent, already, now, policy, posted_at, sponsors, unreceived)}
+    verdict = decide(person, action, recent_asks=recent_count(recent, now, policy.window, action.action_id, unreceived), cap=policy.cap, sponsors=sponsors)
     result = Outcome()
     for channel in channels_of(action):
         if channel in asks:

@@ -435,3 +435,20 @@ def test_a_help_answer_still_reading_its_data_key_leaves_before_the_worker_stops
         return sms.sent
 
     assert [(m["to"], m["body"]) for m in asyncio.run(stop_while_answering())] == [("+15105550000", "Help: reply STOP to opt out")]
+
+
+def test_asks_that_never_reached_a_person_take_no_room_under_the_frequency_cap():
+    """Three asks this week, each cancelled, expired or failed, leave room for a fourth (the
+    probe's finding: a text that expired unsent counted as one of the three a week); three that
+    were delivered, are in doubt or still wait for the morning fill it."""
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock)
+    p, o = setup(2, clock, sms)
+    for i, statuses in enumerate((("cancelled", "expired", "failed"), ("delivered", "in_doubt", "deferred"))):
+        earlier = [command(i, action=f"earlier-{n}") for n in range(3)]
+        for ask, state in zip(earlier, statuses):
+            p.asks.put(0, ask.ask_id, ask.fact(state, oakland("10:00")))
+        p.recent_asks.put(0, key(i), RecentAsks(asks=tuple((ask.ask_id, oakland("10:00")) for ask in earlier)))
+    for partition in range(4):
+        asyncio.run(plan_partition(p, o, rally(), partition, owned=lambda: True))
+    assert [s["to"] for s in sms.sent] == ["+15105550000"]
