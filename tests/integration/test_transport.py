@@ -46,14 +46,20 @@ def test_a_seek_sends_partitions_nobody_committed_on_back_to_the_beginning(broke
     asyncio.run(seek_after_reading(broker.bootstrap, f"t-transport-{uuid.uuid4().hex[:8]}"))
 
 
-async def seek_after_reading(bootstrap: str, name: str) -> None:
+async def topics(bootstrap: str, name: str, events_partitions: int) -> tuple[str, str]:
+    """A fresh events topic and a changelog (one partition), named after ``name``."""
     events, changelog = f"{name}.events", f"{name}-people_by_key-changelog"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(events, 2, 1), NewTopic(changelog, 1, 1)])
+        await admin.create_topics([NewTopic(events, events_partitions, 1), NewTopic(changelog, 1, 1)])
     finally:
         await admin.close()
+    return events, changelog
+
+
+async def seek_after_reading(bootstrap: str, name: str) -> None:
+    events, changelog = await topics(bootstrap, name, 2)
     kept, rewound, table = TopicPartition(events, 0), TopicPartition(events, 1), TopicPartition(changelog, 0)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
@@ -87,13 +93,7 @@ def test_partitions_faust_does_not_read_are_not_fetched_and_lose_nothing_when_re
 
 
 async def fetch_what_faust_reads(bootstrap: str, name: str) -> None:
-    events, changelog = f"{name}.events", f"{name}-people_by_key-changelog"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(events, 1, 1), NewTopic(changelog, 1, 1)])
-    finally:
-        await admin.close()
+    events, changelog = await topics(bootstrap, name, 1)
     read, recovered = TopicPartition(events, 0), TopicPartition(changelog, 0)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
