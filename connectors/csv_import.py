@@ -144,7 +144,7 @@ def read(
         start, line = line + 1, reader.line_num
         if not any(v.strip() for v in fields):
             continue  # blank line
-        shape = _shape(fields, len(header), [fields[i] for i in index.values() if i < len(fields)], start, line)
+        shape = _shape(fields, len(header), [fields[i] for i in index.values() if i < len(fields)], start, line, delimiter)
         if shape:
             problems.append(Problem(start, shape))
             continue
@@ -163,16 +163,24 @@ def read(
     return rows, problems
 
 
-def _shape(fields: list[str], columns: int, used: list[str], start: int, end: int) -> str | None:
-    """Why a row's shape is wrong: an unbalanced quote ran it into the next lines, or it has
-    more or fewer values than the header has columns."""
-    if end > start and (len(fields) != columns or any("\n" in v or "\r" in v for v in used)):
+def _shape(fields: list[str], columns: int, used: list[str], start: int, end: int, delimiter: str = ",") -> str | None:
+    """Why a row's shape is wrong: an unbalanced quote ran it into the next lines (the row has the
+    wrong number of values, a value the import reads spans lines, or a line a value spans reads
+    as a row of its own), or it has more or fewer values than the header has columns."""
+    if end > start and (len(fields) != columns or any("\n" in v or "\r" in v for v in used) or _swallows_rows(fields, columns, delimiter)):
         return (f"a quote opened on this line is not closed where the line ends, so lines {start}-{end} were read as one row "
                 "(remove the stray quote, or close it)")
     if len(fields) != columns:
         return (f"{plural(len(fields), 'value')}, but the header has {plural(columns, 'column')} "
                 "(a value with the delimiter in it needs quotes)")
     return None
+
+
+def _swallows_rows(fields: list[str], columns: int, delimiter: str) -> bool:
+    """Whether a value over several lines holds a line with as many values as the header has
+    columns: a row swallowed by a stray quote, not a note written over two lines."""
+    return any(len(next(csv.reader([line], delimiter=delimiter), [])) == columns
+               for v in fields if "\n" in v or "\r" in v for line in v.splitlines()[1:])
 
 
 def _checked(values: dict[str, str], region: str, zone: ZoneInfo | None, line: int) -> dict[str, str]:

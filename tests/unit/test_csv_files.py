@@ -72,6 +72,16 @@ def test_an_unbalanced_quote_is_reported_with_its_line_not_swallowed():
     assert [p.line for p in problems] == [2] and [r.line for r in rows] == [4]
 
 
+def test_an_unbalanced_quote_in_a_column_nobody_reads_is_reported_not_swallowing_rows():
+    """The probe's finding: the stray quote in Notes swallowed the rows after it (or gave Ida
+    Kim's phone), with 0 bad rows reported; the lines it ran over read as rows of their own."""
+    rows, problems = load(b'First Name,Phone,Notes\nIda,5105550140,"stray quote\nJon,5105550141,ok\nKim,5105550142,ok\n')
+    assert rows == [] and [p.line for p in problems] == [2] and "lines 2-4 were read as one row" in problems[0].reason
+    rows, problems = load(b'First Name,Notes,Phone\nIda,"stray,5105550140\nJon,ok,5105550141\nKim,ok",5105550142\nLou,ok,5105550143\n')
+    assert [p.line for p in problems] == [2] and [r.line for r in rows] == [5]
+    assert rows[0].event["person"]["phone"] == "5105550143"
+
+
 def test_a_value_over_several_lines_in_a_column_nobody_reads_is_fine():
     rows, problems = load(b'Phone,Notes\n5105550123,"came late,\nleft early"\n5105550124,\n')
     assert problems == [] and [r.line for r in rows] == [2, 4]
