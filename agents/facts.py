@@ -7,7 +7,8 @@ ingress), never by the ``occurred_at`` a partner wrote, which is kept for displa
 cannot take credit by backdating, and an old sign-in sheet imported today still counts.
 
 - *RSVP*: the RSVP received last is in force (ties: the later status in the order
-  no < maybe < yes); its poster is credited with the RSVP (``rsvp_by``).
+  no < maybe < yes); its poster is credited with the RSVP (``rsvp_by``). The same RSVP posted
+  again (same partner, event id, answer and time) is a repeat: received later, it moves nothing.
 - *Check-in*: a person who checks in twice is one attendee. Credit for attending goes to
   the partner whose check-in was received first (ties: the smaller partner id).
 - *Pledge*: a partner's own pledge always wins over one listed inside the action by its
@@ -19,6 +20,7 @@ cannot take credit by backdating, and an old sign-in sheet imported today still 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,7 +54,11 @@ def apply_attendance(
 ) -> Attendance:
     rsvp = isinstance(event, (RsvpEvent, SupporterRsvpEvent))  # an RSVP from the RSVP page counts like any other
     if rsvp:
-        update: dict = {"rsvp": event.status, "rsvp_at": event.occurred_at, "rsvp_by": partner, "rsvp_received": received}
+        seen = rsvp_digest(event, partner)
+        if old is not None and seen in old.rsvp_events:
+            return old  # posted again (a retry, a redelivery, a re-run import): received later, but no newer answer
+        update: dict = {"rsvp": event.status, "rsvp_at": event.occurred_at, "rsvp_by": partner, "rsvp_received": received,
+                        "rsvp_events": tuple(sorted({*(old.rsvp_events if old else ()), seen}))}  # sorted: the same in any order
     else:
         update = {"attended_at": event.occurred_at, "attended_by": partner, "attended_received": received}
     if old is None:  # the common case: one model built, no copies
@@ -61,9 +67,17 @@ def apply_attendance(
     new = old.model_copy(update={**update, **first})
     if rsvp:
         wins = old.rsvp_at is None or rsvp_rank(new) >= rsvp_rank(old)
+        kept = {**first, "rsvp_events": new.rsvp_events}  # a losing RSVP is a repeat too, if posted again
     else:
         wins = old.attended_at is None or checkin_rank(new) < checkin_rank(old)
-    return new if wins else (old.model_copy(update=first) if first else old)
+        kept = first
+    return new if wins else (old.model_copy(update=kept) if kept else old)
+
+
+def rsvp_digest(event: RsvpEvent | SupporterRsvpEvent, partner: str) -> str:
+    """What makes an RSVP the same one posted again: its partner, event id, answer and time (the
+    RSVP page keeps one event id per ask, and stamps each answer with its own time)."""
+    return hashlib.sha256(f"{partner}\0{event.event_id}\0{event.status}\0{event.occurred_at.isoformat()}".encode()).hexdigest()[:16]
 
 
 def apply_pledge(old: Pledge | None, event: PledgeEvent, partner: str, received: datetime, inline: bool = False) -> Pledge:

@@ -67,6 +67,8 @@ class Attendance(Internal):
     attended_received: datetime | None = None
     first_received: datetime | None = Field(default=None, description="When the first RSVP or check-in about it was received, whichever is in force: "
                                                                         "how long the coalition has known the person (identity resolution).")
+    rsvp_events: tuple[str, ...] = Field(default=(), description="A short digest of each RSVP applied (partner, event id, answer, time): "
+                                                                  "the same RSVP posted again is a repeat and moves no credit.")
 
     @property
     def attended(self) -> bool:

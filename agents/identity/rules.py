@@ -71,6 +71,7 @@ def join_attendance(a: Attendance | None, b: Attendance | None, person: str) -> 
         rsvp_by=rsvp.rsvp_by if rsvp else None, rsvp_received=rsvp.rsvp_received if rsvp else None,
         attended_at=came.attended_at if came else None, attended_by=came.attended_by if came else None,
         attended_received=came.attended_received if came else None,
+        rsvp_events=tuple(sorted({*a.rsvp_events, *b.rsvp_events})),  # a repeat of either's RSVP is a repeat of theirs
     )
 
 

@@ -92,3 +92,15 @@ def test_only_the_backbone_may_override_quiet_hours():
     loud = ev({**action("alarm"), "override_quiet_hours": True})
     assert isinstance(apply_action(None, loud, "union-a", "member", at(0)), Refused)
     assert apply_action(None, loud, "backbone", "backbone", at(0)).action.override_quiet_hours
+
+
+def test_an_rsvp_posted_again_moves_no_credit():
+    """The probe's finding: faith-b's RSVP, then union-a's, then faith-b's very same event posted
+    again (a retry after a 503, a redelivery, a re-run import) moved the credit back to faith-b."""
+    faith = rsvp("f-rsvp-1", "rally-1", "yes", phone=PHONE, at="2026-11-22T14:00:00Z")
+    union = rsvp("u-rsvp-1", "rally-1", "yes", phone=PHONE, at="2026-11-22T14:30:00Z")
+    fact = attendance([("faith-b", faith, at(0)), ("union-a", union, at(1)), ("faith-b", faith, at(2))])
+    assert (fact.rsvp, fact.rsvp_by) == ("yes", "union-a")
+    # A new answer is no repeat, even with the same event id (the RSVP page's id names the ask).
+    changed = attendance([("faith-b", faith, at(0)), ("union-a", union, at(1)), ("faith-b", {**faith, "status": "no"}, at(2))])
+    assert (changed.rsvp, changed.rsvp_by) == ("no", "faith-b")
