@@ -165,7 +165,7 @@ function partnerCell(row, noted = true) {
 
 function actionRow(row, action) {
   const attrs = { "data-partner": row.partner ?? "rest", class: row.no_show ? "no-show" : row.own ? "own" : null };
-  const columns = action.has_pledges ? 12 : 11;
+  const columns = 2 + FIGURES.length + (action.has_pledges ? 1 : 0); // the partner, show rate and production besides the figures
   if (allWithheld(row, FIGURES)) return el("tr", attrs, partnerCell(row, false), withheldCell(row, columns - 1));
   const num = (metric) => el("td", { class: row[metric] === null ? "num withheld" : "num", "data-metric": metric }, fmt(row[metric]));
   const production = action.has_pledges ? [productionCell(row, action.started)] : [];
