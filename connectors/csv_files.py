@@ -5,6 +5,8 @@ and check their ZIPs. Pure functions, used by ``csv_import`` and ``turnout impor
   or without its BOM; Windows-1252 (what Excel on Windows writes as "CSV"); Latin-1, which
   decodes any bytes, as the last resort. Valid UTF-8 is almost never valid text of another
   encoding by accident, so trying it first is safe; the stdlib is enough, no guessing library.
+  A sheet that is UTF-8 but for some lines (rows pasted from a Windows file) is read line by
+  line, each in the first encoding that reads it, and the encoding named says which lines.
   A header row with NUL bytes (UTF-16 without its BOM, or no text at all) is refused.
 - **Delimiter**: comma, semicolon (Excel where the decimal mark is a comma) or tab, whichever
   splits the header row into the most columns (a comma when none does).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,12 +76,42 @@ def decode(data: bytes) -> tuple[str, str]:
     if b"\x00" in data.split(b"\n", 1)[0]:
         raise NotASheet("its header row has NUL bytes: UTF-16 without a byte-order mark, or not a CSV file at all "
                         "(save it as CSV UTF-8, or Excel's \"Unicode text\")")
+    try:
+        return data.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    lines = [_decode_line(line) for line in io.BytesIO(data)]
+    if any(name == "UTF-8" and not text.isascii() for text, name in lines):
+        # Mostly UTF-8, with rows pasted from a Windows file: each line in its own encoding.
+        said = ", ".join(f"{_line_numbers(numbers)} as {name}" for name in ("Windows-1252", "Latin-1")
+                         if (numbers := [n for n, (_, read_as) in enumerate(lines, 1) if read_as == name]))
+        return "".join(text for text, _ in lines), f"UTF-8 ({said.replace(' as ', ' read as ', 1)})"
+    try:
+        return data.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "Latin-1"
+
+
+def _decode_line(line: bytes) -> tuple[str, str]:
     for codec, name in (("utf-8", "UTF-8"), ("cp1252", "Windows-1252")):
         try:
-            return data.decode(codec), name
+            return line.decode(codec), name
         except UnicodeDecodeError:
             continue
-    return data.decode("latin-1"), "Latin-1"
+    return line.decode("latin-1"), "Latin-1"
+
+
+def _line_numbers(numbers: list[int], shown: int = 5) -> str:
+    """``[2, 3, 4, 9]`` as ``lines 2-4, 9``: runs of lines, the first ``shown`` of them."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and runs[-1][1] == n - 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    said = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in runs[:shown])
+    more = f" and {len(runs) - shown} more runs" if len(runs) > shown else ""
+    return f"{'line' if len(numbers) == 1 else 'lines'} {said}{more}"
 
 
 def sniff_delimiter(text: str) -> str:

@@ -61,8 +61,16 @@ _UNPARSED = {
 }
 
 
+#: A phone a spreadsheet stored as a number: as a float (``5105550126.0``) or in scientific notation
+#: (``5.10555E+09``, its digits gone).
+_SPREADSHEET_NUMBER = re.compile(r"\d{7,}\.0+|\d[.,]\d+[eE]\+?\d+")
+
+
 def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
     """Return ``value`` in E.164, or raise ``ValueError`` saying why it is not a phone number."""
+    if _SPREADSHEET_NUMBER.fullmatch(value.strip()):
+        raise ValueError("not a phone number: a spreadsheet stored it as a number (a decimal or 5.1E+09 form, "
+                         "digits may be lost); format the column as text and export again")
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:

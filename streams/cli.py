@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import logging.config
 import shlex
@@ -924,11 +925,12 @@ def tallies(action_id: str | None, as_json: bool, url: str | None) -> None:
 @click.option("--aggregate", is_flag=True, help="One row per action, no partner names, counts from 1 to 10 suppressed.")
 @click.option("--unique", is_flag=True, help="One row per action and one for the coalition: people each counted once, and the show rate.")
 @click.option("--note-line", is_flag=True, help="With --aggregate: put the suppression note first, as a '# ' line.")
+@click.option("--bom", is_flag=True, help="Start with a UTF-8 byte-order mark: Excel needs it to read accented names right.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here (default: standard output).")
-def export(aggregate: bool, unique: bool, note_line: bool, out: Path | None) -> None:
+def export(aggregate: bool, unique: bool, note_line: bool, bom: bool, out: Path | None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from connectors.web.exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
+    from connectors.web.exports import BOM, SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
     from connectors.web.tally_reader import TallyReader
     from contracts.tallies import TallyBook
 
@@ -949,6 +951,7 @@ def export(aggregate: bool, unique: bool, note_line: bool, out: Path | None) -> 
         task = bar.add_task("read", total=None)
         asyncio.run(TallyReader(s, book).read_to_end(lambda done, total: bar.update(task, completed=done, total=total)))
     chunks = aggregate_csv(book, note_line) if aggregate else unique_csv(book) if unique else tallies_csv(book, names)
+    chunks = itertools.chain([BOM] if bom else [], chunks)
     note = out.with_name(out.name + ".note.txt") if out and aggregate and not note_line else None
     if out is None:
         for chunk in chunks:
@@ -957,7 +960,7 @@ def export(aggregate: bool, unique: bool, note_line: bool, out: Path | None) -> 
             console.print(f"note: {SUPPRESSION_NOTE}", highlight=False)
         return
     tmp = out.with_name(out.name + ".part")
-    with tmp.open("w", newline="") as f:
+    with tmp.open("w", newline="", encoding="utf-8") as f:
         f.writelines(chunks)
     tmp.replace(out)
     if note:

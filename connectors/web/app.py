@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 import hmac
+import itertools
 import logging
 from contextlib import asynccontextmanager
-from typing import Literal
-from fastapi import Depends, FastAPI, HTTPException, Request
+from typing import Annotated, Iterable, Literal
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
@@ -32,7 +33,7 @@ from .door.directory import Directory
 from .door.ingress_client import AsgiIngress, Ingress
 from .door.reader import DirectoryReader
 from .errors import documented
-from .exports import SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
+from .exports import BOM, SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
 from .middleware import BodyLimit, HeadAsGet, SecurityHeaders
 from .people import ErasureReports, IdentityLinks, router as people_router
 from .pages import router as pages_router
@@ -158,21 +159,21 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     @app.get("/v1/exports/tallies.csv", dependencies=as_organizer, responses={200: CSV, **organizer_errors}, response_class=StreamingResponse,
              summary="Per action and partner, every figure (organizers only; counts, no personal data)")
-    async def export_tallies() -> StreamingResponse:
-        return _csv_download(tallies_csv(book, coalition.current().names()), "turnout-tallies.csv")
+    async def export_tallies(bom: Bom = False) -> StreamingResponse:
+        return _csv_download(tallies_csv(book, coalition.current().names()), "turnout-tallies.csv", bom)
 
     @app.get("/v1/exports/aggregate.csv", dependencies=as_organizer, responses={200: CSV, **organizer_errors}, response_class=StreamingResponse,
              summary="Per action, for funders: counts from 1 to 10 suppressed, no partner names")
-    async def export_aggregate(note: Literal["line"] | None = None) -> StreamingResponse:
+    async def export_aggregate(note: Literal["line"] | None = None, bom: Bom = False) -> StreamingResponse:
         # The note is in a header, not the data, so the file loads as is; ?note=line puts it first as a "# " line.
-        response = _csv_download(aggregate_csv(book, note_line=note == "line"), "turnout-aggregate.csv")
+        response = _csv_download(aggregate_csv(book, note_line=note == "line"), "turnout-aggregate.csv", bom)
         response.headers["X-Turnout-Note"] = SUPPRESSION_NOTE
         return response
 
     @app.get("/v1/exports/unique.csv", dependencies=as_organizer, responses={200: CSV, **organizer_errors}, response_class=StreamingResponse,
              summary="Per action and coalition-wide: people each counted once however many partners know them, and the show rate (counts only)")
-    async def export_unique() -> StreamingResponse:
-        return _csv_download(unique_csv(book), "turnout-unique-people.csv")
+    async def export_unique(bom: Bom = False) -> StreamingResponse:
+        return _csv_download(unique_csv(book), "turnout-unique-people.csv", bom)
 
     signed_ingress = door_ingress or AsgiIngress(lambda: app)  # the door page and the console post as partners, signed
     app.include_router(door_router(access, book, directory, coalition.current, signed_ingress))
@@ -222,5 +223,10 @@ def _bearer(request: Request, token: str) -> bool:
     return auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(), token.encode())
 
 
-def _csv_download(chunks, filename: str) -> StreamingResponse:
+Bom = Annotated[bool, Query(description="Start with a UTF-8 byte-order mark: Excel needs it to read accented names right (the dashboard's links ask for it).")]
+
+
+def _csv_download(chunks: Iterable[str], filename: str, bom: bool) -> StreamingResponse:
+    if bom:
+        chunks = itertools.chain([BOM], chunks)
     return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{filename}"'})

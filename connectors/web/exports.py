@@ -6,6 +6,9 @@
 - ``aggregate_csv``: one row per action, no partner names, every count from 1 to 10 suppressed
   (the CMS cell-size suppression rule), for funders and legislators. There is deliberately no
   total row: a total next to suppressed cells would give them away by subtraction.
+
+Each is plain UTF-8; for Excel, the web app (``?bom=true``) and ``turnout export --bom`` put
+``BOM`` first.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from contracts.tallies import ACTION_METRICS, TallyBook, asks_sent, ratio, summe
 from .dashboard.view import newest_first
 
 SUPPRESSED = "<11"
+#: What a CSV for Excel starts with: without it Excel reads UTF-8 as the system's code page ("JosÃ©").
+BOM = "\ufeff"
 SUPPRESSION_NOTE = (
     "Aggregate turnout counts. Every count from 1 to 10 is suppressed and shown as <11 "
     "(CMS cell-size suppression policy); a ratio is left blank when either of its counts is suppressed. "

@@ -53,6 +53,16 @@ def test_a_bad_phone_is_said_once_in_plain_words(bad, says):
     assert str(refused.value) == says
 
 
+@pytest.mark.parametrize("mangled", ["5105550126.0", "15105550126.0", "5.10555E+09", "5.105550126e+09", "5,10555E+09"])
+def test_a_phone_a_spreadsheet_turned_into_a_number_gets_a_hint(mangled):
+    # Excel shows a long number column as 5.10555E+09 and may save it so, or as 5105550126.0:
+    # the digits are gone or a float's, and the fix is on the partner's side.
+    with pytest.raises(ValueError) as refused:
+        normalize_phone(mangled)
+    assert "spreadsheet" in str(refused.value) and "format the column as text" in str(refused.value)
+    assert normalize_phone("510.555.0126") == "+15105550126"  # dots as separators are a phone
+
+
 def test_emails_are_normalized_and_validated():
     assert normalize_email("  Ana.Diaz@EXAMPLE.org ") == "ana.diaz@example.org"
     assert partner_event.validate_python(signup("e1", email="Ana@Example.ORG")).person.email == "ana@example.org"

@@ -32,6 +32,20 @@ def test_encodings_are_tried_in_the_documented_order():
     assert decode(b"caf\xe9 \x81") == ("café \x81", "Latin-1")  # 0x81 is undefined in cp1252
 
 
+def test_a_utf8_sheet_with_a_windows_row_keeps_every_accent_and_names_the_row():
+    # Someone pasted a row from a Windows file into a UTF-8 sheet: read whole as Windows-1252,
+    # every UTF-8 name became mojibake (JosÃ©) and nothing said which row was different.
+    data = "First Name,Phone\nJosé,5105550123\n".encode() + "Zoë,5105550124\n".encode("cp1252") + "Ñandú,5105550125\n".encode()
+    text, encoding = decode(data)
+    assert text == "First Name,Phone\nJosé,5105550123\nZoë,5105550124\nÑandú,5105550125\n"
+    assert encoding == "UTF-8 (line 3 read as Windows-1252)"
+    rows, problems = load(data)
+    assert problems == [] and [r.event["person"]["given_name"] for r in rows] == ["José", "Zoë", "Ñandú"]
+    many = "a\n".encode() + b"\xe9\n" * 7 + "é\n".encode()
+    assert decode(many)[1] == "UTF-8 (lines 2-8 read as Windows-1252)"
+    assert decode(b"a\n\xe9\n\xe9\nb\n\xe9 \x81\n" + "é\n".encode())[1] == "UTF-8 (lines 2-3 read as Windows-1252, line 5 as Latin-1)"
+
+
 def test_a_windows_sheet_keeps_its_accents():
     # ’ (0x92) is where Windows-1252 and Latin-1 differ.
     rows, problems = load("First Name,Last Name,Phone\r\nJosé,Muñoz O’Neil,5105550123\r\n".encode("cp1252"))

@@ -219,6 +219,26 @@ def test_the_tallies_export_has_every_figure_per_action_and_partner_for_organize
     assert by[("rally-1", "faith-b")]["partner_name"] == "Faith Group B"
 
 
+def test_exports_for_excel_start_with_a_byte_order_mark_and_the_dashboard_links_ask_for_it(env):
+    # Excel opens a UTF-8 CSV without a BOM as the system's code page: "José" shows as "JosÃ©".
+    client, _, book = env
+    book.apply("action", "vigil-2", action_record("vigil-2", NOW - timedelta(hours=2), title="Vigilia de José"))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for path in ("/v1/exports/tallies.csv", "/v1/exports/unique.csv", "/v1/exports/aggregate.csv"):
+        plain, excel = client.get(path, headers=auth), client.get(path + "?bom=true", headers=auth)
+        assert plain.content.startswith(b"action_id,"), path
+        assert excel.content == b"\xef\xbb\xbf" + plain.content, path
+        assert excel.headers["content-disposition"] == plain.headers["content-disposition"]
+    assert "Vigilia de José" in client.get("/v1/exports/unique.csv?bom=true", headers=auth).content.decode("utf-8-sig")
+    with_line = client.get("/v1/exports/aggregate.csv?note=line&bom=true", headers=auth).content
+    assert with_line.startswith(b"\xef\xbb\xbf# ")
+    sign_in(client, ORGANIZER)
+    page = client.get("/dashboard").text
+    links = [f"/v1/exports/{name}.csv?bom=true" for name in ("tallies", "unique", "aggregate")]
+    assert all(f'href="{link}"' in page for link in links)
+    assert all(client.get(link).content.startswith(b"\xef\xbb\xbfaction_id,") for link in links)
+
+
 def test_the_aggregate_export_suppresses_every_count_from_1_to_10_and_names_nobody(env):
     client, _, book = env
     book.apply("action", "vigil-2", action_record("vigil-2", NOW - timedelta(hours=2), title="=HYPERLINK(\"x\")"))
