@@ -10,6 +10,7 @@ dead-letter topic with the reason; the agent never dies on one.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Sequence
 
 from pydantic import ValidationError
@@ -27,6 +28,8 @@ from .identity import Resolver
 from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
 from .outreach.agents import fan_out
 from .people import introduce, membership, merge_person
+
+log = logging.getLogger(__name__)
 
 
 def register(p: Pipeline, person_secret: bytes, clock: Clock = system_clock, resolver: Resolver | None = None) -> None:
@@ -82,6 +85,10 @@ def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | A
         p.people.put(partition, person, merge_person(p.people.get(person), event, partner, person, received))
         key = fact_key(partner, person)
         p.memberships.put(partition, key, membership(p.memberships.get(key), partner, person, event.occurred_at))
+    elif isinstance(event, SupporterRsvpEvent) and p.people.get(person) is None:
+        # The RSVP page's answer names an ask, so its person had a record: now gone, erased. A
+        # link sent before still opens; what it answers is not written about them.
+        log.info("an answer from the RSVP link of a forgotten person was not recorded")
     elif isinstance(event, (RsvpEvent, SupporterRsvpEvent, CheckinEvent)):
         if not isinstance(event, SupporterRsvpEvent) and event.introduces:  # a name, postal code, language or consent: the partner knows this person
             p.people.put(partition, person, introduce(p.people.get(person), event, partner, person, received))

@@ -160,6 +160,7 @@ class KeyRing:
         self.wrapped_by: dict[str, str] = {}  # record key → master id (for rewrapping after a rotation)
         self.erased: set[str] = set()  # record keys tombstoned while this ring was read
         self._erased_ids: set[str] = set()  # their key ids
+        self._erased_people: set[str] = set()  # whose keys they were
         self._made: set[str] = set()  # keys this process made, whose own record has not come back yet
 
     def __len__(self) -> int:
@@ -173,6 +174,7 @@ class KeyRing:
             self._drop(person, kid)
             self.erased.add(rk)
             self._erased_ids.add(kid)
+            self._erased_people.add(person)
             return
         if rk in self._made:
             self._made.discard(rk)
@@ -228,6 +230,11 @@ class KeyRing:
 
     def get(self, key_id: str) -> DataKey | None:
         return self.keys.get(key_id)
+
+    def forgotten(self, person_key: str) -> bool:
+        """Whether ``person_key`` was erased while this ring was read and has had no key since
+        (a partner signing them up again makes them a new one)."""
+        return person_key in self._erased_people and person_key not in self.by_person
 
     def open(self, name: str, value: str | None) -> str | None:
         """``value`` opened if sealed (``None`` when its key is unknown or erased), as it is if

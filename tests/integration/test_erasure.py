@@ -1,6 +1,8 @@
 """Erasure on request: the person's records leave every compacted topic and their data keys are
 deleted, they get no further asks, and the tallies keep their counts."""
 
+import re
+
 import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer
@@ -69,6 +71,11 @@ def test_forgetting_a_person_removes_their_contact_details_and_keeps_the_counts(
     assert r.exit_code == 0, r.output
     assert "removed 1 person record (signed up by faith-b, union-a); cancelled 1 queued ask; deleted 1 data key," in r.output
     assert ANA_EMAIL not in r.output
+    # The RSVP link in the email Ana got before still opens, only to say her details are gone.
+    link = re.search(r"https?://\S+/r/[\w-]+/[\w-]+", stack.inbox("email")[0]["text"]).group()
+    page = stack.http.get(link)
+    assert page.status_code == 410 and "We no longer hold your details" in page.text
+    assert stack.http.post(link, data={"status": "yes"}).status_code == 410
 
     assert holding(stack, ANA_PHONE, ANA_PHONE[2:], ANA_EMAIL, '"Ana"', "Ana:") == set()
     assert sum(1 for (topic, _), value in latest_values(stack).items() if topic == deferred and value) == 1  # Ben's text waits on

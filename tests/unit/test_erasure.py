@@ -158,3 +158,37 @@ def test_a_worker_forgets_the_person_and_the_identities_and_asks_of_everyone_mer
     assert set(c.table("identities")) == {person_key(SECRET, "+15105550124", None), person_key(SECRET, None, "ben@example.org")}
     assert c.table("asks")[ask_id("rally-1", email, "email")]["error"] == "(removed on erasure)"
     assert set(c.table("memberships")) == {f"union-a|{phone}", f"faith-b|{phone}", f"union-a|{person_key(SECRET, '+15105550124', None)}"}
+
+
+def test_an_answer_from_the_rsvp_link_of_a_forgotten_person_writes_nothing():
+    # The link in a text sent before the erasure still opens: an answer from it wrote a new fact
+    # about the forgotten person (an RSVP under their person key), after we said they were gone.
+    import asyncio
+
+    from agents.erasure import forget
+    from connectors.web.pages.opening import Opened, rsvp_record
+    from contracts.events import ActionEvent
+    from streams import links
+    from tests.cluster import SECRET, Cluster
+    from tests.factories import action, signup
+
+    c = Cluster()
+    c.post("union-a", signup("a1", phone="+15105550123"), AT)
+    asyncio.run(c.run())
+    ana = person_key(SECRET, "+15105550123", None)
+
+    def answer(action_id: str, status: str, minute: int) -> None:  # what the RSVP page writes
+        opened = Opened(links.Link(action_id, ana, "sms", "en"), ActionEvent.model_validate(action(action_id)), "union-a")
+        key, value = rsvp_record(opened, status, AT.replace(minute=minute))
+        c.enqueue("events", key.decode(), value)
+        asyncio.run(c.run())
+
+    answer("rally-1", "yes", 1)
+    answer("rally-1", "maybe", 2)
+    assert c.table("attendance")[f"rally-1|{ana}"]["rsvp"] == "maybe"
+    for n, node in enumerate(c.nodes):
+        forget(node, n, ForgetPerson(request_id="r1", requested_at=AT, contact_keys=(ana,)), SECRET, AT)
+    answer("rally-1", "no", 3)
+    answer("rally-2", "yes", 4)
+    assert c.table("attendance")[f"rally-1|{ana}"]["rsvp"] == "maybe"  # counted before, as every fact is kept
+    assert f"rally-2|{ana}" not in c.table("attendance")

@@ -61,8 +61,9 @@ class Env:
         self.book.apply("action", "rally-1", ActionRecord(partner="union-a", action=rally()))
         for aid, channel in ((SMS_ASK, "sms"), (EMAIL_ASK, "email")):
             self.book.apply("ask", aid, ask_fact(aid, channel))
-        self.publisher = ListPublisher()
-        self.client = TestClient(create_app(self.settings, publisher=self.publisher, book=self.book))
+        self.publisher, self.keys = ListPublisher(), MemoryDataKeys()
+        asyncio.run(self.keys.keys_for([PK]))  # every person asked has a data key
+        self.client = TestClient(create_app(self.settings, publisher=self.publisher, book=self.book, data_keys=self.keys))
 
     def at(self, when: datetime) -> None:
         self.clock.write_text(when.isoformat())
@@ -131,7 +132,9 @@ def answer(env, status, url=None):
 
 def intake(records, p=None):
     """Run the records through the intake agent's own code, as a worker would."""
-    p = p or memory_pipeline()
+    if p is None:  # the person the ask went to, as the worker knows them
+        p = memory_pipeline()
+        p.people.put(0, PK, PersonRecord(person_key=PK, recruited_by="faith-b", recruited_at=STARTS, updated_at=STARTS))
     for key, value in records:
         handle(p, 0, key.decode(), value, b"k")
     return p
@@ -173,6 +176,23 @@ def test_an_expired_link_says_so_and_writes_nothing(env):
     assert answer(env, "yes").status_code == 410 and env.written() == []
     env.at(STARTS + timedelta(hours=2, minutes=59))
     assert answer(env, "yes").status_code == 303
+
+
+def test_the_links_of_a_forgotten_person_say_so_and_write_nothing(env):
+    # Erased on request: texts and emails sent before still carry their links. Opened, they showed
+    # the person's answer and took a new one about them; now they say the details are gone.
+    asyncio.run(env.keys.forget([PK]))
+    for url in (env.rsvp_url(), env.rsvp_url(language="es"), env.unsubscribe_url()):
+        page = env.client.get(url)
+        assert page.status_code == 410, url
+        assert "Your answer" not in text(page.text) and 'method="post"' not in page.text
+    assert "We no longer hold your details" in text(env.client.get(env.rsvp_url()).text)
+    assert "Ya no guardamos tus datos" in text(env.client.get(env.rsvp_url(language="es")).text)
+    assert answer(env, "yes").status_code == 410
+    assert env.client.post(env.unsubscribe_url(), data={"List-Unsubscribe": "One-Click"}).status_code == 410
+    assert env.written() == [] and env.written(provider_topic(env.settings)) == []
+    asyncio.run(env.keys.keys_for([PK]))  # signed up again by a partner: a new data key, and the links work
+    assert env.client.get(env.rsvp_url()).status_code == 200
 
 
 def test_a_link_of_an_action_moved_later_keeps_working(env):

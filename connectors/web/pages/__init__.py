@@ -28,6 +28,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from contracts.tallies import TallyBook
 from streams.clock import Clock, from_setting
 from streams.coalition import Coalition
+from streams.data_keys import DataKeys
 from streams.links import Purpose
 from streams.settings import Settings
 from streams.topology import provider_topic
@@ -50,10 +51,12 @@ SECURITY_HEADERS = {
 }
 
 
-def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callable[[], Coalition], clock: Clock | None = None) -> APIRouter:
+def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callable[[], Coalition], data_keys: DataKeys,
+           clock: Clock | None = None) -> APIRouter:
     """``clock`` decides whether a link has expired (default ``TURNOUT_CLOCK``, the clock the
     workers signed the links by); answers are stamped received with the system clock, as the
-    ingress stamps partners' events."""
+    ingress stamps partners' events. ``data_keys`` tells whose links no longer work: erased
+    people's (the worker writes nothing of an answer from one either, ``agents.intake``)."""
     r = APIRouter(include_in_schema=False)
     key, now, rsvp_open = s.link_key_bytes(), clock or from_setting(s.clock), timedelta(hours=s.rsvp_open_hours)
     provider = provider_topic(s)
@@ -72,8 +75,13 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
         retry = {"Retry-After": "30"} if no.status == 503 else {}
         return page("problem.html", lang, no.status, retry, kind=no.kind, **details)
 
-    def opening(purpose: Purpose, action_id: str, token: str) -> Opened | Refused:
-        return open_link(book, key, purpose, action_id, token, now(), rsvp_open)
+    read_once = False
+
+    async def opening(purpose: Purpose, action_id: str, token: str) -> Opened | Refused:
+        nonlocal read_once
+        if not read_once:  # the erasures made before this web app started (for a moment at most; the worker refuses too)
+            read_once = await data_keys.caught_up(2.0)
+        return open_link(book, key, purpose, action_id, token, now(), rsvp_open, data_keys.ring.forgotten)
 
     def rsvp_page(opened: Opened, status: int = 200, answered: str | None = None, notice: str | None = None,
                   headers: dict[str, str] | None = None) -> HTMLResponse:
@@ -84,7 +92,7 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
 
     @r.get("/r/{action_id}/{token}")
     async def rsvp(action_id: str, token: str, answered: str | None = None) -> Response:
-        opened = opening("rsvp", action_id, token)
+        opened = await opening("rsvp", action_id, token)
         if isinstance(opened, Refused):
             return refused(opened)
         return rsvp_page(opened, answered=answered if answered in ANSWERS else None)
@@ -92,7 +100,7 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
     @r.post("/r/{action_id}/{token}")
     async def answer(request: Request, action_id: str, token: str) -> Response:
         form = await small_form(request)
-        opened = opening("rsvp", action_id, token)
+        opened = await opening("rsvp", action_id, token)
         if isinstance(opened, Refused):
             return refused(opened)
         status = form.get("status")
@@ -112,7 +120,7 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
 
     @r.get("/unsubscribe/{action_id}/{token}")
     async def unsubscribe_form(action_id: str, token: str, done: str | None = None) -> Response:
-        opened = opening("unsubscribe", action_id, token)
+        opened = await opening("unsubscribe", action_id, token)
         if isinstance(opened, Refused):
             return refused(opened)
         return unsubscribe_page(opened, done=done if done in ("email", "both") else None)
@@ -120,7 +128,7 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
     @r.post("/unsubscribe/{action_id}/{token}")
     async def unsubscribe(request: Request, action_id: str, token: str) -> Response:
         form = await small_form(request)
-        opened = opening("unsubscribe", action_id, token)
+        opened = await opening("unsubscribe", action_id, token)
         if isinstance(opened, Refused):
             return refused(opened)
         from_page = form.get("source") == "page"  # else RFC 8058 one-click, from a mail client

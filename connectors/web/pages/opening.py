@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Callable, Literal
 
 from contracts.asks import AskFact
 from contracts.events import ActionEvent, Envelope, RsvpStatus, SupporterRsvpEvent
@@ -41,24 +41,28 @@ class Opened:
 @dataclass(frozen=True)
 class Refused:
     """A link that may not be answered, and the HTTP status that says why:
-    404 *invalid* (not ours, altered, cut short), 410 *expired*, 503 *later* (this web app has
-    not read the ask or its action yet: it is starting up)."""
+    404 *invalid* (not ours, altered, cut short), 410 *expired*, 410 *forgotten* (the person was
+    erased: nothing is written about them), 503 *later* (this web app has not read the ask or its
+    action yet: it is starting up)."""
 
     status: int
-    kind: Literal["invalid", "expired", "later"]
+    kind: Literal["invalid", "expired", "forgotten", "later"]
     link: links.Link | None = None
     action: ActionEvent | None = None
 
 
 def open_link(book: TallyBook, key: bytes, purpose: links.Purpose, action_id: str, token: str, now: datetime,
-              rsvp_open: timedelta) -> Opened | Refused:
+              rsvp_open: timedelta, forgotten: Callable[[str], bool] = lambda person_key: False) -> Opened | Refused:
     """Read ``token`` as a ``purpose`` link for ``action_id``. An RSVP link works until its own
     expiry or ``rsvp_open`` after the action's current start, whichever is later (an action moved
-    to a later day keeps its links); an unsubscribe link never expires."""
+    to a later day keeps its links); an unsubscribe link never expires. No link of a person
+    ``forgotten`` (erased) works."""
     try:
         link = links.read(key, purpose, action_id, token)
     except links.BadLink:
         return Refused(404, "invalid")
+    if forgotten(link.person_key):
+        return Refused(410, "forgotten", link)
     record, ask = book.action_record(action_id), book.fact("ask", link.ask_id)
     if record is None or not isinstance(ask, AskFact):
         return Refused(503, "later", link)
