@@ -15,6 +15,7 @@ what an answer writes is decided in ``opening``; this module only reads and answ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import datetime, timedelta, timezone
 from importlib.resources import files
@@ -75,12 +76,14 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
         retry = {"Retry-After": "30"} if no.status == 503 else {}
         return page("problem.html", lang, no.status, retry, kind=no.kind, **details)
 
-    read_once = False
+    tried = False
 
     async def opening(purpose: Purpose, action_id: str, token: str) -> Opened | Refused:
-        nonlocal read_once
-        if not read_once:  # the erasures made before this web app started (for a moment at most; the worker refuses too)
-            read_once = await data_keys.caught_up(2.0)
+        nonlocal tried
+        if not tried:  # the first link opened: learn the erasures made before this web app started (tried
+            tried = True  # once, briefly: the worker does not write an answer from a forgotten person's link either)
+            with contextlib.suppress(Exception):  # no broker: the ring stays as it is
+                await data_keys.caught_up(2.0)
         return open_link(book, key, purpose, action_id, token, now(), rsvp_open, data_keys.ring.forgotten)
 
     def rsvp_page(opened: Opened, status: int = 200, answered: str | None = None, notice: str | None = None,
