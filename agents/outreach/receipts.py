@@ -2,7 +2,8 @@
 
 Ask states only move forward (sending < sent < delivered | failed), so a duplicate or
 late callback changes nothing: dedupe by (MessageSid, status) and by ``sg_event_id`` falls
-out of the transition itself.
+out of the transition itself. One exception: an email bounce after ``delivered`` (the
+receiving server took it, then returned it) fails the ask.
 
 Reply keywords: Twilio's opt-out words opt the person out of SMS coalition-wide; START and
 UNSTOP opt them back in; HELP and INFO get the help text. YES is both Twilio's opt-in word
@@ -68,6 +69,8 @@ def on_email_event(fact: AskFact, ev: EmailEvent, now: datetime) -> AskFact:
     status = _SENDGRID.get(ev.event)
     if status is None:
         return fact
+    if ev.event == "bounce" and fact.status == "delivered":
+        fact = fact.model_copy(update={"status": "sent"})  # an asynchronous bounce (module docstring)
     return advance(fact, status, now, error=ev.reason if status == "failed" else None)
 
 

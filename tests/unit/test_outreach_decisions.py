@@ -176,6 +176,17 @@ def test_email_unsubscribes_flag_the_ask_and_bounces_fail_it():
     assert on_email_event(state("sent"), EmailEvent(**ev, event="open"), NOON) == state("sent")
 
 
+def test_a_bounce_after_delivered_fails_the_email_once():
+    # An asynchronous bounce: the receiving server accepted the email (delivered), then returned it.
+    # The ask stayed "delivered" and the tallies counted an email nobody got.
+    ev = dict(ask_id="x", sg_event_id="e2")
+    bounced = on_email_event(state("delivered"), EmailEvent(**ev, event="bounce", reason="550 <ana@example.org> no such user"), NOON)
+    assert (bounced.status, bounced.updated_at) == ("failed", NOON) and "ana@example.org" not in bounced.error
+    assert on_email_event(bounced, EmailEvent(**ev, event="bounce", reason="550"), NOON) is bounced  # again: nothing
+    assert on_email_event(bounced, EmailEvent(ask_id="x", sg_event_id="e3", event="delivered"), NOON) is bounced
+    assert on_email_event(state("delivered"), EmailEvent(**ev, event="dropped"), NOON) == state("delivered")
+
+
 def test_which_callbacks_opt_a_person_out():
     from agents.outreach.receipts import opts_out
 
