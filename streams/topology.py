@@ -107,10 +107,11 @@ EXCERPT_BYTES = 256
 
 
 #: Fields whose values are personal data wherever they appear in a record (partner events,
-#: OSDI people, internal commands): a dead letter never keeps them.
+#: OSDI people and their ``custom_fields``, a partner's own free-text questions; internal
+#: commands): a dead letter never keeps them.
 PERSONAL = frozenset({"given_name", "family_name", "phone", "email", "postal_code", "address_lines", "address",
-                      "number", "to", "body", "subject", "from", "From", "To", "Body"})
-_FIELD = re.compile(r'"(%s)"\s*:\s*"(?:[^"\\]|\\.)*"?' % "|".join(sorted(PERSONAL)))
+                      "number", "to", "body", "subject", "from", "From", "To", "Body", "custom_fields"})
+_FIELD = re.compile(r'"(%s)"\s*:\s*(?:"(?:[^"\\]|\\.)*"?|\{[^{}]*\}?)' % "|".join(sorted(PERSONAL)))  # a string, or a flat object
 
 
 def _scrub(value: Any) -> Any:

@@ -122,6 +122,23 @@ def test_unusable_items_are_answered_200_and_kept_as_dead_letters(env):
     assert bad.status_code == 400
 
 
+def test_a_dead_letter_keeps_no_custom_field_a_partner_asked_for(env):
+    # Action Network custom fields are the partner's own questions ("cell", "notes"): free text,
+    # often a phone number without separators, which nothing else would recognise as one.
+    client, pub, token, s = env
+    person = {"email_addresses": [{"address": "a@example.org", "primary": True}],
+              "custom_fields": {"cell": "5105550177", "notes": "call after 6, 5105550178"}}
+    item = {"idempotency_key": "k", "osdi:attendance": {"created_date": "2026-11-20T10:00:00Z", "person": person,
+                                                         "_links": {"osdi:event": {"href": "https://actionnetwork.org/api/v2/events/unmapped"}}}}
+    long = {**item, "osdi:attendance": {**item["osdi:attendance"], "comment": "x" * 70_000}}  # too long to read whole as JSON
+    r = client.post(f"/v1/partners/union-a/action-network/{token}", json=[item, long])
+    assert r.status_code == 200 and r.json()["accepted"] == 0
+    letters = [letter for _, letter in pub.by_topic[dead_letter_topic(s)]]
+    assert len(letters) == 2
+    for letter in letters:
+        assert b"custom_fields" in letter and b"555017" not in letter and b"a@example.org" not in letter
+
+
 @pytest.mark.parametrize("item", [
     {"idempotency_key": "k", "osdi:submission": {"person": {"email_addresses": 5}}},
     {"idempotency_key": "k", "osdi:attendance": {"person": {"email_addresses": []}, "_links": ["osdi:event"]}},
