@@ -8,7 +8,8 @@ organization that promoted the sign-up.
 
 - REGISTERED/CONFIRMED → RSVP yes, CANCELLED → RSVP no, dated ``modified_date`` (so the
   latest status wins, as for any RSVP). ``attended: true`` → a check-in at the timeslot's
-  start (else ``modified_date``).
+  start, or at ``modified_date`` when that is earlier or there is no start (checked in at the
+  door before the start: dated at the start, it was in the future when read, and refused).
 - The attendance carries the person: name, phone, email and ZIP (primary entries), and SMS
   consent when Mobilize says ``sms_opt_in_status: OPT_IN`` (the RSVP form's text opt-in;
   Mobilize has no email opt-in to pass on). So an RSVP through a partner's event page
@@ -121,7 +122,7 @@ def translate(raw: Any, polled: str, events: dict[str, str], sponsors: dict[int,
             "action_id": action, "status": status, "person": person, **consent}]
     if att.attended:
         start = att.timeslot and att.timeslot.start_date
-        out.append({"type": "checkin", "event_id": f"{base}-checkin", "occurred_at": _iso(start) if start else modified,
+        out.append({"type": "checkin", "event_id": f"{base}-checkin", "occurred_at": _iso(min(start, att.modified_date)) if start else modified,
                     "action_id": action, "person": person, **consent})
     return Attendance(partner=sponsors.get(att.sponsor.id, polled) if att.sponsor else polled, events=out)
 

@@ -8,8 +8,13 @@ then, store the new cursor (the newest ``modified_date`` seen) on a compacted Ka
 A crash before the cursor is stored reads some attendances again: they become the same keyed
 facts, so nothing is counted twice. A failed pass leaves the cursor where it was.
 
-A malformed attendance is skipped with its reason on the dead-letter topic, like one of an
-unmapped event, and the cursor moves past it; a malformed page fails the pass (``MalformedPage``).
+Pages are written as they are read, one at a time in memory. A malformed attendance is
+skipped with its reason on the dead-letter topic, like one of an unmapped event, and the cursor
+moves past it; a malformed page fails the pass (``MalformedPage``), as does a ``next`` link
+that is not a URL of the API, leads back to a page already read, or past ``max_pages`` pages:
+the cursor stays, and the next pass reads the pages again (the same keyed facts). Any other
+failure of one partner's pass is logged and retried at the next interval: the poller (and the
+`turnout up` it runs in) never stops for one partner's answer.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 import logging
 import random
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import httpx
 from aiokafka import TopicPartition
@@ -52,24 +57,34 @@ class MalformedPage(MobilizeRefused):
     fails before writing anything, and the next one reads the same pages again."""
 
 
+#: The most pages one pass reads (at 100 attendances a page, a million attendances).
+MAX_PAGES = 10_000
+
+
 class MobilizeClient:
-    def __init__(self, base_url: str, rate: float, http: httpx.AsyncClient, attempts: int = 6) -> None:
+    def __init__(self, base_url: str, rate: float, http: httpx.AsyncClient, attempts: int = 6, max_pages: int = MAX_PAGES) -> None:
         self.base_url = base_url.rstrip("/")
         self.bucket = TokenBucket(rate)
         self.http = http
         self.attempts = attempts
+        self.max_pages = max_pages
         self.rng = random.Random()
 
-    async def attendances(self, org: int, key: str, since: int) -> list[Any]:
-        """Every attendance of ``org`` modified at or after ``since`` (unix seconds), all pages."""
+    async def pages(self, org: int, key: str, since: int) -> AsyncIterator[list[Any]]:
+        """The attendances of ``org`` modified at or after ``since`` (unix seconds), a page at a
+        time, as Mobilize sent them (``translate`` checks each)."""
         url: str | None = f"{self.base_url}/v1/organizations/{org}/attendances"
         params: dict[str, Any] | None = {"updated_since": since}
-        found: list[Any] = []  # as Mobilize sent them: ``translate`` checks each
+        read: set[str] = set()
         while url:
+            if len(read) == self.max_pages:
+                raise MalformedPage(f"Mobilize has more than {self.max_pages} pages of attendances for one pass")
             page = await with_retries(lambda u=url, p=params: self._get(u, p, key), attempts=self.attempts, base=0.5, cap=60, rng=self.rng)
-            found += page.data
+            read.add(url)
+            if page.next in read:
+                raise MalformedPage("a page from Mobilize links its next page back to a page already read")
+            yield page.data
             url, params = page.next, None  # the next link carries the query and the cursor
-        return found
 
     async def _get(self, url: str, params: dict[str, Any] | None, key: str) -> Page:
         await self.bucket.acquire()  # every request counts against the limit, retries included
@@ -91,6 +106,11 @@ class MobilizeClient:
         if page.next is not None and not page.next.startswith(self.base_url + "/"):
             # Following it would send the partner's API key to whoever it names.
             raise MalformedPage(f"a page from Mobilize links its next page outside {self.base_url}")
+        if page.next is not None:
+            try:
+                httpx.URL(page.next)
+            except httpx.InvalidURL as exc:
+                raise MalformedPage(f"a page from Mobilize links its next page to something that is not a URL ({exc})") from None
         return page
 
 
@@ -136,31 +156,44 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
     Mobilize answers again (at the cursor, or with no date to move it) is not lettered twice."""
     link = partner.mobilize
     assert link is not None
-    found = await client.attendances(link.organization_id, link.api_key.get_secret_value(), since)
+    now = datetime.now(timezone.utc)
+    cursor, read, skipped, lettered = since, 0, set(), set(reported or ())
+    try:
+        async for found in client.pages(link.organization_id, link.api_key.get_secret_value(), since):
+            page_skipped = await _write_page(s, publisher, partner, found, now, sponsors, data_keys)
+            if letters := [dead_letter(partner.id, r, source="mobilize", partner=partner.id) for r in dict.fromkeys(page_skipped) if r not in lettered]:
+                await publisher.publish(letters, dead_letter_topic(s))
+            skipped.update(page_skipped)
+            lettered.update(page_skipped)
+            cursor, read = newest(found, cursor, until=int((now + FUTURE_TOLERANCE).timestamp())), read + len(found)
+    finally:  # the pages read before a failure are read again: their dead letters are not written twice
+        if reported is not None:
+            reported.clear()
+            reported.update(skipped)
+    await cursors.save(partner.id, cursor)
+    log.info("mobilize: %s: %d attendances, %d skipped, cursor %d", partner.id, read, len(skipped), cursor)
+    return cursor
+
+
+async def _write_page(s: Settings, publisher: Publisher, partner: Partner, found: list[Any], now: datetime, sponsors: dict[int, str],
+                      data_keys: DataKeys) -> list[str]:
+    """Write one page's events; the reasons its attendances (or their events) were skipped."""
+    assert partner.mobilize is not None
     by_partner: dict[str, list[dict[str, Any]]] = {}
     skipped = []
     for att in found:
         try:
-            a = translate(att, partner.id, link.events, sponsors)
+            a = translate(att, partner.id, partner.mobilize.events, sponsors)
         except Skipped as exc:
             skipped.append(str(exc))
             continue
         by_partner.setdefault(a.partner, []).extend(a.events)
-    now = datetime.now(timezone.utc)
     for credited, events in by_partner.items():
         records, result = await envelopes(events, credited, now, s.person_key_bytes(), s.default_region, data_keys)
         skipped += [f"{credited}: {events[r.index]['event_id']}: {r.errors[0].field}: {r.errors[0].message}" for r in result.rejected]
         for i in range(0, len(records), s.max_batch):
             await publisher.publish(records[i : i + s.max_batch])
-    if letters := [dead_letter(partner.id, reason, source="mobilize", partner=partner.id) for reason in skipped if reason not in (reported or ())]:
-        await publisher.publish(letters, dead_letter_topic(s))
-    if reported is not None:
-        reported.clear()
-        reported.update(skipped)
-    cursor = newest(found, since, until=int((now + FUTURE_TOLERANCE).timestamp()))
-    await cursors.save(partner.id, cursor)
-    log.info("mobilize: %s: %d attendances, %d skipped, cursor %d", partner.id, len(found), len(skipped), cursor)
-    return cursor
+    return skipped
 
 
 async def poll(s: Settings, coalition: Callable[[], Coalition], publisher: Publisher, http: httpx.AsyncClient, once: bool,
@@ -187,6 +220,10 @@ async def poll(s: Settings, coalition: Callable[[], Coalition], publisher: Publi
                 if once:
                     raise
                 log.warning("mobilize: %s: pass failed, cursor kept: %s", partner.id, exc)
+            except Exception as exc:  # noqa: BLE001 - one partner's pass, whatever broke it, is tried again next interval
+                if once:
+                    raise
+                log.error("mobilize: %s: pass failed, cursor kept: %s: %s", partner.id, type(exc).__name__, exc)
         if once:
             return
         await asyncio.sleep(s.mobilize_interval)  # the polling interval, not synchronisation

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from typing import Callable
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ EVENTS = {"7001": "rally-m"}
 def test_statuses_become_rsvps_and_attended_a_checkin():
     yes = translate(attendance(1, 7001, "REGISTERED", 1000, phone="5105550123"), "union-a", EVENTS, {})
     assert yes.partner == "union-a" and [(e["type"], e.get("status")) for e in yes.events] == [("rsvp", "yes")]
-    came = translate(attendance(2, 7001, "CONFIRMED", 1000, email="b@example.org", attended=True), "union-a", EVENTS, {})
+    came = translate(attendance(2, 7001, "CONFIRMED", 1764650000, email="b@example.org", attended=True), "union-a", EVENTS, {})
     assert [e["type"] for e in came.events] == ["rsvp", "checkin"]
     assert came.events[1]["occurred_at"] == "2025-12-02T02:00:00+00:00"  # the timeslot's start
     no = translate(attendance(3, 7001, "CANCELLED", 1000, phone="5105550124"), "union-a", EVENTS, {})
@@ -31,6 +32,16 @@ def test_statuses_become_rsvps_and_attended_a_checkin():
     for a in (yes, came, no):
         for e in a.events:
             partner_event.validate_python(e)
+
+
+def test_a_checkin_marked_before_the_timeslot_starts_is_dated_when_it_was_marked():
+    # People are checked in at the door before the official start. Dated at the start, the
+    # check-in was "in the future" when polled: refused by the ingress, and the cursor moved past it.
+    early = translate(attendance(2, 7001, "CONFIRMED", 1764640000, phone="5105550123", attended=True), "union-a", EVENTS, {})
+    assert early.events[1]["occurred_at"] == "2025-12-02T01:46:40+00:00"  # modified_date, before the 02:00 start
+    late = translate(attendance(2, 7001, "CONFIRMED", 1764650000, phone="5105550123", attended=True), "union-a", EVENTS, {})
+    assert late.events[1]["occurred_at"] == "2025-12-02T02:00:00+00:00"  # marked after: the start, as before
+    assert early.events[1]["event_id"] == late.events[1]["event_id"]  # one check-in, however it is dated
 
 
 def test_credit_goes_to_the_sponsor_when_it_is_a_coalition_partner():
@@ -54,9 +65,9 @@ def test_the_client_pages_waits_out_a_429_and_keeps_to_the_rate():
         async def run():
             async with httpx.AsyncClient() as http:
                 client = MobilizeClient(fake.url, 15, http)
-                got = await client.attendances(101, "k", 1001)
+                got = [a async for page in client.pages(101, "k", 1001) for a in page]
                 with pytest.raises(MobilizeRefused):
-                    await client.attendances(101, "wrong", 0)
+                    await anext(client.pages(101, "wrong", 0))
                 return got
 
         got = asyncio.run(run())
@@ -87,19 +98,20 @@ BAD_SHAPES = {  # attendance 2 as Mobilize should never send it, and the field i
 }
 
 
-def poll_once(body: bytes, since: int = 900, reported: set[str] | None = None):
-    """One real pass for union-a, offline: Mobilize (a mock transport) answers ``body`` to every read.
-    Returns the cursor (or the exception the pass raised) and what was published, by topic.
-    ``reported``: the previous pass's dead-lettered reasons (``poll_partner``)."""
+def poll_once(body: bytes | Callable[[httpx.Request], bytes], since: int = 900, reported: set[str] | None = None, max_pages: int = 10_000):
+    """One real pass for union-a, offline: Mobilize (a mock transport) answers ``body`` (or what
+    ``body(request)`` returns) to every read. Returns the cursor (or the exception the pass
+    raised) and what was published, by topic. ``reported``: the previous pass's dead-lettered
+    reasons (``poll_partner``)."""
     s = Settings(person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
     link = MobilizeLink(organization_id=101, api_key=SecretStr("key"), events=EVENTS)
     partner = Partner(id="union-a", name="Union A", kind="union", secret=SecretStr("s"), mobilize=link)
     publisher = ListPublisher()
 
     async def run():
-        transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+        transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body(request) if callable(body) else body))
         async with httpx.AsyncClient(transport=transport) as http:
-            client = MobilizeClient("https://mobilize.test", 15, http)
+            client = MobilizeClient("https://mobilize.test", 1000, http, max_pages=max_pages)
             try:
                 return await poll_partner(s, client, publisher, CursorStore(s, publisher), partner, since, {101: "union-a"}, MemoryDataKeys(),
                                           reported)
@@ -143,8 +155,34 @@ def test_an_attendance_mobilize_answers_again_is_dead_lettered_once_and_a_new_ba
     b"<html>maintenance</html>", b"[]", b'{"data": {"id": 1}}', b'{"data": "abc"}', b'{"next": null}',
     page(GOOD).replace(b'"next": null', b'"next": 5'),
     page(GOOD).replace(b'"next": null', b'"next": "https://elsewhere.example/v1/organizations/101/attendances"'),  # not sent our key
-], ids=["not json", "a list", "data an object", "data a string", "no data", "next a number", "next elsewhere"])
+    # Not a URL: httpx refused it in the next read, and the poller (with `turnout up`) stopped.
+    page(GOOD).replace(b'"next": null', b'"next": "https://mobilize.test/v1/organizations/101/attendances?cursor=2\\n"'),
+    page(GOOD).replace(b'"next": null', b'"next": "https://mobilize.test:99999/v1/organizations/101/attendances"'),
+], ids=["not json", "a list", "data an object", "data a string", "no data", "next a number", "next elsewhere", "next not a URL", "next a bad port"])
 def test_a_malformed_page_fails_the_pass_with_a_reason_and_writes_nothing(body):
     failed, published, _ = poll_once(body)
     assert isinstance(failed, MobilizeRefused) and "page" in str(failed), repr(failed)
     assert published == {}  # nothing written, the cursor stays: the next pass reads it all again
+
+
+def test_a_next_link_back_to_a_page_already_read_fails_the_pass_instead_of_reading_for_ever():
+    reads = []
+
+    def answer(request: httpx.Request) -> bytes:  # page 1 links to itself; a fake that gives up after 30 reads
+        reads.append(request.url)
+        return page(GOOD).replace(b'"next": null', b'"next": "https://mobilize.test/v1/organizations/101/attendances?cursor=1"') if len(reads) < 30 else page()
+
+    failed, published, s = poll_once(answer)
+    assert isinstance(failed, MobilizeRefused) and "already read" in str(failed), repr(failed)
+    assert len(reads) == 2 and mobilize_cursor_topic(s) not in published  # the cursor stays
+
+
+def test_a_pass_reads_at_most_max_pages_and_holds_one_page_at_a_time():
+    def answer(request: httpx.Request) -> bytes:  # every page links to a new one
+        n = int(request.url.params.get("cursor", 0))
+        row = attendance(n + 1, 7001, "REGISTERED", T + n, phone=f"51055501{n:02d}")
+        return page(row).replace(b'"next": null', f'"next": "https://mobilize.test/v1/organizations/101/attendances?cursor={n + 1}"'.encode())
+
+    failed, published, s = poll_once(answer, max_pages=5)
+    assert isinstance(failed, MobilizeRefused) and "more than 5 pages" in str(failed), repr(failed)
+    assert len(published[None]) == 5 and mobilize_cursor_topic(s) not in published  # written page by page; the cursor stays
