@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from contracts.people import LANGUAGE_TAG
+
 from .web.body import problems
 
 SIGNUPS = {"osdi:submission": "form submission", "osdi:signature": "petition signature"}
@@ -91,25 +93,41 @@ def event_id(idempotency_key: str) -> str:
     return "an-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
 
 
+#: The fields of ``email_addresses``, ``phone_numbers`` and ``postal_addresses`` entries turnout reads.
+_FIELDS = {"email_addresses": "address", "phone_numbers": "number", "postal_addresses": "postal_code"}
+#: Languages written as names instead of tags, for the languages turnout's messages speak.
+_LANGUAGE_NAMES = {"english": "en", "spanish": "es", "español": "es", "espanol": "es"}
+
+
 def _primary(entries: Any, name: str) -> dict[str, Any] | None:
+    """The entry to read: the primary one among those that hold a value (an empty primary entry
+    does not hide a usable one), else the first that does."""
     if entries is None:
         return None
     if not isinstance(entries, list):
         raise ValueError(f"person.{name} must be an array of objects")
-    entries = [e for e in entries if isinstance(e, dict)]
+    entries = [e for e in entries if isinstance(e, dict) and e.get(_FIELDS[name])]
     return next((e for e in entries if e.get("primary")), entries[0] if entries else None)
+
+
+def _language(spoken: Any) -> str | None:
+    """The first language spoken as a tag; a name turnout knows is read as its tag, anything
+    else is left out (the language is optional: the person is not refused for it)."""
+    first = spoken[0] if isinstance(spoken, list) and spoken else None
+    if not isinstance(first, str):
+        return None
+    return first.strip() if re.match(LANGUAGE_TAG, first.strip()) else _LANGUAGE_NAMES.get(first.strip().lower())
 
 
 def _person(p: dict[str, Any]) -> dict[str, Any]:
     email, phone, postal = (_primary(p.get(name), name) for name in ("email_addresses", "phone_numbers", "postal_addresses"))
-    languages = p.get("languages_spoken") or []
     out = {
         "given_name": p.get("given_name"),
         "family_name": p.get("family_name"),
         "email": email and email.get("address"),
         "phone": phone and phone.get("number"),
         "postal_code": postal and postal.get("postal_code"),
-        "language": languages[0] if isinstance(languages, list) and languages else None,
+        "language": _language(p.get("languages_spoken")),
     }
     return {k: v for k, v in out.items() if v}
 

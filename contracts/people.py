@@ -135,7 +135,9 @@ Email = Annotated[str, StringConstraints(min_length=3, max_length=320), AfterVal
 PostalCode = Annotated[
     str, StringConstraints(min_length=2, max_length=12, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$", to_upper=True), Sealable
 ]
-Language = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$", to_lower=True)]
+#: A BCP 47 language tag, as far as turnout reads one (``es``, ``es-MX``).
+LANGUAGE_TAG = r"^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+Language = Annotated[str, StringConstraints(pattern=LANGUAGE_TAG, to_lower=True)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100), OneLine, Sealable]
 
 

@@ -37,6 +37,22 @@ def test_submissions_and_signatures_are_signups_with_consent_from_address_status
         partner_event.validate_python(e)
 
 
+def test_an_optional_field_turnout_cannot_use_does_not_lose_the_sign_up():
+    # A language written as a name, or a primary email entry with no address before a usable one:
+    # the whole sign-up was refused, consent included, for want of an optional field.
+    person = {"given_name": "Ana", "languages_spoken": ["Spanish"],
+              "email_addresses": [{"primary": True, "status": "subscribed"}, {"address": "ana@example.org", "status": "subscribed"}]}
+    events, rejected = translate([{"idempotency_key": "k1", "osdi:submission": {"created_date": "2026-11-20T10:00:00Z", "person": person}}], {})
+    assert rejected == []
+    [(_, ana)] = events
+    assert ana["person"] == {"given_name": "Ana", "email": "ana@example.org", "language": "es"} and ana["consent"]["email"]["granted"]
+    for spoken, tag in ((["English"], "en"), (["Español"], "es"), (["es-MX"], "es-MX"), (["Klingon"], None), ([5], None), ("en", None)):
+        person = {"email_addresses": [{"address": "ana@example.org"}], "languages_spoken": spoken}
+        events, rejected = translate([{"idempotency_key": "k2", "osdi:submission": {"created_date": "2026-11-20T10:00:00Z", "person": person}}], {})
+        assert rejected == [] and events[0][1]["person"].get("language") == tag, spoken
+        partner_event.validate_python(events[0][1])
+
+
 def test_attendances_are_rsvps_for_the_mapped_action_whether_mapped_by_id_or_url():
     for key in (EVENT, EVENT.rsplit("/", 1)[1]):
         events, rejected = translate(fixture("attendance.json"), {key: "rally-1201"})
