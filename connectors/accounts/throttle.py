@@ -35,6 +35,13 @@ class Throttle:
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
 
+    def forgive(self, key: str, at: float) -> None:
+        """Take back the failure counted for ``key`` at ``at`` (an attempt counted before it was
+        checked, that did not fail after all)."""
+        failures = self._failures.get(key)
+        if failures is not None and at in failures:
+            failures.remove(at)
+
     def _forget_old(self, now: float) -> None:
         while self._failures:
             key, failures = next(iter(self._failures.items()))

@@ -191,6 +191,22 @@ def test_failed_sign_ins_are_throttled_per_account(web):
     assert sign_in(web.client, VIEWER_A).status_code == 303  # other accounts are not
 
 
+def test_sign_ins_sent_at_once_are_throttled_as_if_sent_one_after_another(web):
+    # Each attempt was counted only once its password check (slow on purpose) had failed: twelve
+    # sent at once all passed the check for earlier failures, and all twelve passwords were tried.
+    import httpx
+
+    app = create_app(web.settings, publisher=ListPublisher(), book=web.book, accounts=web.store, changes=web.changes)
+
+    async def at_once(email, n):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+            return await asyncio.gather(*(c.post("/dashboard/login", data={"email": email, "password": "not the password"}) for _ in range(n)))
+
+    assert sorted(r.status_code for r in asyncio.run(at_once(VIEWER_B, 12))) == [401] * 5 + [429] * 7  # per account
+    assert sorted(r.status_code for r in asyncio.run(at_once("ghost@example.org", 40))) == [401] * 5 + [429] * 35
+    assert sign_in(web.client, VIEWER_A).status_code == 303  # another account, another client address (the test client's)
+
+
 def test_failed_sign_ins_are_throttled_per_address(web):
     staff = [f"staff{i}@faith-b.example.org" for i in range(5)]
     add(web.log, *(account(email, "viewer", "faith-b") for email in staff))

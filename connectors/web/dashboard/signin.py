@@ -2,7 +2,9 @@
 
 Failed attempts are throttled per account (the email tried, known or not) and per client
 address: past the limit within the window, 429 with Retry-After, before any password is
-checked. Every refusal says why, and a refused request writes nothing.
+checked. An attempt counts as failed from the moment it is checked (the check is slow on
+purpose) until it succeeds, so attempts sent at once are throttled as if sent one after
+another. Every refusal says why, and a refused request writes nothing.
 """
 
 from __future__ import annotations
@@ -55,12 +57,13 @@ def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Calla
         address = _address(request)
         if (refusal := throttled("login.html", address, email)) is not None:
             return refusal
-        account = accounts.book.account(email)
+        account, at = accounts.book.account(email), monotonic()
+        per_account.failed(email, at)
+        per_address.failed(address, at)
         if not await verify(account.password_hash if account else None, password):
-            per_account.failed(email, monotonic())
-            per_address.failed(address, monotonic())
             return form_page("login.html", 401, NOT_ACCEPTED, email=email, next=after)
         per_account.succeeded(email)
+        per_address.forgive(address, at)
         return _signed_in(request, access.new_session(account, access.clock()), after)
 
     @r.post("/dashboard/logout")
@@ -87,14 +90,18 @@ def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Calla
             return refusal
         if password != str(form.get("confirm", "")):
             return form_page("welcome.html", 422, "The two passwords differ.", token=token)
+        at = monotonic()
+        per_address.failed(address, at)  # until the token is known good
         try:
             account = await accounts.set_password(token, password, datetime.fromtimestamp(access.clock(), timezone.utc))
         except AccountRefused as exc:
-            if exc.status == 400:
-                per_address.failed(address, monotonic())  # a wrong token, not a weak password
+            if exc.status != 400:
+                per_address.forgive(address, at)  # a weak password, not a wrong token
             return form_page("welcome.html", exc.status, str(exc)[0].upper() + str(exc)[1:] + ".", token=token)
         except AccountsUnavailable as exc:
+            per_address.forgive(address, at)
             return form_page("welcome.html", 503, "Your password could not be saved (the broker is not answering): try again.", headers={"Retry-After": str(exc.retry_after)}, token=token)
+        per_address.forgive(address, at)
         return _signed_in(request, access.new_session(account, account.sessions_since.timestamp()))
 
     return r
