@@ -192,13 +192,15 @@ class ActionEvent(BaseEvent):
         return templates
 
     @model_validator(mode="after")
-    def _one_pledge_per_partner(self) -> ActionEvent:
+    def _one_pledge_per_partner(self, info: ValidationInfo) -> ActionEvent:
         partners = [p.partner for p in self.pledges]
         if len(set(partners)) != len(partners):
             raise ValueError("pledges: each partner may appear once")
+        # Otherwise it is accepted and planned to nobody: the organizer learns nothing.
         if self.rapid_response and not (self.templates.sms or self.templates.email):
-            # Otherwise it is accepted and planned to nobody: the organizer learns nothing.
             raise ValueError("templates: a rapid_response action needs an sms or email template (it would reach nobody)")
+        if self.rapid_response and not (self.target.postal_codes or self.target.regions) and not (info.context or {}).get("normalized"):
+            raise ValueError("target: a rapid_response action needs a target area, postal codes or regions (it would reach nobody)")
         return self
 
 

@@ -118,6 +118,17 @@ def test_a_template_that_says_where_needs_an_action_that_says_where():
     assert stored.templates.sms["en"].startswith("Vigil")
 
 
+def test_a_rapid_response_action_that_would_reach_nobody_is_refused_saying_why():
+    # The console's confirmation called a targetless alert one "to everywhere"; it reached nobody.
+    alert = {**action("alert-1"), "rapid_response": True, "templates": {"sms": {"en": "Call now {rsvp_link}"}, "email": {}}}
+    assert partner_event.validate_python(alert).rapid_response
+    nowhere = {**alert, "target": {"postal_codes": [], "regions": []}}
+    assert "needs a target area" in " ".join(errors_of(nowhere).values())
+    assert "needs an sms or email template" in " ".join(errors_of({**alert, "templates": {"sms": {}, "email": {}}}).values())
+    assert partner_event.validate_python({**nowhere, "rapid_response": False}).target.postal_codes == []  # pledges only: fine
+    assert partner_event.validate_python(nowhere, context={"normalized": True}).rapid_response  # one accepted before this rule still reads
+
+
 def test_control_characters_are_refused_in_names_titles_and_places_and_templates_keep_their_line_breaks():
     """A NUL or an escape sequence in a title or a name would reach CSV exports and an
     organizer's terminal (`turnout tallies`) as it came."""

@@ -204,7 +204,7 @@ def summary(event: dict, editing: bool) -> dict:
     """What the confirmation page repeats before anything is posted."""
     action = event  # valid by now: every field is there
     start = datetime.fromisoformat(action["starts_at"])
-    area = ", ".join(action["target"]["postal_codes"] + action["target"]["regions"]) or "everywhere (no target area)"
+    area = ", ".join(action["target"]["postal_codes"] + action["target"]["regions"]) or "no target area (nobody is asked)"
     channels = [c for c in ("sms", "email") if action["templates"][c]]
     return {
         "verb": "Save the changes to" if editing else "Post",
