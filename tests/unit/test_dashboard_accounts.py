@@ -207,6 +207,17 @@ def test_sign_ins_sent_at_once_are_throttled_as_if_sent_one_after_another(web):
     assert sign_in(web.client, VIEWER_A).status_code == 303  # another account, another client address (the test client's)
 
 
+def test_signing_in_to_a_disabled_partner_says_why(web):
+    # The right password led to /dashboard, which led back to sign-in: a loop with no word.
+    from tests.unit.test_dashboard import disable
+
+    disable(web.settings.coalition, "faith-b")
+    r = sign_in(web.client, VIEWER_B)
+    assert r.status_code == 403 and "Faith Group B is not enabled in this coalition" in r.text
+    assert web.client.get("/dashboard/view").status_code == 401  # not signed in
+    assert sign_in(web.client, VIEWER_A).status_code == 303  # another partner's staff are
+
+
 def test_failed_sign_ins_are_throttled_per_address(web):
     staff = [f"staff{i}@faith-b.example.org" for i in range(5)]
     add(web.log, *(account(email, "viewer", "faith-b") for email in staff))

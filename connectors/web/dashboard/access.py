@@ -45,6 +45,13 @@ class Access:
             return None
         return hmac.new(self._key, partner.secret.get_secret_value().encode(), "sha256").hexdigest()[:32]
 
+    def partner_refusal(self, account: Account) -> str | None:
+        """Why ``account`` may not sign in now: its partner is disabled or gone (None: it may)."""
+        if account.partner is None or self.fingerprint(account.partner) is not None:
+            return None
+        partner = self._coalition().partners.get(account.partner)
+        return f"{partner.name if partner else account.partner} is not enabled in this coalition: ask the coalition's organizers."
+
     def new_session(self, account: Account, now: float) -> dict[str, object]:
         """What the cookie of a fresh sign-in holds."""
         fp = None if account.partner is None else self.fingerprint(account.partner)

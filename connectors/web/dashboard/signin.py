@@ -64,6 +64,8 @@ def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Calla
             return form_page("login.html", 401, NOT_ACCEPTED, email=email, next=after)
         per_account.succeeded(email)
         per_address.forgive(address, at)
+        if (why := access.partner_refusal(account)) is not None:
+            return form_page("login.html", 403, why, email=email, next=after)
         return _signed_in(request, access.new_session(account, access.clock()), after)
 
     @r.post("/dashboard/logout")
@@ -102,6 +104,8 @@ def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Calla
             per_address.forgive(address, at)
             return form_page("welcome.html", 503, "Your password could not be saved (the broker is not answering): try again.", headers={"Retry-After": str(exc.retry_after)}, token=token)
         per_address.forgive(address, at)
+        if (why := access.partner_refusal(account)) is not None:  # the password is saved: sign in once it is enabled
+            return form_page("login.html", 403, f"Your password is saved. {why}")
         return _signed_in(request, access.new_session(account, account.sessions_since.timestamp()))
 
     return r
