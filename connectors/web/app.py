@@ -34,7 +34,7 @@ from .door.ingress_client import AsgiIngress, Ingress
 from .door.reader import DirectoryReader
 from .errors import documented
 from .exports import BOM, SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
-from .middleware import BodyLimit, HeadAsGet, SecurityHeaders
+from .middleware import BodyLimit, HeadAsGet, SameOrigin, SecurityHeaders
 from .people import ErasureReports, IdentityLinks, router as people_router
 from .pages import router as pages_router
 from .providers import router as providers_router
@@ -128,6 +128,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         SessionMiddleware, secret_key=session_key, session_cookie="turnout_session", max_age=int(s.session_hours * 3600),
         same_site="lax", https_only=s.https,
     )
+    app.add_middleware(SameOrigin, public_url=s.public_url)  # before the body is read: a forged post is refused unread
     app.add_middleware(BodyLimit, limit=s.max_body_bytes)
     app.state.https = s.https
     app.add_middleware(HeadAsGet)  # outermost: HEAD goes everywhere GET goes

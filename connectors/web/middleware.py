@@ -1,4 +1,4 @@
-"""Three small ASGI middlewares every request goes through.
+"""Four small ASGI middlewares every request goes through.
 
 ``BodyLimit``: no route reads more than ``limit`` bytes of body. A declared length over it is
 answered 413 before a byte is read; a longer body raises ``BodyTooLarge`` (413) from
@@ -10,6 +10,12 @@ response; a Content-Security-Policy on every one that lacks its own (HTML pages 
 one, as the API docs do: see ``docs``); ``Cache-Control: no-store`` on JSON and CSV answers
 that do not say otherwise; behind an ``https://`` public URL, HSTS (a year: browsers
 then never ask for the app over plain HTTP, where a session cookie or a token could be read).
+
+``SameOrigin``: a request that changes something under ``/dashboard/`` (where a browser's
+session cookie signs it in) is refused (403) when the browser says it comes from another site
+(``Sec-Fetch-Site: same-site`` or ``cross-site``: SameSite=Lax lets a same-site page, another
+port or subdomain, post with the cookie) or its ``Origin`` names another host. Turnout's own
+pages send ``same-origin`` (and ``Origin: null``: they set ``no-referrer``); scripts send neither.
 
 ``HeadAsGet``: HEAD is answered as GET would be, headers only (RFC 9110 9.3.2: a general-purpose
 server supports it; FastAPI's routes answer only the methods they name, so a monitor's
@@ -99,6 +105,33 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+#: Methods that change nothing: never refused by ``SameOrigin``.
+SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+OTHER_SITE = "refused: this request came from another site's page, not turnout's own"
+
+
+class SameOrigin:
+    def __init__(self, app: ASGIApp, *, public_url: str) -> None:
+        self.app = app
+        self.public = public_url.encode().partition(b"://")[2].partition(b"/")[0]  # behind a proxy, not the Host it passes on
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in SAFE and scope["path"].startswith("/dashboard/") and self._other_site(scope):
+            body = ErrorBody(detail=OTHER_SITE).model_dump_json().encode()
+            await send({"type": "http.response.start", "status": 403, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            return await send({"type": "http.response.body", "body": body})
+        await self.app(scope, receive, send)
+
+
+    def _other_site(self, scope: Scope) -> bool:
+        headers = dict(scope["headers"])
+        if headers.get(b"sec-fetch-site", b"same-origin") not in (b"same-origin", b"none"):
+            return True
+        origin = headers.get(b"origin", b"null")
+        return origin != b"null" and origin.partition(b"://")[2] not in (headers.get(b"host", b""), self.public)
 
 
 class HeadAsGet:

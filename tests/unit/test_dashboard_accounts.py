@@ -249,6 +249,26 @@ def test_an_admin_invites_and_removes_its_own_partners_staff(web):
     assert {a["email"] for a in web.client.get("/dashboard/accounts").json()} == {ADMIN_B, "volunteer@faith-b.example.org"}
 
 
+def test_a_signed_in_browser_cannot_be_made_to_post_from_another_site(web):
+    # SameSite=Lax stops another site's form, but not one of the same site (another port or
+    # subdomain): an outside probe forged a door walk-in with SMS consent from one.
+    assert sign_in(web.client, ADMIN_B).status_code == 303
+    invite = {"email": "forged@faith-b.example.org", "role": "admin"}
+    for headers in ({"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://evil.example"},
+                    {"Origin": "http://testserver:9999"}):
+        r = web.client.post("/dashboard/accounts", json=invite, headers=headers)
+        assert r.status_code == 403 and "another site" in r.json()["detail"], headers
+        assert web.client.post("/dashboard/logout", headers=headers, follow_redirects=False).status_code == 403
+    assert "forged@faith-b.example.org" not in {a["email"] for a in web.client.get("/dashboard/accounts").json()}
+    assert web.client.get("/dashboard/view").status_code == 200  # still signed in
+    for headers in ({"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"}, {"Origin": "null"}, {},  # its own pages; scripts
+                    {"Origin": "http://127.0.0.1:8000"}):  # the public URL, behind a proxy that passes another Host
+        r = web.client.post("/dashboard/accounts", json={**invite, "email": f"ok{len(headers)}@faith-b.example.org"}, headers=headers)
+        assert r.status_code == 201, (headers, r.text)
+    login = web.client.post("/dashboard/login", data={"email": VIEWER_A, "password": PASSWORD}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert login.status_code == 403  # nor sign the browser in as someone else
+
+
 @pytest.mark.parametrize("body, status, said", [
     ({"email": "x@example.org", "role": "viewer", "partner": "union-a"}, 403, "faith-b's staff"),
     ({"email": "x@example.org", "role": "viewer", "partner": "no-such-partner"}, 403, "faith-b's staff"),
