@@ -177,7 +177,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         return _csv_download(unique_csv(book), "turnout-unique-people.csv", bom)
 
     signed_ingress = door_ingress or AsgiIngress(lambda: app)  # the door page and the console post as partners, signed
-    app.include_router(door_router(access, book, directory, coalition.current, signed_ingress))
+    app.include_router(door_router(access, book, directory, coalition.current, signed_ingress, s.public_url))
     app.include_router(console_router(s, access, book, coalition.current, signed_ingress, audience or KafkaAudience(s, publisher)))
     app.include_router(dashboard.router(s, access, accounts, coalition.current, book, changes, tally_lag),
                        dependencies=[Depends(openapi.organizer_auth)], responses=documented(401, s401="Not signed in"))

@@ -241,6 +241,23 @@ def test_staff_see_their_own_people_with_a_qr_code_and_a_strict_policy(door):
     assert client.get("/dashboard/checkin/rally-1?q=ben").text.count("Check in <span") == 0  # Ben said no
 
 
+def test_the_qr_code_is_the_public_address_behind_a_proxy(door, tmp_path):
+    # It was made of the request's own URL: behind a proxy, an internal host (and http) that a
+    # volunteer's phone cannot open.
+    client, _, book = door
+    s = Settings(coalition=tmp_path / "coalition.toml", person_key_secret=SecretStr(SECRET.decode()), kafka_bootstrap_servers="unused:9092",
+                 public_url="https://turnout.example.org")
+    log = MemoryAccountLog()
+    add(log, account(STAFF_A, "viewer", "union-a"))
+    proxied = TestClient(create_app(s, publisher=ListPublisher(), book=book, accounts=started_store(log), directory=seeded(), data_keys=KEYS),
+                         base_url="https://10.0.0.7:8443")  # the proxy passes its own Host
+    sign_in(proxied, STAFF_A)
+    page = proxied.get("/dashboard/checkin/rally-1?q=ana").text
+    assert "https://turnout.example.org/dashboard/checkin/rally-1</p>" in page and "10.0.0.7" not in page
+    sign_in(client, STAFF_A)  # TURNOUT_PUBLIC_URL a loopback address (a local `turnout up`): where the page was opened
+    assert "http://testserver/dashboard/checkin/rally-1</p>" in client.get("/dashboard/checkin/rally-1").text
+
+
 def test_a_tap_is_the_partners_signed_checkin_event_and_a_retry_is_the_same_event(door):
     client, publisher, _ = door
     sign_in(client, STAFF_A)

@@ -21,7 +21,7 @@ import unicodedata
 from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import segno
 from fastapi import APIRouter, HTTPException, Request
@@ -49,7 +49,10 @@ HEADERS = {"Content-Security-Policy": POLICY, "Cache-Control": "no-store", "Refe
 MOST_SHOWN = 50
 
 
-def router(access: Access, book: TallyBook, directory: Directory, coalition: Callable[[], Coalition], ingress: Ingress) -> APIRouter:
+def router(access: Access, book: TallyBook, directory: Directory, coalition: Callable[[], Coalition], ingress: Ingress,
+           public_url: str) -> APIRouter:
+    """``public_url``: the web app's address as phones reach it, for the QR code (unless it is
+    a loopback address, a local ``turnout up``: then the address the page was opened at)."""
     r = APIRouter(include_in_schema=False)
     env = Environment(loader=PackageLoader(__name__, "templates"), autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
 
@@ -79,7 +82,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         shown = [e for e in people if matches(e, q)][:MOST_SHOWN] if q else people[:MOST_SHOWN]
         # "Checked in: <name>" only for a name on the list: a crafted link cannot put words on the page.
         done = done if any(e.name == done for e in people) else ""
-        address = str(request.url.replace(query=""))
+        address = page_address(request, public_url)
         body = env.get_template("checkin.html").render(
             action=action, when=when(action.starts_at, action.time_zone, "en"), partner=coalition().names().get(partner, partner),
             people=shown, total=len(people), checked_in=sum(e.checked_in for e in people), q=q, done=done, problem=problem,
@@ -195,3 +198,11 @@ def api_detail(body: dict) -> str:
         e = rejected[0]["errors"][0]
         return f"{e.get('field')}: {e.get('message')}"
     return str(body.get("detail", "refused"))
+
+
+def page_address(request: Request, public_url: str) -> str:
+    """Where a phone opens this page: behind a proxy, ``public_url`` (the request's own URL has
+    the proxy's internal host and scheme); with a loopback ``public_url``, the request's URL."""
+    if urlsplit(public_url).hostname in ("127.0.0.1", "localhost", "::1"):
+        return str(request.url.replace(query=""))
+    return public_url.rstrip("/") + request.url.path
