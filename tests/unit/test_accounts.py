@@ -185,3 +185,18 @@ def test_turnout_accounts_list_and_remove(shell):
     assert unknown.exit_code == 1 and "no partner 'faith-x' in" in unknown.output and "dashboard accounts" not in unknown.output, unknown.output
     add(log, account("old@example.org", "viewer", "gone-c"))  # a partner since removed from the file: its accounts still show
     assert "old@example.org" in run("list", "--partner", "gone-c").output
+
+
+def test_a_password_is_the_same_however_the_keyboard_composes_its_accents():
+    # macOS and iOS type "é" as e + a combining accent, Windows as one character: a password
+    # chosen on one was refused on the other.
+    from connectors.accounts.passwords import hash_password, verify
+
+    composed, decomposed = "café au lait " * 2, "cafe\u0301 au lait " * 2
+    stored = asyncio.run(hash_password(composed))
+    assert asyncio.run(verify(stored, decomposed)) and asyncio.run(verify(stored, composed))
+    assert not asyncio.run(verify(stored, "cafe au lait " * 2))
+    from argon2 import PasswordHasher
+
+    before = PasswordHasher().hash(decomposed)  # hashed as typed, before passwords were normalized
+    assert asyncio.run(verify(before, decomposed))
