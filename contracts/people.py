@@ -9,6 +9,7 @@ Field names follow OSDI where OSDI has one.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -113,14 +114,30 @@ def _sealed_or(value: Any, handler: ValidatorFunctionWrapHandler, info: Validati
 #: Control characters (C0, DEL, C1).
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: The bidirectional embeddings, overrides and isolates, which turn the text after them around on
+#: a page, in a spreadsheet or a terminal (direction marks, U+200E/U+200F, stay: they only nudge
+#: punctuation). Refused in what partners post; what turnout stored before this rule still reads.
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+
+
+def _posted(info: ValidationInfo) -> bool:
+    """Whether the value is being posted (not re-read from turnout's own records)."""
+    return not (info.context or {}).get("normalized")
 
 
 def _no_control(pattern: re.Pattern[str]):  # noqa: ANN202
-    def check(value: str) -> str:
-        if (found := pattern.search(value)) is not None:
+    def check(value: str, info: ValidationInfo) -> str:
+        if (found := pattern.search(value) or (_BIDI.search(value) if _posted(info) else None)) is not None:
             raise ValueError(f"must not contain the control character U+{ord(found.group()):04X}")
         return value
     return AfterValidator(check)
+
+
+def _visible(value: str, info: ValidationInfo) -> str:
+    # Format characters (a zero-width space, a word joiner) and spaces alone show nothing.
+    if _posted(info) and all(c.isspace() or unicodedata.category(c) == "Cf" for c in value):
+        raise ValueError("must have a visible character")
+    return value
 
 
 #: A partner's one-line text (a name, a title, a place) holds no control character: a NUL or an
@@ -138,7 +155,7 @@ PostalCode = Annotated[
 #: A BCP 47 language tag, as far as turnout reads one (``es``, ``es-MX``).
 LANGUAGE_TAG = r"^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 Language = Annotated[str, StringConstraints(pattern=LANGUAGE_TAG, to_lower=True)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100), OneLine, Sealable]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100), OneLine, AfterValidator(_visible), Sealable]
 
 
 class PersonRef(Frozen):

@@ -143,6 +143,19 @@ def test_control_characters_are_refused_in_names_titles_and_places_and_templates
     assert set(errors_of({**action("a3"), "templates": bad})) == {"templates.sms.en", "templates.email.en.subject"}
 
 
+def test_a_name_that_shows_nothing_or_turns_text_around_is_refused():
+    # A zero-width space alone made a blank line on the door list; a right-to-left override made
+    # the name read backwards there, and in exports (and could disguise what follows it).
+    for name, says in (("\u200b", "visible"), ("\u2060\ufeff ", "visible"), ("Ana\u202eziD", "U+202E"), ("\u2066Ana\u2069", "U+2066")):
+        errors = errors_of({**signup("s1"), "person": {"given_name": name, "phone": "+15105550123"}})
+        assert says in errors["person.given_name"], (name, errors)
+    assert "U+202E" in errors_of({**action("a1"), "title": "Rally \u202eevil"})["title"]
+    stored = partner_event.validate_python({**action("a1"), "title": "Rally \u202eevil"}, context={"normalized": True})
+    assert stored.title.endswith("evil")  # an action stored before this rule still reads
+    for fine in ("Zoë", "مریم\u200cجان", "José\u200e", "李 小龍"):  # a zero-width non-joiner in Persian, a direction mark
+        assert partner_event.validate_python({**signup("s1"), "person": {"given_name": fine, "phone": "+15105550123"}}).person.given_name == fine
+
+
 def test_contracts_are_frozen():
     event = partner_event.validate_python(checkin("c1", "rally-1", phone="+15105550123"))
     with pytest.raises(ValidationError):
