@@ -49,6 +49,10 @@ HEADERS = {"Content-Security-Policy": POLICY, "Cache-Control": "no-store", "Refe
 MOST_SHOWN = 50
 
 
+#: The session's note of whom the page without JavaScript just checked in, shown once.
+DONE = "door_done"
+
+
 def router(access: Access, book: TallyBook, directory: Directory, coalition: Callable[[], Coalition], ingress: Ingress,
            public_url: str) -> APIRouter:
     """``public_url``: the web app's address as phones reach it, for the QR code (unless it is
@@ -100,8 +104,9 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
     async def page(request: Request, action_id: str, q: str = "", done: str = "") -> Response:
         if access.viewer(request) is None:
             return RedirectResponse("/dashboard/login?next=" + quote(f"/dashboard/checkin/{action_id}", safe="/"), status_code=303)
+        checked_in = str(request.session.pop(DONE, "")) if done else ""  # said once, from the signed session
         try:
-            return render(request, staff(request), action_id, q[:100], done[:200])
+            return render(request, staff(request), action_id, q[:100], checked_in[:200])
         except HTTPException as no:
             return refusal(request, no)
 
@@ -133,7 +138,8 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         if answer.status == 202:
             if wants_json(request):
                 return JSONResponse({"status": "accepted", "name": name, "warnings": answer.body.get("warnings", [])}, status_code=202)
-            return RedirectResponse(f"/dashboard/checkin/{quote(action_id)}?done={quote(name)}", status_code=303, headers={"Cache-Control": "no-store"})
+            request.session[DONE] = name  # not in the address: a door phone's history and a proxy's log would keep it
+            return RedirectResponse(f"/dashboard/checkin/{quote(action_id)}?done=1", status_code=303, headers={"Cache-Control": "no-store"})
         detail = api_detail(answer.body)
         if wants_json(request):
             extra = {"Retry-After": answer.retry_after} if answer.retry_after else {}
