@@ -83,6 +83,19 @@ def test_a_walk_in_checked_in_by_the_partner_is_on_its_list_and_checked_in():
     assert all(not e.walk_in for e in d.roster("faith-b", "rally-1", nobody))
 
 
+def test_a_check_in_that_names_someone_differently_fills_gaps_and_renames_nobody():
+    # A walk-in typed as "Robert" with Ben's phone turned Ben's line into "Robert": a check-in
+    # (or an RSVP) introduces a person, it never overwrites what a sign-up said (the people table's rule).
+    d = seeded()
+    d.checked_in("union-a", "rally-1", Contact("Robert", "Smith", BEN, None))
+    feed(d, "union-a", {**checkin("c2", "rally-1", phone=ANA), "person": {"phone": ANA, "given_name": "Caps"}},
+         {**rsvp("r5", "rally-1", "yes", phone=BEN), "person": {"phone": BEN, "given_name": "Bobby", "family_name": "Smyth"}})
+    names = {e.phone_last4: e.name for e in d.roster("union-a", "rally-1", nobody)}
+    assert names == {ANA[-4:]: "Ana Díaz", BEN[-4:]: "Ben Smith"}  # the family name filled in; the first names kept
+    feed(d, "union-a", {**signup("s5", phone=BEN), "person": {"phone": BEN, "given_name": "Benjamin"}})
+    assert {e.phone_last4: e.name for e in d.roster("union-a", "rally-1", nobody)}[BEN[-4:]] == "Benjamin Smith"  # a sign-up does
+
+
 @pytest.mark.parametrize("typed", ["(510) 555-0303", "510.555.0303", "+1 510 555 0303"])
 def test_a_walk_in_typed_in_any_format_is_one_line_and_an_erasure_removes_it(typed):
     """The page notes a walk-in at once, and the events topic brings the same check-in a moment

@@ -37,7 +37,8 @@ PERSON_EVENTS = frozenset({"signup", "rsvp", "checkin", "supporter_rsvp"})
 
 @dataclass(frozen=True)
 class Contact:
-    """What one partner told us about one person (the latest non-empty value of each field)."""
+    """What one partner told us about one person: per field the latest non-empty value of its
+    sign-ups; an RSVP or a check-in only fills a field still empty (as in the people table)."""
 
     given_name: str | None = None
     family_name: str | None = None
@@ -109,7 +110,7 @@ class Directory:
             p = event["person"]
             contact = Contact(p.get("given_name"), p.get("family_name"), p.get("phone"), p.get("email"))
             own = self.people.setdefault(partner, {})
-            own[key] = own[key].merged(contact) if key in own else contact
+            own[key] = contact if key not in own else own[key].merged(contact) if kind == "signup" else contact.merged(own[key])
         if kind in ("rsvp", "supporter_rsvp"):
             self.rsvps.setdefault((event["action_id"], partner), {})[key] = event["status"]
         elif kind == "checkin":
@@ -212,5 +213,5 @@ class Directory:
                           email=contact.email and normalize_email(contact.email))
         key = person_key(self.secret, contact.phone, contact.email)
         own = self.people.setdefault(partner, {})
-        own[key] = own[key].merged(contact) if key in own else contact
+        own[key] = contact.merged(own[key]) if key in own else contact  # fills gaps only, as the check-in's event will
         self.checkins.setdefault((action_id, partner), set()).add(key)
