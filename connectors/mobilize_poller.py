@@ -53,8 +53,9 @@ class MobilizeRefused(Exception):
 
 
 class MalformedPage(MobilizeRefused):
-    """Mobilize answered a read with something that is not a page of attendances; the pass
-    fails before writing anything, and the next one reads the same pages again."""
+    """Mobilize answered a read with something that is not a page of attendances (or links to
+    a next page that cannot be one); the pass fails with its cursor kept, and the next one reads
+    the same pages again."""
 
 
 #: The most pages one pass reads (at 100 attendances a page, a million attendances).

@@ -119,10 +119,7 @@ class SameOrigin:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in SAFE and scope["path"].startswith("/dashboard/") and self._other_site(scope):
-            body = ErrorBody(detail=OTHER_SITE).model_dump_json().encode()
-            await send({"type": "http.response.start", "status": 403, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-            return await send({"type": "http.response.body", "body": body})
+            return await _refuse(send, 403, OTHER_SITE)
         await self.app(scope, receive, send)
 
 
@@ -155,7 +152,11 @@ class HeadAsGet:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = ErrorBody(detail=f"body over {limit} bytes").model_dump_json().encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await _refuse(send, 413, f"body over {limit} bytes", (b"connection", b"close"))
+
+
+async def _refuse(send: Send, status: int, detail: str, *headers: tuple[bytes, bytes]) -> None:
+    body = ErrorBody(detail=detail).model_dump_json().encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})
