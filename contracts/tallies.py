@@ -117,8 +117,15 @@ def summed(counters: Iterable[Counter[str]]) -> Counter[str]:
     return total
 
 
+#: In counts across actions: the RSVP yeses of the actions the partner asked people about, what
+#: its conversion counts (an RSVP from a sign-in sheet for an action nobody was asked about is
+#: no answer to an ask). Counts of one action do without: with no ask, there is no conversion.
+ASKED_YES = "rsvp_yes_of_asked_actions"
+
+
 def _derived(counts: Counter[str]) -> dict[str, float | None]:
-    return {"production_ratio": ratio(counts["attended"], counts["pledged"]), "conversion": ratio(counts["rsvp_yes"], asks_sent(counts)),
+    return {"production_ratio": ratio(counts["attended"], counts["pledged"]),
+            "conversion": ratio(counts.get(ASKED_YES, counts["rsvp_yes"]), asks_sent(counts)),
             "show_rate": ratio(counts["showed"], counts["rsvp_yes"])}
 
 
@@ -247,6 +254,7 @@ class TallyBook:
         for action_id in self._actions:
             for partner, counts in self._by_action.get(action_id, {}).items():
                 out[partner].update(counts)
+                out[partner][ASKED_YES] += counts["rsvp_yes"] if asks_sent(counts) else 0
         return out
 
     def coalition(self) -> CoalitionTallies:

@@ -140,3 +140,23 @@ def test_overlap_and_merges_are_counted_from_their_facts():
     book.apply("membership", "union-a|cy", None)  # folded into another person
     book.apply("merge", "ana-email", None)
     assert book.coalition().identity.model_dump() == {"merges": 0, "overlap": 1}
+
+
+def test_conversion_across_actions_counts_the_rsvps_of_the_actions_asked_about():
+    # RSVP yes ÷ asked over every action divided the RSVPs of actions nobody was asked about by
+    # the asks of others: a newcomer saw a coalition conversion of 1.33 and a partner's 0.83
+    # with no RSVP on the only action it asked for.
+    from contracts.asks import AskFact, ask_id
+
+    recs = [("action", a, ActionRecord(partner="union-a", action=ActionEvent.model_validate(action(a)))) for a in ("rally-1", "alert-2")]
+    recs += [("attendance", f"rally-1|pk{i}", Attendance(action_id="rally-1", person_key=f"pk{i}", rsvp="yes", rsvp_at=T, rsvp_by="union-a"))
+             for i in range(3)]  # the sign-in sheet's RSVPs: nobody was asked about rally-1
+    recs += [("ask", ask_id("alert-2", f"pk{i}", "sms"), AskFact(ask_id=ask_id("alert-2", f"pk{i}", "sms"), action_id="alert-2", person_key=f"pk{i}",
+                                                                 channel="sms", partner="union-a", status="delivered", updated_at=T)) for i in range(4)]
+    recs += [("attendance", "alert-2|pk0", Attendance(action_id="alert-2", person_key="pk0", rsvp="yes", rsvp_at=T, rsvp_by="union-a"))]
+    book = book_of(recs)
+    assert book.action("rally-1").totals.conversion is None and book.action("alert-2").totals.conversion == 0.25
+    coalition = book.coalition()
+    (union,) = coalition.partners
+    assert (union.rsvp_yes, union.asked_sms, union.conversion) == (4, 4, 0.25)  # 1 RSVP of the asked action ÷ 4 asks
+    assert coalition.totals.conversion == 0.25
