@@ -23,14 +23,15 @@ Fact = Union[Membership, Attendance, Pledge, ActionRecord, AskFact, Merge]
 FactKind = Literal["membership", "attendance", "pledge", "action", "ask", "merge"]
 #: Counts per (action, partner); ``signups`` only per partner.
 ACTION_METRICS = (
-    "pledged", "rsvp_yes", "attended", "asked_sms", "asked_email", "delivered", "failed", "sending", "in_doubt", "expired", "cancelled", "opted_out", "rsvp_via_sms",
+    "pledged", "rsvp_yes", "attended", "asked_sms", "asked_email", "delivered", "failed", "sending", "in_doubt", "deferred", "expired", "cancelled",
+    "opted_out", "rsvp_via_sms",
     "showed",
 )
 METRICS = ("signups", *ACTION_METRICS)
 #: Ask states in which a message was handed (or being handed) to a provider.
 ATTEMPTED = frozenset({"sending", "sent", "delivered", "failed", "in_doubt"})
 #: Ask statuses counted under their own name.
-ASK_METRICS = frozenset({"delivered", "failed", "sending", "in_doubt", "expired", "cancelled"})
+ASK_METRICS = frozenset({"delivered", "failed", "sending", "in_doubt", "deferred", "expired", "cancelled"})
 
 
 class Figures(BaseModel):
@@ -44,6 +45,7 @@ class Figures(BaseModel):
     failed: int = 0
     sending: int = Field(default=0, description="Asks being handed over right now: marked, no answer from the provider yet.")
     in_doubt: int = Field(default=0, description="Asks the provider may have with no answer: a request timed out after it left, or the worker sending it died. Never resent.")
+    deferred: int = Field(default=0, description="Asks waiting for an allowed hour (the recipient's quiet hours) or for room in the provider's queue: sent then, or expired.")
     expired: int = Field(default=0, description="Asks not sent because no allowed hour was left before the action (or Twilio's queue held the text past its validity).")
     cancelled: int = Field(default=0, description="Asks decided against at the moment of sending: opted out, consent withdrawn, person erased, no provider configured.")
     opted_out: int = 0

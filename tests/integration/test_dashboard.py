@@ -99,7 +99,8 @@ def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
     expect(page.locator("#chart-legend")).to_contain_text("union-a: 2")
     # Asks still being handed over and asks in doubt have columns of their own, apart from "sent".
     expect(page.locator("#action-table thead")).to_contain_text("In doubt (no answer, never resent)")
-    for metric in ("sent", "sending", "in_doubt"):
+    expect(page.locator("#action-table thead")).to_contain_text("Waiting (quiet hours)")
+    for metric in ("sent", "sending", "in_doubt", "deferred"):
         expect(page.locator(f'#action-table tbody tr[data-partner="union-a"] td[data-metric="{metric}"]')).to_have_text("0")
     expect(page.locator("#coalition-heading")).to_have_text("Coalition: 1 active action")  # not "1 active actions"
     # What an organizer can open: the console; the door is partner staff's (it answers an organizer 403).

@@ -13,7 +13,7 @@ from contracts.tallies import TallyBook
 from tests.factories import action
 
 NOW = datetime(2026, 11, 24, 19, 0, tzinfo=timezone.utc)
-ALL = ("pledged", "rsvp_yes", "attended", "sent", "delivered", "failed", "sending", "in_doubt", "opted_out")
+ALL = ("pledged", "rsvp_yes", "attended", "sent", "delivered", "failed", "sending", "in_doubt", "deferred", "opted_out")
 
 
 def c(**counts: int) -> Counter:

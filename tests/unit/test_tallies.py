@@ -160,3 +160,20 @@ def test_conversion_across_actions_counts_the_rsvps_of_the_actions_asked_about()
     (union,) = coalition.partners
     assert (union.rsvp_yes, union.asked_sms, union.conversion) == (4, 4, 0.25)  # 1 RSVP of the asked action ÷ 4 asks
     assert coalition.totals.conversion == 0.25
+
+
+def test_asks_waiting_for_the_morning_are_counted_until_they_go():
+    # A night-time alert planned 156 asks; the tallies showed the 57 emails and nothing of the
+    # 99 texts waiting for 09:00 in the recipients' zones.
+    from contracts.asks import AskFact, ask_id
+
+    def ask(i: int, status: str) -> tuple[str, str, AskFact]:
+        aid = ask_id("alert-2", f"pk{i}", "sms")
+        return "ask", aid, AskFact(ask_id=aid, action_id="alert-2", person_key=f"pk{i}", channel="sms", partner="union-a", status=status, updated_at=T)
+
+    book = book_of([("action", "alert-2", ActionRecord(partner="union-a", action=ActionEvent.model_validate(action("alert-2")))),
+                    ask(0, "deferred"), ask(1, "deferred"), ask(2, "delivered")])
+    assert (book.action("alert-2").totals.deferred, book.action("alert-2").totals.asked_sms) == (2, 1)
+    book.apply(*ask(0, "delivered"))  # morning
+    assert (book.action("alert-2").totals.deferred, book.action("alert-2").totals.asked_sms) == (1, 2)
+    assert book.coalition().totals.deferred == 1

@@ -41,6 +41,7 @@ FIGURES: dict[str, Callable[[Counter[str]], int]] = {
     "failed": lambda c: c["failed"],
     "sending": lambda c: c["sending"],
     "in_doubt": lambda c: c["in_doubt"],
+    "deferred": lambda c: c["deferred"],
     "opted_out": lambda c: c["opted_out"],
 }
 

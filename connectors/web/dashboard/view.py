@@ -52,6 +52,7 @@ class Row(PartnerRow):
     failed: int | None = 0
     sending: int | None = 0  # of "sent": handed over, no answer from the provider yet
     in_doubt: int | None = 0  # of "sent": the provider may have them, with no answer (never resent)
+    deferred: int | None = 0  # not sent yet: waiting for an allowed hour (quiet hours) or room in the provider's queue
     opted_out: int | None = 0
     show_rate: float | None = None  # of the people who said yes through the partner, the share who came (own rows; organizers: all)
     no_show: bool = False  # pledged, the action has started, and nobody attended
