@@ -789,7 +789,8 @@ def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps:
         click.echo(f"dry run: {plural(len(rows), 'row')} would be imported, {plural(len(problems), 'bad row')}")
         sys.exit(1 if problems else 0)
     accepted = post_rows(web_url(url, s), partner, file, rows, problems, batch)
-    click.echo(f"imported {plural(accepted, 'row')} from {file.name} as {partner.id}; {plural(len(problems), 'bad row')} not imported")
+    click.echo(f"imported {plural(accepted, 'row')} from {file.name} as {partner.id}; "
+               + (f"{plural(len(problems), 'bad row')} not imported" if problems else "no bad rows"))
     sys.exit(1 if problems else 0)
 
 

@@ -212,7 +212,10 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
         ]}, "examples": EXAMPLES}}}},
     )
     async def post_events(request: Request) -> JSONResponse:
-        partner = coalition().get(request.headers.get("x-turnout-partner", ""))
+        named = request.headers.get("x-turnout-partner")
+        if not named:
+            raise refused(401, "no X-Turnout-Partner header: say which partner signs the request", "unknown_partner")
+        partner = coalition().get(named)
         if partner is None:
             raise refused(401, "unknown or disabled partner (X-Turnout-Partner)", "unknown_partner")
         timestamp, signature = request.headers.get("x-turnout-timestamp"), request.headers.get("x-turnout-signature")

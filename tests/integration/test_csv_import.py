@@ -45,7 +45,7 @@ def test_a_sheet_imports_its_good_rows_reports_bad_ones_by_line_and_counts_once(
         r = runner.invoke(main, ["import", "union-a", str(sheet), "--type", "signup", "--consent", "sms", "--url", stack.url], env=env)
         assert r.exit_code == 1 and "imported 3 rows" in r.output and "2 bad rows" in r.output, r.output
     r = runner.invoke(main, ["import", "union-a", str(rsvps), "--type", "rsvp", "--action", "rally-9", "--url", stack.url], env=env)
-    assert r.exit_code == 0 and "imported 3 rows" in r.output, r.output
+    assert r.exit_code == 0 and "imported 3 rows" in r.output and r.output.rstrip().endswith("; no bad rows"), r.output
 
     eventually(lambda: stack.action_rows("rally-9") == {"union-a": {"pledged": 0, "rsvp_yes": 2, "attended": 0}})
     eventually(lambda: signups(stack) == {"union-a": 3})

@@ -86,6 +86,7 @@ def test_bad_authentication_gets_401_and_writes_nothing(env, case):
         r = post(client, {"nobody": "x"}, "nobody", payload)
     else:
         r = client.post("/v1/events", json=payload)
+        assert r.json()["detail"] == "no X-Turnout-Partner header: say which partner signs the request"  # not "unknown partner"
     assert r.status_code == 401
     assert pub.records == []
 
