@@ -20,11 +20,12 @@ ACTION_COLUMNS = (
     ("RSVP\nyes", lambda r: r["rsvp_yes"]),
     ("turned\nout", lambda r: r["attended"]),
     ("prod-\nuction", lambda r: _percent(r.get("production_ratio"))),
+    ("show\nrate", lambda r: _percent(r.get("show_rate"))),
     ("asked", lambda r: r["asked_sms"] + r["asked_email"]),
     ("deliv-\nered", lambda r: r["delivered"]),
     ("opted\nout", lambda r: r["opted_out"]),
 )
-COALITION_COLUMNS = (("sign-\nups", lambda r: r["signups"]), *ACTION_COLUMNS[:5], ("deliv-\nered", lambda r: r["delivered"]))
+COALITION_COLUMNS = (("sign-\nups", lambda r: r["signups"]), *ACTION_COLUMNS[:6], ("deliv-\nered", lambda r: r["delivered"]))
 
 
 def action_table(data: dict[str, Any]) -> Table:
@@ -43,7 +44,7 @@ def coalition_table(data: dict[str, Any]) -> Table:
 
 def _table(title: str | Text, columns: tuple, rows: list[dict[str, Any]], totals: dict[str, Any]) -> Table:
     width = max([len(r["partner"]) for r in rows] + [len("partner")])
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left", padding=(0, 0, 0, 1))  # one space between columns
     table.add_column("partner", no_wrap=True, min_width=width)
     for header, _ in columns:
         table.add_column(header, justify="right", no_wrap=True)

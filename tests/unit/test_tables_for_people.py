@@ -20,7 +20,7 @@ from contracts.tallies import TallyBook
 from streams.cli import main
 from tests.factories import action
 
-FIGURES = {"pledged": 40, "rsvp_yes": 1234, "attended": 987, "production_ratio": 0.7512, "asked_sms": 20000, "asked_email": 31000,
+FIGURES = {"pledged": 40, "rsvp_yes": 1234, "attended": 987, "production_ratio": 0.7512, "show_rate": 0.6401, "asked_sms": 20000, "asked_email": 31000,
            "delivered": 45678, "opted_out": 321, "signups": 23456}
 ACTION = {"action_id": "rally-1201", "title": "Rally for Fair Care Funding",
           "partners": [{"partner": pid, **FIGURES} for pid, *_ in PARTNERS], "totals": FIGURES}
@@ -44,7 +44,7 @@ def test_the_live_table_fits_80_columns_and_keeps_every_name_and_figure():
     assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
     for pid, *_ in PARTNERS:
         row = next(line for line in text.splitlines() if line.strip().startswith(pid))
-        assert row.split() == [pid, "40", "1234", "987", "75%", "51000", "45678", "321"], row
+        assert row.split() == [pid, "40", "1234", "987", "75%", "64%", "51000", "45678", "321"], row  # the show rate: the figure Mobilize users read first
     assert "…" not in text
 
 
