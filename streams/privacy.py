@@ -52,7 +52,10 @@ def inventory(s: Settings) -> list[Place]:
         Place(dead_letter_topic(s), "Kafka topic", "refused records: reason, location, hash, a redacted excerpt (no personal fields)",
               days(s.dead_letter_retention_days), "nothing to erase"),
         Place(data_keys_topic(s), "Kafka topic (compacted)", "each person's data keys (random AES-256 keys), wrapped by the master key "
-              "(`TURNOUT_MASTER_KEY`), by person key", compacted, "tombstoned at once: this is the erasure of every sealed copy"),
+              "(`TURNOUT_MASTER_KEY`), by person key", compacted, "tombstoned at once: no turnout process opens a sealed copy from then on; "
+              "the key's own record leaves the log when compaction runs (on Kafka within about two hours: segments close and are "
+              "compacted within the hour; never on the embedded broker): until then, and in any backup of this topic, the master key "
+              "still unwraps it"),
         Place(changelog_topic(s, PEOPLE), "fact table", f"one record per person: {sealed} name, phone, email, postal code; in clear: language, "
               "consent, opt-outs", compacted, f"tombstoned at once; older versions {SHREDDED}"),
         Place(changelog_topic(s, DEFERRED), "fact table", f"asks waiting for quiet hours to end: {sealed} address and text", compacted,

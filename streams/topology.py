@@ -184,6 +184,11 @@ def retained(days: float) -> dict[str, str]:
 #: Fact topics keep the latest value per key; a tombstone (an erasure) stays a day so every
 #: reader sees it, and compaction may run an hour after a write.
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(3600 * 1000), "delete.retention.ms": str(DAY_MS)}
+#: The data keys: a key's record must leave the log soon after its tombstone, or whoever reads the
+#: log's older records with the master key (or a backup of them) could still unwrap it. Kafka
+#: compacts only closed segments, by default after 7 days: here a segment closes within the hour
+#: and is compacted within the hour after (the embedded broker never compacts: dev only).
+DATA_KEYS = {**COMPACTED, "min.compaction.lag.ms": "0", "segment.ms": str(3600 * 1000), "max.compaction.lag.ms": str(3600 * 1000)}
 
 
 def topic_specs(s: Settings) -> list[TopicSpec]:
@@ -196,7 +201,7 @@ def topic_specs(s: Settings) -> list[TopicSpec]:
         TopicSpec(identity_topic(s), s.partitions, compacted=False, config=retained(s.events_retention_days)),
         TopicSpec(dead_letter_topic(s), 1, compacted=False, config=retained(s.dead_letter_retention_days)),
         TopicSpec(previews_topic(s), 1, compacted=False, config=retained(1)),
-        TopicSpec(data_keys_topic(s), 1, compacted=True, config=COMPACTED),  # read whole by every process: one batch per write
+        TopicSpec(data_keys_topic(s), 1, compacted=True, config=DATA_KEYS),  # read whole by every process: one batch per write
         TopicSpec(mobilize_cursor_topic(s), 1, compacted=True, config=COMPACTED),
         TopicSpec(accounts_topic(s), 1, compacted=True, config=COMPACTED),
         *(TopicSpec(changelog_topic(s, t), s.partitions, compacted=True, config=COMPACTED) for t in TABLES),

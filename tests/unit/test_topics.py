@@ -40,6 +40,11 @@ def test_logs_get_a_retention_and_fact_topics_are_compacted_with_documented_lags
     assert {configs[n]["retention.ms"] for n in ("t.asks", "t.targeting", "t.provider")} == {str(7 * DAY_MS)}
     changelogs = [c for n, c in configs.items() if n.endswith("-changelog")]
     assert changelogs and all(c == {"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000", "delete.retention.ms": str(DAY_MS)} for c in changelogs)
+    # A data key's record must leave the log soon after its tombstone (an erasure): Kafka compacts
+    # only closed segments, and by default a segment closes after 7 days, when the forgotten
+    # person's key was still there to unwrap with the master key (an outside probe).
+    assert configs["t.data-keys"] == {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "3600000",
+                                      "max.compaction.lag.ms": "3600000", "delete.retention.ms": str(DAY_MS)}
     assert admin.closed
 
 
