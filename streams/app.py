@@ -225,8 +225,8 @@ class Pipeline:
     def dead_letter(self, key: str | None, reason: str, **details: object) -> None:
         """Park what an agent could not use, with the reason, on the dead-letter topic."""
         log.warning("dead-lettered a record: %s", reason)
-        _, value = dead_letter(key, reason, **details)
-        self.send_soon(self.dead_letters, key or "", value)
+        safe_key, value = dead_letter(key, reason, **details)
+        self.send_soon(self.dead_letters, safe_key.decode(), value)
 
     async def settle(self) -> None:
         """Wait until every write this agent made so far is acknowledged (a failed one raises)."""

@@ -13,7 +13,9 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_PHONE = re.compile(r"\+\d{8,15}\b|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
+#: E.164; US national formats with separators (``(510) 555-0123``, ``(510)555-0123``); and ten
+#: bare digits shaped like a US number (area code and exchange from 2: a unix time starts with 1).
+_PHONE = re.compile(r"\+\d{8,15}\b|\(?\b\d{3}\)?[ .-]?\d{3}[ .-]\d{4}\b|\b[2-9]\d{2}[2-9]\d{6}\b")
 # pydantic: "input_value='Ana', input_type=str" / input_value={'given_name': 'Ana', ...}
 _INPUT = re.compile(r"input_value=(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\{.*?\}(?=, input_type)|\[.*?\](?=, input_type)|[^,\]\n]*)")
 

@@ -147,7 +147,7 @@ def dead_letter(key: str | None, reason: str, **details: object) -> tuple[bytes,
     """A dead-letter record: the reason, then what lets someone find, fix and replay it; no
     phone number or email address, wherever one came from (a provider's refusal quotes the
     number it refused)."""
-    return (key or "")[:EXCERPT_BYTES].encode(), scrubbed(json.dumps({"reason": reason, **details}, default=str)).encode()
+    return scrubbed(key or "")[:EXCERPT_BYTES].encode(), scrubbed(json.dumps({"reason": reason, **details}, default=str)).encode()
 
 
 def data_keys_topic(s: Settings) -> str:

@@ -10,6 +10,9 @@ def test_contact_details_are_redacted_as_a_last_line_of_defence():
     assert redact("offset 1732380000000 partition 3") == "offset 1732380000000 partition 3"  # plain numbers stay
     # National formats too, as the dead letters scrub them (one pattern for both).
     assert redact("call (510) 555-0123 or 510.555.0124, not 510-555-0125") == "call <phone> or <phone>, not <phone>"
+    # As spreadsheets and forms write them, with no separator or none after the area code:
+    assert redact("cell 6716460107, home (671)646-0107") == "cell <phone>, home <phone>"
+    assert redact("mobilize: union-a: 12 attendances, cursor 1764547200") == "mobilize: union-a: 12 attendances, cursor 1764547200"  # a unix time
 
 
 def test_logs_are_one_json_object_per_line_with_the_message_redacted(capsys):

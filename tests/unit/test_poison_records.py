@@ -45,3 +45,13 @@ def test_a_dead_letter_keeps_where_the_record_is_and_no_personal_data():
     for value in ("Anastasia", "Quintero", "5550123", "555-0123", "ana@example.org"):
         assert value not in text
     assert '"type": "signup"' in letters[0]["record_excerpt"] and "2026-11-22T15:00:00Z" in letters[0]["record_excerpt"]
+
+
+@pytest.mark.parametrize("key", ["+15105550123", "ana@example.org", "call 510-555-0123"])
+def test_a_dead_letter_keeps_no_contact_detail_from_the_records_kafka_key(key):
+    # Anyone may write to the events topic with any bytes as key; the dead letter copied the key
+    # as it came (kept 30 days), while its value was redacted (an outside probe).
+    p = memory_pipeline()
+    handle(p, 0, key, b"not json", b"secret")
+    [letter] = dead_letters(p)
+    assert "5550123" not in letter["key"] and "555-0123" not in letter["key"] and "ana@example.org" not in letter["key"], letter["key"]
