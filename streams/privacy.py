@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from .settings import Settings
 from .topology import (
-    ASKS, DEFERRED, IDENTITIES, MERGES, PEOPLE, RECENT_ASKS, asks_topic, changelog_topic, data_keys_topic, dead_letter_topic,
-    events_topic, identity_topic, previews_topic, provider_topic, targeting_topic,
+    ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, IDENTITIES, MEMBERSHIPS, MERGES, PEOPLE, PLEDGES, RECENT_ASKS, accounts_topic, asks_topic,
+    changelog_topic, data_keys_topic, dead_letter_topic, events_topic, identity_topic, mobilize_cursor_topic, previews_topic, provider_topic,
+    targeting_topic,
 )
 
 
@@ -64,6 +65,16 @@ def inventory(s: Settings) -> list[Place]:
         Place(changelog_topic(s, IDENTITIES), "fact table", "which person each phone or email belongs to, by keyed hashes only", compacted,
               "every identifier linked to the person tombstoned at once"),
         Place(changelog_topic(s, MERGES), "fact table", "which person key was merged into which (keyed hashes only)", compacted, "kept, like the other facts: counts"),
+        Place(changelog_topic(s, MEMBERSHIPS), "fact table", "which partner signed up which person key, and when", compacted, "kept, like the other facts: counts"),
+        Place(changelog_topic(s, ATTENDANCE), "fact table", "per action and person key: the RSVP answer and check-in, which partner posted them, when",
+              compacted, "kept, like the other facts: counts"),
+        Place(changelog_topic(s, PLEDGES), "fact table", "partners' pledges (no supporter data)", compacted, "nothing to erase"),
+        Place(changelog_topic(s, ACTIONS), "fact table", "actions as posted: title, place, templates (no supporter data)", compacted, "nothing to erase"),
+        Place(changelog_topic(s, ERASURES), "fact table", "what each erasure removed: counts and partner ids, no person key", compacted, "nothing to erase"),
+        Place(accounts_topic(s), "Kafka topic (compacted)", "dashboard accounts of partner staff and organizers: email, role, partner, argon2id "
+              "password hash; digests of signed-out sessions", compacted, "not a supporter's: `turnout accounts remove EMAIL` tombstones the account"),
+        Place(mobilize_cursor_topic(s), "Kafka topic (compacted)", "how far each partner's Mobilize poll got (a time; no supporter data)", compacted,
+              "nothing to erase"),
         Place(changelog_topic(s, ASKS), "fact table", "ask states by person key; no address or text (provider error texts with addresses redacted)", compacted, "provider error texts removed; counts kept"),
         Place("the web app's door directory", "process memory", "each partner's own posted people (names, phone, email, as sealed in the "
               "events), opened only to show that partner's staff a name and a phone's last 4 digits at the door", "until the web app stops; "
