@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import json
 import logging.config
 import shlex
@@ -931,7 +930,7 @@ def tallies(action_id: str | None, as_json: bool, url: str | None) -> None:
 def export(aggregate: bool, unique: bool, note_line: bool, bom: bool, out: Path | None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from connectors.web.exports import BOM, SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
+    from connectors.web.exports import SUPPRESSION_NOTE, aggregate_csv, for_excel, tallies_csv, unique_csv
     from connectors.web.tally_reader import TallyReader
     from contracts.tallies import TallyBook
 
@@ -952,7 +951,7 @@ def export(aggregate: bool, unique: bool, note_line: bool, bom: bool, out: Path 
         task = bar.add_task("read", total=None)
         asyncio.run(TallyReader(s, book).read_to_end(lambda done, total: bar.update(task, completed=done, total=total)))
     chunks = aggregate_csv(book, note_line) if aggregate else unique_csv(book) if unique else tallies_csv(book, names)
-    chunks = itertools.chain([BOM] if bom else [], chunks)
+    chunks = for_excel(chunks, bom)
     note = out.with_name(out.name + ".note.txt") if out and aggregate and not note_line else None
     if out is None:
         for chunk in chunks:

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import hmac
-import itertools
 import logging
 from contextlib import asynccontextmanager
 from typing import Annotated, Iterable, Literal
@@ -33,7 +32,7 @@ from .door.directory import Directory
 from .door.ingress_client import AsgiIngress, Ingress
 from .door.reader import DirectoryReader
 from .errors import documented
-from .exports import BOM, SUPPRESSION_NOTE, aggregate_csv, tallies_csv, unique_csv
+from .exports import SUPPRESSION_NOTE, aggregate_csv, for_excel, tallies_csv, unique_csv
 from .middleware import BodyLimit, HeadAsGet, SameOrigin, SecurityHeaders
 from .people import ErasureReports, IdentityLinks, router as people_router
 from .pages import router as pages_router
@@ -228,6 +227,4 @@ Bom = Annotated[bool, Query(description="Start with a UTF-8 byte-order mark: Exc
 
 
 def _csv_download(chunks: Iterable[str], filename: str, bom: bool) -> StreamingResponse:
-    if bom:
-        chunks = itertools.chain([BOM], chunks)
-    return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return StreamingResponse(for_excel(chunks, bom), media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{filename}"'})

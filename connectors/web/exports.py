@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from typing import Iterable, Iterator
 
 from zoneinfo import ZoneInfo
@@ -99,6 +100,11 @@ def aggregate_csv(book: TallyBook, note_line: bool = False) -> Iterator[str]:
 def unique_csv(book: TallyBook) -> Iterator[str]:
     """People per action and coalition-wide, each counted once: a header row and data."""
     return _csv(UNIQUE_COLUMNS, unique_rows(book))
+
+
+def for_excel(chunks: Iterable[str], bom: bool) -> Iterable[str]:
+    """``chunks``, after ``BOM`` when ``bom``."""
+    return itertools.chain([BOM], chunks) if bom else chunks
 
 
 def _csv(columns: Iterable[str], rows: Iterable[list[object]], note: str | None = None) -> Iterator[str]:

@@ -111,7 +111,7 @@ def poll_once(body: bytes | Callable[[httpx.Request], bytes], since: int = 900, 
     async def run():
         transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body(request) if callable(body) else body))
         async with httpx.AsyncClient(transport=transport) as http:
-            client = MobilizeClient("https://mobilize.test", 1000, http, max_pages=max_pages)
+            client = MobilizeClient("https://mobilize.test", 15, http, max_pages=max_pages)  # Mobilize's rate, the default
             try:
                 return await poll_partner(s, client, publisher, CursorStore(s, publisher), partner, since, {101: "union-a"}, MemoryDataKeys(),
                                           reported)

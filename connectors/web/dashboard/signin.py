@@ -92,18 +92,18 @@ def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Calla
             return refusal
         if password != str(form.get("confirm", "")):
             return form_page("welcome.html", 422, "The two passwords differ.", token=token)
-        at = monotonic()
+        at, wrong_token = monotonic(), False
         per_address.failed(address, at)  # until the token is known good
         try:
             account = await accounts.set_password(token, password, datetime.fromtimestamp(access.clock(), timezone.utc))
         except AccountRefused as exc:
-            if exc.status != 400:
-                per_address.forgive(address, at)  # a weak password, not a wrong token
+            wrong_token = exc.status == 400  # not a weak password
             return form_page("welcome.html", exc.status, str(exc)[0].upper() + str(exc)[1:] + ".", token=token)
         except AccountsUnavailable as exc:
-            per_address.forgive(address, at)
             return form_page("welcome.html", 503, "Your password could not be saved (the broker is not answering): try again.", headers={"Retry-After": str(exc.retry_after)}, token=token)
-        per_address.forgive(address, at)
+        finally:
+            if not wrong_token:
+                per_address.forgive(address, at)
         if (why := access.partner_refusal(account)) is not None:  # the password is saved: sign in once it is enabled
             return form_page("login.html", 403, f"Your password is saved. {why}")
         return _signed_in(request, access.new_session(account, account.sessions_since.timestamp()))
