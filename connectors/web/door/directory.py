@@ -49,6 +49,10 @@ class Contact:
         return Contact(*(n if n is not None else o for o, n in zip(
             (self.given_name, self.family_name, self.phone, self.email), (newer.given_name, newer.family_name, newer.phone, newer.email))))
 
+    def filled(self, other: Contact) -> Contact:
+        """This contact, its empty fields filled from ``other`` (what an RSVP or check-in may do)."""
+        return other.merged(self)
+
     @property
     def name(self) -> str:
         return " ".join(x for x in (self.given_name, self.family_name) if x) or "(no name given)"
@@ -110,7 +114,10 @@ class Directory:
             p = event["person"]
             contact = Contact(p.get("given_name"), p.get("family_name"), p.get("phone"), p.get("email"))
             own = self.people.setdefault(partner, {})
-            own[key] = contact if key not in own else own[key].merged(contact) if kind == "signup" else contact.merged(own[key])
+            if key not in own:
+                own[key] = contact
+            else:
+                own[key] = own[key].merged(contact) if kind == "signup" else own[key].filled(contact)
         if kind in ("rsvp", "supporter_rsvp"):
             self.rsvps.setdefault((event["action_id"], partner), {})[key] = event["status"]
         elif kind == "checkin":
@@ -213,5 +220,5 @@ class Directory:
                           email=contact.email and normalize_email(contact.email))
         key = person_key(self.secret, contact.phone, contact.email)
         own = self.people.setdefault(partner, {})
-        own[key] = contact.merged(own[key]) if key in own else contact  # fills gaps only, as the check-in's event will
+        own[key] = own[key].filled(contact) if key in own else contact  # as the check-in's event will
         self.checkins.setdefault((action_id, partner), set()).add(key)
