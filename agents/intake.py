@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from pydantic import ValidationError
 
 from contracts.erasure import FORGET_PREFIX, ForgetPerson
-from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SignupEvent, SupporterRsvpEvent
+from contracts.events import ActionEvent, CheckinEvent, Envelope, OptOutEvent, PledgeEvent, RsvpEvent, SignupEvent, SupporterRsvpEvent
 from streams.app import Pipeline
 from streams.batching import key_text
 from streams.clock import Clock, system_clock
@@ -27,6 +27,7 @@ from .erasure import forget
 from .identity import Resolver
 from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
 from .outreach.agents import fan_out
+from .outreach.receipts import known_or_new, opt_out
 from .people import introduce, membership, merge_person
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,11 @@ def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | A
             p.memberships.put(partition, key, membership(p.memberships.get(key), partner, person, event.occurred_at))
         key = fact_key(event.action_id, person)
         p.attendance.put(partition, key, apply_attendance(p.attendance.get(key), event, partner, person, received))
+    elif isinstance(event, OptOutEvent):  # as a STOP or an unsubscribe: coalition-wide, never the contact details
+        record_ = known_or_new(p.people.get(person), person, received)
+        for channel in event.channels:
+            record_ = opt_out(record_, channel, received)
+        p.people.put(partition, person, record_)
     elif isinstance(event, PledgeEvent):
         key = fact_key(event.action_id, partner)
         p.pledges.put(partition, key, apply_pledge(p.pledges.get(key), event, partner, received, envelope.inline))

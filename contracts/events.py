@@ -16,7 +16,7 @@ from pydantic import (
     field_validator, model_serializer, model_validator,
 )
 
-from .people import Consent, Frozen, Internal, Language, Lines, OneLine, Person, PostalCode
+from .people import Channel, Consent, Frozen, Internal, Language, Lines, OneLine, Person, PersonRef, PostalCode
 from .zones import known_zone
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -226,10 +226,22 @@ class CheckinEvent(PersonEvent):
     action_id: Slug
 
 
+class OptOutEvent(BaseEvent):
+    """The person asked the partner to stop messages on these channels (at its office, on its
+    own list). Applied coalition-wide, as a STOP reply or an unsubscribe is: no partner's ask
+    reaches them on that channel afterwards. A START texted back lifts an SMS opt-out; an email
+    opt-out lasts. Only how to reach the person is taken, and kept only as their key."""
+
+    type: Literal["opt_out"] = "opt_out"
+    person: PersonRef
+    channels: tuple[Channel, ...] = Field(min_length=1, max_length=2, description="The channels to stop: `sms`, `email` or both.")
+
+
 PartnerEvent = Annotated[
     # "type": "object" on the union too: a validator that reads the discriminator loosely (Redocly)
     # otherwise lets an array match it, and calls the batch example ambiguous.
-    Union[SignupEvent, ActionEvent, PledgeEvent, RsvpEvent, CheckinEvent], Field(discriminator="type", json_schema_extra={"type": "object"})
+    Union[SignupEvent, ActionEvent, PledgeEvent, RsvpEvent, CheckinEvent, OptOutEvent],
+    Field(discriminator="type", json_schema_extra={"type": "object"}),
 ]
 partner_event = TypeAdapter(PartnerEvent)
 
@@ -253,7 +265,7 @@ class SupporterRsvpEvent(BaseEvent):
 
 
 EnvelopeEvent = Annotated[
-    Union[SignupEvent, ActionEvent, PledgeEvent, RsvpEvent, CheckinEvent, SupporterRsvpEvent], Field(discriminator="type")
+    Union[SignupEvent, ActionEvent, PledgeEvent, RsvpEvent, CheckinEvent, OptOutEvent, SupporterRsvpEvent], Field(discriminator="type")
 ]
 
 

@@ -13,9 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from .events import ActionEvent, RsvpStatus
-from .people import ConsentRecord, Internal
-
-Channel = Literal["sms", "email"]
+from .people import Channel, ConsentRecord, Internal
 
 
 class PersonRecord(Internal):

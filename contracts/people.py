@@ -192,6 +192,7 @@ def _granted(value: Any) -> Any:
 
 
 ConsentScope = Literal["partner", "coalition"]
+Channel = Literal["sms", "email"]
 
 
 class ChannelConsent(Frozen):

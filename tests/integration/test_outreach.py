@@ -10,7 +10,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from contracts.asks import ask_id
 from streams.keys import partition_of, person_key
-from streams.topology import ASKS, changelog_topic
+from streams.topology import ASKS, PEOPLE, changelog_topic
 from tests.factories import phone, signup
 from tests.polling import eventually
 
@@ -47,6 +47,15 @@ def markers(stack, postal="94609"):
 
 def sms_to(stack, title):
     return Counter(m["to"] for m in stack.inbox("sms") if title in m["body"])
+
+
+def emails_to(stack, subject):
+    return Counter(m["to"] for m in stack.inbox("email") if m.get("subject") == subject)
+
+
+def opted_out(stack, pk) -> dict:
+    """The person's opt-outs, as their record says last (the people fact topic, read to its end)."""
+    return latest(stack, PEOPLE).get(pk, {}).get("opted_out", {})
 
 
 def signups_seen(stack, n):
@@ -114,12 +123,13 @@ def rows(stack, action_id):
 def test_stop_blocks_every_later_ask_and_yes_becomes_an_rsvp_for_the_recruiter(outreach):
     stack = outreach
     mark = markers(stack)
-    stack.post_all("union-a", [person(1, at="2026-11-19T10:00:00Z"), person(2), *mark])
+    stack.post_all("union-a", [person(1, at="2026-11-19T10:00:00Z"), person(2), person(3, email="p3@example.org"), *mark])
     stack.post_all("faith-b", [person(1, at="2026-11-21T10:00:00Z") | {"event_id": "f-1"}])
-    eventually(lambda: signups_seen(stack, len(mark) + 3))
+    eventually(lambda: signups_seen(stack, len(mark) + 4))
 
     assert stack.post("union-a", [rapid("first", "First ask", ["94607"])]).status_code == 202
-    eventually(lambda: sms_to(stack, "First ask") == Counter({phone(1): 1, phone(2): 1}))
+    eventually(lambda: sms_to(stack, "First ask") == Counter({phone(1): 1, phone(2): 1, phone(3): 1}))
+    assert emails_to(stack, "First ask") == Counter({"p3@example.org": 1})
     stack.reply(phone(1), "Stop please")
     stack.reply(phone(2), "yes!")
     eventually(lambda: rows(stack, "first")["union-a"]["opted_out"] == 1 and rows(stack, "first")["union-a"]["rsvp_yes"] == 1)
@@ -130,11 +140,17 @@ def test_stop_blocks_every_later_ask_and_yes_becomes_an_rsvp_for_the_recruiter(o
     stack.reply(phone(2), "HELP")
     eventually(lambda: sms_to(stack, stack.settings.help_text) == Counter({phone(2): 1}))
 
+    # Person 3 told faith-b (which never signed them up) to stop everything; faith-b knows only
+    # their email. The opt-out reaches the person union-a knows by phone, on both channels.
+    assert stack.post("faith-b", [{"type": "opt_out", "event_id": "f-stop-3", "occurred_at": "2026-11-24T18:30:00Z",
+                                   "person": {"email": "P3@example.org"}, "channels": ["sms", "email"]}]).status_code == 202
+    eventually(lambda: set(opted_out(stack, person_key(stack.settings.person_key_bytes(), phone(3), None))) == {"sms", "email"})
+
     # Another partner's action: the person who said STOP gets nothing; the markers show it was processed.
     assert stack.post("faith-b", [rapid("second", "Second ask", ["94607", "94609"])]).status_code == 202
     eventually(lambda: all(sms_to(stack, "Second ask")[m["person"]["phone"]] == 1 for m in mark), timeout=60)
-    assert phone(1) not in sms_to(stack, "Second ask")
-    assert sms_to(stack, "Second ask")[phone(2)] == 1
+    assert phone(1) not in sms_to(stack, "Second ask") and phone(3) not in sms_to(stack, "Second ask")
+    assert sms_to(stack, "Second ask")[phone(2)] == 1 and not emails_to(stack, "Second ask")
 
     stack.reply(phone(1), "START")
     assert stack.post("faith-b", [rapid("third", "Third ask", ["94607"])]).status_code == 202
@@ -148,21 +164,26 @@ def same_partition(stack, i):
     return next(j for j in count(9000) if part(j) == part(i))
 
 
-def ask_states(stack) -> dict[str, str]:
-    """The latest status of every ask, read to the end of the asks fact topic."""
+def latest(stack, table) -> dict[str, dict]:
+    """The latest fact of every key of ``table``, read to the end of its fact topic."""
     consumer = KafkaConsumer(bootstrap_servers=stack.settings.bootstrap, enable_auto_commit=False, group_id=None)
     try:
-        topic = changelog_topic(stack.settings, ASKS)
+        topic = changelog_topic(stack.settings, table)
         parts = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic)]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
-        end, states = consumer.end_offsets(parts), {}
+        end, facts = consumer.end_offsets(parts), {}
         while any(consumer.position(tp) < end[tp] for tp in parts):
             for records in consumer.poll(timeout_ms=500).values():
-                states.update((f["ask_id"], f["status"]) for f in (json.loads(r.value) for r in records if r.value))
-        return states
+                facts.update((json.loads(r.key), json.loads(r.value)) for r in records if r.value)
+        return facts
     finally:
         consumer.close()
+
+
+def ask_states(stack) -> dict[str, str]:
+    """The latest status of every ask, read to the end of the asks fact topic."""
+    return {aid: fact["status"] for aid, fact in latest(stack, ASKS).items()}
 
 
 def sms_ask(stack, action_id, i):

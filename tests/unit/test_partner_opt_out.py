@@ -1,0 +1,76 @@
+"""A partner relays an opt-out ("stop texting me", said at its office or on its own list):
+an `opt_out` event, applied coalition-wide at once, as a STOP reply or an unsubscribe is."""
+
+from datetime import datetime, timezone
+
+import pytest
+from pydantic import ValidationError
+
+from agents.intake import handle
+from agents.outreach.eligibility import decide
+from contracts.events import Envelope, partner_event
+from streams.keys import event_person_key, person_key
+from tests.factories import action, signup
+from tests.fakes import memory_pipeline
+
+SECRET = b"secret"
+T = datetime(2026, 11, 22, 15, tzinfo=timezone.utc)
+ANA, ANA_EMAIL = "+15105550123", "ana@example.org"
+
+
+def opt_out(event_id, channels, **person):
+    return {"type": "opt_out", "event_id": event_id, "occurred_at": "2026-11-22T14:00:00Z", "person": person, "channels": channels}
+
+
+def post(p, partner, item, minute=0):
+    event = partner_event.validate_python(item)
+    key = event_person_key(SECRET, event)
+    env = Envelope(partner=partner, received_at=T.replace(minute=minute), person_key=key, event=event)
+    handle(p, 0, key, env.model_dump_json().encode(), SECRET)
+    return key
+
+
+def signed_up(p, partner="union-a"):
+    item = signup("s1", phone=ANA, email=ANA_EMAIL, given_name="Ana", postal_code="94607")
+    item["consent"] = {"sms": {"granted": True, "scope": "coalition"}, "email": True}
+    return post(p, partner, item)
+
+
+def rally():
+    templates = {"sms": {"en": "{action_title} {rsvp_link}"}, "email": {"en": {"subject": "{action_title}", "body": "{rsvp_link}"}}}
+    return partner_event.validate_python(action("rally-1") | {"templates": templates})
+
+
+def test_an_opt_out_names_a_person_and_at_least_one_channel():
+    event = partner_event.validate_python(opt_out("o1", ["sms"], phone="(510) 555-0123"))
+    assert (event.person.phone, event.channels) == (ANA, ("sms",))
+    for bad, field in [(opt_out("o1", []), "channels"), (opt_out("o1", ["fax"], phone=ANA), "channels"),
+                       (opt_out("o1", ["sms"]), "person"), (opt_out("o1", ["sms"], phone=ANA, given_name="Ana"), "given_name")]:
+        with pytest.raises(ValidationError, match=field):
+            partner_event.validate_python(bad)
+
+
+def test_another_partners_opt_out_stops_that_channel_for_every_partner():
+    p = memory_pipeline()
+    pk = signed_up(p)
+    assert decide(p.people.get(pk), rally(), recent_asks=0, cap=3).channels == ("sms", "email")
+    assert post(p, "faith-b", opt_out("o1", ["sms"], phone=ANA), minute=5) == pk
+    person = p.people.get(pk)
+    assert person.opted_out == {"sms": T.replace(minute=5)}
+    assert person.consent["sms"].granted  # the record of consent stays; the opt-out wins over it
+    assert decide(person, rally(), recent_asks=0, cap=3).channels == ("email",)
+    post(p, "faith-b", opt_out("o2", ["email", "sms"], phone=ANA), minute=6)
+    assert p.people.get(pk).opted_out == {"sms": T.replace(minute=5), "email": T.replace(minute=6)}  # the first STOP's time stays
+    assert decide(p.people.get(pk), rally(), recent_asks=0, cap=3).channels == ()
+
+
+def test_an_opt_out_of_someone_nobody_signed_up_yet_outlasts_a_later_signup():
+    p = memory_pipeline()
+    pk = post(p, "faith-b", opt_out("o1", ["sms"], phone=ANA))
+    remembered = p.people.get(pk)
+    assert (remembered.partners, remembered.phone, remembered.opted_out) == ((), None, {"sms": T})  # no contact details kept
+    assert signed_up(p) == pk
+    person = p.people.get(pk)
+    assert (person.recruited_by, person.opted_out) == ("union-a", {"sms": T})
+    assert decide(person, rally(), recent_asks=0, cap=3).channels == ("email",)
+    assert pk == person_key(SECRET, ANA, None)
