@@ -169,8 +169,8 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
         console.print(f"  {link}", soft_wrap=True, highlight=False)
         console.print(f"organizer token (API and CLI, not the dashboard)   {s.organizer_token.get_secret_value()}", highlight=False)
         if broker:
-            console.print(f"dashboard accounts for partners' staff, from another shell:\n  KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap} "
-                          f"TURNOUT_BROKER_FLAVOR=tansu turnout accounts invite EMAIL --partner PARTNER --role viewer", soft_wrap=True, highlight=False)
+            console.print("dashboard accounts for partners' staff, from another shell in this directory:\n"
+                          "  turnout accounts invite EMAIL --partner PARTNER --role viewer", soft_wrap=True, highlight=False)
         for line in stack_notes(s, here / running.STATE, demo):
             console.print(line, highlight=False, soft_wrap=True)
         running.write(running.new_state(s, env, base, logs, demo), here)  # last: once it exists, the banner is whole

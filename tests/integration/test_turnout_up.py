@@ -5,6 +5,7 @@ process is stopped by pid, pass or fail."""
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -117,6 +118,13 @@ def test_turnout_up_demo_is_found_by_other_commands_keeps_out_of_coalition_toml_
     export = turnout(home, "export")
     assert export.returncode == 0 and export.stdout.startswith("action_id,title,starts_at,partner,"), export.stderr
     assert "rally-1201" in export.stdout
+
+    # The banner's command for partners' staff accounts works as printed, from the stack's directory.
+    printed = next(line.strip() for line in banner.splitlines() if "turnout accounts invite" in line)
+    args = shlex.split(printed.replace("EMAIL", "staff@example.org").replace("PARTNER", "union-local-1"))
+    assert args[0] == "turnout", printed
+    invited = turnout(home, *args[1:])
+    assert invited.returncode == 0 and "/dashboard/welcome#" in invited.stdout, invited.stderr
 
     # The demo's partners are in its own file; the real one is untouched.
     assert (home / "coalition.toml").read_bytes() == real
