@@ -97,6 +97,8 @@ def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
     assert page.evaluate("window.__sameDocument") is True  # updated in place, not reloaded
     expect(page.locator('#action-table tbody tr[data-partner="faith-b"]')).to_contain_text("pledged, none turned out")
     expect(page.locator("#chart-legend")).to_contain_text("union-a: 2")
+    minutes = page.locator("#chart-table tbody th")
+    expect(minutes.first).to_have_text(re.compile(r"^\d{1,2}:\d{2}\s?[AP]M$"))  # one day: the clock says enough
     # Asks still being handed over and asks in doubt have columns of their own, apart from "sent".
     expect(page.locator("#action-table thead")).to_contain_text("In doubt (no answer, never resent)")
     expect(page.locator("#action-table thead")).to_contain_text("Waiting (quiet hours)")
@@ -116,6 +118,14 @@ def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
     content = page.content()
     for i in range(3):
         assert phone(i)[2:] not in content and f"person{i}" not in content and f"Given{i}" not in content
+
+    # A check-in from two days before (a sign-in sheet typed in late): the times say which day.
+    early = (datetime.now(timezone.utc) - timedelta(days=2)).isoformat(timespec="seconds")
+    rally.post_all("union-a", [checkin("c2", "rally-1", phone=phone(2), at=early)])
+    expect(page.locator("#chart-legend")).to_contain_text("union-a: 3", timeout=10_000)
+    expect(minutes.first).to_have_text(re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{1,2}:\d{2}\s?[AP]M$"))
+    ticks = page.locator("#chart svg text.tick-label").all_text_contents()
+    assert ticks and all(re.match(r"^[A-Z][a-z]{2} \d{1,2}", t) for t in ticks), ticks
 
 
 def test_the_page_resumes_live_updates_after_the_web_app_restarts(rally, page):

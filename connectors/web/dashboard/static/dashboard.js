@@ -249,14 +249,35 @@ function marker(kind, cx, cy, colour) {
   return null;
 }
 
-// Tick spacing: the first of these (minutes) that gives at most `most` ticks.
-const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
-function timeTicks(t0, t1, most) {
+// Tick spacing: the first of these (minutes) that gives at most `most` ticks, else whole days.
+const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080];
+// Ticks fall on round times of the action's zone (midnight for days), not of UTC: the zone's
+// offset at the start is added before rounding (a change of clocks later shifts them an hour).
+function timeTicks(t0, t1, most, zone) {
   const span = (t1 - t0) / 60000;
-  const step = (STEPS.find((m) => span / m <= most) || 1440) * 60000;
+  const step = (STEPS.find((m) => span / m <= most) || Math.ceil(span / most / 1440) * 1440) * 60000;
+  const offset = zoneOffset(t0, zone);
   const ticks = [];
-  for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) ticks.push(t);
-  return ticks;
+  for (let t = Math.ceil((t0 + offset) / step) * step - offset; t <= t1; t += step) ticks.push(t);
+  return { ticks, step };
+}
+
+// How far ahead of UTC the zone's clocks are at t (milliseconds).
+function zoneOffset(t, zone) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", { timeZone: zone, hourCycle: "h23", year: "numeric", month: "numeric",
+    day: "numeric", hour: "numeric", minute: "numeric" }).formatToParts(new Date(t)).map((p) => [p.type, Number(p.value)]));
+  return Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute) - Math.floor(t / 60000) * 60000;
+}
+
+// The time labels of a chart from t0 to t1: the clock alone when every point is on one day of
+// the zone, else with the date (a rally's 6:05 PM and the next day's are not one minute).
+function timeLabels(t0, t1, zone) {
+  const day = new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" });
+  const oneDay = day.format(new Date(t0)) === day.format(new Date(t1));
+  return {
+    clock: new Intl.DateTimeFormat([], { ...(oneDay ? {} : { month: "short", day: "numeric" }), hour: "numeric", minute: "2-digit", timeZone: zone }),
+    date: new Intl.DateTimeFormat([], { month: "short", day: "numeric", timeZone: zone }),
+  };
 }
 
 function renderChart(action) {
@@ -271,13 +292,13 @@ function renderChart(action) {
     return;
   }
   const zone = action.time_zone || undefined;
-  const clock = new Intl.DateTimeFormat([], { hour: "numeric", minute: "2-digit", timeZone: zone });
   const W = Math.max(320, Math.round(chart.clientWidth || 640));
   const H = Math.round(Math.min(360, Math.max(200, W * 0.35)));
   const L = 48, R = 40, T = 12, B = 40; // room for the last tick label
   const times = series.flatMap((s) => s.points.map((p) => Date.parse(p[0])));
   const t0 = Math.min(...times), t1 = Math.max(...times, t0 + 60000);
   const max = Math.max(...series.map((s) => s.points[s.points.length - 1][1]), 1);
+  const labels = timeLabels(t0, t1, zone);
   const x = (t) => L + (t - t0) / (t1 - t0) * (W - L - R);
   const y = (n) => H - B - n / max * (H - B - T);
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img",
@@ -285,11 +306,12 @@ function renderChart(action) {
   const text = (tx, ty, s, anchor, cls) => { const t = svgEl("text", { x: tx, y: ty, "text-anchor": anchor, class: cls }); t.textContent = s; return t; };
   svg.append(svgEl("line", { x1: L, y1: y(0), x2: W - R, y2: y(0), class: "axis" }), svgEl("line", { x1: L, y1: y(0), x2: L, y2: y(max), class: "axis" }));
   svg.append(text(L - 6, y(max) + 5, fmt(max), "end"), text(L - 6, y(0) + 5, "0", "end"));
-  const ticks = timeTicks(t0, t1, Math.max(2, Math.floor((W - L - R) / 90)));
+  const { ticks, step } = timeTicks(t0, t1, Math.max(2, Math.floor((W - L - R) / 110)), zone);
+  const tickLabel = step >= 1440 * 60000 ? labels.date : labels.clock;
   for (const t of ticks) {
     svg.append(svgEl("line", { x1: x(t), y1: y(0), x2: x(t), y2: y(0) + 5, class: "axis tick" }));
     svg.append(svgEl("line", { x1: x(t), y1: y(0), x2: x(t), y2: y(max), class: "grid" }));
-    svg.append(text(x(t), H - B + 20, clock.format(new Date(t)), "middle", "tick-label"));
+    svg.append(text(x(t), H - B + 20, tickLabel.format(new Date(t)), "middle", "tick-label"));
   }
   $("chart-zone").textContent = zone ? "Times in the action's zone (" + zone + ")." : "";
   legend.replaceChildren();
@@ -313,7 +335,7 @@ function renderChart(action) {
     legend.append(el("li", { "data-partner": s.partner ?? "rest" }, sample, s.name + ": " + fmt(prev)));
   }
   chart.replaceChildren(svg);
-  renderChartTable(series, clock);
+  renderChartTable(series, labels.clock);
 }
 
 function renderChartTable(series, clock) {
