@@ -23,4 +23,4 @@ def register(pipeline: Pipeline, s: Settings, outreach: Outreach) -> None:
     intake.register(pipeline, s.person_key_bytes(), from_setting(s.clock), resolver)
     identity.register(pipeline, resolver, intake.record)
     agents.register(pipeline, outreach)
-    callbacks.register(pipeline, outreach, s.help_text, confirm_stop=not s.twilio_advanced_opt_out)
+    callbacks.register(pipeline, outreach, s.help_text, s.person_key_bytes())

@@ -43,6 +43,9 @@ OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
 YES_WORDS = frozenset({"YES", "SI", "SÍ"})
 KEYWORDS = OPT_OUT_WORDS | OPT_IN_WORDS | HELP_WORDS | YES_WORDS
+#: What Twilio's own opt-out handling answers: a text that is one of these words and nothing
+#: else (case and surrounding spaces aside); "Stop please" is not.
+TWILIO_KEYWORDS = OPT_OUT_WORDS | OPT_IN_WORDS | HELP_WORDS | {"YES"}
 
 
 class SmsReply(Internal):
@@ -51,7 +54,10 @@ class SmsReply(Internal):
     kind: Literal["sms_reply"] = "sms_reply"
     message_sid: str
     keyword: str = Field(description="The reply's first word, upper-cased, when it is one of the keywords (STOP, YES, SÍ, HELP…); '' for any other text.")
-    opt_out_handled_by_twilio: bool = Field(default=True, description="Twilio Advanced Opt-Out already answered STOP/START/HELP.")
+    opt_out_handled_by_twilio: bool = Field(default=True, description="Twilio's Advanced Opt-Out answered it: it is on, and the whole "
+                                            "text was one of Twilio's keywords (``TWILIO_KEYWORDS``).")
+    sender: str | None = Field(default=None, description="The person key of the number that sent it (a keyed hash): an answer goes "
+                               "to that number only, never to another phone of the same person.")
 
 
 class EmailEvent(Internal):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from contracts.asks import AskFact
 from contracts.events import RsvpEvent
 from contracts.people import Person
 from contracts.providers import EmailEvent, PersonOptOut, ProviderEnvelope, SmsReply, SmsStatus
 from streams.app import Pipeline
-from streams.keys import fact_key
+from streams.keys import fact_key, person_key
 from streams.sealing import open_person, seal_ask, sealing_key
 
 from ..identity import target_of
@@ -27,7 +27,7 @@ from .sending import after_queue_full, after_validity_expired
 log = logging.getLogger(__name__)
 
 
-def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> None:
+def register(p: Pipeline, o: Outreach, help_text: str, person_secret: bytes) -> None:
     """The provider topic, a fetch at a time (``Pipeline.take_in_batches``: two callbacks per
     text make it the busiest topic of a fan-out). A text back (HELP, STOP) leaves on a task of
     its own (``Outreach.answering``, which a stopping worker lets finish): reading a person's
@@ -38,26 +38,31 @@ def register(p: Pipeline, o: Outreach, help_text: str, confirm_stop: bool) -> No
             envelope = p.parse(ProviderEnvelope, m, "provider envelope")
             if envelope is None:
                 continue
-            text = answer_text(receive(p, o, m.partition, envelope), help_text, confirm_stop)
+            kind, ev = receive(p, o, m.partition, envelope), envelope.event
+            text = answer_text(kind, help_text, ev.opt_out_handled_by_twilio) if isinstance(ev, SmsReply) else None
             person = p.people.get(envelope.person_key) if text else None
-            if text and person is not None and person.phone and o.outbox is not None:
-                answer(o, person.phone, text)
+            if text and person is not None and person.phone and ev.sender and o.outbox is not None:
+                answer(o, person.phone, text, lambda phone, sender=ev.sender: person_key(person_secret, phone, None) == sender)
 
     p.take_in_batches(p.provider, apply_receipts)
 
 
-def answer(o: Outreach, sealed_phone: str, text: str) -> None:
+def answer(o: Outreach, sealed_phone: str, text: str, sent_it: Callable[[str], bool] = lambda phone: True) -> None:
     """Text ``text`` back on a task of its own (``text_back``), in ``o.answering`` until done."""
-    o.answer_soon(text_back(o, sealed_phone, text))
+    o.answer_soon(text_back(o, sealed_phone, text, sent_it))
 
 
-async def text_back(o: Outreach, sealed_phone: str, text: str) -> None:
+async def text_back(o: Outreach, sealed_phone: str, text: str, sent_it: Callable[[str], bool]) -> None:
     """Queue ``text`` to the person (``Outbox.reply``): their phone opened, their data key read
-    up to now if need be; nothing if they were erased since."""
+    up to now if need be; nothing if they were erased since, or if that phone is not the one
+    the reply came from (``sent_it``): a person's older phone is not kept, and their newest
+    did not ask (it may have said STOP)."""
     if not o.keys.ring.readable(sealed_phone):
         await o.keys.caught_up()
     phone = o.keys.ring.open("phone", sealed_phone)
-    if phone is not None and o.outbox is not None:
+    if phone is not None and not sent_it(phone):
+        log.info("a reply from a person's earlier phone: not answered (only their newest is kept)")
+    elif phone is not None and o.outbox is not None:
         o.outbox.reply(phone, text)
 
 

@@ -93,13 +93,13 @@ def reply_kind(keyword: str, person: PersonRecord | None) -> Reply:
     return "rsvp" if word in YES_WORDS else "other"
 
 
-def answer_text(answer: str | None, help_text: str, confirm_stop: bool) -> str | None:
+def answer_text(answer: str | None, help_text: str, twilio_answered: bool) -> str | None:
     """What to text back after a reply was applied (``answer``: "help", "stop" or ``None``):
-    the help text to HELP; to STOP a confirmation only when Twilio does not send its own
-    (``confirm_stop``: Advanced Opt-Out is off); to anything else nothing."""
+    the help text to HELP; to STOP a confirmation only when Twilio did not send its own
+    (``twilio_answered``: ``SmsReply.opt_out_handled_by_twilio``); to anything else nothing."""
     if answer == "help":
         return help_text
-    if answer == "stop" and confirm_stop:
+    if answer == "stop" and not twilio_answered:
         return STOP_CONFIRMATION
     return None
 

@@ -32,7 +32,7 @@ from twilio.request_validator import RequestValidator
 
 from contracts.asks import parse_ask_id
 from contracts.people import normalize_phone
-from contracts.providers import KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
+from contracts.providers import KEYWORDS, TWILIO_KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
 from connectors.signing import unix_seconds
 from streams.keys import person_key
 from streams.settings import Settings
@@ -119,8 +119,9 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
         except ValueError:
             log.info("inbound SMS from a sender that is not a phone number: nothing to do")
             return Response(EMPTY_TWIML, media_type="text/xml")
-        event = SmsReply(message_sid=form.get("MessageSid", ""), keyword=reply_keyword(form.get("Body", "")),
-                         opt_out_handled_by_twilio=s.twilio_advanced_opt_out)
+        body = form.get("Body", "")
+        event = SmsReply(message_sid=form.get("MessageSid", ""), keyword=reply_keyword(body), sender=pk,
+                         opt_out_handled_by_twilio=s.twilio_advanced_opt_out and body.strip().upper() in TWILIO_KEYWORDS)
         await write([ProviderEnvelope(person_key=pk, received_at=_now(), event=event)])
         return Response(EMPTY_TWIML, media_type="text/xml")
 

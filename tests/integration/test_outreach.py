@@ -8,6 +8,7 @@ from itertools import count
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from agents.outreach.receipts import STOP_CONFIRMATION
 from contracts.asks import ask_id
 from streams.keys import partition_of, person_key
 from streams.topology import ASKS, PEOPLE, changelog_topic
@@ -135,10 +136,22 @@ def test_stop_blocks_every_later_ask_and_yes_becomes_an_rsvp_for_the_recruiter(o
     eventually(lambda: rows(stack, "first")["union-a"]["opted_out"] == 1 and rows(stack, "first")["union-a"]["rsvp_yes"] == 1)
     assert rows(stack, "first")["union-a"]["rsvp_via_sms"] == 1
     assert "faith-b" not in rows(stack, "first")
+    # Twilio's opt-out takes only a text that is one keyword, so "Stop please" is confirmed by turnout.
+    eventually(lambda: sms_to(stack, STOP_CONFIRMATION) == Counter({phone(1): 1}))
 
     # HELP is answered with the help text, to that person only, once.
     stack.reply(phone(2), "HELP")
     eventually(lambda: sms_to(stack, stack.settings.help_text) == Counter({phone(2): 1}))
+    # Person 3 gave union-a a second phone since (same email): texts go to the newest. A HELP from
+    # the first phone is not answered at the second; the second's STOP is not answered at the first.
+    stack.post_all("union-a", [person(3, email="p3@example.org", at="2026-11-21T10:00:00Z") | {"event_id": "s-3b", "person": {
+        "phone": phone(33), "email": "p3@example.org", "given_name": "P3", "postal_code": "94607"}}])
+    eventually(lambda: latest(stack, PEOPLE).get(person_key(stack.settings.person_key_bytes(), phone(3), None), {}).get("profile_at", {}).get("phone")
+               == "2026-11-21T10:00:00Z")
+    stack.reply(phone(3), "help")
+    stack.reply(phone(33), "Stop now")  # applied on the person's partition after the HELP, and confirmed at its own number
+    eventually(lambda: sms_to(stack, STOP_CONFIRMATION)[phone(33)] == 1)
+    assert phone(3) not in sms_to(stack, stack.settings.help_text) and phone(33) not in sms_to(stack, stack.settings.help_text)
 
     # Person 3 told faith-b (which never signed them up) to stop everything; faith-b knows only
     # their email. The opt-out reaches the person union-a knows by phone, on both channels.

@@ -206,10 +206,10 @@ def test_reply_keywords():
 
 
 def test_help_is_answered_and_stop_only_when_twilio_does_not_confirm_it():
-    assert answer_text("help", "Fair Care alerts", confirm_stop=False) == "Fair Care alerts"
-    assert answer_text("stop", "Fair Care alerts", confirm_stop=False) is None
-    assert answer_text("stop", "Fair Care alerts", confirm_stop=True) == STOP_CONFIRMATION
-    assert answer_text(None, "Fair Care alerts", confirm_stop=True) is None
+    assert answer_text("help", "Fair Care alerts", twilio_answered=True) == "Fair Care alerts"
+    assert answer_text("stop", "Fair Care alerts", twilio_answered=True) is None
+    assert answer_text("stop", "Fair Care alerts", twilio_answered=False) == STOP_CONFIRMATION
+    assert answer_text(None, "Fair Care alerts", twilio_answered=False) is None
 
 
 def test_a_stop_from_someone_unknown_survives_their_later_signup():

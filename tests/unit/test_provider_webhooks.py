@@ -85,8 +85,12 @@ def test_an_inbound_reply_keeps_only_the_keyword_and_no_phone_number(env):
     assert r.status_code == 200 and "<Response>" in r.text
     [env_] = written(pub, s)
     assert env_.event.keyword == "STOP"
-    assert env_.person_key == person_key(b"k", "+15105550123", None)
+    assert env_.person_key == env_.event.sender == person_key(b"k", "+15105550123", None)  # answers go to that number only
     assert "5550123" not in env_.model_dump_json()
+    # Twilio's opt-out only takes a text that is one keyword: turnout confirms "stop texting me" itself.
+    assert not env_.event.opt_out_handled_by_twilio
+    twilio_post(client, "/v1/providers/twilio/inbound", {"From": "+15105550123", "Body": " Stop ", "MessageSid": "SM4"})
+    assert [e.event.opt_out_handled_by_twilio for e in written(pub, s)] == [False, True]
 
 
 @pytest.mark.parametrize("body, keyword", [
