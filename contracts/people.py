@@ -79,6 +79,10 @@ def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
         raise ValueError("not a phone number" + (f" ({why})" if why else "")) from None
     if not phonenumbers.is_valid_number(number):
         raise ValueError(f"not a valid phone number for region {region}")
+    if number.extension:
+        # E.164 has no extension: cut off, everyone at one switchboard would be one person.
+        raise ValueError("has an extension, which cannot be texted and would make everyone at that number one person: "
+                         "give the person's own (mobile) number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

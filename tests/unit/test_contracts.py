@@ -63,6 +63,14 @@ def test_a_phone_a_spreadsheet_turned_into_a_number_gets_a_hint(mangled):
     assert normalize_phone("510.555.0126") == "+15105550126"  # dots as separators are a phone
 
 
+@pytest.mark.parametrize("extended", ["+1 510 555 0180 ext. 12", "(510) 555-0180 x34", "510-555-0180;ext=7"])
+def test_a_phone_with_an_extension_is_refused_not_cut(extended):
+    # E.164 has no extension: cut off, every desk at one switchboard would be one person.
+    with pytest.raises(ValueError) as refused:
+        normalize_phone(extended)
+    assert "extension" in str(refused.value) and "mobile" in str(refused.value)
+
+
 def test_emails_are_normalized_and_validated():
     assert normalize_email("  Ana.Diaz@EXAMPLE.org ") == "ana.diaz@example.org"
     assert partner_event.validate_python(signup("e1", email="Ana@Example.ORG")).person.email == "ana@example.org"
