@@ -16,11 +16,14 @@ from pydantic import BaseModel, Field
 
 from .asks import AskFact
 from .facts import ActionRecord, Attendance, Membership, Pledge
-from .identity import Merge
+from .identity import Identity, Merge
 from .unique import UniquePeople
 
-Fact = Union[Membership, Attendance, Pledge, ActionRecord, AskFact, Merge]
-FactKind = Literal["membership", "attendance", "pledge", "action", "ask", "merge"]
+Fact = Union[Membership, Attendance, Pledge, ActionRecord, AskFact, Merge, Identity]
+FactKind = Literal["membership", "attendance", "pledge", "action", "ask", "merge", "identity"]
+#: Links followed from an identifier to its person (``TallyBook.person_of``); a chain is a
+#: few hops long, each to an older key.
+PERSON_HOPS = 16
 #: Counts per (action, partner); ``signups`` only per partner.
 ACTION_METRICS = (
     "pledged", "rsvp_yes", "attended", "asked_sms", "asked_email", "delivered", "failed", "sending", "in_doubt", "deferred", "expired", "cancelled",
@@ -218,6 +221,17 @@ class TallyBook:
     def fact(self, kind: FactKind, key: str) -> Fact | None:
         """The latest fact under ``key`` (e.g. an ask by its id, for the RSVP page), if read yet."""
         return self._latest.get((kind, key))
+
+    def person_of(self, key: str) -> str:
+        """The person an identifier's key (or a merged person's) is now, as far as the identity
+        and merge facts read so far say; ``key`` itself when they say nothing."""
+        for _ in range(PERSON_HOPS):
+            link = self._latest.get(("identity", key)) or self._latest.get(("merge", key))
+            nxt = link.person if isinstance(link, Identity) else link.into if isinstance(link, Merge) else None
+            if nxt is None or nxt == key:
+                break
+            key = nxt
+        return key
 
     def knows_action(self, action_id: str) -> bool:
         return action_id in self._actions

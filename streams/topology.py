@@ -50,6 +50,7 @@ FACT_TABLES: dict[FactKind, TableSpec] = {
     "action": ACTIONS,
     "ask": ASKS,
     "merge": MERGES,
+    "identity": IDENTITIES,
 }
 
 

@@ -112,7 +112,7 @@ class Cluster:
 
         book = TallyBook()
         for kind, spec in FACT_TABLES.items():
-            table = {"membership": "memberships", "attendance": "attendance", "pledge": "pledges", "action": "actions", "ask": "asks", "merge": "merges"}[kind]
+            table = {"membership": "memberships", "attendance": "attendance", "pledge": "pledges", "action": "actions", "ask": "asks", "merge": "merges", "identity": "identities"}[kind]
             for key, raw in self.table(table).items():
                 book.apply(kind, key, spec.model.model_validate(raw))
         return book

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from playwright.sync_api import Route, expect
 
-from tests.factories import action, phone, rsvp, signup
+from tests.factories import action, checkin, phone, rsvp, signup
 from tests.integration.browsers import OUTPUT, accessible
 from tests.integration.test_dashboard import choose_password, invite
 from tests.polling import eventually
@@ -32,6 +32,11 @@ def door(make_stack):
                                rsvp("r1", "rally-1", phone=ANA), rsvp("r2", "rally-1", phone=BEN)])
     stack.post_all("faith-b", [signup("s3", phone=CY, given_name="Cy"), rsvp("r3", "rally-1", phone=CY)])
     return stack
+
+
+def named(event: dict, given: str, family: str) -> dict:
+    """An RSVP or check-in that names the person (it introduces them)."""
+    return {**event, "person": {**event["person"], "given_name": given, "family_name": family}}
 
 
 def union_attended(stack) -> int:
@@ -109,5 +114,21 @@ def test_a_volunteer_checks_in_an_rsvp_and_a_walk_in_and_a_tap_made_offline_coun
         page.screenshot(path=str(out / "door-390.png"), full_page=True)
         accessible(page, "door page")
         assert union_attended(door) == 3 and door.action_rows("rally-1")["union-a"]["rsvp_yes"] == 2
+
+        # One line per person, however they are known (an outside probe). faith-b's sign-ups link
+        # Kim's and Mo's phones and emails. union-a RSVP'd Kim by phone and checked her in by
+        # email: one line, not a walk-in. It RSVP'd Mo by email, and faith-b checked him in by
+        # phone: the tallies count him in, under the person's key, and so does the list.
+        door.post_all("faith-b", [signup("s5", phone=phone(5), email="kim@example.org", given_name="Kim"),
+                                  signup("s6", phone=phone(6), email="mo@example.org", given_name="Mo")])
+        door.post_all("union-a", [named(rsvp("r5", "rally-1", phone=phone(5)), "Kim", "Lee"), named(checkin("c5", "rally-1", email="kim@example.org"), "Kim", "Lee"),
+                                  named(rsvp("r6", "rally-1", email="mo@example.org"), "Mo", "Ruiz")])
+        door.post_all("faith-b", [checkin("c6", "rally-1", phone=phone(6))])
+        eventually(lambda: union_attended(door) == 4 and door.action_rows("rally-1").get("faith-b", {}).get("attended") == 1, timeout=30)
+        page.reload()
+        expect(people.locator("li", has_text="Kim Lee")).to_have_count(1, timeout=15_000)
+        expect(people.locator("li.in", has_text="Kim Lee")).to_have_count(1)
+        expect(people.locator("li.in", has_text="Mo Ruiz")).to_have_count(1)
+        expect(page.locator("#checked-in")).to_have_text("5")
     finally:
         context.close()

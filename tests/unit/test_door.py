@@ -166,6 +166,26 @@ def test_an_rsvp_naming_only_the_email_is_the_person_the_partner_signed_up_with_
     assert d.find("union-a", "rally-1", entry.ref).phone == phone(9)
 
 
+def test_one_person_the_partner_knows_by_phone_and_by_email_is_one_line_that_the_tallies_say_came():
+    """Kim is one person (another partner's sign-up linked her phone and email): the partner
+    RSVP'd her by phone and checked her in by email, and knew her by email only in another
+    action. One line, RSVP'd not a walk-in, checked in; the tallies keep her under the person's
+    key, which is neither of the partner's (an outside probe: two lines, one a walk-in, and
+    "not checked in" for someone the tallies counted)."""
+    d = Directory(SECRET, b"ref-key", open=KEYS.ring.open)
+    kim, kim_email, lee = person_key(SECRET, phone(7), None), person_key(SECRET, None, "kim@example.org"), person_key(SECRET, phone(70), None)
+    feed(d, "faith-b", {**rsvp("r7", "rally-1", "yes", phone=phone(7)), "person": {"phone": phone(7), "given_name": "Kim", "family_name": "Lee"}},
+         {**checkin("c7", "rally-1", email="kim@example.org"), "person": {"email": "kim@example.org", "given_name": "Kim"}},
+         {**rsvp("r8", "rally-2", "yes", email="kim@example.org"), "person": {"email": "kim@example.org", "given_name": "Kim"}})
+    person_of = {kim: lee, kim_email: lee}.get  # both linked into an older person key (a third identifier)
+    (entry,) = d.roster("faith-b", "rally-1", nobody, lambda key: person_of(key, key))
+    assert (entry.name, entry.phone_last4, entry.has_email, entry.rsvp, entry.checked_in, entry.walk_in) == ("Kim Lee", phone(7)[-4:], True, "yes", True, False)
+    assert d.find("faith-b", "rally-1", entry.ref, lambda key: person_of(key, key)) == Contact("Kim", "Lee", phone(7), "kim@example.org")
+    (other,) = d.roster("faith-b", "rally-2", lambda key: key == lee, lambda key: person_of(key, key))
+    assert (other.name, other.checked_in) == ("Kim Lee", True)  # the name it gave with her phone; in, under the person's own key
+    assert not d.roster("faith-b", "rally-2", lambda key: key == lee)[0].checked_in  # without the links: not found
+
+
 def test_unreadable_records_are_skipped_not_fatal():
     d = seeded()
     assert not apply_record(d, b"x", b'{"not": "an envelope"}')

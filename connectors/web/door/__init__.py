@@ -76,7 +76,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         def attended(key: str) -> bool:
             fact = book.fact("attendance", fact_key(action_id, key))
             return isinstance(fact, Attendance) and fact.attended
-        return directory.roster(partner, action_id, attended)
+        return directory.roster(partner, action_id, attended, book.person_of)
 
     def render(request: Request, partner: str, action_id: str, q: str = "", done: str = "", problem: str = "", status: int = 200,
                typed: dict[str, str] | None = None) -> HTMLResponse:
@@ -152,7 +152,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         at = tapped_at(form, datetime.now(timezone.utc))
         sms = email = False
         if form.get("ref"):
-            contact = directory.find(partner, action_id, form["ref"])
+            contact = directory.find(partner, action_id, form["ref"], book.person_of)
             if contact is None:
                 raise Refusal("ref", "that person is not on this partner's list for this action")
         else:

@@ -186,31 +186,48 @@ class Directory:
     def ref(self, partner: str, key: str) -> str:
         return hmac.new(self.ref_key, f"{partner}|{key}".encode(), hashlib.sha256).hexdigest()[:20]
 
-    def roster(self, partner: str, action_id: str, attended: Callable[[str], bool]) -> list[Entry]:
+    def roster(self, partner: str, action_id: str, attended: Callable[[str], bool], person_of: Callable[[str], str] = lambda key: key) -> list[Entry]:
         """The partner's people for the action: whom it RSVP'd yes or maybe, and whom it checked
-        in (walk-ins), by name. ``attended(key)``: whether the tallies have the person checked in
-        (by anyone) under that key."""
-        own = self.people.get(partner, {})
+        in (walk-ins), by name, one line per person. ``attended(key)``: whether the tallies have
+        the person checked in (by anyone) under that key; ``person_of(key)``: the person a key
+        is now (the tallies' identity facts), so that someone the partner posted by phone and by
+        email, linked by anyone, is one line."""
         said = {k: s for k, s in self.rsvps.get((action_id, partner), {}).items() if s in ("yes", "maybe")}
         checked = self.checkins.get((action_id, partner), set())
         out = []
-        for key in said.keys() | checked:
-            contact = self.opened(own.get(key))
-            if contact is None or (contact.phone is None and contact.email is None):
-                continue  # an RSVP by link from someone this partner never posted: nothing to write a check-in with
-            came = key in checked or any(attended(k) for k in self.keys(key, contact))
-            out.append(Entry(self.ref(partner, key), contact.name, contact.phone[-4:] if contact.phone else None,
-                             contact.email is not None, said.get(key), came, key not in said))
+        for ref, keys, contact in self._lines(partner, said.keys() | checked, person_of):
+            statuses = {said[k] for k in keys if k in said}
+            came = bool(checked & keys) or any(attended(k) for k in keys | {person_of(k) for k in keys})
+            out.append(Entry(ref, contact.name, contact.phone[-4:] if contact.phone else None, contact.email is not None,
+                             "yes" if "yes" in statuses else "maybe" if statuses else None, came, not statuses))
         return sorted(out, key=lambda e: (e.name.casefold(), e.ref))
 
-    def find(self, partner: str, action_id: str, ref: str) -> Contact | None:
+    def find(self, partner: str, action_id: str, ref: str, person_of: Callable[[str], str] = lambda key: key) -> Contact | None:
         """The contact behind a roster reference (only among the partner's people for the action)."""
         keys = self.rsvps.get((action_id, partner), {}).keys() | self.checkins.get((action_id, partner), set())
+        return next((contact for line, _, contact in self._lines(partner, keys, person_of) if hmac.compare_digest(line, ref)), None)
+
+    def _lines(self, partner: str, keys: set[str], person_of: Callable[[str], str]) -> list[tuple[str, set[str], Contact]]:
+        """``keys`` (the partner's people for an action) one per person: the line's reference,
+        every key the partner holds the person under, and what it told of them under those keys,
+        opened (one key's fields, in key order, the gaps filled from the others). A person with no phone or email here
+        (an RSVP by link from someone the partner never posted), or erased, has no line."""
         own = self.people.get(partner, {})
-        for key in keys:
-            if hmac.compare_digest(self.ref(partner, key), ref) and key in own:
-                return self.opened(own[key])
-        return None
+        persons = {person_of(k) for k in keys}
+        held: dict[str, set[str]] = {}
+        for k in own.keys() | keys:
+            if (person := person_of(k)) in persons:
+                held.setdefault(person, set()).add(k)
+        out = []
+        for person, group in held.items():
+            contacts = [c for k in sorted(group) if (c := self.opened(own.get(k))) is not None]
+            contact = contacts[0] if contacts else None
+            for other in contacts[1:]:
+                contact = contact.filled(other)
+            if contact is None or (contact.phone is None and contact.email is None):
+                continue
+            out.append((self.ref(partner, min(group & keys)), group | self.keys(min(group), contact), contact))
+        return out
 
     def checked_in(self, partner: str, action_id: str, contact: Contact) -> None:
         """Note a check-in this web app has just written (the events topic will say so too),
