@@ -265,9 +265,10 @@ def parse_events(body: bytes, max_batch: int) -> list[Any]:
 
 
 def validate_events(items: list[Any], region: str, authority: Authority) -> Checked:
-    """Validate each item on its own; an event id seen earlier in the request is a duplicate."""
+    """Validate each item on its own; an event id seen earlier in the request is a duplicate,
+    or refused when the event says something else (which one did the partner mean?)."""
     out = Checked()
-    seen: set[str] = set()
+    seen: dict[str, Any] = {}
     for index, item in enumerate(items):
         errors = [FieldError(field=f, message=m, type="invalid_json") for f, m in problems(item)]
         if not errors:
@@ -280,12 +281,15 @@ def validate_events(items: list[Any], region: str, authority: Authority) -> Chec
         if not errors:
             errors, warning = authority.check(index, event)
             out.warnings += [warning] if warning and not errors else []
+        if not errors and event.event_id in seen and seen[event.event_id] != event:
+            errors = [FieldError(field="event_id", message=f"{event.event_id!r} is used earlier in this request for another event: "
+                                 "give each event its own id", type="duplicate_id")]
         if errors:
             out.rejected.append(Rejection(index=index, event_id=_event_id(item), errors=errors))
         elif event.event_id in seen:
             out.duplicates += 1
         else:
-            seen.add(event.event_id)
+            seen[event.event_id] = event
             out.accepted.append((index, event))
     return out
 

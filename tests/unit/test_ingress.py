@@ -131,6 +131,17 @@ def test_repeated_event_ids_in_one_request_are_duplicates(env):
     assert len(pub.records) == 1
 
 
+def test_an_event_id_repeated_in_one_request_with_other_content_is_refused_not_dropped(env):
+    # Which pledge did the partner mean, 5 or 50? The first was kept and the second silently
+    # dropped as a duplicate (an outside probe); a later request with the id replaces it, as documented.
+    client, pub, secrets = env
+    r = post(client, secrets, "union-a", [pledge("u1", "rally-1", 5), pledge("u1", "rally-1", 50), pledge("u1", "rally-1", 5)])
+    assert r.status_code == 202 and (r.json()["accepted"], r.json()["duplicates"]) == (1, 1)
+    ((index, errors),) = [(x["index"], x["errors"]) for x in r.json()["rejected"]]
+    assert index == 1 and errors[0]["field"] == "event_id" and "earlier in this request" in errors[0]["message"]
+    assert len(pub.records) == 1
+
+
 @pytest.mark.parametrize("body, status", [
     (b"{not json", 400), (b"42", 400), (b"[]", 400), (b"x" * (1024 * 1024 + 1), 413),
     (b"[" * 10_000 + b"]" * 10_000, 400), (b"[NaN]", 400),
