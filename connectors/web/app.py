@@ -150,11 +150,12 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     async def coalition_tallies() -> CoalitionTallies:
         return book.coalition()
 
-    @app.get("/v1/actions/{action_id}/tallies", response_model=ActionTallies, dependencies=as_organizer, responses={**organizer_errors, **documented(404, s404="No action, pledge, RSVP or check-in seen yet with this id")},
+    @app.get("/v1/actions/{action_id}/tallies", response_model=ActionTallies, dependencies=as_organizer, responses={**organizer_errors, **documented(404, s404="No partner has posted an action with this id (yet)")},
              summary="Per-partner pledged, RSVP yes, attended and production ratio for one action")
     async def action_tallies(action_id: str) -> ActionTallies:
         if not book.knows_action(action_id):
-            raise HTTPException(404, f"no action {action_id!r} (no action, pledge, RSVP or check-in seen yet)")
+            raise HTTPException(404, f"no partner has posted action {action_id!r} (yet): RSVPs, check-ins and pledges for it are kept, "
+                                     "and counted once it is")
         return book.action(action_id)
 
     @app.get("/v1/exports/tallies.csv", dependencies=as_organizer, responses={200: CSV, **organizer_errors}, response_class=StreamingResponse,

@@ -56,7 +56,7 @@ def tally_api(token: str):
         def do_GET(self):
             body = {"/v1/tallies": COALITION, "/v1/actions/rally-1201/tallies": ACTION}.get(self.path)
             status = 401 if self.headers.get("Authorization") != f"Bearer {token}" else 200 if body else 404
-            payload = json.dumps(body if status == 200 else {"detail": "no action 'x' (no action, pledge, RSVP or check-in seen yet)"}).encode()
+            payload = json.dumps(body if status == 200 else {"detail": "no partner has posted action 'x' (yet)"}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -87,7 +87,7 @@ def test_turnout_tallies_prints_a_table_or_json_and_refusals_in_one_line(tmp_pat
         assert r.exit_code == 0 and json.loads(r.stdout) == ACTION
         r = runner.invoke(main, ["tallies", "--action", "x"], env=env)
         # (the last line: a test that ran before may have left a log handler on a closed stream)
-        assert r.exit_code == 1 and r.stderr.splitlines()[-1] == "Error: the web app refused (404): no action 'x' (no action, pledge, RSVP or check-in seen yet)"
+        assert r.exit_code == 1 and r.stderr.splitlines()[-1] == "Error: the web app refused (404): no partner has posted action 'x' (yet)"
         r = runner.invoke(main, ["tallies", "--url", url + "/"], env={**env, "TURNOUT_ORGANIZER_TOKEN": "wrong"})
         assert r.exit_code == 1 and "refused (401)" in r.output and "TURNOUT_ORGANIZER_TOKEN" in r.output
 
