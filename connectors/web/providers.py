@@ -99,10 +99,11 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
             _, pk, _ = parse_ask_id(ask)
         except ValueError:
             return error(422, "not a status callback for one of our asks", [FieldError(field="query.ask", message="not an ask id", type="value_error")])
-        try:
-            event = SmsStatus(ask_id=ask, message_sid=form.get("MessageSid"), status=form.get("MessageStatus"), error_code=form.get("ErrorCode") or None)
+        names = {"message_sid": "MessageSid", "status": "MessageStatus", "error_code": "ErrorCode"}
+        try:  # a field Twilio left out is "missing", not the wrong type
+            event = SmsStatus(ask_id=ask, **{f: form[n] for f, n in names.items() if form.get(n)})
         except ValidationError as exc:
-            return error(422, "not a Twilio status callback", _fields(exc, {"message_sid": "MessageSid", "status": "MessageStatus", "error_code": "ErrorCode"}))
+            return error(422, "not a Twilio status callback", _fields(exc, names))
         await write([ProviderEnvelope(person_key=pk, received_at=_now(), event=event)])
         return Response(status_code=204)
 

@@ -160,16 +160,17 @@ def test_sendgrid_events_that_cannot_be_read_are_skipped_and_the_rest_written(en
     assert [e.event.sg_event_id for e in written(pub, s)] == ["e2"]
 
 
-@pytest.mark.parametrize("query, params, field", [
-    ("?ask=nonsense", {"MessageSid": "SM1", "MessageStatus": "delivered"}, "query.ask"),
-    (f"?ask={ASK}", {"MessageStatus": "delivered"}, "body.MessageSid"),
-    (f"?ask={ASK}", {"MessageSid": "SM1", "MessageStatus": "exploded"}, "body.MessageStatus"),
+@pytest.mark.parametrize("query, params, field, kind", [
+    ("?ask=nonsense", {"MessageSid": "SM1", "MessageStatus": "delivered"}, "query.ask", "string_pattern_mismatch"),
+    (f"?ask={ASK}", {"MessageStatus": "delivered"}, "body.MessageSid", "missing"),
+    (f"?ask={ASK}", {"MessageSid": "SM1"}, "body.MessageStatus", "missing"),
+    (f"?ask={ASK}", {"MessageSid": "SM1", "MessageStatus": "exploded"}, "body.MessageStatus", "literal_error"),
 ])
-def test_a_signed_status_callback_that_is_not_ours_is_a_422_naming_the_field(env, query, params, field):
+def test_a_signed_status_callback_that_is_not_ours_is_a_422_naming_the_field(env, query, params, field, kind):
     client, pub, _, s = env
     r = twilio_post(client, f"/v1/providers/twilio/status{query}", params)
     assert r.status_code == 422
-    assert [e["field"] for e in r.json()["errors"]] == [field] and "unpack" not in r.text
+    assert [(e["field"], e["type"]) for e in r.json()["errors"]] == [(field, kind)] and "unpack" not in r.text
     assert written(pub, s) == []
 
 
