@@ -97,6 +97,8 @@ EXAMPLES = {
         "title": "Rally for fair funding", "kind": "rally", "starts_at": "2026-12-01T18:00:00-08:00", "time_zone": "America/Los_Angeles",
         "location": {"venue": "City Hall", "locality": "Oakland"}, "target": {"postal_codes": ["94607"]}, "pledges": [{"partner": "union-a", "count": 40}],
         "templates": {"sms": {"en": "{given_name}, join us at {place} on {local_time}: {rsvp_link}"}}}},
+    "opt_out": {"summary": "An opt-out the partner relays: no more texts or emails, coalition-wide", "value": {
+        "type": "opt_out", "event_id": "u-005", "occurred_at": "2026-11-23T09:30:00Z", "person": {"phone": "+15105550123"}, "channels": ["sms", "email"]}},
 }
 
 

@@ -85,7 +85,7 @@ def test_the_event_examples_are_accepted_whole(env):
         body = json.dumps(example["value"]).encode()
         r = client.post("/v1/events", content=body, headers=headers("union-a", secret, body, time.time()))
         assert r.status_code == 202 and r.json()["rejected"] == [], r.text
-    assert len(publisher.records) == 5
+    assert len(publisher.records) == 6  # the batch of four, the action, the opt-out
 
 
 def test_every_route_but_the_public_ones_declares_its_credentials(env):
