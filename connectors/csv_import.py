@@ -28,7 +28,7 @@ from streams.friendly import plural
 from . import csv_files
 from .web.ingress import Authority, validate_events
 
-ImportType = Literal["signup", "rsvp", "checkin"]
+ImportType = Literal["signup", "rsvp", "checkin", "opt_out"]
 
 #: field → header aliases (normalized: lower case, letters and digits only).
 DEFAULT_HEADERS: dict[str, tuple[str, ...]] = {
@@ -114,7 +114,7 @@ def event_id(secret: str, partner: str, kind: ImportType, action: str | None, va
 def read(
     lines: Iterable[str], kind: ImportType, *, partner: str, secret: str, action: str | None,
     default_at: datetime, region: str = "US", extra: dict[str, str] | None = None, consent: frozenset[str] = frozenset(),
-    delimiter: str = ",", zone: ZoneInfo | None = None, now: datetime | None = None,
+    delimiter: str = ",", zone: ZoneInfo | None = None, now: datetime | None = None, stop: frozenset[str] = frozenset(),
 ) -> tuple[list[Row], list[Problem]]:
     """The file's events, each with its line number, and every bad row with its line and reason.
 
@@ -126,10 +126,13 @@ def read(
     than the header has columns, is reported, never guessed at. Each event then passes the
     ingress's checks as received at ``now`` (by default the clock's time), which refuse, for
     one, a date more than 5 minutes after it. A value of any length is read: the field it is
-    for refuses it if it is too long.
+    for refuses it if it is too long. An ``opt_out`` sheet (a partner's "do not contact" list)
+    stops the channels in ``stop`` for each row's phone or email; its other columns are unused.
     """
-    if kind != "signup" and not action:
+    if kind in ("rsvp", "checkin") and not action:
         raise CsvError(f"--action is required for --type {kind}")
+    if kind == "opt_out" and not stop:
+        raise CsvError("--stop sms and/or --stop email is required for --type opt_out (the channels to stop)")
     # A sheet posts no actions and overrides no quiet hours: the partner's role changes nothing.
     ingress = Authority(partner, received_at=now or datetime.now(timezone.utc))
     rows, problems = [], []
@@ -150,7 +153,7 @@ def read(
             continue
         values = {f: fields[i].strip() for f, i in index.items()}
         try:
-            event = _event(kind, action, _checked(values, region, zone, start), default_at, consent)
+            event = _event(kind, action, _checked(values, region, zone, start), default_at, consent, stop)
         except ValueError as exc:
             problems.append(Problem(start, str(exc)))
             continue
@@ -201,8 +204,11 @@ def _checked(values: dict[str, str], region: str, zone: ZoneInfo | None, line: i
     return out
 
 
-def _event(kind: ImportType, action: str | None, v: dict[str, str], default_at: datetime, consent: frozenset[str]) -> dict[str, Any]:
+def _event(kind: ImportType, action: str | None, v: dict[str, str], default_at: datetime, consent: frozenset[str],
+           stop: frozenset[str] = frozenset()) -> dict[str, Any]:
     at = v.get("occurred_at") or default_at.isoformat()
+    if kind == "opt_out":  # how to reach them, nothing else: the opt-out keeps only their key
+        return {"type": "opt_out", "occurred_at": at, "person": {f: v[f] for f in ("phone", "email") if v.get(f)}, "channels": sorted(stop)}
     # RSVP and check-in sheets carry the person too (names, ZIP, consent): they may introduce someone.
     person = {f: v[f] for f in PERSON if v.get(f)}
     common = {"occurred_at": at, "person": person, "consent": {

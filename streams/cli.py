@@ -751,25 +751,34 @@ def sign(partner_id: str, data: str | None, file_, url: str | None) -> None:
 Examples:
   turnout import union-local-1 sheet.csv --type signup --consent sms --dry-run
   turnout import union-local-1 rsvps.csv --type rsvp --action rally-1201 --tz America/Los_Angeles
+  turnout import union-local-1 do-not-text.csv --type opt_out --stop sms
 \b
 The file may be UTF-8 (with or without BOM), UTF-16 with BOM, Windows-1252 or Latin-1,
 separated by commas, semicolons or tabs. Exit codes: 0 every row imported, 1 a bad row or a
 failure (the bad rows are listed with their line), 2 usage error.""")
 @click.argument("partner_id")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--type", "kind", type=click.Choice(["signup", "rsvp", "checkin"]), required=True)
+@click.option("--type", "kind", type=click.Choice(["signup", "rsvp", "checkin", "opt_out"]), required=True,
+              help="What each row is: a sign-up, an RSVP, a check-in, or an opt-out (a do-not-contact list).")
 @click.option("--action", "action_id", default=None, callback=action_id_option, help="The turnout action (required for rsvp and checkin).")
 @click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD", help="Read FIELD from COLUMN (repeatable).")
 @click.option("--consent", multiple=True, type=click.Choice(["sms", "email"]), help="The sheet collected consent for this channel (repeatable).")
+@click.option("--stop", multiple=True, type=click.Choice(["sms", "email"]),
+              help="With --type opt_out: the channel each row's person asked to stop (repeatable).")
 @click.option("--tz", "tz", default=None, metavar="ZONE", help="Read dates without a UTC offset in this IANA zone (default: TURNOUT_TIME_ZONE).")
 @click.option("--delimiter", type=click.Choice(["comma", "semicolon", "tab"]), default=None, help="Default: sniffed from the header row.")
 @click.option("--dry-run", is_flag=True, help="Check every row, show which column became which field, report the bad rows; post nothing.")
 @click.option("--url", default=None, callback=url_option, help=URL_HELP)
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 500), help="Events per request.")
 def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps: tuple[str, ...], consent: tuple[str, ...],
-            tz: str | None, delimiter: str | None, dry_run: bool, url: str | None, batch: int) -> None:
-    if kind != "signup" and not action_id:  # a usage error (2), said before the file is read
+            stop: tuple[str, ...], tz: str | None, delimiter: str | None, dry_run: bool, url: str | None, batch: int) -> None:
+    # Usage errors (2), said before the file is read.
+    if kind in ("rsvp", "checkin") and not action_id:
         raise click.UsageError(f"--action is required with --type {kind} (the turnout action its rows are for)")
+    if (kind == "opt_out") != bool(stop):
+        raise click.UsageError("--type opt_out needs --stop sms and/or --stop email (the channels to stop), and --stop is for --type opt_out only")
+    if kind == "opt_out" and (consent or action_id):
+        raise click.UsageError("an opt-out sheet takes no --consent or --action: it stops the --stop channels for each row's person")
     s = settings()
     partner = enabled_partner(s, partner_id)
     pairs = [m.split("=", 1) for m in maps if "=" in m]
@@ -779,7 +788,7 @@ def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps:
     if twice := next((c for c in columns if columns.count(c) > 1), None):
         raise click.UsageError(f"--map names column {twice!r} more than once: a column is read as one field")
     extra = dict(pairs)
-    rows, problems = read_sheet(s, file, kind, partner, action_id, extra, consent, tz, delimiter)
+    rows, problems = read_sheet(s, file, kind, partner, action_id, extra, consent, tz, delimiter, stop)
     for problem in problems:
         console.print(f"[red]line {problem.line}[/]: {escape(problem.reason)}", highlight=False, soft_wrap=True)
     if action_id and kind != "signup":
@@ -794,7 +803,7 @@ def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps:
 
 
 def read_sheet(s: Settings, file: Path, kind: str, partner, action_id: str | None, extra: dict[str, str],
-               consent: tuple[str, ...], tz: str | None, delimiter: str | None):
+               consent: tuple[str, ...], tz: str | None, delimiter: str | None, stop: tuple[str, ...] = ()):
     """The sheet, its events and its bad rows; says how it was read and which column became which field."""
     from datetime import datetime, timezone
     from zoneinfo import ZoneInfo
@@ -813,7 +822,7 @@ def read_sheet(s: Settings, file: Path, kind: str, partner, action_id: str | Non
         # Read first: it says what is wrong with the file itself (an empty one, say) before the columns.
         rows, problems = csv_import.read(io.StringIO(sheet.text, newline=""), kind, partner=partner.id, secret=partner.secret.get_secret_value(),
                                          action=action_id, default_at=saved, region=s.default_region, extra=extra,
-                                         consent=frozenset(consent), delimiter=sheet.delimiter, zone=zone)
+                                         consent=frozenset(consent), delimiter=sheet.delimiter, zone=zone, stop=frozenset(stop))
         header = next((r for r in csv_import.csv.reader(io.StringIO(sheet.text, newline=""), delimiter=sheet.delimiter) if r), [])
         mapping = csv_import.column_map([h for h in header if h], extra)
     except (csv_import.CsvError, csv_import.csv.Error, csv_files.NotASheet) as exc:

@@ -4,7 +4,10 @@ import pytest
 from click.testing import CliRunner
 
 from streams.cli import main
+from streams.keys import person_key
 from streams.stack import child_env
+from streams.topology import PEOPLE
+from tests.integration.test_outreach import latest
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -53,3 +56,12 @@ def test_a_sheet_imports_its_good_rows_reports_bad_ones_by_line_and_counts_once(
     assert r.exit_code == 0 and "posted" not in r.output, r.output  # rally-9 is posted: no warning
     eventually(lambda: stack.action_rows("rally-9") == {"union-a": {"pledged": 0, "rsvp_yes": 2, "attended": 0}})
     assert signups(stack) == {"union-a": 3}
+
+    # The partner's do-not-contact list: Ana (by phone) and Ben (by email) stop both channels.
+    stop = tmp_path / "do-not-contact.csv"
+    stop.write_text("Name,Phone,Email\nAna,510 555 0123,\nBen,,ben@example.org\n")
+    r = runner.invoke(main, ["import", "union-a", str(stop), "--type", "opt_out", "--stop", "sms", "--stop", "email", "--url", stack.url], env=env)
+    assert r.exit_code == 0 and "imported 2 rows" in r.output, r.output
+    secret = stack.settings.person_key_bytes()
+    for key in (person_key(secret, "+15105550123", None), person_key(secret, None, "ben@example.org")):
+        eventually(lambda key=key: set(latest(stack, PEOPLE).get(key, {}).get("opted_out", {})) == {"sms", "email"})

@@ -95,6 +95,13 @@ def test_an_rsvp_or_checkin_import_without_its_action_is_a_usage_error_before_th
     assert "line 2" not in r.output and "read rsvps.csv" not in r.output, r.output
 
 
+@pytest.mark.parametrize("args", [["--type", "opt_out"], ["--type", "signup", "--stop", "sms"], ["--type", "opt_out", "--stop", "sms", "--consent", "sms"]])
+def test_an_opt_out_sheet_needs_its_channels_and_nothing_else_before_the_sheet_is_read(here, args):
+    (here / "stop.csv").write_text("Phone\nnot a phone\n")
+    r = turnout("import", "union-a", "stop.csv", *args, "--dry-run")
+    assert r.exit_code == 2 and "Error: " in r.output and "line 2" not in r.output, r.output
+
+
 def test_an_empty_sheet_is_said_to_be_empty(here):
     (here / "sheet.csv").write_bytes(b"")
     r = turnout("import", "union-a", "sheet.csv", "--type", "signup", "--dry-run")

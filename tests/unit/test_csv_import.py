@@ -71,6 +71,18 @@ def test_sheet_level_consent_applies_to_rows_without_their_own():
     assert rows[0].event["consent"]["email"]["granted"] is True and rows[0].event["consent"]["sms"]["granted"] is False
 
 
+def test_a_do_not_contact_list_becomes_opt_outs_of_the_channels_given():
+    # A partner's own "do not text" list: each row an opt-out (names and consent columns unused).
+    sheet = "First Name,Phone,Email,Text OK\nAna,5105550123,,yes\nBen,,ben@example.org,\nCy,555,,\n"
+    rows, problems = load(sheet, kind="opt_out", stop=frozenset({"sms", "email"}))
+    events = [partner_event.validate_python(r.event) for r in rows]
+    assert [(e.type, e.person.phone, e.person.email, e.channels) for e in events] == [
+        ("opt_out", "+15105550123", None, ("email", "sms")), ("opt_out", None, "ben@example.org", ("email", "sms"))]
+    assert [p.line for p in problems] == [4] and "person.phone" in problems[0].reason
+    with pytest.raises(CsvError, match="--stop"):
+        load(sheet, kind="opt_out")
+
+
 def test_a_column_named_twice_is_refused_naming_it_never_guessed():
     with pytest.raises(CsvError, match="the header has 2 columns named 'Phone': rename all but one"):
         column_map(["Phone", "Phone", "First Name"])
