@@ -2,7 +2,9 @@
 
 - ``GET /r/{action}/{token}``: the action, when (in its own zone) and where, the partner that
   invites; Yes / Maybe / No as one plain form (no JavaScript). ``POST`` it: an RSVP credited to
-  the ask's partner, then ``303`` back to the page, which thanks them (``?answered=yes``).
+  the ask's partner, then ``303`` back to the page, which thanks them (``?answered=yes&at=…&r=…``:
+  ``r`` signs the answer and when it was taken, so only an answer this server took is thanked,
+  and only while no later answer is in force).
 - ``GET /unsubscribe/{action}/{token}``: confirm, with "stop text messages too". ``POST`` it, or
   the RFC 8058 one-click ``POST`` a mail client sends to the ``List-Unsubscribe`` URL (body
   ``List-Unsubscribe=One-Click``): opted out of email at once, coalition-wide.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 from datetime import datetime, timedelta, timezone
 from importlib.resources import files
 from typing import Callable
@@ -86,6 +89,13 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
                 await data_keys.caught_up(2.0)
         return open_link(book, key, purpose, action_id, token, now(), rsvp_open, data_keys.ring.forgotten)
 
+    def receipt(*parts: str) -> str:
+        """What only this server writes into a page's address after taking an answer."""
+        return hmac.new(key, "\0".join(("page-receipt", *parts)).encode(), hashlib.sha256).hexdigest()[:20]
+
+    def taken(r: str | None, *parts: str) -> bool:
+        return r is not None and hmac.compare_digest(r.encode(), receipt(*parts).encode())
+
     def rsvp_page(opened: Opened, status: int = 200, answered: str | None = None, notice: str | None = None,
                   headers: dict[str, str] | None = None) -> HTMLResponse:
         action, lang = opened.action, language(opened.link.language)
@@ -94,11 +104,14 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
                     answer=answered or opened.answer, notice=notice)
 
     @r.get("/r/{action_id}/{token}")
-    async def rsvp(action_id: str, token: str, answered: str | None = None) -> Response:
+    async def rsvp(action_id: str, token: str, answered: str | None = None, at: str | None = None, r: str | None = None) -> Response:
         opened = await opening("rsvp", action_id, token)
         if isinstance(opened, Refused):
             return refused(opened)
-        return rsvp_page(opened, answered=answered if answered in ANSWERS else None)
+        thanked = answered if answered in ANSWERS and at and taken(r, action_id, token, answered, at) else None
+        if thanked and opened.answered_at is not None and opened.answered_at.timestamp() > int(at) + 1 and opened.answer != thanked:
+            thanked = None  # answered again since (the email's link, another partner): the answer in force
+        return rsvp_page(opened, answered=thanked)
 
     @r.post("/r/{action_id}/{token}")
     async def answer(request: Request, action_id: str, token: str) -> Response:
@@ -109,12 +122,14 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
         status = form.get("status")
         if status not in ANSWERS:
             return rsvp_page(opened, 400, notice="bad_answer")
+        received = datetime.now(timezone.utc)
         try:
-            await publisher.publish([rsvp_record(opened, status, datetime.now(timezone.utc))])
+            await publisher.publish([rsvp_record(opened, status, received)])
         except BrokerUnavailable as exc:
             return rsvp_page(opened, 503, notice="unsaved_body", headers={"Retry-After": str(exc.retry_after)})
         # Post/redirect/get: a reload shows the answer instead of posting it again.
-        return RedirectResponse(f"?answered={status}", status_code=303, headers=SECURITY_HEADERS)
+        at = str(int(received.timestamp()))
+        return RedirectResponse(f"?answered={status}&at={at}&r={receipt(action_id, token, status, at)}", status_code=303, headers=SECURITY_HEADERS)
 
     def unsubscribe_page(opened: Opened, status: int = 200, done: str | None = None, notice: str | None = None,
                          headers: dict[str, str] | None = None) -> HTMLResponse:
@@ -122,11 +137,11 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
                     already=opened.unsubscribed, notice=notice)
 
     @r.get("/unsubscribe/{action_id}/{token}")
-    async def unsubscribe_form(action_id: str, token: str, done: str | None = None) -> Response:
+    async def unsubscribe_form(action_id: str, token: str, done: str | None = None, r: str | None = None) -> Response:
         opened = await opening("unsubscribe", action_id, token)
         if isinstance(opened, Refused):
             return refused(opened)
-        return unsubscribe_page(opened, done=done if done in ("email", "both") else None)
+        return unsubscribe_page(opened, done=done if done in ("email", "both") and taken(r, action_id, token, done) else None)
 
     @r.post("/unsubscribe/{action_id}/{token}")
     async def unsubscribe(request: Request, action_id: str, token: str) -> Response:
@@ -142,7 +157,7 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
             return unsubscribe_page(opened, 503, notice="unsaved_unsub", headers={"Retry-After": str(exc.retry_after)})
         done = "both" if stop_texts else "email"
         if from_page:
-            return RedirectResponse(f"?done={done}", status_code=303, headers=SECURITY_HEADERS)
+            return RedirectResponse(f"?done={done}&r={receipt(action_id, token, done)}", status_code=303, headers=SECURITY_HEADERS)
         return unsubscribe_page(opened, done=done)  # a mail client wants a 2xx, not a redirect
 
     @r.api_route("/r/{action_id}", methods=["GET", "POST"])

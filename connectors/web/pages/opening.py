@@ -36,6 +36,8 @@ class Opened:
     partner: str
     answer: RsvpStatus | None = None
     unsubscribed: bool = False
+    #: When the answer in force was received (from whichever link or partner).
+    answered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,9 @@ def open_link(book: TallyBook, key: bytes, purpose: links.Purpose, action_id: st
     if purpose == "rsvp" and link.expired(now, record.action.starts_at + rsvp_open):
         return Refused(410, "expired", link, record.action)
     attendance = book.fact("attendance", fact_key(action_id, link.person_key))
-    answer = attendance.rsvp if isinstance(attendance, Attendance) else None
-    return Opened(link, record.action, ask.partner, answer, ask.opted_out)
+    if not isinstance(attendance, Attendance):
+        return Opened(link, record.action, ask.partner, None, ask.opted_out)
+    return Opened(link, record.action, ask.partner, attendance.rsvp, ask.opted_out, answered_at=attendance.rsvp_received)
 
 
 def rsvp_record(opened: Opened, status: RsvpStatus, received_at: datetime) -> Record:
