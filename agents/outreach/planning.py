@@ -140,9 +140,9 @@ def pick(templates: Mapping[str, T], language: str | None) -> tuple[str, T] | No
     return None
 
 
-def in_language(values: dict[str, str], action: ActionEvent, tag: str) -> dict[str, str]:
-    """``values`` with the action's time written in the template's language."""
-    return {**values, "local_time": local_time(action.starts_at, action.time_zone, tag)}
+def in_language(values: dict[str, str], action: ActionEvent, tag: str, sms: bool = False) -> dict[str, str]:
+    """``values`` with the action's time written in the template's language (``sms``: in GSM-7)."""
+    return {**values, "local_time": local_time(action.starts_at, action.time_zone, tag, sms)}
 
 
 def _sms(person, action, values, now, policy, common) -> AskCommand | None:
@@ -150,7 +150,7 @@ def _sms(person, action, values, now, policy, common) -> AskCommand | None:
     if picked is None:
         return None
     tag, template = picked
-    text = render(template, in_language(values, action, tag))
+    text = render(template, in_language(values, action, tag, sms=True))
     body = sms_body(text if names_sponsor(template) else f"{values['sponsor']}: {text}", policy.sms_footer(person.language))
     zone = recipient_zone(person.postal_code, person.phone, action.time_zone)
     quiet = not action.override_quiet_hours

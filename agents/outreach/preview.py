@@ -91,7 +91,7 @@ def test_messages(action: ActionEvent, sponsor: str, language: str, policy: Outr
     out: dict[Channel, tuple[str | None, str]] = {}
     if picked := pick(action.templates.sms, language):
         tag, sms = picked
-        text = render(sms, in_language(values, action, tag))
+        text = render(sms, in_language(values, action, tag, sms=True))
         out["sms"] = (None, TEST_MARK + sms_body(text if names_sponsor(sms) else f"{values['sponsor']}: {text}", policy.sms_footer(language)))
     if picked := pick(action.templates.email, language):
         tag, mail = picked

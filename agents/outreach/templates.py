@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from functools import lru_cache
 from string import Formatter
-from zoneinfo import ZoneInfo
 
 from contracts.events import template_problems as validate_template  # noqa: F401 - re-exported
+from contracts.zones import local_time  # noqa: F401 - re-exported
+
 NAME_FALLBACK = "friend"
 SMS_FOOTER = "Reply YES to RSVP, STOP to opt out"
 #: The footer of a text to a Spanish speaker: GSM-7 only ("SI", not "SÍ"), so that it never
 #: makes a text UCS-2 (70 characters a segment instead of 160).
 SMS_FOOTER_ES = "Responde SI para confirmar, STOP para no recibir mensajes"
-
-_DAYS = {"en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), "es": ("lun", "mar", "mié", "jue", "vie", "sáb", "dom")}
-_MONTHS = {"en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
-           "es": ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic")}
-_MERIDIEM = {"en": ("AM", "PM"), "es": ("a. m.", "p. m.")}
-_WHEN = {"en": "{day} {month} {d}, {h}:{m:02d} {meridiem} {zone}", "es": "{day} {d} {month}, {h}:{m:02d} {meridiem} {zone}"}
 
 # GSM 03.38: the basic character set (1 septet each; ESC excluded, it only prefixes the
 # extension table) and the extension table (2 septets each: ESC + the character).
@@ -77,23 +71,6 @@ def _value(field: str, values: Mapping[str, str], name_fallback: str) -> str:
     return str(value)
 
 
-@lru_cache(maxsize=1024)  # the same for every person asked for an action (in one language)
-def local_time(starts_at: datetime, tz: str, language: str | None = "en") -> str:
-    """``starts_at`` in zone ``tz``, in the language of the template it goes into (its tag):
-    ``Tue Dec 1, 6:00 PM PST``, or ``mar 1 dic, 6:00 p. m. PST`` for Spanish (``es``, ``es-MX``);
-    English for any other. Locale-independent.
-
-    Zones without a letter abbreviation (tzdata writes ``-03``) show as ``UTC-03``.
-    """
-    if starts_at.tzinfo is None:
-        raise ValueError("starts_at must be timezone-aware")
-    t = starts_at.astimezone(ZoneInfo(tz))
-    zone = t.tzname() or ""
-    zone = f"UTC{zone}" if zone[:1] in "+-" else zone
-    lang = "es" if (language or "").split("-")[0].lower() == "es" else "en"
-    day, month = _DAYS[lang][t.weekday()], _MONTHS[lang][t.month - 1]
-    return _WHEN[lang].format(day=day, month=month, d=t.day, h=t.hour % 12 or 12, m=t.minute,
-                              meridiem=_MERIDIEM[lang][t.hour >= 12], zone=zone).rstrip()
 
 
 def sms_body(text: str, footer: str = SMS_FOOTER) -> str:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect
 
-from agents.outreach.templates import SMS_FOOTER_ES, names_sponsor, render, segments, sms_body
+from agents.outreach.templates import SMS_FOOTER_ES, local_time, names_sponsor, render, segments, sms_body
 from connectors.web.pages.words import when
 from tests.integration.browsers import OUTPUT, accessible
 from tests.integration.test_dashboard import sign_in_as_organizer
@@ -18,13 +18,15 @@ from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
-SMS_ES = "Vigilia hoy en la plaza {rsvp_link}"
+SMS_ES = "Vigilia {local_time} en la plaza {rsvp_link}"
 SMS = "{given_name}, vigil for the budget at {place} on {local_time}. Bring a candle and a friend! RSVP: {rsvp_link}"
 
 
 def test_an_organizer_writes_an_action_sees_its_sms_segments_fixes_a_template_and_posts_it_as_the_backbone(make_stack, browser):  # noqa: F811
-    # This stack runs on the system clock, and the console refuses a start in the past: ten days on.
+    # This stack runs on the system clock, and the console refuses a start in the past: the
+    # Saturday at least ten days on (a Spanish "sáb" made texts UCS-2: the texts write "sab").
     starts = (datetime.now(ZoneInfo("America/Chicago")) + timedelta(days=10)).replace(hour=18, minute=30, second=0, microsecond=0)
+    starts += timedelta(days=(5 - starts.weekday()) % 7)
     stack = make_stack(partners=("backbone", "union-a"))
     stack.start_worker()
     stack.start_web()
@@ -56,16 +58,19 @@ def test_an_organizer_writes_an_action_sees_its_sms_segments_fixes_a_template_an
         expect(page.locator("#live-errors")).to_be_empty()
         # The count the page shows is the one the sender will use, for the same sample values and
         # the posting partner as the sponsor named before the text (the test stack names partners by id).
-        sample = {"given_name": "Alexandra", "action_title": "Budget vigil", "local_time": "Wed Dec 2, 3:47 PM PST",
+        # The start as the texts write it, in each template's language (the page asks the server).
+        sample = {"given_name": "Alexandra", "action_title": "Budget vigil", "local_time": local_time(starts, "America/Chicago", "en", sms=True),
                   "place": "Daley Plaza, Chicago", "rsvp_link": f"{stack.url}/r/vigil-7/" + "x" * 48, "sponsor": "backbone"}
         assert not names_sponsor(SMS)
         encoding, count = segments(sms_body("backbone: " + render(SMS, sample)))
         assert count == 2  # the test means something: a 1-segment answer would be wrong
         expect(page.locator("#sms_en-count")).to_contain_text(f"{count} SMS segments ({encoding})")
-        # A Spanish text is counted with the Spanish speakers' footer: two segments here, one with the English.
+        # A Spanish text is counted with the Spanish speakers' footer and the start as Spanish
+        # texts write it ("sab": no accent that would make it UCS-2), to the character.
         page.get_by_label("Text message (es)").fill(SMS_ES)
-        spanish = "backbone: " + render(SMS_ES, sample)
-        assert segments(sms_body(spanish, SMS_FOOTER_ES))[1] == 2 and segments(sms_body(spanish))[1] == 1
+        spanish = sms_body("backbone: " + render(SMS_ES, {**sample, "local_time": local_time(starts, "America/Chicago", "es", sms=True)}), SMS_FOOTER_ES)
+        assert "sab " in spanish and segments(spanish) == ("GSM-7", 2)
+        expect(page.locator("#sms_es-count")).to_contain_text(f"{len(spanish)} characters with sample values")
         expect(page.locator("#sms_es-count")).to_contain_text("2 SMS segments (GSM-7)")
         page.screenshot(path=str(out / "console-form.png"), full_page=True)
         accessible(page, "console, filled in")

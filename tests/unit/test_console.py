@@ -98,7 +98,7 @@ def test_a_template_with_an_unknown_placeholder_is_named_and_nothing_is_written(
     bad = {**FORM, "sms_en": "Hi {first_name}"}
     [error] = client.post("/dashboard/console/check", data=bad).json()["errors"]
     assert (error["field"], error["input"]) == ("templates.sms.en", "sms_en") and "unknown placeholder {first_name}" in error["message"]
-    assert client.post("/dashboard/console/check", data=FORM).json() == {"errors": []}
+    assert client.post("/dashboard/console/check", data=FORM).json()["errors"] == []
     r = client.post("/dashboard/console", data={**bad, "confirmed": "yes"})
     assert r.status_code == 422 and "unknown placeholder {first_name}" in unescape(r.text) and publisher.records == []
     assert '<a href="#sms_en"><code>templates.sms.en</code></a>' in r.text  # the error leads to its box
@@ -120,7 +120,22 @@ def test_an_edit_may_keep_a_start_that_has_passed(tmp_path):
     past = {**FORM, "local_start": "2026-11-19T10:00"}
     book.apply("action", "vigil-1202", ActionRecord(partner="hub", action=ActionEvent.model_validate(to_event(past, "a-1", NOW))))
     sign_in(client, HUB_ADMIN)
-    assert client.post("/dashboard/console/check", data={**past, "title": "Vigil (held indoors)"}).json() == {"errors": []}
+    assert client.post("/dashboard/console/check", data={**past, "title": "Vigil (held indoors)"}).json()["errors"] == []
+
+
+def test_the_check_says_how_each_languages_texts_will_write_the_start(tmp_path):
+    # The page counted every text with an English sample time: a Spanish text about a Saturday
+    # counted 2 segments and went out as 4 (an outside probe). It now counts the start as the texts write it.
+    client, _, _ = console(tmp_path)
+    sign_in(client, HUB_ADMIN)
+    saturday = client.post("/dashboard/console/check", data={**FORM, "local_start": "2026-12-05T18:00"}).json()
+    assert saturday["local_times"] == {"en": "Sat Dec 5, 6:00 PM PST", "es": "sab 5 dic, 6:00 p. m. PST"}
+    assert client.post("/dashboard/console/check", data={**FORM, "local_start": "soon"}).json()["local_times"] == {}
+
+
+def test_a_line_break_typed_in_a_template_is_one_character_as_the_box_counts_it():
+    event = to_event({**FORM, "sms_en": "Vigil tonight\r\n{rsvp_link}", "email_body_en": "Hi\r\n\r\nJoin us"}, "a-1", NOW)
+    assert event["templates"]["sms"]["en"] == "Vigil tonight\n{rsvp_link}" and event["templates"]["email"]["en"]["body"] == "Hi\n\nJoin us"
 
 
 def test_editing_fills_the_form_from_the_posted_action(tmp_path):

@@ -97,6 +97,19 @@ def test_local_time_in_the_templates_language(when, tz, language, expected):
     assert local_time(when, tz, language) == expected
 
 
+def test_a_spanish_saturday_never_makes_a_text_ucs2():
+    # "sáb": the á is not GSM-7, so every Spanish text about a Saturday action went out UCS-2, at
+    # twice the segments (an outside probe: 4 where the console said 2). Texts write "sab", as the
+    # Spanish footer writes "SI"; an email keeps the accent.
+    saturday = datetime(2026, 9, 5, 15, 30, tzinfo=timezone.utc)
+    assert local_time(saturday, "America/Chicago", "es", sms=True) == "sab 5 sept, 10:30 a. m. CDT"
+    assert local_time(saturday, "America/Chicago", "es") == "sáb 5 sept, 10:30 a. m. CDT"
+    for day in range(7):  # every day, month and meridiem of a text is GSM-7
+        for month in range(1, 13):
+            written = local_time(datetime(2026, month, 1 + day, 15, tzinfo=timezone.utc), "America/Chicago", "es", sms=True)
+            assert segments(written)[0] == "GSM-7", written
+
+
 def test_local_time_needs_an_aware_datetime():
     with pytest.raises(ValueError):
         local_time(datetime(2026, 12, 1, 18), "America/Los_Angeles")

@@ -35,6 +35,7 @@ from contracts.partners import Partner
 from contracts.people import normalize_email, normalize_phone
 from contracts.preview import PreviewAudience, SendTest
 from contracts.tallies import TallyBook
+from contracts.zones import local_time
 from streams.clock import from_setting
 from streams.coalition import Coalition
 from streams.settings import Settings
@@ -45,7 +46,7 @@ from ..ingress import Authority, validate_events
 from ..publisher import BrokerUnavailable
 from ..pages.words import when
 from .audience import Audience, TestLimit, launch_question, total
-from .form import KINDS, LANGUAGES, ZONES, from_action, input_of, to_event
+from .form import KINDS, LANGUAGES, ZONES, from_action, input_of, starts_at, to_event
 
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -155,9 +156,14 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
 
     @r.post("/dashboard/console/check")
     async def check(request: Request) -> JSONResponse:
+        """The form's errors, and the start as each language's texts will write it (``{local_time}``:
+        "sáb 5 dic" makes a Spanish text UCS-2), for the page's SMS counts."""
         partner = poster(request)
-        _, errors, _ = checked(await form_of(request), partner)
-        return JSONResponse({"errors": errors})
+        form = await form_of(request)
+        _, errors, _ = checked(form, partner)
+        start, zone = starts_at((form.get("local_start") or "").strip(), (form.get("time_zone") or "").strip()), (form.get("time_zone") or "").strip()
+        times = {lang: local_time(datetime.fromisoformat(start), zone, lang, sms=True) for lang in LANGUAGES} if start else {}
+        return JSONResponse({"errors": errors, "local_times": times})
 
     @r.post("/dashboard/console")
     async def post(request: Request) -> Response:

@@ -64,6 +64,12 @@ def input_of(field: str) -> str | None:
     return _INPUTS.get(".".join(parts[:2])) or _INPUTS.get(parts[0])
 
 
+def _lines(text: str | None) -> str:
+    """A template as typed: a browser sends each line break as CRLF, which the text would carry
+    (one character more per break than the box shows and counts); a plain newline instead."""
+    return (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
 def to_event(form: Mapping[str, str], event_id: str, occurred_at: datetime) -> dict:
     """The ``action`` event (its JSON form) the console posts for ``form``."""
     get = lambda name: (form.get(name) or "").strip()  # noqa: E731
@@ -71,8 +77,8 @@ def to_event(form: Mapping[str, str], event_id: str, occurred_at: datetime) -> d
                                    ("postal_code", get("location_postal_code"))) if v}
     if lines := [x for x in (form.get("address_lines") or "").splitlines() if x.strip()]:
         location["address_lines"] = [x.strip() for x in lines]
-    sms = {lang: form[f"sms_{lang}"].strip() for lang in LANGUAGES if get(f"sms_{lang}")}
-    email = {lang: {"subject": get(f"email_subject_{lang}"), "body": form.get(f"email_body_{lang}", "").strip()}
+    sms = {lang: _lines(form[f"sms_{lang}"]) for lang in LANGUAGES if get(f"sms_{lang}")}
+    email = {lang: {"subject": get(f"email_subject_{lang}"), "body": _lines(form.get(f"email_body_{lang}"))}
              for lang in LANGUAGES if get(f"email_subject_{lang}") or get(f"email_body_{lang}")}
     try:  # templates in languages the form has no boxes for, carried through an edit unchanged
         other = json.loads(form.get("other_templates") or "{}")

@@ -1,5 +1,6 @@
 // The organizer console: each SMS template's length and SMS segments as you type (rendered with
-// sample values, the sponsor's name before a text that does not say {sponsor} itself (the posting
+// sample values, the start as that language's texts write it (the server's check says so: a
+// Spanish "sab" for Saturday), the sponsor's name before a text that does not say {sponsor} itself (the posting
 // partner's, as a sample) and the opt-out footer (the configured one of the template's language,
 // the textarea's data-footer), as agents/outreach/planning.py and
 // templates.py make and count them: GSM-7 160 /
@@ -25,11 +26,15 @@ function segments(body) {
 const form = document.getElementById("action-form");
 const value = (name) => (form.elements[name] ? form.elements[name].value.trim() : "");
 
-function sample(text, footer) {
+// The start as each language's texts write it, from the server's last check; until then, a sample.
+let localTimes = {};
+const SAMPLE_TIMES = { en: "Wed Dec 2, 3:47 PM PST", es: "mié 2 dic, 3:47 p. m. PST" };
+
+function sample(text, footer, lang) {
   const action = value("action_id") || "action";
   const values = {
     given_name: "Alexandra", action_title: value("title") || "Title",
-    local_time: "Wed Dec 2, 3:47 PM PST", place: [value("venue"), value("locality")].filter(Boolean).join(", "),
+    local_time: localTimes[lang] || SAMPLE_TIMES[lang] || SAMPLE_TIMES.en, place: [value("venue"), value("locality")].filter(Boolean).join(", "),
     rsvp_link: location.origin + "/r/" + action + "/" + "x".repeat(48), sponsor: form.dataset.sponsor || "",
   };
   let rendered = text.replace(/\{(\w+)\}/g, (m, name) => (name in values ? values[name] : m)).trimEnd();
@@ -40,17 +45,21 @@ function sample(text, footer) {
 function count(area) {
   const out = document.getElementById(area.id + "-count");
   if (!area.value.trim()) { out.textContent = ""; return; }
-  const s = segments(sample(area.value, area.dataset.footer));
+  const s = segments(sample(area.value, area.dataset.footer, area.id.replace(/^sms_/, "")));
   out.textContent = s.total + " characters with sample values, the sponsor's name and the opt-out footer: " + s.count + " SMS segment" + (s.count === 1 ? "" : "s") + " (" + s.encoding + ")";
   out.dataset.segments = String(s.count);
   out.classList.toggle("long", s.count > 2);
 }
 
 let timer = 0;
-async function check() {
+// showErrors false: only the start's wording (a page that opens filled in already shows its errors).
+async function check(showErrors = true) {
   const r = await fetch("/dashboard/console/check", { method: "POST", credentials: "same-origin", body: new URLSearchParams(new FormData(form)) });
   if (!r.ok) return;
-  const { errors } = await r.json();
+  const { errors, local_times } = await r.json();
+  localTimes = local_times || {};
+  form.querySelectorAll("textarea.sms").forEach((a) => count(a));
+  if (!showErrors) return;
   const box = document.getElementById("live-errors");
   if (!errors.length) { box.replaceChildren(); box.className = ""; return; }
   const list = document.createElement("ul");
@@ -81,4 +90,5 @@ if (form) {
     clearTimeout(timer);
     timer = setTimeout(check, 500);
   });
+  if (value("local_start")) check(false); // filled in (an edit, a form sent back): count with its start
 }
