@@ -14,7 +14,8 @@ open the unsubscribe page. Layout (version 1), base64url without padding::
     last 12      HMAC-SHA256(link key, purpose NUL action id NUL all of the above), first 12 bytes
 
 About 48 characters: an SMS link stays short enough to leave room for the message. Pure: no
-clock; whoever reads a token decides whether it has expired (``Link.expired``).
+clock; whoever reads a token decides whether it has expired (the RSVP page: by the action's
+current start, ``connectors.web.pages.opening``; the expiry signed in is what it was when sent).
 """
 
 from __future__ import annotations
@@ -61,13 +62,6 @@ class Link:
     @property
     def ask_id(self) -> str:
         return ask_id(self.action_id, self.person_key, self.channel)
-
-    def expired(self, now: datetime, extended_to: datetime | None = None) -> bool:
-        """Whether the link no longer works at ``now``. ``extended_to``: a later deadline the
-        reader knows of (an action moved to a later time keeps its old links working)."""
-        if self.expires_at is None:
-            return False
-        return now >= max(self.expires_at, extended_to or self.expires_at)
 
 
 def primary_language(tag: str | None) -> str | None:

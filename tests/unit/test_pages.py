@@ -218,6 +218,13 @@ def test_a_link_of_an_action_moved_later_keeps_working(env):
     assert env.client.get(env.rsvp_url()).status_code == 200
 
 
+def test_a_link_of_an_action_moved_earlier_ends_with_the_new_start(env):
+    # Moved five hours earlier: its links took answers until the old start + 3 h (an outside probe).
+    env.book.apply("action", "rally-1", ActionRecord(partner="union-a", action=rally(starts_at=(STARTS - timedelta(hours=5)).isoformat())))
+    env.at(STARTS - timedelta(hours=1))  # the new start + 4 h, before the link's own expiry
+    assert env.client.get(env.rsvp_url()).status_code == 410 and answer(env, "yes").status_code == 410 and env.written() == []
+
+
 def test_the_start_is_a_valid_html_datetime_even_with_fractions_of_a_second(env):
     """HTML's ``datetime`` allows at most three digits of a second; ``isoformat()`` writes six."""
     env.book.apply("action", "rally-1", ActionRecord(partner="union-a", action=rally(starts_at="2026-12-02T02:00:00.123456+00:00")))

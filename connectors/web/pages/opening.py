@@ -55,10 +55,10 @@ class Refused:
 
 def open_link(book: TallyBook, key: bytes, purpose: links.Purpose, action_id: str, token: str, now: datetime,
               rsvp_open: timedelta, forgotten: Callable[[str], bool] = lambda person_key: False) -> Opened | Refused:
-    """Read ``token`` as a ``purpose`` link for ``action_id``. An RSVP link works until its own
-    expiry or ``rsvp_open`` after the action's current start, whichever is later (an action moved
-    to a later day keeps its links); an unsubscribe link never expires. No link of a person
-    ``forgotten`` (erased) works."""
+    """Read ``token`` as a ``purpose`` link for ``action_id``. An RSVP link works until
+    ``rsvp_open`` after the action's current start (an action moved to a later day keeps its
+    links; one moved earlier ends them sooner than the expiry they were signed with); an
+    unsubscribe link never expires. No link of a person ``forgotten`` (erased) works."""
     try:
         link = links.read(key, purpose, action_id, token)
     except links.BadLink:
@@ -68,7 +68,7 @@ def open_link(book: TallyBook, key: bytes, purpose: links.Purpose, action_id: st
     record, ask = book.action_record(action_id), book.fact("ask", link.ask_id)
     if record is None or not isinstance(ask, AskFact):
         return Refused(503, "later", link)
-    if purpose == "rsvp" and link.expired(now, record.action.starts_at + rsvp_open):
+    if purpose == "rsvp" and now >= record.action.starts_at + rsvp_open:
         return Refused(410, "expired", link, record.action)
     attendance = book.fact("attendance", fact_key(action_id, link.person_key))
     if not isinstance(attendance, Attendance):
