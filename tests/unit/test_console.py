@@ -133,6 +133,14 @@ def test_the_check_says_how_each_languages_texts_will_write_the_start(tmp_path):
     assert client.post("/dashboard/console/check", data={**FORM, "local_start": "soon"}).json()["local_times"] == {}
 
 
+def test_a_target_zip_that_is_none_is_named_not_sent_to_nobody(tmp_path):
+    client, _, _ = console(tmp_path)
+    sign_in(client, HUB_ADMIN)
+    errors = client.post("/dashboard/console/check", data={**FORM, "target_postal_codes": "94607, 9453, 00000"}).json()["errors"]
+    assert [(e["field"], e["input"]) for e in errors] == [("target.postal_codes", "target_postal_codes")] * 2
+    assert "'9453' has 4 digits" in errors[0]["message"] and "'00000' is not a US ZIP" in errors[1]["message"]
+
+
 def test_a_line_break_typed_in_a_template_is_one_character_as_the_box_counts_it():
     event = to_event({**FORM, "sms_en": "Vigil tonight\r\n{rsvp_link}", "email_body_en": "Hi\r\n\r\nJoin us"}, "a-1", NOW)
     assert event["templates"]["sms"]["en"] == "Vigil tonight\n{rsvp_link}" and event["templates"]["email"]["en"]["body"] == "Hi\n\nJoin us"

@@ -40,6 +40,7 @@ from streams.clock import from_setting
 from streams.coalition import Coalition
 from streams.settings import Settings
 
+from ...csv_files import zip_problem
 from ..dashboard.access import Access
 from ..door.ingress_client import Ingress
 from ..ingress import Authority, validate_events
@@ -89,6 +90,9 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         action = result.accepted[0][1] if result.accepted else None
         if action is not None and (problem := start_problem(action, book.action_record(action.action_id), clock())):
             errors.append({"field": "local_start", "message": problem})
+        if s.default_region == "US":  # a target ZIP that is none reaches nobody, without a word
+            errors += [{"field": "target.postal_codes", "message": f"{code!r} {problem}"}
+                       for code in event["target"]["postal_codes"] if (problem := zip_problem(code))]
         return event, [{**e, "input": input_of(e["field"])} for e in errors], action  # "input": the id of the box to fix
 
     def sponsors(action: ActionEvent, partner: Partner) -> tuple[str, tuple[str, ...]]:
