@@ -241,6 +241,20 @@ def test_a_test_send_from_the_confirmation_names_bad_input_and_is_rate_limited(t
     assert "test_phone" not in launch and "test_send" not in launch and re.search(r'name="confirmed" value="yes"', launch)
 
 
+def test_a_bilingual_alert_can_be_tested_in_each_of_its_languages(tmp_path):
+    # Only the English version could be tried before launch (an outside probe).
+    fake = FakeAudience(sent=Sent(request_id="x", results=(Result(channel="sms", sent=True),), at=NOON))
+    client, _, _ = console(tmp_path, audience=fake)
+    sign_in(client, ORGANIZER)
+    bilingual = {**FORM, "sms_es": "{given_name}: vigilia {local_time} {rsvp_link}"}
+    page = client.post("/dashboard/console", data=bilingual).text
+    assert re.search(r'<select id="test_language" name="test_language">', page) and '<option value="es">' in page
+    for language in ("es", "en", "fr"):  # one the alert has no template for is English's
+        client.post("/dashboard/console", data={**bilingual, "test_send": "yes", "test_phone": "+15105550999", "test_language": language})
+    assert [a.language for a in fake.asked if isinstance(a, SendTest)] == ["es", "en", "en"]
+    assert '<select id="test_language"' not in client.post("/dashboard/console", data={**FORM}).text  # English only: nothing to choose
+
+
 def test_no_worker_answering_a_test_send_is_said(tmp_path):
     client, _, _ = console(tmp_path, audience=FakeAudience())
     sign_in(client, ORGANIZER)

@@ -126,8 +126,9 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         if (again := limit.allow(viewer.email or viewer.role, time.monotonic())) is not None:
             return {**out, "error": f"too many test sends: try again in {max(1, round(again / 60))} min"}
         owner, _ = sponsors(action, partner)
-        cmd = SendTest(request_id=secrets.token_hex(12), action=action, sponsor=owner, phone=phone or None, email=email or None,
-                       requested_at=datetime.now(timezone.utc))
+        language = form.get("test_language") if form.get("test_language") in template_languages(action) else "en"
+        cmd = SendTest(request_id=secrets.token_hex(12), action=action, sponsor=owner, language=language, phone=phone or None,
+                       email=email or None, requested_at=datetime.now(timezone.utc))
         try:
             answer = await audience.test(cmd, wait)
         except BrokerUnavailable:
@@ -138,7 +139,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
 
     async def confirmation(request: Request, form: dict[str, str], event: dict, action: ActionEvent | None, partner: Partner) -> HTMLResponse:
         """The page before posting: what it will do, a test send if asked for and, for an alert, the audience."""
-        values = {k: v for k, v in {**form, "event_id": event["event_id"]}.items() if k not in ("test_send", "test_phone", "test_email")}
+        values = {k: v for k, v in {**form, "event_id": event["event_id"]}.items() if k not in ("test_send", "test_phone", "test_email", "test_language")}
         confirm = summary(event, owner_of(event["action_id"]) is not None)
         tested = await test_send(request, form, action, partner) if form.get("test_send") == "yes" and action is not None else None
         totals = await preview(action, partner) if event["rapid_response"] and action is not None else None
@@ -147,7 +148,9 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
             moments = (("first", totals.deferred_first), ("last", totals.deferred_last))
             extra = {"launch_question": launch_question(totals, confirm["channels"]),
                      "deferred": {k: when(v, event["time_zone"], "en") for k, v in moments if v}}
-        return page(values=values, confirm=confirm, partner=partner, audience=totals, tested=tested, **extra)
+        languages = template_languages(action) if action is not None else []
+        return page(values=values, confirm=confirm, partner=partner, audience=totals, tested=tested,
+                    test_languages=languages if len(languages) > 1 else [], test_language=form.get("test_language") or "en", **extra)
 
     @r.get("/dashboard/console")
     async def editor(request: Request, action: str | None = None) -> Response:
@@ -188,6 +191,11 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         return RedirectResponse(f"/dashboard?action={event['action_id']}", status_code=303)
 
     return r
+
+
+def template_languages(action: ActionEvent) -> list[str]:
+    """The languages the action has a template in: what a test send may be rendered in."""
+    return sorted({*action.templates.sms, *action.templates.email})
 
 
 #: A start further ahead than this is taken for a typo in the year.
