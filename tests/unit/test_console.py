@@ -15,7 +15,7 @@ from connectors.web.console.audience import FakeAudience
 from connectors.web.console.form import _INPUTS, LANGUAGES, from_action, input_of, to_event
 from connectors.web.door.directory import Directory
 from connectors.web.publisher import ListPublisher
-from contracts.events import ActionEvent, Envelope
+from contracts.events import PLACEHOLDERS, ActionEvent, Envelope
 from contracts.facts import ActionRecord
 from contracts.tallies import TallyBook
 from streams.coalition import add_partner
@@ -141,6 +141,14 @@ def test_a_target_zip_that_is_none_is_named_not_sent_to_nobody(tmp_path):
     assert "'9453' has 4 digits" in errors[0]["message"] and "'00000' is not a US ZIP" in errors[1]["message"]
 
 
+def test_the_form_lists_every_placeholder_and_each_languages_footer(tmp_path):
+    client, _, _ = console(tmp_path)
+    sign_in(client, HUB_ADMIN)
+    hint = unescape(client.get("/dashboard/console").text).split("Placeholders:")[1].split("</p>")[0]
+    assert all(f"<code>{{{name}}}</code>" in hint for name in PLACEHOLDERS)  # {sponsor} was missing
+    assert "(es) “Responde SI para confirmar, STOP para no recibir mensajes”" in hint
+
+
 def test_a_line_break_typed_in_a_template_is_one_character_as_the_box_counts_it():
     event = to_event({**FORM, "sms_en": "Vigil tonight\r\n{rsvp_link}", "email_body_en": "Hi\r\n\r\nJoin us"}, "a-1", NOW)
     assert event["templates"]["sms"]["en"] == "Vigil tonight\n{rsvp_link}" and event["templates"]["email"]["en"]["body"] == "Hi\n\nJoin us"
@@ -175,9 +183,22 @@ def test_without_a_backbone_partner_an_organizer_is_told_why(tmp_path):
     ("title", "title"), ("starts_at", "local_start"), ("location.venue", "venue"), ("location.address_lines.1", "address_lines"),
     ("target.postal_codes.0", "target_postal_codes"), ("pledges.1.partner", "pledges"), ("templates.sms.es", "sms_es"),
     ("templates.email.en.subject", "email_subject_en"), ("templates.email.es.body", "email_body_es"),
-    ("templates.sms.fr", None), ("location", None), ("templates", None)])
+    ("templates.sms.fr", None), ("location", None)])
 def test_each_error_names_the_box_to_fix_when_the_form_has_one(field, box):
     assert input_of(field) == box
+
+
+def test_an_error_about_the_whole_action_leads_to_the_box_that_fixes_it(tmp_path):
+    # No link for a missing target or template, nor for {place} without a place (an outside probe).
+    client, _, _ = console(tmp_path)
+    sign_in(client, HUB_ADMIN)
+    def boxes(**changes):
+        return {e["input"] for e in client.post("/dashboard/console/check", data={**FORM, **changes}).json()["errors"]}
+    assert boxes(target_postal_codes="") == {"target_postal_codes"}
+    assert boxes(sms_en="", email_subject_en="", email_body_en="") == {"sms_en"}
+    assert boxes(venue="", locality="", sms_en="At {place}: {rsvp_link}") == {"venue"}
+    # A misspelt zone is one error, not also "starts_at: Input should be a valid datetime".
+    assert [e["field"] for e in client.post("/dashboard/console/check", data={**FORM, "time_zone": "America/Los_Angles"}).json()["errors"]] == ["time_zone"]
 
 
 def test_every_box_an_error_can_name_is_on_the_form(tmp_path):

@@ -29,7 +29,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from contracts.events import ActionEvent
+from contracts.events import PLACEHOLDERS, ActionEvent
 from contracts.facts import ActionRecord
 from contracts.partners import Partner
 from contracts.people import normalize_email, normalize_phone
@@ -79,7 +79,8 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         return partner
 
     def page(status: int = 200, **context: object) -> HTMLResponse:
-        body = env.get_template("console.html").render(kinds=KINDS, zones=ZONES, languages=LANGUAGES, footers=footers, **context)
+        body = env.get_template("console.html").render(kinds=KINDS, zones=ZONES, languages=LANGUAGES, footers=footers,
+                                                       placeholders=sorted(PLACEHOLDERS), **context)
         return HTMLResponse(body, status_code=status, headers=HEADERS)
 
     def checked(form: dict[str, str], partner: Partner):
@@ -93,7 +94,9 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         if s.default_region == "US":  # a target ZIP that is none reaches nobody, without a word
             errors += [{"field": "target.postal_codes", "message": f"{code!r} {problem}"}
                        for code in event["target"]["postal_codes"] if (problem := zip_problem(code))]
-        return event, [{**e, "input": input_of(e["field"])} for e in errors], action  # "input": the id of the box to fix
+        if any(e["field"] == "time_zone" for e in errors):  # no start can be read in an unknown zone: said once
+            errors = [e for e in errors if e["field"] != "starts_at"]
+        return event, [{**e, "input": input_of(e["field"], e["message"])} for e in errors], action  # "input": the id of the box to fix
 
     def sponsors(action: ActionEvent, partner: Partner) -> tuple[str, tuple[str, ...]]:
         """The owner the alert would be posted under, and the partners that pledged on their own."""

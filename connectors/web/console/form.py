@@ -50,12 +50,20 @@ def pledges(text: str) -> list[dict] | str:
 _INPUTS = {"action_id": "action_id", "title": "title", "kind": "kind", "starts_at": "local_start", "local_start": "local_start",
            "time_zone": "time_zone", "location.venue": "venue", "location.locality": "locality", "location.region": "region",
            "location.postal_code": "location_postal_code", "location.address_lines": "address_lines",
-           "target.postal_codes": "target_postal_codes", "target.regions": "target_regions", "pledges": "pledges"}
+           "target": "target_postal_codes", "target.postal_codes": "target_postal_codes", "target.regions": "target_regions", "pledges": "pledges"}
 
 
-def input_of(field: str) -> str | None:
+def input_of(field: str, message: str = "") -> str | None:
     """The id of the form's input that an error about ``field`` (``location.venue``,
-    ``templates.email.es.subject``, ``pledges.1.partner``) is about; ``None`` if the form has none."""
+    ``templates.email.es.subject``, ``pledges.1.partner``) is about; ``None`` if the form has none.
+    An error about the whole event (``(event)``) names its field first in ``message``
+    (``target: …``); ``{place}`` with no location is fixed by giving a venue."""
+    if field == "(event)" and ":" in message:
+        field = message.split(":", 1)[0]
+    if field == "templates" and "{place}" in message:
+        return "venue"
+    if field == "templates":
+        return "sms_en"
     parts = field.split(".")
     if parts[:1] == ["templates"] and len(parts) >= 3 and parts[2] in LANGUAGES:
         if parts[1] == "sms":
