@@ -76,7 +76,8 @@ class TallyReader:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
-        self.last_read = time.monotonic()
+        #: When the broker last answered a fetch of a fact topic (seconds since the epoch).
+        self.last_read = time.time()
 
     async def start(self) -> None:
         await self._open()
@@ -160,17 +161,24 @@ class TallyReader:
                 log.error("the tally reader failed (%s); reading on in 1 s", type(exc).__name__)
                 await asyncio.sleep(1.0)
                 continue
-            self.last_read = time.monotonic()
+            self.last_read = max(self.last_read, self._heard())
             if batches:
                 self.changes.notify()
 
+    def _heard(self) -> float:
+        """When the broker last answered a fetch, by the consumer's own record of its fetch
+        responses: ``getmany`` returns (empty) every 200 ms whether the broker answers or not."""
+        assert self._consumer is not None
+        stamps = [t for tp in self._consumer.assignment() if (t := self._consumer.last_poll_timestamp(tp))]
+        return max(stamps) / 1000 if stamps else 0.0
+
     def problem(self, stuck_after: float = 30.0) -> str | None:
-        """Why the tallies may be frozen, or ``None``: the reader stopped, or has not
-        completed a read for ``stuck_after`` seconds (``/healthz`` answers 503 then)."""
+        """Why the tallies may be frozen, or ``None``: the reader stopped, or the broker has not
+        answered its fetches for ``stuck_after`` seconds (``/healthz`` answers 503 then)."""
         if self._task is not None and self._task.done():
             return "the tally reader stopped"
-        if time.monotonic() - self.last_read > stuck_after:
-            return f"the tally reader has not read for {time.monotonic() - self.last_read:.0f} s"
+        if (silent := time.time() - self.last_read) > stuck_after:
+            return f"the tally reader has not heard from the broker for {silent:.0f} s"
         return None
 
     def _take(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:

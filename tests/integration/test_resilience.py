@@ -34,3 +34,19 @@ def test_a_new_worker_rebuilds_every_fact_after_a_burst(make_stack, sig):
         "union-a": {"pledged": 0, "rsvp_yes": N, "attended": 0},
         "faith-b": {"pledged": 0, "rsvp_yes": 0, "attended": N},
     }
+
+
+def test_healthz_says_so_while_the_broker_does_not_answer_and_recovers(own_broker, make_stack):
+    """An outside probe froze the broker for 45 s: /healthz said "ok" throughout, since the tally
+    reader's polls return (empty) every 200 ms whether the broker answers or not. Now it answers
+    503 once the broker has not answered a fetch for 30 s (the default), and 200 once it does."""
+    stack = make_stack(own_broker.bootstrap)
+    stack.start_web()
+    eventually(lambda: stack.get("/healthz").status_code == 200)
+    own_broker.pause()
+    try:
+        frozen = eventually(lambda: (r := stack.get("/healthz")).status_code == 503 and r, timeout=60)
+        assert frozen.json()["reason"].startswith("the tally reader has not heard from the broker for")
+    finally:
+        own_broker.resume()
+    eventually(lambda: stack.get("/healthz").status_code == 200, timeout=60)
