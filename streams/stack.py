@@ -24,7 +24,7 @@ from .broker import EmbeddedBroker, free_port, wait_for_port
 from .coalition import load as load_coalition
 from .processes import child_dies_with_parent, stop_process
 from .settings import Settings
-from .startup import StackError, fresh_logs, local_urls, preflight, stack_notes
+from .startup import StackError, claim, fresh_logs, local_urls, preflight, stack_notes
 from .supervisor import Supervisor, tail
 
 #: The demo's own coalition file, beside the state file: demo partners never enter yours.
@@ -112,6 +112,7 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
     (raises ``StackError`` with the reason, after stopping everything else)."""
     here = Path.cwd()
     preflight(s, port, here, here / DEMO_COALITION if demo else s.coalition)
+    claimed = claim(here)  # noqa: F841 - held open until this function returns
     signal.signal(signal.SIGTERM, _raise_interrupt)
     # Ctrl-C stops the stack even when it was started where SIGINT is ignored (a shell script's
     # background job, `make run &`): Python would leave it ignored, and nothing would stop it.

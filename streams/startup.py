@@ -4,9 +4,11 @@ the addresses."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from pathlib import Path
+from typing import IO
 
 from . import running
 from .broker import port_free
@@ -40,6 +42,25 @@ def preflight(s: Settings, port: int, here: Path, coalition: Path) -> None:
         raise StackError(str(exc)) from None
     if problem := clock_problem(s):  # else the workers die asking the time, one after another
         raise StackError(problem)
+
+
+def claim(here: Path) -> IO[str]:
+    """This directory's stack, claimed for as long as the returned file stays open (this
+    process's life): a second `turnout up` here is refused even before the first has written
+    its state file (which it does last), and never moves the first one's live logs away."""
+    path = here / ".turnout" / "up.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = path.open("a")
+    except OSError as exc:
+        raise StackError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise StackError(f"a turnout stack is already starting or running from {here}; "
+                         "stop it first (Ctrl-C there), or start this one from another directory") from None
+    return lock
 
 
 def clock_problem(s: Settings) -> str | None:
