@@ -60,6 +60,12 @@ def test_every_variable_the_app_services_get_is_a_real_setting():
     assert {"TURNOUT_ORGANIZER_TOKEN", "TURNOUT_PERSON_KEY_SECRET"} <= set(env_example())
 
 
+def test_the_production_template_keeps_the_defaults_the_readme_recommends():
+    # It turned standby replicas on, which the README measured to halve two workers' rate for
+    # nothing (tables in memory replay their changelog either way): an outside probe.
+    assert env_example()["TURNOUT_STANDBY_REPLICAS"] == str(Settings.model_fields["standby_replicas"].default) == "0"
+
+
 def test_env_example_as_is_loads_into_the_settings_model(monkeypatch):
     for key, value in env_example().items():
         monkeypatch.setenv(key, value)
