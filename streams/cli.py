@@ -287,7 +287,11 @@ def worker() -> None:
         from .app import watch_lag
 
         watch_lag(pipeline)
-        start_http_server(s.metrics_port)
+        try:
+            start_http_server(s.metrics_port)
+        except OSError as exc:
+            raise click.ClickException(f"TURNOUT_METRICS_PORT {s.metrics_port}: cannot serve /metrics there ({exc.strerror or exc}); "
+                                       "give each worker a free port of its own") from None
     worker = faust.Worker(pipeline.app, loglevel="info", logging_config=logging_config(s.log_format), quiet=True)
     worker.execute_from_commandline()
 

@@ -24,7 +24,7 @@ from .broker import EmbeddedBroker, free_port, wait_for_port
 from .coalition import load as load_coalition
 from .processes import child_dies_with_parent, stop_process
 from .settings import Settings
-from .startup import StackError, claim, fresh_logs, local_urls, preflight, stack_notes
+from .startup import StackError, claim, fresh_logs, local_urls, metrics_ports, preflight, stack_notes
 from .supervisor import Supervisor, tail
 
 #: The demo's own coalition file, beside the state file: demo partners never enter yours.
@@ -111,7 +111,7 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
     """Run until Ctrl-C or SIGTERM (returns), or until a process the stack needs has stopped
     (raises ``StackError`` with the reason, after stopping everything else)."""
     here = Path.cwd()
-    preflight(s, port, here, here / DEMO_COALITION if demo else s.coalition)
+    preflight(s, port, here, here / DEMO_COALITION if demo else s.coalition, workers)
     claimed = claim(here)  # noqa: F841 - held open until this function returns
     signal.signal(signal.SIGTERM, _raise_interrupt)
     # Ctrl-C stops the stack even when it was started where SIGINT is ignored (a shell script's
@@ -155,9 +155,13 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
             _wait_listening(sup, sandbox_port, sandbox)
             queue = f", texts leave at {s.sandbox_sms_mps:g}/s per sender" if s.sandbox_sms_mps else ""
             console.print(f"sandbox providers (Twilio + SendGrid APIs, inbox at {s.sandbox_url}/_sandbox/inbox{queue})")
+        metrics = metrics_ports(s, workers)
         for i in range(workers):
             log = logs / f"worker-{i}.log"
-            sup.add(f"worker {i}", spawn(["worker"], env, log), log, restart=(["worker"], env))
+            mine = {**env, "TURNOUT_METRICS_PORT": str(metrics[i])} if metrics else env  # one port a worker
+            sup.add(f"worker {i}", spawn(["worker"], mine, log), log, restart=(["worker"], mine))
+        if metrics:
+            console.print(f"worker metrics on port{'s' if workers > 1 else ''} {', '.join(map(str, metrics))} (/metrics)")
         if any(p.mobilize for p in load_coalition(s.coalition, missing_ok=True).partners.values()):
             sup.add("the Mobilize poller", spawn(["mobilize", "poll"], env, logs / "mobilize.log"), logs / "mobilize.log")
             console.print("polling Mobilize for the partners connected to it")

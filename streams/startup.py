@@ -22,7 +22,13 @@ class StackError(Exception):
     """`turnout up` cannot start, or had to stop: the message says why and what to do."""
 
 
-def preflight(s: Settings, port: int, here: Path, coalition: Path) -> None:
+def metrics_ports(s: Settings, workers: int) -> list[int]:
+    """Where each of `turnout up`'s workers serves /metrics: ``TURNOUT_METRICS_PORT`` and the
+    ports after it, one a worker (none when it is 0)."""
+    return [s.metrics_port + i for i in range(workers)] if s.metrics_port else []
+
+
+def preflight(s: Settings, port: int, here: Path, coalition: Path, workers: int = 1) -> None:
     """Refuse, before anything starts, what `turnout up` could not do (``coalition``: the file
     it will run with; it may be missing, not broken)."""
     other = running.running_in(here)
@@ -32,6 +38,10 @@ def preflight(s: Settings, port: int, here: Path, coalition: Path) -> None:
     if not port_free(port):
         raise StackError(f"port {port} is taken (another turnout up, or another program); "
                          f"choose another with --port (make run PORT=…)")
+    for i, taken in enumerate(metrics_ports(s, workers)):
+        if not port_free(taken):
+            raise StackError(f"port {taken} (TURNOUT_METRICS_PORT{f' + {i}' if i else ''}, worker {i}'s /metrics) is taken; "
+                             "set TURNOUT_METRICS_PORT to a free range")
     missing = s.provider_settings_missing()
     if missing:
         raise StackError(f"provider credentials are only partly set: missing {', '.join(missing)}; "

@@ -20,3 +20,24 @@ def test_a_directory_it_cannot_write_is_said_in_one_line(tmp_path):
     (tmp_path / ".turnout").write_text("a file, not a folder")
     with pytest.raises(StackError, match="cannot write"):
         claim(tmp_path)
+
+
+def test_each_worker_of_a_stack_gets_its_own_metrics_port_and_a_taken_one_is_refused_first(tmp_path):
+    # With TURNOUT_METRICS_PORT and --workers 2, both workers took the one port: the second died
+    # three times ("Address already in use") and took the stack down after its banner (an outside probe).
+    import socket
+
+    from pydantic import SecretStr
+
+    from streams.broker import free_port
+    from streams.settings import Settings
+    from streams.startup import metrics_ports, preflight
+
+    base = free_port()
+    s = Settings(metrics_port=base, person_key_secret=SecretStr("k"))
+    assert metrics_ports(s, 3) == [base, base + 1, base + 2] and metrics_ports(Settings(person_key_secret=SecretStr("k")), 3) == []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base + 1))
+        taken.listen()
+        with pytest.raises(StackError, match=rf"port {base + 1} \(TURNOUT_METRICS_PORT \+ 1, worker 1's /metrics\) is taken"):
+            preflight(s, free_port(), tmp_path, tmp_path / "coalition.toml", workers=2)
