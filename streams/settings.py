@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AliasChoices, Field, SecretStr
+from pydantic import AfterValidator, AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.zones import known_zone
@@ -72,7 +72,8 @@ def _clock(value: str) -> str:
 
 class Settings(BaseSettings):
     # Empty values (a .env copied from .env.example and only partly filled in) count as unset.
-    model_config = SettingsConfigDict(env_prefix="TURNOUT_", frozen=True, extra="ignore", env_ignore_empty=True)
+    # No infinite or NaN number: a timeout of "inf" would never come.
+    model_config = SettingsConfigDict(env_prefix="TURNOUT_", frozen=True, extra="ignore", env_ignore_empty=True, allow_inf_nan=False)
 
     kafka_bootstrap_servers: str | None = Field(
         default=None,
@@ -103,14 +104,22 @@ class Settings(BaseSettings):
     dead_letter_retention_days: float = Field(default=30, gt=0, description="How long dead letters are kept for someone to look at them.")
 
     ack_timeout: float = Field(default=5.0, gt=0, description="Seconds the ingress waits for the broker before 503.")
-    max_body_bytes: int = Field(default=1024 * 1024, description="The largest request body any route reads (413 beyond, and the connection is closed).")
-    max_batch: int = Field(default=500, description="The most events in one `POST /v1/events` (400 beyond).")
-    signature_tolerance: int = Field(default=300, description="Seconds a signed timestamp may be off from now.")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="The largest request body any route reads (413 beyond, and the connection is closed).")
+    max_batch: int = Field(default=500, ge=1, description="The most events in one `POST /v1/events` (400 beyond).")
+    signature_tolerance: int = Field(default=300, ge=1, description="Seconds a signed timestamp may be off from now.")
 
-    session_timeout: float = Field(default=6.0, description="Faust consumer session timeout, seconds (short joins on the embedded broker).")
-    heartbeat_interval: float = Field(default=1.0, description="Faust consumer heartbeat, seconds.")
-    rebalance_timeout: float = Field(default=6.0, description="Faust rebalance timeout, seconds.")
-    commit_interval: float = Field(default=0.5, description="Seconds between offset commits (small replays after a rebalance).")
+    session_timeout: float = Field(default=6.0, gt=0, description="Faust consumer session timeout, seconds (short joins on the embedded broker).")
+    heartbeat_interval: float = Field(default=1.0, gt=0, description="Faust consumer heartbeat, seconds (less than the session timeout).")
+    rebalance_timeout: float = Field(default=6.0, gt=0, description="Faust rebalance timeout, seconds.")
+    commit_interval: float = Field(default=0.5, gt=0, description="Seconds between offset commits (small replays after a rebalance).")
+
+    @field_validator("heartbeat_interval")
+    @classmethod
+    def _heartbeat_within_session(cls, value: float, info: ValidationInfo) -> float:
+        session = info.data.get("session_timeout")
+        if session is not None and value >= session:
+            raise ValueError(f"{value:g} s is not less than the session timeout ({session:g} s): the broker would drop the worker between heartbeats")
+        return value
 
     web_host: str = Field(default="127.0.0.1", description="Where `turnout web` listens (`turnout up` binds 127.0.0.1).")
     web_port: int = Field(default=8000, ge=1, le=65535, description="The port `turnout web` listens on (`turnout up --port` sets it).")

@@ -28,6 +28,17 @@ def test_a_setting_no_worker_or_import_could_use_is_refused_naming_the_variable(
     assert (fine.quiet_start, fine.clock, fine.default_region) == ("21:30", "file:/tmp/now", "CA")
 
 
+@pytest.mark.parametrize("name, value", [
+    ("TURNOUT_MAX_BATCH", "0"), ("TURNOUT_MAX_BATCH", "-1"), ("TURNOUT_MAX_BODY_BYTES", "0"), ("TURNOUT_SIGNATURE_TOLERANCE", "-10"),
+    ("TURNOUT_COMMIT_INTERVAL", "-1"), ("TURNOUT_SESSION_TIMEOUT", "0"), ("TURNOUT_HEARTBEAT_INTERVAL", "100"), ("TURNOUT_ACK_TIMEOUT", "inf"),
+    ("TURNOUT_ACK_TIMEOUT", "nan"), ("TURNOUT_REBALANCE_TIMEOUT", "0")])
+def test_a_number_no_process_could_run_with_is_refused_naming_the_variable(here, name, value):
+    # An outside probe: TURNOUT_SIGNATURE_TOLERANCE=-10 started, then refused every signed post.
+    r = turnout("settings", env={name: value})
+    assert r.exit_code == 1 and r.output.startswith("Error: bad configuration: ") and name in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
 def test_commands_that_read_the_broker_say_in_one_line_that_it_cannot_be_reached(here):
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     env = {"KAFKA_BOOTSTRAP_SERVERS": address, "TURNOUT_MASTER_KEY": "k" * 32, "TURNOUT_FIND_STACK": "false"}
