@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import logging.config
+import os
 import shlex
 import sys
 import time
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 
 from .friendly import explain, one_line, plural
 from .logs import logging_config
-from .settings import Settings
+from .settings import Settings, unknown_settings
 
 console = Console(stderr=True)
 
@@ -702,6 +703,8 @@ def settings_command(markdown: bool, readme: Path | None) -> None:
         source = "environment" if name in explicit else "running stack" if name in s.model_fields_set else "default"
         table.add_row(env_name(name), escape(shown), source)
     show(table)
+    for warning in unknown_settings(os.environ):
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command(help="Print the JSON Schema of partner events (or write it to --out).")

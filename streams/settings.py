@@ -5,8 +5,10 @@ Nothing reads the environment at import: commands build ``Settings()`` and hand 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
@@ -254,3 +256,15 @@ PROVIDER_CREDENTIALS = {
     "TURNOUT_SENDGRID_PUBLIC_KEY": "sendgrid_public_key",
 }
 TWILIO_SENDER = "TURNOUT_TWILIO_FROM (or TURNOUT_TWILIO_MESSAGING_SERVICE_SID)"
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """What to say of each ``TURNOUT_*`` variable in ``environ`` that is no setting (a typo is
+    otherwise ignored without a word), with the setting it most looks like."""
+    names = {f"TURNOUT_{field.upper()}" for field in Settings.model_fields}
+    out = []
+    for name in sorted(k for k in environ if k.startswith("TURNOUT_") and k not in names):
+        like = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+        out.append(f"{name} is no setting" + (f" (did you mean {like[0]}?)" if like else "") + ": it is ignored")
+    return out
+

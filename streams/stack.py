@@ -17,13 +17,14 @@ from pathlib import Path
 
 from pydantic import SecretStr
 from rich.console import Console
+from rich.markup import escape
 
 from . import running
 from .admin import ensure_topics
 from .broker import EmbeddedBroker, free_port, wait_for_port
 from .coalition import load as load_coalition
 from .processes import child_dies_with_parent, stop_process
-from .settings import Settings
+from .settings import Settings, unknown_settings
 from .startup import StackError, claim, fresh_logs, local_urls, metrics_ports, preflight, stack_notes
 from .supervisor import Supervisor, tail
 
@@ -178,6 +179,8 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
                           "  turnout accounts invite EMAIL --partner PARTNER --role viewer", soft_wrap=True, highlight=False)
         for line in stack_notes(s, here / running.STATE, demo):
             console.print(line, highlight=False, soft_wrap=True)
+        for warning in unknown_settings(os.environ):
+            console.print(f"[yellow]warning: {escape(warning)}[/]", highlight=False, soft_wrap=True)
         running.write(running.new_state(s, env, base, logs, demo), here)  # last: once it exists, the banner is whole
         if demo:
             from connectors.demo import run_demo

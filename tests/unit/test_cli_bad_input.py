@@ -39,6 +39,14 @@ def test_a_number_no_process_could_run_with_is_refused_naming_the_variable(here,
     assert len(r.output.strip().splitlines()) == 1
 
 
+def test_a_misspelt_setting_is_named_with_the_one_it_looks_like_not_ignored_without_a_word(here):
+    r = turnout("settings", env={"TURNOUT_PARTITONS": "4", "TURNOUT_QUIET_STRAT": "22:00", "TURNOUT_WHATEVER": "1"})
+    assert r.exit_code == 0, r.output
+    assert "warning: TURNOUT_PARTITONS is no setting (did you mean TURNOUT_PARTITIONS?): it is ignored" in r.output
+    assert "warning: TURNOUT_QUIET_STRAT is no setting (did you mean TURNOUT_QUIET_START?)" in r.output
+    assert "warning: TURNOUT_WHATEVER is no setting: it is ignored" in r.output
+
+
 def test_commands_that_read_the_broker_say_in_one_line_that_it_cannot_be_reached(here):
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     env = {"KAFKA_BOOTSTRAP_SERVERS": address, "TURNOUT_MASTER_KEY": "k" * 32, "TURNOUT_FIND_STACK": "false"}
