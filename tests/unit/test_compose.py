@@ -105,3 +105,11 @@ def test_the_image_builds_from_what_the_dockerfile_copies_at_the_pinned_versions
 def test_the_installed_console_script_is_the_one_compose_calls():
     out = subprocess.run([Path(sys.executable).parent / "turnout", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "worker" in out.stdout and "web" in out.stdout
+
+
+def test_the_readme_gives_the_coalition_file_to_the_containers_user():
+    # `turnout partners add` writes coalition.toml 0600 (partner secrets); mounted read-only into
+    # containers running as another uid, it could not be read (an outside probe, by reading).
+    uid = re.search(r"useradd .*--uid (\d+)", (ROOT / "Dockerfile").read_text())[1]
+    assert "USER turnout" in (ROOT / "Dockerfile").read_text()
+    assert f"chown {uid} coalition.toml" in (ROOT / "README.md").read_text()
