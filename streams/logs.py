@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+import time
+from typing import Any, Callable
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -39,6 +40,32 @@ class RedactingJsonFormatter(JsonFormatter):
         return redact(super().format(record))
 
 
+class Repeats(logging.Filter):
+    """The Kafka clients' warnings and errors, once per ``window`` seconds per kind (logger and
+    message template): with the broker gone, aiokafka logs "Unable connect to node …" and "Failed
+    fetch messages …" some 200 times a second (an outside probe: 9,000 lines in 50 s, about 700k
+    an hour). The first of a kind passes; the next after the window passes with how many were
+    left out meanwhile."""
+
+    def __init__(self, window: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window, self.clock = window, clock
+        self._since: dict[tuple[str, object], tuple[float, int]] = {}  # kind → (when one last passed, left out since)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or not record.name.startswith(("aiokafka", "kafka")):
+            return True
+        kind, now = (record.name, record.msg), self.clock()
+        passed, left_out = self._since.get(kind, (None, 0))
+        if passed is not None and now - passed < self.window:
+            self._since[kind] = (passed, left_out + 1)
+            return False
+        self._since[kind] = (now, 0)
+        if left_out:
+            record.msg, record.args = f"{record.getMessage()} (and {left_out} more like it in the last {now - passed:.0f} s)", ()
+        return True
+
+
 def logging_config(fmt: str = "json", level: str = "INFO") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for Faust's worker, uvicorn and the CLI."""
     formatter: dict[str, Any] = (
@@ -51,7 +78,8 @@ def logging_config(fmt: str = "json", level: str = "INFO") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
-        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stdout"}},
+        "filters": {"repeats": {"()": Repeats}},
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stdout", "filters": ["repeats"]}},
         "root": {"level": level, "handlers": ["default"]},
         "loggers": {
             "twilio": {"level": "WARNING"},  # the SDK logs every request at INFO, recipient included

@@ -51,3 +51,27 @@ def test_exceptions_and_tracebacks_are_redacted_too_pydantic_inputs_included(cap
         assert "input_value=<redacted>" in out
     finally:
         logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+
+
+def test_a_kafka_clients_repeated_complaint_is_logged_once_per_window_with_how_many_were_left_out(capsys):
+    # The broker gone: aiokafka logged some 200 lines a second per process (an outside probe).
+    logging.config.dictConfig(logging_config("json"))
+    try:
+        [repeats] = logging.getLogger().handlers[0].filters
+        now = [0.0]
+        repeats.clock = lambda: now[0]
+        kafka, ours = logging.getLogger("aiokafka.conn"), logging.getLogger("turnout.test")
+        for i in range(500):
+            now[0] = i * 0.005  # 200 a second for 2.5 s
+            kafka.error("Unable connect to node with id %s: %s", 111, "refused")
+            ours.error("ours: %d", i)  # the app's own lines are never held back
+        kafka.warning("Unable to update metadata")  # another kind: its own first line
+        now[0] = 10.5
+        kafka.error("Unable connect to node with id %s: %s", 112, "refused")
+        lines = [json.loads(line)["message"] for line in capsys.readouterr().out.strip().splitlines()]
+        assert [m for m in lines if not m.startswith("ours")] == [
+            "Unable connect to node with id 111: refused", "Unable to update metadata",
+            "Unable connect to node with id 112: refused (and 499 more like it in the last 10 s)"]
+        assert sum(m.startswith("ours") for m in lines) == 500
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
