@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from streams.stack import child_env
-from tests.factories import action, checkin, phone, pledge, signup
+from tests.factories import action, checkin, phone, pledge, rsvp, signup
 from tests.accounts import PASSWORD
 from tests.polling import eventually
 
@@ -228,7 +228,7 @@ def test_the_action_time_is_the_action_zone_on_a_browser_in_another_zone(rally, 
     from connectors.web.pages.words import when
 
     starts = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3)
-    rally.post_all("union-a", [{**action("later-1", {"union-a": 10}), "starts_at": starts.isoformat()}])
+    rally.post_all("union-a", [{**action("later-1", {"union-a": 10}), "starts_at": starts.isoformat()}, rsvp("r-later", "later-1", phone=phone(0))])
     context = browser.new_context(viewport={"width": 1280, "height": 720}, timezone_id="Asia/Tokyo", locale="en-US")
     page = context.new_page()
     out = OUTPUT / "test_the_action_time_is_the_action_zone_on_a_browser_in_another_zone"
@@ -244,6 +244,8 @@ def test_the_action_time_is_the_action_zone_on_a_browser_in_another_zone(rally, 
         expect(meta).to_contain_text("your time")
         expect(meta).to_contain_text("figures so far")  # three days away
         expect(page.locator("#attended-heading")).to_have_text("Turned out so far")
+        # Nobody can have shown yet: not "0%" as if nobody came (an outside probe).
+        expect(page.locator("#action-table tbody tr[data-partner=union-a] td[data-metric=show_rate]")).to_have_text("0% so far")
         expect(page.locator("#action-select option[value=later-1]")).to_contain_text(pacific)
         assert rally.get("/favicon.ico").headers["content-type"].startswith("image/svg+xml")
 

@@ -170,7 +170,7 @@ function actionRow(row, action) {
   const num = (metric) => el("td", { class: row[metric] === null ? "num withheld" : "num", "data-metric": metric }, fmt(row[metric]));
   const production = action.has_pledges ? [productionCell(row, action.started)] : [];
   return el("tr", attrs, partnerCell(row), num("pledged"), num("rsvp_yes"), num("attended"), ...production,
-    el("td", { class: "num", "data-metric": "show_rate" }, pct(row.show_rate)),
+    el("td", { class: "num", "data-metric": "show_rate" }, pct(row.show_rate) + (action.started || row.show_rate == null ? "" : " so far")),
     num("sent"), num("delivered"), num("failed"), num("sending"), num("in_doubt"), num("deferred"), num("opted_out"));
 }
 
