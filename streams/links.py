@@ -93,6 +93,8 @@ def read(key: bytes, purpose: Purpose, action_id: str, token: str) -> Link:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
         raise BadLink("not a link token") from None
+    if _b64(raw) != token:  # padding or whitespace the decoder would drop: not the token we signed
+        raise BadLink("not a link token")
     if len(raw) < 6 + 1 + MAC_BYTES or raw[0] != VERSION:
         raise BadLink("not a link token")
     body, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
