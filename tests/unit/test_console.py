@@ -163,6 +163,16 @@ def test_editing_fills_the_form_from_the_posted_action(tmp_path):
     assert 'name="local_start" type="datetime-local" value="2026-12-02T15:47"' in page and "Edit action vigil-1202" in page
 
 
+def test_a_form_sent_after_the_sign_in_ended_gets_a_page_that_says_what_to_do(tmp_path):
+    # It answered the browser with raw JSON, and the organizer's typing seemed lost (an outside probe).
+    client, publisher, _ = console(tmp_path)
+    r = client.post("/dashboard/console", data=FORM, headers={"Accept": "text/html,application/xhtml+xml"})
+    assert r.status_code == 401 and r.headers["content-type"].startswith("text/html")
+    assert "Your sign-in has ended" in r.text and "Back button" in r.text and publisher.records == []
+    assert client.post("/dashboard/console/check", data=FORM).status_code == 401  # the page's script still gets JSON
+    assert client.post("/dashboard/console", data=FORM, headers={"Accept": "application/json"}).json()["detail"]
+
+
 def test_only_organizers_and_backbone_admins_use_the_console(tmp_path):
     client, _, _ = console(tmp_path)
     assert client.get("/dashboard/console", follow_redirects=False).headers["location"] == "/dashboard/login?next=/dashboard/console"

@@ -177,6 +177,9 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
 
     @r.post("/dashboard/console")
     async def post(request: Request) -> Response:
+        if access.viewer(request) is None and "application/json" not in request.headers.get("accept", ""):
+            # A session that ended while the form was being written: a page that says what to do, not JSON.
+            return HTMLResponse(env.get_template("signed_out.html").render(), status_code=401, headers=HEADERS)
         partner = poster(request)
         form = await form_of(request)
         event, errors, action = checked(form, partner)
