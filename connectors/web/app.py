@@ -124,10 +124,10 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     # Dashboard sign-ins: a signed cookie, keyed from the person-key secret (stable across restarts).
     session_key = hmac.new(secret, b"turnout dashboard session", "sha256").hexdigest()
     app.add_middleware(
-        SessionMiddleware, secret_key=session_key, session_cookie="turnout_session", max_age=int(s.session_hours * 3600),
+        SessionMiddleware, secret_key=session_key, session_cookie=openapi.SESSION_COOKIE, max_age=int(s.session_hours * 3600),
         same_site="lax", https_only=s.https,
     )
-    app.add_middleware(SameOrigin, public_url=s.public_url)  # before the body is read: a forged post is refused unread
+    app.add_middleware(SameOrigin, public_url=s.public_url, cookie=openapi.SESSION_COOKIE)  # before the body is read: a forged post is refused unread
     app.add_middleware(BodyLimit, limit=s.max_body_bytes)
     app.state.https = s.https
     app.add_middleware(HeadAsGet)  # outermost: HEAD goes everywhere GET goes

@@ -11,8 +11,9 @@ one, as the API docs do: see ``docs``); ``Cache-Control: no-store`` on JSON and 
 that do not say otherwise; behind an ``https://`` public URL, HSTS (a year: browsers
 then never ask for the app over plain HTTP, where a session cookie or a token could be read).
 
-``SameOrigin``: a request that changes something under ``/dashboard/`` (where a browser's
-session cookie signs it in) is refused (403) when the browser says it comes from another site
+``SameOrigin``: a request that changes something under ``/dashboard/``, or anywhere with the
+dashboard's session cookie (``/v1/people/forget`` takes an organizer's session too), is
+refused (403) when the browser says it comes from another site
 (``Sec-Fetch-Site: same-site`` or ``cross-site``: SameSite=Lax lets a same-site page, another
 port or subdomain, post with the cookie) or its ``Origin`` names another host. Turnout's own
 pages send ``same-origin`` (and ``Origin: null``: they set ``no-referrer``); scripts send neither.
@@ -113,14 +114,20 @@ OTHER_SITE = "refused: this request came from another site's page, not turnout's
 
 
 class SameOrigin:
-    def __init__(self, app: ASGIApp, *, public_url: str) -> None:
+    def __init__(self, app: ASGIApp, *, public_url: str, cookie: str) -> None:
         self.app = app
         self.public = public_url.encode().partition(b"://")[2].partition(b"/")[0]  # behind a proxy, not the Host it passes on
+        self.cookie = cookie.encode() + b"="
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in SAFE and scope["path"].startswith("/dashboard/") and self._other_site(scope):
+        if scope["type"] == "http" and scope["method"] not in SAFE and self._signed_in_by_browser(scope) and self._other_site(scope):
             return await _refuse(send, 403, OTHER_SITE)
         await self.app(scope, receive, send)
+
+    def _signed_in_by_browser(self, scope: Scope) -> bool:
+        """Whether a browser's cookie may sign this request in: the dashboard's paths, or a
+        request that carries the session cookie (a partner's or provider's post carries none)."""
+        return scope["path"].startswith("/dashboard/") or any(k == b"cookie" and self.cookie in v for k, v in scope["headers"])
 
 
     def _other_site(self, scope: Scope) -> bool:

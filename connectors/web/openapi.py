@@ -40,7 +40,10 @@ TWILIO_SECURITY = [{"twilioSignature": []}]
 SENDGRID_SECURITY = [{"sendgridSignature": [], "sendgridTimestamp": []}]
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="organizerToken", description="Authorization: Bearer <TURNOUT_ORGANIZER_TOKEN>")
-_session = APIKeyCookie(name="turnout_session", auto_error=False, scheme_name="dashboardSession",
+#: The dashboard's signed session cookie.
+SESSION_COOKIE = "turnout_session"
+
+_session = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, scheme_name="dashboardSession",
                         description="A dashboard sign-in (POST /dashboard/login)")
 
 

@@ -269,6 +269,21 @@ def test_a_signed_in_browser_cannot_be_made_to_post_from_another_site(web):
     assert login.status_code == 403  # nor sign the browser in as someone else
 
 
+def test_a_signed_in_organizers_browser_cannot_be_made_to_erase_someone_from_another_site(web):
+    # /v1/people/forget takes an organizer's session as well as the token; the same-site check
+    # covered only /dashboard/, and a page on another port erased a person (an outside probe).
+    assert sign_in(web.client, ORGANIZER).status_code == 303
+    for headers in ({"Sec-Fetch-Site": "same-site"}, {"Origin": "http://127.0.0.1:8699", "Content-Type": "text/plain"}):
+        r = web.client.post("/v1/people/forget", content=b'{"phone": "+15105550631"}', headers=headers)
+        assert r.status_code == 403 and "another site" in r.json()["detail"], headers
+    # Without a session cookie nothing is signed in by the browser: a partner's or a script's
+    # post is not refused for its headers (here: a bad signature, its own 401).
+    bare = web.instance()
+    r = bare.post("/v1/events", content=b"{}", headers={"Sec-Fetch-Site": "cross-site", "X-Turnout-Partner": "faith-b",
+                                                        "X-Turnout-Timestamp": "1", "X-Turnout-Signature": "v1=00"})
+    assert r.status_code == 401
+
+
 @pytest.mark.parametrize("body, status, said", [
     ({"email": "x@example.org", "role": "viewer", "partner": "union-a"}, 403, "faith-b's staff"),
     ({"email": "x@example.org", "role": "viewer", "partner": "no-such-partner"}, 403, "faith-b's staff"),
