@@ -293,6 +293,10 @@ def validate_events(items: list[Any], region: str, authority: Authority) -> Chec
         else:
             seen[event.event_id] = event
             out.accepted.append((index, event))
+    # An action the request itself posts is no unknown action to the events beside it.
+    posted = {event.action_id for _, event in out.accepted if isinstance(event, ActionEvent)}
+    about = {index: getattr(event, "action_id", None) for index, event in out.accepted}
+    out.warnings = [w for w in out.warnings if about.get(w.index) not in posted]
     return out
 
 

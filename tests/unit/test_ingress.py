@@ -322,6 +322,17 @@ def test_an_action_just_accepted_is_known_before_its_fact_is_read(env):
     assert r.status_code == 422 and r.json()["rejected"][0]["errors"][0]["type"] == "not_owner"
 
 
+def test_events_posted_with_their_action_in_one_request_get_no_warning_that_it_is_unknown(env):
+    # "no partner has posted action 'pg-a' yet" for a pledge and RSVPs listed right after the
+    # action in the same request (an outside probe).
+    client, pub, secrets = env
+    r = post(client, secrets, "union-a", [action("same-1"), pledge("p1", "same-1", 5), rsvp("r1", "same-1", phone="+15105550123"),
+                                         pledge("p2", "other-1", 5)])
+    assert r.json()["accepted"] == 4 and [w["index"] for w in r.json()["warnings"]] == [3]
+    r = post(client, secrets, "union-a", [rsvp("r2", "same-2", phone="+15105550123"), action("same-2")])  # before it, too
+    assert r.json()["accepted"] == 2 and r.json()["warnings"] == []
+
+
 def test_two_partners_racing_to_post_a_new_action_one_owns_it_and_the_other_is_refused(env):
     """Both requests are validated before either is written (the broker takes a moment): the
     first claims the id at once, so the second is refused, not told "accepted" and then
