@@ -178,7 +178,10 @@ def test_only_organizers_and_backbone_admins_use_the_console(tmp_path):
     assert client.get("/dashboard/console", follow_redirects=False).headers["location"] == "/dashboard/login?next=/dashboard/console"
     assert client.post("/dashboard/console/check", data=FORM).status_code == 401
     sign_in(client, MEMBER_ADMIN)
-    assert client.get("/dashboard/console").status_code == 403
+    page = client.get("/dashboard/console", headers={"Accept": "text/html"})
+    assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")  # a page, not raw JSON (an outside probe)
+    assert "the console is for organizers and the backbone partner" in page.text
+    assert client.get("/dashboard/console", headers={"Accept": "application/json"}).json()["detail"]
     assert client.post("/dashboard/console", data={**FORM, "confirmed": "yes"}).status_code == 403
 
 

@@ -155,11 +155,25 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         return page(values=values, confirm=confirm, partner=partner, audience=totals, tested=tested,
                     test_languages=languages if len(languages) > 1 else [], test_language=form.get("test_language") or "en", **extra)
 
+    def refused(no: HTTPException, signed_out: bool = False) -> HTMLResponse:
+        """A refusal as a page a browser shows (the page's own script gets the JSON error)."""
+        title = "Your sign-in has ended" if signed_out else "The organizer console is not available here"
+        body = env.get_template("refused.html").render(title=title, detail=no.detail, signed_out=signed_out)
+        return HTMLResponse(body, status_code=no.status_code, headers=HEADERS)
+
+    def browser(request: Request) -> bool:
+        return "application/json" not in request.headers.get("accept", "")
+
     @r.get("/dashboard/console")
     async def editor(request: Request, action: str | None = None) -> Response:
         if access.viewer(request) is None:
             return RedirectResponse("/dashboard/login?next=/dashboard/console", status_code=303)
-        partner = poster(request)
+        try:
+            partner = poster(request)
+        except HTTPException as no:
+            if browser(request):
+                return refused(no)
+            raise
         record = book.action_record(action) if action else None
         values = from_action(record.action) if record else {"kind": "rally", "time_zone": "America/Los_Angeles"}
         return page(values=values, editing=record is not None, partner=partner)
@@ -177,9 +191,9 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
 
     @r.post("/dashboard/console")
     async def post(request: Request) -> Response:
-        if access.viewer(request) is None and "application/json" not in request.headers.get("accept", ""):
+        if access.viewer(request) is None and browser(request):
             # A session that ended while the form was being written: a page that says what to do, not JSON.
-            return HTMLResponse(env.get_template("signed_out.html").render(), status_code=401, headers=HEADERS)
+            return refused(HTTPException(401, "not signed in"), signed_out=True)
         partner = poster(request)
         form = await form_of(request)
         event, errors, action = checked(form, partner)
