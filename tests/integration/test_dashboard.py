@@ -167,6 +167,12 @@ def test_an_invited_partner_viewer_sees_only_its_rows_and_is_signed_out_when_rem
     expect(page.locator("#new-action-link")).to_be_hidden()
     page.screenshot(path=str(screenshot_dir(page) / "partner-viewer.png"), full_page=True)
     accessible(page, "a partner viewer's dashboard")
+    # Projected, the header still says its sums leave figures out, and no account control shows (an outside probe).
+    expect(page.locator("#header-note")).to_be_visible()
+    page.get_by_role("button", name="Projector mode").click()
+    expect(page.locator("#header-note")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+    page.get_by_role("button", name="Leave projector mode").click()
 
     assert "sessions have ended" in accounts(rally, "remove", "staff@faith-b.example.org")
     expect(page).to_have_url(re.compile(r"/dashboard/login$"), timeout=15_000)
