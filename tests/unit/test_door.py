@@ -272,6 +272,8 @@ def test_staff_see_their_own_people_with_a_qr_code_and_a_strict_policy(door):
     roster = client.get("/dashboard/checkin/rally-1/roster").json()
     assert [p["name"] for p in roster["people"]] == ["Ana Díaz"] and ANA[2:] not in json.dumps(roster)
     assert client.get("/dashboard/checkin/rally-1?q=ben").text.count("Check in <span") == 0  # Ben said no
+    # Each button names whom it checks in, apart from anyone of the same name (a screen reader hears only the button).
+    assert f'Check in <span class="visually-hidden">Ana Díaz, phone …{ANA[-4:]}</span>' in client.get("/dashboard/checkin/rally-1?q=ana").text
 
 
 def test_the_qr_code_is_the_public_address_behind_a_proxy(door, tmp_path):

@@ -60,7 +60,9 @@ function renderList() {
     if (p.checked_in) li.append(el("span", { class: "state" }, "✓ Checked in"));
     else if (pending.has(p.ref)) li.append(el("span", { class: "state" }, "✓ Checked in (sending…)"));
     else {
-      const button = el("button", { type: "button", class: "go" }, "Check in ", el("span", { class: "visually-hidden" }, p.name));
+      // Named with how to tell two people apart: two "(no name given)" are otherwise one label to a screen reader.
+      const how = p.phone_last4 ? ", phone …" + p.phone_last4 : p.has_email ? ", email only" : "";
+      const button = el("button", { type: "button", class: "go" }, "Check in ", el("span", { class: "visually-hidden" }, p.name + how));
       button.addEventListener("click", () => tap({ ref: p.ref }, p.name));
       li.append(button);
     }
