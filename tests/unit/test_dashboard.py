@@ -132,7 +132,7 @@ def test_a_partner_sees_its_own_row_and_the_rest_only_as_an_aggregate(env):
     own, rest = rows
     assert own["own"] and (own["pledged"], own["attended"], own["delivered"]) == (8, 3, 2)
     # Two other partners: their sum is withheld (tests/unit/test_disclosure.py has the rule).
-    assert (rest["name"], rest["partners"], rest["pledged"], rest["attended"], rest["note"]) == ("Rest of the coalition", 2, None, None, "not shown: fewer than 3 partners")
+    assert (rest["name"], rest["partners"], rest["pledged"], rest["attended"], rest["note"]) == ("Rest of the coalition", None, None, None, "not shown: fewer than 3 partners")
     assert [c["partner"] for c in view["capacity"]] == ["faith-b", None]
     assert [s["partner"] for s in view["action"]["checkins"]] == ["faith-b"]
     for other in ("union-a", "seniors-c", "Union Local A", "Seniors C"):

@@ -85,10 +85,13 @@ def test_the_rest_of_a_one_partner_coalition_is_not_shown_anywhere_on_the_page()
 
     own, rest = view.action.rows
     assert (own.partner, own.pledged, own.attended) == ("union-a", 20, 2)
-    assert (rest.name, rest.partners, rest.note) == (REST, 1, NOT_SHOWN)
+    # Not even how many: "(1 partner)" told union-a that exactly one other partner worked on it (an outside probe).
+    assert (rest.name, rest.partners, rest.note) == (REST, None, NOT_SHOWN)
     assert [getattr(rest, f) for f in ALL] == [None] * len(ALL) and rest.production_ratio is None
     totals = view.action.totals
-    assert (totals.pledged, totals.attended, totals.note) == (None, None, NOT_SHOWN)  # 110 - 20 would be faith-b's 90
+    assert (totals.pledged, totals.attended, totals.partners, totals.note) == (None, None, None, NOT_SHOWN)  # 110 - 20 would be faith-b's 90
+    # Nor whether a partner it may not see pledged: no production column for faith-b's pledge alone.
+    assert view.action.has_pledges and not view_of(book, "union-a", "b-only").action.has_pledges
     assert [s.partner for s in view.action.checkins] == ["union-a"]  # no line of faith-b's check-ins
     summaries = {a.action_id: (a.pledged, a.attended) for a in view.actions}
     assert summaries == {"lock-x": (None, None), "b-only": (None, None)}

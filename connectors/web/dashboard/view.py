@@ -38,7 +38,7 @@ class PartnerRow(BaseModel):
     partner: str | None  # None: an aggregate of other partners
     name: str
     own: bool = False
-    partners: int = 1  # how many partners the row covers
+    partners: int | None = 1  # how many partners the row covers (None: not shown, with the aggregate it counts)
     note: str | None = None  # why some figures are missing (None: not shown, fewer than 3 partners)
 
 
@@ -213,7 +213,7 @@ def _action(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: s
         time_zone=record.action.time_zone if record else None,
         starts_local=_local(book, action_id),
         started=started,
-        has_pledges=any(c["pledged"] for c in counts.values()),
+        has_pledges=any(row.pledged for row in rows),  # as far as the viewer may see: a hidden partner's pledge adds no column
         rows=rows,
         totals=_aggregate(plus(seen, rest), len(counts), name="All partners").model_copy(
             update={"show_rate": _show_rate(summed(counts.values())) if viewer.role == "organizer" else None}),
@@ -301,9 +301,12 @@ def _show_rate(c: Counter[str]) -> float | None:
 
 
 def _aggregate(f: Figures, partners: int, name: str = REST) -> Row:
+    """A row summing several partners; an aggregate withheld whole does not say how many either
+    ("(1 partner)" would say exactly one other worked on the action)."""
     withheld = None in f.values()
     production = None if f["attended"] is None or f["pledged"] is None else ratio(f["attended"], f["pledged"])
-    return Row(partner=None, name=name, partners=partners, **f, production_ratio=production, note=NOT_SHOWN if withheld else None)
+    count = None if all(v is None for v in f.values()) else partners
+    return Row(partner=None, name=name, partners=count, **f, production_ratio=production, note=NOT_SHOWN if withheld else None)
 
 
 def _figures(c: Counter[str]) -> dict[str, int | float | None]:
