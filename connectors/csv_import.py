@@ -140,7 +140,7 @@ def read(
     header = next((r for r in reader if r), None)
     if not header:
         raise CsvError("the file is empty (no header row)")
-    mapping = column_map([h for h in header if h], extra)
+    mapping = read_columns(column_map([h for h in header if h], extra), kind)
     index = {f: header.index(c) for f, c in mapping.items()}
     line = reader.line_num  # the header's last line
     for fields in reader:
@@ -164,6 +164,12 @@ def read(
         else:
             rows.append(Row(start, event))
     return rows, problems
+
+
+def read_columns(mapping: dict[str, str], kind: ImportType) -> dict[str, str]:
+    """The columns the import reads: an opt-out sheet only its phone and email (a ZIP or a date
+    a do-not-contact list also has must not make a row bad, and so the person texted)."""
+    return {f: c for f, c in mapping.items() if f in ("phone", "email")} if kind == "opt_out" else mapping
 
 
 def _shape(fields: list[str], columns: int, used: list[str], start: int, end: int, delimiter: str = ",") -> str | None:

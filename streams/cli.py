@@ -831,7 +831,7 @@ def read_sheet(s: Settings, file: Path, kind: str, partner, action_id: str | Non
                                          action=action_id, default_at=saved, region=s.default_region, extra=extra,
                                          consent=frozenset(consent), delimiter=sheet.delimiter, zone=zone, stop=frozenset(stop))
         header = next((r for r in csv_import.csv.reader(io.StringIO(sheet.text, newline=""), delimiter=sheet.delimiter) if r), [])
-        mapping = csv_import.column_map([h for h in header if h], extra)
+        mapping = csv_import.read_columns(csv_import.column_map([h for h in header if h], extra), kind)
     except (csv_import.CsvError, csv_import.csv.Error, csv_files.NotASheet) as exc:
         raise click.ClickException(f"{file}: {exc}") from None
     unused = [h for h in header if h and h not in mapping.values()]

@@ -31,7 +31,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from contracts.events import ActionEvent, Envelope, PartnerEvent, partner_event
+from contracts.events import ActionEvent, Envelope, OptOutEvent, PartnerEvent, partner_event
+from contracts.people import PersonRef
 from streams import metrics
 from streams.coalition import Coalition
 from streams.crypto import DataKey
@@ -300,11 +301,25 @@ def validate_events(items: list[Any], region: str, authority: Authority) -> Chec
     return out
 
 
+def one_identifier_each(events: list[tuple[int, PartnerEvent]]) -> list[tuple[int, PartnerEvent]]:
+    """``events`` with an opt-out naming a phone and an email as two, one each: a sign-up naming
+    both says they are one person, an opt-out only stops messages (to whoever has either) and
+    links nobody (two people's phone and email in one opt-out would otherwise become one person)."""
+    out: list[tuple[int, PartnerEvent]] = []
+    for index, event in events:
+        if isinstance(event, OptOutEvent) and event.person.phone and event.person.email:
+            out += [(index, event.model_copy(update={"person": PersonRef.model_construct(phone=event.person.phone)})),
+                    (index, event.model_copy(update={"person": PersonRef.model_construct(email=event.person.email)}))]
+        else:
+            out.append((index, event))
+    return out
+
+
 def records(events: list[tuple[int, PartnerEvent]], authority: Authority, person_secret: bytes, keys: Mapping[str, DataKey]) -> list[Record]:
     """Kafka records (key, value) of accepted events, stamped with the authenticated partner,
     the person's fields sealed with their data key (``keys``: by person key, from ``person_keys``)."""
     out = []
-    for _, event in events:
+    for _, event in one_identifier_each(events):
         person = event_person_key(person_secret, event)
         email_key = None
         if person is not None:
@@ -319,7 +334,7 @@ def records(events: list[tuple[int, PartnerEvent]], authority: Authority, person
 
 def person_keys(events: list[tuple[int, PartnerEvent]], person_secret: bytes) -> list[str]:
     """The person keys of these events: whose data keys their records are sealed with."""
-    return [pk for _, event in events if (pk := event_person_key(person_secret, event)) is not None]
+    return [pk for _, event in one_identifier_each(events) if (pk := event_person_key(person_secret, event)) is not None]
 
 
 async def sealed_records(events: list[tuple[int, PartnerEvent]], authority: Authority, person_secret: bytes, data_keys: DataKeys) -> list[Record]:

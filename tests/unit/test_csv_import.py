@@ -81,6 +81,11 @@ def test_a_do_not_contact_list_becomes_opt_outs_of_the_channels_given():
     assert [p.line for p in problems] == [4] and "person.phone" in problems[0].reason
     with pytest.raises(CsvError, match="--stop"):
         load(sheet, kind="opt_out")
+    # Only the phone and email are read: a ZIP, a date or a consent column that would make a
+    # sign-up's row bad does not leave the person texted (an outside probe).
+    rows, problems = load("First Name,Zip,Phone,Date,Language,SMS Consent\nAna,1234,5105550123,notadate,xx-notalang,maybe\n",
+                          kind="opt_out", stop=frozenset({"sms"}))
+    assert problems == [] and rows[0].event["person"] == {"phone": "5105550123"}
 
 
 def test_a_column_named_twice_is_refused_naming_it_never_guessed():

@@ -64,6 +64,22 @@ def test_another_partners_opt_out_stops_that_channel_for_every_partner():
     assert decide(p.people.get(pk), rally(), recent_asks=0, cap=3).channels == ()
 
 
+def test_an_opt_out_naming_a_phone_and_an_email_opts_out_each_and_links_nobody():
+    # A sign-up naming both says they are one person; an opt-out only restricts. X's phone and Y's
+    # email in one opt-out merged X and Y (an outside probe): Y was silenced, and X's erasure took Y's key.
+    import asyncio
+
+    from connectors.web.ingress import envelopes
+    from streams.data_keys import MemoryDataKeys
+
+    records, result = asyncio.run(envelopes([opt_out("o1", ["sms"], phone=ANA, email="y@example.org")], "faith-b", T, SECRET, "US",
+                                            MemoryDataKeys()))
+    assert result.accepted == 1
+    envs = [Envelope.model_validate_json(value, context={"normalized": True}) for _, value in records]
+    assert {e.person_key for e in envs} == {person_key(SECRET, ANA, None), person_key(SECRET, None, "y@example.org")}
+    assert all(e.email_key is None for e in envs) and len(envs) == 2
+
+
 def test_an_opt_out_of_someone_nobody_signed_up_yet_outlasts_a_later_signup():
     p = memory_pipeline()
     pk = post(p, "faith-b", opt_out("o1", ["sms"], phone=ANA))
