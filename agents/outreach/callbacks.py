@@ -122,8 +122,9 @@ def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> 
     if kind == "opt_out":
         _set_person(p, partition, pk, lambda person: opt_out(person, "sms", at), at)
         _mark_latest(p, partition, pk, opted_out=True)
-        # Confirmed once: not again to someone already opted out, nor when this STOP is replayed.
-        return None if person is not None and "sms" in person.opted_out else "stop"
+        # Each STOP is confirmed, also from someone another way opted out (a partner, the unsubscribe
+        # page: nobody confirmed those); not when this STOP is replayed, which opted them out itself.
+        return None if person is not None and person.opted_out.get("sms") == at else "stop"
     if kind == "opt_in" and person is not None:
         p.people.put(partition, pk, opt_in(person, "sms"))
     elif kind == "help":

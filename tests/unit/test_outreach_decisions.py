@@ -275,6 +275,21 @@ def test_stop_asks_for_a_confirmation_once_not_again_when_replayed():
     assert (writes(p.asks) - before[0], writes(p.people) - before[1]) == (1, 1)  # the replay wrote nothing
 
 
+def test_a_stop_from_someone_opted_out_another_way_is_confirmed_all_the_same():
+    # Opted out by a partner's opt_out or the unsubscribe page, they had no confirmation; their
+    # "Stop please" (no keyword to Twilio) got none either (an outside probe).
+    from datetime import timedelta
+
+    from agents.outreach.callbacks import apply
+    from agents.outreach.receipts import opt_out
+    from contracts.providers import ProviderEnvelope, SmsReply
+
+    p = with_a_sent_text()
+    p.people.put(0, PK, opt_out(p.people.get(PK), "sms", NOON - timedelta(hours=1)))
+    stop = ProviderEnvelope(person_key=PK, received_at=NOON, event=SmsReply(message_sid="SM9", keyword="STOP"))
+    assert apply(p, outreach(), 0, stop) == "stop"
+
+
 def test_yes_flags_the_text_it_answers_and_rsvps_for_its_action_once():
     from agents.outreach.callbacks import apply
     from contracts.providers import ProviderEnvelope, SmsReply
