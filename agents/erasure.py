@@ -8,7 +8,10 @@ recent-asks record, their identity entries (which identifier was whose), and the
 asks (which hold the rendered message and address); those asks are marked cancelled, and
 provider error texts on their asks, under any of those keys (which may quote an address), are
 dropped. What stays: memberships, attendance, pledges, merges and ask facts, which hold only
-person keys, so the tallies keep their counts.
+person keys, so the tallies keep their counts; and their opt-outs: a record under each of
+their keys with the channels they stopped and nothing else (no name, phone or email), so a
+partner posting them again (an old sheet) does not text or email someone who said stop. The
+keys of the request on other partitions get theirs through the provider topic (``PersonOptOut``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from datetime import datetime
 
 from contracts.asks import AskFact, parse_ask_id
 from contracts.erasure import ErasureReport, ForgetPerson
-from contracts.facts import PersonRecord
+from contracts.facts import Channel, PersonRecord
+from contracts.providers import PersonOptOut, ProviderEnvelope
 from streams.app import Pipeline
 from streams.crypto import is_sealed
 from streams.keys import partition_of, person_key
@@ -45,20 +49,41 @@ def forget(p: Pipeline, partition: int, cmd: ForgetPerson, secret: bytes, now: d
     mine = [k for k in list(p.people.table.keys()) if partition_of(k, partitions) == partition]
     removed = [person for person in map(p.people.get, mine) if person is not None and matches(person, requested, secret)]
     gone = {person.person_key for person in removed} | {k for k in requested if partition_of(k, partitions) == partition}
+    stopped = opt_outs(removed)
     for key in gone:
         p.people.delete(partition, key)
         p.recent_asks.delete(partition, key)
         p.identities.delete(partition, key)  # which person this identifier was linked to
+        if stopped:
+            p.people.put(partition, key, PersonRecord(person_key=key, recruited_by="", recruited_at=now, updated_at=now, opted_out=stopped))
+    for key in sorted(requested - gone) if stopped else ():  # the person's other identifiers, on their own partitions
+        for channel, at in stopped.items():
+            p.send_soon(p.provider, key, ProviderEnvelope(person_key=key, received_at=at, event=PersonOptOut(channel=channel)).model_dump_json().encode())
     cancelled = _cancel_deferred(p, partition, gone, now)
     _scrub_errors(p, partition, gone)
-    partners = tuple(sorted({x for person in removed for x in person.partners}))
-    report = ErasureReport(request_id=cmd.request_id, partition=partition, people_removed=len(removed), partners=partners, asks_cancelled=cancelled, at=now)
+    people = [person for person in removed if not only_opt_outs(person)]  # a record kept by an earlier erasure is nobody
+    partners = tuple(sorted({x for person in people for x in person.partners}))
+    report = ErasureReport(request_id=cmd.request_id, partition=partition, people_removed=len(people), partners=partners, asks_cancelled=cancelled, at=now)
     key = f"{cmd.request_id}|{partition}"
     first = p.erasures.get(key)
     if first is not None:
         return first  # a replay finds nothing left: the first pass's report is the one that counts
     p.erasures.put(partition, key, report)
     return report
+
+
+def opt_outs(people: list[PersonRecord]) -> dict[Channel, datetime]:
+    """The channels these records stopped, each at its earliest stop."""
+    out: dict[Channel, datetime] = {}
+    for person in people:
+        for channel, at in person.opted_out.items():
+            out[channel] = min(at, out.get(channel, at))
+    return out
+
+
+def only_opt_outs(person: PersonRecord) -> bool:
+    """A record that only remembers opt-outs (one an erasure left, or a STOP from someone unknown)."""
+    return not person.partners and not any(getattr(person, f) for f in ("given_name", "family_name", "phone", "email", "postal_code"))
 
 
 def erased_ask(fact: AskFact, now: datetime) -> AskFact:

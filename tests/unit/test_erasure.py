@@ -192,3 +192,57 @@ def test_an_answer_from_the_rsvp_link_of_a_forgotten_person_writes_nothing():
     answer("rally-2", "yes", 4)
     assert c.table("attendance")[f"rally-1|{ana}"]["rsvp"] == "maybe"  # counted before, as every fact is kept
     assert f"rally-2|{ana}" not in c.table("attendance")
+
+
+def test_an_opt_out_outlives_the_erasure_of_the_person_who_made_it():
+    """Forgotten on request, a person's "stop" went with their record: a partner re-posting its
+    old sheet signed them up again and they were texted and emailed (an outside probe). What stays
+    is a record under each of their keys (keyed hashes) with the channels they stopped, and no
+    name, phone or email: a later sign-up by either finds it."""
+    import asyncio
+
+    from agents.erasure import forget
+    from agents.outreach.agents import Outreach
+    from agents.outreach.callbacks import receive
+    from agents.outreach.planning import OutreachPolicy
+    from contracts.identity import linked_keys
+    from contracts.providers import ProviderEnvelope
+    from tests.cluster import SECRET, Cluster
+    from tests.factories import signup
+
+    c = Cluster()
+    outreach = Outreach(outbox=None, policy=OutreachPolicy(), clock=lambda: AT, partitions=c.n)
+
+    async def on_provider(p, part, key, raw):
+        receive(p, outreach, part, ProviderEnvelope.model_validate_json(raw))
+
+    c.on_provider = on_provider
+    ana = signup("a1", phone="+15105550123", email="ana@example.org", given_name="Ana")
+    stop = {"type": "opt_out", "event_id": "o1", "occurred_at": "2026-11-22T15:00:00Z", "person": {"phone": "+15105550123"}, "channels": ["sms", "email"]}
+    c.post("union-a", ana, AT)
+    c.post("faith-b", stop, AT.replace(minute=1))
+    asyncio.run(c.run())
+    phone, email = person_key(SECRET, "+15105550123", None), person_key(SECRET, None, "ana@example.org")
+    keys = tuple(sorted(linked_keys({k: v["person"] for k, v in c.table("identities").items()}, phone)))
+    assert set(keys) == {phone, email}
+    cmd = ForgetPerson(request_id="r1", requested_at=AT.replace(minute=2), contact_keys=keys)
+    assert sum(forget(node, n, cmd, SECRET, AT.replace(minute=2)).people_removed for n, node in enumerate(c.nodes)) == 1
+    for node in c.nodes:
+        c._collect(node)  # what the erasures wrote to the provider topic, delivered as a worker's would be
+    asyncio.run(c.run())
+    for key in (phone, email):
+        kept = PersonRecord.model_validate(c.table("people")[key])
+        assert set(kept.opted_out) == {"sms", "email"} and (kept.phone, kept.email, kept.given_name, kept.partners) == (None, None, None, ()), key
+    # Asked again to forget them: nobody is left to remove, and the opt-outs stay.
+    again = ForgetPerson(request_id="r2", requested_at=AT.replace(minute=3), contact_keys=keys)
+    assert sum(forget(node, n, again, SECRET, AT.replace(minute=3)).people_removed for n, node in enumerate(c.nodes)) == 0
+    for node in c.nodes:
+        c._collect(node)
+    asyncio.run(c.run())
+    # Signed up again, by email alone and by phone alone: opted out both ways.
+    c.post("union-a", signup("a2", email="ana@example.org", given_name="Ana"), AT.replace(minute=4))
+    c.post("union-a", signup("a3", phone="+15105550123", given_name="Ana"), AT.replace(minute=5))
+    asyncio.run(c.run())
+    for key in (phone, email):
+        person = PersonRecord.model_validate(c.table("people")[c.person_of(key)])
+        assert set(person.opted_out) == {"sms", "email"} and person.partners == ("union-a",), key
