@@ -226,6 +226,15 @@ class CheckinEvent(PersonEvent):
     action_id: Slug
 
 
+def _channels(channels: tuple[str, ...]) -> tuple[str, ...]:
+    # Checked after each item is (an unknown channel is said once, as that), not as a length.
+    if not channels:
+        raise ValueError("name the channels to stop: sms, email or both")
+    if len(set(channels)) != len(channels):
+        raise ValueError("name each channel once")
+    return channels
+
+
 class OptOutEvent(BaseEvent):
     """The person asked the partner to stop messages on these channels (at its office, on its
     own list). Applied coalition-wide, as a STOP reply or an unsubscribe is: no partner's ask
@@ -234,7 +243,8 @@ class OptOutEvent(BaseEvent):
 
     type: Literal["opt_out"] = "opt_out"
     person: PersonRef
-    channels: tuple[Channel, ...] = Field(min_length=1, max_length=2, description="The channels to stop: `sms`, `email` or both.")
+    channels: Annotated[tuple[Channel, ...], AfterValidator(_channels)] = Field(
+        description="The channels to stop: `sms`, `email` or both, each once.", json_schema_extra={"minItems": 1, "maxItems": 2, "uniqueItems": True})
 
 
 PartnerEvent = Annotated[

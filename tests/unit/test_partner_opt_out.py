@@ -48,6 +48,12 @@ def test_an_opt_out_names_a_person_and_at_least_one_channel():
                        (opt_out("o1", ["sms"]), "person"), (opt_out("o1", ["sms"], phone=ANA, given_name="Ana"), "given_name")]:
         with pytest.raises(ValidationError, match=field):
             partner_event.validate_python(bad)
+    # Each problem said once, in words: not also "Tuple should have at least 1 item" after an unknown channel.
+    for channels, says in [(["fax"], ["Input should be 'sms' or 'email'"]), ([], ["Value error, name the channels to stop: sms, email or both"]),
+                           (["sms", "sms"], ["Value error, name each channel once"])]:
+        with pytest.raises(ValidationError) as refused:
+            partner_event.validate_python(opt_out("o1", channels, phone=ANA))
+        assert [e["msg"] for e in refused.value.errors()] == says
 
 
 def test_another_partners_opt_out_stops_that_channel_for_every_partner():
