@@ -27,7 +27,7 @@ from .erasure import forget
 from .identity import Resolver
 from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
 from .outreach.agents import fan_out
-from .outreach.receipts import known_or_new, opt_out
+from .outreach.receipts import stopped
 from .people import introduce, membership, merge_person
 
 log = logging.getLogger(__name__)
@@ -98,10 +98,7 @@ def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | A
         key = fact_key(event.action_id, person)
         p.attendance.put(partition, key, apply_attendance(p.attendance.get(key), event, partner, person, received))
     elif isinstance(event, OptOutEvent):  # as a STOP or an unsubscribe: coalition-wide, never the contact details
-        record_ = known_or_new(p.people.get(person), person, received)
-        for channel in event.channels:
-            record_ = opt_out(record_, channel, received)
-        p.people.put(partition, person, record_)
+        p.people.put(partition, person, stopped(p.people.get(person), person, event.channels, received))
     elif isinstance(event, PledgeEvent):
         key = fact_key(event.action_id, partner)
         p.pledges.put(partition, key, apply_pledge(p.pledges.get(key), event, partner, received, envelope.inline))

@@ -15,7 +15,7 @@ SÍ (or SI), which opts nobody in (Twilio does not take it as an opt-in word).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable, Literal
+from typing import Callable, Iterable, Literal
 
 from contracts.asks import AskFact, RecentAsks, SendResult, parse_ask_id
 from contracts.facts import Channel, PersonRecord
@@ -108,6 +108,14 @@ def opt_out(person: PersonRecord, channel: Channel, at: datetime) -> PersonRecor
     if channel in person.opted_out:
         return person
     return person.model_copy(update={"opted_out": {**person.opted_out, channel: at}})
+
+
+def stopped(person: PersonRecord | None, person_key: str, channels: Iterable[Channel], at: datetime) -> PersonRecord:
+    """The person (or a record that only remembers it: ``known_or_new``) opted out of ``channels``."""
+    record = known_or_new(person, person_key, at)
+    for channel in channels:
+        record = opt_out(record, channel, at)
+    return record
 
 
 def known_or_new(person: PersonRecord | None, person_key: str, at: datetime) -> PersonRecord:

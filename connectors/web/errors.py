@@ -160,3 +160,8 @@ def install(app: FastAPI) -> None:
         # The client went away mid-body: nothing to answer, nothing wrong with us.
         log.info("client disconnected before sending its whole body: %s %s", request.method, request.url.path)
         return Response(status_code=400)
+
+
+def wants_json(request: Request) -> bool:
+    """A script (a page's own JavaScript, or another) asked for JSON; a browser gets pages."""
+    return "application/json" in request.headers.get("accept", "")

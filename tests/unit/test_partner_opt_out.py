@@ -1,33 +1,20 @@
 """A partner relays an opt-out ("stop texting me", said at its office or on its own list):
 an `opt_out` event, applied coalition-wide at once, as a STOP reply or an unsubscribe is."""
 
-from datetime import datetime, timezone
-
 import pytest
 from pydantic import ValidationError
 
-from agents.intake import handle
 from agents.outreach.eligibility import decide
 from contracts.events import Envelope, partner_event
-from streams.keys import event_person_key, person_key
+from streams.keys import person_key
 from tests.factories import action, signup
 from tests.fakes import memory_pipeline
-
-SECRET = b"secret"
-T = datetime(2026, 11, 22, 15, tzinfo=timezone.utc)
+from tests.unit.test_introduce import SECRET, T, post  # an event as the intake takes it
 ANA, ANA_EMAIL = "+15105550123", "ana@example.org"
 
 
 def opt_out(event_id, channels, **person):
     return {"type": "opt_out", "event_id": event_id, "occurred_at": "2026-11-22T14:00:00Z", "person": person, "channels": channels}
-
-
-def post(p, partner, item, minute=0):
-    event = partner_event.validate_python(item)
-    key = event_person_key(SECRET, event)
-    env = Envelope(partner=partner, received_at=T.replace(minute=minute), person_key=key, event=event)
-    handle(p, 0, key, env.model_dump_json().encode(), SECRET)
-    return key
 
 
 def signed_up(p, partner="union-a"):

@@ -42,6 +42,7 @@ from streams.settings import Settings
 
 from ...csv_files import zip_problem
 from ..dashboard.access import Access
+from ..errors import wants_json
 from ..door.ingress_client import Ingress
 from ..ingress import Authority, validate_events
 from ..publisher import BrokerUnavailable
@@ -161,9 +162,6 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         body = env.get_template("refused.html").render(title=title, detail=no.detail, signed_out=signed_out)
         return HTMLResponse(body, status_code=no.status_code, headers=HEADERS)
 
-    def browser(request: Request) -> bool:
-        return "application/json" not in request.headers.get("accept", "")
-
     @r.get("/dashboard/console")
     async def editor(request: Request, action: str | None = None) -> Response:
         if access.viewer(request) is None:
@@ -171,7 +169,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         try:
             partner = poster(request)
         except HTTPException as no:
-            if browser(request):
+            if not wants_json(request):
                 return refused(no)
             raise
         record = book.action_record(action) if action else None
@@ -185,13 +183,14 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         partner = poster(request)
         form = await form_of(request)
         _, errors, _ = checked(form, partner)
-        start, zone = starts_at((form.get("local_start") or "").strip(), (form.get("time_zone") or "").strip()), (form.get("time_zone") or "").strip()
+        zone = (form.get("time_zone") or "").strip()
+        start = starts_at((form.get("local_start") or "").strip(), zone)
         times = {lang: local_time(datetime.fromisoformat(start), zone, lang, sms=True) for lang in LANGUAGES} if start else {}
         return JSONResponse({"errors": errors, "local_times": times})
 
     @r.post("/dashboard/console")
     async def post(request: Request) -> Response:
-        if access.viewer(request) is None and browser(request):
+        if access.viewer(request) is None and not wants_json(request):
             # A session that ended while the form was being written: a page that says what to do, not JSON.
             return refused(HTTPException(401, "not signed in"), signed_out=True)
         partner = poster(request)

@@ -34,7 +34,7 @@ from streams.coalition import Coalition
 from streams.keys import fact_key
 
 from ..dashboard.access import Access
-from ..errors import FieldError, error
+from ..errors import FieldError, error, wants_json
 from ..pages import small_form
 from ..pages.words import when
 from .checkin import Refusal, checkin_event, event_id, tapped_at, walk_in
@@ -166,11 +166,6 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         return answer, contact.name
 
     return r
-
-
-def wants_json(request: Request) -> bool:
-    """A script (the page's own JavaScript, or another) asked for JSON; a browser gets pages."""
-    return "application/json" in request.headers.get("accept", "")
 
 
 def walk_in_typed(form: dict[str, str]) -> dict[str, str] | None:
