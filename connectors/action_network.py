@@ -8,6 +8,9 @@ next to ``action_network:sponsor`` and an ``idempotency_key``. People follow OSD
 
 - Submissions (forms) and signatures (petitions) are sign-ups. A ``subscribed`` email grants
   email consent, a ``subscribed`` phone grants SMS consent; anything else grants none.
+- An address the person stopped there (``unsubscribed``, a spam complaint) is also passed on as
+  an ``opt_out`` of its channel: coalition-wide, as a STOP or an unsubscribe is, so no other
+  partner's consent texts or emails it either. A bounce is not an opt-out.
 - Attendances are RSVPs for the turnout action the partner mapped the Action Network event to
   (``turnout action-network map``); ``declined``/``tentative`` become no/maybe, else yes. They
   carry the person and consent like a submission does, so an RSVP through a partner's event
@@ -43,13 +46,16 @@ class Rejected:
 
 
 def translate(items: list[Any], actions: dict[str, str]) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejected]]:
-    """The partner events in ``items`` (each with the index it came from) and what was rejected."""
+    """The partner events in ``items`` (each with the index it came from: an item whose person
+    stopped an address gives its opt-outs too) and what was rejected."""
     events, rejected = [], []
     for index, item in enumerate(items):
         try:
-            events.append((index, _event(item, actions)))
+            event = _event(item, actions)
         except ValueError as exc:
             rejected.append(Rejected(index, str(exc)))
+            continue
+        events += [(index, e) for e in (event, *_stops(event, item))]
     return events, rejected
 
 
@@ -85,6 +91,23 @@ def _event(item: Any, actions: dict[str, str]) -> dict[str, Any]:
     status = _STATUS.get(status.lower(), "yes")
     return {**common, "type": "rsvp", "action_id": action, "status": status, "person": _person(person),
             "consent": _consent(person, "event RSVP", at)}
+
+
+#: Address statuses that mean the person asked Action Network to stop that channel.
+STOPPED = frozenset({"unsubscribed", "spam complaint", "previous spam complaint"})
+
+
+def _stops(event: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
+    """An ``opt_out`` of each address of the item's person whose status says stopped (every
+    entry, primary or not: turnout may know any of them), one per channel."""
+    person, key = next(v for k, v in item.items() if k not in ENVELOPE_KEYS)["person"], item["idempotency_key"]
+    stops = []
+    for name, channel, field in (("email_addresses", "email", "email"), ("phone_numbers", "sms", "phone")):
+        entries = person.get(name) or []  # a list: read by _person already
+        stopped = [e[_FIELDS[name]] for e in entries if isinstance(e, dict) and e.get(_FIELDS[name]) and str(e.get("status", "")).lower() in STOPPED]
+        stops += [{"type": "opt_out", "event_id": event_id(f"{key}#stop-{channel}-{i}"), "occurred_at": event["occurred_at"],
+                   "person": {field: address}, "channels": [channel]} for i, address in enumerate(stopped)]
+    return stops
 
 
 def event_id(idempotency_key: str) -> str:

@@ -71,9 +71,11 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             raise BadBody("body must be a JSON array of Action Network objects")
         indexed, rejected = translate(items, partner.action_network.actions)
         records, result = await envelopes([e for _, e in indexed], partner.id, datetime.now(timezone.utc), secret, s.default_region, data_keys, partner.role)
+        refused: dict[int, list[str]] = {}  # by item: an item with opt-outs is several events
         for bad in result.rejected:
-            reasons = "; ".join(f"{e.field}: {e.message}" for e in bad.errors)
-            rejected.append(Rejected(indexed[bad.index][0], reasons))
+            reasons = refused.setdefault(indexed[bad.index][0], [])
+            reasons += [r for e in bad.errors if (r := f"{e.field}: {e.message}") not in reasons]
+        rejected += [Rejected(index, "; ".join(reasons)) for index, reasons in refused.items()]
         writes = [publisher.publish(records)] if records else []
         if rejected:
             writes.append(publisher.publish([_dead_letter(partner.id, items, x) for x in rejected], dead_letter_topic(s)))

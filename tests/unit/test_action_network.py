@@ -28,13 +28,40 @@ def fixture(name):
 def test_submissions_and_signatures_are_signups_with_consent_from_address_statuses():
     events, rejected = translate(fixture("submission.json"), {})
     assert rejected == []
-    (_, ana), (_, ben) = events
+    (_, ana), (_, ben) = [(i, e) for i, e in events if e["type"] == "signup"]
     assert ana["type"] == "signup" and ana["event_id"] == "an-8d4e6f0a2b1c3d5e7f9a0b2c4d6e8f01"
     assert ana["person"] == {"given_name": "Ana", "family_name": "Diaz", "email": "ana.diaz@example.org", "phone": "15105550123", "postal_code": "94607", "language": "es"}
     assert ana["consent"]["email"]["granted"] and ana["consent"]["sms"]["granted"]
     assert ben["consent"]["email"]["granted"] is False and ben["consent"]["sms"]["granted"] is False
     for _, e in events:
         partner_event.validate_python(e)
+
+
+def test_an_address_stopped_at_action_network_is_passed_on_as_an_opt_out():
+    # Ben unsubscribed his email at Action Network: his sign-up grants no consent, and turnout
+    # must also stop the email another partner's consent would still allow (an outside probe).
+    events, rejected = translate(fixture("submission.json"), {})
+    assert rejected == []
+    assert [e["type"] for _, e in events] == ["signup", "signup", "opt_out"]
+    index, stop = events[2]
+    assert index == 1 and stop["person"] == {"email": "Ben.Okafor@example.org"} and stop["channels"] == ["email"]
+    assert stop["event_id"] != events[1][1]["event_id"] and stop["occurred_at"] == events[1][1]["occurred_at"]
+    partner_event.validate_python(stop)
+    # Every address stopped there, primary or not, and each channel as its own event; a bounce is
+    # not an opt-out, and a subscribed address stops nothing.
+    person = {"email_addresses": [{"address": "a@example.org", "primary": True, "status": "subscribed"},
+                                  {"address": "old@example.org", "status": "Spam Complaint"},
+                                  {"address": "gone@example.org", "status": "bouncing"}],
+              "phone_numbers": [{"number": "15105550123", "status": "unsubscribed"}]}
+    events, rejected = translate([{"idempotency_key": "k" * 120, "osdi:submission": {"created_date": "2026-11-20T10:00:00Z", "person": person}}], {})
+    assert rejected == [] and [e["type"] for _, e in events] == ["signup", "opt_out", "opt_out"]
+    assert [(e["person"], e["channels"]) for _, e in events[1:]] == [({"email": "old@example.org"}, ["email"]), ({"phone": "15105550123"}, ["sms"])]
+    assert len({e["event_id"] for _, e in events}) == 3
+    for _, e in events:
+        partner_event.validate_python(e)
+    # The same item delivered again gives the same events (Action Network redelivers).
+    again, _ = translate([{"idempotency_key": "k" * 120, "osdi:submission": {"created_date": "2026-11-20T10:00:00Z", "person": person}}], {})
+    assert again == events
 
 
 def test_an_optional_field_turnout_cannot_use_does_not_lose_the_sign_up():
@@ -113,10 +140,11 @@ def test_only_the_hash_of_the_token_is_stored_and_rotation_replaces_it(env, tmp_
 def test_the_partner_url_writes_events_as_that_partner(env):
     client, pub, token, _ = env
     r = client.post(f"/v1/partners/union-a/action-network/{token}", json=fixture("submission.json") + fixture("attendance.json"))
-    assert r.status_code == 200 and r.json() == {"accepted": 3, "duplicates": 0, "rejected": []}
+    assert r.status_code == 200 and r.json() == {"accepted": 4, "duplicates": 0, "rejected": []}
     envs = [Envelope.model_validate_json(v, context={"normalized": True}) for _, v in pub.records]
-    assert {e.partner for e in envs} == {"union-a"} and [e.event.type for e in envs] == ["signup", "signup", "rsvp"]
-    assert envs[0].person_key == envs[2].person_key  # the RSVP is the same person
+    assert {e.partner for e in envs} == {"union-a"} and [e.event.type for e in envs] == ["signup", "signup", "opt_out", "rsvp"]
+    assert envs[0].person_key == envs[3].person_key  # the RSVP is the same person
+    assert envs[2].person_key == envs[1].person_key  # Ben's unsubscribed email: his own key, stopped
 
 
 @pytest.mark.parametrize("partner, token", [("union-a", "wrong"), ("faith-b", None), ("nobody", None), ("union-a", "")])
@@ -167,6 +195,15 @@ def test_malformed_items_are_answered_200_and_dead_lettered_not_a_500(env, item)
     client, pub, token, s = env
     r = client.post(f"/v1/partners/union-a/action-network/{token}", content=json.dumps([item]).encode())
     assert r.status_code == 200 and r.json()["accepted"] == 0 and len(r.json()["rejected"]) == 1
+    assert len(pub.by_topic[dead_letter_topic(s)]) == 1 and pub.records == []
+
+
+def test_an_item_refused_with_its_opt_out_is_one_rejection_and_one_dead_letter(env):
+    client, pub, token, s = env
+    person = {"email_addresses": [{"address": "a@example.org", "primary": True, "status": "unsubscribed"}]}
+    r = client.post(f"/v1/partners/union-a/action-network/{token}", json=[{"idempotency_key": "k", "osdi:submission": {"person": person}}])
+    assert r.status_code == 200 and r.json()["accepted"] == 0
+    assert r.json()["rejected"] == [{"index": 0, "reason": "occurred_at: Input should be a valid datetime"}]
     assert len(pub.by_topic[dead_letter_topic(s)]) == 1 and pub.records == []
 
 
