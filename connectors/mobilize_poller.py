@@ -35,6 +35,7 @@ from streams.coalition import Coalition, CoalitionError
 from streams.data_keys import DataKeys
 from streams.settings import Settings
 from streams.topology import dead_letter, dead_letter_topic, mobilize_cursor_topic
+from streams.transport import stop_consumer
 
 from .mobilize import Page, Skipped, newest, reasons, translate
 from .providers.errors import RetryLater
@@ -142,7 +143,7 @@ class CursorStore:
                 if hw is not None and await consumer.position(tp) >= hw:
                     break
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
         return cursors
 
     async def save(self, partner: str, since: int) -> None:

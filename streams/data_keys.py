@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from .crypto import DataKey, KeyRing, MasterKey, UnknownMasterKey, key_record, tombstone
 from .settings import Settings
 from .topology import data_keys_topic
-from .transport import TANSU_FETCH_MAX_WAIT_MS
+from .transport import TANSU_FETCH_MAX_WAIT_MS, stop_consumer
 
 log = logging.getLogger(__name__)
 Publish = Callable[..., Awaitable[None]]  # (records, topic, partition=...): the web app's ``Publisher.publish``
@@ -121,7 +121,7 @@ class KafkaDataKeys:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_consumer(self._consumer)
 
     async def _follow(self) -> None:
         assert self._consumer is not None

@@ -44,6 +44,12 @@
    writes came back to it unread. They are paused in aiokafka too, and resumed when Faust
    reads them again (recovery after a rebalance).
 
+7. Any broker: with the broker gone, ``AIOKafkaConsumer.stop()`` awaits the fetch task it has
+   just cancelled and raises its ``CancelledError``. The worker's consumer thread then never
+   said it had stopped: a worker told to stop waited a minute for it and logged the traceback
+   a word per line; the web app's shutdown failed. Every consumer is stopped with
+   :func:`stop_consumer`.
+
 Tansu (the embedded dev/test broker) answers ListOffsets(latest), i.e.
 ``AIOKafkaConsumer.end_offsets()``, with "first offset of the LAST BATCH + 1"
 instead of "last offset + 1"; the high watermark inside Fetch responses is
@@ -67,6 +73,7 @@ from typing import AbstractSet, Any, AsyncIterator, Collection, List, Mapping, O
 
 import aiokafka
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from faust.transport.drivers import TRANSPORTS
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -80,7 +87,20 @@ from . import batching
 #: (make bench: dashboard freshness, changelog p50 399 ms → 43 ms at 100 ms).
 TANSU_FETCH_MAX_WAIT_MS = 100
 
-__all__ = ["FlowControl", "true_end_offsets", "skipped", "uncommitted", "seek_to_committed_or_beginning", "fetch_only", "SafeConsumerThread", "SafeTransport", "Transport", "Consumer", "ConsumerThread", "register", "TANSU_FETCH_MAX_WAIT_MS"]
+__all__ = ["FlowControl", "stop_consumer", "true_end_offsets", "skipped", "uncommitted", "seek_to_committed_or_beginning", "fetch_only", "SafeConsumerThread", "SafeTransport", "Transport", "Consumer", "ConsumerThread", "register", "TANSU_FETCH_MAX_WAIT_MS"]
+
+
+async def stop_consumer(consumer: aiokafka.AIOKafkaConsumer) -> None:
+    """``consumer.stop()``, also once the broker is gone (fix 7): the cancelled fetch is not an
+    error, and the consumer's connections are closed all the same."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        if (task := asyncio.current_task()) is not None and task.cancelling():
+            raise  # this stop itself was cancelled
+        await consumer._client.close()
+    except KafkaError:
+        await consumer._client.close()
 
 
 async def true_end_offsets(
@@ -130,7 +150,7 @@ async def true_end_offsets(
                     result[tp] = max(result[tp], highwater)
                     pending.discard(tp)
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     return result
 
 
@@ -183,6 +203,12 @@ def fetch_only(assigned: AbstractSet[TopicPartition], paused: AbstractSet[TopicP
 class SafeConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Consumer thread whose seek to committed offsets also rewinds partitions that have none,
     and whose consumer fetches only what Faust reads (fix 6)."""
+
+    async def on_thread_stop(self) -> None:
+        # Faust's, with the consumer stopped by ``stop_consumer`` (fix 7).
+        await super(faust_aiokafka.AIOKafkaConsumerThread, self).on_thread_stop()
+        if self._consumer is not None:
+            await stop_consumer(self._consumer)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         # super(): Faust's own seeks, run on the consumer's thread.

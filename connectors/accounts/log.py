@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from contracts.accounts import RECORD, Account, Revocation
 from streams.settings import Settings
 from streams.topology import accounts_topic
-from streams.transport import true_end_offsets
+from streams.transport import stop_consumer, true_end_offsets
 
 from ..web.replay import replay_consumer
 
@@ -158,9 +158,10 @@ class KafkaAccountLog:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for client in (self._consumer, self._producer):
-            if client is not None:
-                await client.stop()
+        if self._consumer is not None:
+            await stop_consumer(self._consumer)
+        if self._producer is not None:
+            await self._producer.stop()
 
     async def append(self, records: Sequence[tuple[str, Record]]) -> list[int]:
         timeout = self._settings.ack_timeout

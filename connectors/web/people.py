@@ -34,7 +34,7 @@ from streams.data_keys import DataKeys
 from streams.keys import keys_for_every_partition, person_key
 from streams.settings import Settings
 from streams.topology import ERASURES, IDENTITIES, changelog_topic, events_topic, identity_topic
-from streams.transport import true_end_offsets
+from streams.transport import stop_consumer, true_end_offsets
 
 from .body import load_json, read_limited
 from .errors import FieldError, documented, error, model_body
@@ -106,7 +106,7 @@ class KafkaErasureReports:
                             report = ErasureReport.model_validate_json(m.value)
                             found[report.partition] = report
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
         return list(found.values())
 
 
@@ -149,7 +149,7 @@ class KafkaIdentityLinks:
                 if await _at_end(consumer, tps):
                     break
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
         return found
 
 
@@ -172,7 +172,7 @@ async def carried_out(s: Settings, topics: Sequence[str], timeout: float) -> boo
                     return False
                 await asyncio.sleep(0.1)
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     return True
 
 

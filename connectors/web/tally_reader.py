@@ -19,7 +19,7 @@ from contracts.tallies import FactKind, TallyBook
 from streams.metrics import TALLY_RECORDS
 from streams.settings import Settings
 from streams.topology import FACT_TABLES, changelog_topic
-from streams.transport import true_end_offsets
+from streams.transport import stop_consumer, true_end_offsets
 
 from .replay import replay_consumer
 
@@ -90,7 +90,7 @@ class TallyReader:
             tps = await self._open()
         except BaseException:
             if self._consumer is not None:
-                await self._consumer.stop()  # a broker that is not there: no "Unclosed AIOKafkaConsumer"
+                await stop_consumer(self._consumer)  # a broker that is not there: no "Unclosed AIOKafkaConsumer"
             raise
         try:
             starts = await self._consumer.beginning_offsets(tps)
@@ -107,7 +107,7 @@ class TallyReader:
                         remaining.discard(tp)
                 progress(sum(min(self._next.get(tp, starts[tp]), ends[tp]) - starts[tp] for tp in tps), total)
         finally:
-            await self._consumer.stop()
+            await stop_consumer(self._consumer)
 
     async def _open(self) -> list[TopicPartition]:
         # aiokafka clients must be created inside the running loop.
@@ -136,7 +136,7 @@ class TallyReader:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_consumer(self._consumer)
 
     def lag(self) -> int | None:
         """Records known to exist but not yet read (from fetch high watermarks)."""

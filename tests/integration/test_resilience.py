@@ -2,10 +2,11 @@
 test_soak_short.py.)"""
 
 import signal
+import time
 
 import pytest
 
-from tests.factories import checkin, phone, rsvp
+from tests.factories import checkin, phone, rsvp, signup
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -50,3 +51,26 @@ def test_healthz_says_so_while_the_broker_does_not_answer_and_recovers(own_broke
     finally:
         own_broker.resume()
     eventually(lambda: stack.get("/healthz").status_code == 200, timeout=60)
+
+
+def test_a_worker_stops_promptly_and_cleanly_when_the_broker_is_gone(own_broker, make_stack):
+    """A worker told to stop after its broker went away took a minute (its Kafka consumer's stop
+    raised what the last fetch met, so its thread never said it had stopped, and the worker
+    waited out its timeout) and wrote the traceback a word per log line; the web app's shutdown
+    failed on the same error."""
+    stack = make_stack(own_broker.bootstrap)
+    worker = stack.start_worker()
+    web = stack.start_web()
+    stack.post("union-a", [signup("s-1", phone=phone(1))])
+    eventually(lambda: stack.get("/v1/tallies").json()["totals"]["signups"] == 1, timeout=90)
+    own_broker.stop()
+    eventually(lambda: "Failed fetch messages" in stack.logs[0].read_text(), timeout=30)  # the worker has seen it go
+    worker.terminate()
+    started = time.monotonic()
+    assert worker.wait(60) == 0
+    assert time.monotonic() - started < 20
+    log = stack.logs[0].read_text()
+    assert "mode.redirect" not in log and "Error while stopping child" not in log
+    web.terminate()
+    web.wait(30)  # uvicorn exits by the signal it was sent, once it has shut down
+    assert "shutdown failed" not in stack.logs[1].read_text()

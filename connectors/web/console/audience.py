@@ -23,6 +23,7 @@ from contracts.preview import PREVIEW_PREFIX, TEST_SEND_PREFIX, AudienceCount, P
 from streams.keys import keys_for_every_partition
 from streams.settings import Settings
 from streams.topology import previews_topic, targeting_topic
+from streams.transport import stop_consumer
 
 from ..publisher import Publisher
 from ..replay import replay_consumer
@@ -73,7 +74,7 @@ class KafkaAudience:
                             a = _answer.validate_json(m.value)
                             found[a.partition if isinstance(a, AudienceCount) else 0] = a
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
         return list(found.values())
 
 

@@ -16,6 +16,7 @@ from pydantic_core import from_json
 from contracts.erasure import FORGET_PREFIX, ForgetPerson
 from streams.settings import Settings
 from streams.topology import events_topic
+from streams.transport import stop_consumer
 
 from ..replay import replay_consumer
 from .directory import Directory
@@ -68,7 +69,7 @@ class DirectoryReader:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_consumer(self._consumer)
 
     async def _run(self) -> None:
         while True:
