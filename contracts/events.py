@@ -8,7 +8,7 @@ body: the ingress stamps the authenticated partner on the envelope.
 from __future__ import annotations
 
 import string
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -161,8 +161,9 @@ class InlinePledge(Frozen):
 
 def _plausible_start(value: datetime) -> datetime:
     # Local times are computed from it in every time zone: the calendar's edges overflow there.
-    if not 1970 <= value.year <= 2999:
-        raise ValueError("starts_at must be between the years 1970 and 2999")
+    # Its year in UTC: the links it signs count minutes since 1970-01-01T00:00Z.
+    if not 1970 <= value.astimezone(timezone.utc).year <= 2999:
+        raise ValueError("starts_at must be between the years 1970 and 2999 (UTC)")
     return value
 
 

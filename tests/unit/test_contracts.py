@@ -117,6 +117,14 @@ def test_actions_validate_time_zone_and_unique_pledges():
     assert any("once" in m for m in errors_of(bad).values())
 
 
+@pytest.mark.parametrize("start", ["1970-01-01T00:00:00+14:00", "1969-12-31T23:00:00Z", "2999-12-31T23:00:00-05:00"])
+def test_a_start_outside_the_years_1970_to_2999_is_refused_whatever_its_offset(start):
+    # 1970-01-01T00:00+14:00 is 1969 in UTC: accepted by its local year, its RSVP links could not be
+    # signed (a time before 1970), and the worker planning it stopped, and with it all outreach
+    # (an outside probe).
+    assert "starts_at" in errors_of({**action("rally-1"), "starts_at": start})
+
+
 def test_a_template_that_says_where_needs_an_action_that_says_where():
     """{place} is the venue and the city: without either, thousands of texts said "at , Thu Dec 10"."""
     nowhere = {**action("vigil-1"), "templates": {"sms": {"en": "Vigil at {place}, {local_time}"}, "email": {}}}
