@@ -37,9 +37,11 @@ def _clock_time(value: str) -> str:
     # Read as the outreach agents read it (time.fromisoformat), so a bad value stops the command
     # that reads the settings, naming the variable, instead of crashing a worker later.
     try:
-        time.fromisoformat(value)
+        at = time.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{value[:64]!r} is not a time of day (HH:MM, 00:00 to 23:59)") from None
+    if at.tzinfo is not None:
+        raise ValueError(f"{value[:64]!r} is not a time of day (HH:MM, 00:00 to 23:59): quiet hours are each recipient's own local time, with no offset")
     return value
 
 
@@ -172,6 +174,14 @@ class Settings(BaseSettings):
     frequency_window_days: int = Field(default=7, ge=1, description="… in this many days, across all partners.")
     quiet_start: Annotated[str, AfterValidator(_clock_time)] = Field(default="21:00", description="Recipients' local quiet hours start: no SMS from then …")
     quiet_end: Annotated[str, AfterValidator(_clock_time)] = Field(default="09:00", description="… until then (texts are deferred, not dropped).")
+
+    @field_validator("quiet_end")
+    @classmethod
+    def _quiet_hours_end(cls, value: str, info: ValidationInfo) -> str:
+        start = info.data.get("quiet_start")
+        if start is not None and time.fromisoformat(start) == time.fromisoformat(value):
+            raise ValueError(f"{value!r} is also when quiet hours start (TURNOUT_QUIET_START): they would have no length")
+        return value
     sms_footer: str = Field(default="Reply YES to RSVP, STOP to opt out", description="The line under every SMS (but those to Spanish speakers).")
     sms_footer_es: str = Field(default="Responde SI para confirmar, STOP para no recibir mensajes", description="The line under every SMS to a Spanish speaker (their language: es, es-MX, ...).")
     help_text: str = Field(default="Fair Care Coalition alerts. Reply STOP to opt out, START to opt back in.", description="The answer to HELP and INFO.")

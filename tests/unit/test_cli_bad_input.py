@@ -19,7 +19,9 @@ def here(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name, value", [("TURNOUT_QUIET_START", "25:00"), ("TURNOUT_QUIET_END", "9pm"), ("TURNOUT_CLOCK", "bogus"),
-                                         ("TURNOUT_DEFAULT_REGION", "USA")])
+                                         ("TURNOUT_DEFAULT_REGION", "USA"),
+                                         # An outside probe: these passed `turnout settings`, then stopped the worker.
+                                         ("TURNOUT_QUIET_START", "21:00+02:00"), ("TURNOUT_QUIET_END", "21:00")])
 def test_a_setting_no_worker_or_import_could_use_is_refused_naming_the_variable(here, name, value):
     r = turnout("partners", "list", env={name: value})
     assert r.exit_code == 1 and r.output.startswith(f"Error: bad configuration: {name}: '{value}' is "), r.output
