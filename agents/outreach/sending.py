@@ -173,9 +173,14 @@ class SenderQueue:
     def wait(self, now: datetime) -> float:
         if not self.mps or self._free_at is None:
             return 0.0
-        return max(0.0, (self._free_at - now).total_seconds())
+        wait = (self._free_at - now).total_seconds()
+        if wait > TWILIO_MAX_VALIDITY + 60:  # more than Twilio queues (10 hours): the clock moved back (a rehearsal's)
+            self._free_at = None
+            return 0.0
+        return max(0.0, wait)
 
     def add(self, now: datetime, segments: int = 1) -> None:
         if self.mps:
+            self.wait(now)  # forgets a queue the clock left behind
             start = max(self._free_at or now, now)
             self._free_at = start + timedelta(seconds=segments / self.mps)

@@ -114,6 +114,17 @@ def test_the_predicted_queue_drains_at_the_senders_mps():
     assert unpaced.wait(now) == 0
 
 
+def test_a_clock_moved_back_does_not_leave_a_queue_no_provider_could_hold():
+    # A rehearsal moved its file clock back five weeks: the queue predicted from the later time
+    # made every text wait "five weeks", and each was deferred a day at a time, never sent (an
+    # outside probe). Twilio holds at most 10 hours of texts per sender.
+    queue = SenderQueue(2)
+    queue.add(at("12:00") + timedelta(days=35))
+    assert queue.wait(at("12:00")) == 0
+    queue.add(at("12:00"))
+    assert queue.wait(at("12:00")) == 0.5
+
+
 def test_a_reply_answers_the_newest_ask_the_person_actually_received():
     a, b, c = (ask_id(x, PK, "sms") for x in ("a", "b", "c"))
     recent = RecentAsks(asks=((a, at("10:00")), (ask_id("b", PK, "email"), at("10:30")), (b, at("11:00")), (c, at("12:00"))))
