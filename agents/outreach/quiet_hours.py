@@ -61,9 +61,15 @@ def _valid_zone(name: str | None) -> str | None:
     return name if known_zone(name) else None
 
 
+#: The bundled ZIP data's names that are no IANA zone, for a place that has one (99634,
+#: Napakiak, Alaska). The rest without one are overseas military ZIPs (AE, AP, AA).
+_ZIP_ZONE_NAMES = {"Napakiak": "America/Anchorage"}
+
+
 @lru_cache(maxsize=None)  # bounded by the ~42k US ZIPs
 def _zip_zone(code: str) -> str | None:
-    return _valid_zone(zip_facts(code)[1])
+    name = zip_facts(code)[1]
+    return _valid_zone(_ZIP_ZONE_NAMES.get(name or "", name))
 
 
 @lru_cache(maxsize=4096)

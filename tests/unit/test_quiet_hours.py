@@ -28,7 +28,9 @@ def local(t: datetime, zone: str) -> str:
     ("00000", "+442079460000", "Europe/London"),  # no such ZIP: the phone decides
     ("SW1A 1AA", "+18005550123", "Europe/Paris"),  # toll-free lists dozens of zones: the action's
     ("09001", None, "Europe/Paris"),  # military ZIP, no time zone in the data
-    ("99634", None, "Europe/Paris"),  # ZIP whose data names no IANA zone ("Napakiak")
+    # Napakiak, Alaska: the ZIP data names its zone "Napakiak", and area code 907 spans two zones;
+    # the action's zone texted it at 08:00 Alaska time (an outside probe).
+    ("99634", "+19075550113", "America/Anchorage"),
     (None, "not a phone", "Europe/Paris"),
     (None, None, "Europe/Paris"),
 ])
