@@ -53,7 +53,7 @@ from .eligibility import load_zip_data, may_be_asked
 from .planning import OutreachPolicy, plan, remember, unreceived_of
 from .quiet_hours import QuietHours
 from .receipts import on_send_result, opt_out
-from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, unreadable, validity_seconds, window_end, withdrawn
+from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, rezoned, unreadable, validity_seconds, window_end, withdrawn
 
 log = logging.getLogger(__name__)
 SEND_BATCH = 500
@@ -478,8 +478,11 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
     ask = item.ask
     if ask.ask_id in o.sending:
         return None  # being handed over here already; that hand-over records what happens
+    person = p.people.get(ask.person_key)
+    if state is not None and state.status == "deferred":
+        item = item._replace(ask=(ask := rezoned(ask, person, o.keys.ring.open)))
     wait = o.queue.wait(now) if ask.channel == "sms" else 0.0
-    decision = gate(ask, state, p.people.get(ask.person_key), now, o.policy.quiet, wait)
+    decision = gate(ask, state, person, now, o.policy.quiet, wait)
     if o.outbox is None and isinstance(decision, (Send, Defer)):
         decision = Cancel("no provider configured")
     if isinstance(decision, Defer):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Callable
 
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact
 from contracts.facts import PersonRecord
@@ -23,7 +24,7 @@ from contracts.facts import PersonRecord
 from ..erasure import ERASED
 
 from .eligibility import consent_problem
-from .quiet_hours import TWILIO_MAX_VALIDITY, QuietHours, next_allowed, quiet_begins
+from .quiet_hours import TWILIO_MAX_VALIDITY, QuietHours, next_allowed, quiet_begins, recipient_zone
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,16 @@ def gate(ask: AskCommand, state: AskFact | None, person: PersonRecord | None, no
             return Expire("the provider's queue is too long to deliver before the action")
         return defer_or_expire(next_allowed(closes, ask.time_zone, quiet) or closes, ask.send_until)
     return Send(validity_period=validity)
+
+
+def rezoned(ask: AskCommand, person: PersonRecord | None, open_field: Callable[[str, str | None], str | None]) -> AskCommand:
+    """A text planned a while ago (deferred), in the time zone of where its person lives now: a
+    ZIP or phone given since moves their quiet hours. ``open_field(name, value)`` opens a sealed
+    field (``None`` if it cannot); what cannot be read keeps the zone it was planned with."""
+    if person is None or ask.channel != "sms" or not ask.quiet_hours_apply or ask.time_zone is None:
+        return ask
+    zone = recipient_zone(open_field("postal_code", person.postal_code), open_field("phone", person.phone), ask.time_zone)
+    return ask if zone == ask.time_zone else ask.model_copy(update={"time_zone": zone})
 
 
 def withdrawn(ask: AskCommand, person: PersonRecord | None) -> str | None:

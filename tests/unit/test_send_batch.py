@@ -109,6 +109,23 @@ def test_each_chunk_is_decided_with_the_clock_of_its_own_hand_over():
     assert p.deferred.get(command(5).ask_id).send_after == oakland("09:00") + timedelta(days=1)
 
 
+def test_a_deferred_text_keeps_the_quiet_hours_of_where_its_person_lives_now():
+    """Planned for a New York ZIP and deferred to 09:00 there; the person then gave an Oakland ZIP.
+    At 09:00 New York time it is 06:00 in Oakland: it waits for 09:00 Oakland time (an outside
+    probe saw it delivered at 06:00)."""
+    clock = Clock(oakland("06:00"))  # 09:00 in New York
+    sms = Sms(clock)
+    p, o = setup(1, clock, sms)
+    deferred = command(0).model_copy(update={"time_zone": "America/New_York"})
+    p.asks.put(0, deferred.ask_id, deferred.fact("deferred", oakland("05:00"), deferred_until=oakland("06:00")))
+    run(p, o, [deferred])
+    assert sms.sent == [] and status(p, 0) == "deferred"
+    assert p.deferred.get(deferred.ask_id).send_after == oakland("09:00")
+    clock.now = oakland("09:00")
+    run(p, o, [p.deferred.get(deferred.ask_id)])
+    assert [s["to"] for s in sms.sent] == ["+15105550000"] and status(p, 0) == "sent"
+
+
 def test_hand_overs_side_by_side_share_the_workers_budget_of_asks_being_handed_over():
     """Two partitions handed over at once, in chunks of 2 (a budget of 4 asks): both are under
     way together, and at no provider call are more than 4 asks marked "sending"."""
