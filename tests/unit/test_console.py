@@ -104,7 +104,7 @@ def test_a_template_with_an_unknown_placeholder_is_named_and_nothing_is_written(
     assert '<a href="#sms_en"><code>templates.sms.en</code></a>' in r.text  # the error leads to its box
 
 
-@pytest.mark.parametrize("local_start, says", [("2026-11-19T10:00", "the start is in the past"), ("2028-01-01T10:00", "more than a year ahead")])
+@pytest.mark.parametrize("local_start, says", [("2026-11-19T10:00", "the start is more than 2 hours past"), ("2028-01-01T10:00", "more than a year ahead")])
 def test_a_start_in_the_past_or_years_ahead_is_named_and_nothing_is_written(tmp_path, local_start, says):
     client, publisher, _ = console(tmp_path)
     sign_in(client, HUB_ADMIN)
@@ -113,6 +113,17 @@ def test_a_start_in_the_past_or_years_ahead_is_named_and_nothing_is_written(tmp_
     assert problem["field"] == problem["input"] == "local_start" and says in problem["message"]
     r = client.post("/dashboard/console", data={**form, "confirmed": "yes"})
     assert r.status_code == 422 and says in unescape(r.text) and publisher.records == []
+
+
+def test_an_alert_that_started_within_the_grace_is_taken_and_one_before_is_named_truly(tmp_path):
+    # The console said a past start meant "nobody would be asked": an alert is texted for the grace
+    # (two hours by default) after it is posted, whatever its start (an outside probe).
+    client, _, _ = console(tmp_path)
+    sign_in(client, HUB_ADMIN)
+    assert client.post("/dashboard/console/check", data={**FORM, "local_start": "2026-11-20T03:30"}).json()["errors"] == []  # 30 min ago
+    [problem] = client.post("/dashboard/console/check", data={**FORM, "local_start": "2026-11-20T01:30"}).json()["errors"]
+    assert problem["message"] == ("the start is more than 2 hours past: the alert would still be texted for 2 hours "
+                                  "after it is posted, naming a time already gone")
 
 
 def test_an_edit_may_keep_a_start_that_has_passed(tmp_path):

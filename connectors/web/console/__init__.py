@@ -90,7 +90,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
                                                                      frozenset(coalition().partners)))
         errors = [{"field": e.field, "message": e.message} for rej in result.rejected for e in rej.errors]
         action = result.accepted[0][1] if result.accepted else None
-        if action is not None and (problem := start_problem(action, book.action_record(action.action_id), clock())):
+        if action is not None and (problem := start_problem(action, book.action_record(action.action_id), clock(), timedelta(minutes=s.rapid_response_grace_minutes))):
             errors.append({"field": "local_start", "message": problem})
         if s.default_region == "US":  # a target ZIP that is none reaches nobody, without a word
             errors += [{"field": "target.postal_codes", "message": f"{code!r} {problem}"}
@@ -221,12 +221,15 @@ def template_languages(action: ActionEvent) -> list[str]:
 FAR_AHEAD = timedelta(days=366)
 
 
-def start_problem(action: ActionEvent, posted: ActionRecord | None, now: datetime) -> str | None:
-    """What the console says of the action's start, beyond the contract (the API takes any
-    plausible start: a partner may record a past action to check people in): a start already
-    past, unless an edit keeps the one posted, or one more than a year ahead."""
-    if action.starts_at <= now and (posted is None or posted.action.starts_at != action.starts_at):
-        return "the start is in the past: nobody would be asked (asks are sent only before an action starts)"
+def start_problem(action: ActionEvent, posted: ActionRecord | None, now: datetime, grace: timedelta) -> str | None:
+    """What the console says of the alert's start, beyond the contract (the API takes any
+    plausible start: a partner may record a past action to check people in): a start past by
+    more than the rapid-response ``grace`` (an alert is texted for that long after it is posted,
+    so "now" may be a few minutes ago), unless an edit keeps the one posted, or one more than a
+    year ahead."""
+    if action.starts_at <= now - grace and (posted is None or posted.action.starts_at != action.starts_at):
+        hours = f"{grace / timedelta(hours=1):g} hours" if grace % timedelta(hours=1) == timedelta(0) else f"{grace / timedelta(minutes=1):g} minutes"
+        return f"the start is more than {hours} past: the alert would still be texted for {hours} after it is posted, naming a time already gone"
     if action.starts_at > now + FAR_AHEAD:
         return "the start is more than a year ahead: is the year right?"
     return None
