@@ -126,6 +126,26 @@ def test_an_alert_that_started_within_the_grace_is_taken_and_one_before_is_named
                                   "after it is posted, naming a time already gone")
 
 
+def test_a_start_the_clocks_skip_is_named_and_one_they_pass_twice_keeps_its_hour_through_an_edit(tmp_path):
+    # An outside probe: 2:30 AM on the night clocks go forward became 3:30 AM PDT without a word,
+    # and editing an action at 1:30 AM PST (the second 1:30 of the night clocks go back) moved it an
+    # hour earlier without the organizer touching its time.
+    client, _, _ = console(tmp_path)
+    sign_in(client, HUB_ADMIN)
+    la = {**FORM, "time_zone": "America/Los_Angeles"}
+    [problem] = client.post("/dashboard/console/check", data={**la, "local_start": "2027-03-14T02:30"}).json()["errors"]
+    assert (problem["field"], problem["input"]) == ("local_start", "local_start")
+    assert problem["message"] == "2:30 AM does not exist on Sun Mar 14, 2027 in America/Los_Angeles: the clocks go forward an hour then"
+    second = ActionEvent.model_validate(to_event({**la, "local_start": "2026-12-02T15:47"}, "a-1", NOW)).model_copy(
+        update={"starts_at": datetime(2027, 11, 7, 9, 30, tzinfo=timezone.utc)})  # 1:30 AM PST, the second 1:30
+    form = from_action(second)
+    assert form["local_start"] == "2027-11-07T01:30"
+    assert datetime.fromisoformat(to_event(form, "a-2", NOW)["starts_at"]) == second.starts_at
+    first = second.model_copy(update={"starts_at": datetime(2027, 11, 7, 8, 30, tzinfo=timezone.utc)})  # 1:30 AM PDT
+    assert datetime.fromisoformat(to_event(from_action(first), "a-3", NOW)["starts_at"]) == first.starts_at
+    assert client.post("/dashboard/console/check", data={**la, "local_start": "2027-11-07T01:30"}).json()["errors"] == []
+
+
 def test_an_edit_may_keep_a_start_that_has_passed(tmp_path):
     client, _, book = console(tmp_path)
     past = {**FORM, "local_start": "2026-11-19T10:00"}

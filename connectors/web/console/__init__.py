@@ -48,7 +48,7 @@ from ..ingress import Authority, validate_events
 from ..publisher import BrokerUnavailable
 from ..pages.words import when
 from .audience import Audience, TestLimit, launch_question, total
-from .form import KINDS, LANGUAGES, ZONES, from_action, input_of, starts_at, to_event
+from .form import KINDS, LANGUAGES, ZONES, from_action, input_of, skipped_problem, starts_at, to_event
 
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -90,6 +90,8 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
                                                                      frozenset(coalition().partners)))
         errors = [{"field": e.field, "message": e.message} for rej in result.rejected for e in rej.errors]
         action = result.accepted[0][1] if result.accepted else None
+        if problem := skipped_problem(form.get("local_start", "").strip(), form.get("time_zone", "").strip()):
+            errors.append({"field": "local_start", "message": problem})
         if action is not None and (problem := start_problem(action, book.action_record(action.action_id), clock(), timedelta(minutes=s.rapid_response_grace_minutes))):
             errors.append({"field": "local_start", "message": problem})
         if s.default_region == "US":  # a target ZIP that is none reaches nobody, without a word
@@ -184,7 +186,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         form = await form_of(request)
         _, errors, _ = checked(form, partner)
         zone = (form.get("time_zone") or "").strip()
-        start = starts_at((form.get("local_start") or "").strip(), zone)
+        start = starts_at((form.get("local_start") or "").strip(), zone, form.get("local_start_fold") == "1")
         times = {lang: local_time(datetime.fromisoformat(start), zone, lang, sms=True) for lang in LANGUAGES} if start else {}
         return JSONResponse({"errors": errors, "local_times": times})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Mapping
 from zoneinfo import ZoneInfo
 
@@ -27,14 +27,30 @@ def _items(text: str) -> list[str]:
     return [x.strip() for x in re.split(r"[,\n]", text or "") if x.strip()]
 
 
-def starts_at(local: str, zone: str) -> str | None:
-    """The ISO 8601 instant of wall time ``local`` in ``zone`` (``None``: either is unreadable;
-    the contract then names ``starts_at``)."""
+def _wall(local: str, zone: str) -> datetime | None:
     try:
         wall = datetime.fromisoformat(local)
     except ValueError:
         return None
-    return wall.replace(tzinfo=ZoneInfo(zone)).isoformat() if wall.tzinfo is None and known_zone(zone) else None
+    return wall.replace(tzinfo=ZoneInfo(zone)) if wall.tzinfo is None and known_zone(zone) else None
+
+
+def starts_at(local: str, zone: str, fold: bool = False) -> str | None:
+    """The ISO 8601 instant of wall time ``local`` in ``zone`` (``None``: either is unreadable;
+    the contract then names ``starts_at``). A wall time the clocks pass twice (the night they go
+    back) is the first of the two, or the second with ``fold``."""
+    wall = _wall(local, zone)
+    return None if wall is None else wall.replace(fold=int(fold)).isoformat()
+
+
+def skipped_problem(local: str, zone: str) -> str | None:
+    """What is wrong with a wall time the clocks skip in ``zone`` (the night they go forward),
+    else ``None``: it would silently become an hour later."""
+    wall = _wall(local, zone)
+    if wall is None or wall.astimezone(timezone.utc).astimezone(wall.tzinfo).replace(tzinfo=None) == wall.replace(tzinfo=None):
+        return None
+    hour = wall.strftime("%I:%M %p").lstrip("0")
+    return f"{hour} does not exist on {wall:%a %b} {wall.day}, {wall.year} in {zone}: the clocks go forward an hour then"
 
 
 def pledges(text: str) -> list[dict] | str:
@@ -96,7 +112,7 @@ def to_event(form: Mapping[str, str], event_id: str, occurred_at: datetime) -> d
         pass
     event = {
         "type": "action", "event_id": event_id, "occurred_at": occurred_at.isoformat(), "action_id": get("action_id"),
-        "title": get("title"), "kind": get("kind"), "starts_at": starts_at(get("local_start"), get("time_zone")),
+        "title": get("title"), "kind": get("kind"), "starts_at": starts_at(get("local_start"), get("time_zone"), get("local_start_fold") == "1"),
         "time_zone": get("time_zone"), "location": location,
         "target": {"postal_codes": _items(form.get("target_postal_codes", "")), "regions": _items(form.get("target_regions", ""))},
         "pledges": pledges(form.get("pledges", "")), "templates": {"sms": sms, "email": email},
@@ -110,7 +126,8 @@ def from_action(action: ActionEvent) -> dict[str, str]:
     loc, t = action.location, action.templates
     out = {
         "action_id": action.action_id, "title": action.title, "kind": action.kind, "time_zone": action.time_zone,
-        "local_start": action.starts_at.astimezone(ZoneInfo(action.time_zone)).strftime("%Y-%m-%dT%H:%M"),
+        "local_start": (local := action.starts_at.astimezone(ZoneInfo(action.time_zone))).strftime("%Y-%m-%dT%H:%M"),
+        "local_start_fold": str(local.fold),  # the second of a wall time the clocks pass twice
         "venue": loc.venue or "", "address_lines": "\n".join(loc.address_lines), "locality": loc.locality or "",
         "region": loc.region or "", "location_postal_code": loc.postal_code or "",
         "target_postal_codes": ", ".join(action.target.postal_codes), "target_regions": ", ".join(action.target.regions),
