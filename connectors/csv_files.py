@@ -33,6 +33,8 @@ from zoneinfo import ZoneInfo
 
 import zipcodes
 
+from contracts.zones import skipped
+
 DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs"}
 _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?)?$")
 _ZIP = re.compile(r"^(\d{5})(?:[- ]?\d{4})?$")
@@ -144,6 +146,8 @@ def parse_when(value: str, zone: ZoneInfo | None) -> str:
         if zone is None:
             raise NeedsZone("the date has no UTC offset")
         when = when.replace(tzinfo=zone)
+        if skipped(when):
+            raise ValueError(f"{when:%Y-%m-%d %H:%M} does not exist in {zone.key}: the clocks go forward an hour then")
     return when.isoformat()
 
 

@@ -6,7 +6,7 @@ checked here first."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -31,6 +31,12 @@ _WHEN = {"en": "{day} {month} {d}, {h}:{m:02d} {meridiem} {zone}", "es": "{day} 
 
 
 @lru_cache(maxsize=1024)  # the same for every person asked for an action (in one language)
+def skipped(wall: datetime) -> bool:
+    """Whether the clocks skip this wall time in its zone (the hour they go forward): Python
+    would read it as an hour later without a word."""
+    return wall.astimezone(timezone.utc).astimezone(wall.tzinfo).replace(tzinfo=None) != wall.replace(tzinfo=None)
+
+
 def local_time(starts_at: datetime, tz: str, language: str | None = "en", sms: bool = False) -> str:
     """``starts_at`` in zone ``tz``, as a message's ``{local_time}`` writes it, in the language of
     the template it goes into (its tag): ``Tue Dec 1, 6:00 PM PST``, or ``mar 1 dic, 6:00 p. m.

@@ -70,6 +70,9 @@ def test_dates_without_an_offset_are_read_in_the_zone_given():
     assert parse_when("7/4/2026", LA) == "2026-07-04T00:00:00-07:00"
     with pytest.raises(ValueError, match="not a date"):
         parse_when("next tuesday", LA)
+    # A time the clocks skip in that zone is refused, not moved an hour (an outside probe).
+    with pytest.raises(ValueError, match=r"^2026-03-08 02:30 does not exist in America/Los_Angeles: the clocks go forward an hour then$"):
+        parse_when("3/8/2026 2:30 AM", LA)
     rows, problems = load(b"phone,date\n5105550123,2026-12-01\n5105550124,soon\n", kind="checkin", action="rally-1", zone=LA)
     assert rows[0].event["occurred_at"] == "2026-12-01T00:00:00-08:00"
     assert problems[0].line == 3 and problems[0].reason.startswith("occurred_at: not a date")

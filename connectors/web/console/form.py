@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Mapping
 from zoneinfo import ZoneInfo
 
 from contracts.events import ActionEvent
-from contracts.zones import known_zone
+from contracts.zones import known_zone, skipped
 
 LANGUAGES = ("en", "es")
 KINDS = ("rally", "march", "town_hall", "call_in", "hearing", "canvass", "vigil", "meeting", "other")
@@ -47,7 +47,7 @@ def skipped_problem(local: str, zone: str) -> str | None:
     """What is wrong with a wall time the clocks skip in ``zone`` (the night they go forward),
     else ``None``: it would silently become an hour later."""
     wall = _wall(local, zone)
-    if wall is None or wall.astimezone(timezone.utc).astimezone(wall.tzinfo).replace(tzinfo=None) == wall.replace(tzinfo=None):
+    if wall is None or not skipped(wall):
         return None
     hour = wall.strftime("%I:%M %p").lstrip("0")
     return f"{hour} does not exist on {wall:%a %b} {wall.day}, {wall.year} in {zone}: the clocks go forward an hour then"
