@@ -58,10 +58,14 @@ class OutreachPolicy:
         return self.footer_es if (language or "").split("-")[0].lower() == "es" else self.footer
 
 
-def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta) -> datetime:
+def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta, now: datetime | None = None) -> datetime:
     """No ask for ``action`` is handed over from this instant on: when it starts or, for a
-    rapid-response action, ``grace`` after it was first posted if that is later."""
-    return max(action.starts_at, posted_at + grace) if action.rapid_response else action.starts_at
+    rapid-response action, ``grace`` after it was first posted if that is later. The web app
+    stamps the posting with its own clock: when the workers' ``now`` is earlier (a rehearsal's
+    file clock), the grace counts from ``now``."""
+    if not action.rapid_response:
+        return action.starts_at
+    return max(action.starts_at, min(posted_at, now or posted_at) + grace)
 
 
 #: An ask that ended so never reached the person: it takes no room under the frequency cap.
@@ -120,7 +124,7 @@ def plan(
         partner = partner_credit(person, sponsors, channel)
         common = dict(ask_id=aid, action_id=action.action_id, person_key=person.person_key, channel=channel,
                       partner=partner, referral=referral_code(partner, action.action_id, policy.referral_secret), planned_at=now,
-                      send_until=send_until(action, posted_at or now, policy.grace))
+                      send_until=send_until(action, posted_at or now, policy.grace, now))
         link = links.Link(action.action_id, person.person_key, channel, person.language, action.starts_at + policy.rsvp_open)
         mine = {**values, "sponsor": policy.sponsor_names.get(partner, partner), "rsvp_link": links.url(policy.rsvp_base_url, action.action_id, links.sign(policy.link_key, "rsvp", link))}
         if channel == "sms":
