@@ -7,7 +7,9 @@ a timeout of one request concerns only the messages in it.
 ``SendGridEmail`` uses the official SDK (``SendGridAPIClient`` and the ``Mail`` helper). One
 ``/v3/mail/send`` request carries up to 1000 personalizations, one per recipient; each message's
 own subject is set on its personalization and its text/html travel as substitutions into a
-shared ``%text%`` / ``%html%`` body, so a batch of differently-rendered asks is still one request.
+shared body of two tags, so a batch of differently-rendered asks is still one request. SendGrid
+substitutes in subjects too, so the tags are new for each request: a subject or a name that
+spells one (``%text%``) is sent as written.
 SendGrid caps substitutions at 10,000 bytes per personalization, so a longer message goes in a
 request of its own with literal content.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +46,6 @@ from .ratelimit import TokenBucket
 
 MAX_PERSONALIZATIONS = 1000
 SUBSTITUTION_LIMIT = 10_000
-TEXT_TAG, HTML_TAG = "%text%", "%html%"
 
 
 class EmailMessage(Frozen):
@@ -188,18 +190,20 @@ class SendGridEmail:
         """One ``Mail`` for up to 1000 messages of one kind (see ``plan_requests``)."""
         mail = Mail(from_email=self._from)
         literal = len(messages) == 1
+        nonce = secrets.token_hex(8)
+        text_tag, html_tag = f"%text-{nonce}%", f"%html-{nonce}%"
         has_html = messages[0].html is not None
-        mail.add_content(Content("text/plain", messages[0].text if literal else TEXT_TAG))
+        mail.add_content(Content("text/plain", messages[0].text if literal else text_tag))
         if has_html:
-            mail.add_content(Content("text/html", messages[0].html if literal else HTML_TAG))
+            mail.add_content(Content("text/html", messages[0].html if literal else html_tag))
         for n, message in enumerate(messages):
             p = Personalization()
             p.add_to(To(message.to))
             p.subject = message.subject
             if not literal:
-                p.add_substitution(Substitution(TEXT_TAG, message.text))
+                p.add_substitution(Substitution(text_tag, message.text))
                 if has_html:
-                    p.add_substitution(Substitution(HTML_TAG, message.html))
+                    p.add_substitution(Substitution(html_tag, message.html))
             p.add_custom_arg(CustomArg("ask_id", message.ask_id))
             p.add_custom_arg(CustomArg("partner", message.partner))
             for name, value in self._unsubscribe_headers(message).items():

@@ -405,6 +405,24 @@ def test_sendgrid_gets_each_emails_one_click_unsubscribe_headers():
     assert all(h["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" for h in headers)
 
 
+def test_a_subject_or_text_that_spells_a_substitution_tag_reaches_each_recipient_as_written():
+    # SendGrid substitutes in the subject too: a title "Save 100%text% of care" got the whole email
+    # body in its subject, in a request of several messages only (an outside probe).
+    from connectors.providers.email import EmailMessage, SendGridEmail
+    from connectors.sandbox.sendgrid_api import render
+
+    sender = SendGridEmail(SecretStr("SG.x"), from_email="t@example.org")
+    try:
+        messages = [EmailMessage(to=f"{n}@example.org", subject=f"Save 100%text% of care / %html% {n}", text=f"Hi %text% {n}",
+                                 ask_id=f"a:p{n}:email", partner="faith-b") for n in range(2)]
+        mail = sender.build_mail(messages).get()
+    finally:
+        sender.close()
+    [content] = [c["value"] for c in mail["content"] if c["type"] == "text/plain"]
+    got = [(render(p["subject"], p["substitutions"]), render(content, p["substitutions"])) for p in mail["personalizations"]]
+    assert got == [(f"Save 100%text% of care / %html% {n}", f"Hi %text% {n}") for n in range(2)]
+
+
 def test_times_are_written_in_the_actions_zone_and_places_as_people_read_them():
     from contracts.events import Location
     from connectors.web.pages.words import language, place, when
