@@ -35,6 +35,7 @@ from contracts.people import normalize_phone
 from contracts.providers import KEYWORDS, TWILIO_KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
 from connectors.signing import unix_seconds
 from streams.keys import person_key
+from streams.logs import redact
 from streams.settings import Settings
 from streams.topology import provider_topic
 
@@ -157,7 +158,7 @@ def _email_event(item: object) -> ProviderEnvelope | None:
     try:
         _, pk, _ = parse_ask_id(str(item["ask_id"]))
         event = EmailEvent(ask_id=item["ask_id"], sg_event_id=str(item["sg_event_id"]), event=str(item["event"]),
-                           sg_message_id=item.get("sg_message_id"), reason=item.get("reason"))
+                           sg_message_id=item.get("sg_message_id"), reason=redact(r) if isinstance(r := item.get("reason"), str) else r)
     except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
         return None
     return ProviderEnvelope(person_key=pk, received_at=_now(), event=event)

@@ -116,6 +116,17 @@ def test_signed_sendgrid_events_are_verified_with_ecdsa(env):
     assert client.post("/v1/providers/sendgrid/events", content=body, headers=other.headers(body, int(time.time()))).status_code == 403
 
 
+def test_a_bounce_reason_that_quotes_the_address_is_written_without_it(env):
+    # "550 5.1.1 <ana@example.org> does not exist": the reason went onto the provider topic as
+    # it came, out of erasure's reach, while the ask fact kept it redacted (an outside probe).
+    client, pub, signer, s = env
+    body = json.dumps([{"event": "bounce", "sg_event_id": "e1", "sg_message_id": "m1", "ask_id": ASK.replace(":sms", ":email"),
+                        "reason": "550 5.1.1 <Ana.Diaz@example.org> does not exist; call (510) 555-0123"}]).encode()
+    assert client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time()))).status_code == 200
+    [env_] = written(pub, s)
+    assert env_.event.reason == "550 5.1.1 <<email>> does not exist; call <phone>"
+
+
 @pytest.mark.parametrize("body", [b'{"event": "delivered"}', b"not json", b"[1, 2"])
 def test_a_signed_sendgrid_body_that_is_not_an_array_is_a_400(env, body):
     client, pub, signer, s = env
