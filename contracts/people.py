@@ -122,6 +122,9 @@ _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 #: a page, in a spreadsheet or a terminal (direction marks, U+200E/U+200F, stay: they only nudge
 #: punctuation). Refused in what partners post; what turnout stored before this rule still reads.
 _BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+#: ... and in one-line text, the line and paragraph separators, which break it like a newline.
+_BREAKS = "\u2028\u2029"
+_BIDI_OR_BREAK = re.compile(f"[\u202a-\u202e\u2066-\u2069{_BREAKS}]")
 
 
 def _posted(info: ValidationInfo) -> bool:
@@ -129,10 +132,11 @@ def _posted(info: ValidationInfo) -> bool:
     return not (info.context or {}).get("normalized")
 
 
-def _no_control(pattern: re.Pattern[str]):  # noqa: ANN202
+def _no_control(pattern: re.Pattern[str], posted: re.Pattern[str] = _BIDI):  # noqa: ANN202
     def check(value: str, info: ValidationInfo) -> str:
-        if (found := pattern.search(value) or (_BIDI.search(value) if _posted(info) else None)) is not None:
-            raise ValueError(f"must not contain the control character U+{ord(found.group()):04X}")
+        if (found := pattern.search(value) or (posted.search(value) if _posted(info) else None)) is not None:
+            what = "line separator" if found.group() in _BREAKS else "control character"
+            raise ValueError(f"must not contain the {what} U+{ord(found.group()):04X}")
         return value
     return AfterValidator(check)
 
@@ -146,7 +150,7 @@ def _visible(value: str, info: ValidationInfo) -> str:
 
 #: A partner's one-line text (a name, a title, a place) holds no control character: a NUL or an
 #: escape sequence would reach CSV exports and an organizer's terminal as it came.
-OneLine = _no_control(CONTROL)
+OneLine = _no_control(CONTROL, _BIDI_OR_BREAK)
 #: A message template may break lines (newline, carriage return, tab), nothing else.
 Lines = _no_control(_CONTROL_BUT_LINES)
 

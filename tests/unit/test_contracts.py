@@ -166,6 +166,11 @@ def test_a_name_that_shows_nothing_or_turns_text_around_is_refused():
         errors = errors_of({**signup("s1"), "person": {"given_name": name, "phone": "+15105550123"}})
         assert says in errors["person.given_name"], (name, errors)
     assert "U+202E" in errors_of({**action("a1"), "title": "Rally \u202eevil"})["title"]
+    # A line or paragraph separator breaks a one-line text (an email subject, a title) in some
+    # mail clients and spreadsheets, as a newline would (an outside probe).
+    assert "U+2028" in errors_of({**action("a1"), "title": "Rally\u2028Bring a friend"})["title"]
+    email = {"en": {"subject": "Hi\u2029there", "body": "Come"}}
+    assert "U+2029" in str(errors_of({**action("a1"), "templates": {"sms": {}, "email": email}}))
     stored = partner_event.validate_python({**action("a1"), "title": "Rally \u202eevil"}, context={"normalized": True})
     assert stored.title.endswith("evil")  # an action stored before this rule still reads
     for fine in ("Zoë", "مریم\u200cجان", "José\u200e", "李 小龍"):  # a zero-width non-joiner in Persian, a direction mark
