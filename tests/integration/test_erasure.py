@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 
 ANA_PHONE, ANA_EMAIL, BEN_PHONE = phone(1), "ana.diaz@example.org", phone(2)
 NIGHT = "2026-11-25T06:00:00+00:00"  # 22:00 in California: texts are deferred, emails go
+TOMORROW = "2026-11-26T02:00:00Z"  # the alerts' start: 18:00 in California, the day after the night
 
 
 def latest_values(stack) -> dict[tuple[str, bytes], bytes | None]:
@@ -52,7 +53,7 @@ def test_forgetting_a_person_removes_their_contact_details_and_keeps_the_counts(
     stack.post_all("union-a", [person("u1", ANA_PHONE, ANA_EMAIL), person("u2", BEN_PHONE, name="Ben"),
                                rsvp("r1", "rally-e", phone=ANA_PHONE), checkin("c1", "rally-e", phone=ANA_PHONE, at="2026-12-01T18:05:00Z")])
     stack.post_all("faith-b", [person("f1", ANA_PHONE)])
-    stack.post_all("backbone", [rapid("alert-1", "Budget hearing", ["94607"])])
+    stack.post_all("backbone", [rapid("alert-1", "Budget hearing", ["94607"], starts_at=TOMORROW)])
     # Ana's email goes out at once; both texts wait for the morning in the deferred table.
     eventually(lambda: [m["to"] for m in stack.inbox("email")] == [ANA_EMAIL], timeout=60)
     deferred = changelog_topic(stack.settings, DEFERRED)
@@ -84,7 +85,7 @@ def test_forgetting_a_person_removes_their_contact_details_and_keeps_the_counts(
 
     # Morning, and a new alert: Ben gets both texts, Ana nothing more.
     stack.set_clock("2026-11-25T18:00:00+00:00")
-    stack.post_all("backbone", [rapid("alert-2", "Vote on the budget", ["94607"], at="2026-11-25T17:00:00Z")])
+    stack.post_all("backbone", [rapid("alert-2", "Vote on the budget", ["94607"], at="2026-11-25T17:00:00Z", starts_at=TOMORROW)])
     eventually(lambda: sorted(m["body"].split(":")[2].strip().split(" at")[0] for m in stack.inbox("sms")) == ["Budget hearing", "Vote on the budget"], timeout=60)
     assert {m["to"] for m in stack.inbox("sms")} == {BEN_PHONE}
     assert [m["to"] for m in stack.inbox("email")] == [ANA_EMAIL]

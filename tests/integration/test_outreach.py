@@ -231,7 +231,7 @@ def test_quiet_hours_defer_texts_until_the_window_opens(outreach):
     stack.set_clock("2026-11-25T06:30:00+00:00")  # 22:30 in Oakland, 23:30 in Denver
     stack.post_all("union-a", [person(ana, email="a@example.org"), person(dani, postal="80202")])
     eventually(lambda: signups_seen(stack, 2))
-    assert stack.post("union-a", [rapid("night", "Night alert", ["94607", "80202"])]).status_code == 202
+    assert stack.post("union-a", [rapid("night", "Night alert", ["94607", "80202"], starts_at="2026-11-26T02:00:00Z")]).status_code == 202
     eventually(lambda: [m["to"] for m in stack.inbox("email")] == ["a@example.org"])  # email has no quiet hours
     eventually(lambda: rows(stack, "night")["union-a"]["asked_email"] == 1)
     texts = [sms_ask(stack, "night", ana), sms_ask(stack, "night", dani)]

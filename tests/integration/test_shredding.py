@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 ANA = {"phone": phone(31), "email": "zenobia.quist@example.org", "given_name": "Zenobia", "family_name": "Quist"}
 BEN = {"phone": phone(32), "email": "bartholomew.oyelaran@example.org", "given_name": "Bartholomew", "family_name": "Oyelaran"}
 NIGHT = "2026-11-25T06:00:00+00:00"  # 22:00 in California: texts are deferred, emails go
+TOMORROW = "2026-11-26T02:00:00Z"  # the alerts' start: 18:00 in California, the day after the night
 SEALED = re.compile(rb'"(\w+)"\s*:\s*"(enc1:[0-9a-f]+:[A-Za-z0-9_-]+)"')
 
 
@@ -114,7 +115,7 @@ def test_after_forget_no_topic_holds_the_person_in_clear_and_their_sealed_record
     stack.set_clock(NIGHT)
     stack.post_all("union-a", [person("u1", ANA), person("u2", BEN), rsvp("r1", "rally-s", phone=ANA["phone"])])
     stack.post_all("faith-b", [signup("f1", email=ANA["email"], at="2026-11-20T11:00:00Z")])  # by email only: a second key, linked
-    stack.post_all("backbone", [rapid("alert-1", "Budget hearing", ["94607"])])
+    stack.post_all("backbone", [rapid("alert-1", "Budget hearing", ["94607"], starts_at=TOMORROW)])
     # The emails go at once (opened for the provider: address and name), the texts wait for the morning.
     eventually(lambda: sorted(m["to"] for m in stack.inbox("email")) == sorted([ANA["email"], BEN["email"]]), timeout=60)
     assert any("Zenobia" in str(m) for m in stack.inbox("email"))
@@ -142,7 +143,7 @@ def test_after_forget_no_topic_holds_the_person_in_clear_and_their_sealed_record
 
     # Morning, and the texts: Ben's goes, Ana's was cancelled; the workers carry on.
     stack.set_clock("2026-11-25T18:00:00+00:00")
-    stack.post_all("backbone", [rapid("alert-2", "Vote on the budget", ["94607"], at="2026-11-25T17:00:00Z")])
+    stack.post_all("backbone", [rapid("alert-2", "Vote on the budget", ["94607"], at="2026-11-25T17:00:00Z", starts_at=TOMORROW)])
     eventually(lambda: len(stack.inbox("sms")) == 2, timeout=60)
     assert {m["to"] for m in stack.inbox("sms")} == {BEN["phone"]}
     assert stack.action_rows("rally-s")["union-a"]["rsvp_yes"] == 1
