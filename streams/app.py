@@ -237,6 +237,12 @@ class Pipeline:
         with events that are neither written nor acknowledged; they are read again from the
         last commit by whichever worker takes the partitions over."""
         log.error("a batch could not be written (%s): stopping the worker", type(exc).__name__)
+        # Nothing this worker holds unacknowledged will be acknowledged now: its stop must not
+        # wait for it, as Faust's would, for ever (an outside probe: a worker hung so, deaf to
+        # SIGTERM, and outreach stopped with it). Uncommitted, it is read again by the next owner.
+        release = getattr(getattr(self.app, "consumer", None), "release_unacked", None)
+        if release is not None:
+            release()
         await self.app.crash(exc)
 
     def take_in_batches(self, topic: faust.TopicT, handle: Callable[[list[Any]], None],

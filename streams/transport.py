@@ -258,6 +258,11 @@ class SafeConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> SafeConsumerThread:
         return SafeConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def release_unacked(self) -> None:
+        """Wait for none of the messages in flight when the worker stops (it is crashing: they
+        will never be acknowledged). They stay uncommitted, and are read again."""
+        self._unacked_messages.clear()
+
     def ack_all(self, messages: list[Message]) -> None:
         """``ack`` each of ``messages`` (a batch of ``streams.batching``), refusing the skipped ones alike."""
         generation, flowing, ack = self.app.consumer_generation_id, self.app.flow_control.is_active(), super().ack

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from aiokafka import TopicPartition
 from mode.utils.queues import FlowControlQueue
 
-from streams.app import build
+from streams.app import Pipeline, build
 from streams.settings import Settings
 from streams.transport import FlowControl, SafeConsumer, fetch_only, skipped, uncommitted
 
@@ -60,6 +60,23 @@ def test_an_ack_refused_during_a_rebalance_still_lets_the_rebalance_finish():
     assert consumer_in(3, flowing=False, in_flight=in_flight).ack(late) is False
     assert consumer_in(3, flowing=True, in_flight=in_flight).ack(stale) is False
     assert in_flight == set()
+
+
+def test_a_crashing_worker_waits_for_none_of_the_messages_it_will_never_acknowledge():
+    """The outreach planner leaves its command unacknowledged when it fails (the next owner plans
+    it again) and crashes the worker; Faust's stop then waited for that message for ever, deaf to
+    SIGTERM, and outreach stopped with the worker (an outside probe)."""
+    crashed = []
+
+    async def crash(exc):
+        crashed.append(exc)
+
+    in_flight = {Message(generation_id=3), Message(generation_id=3)}
+    consumer = consumer_in(3, flowing=True, in_flight=in_flight)
+    p = Pipeline.__new__(Pipeline)
+    p.app = SimpleNamespace(consumer=consumer, crash=crash)
+    asyncio.run(p.crash(TimeoutError()))
+    assert in_flight == set() and [type(e) for e in crashed] == [TimeoutError]
 
 
 def test_resuming_flow_that_was_not_suspended_keeps_what_the_agents_buffers_hold():
