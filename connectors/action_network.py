@@ -51,15 +51,13 @@ def translate(items: list[Any], actions: dict[str, str]) -> tuple[list[tuple[int
     events, rejected = [], []
     for index, item in enumerate(items):
         try:
-            event = _event(item, actions)
+            events += [(index, e) for e in _events(item, actions)]
         except ValueError as exc:
             rejected.append(Rejected(index, str(exc)))
-            continue
-        events += [(index, e) for e in (event, *_stops(event, item))]
     return events, rejected
 
 
-def _event(item: Any, actions: dict[str, str]) -> dict[str, Any]:
+def _events(item: Any, actions: dict[str, str]) -> list[dict[str, Any]]:
     if not isinstance(item, dict):
         raise ValueError("not an object")
     garbled = "; ".join(f"{path}: {message}" for path, message in problems(item))
@@ -80,7 +78,7 @@ def _event(item: Any, actions: dict[str, str]) -> dict[str, Any]:
         raise ValueError(f"{kind} has no person")
     common = {"event_id": event_id(key), "occurred_at": at}
     if kind in SIGNUPS:
-        return {**common, "type": "signup", "person": _person(person), "consent": _consent(person, SIGNUPS[kind], at)}
+        return [{**common, "type": "signup", "person": _person(person), "consent": _consent(person, SIGNUPS[kind], at)}, *_stops(person, key, at)]
     event = _link(resource, "osdi:event")
     action = actions.get(event or "") or actions.get((event or "").rsplit("/", 1)[-1])
     if action is None:
@@ -89,23 +87,22 @@ def _event(item: Any, actions: dict[str, str]) -> dict[str, Any]:
     if not isinstance(status, str):
         raise ValueError("osdi:attendance status must be a string")
     status = _STATUS.get(status.lower(), "yes")
-    return {**common, "type": "rsvp", "action_id": action, "status": status, "person": _person(person),
-            "consent": _consent(person, "event RSVP", at)}
+    return [{**common, "type": "rsvp", "action_id": action, "status": status, "person": _person(person),
+             "consent": _consent(person, "event RSVP", at)}, *_stops(person, key, at)]
 
 
 #: Address statuses that mean the person asked Action Network to stop that channel.
 STOPPED = frozenset({"unsubscribed", "spam complaint", "previous spam complaint"})
 
 
-def _stops(event: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
-    """An ``opt_out`` of each address of the item's person whose status says stopped (every
-    entry, primary or not: turnout may know any of them), one per channel."""
-    person, key = next(v for k, v in item.items() if k not in ENVELOPE_KEYS)["person"], item["idempotency_key"]
+def _stops(person: dict[str, Any], key: str, at: Any) -> list[dict[str, Any]]:
+    """An ``opt_out`` of each address of ``person`` whose status says stopped (every entry,
+    primary or not: turnout may know any of them), one per channel."""
     stops = []
     for name, channel, field in (("email_addresses", "email", "email"), ("phone_numbers", "sms", "phone")):
         entries = person.get(name) or []  # a list: read by _person already
         stopped = [e[_FIELDS[name]] for e in entries if isinstance(e, dict) and e.get(_FIELDS[name]) and str(e.get("status", "")).lower() in STOPPED]
-        stops += [{"type": "opt_out", "event_id": event_id(f"{key}#stop-{channel}-{i}"), "occurred_at": event["occurred_at"],
+        stops += [{"type": "opt_out", "event_id": event_id(f"{key}#stop-{channel}-{i}"), "occurred_at": at,
                    "person": {field: address}, "channels": [channel]} for i, address in enumerate(stopped)]
     return stops
 

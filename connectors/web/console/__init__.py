@@ -230,8 +230,9 @@ def start_problem(action: ActionEvent, posted: ActionRecord | None, now: datetim
     so "now" may be a few minutes ago), unless an edit keeps the one posted, or one more than a
     year ahead."""
     if action.starts_at <= now - grace and (posted is None or posted.action.starts_at != action.starts_at):
-        hours = f"{grace / timedelta(hours=1):g} hours" if grace % timedelta(hours=1) == timedelta(0) else f"{grace / timedelta(minutes=1):g} minutes"
-        return f"the start is more than {hours} past: the alert would still be texted for {hours} after it is posted, naming a time already gone"
+        minutes = round(grace / timedelta(minutes=1))
+        span = f"{minutes // 60} hours" if minutes % 60 == 0 else f"{minutes} minutes"
+        return f"the start is more than {span} past: the alert would still be texted for {span} after it is posted, naming a time already gone"
     if action.starts_at > now + FAR_AHEAD:
         return "the start is more than a year ahead: is the year right?"
     return None
