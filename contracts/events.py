@@ -162,7 +162,11 @@ class InlinePledge(Frozen):
 def _plausible_start(value: datetime) -> datetime:
     # Local times are computed from it in every time zone: the calendar's edges overflow there.
     # Its year in UTC: the links it signs count minutes since 1970-01-01T00:00Z.
-    if not 1970 <= value.astimezone(timezone.utc).year <= 2999:
+    try:
+        year = value.astimezone(timezone.utc).year
+    except OverflowError:  # beyond the calendar in UTC (9999-12-31T23:59-12:00)
+        year = 0
+    if not 1970 <= year <= 2999:
         raise ValueError("starts_at must be between the years 1970 and 2999 (UTC)")
     return value
 

@@ -34,7 +34,10 @@ _WHEN = {"en": "{day} {month} {d}, {h}:{m:02d} {meridiem} {zone}", "es": "{day} 
 def skipped(wall: datetime) -> bool:
     """Whether the clocks skip this wall time in its zone (the hour they go forward): Python
     would read it as an hour later without a word."""
-    return wall.astimezone(timezone.utc).astimezone(wall.tzinfo).replace(tzinfo=None) != wall.replace(tzinfo=None)
+    try:
+        return wall.astimezone(timezone.utc).astimezone(wall.tzinfo).replace(tzinfo=None) != wall.replace(tzinfo=None)
+    except OverflowError:  # at the calendar's edge: not skipped, and refused for its year elsewhere
+        return False
 
 
 def local_time(starts_at: datetime, tz: str, language: str | None = "en", sms: bool = False) -> str:

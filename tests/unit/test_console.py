@@ -144,6 +144,9 @@ def test_a_start_the_clocks_skip_is_named_and_one_they_pass_twice_keeps_its_hour
     first = second.model_copy(update={"starts_at": datetime(2027, 11, 7, 8, 30, tzinfo=timezone.utc)})  # 1:30 AM PDT
     assert datetime.fromisoformat(to_event(from_action(first), "a-3", NOW)["starts_at"]) == first.starts_at
     assert client.post("/dashboard/console/check", data={**la, "local_start": "2027-11-07T01:30"}).json()["errors"] == []
+    # At the calendar's edge: refused for its year, not a 500 (an outside probe).
+    edge = client.post("/dashboard/console/check", data={**FORM, "local_start": "9999-12-31T23:59", "time_zone": "Etc/GMT+12"})
+    assert edge.status_code == 200 and any("between the years" in e["message"] for e in edge.json()["errors"])
 
 
 def test_an_edit_may_keep_a_start_that_has_passed(tmp_path):

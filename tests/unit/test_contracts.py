@@ -117,7 +117,9 @@ def test_actions_validate_time_zone_and_unique_pledges():
     assert any("once" in m for m in errors_of(bad).values())
 
 
-@pytest.mark.parametrize("start", ["1970-01-01T00:00:00+14:00", "1969-12-31T23:00:00Z", "2999-12-31T23:00:00-05:00"])
+@pytest.mark.parametrize("start", ["1970-01-01T00:00:00+14:00", "1969-12-31T23:00:00Z", "2999-12-31T23:00:00-05:00",
+                                   # Beyond the calendar in UTC: an OverflowError, a 500 and a worker that stopped (an outside probe).
+                                   "9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+12:00"])
 def test_a_start_outside_the_years_1970_to_2999_is_refused_whatever_its_offset(start):
     # 1970-01-01T00:00+14:00 is 1969 in UTC: accepted by its local year, its RSVP links could not be
     # signed (a time before 1970), and the worker planning it stopped, and with it all outreach

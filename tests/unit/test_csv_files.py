@@ -73,6 +73,7 @@ def test_dates_without_an_offset_are_read_in_the_zone_given():
     # A time the clocks skip in that zone is refused, not moved an hour (an outside probe).
     with pytest.raises(ValueError, match=r"^2026-03-08 02:30 does not exist in America/Los_Angeles: the clocks go forward an hour then$"):
         parse_when("3/8/2026 2:30 AM", LA)
+    assert parse_when("12/31/9999 11:59 PM", LA) == "9999-12-31T23:59:00-08:00"  # the calendar's edge: not an OverflowError
     rows, problems = load(b"phone,date\n5105550123,2026-12-01\n5105550124,soon\n", kind="checkin", action="rally-1", zone=LA)
     assert rows[0].event["occurred_at"] == "2026-12-01T00:00:00-08:00"
     assert problems[0].line == 3 and problems[0].reason.startswith("occurred_at: not a date")

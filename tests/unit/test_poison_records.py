@@ -13,8 +13,10 @@ from tests.fakes import dead_letters, memory_pipeline
 
 EDGE = {**action("edge"), "starts_at": "9999-12-31T23:00:00Z", "time_zone": "Pacific/Kiritimati",
         "rapid_response": True, "templates": {"sms": {"en": "hi"}}}
+#: Beyond the calendar in UTC: an OverflowError stopped every worker in turn, then the stack (an outside probe).
+BEYOND = {**action("beyond"), "starts_at": "9999-12-31T23:59:59-12:00"}
 POISON = [None, b"", b"\xff\xfe\x00", b"null", b"[]", b'{"partner": 5}', b"x" * 900_000,
-          json.dumps({"partner": "union-a", "received_at": "2026-11-22T15:00:00Z", "event": EDGE}).encode()]
+          *(json.dumps({"partner": "union-a", "received_at": "2026-11-22T15:00:00Z", "event": e}).encode() for e in (EDGE, BEYOND))]
 
 
 @pytest.mark.parametrize("key", [None, "k", "forget:x"])

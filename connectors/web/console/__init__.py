@@ -187,7 +187,9 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         _, errors, _ = checked(form, partner)
         zone = (form.get("time_zone") or "").strip()
         start = starts_at((form.get("local_start") or "").strip(), zone, form.get("local_start_fold") == "1")
-        times = {lang: local_time(datetime.fromisoformat(start), zone, lang, sms=True) for lang in LANGUAGES} if start else {}
+        times = {}
+        if start and not any(e["field"] == "starts_at" for e in errors):  # a start at the calendar's edge has no local time to write
+            times = {lang: local_time(datetime.fromisoformat(start), zone, lang, sms=True) for lang in LANGUAGES}
         return JSONResponse({"errors": errors, "local_times": times})
 
     @r.post("/dashboard/console")
