@@ -22,8 +22,10 @@ from .events import Slug
 from .people import Frozen
 
 AccountRole = Literal["organizer", "admin", "viewer"]
-#: Lower-cased; checked only for shape: turnout sends no email, the address names a person.
-Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+#: Lower-cased; checked only for shape: turnout sends no email, the address names a person. No
+#: control character, bidi override or angle bracket: it is printed in organizers' terminals.
+_PART = r"[^@\s<>\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+"
+Email = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254, pattern=rf"^{_PART}@{_PART}\.{_PART}$")]
 Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
