@@ -122,7 +122,8 @@ _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 #: a page, in a spreadsheet or a terminal (direction marks, U+200E/U+200F, stay: they only nudge
 #: punctuation). Refused in what partners post; what turnout stored before this rule still reads.
 _BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
-#: ... and in one-line text, the line and paragraph separators, which break it like a newline.
+#: ... and the line and paragraph separators, which break a line as a newline would (a template
+#: breaks its lines with newlines only; one-line text has none).
 _BREAKS = "\u2028\u2029"
 _BIDI_OR_BREAK = re.compile(f"[\u202a-\u202e\u2066-\u2069{_BREAKS}]")
 
@@ -152,7 +153,7 @@ def _visible(value: str, info: ValidationInfo) -> str:
 #: escape sequence would reach CSV exports and an organizer's terminal as it came.
 OneLine = _no_control(CONTROL, _BIDI_OR_BREAK)
 #: A message template may break lines (newline, carriage return, tab), nothing else.
-Lines = _no_control(_CONTROL_BUT_LINES)
+Lines = _no_control(_CONTROL_BUT_LINES, _BIDI_OR_BREAK)
 
 Sealable = WrapValidator(_sealed_or)
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=40), AfterValidator(_phone), Sealable]

@@ -173,6 +173,9 @@ def test_a_name_that_shows_nothing_or_turns_text_around_is_refused():
     assert "U+2028" in errors_of({**action("a1"), "title": "Rally\u2028Bring a friend"})["title"]
     email = {"en": {"subject": "Hi\u2029there", "body": "Come"}}
     assert "U+2029" in str(errors_of({**action("a1"), "templates": {"sms": {}, "email": email}}))
+    # A template breaks its lines with a newline only, as the README says (U+2028 also makes a text UCS-2).
+    assert "U+2028" in str(errors_of({**action("a1"), "templates": {"sms": {"en": "A\u2028B"}, "email": {}}}))
+    assert "U+2029" in str(errors_of({**action("a1"), "templates": {"sms": {}, "email": {"en": {"subject": "Hi", "body": "A\u2029B"}}}}))
     stored = partner_event.validate_python({**action("a1"), "title": "Rally \u202eevil"}, context={"normalized": True})
     assert stored.title.endswith("evil")  # an action stored before this rule still reads
     for fine in ("Zoë", "مریم\u200cجان", "José\u200e", "李 小龍"):  # a zero-width non-joiner in Persian, a direction mark
