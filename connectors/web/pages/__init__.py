@@ -79,6 +79,13 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
         retry = {"Retry-After": "30"} if no.status == 503 else {}
         return page("problem.html", lang, no.status, retry, kind=no.kind, **details)
 
+    async def read_form(request: Request, opened: Opened) -> dict[str, str] | HTMLResponse:
+        """The page's form, or the page that says it could not be read (too large, not UTF-8)."""
+        try:
+            return await small_form(request)
+        except HTTPException as exc:
+            return page("problem.html", language(opened.link.language), exc.status_code, kind="bad_form")
+
     tried = False
 
     async def opening(purpose: Purpose, action_id: str, token: str) -> Opened | Refused:
@@ -115,10 +122,11 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
 
     @r.post("/r/{action_id}/{token}")
     async def answer(request: Request, action_id: str, token: str) -> Response:
-        form = await small_form(request)
         opened = await opening("rsvp", action_id, token)
         if isinstance(opened, Refused):
             return refused(opened)
+        if isinstance(form := await read_form(request, opened), HTMLResponse):
+            return form
         status = form.get("status")
         if status not in ANSWERS:
             return rsvp_page(opened, 400, notice="bad_answer")
@@ -145,10 +153,11 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
 
     @r.post("/unsubscribe/{action_id}/{token}")
     async def unsubscribe(request: Request, action_id: str, token: str) -> Response:
-        form = await small_form(request)
         opened = await opening("unsubscribe", action_id, token)
         if isinstance(opened, Refused):
             return refused(opened)
+        if isinstance(form := await read_form(request, opened), HTMLResponse):
+            return form
         from_page = form.get("source") == "page"  # else RFC 8058 one-click, from a mail client
         stop_texts = from_page and form.get("sms") == "stop"
         try:
