@@ -891,6 +891,10 @@ def people_forget(phone: str | None, email: str | None, url: str | None) -> None
     if r.status_code not in (200, 202):
         raise click.ClickException(refusal(r))
     x = r.json()
+    if x["complete"] and not (x["people_removed"] or x["asks_cancelled"] or x.get("data_keys_erased")):
+        # Not "deleted 0 data keys, so every copy … is unreadable" (an outside probe).
+        click.echo(f"nobody is known by that {'phone' if phone is not None else 'email'}: nothing was removed")
+        return
     members = f" (signed up by {', '.join(x['partners'])})" if x["partners"] else ""
     click.echo(f"removed {plural(x['people_removed'], 'person record')}{members}; cancelled {plural(x['asks_cancelled'], 'queued ask')}; "
                f"deleted {plural(x.get('data_keys_erased', 0), 'data key')}, so every copy of their name, phone, email and postal code "
