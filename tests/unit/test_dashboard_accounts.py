@@ -304,6 +304,7 @@ def test_an_admin_cannot_invite_beyond_its_partner_and_nothing_is_written(web, b
     ({"email": "", "role": "viewer", "partner": "faith-b"}, "body.email"),
     ({"email": "x@example.org", "role": "viewer", "partner": "no-such-partner"}, "body.partner"),
     ({"email": "x@example.org", "role": "admin"}, "body.partner"),  # an organizer must say whose
+    ({"email": "x@example.org", "role": "organizer", "partner": "faith-b"}, "body.partner"),  # was dropped without a word
     # A terminal escape, a NUL or a bidi override reached `turnout accounts list` as it came (an outside probe).
     ({"email": "y@example.org\u001b[2J", "role": "viewer", "partner": "faith-b"}, "body.email"),
     ({"email": "y\u0000@example.org", "role": "viewer", "partner": "faith-b"}, "body.email"),

@@ -74,8 +74,8 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
         if isinstance(body, JSONResponse):
             return body
         partner = body.partner if body.partner is not None or viewer.role == "organizer" else viewer.partner
-        if body.role == "organizer":
-            partner = None
+        if body.role == "organizer" and body.partner is None:
+            partner = None  # not the inviting admin's own: an organizer has none (one given is refused below)
         async with _answers():
             check_manager(manager(viewer), body.role, partner)  # first: an admin learns no other partner's id
             if partner is not None and partner not in coalition().partners:
