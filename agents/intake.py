@@ -66,6 +66,9 @@ def handle(p: Pipeline, partition: int, key: str | None, raw: bytes | None, pers
     except ValidationError as exc:
         p.dead_letter(key, "invalid envelope", errors=exc.errors(include_input=False, include_url=False), **excerpt(raw, **where))
         return
+    except ArithmeticError as exc:  # date arithmetic past the calendar's edge in a validator: as unreadable
+        p.dead_letter(key, f"unreadable envelope ({type(exc).__name__})", **excerpt(raw, **where))
+        return
     if envelope.person_key is not None and not (resolver or Resolver(p, person_secret)).arrived(partition, envelope):
         return  # on its way to the person it belongs to (agents.identity)
     for derived in record(p, partition, envelope):

@@ -57,3 +57,20 @@ def test_a_dead_letter_keeps_no_contact_detail_from_the_records_kafka_key(key):
     handle(p, 0, key, b"not json", b"secret")
     [letter] = dead_letters(p)
     assert "5550123" not in letter["key"] and "555-0123" not in letter["key"] and "ana@example.org" not in letter["key"], letter["key"]
+
+
+def test_a_record_whose_reading_overflows_is_dead_lettered_not_a_stopped_worker(monkeypatch):
+    # A validator's date arithmetic past the calendar's edge raised OverflowError, which is no
+    # ValidationError: the worker stopped on the record, every worker after it, then the stack.
+    import agents.intake
+
+    class Overflowing(Envelope):
+        @classmethod
+        def model_validate_json(cls, *args, **kwargs):
+            raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(agents.intake, "Envelope", Overflowing)
+    p = memory_pipeline()
+    handle(p, 0, "k", b'{"partner": "union-a"}', b"secret")
+    [letter] = dead_letters(p)
+    assert letter["reason"] == "unreadable envelope (OverflowError)" and letter["record_bytes"] == 22
