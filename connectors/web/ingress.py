@@ -22,6 +22,7 @@ a byte of the body is read, the body within the size limit, then the steps above
 
 from __future__ import annotations
 
+import re
 import time as clock
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -360,8 +361,16 @@ def field_errors(exc: ValidationError, event_type: object) -> list[FieldError]:
         if loc and loc[0] == event_type:  # the discriminated union's tag, not a field
             loc = loc[1:]
         name = ".".join(str(x) for x in loc) or ("type" if "tag" in err["type"] else "(event)")
-        out.append(FieldError.of(name, err))
+        error = FieldError.of(name, err)
+        if name == "(event)" and (named := _NAMED.match(error.message)):  # a rule across fields says which first
+            error = error.model_copy(update={"field": named[1], "message": named[2]})
+        out.append(error)
     return out
+
+
+#: A whole-event rule's words that start with the field they are about: "pledges: each partner
+#: may appear once", "consent.email is granted but person.email is missing".
+_NAMED = re.compile(r"^([a-z_]+(?:\.[a-z0-9_]+)*)(?:: | (?=is ))(.+)$", re.S)
 
 
 def coerced(value: Any, raw: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str, str]]:

@@ -104,6 +104,17 @@ def test_invalid_events_are_reported_by_index_and_field_and_valid_neighbours_kep
     assert body["rejected"][0]["errors"][0]["message"].startswith("not a valid phone number"), body["rejected"][0]
 
 
+def test_a_rule_across_fields_names_the_field_it_is_about(env):
+    # They came back as field "(event)", the field's name only in the words (an outside probe).
+    client, pub, secrets = env
+    twice = {**action("rally-9"), "pledges": [{"partner": "union-a", "count": 1}, {"partner": "union-a", "count": 2}]}
+    consent = {**signup("u7", phone="+15105550123"), "consent": {"email": True}}
+    r = post(client, secrets, "union-a", [twice, consent])
+    assert [(x["index"], x["errors"]) for x in r.json()["rejected"]] == [
+        (0, [{"field": "pledges", "message": "each partner may appear once", "type": "value_error"}]),
+        (1, [{"field": "consent.email", "message": "is granted but person.email is missing", "type": "value_error"}])]
+
+
 @pytest.mark.parametrize("zone", ["America", "x" * 300, "zone1970.tab", "../etc/passwd", "localtime", "Factory"])
 def test_a_time_zone_that_is_a_directory_or_too_long_a_name_or_no_place_is_refused_not_a_500(env, zone):
     """``ZoneInfo`` reads a name as a path: the first four raised OSError (the fuzzer's 500, the
