@@ -24,6 +24,7 @@ next to ``action_network:sponsor`` and an ``idempotency_key``. People follow OSD
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -70,9 +71,15 @@ def _events(item: Any, actions: dict[str, str]) -> list[dict[str, Any]]:
     if kind not in SIGNUPS and kind != ATTENDANCE:
         raise ValueError(f"{kind} is not something turnout takes from Action Network (it takes {', '.join([*SIGNUPS, ATTENDANCE])})")
     key = item.get("idempotency_key")
-    if not isinstance(key, str) or not key:
+    if key is None or key == "":
         raise ValueError("idempotency_key is missing")
+    if not isinstance(key, str):
+        raise ValueError(f"idempotency_key must be a string, not {json.dumps(key)[:40]}")
     at = resource.get("created_date") or resource.get("modified_date")
+    if at is None:
+        raise ValueError("created_date is missing")
+    if not isinstance(at, str):  # else the sign-up's consent dates would be blamed too
+        raise ValueError(f"created_date must be a date and time (ISO 8601), not {json.dumps(at)[:40]}")
     person = resource.get("person")
     if not isinstance(person, dict):
         raise ValueError(f"{kind} has no person")
@@ -80,7 +87,9 @@ def _events(item: Any, actions: dict[str, str]) -> list[dict[str, Any]]:
     if kind in SIGNUPS:
         return [{**common, "type": "signup", "person": _person(person), "consent": _consent(person, SIGNUPS[kind], at)}, *_stops(person, key, at)]
     event = _link(resource, "osdi:event")
-    action = actions.get(event or "") or actions.get((event or "").rsplit("/", 1)[-1])
+    if event is None:
+        raise ValueError("the attendance has no osdi:event link: which event is it for?")
+    action = actions.get(event) or actions.get(event.rsplit("/", 1)[-1])
     if action is None:
         raise ValueError(f"no turnout action is mapped to Action Network event {event!r} (turnout action-network map)")
     status = resource.get("status", "")

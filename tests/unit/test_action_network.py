@@ -99,6 +99,15 @@ def test_unknown_types_unmapped_events_and_malformed_items_are_rejected_with_rea
     assert "osdi:outreach" in reasons[1]
     assert "no turnout action is mapped" in reasons[2]
     assert reasons[4] == "not an object" and "expected one resource" in reasons[5]
+    # Each says what is wrong, not something else (an outside probe: "idempotency_key is missing"
+    # for a number, "event None" for no link, a bad date blamed on consent fields never sent).
+    person = {"email_addresses": [{"address": "a@example.org"}]}
+    said = [translate([item], {EVENT: "rally-1201"})[1][0].reason for item in (
+        {"idempotency_key": 5, "osdi:submission": {"created_date": "2026-11-20T10:00:00Z", "person": person}},
+        {"idempotency_key": "k", "osdi:attendance": {"created_date": "2026-11-20T10:00:00Z", "person": person, "_links": None}},
+        {"idempotency_key": "k", "osdi:submission": {"created_date": 17, "person": person}})]
+    assert said == ["idempotency_key must be a string, not 5", "the attendance has no osdi:event link: which event is it for?",
+                    "created_date must be a date and time (ISO 8601), not 17"]
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -200,10 +209,12 @@ def test_malformed_items_are_answered_200_and_dead_lettered_not_a_500(env, item)
 
 def test_an_item_refused_with_its_opt_out_is_one_rejection_and_one_dead_letter(env):
     client, pub, token, s = env
-    person = {"email_addresses": [{"address": "a@example.org", "primary": True, "status": "unsubscribed"}]}
-    r = client.post(f"/v1/partners/union-a/action-network/{token}", json=[{"idempotency_key": "k", "osdi:submission": {"person": person}}])
+    person = {"email_addresses": [{"address": "not-an-email", "primary": True, "status": "unsubscribed"}]}
+    item = {"idempotency_key": "k", "osdi:submission": {"created_date": "2026-11-20T10:00:00Z", "person": person}}
+    r = client.post(f"/v1/partners/union-a/action-network/{token}", json=[item])
     assert r.status_code == 200 and r.json()["accepted"] == 0
-    assert r.json()["rejected"] == [{"index": 0, "reason": "occurred_at: Input should be a valid datetime"}]
+    [rejection] = r.json()["rejected"]
+    assert rejection["index"] == 0 and rejection["reason"].count("person.email:") == 1
     assert len(pub.by_topic[dead_letter_topic(s)]) == 1 and pub.records == []
 
 
