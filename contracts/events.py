@@ -19,7 +19,8 @@ from pydantic import (
 from .people import Channel, Consent, Frozen, Internal, Language, Lines, OneLine, Person, PersonRef, PostalCode
 from .zones import known_zone
 
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=2000), OneLine]
 ActionKind = Literal["rally", "march", "town_hall", "call_in", "hearing", "canvass", "vigil", "meeting", "other"]

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-SLUG_RULE = "lower-case letters, digits and dashes, starting with a letter or digit, at most 63 (e.g. union-local-1)"
+SLUG_RULE = "lower-case letters, digits and dashes, starting with a letter or digit, at most 63 characters, e.g. union-local-1"
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from contextlib import asynccontextmanager
 from typing import Annotated, Iterable, Literal
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -15,11 +16,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
 
+from contracts.events import SLUG_PATTERN
 from contracts.tallies import ActionTallies, CoalitionTallies, TallyBook
 from streams import metrics
 from streams.coalition import Coalition, load
 from streams.data_keys import DataKeys, KafkaDataKeys, MemoryDataKeys
 from streams.settings import Settings
+from streams.friendly import SLUG_RULE
 from streams.topology import events_topic
 
 from ..accounts.store import AccountStore, KafkaAccountLog
@@ -153,6 +156,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     @app.get("/v1/actions/{action_id}/tallies", response_model=ActionTallies, dependencies=as_organizer, responses={**organizer_errors, **documented(404, s404="No partner has posted an action with this id (yet)")},
              summary="Per-partner pledged, RSVP yes, attended and production ratio for one action")
     async def action_tallies(action_id: str) -> ActionTallies:
+        if not re.fullmatch(SLUG_PATTERN, action_id):
+            raise HTTPException(404, f"{action_id!r} is no action id (ids are {SLUG_RULE})")
         if not book.knows_action(action_id):
             raise HTTPException(404, f"no partner has posted action {action_id!r} (yet): RSVPs, check-ins and pledges for it are kept, "
                                      "and counted once it is")
