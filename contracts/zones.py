@@ -30,7 +30,6 @@ _MERIDIEM = {"en": ("AM", "PM"), "es": ("a. m.", "p. m.")}
 _WHEN = {"en": "{day} {month} {d}, {h}:{m:02d} {meridiem} {zone}", "es": "{day} {d} {month}, {h}:{m:02d} {meridiem} {zone}"}
 
 
-@lru_cache(maxsize=1024)  # the same for every person asked for an action (in one language)
 def skipped(wall: datetime) -> bool:
     """Whether the clocks skip this wall time in its zone (the hour they go forward): Python
     would read it as an hour later without a word."""
@@ -40,6 +39,7 @@ def skipped(wall: datetime) -> bool:
         return False
 
 
+@lru_cache(maxsize=1024)  # the same for every person asked for an action (in one language)
 def local_time(starts_at: datetime, tz: str, language: str | None = "en", sms: bool = False) -> str:
     """``starts_at`` in zone ``tz``, as a message's ``{local_time}`` writes it, in the language of
     the template it goes into (its tag): ``Tue Dec 1, 6:00 PM PST``, or ``mar 1 dic, 6:00 p. m.
