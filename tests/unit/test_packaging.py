@@ -25,3 +25,16 @@ def test_every_declared_dependency_is_pinned_within_its_range():
         name = canonicalize_name(req.name)
         assert name in pins, f"{req.name} is not in constraints.txt (make constraints)"
         assert req.specifier.contains(pins[name], prereleases=True), f"{req.name}=={pins[name]} is outside {req.specifier}"
+
+
+def test_every_folder_of_files_the_code_reads_at_run_time_ships_with_the_package():
+    # The console's templates were not in package-data: an installed (not editable) turnout, as
+    # the compose image has it, had no console page.
+    shipped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    folders = {path for name in ("templates", "static") for path in (ROOT / "connectors").rglob(name) if path.is_dir()}
+    missing = []
+    for folder in sorted(folders):
+        package = ".".join(folder.parent.relative_to(ROOT).parts)
+        if f"{folder.name}/*" not in shipped.get(package, []):
+            missing.append(f"{package}: {folder.name}/*")
+    assert missing == []
