@@ -129,7 +129,6 @@ class SameOrigin:
         request that carries the session cookie (a partner's or provider's post carries none)."""
         return scope["path"].startswith("/dashboard/") or any(k == b"cookie" and self.cookie in v for k, v in scope["headers"])
 
-
     def _other_site(self, scope: Scope) -> bool:
         headers = dict(scope["headers"])
         if headers.get(b"sec-fetch-site", b"same-origin") not in (b"same-origin", b"none"):

@@ -48,7 +48,7 @@ from ..ingress import Authority, validate_events
 from ..publisher import BrokerUnavailable
 from ..pages.words import when
 from .audience import Audience, TestLimit, launch_question, total
-from .form import KINDS, LANGUAGES, ZONES, from_action, input_of, skipped_problem, starts_at, to_event
+from .form import KINDS, LANGUAGES, ZONES, from_action, input_of, skipped_problem, to_event
 
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -184,9 +184,8 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         "sáb 5 dic" makes a Spanish text UCS-2), for the page's SMS counts."""
         partner = poster(request)
         form = await form_of(request)
-        _, errors, _ = checked(form, partner)
-        zone = (form.get("time_zone") or "").strip()
-        start = starts_at((form.get("local_start") or "").strip(), zone, form.get("local_start_fold") == "1")
+        event, errors, _ = checked(form, partner)
+        start, zone = event["starts_at"], event["time_zone"]  # as the form is read for posting
         times = {}
         if start and not any(e["field"] == "starts_at" for e in errors):  # a start at the calendar's edge has no local time to write
             times = {lang: local_time(datetime.fromisoformat(start), zone, lang, sms=True) for lang in LANGUAGES}

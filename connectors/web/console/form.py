@@ -72,10 +72,7 @@ _INPUTS = {"action_id": "action_id", "title": "title", "kind": "kind", "starts_a
 def input_of(field: str, message: str = "") -> str | None:
     """The id of the form's input that an error about ``field`` (``location.venue``,
     ``templates.email.es.subject``, ``pledges.1.partner``) is about; ``None`` if the form has none.
-    An error about the whole event (``(event)``) names its field first in ``message``
-    (``target: …``); ``{place}`` with no location is fixed by giving a venue."""
-    if field == "(event)" and ":" in message:
-        field = message.split(":", 1)[0]
+    ``{place}`` with no location is fixed by giving a venue."""
     if field == "templates" and "{place}" in message:
         return "venue"
     if field == "templates":
