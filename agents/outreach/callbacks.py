@@ -21,7 +21,7 @@ from contracts.providers import TWILIO_QUEUE_OVERFLOW, TWILIO_VALIDITY_EXPIRED
 
 from .agents import Outreach, carry_out
 from .planning import plan
-from .receipts import answer_text, known_or_new, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind, reply_target
+from .receipts import answer_text, known_or_new, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind, reply_target, stop_confirmed
 from .sending import after_queue_full, after_validity_expired
 
 log = logging.getLogger(__name__)
@@ -122,9 +122,7 @@ def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> 
     if kind == "opt_out":
         _set_person(p, partition, pk, lambda person: opt_out(person, "sms", at), at)
         _mark_latest(p, partition, pk, opted_out=True)
-        # Each STOP is confirmed, also from someone another way opted out (a partner, the unsubscribe
-        # page: nobody confirmed those); not when this STOP is replayed, which opted them out itself.
-        return None if person is not None and person.opted_out.get("sms") == at else "stop"
+        return "stop" if stop_confirmed(person, at) else None
     if kind == "opt_in" and person is not None:
         p.people.put(partition, pk, opt_in(person, "sms"))
     elif kind == "help":

@@ -110,6 +110,14 @@ def opt_out(person: PersonRecord, channel: Channel, at: datetime) -> PersonRecor
     return person.model_copy(update={"opted_out": {**person.opted_out, channel: at}})
 
 
+def stop_confirmed(before: PersonRecord | None, at: datetime) -> bool:
+    """Whether a STOP received ``at`` gets turnout's confirmation (``before``: the person as
+    they were when it arrived). Each STOP does, also from someone another way opted out (a
+    partner, the unsubscribe page: nobody confirmed those); not one replayed, which opted them
+    out itself (at that very time)."""
+    return before is None or before.opted_out.get("sms") != at
+
+
 def stopped(person: PersonRecord | None, person_key: str, channels: Iterable[Channel], at: datetime) -> PersonRecord:
     """The person (or a record that only remembers it: ``known_or_new``) opted out of ``channels``."""
     record = known_or_new(person, person_key, at)

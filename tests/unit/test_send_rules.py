@@ -5,8 +5,8 @@ from datetime import datetime, time, timedelta, timezone
 
 from agents.outreach.planning import send_until
 from agents.outreach.quiet_hours import QuietHours
-from agents.outreach.receipts import reply_target
-from agents.outreach.sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, Skip, after_validity_expired, gate, unreadable
+from agents.outreach.receipts import reply_target, stop_confirmed
+from agents.outreach.sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, Skip, after_validity_expired, gate, rezoned, unreadable
 from contracts.asks import AskCommand, AskFact, RecentAsks, ask_id
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
@@ -138,3 +138,21 @@ def test_a_reply_answers_the_newest_ask_the_person_actually_received():
     assert reply_target(recent, {a: "delivered", b: "failed", c: "planned"}.get) == a
     assert reply_target(recent, {}.get) is None
     assert reply_target(None, statuses.get) is None
+
+
+def test_a_deferred_text_is_rezoned_to_where_its_person_lives_now():
+    opened = lambda name, value: value  # noqa: E731 - the fields are not sealed here
+    moved = person().model_copy(update={"postal_code": "10001", "phone": "+12125550123"})
+    assert rezoned(sms(), moved, opened).time_zone == "America/New_York"
+    assert rezoned(sms(), person(), opened) == sms()  # still in Oakland: the same ask
+    unreadable = lambda name, value: None  # noqa: E731 - their data key is not read here
+    assert rezoned(sms(), moved, unreadable).time_zone == LA  # what cannot be read keeps the planned zone
+    assert rezoned(sms(quiet=False), moved, opened).time_zone == LA and rezoned(sms(), None, opened) == sms()
+    assert rezoned(sms(channel="email"), moved, opened).time_zone == LA
+
+
+def test_each_stop_is_confirmed_but_a_replay_of_the_one_that_opted_them_out():
+    assert stop_confirmed(None, at("12:00"))  # someone unknown
+    assert stop_confirmed(person(), at("12:00"))
+    assert stop_confirmed(person(opted_out=("sms",)), at("12:00"))  # opted out another way at 08:00: nobody confirmed that
+    assert not stop_confirmed(person(opted_out=("sms",)), at("08:00"))  # this very STOP, read again
