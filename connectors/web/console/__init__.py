@@ -27,7 +27,6 @@ from typing import Callable
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from contracts.events import PLACEHOLDERS, ActionEvent
 from contracts.facts import ActionRecord
@@ -47,6 +46,7 @@ from ..door.ingress_client import Ingress
 from ..ingress import Authority, validate_events
 from ..publisher import BrokerUnavailable
 from ..pages.words import when
+from ..templating import environment
 from .audience import Audience, TestLimit, launch_question, total
 from .form import KINDS, LANGUAGES, ZONES, from_action, input_of, skipped_problem, to_event
 
@@ -60,7 +60,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
     """``audience``: the workers, for the preview and the test send (``wait``: how long for their answers)."""
     r = APIRouter(include_in_schema=False)
     limit = limit or TestLimit()
-    env = Environment(loader=PackageLoader(__name__, "templates"), autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
+    env = environment(__name__)
     owner_of = lambda action_id: (rec.partner if (rec := book.action_record(action_id)) else None)  # noqa: E731
     clock = from_setting(s.clock)
     footers = {"en": s.sms_footer, "es": s.sms_footer_es}  # what each SMS template's length is counted with

@@ -26,7 +26,6 @@ from urllib.parse import quote, urlsplit
 import segno
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from contracts.facts import Attendance
 from contracts.tallies import TallyBook
@@ -37,6 +36,7 @@ from ..dashboard.access import Access
 from ..errors import FieldError, error, wants_json
 from ..pages import small_form
 from ..pages.words import when
+from ..templating import environment
 from .checkin import Refusal, checkin_event, event_id, tapped_at, walk_in
 from .directory import Directory, Entry
 from .ingress_client import Ingress
@@ -58,7 +58,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
     """``public_url``: the web app's address as phones reach it, for the QR code (unless it is
     a loopback address, a local ``turnout up``: then the address the page was opened at)."""
     r = APIRouter(include_in_schema=False)
-    env = Environment(loader=PackageLoader(__name__, "templates"), autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
+    env = environment(__name__)
 
     def staff(request: Request) -> str:
         viewer = access.require(request)

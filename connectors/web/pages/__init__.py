@@ -27,7 +27,6 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from contracts.tallies import TallyBook
 from streams.clock import Clock, from_setting
@@ -38,6 +37,7 @@ from streams.settings import Settings
 from streams.topology import provider_topic
 
 from ..publisher import BrokerUnavailable, Publisher
+from ..templating import environment
 from .opening import Opened, Refused, open_link, rsvp_record, unsubscribe_records
 from .words import WORDS, language, place, when
 
@@ -66,7 +66,7 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
     provider = provider_topic(s)
     css = (STATIC / "pages.css").read_bytes()
     css_url = "/pages/static/pages.css?v=" + hashlib.sha256(css).hexdigest()[:12]
-    env = Environment(loader=PackageLoader(__name__, "templates"), autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
+    env = environment(__name__)
     env.globals["words"] = WORDS
 
     def page(name: str, lang: str = "en", status: int = 200, headers: dict[str, str] | None = None, **context: object) -> HTMLResponse:
