@@ -10,7 +10,10 @@ cannot take credit by backdating, and an old sign-in sheet imported today still 
   no < maybe < yes); its poster is credited with the RSVP (``rsvp_by``). The same RSVP posted
   again (same partner, event id, answer and time) is a repeat: received later, it moves nothing.
 - *Check-in*: a person who checks in twice is one attendee. Credit for attending goes to
-  the partner whose check-in was received first (ties: the smaller partner id).
+  the partner whose check-in was received first (ties: the smaller partner id). A withdrawn
+  check-in (``withdrawn: true``: a wrong tap at the door) takes back the check-ins received
+  before it; only the partner credited with the check-in, or a backbone partner, may post it
+  (anyone else is refused). A check-in received after it counts again.
 - *Pledge*: a partner's own pledge always wins over one listed inside the action by its
   owner; between two of the same kind, the one received later (then the larger event id).
 - *Action*: owned by the partner that first posted it; only the owner or a backbone partner
@@ -50,8 +53,15 @@ def checkin_rank(a: Attendance) -> tuple:
 
 
 def apply_attendance(
-    old: Attendance | None, event: RsvpEvent | SupporterRsvpEvent | CheckinEvent, partner: str, person_key: str, received: datetime
-) -> Attendance:
+    old: Attendance | None, event: RsvpEvent | SupporterRsvpEvent | CheckinEvent, partner: str, person_key: str, received: datetime,
+    role: str = "member",
+) -> Attendance | Refused | None:
+    """The attendance fact after ``partner`` (of ``role``) posted ``event``; ``None``: nothing to
+    write (a withdrawal of a check-in nobody posted)."""
+    if isinstance(event, CheckinEvent) and event.withdrawn:
+        return withdraw_checkin(old, event.action_id, partner, role, received)
+    if isinstance(event, CheckinEvent) and old is not None and old.withdrawn_received is not None and received <= old.withdrawn_received:
+        return old  # taken back by a withdrawal received after it (posted again, or replayed)
     rsvp = isinstance(event, (RsvpEvent, SupporterRsvpEvent))  # an RSVP from the RSVP page counts like any other
     if rsvp:
         seen = rsvp_digest(event, partner)
@@ -72,6 +82,16 @@ def apply_attendance(
         wins = old.attended_at is None or checkin_rank(new) < checkin_rank(old)
         kept = first
     return new if wins else (old.model_copy(update=kept) if kept else old)
+
+
+def withdraw_checkin(old: Attendance | None, action_id: str, partner: str, role: str, received: datetime) -> Attendance | Refused | None:
+    """The attendance after ``partner`` withdrew the person's check-in: the check-in in force
+    taken back if it was received before the withdrawal."""
+    if old is None or old.attended_at is None or (old.attended_received or old.attended_at) > received:
+        return old  # no check-in to take back, or one received after this withdrawal
+    if old.attended_by != partner and role != "backbone":
+        return Refused(f"the check-in for {action_id!r} was posted by {old.attended_by!r}: only it or the backbone may withdraw it")
+    return old.model_copy(update={"attended_at": None, "attended_by": None, "attended_received": None, "withdrawn_received": received})
 
 
 def rsvp_digest(event: RsvpEvent | SupporterRsvpEvent, partner: str) -> str:

@@ -99,7 +99,11 @@ def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | A
             key = fact_key(partner, person)
             p.memberships.put(partition, key, membership(p.memberships.get(key), partner, person, event.occurred_at))
         key = fact_key(event.action_id, person)
-        p.attendance.put(partition, key, apply_attendance(p.attendance.get(key), event, partner, person, received))
+        attendance = apply_attendance(p.attendance.get(key), event, partner, person, received, envelope.role)
+        if isinstance(attendance, Refused):
+            p.dead_letter(f"checkin:{event.action_id}", attendance.reason, partner=partner, event_id=event.event_id)
+        elif attendance is not None:
+            p.attendance.put(partition, key, attendance)
     elif isinstance(event, OptOutEvent):  # as a STOP or an unsubscribe: coalition-wide, never the contact details
         p.people.put(partition, person, stopped(p.people.get(person), person, event.channels, received))
     elif isinstance(event, PledgeEvent):

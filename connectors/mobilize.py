@@ -10,6 +10,9 @@ organization that promoted the sign-up.
   latest status wins, as for any RSVP). ``attended: true`` → a check-in at the timeslot's
   start, or at ``modified_date`` when that is earlier or there is no start (checked in at the
   door before the start: dated at the start, it was in the future when read, and refused).
+  ``attended: false`` → the check-in withdrawn (marked not attended after all), dated
+  ``modified_date``; each change of ``attended`` is an event of its own (the id carries
+  ``modified_date``), so a person marked, unmarked and marked again counts.
 - The attendance carries the person: name, phone, email and ZIP (primary entries), and SMS
   consent when Mobilize says ``sms_opt_in_status: OPT_IN`` (the RSVP form's text opt-in;
   Mobilize has no email opt-in to pass on). So an RSVP through a partner's event page
@@ -122,8 +125,11 @@ def translate(raw: Any, polled: str, events: dict[str, str], sponsors: dict[int,
             "action_id": action, "status": status, "person": person, **consent}]
     if att.attended:
         start = att.timeslot and att.timeslot.start_date
-        out.append({"type": "checkin", "event_id": f"{base}-checkin", "occurred_at": _iso(min(start, att.modified_date)) if start else modified,
-                    "action_id": action, "person": person, **consent})
+        out.append({"type": "checkin", "event_id": f"{base}-checkin-{att.modified_date}",
+                    "occurred_at": _iso(min(start, att.modified_date)) if start else modified, "action_id": action, "person": person, **consent})
+    elif att.attended is False:  # marked not attended (after a check-in, or never checked in: then nothing to take back)
+        out.append({"type": "checkin", "event_id": f"{base}-checkin-{att.modified_date}", "occurred_at": modified, "action_id": action,
+                    "person": {k: v for k, v in person.items() if k in ("phone", "email")}, "withdrawn": True})
     return Attendance(partner=sponsors.get(att.sponsor.id, polled) if att.sponsor else polled, events=out)
 
 

@@ -226,10 +226,25 @@ class RsvpEvent(PersonEvent):
 
 
 class CheckinEvent(PersonEvent):
-    """A check-in; like an RSVP, it may introduce the person (a sign-in sheet with names)."""
+    """A check-in; like an RSVP, it may introduce the person (a sign-in sheet with names). One
+    withdrawn (a wrong tap at the door, a Mobilize attendance marked not attended) takes back
+    the person's check-ins received before it."""
 
     type: Literal["checkin"] = "checkin"
     action_id: Slug
+    withdrawn: bool = Field(default=False, description="true: the person did not attend after all; withdraws their check-ins for the action "
+                                                       "received before this one (only the partner credited with the check-in, or the backbone, may). "
+                                                       "Introduces nobody and gives no consent.")
+
+    @model_validator(mode="after")
+    def _withdrawal_gives_no_consent(self) -> CheckinEvent:
+        if self.withdrawn and (self.consent.sms.granted or self.consent.email.granted):
+            raise ValueError("a withdrawn check-in gives no consent: post a sign-up for that")
+        return self
+
+    @property
+    def introduces(self) -> bool:
+        return not self.withdrawn and super().introduces
 
 
 def _channels(channels: tuple[str, ...]) -> tuple[str, ...]:

@@ -67,6 +67,8 @@ class Attendance(Internal):
                                                                         "how long the coalition has known the person (identity resolution).")
     rsvp_events: tuple[str, ...] = Field(default=(), description="A short digest of each RSVP applied (partner, event id, answer, time): "
                                                                   "the same RSVP posted again is a repeat and moves no credit.")
+    withdrawn_received: datetime | None = Field(default=None, description="When the last withdrawal of the person's check-in was received: "
+                                                                            "a check-in received before it does not count.")
 
     @property
     def attended(self) -> bool:

@@ -62,7 +62,8 @@ def join_attendance(a: Attendance | None, b: Attendance | None, person: str) -> 
         return None if one is None else one.model_copy(update={"person_key": person})
     rsvps = [x for x in (a, b) if x.rsvp is not None]
     rsvp = max(rsvps, key=rsvp_rank) if rsvps else None
-    checks = [x for x in (a, b) if x.attended_at is not None]
+    withdrawn = max((x.withdrawn_received for x in (a, b) if x.withdrawn_received is not None), default=None)
+    checks = [x for x in (a, b) if x.attended_at is not None and (withdrawn is None or (x.attended_received or x.attended_at) > withdrawn)]
     came = min(checks, key=checkin_rank) if checks else None
     firsts = [x.first_received for x in (a, b) if x.first_received is not None]
     return Attendance(
@@ -72,6 +73,7 @@ def join_attendance(a: Attendance | None, b: Attendance | None, person: str) -> 
         attended_at=came.attended_at if came else None, attended_by=came.attended_by if came else None,
         attended_received=came.attended_received if came else None,
         rsvp_events=tuple(sorted({*a.rsvp_events, *b.rsvp_events})),  # a repeat of either's RSVP is a repeat of theirs
+        withdrawn_received=withdrawn,  # it takes back the check-ins of either received before it
     )
 
 

@@ -130,5 +130,14 @@ def test_a_volunteer_checks_in_an_rsvp_and_a_walk_in_and_a_tap_made_offline_coun
         expect(people.locator("li.in", has_text="Kim Lee")).to_have_count(1)
         expect(people.locator("li.in", has_text="Mo Ruiz")).to_have_count(1)
         expect(page.locator("#checked-in")).to_have_text("5")
+
+        # A wrong tap: Ana's check-in is taken back with "Undo"; the tallies no longer count her.
+        page.get_by_label("Find by name or last 4 digits of their phone").fill("ana")
+        people.get_by_role("button", name="Undo the check-in of Ana Díaz").click()
+        expect(page.locator("#flash")).to_contain_text("Check-in withdrawn: Ana Díaz.")
+        eventually(lambda: union_attended(door) == 3, timeout=30)
+        page.reload()
+        expect(page.locator("#checked-in")).to_have_text("4", timeout=15_000)
+        expect(people.locator("li", has_text="Ana Díaz").get_by_role("button", name="Check in Ana Díaz")).to_be_visible()
     finally:
         context.close()

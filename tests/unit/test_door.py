@@ -110,6 +110,17 @@ def test_a_walk_in_typed_in_any_format_is_one_line_and_an_erasure_removes_it(typ
     assert [e for e in d.roster("union-a", "rally-1", nobody) if e.walk_in] == []
 
 
+def test_a_withdrawn_checkin_read_from_the_events_is_off_the_list_until_checked_in_again():
+    d = seeded()
+    tap = checkin("c1", "rally-1", phone=ANA)
+    feed(d, "union-a", tap, {**checkin("c2", "rally-1", phone=ANA), "withdrawn": True})
+    (entry,) = d.roster("union-a", "rally-1", lambda key: "union-a")  # the tallies have not read the withdrawal yet
+    assert not entry.checked_in and not entry.can_undo
+    feed(d, "union-a", checkin("c3", "rally-1", phone=ANA))
+    (entry,) = d.roster("union-a", "rally-1", lambda key: "union-a")
+    assert entry.checked_in and entry.can_undo
+
+
 def test_checked_in_comes_from_the_tallies_by_any_key_of_the_person():
     d = seeded()
     ana = person_key(SECRET, ANA, None)
@@ -307,6 +318,32 @@ def test_a_tap_is_the_partners_signed_checkin_event_and_a_retry_is_the_same_even
     assert first.person_key == person_key(SECRET, ANA, None)
     roster = client.get("/dashboard/checkin/rally-1/roster").json()
     assert roster["checked_in"] == 1 and roster["people"][0]["checked_in"]
+
+
+def test_a_wrong_tap_is_undone_by_the_partners_signed_withdrawal(door):
+    """Ana checked in by mistake: once the tallies credit union-a with her check-in, its staff
+    see "Undo"; the undo is union-a's own withdrawn check-in, naming only her phone, and she is
+    off at once (before the tallies read it); faith-b's staff never get an Undo for her."""
+    client, publisher, book = door
+    sign_in(client, STAFF_A)
+    ref = client.get("/dashboard/checkin/rally-1/roster").json()["people"][0]["ref"]
+    assert client.post("/dashboard/checkin/rally-1", data={"ref": ref, "event_id": "0123456789abcdef"}).status_code == 200
+    ana = person_key(SECRET, ANA, None)
+    book.apply("attendance", fact_key("rally-1", ana), Attendance(action_id="rally-1", person_key=ana, attended_at=NOW, attended_by="union-a"))
+    page = client.get("/dashboard/checkin/rally-1").text
+    assert "Undo <span" in page and client.get("/dashboard/checkin/rally-1/roster").json()["people"][0]["can_undo"]
+    r = client.post("/dashboard/checkin/rally-1", data={"ref": ref, "event_id": "fedcba9876543210", "undo": "1"})
+    assert r.status_code == 200 and "Check-in withdrawn: Ana Díaz." in r.text and "Undo <span" not in r.text
+    undo = written(publisher)[-1]
+    assert (undo.partner, undo.event.withdrawn, undo.event.person.phone, undo.event.person.given_name) == ("union-a", True, ANA, None)
+    assert client.get("/dashboard/checkin/rally-1/roster").json()["checked_in"] == 0
+    assert client.post("/dashboard/checkin/rally-1", data={"event_id": "fedcba9876543211", "undo": "1"},
+                       headers={"Accept": "application/json"}).status_code == 422  # undo of nobody
+    client.post("/dashboard/logout")
+    sign_in(client, STAFF_B)
+    book.apply("attendance", fact_key("rally-1", ana), Attendance(action_id="rally-1", person_key=ana, attended_at=NOW, attended_by="union-a"))
+    (entry,) = [p for p in client.get("/dashboard/checkin/rally-1/roster").json()["people"] if p["name"] == "Anita"]
+    assert entry["checked_in"] and not entry["can_undo"]
 
 
 def test_a_walk_in_is_written_with_the_consent_given_and_joins_the_list(door):

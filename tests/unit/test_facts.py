@@ -1,6 +1,9 @@
 from datetime import datetime, timedelta, timezone
 from itertools import permutations
 
+import pytest
+from pydantic import ValidationError
+
 from agents.facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
 from contracts.events import Envelope, partner_event
 from tests.factories import action, checkin, pledge, rsvp
@@ -104,3 +107,37 @@ def test_an_rsvp_posted_again_moves_no_credit():
     # A new answer is no repeat, even with the same event id (the RSVP page's id names the ask).
     changed = attendance([("faith-b", faith, at(0)), ("union-a", union, at(1)), ("faith-b", {**faith, "status": "no"}, at(2))])
     assert (changed.rsvp, changed.rsvp_by) == ("no", "faith-b")
+
+
+def withdrawal(event_id: str, **kw):
+    return {**checkin(event_id, "rally-1", phone=PHONE, at="2026-12-01T18:20:00Z"), "withdrawn": True, **kw}
+
+
+def test_a_withdrawn_checkin_takes_the_attendance_back_and_a_later_checkin_counts_again():
+    tap = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), at(0))
+    undo = ("union-a", withdrawal("c1-undo"), at(1))
+    fact = attendance([tap, undo])
+    assert (fact.attended, fact.attended_by, fact.withdrawn_received) == (False, None, at(1))
+    assert attendance([tap, undo, tap]) == fact  # the mistaken tap read again (a replay) stays withdrawn
+    again = ("union-a", checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:30:00Z"), at(2))
+    assert attendance([tap, undo, again]).attended_by == "union-a"
+
+
+def test_a_withdrawal_takes_back_only_checkins_received_before_it():
+    undo = ("union-a", withdrawal("c1-undo"), at(1))
+    later = ("faith-b", checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:30:00Z"), at(2))
+    assert attendance([later, undo]).attended_by == "faith-b"
+    assert attendance([undo]) is None  # nobody checked them in: nothing to write
+
+
+def test_only_the_credited_partner_or_the_backbone_may_withdraw_a_checkin():
+    tap = apply_attendance(None, ev(checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z")), "union-a", "pk", at(0))
+    refused = apply_attendance(tap, ev(withdrawal("x")), "faith-b", "pk", at(1))
+    assert isinstance(refused, Refused) and "'union-a'" in refused.reason
+    assert not apply_attendance(tap, ev(withdrawal("x")), "coalition-bb", "pk", at(1), role="backbone").attended
+
+
+def test_a_withdrawal_gives_no_consent_and_introduces_nobody():
+    with pytest.raises(ValidationError, match="a withdrawn check-in gives no consent"):
+        ev(withdrawal("x", consent={"sms": True}))
+    assert not ev(withdrawal("x", person={"phone": PHONE, "given_name": "Ana"})).introduces

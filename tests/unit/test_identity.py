@@ -175,6 +175,17 @@ def test_joining_attendance_is_commutative_and_idempotent():
     assert (ab.rsvp, ab.rsvp_by, ab.attended_by) == ("yes", "f", "f")
 
 
+def test_a_withdrawal_under_one_record_takes_back_the_earlier_checkins_of_both():
+    """As if they had always been one person: the phone's check-in withdrawn at 10 takes back the
+    email's check-in received at 8; one received at 11 stands."""
+    a = Attendance(action_id="x", person_key="pa", withdrawn_received=at(10))
+    b = Attendance(action_id="x", person_key="pb", attended_at=at(8), attended_by="f", attended_received=at(8))
+    joined = join_attendance(a, b, "p")
+    assert (joined.attended, joined.withdrawn_received) == (False, at(10)) and joined == join_attendance(b, a, "p")
+    later = b.model_copy(update={"attended_at": at(11), "attended_received": at(11)})
+    assert join_attendance(a, later, "p").attended_by == "f"
+
+
 def test_a_message_that_goes_round_too_often_is_a_dead_letter():
     c = Cluster()
     c.enqueue("identity", KP, Link(person=KP, other=KE, seen=T, hops=99).model_dump_json().encode())

@@ -13,15 +13,15 @@ from connectors.web.ingress import envelopes
 from contracts.asks import TargetAction
 from streams.data_keys import MemoryDataKeys
 from streams.keys import fact_key
-from tests.factories import action, rsvp
+from tests.factories import action, checkin, rsvp
 from tests.fakes import dead_letters, memory_pipeline
 
 SECRET = b"secret"
 RECEIVED = datetime(2026, 11, 22, 15, 0, tzinfo=timezone.utc)
 
 
-def records(items: list[dict], received: datetime = RECEIVED) -> list[tuple[bytes, bytes]]:
-    recs, result = asyncio.run(envelopes(items, "union-a", received, SECRET, "US", MemoryDataKeys()))
+def records(items: list[dict], received: datetime = RECEIVED, partner: str = "union-a") -> list[tuple[bytes, bytes]]:
+    recs, result = asyncio.run(envelopes(items, partner, received, SECRET, "US", MemoryDataKeys()))
     assert result.accepted == len(items)
     return recs
 
@@ -72,3 +72,21 @@ def test_a_rapid_response_action_posted_again_keeps_the_grace_of_its_first_posti
     posted = {TargetAction.model_validate_json(value).posted_at for _, value, _ in p.targeting.sent}
     assert posted == {RECEIVED}
     assert p.actions.get("alarm").first_received == RECEIVED and p.actions.get("alarm").action.title == "Come now, still"
+
+
+def test_a_checkin_is_withdrawn_only_by_the_partner_credited_with_it():
+    """faith-b cannot take back union-a's check-in (a dead letter says why, and nothing is
+    written); union-a can, and the person is no longer in."""
+    ana = "+15105550101"
+    [tap] = records([checkin("c1", "rally", phone=ana)])
+    undo = {**checkin("c2", "rally", phone=ana), "withdrawn": True}
+    [theirs] = records([undo], RECEIVED.replace(minute=5), partner="faith-b")
+    [ours] = records([undo], RECEIVED.replace(minute=6))
+    p = memory_pipeline()
+    handle_batch(p, batch([tap, theirs]), SECRET)
+    key = fact_key("rally", tap[0].decode())
+    assert p.attendance.get(key).attended_by == "union-a"
+    assert [(d["reason"], d["partner"]) for d in dead_letters(p)] == [
+        ("the check-in for 'rally' was posted by 'union-a': only it or the backbone may withdraw it", "faith-b")]
+    handle_batch(p, batch([ours]), SECRET)
+    assert not p.attendance.get(key).attended and len(dead_letters(p)) == 1

@@ -41,7 +41,18 @@ def test_a_checkin_marked_before_the_timeslot_starts_is_dated_when_it_was_marked
     assert early.events[1]["occurred_at"] == "2025-12-02T01:46:40+00:00"  # modified_date, before the 02:00 start
     late = translate(attendance(2, 7001, "CONFIRMED", 1764650000, phone="5105550123", attended=True), "union-a", EVENTS, {})
     assert late.events[1]["occurred_at"] == "2025-12-02T02:00:00+00:00"  # marked after: the start, as before
-    assert early.events[1]["event_id"] == late.events[1]["event_id"]  # one check-in, however it is dated
+
+
+def test_unmarking_attended_withdraws_the_checkin_and_marking_it_again_checks_in_again():
+    """Each change of ``attended`` is an event of its own (its id carries modified_date): a
+    person marked, unmarked and marked again is in, not stuck withdrawn by a deduplicated id."""
+    marked, unmarked, again = (translate(attendance(2, 7001, "CONFIRMED", modified, phone="5105550123", attended=attended), "union-a", EVENTS, {})
+                               for modified, attended in ((1764650000, True), (1764650600, False), (1764651200, True)))
+    assert [e.get("withdrawn", False) for e in (marked.events[1], unmarked.events[1], again.events[1])] == [False, True, False]
+    assert len({marked.events[1]["event_id"], unmarked.events[1]["event_id"], again.events[1]["event_id"]}) == 3
+    assert unmarked.events[1]["person"] == {"phone": "5105550123"} and "consent" not in unmarked.events[1]
+    partner_event.validate_python(unmarked.events[1])
+    assert [e["type"] for e in translate(attendance(3, 7001, "CONFIRMED", 1000, phone="5105550124"), "union-a", EVENTS, {}).events] == ["rsvp"]
 
 
 def test_credit_goes_to_the_sponsor_when_it_is_a_coalition_partner():

@@ -73,14 +73,15 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         return record.action
 
     def roster(partner: str, action_id: str) -> list[Entry]:
-        def attended(key: str) -> bool:
+        def attended(key: str) -> str | None:
             fact = book.fact("attendance", fact_key(action_id, key))
-            return isinstance(fact, Attendance) and fact.attended
+            return fact.attended_by if isinstance(fact, Attendance) else None
         return directory.roster(partner, action_id, attended, book.person_of)
 
     def render(request: Request, partner: str, action_id: str, q: str = "", done: str = "", problem: str = "", status: int = 200,
-               typed: dict[str, str] | None = None) -> HTMLResponse:
-        """The page; ``typed``: a refused walk-in's form, given back as it was typed."""
+               typed: dict[str, str] | None = None, undone: bool = False) -> HTMLResponse:
+        """The page; ``done``: whom the last tap checked in (``undone``: whose check-in it
+        withdrew); ``typed``: a refused walk-in's form, given back as it was typed."""
         action = action_or_404(action_id)
         people = roster(partner, action_id)
         shown = [e for e in people if matches(e, q)][:MOST_SHOWN] if q else people[:MOST_SHOWN]
@@ -89,7 +90,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         address = page_address(request, public_url)
         body = env.get_template("checkin.html").render(
             action=action, when=when(action.starts_at, action.time_zone, "en"), partner=coalition().names().get(partner, partner),
-            people=shown, total=len(people), checked_in=sum(e.checked_in for e in people), q=q, done=done, problem=problem,
+            people=shown, total=len(people), checked_in=sum(e.checked_in for e in people), q=q, done=done, undone=undone, problem=problem,
             new_id=new_event_id, typed=defaultdict(str, typed or {}), qr=segno.make(address, error="m").svg_inline(scale=5, dark="#111", light="#fff"), address=address)
         return HTMLResponse(body, status_code=status, headers=HEADERS)
 
@@ -104,9 +105,9 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
     async def page(request: Request, action_id: str, q: str = "", done: str = "") -> Response:
         if access.viewer(request) is None:
             return RedirectResponse("/dashboard/login?next=" + quote(f"/dashboard/checkin/{action_id}", safe="/"), status_code=303)
-        checked_in = str(request.session.pop(DONE, "")) if done else ""  # said once, from the signed session
+        name, undone = request.session.pop(DONE, ["", False]) if done else ["", False]  # said once, from the signed session
         try:
-            return render(request, staff(request), action_id, q[:100], checked_in[:200])
+            return render(request, staff(request), action_id, q[:100], str(name)[:200], undone=undone is True)
         except HTTPException as no:
             return refusal(request, no)
 
@@ -138,7 +139,8 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         if answer.status == 202:
             if wants_json(request):
                 return JSONResponse({"status": "accepted", "name": name, "warnings": answer.body.get("warnings", [])}, status_code=202)
-            request.session[DONE] = name  # not in the address: a door phone's history and a proxy's log would keep it
+            # Not in the address: a door phone's history and a proxy's log would keep it.
+            request.session[DONE] = [name, undo(form)]
             return RedirectResponse(f"/dashboard/checkin/{quote(action_id)}?done=1", status_code=303, headers={"Cache-Control": "no-store"})
         detail = api_detail(answer.body)
         if wants_json(request):
@@ -155,17 +157,24 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
             contact = directory.find(partner, action_id, form["ref"], book.person_of)
             if contact is None:
                 raise Refusal("ref", "that person is not on this partner's list for this action")
+        elif undo(form):
+            raise Refusal("ref", "name whose check-in to withdraw")
         else:
             contact, sms, email = walk_in(form)
         known = coalition().get(partner)
         if known is None:
             raise HTTPException(403, "this partner is disabled or no longer in the coalition")
-        answer = await ingress.post(partner, known.secret.get_secret_value(), [checkin_event(eid, action_id, at, contact, sms, email)])
+        answer = await ingress.post(partner, known.secret.get_secret_value(), [checkin_event(eid, action_id, at, contact, sms, email, undo(form))])
         if answer.status == 202:
-            directory.checked_in(partner, action_id, contact)
+            directory.checked_in(partner, action_id, contact, undo(form))
         return answer, contact.name
 
     return r
+
+
+def undo(form: dict[str, str]) -> bool:
+    """Whether the form withdraws a check-in (the "Undo" of a wrong tap) instead of making one."""
+    return form.get("undo") == "1"
 
 
 def walk_in_typed(form: dict[str, str]) -> dict[str, str] | None:

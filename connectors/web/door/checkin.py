@@ -1,5 +1,5 @@
-"""What a tap at the door writes: a partner ``checkin`` event, as the partner's own tools would
-post it. Pure: the form's fields, the contact found in the directory and ``now`` in; the event
+"""What a tap at the door writes: a partner ``checkin`` event (or, for "Undo", its withdrawal),
+as the partner's own tools would post it. Pure: the form's fields, the contact found in the directory and ``now`` in; the event
 (a JSON-ready dict) or a ``Refusal`` naming the field out.
 
 The event id comes from the volunteer's phone (``door-<id>``), made when the button was tapped,
@@ -59,12 +59,16 @@ def walk_in(form: dict[str, str]) -> tuple[Contact, bool, bool]:
     return Contact(given, family or None, phone or None, email or None), sms, mail
 
 
-def checkin_event(event_id: str, action_id: str, at: datetime, contact: Contact, sms: bool = False, email: bool = False) -> dict:
+def checkin_event(event_id: str, action_id: str, at: datetime, contact: Contact, sms: bool = False, email: bool = False,
+                  withdrawn: bool = False) -> dict:
     """The partner event (``contracts.events.CheckinEvent``'s wire form). Consent is sent only
-    when given at the door (a check-in of someone known leaves their consent as it was)."""
-    person = {k: v for k, v in (("given_name", contact.given_name), ("family_name", contact.family_name),
-                                ("phone", contact.phone), ("email", contact.email)) if v}
+    when given at the door (a check-in of someone known leaves their consent as it was).
+    ``withdrawn``: the check-in taken back (a wrong tap), naming only the phone and email."""
+    named = () if withdrawn else (("given_name", contact.given_name), ("family_name", contact.family_name))
+    person = {k: v for k, v in (*named, ("phone", contact.phone), ("email", contact.email)) if v}
     event: dict = {"type": "checkin", "event_id": event_id, "occurred_at": at.isoformat(), "action_id": action_id, "person": person}
+    if withdrawn:
+        event["withdrawn"] = True
     consent = {k: {"granted": True, "method": "door check-in"} for k, given in (("sms", sms), ("email", email)) if given}
     if consent:
         event["consent"] = consent

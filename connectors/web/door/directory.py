@@ -69,6 +69,8 @@ class Entry:
     rsvp: Status | None
     checked_in: bool
     walk_in: bool
+    #: The partner may withdraw the check-in (a wrong tap): it is the one credited with it.
+    can_undo: bool = False
 
 
 @dataclass
@@ -85,6 +87,8 @@ class Directory:
     people: dict[str, dict[str, Contact]] = field(default_factory=dict)
     rsvps: dict[tuple[str, str], dict[str, Status]] = field(default_factory=dict)
     checkins: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    #: Per (action, partner), whom the partner checked in and then withdrew (not checked in again since).
+    withdrawals: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     #: Per partner, the email key of a person it posted with a phone too → that person's key
     #: (``Envelope.email_key``): an event naming only the email is that person's.
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -120,8 +124,11 @@ class Directory:
                 own[key] = own[key].merged(contact) if kind == "signup" else own[key].filled(contact)
         if kind in ("rsvp", "supporter_rsvp"):
             self.rsvps.setdefault((event["action_id"], partner), {})[key] = event["status"]
+        elif kind == "checkin" and event.get("withdrawn"):
+            self.withdrawals.setdefault((event["action_id"], partner), set()).add(key)
         elif kind == "checkin":
             self.checkins.setdefault((event["action_id"], partner), set()).add(key)
+            self.withdrawals.get((event["action_id"], partner), set()).discard(key)
         if (email_key := envelope.get("email_key")) and email_key != key:
             self._alias(partner, email_key, key)
 
@@ -158,7 +165,7 @@ class Directory:
         for per_person in self.rsvps.values():
             for key in gone & per_person.keys():
                 del per_person[key]
-        for keys in self.checkins.values():
+        for keys in (*self.checkins.values(), *self.withdrawals.values()):
             keys -= gone
         for aliases in self.aliases.values():
             for alias, key in list(aliases.items()):
@@ -186,20 +193,26 @@ class Directory:
     def ref(self, partner: str, key: str) -> str:
         return hmac.new(self.ref_key, f"{partner}|{key}".encode(), hashlib.sha256).hexdigest()[:20]
 
-    def roster(self, partner: str, action_id: str, attended: Callable[[str], bool], person_of: Callable[[str], str] = lambda key: key) -> list[Entry]:
+    def roster(self, partner: str, action_id: str, attended: Callable[[str], str | None], person_of: Callable[[str], str] = lambda key: key) -> list[Entry]:
         """The partner's people for the action: whom it RSVP'd yes or maybe, and whom it checked
-        in (walk-ins), by name, one line per person. ``attended(key)``: whether the tallies have
-        the person checked in (by anyone) under that key; ``person_of(key)``: the person a key
-        is now (the tallies' identity facts), so that someone the partner posted by phone and by
-        email, linked by anyone, is one line."""
+        in (walk-ins), by name, one line per person. ``attended(key)``: the partner the tallies
+        credit with the person's check-in under that key (``None``: not checked in);
+        ``person_of(key)``: the person a key is now (the tallies' identity facts), so that
+        someone the partner posted by phone and by email, linked by anyone, is one line. A
+        check-in the partner withdrew is not in, even before the tallies have read the withdrawal."""
         said = {k: s for k, s in self.rsvps.get((action_id, partner), {}).items() if s in ("yes", "maybe")}
         checked = self.checkins.get((action_id, partner), set())
+        undone = self.withdrawals.get((action_id, partner), set())
         out = []
         for ref, keys, contact in self._lines(partner, said.keys() | checked, person_of):
             statuses = {said[k] for k in keys if k in said}
-            came = bool(checked & keys) or any(attended(k) for k in keys | {person_of(k) for k in keys})
+            credited = {by for k in keys | {person_of(k) for k in keys} if (by := attended(k))}
+            if keys & undone:
+                credited.discard(partner)
+            mine = bool((checked - undone) & keys)
             out.append(Entry(ref, contact.name, contact.phone[-4:] if contact.phone else None, contact.email is not None,
-                             "yes" if "yes" in statuses else "maybe" if statuses else None, came, not statuses))
+                             "yes" if "yes" in statuses else "maybe" if statuses else None, mine or bool(credited), not statuses,
+                             partner in credited or (mine and not credited)))
         return sorted(out, key=lambda e: (e.name.casefold(), e.ref))
 
     def find(self, partner: str, action_id: str, ref: str, person_of: Callable[[str], str] = lambda key: key) -> Contact | None:
@@ -229,13 +242,17 @@ class Directory:
             out.append((self.ref(partner, min(group & keys)), group | self.keys(min(group), contact), contact))
         return out
 
-    def checked_in(self, partner: str, action_id: str, contact: Contact) -> None:
-        """Note a check-in this web app has just written (the events topic will say so too),
-        its phone and email as the ingress wrote them ("(510) 555-0303" is +15105550303): the
-        same person key, so one line, and the one an erasure names."""
+    def checked_in(self, partner: str, action_id: str, contact: Contact, withdrawn: bool = False) -> None:
+        """Note a check-in (or its withdrawal) this web app has just written (the events topic
+        will say so too), its phone and email as the ingress wrote them ("(510) 555-0303" is
+        +15105550303): the same person key, so one line, and the one an erasure names."""
         contact = replace(contact, phone=contact.phone and normalize_phone(contact.phone, self.region),
                           email=contact.email and normalize_email(contact.email))
         key = person_key(self.secret, contact.phone, contact.email)
         own = self.people.setdefault(partner, {})
         own[key] = own[key].filled(contact) if key in own else contact  # as the check-in's event will
-        self.checkins.setdefault((action_id, partner), set()).add(key)
+        if withdrawn:
+            self.withdrawals.setdefault((action_id, partner), set()).add(key)
+        else:
+            self.checkins.setdefault((action_id, partner), set()).add(key)
+            self.withdrawals.get((action_id, partner), set()).discard(key)

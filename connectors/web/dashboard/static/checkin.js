@@ -11,7 +11,7 @@ const endpoint = "/dashboard/checkin/" + encodeURIComponent(actionId);
 const QUEUE_KEY = "turnout-door-queue:" + actionId;
 const $ = (id) => document.getElementById(id);
 
-let people = []; // the roster: {ref, name, phone_last4, has_email, rsvp, checked_in, walk_in}
+let people = []; // the roster: {ref, name, phone_last4, has_email, rsvp, checked_in, walk_in, can_undo}
 let queue = load();
 let flushing = false;
 let retryMs = 1000;
@@ -47,7 +47,8 @@ function matches(p, q) {
   return fold(p.name).includes(fold(q));
 }
 
-const pendingRefs = () => new Set(queue.filter((t) => t.fields.ref).map((t) => t.fields.ref));
+// The last tap queued for each person on the list: a check-in, or an undo ({undo: "1"}).
+const pendingRefs = () => new Map(queue.filter((t) => t.fields.ref).map((t) => [t.fields.ref, t.fields]));
 
 function renderList() {
   const q = $("q").value;
@@ -55,13 +56,20 @@ function renderList() {
   const shown = people.filter((p) => matches(p, q));
   const items = shown.map((p) => {
     const detail = (p.phone_last4 ? "phone …" + p.phone_last4 : p.has_email ? "email only" : "") + (p.walk_in ? " · walk-in" : p.rsvp ? " · RSVP " + p.rsvp : "");
-    const li = el("li", { "data-ref": p.ref, class: p.checked_in ? "in" : pending.has(p.ref) ? "in waiting" : null },
+    const waiting = pending.get(p.ref);
+    const li = el("li", { "data-ref": p.ref, class: waiting ? "in waiting" : p.checked_in ? "in" : null },
       el("span", { class: "person" }, el("span", { class: "name" }, p.name), el("span", { class: "detail" }, detail)));
-    if (p.checked_in) li.append(el("span", { class: "state" }, "✓ Checked in"));
-    else if (pending.has(p.ref)) li.append(el("span", { class: "state" }, "✓ Checked in (sending…)"));
-    else {
-      // Named with how to tell two people apart: two "(no name given)" are otherwise one label to a screen reader.
-      const how = p.phone_last4 ? ", phone …" + p.phone_last4 : p.has_email ? ", email only" : "";
+    // Named with how to tell two people apart: two "(no name given)" are otherwise one label to a screen reader.
+    const how = p.phone_last4 ? ", phone …" + p.phone_last4 : p.has_email ? ", email only" : "";
+    if (waiting) li.append(el("span", { class: "state" }, waiting.undo ? "Withdrawing the check-in (sending…)" : "✓ Checked in (sending…)"));
+    else if (p.checked_in) {
+      li.append(el("span", { class: "state" }, "✓ Checked in"));
+      if (p.can_undo) {
+        const undo = el("button", { type: "button", class: "undo" }, "Undo ", el("span", { class: "visually-hidden" }, "the check-in of " + p.name + how));
+        undo.addEventListener("click", () => tap({ ref: p.ref, undo: "1" }, p.name));
+        li.append(undo);
+      }
+    } else {
       const button = el("button", { type: "button", class: "go" }, "Check in ", el("span", { class: "visually-hidden" }, p.name + how));
       button.addEventListener("click", () => tap({ ref: p.ref }, p.name));
       li.append(button);
@@ -82,7 +90,9 @@ function renderList() {
 function renderCount() {
   const waiting = queue.length;
   const walkIns = queue.filter((t) => !t.fields.ref).length; // not on the server's list yet
-  const inCount = people.filter((p) => p.checked_in).length + walkIns + queue.filter((t) => t.fields.ref && !people.some((p) => p.ref === t.fields.ref && p.checked_in)).length;
+  const pending = pendingRefs();
+  const isIn = (p) => (pending.has(p.ref) ? !pending.get(p.ref).undo : p.checked_in);
+  const inCount = people.filter(isIn).length + walkIns + [...pending.keys()].filter((ref) => !pending.get(ref).undo && !people.some((p) => p.ref === ref)).length;
   $("checked-in").textContent = String(inCount);
   $("total").textContent = String(people.length + walkIns);
   $("queued").hidden = waiting === 0;
@@ -107,7 +117,9 @@ function tap(fields, name) {
   queue.push({ event_id: newId(), at: new Date().toISOString(), fields, name });
   save();
   renderList();
-  flash(navigator.onLine ? "Checking in " + name + "…" : "Saved on this phone: " + name + " is checked in as soon as the connection is back.", "done");
+  const what = fields.undo ? "withdrawn" : "checked in";
+  flash(navigator.onLine ? (fields.undo ? "Withdrawing the check-in of " : "Checking in ") + name + "…"
+    : "Saved on this phone: " + name + " is " + what + " as soon as the connection is back.", "done");
   flush();
 }
 
@@ -138,13 +150,13 @@ async function flush() {
       }
       queue.shift();
       if (r.ok) {
-        flash("Checked in: " + t.name + ".", "done");
+        flash((t.fields.undo ? "Check-in withdrawn: " : "Checked in: ") + t.name + ".", "done");
         const person = people.find((p) => p.ref === t.fields.ref);
-        if (person) person.checked_in = true;
+        if (person) Object.assign(person, { checked_in: !t.fields.undo, can_undo: !t.fields.undo });
         else people.push({ ref: "walk-in:" + t.event_id, name: t.name, phone_last4: null, has_email: false, rsvp: null, checked_in: true, walk_in: true });
       } else {
         const body = await r.json().catch(() => ({}));
-        flash("Not checked in: " + t.name + ": " + (body.detail || r.status), "problem");
+        flash((t.fields.undo ? "Not withdrawn: " : "Not checked in: ") + t.name + ": " + (body.detail || r.status), "problem");
       }
       save();
       renderList();
