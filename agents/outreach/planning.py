@@ -144,9 +144,15 @@ def pick(templates: Mapping[str, T], language: str | None) -> tuple[str, T] | No
     return None
 
 
+#: What a message calls someone who gave no name, by the template's language (else English).
+NAME_FALLBACKS = {"en": "friend", "es": "amigo/a"}
+
+
 def in_language(values: dict[str, str], action: ActionEvent, tag: str, sms: bool = False) -> dict[str, str]:
-    """``values`` with the action's time written in the template's language (``sms``: in GSM-7)."""
-    return {**values, "local_time": local_time(action.starts_at, action.time_zone, tag, sms)}
+    """``values`` with the action's time written in the template's language (``sms``: in GSM-7),
+    and a blank name as that language calls someone who gave none ("Hola amigo/a", not "Hola friend")."""
+    named = {} if (values.get("given_name") or "").strip() else {"given_name": NAME_FALLBACKS.get(tag.split("-")[0].lower(), NAME_FALLBACKS["en"])}
+    return {**values, **named, "local_time": local_time(action.starts_at, action.time_zone, tag, sms)}
 
 
 def _sms(person, action, values, now, policy, common) -> AskCommand | None:

@@ -128,6 +128,16 @@ def test_a_text_to_a_spanish_speaker_says_how_to_rsvp_and_stop_in_spanish():
     assert english.body.endswith("\nText STOP to quit") and theirs.body.endswith("\nManda STOP para salir")
 
 
+def test_someone_who_gave_no_name_is_greeted_in_the_language_of_their_template():
+    hello = action(templates={"sms": {"en": "Hi {given_name}", "es": "Hola {given_name}"},
+                              "email": {"es": {"subject": "Hola {given_name}", "body": "Hola {given_name}"}}})
+    nameless = person().model_copy(update={"given_name": " ", "language": "es-MX"})
+    text, email = plan(nameless, hello, None, set(), NOON, OutreachPolicy())
+    assert text.body.startswith("union-a: Hola amigo/a\n") and email.subject == "Hola amigo/a"  # not "Hola friend"
+    english = plan(nameless.model_copy(update={"language": "en"}), hello, None, set(), NOON, OutreachPolicy())[0]
+    assert english.body.startswith("union-a: Hi friend\n")
+
+
 def test_an_action_in_spanish_only_reaches_english_speakers_in_spanish_rather_than_no_one():
     (text,) = plan(person(), action(templates={"sms": {"es": "Marcha {local_time}"}}), None, set(), NOON, OutreachPolicy())
     assert text.body == "union-a: Marcha mar 1 dic, 6:00 p. m. PST\nReply YES to RSVP, STOP to opt out"
