@@ -319,6 +319,12 @@ def test_a_refused_invitation_names_the_field_at_fault(web, body, field):
     assert len(web.log.records) == written
 
 
+def test_an_invitation_with_several_faults_names_each_at_once(web):
+    assert sign_in(web.client, ORGANIZER).status_code == 303
+    r = web.client.post("/dashboard/accounts", json={"email": ""})  # no address, and a viewer needs a partner
+    assert r.status_code == 422 and sorted(e["field"] for e in r.json()["errors"]) == ["body.email", "body.partner"], r.text
+
+
 def test_an_admin_cannot_remove_another_partners_account_nor_learn_it_exists(web):
     assert sign_in(web.client, ADMIN_B).status_code == 303
     for email in (VIEWER_A, ORGANIZER, "nobody@example.org"):

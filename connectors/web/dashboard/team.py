@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from connectors.accounts.rules import AccountRefused, check_manager, invite_link
-from connectors.accounts.store import AccountStore, AccountsUnavailable
+from connectors.accounts.store import AccountStore, AccountsUnavailable, email_of
 from contracts.accounts import Account, AccountRole
 from streams.coalition import Coalition
 from streams.settings import Settings
@@ -76,10 +76,13 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
         partner = body.partner if body.partner is not None or viewer.role == "organizer" else viewer.partner
         if body.role == "organizer" and body.partner is None:
             partner = None  # not the inviting admin's own: an organizer has none (one given is refused below)
-        async with _answers():
-            check_manager(manager(viewer), body.role, partner)  # first: an admin learns no other partner's id
+        def known_partner() -> None:
             if partner is not None and partner not in coalition().partners:
                 raise AccountRefused(f"no partner {partner!r} in the coalition file", 422, "partner")
+
+        async with _answers():
+            # Every field at fault named at once; a 403 alone (an admin learns no other partner's id).
+            refused_together(lambda: check_manager(manager(viewer), body.role, partner), lambda: email_of(body.email), known_partner)
             account, token = await accounts.invite(body.email, body.role, partner, viewer.email or "organizer token",
                                                    datetime.now(timezone.utc), s.invite_hours, manager(viewer))
         return Invited(**AccountView.of(account).model_dump(), link=invite_link(str(request.base_url), token))
@@ -93,6 +96,21 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
         return Response(status_code=204)
 
     return r
+
+
+def refused_together(*checks: Callable[[], object]) -> None:
+    """Run every check: a refusal other than 422 is raised at once, the 422s together (one
+    error per field at fault)."""
+    found = []
+    for check in checks:
+        try:
+            check()
+        except AccountRefused as exc:
+            if exc.status != 422:
+                raise
+            found.append(exc)
+    if found:
+        raise HTTPRefusal(422, "; ".join(map(str, found)), [FieldError(field=f"body.{e.field}", message=str(e), type="value_error") for e in found])
 
 
 @asynccontextmanager
