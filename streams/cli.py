@@ -668,6 +668,13 @@ def mobilize_poll(once: bool) -> None:
 
 def enabled_partner(s: Settings, partner_id: str):
     """The enabled partner ``partner_id`` of the coalition file, or one line saying what is wrong."""
+    from . import running
+
+    if not s.coalition.exists() and "coalition" not in s.model_fields_set and s.find_stack and running.find(Path.cwd()) is None:
+        # Most likely run away from the `turnout up` whose coalition it means (an outside probe).
+        raise click.ClickException(f"no coalition file at {s.coalition.absolute()}, and no `turnout up` is running from {Path.cwd()} or a "
+                                   "parent directory to take one from: run this where `turnout up` runs, or create the file with "
+                                   "`turnout partners add ID --name NAME --kind KIND`, or point TURNOUT_COALITION at yours")
     with coalition_errors():
         coalition = coalition_file.load(s.coalition)
     partner = coalition.partners.get(partner_id)

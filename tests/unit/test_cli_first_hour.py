@@ -141,6 +141,9 @@ def test_a_missing_coalition_file_is_an_error_that_names_it(here):
     assert r.exit_code == 1 and "no coalition file at /nope.toml" in r.output, r.output
     r = turnout("partners", "list")  # the default, relative to where the command runs
     assert f"no coalition file at {here / 'coalition.toml'}" in r.output
+    # No file given and no `turnout up` running here: most likely run away from the stack it means.
+    r = turnout("import", "union-local-1", "sheet.csv", "--type", "signup", "--dry-run")
+    assert r.exit_code == 1 and f"no coalition file at {here / 'coalition.toml'}, and no `turnout up` is running from {here}" in r.output, r.output
 
 
 @pytest.mark.parametrize("text, says", [
