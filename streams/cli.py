@@ -822,6 +822,8 @@ def read_sheet(s: Settings, file: Path, kind: str, partner, action_id: str | Non
     from datetime import datetime, timezone
     from zoneinfo import ZoneInfo
 
+    from rich.progress import Progress
+
     from connectors import csv_files, csv_import
     from contracts.zones import known_zone
 
@@ -834,9 +836,18 @@ def read_sheet(s: Settings, file: Path, kind: str, partner, action_id: str | Non
     try:
         sheet = csv_files.open_sheet(file.read_bytes(), {"comma": ",", "semicolon": ";", "tab": "\t"}.get(delimiter or ""))
         # Read first: it says what is wrong with the file itself (an empty one, say) before the columns.
-        rows, problems = csv_import.read(io.StringIO(sheet.text, newline=""), kind, partner=partner.id, secret=partner.secret.get_secret_value(),
-                                         action=action_id, default_at=saved, region=s.default_region, extra=extra,
-                                         consent=frozenset(consent), delimiter=sheet.delimiter, zone=zone, stop=frozenset(stop))
+        # Every row passes the ingress's checks: a sheet of 100,000 rows takes a minute, so it shows how far it got.
+        with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
+            task = progress.add_task(f"checking {escape(file.name)}", total=len(sheet.text))
+
+            def lines() -> Iterator[str]:
+                for line in io.StringIO(sheet.text, newline=""):
+                    progress.advance(task, len(line))
+                    yield line
+
+            rows, problems = csv_import.read(lines(), kind, partner=partner.id, secret=partner.secret.get_secret_value(),
+                                             action=action_id, default_at=saved, region=s.default_region, extra=extra,
+                                             consent=frozenset(consent), delimiter=sheet.delimiter, zone=zone, stop=frozenset(stop))
         header = next((r for r in csv_import.csv.reader(io.StringIO(sheet.text, newline=""), delimiter=sheet.delimiter) if r), [])
         mapping = csv_import.read_columns(csv_import.column_map([h for h in header if h], extra), kind)
     except (csv_import.CsvError, csv_import.csv.Error, csv_files.NotASheet) as exc:
