@@ -11,9 +11,10 @@ cannot take credit by backdating, and an old sign-in sheet imported today still 
   again (same partner, event id, answer and time) is a repeat: received later, it moves nothing.
 - *Check-in*: a person who checks in twice is one attendee. Credit for attending goes to
   the partner whose check-in was received first (ties: the smaller partner id). A withdrawn
-  check-in (``withdrawn: true``: a wrong tap at the door) takes back the check-ins received
-  before it; only the partner credited with the check-in, or a backbone partner, may post it
-  (anyone else is refused). A check-in received after it counts again.
+  check-in (``withdrawn: true``: a wrong tap at the door) takes back the partner's own
+  check-ins received before it (a backbone partner's: everyone's); a member that checked
+  nobody in may not withdraw another's (refused). A check-in received after it counts again;
+  the same check-in or withdrawal posted again (partner and event id) is a repeat.
 - *Pledge*: a partner's own pledge always wins over one listed inside the action by its
   owner; between two of the same kind, the one received later (then the larger event id).
 - *Action*: owned by the partner that first posted it; only the owner or a backbone partner
@@ -25,10 +26,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
 
 from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SupporterRsvpEvent
-from contracts.facts import ActionRecord, Attendance, Pledge
+from contracts.facts import ActionRecord, Attendance, PartnerCheckins, Pledge
 
 _STATUS_ORDER = {"no": 0, "maybe": 1, "yes": 2}
 
@@ -46,52 +48,88 @@ def rsvp_rank(a: Attendance) -> tuple:
     return (a.rsvp_received or a.rsvp_at, _STATUS_ORDER[a.rsvp], a.rsvp_by or "", a.rsvp_at)
 
 
-def checkin_rank(a: Attendance) -> tuple:
-    """The check-in credited is the one with the smallest rank: received first, then the smaller
-    partner id, then the earlier time it gave."""
-    return (a.attended_received or a.attended_at, a.attended_by or "", a.attended_at)
+def credited(counting: dict[str, tuple[datetime, datetime]]) -> str | None:
+    """The partner credited with attending, among those whose check-in counts (``Attendance.counting``):
+    the check-in received first, then the smaller partner id, then the earlier time it gave."""
+    return min(counting, key=lambda p: (counting[p][0], p, counting[p][1]), default=None)
 
 
 def apply_attendance(
     old: Attendance | None, event: RsvpEvent | SupporterRsvpEvent | CheckinEvent, partner: str, person_key: str, received: datetime,
     role: str = "member",
-) -> Attendance | Refused | None:
-    """The attendance fact after ``partner`` (of ``role``) posted ``event``; ``None``: nothing to
-    write (a withdrawal of a check-in nobody posted)."""
-    if isinstance(event, CheckinEvent) and event.withdrawn:
-        return withdraw_checkin(old, event.action_id, partner, role, received)
-    if isinstance(event, CheckinEvent) and old is not None and old.withdrawn_received is not None and received <= old.withdrawn_received:
-        return old  # taken back by a withdrawal received after it (posted again, or replayed)
-    rsvp = isinstance(event, (RsvpEvent, SupporterRsvpEvent))  # an RSVP from the RSVP page counts like any other
-    if rsvp:
-        seen = rsvp_digest(event, partner)
-        if old is not None and seen in old.rsvp_events:
-            return old  # posted again (a retry, a redelivery, a re-run import): received later, but no newer answer
-        update: dict = {"rsvp": event.status, "rsvp_at": event.occurred_at, "rsvp_by": partner, "rsvp_received": received,
-                        "rsvp_events": tuple(sorted({*(old.rsvp_events if old else ()), seen}))}  # sorted: the same in any order
-    else:
-        update = {"attended_at": event.occurred_at, "attended_by": partner, "attended_received": received}
+) -> Attendance:
+    """The attendance fact after ``partner`` (of ``role``) posted ``event``."""
+    if isinstance(event, CheckinEvent):
+        return apply_checkin(old, event, partner, person_key, received, role)
+    seen = rsvp_digest(event, partner)  # an RSVP from the RSVP page counts like any other
+    if old is not None and seen in old.rsvp_events:
+        return old  # posted again (a retry, a redelivery, a re-run import): received later, but no newer answer
+    update: dict = {"rsvp": event.status, "rsvp_at": event.occurred_at, "rsvp_by": partner, "rsvp_received": received,
+                    "rsvp_events": tuple(sorted({*(old.rsvp_events if old else ()), seen}))}  # sorted: the same in any order
     if old is None:  # the common case: one model built, no copies
         return Attendance(action_id=event.action_id, person_key=person_key, first_received=received, **update)
     first = {"first_received": received} if old.first_received is None or received < old.first_received else {}
     new = old.model_copy(update={**update, **first})
-    if rsvp:
-        wins = old.rsvp_at is None or rsvp_rank(new) >= rsvp_rank(old)
-        kept = {**first, "rsvp_events": new.rsvp_events}  # a losing RSVP is a repeat too, if posted again
+    if old.rsvp_at is None or rsvp_rank(new) >= rsvp_rank(old):
+        return new
+    return old.model_copy(update={**first, "rsvp_events": new.rsvp_events})  # a losing RSVP is a repeat too, if posted again
+
+
+def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, person_key: str, received: datetime,
+                  role: str) -> Attendance:
+    """A check-in joins its partner's (the first and the last received are kept); a withdrawal
+    takes back the partner's own check-ins received before it, a backbone's everyone's. The
+    partner credited is the one whose check-in that counts was received first."""
+    seen = hashlib.sha256(f"{partner}\0{event.event_id}".encode()).hexdigest()[:16]
+    if old is not None and seen in old.checkin_events:
+        return old  # posted again (a retry, a re-run import): a check-in withdrawn since stays withdrawn
+    checkins = partner_checkins(old)
+    mine = checkins.get(partner, PartnerCheckins())
+    withdrawn = old.withdrawn_received if old is not None else None
+    if event.withdrawn and role == "backbone":
+        withdrawn = max(withdrawn or received, received)
+    elif event.withdrawn:  # kept even when it takes back nothing (yet): the same in whatever order they are read
+        checkins[partner] = mine.model_copy(update={"withdrawn_received": max(mine.withdrawn_received or received, received)})
     else:
-        wins = old.attended_at is None or checkin_rank(new) < checkin_rank(old)
-        kept = first
-    return new if wins else (old.model_copy(update=kept) if kept else old)
+        first = mine.first_received is None or received < mine.first_received
+        last = mine.last_received is None or received > mine.last_received
+        checkins[partner] = mine.model_copy(update={**({"first_received": received, "first_at": event.occurred_at} if first else {}),
+                                                    **({"last_received": received, "last_at": event.occurred_at} if last else {})})
+    known = [] if event.withdrawn else [received]  # a withdrawal alone does not make the person known to the coalition
+    firsts = [t for t in (old.first_received if old else None, *known) if t is not None]
+    return checked_in(old or Attendance(action_id=event.action_id, person_key=person_key), checkins, withdrawn,
+                      (*(old.checkin_events if old else ()), seen), first_received=min(firsts, default=None))
 
 
-def withdraw_checkin(old: Attendance | None, action_id: str, partner: str, role: str, received: datetime) -> Attendance | Refused | None:
-    """The attendance after ``partner`` withdrew the person's check-in: the check-in in force
-    taken back if it was received before the withdrawal."""
-    if old is None or old.attended_at is None or (old.attended_received or old.attended_at) > received:
-        return old  # no check-in to take back, or one received after this withdrawal
-    if old.attended_by != partner and role != "backbone":
-        return Refused(f"the check-in for {action_id!r} was posted by {old.attended_by!r}: only it or the backbone may withdraw it")
-    return old.model_copy(update={"attended_at": None, "attended_by": None, "attended_received": None, "withdrawn_received": received})
+def withdrawal_refused(old: Attendance | None, event: CheckinEvent, partner: str, role: str) -> str | None:
+    """Why a member's withdrawal takes back nothing while another partner's check-in counts (a
+    member withdraws only its own), for the dead-letter topic; ``None`` otherwise."""
+    counting = old.counting() if old is not None else {}
+    if not event.withdrawn or role == "backbone" or partner in counting or not counting:
+        return None
+    return f"the check-in for {event.action_id!r} was posted by {credited(counting)!r}: only it or the backbone may withdraw it"
+
+
+def partner_checkins(a: Attendance | None) -> dict[str, PartnerCheckins]:
+    """Each partner's check-ins of ``a`` (a fact written before they were kept per partner: the
+    credited one's)."""
+    if a is None:
+        return {}
+    if a.checkins or a.attended_by is None or a.attended_at is None:
+        return dict(a.checkins)
+    received = a.attended_received or a.attended_at
+    return {a.attended_by: PartnerCheckins(first_received=received, first_at=a.attended_at, last_received=received, last_at=a.attended_at)}
+
+
+def checked_in(a: Attendance, checkins: dict[str, PartnerCheckins], withdrawn: datetime | None, events: Iterable[str],
+               **update: object) -> Attendance:
+    """``a`` with these check-ins, and the credit that follows from them (``Attendance.counting``)."""
+    a = a.model_copy(update={"checkins": dict(sorted(checkins.items())), "withdrawn_received": withdrawn,
+                             "checkin_events": tuple(sorted(set(events))), **update})
+    counting = a.counting()
+    by = credited(counting)
+    received, at = counting[by] if by else (None, None)
+    return a.model_copy(update={"attended_by": by, "attended_at": at, "attended_received": received})
 
 
 def rsvp_digest(event: RsvpEvent | SupporterRsvpEvent, partner: str) -> str:

@@ -25,7 +25,7 @@ from streams.topology import excerpt
 
 from .erasure import forget
 from .identity import Resolver
-from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
+from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges, withdrawal_refused
 from .outreach.agents import fan_out
 from .outreach.receipts import stopped
 from .people import introduce, membership, merge_person
@@ -99,11 +99,10 @@ def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | A
             key = fact_key(partner, person)
             p.memberships.put(partition, key, membership(p.memberships.get(key), partner, person, event.occurred_at))
         key = fact_key(event.action_id, person)
-        attendance = apply_attendance(p.attendance.get(key), event, partner, person, received, envelope.role)
-        if isinstance(attendance, Refused):
-            p.dead_letter(f"checkin:{event.action_id}", attendance.reason, partner=partner, event_id=event.event_id)
-        elif attendance is not None:
-            p.attendance.put(partition, key, attendance)
+        old = p.attendance.get(key)
+        if isinstance(event, CheckinEvent) and (refused := withdrawal_refused(old, event, partner, envelope.role)):
+            p.dead_letter(f"checkin:{event.action_id}", refused, partner=partner, event_id=event.event_id)
+        p.attendance.put(partition, key, apply_attendance(old, event, partner, person, received, envelope.role))
     elif isinstance(event, OptOutEvent):  # as a STOP or an unsubscribe: coalition-wide, never the contact details
         p.people.put(partition, person, stopped(p.people.get(person), person, event.channels, received))
     elif isinstance(event, PledgeEvent):

@@ -129,7 +129,7 @@ def translate(raw: Any, polled: str, events: dict[str, str], sponsors: dict[int,
                     "occurred_at": _iso(min(start, att.modified_date)) if start else modified, "action_id": action, "person": person, **consent})
     elif att.attended is False:  # marked not attended (after a check-in, or never checked in: then nothing to take back)
         out.append({"type": "checkin", "event_id": f"{base}-checkin-{att.modified_date}", "occurred_at": modified, "action_id": action,
-                    "person": {k: v for k, v in person.items() if k in ("phone", "email")}, "withdrawn": True})
+                    "person": {"phone": person["phone"]} if person.get("phone") else {"email": person.get("email")}, "withdrawn": True})
     return Attendance(partner=sponsors.get(att.sponsor.id, polled) if att.sponsor else polled, events=out)
 
 

@@ -232,14 +232,21 @@ class CheckinEvent(PersonEvent):
 
     type: Literal["checkin"] = "checkin"
     action_id: Slug
-    withdrawn: bool = Field(default=False, description="true: the person did not attend after all; withdraws their check-ins for the action "
-                                                       "received before this one (only the partner credited with the check-in, or the backbone, may). "
-                                                       "Introduces nobody and gives no consent.")
+    withdrawn: bool = Field(default=False, description="true: the person did not attend after all; takes back the posting partner's own "
+                                                       "check-ins of them for the action received before this one (a backbone partner's: everyone's). "
+                                                       "Names the person by a phone or an email, nothing else, and gives no consent.")
 
     @model_validator(mode="after")
-    def _withdrawal_gives_no_consent(self) -> CheckinEvent:
-        if self.withdrawn and (self.consent.sms.granted or self.consent.email.granted):
+    def _withdrawal_names_whom_only(self) -> CheckinEvent:
+        if not self.withdrawn:
+            return self
+        if self.consent.sms.granted or self.consent.email.granted:
             raise ValueError("a withdrawn check-in gives no consent: post a sign-up for that")
+        p = self.person
+        if any((p.given_name, p.family_name, p.postal_code, p.language)):
+            raise ValueError("a withdrawn check-in names the person by a phone or an email only (it introduces nobody)")
+        if p.phone is not None and p.email is not None:
+            raise ValueError("a withdrawn check-in names the person by a phone or an email, not both (both would link them as one person)")
         return self
 
     @property

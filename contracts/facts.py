@@ -45,13 +45,34 @@ class Membership(Internal):
     joined_at: datetime
 
 
+class PartnerCheckins(Internal):
+    """One partner's check-ins of a person for an action: the first and the last received (with
+    the times they gave), and when it last withdrew them. Its check-in counts when one was
+    received after its last withdrawal (and after the backbone's: ``Attendance.withdrawn_received``)."""
+
+    first_received: datetime | None = None
+    first_at: datetime | None = None
+    last_received: datetime | None = None
+    last_at: datetime | None = None
+    withdrawn_received: datetime | None = None
+
+    def counted(self, withdrawn: datetime | None) -> tuple[datetime, datetime] | None:
+        """(received, at) of the check-in that counts, the first received after the last
+        withdrawal (its own, or ``withdrawn``: the backbone's); ``None`` if none does."""
+        after = max((w for w in (self.withdrawn_received, withdrawn) if w is not None), default=None)
+        for received, at in ((self.first_received, self.first_at), (self.last_received, self.last_at)):
+            if received is not None and at is not None and (after is None or received > after):
+                return received, at
+        return None
+
+
 class Attendance(Internal):
     """A person's standing for one action, and which partner gets credit for each part.
 
     ``rsvp_by`` is the partner that posted the RSVP in force; ``attended_by`` the partner
-    that posted the first check-in. They may differ (see ``agents.facts``). ``*_at`` are the
-    events' own times (for display); ``*_received`` when the coalition received them, which
-    is what decides credit (a partner cannot take it by backdating).
+    whose check-in that counts was received first (``checkins``: each partner's). They may differ
+    (see ``agents.facts``). ``*_at`` are the events' own times (for display); ``*_received`` when
+    the coalition received them, which is what decides credit (a partner cannot take it by backdating).
     """
 
     action_id: str
@@ -67,12 +88,22 @@ class Attendance(Internal):
                                                                         "how long the coalition has known the person (identity resolution).")
     rsvp_events: tuple[str, ...] = Field(default=(), description="A short digest of each RSVP applied (partner, event id, answer, time): "
                                                                   "the same RSVP posted again is a repeat and moves no credit.")
-    withdrawn_received: datetime | None = Field(default=None, description="When the last withdrawal of the person's check-in was received: "
-                                                                            "a check-in received before it does not count.")
+    checkins: dict[str, PartnerCheckins] = Field(default={}, description="Each partner's check-ins of the person, and its withdrawals of them.")
+    withdrawn_received: datetime | None = Field(default=None, description="When a backbone partner last withdrew the person's check-ins: "
+                                                                            "a check-in received before it does not count, whoever posted it.")
+    checkin_events: tuple[str, ...] = Field(default=(), description="A short digest of each check-in and withdrawal applied (partner, event "
+                                                                     "id): the same one posted again is a repeat and changes nothing.")
 
     @property
     def attended(self) -> bool:
         return self.attended_at is not None
+
+    def counting(self) -> dict[str, tuple[datetime, datetime]]:
+        """The partners whose check-in of the person counts: (received, at) of it. A fact written
+        before check-ins were kept per partner: its credited check-in."""
+        if not self.checkins:
+            return {self.attended_by: (self.attended_received or self.attended_at, self.attended_at)} if self.attended_by and self.attended_at else {}
+        return {p: c for p, c in ((p, c.counted(self.withdrawn_received)) for p, c in self.checkins.items()) if c is not None}
 
 
 class Pledge(Internal):

@@ -9,7 +9,7 @@ a merge, and how two people's facts become one person's.
 - *Joins are commutative, associative and idempotent* on counts, credit, consent and opt-outs,
   so folding the same facts twice, or in another order, gives the same person and tallies:
   the RSVP in force and the check-in credited are chosen as for one identity
-  (``agents.facts.rsvp_rank``, ``checkin_rank``), a membership dates from its first sign-up,
+  (``agents.facts.rsvp_rank``, ``credited``), a membership dates from its first sign-up,
   recent asks are the union.
 """
 
@@ -19,12 +19,12 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from contracts.asks import RecentAsks
-from contracts.facts import Attendance, Membership, PersonRecord
+from contracts.facts import Attendance, Membership, PartnerCheckins, PersonRecord
 from contracts.identity import IdentifierKind
 from contracts.people import PersonRef
 from streams.keys import person_key
 
-from ..facts import checkin_rank, rsvp_rank
+from ..facts import checked_in, partner_checkins, rsvp_rank
 
 def identifiers(secret: bytes, person: PersonRef) -> list[tuple[str, IdentifierKind]]:
     """The keys of the identifiers ``person`` names, the phone first: the first is the key the
@@ -62,19 +62,30 @@ def join_attendance(a: Attendance | None, b: Attendance | None, person: str) -> 
         return None if one is None else one.model_copy(update={"person_key": person})
     rsvps = [x for x in (a, b) if x.rsvp is not None]
     rsvp = max(rsvps, key=rsvp_rank) if rsvps else None
-    withdrawn = max((x.withdrawn_received for x in (a, b) if x.withdrawn_received is not None), default=None)
-    checks = [x for x in (a, b) if x.attended_at is not None and (withdrawn is None or (x.attended_received or x.attended_at) > withdrawn)]
-    came = min(checks, key=checkin_rank) if checks else None
     firsts = [x.first_received for x in (a, b) if x.first_received is not None]
-    return Attendance(
+    joined = Attendance(
         action_id=a.action_id, person_key=person, first_received=min(firsts) if firsts else None,
         rsvp=rsvp.rsvp if rsvp else None, rsvp_at=rsvp.rsvp_at if rsvp else None,
         rsvp_by=rsvp.rsvp_by if rsvp else None, rsvp_received=rsvp.rsvp_received if rsvp else None,
-        attended_at=came.attended_at if came else None, attended_by=came.attended_by if came else None,
-        attended_received=came.attended_received if came else None,
         rsvp_events=tuple(sorted({*a.rsvp_events, *b.rsvp_events})),  # a repeat of either's RSVP is a repeat of theirs
-        withdrawn_received=withdrawn,  # it takes back the check-ins of either received before it
     )
+    # Each partner's check-ins and withdrawals under either record, as if posted for one person.
+    mine, theirs = partner_checkins(a), partner_checkins(b)
+    checkins = {p: join_checkins(mine.get(p), theirs.get(p)) for p in mine.keys() | theirs.keys()}
+    withdrawn = max((x.withdrawn_received for x in (a, b) if x.withdrawn_received is not None), default=None)
+    return checked_in(joined, checkins, withdrawn, (*a.checkin_events, *b.checkin_events))
+
+
+def join_checkins(a: PartnerCheckins | None, b: PartnerCheckins | None) -> PartnerCheckins:
+    """One partner's check-ins of one person from two records of them: the first and the last
+    received of either, the last withdrawal of either."""
+    if a is None or b is None:
+        return a or b  # type: ignore[return-value]
+    firsts = [(x.first_received, x.first_at) for x in (a, b) if x.first_received is not None]
+    lasts = [(x.last_received, x.last_at) for x in (a, b) if x.last_received is not None]
+    first, last = min(firsts, default=(None, None)), max(lasts, default=(None, None))
+    withdrawn = max((x.withdrawn_received for x in (a, b) if x.withdrawn_received is not None), default=None)
+    return PartnerCheckins(first_received=first[0], first_at=first[1], last_received=last[0], last_at=last[1], withdrawn_received=withdrawn)
 
 
 def join_membership(a: Membership | None, b: Membership | None, person: str) -> Membership | None:

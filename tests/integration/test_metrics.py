@@ -68,6 +68,10 @@ def test_two_workers_share_a_fan_out_and_nobody_is_texted_twice(make_stack):
     n = 200
     stack.post_all("union-a", [person(i) for i in range(n)])
     eventually(lambda: signups_seen(stack, n), timeout=90)
+    # Both in the group before the action: each reports the lag of partitions it owns (a loaded
+    # machine once had the second join after the fan-out, which the first had sent alone).
+    owns = f'turnout_consumer_lag{{topic="{stack.settings.topic_prefix}events"}}'
+    eventually(lambda: all(owns in httpx.get(f"http://127.0.0.1:{port}/metrics").text for port in ports), timeout=90)
     assert stack.post("union-a", [rapid("shared", "Shared rally", ["94607"])]).status_code == 202
     eventually(lambda: rows(stack, "shared")["union-a"]["delivered"] == n, timeout=120)
     assert sms_to(stack, "Shared rally") == Counter({phone(i): 1 for i in range(n)})

@@ -61,8 +61,14 @@ def seeded(keys: MemoryDataKeys = KEYS) -> Directory:
     return d
 
 
-def nobody(key: str) -> bool:
-    return False
+def nobody(key: str) -> None:
+    return None
+
+
+def came(by: str, *keys: str):
+    """The tallies' attendance facts: ``by``'s check-in counts for the person under ``keys`` (any key if none)."""
+    fact = lambda key: Attendance(action_id="rally-1", person_key=key, attended_at=NOW, attended_by=by, attended_received=NOW)  # noqa: E731
+    return lambda key: fact(key) if not keys or key in keys else None
 
 
 def test_a_partner_finds_only_the_people_it_rsvpd_yes_or_maybe_by_the_name_it_gave():
@@ -114,17 +120,42 @@ def test_a_withdrawn_checkin_read_from_the_events_is_off_the_list_until_checked_
     d = seeded()
     tap = checkin("c1", "rally-1", phone=ANA)
     feed(d, "union-a", tap, {**checkin("c2", "rally-1", phone=ANA), "withdrawn": True})
-    (entry,) = d.roster("union-a", "rally-1", lambda key: "union-a")  # the tallies have not read the withdrawal yet
+    (entry,) = d.roster("union-a", "rally-1", came("union-a"))  # the tallies have not read the withdrawal yet
     assert not entry.checked_in and not entry.can_undo
     feed(d, "union-a", checkin("c3", "rally-1", phone=ANA))
-    (entry,) = d.roster("union-a", "rally-1", lambda key: "union-a")
+    (entry,) = d.roster("union-a", "rally-1", came("union-a"))
     assert entry.checked_in and entry.can_undo
+
+
+def test_the_list_follows_the_tallies_after_withdrawals_posted_elsewhere():
+    """Both partners checked Ana in: union-a's withdrawal takes back only its own, so both lists
+    still have her in (faith-b's check-in counts); the backbone's takes back both: out on both
+    lists (an outside probe saw union-a's list keep her in, with Undo)."""
+    from agents.facts import apply_attendance
+    from contracts.events import partner_event
+
+    d = seeded()
+    feed(d, "union-a", checkin("c1", "rally-1", phone=ANA))
+    feed(d, "faith-b", checkin("c2", "rally-1", phone=ANA))
+    ana = person_key(SECRET, ANA, None)
+    fact = None
+    for partner, event, minute, role in (("union-a", checkin("c1", "rally-1", phone=ANA), 0, "member"),
+                                         ("faith-b", checkin("c2", "rally-1", phone=ANA), 1, "member"),
+                                         ("union-a", {**checkin("w1", "rally-1", phone=ANA), "withdrawn": True}, 2, "member")):
+        fact = apply_attendance(fact, partner_event.validate_python(event), partner, ana, NOW + timedelta(minutes=minute), role)
+    tallies = lambda key: fact if key == ana else None  # noqa: E731
+    (theirs,) = [e for e in d.roster("faith-b", "rally-1", tallies) if e.name == "Anita"]
+    (ours,) = d.roster("union-a", "rally-1", tallies)
+    assert (theirs.checked_in, theirs.can_undo, ours.checked_in, ours.can_undo) == (True, True, True, False)
+    fact = apply_attendance(fact, partner_event.validate_python({**checkin("w2", "rally-1", phone=ANA), "withdrawn": True}), "hub", ana,
+                            NOW + timedelta(minutes=3), "backbone")
+    assert not any(e.checked_in for p in ("union-a", "faith-b") for e in d.roster(p, "rally-1", tallies))
 
 
 def test_checked_in_comes_from_the_tallies_by_any_key_of_the_person():
     d = seeded()
     ana = person_key(SECRET, ANA, None)
-    (entry,) = d.roster("union-a", "rally-1", lambda key: key == ana)
+    (entry,) = d.roster("union-a", "rally-1", came("faith-b", ana))
     assert entry.checked_in
 
 
@@ -192,9 +223,9 @@ def test_one_person_the_partner_knows_by_phone_and_by_email_is_one_line_that_the
     (entry,) = d.roster("faith-b", "rally-1", nobody, lambda key: person_of(key, key))
     assert (entry.name, entry.phone_last4, entry.has_email, entry.rsvp, entry.checked_in, entry.walk_in) == ("Kim Lee", phone(7)[-4:], True, "yes", True, False)
     assert d.find("faith-b", "rally-1", entry.ref, lambda key: person_of(key, key)) == Contact("Kim", "Lee", phone(7), "kim@example.org")
-    (other,) = d.roster("faith-b", "rally-2", lambda key: key == lee, lambda key: person_of(key, key))
+    (other,) = d.roster("faith-b", "rally-2", came("union-a", lee), lambda key: person_of(key, key))
     assert (other.name, other.checked_in) == ("Kim Lee", True)  # the name it gave with her phone; in, under the person's own key
-    assert not d.roster("faith-b", "rally-2", lambda key: key == lee)[0].checked_in  # without the links: not found
+    assert not d.roster("faith-b", "rally-2", came("union-a", lee))[0].checked_in  # without the links: not found
 
 
 def test_unreadable_records_are_skipped_not_fatal():
@@ -339,6 +370,8 @@ def test_a_wrong_tap_is_undone_by_the_partners_signed_withdrawal(door):
     assert client.get("/dashboard/checkin/rally-1/roster").json()["checked_in"] == 0
     assert client.post("/dashboard/checkin/rally-1", data={"event_id": "fedcba9876543211", "undo": "1"},
                        headers={"Accept": "application/json"}).status_code == 422  # undo of nobody
+    odd = client.post("/dashboard/checkin/rally-1", data={"ref": ref, "event_id": "fedcba9876543212", "undo": "2"})
+    assert odd.status_code == 422 and "Not checked in: must be 1 (withdraw the check-in) or left out." in unescape(odd.text)  # not a check-in (an outside probe)
     client.post("/dashboard/logout")
     sign_in(client, STAFF_B)
     book.apply("attendance", fact_key("rally-1", ana), Attendance(action_id="rally-1", person_key=ana, attended_at=NOW, attended_by="union-a"))

@@ -4,7 +4,7 @@ from itertools import permutations
 import pytest
 from pydantic import ValidationError
 
-from agents.facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
+from agents.facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges, withdrawal_refused
 from contracts.events import Envelope, partner_event
 from tests.factories import action, checkin, pledge, rsvp
 
@@ -37,9 +37,9 @@ def test_rsvp_then_checkin_credits_each_to_its_poster():
 def test_checking_in_twice_is_one_attendance_credited_to_the_first_received():
     first = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), at(0))
     second = ("faith-b", checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:10:00Z"), at(5))
-    facts = {attendance(list(order)) for order in permutations([first, second, first])}
-    assert len(facts) == 1
-    assert facts.pop().attended_by == "union-a"
+    facts = [attendance(list(order)) for order in permutations([first, second, first])]
+    assert all(f == facts[0] for f in facts)
+    assert facts[0].attended_by == "union-a"
 
 
 def test_a_backdated_checkin_takes_no_credit():
@@ -117,27 +117,57 @@ def test_a_withdrawn_checkin_takes_the_attendance_back_and_a_later_checkin_count
     tap = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), at(0))
     undo = ("union-a", withdrawal("c1-undo"), at(1))
     fact = attendance([tap, undo])
-    assert (fact.attended, fact.attended_by, fact.withdrawn_received) == (False, None, at(1))
+    assert (fact.attended, fact.attended_by, fact.checkins["union-a"].withdrawn_received) == (False, None, at(1))
     assert attendance([tap, undo, tap]) == fact  # the mistaken tap read again (a replay) stays withdrawn
     again = ("union-a", checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:30:00Z"), at(2))
     assert attendance([tap, undo, again]).attended_by == "union-a"
 
 
-def test_a_withdrawal_takes_back_only_checkins_received_before_it():
-    undo = ("union-a", withdrawal("c1-undo"), at(1))
-    later = ("faith-b", checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:30:00Z"), at(2))
-    assert attendance([later, undo]).attended_by == "faith-b"
-    assert attendance([undo]) is None  # nobody checked them in: nothing to write
+def test_a_withdrawal_takes_back_only_the_partners_own_checkins_received_before_it_in_any_order():
+    """union-a's wrong tap is withdrawn; faith-b checked the person in too, before and after:
+    faith-b is credited, however the events are read (a replay, a merge)."""
+    tap = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), at(0))
+    undo = ("union-a", withdrawal("c1-undo"), at(2))
+    before = ("faith-b", checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:06:00Z"), at(1))
+    later = ("faith-b", checkin("c3", "rally-1", phone=PHONE, at="2026-12-01T18:30:00Z"), at(3))
+    facts = [attendance(list(order)) for order in permutations([tap, undo, before, later])]
+    assert all(f == facts[0] for f in facts)
+    assert (facts[0].attended_by, facts[0].attended_received) == ("faith-b", at(1))  # its own first check-in: undo was union-a's
+    alone = attendance([undo])  # nobody checked them in: kept, for a merge with the record that has the check-in
+    assert not alone.attended and alone.first_received is None
+
+
+def test_a_checkin_or_withdrawal_posted_again_is_a_repeat():
+    """A retry of the mistaken tap (same event id), however late, does not check the person in
+    again; nor does a withdrawal posted again take back a check-in made since (an outside probe)."""
+    tap = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), at(0))
+    undo = ("union-a", withdrawal("w1"), at(1))
+    again = ("union-a", checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:30:00Z"), at(3))
+    assert not attendance([tap, undo, (*tap[:2], at(2))]).attended
+    assert attendance([tap, undo, again, (*undo[:2], at(4))]).attended_received == at(3)
+
+
+def test_a_backbone_withdrawal_takes_back_every_partners_earlier_checkins():
+    a = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), at(0))
+    b = ("faith-b", checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:06:00Z"), at(1))
+    fact = apply_attendance(attendance([a, b]), ev(withdrawal("w")), "hub", "pk", at(2), role="backbone")
+    assert not fact.attended and fact.withdrawn_received == at(2)
 
 
 def test_only_the_credited_partner_or_the_backbone_may_withdraw_a_checkin():
     tap = apply_attendance(None, ev(checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z")), "union-a", "pk", at(0))
-    refused = apply_attendance(tap, ev(withdrawal("x")), "faith-b", "pk", at(1))
-    assert isinstance(refused, Refused) and "'union-a'" in refused.reason
+    assert "'union-a'" in withdrawal_refused(tap, ev(withdrawal("x")), "faith-b", "member")
+    assert apply_attendance(tap, ev(withdrawal("x")), "faith-b", "pk", at(1)).attended_by == "union-a"  # it takes back nothing
+    assert withdrawal_refused(tap, ev(withdrawal("x")), "union-a", "member") is None
+    assert withdrawal_refused(tap, ev(withdrawal("x")), "coalition-bb", "backbone") is None
     assert not apply_attendance(tap, ev(withdrawal("x")), "coalition-bb", "pk", at(1), role="backbone").attended
 
 
-def test_a_withdrawal_gives_no_consent_and_introduces_nobody():
+def test_a_withdrawal_names_whom_only_and_gives_no_consent():
     with pytest.raises(ValidationError, match="a withdrawn check-in gives no consent"):
         ev(withdrawal("x", consent={"sms": True}))
-    assert not ev(withdrawal("x", person={"phone": PHONE, "given_name": "Ana"})).introduces
+    with pytest.raises(ValidationError, match="names the person by a phone or an email only"):
+        ev(withdrawal("x", person={"phone": PHONE, "given_name": "Ana"}))  # the door list would show the name (an outside probe)
+    with pytest.raises(ValidationError, match="not both"):
+        ev(withdrawal("x", person={"phone": PHONE, "email": "ana@example.org"}))  # a mistaken undo would merge two people
+    assert not ev(withdrawal("x", person={"email": "ana@example.org"})).introduces

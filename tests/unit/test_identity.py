@@ -175,15 +175,25 @@ def test_joining_attendance_is_commutative_and_idempotent():
     assert (ab.rsvp, ab.rsvp_by, ab.attended_by) == ("yes", "f", "f")
 
 
-def test_a_withdrawal_under_one_record_takes_back_the_earlier_checkins_of_both():
-    """As if they had always been one person: the phone's check-in withdrawn at 10 takes back the
-    email's check-in received at 8; one received at 11 stands."""
-    a = Attendance(action_id="x", person_key="pa", withdrawn_received=at(10))
-    b = Attendance(action_id="x", person_key="pb", attended_at=at(8), attended_by="f", attended_received=at(8))
-    joined = join_attendance(a, b, "p")
-    assert (joined.attended, joined.withdrawn_received) == (False, at(10)) and joined == join_attendance(b, a, "p")
-    later = b.model_copy(update={"attended_at": at(11), "attended_received": at(11)})
-    assert join_attendance(a, later, "p").attended_by == "f"
+def test_a_withdrawal_under_one_record_takes_back_that_partners_checkins_under_both_and_no_one_elses():
+    """As if they had always been one person (an outside probe: a member's withdrawal under the
+    email took back another partner's check-in under the phone once the two were merged)."""
+    from agents.facts import apply_attendance
+    from contracts.events import partner_event
+    from tests.factories import checkin
+
+    def posted(fact, partner, event, minute, role="member"):
+        return apply_attendance(fact, partner_event.validate_python(event), partner, fact.person_key if fact else "pa", at(minute), role)
+
+    undo = {**checkin("w", "x", email="ed@example.org"), "withdrawn": True}
+    by_phone = posted(None, "faith-b", checkin("c1", "x", phone=PHONE), 1)  # faith-b's, first
+    by_email = posted(posted(None, "union-a", checkin("c2", "x", email="ed@example.org"), 2), "union-a", undo, 3)
+    joined = join_attendance(by_phone, by_email, "p")
+    assert (joined.attended_by, joined.attended_received) == ("faith-b", at(1)) and joined == join_attendance(by_email, by_phone, "p")
+    mistaken = posted(None, "union-a", checkin("c3", "x", phone=PHONE), 1)  # union-a's own check-in, under the phone
+    assert not join_attendance(mistaken, by_email, "p").attended  # its withdrawal under the email takes it back
+    hub = posted(None, "hub", undo, 10, role="backbone")  # the backbone's takes back everyone's before it
+    assert not join_attendance(by_phone, hub, "p").attended
 
 
 def test_a_message_that_goes_round_too_often_is_a_dead_letter():

@@ -73,9 +73,9 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         return record.action
 
     def roster(partner: str, action_id: str) -> list[Entry]:
-        def attended(key: str) -> str | None:
+        def attended(key: str) -> Attendance | None:
             fact = book.fact("attendance", fact_key(action_id, key))
-            return fact.attended_by if isinstance(fact, Attendance) else None
+            return fact if isinstance(fact, Attendance) else None
         return directory.roster(partner, action_id, attended, book.person_of)
 
     def render(request: Request, partner: str, action_id: str, q: str = "", done: str = "", problem: str = "", status: int = 200,
@@ -135,7 +135,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         except Refusal as no:
             if wants_json(request):
                 return error(422, f"{no.field}: {no.message}", [FieldError(field=no.field, message=no.message, type="value_error")])
-            return render(request, partner, action_id, problem=f"Not checked in: {no.message}.", status=422, typed=walk_in_typed(form))
+            return render(request, partner, action_id, problem=f"{not_done(form)}: {no.message}.", status=422, typed=walk_in_typed(form))
         if answer.status == 202:
             if wants_json(request):
                 return JSONResponse({"status": "accepted", "name": name, "warnings": answer.body.get("warnings", [])}, status_code=202)
@@ -146,7 +146,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         if wants_json(request):
             extra = {"Retry-After": answer.retry_after} if answer.retry_after else {}
             return error(answer.status, detail, [FieldError.model_validate(e) for e in answer.body.get("errors", [])], extra)
-        return render(request, partner, action_id, problem=f"Not checked in ({answer.status}): {detail}", status=answer.status,
+        return render(request, partner, action_id, problem=f"{not_done(form)} ({answer.status}): {detail}", status=answer.status,
                       typed=walk_in_typed(form))
 
     async def write(partner: str, action_id: str, form: dict[str, str]):
@@ -158,7 +158,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
             if contact is None:
                 raise Refusal("ref", "that person is not on this partner's list for this action")
         elif undo(form):
-            raise Refusal("ref", "name whose check-in to withdraw")
+            raise Refusal("ref", "an undo names the person on the list whose check-in to withdraw")
         else:
             contact, sms, email = walk_in(form)
         known = coalition().get(partner)
@@ -174,7 +174,14 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
 
 def undo(form: dict[str, str]) -> bool:
     """Whether the form withdraws a check-in (the "Undo" of a wrong tap) instead of making one."""
+    if form.get("undo", "") not in ("", "1"):
+        raise Refusal("undo", "must be 1 (withdraw the check-in) or left out")
     return form.get("undo") == "1"
+
+
+def not_done(form: dict[str, str]) -> str:
+    """How a refusal of the form begins."""
+    return "Not withdrawn" if form.get("undo") == "1" else "Not checked in"
 
 
 def walk_in_typed(form: dict[str, str]) -> dict[str, str] | None:

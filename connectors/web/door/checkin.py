@@ -63,9 +63,12 @@ def checkin_event(event_id: str, action_id: str, at: datetime, contact: Contact,
                   withdrawn: bool = False) -> dict:
     """The partner event (``contracts.events.CheckinEvent``'s wire form). Consent is sent only
     when given at the door (a check-in of someone known leaves their consent as it was).
-    ``withdrawn``: the check-in taken back (a wrong tap), naming only the phone and email."""
-    named = () if withdrawn else (("given_name", contact.given_name), ("family_name", contact.family_name))
-    person = {k: v for k, v in (*named, ("phone", contact.phone), ("email", contact.email)) if v}
+    ``withdrawn``: the check-in taken back (a wrong tap), naming the person by phone, else email."""
+    if withdrawn:  # whom only: a phone, else an email (both would link two people)
+        person = {"phone": contact.phone} if contact.phone else {"email": contact.email}
+    else:
+        person = {k: v for k, v in (("given_name", contact.given_name), ("family_name", contact.family_name),
+                                    ("phone", contact.phone), ("email", contact.email)) if v}
     event: dict = {"type": "checkin", "event_id": event_id, "occurred_at": at.isoformat(), "action_id": action_id, "person": person}
     if withdrawn:
         event["withdrawn"] = True

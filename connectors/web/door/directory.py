@@ -26,6 +26,7 @@ from typing import Callable, Literal
 Open = Callable[[str, str | None], str | None]
 
 from contracts.erasure import ForgetPerson
+from contracts.facts import Attendance
 from contracts.people import DEFAULT_REGION, normalize_email, normalize_phone
 from streams.keys import person_key
 from streams.sealing import open_fields
@@ -193,26 +194,30 @@ class Directory:
     def ref(self, partner: str, key: str) -> str:
         return hmac.new(self.ref_key, f"{partner}|{key}".encode(), hashlib.sha256).hexdigest()[:20]
 
-    def roster(self, partner: str, action_id: str, attended: Callable[[str], str | None], person_of: Callable[[str], str] = lambda key: key) -> list[Entry]:
+    def roster(self, partner: str, action_id: str, attended: Callable[[str], Attendance | None],
+               person_of: Callable[[str], str] = lambda key: key) -> list[Entry]:
         """The partner's people for the action: whom it RSVP'd yes or maybe, and whom it checked
-        in (walk-ins), by name, one line per person. ``attended(key)``: the partner the tallies
-        credit with the person's check-in under that key (``None``: not checked in);
-        ``person_of(key)``: the person a key is now (the tallies' identity facts), so that
-        someone the partner posted by phone and by email, linked by anyone, is one line. A
-        check-in the partner withdrew is not in, even before the tallies have read the withdrawal."""
+        in (walk-ins), by name, one line per person. ``attended(key)``: the tallies' attendance
+        fact of the person under that key; ``person_of(key)``: the person a key is now (the
+        tallies' identity facts), so that someone the partner posted by phone and by email,
+        linked by anyone, is one line. In: someone whose check-in counts (anyone's), or whom
+        the partner has just checked in and the tallies have not read yet; a check-in the
+        partner has just withdrawn is out at once."""
         said = {k: s for k, s in self.rsvps.get((action_id, partner), {}).items() if s in ("yes", "maybe")}
         checked = self.checkins.get((action_id, partner), set())
         undone = self.withdrawals.get((action_id, partner), set())
         out = []
         for ref, keys, contact in self._lines(partner, said.keys() | checked, person_of):
             statuses = {said[k] for k in keys if k in said}
-            credited = {by for k in keys | {person_of(k) for k in keys} if (by := attended(k))}
+            facts = [f for k in keys | {person_of(k) for k in keys} if (f := attended(k)) is not None]
+            counting = {p for f in facts for p in f.counting()}
             if keys & undone:
-                credited.discard(partner)
-            mine = bool((checked - undone) & keys)
+                counting.discard(partner)  # withdrawn here, not read by the tallies yet
+            read = any(partner in f.checkins or f.attended_by == partner for f in facts)
+            pending = bool((checked - undone) & keys) and not read  # checked in here, not read by the tallies yet
             out.append(Entry(ref, contact.name, contact.phone[-4:] if contact.phone else None, contact.email is not None,
-                             "yes" if "yes" in statuses else "maybe" if statuses else None, mine or bool(credited), not statuses,
-                             partner in credited or (mine and not credited)))
+                             "yes" if "yes" in statuses else "maybe" if statuses else None, bool(counting) or pending, not statuses,
+                             partner in counting or pending))
         return sorted(out, key=lambda e: (e.name.casefold(), e.ref))
 
     def find(self, partner: str, action_id: str, ref: str, person_of: Callable[[str], str] = lambda key: key) -> Contact | None:
