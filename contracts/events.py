@@ -12,16 +12,18 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    AfterValidator, AwareDatetime, ConfigDict, Field, SerializerFunctionWrapHandler, StringConstraints, TypeAdapter, ValidationInfo,
+    AfterValidator, ConfigDict, Field, SerializerFunctionWrapHandler, StringConstraints, TypeAdapter, ValidationInfo,
     field_validator, model_serializer, model_validator,
 )
 
-from .people import Channel, Consent, Frozen, Internal, Language, Lines, OneLine, Person, PersonRef, PostalCode
+from .people import Channel, Consent, Frozen, Internal, Language, Lines, OneLine, Person, PersonRef, PostalCode, Timestamp
 from .zones import known_zone
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
+# Not trimmed (unlike names): the schema's pattern has no room for a space, and what it refuses, so does the API.
+Slug = Annotated[str, StringConstraints(strip_whitespace=False, pattern=SLUG_PATTERN)]
+EVENT_ID_PATTERN = r"^[!-~]+$"
+EventId = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=128, pattern=EVENT_ID_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=2000), OneLine]
 ActionKind = Literal["rally", "march", "town_hall", "call_in", "hearing", "canvass", "vigil", "meeting", "other"]
 RsvpStatus = Literal["yes", "no", "maybe"]
@@ -47,7 +49,7 @@ class BaseEvent(Frozen):
     model_config = ConfigDict(json_schema_extra=_type_required)
 
     event_id: EventId = Field(description="Partner-supplied idempotency key, unique per partner.")
-    occurred_at: AwareDatetime = Field(description="When it happened, with a UTC offset.")
+    occurred_at: Timestamp = Field(description="When it happened, with a UTC offset.")
 
 
 NO_CONSENT = Consent()
@@ -177,7 +179,7 @@ class ActionEvent(BaseEvent):
     action_id: Slug
     title: Annotated[str, StringConstraints(min_length=1, max_length=200), OneLine]
     kind: ActionKind
-    starts_at: Annotated[AwareDatetime, AfterValidator(_plausible_start)]
+    starts_at: Annotated[Timestamp, AfterValidator(_plausible_start)]
     time_zone: TimeZone = Field(description="IANA time zone of the action, e.g. America/Los_Angeles.")
     location: Location = Location()
     target: TargetArea = TargetArea()

@@ -32,6 +32,21 @@ from pydantic import (
 )
 
 DEFAULT_REGION = "US"
+#: A date and time as JSON Schema's ``date-time`` (RFC 3339) writes it: a "T", whole seconds and
+#: an offset (checked by ``AwareDatetime``, which says when it is missing).
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?")
+
+
+def _rfc3339(value: Any) -> Any:
+    # Pydantic alone also takes numbers (Unix time), numeric strings, a space for the "T" and
+    # no seconds: more than the published schema says, so a partner's validator and ours disagreed.
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError("should be a date and time with a UTC offset, as RFC 3339 writes it (2026-11-22T15:00:00Z)")
+
+
+#: A partner's date and time: a string of JSON Schema's ``date-time`` format, with a UTC offset.
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 #: How a sealed personal field starts (``streams.crypto``: encrypted with the person's data key).
 SEALED_PREFIX = "enc1:"
 
@@ -208,7 +223,7 @@ class ChannelConsent(Frozen):
     """Consent for one channel, with when and how it was given (for the compliance record)."""
 
     granted: bool
-    given_at: AwareDatetime | None = None
+    given_at: Timestamp | None = None
     method: Annotated[str, StringConstraints(max_length=200)] | None = Field(
         default=None, description="How consent was collected, e.g. 'paper sign-in sheet', 'web form'."
     )

@@ -19,7 +19,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Mount
 
+from contracts.events import EVENT_ID_PATTERN, SLUG_PATTERN
 from streams import metrics
+from streams.friendly import SLUG_RULE
 
 from .body import BadBody, BodyTooLarge, problems
 from .publisher import BrokerUnavailable
@@ -35,8 +37,13 @@ class FieldError(BaseModel):
     @classmethod
     def of(cls, field: str, e: Mapping[str, Any]) -> FieldError:
         """One of pydantic's errors, said as the validator said it (without the "Value error, "
-        pydantic puts before a ValueError's words)."""
-        return cls(field=field, message=e["msg"].removeprefix("Value error, "), type=e["type"])
+        pydantic puts before a ValueError's words); a pattern of ours in words."""
+        said = _PATTERNS.get(str(e.get("ctx", {}).get("pattern"))) if e["type"] == "string_pattern_mismatch" else None
+        return cls(field=field, message=said or e["msg"].removeprefix("Value error, "), type=e["type"])
+
+
+#: What our patterns ask for, in words (pydantic would quote the regular expression).
+_PATTERNS = {SLUG_PATTERN: f"should be an id: {SLUG_RULE}", EVENT_ID_PATTERN: "should be printable ASCII characters, no spaces"}
 
 
 class ErrorBody(BaseModel):

@@ -220,6 +220,23 @@ def test_values_of_another_json_type_are_refused_not_converted(env, field, value
     assert pub.records == []
 
 
+@pytest.mark.parametrize("field, value, says", [
+    ("occurred_at", "2026-11-22 15:00:00Z", "as RFC 3339 writes it"), ("occurred_at", "2026-11-22T15:00Z", "as RFC 3339 writes it"),
+    ("occurred_at", "1700000000", "as RFC 3339 writes it"), ("event_id", " u1", "printable ASCII characters, no spaces"),
+    ("action_id", "rally-1 ", "should be an id: lower-case letters"),
+])
+def test_what_the_published_schema_refuses_the_api_refuses(env, field, value, says):
+    """A partner's JSON Schema validator and the API agree (an outside probe: pydantic alone took a
+    space for the "T", no seconds, Unix time in a string, and trimmed ids the schema's pattern refuses)."""
+    client, pub, secrets = env
+    r = post(client, secrets, "union-a", {**pledge("u1", "rally-1", 3), field: value})
+    assert r.status_code == 422 and pub.records == []
+    (error,) = r.json()["rejected"][0]["errors"]
+    assert error["field"] == field and says in error["message"], error
+    ok = post(client, secrets, "union-a", {**pledge("u1", "rally-1", 3), "occurred_at": "2026-11-22t15:00:00.5+01:00"})
+    assert ok.status_code == 202 and ok.json()["accepted"] == 1  # RFC 3339 itself: lower-case t, fractions, an offset
+
+
 def test_the_consent_shorthand_is_still_taken(env):
     client, pub, secrets = env
     event = signup("u1", phone="+15105550123", email="ana@example.org")
