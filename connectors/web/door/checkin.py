@@ -1,6 +1,6 @@
-"""What a tap at the door writes: a partner ``checkin`` event (or, for "Undo", its withdrawal),
-as the partner's own tools would post it. Pure: the form's fields, the contact found in the directory and ``now`` in; the event
-(a JSON-ready dict) or a ``Refusal`` naming the field out.
+"""What a tap at the door writes: a partner ``checkin`` event (for "Undo", its withdrawal), as
+the partner's own tools would post it. Pure: the form's fields, the contact found in the
+directory and ``now`` in; the event (a JSON-ready dict) or a ``Refusal`` naming the field out.
 
 The event id comes from the volunteer's phone (``door-<id>``), made when the button was tapped,
 so a check-in queued offline and sent three times is one event, and one attendee.

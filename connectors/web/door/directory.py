@@ -70,7 +70,7 @@ class Entry:
     rsvp: Status | None
     checked_in: bool
     walk_in: bool
-    #: The partner may withdraw the check-in (a wrong tap): it is the one credited with it.
+    #: The partner may withdraw the check-in (a wrong tap): its own check-in of the person counts.
     can_undo: bool = False
 
 
