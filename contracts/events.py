@@ -230,30 +230,41 @@ class RsvpEvent(PersonEvent):
 class CheckinEvent(PersonEvent):
     """A check-in; like an RSVP, it may introduce the person (a sign-in sheet with names). One
     withdrawn (a wrong tap at the door, a Mobilize attendance marked not attended) takes back
-    the person's check-ins received before it."""
+    the posting partner's own check-ins of the person received before it (a backbone's: everyone's)."""
 
     type: Literal["checkin"] = "checkin"
     action_id: Slug
     withdrawn: bool = Field(default=False, description="true: the person did not attend after all; takes back the posting partner's own "
                                                        "check-ins of them for the action received before this one (a backbone partner's: everyone's). "
-                                                       "Names the person by a phone or an email, nothing else, and gives no consent.")
+                                                       "Names the person by a phone or an email, nothing else, and takes no consent.")
+
+    model_config = ConfigDict(json_schema_extra=lambda schema: _withdrawal_schema(schema))
 
     @model_validator(mode="after")
     def _withdrawal_names_whom_only(self) -> CheckinEvent:
+        # As the JSON Schema says (``_withdrawal_schema``): fields given, even null, count.
         if not self.withdrawn:
             return self
-        if self.consent.sms.granted or self.consent.email.granted:
-            raise ValueError("a withdrawn check-in gives no consent: post a sign-up for that")
-        p = self.person
-        if any((p.given_name, p.family_name, p.postal_code, p.language)):
+        if "consent" in self.model_fields_set:
+            raise ValueError("a withdrawn check-in takes no consent: post a sign-up for that")
+        given = self.person.model_fields_set
+        if given - {"phone", "email"}:
             raise ValueError("a withdrawn check-in names the person by a phone or an email only (it introduces nobody)")
-        if p.phone is not None and p.email is not None:
+        if len(given) > 1:
             raise ValueError("a withdrawn check-in names the person by a phone or an email, not both (both would link them as one person)")
         return self
 
     @property
     def introduces(self) -> bool:
         return not self.withdrawn and super().introduces
+
+
+def _withdrawal_schema(schema: dict[str, Any]) -> None:
+    """A withdrawn check-in's rules (``CheckinEvent._withdrawal_names_whom_only``), in JSON Schema."""
+    _type_required(schema)
+    schema["if"] = {"properties": {"withdrawn": {"const": True}}, "required": ["withdrawn"]}
+    schema["then"] = {"properties": {"person": {"maxProperties": 1, "propertyNames": {"enum": ["phone", "email"]}}},
+                      "not": {"required": ["consent"]}}
 
 
 def _channels(channels: tuple[str, ...]) -> tuple[str, ...]:

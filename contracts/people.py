@@ -26,6 +26,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
+    WithJsonSchema,
     WrapValidator,
     model_serializer,
     model_validator,
@@ -172,7 +173,8 @@ Lines = _no_control(_CONTROL_BUT_LINES, _BIDI_OR_BREAK)
 
 Sealable = WrapValidator(_sealed_or)
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=40), AfterValidator(_phone), Sealable]
-Email = Annotated[str, StringConstraints(min_length=3, max_length=320), AfterValidator(normalize_email), Sealable]
+Email = Annotated[str, StringConstraints(min_length=3, max_length=320), AfterValidator(normalize_email), Sealable,
+                  WithJsonSchema({"type": "string", "format": "email", "minLength": 3, "maxLength": 320})]
 PostalCode = Annotated[
     str, StringConstraints(min_length=2, max_length=12, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$", to_upper=True), Sealable
 ]

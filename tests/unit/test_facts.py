@@ -164,7 +164,7 @@ def test_only_the_credited_partner_or_the_backbone_may_withdraw_a_checkin():
 
 
 def test_a_withdrawal_names_whom_only_and_gives_no_consent():
-    with pytest.raises(ValidationError, match="a withdrawn check-in gives no consent"):
+    with pytest.raises(ValidationError, match="a withdrawn check-in takes no consent"):
         ev(withdrawal("x", consent={"sms": True}))
     with pytest.raises(ValidationError, match="names the person by a phone or an email only"):
         ev(withdrawal("x", person={"phone": PHONE, "given_name": "Ana"}))  # the door list would show the name (an outside probe)

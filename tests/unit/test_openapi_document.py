@@ -133,3 +133,23 @@ def first_event(lines) -> dict:
         if name:
             fields[name] = int(value) if name == "retry" else value.removeprefix(" ")
     raise AssertionError("the stream ended before its first event")
+
+
+@pytest.mark.parametrize("withdrawal, valid", [
+    ({"person": {"phone": "+15105550100"}}, True),
+    ({"person": {"email": "ana@example.org"}}, True),
+    ({"person": {"phone": "+15105550100", "email": "ana@example.org"}}, False),
+    ({"person": {"phone": "+15105550100", "given_name": "Ana"}}, False),
+    ({"person": {"phone": "+15105550100", "email": None}}, False),
+    ({"person": {"phone": "+15105550100"}, "consent": {"sms": False}}, False),
+])
+def test_a_withdrawn_checkin_is_refused_by_the_schema_as_by_the_api(env, withdrawal, valid):
+    """The withdrawal's rules are in the document too (an outside probe: a partner's validator
+    passed what the API refused)."""
+    client, document, secret, publisher = env
+    event = {"type": "checkin", "event_id": "w-1", "occurred_at": "2026-11-22T15:00:00Z", "action_id": "rally-1", "withdrawn": True, **withdrawal}
+    schema = {"$ref": "#/components/schemas/PartnerEvent", "components": document["components"]}
+    assert jsonschema_rs.validator_for(schema).is_valid(event) == valid
+    body = json.dumps([event]).encode()
+    r = client.post("/v1/events", content=body, headers=headers("union-a", secret, body, time.time()))
+    assert (r.status_code == 202) == valid, r.text

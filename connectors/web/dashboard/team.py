@@ -12,7 +12,7 @@ from typing import AsyncIterator, Callable, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.accounts.rules import AccountRefused, check_manager, invite_link
 from connectors.accounts.store import AccountStore, AccountsUnavailable, email_of
@@ -40,7 +40,7 @@ class AccountView(BaseModel):
 
 class Invitation(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: str
+    email: str = Field(json_schema_extra={"format": "email"})
     role: AccountRole = "viewer"
     partner: str | None = None  # an admin's own partner when left out
 

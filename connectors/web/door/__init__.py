@@ -76,7 +76,8 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         def attended(key: str) -> Attendance | None:
             fact = book.fact("attendance", fact_key(action_id, key))
             return fact if isinstance(fact, Attendance) else None
-        return directory.roster(partner, action_id, attended, book.person_of)
+        known = coalition().get(partner)
+        return directory.roster(partner, action_id, attended, book.person_of, backbone=known is not None and known.role == "backbone")
 
     def render(request: Request, partner: str, action_id: str, q: str = "", done: str = "", problem: str = "", status: int = 200,
                typed: dict[str, str] | None = None, undone: bool = False) -> HTMLResponse:
@@ -157,6 +158,10 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
             contact = directory.find(partner, action_id, form["ref"], book.person_of)
             if contact is None:
                 raise Refusal("ref", "that person is not on this partner's list for this action")
+            if undo(form) and not any(e.ref == form["ref"] and e.can_undo for e in roster(partner, action_id)):
+                # The API would take it and change nothing (another partner's check-in, or none):
+                # the volunteer hears why instead of "done".
+                raise Refusal("ref", f"{contact.name} has no check-in of this partner's to withdraw (another partner's is theirs to take back)")
         elif undo(form):
             raise Refusal("ref", "an undo names the person on the list whose check-in to withdraw")
         else:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Callable, Literal
 
 Open = Callable[[str, str | None], str | None]
@@ -70,7 +70,7 @@ class Entry:
     rsvp: Status | None
     checked_in: bool
     walk_in: bool
-    #: The partner may withdraw the check-in (a wrong tap): its own check-in of the person counts.
+    #: The partner may withdraw the check-in (a wrong tap): its own check-in of the person counts (a backbone: anyone's).
     can_undo: bool = False
 
 
@@ -88,8 +88,9 @@ class Directory:
     people: dict[str, dict[str, Contact]] = field(default_factory=dict)
     rsvps: dict[tuple[str, str], dict[str, Status]] = field(default_factory=dict)
     checkins: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    #: Per (action, partner), whom the partner checked in and then withdrew (not checked in again since).
-    withdrawals: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    #: Per (action, partner), whose check-in this web app's door has just withdrawn, and when: out
+    #: at once, until the tallies have read it (their check-ins received since count again).
+    withdrawals: dict[tuple[str, str], dict[str, datetime]] = field(default_factory=dict)
     #: Per partner, the email key of a person it posted with a phone too → that person's key
     #: (``Envelope.email_key``): an event naming only the email is that person's.
     aliases: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -125,11 +126,8 @@ class Directory:
                 own[key] = own[key].merged(contact) if kind == "signup" else own[key].filled(contact)
         if kind in ("rsvp", "supporter_rsvp"):
             self.rsvps.setdefault((event["action_id"], partner), {})[key] = event["status"]
-        elif kind == "checkin" and event.get("withdrawn"):
-            self.withdrawals.setdefault((event["action_id"], partner), set()).add(key)
-        elif kind == "checkin":
+        elif kind == "checkin" and not event.get("withdrawn"):  # a withdrawal: the tallies say whom it takes back
             self.checkins.setdefault((event["action_id"], partner), set()).add(key)
-            self.withdrawals.get((event["action_id"], partner), set()).discard(key)
         if (email_key := envelope.get("email_key")) and email_key != key:
             self._alias(partner, email_key, key)
 
@@ -166,8 +164,11 @@ class Directory:
         for per_person in self.rsvps.values():
             for key in gone & per_person.keys():
                 del per_person[key]
-        for keys in (*self.checkins.values(), *self.withdrawals.values()):
+        for keys in self.checkins.values():
             keys -= gone
+        for undone in self.withdrawals.values():
+            for key in gone & undone.keys():
+                del undone[key]
         for aliases in self.aliases.values():
             for alias, key in list(aliases.items()):
                 if alias in gone or key in gone:
@@ -195,29 +196,31 @@ class Directory:
         return hmac.new(self.ref_key, f"{partner}|{key}".encode(), hashlib.sha256).hexdigest()[:20]
 
     def roster(self, partner: str, action_id: str, attended: Callable[[str], Attendance | None],
-               person_of: Callable[[str], str] = lambda key: key) -> list[Entry]:
+               person_of: Callable[[str], str] = lambda key: key, backbone: bool = False) -> list[Entry]:
         """The partner's people for the action: whom it RSVP'd yes or maybe, and whom it checked
         in (walk-ins), by name, one line per person. ``attended(key)``: the tallies' attendance
         fact of the person under that key; ``person_of(key)``: the person a key is now (the
         tallies' identity facts), so that someone the partner posted by phone and by email,
         linked by anyone, is one line. In: someone whose check-in counts (anyone's), or whom
         the partner has just checked in and the tallies have not read yet; a check-in the
-        partner has just withdrawn is out at once."""
+        partner has just withdrawn is out at once. It may undo its own check-in that counts (a
+        ``backbone`` partner: anyone's)."""
         said = {k: s for k, s in self.rsvps.get((action_id, partner), {}).items() if s in ("yes", "maybe")}
         checked = self.checkins.get((action_id, partner), set())
-        undone = self.withdrawals.get((action_id, partner), set())
+        undone = self.withdrawals.get((action_id, partner), {})
         out = []
         for ref, keys, contact in self._lines(partner, said.keys() | checked, person_of):
             statuses = {said[k] for k in keys if k in said}
             facts = [f for k in keys | {person_of(k) for k in keys} if (f := attended(k)) is not None]
-            counting = {p for f in facts for p in f.counting()}
-            if keys & undone:
-                counting.discard(partner)  # withdrawn here, not read by the tallies yet
+            counting = {p: received for f in facts for p, (received, _) in f.counting().items()}
+            withdrawn = max((undone[k] for k in keys if k in undone), default=None)
+            if withdrawn is not None and partner in counting and counting[partner] < withdrawn:
+                del counting[partner]  # withdrawn here, not read by the tallies yet
             read = any(partner in f.checkins or f.attended_by == partner for f in facts)
-            pending = bool((checked - undone) & keys) and not read  # checked in here, not read by the tallies yet
+            pending = bool(checked & keys) and not read and withdrawn is None  # checked in here, not read by the tallies yet
             out.append(Entry(ref, contact.name, contact.phone[-4:] if contact.phone else None, contact.email is not None,
                              "yes" if "yes" in statuses else "maybe" if statuses else None, bool(counting) or pending, not statuses,
-                             partner in counting or pending))
+                             partner in counting or pending or (backbone and bool(counting))))
         return sorted(out, key=lambda e: (e.name.casefold(), e.ref))
 
     def find(self, partner: str, action_id: str, ref: str, person_of: Callable[[str], str] = lambda key: key) -> Contact | None:
@@ -257,7 +260,7 @@ class Directory:
         own = self.people.setdefault(partner, {})
         own[key] = own[key].filled(contact) if key in own else contact  # as the check-in's event will
         if withdrawn:
-            self.withdrawals.setdefault((action_id, partner), set()).add(key)
+            self.withdrawals.setdefault((action_id, partner), {})[key] = datetime.now(timezone.utc)  # after the ingress stamped it
         else:
             self.checkins.setdefault((action_id, partner), set()).add(key)
-            self.withdrawals.get((action_id, partner), set()).discard(key)
+            self.withdrawals.get((action_id, partner), {}).pop(key, None)
