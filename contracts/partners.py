@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, StringConstraints, field_validator
 
 from .events import Slug
 from .people import Frozen
@@ -18,7 +18,8 @@ class ActionNetworkLink(Frozen):
     """How the partner's Action Network webhook reaches us and what its events mean here."""
 
     token_sha256: str | None = Field(default=None, description="SHA-256 (hex) of the secret URL token; the token itself is never stored.")
-    actions: dict[str, Slug] = Field(default={}, description="Action Network event id (or its API URL) → turnout action id.")
+    actions: dict[Annotated[str, StringConstraints(strip_whitespace=False, pattern=r"^[!-~]{1,128}$")], Slug] = Field(
+        default={}, description="Action Network event id (the last part of its API URL) → turnout action id.")
 
 
 class MobilizeLink(Frozen):
@@ -26,7 +27,15 @@ class MobilizeLink(Frozen):
 
     organization_id: int
     api_key: SecretStr
-    events: dict[str, Slug] = Field(default={}, description="Mobilize event id → turnout action id.")
+    events: dict[Annotated[str, StringConstraints(strip_whitespace=False, pattern=r"^[0-9]{1,18}$")], Slug] = Field(
+        default={}, description="Mobilize event id (a number) → turnout action id.")
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_given(cls, key: SecretStr) -> SecretStr:
+        if not key.get_secret_value().strip():  # every poll would fail on a "Bearer " header
+            raise ValueError("is empty: give the partner's Mobilize API key")
+        return key
 
 
 Role = Literal["backbone", "member"]

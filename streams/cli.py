@@ -1011,12 +1011,15 @@ def export(aggregate: bool, unique: bool, note_line: bool, bom: bool, out: Path 
 def broker(port: int) -> None:
     from .broker import EmbeddedBroker
 
+    require_port("127.0.0.1", port)  # else it printed the address of whatever held the port, and exited 0
     with EmbeddedBroker(port) as b:
         click.echo(f"KAFKA_BOOTSTRAP_SERVERS={b.bootstrap}  (memory-only; Ctrl-C to stop)")
         try:
-            b.proc.wait()
+            code = b.proc.wait()
         except KeyboardInterrupt:
-            pass
+            return
+    if code:
+        raise click.ClickException(f"the broker stopped (exit code {code})")
 
 
 if __name__ == "__main__":

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import tomllib
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import tomli_w
 from pydantic import SecretStr, ValidationError
@@ -138,7 +140,11 @@ def rotate_action_network_token(path: Path, partner_id: str) -> str:
 
 def map_action_network_event(path: Path, partner_id: str, event: str, action_id: str | None) -> Partner:
     """Count the partner's Action Network ``event`` (id or API URL) as ``action_id``; None unmaps it."""
+    if "/" in event and not (urlsplit(event).hostname or "").endswith("actionnetwork.org"):
+        raise CoalitionError(f"{event[:80]!r} is not an Action Network event (an id, or its https://actionnetwork.org/api/v2/events/… URL)")
     key = event.rstrip("/").rsplit("/", 1)[-1]
+    if not re.fullmatch(r"[!-~]{1,128}", key):
+        raise CoalitionError(f"{event[:80]!r} is not an Action Network event id (printable characters, no spaces)")
 
     def change(entry: dict[str, Any]) -> None:
         actions = entry.setdefault("action_network", {}).setdefault("actions", {})
@@ -168,6 +174,8 @@ def connect_mobilize(path: Path, partner_id: str, organization_id: int, api_key:
 
 def map_mobilize_event(path: Path, partner_id: str, event_id: str, action_id: str) -> Partner:
     """Count attendances of Mobilize event ``event_id`` as RSVPs and check-ins for ``action_id``."""
+    if not re.fullmatch(r"[0-9]{1,18}", event_id):
+        raise CoalitionError(f"{event_id[:80]!r} is not a Mobilize event id (a number, e.g. 7001)")
 
     def change(entry: dict[str, Any]) -> None:
         if "mobilize" not in entry:

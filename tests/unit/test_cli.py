@@ -60,6 +60,12 @@ def test_action_network_token_and_mapping(tmp_path):
     assert r.exit_code == 0 and "abc-1 -> rally-1" in r.output
     assert "could not check that action 'rally-1' has been posted" in r.output  # mapped all the same, and says so
     assert runner.invoke(main, ["action-network", "map", "union-a", "abc-2", "Not A Slug"], env=env).exit_code != 0
+    # Junk was mapped as it came (an outside probe): an empty id, a space, another site's URL.
+    for junk, says in (("", "is not an Action Network event id"), ("a b", "is not an Action Network event id"),
+                       ("https://evil.example/api/v2/events/x", "is not an Action Network event (an id, or its https://actionnetwork.org")):
+        r = runner.invoke(main, ["action-network", "map", "union-a", junk, "rally-2"], env=env)
+        assert r.exit_code == 1 and says in r.output, r.output
+    assert set(load(tmp_path / "c.toml").get("union-a").action_network.actions) == {"abc-1"}
     assert runner.invoke(main, ["action-network", "unmap", "union-a", "abc-1"], env=env).exit_code == 0
     assert load(tmp_path / "c.toml").get("union-a").action_network.actions == {}
     assert runner.invoke(main, ["action-network", "token", "nobody"], env=env).exit_code != 0
@@ -78,3 +84,9 @@ def test_mobilize_connect_prompts_for_the_key_and_map_needs_a_connection(tmp_pat
     link = load(tmp_path / "c.toml").get("union-a").mobilize
     assert (link.organization_id, link.api_key.get_secret_value(), link.events) == (101, "mz-secret-key", {"7001": "rally-1"})
     assert "mz-secret-key" not in runner.invoke(main, ["partners", "list"], env=env).output
+    # An empty key was taken, and every poll then failed on a "Bearer " header; an event id must be Mobilize's number.
+    r = runner.invoke(main, ["mobilize", "connect", "union-a", "101", "--api-key", " "], env=env)
+    assert r.exit_code == 1 and "mobilize.api_key: is empty" in r.output, r.output
+    r = runner.invoke(main, ["mobilize", "map", "union-a", "abc", "rally-1"], env=env)
+    assert r.exit_code == 1 and "'abc' is not a Mobilize event id (a number" in r.output, r.output
+    assert load(tmp_path / "c.toml").get("union-a").mobilize.api_key.get_secret_value() == "mz-secret-key"

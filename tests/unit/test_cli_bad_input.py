@@ -263,3 +263,14 @@ def test_a_table_written_to_a_file_or_a_pipe_is_whole(here):
     r = turnout_process(here, "privacy", "report")
     assert r.returncode == 0, r.stderr
     assert "…" not in r.stdout and "turnout.events " in r.stdout and "turnout.data-keys " in r.stdout
+
+
+def test_a_broker_on_a_taken_port_says_so_in_one_line(here):
+    """It printed the address of whatever held the port as its own, and exited 0 (an outside probe)."""
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        r = turnout("broker", "--port", str(held.getsockname()[1]))
+    assert r.exit_code == 1 and r.output.startswith("Error: cannot listen on 127.0.0.1:") and "KAFKA_BOOTSTRAP_SERVERS" not in r.output, r.output
