@@ -964,8 +964,8 @@ def tallies(action_id: str | None, as_json: bool, url: str | None) -> None:
 @click.option("--unique", is_flag=True, help="One row per action and one for the coalition: people each counted once, and the show rate.")
 @click.option("--note-line", is_flag=True, help="With --aggregate: put the suppression note first, as a '# ' line.")
 @click.option("--bom", is_flag=True, help="Start with a UTF-8 byte-order mark: Excel needs it to read accented names right.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here (default: standard output).")
-def export(aggregate: bool, unique: bool, note_line: bool, bom: bool, out: Path | None) -> None:
+@click.option("--out", "out_name", type=click.Path(dir_okay=False), default=None, help="Write here (default: standard output).")
+def export(aggregate: bool, unique: bool, note_line: bool, bom: bool, out_name: str | None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from connectors.web.exports import SUPPRESSION_NOTE, aggregate_csv, for_excel, tallies_csv, unique_csv
@@ -976,6 +976,10 @@ def export(aggregate: bool, unique: bool, note_line: bool, bom: bool, out: Path 
         raise click.UsageError("give at most one of --aggregate or --unique")
     if note_line and not aggregate:
         raise click.UsageError("--note-line goes with --aggregate (only the aggregate has a note)")
+    if out_name is not None and (not Path(out_name).name or out_name.endswith(os.sep)):
+        # Said before the read, not after it (an empty name failed then; x/ wrote a file x).
+        raise click.BadParameter(f"{out_name!r} names no file: give a file name, e.g. tallies.csv", param_hint="--out")
+    out = Path(out_name) if out_name is not None else None
     if out is not None and not out.absolute().parent.is_dir():
         raise click.BadParameter(f"{out.absolute().parent} is not a directory", param_hint="--out")
     s = settings()

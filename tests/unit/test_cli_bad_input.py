@@ -274,3 +274,11 @@ def test_a_broker_on_a_taken_port_says_so_in_one_line(here):
         held.listen()
         r = turnout("broker", "--port", str(held.getsockname()[1]))
     assert r.exit_code == 1 and r.output.startswith("Error: cannot listen on 127.0.0.1:") and "KAFKA_BOOTSTRAP_SERVERS" not in r.output, r.output
+
+
+@pytest.mark.parametrize("out", ["", "tallies/"])
+def test_an_export_to_no_file_name_is_refused_before_the_read(here, out):
+    """'' failed after the whole read with an internal error, and 'x/' wrote a file x (an outside probe)."""
+    r = turnout("export", "--out", out)
+    assert r.exit_code == 2 and f"{out!r} names no file" in r.output, r.output
+    assert not (here / "tallies").exists()
