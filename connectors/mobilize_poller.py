@@ -23,6 +23,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Callable
 
@@ -98,7 +99,7 @@ class MobilizeClient:
             after = r.headers.get("retry-after")
             raise RetryLater(float(after) if after and after.isdigit() else None, str(r.status_code))
         if r.status_code != 200:
-            raise MobilizeRefused(f"{r.status_code} from Mobilize: {r.text[:200]}")
+            raise MobilizeRefused(f"{r.status_code} from Mobilize: {said(r)}")
         try:  # numbers too long to read stay text, for the attendance that holds them to be skipped
             page = Page.model_validate(load_json(r.content))
         except BadBody as exc:
@@ -229,3 +230,15 @@ async def poll(s: Settings, coalition: Callable[[], Coalition], publisher: Publi
         if once:
             return
         await asyncio.sleep(s.mobilize_interval)  # the polling interval, not synchronisation
+
+
+def said(r: httpx.Response) -> str:
+    """What Mobilize said, in one line: its error's detail, else the body's words without markup
+    (a proxy's HTML page came out as ten lines of it)."""
+    try:
+        body = r.json()
+    except ValueError:
+        body = None
+    detail = body.get("error", {}).get("detail") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None
+    text = detail if isinstance(detail, str) else re.sub(r"<[^>]*>", " ", r.text)
+    return " ".join(text.split())[:200] or "(no text)"

@@ -197,3 +197,13 @@ def test_a_pass_reads_at_most_max_pages_and_holds_one_page_at_a_time():
     failed, published, s = poll_once(answer, max_pages=5)
     assert isinstance(failed, MobilizeRefused) and "more than 5 pages" in str(failed), repr(failed)
     assert len(published[None]) == 5 and mobilize_cursor_topic(s) not in published  # written page by page; the cursor stays
+
+
+def test_a_refusal_is_said_in_one_line_without_markup():
+    """A proxy's 404 page came out as ten lines of HTML in the operator's terminal (an outside probe)."""
+    from connectors.mobilize_poller import said
+
+    page = httpx.Response(404, text="<!DOCTYPE HTML>\n<html><head><title>404 Not Found</title></head>\n<body><h1>Not Found</h1></body></html>\n")
+    assert said(page) == "404 Not Found Not Found"
+    assert said(httpx.Response(403, json={"data": None, "error": {"detail": "Invalid token."}})) == "Invalid token."
+    assert said(httpx.Response(500, text="")) == "(no text)"
