@@ -390,10 +390,11 @@ def keys_rewrap() -> None:
         done, unreadable = asyncio.run(run())
     except RuntimeError as exc:
         raise stopped(exc) from None
+    if unreadable:  # said alone: "nothing to do" before it contradicted it (an outside probe)
+        raise click.ClickException(f"{plural(unreadable, 'data key')} wrapped by a master key you did not give (TURNOUT_PREVIOUS_MASTER_KEYS): "
+                                   f"not rewrapped" + (f"; the other {plural(done, 'data key')} rewrapped" if done else ""))
     click.echo(f"wrapped {plural(done, 'data key')} with the current master key" if done else
                "every data key was already wrapped with the current master key: nothing to do")
-    if unreadable:
-        raise click.ClickException(f"{plural(unreadable, 'data key')} wrapped by a master key you did not give (TURNOUT_PREVIOUS_MASTER_KEYS): not rewrapped")
 
 
 @main.group(help="Where personal data lives (for a data-sharing agreement).")

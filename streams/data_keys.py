@@ -99,7 +99,7 @@ class KafkaDataKeys:
         self._rounds = 0  # fetch rounds finished
         self._at_end = -1  # the last round that ended with every partition read to its end
         self._tick = asyncio.Event()
-        self.unreadable = 0  # key records wrapped by a master key this process lacks
+        self._unreadable: set[bytes] = set()  # keys whose newest record this process cannot read
         self._known = False  # read the topic to its end once: a known person gets no second key
 
     async def start(self) -> None:
@@ -143,14 +143,21 @@ class KafkaDataKeys:
             self._tick.set()
             self._tick = asyncio.Event()
 
+    @property
+    def unreadable(self) -> int:
+        """Data keys this process cannot read: the newest record of each, not every record read
+        (an erased key, or one written again since, is not counted)."""
+        return len(self._unreadable)
+
     def _apply(self, key: bytes, value: bytes | None) -> None:
         try:
             self.ring.apply(key, value)
+            self._unreadable.discard(key)
         except UnknownMasterKey as exc:
-            self.unreadable += 1
+            self._unreadable.add(key)
             log.error("a data key is wrapped by master key %s, which this process was not given (TURNOUT_PREVIOUS_MASTER_KEYS)", exc.master_id)
         except Exception as exc:  # noqa: BLE001 - a damaged record: its key stays unknown, the rest is read
-            self.unreadable += 1
+            self._unreadable.add(key)
             log.error("a data-keys record could not be read (%s)", type(exc).__name__)
 
     async def _read_to_end(self) -> bool:

@@ -190,3 +190,7 @@ def test_after_a_master_key_rotation_and_rewrap_the_new_key_alone_opens_everythi
     assert {ANA["phone"], ANA["email"], BEN["phone"], "Bartholomew"} <= Scan(stack, new).opened()
     again = CliRunner().invoke(main, ["keys", "rewrap"], env=env)
     assert again.exit_code == 0 and "every data key was already wrapped with the current master key" in again.output, again.output
+    # A master key that wrapped nothing: the 2 keys (not their 4 records), and no "nothing to do" before it (an outside probe).
+    wrong = {k: v for k, v in env.items() if k != "TURNOUT_PREVIOUS_MASTER_KEYS"} | {"TURNOUT_MASTER_KEY": "wrong-key-wrong-key-wrong-key-123"}
+    r = CliRunner().invoke(main, ["keys", "rewrap"], env=wrong)
+    assert r.exit_code == 1 and r.output.startswith("Error: 2 data keys wrapped by a master key you did not give"), r.output
