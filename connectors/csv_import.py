@@ -159,6 +159,9 @@ def read(
             continue
         event["event_id"] = event_id(secret, partner, kind, action, {k: v for k, v in values.items() if v})
         reason = _refused(event, region, ingress)
+        if reason and reason.startswith("occurred_at:") and not values.get("occurred_at"):
+            # No date in the row: it is the file's own (the CLI's: when it was last saved), not a column's.
+            reason = f"occurred_at (no date in the row, so the file's, {default_at.isoformat()}):" + reason.removeprefix("occurred_at:")
         if reason:
             problems.append(Problem(start, reason))
         else:

@@ -114,3 +114,12 @@ def test_a_date_the_ingress_would_call_future_is_a_bad_row_already():
     assert [(p.line, p.reason) for p in problems] == [(2, "occurred_at: is more than 5 minutes in the future")]
     rows, problems = load(f"phone,date\n5105550123,{late}\n", kind="checkin", action="rally-1", now=AT + timedelta(minutes=2))
     assert problems == [] and [r.line for r in rows] == [2]
+
+
+def test_a_row_without_a_date_in_the_future_names_the_files_time_not_a_column():
+    """A sheet saved with a clock in the future: its rows, which have no date column, were said
+    to have an occurred_at in the future (an outside probe looked for the column)."""
+    future = datetime.now(timezone.utc) + timedelta(days=30)
+    rows, problems = read(io.StringIO("phone\n5105550160\n"), "signup", partner="union-a", secret="s3cret", action=None, default_at=future)
+    assert rows == [] and [p.line for p in problems] == [2]
+    assert problems[0].reason.startswith("occurred_at (no date in the row, so the file's, ") and "in the future" in problems[0].reason
