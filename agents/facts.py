@@ -12,8 +12,8 @@ cannot take credit by backdating, and an old sign-in sheet imported today still 
 - *Check-in*: a person who checks in twice is one attendee. Credit for attending goes to
   the partner whose check-in was received first (ties: the smaller partner id). A withdrawn
   check-in (``withdrawn: true``: a wrong tap at the door) takes back the partner's own
-  check-ins received before it (a backbone partner's: everyone's); a member that checked
-  nobody in may not withdraw another's (refused). A check-in received after it counts again;
+  check-ins received before it (a backbone partner's: everyone's); a member's withdrawal of
+  another's check-in takes nothing back (dead-lettered with the reason). A check-in received after it counts again;
   the same check-in or withdrawal posted again (partner and event id) is a repeat.
 - *Pledge*: a partner's own pledge always wins over one listed inside the action by its
   owner; between two of the same kind, the one received later (then the larger event id).
@@ -84,21 +84,32 @@ def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, per
     if old is not None and seen in old.checkin_events:
         return old  # posted again (a retry, a re-run import): a check-in withdrawn since stays withdrawn
     checkins = partner_checkins(old)
-    mine = checkins.get(partner, PartnerCheckins())
+    mine = checkins.get(partner)
     withdrawn = old.withdrawn_received if old is not None else None
     if event.withdrawn and role == "backbone":
         withdrawn = max(withdrawn or received, received)
     elif event.withdrawn:  # kept even when it takes back nothing (yet): the same in whatever order they are read
-        checkins[partner] = mine.model_copy(update={"withdrawn_received": max(mine.withdrawn_received or received, received)})
+        checkins[partner] = join_checkins(mine, PartnerCheckins(withdrawn_received=received))
     else:
-        first = mine.first_received is None or received < mine.first_received
-        last = mine.last_received is None or received > mine.last_received
-        checkins[partner] = mine.model_copy(update={**({"first_received": received, "first_at": event.occurred_at} if first else {}),
-                                                    **({"last_received": received, "last_at": event.occurred_at} if last else {})})
+        checkins[partner] = join_checkins(mine, PartnerCheckins(first_received=received, first_at=event.occurred_at,
+                                                                last_received=received, last_at=event.occurred_at))
     known = [] if event.withdrawn else [received]  # a withdrawal alone does not make the person known to the coalition
     firsts = [t for t in (old.first_received if old else None, *known) if t is not None]
     return checked_in(old or Attendance(action_id=event.action_id, person_key=person_key), checkins, withdrawn,
                       (*(old.checkin_events if old else ()), seen), first_received=min(firsts, default=None))
+
+
+def join_checkins(a: PartnerCheckins | None, b: PartnerCheckins | None) -> PartnerCheckins:
+    """One partner's check-ins from two sets of them (a new check-in or withdrawal, or two
+    records of one person merged): the first and the last received of either, the last
+    withdrawal of either."""
+    if a is None or b is None:
+        return a or b or PartnerCheckins()
+    firsts = [(x.first_received, x.first_at) for x in (a, b) if x.first_received is not None]
+    lasts = [(x.last_received, x.last_at) for x in (a, b) if x.last_received is not None]
+    first, last = min(firsts, default=(None, None)), max(lasts, default=(None, None))
+    withdrawn = max((x.withdrawn_received for x in (a, b) if x.withdrawn_received is not None), default=None)
+    return PartnerCheckins(first_received=first[0], first_at=first[1], last_received=last[0], last_at=last[1], withdrawn_received=withdrawn)
 
 
 def withdrawal_refused(old: Attendance | None, event: CheckinEvent, partner: str, role: str) -> str | None:

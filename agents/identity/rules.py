@@ -19,12 +19,12 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from contracts.asks import RecentAsks
-from contracts.facts import Attendance, Membership, PartnerCheckins, PersonRecord
+from contracts.facts import Attendance, Membership, PersonRecord
 from contracts.identity import IdentifierKind
 from contracts.people import PersonRef
 from streams.keys import person_key
 
-from ..facts import checked_in, partner_checkins, rsvp_rank
+from ..facts import checked_in, join_checkins, partner_checkins, rsvp_rank
 
 def identifiers(secret: bytes, person: PersonRef) -> list[tuple[str, IdentifierKind]]:
     """The keys of the identifiers ``person`` names, the phone first: the first is the key the
@@ -74,18 +74,6 @@ def join_attendance(a: Attendance | None, b: Attendance | None, person: str) -> 
     checkins = {p: join_checkins(mine.get(p), theirs.get(p)) for p in mine.keys() | theirs.keys()}
     withdrawn = max((x.withdrawn_received for x in (a, b) if x.withdrawn_received is not None), default=None)
     return checked_in(joined, checkins, withdrawn, (*a.checkin_events, *b.checkin_events))
-
-
-def join_checkins(a: PartnerCheckins | None, b: PartnerCheckins | None) -> PartnerCheckins:
-    """One partner's check-ins of one person from two records of them: the first and the last
-    received of either, the last withdrawal of either."""
-    if a is None or b is None:
-        return a or b  # type: ignore[return-value]
-    firsts = [(x.first_received, x.first_at) for x in (a, b) if x.first_received is not None]
-    lasts = [(x.last_received, x.last_at) for x in (a, b) if x.last_received is not None]
-    first, last = min(firsts, default=(None, None)), max(lasts, default=(None, None))
-    withdrawn = max((x.withdrawn_received for x in (a, b) if x.withdrawn_received is not None), default=None)
-    return PartnerCheckins(first_received=first[0], first_at=first[1], last_received=last[0], last_at=last[1], withdrawn_received=withdrawn)
 
 
 def join_membership(a: Membership | None, b: Membership | None, person: str) -> Membership | None:
