@@ -41,12 +41,42 @@ class MobilizeLink(Frozen):
 Role = Literal["backbone", "member"]
 
 
+#: Longest display name: it heads tables and dashboard pages.
+NAME_MAX = 120
+#: A webhook secret's length: long enough not to be guessed, short enough to paste.
+SECRET_MIN, SECRET_MAX = 16, 512
+
+
 class Partner(Frozen):
     id: Slug
-    name: str
+    name: str = Field(description=f"Display name, 1 to {NAME_MAX} characters.")
     kind: PartnerKind
-    secret: SecretStr
+    secret: SecretStr = Field(description=f"Webhook secret (HMAC key), {SECRET_MIN} to {SECRET_MAX} printable characters, no spaces.")
     role: Role = Field(default="member", description="`backbone`: the hub, may change any action and reach the whole coalition; `member`: only its own.")
     enabled: bool = True
     action_network: ActionNetworkLink = ActionNetworkLink()
     mobilize: MobilizeLink | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        name = name.strip()
+        if not name:
+            raise ValueError("is empty: give the organization's name")
+        if len(name) > NAME_MAX:
+            raise ValueError(f"is {len(name)} characters long; at most {NAME_MAX}")
+        if any(c < " " or c == "\x7f" for c in name):
+            raise ValueError("holds a control character (a line break or tab?)")
+        return name
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, secret: SecretStr) -> SecretStr:
+        value = secret.get_secret_value()  # never quoted back: the message says what is wrong, not what it is
+        if not SECRET_MIN <= len(value) <= SECRET_MAX:
+            raise ValueError(f"must be {SECRET_MIN} to {SECRET_MAX} characters (it has {len(value)}): "
+                             "`turnout partners rotate-secret ID` makes a good one")
+        if not all("!" <= c <= "~" for c in value):
+            raise ValueError("may hold only printable ASCII characters, no spaces: "
+                             "`turnout partners rotate-secret ID` makes a good one")
+        return secret

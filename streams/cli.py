@@ -454,6 +454,36 @@ def partners_add(partner_id: str, name: str, kind: str, role: str) -> None:
     click.echo(p.secret.get_secret_value())
 
 
+@partners.command("rotate-secret", help="Give a partner a fresh webhook secret and print it; the old one is refused from now on.")
+@click.argument("partner_id")
+def partners_rotate_secret(partner_id: str) -> None:
+    path = settings().coalition
+    with coalition_errors():
+        p = coalition_file.rotate_secret(path, partner_id)
+    console.print(f"[bold]{p.id}[/]: new webhook secret (shown once here, kept in {escape(str(path))}). Posts signed with the "
+                  "old one are refused from now on, and its staff's dashboard sessions have ended: give the partner this one.")
+    click.echo(p.secret.get_secret_value())
+
+
+@partners.command("disable", help="Refuse a partner's posts and end its staff's dashboard sessions (until enabled again).")
+@click.argument("partner_id")
+def partners_disable(partner_id: str) -> None:
+    path = settings().coalition
+    with coalition_errors():
+        coalition_file.set_enabled(path, partner_id, False)
+    console.print(f"[bold]{partner_id}[/] disabled: its posts are refused (401) and its staff cannot sign in; "
+                  f"`turnout partners enable {partner_id}` undoes it.")
+
+
+@partners.command("enable", help="Accept a disabled partner's posts again.")
+@click.argument("partner_id")
+def partners_enable(partner_id: str) -> None:
+    path = settings().coalition
+    with coalition_errors():
+        coalition_file.set_enabled(path, partner_id, True)
+    console.print(f"[bold]{partner_id}[/] enabled: its posts are accepted again.")
+
+
 @partners.command("list", help="List partners (no secrets).")
 def partners_list() -> None:
     path = settings().coalition

@@ -19,7 +19,8 @@ api_key = "…"
 events = { "567890" = "rally-1201" }
 ```
 The file holds secrets: keep it out of version control and readable only by the service.
-Commands that change a partner rewrite the whole file (comments are not kept).
+Commands that change a partner change only its values (``tomlkit``): comments, order and
+layout written by hand are kept.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-import tomli_w
+import tomlkit
 from pydantic import SecretStr, ValidationError
 
 from contracts.partners import Partner
@@ -62,15 +63,27 @@ class Coalition:
 def load(path: Path, missing_ok: bool = False) -> Coalition:
     """The partners of the coalition file at ``path``. A missing file is an error that says
     how to create one, unless ``missing_ok`` (then: no partners)."""
+    if not path.exists() and missing_ok:
+        return Coalition([])
+    return checked(tomllib.loads(read(path)), path)
+
+
+def read(path: Path) -> str:
+    """The coalition file's text, once it is known to be TOML; else a ``CoalitionError`` that
+    says what to do."""
     if not path.exists():
-        if missing_ok:
-            return Coalition([])
         raise CoalitionError(f"no coalition file at {path.absolute()}: create it with `turnout partners add ID --name NAME "
                              "--kind KIND`, or point TURNOUT_COALITION at yours")
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text()
+        tomllib.loads(text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise CoalitionError(f"{path}: not a readable TOML file ({exc}); fix it or restore a copy") from None
+    return text
+
+
+def checked(data: dict[str, Any], path: Path) -> Coalition:
+    """The partners of the coalition file's contents, or a ``CoalitionError`` saying which entry is wrong."""
     entries = data.get("partners", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise CoalitionError(f"{path}: `partners` must be a list of [[partners]] tables, each with id, name, kind and secret "
@@ -99,7 +112,7 @@ def add_partner(path: Path, partner_id: str, name: str, kind: str, role: str = "
         raise CoalitionError(explain(exc)) from None
     entry = {"id": partner.id, "name": partner.name, "kind": partner.kind, "role": partner.role,
              "secret": partner.secret.get_secret_value(), "enabled": True}
-    block = tomli_w.dumps({"partners": [entry]})
+    block = tomlkit.dumps({"partners": [entry]})
     prefix = "\n" if path.exists() and path.read_text().strip() else ""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as f:
@@ -108,23 +121,39 @@ def add_partner(path: Path, partner_id: str, name: str, kind: str, role: str = "
 
 
 def update_partner(path: Path, partner_id: str, change: Callable[[dict[str, Any]], None]) -> Partner:
-    """Apply ``change`` to the partner's entry in place, validate, and rewrite the file (mode 0600)."""
-    load(path)  # refuse to rewrite a broken file
-    data = tomllib.loads(path.read_text()) if path.exists() else {}
-    entry = next((e for e in data.get("partners", []) if e.get("id") == partner_id), None)
+    """Apply ``change`` to the partner's entry in place, validate, and rewrite the file (mode
+    0600), keeping everything else in it as written, comments included."""
+    data = tomlkit.parse(read(path))
+    entries = data.get("partners", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        checked(data.unwrap(), path)  # raises, saying what is wrong
+    entry = next((e for e in entries if e.get("id") == partner_id), None)
     if entry is None:
-        raise CoalitionError(f"no partner {partner_id!r} in {path}")
+        known = ", ".join(str(e.get("id")) for e in entries) or "none yet"
+        raise CoalitionError(f"no partner {partner_id!r} in {path} (partners: {known})")
     change(entry)
     try:
-        partner = Partner.model_validate(entry)
+        partner = Partner.model_validate(entry.unwrap())
     except ValidationError as exc:
         raise CoalitionError(f"{partner_id}: {explain(exc)}") from None
+    checked(data.unwrap(), path)  # never write a file the web app would refuse
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(tomli_w.dumps(data))
+        f.write(tomlkit.dumps(data))
     tmp.replace(path)
     return partner
+
+
+def rotate_secret(path: Path, partner_id: str) -> Partner:
+    """Give the partner a fresh webhook secret: the old one is refused from now on (posts signed
+    with it, and its staff's dashboard sessions: README, Dashboard accounts)."""
+    return update_partner(path, partner_id, lambda entry: entry.update(secret=secrets.token_urlsafe(32)))
+
+
+def set_enabled(path: Path, partner_id: str, enabled: bool) -> Partner:
+    """Accept (``True``) or refuse (``False``) the partner's posts; refused, its staff are signed out."""
+    return update_partner(path, partner_id, lambda entry: entry.update(enabled=enabled))
 
 
 def rotate_action_network_token(path: Path, partner_id: str) -> str:

@@ -19,7 +19,7 @@ from contracts.asks import AskFact
 from contracts.events import ActionEvent
 from contracts.facts import ActionRecord, Attendance, Membership, Pledge
 from contracts.tallies import TallyBook
-from streams.coalition import add_partner, update_partner
+from streams.coalition import add_partner, rotate_secret, set_enabled
 from streams.settings import Settings
 from tests.accounts import PASSWORD, account, add, sign_in, started_store
 from tests.factories import action
@@ -143,11 +143,11 @@ def test_a_partner_sees_its_own_row_and_the_rest_only_as_an_aggregate(env):
 
 
 def rotate(path, partner_id):
-    update_partner(path, partner_id, lambda entry: entry.update(secret="rotated-secret"))
+    rotate_secret(path, partner_id)
 
 
 def disable(path, partner_id):
-    update_partner(path, partner_id, lambda entry: entry.update(enabled=False))
+    set_enabled(path, partner_id, False)
 
 
 def messages(lines):

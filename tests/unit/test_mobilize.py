@@ -116,7 +116,7 @@ def poll_once(body: bytes | Callable[[httpx.Request], bytes], since: int = 900, 
     reasons (``poll_partner``)."""
     s = Settings(person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
     link = MobilizeLink(organization_id=101, api_key=SecretStr("key"), events=EVENTS)
-    partner = Partner(id="union-a", name="Union A", kind="union", secret=SecretStr("s"), mobilize=link)
+    partner = Partner(id="union-a", name="Union A", kind="union", secret=SecretStr("s" * 32), mobilize=link)
     publisher = ListPublisher()
 
     async def run():
