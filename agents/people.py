@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from contracts.events import PersonEvent
-from contracts.facts import Membership, PersonRecord
+from contracts.facts import ADDRESS_FIELD, Channel, Membership, PersonRecord, Undeliverable
 from contracts.people import ConsentRecord
 
 PROFILE = ("given_name", "family_name", "phone", "email", "postal_code", "language")
@@ -63,6 +63,7 @@ def merge_person(old: PersonRecord | None, event: PersonEvent, partner: str, per
         **_profile([_stamped(old), incoming]),
         consent=consent,
         opted_out=old.opted_out,
+        undeliverable=old.undeliverable,
         partners=tuple(sorted(set(old.partners) | {partner})),
         recruited_by=first[1],
         recruited_at=first[0],
@@ -92,11 +93,13 @@ def join_people(a: PersonRecord | None, b: PersonRecord | None, person_key: str)
                  for c in sorted(set(a.opted_out) | set(b.opted_out))}
     touches = [(r.recruited_at, r.recruited_by) for r in (a, b) if r.partners] or [(min(a.recruited_at, b.recruited_at), "")]
     first = min(touches)
+    profile = _profile([_stamped(a), _stamped(b)])
     return PersonRecord(
         person_key=person_key,
-        **_profile([_stamped(a), _stamped(b)]),
+        **profile,
         consent=dict(sorted(consent.items())),
         opted_out=opted_out,
+        undeliverable=_undeliverable(a, b, profile),
         partners=tuple(sorted(set(a.partners) | set(b.partners))),
         recruited_by=first[1],
         recruited_at=first[0],
@@ -104,8 +107,19 @@ def join_people(a: PersonRecord | None, b: PersonRecord | None, person_key: str)
     )
 
 
+def _undeliverable(a: PersonRecord, b: PersonRecord, profile: dict) -> dict[Channel, Undeliverable]:
+    """Per channel, what either record found undeliverable about the address the merged record
+    keeps (the earliest finding, so the order never matters); findings about the other address go."""
+    kept = {}
+    for channel, field in ADDRESS_FIELD.items():
+        found = [u for r in (a, b) if (u := r.undeliverable.get(channel)) is not None and u.given_at == profile["profile_at"].get(field)]
+        if found:
+            kept[channel] = min(found, key=lambda u: (u.at, u.code))
+    return kept
+
+
 def _stamped(record: PersonRecord) -> dict[str, tuple[str, datetime]]:
-    return {f: (v, record.profile_at.get(f, record.updated_at)) for f in PROFILE if (v := getattr(record, f)) is not None}
+    return {f: (v, record.given_at(f)) for f in PROFILE if (v := getattr(record, f)) is not None}
 
 
 def _profile(sources: list[dict[str, tuple[str, datetime]]]) -> dict:

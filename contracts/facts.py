@@ -16,8 +16,26 @@ from .events import ActionEvent, RsvpStatus
 from .people import Channel, ConsentRecord, Internal
 
 
+#: The person field each channel sends to.
+ADDRESS_FIELD: dict[Channel, str] = {"sms": "phone", "email": "email"}
+
+
+class Undeliverable(Internal):
+    """A provider said the person's address on a channel can never take a message: a landline or
+    a number that does not exist (Twilio 21211, 21614, 30005, 30006), an email that hard-bounced."""
+
+    given_at: datetime = Field(description="When the address it is about was given (the record's ``profile_at``): one given since, by a newer "
+                                           "sign-up, is tried again.")
+    code: str = Field(description="Twilio's error code, or SendGrid's event (bounce, dropped).")
+    at: datetime
+
+
 class PersonRecord(Internal):
     """One supporter, merged across every partner that signed them up (the people table)."""
+
+    def given_at(self, field: str) -> datetime:
+        """When the record's ``field`` got its value."""
+        return self.profile_at.get(field, self.updated_at)
 
     person_key: str
     given_name: str | None = None
@@ -28,6 +46,7 @@ class PersonRecord(Internal):
     language: str | None = None
     consent: dict[Channel, ConsentRecord] = {}
     opted_out: dict[Channel, datetime] = {}
+    undeliverable: dict[Channel, Undeliverable] = {}
     partners: tuple[str, ...] = ()
     recruited_by: str
     recruited_at: datetime

@@ -42,7 +42,7 @@ class AudienceCount(Internal):
 
     ``asked``: asks per channel. ``excluded``: per channel, per reason (the eligibility rules'
     words: "out of area", "opted out", "no consent", "consent covers no sponsor", "no phone",
-    "no email", "frequency cap", "already asked"), people left out on that channel. ``deferred``:
+    "no email", "undeliverable", "frequency cap", "already asked"), people left out on that channel. ``deferred``:
     texts that quiet hours would hold, with the earliest and latest moment they would go."""
 
     kind: Literal["audience"] = "audience"

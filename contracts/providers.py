@@ -69,6 +69,7 @@ class EmailEvent(Internal):
     event: str
     sg_message_id: str | None = None
     reason: str | None = None
+    bounce_type: str | None = Field(default=None, description="A bounce's ``type``: ``bounce`` (hard: the address does not exist) or ``blocked`` (refused this time).")
 
 
 class PersonOptOut(Internal):

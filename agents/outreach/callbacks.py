@@ -21,7 +21,8 @@ from contracts.providers import TWILIO_QUEUE_OVERFLOW, TWILIO_VALIDITY_EXPIRED
 
 from .agents import Outreach, carry_out
 from .planning import plan
-from .receipts import answer_text, known_or_new, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind, reply_target, stop_confirmed
+from .receipts import (answer_text, known_or_new, mark_undeliverable, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind,
+                       reply_target, stop_confirmed, undeliverable_code)
 from .sending import after_queue_full, after_validity_expired
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,9 @@ def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> st
             opted = ProviderEnvelope(person_key=pk, received_at=at, event=PersonOptOut(channel=channel))
             if not forwarded(p, opted):
                 _set_person(p, partition, pk, lambda person: opt_out(person, channel, at), at)
+        if (code := undeliverable_code(ev)) is not None and target_of(p, pk) == pk and (person := p.people.get(pk)) is not None:
+            # Not forwarded to a person this key was merged into: their address there may be another.
+            p.people.put(partition, pk, mark_undeliverable(person, fact.channel, code, at, fact.updated_at))
         if isinstance(ev, SmsStatus) and new.status == "failed" and fact.status != "failed":
             # Twilio refused it after accepting it: final (Twilio does not retry it, nor do we).
             p.dead_letter(ev.ask_id, "provider reported the text failed", code=ev.error_code)

@@ -12,7 +12,9 @@ Rules, checked per channel in this order; the first that fails is the reason rec
    covers none of the action's sponsors (its owner and the partners that co-sponsor it by
    posting their own pledge). Consent covers the partner that collected it, or every partner
    when it was given with ``scope: coalition``.
-4. *no phone* / *no email*: there is no address for the channel.
+4. *no phone* / *no email*: there is no address for the channel. *undeliverable*: the provider
+   said this very address can never take a message (a landline, a number or mailbox that does
+   not exist: ``person.undeliverable``); a different address given since is asked again.
 5. *frequency cap*: ``recent_asks`` (asks inside the cap window, across every partner and
    action, that reached the person or still may: not cancelled, expired or failed) plus the
    asks planned here may not exceed ``cap``. When
@@ -31,11 +33,10 @@ from functools import lru_cache
 import zipcodes
 
 from contracts.events import ActionEvent, TargetArea
-from contracts.facts import Channel, PersonRecord
+from contracts.facts import ADDRESS_FIELD, Channel, PersonRecord
 
 #: Preference order: when the cap allows fewer asks than channels, the first ones win.
 CHANNELS: tuple[Channel, ...] = ("sms", "email")
-ADDRESS_FIELD: dict[Channel, str] = {"sms": "phone", "email": "email"}
 REFERRAL_LENGTH = 10
 
 _ZIP = re.compile(r"^(\d{5})(?:[- ]?\d{4})?$")
@@ -129,7 +130,14 @@ def _channel_problem(person: PersonRecord, channel: Channel, sponsors: frozenset
         return "consent covers no sponsor"
     if not getattr(person, ADDRESS_FIELD[channel]):
         return f"no {ADDRESS_FIELD[channel]}"
-    return None
+    return undeliverable_problem(person, channel)
+
+
+def undeliverable_problem(person: PersonRecord, channel: Channel) -> str | None:
+    """"undeliverable" when the provider said the person's address on ``channel``, the one the
+    record holds now, can never take a message (rule 4)."""
+    marked = person.undeliverable.get(channel)
+    return "undeliverable" if marked is not None and marked.given_at == person.given_at(ADDRESS_FIELD[channel]) else None
 
 
 def covering(person: PersonRecord, channel: Channel, sponsors: frozenset[str]) -> list[str]:

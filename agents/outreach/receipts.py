@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Callable, Iterable, Literal
 
 from contracts.asks import AskFact, RecentAsks, SendResult, parse_ask_id
-from contracts.facts import Channel, PersonRecord
+from contracts.facts import ADDRESS_FIELD, Channel, PersonRecord, Undeliverable
 from contracts.providers import HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, TWILIO_OPTED_OUT, YES_WORDS, EmailEvent, SmsStatus
 from streams.logs import redact
 
@@ -34,6 +34,14 @@ _TWILIO = {"accepted": "sent", "scheduled": "sent", "queued": "sent", "sending":
            "canceled": "failed"}
 _SENDGRID = {"processed": "sent", "deferred": "sent", "delivered": "delivered", "bounce": "failed", "dropped": "failed"}
 EMAIL_OPT_OUT = frozenset({"unsubscribe", "group_unsubscribe", "spamreport"})
+#: SendGrid drops a message to an address on one of its suppression lists: these say the person
+#: unsubscribed or reported spam there (an opt-out), or the address bounced before (undeliverable).
+DROPPED_OPTED_OUT = frozenset({"Unsubscribed Address", "Spam Reporting Address"})
+DROPPED_UNDELIVERABLE = frozenset({"Bounced Address", "Invalid"})
+#: Twilio's codes that say the number itself can never take a text: invalid (21211), not a mobile
+#: number (21614), unknown (30005), a landline or unreachable carrier (30006). Not 30003 (a
+#: handset off or out of range: it comes back), nor the sender's own set-up errors.
+NUMBER_UNDELIVERABLE = frozenset({"21211", "21614", "30005", "30006"})
 
 
 def advance(fact: AskFact, status: str, now: datetime, **details: object) -> AskFact:
@@ -78,8 +86,30 @@ def opts_out(ev: SmsStatus | EmailEvent) -> Channel | None:
     """The channel a callback opts its person out of: email for an unsubscribe or spam report,
     SMS for a text Twilio failed because the number replied STOP to the sender (21610)."""
     if isinstance(ev, EmailEvent):
-        return "email" if ev.event in EMAIL_OPT_OUT else None
+        return "email" if ev.event in EMAIL_OPT_OUT or (ev.event == "dropped" and ev.reason in DROPPED_OPTED_OUT) else None
     return "sms" if _TWILIO.get(ev.status) == "failed" and ev.error_code == str(TWILIO_OPTED_OUT) else None
+
+
+def undeliverable_code(ev: SmsStatus | EmailEvent) -> str | None:
+    """What a callback says can never take a message at its address (Twilio's error code, or
+    "bounce" / "dropped"), else ``None``. A bounce of type "blocked" is the receiving server
+    refusing this time, not a missing mailbox."""
+    if isinstance(ev, SmsStatus):
+        return ev.error_code if _TWILIO.get(ev.status) == "failed" and ev.error_code in NUMBER_UNDELIVERABLE else None
+    if ev.event == "bounce" and ev.bounce_type in (None, "bounce"):
+        return "bounce"
+    return "dropped" if ev.event == "dropped" and ev.reason in DROPPED_UNDELIVERABLE else None
+
+
+def mark_undeliverable(person: PersonRecord, channel: Channel, code: str, at: datetime, sent_at: datetime) -> PersonRecord:
+    """``person`` with their address on ``channel`` recorded as undeliverable (``code``), if it is
+    the address a message handed over at ``sent_at`` went to: one given after that (a newer
+    sign-up) is not condemned by the old one's failure."""
+    field = ADDRESS_FIELD[channel]
+    given, marked = person.given_at(field), person.undeliverable.get(channel)
+    if getattr(person, field) is None or given > sent_at or (marked is not None and marked.given_at == given):
+        return person
+    return person.model_copy(update={"undeliverable": {**person.undeliverable, channel: Undeliverable(given_at=given, code=code, at=at)}})
 
 
 def reply_kind(keyword: str, person: PersonRecord | None) -> Reply:

@@ -23,7 +23,7 @@ from contracts.facts import PersonRecord
 
 from ..erasure import ERASED
 
-from .eligibility import consent_problem
+from .eligibility import consent_problem, undeliverable_problem
 from .quiet_hours import TWILIO_MAX_VALIDITY, QuietHours, next_allowed, quiet_begins, recipient_zone
 
 
@@ -104,11 +104,12 @@ def rezoned(ask: AskCommand, person: PersonRecord | None, open_field: Callable[[
 
 
 def withdrawn(ask: AskCommand, person: PersonRecord | None) -> str | None:
-    """Why ``ask`` may no longer go to ``person`` at all (erased, opted out, consent gone), else
-    ``None``: checked when a chunk is marked and again right before each request."""
+    """Why ``ask`` may no longer go to ``person`` at all (erased, opted out, consent gone, an
+    address found undeliverable since it was planned), else ``None``: checked when a chunk is
+    marked and again right before each request."""
     if person is None:
         return "person no longer known"
-    return consent_problem(person, ask.channel)
+    return consent_problem(person, ask.channel) or undeliverable_problem(person, ask.channel)
 
 
 def window_end(ask: AskCommand, now: datetime, quiet: QuietHours) -> datetime | None:

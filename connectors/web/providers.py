@@ -158,7 +158,8 @@ def _email_event(item: object) -> ProviderEnvelope | None:
     try:
         _, pk, _ = parse_ask_id(str(item["ask_id"]))
         event = EmailEvent(ask_id=item["ask_id"], sg_event_id=str(item["sg_event_id"]), event=str(item["event"]),
-                           sg_message_id=item.get("sg_message_id"), reason=redact(r) if isinstance(r := item.get("reason"), str) else r)
+                           sg_message_id=item.get("sg_message_id"), reason=redact(r) if isinstance(r := item.get("reason"), str) else r,
+                           bounce_type=t if isinstance(t := item.get("type"), str) else None)
     except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
         return None
     return ProviderEnvelope(person_key=pk, received_at=_now(), event=event)

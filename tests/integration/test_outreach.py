@@ -262,3 +262,37 @@ def test_forged_provider_webhooks_get_403_and_write_nothing(outreach):
     r = stack.http.post(f"{stack.url}/v1/providers/sendgrid/events", content=b'[{"event":"unsubscribe"}]',
                         headers={"X-Twilio-Email-Event-Webhook-Signature": "MEUCIQ==", "X-Twilio-Email-Event-Webhook-Timestamp": "1"})
     assert r.status_code == 403
+
+
+def test_a_landline_and_a_bounced_email_are_not_asked_again_at_the_next_action(make_stack):
+    """The sandbox fails one number as a landline (30006, by callback) and bounces one email:
+    at the next action both people are left out on that channel, and asked on the other."""
+    stack = make_stack(outreach=True, partners=("union-a",))
+    stack.start_sandbox(faults=json.dumps({"landline_numbers": [phone(2)], "bounce_emails": ["b@example.org"]}))
+    stack.start_web()
+    stack.start_worker()
+    people = [person(1), person(2, email="two@example.org"), person(3, email="b@example.org")]
+    stack.post_all("union-a", people)
+    eventually(lambda: signups_seen(stack, 3))
+    keys = {i: person_key(stack.settings.person_key_bytes(), phone(i), None) for i in (1, 2, 3)}
+
+    assert stack.post("union-a", [rapid("rally-1", "First rally", ["94607"])]).status_code == 202
+
+    def found_undeliverable():
+        records = latest(stack, PEOPLE)
+        return (records.get(keys[2], {}).get("undeliverable", {}).get("sms", {}).get("code"),
+                records.get(keys[3], {}).get("undeliverable", {}).get("email", {}).get("code")) == ("30006", "bounce")
+
+    eventually(found_undeliverable, timeout=60)
+
+    assert stack.post("union-a", [rapid("rally-2", "Second rally", ["94607"])]).status_code == 202
+
+    def settled():  # person 3's text, and person 2's email: each in the same hand-over as the other channel's ask
+        asks = latest(stack, ASKS)
+        return all(asks.get(ask_id("rally-2", keys[i], c), {}).get("status") == "delivered" for i, c in ((1, "sms"), (2, "email"), (3, "sms")))
+
+    eventually(settled, timeout=60)
+    assert sms_to(stack, "Second rally") == Counter({phone(1): 1, phone(3): 1})
+    assert emails_to(stack, "Second rally") == Counter({"two@example.org": 1})
+    asks = latest(stack, ASKS)
+    assert ask_id("rally-2", keys[2], "sms") not in asks and ask_id("rally-2", keys[3], "email") not in asks

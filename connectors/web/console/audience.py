@@ -100,6 +100,7 @@ class FakeAudience:
 REASONS = {
     "out of area": "out of the target area", "opted out": "opted out", "no consent": "no consent on this channel",
     "consent covers no sponsor": "consent covers no sponsor", "no phone": "no address (phone)", "no email": "no address (email)",
+    "undeliverable": "undeliverable address (a landline, or a number or mailbox that does not exist)",
     "frequency cap": "frequency cap", "already asked": "already asked for this action",
 }
 
