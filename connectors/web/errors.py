@@ -9,6 +9,7 @@ empty), except ``POST /v1/events``' 422, which is the ingest result with each ev
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Mapping, TypeVar
 
 from fastapi import FastAPI, HTTPException, Request
@@ -37,11 +38,23 @@ class FieldError(BaseModel):
     @classmethod
     def of(cls, field: str, e: Mapping[str, Any]) -> FieldError:
         """One of pydantic's errors, said as the validator said it (without the "Value error, "
-        pydantic puts before a ValueError's words); a pattern of ours in words."""
-        said = _PATTERNS.get(str(e.get("ctx", {}).get("pattern"))) if e["type"] == "string_pattern_mismatch" else None
-        return cls(field=field, message=said or e["msg"].removeprefix("Value error, "), type=e["type"])
+        pydantic puts before a ValueError's words, or its "Input should"); a pattern of ours,
+        and a missing or unknown event ``type``, in words."""
+        kind, ctx = e["type"], e.get("ctx", {})
+        if kind == "string_pattern_mismatch":
+            said = _PATTERNS.get(str(ctx.get("pattern")))
+        elif kind == "union_tag_not_found" and ctx.get("discriminator") == "'type'":
+            said = f"missing: every event says what it is: {EVENT_TYPES}"
+        elif kind == "union_tag_invalid":
+            said = f"{ctx.get('tag')!r} is not a type of event: use one of {ctx.get('expected_tags')}"
+        else:
+            said = None
+        message = said or re.sub(r"^(Input|Value) should", "should", e["msg"].removeprefix("Value error, "))
+        return cls(field=field, message=message, type=kind)
 
 
+#: The event types, as the tag error says them.
+EVENT_TYPES = "signup, action, pledge, rsvp, checkin or opt_out"
 #: What our patterns ask for, in words (pydantic would quote the regular expression).
 _PATTERNS = {SLUG_PATTERN: f"should be an id: {SLUG_RULE}", EVENT_ID_PATTERN: "should be printable ASCII characters, no spaces"}
 

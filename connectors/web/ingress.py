@@ -257,6 +257,8 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
 def parse_events(body: bytes, max_batch: int) -> list[Any]:
     """The raw items of the body: one object, or an array of 1 to ``max_batch``."""
     data = load_json(body)
+    if isinstance(data, dict) and "type" not in data and isinstance(data.get("events"), list):
+        raise BadBody('send the events themselves: one event object, or a JSON array of events, not {"events": [...]}')
     if isinstance(data, dict):
         return [data]
     if not isinstance(data, list):

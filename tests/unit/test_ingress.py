@@ -433,3 +433,19 @@ def test_a_bug_is_a_500_with_the_same_error_body(tmp_path):
     r = TestClient(app, raise_server_exceptions=False).get("/boom")
     assert r.status_code == 500 and r.json() == {"detail": "internal error", "errors": []}
     assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"  # as every answer
+
+
+def test_a_wrapped_batch_a_missing_or_unknown_type_and_wrong_json_types_are_said_in_words(env):
+    client, publisher, secrets = env
+    r = post(client, secrets, "union-a", {"events": [pledge("w1", "rally-1", 3)]})
+    assert r.status_code == 400 and r.json()["detail"] == 'send the events themselves: one event object, or a JSON array of events, not {"events": [...]}'
+    r = post(client, secrets, "union-a", [{"event_id": "w2"}, {**pledge("w3", "rally-1", 3), "type": "pledges"},
+                                          {**pledge("w4", "rally-1", 3), "count": "five", "action_id": 7}])
+    assert r.status_code == 422
+    said = {e["index"]: [(f["field"], f["message"]) for f in e["errors"]] for e in r.json()["rejected"]}
+    assert said == {
+        0: [("type", "missing: every event says what it is: signup, action, pledge, rsvp, checkin or opt_out")],
+        1: [("type", "'pledges' is not a type of event: use one of 'signup', 'action', 'pledge', 'rsvp', 'checkin', 'opt_out'")],
+        2: [("action_id", "should be a valid string"), ("count", "should be a valid integer, unable to parse string as an integer")],
+    }
+    assert publisher.records == []
