@@ -6,9 +6,12 @@ when the coalition *received* an event (the envelope's ``received_at``, stamped 
 ingress), never by the ``occurred_at`` a partner wrote, which is kept for display: a partner
 cannot take credit by backdating, and an old sign-in sheet imported today still counts.
 
-- *RSVP*: the RSVP received last is in force (ties: the later status in the order
-  no < maybe < yes); its poster is credited with the RSVP (``rsvp_by``). The same RSVP posted
-  again (same partner, event id, answer and time) is a repeat: received later, it moves nothing.
+- *RSVP*: the answer given last is in force, and its partner is credited with the RSVP
+  (``rsvp_by``). A partner's answer counts from when that partner first gave it: one that gives
+  the same answer again (a Mobilize attendance edited, or marked attended; a second click) gives
+  no new answer and takes no credit back from a partner who heard from the person since; one
+  that changes its answer gives a new one. Ties: the later status in the order no < maybe < yes,
+  then the partner. The same RSVP posted again (same partner, event id, answer and time) is a repeat.
 - *Check-in*: a person who checks in twice is one attendee. Credit for attending goes to
   the partner whose check-in was received first (ties: the smaller partner id). A withdrawn
   check-in (``withdrawn: true``: a wrong tap at the door) takes back the partner's own
@@ -30,7 +33,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SupporterRsvpEvent
-from contracts.facts import ActionRecord, Attendance, PartnerCheckins, Pledge
+from contracts.facts import ActionRecord, Attendance, PartnerCheckins, Pledge, RsvpAnswer
 
 _STATUS_ORDER = {"no": 0, "maybe": 1, "yes": 2}
 
@@ -42,10 +45,8 @@ class Refused:
     reason: str
 
 
-def rsvp_rank(a: Attendance) -> tuple:
-    """The RSVP in force is the one with the largest rank: received last, then no < maybe <
-    yes, then the partner and the time it gave (so equal stamps never depend on the order)."""
-    return (a.rsvp_received or a.rsvp_at, _STATUS_ORDER[a.rsvp], a.rsvp_by or "", a.rsvp_at)
+#: RSVPs kept per partner and person: enough to tell an answer given again from a change of mind.
+RSVPS_KEPT = 20
 
 
 def credited(counting: dict[str, tuple[datetime, datetime]]) -> str | None:
@@ -64,15 +65,48 @@ def apply_attendance(
     seen = rsvp_digest(event, partner)  # an RSVP from the RSVP page counts like any other
     if old is not None and seen in old.rsvp_events:
         return old  # posted again (a retry, a redelivery, a re-run import): received later, but no newer answer
-    update: dict = {"rsvp": event.status, "rsvp_at": event.occurred_at, "rsvp_by": partner, "rsvp_received": received,
-                    "rsvp_events": tuple(sorted({*(old.rsvp_events if old else ()), seen}))}  # sorted: the same in any order
-    if old is None:  # the common case: one model built, no copies
-        return Attendance(action_id=event.action_id, person_key=person_key, first_received=received, **update)
-    first = {"first_received": received} if old.first_received is None or received < old.first_received else {}
-    new = old.model_copy(update={**update, **first})
-    if old.rsvp_at is None or rsvp_rank(new) >= rsvp_rank(old):
-        return new
-    return old.model_copy(update={**first, "rsvp_events": new.rsvp_events})  # a losing RSVP is a repeat too, if posted again
+    rsvps = partner_rsvps(old)
+    rsvps[partner] = join_rsvps(rsvps.get(partner, ()), (RsvpAnswer(received=received, answer=event.status, at=event.occurred_at),))
+    base = old or Attendance(action_id=event.action_id, person_key=person_key)
+    first = min(t for t in (base.first_received, received) if t is not None)
+    return answered(base, rsvps, (*base.rsvp_events, seen), first_received=first)
+
+
+def partner_rsvps(a: Attendance | None) -> dict[str, tuple[RsvpAnswer, ...]]:
+    """Each partner's RSVPs of ``a`` (a fact written before they were kept per partner: the one in force)."""
+    if a is None:
+        return {}
+    received = a.rsvp_received or a.rsvp_at
+    if a.rsvps or a.rsvp is None or a.rsvp_by is None or received is None:
+        return dict(a.rsvps)
+    return {a.rsvp_by: (RsvpAnswer(received=received, answer=a.rsvp, at=a.rsvp_at or received),)}
+
+
+def join_rsvps(a: Iterable[RsvpAnswer], b: Iterable[RsvpAnswer]) -> tuple[RsvpAnswer, ...]:
+    """One partner's RSVPs from two sets of them, in the order received (the last ``RSVPS_KEPT``)."""
+    return tuple(sorted({*a, *b}, key=lambda r: (r.received, _STATUS_ORDER[r.answer], r.at)))[-RSVPS_KEPT:]
+
+
+def standing(answers: tuple[RsvpAnswer, ...]) -> RsvpAnswer:
+    """A partner's answer in force: its last, as it first gave it in a row (the same answer given
+    again is no new one)."""
+    start = answers[-1]
+    for r in reversed(answers):
+        if r.answer != start.answer:
+            break
+        start = r
+    return start
+
+
+def answered(a: Attendance, rsvps: dict[str, tuple[RsvpAnswer, ...]], events: Iterable[str], **update: object) -> Attendance:
+    """``a`` with these RSVPs, and the answer in force: the one given last, of every partner's
+    (ties: no < maybe < yes, then the partner, then the time it gave)."""
+    stands = {p: standing(answers) for p, answers in rsvps.items() if answers}
+    by = max(stands, key=lambda p: (stands[p].received, _STATUS_ORDER[stands[p].answer], p, stands[p].at), default=None)
+    s = stands[by] if by is not None else None
+    return a.model_copy(update={"rsvps": dict(sorted(rsvps.items())), "rsvp_events": tuple(sorted(set(events))), "rsvp_by": by,
+                                "rsvp": s.answer if s else None, "rsvp_at": s.at if s else None, "rsvp_received": s.received if s else None,
+                                **update})
 
 
 def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, person_key: str, received: datetime,

@@ -85,10 +85,18 @@ class PartnerCheckins(Internal):
         return None
 
 
+class RsvpAnswer(Internal):
+    """One RSVP a partner posted about a person: when it was received, the answer, the time it gave."""
+
+    received: datetime
+    answer: RsvpStatus
+    at: datetime
+
+
 class Attendance(Internal):
     """A person's standing for one action, and which partner gets credit for each part.
 
-    ``rsvp_by`` is the partner that posted the RSVP in force; ``attended_by`` the partner
+    ``rsvp_by`` is the partner whose answer is in force (``rsvps``: each partner's); ``attended_by`` the partner
     whose check-in that counts was received first (``checkins``: each partner's). They may differ
     (see ``agents.facts``). ``*_at`` are the events' own times (for display); ``*_received`` when
     the coalition received them, which is what decides credit (a partner cannot take it by backdating).
@@ -107,6 +115,8 @@ class Attendance(Internal):
                                                                         "how long the coalition has known the person (identity resolution).")
     rsvp_events: tuple[str, ...] = Field(default=(), description="A short digest of each RSVP applied (partner, event id, answer, time): "
                                                                   "the same RSVP posted again is a repeat and moves no credit.")
+    rsvps: dict[str, tuple[RsvpAnswer, ...]] = Field(default={}, description="Each partner's RSVPs of the person, oldest first (its last 20): a "
+                                                                             "partner that gives the same answer again gives no new one.")
     checkins: dict[str, PartnerCheckins] = Field(default={}, description="Each partner's check-ins of the person, and its withdrawals of them.")
     withdrawn_received: datetime | None = Field(default=None, description="When a backbone partner last withdrew the person's check-ins: "
                                                                             "a check-in received before it does not count, whoever posted it.")

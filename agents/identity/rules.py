@@ -9,7 +9,7 @@ a merge, and how two people's facts become one person's.
 - *Joins are commutative, associative and idempotent* on counts, credit, consent and opt-outs,
   so folding the same facts twice, or in another order, gives the same person and tallies:
   the RSVP in force and the check-in credited are chosen as for one identity
-  (``agents.facts.rsvp_rank``, ``credited``), a membership dates from its first sign-up,
+  (``agents.facts.answered``, ``credited``), a membership dates from its first sign-up,
   recent asks are the union.
 """
 
@@ -24,7 +24,7 @@ from contracts.identity import IdentifierKind
 from contracts.people import PersonRef
 from streams.keys import person_key
 
-from ..facts import checked_in, join_checkins, partner_checkins, rsvp_rank
+from ..facts import answered, checked_in, join_checkins, join_rsvps, partner_checkins, partner_rsvps
 
 def identifiers(secret: bytes, person: PersonRef) -> list[tuple[str, IdentifierKind]]:
     """The keys of the identifiers ``person`` names, the phone first: the first is the key the
@@ -60,15 +60,12 @@ def join_attendance(a: Attendance | None, b: Attendance | None, person: str) -> 
     if a is None or b is None:
         one = a or b
         return None if one is None else one.model_copy(update={"person_key": person})
-    rsvps = [x for x in (a, b) if x.rsvp is not None]
-    rsvp = max(rsvps, key=rsvp_rank) if rsvps else None
     firsts = [x.first_received for x in (a, b) if x.first_received is not None]
-    joined = Attendance(
-        action_id=a.action_id, person_key=person, first_received=min(firsts) if firsts else None,
-        rsvp=rsvp.rsvp if rsvp else None, rsvp_at=rsvp.rsvp_at if rsvp else None,
-        rsvp_by=rsvp.rsvp_by if rsvp else None, rsvp_received=rsvp.rsvp_received if rsvp else None,
-        rsvp_events=tuple(sorted({*a.rsvp_events, *b.rsvp_events})),  # a repeat of either's RSVP is a repeat of theirs
-    )
+    # Each partner's RSVPs under either record, as if posted for one person; a repeat of either's RSVP is a repeat of theirs.
+    mine, theirs = partner_rsvps(a), partner_rsvps(b)
+    rsvps = {p: join_rsvps(mine.get(p, ()), theirs.get(p, ())) for p in mine.keys() | theirs.keys()}
+    joined = answered(Attendance(action_id=a.action_id, person_key=person, first_received=min(firsts) if firsts else None),
+                      rsvps, (*a.rsvp_events, *b.rsvp_events))
     # Each partner's check-ins and withdrawals under either record, as if posted for one person.
     mine, theirs = partner_checkins(a), partner_checkins(b)
     checkins = {p: join_checkins(mine.get(p), theirs.get(p)) for p in mine.keys() | theirs.keys()}

@@ -171,3 +171,31 @@ def test_a_withdrawal_names_whom_only_and_gives_no_consent():
     with pytest.raises(ValidationError, match="not both"):
         ev(withdrawal("x", person={"phone": PHONE, "email": "ana@example.org"}))  # a mistaken undo would merge two people
     assert not ev(withdrawal("x", person={"email": "ana@example.org"})).introduces
+
+
+def test_a_partner_giving_its_answer_again_takes_no_credit_back():
+    """Mobilize: the person registered through faith-b's page, then texted YES to union-a's alert.
+    Any later edit of the Mobilize attendance, marking them attended at the door among them, is
+    polled as a new RSVP event with the same answer: it had moved the RSVP credit back to faith-b."""
+    registered = rsvp("mz-7-rsvp-100", "rally-1", "yes", phone=PHONE, at="2026-11-22T14:00:00Z")
+    texted = rsvp("sms:SM1", "rally-1", "yes", phone=PHONE, at="2026-11-22T14:30:00Z")
+    edited = rsvp("mz-7-rsvp-200", "rally-1", "yes", phone=PHONE, at="2026-11-22T15:00:00Z")
+    steps = [("faith-b", registered, at(0)), ("union-a", texted, at(1)), ("faith-b", edited, at(2))]
+    fact = attendance(steps)
+    assert (fact.rsvp, fact.rsvp_by, fact.rsvp_at) == ("yes", "union-a", datetime(2026, 11, 22, 14, 30, tzinfo=timezone.utc))
+    # Whatever order the three are read in.
+    assert all((f.rsvp, f.rsvp_by) == ("yes", "union-a") for f in (attendance(list(o)) for o in permutations(steps)))
+    # A change of answer is a new answer: cancelled on Mobilize, then registered again.
+    cancelled = rsvp("mz-7-rsvp-300", "rally-1", "no", phone=PHONE, at="2026-11-22T16:00:00Z")
+    again = rsvp("mz-7-rsvp-400", "rally-1", "yes", phone=PHONE, at="2026-11-22T17:00:00Z")
+    assert (attendance([*steps, ("faith-b", cancelled, at(3))]).rsvp, attendance([*steps, ("faith-b", cancelled, at(3))]).rsvp_by) == ("no", "faith-b")
+    back = attendance([*steps, ("faith-b", cancelled, at(3)), ("faith-b", again, at(4))])
+    assert (back.rsvp, back.rsvp_by, back.rsvp_received) == ("yes", "faith-b", at(4))
+
+
+def test_a_fact_written_before_rsvps_were_kept_per_partner_reads_as_its_answer_in_force():
+    from contracts.facts import Attendance
+
+    old = Attendance(action_id="rally-1", person_key="pk", rsvp="yes", rsvp_by="union-a", rsvp_at=at(1), rsvp_received=at(1))
+    again = apply_attendance(old, ev(rsvp("u-2", "rally-1", "yes", phone=PHONE, at="2026-11-22T16:00:00Z")), "union-a", "pk", at(5))
+    assert (again.rsvp, again.rsvp_by, again.rsvp_received) == ("yes", "union-a", at(1))

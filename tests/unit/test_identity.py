@@ -175,6 +175,22 @@ def test_joining_attendance_is_commutative_and_idempotent():
     assert (ab.rsvp, ab.rsvp_by, ab.attended_by) == ("yes", "f", "f")
 
 
+def test_a_partner_answering_again_under_the_other_record_takes_no_rsvp_credit_back():
+    """Under the phone faith-b's Mobilize RSVP, then union-a's; under the email (the same person,
+    found later) faith-b's attendance edited: once merged, still union-a's answer, either way round."""
+    from agents.facts import apply_attendance
+    from contracts.events import partner_event
+    from tests.factories import rsvp
+
+    def answered(fact, partner, event_id, minute, key):
+        return apply_attendance(fact, partner_event.validate_python(rsvp(event_id, "x", "yes", phone=PHONE)), partner, key, at(minute))
+
+    phone = answered(answered(None, "faith-b", "mz-1", 0, "pa"), "union-a", "sms:SM1", 1, "pa")
+    email = answered(None, "faith-b", "mz-2", 2, "pb")
+    assert join_attendance(phone, email, "p") == join_attendance(email, phone, "p")
+    assert (join_attendance(phone, email, "p").rsvp_by, join_attendance(phone, email, "p").rsvp_received) == ("union-a", at(1))
+
+
 def test_a_withdrawal_under_one_record_takes_back_that_partners_checkins_under_both_and_no_one_elses():
     """As if they had always been one person (an outside probe: a member's withdrawal under the
     email took back another partner's check-in under the phone once the two were merged)."""
