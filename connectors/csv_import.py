@@ -6,7 +6,7 @@ dashes and underscores, against the aliases in ``DEFAULT_HEADERS`` (``--map COLU
 adds more); a column a field would be read from is never guessed at (one named twice, or two
 that could both be the field, stop the import). Each row passes the ingress's own checks
 (``validate_events``), so a dry run passes only the rows the import will post. Each event's id
-is a keyed hash (the partner's secret) of the partner, the event type, the action and the
+is a keyed hash (the partner's secret, or the one it had before a rotation: ``Partner.import_key``) of the partner, the event type, the action and the
 row's mapped values, never of its line number: the same file imported twice, or re-sorted,
 yields the same ids, and the facts they make count once.
 """

@@ -54,6 +54,9 @@ class Partner(Frozen):
     secret: SecretStr = Field(description=f"Webhook secret (HMAC key), {SECRET_MIN} to {SECRET_MAX} printable characters, no spaces.")
     role: Role = Field(default="member", description="`backbone`: the hub, may change any action and reach the whole coalition; `member`: only its own.")
     enabled: bool = True
+    import_key: SecretStr | None = Field(default=None, description="Keys the event ids `turnout import` gives a sheet's rows; absent: the "
+                                         "secret. `rotate-secret` keeps the old secret here, so a sheet imported again after a rotation "
+                                         "gives the same ids and counts once.")
     action_network: ActionNetworkLink = ActionNetworkLink()
     mobilize: MobilizeLink | None = None
 
@@ -68,6 +71,10 @@ class Partner(Frozen):
         if any(c < " " or c == "\x7f" for c in name):
             raise ValueError("holds a control character (a line break or tab?)")
         return name
+
+    def import_ids_key(self) -> str:
+        """What keys the event ids of this partner's imported rows (``connectors.csv_import``)."""
+        return (self.import_key or self.secret).get_secret_value()
 
     @field_validator("secret")
     @classmethod

@@ -876,7 +876,7 @@ def read_sheet(s: Settings, file: Path, kind: str, partner, action_id: str | Non
                     progress.advance(task, len(line))
                     yield line
 
-            rows, problems = csv_import.read(lines(), kind, partner=partner.id, secret=partner.secret.get_secret_value(),
+            rows, problems = csv_import.read(lines(), kind, partner=partner.id, secret=partner.import_ids_key(),
                                              action=action_id, default_at=saved, region=s.default_region, extra=extra,
                                              consent=frozenset(consent), delimiter=sheet.delimiter, zone=zone, stop=frozenset(stop))
         header = next((r for r in csv_import.csv.reader(io.StringIO(sheet.text, newline=""), delimiter=sheet.delimiter) if r), [])

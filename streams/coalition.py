@@ -8,6 +8,7 @@ kind = "union"
 role = "member"                  # or "backbone": the hub (see the README's "Roles and authority")
 secret = "…"
 enabled = true
+import_key = "…"                 # set by the first `turnout partners rotate-secret`: the secret before it
 
 [partners.action_network]        # optional: see `turnout action-network`
 token_sha256 = "…"
@@ -131,7 +132,14 @@ def update_partner(path: Path, partner_id: str, change: Callable[[dict[str, Any]
     if entry is None:
         known = ", ".join(str(e.get("id")) for e in entries) or "none yet"
         raise CoalitionError(f"no partner {partner_id!r} in {path} (partners: {known})")
+    # The blank lines and comments at the end of the entry introduce the next one: keys the
+    # change adds go before them, not under a comment about the next partner.
+    body, tail = entry.value.body, []
+    while body and body[-1][0] is None:
+        tail.append(body.pop())
     change(entry)
+    for _, item in reversed(tail):
+        entry.value.append(None, item)
     try:
         partner = Partner.model_validate(entry.unwrap())
     except ValidationError as exc:
@@ -147,8 +155,15 @@ def update_partner(path: Path, partner_id: str, change: Callable[[dict[str, Any]
 
 def rotate_secret(path: Path, partner_id: str) -> Partner:
     """Give the partner a fresh webhook secret: the old one is refused from now on (posts signed
-    with it, and its staff's dashboard sessions: README, Dashboard accounts)."""
-    return update_partner(path, partner_id, lambda entry: entry.update(secret=secrets.token_urlsafe(32)))
+    with it, and its staff's dashboard sessions: README, Dashboard accounts). The first rotation
+    keeps the old secret as the partner's ``import_key``: a sheet imported again gives the event
+    ids it gave before, and counts once."""
+
+    def change(entry: dict[str, Any]) -> None:
+        entry.setdefault("import_key", entry.get("secret"))
+        entry["secret"] = secrets.token_urlsafe(32)
+
+    return update_partner(path, partner_id, change)
 
 
 def set_enabled(path: Path, partner_id: str, enabled: bool) -> Partner:

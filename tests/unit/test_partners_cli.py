@@ -1,10 +1,12 @@
 """`turnout partners`: rotating a secret, disabling and enabling a partner, as data staff do it,
 with the coalition file kept as they wrote it, and partner names and secrets within bounds."""
 
+import io
 import json
 import stat
 import time
 import tomllib
+from datetime import datetime, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -65,11 +67,34 @@ def test_rotate_secret_prints_a_new_secret_keeps_the_file_as_written_and_the_old
     assert r.exit_code == 0, r.output
     new = r.output.strip().splitlines()[-1]
     assert entry(path, "union-a")["secret"] == new and len(new) >= 32 and new != "union-a-secret-0123456789"
-    text = path.read_text()
-    assert text == HAND_WRITTEN.format(secret=new)  # comments, order and layout as written; only the secret changed
+    # Comments, order and layout as written: the secret changed, and the old one keys imported rows' ids from now on.
+    assert path.read_text() == HAND_WRITTEN.format(secret=new).replace(
+        "enabled = true\n", 'enabled = true\nimport_key = "union-a-secret-0123456789"\n')
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert post("union-a-secret-0123456789").status_code == 401
     assert post(new).status_code == 202
+
+
+def test_a_sheet_imported_again_after_rotations_gives_the_same_event_ids(here):
+    """An outside probe: a check-in sheet imported again after `rotate-secret` got new event ids, so
+    a check-in withdrawn since counted again."""
+    from connectors.csv_import import read
+    from streams.coalition import load
+
+    path = written(here)
+
+    def ids():
+        key = load(path).partners["union-a"].import_ids_key()
+        rows, problems = read(io.StringIO("phone,name\n(510) 555-0101,Ana\n"), "checkin", partner="union-a", secret=key,
+                              action="rally-1", default_at=datetime(2026, 11, 24, 18, tzinfo=timezone.utc))
+        assert not problems
+        return [row.event["event_id"] for row in rows]
+
+    before = ids()
+    assert turnout("partners", "rotate-secret", "union-a").exit_code == 0
+    assert turnout("partners", "rotate-secret", "union-a").exit_code == 0
+    assert ids() == before
+    assert entry(path, "union-a")["import_key"] == "union-a-secret-0123456789"
 
 
 def test_a_weak_hand_written_secret_is_refused_without_quoting_it_and_rotate_secret_mends_it(here):
