@@ -134,6 +134,8 @@ def test_a_partner_sees_its_own_row_and_the_rest_only_as_an_aggregate(env):
     # Two other partners: their sum is withheld (tests/unit/test_disclosure.py has the rule).
     assert (rest["name"], rest["partners"], rest["pledged"], rest["attended"], rest["note"]) == ("Rest of the coalition", None, None, None, "not shown: fewer than 3 partners")
     assert [c["partner"] for c in view["capacity"]] == ["faith-b", None]
+    # Across actions too: withheld whole, how many partners it covers included (an outside probe: "(2 partners)").
+    assert (view["capacity"][1]["partners"], view["capacity"][1]["pledged"], view["capacity"][1]["note"]) == (None, None, "not shown: fewer than 3 partners")
     assert [s["partner"] for s in view["action"]["checkins"]] == ["faith-b"]
     for other in ("union-a", "seniors-c", "Union Local A", "Seniors C"):
         assert other not in r.text

@@ -183,6 +183,9 @@ def test_a_partner_giving_its_answer_again_takes_no_credit_back():
     steps = [("faith-b", registered, at(0)), ("union-a", texted, at(1)), ("faith-b", edited, at(2))]
     fact = attendance(steps)
     assert (fact.rsvp, fact.rsvp_by, fact.rsvp_at) == ("yes", "union-a", datetime(2026, 11, 22, 14, 30, tzinfo=timezone.utc))
+    # A sheet without dates imported again (dated with the file's new time): the same answer again.
+    resaved = attendance([*steps, ("faith-b", {**registered, "occurred_at": "2026-11-22T16:00:00Z"}, at(3))])
+    assert (resaved.rsvp, resaved.rsvp_by) == ("yes", "union-a")
     # Whatever order the three are read in.
     assert all((f.rsvp, f.rsvp_by) == ("yes", "union-a") for f in (attendance(list(o)) for o in permutations(steps)))
     # A change of answer is a new answer: cancelled on Mobilize, then registered again.

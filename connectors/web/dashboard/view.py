@@ -277,7 +277,9 @@ def _rest_capacity(cells: list[Figures], covered: int) -> CapacityRow:
     note = NOT_SHOWN if None in shown.values() else PARTIAL if left_out else None
     # Counted over the same cells as its pledged figure, so "actions pledged" and "pledged" agree.
     actions = sum(1 for c in cells if c["pledged"]) if shown["pledged"] is not None else None
-    return CapacityRow(partner=None, name=REST, partners=covered, actions=actions, **shown,
+    # Withheld whole, it does not say how many partners it covers either (as ``_aggregate``).
+    partners = None if all(v is None for v in shown.values()) else covered
+    return CapacityRow(partner=None, name=REST, partners=partners, actions=actions, **shown,
                        production_ratio=ratio(both["attended"], both["pledged"]), note=note)
 
 
