@@ -358,10 +358,20 @@ def test_a_partner_line_keeps_its_style_when_another_partner_gets_its_first_chec
     book.apply("attendance", "rally-1|new", Attendance(action_id="rally-1", person_key="new", attended_at=NOW, attended_by="extra-00"))
     after = styles()
     assert before.items() <= after.items() and set(after) == {"union-a", "faith-b", "extra-00"}
-    every = {p: i for p, i in zip(sorted(names), range(30))}
+    every = {p: i for p, i in zip(names, range(30))}  # the coalition file's order
     assert after == {p: every[p] for p in after}
     # 10 colours x 3 dashes: 30 partners, 30 different looks (the page's lineStyle)
     assert len({(i % 10, i // 10 % 3) for i in every.values()}) == 30
+
+
+def test_a_partner_line_keeps_its_style_when_a_partner_joins_at_the_end_of_the_coalition_file():
+    """An outside probe: styles followed the ids' sort order, so a new partner whose id sorts first
+    moved every line's colour."""
+    book = seeded_book()
+    styles = lambda names: {s.partner: s.style for s in build_view(book, names, Viewer(role="organizer"), "rally-1", NOW, 14).action.checkins}
+    before = styles(dict(PARTNERS))
+    assert styles({**PARTNERS, "aaa-first-by-id": "A"}) == before
+    assert before == {p: list(PARTNERS).index(p) for p in before}
 
 
 def test_a_partner_sees_its_own_line_as_the_first_style_and_no_place_in_the_coalition():

@@ -229,13 +229,13 @@ REST_STYLE = -1
 
 
 def line_styles(names: dict[str, str], checkins: dict[str, object], viewer: Viewer) -> dict[str | None, int]:
-    """Each partner's chart style: its place among the coalition's partners (sorted by id, then
-    partners only the facts know), so a line keeps its look when another partner gets its
-    first check-in. A partner viewer's own line is style 0 (its place would say how many
-    partners sort before it)."""
+    """Each partner's chart style: its place in the coalition file (``names`` keeps its order;
+    then partners only the facts know, by id), so a line keeps its look when another partner
+    gets its first check-in, or joins the coalition at the end of the file. A partner viewer's
+    own line is style 0 (its place would say how many partners come before it)."""
     if viewer.role != "organizer":
         return {viewer.partner: 0}
-    every = sorted(names) + sorted(p for p in checkins if p not in names)
+    every = list(names) + sorted(p for p in checkins if p not in names)
     return {p: i for i, p in enumerate(every)}
 
 
