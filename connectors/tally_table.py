@@ -1,7 +1,8 @@
 """Tallies as terminal tables (`turnout tallies`, the demo's live table) that fit 80 columns.
 
-They take the tally API's JSON (``ActionTallies`` or ``CoalitionTallies``). Partner ids are
-never cut: the figures get short two-line headers and no vertical rules instead.
+They take the tally API's JSON (``ActionTallies`` or ``CoalitionTallies``). Nothing is cut: the
+figures get short two-line headers and no vertical rules, each figure column is as wide as its
+widest figure, and a partner id too long for what is left runs on over more lines.
 """
 
 from __future__ import annotations
@@ -43,15 +44,15 @@ def coalition_table(data: dict[str, Any]) -> Table:
 
 
 def _table(title: str | Text, columns: tuple, rows: list[dict[str, Any]], totals: dict[str, Any]) -> Table:
-    width = max([len(r["partner"]) for r in rows] + [len("partner")])
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left", padding=(0, 0, 0, 1))  # one space between columns
-    table.add_column("partner", no_wrap=True, min_width=width)
-    for header, _ in columns:
-        table.add_column(header, justify="right", no_wrap=True)
-    for row in rows:
-        table.add_row(row["partner"], *(str(read(row)) for _, read in columns))
+    table.add_column("partner", overflow="fold")  # the one column that gives way: an id runs on, never cut
+    cells = [[str(read(r)) for _, read in columns] for r in (*rows, totals)]
+    for i, (header, _) in enumerate(columns):
+        table.add_column(header, justify="right", no_wrap=True, min_width=max(len(line) for line in (*header.split("\n"), *(c[i] for c in cells))))
+    for row, figures in zip(rows, cells):
+        table.add_row(row["partner"], *figures)
     table.add_section()
-    table.add_row("total", *(str(read(totals)) for _, read in columns), style="bold")
+    table.add_row("total", *cells[-1], style="bold")
     return table
 
 

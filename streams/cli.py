@@ -64,12 +64,12 @@ def nothing_running(s: Settings, alternative: str) -> click.ClickException:
     return click.ClickException(NOTHING_RUNNING.format(cwd=Path.cwd(), alternative=alternative))
 
 
-def show(table: Table) -> None:
-    """Print a table: to a terminal at its width; to a file or a pipe whole, however wide (rich
-    would cut it at 80 columns: "turnout.even…")."""
+def show(table: Table, width: int | None = None) -> None:
+    """Print a table: to a terminal at its width; to a file or a pipe at ``width``, or whole however
+    wide (rich would cut it at 80 columns: "turnout.even…")."""
     out = Console()
     if not out.is_terminal:
-        out = Console(width=Console(width=100_000).measure(table).maximum)  # its natural width, unbounded
+        out = Console(width=width or Console(width=100_000).measure(table).maximum)  # else its natural width, unbounded
     out.print(table)
 
 
@@ -985,7 +985,7 @@ def tallies(action_id: str | None, as_json: bool, url: str | None) -> None:
     if as_json:
         click.echo(json.dumps(r.json(), indent=2))
     else:
-        show(action_table(r.json()) if action_id else coalition_table(r.json()))
+        show(action_table(r.json()) if action_id else coalition_table(r.json()), width=80)  # made to fit 80 columns (connectors.tally_table)
 
 
 @main.command(help="Export the tallies as CSV, read from the broker: per action and partner, --unique people, or --aggregate for funders.",

@@ -83,6 +83,7 @@ def test_turnout_tallies_prints_a_table_or_json_and_refusals_in_one_line(tmp_pat
         r = runner.invoke(main, ["tallies"], env=env)
         assert r.exit_code == 0 and "the coalition: 2 actions" in r.output and "{" not in r.output, r.output
         assert all(pid in r.output for pid, *_ in PARTNERS) and "23456" in r.output
+        assert max(len(line) for line in r.output.splitlines()) <= 80  # in a pipe too (README: fits 80 columns)
         r = runner.invoke(main, ["tallies", "--action", "rally-1201", "--json"], env=env)
         assert r.exit_code == 0 and json.loads(r.stdout) == ACTION
         r = runner.invoke(main, ["tallies", "--action", "x"], env=env)
@@ -101,3 +102,16 @@ def test_exports_give_start_times_in_the_actions_zone_to_the_second():
     assert row["starts_at"] == "2026-12-01T18:00:00-08:00"  # Los Angeles, no microseconds
     (agg,) = csv.DictReader(io.StringIO("".join(aggregate_csv(book))))
     assert agg["starts_at"] == "2026-12-01T18:00:00-08:00" and agg["pledged"] == "40"
+
+
+def test_a_long_partner_id_and_large_figures_still_fit_80_columns_with_nothing_cut():
+    """An outside probe: a 58-character id (a valid one) pushed the table to 119 columns, and an
+    80-column terminal cut the figures ("4…") and dropped the show rate."""
+    long_id = "east-bay-neighborhood-tenants-and-seniors-alliance-oakland"
+    data = {**ACTION, "partners": [{"partner": long_id, **FIGURES, "pledged": 1_000_000}, *ACTION["partners"]],
+            "totals": {**FIGURES, "pledged": 1_000_040}}
+    text = rendered(action_table(data))
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80 and "…" not in text
+    assert "".join(line.split()[0] for line in text.splitlines() if line.strip() and line.split()[0] in long_id) == long_id
+    first = next(line for line in text.splitlines() if line.strip().startswith("east-bay"))
+    assert first.split()[1:] == ["1000000", "1234", "987", "75%", "64%", "51000", "45678", "321"], first
