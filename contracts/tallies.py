@@ -126,10 +126,13 @@ def summed(counters: Iterable[Counter[str]]) -> Counter[str]:
 #: its conversion counts (an RSVP from a sign-in sheet for an action nobody was asked about is
 #: no answer to an ask). Counts of one action do without: with no ask, there is no conversion.
 ASKED_YES = "rsvp_yes_of_asked_actions"
+#: In counts across actions: the attendance at the actions the partner pledged to, what its
+#: production ratio counts (turnout at an action it made no pledge for is no pledge kept).
+PLEDGED_ATTENDED = "attended_at_pledged_actions"
 
 
 def _derived(counts: Counter[str]) -> dict[str, float | None]:
-    return {"production_ratio": ratio(counts["attended"], counts["pledged"]),
+    return {"production_ratio": ratio(counts.get(PLEDGED_ATTENDED, counts["attended"]), counts["pledged"]),
             "conversion": ratio(counts.get(ASKED_YES, counts["rsvp_yes"]), asks_sent(counts)),
             "show_rate": ratio(counts["showed"], counts["rsvp_yes"])}
 
@@ -271,6 +274,7 @@ class TallyBook:
             for partner, counts in self._by_action.get(action_id, {}).items():
                 out[partner].update(counts)
                 out[partner][ASKED_YES] += counts["rsvp_yes"] if asks_sent(counts) else 0
+                out[partner][PLEDGED_ATTENDED] += counts["attended"] if counts["pledged"] else 0
         return out
 
     def coalition(self) -> CoalitionTallies:

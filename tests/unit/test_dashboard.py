@@ -374,6 +374,14 @@ def test_a_partner_line_keeps_its_style_when_a_partner_joins_at_the_end_of_the_c
     assert before == {p: list(PARTNERS).index(p) for p in before}
 
 
+def test_who_produces_counts_the_turnout_of_the_actions_a_partner_pledged_to():
+    book = seeded_book()
+    book.apply("action", "walk-9", action_record("walk-9", NOW - timedelta(days=2), title="Walk"))
+    book.apply("attendance", "walk-9|w0", Attendance(action_id="walk-9", person_key="w0", attended_at=NOW, attended_by="faith-b"))
+    faith = {c.partner: c for c in build_view(book, PARTNERS, Viewer(role="organizer"), None, NOW, 14).capacity}["faith-b"]
+    assert (faith.pledged, faith.attended, faith.production_ratio) == (8, 4, 0.375)  # 3 of 8 at rally-1; walk-9 had no pledge
+
+
 def test_a_partner_sees_its_own_line_as_the_first_style_and_no_place_in_the_coalition():
     view = build_view(seeded_book(), PARTNERS, Viewer(role="partner", partner="union-a"), "rally-1", NOW, 14)
     assert [(s.partner, s.style) for s in view.action.checkins] == [("union-a", 0)]

@@ -162,6 +162,20 @@ def test_conversion_across_actions_counts_the_rsvps_of_the_actions_asked_about()
     assert coalition.totals.conversion == 0.25
 
 
+def test_production_across_actions_counts_the_turnout_of_the_actions_pledged_to():
+    """An outside probe: faith-b pledged 7 for rally-1 (3 came) and 3 for vigil-2 (none came),
+    and turned out 1 at march-3, which it made no pledge for: its ratio across actions was 4/10."""
+    recs = [posted(a) for a in ("rally-1", "vigil-2", "march-3")]
+    recs += [("pledge", f"{a}|faith-b", Pledge(action_id=a, partner="faith-b", count=n, occurred_at=T, event_id=f"p-{a}"))
+             for a, n in (("rally-1", 7), ("vigil-2", 3))]
+    recs += [came("rally-1", f"r{i}", attended_by="faith-b") for i in range(3)] + [came("march-3", "m0", attended_by="faith-b")]
+    coalition = book_of(recs).coalition()
+    (faith,) = coalition.partners
+    assert (faith.pledged, faith.attended, faith.production_ratio) == (10, 4, 0.3)
+    assert coalition.totals.production_ratio == 0.3
+    assert book_of(recs).action("march-3").partners[0].production_ratio is None  # per action: no pledge, no ratio
+
+
 def test_asks_waiting_for_the_morning_are_counted_until_they_go():
     # A night-time alert planned 156 asks; the tallies showed the 57 emails and nothing of the
     # 99 texts waiting for 09:00 in the recipients' zones.

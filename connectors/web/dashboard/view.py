@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from contracts.tallies import TallyBook, ratio, summed
+from contracts.tallies import PLEDGED_ATTENDED, TallyBook, ratio, summed
 
 from ..pages.words import when
 from .disclosure import MIN_OTHERS, NOT_SHOWN, Figures, figures, others, plus, shown_sum
@@ -249,6 +249,7 @@ def _capacity(book: TallyBook, names: dict[str, str], viewer: Viewer, ordered: l
             totals.setdefault(partner, Counter()).update(c)
             if c["pledged"]:
                 actions[partner] += 1
+                totals[partner][PLEDGED_ATTENDED] += c["attended"]
                 if a in started:
                     ratios.setdefault(partner, []).append(ratio(c["attended"], c["pledged"]) or 0.0)
     if viewer.partner is not None:
@@ -259,7 +260,7 @@ def _capacity(book: TallyBook, names: dict[str, str], viewer: Viewer, ordered: l
             recent = ratios.get(partner, [])[-5:]
             rows.append(CapacityRow(
                 partner=partner, name=names.get(partner, partner), own=partner == viewer.partner, actions=actions[partner],
-                pledged=c["pledged"], attended=c["attended"], production_ratio=ratio(c["attended"], c["pledged"]),
+                pledged=c["pledged"], attended=c["attended"], production_ratio=ratio(c[PLEDGED_ATTENDED], c["pledged"]),
                 show_rate=_show_rate(c), recent=recent, trend=trend(recent),
             ))
     covered = sum(1 for p, c in totals.items() if not viewer.sees(p) and (c["pledged"] or c["attended"]))
@@ -270,9 +271,9 @@ def _capacity(book: TallyBook, names: dict[str, str], viewer: Viewer, ordered: l
 
 def _rest_capacity(cells: list[Figures], covered: int) -> CapacityRow:
     """The rest of the coalition across actions: the sum of the per-action figures that were
-    shown (the production ratio over actions where both of its figures were)."""
+    shown (the production ratio over the actions pledged to where both of its figures were)."""
     total, left_out = shown_sum(cells, ("pledged", "attended"))
-    both, _ = shown_sum([c for c in cells if c["pledged"] is not None and c["attended"] is not None], ("pledged", "attended"))
+    both, _ = shown_sum([c for c in cells if c["pledged"] and c["attended"] is not None], ("pledged", "attended"))
     shown = {f: total[f] if any(c[f] is not None for c in cells) else None for f in total}
     note = NOT_SHOWN if None in shown.values() else PARTIAL if left_out else None
     # Counted over the same cells as its pledged figure, so "actions pledged" and "pledged" agree.
