@@ -468,20 +468,20 @@ def partners_rotate_secret(partner_id: str) -> None:
 @partners.command("disable", help="Refuse a partner's posts and end its staff's dashboard sessions (until enabled again).")
 @click.argument("partner_id")
 def partners_disable(partner_id: str) -> None:
-    path = settings().coalition
-    with coalition_errors():
-        coalition_file.set_enabled(path, partner_id, False)
-    console.print(f"[bold]{partner_id}[/] disabled: its posts are refused (401) and its staff cannot sign in; "
-                  f"`turnout partners enable {partner_id}` undoes it.")
+    set_enabled(partner_id, False, f"disabled: its posts are refused (401) and its staff cannot sign in; "
+                                   f"`turnout partners enable {partner_id}` undoes it.")
 
 
 @partners.command("enable", help="Accept a disabled partner's posts again.")
 @click.argument("partner_id")
 def partners_enable(partner_id: str) -> None:
-    path = settings().coalition
+    set_enabled(partner_id, True, "enabled: its posts are accepted again.")
+
+
+def set_enabled(partner_id: str, enabled: bool, said: str) -> None:
     with coalition_errors():
-        coalition_file.set_enabled(path, partner_id, True)
-    console.print(f"[bold]{partner_id}[/] enabled: its posts are accepted again.")
+        coalition_file.set_enabled(settings().coalition, partner_id, enabled)
+    console.print(f"[bold]{partner_id}[/] {said}")
 
 
 @partners.command("list", help="List partners (no secrets).")
