@@ -81,8 +81,8 @@ def join_people(a: PersonRecord | None, b: PersonRecord | None, person_key: str)
 
     Commutative, associative and idempotent: per profile field the newest value wins; consent
     per channel as for sign-ups (it keeps the partner that recorded it first, the partners it
-    covers and its scope); an opt-out on either record wins; partners are the union; the
-    recruiter is the first touch of both."""
+    covers and its scope); an opt-out on either record wins; an address found undeliverable
+    stays so if it is the one kept; partners are the union; the recruiter is the first touch of both."""
     if a is None or b is None:
         one = a or b
         return None if one is None else one.model_copy(update={"person_key": person_key})
