@@ -18,8 +18,9 @@ Rules, checked per channel in this order; the first that fails is the reason rec
 5. *frequency cap*: ``recent_asks`` (asks inside the cap window, across every partner and
    action, that reached the person or still may: not cancelled, expired or failed) plus the
    asks planned here may not exceed ``cap``. When
-   the cap leaves room for fewer asks than there are channels, SMS is kept over email: it is
-   the channel people answer (reply YES), and the one quiet hours already protect.
+   the cap leaves room for fewer asks than there are channels, a channel this action already
+   asked on keeps its room (it was spent), then SMS is kept over email: it is the channel
+   people answer (reply YES), and the one quiet hours already protect.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import base64
 import hmac
 import re
 from dataclasses import dataclass, field
+from collections.abc import Collection
 from functools import lru_cache
 
 import zipcodes
@@ -146,8 +148,11 @@ def covering(person: PersonRecord, channel: Channel, sponsors: frozenset[str]) -
     return sorted(s for s in sponsors if consent is not None and consent.covers_partner(s))
 
 
-def decide(person: PersonRecord, action: ActionEvent, *, recent_asks: int, cap: int, sponsors: frozenset[str] | None = None) -> Eligibility:
-    """The channels on which ``person`` may be asked for ``action`` (rules in the module docstring)."""
+def decide(person: PersonRecord, action: ActionEvent, *, recent_asks: int, cap: int, sponsors: frozenset[str] | None = None,
+           asked: Collection[Channel] = ()) -> Eligibility:
+    """The channels on which ``person`` may be asked for ``action`` (rules in the module docstring).
+    ``recent_asks`` counts the other actions' asks; ``asked``: the channels this action asked
+    the person on already, which took their room under the cap first."""
     if not in_target(person, action.target):
         return Eligibility(reasons={c: "out of area" for c in CHANNELS})
     reasons: dict[Channel, str] = {}
@@ -159,6 +164,7 @@ def decide(person: PersonRecord, action: ActionEvent, *, recent_asks: int, cap: 
         else:
             allowed.append(channel)
     room = max(cap - recent_asks, 0)
+    allowed = [c for c in allowed if c in asked] + [c for c in allowed if c not in asked]
     for channel in allowed[room:]:
         reasons[channel] = "frequency cap"
     return Eligibility(channels=tuple(allowed[:room]), reasons=reasons)

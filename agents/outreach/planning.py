@@ -22,7 +22,7 @@ from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
 from streams import links
 
-from .eligibility import decide, partner_credit, referral_code
+from .eligibility import Eligibility, decide, partner_credit, referral_code
 from .quiet_hours import QuietHours, next_allowed, recipient_zone
 from .templates import SMS_FOOTER, SMS_FOOTER_ES, email_body, local_time, names_sponsor, render, segments, sms_body
 
@@ -74,11 +74,22 @@ NOT_RECEIVED = frozenset({"cancelled", "expired", "failed"})
 
 def recent_count(recent: RecentAsks | None, now: datetime, window: timedelta, exclude_action: str | None = None,
                  unreceived: Collection[str] = ()) -> int:
-    """Asks within the window, not counting ``exclude_action``'s own (so planning again is
-    stable) nor the ``unreceived`` (``unreceived_of``)."""
+    """Asks within the window, not counting ``exclude_action``'s own nor the ``unreceived`` (``unreceived_of``)."""
     if recent is None:
         return 0
     return sum(1 for aid, at in recent.asks if now - at < window and parse_ask_id(aid)[0] != exclude_action and aid not in unreceived)
+
+
+def verdict(person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, now: datetime, policy: OutreachPolicy,
+            sponsors: frozenset[str] | None = None, unreceived: Collection[str] = ()) -> Eligibility:
+    """``decide`` for ``action`` under the frequency cap: the other actions' asks in the window
+    count, and the channels this action asked on already keep their room (so planning again is
+    stable, and an action posted again adds no ask beyond the cap)."""
+    window = policy.window
+    asked = {parse_ask_id(aid)[2] for aid, at in (recent.asks if recent else ())
+             if now - at < window and parse_ask_id(aid)[0] == action.action_id and aid not in unreceived}
+    others = recent_count(recent, now, window, exclude_action=action.action_id, unreceived=unreceived)
+    return decide(person, action, recent_asks=others, cap=policy.cap, sponsors=sponsors, asked=asked)
 
 
 def unreceived_of(recent: RecentAsks | None, fact: Callable[[str], AskFact | None]) -> frozenset[str]:
@@ -107,8 +118,7 @@ def plan(
     action (``posted_at``: when the action was accepted, ``now`` if unknown; ``sponsors``:
     the partners whose consent may be used, every partner if ``None``; ``unreceived``: recent
     asks that never reached the person, ``unreceived_of``)."""
-    fresh = recent_count(recent, now, policy.window, exclude_action=action.action_id, unreceived=unreceived)
-    verdict = decide(person, action, recent_asks=fresh, cap=policy.cap, sponsors=sponsors)
+    eligible = verdict(person, action, recent, now, policy, sponsors, unreceived)
     values = {
         "given_name": person.given_name or "",
         "action_title": action.title,
@@ -116,7 +126,7 @@ def plan(
     }
     asks = []
     aliased = asked_as_another(recent, action.action_id, person.person_key)
-    for channel in verdict.channels:
+    for channel in eligible.channels:
         aid = ask_id(action.action_id, person.person_key, channel)
         if aid in already or channel in aliased:
             continue

@@ -20,8 +20,8 @@ from contracts.events import ActionEvent
 from contracts.facts import Channel, PersonRecord
 from contracts.preview import TEST_MARK, AudienceCount
 
-from .eligibility import CHANNELS, decide
-from .planning import OutreachPolicy, in_language, pick, plan, recent_count
+from .eligibility import CHANNELS
+from .planning import OutreachPolicy, in_language, pick, plan, verdict
 from .templates import email_body, names_sponsor, render, sms_body
 
 ALREADY = "already asked"
@@ -47,14 +47,14 @@ def outcome(person: PersonRecord, action: ActionEvent, recent: RecentAsks | None
             unreceived: Collection[str] = ()) -> Outcome:
     """What launching ``action`` at ``now`` would do for ``person`` (arguments as ``plan``'s)."""
     asks = {a.channel: a for a in plan(person, action, recent, already, now, policy, posted_at, sponsors, unreceived)}
-    verdict = decide(person, action, recent_asks=recent_count(recent, now, policy.window, action.action_id, unreceived), cap=policy.cap, sponsors=sponsors)
+    eligible = verdict(person, action, recent, now, policy, sponsors, unreceived)
     result = Outcome()
     for channel in channels_of(action):
         if channel in asks:
             after = asks[channel].send_after
             result.asked[channel] = after if after is not None and after > now else None
         else:
-            result.excluded[channel] = verdict.reasons.get(channel, ALREADY)
+            result.excluded[channel] = eligible.reasons.get(channel, ALREADY)
     return result
 
 

@@ -154,6 +154,21 @@ def test_planning_again_for_the_same_action_does_not_count_against_the_cap():
     assert plan(person(), other, recent, set(), NOON, OutreachPolicy(cap=2)) == []
 
 
+def test_an_action_posted_again_adds_no_ask_beyond_the_cap():
+    """An outside probe: asked by SMS and email for rally-0 and by email only for rally-1 (opted
+    out of texts then), Rae texted YES, and the organizer posted rally-1 again: a fourth ask in
+    a week, against a cap of 3. This action's own email had taken no room."""
+    window = timedelta(days=7)
+    recent = None
+    for aid in (ask_id("rally-0", PK, "sms"), ask_id("rally-0", PK, "email"), ask_id("rally-1", PK, "email")):
+        recent = remember(recent, aid, NOON, window)
+    assert plan(person(), action(), recent, {ask_id("rally-1", PK, "email")}, NOON, OutreachPolicy(cap=3)) == []
+    # Under the cap, the channel it has not asked on yet is asked.
+    assert [a.channel for a in plan(person(), action(), recent, {ask_id("rally-1", PK, "email")}, NOON, OutreachPolicy(cap=4))] == ["sms"]
+    # Planning again what was planned and not yet handed over keeps it (a worker that stopped).
+    assert [a.channel for a in plan(person(), action(), recent, set(), NOON, OutreachPolicy(cap=3))] == ["email"]
+
+
 def test_quiet_hours_are_skipped_only_when_the_action_overrides_them():
     assert plan(person(), action(), None, set(), NIGHT, OutreachPolicy())[0].send_after is not None
     assert plan(person(), action(override_quiet_hours=True), None, set(), NIGHT, OutreachPolicy())[0].send_after is None
