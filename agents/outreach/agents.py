@@ -31,7 +31,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any, AsyncIterator, Callable, Coroutine, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, AsyncIterator, Callable, Collection, Coroutine, Mapping, NamedTuple, Protocol, Sequence
 
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
 from contracts.events import ActionEvent
@@ -49,7 +49,7 @@ from streams.settings import Settings
 
 from ..identity import target_of
 from .dry_run import answer, preview_partition, start_test
-from .eligibility import load_zip_data, may_be_asked
+from .eligibility import load_zip_data, may_be_asked, sponsor_order
 from .planning import OutreachPolicy, plan, remember, unreceived_of
 from .quiet_hours import QuietHours
 from .receipts import NUMBER_UNDELIVERABLE, mark_undeliverable, on_send_result, opt_out
@@ -185,7 +185,7 @@ def quiet_hours(s: Settings) -> QuietHours:
 
 def fan_out(p: Pipeline, action: ActionEvent, owner: str, posted_at: datetime, sponsors: Sequence[str] = ()) -> None:
     """Copy an action to every targeting partition (called by intake for rapid-response actions)."""
-    target = TargetAction(partner=owner, action=action, posted_at=posted_at, sponsors=tuple(sorted({owner, *sponsors})))
+    target = TargetAction(partner=owner, action=action, posted_at=posted_at, sponsors=sponsor_order(owner, sponsors))
     value = target.model_dump_json().encode()
     for partition in range(p.targeting.partitions or 1):
         p.send_soon(p.targeting, action.action_id, value, partition)
@@ -263,7 +263,7 @@ async def take(p: Pipeline, o: Outreach, event, owns: Callable[[int], bool], ind
     over for the people of the event's partition."""
     if await dry_run(p, o, event, index) or (target := p.parse(TargetAction, event, "targeting command")) is None:
         return
-    sponsors = frozenset({target.partner, *target.sponsors})
+    sponsors = sponsor_order(target.partner, target.sponsors)
     owned = lambda: owns(event.message.generation_id)  # noqa: E731
     planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors, owned=owned)
     log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
@@ -308,7 +308,7 @@ class PeopleIndex:
 
 
 async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, posted_at: datetime | None = None,
-                         index: PeopleIndex | None = None, sponsors: frozenset[str] | None = None, *, owned: Callable[[], bool]) -> int:
+                         index: PeopleIndex | None = None, sponsors: Collection[str] | None = None, *, owned: Callable[[], bool]) -> int:
     """Plan ``action``'s asks for the people of ``partition`` and hand them over as they are
     planned, a chunk at a time (``hand_over``); how many were planned. ``owned()``: whether this
     worker still owns the partition (else it stops short, and the partition's new owner plans it
@@ -359,7 +359,7 @@ async def keys_read(o: Outreach, owned: Callable[[], bool]) -> bool:
 
 
 def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, key: str, now: datetime, posted_at: datetime | None,
-                sponsors: frozenset[str] | None) -> list[Queued] | None:
+                sponsors: Collection[str] | None) -> list[Queued] | None:
     """This person's asks for ``action``, to be handed over, or ``None`` if their record cannot
     be read (their data key is unknown here)."""
     person = p.people.get(key)

@@ -23,6 +23,7 @@ from streams.app import Pipeline
 from streams.sealing import open_person
 
 from ..identity import target_of
+from .eligibility import sponsor_order
 from .planning import unreceived_of
 from .preview import count, outcome, test_messages
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 async def preview_partition(p: Pipeline, o: Outreach, req: PreviewAudience, partition: int, index: PeopleIndex) -> AudienceCount:
     """Count, for this partition's people, what launching ``req.action`` now would do."""
-    now, sponsors, outcomes, unread = o.clock(), frozenset({req.owner, *req.sponsors}), [], []
+    now, sponsors, outcomes, unread = o.clock(), sponsor_order(req.owner, req.sponsors), [], []
 
     def counted(key: str) -> bool:
         """Count this person's outcome; ``False`` if their record cannot be read (yet)."""

@@ -29,7 +29,7 @@ import base64
 import hmac
 import re
 from dataclasses import dataclass, field
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from functools import lru_cache
 
 import zipcodes
@@ -124,7 +124,7 @@ def consent_problem(person: PersonRecord, channel: Channel) -> str | None:
     return None
 
 
-def _channel_problem(person: PersonRecord, channel: Channel, sponsors: frozenset[str] | None) -> str | None:
+def _channel_problem(person: PersonRecord, channel: Channel, sponsors: Collection[str] | None) -> str | None:
     problem = consent_problem(person, channel)
     if problem:
         return problem
@@ -142,13 +142,19 @@ def undeliverable_problem(person: PersonRecord, channel: Channel) -> str | None:
     return "undeliverable" if marked is not None and marked.given_at == person.given_at(ADDRESS_FIELD[channel]) else None
 
 
-def covering(person: PersonRecord, channel: Channel, sponsors: frozenset[str]) -> list[str]:
-    """The sponsors whose messages the person's consent on ``channel`` allows, sorted."""
+def covering(person: PersonRecord, channel: Channel, sponsors: Collection[str]) -> list[str]:
+    """The sponsors whose messages the person's consent on ``channel`` allows, in the order of
+    ``sponsors`` (``sponsor_order``: the owner first)."""
     consent = person.consent.get(channel)
-    return sorted(s for s in sponsors if consent is not None and consent.covers_partner(s))
+    return [s for s in sponsors if consent is not None and consent.covers_partner(s)]
 
 
-def decide(person: PersonRecord, action: ActionEvent, *, recent_asks: int, cap: int, sponsors: frozenset[str] | None = None,
+def sponsor_order(owner: str, co_sponsors: Iterable[str]) -> tuple[str, ...]:
+    """An action's sponsors in the order credit goes to them: its owner, then its co-sponsors by id."""
+    return (owner, *sorted(set(co_sponsors) - {owner}))
+
+
+def decide(person: PersonRecord, action: ActionEvent, *, recent_asks: int, cap: int, sponsors: Collection[str] | None = None,
            asked: Collection[Channel] = ()) -> Eligibility:
     """The channels on which ``person`` may be asked for ``action`` (rules in the module docstring).
     ``recent_asks`` counts the other actions' asks; ``asked``: the channels this action asked
@@ -177,10 +183,10 @@ def may_be_asked(person: PersonRecord, action: ActionEvent, postal_code: str | N
     return any(consent_problem(person, c) is None for c in CHANNELS) and in_area(postal_code, action.target)
 
 
-def partner_credit(person: PersonRecord, sponsors: frozenset[str] | None = None, channel: Channel = "sms") -> str:
+def partner_credit(person: PersonRecord, sponsors: Collection[str] | None = None, channel: Channel = "sms") -> str:
     """The partner credited with asks to ``person``: the first-touch recruiter when it is a
     sponsor whose consent covers the person (or no sponsors are given), else the first such
-    sponsor. Stable whoever signs the person up later (see ``agents.people``), so a replay or
+    sponsor in ``sponsors``' order (``sponsor_order``: the action's owner, then its co-sponsors by id). Stable whoever signs the person up later (see ``agents.people``), so a replay or
     a late duplicate sign-up never moves credit between partners."""
     if sponsors is None:
         return person.recruited_by

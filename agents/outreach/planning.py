@@ -81,7 +81,7 @@ def recent_count(recent: RecentAsks | None, now: datetime, window: timedelta, ex
 
 
 def verdict(person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, now: datetime, policy: OutreachPolicy,
-            sponsors: frozenset[str] | None = None, unreceived: Collection[str] = ()) -> Eligibility:
+            sponsors: Collection[str] | None = None, unreceived: Collection[str] = ()) -> Eligibility:
     """``decide`` for ``action`` under the frequency cap: the other actions' asks in the window
     count, and the channels this action asked on already keep their room (so planning again is
     stable, and an action posted again adds no ask beyond the cap)."""
@@ -112,7 +112,7 @@ def asked_as_another(recent: RecentAsks | None, action_id: str, person_key: str)
 
 def plan(
     person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime, policy: OutreachPolicy,
-    posted_at: datetime | None = None, sponsors: frozenset[str] | None = None, unreceived: Collection[str] = (),
+    posted_at: datetime | None = None, sponsors: Collection[str] | None = None, unreceived: Collection[str] = (),
 ) -> list[AskCommand]:
     """The asks to send: one per eligible channel the person has not been asked on for this
     action (``posted_at``: when the action was accepted, ``now`` if unknown; ``sponsors``:

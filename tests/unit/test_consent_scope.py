@@ -54,6 +54,18 @@ def test_credit_goes_to_a_sponsor_whose_consent_covers_the_person():
     assert partner_credit(person, frozenset({"faith-b", "union-a"})) == "faith-b"  # the recruiter, when it sponsors
 
 
+def test_someone_who_consented_for_the_whole_coalition_is_asked_on_behalf_of_the_actions_owner():
+    """An outside probe: tenants-c's people with coalition-wide consent got union-a's alert as
+    "Grace Congregation: …", credited to faith-b, the co-sponsor whose id sorts first."""
+    from agents.outreach.eligibility import sponsor_order
+
+    person = signed_up(("tenants-c", "coalition"))
+    assert partner_credit(person, sponsor_order("union-a", ["faith-b", "seniors-d"])) == "union-a"
+    assert partner_credit(person, sponsor_order("union-a", ["tenants-c", "faith-b"])) == "tenants-c"  # its recruiter sponsors it
+    only_members = signed_up(("faith-b", "partner"), ("seniors-d", "partner"))
+    assert partner_credit(only_members, sponsor_order("union-a", ["seniors-d", "faith-b"])) == "faith-b"  # its recruiter again
+
+
 def test_each_channels_ask_is_sent_on_behalf_of_a_sponsor_whose_consent_on_that_channel_covers_the_person():
     """Texts allowed by union-a, emails by comm-c only: the email is not sent "on behalf of"
     union-a, whose consent does not cover it (both asks were credited to the SMS's sponsor)."""
@@ -90,7 +102,7 @@ def test_intake_fans_an_alert_out_with_its_owner_and_co_sponsors_and_refuses_a_h
     post("seniors-c", {**alert, "title": "Hijacked"}, minute=2)  # not the owner: refused
     post("union-a", alert, minute=3)                            # the owner's alert goes out
     targets = [TargetAction.model_validate_json(v) for _, v, _ in p.targeting.sent]
-    assert {(t.partner, t.sponsors, t.action.title) for t in targets} == {("union-a", ("faith-b", "union-a"), "Rally for fair funding")}
+    assert {(t.partner, t.sponsors, t.action.title) for t in targets} == {("union-a", ("union-a", "faith-b"), "Rally for fair funding")}  # the owner first
     assert p.actions.get("vigil").partner == "union-a"
     assert [d["reason"] for d in dead_letters(p)] == ["action 'vigil' belongs to 'union-a': only it or the backbone may change it"]
     assert dead_letters(p)[0]["partner"] == "seniors-c"
