@@ -197,6 +197,16 @@ def test_editing_fills_the_form_from_the_posted_action(tmp_path):
     assert 'name="local_start" type="datetime-local" value="2026-12-02T15:47"' in page and "Edit action vigil-1202" in page
 
 
+def test_editing_a_members_alert_names_the_owner_whose_peoples_consent_it_reaches(tmp_path):
+    """An outside probe: the backbone's edit of union-a's alert said "consent covering hub", while
+    the alert goes to union-a's people (a change keeps the owner)."""
+    client, _, book = console(tmp_path)
+    book.apply("action", "vigil-1202", ActionRecord(partner="union-a", action=ActionEvent.model_validate(to_event(FORM, "a-1", NOW))))
+    sign_in(client, ORGANIZER)
+    text = unescape(client.post("/dashboard/console", data=FORM).text)
+    assert "consent covering union-a or a co-sponsor" in text and "consent covering hub" not in text
+
+
 def test_a_form_sent_after_the_sign_in_ended_gets_a_page_that_says_what_to_do(tmp_path):
     # It answered the browser with raw JSON, and the organizer's typing seemed lost (an outside probe).
     client, publisher, _ = console(tmp_path)

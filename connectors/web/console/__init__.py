@@ -146,7 +146,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
     async def confirmation(request: Request, form: dict[str, str], event: dict, action: ActionEvent | None, partner: Partner) -> HTMLResponse:
         """The page before posting: what it will do, a test send if asked for and, for an alert, the audience."""
         values = {k: v for k, v in {**form, "event_id": event["event_id"]}.items() if k not in ("test_send", "test_phone", "test_email", "test_language")}
-        confirm = summary(event, owner_of(event["action_id"]) is not None)
+        confirm = summary(event, owner_of(event["action_id"]))
         tested = await test_send(request, form, action, partner) if form.get("test_send") == "yes" and action is not None else None
         totals = await preview(action, partner) if event["rapid_response"] and action is not None else None
         extra = {}
@@ -244,14 +244,15 @@ async def form_of(request: Request) -> dict[str, str]:
     return {k: str(v) for k, v in form.items()}
 
 
-def summary(event: dict, editing: bool) -> dict:
-    """What the confirmation page repeats before anything is posted."""
+def summary(event: dict, owner: str | None) -> dict:
+    """What the confirmation page repeats before anything is posted (``owner``: the action's, if
+    it is posted already: an edit keeps it)."""
     action = event  # valid by now: every field is there
     start = datetime.fromisoformat(action["starts_at"])
     area = ", ".join(action["target"]["postal_codes"] + action["target"]["regions"]) or "no target area (nobody is asked)"
     channels = [c for c in ("sms", "email") if action["templates"][c]]
     return {
-        "verb": "Save the changes to" if editing else "Post",
+        "verb": "Save the changes to" if owner else "Post", "owner": owner,
         "title": action["title"], "action_id": action["action_id"], "when": when(start, action["time_zone"], "en"),
         "area": area, "channels": channels, "rapid_response": action["rapid_response"],
         "override_quiet_hours": action["override_quiet_hours"],
