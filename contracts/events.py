@@ -174,6 +174,24 @@ def _plausible_start(value: datetime) -> datetime:
     return value
 
 
+#: The most characters Twilio takes in one message's body (beyond: error 21617, nothing sent).
+TWILIO_MAX_BODY = 1600
+#: The longest each placeholder of an SMS may be filled with, besides the action's own title and
+#: place: a name, a partner's name, the RSVP link, the start as a text writes it.
+_FILLED_MAX = {"given_name": 100, "sponsor": 120, "rsvp_link": 200, "local_time": 40}
+#: Around the text: "<partner's name>: " before one that does not name its sponsor, and the
+#: opt-out footer after it (on a line of its own).
+_SPONSOR_PREFIX, _FOOTER_MAX = 122, 61
+
+
+def longest_sms(template: str, title: str, place: str) -> int:
+    """The most characters a text of ``template`` can have once filled in, sponsor and footer included."""
+    parts = list(string.Formatter().parse(template))
+    fills = {"action_title": len(title), "place": len(place), **_FILLED_MAX}
+    named = any(field == "sponsor" for _, field, _, _ in parts)
+    return sum(len(literal) + (fills[field] if field else 0) for literal, field, _, _ in parts) + (0 if named else _SPONSOR_PREFIX) + _FOOTER_MAX
+
+
 class ActionEvent(BaseEvent):
     type: Literal["action"] = "action"
     action_id: Slug
@@ -209,6 +227,12 @@ class ActionEvent(BaseEvent):
             raise ValueError("templates: a rapid_response action needs an sms or email template (it would reach nobody)")
         if self.rapid_response and not (self.target.postal_codes or self.target.regions) and not (info.context or {}).get("normalized"):
             raise ValueError("target: a rapid_response action needs a target area, postal codes or regions (it would reach nobody)")
+        if not (info.context or {}).get("normalized"):
+            place = ", ".join(x for x in (self.location.venue, self.location.locality) if x)
+            for language, template in self.templates.sms.items():
+                if (n := longest_sms(template, self.title, place)) > TWILIO_MAX_BODY:
+                    raise ValueError(f"templates.sms.{language}: filled in, a text could be {n:,} characters (the longest name, sponsor and "
+                                     f"link, and the footer), more than the {TWILIO_MAX_BODY:,} Twilio takes in one message: shorten it")
         return self
 
 

@@ -449,3 +449,17 @@ def test_a_wrapped_batch_a_missing_or_unknown_type_and_wrong_json_types_are_said
         2: [("action_id", "should be a valid string"), ("count", "should be a valid integer, unable to parse string as an integer")],
     }
     assert publisher.records == []
+
+
+def test_an_sms_template_too_long_for_twilio_once_filled_in_is_refused_at_posting(env):
+    """An outside probe: a 1,720-character SMS template was accepted (202) and every text of it then
+    failed at Twilio (21617: the body is over 1,600 characters)."""
+    client, publisher, secrets = env
+    long = {**action("rally-9"), "rapid_response": True, "target": {"postal_codes": ["94607"]},
+            "templates": {"sms": {"en": "Please come. " * 120 + "{rsvp_link}"}}}
+    r = post(client, secrets, "union-a", [long])
+    assert r.status_code == 422 and publisher.records == []
+    [error] = r.json()["rejected"][0]["errors"]
+    assert error["field"] == "templates.sms.en" and "more than the 1,600 Twilio takes in one message: shorten it" in error["message"]
+    fits = {**long, "templates": {"sms": {"en": "Please come. " * 80 + "{rsvp_link}"}}}
+    assert post(client, secrets, "union-a", [fits]).status_code == 202
