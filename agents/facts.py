@@ -65,11 +65,14 @@ def apply_attendance(
     seen = rsvp_digest(event, partner)  # an RSVP from the RSVP page counts like any other
     if old is not None and seen in old.rsvp_events:
         return old  # posted again (a retry, a redelivery, a re-run import): received later, but no newer answer
+    answer: RsvpAnswer = (received, event.status, event.occurred_at)
+    if old is None:  # the common case: one model built, nothing to weigh
+        return Attendance(action_id=event.action_id, person_key=person_key, first_received=received, rsvp=event.status,
+                          rsvp_at=event.occurred_at, rsvp_by=partner, rsvp_received=received, rsvp_events=(seen,), rsvps={partner: (answer,)})
     rsvps = partner_rsvps(old)
-    rsvps[partner] = join_rsvps(rsvps.get(partner, ()), (RsvpAnswer(received=received, answer=event.status, at=event.occurred_at),))
-    base = old or Attendance(action_id=event.action_id, person_key=person_key)
-    first = min(t for t in (base.first_received, received) if t is not None)
-    return answered(base, rsvps, (*base.rsvp_events, seen), first_received=first)
+    rsvps[partner] = join_rsvps(rsvps.get(partner, ()), (answer,))
+    first = min(t for t in (old.first_received, received) if t is not None)
+    return answered(old, rsvps, (*old.rsvp_events, seen), first_received=first)
 
 
 def partner_rsvps(a: Attendance | None) -> dict[str, tuple[RsvpAnswer, ...]]:
@@ -79,12 +82,12 @@ def partner_rsvps(a: Attendance | None) -> dict[str, tuple[RsvpAnswer, ...]]:
     received = a.rsvp_received or a.rsvp_at
     if a.rsvps or a.rsvp is None or a.rsvp_by is None or received is None:
         return dict(a.rsvps)
-    return {a.rsvp_by: (RsvpAnswer(received=received, answer=a.rsvp, at=a.rsvp_at or received),)}
+    return {a.rsvp_by: ((received, a.rsvp, a.rsvp_at or received),)}
 
 
 def join_rsvps(a: Iterable[RsvpAnswer], b: Iterable[RsvpAnswer]) -> tuple[RsvpAnswer, ...]:
     """One partner's RSVPs from two sets of them, in the order received (the last ``RSVPS_KEPT``)."""
-    return tuple(sorted({*a, *b}, key=lambda r: (r.received, _STATUS_ORDER[r.answer], r.at)))[-RSVPS_KEPT:]
+    return tuple(sorted({*a, *b}, key=lambda r: (r[0], _STATUS_ORDER[r[1]], r[2])))[-RSVPS_KEPT:]
 
 
 def standing(answers: tuple[RsvpAnswer, ...]) -> RsvpAnswer:
@@ -92,7 +95,7 @@ def standing(answers: tuple[RsvpAnswer, ...]) -> RsvpAnswer:
     again is no new one)."""
     start = answers[-1]
     for r in reversed(answers):
-        if r.answer != start.answer:
+        if r[1] != start[1]:
             break
         start = r
     return start
@@ -102,11 +105,10 @@ def answered(a: Attendance, rsvps: dict[str, tuple[RsvpAnswer, ...]], events: It
     """``a`` with these RSVPs, and the answer in force: the one given last, of every partner's
     (ties: no < maybe < yes, then the partner, then the time it gave)."""
     stands = {p: standing(answers) for p, answers in rsvps.items() if answers}
-    by = max(stands, key=lambda p: (stands[p].received, _STATUS_ORDER[stands[p].answer], p, stands[p].at), default=None)
-    s = stands[by] if by is not None else None
+    by = max(stands, key=lambda p: (stands[p][0], _STATUS_ORDER[stands[p][1]], p, stands[p][2]), default=None)
+    received, answer, at = stands[by] if by is not None else (None, None, None)
     return a.model_copy(update={"rsvps": dict(sorted(rsvps.items())), "rsvp_events": tuple(sorted(set(events))), "rsvp_by": by,
-                                "rsvp": s.answer if s else None, "rsvp_at": s.at if s else None, "rsvp_received": s.received if s else None,
-                                **update})
+                                "rsvp": answer, "rsvp_at": at, "rsvp_received": received, **update})
 
 
 def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, person_key: str, received: datetime,
