@@ -945,10 +945,12 @@ def people_forget(phone: str | None, email: str | None, url: str | None) -> None
         click.echo(f"nobody is known by that {'phone' if phone is not None else 'email'}: nothing was removed")
         return
     members = f" (signed up by {', '.join(x['partners'])})" if x["partners"] else ""
-    click.echo(f"removed {plural(x['people_removed'], 'person record')}{members}; cancelled {plural(x['asks_cancelled'], 'queued ask')}; "
-               f"deleted {plural(x.get('data_keys_erased', 0), 'data key')}, so every copy of their name, phone, email and postal code "
-               "(events, asks, tables, backups) is unreadable; "
-               "memberships, RSVPs, check-ins and ask outcomes are kept without contact details, so tallies keep their counts")
+    so_far = "" if x["complete"] else "so far: "  # the workers that have not reported yet remove the rest
+    keys = x.get("data_keys_erased", 0)
+    shredded = (f"deleted {plural(keys, 'data key')}, so every copy of their name, phone, email and postal code (events, asks, tables, "
+                "backups) is unreadable" if keys else "deleted no data key (none is known for them)")
+    click.echo(f"{so_far}removed {plural(x['people_removed'], 'person record')}{members}; cancelled {plural(x['asks_cancelled'], 'queued ask')}; "
+               f"{shredded}; memberships, RSVPs, check-ins and ask outcomes are kept without contact details, so tallies keep their counts")
     if not x["complete"]:
         click.echo(f"only {x['partitions_reported']} of {plural(x['partitions'], 'partition')} have reported so far (are workers running?); "
                    f"the request ({x['request_id']}) stays queued and will be carried out")

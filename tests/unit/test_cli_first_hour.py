@@ -195,6 +195,31 @@ def test_people_forget_reports_the_refusal_not_the_json(here):
     assert refusal(Answer()) == "the web app refused (422): phone: not a valid phone number for region US"
 
 
+def test_people_forget_with_workers_yet_to_report_says_what_is_done_so_far(here, monkeypatch):
+    """An outside probe: with no worker running it said "removed 0 person records", as if nobody
+    had been found, and claimed every copy unreadable when no data key had been deleted."""
+    import httpx
+
+    answers = iter([{"complete": False, "people_removed": 0, "asks_cancelled": 0, "data_keys_erased": 1, "partners": [],
+                     "partitions_reported": 0, "partitions": 8, "request_id": "r1"},
+                    {"complete": False, "people_removed": 0, "asks_cancelled": 0, "data_keys_erased": 0, "partners": [],
+                     "partitions_reported": 3, "partitions": 8, "request_id": "r2"}])
+
+    class Answer:
+        status_code = 202
+
+        def json(self):
+            return next(answers)
+
+    monkeypatch.setattr(httpx, "post", lambda *a, **kw: Answer())
+    env = {"TURNOUT_URL": "http://127.0.0.1:9", "TURNOUT_ORGANIZER_TOKEN": "t"}
+    r = turnout("people", "forget", "--phone", "+15105550100", env=env)
+    assert r.exit_code == 2 and r.output.startswith("so far: removed 0 person records") and "deleted 1 data key, so every copy" in r.output
+    assert "only 0 of 8 partitions have reported so far (are workers running?)" in r.output
+    r = turnout("people", "forget", "--phone", "+15105550100", env=env)
+    assert r.exit_code == 2 and "deleted no data key (none is known for them)" in r.output and "is unreadable" not in r.output
+
+
 def test_plurals():
     from streams.friendly import plural
 
