@@ -12,6 +12,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -76,7 +77,15 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
+#: Set by Ctrl-C or SIGTERM (``_interrupt``), for the loops that wait while the stack runs.
+STOP = threading.Event()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C or SIGTERM: remembered, then raised. Remembered because a KeyboardInterrupt raised
+    where Python ignores exceptions (an object's ``__del__``, say asyncio's loop being collected)
+    is lost: the stack kept running after a Ctrl-C (seen once in CI, under load)."""
+    STOP.set()
     raise KeyboardInterrupt
 
 
@@ -114,10 +123,11 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
     here = Path.cwd()
     preflight(s, port, here, here / DEMO_COALITION if demo else s.coalition, workers)
     claimed = claim(here)  # noqa: F841 - held open until this function returns
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    STOP.clear()
+    signal.signal(signal.SIGTERM, _interrupt)
     # Ctrl-C stops the stack even when it was started where SIGINT is ignored (a shell script's
     # background job, `make run &`): Python would leave it ignored, and nothing would stop it.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _interrupt)
     broker: EmbeddedBroker | None = None
     sup = Supervisor(spawn, console)
     logs = fresh_logs(here)
@@ -186,7 +196,7 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
             from connectors.demo import run_demo
 
             try:
-                run_demo(s, base, sup.alive)
+                run_demo(s, base, lambda: sup.alive() and not STOP.is_set())
             except Exception:
                 # A process died under the demo (its requests fail first): the stack's reason says
                 # which, once the supervisor has seen it exit; anything else is the demo's own error.
@@ -195,7 +205,7 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
                     raise
         else:
             console.print("running; Ctrl-C to stop")
-            while sup.alive():
+            while sup.alive() and not STOP.is_set():
                 _wait_any(sup.procs(), 1.0)
     except (KeyboardInterrupt, _Stopped):
         pass

@@ -267,3 +267,29 @@ def test_a_long_sheet_shows_how_far_its_check_has_got_on_a_terminal(here, monkey
     partner = cli.enabled_partner(cli.settings(), "union-a")
     rows, problems = cli.read_sheet(cli.settings(), here / "sheet.csv", "signup", partner, None, {}, (), None, None)
     assert len(rows) == 300 and not problems and "checking sheet.csv" in screen.getvalue()
+
+
+def test_a_ctrl_c_lost_where_python_ignores_exceptions_still_stops_the_stack(monkeypatch):
+    """Seen once in CI, under load: the Ctrl-C reached `turnout up` while an object's __del__ ran
+    (asyncio's loop being collected), where a KeyboardInterrupt is printed and dropped, and the
+    stack went on running. The handler also remembers it, for the loops that wait on the stack."""
+    import signal
+
+    from streams import stack
+
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_type))
+    previous = signal.signal(signal.SIGINT, stack._interrupt)
+    stack.STOP.clear()
+    try:
+        class Collected:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(10_000):  # the handler runs between these bytecodes, inside __del__
+                    pass
+
+        Collected()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert dropped == [KeyboardInterrupt] and stack.STOP.is_set()
+    stack.STOP.clear()
