@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import string
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import (
     AfterValidator, ConfigDict, Field, SerializerFunctionWrapHandler, StringConstraints, TypeAdapter, ValidationInfo,
@@ -318,6 +318,8 @@ PartnerEvent = Annotated[
     Union[SignupEvent, ActionEvent, PledgeEvent, RsvpEvent, CheckinEvent, OptOutEvent],
     Field(discriminator="type", json_schema_extra={"type": "object"}),
 ]
+#: The ``type`` of each partner event, in the union's order.
+EVENT_TYPES: tuple[str, ...] = tuple(get_args(e.model_fields["type"].annotation)[0] for e in get_args(get_args(PartnerEvent)[0]))
 partner_event = TypeAdapter(PartnerEvent)
 
 

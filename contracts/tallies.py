@@ -131,8 +131,21 @@ ASKED_YES = "rsvp_yes_of_asked_actions"
 PLEDGED_ATTENDED = "attended_at_pledged_actions"
 
 
+def add_action(total: Counter[str], counts: Counter[str]) -> None:
+    """Add a partner's counts of one action to its counts across actions, with what its
+    conversion (``ASKED_YES``) and its production (``PLEDGED_ATTENDED``) count there."""
+    total.update(counts)
+    total[ASKED_YES] += counts["rsvp_yes"] if asks_sent(counts) else 0
+    total[PLEDGED_ATTENDED] += counts["attended"] if counts["pledged"] else 0
+
+
+def production_ratio(counts: Counter[str]) -> float | None:
+    """Attended ÷ pledged; across actions (``add_action``), the attendance of the actions pledged to."""
+    return ratio(counts.get(PLEDGED_ATTENDED, counts["attended"]), counts["pledged"])
+
+
 def _derived(counts: Counter[str]) -> dict[str, float | None]:
-    return {"production_ratio": ratio(counts.get(PLEDGED_ATTENDED, counts["attended"]), counts["pledged"]),
+    return {"production_ratio": production_ratio(counts),
             "conversion": ratio(counts.get(ASKED_YES, counts["rsvp_yes"]), asks_sent(counts)),
             "show_rate": ratio(counts["showed"], counts["rsvp_yes"])}
 
@@ -272,9 +285,7 @@ class TallyBook:
         out: dict[str, Counter[str]] = defaultdict(Counter, {p: Counter(c) for p, c in self._by_partner.items()})
         for action_id in self._actions:
             for partner, counts in self._by_action.get(action_id, {}).items():
-                out[partner].update(counts)
-                out[partner][ASKED_YES] += counts["rsvp_yes"] if asks_sent(counts) else 0
-                out[partner][PLEDGED_ATTENDED] += counts["attended"] if counts["pledged"] else 0
+                add_action(out[partner], counts)
         return out
 
     def coalition(self) -> CoalitionTallies:

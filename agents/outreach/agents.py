@@ -52,7 +52,7 @@ from .dry_run import answer, preview_partition, start_test
 from .eligibility import load_zip_data, may_be_asked, sponsor_order
 from .planning import OutreachPolicy, plan, remember, unreceived_of
 from .quiet_hours import QuietHours
-from .receipts import NUMBER_UNDELIVERABLE, mark_undeliverable, on_send_result, opt_out
+from .receipts import after_refusal, on_send_result
 from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, rezoned, unreadable, validity_seconds, window_end, withdrawn
 
 log = logging.getLogger(__name__)
@@ -634,11 +634,8 @@ def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendResult, n
         log.warning("ask in doubt (the provider may have it); not resending")
         return
     p.dead_letter(ask.ask_id, "permanent provider failure", code=r.error_code, error=r.error)
-    undeliverable = ask.channel == "sms" and r.error_code in NUMBER_UNDELIVERABLE
-    person = p.people.get(ask.person_key) if r.opted_out or undeliverable else None
-    if person is not None:  # the address was read from the record when the ask was planned
-        changed = opt_out(person, ask.channel, now) if r.opted_out else mark_undeliverable(person, ask.channel, str(r.error_code), now, ask.planned_at)
-        p.people.put(partition, ask.person_key, changed)
+    if (person := p.people.get(ask.person_key)) is not None:
+        p.people.put(partition, ask.person_key, after_refusal(person, ask.channel, r, ask.planned_at, now))  # unchanged: nothing written
 
 
 async def release(p: Pipeline, o: Outreach, released: set[tuple[str, datetime]]) -> None:

@@ -112,6 +112,17 @@ def mark_undeliverable(person: PersonRecord, channel: Channel, code: str, at: da
     return person.model_copy(update={"undeliverable": {**person.undeliverable, channel: Undeliverable(given_at=given, code=code, at=at)}})
 
 
+def after_refusal(person: PersonRecord, channel: Channel, result: SendResult, planned_at: datetime, now: datetime) -> PersonRecord:
+    """``person`` after the provider refused their ask outright (``result``, at ``now``): opted out
+    of ``channel`` if the carrier says they said STOP, their number marked undeliverable if it can
+    never take a text (its address was read from the record at ``planned_at``), else as they were."""
+    if result.opted_out:
+        return opt_out(person, channel, now)
+    if channel == "sms" and result.error_code in NUMBER_UNDELIVERABLE:
+        return mark_undeliverable(person, channel, result.error_code, now, planned_at)
+    return person
+
+
 def reply_kind(keyword: str, person: PersonRecord | None) -> Reply:
     word = keyword.strip().upper()
     if word in OPT_OUT_WORDS:

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Mount
 
-from contracts.events import EVENT_ID_PATTERN, SLUG_PATTERN
+from contracts.events import EVENT_ID_PATTERN, EVENT_TYPES, SLUG_PATTERN
 from streams import metrics
 from streams.friendly import SLUG_RULE
 
@@ -44,7 +44,7 @@ class FieldError(BaseModel):
         if kind == "string_pattern_mismatch":
             said = _PATTERNS.get(str(ctx.get("pattern")))
         elif kind == "union_tag_not_found" and ctx.get("discriminator") == "'type'":
-            said = f"missing: every event says what it is: {EVENT_TYPES}"
+            said = f"missing: every event says what it is: {', '.join(EVENT_TYPES[:-1])} or {EVENT_TYPES[-1]}"
         elif kind == "union_tag_invalid":
             said = f"{ctx.get('tag')!r} is not a type of event: use one of {ctx.get('expected_tags')}"
         else:
@@ -53,8 +53,6 @@ class FieldError(BaseModel):
         return cls(field=field, message=message, type=kind)
 
 
-#: The event types, as the tag error says them.
-EVENT_TYPES = "signup, action, pledge, rsvp, checkin or opt_out"
 #: What our patterns ask for, in words (pydantic would quote the regular expression).
 _PATTERNS = {SLUG_PATTERN: f"should be an id: {SLUG_RULE}", EVENT_ID_PATTERN: "should be printable ASCII characters, no spaces"}
 

@@ -143,3 +143,15 @@ def test_a_hard_bounce_keeps_the_address_from_later_emails():
     o.outbox.email.sent.clear()
     fan_out(p, o, "rally-2")
     assert o.outbox.email.sent == [] and p.asks.get(f"rally-2:{key(0)}:email") is None
+
+
+def test_what_a_refusal_at_hand_over_does_to_the_person():
+    from agents.outreach.receipts import after_refusal
+    from contracts.asks import SendResult
+
+    ana = person(1)
+    refused = lambda **kw: after_refusal(ana, "sms", SendResult(ask_id="x", **kw), oakland("11:00"), NOON)  # noqa: E731
+    assert "sms" in refused(error_code="21610", opted_out=True).opted_out
+    assert refused(error_code="21211").undeliverable["sms"].code == "21211"
+    assert refused(error_code="30007") is ana and refused(error_code="400") is ana
+    assert after_refusal(ana, "email", SendResult(ask_id="x", error_code="21211"), oakland("11:00"), NOON) is ana  # a Twilio code on an email: no

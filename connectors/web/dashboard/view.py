@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from contracts.tallies import PLEDGED_ATTENDED, TallyBook, ratio, summed
+from contracts.tallies import TallyBook, add_action, production_ratio, ratio, summed
 
 from ..pages.words import when
 from .disclosure import MIN_OTHERS, NOT_SHOWN, Figures, figures, others, plus, shown_sum
@@ -246,12 +246,11 @@ def _capacity(book: TallyBook, names: dict[str, str], viewer: Viewer, ordered: l
     actions: Counter[str] = Counter()
     for a in reversed(ordered):  # oldest first
         for partner, c in book.counts(a).items():
-            totals.setdefault(partner, Counter()).update(c)
+            add_action(totals.setdefault(partner, Counter()), c)
             if c["pledged"]:
                 actions[partner] += 1
-                totals[partner][PLEDGED_ATTENDED] += c["attended"]
                 if a in started:
-                    ratios.setdefault(partner, []).append(ratio(c["attended"], c["pledged"]) or 0.0)
+                    ratios.setdefault(partner, []).append(production_ratio(c) or 0.0)
     if viewer.partner is not None:
         totals.setdefault(viewer.partner, Counter())
     rows = []
@@ -260,7 +259,7 @@ def _capacity(book: TallyBook, names: dict[str, str], viewer: Viewer, ordered: l
             recent = ratios.get(partner, [])[-5:]
             rows.append(CapacityRow(
                 partner=partner, name=names.get(partner, partner), own=partner == viewer.partner, actions=actions[partner],
-                pledged=c["pledged"], attended=c["attended"], production_ratio=ratio(c[PLEDGED_ATTENDED], c["pledged"]),
+                pledged=c["pledged"], attended=c["attended"], production_ratio=production_ratio(c),
                 show_rate=_show_rate(c), recent=recent, trend=trend(recent),
             ))
     covered = sum(1 for p, c in totals.items() if not viewer.sees(p) and (c["pledged"] or c["attended"]))
@@ -313,7 +312,7 @@ def _aggregate(f: Figures, partners: int, name: str = REST) -> Row:
 
 
 def _figures(c: Counter[str]) -> dict[str, int | float | None]:
-    return {**figures(c), "production_ratio": ratio(c["attended"], c["pledged"])}
+    return {**figures(c), "production_ratio": production_ratio(c)}
 
 
 def _cumulative(per_minute: Counter[datetime]) -> list[tuple[datetime, int]]:
