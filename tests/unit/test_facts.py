@@ -202,3 +202,15 @@ def test_a_fact_written_before_rsvps_were_kept_per_partner_reads_as_its_answer_i
     old = Attendance(action_id="rally-1", person_key="pk", rsvp="yes", rsvp_by="union-a", rsvp_at=at(1), rsvp_received=at(1))
     again = apply_attendance(old, ev(rsvp("u-2", "rally-1", "yes", phone=PHONE, at="2026-11-22T16:00:00Z")), "union-a", "pk", at(5))
     assert (again.rsvp, again.rsvp_by, again.rsvp_received) == ("yes", "union-a", at(1))
+
+
+def test_the_first_rsvps_shortcut_builds_the_fact_the_general_rule_would():
+    """apply_attendance builds a person's first RSVP directly (the intake's common case, measured):
+    it must be the fact ``answered`` gives."""
+    from agents.facts import answered, rsvp_digest
+    from contracts.facts import Attendance
+
+    event = ev(rsvp("r1", "rally-1", "maybe", phone=PHONE, at="2026-11-22T14:00:00Z"))
+    general = answered(Attendance(action_id="rally-1", person_key="pk", first_received=at(3)),
+                       {"union-a": ((at(3), "maybe", event.occurred_at),)}, (rsvp_digest(event, "union-a"),))
+    assert apply_attendance(None, event, "union-a", "pk", at(3)) == general
