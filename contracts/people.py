@@ -93,12 +93,16 @@ def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
     except phonenumbers.NumberParseException as exc:
         why = _UNPARSED.get(exc.error_type)
         raise ValueError("not a phone number" + (f" ({why})" if why else "")) from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError(f"not a valid phone number for region {region}")
     if number.extension:
         # E.164 has no extension: cut off, everyone at one switchboard would be one person.
         raise ValueError("has an extension, which cannot be texted and would make everyone at that number one person: "
                          "give the person's own (mobile) number")
+    if any(c.isalpha() for c in value):
+        # phonenumbers reads letters as a keypad's digits and drops words around the digits:
+        # "510-555-CALL" would be someone's number, and "not-a-phone-…" a guess.
+        raise ValueError("not a phone number: it has letters (give the digits only, e.g. +1 510 555 0123)")
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"not a valid phone number for region {region}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

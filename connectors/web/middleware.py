@@ -15,8 +15,10 @@ then never ask for the app over plain HTTP, where a session cookie or a token co
 dashboard's session cookie (``/v1/people/forget`` takes an organizer's session too), is
 refused (403) when the browser says it comes from another site
 (``Sec-Fetch-Site: same-site`` or ``cross-site``: SameSite=Lax lets a same-site page, another
-port or subdomain, post with the cookie) or its ``Origin`` names another host. Turnout's own
-pages send ``same-origin`` (and ``Origin: null``: they set ``no-referrer``); scripts send neither.
+port or subdomain, post with the cookie), or its ``Origin`` names another host, or is ``null``
+without ``Sec-Fetch-Site: same-origin`` (an opaque origin: a sandboxed frame), or its body is
+``text/plain`` (what another site's form sends to pass JSON off). Turnout's own pages send
+``same-origin`` (and ``Origin: null``: they set ``no-referrer``); scripts send neither.
 
 ``HeadAsGet``: HEAD is answered as GET would be, headers only (RFC 9110 9.3.2: a general-purpose
 server supports it; FastAPI's routes answer only the methods they name, so a monitor's
@@ -131,10 +133,15 @@ class SameOrigin:
 
     def _other_site(self, scope: Scope) -> bool:
         headers = dict(scope["headers"])
-        if headers.get(b"sec-fetch-site", b"same-origin") not in (b"same-origin", b"none"):
+        fetch_site = headers.get(b"sec-fetch-site")
+        if fetch_site not in (None, b"same-origin", b"none"):
             return True
-        origin = headers.get(b"origin", b"null")
-        return origin != b"null" and origin.partition(b"://")[2] not in (headers.get(b"host", b""), self.public)
+        if headers.get(b"content-type", b"").split(b";")[0].strip().lower() == b"text/plain":
+            return True  # what a form of another site sends to pass JSON off (turnout's pages never do)
+        origin = headers.get(b"origin")
+        if origin == b"null":  # an opaque origin (a sandboxed frame, a data: page) unless the browser says it is ours
+            return fetch_site != b"same-origin"
+        return origin is not None and origin.partition(b"://")[2] not in (headers.get(b"host", b""), self.public)
 
 
 class HeadAsGet:

@@ -71,6 +71,16 @@ def test_a_phone_with_an_extension_is_refused_not_cut(extended):
     assert "extension" in str(refused.value) and "mobile" in str(refused.value)
 
 
+@pytest.mark.parametrize("lettered", ["510-555-CALL", "not-a-phone-5105550199", "1-800-FLOWERS", "5105550142 mom"])
+def test_a_phone_with_letters_is_refused_not_read_as_keypad_digits(lettered):
+    # An outside probe: phonenumbers reads letters as a keypad's digits and drops words around
+    # the digits, so "510-555-CALL" became +15105552255, someone else's number.
+    with pytest.raises(ValueError) as refused:
+        normalize_phone(lettered)
+    assert "letters" in str(refused.value)
+    assert "person.phone" in errors_of(signup("e1", phone="510-555-CALL"))
+
+
 def test_emails_are_normalized_and_validated():
     assert normalize_email("  Ana.Diaz@EXAMPLE.org ") == "ana.diaz@example.org"
     assert partner_event.validate_python(signup("e1", email="Ana@Example.ORG")).person.email == "ana@example.org"

@@ -2,6 +2,7 @@
 end (logout, removal, expiry), throttling, and admins managing their partner's staff."""
 
 import asyncio
+import json
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -254,14 +255,18 @@ def test_a_signed_in_browser_cannot_be_made_to_post_from_another_site(web):
     # subdomain): an outside probe forged a door walk-in with SMS consent from one.
     assert sign_in(web.client, ADMIN_B).status_code == 303
     invite = {"email": "forged@faith-b.example.org", "role": "admin"}
+    # An outside probe: "Origin: null" (a sandboxed frame's opaque origin, which a browser without
+    # Sec-Fetch-Site sends alone) and a text/plain body (another site's form passing JSON off) had
+    # invited an organizer.
     for headers in ({"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://evil.example"},
-                    {"Origin": "http://testserver:9999"}):
-        r = web.client.post("/dashboard/accounts", json=invite, headers=headers)
+                    {"Origin": "http://testserver:9999"}, {"Origin": "null"}, {"Content-Type": "text/plain"},
+                    {"Sec-Fetch-Site": "same-origin", "Origin": "null", "Content-Type": "text/plain; charset=utf-8"}):
+        r = web.client.post("/dashboard/accounts", content=json.dumps(invite).encode(), headers={"Content-Type": "application/json", **headers})
         assert r.status_code == 403 and "another site" in r.json()["detail"], headers
         assert web.client.post("/dashboard/logout", headers=headers, follow_redirects=False).status_code == 403
     assert "forged@faith-b.example.org" not in {a["email"] for a in web.client.get("/dashboard/accounts").json()}
     assert web.client.get("/dashboard/view").status_code == 200  # still signed in
-    for headers in ({"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"}, {"Origin": "null"}, {},  # its own pages; scripts
+    for headers in ({"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"}, {"Sec-Fetch-Site": "same-origin", "Origin": "null"}, {},  # its own pages; scripts
                     {"Origin": "http://127.0.0.1:8000"}):  # the public URL, behind a proxy that passes another Host
         r = web.client.post("/dashboard/accounts", json={**invite, "email": f"ok{len(headers)}@faith-b.example.org"}, headers=headers)
         assert r.status_code == 201, (headers, r.text)
