@@ -17,7 +17,7 @@ cannot take credit by backdating, and an old sign-in sheet imported today still 
   check-in (``withdrawn: true``: a wrong tap at the door) takes back the partner's own
   check-ins received before it (a backbone partner's: everyone's); a member's withdrawal of
   another's check-in takes nothing back (dead-lettered with the reason). A check-in received after it counts again;
-  the same check-in or withdrawal posted again (partner and event id) is a repeat.
+  the same check-in or withdrawal posted again (partner, event id, kind and time) is a repeat.
 - *Pledge*: a partner's own pledge always wins over one listed inside the action by its
   owner; between two of the same kind, the one received later (then the larger event id).
 - *Action*: owned by the partner that first posted it; only the owner or a backbone partner
@@ -116,9 +116,11 @@ def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, per
     """A check-in joins its partner's (the first and the last received are kept); a withdrawal
     takes back the partner's own check-ins received before it, a backbone's everyone's. The
     partner credited is the one whose check-in that counts was received first."""
-    seen = hashlib.sha256(f"{partner}\0{event.event_id}".encode()).hexdigest()[:16]
-    if old is not None and seen in old.checkin_events:
-        return old  # posted again (a retry, a re-run import): a check-in withdrawn since stays withdrawn
+    seen = checkin_digest(event, partner)
+    if old is not None and (seen in old.checkin_events or _digest(partner, event.event_id) in old.checkin_events):
+        # Posted again (a retry, a re-run import): a check-in withdrawn since stays withdrawn.
+        # (Facts written before the digest named more than the event id hold that shorter one.)
+        return old
     checkins = partner_checkins(old)
     mine = checkins.get(partner)
     withdrawn = old.withdrawn_received if old is not None else None
@@ -182,7 +184,17 @@ def checked_in(a: Attendance, checkins: dict[str, PartnerCheckins], withdrawn: d
 def rsvp_digest(event: RsvpEvent | SupporterRsvpEvent, partner: str) -> str:
     """What makes an RSVP the same one posted again: its partner, event id, answer and time (the
     RSVP page keeps one event id per ask, and stamps each answer with its own time)."""
-    return hashlib.sha256(f"{partner}\0{event.event_id}\0{event.status}\0{event.occurred_at.isoformat()}".encode()).hexdigest()[:16]
+    return _digest(partner, event.event_id, event.status, event.occurred_at.isoformat())
+
+
+def checkin_digest(event: CheckinEvent, partner: str) -> str:
+    """What makes a check-in or withdrawal the same one posted again: its partner, event id,
+    whether it withdraws, and its time (a partner's system may withdraw a record under its id)."""
+    return _digest(partner, event.event_id, "withdrawn" if event.withdrawn else "checkin", event.occurred_at.isoformat())
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 def apply_pledge(old: Pledge | None, event: PledgeEvent, partner: str, received: datetime, inline: bool = False) -> Pledge:

@@ -118,7 +118,7 @@ class Attendance(Internal):
     withdrawn_received: datetime | None = Field(default=None, description="When a backbone partner last withdrew the person's check-ins: "
                                                                             "a check-in received before it does not count, whoever posted it.")
     checkin_events: tuple[str, ...] = Field(default=(), description="A short digest of each check-in and withdrawal applied (partner, event "
-                                                                     "id): the same one posted again is a repeat and changes nothing.")
+                                                                     "id, kind, time): the same one posted again is a repeat and changes nothing.")
 
     @property
     def attended(self) -> bool:

@@ -147,6 +147,18 @@ def test_a_checkin_or_withdrawal_posted_again_is_a_repeat():
     assert attendance([tap, undo, again, (*undo[:2], at(4))]).attended_received == at(3)
 
 
+def test_a_withdrawal_under_its_checkins_event_id_is_no_repeat():
+    """A partner's system that withdraws a record under the record's own id, or checks someone
+    in again under it: what makes a repeat is the partner, the event id, whether it withdraws and
+    its time, as for RSVPs (an outside probe: the withdrawal was dropped with a 202)."""
+    tap = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), at(0))
+    undo = ("union-a", withdrawal("c1"), at(1))
+    assert not attendance([tap, undo]).attended
+    assert not attendance([tap, undo, (*tap[:2], at(2)), (*undo[:2], at(3))]).attended  # retries of either: repeats
+    back = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:40:00Z"), at(4))
+    assert attendance([tap, undo, back]).attended_received == at(4)
+
+
 def test_a_backbone_withdrawal_takes_back_every_partners_earlier_checkins():
     a = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), at(0))
     b = ("faith-b", checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:06:00Z"), at(1))
