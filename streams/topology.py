@@ -107,30 +107,61 @@ def dead_letter_topic(s: Settings) -> str:
 EXCERPT_BYTES = 256
 
 
-#: Fields whose values are personal data wherever they appear in a record (partner events,
-#: OSDI people and their ``custom_fields``, a partner's own free-text questions; internal
-#: commands): a dead letter never keeps them.
-PERSONAL = frozenset({"given_name", "family_name", "phone", "email", "postal_code", "address_lines", "address",
-                      "number", "to", "body", "subject", "from", "From", "To", "Body", "custom_fields"})
-_FIELD = re.compile(r'"(%s)"\s*:\s*(?:"(?:[^"\\]|\\.)*"?|\{[^{}]*\}?)' % "|".join(sorted(PERSONAL)))  # a string, or a flat object
+#: Fields whose values a dead letter keeps (they say what the record was and when, never who):
+#: every other value, a string or a number, is replaced (a partner's OSDI person may carry a
+#: name, a nickname, a birth date, a home's coordinates, a partner's own questions and answers;
+#: a list of personal fields would always miss one). ``href``: without its query.
+KEPT = frozenset({"type", "event_id", "occurred_at", "received_at", "action_id", "status", "withdrawn", "count", "channels",
+                  "kind", "starts_at", "ends_at", "time_zone", "rapid_response", "override_quiet_hours", "partner", "version",
+                  "person_key", "ask_id", "channel", "identifiers", "origin_system", "created_date", "modified_date", "href",
+                  "id", "attended", "request_id"})
+REDACTED = "<redacted>"
+#: In text that is not JSON (or cut short): a string and the colon after it if it is a key, a
+#: number, or a bare word.
+_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"?(\s*:)?|-?\d[\d.eE+-]*|[^\W\d]\w*')
+_LITERALS = frozenset({"true", "false", "null"})
 
 
-def _scrub(value: Any) -> Any:
+def _kept(key: str | None, value: Any) -> Any:
+    if value is None or isinstance(value, bool) or key not in KEPT:
+        return value if value is None or isinstance(value, bool) else REDACTED
+    return value.partition("?")[0].partition("#")[0] if key == "href" and isinstance(value, str) else value
+
+
+def _scrub(value: Any, key: str | None = None) -> Any:
     if isinstance(value, dict):
-        return {k: ("<redacted>" if k in PERSONAL and v is not None else _scrub(v)) for k, v in value.items()}
+        return {k: _scrub(v, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub(v) for v in value]
-    return value
+        return [_scrub(v, key) for v in value]
+    return _kept(key, value)
+
+
+def _scrub_text(text: str) -> str:
+    """``_scrub`` of JSON that cannot be parsed (cut short): a value is kept only right after a
+    key of ``KEPT``; every other string or number (array items too) is replaced."""
+    out, pos, key, key_end = [], 0, None, 0
+    for m in _TOKEN.finditer(text):
+        out.append(text[pos:m.start()])
+        pos = m.end()
+        if m.group(2):  # a key
+            out.append(m.group(0))
+            key, key_end = m.group(1), m.end()
+            continue
+        follows = key in KEPT and key != "href" and not text[key_end:m.start()].strip()
+        out.append(m.group(0) if follows or m.group(0) in _LITERALS else f'"{REDACTED}"')
+        key = None
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def redacted(raw: bytes) -> str:
-    """The record as text with personal data removed: values of personal fields when it is
-    JSON, anything shaped like a phone number or an email address in any case."""
+    """The record as text without personal data: of JSON, the values of ``KEPT`` fields only,
+    and then nothing shaped like a phone number or an email address in any case."""
     text = raw.decode("utf-8", "replace")
     try:
         text = json.dumps(_scrub(json.loads(text)), ensure_ascii=False)
-    except (ValueError, RecursionError):  # not JSON, cut short, or nested too deep: the fields by name
-        text = _FIELD.sub(lambda m: f'"{m.group(1)}": "<redacted>"', text)
+    except (ValueError, RecursionError):  # not JSON, cut short, or nested too deep
+        text = _scrub_text(text)
     return scrubbed(text)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from agents.intake import handle
 from contracts.events import Envelope
-from streams.topology import EXCERPT_BYTES
+from streams.topology import EXCERPT_BYTES, excerpt, redacted
 from tests.factories import action, signup
 from tests.fakes import dead_letters, memory_pipeline
 
@@ -74,3 +74,21 @@ def test_a_record_whose_reading_overflows_is_dead_lettered_not_a_stopped_worker(
     handle(p, 0, "k", b'{"partner": "union-a"}', b"secret")
     [letter] = dead_letters(p)
     assert letter["reason"] == "unreadable envelope (OverflowError)" and letter["record_bytes"] == 22
+
+
+def test_a_dead_letter_keeps_what_the_record_was_and_nothing_of_who():
+    # An outside probe: an Action Network attendance for an unmapped event was dead-lettered with
+    # the person's name, birth date, town and home coordinates, and a name in a link's query;
+    # only a list of field names known to be personal had been removed.
+    item = {"identifiers": ["action_network:5f3a"], "created_date": "2026-11-20T10:00:00Z",
+            "person": {"name": "Priscilla Quartermaine", "nickname": "Cilla", "birthdate": "1950-01-01",
+                       "postal_addresses": [{"address_lines": ["12 Elm"], "locality": "Oakland",
+                                             "location": {"latitude": 37.8044, "longitude": -122.2712}}]},
+            "_links": {"osdi:event": {"href": "https://actionnetwork.org/api/v2/events/abc-123?email=cq@example.org&name=Priscilla+Q"}}}
+    raw = json.dumps(item).encode()
+    for excerpt_ in (excerpt(raw)["record_excerpt"], excerpt(raw[:-40] + b"x" * 70_000)["record_excerpt"]):  # and cut short
+        for personal in ("Priscilla", "Quartermaine", "Cilla", "1950", "Elm", "Oakland", "37.8", "122.27", "cq@"):
+            assert personal not in excerpt_, (personal, excerpt_)
+        assert "2026-11-20T10:00:00Z" in excerpt_
+    whole = redacted(raw)
+    assert "action_network:5f3a" in whole and "https://actionnetwork.org/api/v2/events/abc-123" in whole  # which event: its link, without the query
