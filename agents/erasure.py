@@ -4,11 +4,13 @@ A person matches a request when their person key, or the key of their phone or o
 email, is one of the request's contact keys. The web app puts in every key linked to the
 person asked for (``connectors.web.people``): the person's key, each identifier linked to it,
 each person merged into it. What goes: their people record (with name, phone, email), their
-recent-asks record, their identity entries (which identifier was whose), and their deferred
-asks (which hold the rendered message and address); those asks are marked cancelled, and
-provider error texts on their asks, under any of those keys (which may quote an address), are
-dropped. What stays: memberships, attendance, pledges, merges and ask facts, which hold only
-person keys, so the tallies keep their counts; and their opt-outs: a record under each of
+recent-asks record, and their deferred asks (which hold the rendered message and address);
+those asks are marked cancelled, and provider error texts on their asks, under any of those keys
+(which may quote an address), are dropped. What stays: memberships, attendance, pledges, merges,
+the identity entries that link an identifier to the person it was merged into (keyed hashes,
+like the merges: signed up again by that identifier alone, they are that person again, facts
+included, and are not counted twice) and ask facts, which hold only person keys, so the tallies
+keep their counts; and their opt-outs: a record under each of
 their keys with the channels they stopped and nothing else (no name, phone or email), so a
 partner posting them again (an old sheet) does not text or email someone who said stop. The
 keys of the request on other partitions get theirs through the provider topic (``PersonOptOut``).
@@ -26,6 +28,8 @@ from contracts.providers import PersonOptOut, ProviderEnvelope
 from streams.app import Pipeline
 from streams.crypto import is_sealed
 from streams.keys import partition_of, person_key
+
+from .identity.resolve import target_of
 
 ERASED = "person erased"
 SCRUBBED = "(removed on erasure)"
@@ -53,7 +57,8 @@ def forget(p: Pipeline, partition: int, cmd: ForgetPerson, secret: bytes, now: d
     for key in gone:
         p.people.delete(partition, key)
         p.recent_asks.delete(partition, key)
-        p.identities.delete(partition, key)  # which person this identifier was linked to
+        if target_of(p, key) == key:  # its own entry; one linking it to another person stays, as the merge record does
+            p.identities.delete(partition, key)
         if stopped:
             p.people.put(partition, key, PersonRecord(person_key=key, recruited_by="", recruited_at=now, updated_at=now, opted_out=stopped))
     for key in sorted(requested - gone) if stopped else ():  # the person's other identifiers, on their own partitions

@@ -63,7 +63,8 @@ def inventory(s: Settings) -> list[Place]:
               f"tombstoned at once; older versions {SHREDDED}"),
         Place(changelog_topic(s, RECENT_ASKS), "fact table", "which asks a person got when (person key only)", compacted, "tombstoned at once"),
         Place(changelog_topic(s, IDENTITIES), "fact table", "which person each phone or email belongs to, by keyed hashes only", compacted,
-              "every identifier linked to the person tombstoned at once"),
+              "the person's own entries tombstoned at once; an identifier's link to the person it was merged into is kept, like the "
+              "merge record (so signed up again by it alone they are that person again, and counted once)"),
         Place(changelog_topic(s, MERGES), "fact table", "which person key was merged into which (keyed hashes only)", compacted, "kept, like the other facts: counts"),
         Place(changelog_topic(s, MEMBERSHIPS), "fact table", "which partner signed up which person key, and when", compacted, "kept, like the other facts: counts"),
         Place(changelog_topic(s, ATTENDANCE), "fact table", "per action and person key: the RSVP answer and check-in, which partner posted them, when",

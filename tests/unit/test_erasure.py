@@ -155,7 +155,10 @@ def test_a_worker_forgets_the_person_and_the_identities_and_asks_of_everyone_mer
     reports = [forget(node, n, cmd, SECRET, AT) for n, node in enumerate(c.nodes)]
     assert sum(r.people_removed for r in reports) == 1
     assert [PersonRecord.model_validate(v).email for v in c.table("people").values()] == ["ben@example.org"]
-    assert set(c.table("identities")) == {person_key(SECRET, "+15105550124", None), person_key(SECRET, None, "ben@example.org")}
+    # Ben's entries, and the link of Ana's email to the person it was merged into (keyed hashes, as the merge record).
+    kept = {k: v["person"] for k, v in c.table("identities").items()}
+    assert kept == {person_key(SECRET, "+15105550124", None): person_key(SECRET, "+15105550124", None),
+                    person_key(SECRET, None, "ben@example.org"): person_key(SECRET, "+15105550124", None), email: phone}
     assert c.table("asks")[ask_id("rally-1", email, "email")]["error"] == "(removed on erasure)"
     assert set(c.table("memberships")) == {f"union-a|{phone}", f"faith-b|{phone}", f"union-a|{person_key(SECRET, '+15105550124', None)}"}
 
@@ -230,8 +233,8 @@ def test_an_opt_out_outlives_the_erasure_of_the_person_who_made_it():
     for node in c.nodes:
         c._collect(node)  # what the erasures wrote to the provider topic, delivered as a worker's would be
     asyncio.run(c.run())
-    for key in (phone, email):
-        kept = PersonRecord.model_validate(c.table("people")[key])
+    for key in (phone, email):  # the email's entry links it to the person keyed by the phone: its stop is there
+        kept = PersonRecord.model_validate(c.table("people")[c.person_of(key)])
         assert set(kept.opted_out) == {"sms", "email"} and (kept.phone, kept.email, kept.given_name, kept.partners) == (None, None, None, ()), key
     # Asked again to forget them: nobody is left to remove, and the opt-outs stay.
     again = ForgetPerson(request_id="r2", requested_at=AT.replace(minute=3), contact_keys=keys)
@@ -246,3 +249,36 @@ def test_an_opt_out_outlives_the_erasure_of_the_person_who_made_it():
     for key in (phone, email):
         person = PersonRecord.model_validate(c.table("people")[c.person_of(key)])
         assert set(person.opted_out) == {"sms", "email"} and person.partners == ("union-a",), key
+
+
+def test_a_forgotten_merged_person_posted_again_by_one_identifier_is_the_same_person_facts_included():
+    """Quinn was known by email, then by phone (with an RSVP), then the two were merged. Forgotten,
+    the retry of the phone's RSVP made a second person of the phone, who counted a second time
+    (an outside probe: unique RSVP yes 2 → 3). What links the phone to the survivor stays, as the
+    merge record stays: keyed hashes only."""
+    import asyncio
+
+    from agents.erasure import forget
+    from contracts.identity import linked_keys
+    from tests.cluster import SECRET, Cluster
+    from tests.factories import rsvp, signup
+
+    c = Cluster()
+    answer = rsvp("g-r3", "rally-1", "yes", phone="+15105550143")
+    for partner, item, minute in (("union-a", signup("u1", email="quinn@example.org"), 0), ("grace", signup("g1", phone="+15105550143"), 1),
+                                  ("grace", answer, 2), ("hub", signup("h1", phone="+15105550143", email="quinn@example.org"), 3)):
+        c.post(partner, item, AT.replace(minute=minute))
+    asyncio.run(c.run())
+    yes = lambda: [k for k, v in c.table("attendance").items() if v["rsvp"] == "yes"]  # noqa: E731
+    assert len(yes()) == 1 and len(c.table("people")) == 1  # merged: one person, one RSVP
+    phone = person_key(SECRET, "+15105550143", None)
+    keys = tuple(sorted(linked_keys({k: v["person"] for k, v in c.table("identities").items()}, phone)))
+    cmd = ForgetPerson(request_id="r1", requested_at=AT, contact_keys=keys)
+    assert sum(forget(node, n, cmd, SECRET, AT.replace(minute=4)).people_removed for n, node in enumerate(c.nodes)) == 1
+    asyncio.run(c.run())
+    c.post("grace", answer, AT.replace(minute=5))  # the RSVP posted again: a retry
+    asyncio.run(c.run())
+    assert len(yes()) == 1, c.table("attendance")
+    c.post("grace", signup("g2", phone="+15105550143", given_name="Quinn"), AT.replace(minute=6))  # signed up again
+    asyncio.run(c.run())
+    assert [c.person_of(k.partition("|")[2]) for k in yes()] == [c.person_of(phone)]  # their RSVP is theirs again
