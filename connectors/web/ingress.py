@@ -200,6 +200,10 @@ class JustPosted:
             self.posted.pop(action_id, None)
 
 
+#: The headers that say who signed a request.
+AUTH_HEADERS = ("X-Turnout-Partner", "X-Turnout-Timestamp", "X-Turnout-Signature")
+
+
 def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], person_secret: bytes, data_keys: DataKeys,
            owner_of: Callable[[str], str | None] = lambda action_id: None) -> APIRouter:
     r = APIRouter(tags=["partners"])
@@ -216,6 +220,11 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
         ]}, "examples": EXAMPLES}}}},
     )
     async def post_events(request: Request) -> JSONResponse:
+        for header in AUTH_HEADERS:  # which copy counts would be a guess (a proxy may take the last)
+            if len(request.headers.getlist(header)) > 1:
+                raise refused(400, f"{header} is given more than once: give it once", "bad_headers")
+        if (encoding := request.headers.get("content-encoding", "").strip().lower()) not in ("", "identity"):
+            raise refused(400, f"Content-Encoding {encoding[:40]!r} is not taken: send the JSON body uncompressed", "bad_body")
         named = request.headers.get("x-turnout-partner")
         if not named:
             raise refused(401, "no X-Turnout-Partner header: say which partner signs the request", "unknown_partner")

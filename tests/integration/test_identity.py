@@ -3,6 +3,7 @@ merges by an exact phone or email, asks once per person, opt-outs that survive a
 RSVP that introduces someone, unique counts and credit, a replay from offset 0, and erasure
 by email reaching the records keyed by the phone."""
 
+import json
 from collections import Counter
 
 import pytest
@@ -96,8 +97,11 @@ def test_one_person_however_partners_know_them_is_asked_once_stays_opted_out_and
     r = CliRunner().invoke(main, ["people", "forget", "--email", ANA_EMAIL, "--url", stack.url], env=child_env(stack.settings))
     assert r.exit_code == 0 and "removed 1 person record (signed up by backbone, faith-b, union-a)" in r.output, r.output
     assert holding(stack, ANA_PHONE, ANA_EMAIL, work, '"Ana"') == set()
-    assert not [key for (topic, key), value in latest_values(stack).items() if topic == identities and value is not None
-                and any(k in key for k in (work_key, person_key(stack.settings.person_key_bytes(), ANA_PHONE, None).encode()))]
+    # Her own identity entry goes; the link of her work address to her stays (keyed hashes, like the merge facts).
+    ana = person_key(stack.settings.person_key_bytes(), ANA_PHONE, None)
+    left = {key: json.loads(value) for (topic, key), value in latest_values(stack).items() if topic == identities and value is not None
+            and any(k in key for k in (work_key, ana.encode()))}
+    assert [(work_key in key, entry["person"]) for key, entry in left.items()] == [(True, ana)], left
     opened = Scan(stack).opened()  # every topic from offset 0, sealed values opened with the data keys left
     assert BEA_PHONE in opened and not [t for t in opened for n in (ANA_PHONE, ANA_EMAIL, work) if n in t]
     stack.post_all("union-a", [rapid("third", "Third alert", ["94607", "94612", "94609"], at="2026-11-24T18:30:00Z")])

@@ -472,3 +472,25 @@ def test_the_page_without_javascript_says_what_was_refused_and_a_crafted_link_sa
     assert r.status_code == 422 and "Not checked in: a first name is needed." in r.text and publisher.records == []
     assert "Call 555" not in client.get("/dashboard/checkin/rally-1?done=Call 555 now").text
     assert "Checked in:" not in client.get("/dashboard/checkin/rally-1?done=Ana Díaz").text
+
+
+@pytest.mark.parametrize("order", ["erasure read first", "erasure read between"])
+def test_a_person_forgotten_and_signed_up_again_has_their_rsvp_from_before_on_the_list(order):
+    """README: once signed up again they are that person again, facts included: an RSVP from
+    before shows on the door list. It did not (an outside probe): the erasure had dropped the
+    partner's RSVPs with the person's details, and a replay skipped the events from before."""
+    keys = MemoryDataKeys()
+    zed = person_key(SECRET, ANA, None)
+    old = sealed("union-a", signup("s1", phone=ANA, given_name="Zed"), rsvp("r1", "rally-1", "yes", phone=ANA), keys=keys,
+                 at=NOW - timedelta(days=1))
+    asyncio.run(keys.forget([zed]))
+    request = ForgetPerson(request_id="r", requested_at=NOW - timedelta(hours=1), contact_keys=(zed,))
+    forget = ((FORGET_PREFIX + "r").encode(), request.model_dump_json().encode())
+    again = sealed("union-a", signup("s2", phone=ANA, given_name="Zed"), keys=keys)
+    d = Directory(SECRET, b"ref-key", open=keys.ring.open)
+    records = [forget, *old, *again] if order == "erasure read first" else [*old, forget, *again]
+    for i, (key, value) in enumerate(records):
+        assert apply_record(d, key, value)
+        if i == len(records) - len(again) - 1:
+            assert d.roster("union-a", "rally-1", nobody) == []  # forgotten: nobody to show
+    assert [(e.name, e.rsvp) for e in d.roster("union-a", "rally-1", nobody)] == [("Zed", "yes")]

@@ -463,3 +463,27 @@ def test_an_sms_template_too_long_for_twilio_once_filled_in_is_refused_at_postin
     assert error["field"] == "templates.sms.en" and "more than the 1,600 Twilio takes in one message: shorten it" in error["message"]
     fits = {**long, "templates": {"sms": {"en": "Please come. " * 80 + "{rsvp_link}"}}}
     assert post(client, secrets, "union-a", [fits]).status_code == 202
+
+
+@pytest.mark.parametrize("twice", ["X-Turnout-Partner", "X-Turnout-Timestamp", "X-Turnout-Signature"])
+def test_an_authentication_header_given_twice_is_refused(env, twice):
+    # An outside probe: a second X-Turnout-Partner (or signature, or timestamp) was ignored and the
+    # first one won, where a proxy reading the last one would disagree about who signed.
+    client, pub, secrets = env
+    body = json.dumps([checkin("c1", "rally-1", phone="+15105550123")]).encode()
+    h = list(headers("union-a", secrets["union-a"], body, time.time()).items())
+    h.append((twice, {"X-Turnout-Partner": "faith-b", "X-Turnout-Timestamp": "1", "X-Turnout-Signature": "v1=00"}[twice]))
+    r = client.post("/v1/events", content=body, headers=h)
+    assert r.status_code == 400 and r.json()["detail"] == f"{twice} is given more than once: give it once", r.text
+    assert pub.records == []
+
+
+def test_a_compressed_body_is_refused_for_what_it_is(env):
+    # An outside probe: a signed gzip body was refused as "body is not UTF-8 (byte 1)".
+    import gzip
+
+    client, pub, secrets = env
+    body = gzip.compress(json.dumps([checkin("c1", "rally-1", phone="+15105550123")]).encode())
+    r = client.post("/v1/events", content=body, headers={**headers("union-a", secrets["union-a"], body, time.time()), "Content-Encoding": "gzip"})
+    assert r.status_code == 400 and r.json()["detail"] == "Content-Encoding 'gzip' is not taken: send the JSON body uncompressed", r.text
+    assert pub.records == []

@@ -54,3 +54,12 @@ def test_a_timestamp_swapped_under_a_valid_signature_is_refused():
     sig = signature(SECRET, NOW, BODY)
     with pytest.raises(SignatureError, match="does not match"):
         verify(SECRET, str(NOW + 1), sig, BODY, NOW, 300)
+
+
+def test_the_timestamp_is_signed_as_it_is_written():
+    # An outside probe: a partner that wrote "01790000000" and signed that text was told the
+    # signature did not match; the recipe signs "<X-Turnout-Timestamp>.<raw body>".
+    ts = "0" + str(NOW)
+    verify(SECRET, ts, signature(SECRET, ts, BODY), BODY, NOW, 300)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(SECRET, ts, signature(SECRET, NOW, BODY), BODY, NOW, 300)

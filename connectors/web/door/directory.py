@@ -4,7 +4,7 @@ Pure: events in, a roster out; no I/O, no clock. The web app otherwise holds no 
 (tallies are keyed by hashes), so this is the one place it keeps names and contact details, and
 only what a partner itself posted: a partner's roster is built from the sign-ups, RSVPs and
 check-ins that partner sent (``Envelope.partner``), never from another partner's. An erasure
-request (``ForgetPerson``) removes the person at once.
+request (``ForgetPerson``) removes the person's details at once.
 
 A roster entry names a person by ``ref``, a keyed hash of partner and person key, so the page
 never carries a person key; the contact details (phone, email) stay here: the page shows a name
@@ -114,9 +114,11 @@ class Directory:
         if key is None or kind not in PERSON_EVENTS:
             return
         key = self.aliases.get(partner, {}).get(key, key)
-        if key in self.erased and datetime.fromisoformat(envelope["received_at"]) <= self.erased[key]:
-            return  # posted before the person was erased
-        if kind != "supporter_rsvp":
+        # Posted before the person was erased: their details are not taken again; what the partner
+        # said of them (an RSVP, a check-in: a person key only, as the tallies keep it) is theirs
+        # again once they are signed up again.
+        before_erasure = key in self.erased and datetime.fromisoformat(envelope["received_at"]) <= self.erased[key]
+        if kind != "supporter_rsvp" and not before_erasure:
             p = event["person"]
             contact = Contact(p.get("given_name"), p.get("family_name"), p.get("phone"), p.get("email"))
             own = self.people.setdefault(partner, {})
@@ -128,7 +130,7 @@ class Directory:
             self.rsvps.setdefault((event["action_id"], partner), {})[key] = event["status"]
         elif kind == "checkin" and not event.get("withdrawn"):  # a withdrawal: the tallies say whom it takes back
             self.checkins.setdefault((event["action_id"], partner), set()).add(key)
-        if (email_key := envelope.get("email_key")) and email_key != key:
+        if (email_key := envelope.get("email_key")) and email_key != key and not before_erasure:
             self._alias(partner, email_key, key)
 
     def _alias(self, partner: str, alias: str, key: str) -> None:
@@ -151,7 +153,10 @@ class Directory:
                 keys.add(key)
 
     def forget(self, request: ForgetPerson) -> None:
-        """An erasure request (its first copy): drop every person known by one of its contact keys."""
+        """An erasure request (its first copy): drop the details of every person known by one of
+        its contact keys. Their RSVPs and check-ins stay (person keys and answers, as the tallies
+        keep them): without details nobody is shown, and signed up again they are on the list
+        with what was said of them before."""
         if request.request_id in self.erasures:
             return
         self.erasures.add(request.request_id)
@@ -161,11 +166,6 @@ class Directory:
                 if key in gone or gone & self.keys(key, contact):
                     del own[key]
                     gone.add(key)
-        for per_person in self.rsvps.values():
-            for key in gone & per_person.keys():
-                del per_person[key]
-        for keys in self.checkins.values():
-            keys -= gone
         for undone in self.withdrawals.values():
             for key in gone & undone.keys():
                 del undone[key]
