@@ -109,9 +109,12 @@ def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
 def normalize_email(value: str) -> str:
     """Return the normalized address (lower-cased: partners' tools disagree on case)."""
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+        address = validate_email(value.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
+    if len(address.rpartition("@")[0].encode()) > 64:
+        raise ValueError("The part before the @-sign is longer than 64 bytes (RFC 5321): no mail server takes it.")
+    return address
 
 
 def _phone(value: str, info: ValidationInfo) -> str:
@@ -162,9 +165,14 @@ def _no_control(pattern: re.Pattern[str], posted: re.Pattern[str] = _BIDI):  # n
     return AfterValidator(check)
 
 
+#: Letters that show nothing: the Hangul fillers and the braille blank.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def _visible(value: str, info: ValidationInfo) -> str:
-    # Format characters (a zero-width space, a word joiner) and spaces alone show nothing.
-    if _posted(info) and all(c.isspace() or unicodedata.category(c) == "Cf" for c in value):
+    # Visible: a letter, digit, punctuation mark or symbol. Spaces, format characters (a
+    # zero-width space), a combining mark alone, unassigned code points and blank letters show nothing.
+    if _posted(info) and not any(unicodedata.category(c)[0] in "LNPS" and c not in _BLANK_LETTERS for c in value):
         raise ValueError("must have a visible character")
     return value
 
@@ -230,7 +238,7 @@ class ChannelConsent(Frozen):
 
     granted: bool
     given_at: Timestamp | None = None
-    method: Annotated[str, StringConstraints(max_length=200)] | None = Field(
+    method: Annotated[str, StringConstraints(max_length=200), OneLine] | None = Field(
         default=None, description="How consent was collected, e.g. 'paper sign-in sheet', 'web form'."
     )
     scope: ConsentScope = Field(

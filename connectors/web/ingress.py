@@ -158,6 +158,10 @@ def authority_errors(event: Any, partner: str, role: str, received_at: datetime,
         errors.append(FieldError(field="action_id", message=f"action {event.action_id!r} belongs to {owner!r}: only it or the backbone may change it", type="not_owner"))
     if event.occurred_at > received_at + FUTURE_TOLERANCE:
         errors.append(FieldError(field="occurred_at", message="is more than 5 minutes in the future", type="future_time"))
+    consent = getattr(event, "consent", None)
+    for channel in ("sms", "email") if consent is not None else ():
+        if (given := getattr(consent, channel).given_at) is not None and given > received_at + FUTURE_TOLERANCE:
+            errors.append(FieldError(field=f"consent.{channel}.given_at", message="is more than 5 minutes in the future", type="future_time"))
     if getattr(event, "override_quiet_hours", False) and role != "backbone":
         errors.append(FieldError(field="override_quiet_hours", message="only the backbone partner may override quiet hours", type="not_allowed"))
     if partners is not None and isinstance(event, ActionEvent):

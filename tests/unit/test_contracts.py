@@ -86,6 +86,9 @@ def test_emails_are_normalized_and_validated():
     assert partner_event.validate_python(signup("e1", email="Ana@Example.ORG")).person.email == "ana@example.org"
     assert "person.email" in errors_of(signup("e1", email="ana@@example"))
     assert "person.email" in errors_of(signup("e1", email="ana.example.org"))
+    # RFC 5321: 64 octets before the @ at most (an outside probe: 65 were taken, and a mail server refuses them).
+    assert "64" in errors_of(signup("e1", email="a" * 65 + "@example.org"))["person.email"]
+    assert normalize_email("a" * 64 + "@example.org") == "a" * 64 + "@example.org"
 
 
 def test_a_person_needs_a_phone_or_an_email():
@@ -174,9 +177,15 @@ def test_control_characters_are_refused_in_names_titles_and_places_and_templates
 def test_a_name_that_shows_nothing_or_turns_text_around_is_refused():
     # A zero-width space alone made a blank line on the door list; a right-to-left override made
     # the name read backwards there, and in exports (and could disguise what follows it).
-    for name, says in (("\u200b", "visible"), ("\u2060\ufeff ", "visible"), ("Ana\u202eziD", "U+202E"), ("\u2066Ana\u2069", "U+2066")):
+    # Blank "letters" (Hangul fillers, the braille blank), a combining mark alone and an
+    # unassigned code point show nothing either (an outside probe).
+    blank = ("\u3164", "\u115f", "\u2800", "\u0301", "\ud7ff", "\uffa0 \u3164")
+    for name, says in (("\u200b", "visible"), ("\u2060\ufeff ", "visible"), ("Ana\u202eziD", "U+202E"), ("\u2066Ana\u2069", "U+2066"),
+                       *((b, "visible") for b in blank)):
         errors = errors_of({**signup("s1"), "person": {"given_name": name, "phone": "+15105550123"}})
         assert says in errors["person.given_name"], (name, errors)
+    for name in ("Ana", "Zo\u0308e", "\u674e", "O'Brien", "\u0410\u043d\u044f", "7"):
+        assert partner_event.validate_python({**signup("s1"), "person": {"given_name": name, "phone": "+15105550123"}}).person.given_name == name
     assert "U+202E" in errors_of({**action("a1"), "title": "Rally \u202eevil"})["title"]
     # A line or paragraph separator breaks a one-line text (an email subject, a title) in some
     # mail clients and spreadsheets, as a newline would (an outside probe).

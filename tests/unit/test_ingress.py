@@ -487,3 +487,16 @@ def test_a_compressed_body_is_refused_for_what_it_is(env):
     r = client.post("/v1/events", content=body, headers={**headers("union-a", secrets["union-a"], body, time.time()), "Content-Encoding": "gzip"})
     assert r.status_code == 400 and r.json()["detail"] == "Content-Encoding 'gzip' is not taken: send the JSON body uncompressed", r.text
     assert pub.records == []
+
+
+def test_consent_given_in_the_future_or_a_method_with_a_control_character_is_refused(env):
+    # An outside probe: consent "given" in the year 10000, and a method holding a NUL, were taken.
+    client, pub, secrets = env
+    ahead = signup("s1", phone="+15105550123") | {"consent": {"sms": {"granted": True, "given_at": "9999-12-31T23:59:59-14:00"}}}
+    nul = signup("s2", phone="+15105550124") | {"consent": {"email": {"granted": True, "method": "a\u0000b"}}}
+    r = post(client, secrets, "union-a", [ahead, nul])
+    assert r.status_code == 422, r.text
+    fields = [(x["index"], e["field"], e["message"]) for x in r.json()["rejected"] for e in x["errors"]]
+    assert fields[0] == (0, "consent.sms.given_at", "is more than 5 minutes in the future"), fields
+    assert fields[1][:2] == (1, "consent.email.method") and "U+0000" in fields[1][2], fields
+    assert pub.records == []
