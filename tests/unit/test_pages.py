@@ -438,3 +438,21 @@ def test_times_are_written_in_the_actions_zone_and_places_as_people_read_them():
 def test_a_call_in_day_without_a_place_shows_no_where(env):
     env.book.apply("action", "rally-1", ActionRecord(partner="union-a", action=rally(location={})))
     assert "Where" not in text(env.client.get(env.rsvp_url()).text)
+
+
+def test_a_post_without_the_one_click_field_unsubscribes_nobody_and_a_multipart_one_click_does(env):
+    # RFC 8058: a mail client's one-click POST carries List-Unsubscribe=One-Click. An outside
+    # probe unsubscribed someone with an empty POST (anything that posts to a link would).
+    for body, kind in ((b"", "application/x-www-form-urlencoded"), (b"anything=else", "application/x-www-form-urlencoded"), (b"{}", "application/json")):
+        refused = env.client.post(env.unsubscribe_url(), content=body, headers={"content-type": kind})
+        assert refused.status_code == 400 and refused.headers["content-type"].startswith("text/html"), (body, refused.status_code)
+    assert env.written(provider_topic(env.settings)) == []
+    multipart = env.client.post(env.unsubscribe_url(), files={"List-Unsubscribe": (None, "One-Click")})
+    assert multipart.status_code == 200 and "no more emails" in multipart.text
+    assert len(env.written(provider_topic(env.settings))) == 1
+
+
+def test_a_field_given_twice_is_no_answer(env):
+    # An outside probe: status=no&status=yes was taken as "yes" (the last one).
+    r = env.client.post(env.rsvp_url(), content=b"status=no&status=yes", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and env.written() == []

@@ -22,11 +22,12 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta, timezone
 from importlib.resources import files
-from typing import Callable
+from typing import AsyncIterator, Callable
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from contracts.tallies import TallyBook
 from streams.clock import Clock, from_setting
@@ -158,7 +159,9 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
             return refused(opened)
         if isinstance(form := await read_form(request, opened), HTMLResponse):
             return form
-        from_page = form.get("source") == "page"  # else RFC 8058 one-click, from a mail client
+        from_page = form.get("source") == "page"
+        if not from_page and form.get("List-Unsubscribe") != "One-Click":  # RFC 8058's one-click, from a mail client
+            return page("problem.html", language(opened.link.language), 400, kind="bad_form")
         stop_texts = from_page and form.get("sms") == "stop"
         try:
             await publisher.publish(unsubscribe_records(opened, stop_texts, datetime.now(timezone.utc)), provider)
@@ -187,8 +190,8 @@ def router(s: Settings, publisher: Publisher, book: TallyBook, coalition: Callab
 
 
 async def small_form(request: Request, strict: bool = False) -> dict[str, str]:
-    """The fields of a small URL-encoded form; ``{}`` for another body (RFC 8058 also allows
-    multipart, and a one-click POST needs no field). 413 past ``MAX_FORM_BYTES``. ``strict``:
+    """The fields of a small URL-encoded or multipart form (RFC 8058's one-click may be either);
+    ``{}`` for another body; 400 for a field given twice. 413 past ``MAX_FORM_BYTES``. ``strict``:
     a form that is not UTF-8 is refused (400) instead of read with replacement characters (a
     name typed at the door must not be stored garbled)."""
     declared = request.headers.get("content-length", "")
@@ -199,10 +202,22 @@ async def small_form(request: Request, strict: bool = False) -> dict[str, str]:
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             raise HTTPException(413, "form too large")
-    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+    kind = request.headers.get("content-type", "")
+    if kind.startswith("multipart/form-data"):
+        async def whole() -> AsyncIterator[bytes]:
+            yield body
+        try:
+            fields = [(k, v) for k, v in (await MultiPartParser(request.headers, whole()).parse()).multi_items() if isinstance(v, str)]
+        except MultiPartException:
+            raise HTTPException(400, "the form cannot be read") from None
+    elif kind.startswith("application/x-www-form-urlencoded"):
+        try:
+            fields = parse_qsl(body.decode("utf-8", "strict" if strict else "replace"), keep_blank_values=True, errors="strict" if strict else "replace")
+        except UnicodeDecodeError:
+            raise HTTPException(400, "the form is not UTF-8") from None
+    else:
         return {}
-    errors = "strict" if strict else "replace"
-    try:
-        return dict(parse_qsl(body.decode("utf-8", errors), keep_blank_values=True, errors=errors))
-    except UnicodeDecodeError:
-        raise HTTPException(400, "the form is not UTF-8") from None
+    form = dict(fields)
+    if len(form) < len(fields):  # which one counts would be a guess
+        raise HTTPException(400, "a field is given more than once")
+    return form
