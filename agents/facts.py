@@ -221,7 +221,8 @@ def apply_action(old: ActionRecord | None, event: ActionEvent, partner: str, rol
 
 
 def inline_pledges(envelope: Envelope) -> list[Envelope]:
-    """The pledges listed in an action, as pledge events of the partners named."""
+    """The pledges listed in an action, as pledge events of the partners named: by the backbone
+    for any partner, by a member for itself only (the ingress refuses the rest)."""
     action = envelope.event
     assert isinstance(action, ActionEvent)
     return [
@@ -237,4 +238,5 @@ def inline_pledges(envelope: Envelope) -> list[Envelope]:
             ),
         )
         for p in action.pledges
+        if envelope.role == "backbone" or p.partner == envelope.partner
     ]

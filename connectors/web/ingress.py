@@ -150,9 +150,9 @@ class Authority:
 def authority_errors(event: Any, partner: str, role: str, received_at: datetime, owner: str | None,
                      partners: frozenset[str] | None = None) -> list[FieldError]:
     """What a valid event may still not claim: a time in the future, another partner's action
-    (``owner``: who owns it), for a member texting during quiet hours, or an inline pledge for
-    a partner the coalition does not have (``partners``: its ids; ``None``: not checked), which
-    would otherwise be a partner of its own in every tally."""
+    (``owner``: who owns it), for a member texting during quiet hours or pledging for another
+    partner, or an inline pledge for a partner the coalition does not have (``partners``: its
+    ids; ``None``: not checked), which would otherwise be a partner of its own in every tally."""
     errors = []
     if isinstance(event, ActionEvent) and owner is not None and owner != partner and role != "backbone":
         errors.append(FieldError(field="action_id", message=f"action {event.action_id!r} belongs to {owner!r}: only it or the backbone may change it", type="not_owner"))
@@ -167,6 +167,10 @@ def authority_errors(event: Any, partner: str, role: str, received_at: datetime,
     if partners is not None and isinstance(event, ActionEvent):
         errors += [FieldError(field=f"pledges.{i}.partner", message=f"no partner {p.partner!r} in the coalition", type="unknown_partner")
                    for i, p in enumerate(event.pledges) if p.partner not in partners]
+    if isinstance(event, ActionEvent) and role != "backbone":
+        errors += [FieldError(field=f"pledges.{i}.partner", message=f"only the backbone lists pledges for other partners: {p.partner!r} "
+                              "posts its own pledge", type="not_allowed")
+                   for i, p in enumerate(event.pledges) if p.partner != partner and (partners is None or p.partner in partners)]
     return errors
 
 

@@ -26,7 +26,7 @@ def test_another_partners_action_figures_and_credit_cannot_be_taken(make_stack):
     hijack = {**action("lock-x", {"faith-b": 0}, at="9999-12-31T23:59:59Z"), "title": "Hijacked", "event_id": "h-1"}
     r = stack.post("union-a", [hijack])
     assert r.status_code == 422 and r.json()["rejected"][0]["index"] == 0
-    assert {e["field"] for e in r.json()["rejected"][0]["errors"]} == {"occurred_at", "action_id"}
+    assert {e["field"] for e in r.json()["rejected"][0]["errors"]} == {"occurred_at", "action_id", "pledges.0.partner"}
     # Even dated now, it is refused by name.
     r = stack.post("union-a", [{**hijack, "occurred_at": "2026-11-22T15:00:00Z"}])
     assert r.json()["rejected"][0]["errors"][0]["message"] == "action 'lock-x' belongs to 'faith-b': only it or the backbone may change it"

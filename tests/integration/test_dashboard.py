@@ -78,7 +78,7 @@ def rally(make_stack):
     stack.start_worker()
     stack.start_web()
     started = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()  # under way: no-shows are flagged
-    stack.post_all("union-a", [{**action("rally-1", {"union-a": 20, "faith-b": 5}), "starts_at": started}, pledge("p1", "rally-1", 20)])
+    stack.post_all("union-a", [{**action("rally-1", {"union-a": 20}), "starts_at": started}, pledge("p1", "rally-1", 20)])
     stack.post_all("faith-b", [pledge("p2", "rally-1", 5)])
     stack.post_all("union-a", [signup(f"s{i}", phone=phone(i), email=f"person{i}@example.org", given_name=f"Given{i}") for i in range(3)])
     stack.post_all("union-a", [checkin("c0", "rally-1", phone=phone(0))])

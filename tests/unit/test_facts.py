@@ -226,3 +226,9 @@ def test_the_first_rsvps_shortcut_builds_the_fact_the_general_rule_would():
     general = answered(Attendance(action_id="rally-1", person_key="pk", first_received=at(3)),
                        {"union-a": ((at(3), "maybe", event.occurred_at),)}, (rsvp_digest(event, "union-a"),))
     assert apply_attendance(None, event, "union-a", "pk", at(3)) == general
+
+
+def test_a_members_action_derives_its_own_pledge_only():
+    # What the ingress refuses, the worker does not apply either (an event written before the rule).
+    env = Envelope(partner="union-a", role="member", received_at=at(0), event=ev(action("rally-1", {"union-a": 40, "faith-b": 5000})))
+    assert [(d.partner, d.event.count) for d in inline_pledges(env)] == [("union-a", 40)]

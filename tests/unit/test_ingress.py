@@ -415,7 +415,7 @@ def test_just_posted_actions_are_forgotten_once_the_facts_know_them_then_oldest_
 def test_an_inline_pledge_must_name_a_partner_of_the_coalition(env):
     client, pub, secrets = env
     typo = action("own-2", pledges={"union-a": 40, "faith-bb": 5})
-    r = post(client, secrets, "union-a", [typo, action("own-3", pledges={"faith-b": 8})])
+    r = post(client, secrets, "union-a", [typo, action("own-3", pledges={"union-a": 8})])
     assert r.status_code == 202 and r.json()["accepted"] == 1
     assert r.json()["rejected"] == [{"index": 0, "event_id": "a-own-2", "errors": [
         {"field": "pledges.1.partner", "message": "no partner 'faith-bb' in the coalition", "type": "unknown_partner"}]}]
@@ -500,3 +500,16 @@ def test_consent_given_in_the_future_or_a_method_with_a_control_character_is_ref
     assert fields[0] == (0, "consent.sms.given_at", "is more than 5 minutes in the future"), fields
     assert fields[1][:2] == (1, "consent.email.method") and "U+0000" in fields[1][2], fields
     assert pub.records == []
+
+
+def test_only_the_backbone_lists_pledges_for_other_partners(env):
+    # An outside probe: a member's action listed 5000 pledged for another member, whose production
+    # ratio fell to 0.0016; that partner's only way out was a pledge of its own, which made it a
+    # co-sponsor of the alert. A partner writes as itself; the backbone keeps the books.
+    client, pub, secrets = env
+    r = post(client, secrets, "union-a", [action("own-4", pledges={"union-a": 40, "faith-b": 5000})])
+    assert r.status_code == 422 and r.json()["rejected"][0]["errors"] == [
+        {"field": "pledges.1.partner", "message": "only the backbone lists pledges for other partners: 'faith-b' posts its own pledge",
+         "type": "not_allowed"}]
+    assert post(client, secrets, "backbone", [action("hub-1", pledges={"union-a": 40, "faith-b": 15})]).status_code == 202
+    assert [e.event.action_id for e in envelopes(pub)] == ["hub-1"]
