@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts.people import LANGUAGE_TAG
+from streams.coalition import action_network_event_id
 
 from .web.body import problems
 
@@ -89,7 +90,10 @@ def _events(item: Any, actions: dict[str, str]) -> list[dict[str, Any]]:
     event = _link(resource, "osdi:event")
     if event is None:
         raise ValueError("the attendance has no osdi:event link: which event is it for?")
-    action = actions.get(event) or actions.get(event.rsplit("/", 1)[-1])
+    key = action_network_event_id(event)
+    if key is None:
+        raise ValueError(f"{event[:80]!r} is not an Action Network event (its link is not on actionnetwork.org)")
+    action = actions.get(event) or actions.get(key)
     if action is None:
         raise ValueError(f"no turnout action is mapped to Action Network event {event!r} (turnout action-network map)")
     status = resource.get("status", "")
@@ -178,4 +182,6 @@ def _link(resource: dict[str, Any], rel: str) -> str | None:
     links = resource.get("_links")
     link = links.get(rel) if isinstance(links, dict) else None
     href = link.get("href") if isinstance(link, dict) else None
-    return href.rstrip("/") if isinstance(href, str) else None
+    # Without a query or fragment: an event's link names it by its path (and a query could
+    # carry a name or an address into a dead letter's reason).
+    return href.partition("?")[0].partition("#")[0].rstrip("/") if isinstance(href, str) else None

@@ -182,11 +182,20 @@ def rotate_action_network_token(path: Path, partner_id: str) -> str:
     return token
 
 
+def action_network_event_id(event: str) -> str | None:
+    """The id of an Action Network event given as its id or its API URL (on actionnetwork.org);
+    ``None`` for a URL on another host."""
+    host = (urlsplit(event).hostname or "") if "/" in event else "actionnetwork.org"
+    if host != "actionnetwork.org" and not host.endswith(".actionnetwork.org"):
+        return None
+    return event.rstrip("/").rsplit("/", 1)[-1]
+
+
 def map_action_network_event(path: Path, partner_id: str, event: str, action_id: str | None) -> Partner:
     """Count the partner's Action Network ``event`` (id or API URL) as ``action_id``; None unmaps it."""
-    if "/" in event and not (urlsplit(event).hostname or "").endswith("actionnetwork.org"):
+    key = action_network_event_id(event)
+    if key is None:
         raise CoalitionError(f"{event[:80]!r} is not an Action Network event (an id, or its https://actionnetwork.org/api/v2/events/… URL)")
-    key = event.rstrip("/").rsplit("/", 1)[-1]
     if not re.fullmatch(r"[!-~]{1,128}", key):
         raise CoalitionError(f"{event[:80]!r} is not an Action Network event id (printable characters, no spaces)")
 

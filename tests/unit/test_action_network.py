@@ -222,3 +222,15 @@ def test_a_body_nested_past_the_limit_is_a_400(env):
     client, pub, token, _ = env
     assert client.post(f"/v1/partners/union-a/action-network/{token}", content=b"[" * 5000 + b"]" * 5000).status_code == 400
     assert pub.by_topic == {}
+
+
+@pytest.mark.parametrize("href", ["https://evil.example/whatever/d91b4b2e-6c3a-4f5e-8d7c-9b0a1f2e3d4c",
+                                  "https://evilactionnetwork.org/api/v2/events/d91b4b2e-6c3a-4f5e-8d7c-9b0a1f2e3d4c"])
+def test_an_attendance_for_an_event_on_another_host_is_not_the_mapped_event(href):
+    # An outside probe: the last path segment alone was matched, on any host.
+    item = fixture("attendance.json")[0]
+    resource = item["osdi:attendance"]
+    moved = {**item, "osdi:attendance": {**resource, "_links": {**resource["_links"], "osdi:event": {"href": href}}}}
+    events, rejected = translate([moved], {EVENT.rsplit("/", 1)[1]: "rally-1201"})
+    assert events == [] and "is not an Action Network event" in rejected[0].reason
+    assert translate([moved], {href: "rally-1201"})[0] == []  # nor mapped by that URL (the map takes none)
