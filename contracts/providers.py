@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from .people import Internal
 
@@ -26,6 +26,10 @@ TwilioStatusName = Literal["accepted", "scheduled", "queued", "sending", "sent",
                           "receiving", "received"]
 
 
+#: Twilio's error codes: numbers (30005, 21610).
+ERROR_CODE = r"^[0-9]{1,6}$"
+
+
 class SmsStatus(Internal):
     """A Twilio status callback for one of our messages."""
 
@@ -33,7 +37,7 @@ class SmsStatus(Internal):
     ask_id: str
     message_sid: str
     status: TwilioStatusName
-    error_code: str | None = None
+    error_code: Annotated[str, StringConstraints(pattern=ERROR_CODE)] | None = None
 
 
 #: The words a reply may say (``SmsReply.keyword``): Twilio's opt-out and opt-in words, HELP,

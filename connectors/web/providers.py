@@ -25,14 +25,14 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sendgrid.helpers.eventwebhook import EventWebhook
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 
 from contracts.asks import parse_ask_id
 from contracts.people import normalize_phone
-from contracts.providers import KEYWORDS, TWILIO_KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
+from contracts.providers import ERROR_CODE, KEYWORDS, TWILIO_KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
 from connectors.signing import unix_seconds
 from streams.keys import person_key
 from streams.logs import redact
@@ -60,15 +60,26 @@ _INBOUND_FORM = {"application/x-www-form-urlencoded": {"schema": {
 _STATUS_FORM = {"application/x-www-form-urlencoded": {"schema": {
     "type": "object", "required": ["MessageSid", "MessageStatus"], "additionalProperties": {"type": "string"},
     "properties": {"MessageSid": {"type": "string"}, "MessageStatus": {"type": "string", "enum": list(get_args(TwilioStatusName))},
-                   "ErrorCode": {"type": "string"}}},
+                   "ErrorCode": {"type": "string", "pattern": ERROR_CODE}}},
     "examples": {"delivered": {"value": {"MessageSid": "SM0123456789abcdef0123456789abcdef", "MessageStatus": "delivered"}}}}}
 #: An ask id: <action id>:<person key>:<channel> (see contracts.asks).
 ASK_PATTERN = r"^[^:]+:p[^:]*:(sms|email)$"
 
 
+#: The skipped events a SendGrid answer explains.
+MAX_SKIPS = 100
+
+
+class Skip(BaseModel):
+    index: int
+    reason: str
+
+
 class SendGridResult(BaseModel):
     accepted: int
     skipped: int
+    skips: list[Skip] = Field(default=[], description=f"Why each skipped event was skipped (the first {MAX_SKIPS}).")
+
 
 
 def router(s: Settings, publisher: Publisher) -> APIRouter:
@@ -143,25 +154,39 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
         items = load_json(body)
         if not isinstance(items, list):
             raise BadBody("body must be a JSON array of events")
-        envelopes = [e for e in (_email_event(item) for item in items) if e is not None]
+        read = [_email_event(item) for item in items]
+        envelopes = [e for e in read if isinstance(e, ProviderEnvelope)]
         if envelopes:
             await write(envelopes)
-        return SendGridResult(accepted=len(envelopes), skipped=len(items) - len(envelopes))
+        skips = [Skip(index=i, reason=e) for i, e in enumerate(read) if isinstance(e, str)]
+        return SendGridResult(accepted=len(envelopes), skipped=len(skips), skips=skips[:MAX_SKIPS])
 
     return r
 
 
-def _email_event(item: object) -> ProviderEnvelope | None:
-    """The event about one of our asks in ``item``, or None (not ours, or malformed: nothing to do)."""
-    if not isinstance(item, dict) or any(True for _ in problems(item)):
-        return None
+def _email_event(item: object) -> ProviderEnvelope | str:
+    """The event about one of our asks in ``item``, or why it is skipped (not ours, or malformed: nothing to do)."""
+    if not isinstance(item, dict):
+        return "not an object"
+    if garbled := next(iter(problems(item)), None):
+        return f"{garbled[0]}: {garbled[1]}"
+    if "ask_id" not in item:
+        return "not about one of turnout's asks (no ask_id)"
+    for name in ("ask_id", "sg_event_id", "event"):
+        if name not in item:
+            return f"{name} is missing"
+        if not isinstance(item[name], str):
+            return f"{name} is not a string"
     try:
-        _, pk, _ = parse_ask_id(str(item["ask_id"]))
-        event = EmailEvent(ask_id=item["ask_id"], sg_event_id=str(item["sg_event_id"]), event=str(item["event"]),
+        _, pk, _ = parse_ask_id(item["ask_id"])
+    except ValueError:
+        return "ask_id is not one of turnout's asks"
+    try:
+        event = EmailEvent(ask_id=item["ask_id"], sg_event_id=item["sg_event_id"], event=item["event"],
                            sg_message_id=item.get("sg_message_id"), reason=redact(r) if isinstance(r := item.get("reason"), str) else r,
                            bounce_type=t if isinstance(t := item.get("type"), str) else None)
-    except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
-        return None
+    except ValidationError as exc:
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False, include_url=False))
     return ProviderEnvelope(person_key=pk, received_at=_now(), event=event)
 
 

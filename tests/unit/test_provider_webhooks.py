@@ -107,7 +107,7 @@ def test_signed_sendgrid_events_are_verified_with_ecdsa(env):
     body = json.dumps([{"event": "delivered", "sg_event_id": "e1", "sg_message_id": "m1", "email": "ana@example.org", "ask_id": ASK.replace(":sms", ":email")},
                        {"event": "open", "sg_event_id": "e2", "email": "x@example.org"}]).encode()
     r = client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time())))
-    assert r.status_code == 200 and r.json() == {"accepted": 1, "skipped": 1}
+    assert r.status_code == 200 and r.json() == {"accepted": 1, "skipped": 1, "skips": [{"index": 1, "reason": "not about one of turnout's asks (no ask_id)"}]}
     [env_] = written(pub, s)
     assert env_.event.event == "delivered" and "ana@" not in env_.model_dump_json()
     tampered = body.replace(b"delivered", b"bounce___")
@@ -167,8 +167,24 @@ def test_sendgrid_events_that_cannot_be_read_are_skipped_and_the_rest_written(en
     client, pub, signer, s = env
     body = b'[{"event": "delivered", "sg_event_id": "e1", "ask_id": "%s", %s},' % (EMAIL_ASK.encode(), garble) + delivered("e2")[1:]
     r = client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time())))
-    assert r.status_code == 200 and r.json() == {"accepted": 1, "skipped": 1}
+    assert r.status_code == 200 and r.json()["accepted"] == 1 and r.json()["skipped"] == 1
+    assert [s_["index"] for s_ in r.json()["skips"]] == [0] and r.json()["skips"][0]["reason"]
     assert [e.event.sg_event_id for e in written(pub, s)] == ["e2"]
+
+
+@pytest.mark.parametrize("item, reason", [
+    ({"event": "delivered", "sg_event_id": {"x": 1}, "ask_id": EMAIL_ASK}, "sg_event_id is not a string"),
+    ({"event": "delivered", "sg_event_id": "e1", "ask_id": "nonsense"}, "ask_id is not one of turnout's asks"),
+    ({"event": "delivered", "ask_id": EMAIL_ASK}, "sg_event_id is missing"),
+    ("delivered", "not an object"),
+])
+def test_a_sendgrid_event_skipped_is_said_why(env, item, reason):
+    # An outside probe: {"x": 1} as sg_event_id was made a string and taken; skips said nothing.
+    client, pub, signer, s = env
+    body = json.dumps([item]).encode()
+    r = client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time())))
+    assert r.status_code == 200 and r.json() == {"accepted": 0, "skipped": 1, "skips": [{"index": 0, "reason": reason}]}
+    assert written(pub, s) == []
 
 
 @pytest.mark.parametrize("query, params, field, kind", [
@@ -176,6 +192,9 @@ def test_sendgrid_events_that_cannot_be_read_are_skipped_and_the_rest_written(en
     (f"?ask={ASK}", {"MessageStatus": "delivered"}, "body.MessageSid", "missing"),
     (f"?ask={ASK}", {"MessageSid": "SM1"}, "body.MessageStatus", "missing"),
     (f"?ask={ASK}", {"MessageSid": "SM1", "MessageStatus": "exploded"}, "body.MessageStatus", "literal_error"),
+    # Twilio's error codes are numbers (an outside probe: "abc", "1e5" and 5,000 digits were taken).
+    *((f"?ask={ASK}", {"MessageSid": "SM1", "MessageStatus": "failed", "ErrorCode": code}, "body.ErrorCode", "string_pattern_mismatch")
+      for code in ("abc", "1e5", "9" * 5000)),
 ])
 def test_a_signed_status_callback_that_is_not_ours_is_a_422_naming_the_field(env, query, params, field, kind):
     client, pub, _, s = env
