@@ -23,4 +23,4 @@ def register(pipeline: Pipeline, s: Settings, outreach: Outreach) -> None:
     intake.register(pipeline, s.person_key_bytes(), from_setting(s.clock), resolver)
     identity.register(pipeline, resolver, intake.record)
     agents.register(pipeline, outreach)
-    callbacks.register(pipeline, outreach, s.help_text, s.person_key_bytes())
+    callbacks.register(pipeline, outreach, {"en": s.help_text, "es": s.help_text_es}, s.person_key_bytes())

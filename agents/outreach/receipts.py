@@ -15,14 +15,16 @@ SÍ (or SI), which opts nobody in (Twilio does not take it as an opt-in word).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable, Iterable, Literal
+from typing import Callable, Iterable, Literal, Mapping
 
 from contracts.asks import AskFact, RecentAsks, SendResult, parse_ask_id
 from contracts.facts import ADDRESS_FIELD, Channel, PersonRecord, Undeliverable
 from contracts.providers import HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, TWILIO_OPTED_OUT, YES_WORDS, EmailEvent, SmsStatus
 from streams.logs import redact
 
-STOP_CONFIRMATION = "You are unsubscribed. Reply START to opt back in."
+#: The confirmation of a STOP, in the person's language (English unless Spanish, as the texts' footer).
+STOP_CONFIRMATION = {"en": "You are unsubscribed. Reply START to opt back in.",
+                     "es": "Ya no recibirás mensajes. Responde START para volver a recibirlos."}
 Reply = Literal["opt_out", "opt_in", "help", "rsvp", "other"]
 
 #: In doubt is below sent: a queued/sent callback for an ask in doubt proves the provider has it.
@@ -134,14 +136,16 @@ def reply_kind(keyword: str, person: PersonRecord | None) -> Reply:
     return "rsvp" if word in YES_WORDS else "other"
 
 
-def answer_text(answer: str | None, help_text: str, twilio_answered: bool) -> str | None:
+def answer_text(answer: str | None, help_texts: Mapping[str, str], twilio_answered: bool, language: str | None = None) -> str | None:
     """What to text back after a reply was applied (``answer``: "help", "stop" or ``None``):
     the help text to HELP; to STOP a confirmation only when Twilio did not send its own
-    (``twilio_answered``: ``SmsReply.opt_out_handled_by_twilio``); to anything else nothing."""
+    (``twilio_answered``: ``SmsReply.opt_out_handled_by_twilio``); to anything else nothing.
+    In the person's ``language`` when it is Spanish, else in English (``help_texts`` by language)."""
+    lang = "es" if (language or "").split("-")[0].lower() == "es" else "en"
     if answer == "help":
-        return help_text
+        return help_texts.get(lang) or help_texts["en"]
     if answer == "stop" and not twilio_answered:
-        return STOP_CONFIRMATION
+        return STOP_CONFIRMATION[lang]
     return None
 
 
