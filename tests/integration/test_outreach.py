@@ -137,7 +137,7 @@ def test_stop_blocks_every_later_ask_and_yes_becomes_an_rsvp_for_the_recruiter(o
     assert rows(stack, "first")["union-a"]["rsvp_via_sms"] == 1
     assert "faith-b" not in rows(stack, "first")
     # Twilio's opt-out takes only a text that is one keyword, so "Stop please" is confirmed by turnout.
-    eventually(lambda: sms_to(stack, STOP_CONFIRMATION) == Counter({phone(1): 1}))
+    eventually(lambda: sms_to(stack, STOP_CONFIRMATION["en"]) == Counter({phone(1): 1}))
 
     # HELP is answered with the help text, to that person only, once.
     stack.reply(phone(2), "HELP")
@@ -150,7 +150,7 @@ def test_stop_blocks_every_later_ask_and_yes_becomes_an_rsvp_for_the_recruiter(o
                == "2026-11-21T10:00:00Z")
     stack.reply(phone(3), "help")
     stack.reply(phone(33), "Stop now")  # applied on the person's partition after the HELP, and confirmed at its own number
-    eventually(lambda: sms_to(stack, STOP_CONFIRMATION)[phone(33)] == 1)
+    eventually(lambda: sms_to(stack, STOP_CONFIRMATION["en"])[phone(33)] == 1)
     assert phone(3) not in sms_to(stack, stack.settings.help_text) and phone(33) not in sms_to(stack, stack.settings.help_text)
 
     # Person 3 told faith-b (which never signed them up) to stop everything; faith-b knows only
