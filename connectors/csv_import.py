@@ -152,18 +152,15 @@ def read(
             problems.append(Problem(start, shape))
             continue
         values = {f: fields[i].strip() for f, i in index.items()}
-        try:
-            event = _event(kind, action, _checked(values, region, zone, start), default_at, consent, stop)
-        except ValueError as exc:
-            problems.append(Problem(start, str(exc)))
-            continue
+        found: list[str] = []  # every problem of the row, said at once: a sheet is fixed in one pass
+        event = _event(kind, action, _checked(values, region, zone, start, found), default_at, consent, stop, found)
         event["event_id"] = event_id(secret, partner, kind, action, {k: v for k, v in values.items() if v})
         reason = _refused(event, region, ingress)
         if reason and reason.startswith("occurred_at:") and not values.get("occurred_at"):
             # No date in the row: it is the file's own (the CLI's: when it was last saved), not a column's.
             reason = f"occurred_at (no date in the row, so the file's, {default_at.isoformat()}):" + reason.removeprefix("occurred_at:")
-        if reason:
-            problems.append(Problem(start, reason))
+        if found or reason:
+            problems.append(Problem(start, "; ".join([*found, *([reason] if reason else [])])))
         else:
             rows.append(Row(start, event))
     return rows, problems
@@ -195,8 +192,9 @@ def _swallows_rows(fields: list[str], columns: int, delimiter: str) -> bool:
                for v in fields if "\n" in v or "\r" in v for line in v.splitlines()[1:])
 
 
-def _checked(values: dict[str, str], region: str, zone: ZoneInfo | None, line: int) -> dict[str, str]:
-    """``values`` with the date read (in ``zone`` when it has no offset) and the ZIP checked."""
+def _checked(values: dict[str, str], region: str, zone: ZoneInfo | None, line: int, found: list[str]) -> dict[str, str]:
+    """``values`` with the date read (in ``zone`` when it has no offset) and the ZIP checked; a
+    value found bad is left out (so the rest is still checked) and said in ``found``."""
     out = dict(values)
     if values.get("occurred_at"):
         try:
@@ -205,23 +203,23 @@ def _checked(values: dict[str, str], region: str, zone: ZoneInfo | None, line: i
             raise CsvError(f"line {line}: the date has no UTC offset: give --tz ZONE (e.g. --tz America/Los_Angeles), "
                            "or set TURNOUT_TIME_ZONE to the coalition's zone") from None
         except ValueError as exc:
-            raise ValueError(f"occurred_at: {exc}") from None
-    if region == "US" and values.get("postal_code"):
-        problem = csv_files.zip_problem(values["postal_code"])
-        if problem:
-            raise ValueError(f"person.postal_code {problem}")
+            found.append(f"occurred_at: {exc}")
+            del out["occurred_at"]
+    if region == "US" and values.get("postal_code") and (problem := csv_files.zip_problem(values["postal_code"])):
+        found.append(f"person.postal_code {problem}")
+        del out["postal_code"]
     return out
 
 
 def _event(kind: ImportType, action: str | None, v: dict[str, str], default_at: datetime, consent: frozenset[str],
-           stop: frozenset[str] = frozenset()) -> dict[str, Any]:
+           stop: frozenset[str], found: list[str]) -> dict[str, Any]:
     at = v.get("occurred_at") or default_at.isoformat()
     if kind == "opt_out":  # how to reach them, nothing else: the opt-out keeps only their key
         return {"type": "opt_out", "occurred_at": at, "person": {f: v[f] for f in ("phone", "email") if v.get(f)}, "channels": sorted(stop)}
     # RSVP and check-in sheets carry the person too (names, ZIP, consent): they may introduce someone.
     person = {f: v[f] for f in PERSON if v.get(f)}
     common = {"occurred_at": at, "person": person, "consent": {
-        c: {"granted": _consent(v, c, consent), "method": "sign-in sheet (CSV import)"} for c in ("sms", "email")}}
+        c: {"granted": _consent(v, c, consent, found), "method": "sign-in sheet (CSV import)"} for c in ("sms", "email")}}
     if kind == "signup":
         return {"type": "signup", **common}
     if kind == "rsvp":
@@ -231,14 +229,17 @@ def _event(kind: ImportType, action: str | None, v: dict[str, str], default_at: 
     return {"type": "checkin", **common, "action_id": action}
 
 
-def _consent(v: dict[str, str], channel: str, sheet: frozenset[str]) -> bool:
+def _consent(v: dict[str, str], channel: str, sheet: frozenset[str], found: list[str]) -> bool:
+    """Whether the row grants consent on ``channel``; a value that is neither yes nor no grants
+    none and is said in ``found``."""
     column = v.get(f"{channel}_consent", "")
     if column.lower() in YES:
         granted = True
     elif column.lower() in NO - {""}:
         granted = False
     elif column:
-        raise ValueError(f"{channel}_consent: neither yes nor no (yes: y, yes, true, 1, x, sí; no: n, no, false, 0 or empty)")
+        found.append(f"{channel}_consent: neither yes nor no (yes: y, yes, true, 1, x, sí; no: n, no, false, 0 or empty)")
+        granted = False
     else:
         granted = channel in sheet
     # Consent for a channel the row has no address for is not an error: there is nothing to grant.

@@ -123,3 +123,13 @@ def test_a_row_without_a_date_in_the_future_names_the_files_time_not_a_column():
     rows, problems = read(io.StringIO("phone\n5105550160\n"), "signup", partner="union-a", secret="s3cret", action=None, default_at=future)
     assert rows == [] and [p.line for p in problems] == [2]
     assert problems[0].reason.startswith("occurred_at (no date in the row, so the file's, ") and "in the future" in problems[0].reason
+
+
+def test_every_problem_of_a_bad_row_is_reported_at_once():
+    # An outside probe: a row with a bad phone, a bad email and a 4-digit ZIP was reported for the
+    # ZIP alone, so fixing a sheet took a pass per problem.
+    sheet = "First Name,Phone,Email,ZIP,Text OK,Date\nAna,555-CALL,ana@@example,9460,maybe,yesterday\n"
+    rows, [problem] = load(sheet)
+    assert rows == [] and problem.line == 2
+    for field in ("person.phone", "person.email", "person.postal_code", "sms_consent", "occurred_at"):
+        assert field in problem.reason, (field, problem.reason)
