@@ -671,7 +671,8 @@ def mobilize_poll(once: bool) -> None:
     require_broker(s)
     require_master_key(s)
     logging.config.dictConfig(logging_config(s.log_format))
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for chatty in ("httpx", "aiokafka"):  # a line per request, a producer's start and stop: not the poller's news
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     with coalition_errors():
         coalition = coalition_file.load(s.coalition)
     if not any(p.mobilize is not None for p in coalition.partners.values()):  # as `turnout up` decides to start it
