@@ -41,7 +41,11 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|
 def _rfc3339(value: Any) -> Any:
     # Pydantic alone also takes numbers (Unix time), numeric strings, a space for the "T" and
     # no seconds: more than the published schema says, so a partner's validator and ours disagreed.
-    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        if value[17:19] == "60":  # RFC 3339 writes a leap second so; no clock here can hold it
+            raise ValueError("is a leap second (second 60), which turnout cannot keep: give second 59 instead")
         return value
     raise ValueError("should be a date and time with a UTC offset, as RFC 3339 writes it (2026-11-22T15:00:00Z)")
 

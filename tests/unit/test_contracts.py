@@ -211,3 +211,9 @@ def test_envelopes_of_person_events_must_carry_a_person_key():
     event = SignupEvent.model_validate(signup("e1", phone="+15105550123"))
     with pytest.raises(ValidationError):
         Envelope(partner="union-a", received_at="2026-11-22T15:00:00Z", event=event)
+
+
+def test_a_leap_second_is_refused_in_words():
+    # RFC 3339 writes one as second 60; the parser's own message was about "extra characters".
+    assert errors_of({**signup("s1"), "occurred_at": "2016-12-31T23:59:60Z"})["occurred_at"] == (
+        "Value error, is a leap second (second 60), which turnout cannot keep: give second 59 instead")
