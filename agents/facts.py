@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SupporterRsvpEvent
-from contracts.facts import ActionRecord, Attendance, PartnerCheckins, Pledge, RsvpAnswer
+from contracts.facts import ActionRecord, Attendance, PartnerCheckins, Pledge, RsvpAnswer, credited
 
 _STATUS_ORDER = {"no": 0, "maybe": 1, "yes": 2}
 
@@ -47,12 +47,6 @@ class Refused:
 
 #: RSVPs kept per partner and person: enough to tell an answer given again from a change of mind.
 RSVPS_KEPT = 20
-
-
-def credited(counting: dict[str, tuple[datetime, datetime]]) -> str | None:
-    """The partner credited with attending, among those whose check-in counts (``Attendance.counting``):
-    the check-in received first, then the smaller partner id, then the earlier time it gave."""
-    return min(counting, key=lambda p: (counting[p][0], p, counting[p][1]), default=None)
 
 
 def apply_attendance(
@@ -148,15 +142,6 @@ def join_checkins(a: PartnerCheckins | None, b: PartnerCheckins | None) -> Partn
     first, last = min(firsts, default=(None, None)), max(lasts, default=(None, None))
     withdrawn = max((x.withdrawn_received for x in (a, b) if x.withdrawn_received is not None), default=None)
     return PartnerCheckins(first_received=first[0], first_at=first[1], last_received=last[0], last_at=last[1], withdrawn_received=withdrawn)
-
-
-def withdrawal_refused(old: Attendance | None, event: CheckinEvent, partner: str, role: str) -> str | None:
-    """Why a member's withdrawal takes back nothing while another partner's check-in counts (a
-    member withdraws only its own), for the dead-letter topic; ``None`` otherwise."""
-    counting = old.counting() if old is not None else {}
-    if not event.withdrawn or role == "backbone" or partner in counting or not counting:
-        return None
-    return f"the check-in for {event.action_id!r} was posted by {credited(counting)!r}: only it or the backbone may withdraw it"
 
 
 def partner_checkins(a: Attendance | None) -> dict[str, PartnerCheckins]:

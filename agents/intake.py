@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from contracts.erasure import FORGET_PREFIX, ForgetPerson
 from contracts.events import ActionEvent, CheckinEvent, Envelope, OptOutEvent, PledgeEvent, RsvpEvent, SignupEvent, SupporterRsvpEvent
+from contracts.facts import withdrawal_refused
 from streams.app import Pipeline
 from streams.batching import key_text
 from streams.clock import Clock, system_clock
@@ -25,7 +26,7 @@ from streams.topology import excerpt
 
 from .erasure import forget
 from .identity import Resolver
-from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges, withdrawal_refused
+from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
 from .outreach.agents import fan_out
 from .outreach.receipts import stopped
 from .people import introduce, membership, merge_person

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .events import ActionEvent, RsvpStatus
+from .events import ActionEvent, CheckinEvent, RsvpStatus
 from .people import Channel, ConsentRecord, Internal
 
 
@@ -151,3 +151,18 @@ class ActionRecord(Internal):
     action: ActionEvent
     received_at: datetime | None = None
     first_received: datetime | None = Field(default=None, description="When it was first posted: a rapid-response action's grace counts from then, however often it is posted again.")
+
+
+def credited(counting: dict[str, tuple[datetime, datetime]]) -> str | None:
+    """The partner credited with attending, among those whose check-in counts (``Attendance.counting``):
+    the check-in received first, then the smaller partner id, then the earlier time it gave."""
+    return min(counting, key=lambda p: (counting[p][0], p, counting[p][1]), default=None)
+
+
+def withdrawal_refused(old: Attendance | None, event: CheckinEvent, partner: str, role: str) -> str | None:
+    """Why a member's withdrawal takes back nothing while another partner's check-in counts (a
+    member withdraws only its own): for the dead-letter topic, and the ingress's warning; ``None`` otherwise."""
+    counting = old.counting() if old is not None else {}
+    if not event.withdrawn or role == "backbone" or partner in counting or not counting:
+        return None
+    return f"the check-in for {event.action_id!r} was posted by {credited(counting)!r}: only it or the backbone may withdraw it"

@@ -22,6 +22,7 @@ from streams import metrics
 from streams.coalition import Coalition, load
 from streams.data_keys import DataKeys, KafkaDataKeys, MemoryDataKeys
 from streams.settings import Settings
+from streams.keys import fact_key
 from streams.friendly import SLUG_RULE
 from streams.topology import events_topic
 
@@ -143,7 +144,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     organizer_errors = documented(401, 403, s403="Signed in, but not as an organizer")
 
     app.include_router(ingress.router(s, publisher, coalition.current, secret, data_keys,
-                                      lambda action_id: (r.partner if (r := book.action_record(action_id)) else None)))
+                                      lambda action_id: (r.partner if (r := book.action_record(action_id)) else None),
+                                      lambda action_id, key: book.fact("attendance", fact_key(action_id, book.person_of(key)))))
     app.include_router(providers_router(s, publisher))
     app.include_router(action_network_router(s, publisher, coalition.current, data_keys))
     app.include_router(people_router(s, publisher, data_keys, erasures, links=identity_links), dependencies=as_organizer, responses=organizer_errors)

@@ -32,7 +32,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from contracts.events import ActionEvent, Envelope, OptOutEvent, PartnerEvent, partner_event
+from contracts.events import ActionEvent, CheckinEvent, Envelope, OptOutEvent, PartnerEvent, partner_event
+from contracts.facts import Attendance, withdrawal_refused
 from contracts.people import PersonRef
 from streams import metrics
 from streams.coalition import Coalition
@@ -136,13 +137,21 @@ class Authority:
     owner_of: Callable[[str], str | None] = lambda action_id: None
     #: The partner ids of the coalition file (disabled ones too), ``None``: not checked.
     partners: frozenset[str] | None = None
+    #: The person's attendance fact for a check-in's action, as far as this web app has read.
+    attendance_of: Callable[[CheckinEvent], Attendance | None] = lambda event: None
 
     def check(self, index: int, event: PartnerEvent) -> tuple[list[FieldError], Warning_ | None]:
         action_id = getattr(event, "action_id", None)
         owner = self.owner_of(action_id) if action_id is not None else None
         errors = authority_errors(event, self.partner, self.role, self.received_at, owner, self.partners)
-        if errors or action_id is None or owner is not None or isinstance(event, ActionEvent):
+        if errors:
             return errors, None
+        if isinstance(event, CheckinEvent) and event.withdrawn and (
+                why := withdrawal_refused(self.attendance_of(event), event, self.partner, self.role)):
+            # Kept all the same: the workers decide, whatever order the events reach them in.
+            return [], Warning_(index=index, event_id=event.event_id, message=f"{why}; this withdrawal takes nothing back")
+        if action_id is None or owner is not None or isinstance(event, ActionEvent):
+            return [], None
         return [], Warning_(index=index, event_id=event.event_id, message=f"no partner has posted action {action_id!r} yet: "
                             "this is kept and counted once the action is posted (check the id)")
 
@@ -213,8 +222,15 @@ AUTH_HEADERS = ("X-Turnout-Partner", "X-Turnout-Timestamp", "X-Turnout-Signature
 
 
 def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], person_secret: bytes, data_keys: DataKeys,
-           owner_of: Callable[[str], str | None] = lambda action_id: None) -> APIRouter:
+           owner_of: Callable[[str], str | None] = lambda action_id: None,
+           attendance_of: Callable[[str, str], Attendance | None] = lambda action_id, person_key: None) -> APIRouter:
+    """``owner_of(action_id)``: who owns a posted action; ``attendance_of(action_id, person key)``:
+    the person's attendance fact (both as the web app's tallies have read them)."""
     r = APIRouter(tags=["partners"])
+
+    def checkin_attendance(event: CheckinEvent) -> Attendance | None:
+        key = event_person_key(person_secret, event)
+        return attendance_of(event.action_id, key) if key is not None else None
     owners = JustPosted(owner_of)
 
     @r.post(
@@ -250,7 +266,8 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             items = parse_events(body, s.max_batch)
         except BadBody as exc:
             raise refused(400, str(exc), "bad_body") from None
-        authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owners.owner, frozenset(coalition().partners))
+        authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owners.owner, frozenset(coalition().partners),
+                              checkin_attendance)
         checked = validate_events(items, s.default_region, authority)
         claimed = owners.claim(checked.accepted, partner.id)
         try:

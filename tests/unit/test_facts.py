@@ -4,7 +4,8 @@ from itertools import permutations
 import pytest
 from pydantic import ValidationError
 
-from agents.facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges, withdrawal_refused
+from agents.facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
+from contracts.facts import withdrawal_refused
 from contracts.events import Envelope, partner_event
 from tests.factories import action, checkin, pledge, rsvp
 

@@ -513,3 +513,28 @@ def test_only_the_backbone_lists_pledges_for_other_partners(env):
          "type": "not_allowed"}]
     assert post(client, secrets, "backbone", [action("hub-1", pledges={"union-a": 40, "faith-b": 15})]).status_code == 202
     assert [e.event.action_id for e in envelopes(pub)] == ["hub-1"]
+
+
+def test_a_members_withdrawal_of_another_partners_checkin_is_accepted_with_a_warning(tmp_path):
+    # An outside probe: faith-b's withdrawal of union-a's check-in was answered 202 with no word;
+    # only the dead-letter topic said it took nothing back.
+    from datetime import datetime, timezone
+
+    from contracts.facts import Attendance, PartnerCheckins
+    from streams.keys import fact_key, person_key
+
+    path = tmp_path / "coalition.toml"
+    secrets = {pid: add_partner(path, pid, pid.title(), "union").secret.get_secret_value() for pid in ("union-a", "faith-b")}
+    s = Settings(coalition=path, organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    book = TallyBook()
+    book.apply("action", "rally-1", ActionRecord(partner="union-a", action=ActionEvent.model_validate(action("rally-1"))))
+    pk, at = person_key(b"k", "+15105550140", None), datetime(2026, 11, 22, 18, tzinfo=timezone.utc)
+    book.apply("attendance", fact_key("rally-1", pk), Attendance(action_id="rally-1", person_key=pk, attended=True, attended_by="union-a",
+                                                               checkins={"union-a": PartnerCheckins(first_received=at, first_at=at, last_received=at, last_at=at)}))
+    client, pub = TestClient(create_app(s, publisher=(pub := ListPublisher()), book=book)), pub
+    undo = {**checkin("w1", "rally-1", phone="+15105550140"), "withdrawn": True}
+    r = post(client, secrets, "faith-b", [undo])
+    assert r.status_code == 202 and r.json()["warnings"] == [{"index": 0, "event_id": "w1", "message":
+        "the check-in for 'rally-1' was posted by 'union-a': only it or the backbone may withdraw it; this withdrawal takes nothing back"}]
+    assert len(pub.records) == 1  # kept all the same: the workers decide, in whatever order events arrive
+    assert post(client, secrets, "union-a", [{**undo, "event_id": "w2"}]).json()["warnings"] == []  # its own
