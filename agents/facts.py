@@ -11,13 +11,13 @@ cannot take credit by backdating, and an old sign-in sheet imported today still 
   the same answer again (a Mobilize attendance edited, or marked attended; a second click) gives
   no new answer and takes no credit back from a partner who heard from the person since; one
   that changes its answer gives a new one. Ties: the later status in the order no < maybe < yes,
-  then the partner. The same RSVP posted again (same partner, event id, answer and time) is a repeat.
+  then the partner. The same RSVP posted again (same partner and event id, the answer it last gave under it) is a repeat.
 - *Check-in*: a person who checks in twice is one attendee. Credit for attending goes to
   the partner whose check-in was received first (ties: the smaller partner id). A withdrawn
   check-in (``withdrawn: true``: a wrong tap at the door) takes back the partner's own
   check-ins received before it (a backbone partner's: everyone's); a member's withdrawal of
   another's check-in takes nothing back (dead-lettered with the reason). A check-in received after it counts again;
-  the same check-in or withdrawal posted again (partner, event id, kind and time) is a repeat.
+  the same check-in or withdrawal posted again (partner and event id, what it last said under it) is a repeat.
 - *Pledge*: a partner's own pledge always wins over one listed inside the action by its
   owner; between two of the same kind, the one received later (then the larger event id).
 - *Action*: owned by the partner that first posted it; only the owner or a backbone partner
@@ -30,10 +30,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 
 from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SupporterRsvpEvent
-from contracts.facts import ActionRecord, Attendance, PartnerCheckins, Pledge, RsvpAnswer, credited
+from contracts.facts import CHECKINS_KEPT, ActionRecord, Attendance, PartnerCheckins, Pledge, RsvpAnswer, credited
 
 _STATUS_ORDER = {"no": 0, "maybe": 1, "yes": 2}
 
@@ -56,8 +56,8 @@ def apply_attendance(
     """The attendance fact after ``partner`` (of ``role``) posted ``event``."""
     if isinstance(event, CheckinEvent):
         return apply_checkin(old, event, partner, person_key, received, role)
-    seen = rsvp_digest(event, partner)  # an RSVP from the RSVP page counts like any other
-    if old is not None and seen in old.rsvp_events:
+    seen = said(partner, event.event_id, event.status, event.occurred_at)  # an RSVP from the RSVP page counts like any other
+    if old is not None and repeated(old.rsvp_events, seen, _digest(partner, event.event_id, event.status, event.occurred_at.isoformat())):
         return old  # posted again (a retry, a redelivery, a re-run import): received later, but no newer answer
     answer: RsvpAnswer = (received, event.status, event.occurred_at)
     if old is None:  # the common case: one model built, nothing to weigh
@@ -80,8 +80,14 @@ def partner_rsvps(a: Attendance | None) -> dict[str, tuple[RsvpAnswer, ...]]:
 
 
 def join_rsvps(a: Iterable[RsvpAnswer], b: Iterable[RsvpAnswer]) -> tuple[RsvpAnswer, ...]:
-    """One partner's RSVPs from two sets of them, in the order received (the last ``RSVPS_KEPT``)."""
-    return tuple(sorted({*a, *b}, key=lambda r: (r[0], _STATUS_ORDER[r[1]], r[2])))[-RSVPS_KEPT:]
+    """One partner's RSVPs from two sets of them, in the order received: of a run of the same
+    answer only its first and its last (what ``standing`` reads, and where another set's answer
+    may fall between), then the last ``RSVPS_KEPT``. So however often an answer is given again,
+    it counts from when it was first given."""
+    ordered = sorted({*a, *b}, key=lambda r: (r[0], _STATUS_ORDER[r[1]], r[2]))
+    kept = [r for i, r in enumerate(ordered)
+            if i in (0, len(ordered) - 1) or ordered[i - 1][1] != r[1] or ordered[i + 1][1] != r[1]]
+    return tuple(kept[-RSVPS_KEPT:])
 
 
 def standing(answers: tuple[RsvpAnswer, ...]) -> RsvpAnswer:
@@ -110,11 +116,9 @@ def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, per
     """A check-in joins its partner's (the first and the last received are kept); a withdrawal
     takes back the partner's own check-ins received before it, a backbone's everyone's. The
     partner credited is the one whose check-in that counts was received first."""
-    seen = checkin_digest(event, partner)
-    if old is not None and (seen in old.checkin_events or _digest(partner, event.event_id) in old.checkin_events):
-        # Posted again (a retry, a re-run import): a check-in withdrawn since stays withdrawn.
-        # (Facts written before the digest named more than the event id hold that shorter one.)
-        return old
+    seen = said(partner, event.event_id, "withdrawn" if event.withdrawn else "checkin", event.occurred_at)
+    if old is not None and repeated(old.checkin_events, seen, _digest(partner, event.event_id)):
+        return old  # posted again (a retry, a re-run import): a check-in withdrawn since stays withdrawn
     checkins = partner_checkins(old)
     mine = checkins.get(partner)
     withdrawn = old.withdrawn_received if old is not None else None
@@ -123,8 +127,8 @@ def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, per
     elif event.withdrawn:  # kept even when it takes back nothing (yet): the same in whatever order they are read
         checkins[partner] = join_checkins(mine, PartnerCheckins(withdrawn_received=received))
     else:
-        checkins[partner] = join_checkins(mine, PartnerCheckins(first_received=received, first_at=event.occurred_at,
-                                                                last_received=received, last_at=event.occurred_at))
+        checkins[partner] = join_checkins(mine, PartnerCheckins(first_received=received, first_at=event.occurred_at, last_received=received,
+                                                                last_at=event.occurred_at, since_withdrawn=((received, event.occurred_at),)))
     known = [] if event.withdrawn else [received]  # a withdrawal alone does not make the person known to the coalition
     firsts = [t for t in (old.first_received if old else None, *known) if t is not None]
     return checked_in(old or Attendance(action_id=event.action_id, person_key=person_key), checkins, withdrawn,
@@ -135,13 +139,14 @@ def join_checkins(a: PartnerCheckins | None, b: PartnerCheckins | None) -> Partn
     """One partner's check-ins from two sets of them (a new check-in or withdrawal, or two
     records of one person merged): the first and the last received of either, the last
     withdrawal of either."""
-    if a is None or b is None:
-        return a or b or PartnerCheckins()
+    a, b = a or PartnerCheckins(), b or PartnerCheckins()
     firsts = [(x.first_received, x.first_at) for x in (a, b) if x.first_received is not None]
     lasts = [(x.last_received, x.last_at) for x in (a, b) if x.last_received is not None]
     first, last = min(firsts, default=(None, None)), max(lasts, default=(None, None))
     withdrawn = max((x.withdrawn_received for x in (a, b) if x.withdrawn_received is not None), default=None)
-    return PartnerCheckins(first_received=first[0], first_at=first[1], last_received=last[0], last_at=last[1], withdrawn_received=withdrawn)
+    since = sorted({c for x in (a, b) for c in x.since() if withdrawn is None or c[0] > withdrawn})[:CHECKINS_KEPT]
+    return PartnerCheckins(first_received=first[0], first_at=first[1], last_received=last[0], last_at=last[1], withdrawn_received=withdrawn,
+                           since_withdrawn=tuple(since))
 
 
 def partner_checkins(a: Attendance | None) -> dict[str, PartnerCheckins]:
@@ -166,16 +171,26 @@ def checked_in(a: Attendance, checkins: dict[str, PartnerCheckins], withdrawn: d
     return a.model_copy(update={"attended_by": by, "attended_at": at, "attended_received": received})
 
 
-def rsvp_digest(event: RsvpEvent | SupporterRsvpEvent, partner: str) -> str:
-    """What makes an RSVP the same one posted again: its partner, event id, answer and time (the
-    RSVP page keeps one event id per ask, and stamps each answer with its own time)."""
-    return _digest(partner, event.event_id, event.status, event.occurred_at.isoformat())
+def said(partner: str, event_id: str, what: str, at: datetime) -> str:
+    """How an applied RSVP, check-in or withdrawal is remembered (``Attendance.rsvp_events``,
+    ``checkin_events``): a digest of its partner and event id, what it said (the answer;
+    ``checkin`` or ``withdrawn``) and the time it gave."""
+    return f"{_digest(partner, event_id)}:{what}:{at.astimezone(timezone.utc).isoformat()}"
 
 
-def checkin_digest(event: CheckinEvent, partner: str) -> str:
-    """What makes a check-in or withdrawal the same one posted again: its partner, event id,
-    whether it withdraws, and its time (a partner's system may withdraw a record under its id)."""
-    return _digest(partner, event.event_id, "withdrawn" if event.withdrawn else "checkin", event.occurred_at.isoformat())
+def repeated(events: Iterable[str], seen: str, legacy: str) -> bool:
+    """Whether the event remembered as ``seen`` (``said``) changes nothing: it was applied
+    already (a retry, a redelivery, a re-run import), or it says what its partner said last under
+    its event id (a re-sorted copy of an undated sheet, whose rows take the time the file was
+    saved). Said otherwise under the same id, it is heard: the RSVP page keeps one id per ask, and
+    a partner may withdraw a check-in under the check-in's id. ``legacy``: how a fact written
+    before remembered it."""
+    events = tuple(events)
+    if seen in events or legacy in events:
+        return True
+    prefix, what = seen.split(":", 1)[0] + ":", seen.split(":", 2)[1]
+    before = [e[len(prefix):].split(":", 1) for e in events if e.startswith(prefix)]
+    return bool(before) and max(before, key=lambda x: (x[1], x[0]))[0] == what
 
 
 def _digest(*parts: str) -> str:

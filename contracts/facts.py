@@ -64,25 +64,38 @@ class Membership(Internal):
     joined_at: datetime
 
 
+#: The check-ins kept per partner after its last withdrawal: the earliest ones count.
+CHECKINS_KEPT = 20
+
+
 class PartnerCheckins(Internal):
     """One partner's check-ins of a person for an action: the first and the last received (with
-    the times they gave), and when it last withdrew them. Its check-in counts when one was
-    received after its last withdrawal (and after the backbone's: ``Attendance.withdrawn_received``)."""
+    the times they gave), when it last withdrew them, and the check-ins received since (the
+    earliest ``CHECKINS_KEPT``). Its check-in counts when one was received after its last
+    withdrawal (and after the backbone's: ``Attendance.withdrawn_received``): the first such."""
 
     first_received: datetime | None = None
     first_at: datetime | None = None
     last_received: datetime | None = None
     last_at: datetime | None = None
     withdrawn_received: datetime | None = None
+    since_withdrawn: tuple[tuple[datetime, datetime], ...] = Field(
+        default=(), description="(received, at) of the check-ins received after its last withdrawal, earliest first.")
 
     def counted(self, withdrawn: datetime | None) -> tuple[datetime, datetime] | None:
         """(received, at) of the check-in that counts, the first received after the last
         withdrawal (its own, or ``withdrawn``: the backbone's); ``None`` if none does."""
         after = max((w for w in (self.withdrawn_received, withdrawn) if w is not None), default=None)
-        for received, at in ((self.first_received, self.first_at), (self.last_received, self.last_at)):
+        for received, at in (*self.since_withdrawn, (self.first_received, self.first_at), (self.last_received, self.last_at)):
             if received is not None and at is not None and (after is None or received > after):
                 return received, at
         return None
+
+    def since(self) -> tuple[tuple[datetime, datetime], ...]:
+        """``since_withdrawn``; of a fact written before it was kept, its first and last check-ins."""
+        if self.since_withdrawn:
+            return self.since_withdrawn
+        return tuple((r, a) for r, a in ((self.first_received, self.first_at), (self.last_received, self.last_at)) if r is not None and a is not None)
 
 
 #: One RSVP a partner posted about a person: (when it was received, the answer, the time it gave).
@@ -110,15 +123,15 @@ class Attendance(Internal):
     attended_received: datetime | None = None
     first_received: datetime | None = Field(default=None, description="When the first RSVP or check-in about it was received, whichever is in force: "
                                                                         "how long the coalition has known the person (identity resolution).")
-    rsvp_events: tuple[str, ...] = Field(default=(), description="A short digest of each RSVP applied (partner, event id, answer, time): "
-                                                                  "the same RSVP posted again is a repeat and moves no credit.")
-    rsvps: dict[str, tuple[RsvpAnswer, ...]] = Field(default={}, description="Each partner's RSVPs of the person, oldest first (its last 20): a "
-                                                                             "partner that gives the same answer again gives no new one.")
+    rsvp_events: tuple[str, ...] = Field(default=(), description="Each RSVP applied (a digest of partner and event id, the answer, the time "
+                                                                  "it gave; ``agents.facts.said``): one posted again is a repeat and moves no credit.")
+    rsvps: dict[str, tuple[RsvpAnswer, ...]] = Field(default={}, description="Each partner's RSVPs of the person, oldest first (of a run of one "
+                                                                             "answer its first and last; the last 20): a partner that gives the same answer again gives no new one.")
     checkins: dict[str, PartnerCheckins] = Field(default={}, description="Each partner's check-ins of the person, and its withdrawals of them.")
     withdrawn_received: datetime | None = Field(default=None, description="When a backbone partner last withdrew the person's check-ins: "
                                                                             "a check-in received before it does not count, whoever posted it.")
-    checkin_events: tuple[str, ...] = Field(default=(), description="A short digest of each check-in and withdrawal applied (partner, event "
-                                                                     "id, kind, time): the same one posted again is a repeat and changes nothing.")
+    checkin_events: tuple[str, ...] = Field(default=(), description="Each check-in and withdrawal applied (a digest of partner and event "
+                                                                     "id, the kind, the time it gave; ``agents.facts.said``): one posted again is a repeat and changes nothing.")
 
     @property
     def attended(self) -> bool:

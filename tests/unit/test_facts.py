@@ -220,12 +220,12 @@ def test_a_fact_written_before_rsvps_were_kept_per_partner_reads_as_its_answer_i
 def test_the_first_rsvps_shortcut_builds_the_fact_the_general_rule_would():
     """apply_attendance builds a person's first RSVP directly (the intake's common case, measured):
     it must be the fact ``answered`` gives."""
-    from agents.facts import answered, rsvp_digest
+    from agents.facts import answered, said
     from contracts.facts import Attendance
 
     event = ev(rsvp("r1", "rally-1", "maybe", phone=PHONE, at="2026-11-22T14:00:00Z"))
     general = answered(Attendance(action_id="rally-1", person_key="pk", first_received=at(3)),
-                       {"union-a": ((at(3), "maybe", event.occurred_at),)}, (rsvp_digest(event, "union-a"),))
+                       {"union-a": ((at(3), "maybe", event.occurred_at),)}, (said("union-a", "r1", "maybe", event.occurred_at),))
     assert apply_attendance(None, event, "union-a", "pk", at(3)) == general
 
 
@@ -233,3 +233,43 @@ def test_a_members_action_derives_its_own_pledge_only():
     # What the ingress refuses, the worker does not apply either (an event written before the rule).
     env = Envelope(partner="union-a", role="member", received_at=at(0), event=ev(action("rally-1", {"union-a": 40, "faith-b": 5000})))
     assert [(d.partner, d.event.count) for d in inline_pledges(env)] == [("union-a", 40)]
+
+
+def test_an_undated_sheet_imported_again_in_another_order_is_a_repeat():
+    """A sheet's undated rows take the file's time; a re-sorted copy is saved later, so its rows
+    give another time under the same event ids. An outside probe: the copy checked in again
+    someone withdrawn since, and gave back an RSVP the partner had changed since."""
+    sheet = ("union-a", checkin("csv-1", "rally-1", phone=PHONE, at="2026-12-01T18:00:00Z"), at(0))
+    undo = ("union-a", withdrawal("api-w1"), at(1))
+    copy = ("union-a", checkin("csv-1", "rally-1", phone=PHONE, at="2026-12-01T19:30:00Z"), at(2))
+    assert not attendance([sheet, undo, copy]).attended
+    yes = ("union-a", rsvp("csv-r1", "rally-1", "yes", phone=PHONE, at="2026-12-01T18:00:00Z"), at(0))
+    no = ("union-a", rsvp("api-r2", "rally-1", "no", phone=PHONE, at="2026-12-01T18:10:00Z"), at(1))
+    yes_copy = ("union-a", rsvp("csv-r1", "rally-1", "yes", phone=PHONE, at="2026-12-01T19:30:00Z"), at(2))
+    assert attendance([yes, no, yes_copy]).rsvp == "no"
+    # The RSVP page keeps one event id per ask: a changed answer, and a change back, are heard.
+    page = [("union-a", rsvp("page-1", "rally-1", s, phone=PHONE, at=f"2026-12-01T18:0{i}:00Z"), at(i)) for i, s in enumerate(("yes", "no", "yes"))]
+    assert attendance(page[:2]).rsvp == "no" and attendance(page).rsvp == "yes"
+
+
+def test_credit_stays_with_the_first_checkin_after_a_withdrawal_however_many_follow():
+    """union-a taps, undoes, taps again; faith-b checks the person in; union-a taps once more.
+    union-a's second tap still counts and was received first. An outside probe: the last tap
+    was taken for union-a's, and the credit moved to faith-b."""
+    steps = [("union-a", checkin("c1", "rally-1", phone=PHONE), at(0)), ("union-a", withdrawal("w1"), at(1)),
+             ("union-a", checkin("c2", "rally-1", phone=PHONE), at(2)), ("faith-b", checkin("c3", "rally-1", phone=PHONE), at(3)),
+             ("union-a", checkin("c4", "rally-1", phone=PHONE), at(4))]
+    facts = [attendance(list(order)) for order in permutations(steps)]
+    assert all((f.attended_by, f.attended_received) == ("union-a", at(2)) for f in facts), {(f.attended_by, f.attended_received) for f in facts}
+
+
+def test_the_same_answer_given_many_times_keeps_the_time_it_was_first_given():
+    """faith-b yes, union-a no, then faith-b's yes 20 times more: union-a's no stays in force. An
+    outside probe: past 20 answers kept per partner, the first yes was dropped and the run of
+    yeses seemed to start after union-a's no."""
+    first = ("faith-b", rsvp("g0", "rally-1", "yes", phone=PHONE), at(0))
+    union = ("union-a", rsvp("u1", "rally-1", "no", phone=PHONE), at(1))
+    again = [("faith-b", rsvp(f"g{i}", "rally-1", "yes", phone=PHONE, at=f"2026-11-22T16:{i:02d}:00Z"), at(1 + i)) for i in range(1, 26)]
+    fact = attendance([first, union, *again])
+    assert (fact.rsvp, fact.rsvp_by) == ("no", "union-a")
+    assert len(fact.rsvps["faith-b"]) <= 20
