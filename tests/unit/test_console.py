@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from connectors.accounts.store import MemoryAccountLog
 from connectors.web.app import create_app
 from connectors.web.console.audience import FakeAudience
+from contracts.preview import PreviewAudience
 from connectors.web.console.form import _INPUTS, LANGUAGES, from_action, input_of, to_event
 from connectors.web.door.directory import Directory
 from connectors.web.publisher import ListPublisher
@@ -266,3 +267,22 @@ def test_every_box_an_error_can_name_is_on_the_form(tmp_path):
     paths = [*_INPUTS, *(f"templates.sms.{lang}" for lang in LANGUAGES),
              *(f"templates.email.{lang}.{part}" for lang in LANGUAGES for part in ("subject", "body"))]
     assert [path for path in paths if f'id="{input_of(path)}"' not in page] == []
+
+
+def test_the_preview_counts_every_partner_that_pledged_on_its_own_as_a_co_sponsor(tmp_path):
+    """An outside probe: a partner's own pledge posted before the alert (the only way to co-sponsor
+    a rapid-response alert), a pledge of 0 and one also listed in the form were left out of the
+    preview's sponsors; the preview said 0 people, and the launch texted that partner's people.
+    The sponsors are the worker's: every partner with a pledge of its own (not one listed inside the action)."""
+    from contracts.facts import Pledge
+    from streams.keys import fact_key
+
+    audience = FakeAudience()
+    client, _, book = console(tmp_path, audience=audience)
+    for partner, count, inline in (("union-a", 12, False), ("faith-b", 0, False), ("hub", 3, True)):
+        book.apply("pledge", fact_key("vigil-1202", partner), Pledge(action_id="vigil-1202", partner=partner, count=count,
+                                                                        occurred_at=NOW, event_id=f"p-{partner}", inline=inline, received_at=NOW))
+    sign_in(client, ORGANIZER)
+    assert client.post("/dashboard/console", data=FORM).status_code == 200
+    [req] = [r for r in audience.asked if isinstance(r, PreviewAudience)]
+    assert (req.owner, req.sponsors) == ("hub", ("faith-b", "union-a"))

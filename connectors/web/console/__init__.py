@@ -29,7 +29,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from contracts.events import PLACEHOLDERS, ActionEvent
-from contracts.facts import ActionRecord
+from contracts.facts import ActionRecord, Pledge
 from contracts.partners import Partner
 from contracts.people import normalize_email, normalize_phone
 from contracts.preview import PreviewAudience, SendTest
@@ -37,6 +37,7 @@ from contracts.tallies import TallyBook
 from contracts.zones import local_time
 from streams.clock import from_setting
 from streams.coalition import Coalition
+from streams.keys import fact_key
 from streams.settings import Settings
 
 from ...csv_files import zip_problem
@@ -102,10 +103,13 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         return event, [{**e, "input": input_of(e["field"], e["message"])} for e in errors], action  # "input": the id of the box to fix
 
     def sponsors(action: ActionEvent, partner: Partner) -> tuple[str, tuple[str, ...]]:
-        """The owner the alert would be posted under, and the partners that pledged on their own."""
+        """The owner the alert would be posted under, and its co-sponsors as the workers will find
+        them when it fans out: the partners with a pledge of their own for it (0 included; not
+        one listed inside an action), posted before it or not."""
         owner = owner_of(action.action_id) or partner.id
-        inline = {p.partner for p in action.pledges}
-        return owner, tuple(sorted(p for p, c in book.counts(action.action_id).items() if c.get("pledged") and p not in inline))
+        own = (pid for pid in coalition().partners
+               if isinstance(pledge := book.fact("pledge", fact_key(action.action_id, pid)), Pledge) and not pledge.inline)
+        return owner, tuple(sorted(own))
 
     async def preview(action: ActionEvent, partner: Partner):
         owner, co = sponsors(action, partner)
