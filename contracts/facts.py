@@ -137,6 +137,13 @@ class Attendance(Internal):
     def attended(self) -> bool:
         return self.attended_at is not None
 
+    def answer_of(self, partner: str) -> RsvpStatus | None:
+        """``partner``'s own last RSVP answer for the person (its posts, and texts back to its asks)."""
+        answers = self.rsvps.get(partner)
+        if answers:
+            return answers[-1][1]
+        return self.rsvp if self.rsvp_by == partner and not self.rsvps else None
+
     def counting(self) -> dict[str, tuple[datetime, datetime]]:
         """The partners whose check-in of the person counts: (received, at) of it. A fact written
         before check-ins were kept per partner: its credited check-in."""

@@ -72,12 +72,15 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
             raise HTTPException(404, f"no action {action_id!r} (not posted, or this web app has not read it yet)")
         return record.action
 
-    def roster(partner: str, action_id: str) -> list[Entry]:
+    def attendance(action_id: str) -> Callable[[str], Attendance | None]:
         def attended(key: str) -> Attendance | None:
             fact = book.fact("attendance", fact_key(action_id, key))
             return fact if isinstance(fact, Attendance) else None
+        return attended
+
+    def roster(partner: str, action_id: str) -> list[Entry]:
         known = coalition().get(partner)
-        return directory.roster(partner, action_id, attended, book.person_of, backbone=known is not None and known.role == "backbone")
+        return directory.roster(partner, action_id, attendance(action_id), book.person_of, backbone=known is not None and known.role == "backbone")
 
     def render(request: Request, partner: str, action_id: str, q: str = "", done: str = "", problem: str = "", status: int = 200,
                typed: dict[str, str] | None = None, undone: bool = False) -> HTMLResponse:
@@ -155,7 +158,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
         at = tapped_at(form, datetime.now(timezone.utc))
         sms = email = False
         if form.get("ref"):
-            contact = directory.find(partner, action_id, form["ref"], book.person_of)
+            contact = directory.find(partner, action_id, form["ref"], attendance(action_id), book.person_of)
             if contact is None:
                 raise Refusal("ref", "that person is not on this partner's list for this action")
             if undo(form) and not any(e.ref == form["ref"] and e.can_undo for e in roster(partner, action_id)):
@@ -205,8 +208,12 @@ def matches(entry: Entry, q: str) -> bool:
     return fold(q) in fold(entry.name)
 
 
+#: Apostrophes and dashes as a phone keyboard types them (a sheet from Excel holds the curly ones).
+_PLAIN = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u2032": "'", "\u2010": "-", "\u2011": "-", "\u2013": "-", "\u2014": "-"})
+
+
 def fold(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c)).translate(_PLAIN)
 
 
 def new_event_id() -> str:

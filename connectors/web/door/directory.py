@@ -197,15 +197,16 @@ class Directory:
 
     def roster(self, partner: str, action_id: str, attended: Callable[[str], Attendance | None],
                person_of: Callable[[str], str] = lambda key: key, backbone: bool = False) -> list[Entry]:
-        """The partner's people for the action: whom it RSVP'd yes or maybe, and whom it checked
-        in (walk-ins), by name, one line per person. ``attended(key)``: the tallies' attendance
+        """The partner's people for the action: whom it RSVP'd yes or maybe (as it posted, or as
+        the tallies say: a YES texted back to its ask), and whom it checked in (walk-ins), by
+        name, one line per person. ``attended(key)``: the tallies' attendance
         fact of the person under that key; ``person_of(key)``: the person a key is now (the
         tallies' identity facts), so that someone the partner posted by phone and by email,
         linked by anyone, is one line. In: someone whose check-in counts (anyone's), or whom
         the partner has just checked in and the tallies have not read yet; a check-in the
         partner has just withdrawn is out at once. It may undo its own check-in that counts (a
         ``backbone`` partner: anyone's)."""
-        said = {k: s for k, s in self.rsvps.get((action_id, partner), {}).items() if s in ("yes", "maybe")}
+        said = self._said(partner, action_id, attended, person_of)
         checked = self.checkins.get((action_id, partner), set())
         undone = self.withdrawals.get((action_id, partner), {})
         out = []
@@ -223,10 +224,22 @@ class Directory:
                              partner in counting or pending or (backbone and bool(counting))))
         return sorted(out, key=lambda e: (e.name.casefold(), e.ref))
 
-    def find(self, partner: str, action_id: str, ref: str, person_of: Callable[[str], str] = lambda key: key) -> Contact | None:
+    def find(self, partner: str, action_id: str, ref: str, attended: Callable[[str], Attendance | None] = lambda key: None,
+             person_of: Callable[[str], str] = lambda key: key) -> Contact | None:
         """The contact behind a roster reference (only among the partner's people for the action)."""
-        keys = self.rsvps.get((action_id, partner), {}).keys() | self.checkins.get((action_id, partner), set())
+        keys = self._said(partner, action_id, attended, person_of).keys() | self.checkins.get((action_id, partner), set())
         return next((contact for line, _, contact in self._lines(partner, keys, person_of) if hmac.compare_digest(line, ref)), None)
+
+    def _said(self, partner: str, action_id: str, attended: Callable[[str], Attendance | None],
+              person_of: Callable[[str], str]) -> dict[str, Status]:
+        """Whom the partner RSVP'd yes or maybe, by key: as the tallies say (its posts, and a YES
+        texted back to its ask), else as it posted (the tallies not read yet)."""
+        said = dict(self.rsvps.get((action_id, partner), {}))
+        for key in self.people.get(partner, {}).keys() | said.keys():
+            fact = attended(key) or attended(person_of(key))
+            if fact is not None and (answer := fact.answer_of(partner)) is not None:
+                said[key] = answer
+        return {k: s for k, s in said.items() if s in ("yes", "maybe")}
 
     def _lines(self, partner: str, keys: set[str], person_of: Callable[[str], str]) -> list[tuple[str, set[str], Contact]]:
         """``keys`` (the partner's people for an action) one per person: the line's reference,
