@@ -9,7 +9,9 @@ import json
 import logging.config
 import os
 import shlex
+import shutil
 import sys
+import textwrap
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -208,6 +210,9 @@ class Turnout(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:  # the reader went away (`| head`): nothing to say, nothing failed
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush must not fail again
+            raise click.exceptions.Exit(0) from None
         except Exception as exc:
             if ctx.params.get("debug"):
                 raise
@@ -411,10 +416,15 @@ def privacy_report(as_markdown: bool) -> None:
     if as_markdown:
         click.echo(markdown(s))
         return
-    table = Table("where", "kind", "holds", "kept", "erasure", title="personal data in this deployment")
+    # One block per place, wrapped to the terminal (100 columns in a pipe): five columns of
+    # sentences make no table a terminal can show.
+    width = max(shutil.get_terminal_size((100, 24)).columns, 40)
+    click.echo("Personal data in this deployment\n")
     for p in inventory(s):
-        table.add_row(p.where, p.kind, p.holds, p.retention, p.erasure)
-    show(table)
+        click.echo(f"{p.where} ({p.kind})")
+        for label, text in (("holds", p.holds), ("kept", p.retention), ("erasure", p.erasure)):
+            click.echo(textwrap.fill(text, width, initial_indent=f"  {label + ':':9}", subsequent_indent=" " * 11, break_on_hyphens=False))
+        click.echo()
 
 
 @main.group(help="Kafka topics.")

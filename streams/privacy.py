@@ -36,7 +36,7 @@ SHREDDED = "unreadable at once: the person's data keys are deleted"
 
 
 def inventory(s: Settings) -> list[Place]:
-    days = lambda n: f"{n:g} days (retention.ms, `turnout topics ensure`)"  # noqa: E731
+    days = lambda n: f"{n:g} {'day' if n == 1 else 'days'} (retention.ms, `turnout topics ensure`)"  # noqa: E731
     compacted = "latest value per key (compacted); older versions until compaction runs"
     sealed = "sealed with the person's data key:"
     return [

@@ -257,12 +257,19 @@ def test_a_server_whose_port_is_taken_says_so_in_one_line(here, command):
 
 
 
-def test_a_table_written_to_a_file_or_a_pipe_is_whole(here):
-    """Rich cuts a table to 80 columns when its output is not a terminal: `turnout privacy report
-    > inventory.txt` held "turnout.even…" instead of the topic's name."""
-    r = turnout_process(here, "privacy", "report")
+@pytest.mark.parametrize("columns", ["80", "120", ""])
+def test_the_privacy_report_is_whole_and_fits_the_width_it_is_read_at(here, columns):
+    """Rich cut a table to 80 columns when its output was not a terminal ("turnout.even…"), and
+    an 80-column terminal cut every topic's name; in a pipe, lines were 1,935 characters wide (an
+    outside probe). One block per place, wrapped to the terminal (100 columns in a pipe)."""
+    from streams.privacy import inventory
+
+    r = turnout_process(here, "privacy", "report", env={"COLUMNS": columns} if columns else None)
     assert r.returncode == 0, r.stderr
-    assert "…" not in r.stdout and "turnout.events " in r.stdout and "turnout.data-keys " in r.stdout
+    lines = r.stdout.splitlines()
+    assert "…" not in r.stdout and max(map(len, lines)) <= int(columns or 100), max(lines, key=len)
+    assert all(f"{place.where} ({place.kind})" in lines for place in inventory(Settings(_env_file=None)))
+    assert "1 days" not in r.stdout
 
 
 def test_a_broker_on_a_taken_port_says_so_in_one_line(here):
@@ -282,3 +289,13 @@ def test_an_export_to_no_file_name_is_refused_before_the_read(here, out):
     r = turnout("export", "--out", out)
     assert r.exit_code == 2 and f"{out!r} names no file" in r.output, r.output
     assert not (here / "tallies").exists()
+
+
+def test_output_cut_short_by_its_reader_is_no_error(here):
+    # `turnout privacy report | head` printed "Error: [Errno 32] Broken pipe" once head had its lines.
+    import subprocess
+    import sys
+
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", f"{sys.executable} -m streams.cli privacy report | head -1"], cwd=here,
+                       capture_output=True, text=True, timeout=60, env={**__import__("tests.cli", fromlist=["CLEAN_ENV"]).CLEAN_ENV})
+    assert (r.returncode, r.stdout, r.stderr) == (0, "Personal data in this deployment\n", "")
