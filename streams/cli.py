@@ -23,6 +23,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from contracts.partners import PartnerKind
+from contracts.people import normalize_email, normalize_phone
 
 from . import coalition as coalition_file
 from pydantic import ValidationError
@@ -39,6 +40,8 @@ def coalition_errors() -> Iterator[None]:
     """A broken coalition file or a refused change is a clean CLI error, not a traceback."""
     try:
         yield
+    except coalition_file.BadValue as exc:  # a value given on the command line: a usage error (exit code 2)
+        raise click.UsageError(str(exc)) from None
     except coalition_file.CoalitionError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -946,6 +949,10 @@ def people_forget(phone: str | None, email: str | None, url: str | None) -> None
     if (phone is None) == (email is None):
         raise click.UsageError("give exactly one of --phone or --email")
     s = settings()
+    try:  # as the web app will read it: a value that is no phone or email is a usage error, not a refusal
+        normalize_phone(phone, s.default_region) if phone is not None else normalize_email(email or "")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--phone" if phone is not None else "--email") from None
     body = {"phone": phone} if phone is not None else {"email": email}
     r = httpx.post(web_url(url, s) + "/v1/people/forget", json=body, timeout=60, headers=organizer_headers(s))
     if r.status_code not in (200, 202):

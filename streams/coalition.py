@@ -47,6 +47,10 @@ class CoalitionError(Exception):
     """The coalition file is missing, unreadable or invalid; the message says where."""
 
 
+class BadValue(CoalitionError):
+    """A value given for the coalition file (a new partner's id or name) is not one it can hold."""
+
+
 class Coalition:
     def __init__(self, partners: list[Partner]) -> None:
         self.partners = {p.id: p for p in partners}
@@ -110,7 +114,7 @@ def add_partner(path: Path, partner_id: str, name: str, kind: str, role: str = "
     try:
         partner = Partner(id=partner_id, name=name, kind=kind, role=role, secret=SecretStr(secrets.token_urlsafe(32)))
     except ValidationError as exc:
-        raise CoalitionError(explain(exc)) from None
+        raise BadValue(explain(exc)) from None
     entry = {"id": partner.id, "name": partner.name, "kind": partner.kind, "role": partner.role,
              "secret": partner.secret.get_secret_value(), "enabled": True}
     block = tomlkit.dumps({"partners": [entry]})

@@ -162,8 +162,11 @@ def test_coalition_file_problems_are_one_line_naming_the_file_and_partner(here, 
 
 
 def test_a_bad_partner_id_and_a_bad_setting_are_explained(here):
+    # A value given on the command line is a usage error (2), as a --kind that is none is (an outside probe: 1 and 2).
     r = turnout("partners", "add", "Bad Id", "--name", "X", "--kind", "union")
-    assert r.exit_code == 1 and "'Bad Id' is not a valid id (use lower-case letters, digits and dashes" in r.output, r.output
+    assert r.exit_code == 2 and "'Bad Id' is not a valid id (use lower-case letters, digits and dashes" in r.output, r.output
+    r = turnout("people", "forget", "--phone", "510-555-CALL")
+    assert r.exit_code == 2 and "Invalid value for --phone: not a phone number: it has letters" in r.output, r.output
     assert "should match pattern" not in r.output
     r = turnout("partners", "list", env={"TURNOUT_PARTITIONS": "many"})
     assert r.exit_code == 1 and r.output.startswith("Error: bad configuration: TURNOUT_PARTITIONS: should be a valid integer"), r.output
