@@ -286,3 +286,13 @@ def test_the_preview_counts_every_partner_that_pledged_on_its_own_as_a_co_sponso
     assert client.post("/dashboard/console", data=FORM).status_code == 200
     [req] = [r for r in audience.asked if isinstance(r, PreviewAudience)]
     assert (req.owner, req.sponsors) == ("hub", ("faith-b", "union-a"))
+
+
+def test_a_past_start_is_named_with_the_forms_other_problems_at_once(tmp_path):
+    # An outside probe: a past start was named only once the placeholder and the ZIP were fixed,
+    # a round trip each.
+    client, _, _ = console(tmp_path)
+    sign_in(client, HUB_ADMIN)
+    form = {**FORM, "local_start": "2026-11-19T10:00", "sms_en": "Hi {givenname} {rsvp_link}", "target_postal_codes": "9453"}
+    fields = {e["field"] for e in client.post("/dashboard/console/check", data=form).json()["errors"]}
+    assert {"templates.sms.en", "target.postal_codes", "local_start"} <= fields, fields

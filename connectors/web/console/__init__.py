@@ -93,7 +93,9 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         action = result.accepted[0][1] if result.accepted else None
         if problem := skipped_problem(form.get("local_start", "").strip(), form.get("time_zone", "").strip()):
             errors.append({"field": "local_start", "message": problem})
-        if action is not None and (problem := start_problem(action, book.action_record(action.action_id), clock(), timedelta(minutes=s.rapid_response_grace_minutes))):
+        # Said with the form's other problems, whether or not the rest of the action is valid.
+        if (starts := aware(event.get("starts_at"))) is not None and (problem := start_problem(
+                starts, book.action_record(str(event.get("action_id"))), clock(), timedelta(minutes=s.rapid_response_grace_minutes))):
             errors.append({"field": "local_start", "message": problem})
         if s.default_region == "US":  # a target ZIP that is none reaches nobody, without a word
             errors += [{"field": "target.postal_codes", "message": f"{code!r} {problem}"}
@@ -228,17 +230,26 @@ def template_languages(action: ActionEvent) -> list[str]:
 FAR_AHEAD = timedelta(days=366)
 
 
-def start_problem(action: ActionEvent, posted: ActionRecord | None, now: datetime, grace: timedelta) -> str | None:
+def aware(text: object) -> datetime | None:
+    """The form's start as the contract will read it, if it is one."""
+    try:
+        when = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return when if when is not None and when.tzinfo is not None else None
+
+
+def start_problem(starts_at: datetime, posted: ActionRecord | None, now: datetime, grace: timedelta) -> str | None:
     """What the console says of the alert's start, beyond the contract (the API takes any
     plausible start: a partner may record a past action to check people in): a start past by
     more than the rapid-response ``grace`` (an alert is texted for that long after it is posted,
     so "now" may be a few minutes ago), unless an edit keeps the one posted, or one more than a
     year ahead."""
-    if action.starts_at <= now - grace and (posted is None or posted.action.starts_at != action.starts_at):
+    if starts_at <= now - grace and (posted is None or posted.action.starts_at != starts_at):
         minutes = round(grace / timedelta(minutes=1))
         span = f"{minutes // 60} hours" if minutes % 60 == 0 else f"{minutes} minutes"
         return f"the start is more than {span} past: the alert would still be texted for {span} after it is posted, naming a time already gone"
-    if action.starts_at > now + FAR_AHEAD:
+    if starts_at > now + FAR_AHEAD:
         return "the start is more than a year ahead: is the year right?"
     return None
 
