@@ -144,7 +144,7 @@ def test_other_commands_that_change_a_partner_keep_comments_too(here):
 ])
 def test_partner_names_are_bounded(here, name, says):
     r = turnout("partners", "add", "union-z", "--name", name, "--kind", "union")
-    assert r.exit_code == 1 and says in r.output, r.output
+    assert r.exit_code == 2 and says in r.output, r.output  # a value given on the command line: a usage error
     assert not (here / "coalition.toml").exists()
 
 
