@@ -113,9 +113,9 @@ def answered(a: Attendance, rsvps: dict[str, tuple[RsvpAnswer, ...]], events: It
 
 def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, person_key: str, received: datetime,
                   role: str) -> Attendance:
-    """A check-in joins its partner's (the first and the last received are kept); a withdrawal
-    takes back the partner's own check-ins received before it, a backbone's everyone's. The
-    partner credited is the one whose check-in that counts was received first."""
+    """A check-in joins its partner's (``join_checkins``); a withdrawal takes back the partner's
+    own check-ins received before it, a backbone's everyone's. The partner credited is the one
+    whose check-in that counts was received first."""
     seen = said(partner, event.event_id, "withdrawn" if event.withdrawn else "checkin", event.occurred_at)
     if old is not None and repeated(old.checkin_events, seen, _digest(partner, event.event_id)):
         return old  # posted again (a retry, a re-run import): a check-in withdrawn since stays withdrawn
@@ -138,7 +138,7 @@ def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, per
 def join_checkins(a: PartnerCheckins | None, b: PartnerCheckins | None) -> PartnerCheckins:
     """One partner's check-ins from two sets of them (a new check-in or withdrawal, or two
     records of one person merged): the first and the last received of either, the last
-    withdrawal of either."""
+    withdrawal of either, and the check-ins of either received after that withdrawal."""
     a, b = a or PartnerCheckins(), b or PartnerCheckins()
     firsts = [(x.first_received, x.first_at) for x in (a, b) if x.first_received is not None]
     lasts = [(x.last_received, x.last_at) for x in (a, b) if x.last_received is not None]
@@ -188,8 +188,8 @@ def repeated(events: Iterable[str], seen: str, legacy: str) -> bool:
     events = tuple(events)
     if seen in events or legacy in events:
         return True
-    prefix, what = seen.split(":", 1)[0] + ":", seen.split(":", 2)[1]
-    before = [e[len(prefix):].split(":", 1) for e in events if e.startswith(prefix)]
+    digest, what, _ = seen.split(":", 2)
+    before = [e.split(":", 2)[1:] for e in events if e.startswith(digest + ":")]  # (what, time) said under this id
     return bool(before) and max(before, key=lambda x: (x[1], x[0]))[0] == what
 
 
