@@ -231,6 +231,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
     def checkin_attendance(event: CheckinEvent) -> Attendance | None:
         key = event_person_key(person_secret, event)
         return attendance_of(event.action_id, key) if key is not None else None
+
     owners = JustPosted(owner_of)
 
     @r.post(
