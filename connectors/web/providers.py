@@ -34,6 +34,7 @@ from contracts.asks import parse_ask_id
 from contracts.people import normalize_phone
 from contracts.providers import KEYWORDS, TWILIO_KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
 from connectors.signing import unix_seconds
+from streams.friendly import explain
 from streams.keys import person_key
 from streams.logs import redact
 from streams.settings import Settings
@@ -173,10 +174,8 @@ def _email_event(item: object) -> ProviderEnvelope | str:
     if "ask_id" not in item:
         return "not about one of turnout's asks (no ask_id)"
     for name in ("ask_id", "sg_event_id", "event"):
-        if name not in item:
-            return f"{name} is missing"
-        if not isinstance(item[name], str):
-            return f"{name} is not a string"
+        if not isinstance(item.get(name), str):
+            return f"{name} is missing" if name not in item else f"{name} is not a string"
     try:
         _, pk, _ = parse_ask_id(item["ask_id"])
     except ValueError:
@@ -186,7 +185,7 @@ def _email_event(item: object) -> ProviderEnvelope | str:
                            sg_message_id=item.get("sg_message_id"), reason=redact(r) if isinstance(r := item.get("reason"), str) else r,
                            bounce_type=t if isinstance(t := item.get("type"), str) else None)
     except ValidationError as exc:
-        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False, include_url=False))
+        return explain(exc)
     return ProviderEnvelope(person_key=pk, received_at=_now(), event=event)
 
 

@@ -296,6 +296,8 @@ def test_output_cut_short_by_its_reader_is_no_error(here):
     import subprocess
     import sys
 
+    from tests.cli import CLEAN_ENV
+
     r = subprocess.run(["bash", "-o", "pipefail", "-c", f"{sys.executable} -m streams.cli privacy report | head -1"], cwd=here,
-                       capture_output=True, text=True, timeout=60, env={**__import__("tests.cli", fromlist=["CLEAN_ENV"]).CLEAN_ENV})
+                       capture_output=True, text=True, timeout=60, env=CLEAN_ENV)
     assert (r.returncode, r.stdout, r.stderr) == (0, "Personal data in this deployment\n", "")

@@ -211,8 +211,9 @@ async def small_form(request: Request, strict: bool = False) -> dict[str, str]:
         except MultiPartException:
             raise HTTPException(400, "the form cannot be read") from None
     elif kind.startswith("application/x-www-form-urlencoded"):
+        errors = "strict" if strict else "replace"
         try:
-            fields = parse_qsl(body.decode("utf-8", "strict" if strict else "replace"), keep_blank_values=True, errors="strict" if strict else "replace")
+            fields = parse_qsl(body.decode("utf-8", errors), keep_blank_values=True, errors=errors)
         except UnicodeDecodeError:
             raise HTTPException(400, "the form is not UTF-8") from None
     else:
