@@ -16,7 +16,7 @@ from pydantic import (
     field_validator, model_serializer, model_validator,
 )
 
-from .people import Channel, Consent, Frozen, Internal, Language, Lines, OneLine, Person, PersonRef, PostalCode, Timestamp
+from .people import Channel, Consent, Frozen, Internal, Language, Lines, OneLine, Person, PersonRef, PostalCode, Rfc3339, Timestamp, in_utc
 from .zones import known_zone
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -197,7 +197,7 @@ class ActionEvent(BaseEvent):
     action_id: Slug
     title: Annotated[str, StringConstraints(min_length=1, max_length=200), OneLine]
     kind: ActionKind
-    starts_at: Annotated[Timestamp, AfterValidator(_plausible_start)]
+    starts_at: Annotated[Rfc3339, AfterValidator(_plausible_start)]  # its years in UTC said as such, not as in_utc says them
     time_zone: TimeZone = Field(description="IANA time zone of the action, e.g. America/Los_Angeles.")
     location: Location = Location()
     target: TargetArea = TargetArea()
@@ -351,7 +351,7 @@ class Envelope(Internal):
 
     version: int = Field(default=1, description="The writer's contract version (internal topics).")
     partner: Slug
-    received_at: datetime
+    received_at: Annotated[datetime, AfterValidator(in_utc)]
     role: Literal["backbone", "member"] = Field(default="member", description="The posting partner's role, as the ingress knew it.")
     inline: bool = Field(default=False, description="A pledge listed inside an action by its owner (not the partner's own).")
     person_key: str | None = Field(default=None, description="Keyed hash of the person's phone, else email (the ingress's); "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 import phonenumbers
@@ -50,8 +50,20 @@ def _rfc3339(value: Any) -> Any:
     raise ValueError("should be a date and time with a UTC offset, as RFC 3339 writes it (2026-11-22T15:00:00Z)")
 
 
-#: A partner's date and time: a string of JSON Schema's ``date-time`` format, with a UTC offset.
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+def in_utc(value: datetime) -> datetime:
+    """``value``, if it is a time in UTC too: near the calendar's edges an offset takes it past them
+    (0001-01-01T00:00+01:00 is the year 0 in UTC), and every comparison or key made of it would fail."""
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("is outside the calendar once written in UTC (years 1 to 9999)") from None
+    return value
+
+
+#: A date and time as a string of JSON Schema's ``date-time`` format, with a UTC offset.
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+#: A partner's date and time: one that is a time in UTC too.
+Timestamp = Annotated[Rfc3339, AfterValidator(in_utc)]
 #: How a sealed personal field starts (``streams.crypto``: encrypted with the person's data key).
 SEALED_PREFIX = "enc1:"
 

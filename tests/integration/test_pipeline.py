@@ -131,6 +131,9 @@ def test_poison_records_on_every_input_topic_are_dead_lettered_and_the_worker_go
         b'{"nested": ' * 5_000 + b"1" + b"}" * 5_000,  # deeper than any parser recursion
         json.dumps({**envelope, "received_at": "9999-12-31T23:59:59.999999+00:00"}).encode(),  # the calendar's edge
         json.dumps({**envelope, "event": {**envelope["event"], "occurred_at": "0001-01-01T00:00:00Z"}}).encode(),
+        # The year 0 in UTC (an outside probe: accepted by the web app, it stopped every worker that read it, at each restart).
+        json.dumps({**envelope, "event": {**envelope["event"], "occurred_at": "0001-01-01T00:00:00+01:00"}}).encode(),
+        json.dumps({**envelope, "received_at": "0001-01-01T00:00:00+14:00"}).encode(),
         json.dumps({"junk": "x" * 900_000}).encode(),  # near the broker's message limit
     ]
     producer = KafkaProducer(bootstrap_servers=s.bootstrap, max_request_size=2_000_000)

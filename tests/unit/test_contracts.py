@@ -217,3 +217,19 @@ def test_a_leap_second_is_refused_in_words():
     # RFC 3339 writes one as second 60; the parser's own message was about "extra characters".
     assert errors_of({**signup("s1"), "occurred_at": "2016-12-31T23:59:60Z"})["occurred_at"] == (
         "Value error, is a leap second (second 60), which turnout cannot keep: give second 59 instead")
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"])
+def test_a_time_that_is_no_time_in_utc_is_refused_wherever_it_is_given(when):
+    # An outside probe: an RSVP dated 0001-01-01T00:00+01:00 (the year 0 in UTC) was accepted with
+    # a 202; every worker reading it stopped on an OverflowError, again at each restart, and
+    # counting stopped with it. The calendar's own edges in UTC stay times (a backdated check-in).
+    message = "Value error, is outside the calendar once written in UTC (years 1 to 9999)"
+    assert errors_of({**rsvp("r1", "rally-1", phone="+15105550123"), "occurred_at": when})["occurred_at"] == message
+    consent = {"sms": {"granted": True, "given_at": when}}
+    assert errors_of({**signup("s1", phone="+15105550123"), "consent": consent})["consent.sms.given_at"] == message
+    with pytest.raises(ValidationError) as exc:  # the ingress's own stamp, as a record on the events topic carries it
+        Envelope.model_validate({"partner": "union-a", "received_at": when, "person_key": "p" * 33, "event": rsvp("r1", "rally-1", phone="+15105550123")})
+    assert [e["msg"] for e in exc.value.errors() if e["loc"] == ("received_at",)] == [message]
+    for edge in ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00-01:00", "9999-12-31T23:59:59+01:00"):
+        assert partner_event.validate_python({**checkin("c1", "rally-1", phone="+15105550123"), "occurred_at": edge}).occurred_at.year in (1, 9999)

@@ -492,7 +492,7 @@ def test_a_compressed_body_is_refused_for_what_it_is(env):
 def test_consent_given_in_the_future_or_a_method_with_a_control_character_is_refused(env):
     # An outside probe: consent "given" in the year 10000, and a method holding a NUL, were taken.
     client, pub, secrets = env
-    ahead = signup("s1", phone="+15105550123") | {"consent": {"sms": {"granted": True, "given_at": "9999-12-31T23:59:59-14:00"}}}
+    ahead = signup("s1", phone="+15105550123") | {"consent": {"sms": {"granted": True, "given_at": "9999-12-31T23:59:59+14:00"}}}
     nul = signup("s2", phone="+15105550124") | {"consent": {"email": {"granted": True, "method": "a\u0000b"}}}
     r = post(client, secrets, "union-a", [ahead, nul])
     assert r.status_code == 422, r.text
