@@ -1,9 +1,11 @@
 """Dry runs for the organizer console: who an action would reach, and a test message. Pure.
 
-``outcome`` plans one person exactly as ``planning.plan`` would for a launch now, and says per
-channel whether they would be asked (and when a text would go, when quiet hours hold it) or
-why not: the first eligibility rule that fails (``eligibility.decide``), or "already asked"
-when the action reached them on that channel before. ``count`` adds outcomes up into a
+``outcome`` plans one person exactly as ``planning.plan`` would for a launch now, and decides
+each ask as the send path would hand it over now (``sending.gate``); it says per channel whether
+they would be asked (and when a text would go, when quiet hours hold it) or why not: the first
+eligibility rule that fails (``eligibility.decide``), "already asked" when the action reached
+them on that channel before, or why the ask would not be sent (no allowed hour left before the
+action). ``count`` adds outcomes up into a
 partition's ``AudienceCount``. Channels the action has no template for are not counted: no
 one is asked on them. ``test_messages`` renders the action's messages with sample values,
 marked as a test, for the organizer's own phone and email.
@@ -22,6 +24,7 @@ from contracts.preview import TEST_MARK, AudienceCount
 
 from .eligibility import CHANNELS
 from .planning import OutreachPolicy, in_language, pick, plan, verdict
+from .sending import Cancel, Defer, Expire, gate
 from .templates import email_body, names_sponsor, render, sms_body
 
 ALREADY = "already asked"
@@ -51,8 +54,12 @@ def outcome(person: PersonRecord, action: ActionEvent, recent: RecentAsks | None
     result = Outcome()
     for channel in channels_of(action):
         if channel in asks:
-            after = asks[channel].send_after
-            result.asked[channel] = after if after is not None and after > now else None
+            # As the send path decides it when the launch hands it over: held, expired or sent now.
+            decision = gate(asks[channel], None, person, now, policy.quiet)
+            if isinstance(decision, (Cancel, Expire)):
+                result.excluded[channel] = decision.reason
+            else:
+                result.asked[channel] = decision.until if isinstance(decision, Defer) else None
         else:
             result.excluded[channel] = eligible.reasons.get(channel, ALREADY)
     return result

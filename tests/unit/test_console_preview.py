@@ -99,6 +99,18 @@ def test_texts_held_by_quiet_hours_are_counted_with_when_the_first_and_last_go()
     assert count("r2", 0, overridden, NIGHT).deferred == 0
 
 
+def test_a_text_whose_quiet_hours_last_until_the_action_has_started_is_counted_as_the_launch_records_it():
+    # An outside probe: at 22:00 in Oakland, an alert for midnight was previewed as "18 texts,
+    # the first go at 9:00 AM"; the launch recorded every one expired, and the organizer had
+    # confirmed a launch that reached nobody by text.
+    midnight = action(starts_at="2026-11-26T00:00:00-08:00")
+    at_ten = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)  # 22:00 in Oakland, the night before
+    got = count("r1", 0, [outcome(person(1), midnight, None, set(), at_ten, POLICY, at_ten)], at_ten)
+    assert got.asked == {"email": 1} and got.deferred == 0
+    assert got.excluded == {"sms": {"no allowed hour left before the action": 1}}
+    assert got.reached == 1
+
+
 def test_a_channel_without_a_template_is_not_counted():
     texts_only = action(templates={"sms": {"en": "{action_title}"}, "email": {}})
     got = count("r1", 0, [outcome(person(1), texts_only, None, set(), NOON, POLICY, NOON)], NOON)
