@@ -8,11 +8,30 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 
 from .signing import headers
+
+
+def encoded(events: list[dict[str, Any]]) -> bytes:
+    """The request body ``post`` sends for ``events``."""
+    return json.dumps(events).encode()
+
+
+def requests(events: list[dict[str, Any]], most: int, limit: int) -> Iterator[range]:
+    """``events`` in consecutive runs to post one request each: at most ``most`` events and
+    ``limit`` bytes (the web app's ``TURNOUT_MAX_BODY_BYTES``) as ``encoded`` writes them. An event
+    larger than ``limit`` alone is a run of its own, which no request can carry."""
+    start, size = 0, 0
+    for i, n in enumerate(len(encoded([e])) - 2 for e in events):  # "[...]": 2 bytes; ", " between events: 2
+        if i > start and (i - start == most or size + 2 + n > limit):
+            yield range(start, i)
+            start = i
+        size = 2 + n if i == start else size + 2 + n
+    if start < len(events):
+        yield range(start, len(events))
 
 
 class IngressRefused(Exception):
@@ -37,7 +56,7 @@ class IngressClient:
 
     def post(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         """The ingress's answer (``accepted``, ``duplicates``, ``rejected``) once the broker has the batch."""
-        body = json.dumps(events).encode()
+        body = encoded(events)
         for attempt in range(1, self._attempts + 1):
             r = self._http.post(self.url, content=body, headers=headers(self.partner, self._secret, body, time.time()))
             if r.status_code in (202, 422):

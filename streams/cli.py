@@ -855,7 +855,7 @@ def import_(partner_id: str, file: Path, kind: str, action_id: str | None, maps:
     if dry_run:
         click.echo(f"dry run: {plural(len(rows), 'row')} would be imported, {plural(len(problems), 'bad row')}")
         sys.exit(1 if problems else 0)
-    accepted = post_rows(web_url(url, s), partner, file, rows, problems, batch)
+    accepted = post_rows(web_url(url, s), partner, file, rows, problems, batch, s.max_body_bytes)
     click.echo(f"imported {plural(accepted, 'row')} from {file.name} as {partner.id}; "
                + (f"{plural(len(problems), 'bad row')} not imported" if problems else "no bad rows"))
     sys.exit(1 if problems else 0)
@@ -904,20 +904,27 @@ def read_sheet(s: Settings, file: Path, kind: str, partner, action_id: str | Non
     return rows, problems
 
 
-def post_rows(url: str, partner, file: Path, rows: list, problems: list, batch: int) -> int:
-    """Post the rows in batches through the signed ingress; the rows it refuses join ``problems``."""
+def post_rows(url: str, partner, file: Path, rows: list, problems: list, batch: int, limit: int) -> int:
+    """Post the rows in batches through the signed ingress, each a request body of at most
+    ``limit`` bytes; the rows it refuses, or none could carry, join ``problems``."""
     import httpx
     from rich.progress import Progress
 
     from connectors import csv_import
-    from connectors.ingress_client import IngressClient, IngressRefused
+    from connectors.ingress_client import IngressClient, IngressRefused, encoded, requests
 
     client = IngressClient(url, partner.id, partner.secret.get_secret_value())
     accepted = 0
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"posting {escape(file.name)}", total=len(rows))
-        for i in range(0, len(rows), batch):
-            chunk = rows[i : i + batch]
+        for run in requests([r.event for r in rows], batch, limit):
+            chunk = rows[run.start : run.stop]
+            if len(chunk) == 1 and (size := len(encoded([chunk[0].event]))) > limit:
+                reason = f"too large to post: {size:,} bytes, and the web app takes {limit:,} in one request (TURNOUT_MAX_BODY_BYTES)"
+                console.print(f"[red]line {chunk[0].line}[/]: {escape(reason)}", highlight=False, soft_wrap=True)
+                problems.append(csv_import.Problem(chunk[0].line, reason))
+                progress.advance(task, 1)
+                continue
             try:
                 answer = client.post([r.event for r in chunk])
             except (IngressRefused, httpx.HTTPError) as exc:

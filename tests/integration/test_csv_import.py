@@ -65,3 +65,17 @@ def test_a_sheet_imports_its_good_rows_reports_bad_ones_by_line_and_counts_once(
     secret = stack.settings.person_key_bytes()
     for key in (person_key(secret, "+15105550123", None), person_key(secret, None, "ben@example.org")):
         eventually(lambda key=key: set(latest(stack, PEOPLE).get(key, {}).get("opted_out", {})) == {"sms", "email"})
+
+
+def test_a_sheet_whose_rows_pass_the_dry_run_is_posted_in_requests_the_web_app_takes(make_stack, tmp_path):
+    # An outside probe: 600 rows of names in emoji and addresses with accents passed --dry-run, and
+    # the import stopped at "the web app refused (413)": 500 events a request, each written with
+    # \u escapes, were 1.4 MB, over the 1 MiB the web app takes. Nothing was imported.
+    stack = make_stack()
+    stack.start_web()  # the ingress's 202 needs the broker only
+    rows = [f"{'😀' * 100},{'𝔘' * 100},+1510555{i:04d},{'ü' * 25}{i}@example.org,94607" for i in range(600)]
+    sheet = tmp_path / "emoji.csv"
+    sheet.write_text("First Name,Last Name,Phone,Email,ZIP\n" + "\n".join(rows) + "\n")
+    r = CliRunner().invoke(main, ["import", "union-a", str(sheet), "--type", "signup", "--url", stack.url], env=child_env(stack.settings))
+    assert r.exit_code == 0, r.output
+    assert "imported 600 rows" in r.output

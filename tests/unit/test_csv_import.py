@@ -133,3 +133,17 @@ def test_every_problem_of_a_bad_row_is_reported_at_once():
     assert rows == [] and problem.line == 2
     for field in ("person.phone", "person.email", "person.postal_code", "sms_consent", "occurred_at"):
         assert field in problem.reason, (field, problem.reason)
+
+
+def test_rows_are_posted_in_requests_of_at_most_so_many_events_and_bytes():
+    from connectors.ingress_client import encoded, requests
+
+    events = [{"event_id": f"e{i}", "name": "😀" * (i % 7) * 40} for i in range(300)] + [{"event_id": "huge", "name": "x" * 5000}]
+    runs = list(requests(events, 50, 4096))
+    assert [i for run in runs for i in run] == list(range(len(events)))  # every event once, in order
+    assert all(len(run) <= 50 for run in runs)
+    assert all(len(encoded(events[run.start : run.stop])) <= 4096 for run in runs[:-1])
+    assert runs[-1] == range(300, 301)  # larger than any request: alone, for the caller to report
+    # Each run as full as it may be: one event more would break a limit.
+    assert all(len(a) == 50 or len(encoded(events[a.start : b.start + 1])) > 4096 for a, b in zip(runs, runs[1:]))
+    assert list(requests(events[:10], 500, 1 << 20)) == [range(0, 10)]
