@@ -20,12 +20,13 @@ failure of one partner's pass is logged and retried at the next interval: the po
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
 import re
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Sequence
 
 import httpx
 from aiokafka import TopicPartition
@@ -117,19 +118,32 @@ class MobilizeClient:
         return page
 
 
+#: How many skipped attendances a partner's cursor remembers as dead-lettered (``CursorStore``):
+#: the last pass's newest, enough for those a next pass reads again at the cursor.
+REPORTED_KEPT = 1000
+
+
+def reported_as(reason: str) -> str:
+    """How a skipped attendance is remembered as dead-lettered: a digest of its reason."""
+    return hashlib.sha256(reason.encode()).hexdigest()[:16]
+
+
 class CursorStore:
-    """Each partner's cursor, on a compacted topic keyed by partner id."""
+    """Each partner's cursor, on a compacted topic keyed by partner id, with the skipped
+    attendances its pass dead-lettered (``reported_as``): a pass in another process (``poll
+    --once`` again) that reads them again at the cursor does not dead-letter them twice."""
 
     def __init__(self, s: Settings, publisher: Publisher) -> None:
         self.topic = mobilize_cursor_topic(s)
         self.settings = s
         self.publisher = publisher
 
-    async def load(self, timeout: float = 10.0) -> dict[str, int]:
-        """The latest cursor per partner: the topic read up to its high watermark."""
+    async def load(self, timeout: float = 10.0) -> tuple[dict[str, int], dict[str, set[str]]]:
+        """The latest cursor per partner, and what its pass reported: the topic read up to its high watermark."""
         consumer = replay_consumer(self.settings)
         await consumer.start()
         cursors: dict[str, int] = {}
+        reported: dict[str, set[str]] = {}
         try:
             tp = TopicPartition(self.topic, 0)
             consumer.assign([tp])
@@ -139,32 +153,34 @@ class CursorStore:
             # The high watermark from fetch responses, not ListOffsets (wrong on the embedded broker).
             while loop.time() < deadline:
                 for m in (await consumer.getmany(tp, timeout_ms=300)).get(tp, []):
-                    cursors[m.key.decode()] = json.loads(m.value)["updated_since"]
+                    value = json.loads(m.value)
+                    cursors[m.key.decode()], reported[m.key.decode()] = value["updated_since"], set(value.get("reported", ()))
                 hw = consumer.highwater(tp)
                 if hw is not None and await consumer.position(tp) >= hw:
                     break
         finally:
             await stop_consumer(consumer)
-        return cursors
+        return cursors, reported
 
-    async def save(self, partner: str, since: int) -> None:
-        value = {"updated_since": since, "saved_at": datetime.now(timezone.utc).isoformat()}
+    async def save(self, partner: str, since: int, reported: Sequence[str] = ()) -> None:
+        value = {"updated_since": since, "saved_at": datetime.now(timezone.utc).isoformat(), "reported": reported[-REPORTED_KEPT:]}
         await self.publisher.publish([(partner.encode(), json.dumps(value).encode())], self.topic)
 
 
 async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher, cursors: CursorStore,
                        partner: Partner, since: int, sponsors: dict[int, str], data_keys: DataKeys, reported: set[str] | None = None) -> int:
-    """One pass for one partner; returns the new cursor (already stored). ``reported``: the
-    skipped attendances the previous pass dead-lettered, replaced by this pass's: one that
-    Mobilize answers again (at the cursor, or with no date to move it) is not lettered twice."""
+    """One pass for one partner; returns the new cursor (already stored, with what was reported).
+    ``reported``: the skipped attendances (``reported_as``) the previous pass dead-lettered,
+    replaced by this pass's: one that Mobilize answers again (at the cursor, or with no date to
+    move it) is not lettered twice."""
     link = partner.mobilize
     assert link is not None
     now = datetime.now(timezone.utc)
-    cursor, read, skipped, lettered = since, 0, set(), set(reported or ())
+    cursor, read, skipped, lettered = since, 0, {}, set(reported or ())
     try:
         async for found in client.pages(link.organization_id, link.api_key.get_secret_value(), since):
-            page_skipped = await _write_page(s, publisher, partner, found, now, sponsors, data_keys)
-            if letters := [dead_letter(partner.id, r, source="mobilize", partner=partner.id) for r in dict.fromkeys(page_skipped) if r not in lettered]:
+            page_skipped = {reported_as(r): r for r in await _write_page(s, publisher, partner, found, now, sponsors, data_keys)}
+            if letters := [dead_letter(partner.id, r, source="mobilize", partner=partner.id) for d, r in page_skipped.items() if d not in lettered]:
                 await publisher.publish(letters, dead_letter_topic(s))
             skipped.update(page_skipped)
             lettered.update(page_skipped)
@@ -173,7 +189,7 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
         if reported is not None:
             reported.clear()
             reported.update(skipped)
-    await cursors.save(partner.id, cursor)
+    await cursors.save(partner.id, cursor, list(skipped))
     log.info("mobilize: %s: %d attendances, %d skipped, cursor %d", partner.id, read, len(skipped), cursor)
     return cursor
 
@@ -206,8 +222,7 @@ async def poll(s: Settings, coalition: Callable[[], Coalition], publisher: Publi
     disabled there (or a key or mapping changed) writes nothing more from the next pass on."""
     client = MobilizeClient(s.mobilize_base_url, s.mobilize_rate, http)
     cursors = CursorStore(s, publisher)
-    since = await cursors.load()
-    reported: dict[str, set[str]] = {}
+    since, reported = await cursors.load()
     partners: list[Partner] = []
     while True:
         try:

@@ -74,7 +74,7 @@ def inventory(s: Settings) -> list[Place]:
         Place(changelog_topic(s, ERASURES), "fact table", "what each erasure removed: counts and partner ids, no person key", compacted, "nothing to erase"),
         Place(accounts_topic(s), "Kafka topic (compacted)", "dashboard accounts of partner staff and organizers: email, role, partner, argon2id "
               "password hash; digests of signed-out sessions", compacted, "not a supporter's: `turnout accounts remove EMAIL` tombstones the account"),
-        Place(mobilize_cursor_topic(s), "Kafka topic (compacted)", "how far each partner's Mobilize poll got (a time; no supporter data)", compacted,
+        Place(mobilize_cursor_topic(s), "Kafka topic (compacted)", "how far each partner's Mobilize poll got (a time, and digests of why attendances were skipped; no supporter data)", compacted,
               "nothing to erase"),
         Place(changelog_topic(s, ASKS), "fact table", "ask states by person key; no address or text (provider error texts with addresses redacted)", compacted, "provider error texts removed; counts kept"),
         Place("the web app's door directory", "process memory", "each partner's own posted people (names, phone, email, as sealed in the "

@@ -61,6 +61,25 @@ def test_attendances_become_rsvps_and_checkins_and_a_restart_resumes_without_dou
         assert {r["updated_since"] for r in fake.requests if r["org"] == 101} == {1_764_000_102}
     assert fake.max_reads_per_second() <= 15
     eventually(lambda: stack.action_rows("rally-m") == expected)
+    # The unmapped event's attendance, read again by the second and third passes (at the cursor):
+    # dead-lettered once, though each pass was a process of its own (an outside probe: once per run).
+    assert [letter["reason"] for letter in dead_letters(stack) if "7999" in letter["reason"]] == [
+        "attendance 5: Mobilize event 7999 is not mapped to a turnout action"]
+
+
+def dead_letters(stack) -> list[dict]:
+    import json
+
+    from kafka import KafkaConsumer
+
+    from streams.topology import dead_letter_topic
+
+    consumer = KafkaConsumer(dead_letter_topic(stack.settings), bootstrap_servers=stack.settings.bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=2000)
+    try:
+        return [json.loads(m.value) for m in consumer]
+    finally:
+        consumer.close()
 
 
 def test_a_partner_disabled_in_the_coalition_file_is_not_polled_at_the_next_pass(make_stack):
