@@ -200,40 +200,48 @@ class ActionEvent(BaseEvent):
     starts_at: Annotated[Rfc3339, AfterValidator(_plausible_start)]  # its years in UTC said as such, not as in_utc says them
     time_zone: TimeZone = Field(description="IANA time zone of the action, e.g. America/Los_Angeles.")
     location: Location = Location()
+    # Before the fields whose rules depend on them: each rule is a field's own validator, so it is
+    # said with every other field's problems at once (a model validator runs only when all are fine).
+    rapid_response: bool = Field(default=False, description="Send asks to everyone eligible in the target area now.")
+    override_quiet_hours: bool = Field(default=False, description="Text even in recipients' quiet hours. See the README's legal caution.")
     target: TargetArea = TargetArea()
     pledges: list[InlinePledge] = Field(default=[], description="Commitments agreed with partners; a partner's own later pledge replaces its entry.")
     templates: AskTemplates = AskTemplates()
-    rapid_response: bool = Field(default=False, description="Send asks to everyone eligible in the target area now.")
-    override_quiet_hours: bool = Field(default=False, description="Text even in recipients' quiet hours. See the README's legal caution.")
+
+    # Otherwise it is accepted and planned to nobody: the organizer learns nothing. (The rules
+    # below skip ``normalized`` facts: an action accepted before a rule is still read.)
+    @field_validator("target")
+    @classmethod
+    def _target_reaches_someone(cls, target: TargetArea, info: ValidationInfo) -> TargetArea:
+        if info.data.get("rapid_response") and not (target.postal_codes or target.regions) and not (info.context or {}).get("normalized"):
+            raise ValueError("a rapid_response action needs a target area, postal codes or regions (it would reach nobody)")
+        return target
+
+    @field_validator("pledges")
+    @classmethod
+    def _one_pledge_per_partner(cls, pledges: list[InlinePledge]) -> list[InlinePledge]:
+        partners = [p.partner for p in pledges]
+        if len(set(partners)) != len(partners):
+            raise ValueError("each partner may appear once")
+        return pledges
 
     @field_validator("templates")
     @classmethod
-    def _place_named(cls, templates: AskTemplates, info: ValidationInfo) -> AskTemplates:
+    def _templates_can_be_sent(cls, templates: AskTemplates, info: ValidationInfo) -> AskTemplates:
+        if info.data.get("rapid_response") and not (templates.sms or templates.email):
+            raise ValueError("a rapid_response action needs an sms or email template (it would reach nobody)")
         location = info.data.get("location")
-        if location is None or location.venue or location.locality or (info.context or {}).get("normalized"):
-            return templates  # (an action accepted before this rule is still read)
+        if location is None or (info.context or {}).get("normalized"):
+            return templates
         texts = [*templates.sms.values(), *(t for e in templates.email.values() for t in (e.subject, e.body))]
-        if any(field == "place" for text in texts for _, field, _, _ in string.Formatter().parse(text)):
+        if not (location.venue or location.locality) and any(field == "place" for text in texts for _, field, _, _ in string.Formatter().parse(text)):
             raise ValueError("{place} is used but the action has no location (venue or locality): the messages would say \"at , …\"")
+        place = ", ".join(x for x in (location.venue, location.locality) if x)
+        for language, template in templates.sms.items() if "title" in info.data else ():
+            if (n := longest_sms(template, info.data["title"], place)) > TWILIO_MAX_BODY:
+                raise ValueError(f"templates.sms.{language}: filled in, a text could be {n:,} characters (the longest name, sponsor and "
+                                 f"link, and the footer), more than the {TWILIO_MAX_BODY:,} Twilio takes in one message: shorten it")
         return templates
-
-    @model_validator(mode="after")
-    def _one_pledge_per_partner(self, info: ValidationInfo) -> ActionEvent:
-        partners = [p.partner for p in self.pledges]
-        if len(set(partners)) != len(partners):
-            raise ValueError("pledges: each partner may appear once")
-        # Otherwise it is accepted and planned to nobody: the organizer learns nothing.
-        if self.rapid_response and not (self.templates.sms or self.templates.email):
-            raise ValueError("templates: a rapid_response action needs an sms or email template (it would reach nobody)")
-        if self.rapid_response and not (self.target.postal_codes or self.target.regions) and not (info.context or {}).get("normalized"):
-            raise ValueError("target: a rapid_response action needs a target area, postal codes or regions (it would reach nobody)")
-        if not (info.context or {}).get("normalized"):
-            place = ", ".join(x for x in (self.location.venue, self.location.locality) if x)
-            for language, template in self.templates.sms.items():
-                if (n := longest_sms(template, self.title, place)) > TWILIO_MAX_BODY:
-                    raise ValueError(f"templates.sms.{language}: filled in, a text could be {n:,} characters (the longest name, sponsor and "
-                                     f"link, and the footer), more than the {TWILIO_MAX_BODY:,} Twilio takes in one message: shorten it")
-        return self
 
 
 class PledgeEvent(BaseEvent):

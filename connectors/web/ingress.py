@@ -399,7 +399,8 @@ def field_errors(exc: ValidationError, event_type: object) -> list[FieldError]:
             loc = loc[1:]
         name = ".".join(str(x) for x in loc) or ("type" if "tag" in err["type"] else "(event)")
         error = FieldError.of(name, err)
-        if name == "(event)" and (named := _NAMED.match(error.message)):  # a rule across fields says which first
+        # A rule across fields says which first: of the event, or within its own field (templates.sms.en).
+        if (named := _NAMED.match(error.message)) and (name == "(event)" or named[1].startswith(f"{name}.")):
             error = error.model_copy(update={"field": named[1], "message": named[2]})
         out.append(error)
     return out

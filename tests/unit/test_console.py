@@ -305,3 +305,6 @@ def test_a_past_start_is_named_with_the_forms_other_problems_at_once(tmp_path):
     form = {**FORM, "local_start": "2026-11-19T10:00", "sms_en": "Hi {givenname} {rsvp_link}", "target_postal_codes": "9453"}
     fields = {e["field"] for e in client.post("/dashboard/console/check", data=form).json()["errors"]}
     assert {"templates.sms.en", "target.postal_codes", "local_start"} <= fields, fields
+    # And a rule about the whole alert (it needs a target) with a field's problem (a title too long).
+    boxes = {e["input"] for e in client.post("/dashboard/console/check", data={**FORM, "title": "x" * 300, "target_postal_codes": ""}).json()["errors"]}
+    assert boxes == {"title", "target_postal_codes"}, boxes

@@ -160,6 +160,19 @@ def test_a_rapid_response_action_that_would_reach_nobody_is_refused_saying_why()
     assert partner_event.validate_python(nowhere, context={"normalized": True}).rapid_response  # one accepted before this rule still reads
 
 
+def test_rules_about_the_whole_action_are_said_with_its_fields_problems_at_once():
+    # An outside probe: a partner (or the console's organizer) fixing a title then learned that the
+    # alert had no target, and after that that a pledge was listed twice: a round trip each.
+    alert = {**action("alert-1"), "rapid_response": True, "title": "x" * 300, "target": {"postal_codes": [], "regions": []},
+             "templates": {"sms": {}, "email": {}}, "pledges": [{"partner": "a", "count": 1}, {"partner": "a", "count": 2}]}
+    errors = errors_of(alert)
+    assert set(errors) == {"title", "target", "templates", "pledges"}, errors
+    assert "needs a target area" in errors["target"] and "needs an sms or email template" in errors["templates"]
+    assert "each partner may appear once" in errors["pledges"]
+    texts = {**action("alert-2"), "kind": "nonsense", "templates": {"sms": {"en": "{rsvp_link} " + "x" * 1600}, "email": {}}}
+    assert set(errors_of(texts)) == {"kind", "templates"} and "1,600 Twilio takes" in errors_of(texts)["templates"]
+
+
 def test_control_characters_are_refused_in_names_titles_and_places_and_templates_keep_their_line_breaks():
     """A NUL or an escape sequence in a title or a name would reach CSV exports and an
     organizer's terminal (`turnout tallies`) as it came."""
