@@ -196,6 +196,16 @@ def url_option(ctx: click.Context, param: click.Parameter, value: str | None) ->
         raise click.BadParameter(str(exc)) from None
 
 
+def email_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An email address, normalized as accounts keep them, or a usage error."""
+    from contracts.people import normalize_email
+
+    try:
+        return None if value is None else normalize_email(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def json_option(ctx: click.Context, param: click.Parameter, value: str) -> object:
     """An option's JSON value, or a usage error saying where it stopped making sense."""
     try:
@@ -249,7 +259,7 @@ def main(debug: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Web app port.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Number of Faust worker processes.")
 @click.option("--demo", is_flag=True, help="A demo coalition (its own file, .turnout/demo-coalition.toml) and simulated activity through the webhook.")
-@click.option("--organizer", default=None, metavar="EMAIL",
+@click.option("--organizer", default=None, metavar="EMAIL", callback=email_option,
               help="The organizer account whose one-time dashboard sign-in link is printed (default: the first the broker knows, else organizer@example.org).")
 def up(port: int, workers: int, demo: bool, organizer: str | None) -> None:
     from .stack import StackError, run_stack
@@ -543,7 +553,7 @@ def with_accounts(s: Settings, action):
 
 
 @accounts.command("invite", help="Create a dashboard account for EMAIL (or a fresh link for an existing one) and print its one-time sign-in link.")
-@click.argument("email")
+@click.argument("email", callback=email_option)
 @click.option("--partner", "partner_id", default=None, help="The partner whose figures the account sees.")
 @click.option("--role", type=click.Choice(["viewer", "admin"]), default="viewer", show_default=True,
               help="admin: may also invite and remove the partner's accounts from the dashboard.")

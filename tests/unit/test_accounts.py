@@ -161,7 +161,7 @@ def test_turnout_accounts_invite_prints_a_one_time_link_and_keeps_only_its_hash(
     (("x@example.org",), "exactly one of --partner"),
     (("x@example.org", "--partner", "faith-b", "--organizer"), "exactly one of --partner"),
     (("x@example.org", "--partner", "no-such"), "no partner 'no-such'"),
-    (("not-an-email", "--partner", "faith-b"), "not an email address"),
+    (("not-an-email", "--partner", "faith-b"), "Invalid value for 'EMAIL': An email address must have an @-sign"),
 ])
 def test_turnout_accounts_invite_refuses_what_it_cannot_do(shell, args, said):
     run, log = shell

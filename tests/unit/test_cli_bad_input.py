@@ -107,6 +107,15 @@ def test_an_action_id_that_is_not_one_is_refused_before_any_row_or_request(here)
         assert "line 2" not in r.output and "no `turnout up`" not in r.output
 
 
+@pytest.mark.parametrize("args", [["up", "--organizer", "notanemail", "--port", "1"], ["accounts", "invite", "bad email", "--organizer"]])
+def test_an_email_that_is_not_one_is_a_usage_error_before_anything_starts(here, args):
+    # An outside probe: `turnout up --organizer notanemail` started the broker, the sandbox and the
+    # web app, then stopped them and exited 1; `accounts invite` exited 1 where `people forget` exits 2.
+    r = turnout(*args)
+    assert r.exit_code == 2 and "Invalid value for" in r.output and "email address" in r.output, r.output
+    assert not (here / ".turnout").exists()  # nothing started
+
+
 @pytest.mark.parametrize("kind", ["rsvp", "checkin"])
 def test_an_rsvp_or_checkin_import_without_its_action_is_a_usage_error_before_the_sheet_is_read(here, kind):
     (here / "rsvps.csv").write_text("First Name,Phone\nAna,not a phone\n")
