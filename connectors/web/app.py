@@ -11,7 +11,7 @@ import re
 from contextlib import asynccontextmanager
 from typing import Annotated, Iterable, Literal
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
@@ -199,6 +199,10 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
         if not _bearer(request, s.metrics_token.get_secret_value()):
             raise HTTPException(401, "send Authorization: Bearer <TURNOUT_METRICS_TOKEN>", headers={"WWW-Authenticate": "Bearer"})
         return Response(metrics.exposition(s.metrics_partner_labels), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/dashboard", status_code=307)  # the address `turnout up` prints: where a person goes
 
     @app.get("/healthz", summary="Liveness and how far behind the fact topics the tallies are", openapi_extra={"security": []},
              responses={200: {"model": Health}, 503: {"model": Health, "description": "The tally reader has stopped or stalled: `reason` says which"}})

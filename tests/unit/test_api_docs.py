@@ -81,3 +81,10 @@ def test_data_answers_are_kept_by_no_cache(client, path):
 
 def test_static_files_keep_their_own_cache_rule(client):
     assert client.get("/dashboard/static/dashboard.js").headers["cache-control"] == "no-cache"  # revalidated, not refetched
+
+
+def test_the_web_apps_own_address_leads_to_the_dashboard(client):
+    # An outside probe: the URL `make run` prints answered a JSON 404 to a newcomer opening it.
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/dashboard"
+    assert client.head("/", follow_redirects=False).status_code == 307
