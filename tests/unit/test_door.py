@@ -71,6 +71,14 @@ def came(by: str, *keys: str):
     return lambda key: fact(key) if not keys or key in keys else None
 
 
+def test_the_list_is_in_the_order_a_person_reads_names_in_numbers_by_their_value():
+    # An outside probe: Supporter1, Supporter101, Supporter11 (sorted as text).
+    d = Directory(SECRET, b"ref-key", open=KEYS.ring.open)
+    names = ["Supporter11", "supporter2", "Supporter101", "Supporter1", "Ana"]
+    feed(d, "union-a", *(e for i, n in enumerate(names) for e in (signup(f"s{i}", phone=phone(i), given_name=n), rsvp(f"r{i}", "rally-1", "yes", phone=phone(i)))))
+    assert [e.name for e in d.roster("union-a", "rally-1", nobody)] == ["Ana", "Supporter1", "supporter2", "Supporter11", "Supporter101"]
+
+
 def test_a_partner_finds_only_the_people_it_rsvpd_yes_or_maybe_by_the_name_it_gave():
     d = seeded()
     union = d.roster("union-a", "rally-1", nobody)

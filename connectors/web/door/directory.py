@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Literal
@@ -222,7 +223,7 @@ class Directory:
             out.append(Entry(ref, contact.name, contact.phone[-4:] if contact.phone else None, contact.email is not None,
                              "yes" if "yes" in statuses else "maybe" if statuses else None, bool(counting) or pending, not statuses,
                              partner in counting or pending or (backbone and bool(counting))))
-        return sorted(out, key=lambda e: (e.name.casefold(), e.ref))
+        return sorted(out, key=lambda e: (reading_order(e.name), e.ref))
 
     def find(self, partner: str, action_id: str, ref: str, attended: Callable[[str], Attendance | None] = lambda key: None,
              person_of: Callable[[str], str] = lambda key: key) -> Contact | None:
@@ -277,3 +278,9 @@ class Directory:
         else:
             self.checkins.setdefault((action_id, partner), set()).add(key)
             self.withdrawals.get((action_id, partner), {}).pop(key, None)
+
+
+def reading_order(name: str) -> tuple[str | int, ...]:
+    """How a list of names is ordered for a person: regardless of case, numbers by their value
+    (Supporter2 before Supporter11)."""
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name.casefold())))
