@@ -163,6 +163,29 @@ def test_the_list_follows_the_tallies_after_withdrawals_posted_elsewhere():
     assert not any(e.checked_in for p in ("union-a", "faith-b") for e in d.roster(p, "rally-1", tallies))
 
 
+def test_a_check_in_after_an_undo_shows_at_once_as_the_undo_did():
+    # An outside probe: Undo showed at once; Check in again kept "Check in" on the row and the count
+    # for seconds, until the tallies read it: the tallies' fact still had the partner's first
+    # check-in (withdrawn), which read as "the tallies have read this one".
+    from agents.facts import apply_attendance
+    from contracts.events import partner_event
+
+    d = seeded()
+    ana = person_key(SECRET, ANA, None)
+    fact = None
+    for event, minute in ((checkin("c1", "rally-1", phone=ANA), -2), ({**checkin("w1", "rally-1", phone=ANA), "withdrawn": True}, -1)):
+        fact = apply_attendance(fact, partner_event.validate_python(event), "union-a", ana, NOW + timedelta(minutes=minute), "member")
+    tallies = lambda key: fact if key == ana else None  # noqa: E731 - the undo read, the check-in again not yet
+    (entry,) = d.roster("union-a", "rally-1", tallies)
+    assert not entry.checked_in
+    d.checked_in("union-a", "rally-1", Contact("Ana", "Díaz", ANA, None))  # this door's check-in again, just written
+    (entry,) = d.roster("union-a", "rally-1", tallies)
+    assert entry.checked_in and entry.can_undo
+    fact = apply_attendance(fact, partner_event.validate_python({**checkin("w2", "rally-1", phone=ANA), "withdrawn": True}), "hub", ana,
+                            datetime.now(timezone.utc) + timedelta(seconds=1), "backbone")
+    assert not d.roster("union-a", "rally-1", tallies)[0].checked_in  # the backbone took it back since: the tallies say so
+
+
 def test_checked_in_comes_from_the_tallies_by_any_key_of_the_person():
     d = seeded()
     ana = person_key(SECRET, ANA, None)

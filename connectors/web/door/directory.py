@@ -88,7 +88,9 @@ class Directory:
     open: Open = lambda name, value: value
     people: dict[str, dict[str, Contact]] = field(default_factory=dict)
     rsvps: dict[tuple[str, str], dict[str, Status]] = field(default_factory=dict)
-    checkins: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    #: Per (action, partner), whose check-ins were written (read from the events topic, or by this web
+    #: app's door) and when the latest was received: in until the tallies withdraw them after that.
+    checkins: dict[tuple[str, str], dict[str, datetime]] = field(default_factory=dict)
     #: Per (action, partner), whose check-in this web app's door has just withdrawn, and when: out
     #: at once, until the tallies have read it (their check-ins received since count again).
     withdrawals: dict[tuple[str, str], dict[str, datetime]] = field(default_factory=dict)
@@ -130,7 +132,7 @@ class Directory:
         if kind in ("rsvp", "supporter_rsvp"):
             self.rsvps.setdefault((event["action_id"], partner), {})[key] = event["status"]
         elif kind == "checkin" and not event.get("withdrawn"):  # a withdrawal: the tallies say whom it takes back
-            self.checkins.setdefault((event["action_id"], partner), set()).add(key)
+            self._checked(event["action_id"], partner, key, datetime.fromisoformat(envelope["received_at"]))
         if (email_key := envelope.get("email_key")) and email_key != key and not before_erasure:
             self._alias(partner, email_key, key)
 
@@ -148,10 +150,9 @@ class Directory:
             if who == partner and alias in said:
                 status = said.pop(alias)
                 said.setdefault(key, status)
-        for (_, who), keys in self.checkins.items():
+        for (action_id, who), keys in list(self.checkins.items()):
             if who == partner and alias in keys:
-                keys.discard(alias)
-                keys.add(key)
+                self._checked(action_id, partner, key, keys.pop(alias))
 
     def forget(self, request: ForgetPerson) -> None:
         """An erasure request (its first copy): drop the details of every person known by one of
@@ -208,7 +209,7 @@ class Directory:
         partner has just withdrawn is out at once. It may undo its own check-in that counts (a
         ``backbone`` partner: anyone's)."""
         said = self._said(partner, action_id, attended, person_of)
-        checked = self.checkins.get((action_id, partner), set())
+        checked = self.checkins.get((action_id, partner), {})
         undone = self.withdrawals.get((action_id, partner), {})
         out = []
         for ref, keys, contact in self._lines(partner, said.keys() | checked, person_of):
@@ -218,8 +219,11 @@ class Directory:
             withdrawn = max((undone[k] for k in keys if k in undone), default=None)
             if withdrawn is not None and partner in counting and counting[partner] < withdrawn:
                 del counting[partner]  # withdrawn here, not read by the tallies yet
-            read = any(partner in f.checkins or f.attended_by == partner for f in facts)
-            pending = bool(checked & keys) and not read and withdrawn is None  # checked in here, not read by the tallies yet
+            # Checked in, and not withdrawn since by the tallies (they may not have read it yet).
+            seen = max((checked[k] for k in keys if k in checked), default=None)
+            taken = max((w for f in facts for w in (f.withdrawn_received, f.checkins[partner].withdrawn_received if partner in f.checkins else None)
+                         if w is not None), default=None)
+            pending = seen is not None and withdrawn is None and (taken is None or taken < seen)
             out.append(Entry(ref, contact.name, contact.phone[-4:] if contact.phone else None, contact.email is not None,
                              "yes" if "yes" in statuses else "maybe" if statuses else None, bool(counting) or pending, not statuses,
                              partner in counting or pending or (backbone and bool(counting))))
@@ -228,7 +232,7 @@ class Directory:
     def find(self, partner: str, action_id: str, ref: str, attended: Callable[[str], Attendance | None] = lambda key: None,
              person_of: Callable[[str], str] = lambda key: key) -> Contact | None:
         """The contact behind a roster reference (only among the partner's people for the action)."""
-        keys = self._said(partner, action_id, attended, person_of).keys() | self.checkins.get((action_id, partner), set())
+        keys = self._said(partner, action_id, attended, person_of).keys() | self.checkins.get((action_id, partner), {}).keys()
         return next((contact for line, _, contact in self._lines(partner, keys, person_of) if hmac.compare_digest(line, ref)), None)
 
     def _said(self, partner: str, action_id: str, attended: Callable[[str], Attendance | None],
@@ -276,8 +280,12 @@ class Directory:
         if withdrawn:
             self.withdrawals.setdefault((action_id, partner), {})[key] = datetime.now(timezone.utc)  # after the ingress stamped it
         else:
-            self.checkins.setdefault((action_id, partner), set()).add(key)
+            self._checked(action_id, partner, key, datetime.now(timezone.utc))  # after the ingress stamped it
             self.withdrawals.get((action_id, partner), {}).pop(key, None)
+
+    def _checked(self, action_id: str, partner: str, key: str, received: datetime) -> None:
+        checked = self.checkins.setdefault((action_id, partner), {})
+        checked[key] = max(received, checked.get(key, received))
 
 
 def reading_order(name: str) -> tuple[str | int, ...]:
