@@ -5,9 +5,8 @@ each ask as the send path would hand it over now (``sending.gate``); it says per
 they would be asked (and when a text would go, when quiet hours hold it) or why not: the first
 eligibility rule that fails (``eligibility.decide``), "already asked" when the action reached
 them on that channel before, or why the ask would not be sent (no allowed hour left before the
-action). ``count`` adds outcomes up into a
-partition's ``AudienceCount``. Channels the action has no template for are not counted: no
-one is asked on them. ``test_messages`` renders the action's messages with sample values,
+action). ``count`` adds outcomes up into a partition's ``AudienceCount``. Channels the action
+has no template for are not counted: no one is asked on them. ``test_messages`` renders the action's messages with sample values,
 marked as a test, for the organizer's own phone and email.
 """
 
