@@ -148,7 +148,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
                                       lambda action_id, key: book.fact("attendance", fact_key(action_id, book.person_of(key)))))
     app.include_router(providers_router(s, publisher))
     app.include_router(action_network_router(s, publisher, coalition.current, data_keys))
-    app.include_router(people_router(s, publisher, data_keys, erasures, links=identity_links), dependencies=as_organizer, responses=organizer_errors)
+    app.include_router(people_router(s, publisher, data_keys, erasures, links=identity_links, accepted=directory.links), dependencies=as_organizer,
+                       responses=organizer_errors)
     app.include_router(pages_router(s, publisher, book, coalition.current, data_keys))  # supporters' RSVP and unsubscribe pages
 
     @app.get("/v1/tallies", response_model=CoalitionTallies, dependencies=as_organizer, responses=organizer_errors, summary="Coalition totals and per-partner totals")

@@ -1,8 +1,9 @@
 """``POST /v1/people/forget`` (organizer): erase a person on request.
 
 The web app turns the phone or email into a keyed hash, adds every identifier linked to the
-same person and the person's key (read from the identities changelog: ``agents.identity``), so
-forgetting by email forgets the person known by their phone too, writes one ``ForgetPerson``
+same person and the person's key (read from the identities changelog: ``agents.identity``, and
+from the events it accepted that name a phone and an email together, which no worker may have
+read yet), so forgetting by email forgets the person known by their phone too, writes one ``ForgetPerson``
 command per partition of the events topic (the workers that own those partitions remove the records:
 see ``agents.erasure``), then waits, up to ``wait`` seconds, for every partition's report on
 the erasures changelog and answers with the total. Before the commands, it deletes every data
@@ -20,7 +21,7 @@ import logging
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import APIRouter, Request
@@ -185,7 +186,9 @@ async def _at_end(consumer, tps: list[TopicPartition]) -> bool:  # noqa: ANN001
 
 
 def router(s: Settings, publisher: Publisher, data_keys: DataKeys, reports: ErasureReports | None = None, wait: float = 20.0,
-           links: IdentityLinks | None = None) -> APIRouter:
+           links: IdentityLinks | None = None, accepted: Callable[[], Mapping[str, str]] = dict) -> APIRouter:
+    """``accepted()``: the links the events accepted so far name themselves (an email key → the
+    key of the phone it was posted with: ``Directory.links``), known before any worker linked them."""
     r = APIRouter(prefix="/v1/people", tags=["people"])
     secret = s.person_key_bytes()
     reports = reports or KafkaErasureReports(s)
@@ -205,8 +208,9 @@ def router(s: Settings, publisher: Publisher, data_keys: DataKeys, reports: Eras
         except ValueError as exc:
             field = "phone" if by_phone else "email"
             return error(422, f"{field}: {exc}", [FieldError(field=f"body.{field}", message=str(exc), type="value_error")])
-        # The person the identifier belongs to, and every identifier linked to them (agents.identity).
-        keys = tuple(sorted(linked_keys(await links.entries(), keys[0])))
+        # The person the identifier belongs to, and every identifier linked to them (agents.identity),
+        # or named with them in an event the workers have not read yet.
+        keys = tuple(sorted(linked_keys({**accepted(), **await links.entries()}, keys[0])))
         # Their data keys first: from now on no copy of their sealed fields, anywhere, can be read.
         destroyed = await data_keys.forget(keys)
         request_id = uuid.uuid4().hex

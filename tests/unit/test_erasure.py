@@ -129,6 +129,37 @@ def test_forgetting_by_email_names_the_person_and_every_identifier_linked_to_the
     assert {ForgetPerson.model_validate_json(v).contact_keys for _, v in pub.records} == {tuple(sorted({phone, email, old_phone}))}
 
 
+def test_forgetting_by_email_finds_the_person_posted_by_phone_too_before_any_worker_linked_them(tmp_path, monkeypatch):
+    """An outside probe: a worker stopped, Jay signed up with phone and email, then forgotten by
+    email: the workers had not linked the two yet, so the request named the email's key alone; the
+    person's record, under the phone's key, and its data key survived, and Jay was emailed. The web
+    app reads the events it accepted (the door's reader): an event naming both links them there."""
+    import asyncio
+
+    import connectors.web.people as people
+    from connectors.web.door.directory import Directory
+    from connectors.web.door.reader import apply_record
+    from connectors.web.ingress import envelopes
+    from streams.data_keys import MemoryDataKeys
+    from tests.factories import signup
+
+    monkeypatch.setattr(people, "KafkaErasureReports", lambda s: NoReports())
+    monkeypatch.setattr(people, "KafkaIdentityLinks", lambda s: Links())  # no worker has linked anyone
+    s = Settings(coalition=tmp_path / "c.toml", organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092", partitions=4)
+    keys, directory = MemoryDataKeys(), Directory(b"k", b"ref", open=lambda name, value: value)
+    records, _ = asyncio.run(envelopes([signup("s1", phone="+15105550183", email="jay@example.org", given_name="Jay")], "union-a",
+                                       datetime.now(timezone.utc), b"k", "US", keys))
+    assert records
+    for key, value in records:
+        assert apply_record(directory, key, value)
+    pub = ListPublisher()
+    client = TestClient(create_app(s, publisher=pub, book=TallyBook(), data_keys=keys, directory=directory))
+    r = client.post("/v1/people/forget", json={"email": "jay@example.org"}, headers={"Authorization": "Bearer t"})
+    assert r.status_code == 202 and r.json()["data_keys_erased"] == 1, r.json()
+    phone, email = person_key(b"k", "+15105550183", None), person_key(b"k", None, "jay@example.org")
+    assert {ForgetPerson.model_validate_json(v).contact_keys for _, v in pub.records} == {tuple(sorted({phone, email}))}
+
+
 def test_a_worker_forgets_the_person_and_the_identities_and_asks_of_everyone_merged_into_them():
     import asyncio
 

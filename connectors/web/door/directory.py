@@ -136,6 +136,11 @@ class Directory:
         if (email_key := envelope.get("email_key")) and email_key != key and not before_erasure:
             self._alias(partner, email_key, key)
 
+    def links(self) -> dict[str, str]:
+        """Each email key an event named with a phone → that person's key, whichever partner
+        posted it: what the web app knows of who is one person before any worker has linked them."""
+        return {alias: key for aliases in self.aliases.values() for alias, key in aliases.items()}
+
     def _alias(self, partner: str, alias: str, key: str) -> None:
         """From now on ``alias`` is ``key`` for ``partner``; what it holds under ``alias`` moves there."""
         aliases = self.aliases.setdefault(partner, {})
