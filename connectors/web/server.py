@@ -14,8 +14,9 @@ uvicorn's own httptools protocol (no proxy is needed in front, though one may be
 - the body must arrive within ``body_timeout`` seconds of the head (else the connection is
   closed: the app sees a disconnect, logged at INFO).
 
-These refusals, and uvicorn's own 400 for a request that is not HTTP, have the body every
-refusal of the app has: ``{"detail": "…", "errors": []}``.
+These refusals, uvicorn's own 400 for a request that is not HTTP and its 503 beyond
+``limit_concurrency`` (``over_capacity``, in place of uvicorn's plain-text one) have the body and
+headers every refusal of the app has: ``{"detail": "…", "errors": []}``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import logging
 from dataclasses import dataclass
 
 import uvicorn
+from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from streams.settings import Settings
@@ -153,6 +155,19 @@ class BoundedHttpTools(HttpToolsProtocol):
             self._deadline = None
 
 
+def over_capacity(https: bool):  # noqa: ANN201 - an ASGI app
+    """What a request gets beyond ``TURNOUT_WEB_MAX_CONNECTIONS``: a 503 like every refusal."""
+    body = json.dumps({"detail": "too many connections to the web app at once: try again in a moment", "errors": []}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), (b"connection", b"close"),
+               (b"retry-after", b"1"), *security_headers(https), (b"content-security-policy", DATA_POLICY.encode())]
+
+    async def refuse(scope, receive, send) -> None:  # noqa: ANN001
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return refuse
+
+
 class HeadTooLarge(Exception):
     """Raised from a parser callback: the head passed ``max_head_bytes``."""
 
@@ -167,6 +182,7 @@ def protocol(limits: Limits) -> type[BoundedHttpTools]:
 def config(app, s: Settings, host: str, port: int, **kwargs) -> uvicorn.Config:
     """The uvicorn configuration the web app runs with (``turnout web``, and tests that serve it)."""
     limits = Limits.of(s)
+    httptools_impl.service_unavailable = over_capacity(limits.https)  # what uvicorn answers beyond limit_concurrency
     return uvicorn.Config(
         app, host=host, port=port, http=protocol(limits), timeout_keep_alive=limits.keep_alive,
         limit_concurrency=limits.max_connections, **kwargs,

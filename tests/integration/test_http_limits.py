@@ -252,3 +252,19 @@ def test_a_head_past_64_kib_gets_431_and_requests_on_a_kept_connection_are_not_m
             r = http.post(f"{stack.url}/v1/events", content=body, headers=headers("union-a", stack.secrets["union-a"], body, time.time()))
             assert r.status_code == 202, r.text
             assert http.get(f"{stack.url}/healthz").status_code == 200
+
+
+def test_connections_beyond_the_limit_get_the_usual_refusal(make_stack):
+    # An outside probe: uvicorn's own 503 beyond TURNOUT_WEB_MAX_CONNECTIONS was "Service
+    # Unavailable" in plain text, with none of the headers every other answer carries.
+    stack = make_stack(web_max_connections=3)
+    stack.start_web()
+    held = [socket.create_connection(("127.0.0.1", stack.web_port), timeout=10) for _ in range(3)]
+    try:
+        eventually(lambda: answer_to(stack.web_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 503, timeout=10)
+        status, body = answer_to(stack.web_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (status, body["errors"]) == (503, []) and "connections" in body["detail"], body
+    finally:
+        for s in held:
+            s.close()
+    eventually(lambda: stack.http.get(f"{stack.url}/healthz").status_code == 200, timeout=15)  # served again once they close
