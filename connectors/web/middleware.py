@@ -17,7 +17,9 @@ refused (403) when the browser says it comes from another site
 (``Sec-Fetch-Site: same-site`` or ``cross-site``: SameSite=Lax lets a same-site page, another
 port or subdomain, post with the cookie), or its ``Origin`` names another host, or is ``null``
 without ``Sec-Fetch-Site: same-origin`` (an opaque origin: a sandboxed frame), or its body is
-``text/plain`` (what another site's form sends to pass JSON off). Turnout's own pages send
+``text/plain`` (what another site's form sends to pass JSON off), or, on a route that takes
+JSON (``JSON_ONLY``), a form's (URL-encoded or multipart: a form's other bodies, sent unasked
+too). Turnout's own pages send
 ``same-origin`` (and ``Origin: null``: they set ``no-referrer``); scripts send neither.
 
 ``HeadAsGet``: HEAD is answered as GET would be, headers only (RFC 9110 9.3.2: a general-purpose
@@ -112,6 +114,9 @@ class SecurityHeaders:
 
 #: Methods that change nothing: never refused by ``SameOrigin``.
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The routes a browser's session signs that take a JSON body (never a form).
+JSON_ONLY = frozenset({"/dashboard/accounts", "/v1/people/forget"})
+FORMS = (b"application/x-www-form-urlencoded", b"multipart/form-data")
 OTHER_SITE = "refused: this request came from another site's page, not turnout's own"
 
 
@@ -136,7 +141,8 @@ class SameOrigin:
         fetch_site = headers.get(b"sec-fetch-site")
         if fetch_site not in (None, b"same-origin", b"none"):
             return True
-        if headers.get(b"content-type", b"").split(b";")[0].strip().lower() == b"text/plain":
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if kind == b"text/plain" or (kind in FORMS and scope["path"] in JSON_ONLY):
             return True  # what a form of another site sends to pass JSON off (turnout's pages never do)
         origin = headers.get(b"origin")
         if origin == b"null":  # an opaque origin (a sandboxed frame, a data: page) unless the browser says it is ours
