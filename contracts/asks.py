@@ -80,6 +80,8 @@ class AskFact(Ask):
     send_until: datetime | None = Field(default=None, description="The command's: not handed over from then on.")
     replied_yes: bool = False
     opted_out: bool = False
+    marked_at: datetime | None = Field(default=None, description="When it was last marked sending, by the system clock (the provider's "
+                                       "time frame, whatever clock the workers decide with): where the look-up after a worker died starts.")
 
 
 class TargetAction(Internal):

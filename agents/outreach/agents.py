@@ -40,7 +40,7 @@ from contracts.providers import TWILIO_QUEUE_FULL
 from streams.app import Pipeline
 from streams.batching import Apart
 from streams.coalition import load as load_coalition
-from streams.clock import Clock, from_setting
+from streams.clock import Clock, from_setting, system_clock
 from streams.crypto import DataKey
 from streams.data_keys import DataKeys, KafkaDataKeys, MemoryDataKeys
 from streams.keys import partition_of
@@ -495,7 +495,7 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
         o.sending.add(ask.ask_id)
         return Ready(item, state)
     elif isinstance(decision, Send):
-        transition(p, item.partition, ask, state, "sending", now)
+        transition(p, item.partition, ask, state, "sending", now, marked_at=system_clock())
         o.sending.add(ask.ask_id)
         if ask.channel == "sms":
             o.queue.add(now, ask.segments or 1)
@@ -520,7 +520,7 @@ async def _send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
         if r.closes is not None and now >= r.closes:
             o.sending.discard(r.item.ask.ask_id)
             decide(p, o, r.item, r.previous, now)  # as if never marked: it was not sent
-        elif r.orphaned and (found := await o.outbox.recover(readable[r.item.ask.ask_id], r.previous.updated_at)) is not None:
+        elif r.orphaned and (found := await o.outbox.recover(readable[r.item.ask.ask_id], r.previous.marked_at or r.previous.updated_at)) is not None:
             results[r.item.ask.ask_id] = found
         else:
             go.append(r)
@@ -533,17 +533,25 @@ async def _send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
         return validity_seconds(o.clock(), closes[ask.ask_id])
 
     refused: dict[str, str] = {}  # why an ask was not handed over after all, by ask id
+    closed: set[str] = set()  # texts whose window closed while the chunk was handed over
 
     def wanted(ask: AskCommand) -> bool:  # an erasure or opt-out while the chunk is handed over stops it
         if (reason := withdrawn(ask, p.people.get(ask.person_key))) is not None:
             refused[ask.ask_id] = reason
-        return reason is None
+        elif (end := closes.get(ask.ask_id)) is not None and (end - o.clock()).total_seconds() < 1:
+            closed.add(ask.ask_id)  # not a second of its window left (Twilio's least validity is one)
+        return reason is None and ask.ask_id not in closed
 
     results.update({res.ask_id: res for res in await o.outbox.send([readable[r.item.ask.ask_id] for r in go], validity, wanted)})
     done = o.clock()
     for r in go:
-        if (reason := refused.get(r.item.ask.ask_id)) is not None and r.item.ask.ask_id not in results:
+        if r.item.ask.ask_id in results:
+            continue
+        if (reason := refused.get(r.item.ask.ask_id)) is not None:
             carry_out(p, r.item.partition, r.item.ask, r.previous, Cancel(reason), done)
+        elif r.item.ask.ask_id in closed:
+            o.sending.discard(r.item.ask.ask_id)
+            decide(p, o, r.item, r.previous, done)  # as if never marked: it was not sent
     for r in ready:
         if r.item.ask.ask_id in results:
             result = results[r.item.ask.ask_id]

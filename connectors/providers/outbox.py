@@ -15,7 +15,7 @@ import math
 import random
 import time
 from contextlib import contextmanager, nullcontext
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Iterator, Sequence
 
 from contracts.asks import AskCommand, SendResult
@@ -30,6 +30,11 @@ from .retry import with_retries
 from .sms import SmsSender, TwilioSms, escaped
 
 log = logging.getLogger(__name__)
+
+#: How far the worker's clock and Twilio's may disagree when a text a dead worker handed over is
+#: looked up. Its body is its ask's own (its signed link); at worst an identical text sent that much
+#: earlier, for another action, is taken for it: a text not sent, never one sent twice.
+CLOCK_SKEW = timedelta(minutes=10)
 
 
 class ProviderOutbox:
@@ -54,12 +59,12 @@ class ProviderOutbox:
 
     async def recover(self, ask: AskCommand, since: datetime) -> SendResult | None:
         """Twilio lists the messages it has for a number: a text found there with this body,
-        created since the mark, was handed over by the worker that died. Email has no such
-        lookup: in doubt."""
+        created since the mark (by the system clock, give or take ``CLOCK_SKEW``), was handed
+        over by the worker that died. Email has no such lookup: in doubt."""
         if ask.channel != "sms":
             return SendResult(ask_id=ask.ask_id, error="its worker stopped mid-send", in_doubt=True)
         try:
-            sid = await self.sms.find(ask.to, ask.body, since)
+            sid = await self.sms.find(ask.to, ask.body, since - CLOCK_SKEW)
         except ProviderError as exc:
             return SendResult(ask_id=ask.ask_id, error=f"could not check with Twilio: {exc.reason}", in_doubt=True)
         return None if sid is None else SendResult(ask_id=ask.ask_id, provider_id=sid)

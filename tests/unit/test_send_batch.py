@@ -109,6 +109,24 @@ def test_each_chunk_is_decided_with_the_clock_of_its_own_hand_over():
     assert p.deferred.get(command(5).ask_id).send_after == oakland("09:00") + timedelta(days=1)
 
 
+def test_a_text_whose_window_closes_while_its_chunk_is_handed_over_is_decided_again_not_sent_with_a_second_of_validity():
+    """An outside probe: the clock passed 21:00 while a chunk was with the provider; the rest of
+    the chunk went out, each with ValidityPeriod=1 (the least Twilio takes), into quiet hours.
+    Checked right before each request, as an opt-out is: the window has closed, so the text is
+    decided again (deferred to the morning), never handed over."""
+    clock = Clock(clock_at(20, 59, 58))
+    sms = Sms(clock, step=timedelta(seconds=1))
+    p, o = setup(4, clock, sms, chunk=4)
+    run(p, o, [command(i) for i in range(4)])
+    assert [(s["at"], s["validity_period"]) for s in sms.sent] == [(clock_at(20, 59, 58), 2), (clock_at(20, 59, 59), 1)]
+    assert [status(p, i) for i in range(4)] == ["sent", "sent", "deferred", "deferred"]
+    assert p.deferred.get(command(3).ask_id).send_after == oakland("09:00") + timedelta(days=1)
+
+
+def clock_at(h: int, m: int, s: int) -> datetime:
+    return oakland(f"{h:02d}:{m:02d}") + timedelta(seconds=s)
+
+
 def test_a_deferred_text_keeps_the_quiet_hours_of_where_its_person_lives_now():
     """Planned for a New York ZIP and deferred to 09:00 there; the person then gave an Oakland ZIP.
     At 09:00 New York time it is 06:00 in Oakland: it waits for 09:00 Oakland time (an outside
@@ -278,6 +296,29 @@ def test_an_ask_left_sending_by_a_dead_worker_is_resent_only_if_the_provider_doe
     assert [s["to"] for s in sms.sent] == ["+15105550001"]
     assert p.asks.get(command(0).ask_id).provider_id == "SMalready"
     assert (status(p, 0), status(p, 1)) == ("sent", "sent")
+
+
+def test_a_text_a_dead_worker_handed_over_is_found_at_the_provider_whatever_clock_the_workers_decide_with():
+    """An outside probe: a rehearsal's file clock set hours ahead, a worker killed mid-fan-out;
+    its successor looked for the texts it left "sending" from the mark's time by that clock, which
+    the provider's own stamps never reach, found none and texted 22 people twice. The mark keeps
+    when it was made by the system clock, the provider's time frame, for that look-up."""
+    ahead = Clock(oakland("12:00") + timedelta(days=400))  # the workers' file clock, far past the system's
+    texts = FakeSms()  # stamps what it takes with the system clock, as Twilio does with its own
+
+    class DiesAfterTheProviderTookIt(FakeSms):
+        async def send(self, to, body, **kw):
+            await texts.send(to, body, **kw)
+            raise RuntimeError("the worker was killed before the answer")
+
+    p, o = setup(1, ahead, DiesAfterTheProviderTookIt())
+    ask = command(0, until=ahead() + timedelta(days=1))
+    with pytest.raises(RuntimeError):
+        run(p, o, [ask])
+    assert status(p, 0) == "sending" and len(texts.sent) == 1
+    successor = Outreach(outbox=ProviderOutbox(texts, FakeEmail(), "http://web"), policy=OutreachPolicy(), clock=ahead, partitions=4, chunk=2)
+    run(p, successor, [ask])
+    assert len(texts.sent) == 1 and status(p, 0) == "sent" and p.asks.get(ask.ask_id).provider_id == texts.sent[0]["sid"]
 
 
 def rally() -> ActionEvent:
