@@ -123,7 +123,7 @@ NEXT = re.compile(r"^/dashboard(/(?!\.+(/|$))[A-Za-z0-9._~-]+)*/?$")  # no "." o
 
 
 def safe_next(path: str) -> bool:
-    return bool(NEXT.match(path))
+    return bool(NEXT.fullmatch(path))  # not match: its "$" also matches before a final newline
 
 
 def _address(request: Request) -> str:
