@@ -35,7 +35,7 @@ class SmsStatus(Internal):
 
     kind: Literal["sms_status"] = "sms_status"
     ask_id: str
-    message_sid: str
+    message_sid: Annotated[str, StringConstraints(max_length=64)]  # Twilio's are 34 characters
     status: TwilioStatusName
     error_code: Annotated[str, StringConstraints(pattern=ERROR_CODE)] | None = None
 

@@ -60,11 +60,11 @@ _INBOUND_FORM = {"application/x-www-form-urlencoded": {"schema": {
     "examples": {"stop": {"value": {"From": "+15105550123", "Body": "STOP", "MessageSid": "SM0123456789abcdef0123456789abcdef"}}}}}
 _STATUS_FORM = {"application/x-www-form-urlencoded": {"schema": {
     "type": "object", "required": ["MessageSid", "MessageStatus"], "additionalProperties": {"type": "string"},
-    "properties": {"MessageSid": {"type": "string"}, "MessageStatus": {"type": "string", "enum": list(get_args(TwilioStatusName))},
+    "properties": {"MessageSid": {"type": "string", "maxLength": 64}, "MessageStatus": {"type": "string", "enum": list(get_args(TwilioStatusName))},
                    "ErrorCode": {"type": "string", "pattern": "^[0-9]{0,6}$"}}},  # empty: none (as left out)
     "examples": {"delivered": {"value": {"MessageSid": "SM0123456789abcdef0123456789abcdef", "MessageStatus": "delivered"}}}}}
 #: An ask id: <action id>:<person key>:<channel> (see contracts.asks).
-ASK_PATTERN = r"^[^:]+:p[^:]*:(sms|email)$"
+ASK_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}:p[0-9a-z]{1,64}:(sms|email)$"
 
 
 #: The skipped events a SendGrid answer explains.

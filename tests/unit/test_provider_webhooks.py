@@ -189,6 +189,10 @@ def test_a_sendgrid_event_skipped_is_said_why(env, item, reason):
 
 @pytest.mark.parametrize("query, params, field, kind", [
     ("?ask=nonsense", {"MessageSid": "SM1", "MessageStatus": "delivered"}, "query.ask", "string_pattern_mismatch"),
+    # An outside probe: no person key, a NUL, 5,000 characters, and a 100,000-character sid were taken with a 204.
+    *((f"?ask={ask}", {"MessageSid": "SM1", "MessageStatus": "delivered"}, "query.ask", "string_pattern_mismatch")
+      for ask in ("a:p:sms", "%00:p1:sms", "a" * 5000 + ":p1:sms")),
+    (f"?ask={ASK}", {"MessageSid": "S" * 100_000, "MessageStatus": "delivered"}, "body.MessageSid", "string_too_long"),
     (f"?ask={ASK}", {"MessageStatus": "delivered"}, "body.MessageSid", "missing"),
     (f"?ask={ASK}", {"MessageSid": "SM1"}, "body.MessageStatus", "missing"),
     (f"?ask={ASK}", {"MessageSid": "SM1", "MessageStatus": "exploded"}, "body.MessageStatus", "literal_error"),
