@@ -198,8 +198,6 @@ def url_option(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 def email_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """An email address, normalized as accounts keep them, or a usage error."""
-    from contracts.people import normalize_email
-
     try:
         return None if value is None else normalize_email(value)
     except ValueError as exc:

@@ -53,7 +53,7 @@ from .eligibility import load_zip_data, may_be_asked, sponsor_order
 from .planning import OutreachPolicy, plan, remember, unreceived_of
 from .quiet_hours import QuietHours
 from .receipts import after_refusal, on_send_result
-from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, rezoned, unreadable, validity_seconds, window_end, withdrawn
+from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, rezoned, unreadable, validity_seconds, window_closed, window_end, withdrawn
 
 log = logging.getLogger(__name__)
 SEND_BATCH = 500
@@ -504,8 +504,8 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
 
 
 async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
-    """Hand the chunk over. A text whose window closed since it was marked (the chunk before
-    it took that long) is decided again instead; orphaned asks are first looked up."""
+    """Hand the chunk over. A text whose window has closed by its request (``window_closed``:
+    the chunk before took that long) is decided again instead; orphaned asks are first looked up."""
     try:
         await _send_chunk(p, o, ready)
     finally:  # recorded, or (a failure) left "sending" for whoever replays them
@@ -517,10 +517,7 @@ async def _send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
     now, results, go = o.clock(), {}, []
     ready, readable = opened(p, o, ready, now)
     for r in ready:
-        if r.closes is not None and now >= r.closes:
-            o.sending.discard(r.item.ask.ask_id)
-            decide(p, o, r.item, r.previous, now)  # as if never marked: it was not sent
-        elif r.orphaned and (found := await o.outbox.recover(readable[r.item.ask.ask_id], r.previous.marked_at or r.previous.updated_at)) is not None:
+        if r.orphaned and (found := await o.outbox.recover(readable[r.item.ask.ask_id], r.previous.marked_at or r.previous.updated_at)) is not None:
             results[r.item.ask.ask_id] = found
         else:
             go.append(r)
@@ -533,13 +530,13 @@ async def _send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
         return validity_seconds(o.clock(), closes[ask.ask_id])
 
     refused: dict[str, str] = {}  # why an ask was not handed over after all, by ask id
-    closed: set[str] = set()  # texts whose window closed while the chunk was handed over
+    closed: set[str] = set()  # texts whose window closed before their request (the chunk before took that long)
 
     def wanted(ask: AskCommand) -> bool:  # an erasure or opt-out while the chunk is handed over stops it
         if (reason := withdrawn(ask, p.people.get(ask.person_key))) is not None:
             refused[ask.ask_id] = reason
-        elif (end := closes.get(ask.ask_id)) is not None and (end - o.clock()).total_seconds() < 1:
-            closed.add(ask.ask_id)  # not a second of its window left (Twilio's least validity is one)
+        elif window_closed(closes.get(ask.ask_id), o.clock()):
+            closed.add(ask.ask_id)
         return reason is None and ask.ask_id not in closed
 
     results.update({res.ask_id: res for res in await o.outbox.send([readable[r.item.ask.ask_id] for r in go], validity, wanted)})

@@ -128,6 +128,12 @@ def validity_seconds(now: datetime, closes: datetime | None) -> int:
     return min(max(math.floor((closes - now).total_seconds()), 1), TWILIO_MAX_VALIDITY)
 
 
+def window_closed(closes: datetime | None, now: datetime) -> bool:
+    """Whether a text whose window ends at ``closes`` may no longer be handed over at ``now``:
+    less than a second of it left (Twilio's least ``ValidityPeriod``). It is decided again."""
+    return closes is not None and (closes - now).total_seconds() < 1
+
+
 def defer_or_expire(until: datetime, send_until: datetime | None) -> Defer | Expire:
     if send_until is not None and until >= send_until:
         return Expire("no allowed hour left before the action")

@@ -31,6 +31,7 @@ from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 
 from contracts.asks import parse_ask_id
+from contracts.events import SLUG_PATTERN
 from contracts.people import normalize_phone
 from contracts.providers import KEYWORDS, TWILIO_KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
 from connectors.signing import unix_seconds
@@ -64,7 +65,7 @@ _STATUS_FORM = {"application/x-www-form-urlencoded": {"schema": {
                    "ErrorCode": {"type": "string", "pattern": "^[0-9]{0,6}$"}}},  # empty: none (as left out)
     "examples": {"delivered": {"value": {"MessageSid": "SM0123456789abcdef0123456789abcdef", "MessageStatus": "delivered"}}}}}
 #: An ask id: <action id>:<person key>:<channel> (see contracts.asks).
-ASK_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}:p[0-9a-z]{1,64}:(sms|email)$"
+ASK_PATTERN = rf"^{SLUG_PATTERN[1:-1]}:p[0-9a-z]{{1,64}}:(sms|email)$"
 
 
 #: The skipped events a SendGrid answer explains.

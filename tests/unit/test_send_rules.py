@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta, timezone
 from agents.outreach.planning import send_until
 from agents.outreach.quiet_hours import QuietHours
 from agents.outreach.receipts import reply_target, stop_confirmed
-from agents.outreach.sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, Skip, after_validity_expired, gate, rezoned, unreadable
+from agents.outreach.sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, Skip, after_validity_expired, gate, rezoned, unreadable, window_closed
 from contracts.asks import AskCommand, AskFact, RecentAsks, ask_id
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
@@ -156,3 +156,9 @@ def test_each_stop_is_confirmed_but_a_replay_of_the_one_that_opted_them_out():
     assert stop_confirmed(person(), at("12:00"))
     assert stop_confirmed(person(opted_out=("sms",)), at("12:00"))  # opted out another way at 08:00: nobody confirmed that
     assert not stop_confirmed(person(opted_out=("sms",)), at("08:00"))  # this very STOP, read again
+
+
+def test_a_text_with_less_than_a_second_of_its_window_left_is_not_handed_over():
+    nine_pm = datetime(2026, 11, 25, 5, 0, tzinfo=timezone.utc)
+    assert not window_closed(None, nine_pm) and not window_closed(nine_pm, nine_pm - timedelta(seconds=1))
+    assert window_closed(nine_pm, nine_pm - timedelta(milliseconds=999)) and window_closed(nine_pm, nine_pm + timedelta(hours=1))
