@@ -53,6 +53,5 @@ def test_the_api_docs_render_offline_under_their_policy(url, page, rendered):
         expect(tab.locator(rendered).first).to_be_visible(timeout=30_000)
         assert "/v1/events" in tab.content()
     assert [r for r in fetched if not r.startswith((url, "data:", "blob:"))] == []
-    # ReDoc shows its maker's logo from their CDN: the policy is what stops it, and nothing else.
-    assert all(failure == "csp" for _, failure in blocked), blocked
-    assert [c for c in complaints if "Refused" in c and "image" not in c] == []
+    assert blocked == []  # ReDoc's bundle names its maker's logo on their CDN: served without it
+    assert complaints == []
