@@ -64,8 +64,8 @@ class AccountStore:
         await self._write([(account_key(email), account)])
         return account, token
 
-    async def set_password(self, token: str, password: str, now: datetime) -> Account:
-        """Use a sign-in link: the account gets ``password``; the link and older sessions end."""
+    async def invited(self, token: str, now: datetime) -> Account:
+        """The account a sign-in link is for, while the link is good (``AccountRefused`` 400 if not)."""
         account = self.book.by_invite(digest(token), now)
         if account is None:
             # Written a moment ago by the CLI or another instance, perhaps, and not read here yet.
@@ -73,6 +73,11 @@ class AccountStore:
             account = self.book.by_invite(digest(token), now)
         if account is None:
             raise AccountRefused("this sign-in link is not valid: it was used already, replaced by a newer one, or it expired. Ask whoever invited you for a new one", 400)
+        return account
+
+    async def set_password(self, token: str, password: str, now: datetime) -> Account:
+        """Use a sign-in link: the account gets ``password``; the link and older sessions end."""
+        account = await self.invited(token, now)
         if problem := password_problem(password):
             raise AccountRefused(problem, 422)
         updated = with_password(account, await hash_password(password), now)

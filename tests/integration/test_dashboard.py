@@ -54,8 +54,11 @@ def invite(stack, email: str, *args: str) -> str:
     return link
 
 
-def choose_password(page: Page, link: str) -> None:
+def choose_password(page: Page, link: str, email: str | None = None) -> None:
     page.goto(link)
+    if email is not None:  # the page says whose link it is (and gives a password manager the username)
+        expect(page.get_by_label("Your email")).to_have_value(email)
+        expect(page.get_by_label("Your email")).to_have_attribute("autocomplete", "username")
     page.get_by_label("New password").fill(PASSWORD)
     page.get_by_label("The same password again").fill(PASSWORD)
     page.get_by_role("button", name="Save password and sign in").click()
@@ -65,7 +68,7 @@ def choose_password(page: Page, link: str) -> None:
 def sign_in_as_organizer(page: Page, stack) -> None:
     page.goto(f"{stack.url}/dashboard")
     expect(page).to_have_url(re.compile(r"/dashboard/login$"))
-    choose_password(page, invite(stack, "organizer@example.org", "--organizer"))
+    choose_password(page, invite(stack, "organizer@example.org", "--organizer"), "organizer@example.org")
 
 
 def attended(page: Page, partner: str):
@@ -191,7 +194,11 @@ def test_a_partner_admin_invites_a_colleague_from_the_dashboard(rally, page, bro
 
     colleague = browser.new_context().new_page()
     try:
-        choose_password(colleague, link.input_value())
+        choose_password(colleague, link.input_value(), "colleague@faith-b.example.org")
+        used = colleague.context.new_page()  # the same link again: the page says at once it is used
+        used.goto(link.input_value())
+        expect(used.get_by_role("alert")).to_contain_text("used already")
+        expect(used.get_by_role("button", name="Save password and sign in")).to_be_disabled()
         expect(colleague.locator("#who")).to_contain_text("partner faith-b (colleague@faith-b.example.org)")
     finally:
         colleague.context.close()

@@ -92,6 +92,27 @@ def test_an_invited_person_chooses_a_password_with_the_link_and_is_signed_in(web
     assert other.get("/dashboard/view").status_code == 200
 
 
+def test_the_welcome_page_learns_whose_link_it_is_while_the_link_is_good(web):
+    token = web.invite("New@faith-b.example.org")
+    r = web.client.post("/dashboard/welcome/account", json={"token": token})
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    assert r.json() == {"email": "new@faith-b.example.org", "role": "viewer", "partner": "faith-b"}
+    for body, status, said in [({"token": "a-guessed-token"}, 400, "not valid"), ({}, 400, '{"token"'), ("[1]", 400, '{"token"'),
+                               ({"token": 7}, 400, '{"token"')]:
+        bad = web.client.post("/dashboard/welcome/account", **({"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, str) else {"json": body}))
+        assert bad.status_code == status and said in bad.json()["detail"], bad.text
+    assert welcome(web.client, token).status_code == 303
+    used = web.instance().post("/dashboard/welcome/account", json={"token": token})
+    assert used.status_code == 400 and "used already" in used.json()["detail"]
+
+
+def test_guessing_whose_link_a_token_is_is_throttled_per_address(web):
+    for i in range(20):  # the default limit per address
+        assert web.client.post("/dashboard/welcome/account", json={"token": f"guess-{i}"}).status_code == 400
+    r = web.client.post("/dashboard/welcome/account", json={"token": web.invite("new@faith-b.example.org")})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+
+
 def test_a_sign_in_link_works_once(web):
     token = web.invite("new@faith-b.example.org")
     assert welcome(web.client, token).status_code == 303

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from connectors.accounts.passwords import verify
 from connectors.accounts.rules import AccountRefused
@@ -25,7 +25,7 @@ from connectors.accounts.throttle import Throttle
 from streams.settings import Settings
 
 from .access import Access
-from .pages import form_page
+from .pages import PRIVATE, form_page
 
 NOT_ACCEPTED = "That email and password were not accepted."
 
@@ -82,6 +82,30 @@ def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Calla
     @r.get("/dashboard/welcome")
     async def welcome_page() -> Response:
         return form_page("welcome.html")
+
+    @r.post("/dashboard/welcome/account")
+    async def invited(request: Request) -> Response:
+        """Whose sign-in link this is (``{"token": ...}``): the welcome page names the account,
+        and gives password managers its username, before a password is chosen. A link that is
+        not good counts as a failed attempt of the address, as choosing a password with it does."""
+        address, now = _address(request), monotonic()
+        if wait := per_address.retry_after(address, now):
+            wait = math.ceil(wait)
+            return JSONResponse({"detail": f"Too many failed attempts: try again in {wait} seconds."}, 429, headers={"Retry-After": str(wait)})
+        try:
+            token = (await request.json())["token"]
+            if not isinstance(token, str):
+                raise TypeError
+        except (ValueError, TypeError, KeyError):
+            return JSONResponse({"detail": 'Send {"token": "<the part of the sign-in link after #>"} as JSON.'}, 400)
+        try:
+            account = await accounts.invited(token.strip(), datetime.fromtimestamp(access.clock(), timezone.utc))
+        except AccountRefused as exc:
+            per_address.failed(address, now)
+            return JSONResponse({"detail": str(exc)[0].upper() + str(exc)[1:] + "."}, exc.status)
+        except AccountsUnavailable as exc:
+            return JSONResponse({"detail": "The broker is not answering: try again."}, 503, headers={"Retry-After": str(exc.retry_after)})
+        return JSONResponse({"email": account.email, "role": account.role, "partner": account.partner}, headers=PRIVATE)
 
     @r.post("/dashboard/welcome")
     async def welcome(request: Request) -> Response:
