@@ -12,6 +12,7 @@ import json
 import random
 import sys
 import time
+from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -40,6 +41,8 @@ PARTNERS = [
 POSTAL_CODES = ["94607", "94606", "94612", "94609", "94601"]
 #: Simulated supporters' numbers (+1 341 555 0101…0199): fictional, and no README example is one of them.
 DEMO_PHONES = "+1341555{:04d}"
+#: Seconds between two printings of the figures when the output is not a terminal.
+PRINT_EVERY = 10.0
 console = Console()
 
 
@@ -141,14 +144,22 @@ def run_demo(s: Settings, base: str, alive: Callable[[], bool]) -> None:
     console.print(f"read the tallies:\n  curl -s -H 'Authorization: Bearer {token}' {base}/v1/actions/{ACTION_ID}/tallies", soft_wrap=True, highlight=False)
     console.print("Ctrl-C to stop.\n")
     auth = {"Authorization": f"Bearer {token}"}
-    ticks = 0
-    with Live(console=console, refresh_per_second=2) as live:
+    ticks, printed, printed_at = 0, None, -PRINT_EVERY
+    # Into a file or a pipe (`make run | tee run.log`) a live table shows only when it stops: the
+    # figures are printed whole instead, when they have changed, at most every PRINT_EVERY seconds.
+    live = Live(console=console, refresh_per_second=2) if console.is_terminal else None
+    with live or nullcontext():
         while alive():
             sim.tick()
             ticks += 1
             if ticks == 60:
                 sim.alert()
                 console.print("rapid-response alert posted; texts to anyone in quiet hours (21:00-09:00 their time) wait until 09:00")
-            tables = [sim.client.get(f"{base}/v1/actions/{a}/tallies", headers=auth) for a in (ACTION_ID, ALERT_ID)]
-            live.update(Group(*(action_table(r.json()) for r in tables if r.status_code == 200)))
+            answers = [r.json() for a in (ACTION_ID, ALERT_ID) if (r := sim.client.get(f"{base}/v1/actions/{a}/tallies", headers=auth)).status_code == 200]
+            frame = Group(*map(action_table, answers))
+            if live is not None:
+                live.update(frame)
+            elif (figures := [(a["partners"], a["totals"]) for a in answers]) != printed and time.monotonic() - printed_at >= PRINT_EVERY:
+                console.print(frame, width=Console(width=100_000).measure(frame).maximum)  # whole: rich cuts at 80 columns
+                printed, printed_at = figures, time.monotonic()
             time.sleep(0.5)  # demo pacing, not synchronisation

@@ -5,6 +5,7 @@ process is stopped by pid, pass or fail."""
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -115,6 +116,8 @@ def test_turnout_up_demo_is_found_by_other_commands_keeps_out_of_coalition_toml_
         return {row["partner"] for row in json.loads(r.stdout)["partners"]} & DEMO_PARTNERS
 
     eventually(tallied, timeout=60)
+    # Its output goes to a file: the figures are printed there while it runs, not only when it stops.
+    eventually(lambda: re.search(r"^ union-local-1 +\d+", (home / "up.out").read_text(), re.M), timeout=30)
     export = turnout(home, "export")
     assert export.returncode == 0 and export.stdout.startswith("action_id,title,starts_at,partner,"), export.stderr
     assert "rally-1201" in export.stdout
