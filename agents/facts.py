@@ -27,13 +27,12 @@ cannot take credit by backdating, and an old sign-in sheet imported today still 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 
 from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SupporterRsvpEvent
-from contracts.facts import CHECKINS_KEPT, ActionRecord, Attendance, PartnerCheckins, Pledge, RsvpAnswer, credited
+from contracts.facts import CHECKINS_KEPT, ActionRecord, Attendance, PartnerCheckins, Pledge, RsvpAnswer, credited, digest, said
 
 _STATUS_ORDER = {"no": 0, "maybe": 1, "yes": 2}
 
@@ -57,7 +56,7 @@ def apply_attendance(
     if isinstance(event, CheckinEvent):
         return apply_checkin(old, event, partner, person_key, received, role)
     seen = said(partner, event.event_id, event.status, event.occurred_at)  # an RSVP from the RSVP page counts like any other
-    if old is not None and repeated(old.rsvp_events, seen, _digest(partner, event.event_id, event.status, event.occurred_at.isoformat())):
+    if old is not None and repeated(old.rsvp_events, seen, digest(partner, event.event_id, event.status, event.occurred_at.isoformat())):
         return old  # posted again (a retry, a redelivery, a re-run import): received later, but no newer answer
     answer: RsvpAnswer = (received, event.status, event.occurred_at)
     if old is None:  # the common case: one model built, nothing to weigh
@@ -117,7 +116,7 @@ def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, per
     own check-ins received before it, a backbone's everyone's. The partner credited is the one
     whose check-in that counts was received first."""
     seen = said(partner, event.event_id, "withdrawn" if event.withdrawn else "checkin", event.occurred_at)
-    if old is not None and repeated(old.checkin_events, seen, _digest(partner, event.event_id)):
+    if old is not None and repeated(old.checkin_events, seen, digest(partner, event.event_id)):
         return old  # posted again (a retry, a re-run import): a check-in withdrawn since stays withdrawn
     checkins = partner_checkins(old)
     mine = checkins.get(partner)
@@ -171,13 +170,6 @@ def checked_in(a: Attendance, checkins: dict[str, PartnerCheckins], withdrawn: d
     return a.model_copy(update={"attended_by": by, "attended_at": at, "attended_received": received})
 
 
-def said(partner: str, event_id: str, what: str, at: datetime) -> str:
-    """How an applied RSVP, check-in or withdrawal is remembered (``Attendance.rsvp_events``,
-    ``checkin_events``): a digest of its partner and event id, what it said (the answer;
-    ``checkin`` or ``withdrawn``) and the time it gave."""
-    return f"{_digest(partner, event_id)}:{what}:{at.astimezone(timezone.utc).isoformat()}"
-
-
 def repeated(events: Iterable[str], seen: str, legacy: str) -> bool:
     """Whether the event remembered as ``seen`` (``said``) changes nothing: it was applied
     already (a retry, a redelivery, a re-run import), or it says what its partner said last under
@@ -191,10 +183,6 @@ def repeated(events: Iterable[str], seen: str, legacy: str) -> bool:
     digest, what, _ = seen.split(":", 2)
     before = [e.split(":", 2)[1:] for e in events if e.startswith(digest + ":")]  # (what, time) said under this id
     return bool(before) and max(before, key=lambda x: (x[1], x[0]))[0] == what
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 def apply_pledge(old: Pledge | None, event: PledgeEvent, partner: str, received: datetime, inline: bool = False) -> Pledge:

@@ -7,7 +7,8 @@ tallies carry no phone, email or name: only the person key.
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import Field
@@ -62,6 +63,17 @@ class Membership(Internal):
     partner: str
     person_key: str
     joined_at: datetime
+
+
+def said(partner: str, event_id: str, what: str, at: datetime) -> str:
+    """How an applied RSVP, check-in or withdrawal is remembered (``Attendance.rsvp_events``,
+    ``checkin_events``): a digest of its partner and event id, what it said (the answer;
+    ``checkin`` or ``withdrawn``) and the time it gave."""
+    return f"{digest(partner, event_id)}:{what}:{at.astimezone(timezone.utc).isoformat()}"
+
+
+def digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
 #: The check-ins kept per partner after its last withdrawal: the earliest ones count.

@@ -186,6 +186,35 @@ def test_a_check_in_after_an_undo_shows_at_once_as_the_undo_did():
     assert not d.roster("union-a", "rally-1", tallies)[0].checked_in  # the backbone took it back since: the tallies say so
 
 
+@pytest.mark.parametrize("withdrawn_under", ["c1", "w1"])
+def test_a_check_in_posted_again_after_its_withdrawal_is_out_as_the_tallies_say(withdrawn_under):
+    # An outside probe: checked in, withdrawn (under the check-in's id or its own), then the same
+    # check-in posted again (a re-run import): the tallies count it nowhere (a repeat), and the
+    # list had the person in, with Undo, for good.
+    from agents.facts import apply_attendance
+    from contracts.events import partner_event
+
+    d = seeded()
+    ana = person_key(SECRET, ANA, None)
+    fact = None
+    events = (checkin("c1", "rally-1", phone=ANA), {**checkin(withdrawn_under, "rally-1", phone=ANA), "withdrawn": True}, checkin("c1", "rally-1", phone=ANA))
+    for minute, event in enumerate(events):
+        for record in sealed("union-a", event, at=NOW + timedelta(minutes=minute)):
+            assert apply_record(d, *record)
+        fact = apply_attendance(fact, partner_event.validate_python(event), "union-a", ana, NOW + timedelta(minutes=minute), "member")
+    assert not fact.counting()  # the tallies: posted again, it changes nothing
+    tallies = lambda key: fact if key == ana else None  # noqa: E731
+    (entry,) = d.roster("union-a", "rally-1", tallies)
+    assert not entry.checked_in and not entry.can_undo
+    # Checked in again for real (a new tap: its own event): in at once, and once the tallies have it.
+    again = checkin("c2", "rally-1", phone=ANA, at=(NOW + timedelta(minutes=3)).isoformat())
+    for record in sealed("union-a", again, at=NOW + timedelta(minutes=3)):
+        assert apply_record(d, *record)
+    assert d.roster("union-a", "rally-1", tallies)[0].checked_in  # the tallies have not read it yet
+    fact = apply_attendance(fact, partner_event.validate_python(again), "union-a", ana, NOW + timedelta(minutes=3), "member")
+    assert fact.counting() and d.roster("union-a", "rally-1", tallies)[0].checked_in
+
+
 def test_checked_in_comes_from_the_tallies_by_any_key_of_the_person():
     d = seeded()
     ana = person_key(SECRET, ANA, None)

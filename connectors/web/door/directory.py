@@ -27,7 +27,7 @@ from typing import Callable, Literal
 Open = Callable[[str, str | None], str | None]
 
 from contracts.erasure import ForgetPerson
-from contracts.facts import Attendance
+from contracts.facts import Attendance, said
 from contracts.people import DEFAULT_REGION, normalize_email, normalize_phone
 from streams.keys import person_key
 from streams.sealing import open_fields
@@ -89,8 +89,9 @@ class Directory:
     people: dict[str, dict[str, Contact]] = field(default_factory=dict)
     rsvps: dict[tuple[str, str], dict[str, Status]] = field(default_factory=dict)
     #: Per (action, partner), whose check-ins were written (read from the events topic, or by this web
-    #: app's door) and when the latest was received: in until the tallies withdraw them after that.
-    checkins: dict[tuple[str, str], dict[str, datetime]] = field(default_factory=dict)
+    #: app's door), when the latest was received and how the tallies remember it (``said``; ``None``
+    #: until the events topic is read to it): in until the tallies have read it, then as they say.
+    checkins: dict[tuple[str, str], dict[str, tuple[datetime, str | None]]] = field(default_factory=dict)
     #: Per (action, partner), whose check-in this web app's door has just withdrawn, and when: out
     #: at once, until the tallies have read it (their check-ins received since count again).
     withdrawals: dict[tuple[str, str], dict[str, datetime]] = field(default_factory=dict)
@@ -132,7 +133,8 @@ class Directory:
         if kind in ("rsvp", "supporter_rsvp"):
             self.rsvps.setdefault((event["action_id"], partner), {})[key] = event["status"]
         elif kind == "checkin" and not event.get("withdrawn"):  # a withdrawal: the tallies say whom it takes back
-            self._checked(event["action_id"], partner, key, datetime.fromisoformat(envelope["received_at"]))
+            self._checked(event["action_id"], partner, key, (datetime.fromisoformat(envelope["received_at"]),
+                                                            said(partner, event["event_id"], "checkin", datetime.fromisoformat(event["occurred_at"]))))
         if (email_key := envelope.get("email_key")) and email_key != key and not before_erasure:
             self._alias(partner, email_key, key)
 
@@ -224,11 +226,13 @@ class Directory:
             withdrawn = max((undone[k] for k in keys if k in undone), default=None)
             if withdrawn is not None and partner in counting and counting[partner] < withdrawn:
                 del counting[partner]  # withdrawn here, not read by the tallies yet
-            # Checked in, and not withdrawn since by the tallies (they may not have read it yet).
-            seen = max((checked[k] for k in keys if k in checked), default=None)
+            # Checked in, and neither read by the tallies yet (they count it or not: a repeat of a
+            # check-in withdrawn since counts nowhere) nor withdrawn since by them.
+            seen, remembered = max((checked[k] for k in keys if k in checked), default=(None, None), key=lambda c: c[0])
+            read = remembered is not None and any(remembered in f.checkin_events for f in facts)
             taken = max((w for f in facts for w in (f.withdrawn_received, f.checkins[partner].withdrawn_received if partner in f.checkins else None)
                          if w is not None), default=None)
-            pending = seen is not None and withdrawn is None and (taken is None or taken < seen)
+            pending = seen is not None and withdrawn is None and not read and (taken is None or taken < seen)
             out.append(Entry(ref, contact.name, contact.phone[-4:] if contact.phone else None, contact.email is not None,
                              "yes" if "yes" in statuses else "maybe" if statuses else None, bool(counting) or pending, not statuses,
                              partner in counting or pending or (backbone and bool(counting))))
@@ -285,12 +289,12 @@ class Directory:
         if withdrawn:
             self.withdrawals.setdefault((action_id, partner), {})[key] = datetime.now(timezone.utc)  # after the ingress stamped it
         else:
-            self._checked(action_id, partner, key, datetime.now(timezone.utc))  # after the ingress stamped it
+            self._checked(action_id, partner, key, (datetime.now(timezone.utc), None))  # after the ingress stamped it
             self.withdrawals.get((action_id, partner), {}).pop(key, None)
 
-    def _checked(self, action_id: str, partner: str, key: str, received: datetime) -> None:
+    def _checked(self, action_id: str, partner: str, key: str, latest: tuple[datetime, str | None]) -> None:
         checked = self.checkins.setdefault((action_id, partner), {})
-        checked[key] = max(received, checked.get(key, received))
+        checked[key] = max(latest, checked.get(key, latest), key=lambda c: c[0])
 
 
 def reading_order(name: str) -> tuple[str | int, ...]:
