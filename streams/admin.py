@@ -21,7 +21,7 @@ def ensure_topics(s: Settings, timeout: float = 30.0, connect: Callable[[str, fl
     settings, and bring the settings of existing ones up to date where the broker allows it
     (Apache Kafka does; the embedded broker keeps everything and compacts nothing anyway).
     Return the names created."""
-    admin = (connect or _connect)(s.bootstrap, timeout)
+    admin = (connect or admin_client)(s.bootstrap, timeout)
     try:
         existing = set(admin.list_topics())
         created = []
@@ -46,7 +46,7 @@ def _update(admin: Any, spec: TopicSpec) -> None:
         log.warning("could not update the settings of %s (%s): the broker keeps its own", spec.name, type(exc).__name__)
 
 
-def _connect(bootstrap: str, timeout: float) -> KafkaAdminClient:
+def admin_client(bootstrap: str, timeout: float) -> KafkaAdminClient:
     # The broker may still be starting: retry until the deadline.
     deadline = time.monotonic() + timeout
     while True:

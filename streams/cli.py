@@ -90,6 +90,25 @@ def require_broker(s: Settings) -> str:
     return s.kafka_bootstrap_servers
 
 
+def require_reachable(s: Settings) -> None:
+    """A server command says in one line that the broker cannot be reached, before it starts
+    (the web app would exit 3 with a traceback, a worker 1 with Faust's)."""
+    from kafka.errors import KafkaError
+
+    from .admin import admin_client
+
+    try:
+        admin_client(require_broker(s), BROKER_WAIT).close()
+    except KafkaError as exc:
+        raise stopped(exc) from None
+
+
+def require_person_key(s: Settings) -> None:
+    if s.person_key_secret is None:
+        raise click.ClickException("TURNOUT_PERSON_KEY_SECRET is not set: it keys every person's hash, and must stay the same for as "
+                                   "long as the coalition's data lives; `turnout up` generates one for the embedded broker")
+
+
 def require_master_key(s: Settings) -> None:
     """Processes that read or write people's sealed fields need the coalition's master key."""
     if s.master_key is None:
@@ -282,8 +301,8 @@ def worker() -> None:
     from .app import build
 
     s = settings()
-    require_broker(s)
     require_master_key(s)
+    require_person_key(s)
     require_clock(s)
     if s.provider_settings_missing():
         raise click.ClickException(f"provider credentials are only partly set: missing {', '.join(s.provider_settings_missing())}; "
@@ -293,6 +312,7 @@ def worker() -> None:
 
     from . import gc_tuning
 
+    require_reachable(s)
     gc_tuning.tune()
     pipeline = build(s)
     if not s.providers_configured:
@@ -327,9 +347,11 @@ def web(host: str | None, port: int | None) -> None:
     s = settings()
     require_broker(s)
     require_master_key(s)
+    require_person_key(s)
     if s.organizer_token is None:
         raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
     require_port(host or s.web_host, port or s.web_port)
+    require_reachable(s)
     gc_tuning.tune()
     try:
         app = create_app(s)
@@ -1083,7 +1105,8 @@ def broker(port: int) -> None:
 
     require_port("127.0.0.1", port)  # else it printed the address of whatever held the port, and exited 0
     with EmbeddedBroker(port) as b:
-        click.echo(f"KAFKA_BOOTSTRAP_SERVERS={b.bootstrap}  (memory-only; Ctrl-C to stop)")
+        # Both, to export as printed: the other commands need to know it is this broker (no idempotent producer).
+        click.echo(f"KAFKA_BOOTSTRAP_SERVERS={b.bootstrap} TURNOUT_BROKER_FLAVOR=tansu  (memory-only; Ctrl-C to stop)")
         try:
             code = b.proc.wait()
         except KeyboardInterrupt:

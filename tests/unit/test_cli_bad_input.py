@@ -51,8 +51,11 @@ def test_a_misspelt_setting_is_named_with_the_one_it_looks_like_not_ignored_with
 
 def test_commands_that_read_the_broker_say_in_one_line_that_it_cannot_be_reached(here):
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
-    env = {"KAFKA_BOOTSTRAP_SERVERS": address, "TURNOUT_MASTER_KEY": "k" * 32, "TURNOUT_FIND_STACK": "false"}
-    for args in (["accounts", "list"], ["accounts", "invite", "lead@example.org", "--organizer"], ["keys", "rewrap"], ["topics", "ensure"]):
+    env = {"KAFKA_BOOTSTRAP_SERVERS": address, "TURNOUT_MASTER_KEY": "k" * 32, "TURNOUT_FIND_STACK": "false",
+           "TURNOUT_PERSON_KEY_SECRET": "p" * 32, "TURNOUT_ORGANIZER_TOKEN": "t"}
+    # The servers too (an outside probe: the web app exited 3 with a traceback, a worker 1 with Faust's).
+    for args in (["accounts", "list"], ["accounts", "invite", "lead@example.org", "--organizer"], ["keys", "rewrap"], ["topics", "ensure"],
+                 ["worker"], ["web", "--port", str(free_port())]):
         started = time.monotonic()
         r = turnout_process(here, *args, env=env)
         assert time.monotonic() - started < 15, args  # `topics ensure` waited 30 s for a broker that is not starting
@@ -206,6 +209,13 @@ def test_up_refuses_a_broken_coalition_file_before_starting_anything(here, demo)
     assert "a bug?" not in r.stderr and r.stdout == "" and not (here / ".turnout" / "logs").exists()  # no broker, no logs
 
 
+@pytest.mark.parametrize("command", [["worker"], ["web"]])
+def test_a_server_without_the_person_key_secret_says_so_not_a_bug(here, command):
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "unused:9092", "TURNOUT_MASTER_KEY": "k" * 32, "TURNOUT_ORGANIZER_TOKEN": "t", "TURNOUT_FIND_STACK": "false"}
+    r = turnout_process(here, *command, env=env)
+    assert r.returncode == 1 and r.stderr.startswith("Error: TURNOUT_PERSON_KEY_SECRET is not set: ") and "a bug?" not in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("clock, says", [("missing.txt", "missing.txt: No such file or directory"),
                                          ("garbage.txt", "Invalid isoformat string: 'garbage'")])
 def test_a_worker_refuses_a_file_clock_that_tells_no_time(here, clock, says):
@@ -259,7 +269,7 @@ def test_a_server_whose_port_is_taken_says_so_in_one_line(here, command):
         taken.listen()
         port = taken.getsockname()[1]
         env = {"KAFKA_BOOTSTRAP_SERVERS": "unused:9092", "TURNOUT_MASTER_KEY": "k" * 32, "TURNOUT_ORGANIZER_TOKEN": "t" * 32,
-               "TURNOUT_WEB_HOST": "127.0.0.1"}
+               "TURNOUT_PERSON_KEY_SECRET": "p" * 32, "TURNOUT_WEB_HOST": "127.0.0.1"}
         r = turnout_process(here, command, "--port", str(port), env=env)
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert r.stderr.strip() == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use (another turnout web app or sandbox? --port picks another)"
