@@ -44,12 +44,17 @@ class StackState(BaseModel):
     settings: dict[str, str]
 
 
+#: Settings of the stack's own processes that no other command may take: the look-up itself, and
+#: the metrics port its workers hold (one more `turnout worker` would find it taken).
+PER_PROCESS = frozenset({"TURNOUT_FIND_STACK", "TURNOUT_METRICS_PORT"})
+
+
 def new_state(s: Settings, env: dict[str, str], web_url: str, logs: Path, demo: bool) -> StackState:
     """What this process (`turnout up`) tells other commands about the stack it runs."""
     return StackState(
         pid=os.getpid(), started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), web_url=web_url,
         broker=s.bootstrap, coalition=str(s.coalition.absolute()), logs=str(logs.absolute()), demo=demo,
-        settings={k: v for k, v in env.items() if (k.startswith("TURNOUT_") or k == "KAFKA_BOOTSTRAP_SERVERS") and k != "TURNOUT_FIND_STACK"},
+        settings={k: v for k, v in env.items() if (k.startswith("TURNOUT_") or k == "KAFKA_BOOTSTRAP_SERVERS") and k not in PER_PROCESS},
     )
 
 

@@ -39,6 +39,9 @@ def preflight(s: Settings, port: int, here: Path, coalition: Path, workers: int 
         raise StackError(f"port {port} is taken (another turnout up, or another program); "
                          f"choose another with --port (make run PORT=…)")
     for i, taken in enumerate(metrics_ports(s, workers)):
+        if taken == port:
+            raise StackError(f"port {taken} (TURNOUT_METRICS_PORT{f' + {i}' if i else ''}, worker {i}'s /metrics) is the web app's (--port); "
+                             "set TURNOUT_METRICS_PORT to a range apart from it")
         if not port_free(taken):
             raise StackError(f"port {taken} (TURNOUT_METRICS_PORT{f' + {i}' if i else ''}, worker {i}'s /metrics) is taken; "
                              "set TURNOUT_METRICS_PORT to a free range")

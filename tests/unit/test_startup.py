@@ -41,3 +41,21 @@ def test_each_worker_of_a_stack_gets_its_own_metrics_port_and_a_taken_one_is_ref
         taken.listen()
         with pytest.raises(StackError, match=rf"port {base + 1} \(TURNOUT_METRICS_PORT \+ 1, worker 1's /metrics\) is taken"):
             preflight(s, free_port(), tmp_path, tmp_path / "coalition.toml", workers=2)
+    # A range over the web app's own port (free until the stack takes it): worker 1 died three times (an outside probe).
+    with pytest.raises(StackError, match=rf"port {base + 1} \(TURNOUT_METRICS_PORT \+ 1, worker 1's /metrics\) is the web app's"):
+        preflight(s, base + 1, tmp_path, tmp_path / "coalition.toml", workers=2)
+
+
+def test_the_stack_hands_other_commands_its_settings_but_not_its_workers_metrics_port(tmp_path):
+    # One more `turnout worker` beside a stack run with TURNOUT_METRICS_PORT took worker 0's port
+    # from the stack's state file, and stopped: "Address already in use" (an outside probe).
+    from pydantic import SecretStr
+
+    from streams import running
+    from streams.settings import Settings
+
+    s = Settings(kafka_bootstrap_servers="127.0.0.1:9092", person_key_secret=SecretStr("k"))
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "TURNOUT_METRICS_PORT": "9472", "TURNOUT_FIND_STACK": "false",
+           "TURNOUT_ORGANIZER_TOKEN": "t", "PATH": "/usr/bin"}
+    state = running.new_state(s, env, "http://127.0.0.1:8000", tmp_path, demo=False)
+    assert state.settings == {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "TURNOUT_ORGANIZER_TOKEN": "t"}
