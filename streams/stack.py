@@ -7,14 +7,17 @@ killed (PR_SET_PDEATHSIG), so no orphans are left.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from pydantic import SecretStr
 from rich.console import Console
@@ -23,6 +26,7 @@ from rich.markup import escape
 from . import running
 from .admin import ensure_topics
 from .broker import EmbeddedBroker, free_port, wait_for_port
+from .coalition import CoalitionError
 from .coalition import load as load_coalition
 from .processes import child_dies_with_parent, stop_process
 from .settings import Settings, unknown_settings
@@ -173,9 +177,12 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
             sup.add(f"worker {i}", spawn(["worker"], mine, log), log, restart=(["worker"], mine))
         if metrics:
             console.print(f"worker metrics on port{'s' if workers > 1 else ''} {', '.join(map(str, metrics))} (/metrics)")
-        if any(p.mobilize for p in load_coalition(s.coalition, missing_ok=True).partners.values()):
-            sup.add("the Mobilize poller", spawn(["mobilize", "poll"], env, logs / "mobilize.log"), logs / "mobilize.log")
-            console.print("polling Mobilize for the partners connected to it")
+        poll_mobilize = mobilize_poller(s, sup, env, logs)
+        poll_mobilize()
+
+        def alive() -> bool:  # while the stack runs, a partner connected to Mobilize since starts the poller
+            poll_mobilize()
+            return sup.alive() and not STOP.is_set()
         web = sup.add("the web app", spawn(["web", "--host", "127.0.0.1", "--port", str(port)], env, logs / "web.log"), logs / "web.log")
         _wait_listening(sup, port, web)
         base = f"http://127.0.0.1:{port}"
@@ -196,7 +203,7 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
             from connectors.demo import run_demo
 
             try:
-                run_demo(s, base, lambda: sup.alive() and not STOP.is_set())
+                run_demo(s, base, alive)
             except Exception:
                 # A process died under the demo (its requests fail first): the stack's reason says
                 # which, once the supervisor has seen it exit; anything else is the demo's own error.
@@ -205,7 +212,7 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
                     raise
         else:
             console.print("running; Ctrl-C to stop")
-            while sup.alive() and not STOP.is_set():
+            while alive():
                 _wait_any(sup.procs(), 1.0)
     except (KeyboardInterrupt, _Stopped):
         pass
@@ -222,6 +229,28 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
             broker.stop()
     if sup.reason:
         raise StackError(f"stopped: {sup.reason}")
+
+
+def mobilize_poller(s: Settings, sup: Supervisor, env: dict[str, str], logs: Path, every: float = 5.0) -> Callable[[], None]:
+    """Start the Mobilize poller once a partner of the coalition file is connected to Mobilize:
+    at start, or later while the stack runs (`turnout mobilize connect` from another shell)."""
+    started, checked = False, -math.inf
+
+    def check() -> None:
+        nonlocal started, checked
+        if started or time.monotonic() - checked < every:
+            return
+        checked = time.monotonic()
+        try:
+            connected = any(p.mobilize for p in load_coalition(s.coalition, missing_ok=True).partners.values())
+        except CoalitionError:
+            return  # being edited, perhaps: the stack keeps running on what it read
+        if connected:
+            sup.add("the Mobilize poller", spawn(["mobilize", "poll"], env, logs / "mobilize.log"), logs / "mobilize.log")
+            console.print("polling Mobilize for the partners connected to it")
+            started = True
+
+    return check
 
 
 def _wait_listening(sup: Supervisor, port: int, proc: subprocess.Popen) -> None:

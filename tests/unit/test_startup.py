@@ -59,3 +59,33 @@ def test_the_stack_hands_other_commands_its_settings_but_not_its_workers_metrics
            "TURNOUT_ORGANIZER_TOKEN": "t", "PATH": "/usr/bin"}
     state = running.new_state(s, env, "http://127.0.0.1:8000", tmp_path, demo=False)
     assert state.settings == {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "TURNOUT_ORGANIZER_TOKEN": "t"}
+
+
+def test_the_stack_starts_the_mobilize_poller_once_a_partner_is_connected_also_while_it_runs(tmp_path, monkeypatch):
+    # `turnout mobilize connect` beside a running `turnout up` said "polling", and nothing polled
+    # until the stack was restarted (an outside probe).
+    from pydantic import SecretStr
+
+    from streams import stack
+    from streams.coalition import add_partner, connect_mobilize
+    from streams.settings import Settings
+
+    started = []
+    monkeypatch.setattr(stack, "spawn", lambda args, env, log: args)
+
+    class Supervisor:
+        def add(self, name, proc, log):
+            started.append(proc)
+
+    path = tmp_path / "coalition.toml"
+    add_partner(path, "union-a", "Union A", "union")
+    check = stack.mobilize_poller(Settings(coalition=path, person_key_secret=SecretStr("k")), Supervisor(), {}, tmp_path, every=0)
+    check()
+    assert started == []
+    path.write_text(path.read_text() + "[broken")  # mid-edit: the stack runs on
+    check()
+    path.write_text(path.read_text().removesuffix("[broken"))
+    connect_mobilize(path, "union-a", 101, "key-101")
+    check()
+    check()
+    assert started == [["mobilize", "poll"]]  # once
