@@ -141,3 +141,47 @@ def test_a_volunteer_checks_in_an_rsvp_and_a_walk_in_and_a_tap_made_offline_coun
         expect(people.locator("li", has_text="Ana Díaz").get_by_role("button", name="Check in Ana Díaz")).to_be_visible()
     finally:
         context.close()
+
+
+def test_a_double_tap_keyboard_use_and_curly_apostrophes_at_the_door(door, browser):
+    """Outside probes on a phone: a double tap on "Check in" hit the "Undo" that took its place
+    once the answer came, and took the check-in back; focus went to the page's top at every
+    answer and every refresh; "o'brien" found nobody called O’Brien."""
+    door.post_all("union-a", [named(rsvp("r7", "rally-1", phone=phone(7)), "Seán", "O’Brien")])
+    context = browser.new_context(viewport={"width": 375, "height": 667}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    try:
+        choose_password(page, invite(door, "door@union-a.example.org", "--partner", "union-a", "--role", "viewer"))
+        eventually(lambda: door.action_rows("rally-1")["union-a"]["rsvp_yes"] == 3)  # the web app has read the action
+        page.clock.install()
+        page.clock.pause_at(datetime.now(timezone.utc) + timedelta(seconds=5))  # the page's timers move when the test says
+        page.goto(f"{door.url}/dashboard/checkin/rally-1")
+        people = page.locator("#people")
+        expect(people).to_contain_text("Seán O’Brien", timeout=30_000)
+        page.get_by_label("Find by name or last 4 digits of their phone").fill("o'brien")
+        expect(people.locator("li")).to_have_count(1)
+        expect(people).to_contain_text("Seán O’Brien")
+
+        people.get_by_role("button", name="Check in Seán O’Brien").click()
+        undo = people.get_by_role("button", name="Undo the check-in of Seán O’Brien")
+        expect(undo).to_be_visible()
+        undo.click()  # the double tap's second tap, where "Check in" was
+        expect(page.locator("#flash")).to_contain_text("Checked in: Seán O’Brien.")
+        expect(people.locator("li.in")).to_have_count(1)
+        eventually(lambda: union_attended(door) == 1, timeout=30)
+
+        page.clock.fast_forward(2_000)  # a deliberate undo, later
+        undo.click()
+        expect(page.locator("#flash")).to_contain_text("Check-in withdrawn: Seán O’Brien.")
+        eventually(lambda: union_attended(door) == 0, timeout=30)
+
+        # By keyboard: focus stays on the person through the tap, the answer and the list's refresh.
+        check_in = people.get_by_role("button", name="Check in Seán O’Brien")
+        check_in.focus()
+        page.keyboard.press("Enter")
+        expect(undo).to_be_focused()
+        page.clock.run_for(11_000)  # the roster is fetched again and the list drawn anew
+        expect(undo).to_be_focused()
+        eventually(lambda: union_attended(door) == 1, timeout=30)
+    finally:
+        context.close()

@@ -39,13 +39,21 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-const fold = (s) => s.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
+// As the server folds a name (connectors.web.door.fold): case, accents, and apostrophes and dashes
+// as a phone keyboard or a sheet from Excel types them.
+const fold = (s) => s.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
+  .replace(/[\u2018\u2019\u02bc\u2032]/g, "'").replace(/[\u2010\u2011\u2013\u2014]/g, "-");
 function matches(p, q) {
   q = q.trim();
   if (!q) return true;
   if (/^\d+$/.test(q)) return !!p.phone_last4 && p.phone_last4.endsWith(q.slice(-4));
   return fold(p.name).includes(fold(q));
 }
+
+// A second tap of a double tap lands where "Undo" appears once the check-in is answered: an undo
+// of the same person this soon after their check-in is taken for that, and ignored.
+const UNDO_GUARD_MS = 1500;
+const checkedAt = new Map(); // ref → when this phone last tapped "Check in" for them
 
 // The last tap queued for each person on the list: a check-in, or an undo ({undo: "1"}).
 const pendingRefs = () => new Map(queue.filter((t) => t.fields.ref).map((t) => [t.fields.ref, t.fields]));
@@ -57,7 +65,7 @@ function renderList() {
   const items = shown.map((p) => {
     const detail = (p.phone_last4 ? "phone …" + p.phone_last4 : p.has_email ? "email only" : "") + (p.walk_in ? " · walk-in" : p.rsvp ? " · RSVP " + p.rsvp : "");
     const waiting = pending.get(p.ref);
-    const li = el("li", { "data-ref": p.ref, class: waiting ? "in waiting" : p.checked_in ? "in" : null },
+    const li = el("li", { "data-ref": p.ref, tabindex: "-1", class: waiting ? "in waiting" : p.checked_in ? "in" : null },
       el("span", { class: "person" }, el("span", { class: "name" }, p.name), el("span", { class: "detail" }, detail)));
     // Named with how to tell two people apart: two "(no name given)" are otherwise one label to a screen reader.
     const how = p.phone_last4 ? ", phone …" + p.phone_last4 : p.has_email ? ", email only" : "";
@@ -66,12 +74,14 @@ function renderList() {
       li.append(el("span", { class: "state" }, "✓ Checked in"));
       if (p.can_undo) {
         const undo = el("button", { type: "button", class: "undo" }, "Undo ", el("span", { class: "visually-hidden" }, "the check-in of " + p.name + how));
-        undo.addEventListener("click", () => tap({ ref: p.ref, undo: "1" }, p.name));
+        undo.addEventListener("click", () => {
+          if (Date.now() - (checkedAt.get(p.ref) || -Infinity) >= UNDO_GUARD_MS) tap({ ref: p.ref, undo: "1" }, p.name);
+        });
         li.append(undo);
       }
     } else {
       const button = el("button", { type: "button", class: "go" }, "Check in ", el("span", { class: "visually-hidden" }, p.name + how));
-      button.addEventListener("click", () => tap({ ref: p.ref }, p.name));
+      button.addEventListener("click", () => { checkedAt.set(p.ref, Date.now()); tap({ ref: p.ref }, p.name); });
       li.append(button);
     }
     return li;
@@ -83,7 +93,11 @@ function renderList() {
     }
   }
   if (!items.length) items.push(el("li", { class: "empty" }, q ? "Nobody on your list matches “" + q + "”. Add them as a walk-in below." : "Nobody on your list yet."));
+  // The list is drawn anew (a tap, an answer, the refresh every 10 s): focus stays on the person it was on.
+  const focused = document.activeElement && document.activeElement.closest ? document.activeElement.closest("#people li[data-ref]") : null;
   $("people").replaceChildren(...items);
+  const again = focused && [...$("people").children].find((li) => li.dataset.ref === focused.dataset.ref);
+  if (again) (again.querySelector("button") || again).focus({ preventScroll: true });
   renderCount();
 }
 
