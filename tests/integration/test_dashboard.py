@@ -116,6 +116,10 @@ def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
     # The action's table scrolls sideways there, and the keyboard can scroll it too (it takes focus).
     expect(page.locator("#action-section > .scroll")).to_have_attribute("tabindex", "0")
     expect(page.get_by_role("region", name=re.compile("^Per partner: pledged.*scrolls sideways"))).to_be_visible()  # a named stop
+    # An email in the accounts table wraps in its column, never drawn over the next (an outside probe).
+    expect(page.locator("#accounts-table th[scope=row]").first).to_be_visible()
+    spill = page.eval_on_selector_all("#accounts-table th[scope=row]", "cells => cells.filter(c => c.scrollWidth > c.clientWidth).map(c => c.textContent)")
+    assert spill == []
     page.screenshot(path=str(screenshot_dir(page) / "dashboard-phone.png"), full_page=True)
     accessible(page, "dashboard on a phone")
     content = page.content()

@@ -169,6 +169,8 @@ def test_a_double_tap_keyboard_use_and_curly_apostrophes_at_the_door(door, brows
         expect(page.locator("#flash")).to_contain_text("Checked in: Seán O’Brien.")
         expect(people.locator("li.in")).to_have_count(1)
         eventually(lambda: union_attended(door) == 1, timeout=30)
+        # At 375 px the name keeps a readable width beside "✓ Checked in" and "Undo" (it had 80 px, "Support/er1").
+        assert people.locator(".name").first.bounding_box()["width"] >= 150
 
         page.clock.fast_forward(2_000)  # a deliberate undo, later
         undo.click()
@@ -183,5 +185,8 @@ def test_a_double_tap_keyboard_use_and_curly_apostrophes_at_the_door(door, brows
         page.clock.run_for(11_000)  # the roster is fetched again and the list drawn anew
         expect(undo).to_be_focused()
         eventually(lambda: union_attended(door) == 1, timeout=30)
+
+        page.get_by_role("link", name="Not on the list? Add a walk-in").click()  # past a long list, in one tap
+        expect(page.get_by_role("heading", name="Walk-in")).to_be_in_viewport()
     finally:
         context.close()
