@@ -52,10 +52,15 @@ def test_an_organizer_writes_an_action_sees_its_sms_segments_fixes_a_template_an
         page.get_by_label("Text message (en)").fill("Hi {first_name}")
         expect(page.locator("#live-errors")).to_contain_text("unknown placeholder {first_name}")
         accessible(page, "console with an error")
-        page.locator("#live-errors").get_by_role("link", name="templates.sms.en").click()  # the error leads to its box
+        # The error names the box as the form does (not the API's "templates.sms.en") and leads to it.
+        page.locator("#live-errors").get_by_role("link", name="Text message (en)").click()
         expect(page.get_by_label("Text message (en)")).to_be_focused()
+        page.get_by_role("button", name="Check and review").click()  # posted anyway: refused, the form sent back
+        expect(page.locator("#server-errors")).to_contain_text("unknown placeholder {first_name}")
+        expect(page.locator("#server-errors").get_by_role("link", name="Text message (en)")).to_be_visible()
         page.get_by_label("Text message (en)").fill(SMS)
         expect(page.locator("#live-errors")).to_be_empty()
+        expect(page.locator("#server-errors")).to_be_hidden()  # fixed: the refusal no longer says "Please fix"
         # The count the page shows is the one the sender will use, for the same sample values and
         # the posting partner as the sponsor named before the text (the test stack names partners by id).
         # The start as the texts write it, in each template's language (the page asks the server).

@@ -114,6 +114,15 @@ def test_a_template_with_an_unknown_placeholder_is_named_and_nothing_is_written(
     assert '<a href="#sms_en"><code>templates.sms.en</code></a>' in r.text  # the error leads to its box
 
 
+def test_a_start_left_empty_is_asked_for_in_the_forms_words(tmp_path):
+    # It said "starts_at: should be a date and time with a UTC offset, as RFC 3339 writes it", of
+    # a date picker left empty (an outside probe).
+    client = console(tmp_path)[0]
+    sign_in(client, ORGANIZER)
+    [error] = client.post("/dashboard/console/check", data={**FORM, "local_start": ""}).json()["errors"]
+    assert error == {"field": "local_start", "message": "give the day and time the action starts", "input": "local_start"}
+
+
 @pytest.mark.parametrize("local_start, says", [("2026-11-19T10:00", "the start is more than 2 hours past"), ("2028-01-01T10:00", "more than a year ahead")])
 def test_a_start_in_the_past_or_years_ahead_is_named_and_nothing_is_written(tmp_path, local_start, says):
     client, publisher, _ = console(tmp_path)

@@ -102,6 +102,9 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
                        for code in event["target"]["postal_codes"] if (problem := zip_problem(code))]
         if any(e["field"] == "time_zone" for e in errors):  # no start can be read in an unknown zone: said once
             errors = [e for e in errors if e["field"] != "starts_at"]
+        if not form.get("local_start", "").strip() and any(e["field"] == "starts_at" for e in errors):  # the picker left empty
+            errors = [e if e["field"] != "starts_at" else {"field": "local_start", "message": "give the day and time the action starts"}
+                      for e in errors]
         return event, [{**e, "input": input_of(e["field"], e["message"])} for e in errors], action  # "input": the id of the box to fix
 
     def sponsors(action: ActionEvent, partner: Partner) -> tuple[str, tuple[str, ...]]:

@@ -51,6 +51,16 @@ function count(area) {
   out.classList.toggle("long", s.count > 2);
 }
 
+// An error's link names the box to fix by its label ("Starts (local time)"), not the API's field
+// ("starts_at"), which stays in the link's title.
+function labelled(link, input) {
+  const label = document.querySelector('label[for="' + CSS.escape(input) + '"]');
+  const code = link.querySelector("code");
+  if (!label || !code) return;
+  link.title = code.textContent;
+  link.replaceChildren(label.textContent.trim());
+}
+
 let timer = 0;
 // showErrors false: only the start's wording (a page that opens filled in already shows its errors).
 async function check(showErrors = true) {
@@ -60,6 +70,8 @@ async function check(showErrors = true) {
   localTimes = local_times || {};
   form.querySelectorAll("textarea.sms").forEach((a) => count(a));
   if (!showErrors) return;
+  const server = document.getElementById("server-errors"); // the last post's refusal: what is left is said here now
+  if (server) server.hidden = true;
   const box = document.getElementById("live-errors");
   if (!errors.length) { box.replaceChildren(); box.className = ""; return; }
   const list = document.createElement("ul");
@@ -68,10 +80,11 @@ async function check(showErrors = true) {
     const code = document.createElement("code");
     code.textContent = e.field;
     let name = code;
-    if (e.input) { // a link to the box to fix
+    if (e.input) { // a link to the box to fix, named as the form names it
       name = document.createElement("a");
       name.href = "#" + e.input;
       name.append(code);
+      labelled(name, e.input);
     }
     li.append(name, ": " + e.message);
     list.append(li);
@@ -90,5 +103,6 @@ if (form) {
     clearTimeout(timer);
     timer = setTimeout(check, 500);
   });
+  document.querySelectorAll("#server-errors a[href^='#']").forEach((a) => labelled(a, a.getAttribute("href").slice(1)));
   if (value("local_start")) check(false); // filled in (an edit, a form sent back): count with its start
 }
