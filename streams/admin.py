@@ -11,7 +11,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import IncompatibleBrokerVersion, KafkaError, TopicAlreadyExistsError
 
 from .settings import Settings
-from .topology import TopicSpec, topic_specs
+from .topology import TopicSpec, events_topic, topic_specs
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,29 @@ def ensure_topics(s: Settings, timeout: float = 30.0, connect: Callable[[str, fl
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass
+        refuse_other_partitions(admin, s)
         return created
     finally:
         admin.close()
+
+
+class PartitionsDiffer(Exception):
+    """Topics exist with another number of partitions than ``TURNOUT_PARTITIONS``."""
+
+
+def refuse_other_partitions(admin: Any, s: Settings) -> None:
+    """Raise ``PartitionsDiffer`` when a topic turnout declares exists with another number of
+    partitions than the settings say: keys would be looked for in the wrong partitions (people
+    left out of a fan-out, tables read in part), without a word."""
+    declared = {spec.name: spec.partitions for spec in topic_specs(s)}
+    found = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(declared)) if t.get("error_code") == 0}
+    differ = sorted((name != events_topic(s), name) for name, n in found.items() if name in declared and n != declared[name])
+    if differ:
+        name = differ[0][1]  # the events topic, when it is one of them
+        more = f" (and {len(differ) - 1} more topics)" if len(differ) > 1 else ""
+        raise PartitionsDiffer(f"TURNOUT_PARTITIONS is {s.partitions}, but {name} has {found[name]} partitions{more}: a topic keeps the "
+                               "partitions it was created with; set TURNOUT_PARTITIONS to theirs, or a new TURNOUT_TOPIC_PREFIX and "
+                               "TURNOUT_APP_ID for new topics")
 
 
 def _update(admin: Any, spec: TopicSpec) -> None:

@@ -95,12 +95,18 @@ def require_reachable(s: Settings) -> None:
     (the web app would exit 3 with a traceback, a worker 1 with Faust's)."""
     from kafka.errors import KafkaError
 
-    from .admin import admin_client
+    from .admin import PartitionsDiffer, admin_client, refuse_other_partitions
 
     try:
-        admin_client(require_broker(s), BROKER_WAIT).close()
+        admin = admin_client(require_broker(s), BROKER_WAIT)
     except KafkaError as exc:
         raise stopped(exc) from None
+    try:
+        refuse_other_partitions(admin, s)
+    except PartitionsDiffer as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        admin.close()
 
 
 def require_person_key(s: Settings) -> None:
@@ -467,12 +473,15 @@ def topics() -> None:
 
 @topics.command("ensure", help="Create every topic turnout declares (partitions, compaction) if missing.")
 def topics_ensure() -> None:
-    from .admin import ensure_topics
+    from .admin import PartitionsDiffer, ensure_topics
     from .topology import topic_specs
 
     s = settings()
     require_broker(s)
-    created = ensure_topics(s, timeout=BROKER_WAIT)
+    try:
+        created = ensure_topics(s, timeout=BROKER_WAIT)
+    except PartitionsDiffer as exc:
+        raise click.ClickException(str(exc)) from None
     for spec in topic_specs(s):
         mark = "created" if spec.name in created else "exists"
         click.echo(f"{mark:8} {spec.name} partitions={spec.partitions}{' compacted' if spec.compacted else ''}")

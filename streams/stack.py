@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import running
-from .admin import ensure_topics
+from .admin import PartitionsDiffer, ensure_topics
 from .broker import EmbeddedBroker, free_port, wait_for_port
 from .coalition import CoalitionError
 from .coalition import load as load_coalition
@@ -163,7 +163,10 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
             sandbox_port = free_port()
             # The sandbox signs its callbacks for TURNOUT_PUBLIC_URL when that is given, as Twilio would.
             s = s.model_copy(update={**sandbox_settings(s, port, sandbox_port), "public_url": s.public_url})
-        ensure_topics(s)
+        try:
+            ensure_topics(s)
+        except PartitionsDiffer as exc:  # an external Kafka's topics, made with another TURNOUT_PARTITIONS
+            raise StackError(str(exc)) from None
         env = child_env(s)
         if sandbox_port:
             sandbox = sup.add("the sandbox providers", spawn(["sandbox", "--port", str(sandbox_port)], env, logs / "sandbox.log"), logs / "sandbox.log")

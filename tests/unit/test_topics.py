@@ -11,8 +11,9 @@ DAY_MS = 24 * 3600 * 1000
 class FakeAdmin:
     """Records the admin requests kafka-python would send."""
 
-    def __init__(self, existing=()):
+    def __init__(self, existing=(), partitions=None):
         self.existing, self.created, self.altered, self.closed = set(existing), [], [], False
+        self.partitions = partitions or {}  # an existing topic's, by name (else as settings say: 8)
 
     def list_topics(self):
         return sorted(self.existing)
@@ -22,6 +23,11 @@ class FakeAdmin:
 
     def alter_configs(self, resources):
         self.altered += resources
+
+    def describe_topics(self, names):
+        made = {t.name: t.num_partitions for t in self.created}
+        return [{"name": n, "error_code": 0, "partitions": [{}] * self.partitions.get(n, made.get(n, 8))}
+                for n in names if n in self.existing or n in made]
 
     def close(self):
         self.closed = True
@@ -54,3 +60,17 @@ def test_existing_topics_are_brought_up_to_date_not_recreated():
     assert "t.events" not in {t.name for t in admin.created}
     [events] = [r for r in admin.altered if r.name == "t.events"]
     assert events.configs["retention.ms"] == str(3 * DAY_MS)
+
+
+def test_topics_made_with_other_partitions_are_refused_naming_the_setting():
+    # TURNOUT_PARTITIONS=4 against 8-partition topics: `topics ensure` said "exists … partitions=4",
+    # and a worker run so planned people in the wrong partitions, without a word (an outside probe).
+    import pytest
+
+    from streams.admin import PartitionsDiffer
+
+    admin = FakeAdmin(existing={"t.events"}, partitions={"t.events": 8})
+    with pytest.raises(PartitionsDiffer, match=r"TURNOUT_PARTITIONS is 4, but t.events has 8 partitions: a topic keeps"):
+        ensure_topics(settings(partitions=4), connect=lambda *a: admin)
+    assert admin.closed
+    ensure_topics(settings(partitions=8), connect=lambda *a: FakeAdmin(existing={"t.events"}, partitions={"t.events": 8}))
