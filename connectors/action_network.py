@@ -90,10 +90,10 @@ def _events(item: Any, actions: dict[str, str]) -> list[dict[str, Any]]:
     event = _link(resource, "osdi:event")
     if event is None:
         raise ValueError("the attendance has no osdi:event link: which event is it for?")
-    key = action_network_event_id(event)
-    if key is None:
+    an_event = action_network_event_id(event)
+    if an_event is None:
         raise ValueError(f"{event[:80]!r} is not an Action Network event (its link is not on actionnetwork.org)")
-    action = actions.get(event) or actions.get(key)
+    action = actions.get(event) or actions.get(an_event)
     if action is None:
         raise ValueError(f"no turnout action is mapped to Action Network event {event!r} (turnout action-network map)")
     status = resource.get("status", "")

@@ -307,6 +307,7 @@ def worker() -> None:
     from .app import build
 
     s = settings()
+    require_broker(s)
     require_master_key(s)
     require_person_key(s)
     require_clock(s)

@@ -156,6 +156,23 @@ def test_the_partner_url_writes_events_as_that_partner(env):
     assert envs[2].person_key == envs[1].person_key  # Ben's unsubscribed email: his own key, stopped
 
 
+def test_every_rsvp_of_a_batch_passes_its_stopped_address_on(env):
+    # Two attendances in one delivery, each with an unsubscribed email: the second one's opt-out
+    # took the first one's event id (made from the Action Network event, not the item), was
+    # refused as a repeat id, and only dead-lettered while Action Network got 200 (an outside probe).
+    client, pub, token, _ = env
+    [ana] = fixture("attendance.json")
+    items = []
+    for i, address in enumerate(("ann1@example.org", "bob2@example.org")):
+        person = {**ana["osdi:attendance"]["person"], "email_addresses": [{"primary": True, "address": address, "status": "unsubscribed"}],
+                  "phone_numbers": [{"primary": True, "number": f"1510555012{i}", "status": "subscribed"}]}
+        items.append({**ana, "idempotency_key": f"k2{i}", "osdi:attendance": {**ana["osdi:attendance"], "person": person}})
+    r = client.post(f"/v1/partners/union-a/action-network/{token}", json=items)
+    assert r.status_code == 200 and r.json() == {"accepted": 4, "duplicates": 0, "rejected": []}
+    envs = [Envelope.model_validate_json(v, context={"normalized": True}) for _, v in pub.records]
+    assert sorted(e.event.type for e in envs) == ["opt_out", "opt_out", "rsvp", "rsvp"]
+
+
 @pytest.mark.parametrize("partner, token", [("union-a", "wrong"), ("faith-b", None), ("nobody", None), ("union-a", "")])
 def test_wrong_token_or_partner_is_404_and_writes_nothing(env, partner, token):
     client, pub, good, _ = env
