@@ -76,6 +76,7 @@ class TallyReader:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
+        self._said_back = False  # logged that a fact topic went back (``_went_back``), once
         #: When the broker last answered a fetch of a fact topic (seconds since the epoch).
         self.last_read = time.time()
 
@@ -164,6 +165,9 @@ class TallyReader:
             self.last_read = max(self.last_read, self._heard())
             if batches:
                 self.changes.notify()
+            if not self._said_back and (back := self._went_back()) is not None:
+                self._said_back = True
+                log.error("the tallies are frozen: %s", back)
 
     def _heard(self) -> float:
         """When the broker last answered a fetch, by the consumer's own record of its fetch
@@ -177,8 +181,22 @@ class TallyReader:
         answered its fetches for ``stuck_after`` seconds (``/healthz`` answers 503 then)."""
         if self._task is not None and self._task.done():
             return "the tally reader stopped"
+        if (back := self._went_back()) is not None:
+            return back
         if (silent := time.time() - self.last_read) > stuck_after:
             return f"the tally reader has not heard from the broker for {silent:.0f} s"
+        return None
+
+    def _went_back(self) -> str | None:
+        """A fact topic that now ends before where this reader got to: the broker lost its data (a
+        memory-only broker restarted) or the topic was made anew. Nothing read since counts here,
+        and the lag reads 0: only a restart of the web app reads the topics again."""
+        if self._consumer is None:
+            return None
+        for tp in self._consumer.assignment():
+            if (end := self._consumer.highwater(tp)) is not None and end < self._next.get(tp, 0):
+                return (f"fact topic {tp.topic} ends at offset {end} of partition {tp.partition}, where this web app had read to "
+                        f"{self._next[tp]}: the broker lost its data or the topic was made anew; restart the web app to read it again")
         return None
 
     def _take(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:

@@ -27,3 +27,27 @@ def test_a_reader_that_reads_is_healthy_one_that_stalled_or_stopped_is_not():
         return r.problem()
 
     assert asyncio.run(stopped()) == "the tally reader stopped"
+
+
+def test_a_fact_topic_that_went_back_is_reported_not_read_as_no_lag():
+    # A memory-only broker restarted under a running web app (the topics made again): the reader
+    # waited at its old offsets, counted nothing new, and /healthz said ok with a lag of 0 (an outside probe).
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition("t.facts", 3)
+
+    class Consumer:
+        end = 20
+
+        def assignment(self):
+            return {tp}
+
+        def highwater(self, _):
+            return self.end
+
+    r = reader()
+    r._consumer, r._next[tp] = Consumer(), 20
+    assert r.problem() is None and r.lag() == 0
+    r._consumer.end = 5
+    assert r.problem() == ("fact topic t.facts ends at offset 5 of partition 3, where this web app had read to 20: the broker lost its "
+                           "data or the topic was made anew; restart the web app to read it again")
