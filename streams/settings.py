@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     app_id: str = Field(default="turnout", description="Faust app id: consumer group and changelog topic prefix.")
     topic_prefix: str = Field(default="turnout.", description="Prefix of every topic turnout declares.")
     partitions: int = Field(default=8, ge=1, le=1024, description="Partitions of the events topic and tables: the ceiling on worker parallelism (choose before the first start).")
-    replication_factor: int = Field(default=1, ge=1, description="Replication of every topic turnout creates.")
+    replication_factor: int = Field(default=1, ge=1, description="Replication of every topic turnout creates (3 or more: with `min.insync.replicas=2`).")
     standby_replicas: int = Field(default=0, ge=0, description="Copies of each table partition kept by other workers (Faust standbys). 0: tables live in memory, and a worker taking over a partition replays its changelog from the start with or without one (README: scaling out).")
 
     events_retention_days: float = Field(default=14, gt=0, description="How long the events topic keeps accepted events (personal data included); facts live on in the compacted fact topics.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from contracts.asks import AskCommand, AskFact, RecentAsks
@@ -224,6 +224,13 @@ DATA_KEYS = {**COMPACTED, "min.compaction.lag.ms": "0", "segment.ms": str(3600 *
 
 
 def topic_specs(s: Settings) -> list[TopicSpec]:
+    specs = _specs(s)
+    if s.replication_factor >= 3:  # a write (acks=all) is on two brokers at least: one may fail without losing it
+        specs = [replace(spec, config={**spec.config, "min.insync.replicas": "2"}) for spec in specs]
+    return specs
+
+
+def _specs(s: Settings) -> list[TopicSpec]:
     return [
         TopicSpec(events_topic(s), s.partitions, compacted=False, config=retained(s.events_retention_days)),
         TopicSpec(targeting_topic(s), s.partitions, compacted=False, config=retained(s.outreach_retention_days)),

@@ -74,3 +74,12 @@ def test_topics_made_with_other_partitions_are_refused_naming_the_setting():
         ensure_topics(settings(partitions=4), connect=lambda *a: admin)
     assert admin.closed
     ensure_topics(settings(partitions=8), connect=lambda *a: FakeAdmin(existing={"t.events"}, partitions={"t.events": 8}))
+
+
+def test_three_replicas_need_two_in_sync_for_a_write():
+    # The README and the compose file said min.insync.replicas=2 with three brokers, and nothing
+    # set it: Kafka's default, 1, acknowledged writes only one broker had (an outside probe).
+    for factor, expected in ((1, None), (3, "2")):
+        admin = FakeAdmin()
+        ensure_topics(settings(replication_factor=factor), connect=lambda *a: admin)
+        assert {t.topic_configs.get("min.insync.replicas") for t in admin.created} == {expected}
