@@ -112,6 +112,15 @@ def test_a_supporter_answers_yes_on_a_phone_and_the_open_dashboard_shows_it(outr
     # Reopened later, the link shows the answer in force; in Spanish for a Spanish speaker.
     phone_page.goto(link)
     expect(phone_page.locator("main")).to_contain_text("Your answer: Yes")
+    # Changed to No: only No looks (and is, to a screen reader) pressed; a solid Yes beside it read as chosen.
+    phone_page.get_by_role("button", name="No").click()
+    expect(phone_page.get_by_role("status")).to_contain_text("you're down as not coming")
+    expect(phone_page.get_by_role("button", name="No")).to_have_attribute("aria-pressed", "true")
+    expect(phone_page.get_by_role("button", name="Yes")).to_have_attribute("aria-pressed", "false")
+    fill = "el => getComputedStyle(el).backgroundColor"
+    assert phone_page.get_by_role("button", name="Yes").evaluate(fill) == phone_page.locator("html").evaluate(fill)  # the page's own
+    phone_page.get_by_role("button", name="Yes").click()
+    expect(phone_page.get_by_role("status")).to_contain_text("see you there")
     phone_page.goto(RSVP_LINK.search(sms_for(stack, phone(2), "Budget vigil")).group())
     expect(phone_page.locator("html")).to_have_attribute("lang", "es")
     expect(phone_page.get_by_role("button", name="Sí")).to_be_visible()

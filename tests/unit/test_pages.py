@@ -182,7 +182,8 @@ def test_an_answer_can_be_changed_and_the_page_shows_the_one_in_force(env):
     env.book.apply("attendance", fact_key("rally-1", PK), fact)
     assert env.book.action("rally-1").totals.rsvp_yes == 0
     page = env.client.get(env.rsvp_url())
-    assert "Your answer: No" in text(page.text) and 'value="no" class="choice no chosen"' in page.text
+    assert "Your answer: No" in text(page.text) and 'value="no" class="choice no chosen" aria-pressed="true"' in page.text
+    assert 'value="yes" class="choice yes" aria-pressed="false"' in page.text  # the answer is the one pressed, to a screen reader too
 
 
 def test_an_expired_link_says_so_and_writes_nothing(env):
