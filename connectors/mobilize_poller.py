@@ -190,7 +190,7 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
             reported.clear()
             reported.update(skipped)
     await cursors.save(partner.id, cursor, list(skipped))
-    log.info("mobilize: %s: %d attendances, %d skipped, cursor %d", partner.id, read, len(skipped), cursor)
+    log.info("mobilize: %s: %d attendances read, %d events of them skipped (dead letters), cursor %d", partner.id, read, len(skipped), cursor)
     return cursor
 
 
