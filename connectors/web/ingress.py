@@ -137,7 +137,9 @@ class Authority:
     owner_of: Callable[[str], str | None] = lambda action_id: None
     #: The partner ids of the coalition file (disabled ones too), ``None``: not checked.
     partners: frozenset[str] | None = None
-    #: The person's attendance fact for a check-in's action, as far as this web app has read.
+    #: The person's attendance fact for a check-in's action, as far as this web app has read, when
+    #: the person is one the posting partner has posted itself; else ``None`` (its warnings tell a
+    #: partner nothing of people it does not know).
     attendance_of: Callable[[CheckinEvent], Attendance | None] = lambda event: None
 
     def check(self, index: int, event: PartnerEvent) -> tuple[list[FieldError], Warning_ | None]:
@@ -146,10 +148,11 @@ class Authority:
         errors = authority_errors(event, self.partner, self.role, self.received_at, owner, self.partners)
         if errors:
             return errors, None
-        if isinstance(event, CheckinEvent) and event.withdrawn and (
-                why := withdrawal_refused(self.attendance_of(event), event, self.partner, self.role)):
-            # Kept all the same: the workers decide, whatever order the events reach them in.
-            return [], Warning_(index=index, event_id=event.event_id, message=f"{why}; this withdrawal takes nothing back")
+        if isinstance(event, CheckinEvent) and event.withdrawn and withdrawal_refused(self.attendance_of(event), event, self.partner, self.role):
+            # Kept all the same: the workers decide, whatever order the events reach them in. Said
+            # without naming the partner (the dead letter does, for organizers).
+            return [], Warning_(index=index, event_id=event.event_id, message=f"the check-in that counts for {event.action_id!r} is another "
+                                "partner's: only it or the backbone may withdraw it; this withdrawal takes nothing back")
         if action_id is None or owner is not None or isinstance(event, ActionEvent):
             return [], None
         return [], Warning_(index=index, event_id=event.event_id, message=f"no partner has posted action {action_id!r} yet: "
@@ -223,14 +226,12 @@ AUTH_HEADERS = ("X-Turnout-Partner", "X-Turnout-Timestamp", "X-Turnout-Signature
 
 def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], person_secret: bytes, data_keys: DataKeys,
            owner_of: Callable[[str], str | None] = lambda action_id: None,
-           attendance_of: Callable[[str, str], Attendance | None] = lambda action_id, person_key: None) -> APIRouter:
+           attendance_of: Callable[[str, str], Attendance | None] = lambda action_id, person_key: None,
+           knows: Callable[[str, str], bool] = lambda partner, person_key: False) -> APIRouter:
     """``owner_of(action_id)``: who owns a posted action; ``attendance_of(action_id, person key)``:
-    the person's attendance fact (both as the web app's tallies have read them)."""
+    the person's attendance fact (both as the web app's tallies have read them); ``knows(partner,
+    person key)``: whether the partner has posted the person itself (the door's directory)."""
     r = APIRouter(tags=["partners"])
-
-    def checkin_attendance(event: CheckinEvent) -> Attendance | None:
-        key = event_person_key(person_secret, event)
-        return attendance_of(event.action_id, key) if key is not None else None
 
     owners = JustPosted(owner_of)
 
@@ -267,6 +268,10 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             items = parse_events(body, s.max_batch)
         except BadBody as exc:
             raise refused(400, str(exc), "bad_body") from None
+        def checkin_attendance(event: CheckinEvent) -> Attendance | None:
+            key = event_person_key(person_secret, event)
+            return attendance_of(event.action_id, key) if key is not None and knows(partner.id, key) else None
+
         authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owners.owner, frozenset(coalition().partners),
                               checkin_attendance)
         checked = validate_events(items, s.default_region, authority)

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from connectors.signing import headers
 from connectors.web.app import create_app
+from connectors.web.door.directory import Directory
 from connectors.web.publisher import ListPublisher
 from contracts.events import ActionEvent, Envelope
 from contracts.facts import ActionRecord
@@ -531,10 +532,17 @@ def test_a_members_withdrawal_of_another_partners_checkin_is_accepted_with_a_war
     pk, at = person_key(b"k", "+15105550140", None), datetime(2026, 11, 22, 18, tzinfo=timezone.utc)
     book.apply("attendance", fact_key("rally-1", pk), Attendance(action_id="rally-1", person_key=pk, attended=True, attended_by="union-a",
                                                                checkins={"union-a": PartnerCheckins(first_received=at, first_at=at, last_received=at, last_at=at)}))
-    client, pub = TestClient(create_app(s, publisher=(pub := ListPublisher()), book=book)), pub
+    directory = Directory(b"k", b"r")
+    client, pub = TestClient(create_app(s, publisher=(pub := ListPublisher()), book=book, directory=directory)), pub
     undo = {**checkin("w1", "rally-1", phone="+15105550140"), "withdrawn": True}
+    # Someone faith-b never posted: no word (another security probe: the warning, naming the
+    # partner, told any member who was checked in, and by whom, for any phone or email it tried).
     r = post(client, secrets, "faith-b", [undo])
-    assert r.status_code == 202 and r.json()["warnings"] == [{"index": 0, "event_id": "w1", "message":
-        "the check-in for 'rally-1' was posted by 'union-a': only it or the backbone may withdraw it; this withdrawal takes nothing back"}]
-    assert len(pub.records) == 1  # kept all the same: the workers decide, in whatever order events arrive
+    assert r.status_code == 202 and r.json()["warnings"] == []
+    # One of its own people (the door list shows it whether they are in): said, naming no partner.
+    directory.apply({"event": rsvp("r1", "rally-1", phone="+15105550140"), "partner": "faith-b", "person_key": pk, "received_at": at.isoformat()})
+    r = post(client, secrets, "faith-b", [{**undo, "event_id": "w3"}])
+    assert r.status_code == 202 and r.json()["warnings"] == [{"index": 0, "event_id": "w3", "message":
+        "the check-in that counts for 'rally-1' is another partner's: only it or the backbone may withdraw it; this withdrawal takes nothing back"}]
+    assert len(pub.records) == 2  # kept all the same: the workers decide, in whatever order events arrive
     assert post(client, secrets, "union-a", [{**undo, "event_id": "w2"}]).json()["warnings"] == []  # its own

@@ -105,7 +105,7 @@ def to_event(form: Mapping[str, str], event_id: str, occurred_at: datetime) -> d
         other = json.loads(form.get("other_templates") or "{}")
         sms = {**other.get("sms", {}), **sms}
         email = {**other.get("email", {}), **email}
-    except (ValueError, AttributeError, TypeError):  # not the page's own JSON of them (garbled by hand): the boxes stand
+    except (ValueError, AttributeError, TypeError, RecursionError):  # not the page's own JSON of them (garbled by hand): the boxes stand
         pass
     event = {
         "type": "action", "event_id": event_id, "occurred_at": occurred_at.isoformat(), "action_id": get("action_id"),

@@ -13,9 +13,10 @@ import math
 import re
 import time
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, ClassVar
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from connectors.accounts.passwords import verify
@@ -24,8 +25,17 @@ from connectors.accounts.store import AccountStore, AccountsUnavailable
 from connectors.accounts.throttle import Throttle
 from streams.settings import Settings
 
+from ..body import load_json, read_limited
+from ..errors import error, model_body
 from .access import Access
 from .pages import PRIVATE, form_page
+
+
+class WhoseLink(BaseModel):
+    """``POST /dashboard/welcome/account``'s body: the part of a sign-in link after ``#``."""
+
+    MAX_BYTES: ClassVar[int] = 4096
+    token: str = Field(min_length=1, max_length=200)
 
 NOT_ACCEPTED = "That email and password were not accepted."
 
@@ -86,25 +96,25 @@ def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Calla
     @r.post("/dashboard/welcome/account")
     async def invited(request: Request) -> Response:
         """Whose sign-in link this is (``{"token": ...}``): the welcome page names the account,
-        and gives password managers its username, before a password is chosen. A link that is
-        not good counts as a failed attempt of the address, as choosing a password with it does."""
+        and gives password managers its username, before a password is chosen. An attempt
+        counts as failed for the address until the link is known good, as choosing a password
+        with it does (a burst is throttled as if sent one after another)."""
         address, now = _address(request), monotonic()
         if wait := per_address.retry_after(address, now):
             wait = math.ceil(wait)
-            return JSONResponse({"detail": f"Too many failed attempts: try again in {wait} seconds."}, 429, headers={"Retry-After": str(wait)})
+            return error(429, f"Too many failed attempts: try again in {wait} seconds.", headers={"Retry-After": str(wait)})
+        per_address.failed(address, now)
+        body = model_body(WhoseLink, load_json(await read_limited(request, WhoseLink.MAX_BYTES)))
+        if isinstance(body, JSONResponse):
+            return body
         try:
-            token = (await request.json())["token"]
-            if not isinstance(token, str):
-                raise TypeError
-        except (ValueError, TypeError, KeyError):
-            return JSONResponse({"detail": 'Send {"token": "<the part of the sign-in link after #>"} as JSON.'}, 400)
-        try:
-            account = await accounts.invited(token.strip(), datetime.fromtimestamp(access.clock(), timezone.utc))
+            account = await accounts.invited(body.token.strip(), datetime.fromtimestamp(access.clock(), timezone.utc))
         except AccountRefused as exc:
-            per_address.failed(address, now)
-            return JSONResponse({"detail": str(exc)[0].upper() + str(exc)[1:] + "."}, exc.status)
+            return error(exc.status, str(exc)[0].upper() + str(exc)[1:] + ".")
         except AccountsUnavailable as exc:
-            return JSONResponse({"detail": "The broker is not answering: try again."}, 503, headers={"Retry-After": str(exc.retry_after)})
+            per_address.forgive(address, now)
+            return error(503, "The broker is not answering: try again.", headers={"Retry-After": str(exc.retry_after)})
+        per_address.forgive(address, now)
         return JSONResponse({"email": account.email, "role": account.role, "partner": account.partner}, headers=PRIVATE)
 
     @r.post("/dashboard/welcome")

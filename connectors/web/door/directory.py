@@ -138,6 +138,10 @@ class Directory:
         if (email_key := envelope.get("email_key")) and email_key != key and not before_erasure:
             self._alias(partner, email_key, key)
 
+    def knows(self, partner: str, key: str) -> bool:
+        """Whether ``partner`` has posted the person known by ``key`` itself (by that key, or an email it linked to them)."""
+        return self.aliases.get(partner, {}).get(key, key) in self.people.get(partner, {})
+
     def links(self) -> dict[str, str]:
         """Each email key an event named with a phone → that person's key, whichever partner
         posted it: what the web app knows of who is one person before any worker has linked them."""
