@@ -306,6 +306,21 @@ def test_the_preview_counts_every_partner_that_pledged_on_its_own_as_a_co_sponso
     assert (req.owner, req.sponsors) == ("hub", ("faith-b", "union-a"))
 
 
+def test_a_preview_that_leaves_people_out_for_want_of_sponsors_says_how_a_partner_becomes_one(tmp_path):
+    # A newcomer typed "union-a: 40 / faith-b: 5" in the form's pledges; the review said 0 would be
+    # asked, "consent covers no sponsor", and offered to send, without a word on what to do
+    # (and "No text is held by quiet hours: they all go at once", of no text at all).
+    from contracts.preview import AudienceCount
+
+    audience = FakeAudience(counts=[AudienceCount(request_id="r", partition=0, at=NOW, people=6, asked={"sms": 0, "email": 0},
+                                                  excluded={"sms": {"consent covers no sponsor": 6}, "email": {"consent covers no sponsor": 6}})])
+    client, _, _ = console(tmp_path, audience=audience)
+    sign_in(client, ORGANIZER)
+    page = " ".join(unescape(client.post("/dashboard/console", data=FORM).text).split())
+    assert "People whose consent covers only faith-b, union-a are left out: a pledge listed here does not make a partner a sponsor" in page
+    assert "No text is held by quiet hours" not in page
+
+
 def test_a_past_start_is_named_with_the_forms_other_problems_at_once(tmp_path):
     # An outside probe: a past start was named only once the placeholder and the ZIP were fixed,
     # a round trip each.

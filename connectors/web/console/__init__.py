@@ -73,7 +73,8 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         if viewer.role == "organizer":
             backbone = [p for _, p in sorted(every.partners.items()) if p.role == "backbone" and p.enabled]
             if not backbone:
-                raise HTTPException(409, "the coalition file has no enabled backbone partner to post as (turnout partners add … --role backbone)")
+                raise HTTPException(409, "the coalition file has no enabled backbone partner to post as: add one with "
+                                    "`turnout partners add coalition-hub --name \"Our Coalition\" --kind backbone --role backbone`")
             return backbone[0]
         partner = every.get(viewer.partner or "")
         if not viewer.admin or partner is None or partner.role != "backbone":
@@ -161,8 +162,11 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         extra = {}
         if totals is not None:
             moments = (("first", totals.deferred_first), ("last", totals.deferred_last))
+            owner, co = sponsors(action, partner)
             extra = {"launch_question": launch_question(totals, confirm["channels"]),
-                     "deferred": {k: when(v, event["time_zone"], "en") for k, v in moments if v}}
+                     "deferred": {k: when(v, event["time_zone"], "en") for k, v in moments if v},
+                     # Listed with a pledge in the form, and no sponsor for it: their own pledge (0 will do) makes them one.
+                     "not_sponsors": sorted({p.partner for p in action.pledges} - {owner, *co})}
         languages = template_languages(action) if action is not None else []
         return page(values=values, confirm=confirm, partner=partner, audience=totals, tested=tested,
                     test_languages=languages if len(languages) > 1 else [], test_language=form.get("test_language") or "en", **extra)
