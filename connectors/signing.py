@@ -14,6 +14,7 @@ import re
 #: Unix seconds as written: ASCII digits only (``int()`` would also take "1_700000000", " 17",
 #: "١٧" and a number of 400 digits that no float can be compared with).
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"v1=[0-9a-f]{64}")
 
 
 class SignatureError(Exception):
@@ -62,4 +63,7 @@ def verify(secret: str, timestamp: str | None, sig: str | None, body: bytes, now
     check_timestamp(timestamp, sig, now, tolerance)
     expected = signature(secret, str(timestamp), body)  # the header as written: "0170…" is signed as it came
     if not hmac.compare_digest(expected.encode(), sig.strip().encode()):
-        raise SignatureError("signature does not match")
+        if not _SIGNATURE.fullmatch(sig.strip()):
+            raise SignatureError("X-Turnout-Signature is not v1= and 64 lowercase hex digits")
+        raise SignatureError(f"signature does not match: HMAC-SHA256, keyed with the partner's secret as given, of the timestamp, "
+                             f"a dot and the {len(body)} bytes of the body received")

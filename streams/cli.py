@@ -838,8 +838,7 @@ def sign(partner_id: str, data: str | None, file_, url: str | None) -> None:
         raise click.BadParameter("not an event (a JSON object) or a list of events", param_hint=where)
     s = settings()
     partner = enabled_partner(s, partner_id)
-    # Only printed, never called: a default is fine when no stack runs.
-    base = web_url(url or s.url or f"http://127.0.0.1:{s.web_port}", s)
+    base = web_url(url, s)  # printed, never called: still, no address made up when no stack runs
     h = headers(partner.id, partner.secret.get_secret_value(), body, time.time())
     parts = ["curl", "-sS", "-X", "POST", f"{base}/v1/events"] + [x for k, v in h.items() for x in ("-H", f"{k}: {v}")]
     click.echo(shlex.join(parts + ["--data-binary", text]))

@@ -35,7 +35,11 @@ def test_sign_prints_a_curl_command_that_verifies(tmp_path):
     runner = CliRunner()
     env = {"TURNOUT_COALITION": str(tmp_path / "c.toml")}
     secret = runner.invoke(main, ["partners", "add", "union-a", "--name", "U", "--kind", "union"], env=env).stdout.strip().splitlines()[-1]
-    r = runner.invoke(main, ["sign", "union-a", "--data", '{"a": 1}'], env=env)
+    # With no stack running and no --url, no address is made up (a newcomer probe: it printed port 8000).
+    nowhere = runner.invoke(main, ["sign", "union-a", "--data", '{"a": 1}'], env={**env, "TURNOUT_FIND_STACK": "false"})
+    assert nowhere.exit_code == 1 and "--url" in nowhere.output and "127.0.0.1:8000" not in nowhere.output
+    r = runner.invoke(main, ["sign", "union-a", "--data", '{"a": 1}', "--url", "http://127.0.0.1:8111"], env=env)
+    assert r.exit_code == 0 and "http://127.0.0.1:8111/v1/events" in r.stdout
     args = shlex.split(r.stdout)
     h = dict(args[i + 1].split(": ", 1) for i, a in enumerate(args) if a == "-H")
     import time

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from connectors.signing import SignatureError, headers, signature, verify
@@ -63,3 +65,21 @@ def test_the_timestamp_is_signed_as_it_is_written():
     verify(SECRET, ts, signature(SECRET, ts, BODY), BODY, NOW, 300)
     with pytest.raises(SignatureError, match="does not match"):
         verify(SECRET, ts, signature(SECRET, NOW, BODY), BODY, NOW, 300)
+
+
+def test_the_readmes_worked_example_signs_as_it_says():
+    # A newcomer wrote a signer from the README alone: a known answer to check it against.
+    from pathlib import Path
+
+    readme = Path(__file__).parents[2].joinpath("README.md").read_text()
+    secret, ts, body, sig = re.search(r"A worked example: secret\s+`([^`]+)`, timestamp `(\d+)` and the body\s+`([^`]+)`\s+sign to\s+`([^`]+)`", readme).groups()
+    assert signature(secret, ts, body.encode()) == sig
+
+
+@pytest.mark.parametrize("sig, says", [("3742c75257f861263c8ed61e939b3cad4bcd9494b107ab92324b66c2d5213c02", "not v1= and 64 lowercase hex"),
+                                       ("v1=3742C75257F861263C8ED61E939B3CAD4BCD9494B107AB92324B66C2D5213C02", "not v1= and 64 lowercase hex"),
+                                       ("v1=" + "0" * 64, "of the timestamp, a dot and the 17 bytes of the body received")])
+def test_a_signature_refused_says_what_is_expected(sig, says):
+    # Every mistake (no "v1=", uppercase hex, a body curl -d had changed) got "signature does not match" alone.
+    with pytest.raises(SignatureError, match=re.escape(says)):
+        verify(SECRET, str(NOW), sig, BODY, NOW, 300)
