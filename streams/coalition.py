@@ -27,10 +27,13 @@ layout written by hand are kept.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import secrets
+import time
 import tomllib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -63,6 +66,54 @@ class Coalition:
         """The partner if it exists and is enabled."""
         p = self.partners.get(partner_id)
         return p if p is not None and p.enabled else None
+
+
+class CoalitionFile:
+    """The coalition file, read again when it changes (its modification time, looked at once
+    every ``every`` seconds at most), so `turnout partners add` takes effect at once."""
+
+    def __init__(self, path: Path, every: float = 0.0) -> None:
+        self.path, self.every = path, every
+        self._mtime: float | None = None
+        self._checked = -math.inf
+        self._coalition = Coalition([])
+
+    def current(self) -> Coalition:
+        if self.every and time.monotonic() - self._checked < self.every:
+            return self._coalition
+        self._checked = time.monotonic()
+        mtime = self.path.stat().st_mtime if self.path.exists() else None
+        if mtime != self._mtime:
+            self._coalition, self._mtime = load(self.path, missing_ok=True), mtime
+        return self._coalition
+
+
+class SponsorNames(Mapping[str, str]):
+    """Partner id → name as the coalition file says now (a partner added while the workers run
+    is named in its messages at once); the last readable file's while it is being edited."""
+
+    def __init__(self, file: CoalitionFile) -> None:
+        self.file = file
+        self._of: Coalition | None = None
+        self._names: dict[str, str] = {}
+
+    def _current(self) -> dict[str, str]:
+        try:
+            coalition = self.file.current()
+        except CoalitionError:
+            return self._names
+        if coalition is not self._of:
+            self._of, self._names = coalition, coalition.names()
+        return self._names
+
+    def __getitem__(self, partner_id: str) -> str:
+        return self._current()[partner_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
 
 
 def load(path: Path, missing_ok: bool = False) -> Coalition:

@@ -39,7 +39,7 @@ from contracts.preview import PREVIEW_PREFIX, TEST_SEND_PREFIX, PreviewAudience,
 from contracts.providers import TWILIO_QUEUE_FULL
 from streams.app import Pipeline
 from streams.batching import Apart
-from streams.coalition import load as load_coalition
+from streams.coalition import CoalitionFile, SponsorNames
 from streams.clock import Clock, from_setting, system_clock
 from streams.crypto import DataKey
 from streams.data_keys import DataKeys, KafkaDataKeys, MemoryDataKeys
@@ -173,7 +173,7 @@ def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
         footer=s.sms_footer, footer_es=s.sms_footer_es, rsvp_base_url=s.rsvp_links, unsubscribe_base_url=s.unsubscribe_links,
         referral_secret=s.person_key_bytes(), link_key=s.link_key_bytes(), rsvp_open=timedelta(hours=s.rsvp_open_hours),
         grace=timedelta(minutes=s.rapid_response_grace_minutes),
-        sponsor_names=load_coalition(s.coalition, missing_ok=True).names(),  # names read at start; ids if no file
+        sponsor_names=SponsorNames(CoalitionFile(s.coalition, every=1.0)),  # as the file says now; ids if no file
     )
     return Outreach(outbox=outbox, policy=policy, clock=from_setting(s.clock), partitions=s.partitions,
                     chunk=CHUNK_PER_SLOT * s.send_concurrency, queue=SenderQueue(s.sms_rate), keys=KafkaDataKeys(s))

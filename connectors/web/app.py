@@ -19,7 +19,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from contracts.events import SLUG_PATTERN
 from contracts.tallies import ActionTallies, CoalitionTallies, TallyBook
 from streams import metrics
-from streams.coalition import Coalition, load
+from streams.coalition import CoalitionFile
 from streams.data_keys import DataKeys, KafkaDataKeys, MemoryDataKeys
 from streams.settings import Settings
 from streams.keys import fact_key
@@ -55,26 +55,11 @@ class App(FastAPI):
         return SecurityHeaders(super().build_middleware_stack(), https=self.state.https)
 
 
-class CoalitionFile:
-    """The coalition file, re-read when it changes so `turnout partners add` takes effect at once."""
-
-    def __init__(self, s: Settings) -> None:
-        self.path = s.coalition
-        self._mtime: float | None = None
-        self._coalition = Coalition([])
-
-    def current(self) -> Coalition:
-        mtime = self.path.stat().st_mtime if self.path.exists() else None
-        if mtime != self._mtime:
-            self._coalition, self._mtime = load(self.path, missing_ok=True), mtime
-        return self._coalition
-
-
 def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook | None = None, erasures: ErasureReports | None = None,
                accounts: AccountStore | None = None, identity_links: IdentityLinks | None = None, directory: Directory | None = None,
                door_ingress: Ingress | None = None, audience: Audience | None = None, data_keys: DataKeys | None = None,
                changes: Changes | None = None) -> FastAPI:
-    coalition = CoalitionFile(s)
+    coalition = CoalitionFile(s.coalition)
     coalition.current()  # fail at start on a broken coalition file
     secret = s.person_key_bytes()
     # Fakes handed in (tests) are used as they are; otherwise the Kafka adapters, started by the lifespan.
