@@ -43,7 +43,7 @@ POSTAL_CODES = ["94607", "94606", "94612", "94609", "94601"]
 DEMO_PHONES = "+1341555{:04d}"
 #: Seconds between two printings of the figures when the output is not a terminal.
 PRINT_EVERY = 10.0
-console = Console()
+console = Console(soft_wrap=True)
 
 
 def ensure_demo_partners(path: Path) -> None:

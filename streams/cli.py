@@ -32,7 +32,7 @@ from .friendly import explain, one_line, plural
 from .logs import logging_config
 from .settings import Settings, unknown_settings
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a line whole in a file or a pipe: rich cuts at 80 columns there
 
 
 @contextmanager

@@ -36,7 +36,7 @@ from .supervisor import Supervisor, tail
 #: The demo's own coalition file, beside the state file: demo partners never enter yours.
 DEMO_COALITION = Path(".turnout") / "demo-coalition.toml"
 
-console = Console()
+console = Console(soft_wrap=True)  # a line whole however narrow the terminal, or in a file: an address is never cut
 
 
 def child_env(s: Settings) -> dict[str, str]:

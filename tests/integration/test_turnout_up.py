@@ -106,6 +106,8 @@ def test_turnout_up_demo_is_found_by_other_commands_keeps_out_of_coalition_toml_
     assert oct(state_file.stat().st_mode & 0o777) == "0o600"
     banner = (home / "up.out").read_text()
     assert "demo-coalition.toml" in banner and "SANDBOX" in banner and "Twilio auth token" in banner
+    # Into a file, each line whole (rich cut them at 80 columns: "… on ⏎127.0.0.1:35661"; a newcomer probe).
+    assert re.search(r"^embedded broker \(.*\) on 127\.0\.0\.1:\d+$", banner, re.M) and re.search(r"logs in /\S+/$", banner, re.M), banner
 
     # Other commands, with no setting at all, from the stack's directory or below it.
     (home / "sub").mkdir()
