@@ -147,3 +147,16 @@ def test_rows_are_posted_in_requests_of_at_most_so_many_events_and_bytes():
     # Each run as full as it may be: one event more would break a limit.
     assert all(len(a) == 50 or len(encoded(events[a.start : b.start + 1])) > 4096 for a, b in zip(runs, runs[1:]))
     assert list(requests(events[:10], 500, 1 << 20)) == [range(0, 10)]
+
+
+def test_the_readme_lists_every_column_name_an_import_reads():
+    # A newcomer's "Mail" and "Time" columns were read as fields the README did not name.
+    import re
+    from pathlib import Path
+
+    from connectors.csv_import import DEFAULT_HEADERS
+
+    readme = Path(__file__).parents[2].joinpath("README.md").read_text()
+    section = " ".join(readme[readme.index("- **Columns** are matched"):readme.index('`--map "Cell #=phone"`')].split())
+    listed = {re.sub(r"[^a-z0-9]", "", name.lower()) for name in re.findall(r"`([^`]+)`", section)}
+    assert {alias for aliases in DEFAULT_HEADERS.values() for alias in aliases} <= listed
