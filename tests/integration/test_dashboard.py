@@ -133,6 +133,11 @@ def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
     expect(minutes.first).to_have_text(re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{1,2}:\d{2}\s?[AP]M$"))
     ticks = page.locator("#chart svg text.tick-label").all_text_contents()
     assert ticks and all(re.match(r"^[A-Z][a-z]{2} \d{1,2}", t) for t in ticks), ticks
+    # One with last year's date (a mistyped year on a sheet): the times say which year (an outside probe).
+    last_year = (datetime.now(timezone.utc) - timedelta(days=400)).isoformat(timespec="seconds")
+    rally.post_all("union-a", [checkin("c3", "rally-1", phone=phone(3), at=last_year)])
+    expect(page.locator("#chart-legend")).to_contain_text("union-a: 4", timeout=10_000)
+    expect(minutes.first).to_have_text(re.compile(r"^[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}\s?[AP]M$"))
 
 
 def test_the_page_resumes_live_updates_after_the_web_app_restarts(rally, page):

@@ -270,13 +270,15 @@ function zoneOffset(t, zone) {
 }
 
 // The time labels of a chart from t0 to t1: the clock alone when every point is on one day of
-// the zone, else with the date (a rally's 6:05 PM and the next day's are not one minute).
+// the zone, else with the date (a rally's 6:05 PM and the next day's are not one minute), and
+// with the year when the points are not all of one year (a sheet's mistyped year shows as such).
 function timeLabels(t0, t1, zone) {
   const day = new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" });
-  const oneDay = day.format(new Date(t0)) === day.format(new Date(t1));
+  const [first, last] = [day.format(new Date(t0)), day.format(new Date(t1))];
+  const date = { month: "short", day: "numeric", ...(first.slice(0, 4) === last.slice(0, 4) ? {} : { year: "numeric" }) };
   return {
-    clock: new Intl.DateTimeFormat([], { ...(oneDay ? {} : { month: "short", day: "numeric" }), hour: "numeric", minute: "2-digit", timeZone: zone }),
-    date: new Intl.DateTimeFormat([], { month: "short", day: "numeric", timeZone: zone }),
+    clock: new Intl.DateTimeFormat([], { ...(first === last ? {} : date), hour: "numeric", minute: "2-digit", timeZone: zone }),
+    date: new Intl.DateTimeFormat([], { ...date, timeZone: zone }),
   };
 }
 
