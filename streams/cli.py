@@ -1014,7 +1014,8 @@ def people_forget(phone: str | None, email: str | None, url: str | None) -> None
     shredded = (f"deleted {plural(keys, 'data key')}, so every copy of their name, phone, email and postal code (events, asks, tables, "
                 "backups) is unreadable" if keys else "deleted no data key (none is known for them)")
     click.echo(f"{so_far}removed {plural(x['people_removed'], 'person record')}{members}; cancelled {plural(x['asks_cancelled'], 'queued ask')}; "
-               f"{shredded}; memberships, RSVPs, check-ins and ask outcomes are kept without contact details, so tallies keep their counts")
+               f"{shredded}; memberships, RSVPs, check-ins and ask outcomes are kept without contact details, so tallies keep their counts; "
+               "an opt-out they gave stays (keyed hashes only), so they are not texted or emailed on that channel again")
     if not x["complete"]:
         click.echo(f"only {x['partitions_reported']} of {plural(x['partitions'], 'partition')} have reported so far (are workers running?); "
                    f"the request ({x['request_id']}) stays queued and will be carried out")
