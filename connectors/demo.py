@@ -26,7 +26,7 @@ from streams.coalition import add_partner, load
 from streams.settings import Settings
 
 from .signing import headers
-from .tally_table import action_table
+from .tally_table import action_table, natural_width
 
 ACTION_ID = "rally-1201"
 ALERT_ID = "hearing-alert"
@@ -160,6 +160,6 @@ def run_demo(s: Settings, base: str, alive: Callable[[], bool]) -> None:
             if live is not None:
                 live.update(frame)
             elif (figures := [(a["partners"], a["totals"]) for a in answers]) != printed and time.monotonic() - printed_at >= PRINT_EVERY:
-                console.print(frame, width=Console(width=100_000).measure(frame).maximum)  # whole: rich cuts at 80 columns
+                console.print(frame, width=natural_width(frame))
                 printed, printed_at = figures, time.monotonic()
             time.sleep(0.5)  # demo pacing, not synchronisation

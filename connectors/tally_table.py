@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich import box
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -58,3 +59,9 @@ def _table(title: str | Text, columns: tuple, rows: list[dict[str, Any]], totals
 
 def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
+
+
+def natural_width(renderable: RenderableType) -> int:
+    """How wide ``renderable`` is printed whole: into a file or a pipe rich would cut it at 80
+    columns ("turnout.even…")."""
+    return Console(width=100_000).measure(renderable).maximum

@@ -91,9 +91,16 @@ def _os(exc: Any) -> str:
     return f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
 
 
+def _topics() -> tuple[type, ...]:
+    from .admin import PartitionsDiffer
+
+    return (PartitionsDiffer,)
+
+
 _KNOWN: list[tuple[Callable[[], tuple[type, ...]], Callable[[Any], str]]] = [
     (_httpx, _unreachable_web),
     (_kafka, _unreachable_broker),
+    (_topics, str),  # topics made with another TURNOUT_PARTITIONS: the message says what to do
     (lambda: (ValidationError,), _validation),
     (lambda: (OSError,), _os),
 ]

@@ -7,14 +7,12 @@ killed (PR_SET_PDEATHSIG), so no orphans are left.
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -24,10 +22,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import running
-from .admin import PartitionsDiffer, ensure_topics
+from .admin import ensure_topics
 from .broker import EmbeddedBroker, free_port, wait_for_port
-from .coalition import CoalitionError
-from .coalition import load as load_coalition
+from .coalition import CoalitionError, CoalitionFile
 from .processes import child_dies_with_parent, stop_process
 from .settings import Settings, unknown_settings
 from .startup import StackError, claim, fresh_logs, local_urls, metrics_ports, preflight, stack_notes
@@ -163,10 +160,7 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
             sandbox_port = free_port()
             # The sandbox signs its callbacks for TURNOUT_PUBLIC_URL when that is given, as Twilio would.
             s = s.model_copy(update={**sandbox_settings(s, port, sandbox_port), "public_url": s.public_url})
-        try:
-            ensure_topics(s)
-        except PartitionsDiffer as exc:  # an external Kafka's topics, made with another TURNOUT_PARTITIONS
-            raise StackError(str(exc)) from None
+        ensure_topics(s)  # PartitionsDiffer (an external Kafka's topics): one line, as the CLI says every known failure
         env = child_env(s)
         if sandbox_port:
             sandbox = sup.add("the sandbox providers", spawn(["sandbox", "--port", str(sandbox_port)], env, logs / "sandbox.log"), logs / "sandbox.log")
@@ -237,17 +231,16 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
 def mobilize_poller(s: Settings, sup: Supervisor, env: dict[str, str], logs: Path, every: float = 5.0) -> Callable[[], None]:
     """Start the Mobilize poller once a partner of the coalition file is connected to Mobilize:
     at start, or later while the stack runs (`turnout mobilize connect` from another shell)."""
-    started, checked = False, -math.inf
+    file, started = CoalitionFile(s.coalition, every=every), False
 
     def check() -> None:
-        nonlocal started, checked
-        if started or time.monotonic() - checked < every:
+        nonlocal started
+        if started:
             return
-        checked = time.monotonic()
         try:
-            connected = any(p.mobilize for p in load_coalition(s.coalition, missing_ok=True).partners.values())
+            connected = any(p.mobilize for p in file.current().partners.values())
         except CoalitionError:
-            return  # being edited, perhaps: the stack keeps running on what it read
+            return  # being edited, perhaps: looked at again in ``every`` seconds
         if connected:
             sup.add("the Mobilize poller", spawn(["mobilize", "poll"], env, logs / "mobilize.log"), logs / "mobilize.log")
             console.print("polling Mobilize for the partners connected to it")

@@ -137,10 +137,11 @@ class Authority:
     owner_of: Callable[[str], str | None] = lambda action_id: None
     #: The partner ids of the coalition file (disabled ones too), ``None``: not checked.
     partners: frozenset[str] | None = None
-    #: The person's attendance fact for a check-in's action, as far as this web app has read, when
-    #: the person is one the posting partner has posted itself; else ``None`` (its warnings tell a
-    #: partner nothing of people it does not know).
+    #: The person's attendance fact for a check-in's action, as far as this web app has read.
     attendance_of: Callable[[CheckinEvent], Attendance | None] = lambda event: None
+    #: Whether the posting partner has posted a check-in's person itself: a warning tells a partner
+    #: nothing of people it does not know (whether they came, or who checked them in).
+    knows: Callable[[CheckinEvent], bool] = lambda event: False
 
     def check(self, index: int, event: PartnerEvent) -> tuple[list[FieldError], Warning_ | None]:
         action_id = getattr(event, "action_id", None)
@@ -148,7 +149,8 @@ class Authority:
         errors = authority_errors(event, self.partner, self.role, self.received_at, owner, self.partners)
         if errors:
             return errors, None
-        if isinstance(event, CheckinEvent) and event.withdrawn and withdrawal_refused(self.attendance_of(event), event, self.partner, self.role):
+        if (isinstance(event, CheckinEvent) and event.withdrawn and self.knows(event)
+                and withdrawal_refused(self.attendance_of(event), event, self.partner, self.role)):
             # Kept all the same: the workers decide, whatever order the events reach them in. Said
             # without naming the partner (the dead letter does, for organizers).
             return [], Warning_(index=index, event_id=event.event_id, message=f"the check-in that counts for {event.action_id!r} is another "
@@ -233,6 +235,10 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
     person key)``: whether the partner has posted the person itself (the door's directory)."""
     r = APIRouter(tags=["partners"])
 
+    def checkin_attendance(event: CheckinEvent) -> Attendance | None:
+        key = event_person_key(person_secret, event)
+        return attendance_of(event.action_id, key) if key is not None else None
+
     owners = JustPosted(owner_of)
 
     @r.post(
@@ -268,12 +274,11 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             items = parse_events(body, s.max_batch)
         except BadBody as exc:
             raise refused(400, str(exc), "bad_body") from None
-        def checkin_attendance(event: CheckinEvent) -> Attendance | None:
-            key = event_person_key(person_secret, event)
-            return attendance_of(event.action_id, key) if key is not None and knows(partner.id, key) else None
+        def known(event: CheckinEvent) -> bool:
+            return (key := event_person_key(person_secret, event)) is not None and knows(partner.id, key)
 
         authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owners.owner, frozenset(coalition().partners),
-                              checkin_attendance)
+                              checkin_attendance, known)
         checked = validate_events(items, s.default_region, authority)
         claimed = owners.claim(checked.accepted, partner.id)
         try:

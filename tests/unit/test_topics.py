@@ -83,3 +83,13 @@ def test_three_replicas_need_two_in_sync_for_a_write():
         admin = FakeAdmin()
         ensure_topics(settings(replication_factor=factor), connect=lambda *a: admin)
         assert {t.topic_configs.get("min.insync.replicas") for t in admin.created} == {expected}
+
+
+def test_topics_made_with_other_partitions_are_one_line_for_every_command():
+    # The CLI says a known failure in one line (``friendly.one_line``), never "a bug?": the
+    # commands and `turnout up` let PartitionsDiffer reach it rather than each catching it.
+    from streams.admin import PartitionsDiffer
+    from streams.friendly import one_line
+
+    assert one_line(PartitionsDiffer("TURNOUT_PARTITIONS is 4, but t.events has 8 partitions")) == (
+        "TURNOUT_PARTITIONS is 4, but t.events has 8 partitions", True)

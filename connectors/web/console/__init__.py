@@ -165,8 +165,10 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
             owner, co = sponsors(action, partner)
             extra = {"launch_question": launch_question(totals, confirm["channels"]),
                      "deferred": {k: when(v, event["time_zone"], "en") for k, v in moments if v},
-                     # Listed with a pledge in the form, and no sponsor for it: their own pledge (0 will do) makes them one.
-                     "not_sponsors": sorted({p.partner for p in action.pledges} - {owner, *co})}
+                     # People left out for want of a sponsor, and partners listed with a pledge in the form that are
+                     # none: their own pledge (0 will do) makes them one.
+                     "not_sponsors": sorted({p.partner for p in action.pledges} - {owner, *co})
+                     if any("consent covers no sponsor" in by for by in totals.excluded.values()) else []}
         languages = template_languages(action) if action is not None else []
         return page(values=values, confirm=confirm, partner=partner, audience=totals, tested=tested,
                     test_languages=languages if len(languages) > 1 else [], test_language=form.get("test_language") or "en", **extra)

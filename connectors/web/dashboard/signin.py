@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from typing import Callable, ClassVar
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from connectors.accounts.passwords import verify
 from connectors.accounts.rules import AccountRefused
@@ -46,13 +46,16 @@ def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Calla
     per_account = Throttle(s.signin_failures_per_account, window)
     per_address = Throttle(s.signin_failures_per_address, window)
 
-    def throttled(page: str, address: str, email: str | None = None) -> Response | None:
+    def throttled(page: str | None, address: str, email: str | None = None) -> Response | None:
+        """The 429 for an address (and an email) past its limit, as the page ``page`` or, for
+        ``None``, as JSON; ``None`` while attempts are allowed."""
         now = monotonic()
         waits = [w for w in (per_address.retry_after(address, now), email and per_account.retry_after(email, now)) if w]
         if not waits:
             return None
         wait = math.ceil(max(waits))
-        return form_page(page, 429, f"Too many failed attempts: try again in {wait} seconds.", headers={"Retry-After": str(wait)})
+        said, headers = f"Too many failed attempts: try again in {wait} seconds.", {"Retry-After": str(wait)}
+        return form_page(page, 429, said, headers=headers) if page is not None else error(429, said, headers=headers)
 
     @r.get("/dashboard/login")
     async def login_page(next: str = "") -> Response:
@@ -100,9 +103,8 @@ def router(s: Settings, access: Access, accounts: AccountStore, monotonic: Calla
         counts as failed for the address until the link is known good, as choosing a password
         with it does (a burst is throttled as if sent one after another)."""
         address, now = _address(request), monotonic()
-        if wait := per_address.retry_after(address, now):
-            wait = math.ceil(wait)
-            return error(429, f"Too many failed attempts: try again in {wait} seconds.", headers={"Retry-After": str(wait)})
+        if (refusal := throttled(None, address)) is not None:
+            return refusal
         per_address.failed(address, now)
         body = model_body(WhoseLink, load_json(await read_limited(request, WhoseLink.MAX_BYTES)))
         if isinstance(body, JSONResponse):
