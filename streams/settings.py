@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8000, ge=1, le=65535, description="The port `turnout web` listens on (`turnout up --port` sets it).")
     web_head_timeout: float = Field(default=10.0, gt=0, description="Seconds a connection may take to send a request's head (from connecting, or from the previous response): then 408, or a plain close when it sent nothing.")
     web_body_timeout: float = Field(default=30.0, gt=0, description="Seconds a request's body may take to arrive after its head; then the connection is closed.")
-    web_keep_alive: float = Field(default=5.0, gt=0, description="Seconds an idle keep-alive connection stays open after a response.")
+    web_keep_alive: float = Field(default=20.0, gt=0, description="Seconds an idle keep-alive connection stays open after a response (longer than client pools keep one: httpx 5 s, aiohttp 15 s).")
     web_max_head_bytes: int = Field(default=64 * 1024, ge=4096, description="Largest request head (request line and headers) read (431 beyond).")
     web_max_connections: int = Field(default=1000, ge=1, description="Connections the web app serves at once (503 beyond).")
     url: WebAddress | None = Field(default=None, description="The web app's base URL for CLI commands that call it (`tallies`, `import`, `people forget`, `sign`); set by `turnout up` for its own processes.",

@@ -7,7 +7,8 @@ lets httptools gather a head of any size. ``BoundedHttpTools`` adds those three 
 uvicorn's own httptools protocol (no proxy is needed in front, though one may be):
 
 - the head (request line and headers) must arrive within ``head_timeout`` seconds of the
-  connection opening or of the previous response, and be at most ``max_head_bytes`` long
+  connection opening or, on a keep-alive connection, of its first byte (an idle one is closed by
+  uvicorn after ``keep_alive``), and be at most ``max_head_bytes`` long
   (else 408 or 431, and the connection is closed). The size is counted twice: the bytes read
   while a head is incomplete (a head that never ends), and the target and header lines the
   parser hands over (a head read whole in one piece, which the first count cannot see end);
@@ -60,6 +61,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._head_too_large = False
+        self._idle = False
         self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -67,6 +69,9 @@ class BoundedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._idle:  # the next request begins on a keep-alive connection: its head has a deadline
+            self._idle = False
+            self._arm(self.limits.head_timeout, self._head_late)
         super().data_received(data)
         if self._in_head and self.transport is not None and not self.transport.is_closing():
             # Bytes read while a head is incomplete are head bytes, except in the read where the
@@ -118,8 +123,7 @@ class BoundedHttpTools(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         idle = not self.pipeline  # else uvicorn starts the next request, whose head is in
         super().on_response_complete()
-        if idle and not self.transport.is_closing():
-            self._arm(self.limits.head_timeout, self._head_late)
+        self._idle = idle and not self.transport.is_closing()
 
     def _await_head(self) -> None:
         self._in_head, self._head_bytes, self._head_began_mid_read = True, 0, False

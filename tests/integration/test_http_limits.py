@@ -150,6 +150,37 @@ def test_idle_and_slow_connections_are_closed(make_stack):
     assert stack.get("/healthz").status_code == 200
 
 
+def test_a_keep_alive_connection_outlives_a_client_pools_idle_expiry(make_stack):
+    """httpx keeps an idle connection 5 s, undici 4 s, aiohttp 15 s: had the web app closed it at
+    the same moment (5 s, as it did), a post sent on it just then got "Server disconnected
+    without sending a response" (a test's first post after its workers started, in CI). The
+    web app keeps an idle connection longer than those pools, and still closes it (and a head
+    begun on it must then arrive whole within the head timeout)."""
+    stack = make_stack()
+    stack.start_web()
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", stack.web_port), timeout=30) as sock:
+        sock.sendall(request)
+        assert drain_one(sock).startswith(b"HTTP/1.1 200")
+        answered = time.monotonic()
+        time.sleep(16)  # the scenario: a pooled connection idle past aiohttp's 15 s, not a wait for something
+        assert not select.select([sock], [], [], 0)[0], "closed while a client pool still keeps it"
+        sock.sendall(request)
+        assert drain_one(sock).startswith(b"HTTP/1.1 200")
+        eventually(lambda: select.select([sock], [], [], 0)[0] and sock.recv(1) == b"", timeout=30, interval=0.5)  # then closed, silently
+        assert time.monotonic() - answered < 16 + 25
+
+
+def drain_one(sock: socket.socket) -> bytes:
+    """One whole answer to a request whose body is small (read until its Content-Length is in)."""
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < int(re.search(rb"content-length: (\d+)", data, re.I)[1]):
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    return data
+
+
 def test_a_client_that_drops_mid_body_costs_one_info_line_and_no_traceback(make_stack):
     stack = make_stack()
     stack.start_web()
