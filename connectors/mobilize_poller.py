@@ -1,6 +1,6 @@
 """Polling partners' Mobilize organizations for attendances (``turnout mobilize poll``).
 
-One pass per partner: read ``GET /v1/organizations/{org}/attendances?updated_since=<cursor>``
+One pass per partner, side by side: read ``GET /v1/organizations/{org}/attendances?updated_since=<cursor>``
 page by page (``next`` links carry Mobilize's cursor), at most ``mobilize_rate`` reads per
 second across all partners (Mobilize allows 15), waiting out a 429's Retry-After; write the
 events to the events topic (acks=all) through the ingress's own validation; then, and only
@@ -229,22 +229,36 @@ async def poll(s: Settings, coalition: Callable[[], Coalition], publisher: Publi
             partners = [p for p in coalition().partners.values() if p.enabled and p.mobilize is not None]
         except CoalitionError as exc:  # a file being edited by hand: poll as before, and say so
             log.warning("mobilize: %s; polling the partners it held before", exc)
-        sponsors = {p.mobilize.organization_id: p.id for p in partners if p.mobilize is not None}
-        for partner in partners:
-            try:
-                since[partner.id] = await poll_partner(s, client, publisher, cursors, partner, since.get(partner.id, 0), sponsors, data_keys,
-                                                       reported.setdefault(partner.id, set()))
-            except (MobilizeRefused, RetryLater) as exc:
-                if once:
-                    raise
-                log.warning("mobilize: %s: pass failed, cursor kept: %s", partner.id, exc)
-            except Exception as exc:  # noqa: BLE001 - one partner's pass, whatever broke it, is tried again next interval
-                if once:
-                    raise
-                log.error("mobilize: %s: pass failed, cursor kept: %s: %s", partner.id, type(exc).__name__, exc)
+        await poll_all(s, client, publisher, cursors, partners, since, reported, data_keys, once)
         if once:
             return
         await asyncio.sleep(s.mobilize_interval)  # the polling interval, not synchronisation
+
+
+async def poll_all(s: Settings, client: MobilizeClient, publisher: Publisher, cursors: CursorStore, partners: list[Partner],
+                   since: dict[str, int], reported: dict[str, set[str]], data_keys: DataKeys, once: bool) -> None:
+    """One pass of every partner, side by side (their reads share the client's rate): a partner
+    waiting out a Retry-After, or slow to answer, holds none of the others back. ``since`` gets
+    each new cursor. A failed pass is logged, its cursor kept; with ``once``, the first failure
+    is raised once every pass has ended."""
+    sponsors = {p.mobilize.organization_id: p.id for p in partners if p.mobilize is not None}
+
+    async def one(partner: Partner) -> None:
+        try:
+            since[partner.id] = await poll_partner(s, client, publisher, cursors, partner, since.get(partner.id, 0), sponsors, data_keys,
+                                                   reported.setdefault(partner.id, set()))
+        except (MobilizeRefused, RetryLater) as exc:
+            if once:
+                raise
+            log.warning("mobilize: %s: pass failed, cursor kept: %s", partner.id, exc)
+        except Exception as exc:  # noqa: BLE001 - one partner's pass, whatever broke it, is tried again next interval
+            if once:
+                raise
+            log.error("mobilize: %s: pass failed, cursor kept: %s: %s", partner.id, type(exc).__name__, exc)
+
+    failures = [r for r in await asyncio.gather(*map(one, partners), return_exceptions=True) if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]
 
 
 def said(r: httpx.Response) -> str:

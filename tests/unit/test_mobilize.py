@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.mobilize import Skipped, newest, translate
-from connectors.mobilize_poller import CursorStore, MobilizeClient, MobilizeRefused, poll_partner
+from connectors.mobilize_poller import CursorStore, MobilizeClient, MobilizeRefused, poll_all, poll_partner
 from connectors.web.publisher import ListPublisher
 from contracts.events import Envelope, partner_event
 from contracts.partners import MobilizeLink, Partner
@@ -207,3 +207,33 @@ def test_a_refusal_is_said_in_one_line_without_markup():
     assert said(page) == "404 Not Found Not Found"
     assert said(httpx.Response(403, json={"data": None, "error": {"detail": "Invalid token."}})) == "Invalid token."
     assert said(httpx.Response(500, text="")) == "(no text)"
+
+
+def test_partners_are_polled_side_by_side_so_one_slow_to_answer_holds_no_other_back():
+    """An outside probe: partners were polled one after another, so one waiting out a long
+    Retry-After (up to a minute, six times) or slow to answer held every other partner's
+    attendances back. Here union-a's Mobilize answers only once faith-b's has been read."""
+    s = Settings(person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    partners = [Partner(id=pid, name=pid, kind="union", secret=SecretStr("s" * 32),
+                        mobilize=MobilizeLink(organization_id=org, api_key=SecretStr("key"), events=EVENTS)) for pid, org in (("union-a", 101), ("faith-b", 202))]
+    rows = {101: attendance(1, 7001, "REGISTERED", T + 1, phone="5105550101"), 202: attendance(2, 7001, "REGISTERED", T + 2, phone="5105550102")}
+    publisher, since = ListPublisher(), {}
+
+    async def run():
+        other_read = asyncio.Event()
+
+        async def mobilize(request: httpx.Request) -> httpx.Response:
+            org = int(request.url.path.split("/")[3])
+            if org == 101:
+                await asyncio.wait_for(other_read.wait(), 10)  # slow: answers once the other partner was read
+            else:
+                other_read.set()
+            return httpx.Response(200, content=page(rows[org]))
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(mobilize)) as http:
+            client = MobilizeClient("https://mobilize.test", 15, http)
+            await poll_all(s, client, publisher, CursorStore(s, publisher), partners, since, {}, MemoryDataKeys(), once=True)
+
+    asyncio.run(run())
+    assert since == {"union-a": T + 1, "faith-b": T + 2}
+    assert sorted(k for k, _ in publisher.by_topic[mobilize_cursor_topic(s)]) == [b"faith-b", b"union-a"]
