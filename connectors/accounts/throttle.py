@@ -41,6 +41,8 @@ class Throttle:
         failures = self._failures.get(key)
         if failures is not None and at in failures:
             failures.remove(at)
+            if not failures:  # no entry without a failure: ``_forget_old`` reads each one's last
+                del self._failures[key]
 
     def _forget_old(self, now: float) -> None:
         while self._failures:

@@ -110,6 +110,23 @@ def test_the_throttle_forgets_keys_whose_failures_are_old_and_stays_bounded():
     assert len(burst._failures) == 100
 
 
+def test_a_forgiven_attempt_leaves_no_empty_entry_for_the_next_address_to_trip_over():
+    """An outside probe: a sign-in counted before it was checked, then forgiven (it succeeded),
+    left an empty entry; the next failure from any other address read its last failure
+    (IndexError), and every sign-in from elsewhere was a 500 until the first address failed."""
+    t = Throttle(limit=5, window=900)
+    t.failed("203.0.113.1", 1.0)
+    t.forgive("203.0.113.1", 1.0)
+    t.failed("203.0.113.2", 2.0)  # raised
+    assert t.retry_after("203.0.113.1", 3.0) is None and list(t._failures) == ["203.0.113.2"]
+    for at in range(2, 7):
+        t.failed("203.0.113.1", float(at))
+    t.forgive("203.0.113.1", 6.0)  # one taken back, four still count
+    assert t.retry_after("203.0.113.1", 7.0) is None
+    t.failed("203.0.113.1", 7.0)
+    assert t.retry_after("203.0.113.1", 8.0) == 894.0  # failures at 2, 3, 4, 5 and 7
+
+
 def test_the_log_holds_hashes_never_a_token_or_a_password():
     log = MemoryAccountLog()
     store = started_store(log)

@@ -272,6 +272,17 @@ def test_failed_sign_ins_are_throttled_per_address(web):
     assert bad.status_code == 429  # guessing sign-in links from the same address is throttled too
 
 
+def test_a_sign_in_from_one_address_leaves_every_other_address_able_to_sign_in(web):
+    """An outside probe: once one address had signed in (its attempt counted, then forgiven),
+    a wrong password, a sign-in link or a link look-up from any other address was a 500."""
+    assert sign_in(web.client, VIEWER_A).status_code == 303
+    elsewhere = TestClient(web.client.app, client=("203.0.113.9", 50000))
+    assert sign_in(elsewhere, VIEWER_B, "not the password").status_code == 401
+    assert welcome(elsewhere, "a-guessed-token").status_code == 400
+    assert elsewhere.post("/dashboard/welcome/account", json={"token": "a-guessed-token"}).status_code == 400
+    assert sign_in(elsewhere, VIEWER_B).status_code == 303
+
+
 def test_an_admin_invites_and_removes_its_own_partners_staff(web):
     assert sign_in(web.client, ADMIN_B).status_code == 303
     listed = web.client.get("/dashboard/accounts").json()
