@@ -41,6 +41,7 @@ class Account(Frozen):
     password_hash: str | None = Field(default=None, description="argon2id; None until the sign-in link is used.")
     invite_sha256: Digest | None = Field(default=None, description="SHA-256 of the one-time sign-in link's token; None once used.")
     invite_expires_at: datetime | None = None
+    spent_invite_sha256: Digest | None = Field(default=None, description="On the record a sign-in link's use wrote: that link's digest. Taken only while it is still the account's link, so of two uses at once the first in the topic wins.")
     sessions_since: datetime = Field(description="Sessions signed in earlier are void (a new password ends them).")
     invited_by: str
     created_at: datetime

@@ -21,6 +21,8 @@ class AccountBook:
         if offset <= self._offsets.get(key, -1):
             return False
         self._offsets[key] = offset
+        if isinstance(record, Account) and record.spent_invite_sha256 is not None and self._by_invite.get(record.spent_invite_sha256) != record.email:
+            return False  # a use of a link already used (or replaced): the first use in the topic's order won
         old = self._latest.pop(key, None)
         if isinstance(old, Account) and old.invite_sha256:
             self._by_invite.pop(old.invite_sha256, None)

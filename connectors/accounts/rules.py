@@ -49,7 +49,7 @@ def invitation(existing: Account | None, email: str, role: str, partner: str | N
             raise AccountRefused(f"{email} cannot be invited by {manager}: ask a coalition organizer", 409)
         if (existing.role, existing.partner) != (role, partner):
             raise AccountRefused(f"{email} is already {describe(existing)}: remove that account first to change it", 409)
-        return existing.model_copy(update={"invite_sha256": digest, "invite_expires_at": expires})
+        return existing.model_copy(update={"invite_sha256": digest, "invite_expires_at": expires, "spent_invite_sha256": None})
     try:
         return Account(email=email, id=new_id, role=role, partner=partner, invite_sha256=digest, invite_expires_at=expires,
                        sessions_since=now, invited_by=by, created_at=now)
@@ -83,7 +83,8 @@ def password_problem(password: str) -> str | None:
 
 def with_password(account: Account, password_hash: str, now: datetime) -> Account:
     """The account once its link is used: the new password, the link spent, older sessions void."""
-    return account.model_copy(update={"password_hash": password_hash, "invite_sha256": None, "invite_expires_at": None, "sessions_since": now})
+    return account.model_copy(update={"password_hash": password_hash, "invite_sha256": None, "invite_expires_at": None,
+                                     "spent_invite_sha256": account.invite_sha256, "sessions_since": now})
 
 
 class Session(BaseModel, frozen=True):

@@ -25,6 +25,7 @@ __all__ = ["AccountStore", "AccountsUnavailable", "KafkaAccountLog", "MemoryAcco
 EMAIL = TypeAdapter(Email)
 #: Seconds a sign-in link not known here yet may wait for this instance to read the topic.
 CATCH_UP = 3.0
+USED = "this sign-in link is not valid: it was used already, replaced by a newer one, or it expired. Ask whoever invited you for a new one"
 
 
 class AccountStore:
@@ -72,7 +73,7 @@ class AccountStore:
             await self._log.catch_up(CATCH_UP)
             account = self.book.by_invite(digest(token), now)
         if account is None:
-            raise AccountRefused("this sign-in link is not valid: it was used already, replaced by a newer one, or it expired. Ask whoever invited you for a new one", 400)
+            raise AccountRefused(USED, 400)
         return account
 
     async def set_password(self, token: str, password: str, now: datetime) -> Account:
@@ -80,8 +81,15 @@ class AccountStore:
         account = await self.invited(token, now)
         if problem := password_problem(password):
             raise AccountRefused(problem, 422)
-        updated = with_password(account, await hash_password(password), now)
-        await self._write([(account_key(account.email), updated)])
+        updated, key = with_password(account, await hash_password(password), now), account_key(account.email)
+        (offset,) = await self._log.append([(key, updated)])
+        # Two uses of one link at once (here or on another instance) both get this far: the
+        # topic's order decides (``AccountBook.apply``). Read up to this record, as every
+        # instance does, before saying whether this use won.
+        await self._log.catch_up(CATCH_UP)
+        self.apply(key, updated, offset)  # read already, unless the reader is that late
+        if self.book.account(account.email) != updated:
+            raise AccountRefused(USED, 400)
         return updated
 
     async def remove(self, email: str, manager: str | None = None) -> Account:

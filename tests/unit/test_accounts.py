@@ -127,6 +127,28 @@ def test_a_forgiven_attempt_leaves_no_empty_entry_for_the_next_address_to_trip_o
     assert t.retry_after("203.0.113.1", 8.0) == 894.0  # failures at 2, 3, 4, 5 and 7
 
 
+@pytest.mark.parametrize("instances", [1, 2])
+def test_a_link_used_several_times_at_once_signs_in_one_of_them_and_tells_the_others(instances):
+    """An outside probe: three uses of one link at once each got "signed in" (303 and a
+    cookie), and only the last password written held. The first use in the topic's order wins
+    on every instance; the others are told the link was used."""
+    log = MemoryAccountLog()
+    stores = [started_store(log) for _ in range(instances)]
+    now = datetime.now(timezone.utc)
+
+    async def run():
+        _, token = await stores[0].invite("new@faith-b.example.org", "viewer", "faith-b", "test", now, 72)
+        return await asyncio.gather(*(stores[i % instances].set_password(token, f"passphrase number {i}", now) for i in range(3)),
+                                    return_exceptions=True)
+
+    results = asyncio.run(run())
+    won = [r for r in results if isinstance(r, Account)]
+    assert len(won) == 1, results
+    assert all(isinstance(r, AccountRefused) and r.status == 400 and "used already" in str(r) for r in results if r not in won), results
+    for store in stores:
+        assert store.book.account("new@faith-b.example.org") == won[0]
+
+
 def test_the_log_holds_hashes_never_a_token_or_a_password():
     log = MemoryAccountLog()
     store = started_store(log)
