@@ -120,6 +120,15 @@ FORMS = (b"application/x-www-form-urlencoded", b"multipart/form-data")
 OTHER_SITE = "refused: this request came from another site's page, not turnout's own"
 
 
+OTHER_SITE_PAGE = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Refused: sent from another site</title></head>
+<body><main><h1>Refused: sent from another site</h1>
+<p>This request came from another site's page, not turnout's own, so nothing was done.
+Open <a href="/dashboard/login">turnout's own sign-in page</a> and try again from there.</p></main></body></html>
+"""
+
+
 class SameOrigin:
     def __init__(self, app: ASGIApp, *, public_url: str, cookie: str) -> None:
         self.app = app
@@ -128,6 +137,8 @@ class SameOrigin:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in SAFE and self._signed_in_by_browser(scope) and self._other_site(scope):
+            if _wants_page(scope):  # a browser's form or address bar: a page that says it
+                return await _answer(send, 403, b"text/html; charset=utf-8", OTHER_SITE_PAGE)
             return await _refuse(send, 403, OTHER_SITE)
         await self.app(scope, receive, send)
 
@@ -174,8 +185,17 @@ async def _too_large(send: Send, limit: int) -> None:
     await _refuse(send, 413, f"body over {limit} bytes", (b"connection", b"close"))
 
 
+def _wants_page(scope: Scope) -> bool:
+    """A browser's navigation asks for HTML; a script asks for JSON, or for anything."""
+    accept = dict(scope["headers"]).get(b"accept", b"")
+    return b"text/html" in accept and b"application/json" not in accept
+
+
 async def _refuse(send: Send, status: int, detail: str, *headers: tuple[bytes, bytes]) -> None:
-    body = ErrorBody(detail=detail).model_dump_json().encode()
+    await _answer(send, status, b"application/json", ErrorBody(detail=detail).model_dump_json().encode(), *headers)
+
+
+async def _answer(send: Send, status: int, kind: bytes, body: bytes, *headers: tuple[bytes, bytes]) -> None:
     await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
+        (b"content-type", kind), (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})

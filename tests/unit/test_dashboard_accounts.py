@@ -329,6 +329,18 @@ def test_a_signed_in_browser_cannot_be_made_to_post_from_another_site(web):
     assert login.status_code == 403  # nor sign the browser in as someone else
 
 
+def test_a_browser_sent_from_another_site_gets_a_page_that_says_so(web):
+    """README: the pages people open in a browser answer a refusal with a page that says it (an
+    outside probe: another site's form posted to the sign-in page got JSON)."""
+    browser = {"Origin": "http://evil.example", "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    r = web.client.post("/dashboard/login", data={"email": VIEWER_A, "password": "x"}, headers=browser)
+    assert r.status_code == 403 and r.headers["content-type"].startswith("text/html"), r.headers
+    assert "another site" in r.text and '<html lang="en">' in r.text and 'href="/dashboard/login"' in r.text
+    assert "default-src" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
+    script = web.client.post("/dashboard/login", data={"email": VIEWER_A, "password": "x"}, headers={**browser, "Accept": "application/json"})
+    assert script.status_code == 403 and script.json()["detail"].startswith("refused: this request came from another site")
+
+
 def test_a_signed_in_organizers_browser_cannot_be_made_to_erase_someone_from_another_site(web):
     # /v1/people/forget takes an organizer's session as well as the token; the same-site check
     # covered only /dashboard/, and a page on another port erased a person (an outside probe).
