@@ -237,3 +237,26 @@ def test_partners_are_polled_side_by_side_so_one_slow_to_answer_holds_no_other_b
     asyncio.run(run())
     assert since == {"union-a": T + 1, "faith-b": T + 2}
     assert sorted(k for k, _ in publisher.by_topic[mobilize_cursor_topic(s)]) == [b"faith-b", b"union-a"]
+
+
+def test_poll_once_polls_every_partner_and_then_says_the_pass_that_failed():
+    """An outside probe: `turnout mobilize poll --once` stopped at the first partner whose pass
+    failed; the partners after it in the coalition file were never asked."""
+    s = Settings(person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    partners = [Partner(id=pid, name=pid, kind="union", secret=SecretStr("s" * 32),
+                        mobilize=MobilizeLink(organization_id=org, api_key=SecretStr("key"), events=EVENTS)) for pid, org in (("union-a", 403), ("faith-b", 202))]
+    publisher, since = ListPublisher(), {}
+
+    def mobilize(request: httpx.Request) -> httpx.Response:
+        org = int(request.url.path.split("/")[3])
+        return httpx.Response(403, json={"error": {"detail": "bad key"}}) if org == 403 else httpx.Response(200, content=page(GOOD))
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(mobilize)) as http:
+            await poll_all(s, MobilizeClient("https://mobilize.test", 15, http), publisher, CursorStore(s, publisher), partners, since, {},
+                           MemoryDataKeys(), once=True)
+
+    with pytest.raises(MobilizeRefused, match="bad key"):
+        asyncio.run(run())
+    assert since == {"faith-b": T + 2}
+
