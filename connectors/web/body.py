@@ -77,20 +77,20 @@ def depth(body: bytes) -> int:
     return max(accumulate(_DEPTH_STEP[b] for b in brackets), default=0)
 
 
-def load_json(body: bytes) -> Any:
+def load_json(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
     """``body`` parsed as strict JSON, or ``BadBody`` saying what is wrong with it."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadBody(f"body is not UTF-8 (byte {exc.start})") from None
-    if depth(body) > MAX_DEPTH:
-        raise BadBody(f"JSON nested deeper than {MAX_DEPTH} levels")
+    if depth(body) > max_depth:
+        raise BadBody(f"JSON nested deeper than {max_depth} levels")
     try:
         return json.loads(text, object_pairs_hook=_object, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except json.JSONDecodeError as exc:
         raise BadBody(f"body is not valid JSON: {exc}") from None
     except RecursionError:  # not reached after the depth check; kept so no input can be a 500
-        raise BadBody(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+        raise BadBody(f"JSON nested deeper than {max_depth} levels") from None
 
 
 def problems(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str, str]]:

@@ -235,6 +235,17 @@ def test_an_item_refused_with_its_opt_out_is_one_rejection_and_one_dead_letter(e
     assert len(pub.by_topic[dead_letter_topic(s)]) == 1 and pub.records == []
 
 
+def test_an_item_with_deeply_nested_content_turnout_does_not_read_is_answered_200(env):
+    """An outside probe: an unknown field nested 40 deep (past the signed API's 32) refused the
+    whole delivery with a 400, and Action Network does not retry; its neighbour was lost."""
+    client, pub, token, s = env
+    person = {"email_addresses": [{"address": "a@example.org", "primary": True}], "x": json.loads("[" * 40 + "1" + "]" * 40)}
+    item = {"idempotency_key": "k10", "osdi:submission": {"created_date": "2026-11-20T10:00:00Z", "person": person}}
+    r = client.post(f"/v1/partners/union-a/action-network/{token}", json=[item, {"idempotency_key": "k11", "osdi:nothing": {}}])
+    assert r.status_code == 200 and r.json()["accepted"] == 1 and [x["index"] for x in r.json()["rejected"]] == [1], r.text
+    assert len(pub.records) == 1 and len(pub.by_topic[dead_letter_topic(s)]) == 1
+
+
 def test_a_body_nested_past_the_limit_is_a_400(env):
     client, pub, token, _ = env
     assert client.post(f"/v1/partners/union-a/action-network/{token}", content=b"[" * 5000 + b"]" * 5000).status_code == 400
