@@ -176,12 +176,13 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
     link = partner.mobilize
     assert link is not None
     now = datetime.now(timezone.utc)
-    cursor, read, skipped, lettered = since, 0, {}, set(reported or ())
+    cursor, read, skipped, lettered, new_letters = since, 0, {}, set(reported or ()), 0
     try:
         async for found in client.pages(link.organization_id, link.api_key.get_secret_value(), since):
             page_skipped = {reported_as(r): r for r in await _write_page(s, publisher, partner, found, now, sponsors, data_keys)}
             if letters := [dead_letter(partner.id, r, source="mobilize", partner=partner.id) for d, r in page_skipped.items() if d not in lettered]:
                 await publisher.publish(letters, dead_letter_topic(s))
+                new_letters += len(letters)
             skipped.update(page_skipped)
             lettered.update(page_skipped)
             cursor, read = newest(found, cursor, until=int((now + FUTURE_TOLERANCE).timestamp())), read + len(found)
@@ -190,7 +191,8 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
             reported.clear()
             reported.update(skipped)
     await cursors.save(partner.id, cursor, list(skipped))
-    log.info("mobilize: %s: %d attendances read, %d events of them skipped (dead letters), cursor %d", partner.id, read, len(skipped), cursor)
+    log.info("mobilize: %s: %d attendances read, %d events of them skipped, %d newly dead-lettered (the others were before), cursor %d",
+             partner.id, read, len(skipped), new_letters, cursor)
     return cursor
 
 
