@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.console import Group
 from rich.live import Live
 
-from streams.coalition import add_partner, load
+from streams.coalition import CoalitionError, CoalitionFile, add_partner, load
 from streams.settings import Settings
 
 from .signing import headers
@@ -73,14 +73,24 @@ class Simulator:
     def __init__(self, s: Settings, base: str, seed: int = 1201) -> None:
         self.base = base
         self.rng = random.Random(seed)
-        self.secrets = {p.id: p.secret.get_secret_value() for p in load(s.coalition).partners.values()}
+        self.coalition = CoalitionFile(s.coalition)  # read again when it changes: a rotated secret, a partner disabled
         self.people: dict[str, list[dict]] = {pid: [] for pid, *_ in PARTNERS[1:]}
         self.n = 0
         self.client = httpx.Client(timeout=10)
 
+    def secret(self, partner: str) -> str | None:
+        """The partner's secret as the coalition file says now (None: removed or disabled there)."""
+        try:
+            found = self.coalition.current().get(partner)
+        except CoalitionError:  # being edited by hand: try again at the next post
+            return None
+        return found.secret.get_secret_value() if found is not None and found.enabled else None
+
     def post(self, partner: str, events: list[dict]) -> None:
+        if (secret := self.secret(partner)) is None:
+            return
         body = json.dumps(events).encode()
-        h = headers(partner, self.secrets[partner], body, time.time())
+        h = headers(partner, secret, body, time.time())
         r = self.client.post(f"{self.base}/v1/events", content=body, headers=h)
         if r.status_code != 202:
             console.print(f"[yellow]demo post as {partner}: {r.status_code} {r.text[:200]}[/]")
@@ -138,7 +148,7 @@ def run_demo(s: Settings, base: str, alive: Callable[[], bool]) -> None:
     turnout = Path(sys.argv[0]).resolve()
     example = json.dumps({"type": "checkin", "event_id": "my-first-checkin", "occurred_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                           "action_id": ACTION_ID, "person": {"phone": "+15105550199"}})
-    console.print(f"partner {partner} secret   {sim.secrets[partner]}")
+    console.print(f"partner {partner} secret   {sim.secret(partner)}")
     console.print("post your own signed event (then watch the union's attended count move):")
     console.print(f"  {turnout} sign {partner} --url {base} --data '{example}' | sh", soft_wrap=True, highlight=False)
     console.print(f"read the tallies:\n  curl -s -H 'Authorization: Bearer {token}' {base}/v1/actions/{ACTION_ID}/tallies", soft_wrap=True, highlight=False)
