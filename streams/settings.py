@@ -127,7 +127,7 @@ class Settings(BaseSettings):
 
     web_host: str = Field(default="127.0.0.1", description="Where `turnout web` listens (`turnout up` binds 127.0.0.1).")
     web_port: int = Field(default=8000, ge=1, le=65535, description="The port `turnout web` listens on (`turnout up --port` sets it).")
-    web_head_timeout: float = Field(default=10.0, gt=0, description="Seconds a connection may take to send a request's head (from connecting, or from the previous response): then 408, or a plain close when it sent nothing.")
+    web_head_timeout: float = Field(default=10.0, gt=0, description="Seconds a connection may take to send a request's head (from connecting, or from its first byte on a keep-alive connection): then 408, or a plain close when it sent nothing.")
     web_body_timeout: float = Field(default=30.0, gt=0, description="Seconds a request's body may take to arrive after its head; then the connection is closed.")
     web_keep_alive: float = Field(default=20.0, gt=0, description="Seconds an idle keep-alive connection stays open after a response (longer than client pools keep one: httpx 5 s, aiohttp 15 s).")
     web_max_head_bytes: int = Field(default=64 * 1024, ge=4096, description="Largest request head (request line and headers) read (431 beyond).")
