@@ -204,9 +204,9 @@ class ActionEvent(BaseEvent):
     # said with every other field's problems at once (a model validator runs only when all are fine).
     rapid_response: bool = Field(default=False, description="Send asks to everyone eligible in the target area now.")
     override_quiet_hours: bool = Field(default=False, description="Text even in recipients' quiet hours. See the README's legal caution.")
-    target: TargetArea = TargetArea()
+    target: TargetArea = Field(default=TargetArea(), validate_default=True)  # left out, it is checked as one written empty
     pledges: list[InlinePledge] = Field(default=[], description="Commitments agreed with partners; a partner's own later pledge replaces its entry.")
-    templates: AskTemplates = AskTemplates()
+    templates: AskTemplates = Field(default=AskTemplates(), validate_default=True)
 
     # Otherwise it is accepted and planned to nobody: the organizer learns nothing. (The rules
     # below skip ``normalized`` facts: an action accepted before a rule is still read.)
@@ -228,10 +228,12 @@ class ActionEvent(BaseEvent):
     @field_validator("templates")
     @classmethod
     def _templates_can_be_sent(cls, templates: AskTemplates, info: ValidationInfo) -> AskTemplates:
+        if (info.context or {}).get("normalized"):
+            return templates
         if info.data.get("rapid_response") and not (templates.sms or templates.email):
             raise ValueError("a rapid_response action needs an sms or email template (it would reach nobody)")
         location = info.data.get("location")
-        if location is None or (info.context or {}).get("normalized"):
+        if location is None:
             return templates
         texts = [*templates.sms.values(), *(t for e in templates.email.values() for t in (e.subject, e.body))]
         if not (location.venue or location.locality) and any(field == "place" for text in texts for _, field, _, _ in string.Formatter().parse(text)):

@@ -158,6 +158,11 @@ def test_a_rapid_response_action_that_would_reach_nobody_is_refused_saying_why()
     assert "needs an sms or email template" in " ".join(errors_of({**alert, "templates": {"sms": {}, "email": {}}}).values())
     assert partner_event.validate_python({**nowhere, "rapid_response": False}).target.postal_codes == []  # pledges only: fine
     assert partner_event.validate_python(nowhere, context={"normalized": True}).rapid_response  # one accepted before this rule still reads
+    # Left out rather than written empty (an outside probe: accepted, 202, and planned to nobody).
+    unsaid = {k: v for k, v in alert.items() if k not in ("target", "templates")}
+    errors = errors_of(unsaid)
+    assert "needs a target area" in errors["target"] and "needs an sms or email template" in errors["templates"], errors
+    assert partner_event.validate_python(unsaid, context={"normalized": True}).rapid_response
 
 
 def test_rules_about_the_whole_action_are_said_with_its_fields_problems_at_once():
