@@ -376,7 +376,7 @@ def web(host: str | None, port: int | None) -> None:
 @click.option("--faults", default="{}", callback=json_option,
               help='JSON, e.g. \'{"share_429": 0.3}\'')
 @click.option("--sms-mps", type=click.FloatRange(min=0), default=None,
-              help="Texts per second each sender's queue lets out, as Twilio's does (0: no queue). Default: TURNOUT_SANDBOX_SMS_MPS, else 0.")
+              help="Message segments per second each sender's queue lets out, as Twilio's MPS (0: no queue). Default: TURNOUT_SANDBOX_SMS_MPS, else 0.")
 def sandbox(port: int, faults: dict, sms_mps: float | None) -> None:
     import uvicorn
 

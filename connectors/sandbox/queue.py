@@ -1,7 +1,8 @@
 """Twilio's per-sender outgoing queue, emulated: accepted texts leave at the sender's MPS.
 
 Twilio accepts a message at API speed and puts it in the queue of its sender (a From number,
-or the Messaging Service when it picks one); each sender's queue drains at that sender's MPS.
+or the Messaging Service when it picks one); each sender's queue drains at that sender's MPS,
+message *segments* per second: a text of k segments holds its sender k / MPS seconds.
 Three things can keep a text from leaving, and all three are decided the moment it is
 submitted, because a FIFO drained at a fixed rate makes every message's leave time known then:
 
@@ -11,9 +12,10 @@ submitted, because a FIFO drained at a fixed rate makes every message's leave ti
   ends ("After this period elapses, the Message fails and we call your status callback",
   Twilio's API reference) and takes no slot, so the texts behind it move up.
 
-The decisions are pure functions of the previous slot, ``now`` and the rate. ``SenderQueues``
+The decisions are pure functions of when the sender is free (the previous text's slot + its
+segments / mps) and ``now``. ``SenderQueues``
 holds one FIFO and, while it is not empty, one drain task per sender; the drain sleeps until
-each message's slot, computed up front as ``max(now, previous slot + 1/mps)``, so lateness of
+each message's slot, computed up front as ``max(now, when the sender is free)``, so lateness of
 one wake-up never accumulates into a slower rate. Holding 20,000 messages costs 20,000 deque
 entries, one task per sender and, for those bound to expire, one timer handle each.
 """
@@ -35,9 +37,10 @@ VALIDITY_EXPIRED = 30036
 Verdict = Literal["leave", "expire", "overflow"]
 
 
-def next_slot(previous: float | None, now: float, mps: float) -> float:
-    """When a message submitted ``now`` leaves: right away, or 1/mps after the one before it."""
-    return now if previous is None else max(now, previous + 1 / mps)
+def next_slot(free_at: float | None, now: float) -> float:
+    """When a message submitted ``now`` leaves: right away, or once the sender is free (the
+    text before it sent: its slot + its segments / mps)."""
+    return now if free_at is None else max(now, free_at)
 
 
 def too_deep(slot: float, now: float) -> bool:
@@ -58,10 +61,10 @@ class Admission:
     at: float
 
 
-def admit(previous: float | None, now: float, mps: float, validity: float | None) -> Admission:
-    """The fate of a message submitted ``now`` behind a sender whose last slot is ``previous``.
+def admit(free_at: float | None, now: float, validity: float | None) -> Admission:
+    """The fate of a message submitted ``now`` behind a sender free from ``free_at``.
     Overflow is checked first: Twilio refuses a From-number request before queueing it."""
-    slot = next_slot(previous, now, mps)
+    slot = next_slot(free_at, now)
     if too_deep(slot, now):
         return Admission("overflow", now)
     if expires(slot, now, validity):
@@ -78,7 +81,7 @@ class SenderQueues:
         # Wall-clock slots, so that they compare with the inbox's ``created`` and ``left`` stamps.
         self.mps = mps
         self._leave, self._expire, self._clock = leave, expire, clock
-        self._last_slot: dict[str, float] = {}
+        self._free_at: dict[str, float] = {}
         self._fifos: dict[str, deque[tuple[float, dict]]] = {}
         self._drains: dict[str, asyncio.Task] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
@@ -94,13 +97,14 @@ class SenderQueues:
 
     def admit(self, sender: str, validity: float | None) -> Admission:
         """Decide a message's fate without queueing it (``hold`` it to commit)."""
-        return admit(self._last_slot.get(sender), self._clock(), self.mps, validity)
+        return admit(self._free_at.get(sender), self._clock(), validity)
 
-    def hold(self, sender: str, record: dict, admission: Admission) -> None:
-        """Queue ``record`` as ``admission`` decided: to leave at its slot, or to expire. Call it
-        right after ``admit`` (no await between), so no other message takes the slot meanwhile."""
+    def hold(self, sender: str, record: dict, admission: Admission, segments: int = 1) -> None:
+        """Queue ``record`` as ``admission`` decided: to leave at its slot (holding the sender
+        for ``segments`` / mps), or to expire. Call it right after ``admit`` (no await between),
+        so no other message takes the slot meanwhile."""
         if admission.verdict == "leave":
-            self._last_slot[sender] = admission.at
+            self._free_at[sender] = admission.at + segments / self.mps
             self._fifos.setdefault(sender, deque()).append((admission.at, record))
             if sender not in self._drains:
                 self._drains[sender] = asyncio.get_running_loop().create_task(self._drain(sender))

@@ -77,4 +77,4 @@ def dispatch(sb: "Sandbox", record: dict, sender: str, admission: Admission | No
     else:
         if by_service:
             sb.poster.spawn(progress(sb, record, QUEUED))
-        sb.queues.hold(sender, record, admission)
+        sb.queues.hold(sender, record, admission, record["segments"])
