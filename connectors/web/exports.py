@@ -108,12 +108,14 @@ def for_excel(chunks: Iterable[str], bom: bool) -> Iterable[str]:
 
 
 def _csv(columns: Iterable[str], rows: Iterable[list[object]], note: str | None = None) -> Iterator[str]:
-    """CSV text in chunks of about 64 KiB, so a large export streams."""
+    """CSV text in chunks of about 64 KiB, so a large export streams. Text in the rows is always
+    quoted (numbers never): a reader told that ``#`` starts a comment, as the note line asks
+    pandas to be, does not cut a title such as "Rally #5" short."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     if note:
         buf.write(note + "\n")
-    writer.writerow(columns)
+    csv.writer(buf, lineterminator="\n").writerow(columns)
     for row in rows:
         writer.writerow(row)
         if buf.tell() > 65536:

@@ -245,11 +245,14 @@ def test_exports_for_excel_start_with_a_byte_order_mark_and_the_dashboard_links_
 def test_the_aggregate_export_suppresses_every_count_from_1_to_10_and_names_nobody(env):
     client, _, book = env
     book.apply("action", "vigil-2", action_record("vigil-2", NOW - timedelta(hours=2), title="=HYPERLINK(\"x\")"))
+    book.apply("action", "rally-5", action_record("rally-5", NOW - timedelta(hours=2), title="Rally #5 for care"))
     r = client.get("/v1/exports/aggregate.csv", headers={"Authorization": f"Bearer {TOKEN}"})
     # The note is beside the data, so the file loads as is in pandas and spreadsheets.
     assert "1 to 10" in r.headers["x-turnout-note"] and r.text.startswith("action_id,")
     with_line = client.get("/v1/exports/aggregate.csv?note=line", headers={"Authorization": f"Bearer {TOKEN}"}).text
     assert with_line == f"# {r.headers['x-turnout-note']}\n{r.text}"
+    # pandas.read_csv(comment="#") cut an unquoted title at its "#" (an outside probe): text is quoted.
+    assert '"rally-5","Rally #5 for care",' in with_line
     rows = {row["action_id"]: row for row in csv.DictReader(io.StringIO(r.text))}
     rally = rows["rally-1"]
     # pledged 68, RSVP yes 15, attended 15 are shown; 3 partners, 3 asks, 2 delivered are not.
