@@ -39,7 +39,7 @@ _NOBODY = token_digest("")  # compared against when the partner is unknown, so t
 MAX_DEPTH = 256
 
 
-class Rejection(BaseModel):
+class ActionNetworkRejection(BaseModel):
     index: int
     reason: str
 
@@ -47,7 +47,7 @@ class Rejection(BaseModel):
 class WebhookResult(BaseModel):
     accepted: int
     duplicates: int
-    rejected: list[Rejection]
+    rejected: list[ActionNetworkRejection]
 
 
 def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], data_keys: DataKeys) -> APIRouter:
@@ -85,7 +85,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             log.warning("action network: %d of %d items from %s rejected", len(rejected), len(items), partner.id)
         await asyncio.gather(*writes)  # both acknowledged before the 200, in one round trip
         return WebhookResult(accepted=len(records), duplicates=result.duplicates,
-                             rejected=[Rejection(index=x.index, reason=x.reason) for x in sorted(rejected, key=lambda x: x.index)])
+                             rejected=[ActionNetworkRejection(index=x.index, reason=x.reason) for x in sorted(rejected, key=lambda x: x.index)])
 
     return r
 
