@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     twilio_from: str | None = Field(default=None, description="Sending number (E.164), unless a Messaging Service is set.", json_schema_extra=doc("unset: sandbox"))
     twilio_messaging_service_sid: str | None = Field(default=None, description="Twilio Messaging Service that sends, instead of `TURNOUT_TWILIO_FROM`.")
     twilio_base_url: str | None = Field(default=None, description="Only for the sandbox: where the Twilio SDK sends requests.")
-    twilio_advanced_opt_out: bool = Field(default=True, description="Twilio answers STOP/START/HELP itself; we do not reply to a STOP that is the keyword alone.")
+    twilio_advanced_opt_out: bool = Field(default=True, description="Twilio answers STOP/START/HELP itself; we do not reply to a STOP or HELP that is the keyword alone.")
     sendgrid_api_key: SecretStr | None = Field(default=None, description="SendGrid API key.", json_schema_extra=doc("unset: sandbox"))
     sendgrid_from: str = Field(default="turnout@example.org", description="The sender address of emails.")
     sendgrid_base_url: str | None = Field(default=None, description="Only for the sandbox: where the SendGrid SDK sends requests.")

@@ -138,15 +138,15 @@ def reply_kind(keyword: str, person: PersonRecord | None) -> Reply:
 
 def answer_text(answer: str | None, help_texts: Mapping[str, str], twilio_answered: bool, language: str | None = None) -> str | None:
     """What to text back after a reply was applied (``answer``: "help", "stop" or ``None``):
-    the help text to HELP; to STOP a confirmation only when Twilio did not send its own
+    to HELP the help text, to STOP a confirmation, each only when Twilio did not send its own
     (``twilio_answered``: ``SmsReply.opt_out_handled_by_twilio``); to anything else nothing.
     In the person's ``language`` when it is Spanish, else in English (``help_texts`` by language)."""
     lang = "es" if (language or "").split("-")[0].lower() == "es" else "en"
+    if twilio_answered:
+        return None
     if answer == "help":
         return help_texts.get(lang) or help_texts["en"]
-    if answer == "stop" and not twilio_answered:
-        return STOP_CONFIRMATION[lang]
-    return None
+    return STOP_CONFIRMATION[lang] if answer == "stop" else None
 
 
 def opt_out(person: PersonRecord, channel: Channel, at: datetime) -> PersonRecord:
