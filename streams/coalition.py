@@ -27,6 +27,7 @@ layout written by hand are kept.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import re
@@ -44,6 +45,8 @@ from pydantic import SecretStr, ValidationError
 from contracts.partners import Partner
 
 from .friendly import explain
+
+log = logging.getLogger(__name__)
 
 
 class CoalitionError(Exception):
@@ -70,13 +73,16 @@ class Coalition:
 
 class CoalitionFile:
     """The coalition file, read again when it changes (its modification time, looked at once
-    every ``every`` seconds at most), so `turnout partners add` takes effect at once."""
+    every ``every`` seconds at most), so `turnout partners add` takes effect at once. A change
+    that breaks it (a typo while editing by hand) keeps the last good file in force, said once
+    in one line; a file broken from the start raises ``CoalitionError``."""
 
     def __init__(self, path: Path, every: float = 0.0) -> None:
         self.path, self.every = path, every
         self._mtime: float | None = None
         self._checked = -math.inf
         self._coalition = Coalition([])
+        self._good = False
 
     def current(self) -> Coalition:
         if self.every and time.monotonic() - self._checked < self.every:
@@ -84,7 +90,15 @@ class CoalitionFile:
         self._checked = time.monotonic()
         mtime = self.path.stat().st_mtime if self.path.exists() else None
         if mtime != self._mtime:
-            self._coalition, self._mtime = load(self.path, missing_ok=True), mtime
+            try:
+                self._coalition, self._mtime = load(self.path, missing_ok=True), mtime
+            except CoalitionError as exc:
+                if not self._good:
+                    raise
+                self._mtime = mtime  # not read again until it changes again
+                log.warning("%s; the last good coalition file stays in force until then", exc)
+            else:
+                self._good = True
         return self._coalition
 
 
