@@ -8,6 +8,7 @@ the traceback). ``explain(exc)`` does the same for a pydantic ``ValidationError`
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Callable
 
@@ -79,7 +80,9 @@ def _unreachable_broker(exc: Any) -> str:
     # The clients say "Unable to bootstrap from [('127.0.0.1', 1, <AddressFamily…>)]" or "…['127.0.0.1:1']".
     text = str(exc)
     hosts = [f"{h}:{p}" for h, p in re.findall(r"\('([^']+)', (\d+)", text)] or re.findall(r"'([^']+:\d+)'", text)
-    where = f" at {', '.join(hosts)}" if hosts else ""
+    # An address the client could not even parse ("not a url") is named as it was given.
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    where = f" at {', '.join(hosts)}" if hosts else f" at {configured!r}" if configured else ""
     return f"cannot reach the Kafka broker{where}: is `turnout up` still running, or is KAFKA_BOOTSTRAP_SERVERS right?"
 
 

@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     active_days: int = Field(default=14, ge=0, description="The dashboard header counts actions that started at most this many days ago, or later.")
 
     # Outreach. No provider credentials: `turnout up` starts the sandbox and points both here.
-    twilio_account_sid: str | None = Field(default=None, description="Twilio account SID. Provider credentials are all or none: none runs the sandbox providers.", json_schema_extra=doc("unset: sandbox"))
+    twilio_account_sid: str | None = Field(default=None, description="Twilio account SID. Provider credentials are all or none: none runs the sandbox providers (`turnout up`, `make run`); a `turnout worker` started alone with none plans asks and records them `cancelled`, never sent, and says so at start.", json_schema_extra=doc("unset: sandbox"))
     twilio_auth_token: SecretStr | None = Field(default=None, description="Twilio auth token: signs requests and verifies Twilio's callbacks.", json_schema_extra=doc("unset: sandbox"))
     twilio_from: str | None = Field(default=None, description="Sending number (E.164), unless a Messaging Service is set.", json_schema_extra=doc("unset: sandbox"))
     twilio_messaging_service_sid: str | None = Field(default=None, description="Twilio Messaging Service that sends, instead of `TURNOUT_TWILIO_FROM`.")

@@ -64,6 +64,14 @@ def test_commands_that_read_the_broker_say_in_one_line_that_it_cannot_be_reached
                                     "or is KAFKA_BOOTSTRAP_SERVERS right?"), (args, r.stderr)
 
 
+def test_a_broker_address_that_is_no_address_is_named_as_given(here):
+    """An outside probe: `not a url` got "cannot reach the Kafka broker" naming nothing."""
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "not a url", "TURNOUT_MASTER_KEY": "k" * 32, "TURNOUT_FIND_STACK": "false",
+           "TURNOUT_PERSON_KEY_SECRET": "p" * 32}
+    r = turnout_process(here, "topics", "ensure", env=env)
+    assert r.returncode == 1 and "Error: cannot reach the Kafka broker at 'not a url'" in r.stderr, r.stderr
+
+
 def test_sign_refuses_a_body_that_is_not_utf8(here):
     (here / "body.json").write_bytes(b'{"given_name": "Jos\xe9"}')
     r = turnout("sign", "union-a", "--file", "body.json")
