@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Sequence
 
 from contracts.asks import AskFact
@@ -117,10 +117,10 @@ def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> st
             # Twilio refused it after accepting it: final (Twilio does not retry it, nor do we).
             p.dead_letter(ev.ask_id, "provider reported the text failed", code=ev.error_code)
         return None
-    return _reply(p, partition, pk, ev, at)
+    return _reply(p, o, partition, pk, ev, at)
 
 
-def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> str | None:
+def _reply(p: Pipeline, o: Outreach, partition: int, pk: str, ev: SmsReply, at: datetime) -> str | None:
     person = p.people.get(pk)
     kind = reply_kind(ev.keyword, person)
     if kind == "opt_out":
@@ -132,7 +132,8 @@ def _reply(p: Pipeline, partition: int, pk: str, ev: SmsReply, at: datetime) -> 
     elif kind == "help":
         return "help"
     elif kind == "rsvp" and person is not None and person.phone:
-        fact = _mark_latest(p, partition, pk, replied_yes=True)
+        # As the RSVP link in that text: open until ``rsvp_open`` after the action's start.
+        fact = _mark_latest(p, partition, pk, lambda f: rsvp_open(p, f.action_id, at, o.policy.rsvp_open), replied_yes=True)
         if fact is not None:
             rsvp = RsvpEvent(event_id=f"sms:{ev.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=Person.model_validate({"phone": person.phone}, context={"normalized": True}))
             key = fact_key(fact.action_id, pk)
@@ -162,13 +163,21 @@ def dropped_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact, co
     carry_out(p, partition, ask, fact, NOT_SENT[code](ask, now, o.policy.quiet), now, error_code=code)
 
 
-def _mark_latest(p: Pipeline, partition: int, pk: str, **update: bool):
+def _mark_latest(p: Pipeline, partition: int, pk: str, only_if: Callable[[AskFact], bool] = lambda fact: True, **update: bool):
+    """The person's latest SMS ask a reply is about, marked with ``update`` (unless not ``only_if``: then None)."""
     # Only this person key's own asks: a merged person's stay on their own partition.
     aid = reply_target(p.recent_asks.get(pk), lambda a: (f := p.asks.get(a)) and f.person_key == pk and f.status, "sms")
     fact = p.asks.get(aid) if aid else None
-    if fact is not None:
-        p.asks.put(partition, aid, fact.model_copy(update=update))
+    if fact is None or not only_if(fact):
+        return None
+    p.asks.put(partition, aid, fact.model_copy(update=update))
     return fact
+
+
+def rsvp_open(p: Pipeline, action_id: str, at: datetime, open_for: timedelta) -> bool:
+    """Whether an answer to ``action_id`` received ``at`` is still taken (an action unknown here: yes)."""
+    record = p.actions.get(action_id)
+    return record is None or at < record.action.starts_at + open_for
 
 
 def _set_person(p: Pipeline, partition: int, pk: str, change, at: datetime) -> None:

@@ -444,6 +444,27 @@ def test_yes_is_credited_to_the_delivered_ask_and_survives_the_deferred_asks_lat
     assert after.replied_yes and after.status == "delivered"
 
 
+def test_a_yes_after_its_rsvp_link_closed_is_no_rsvp():
+    """An outside probe: a YES texted hours after the action started counted as an RSVP by text,
+    while the RSVP link in that very text answered "too late to answer here". A YES follows the
+    link's rule: open until ``rsvp_open`` after the start."""
+    from contracts.facts import ActionRecord
+
+    clock = Clock(oakland("12:00"))
+    p, o = setup(1, clock, Sms(clock))
+    asked = command(0)
+    p.asks.put(0, asked.ask_id, asked.fact("delivered", oakland("09:00")))
+    p.recent_asks.put(0, key(0), RecentAsks(asks=((asked.ask_id, oakland("09:00")),)))
+    started = rally().model_copy(update={"starts_at": oakland("08:30")})
+    p.actions.put(0, "rally-1", ActionRecord(partner="union-a", action=started))
+    yes = lambda sid: ProviderEnvelope(person_key=key(0), received_at=clock(), event=SmsReply(message_sid=sid, keyword="YES"))  # noqa: E731
+    apply(p, o, 0, yes("SM1"))  # 12:00, three and a half hours after the start: the link closed at 11:30
+    assert not p.asks.get(asked.ask_id).replied_yes and p.attendance.get(f"rally-1|{key(0)}") is None
+    p.actions.put(0, "rally-1", ActionRecord(partner="union-a", action=started.model_copy(update={"starts_at": oakland("10:00")})))
+    apply(p, o, 0, yes("SM2"))  # moved later: open until 13:00
+    assert p.asks.get(asked.ask_id).replied_yes and p.attendance.get(f"rally-1|{key(0)}").rsvp == "yes"
+
+
 class FullQueue(Sms):
     """A From number whose queue holds ten hours already: Twilio refuses with 21611."""
 
