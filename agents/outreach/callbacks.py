@@ -132,8 +132,9 @@ def _reply(p: Pipeline, o: Outreach, partition: int, pk: str, ev: SmsReply, at: 
     elif kind == "help":
         return "help"
     elif kind == "rsvp" and person is not None and person.phone:
-        # As the RSVP link in that text: open until ``rsvp_open`` after the action's start.
-        fact = _mark_latest(p, partition, pk, lambda f: rsvp_open(p, f.action_id, at, o.policy.rsvp_open), replied_yes=True)
+        # As the RSVP link in that text: open until ``rsvp_open`` after the action's start, by the
+        # workers' clock (a rehearsal's file clock, as the pages'), not the web app's stamp.
+        fact = _mark_latest(p, partition, pk, lambda f: rsvp_open(p, f.action_id, o.clock(), o.policy.rsvp_open), replied_yes=True)
         if fact is not None:
             rsvp = RsvpEvent(event_id=f"sms:{ev.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=Person.model_validate({"phone": person.phone}, context={"normalized": True}))
             key = fact_key(fact.action_id, pk)
@@ -174,10 +175,10 @@ def _mark_latest(p: Pipeline, partition: int, pk: str, only_if: Callable[[AskFac
     return fact
 
 
-def rsvp_open(p: Pipeline, action_id: str, at: datetime, open_for: timedelta) -> bool:
-    """Whether an answer to ``action_id`` received ``at`` is still taken (an action unknown here: yes)."""
+def rsvp_open(p: Pipeline, action_id: str, now: datetime, open_for: timedelta) -> bool:
+    """Whether an answer to ``action_id`` is still taken ``now`` (an action unknown here: yes)."""
     record = p.actions.get(action_id)
-    return record is None or at < record.action.starts_at + open_for
+    return record is None or now < record.action.starts_at + open_for
 
 
 def _set_person(p: Pipeline, partition: int, pk: str, change, at: datetime) -> None:
