@@ -96,7 +96,7 @@ class CoalitionFile:
                 if not self._good:
                     raise
                 self._mtime = mtime  # not read again until it changes again
-                log.warning("%s; the last good coalition file stays in force until then", exc)
+                log.warning("%s; the last good coalition file stays in force until this is fixed", exc)
             else:
                 self._good = True
         return self._coalition
