@@ -8,7 +8,7 @@ body: the ingress stamps the authenticated partner on the envelope.
 from __future__ import annotations
 
 import string
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import (
@@ -207,6 +207,11 @@ class ActionEvent(BaseEvent):
     target: TargetArea = Field(default=TargetArea(), validate_default=True)  # left out, it is checked as one written empty
     pledges: list[InlinePledge] = Field(default=[], description="Commitments agreed with partners; a partner's own later pledge replaces its entry.")
     templates: AskTemplates = Field(default=AskTemplates(), validate_default=True)
+
+    def takes_answers(self, now: datetime, open_for: timedelta) -> bool:
+        """Whether an RSVP answer to this action is still taken ``now``: until ``open_for``
+        after its current start (the RSVP link and a YES texted back follow the same rule)."""
+        return now < self.starts_at + open_for
 
     # Otherwise it is accepted and planned to nobody: the organizer learns nothing. (The rules
     # below skip ``normalized`` facts: an action accepted before a rule is still read.)

@@ -178,7 +178,7 @@ def _mark_latest(p: Pipeline, partition: int, pk: str, only_if: Callable[[AskFac
 def rsvp_open(p: Pipeline, action_id: str, now: datetime, open_for: timedelta) -> bool:
     """Whether an answer to ``action_id`` is still taken ``now`` (an action unknown here: yes)."""
     record = p.actions.get(action_id)
-    return record is None or now < record.action.starts_at + open_for
+    return record is None or record.action.takes_answers(now, open_for)
 
 
 def _set_person(p: Pipeline, partition: int, pk: str, change, at: datetime) -> None:

@@ -251,3 +251,13 @@ def test_a_time_that_is_no_time_in_utc_is_refused_wherever_it_is_given(when):
     assert [e["msg"] for e in exc.value.errors() if e["loc"] == ("received_at",)] == [message]
     for edge in ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00-01:00", "9999-12-31T23:59:59+01:00"):
         assert partner_event.validate_python({**checkin("c1", "rally-1", phone="+15105550123"), "occurred_at": edge}).occurred_at.year in (1, 9999)
+
+
+def test_answers_are_taken_until_the_time_after_the_start_and_not_at_it():
+    from datetime import datetime, timedelta, timezone
+
+    start = datetime(2026, 12, 12, 2, 0, tzinfo=timezone.utc)
+    rally = partner_event.validate_python({**action("rally-9"), "starts_at": start.isoformat()})
+    three = timedelta(hours=3)
+    assert rally.takes_answers(start + three - timedelta(seconds=1), three)
+    assert not rally.takes_answers(start + three, three)

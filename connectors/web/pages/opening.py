@@ -68,7 +68,7 @@ def open_link(book: TallyBook, key: bytes, purpose: links.Purpose, action_id: st
     record, ask = book.action_record(action_id), book.fact("ask", link.ask_id)
     if record is None or not isinstance(ask, AskFact):
         return Refused(503, "later", link)
-    if purpose == "rsvp" and now >= record.action.starts_at + rsvp_open:
+    if purpose == "rsvp" and not record.action.takes_answers(now, rsvp_open):
         return Refused(410, "expired", link, record.action)
     attendance = book.fact("attendance", fact_key(action_id, link.person_key))
     if not isinstance(attendance, Attendance):
