@@ -43,6 +43,7 @@ def merge_person(old: PersonRecord | None, event: PersonEvent, partner: str, per
     first_at = received or at
     stamp = INTRODUCED if fills_only else at
     incoming = {f: (v, stamp) for f in PROFILE if (v := getattr(event.person, f)) is not None}
+    linking = received if received is not None and event.person.phone and event.person.email else None
     if old is None:
         return PersonRecord(
             person_key=person_key,
@@ -52,6 +53,7 @@ def merge_person(old: PersonRecord | None, event: PersonEvent, partner: str, per
             recruited_by=partner,
             recruited_at=first_at,
             updated_at=stamp,
+            link_sent_at=linking,
         )
     consent = dict(old.consent)
     for channel, grant in _grants(event, partner).items():
@@ -68,6 +70,7 @@ def merge_person(old: PersonRecord | None, event: PersonEvent, partner: str, per
         recruited_by=first[1],
         recruited_at=first[0],
         updated_at=max(old.updated_at, stamp),
+        link_sent_at=_latest(old.link_sent_at, linking),
     )
 
 
@@ -104,7 +107,12 @@ def join_people(a: PersonRecord | None, b: PersonRecord | None, person_key: str)
         recruited_by=first[1],
         recruited_at=first[0],
         updated_at=max(a.updated_at, b.updated_at),
+        link_sent_at=_latest(a.link_sent_at, b.link_sent_at),
     )
+
+
+def _latest(*times: datetime | None) -> datetime | None:
+    return max((t for t in times if t is not None), default=None)
 
 
 def _undeliverable(a: PersonRecord, b: PersonRecord, profile: dict) -> dict[Channel, Undeliverable]:

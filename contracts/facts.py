@@ -55,6 +55,10 @@ class PersonRecord(Internal):
     profile_at: dict[str, datetime] = Field(
         default={}, description="When each profile field got its value (the sign-up's occurred_at): per field, the newest value wins, "
                                "whatever order sign-ups and merges arrive in. Absent: ``updated_at``.")
+    link_sent_at: datetime | None = Field(
+        default=None, description="When an event naming both the phone and the email was last received for this person: the link it sent "
+                                  "to the email's record (``agents.identity``) may still be on its way, and asks wait until it settles "
+                                  "(``agents.outreach.planning.link_hold``).")
 
 
 class Membership(Internal):

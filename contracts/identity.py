@@ -105,7 +105,7 @@ class Fold(Internal):
     memberships: tuple[Membership, ...] = ()
     attendance: tuple[Attendance, ...] = ()
     recent: RecentAsks | None = None
-    deferred: tuple[AskCommand, ...] = Field(default=(), description="Texts waiting for the morning: they move to the survivor.")
+    deferred: tuple[AskCommand, ...] = Field(default=(), description="Asks waiting (deferred): they move to the survivor.")
     hops: int = 0
 
 

@@ -48,9 +48,11 @@ class Figures(BaseModel):
     failed: int = 0
     sending: int = Field(default=0, description="Asks being handed over right now: marked, no answer from the provider yet.")
     in_doubt: int = Field(default=0, description="Asks the provider may have with no answer: a request timed out after it left, or the worker sending it died. Never resent.")
-    deferred: int = Field(default=0, description="Asks waiting for an allowed hour (the recipient's quiet hours) or for room in the provider's queue: sent then, or expired.")
+    deferred: int = Field(default=0, description="Asks waiting for an allowed hour (the recipient's quiet hours), for room in the provider's queue, or a few seconds for a link "
+                                           "between two records of the person to settle: sent then, or expired (or cancelled, asked under the other record).")
     expired: int = Field(default=0, description="Asks not sent because no allowed hour was left before the action (or Twilio's queue held the text past its validity).")
-    cancelled: int = Field(default=0, description="Asks decided against at the moment of sending: opted out, consent withdrawn, person erased, no provider configured.")
+    cancelled: int = Field(default=0, description="Asks decided against at the moment of sending: opted out, consent withdrawn, person erased, no provider configured, "
+                                            "asked already under another record of the person.")
     opted_out: int = 0
     rsvp_via_sms: int = 0
     conversion: float | None = None

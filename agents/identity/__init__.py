@@ -12,9 +12,9 @@ from typing import Any
 from streams.app import Pipeline
 from streams.batching import key_text
 
-from .resolve import Apply, Resolver, target_of
+from .resolve import MERGED, Apply, Resolver, pass_on, target_of
 
-__all__ = ["Resolver", "register", "target_of"]
+__all__ = ["MERGED", "Resolver", "pass_on", "register", "target_of"]
 
 
 def register(p: Pipeline, resolver: Resolver, apply: Apply) -> None:

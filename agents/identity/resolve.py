@@ -60,6 +60,12 @@ def target_of(p: Pipeline, key: str) -> str:
     return raw["person"] if raw is not None else key
 
 
+def pass_on(p: Pipeline, cmd: AskCommand, into: str, at: datetime) -> None:
+    """An ask deferred under a person merged into ``into`` after their fold was taken (it was
+    being planned then): it follows the fold, and the survivor takes it unless asked already."""
+    p.send_soon(p.identity, into, Fold(person=into, source=cmd.person_key, at=at, deferred=(cmd,)).model_dump_json().encode())
+
+
 class Resolver:
     """Identity resolution for one pipeline: intake's check (``arrived``) and the identity
     agent's handling of its own messages (``handle``)."""

@@ -47,10 +47,10 @@ from streams.keys import partition_of
 from streams.sealing import open_ask, open_person, seal_ask, sealing_key
 from streams.settings import Settings
 
-from ..identity import target_of
+from ..identity import MERGED, pass_on, target_of
 from .dry_run import answer, preview_partition, start_test
 from .eligibility import load_zip_data, may_be_asked, sponsor_order
-from .planning import OutreachPolicy, plan, remember, unreceived_of
+from .planning import OutreachPolicy, asked_as_another, plan, remember, unreceived_of
 from .quiet_hours import QuietHours
 from .receipts import after_refusal, on_send_result
 from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, rezoned, unreadable, validity_seconds, window_closed, window_end, withdrawn
@@ -478,6 +478,9 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
     ask = item.ask
     if ask.ask_id in o.sending:
         return None  # being handed over here already; that hand-over records what happens
+    if state is not None and state.status == "deferred" and (reason := asked_elsewhere(p, item, now)) is not None:
+        carry_out(p, item.partition, ask, state, Cancel(reason), now)
+        return None
     person = p.people.get(ask.person_key)
     if state is not None and state.status == "deferred":
         item = item._replace(ask=(ask := rezoned(ask, person, o.keys.ring.open)))
@@ -500,6 +503,23 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
         if ask.channel == "sms":
             o.queue.add(now, ask.segments or 1)
         return Ready(item, state, window_end(ask, now, o.policy.quiet) if ask.channel == "sms" else None)
+    return None
+
+
+#: Why a deferred ask was cancelled when its person had been asked under another record of theirs.
+ASKED_AS_ANOTHER = "asked for this action under another record of this person"
+
+
+def asked_elsewhere(p: Pipeline, item: Queued, now: datetime) -> str | None:
+    """Why a deferred ask goes no further here: its person was merged into another after the
+    merge's fold was taken (the ask follows them, ``pass_on``), or was asked for the action on
+    the ask's channel under another record of theirs, merged in since (``asked_as_another``)."""
+    ask = item.ask
+    if (survivor := target_of(p, ask.person_key)) != ask.person_key:
+        pass_on(p, item.stored(), survivor, now)
+        return MERGED
+    if ask.channel in asked_as_another(p.recent_asks.get(ask.person_key), ask.action_id, ask.person_key):
+        return ASKED_AS_ANOTHER
     return None
 
 

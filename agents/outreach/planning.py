@@ -68,6 +68,23 @@ def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta, now: 
     return max(action.starts_at, min(posted_at, now or posted_at) + grace)
 
 
+#: How long asks to a person wait after an event naming both their phone and email: the link it
+#: sent to the email's record (``agents.identity``, two or three hops on the identity topic) settles
+#: meanwhile, so that two records of one person are not both asked (they merge, and the asks
+#: waiting under the merged one move or are dropped as asked already).
+LINK_SETTLE = timedelta(seconds=5)
+
+
+def link_hold(person: PersonRecord, now: datetime) -> datetime | None:
+    """Until when asks to ``person`` wait for a link to settle (``LINK_SETTLE``), else ``None``.
+    The link was sent when the web app received the event (its clock): a workers' clock more
+    than that before it is a rehearsal's file clock, which may stand still: no wait then."""
+    sent = person.link_sent_at
+    if sent is None or not sent - LINK_SETTLE <= now < sent + LINK_SETTLE:
+        return None
+    return sent + LINK_SETTLE
+
+
 #: An ask that ended so never reached the person: it takes no room under the frequency cap.
 NOT_RECEIVED = frozenset({"cancelled", "expired", "failed"})
 
@@ -142,7 +159,8 @@ def plan(
         else:
             unsubscribe = links.sign(policy.link_key, "unsubscribe", links.Link(action.action_id, person.person_key, channel, person.language))
             asks.append(_email(person, action, mine, common, links.url(policy.unsubscribe_base_url, action.action_id, unsubscribe)))
-    return [a for a in asks if a is not None]
+    hold = link_hold(person, now)
+    return [a if hold is None else a.model_copy(update={"send_after": max(a.send_after or hold, hold)}) for a in asks if a is not None]
 
 
 def pick(templates: Mapping[str, T], language: str | None) -> tuple[str, T] | None:

@@ -78,6 +78,8 @@ def gate(ask: AskCommand, state: AskFact | None, person: PersonRecord | None, no
         return Cancel(reason)
     if ask.send_until is not None and now >= ask.send_until:
         return Expire("the action has started")
+    if ask.send_after is not None and now < ask.send_after:
+        return defer_or_expire(ask.send_after, ask.send_until)
     if ask.channel != "sms":
         return Send()
     quiet_applies = ask.quiet_hours_apply and ask.time_zone is not None

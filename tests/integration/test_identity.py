@@ -4,11 +4,14 @@ RSVP that introduces someone, unique counts and credit, a replay from offset 0, 
 by email reaching the records keyed by the phone."""
 
 import json
+import time
 from collections import Counter
+from datetime import datetime, timezone
 
 import pytest
 from click.testing import CliRunner
 
+from agents.outreach.planning import LINK_SETTLE
 from streams.cli import main
 from streams.stack import child_env
 from tests.factories import checkin, phone, rsvp, signup
@@ -144,3 +147,36 @@ def test_checkins_by_phone_or_email_make_one_attendee_and_a_replay_from_offset_z
     replay.start_worker()
     replay.start_web()
     eventually(lambda: {path: replay.get(path).json() for path in before} == before, timeout=90)
+
+
+def test_an_alert_posted_with_the_signup_that_links_two_records_reaches_the_person_once(make_stack):
+    """An outside probe posted a sign-up linking two records of one person and an alert 0-0.1 s
+    apart, and saw both records asked, once each (3 times in 4; here the link mostly wins the
+    race: tests/unit/test_identity.py loses it on purpose). Asks wait ``LINK_SETTLE`` after a
+    linking sign-up whichever record plans them. The workers' clock runs with the web app's here
+    (the wait compares the two), and the backbone's alert overrides quiet hours, so that the
+    test holds at any hour."""
+    stack = make_stack(outreach=True, partners=("backbone", "union-a", "faith-b"))
+    stack.set_clock(datetime.now(timezone.utc).isoformat())
+    stack.run_clock()
+    stack.start_sandbox()
+    stack.start_web()
+    stack.start_worker()
+    stack.post_all("faith-b", [known("f-bea", "2026-11-20T11:00:00Z", email=BEA_EMAIL)])
+    stack.post_all("union-a", [known("u-bea", "2026-11-20T12:00:00Z", BEA_PHONE, given_name="Bea")])
+    eventually(lambda: coalition(stack)["totals"]["signups"] == 2)
+
+    linking = known("b-bea", "2026-11-21T10:00:00Z", BEA_PHONE, BEA_EMAIL)
+    posted = time.time()
+    assert stack.post("backbone", [linking, rapid("vigil", "Vigil now", ["94607"], override_quiet_hours=True)]).status_code == 202
+
+    def settled():
+        totals = stack.get("/v1/actions/vigil/tallies").json()["totals"]
+        return totals["delivered"] == 2 and totals["sending"] == totals["deferred"] == 0 and totals
+
+    totals = eventually(settled, timeout=60)
+    assert emails_to(stack, "Vigil now") == Counter({BEA_EMAIL: 1}) and sms_to(stack, "Vigil now") == Counter({BEA_PHONE: 1})
+    assert (totals["asked_sms"], totals["asked_email"]) == (1, 1)
+    assert coalition(stack)["identity"]["merges"] == 1
+    # Both waited for the link: not handed over before LINK_SETTLE after the sign-up was received.
+    assert min(m["created"] for m in stack.inbox()) >= posted + LINK_SETTLE.total_seconds()

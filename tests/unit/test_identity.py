@@ -248,3 +248,74 @@ def test_replies_and_opt_outs_reach_the_person_an_identity_belongs_to():
     assert PersonRecord.model_validate(c.table("people")[KE]).opted_out == {"sms": at(4), "email": at(5)}
     assert KP not in c.table("people")  # no stub left behind under the merged key
     assert c.table("asks")[sent.ask_id]["opted_out"] is True  # the ask stays where it was sent
+
+
+def _alert_during_a_link(first: tuple, second: tuple) -> tuple[list[dict], list[dict]]:
+    """Two records of one person; a sign-up naming both identifiers is applied at the phone's
+    person, and an alert reaches every partition before the link it sent is read (an outside
+    probe: the posts 0-0.1 s apart). Then the link settles and what waits is released. Returns
+    the texts and emails that left, as the provider saw them."""
+    from agents.outreach.agents import Outreach, Queued, plan_partition, send_batch
+    from agents.outreach.planning import LINK_SETTLE
+    from connectors.providers.email import FakeEmail
+    from connectors.providers.outbox import ProviderOutbox
+    from connectors.providers.sms import FakeSms
+    from tests.integration.test_outreach import rapid
+
+    c = run(Cluster(), first, second)
+    c.post("seniors-c", ana("c1", phone=PHONE, email=EMAIL), at(302))  # noon in Oakland: no quiet hours
+    asyncio.run(c.step(("events", partition_of(KP, c.n))))  # the sign-up; its link not read yet
+    assert c.queues[("identity", partition_of(KE, c.n))]
+    now = [at(302) + timedelta(milliseconds=100)]
+    sms, email = FakeSms(), FakeEmail()
+    o = Outreach(outbox=ProviderOutbox(sms, email, "http://web"), policy=OutreachPolicy(), clock=lambda: now[0], partitions=c.n)
+    vigil = ActionEvent.model_validate(rapid("vigil", "Vigil", ["94607"], at=at(302).isoformat()))
+    for part, node in enumerate(c.nodes):
+        asyncio.run(plan_partition(node, o, vigil, part, owned=lambda: True))
+    asyncio.run(c.run())  # the link settles
+    now[0] += LINK_SETTLE + timedelta(seconds=1)
+    for part, node in enumerate(c.nodes):  # what the release timer re-queues, as the send agent takes it
+        due = [Queued(part, 0, AskCommand.model_validate(raw)) for raw in list(node.deferred.table.data.values())]
+        asyncio.run(send_batch(node, o, due, lambda generation: True))
+    return sms.sent, email.sent
+
+
+def test_an_alert_right_after_a_linking_signup_reaches_the_person_once_when_the_email_is_older():
+    texts, emails = _alert_during_a_link(("faith-b", ana("b1", email=EMAIL, postal_code="94607"), 300),
+                                         ("union-a", ana("a1", phone=PHONE, postal_code="94607"), 301))
+    assert [m.to for m in emails] == [EMAIL] and [t["to"] for t in texts] == [PHONE]
+
+
+def test_an_alert_right_after_a_linking_signup_reaches_the_person_once_when_the_phone_is_older():
+    texts, emails = _alert_during_a_link(("union-a", ana("a1", phone=PHONE, postal_code="94607"), 300),
+                                         ("faith-b", ana("b1", email=EMAIL, postal_code="94607"), 301))
+    assert [m.to for m in emails] == [EMAIL] and [t["to"] for t in texts] == [PHONE]
+
+
+def test_an_ask_deferred_under_a_person_merged_after_their_fold_was_taken_follows_them_and_is_sent_once():
+    """Planned just before the merge, deferred just after it: the fold did not carry it."""
+    from agents.outreach.agents import Outreach, Queued, send_batch
+    from connectors.providers.email import FakeEmail
+    from connectors.providers.outbox import ProviderOutbox
+    from connectors.providers.sms import FakeSms
+
+    c = run(Cluster(), ("faith-b", ana("b1", email=EMAIL), 300), ("union-a", ana("a1", phone=PHONE), 301),
+            ("seniors-c", ana("c1", phone=PHONE, email=EMAIL), 302))
+    assert c.person_of(KP) == KE
+    part = partition_of(KP, c.n)
+    left = AskCommand(ask_id=ask_id("vigil", KP, "sms"), action_id="vigil", person_key=KP, channel="sms", partner="union-a",
+                      referral="r", to=PHONE, body="Vigil", planned_at=at(302), send_after=at(302), send_until=at(600))
+    c.nodes[part].deferred.put(part, left.ask_id, left)
+    c.nodes[part].asks.put(part, left.ask_id, left.fact("deferred", at(302), deferred_until=at(302)))
+    sms = FakeSms()
+    o = Outreach(outbox=ProviderOutbox(sms, FakeEmail(), "http://web"), policy=OutreachPolicy(), clock=lambda: at(303), partitions=c.n)
+    asyncio.run(send_batch(c.nodes[part], o, [Queued(part, 0, left)], lambda generation: True))
+    assert sms.sent == [] and c.table("asks")[left.ask_id]["status"] == "cancelled"
+    c._collect(c.nodes[part])
+    asyncio.run(c.run())  # the ask follows the fold to the survivor
+    survivor = ask_id("vigil", KE, "sms")
+    e_part = partition_of(KE, c.n)
+    due = [Queued(e_part, 0, AskCommand.model_validate(raw)) for raw in c.nodes[e_part].deferred.table.data.values()]
+    assert [q.ask.ask_id for q in due] == [survivor]
+    asyncio.run(send_batch(c.nodes[e_part], o, due, lambda generation: True))
+    assert [t["to"] for t in sms.sent] == [PHONE] and c.table("asks")[survivor]["status"] == "sent"

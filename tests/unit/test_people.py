@@ -78,3 +78,19 @@ def test_membership_dates_from_the_first_signup():
     t1, t2 = datetime(2026, 11, 20, tzinfo=timezone.utc), datetime(2026, 11, 21, tzinfo=timezone.utc)
     assert membership(membership(None, "u", "pk", t2), "u", "pk", t1).joined_at == t1
     assert membership(membership(None, "u", "pk", t1), "u", "pk", t2) == membership(None, "u", "pk", t1)
+
+
+def test_a_signup_naming_phone_and_email_marks_when_its_link_was_sent_and_merged_records_keep_the_latest():
+    from datetime import datetime, timezone
+
+    from agents.people import join_people
+
+    t1, t2 = datetime(2026, 11, 22, 15, 1, tzinfo=timezone.utc), datetime(2026, 11, 22, 15, 2, tzinfo=timezone.utc)
+    both = merge_person(None, event("s1", phone="+15105550123", email="ana@example.org"), "union-a", "pk", t1)
+    assert both.link_sent_at == t1
+    phone_only = merge_person(both, event("s2", phone="+15105550123"), "faith-b", "pk", t2)
+    assert phone_only.link_sent_at == t1  # a sign-up with one identifier sends no link
+    assert merge_person(None, event("s3", phone="+15105550123"), "union-a", "pk", t1).link_sent_at is None
+    later = merge_person(None, event("s4", phone="+15105550199", email="ana@example.org"), "union-a", "pe", t2)
+    assert join_people(both, later, "pk").link_sent_at == t2 == join_people(later, both, "pk").link_sent_at
+    assert join_people(both, phone_only, "pk").link_sent_at == t1
