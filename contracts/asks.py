@@ -23,6 +23,9 @@ AskStatus = Literal["planned", "deferred", "sending", "sent", "delivered", "fail
 #: Terminal and in-flight states: an ask in one of these is never handed to a provider again
 #: (``sending`` found by a later reader means its sender is gone: see ``agents.outreach.sending``).
 NEVER_RESEND: frozenset[str] = frozenset({"sending", "sent", "delivered", "failed", "cancelled", "in_doubt", "expired"})
+#: An ask that ended so never reached the person: it takes no room under the frequency cap, and
+#: does not count as the person asked for its action on its channel.
+NOT_RECEIVED: frozenset[str] = frozenset({"cancelled", "expired", "failed"})
 
 
 def ask_id(action_id: str, person_key: str, channel: Channel) -> str:

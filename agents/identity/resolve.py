@@ -35,7 +35,7 @@ from typing import Callable
 
 from pydantic import ValidationError
 
-from contracts.asks import AskCommand, RecentAsks, ask_id, parse_ask_id
+from contracts.asks import NOT_RECEIVED, AskCommand, AskFact, RecentAsks, ask_id, parse_ask_id
 from contracts.events import Envelope
 from contracts.identity import Deliver, Fold, IdentifierKind, Identity, Link, Merge, identity_message
 from streams.app import Pipeline
@@ -58,6 +58,15 @@ def target_of(p: Pipeline, key: str) -> str:
     """Where ``key``'s facts live, as this partition knows: itself, or the next hop."""
     raw = p.identities.data.get(key)
     return raw["person"] if raw is not None else key
+
+
+def reaching(recent: RecentAsks | None, fact: Callable[[str], AskFact | None]) -> RecentAsks | None:
+    """The recent asks a merged person's fold carries: not those that never reached them
+    (cancelled, expired, failed), which the survivor, with no access to their facts, would
+    count as the person asked for that action on that channel (and under the frequency cap)."""
+    if recent is None:
+        return None
+    return RecentAsks(asks=tuple((aid, t) for aid, t in recent.asks if (f := fact(aid)) is None or f.status not in NOT_RECEIVED))
 
 
 def pass_on(p: Pipeline, cmd: AskCommand, into: str, at: datetime) -> None:
@@ -203,7 +212,7 @@ class Resolver:
             person=into, source=key, at=at, record=p.people.get(key),
             memberships=tuple(m for k in memberships if (m := p.memberships.get(k)) is not None),
             attendance=tuple(a for k in attendance if (a := p.attendance.get(k)) is not None),
-            recent=p.recent_asks.get(key), deferred=tuple(d for d in deferred if d.person_key == key),
+            recent=reaching(p.recent_asks.get(key), p.asks.get), deferred=tuple(d for d in deferred if d.person_key == key),
         )
         empty = fold.record is None and not (fold.memberships or fold.attendance or fold.deferred) and fold.recent is None
         return None if empty else fold
@@ -245,13 +254,15 @@ class Resolver:
             self._hand_over(partition, fold)
 
     def _adopt(self, partition: int, me: str, cmd: AskCommand, recent: RecentAsks | None, at: datetime) -> RecentAsks | None:
-        """A merged person's deferred text becomes this person's, unless this person already has
-        an ask for that action on that channel. Returns the recent asks with its new id."""
+        """A merged person's deferred ask becomes this person's, unless this person already has
+        an ask for that action on that channel. Returns the recent asks with its new id (or,
+        dropped, without it)."""
         p, new_id = self.p, ask_id(cmd.action_id, me, cmd.channel)
         others = [aid for aid, _ in (recent.asks if recent else ()) if aid != cmd.ask_id and parse_ask_id(aid)[0::2] == (cmd.action_id, cmd.channel)]
         kept = tuple((new_id if aid == cmd.ask_id else aid, t) for aid, t in (recent.asks if recent else ()))
         if p.asks.get(new_id) is not None or new_id in p.deferred.table.data or [a for a in others if a != new_id]:
-            return recent  # asked already (as this person, or as another merged one)
+            # Asked already (as this person, or as another merged one): this one never goes, nor counts as asked.
+            return None if recent is None else RecentAsks(asks=tuple((aid, t) for aid, t in recent.asks if aid != cmd.ask_id))
         moved = cmd.model_copy(update={"ask_id": new_id, "person_key": me})
         p.deferred.put(partition, new_id, moved)
         p.asks.put(partition, new_id, moved.fact("deferred", at, deferred_until=cmd.send_after, send_until=cmd.send_until))

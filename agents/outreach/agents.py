@@ -50,7 +50,7 @@ from streams.settings import Settings
 from ..identity import MERGED, pass_on, target_of
 from .dry_run import answer, preview_partition, start_test
 from .eligibility import load_zip_data, may_be_asked, sponsor_order
-from .planning import OutreachPolicy, asked_as_another, plan, remember, unreceived_of
+from .planning import LINK_SETTLE, OutreachPolicy, asked_as_another, plan, remember, unreceived_of, wait_for_link
 from .quiet_hours import QuietHours
 from .receipts import after_refusal, on_send_result
 from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, rezoned, unreadable, validity_seconds, window_closed, window_end, withdrawn
@@ -173,6 +173,7 @@ def outreach_from(s: Settings, outbox: Outbox | None) -> Outreach:
         footer=s.sms_footer, footer_es=s.sms_footer_es, rsvp_base_url=s.rsvp_links, unsubscribe_base_url=s.unsubscribe_links,
         referral_secret=s.person_key_bytes(), link_key=s.link_key_bytes(), rsvp_open=timedelta(hours=s.rsvp_open_hours),
         grace=timedelta(minutes=s.rapid_response_grace_minutes),
+        link_settle=LINK_SETTLE if s.clock == "system" else None,  # a file clock may stand still: no wait then
         sponsor_names=SponsorNames(CoalitionFile(s.coalition, every=1.0)),  # as the file says now; ids if no file
     )
     return Outreach(outbox=outbox, policy=policy, clock=from_setting(s.clock), partitions=s.partitions,
@@ -380,7 +381,8 @@ def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, k
     ids = (ask_id(action.action_id, key, "sms"), ask_id(action.action_id, key, "email"))
     done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND and f.status != "sending"}
     unreceived = unreceived_of(recent, p.asks.get)
-    asks = [Queued(partition, 0, ask, seal) for ask in plan(readable, action, recent, done, now, o.policy, posted_at, sponsors, unreceived)]
+    planned = plan(readable, action, recent, done, now, o.policy, posted_at, sponsors, unreceived)
+    asks = [Queued(partition, 0, ask, seal) for ask in wait_for_link(planned, person, now, o.policy.link_settle)]
     for item in asks:
         recent = remember(recent, item.ask.ask_id, now, o.policy.window)
     if asks:
@@ -478,8 +480,7 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
     ask = item.ask
     if ask.ask_id in o.sending:
         return None  # being handed over here already; that hand-over records what happens
-    if state is not None and state.status == "deferred" and (reason := asked_elsewhere(p, item, now)) is not None:
-        carry_out(p, item.partition, ask, state, Cancel(reason), now)
+    if state is not None and state.status == "deferred" and settled_elsewhere(p, item, state, now):
         return None
     person = p.people.get(ask.person_key)
     if state is not None and state.status == "deferred":
@@ -510,17 +511,21 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
 ASKED_AS_ANOTHER = "asked for this action under another record of this person"
 
 
-def asked_elsewhere(p: Pipeline, item: Queued, now: datetime) -> str | None:
-    """Why a deferred ask goes no further here: its person was merged into another after the
-    merge's fold was taken (the ask follows them, ``pass_on``), or was asked for the action on
-    the ask's channel under another record of theirs, merged in since (``asked_as_another``)."""
+def settled_elsewhere(p: Pipeline, item: Queued, state: AskFact, now: datetime) -> bool:
+    """Cancel a deferred ask here, and say so, when it is no longer this record's to send: its
+    person was merged into another after the merge's fold was taken (the ask is passed on to
+    them, ``pass_on``), or was asked for the action on the ask's channel under another record of
+    theirs, merged in since (``asked_as_another``)."""
     ask = item.ask
     if (survivor := target_of(p, ask.person_key)) != ask.person_key:
         pass_on(p, item.stored(), survivor, now)
-        return MERGED
-    if ask.channel in asked_as_another(p.recent_asks.get(ask.person_key), ask.action_id, ask.person_key):
-        return ASKED_AS_ANOTHER
-    return None
+        reason = MERGED
+    elif ask.channel in asked_as_another(p.recent_asks.get(ask.person_key), ask.action_id, ask.person_key):
+        reason = ASKED_AS_ANOTHER
+    else:
+        return False
+    carry_out(p, item.partition, ask, state, Cancel(reason), now)
+    return True
 
 
 async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:

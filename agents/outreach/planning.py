@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import TypeVar
 
-from contracts.asks import AskCommand, AskFact, RecentAsks, ask_id, parse_ask_id
+from contracts.asks import NOT_RECEIVED, AskCommand, AskFact, RecentAsks, ask_id, parse_ask_id
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
 from streams import links
@@ -27,6 +27,13 @@ from .quiet_hours import QuietHours, next_allowed, recipient_zone
 from .templates import SMS_FOOTER, SMS_FOOTER_ES, email_body, local_time, names_sponsor, render, segments, sms_body
 
 T = TypeVar("T")
+
+
+#: How long asks to a person wait after an event naming both their phone and email: the link it
+#: sent to the email's record (``agents.identity``, two or three hops on the identity topic) settles
+#: meanwhile, so that two records of one person are not both asked (they merge, and the asks
+#: waiting under the merged one move or are dropped as asked already).
+LINK_SETTLE = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,9 @@ class OutreachPolicy:
     grace: timedelta = timedelta(hours=2)
     #: Partner id → the name messages are sent on behalf of (the coalition file's ``name``).
     sponsor_names: Mapping[str, str] = field(default_factory=dict)
+    #: How long asks wait for a link between two records of their person (``wait_for_link``);
+    #: ``None`` under a file clock.
+    link_settle: timedelta | None = LINK_SETTLE
 
     def sms_footer(self, language: str | None) -> str:
         """The footer of a text to someone speaking ``language``: like an email's closing lines,
@@ -68,25 +78,15 @@ def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta, now: 
     return max(action.starts_at, min(posted_at, now or posted_at) + grace)
 
 
-#: How long asks to a person wait after an event naming both their phone and email: the link it
-#: sent to the email's record (``agents.identity``, two or three hops on the identity topic) settles
-#: meanwhile, so that two records of one person are not both asked (they merge, and the asks
-#: waiting under the merged one move or are dropped as asked already).
-LINK_SETTLE = timedelta(seconds=5)
-
-
-def link_hold(person: PersonRecord, now: datetime) -> datetime | None:
-    """Until when asks to ``person`` wait for a link to settle (``LINK_SETTLE``), else ``None``.
-    The link was sent when the web app received the event (its clock): a workers' clock more
-    than that before it is a rehearsal's file clock, which may stand still: no wait then."""
+def wait_for_link(asks: list[AskCommand], person: PersonRecord, now: datetime, settle: timedelta | None) -> list[AskCommand]:
+    """``asks`` to ``person``, each not sent before ``settle`` after their last link was sent
+    (``PersonRecord.link_sent_at``, by the web app's clock); as they are when it has passed, when
+    ``now`` is more than ``settle`` before it (another clock's), or ``settle`` is ``None`` (the
+    workers run on a file clock, which may stand still)."""
     sent = person.link_sent_at
-    if sent is None or not sent - LINK_SETTLE <= now < sent + LINK_SETTLE:
-        return None
-    return sent + LINK_SETTLE
-
-
-#: An ask that ended so never reached the person: it takes no room under the frequency cap.
-NOT_RECEIVED = frozenset({"cancelled", "expired", "failed"})
+    if settle is None or sent is None or not sent - settle <= now < sent + settle:
+        return asks
+    return [a.model_copy(update={"send_after": max(a.send_after or sent + settle, sent + settle)}) for a in asks]
 
 
 def recent_count(recent: RecentAsks | None, now: datetime, window: timedelta, exclude_action: str | None = None,
@@ -159,8 +159,7 @@ def plan(
         else:
             unsubscribe = links.sign(policy.link_key, "unsubscribe", links.Link(action.action_id, person.person_key, channel, person.language))
             asks.append(_email(person, action, mine, common, links.url(policy.unsubscribe_base_url, action.action_id, unsubscribe)))
-    hold = link_hold(person, now)
-    return [a if hold is None else a.model_copy(update={"send_after": max(a.send_after or hold, hold)}) for a in asks if a is not None]
+    return [a for a in asks if a is not None]
 
 
 def pick(templates: Mapping[str, T], language: str | None) -> tuple[str, T] | None:

@@ -319,3 +319,44 @@ def test_an_ask_deferred_under_a_person_merged_after_their_fold_was_taken_follow
     assert [q.ask.ask_id for q in due] == [survivor]
     asyncio.run(send_batch(c.nodes[e_part], o, due, lambda generation: True))
     assert [t["to"] for t in sms.sent] == [PHONE] and c.table("asks")[survivor]["status"] == "sent"
+
+
+def test_two_records_each_with_a_text_waiting_for_the_morning_merge_into_one_text():
+    """Both records' texts deferred by quiet hours, then a sign-up links them: the merged one's is
+    dropped as asked already, and does not make the survivor's look asked elsewhere (a review:
+    nobody was texted)."""
+    from agents.outreach.agents import Outreach, Queued, plan_partition, send_batch
+    from connectors.providers.email import FakeEmail
+    from connectors.providers.outbox import ProviderOutbox
+    from connectors.providers.sms import FakeSms
+    from tests.integration.test_outreach import rapid
+
+    other = "+15105550188"
+    c = run(Cluster(), ("faith-b", ana("b1", phone=other, email=EMAIL, postal_code="94607"), 0),
+            ("union-a", ana("a1", phone=PHONE, postal_code="94607"), 1))
+    now = [at(10)]  # 07:10 in Oakland: quiet hours
+    sms = FakeSms()
+    o = Outreach(outbox=ProviderOutbox(sms, FakeEmail(), "http://web"), policy=OutreachPolicy(), clock=lambda: now[0], partitions=c.n)
+    vigil = ActionEvent.model_validate({**rapid("vigil", "Vigil", ["94607"], at=at(10).isoformat()), "templates": {"sms": {"en": "Vigil {rsvp_link}"}}})
+    for part, node in enumerate(c.nodes):
+        asyncio.run(plan_partition(node, o, vigil, part, owned=lambda: True))
+    assert len(c.table("deferred")) == 2 and sms.sent == []
+    run(c, ("seniors-c", ana("c1", phone=PHONE, email=EMAIL), 30))
+    assert c.person_of(KP) == person_key(SECRET, other, None)  # the older record survives
+    now[0] = at(121)  # 09:01
+    for part, node in enumerate(c.nodes):
+        due = [Queued(part, 0, AskCommand.model_validate(raw)) for raw in list(node.deferred.table.data.values())]
+        asyncio.run(send_batch(node, o, due, lambda generation: True))
+    assert len(sms.sent) == 1
+
+
+def test_a_fold_does_not_carry_asks_that_never_reached_the_merged_person():
+    from agents.identity.resolve import reaching
+    from contracts.asks import AskFact
+
+    failed, sent = ask_id("vigil", KP, "sms"), ask_id("march", KP, "sms")
+    facts = {aid: AskFact(ask_id=aid, action_id=aid.split(":")[0], person_key=KP, channel="sms", partner="union-a", status=status, updated_at=T)
+             for aid, status in ((failed, "failed"), (sent, "delivered"))}
+    recent = RecentAsks(asks=((failed, T), (sent, T), (ask_id("older", KP, "sms"), T)))
+    assert [aid for aid, _ in reaching(recent, facts.get).asks] == [sent, ask_id("older", KP, "sms")]
+    assert reaching(None, facts.get) is None

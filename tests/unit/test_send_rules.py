@@ -165,23 +165,26 @@ def test_a_text_with_less_than_a_second_of_its_window_left_is_not_handed_over():
 
 
 def test_asks_to_a_person_whose_link_may_still_be_on_its_way_wait_until_it_settles():
-    from agents.outreach.planning import LINK_SETTLE, OutreachPolicy, link_hold, plan
+    from agents.outreach.planning import LINK_SETTLE, OutreachPolicy, plan, wait_for_link
 
     sent = at("12:00")
     linking = person().model_copy(update={"link_sent_at": sent})
-    assert link_hold(person(), sent) is None
-    assert link_hold(linking, sent + timedelta(seconds=1)) == sent + LINK_SETTLE
-    assert link_hold(linking, sent - timedelta(seconds=1)) == sent + LINK_SETTLE  # the web app's clock a little ahead
-    assert link_hold(linking, sent + LINK_SETTLE) is None
-    assert link_hold(linking, sent - timedelta(hours=1)) is None  # a rehearsal's file clock, which may stand still
     rally = ActionEvent.model_validate({**action_event("rally-1"), "rapid_response": True,
                                         "templates": {"sms": {"en": "Rally {rsvp_link}"}, "email": {"en": {"subject": "Rally", "body": "Come"}}}})
-    asks = plan(linking, rally, None, set(), sent + timedelta(seconds=1), OutreachPolicy())
+    now = sent + timedelta(seconds=1)
+    planned = plan(linking, rally, None, set(), now, OutreachPolicy())
+    asks = wait_for_link(planned, linking, now, LINK_SETTLE)
     assert [(a.channel, a.send_after) for a in asks] == [("sms", sent + LINK_SETTLE), ("email", sent + LINK_SETTLE)]
-    # Either channel waits for its send_after; a text in quiet hours waits for the morning as before.
+    assert wait_for_link(planned, person(), now, LINK_SETTLE) == planned  # no link sent
+    assert wait_for_link(planned, linking, sent + LINK_SETTLE, LINK_SETTLE) == planned  # settled
+    assert wait_for_link(planned, linking, now, None) == planned  # a file clock: no wait
+    assert wait_for_link(planned, linking, sent - timedelta(hours=1), LINK_SETTLE) == planned  # another clock's stamp
+    assert wait_for_link(planned, linking, sent - timedelta(seconds=1), LINK_SETTLE) == asks  # the web app's a little ahead
+    # Either channel waits for its send_after, then goes.
     for ask in asks:
-        assert gate(ask, None, linking, sent + timedelta(seconds=1), QUIET) == Defer(sent + LINK_SETTLE)
+        assert gate(ask, None, linking, now, QUIET) == Defer(sent + LINK_SETTLE)
         assert isinstance(gate(ask, fact("deferred"), linking, sent + LINK_SETTLE, QUIET), Send)
+    # A text in quiet hours waits for the morning as before.
     night = at("21:30")
-    (text, _) = plan(linking.model_copy(update={"link_sent_at": night}), rally, None, set(), night, OutreachPolicy())
+    (text, _) = wait_for_link(plan(linking, rally, None, set(), night, OutreachPolicy()), linking.model_copy(update={"link_sent_at": night}), night, LINK_SETTLE)
     assert text.send_after == at("09:00", day=25)
