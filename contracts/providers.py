@@ -64,6 +64,11 @@ class SmsReply(Internal):
                                "to that number only, never to another phone of the same person.")
 
 
+#: The reasons SendGrid gives for the emails it drops itself: its own words, naming nobody.
+SENDGRID_DROP_REASONS = frozenset({"Bounced Address", "Invalid", "Unsubscribed Address", "Spam Reporting Address", "Invalid SMTPAPI header",
+                                   "Spam Content (if spam checker app enabled)", "Recipient List over Package Quota"})
+
+
 class EmailEvent(Internal):
     """One SendGrid event webhook event about one of our emails."""
 
@@ -72,7 +77,8 @@ class EmailEvent(Internal):
     sg_event_id: str
     event: str
     sg_message_id: str | None = None
-    reason: str | None = None
+    reason: str | None = Field(default=None, description="SendGrid's reason for a drop, in its own words; for a bounce or a block only "
+                                                          "the receiving server's SMTP codes (``550 5.1.1``), never its text (``kept_reason``).")
     bounce_type: str | None = Field(default=None, description="A bounce's ``type``: ``bounce`` (hard: the address does not exist) or ``blocked`` (refused this time).")
 
 

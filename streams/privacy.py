@@ -49,7 +49,7 @@ def inventory(s: Settings) -> list[Place]:
               f"{SHREDDED}; unsent asks are cancelled at once"),
         Place(identity_topic(s), "Kafka topic", "partner events on their way to their person, and merged people's records (as in the events topic "
               "and the people table)", days(s.events_retention_days), f"{SHREDDED}; the records go when retention deletes the segment"),
-        Place(provider_topic(s), "Kafka topic", "provider callbacks and replies by person key (reply keyword only)", days(s.outreach_retention_days), "nothing to erase"),
+        Place(provider_topic(s), "Kafka topic", "provider callbacks and replies by person key (reply keyword only; of a bounce, its SMTP codes only)", days(s.outreach_retention_days), "nothing to erase"),
         Place(dead_letter_topic(s), "Kafka topic", "refused records: reason, location, hash, a redacted excerpt (no personal fields)",
               days(s.dead_letter_retention_days), "nothing to erase"),
         Place(data_keys_topic(s), "Kafka topic (compacted)", "each person's data keys (random AES-256 keys), wrapped by the master key "
@@ -76,7 +76,7 @@ def inventory(s: Settings) -> list[Place]:
               "password hash; digests of signed-out sessions", compacted, "not a supporter's: `turnout accounts remove EMAIL` tombstones the account"),
         Place(mobilize_cursor_topic(s), "Kafka topic (compacted)", "how far each partner's Mobilize poll got (a time, and digests of why attendances were skipped; no supporter data)", compacted,
               "nothing to erase"),
-        Place(changelog_topic(s, ASKS), "fact table", "ask states by person key; no address or text (provider error texts with addresses redacted)", compacted, "provider error texts removed; counts kept"),
+        Place(changelog_topic(s, ASKS), "fact table", "ask states by person key; no address or text (provider error texts with addresses redacted; of a bounce, its SMTP codes only)", compacted, "provider error texts removed; counts kept"),
         Place("the web app's door directory", "process memory", "each partner's own posted people (names, phone, email, as sealed in the "
               "events), opened only to show that partner's staff a name and a phone's last 4 digits at the door", "until the web app stops; "
               "rebuilt from the events topic at start", "dropped at once; unreadable once the person's data keys are deleted"),

@@ -33,11 +33,10 @@ from twilio.request_validator import RequestValidator
 from contracts.asks import parse_ask_id
 from contracts.events import SLUG_PATTERN
 from contracts.people import normalize_phone
-from contracts.providers import KEYWORDS, TWILIO_KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
+from contracts.providers import KEYWORDS, SENDGRID_DROP_REASONS, TWILIO_KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
 from connectors.signing import unix_seconds
 from streams.friendly import explain
 from streams.keys import person_key
-from streams.logs import redact
 from streams.settings import Settings
 from streams.topology import provider_topic
 
@@ -183,11 +182,27 @@ def _email_event(item: object) -> ProviderEnvelope | str:
         return "ask_id is not one of turnout's asks"
     try:
         event = EmailEvent(ask_id=item["ask_id"], sg_event_id=item["sg_event_id"], event=item["event"],
-                           sg_message_id=item.get("sg_message_id"), reason=redact(r) if isinstance(r := item.get("reason"), str) else r,
+                           sg_message_id=item.get("sg_message_id"), reason=kept_reason(r) if isinstance(r := item.get("reason"), str) else r,
                            bounce_type=t if isinstance(t := item.get("type"), str) else None)
     except ValidationError as exc:
         return explain(exc)
     return ProviderEnvelope(person_key=pk, received_at=_now(), event=event)
+
+
+#: The SMTP reply code and enhanced status code a receiving server's text begins with.
+_SMTP_CODES = re.compile(r"\s*(\d{3}(?:[ -][245]\.\d{1,3}\.\d{1,3})?)\b")
+
+
+def kept_reason(reason: str) -> str | None:
+    """What is written of a SendGrid event's ``reason``: SendGrid's own words for a drop as they
+    are (the receipts agent reads them), else only the SMTP codes the receiving server's text
+    begins with. That text is the server's prose, out of erasure's reach once on the provider
+    topic, and may quote the address or name the person ("The email account of <name> is
+    disabled": an outside probe)."""
+    if reason in SENDGRID_DROP_REASONS:
+        return reason
+    codes = _SMTP_CODES.match(reason)
+    return codes.group(1) if codes else None
 
 
 def _form(body: bytes) -> list[tuple[str, str]]:
