@@ -19,7 +19,7 @@ def register(pipeline: Pipeline, s: Settings, outreach: Outreach) -> None:
     from . import identity, intake
     from .outreach import agents, callbacks
 
-    resolver = identity.Resolver(pipeline, s.person_key_bytes())
+    resolver = identity.Resolver(pipeline, s.person_key_bytes(), merged=lambda *at: agents.plan_again(pipeline, outreach, *at))
     intake.register(pipeline, s.person_key_bytes(), from_setting(s.clock), resolver)
     identity.register(pipeline, resolver, intake.record)
     agents.register(pipeline, outreach)

@@ -95,6 +95,8 @@ class TargetAction(Internal):
     action: ActionEvent
     posted_at: datetime | None = Field(default=None, description="When the ingress accepted the action (its rapid-response grace counts from here).")
     sponsors: tuple[str, ...] = Field(default=(), description="The owner and its co-sponsors: only people whose consent covers one are asked.")
+    person: str | None = Field(default=None, description="Plan this person only: the survivor of a merge whose fold arrived after their "
+                                                        "partition was planned (``agents.outreach.agents.plan_again``).")
 
 
 class RecentAsks(Internal):

@@ -79,11 +79,14 @@ class Resolver:
     """Identity resolution for one pipeline: intake's check (``arrived``) and the identity
     agent's handling of its own messages (``handle``)."""
 
-    def __init__(self, p: Pipeline, secret: bytes) -> None:
+    def __init__(self, p: Pipeline, secret: bytes, merged: Callable[[int, str, datetime], None] | None = None) -> None:
         self.p = p
         self.secret = secret
         self.facts = PersonFacts(p)
         self.leaving: dict[str, tuple[int, Fold]] = {}  # folds sent, whose facts go once the broker has them
+        #: Called with (partition, survivor, when the link was received) once another person's
+        #: record is joined into the survivor's: outreach plans them again (``plan_again``).
+        self.merged = merged
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -190,6 +193,8 @@ class Resolver:
             recent = self._adopt(partition, me, cmd, recent, msg.at)
         if recent is not None:
             p.recent_asks.put(partition, me, recent)
+        if msg.record is not None and self.merged is not None:
+            self.merged(partition, me, msg.at)
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ from streams.settings import Settings
 from ..identity import MERGED, pass_on, target_of
 from .dry_run import answer, preview_partition, start_test
 from .eligibility import load_zip_data, may_be_asked, sponsor_order
-from .planning import LINK_SETTLE, OutreachPolicy, asked_as_another, plan, remember, unreceived_of, wait_for_link
+from .planning import LINK_SETTLE, OutreachPolicy, asked_as_another, plan, remember, send_until, unreceived_of, wait_for_link
 from .quiet_hours import QuietHours
 from .receipts import after_refusal, on_send_result
 from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, rezoned, unreadable, validity_seconds, window_closed, window_end, withdrawn
@@ -153,6 +153,9 @@ class Outreach:
     #: (``callbacks.text_back``) and the console's test sends (``dry_run``). A stopping worker
     #: lets them finish (``close``).
     answering: set[asyncio.Task] = field(default_factory=set)
+    #: The rapid-response actions this worker fanned out, by id (their latest targeting
+    #: command): a person merged after their partition was planned is planned again (``plan_again``).
+    fanned_out: dict[str, TargetAction] = field(default_factory=dict)
     #: Asks being handed over (``Budget``): two chunks' worth.
     handing: Budget = field(init=False)
 
@@ -190,6 +193,22 @@ def fan_out(p: Pipeline, action: ActionEvent, owner: str, posted_at: datetime, s
     value = target.model_dump_json().encode()
     for partition in range(p.targeting.partitions or 1):
         p.send_soon(p.targeting, action.action_id, value, partition)
+
+
+def plan_again(p: Pipeline, o: Outreach, partition: int, person: str, linked_at: datetime) -> None:
+    """Another record was merged into ``person``'s (its fold arrived): plan them again for every
+    alert this worker fanned out whose asks may still go and that was posted after the link (or
+    at most ``LINK_SETTLE`` before it): their partition may have been planned before the fold,
+    while the merged record's was skipped as merged (an outside probe: an email never planned).
+    What was asked already is not asked again; an alert posted before the link, the person missed
+    as a later sign-up would."""
+    now = o.clock()
+    for action_id, target in list(o.fanned_out.items()):
+        posted = target.posted_at or now
+        if send_until(target.action, posted, o.policy.grace, now) <= now:
+            del o.fanned_out[action_id]  # over: nothing of it is sent any more
+        elif linked_at <= posted + LINK_SETTLE:
+            p.send_soon(p.targeting, action_id, target.model_copy(update={"person": person}).model_dump_json().encode(), partition)
 
 
 def owner_fence(p: Pipeline) -> Callable[[int], bool]:
@@ -266,7 +285,10 @@ async def take(p: Pipeline, o: Outreach, event, owns: Callable[[int], bool], ind
         return
     sponsors = sponsor_order(target.partner, target.sponsors)
     owned = lambda: owns(event.message.generation_id)  # noqa: E731
-    planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors, owned=owned)
+    if target.person is None:
+        o.fanned_out[target.action.action_id] = target
+    planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors, owned=owned,
+                                   only=target.person)
     log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
     if not owned():
         # The partition changed hands while it was being planned: the command goes to the back
@@ -309,16 +331,18 @@ class PeopleIndex:
 
 
 async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, posted_at: datetime | None = None,
-                         index: PeopleIndex | None = None, sponsors: Collection[str] | None = None, *, owned: Callable[[], bool]) -> int:
-    """Plan ``action``'s asks for the people of ``partition`` and hand them over as they are
-    planned, a chunk at a time (``hand_over``); how many were planned. ``owned()``: whether this
-    worker still owns the partition (else it stops short, and the partition's new owner plans it
-    from the start)."""
+                         index: PeopleIndex | None = None, sponsors: Collection[str] | None = None, *, owned: Callable[[], bool],
+                         only: str | None = None) -> int:
+    """Plan ``action``'s asks for the people of ``partition`` (``only``: that person) and hand
+    them over as they are planned, a chunk at a time (``hand_over``); how many were planned.
+    ``owned()``: whether this worker still owns the partition (else it stops short, and the
+    partition's new owner plans it from the start)."""
     now, count = o.clock(), 0
+    keys = [only] if only is not None else (index or PeopleIndex(o.partitions)).keys(p.people.table.data, partition)
 
     async def people() -> AsyncIterator[list[Queued]]:  # each person's asks
         unread = []
-        for i, key in enumerate((index or PeopleIndex(o.partitions)).keys(p.people.table.data, partition)):
+        for i, key in enumerate(keys):
             if i % 256 == 0:
                 await asyncio.sleep(0)  # the other agents get their turn in a partition of people not asked
             asks = plan_person(p, o, action, partition, key, now, posted_at, sponsors)

@@ -360,3 +360,52 @@ def test_a_fold_does_not_carry_asks_that_never_reached_the_merged_person():
     recent = RecentAsks(asks=((failed, T), (sent, T), (ask_id("older", KP, "sms"), T)))
     assert [aid for aid, _ in reaching(recent, facts.get).asks] == [sent, ask_id("older", KP, "sms")]
     assert reaching(None, facts.get) is None
+
+
+def test_a_person_merged_after_their_partition_was_planned_is_planned_again_for_the_alert():
+    """An outside probe (8 of 43 runs): B signed up first, then A with the email X and email
+    consent; a sign-up naming B and X, then union-a's alert. The record keyed by A merged into
+    B's before A's partition planned (skipped as merged), B's partition planned before the fold
+    arrived (no email consent for union-a yet): X was never emailed."""
+    from types import SimpleNamespace
+
+    from agents.outreach.agents import Outreach, PeopleIndex, Queued, plan_again, send_batch, take
+    from agents.outreach.planning import LINK_SETTLE
+    from connectors.providers.email import FakeEmail
+    from connectors.providers.outbox import ProviderOutbox
+    from connectors.providers.sms import FakeSms
+    from contracts.asks import TargetAction
+    from tests.integration.test_outreach import rapid
+
+    b_phone, a_phone = "+15105550177", PHONE
+    kb, ka = person_key(SECRET, b_phone, None), KP
+    c = run(Cluster(), ("union-a", ana("b1", phone=b_phone, postal_code="94607"), 300),
+            ("union-a", ana("a1", phone=a_phone, email=EMAIL, postal_code="94607"), 301))
+    now = [at(302) + timedelta(milliseconds=100)]
+    sms, email = FakeSms(), FakeEmail()
+    o = Outreach(outbox=ProviderOutbox(sms, email, "http://web"), policy=OutreachPolicy(), clock=lambda: now[0], partitions=c.n)
+    for part, r in enumerate(c.resolvers):
+        r.merged = lambda *at, node=c.nodes[part]: plan_again(node, o, *at)
+    c.post("faith-b", ana("c1", phone=b_phone, email=EMAIL), at(302))
+    # The sign-up at B, its link forwarded by the email's entry to A, and A merged into B: the fold not read yet.
+    for queue in (("events", partition_of(kb, c.n)), ("identity", partition_of(KE, c.n)), ("identity", partition_of(ka, c.n))):
+        asyncio.run(c.step(queue))
+    assert c.person_of(ka) == kb and c.queues[("identity", partition_of(kb, c.n))]
+
+    def targeting(node, part, value):
+        event = SimpleNamespace(key="vigil", message=SimpleNamespace(topic="targeting", partition=part, offset=0, generation_id=1, value=value))
+        asyncio.run(take(node, o, event, lambda generation: True, PeopleIndex(c.n)))
+
+    vigil = ActionEvent.model_validate(rapid("vigil", "Vigil", ["94607"], at=at(302).isoformat()))
+    command = TargetAction(partner="union-a", action=vigil, posted_at=now[0], sponsors=("union-a",)).model_dump_json().encode()
+    for part, node in enumerate(c.nodes):
+        targeting(node, part, command)
+    asyncio.run(c.run())  # the fold reaches B
+    for part, node in enumerate(c.nodes):
+        for _, value, to in node.targeting.sent:
+            targeting(node, to, value)
+    now[0] += LINK_SETTLE + timedelta(seconds=1)
+    for part, node in enumerate(c.nodes):
+        due = [Queued(part, 0, AskCommand.model_validate(raw)) for raw in list(node.deferred.table.data.values())]
+        asyncio.run(send_batch(node, o, due, lambda generation: True))
+    assert [m.to for m in email.sent] == [EMAIL] and [t["to"] for t in sms.sent] == [b_phone]
