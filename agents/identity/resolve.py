@@ -70,8 +70,10 @@ def reaching(recent: RecentAsks | None, fact: Callable[[str], AskFact | None]) -
 
 
 def pass_on(p: Pipeline, cmd: AskCommand, into: str, at: datetime) -> None:
-    """An ask deferred under a person merged into ``into`` after their fold was taken (it was
-    being planned then): it follows the fold, and the survivor takes it unless asked already."""
+    """An ask of a person merged into ``into`` after their fold was taken (it was being planned
+    then): it follows the fold, and the survivor takes it as a deferred ask, due from ``at`` at
+    the earliest, unless asked already."""
+    cmd = cmd.model_copy(update={"send_after": max(cmd.send_after or at, at)})
     p.send_soon(p.identity, into, Fold(person=into, source=cmd.person_key, at=at, deferred=(cmd,)).model_dump_json().encode())
 
 
@@ -84,8 +86,9 @@ class Resolver:
         self.secret = secret
         self.facts = PersonFacts(p)
         self.leaving: dict[str, tuple[int, Fold]] = {}  # folds sent, whose facts go once the broker has them
-        #: Called with (partition, survivor, when the link was received) once another person's
-        #: record is joined into the survivor's: outreach plans them again (``plan_again``).
+        #: Called with (partition, survivor, since when the coalition knew the merged record)
+        #: once another person's record is joined into the survivor's: outreach plans them again
+        #: (``plan_again``).
         self.merged = merged
 
     # -- intake ---------------------------------------------------------------------------
@@ -194,7 +197,7 @@ class Resolver:
         if recent is not None:
             p.recent_asks.put(partition, me, recent)
         if msg.record is not None and self.merged is not None:
-            self.merged(partition, me, msg.at)
+            self.merged(partition, me, msg.record.recruited_at)
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -195,20 +195,25 @@ def fan_out(p: Pipeline, action: ActionEvent, owner: str, posted_at: datetime, s
         p.send_soon(p.targeting, action.action_id, value, partition)
 
 
-def plan_again(p: Pipeline, o: Outreach, partition: int, person: str, linked_at: datetime) -> None:
-    """Another record was merged into ``person``'s (its fold arrived): plan them again for every
-    alert this worker fanned out whose asks may still go and that was posted after the link (or
-    at most ``LINK_SETTLE`` before it): their partition may have been planned before the fold,
-    while the merged record's was skipped as merged (an outside probe: an email never planned).
-    What was asked already is not asked again; an alert posted before the link, the person missed
-    as a later sign-up would."""
+def plan_again(p: Pipeline, o: Outreach, partition: int, person: str, known_since: datetime) -> None:
+    """A record the coalition knew since ``known_since`` was merged into ``person``'s (its fold
+    arrived): plan them again for every alert this worker fanned out, posted since, whose asks
+    may still go. Their partition may have been planned before the fold, and the merged record's
+    skipped as merged (an outside probe: an email never planned). What was asked already, under
+    either record, is not asked again; a record the coalition learnt of after the alert was
+    posted is missed, as a later sign-up is."""
+    for action_id, target in forget_over(o).items():
+        if known_since <= (target.posted_at or known_since):
+            p.send_soon(p.targeting, action_id, target.model_copy(update={"person": person}).model_dump_json().encode(), partition)
+
+
+def forget_over(o: Outreach) -> dict[str, TargetAction]:
+    """``o.fanned_out`` without the alerts whose asks can no longer go (forgotten)."""
     now = o.clock()
     for action_id, target in list(o.fanned_out.items()):
-        posted = target.posted_at or now
-        if send_until(target.action, posted, o.policy.grace, now) <= now:
-            del o.fanned_out[action_id]  # over: nothing of it is sent any more
-        elif linked_at <= posted + LINK_SETTLE:
-            p.send_soon(p.targeting, action_id, target.model_copy(update={"person": person}).model_dump_json().encode(), partition)
+        if send_until(target.action, target.posted_at or now, o.policy.grace, now) <= now:
+            del o.fanned_out[action_id]
+    return o.fanned_out
 
 
 def owner_fence(p: Pipeline) -> Callable[[int], bool]:
@@ -286,7 +291,7 @@ async def take(p: Pipeline, o: Outreach, event, owns: Callable[[int], bool], ind
     sponsors = sponsor_order(target.partner, target.sponsors)
     owned = lambda: owns(event.message.generation_id)  # noqa: E731
     if target.person is None:
-        o.fanned_out[target.action.action_id] = target
+        forget_over(o)[target.action.action_id] = target
     planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors, owned=owned,
                                    only=target.person)
     log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
@@ -504,7 +509,7 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
     ask = item.ask
     if ask.ask_id in o.sending:
         return None  # being handed over here already; that hand-over records what happens
-    if state is not None and state.status == "deferred" and settled_elsewhere(p, item, state, now):
+    if (state is None or state.status == "deferred") and settled_elsewhere(p, item, state, now):
         return None
     person = p.people.get(ask.person_key)
     if state is not None and state.status == "deferred":
@@ -535,16 +540,16 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
 ASKED_AS_ANOTHER = "asked for this action under another record of this person"
 
 
-def settled_elsewhere(p: Pipeline, item: Queued, state: AskFact, now: datetime) -> bool:
-    """Cancel a deferred ask here, and say so, when it is no longer this record's to send: its
-    person was merged into another after the merge's fold was taken (the ask is passed on to
-    them, ``pass_on``), or was asked for the action on the ask's channel under another record of
-    theirs, merged in since (``asked_as_another``)."""
+def settled_elsewhere(p: Pipeline, item: Queued, state: AskFact | None, now: datetime) -> bool:
+    """Cancel a new or deferred ask here, and say so, when it is no longer this record's to send:
+    its person was merged into another after the merge's fold was taken (planned just before:
+    the ask is passed on to them, ``pass_on``), or, deferred, was asked for the action on the
+    ask's channel under another record of theirs, merged in since (``asked_as_another``)."""
     ask = item.ask
     if (survivor := target_of(p, ask.person_key)) != ask.person_key:
         pass_on(p, item.stored(), survivor, now)
         reason = MERGED
-    elif ask.channel in asked_as_another(p.recent_asks.get(ask.person_key), ask.action_id, ask.person_key):
+    elif state is not None and ask.channel in asked_as_another(p.recent_asks.get(ask.person_key), ask.action_id, ask.person_key):
         reason = ASKED_AS_ANOTHER
     else:
         return False

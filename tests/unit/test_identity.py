@@ -2,6 +2,8 @@
 the older key surviving, opt-outs winning, and no double asks across a merge."""
 
 import asyncio
+
+import pytest
 from datetime import datetime, timedelta, timezone
 
 from agents.identity.rules import join_attendance
@@ -292,8 +294,11 @@ def test_an_alert_right_after_a_linking_signup_reaches_the_person_once_when_the_
     assert [m.to for m in emails] == [EMAIL] and [t["to"] for t in texts] == [PHONE]
 
 
-def test_an_ask_deferred_under_a_person_merged_after_their_fold_was_taken_follows_them_and_is_sent_once():
-    """Planned just before the merge, deferred just after it: the fold did not carry it."""
+@pytest.mark.parametrize("deferred", [True, False])
+def test_an_ask_of_a_person_merged_after_their_fold_was_taken_follows_them_and_is_sent_once(deferred):
+    """Planned just before the merge, deferred or decided just after it: the fold did not carry
+    it (a review: an email waiting for its chunk was cancelled as 'person no longer known', and
+    its id, in the survivor's recent asks, kept the survivor from being emailed)."""
     from agents.outreach.agents import Outreach, Queued, send_batch
     from connectors.providers.email import FakeEmail
     from connectors.providers.outbox import ProviderOutbox
@@ -305,8 +310,11 @@ def test_an_ask_deferred_under_a_person_merged_after_their_fold_was_taken_follow
     part = partition_of(KP, c.n)
     left = AskCommand(ask_id=ask_id("vigil", KP, "sms"), action_id="vigil", person_key=KP, channel="sms", partner="union-a",
                       referral="r", to=PHONE, body="Vigil", planned_at=at(302), send_after=at(302), send_until=at(600))
-    c.nodes[part].deferred.put(part, left.ask_id, left)
-    c.nodes[part].asks.put(part, left.ask_id, left.fact("deferred", at(302), deferred_until=at(302)))
+    if deferred:
+        c.nodes[part].deferred.put(part, left.ask_id, left)
+        c.nodes[part].asks.put(part, left.ask_id, left.fact("deferred", at(302), deferred_until=at(302)))
+    else:
+        left = left.model_copy(update={"send_after": None})
     sms = FakeSms()
     o = Outreach(outbox=ProviderOutbox(sms, FakeEmail(), "http://web"), policy=OutreachPolicy(), clock=lambda: at(303), partitions=c.n)
     asyncio.run(send_batch(c.nodes[part], o, [Queued(part, 0, left)], lambda generation: True))
@@ -362,11 +370,13 @@ def test_a_fold_does_not_carry_asks_that_never_reached_the_merged_person():
     assert reaching(None, facts.get) is None
 
 
-def test_a_person_merged_after_their_partition_was_planned_is_planned_again_for_the_alert():
+@pytest.mark.parametrize("alert_before_link", [timedelta(seconds=-0.1), timedelta(seconds=6)])
+def test_a_person_merged_after_their_partition_was_planned_is_planned_again_for_the_alert(alert_before_link):
     """An outside probe (8 of 43 runs): B signed up first, then A with the email X and email
     consent; a sign-up naming B and X, then union-a's alert. The record keyed by A merged into
     B's before A's partition planned (skipped as merged), B's partition planned before the fold
-    arrived (no email consent for union-a yet): X was never emailed."""
+    arrived (no email consent for union-a yet): X was never emailed. The same with the alert
+    posted before the link, a large fan-out reaching A after the merge (a review)."""
     from types import SimpleNamespace
 
     from agents.outreach.agents import Outreach, PeopleIndex, Queued, plan_again, send_batch, take
@@ -397,7 +407,7 @@ def test_a_person_merged_after_their_partition_was_planned_is_planned_again_for_
         asyncio.run(take(node, o, event, lambda generation: True, PeopleIndex(c.n)))
 
     vigil = ActionEvent.model_validate(rapid("vigil", "Vigil", ["94607"], at=at(302).isoformat()))
-    command = TargetAction(partner="union-a", action=vigil, posted_at=now[0], sponsors=("union-a",)).model_dump_json().encode()
+    command = TargetAction(partner="union-a", action=vigil, posted_at=at(302) - alert_before_link, sponsors=("union-a",)).model_dump_json().encode()
     for part, node in enumerate(c.nodes):
         targeting(node, part, command)
     asyncio.run(c.run())  # the fold reaches B

@@ -533,9 +533,8 @@ def test_asks_that_never_reached_a_person_take_no_room_under_the_frequency_cap()
     assert [s["to"] for s in sms.sent] == ["+15105550000"]
 
 
-def test_a_merged_person_is_planned_again_only_for_alerts_posted_after_the_link_and_still_sending():
+def test_a_merged_person_is_planned_again_only_for_alerts_posted_since_their_record_was_known_and_still_sending():
     from agents.outreach.agents import plan_again
-    from agents.outreach.planning import LINK_SETTLE
 
     clock = Clock(oakland("12:00"))
     p, o = setup(0, clock, Sms(clock))
@@ -543,7 +542,7 @@ def test_a_merged_person_is_planned_again_only_for_alerts_posted_after_the_link_
     for action_id, at, starts in (("after", posted, oakland("18:00")), ("over", posted - timedelta(days=3), oakland("10:00"))):
         action = rally().model_copy(update={"action_id": action_id, "starts_at": starts})
         o.fanned_out[action_id] = TargetAction(partner="union-a", action=action, posted_at=at)
-    plan_again(p, o, 2, key(1), posted - LINK_SETTLE)  # a link received just before the alert: planned again
-    plan_again(p, o, 3, key(2), posted + timedelta(minutes=5))  # after it: missed, as a later sign-up would
+    plan_again(p, o, 2, key(1), posted - timedelta(days=1))  # a record known before the alert: planned again
+    plan_again(p, o, 3, key(2), posted + timedelta(minutes=5))  # one learnt of after it: missed, as a later sign-up is
     assert [(k, json.loads(v)["person"], part) for k, v, part in p.targeting.sent] == [("after", key(1), 2)]
     assert set(o.fanned_out) == {"after"}  # the alert whose asks can no longer go is forgotten
