@@ -3,6 +3,7 @@ Faust agents around them. ``register`` attaches every agent to a built app."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from streams.app import Pipeline
@@ -19,7 +20,7 @@ def register(pipeline: Pipeline, s: Settings, outreach: Outreach) -> None:
     from . import identity, intake
     from .outreach import agents, callbacks
 
-    resolver = identity.Resolver(pipeline, s.person_key_bytes(), merged=lambda *at: agents.plan_again(pipeline, outreach, *at))
+    resolver = identity.Resolver(pipeline, s.person_key_bytes(), merged=partial(agents.plan_again, pipeline, outreach))
     intake.register(pipeline, s.person_key_bytes(), from_setting(s.clock), resolver)
     identity.register(pipeline, resolver, intake.record)
     agents.register(pipeline, outreach)

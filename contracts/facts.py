@@ -58,7 +58,7 @@ class PersonRecord(Internal):
     link_sent_at: datetime | None = Field(
         default=None, description="When an event naming both the phone and the email was last received for this person: the link it sent "
                                   "to the email's record (``agents.identity``) may still be on its way, and asks wait until it settles "
-                                  "(``agents.outreach.planning.link_hold``).")
+                                  "(``agents.outreach.planning.wait_for_link``).")
 
 
 class Membership(Internal):
