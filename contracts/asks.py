@@ -11,7 +11,7 @@ construction, and routable to the person's partition from any provider callback.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Callable, Collection, Literal
 
 from pydantic import Field
 
@@ -103,6 +103,14 @@ class RecentAsks(Internal):
     """When a person was last asked (for the frequency cap and for matching replies)."""
 
     asks: tuple[tuple[str, datetime], ...] = ()
+
+    def without(self, ids: Collection[str]) -> RecentAsks:
+        return RecentAsks(asks=tuple((aid, at) for aid, at in self.asks if aid not in ids))
+
+
+def unreceived_of(recent: RecentAsks | None, fact: Callable[[str], AskFact | None]) -> frozenset[str]:
+    """The asks of ``recent`` that never reached the person (``fact``: an ask's fact by id)."""
+    return frozenset(aid for aid, _ in (recent.asks if recent else ()) if (f := fact(aid)) is not None and f.status in NOT_RECEIVED)
 
 
 class SendResult(Internal):

@@ -35,7 +35,7 @@ from typing import Callable
 
 from pydantic import ValidationError
 
-from contracts.asks import NOT_RECEIVED, AskCommand, AskFact, RecentAsks, ask_id, parse_ask_id
+from contracts.asks import AskCommand, AskFact, RecentAsks, ask_id, parse_ask_id, unreceived_of
 from contracts.events import Envelope
 from contracts.identity import Deliver, Fold, IdentifierKind, Identity, Link, Merge, identity_message
 from streams.app import Pipeline
@@ -64,9 +64,7 @@ def reaching(recent: RecentAsks | None, fact: Callable[[str], AskFact | None]) -
     """The recent asks a merged person's fold carries: not those that never reached them
     (cancelled, expired, failed), which the survivor, with no access to their facts, would
     count as the person asked for that action on that channel (and under the frequency cap)."""
-    if recent is None:
-        return None
-    return RecentAsks(asks=tuple((aid, t) for aid, t in recent.asks if (f := fact(aid)) is None or f.status not in NOT_RECEIVED))
+    return None if recent is None else recent.without(unreceived_of(recent, fact))
 
 
 def pass_on(p: Pipeline, cmd: AskCommand, into: str, at: datetime) -> None:
@@ -74,7 +72,12 @@ def pass_on(p: Pipeline, cmd: AskCommand, into: str, at: datetime) -> None:
     then): it follows the fold, and the survivor takes it as a deferred ask, due from ``at`` at
     the earliest, unless asked already."""
     cmd = cmd.model_copy(update={"send_after": max(cmd.send_after or at, at)})
-    p.send_soon(p.identity, into, Fold(person=into, source=cmd.person_key, at=at, deferred=(cmd,)).model_dump_json().encode())
+    send(p, Fold(person=into, source=cmd.person_key, at=at, deferred=(cmd,)))
+
+
+def send(p: Pipeline, msg: Deliver | Link | Fold) -> None:
+    """An identity message, to the partition of the person it names."""
+    p.send_soon(p.identity, msg.person, msg.model_dump_json().encode())
 
 
 class Resolver:
@@ -270,11 +273,11 @@ class Resolver:
         kept = tuple((new_id if aid == cmd.ask_id else aid, t) for aid, t in (recent.asks if recent else ()))
         if p.asks.get(new_id) is not None or new_id in p.deferred.table.data or [a for a in others if a != new_id]:
             # Asked already (as this person, or as another merged one): this one never goes, nor counts as asked.
-            return None if recent is None else RecentAsks(asks=tuple((aid, t) for aid, t in recent.asks if aid != cmd.ask_id))
+            return None if recent is None else recent.without({cmd.ask_id})
         moved = cmd.model_copy(update={"ask_id": new_id, "person_key": me})
         p.deferred.put(partition, new_id, moved)
         p.asks.put(partition, new_id, moved.fact("deferred", at, deferred_until=cmd.send_after, send_until=cmd.send_until))
         return RecentAsks(asks=kept) if recent else RecentAsks(asks=((new_id, at),))
 
     def _send(self, msg: Deliver | Link | Fold) -> None:
-        self.p.send_soon(self.p.identity, msg.person, msg.model_dump_json().encode())
+        send(self.p, msg)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import TypeVar
 
-from contracts.asks import NOT_RECEIVED, AskCommand, AskFact, RecentAsks, ask_id, parse_ask_id
+from contracts.asks import AskCommand, RecentAsks, ask_id, parse_ask_id, unreceived_of
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
 from streams import links
@@ -107,11 +107,6 @@ def verdict(person: PersonRecord, action: ActionEvent, recent: RecentAsks | None
              if now - at < window and parse_ask_id(aid)[0] == action.action_id and aid not in unreceived}
     others = recent_count(recent, now, window, exclude_action=action.action_id, unreceived=unreceived)
     return decide(person, action, recent_asks=others, cap=policy.cap, sponsors=sponsors, asked=asked)
-
-
-def unreceived_of(recent: RecentAsks | None, fact: Callable[[str], AskFact | None]) -> frozenset[str]:
-    """The asks of ``recent`` that never reached the person (``fact``: an ask's fact by id)."""
-    return frozenset(aid for aid, _ in (recent.asks if recent else ()) if (f := fact(aid)) is not None and f.status in NOT_RECEIVED)
 
 
 def remember(recent: RecentAsks | None, ask: str, now: datetime, window: timedelta) -> RecentAsks:
