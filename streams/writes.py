@@ -149,6 +149,7 @@ class Writes:
 
     async def _send_batches(self, kafka: Any, batches: dict[tuple[str, int], tuple[Any, list[asyncio.Future]]]) -> None:
         for (topic, partition), (batch, futs) in batches.items():
+            batch.close()  # whole: sent at once, not after the producer's linger (an open batch waits it out)
             try:
                 acked = await kafka.send_batch(batch, topic, partition=partition)
             except Exception as exc:  # their writers await them (settle)

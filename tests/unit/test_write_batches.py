@@ -17,7 +17,10 @@ class Batch:
 
     def __init__(self, room: int) -> None:
         self.records: list[tuple[bytes | None, bytes | None]] = []
-        self.room = room
+        self.room, self.closed = room, False
+
+    def close(self) -> None:
+        self.closed = True
 
     def append(self, *, key, value, timestamp):  # noqa: ANN001
         if len(self.records) >= self.room:
@@ -42,6 +45,7 @@ class Kafka:
     async def send_batch(self, batch: Batch, topic: str, *, partition: int) -> asyncio.Future:
         if topic == self.refuse:
             raise RuntimeError("topic authorization failed")
+        assert batch.closed, "an open batch waits out the producer's linger before it is sent"
         return self._sent(topic, partition, batch.records)
 
     async def send(self, topic, key, value, partition, timestamp, headers):  # noqa: ANN001 - Faust's producer
