@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     email_rate: float = Field(default=100.0, ge=0, description="Emails per second (0: unlimited).")
     send_concurrency: int = Field(default=16, ge=1, description="SMS requests in flight per worker; asks are decided and marked sending in chunks of 8 times this.")
     provider_timeout: float | None = Field(default=None, gt=0, description="Seconds to wait for Twilio or SendGrid to answer a send (unset: 10 and 15). No answer leaves the ask in doubt.")
-    rapid_response_grace_minutes: int = Field(default=120, ge=0, description="A rapid-response action may still be texted this long after it was first posted, even once it has started.")
+    rapid_response_grace_minutes: int = Field(default=120, ge=0, description="A rapid-response action may still be texted this long after it was first posted, even once it has started, if it started no longer than this before.")
     frequency_cap: int = Field(default=3, ge=0, description="At most this many asks per person …")
     frequency_window_days: int = Field(default=7, ge=1, description="… in this many days, across all partners.")
     quiet_start: Annotated[str, AfterValidator(_clock_time)] = Field(default="21:00", description="Recipients' local quiet hours start: no SMS from then …")

@@ -122,7 +122,7 @@ def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> st
 
 def _reply(p: Pipeline, o: Outreach, partition: int, pk: str, ev: SmsReply, at: datetime) -> str | None:
     person = p.people.get(pk)
-    kind = reply_kind(ev.keyword, person)
+    kind = reply_kind(ev.keyword, person, ev.opt_in_counts)
     if kind == "opt_out":
         _set_person(p, partition, pk, lambda person: opt_out(person, "sms", at), at)
         _mark_latest(p, partition, pk, opted_out=True)

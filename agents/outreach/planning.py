@@ -70,12 +70,15 @@ class OutreachPolicy:
 
 def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta, now: datetime | None = None) -> datetime:
     """No ask for ``action`` is handed over from this instant on: when it starts or, for a
-    rapid-response action, ``grace`` after it was first posted if that is later. The web app
-    stamps the posting with its own clock: when the workers' ``now`` is earlier (a rehearsal's
-    file clock), the grace counts from ``now``."""
-    if not action.rapid_response:
+    rapid-response action that started no more than ``grace`` before it was first posted ("call
+    now"), ``grace`` after that posting if that is later. One whose start was further back (an old
+    action posted again, an example copied) has no grace: it is over. The web app stamps the
+    posting with its own clock: when the workers' ``now`` is earlier (a rehearsal's file clock),
+    the grace counts from ``now``."""
+    posted = min(posted_at, now or posted_at)
+    if not action.rapid_response or action.starts_at < posted - grace:
         return action.starts_at
-    return max(action.starts_at, min(posted_at, now or posted_at) + grace)
+    return max(action.starts_at, posted + grace)
 
 
 def wait_for_link(asks: list[AskCommand], person: PersonRecord, now: datetime, settle: timedelta | None) -> list[AskCommand]:

@@ -125,12 +125,14 @@ def after_refusal(person: PersonRecord, channel: Channel, result: SendResult, pl
     return person
 
 
-def reply_kind(keyword: str, person: PersonRecord | None) -> Reply:
+def reply_kind(keyword: str, person: PersonRecord | None, opt_in_counts: bool = True) -> Reply:
+    """What a reply whose first word is ``keyword`` means; an opt-in only when Twilio takes it
+    too (``SmsReply.opt_in_counts``), else nothing: Twilio would go on refusing the number."""
     word = keyword.strip().upper()
     if word in OPT_OUT_WORDS:
         return "opt_out"
     if word in OPT_IN_WORDS or (word == "YES" and person is not None and "sms" in person.opted_out):
-        return "opt_in"
+        return "opt_in" if opt_in_counts else "other"
     if word in HELP_WORDS:
         return "help"
     return "rsvp" if word in YES_WORDS else "other"

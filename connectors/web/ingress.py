@@ -142,6 +142,8 @@ class Authority:
     #: Whether the posting partner has posted a check-in's person itself: a warning tells a partner
     #: nothing of people it does not know (whether they came, or who checked them in).
     knows: Callable[[CheckinEvent], bool] = lambda event: False
+    #: ``TURNOUT_RAPID_RESPONSE_GRACE_MINUTES``: a new alert whose start is further back is sent to nobody.
+    grace: timedelta = timedelta(hours=2)
 
     def check(self, index: int, event: PartnerEvent) -> tuple[list[FieldError], Warning_ | None]:
         action_id = getattr(event, "action_id", None)
@@ -155,10 +157,24 @@ class Authority:
             # without naming the partner (the dead letter does, for organizers).
             return [], Warning_(index=index, event_id=event.event_id, message=f"the check-in that counts for {event.action_id!r} is another "
                                 "partner's: only it or the backbone may withdraw it; this withdrawal takes nothing back")
+        if isinstance(event, ActionEvent) and event.rapid_response and owner is None and (
+                stale := stale_alert(event.starts_at, self.received_at, self.grace)) is not None:
+            return [], Warning_(index=index, event_id=event.event_id, message=f"starts_at is {stale}; the action is kept")
         if action_id is None or owner is not None or isinstance(event, ActionEvent):
             return [], None
         return [], Warning_(index=index, event_id=event.event_id, message=f"no partner has posted action {action_id!r} yet: "
                             "this is kept and counted once the action is posted (check the id)")
+
+
+def stale_alert(starts_at: datetime, posted: datetime, grace: timedelta) -> str | None:
+    """Why nobody is asked for a rapid-response alert first posted at ``posted``, if its start
+    was more than ``grace`` before (``agents.outreach.planning.send_until``)."""
+    if starts_at >= posted - grace:
+        return None
+    minutes = round(grace / timedelta(minutes=1))
+    span = f"{minutes // 60} hours" if minutes % 60 == 0 else f"{minutes} minutes"
+    return (f"more than {span} past: nobody is texted or emailed for this alert (one is sent until its start, or for {span} "
+            "after it is first posted when it started less than that before)")
 
 
 def authority_errors(event: Any, partner: str, role: str, received_at: datetime, owner: str | None,
@@ -278,7 +294,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             return (key := event_person_key(person_secret, event)) is not None and knows(partner.id, key)
 
         authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owners.owner, frozenset(coalition().partners),
-                              checkin_attendance, known)
+                              checkin_attendance, known, timedelta(minutes=s.rapid_response_grace_minutes))
         checked = validate_events(items, s.default_region, authority)
         claimed = owners.claim(checked.accepted, partner.id)
         try:
@@ -344,7 +360,7 @@ def validate_events(items: list[Any], region: str, authority: Authority) -> Chec
             out.accepted.append((index, event))
     # An action the request itself posts is no unknown action to the events beside it.
     posted = {event.action_id for _, event in out.accepted if isinstance(event, ActionEvent)}
-    about = {index: getattr(event, "action_id", None) for index, event in out.accepted}
+    about = {index: getattr(event, "action_id", None) for index, event in out.accepted if not isinstance(event, ActionEvent)}
     out.warnings = [w for w in out.warnings if about.get(w.index) not in posted]
     return out
 

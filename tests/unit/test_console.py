@@ -135,14 +135,15 @@ def test_a_start_in_the_past_or_years_ahead_is_named_and_nothing_is_written(tmp_
 
 
 def test_an_alert_that_started_within_the_grace_is_taken_and_one_before_is_named_truly(tmp_path):
-    # The console said a past start meant "nobody would be asked": an alert is texted for the grace
-    # (two hours by default) after it is posted, whatever its start (an outside probe).
+    # An alert that started within the grace (two hours by default) before it is posted is texted
+    # for the grace after it; one whose start is further back is sent to nobody (an outside probe
+    # found such alerts texted, naming a time long gone).
     client, _, _ = console(tmp_path)
     sign_in(client, HUB_ADMIN)
     assert client.post("/dashboard/console/check", data={**FORM, "local_start": "2026-11-20T03:30"}).json()["errors"] == []  # 30 min ago
     [problem] = client.post("/dashboard/console/check", data={**FORM, "local_start": "2026-11-20T01:30"}).json()["errors"]
-    assert problem["message"] == ("the start is more than 2 hours past: the alert would still be texted for 2 hours "
-                                  "after it is posted, naming a time already gone")
+    assert problem["message"] == ("the start is more than 2 hours past: nobody is texted or emailed for this alert (one is sent "
+                                  "until its start, or for 2 hours after it is first posted when it started less than that before)")
 
 
 def test_a_start_the_clocks_skip_is_named_and_one_they_pass_twice_keeps_its_hour_through_an_edit(tmp_path):

@@ -367,6 +367,22 @@ def test_events_posted_with_their_action_in_one_request_get_no_warning_that_it_i
     assert r.json()["accepted"] == 2 and r.json()["warnings"] == []
 
 
+def test_a_new_rapid_response_alert_whose_start_is_long_past_is_kept_with_a_warning_that_nobody_is_asked(env):
+    """An outside probe posted the README's example as it stands (its start weeks past) and got a
+    bare 202, and texts naming a time long gone. The workers no longer send such an alert; the
+    poster is told why nobody hears of it (the action is kept: people may still be checked in)."""
+    client, pub, secrets = env
+    now = time.time()
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    alert = lambda action_id, starts: {**action(action_id, at=stamp(now)), "starts_at": stamp(starts), "rapid_response": True,  # noqa: E731
+                                       "templates": {"sms": {"en": "Come now"}}}
+    r = post(client, secrets, "union-a", [alert("old-1", now - 3 * 3600), alert("now-1", now - 600), alert("soon-1", now + 3600)])
+    assert r.status_code == 202 and r.json()["accepted"] == 3
+    assert r.json()["warnings"] == [{"index": 0, "event_id": "a-old-1", "message":
+        "starts_at is more than 2 hours past: nobody is texted or emailed for this alert (one is sent until its start, or for "
+        "2 hours after it is first posted when it started less than that before); the action is kept"}]
+
+
 def test_two_partners_racing_to_post_a_new_action_one_owns_it_and_the_other_is_refused(env):
     """Both requests are validated before either is written (the broker takes a moment): the
     first claims the id at once, so the second is refused, not told "accepted" and then

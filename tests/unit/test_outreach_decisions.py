@@ -230,6 +230,15 @@ def test_reply_keywords():
     assert opt_in(opt_out(person(), "sms", NOON), "sms").opted_out == {}
 
 
+def test_an_opt_in_twilio_does_not_take_opts_nobody_back_in():
+    """An outside probe: "Start please" opted the person back in here while Twilio's Advanced
+    Opt-Out, which takes a keyword only as the whole text, kept blocking the number; the next
+    alert failed 21610. An opt-in word Twilio did not take (``SmsReply.opt_in_counts``) changes nothing."""
+    out = person(opted_out=("sms",))
+    assert [reply_kind(w, out, opt_in_counts=False) for w in ("START", "UNSTOP", "YES")] == ["other"] * 3
+    assert [reply_kind(w, person(), opt_in_counts=False) for w in ("YES", "STOP", "HELP")] == ["rsvp", "opt_out", "help"]
+
+
 def test_help_is_answered_and_stop_only_when_twilio_does_not_confirm_it():
     helps = {"en": "Fair Care alerts", "es": "Alertas de Fair Care"}
     # Twilio's Advanced Opt-Out answers HELP alone as it answers STOP alone: a second help text was

@@ -93,6 +93,22 @@ def test_an_inbound_reply_keeps_only_the_keyword_and_no_phone_number(env):
     assert [e.event.opt_out_handled_by_twilio for e in written(pub, s)] == [False, True]
 
 
+@pytest.mark.parametrize("advanced, body, counts", [
+    (True, "START", True), (True, " unstop ", True), (True, "Start please", False), (True, "yes, see you there", False),
+    (False, "Start please", True),
+])
+def test_an_opt_in_counts_only_when_twilio_takes_it_too(tmp_path, advanced, body, counts):
+    """With Advanced Opt-Out on, Twilio lifts its block on a number only for a keyword that is
+    the whole text ("Start please" leaves it blocked, and every text to it fails 21610)."""
+    s = Settings(coalition=tmp_path / "c.toml", person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092",
+                 public_url=PUBLIC, twilio_auth_token=SecretStr(TOKEN), twilio_advanced_opt_out=advanced)
+    pub = ListPublisher()
+    client = TestClient(create_app(s, publisher=pub, book=TallyBook()))
+    twilio_post(client, "/v1/providers/twilio/inbound", {"From": "+15105550123", "Body": body, "MessageSid": "SM5"})
+    [env_] = written(pub, s)
+    assert env_.event.opt_in_counts is counts
+
+
 @pytest.mark.parametrize("body, keyword", [
     ("STOP", "STOP"), ("stop texting me", "STOP"), ("  Yes!", "YES"), ("yes, see you there", "YES"),
     ("...help?", "HELP"), ("", ""), ("123 456", ""), ("👍", ""), ("¡Sí!", "SÍ"), ("si, ahí estaré", "SI"),

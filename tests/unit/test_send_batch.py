@@ -376,6 +376,20 @@ def test_a_partition_that_changes_hands_mid_plan_is_handed_on_and_its_next_owner
     assert p.targeting.sent == [("rally-1", value, 0)]  # finished: not handed on again
 
 
+def test_an_alert_posted_long_after_its_start_texts_nobody_and_says_so_in_the_tallies():
+    """An outside probe: an old rapid-response action posted again (the README's example,
+    copied) was texted to everyone at once, naming a time gone by. Its asks are recorded
+    expired, none handed over."""
+    clock = Clock(oakland("12:00") + timedelta(days=2))
+    sms = Sms(clock)
+    p, o = setup(8, clock, sms)
+    value = TargetAction(partner="union-a", action=rally(), posted_at=clock()).model_dump_json().encode()
+    for partition in range(4):
+        event = SimpleNamespace(key="rally-1", message=SimpleNamespace(topic="targeting", partition=partition, offset=0, generation_id=1, value=value))
+        asyncio.run(take(p, o, event, lambda generation: True, PeopleIndex(4)))
+    assert sms.sent == [] and {status(p, i) for i in range(8)} == {"expired"}
+
+
 class Held(Sms):
     """The first text waits at the provider until ``release`` is set."""
 

@@ -82,6 +82,22 @@ def test_a_rapid_response_action_may_be_sent_for_its_grace_after_it_was_posted()
     assert send_until(rapid, at("11:50"), grace, now=at("11:51")) == at("13:50")
 
 
+def test_a_rapid_response_alert_about_something_over_before_it_was_posted_is_never_sent():
+    """An outside probe posted the README's own example (its start two weeks gone) and an
+    action replayed with a start two days past: both texted and emailed at once, naming a time
+    long gone, with an RSVP link that answered 410. The grace is for an alert posted as its
+    action starts ("call now", a start typed a few minutes ago): one whose start was more than
+    the grace before it was first posted gets none, and is never sent."""
+    item = action_event("call-in")
+    rapid = ActionEvent.model_validate({**item, "starts_at": at("12:00").isoformat(), "rapid_response": True,
+                                        "templates": {"sms": {"en": "Call now"}}})
+    grace = timedelta(hours=2)
+    assert send_until(rapid, at("14:00"), grace) == at("16:00")  # started just the grace before: still an alert
+    assert send_until(rapid, at("14:01"), grace) == at("12:00")
+    assert send_until(rapid, at("12:00", day=26), grace) == at("12:00")
+    assert send_until(rapid, at("12:00", day=26), grace, now=at("13:00")) == at("15:00")  # a rehearsal's clock: from its time
+
+
 def test_opt_outs_and_replays_are_decided_at_the_moment_of_sending():
     assert gate(sms(), None, person(opted_out=("sms",)), at("12:00"), QUIET).__class__.__name__ == "Cancel"
     assert gate(sms(), fact("sent"), person(), at("12:00"), QUIET) == Skip("already sent")

@@ -3,7 +3,7 @@ so, that address is not asked again, at the next action or any later one, until 
 gives another; and the audience preview says why they are left out."""
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -22,13 +22,14 @@ from tests.unit.test_send_batch import Clock, Sms, command, key, oakland, person
 NOON = oakland("12:00")
 
 
-def action(action_id: str) -> ActionEvent:
-    return ActionEvent.model_validate(rapid(action_id, "Rally", ["94607"]))
+def action(action_id: str, days_later: int = 0) -> ActionEvent:
+    item = rapid(action_id, "Rally", ["94607"])
+    return ActionEvent.model_validate({**item, "starts_at": (datetime.fromisoformat(item["starts_at"]) + timedelta(days=days_later)).isoformat()})
 
 
-def fan_out(p, o, action_id: str) -> None:
+def fan_out(p, o, action_id: str, days_later: int = 0) -> None:
     for partition in range(o.partitions):
-        asyncio.run(plan_partition(p, o, action(action_id), partition, owned=lambda: True))
+        asyncio.run(plan_partition(p, o, action(action_id, days_later), partition, owned=lambda: True))
 
 
 def text(status: str, code: str | None) -> SmsStatus:
@@ -123,7 +124,7 @@ def test_a_landline_found_at_one_action_is_not_texted_at_the_next():
     assert (p.people.get(key(1)).undeliverable["sms"].code, p.people.get(key(2)).undeliverable["sms"].code) == ("30006", "21211")
     sms.sent.clear()
     clock.now += timedelta(days=1)
-    fan_out(p, o, "rally-2")
+    fan_out(p, o, "rally-2", days_later=1)
     assert sorted(m["to"] for m in sms.sent) == ["+15105550000", "+15105550003"]
 
 

@@ -44,7 +44,7 @@ from ...csv_files import zip_problem
 from ..dashboard.access import Access
 from ..errors import wants_json
 from ..door.ingress_client import Ingress
-from ..ingress import Authority, validate_events
+from ..ingress import Authority, stale_alert, validate_events
 from ..publisher import BrokerUnavailable
 from ..pages.words import when
 from ..templating import environment
@@ -251,13 +251,11 @@ def aware(text: object) -> datetime | None:
 def start_problem(starts_at: datetime, posted: ActionRecord | None, now: datetime, grace: timedelta) -> str | None:
     """What the console says of the alert's start, beyond the contract (the API takes any
     plausible start: a partner may record a past action to check people in): a start past by
-    more than the rapid-response ``grace`` (an alert is texted for that long after it is posted,
-    so "now" may be a few minutes ago), unless an edit keeps the one posted, or one more than a
-    year ahead."""
-    if starts_at <= now - grace and (posted is None or posted.action.starts_at != starts_at):
-        minutes = round(grace / timedelta(minutes=1))
-        span = f"{minutes // 60} hours" if minutes % 60 == 0 else f"{minutes} minutes"
-        return f"the start is more than {span} past: the alert would still be texted for {span} after it is posted, naming a time already gone"
+    more than the rapid-response ``grace`` (``stale_alert``: nobody would be asked; within it,
+    an alert is texted for the grace after it is posted, so "now" may be a few minutes ago),
+    unless an edit keeps the one posted, or one more than a year ahead."""
+    if (stale := stale_alert(starts_at, now, grace)) is not None and (posted is None or posted.action.starts_at != starts_at):
+        return f"the start is {stale}"
     if starts_at > now + FAR_AHEAD:
         return "the start is more than a year ahead: is the year right?"
     return None
