@@ -309,7 +309,7 @@ def build(s: Settings) -> Pipeline:
         broker_commit_interval=s.commit_interval,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_linger=0.01,  # batches changelog writes: ~15-20% more events/s (make bench)
+        producer_linger=0.01,  # for records sent one by one; Writes hands over whole batches, closed, which do not wait
         # A batch of writes goes to the broker as one record batch per partition (streams.writes);
         # Faust's 16 kB default split a batch of 500 facts into ten, each a broker round trip.
         producer_max_batch_size=256 * 1024,
