@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import unicodedata
 from datetime import datetime, timezone
 from typing import get_args
 from urllib.parse import parse_qsl
@@ -225,9 +226,11 @@ def _fresh(timestamp: str, now: float, window: int) -> bool:
 
 def reply_keyword(body: str) -> str:
     """The keyword an inbound SMS says (STOP, YES, SÍ, HELP…): its first run of letters,
-    upper-cased, so "Stop!" and "yes, see you there" count; '' when that is no keyword (a
-    name, say: only keywords are kept). What it means is ``agents.outreach.receipts.reply_kind``'s decision."""
-    first = _WORD.search(body)
+    upper-cased, so "Stop!" and "yes, see you there" count, and in Unicode's compatibility form
+    (NFKC), so a full-width "ＳＴＯＰ" or a decomposed "Sí" is the same word; '' when that is no
+    keyword (a name, say: only keywords are kept). What it means is
+    ``agents.outreach.receipts.reply_kind``'s decision."""
+    first = _WORD.search(unicodedata.normalize("NFKC", body))
     word = first.group().upper() if first else ""
     return word if word in KEYWORDS else ""
 

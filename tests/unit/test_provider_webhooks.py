@@ -113,6 +113,8 @@ def test_an_opt_in_counts_only_when_twilio_takes_it_too(tmp_path, advanced, body
     ("STOP", "STOP"), ("stop texting me", "STOP"), ("  Yes!", "YES"), ("yes, see you there", "YES"),
     ("...help?", "HELP"), ("", ""), ("123 456", ""), ("👍", ""), ("¡Sí!", "SÍ"), ("si, ahí estaré", "SI"),
     ("Maria here, yes", ""), ("Rosalía", ""),  # not a keyword: nothing of the text is kept
+    # Written otherwise, the same word (an outside probe: a full-width STOP was texted the next alert):
+    ("ＳＴＯＰ", "STOP"), ("Ｓｔｏｐ please", "STOP"), ("Si\u0301", "SÍ"),
 ])
 def test_a_reply_is_reduced_to_its_first_word_upper_cased_when_it_is_a_keyword(body, keyword):
     assert reply_keyword(body) == keyword
