@@ -251,6 +251,14 @@ class ActionEvent(BaseEvent):
         return templates
 
 
+def past_its_grace(starts_at: datetime, posted_at: datetime, grace: timedelta) -> bool:
+    """Whether a rapid-response alert first posted at ``posted_at`` started more than ``grace``
+    before it (an old action posted again, an example copied): it is over, and gets no grace
+    (``agents.outreach.planning.send_until``); within it, an alert ("call now", a start typed a
+    few minutes ago) is sent for ``grace`` after it was posted."""
+    return starts_at < posted_at - grace
+
+
 class PledgeEvent(BaseEvent):
     type: Literal["pledge"] = "pledge"
     action_id: Slug

@@ -63,8 +63,8 @@ class SmsReply(Internal):
     sender: str | None = Field(default=None, description="The person key of the number that sent it (a keyed hash): an answer goes "
                                "to that number only, never to another phone of the same person.")
     opt_in_counts: bool = Field(default=True, description="Whether an opt-in word in it (START, UNSTOP, YES) opts the person back in: "
-                                "not when Twilio's Advanced Opt-Out is on and the text is more than the keyword (\"Start please\"), "
-                                "which Twilio does not take: it keeps refusing texts to the number.")
+                                "not when the text is more than the keyword (\"Start please\"), which Twilio's opt-out handling "
+                                "does not take: it keeps refusing texts to the number.")
 
 
 #: The reasons SendGrid gives for the emails it drops itself: its own words, naming nobody.

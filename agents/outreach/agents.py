@@ -211,7 +211,7 @@ def forget_over(o: Outreach) -> dict[str, TargetAction]:
     """``o.fanned_out`` without the alerts whose asks can no longer go (forgotten)."""
     now = o.clock()
     for action_id, target in list(o.fanned_out.items()):
-        if send_until(target.action, target.posted_at or now, o.policy.grace, now) <= now:
+        if send_until(target.action, target.posted_at or now, o.policy.grace) <= now:
             del o.fanned_out[action_id]
     return o.fanned_out
 

@@ -18,7 +18,7 @@ from datetime import datetime, time, timedelta
 from typing import TypeVar
 
 from contracts.asks import AskCommand, RecentAsks, ask_id, parse_ask_id, unreceived_of
-from contracts.events import ActionEvent
+from contracts.events import ActionEvent, past_its_grace
 from contracts.facts import PersonRecord
 from streams import links
 
@@ -68,17 +68,13 @@ class OutreachPolicy:
         return self.footer_es if (language or "").split("-")[0].lower() == "es" else self.footer
 
 
-def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta, now: datetime | None = None) -> datetime:
+def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta) -> datetime:
     """No ask for ``action`` is handed over from this instant on: when it starts or, for a
-    rapid-response action that started no more than ``grace`` before it was first posted ("call
-    now"), ``grace`` after that posting if that is later. One whose start was further back (an old
-    action posted again, an example copied) has no grace: it is over. The web app stamps the
-    posting with its own clock: when the workers' ``now`` is earlier (a rehearsal's file clock),
-    the grace counts from ``now``."""
-    posted = min(posted_at, now or posted_at)
-    if not action.rapid_response or action.starts_at < posted - grace:
+    rapid-response action not ``past_its_grace``, ``grace`` after it was first posted
+    (``TargetAction.posted_at``, by the workers' clock) if that is later."""
+    if not action.rapid_response or past_its_grace(action.starts_at, posted_at, grace):
         return action.starts_at
-    return max(action.starts_at, posted + grace)
+    return max(action.starts_at, posted_at + grace)
 
 
 def wait_for_link(asks: list[AskCommand], person: PersonRecord, now: datetime, settle: timedelta | None) -> list[AskCommand]:
@@ -149,7 +145,7 @@ def plan(
         partner = partner_credit(person, sponsors, channel)
         common = dict(ask_id=aid, action_id=action.action_id, person_key=person.person_key, channel=channel,
                       partner=partner, referral=referral_code(partner, action.action_id, policy.referral_secret), planned_at=now,
-                      send_until=send_until(action, posted_at or now, policy.grace, now))
+                      send_until=send_until(action, posted_at or now, policy.grace))
         link = links.Link(action.action_id, person.person_key, channel, person.language, action.starts_at + policy.rsvp_open)
         mine = {**values, "sponsor": policy.sponsor_names.get(partner, partner), "rsvp_link": links.url(policy.rsvp_base_url, action.action_id, links.sign(policy.link_key, "rsvp", link))}
         if channel == "sms":

@@ -32,10 +32,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from contracts.events import ActionEvent, CheckinEvent, Envelope, OptOutEvent, PartnerEvent, partner_event
+from contracts.events import ActionEvent, CheckinEvent, Envelope, OptOutEvent, PartnerEvent, partner_event, past_its_grace
 from contracts.facts import Attendance, withdrawal_refused
 from contracts.people import PersonRef
 from streams import metrics
+from streams.clock import from_setting
 from streams.coalition import Coalition
 from streams.crypto import DataKey
 from streams.data_keys import DataKeys
@@ -142,8 +143,10 @@ class Authority:
     #: Whether the posting partner has posted a check-in's person itself: a warning tells a partner
     #: nothing of people it does not know (whether they came, or who checked them in).
     knows: Callable[[CheckinEvent], bool] = lambda event: False
-    #: ``TURNOUT_RAPID_RESPONSE_GRACE_MINUTES``: a new alert whose start is further back is sent to nobody.
-    grace: timedelta = timedelta(hours=2)
+    #: ``TURNOUT_RAPID_RESPONSE_GRACE_MINUTES``, to warn of a new alert sent to nobody (``None``: not checked).
+    grace: timedelta | None = None
+    #: Now by the workers' clock (``TURNOUT_CLOCK``: a rehearsal's file clock), which an alert's grace counts by when it is behind.
+    workers_now: datetime | None = None
 
     def check(self, index: int, event: PartnerEvent) -> tuple[list[FieldError], Warning_ | None]:
         action_id = getattr(event, "action_id", None)
@@ -157,8 +160,8 @@ class Authority:
             # without naming the partner (the dead letter does, for organizers).
             return [], Warning_(index=index, event_id=event.event_id, message=f"the check-in that counts for {event.action_id!r} is another "
                                 "partner's: only it or the backbone may withdraw it; this withdrawal takes nothing back")
-        if isinstance(event, ActionEvent) and event.rapid_response and owner is None and (
-                stale := stale_alert(event.starts_at, self.received_at, self.grace)) is not None:
+        if isinstance(event, ActionEvent) and event.rapid_response and owner is None and self.grace is not None and (
+                stale := stale_alert(event.starts_at, min(self.received_at, self.workers_now or self.received_at), self.grace)) is not None:
             return [], Warning_(index=index, event_id=event.event_id, message=f"starts_at is {stale}; the action is kept")
         if action_id is None or owner is not None or isinstance(event, ActionEvent):
             return [], None
@@ -167,12 +170,13 @@ class Authority:
 
 
 def stale_alert(starts_at: datetime, posted: datetime, grace: timedelta) -> str | None:
-    """Why nobody is asked for a rapid-response alert first posted at ``posted``, if its start
-    was more than ``grace`` before (``agents.outreach.planning.send_until``)."""
-    if starts_at >= posted - grace:
+    """Why nobody is asked for a rapid-response alert first posted at ``posted``, if it is
+    ``past_its_grace``."""
+    if not past_its_grace(starts_at, posted, grace):
         return None
     minutes = round(grace / timedelta(minutes=1))
-    span = f"{minutes // 60} hours" if minutes % 60 == 0 else f"{minutes} minutes"
+    hours, plural = minutes // 60, lambda n, unit: f"{n} {unit}" + ("" if n == 1 else "s")
+    span = plural(hours, "hour") if minutes and minutes % 60 == 0 else plural(minutes, "minute")
     return (f"more than {span} past: nobody is texted or emailed for this alert (one is sent until its start, or for {span} "
             "after it is first posted when it started less than that before)")
 
@@ -250,6 +254,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
     the person's attendance fact (both as the web app's tallies have read them); ``knows(partner,
     person key)``: whether the partner has posted the person itself (the door's directory)."""
     r = APIRouter(tags=["partners"])
+    workers_clock = from_setting(s.clock)
 
     def checkin_attendance(event: CheckinEvent) -> Attendance | None:
         key = event_person_key(person_secret, event)
@@ -294,7 +299,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             return (key := event_person_key(person_secret, event)) is not None and knows(partner.id, key)
 
         authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owners.owner, frozenset(coalition().partners),
-                              checkin_attendance, known, timedelta(minutes=s.rapid_response_grace_minutes))
+                              checkin_attendance, known, timedelta(minutes=s.rapid_response_grace_minutes), workers_clock())
         checked = validate_events(items, s.default_region, authority)
         claimed = owners.claim(checked.accepted, partner.id)
         try:

@@ -135,9 +135,9 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
             log.info("inbound SMS from a sender that is not a phone number: nothing to do")
             return Response(EMPTY_TWIML, media_type="text/xml")
         body = form.get("Body", "")
-        whole = body.strip().upper() in TWILIO_KEYWORDS  # Twilio's Advanced Opt-Out takes a keyword as the whole text only
+        whole = body.strip().upper() in TWILIO_KEYWORDS  # Twilio's opt-out handling takes a keyword as the whole text only
         event = SmsReply(message_sid=form.get("MessageSid", ""), keyword=reply_keyword(body), sender=pk,
-                         opt_out_handled_by_twilio=s.twilio_advanced_opt_out and whole, opt_in_counts=whole or not s.twilio_advanced_opt_out)
+                         opt_out_handled_by_twilio=s.twilio_advanced_opt_out and whole, opt_in_counts=whole)
         await write([ProviderEnvelope(person_key=pk, received_at=_now(), event=event)])
         return Response(EMPTY_TWIML, media_type="text/xml")
 

@@ -2,7 +2,7 @@
 partner API (in process, into the real ingress, onto a fake publisher) after a confirmation."""
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from html import unescape
 
 import pytest
@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from connectors.accounts.store import MemoryAccountLog
 from connectors.web.app import create_app
+from connectors.web.console import start_problem
 from connectors.web.console.audience import FakeAudience
 from contracts.preview import PreviewAudience
 from connectors.web.console.form import _INPUTS, LANGUAGES, from_action, input_of, to_event
@@ -23,6 +24,7 @@ from streams.coalition import add_partner
 from streams.clock import set_file_clock
 from streams.settings import Settings
 from tests.accounts import account, add, sign_in, started_store
+from tests.factories import action
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 FORM = {
@@ -144,6 +146,19 @@ def test_an_alert_that_started_within_the_grace_is_taken_and_one_before_is_named
     [problem] = client.post("/dashboard/console/check", data={**FORM, "local_start": "2026-11-20T01:30"}).json()["errors"]
     assert problem["message"] == ("the start is more than 2 hours past: nobody is texted or emailed for this alert (one is sent "
                                   "until its start, or for 2 hours after it is first posted when it started less than that before)")
+
+
+def test_an_edit_of_an_alert_still_within_its_grace_is_not_called_sent_to_nobody():
+    """A review: first posted at 10:00 with a start of 09:30, the alert is texted until 12:00; at
+    11:45 its start corrected to 09:40 was refused as "nobody is texted": the grace counts from
+    the first posting, not from the edit."""
+    def at(hh: int, mm: int) -> datetime:
+        return datetime(2026, 11, 20, hh, mm, tzinfo=timezone.utc)
+    posted = ActionRecord(partner="backbone", action=ActionEvent.model_validate({**action("alarm"), "starts_at": at(9, 30).isoformat()}),
+                          first_received=at(10, 0))
+    assert start_problem(at(9, 40), posted, at(11, 45), timedelta(hours=2)) is None
+    assert start_problem(at(9, 40), None, at(11, 45), timedelta(hours=2)).startswith("the start is more than 2 hours past")
+    assert start_problem(at(7, 50), posted, at(11, 45), timedelta(hours=1)).startswith("the start is more than 1 hour past")
 
 
 def test_a_start_the_clocks_skip_is_named_and_one_they_pass_twice_keeps_its_hour_through_an_edit(tmp_path):

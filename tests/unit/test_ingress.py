@@ -383,6 +383,26 @@ def test_a_new_rapid_response_alert_whose_start_is_long_past_is_kept_with_a_warn
         "2 hours after it is first posted when it started less than that before); the action is kept"}]
 
 
+def test_the_warning_counts_the_grace_as_configured_and_by_the_workers_clock(tmp_path):
+    """Under a rehearsal's file clock days behind, an alert whose start is 3 hours gone by the real
+    time is still ahead by the workers': they text it, and nothing warns (a review); a grace of 30
+    minutes warns of a start 45 minutes gone."""
+    path = tmp_path / "coalition.toml"
+    secret = add_partner(path, "union-a", "Union A", "union").secret.get_secret_value()
+    now = time.time()
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    alert = lambda ago: {**action("old-1", at=stamp(now)), "starts_at": stamp(now - ago), "rapid_response": True,  # noqa: E731
+                         "templates": {"sms": {"en": "Now"}}}
+    (tmp_path / "clock.txt").write_text(stamp(now - 3 * 86400))
+    for overrides, ago, warned in (({"clock": f"file:{tmp_path / 'clock.txt'}"}, 3 * 3600, False), ({"rapid_response_grace_minutes": 30}, 45 * 60, True)):
+        s = Settings(coalition=path, organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092",
+                     **overrides)
+        client = TestClient(create_app(s, publisher=ListPublisher(), book=TallyBook()))
+        r = post(client, {"union-a": secret}, "union-a", [alert(ago)])
+        assert r.status_code == 202 and [w["message"][:41] for w in r.json()["warnings"]] == (
+            ["starts_at is more than 30 minutes past: n"] if warned else [])
+
+
 def test_two_partners_racing_to_post_a_new_action_one_owns_it_and_the_other_is_refused(env):
     """Both requests are validated before either is written (the broker takes a moment): the
     first claims the id at once, so the second is refused, not told "accepted" and then

@@ -74,6 +74,19 @@ def test_a_rapid_response_action_posted_again_keeps_the_grace_of_its_first_posti
     assert p.actions.get("alarm").first_received == RECEIVED and p.actions.get("alarm").action.title == "Come now, still"
 
 
+def test_an_alerts_grace_counts_by_the_workers_clock_when_it_is_behind_the_web_apps():
+    """A rehearsal's workers run on a file clock days behind the web app's, which stamped the
+    posting: the grace counts from the workers' time (else an alert whose start the rehearsal
+    has not reached seemed long over, or, counted from a later "now", never ended: texts went on
+    hours after the start), fixed when the alert is fanned out, so that every partition and every
+    later look at it count the same."""
+    rapid = {**action("alarm"), "rapid_response": True, "templates": {"sms": {"en": "Come now"}}}
+    behind = RECEIVED - timedelta(days=3)
+    p = memory_pipeline()
+    handle_batch(p, batch(records([rapid])), SECRET, clock=lambda: behind)
+    assert {TargetAction.model_validate_json(value).posted_at for _, value, _ in p.targeting.sent} == {behind}
+
+
 def test_a_checkin_is_withdrawn_only_by_the_partner_credited_with_it():
     """faith-b cannot take back union-a's check-in (a dead letter says why, and nothing is
     written); union-a can, and the person is no longer in."""

@@ -376,7 +376,7 @@ def test_a_partition_that_changes_hands_mid_plan_is_handed_on_and_its_next_owner
     assert p.targeting.sent == [("rally-1", value, 0)]  # finished: not handed on again
 
 
-def test_an_alert_posted_long_after_its_start_texts_nobody_and_says_so_in_the_tallies():
+def test_an_alert_posted_long_after_its_start_texts_nobody_and_its_asks_are_recorded_expired():
     """An outside probe: an old rapid-response action posted again (the README's example,
     copied) was texted to everyone at once, naming a time gone by. Its asks are recorded
     expired, none handed over."""

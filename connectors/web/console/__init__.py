@@ -251,10 +251,11 @@ def aware(text: object) -> datetime | None:
 def start_problem(starts_at: datetime, posted: ActionRecord | None, now: datetime, grace: timedelta) -> str | None:
     """What the console says of the alert's start, beyond the contract (the API takes any
     plausible start: a partner may record a past action to check people in): a start past by
-    more than the rapid-response ``grace`` (``stale_alert``: nobody would be asked; within it,
-    an alert is texted for the grace after it is posted, so "now" may be a few minutes ago),
-    unless an edit keeps the one posted, or one more than a year ahead."""
-    if (stale := stale_alert(starts_at, now, grace)) is not None and (posted is None or posted.action.starts_at != starts_at):
+    more than the rapid-response ``grace`` before the alert was first posted (``stale_alert``:
+    nobody would be asked; within it, an alert is texted for the grace after it is posted, so
+    "now" may be a few minutes ago), unless an edit keeps the one posted, or one more than a year ahead."""
+    first = min(now, posted.first_received or now) if posted is not None else now  # an edit: its grace counts from then
+    if (stale := stale_alert(starts_at, first, grace)) is not None and (posted is None or posted.action.starts_at != starts_at):
         return f"the start is {stale}"
     if starts_at > now + FAR_AHEAD:
         return "the start is more than a year ahead: is the year right?"
