@@ -79,9 +79,7 @@ def handle(p: Pipeline, partition: int, key: str | None, raw: bytes | None, pers
             record_ = p.actions.get(derived.action_id)
             owner = record_.partner if record_ is not None else envelope.partner
             posted = (record_.first_received if record_ is not None else None) or envelope.received_at  # posted again: no new grace
-            # By the workers' clock when it is behind the web app's (a rehearsal's file clock):
-            # fixed here, so that every partition, and every later look, counts the same grace.
-            fan_out(p, derived, owner, min(posted, clock()), co_sponsors(p, derived.action_id))
+            fan_out(p, derived, owner, posted, co_sponsors(p, derived.action_id), clock())
 
 
 def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | ActionEvent]:

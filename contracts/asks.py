@@ -93,7 +93,9 @@ class TargetAction(Internal):
     version: int = Field(default=1, description="The writer's contract version (internal topics).")
     partner: str
     action: ActionEvent
-    posted_at: datetime | None = Field(default=None, description="When the ingress accepted the action (its rapid-response grace counts from here).")
+    posted_at: datetime | None = Field(default=None, description="When the ingress first accepted the action (by the web app's clock).")
+    grace_from: datetime | None = Field(default=None, description="When its rapid-response grace counts from: ``posted_at``, or the workers' "
+                                        "time then when their clock is behind (a rehearsal's file clock); ``None`` (an older command): ``posted_at``.")
     sponsors: tuple[str, ...] = Field(default=(), description="The owner and its co-sponsors: only people whose consent covers one are asked.")
     person: str | None = Field(default=None, description="Plan this person only: the survivor of a merge whose fold arrived after their "
                                                         "partition was planned (``agents.outreach.agents.plan_again``).")

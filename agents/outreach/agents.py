@@ -187,9 +187,12 @@ def quiet_hours(s: Settings) -> QuietHours:
     return QuietHours(time.fromisoformat(s.quiet_start), time.fromisoformat(s.quiet_end))
 
 
-def fan_out(p: Pipeline, action: ActionEvent, owner: str, posted_at: datetime, sponsors: Sequence[str] = ()) -> None:
-    """Copy an action to every targeting partition (called by intake for rapid-response actions)."""
-    target = TargetAction(partner=owner, action=action, posted_at=posted_at, sponsors=sponsor_order(owner, sponsors))
+def fan_out(p: Pipeline, action: ActionEvent, owner: str, posted_at: datetime, sponsors: Sequence[str] = (), now: datetime | None = None) -> None:
+    """Copy an action to every targeting partition (called by intake for rapid-response actions,
+    with the workers' ``now``: the grace counts by it when it is earlier, fixed here for every
+    partition and every later look)."""
+    target = TargetAction(partner=owner, action=action, posted_at=posted_at, grace_from=min(posted_at, now or posted_at),
+                          sponsors=sponsor_order(owner, sponsors))
     value = target.model_dump_json().encode()
     for partition in range(p.targeting.partitions or 1):
         p.send_soon(p.targeting, action.action_id, value, partition)
@@ -207,11 +210,15 @@ def plan_again(p: Pipeline, o: Outreach, partition: int, person: str, known_sinc
             p.send_soon(p.targeting, action_id, target.model_copy(update={"person": person}).model_dump_json().encode(), partition)
 
 
+def grace_from(target: TargetAction) -> datetime | None:
+    return target.grace_from or target.posted_at
+
+
 def forget_over(o: Outreach) -> dict[str, TargetAction]:
     """``o.fanned_out`` without the alerts whose asks can no longer go (forgotten)."""
     now = o.clock()
     for action_id, target in list(o.fanned_out.items()):
-        if send_until(target.action, target.posted_at or now, o.policy.grace) <= now:
+        if send_until(target.action, grace_from(target) or now, o.policy.grace) <= now:
             del o.fanned_out[action_id]
     return o.fanned_out
 
@@ -292,7 +299,7 @@ async def take(p: Pipeline, o: Outreach, event, owns: Callable[[int], bool], ind
     owned = lambda: owns(event.message.generation_id)  # noqa: E731
     if target.person is None:
         forget_over(o)[target.action.action_id] = target
-    planned = await plan_partition(p, o, target.action, event.message.partition, target.posted_at, index, sponsors, owned=owned,
+    planned = await plan_partition(p, o, target.action, event.message.partition, grace_from(target), index, sponsors, owned=owned,
                                    only=target.person)
     log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
     if not owned():

@@ -126,7 +126,7 @@ def plan(
     posted_at: datetime | None = None, sponsors: Collection[str] | None = None, unreceived: Collection[str] = (),
 ) -> list[AskCommand]:
     """The asks to send: one per eligible channel the person has not been asked on for this
-    action (``posted_at``: when the action was accepted, ``now`` if unknown; ``sponsors``:
+    action (``posted_at``: when its grace counts from, ``TargetAction.grace_from``, ``now`` if unknown; ``sponsors``:
     the partners whose consent may be used, every partner if ``None``; ``unreceived``: recent
     asks that never reached the person, ``unreceived_of``)."""
     eligible = verdict(person, action, recent, now, policy, sponsors, unreceived)

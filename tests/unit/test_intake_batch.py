@@ -84,7 +84,8 @@ def test_an_alerts_grace_counts_by_the_workers_clock_when_it_is_behind_the_web_a
     behind = RECEIVED - timedelta(days=3)
     p = memory_pipeline()
     handle_batch(p, batch(records([rapid])), SECRET, clock=lambda: behind)
-    assert {TargetAction.model_validate_json(value).posted_at for _, value, _ in p.targeting.sent} == {behind}
+    sent = [TargetAction.model_validate_json(value) for _, value, _ in p.targeting.sent]
+    assert {(t.posted_at, t.grace_from) for t in sent} == {(RECEIVED, behind)}  # posted_at stays the web app's: plan_again compares it with its stamps
 
 
 def test_a_checkin_is_withdrawn_only_by_the_partner_credited_with_it():
