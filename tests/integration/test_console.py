@@ -77,6 +77,14 @@ def test_an_organizer_writes_an_action_sees_its_sms_segments_fixes_a_template_an
         assert "sab " in spanish and segments(spanish) == ("GSM-7", 2)
         expect(page.locator("#sms_es-count")).to_contain_text(f"{len(spanish)} characters with sample values")
         expect(page.locator("#sms_es-count")).to_contain_text("2 SMS segments (GSM-7)")
+        # A literal brace is written {{ and sent as one (an outside probe: the page counted both).
+        braces = "{given_name} {{ok}} {rsvp_link} " + "p" * 137
+        sent = sms_body("backbone: " + render(braces, sample))
+        assert "{ok}" in sent and segments(sent) == ("GSM-7", 2)
+        page.get_by_label("Text message (en)").fill(braces)
+        expect(page.locator("#sms_en-count")).to_contain_text(f"{len(sent)} characters with sample values")
+        expect(page.locator("#sms_en-count")).to_contain_text("2 SMS segments (GSM-7)")
+        page.get_by_label("Text message (en)").fill(SMS)
         page.screenshot(path=str(out / "console-form.png"), full_page=True)
         accessible(page, "console, filled in")
         size = page.viewport_size

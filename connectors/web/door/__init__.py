@@ -209,7 +209,9 @@ def matches(entry: Entry, q: str) -> bool:
 
 
 #: Apostrophes and dashes as a phone keyboard types them (a sheet from Excel holds the curly ones).
-_PLAIN = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u2032": "'", "\u2010": "-", "\u2011": "-", "\u2013": "-", "\u2014": "-"})
+#: Apostrophes, curly or straight, are dropped ("oneil" finds O'Neil); dashes are one hyphen.
+_PLAIN = str.maketrans({"\u2018": None, "\u2019": None, "\u02bc": None, "\u2032": None, "'": None,
+                        "\u2010": "-", "\u2011": "-", "\u2013": "-", "\u2014": "-"})
 
 
 def fold(text: str) -> str:

@@ -17,10 +17,11 @@ function segments(body) {
   const units = chars.map((c) => (gsm ? (EXTENSION.has(c) ? 2 : 1) : c.length));
   const [single, per] = gsm ? [160, 153] : [70, 67];
   const total = units.reduce((a, b) => a + b, 0);
-  if (total <= single) return { encoding: gsm ? "GSM-7" : "UCS-2", count: total ? 1 : 0, total };
+  const encoding = gsm ? "GSM-7" : "UCS-2";
+  if (total <= single) return { encoding, count: total ? 1 : 0, chars: chars.length };
   let count = 1, used = 0;
   for (const n of units) { if (used + n > per) { count += 1; used = 0; } used += n; }
-  return { encoding: gsm ? "GSM-7" : "UCS-2", count, total };
+  return { encoding, count, chars: chars.length };
 }
 
 const form = document.getElementById("action-form");
@@ -37,7 +38,8 @@ function sample(text, footer, lang) {
     local_time: localTimes[lang] || SAMPLE_TIMES[lang] || SAMPLE_TIMES.en, place: [value("venue"), value("locality")].filter(Boolean).join(", "),
     rsvp_link: location.origin + "/r/" + action + "/" + "x".repeat(48), sponsor: form.dataset.sponsor || "",
   };
-  let rendered = text.replace(/\{(\w+)\}/g, (m, name) => (name in values ? values[name] : m)).trimEnd();
+  // As the server renders it: {{ and }} are literal braces.
+  let rendered = text.replace(/\{\{|\}\}|\{(\w+)\}/g, (m, name) => (m === "{{" ? "{" : m === "}}" ? "}" : name in values ? values[name] : m)).trimEnd();
   if (!/\{sponsor\}/.test(text)) rendered = values.sponsor + ": " + rendered;
   return !footer || rendered.toLowerCase().includes(footer.toLowerCase()) ? rendered : rendered + "\n" + footer;
 }
@@ -46,7 +48,7 @@ function count(area) {
   const out = document.getElementById(area.id + "-count");
   if (!area.value.trim()) { out.textContent = ""; return; }
   const s = segments(sample(area.value, area.dataset.footer, area.id.replace(/^sms_/, "")));
-  out.textContent = s.total + " characters with sample values, the sponsor's name and the opt-out footer: " + s.count + " SMS segment" + (s.count === 1 ? "" : "s") + " (" + s.encoding + ")";
+  out.textContent = s.chars + " characters with sample values, the sponsor's name and the opt-out footer: " + s.count + " SMS segment" + (s.count === 1 ? "" : "s") + " (" + s.encoding + ")";
   out.dataset.segments = String(s.count);
   out.classList.toggle("long", s.count > 2);
 }
