@@ -170,6 +170,8 @@ def test_an_invited_partner_viewer_sees_only_its_rows_and_is_signed_out_when_rem
     expect(rows.nth(1).locator('td[data-metric="all"]')).to_have_text("not shown: fewer than 3 partners")
     expect(page.locator('#action-table tfoot td[data-metric="all"]')).to_have_text("not shown: fewer than 3 partners")
     expect(page.locator('#capacity-table tr[data-partner="rest"]')).to_contain_text("not shown: fewer than 3 partners")
+    # The chart's rest line too, named "not shown", not left out (an outside probe: "No check-ins yet." with union-a's in)
+    expect(page.locator('#chart-legend li[data-partner="rest"]')).to_have_text("Rest of the coalition: not shown: fewer than 3 partners")
     expect(page.locator("#status")).to_have_attribute("data-state", "live")
     assert "union-a" not in page.content()
     expect(page.locator("#exports")).to_be_hidden()

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from connectors.web import dashboard, exports
 from connectors.web.app import create_app
-from connectors.web.dashboard.view import Viewer, build_view, trend
+from connectors.web.dashboard.view import REST_STYLE, Viewer, build_view, trend
 from connectors.accounts.store import MemoryAccountLog
 from connectors.web.publisher import ListPublisher
 from contracts.asks import AskFact
@@ -136,7 +136,7 @@ def test_a_partner_sees_its_own_row_and_the_rest_only_as_an_aggregate(env):
     assert [c["partner"] for c in view["capacity"]] == ["faith-b", None]
     # Across actions too: withheld whole, how many partners it covers included (an outside probe: "(2 partners)").
     assert (view["capacity"][1]["partners"], view["capacity"][1]["pledged"], view["capacity"][1]["note"]) == (None, None, "not shown: fewer than 3 partners")
-    assert [s["partner"] for s in view["action"]["checkins"]] == ["faith-b"]
+    assert [(s["partner"], s["points"]) for s in view["action"]["checkins"]][1:] == [(None, None)]  # the rest's line: not shown
     for other in ("union-a", "seniors-c", "Union Local A", "Seniors C"):
         assert other not in r.text
     assert "pk" not in r.text  # no person keys either
@@ -387,7 +387,7 @@ def test_who_produces_counts_the_turnout_of_the_actions_a_partner_pledged_to():
 
 def test_a_partner_sees_its_own_line_as_the_first_style_and_no_place_in_the_coalition():
     view = build_view(seeded_book(), PARTNERS, Viewer(role="partner", partner="union-a"), "rally-1", NOW, 14)
-    assert [(s.partner, s.style) for s in view.action.checkins] == [("union-a", 0)]
+    assert [(s.partner, s.style) for s in view.action.checkins] == [("union-a", 0), (None, REST_STYLE)]
 
 
 def test_the_rest_of_the_coalition_counts_the_actions_its_shown_pledges_come_from():

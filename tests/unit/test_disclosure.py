@@ -92,7 +92,9 @@ def test_the_rest_of_a_one_partner_coalition_is_not_shown_anywhere_on_the_page()
     assert (totals.pledged, totals.attended, totals.partners, totals.note) == (None, None, None, NOT_SHOWN)  # 110 - 20 would be faith-b's 90
     # Nor whether a partner it may not see pledged: no production column for faith-b's pledge alone.
     assert view.action.has_pledges and not view_of(book, "union-a", "b-only").action.has_pledges
-    assert [s.partner for s in view.action.checkins] == ["union-a"]  # no line of faith-b's check-ins
+    # No line of faith-b's check-ins: the rest's line reads "not shown" (null points), as every
+    # rest figure does, not nothing (an outside probe: the chart said "No check-ins yet.").
+    assert [(s.partner, s.name, s.points is None) for s in view.action.checkins] == [("union-a", "union-a", False), (None, REST, True)]
     summaries = {a.action_id: (a.pledged, a.attended) for a in view.actions}
     assert summaries == {"lock-x": (None, None), "b-only": (None, None)}
     # The header adds only what union-a may see: its own figures.

@@ -61,8 +61,9 @@ class Row(PartnerRow):
 class Series(BaseModel):
     partner: str | None
     name: str
-    points: list[tuple[datetime, int]]  # cumulative check-ins at each minute that had any
+    points: list[tuple[datetime, int]] | None  # cumulative check-ins at each minute that had any; None: not shown (the rest's, to a partner)
     style: int = 0  # the line's look (colour, dash, marker): the partner's place in the coalition, so it never changes
+    note: str | None = None  # why ``points`` is None
 
 
 class ActionView(BaseModel):
@@ -220,7 +221,7 @@ def _action(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: s
         checkins=[
             Series(partner=p, name=names.get(p, p) if p else REST, points=_cumulative(per_minute), style=styles.get(p, REST_STYLE))
             for p, per_minute in sorted(series.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
-        ],
+        ] + ([Series(partner=None, name=REST, points=None, style=REST_STYLE, note=NOT_SHOWN)] if viewer.partner is not None and hidden else []),
     )
 
 

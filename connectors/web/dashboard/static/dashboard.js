@@ -283,12 +283,14 @@ function timeLabels(t0, t1, zone) {
 }
 
 function renderChart(action) {
-  const series = action.checkins;
+  // A line withheld (the rest of the coalition, made up of fewer than 3 partners) has no points: named, not drawn.
+  const series = action.checkins.filter((s) => s.points);
+  const withheld = action.checkins.filter((s) => !s.points).map((s) => el("li", { "data-partner": "rest" }, s.name + ": " + s.note));
   const chart = $("chart");
   const legend = $("chart-legend");
   if (!series.length) {
-    chart.replaceChildren(el("p", { class: "empty" }, "No check-ins yet."));
-    legend.replaceChildren();
+    chart.replaceChildren(el("p", { class: "empty" }, withheld.length ? "No check-ins of yours yet." : "No check-ins yet."));
+    legend.replaceChildren(...withheld);
     $("chart-table").tHead.replaceChildren();
     $("chart-table").tBodies[0].replaceChildren();
     return;
@@ -336,6 +338,7 @@ function renderChart(action) {
     if (m) sample.append(m);
     legend.append(el("li", { "data-partner": s.partner ?? "rest" }, sample, s.name + ": " + fmt(prev)));
   }
+  legend.append(...withheld);
   chart.replaceChildren(svg);
   renderChartTable(series, labels.clock);
 }
