@@ -131,7 +131,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     app.include_router(ingress.router(s, publisher, coalition.current, secret, data_keys,
                                       lambda action_id: (r.partner if (r := book.action_record(action_id)) else None),
                                       lambda action_id, key: book.fact("attendance", fact_key(action_id, book.person_of(key))),
-                                      directory.knows))
+                                      directory.knows,
+                                      lambda action_id: (r.first_received or r.received_at if (r := book.action_record(action_id)) else None)))
     app.include_router(providers_router(s, publisher))
     app.include_router(action_network_router(s, publisher, coalition.current, data_keys))
     app.include_router(people_router(s, publisher, data_keys, erasures, links=identity_links, accepted=directory.links), dependencies=as_organizer,

@@ -143,8 +143,10 @@ class Authority:
     #: Whether the posting partner has posted a check-in's person itself: a warning tells a partner
     #: nothing of people it does not know (whether they came, or who checked them in).
     knows: Callable[[CheckinEvent], bool] = lambda event: False
-    #: ``TURNOUT_RAPID_RESPONSE_GRACE_MINUTES``, to warn of a new alert sent to nobody (``None``: not checked).
+    #: ``TURNOUT_RAPID_RESPONSE_GRACE_MINUTES``, to warn of an alert sent to nobody (``None``: not checked).
     grace: timedelta | None = None
+    #: When a posted action was first posted, as far as this web app has read (``None``: not known).
+    first_posted_of: Callable[[str], datetime | None] = lambda action_id: None
     #: Now by the workers' clock (``TURNOUT_CLOCK``: a rehearsal's file clock), which an alert's grace counts by when it is behind.
     workers_now: datetime | None = None
 
@@ -160,9 +162,11 @@ class Authority:
             # without naming the partner (the dead letter does, for organizers).
             return [], Warning_(index=index, event_id=event.event_id, message=f"the check-in that counts for {event.action_id!r} is another "
                                 "partner's: only it or the backbone may withdraw it; this withdrawal takes nothing back")
-        if isinstance(event, ActionEvent) and event.rapid_response and owner is None and self.grace is not None and (
-                stale := stale_alert(event.starts_at, min(self.received_at, self.workers_now or self.received_at), self.grace)) is not None:
-            return [], Warning_(index=index, event_id=event.event_id, message=f"starts_at is {stale}; the action is kept")
+        if isinstance(event, ActionEvent) and event.rapid_response and self.grace is not None:
+            # By when it was first posted (an edit: then), by the workers' clock when it is behind.
+            posted = min(self.first_posted_of(action_id) or self.received_at, self.workers_now or self.received_at)
+            if (stale := stale_alert(event.starts_at, posted, self.grace)) is not None:
+                return [], Warning_(index=index, event_id=event.event_id, message=f"starts_at is {stale}; the action is kept")
         if action_id is None or owner is not None or isinstance(event, ActionEvent):
             return [], None
         return [], Warning_(index=index, event_id=event.event_id, message=f"no partner has posted action {action_id!r} yet: "
@@ -249,8 +253,10 @@ AUTH_HEADERS = ("X-Turnout-Partner", "X-Turnout-Timestamp", "X-Turnout-Signature
 def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition], person_secret: bytes, data_keys: DataKeys,
            owner_of: Callable[[str], str | None] = lambda action_id: None,
            attendance_of: Callable[[str, str], Attendance | None] = lambda action_id, person_key: None,
-           knows: Callable[[str, str], bool] = lambda partner, person_key: False) -> APIRouter:
-    """``owner_of(action_id)``: who owns a posted action; ``attendance_of(action_id, person key)``:
+           knows: Callable[[str, str], bool] = lambda partner, person_key: False,
+           first_posted_of: Callable[[str], datetime | None] = lambda action_id: None) -> APIRouter:
+    """``owner_of(action_id)``: who owns a posted action, ``first_posted_of(action_id)`` when it
+    was first posted; ``attendance_of(action_id, person key)``:
     the person's attendance fact (both as the web app's tallies have read them); ``knows(partner,
     person key)``: whether the partner has posted the person itself (the door's directory)."""
     r = APIRouter(tags=["partners"])
@@ -299,7 +305,7 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
             return (key := event_person_key(person_secret, event)) is not None and knows(partner.id, key)
 
         authority = Authority(partner.id, partner.role, datetime.now(timezone.utc), owners.owner, frozenset(coalition().partners),
-                              checkin_attendance, known, timedelta(minutes=s.rapid_response_grace_minutes), workers_clock())
+                              checkin_attendance, known, timedelta(minutes=s.rapid_response_grace_minutes), first_posted_of, workers_clock())
         checked = validate_events(items, s.default_region, authority)
         claimed = owners.claim(checked.accepted, partner.id)
         try:

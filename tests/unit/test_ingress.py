@@ -2,6 +2,7 @@
 
 import json
 import time
+from datetime import datetime, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -401,6 +402,28 @@ def test_the_warning_counts_the_grace_as_configured_and_by_the_workers_clock(tmp
         r = post(client, {"union-a": secret}, "union-a", [alert(ago)])
         assert r.status_code == 202 and [w["message"][:41] for w in r.json()["warnings"]] == (
             ["starts_at is more than 30 minutes past: n"] if warned else [])
+
+
+def test_an_edit_that_moves_an_alerts_start_past_its_grace_is_warned_of_too(tmp_path):
+    """An outside probe: an alert first posted with a start ahead, posted again with its start
+    moved hours back (before its first posting by more than the grace) got a bare 202 while its
+    held asks were expired. The grace counts from the first posting, as the workers count it."""
+    path = tmp_path / "coalition.toml"
+    secret = add_partner(path, "union-a", "Union A", "union").secret.get_secret_value()
+    s = Settings(coalition=path, organizer_token=SecretStr(TOKEN), person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    book = TallyBook()
+    client = TestClient(create_app(s, publisher=ListPublisher(), book=book))
+    now = time.time()
+    stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))  # noqa: E731
+    alert = lambda event_id, starts: {**action("alarm", at=stamp(now)), "event_id": event_id, "starts_at": stamp(starts),  # noqa: E731
+                                      "rapid_response": True, "templates": {"sms": {"en": "Now"}}}
+    first = datetime.fromtimestamp(now - 1800, timezone.utc)  # as the web app read it back from the actions topic
+    book.apply("action", "alarm", ActionRecord(partner="union-a", action=ActionEvent.model_validate(alert("a1", now + 3600)),
+                                               received_at=first, first_received=first))
+    still = post(client, {"union-a": secret}, "union-a", [alert("a2", now - 3 * 3600)])  # 2.5 h before its first posting
+    assert still.status_code == 202 and [w["message"][:38] for w in still.json()["warnings"]] == ["starts_at is more than 2 hours past: n"]
+    within = post(client, {"union-a": secret}, "union-a", [alert("a3", now - 2 * 3600)])  # 1.5 h before it: texted until 2 h after it
+    assert within.status_code == 202 and within.json()["warnings"] == []
 
 
 def test_two_partners_racing_to_post_a_new_action_one_owns_it_and_the_other_is_refused(env):
