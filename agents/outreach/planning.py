@@ -71,7 +71,7 @@ class OutreachPolicy:
 def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta) -> datetime:
     """No ask for ``action`` is handed over from this instant on: when it starts or, for a
     rapid-response action not ``past_its_grace``, ``grace`` after it was first posted
-    (``TargetAction.posted_at``, by the workers' clock) if that is later."""
+    (``TargetAction.grace_from``: by the workers' clock when it is behind) if that is later."""
     if not action.rapid_response or past_its_grace(action.starts_at, posted_at, grace):
         return action.starts_at
     return max(action.starts_at, posted_at + grace)
