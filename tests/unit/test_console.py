@@ -337,6 +337,16 @@ def test_a_preview_that_leaves_people_out_for_want_of_sponsors_says_how_a_partne
     assert "No text is held by quiet hours" not in page
 
 
+def test_a_bad_pledge_count_is_named_as_the_count_not_the_partner(tmp_path):
+    # An outside probe: "union-a: abc", "union-a: -5" and an 8-digit count were each refused as
+    # "pledges.0.partner: should be an id…" (and a count below 0): the whole line became the partner.
+    client, _, _ = console(tmp_path)
+    sign_in(client, HUB_ADMIN)
+    for line in ("union-a: abc", "union-a: -5", "union-a: 12345678"):
+        errors = client.post("/dashboard/console/check", data={**FORM, "pledges": line}).json()["errors"]
+        assert [e["field"] for e in errors] == ["pledges.0.count"], (line, errors)
+
+
 def test_a_past_start_is_named_with_the_forms_other_problems_at_once(tmp_path):
     # An outside probe: a past start was named only once the placeholder and the ZIP were fixed,
     # a round trip each.

@@ -54,11 +54,15 @@ def skipped_problem(local: str, zone: str) -> str | None:
 
 
 def pledges(text: str) -> list[dict] | str:
-    """``partner: count`` lines; a line that is not one is returned as is (the contract refuses it)."""
+    """``partner: count`` lines; what is not one is passed on as typed, for the contract to
+    refuse by name: a count that is not a number as its text, a line with no colon as a partner."""
     out: list[dict] = []
     for line in _items(text):
-        m = re.fullmatch(r"([^:\s]+)\s*:\s*(\d{1,7})", line)
-        out.append({"partner": m[1], "count": int(m[2])} if m else {"partner": line, "count": -1})
+        m = re.fullmatch(r"([^:\s]+)\s*:\s*(.*)", line)
+        if m is None:
+            out.append({"partner": line, "count": -1})
+        else:
+            out.append({"partner": m[1], "count": int(m[2]) if re.fullmatch(r"-?\d{1,18}", m[2]) else m[2]})
     return out
 
 
