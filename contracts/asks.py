@@ -97,6 +97,11 @@ class TargetAction(Internal):
     grace_from: datetime | None = Field(default=None, description="When its rapid-response grace counts from: ``posted_at``, or the workers' "
                                         "time then when their clock is behind (a rehearsal's file clock); ``None`` (an older command): ``posted_at``.")
     sponsors: tuple[str, ...] = Field(default=(), description="The owner and its co-sponsors: only people whose consent covers one are asked.")
+    @property
+    def grace_start(self) -> datetime | None:
+        """``grace_from``, or for an older command ``posted_at``."""
+        return self.grace_from or self.posted_at
+
     person: str | None = Field(default=None, description="Plan this person only: the survivor of a merge whose fold arrived after their "
                                                         "partition was planned (``agents.outreach.agents.plan_again``).")
 

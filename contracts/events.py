@@ -251,6 +251,12 @@ class ActionEvent(BaseEvent):
         return templates
 
 
+def grace_start(posted_at: datetime, workers_now: datetime | None) -> datetime:
+    """When a rapid-response alert's grace counts from: its first posting (the web app's stamp),
+    or the workers' time when their clock is behind it (a rehearsal's file clock)."""
+    return min(posted_at, workers_now or posted_at)
+
+
 def past_its_grace(starts_at: datetime, posted_at: datetime, grace: timedelta) -> bool:
     """Whether a rapid-response alert first posted at ``posted_at`` started more than ``grace``
     before it (an old action posted again, an example copied): it is over, and gets no grace

@@ -34,7 +34,7 @@ from datetime import datetime, time, timedelta
 from typing import Any, AsyncIterator, Callable, Collection, Coroutine, Mapping, NamedTuple, Protocol, Sequence
 
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
-from contracts.events import ActionEvent
+from contracts.events import ActionEvent, grace_start
 from contracts.preview import PREVIEW_PREFIX, TEST_SEND_PREFIX, PreviewAudience, SendTest
 from contracts.providers import TWILIO_QUEUE_FULL
 from streams.app import Pipeline
@@ -191,7 +191,7 @@ def fan_out(p: Pipeline, action: ActionEvent, owner: str, posted_at: datetime, s
     """Copy an action to every targeting partition (called by intake for rapid-response actions,
     with the workers' ``now``: the grace counts by it when it is earlier, fixed here for every
     partition and every later look)."""
-    target = TargetAction(partner=owner, action=action, posted_at=posted_at, grace_from=min(posted_at, now or posted_at),
+    target = TargetAction(partner=owner, action=action, posted_at=posted_at, grace_from=grace_start(posted_at, now),
                           sponsors=sponsor_order(owner, sponsors))
     value = target.model_dump_json().encode()
     for partition in range(p.targeting.partitions or 1):
@@ -210,15 +210,11 @@ def plan_again(p: Pipeline, o: Outreach, partition: int, person: str, known_sinc
             p.send_soon(p.targeting, action_id, target.model_copy(update={"person": person}).model_dump_json().encode(), partition)
 
 
-def grace_from(target: TargetAction) -> datetime | None:
-    return target.grace_from or target.posted_at
-
-
 def forget_over(o: Outreach) -> dict[str, TargetAction]:
     """``o.fanned_out`` without the alerts whose asks can no longer go (forgotten)."""
     now = o.clock()
     for action_id, target in list(o.fanned_out.items()):
-        if send_until(target.action, grace_from(target) or now, o.policy.grace) <= now:
+        if send_until(target.action, target.grace_start or now, o.policy.grace) <= now:
             del o.fanned_out[action_id]
     return o.fanned_out
 
@@ -299,7 +295,7 @@ async def take(p: Pipeline, o: Outreach, event, owns: Callable[[int], bool], ind
     owned = lambda: owns(event.message.generation_id)  # noqa: E731
     if target.person is None:
         forget_over(o)[target.action.action_id] = target
-    planned = await plan_partition(p, o, target.action, event.message.partition, grace_from(target), index, sponsors, owned=owned,
+    planned = await plan_partition(p, o, target.action, event.message.partition, target.grace_start, index, sponsors, owned=owned,
                                    only=target.person)
     log.info("planned %d asks for %s on partition %d", planned, target.action.action_id, event.message.partition)
     if not owned():

@@ -32,7 +32,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from contracts.events import ActionEvent, CheckinEvent, Envelope, OptOutEvent, PartnerEvent, partner_event, past_its_grace
+from contracts.events import ActionEvent, CheckinEvent, Envelope, OptOutEvent, PartnerEvent, grace_start, partner_event, past_its_grace
 from contracts.facts import Attendance, withdrawal_refused
 from contracts.people import PersonRef
 from streams import metrics
@@ -164,7 +164,7 @@ class Authority:
                                 "partner's: only it or the backbone may withdraw it; this withdrawal takes nothing back")
         if isinstance(event, ActionEvent) and event.rapid_response and self.grace is not None:
             # By when it was first posted (an edit: then), by the workers' clock when it is behind.
-            posted = min(self.first_posted_of(action_id) or self.received_at, self.workers_now or self.received_at)
+            posted = grace_start(self.first_posted_of(action_id) or self.received_at, self.workers_now)
             if (stale := stale_alert(event.starts_at, posted, self.grace)) is not None:
                 return [], Warning_(index=index, event_id=event.event_id, message=f"starts_at is {stale}; the action is kept")
         if action_id is None or owner is not None or isinstance(event, ActionEvent):

@@ -28,7 +28,7 @@ from typing import Callable
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from contracts.events import PLACEHOLDERS, ActionEvent
+from contracts.events import PLACEHOLDERS, ActionEvent, grace_start
 from contracts.facts import ActionRecord, Pledge
 from contracts.partners import Partner
 from contracts.people import normalize_email, normalize_phone
@@ -254,7 +254,7 @@ def start_problem(starts_at: datetime, posted: ActionRecord | None, now: datetim
     more than the rapid-response ``grace`` before the alert was first posted (``stale_alert``:
     nobody would be asked; within it, an alert is texted for the grace after it is posted, so
     "now" may be a few minutes ago), unless an edit keeps the one posted, or one more than a year ahead."""
-    first = min(now, posted.first_received or now) if posted is not None else now  # an edit: its grace counts from then
+    first = grace_start(posted.first_received or now, now) if posted is not None else now  # an edit: its grace counts from then
     if (stale := stale_alert(starts_at, first, grace)) is not None and (posted is None or posted.action.starts_at != starts_at):
         return f"the start is {stale}"
     if starts_at > now + FAR_AHEAD:
