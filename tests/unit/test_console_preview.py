@@ -290,3 +290,21 @@ def test_with_no_answer_or_no_broker_the_preview_says_nothing_was_counted(tmp_pa
         text = unescape(client.post("/dashboard/console", data={**FORM, "test_send": "yes", "test_phone": "+15105550999"}).text)
         assert "0 of 8 parts of the people table answered in time" in text and "8 uncounted parts" in text
         assert "Test not sent:" in text and publisher.records == []
+
+
+def test_an_alert_that_would_reach_nobody_is_not_launched_with_a_send_button(tmp_path):
+    # An outside probe: editing an alert everyone was asked for already still offered
+    # "Send the alert to 94607 now", for 0 people.
+    from contracts.facts import ActionRecord
+    from connectors.web.console.form import to_event
+    from tests.unit.test_console import NOW
+
+    nobody = FakeAudience(counts=[answer(0, 0, 0, excluded={"sms": {"already asked": 3}})])
+    client, _, book = console(tmp_path, audience=nobody)
+    sign_in(client, ORGANIZER)
+    launch = lambda: unescape(client.post("/dashboard/console", data=FORM).text).split('id="launch-form"')[1]  # noqa: E731
+    assert "Send the alert" not in launch() and "Post the alert: it asks nobody now" in launch()
+    book.apply("action", "vigil-1202", ActionRecord(partner="hub", action=ActionEvent.model_validate(to_event(FORM, "a-1", NOW))))
+    assert "Save the changes to the alert: it asks nobody new" in launch()
+    nobody.counts = [answer(0, 2, 0)]
+    assert "Send the alert to 94607, 94612, 94601 now" in launch()

@@ -48,7 +48,7 @@ from ..ingress import Authority, stale_alert, validate_events
 from ..publisher import BrokerUnavailable
 from ..pages.words import when
 from ..templating import environment
-from .audience import Audience, TestLimit, launch_question, total
+from .audience import Audience, TestLimit, Totals, launch_question, total
 from .form import KINDS, LANGUAGES, ZONES, from_action, input_of, skipped_problem, to_event
 
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -170,7 +170,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
                      "not_sponsors": sorted({p.partner for p in action.pledges} - {owner, *co})
                      if any("consent covers no sponsor" in by for by in totals.excluded.values()) else []}
         languages = template_languages(action) if action is not None else []
-        return page(values=values, confirm=confirm, partner=partner, audience=totals, tested=tested,
+        return page(values=values, confirm=confirm, partner=partner, audience=totals, tested=tested, launch_label=launch_label(confirm, totals),
                     test_languages=languages if len(languages) > 1 else [], test_language=form.get("test_language") or "en", **extra)
 
     def refused(no: HTTPException, signed_out: bool = False) -> HTMLResponse:
@@ -265,6 +265,16 @@ def start_problem(starts_at: datetime, posted: ActionRecord | None, now: datetim
 async def form_of(request: Request) -> dict[str, str]:
     form = await request.form()
     return {k: str(v) for k, v in form.items()}
+
+
+def launch_label(confirm: dict, totals: Totals | None) -> str:
+    """The launch button: an alert counted whole that reaches nobody (everyone asked already, an
+    edit) is posted or saved, not "sent"."""
+    if not confirm["rapid_response"]:
+        return f"{confirm['verb']} the action"
+    if totals is not None and totals.complete and totals.reached == 0:
+        return f"{confirm['verb']} the alert: it asks nobody {'new' if confirm['owner'] else 'now'}"
+    return f"Send the alert to {confirm['area']} now"
 
 
 def summary(event: dict, owner: str | None) -> dict:
