@@ -242,6 +242,8 @@ def test_a_test_send_from_the_confirmation_names_bad_input_and_is_rate_limited(t
     sign_in(client, ORGANIZER)
     form = {**FORM, "test_send": "yes"}
     assert "your phone:" in unescape(client.post("/dashboard/console", data={**form, "test_phone": "12"}).text)
+    bad_email = unescape(client.post("/dashboard/console", data={**form, "test_email": "me.example.org"}).text)
+    assert "your email: An email address must have an @-sign." in bad_email and ".." not in bad_email  # the validator's own period
     for _ in range(5):
         ok = unescape(client.post("/dashboard/console", data={**form, "test_phone": "(510) 555-0999"}).text)
         assert "Test text sent to +15105550999." in ok

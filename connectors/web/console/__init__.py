@@ -134,7 +134,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
             try:
                 out[name] = normalize(out[name]) if out[name] else ""
             except ValueError as exc:
-                return {**out, "error": f"your {name}: {exc}"}
+                return {**out, "error": f"your {name}: {str(exc).rstrip('.')}"}  # the page ends it with its own period
         phone, email = out["phone"], out["email"]
         if not phone and not email:
             return {**out, "error": "type your own phone or email to send the test to"}
