@@ -338,7 +338,7 @@ class PeopleIndex:
         return sorted(k for k in self.by_partition.get(partition, ()) if k in table)
 
 
-async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, posted_at: datetime | None = None,
+async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, grace_from: datetime | None = None,
                          index: PeopleIndex | None = None, sponsors: Collection[str] | None = None, *, owned: Callable[[], bool],
                          only: str | None = None) -> int:
     """Plan ``action``'s asks for the people of ``partition`` (``only``: that person) and hand
@@ -353,7 +353,7 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
         for i, key in enumerate(keys):
             if i % 256 == 0:
                 await asyncio.sleep(0)  # the other agents get their turn in a partition of people not asked
-            asks = plan_person(p, o, action, partition, key, now, posted_at, sponsors)
+            asks = plan_person(p, o, action, partition, key, now, grace_from, sponsors)
             if asks is None:
                 unread.append(key)
             else:
@@ -362,7 +362,7 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
         # keys up to now; who is still unreadable then was erased, and is skipped without a word.
         if unread and await keys_read(o, owned):
             for key in unread:
-                yield plan_person(p, o, action, partition, key, now, posted_at, sponsors) or []
+                yield plan_person(p, o, action, partition, key, now, grace_from, sponsors) or []
 
     async def planned() -> AsyncIterator[list[Queued]]:  # in chunks
         nonlocal count
@@ -391,7 +391,7 @@ async def keys_read(o: Outreach, owned: Callable[[], bool]) -> bool:
     return True
 
 
-def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, key: str, now: datetime, posted_at: datetime | None,
+def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, key: str, now: datetime, grace_from: datetime | None,
                 sponsors: Collection[str] | None) -> list[Queued] | None:
     """This person's asks for ``action``, to be handed over, or ``None`` if their record cannot
     be read (their data key is unknown here)."""
@@ -413,7 +413,7 @@ def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, k
     ids = (ask_id(action.action_id, key, "sms"), ask_id(action.action_id, key, "email"))
     done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND and f.status != "sending"}
     unreceived = unreceived_of(recent, p.asks.get)
-    planned = plan(readable, action, recent, done, now, o.policy, posted_at, sponsors, unreceived)
+    planned = plan(readable, action, recent, done, now, o.policy, grace_from, sponsors, unreceived)
     asks = [Queued(partition, 0, ask, seal) for ask in wait_for_link(planned, person, now, o.policy.link_settle)]
     for item in asks:
         recent = remember(recent, item.ask.ask_id, now, o.policy.window)

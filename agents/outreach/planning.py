@@ -68,13 +68,13 @@ class OutreachPolicy:
         return self.footer_es if (language or "").split("-")[0].lower() == "es" else self.footer
 
 
-def send_until(action: ActionEvent, posted_at: datetime, grace: timedelta) -> datetime:
+def send_until(action: ActionEvent, grace_from: datetime, grace: timedelta) -> datetime:
     """No ask for ``action`` is handed over from this instant on: when it starts or, for a
     rapid-response action not ``past_its_grace``, ``grace`` after it was first posted
     (``TargetAction.grace_from``: by the workers' clock when it is behind) if that is later."""
-    if not action.rapid_response or past_its_grace(action.starts_at, posted_at, grace):
+    if not action.rapid_response or past_its_grace(action.starts_at, grace_from, grace):
         return action.starts_at
-    return max(action.starts_at, posted_at + grace)
+    return max(action.starts_at, grace_from + grace)
 
 
 def wait_for_link(asks: list[AskCommand], person: PersonRecord, now: datetime, settle: timedelta | None) -> list[AskCommand]:
@@ -123,10 +123,10 @@ def asked_as_another(recent: RecentAsks | None, action_id: str, person_key: str)
 
 def plan(
     person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime, policy: OutreachPolicy,
-    posted_at: datetime | None = None, sponsors: Collection[str] | None = None, unreceived: Collection[str] = (),
+    grace_from: datetime | None = None, sponsors: Collection[str] | None = None, unreceived: Collection[str] = (),
 ) -> list[AskCommand]:
     """The asks to send: one per eligible channel the person has not been asked on for this
-    action (``posted_at``: when its grace counts from, ``TargetAction.grace_from``, ``now`` if unknown; ``sponsors``:
+    action (``grace_from``: when its grace counts from, ``TargetAction.grace_from``, ``now`` if unknown; ``sponsors``:
     the partners whose consent may be used, every partner if ``None``; ``unreceived``: recent
     asks that never reached the person, ``unreceived_of``)."""
     eligible = verdict(person, action, recent, now, policy, sponsors, unreceived)
@@ -145,7 +145,7 @@ def plan(
         partner = partner_credit(person, sponsors, channel)
         common = dict(ask_id=aid, action_id=action.action_id, person_key=person.person_key, channel=channel,
                       partner=partner, referral=referral_code(partner, action.action_id, policy.referral_secret), planned_at=now,
-                      send_until=send_until(action, posted_at or now, policy.grace))
+                      send_until=send_until(action, grace_from or now, policy.grace))
         link = links.Link(action.action_id, person.person_key, channel, person.language, action.starts_at + policy.rsvp_open)
         mine = {**values, "sponsor": policy.sponsor_names.get(partner, partner), "rsvp_link": links.url(policy.rsvp_base_url, action.action_id, links.sign(policy.link_key, "rsvp", link))}
         if channel == "sms":

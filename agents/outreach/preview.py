@@ -45,10 +45,10 @@ def channels_of(action: ActionEvent) -> tuple[Channel, ...]:
 
 
 def outcome(person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime,
-            policy: OutreachPolicy, posted_at: datetime | None = None, sponsors: Collection[str] | None = None,
+            policy: OutreachPolicy, grace_from: datetime | None = None, sponsors: Collection[str] | None = None,
             unreceived: Collection[str] = ()) -> Outcome:
     """What launching ``action`` at ``now`` would do for ``person`` (arguments as ``plan``'s)."""
-    asks = {a.channel: a for a in plan(person, action, recent, already, now, policy, posted_at, sponsors, unreceived)}
+    asks = {a.channel: a for a in plan(person, action, recent, already, now, policy, grace_from, sponsors, unreceived)}
     eligible = verdict(person, action, recent, now, policy, sponsors, unreceived)
     result = Outcome()
     for channel in channels_of(action):
