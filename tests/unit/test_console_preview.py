@@ -310,3 +310,20 @@ def test_an_alert_that_would_reach_nobody_is_not_launched_with_a_send_button(tmp
     assert "Save the changes to the alert: it asks nobody new" in launch()
     nobody.counts = [answer(0, 2, 0)]
     assert "Send the alert to 94607, 94612, 94601 now" in launch()
+
+
+def test_an_alert_in_spanish_only_is_tested_as_its_spanish_speakers_get_it(tmp_path):
+    # An outside probe: the test text of a Spanish-only alert carried the English footer, as no
+    # Spanish speaker receives it (there is only one language, so no choice is offered).
+    fake = FakeAudience(sent=Sent(request_id="x", results=(Result(channel="sms", sent=True),), at=NOON))
+    client, _, _ = console(tmp_path, audience=fake)
+    sign_in(client, ORGANIZER)
+    spanish = {**FORM, "sms_en": "", "sms_es": "{given_name}: vigilia {local_time} {rsvp_link}", "email_subject_en": "", "email_body_en": ""}
+    page = client.post("/dashboard/console", data={**spanish, "test_send": "yes", "test_phone": "+15105550999"}).text
+    assert "Test text sent to +15105550999." in unescape(page) and '<select id="test_language"' not in page
+    (sent,) = [a for a in fake.asked if isinstance(a, SendTest)]
+    assert sent.language == "es"
+    assert rendered_test(sent.action, "hub", sent.language, POLICY_WITH_FOOTERS)["sms"][1].endswith("Responde SI para confirmar, STOP para no recibir mensajes")
+
+
+POLICY_WITH_FOOTERS = OutreachPolicy(footer="Reply YES to RSVP, STOP to opt out", footer_es="Responde SI para confirmar, STOP para no recibir mensajes")

@@ -142,7 +142,9 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         if (again := limit.allow(viewer.email or viewer.role, time.monotonic())) is not None:
             return {**out, "error": f"too many test sends: try again in {max(1, round(again / 60))} min"}
         owner, _ = sponsors(action, partner)
-        language = form.get("test_language") if form.get("test_language") in template_languages(action) else "en"
+        languages = template_languages(action)
+        default = languages[0] if len(languages) == 1 else "en"  # an alert in one language only is tested in it
+        language = form.get("test_language") if form.get("test_language") in languages else default
         cmd = SendTest(request_id=secrets.token_hex(12), action=action, sponsor=owner, language=language, phone=phone or None,
                        email=email or None, requested_at=datetime.now(timezone.utc))
         try:
