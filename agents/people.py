@@ -71,6 +71,7 @@ def merge_person(old: PersonRecord | None, event: PersonEvent, partner: str, per
         recruited_at=first[0],
         updated_at=max(old.updated_at, stamp),
         link_sent_at=_latest(old.link_sent_at, linking),
+        replies=old.replies,
     )
 
 
@@ -108,6 +109,7 @@ def join_people(a: PersonRecord | None, b: PersonRecord | None, person_key: str)
         recruited_at=first[0],
         updated_at=max(a.updated_at, b.updated_at),
         link_sent_at=_latest(a.link_sent_at, b.link_sent_at),
+        replies=tuple(sorted(set(a.replies) | set(b.replies))),  # in no order the merge could depend on
     )
 
 

@@ -85,6 +85,8 @@ class AskFact(Ask):
     opted_out: bool = False
     marked_at: datetime | None = Field(default=None, description="When it was last marked sending, by the system clock (the provider's "
                                        "time frame, whatever clock the workers decide with): where the look-up after a worker died starts.")
+    dropped: tuple[str, ...] = Field(default=(), description="The MessageSids of its texts Twilio dropped unsent (30036, 30001): it was "
+                                     "deferred, and callbacks about those texts, however late, are not about the one it stands for now.")
 
 
 class TargetAction(Internal):

@@ -59,6 +59,17 @@ class PersonRecord(Internal):
         default=None, description="When an event naming both the phone and the email was last received for this person: the link it sent "
                                   "to the email's record (``agents.identity``) may still be on its way, and asks wait until it settles "
                                   "(``agents.outreach.planning.wait_for_link``).")
+    replies: tuple[str, ...] = Field(
+        default=(), description="The MessageSids of their last ``REPLIES_KEPT`` texts to us, oldest first: one delivered again (a webhook "
+                                "Twilio retries, a signed request posted twice) is the same reply, applied and answered once.")
+
+    def replied(self, message_sid: str) -> PersonRecord:
+        """The record remembering the reply ``message_sid`` (its newest)."""
+        return self.model_copy(update={"replies": (*(r for r in self.replies if r != message_sid), message_sid)[-REPLIES_KEPT:]})
+
+
+#: How many of a person's replies are remembered (``PersonRecord.replies``).
+REPLIES_KEPT = 20
 
 
 class Membership(Internal):

@@ -21,7 +21,7 @@ from contracts.providers import TWILIO_QUEUE_OVERFLOW, TWILIO_VALIDITY_EXPIRED
 
 from .agents import Outreach, carry_out
 from .planning import plan
-from .receipts import (answer_text, known_or_new, mark_undeliverable, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind,
+from .receipts import (about_its_text, answer_text, known_or_new, mark_undeliverable, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind,
                        reply_target, stop_confirmed, undeliverable_code)
 from .sending import after_queue_full, after_validity_expired
 
@@ -97,11 +97,12 @@ def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> st
         if fact is None:
             log.warning("callback for an unknown ask")
             return None
+        if isinstance(ev, SmsStatus) and not about_its_text(fact, ev.message_sid):
+            log.info("a status callback about another text than the ask's: ignored")
+            return None
         if isinstance(ev, SmsStatus) and ev.error_code in NOT_SENT:
-            # Only about the text the ask stands for now: a duplicate about one it replaced
-            # (texted again after an earlier 30036) would send it a third time.
-            if fact.status not in ("delivered", "expired") and fact.provider_id in (None, ev.message_sid):
-                dropped_in_queue(p, o, partition, fact, ev.error_code)
+            if fact.status not in ("delivered", "expired"):
+                dropped_in_queue(p, o, partition, fact, ev)
             return None
         new = on_sms_status(fact, ev, at) if isinstance(ev, SmsStatus) else on_email_event(fact, ev, at)
         p.asks.put(partition, ev.ask_id, new)
@@ -122,15 +123,14 @@ def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> st
 
 def _reply(p: Pipeline, o: Outreach, partition: int, pk: str, ev: SmsReply, at: datetime) -> str | None:
     person = p.people.get(pk)
-    kind = reply_kind(ev.keyword, person, ev.opt_in_counts)
+    if ev.message_sid and person is not None and ev.message_sid in person.replies:
+        return None  # delivered again: applied and answered already
+    kind, after = reply_kind(ev.keyword, person, ev.opt_in_counts), person
     if kind == "opt_out":
-        _set_person(p, partition, pk, lambda person: opt_out(person, "sms", at), at)
+        after = opt_out(known_or_new(person, pk, at), "sms", at)
         _mark_latest(p, partition, pk, opted_out=True)
-        return "stop" if stop_confirmed(person, at) else None
-    if kind == "opt_in" and person is not None:
-        p.people.put(partition, pk, opt_in(person, "sms"))
-    elif kind == "help":
-        return "help"
+    elif kind == "opt_in" and person is not None:
+        after = opt_in(person, "sms")
     elif kind == "rsvp" and person is not None and person.phone:
         # As the RSVP link in that text: open until ``rsvp_open`` after the action's start, by the
         # workers' clock (a rehearsal's file clock, as the pages'), not the web app's stamp.
@@ -140,7 +140,11 @@ def _reply(p: Pipeline, o: Outreach, partition: int, pk: str, ev: SmsReply, at: 
             key = fact_key(fact.action_id, pk)
             old = p.attendance.get(key)
             p.attendance.put(partition, key, apply_attendance(old, rsvp, fact.partner, pk, at))
-    return None
+    if after is not None:
+        p.people.put(partition, pk, after.replied(ev.message_sid) if ev.message_sid else after)
+    if kind == "opt_out":
+        return "stop" if stop_confirmed(person, at) else None
+    return "help" if kind == "help" else None
 
 
 #: Twilio dropped the text from the sender's queue unsent: its window closed while it queued
@@ -149,10 +153,11 @@ def _reply(p: Pipeline, o: Outreach, partition: int, pk: str, ev: SmsReply, at: 
 NOT_SENT = {str(TWILIO_VALIDITY_EXPIRED): after_validity_expired, str(TWILIO_QUEUE_OVERFLOW): after_queue_full}
 
 
-def dropped_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact, code: str) -> None:
+def dropped_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact, ev: SmsStatus) -> None:
     """Twilio dropped the text unsent (``NOT_SENT``): defer it, rebuilt from today's person and
     action, or record it expired when they are gone or no allowed hour is left."""
-    now = o.clock()
+    now, code = o.clock(), ev.error_code
+    fact = fact.model_copy(update={"provider_id": None, "dropped": (*fact.dropped, ev.message_sid)})  # no text of it is out
     record, person = p.actions.get(fact.action_id), p.people.get(fact.person_key)
     readable = open_person(person, o.keys.ring) if person is not None else None  # None: gone, or erased
     asks = plan(readable, record.action, None, set(), now, o.policy, sponsors=frozenset({fact.partner})) if record and readable else []

@@ -66,6 +66,14 @@ def on_send_result(fact: AskFact, result: SendResult, now: datetime) -> AskFact:
     return advance(fact, "failed", now, error_code=result.error_code, error=result.error)
 
 
+def about_its_text(fact: AskFact, message_sid: str) -> bool:
+    """Whether a status callback about the text ``message_sid`` is about the text the ask stands
+    for now: none while it is deferred (no text of it is out), nor one Twilio dropped
+    (``AskFact.dropped``: callbacks come in any order) or another than the one it was handed
+    over as (``provider_id``; unknown while it is sending or in doubt)."""
+    return fact.status != "deferred" and message_sid not in fact.dropped and fact.provider_id in (None, message_sid)
+
+
 def on_sms_status(fact: AskFact, cb: SmsStatus, now: datetime) -> AskFact:
     status = _TWILIO.get(cb.status)
     if status is None:

@@ -21,6 +21,7 @@ import re
 import time
 import unicodedata
 from datetime import datetime, timezone
+from itertools import islice
 from typing import get_args
 from urllib.parse import parse_qsl
 
@@ -228,10 +229,10 @@ def reply_keyword(body: str) -> str:
     """The keyword an inbound SMS says (STOP, YES, SÍ, HELP…): its first run of letters,
     upper-cased, so "Stop!" and "yes, see you there" count, and in Unicode's compatibility form
     (NFKC), so a full-width "ＳＴＯＰ" or a decomposed "Sí" is the same word; '' when that is no
-    keyword (a name, say: only keywords are kept). What it means is
-    ``agents.outreach.receipts.reply_kind``'s decision."""
-    first = _WORD.search(unicodedata.normalize("NFKC", body))
-    word = first.group().upper() if first else ""
+    keyword (a name, say: only keywords are kept). "Opt out" (or "opt-out") is OPTOUT: the FCC's
+    revocation rule names it. What it means is ``agents.outreach.receipts.reply_kind``'s decision."""
+    words = [m.group().upper() for m in islice(_WORD.finditer(unicodedata.normalize("NFKC", body)), 2)]
+    word = "OPTOUT" if words == ["OPT", "OUT"] else words[0] if words else ""
     return word if word in KEYWORDS else ""
 
 

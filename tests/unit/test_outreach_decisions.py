@@ -384,3 +384,48 @@ def test_a_validity_expiry_of_an_earlier_text_of_the_ask_changes_nothing():
     assert (p.asks.get(aid).status, p.asks.get(aid).provider_id, p.deferred.get(aid)) == ("sent", "SM2", None)
     apply(p, outreach(), 0, expired("SM2"))  # its own text's expiry still counts (no action left here: expired)
     assert (p.asks.get(aid).status, p.asks.get(aid).error_code) == ("expired", "30036")
+
+
+def test_a_reply_delivered_again_is_applied_and_answered_once():
+    """Twilio retries a webhook it had no answer to, and a captured signed request can be posted
+    again: the same MessageSid, received later. It is the same reply (an outside probe: a replayed
+    "Stop please" was confirmed three times, a "Help?" answered twice)."""
+    from agents.outreach.callbacks import apply
+    from contracts.providers import ProviderEnvelope, SmsReply
+
+    p = with_a_sent_text()
+    reply = lambda sid, keyword, minutes: ProviderEnvelope(person_key=PK, received_at=NOON + timedelta(minutes=minutes),  # noqa: E731
+                                                           event=SmsReply(message_sid=sid, keyword=keyword))
+    assert [apply(p, outreach(), 0, reply("SM7", "HELP", 0)), apply(p, outreach(), 0, reply("SM7", "HELP", 1))] == ["help", None]
+    assert apply(p, outreach(), 0, reply("SM8", "HELP", 2)) == "help"  # another HELP is answered
+    assert [apply(p, outreach(), 0, reply("SM9", "STOP", 3)), apply(p, outreach(), 0, reply("SM9", "STOP", 4))] == ["stop", None]
+    assert p.people.get(PK).opted_out["sms"] == NOON + timedelta(minutes=3)
+    assert apply(p, outreach(), 0, reply("SM9", "START", 5)) is None and "sms" in p.people.get(PK).opted_out  # the sid is STOP's
+
+
+def test_a_status_callback_about_a_text_twilio_dropped_does_not_move_the_ask_texted_again():
+    """Callbacks may come in any order: a "queued" of a text after its 30036 re-deferred the ask,
+    or of the first text after the ask was texted again, is not about the text the ask stands
+    for (an outside probe: the deferred ask became "sent", and was never texted again)."""
+    from agents.outreach.callbacks import apply
+    from contracts.facts import ActionRecord
+    from contracts.providers import ProviderEnvelope
+
+    aid = ask_id("rally-1", PK, "sms")
+    p = pipeline_with(("asks", aid, state("sent").model_copy(update={"provider_id": "SM1"})),
+                      ("actions", "rally-1", ActionRecord(partner="union-a", action=action())))
+    status = lambda sid, name, code=None: ProviderEnvelope(person_key=PK, received_at=NOON,  # noqa: E731
+                                                           event=SmsStatus(ask_id=aid, message_sid=sid, status=name, error_code=code))
+    apply(p, outreach(), 0, status("SM1", "failed", "30036"))
+    assert p.asks.get(aid).status == "deferred"
+    for late in (status("SM1", "queued"), status("SM1", "delivered"), status("SM5", "sent")):  # none of them is out now
+        apply(p, outreach(), 0, late)
+        assert (p.asks.get(aid).status, p.deferred.get(aid) is not None) == ("deferred", True)
+    # Texted again: SM2. The first text's callbacks, however late, are not about it.
+    p.asks.put(0, aid, p.asks.get(aid).model_copy(update={"status": "sent", "provider_id": "SM2"}))
+    apply(p, outreach(), 0, status("SM1", "delivered"))
+    apply(p, outreach(), 0, status("SM9", "undelivered", "30003"))  # no text of this ask's
+    fact = p.asks.get(aid)
+    assert (fact.status, fact.provider_id) == ("sent", "SM2") and "sms" not in p.people.get(PK).undeliverable
+    apply(p, outreach(), 0, status("SM2", "delivered"))
+    assert p.asks.get(aid).status == "delivered"

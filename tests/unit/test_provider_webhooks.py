@@ -115,6 +115,8 @@ def test_an_opt_in_counts_only_when_twilio_takes_it_too(tmp_path, advanced, body
     ("Maria here, yes", ""), ("Rosalía", ""),  # not a keyword: nothing of the text is kept
     # Written otherwise, the same word (an outside probe: a full-width STOP was texted the next alert):
     ("ＳＴＯＰ", "STOP"), ("Ｓｔｏｐ please", "STOP"),
+    # Two words the FCC's revocation rule names (an outside probe: "Opt out" was texted the next alerts):
+    ("Opt out", "OPTOUT"), ("opt-out please", "OPTOUT"), ("OPTOUT", "OPTOUT"), ("opt in", ""),
 ])
 def test_a_reply_is_reduced_to_its_first_word_upper_cased_when_it_is_a_keyword(body, keyword):
     assert reply_keyword(body) == keyword
