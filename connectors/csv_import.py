@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Literal
 from zoneinfo import ZoneInfo
 
+from contracts.people import normalize_email, normalize_phone
 from streams.friendly import plural
 
 from . import csv_files
@@ -105,7 +106,16 @@ def _once(headers: list[str], column: str, field: str) -> str:
     return column
 
 
-def event_id(secret: str, partner: str, kind: ImportType, action: str | None, values: dict[str, str]) -> str:
+def event_id(secret: str, partner: str, kind: ImportType, action: str | None, values: dict[str, str], region: str) -> str:
+    """The row's event id, from its content: a phone or an email as the event carries it (E.164,
+    lower-cased), so a copy of the sheet re-typed or re-saved otherwise ("(415) 555-0120" for
+    "415-555-0120") is the same rows, and checks nobody in again whose check-in was undone."""
+    values = {k: v for k, v in values.items() if v}
+    for field, normalize in (("phone", lambda v: normalize_phone(v, region)), ("email", normalize_email)):
+        try:
+            values[field] = normalize(values[field])
+        except (KeyError, ValueError):  # none, or refused on its line
+            pass
     content = "\x1f".join([partner, kind, action or ""] + [f"{k}={values[k]}" for k in sorted(values)])
     return "csv-" + hmac.new(secret.encode(), content.encode(), hashlib.sha256).hexdigest()[:32]
 
@@ -154,7 +164,7 @@ def read(
         values = {f: fields[i].strip() for f, i in index.items()}
         found: list[str] = []  # every problem of the row, said at once: a sheet is fixed in one pass
         event = _event(kind, action, _checked(values, region, zone, start, found), default_at, consent, stop, found)
-        event["event_id"] = event_id(secret, partner, kind, action, {k: v for k, v in values.items() if v})
+        event["event_id"] = event_id(secret, partner, kind, action, values, region)
         reason = _refused(event, region, ingress)
         if reason and reason.startswith("occurred_at:") and not values.get("occurred_at"):
             # No date in the row: it is the file's own (the CLI's: when it was last saved), not a column's.

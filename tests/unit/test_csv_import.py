@@ -47,6 +47,18 @@ def test_ids_depend_on_content_not_on_position_or_run():
     assert all("5550123" not in r.event["event_id"] for r in rows)
 
 
+def test_a_copy_of_a_sheet_with_its_phones_and_emails_written_otherwise_is_the_same_rows():
+    # An outside probe: a check-in sheet re-saved with "(415) 555-0120" for "415-555-0120" checked
+    # back in someone whose check-in had been undone (a new event id: a new check-in).
+    sheet = "phone,email,date\n415-555-0120,Ana@Example.org,2026-11-20T09:00:00-08:00\n"
+    rows, _ = load(sheet, kind="checkin", action="rally-1")
+    for copy in ("(415) 555-0120,ana@example.org,2026-11-20T09:00:00-08:00", "+1 415 555 0120,ANA@EXAMPLE.ORG,2026-11-20T09:00:00-08:00"):
+        again, _ = load("phone,email,date\n" + copy + "\n", kind="checkin", action="rally-1")
+        assert again[0].event["event_id"] == rows[0].event["event_id"]
+    other, _ = load("phone,email,date\n415-555-0121,ana@example.org,2026-11-20T09:00:00-08:00\n", kind="checkin", action="rally-1")
+    assert other[0].event["event_id"] != rows[0].event["event_id"]
+
+
 def test_rsvp_and_checkin_need_an_action_and_read_status():
     with pytest.raises(CsvError, match="--action"):
         load(kind="rsvp")
