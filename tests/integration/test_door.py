@@ -190,3 +190,45 @@ def test_a_double_tap_keyboard_use_and_curly_apostrophes_at_the_door(door, brows
         expect(page.get_by_role("heading", name="Walk-in")).to_be_in_viewport()
     finally:
         context.close()
+
+
+def test_oneil_finds_o_neil_as_you_type_and_a_refused_walk_in_comes_back_into_its_form(door, browser):
+    """Outside probes: the live search kept apostrophes that the server drops ("oneil" found
+    nobody called O’Neil until the page was reloaded without its script); and a walk-in the
+    server refused came back as a message at the top of the page with its form emptied: the
+    volunteer had to ask the person for everything again, consent included."""
+    door.post_all("union-a", [named(rsvp("r8", "rally-1", phone=phone(8)), "Siobhán", "O’Neil")])
+    context = browser.new_context(viewport={"width": 375, "height": 667}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    try:
+        choose_password(page, invite(door, "door@union-a.example.org", "--partner", "union-a", "--role", "viewer"))
+        eventually(lambda: door.action_rows("rally-1")["union-a"]["rsvp_yes"] == 3)  # the web app has read the action
+        page.goto(f"{door.url}/dashboard/checkin/rally-1")
+        people = page.locator("#people")
+        expect(people).to_contain_text("Siobhán O’Neil", timeout=30_000)
+        page.get_by_label("Find by name or last 4 digits of their phone").fill("oneil")
+        expect(people.locator("li")).to_have_count(1)
+        expect(people).to_contain_text("Siobhán O’Neil")
+
+        walk_in = page.locator("#walk-in")
+        walk_in.get_by_label("First name").fill("Mañuel")
+        walk_in.get_by_label("Last name").fill("O'Brien")
+        walk_in.get_by_label("Phone").fill("510-555-CALL")
+        walk_in.get_by_label("by text message").check()
+        walk_in.get_by_role("button", name="Check in walk-in").click()
+        expect(walk_in.locator("#walk-in-problem")).to_contain_text("not a phone number", timeout=30_000)
+        expect(walk_in.get_by_label("First name")).to_have_value("Mañuel")
+        expect(walk_in.get_by_label("Last name")).to_have_value("O'Brien")
+        expect(walk_in.get_by_label("Phone")).to_have_value("510-555-CALL")
+        expect(walk_in.get_by_label("Phone")).to_have_attribute("aria-invalid", "true")
+        expect(walk_in.get_by_label("Phone")).to_be_focused()
+        expect(walk_in.get_by_label("by text message")).to_be_checked()
+
+        walk_in.get_by_label("Phone").fill(phone(9))  # mended: checked in, the form emptied for the next one
+        walk_in.get_by_role("button", name="Check in walk-in").click()
+        expect(page.locator("#flash")).to_contain_text("Checked in: Mañuel O'Brien.", timeout=30_000)
+        expect(walk_in.get_by_label("First name")).to_have_value("")
+        expect(walk_in.locator("#walk-in-problem")).to_be_hidden()
+        expect(walk_in.get_by_label("Phone")).not_to_have_attribute("aria-invalid", "true")
+    finally:
+        context.close()

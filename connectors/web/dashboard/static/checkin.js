@@ -39,10 +39,10 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-// As the server folds a name (connectors.web.door.fold): case, accents, and apostrophes and dashes
-// as a phone keyboard or a sheet from Excel types them.
+// As the server folds a name (connectors.web.door.fold): case and accents ignored, apostrophes
+// dropped ("oneil" finds O'Neil), dashes as a phone keyboard or a sheet from Excel types them one.
 const fold = (s) => s.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
-  .replace(/[\u2018\u2019\u02bc\u2032]/g, "'").replace(/[\u2010\u2011\u2013\u2014]/g, "-");
+  .replace(/['\u2018\u2019\u02bc\u2032]/g, "").replace(/[\u2010\u2011\u2013\u2014]/g, "-");
 function matches(p, q) {
   q = q.trim();
   if (!q) return true;
@@ -171,6 +171,7 @@ async function flush() {
       } else {
         const body = await r.json().catch(() => ({}));
         flash((t.fields.undo ? "Not withdrawn: " : "Not checked in: ") + t.name + ": " + (body.detail || r.status), "problem");
+        if (!t.fields.ref) refused(t.fields, String(body.detail || r.status));
       }
       save();
       renderList();
@@ -196,8 +197,27 @@ async function refresh() {
 
 document.querySelector("form.search").addEventListener("submit", (e) => { e.preventDefault(); renderList(); });
 $("q").addEventListener("input", renderList);
+const WALK_IN = ["given_name", "family_name", "phone", "email"];
+
+// A walk-in the server refused comes back into its form (unless another is being typed there),
+// with the reason beside it and the field at fault marked: nothing the volunteer typed is lost.
+function refused(fields, detail) {
+  const form = $("walk-in");
+  if (WALK_IN.some((n) => form.elements[n].value)) return;
+  for (const n of WALK_IN) form.elements[n].value = fields[n] || "";
+  for (const n of ["consent_sms", "consent_email"]) form.elements[n].checked = fields[n] === "yes";
+  const at = form.elements[(detail.match(/person\.(given_name|family_name|phone|email)\b/) || [])[1] || "given_name"];
+  at.setAttribute("aria-invalid", "true");
+  at.setAttribute("aria-describedby", "walk-in-problem");
+  $("walk-in-problem").textContent = "Not checked in: " + detail;
+  $("walk-in-problem").hidden = false;
+  at.focus();
+}
+
 $("walk-in").addEventListener("submit", (e) => {
   e.preventDefault();
+  $("walk-in-problem").hidden = true;
+  for (const n of WALK_IN) { e.target.elements[n].removeAttribute("aria-invalid"); e.target.elements[n].removeAttribute("aria-describedby"); }
   const form = new FormData(e.target);
   const fields = {};
   for (const name of ["given_name", "family_name", "phone", "email", "consent_sms", "consent_email"]) {
