@@ -37,6 +37,11 @@ class PreviewAudience(Internal):
     requested_at: datetime
 
 
+#: Why a person is left out of a channel they were asked on for this action already
+#: (``AudienceCount.excluded``): what the console tells an edit's organizer is not re-sent.
+ALREADY = "already asked"
+
+
 class AudienceCount(Internal):
     """One partition's answer to a ``PreviewAudience``: counts only.
 

@@ -19,14 +19,13 @@ from datetime import datetime
 from contracts.asks import RecentAsks
 from contracts.events import ActionEvent
 from contracts.facts import Channel, PersonRecord
-from contracts.preview import TEST_MARK, AudienceCount
+from contracts.preview import ALREADY, TEST_MARK, AudienceCount
 
 from .eligibility import CHANNELS
 from .planning import OutreachPolicy, in_language, pick, plan, verdict
 from .sending import Cancel, Defer, Expire, gate
 from .templates import email_body, names_sponsor, render, sms_body
 
-ALREADY = "already asked"
 #: The sample values a test message is rendered with (the organizer is not a person in the table).
 SAMPLE_NAME = "Alexandra"
 

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from agents.outreach.agents import Outreach, PeopleIndex, close
 from agents.outreach.dry_run import _send_test, preview_partition, start_test
 from agents.outreach.planning import OutreachPolicy, plan
-from agents.outreach.preview import ALREADY, count, outcome, test_messages as rendered_test
+from agents.outreach.preview import count, outcome, test_messages as rendered_test
 from agents.outreach.quiet_hours import QuietHours
 from connectors.providers.email import FakeEmail
 from connectors.providers.outbox import ProviderOutbox
@@ -24,7 +24,7 @@ from contracts.asks import AskFact, RecentAsks, ask_id
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
 from contracts.people import ConsentRecord
-from contracts.preview import TEST_MARK, AudienceCount, PreviewAudience, SendTest, TestResult as Result, TestSent as Sent
+from contracts.preview import ALREADY, TEST_MARK, AudienceCount, PreviewAudience, SendTest, TestResult as Result, TestSent as Sent
 from streams.keys import partition_of
 from tests.factories import action as action_event
 from tests.fakes import memory_pipeline
@@ -327,3 +327,19 @@ def test_an_alert_in_spanish_only_is_tested_as_its_spanish_speakers_get_it(tmp_p
 
 
 POLICY_WITH_FOOTERS = OutreachPolicy(footer="Reply YES to RSVP, STOP to opt out", footer_es="Responde SI para confirmar, STOP para no recibir mensajes")
+
+
+def test_an_edit_says_that_people_asked_already_are_not_told_of_it(tmp_path):
+    # An outside probe: an alert's time moved from 6:00 to 7:30 PM; the confirmation counted the
+    # people asked already as "left out" and nothing said they keep the 6:00 PM text.
+    from contracts.facts import ActionRecord
+    from connectors.web.console.form import to_event
+    from tests.unit.test_console import NOW
+
+    fake = FakeAudience(counts=[answer(0, 1, 0, excluded={"sms": {"already asked": 3}, "email": {"already asked": 2}})])
+    client, _, book = console(tmp_path, audience=fake)
+    sign_in(client, ORGANIZER)
+    note = "people asked for this action already (3 by text, 2 by email) are not told of this change"
+    assert note not in unescape(client.post("/dashboard/console", data=FORM).text)  # a new alert: nobody to tell
+    book.apply("action", "vigil-1202", ActionRecord(partner="hub", action=ActionEvent.model_validate(to_event(FORM, "a-1", NOW))))
+    assert note in unescape(client.post("/dashboard/console", data={**FORM, "local_start": "2026-12-02T16:30"}).text)

@@ -32,7 +32,7 @@ from contracts.events import PLACEHOLDERS, ActionEvent, grace_start
 from contracts.facts import ActionRecord, Pledge
 from contracts.partners import Partner
 from contracts.people import normalize_email, normalize_phone
-from contracts.preview import PreviewAudience, SendTest
+from contracts.preview import ALREADY, PreviewAudience, SendTest
 from contracts.tallies import TallyBook
 from contracts.zones import local_time
 from streams.clock import from_setting
@@ -166,6 +166,8 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
             moments = (("first", totals.deferred_first), ("last", totals.deferred_last))
             owner, co = sponsors(action, partner)
             extra = {"launch_question": launch_question(totals, confirm["channels"]),
+                     # An edit reaches only people not asked yet: those asked keep the message they had.
+                     "asked_before": {c: n for c in ("sms", "email") if confirm["owner"] and (n := totals.excluded.get(c, {}).get(ALREADY, 0))},
                      "deferred": {k: when(v, event["time_zone"], "en") for k, v in moments if v},
                      # People left out for want of a sponsor, and partners listed with a pledge in the form that are
                      # none: their own pledge (0 will do) makes them one.
