@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any, Mapping, TypeVar
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -166,6 +167,12 @@ def install(app: FastAPI) -> None:
         metrics.EVENTS_REJECTED.labels("broker_unavailable").inc()
         # Never 2xx for what the broker did not acknowledge.
         return error(503, str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(KafkaError)
+    async def broker_unreachable(request: Request, exc: KafkaError) -> Response:
+        # A read of the broker (an erasure's identity links, say) that could not even connect.
+        log.warning("the broker could not be reached: %s", type(exc).__name__)
+        return await broker_unavailable(request, BrokerUnavailable(5, "the broker could not be reached: nothing is promised"))
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> Response:

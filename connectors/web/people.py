@@ -39,7 +39,7 @@ from streams.transport import stop_consumer, true_end_offsets
 
 from .body import load_json, read_limited
 from .errors import FieldError, documented, error, model_body
-from .publisher import Publisher
+from .publisher import BrokerUnavailable, Publisher
 from .replay import replay_consumer
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,13 @@ class KafkaIdentityLinks:
         self.timeout = timeout
 
     async def entries(self) -> dict[str, str]:
+        try:  # a broker that answers nothing (frozen) would hold the request for a bootstrap's 40 s, and then fail it
+            async with asyncio.timeout(2 * self.timeout + 5):
+                return await self._entries()
+        except TimeoutError:
+            raise BrokerUnavailable(5, "the broker did not answer in time: nothing is promised") from None
+
+    async def _entries(self) -> dict[str, str]:
         if not await carried_out(self.settings, (events_topic(self.settings), identity_topic(self.settings)), self.timeout):
             log.warning("the workers have not caught up with the events accepted so far: an erasure may miss identifiers linked just now")
         consumer = replay_consumer(self.settings)

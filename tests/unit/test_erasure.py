@@ -313,3 +313,37 @@ def test_a_forgotten_merged_person_posted_again_by_one_identifier_is_the_same_pe
     c.post("grace", signup("g2", phone="+15105550143", given_name="Quinn"), AT.replace(minute=6))  # signed up again
     asyncio.run(c.run())
     assert [c.person_of(k.partition("|")[2]) for k in yes()] == [c.person_of(phone)]  # their RSVP is theirs again
+
+
+def test_an_erasure_the_broker_cannot_answer_is_a_503_to_retry_and_writes_nothing(tmp_path, monkeypatch):
+    # An outside probe: with the broker frozen, the identity read's failure to bootstrap came out
+    # as a 500 "internal error" after 40 s, saying neither "retry" nor whether anything was done.
+    import time
+
+    import connectors.web.people as people
+
+    monkeypatch.setattr(people, "KafkaErasureReports", lambda s: NoReports())
+    s = Settings(coalition=tmp_path / "c.toml", organizer_token=SecretStr("t"), person_key_secret=SecretStr("k"),
+                 kafka_bootstrap_servers="127.0.0.1:9", partitions=4)  # nothing listens there
+    pub = ListPublisher()
+    client = TestClient(create_app(s, publisher=pub, book=TallyBook()))
+    started = time.monotonic()
+    r = client.post("/v1/people/forget", json={"email": "ana@example.org"}, headers={"Authorization": "Bearer t"})
+    assert r.status_code == 503 and r.headers["retry-after"] and "broker" in r.json()["detail"]
+    assert time.monotonic() - started < 30 and pub.records == []
+
+
+def test_reading_the_identity_links_from_a_broker_that_answers_nothing_gives_up_in_time(tmp_path, monkeypatch):
+    # The probe's frozen broker: nothing refuses, nothing answers (a bootstrap waits 40 s).
+    import asyncio
+
+    import connectors.web.people as people
+    from connectors.web.publisher import BrokerUnavailable
+
+    async def never(*args):
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(people, "carried_out", never)
+    s = Settings(coalition=tmp_path / "c.toml", person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092")
+    with pytest.raises(BrokerUnavailable, match="did not answer in time"):
+        asyncio.run(people.KafkaIdentityLinks(s, timeout=0.1).entries())
