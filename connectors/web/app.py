@@ -35,7 +35,7 @@ from .door import router as door_router
 from .door.directory import Directory
 from .door.ingress_client import AsgiIngress, Ingress
 from .door.reader import DirectoryReader
-from .errors import documented
+from .errors import FieldError, documented, error
 from .exports import SUPPRESSION_NOTE, aggregate_csv, for_excel, tallies_csv, unique_csv
 from .middleware import BodyLimit, HeadAsGet, SameOrigin, SecurityHeaders
 from .people import ErasureReports, IdentityLinks, router as people_router
@@ -143,11 +143,13 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     async def coalition_tallies() -> CoalitionTallies:
         return book.coalition()
 
-    @app.get("/v1/actions/{action_id}/tallies", response_model=ActionTallies, dependencies=as_organizer, responses={**organizer_errors, **documented(404, s404="No partner has posted an action with this id (yet)")},
+    @app.get("/v1/actions/{action_id}/tallies", response_model=ActionTallies, dependencies=as_organizer,
+             responses={**organizer_errors, **documented(404, 422, s404="No partner has posted an action with this id (yet)")},
              summary="Per-partner pledged, RSVP yes, attended and production ratio for one action")
-    async def action_tallies(action_id: str) -> ActionTallies:
+    async def action_tallies(action_id: str) -> ActionTallies | JSONResponse:
         if not re.fullmatch(SLUG_PATTERN, action_id):
-            raise HTTPException(404, f"{action_id!r} is no action id (ids are {SLUG_RULE})")
+            said = f"not an action id: ids are {SLUG_RULE}"
+            return error(422, said, [FieldError(field="path.action_id", message=said, type="value_error")])
         if not book.knows_action(action_id):
             raise HTTPException(404, f"no partner has posted action {action_id!r} (yet): RSVPs, check-ins and pledges for it are kept, "
                                      "and counted once it is")
