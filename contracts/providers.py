@@ -93,7 +93,20 @@ class PersonOptOut(Internal):
     channel: Literal["sms", "email"]
 
 
-ProviderEvent = Annotated[Union[SmsStatus, SmsReply, EmailEvent, PersonOptOut], Field(discriminator="kind")]
+class AskReply(Internal):
+    """A YES or STOP that answers a text sent to a record since merged into another (the asks of
+    a merged record stay on its own partition): handed back by the survivor to the text's own
+    record, whose partition marks the ask and takes a YES as an RSVP for it."""
+
+    kind: Literal["ask_reply"] = "ask_reply"
+    ask_id: str
+    message_sid: str
+    yes: bool = False
+    stop: bool = False
+    phone: str | None = Field(default=None, description="The person's phone as the people table holds it (sealed): what the RSVP names.")
+
+
+ProviderEvent = Annotated[Union[SmsStatus, SmsReply, EmailEvent, PersonOptOut, AskReply], Field(discriminator="kind")]
 
 
 class ProviderEnvelope(Internal):

@@ -9,7 +9,8 @@ from typing import Any, Callable, Mapping, Sequence
 from contracts.asks import AskFact
 from contracts.events import RsvpEvent
 from contracts.people import Person
-from contracts.providers import EmailEvent, PersonOptOut, ProviderEnvelope, SmsReply, SmsStatus
+from contracts.asks import parse_ask_id
+from contracts.providers import AskReply, EmailEvent, PersonOptOut, ProviderEnvelope, SmsReply, SmsStatus
 from streams.app import Pipeline
 from streams.keys import fact_key, person_key
 from streams.sealing import open_person, seal_ask, sealing_key
@@ -21,7 +22,7 @@ from contracts.providers import TWILIO_QUEUE_OVERFLOW, TWILIO_VALIDITY_EXPIRED
 
 from .agents import Outreach, carry_out
 from .planning import plan
-from .receipts import (about_its_text, answer_text, known_or_new, mark_undeliverable, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind,
+from .receipts import (RECEIVED, about_its_text, answer_text, known_or_new, mark_undeliverable, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind,
                        reply_target, stop_confirmed, undeliverable_code)
 from .sending import after_queue_full, after_validity_expired
 
@@ -70,7 +71,7 @@ async def text_back(o: Outreach, sealed_phone: str, text: str, sent_it: Callable
 def receive(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> str | None:
     """Apply one callback here, or forward a reply (or an opt-out) about a person key that now
     belongs to another person there; return what ``apply`` returns."""
-    if not isinstance(env.event, (SmsStatus, EmailEvent)) and forwarded(p, env):
+    if not isinstance(env.event, (SmsStatus, EmailEvent, AskReply)) and forwarded(p, env):
         return None
     return apply(p, o, partition, env)
 
@@ -91,6 +92,10 @@ def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> st
     ev, at, pk = env.event, env.received_at, env.person_key
     if isinstance(ev, PersonOptOut):
         _set_person(p, partition, pk, lambda person: opt_out(person, ev.channel, at), at)
+        return None
+    if isinstance(ev, AskReply):
+        if (fact := p.asks.get(ev.ask_id)) is not None and fact.status in RECEIVED:
+            answered(p, o, partition, fact, ev, at)
         return None
     if isinstance(ev, (SmsStatus, EmailEvent)):
         fact = p.asks.get(ev.ask_id)
@@ -128,18 +133,11 @@ def _reply(p: Pipeline, o: Outreach, partition: int, pk: str, ev: SmsReply, at: 
     kind, after = reply_kind(ev.keyword, person, ev.opt_in_counts), person
     if kind == "opt_out":
         after = opt_out(known_or_new(person, pk, at), "sms", at)
-        _mark_latest(p, partition, pk, opted_out=True)
+        _answer(p, o, partition, pk, AskReply(ask_id="", message_sid=ev.message_sid, stop=True), at)
     elif kind == "opt_in" and person is not None:
         after = opt_in(person, "sms")
     elif kind == "rsvp" and person is not None and person.phone:
-        # As the RSVP link in that text: open until ``rsvp_open`` after the action's start, by the
-        # workers' clock (a rehearsal's file clock, as the pages'), not the web app's stamp.
-        fact = _mark_latest(p, partition, pk, lambda f: rsvp_open(p, f.action_id, o.clock(), o.policy.rsvp_open), replied_yes=True)
-        if fact is not None:
-            rsvp = RsvpEvent(event_id=f"sms:{ev.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=Person.model_validate({"phone": person.phone}, context={"normalized": True}))
-            key = fact_key(fact.action_id, pk)
-            old = p.attendance.get(key)
-            p.attendance.put(partition, key, apply_attendance(old, rsvp, fact.partner, pk, at))
+        _answer(p, o, partition, pk, AskReply(ask_id="", message_sid=ev.message_sid, yes=True, phone=person.phone), at)
     if after is not None:
         p.people.put(partition, pk, after.replied(ev.message_sid) if ev.message_sid else after)
     if kind == "opt_out":
@@ -169,15 +167,38 @@ def dropped_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact, ev
     carry_out(p, partition, ask, fact, NOT_SENT[code](ask, now, o.policy.quiet), now, error_code=code)
 
 
-def _mark_latest(p: Pipeline, partition: int, pk: str, only_if: Callable[[AskFact], bool] = lambda fact: True, **update: bool):
-    """The person's latest SMS ask a reply is about, marked with ``update`` (unless not ``only_if``: then None)."""
-    # Only this person key's own asks: a merged person's stay on their own partition.
-    aid = reply_target(p.recent_asks.get(pk), lambda a: (f := p.asks.get(a)) and f.person_key == pk and f.status, "sms")
-    fact = p.asks.get(aid) if aid else None
-    if fact is None or not only_if(fact):
-        return None
-    p.asks.put(partition, aid, fact.model_copy(update=update))
-    return fact
+def _answer(p: Pipeline, o: Outreach, partition: int, pk: str, reply: AskReply, at: datetime) -> None:
+    """Mark the text a YES or STOP of ``pk`` answers: ``pk``'s newest SMS ask the provider
+    accepted, here; or, when the newest is one merged in with another record of the person (its
+    key in the ask id: its fact is on that record's partition, not readable here), there
+    (``AskReply``)."""
+    def status_of(aid: str) -> str | None:
+        if parse_ask_id(aid)[1] != pk:
+            return "sent"  # merged in: a merge's fold carries only the asks that reached the person (``identity.resolve.reaching``)
+        return fact.status if (fact := p.asks.get(aid)) is not None else None
+
+    aid = reply_target(p.recent_asks.get(pk), status_of)
+    if aid is None:
+        return
+    if (owner := parse_ask_id(aid)[1]) != pk:
+        handed = ProviderEnvelope(person_key=owner, received_at=at, event=reply.model_copy(update={"ask_id": aid}))
+        p.send_soon(p.provider, owner, handed.model_dump_json().encode())
+        return
+    answered(p, o, partition, p.asks.get(aid), reply, at)
+
+
+def answered(p: Pipeline, o: Outreach, partition: int, fact: AskFact, reply: AskReply, at: datetime) -> None:
+    """The ask a reply answers, marked: STOP flags it; YES, while the RSVP link in that text
+    still takes answers (``rsvp_open`` after the action's start, by the workers' clock: a
+    rehearsal's file clock, as the pages'), flags it and is an RSVP yes credited to its partner."""
+    if reply.stop:
+        p.asks.put(partition, fact.ask_id, fact.model_copy(update={"opted_out": True}))
+    elif reply.yes and reply.phone and rsvp_open(p, fact.action_id, o.clock(), o.policy.rsvp_open):
+        p.asks.put(partition, fact.ask_id, fact.model_copy(update={"replied_yes": True}))
+        person = Person.model_validate({"phone": reply.phone}, context={"normalized": True})
+        rsvp = RsvpEvent(event_id=f"sms:{reply.message_sid}", occurred_at=at, action_id=fact.action_id, status="yes", person=person)
+        key = fact_key(fact.action_id, fact.person_key)
+        p.attendance.put(partition, key, apply_attendance(p.attendance.get(key), rsvp, fact.partner, fact.person_key, at))
 
 
 def rsvp_open(p: Pipeline, action_id: str, now: datetime, open_for: timedelta) -> bool:

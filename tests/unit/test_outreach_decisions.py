@@ -429,3 +429,31 @@ def test_a_status_callback_about_a_text_twilio_dropped_does_not_move_the_ask_tex
     assert (fact.status, fact.provider_id) == ("sent", "SM2") and "sms" not in p.people.get(PK).undeliverable
     apply(p, outreach(), 0, status("SM2", "delivered"))
     assert p.asks.get(aid).status == "delivered"
+
+
+def test_a_reply_to_a_text_sent_to_a_record_merged_since_is_credited_to_that_text():
+    """An outside probe: Sol was texted as a phone-only record; a sign-up then showed the phone
+    is Sol's, known by email, and the phone's record was merged into the email's. Sol's YES (read
+    on the survivor, where the replies of the merged record go) found no ask of the survivor's own
+    and was dropped: no RSVP, and a STOP left the text unflagged. The text's ask stays on the
+    merged record's partition, so the survivor hands the answer back there."""
+    import json
+
+    from agents.outreach.callbacks import apply
+    from contracts.facts import ActionRecord
+    from contracts.providers import ProviderEnvelope, SmsReply
+
+    survivor, aid = "p" + "1" * 32, ask_id("rally-1", PK, "sms")
+    for keyword, flag in (("YES", "replied_yes"), ("STOP", "opted_out")):
+        p = pipeline_with(("asks", aid, state("delivered")), ("actions", "rally-1", ActionRecord(partner="union-a", action=action())),
+                          ("people", survivor, person().model_copy(update={"person_key": survivor})),
+                          ("recent_asks", survivor, RecentAsks(asks=((aid, NOON),))))  # came with the merge's fold
+        reply = ProviderEnvelope(person_key=survivor, received_at=NOON, event=SmsReply(message_sid="SM5", keyword=keyword))
+        apply(p, outreach(), 1, reply)
+        [(key, value, _)] = p.provider.sent  # handed back to the text's own record
+        assert key == PK and not getattr(p.asks.get(aid), flag)
+        apply(p, outreach(), 0, ProviderEnvelope.model_validate_json(value))
+        assert getattr(p.asks.get(aid), flag)
+        rsvps = [v for _, k, v in p.attendance.table.changelog if v and v["action_id"] == "rally-1"]
+        assert [(r["person_key"], r["rsvp"], r["rsvp_by"]) for r in rsvps] == ([(PK, "yes", "union-a")] if keyword == "YES" else [])
+        assert json.loads(value)["event"]["kind"] == "ask_reply"
