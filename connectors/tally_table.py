@@ -30,11 +30,21 @@ ACTION_COLUMNS = (
 COALITION_COLUMNS = (("sign-\nups", lambda r: r["signups"]), *ACTION_COLUMNS[:6], ("deliv-\nered", lambda r: r["delivered"]))
 
 
+#: The asks not delivered, said under an action's table when there are any: (figure, in words).
+NOT_DELIVERED = (("deferred", "waiting for an allowed hour (deferred)"), ("expired", "expired"), ("cancelled", "cancelled"),
+                 ("failed", "failed"), ("in_doubt", "in doubt"), ("sending", "being handed over"))
+
+
 def action_table(data: dict[str, Any]) -> Table:
-    """One action's figures per partner, and the total. The title is a partner's words: shown
-    as text (never rich markup), any control character as "?" (never a terminal code)."""
+    """One action's figures per partner, and the total, and under them the asks not delivered
+    (the columns would not fit 80). The title is a partner's words: shown as text (never rich
+    markup), any control character as "?" (never a terminal code)."""
     title = f"{data.get('title') or data['action_id']} ({data['action_id']})" if data.get("title") else data["action_id"]
-    return _table(Text(CONTROL.sub("?", title)), ACTION_COLUMNS, data["partners"], data["totals"])
+    table = _table(Text(CONTROL.sub("?", title)), ACTION_COLUMNS, data["partners"], data["totals"])
+    said = [f"{n} {words}" for key, words in NOT_DELIVERED if (n := data["totals"].get(key, 0))]
+    if said:
+        table.caption, table.caption_justify = "Not delivered: " + ", ".join(said), "left"
+    return table
 
 
 def coalition_table(data: dict[str, Any]) -> Table:

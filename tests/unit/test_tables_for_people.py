@@ -48,6 +48,17 @@ def test_the_live_table_fits_80_columns_and_keeps_every_name_and_figure():
     assert "…" not in text
 
 
+def test_asks_not_delivered_are_said_under_the_table():
+    # An outside probe at the default settings: `turnout tallies` printed "asked 186, delivered 83"
+    # and nothing of the 113 that expired (nor, for a later alert, of 79 waiting for the morning).
+    figures = {**FIGURES, "asked_sms": 300, "asked_email": 0, "delivered": 83, "sending": 0, "in_doubt": 0, "deferred": 79,
+               "expired": 113, "cancelled": 1, "failed": 2}
+    text = rendered(action_table({**ACTION, "totals": figures}))
+    assert "Not delivered: 79 waiting for an allowed hour (deferred), 113 expired, 1 cancelled, 2 failed" in " ".join(text.split())
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    assert "Not delivered" not in rendered(action_table({**ACTION, "totals": {**figures, "deferred": 0, "expired": 0, "cancelled": 0, "failed": 0}}))
+
+
 @contextmanager
 def tally_api(token: str):
     """A stand-in for the web app's tally API (the real one needs a broker): the same paths and JSON."""
