@@ -95,7 +95,7 @@ def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> st
         return None
     if isinstance(ev, AskReply):
         if (fact := p.asks.get(ev.ask_id)) is not None and fact.status in RECEIVED:
-            answered(p, o, partition, fact, ev, at)
+            mark_replied(p, o, partition, fact, ev, at)
         return None
     if isinstance(ev, (SmsStatus, EmailEvent)):
         fact = p.asks.get(ev.ask_id)
@@ -133,11 +133,11 @@ def _reply(p: Pipeline, o: Outreach, partition: int, pk: str, ev: SmsReply, at: 
     kind, after = reply_kind(ev.keyword, person, ev.opt_in_counts), person
     if kind == "opt_out":
         after = opt_out(known_or_new(person, pk, at), "sms", at)
-        _answer(p, o, partition, pk, AskReply(ask_id="", message_sid=ev.message_sid, stop=True), at)
+        _reply_to_latest(p, o, partition, pk, AskReply(ask_id="", message_sid=ev.message_sid, stop=True), at)
     elif kind == "opt_in" and person is not None:
         after = opt_in(person, "sms")
     elif kind == "rsvp" and person is not None and person.phone:
-        _answer(p, o, partition, pk, AskReply(ask_id="", message_sid=ev.message_sid, yes=True, phone=person.phone), at)
+        _reply_to_latest(p, o, partition, pk, AskReply(ask_id="", message_sid=ev.message_sid, yes=True, phone=person.phone), at)
     if after is not None:
         p.people.put(partition, pk, after.replied(ev.message_sid) if ev.message_sid else after)
     if kind == "opt_out":
@@ -167,7 +167,7 @@ def dropped_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact, ev
     carry_out(p, partition, ask, fact, NOT_SENT[code](ask, now, o.policy.quiet), now, error_code=code)
 
 
-def _answer(p: Pipeline, o: Outreach, partition: int, pk: str, reply: AskReply, at: datetime) -> None:
+def _reply_to_latest(p: Pipeline, o: Outreach, partition: int, pk: str, reply: AskReply, at: datetime) -> None:
     """Mark the text a YES or STOP of ``pk`` answers: ``pk``'s newest SMS ask the provider
     accepted, here; or, when the newest is one merged in with another record of the person (its
     key in the ask id: its fact is on that record's partition, not readable here), there
@@ -184,10 +184,10 @@ def _answer(p: Pipeline, o: Outreach, partition: int, pk: str, reply: AskReply, 
         handed = ProviderEnvelope(person_key=owner, received_at=at, event=reply.model_copy(update={"ask_id": aid}))
         p.send_soon(p.provider, owner, handed.model_dump_json().encode())
         return
-    answered(p, o, partition, p.asks.get(aid), reply, at)
+    mark_replied(p, o, partition, p.asks.get(aid), reply, at)
 
 
-def answered(p: Pipeline, o: Outreach, partition: int, fact: AskFact, reply: AskReply, at: datetime) -> None:
+def mark_replied(p: Pipeline, o: Outreach, partition: int, fact: AskFact, reply: AskReply, at: datetime) -> None:
     """The ask a reply answers, marked: STOP flags it; YES, while the RSVP link in that text
     still takes answers (``rsvp_open`` after the action's start, by the workers' clock: a
     rehearsal's file clock, as the pages'), flags it and is an RSVP yes credited to its partner."""
