@@ -50,7 +50,7 @@ def seeded_book() -> TallyBook:
             book.apply("attendance", f"rally-1|{partner}-pk{i}", Attendance(action_id="rally-1", person_key=f"{partner}-pk{i}", rsvp="yes", rsvp_at=at, rsvp_by=partner, attended_at=at, attended_by=partner))
     for i in range(4):
         book.apply("attendance", f"march-0|old-pk{i}", Attendance(action_id="march-0", person_key=f"old-pk{i}", attended_at=NOW - timedelta(days=7), attended_by="union-a"))
-    for i, status in enumerate(("delivered", "delivered", "failed", "sending", "in_doubt", "deferred", "deferred")):
+    for i, status in enumerate(("delivered", "delivered", "failed", "sending", "in_doubt", "deferred", "deferred", "expired", "cancelled")):
         book.apply("ask", f"rally-1:ask{i}:sms", AskFact(ask_id=f"rally-1:ask{i}:sms", action_id="rally-1", person_key=f"ask-pk{i}", channel="sms", partner="faith-b", status=status, updated_at=NOW))
     return book
 
@@ -112,6 +112,7 @@ def test_an_organizer_sees_every_partner_and_who_pledged_and_produced_nothing(en
     assert (rows["faith-b"]["sent"], rows["faith-b"]["delivered"], rows["faith-b"]["failed"]) == (5, 2, 1)
     assert (rows["faith-b"]["sending"], rows["faith-b"]["in_doubt"]) == (1, 1)  # of those sent: no answer yet, and none to come
     assert rows["faith-b"]["deferred"] == 2  # not sent yet: waiting for the morning (quiet hours)
+    assert (rows["faith-b"]["expired"], rows["faith-b"]["cancelled"]) == (1, 1)  # never sent: no allowed hour left; decided against
     assert view["action"]["totals"]["attended"] == 15
     assert view["header"] == {"active_actions": 2, "pledged": 78, "rsvp_yes": 15, "attended": 19, "sent": 5, "delivered": 2, "note": None}
     series = {s["partner"]: s["points"] for s in view["action"]["checkins"]}

@@ -13,7 +13,7 @@ from contracts.tallies import TallyBook
 from tests.factories import action
 
 NOW = datetime(2026, 11, 24, 19, 0, tzinfo=timezone.utc)
-ALL = ("pledged", "rsvp_yes", "attended", "sent", "delivered", "failed", "sending", "in_doubt", "deferred", "opted_out")
+ALL = ("pledged", "rsvp_yes", "attended", "sent", "delivered", "failed", "sending", "in_doubt", "deferred", "expired", "cancelled", "opted_out")
 
 
 def c(**counts: int) -> Counter:
@@ -41,7 +41,10 @@ CASES = {
         {"faith-b": c(asked_sms=5), "seniors-c": c(asked_email=6), "tenants-d": c(asked_sms=1, asked_email=1)},
         {**dict.fromkeys(ALL, 0), "sent": 13}, 3),
     "partners with only counts the dashboard does not show are not covered": (
-        {"faith-b": c(pledged=90), "seniors-c": c(cancelled=3), "tenants-d": c(expired=1)}, dict.fromkeys(ALL, None), 1),
+        {"faith-b": c(pledged=90), "seniors-c": c(rsvp_via_sms=3), "tenants-d": c(showed=1)}, dict.fromkeys(ALL, None), 1),
+    "expired and cancelled asks are figures like the others": (
+        {"faith-b": c(cancelled=3), "seniors-c": c(expired=1, cancelled=1), "tenants-d": c(expired=2)},
+        {**dict.fromkeys(ALL, 0), "expired": None, "cancelled": None}, 3),
     "the viewer's own counts never make up the three": (
         {"union-a": c(pledged=500, attended=300), "faith-b": c(pledged=9, attended=2), "seniors-c": c(pledged=1, attended=1)},
         dict.fromkeys(ALL, None), 2),

@@ -42,6 +42,8 @@ FIGURES: dict[str, Callable[[Counter[str]], int]] = {
     "sending": lambda c: c["sending"],
     "in_doubt": lambda c: c["in_doubt"],
     "deferred": lambda c: c["deferred"],
+    "expired": lambda c: c["expired"],
+    "cancelled": lambda c: c["cancelled"],
     "opted_out": lambda c: c["opted_out"],
 }
 

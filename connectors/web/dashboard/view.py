@@ -53,6 +53,8 @@ class Row(PartnerRow):
     sending: int | None = 0  # of "sent": handed over, no answer from the provider yet
     in_doubt: int | None = 0  # of "sent": the provider may have them, with no answer (never resent)
     deferred: int | None = 0  # not sent yet: waiting for an allowed hour (quiet hours) or room in the provider's queue
+    expired: int | None = 0  # never sent: no allowed hour was left before the action (or the provider's queue held it past its window)
+    cancelled: int | None = 0  # never sent: decided against at the moment of sending (opted out, consent withdrawn, erased, ...)
     opted_out: int | None = 0
     show_rate: float | None = None  # of the people who said yes through the partner, the share who came (own rows; organizers: all)
     no_show: bool = False  # pledged, the action has started, and nobody attended

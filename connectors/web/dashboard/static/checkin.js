@@ -117,9 +117,16 @@ function renderCount() {
   }
 }
 
-function setNet(state, text) {
+const OFFLINE = "Offline: check-ins are saved on this phone and sent when the connection is back.";
+
+function showNet(state, text) {
   $("net").dataset.state = state;
   $("net").textContent = text;
+  $("net").hidden = false;
+}
+
+function setNet(state, text) {
+  showNet(state, text);
   renderCount();
 }
 
@@ -229,7 +236,9 @@ $("walk-in").addEventListener("submit", (e) => {
   tap(fields, [fields.given_name, fields.family_name].filter(Boolean).join(" "));
 });
 window.addEventListener("online", () => { retryMs = 1000; flush(); });
-window.addEventListener("offline", () => setNet("offline", "Offline: check-ins are saved on this phone and sent when the connection is back."));
+window.addEventListener("offline", () => setNet("offline", OFFLINE));
 setInterval(() => { if (!queue.length && navigator.onLine) refresh(); }, 10000);
 
+// The page as served says nothing of the connection (without this script it does not matter).
+showNet(navigator.onLine ? "online" : "offline", navigator.onLine ? "Online." : OFFLINE);
 refresh().then(() => { if (queue.length) flush(); });

@@ -148,7 +148,7 @@ function productionCell(row, started) {
   return el("td", { "data-metric": "production_ratio" }, bar, el("span", { class: "pct" }, pct(r) + " of pledge" + soFar));
 }
 
-const FIGURES = ["pledged", "rsvp_yes", "attended", "sent", "delivered", "failed", "sending", "in_doubt", "deferred", "opted_out"];
+const FIGURES = ["pledged", "rsvp_yes", "attended", "sent", "delivered", "failed", "sending", "in_doubt", "deferred", "expired", "cancelled", "opted_out"];
 
 // A row whose every figure is withheld says so once, across the figure columns.
 const allWithheld = (row, figures) => figures.every((f) => row[f] === null);
@@ -171,7 +171,7 @@ function actionRow(row, action) {
   const production = action.has_pledges ? [productionCell(row, action.started)] : [];
   return el("tr", attrs, partnerCell(row), num("pledged"), num("rsvp_yes"), num("attended"), ...production,
     el("td", { class: "num", "data-metric": "show_rate" }, pct(row.show_rate) + (action.started || row.show_rate == null ? "" : " so far")),
-    num("sent"), num("delivered"), num("failed"), num("sending"), num("in_doubt"), num("deferred"), num("opted_out"));
+    num("sent"), num("delivered"), num("failed"), num("sending"), num("in_doubt"), num("deferred"), num("expired"), num("cancelled"), num("opted_out"));
 }
 
 function renderAction(action) {
