@@ -15,7 +15,8 @@ cannot take credit by backdating, and an old sign-in sheet imported today still 
 - *Check-in*: a person who checks in twice is one attendee. Credit for attending goes to
   the partner whose check-in was received first (ties: the smaller partner id). A withdrawn
   check-in (``withdrawn: true``: a wrong tap at the door) takes back the partner's own
-  check-ins received before it (a backbone partner's: everyone's); a member's withdrawal of
+  check-ins received before it (a backbone partner's: everyone's; one naming a shift, a Mobilize
+  timeslot: only the partner's own check-ins of that shift); a member's withdrawal of
   another's check-in takes nothing back (dead-lettered with the reason). A check-in received after it counts again;
   the same check-in or withdrawal posted again (partner and event id, what it last said under it) is a repeat.
 - *Pledge*: a partner's own pledge always wins over one listed inside the action by its
@@ -121,13 +122,13 @@ def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, per
     checkins = partner_checkins(old)
     mine = checkins.get(partner)
     withdrawn = old.withdrawn_received if old is not None else None
-    if event.withdrawn and role == "backbone":
+    if event.withdrawn and role == "backbone" and event.shift is None:
         withdrawn = max(withdrawn or received, received)
-    elif event.withdrawn:  # kept even when it takes back nothing (yet): the same in whatever order they are read
-        checkins[partner] = join_checkins(mine, PartnerCheckins(withdrawn_received=received))
-    else:
-        checkins[partner] = join_checkins(mine, PartnerCheckins(first_received=received, first_at=event.occurred_at, last_received=received,
-                                                                last_at=event.occurred_at, since_withdrawn=((received, event.occurred_at),)))
+    else:  # a withdrawal is kept even when it takes back nothing (yet): the same in whatever order they are read
+        this = PartnerCheckins(withdrawn_received=received) if event.withdrawn else PartnerCheckins(
+            first_received=received, first_at=event.occurred_at, last_received=received, last_at=event.occurred_at,
+            since_withdrawn=((received, event.occurred_at),))
+        checkins[partner] = join_checkins(mine, this if event.shift is None else PartnerCheckins(shifts={event.shift: this}))
     known = [] if event.withdrawn else [received]  # a withdrawal alone does not make the person known to the coalition
     firsts = [t for t in (old.first_received if old else None, *known) if t is not None]
     return checked_in(old or Attendance(action_id=event.action_id, person_key=person_key), checkins, withdrawn,
@@ -144,8 +145,9 @@ def join_checkins(a: PartnerCheckins | None, b: PartnerCheckins | None) -> Partn
     first, last = min(firsts, default=(None, None)), max(lasts, default=(None, None))
     withdrawn = max((x.withdrawn_received for x in (a, b) if x.withdrawn_received is not None), default=None)
     since = sorted({c for x in (a, b) for c in x.since() if withdrawn is None or c[0] > withdrawn})[:CHECKINS_KEPT]
+    shifts = {s: join_checkins(a.shifts.get(s), b.shifts.get(s)) for s in sorted(a.shifts.keys() | b.shifts.keys())}
     return PartnerCheckins(first_received=first[0], first_at=first[1], last_received=last[0], last_at=last[1], withdrawn_received=withdrawn,
-                           since_withdrawn=tuple(since))
+                           since_withdrawn=tuple(since), shifts=shifts)
 
 
 def partner_checkins(a: Attendance | None) -> dict[str, PartnerCheckins]:

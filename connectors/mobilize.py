@@ -12,7 +12,9 @@ organization that promoted the sign-up.
   door before the start: dated at the start, it was in the future when read, and refused).
   ``attended: false`` → the check-in withdrawn (marked not attended after all), dated
   ``modified_date``; each change of ``attended`` is an event of its own (the id carries
-  ``modified_date``), so a person marked, unmarked and marked again counts.
+  ``modified_date``), so a person marked, unmarked and marked again counts. Both name the
+  timeslot as the check-in's ``shift``: someone marked not attended on one shift keeps the
+  check-in another shift gave them.
 - The attendance carries the person: name, phone, email and ZIP (primary entries), and SMS
   consent when Mobilize says ``sms_opt_in_status: OPT_IN`` (the RSVP form's text opt-in;
   Mobilize has no email opt-in to pass on). So an RSVP through a partner's event page
@@ -55,6 +57,7 @@ class _Ref(_Wire):  # an event or a sponsor
 
 
 class _Timeslot(_Wire):
+    id: int | None = None
     start_date: Unix | None = None
 
 
@@ -121,15 +124,17 @@ def translate(raw: Any, polled: str, events: dict[str, str], sponsors: dict[int,
     person = _person(who)
     consent = _consent(who, _iso(att.created_date if att.created_date is not None else att.modified_date))
     base = f"mz-{att.id}"
+    shift = {"shift": str(att.timeslot.id)} if att.timeslot and att.timeslot.id is not None else {}
     out = [{"type": "rsvp", "event_id": f"{base}-rsvp-{att.modified_date}", "occurred_at": modified,
             "action_id": action, "status": status, "person": person, **consent}]
     if att.attended:
         start = att.timeslot and att.timeslot.start_date
         out.append({"type": "checkin", "event_id": f"{base}-checkin-{att.modified_date}",
-                    "occurred_at": _iso(min(start, att.modified_date)) if start else modified, "action_id": action, "person": person, **consent})
+                    "occurred_at": _iso(min(start, att.modified_date)) if start else modified, "action_id": action, "person": person, **shift,
+                    **consent})
     elif att.attended is False:  # marked not attended (after a check-in, or never checked in: then nothing to take back)
         out.append({"type": "checkin", "event_id": f"{base}-checkin-{att.modified_date}", "occurred_at": modified, "action_id": action,
-                    "person": {"phone": person["phone"]} if person.get("phone") else {"email": person.get("email")}, "withdrawn": True})
+                    "person": {"phone": person["phone"]} if person.get("phone") else {"email": person.get("email")}, "withdrawn": True, **shift})
     return Attendance(partner=sponsors.get(att.sponsor.id, polled) if att.sponsor else polled, events=out)
 
 

@@ -24,6 +24,7 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Slug = Annotated[str, StringConstraints(strip_whitespace=False, pattern=SLUG_PATTERN)]
 EVENT_ID_PATTERN = r"^[!-~]+$"
 EventId = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=128, pattern=EVENT_ID_PATTERN)]
+Shift = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=64, pattern=EVENT_ID_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=2000), OneLine]
 ActionKind = Literal["rally", "march", "town_hall", "call_in", "hearing", "canvass", "vigil", "meeting", "other"]
 RsvpStatus = Literal["yes", "no", "maybe"]
@@ -283,13 +284,17 @@ class RsvpEvent(PersonEvent):
 class CheckinEvent(PersonEvent):
     """A check-in; like an RSVP, it may introduce the person (a sign-in sheet with names). One
     withdrawn (a wrong tap at the door, a Mobilize attendance marked not attended) takes back
-    the posting partner's own check-ins of the person received before it (a backbone's: everyone's)."""
+    the posting partner's own check-ins of the person received before it (a backbone's: everyone's);
+    one naming a ``shift``, only the partner's check-ins of that shift."""
 
     type: Literal["checkin"] = "checkin"
     action_id: Slug
     withdrawn: bool = Field(default=False, description="true: the person did not attend after all; takes back the posting partner's own "
-                                                       "check-ins of them for the action received before this one (a backbone partner's: everyone's). "
+                                                       "check-ins of them for the action received before this one (a backbone partner's: everyone's; "
+                                                       "naming a `shift`: only the partner's own check-ins of that shift). "
                                                        "Names the person by a phone or an email, nothing else, and takes no consent.")
+    shift: Shift | None = Field(default=None, description="The shift (time slot) of the action this is about, as the partner's tool names it "
+                                                          "(Mobilize: the timeslot id). A person who came to any shift turned out, and is counted once.")
 
     model_config = ConfigDict(json_schema_extra=lambda schema: _withdrawal_schema(schema))
 

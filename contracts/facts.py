@@ -98,7 +98,9 @@ class PartnerCheckins(Internal):
     """One partner's check-ins of a person for an action: the first and the last received (with
     the times they gave), when it last withdrew them, and the check-ins received since (the
     earliest ``CHECKINS_KEPT``). Its check-in counts when one was received after its last
-    withdrawal (and after the backbone's: ``Attendance.withdrawn_received``): the first such."""
+    withdrawal (and after the backbone's: ``Attendance.withdrawn_received``): the first such.
+    Check-ins and withdrawals that name a shift are kept apart by shift (``shifts``): a shift's
+    withdrawal takes back that shift's check-ins only, one naming none every shift's."""
 
     first_received: datetime | None = None
     first_at: datetime | None = None
@@ -107,15 +109,18 @@ class PartnerCheckins(Internal):
     withdrawn_received: datetime | None = None
     since_withdrawn: tuple[tuple[datetime, datetime], ...] = Field(
         default=(), description="(received, at) of the check-ins received after its last withdrawal, earliest first.")
+    shifts: dict[str, PartnerCheckins] = Field(default={}, description="The check-ins and withdrawals that named a shift, by shift.")
 
     def counted(self, withdrawn: datetime | None) -> tuple[datetime, datetime] | None:
         """(received, at) of the check-in that counts, the first received after the last
-        withdrawal (its own, or ``withdrawn``: the backbone's); ``None`` if none does."""
+        withdrawal (its own, or ``withdrawn``: the backbone's; a shift's also after its shift's);
+        ``None`` if none does."""
         after = max((w for w in (self.withdrawn_received, withdrawn) if w is not None), default=None)
+        shifts = [c for s in self.shifts.values() if (c := s.counted(after)) is not None]
         for received, at in (*self.since_withdrawn, (self.first_received, self.first_at), (self.last_received, self.last_at)):
             if received is not None and at is not None and (after is None or received > after):
-                return received, at
-        return None
+                return min((*shifts, (received, at)))
+        return min(shifts, default=None)
 
     def since(self) -> tuple[tuple[datetime, datetime], ...]:
         """``since_withdrawn``; of a fact written before it was kept, its first and last check-ins."""

@@ -63,7 +63,7 @@ class FakeMobilize:
 
 
 def attendance(id_: int, event: int, status: str, modified: int, phone: str | None = None, email: str | None = None,
-               attended: bool | None = None, sponsor: int = 101) -> dict:
+               attended: bool | None = None, sponsor: int = 101, timeslot: int | None = None) -> dict:
     """One attendance, shaped as Mobilize returns it."""
     return {
         "id": id_, "created_date": modified - 100, "modified_date": modified, "status": status, "attended": attended,
@@ -72,7 +72,7 @@ def attendance(id_: int, event: int, status: str, modified: int, phone: str | No
                    "phone_numbers": [{"primary": True, "number": phone}] if phone else [],
                    "postal_addresses": [{"primary": True, "postal_code": "94607"}]},
         "event": {"id": event, "title": "Rally for fair funding", "event_type": "RALLY"},
-        "timeslot": {"id": event * 10, "start_date": 1764640800, "end_date": 1764648000},
+        "timeslot": {"id": timeslot or event * 10, "start_date": 1764640800, "end_date": 1764648000},
         "sponsor": {"id": sponsor, "name": f"Org {sponsor}", "slug": f"org-{sponsor}"},
         "referrer": {"utm_source": None}, "custom_signup_field_values": [],
     }

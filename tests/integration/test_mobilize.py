@@ -67,6 +67,29 @@ def test_attendances_become_rsvps_and_checkins_and_a_restart_resumes_without_dou
         "attendance 5: Mobilize event 7999 is not mapped to a turnout action"]
 
 
+def test_a_person_who_came_to_one_shift_and_missed_another_turned_out(make_stack):
+    """An outside probe: a Mobilize event with two timeslots, the person came to Saturday's and
+    was marked not attended on Sunday's; the Sunday mark took the Saturday check-in back, and
+    the partner's turnout read 0."""
+    stack = make_stack()
+    path = stack.settings.coalition
+    connect_mobilize(path, "union-a", 101, "key-union")
+    map_mobilize_event(path, "union-a", "7001", "rally-m")
+    stack.start_worker()
+    stack.start_web()
+    stack.announce("rally-m")
+    rows = [attendance(1, 7001, "CONFIRMED", 1_764_000_001, phone=phone(1), attended=True, timeslot=501),
+            attendance(2, 7001, "CONFIRMED", 1_764_000_002, phone=phone(1), attended=False, timeslot=502),
+            attendance(3, 7001, "CONFIRMED", 1_764_000_003, phone=phone(2), attended=True, timeslot=501),
+            attendance(3, 7001, "CONFIRMED", 1_764_000_004, phone=phone(2), attended=False, timeslot=501)]  # the same shift: withdrawn
+    with FakeMobilize(keys={101: "key-union"}, attendances={101: rows[:3]}) as fake:
+        poll_once(stack, fake)
+        eventually(lambda: stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 2, "attended": 2}})
+        fake.attendances[101] = rows
+        poll_once(stack, fake)
+        eventually(lambda: stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 2, "attended": 1}})
+
+
 def dead_letters(stack) -> list[dict]:
     import json
 

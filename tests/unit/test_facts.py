@@ -160,6 +160,24 @@ def test_a_withdrawal_under_its_checkins_event_id_is_no_repeat():
     assert attendance([tap, undo, back]).attended_received == at(4)
 
 
+def test_a_withdrawal_naming_a_shift_takes_back_only_that_shifts_checkins_in_any_order():
+    """A Mobilize event with two timeslots: the person came to Saturday's, was marked not
+    attended on Sunday's. They turned out (an outside probe: the Sunday mark took the Saturday
+    check-in back). A withdrawal naming no shift still takes back every shift's."""
+    saturday = ("union-a", {**checkin("c-sat", "rally-1", phone=PHONE, at="2026-12-05T18:05:00Z"), "shift": "501"}, at(0))
+    sunday = ("union-a", {**withdrawal("w-sun"), "shift": "502"}, at(1))
+    facts = [attendance(list(order)) for order in permutations([saturday, sunday])]
+    assert all(f == facts[0] for f in facts)
+    assert (facts[0].attended_by, facts[0].attended_received) == ("union-a", at(0))
+    assert not attendance([saturday, ("union-a", {**withdrawal("w-sat"), "shift": "501"}, at(2))]).attended
+    assert not attendance([saturday, sunday, ("union-a", withdrawal("w-all"), at(2))]).attended
+    # A check-in of the shift after its withdrawal counts again; one of no shift is not taken back by a shift's.
+    again = ("union-a", {**checkin("c-sat2", "rally-1", phone=PHONE, at="2026-12-05T18:30:00Z"), "shift": "501"}, at(3))
+    assert attendance([saturday, ("union-a", {**withdrawal("w-sat"), "shift": "501"}, at(2)), again]).attended_received == at(3)
+    door = ("union-a", checkin("c-door", "rally-1", phone=PHONE, at="2026-12-05T18:06:00Z"), at(0))
+    assert attendance([door, ("union-a", {**withdrawal("w-sat"), "shift": "501"}, at(2))]).attended
+
+
 def test_a_backbone_withdrawal_takes_back_every_partners_earlier_checkins():
     a = ("union-a", checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), at(0))
     b = ("faith-b", checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:06:00Z"), at(1))

@@ -212,6 +212,14 @@ def test_a_withdrawal_under_one_record_takes_back_that_partners_checkins_under_b
     assert not join_attendance(mistaken, by_email, "p").attended  # its withdrawal under the email takes it back
     hub = posted(None, "hub", undo, 10, role="backbone")  # the backbone's takes back everyone's before it
     assert not join_attendance(by_phone, hub, "p").attended
+    # Shifts (Mobilize timeslots): a shift's withdrawal under one record takes back that shift's
+    # check-in under the other, and leaves another shift's.
+    saturday = posted(None, "union-a", {**checkin("c4", "x", phone=PHONE), "shift": "501"}, 1)
+    sunday = posted(None, "union-a", {**checkin("c5", "x", phone=PHONE), "shift": "502"}, 2)
+    not_saturday = posted(None, "union-a", {**undo, "shift": "501"}, 3)
+    assert not join_attendance(saturday, not_saturday, "p").attended
+    both = join_attendance(join_attendance(saturday, sunday, "p"), not_saturday, "p")
+    assert (both.attended_received, both) == (at(2), join_attendance(not_saturday, join_attendance(sunday, saturday, "p"), "p"))
 
 
 def test_a_message_that_goes_round_too_often_is_a_dead_letter():
