@@ -4,10 +4,12 @@ playwright) against a running stack: embedded broker, worker, web app."""
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from typing import Iterator
 
 import pytest
-from playwright.sync_api import Route, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.factories import action, checkin, phone, rsvp, signup
 from tests.integration.browsers import OUTPUT, accessible
@@ -39,18 +41,28 @@ def named(event: dict, given: str, family: str) -> dict:
     return {**event, "person": {**event["person"], "given_name": given, "family_name": family}}
 
 
+@contextmanager
+def volunteer_phone(door, browser, rsvp_yes: int, viewport: dict | None = None) -> Iterator[Page]:  # noqa: ANN001
+    """A union-a volunteer's phone, signed in, once the web app has read the action (union-a's
+    ``rsvp_yes`` RSVPs by then); closed after, however the test ends."""
+    context = browser.new_context(viewport=viewport or {"width": 375, "height": 667}, has_touch=True, is_mobile=True)
+    try:
+        page = context.new_page()
+        choose_password(page, invite(door, "door@union-a.example.org", "--partner", "union-a", "--role", "viewer"))
+        eventually(lambda: door.action_rows("rally-1")["union-a"]["rsvp_yes"] == rsvp_yes)
+        yield page
+    finally:
+        context.close()
+
+
 def union_attended(stack) -> int:
     return stack.action_rows("rally-1").get("union-a", {}).get("attended", 0)
 
 
 def test_a_volunteer_checks_in_an_rsvp_and_a_walk_in_and_a_tap_made_offline_counts_once(door, browser):  # noqa: F811
-    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
-    page = context.new_page()
     out = OUTPUT / "test_door_check_in"
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        choose_password(page, invite(door, "door@union-a.example.org", "--partner", "union-a", "--role", "viewer"))
-        eventually(lambda: door.action_rows("rally-1")["union-a"]["rsvp_yes"] == 2)  # the web app has read the action
+    with volunteer_phone(door, browser, rsvp_yes=2, viewport={"width": 390, "height": 844}) as page:
         page.goto(f"{door.url}/dashboard/checkin/rally-1")
         people = page.locator("#people")
         expect(people).to_contain_text("Ana Díaz", timeout=30_000)
@@ -76,7 +88,7 @@ def test_a_volunteer_checks_in_an_rsvp_and_a_walk_in_and_a_tap_made_offline_coun
 
         # Offline at the door: the tap waits on the phone, then goes; its first answer is lost on
         # the way back, so the phone sends the same event again.
-        context.set_offline(True)
+        page.context.set_offline(True)
         page.get_by_label("Find by name or last 4 digits of their phone").fill(BEN[-4:])
         people.get_by_role("button", name="Check in Ben Okafor").click()
         expect(page.locator("#queued")).to_have_text(" (1 waiting to be sent)")
@@ -99,7 +111,7 @@ def test_a_volunteer_checks_in_an_rsvp_and_a_walk_in_and_a_tap_made_offline_coun
 
         page.route(re.compile(r".*/dashboard/checkin/rally-1$"), lose_the_first_answer)
         online = True
-        context.set_offline(False)
+        page.context.set_offline(False)
         expect(page.locator("#queued")).to_be_hidden(timeout=30_000)
         expect(page.locator("#net")).to_have_attribute("data-state", "online")
         assert len(posts) == 2 and posts[0] == posts[1]  # the same event id, twice
@@ -139,8 +151,6 @@ def test_a_volunteer_checks_in_an_rsvp_and_a_walk_in_and_a_tap_made_offline_coun
         page.reload()
         expect(page.locator("#checked-in")).to_have_text("4", timeout=15_000)
         expect(people.locator("li", has_text="Ana Díaz").get_by_role("button", name="Check in Ana Díaz")).to_be_visible()
-    finally:
-        context.close()
 
 
 def test_a_double_tap_keyboard_use_and_curly_apostrophes_at_the_door(door, browser):
@@ -148,11 +158,7 @@ def test_a_double_tap_keyboard_use_and_curly_apostrophes_at_the_door(door, brows
     once the answer came, and took the check-in back; focus went to the page's top at every
     answer and every refresh; "o'brien" found nobody called O’Brien."""
     door.post_all("union-a", [named(rsvp("r7", "rally-1", phone=phone(7)), "Seán", "O’Brien")])
-    context = browser.new_context(viewport={"width": 375, "height": 667}, has_touch=True, is_mobile=True)
-    page = context.new_page()
-    try:
-        choose_password(page, invite(door, "door@union-a.example.org", "--partner", "union-a", "--role", "viewer"))
-        eventually(lambda: door.action_rows("rally-1")["union-a"]["rsvp_yes"] == 3)  # the web app has read the action
+    with volunteer_phone(door, browser, rsvp_yes=3) as page:
         page.clock.install()
         page.clock.pause_at(datetime.now(timezone.utc) + timedelta(seconds=5))  # the page's timers move when the test says
         page.goto(f"{door.url}/dashboard/checkin/rally-1")
@@ -188,8 +194,6 @@ def test_a_double_tap_keyboard_use_and_curly_apostrophes_at_the_door(door, brows
 
         page.get_by_role("link", name="Not on the list? Add a walk-in").click()  # past a long list, in one tap
         expect(page.get_by_role("heading", name="Walk-in")).to_be_in_viewport()
-    finally:
-        context.close()
 
 
 def test_oneil_finds_o_neil_as_you_type_and_a_refused_walk_in_comes_back_into_its_form(door, browser):
@@ -198,14 +202,11 @@ def test_oneil_finds_o_neil_as_you_type_and_a_refused_walk_in_comes_back_into_it
     server refused came back as a message at the top of the page with its form emptied: the
     volunteer had to ask the person for everything again, consent included."""
     door.post_all("union-a", [named(rsvp("r8", "rally-1", phone=phone(8)), "Siobhán", "O’Neil")])
-    context = browser.new_context(viewport={"width": 375, "height": 667}, has_touch=True, is_mobile=True)
-    page = context.new_page()
-    try:
-        choose_password(page, invite(door, "door@union-a.example.org", "--partner", "union-a", "--role", "viewer"))
-        eventually(lambda: door.action_rows("rally-1")["union-a"]["rsvp_yes"] == 3)  # the web app has read the action
+    with volunteer_phone(door, browser, rsvp_yes=3) as page:
         page.goto(f"{door.url}/dashboard/checkin/rally-1")
         people = page.locator("#people")
         expect(people).to_contain_text("Siobhán O’Neil", timeout=30_000)
+        expect(page.locator("#net")).to_have_text("Online.")  # the script says it; the page as served does not
         page.get_by_label("Find by name or last 4 digits of their phone").fill("oneil")
         expect(people.locator("li")).to_have_count(1)
         expect(people).to_contain_text("Siobhán O’Neil")
@@ -230,5 +231,3 @@ def test_oneil_finds_o_neil_as_you_type_and_a_refused_walk_in_comes_back_into_it
         expect(walk_in.get_by_label("First name")).to_have_value("")
         expect(walk_in.locator("#walk-in-problem")).to_be_hidden()
         expect(walk_in.get_by_label("Phone")).not_to_have_attribute("aria-invalid", "true")
-    finally:
-        context.close()

@@ -379,6 +379,9 @@ def test_staff_see_their_own_people_with_a_qr_code_and_a_strict_policy(door):
     assert "<svg" in page.text and "http://testserver/dashboard/checkin/rally-1" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"] and "unsafe" not in page.headers["content-security-policy"]
     assert ANA not in page.text and ANA[-4:] in page.text  # the last 4 digits only
+    # Whether the phone is online is the script's to say (it keeps taps offline); the page
+    # without it claimed "Online." whatever the connection (an outside probe).
+    assert '<p id="net" role="status" hidden></p>' in page.text and "Online." not in page.text
     # The start as HTML's datetime reads it: whole seconds (isoformat() writes six digits of a second).
     assert re.findall(r'<time datetime="([^"]+)"', page.text) == [(NOW + timedelta(hours=1)).isoformat(timespec="seconds")]
     roster = client.get("/dashboard/checkin/rally-1/roster").json()
