@@ -133,11 +133,11 @@ def _reply(p: Pipeline, o: Outreach, partition: int, pk: str, ev: SmsReply, at: 
     kind, after = reply_kind(ev.keyword, person, ev.opt_in_counts), person
     if kind == "opt_out":
         after = opt_out(known_or_new(person, pk, at), "sms", at)
-        _reply_to_latest(p, o, partition, pk, AskReply(ask_id="", message_sid=ev.message_sid, stop=True), at)
+        _reply_to_latest(p, o, partition, pk, at, message_sid=ev.message_sid, stop=True)
     elif kind == "opt_in" and person is not None:
         after = opt_in(person, "sms")
     elif kind == "rsvp" and person is not None and person.phone:
-        _reply_to_latest(p, o, partition, pk, AskReply(ask_id="", message_sid=ev.message_sid, yes=True, phone=person.phone), at)
+        _reply_to_latest(p, o, partition, pk, at, message_sid=ev.message_sid, yes=True, phone=person.phone)
     if after is not None:
         p.people.put(partition, pk, after.replied(ev.message_sid) if ev.message_sid else after)
     if kind == "opt_out":
@@ -167,24 +167,20 @@ def dropped_in_queue(p: Pipeline, o: Outreach, partition: int, fact: AskFact, ev
     carry_out(p, partition, ask, fact, NOT_SENT[code](ask, now, o.policy.quiet), now, error_code=code)
 
 
-def _reply_to_latest(p: Pipeline, o: Outreach, partition: int, pk: str, reply: AskReply, at: datetime) -> None:
-    """Mark the text a YES or STOP of ``pk`` answers: ``pk``'s newest SMS ask the provider
-    accepted, here; or, when the newest is one merged in with another record of the person (its
-    key in the ask id: its fact is on that record's partition, not readable here), there
-    (``AskReply``)."""
-    def status_of(aid: str) -> str | None:
-        if parse_ask_id(aid)[1] != pk:
-            return "sent"  # merged in: a merge's fold carries only the asks that reached the person (``identity.resolve.reaching``)
-        return fact.status if (fact := p.asks.get(aid)) is not None else None
-
-    aid = reply_target(p.recent_asks.get(pk), status_of)
+def _reply_to_latest(p: Pipeline, o: Outreach, partition: int, pk: str, at: datetime, **reply: Any) -> None:
+    """Mark the text a YES or STOP of ``pk`` answers (``reply``: the ``AskReply`` but its ask):
+    ``pk``'s newest SMS ask the provider accepted, here; or, when the newest is one merged in
+    with another record of the person (its key in the ask id: its fact is on that record's
+    partition, not readable here), there (``AskReply``)."""
+    aid = reply_target(p.recent_asks.get(pk), pk, lambda aid: fact.status if (fact := p.asks.get(aid)) is not None else None)
     if aid is None:
         return
+    answer = AskReply(ask_id=aid, **reply)
     if (owner := parse_ask_id(aid)[1]) != pk:
-        handed = ProviderEnvelope(person_key=owner, received_at=at, event=reply.model_copy(update={"ask_id": aid}))
+        handed = ProviderEnvelope(person_key=owner, received_at=at, event=answer)
         p.send_soon(p.provider, owner, handed.model_dump_json().encode())
         return
-    mark_replied(p, o, partition, p.asks.get(aid), reply, at)
+    mark_replied(p, o, partition, p.asks.get(aid), answer, at)
 
 
 def mark_replied(p: Pipeline, o: Outreach, partition: int, fact: AskFact, reply: AskReply, at: datetime) -> None:

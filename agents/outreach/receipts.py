@@ -191,11 +191,14 @@ def opt_in(person: PersonRecord, channel: Channel) -> PersonRecord:
     return person.model_copy(update={"opted_out": {c: t for c, t in person.opted_out.items() if c != channel}})
 
 
-def reply_target(recent: RecentAsks | None, status_of: Callable[[str], str | None], channel: Channel = "sms") -> str | None:
-    """What a YES or STOP reply answers: the person's newest ask on ``channel`` that the
-    provider accepted (``status_of(ask_id)`` sent or delivered). Planned, deferred, cancelled
-    or failed asks never reached the person."""
+def reply_target(recent: RecentAsks | None, person_key: str, status_of: Callable[[str], str | None], channel: Channel = "sms") -> str | None:
+    """What a YES or STOP reply of ``person_key`` answers: the person's newest ask on ``channel``
+    that the provider accepted (``status_of(ask_id)`` sent or delivered). Planned, deferred,
+    cancelled or failed asks never reached the person. An ask of another record of theirs,
+    merged in (its key in the ask id), is taken as received without asking ``status_of``: a
+    merge's fold carries only the asks that reached the person (``identity.resolve.reaching``)."""
     for aid, _ in reversed(recent.asks if recent else ()):
-        if parse_ask_id(aid)[2] == channel and status_of(aid) in RECEIVED:
+        _, owner, on = parse_ask_id(aid)
+        if on == channel and (owner != person_key or status_of(aid) in RECEIVED):
             return aid
     return None

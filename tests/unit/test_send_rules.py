@@ -144,10 +144,15 @@ def test_a_reply_answers_the_newest_ask_the_person_actually_received():
     a, b, c = (ask_id(x, PK, "sms") for x in ("a", "b", "c"))
     recent = RecentAsks(asks=((a, at("10:00")), (ask_id("b", PK, "email"), at("10:30")), (b, at("11:00")), (c, at("12:00"))))
     statuses = {a: "delivered", b: "sent", c: "deferred"}
-    assert reply_target(recent, statuses.get) == b
-    assert reply_target(recent, {a: "delivered", b: "failed", c: "planned"}.get) == a
-    assert reply_target(recent, {}.get) is None
-    assert reply_target(None, statuses.get) is None
+    assert reply_target(recent, PK, statuses.get) == b
+    assert reply_target(recent, PK, {a: "delivered", b: "failed", c: "planned"}.get) == a
+    assert reply_target(recent, PK, {}.get) is None
+    assert reply_target(None, PK, statuses.get) is None
+    # An ask of another record of the person, merged in, reached them (a merge carries only
+    # those); its fact is on that record's partition, so it is not looked up here.
+    merged = ask_id("d", "pk-merged", "sms")
+    with_merged = RecentAsks(asks=(*recent.asks, (merged, at("12:30"))))
+    assert reply_target(with_merged, PK, {**statuses, merged: None}.get) == merged
 
 
 def test_a_deferred_text_is_rezoned_to_where_its_person_lives_now():
