@@ -190,7 +190,8 @@ def test_an_organizer_previews_an_alert_sends_a_test_to_themselves_then_launches
         accessible(page, "console after a test send")
 
         page.get_by_role("button", name=re.compile("^Send the alert to")).click()
-        expect(page).to_have_url(re.compile(r"/dashboard\?action=hearing-9$"))
+        expect(page.locator("#posted")).to_have_text("Alert posted. Its asks appear below as they go out.")
+        expect(page).to_have_url(re.compile(r"/dashboard\?action=hearing-9$"))  # said once: a reload does not say it again
 
         def asked(channel):
             return sorted(m["to"] for m in stack.inbox(channel) if "hearing" in str(m).lower() and "[TEST]" not in str(m))

@@ -224,12 +224,14 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
             return page(422, values=form, errors=errors, partner=partner, editing=owner_of(event["action_id"]) is not None)
         if form.get("confirmed") != "yes":
             return await confirmation(request, form, event, action, partner)
+        done = "changes" if owner_of(event["action_id"]) is not None else "alert" if event["rapid_response"] else "action"
         answer = await ingress.post(partner.id, partner.secret.get_secret_value(), [event])
         if answer.status != 202:
             errors = [{"field": e.get("field"), "message": e.get("message")} for rej in answer.body.get("rejected", []) for e in rej.get("errors", [])]
             errors = errors or [{"field": "(request)", "message": str(answer.body.get("detail", answer.status))}]
             return page(answer.status, values=form, errors=errors, partner=partner, editing=False)
-        return RedirectResponse(f"/dashboard?action={event['action_id']}", status_code=303)
+        # On to its figures; the dashboard says what was done (``posted``: an alert, an action, changes).
+        return RedirectResponse(f"/dashboard?action={event['action_id']}&posted={done}", status_code=303)
 
     return r
 

@@ -116,8 +116,23 @@ function renderPicker(view) {
   select.replaceChildren(...options);
 }
 
+// Back from the organizer console: what was done, said once (a reload does not say it again).
+const POSTED = {
+  alert: "Alert posted. Its asks appear below as they go out.",
+  action: "Action posted.",
+  changes: "Changes saved.",
+};
+if (POSTED[params.get("posted")]) {
+  $("posted").textContent = POSTED[params.get("posted")];
+  $("posted").hidden = false;
+  const url = new URL(location.href);
+  url.searchParams.delete("posted");
+  history.replaceState(null, "", url);
+}
+
 $("action-select").addEventListener("change", (e) => {
   actionId = e.target.value;
+  $("posted").hidden = true; // it was about the action shown before
   const url = new URL(location.href);
   url.searchParams.set("action", actionId);
   history.replaceState(null, "", url);
