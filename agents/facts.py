@@ -33,9 +33,11 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SupporterRsvpEvent
-from contracts.facts import CHECKINS_KEPT, ActionRecord, Attendance, PartnerCheckins, Pledge, RsvpAnswer, credited, digest, said
+from contracts.facts import (CHECKINS_KEPT, STATUS_ORDER, ActionRecord, Attendance, PartnerCheckins, Pledge, RsvpAnswer, credited, digest,
+                            partner_standing, said)
 
-_STATUS_ORDER = {"no": 0, "maybe": 1, "yes": 2}
+#: A partner's RSVPs that named a shift, by partner and shift (``Attendance.shift_rsvps``).
+ShiftRsvps = dict[str, dict[str, tuple[RsvpAnswer, ...]]]
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,18 @@ def apply_attendance(
     if old is not None and repeated(old.rsvp_events, seen, digest(partner, event.event_id, event.status, event.occurred_at.isoformat())):
         return old  # posted again (a retry, a redelivery, a re-run import): received later, but no newer answer
     answer: RsvpAnswer = (received, event.status, event.occurred_at)
-    if old is None:  # the common case: one model built, nothing to weigh
+    shift = getattr(event, "shift", None)  # the RSVP page's answers name none
+    if old is None and shift is None:  # the common case: one model built, nothing to weigh
         return Attendance(action_id=event.action_id, person_key=person_key, first_received=received, rsvp=event.status,
                           rsvp_at=event.occurred_at, rsvp_by=partner, rsvp_received=received, rsvp_events=(seen,), rsvps={partner: (answer,)})
-    rsvps = partner_rsvps(old)
-    rsvps[partner] = join_rsvps(rsvps.get(partner, ()), (answer,))
-    first = min(t for t in (old.first_received, received) if t is not None)
-    return answered(old, rsvps, (*old.rsvp_events, seen), first_received=first)
+    rsvps, shifts = partner_rsvps(old), join_shift_rsvps(old.shift_rsvps if old else {}, {})
+    if shift is None:
+        rsvps[partner] = join_rsvps(rsvps.get(partner, ()), (answer,))
+    else:
+        shifts = join_shift_rsvps(shifts, {partner: {shift: (answer,)}})
+    first = min(t for t in (old.first_received if old else None, received) if t is not None)
+    return answered(old or Attendance(action_id=event.action_id, person_key=person_key), rsvps, shifts,
+                    (*(old.rsvp_events if old else ()), seen), first_received=first)
 
 
 def partner_rsvps(a: Attendance | None) -> dict[str, tuple[RsvpAnswer, ...]]:
@@ -74,7 +81,7 @@ def partner_rsvps(a: Attendance | None) -> dict[str, tuple[RsvpAnswer, ...]]:
     if a is None:
         return {}
     received = a.rsvp_received or a.rsvp_at
-    if a.rsvps or a.rsvp is None or a.rsvp_by is None or received is None:
+    if a.rsvps or a.shift_rsvps or a.rsvp is None or a.rsvp_by is None or received is None:
         return dict(a.rsvps)
     return {a.rsvp_by: ((received, a.rsvp, a.rsvp_at or received),)}
 
@@ -84,30 +91,26 @@ def join_rsvps(a: Iterable[RsvpAnswer], b: Iterable[RsvpAnswer]) -> tuple[RsvpAn
     answer only its first and its last (what ``standing`` reads, and where another set's answer
     may fall between), then the last ``RSVPS_KEPT``. So however often an answer is given again,
     it counts from when it was first given."""
-    ordered = sorted({*a, *b}, key=lambda r: (r[0], _STATUS_ORDER[r[1]], r[2]))
+    ordered = sorted({*a, *b}, key=lambda r: (r[0], STATUS_ORDER[r[1]], r[2]))
     kept = [r for i, r in enumerate(ordered)
             if i in (0, len(ordered) - 1) or ordered[i - 1][1] != r[1] or ordered[i + 1][1] != r[1]]
     return tuple(kept[-RSVPS_KEPT:])
 
 
-def standing(answers: tuple[RsvpAnswer, ...]) -> RsvpAnswer:
-    """A partner's answer in force: its last, as it first gave it in a row (the same answer given
-    again is no new one)."""
-    start = answers[-1]
-    for r in reversed(answers):
-        if r[1] != start[1]:
-            break
-        start = r
-    return start
+def join_shift_rsvps(a: ShiftRsvps, b: ShiftRsvps) -> ShiftRsvps:
+    """Each partner's RSVPs of each shift, from two sets of them (``join_rsvps``)."""
+    return {p: {s: join_rsvps(a.get(p, {}).get(s, ()), b.get(p, {}).get(s, ())) for s in sorted(a.get(p, {}).keys() | b.get(p, {}).keys())}
+            for p in sorted(a.keys() | b.keys())}
 
 
-def answered(a: Attendance, rsvps: dict[str, tuple[RsvpAnswer, ...]], events: Iterable[str], **update: object) -> Attendance:
-    """``a`` with these RSVPs, and the answer in force: the one given last, of every partner's
-    (ties: no < maybe < yes, then the partner, then the time it gave)."""
-    stands = {p: standing(answers) for p, answers in rsvps.items() if answers}
-    by = max(stands, key=lambda p: (stands[p][0], _STATUS_ORDER[stands[p][1]], p, stands[p][2]), default=None)
+def answered(a: Attendance, rsvps: dict[str, tuple[RsvpAnswer, ...]], shifts: ShiftRsvps, events: Iterable[str], **update: object) -> Attendance:
+    """``a`` with these RSVPs (``shifts``: those that named a shift), and the answer in force: the
+    one given last of every partner's (``partner_standing``; ties: no < maybe < yes, then the
+    partner, then the time it gave)."""
+    stands = {p: s for p in rsvps.keys() | shifts.keys() if (s := partner_standing(rsvps.get(p, ()), shifts.get(p, {}))) is not None}
+    by = max(stands, key=lambda p: (stands[p][0], STATUS_ORDER[stands[p][1]], p, stands[p][2]), default=None)
     received, answer, at = stands[by] if by is not None else (None, None, None)
-    return a.model_copy(update={"rsvps": dict(sorted(rsvps.items())), "rsvp_events": tuple(sorted(set(events))), "rsvp_by": by,
+    return a.model_copy(update={"rsvps": dict(sorted(rsvps.items())), "shift_rsvps": shifts, "rsvp_events": tuple(sorted(set(events))), "rsvp_by": by,
                                 "rsvp": answer, "rsvp_at": at, "rsvp_received": received, **update})
 
 

@@ -14,7 +14,8 @@ organization that promoted the sign-up.
   ``modified_date``; each change of ``attended`` is an event of its own (the id carries
   ``modified_date``), so a person marked, unmarked and marked again counts. Both name the
   timeslot as the check-in's ``shift``: someone marked not attended on one shift keeps the
-  check-in another shift gave them.
+  check-in another shift gave them. So do RSVPs: someone who cancels one of their timeslots and
+  keeps another is still a yes.
 - The attendance carries the person: name, phone, email and ZIP (primary entries), and SMS
   consent when Mobilize says ``sms_opt_in_status: OPT_IN`` (the RSVP form's text opt-in;
   Mobilize has no email opt-in to pass on). So an RSVP through a partner's event page
@@ -126,7 +127,7 @@ def translate(raw: Any, polled: str, events: dict[str, str], sponsors: dict[int,
     base = f"mz-{att.id}"
     shift = {"shift": str(att.timeslot.id)} if att.timeslot and att.timeslot.id is not None else {}
     out = [{"type": "rsvp", "event_id": f"{base}-rsvp-{att.modified_date}", "occurred_at": modified,
-            "action_id": action, "status": status, "person": person, **consent}]
+            "action_id": action, "status": status, "person": person, **shift, **consent}]
     if att.attended:
         start = att.timeslot and att.timeslot.start_date
         out.append({"type": "checkin", "event_id": f"{base}-checkin-{att.modified_date}",

@@ -279,6 +279,9 @@ class RsvpEvent(PersonEvent):
     type: Literal["rsvp"] = "rsvp"
     action_id: Slug
     status: RsvpStatus
+    shift: Shift | None = Field(default=None, description="The shift (time slot) of the action this answers for, as the partner's tool names it "
+                                                          "(Mobilize: the timeslot id). A partner's answer is yes while the person is down for any "
+                                                          "shift; an answer naming no shift, given later, is its answer for the whole action.")
 
 
 class CheckinEvent(PersonEvent):

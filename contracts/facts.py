@@ -8,6 +8,7 @@ tallies carry no phone, email or name: only the person key.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from pydantic import Field
@@ -132,6 +133,32 @@ class PartnerCheckins(Internal):
 #: One RSVP a partner posted about a person: (when it was received, the answer, the time it gave).
 #: A plain tuple: the intake keeps one per RSVP, and a model would cost it a fifth of its time.
 RsvpAnswer = tuple[datetime, RsvpStatus, datetime]
+#: Answers in the order that settles ties: no < maybe < yes.
+STATUS_ORDER = {"no": 0, "maybe": 1, "yes": 2}
+
+
+def standing(answers: tuple[RsvpAnswer, ...]) -> RsvpAnswer:
+    """A partner's answer in force: its last, as it first gave it in a row (the same answer given
+    again is no new one)."""
+    start = answers[-1]
+    for r in reversed(answers):
+        if r[1] != start[1]:
+            break
+        start = r
+    return start
+
+
+def partner_standing(answers: tuple[RsvpAnswer, ...], shifts: Mapping[str, tuple[RsvpAnswer, ...]]) -> RsvpAnswer | None:
+    """A partner's answer in force (``standing``) from its answers for the whole action and for
+    each shift: the best of them (yes, maybe, no; of those, the one given first), as someone down
+    for any shift is coming; an answer for the whole action overrides the shifts' answered
+    before it. ``None``: the partner gave none."""
+    last = answers[-1][0] if answers else None
+    stands = [standing(s) for s in shifts.values() if s and (last is None or s[-1][0] > last)]
+    if answers:
+        stands.append(standing(answers))
+    best = max((STATUS_ORDER[s[1]] for s in stands), default=None)
+    return min((s for s in stands if STATUS_ORDER[s[1]] == best), default=None)
 
 
 class Attendance(Internal):
@@ -158,6 +185,8 @@ class Attendance(Internal):
                                                                   "it gave; ``agents.facts.said``): one posted again is a repeat and moves no credit.")
     rsvps: dict[str, tuple[RsvpAnswer, ...]] = Field(default={}, description="Each partner's RSVPs of the person, oldest first (of a run of one "
                                                                              "answer its first and last; the last 20): a partner that gives the same answer again gives no new one.")
+    shift_rsvps: dict[str, dict[str, tuple[RsvpAnswer, ...]]] = Field(
+        default={}, description="Each partner's RSVPs of the person that named a shift, by shift (kept as ``rsvps`` are).")
     checkins: dict[str, PartnerCheckins] = Field(default={}, description="Each partner's check-ins of the person, and its withdrawals of them.")
     withdrawn_received: datetime | None = Field(default=None, description="When a backbone partner last withdrew the person's check-ins: "
                                                                             "a check-in received before it does not count, whoever posted it.")
@@ -169,11 +198,11 @@ class Attendance(Internal):
         return self.attended_at is not None
 
     def answer_of(self, partner: str) -> RsvpStatus | None:
-        """``partner``'s own last RSVP answer for the person (its posts, and texts back to its asks)."""
-        answers = self.rsvps.get(partner)
-        if answers:
-            return answers[-1][1]
-        return self.rsvp if self.rsvp_by == partner and not self.rsvps else None
+        """``partner``'s own RSVP answer for the person in force (its posts, and texts back to its asks)."""
+        stand = partner_standing(self.rsvps.get(partner, ()), self.shift_rsvps.get(partner, {}))
+        if stand is not None:
+            return stand[1]
+        return self.rsvp if self.rsvp_by == partner and not self.rsvps and not self.shift_rsvps else None
 
     def counting(self) -> dict[str, tuple[datetime, datetime]]:
         """The partners whose check-in of the person counts: (received, at) of it. A fact written

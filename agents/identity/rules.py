@@ -24,7 +24,7 @@ from contracts.identity import IdentifierKind
 from contracts.people import PersonRef
 from streams.keys import person_key
 
-from ..facts import answered, checked_in, join_checkins, join_rsvps, partner_checkins, partner_rsvps
+from ..facts import answered, checked_in, join_checkins, join_rsvps, join_shift_rsvps, partner_checkins, partner_rsvps
 
 def identifiers(secret: bytes, person: PersonRef) -> list[tuple[str, IdentifierKind]]:
     """The keys of the identifiers ``person`` names, the phone first: the first is the key the
@@ -65,7 +65,7 @@ def join_attendance(a: Attendance | None, b: Attendance | None, person: str) -> 
     mine, theirs = partner_rsvps(a), partner_rsvps(b)
     rsvps = {p: join_rsvps(mine.get(p, ()), theirs.get(p, ())) for p in mine.keys() | theirs.keys()}
     joined = answered(Attendance(action_id=a.action_id, person_key=person, first_received=min(firsts) if firsts else None),
-                      rsvps, (*a.rsvp_events, *b.rsvp_events))
+                      rsvps, join_shift_rsvps(a.shift_rsvps, b.shift_rsvps), (*a.rsvp_events, *b.rsvp_events))
     # Each partner's check-ins and withdrawals under either record, as if posted for one person.
     mine, theirs = partner_checkins(a), partner_checkins(b)
     checkins = {p: join_checkins(mine.get(p), theirs.get(p)) for p in mine.keys() | theirs.keys()}

@@ -70,7 +70,7 @@ def test_attendances_become_rsvps_and_checkins_and_a_restart_resumes_without_dou
 def test_a_person_who_came_to_one_shift_and_missed_another_turned_out(make_stack):
     """An outside probe: a Mobilize event with two timeslots, the person came to Saturday's and
     was marked not attended on Sunday's; the Sunday mark took the Saturday check-in back, and
-    the partner's turnout read 0."""
+    the partner's turnout read 0. Likewise a cancelled Sunday made a Saturday volunteer an RSVP no."""
     stack = make_stack()
     path = stack.settings.coalition
     connect_mobilize(path, "union-a", 101, "key-union")
@@ -81,13 +81,16 @@ def test_a_person_who_came_to_one_shift_and_missed_another_turned_out(make_stack
     rows = [attendance(1, 7001, "CONFIRMED", 1_764_000_001, phone=phone(1), attended=True, timeslot=501),
             attendance(2, 7001, "CONFIRMED", 1_764_000_002, phone=phone(1), attended=False, timeslot=502),
             attendance(3, 7001, "CONFIRMED", 1_764_000_003, phone=phone(2), attended=True, timeslot=501),
-            attendance(3, 7001, "CONFIRMED", 1_764_000_004, phone=phone(2), attended=False, timeslot=501)]  # the same shift: withdrawn
-    with FakeMobilize(keys={101: "key-union"}, attendances={101: rows[:3]}) as fake:
+            attendance(4, 7001, "REGISTERED", 1_764_000_004, phone=phone(3), timeslot=501),
+            attendance(5, 7001, "REGISTERED", 1_764_000_005, phone=phone(3), timeslot=502)]
+    with FakeMobilize(keys={101: "key-union"}, attendances={101: rows}) as fake:
         poll_once(stack, fake)
-        eventually(lambda: stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 2, "attended": 2}})
-        fake.attendances[101] = rows
+        eventually(lambda: stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 3, "attended": 2}})
+        # Later, person 2's only shift unmarked (withdrawn), and person 3 cancelled Sunday's (still down for Saturday's).
+        fake.attendances[101] = [attendance(3, 7001, "CONFIRMED", 1_764_000_010, phone=phone(2), attended=False, timeslot=501),
+                                 attendance(5, 7001, "CANCELLED", 1_764_000_011, phone=phone(3), timeslot=502)]
         poll_once(stack, fake)
-        eventually(lambda: stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 2, "attended": 1}})
+        eventually(lambda: stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 3, "attended": 1}})
 
 
 def dead_letters(stack) -> list[dict]:

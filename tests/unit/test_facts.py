@@ -160,6 +160,23 @@ def test_a_withdrawal_under_its_checkins_event_id_is_no_repeat():
     assert attendance([tap, undo, back]).attended_received == at(4)
 
 
+def test_an_rsvp_naming_a_shift_answers_for_that_shift_and_yes_to_any_shift_is_yes():
+    """Mobilize: registered for Saturday's and Sunday's timeslots, then cancelled Sunday's. They
+    are still coming (an outside probe: the cancellation read as RSVP no for the whole action)."""
+    saturday = ("union-a", {**rsvp("r-sat", "rally-1", "yes", phone=PHONE), "shift": "501"}, at(0))
+    sunday = ("union-a", {**rsvp("r-sun", "rally-1", "yes", phone=PHONE), "shift": "502"}, at(1))
+    cancel_sunday = ("union-a", {**rsvp("r-sun-x", "rally-1", "no", phone=PHONE), "shift": "502"}, at(2))
+    facts = [attendance(list(order)) for order in permutations([saturday, sunday, cancel_sunday])]
+    assert all(f == facts[0] for f in facts)
+    assert (facts[0].rsvp, facts[0].rsvp_by, facts[0].rsvp_received) == ("yes", "union-a", at(0))  # since Saturday's
+    assert facts[0].answer_of("union-a") == "yes"
+    cancel_saturday = ("union-a", {**rsvp("r-sat-x", "rally-1", "no", phone=PHONE), "shift": "501"}, at(3))
+    assert attendance([saturday, sunday, cancel_sunday, cancel_saturday]).rsvp == "no"
+    # An answer for the whole action given after the shifts' is the partner's answer; one before them is not.
+    whole_no = ("union-a", rsvp("r-all", "rally-1", "no", phone=PHONE), at(4))
+    assert attendance([saturday, whole_no]).rsvp == "no" and attendance([whole_no, (*saturday[:2], at(5))]).rsvp == "yes"
+
+
 def test_a_withdrawal_naming_a_shift_takes_back_only_that_shifts_checkins_in_any_order():
     """A Mobilize event with two timeslots: the person came to Saturday's, was marked not
     attended on Sunday's. They turned out (an outside probe: the Sunday mark took the Saturday
@@ -243,7 +260,7 @@ def test_the_first_rsvps_shortcut_builds_the_fact_the_general_rule_would():
 
     event = ev(rsvp("r1", "rally-1", "maybe", phone=PHONE, at="2026-11-22T14:00:00Z"))
     general = answered(Attendance(action_id="rally-1", person_key="pk", first_received=at(3)),
-                       {"union-a": ((at(3), "maybe", event.occurred_at),)}, (said("union-a", "r1", "maybe", event.occurred_at),))
+                       {"union-a": ((at(3), "maybe", event.occurred_at),)}, {}, (said("union-a", "r1", "maybe", event.occurred_at),))
     assert apply_attendance(None, event, "union-a", "pk", at(3)) == general
 
 

@@ -191,6 +191,16 @@ def test_a_partner_answering_again_under_the_other_record_takes_no_rsvp_credit_b
     email = answered(None, "faith-b", "mz-2", 2, "pb")
     assert join_attendance(phone, email, "p") == join_attendance(email, phone, "p")
     assert (join_attendance(phone, email, "p").rsvp_by, join_attendance(phone, email, "p").rsvp_received) == ("union-a", at(1))
+    # Shifts (Mobilize timeslots) under either record: down for Saturday under the phone, Sunday
+    # cancelled under the email: still a yes, once merged, either way round.
+    def shift(fact, event_id, status, minute, key, slot):
+        event = partner_event.validate_python({**rsvp(event_id, "x", status, phone=PHONE), "shift": slot})
+        return apply_attendance(fact, event, "union-a", key, at(minute))
+
+    saturday = shift(None, "mz-3", "yes", 3, "pa", "501")
+    sunday = shift(shift(None, "mz-4", "yes", 4, "pb", "502"), "mz-5", "no", 5, "pb", "502")
+    assert sunday.rsvp == "no" and join_attendance(saturday, sunday, "p") == join_attendance(sunday, saturday, "p")
+    assert (join_attendance(saturday, sunday, "p").rsvp, join_attendance(saturday, sunday, "p").rsvp_received) == ("yes", at(3))
 
 
 def test_a_withdrawal_under_one_record_takes_back_that_partners_checkins_under_both_and_no_one_elses():

@@ -51,7 +51,7 @@ def test_unmarking_attended_withdraws_the_checkin_and_marking_it_again_checks_in
     assert [e.get("withdrawn", False) for e in (marked.events[1], unmarked.events[1], again.events[1])] == [False, True, False]
     assert len({marked.events[1]["event_id"], unmarked.events[1]["event_id"], again.events[1]["event_id"]}) == 3
     assert unmarked.events[1]["person"] == {"phone": "5105550123"} and "consent" not in unmarked.events[1]
-    assert marked.events[1]["shift"] == unmarked.events[1]["shift"] == "70010"  # the timeslot: another shift's check-in stays
+    assert marked.events[0]["shift"] == marked.events[1]["shift"] == unmarked.events[1]["shift"] == "70010"  # the timeslot: another shift's stays
     partner_event.validate_python(unmarked.events[1])
     assert [e["type"] for e in translate(attendance(3, 7001, "CONFIRMED", 1000, phone="5105550124"), "union-a", EVENTS, {}).events] == ["rsvp"]
 
