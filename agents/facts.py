@@ -16,7 +16,7 @@ cannot take credit by backdating, and an old sign-in sheet imported today still 
   the partner whose check-in was received first (ties: the smaller partner id). A withdrawn
   check-in (``withdrawn: true``: a wrong tap at the door) takes back the partner's own
   check-ins received before it (a backbone partner's: everyone's; one naming a shift, a Mobilize
-  timeslot: only the partner's own check-ins of that shift); a member's withdrawal of
+  timeslot: only the check-ins of that shift); a member's withdrawal of
   another's check-in takes nothing back (dead-lettered with the reason). A check-in received after it counts again;
   the same check-in or withdrawal posted again (partner and event id, what it last said under it) is a repeat.
 - *Pledge*: a partner's own pledge always wins over one listed inside the action by its
@@ -125,8 +125,11 @@ def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, per
     checkins = partner_checkins(old)
     mine = checkins.get(partner)
     withdrawn = old.withdrawn_received if old is not None else None
+    shifts_withdrawn = dict(old.shifts_withdrawn) if old is not None else {}
     if event.withdrawn and role == "backbone" and event.shift is None:
         withdrawn = max(withdrawn or received, received)
+    elif event.withdrawn and role == "backbone":
+        shifts_withdrawn[event.shift] = max(shifts_withdrawn.get(event.shift, received), received)
     else:  # a withdrawal is kept even when it takes back nothing (yet): the same in whatever order they are read
         this = PartnerCheckins(withdrawn_received=received) if event.withdrawn else PartnerCheckins(
             first_received=received, first_at=event.occurred_at, last_received=received, last_at=event.occurred_at,
@@ -135,7 +138,8 @@ def apply_checkin(old: Attendance | None, event: CheckinEvent, partner: str, per
     known = [] if event.withdrawn else [received]  # a withdrawal alone does not make the person known to the coalition
     firsts = [t for t in (old.first_received if old else None, *known) if t is not None]
     return checked_in(old or Attendance(action_id=event.action_id, person_key=person_key), checkins, withdrawn,
-                      (*(old.checkin_events if old else ()), seen), first_received=min(firsts, default=None))
+                      (*(old.checkin_events if old else ()), seen), first_received=min(firsts, default=None),
+                      shifts_withdrawn=dict(sorted(shifts_withdrawn.items())))
 
 
 def join_checkins(a: PartnerCheckins | None, b: PartnerCheckins | None) -> PartnerCheckins:

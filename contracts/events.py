@@ -288,13 +288,13 @@ class CheckinEvent(PersonEvent):
     """A check-in; like an RSVP, it may introduce the person (a sign-in sheet with names). One
     withdrawn (a wrong tap at the door, a Mobilize attendance marked not attended) takes back
     the posting partner's own check-ins of the person received before it (a backbone's: everyone's);
-    one naming a ``shift``, only the partner's check-ins of that shift."""
+    one naming a ``shift``, only the check-ins of that shift."""
 
     type: Literal["checkin"] = "checkin"
     action_id: Slug
     withdrawn: bool = Field(default=False, description="true: the person did not attend after all; takes back the posting partner's own "
                                                        "check-ins of them for the action received before this one (a backbone partner's: everyone's; "
-                                                       "naming a `shift`: only the partner's own check-ins of that shift). "
+                                                       "naming a `shift`: only the check-ins of that shift, the partner's own or, a backbone's, everyone's). "
                                                        "Names the person by a phone or an email, nothing else, and takes no consent.")
     shift: Shift | None = Field(default=None, description="The shift (time slot) of the action this is about, as the partner's tool names it "
                                                           "(Mobilize: the timeslot id). A person who came to any shift turned out, and is counted once.")

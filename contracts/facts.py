@@ -112,12 +112,13 @@ class PartnerCheckins(Internal):
         default=(), description="(received, at) of the check-ins received after its last withdrawal, earliest first.")
     shifts: dict[str, PartnerCheckins] = Field(default={}, description="The check-ins and withdrawals that named a shift, by shift.")
 
-    def counted(self, withdrawn: datetime | None) -> tuple[datetime, datetime] | None:
+    def counted(self, withdrawn: datetime | None, shifts_withdrawn: Mapping[str, datetime] = {}) -> tuple[datetime, datetime] | None:
         """(received, at) of the check-in that counts, the first received after the last
-        withdrawal (its own, or ``withdrawn``: the backbone's; a shift's also after its shift's);
-        ``None`` if none does."""
+        withdrawal (its own, or ``withdrawn``: the backbone's; a shift's also after its shift's,
+        the backbone's of it included: ``shifts_withdrawn``); ``None`` if none does."""
         after = max((w for w in (self.withdrawn_received, withdrawn) if w is not None), default=None)
-        shifts = [c for s in self.shifts.values() if (c := s.counted(after)) is not None]
+        shifts = [c for name, s in self.shifts.items() if (c := s.counted(max((w for w in (after, shifts_withdrawn.get(name)) if w is not None),
+                                                                               default=None))) is not None]
         for received, at in (*self.since_withdrawn, (self.first_received, self.first_at), (self.last_received, self.last_at)):
             if received is not None and at is not None and (after is None or received > after):
                 return min((*shifts, (received, at)))
@@ -190,6 +191,8 @@ class Attendance(Internal):
     checkins: dict[str, PartnerCheckins] = Field(default={}, description="Each partner's check-ins of the person, and its withdrawals of them.")
     withdrawn_received: datetime | None = Field(default=None, description="When a backbone partner last withdrew the person's check-ins: "
                                                                             "a check-in received before it does not count, whoever posted it.")
+    shifts_withdrawn: dict[str, datetime] = Field(default={}, description="When a backbone partner last withdrew the person's check-ins of "
+                                                                      "each shift: a check-in of the shift received before it does not count, whoever posted it.")
     checkin_events: tuple[str, ...] = Field(default=(), description="Each check-in and withdrawal applied (a digest of partner and event "
                                                                      "id, the kind, the time it gave; ``agents.facts.said``): one posted again is a repeat and changes nothing.")
 
@@ -209,7 +212,7 @@ class Attendance(Internal):
         before check-ins were kept per partner: its credited check-in."""
         if not self.checkins:
             return {self.attended_by: (self.attended_received or self.attended_at, self.attended_at)} if self.attended_by and self.attended_at else {}
-        return {p: c for p, c in ((p, c.counted(self.withdrawn_received)) for p, c in self.checkins.items()) if c is not None}
+        return {p: c for p, c in ((p, c.counted(self.withdrawn_received, self.shifts_withdrawn)) for p, c in self.checkins.items()) if c is not None}
 
 
 class Pledge(Internal):

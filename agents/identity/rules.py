@@ -70,7 +70,9 @@ def join_attendance(a: Attendance | None, b: Attendance | None, person: str) -> 
     mine, theirs = partner_checkins(a), partner_checkins(b)
     checkins = {p: join_checkins(mine.get(p), theirs.get(p)) for p in mine.keys() | theirs.keys()}
     withdrawn = max((x.withdrawn_received for x in (a, b) if x.withdrawn_received is not None), default=None)
-    return checked_in(joined, checkins, withdrawn, (*a.checkin_events, *b.checkin_events))
+    shifts = {s: max(w for w in (a.shifts_withdrawn.get(s), b.shifts_withdrawn.get(s)) if w is not None)
+              for s in sorted(a.shifts_withdrawn.keys() | b.shifts_withdrawn.keys())}
+    return checked_in(joined, checkins, withdrawn, (*a.checkin_events, *b.checkin_events), shifts_withdrawn=shifts)
 
 
 def join_membership(a: Membership | None, b: Membership | None, person: str) -> Membership | None:

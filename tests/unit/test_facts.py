@@ -202,6 +202,21 @@ def test_a_backbone_withdrawal_takes_back_every_partners_earlier_checkins():
     assert not fact.attended and fact.withdrawn_received == at(2)
 
 
+def test_a_backbone_withdrawal_naming_a_shift_takes_back_every_partners_checkins_of_that_shift():
+    """As the backbone's withdrawal naming no shift takes back everyone's (an outside probe: it
+    took back only the backbone's own, and credit stayed with the wrong partner)."""
+    a = ("union-a", {**checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z"), "shift": "sat"}, at(0))
+    b = ("faith-b", {**checkin("c2", "rally-1", phone=PHONE, at="2026-12-01T18:06:00Z"), "shift": "sun"}, at(1))
+    hub = ev({**withdrawal("w"), "shift": "sat"})
+    fact = apply_attendance(attendance([a, b]), hub, "hub", "pk", at(2), role="backbone")
+    assert (fact.attended_by, fact.attended_received) == ("faith-b", at(1))  # its Sunday check-in still counts
+    late = apply_attendance(apply_attendance(attendance([b]), hub, "hub", "pk", at(2), role="backbone"), ev(a[1]), "union-a", "pk", at(0))
+    assert late == fact  # the same in whatever order they are read
+    assert not apply_attendance(attendance([a]), hub, "hub", "pk", at(2), role="backbone").attended
+    again = ev({**checkin("c3", "rally-1", phone=PHONE, at="2026-12-01T18:30:00Z"), "shift": "sat"})
+    assert apply_attendance(fact, again, "union-a", "pk", at(3)).attended_by == "faith-b"  # credit: the first received that counts
+
+
 def test_only_the_credited_partner_or_the_backbone_may_withdraw_a_checkin():
     tap = apply_attendance(None, ev(checkin("c1", "rally-1", phone=PHONE, at="2026-12-01T18:05:00Z")), "union-a", "pk", at(0))
     assert "'union-a'" in withdrawal_refused(tap, ev(withdrawal("x")), "faith-b", "member")

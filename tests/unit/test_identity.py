@@ -230,6 +230,9 @@ def test_a_withdrawal_under_one_record_takes_back_that_partners_checkins_under_b
     assert not join_attendance(saturday, not_saturday, "p").attended
     both = join_attendance(join_attendance(saturday, sunday, "p"), not_saturday, "p")
     assert (both.attended_received, both) == (at(2), join_attendance(not_saturday, join_attendance(sunday, saturday, "p"), "p"))
+    hub_saturday = posted(None, "hub", {**undo, "shift": "501"}, 3, role="backbone")  # everyone's of that shift, under either record
+    assert join_attendance(join_attendance(saturday, sunday, "p"), hub_saturday, "p").attended_received == at(2)
+    assert not join_attendance(hub_saturday, saturday, "p").attended
 
 
 def test_a_message_that_goes_round_too_often_is_a_dead_letter():
