@@ -153,3 +153,24 @@ def test_a_withdrawn_checkin_is_refused_by_the_schema_as_by_the_api(env, withdra
     body = json.dumps([event]).encode()
     r = client.post("/v1/events", content=body, headers=headers("union-a", secret, body, time.time()))
     assert (r.status_code == 202) == valid, r.text
+
+
+@pytest.mark.parametrize("person, valid", [
+    ({"language": " en"}, True),
+    ({"language": "en\n"}, True),
+    ({"postal_code": " 94607"}, True),
+    ({"postal_code": "94607\t"}, True),
+    ({"language": "e n"}, False),
+    ({"postal_code": "#94607"}, False),
+])
+def test_what_the_api_trims_the_schema_takes_and_what_it_refuses_the_schema_refuses(env, person, valid):
+    """A person's language and postal code are trimmed by the API: the schema must not refuse
+    them padded (an outside probe with a third-party validator: " en" refused by the schema,
+    accepted by the API)."""
+    client, document, secret, publisher = env
+    event = {"type": "signup", "event_id": "s-1", "occurred_at": "2026-11-22T15:00:00Z", "person": {"phone": "+15105550100", **person}}
+    schema = {"$ref": "#/components/schemas/PartnerEvent", "components": document["components"]}
+    assert jsonschema_rs.validator_for(schema).is_valid(event) == valid
+    body = json.dumps([event]).encode()
+    r = client.post("/v1/events", content=body, headers=headers("union-a", secret, body, time.time()))
+    assert (r.status_code == 202) == valid, r.text
