@@ -205,9 +205,8 @@ Email = Annotated[str, StringConstraints(min_length=3, max_length=320), AfterVal
                   WithJsonSchema({"type": "string", "format": "email", "minLength": 3, "maxLength": 320})]
 #: Whitespace around a postal code or a language tag is trimmed (as around a name); the patterns
 #: say so, so that the JSON Schema refuses nothing the API takes.
-PostalCode = Annotated[
-    str, StringConstraints(min_length=2, max_length=12, pattern=r"^\s*[A-Za-z0-9][A-Za-z0-9 -]*\s*$", to_upper=True), Sealable
-]
+POSTAL_CODE_PATTERN = r"^\s*[A-Za-z0-9][A-Za-z0-9 -]*\s*$"
+PostalCode = Annotated[str, StringConstraints(min_length=2, max_length=12, pattern=POSTAL_CODE_PATTERN, to_upper=True), Sealable]
 #: A BCP 47 language tag, as far as turnout reads one (``es``, ``es-MX``).
 LANGUAGE_TAG = r"^\s*[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*\s*$"
 Language = Annotated[str, StringConstraints(pattern=LANGUAGE_TAG, to_lower=True)]

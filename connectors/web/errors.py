@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Mount
 
 from contracts.events import EVENT_ID_PATTERN, EVENT_TYPES, SLUG_PATTERN
+from contracts.people import LANGUAGE_TAG, POSTAL_CODE_PATTERN
 from streams import metrics
 from streams.friendly import SLUG_RULE
 
@@ -55,7 +56,9 @@ class FieldError(BaseModel):
 
 
 #: What our patterns ask for, in words (pydantic would quote the regular expression).
-_PATTERNS = {SLUG_PATTERN: f"should be an id: {SLUG_RULE}", EVENT_ID_PATTERN: "should be printable ASCII characters, no spaces"}
+_PATTERNS = {SLUG_PATTERN: f"should be an id: {SLUG_RULE}", EVENT_ID_PATTERN: "should be printable ASCII characters, no spaces",
+             POSTAL_CODE_PATTERN: "should be a postal code: letters, digits, spaces and hyphens, first a letter or a digit",
+             LANGUAGE_TAG: "should be a language tag, such as en or es-MX"}
 
 
 class ErrorBody(BaseModel):

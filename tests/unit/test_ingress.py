@@ -512,6 +512,11 @@ def test_a_wrapped_batch_a_missing_or_unknown_type_and_wrong_json_types_are_said
         2: [("action_id", "should be a valid string"), ("count", "should be a valid integer, unable to parse string as an integer")],
     }
     assert publisher.records == []
+    # A postal code or a language tag that is none is said in words, not as a regular expression.
+    r = post(client, secrets, "union-a", [signup("w5", phone="+15105550100", postal_code="#94607", language="english!")])
+    said = {f["field"]: f["message"] for f in r.json()["rejected"][0]["errors"]}
+    assert said == {"person.postal_code": "should be a postal code: letters, digits, spaces and hyphens, first a letter or a digit",
+                    "person.language": "should be a language tag, such as en or es-MX"}, said
 
 
 def test_an_sms_template_too_long_for_twilio_once_filled_in_is_refused_at_posting(env):
