@@ -48,7 +48,10 @@ class AudienceCount(Internal):
     ``asked``: asks per channel. ``excluded``: per channel, per reason (the eligibility rules'
     words: "out of area", "opted out", "no consent", "consent covers no sponsor", "no phone",
     "no email", "undeliverable", "frequency cap", "already asked"), people left out on that channel. ``deferred``:
-    texts that quiet hours would hold, with the earliest and latest moment they would go."""
+    texts that quiet hours would hold, with the earliest and latest moment they would go
+    (``deferred_by_queue`` of them because the sender's queue would not send them before quiet
+    hours begin). ``queue_drains``: when the sender's queue, as the worker predicts it
+    (``TURNOUT_SMS_RATE``), would have sent the last text handed over; ``None`` without a rate."""
 
     kind: Literal["audience"] = "audience"
     request_id: str
@@ -58,8 +61,10 @@ class AudienceCount(Internal):
     asked: dict[Channel, int] = {}
     excluded: dict[Channel, dict[str, int]] = {}
     deferred: int = 0
+    deferred_by_queue: int = 0
     deferred_first: datetime | None = None
     deferred_last: datetime | None = None
+    queue_drains: datetime | None = None
     at: datetime
 
 

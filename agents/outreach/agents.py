@@ -156,6 +156,9 @@ class Outreach:
     #: The rapid-response actions this worker fanned out, by id (their latest targeting
     #: command): a person merged after their partition was planned is planned again (``plan_again``).
     fanned_out: dict[str, TargetAction] = field(default_factory=dict)
+    #: The console's previews under way, by request: a copy of ``queue`` that the partitions
+    #: previewed here fill as the launch would (``dry_run.preview_partition``); the latest few.
+    previews: dict[str, SenderQueue] = field(default_factory=dict)
     #: Asks being handed over (``Budget``): two chunks' worth.
     handing: Budget = field(init=False)
 

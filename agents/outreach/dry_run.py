@@ -31,11 +31,18 @@ if TYPE_CHECKING:
     from .agents import Outreach, PeopleIndex
 
 log = logging.getLogger(__name__)
+#: Previews whose queue a worker keeps (``Outreach.previews``): the latest, while their partitions are counted.
+PREVIEWS_KEPT = 16
 
 
 async def preview_partition(p: Pipeline, o: Outreach, req: PreviewAudience, partition: int, index: PeopleIndex) -> AudienceCount:
-    """Count, for this partition's people, what launching ``req.action`` now would do."""
+    """Count, for this partition's people, what launching ``req.action`` now would do; its texts
+    wait their turn in the sender's queue, as predicted here, after those of the request's
+    partitions previewed before on this worker (as a launch hands them over)."""
     now, sponsors, outcomes, unread = o.clock(), sponsor_order(req.owner, req.sponsors), [], []
+    queue = o.previews.setdefault(req.request_id, o.queue.copy())
+    while len(o.previews) > PREVIEWS_KEPT:
+        del o.previews[next(iter(o.previews))]
 
     def counted(key: str) -> bool:
         """Count this person's outcome; ``False`` if their record cannot be read (yet)."""
@@ -48,7 +55,8 @@ async def preview_partition(p: Pipeline, o: Outreach, req: PreviewAudience, part
         ids = (ask_id(req.action.action_id, key, "sms"), ask_id(req.action.action_id, key, "email"))
         done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
         recent = p.recent_asks.get(key)
-        outcomes.append(outcome(person, req.action, recent, done, now, o.policy, req.requested_at, sponsors, unreceived_of(recent, p.asks.get)))
+        outcomes.append(outcome(person, req.action, recent, done, now, o.policy, req.requested_at, sponsors, unreceived_of(recent, p.asks.get),
+                                queue))
         return True
 
     for i, key in enumerate(index.keys(p.people.table.data, partition)):
@@ -61,7 +69,7 @@ async def preview_partition(p: Pipeline, o: Outreach, req: PreviewAudience, part
     if unread and await o.keys.caught_up():
         for key in unread:
             counted(key)
-    return count(req.request_id, partition, outcomes, now)
+    return count(req.request_id, partition, outcomes, now, queue)
 
 
 async def answer(p: Pipeline, request_id: str, value: AudienceCount | TestSent) -> None:

@@ -13,7 +13,7 @@ marked as a test, for the organizer's own phone and email.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from contracts.asks import RecentAsks
@@ -23,7 +23,7 @@ from contracts.preview import ALREADY, TEST_MARK, AudienceCount
 
 from .eligibility import CHANNELS
 from .planning import OutreachPolicy, in_language, pick, plan, verdict
-from .sending import Cancel, Defer, Expire, gate
+from .sending import Cancel, Defer, Expire, Send, SenderQueue, gate
 from .templates import email_body, names_sponsor, render, sms_body
 
 #: The sample values a test message is rendered with (the organizer is not a person in the table).
@@ -36,6 +36,7 @@ class Outcome:
 
     asked: dict[Channel, datetime | None] = field(default_factory=dict)
     excluded: dict[Channel, str] = field(default_factory=dict)
+    held_by_queue: bool = False  # the text is held because the sender's queue would not send it in its window
 
 
 def channels_of(action: ActionEvent) -> tuple[Channel, ...]:
@@ -45,34 +46,44 @@ def channels_of(action: ActionEvent) -> tuple[Channel, ...]:
 
 def outcome(person: PersonRecord, action: ActionEvent, recent: RecentAsks | None, already: set[str], now: datetime,
             policy: OutreachPolicy, grace_from: datetime | None = None, sponsors: Collection[str] | None = None,
-            unreceived: Collection[str] = ()) -> Outcome:
-    """What launching ``action`` at ``now`` would do for ``person`` (arguments as ``plan``'s)."""
+            unreceived: Collection[str] = (), queue: SenderQueue | None = None) -> Outcome:
+    """What launching ``action`` at ``now`` would do for ``person`` (arguments as ``plan``'s;
+    ``queue``: a copy of the worker's prediction of the sender's queue, which a text to be sent
+    joins, as at the launch)."""
     asks = {a.channel: a for a in plan(person, action, recent, already, now, policy, grace_from, sponsors, unreceived)}
     eligible = verdict(person, action, recent, now, policy, sponsors, unreceived)
     result = Outcome()
     for channel in channels_of(action):
         if channel in asks:
             # As the send path decides it when the launch hands it over: held, expired or sent now.
-            decision = gate(asks[channel], None, person, now, policy.quiet)
+            ask, wait = asks[channel], queue.wait(now) if queue is not None and channel == "sms" else 0.0
+            decision = gate(ask, None, person, now, policy.quiet, wait)
             if isinstance(decision, (Cancel, Expire)):
                 result.excluded[channel] = decision.reason
+            elif isinstance(decision, Defer):
+                result.asked[channel] = decision.until
+                result = replace(result, held_by_queue=wait > 0 and isinstance(gate(ask, None, person, now, policy.quiet), Send))
             else:
-                result.asked[channel] = decision.until if isinstance(decision, Defer) else None
+                result.asked[channel] = None
+                if queue is not None and channel == "sms":
+                    queue.add(now, ask.segments or 1)
         else:
             result.excluded[channel] = eligible.reasons.get(channel, ALREADY)
     return result
 
 
-def count(request_id: str, partition: int, outcomes: Iterable[Outcome], now: datetime) -> AudienceCount:
+def count(request_id: str, partition: int, outcomes: Iterable[Outcome], now: datetime, queue: SenderQueue | None = None) -> AudienceCount:
     """A partition's answer: people seen, people reached on any channel, asks per channel,
-    exclusions per channel and reason, texts held by quiet hours and when the first and last go."""
-    people = reached = 0
+    exclusions per channel and reason, texts held by quiet hours (by the sender's queue among
+    them) and when the first and last go, and when ``queue`` (as the outcomes left it) drains."""
+    people = reached = by_queue = 0
     asked: dict[Channel, int] = {}
     excluded: dict[Channel, dict[str, int]] = {}
     held: list[datetime] = []
     for o in outcomes:
         people += 1
         reached += bool(o.asked)
+        by_queue += o.held_by_queue
         for channel, after in o.asked.items():
             asked[channel] = asked.get(channel, 0) + 1
             if after is not None:
@@ -80,7 +91,8 @@ def count(request_id: str, partition: int, outcomes: Iterable[Outcome], now: dat
         for channel, reason in o.excluded.items():
             excluded.setdefault(channel, {})[reason] = excluded.get(channel, {}).get(reason, 0) + 1
     return AudienceCount(request_id=request_id, partition=partition, people=people, reached=reached, asked=asked, excluded=excluded,
-                         deferred=len(held), deferred_first=min(held, default=None), deferred_last=max(held, default=None), at=now)
+                         deferred=len(held), deferred_by_queue=by_queue, deferred_first=min(held, default=None), deferred_last=max(held, default=None),
+                         queue_drains=queue.drains(now) if queue is not None else None, at=now)
 
 
 def test_messages(action: ActionEvent, sponsor: str, language: str, policy: OutreachPolicy) -> dict[Channel, tuple[str | None, str]]:

@@ -199,6 +199,16 @@ class SenderQueue:
             return 0.0
         return max(0.0, wait)
 
+    def copy(self) -> SenderQueue:
+        """The prediction as it stands, to be played forward without moving this one (a preview)."""
+        other = SenderQueue(self.mps)
+        other._free_at = self._free_at
+        return other
+
+    def drains(self, now: datetime) -> datetime | None:
+        """When the queue will have sent its last text, if it holds any at ``now``."""
+        return now + timedelta(seconds=wait) if (wait := self.wait(now)) else None
+
     def add(self, now: datetime, segments: int = 1) -> None:
         if self.mps:
             self.wait(now)  # forgets a queue the clock left behind

@@ -104,7 +104,7 @@ def test_a_check_in_shows_up_on_the_open_page_without_a_reload(rally, page):
     expect(minutes.first).to_have_text(re.compile(r"^\d{1,2}:\d{2}\s?[AP]M$"))  # one day: the clock says enough
     # Asks still being handed over and asks in doubt have columns of their own, apart from "sent";
     # so have the asks never sent (expired, cancelled).
-    for heading in ("In doubt (no answer, never resent)", "Waiting (quiet hours)", "Expired (no allowed hour left)", "Cancelled (decided against at sending)"):
+    for heading in ("In doubt (no answer, never resent)", "Waiting (quiet hours or the sender's queue)", "Expired (too late to send)", "Cancelled (decided against at sending)"):
         expect(page.locator("#action-table thead")).to_contain_text(heading)
     for metric in ("sent", "sending", "in_doubt", "deferred", "expired", "cancelled"):
         expect(page.locator(f'#action-table tbody tr[data-partner="union-a"] td[data-metric="{metric}"]')).to_have_text("0")

@@ -20,6 +20,7 @@ from connectors.providers.outbox import ProviderOutbox
 from connectors.providers.sms import FakeSms
 from connectors.web.console.audience import FakeAudience, TestLimit as Limit, launch_question, total
 from connectors.web.publisher import BrokerUnavailable
+from agents.outreach.sending import SenderQueue
 from contracts.asks import AskFact, RecentAsks, ask_id
 from contracts.events import ActionEvent
 from contracts.facts import PersonRecord
@@ -109,6 +110,22 @@ def test_a_text_whose_quiet_hours_last_until_the_action_has_started_is_counted_a
     assert got.asked == {"email": 1} and got.deferred == 0
     assert got.excluded == {"sms": {"no allowed hour left before the action": 1}}
     assert got.reached == 1
+
+
+def test_the_preview_counts_the_senders_queue_as_the_launch_does():
+    """An outside probe at the default rate (one text a second), with 19 minutes of texts queued
+    at 20:51 in New York: the preview said "No text is held by quiet hours: they all go at once";
+    the launch held all 600 until 9:00 the next morning (their window closed before the queue's
+    turn). The preview now waits its turn in (a copy of) the worker's queue prediction."""
+    evening = datetime(2026, 11, 25, 1, 51, tzinfo=timezone.utc)  # 20:51 in New York, 17:51 in Oakland
+    queue = SenderQueue(1)
+    queue.add(evening, 19 * 60)  # 19 minutes of texts ahead
+    got = count("r1", 0, [outcome(person(1, zip_="10001"), action(), None, set(), evening, POLICY, evening, queue=queue),
+                          outcome(person(2), action(), None, set(), evening, POLICY, evening, queue=queue)], evening, queue)
+    assert (got.deferred, got.deferred_by_queue) == (1, 1)  # New York's window closes at 21:00; Oakland's at 21:00 there
+    assert got.deferred_first == datetime(2026, 11, 25, 14, 0, tzinfo=timezone.utc)  # 09:00 in New York
+    assert got.queue_drains == evening + timedelta(minutes=19, seconds=1)  # Oakland's text, last out of the queue
+    assert count("r2", 0, outcomes(), NOON).queue_drains is None  # no rate: no queue predicted
 
 
 def test_a_channel_without_a_template_is_not_counted():
@@ -234,6 +251,17 @@ def test_the_confirmation_previews_the_audience_and_the_launch_repeats_the_count
     assert "2 texts are held by the recipients' quiet hours" in text and "6:30 AM PST" in text
     (req,) = fake.asked
     assert req.owner == "hub" and req.action.action_id == "vigil-1202" and publisher.records == []
+
+
+def test_the_confirmation_says_what_the_senders_queue_holds_back_and_when_it_drains(tmp_path):
+    fake = FakeAudience(counts=[answer(0, 600, 0, deferred=600, deferred_by_queue=600, deferred_first=NIGHT + timedelta(hours=8),
+                                       deferred_last=NIGHT + timedelta(hours=8), queue_drains=NIGHT - timedelta(minutes=40))], partitions=1)
+    client, _, _ = console(tmp_path, audience=fake)
+    sign_in(client, ORGANIZER)
+    text = unescape(client.post("/dashboard/console", data=FORM).text)
+    assert "600 texts are held by the recipients' quiet hours: the first go Wednesday, November 25, 2026, 6:30 AM PST" in text
+    assert "600 of them only because the texts queued at the sender before them would not leave in time" in text
+    assert "they all go at once" not in text and "the last leaves about Tuesday, November 24, 2026, 9:50 PM PST" in text
 
 
 def test_a_test_send_from_the_confirmation_names_bad_input_and_is_rate_limited(tmp_path):

@@ -163,7 +163,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         totals = await preview(action, partner) if event["rapid_response"] and action is not None else None
         extra = {}
         if totals is not None:
-            moments = (("first", totals.deferred_first), ("last", totals.deferred_last))
+            moments = (("first", totals.deferred_first), ("last", totals.deferred_last), ("drains", totals.queue_drains))
             owner, co = sponsors(action, partner)
             extra = {"launch_question": launch_question(totals, confirm["channels"]),
                      # An edit reaches only people not asked yet: those asked keep the message they had.

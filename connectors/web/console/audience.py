@@ -117,8 +117,10 @@ class Totals:
     asked: dict[str, int] = field(default_factory=dict)
     excluded: dict[str, dict[str, int]] = field(default_factory=dict)
     deferred: int = 0
+    deferred_by_queue: int = 0
     deferred_first: datetime | None = None
     deferred_last: datetime | None = None
+    queue_drains: datetime | None = None
 
     @property
     def complete(self) -> bool:
@@ -144,9 +146,10 @@ def total(counts: list[AudienceCount], partitions: int) -> Totals:
                 excluded.setdefault(channel, {})[reason] = excluded.get(channel, {}).get(reason, 0) + n
     firsts = [c.deferred_first for c in unique if c.deferred_first]
     lasts = [c.deferred_last for c in unique if c.deferred_last]
+    drains = [c.queue_drains for c in unique if c.queue_drains]
     return Totals(partitions=partitions, answered=len(unique), people=sum(c.people for c in unique), reached=sum(c.reached for c in unique),
-                  asked=asked, excluded=excluded, deferred=sum(c.deferred for c in unique),
-                  deferred_first=min(firsts, default=None), deferred_last=max(lasts, default=None))
+                  asked=asked, excluded=excluded, deferred=sum(c.deferred for c in unique), deferred_by_queue=sum(c.deferred_by_queue for c in unique),
+                  deferred_first=min(firsts, default=None), deferred_last=max(lasts, default=None), queue_drains=max(drains, default=None))
 
 
 class TestLimit:
