@@ -86,6 +86,7 @@ class TestResult(Internal):
     channel: Channel
     sent: bool
     error: str | None = None
+    queue_wait: int = Field(default=0, description="A text's expected wait, in seconds, behind the texts queued at the sender before it (TURNOUT_SMS_RATE).")
 
 
 class TestSent(Internal):

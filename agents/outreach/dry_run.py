@@ -26,6 +26,7 @@ from ..identity import target_of
 from .eligibility import sponsor_order
 from .planning import unreceived_of
 from .preview import count, outcome, test_messages
+from .templates import segments
 
 if TYPE_CHECKING:
     from .agents import Outreach, PeopleIndex
@@ -92,12 +93,16 @@ async def _send_test(p: Pipeline, o: Outreach, cmd: SendTest) -> None:
         if o.outbox is None:
             results.append(TestResult(channel=channel, sent=False, error="no provider configured (no credentials on the workers)"))
             continue
+        now = o.clock()
+        wait = round(o.queue.wait(now)) if channel == "sms" else 0  # behind the texts queued at the sender, as any text
         try:
             error = await o.outbox.test(channel, to, subject, body, cmd.sponsor, cmd.request_id)
         except Exception as exc:  # noqa: BLE001 - a test that fails says so; the agent goes on
             log.warning("test send failed: %s", type(exc).__name__)
             error = f"not sent ({type(exc).__name__})"
-        results.append(TestResult(channel=channel, sent=error is None, error=error))
+        if error is None and channel == "sms":
+            o.queue.add(now, segments(body)[1])
+        results.append(TestResult(channel=channel, sent=error is None, error=error, queue_wait=wait if error is None else 0))
     try:
         await answer(p, cmd.request_id, TestSent(request_id=cmd.request_id, results=tuple(results), at=o.clock()))
     except Exception as exc:  # noqa: BLE001 - the web app then says no worker answered

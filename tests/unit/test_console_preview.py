@@ -167,6 +167,19 @@ def test_a_test_send_goes_only_to_the_typed_addresses_rendered_and_marked_as_a_t
     assert key_ == "t1" and answer.results == (Result(channel="sms", sent=True), Result(channel="email", sent=True))
 
 
+def test_a_test_text_says_how_long_it_waits_in_the_senders_queue_and_joins_it():
+    """An outside probe at the default rate: "Test text sent" while it waited 22 minutes behind
+    the fan-out in the sender's queue, and the organizer waited for it in vain."""
+    p, sms = memory_pipeline(), FakeSms()
+    o = Outreach(outbox=ProviderOutbox(sms, FakeEmail(), "http://web"), policy=POLICY, clock=lambda: NOON, partitions=4, queue=SenderQueue(1))
+    o.queue.add(NOON, 22 * 60)
+    cmd = SendTest(request_id="t1", action=action(), sponsor="union-a", phone="+15105550999", requested_at=NOON)
+    asyncio.run(_send_test(p, o, cmd))
+    (_, value, _), = p.previews.sent
+    assert Sent.model_validate_json(value).results == (Result(channel="sms", sent=True, queue_wait=22 * 60),)
+    assert o.queue.wait(NOON) == 22 * 60 + 1  # a text like any other at the sender
+
+
 class SlowSms(FakeSms):
     """A provider that answers a few turns of the event loop later."""
 
@@ -272,9 +285,12 @@ def test_a_test_send_from_the_confirmation_names_bad_input_and_is_rate_limited(t
     assert "your phone:" in unescape(client.post("/dashboard/console", data={**form, "test_phone": "12"}).text)
     bad_email = unescape(client.post("/dashboard/console", data={**form, "test_email": "me.example.org"}).text)
     assert "your email: An email address must have an @-sign." in bad_email and ".." not in bad_email  # the validator's own period
-    for _ in range(5):
+    for _ in range(4):
         ok = unescape(client.post("/dashboard/console", data={**form, "test_phone": "(510) 555-0999"}).text)
-        assert "Test text sent to +15105550999." in ok
+        assert "Test text sent to +15105550999." in ok and "sender's queue" not in ok
+    fake.sent = Sent(request_id="x", results=(Result(channel="sms", sent=True, queue_wait=22 * 60 + 10),), at=NOON)
+    waits = unescape(client.post("/dashboard/console", data={**form, "test_phone": "+15105550999"}).text)
+    assert "Test text sent to +15105550999. It waits about 22 min in the sender's queue, behind the texts handed over before it" in waits
     assert "too many test sends" in unescape(client.post("/dashboard/console", data={**form, "test_phone": "+15105550999"}).text)
     sends = [a for a in fake.asked if isinstance(a, SendTest)]
     assert len(sends) == 5 and {a.phone for a in sends} == {"+15105550999"} and publisher.records == []
