@@ -66,7 +66,7 @@ def apply_attendance(
     if old is None and shift is None:  # the common case: one model built, nothing to weigh
         return Attendance(action_id=event.action_id, person_key=person_key, first_received=received, rsvp=event.status,
                           rsvp_at=event.occurred_at, rsvp_by=partner, rsvp_received=received, rsvp_events=(seen,), rsvps={partner: (answer,)})
-    rsvps, shifts = partner_rsvps(old), join_shift_rsvps(old.shift_rsvps if old else {}, {})
+    rsvps, shifts = partner_rsvps(old), old.shift_rsvps if old else {}
     if shift is None:
         rsvps[partner] = join_rsvps(rsvps.get(partner, ()), (answer,))
     else:
