@@ -1012,7 +1012,7 @@ def people_forget(phone: str | None, email: str | None, url: str | None) -> None
                 "backups) is unreadable" if keys else "deleted no data key (none is known for them)")
     click.echo(f"{so_far}removed {plural(x['people_removed'], 'person record')}{members}; cancelled {plural(x['asks_cancelled'], 'queued ask')}; "
                f"{shredded}; memberships, RSVPs, check-ins and ask outcomes are kept without contact details, so tallies keep their counts; "
-               "an opt-out they gave stays (keyed hashes only), so they are not texted or emailed on that channel again")
+               "any opt-out they gave stays (keyed hashes only), so they are not texted or emailed on that channel again")
     if not x["complete"]:
         click.echo(f"only {x['partitions_reported']} of {plural(x['partitions'], 'partition')} have reported so far (are workers running?); "
                    f"the request ({x['request_id']}) stays queued and will be carried out")
