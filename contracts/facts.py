@@ -153,11 +153,12 @@ def partner_standing(answers: tuple[RsvpAnswer, ...], shifts: Mapping[str, tuple
     """A partner's answer in force (``standing``) from its answers for the whole action and for
     each shift: the best of them (yes, maybe, no; of those, the one given first), as someone down
     for any shift is coming; an answer for the whole action overrides the shifts' answered
-    before it. ``None``: the partner gave none."""
-    last = answers[-1][0] if answers else None
-    stands = [standing(s) for s in shifts.values() if s and (last is None or s[-1][0] > last)]
-    if answers:
-        stands.append(standing(answers))
+    before it (each as first given: the same answer again is no new one). ``None``: the
+    partner gave none."""
+    whole = standing(answers) if answers else None
+    stands = [s for s in (standing(a) for a in shifts.values() if a) if whole is None or s[0] > whole[0]]
+    if whole is not None:
+        stands.append(whole)
     best = max((STATUS_ORDER[s[1]] for s in stands), default=None)
     return min((s for s in stands if STATUS_ORDER[s[1]] == best), default=None)
 

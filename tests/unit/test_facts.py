@@ -175,6 +175,10 @@ def test_an_rsvp_naming_a_shift_answers_for_that_shift_and_yes_to_any_shift_is_y
     # An answer for the whole action given after the shifts' is the partner's answer; one before them is not.
     whole_no = ("union-a", rsvp("r-all", "rally-1", "no", phone=PHONE), at(4))
     assert attendance([saturday, whole_no]).rsvp == "no" and attendance([whole_no, (*saturday[:2], at(5))]).rsvp == "yes"
+    # The same answer given again for a shift (a Mobilize attendance edited) is no new answer: the
+    # whole-action no given since stays (an outside probe: an edit made the person a yes again).
+    edited = ("union-a", {**rsvp("r-sat-edit", "rally-1", "yes", phone=PHONE), "shift": "501"}, at(5))
+    assert attendance([saturday, whole_no, edited]).rsvp == "no"
 
 
 def test_a_withdrawal_naming_a_shift_takes_back_only_that_shifts_checkins_in_any_order():
