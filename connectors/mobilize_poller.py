@@ -25,6 +25,7 @@ import json
 import logging
 import random
 import re
+import time
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Callable, Sequence
 
@@ -42,7 +43,7 @@ from streams.transport import stop_consumer
 from .mobilize import Page, Skipped, newest, reasons, translate
 from .providers.errors import RetryLater
 from .providers.ratelimit import TokenBucket
-from .providers.retry import with_retries
+from .providers.retry import retry_after, with_retries
 from .web.body import BadBody, load_json
 from .web.ingress import FUTURE_TOLERANCE, envelopes
 from .web.publisher import Publisher
@@ -97,8 +98,7 @@ class MobilizeClient:
         except httpx.TransportError as exc:
             raise RetryLater(None, "connection", str(exc)) from None
         if r.status_code == 429 or r.status_code >= 500:
-            after = r.headers.get("retry-after")
-            raise RetryLater(float(after) if after and after.isdigit() else None, str(r.status_code))
+            raise RetryLater(retry_after(r.headers.get("retry-after"), time.time()), str(r.status_code))
         if r.status_code != 200:
             raise MobilizeRefused(f"{r.status_code} from Mobilize: {said(r)}")
         try:  # numbers too long to read stay text, for the attendance that holds them to be skipped

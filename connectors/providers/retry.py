@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from email.utils import parsedate_to_datetime
 from typing import Awaitable, Callable, TypeVar
 
 from .errors import RetryLater
@@ -19,6 +20,18 @@ from .errors import RetryLater
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """A Retry-After header in seconds from ``now`` (Unix time): delta-seconds, or an HTTP date
+    (RFC 9110 allows both); ``None`` if absent or neither."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def backoff(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:

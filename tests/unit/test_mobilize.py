@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from connectors.mobilize import Skipped, newest, translate
 from connectors.mobilize_poller import CursorStore, MobilizeClient, MobilizeRefused, poll_all, poll_partner
+from connectors.providers.retry import retry_after
 from connectors.web.publisher import ListPublisher
 from contracts.events import Envelope, partner_event
 from contracts.partners import MobilizeLink, Partner
@@ -87,6 +88,15 @@ def test_the_client_pages_waits_out_a_429_and_keeps_to_the_rate():
     assert [r["cursor"] for r in fake.requests[:4]] == [0, 1, 1, 2]  # page 1 throttled once, then read
     assert fake.requests[2]["at"] - fake.requests[1]["at"] >= 0.9  # Retry-After honoured
     assert fake.max_reads_per_second() <= 15
+
+
+def test_a_retry_after_is_read_in_seconds_or_as_an_http_date():
+    """HTTP allows both; an outside probe's 429s with a date 30 s ahead were retried within 2 s."""
+    now = 1_796_610_869.0  # Mon, 07 Dec 2026 02:34:29 GMT
+    assert retry_after("3", now) == 3.0 and retry_after(" 120 ", now) == 120.0
+    assert retry_after("Mon, 07 Dec 2026 02:34:59 GMT", now) == 30.0
+    assert retry_after("Mon, 07 Dec 2026 02:34:00 GMT", now) == 0.0  # already past: at once
+    assert retry_after(None, now) is None and retry_after("soon", now) is None and retry_after("-5", now) is None
 
 
 T = 1_764_000_000  # late November 2025: in the past, as Mobilize's dates are
