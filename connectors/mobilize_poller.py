@@ -27,7 +27,7 @@ import random
 import re
 import time
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Collection, Sequence
 
 import httpx
 from aiokafka import TopicPartition
@@ -131,19 +131,22 @@ def reported_as(reason: str) -> str:
 class CursorStore:
     """Each partner's cursor, on a compacted topic keyed by partner id, with the skipped
     attendances its pass dead-lettered (``reported_as``): a pass in another process (``poll
-    --once`` again) that reads them again at the cursor does not dead-letter them twice."""
+    --once`` again) that reads them again at the cursor does not dead-letter them twice; and
+    the Mobilize events the partner had mapped then (``Cursor.mapped``)."""
 
     def __init__(self, s: Settings, publisher: Publisher) -> None:
         self.topic = mobilize_cursor_topic(s)
         self.settings = s
         self.publisher = publisher
 
-    async def load(self, timeout: float = 10.0) -> tuple[dict[str, int], dict[str, set[str]]]:
-        """The latest cursor per partner, and what its pass reported: the topic read up to its high watermark."""
+    async def load(self, timeout: float = 10.0) -> tuple[dict[str, int], dict[str, set[str]], dict[str, set[str]]]:
+        """The latest cursor per partner, what its pass reported and the events mapped then (a
+        cursor stored before they were kept: none) : the topic read up to its high watermark."""
         consumer = replay_consumer(self.settings)
         await consumer.start()
         cursors: dict[str, int] = {}
         reported: dict[str, set[str]] = {}
+        mapped: dict[str, set[str]] = {}
         try:
             tp = TopicPartition(self.topic, 0)
             consumer.assign([tp])
@@ -153,29 +156,39 @@ class CursorStore:
             # The high watermark from fetch responses, not ListOffsets (wrong on the embedded broker).
             while loop.time() < deadline:
                 for m in (await consumer.getmany(tp, timeout_ms=300)).get(tp, []):
-                    value = json.loads(m.value)
-                    cursors[m.key.decode()], reported[m.key.decode()] = value["updated_since"], set(value.get("reported", ()))
+                    value, partner = json.loads(m.value), m.key.decode()
+                    cursors[partner], reported[partner] = value["updated_since"], set(value.get("reported", ()))
+                    if "mapped" in value:
+                        mapped[partner] = set(value["mapped"])
                 hw = consumer.highwater(tp)
                 if hw is not None and await consumer.position(tp) >= hw:
                     break
         finally:
             await stop_consumer(consumer)
-        return cursors, reported
+        return cursors, reported, mapped
 
-    async def save(self, partner: str, since: int, reported: Sequence[str] = ()) -> None:
-        value = {"updated_since": since, "saved_at": datetime.now(timezone.utc).isoformat(), "reported": reported[-REPORTED_KEPT:]}
+    async def save(self, partner: str, since: int, reported: Sequence[str] = (), mapped: Collection[str] = ()) -> None:
+        value = {"updated_since": since, "saved_at": datetime.now(timezone.utc).isoformat(), "reported": reported[-REPORTED_KEPT:],
+                 "mapped": sorted(mapped)}
         await self.publisher.publish([(partner.encode(), json.dumps(value).encode())], self.topic)
 
 
 async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher, cursors: CursorStore,
-                       partner: Partner, since: int, sponsors: dict[int, str], data_keys: DataKeys, reported: set[str] | None = None) -> int:
+                       partner: Partner, since: int, sponsors: dict[int, str], data_keys: DataKeys, reported: set[str] | None = None,
+                       mapped: set[str] | None = None) -> int:
     """One pass for one partner; returns the new cursor (already stored, with what was reported).
     ``reported``: the skipped attendances (``reported_as``) the previous pass dead-lettered,
     replaced by this pass's: one that Mobilize answers again (at the cursor, or with no date to
-    move it) is not lettered twice."""
+    move it) is not lettered twice. ``mapped``: the Mobilize events mapped when the cursor was
+    stored (``None``: not known), replaced by today's; with an event mapped since, every
+    attendance is read again (the cursor moved past that event's, skipped then as unmapped;
+    read again, they are the same keyed facts)."""
     link = partner.mobilize
     assert link is not None
     now = datetime.now(timezone.utc)
+    if since and mapped is not None and (new := link.events.keys() - mapped):
+        log.info("mobilize: %s: %d events mapped since the last pass: reading every attendance again", partner.id, len(new))
+        since = 0
     cursor, read, skipped, lettered, new_letters = since, 0, {}, set(reported or ()), 0
     try:
         async for found in client.pages(link.organization_id, link.api_key.get_secret_value(), since):
@@ -190,7 +203,10 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
         if reported is not None:
             reported.clear()
             reported.update(skipped)
-    await cursors.save(partner.id, cursor, list(skipped))
+    await cursors.save(partner.id, cursor, list(skipped), link.events.keys())
+    if mapped is not None:
+        mapped.clear()
+        mapped.update(link.events)
     log.info("mobilize: %s: %d attendances read, %d events of them skipped, %d newly dead-lettered (the others were before), cursor %d",
              partner.id, read, len(skipped), new_letters, cursor)
     return cursor
@@ -224,21 +240,22 @@ async def poll(s: Settings, coalition: Callable[[], Coalition], publisher: Publi
     disabled there (or a key or mapping changed) writes nothing more from the next pass on."""
     client = MobilizeClient(s.mobilize_base_url, s.mobilize_rate, http)
     cursors = CursorStore(s, publisher)
-    since, reported = await cursors.load()
+    since, reported, mapped = await cursors.load()
     partners: list[Partner] = []
     while True:
         try:
             partners = [p for p in coalition().partners.values() if p.enabled and p.mobilize is not None]
         except CoalitionError as exc:  # a file being edited by hand: poll as before, and say so
             log.warning("mobilize: %s; polling the partners it held before", exc)
-        await poll_all(s, client, publisher, cursors, partners, since, reported, data_keys, once)
+        await poll_all(s, client, publisher, cursors, partners, since, reported, data_keys, once, mapped)
         if once:
             return
         await asyncio.sleep(s.mobilize_interval)  # the polling interval, not synchronisation
 
 
 async def poll_all(s: Settings, client: MobilizeClient, publisher: Publisher, cursors: CursorStore, partners: list[Partner],
-                   since: dict[str, int], reported: dict[str, set[str]], data_keys: DataKeys, once: bool) -> None:
+                   since: dict[str, int], reported: dict[str, set[str]], data_keys: DataKeys, once: bool,
+                   mapped: dict[str, set[str]] | None = None) -> None:
     """One pass of every partner, side by side (their reads share the client's rate): a partner
     waiting out a Retry-After, or slow to answer, holds none of the others back. ``since`` gets
     each new cursor. A failed pass is logged, its cursor kept; with ``once``, the first failure
@@ -248,7 +265,8 @@ async def poll_all(s: Settings, client: MobilizeClient, publisher: Publisher, cu
     async def one(partner: Partner) -> None:
         try:
             since[partner.id] = await poll_partner(s, client, publisher, cursors, partner, since.get(partner.id, 0), sponsors, data_keys,
-                                                   reported.setdefault(partner.id, set()))
+                                                   reported.setdefault(partner.id, set()),
+                                                   mapped.setdefault(partner.id, set()) if mapped is not None else None)
         except (MobilizeRefused, RetryLater) as exc:
             if once:
                 raise

@@ -93,6 +93,34 @@ def test_a_person_who_came_to_one_shift_and_missed_another_turned_out(make_stack
         eventually(lambda: stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 3, "attended": 1}})
 
 
+def test_an_event_mapped_after_its_attendances_were_polled_is_counted_at_the_next_pass(make_stack):
+    """An outside probe: `turnout up` polls as soon as a partner is connected; attendances of an
+    event mapped after that pass were skipped, the cursor moved past them, and they were never
+    counted. A pass that finds an event mapped since the cursor was stored reads every attendance
+    again (the same keyed facts: nothing counts twice)."""
+    stack = make_stack()
+    path = stack.settings.coalition
+    connect_mobilize(path, "union-a", 101, "key-union")
+    map_mobilize_event(path, "union-a", "7001", "rally-m")
+    stack.start_worker()
+    stack.start_web()
+    stack.announce("rally-m")
+    stack.announce("vigil-m")
+    rows = [attendance(1, 7001, "CONFIRMED", 1_764_000_001, phone=phone(1)),
+            attendance(2, 7002, "CONFIRMED", 1_764_000_002, phone=phone(2), attended=True)]  # an event nobody mapped yet
+    with FakeMobilize(keys={101: "key-union"}, attendances={101: rows}) as fake:
+        poll_once(stack, fake)
+        eventually(lambda: stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 1, "attended": 0}})
+        map_mobilize_event(path, "union-a", "7002", "vigil-m")
+        poll_once(stack, fake)
+        assert [r["updated_since"] for r in fake.requests if r["org"] == 101][-1] == 0  # read again from the start
+        eventually(lambda: stack.action_rows("vigil-m") == {"union-a": {"pledged": 0, "rsvp_yes": 1, "attended": 1}})
+        fake.requests.clear()
+        poll_once(stack, fake)  # the mapping is known now: from the cursor again
+        assert {r["updated_since"] for r in fake.requests if r["org"] == 101} == {1_764_000_002}
+    assert stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 1, "attended": 0}}  # nothing twice
+
+
 def dead_letters(stack) -> list[dict]:
     import json
 
