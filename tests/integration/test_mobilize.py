@@ -67,17 +67,23 @@ def test_attendances_become_rsvps_and_checkins_and_a_restart_resumes_without_dou
         "attendance 5: Mobilize event 7999 is not mapped to a turnout action"]
 
 
-def test_a_person_who_came_to_one_shift_and_missed_another_turned_out(make_stack):
-    """An outside probe: a Mobilize event with two timeslots, the person came to Saturday's and
-    was marked not attended on Sunday's; the Sunday mark took the Saturday check-in back, and
-    the partner's turnout read 0. Likewise a cancelled Sunday made a Saturday volunteer an RSVP no."""
+@pytest.fixture
+def union(make_stack):
+    """A stack whose union-a is connected to Mobilize organization 101, event 7001 mapped to rally-m."""
     stack = make_stack()
-    path = stack.settings.coalition
-    connect_mobilize(path, "union-a", 101, "key-union")
-    map_mobilize_event(path, "union-a", "7001", "rally-m")
+    connect_mobilize(stack.settings.coalition, "union-a", 101, "key-union")
+    map_mobilize_event(stack.settings.coalition, "union-a", "7001", "rally-m")
     stack.start_worker()
     stack.start_web()
     stack.announce("rally-m")
+    return stack
+
+
+def test_a_person_who_came_to_one_shift_and_missed_another_turned_out(union):
+    """An outside probe: a Mobilize event with two timeslots, the person came to Saturday's and
+    was marked not attended on Sunday's; the Sunday mark took the Saturday check-in back, and
+    the partner's turnout read 0. Likewise a cancelled Sunday made a Saturday volunteer an RSVP no."""
+    stack = union
     rows = [attendance(1, 7001, "CONFIRMED", 1_764_000_001, phone=phone(1), attended=True, timeslot=501),
             attendance(2, 7001, "CONFIRMED", 1_764_000_002, phone=phone(1), attended=False, timeslot=502),
             attendance(3, 7001, "CONFIRMED", 1_764_000_003, phone=phone(2), attended=True, timeslot=501),
@@ -93,18 +99,12 @@ def test_a_person_who_came_to_one_shift_and_missed_another_turned_out(make_stack
         eventually(lambda: stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 3, "attended": 1}})
 
 
-def test_an_event_mapped_after_its_attendances_were_polled_is_counted_at_the_next_pass(make_stack):
+def test_an_event_mapped_after_its_attendances_were_polled_is_counted_at_the_next_pass(union):
     """An outside probe: `turnout up` polls as soon as a partner is connected; attendances of an
     event mapped after that pass were skipped, the cursor moved past them, and they were never
     counted. A pass that finds an event mapped since the cursor was stored reads every attendance
     again (the same keyed facts: nothing counts twice)."""
-    stack = make_stack()
-    path = stack.settings.coalition
-    connect_mobilize(path, "union-a", 101, "key-union")
-    map_mobilize_event(path, "union-a", "7001", "rally-m")
-    stack.start_worker()
-    stack.start_web()
-    stack.announce("rally-m")
+    stack, path = union, union.settings.coalition
     stack.announce("vigil-m")
     rows = [attendance(1, 7001, "CONFIRMED", 1_764_000_001, phone=phone(1)),
             attendance(2, 7002, "CONFIRMED", 1_764_000_002, phone=phone(2), attended=True)]  # an event nobody mapped yet
