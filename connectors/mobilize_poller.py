@@ -132,7 +132,7 @@ class CursorStore:
     """Each partner's cursor, on a compacted topic keyed by partner id, with the skipped
     attendances its pass dead-lettered (``reported_as``): a pass in another process (``poll
     --once`` again) that reads them again at the cursor does not dead-letter them twice; and
-    the Mobilize events the partner had mapped then (``Cursor.mapped``)."""
+    the Mobilize events the partner had mapped then (``mapped``: a pass finds those mapped since)."""
 
     def __init__(self, s: Settings, publisher: Publisher) -> None:
         self.topic = mobilize_cursor_topic(s)
@@ -141,7 +141,7 @@ class CursorStore:
 
     async def load(self, timeout: float = 10.0) -> tuple[dict[str, int], dict[str, set[str]], dict[str, set[str]]]:
         """The latest cursor per partner, what its pass reported and the events mapped then (a
-        cursor stored before they were kept: none) : the topic read up to its high watermark."""
+        cursor stored before they were kept: none), the topic read up to its high watermark."""
         consumer = replay_consumer(self.settings)
         await consumer.start()
         cursors: dict[str, int] = {}
