@@ -6,10 +6,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Sequence
 
-from contracts.asks import AskFact
+from contracts.asks import AskFact, parse_ask_id
 from contracts.events import RsvpEvent
 from contracts.people import Person
-from contracts.asks import parse_ask_id
 from contracts.providers import AskReply, EmailEvent, PersonOptOut, ProviderEnvelope, SmsReply, SmsStatus
 from streams.app import Pipeline
 from streams.keys import fact_key, person_key
