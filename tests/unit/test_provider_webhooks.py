@@ -157,11 +157,16 @@ def test_a_bounce_reason_is_written_as_its_smtp_codes_only(env, event, reason, k
     assert env_.event.reason == kept
 
 
-@pytest.mark.parametrize("body", [b'{"event": "delivered"}', b"not json", b"[1, 2"])
-def test_a_signed_sendgrid_body_that_is_not_an_array_is_a_400(env, body):
+@pytest.mark.parametrize("body, says", [
+    (b'{"event": "delivered"}', "JSON array"), (b"not json", "not valid JSON"), (b"[1, 2", "not valid JSON"),
+    # Signed, but not UTF-8: its signature holds, so it is the body that is wrong (was a 403,
+    # "invalid signature": the SDK's check decodes the body first).
+    (b'[{"event": "delivered", "reason": "\xff"}]', "not UTF-8 (byte 35)"),
+])
+def test_a_signed_sendgrid_body_that_is_not_an_array_is_a_400(env, body, says):
     client, pub, signer, s = env
     r = client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time())))
-    assert r.status_code == 400 and written(pub, s) == []
+    assert r.status_code == 400 and says in r.text and written(pub, s) == []
 
 
 EMAIL_ASK = ASK.replace(":sms", ":email")
