@@ -124,6 +124,9 @@ def summed(counters: Iterable[Counter[str]]) -> Counter[str]:
     return total
 
 
+#: Pledges made, counted beside what they pledge: a partner that pledged 0 (co-sponsoring an
+#: alert) has a row, with 0 pledged. Not a figure of its own.
+PLEDGES = "pledges"
 #: In counts across actions: the RSVP yeses of the actions the partner asked people about, what
 #: its conversion counts (an RSVP from a sign-in sheet for an action nobody was asked about is
 #: no answer to an ask). Counts of one action do without: with no ask, there is no conversion.
@@ -187,7 +190,7 @@ def contributions(fact: Fact | None) -> list[Contribution]:
     if isinstance(fact, Membership):
         return [((None, fact.partner, "signups"), 1)]
     if isinstance(fact, Pledge):
-        return [((fact.action_id, fact.partner, "pledged"), fact.count)]
+        return [((fact.action_id, fact.partner, "pledged"), fact.count), ((fact.action_id, fact.partner, PLEDGES), 1)]
     return []
 
 

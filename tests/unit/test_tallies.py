@@ -86,6 +86,18 @@ def test_nothing_pledged_means_no_ratio():
     assert book.action("r").partners[0].production_ratio is None
 
 
+def test_a_pledge_of_0_gives_its_partner_a_row():
+    """A pledge of 0 co-sponsors an alert (README: "a pledge of 0 co-sponsors without a
+    number"): the partner is listed with 0 pledged, in the action and across the coalition (an
+    outside probe: it had no row at all until someone turned out through it)."""
+    book = book_of(records()[:1] + [("pledge", "rally-1|faith-c", Pledge(action_id="rally-1", partner="faith-c", count=0, occurred_at=T, event_id="p9"))])
+    [row] = book.action("rally-1").partners
+    assert (row.partner, row.pledged, row.production_ratio) == ("faith-c", 0, None)
+    assert [(p.partner, p.pledged) for p in book.coalition().partners] == [("faith-c", 0)]
+    book.apply("pledge", "rally-1|faith-c", None)  # gone: so is its row
+    assert book.action("rally-1").partners == [] and book.coalition().partners == []
+
+
 def test_counts_for_an_action_nobody_posted_show_once_it_is_posted():
     recs = records()
     unposted = book_of(recs[1:])
