@@ -95,13 +95,18 @@ def _events(item: Any, actions: dict[str, str]) -> list[dict[str, Any]]:
         raise ValueError(f"{event[:80]!r} is not an Action Network event (its link is not on actionnetwork.org)")
     action = actions.get(event) or actions.get(an_event)
     if action is None:
-        raise ValueError(f"no turnout action is mapped to Action Network event {event!r} (turnout action-network map)")
+        raise ValueError(f"no turnout action is mapped to Action Network event {_quoted(event)} (turnout action-network map)")
     status = resource.get("status", "")
     if not isinstance(status, str):
         raise ValueError("osdi:attendance status must be a string")
     status = _STATUS.get(status.lower(), "yes")
     return [{**common, "type": "rsvp", "action_id": action, "status": status, "person": _person(person),
              "consent": _consent(person, "event RSVP", at)}, *_stops(person, key, at)]
+
+
+def _quoted(text: str, most: int = 200) -> str:
+    """``text`` quoted for a reason, cut short: a reason is answered, dead-lettered and logged."""
+    return repr(text[:most] + ("…" if len(text) > most else ""))
 
 
 #: Address statuses that mean the person asked Action Network to stop that channel.

@@ -91,6 +91,16 @@ def test_attendances_are_rsvps_for_the_mapped_action_whether_mapped_by_id_or_url
         assert partner_event.validate_python(events[0][1]).introduces
 
 
+def test_a_reason_quotes_a_long_event_link_cut_short():
+    """An outside probe posted a 100,000-letter event link: the reason (answered, dead-lettered,
+    logged) quoted it whole. Now its first 200 characters and an ellipsis."""
+    link = "https://actionnetwork.org/api/v2/events/" + "x" * 100_000
+    item = {"idempotency_key": "k", "osdi:attendance": {"created_date": "2026-11-20T10:00:00Z", "person": {"email_addresses": [{"address": "a@example.org"}]},
+                                                      "_links": {"osdi:event": {"href": link}}}}
+    [rejected] = translate([item], {})[1]
+    assert rejected.reason.startswith(f"no turnout action is mapped to Action Network event '{link[:200]}…'") and len(rejected.reason) < 300
+
+
 def test_unknown_types_unmapped_events_and_malformed_items_are_rejected_with_reasons():
     events, rejected = translate(fixture("mixed.json") + ["nonsense", {"idempotency_key": "x"}], {})
     assert [i for i, _ in events] == [3]

@@ -2,6 +2,8 @@ import json
 import logging
 import logging.config
 
+import pytest
+
 from streams.logs import logging_config, redact
 
 
@@ -13,6 +15,17 @@ def test_contact_details_are_redacted_as_a_last_line_of_defence():
     # As spreadsheets and forms write them, with no separator or none after the area code:
     assert redact("cell 6716460107, home (671)646-0107") == "cell <phone>, home <phone>"
     assert redact("mobilize: union-a: 12 attendances, cursor 1764547200") == "mobilize: union-a: 12 attendances, cursor 1764547200"  # a unix time
+
+
+@pytest.mark.timeout(20)
+def test_redacting_a_long_text_takes_time_in_proportion_to_it():
+    """An outside probe: a dead letter quoting a 100,000-letter Action Network link held the web
+    app's event loop for minutes (the email pattern tried every letter as the start of an address
+    and read on to the end from each: a quadratic time; a MiB would take hours). Here a MiB of
+    letters, and of letters between dots and at signs, each redacted in well under a second."""
+    for text in ("x" * 2**20, "a." * 2**19, ("x" * 1000 + "@") * 1000, "1" * 2**20):
+        assert redact(text) == text
+    assert redact("x" * 100_000 + " ana@example.org") == "x" * 100_000 + " <email>"
 
 
 def test_logs_are_one_json_object_per_line_with_the_message_redacted(capsys):
