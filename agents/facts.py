@@ -20,10 +20,12 @@ cannot take credit by backdating, and an old sign-in sheet imported today still 
   another's check-in takes nothing back (dead-lettered with the reason). A check-in received after it counts again;
   the same check-in or withdrawal posted again (partner and event id, what it last said under it) is a repeat.
 - *Pledge*: a partner's own pledge always wins over one listed inside the action by its
-  owner; between two of the same kind, the one received later (then the larger event id).
+  owner; between two of the same kind, the one received later (then the larger event id). A
+  pledge it replaced, posted again (same event id, time and count), is a repeat.
 - *Action*: owned by the partner that first posted it; only the owner or a backbone partner
   may change it (anyone else is refused); the version received last is kept, and so are the
-  owner and when it was first received (a rapid-response action's grace counts from then).
+  owner and when it was first received (a rapid-response action's grace counts from then). A
+  version it replaced, posted again (every field the same), is a repeat.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SupporterRsvpEvent
-from contracts.facts import (CHECKINS_KEPT, STATUS_ORDER, ActionRecord, Attendance, PartnerCheckins, Pledge, RsvpAnswer, credited, digest,
+from contracts.facts import (CHECKINS_KEPT, REPLACED_KEPT, STATUS_ORDER, ActionRecord, Attendance, PartnerCheckins, Pledge, RsvpAnswer, credited, digest,
                             partner_standing, said)
 
 #: A partner's RSVPs that named a shift, by partner and shift (``Attendance.shift_rsvps``).
@@ -199,8 +201,27 @@ def apply_pledge(old: Pledge | None, event: PledgeEvent, partner: str, received:
                  event_id=event.event_id, inline=inline, received_at=received)
     if old is None:
         return new
+    if pledged(new) in old.replaced:
+        return old  # replaced already: posted again (a retry, a re-run import)
     rank = lambda p: (not p.inline, p.received_at or p.occurred_at, p.event_id)  # noqa: E731
-    return new if rank(new) >= rank(old) else old
+    kept = new if rank(new) >= rank(old) else old
+    return kept.model_copy(update={"replaced": remembered(old.replaced, (pledged(old), pledged(new)), pledged(kept))})
+
+
+def pledged(p: Pledge) -> str:
+    """A pledge as its event said it (id, time, count): the same one posted again is a repeat."""
+    return digest(p.event_id, p.occurred_at.isoformat(), str(p.count))
+
+
+def version(action: ActionEvent) -> str:
+    """An action as its event said it, every field: the same version posted again is a repeat."""
+    return digest(action.model_dump_json())
+
+
+def remembered(before: list[str], seen: Iterable[str], in_force: str) -> list[str]:
+    """The versions a fact has seen besides the one in force, sorted (the same whatever order
+    they came in), at most ``REPLACED_KEPT``."""
+    return sorted(set(before).union(seen) - {in_force})[-REPLACED_KEPT:]
 
 
 def apply_action(old: ActionRecord | None, event: ActionEvent, partner: str, role: str, received: datetime) -> ActionRecord | Refused:
@@ -211,10 +232,14 @@ def apply_action(old: ActionRecord | None, event: ActionEvent, partner: str, rol
         return ActionRecord(partner=partner, action=event, received_at=received, first_received=received)
     if partner != old.partner and role != "backbone":
         return Refused(f"action {event.action_id!r} belongs to {old.partner!r}: only it or the backbone may change it")
+    if version(event) in old.replaced:
+        return old  # replaced already: posted again (a retry)
     first = min(received, old.first_received or old.received_at or received)
     if received >= (old.received_at or old.action.occurred_at):
-        return ActionRecord(partner=old.partner, action=event, received_at=received, first_received=first)
-    return old if old.first_received == first else old.model_copy(update={"first_received": first})
+        kept = ActionRecord(partner=old.partner, action=event, received_at=received, first_received=first)
+    else:
+        kept = old.model_copy(update={"first_received": first})
+    return kept.model_copy(update={"replaced": remembered(old.replaced, (version(old.action), version(event)), version(kept.action))})
 
 
 def inline_pledges(envelope: Envelope) -> list[Envelope]:

@@ -91,6 +91,10 @@ def digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
+#: The versions a pledge or an action remembers having replaced (``replaced``), the latest.
+REPLACED_KEPT = 32
+
+
 #: The check-ins kept per partner after its last withdrawal: the earliest ones count.
 CHECKINS_KEPT = 20
 
@@ -226,6 +230,7 @@ class Pledge(Internal):
     event_id: str
     inline: bool = Field(default=False, description="Listed in the action by its owner; the partner's own pledge always wins over it.")
     received_at: datetime | None = None
+    replaced: list[str] = Field(default_factory=list, description="The pledges this one replaced (digests): one posted again is a repeat.")
 
 
 class ActionRecord(Internal):
@@ -235,6 +240,7 @@ class ActionRecord(Internal):
     action: ActionEvent
     received_at: datetime | None = None
     first_received: datetime | None = Field(default=None, description="When it was first posted: a rapid-response action's grace counts from then, however often it is posted again.")
+    replaced: list[str] = Field(default_factory=list, description="The versions this one replaced (digests): one posted again is a repeat.")
 
 
 def credited(counting: dict[str, tuple[datetime, datetime]]) -> str | None:

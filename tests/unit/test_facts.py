@@ -65,6 +65,17 @@ def test_a_later_pledge_replaces_the_earlier_and_replays_change_nothing():
     assert apply_pledge(a, late, "union-a", at(1)) == a
 
 
+def test_an_older_pledge_posted_again_changes_nothing():
+    """An outside probe: pledges of 20 then 15, then the first posted again (a webhook's retry,
+    a re-run import): the pledge went back to 20. The same event (id, time and count) seen and
+    replaced already is a repeat, however late; a new count under that id is no repeat."""
+    p20, p15 = ev(pledge("p1", "rally-1", 20)), ev({**pledge("p2", "rally-1", 15), "occurred_at": "2026-11-23T10:00:00Z"})
+    fact = apply_pledge(apply_pledge(apply_pledge(None, p20, "union-a", at(0)), p15, "union-a", at(1)), p20, "union-a", at(2))
+    assert fact.count == 15
+    assert apply_pledge(fact, p15, "union-a", at(3)).count == 15
+    assert apply_pledge(fact, ev(pledge("p1", "rally-1", 25)), "union-a", at(3)).count == 25
+
+
 def test_a_partners_own_pledge_wins_over_an_inline_one_whatever_their_times():
     env = Envelope(partner="backbone", role="backbone", received_at=at(0), event=ev(action("rally-1", {"union-a": 40, "faith-b": 10})))
     derived = inline_pledges(env)
@@ -90,6 +101,18 @@ def test_an_action_belongs_to_its_first_poster_and_only_it_or_the_backbone_chang
     assert by_owner.partner == by_backbone.partner == "faith-b"  # changes keep the owner
     # The version received last is kept, whatever order a replay applies them in.
     assert apply_action(by_owner, v1, "faith-b", "member", at(0)).action.title == "Moved indoors"
+
+
+def test_an_older_version_of_an_action_posted_again_changes_nothing():
+    """An outside probe: version 1, version 2, then version 1 posted again (a retry): the action
+    went back to version 1, its title and its inline pledges. A version replaced already is a
+    repeat, however late; a new version under an old event id is no repeat."""
+    v1 = ev({**action("rally-1"), "event_id": "a-1", "title": "Old title"})
+    v2 = ev({**action("rally-1"), "event_id": "a-2", "title": "New title"})
+    fact = apply_action(apply_action(apply_action(None, v1, "backbone", "backbone", at(0)), v2, "backbone", "backbone", at(1)),
+                        v1, "backbone", "backbone", at(2))
+    assert fact.action.title == "New title"
+    assert apply_action(fact, ev({**action("rally-1"), "event_id": "a-1", "title": "Third"}), "backbone", "backbone", at(3)).action.title == "Third"
 
 
 def test_only_the_backbone_may_override_quiet_hours():
