@@ -487,6 +487,9 @@ def test_what_the_api_refuses_the_page_refuses_and_writes_nothing(door):
     faith_ref = Directory(SECRET, b"ref-key").ref("faith-b", person_key(SECRET, CY, None))  # another partner's person
     r = client.post("/dashboard/checkin/rally-1", data={"ref": faith_ref, "event_id": "0123456789abcdef"}, headers={"Accept": "application/json"})
     assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["ref"] and r.json()["detail"]
+    for accept in ("application/json", "text/html"):  # an outside probe: a ref not in ASCII was a 500
+        r = client.post("/dashboard/checkin/rally-1", data={"ref": "é", "event_id": "0123456789abcdef"}, headers={"Accept": accept})
+        assert r.status_code == 422 and "not on this partner's list" in unescape(r.text)
     r = client.post("/dashboard/checkin/rally-1", data={"ref": "x", "event_id": "short"}, headers={"Accept": "application/json"})
     assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["event_id"]
     latin1 = b"event_id=walkin-000003&given_name=Jos%E9&phone=5105550199"  # not stored as "Jos\ufffd"

@@ -246,7 +246,7 @@ class Directory:
              person_of: Callable[[str], str] = lambda key: key) -> Contact | None:
         """The contact behind a roster reference (only among the partner's people for the action)."""
         keys = self._said(partner, action_id, attended, person_of).keys() | self.checkins.get((action_id, partner), {}).keys()
-        return next((contact for line, _, contact in self._lines(partner, keys, person_of) if hmac.compare_digest(line, ref)), None)
+        return next((contact for line, _, contact in self._lines(partner, keys, person_of) if hmac.compare_digest(line.encode(), ref.encode())), None)
 
     def _said(self, partner: str, action_id: str, attended: Callable[[str], Attendance | None],
               person_of: Callable[[str], str]) -> dict[str, Status]:
