@@ -31,3 +31,25 @@ def test_the_demo_signs_with_a_rotated_secret_and_posts_nothing_for_a_disabled_p
     set_enabled(path, "union-a", False)
     sim.post("union-a", [])
     assert posted == ["union-a", "union-a"]
+
+
+def test_a_web_app_slow_to_answer_does_not_stop_the_demo(tmp_path, capsys):
+    """An outside probe: one request held the web app for more than the demo's 10 s, and `make
+    run` stopped the whole stack (broker, worker, web app: everything in memory lost) though no
+    process had exited. The demo says so and goes on; a process that exits still stops the stack."""
+    path = tmp_path / "coalition.toml"
+    add_partner(path, "union-a", "Union A", "union")
+    sim = Simulator(Settings(coalition=path, person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092"), "http://web.test")
+    slow = True
+
+    def web(request: httpx.Request) -> httpx.Response:
+        if slow:
+            raise httpx.ReadTimeout("timed out", request=request)
+        return httpx.Response(202, json={}) if request.method == "POST" else httpx.Response(200, json={"action_id": "a", "partners": []})
+
+    sim.client = httpx.Client(transport=httpx.MockTransport(web))
+    assert sim.post("union-a", []) is False  # run_demo posts the demo's action again until it is answered
+    assert sim.tallies("token", ["a"]) is None
+    assert "no answer from the web app (ReadTimeout)" in capsys.readouterr().out
+    slow = False
+    assert sim.post("union-a", []) is True and sim.tallies("token", ["a"]) == [{"action_id": "a", "partners": []}]
