@@ -212,11 +212,19 @@ def kept_reason(reason: str) -> str | None:
     return codes.group(1) if codes else None
 
 
+#: The most fields a Twilio form may have (its callbacks have a few dozen, media links included).
+FORM_FIELDS = 200
+
+
 def _form(body: bytes) -> list[tuple[str, str]]:
     try:
-        return list(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200))
-    except (UnicodeDecodeError, ValueError):
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
         raise BadBody("body is not an application/x-www-form-urlencoded form in UTF-8") from None
+    try:
+        return list(parse_qsl(text, keep_blank_values=True, max_num_fields=FORM_FIELDS))
+    except ValueError:  # the only one parse_qsl raises of a str, past max_num_fields
+        raise BadBody(f"the form has more than {FORM_FIELDS} fields") from None
 
 
 def _fields(exc: ValidationError, names: dict[str, str]) -> list[FieldError]:

@@ -51,6 +51,15 @@ def test_a_signed_status_callback_is_written_under_the_person_key(env):
     assert env_.person_key == ASK.split(":")[1] and env_.event.status == "delivered"
 
 
+def test_a_twilio_form_with_too_many_fields_is_refused_in_words(env):
+    """An outside probe: a signed callback of 252 fields was refused as "not an
+    application/x-www-form-urlencoded form in UTF-8", which it was."""
+    client, pub, _, s = env
+    params = {"MessageSid": "SM1", "MessageStatus": "delivered", **{f"X{i}": "1" for i in range(250)}}
+    r = twilio_post(client, f"/v1/providers/twilio/status?ask={ASK}", params)
+    assert r.status_code == 400 and "more than 200 fields" in r.json()["detail"] and written(pub, s) == []
+
+
 def test_every_message_status_the_twilio_sdk_names_is_taken(env):
     """A status Twilio sends and we refused (422) was a callback lost: "partially_delivered" was."""
     from twilio.rest.api.v2010.account.message import MessageInstance
