@@ -10,7 +10,7 @@ import logging
 import re
 from contextlib import asynccontextmanager
 from typing import Annotated, Iterable, Literal
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
@@ -146,7 +146,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
     @app.get("/v1/actions/{action_id}/tallies", response_model=ActionTallies, dependencies=as_organizer,
              responses={**organizer_errors, **documented(404, 422, s404="No partner has posted an action with this id (yet)")},
              summary="Per-partner pledged, RSVP yes, attended and production ratio for one action")
-    async def action_tallies(action_id: str) -> ActionTallies | JSONResponse:
+    # The pattern documented for clients, and checked below, where the refusal says it in words.
+    async def action_tallies(action_id: Annotated[str, Path(json_schema_extra={"pattern": SLUG_PATTERN})]) -> ActionTallies | JSONResponse:
         if not re.fullmatch(SLUG_PATTERN, action_id):
             said = f"not an action id: ids are {SLUG_RULE}"
             return error(422, said, [FieldError(field="path.action_id", message=said, type="value_error")])

@@ -12,7 +12,7 @@ from connectors.signing import headers
 from connectors.web.app import create_app
 from connectors.web.door.directory import Directory
 from connectors.web.publisher import ListPublisher
-from contracts.events import ActionEvent, Envelope
+from contracts.events import SLUG_PATTERN, ActionEvent, Envelope
 from contracts.facts import ActionRecord
 from contracts.tallies import TallyBook
 from streams.coalition import add_partner, load
@@ -315,6 +315,10 @@ def test_openapi_documents_the_partner_events(env):
     spec = client.get("/openapi.json").json()
     assert "SignupEvent" in spec["components"]["schemas"]
     assert "/v1/events" in spec["paths"] and client.get("/docs").status_code == 200
+    # A client reads there what an action id may be (an outside probe: a plain string, and the
+    # id "Rally_1" a client made of it was a 422).
+    [param] = spec["paths"]["/v1/actions/{action_id}/tallies"]["get"]["parameters"]
+    assert param["schema"]["pattern"] == SLUG_PATTERN
 
 
 def test_a_disabled_partner_is_refused(env, tmp_path):
