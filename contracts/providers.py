@@ -67,6 +67,12 @@ class SmsReply(Internal):
                                 "does not take: it keeps refusing texts to the number.")
 
 
+#: The SendGrid events turnout reads: those that move an email ask on (to its status), and those
+#: that opt its person out. The rest (open, click, …) are skipped where they arrive.
+SENDGRID_STATUS = {"processed": "sent", "deferred": "sent", "delivered": "delivered", "bounce": "failed", "dropped": "failed"}
+EMAIL_OPT_OUT = frozenset({"unsubscribe", "group_unsubscribe", "spamreport"})
+
+
 #: The reasons SendGrid gives for the emails it drops itself: its own words, naming nobody.
 SENDGRID_DROP_REASONS = frozenset({"Bounced Address", "Invalid", "Unsubscribed Address", "Spam Reporting Address", "Invalid SMTPAPI header",
                                    "Spam Content (if spam checker app enabled)", "Recipient List over Package Quota"})

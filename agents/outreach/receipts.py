@@ -19,7 +19,8 @@ from typing import Callable, Iterable, Literal, Mapping
 
 from contracts.asks import AskFact, RecentAsks, SendResult, parse_ask_id
 from contracts.facts import ADDRESS_FIELD, Channel, PersonRecord, Undeliverable
-from contracts.providers import HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, TWILIO_OPTED_OUT, YES_WORDS, EmailEvent, SmsStatus
+from contracts.providers import (EMAIL_OPT_OUT, HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, SENDGRID_STATUS, TWILIO_OPTED_OUT, YES_WORDS, EmailEvent,
+                                 SmsStatus)
 from streams.logs import redact
 
 #: The confirmation of a STOP, in the person's language (English unless Spanish, as the texts' footer).
@@ -34,8 +35,6 @@ RECEIVED = frozenset({"sent", "delivered"})
 _TWILIO = {"accepted": "sent", "scheduled": "sent", "queued": "sent", "sending": "sent", "sent": "sent",
            "delivered": "delivered", "read": "delivered", "partially_delivered": "delivered", "undelivered": "failed", "failed": "failed",
            "canceled": "failed"}
-_SENDGRID = {"processed": "sent", "deferred": "sent", "delivered": "delivered", "bounce": "failed", "dropped": "failed"}
-EMAIL_OPT_OUT = frozenset({"unsubscribe", "group_unsubscribe", "spamreport"})
 #: SendGrid drops a message to an address on one of its suppression lists: these say the person
 #: unsubscribed or reported spam there (an opt-out), or the address bounced before (undeliverable).
 DROPPED_OPTED_OUT = frozenset({"Unsubscribed Address", "Spam Reporting Address"})
@@ -84,7 +83,7 @@ def on_sms_status(fact: AskFact, cb: SmsStatus, now: datetime) -> AskFact:
 def on_email_event(fact: AskFact, ev: EmailEvent, now: datetime) -> AskFact:
     if ev.event in EMAIL_OPT_OUT:
         return fact if fact.opted_out else fact.model_copy(update={"opted_out": True, "updated_at": now})
-    status = _SENDGRID.get(ev.event)
+    status = SENDGRID_STATUS.get(ev.event)
     if status is None:
         return fact
     if ev.event == "bounce" and fact.status == "delivered":

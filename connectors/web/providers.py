@@ -39,7 +39,7 @@ from twilio.request_validator import RequestValidator
 from contracts.asks import parse_ask_id
 from contracts.events import SLUG_PATTERN
 from contracts.people import normalize_phone
-from contracts.providers import KEYWORDS, SENDGRID_DROP_REASONS, TWILIO_KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
+from contracts.providers import EMAIL_OPT_OUT, KEYWORDS, SENDGRID_DROP_REASONS, SENDGRID_STATUS, TWILIO_KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
 from connectors.signing import unix_seconds
 from streams.friendly import explain
 from streams.keys import person_key
@@ -183,10 +183,11 @@ def _email_event(item: object) -> ProviderEnvelope | str:
     for name in ("ask_id", "sg_event_id", "event"):
         if not isinstance(item.get(name), str):
             return f"{name} is missing" if name not in item else f"{name} is not a string"
-    try:
-        _, pk, _ = parse_ask_id(item["ask_id"])
-    except ValueError:
-        return "ask_id is not one of turnout's asks"
+    if not re.fullmatch(ASK_PATTERN, item["ask_id"]) or not item["ask_id"].endswith(":email"):
+        return "ask_id is not one of turnout's email asks"
+    if item["event"] not in SENDGRID_STATUS and item["event"] not in EMAIL_OPT_OUT:
+        return f"{item['event'][:40]!r} is not an event turnout reads"
+    _, pk, _ = parse_ask_id(item["ask_id"])
     try:
         event = EmailEvent(ask_id=item["ask_id"], sg_event_id=item["sg_event_id"], event=item["event"],
                            sg_message_id=item.get("sg_message_id"), reason=kept_reason(r) if isinstance(r := item.get("reason"), str) else r,

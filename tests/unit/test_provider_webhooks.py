@@ -145,12 +145,29 @@ def test_signed_sendgrid_events_are_verified_with_ecdsa(env):
     assert client.post("/v1/providers/sendgrid/events", content=body, headers=other.headers(body, int(time.time()))).status_code == 403
 
 
+def test_sendgrid_events_turnout_does_not_read_are_skipped_with_a_reason(env):
+    """An outside probe: an event no SendGrid sends ("exploded"), one about a text's ask and one
+    under a person key no ask has were counted accepted (and written)."""
+    client, pub, signer, s = env
+    ok = {"sg_event_id": "e1", "event": "delivered", "ask_id": EMAIL_ASK}
+    items = [{**ok, "event": "exploded"}, {**ok, "event": "open"}, {**ok, "ask_id": ASK},
+             {**ok, "ask_id": EMAIL_ASK.replace(":p", ":p" + "a" * 80)}, ok]
+    body = json.dumps(items).encode()
+    r = client.post("/v1/providers/sendgrid/events", content=body, headers=signer.headers(body, int(time.time())))
+    assert r.status_code == 200 and r.json()["accepted"] == 1 and [k["index"] for k in r.json()["skips"]] == [0, 1, 2, 3]
+    reasons = [k["reason"] for k in r.json()["skips"]]
+    assert reasons[:2] == ["'exploded' is not an event turnout reads", "'open' is not an event turnout reads"]
+    assert reasons[2] == reasons[3] == "ask_id is not one of turnout's email asks"
+    [env_] = written(pub, s)
+    assert env_.event.event == "delivered"
+
+
 @pytest.mark.parametrize("event, reason, kept", [
     # A receiving server's text went onto the provider topic, out of erasure's reach: first with
     # the address (an outside probe), then with the person's name ("... of Cordelia Gallowglass").
     ("bounce", "550 5.1.1 <Ana.Diaz@example.org> does not exist; call (510) 555-0123", "550 5.1.1"),
     ("bounce", "550 5.2.1 The email account of Cordelia Gallowglass <cordelia@example.org> is disabled", "550 5.2.1"),
-    ("blocked", "421-4.7.0 Try again later, Ana", "421-4.7.0"),
+    ("deferred", "421-4.7.0 Try again later, Ana", "421-4.7.0"),
     ("bounce", "Mailbox of Ana Diaz unavailable", None),
     # SendGrid's own words for its drops are kept: the receipts agent reads them.
     ("dropped", "Bounced Address", "Bounced Address"),
@@ -218,7 +235,7 @@ def test_sendgrid_events_that_cannot_be_read_are_skipped_and_the_rest_written(en
 
 @pytest.mark.parametrize("item, reason", [
     ({"event": "delivered", "sg_event_id": {"x": 1}, "ask_id": EMAIL_ASK}, "sg_event_id is not a string"),
-    ({"event": "delivered", "sg_event_id": "e1", "ask_id": "nonsense"}, "ask_id is not one of turnout's asks"),
+    ({"event": "delivered", "sg_event_id": "e1", "ask_id": "nonsense"}, "ask_id is not one of turnout's email asks"),
     ({"event": "delivered", "ask_id": EMAIL_ASK}, "sg_event_id is missing"),
     ("delivered", "not an object"),
 ])
