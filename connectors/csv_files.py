@@ -174,6 +174,13 @@ def zip_problem(value: str) -> str | None:
     return None if _real_zip(match.group(1)) else "is not a US ZIP the bundled ZIP data knows"
 
 
+@lru_cache(maxsize=1)
+def us_regions() -> frozenset[str]:
+    """The state and territory codes of the bundled ZIP data (CA, DC, PR, ...): what an action's
+    target ``regions`` can match (``agents.outreach.eligibility.in_area``)."""
+    return frozenset(z["state"] for z in zipcodes.list_all() if z.get("state"))
+
+
 @lru_cache(maxsize=None)  # bounded by the ~42k US ZIPs
 def _real_zip(code: str) -> bool:
     return zipcodes.is_real(code)

@@ -44,6 +44,7 @@ from streams.keys import event_person_key, person_key, routing_key
 from streams.sealing import seal_event
 from streams.settings import Settings
 
+from ..csv_files import us_regions, zip_problem
 from ..signing import SignatureError, check_timestamp, verify
 from .body import BadBody, load_json, problems, read_limited
 from .errors import FieldError, documented, refused
@@ -359,6 +360,8 @@ def validate_events(items: list[Any], region: str, authority: Authority) -> Chec
         if not errors:
             errors, warning = authority.check(index, event)
             out.warnings += [warning] if warning and not errors else []
+        if not errors and region == "US":
+            out.warnings += [Warning_(index=index, event_id=event.event_id, message=m) for m in area_warnings(event)]
         if not errors and event.event_id in seen and seen[event.event_id] != event:
             errors = [FieldError(field="event_id", message=f"{event.event_id!r} is used earlier in this request for another event: "
                                  "give each event its own id", type="duplicate_id")]
@@ -373,6 +376,21 @@ def validate_events(items: list[Any], region: str, authority: Authority) -> Chec
     posted = {event.action_id for _, event in out.accepted if isinstance(event, ActionEvent)}
     about = {index: getattr(event, "action_id", None) for index, event in out.accepted if not isinstance(event, ActionEvent)}
     out.warnings = [w for w in out.warnings if about.get(w.index) not in posted]
+    return out
+
+
+def area_warnings(event: PartnerEvent) -> list[str]:
+    """What of an event's postal codes and regions no US ZIP or state matches: kept as given (a
+    code abroad is fine), but said, as the CSV import and the console say it."""
+    out = []
+    person = getattr(event, "person", None)
+    if (code := getattr(person, "postal_code", None)) and (problem := zip_problem(code)):
+        out.append(f"person.postal_code {code!r} {problem}; kept as given, but no target of US ZIPs or states includes it")
+    if isinstance(event, ActionEvent):
+        out += [f"target.postal_codes {code!r} {problem}; kept as given, but nobody with a US ZIP is in it"
+                for code in event.target.postal_codes if (problem := zip_problem(code))]
+        out += [f"target.regions {region!r} is not a US state code (such as CA); kept as given, but nobody is in it"
+                for region in event.target.regions if region.strip().upper() not in us_regions()]
     return out
 
 

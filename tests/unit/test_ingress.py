@@ -617,3 +617,22 @@ def test_a_members_withdrawal_of_another_partners_checkin_is_accepted_with_a_war
         "the check-in that counts for 'rally-1' is another partner's: only it or the backbone may withdraw it; this withdrawal takes nothing back"}]
     assert len(pub.records) == 2  # kept all the same: the workers decide, in whatever order events arrive
     assert post(client, secrets, "union-a", [{**undo, "event_id": "w2"}]).json()["warnings"] == []  # its own
+
+
+def test_a_postal_code_or_region_that_matches_nothing_is_accepted_with_a_warning(env):
+    """An outside probe: a person's ZIP "9460" (a spreadsheet's dropped zero), a target ZIP
+    "abcde" and a region "ZZ" were taken without a word, though the CSV import refuses such a
+    ZIP and the console flags it: each reaches nobody by its area. Kept as given (postal codes
+    abroad are fine), with a warning that says why, in the default region US."""
+    client, pub, secrets = env
+    area = {"postal_codes": ["94607", "abcde", "2134"], "regions": ["ca", "ZZ"]}
+    r = post(client, secrets, "union-a", [signup("s1", phone="+15105550123", postal_code="9460"),
+                                         {**action("area-1"), "target": area}, signup("s2", phone="+15105550124", postal_code="94607")])
+    assert r.json()["accepted"] == 3
+    assert [(w["index"], w["message"]) for w in r.json()["warnings"]] == [
+        (0, "person.postal_code '9460' has 4 digits: a spreadsheet may have dropped its leading zero (format the column as text); "
+            "kept as given, but no target of US ZIPs or states includes it"),
+        (1, "target.postal_codes 'ABCDE' is not a US ZIP (5 digits, or ZIP+4); kept as given, but nobody with a US ZIP is in it"),
+        (1, "target.postal_codes '2134' has 4 digits: a spreadsheet may have dropped its leading zero (format the column as text); "
+            "kept as given, but nobody with a US ZIP is in it"),
+        (1, "target.regions 'ZZ' is not a US state code (such as CA); kept as given, but nobody is in it")]
