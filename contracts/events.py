@@ -157,6 +157,18 @@ class AskTemplates(Frozen):
     sms: dict[Language, TemplateText] = {}
     email: dict[Language, EmailTemplate] = {}
 
+    @field_validator("sms", "email", mode="before")
+    @classmethod
+    def _each_language_once(cls, value: object) -> object:
+        # Tags are trimmed and lower-cased: "en" and " EN " would be one key, one text lost unsaid.
+        seen: dict[str, str] = {}
+        for key in value if isinstance(value, dict) else ():
+            tag = str(key).strip().lower()
+            if tag in seen:
+                raise ValueError(f"{seen[tag]!r} and {key!r} are one language ({tag}): give its text once")
+            seen[tag] = key
+        return value
+
 
 class InlinePledge(Frozen):
     partner: Slug

@@ -149,6 +149,14 @@ def test_a_template_that_says_where_needs_an_action_that_says_where():
     assert stored.templates.sms["en"].startswith("Vigil")
 
 
+def test_a_language_given_twice_in_a_templates_map_is_refused():
+    """An outside probe: {"en": "a", " en ": "b"} was taken, one of the two texts kept without a word."""
+    twice = {**action("vigil-1"), "templates": {"sms": {"en": "Come {rsvp_link}", " EN ": "Venga {rsvp_link}"}, "email": {}}}
+    assert errors_of(twice)["templates.sms"] == "Value error, 'en' and ' EN ' are one language (en): give its text once"
+    once = {**action("vigil-1"), "templates": {"sms": {" en ": "Come {rsvp_link}", "es": "Venga {rsvp_link}"}, "email": {}}}
+    assert sorted(partner_event.validate_python(once).templates.sms) == ["en", "es"]
+
+
 def test_a_rapid_response_action_that_would_reach_nobody_is_refused_saying_why():
     # The console's confirmation called a targetless alert one "to everywhere"; it reached nobody.
     alert = {**action("alert-1"), "rapid_response": True, "templates": {"sms": {"en": "Call now {rsvp_link}"}, "email": {}}}
