@@ -16,7 +16,7 @@ from pydantic import (
     field_validator, model_serializer, model_validator,
 )
 
-from .people import Channel, Consent, Frozen, Internal, Language, Lines, OneLine, Person, PersonRef, PostalCode, Rfc3339, Timestamp, in_utc
+from .people import Channel, Consent, Frozen, Internal, Language, Lines, OneLine, Person, PersonRef, PostalCode, Rfc3339, Timestamp, Visible, in_utc
 from .zones import known_zone
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -208,7 +208,7 @@ def longest_sms(template: str, title: str, place: str) -> int:
 class ActionEvent(BaseEvent):
     type: Literal["action"] = "action"
     action_id: Slug
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200), OneLine]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200), OneLine, Visible]
     kind: ActionKind
     starts_at: Annotated[Rfc3339, AfterValidator(_plausible_start)]  # its years in UTC said as such, not as in_utc says them
     time_zone: TimeZone = Field(description="IANA time zone of the action, e.g. America/Los_Angeles.")

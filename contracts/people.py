@@ -210,7 +210,8 @@ PostalCode = Annotated[str, StringConstraints(min_length=2, max_length=12, patte
 #: A BCP 47 language tag, as far as turnout reads one (``es``, ``es-MX``).
 LANGUAGE_TAG = r"^\s*[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*\s*$"
 Language = Annotated[str, StringConstraints(pattern=LANGUAGE_TAG, to_lower=True)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100), OneLine, AfterValidator(_visible), Sealable]
+Visible = AfterValidator(_visible)
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100), OneLine, Visible, Sealable]
 
 
 class PersonRef(Frozen):

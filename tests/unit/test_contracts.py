@@ -157,6 +157,13 @@ def test_a_language_given_twice_in_a_templates_map_is_refused():
     assert sorted(partner_event.validate_python(once).templates.sms) == ["en", "es"]
 
 
+def test_an_action_title_needs_a_visible_character():
+    """An outside probe: a title of one zero-width space was taken (a blank row on the dashboard,
+    texts naming nothing); names already needed a visible character."""
+    assert errors_of({**action("vigil-1"), "title": "\u200b"})["title"] == "Value error, must have a visible character"
+    assert partner_event.validate_python({**action("vigil-1"), "title": "\u200b"}, context={"normalized": True}).title == "\u200b"  # stored before
+
+
 def test_a_rapid_response_action_that_would_reach_nobody_is_refused_saying_why():
     # The console's confirmation called a targetless alert one "to everywhere"; it reached nobody.
     alert = {**action("alert-1"), "rapid_response": True, "templates": {"sms": {"en": "Call now {rsvp_link}"}, "email": {}}}
