@@ -113,3 +113,13 @@ def test_the_readme_gives_the_coalition_file_to_the_containers_user():
     uid = re.search(r"useradd .*--uid (\d+)", (ROOT / "Dockerfile").read_text())[1]
     assert "USER turnout" in (ROOT / "Dockerfile").read_text()
     assert f"chown {uid} coalition.toml" in (ROOT / "README.md").read_text()
+
+
+def test_the_mobilize_poller_has_a_service_of_its_own():
+    """`turnout up` runs the poller when a partner is connected to Mobilize; compose ran none, so
+    in production a connected partner was never polled (an outside probe, by reading). It exits
+    when no partner is connected, so it is started on request (a profile), not by default."""
+    [poller] = [s for s in SERVICES.values() if s.get("command") == ["turnout", "mobilize", "poll"]]
+    assert poller["profiles"] == ["mobilize"] and poller["restart"] == "unless-stopped"
+    assert poller["volumes"] == SERVICES["web"]["volumes"] and poller["environment"]["TURNOUT_COALITION"] == "/app/coalition.toml"
+    assert "docker compose --profile mobilize up -d" in (ROOT / "README.md").read_text()
