@@ -643,23 +643,29 @@ def action_network() -> None:
 @action_network.command("token", help="Give PARTNER a new secret webhook URL (the old one stops working) and print it.")
 @click.argument("partner_id")
 def action_network_token(partner_id: str) -> None:
+    from urllib.parse import urlsplit
+
     s = settings()
     with coalition_errors():
         token = coalition_file.rotate_action_network_token(s.coalition, partner_id)
     console.print(f"new Action Network webhook URL for [bold]{partner_id}[/] (shown once; only its hash is kept):")
     click.echo(f"{s.public_url.rstrip('/')}/v1/partners/{partner_id}/action-network/{token}")
+    if not s.public_url.startswith("https://") or urlsplit(s.public_url).hostname in ("localhost", "127.0.0.1", "::1"):
+        click.echo(f"warning: TURNOUT_PUBLIC_URL is {s.public_url}: Action Network cannot reach it (it posts to a public https:// "
+                   "address). Set TURNOUT_PUBLIC_URL to the web app's public address and run this again.", err=True)
 
 
 @action_network.command("map", help="Count attendances of Action Network EVENT (id or API URL) as RSVPs for ACTION_ID.")
 @click.argument("partner_id")
 @click.argument("event")
 @click.argument("action_id")
-def action_network_map(partner_id: str, event: str, action_id: str) -> None:
+@click.option("--url", default=None, callback=url_option, help=URL_HELP + " Asked whether ACTION_ID has been posted.")
+def action_network_map(partner_id: str, event: str, action_id: str, url: str | None) -> None:
     with coalition_errors():
         p = coalition_file.map_action_network_event(settings().coalition, partner_id, event, action_id)
     for an_event, action in p.action_network.actions.items():
         click.echo(f"{an_event} -> {action}")
-    warn_if_unposted(settings(), action_id)
+    warn_if_unposted(settings(), action_id, url)
 
 
 @action_network.command("unmap", help="Stop counting attendances of Action Network EVENT.")
@@ -695,12 +701,13 @@ def mobilize_connect(partner_id: str, org_id: int, api_key: str | None) -> None:
 @click.argument("partner_id")
 @click.argument("event_id")
 @click.argument("action_id")
-def mobilize_map(partner_id: str, event_id: str, action_id: str) -> None:
+@click.option("--url", default=None, callback=url_option, help=URL_HELP + " Asked whether ACTION_ID has been posted.")
+def mobilize_map(partner_id: str, event_id: str, action_id: str, url: str | None) -> None:
     with coalition_errors():
         p = coalition_file.map_mobilize_event(settings().coalition, partner_id, event_id, action_id)
     for mz_event, action in p.mobilize.events.items():
         click.echo(f"{mz_event} -> {action}")
-    warn_if_unposted(settings(), action_id)
+    warn_if_unposted(settings(), action_id, url)
 
 
 @mobilize.command("poll", help="Poll every connected partner's attendances, every TURNOUT_MOBILIZE_INTERVAL seconds.")

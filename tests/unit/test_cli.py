@@ -63,6 +63,13 @@ def test_action_network_token_and_mapping(tmp_path):
                       env={**env, "TURNOUT_URL": "http://127.0.0.1:9"})  # nothing listens there
     assert r.exit_code == 0 and "abc-1 -> rally-1" in r.output
     assert "could not check that action 'rally-1' has been posted" in r.output  # mapped all the same, and says so
+    # The note said "pass --url", which map did not take (an outside probe): it does now.
+    r = runner.invoke(main, ["action-network", "map", "union-a", "abc-1", "rally-1", "--url", "http://127.0.0.1:9"], env=env)
+    assert r.exit_code == 0 and "could not check that action 'rally-1' has been posted (TURNOUT_ORGANIZER_TOKEN is not set" in r.output
+    # A webhook URL Action Network cannot reach is said to be one (an outside probe: printed as if fine).
+    local = runner.invoke(main, ["action-network", "token", "union-a"], env={**env, "TURNOUT_PUBLIC_URL": "http://127.0.0.1:8000"})
+    assert local.exit_code == 0 and "warning: TURNOUT_PUBLIC_URL is http://127.0.0.1:8000: Action Network cannot reach it" in local.output
+    assert "warning" not in runner.invoke(main, ["action-network", "token", "union-a"], env=env).output
     assert runner.invoke(main, ["action-network", "map", "union-a", "abc-2", "Not A Slug"], env=env).exit_code != 0
     # Junk was mapped as it came (an outside probe): an empty id, a space, another site's URL.
     for junk, says in (("", "is not an Action Network event id"), ("a b", "is not an Action Network event id"),
