@@ -598,8 +598,8 @@ def accounts_invite(email: str, partner_id: str | None, role: str, organizer: bo
     s = settings()
     if partner_id is not None:
         with coalition_errors():
-            if partner_id not in coalition_file.load(s.coalition).partners:
-                raise click.ClickException(f"no partner {partner_id!r} in {s.coalition}")
+            if partner_id not in (partners := coalition_file.load(s.coalition).partners):
+                raise click.ClickException(f"no partner {partner_id!r} in {s.coalition} (partners: {', '.join(sorted(partners)) or 'none yet'})")
     account, token = with_accounts(s, lambda store: store.invite(email, "organizer" if organizer else role, partner_id, "turnout accounts invite",
                                                                   datetime.now(timezone.utc), s.invite_hours))
     console.print(f"{escape(account.email)} is {escape(describe(account))}. Their one-time sign-in link (works once, until "
@@ -673,7 +673,8 @@ def action_network_map(partner_id: str, event: str, action_id: str, url: str | N
 @click.argument("event")
 def action_network_unmap(partner_id: str, event: str) -> None:
     with coalition_errors():
-        coalition_file.map_action_network_event(settings().coalition, partner_id, event, None)
+        p = coalition_file.map_action_network_event(settings().coalition, partner_id, event, None)
+    click.echo(f"{event} unmapped; mapped now: {', '.join(f'{e} -> {a}' for e, a in p.action_network.actions.items()) or 'none'}")
 
 
 @main.group(help="Partners' Mobilize organizations, polled for attendances (see README).")
