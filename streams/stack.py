@@ -190,7 +190,7 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
         console.print(f"organizer token (API and CLI, not the dashboard)   {s.organizer_token.get_secret_value()}", highlight=False)
         if broker:
             console.print("dashboard accounts for partners' staff, from another shell in this directory:\n"
-                          "  turnout accounts invite EMAIL --partner PARTNER --role viewer", soft_wrap=True, highlight=False)
+                          f"  {Path(sys.argv[0]).resolve()} accounts invite EMAIL --partner PARTNER --role viewer", soft_wrap=True, highlight=False)
         for line in stack_notes(s, here / running.STATE, demo):
             console.print(line, highlight=False, soft_wrap=True)
         for warning in unknown_settings(os.environ):
