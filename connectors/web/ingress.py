@@ -26,7 +26,7 @@ import re
 import time as clock
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Collection, Iterator, Mapping
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -204,8 +204,7 @@ def authority_errors(event: Any, partner: str, role: str, received_at: datetime,
     if getattr(event, "override_quiet_hours", False) and role != "backbone":
         errors.append(FieldError(field="override_quiet_hours", message="only the backbone partner may override quiet hours", type="not_allowed"))
     if partners is not None and isinstance(event, ActionEvent):
-        errors += [FieldError(field=f"pledges.{i}.partner", message=f"no partner {p.partner!r} in the coalition", type="unknown_partner")
-                   for i, p in enumerate(event.pledges) if p.partner not in partners]
+        errors += unknown_partners([p.partner for p in event.pledges], partners)
     if isinstance(event, ActionEvent) and role != "backbone":
         errors += [FieldError(field=f"pledges.{i}.partner", message=f"only the backbone lists pledges for other partners: {p.partner!r} "
                               "posts its own pledge", type="not_allowed")
@@ -377,6 +376,12 @@ def validate_events(items: list[Any], region: str, authority: Authority) -> Chec
     about = {index: getattr(event, "action_id", None) for index, event in out.accepted if not isinstance(event, ActionEvent)}
     out.warnings = [w for w in out.warnings if about.get(w.index) not in posted]
     return out
+
+
+def unknown_partners(pledged: list[object], partners: Collection[str]) -> list[FieldError]:
+    """An action's pledges (their partners, in order) for partners the coalition file does not list."""
+    return [FieldError(field=f"pledges.{i}.partner", message=f"no partner {p!r} in the coalition", type="unknown_partner")
+            for i, p in enumerate(pledged) if p not in partners]
 
 
 def area_warnings(event: PartnerEvent) -> list[str]:

@@ -359,3 +359,9 @@ def test_a_past_start_is_named_with_the_forms_other_problems_at_once(tmp_path):
     # And a rule about the whole alert (it needs a target) with a field's problem (a title too long).
     boxes = {e["input"] for e in client.post("/dashboard/console/check", data={**FORM, "title": "x" * 300, "target_postal_codes": ""}).json()["errors"]}
     assert boxes == {"title", "target_postal_codes"}, boxes
+    # And a pledge for a partner not in the coalition, with a bad placeholder (an outside probe:
+    # named only once the placeholder was fixed, a round trip more).
+    errors = client.post("/dashboard/console/check", data={**FORM, "sms_en": "Hi {bogus}", "pledges": "union-a: 5\nfaith-bb: 3"}).json()["errors"]
+    assert [(e["field"], e["message"]) for e in errors if e["field"].startswith("pledges")] == [
+        ("pledges.1.partner", "no partner 'faith-bb' in the coalition")], errors
+    assert {e["field"] for e in errors} == {"templates.sms.en", "pledges.1.partner"}, errors

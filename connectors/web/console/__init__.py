@@ -44,7 +44,7 @@ from ...csv_files import zip_problem
 from ..dashboard.access import Access
 from ..errors import wants_json
 from ..door.ingress_client import Ingress
-from ..ingress import Authority, stale_alert, validate_events
+from ..ingress import Authority, stale_alert, unknown_partners, validate_events
 from ..publisher import BrokerUnavailable
 from ..pages.words import when
 from ..templating import environment
@@ -92,6 +92,10 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
                                                                      frozenset(coalition().partners)))
         errors = [{"field": e.field, "message": e.message} for rej in result.rejected for e in rej.errors]
         action = result.accepted[0][1] if result.accepted else None
+        if action is None and isinstance(event["pledges"], list):  # its other problems kept the coalition's rule from being asked
+            said = {e["field"] for e in errors}
+            errors += [{"field": e.field, "message": e.message} for e in unknown_partners([p["partner"] for p in event["pledges"]], coalition().partners)
+                       if e.field not in said]
         if problem := skipped_problem(form.get("local_start", "").strip(), form.get("time_zone", "").strip()):
             errors.append({"field": "local_start", "message": problem})
         # Said with the form's other problems, whether or not the rest of the action is valid.
