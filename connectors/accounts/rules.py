@@ -3,6 +3,7 @@ no I/O; the state and ``now`` come in as arguments."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -74,10 +75,14 @@ def invite_link(base: str, token: str) -> str:
 
 
 def password_problem(password: str) -> str | None:
-    if len(password) < MIN_PASSWORD:
+    """Counted as compared (``passwords``: NFKC): "é" typed as an e and its accent is one character."""
+    compared = unicodedata.normalize("NFKC", password)
+    if len(compared) < MIN_PASSWORD:
         return f"choose a password of at least {MIN_PASSWORD} characters"
-    if len(password) > MAX_PASSWORD:
+    if len(compared) > MAX_PASSWORD:
         return f"choose a password of at most {MAX_PASSWORD} characters"
+    if not compared.strip():
+        return "choose a password that is not only spaces"
     return None
 
 

@@ -149,7 +149,11 @@ def test_an_expired_link_is_refused_and_nothing_is_written(web):
     assert web.client.get("/dashboard/view").status_code == 401
 
 
-@pytest.mark.parametrize("password, confirm, said", [("short", None, "at least 12 characters"), (NEW_PASSWORD, NEW_PASSWORD + "!", "differ")])
+@pytest.mark.parametrize("password, confirm, said", [
+    ("short", None, "at least 12 characters"), (NEW_PASSWORD, NEW_PASSWORD + "!", "differ"),
+    # An outside probe: 12 code points that compare as 6 ("é" typed as e and its accent), and 12 spaces.
+    ("e\u0301" * 6, None, "at least 12 characters"), (" " * 12, None, "not only spaces"),
+])
 def test_a_weak_or_mistyped_password_is_refused_and_the_link_still_works(web, password, confirm, said):
     token = web.invite("new@faith-b.example.org")
     written = len(web.log.records)
