@@ -165,6 +165,7 @@ def test_an_invited_partner_viewer_sees_only_its_rows_and_is_signed_out_when_rem
     rows = page.locator("#action-table tbody tr")
     expect(rows).to_have_count(2, timeout=30_000)
     expect(rows.nth(0)).to_have_attribute("data-partner", "faith-b")
+    expect(rows.nth(0).locator("th")).to_have_text(re.compile(r"\S you( |$)"))  # read apart from its name (an outside probe: "…Local 1you")
     expect(rows.nth(0).locator('td[data-metric="pledged"]')).to_have_text("5")
     expect(rows.nth(1)).to_contain_text("Rest of the coalition")
     # union-a alone: none of its figures is shown, nor the action's total (25 - 5 would be union-a's pledge)

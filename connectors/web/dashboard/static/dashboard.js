@@ -173,8 +173,8 @@ function partnerCell(row, noted = true) {
   const th = el("th", { scope: "row" }, row.name);
   if (row.partner === null && row.partners > 1) th.append(el("span", { class: "sub" }, " (" + row.partners + " partners)"));
   if (row.note && noted) th.append(el("span", { class: "sub note" }, " (" + row.note + ")"));
-  if (row.own) th.append(el("span", { class: "badge own" }, "you"));
-  if (row.no_show) th.append(el("span", { class: "badge warn" }, "⚠ pledged, none turned out"));
+  if (row.own) th.append(" ", el("span", { class: "badge own" }, "you"));
+  if (row.no_show) th.append(" ", el("span", { class: "badge warn" }, "⚠ pledged, none turned out"));
   return th;
 }
 
