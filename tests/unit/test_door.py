@@ -456,6 +456,20 @@ def test_a_wrong_tap_is_undone_by_the_partners_signed_withdrawal(door):
     assert len(publisher.records) == written_before
 
 
+def test_a_tap_without_javascript_keeps_the_search_it_was_made_from(door):
+    """An outside probe: after a tap the page showed the whole list again, the search typed
+    ("Ana") gone; the volunteer searched again for every person. The search, already in the
+    address, stays there; the name checked in is said once, not put in the address."""
+    client, _, _ = door
+    sign_in(client, STAFF_A)
+    page = client.get("/dashboard/checkin/rally-1?q=Ana").text
+    assert 'name="q" value="Ana"' in page and page.count('<input type="hidden" name="q" value="Ana">') >= 1
+    ref = client.get("/dashboard/checkin/rally-1/roster").json()["people"][0]["ref"]
+    r = client.post("/dashboard/checkin/rally-1", data={"ref": ref, "event_id": "0123456789abcdef", "q": "Ana"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard/checkin/rally-1?done=1&q=Ana"
+    assert "Checked in: Ana Díaz." in client.get(r.headers["location"]).text
+
+
 def test_a_walk_in_is_written_with_the_consent_given_and_joins_the_list(door):
     client, publisher, _ = door
     sign_in(client, STAFF_A)

@@ -145,7 +145,8 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
                 return JSONResponse({"status": "accepted", "name": name, "warnings": answer.body.get("warnings", [])}, status_code=202)
             # Not in the address: a door phone's history and a proxy's log would keep it.
             request.session[DONE] = [name, undo(form)]
-            return RedirectResponse(f"/dashboard/checkin/{quote(action_id)}?done=1", status_code=303, headers={"Cache-Control": "no-store"})
+            search = f"&q={quote(form['q'][:100])}" if form.get("q") else ""  # the search it was made from, in the address already
+            return RedirectResponse(f"/dashboard/checkin/{quote(action_id)}?done=1{search}", status_code=303, headers={"Cache-Control": "no-store"})
         detail = api_detail(answer.body)
         if wants_json(request):
             extra = {"Retry-After": answer.retry_after} if answer.retry_after else {}
