@@ -28,12 +28,14 @@ action is posted through the signed ingress and the clock starts (t0).
    includes a minute of idle worker).
 2. Queue (the sandbox's Twilio queue at ``--mps``, ``TURNOUT_SANDBOX_SMS_MPS``; the worker's
    ``TURNOUT_SMS_RATE`` set to the same, so it predicts the queue): "handed over s" as above,
-   shown beside N / mps (what pacing inside turnout would take) and the baseline's time for N
-   texts. "leave rate" is texts per second by the ``left`` stamps of the inbox between the 10th
-   and the 90th percentile (the steady window: the first and last tenth hold the start-up and
-   the drain), beside the configured mps (target: within 5 %), and overall, by
-   ``GET /_sandbox/queue`` (count - 1) / (last - first). Also: texts that expired (30036) or
-   overflowed in the queue, which must be none.
+   shown beside the texts' segments / mps (what pacing inside turnout would take: MPS counts
+   segments, as Twilio's does, and a text naming its sponsor, its link and the footer is two)
+   and the baseline's time for N texts. "leave rate" is texts, and segments, per second by the
+   ``left`` stamps of the inbox between the 10th and the 90th percentile (the steady window: the
+   first and last tenth hold the start-up and the drain); the segments' rate beside the
+   configured mps (target: within 5 %); and texts overall, by ``GET /_sandbox/queue`` (count -
+   1) / (last - first). Also: texts that expired (30036) or overflowed in the queue, which must
+   be none.
 
 The machine's load average is printed before and after: the figures are only comparable between
 runs on an otherwise idle machine, and the ratio only with the baseline of the same run.
@@ -211,7 +213,7 @@ async def queue(args) -> dict:
             state = await until(two, lambda: _queue_state(http, two, lambda q: q["waiting"] == 0),
                                 time.monotonic() + args.timeout + args.queue_people / args.mps, "every text left the queue", 1.0)
             inbox = (await http.get(f"{two.sandbox_url}/_sandbox/inbox", params={"channel": "sms"})).json()
-            out.update(baseline=base, queue=state, left=sorted(m["left"] for m in inbox if m["left"] is not None))
+            out.update(baseline=base, queue=state, left=sorted((m["left"], m["segments"]) for m in inbox if m["left"] is not None))
             return out
 
 
@@ -237,17 +239,19 @@ def report_hand_over(results: list[dict]) -> None:
 
 
 def report_queue(q: dict, mps: float) -> None:
-    stamps, n, state = q["left"], q["n"], q["queue"]
+    stamps, segments = [t for t, _ in q["left"]], [k for _, k in q["left"]]
+    n, state, base = q["n"], q["queue"], q["baseline"]
     lo, hi = int(0.1 * (len(stamps) - 1)), int(0.9 * (len(stamps) - 1))
-    steady = (hi - lo) / (stamps[hi] - stamps[lo])
+    texts = (hi - lo) / (stamps[hi] - stamps[lo])  # those that left after the p10 one, until the p90 one
+    steady = sum(segments[lo + 1 : hi + 1]) / (stamps[hi] - stamps[lo])
     left = state["left"]
     overall = (left["count"] - 1) / (left["last"] - left["first"])
-    base = q["baseline"]
-    table = Table("N", "handed over s", "N / mps s", "baseline s for N", "leave rate msg/s p10–p90", "configured mps", "error",
-                  "overall msg/s", "left", "expired", "overflowed",
-                  title=f"2. hand-over behind the sandbox's Twilio queue (--sms-mps {mps:g}, TURNOUT_SMS_RATE {mps:g})")
-    table.add_row(f"{n:,}", f"{q['handed_over']:.1f}", f"{n / mps:,.0f}", f"{n / base['rate']:.1f}", f"{steady:.1f}", f"{mps:g}",
-                  f"{100 * (steady - mps) / mps:+.2f} %", f"{overall:.1f}", f"{left['count']:,}", str(state["expired"]), str(state["overflowed"]))
+    table = Table("N", "segments / text", "handed over s", "N segments / mps s", "baseline s for N", "leave rate texts/s p10–p90",
+                  "segments/s p10–p90", "configured mps", "error", "overall texts/s", "left", "expired", "overflowed",
+                  title=f"2. hand-over behind the sandbox's Twilio queue (--sms-mps {mps:g}, TURNOUT_SMS_RATE {mps:g}; MPS counts segments)")
+    table.add_row(f"{n:,}", f"{sum(segments) / len(segments):.2f}", f"{q['handed_over']:.1f}", f"{sum(segments) / mps:,.0f}",
+                  f"{n / base['rate']:.1f}", f"{texts:.1f}", f"{steady:.1f}", f"{mps:g}", f"{100 * (steady - mps) / mps:+.2f} %",
+                  f"{overall:.1f}", f"{left['count']:,}", str(state["expired"]), str(state["overflowed"]))
     console.print(table)
 
 
