@@ -45,15 +45,15 @@ class PersonRecord(Internal):
     email: str | None = None
     postal_code: str | None = None
     language: str | None = None
-    consent: dict[Channel, ConsentRecord] = {}
-    opted_out: dict[Channel, datetime] = {}
-    undeliverable: dict[Channel, Undeliverable] = {}
+    consent: dict[Channel, ConsentRecord] = Field(default_factory=dict)
+    opted_out: dict[Channel, datetime] = Field(default_factory=dict)
+    undeliverable: dict[Channel, Undeliverable] = Field(default_factory=dict)
     partners: tuple[str, ...] = ()
     recruited_by: str
     recruited_at: datetime
     updated_at: datetime
     profile_at: dict[str, datetime] = Field(
-        default={}, description="When each profile field got its value (the sign-up's occurred_at): per field, the newest value wins, "
+        default_factory=dict, description="When each profile field got its value (the sign-up's occurred_at): per field, the newest value wins, "
                                "whatever order sign-ups and merges arrive in. Absent: ``updated_at``.")
     link_sent_at: datetime | None = Field(
         default=None, description="When an event naming both the phone and the email was last received for this person: the link it sent "
@@ -114,7 +114,7 @@ class PartnerCheckins(Internal):
     withdrawn_received: datetime | None = None
     since_withdrawn: tuple[tuple[datetime, datetime], ...] = Field(
         default=(), description="(received, at) of the check-ins received after its last withdrawal, earliest first.")
-    shifts: dict[str, PartnerCheckins] = Field(default={}, description="The check-ins and withdrawals that named a shift, by shift.")
+    shifts: dict[str, PartnerCheckins] = Field(default_factory=dict, description="The check-ins and withdrawals that named a shift, by shift.")
 
     def counted(self, withdrawn: datetime | None, shifts_withdrawn: Mapping[str, datetime] = {}) -> tuple[datetime, datetime] | None:
         """(received, at) of the check-in that counts, the first received after the last
@@ -189,14 +189,14 @@ class Attendance(Internal):
                                                                         "how long the coalition has known the person (identity resolution).")
     rsvp_events: tuple[str, ...] = Field(default=(), description="Each RSVP applied (a digest of partner and event id, the answer, the time "
                                                                   "it gave; ``agents.facts.said``): one posted again is a repeat and moves no credit.")
-    rsvps: dict[str, tuple[RsvpAnswer, ...]] = Field(default={}, description="Each partner's RSVPs of the person, oldest first (of a run of one "
+    rsvps: dict[str, tuple[RsvpAnswer, ...]] = Field(default_factory=dict, description="Each partner's RSVPs of the person, oldest first (of a run of one "
                                                                              "answer its first and last; the last 20): a partner that gives the same answer again gives no new one.")
     shift_rsvps: dict[str, dict[str, tuple[RsvpAnswer, ...]]] = Field(
-        default={}, description="Each partner's RSVPs of the person that named a shift, by shift (kept as ``rsvps`` are).")
-    checkins: dict[str, PartnerCheckins] = Field(default={}, description="Each partner's check-ins of the person, and its withdrawals of them.")
+        default_factory=dict, description="Each partner's RSVPs of the person that named a shift, by shift (kept as ``rsvps`` are).")
+    checkins: dict[str, PartnerCheckins] = Field(default_factory=dict, description="Each partner's check-ins of the person, and its withdrawals of them.")
     withdrawn_received: datetime | None = Field(default=None, description="When a backbone partner last withdrew the person's check-ins: "
                                                                             "a check-in received before it does not count, whoever posted it.")
-    shifts_withdrawn: dict[str, datetime] = Field(default={}, description="When a backbone partner last withdrew the person's check-ins of "
+    shifts_withdrawn: dict[str, datetime] = Field(default_factory=dict, description="When a backbone partner last withdrew the person's check-ins of "
                                                                       "each shift: a check-in of the shift received before it does not count, whoever posted it.")
     checkin_events: tuple[str, ...] = Field(default=(), description="Each check-in and withdrawal applied (a digest of partner and event "
                                                                      "id, the kind, the time it gave; ``agents.facts.said``): one posted again is a repeat and changes nothing.")
