@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
@@ -24,6 +23,7 @@ from rich.live import Live
 
 from streams.coalition import CoalitionError, CoalitionFile, add_partner, load
 from streams.settings import Settings
+from streams.stack import turnout_command
 
 from .signing import headers
 from .tally_table import action_table, natural_width
@@ -166,7 +166,7 @@ def run_demo(s: Settings, base: str, alive: Callable[[], bool]) -> None:
     started = sim.start()
     token = s.organizer_token.get_secret_value()
     partner = "union-local-1"
-    turnout = Path(sys.argv[0]).resolve()
+    turnout = turnout_command()
     example = json.dumps({"type": "checkin", "event_id": "my-first-checkin", "occurred_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                           "action_id": ACTION_ID, "person": {"phone": "+15105550199"}})
     console.print(f"partner {partner} secret   {sim.secret(partner)}")

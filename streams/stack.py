@@ -78,6 +78,14 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
+def turnout_command() -> str:
+    """How another shell runs this turnout, for the commands the banner prints: the installed
+    command's path (``make run`` runs it from a virtualenv that shell may not have activated),
+    else ``turnout`` (run as ``python -m streams.cli``)."""
+    path = Path(sys.argv[0])
+    return str(path.resolve()) if path.name == "turnout" else "turnout"
+
+
 #: Set by Ctrl-C or SIGTERM (``_interrupt``), for the loops that wait while the stack runs.
 STOP = threading.Event()
 
@@ -190,7 +198,7 @@ def run_stack(s: Settings, port: int, workers: int, demo: bool, organizer: str |
         console.print(f"organizer token (API and CLI, not the dashboard)   {s.organizer_token.get_secret_value()}", highlight=False)
         if broker:
             console.print("dashboard accounts for partners' staff, from another shell in this directory:\n"
-                          f"  {Path(sys.argv[0]).resolve()} accounts invite EMAIL --partner PARTNER --role viewer", soft_wrap=True, highlight=False)
+                          f"  {turnout_command()} accounts invite EMAIL --partner PARTNER --role viewer", soft_wrap=True, highlight=False)
         for line in stack_notes(s, here / running.STATE, demo):
             console.print(line, highlight=False, soft_wrap=True)
         for warning in unknown_settings(os.environ):

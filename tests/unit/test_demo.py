@@ -53,3 +53,16 @@ def test_a_web_app_slow_to_answer_does_not_stop_the_demo(tmp_path, capsys):
     assert "no answer from the web app (ReadTimeout)" in capsys.readouterr().out
     slow = False
     assert sim.post("union-a", []) is True and sim.tallies("token", ["a"]) == [{"action_id": "a", "partners": []}]
+
+
+def test_the_banners_commands_name_the_turnout_that_runs(tmp_path, monkeypatch):
+    """`make run` runs .venv/bin/turnout, which another shell may not have on its PATH: the
+    commands the banner prints name it by its path (an outside probe: the invite line did not,
+    the sign line did); run as `python -m streams.cli`, they say `turnout`."""
+    from streams.stack import turnout_command
+
+    installed = tmp_path / "bin" / "turnout"
+    monkeypatch.setattr("sys.argv", [str(installed), "up"])
+    assert turnout_command() == str(installed.resolve())
+    monkeypatch.setattr("sys.argv", [str(tmp_path / "streams" / "cli.py"), "up"])
+    assert turnout_command() == "turnout"
