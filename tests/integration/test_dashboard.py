@@ -160,7 +160,7 @@ def test_the_page_resumes_live_updates_after_the_web_app_restarts(rally, page):
 def test_an_invited_partner_viewer_sees_only_its_rows_and_is_signed_out_when_removed(rally, page):
     """The link `turnout accounts invite` prints; faith-b's own row and the rest of the
     coalition (union-a alone) withheld; `turnout accounts remove` ends the open page's session."""
-    choose_password(page, invite(rally, "staff@faith-b.example.org", "--partner", "faith-b", "--role", "viewer"))
+    choose_password(page, link := invite(rally, "staff@faith-b.example.org", "--partner", "faith-b", "--role", "viewer"))
     expect(page.locator("#who")).to_contain_text("partner faith-b (staff@faith-b.example.org)")
     rows = page.locator("#action-table tbody tr")
     expect(rows).to_have_count(2, timeout=30_000)
@@ -194,6 +194,13 @@ def test_an_invited_partner_viewer_sees_only_its_rows_and_is_signed_out_when_rem
     expect(page).to_have_url(re.compile(r"/dashboard/login$"), timeout=15_000)
     page.goto(f"{rally.url}/dashboard")
     expect(page).to_have_url(re.compile(r"/dashboard/login$"))
+    # The link, used: said at once, and the password boxes closed with the button (an outside
+    # probe: only the button was, the boxes took a password no button could send).
+    page.goto(link)
+    expect(page.locator("#link-problem")).to_be_visible()
+    for box in ("New password", "The same password again"):
+        expect(page.get_by_label(box)).to_be_disabled()
+    expect(page.get_by_role("button", name="Save password and sign in")).to_be_disabled()
 
 
 def test_a_partner_admin_invites_a_colleague_from_the_dashboard(rally, page, browser):

@@ -24,7 +24,7 @@ async function whose() {
   problem.textContent = body.detail || "Could not check the link (no answer from the server): you may still choose a password.";
   problem.hidden = false;
   if (answer && answer.status === 400) {  // the link is not good: no password can be chosen with it
-    document.querySelector('button[type="submit"]').disabled = true;
+    for (const box of document.querySelectorAll("#password, #confirm, button[type=submit]")) box.disabled = true;
   }
 }
 if (token.value !== "") {
