@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Collection
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -182,6 +182,14 @@ def _consent(p: _Person, at: str) -> dict[str, Any]:
     if (p.sms_opt_in_status or "").upper() != "OPT_IN" or not _primary(p.phone_numbers, "number"):
         return {}
     return {"consent": {"sms": {"granted": True, "given_at": at, "method": "Mobilize RSVP (SMS opt-in)"}}}
+
+
+def start_from(since: int, mapped: Collection[str] | None, events: Collection[str]) -> int:
+    """The cursor a pass reads from: ``since``, or 0 (every attendance again) when one of the
+    ``events`` mapped now was not mapped when the cursor was stored (``mapped``; ``None``: not
+    known). The cursor moved past that event's attendances, skipped then as unmapped; read
+    again, they are the same keyed facts."""
+    return 0 if since and mapped is not None and not set(events) <= set(mapped) else since
 
 
 def newest(attendances: list[Any], since: int, until: int) -> int:

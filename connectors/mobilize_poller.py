@@ -40,7 +40,7 @@ from streams.settings import Settings
 from streams.topology import dead_letter, dead_letter_topic, mobilize_cursor_topic
 from streams.transport import stop_consumer
 
-from .mobilize import Page, Skipped, newest, reasons, translate
+from .mobilize import Page, Skipped, newest, reasons, start_from, translate
 from .providers.errors import RetryLater
 from .providers.ratelimit import TokenBucket
 from .providers.retry import retry_after, with_retries
@@ -96,7 +96,7 @@ class MobilizeClient:
         try:
             r = await self.http.get(url, params=params, headers={"Authorization": f"Bearer {key}"})
         except httpx.TransportError as exc:
-            raise RetryLater(None, "connection", str(exc)) from None
+            raise RetryLater(None, None, f"no answer from Mobilize: {type(exc).__name__}") from None
         if r.status_code == 429 or r.status_code >= 500:
             raise RetryLater(retry_after(r.headers.get("retry-after"), time.time()), str(r.status_code))
         if r.status_code != 200:
@@ -186,9 +186,9 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
     link = partner.mobilize
     assert link is not None
     now = datetime.now(timezone.utc)
-    if since and mapped is not None and (new := link.events.keys() - mapped):
-        log.info("mobilize: %s: %d events mapped since the last pass: reading every attendance again", partner.id, len(new))
-        since = 0
+    if (start := start_from(since, mapped, link.events.keys())) != since:
+        log.info("mobilize: %s: events mapped since the last pass: reading every attendance again", partner.id)
+        since = start
     cursor, read, skipped, lettered, new_letters = since, 0, {}, set(reported or ()), 0
     try:
         async for found in client.pages(link.organization_id, link.api_key.get_secret_value(), since):

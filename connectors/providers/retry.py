@@ -70,7 +70,6 @@ async def with_retries(
             if exc.after is not None and exc.after > (cap if max_wait is None else max_wait):
                 raise
             delay = max(exc.after or 0.0, backoff(attempt, base=base, cap=cap, rng=rng))
-            log.info("%s; retry %d/%d in %.2fs", f"provider said {exc.code}" if exc.code and exc.code.isdigit() else f"no answer ({exc.reason})",
-                     attempt, attempts - 1, delay)
+            log.info("%s; retry %d/%d in %.2fs", f"provider said {exc.code}" if exc.code else exc.reason, attempt, attempts - 1, delay)
             await sleep(delay)
     raise AssertionError("unreachable")

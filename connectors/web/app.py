@@ -27,6 +27,7 @@ from streams.friendly import SLUG_RULE
 from streams.topology import events_topic
 
 from ..accounts.store import AccountStore, KafkaAccountLog
+from ..csv_files import us_regions, zip_problem
 from . import dashboard, docs, errors, ingress, openapi
 from .action_network import router as action_network_router
 from .console import router as console_router
@@ -94,6 +95,9 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if s.default_region == "US":  # the ZIP data, read whole at its first use: now, not in a request's handler
+            zip_problem("94607")
+            us_regions()
         for part in owned:
             await part.start()
         try:

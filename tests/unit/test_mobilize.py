@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from connectors.mobilize import Skipped, newest, translate
+from connectors.mobilize import Skipped, newest, start_from, translate
 from connectors.mobilize_poller import CursorStore, MobilizeClient, MobilizeRefused, poll_all, poll_partner
 from connectors.providers.retry import retry_after
 from connectors.web.publisher import ListPublisher
@@ -72,7 +72,14 @@ def test_the_same_state_gives_the_same_ids_and_unmapped_events_are_skipped():
     assert newest([a, attendance(2, 7001, "REGISTERED", 2500), None, {"modified_date": True}], 900, 2000) == 1000  # none past `until`
 
 
-def test_the_client_pages_waits_out_a_429_and_keeps_to_the_rate():
+def test_a_pass_reads_every_attendance_again_once_an_event_was_mapped_since_its_cursor():
+    assert start_from(1500, {"7001"}, {"7001"}) == 1500
+    assert start_from(1500, {"7001"}, {"7001", "7002"}) == 0  # 7002 mapped since: its attendances were skipped
+    assert start_from(1500, {"7001", "7002"}, {"7001"}) == 1500  # one unmapped since: nothing to read again
+    assert start_from(1500, None, {"7001"}) == 1500 and start_from(0, set(), {"7001"}) == 0  # not known; from the start already
+
+
+
     rows = [attendance(i, 7001, "REGISTERED", 1000 + i, phone=f"51055501{i:02d}") for i in range(1, 6)]
     with FakeMobilize(keys={101: "k"}, attendances={101: rows}, throttle_pages={1}) as fake:
         async def run():
