@@ -79,7 +79,7 @@ def test_a_pass_reads_every_attendance_again_once_an_event_was_mapped_since_its_
     assert start_from(1500, None, {"7001"}) == 1500 and start_from(0, set(), {"7001"}) == 0  # not known; from the start already
 
 
-
+def test_the_client_pages_waits_out_a_429_and_keeps_to_the_rate():
     rows = [attendance(i, 7001, "REGISTERED", 1000 + i, phone=f"51055501{i:02d}") for i in range(1, 6)]
     with FakeMobilize(keys={101: "k"}, attendances={101: rows}, throttle_pages={1}) as fake:
         async def run():
