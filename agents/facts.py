@@ -242,6 +242,21 @@ def apply_action(old: ActionRecord | None, event: ActionEvent, partner: str, rol
     return kept.model_copy(update={"replaced": remembered(old.replaced, (version(old.action), version(event)), version(kept.action))})
 
 
+def taken_back(pledges: Iterable[Pledge], action: ActionEvent, poster: str, role: str) -> list[str]:
+    """The partners whose inline pledge for ``action`` the version in force no longer lists, of
+    those its poster may list (the backbone: any; a member: itself): an organizer who deletes a
+    line of the console's edit form takes that pledge back. A partner's own pledge stays."""
+    listed = {p.partner for p in action.pledges}
+    return sorted(p.partner for p in pledges if p.inline and p.action_id == action.action_id and p.partner not in listed
+                  and (role == "backbone" or p.partner == poster))
+
+
+def listed_now(record: ActionRecord | None, pledge: PledgeEvent) -> bool:
+    """Whether an inline pledge comes from the action's version in force: one from a version
+    replaced before it came back through the events topic counts for nothing."""
+    return record is not None and pledge.event_id == f"{record.action.event_id}#pledge"
+
+
 def inline_pledges(envelope: Envelope) -> list[Envelope]:
     """The pledges listed in an action, as pledge events of the partners named: by the backbone
     for any partner, by a member for itself only (the ingress refuses the rest)."""

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from contracts.erasure import FORGET_PREFIX, ForgetPerson
 from contracts.events import ActionEvent, CheckinEvent, Envelope, OptOutEvent, PledgeEvent, RsvpEvent, SignupEvent, SupporterRsvpEvent
-from contracts.facts import withdrawal_refused
+from contracts.facts import Pledge, withdrawal_refused
 from streams.app import Pipeline
 from streams.batching import key_text
 from streams.clock import Clock, system_clock
@@ -26,7 +26,7 @@ from streams.topology import excerpt
 
 from .erasure import forget
 from .identity import Resolver
-from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges
+from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges, listed_now, taken_back
 from .outreach.agents import fan_out
 from .outreach.receipts import stopped
 from .people import introduce, membership, merge_person
@@ -107,6 +107,8 @@ def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | A
     elif isinstance(event, OptOutEvent):  # as a STOP or an unsubscribe: coalition-wide, never the contact details
         p.people.put(partition, person, stopped(p.people.get(person), person, event.channels, received))
     elif isinstance(event, PledgeEvent):
+        if envelope.inline and not listed_now(p.actions.get(event.action_id), event):
+            return []  # listed by a version of the action replaced since
         key = fact_key(event.action_id, partner)
         p.pledges.put(partition, key, apply_pledge(p.pledges.get(key), event, partner, received, envelope.inline))
     elif isinstance(event, ActionEvent):
@@ -116,14 +118,20 @@ def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | A
             return []
         p.actions.put(partition, event.action_id, new)
         if new.action == event:
+            for gone in taken_back(pledges_of(p, event.action_id), event, partner, envelope.role):
+                p.pledges.delete(partition, fact_key(event.action_id, gone))
             # Forwarded even when the table already had it: a replay after a crash must
             # not lose pledges (or a fan-out) cut off by a crash. Both are idempotent.
             return [*inline_pledges(envelope), *([event] if event.rapid_response else [])]
     return []
 
 
-def co_sponsors(p: Pipeline, action_id: str) -> list[str]:
-    """Partners that joined the action with a pledge of their own (pledges of an action live on
-    the action's partition: ``streams.keys.routing_key``)."""
+def pledges_of(p: Pipeline, action_id: str) -> list[Pledge]:
+    """The action's pledges (they live on the action's partition: ``streams.keys.routing_key``)."""
     prefix = fact_key(action_id, "")
-    return [raw["partner"] for key, raw in list(p.pledges.table.data.items()) if key.startswith(prefix) and not raw.get("inline")]
+    return [pledge for key in list(p.pledges.table.data) if key.startswith(prefix) and (pledge := p.pledges.get(key)) is not None]
+
+
+def co_sponsors(p: Pipeline, action_id: str) -> list[str]:
+    """Partners that joined the action with a pledge of their own."""
+    return [pledge.partner for pledge in pledges_of(p, action_id) if not pledge.inline]

@@ -80,6 +80,9 @@ def test_an_actions_inline_pledges_count_until_the_partner_pledges_itself(make_s
     assert stack.post("union-a", [pledge("up", "rally-3", 55, at="2026-11-23T00:00:00Z")]).status_code == 202
     eventually(lambda: stack.action_rows("rally-3")["union-a"]["pledged"] == 55)
     assert stack.get("/v1/actions/rally-3/tallies").json()["title"] == "Rally for fair funding"
+    # An edit that no longer lists faith-b takes its listed pledge back; union-a's own stays.
+    assert stack.post("backbone", [{**action("rally-3", {"union-a": 40}), "event_id": "a-rally-3-v2"}]).status_code == 202
+    eventually(lambda: stack.action_rows("rally-3") == {"union-a": {"pledged": 55, "rsvp_yes": 0, "attended": 0}})
 
 
 def test_a_bad_record_goes_to_the_dead_letter_topic_and_the_agent_carries_on(make_stack):

@@ -13,7 +13,7 @@ from connectors.web.ingress import envelopes
 from contracts.asks import TargetAction
 from streams.data_keys import MemoryDataKeys
 from streams.keys import fact_key
-from tests.factories import action, checkin, rsvp
+from tests.factories import action, checkin, pledge, rsvp
 from tests.fakes import dead_letters, memory_pipeline
 
 SECRET = b"secret"
@@ -104,3 +104,59 @@ def test_a_checkin_is_withdrawn_only_by_the_partner_credited_with_it():
         ("the check-in for 'rally' was posted by 'union-a': only it or the backbone may withdraw it", "faith-b")]
     handle_batch(p, batch([ours]), SECRET)
     assert not p.attendance.get(key).attended and len(dead_letters(p)) == 1
+
+
+def pledges_of(p, action_id: str) -> dict[str, tuple[int, bool]]:  # noqa: ANN001
+    return {raw["partner"]: (raw["count"], raw["inline"]) for key, raw in p.pledges.table.data.items() if key.startswith(f"{action_id}|")}
+
+
+def round_trip(p, recs: list[tuple[bytes, bytes]]) -> None:  # noqa: ANN001
+    """Apply ``recs``, then the inline pledges they sent back to the events topic (as the worker reads them next)."""
+    handle_batch(p, batch(recs), SECRET)
+    sent, p.events.sent[:] = list(p.events.sent), []
+    handle_batch(p, batch([(k.encode(), v) for k, v, _ in sent]), SECRET)
+
+
+def backbone(items: list[dict], received: datetime = RECEIVED, partner: str = "backbone") -> list[tuple[bytes, bytes]]:
+    recs, result = asyncio.run(envelopes(items, partner, received, SECRET, "US", MemoryDataKeys(), role="backbone"))
+    assert result.accepted == len(items), result
+    return recs
+
+
+def test_a_later_version_of_an_action_that_no_longer_lists_a_partner_takes_its_inline_pledge_back():
+    """The console's edit form lists the action's pledges; an organizer who deletes a line (an
+    outside probe: the partner still showed its 15) means that partner no longer pledges."""
+    p = memory_pipeline()
+    round_trip(p, backbone([action("rally", {"union-a": 40, "faith-b": 15})]))
+    assert pledges_of(p, "rally") == {"union-a": (40, True), "faith-b": (15, True)}
+    edited = {**action("rally", {"union-a": 45}), "event_id": "a-rally-2"}
+    round_trip(p, backbone([edited], RECEIVED + timedelta(minutes=5)))
+    assert pledges_of(p, "rally") == {"union-a": (45, True)}
+    # The first version posted again late (a retry) is a repeat: nothing comes back.
+    round_trip(p, backbone([action("rally", {"union-a": 40, "faith-b": 15})]))
+    assert pledges_of(p, "rally") == {"union-a": (45, True)}
+
+
+def test_both_versions_in_one_batch_leave_only_the_later_versions_pledges():
+    """The first version's inline pledges come back through the topic after the second version
+    was applied: they are from a version no longer in force, and count for nothing."""
+    p = memory_pipeline()
+    edited = {**action("rally", {"union-a": 45}), "event_id": "a-rally-2"}
+    round_trip(p, backbone([action("rally", {"union-a": 40, "faith-b": 15})]) + backbone([edited], RECEIVED + timedelta(minutes=5)))
+    assert pledges_of(p, "rally") == {"union-a": (45, True)}
+
+
+def test_a_partners_own_pledge_and_a_pledge_its_poster_could_not_list_stay():
+    """Dropping a line takes back only an inline pledge the poster could have listed: a member's
+    edit of its own action leaves what the backbone listed for another partner, and a partner's own
+    pledge is never an inline one to take back."""
+    p = memory_pipeline()
+    round_trip(p, records([action("rally", {"union-a": 40})]))  # union-a's action
+    round_trip(p, backbone([{**action("rally", {"union-a": 40, "faith-b": 15, "tenants": 5}), "event_id": "a-rally-2"}], RECEIVED + timedelta(minutes=1)))
+    round_trip(p, records([pledge("own", "rally", 7)], RECEIVED + timedelta(minutes=2), partner="tenants"))
+    assert pledges_of(p, "rally") == {"union-a": (40, True), "faith-b": (15, True), "tenants": (7, False)}
+    member_edit = {**action("rally", {"union-a": 50}), "event_id": "a-rally-3"}  # a member lists only its own
+    round_trip(p, records([member_edit], RECEIVED + timedelta(minutes=5)))
+    assert pledges_of(p, "rally") == {"union-a": (50, True), "faith-b": (15, True), "tenants": (7, False)}
+    round_trip(p, backbone([{**action("rally", {}), "event_id": "a-rally-4"}], RECEIVED + timedelta(minutes=10)))
+    assert pledges_of(p, "rally") == {"tenants": (7, False)}
