@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from connectors.web.dashboard.disclosure import NOT_SHOWN, others
+from connectors.web.dashboard.disclosure import NOT_SHOWN, others, rest_line
 from connectors.web.dashboard.view import REST, Viewer, build_view
 from contracts.events import ActionEvent
 from contracts.facts import ActionRecord, Attendance, Pledge
@@ -130,6 +130,38 @@ def test_sums_across_actions_leave_out_what_was_withheld_so_nothing_can_be_subtr
     assert {a.action_id: a.pledged for a in view.actions} == {"rally": 125, "b-only": None}
     rest = view.capacity[-1]
     assert (rest.pledged, rest.note) == (105, "only actions with 3 or more other partners in a figure")
+
+
+T = [NOW + timedelta(minutes=10 * i) for i in range(6)]
+LINES = {
+    "each partner alone at its own minute: one point, the total, at the last": (
+        {"grace": {T[0]: 7}, "eastside": {T[1]: 1}, "oak": {T[2]: 2}}, [(T[2], 10)]),
+    "three partners in each step: a point per step": (
+        {"a": {T[0]: 1, T[1]: 2}, "b": {T[0]: 1, T[1]: 1}, "c": {T[0]: 4, T[1]: 1}}, [(T[0], 6), (T[1], 10)]),
+    "a last step of one partner is added to the point before it, which moves to its minute": (
+        {"a": {T[0]: 1}, "b": {T[0]: 1}, "c": {T[0]: 1}, "d": {T[1]: 5}}, [(T[1], 8)]),
+    "steps of fewer than three wait until three have added to them": (
+        {"a": {T[0]: 2, T[3]: 1}, "b": {T[1]: 3}, "c": {T[2]: 1, T[3]: 2}, "d": {T[4]: 1}, "e": {T[5]: 1}}, [(T[2], 6), (T[5], 11)]),
+}
+
+
+@pytest.mark.parametrize("per_partner, expected", LINES.values(), ids=LINES.keys())
+def test_the_rests_check_in_line_steps_only_where_three_partners_added(per_partner, expected):
+    """An outside probe: the line's steps were each partner's own count (7, +1, +2), however many
+    partners the line covers. Every step of it (from nothing to the first point, from one point
+    to the next) must be made by at least 3 partners, and the last point is the line's total."""
+    assert rest_line(per_partner) == expected
+
+
+def test_a_partner_reads_no_other_partners_count_off_the_rests_check_in_line():
+    book = book_with({}, {})
+    book.apply("action", "rally", record("rally", NOW - timedelta(hours=1)))
+    for partner, n, minute in (("grace", 7, 10), ("eastside", 1, 20), ("oak", 2, 30), ("union-a", 1, 5)):
+        for i in range(n):
+            book.apply("attendance", f"rally|{partner}{i}", Attendance(action_id="rally", person_key=f"{partner}{i}",
+                                                                       attended_at=NOW + timedelta(minutes=minute), attended_by=partner))
+    lines = {s.partner: s.points for s in view_of(book, "union-a", "rally").action.checkins}
+    assert lines == {"union-a": [(NOW + timedelta(minutes=5), 1)], None: [(NOW + timedelta(minutes=30), 10)]}
 
 
 def test_organizers_see_every_figure_whatever_the_group_size():

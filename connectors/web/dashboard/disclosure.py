@@ -22,6 +22,7 @@ Pure functions: counts in, figures out.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from typing import Callable, Iterable, Mapping
 
 from contracts.tallies import asks_sent
@@ -84,3 +85,25 @@ def shown_sum(cells: Iterable[Figures], names: Iterable[str] = FIGURES) -> tuple
             else:
                 total[f] += cell[f]
     return total, left_out
+
+
+def rest_line(per_partner: Mapping[str, Mapping[datetime, int]]) -> list[tuple[datetime, int]]:
+    """The check-in chart's "Rest of the coalition" line, cumulative, with a point only where at
+    least ``MIN_OTHERS`` partners added to it since the point before (the first: since nothing):
+    any step of the line is a sum of three or more partners' check-ins, never one partner's. A
+    last step of fewer is added to the point before it, which moves to its minute: the last point
+    is the line's total. Empty if the partners are fewer (the line is not shown then)."""
+    points: list[tuple[datetime, int]] = []
+    total, adding = 0, set()
+    minutes = sorted({m for counts in per_partner.values() for m, n in counts.items() if n})
+    for minute in minutes:
+        for partner, counts in per_partner.items():
+            if n := counts.get(minute, 0):
+                total += n
+                adding.add(partner)
+        if len(adding) >= MIN_OTHERS:
+            points.append((minute, total))
+            adding = set()
+    if adding and points:
+        points[-1] = (minutes[-1], total)
+    return points

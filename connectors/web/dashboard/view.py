@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from contracts.tallies import TallyBook, add_action, production_ratio, ratio, summed
 
 from ..pages.words import when
-from .disclosure import MIN_OTHERS, NOT_SHOWN, Figures, figures, others, plus, shown_sum
+from .disclosure import NOT_SHOWN, Figures, figures, others, plus, rest_line, shown_sum
 
 Trend = Literal["rising", "falling", "steady", "too few actions"]
 REST = "Rest of the coalition"
@@ -202,12 +202,12 @@ def _action(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: s
     if covered:
         rows.append(_aggregate(rest, covered))
     record = book.action_record(action_id)
-    series: dict[str | None, Counter[datetime]] = {}
     checkins = book.checkins(action_id)
-    hidden = sum(1 for p in checkins if not viewer.sees(p)) < MIN_OTHERS  # the rest's line is one partner's
-    for partner, per_minute in checkins.items():
-        if viewer.sees(partner) or not hidden:
-            series.setdefault(partner if viewer.sees(partner) else None, Counter()).update(per_minute)
+    lines = {p: _cumulative(per_minute) for p, per_minute in checkins.items() if viewer.sees(p)}
+    rest_points = rest_line({p: per_minute for p, per_minute in checkins.items() if not viewer.sees(p)})
+    if rest_points:
+        lines[None] = rest_points
+    hidden = viewer.partner is not None and not rest_points  # fewer than 3 other partners checked anyone in
     styles = line_styles(names, checkins, viewer)
     return ActionView(
         action_id=action_id,
@@ -221,9 +221,9 @@ def _action(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id: s
         totals=_aggregate(plus(seen, rest), len(counts), name="All partners").model_copy(
             update={"show_rate": _show_rate(summed(counts.values())) if viewer.role == "organizer" else None}),
         checkins=[
-            Series(partner=p, name=names.get(p, p) if p else REST, points=_cumulative(per_minute), style=styles.get(p, REST_STYLE))
-            for p, per_minute in sorted(series.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
-        ] + ([Series(partner=None, name=REST, points=None, style=REST_STYLE, note=NOT_SHOWN)] if viewer.partner is not None and hidden else []),
+            Series(partner=p, name=names.get(p, p) if p else REST, points=points, style=styles.get(p, REST_STYLE))
+            for p, points in sorted(lines.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+        ] + ([Series(partner=None, name=REST, points=None, style=REST_STYLE, note=NOT_SHOWN)] if hidden else []),
     )
 
 
