@@ -134,10 +134,11 @@ class MasterKey:
         return self._aead.decrypt(blob[:NONCE], blob[NONCE:], f"{person_key}:{key_id}".encode())
 
 
-def key_record(master: MasterKey, key: DataKey, at: datetime | None = None) -> tuple[bytes, bytes]:
-    """The data-keys topic record of ``key``, wrapped by ``master``."""
+def key_record(master: MasterKey, key: DataKey, at: datetime | None = None, introduces: bool = True) -> tuple[bytes, bytes]:
+    """The data-keys topic record of ``key``, wrapped by ``master``. ``introduces``: ``False`` for
+    a key made for events that introduce nobody (``KeyRing.forgotten``)."""
     value = {"version": 1, "person_key": key.person_key, "key_id": key.key_id, "master": master.id, "wrapped": master.wrap(key),
-             "created_at": (at or datetime.now(timezone.utc)).isoformat()}
+             "created_at": (at or datetime.now(timezone.utc)).isoformat(), **({} if introduces else {"introduces": False})}
     return key.record_key.encode(), json.dumps(value).encode()
 
 
@@ -161,6 +162,7 @@ class KeyRing:
         self.erased: set[str] = set()  # record keys tombstoned while this ring was read
         self._erased_ids: set[str] = set()  # their key ids
         self._erased_people: set[str] = set()  # whose keys they were
+        self._silent: set[str] = set()  # record keys of keys made for events that introduce nobody
         self._made: set[str] = set()  # keys this process made, whose own record has not come back yet
 
     def __len__(self) -> int:
@@ -175,11 +177,13 @@ class KeyRing:
             self.erased.add(rk)
             self._erased_ids.add(kid)
             self._erased_people.add(person)
+            self._silent.discard(rk)
             return
         if rk in self._made:
             self._made.discard(rk)
             return  # the record of a key this process made and wrote: nothing new in it
         data = from_json(value)
+        self._mark(rk, data.get("introduces", True))
         master = self.masters.get(data["master"])
         if master is None:
             raise UnknownMasterKey(data["master"])
@@ -197,10 +201,18 @@ class KeyRing:
         nothing new (they may come back before the write is acknowledged)."""
         self._made.update(k.record_key for k in keys)
 
-    def made(self, key: DataKey) -> None:
+    def made(self, key: DataKey, introduces: bool = True) -> None:
         """``key``, made here and written wrapped by the current master key: in the ring from now on."""
         self.add(key)
         self.wrapped_by[key.record_key] = self.master.id
+        self._mark(key.record_key, introduces)
+
+    def _mark(self, record_key: str, introduces: bool) -> None:
+        (self._silent.discard if introduces else self._silent.add)(record_key)
+
+    def introduces(self, key: DataKey) -> bool:
+        """Whether ``key``'s record says it was made for an event that introduces its person."""
+        return key.record_key not in self._silent
 
     def not_made(self, keys: Iterable[DataKey]) -> None:
         """The write of these keys failed: they never existed."""
@@ -233,8 +245,9 @@ class KeyRing:
 
     def forgotten(self, person_key: str) -> bool:
         """Whether ``person_key`` was erased while this ring was read and has had no key since
-        (a partner signing them up again makes them a new one)."""
-        return person_key in self._erased_people and person_key not in self.by_person
+        but for events that introduce nobody (an RSVP naming their email alone: it makes no record
+        of them). A partner signing them up again makes or marks a key that introduces them."""
+        return person_key in self._erased_people and all(f"{person_key}:{kid}" in self._silent for kid in self.by_person.get(person_key, ()))
 
     def open(self, name: str, value: str | None) -> str | None:
         """``value`` opened if sealed (``None`` when its key is unknown or erased), as it is if

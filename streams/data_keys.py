@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Iterable, Protocol, Sequence
+from typing import Awaitable, Callable, Collection, Iterable, Protocol, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -36,8 +36,11 @@ class DataKeys(Protocol):
         """Return once every key record written before the call is in ``ring`` (``False``: not
         within ``timeout`` seconds)."""
 
-    async def keys_for(self, person_keys: Iterable[str]) -> dict[str, DataKey]:
-        """A data key for each person: their oldest known one, else a new one, durable on return."""
+    async def keys_for(self, person_keys: Iterable[str], introducing: Collection[str] | None = None) -> dict[str, DataKey]:
+        """A data key for each person: their oldest known one, else a new one, durable on return.
+        ``introducing``: the people the events introduce (``None``: all of them); a key made for
+        the others says so, and a forgotten person introduced again has their key's record
+        written again to say it (``KeyRing.forgotten``)."""
 
     async def forget(self, person_keys: Iterable[str]) -> int:
         """Tombstone every data key of these people; return how many (durable on return)."""
@@ -48,6 +51,23 @@ class DataKeys(Protocol):
 def master_keys(s: Settings) -> list[MasterKey]:
     """The current master key, then the ones it replaced (``TURNOUT_PREVIOUS_MASTER_KEYS``)."""
     return [MasterKey(k) for k in s.master_key_bytes()]
+
+
+def needed(ring: KeyRing, person_keys: Iterable[str], introducing: Collection[str] | None) -> tuple[dict[str, DataKey], list[tuple[DataKey, bool]]]:
+    """Each person's data key, and the key records to write first (key, whether it introduces
+    its person): a new key for a person who has none; the record of a forgotten person's key,
+    made for an event that introduced nobody, again when an event introduces them (a sign-up)."""
+    out, written = {}, []
+    for pk in dict.fromkeys(person_keys):
+        introduces = introducing is None or pk in introducing
+        key = ring.for_person(pk)
+        if key is None:
+            key = ring.new_key(pk)
+            written.append((key, introduces))
+        elif introduces and ring.forgotten(pk):
+            written.append((key, True))
+        out[pk] = key
+    return out, written
 
 
 class MemoryDataKeys:
@@ -62,15 +82,11 @@ class MemoryDataKeys:
     async def caught_up(self, timeout: float = 30.0) -> bool:
         return True
 
-    async def keys_for(self, person_keys: Iterable[str]) -> dict[str, DataKey]:
-        out = {}
-        for pk in dict.fromkeys(person_keys):
-            key = self.ring.for_person(pk)
-            if key is None:
-                key = self.ring.new_key(pk)
-                self.records.append(key_record(self.ring.master, key))
-                self.ring.add(key)
-            out[pk] = key
+    async def keys_for(self, person_keys: Iterable[str], introducing: Collection[str] | None = None) -> dict[str, DataKey]:
+        out, written = needed(self.ring, person_keys, introducing)
+        for key, introduces in written:
+            self.records.append(key_record(self.ring.master, key, introduces=introduces))
+            self.ring.made(key, introduces)
         return out
 
     async def forget(self, person_keys: Iterable[str]) -> int:
@@ -182,26 +198,21 @@ class KafkaDataKeys:
                 return False
         return True
 
-    async def keys_for(self, person_keys: Iterable[str]) -> dict[str, DataKey]:
+    async def keys_for(self, person_keys: Iterable[str], introducing: Collection[str] | None = None) -> dict[str, DataKey]:
         if not self._known:  # the first request of this process: learn the keys that exist (not
             # for longer than the broker may take to acknowledge: a person would get a second key, no more)
             self._known = await self.caught_up(self.settings.ack_timeout)
-        out, new = {}, []
-        for pk in dict.fromkeys(person_keys):
-            key = self.ring.for_person(pk)
-            if key is None:
-                key = self.ring.new_key(pk)
-                new.append(key)
-            out[pk] = key
-        if new:
+        out, written = needed(self.ring, person_keys, introducing)
+        if written:
+            new = [key for key, _ in written]
             self.ring.writing(new)  # their own records come back too, and are then skipped
             try:
-                await self._write([key_record(self.ring.master, k) for k in new])
+                await self._write([key_record(self.ring.master, k, introduces=i) for k, i in written])
             except BaseException:
                 self.ring.not_made(new)
                 raise
-            for key in new:
-                self.ring.made(key)
+            for key, introduces in written:
+                self.ring.made(key, introduces)
         return out
 
     async def forget(self, person_keys: Iterable[str]) -> int:
@@ -219,7 +230,7 @@ class KafkaDataKeys:
         await self.caught_up()
         stale = [self.ring.keys[rk.rpartition(":")[2]] for rk, m in list(self.ring.wrapped_by.items()) if m != self.ring.master.id]
         if stale:
-            await self._write([key_record(self.ring.master, k) for k in stale])
+            await self._write([key_record(self.ring.master, k, introduces=self.ring.introduces(k)) for k in stale])
             await self.caught_up()
             again = [k.record_key for k in stale if k.record_key in self.ring.erased]
             if again:

@@ -32,7 +32,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from contracts.events import ActionEvent, CheckinEvent, Envelope, OptOutEvent, PartnerEvent, grace_start, partner_event, past_its_grace
+from contracts.events import ActionEvent, CheckinEvent, Envelope, OptOutEvent, PartnerEvent, SignupEvent, grace_start, partner_event, past_its_grace
 from contracts.facts import Attendance, withdrawal_refused
 from contracts.people import PersonRef
 from streams import metrics
@@ -435,9 +435,16 @@ def person_keys(events: list[tuple[int, PartnerEvent]], person_secret: bytes) ->
     return [pk for _, event in one_identifier_each(events) if (pk := event_person_key(person_secret, event)) is not None]
 
 
+def introduced(events: list[tuple[int, PartnerEvent]], person_secret: bytes) -> set[str]:
+    """The people these events introduce (a sign-up; an RSVP or check-in with a name, a postal
+    code, a language or a consent): the worker makes or keeps a record of them."""
+    return {pk for _, event in events if (isinstance(event, SignupEvent) or getattr(event, "introduces", False))
+            and (pk := event_person_key(person_secret, event)) is not None}
+
+
 async def sealed_records(events: list[tuple[int, PartnerEvent]], authority: Authority, person_secret: bytes, data_keys: DataKeys) -> list[Record]:
     """``records``, after making sure every person has a durable data key (new people get one)."""
-    keys = await data_keys.keys_for(person_keys(events, person_secret)) if events else {}
+    keys = await data_keys.keys_for(person_keys(events, person_secret), introduced(events, person_secret)) if events else {}
     return records(events, authority, person_secret, keys)
 
 

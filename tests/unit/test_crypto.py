@@ -82,6 +82,26 @@ def test_a_tombstone_makes_everything_sealed_with_that_key_unreadable():
     assert r.open("email", "plain@example.org") == "plain@example.org"  # written before sealing: read as it is
 
 
+def test_a_forgotten_person_named_by_an_event_that_introduces_nobody_stays_forgotten_in_every_web_app():
+    """The key records say whether their key was made for events that introduce nobody: another
+    web app reading them (the RSVP links' pages, ``KeyRing.forgotten``) tells an RSVP naming the
+    person's email alone from a sign-up again."""
+    here = MemoryDataKeys()
+    asyncio.run(here.keys_for(["p1"]))
+    asyncio.run(here.forget(["p1"]))
+    there = KeyRing([here.ring.master])
+    key = asyncio.run(here.keys_for(["p1"], introducing=()))["p1"]
+    asyncio.run(here.keys_for(["p1"], introducing=()))  # named again the same way: nothing more written
+    for rk, value in here.records:
+        there.apply(rk, value)
+    assert here.ring.forgotten("p1") and there.forgotten("p1")
+    assert len(here.records) == 3 and json.loads(here.records[-1][1])["introduces"] is False
+    asyncio.run(here.keys_for(["p1"], introducing=["p1"]))  # signed up again: the same key, its record written again
+    there.apply(*here.records[-1])
+    assert not here.ring.forgotten("p1") and not there.forgotten("p1") and there.for_person("p1") == key
+    assert "introduces" not in json.loads(here.records[-1][1])
+
+
 def test_a_person_keeps_one_key_and_erasure_deletes_every_key_two_web_apps_made():
     keys = MemoryDataKeys()
     first = asyncio.run(keys.keys_for(["p1", "p1", "p2"]))

@@ -636,3 +636,23 @@ def test_a_postal_code_or_region_that_matches_nothing_is_accepted_with_a_warning
         (1, "target.postal_codes '2134' has 4 digits: a spreadsheet may have dropped its leading zero (format the column as text); "
             "kept as given, but nobody with a US ZIP is in it"),
         (1, "target.regions 'ZZ' is not a US state code (such as CA); kept as given, but nobody is in it")]
+
+
+def test_only_an_event_that_introduces_a_forgotten_person_opens_their_old_links_again():
+    """An outside probe: after an erasure, another partner's RSVP naming the person's email alone
+    (which makes no record of them) made their old RSVP link open and take an answer it dropped."""
+    import asyncio
+
+    from connectors.web.ingress import envelopes
+    from streams.data_keys import MemoryDataKeys
+    from streams.keys import person_key
+
+    keys, secret, email = MemoryDataKeys(), b"secret", "qtwo@example.net"
+    pk = person_key(secret, None, email)
+    post = lambda items: asyncio.run(envelopes(items, "faith-b", datetime.now(timezone.utc), secret, "US", keys))  # noqa: E731
+    post([signup("s1", email=email)])
+    asyncio.run(keys.forget([pk]))
+    post([rsvp("r1", "race-1", "no", email=email), checkin("c1", "race-1", email=email)])
+    assert keys.ring.forgotten(pk)
+    post([{**rsvp("r2", "race-1", email=email), "person": {"email": email, "given_name": "Q"}}])  # a name: introduced
+    assert not keys.ring.forgotten(pk)

@@ -209,7 +209,11 @@ def test_the_links_of_a_forgotten_person_say_so_and_write_nothing(env):
     assert answer(env, "yes").status_code == 410
     assert env.client.post(env.unsubscribe_url(), data={"List-Unsubscribe": "One-Click"}).status_code == 410
     assert env.written() == [] and env.written(provider_topic(env.settings)) == []
-    asyncio.run(env.keys.keys_for([PK]))  # signed up again by a partner: a new data key, and the links work
+    # Named by an event that introduces nobody (an RSVP with their email alone: an outside probe),
+    # they get a data key to seal it with, and are still forgotten: no record holds them.
+    asyncio.run(env.keys.keys_for([PK], introducing=()))
+    assert env.client.get(env.rsvp_url()).status_code == 410 and answer(env, "yes").status_code == 410 and env.written() == []
+    asyncio.run(env.keys.keys_for([PK], introducing=[PK]))  # signed up again by a partner: the links work
     assert env.client.get(env.rsvp_url()).status_code == 200
 
 
