@@ -171,7 +171,7 @@ def _reply_to_latest(p: Pipeline, o: Outreach, partition: int, pk: str, at: date
     ``pk``'s newest SMS ask the provider accepted, here; or, when the newest is one merged in
     with another record of the person (its key in the ask id: its fact is on that record's
     partition, not readable here), there (``AskReply``)."""
-    aid = reply_target(p.recent_asks.get(pk), pk, lambda aid: fact.status if (fact := p.asks.get(aid)) is not None else None)
+    aid = reply_target(p.recent_asks.get(pk), pk, p.asks.get)
     if aid is None:
         return
     answer = AskReply(ask_id=aid, **reply)

@@ -190,14 +190,23 @@ def opt_in(person: PersonRecord, channel: Channel) -> PersonRecord:
     return person.model_copy(update={"opted_out": {c: t for c, t in person.opted_out.items() if c != channel}})
 
 
-def reply_target(recent: RecentAsks | None, person_key: str, status_of: Callable[[str], str | None], channel: Channel = "sms") -> str | None:
-    """What a YES or STOP reply of ``person_key`` answers: the person's newest ask on ``channel``
-    that the provider accepted (``status_of(ask_id)`` sent or delivered). Planned, deferred,
-    cancelled or failed asks never reached the person. An ask of another record of theirs,
-    merged in (its key in the ask id), is taken as received without asking ``status_of``: a
-    merge's fold carries only the asks that reached the person (``identity.resolve.reaching``)."""
-    for aid, _ in reversed(recent.asks if recent else ()):
+def reply_target(recent: RecentAsks | None, person_key: str, fact_of: Callable[[str], AskFact | None], channel: Channel = "sms") -> str | None:
+    """What a YES or STOP reply of ``person_key`` answers: of the person's asks on ``channel``
+    that the provider accepted (``fact_of(ask_id)`` sent or delivered), the one handed over last
+    (its ``marked_at``): a text held for the morning left after an alert planned later but sent
+    at night. Planned, deferred, cancelled or failed asks never reached the person. An ask of
+    another record of theirs, merged in (its key in the ask id), is taken as received, handed
+    over when it was planned, without looking it up: a merge's fold carries only the asks that
+    reached the person (``identity.resolve.reaching``), and its fact is on another partition."""
+    newest: tuple[datetime, str] | None = None
+    for aid, planned in recent.asks if recent else ():
         _, owner, on = parse_ask_id(aid)
-        if on == channel and (owner != person_key or status_of(aid) in RECEIVED):
-            return aid
-    return None
+        if on != channel:
+            continue
+        if owner == person_key:
+            if (fact := fact_of(aid)) is None or fact.status not in RECEIVED:
+                continue
+            planned = fact.marked_at or planned
+        if newest is None or planned >= newest[0]:
+            newest = (planned, aid)
+    return newest[1] if newest else None

@@ -143,16 +143,30 @@ def test_a_clock_moved_back_does_not_leave_a_queue_no_provider_could_hold():
 def test_a_reply_answers_the_newest_ask_the_person_actually_received():
     a, b, c = (ask_id(x, PK, "sms") for x in ("a", "b", "c"))
     recent = RecentAsks(asks=((a, at("10:00")), (ask_id("b", PK, "email"), at("10:30")), (b, at("11:00")), (c, at("12:00"))))
+    facts = lambda statuses: {aid: fact(status, aid) for aid, status in statuses.items()}.get  # noqa: E731
     statuses = {a: "delivered", b: "sent", c: "deferred"}
-    assert reply_target(recent, PK, statuses.get) == b
-    assert reply_target(recent, PK, {a: "delivered", b: "failed", c: "planned"}.get) == a
+    assert reply_target(recent, PK, facts(statuses)) == b
+    assert reply_target(recent, PK, facts({a: "delivered", b: "failed", c: "planned"})) == a
     assert reply_target(recent, PK, {}.get) is None
-    assert reply_target(None, PK, statuses.get) is None
+    assert reply_target(None, PK, facts(statuses)) is None
     # An ask of another record of the person, merged in, reached them (a merge carries only
     # those); its fact is on that record's partition, so it is not looked up here.
     merged = ask_id("d", "pk-merged", "sms")
     with_merged = RecentAsks(asks=(*recent.asks, (merged, at("12:30"))))
-    assert reply_target(with_merged, PK, {**statuses, merged: None}.get) == merged
+    assert reply_target(with_merged, PK, facts(statuses)) == merged
+
+
+def test_a_reply_answers_the_text_handed_over_last_not_the_ask_planned_last():
+    """An outside probe: an alert held for the morning (planned at night) and an override sent at
+    night (planned after it): the YES to the morning's text was credited to the night's alert
+    and its partner. Asks are remembered when planned; what counts is when each was handed over."""
+    held, night = ask_id("held", PK, "sms"), ask_id("night", PK, "sms")
+    recent = RecentAsks(asks=((held, at("22:00")), (night, at("22:30"))))
+    handed = {held: fact("delivered", held).model_copy(update={"marked_at": at("09:00", day=25)}),
+              night: fact("delivered", night).model_copy(update={"marked_at": at("22:30")})}
+    assert reply_target(recent, PK, handed.get) == held
+    handed[held] = handed[held].model_copy(update={"status": "deferred", "marked_at": None})  # not yet sent: the night's
+    assert reply_target(recent, PK, handed.get) == night
 
 
 def test_a_deferred_text_is_rezoned_to_where_its_person_lives_now():
