@@ -22,7 +22,6 @@ import re
 import time
 import unicodedata
 from datetime import datetime, timezone
-from itertools import islice
 from typing import get_args
 from urllib.parse import parse_qsl
 
@@ -39,7 +38,7 @@ from twilio.request_validator import RequestValidator
 from contracts.asks import parse_ask_id
 from contracts.events import SLUG_PATTERN
 from contracts.people import normalize_phone
-from contracts.providers import EMAIL_OPT_OUT, KEYWORDS, SENDGRID_DROP_REASONS, SENDGRID_STATUS, TWILIO_KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
+from contracts.providers import EMAIL_OPT_OUT, KEYWORDS, OPT_OUT_WORDS, SENDGRID_DROP_REASONS, SENDGRID_STATUS, TWILIO_KEYWORDS, EmailEvent, ProviderEnvelope, SmsReply, SmsStatus, TwilioStatusName
 from connectors.signing import unix_seconds
 from streams.friendly import explain
 from streams.keys import person_key
@@ -239,14 +238,20 @@ def _fresh(timestamp: str, now: float, window: int) -> bool:
 
 
 def reply_keyword(body: str) -> str:
-    """The keyword an inbound SMS says (STOP, YES, SÍ, HELP…): its first run of letters,
-    upper-cased, so "Stop!" and "yes, see you there" count, and in Unicode's compatibility form
-    (NFKC), so a full-width "ＳＴＯＰ" or a decomposed "Sí" is the same word; '' when that is no
-    keyword (a name, say: only keywords are kept). "Opt out" (or "opt-out") is OPTOUT: the FCC's
-    revocation rule names it. What it means is ``agents.outreach.receipts.reply_kind``'s decision."""
-    words = [m.group().upper() for m in islice(_WORD.finditer(unicodedata.normalize("NFKC", body)), 2)]
-    word = "OPTOUT" if words == ["OPT", "OUT"] else words[0] if words else ""
-    return word if word in KEYWORDS else ""
+    """The keyword an inbound SMS says (STOP, YES, SÍ, HELP…): an opt-out word anywhere in it
+    ("Please stop": the FCC's revocation rule takes its words as a reasonable person reads them,
+    and when in doubt nobody is texted; "opt out" or "opt-out" is OPTOUT), else its first word
+    ("yes, see you there"); each word a run of letters, upper-cased, in Unicode's compatibility
+    form (NFKC: a full-width "ＳＴＯＰ" or a decomposed "Sí" is the same word); '' when that is no
+    keyword (a name, say: only keywords are kept). What it means is
+    ``agents.outreach.receipts.reply_kind``'s decision."""
+    words = [m.group().upper() for m in _WORD.finditer(unicodedata.normalize("NFKC", body))]
+    for i, word in enumerate(words):
+        if word in OPT_OUT_WORDS:
+            return word
+        if word == "OPT" and words[i + 1 : i + 2] == ["OUT"]:
+            return "OPTOUT"
+    return words[0] if words and words[0] in KEYWORDS else ""
 
 
 def _verified(public_key: str, body: bytes, signature: str, timestamp: str) -> bool:

@@ -126,8 +126,12 @@ def test_an_opt_in_counts_only_when_twilio_takes_it_too(tmp_path, advanced, body
     ("ＳＴＯＰ", "STOP"), ("Ｓｔｏｐ please", "STOP"),
     # Two words the FCC's revocation rule names (an outside probe: "Opt out" was texted the next alerts):
     ("Opt out", "OPTOUT"), ("opt-out please", "OPTOUT"), ("OPTOUT", "OPTOUT"), ("opt in", ""),
+    # The FCC's words anywhere in the reply revoke consent, as a reasonable person reads them (an
+    # outside probe: "Please stop" was a reply and nothing more); they win over a YES before them.
+    ("Please stop", "STOP"), ("please STOP texting me", "STOP"), ("I want to opt out", "OPTOUT"),
+    ("yes but then unsubscribe me", "UNSUBSCRIBE"), ("no more texts, quit it", "QUIT"), ("Yes, see you at the stopgap", "YES"),
 ])
-def test_a_reply_is_reduced_to_its_first_word_upper_cased_when_it_is_a_keyword(body, keyword):
+def test_a_reply_is_reduced_to_an_opt_out_word_it_holds_else_its_first_word_when_it_is_a_keyword(body, keyword):
     assert reply_keyword(body) == keyword
 
 
