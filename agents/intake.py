@@ -27,7 +27,7 @@ from streams.topology import excerpt
 from .erasure import forget
 from .identity import Resolver
 from .facts import Refused, apply_action, apply_attendance, apply_pledge, inline_pledges, listed_now, taken_back
-from .outreach.agents import fan_out
+from .outreach.agents import fan_out, withdraw_waiting
 from .outreach.receipts import stopped
 from .people import introduce, membership, merge_person
 
@@ -106,6 +106,7 @@ def record(p: Pipeline, partition: int, envelope: Envelope) -> list[Envelope | A
         p.attendance.put(partition, key, apply_attendance(old, event, partner, person, received, envelope.role))
     elif isinstance(event, OptOutEvent):  # as a STOP or an unsubscribe: coalition-wide, never the contact details
         p.people.put(partition, person, stopped(p.people.get(person), person, event.channels, received))
+        withdraw_waiting(p, partition, person, received)
     elif isinstance(event, PledgeEvent):
         if envelope.inline and not listed_now(p.actions.get(event.action_id), event):
             return []  # listed by a version of the action replaced since

@@ -682,6 +682,18 @@ def carry_out(p: Pipeline, partition: int, ask: AskCommand, state: AskFact | Non
         settle_ask(p, partition, ask, state, status, now, error=decision.reason, **details)
 
 
+def withdraw_waiting(p: Pipeline, partition: int, person_key: str, now: datetime) -> None:
+    """Cancel the person's asks waiting for an allowed hour that may no longer go to them (an
+    opt-out, a consent withdrawn, an address found undeliverable): counted cancelled at once,
+    not "waiting" until they come due and are decided again."""
+    recent, person = p.recent_asks.get(person_key), p.people.get(person_key)
+    if recent is None or person is None:
+        return
+    for aid, _ in recent.asks:
+        if (ask := p.deferred.get(aid)) is not None and (reason := withdrawn(ask, person)) is not None:
+            carry_out(p, partition, ask, p.asks.get(aid), Cancel(reason), now)
+
+
 def chunks(items: list[Queued], size: int) -> list[list[Queued]]:
     """SMS in chunks of ``size``; emails together (they go out in requests of up to 1000)."""
     texts = [i for i in items if i.ask.channel == "sms"]
@@ -701,6 +713,7 @@ def record_result(p: Pipeline, partition: int, ask: AskCommand, r: SendResult, n
     p.dead_letter(ask.ask_id, "permanent provider failure", code=r.error_code, error=r.error)
     if (person := p.people.get(ask.person_key)) is not None:
         p.people.put(partition, ask.person_key, after_refusal(person, ask.channel, r, ask.planned_at, now))  # unchanged: nothing written
+        withdraw_waiting(p, partition, ask.person_key, now)
 
 
 async def release(p: Pipeline, o: Outreach, released: set[tuple[str, datetime]]) -> None:

@@ -19,7 +19,7 @@ from ..identity import target_of
 from ..facts import apply_attendance
 from contracts.providers import TWILIO_QUEUE_OVERFLOW, TWILIO_VALIDITY_EXPIRED
 
-from .agents import Outreach, carry_out
+from .agents import Outreach, carry_out, withdraw_waiting
 from .planning import plan
 from .receipts import (RECEIVED, about_its_text, answer_text, known_or_new, mark_undeliverable, on_email_event, on_sms_status, opt_in, opt_out, opts_out, reply_kind,
                        reply_target, stop_confirmed, undeliverable_code)
@@ -118,6 +118,7 @@ def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> st
         if (code := undeliverable_code(ev)) is not None and target_of(p, pk) == pk and (person := p.people.get(pk)) is not None:
             # Not forwarded to a person this key was merged into: their address there may be another.
             p.people.put(partition, pk, mark_undeliverable(person, fact.channel, code, at, fact.updated_at))
+            withdraw_waiting(p, partition, pk, at)
         if isinstance(ev, SmsStatus) and new.status == "failed" and fact.status != "failed":
             # Twilio refused it after accepting it: final (Twilio does not retry it, nor do we).
             p.dead_letter(ev.ask_id, "provider reported the text failed", code=ev.error_code)
@@ -139,6 +140,7 @@ def _reply(p: Pipeline, o: Outreach, partition: int, pk: str, ev: SmsReply, at: 
         _reply_to_latest(p, o, partition, pk, at, message_sid=ev.message_sid, yes=True, phone=person.phone)
     if after is not None:
         p.people.put(partition, pk, after.replied(ev.message_sid) if ev.message_sid else after)
+        withdraw_waiting(p, partition, pk, at)
     if kind == "opt_out":
         return "stop" if stop_confirmed(person, at) else None
     return "help" if kind == "help" else None
@@ -205,3 +207,4 @@ def rsvp_open(p: Pipeline, action_id: str, now: datetime, open_for: timedelta) -
 def _set_person(p: Pipeline, partition: int, pk: str, change, at: datetime) -> None:
     person = p.people.get(pk)
     p.people.put(partition, pk, change(known_or_new(person, pk, at)))
+    withdraw_waiting(p, partition, pk, at)

@@ -83,3 +83,46 @@ def test_an_opt_out_of_someone_nobody_signed_up_yet_outlasts_a_later_signup():
     assert (person.recruited_by, person.opted_out) == ("union-a", {"sms": T})
     assert decide(person, rally(), recent_asks=0, cap=3).channels == ("email",)
     assert pk == person_key(SECRET, ANA, None)
+
+
+def waiting(p, pk, *channels):
+    """An ask per channel waiting for the morning (deferred), as planning leaves one."""
+    from contracts.asks import AskCommand, RecentAsks, ask_id
+
+    for channel in channels:
+        aid = ask_id("rally-1", pk, channel)
+        ask = AskCommand(ask_id=aid, action_id="rally-1", person_key=pk, channel=channel, partner="union-a", referral="r",
+                         to=ANA if channel == "sms" else ANA_EMAIL, body="hi", subject="s" if channel == "email" else None,
+                         planned_at=T, send_after=T.replace(hour=23))
+        p.deferred.put(0, aid, ask)
+        p.asks.put(0, aid, ask.fact("deferred", T, deferred_until=T.replace(hour=23)))
+        recent = p.recent_asks.get(pk) or RecentAsks()
+        p.recent_asks.put(0, pk, RecentAsks(asks=(*recent.asks, (aid, T))))
+    return [ask_id("rally-1", pk, c) for c in channels]
+
+
+def test_an_opt_out_cancels_the_asks_waiting_for_the_morning_at_once():
+    """An outside probe: someone opted out while their text waited for the morning was counted
+    "waiting for an allowed hour" all night, and only cancelled when it came due."""
+    p = memory_pipeline()
+    pk = signed_up(p)
+    sms_ask, email_ask = waiting(p, pk, "sms", "email")
+    post(p, "faith-b", opt_out("o1", ["sms"], phone=ANA), minute=5)
+    assert (p.asks.get(sms_ask).status, p.asks.get(sms_ask).error) == ("cancelled", "opted out")
+    assert p.deferred.get(sms_ask) is None
+    assert p.asks.get(email_ask).status == "deferred" and p.deferred.get(email_ask) is not None  # the other channel still goes
+
+
+def test_a_stop_reply_or_an_unsubscribe_cancels_the_asks_waiting_for_the_morning():
+    from agents.outreach.callbacks import apply
+    from contracts.providers import PersonOptOut, ProviderEnvelope, SmsReply
+    from tests.unit.test_outreach_decisions import outreach
+
+    p = memory_pipeline()
+    pk = signed_up(p)
+    sms_ask, email_ask = waiting(p, pk, "sms", "email")
+    apply(p, outreach(), 0, ProviderEnvelope(person_key=pk, received_at=T.replace(minute=5), event=SmsReply(message_sid="SM1", keyword="STOP")))
+    assert p.asks.get(sms_ask).status == "cancelled" and p.deferred.get(sms_ask) is None
+    assert p.asks.get(email_ask).status == "deferred"
+    apply(p, outreach(), 0, ProviderEnvelope(person_key=pk, received_at=T.replace(minute=6), event=PersonOptOut(channel="email")))
+    assert (p.asks.get(email_ask).status, p.asks.get(email_ask).error) == ("cancelled", "opted out")

@@ -156,3 +156,22 @@ def test_what_a_refusal_at_hand_over_does_to_the_person():
     assert refused(error_code="21211").undeliverable["sms"].code == "21211"
     assert refused(error_code="30007") is ana and refused(error_code="400") is ana
     assert after_refusal(ana, "email", SendResult(ask_id="x", error_code="21211"), oakland("11:00"), NOON) is ana  # a Twilio code on an email: no
+
+
+def test_a_number_refused_at_hand_over_cancels_that_persons_other_texts_waiting_for_the_morning():
+    from contracts.asks import RecentAsks
+
+    clock = Clock(NOON)
+    sms = Sms(clock)
+    sms.failures["+15105550002"] = PermanentFailure("21211", "Invalid 'To' Phone Number")
+    p, o = setup(4, clock, sms)
+    for i in range(4):
+        p.asks.delete(0, f"rally-1:{key(i)}:sms")
+    held = command(2).model_copy(update={"ask_id": f"rally-0:{key(2)}:sms", "action_id": "rally-0", "send_after": NOON + timedelta(hours=12)})
+    p.deferred.put(0, held.ask_id, held)
+    p.asks.put(0, held.ask_id, held.fact("deferred", NOON, deferred_until=held.send_after))
+    p.recent_asks.put(0, key(2), RecentAsks(asks=((held.ask_id, NOON),)))
+    fan_out(p, o, "rally-1")
+    assert status(p, 2) == "failed"
+    assert (p.asks.get(held.ask_id).status, p.asks.get(held.ask_id).error) == ("cancelled", "undeliverable")
+    assert p.deferred.get(held.ask_id) is None
