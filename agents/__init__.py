@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from streams.app import Pipeline
 from streams.clock import from_setting
+from streams.coalition import CoalitionFile, backbone_name
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -19,9 +20,11 @@ def register(pipeline: Pipeline, s: Settings, outreach: Outreach) -> None:
     provider credentials (``outreach.outbox`` ``None``: nothing is sent)."""
     from . import identity, intake
     from .outreach import agents, callbacks
+    from .outreach.receipts import help_texts
 
     resolver = identity.Resolver(pipeline, s.person_key_bytes(), merged=partial(agents.plan_again, pipeline, outreach))
     intake.register(pipeline, s.person_key_bytes(), from_setting(s.clock), resolver)
     identity.register(pipeline, resolver, intake.record)
     agents.register(pipeline, outreach)
-    callbacks.register(pipeline, outreach, {"en": s.help_text, "es": s.help_text_es}, s.person_key_bytes())
+    coalition = CoalitionFile(s.coalition, every=1.0)
+    callbacks.register(pipeline, outreach, lambda: help_texts(s.help_text, s.help_text_es, backbone_name(coalition)), s.person_key_bytes())

@@ -130,6 +130,15 @@ class SponsorNames(Mapping[str, str]):
         return len(self._current())
 
 
+def backbone_name(file: CoalitionFile) -> str | None:
+    """The enabled backbone partner's name as the file says now (the first by id), if any."""
+    try:
+        partners = file.current().partners
+    except CoalitionError:
+        return None
+    return next((p.name for _, p in sorted(partners.items()) if p.role == "backbone" and p.enabled), None)
+
+
 def load(path: Path, missing_ok: bool = False) -> Coalition:
     """The partners of the coalition file at ``path``. A missing file is an error that says
     how to create one, unless ``missing_ok`` (then: no partners)."""

@@ -184,9 +184,8 @@ class Settings(BaseSettings):
         return value
     sms_footer: str = Field(default="Reply YES to RSVP, STOP to opt out", description="The line under every SMS (but those to Spanish speakers).")
     sms_footer_es: str = Field(default="Responde SI para confirmar, STOP para no recibir mensajes", description="The line under every SMS to a Spanish speaker (their language: es, es-MX, ...).")
-    help_text: str = Field(default="Fair Care Coalition alerts. Reply STOP to opt out, START to opt back in.", description="The answer to HELP and INFO (but from Spanish speakers).")
-    help_text_es: str = Field(default="Alertas de Fair Care Coalition. Responde STOP para no recibir mensajes, START para volver a recibirlos.",
-                              description="The answer to HELP and INFO from a Spanish speaker (their language: es, es-MX, ...).")
+    help_text: str | None = Field(default=None, description="The answer to HELP and INFO (but from Spanish speakers); unset: \"<the backbone partner's name> alerts. Reply STOP to opt out, START to opt back in.\", named as the coalition file names it now.")
+    help_text_es: str | None = Field(default=None, description="The answer to HELP and INFO from a Spanish speaker (their language: es, es-MX, ...); unset: \"Alertas de <the backbone partner's name>. Responde STOP para no recibir mensajes, START para volver a recibirlos.\"")
     rsvp_base_url: WebAddress | None = Field(default=None, description="RSVP links are <this>/<action>/<token> (unset: <public_url>/r, the web app's RSVP page).")
     unsubscribe_url: WebAddress | None = Field(default=None, description="Unsubscribe links (List-Unsubscribe and the email footer) are <this>/<action>/<token> (unset: <public_url>/unsubscribe).")
     link_secret: SecretStr | None = Field(default=None, description="Signs supporters' RSVP and unsubscribe links (unset: derived from the person-key secret). Changing it breaks every link sent.")

@@ -28,7 +28,7 @@ from .sending import after_queue_full, after_validity_expired
 log = logging.getLogger(__name__)
 
 
-def register(p: Pipeline, o: Outreach, help_texts: Mapping[str, str], person_secret: bytes) -> None:
+def register(p: Pipeline, o: Outreach, help_texts: Callable[[], Mapping[str, str]], person_secret: bytes) -> None:
     """The provider topic, a fetch at a time (``Pipeline.take_in_batches``: two callbacks per
     text make it the busiest topic of a fan-out). A text back (HELP, STOP) leaves on a task of
     its own (``Outreach.answering``, which a stopping worker lets finish): reading a person's
@@ -41,7 +41,7 @@ def register(p: Pipeline, o: Outreach, help_texts: Mapping[str, str], person_sec
                 continue
             kind, ev = receive(p, o, m.partition, envelope), envelope.event
             person = p.people.get(envelope.person_key) if kind is not None and isinstance(ev, SmsReply) else None
-            text = answer_text(kind, help_texts, ev.opt_out_handled_by_twilio, person.language) if person is not None else None
+            text = answer_text(kind, help_texts(), ev.opt_out_handled_by_twilio, person.language) if person is not None else None
             if text and person is not None and person.phone and ev.sender and o.outbox is not None:
                 answer(o, person.phone, text, lambda phone, sender=ev.sender: person_key(person_secret, phone, None) == sender)
 

@@ -145,6 +145,15 @@ def reply_kind(keyword: str, person: PersonRecord | None, opt_in_counts: bool = 
     return "rsvp" if word in YES_WORDS else "other"
 
 
+def help_texts(en: str | None, es: str | None, coalition: str | None) -> dict[str, str]:
+    """The answers to HELP by language: as configured (``TURNOUT_HELP_TEXT``, ``_ES``), else
+    naming ``coalition`` (the backbone partner's name): carriers expect the program's own name,
+    and a coalition that set none was answered with the demo's."""
+    name = coalition or "Coalition"
+    return {"en": en or f"{name} alerts. Reply STOP to opt out, START to opt back in.",
+            "es": es or f"Alertas de {name}. Responde STOP para no recibir mensajes, START para volver a recibirlos."}
+
+
 def answer_text(answer: str | None, help_texts: Mapping[str, str], twilio_answered: bool, language: str | None = None) -> str | None:
     """What to text back after a reply was applied (``answer``: "help", "stop" or ``None``):
     to HELP the help text, to STOP a confirmation, each only when Twilio did not send its own

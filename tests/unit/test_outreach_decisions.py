@@ -457,3 +457,19 @@ def test_a_reply_to_a_text_sent_to_a_record_merged_since_is_credited_to_that_tex
         rsvps = [v for _, k, v in p.attendance.table.changelog if v and v["action_id"] == "rally-1"]
         assert [(r["person_key"], r["rsvp"], r["rsvp_by"]) for r in rsvps] == ([(PK, "yes", "union-a")] if keyword == "YES" else [])
         assert json.loads(value)["event"]["kind"] == "ask_reply"
+
+
+def test_the_help_text_names_the_coalition_as_its_file_does_unless_one_is_configured(tmp_path):
+    """A coalition that set no TURNOUT_HELP_TEXT answered HELP with the demo's name, "Fair Care
+    Coalition alerts": carriers expect the program's own."""
+    from agents.outreach.receipts import help_texts
+    from streams.coalition import CoalitionFile, add_partner, backbone_name
+
+    file = CoalitionFile(tmp_path / "coalition.toml")
+    assert backbone_name(file) is None and help_texts(None, None, None)["en"] == "Coalition alerts. Reply STOP to opt out, START to opt back in."
+    add_partner(tmp_path / "coalition.toml", "tenants", "Tenants Union", "community", "member")
+    add_partner(tmp_path / "coalition.toml", "hub", "Bay Area Renters Coalition", "community", "backbone")
+    assert help_texts(None, None, backbone_name(file)) == {
+        "en": "Bay Area Renters Coalition alerts. Reply STOP to opt out, START to opt back in.",
+        "es": "Alertas de Bay Area Renters Coalition. Responde STOP para no recibir mensajes, START para volver a recibirlos."}
+    assert help_texts("Ours. Call 510-555-0100.", None, "X")["en"] == "Ours. Call 510-555-0100."
