@@ -2,7 +2,6 @@
 page and the unsubscribe page, what they write, and that the workers' own code counts it."""
 
 import asyncio
-import json
 import re
 from datetime import datetime, timedelta, timezone
 
