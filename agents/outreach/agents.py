@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, AsyncIterator, Callable, Collection, Coroutine, Mapping, NamedTuple, Protocol, Sequence
 
-from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id
+from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id, parse_ask_id
 from contracts.events import ActionEvent, grace_start
 from contracts.preview import PREVIEW_PREFIX, TEST_SEND_PREFIX, PreviewAudience, SendTest
 from contracts.providers import TWILIO_QUEUE_FULL
@@ -690,6 +690,8 @@ def withdraw_waiting(p: Pipeline, partition: int, person_key: str, now: datetime
     if recent is None or person is None:
         return
     for aid, _ in recent.asks:
+        if parse_ask_id(aid)[1] != person_key:
+            continue  # an ask of another record of theirs, merged in: not this partition's
         if (ask := p.deferred.get(aid)) is not None and (reason := withdrawn(ask, person)) is not None:
             carry_out(p, partition, ask, p.asks.get(aid), Cancel(reason), now)
 

@@ -126,3 +126,16 @@ def test_a_stop_reply_or_an_unsubscribe_cancels_the_asks_waiting_for_the_morning
     assert p.asks.get(email_ask).status == "deferred"
     apply(p, outreach(), 0, ProviderEnvelope(person_key=pk, received_at=T.replace(minute=6), event=PersonOptOut(channel="email")))
     assert (p.asks.get(email_ask).status, p.asks.get(email_ask).error) == ("cancelled", "opted out")
+
+
+def test_an_opt_out_leaves_a_merged_in_records_waiting_ask_to_its_own_partition():
+    """The person's recent asks may name another record's ask (merged in); its waiting copy, if
+    this worker holds it, belongs to that record's partition and is decided there when due."""
+    from contracts.asks import RecentAsks
+
+    p = memory_pipeline()
+    pk = signed_up(p)
+    [other] = waiting(p, "pk-merged", "sms")
+    p.recent_asks.put(0, pk, RecentAsks(asks=((other, T),)))
+    post(p, "faith-b", opt_out("o1", ["sms"], phone=ANA), minute=5)
+    assert p.asks.get(other).status == "deferred" and p.deferred.get(other) is not None
