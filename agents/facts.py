@@ -36,7 +36,7 @@ from datetime import datetime
 
 from contracts.events import ActionEvent, CheckinEvent, Envelope, PledgeEvent, RsvpEvent, SupporterRsvpEvent
 from contracts.facts import (CHECKINS_KEPT, REPLACED_KEPT, STATUS_ORDER, ActionRecord, Attendance, PartnerCheckins, Pledge, RsvpAnswer, credited, digest,
-                            partner_standing, said)
+                            partner_standing, said, version)
 
 #: A partner's RSVPs that named a shift, by partner and shift (``Attendance.shift_rsvps``).
 ShiftRsvps = dict[str, dict[str, tuple[RsvpAnswer, ...]]]
@@ -211,11 +211,6 @@ def apply_pledge(old: Pledge | None, event: PledgeEvent, partner: str, received:
 def pledged(p: Pledge) -> str:
     """A pledge as its event said it (id, time, count): the same one posted again is a repeat."""
     return digest(p.event_id, p.occurred_at.isoformat(), str(p.count))
-
-
-def version(action: ActionEvent) -> str:
-    """An action as its event said it, every field: the same version posted again is a repeat."""
-    return digest(action.model_dump_json())
 
 
 def remembered(before: list[str], seen: Iterable[str], in_force: str) -> list[str]:

@@ -91,6 +91,11 @@ def digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
+def version(action: ActionEvent) -> str:
+    """An action as its event said it, every field: the same version posted again is a repeat."""
+    return digest(action.model_dump_json())
+
+
 #: The versions a pledge or an action remembers having replaced (``replaced``), the latest.
 REPLACED_KEPT = 32
 

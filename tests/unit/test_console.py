@@ -365,3 +365,41 @@ def test_a_past_start_is_named_with_the_forms_other_problems_at_once(tmp_path):
     assert [(e["field"], e["message"]) for e in errors if e["field"].startswith("pledges")] == [
         ("pledges.1.partner", "no partner 'faith-bb' in the coalition")], errors
     assert {e["field"] for e in errors} == {"templates.sms.en", "pledges.1.partner"}, errors
+
+
+def based_on(page: str) -> str:
+    return unescape(re.search(r'<input type="hidden" name="based_on" value="([^"]*)"', page).group(1))
+
+
+def test_a_new_action_may_not_take_the_id_of_one_posted_and_nothing_is_written(tmp_path):
+    """An outside probe: "New action" with an id in use replaced that action, its title, pledges
+    and place gone, the review only saying "Save the changes to 'Collision'?"."""
+    client, publisher, book = console(tmp_path)
+    book.apply("action", "vigil-1202", ActionRecord(partner="hub", action=ActionEvent.model_validate(to_event(FORM, "a-1", NOW))))
+    sign_in(client, ORGANIZER)
+    new = based_on(client.get("/dashboard/console").text)
+    assert new == ""
+    page = client.post("/dashboard/console", data={**FORM, "title": "Collision", "based_on": new})
+    assert page.status_code == 422 and publisher.records == []
+    assert "an action 'vigil-1202' exists already (“Vigil for the budget”)" in unescape(page.text)
+    assert "<h1>New action</h1>" in page.text and re.search(r'<input id="action_id" [^>]*value="vigil-1202" required\s*>', page.text)  # the id box open to change
+    assert client.post("/dashboard/console/check", data={**FORM, "based_on": ""}).json()["errors"][0]["field"] == "action_id"
+
+
+def test_an_edit_of_an_action_changed_since_its_form_was_opened_is_refused_not_lost(tmp_path):
+    """An outside probe: two tabs editing one action; the later save undid the earlier one."""
+    client, publisher, book = console(tmp_path)
+    first = ActionEvent.model_validate(to_event(FORM, "a-1", NOW))
+    book.apply("action", "vigil-1202", ActionRecord(partner="hub", action=first))
+    sign_in(client, ORGANIZER)
+    opened = based_on(client.get("/dashboard/console?action=vigil-1202").text)
+    assert opened
+    review = client.post("/dashboard/console", data={**FORM, "pledges": "union-a: 12", "based_on": opened})
+    assert review.status_code == 200 and based_on(review.text.split('class="back"')[0]) == opened  # carried to the confirmation
+    moved = first.model_copy(update={"title": "Vigil (moved)", "event_id": "a-2"})  # the other tab saved meanwhile
+    book.apply("action", "vigil-1202", ActionRecord(partner="hub", action=moved))
+    page = client.post("/dashboard/console", data={**FORM, "pledges": "union-a: 12", "based_on": opened, "confirmed": "yes", "event_id": "console-x"})
+    assert page.status_code == 422 and publisher.records == []
+    assert "changed since this form was opened (now “Vigil (moved)”)" in unescape(page.text)
+    again = based_on(client.get("/dashboard/console?action=vigil-1202").text)
+    assert client.post("/dashboard/console", data={**FORM, "pledges": "union-a: 12", "based_on": again}).status_code == 200

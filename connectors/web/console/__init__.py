@@ -49,7 +49,7 @@ from ..publisher import BrokerUnavailable
 from ..pages.words import when
 from ..templating import environment
 from .audience import Audience, TestLimit, Totals, launch_question, total
-from .form import KINDS, LANGUAGES, ZONES, from_action, input_of, skipped_problem, to_event
+from .form import KINDS, LANGUAGES, ZONES, from_action, input_of, skipped_problem, to_event, version_problem
 
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -96,6 +96,8 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
             said = {e["field"] for e in errors}
             errors += [{"field": e.field, "message": e.message} for e in unknown_partners([p["partner"] for p in event["pledges"]], coalition().partners)
                        if e.field not in said]
+        if problem := version_problem(form, book.action_record(str(event.get("action_id")))):
+            errors.insert(0, {"field": "action_id", "message": problem})
         if problem := skipped_problem(form.get("local_start", "").strip(), form.get("time_zone", "").strip()):
             errors.append({"field": "local_start", "message": problem})
         # Said with the form's other problems, whether or not the rest of the action is valid.
@@ -198,7 +200,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
                 return refused(no)
             raise
         record = book.action_record(action) if action else None
-        values = from_action(record.action) if record else {"kind": "rally", "time_zone": "America/Los_Angeles"}
+        values = from_action(record.action) if record else {"kind": "rally", "time_zone": "America/Los_Angeles", "based_on": ""}
         return page(values=values, editing=record is not None, partner=partner)
 
     @r.post("/dashboard/console/check")
@@ -222,10 +224,13 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         partner = poster(request)
         form = await form_of(request)
         event, errors, action = checked(form, partner)
+        # An edit's form says so (``based_on``, the version it was opened at): a new action's form
+        # whose id is taken stays a new one, its id box open to change.
+        editing = bool(form["based_on"]) if "based_on" in form else owner_of(event["action_id"]) is not None
         if form.get("edit") == "yes":  # back from the confirmation to the form, as it was
-            return page(values=form, partner=partner, editing=owner_of(event["action_id"]) is not None)
+            return page(values=form, partner=partner, editing=editing)
         if errors:
-            return page(422, values=form, errors=errors, partner=partner, editing=owner_of(event["action_id"]) is not None)
+            return page(422, values=form, errors=errors, partner=partner, editing=editing)
         if form.get("confirmed") != "yes":
             return await confirmation(request, form, event, action, partner)
         done = "changes" if owner_of(event["action_id"]) is not None else "alert" if event["rapid_response"] else "action"

@@ -15,6 +15,7 @@ from typing import Mapping
 from zoneinfo import ZoneInfo
 
 from contracts.events import ActionEvent
+from contracts.facts import ActionRecord, version
 from contracts.zones import known_zone, skipped
 
 LANGUAGES = ("en", "es")
@@ -134,6 +135,7 @@ def from_action(action: ActionEvent) -> dict[str, str]:
         "target_postal_codes": ", ".join(action.target.postal_codes), "target_regions": ", ".join(action.target.regions),
         "pledges": "\n".join(f"{p.partner}: {p.count}" for p in action.pledges),
         "rapid_response": "yes" if action.rapid_response else "", "override_quiet_hours": "yes" if action.override_quiet_hours else "",
+        "based_on": version(action),  # the version this edit starts from (``version_problem``)
     }
     out["other_templates"] = json.dumps({"sms": {k: v for k, v in t.sms.items() if k not in LANGUAGES},
                                          "email": {k: v.model_dump() for k, v in t.email.items() if k not in LANGUAGES}})
@@ -142,3 +144,16 @@ def from_action(action: ActionEvent) -> dict[str, str]:
         mail = t.email.get(lang)
         out[f"email_subject_{lang}"], out[f"email_body_{lang}"] = (mail.subject, mail.body) if mail else ("", "")
     return out
+
+
+def version_problem(form: Mapping[str, str], posted: ActionRecord | None) -> str | None:
+    """Why the form may not be posted over the action as it is now: a new action's form (its
+    ``based_on`` empty) naming an id in use, or an edit's whose action changed since it was opened
+    (another tab or organizer saved meanwhile): posted, either would replace what is there
+    without a word. ``None`` when the form has no ``based_on`` (not the console's own form)."""
+    based = form.get("based_on")
+    if based is None or posted is None or based == version(posted.action):
+        return None
+    if not based:
+        return f"an action {posted.action.action_id!r} exists already (“{posted.action.title}”): choose another id, or edit that one from the dashboard"
+    return f"changed since this form was opened (now “{posted.action.title}”): open it again to edit what is there now (nothing was saved)"
