@@ -3,8 +3,10 @@
 import csv
 import io
 import json
+import re
 import time
 from datetime import datetime, timedelta, timezone
+from html import unescape
 
 import pytest
 from fastapi.testclient import TestClient
@@ -403,3 +405,25 @@ def test_the_rest_of_the_coalition_counts_the_actions_its_shown_pledges_come_fro
     assert (rest.partner, rest.pledged, rest.actions) == (None, 67, 1)
     own = view.capacity[0]
     assert (own.partner, own.actions, own.pledged, own.show_rate) == ("faith-b", 1, 8, 1.0)
+
+
+def noscript_links(html: str) -> list[tuple[str, str]]:
+    return [(href, unescape(text)) for block in re.findall(r"<noscript>(.*?)</noscript>", html, re.S)
+            for href, text in re.findall(r'<a [^>]*href="([^"]+)"[^>]*>([^<]+)</a>', block)]
+
+
+def test_without_javascript_the_dashboard_says_what_was_posted_and_leads_on(env):
+    """An outside probe: without JavaScript the console's last step landed on a page that said
+    only that the tallies need JavaScript, not "Action posted.", and partner staff could not
+    reach the door check-in page from it."""
+    client, _, _ = env
+    sign_in(client, ORGANIZER)
+    page = client.get("/dashboard?action=rally-1&posted=action").text
+    assert re.search(r'<p id="posted" class="notice" role="status">Action posted\.</p>', page)
+    assert noscript_links(page) == [("/dashboard/console?action=rally-1", "Edit in the organizer console"),
+                                    ("/dashboard/console", "New action or alert")]
+    assert 'id="posted" class="notice" role="status" hidden' in client.get("/dashboard?posted=<script>").text  # nothing else is said
+    client.cookies.clear()
+    sign_in(client, VIEWER_B)
+    page = client.get("/dashboard").text  # the newest action, as the page's script shows it
+    assert noscript_links(page) == [("/dashboard/checkin/rally-1", "Door check-in for this action")]

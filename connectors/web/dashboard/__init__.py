@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from html import escape
+from urllib.parse import quote
 from datetime import datetime, timezone
 from typing import AsyncIterator, Callable
 
@@ -50,6 +52,27 @@ STATIC_KINDS = {"dashboard.js": "text/javascript", "welcome.js": "text/javascrip
                 "checkin.js": "text/javascript", "door.css": "text/css", "console.js": "text/javascript", "console.css": "text/css", "favicon.svg": "image/svg+xml"}
 
 
+#: Where the page says what the console just posted, and without JavaScript where to go on.
+POSTED_MARK = "<!--what was posted, and without JavaScript where to go on-->"
+#: What the console did, by its redirect's ``posted``.
+POSTED = {"alert": "Alert posted. Its asks appear below as they go out.", "action": "Action posted.", "changes": "Changes saved."}
+
+
+def posted_and_links(viewer: Viewer, action_id: str | None, posted: str | None) -> str:
+    """What the console just did (said by the server, so also without JavaScript, which hides
+    every figure), and, without JavaScript, the links the action's section would show: the
+    console for organizers, the door check-in page for partner staff."""
+    said = f'<p id="posted" class="notice" role="status">{POSTED[posted]}</p>' if posted in POSTED else '<p id="posted" class="notice" role="status" hidden></p>'
+    organizer = viewer.role == "organizer"
+    links = [("/dashboard/console?action=" + quote(action_id), "Edit in the organizer console")] if action_id and organizer else []
+    links += [("/dashboard/console", "New action or alert")] if organizer else []
+    links += [("/dashboard/checkin/" + quote(action_id), "Door check-in for this action")] if action_id and not organizer else []
+    if not links:
+        return said
+    anchors = " ".join(f'<a class="button-link" href="{escape(href)}">{text}</a>' for href, text in links)
+    return f'{said}\n<noscript><p class="action-links">{anchors}</p></noscript>'
+
+
 def router(s: Settings, access: Access, accounts: AccountStore, coalition: Callable[[], Coalition], book: TallyBook, changes: Changes, lag: Callable[[], int | None]) -> APIRouter:
     r = APIRouter(tags=["dashboard"])
     r.include_router(signin.router(s, access, accounts))
@@ -60,9 +83,11 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
 
     @r.get("/dashboard", include_in_schema=False)
     async def page(request: Request) -> Response:
-        if access.viewer(request) is None:
+        if (viewer := access.viewer(request)) is None:
             return RedirectResponse("/dashboard/login", status_code=303)
-        return HTMLResponse(static("index.html"), headers={"Cache-Control": "no-store"})
+        shown = view(viewer, request.query_params.get("action")).action
+        said = posted_and_links(viewer, shown.action_id if shown else None, request.query_params.get("posted"))
+        return HTMLResponse(static("index.html").replace(POSTED_MARK, said), headers={"Cache-Control": "no-store"})
 
     @r.get("/dashboard/static/{name}", include_in_schema=False)
     async def static_file(name: str) -> Response:

@@ -116,15 +116,8 @@ function renderPicker(view) {
   select.replaceChildren(...options);
 }
 
-// Back from the organizer console: what was done, said once (a reload does not say it again).
-const POSTED = {
-  alert: "Alert posted. Its asks appear below as they go out.",
-  action: "Action posted.",
-  changes: "Changes saved.",
-};
-if (POSTED[params.get("posted")]) {
-  $("posted").textContent = POSTED[params.get("posted")];
-  $("posted").hidden = false;
+// Back from the organizer console: what was done (the server wrote it), said once (a reload does not say it again).
+if (params.has("posted")) {
   const url = new URL(location.href);
   url.searchParams.delete("posted");
   history.replaceState(null, "", url);
