@@ -161,7 +161,7 @@ def read(
         if shape:
             problems.append(Problem(start, shape))
             continue
-        values = {f: fields[i].strip() for f, i in index.items()}
+        values = {f: cell(fields[i]) for f, i in index.items()}
         found: list[str] = []  # every problem of the row, said at once: a sheet is fixed in one pass
         event = _event(kind, action, _checked(values, region, zone, start, found), default_at, consent, stop, found)
         event["event_id"] = event_id(secret, partner, kind, action, values, region)
@@ -200,6 +200,14 @@ def _swallows_rows(fields: list[str], columns: int, delimiter: str) -> bool:
     columns: a row swallowed by a stray quote, not a note written over two lines."""
     return any(len(next(csv.reader([line], delimiter=delimiter), [])) == columns
                for v in fields if "\n" in v or "\r" in v for line in v.splitlines()[1:])
+
+
+def cell(text: str) -> str:
+    """A cell's value: without the spaces around it, nor a spreadsheet's leading apostrophe (its
+    mark for "keep as text", which some exports keep: "'02139", "'ann@example.org" would be
+    another ZIP, another person)."""
+    text = text.strip()
+    return text[1:].strip() if text.startswith("'") else text
 
 
 def _checked(values: dict[str, str], region: str, zone: ZoneInfo | None, line: int, found: list[str]) -> dict[str, str]:

@@ -172,3 +172,13 @@ def test_the_readme_lists_every_column_name_an_import_reads():
     section = " ".join(readme[readme.index("- **Columns** are matched"):readme.index('`--map "Cell #=phone"`')].split())
     listed = {re.sub(r"[^a-z0-9]", "", name.lower()) for name in re.findall(r"`([^`]+)`", section)}
     assert {alias for aliases in DEFAULT_HEADERS.values() for alias in aliases} <= listed
+
+
+def test_a_spreadsheets_leading_apostrophe_is_no_part_of_a_value():
+    """An outside probe: "'ann2@example.org" (a spreadsheet's mark for "keep as text") was a
+    second person beside "ann2@example.org"; a phone's was already read through, a ZIP's refused."""
+    rows, problems = load("email,phone,zip\n'ann2@example.org,,'02139\nann2@example.org,,02139\n,'5105550311,\n", kind="checkin", action="rally-1")
+    assert problems == []
+    assert rows[0].event["person"] == rows[1].event["person"] == {"email": "ann2@example.org", "postal_code": "02139"}
+    assert rows[0].event["event_id"] == rows[1].event["event_id"]  # the same check-in, imported once
+    assert rows[2].event["person"]["phone"] == "'5105550311".lstrip("'")
