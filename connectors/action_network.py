@@ -92,7 +92,7 @@ def _events(item: Any, actions: dict[str, str]) -> list[dict[str, Any]]:
         raise ValueError("the attendance has no osdi:event link: which event is it for?")
     an_event = action_network_event_id(event)
     if an_event is None:
-        raise ValueError(f"{event[:80]!r} is not an Action Network event (its link is not on actionnetwork.org)")
+        raise ValueError(f"{event[:80]!r} is not an Action Network event (not an https://actionnetwork.org/api/v2/events/<id> link)")
     action = actions.get(event) or actions.get(an_event)
     if action is None:
         raise ValueError(f"no turnout action is mapped to Action Network event {_quoted(event)} (turnout action-network map)")

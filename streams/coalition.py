@@ -261,19 +261,25 @@ def rotate_action_network_token(path: Path, partner_id: str) -> str:
 
 
 def action_network_event_id(event: str) -> str | None:
-    """The id of an Action Network event given as its id or its API URL (on actionnetwork.org);
-    ``None`` for a URL on another host."""
-    host = (urlsplit(event).hostname or "") if "/" in event else "actionnetwork.org"
+    """The id of an Action Network event given as its id or its API URL
+    (``https://actionnetwork.org/api/v2/events/<id>``, a query or a last slash aside); ``None`` for
+    a URL on another host, or another link on actionnetwork.org (an event's page, its attendances)."""
+    if "/" not in event:
+        return event
+    url = urlsplit(event)
+    host = url.hostname or ""
     if host != "actionnetwork.org" and not host.endswith(".actionnetwork.org"):
         return None
-    return event.rstrip("/").rsplit("/", 1)[-1]
+    path = [part for part in url.path.split("/") if part]
+    return path[3] if len(path) == 4 and path[:3] == ["api", "v2", "events"] else None
 
 
 def map_action_network_event(path: Path, partner_id: str, event: str, action_id: str | None) -> Partner:
     """Count the partner's Action Network ``event`` (id or API URL) as ``action_id``; None unmaps it."""
     key = action_network_event_id(event)
     if key is None:
-        raise CoalitionError(f"{event[:80]!r} is not an Action Network event (an id, or its https://actionnetwork.org/api/v2/events/… URL)")
+        raise CoalitionError(f"{event[:80]!r} is not an Action Network event (an id, or its https://actionnetwork.org/api/v2/events/<id> "
+                             "URL: the event's page address is not)")
     if not re.fullmatch(r"[!-~]{1,128}", key):
         raise CoalitionError(f"{event[:80]!r} is not an Action Network event id (printable characters, no spaces)")
 

@@ -73,10 +73,16 @@ def test_action_network_token_and_mapping(tmp_path):
     assert runner.invoke(main, ["action-network", "map", "union-a", "abc-2", "Not A Slug"], env=env).exit_code != 0
     # Junk was mapped as it came (an outside probe): an empty id, a space, another site's URL.
     for junk, says in (("", "is not an Action Network event id"), ("a b", "is not an Action Network event id"),
-                       ("https://evil.example/api/v2/events/x", "is not an Action Network event (an id, or its https://actionnetwork.org")):
+                       ("https://evil.example/api/v2/events/x", "is not an Action Network event (an id, or its https://actionnetwork.org"),
+                       # Another page or API link on actionnetwork.org mapped its last part (an outside probe: "attendances", "events").
+                       ("https://actionnetwork.org/events/rally-for-fair-care?source=email", "is not an Action Network event (an id, or its"),
+                       ("https://actionnetwork.org/api/v2/events/d91b/attendances", "is not an Action Network event (an id, or its"),
+                       ("https://actionnetwork.org/api/v2/events/", "is not an Action Network event (an id, or its")):
         r = runner.invoke(main, ["action-network", "map", "union-a", junk, "rally-2"], env=env)
         assert r.exit_code == 1 and says in r.output, r.output
     assert set(load(tmp_path / "c.toml").get("union-a").action_network.actions) == {"abc-1"}
+    r = runner.invoke(main, ["action-network", "map", "union-a", "https://actionnetwork.org/api/v2/events/abc-1/?x=1", "rally-1"], env=env)
+    assert r.exit_code == 0 and "abc-1 -> rally-1" in r.output
     r = runner.invoke(main, ["action-network", "unmap", "union-a", "abc-1"], env=env)
     assert r.exit_code == 0 and r.output == "abc-1 unmapped; mapped now: none\n"  # it said nothing (an outside probe)
     assert load(tmp_path / "c.toml").get("union-a").action_network.actions == {}
