@@ -4,6 +4,7 @@ broker, the worker (``agents``) and the web app (``connectors``), imported only 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import io
 import json
 import logging.config
@@ -828,7 +829,7 @@ def sign(partner_id: str, data: str | None, file_, url: str | None) -> None:
 
     if (data is None) == (file_ is None):
         raise click.UsageError("give exactly one of --data or --file")
-    body = data.encode() if data is not None else file_.read()
+    body = data.encode() if data is not None else file_.read().removeprefix(codecs.BOM_UTF8)  # Notepad's: no part of the JSON
     try:
         text = body.decode()
     except UnicodeDecodeError as exc:

@@ -79,6 +79,13 @@ def test_sign_refuses_a_body_that_is_not_utf8(here):
     assert "a bug?" not in r.output and "curl" not in r.output
 
 
+def test_sign_reads_a_file_saved_with_a_byte_order_mark(here):
+    """An outside probe: a body saved by Notepad (a UTF-8 BOM) got Python's "decode using utf-8-sig"."""
+    (here / "body.json").write_bytes(b'\xef\xbb\xbf{"type": "signup"}')
+    r = turnout("sign", "union-a", "--file", "body.json", "--url", "http://127.0.0.1:8000")
+    assert r.exit_code == 0 and r.output.rstrip().endswith("""--data-binary '{"type": "signup"}'"""), r.output
+
+
 @pytest.mark.parametrize("body, says", [("notjson", "not JSON (line 1, column 1: Expecting value)"),
                                         ('{"type": "signup",}', "not JSON (line 1, column 19: Expecting property name"),
                                         ('"signup"', "not an event (a JSON object) or a list of events")])
