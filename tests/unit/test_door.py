@@ -441,6 +441,10 @@ def test_a_wrong_tap_is_undone_by_the_partners_signed_withdrawal(door):
     undo = written(publisher)[-1]
     assert (undo.partner, undo.event.withdrawn, undo.event.person.phone, undo.event.person.given_name) == ("union-a", True, ANA, None)
     assert client.get("/dashboard/checkin/rally-1/roster").json()["checked_in"] == 0
+    # A colleague's phone still showing her checked in taps Undo too (an outside probe: told it was
+    # another partner's check-in, under the API's field name).
+    again = client.post("/dashboard/checkin/rally-1", data={"ref": ref, "event_id": "fedcba9876543219", "undo": "1"}, headers={"Accept": "application/json"})
+    assert again.status_code == 422 and again.json()["detail"] == "Ana Díaz is not checked in (undone already, perhaps on another phone): nothing to withdraw"
     assert client.post("/dashboard/checkin/rally-1", data={"event_id": "fedcba9876543211", "undo": "1"},
                        headers={"Accept": "application/json"}).status_code == 422  # undo of nobody
     odd = client.post("/dashboard/checkin/rally-1", data={"ref": ref, "event_id": "fedcba9876543212", "undo": "2"})

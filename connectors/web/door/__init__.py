@@ -138,7 +138,7 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
             answer, name = await write(partner, action_id, form)
         except Refusal as no:
             if wants_json(request):
-                return error(422, f"{no.field}: {no.message}", [FieldError(field=no.field, message=no.message, type="value_error")])
+                return error(422, no.message, [FieldError(field=no.field, message=no.message, type="value_error")])  # said to a volunteer: no field name
             return render(request, partner, action_id, problem=f"{not_done(form)}: {no.message}.", status=422, typed=walk_in_typed(form))
         if answer.status == 202:
             if wants_json(request):
@@ -162,9 +162,12 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
             contact = directory.find(partner, action_id, form["ref"], attendance(action_id), book.person_of)
             if contact is None:
                 raise Refusal("ref", "that person is not on this partner's list for this action")
-            if undo(form) and not any(e.ref == form["ref"] and e.can_undo for e in roster(partner, action_id)):
+            entry = next((e for e in roster(partner, action_id) if e.ref == form["ref"]), None) if undo(form) else None
+            if undo(form) and not (entry is not None and entry.can_undo):
                 # The API would take it and change nothing (another partner's check-in, or none):
                 # the volunteer hears why instead of "done".
+                if entry is None or not entry.checked_in:
+                    raise Refusal("ref", f"{contact.name} is not checked in (undone already, perhaps on another phone): nothing to withdraw")
                 raise Refusal("ref", f"{contact.name} has no check-in of this partner's to withdraw (another partner's is theirs to take back)")
         elif undo(form):
             raise Refusal("ref", "an undo names the person on the list whose check-in to withdraw")
