@@ -169,3 +169,12 @@ def test_organizers_see_every_figure_whatever_the_group_size():
     view = build_view(book, {}, Viewer(role="organizer"), "b-only", NOW, 14)
     assert [(r.partner, r.pledged, r.attended) for r in view.action.rows] == [("faith-b", 30, 11)]
     assert (view.action.totals.pledged, view.header.pledged, view.header.note) == (30, 30, None)
+
+
+def test_a_rest_row_shown_with_some_figures_withheld_says_so_without_contradicting_its_count():
+    """An outside probe: "Rest of the coalition (3 partners) (not shown: fewer than 3 partners)"."""
+    from connectors.web.dashboard.view import SOME_NOT_SHOWN
+
+    book = book_with({"rally": {"union-a": 20, "faith-b": 90, "seniors-c": 10, "tenants-d": 5}}, {"rally": {"faith-b": 7}})
+    rest = view_of(book, "union-a", "rally").action.rows[-1]
+    assert (rest.partners, rest.pledged, rest.attended, rest.note) == (3, 105, None, SOME_NOT_SHOWN)

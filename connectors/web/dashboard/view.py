@@ -311,7 +311,13 @@ def _aggregate(f: Figures, partners: int, name: str = REST) -> Row:
     withheld = None in f.values()
     production = None if f["attended"] is None or f["pledged"] is None else ratio(f["attended"], f["pledged"])
     count = None if all(v is None for v in f.values()) else partners
-    return Row(partner=None, name=name, partners=count, **f, production_ratio=production, note=NOT_SHOWN if withheld else None)
+    note = (NOT_SHOWN if count is None else SOME_NOT_SHOWN) if withheld else None
+    return Row(partner=None, name=name, partners=count, **f, production_ratio=production, note=note)
+
+
+#: The note of an aggregate shown with some figures withheld: "(3 partners) (not shown: fewer
+#: than 3 partners)" read as a contradiction (an outside probe).
+SOME_NOT_SHOWN = "some figures not shown: fewer than 3 of them made each"
 
 
 def _figures(c: Counter[str]) -> dict[str, int | float | None]:
