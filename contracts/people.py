@@ -8,6 +8,7 @@ Field names follow OSDI where OSDI has one.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from datetime import datetime, timezone
@@ -244,7 +245,11 @@ class Person(PersonRef):
 
 def _granted(value: Any) -> Any:
     # The short wire form {"sms": true} means consent given, with no further detail.
-    return {"granted": value} if isinstance(value, bool) else value
+    if isinstance(value, bool):
+        return {"granted": value}
+    if not isinstance(value, (dict, ChannelConsent)):  # "yes", 1: said in the contract's words, not a class's name
+        raise ValueError(f'give true or false, or an object such as {{"granted": true, "scope": "coalition"}}, not {json.dumps(value)[:40]}')
+    return value
 
 
 ConsentScope = Literal["partner", "coalition"]

@@ -656,3 +656,14 @@ def test_only_an_event_that_introduces_a_forgotten_person_opens_their_old_links_
     assert keys.ring.forgotten(pk)
     post([{**rsvp("r2", "race-1", email=email), "person": {"email": email, "given_name": "Q"}}])  # a name: introduced
     assert not keys.ring.forgotten(pk)
+
+
+@pytest.mark.parametrize("given", ["yes", 1, None])
+def test_a_consent_that_is_no_yes_or_no_is_named_in_the_contracts_words(given):
+    """An outside probe: "yes" got "should be a valid dictionary or instance of ChannelConsent"."""
+    from connectors.web.ingress import Authority, validate_events
+
+    item = signup("s1", phone="+15105550123") | {"consent": {"sms": given}}
+    result = validate_events([item], "US", Authority("union-a", "member", datetime.now(timezone.utc), lambda a: None)).result()
+    [[error]] = [rej.errors for rej in result.rejected]
+    assert error.field == "consent.sms" and error.message.startswith('give true or false, or an object such as {"granted": true'), error
