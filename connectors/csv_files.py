@@ -61,9 +61,16 @@ class NotASheet(ValueError):
     """Bytes that no encoding here reads as a sheet's text (a header row with NUL bytes)."""
 
 
+#: Excel's first line naming the sheet's separator ("sep=;"): no header.
+_SEPARATOR_LINE = re.compile(r"sep=(.)[ \t]*(?=\r?\n|\r|$)", re.I)
+
+
 def open_sheet(data: bytes, delimiter: str | None = None) -> Sheet:
-    """The file's text, the encoding it was read as, and its delimiter (sniffed unless given)."""
+    """The file's text, the encoding it was read as, and its delimiter (sniffed unless given, or
+    named by a first line "sep=;", which is left blank: the lines keep their numbers)."""
     text, encoding = decode(data)
+    if (named := _SEPARATOR_LINE.match(text)) and named[1] in DELIMITERS:
+        text, delimiter = text[named.end():], delimiter or named[1]
     return Sheet(text, encoding, delimiter or sniff_delimiter(text))
 
 

@@ -204,3 +204,12 @@ def test_turnout_import_refuses_a_column_named_twice_before_posting(tmp_path, mo
     r = runner.invoke(main, ["import", "union-local-1", "sheet.csv", "--type", "signup", "--url", "http://127.0.0.1:9"], env=env)
     assert r.exit_code == 1 and "sheet.csv: the header has 2 columns named 'Phone'" in r.output, r.output
     assert "Traceback" not in r.output and "5105550124" not in r.output
+
+
+def test_excels_separator_line_names_the_delimiter_and_is_no_header():
+    """An outside probe: a sheet starting "sep=;" (Excel's note of its separator) got "no phone or
+    email column among ['sep=']"."""
+    rows, problems = load(b"sep=;\r\nFirst Name;Phone\r\nAna;510-555-0123\r\n;not-a-phone\r\n")
+    assert [r.event["person"] for r in rows] == [{"given_name": "Ana", "phone": "510-555-0123"}]
+    assert [p.line for p in problems] == [4]  # lines as the file numbers them
+    assert open_sheet(b"SEP=,\nphone\n5105550123\n").delimiter == ","
