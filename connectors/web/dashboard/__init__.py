@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from html import escape
-from urllib.parse import quote
 from datetime import datetime, timezone
+from html import escape
 from typing import AsyncIterator, Callable
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
