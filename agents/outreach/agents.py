@@ -684,8 +684,8 @@ def carry_out(p: Pipeline, partition: int, ask: AskCommand, state: AskFact | Non
 
 def withdraw_waiting(p: Pipeline, partition: int, person_key: str, now: datetime) -> None:
     """Cancel the person's asks waiting for an allowed hour that may no longer go to them (an
-    opt-out, a consent withdrawn, an address found undeliverable): counted cancelled at once,
-    not "waiting" until they come due and are decided again."""
+    opt-out, an address found undeliverable): counted cancelled at once, not "waiting" until
+    they come due and are decided again."""
     recent, person = p.recent_asks.get(person_key), p.people.get(person_key)
     if recent is None or person is None:
         return
