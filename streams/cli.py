@@ -712,6 +712,23 @@ def mobilize_map(partner_id: str, event_id: str, action_id: str, url: str | None
     warn_if_unposted(settings(), action_id, url)
 
 
+@mobilize.command("unmap", help="Stop counting attendances of Mobilize EVENT_ID (for PARTNER).")
+@click.argument("partner_id")
+@click.argument("event_id")
+def mobilize_unmap(partner_id: str, event_id: str) -> None:
+    with coalition_errors():
+        p = coalition_file.map_mobilize_event(settings().coalition, partner_id, event_id, None)
+    click.echo(f"{event_id} unmapped; mapped now: {', '.join(f'{e} -> {a}' for e, a in p.mobilize.events.items()) or 'none'}")
+
+
+@mobilize.command("disconnect", help="Stop polling PARTNER's Mobilize organization (its API key and event mappings are removed).")
+@click.argument("partner_id")
+def mobilize_disconnect(partner_id: str) -> None:
+    with coalition_errors():
+        org = coalition_file.disconnect_mobilize(settings().coalition, partner_id)
+    click.echo(f"{partner_id}: no longer polling Mobilize organization {org}")
+
+
 @mobilize.command("poll", help="Poll every connected partner's attendances, every TURNOUT_MOBILIZE_INTERVAL seconds.")
 @click.option("--once", is_flag=True, help="One pass over every partner, then exit (non-zero if a pass failed).")
 def mobilize_poll(once: bool) -> None:

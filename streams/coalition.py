@@ -309,14 +309,31 @@ def connect_mobilize(path: Path, partner_id: str, organization_id: int, api_key:
     return update_partner(path, partner_id, change)
 
 
-def map_mobilize_event(path: Path, partner_id: str, event_id: str, action_id: str) -> Partner:
-    """Count attendances of Mobilize event ``event_id`` as RSVPs and check-ins for ``action_id``."""
+def map_mobilize_event(path: Path, partner_id: str, event_id: str, action_id: str | None) -> Partner:
+    """Count attendances of Mobilize event ``event_id`` as RSVPs and check-ins for ``action_id``; None unmaps it."""
     if not re.fullmatch(r"[0-9]{1,18}", event_id):
         raise CoalitionError(f"{event_id[:80]!r} is not a Mobilize event id (a number, e.g. 7001)")
 
     def change(entry: dict[str, Any]) -> None:
         if "mobilize" not in entry:
             raise CoalitionError(f"{partner_id}: not connected to Mobilize yet (turnout mobilize connect)")
-        entry["mobilize"].setdefault("events", {})[str(event_id)] = action_id
+        events = entry["mobilize"].setdefault("events", {})
+        if action_id is not None:
+            events[str(event_id)] = action_id
+        elif events.pop(str(event_id), None) is None:
+            raise CoalitionError(f"{partner_id}: Mobilize event {event_id!r} is not mapped")
 
     return update_partner(path, partner_id, change)
+
+
+def disconnect_mobilize(path: Path, partner_id: str) -> int:
+    """Stop polling the partner's Mobilize organization (its key and mappings go); which one it was."""
+    gone: list[int] = []
+
+    def change(entry: dict[str, Any]) -> None:
+        if "mobilize" not in entry:
+            raise CoalitionError(f"{partner_id}: not connected to Mobilize")
+        gone.append(int(entry.pop("mobilize")["organization_id"]))
+
+    update_partner(path, partner_id, change)
+    return gone[0]

@@ -108,3 +108,25 @@ def test_mobilize_connect_prompts_for_the_key_and_map_needs_a_connection(tmp_pat
     r = runner.invoke(main, ["mobilize", "map", "union-a", "abc", "rally-1"], env=env)
     assert r.exit_code == 1 and "'abc' is not a Mobilize event id (a number" in r.output, r.output
     assert load(tmp_path / "c.toml").get("union-a").mobilize.api_key.get_secret_value() == "mz-secret-key"
+
+
+def test_a_mobilize_event_is_unmapped_and_a_partner_disconnected_by_command(tmp_path):
+    """An outside probe: no unmap or disconnect; a partner whose key Mobilize refused failed
+    every poll until the coalition file was edited by hand."""
+    from streams.coalition import load
+
+    runner = CliRunner()
+    env = {"TURNOUT_COALITION": str(tmp_path / "c.toml")}
+    runner.invoke(main, ["partners", "add", "union-a", "--name", "U", "--kind", "union"], env=env)
+    runner.invoke(main, ["mobilize", "connect", "union-a", "101", "--api-key", "k"], env=env)
+    for event in ("7001", "7002"):
+        runner.invoke(main, ["mobilize", "map", "union-a", event, "rally-1", "--url", "http://127.0.0.1:9"], env=env)
+    r = runner.invoke(main, ["mobilize", "unmap", "union-a", "7001"], env=env)
+    assert r.exit_code == 0 and r.output == "7001 unmapped; mapped now: 7002 -> rally-1\n", r.output
+    r = runner.invoke(main, ["mobilize", "unmap", "union-a", "7001"], env=env)
+    assert r.exit_code == 1 and "Mobilize event '7001' is not mapped" in r.output, r.output
+    r = runner.invoke(main, ["mobilize", "disconnect", "union-a"], env=env)
+    assert r.exit_code == 0 and "union-a: no longer polling Mobilize organization 101" in r.output, r.output
+    assert load(tmp_path / "c.toml").get("union-a").mobilize is None
+    r = runner.invoke(main, ["mobilize", "disconnect", "union-a"], env=env)
+    assert r.exit_code == 1 and "not connected to Mobilize" in r.output, r.output
