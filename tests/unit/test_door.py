@@ -600,3 +600,13 @@ def test_someone_who_texted_yes_to_the_partners_alert_is_on_its_list():
     assert "Ben" not in {e.name for e in d.roster("faith-b", "rally-1", facts)}  # not faith-b's person, nor its RSVP
     line = next(e for e in d.roster("union-a", "rally-1", facts) if e.name == "Ben")
     assert d.find("union-a", "rally-1", line.ref, facts).phone == BEN  # and the door checks him in by his line
+
+
+def test_a_walk_in_without_javascript_who_was_on_the_list_is_said_checked_in(door):
+    """An outside probe: a walk-in typed with the phone of someone on the list (another spelling
+    of their name) was checked in, but the page said nothing: the volunteer tries again."""
+    client, publisher, _ = door
+    sign_in(client, STAFF_A)
+    form = {"event_id": "walkin-000011", "given_name": "Ana", "family_name": "D", "phone": ANA}
+    r = client.post("/dashboard/checkin/rally-1", data=form, follow_redirects=False)
+    assert r.status_code == 303 and "Checked in: Ana D." in client.get(r.headers["location"]).text

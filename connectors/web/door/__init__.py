@@ -84,13 +84,12 @@ def router(access: Access, book: TallyBook, directory: Directory, coalition: Cal
 
     def render(request: Request, partner: str, action_id: str, q: str = "", done: str = "", problem: str = "", status: int = 200,
                typed: dict[str, str] | None = None, undone: bool = False) -> HTMLResponse:
-        """The page; ``done``: whom the last tap checked in (``undone``: whose check-in it
-        withdrew); ``typed``: a refused walk-in's form, given back as it was typed."""
+        """The page; ``done``: whom the last tap checked in, as this server wrote it in the signed
+        session (``undone``: whose check-in it withdrew); ``typed``: a refused walk-in's form,
+        given back as it was typed."""
         action = action_or_404(action_id)
         people = roster(partner, action_id)
         shown = [e for e in people if matches(e, q)][:MOST_SHOWN] if q else people[:MOST_SHOWN]
-        # "Checked in: <name>" only for a name on the list: a crafted link cannot put words on the page.
-        done = done if any(e.name == done for e in people) else ""
         address = page_address(request, public_url)
         body = env.get_template("checkin.html").render(
             action=action, when=when(action.starts_at, action.time_zone, "en"), partner=coalition().names().get(partner, partner),
