@@ -346,6 +346,9 @@ def test_a_bad_pledge_count_is_named_as_the_count_not_the_partner(tmp_path):
     for line in ("union-a: abc", "union-a: -5", "union-a: 12345678"):
         errors = client.post("/dashboard/console/check", data={**FORM, "pledges": line}).json()["errors"]
         assert [e["field"] for e in errors] == ["pledges.0.count"], (line, errors)
+    # Which line: "pledges.1.partner" counts from 0, a reader from 1 (an outside probe looked at the first).
+    errors = client.post("/dashboard/console/check", data={**FORM, "pledges": "union-a: 4\nfaith-bb: 2"}).json()["errors"]
+    assert [(e["field"], e["message"]) for e in errors] == [("pledges.1.partner", "no partner 'faith-bb' in the coalition (line 2 of the pledges)")]
 
 
 def test_a_past_start_is_named_with_the_forms_other_problems_at_once(tmp_path):
@@ -363,7 +366,7 @@ def test_a_past_start_is_named_with_the_forms_other_problems_at_once(tmp_path):
     # named only once the placeholder was fixed, a round trip more).
     errors = client.post("/dashboard/console/check", data={**FORM, "sms_en": "Hi {bogus}", "pledges": "union-a: 5\nfaith-bb: 3"}).json()["errors"]
     assert [(e["field"], e["message"]) for e in errors if e["field"].startswith("pledges")] == [
-        ("pledges.1.partner", "no partner 'faith-bb' in the coalition")], errors
+        ("pledges.1.partner", "no partner 'faith-bb' in the coalition (line 2 of the pledges)")], errors
     assert {e["field"] for e in errors} == {"templates.sms.en", "pledges.1.partner"}, errors
 
 

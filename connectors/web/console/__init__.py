@@ -20,6 +20,7 @@ partner whose role is ``backbone`` (posting as it). Plain forms: it all works wi
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from datetime import datetime, timedelta, timezone
@@ -109,6 +110,8 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
                        for code in event["target"]["postal_codes"] if (problem := zip_problem(code))]
         if any(e["field"] == "time_zone" for e in errors):  # no start can be read in an unknown zone: said once
             errors = [e for e in errors if e["field"] != "starts_at"]
+        errors = [{**e, "message": f"{e['message']} (line {int(line[1]) + 1} of the pledges)"} if (line := PLEDGE_LINE.match(e["field"])) else e
+                  for e in errors]  # the field's index counts from 0, a reader from 1
         if not form.get("local_start", "").strip() and any(e["field"] == "starts_at" for e in errors):  # the picker left empty
             errors = [e if e["field"] != "starts_at" else {"field": "local_start", "message": "give the day and time the action starts"}
                       for e in errors]
@@ -243,6 +246,10 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         return RedirectResponse(f"/dashboard?action={event['action_id']}&posted={done}", status_code=303)
 
     return r
+
+
+#: A field of one line of the pledges box (``pledges.1.partner``).
+PLEDGE_LINE = re.compile(r"pledges\.(\d+)\.")
 
 
 def template_languages(action: ActionEvent) -> list[str]:
