@@ -137,6 +137,16 @@ def test_a_start_in_the_past_or_years_ahead_is_named_and_nothing_is_written(tmp_
     assert r.status_code == 422 and says in unescape(r.text) and publisher.records == []
 
 
+def test_a_plain_action_may_be_posted_with_a_past_start_to_record_it(tmp_path):
+    """An outside probe: a past start for an action that texts nobody was refused with "nobody is
+    texted or emailed for this alert"; the API takes it, to record a past action and check people in."""
+    client, _, _ = console(tmp_path)
+    sign_in(client, HUB_ADMIN)
+    past = {**FORM, "local_start": "2026-11-19T10:00", "rapid_response": ""}
+    assert client.post("/dashboard/console/check", data=past).json()["errors"] == []
+    assert "more than a year ahead" in client.post("/dashboard/console/check", data={**past, "local_start": "2028-01-01T10:00"}).json()["errors"][0]["message"]
+
+
 def test_an_alert_that_started_within_the_grace_is_taken_and_one_before_is_named_truly(tmp_path):
     # An alert that started within the grace (two hours by default) before it is posted is texted
     # for the grace after it; one whose start is further back is sent to nobody (an outside probe

@@ -103,7 +103,8 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
             errors.append({"field": "local_start", "message": problem})
         # Said with the form's other problems, whether or not the rest of the action is valid.
         if (starts := aware(event.get("starts_at"))) is not None and (problem := start_problem(
-                starts, book.action_record(str(event.get("action_id"))), clock(), timedelta(minutes=s.rapid_response_grace_minutes))):
+                starts, book.action_record(str(event.get("action_id"))), clock(), timedelta(minutes=s.rapid_response_grace_minutes),
+                alert=event.get("rapid_response") is True)):
             errors.append({"field": "local_start", "message": problem})
         if s.default_region == "US":  # a target ZIP that is none reaches nobody, without a word
             errors += [{"field": "target.postal_codes", "message": f"{code!r} {problem}"}
@@ -270,14 +271,15 @@ def aware(text: object) -> datetime | None:
     return when if when is not None and when.tzinfo is not None else None
 
 
-def start_problem(starts_at: datetime, posted: ActionRecord | None, now: datetime, grace: timedelta) -> str | None:
-    """What the console says of the alert's start, beyond the contract (the API takes any
-    plausible start: a partner may record a past action to check people in): a start past by
-    more than the rapid-response ``grace`` before the alert was first posted (``stale_alert``:
-    nobody would be asked; within it, an alert is texted for the grace after it is posted, so
-    "now" may be a few minutes ago), unless an edit keeps the one posted, or one more than a year ahead."""
+def start_problem(starts_at: datetime, posted: ActionRecord | None, now: datetime, grace: timedelta, alert: bool = True) -> str | None:
+    """What the console says of the action's start, beyond the contract (the API takes any
+    plausible start: a partner may record a past action to check people in): for an ``alert``, a
+    start past by more than the rapid-response ``grace`` before it was first posted
+    (``stale_alert``: nobody would be asked; within it, an alert is texted for the grace after it
+    is posted, so "now" may be a few minutes ago), unless an edit keeps the one posted; for any
+    action, one more than a year ahead."""
     first = grace_start(posted.first_received or now, now) if posted is not None else now  # an edit: its grace counts from then
-    if (stale := stale_alert(starts_at, first, grace)) is not None and (posted is None or posted.action.starts_at != starts_at):
+    if alert and (stale := stale_alert(starts_at, first, grace)) is not None and (posted is None or posted.action.starts_at != starts_at):
         return f"the start is {stale}"
     if starts_at > now + FAR_AHEAD:
         return "the start is more than a year ahead: is the year right?"
