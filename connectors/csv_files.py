@@ -177,6 +177,8 @@ def zip_problem(value: str) -> str | None:
     if match is None:
         if re.fullmatch(r"\d{4}", value.strip()):
             return "has 4 digits: a spreadsheet may have dropped its leading zero (format the column as text)"
+        if re.fullmatch(r"\d{4,5}\.0+", value.strip()):
+            return "is a number a spreadsheet stored (94607.0): format the column as text and export again"
         return "is not a US ZIP (5 digits, or ZIP+4)"
     return None if _real_zip(match.group(1)) else "is not a US ZIP the bundled ZIP data knows"
 

@@ -116,6 +116,7 @@ def test_zips_are_checked_against_the_bundled_data():
     assert "leading zero" in zip_problem("2134")
     assert "not a US ZIP" in zip_problem("946") and "not a US ZIP" in zip_problem("ABCDE")
     assert "bundled ZIP data" in zip_problem("00000")
+    assert zip_problem("94607.0") == zip_problem("2139.0") == "is a number a spreadsheet stored (94607.0): format the column as text and export again"
     rows, problems = load(b"Phone,ZIP\n5105550123,2134\n5105550124,94612\n")
     assert [r.line for r in rows] == [3] and problems[0].line == 2 and "person.postal_code has 4 digits" in problems[0].reason
     rows, problems = load(b"Phone,ZIP\n+442079460000,2134\n", region="GB")
