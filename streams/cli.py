@@ -675,7 +675,12 @@ def action_network_map(partner_id: str, event: str, action_id: str, url: str | N
 def action_network_unmap(partner_id: str, event: str) -> None:
     with coalition_errors():
         p = coalition_file.map_action_network_event(settings().coalition, partner_id, event, None)
-    click.echo(f"{event} unmapped; mapped now: {', '.join(f'{e} -> {a}' for e, a in p.action_network.actions.items()) or 'none'}")
+    click.echo(unmapped(event, p.action_network.actions))
+
+
+def unmapped(event: str, mapped: dict[str, str]) -> str:
+    """What `unmap` says: the event, and what is mapped now."""
+    return f"{event} unmapped; mapped now: {', '.join(f'{e} -> {a}' for e, a in mapped.items()) or 'none'}"
 
 
 @main.group(help="Partners' Mobilize organizations, polled for attendances (see README).")
@@ -718,7 +723,7 @@ def mobilize_map(partner_id: str, event_id: str, action_id: str, url: str | None
 def mobilize_unmap(partner_id: str, event_id: str) -> None:
     with coalition_errors():
         p = coalition_file.map_mobilize_event(settings().coalition, partner_id, event_id, None)
-    click.echo(f"{event_id} unmapped; mapped now: {', '.join(f'{e} -> {a}' for e, a in p.mobilize.events.items()) or 'none'}")
+    click.echo(unmapped(event_id, p.mobilize.events))
 
 
 @mobilize.command("disconnect", help="Stop polling PARTNER's Mobilize organization (its API key and event mappings are removed).")
