@@ -430,21 +430,22 @@ def records(events: list[tuple[int, PartnerEvent]], authority: Authority, person
     return out
 
 
-def person_keys(events: list[tuple[int, PartnerEvent]], person_secret: bytes) -> list[str]:
-    """The person keys of these events: whose data keys their records are sealed with."""
-    return [pk for _, event in one_identifier_each(events) if (pk := event_person_key(person_secret, event)) is not None]
-
-
-def introduced(events: list[tuple[int, PartnerEvent]], person_secret: bytes) -> set[str]:
-    """The people these events introduce (a sign-up; an RSVP or check-in with a name, a postal
-    code, a language or a consent): the worker makes or keeps a record of them."""
-    return {pk for _, event in events if (isinstance(event, SignupEvent) or getattr(event, "introduces", False))
-            and (pk := event_person_key(person_secret, event)) is not None}
+def person_keys(events: list[tuple[int, PartnerEvent]], person_secret: bytes) -> tuple[list[str], set[str]]:
+    """The person keys of these events (whose data keys their records are sealed with), each
+    hashed once, and of those the people the events introduce (a sign-up; an RSVP or check-in
+    with a name, a postal code, a language or a consent): the worker makes or keeps a record of them."""
+    keys, introducing = [], set()
+    for _, event in one_identifier_each(events):
+        if (pk := event_person_key(person_secret, event)) is not None:
+            keys.append(pk)
+            if isinstance(event, SignupEvent) or getattr(event, "introduces", False):
+                introducing.add(pk)
+    return keys, introducing
 
 
 async def sealed_records(events: list[tuple[int, PartnerEvent]], authority: Authority, person_secret: bytes, data_keys: DataKeys) -> list[Record]:
     """``records``, after making sure every person has a durable data key (new people get one)."""
-    keys = await data_keys.keys_for(person_keys(events, person_secret), introduced(events, person_secret)) if events else {}
+    keys = await data_keys.keys_for(*person_keys(events, person_secret)) if events else {}
     return records(events, authority, person_secret, keys)
 
 
