@@ -27,7 +27,7 @@ from streams.friendly import SLUG_RULE
 from streams.topology import events_topic
 
 from ..accounts.store import AccountStore, KafkaAccountLog
-from ..csv_files import us_regions, zip_problem
+from ..csv_files import load_zip_data
 from . import dashboard, docs, errors, ingress, openapi
 from .action_network import router as action_network_router
 from .console import router as console_router
@@ -95,9 +95,8 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if s.default_region == "US":  # the ZIP data, read whole at its first use: now, not in a request's handler
-            zip_problem("94607")
-            us_regions()
+        if s.default_region == "US":  # the postal-code warnings' ZIP data: now, not in a request's handler
+            load_zip_data()
         for part in owned:
             await part.start()
         try:
