@@ -212,10 +212,11 @@ def reply_target(recent: RecentAsks | None, person_key: str, fact_of: Callable[[
         _, owner, on = parse_ask_id(aid)
         if on != channel:
             continue
+        handed = planned
         if owner == person_key:
             if (fact := fact_of(aid)) is None or fact.status not in RECEIVED:
                 continue
-            planned = fact.marked_at or planned
-        if newest is None or planned >= newest[0]:
-            newest = (planned, aid)
+            handed = fact.marked_at or planned
+        if newest is None or handed >= newest[0]:
+            newest = (handed, aid)
     return newest[1] if newest else None
