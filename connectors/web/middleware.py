@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from streams import metrics
+
 from .body import BodyTooLarge
 from .errors import ErrorBody
 
@@ -182,6 +184,7 @@ class HeadAsGet:
 
 
 async def _too_large(send: Send, limit: int) -> None:
+    metrics.EVENTS_REJECTED.labels("too_large").inc()  # as a longer body's (``errors``'s handler)
     await _refuse(send, 413, f"body over {limit} bytes", (b"connection", b"close"))
 
 

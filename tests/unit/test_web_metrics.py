@@ -86,3 +86,17 @@ def test_partner_ids_appear_only_when_configured(make):
     assert post(client, secrets, "union-a", [pledge("n1", "rally-1", 5)]).status_code == 202
     text = scrape(client).text
     assert f'turnout_events_accepted_total{{partner="union-a"}} {value("turnout_events_accepted_total", partner="union-a")}' in text
+
+
+def test_a_body_too_large_is_counted_whether_its_length_is_declared_or_not(make):
+    client, secrets = make(metrics_token=SecretStr(METRICS_TOKEN))
+    big = b"[" + b" " * (1024 * 1024) + b"]"
+
+    def chunks():
+        yield big
+
+    before = value("turnout_events_rejected_total", reason="too_large")
+    declared = client.post("/v1/events", content=big, headers=headers("union-a", secrets["union-a"], big, time.time()))
+    assert declared.status_code == 413 and value("turnout_events_rejected_total", reason="too_large") == before + 1
+    chunked = client.post("/v1/events", content=chunks(), headers=headers("union-a", secrets["union-a"], big, time.time()))
+    assert chunked.status_code == 413 and value("turnout_events_rejected_total", reason="too_large") == before + 2
