@@ -27,10 +27,19 @@ def file_clock(path: Path) -> Clock:
         st = os.stat(path)
         seen = (st.st_ino, st.st_mtime_ns, st.st_size)
         if read[0] != seen:
-            read[:] = seen, datetime.fromisoformat(path.read_text().strip()).astimezone(timezone.utc)
+            read[:] = seen, file_time(path.read_text().strip())
         return read[1]
 
     return now
+
+
+def file_time(text: str) -> datetime:
+    """The time a clock file holds, in UTC. One without a UTC offset is refused: each process
+    would read it in its own time zone (a host and a container hours apart)."""
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        raise ValueError(f"{text[:64]!r} has no UTC offset")
+    return when.astimezone(timezone.utc)
 
 
 def set_file_clock(path: Path, when: datetime | str) -> None:

@@ -39,3 +39,16 @@ def test_a_clock_setting_is_system_or_a_file():
     assert from_setting("system")().tzinfo is not None
     with pytest.raises(ValueError, match="TURNOUT_CLOCK"):
         from_setting("ntp")
+
+
+def test_a_file_clock_time_without_a_utc_offset_is_refused_not_read_in_the_local_zone(tmp_path, monkeypatch):
+    from streams.settings import Settings
+    from streams.startup import clock_problem
+
+    path = tmp_path / "clock.txt"
+    set_file_clock(path, "2026-11-24T19:00:00")  # each process would read it in its own TZ
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    with pytest.raises(ValueError, match="no UTC offset"):
+        file_clock(path)()
+    problem = clock_problem(Settings(clock=f"file:{path}"))
+    assert problem and "no UTC offset" in problem and "2026-11-24T19:00:00+00:00" in problem
