@@ -131,6 +131,17 @@ def require_clock(s: Settings) -> None:
         raise click.ClickException(problem)
 
 
+def require_coalition(s: Settings) -> None:
+    """A server command refuses a coalition file that is there but does not read, and says that
+    one is not there yet (it runs: the file is read again when it appears)."""
+    try:
+        coalition_file.load(s.coalition, missing_ok=True)
+    except coalition_file.CoalitionError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not s.coalition.exists():
+        console.print(f"[yellow]coalition file {s.coalition.absolute()} {coalition_file.NOT_YET}[/]")
+
+
 def require_port(host: str, port: int) -> None:
     """A server command says in one line that it cannot listen, before it starts (uvicorn would
     log it as JSON and exit 3)."""
@@ -312,6 +323,7 @@ def worker() -> None:
     require_master_key(s)
     require_person_key(s)
     require_clock(s)
+    require_coalition(s)
     if s.provider_settings_missing():
         raise click.ClickException(f"provider credentials are only partly set: missing {', '.join(s.provider_settings_missing())}; "
                                    "set all of them to send for real, or none")
@@ -358,6 +370,7 @@ def web(host: str | None, port: int | None) -> None:
     require_person_key(s)
     if s.organizer_token is None:
         raise click.ClickException("TURNOUT_ORGANIZER_TOKEN is not set")
+    require_coalition(s)
     require_port(host or s.web_host, port or s.web_port)
     require_reachable(s)
     gc_tuning.tune()

@@ -139,6 +139,10 @@ def backbone_name(file: CoalitionFile) -> str | None:
     return next((p.name for _, p in sorted(partners.items()) if p.role == "backbone" and p.enabled), None)
 
 
+#: What is said of a coalition file not there (yet) when a server starts.
+NOT_YET = "does not exist yet: no partner can post until you add one (turnout partners add)"
+
+
 def load(path: Path, missing_ok: bool = False) -> Coalition:
     """The partners of the coalition file at ``path``. A missing file is an error that says
     how to create one, unless ``missing_ok`` (then: no partners)."""

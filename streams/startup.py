@@ -13,7 +13,7 @@ from typing import IO
 from . import running
 from .broker import port_free
 from .clock import from_setting
-from .coalition import CoalitionError
+from .coalition import NOT_YET, CoalitionError
 from .coalition import load as load_coalition
 from .settings import Settings
 
@@ -110,7 +110,7 @@ def stack_notes(s: Settings, state: Path, demo: bool) -> list[str]:
     where other commands find this stack."""
     notes = [f"coalition file    {s.coalition.absolute()}" + ("  (the demo's own: your coalition.toml is not touched)" if demo else "")]
     if not s.coalition.exists():
-        notes.append("  it does not exist yet: no partner can post until you add one (turnout partners add)")
+        notes.append(f"  it {NOT_YET}")
     if s.sandbox_url:
         notes += [
             "providers         SANDBOX: no text or email leaves this machine (set TURNOUT_TWILIO_* and TURNOUT_SENDGRID_* to send for real)",

@@ -296,3 +296,20 @@ def test_a_ctrl_c_lost_where_python_ignores_exceptions_still_stops_the_stack(mon
         signal.signal(signal.SIGINT, previous)
     assert dropped == [KeyboardInterrupt] and stack.STOP.is_set()
     stack.STOP.clear()
+
+
+SERVER_ENV = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "TURNOUT_MASTER_KEY": "a master key for this test only",
+              "TURNOUT_PERSON_KEY_SECRET": "k", "TURNOUT_ORGANIZER_TOKEN": "t"}
+
+
+@pytest.mark.parametrize("command", ["worker", "web"])
+def test_a_server_refuses_a_garbled_coalition_file_and_names_a_missing_one_before_anything_else(here, command):
+    garbled = here / "garbled.toml"
+    garbled.write_text("partners = [ broken")
+    r = turnout(command, env={**SERVER_ENV, "TURNOUT_COALITION": str(garbled)})
+    assert r.exit_code == 1 and r.output.strip().splitlines() == [f"Error: {garbled}: not a readable TOML file (Invalid value (at line 1, column 14)); fix it or restore a copy"]
+
+    missing = here / "nowhere.toml"
+    r = turnout(command, env={**SERVER_ENV, "TURNOUT_COALITION": str(missing)})  # then it stops at the unreachable broker
+    assert r.exit_code == 1 and "Error: cannot reach the Kafka broker" in r.output
+    assert f"coalition file {missing} does not exist yet: no partner can post until you add one (turnout partners add)" in r.output
