@@ -381,6 +381,7 @@ def web(host: str | None, port: int | None) -> None:
     # Open dashboard streams must not hold a restart up: they reconnect by themselves.
     log_config = logging_config(s.log_format, "WARNING")
     log_config["loggers"]["connectors.web"] = {"level": "INFO"}  # refusals and dropped clients: one line each
+    log_config["loggers"]["uvicorn.error"] = {"level": "INFO"}  # started, where it listens, stopped
     config = server.config(app, s, host or s.web_host, port or s.web_port, log_config=log_config, timeout_graceful_shutdown=2)
     uvicorn.Server(config).run()
 

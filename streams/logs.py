@@ -11,6 +11,7 @@ import re
 import time
 from typing import Any, Callable
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 #: An address begins where a run of the characters it is made of begins (the look-behind): tried
@@ -72,7 +73,8 @@ def logging_config(fmt: str = "json", level: str = "INFO") -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for Faust's worker, uvicorn and the CLI."""
     formatter: dict[str, Any] = (
         {"()": RedactingJsonFormatter, "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-         "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"}}
+         "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+         "reserved_attrs": [*RESERVED_ATTRS, "color_message"]}  # uvicorn's message again, with terminal colours
         if fmt == "json"
         else {"()": RedactingFormatter, "format": "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"}
     )

@@ -118,6 +118,8 @@ def test_turnout_up_demo_is_found_by_other_commands_keeps_out_of_coalition_toml_
         return {row["partner"] for row in json.loads(r.stdout)["partners"]} & DEMO_PARTNERS
 
     eventually(tallied, timeout=60)
+    # The web app's log says where it listens (it said nothing at all: an outside probe).
+    assert f"running on http://127.0.0.1:{port}" in (home / ".turnout" / "logs" / "web.log").read_text()
     # Its output goes to a file: the figures are printed there while it runs, not only when it stops.
     eventually(lambda: re.search(r"^ union-local-1 +\d+", (home / "up.out").read_text(), re.M), timeout=30)
     export = turnout(home, "export")
