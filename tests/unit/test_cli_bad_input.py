@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from connectors.sandbox.signing import EventSigner
 from streams.broker import free_port
 from streams.settings import Settings
 from tests.cli import bare, turnout, turnout_process
@@ -21,13 +22,26 @@ def here(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name, value", [("TURNOUT_QUIET_START", "25:00"), ("TURNOUT_QUIET_END", "9pm"), ("TURNOUT_CLOCK", "bogus"),
                                          ("TURNOUT_DEFAULT_REGION", "USA"),
                                          # An outside probe: these passed `turnout settings`, then stopped the worker.
-                                         ("TURNOUT_QUIET_START", "21:00+02:00"), ("TURNOUT_QUIET_END", "21:00")])
+                                         ("TURNOUT_QUIET_START", "21:00+02:00"), ("TURNOUT_QUIET_END", "21:00"),
+                                         # And these started, then refused every SendGrid event (403) / every text.
+                                         ("TURNOUT_SENDGRID_PUBLIC_KEY", "garbage"), ("TURNOUT_TWILIO_FROM", "5551234")])
 def test_a_setting_no_worker_or_import_could_use_is_refused_naming_the_variable(here, name, value):
     r = turnout("partners", "list", env={name: value})
     assert r.exit_code == 1 and r.output.startswith(f"Error: bad configuration: {name}: '{value}' is "), r.output
     assert len(r.output.strip().splitlines()) == 1
     fine = Settings(quiet_start="21:30", quiet_end="08:00", clock="file:/tmp/now", default_region="ca")
     assert (fine.quiet_start, fine.clock, fine.default_region) == ("21:30", "file:/tmp/now", "CA")
+    for sender in ("+15105550123", "12345", "898211"):  # a number in E.164, a short code
+        assert Settings(twilio_from=sender).twilio_from == sender
+    key = EventSigner().public_key  # as SendGrid shows it: base64 of the DER
+    assert Settings(sendgrid_public_key=key).sendgrid_public_key == key
+
+
+def test_a_master_key_too_short_to_guard_anything_is_refused_without_being_shown(here):
+    r = turnout("partners", "list", env={"TURNOUT_MASTER_KEY": "x7"})
+    assert r.exit_code == 1 and r.output.startswith("Error: bad configuration: TURNOUT_MASTER_KEY: 2 characters, fewer than 16"), r.output
+    assert "x7" not in r.output and len(r.output.strip().splitlines()) == 1
+    assert Settings(master_key="k" * 16).master_key_bytes() == [b"k" * 16]
 
 
 @pytest.mark.parametrize("name, value", [

@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from connectors.sandbox.signing import EventSigner
 from streams import running
 from streams.broker import free_port
 from streams.cli import main
 from streams.settings import Settings
 from tests.cli import bare, turnout, turnout_process
+
+SENDGRID_KEY = EventSigner().public_key
 
 
 @pytest.fixture
@@ -122,11 +125,11 @@ def test_up_refuses_a_second_stack_in_the_same_directory_and_zero_workers(here):
 
 def test_provider_credentials_are_all_or_nothing():
     assert Settings().sandbox_providers and Settings().provider_settings_missing() == []
-    partial = Settings(twilio_auth_token="t", sendgrid_public_key="k")
+    partial = Settings(twilio_auth_token="t", sendgrid_public_key=SENDGRID_KEY)
     assert not partial.sandbox_providers
     assert partial.provider_settings_missing() == ["TURNOUT_TWILIO_ACCOUNT_SID", "TURNOUT_SENDGRID_API_KEY",
                                                    "TURNOUT_TWILIO_FROM (or TURNOUT_TWILIO_MESSAGING_SERVICE_SID)"]
-    full = Settings(twilio_account_sid="AC1", twilio_auth_token="t", twilio_messaging_service_sid="MG1", sendgrid_api_key="SG.x", sendgrid_public_key="k")
+    full = Settings(twilio_account_sid="AC1", twilio_auth_token="t", twilio_messaging_service_sid="MG1", sendgrid_api_key="SG.x", sendgrid_public_key=SENDGRID_KEY)
     assert full.provider_settings_missing() == [] and not full.sandbox_providers
 
 
@@ -248,7 +251,7 @@ def test_the_banner_says_sandbox_and_prints_what_signs_callbacks(tmp_path):
     assert s.twilio_auth_token.get_secret_value() in notes and s.sendgrid_public_key in notes
     assert f"{tmp_path / 'c.toml'}" in notes and "does not exist yet" in notes
     real = Settings(coalition=tmp_path / "c.toml", twilio_account_sid="AC1", twilio_auth_token="secret-token", twilio_from="+15005550006",
-                    sendgrid_api_key="SG.x", sendgrid_public_key="k")
+                    sendgrid_api_key="SG.x", sendgrid_public_key=SENDGRID_KEY)
     notes = "\n".join(stack_notes(real, tmp_path / "stack.json", demo=False))
     assert "for real" in notes and "secret-token" not in notes
 
