@@ -250,7 +250,8 @@ def mobilize_poller(s: Settings, sup: Supervisor, env: dict[str, str], logs: Pat
         except CoalitionError:
             return  # being edited, perhaps: looked at again in ``every`` seconds
         if connected:
-            sup.add("the Mobilize poller", spawn(["mobilize", "poll"], env, logs / "mobilize.log"), logs / "mobilize.log")
+            sup.add("the Mobilize poller", spawn(["mobilize", "poll"], env, logs / "mobilize.log"), logs / "mobilize.log",
+                    restart=(["mobilize", "poll"], env))
             console.print("polling Mobilize for the partners connected to it")
             started = True
 

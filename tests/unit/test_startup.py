@@ -74,8 +74,9 @@ def test_the_stack_starts_the_mobilize_poller_once_a_partner_is_connected_also_w
     monkeypatch.setattr(stack, "spawn", lambda args, env, log: args)
 
     class Supervisor:
-        def add(self, name, proc, log):
+        def add(self, name, proc, log, restart=None):
             started.append(proc)
+            assert restart == (["mobilize", "poll"], {})  # restarted if it dies, as a worker is (it stopped the stack)
 
     path = tmp_path / "coalition.toml"
     add_partner(path, "union-a", "Union A", "union")
