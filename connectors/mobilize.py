@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any, Collection
+from typing import Annotated, Any, Collection, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -184,12 +184,22 @@ def _consent(p: _Person, at: str) -> dict[str, Any]:
     return {"consent": {"sms": {"granted": True, "given_at": at, "method": "Mobilize RSVP (SMS opt-in)"}}}
 
 
-def start_from(since: int, mapped: Collection[str] | None, events: Collection[str]) -> int:
+def marks(organization: int, events: Mapping[str, str]) -> set[str]:
+    """What a cursor keeps of the mapping it was read under: each Mobilize event mapped, to which
+    action, in which organization."""
+    return {f"{organization}/{event}={action}" for event, action in events.items()}
+
+
+def start_from(since: int, mapped: Collection[str] | None, organization: int, events: Mapping[str, str]) -> int:
     """The cursor a pass reads from: ``since``, or 0 (every attendance again) when one of the
-    ``events`` mapped now was not mapped when the cursor was stored (``mapped``; ``None``: not
-    known). The cursor moved past that event's attendances, skipped then as unmapped; read
-    again, they are the same keyed facts."""
-    return 0 if since and mapped is not None and not set(events) <= set(mapped) else since
+    ``events`` (Mobilize event → action) mapped now was not mapped so, in this ``organization``,
+    when the cursor was stored (``mapped``: its ``marks``; ``None``: not known). The cursor moved
+    past that event's attendances, skipped then as unmapped or counted for another action (or
+    never read: another organization's); read again, they are the same keyed facts."""
+    if not since or mapped is None:
+        return since
+    now = marks(organization, events) if any("/" in m for m in mapped) or not mapped else set(events)  # else kept by event only, earlier
+    return since if now <= set(mapped) else 0
 
 
 def newest(attendances: list[Any], since: int, until: int) -> int:

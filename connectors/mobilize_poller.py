@@ -40,7 +40,7 @@ from streams.settings import Settings
 from streams.topology import dead_letter, dead_letter_topic, mobilize_cursor_topic
 from streams.transport import stop_consumer
 
-from .mobilize import Page, Skipped, newest, reasons, start_from, translate
+from .mobilize import Page, Skipped, marks, newest, reasons, start_from, translate
 from .providers.errors import RetryLater
 from .providers.ratelimit import TokenBucket
 from .providers.retry import retry_after, with_retries
@@ -132,7 +132,7 @@ class CursorStore:
     """Each partner's cursor, on a compacted topic keyed by partner id, with the skipped
     attendances its pass dead-lettered (``reported_as``): a pass in another process (``poll
     --once`` again) that reads them again at the cursor does not dead-letter them twice; and
-    the Mobilize events the partner had mapped then (``mapped``: a pass finds those mapped since)."""
+    the mapping it was read under (``mapped``, ``mobilize.marks``: a pass finds what was mapped since)."""
 
     def __init__(self, s: Settings, publisher: Publisher) -> None:
         self.topic = mobilize_cursor_topic(s)
@@ -140,8 +140,8 @@ class CursorStore:
         self.publisher = publisher
 
     async def load(self, timeout: float = 10.0) -> tuple[dict[str, int], dict[str, set[str]], dict[str, set[str]]]:
-        """The latest cursor per partner, what its pass reported and the events mapped then (a
-        cursor stored before they were kept: none), the topic read up to its high watermark."""
+        """The latest cursor per partner, what its pass reported and the mapping then (a cursor
+        stored before it was kept: none), the topic read up to its high watermark."""
         consumer = replay_consumer(self.settings)
         await consumer.start()
         cursors: dict[str, int] = {}
@@ -179,15 +179,15 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
     """One pass for one partner; returns the new cursor (already stored, with what was reported).
     ``reported``: the skipped attendances (``reported_as``) the previous pass dead-lettered,
     replaced by this pass's: one that Mobilize answers again (at the cursor, or with no date to
-    move it) is not lettered twice. ``mapped``: the Mobilize events mapped when the cursor was
-    stored (``None``: not known), replaced by today's; with an event mapped since, every
-    attendance is read again (the cursor moved past that event's, skipped then as unmapped;
-    read again, they are the same keyed facts)."""
+    move it) is not lettered twice. ``mapped``: the mapping when the cursor was stored
+    (``mobilize.marks``; ``None``: not known), replaced by today's; with an event mapped (or
+    mapped to another action, or another organization) since, every attendance is read again
+    (``mobilize.start_from``; read again, they are the same keyed facts)."""
     link = partner.mobilize
     assert link is not None
     now = datetime.now(timezone.utc)
-    if (start := start_from(since, mapped, link.events.keys())) != since:
-        log.info("mobilize: %s: events mapped since the last pass: reading every attendance again", partner.id)
+    if (start := start_from(since, mapped, link.organization_id, link.events)) != since:
+        log.info("mobilize: %s: events mapped (or the organization changed) since the last pass: reading every attendance again", partner.id)
         since = start
     cursor, read, skipped, lettered, new_letters = since, 0, {}, set(reported or ()), 0
     try:
@@ -203,10 +203,10 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
         if reported is not None:
             reported.clear()
             reported.update(skipped)
-    await cursors.save(partner.id, cursor, list(skipped), link.events.keys())
+    await cursors.save(partner.id, cursor, list(skipped), marks(link.organization_id, link.events))
     if mapped is not None:
         mapped.clear()
-        mapped.update(link.events)
+        mapped.update(marks(link.organization_id, link.events))
     log.info("mobilize: %s: %d attendances read, %d events of them skipped, %d newly dead-lettered (the others were before), cursor %d",
              partner.id, read, len(skipped), new_letters, cursor)
     return cursor

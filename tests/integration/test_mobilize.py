@@ -118,7 +118,15 @@ def test_an_event_mapped_after_its_attendances_were_polled_is_counted_at_the_nex
         fake.requests.clear()
         poll_once(stack, fake)  # the mapping is known now: from the cursor again
         assert {r["updated_since"] for r in fake.requests if r["org"] == 101} == {1_764_000_002}
-    assert stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 1, "attended": 0}}  # nothing twice
+        assert stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 1, "attended": 0}}  # nothing twice
+        # A slip corrected: 7002 is rally-m's. Read from the start again, its attendance counts
+        # there (an outside probe: the pass read on from the cursor, and rally-m never had it).
+        map_mobilize_event(path, "union-a", "7002", "rally-m")
+        fake.requests.clear()
+        poll_once(stack, fake)
+        assert [r["updated_since"] for r in fake.requests if r["org"] == 101][0] == 0
+        eventually(lambda: stack.action_rows("rally-m") == {"union-a": {"pledged": 0, "rsvp_yes": 2, "attended": 1}})
+    assert stack.action_rows("vigil-m") == {"union-a": {"pledged": 0, "rsvp_yes": 1, "attended": 1}}  # counted there already: stays (README)
 
 
 def dead_letters(stack) -> list[dict]:

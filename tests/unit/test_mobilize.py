@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from connectors.mobilize import Skipped, newest, start_from, translate
+from connectors.mobilize import Skipped, marks, newest, start_from, translate
 from connectors.mobilize_poller import CursorStore, MobilizeClient, MobilizeRefused, poll_all, poll_partner
 from connectors.providers.retry import retry_after
 from connectors.web.publisher import ListPublisher
@@ -73,10 +73,18 @@ def test_the_same_state_gives_the_same_ids_and_unmapped_events_are_skipped():
 
 
 def test_a_pass_reads_every_attendance_again_once_an_event_was_mapped_since_its_cursor():
-    assert start_from(1500, {"7001"}, {"7001"}) == 1500
-    assert start_from(1500, {"7001"}, {"7001", "7002"}) == 0  # 7002 mapped since: its attendances were skipped
-    assert start_from(1500, {"7001", "7002"}, {"7001"}) == 1500  # one unmapped since: nothing to read again
-    assert start_from(1500, None, {"7001"}) == 1500 and start_from(0, set(), {"7001"}) == 0  # not known; from the start already
+    stored = marks(101, {"7001": "rally-1"})
+    assert start_from(1500, stored, 101, {"7001": "rally-1"}) == 1500
+    assert start_from(1500, stored, 101, {"7001": "rally-1", "7002": "rally-2"}) == 0  # 7002 mapped since: its attendances were skipped
+    assert start_from(1500, marks(101, {"7001": "rally-1", "7002": "rally-2"}), 101, {"7001": "rally-1"}) == 1500  # one unmapped since
+    assert start_from(1500, None, 101, {"7001": "rally-1"}) == 1500 and start_from(0, set(), 101, {"7001": "rally-1"}) == 0  # not known; from the start
+    # An outside probe: an event mapped again to another action (a slip corrected), or the partner
+    # connected to another organization, read on from the cursor: the older attendances never
+    # reached the action they were mapped to now.
+    assert start_from(1500, stored, 101, {"7001": "rally-2"}) == 0
+    assert start_from(1500, stored, 202, {"7001": "rally-1"}) == 0
+    # A cursor stored when only the events were kept: compared by event.
+    assert start_from(1500, {"7001"}, 101, {"7001": "rally-2"}) == 1500 and start_from(1500, {"7001"}, 101, {"7002": "rally-2"}) == 0
 
 
 def test_the_client_pages_waits_out_a_429_and_keeps_to_the_rate():
