@@ -185,24 +185,29 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
     (``mobilize.start_from``; read again, they are the same keyed facts)."""
     link = partner.mobilize
     assert link is not None
-    now = datetime.now(timezone.utc)
+    now, previous = datetime.now(timezone.utc), since
     if (start := start_from(since, mapped, link.organization_id, link.events)) != since:
         log.info("mobilize: %s: events mapped (or the organization changed) since the last pass: reading every attendance again", partner.id)
         since = start
     cursor, read, skipped, lettered, new_letters = since, 0, {}, set(reported or ()), 0
     try:
         async for found in client.pages(link.organization_id, link.api_key.get_secret_value(), since):
-            page_skipped = {reported_as(r): r for r in await _write_page(s, publisher, partner, found, now, sponsors, data_keys)}
+            # One modified before the cursor this pass started from was read (and, skipped, dead-lettered) by the pass that moved it.
+            page_skipped = {reported_as(r): r for r, modified in await _write_page(s, publisher, partner, found, now, sponsors, data_keys)
+                            if modified is None or modified >= previous}
             if letters := [dead_letter(partner.id, r, source="mobilize", partner=partner.id) for d, r in page_skipped.items() if d not in lettered]:
                 await publisher.publish(letters, dead_letter_topic(s))
                 new_letters += len(letters)
             skipped.update(page_skipped)
             lettered.update(page_skipped)
             cursor, read = newest(found, cursor, until=int((now + FUTURE_TOLERANCE).timestamp())), read + len(found)
-    finally:  # the pages read before a failure are read again: their dead letters are not written twice
+    except BaseException:  # the pages read before a failure, and the last pass's, are read again: not lettered twice
         if reported is not None:
-            reported.clear()
             reported.update(skipped)
+        raise
+    if reported is not None:
+        reported.clear()
+        reported.update(skipped)
     await cursors.save(partner.id, cursor, list(skipped), marks(link.organization_id, link.events))
     if mapped is not None:
         mapped.clear()
@@ -213,21 +218,25 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
 
 
 async def _write_page(s: Settings, publisher: Publisher, partner: Partner, found: list[Any], now: datetime, sponsors: dict[int, str],
-                      data_keys: DataKeys) -> list[str]:
-    """Write one page's events; the reasons its attendances (or their events) were skipped."""
+                      data_keys: DataKeys) -> list[tuple[str, int | None]]:
+    """Write one page's events; why its attendances (or their events) were skipped, each with
+    the attendance's ``modified_date`` (``None``: none it could have)."""
     assert partner.mobilize is not None
-    by_partner: dict[str, list[dict[str, Any]]] = {}
+    by_partner: dict[str, list[tuple[dict[str, Any], int | None]]] = {}
     skipped = []
     for att in found:
+        modified = att.get("modified_date") if isinstance(att, dict) and type(att.get("modified_date")) is int else None
         try:
             a = translate(att, partner.id, partner.mobilize.events, sponsors)
         except Skipped as exc:
-            skipped.append(str(exc))
+            skipped.append((str(exc), modified))
             continue
-        by_partner.setdefault(a.partner, []).extend(a.events)
-    for credited, events in by_partner.items():
+        by_partner.setdefault(a.partner, []).extend((event, modified) for event in a.events)
+    for credited, pairs in by_partner.items():
+        events = [event for event, _ in pairs]
         records, result = await envelopes(events, credited, now, s.person_key_bytes(), s.default_region, data_keys)
-        skipped += [f"{credited}: {events[r.index]['event_id']}: {r.errors[0].field}: {r.errors[0].message}" for r in result.rejected]
+        skipped += [(f"{credited}: {events[r.index]['event_id']}: {r.errors[0].field}: {r.errors[0].message}", pairs[r.index][1])
+                    for r in result.rejected]
         for i in range(0, len(records), s.max_batch):
             await publisher.publish(records[i : i + s.max_batch])
     return skipped

@@ -135,7 +135,8 @@ BAD_SHAPES = {  # attendance 2 as Mobilize should never send it, and the field i
 }
 
 
-def poll_once(body: bytes | Callable[[httpx.Request], bytes], since: int = 900, reported: set[str] | None = None, max_pages: int = 10_000):
+def poll_once(body: bytes | Callable[[httpx.Request], bytes], since: int = 900, reported: set[str] | None = None, max_pages: int = 10_000,
+              mapped: set[str] | None = None):
     """One real pass for union-a, offline: Mobilize (a mock transport) answers ``body`` (or what
     ``body(request)`` returns) to every read. Returns the cursor (or the exception the pass
     raised) and what was published, by topic. ``reported``: the previous pass's dead-lettered
@@ -151,7 +152,7 @@ def poll_once(body: bytes | Callable[[httpx.Request], bytes], since: int = 900, 
             client = MobilizeClient("https://mobilize.test", 15, http, max_pages=max_pages)  # Mobilize's rate, the default
             try:
                 return await poll_partner(s, client, publisher, CursorStore(s, publisher), partner, since, {101: "union-a"}, MemoryDataKeys(),
-                                          reported)
+                                          reported, mapped)
             except Exception as exc:  # noqa: BLE001 - the test looks at what the pass raised
                 return exc
 
@@ -190,6 +191,30 @@ def test_an_attendance_mobilize_answers_again_is_dead_lettered_once_and_a_new_ba
     # The log says so too (an outside probe: each pass said its skipped ones were dead letters, as if written again).
     said = [r.getMessage() for r in caplog.records if "attendances read" in r.getMessage()]
     assert [m.split("skipped, ")[1].split(" newly")[0] for m in said] == ["1", "0", "1"], said
+
+
+def test_a_skipped_attendance_is_dead_lettered_once_across_a_failed_pass_and_a_pass_that_reads_everything_again():
+    """An outside probe: a pass that failed forgot what the pass before had dead-lettered, and a
+    pass reading every attendance again (an event mapped since) dead-lettered every skipped one
+    again; the README says once."""
+    unmapped = attendance(60, 7999, "REGISTERED", T + 60, phone="5105550160")
+    reported: set[str] = set()
+
+    def letters(published, s):
+        return [json.loads(v)["reason"].split(":")[0] for _, v in published.get(dead_letter_topic(s), [])]
+
+    first = poll_once(page(unmapped), since=T, reported=reported)
+    failed = poll_once(b"[]", since=T + 60, reported=reported)  # not a page: the pass fails
+    again = poll_once(page(unmapped), since=T + 60, reported=reported)  # read again at the cursor
+    assert isinstance(failed[0], MobilizeRefused) and [letters(*r[1:]) for r in (first, failed, again)] == [["attendance 60"], [], []]
+
+    # Read from the start again (an event mapped since the cursor): what was read before the
+    # cursor was dead-lettered then, and what the last pass read is remembered; a new one is, once.
+    older, newer = (attendance(n, 7999, "REGISTERED", T + n, phone=f"51055501{n}") for n in (10, 61))
+    asked = []
+    everything, published, s = poll_once(lambda request: asked.append(request.url.params["updated_since"]) or page(older, unmapped, newer),
+                                         since=T + 60, reported=reported, mapped=set())
+    assert asked == ["0"] and letters(published, s) == ["attendance 61"]
 
 
 @pytest.mark.parametrize("body", [
