@@ -202,6 +202,20 @@ def start_from(since: int, mapped: Collection[str] | None, organization: int, ev
     return since if now <= set(mapped) else 0
 
 
+#: How far behind the start of the pass that stored it a cursor stays (seconds): Mobilize does
+#: not say its pages come in ``modified_date`` order, so an attendance changed while a pass read
+#: on, its page read before, is read again by the next (the same keyed facts), with a clock of
+#: Mobilize's a few minutes behind ours.
+OVERLAP = 300
+
+
+def next_cursor(newest: int, since: int, began: int) -> int:
+    """The cursor a pass that began at ``began`` (unix seconds) stores: the ``newest``
+    ``modified_date`` it read, but no later than ``OVERLAP`` before it began, and never back
+    before ``since``, where it started."""
+    return max(since, min(newest, began - OVERLAP))
+
+
 def newest(attendances: list[Any], since: int, until: int) -> int:
     """The cursor after these attendances: the latest ``modified_date`` seen (or ``since``), of
     those read or skipped alike, so a malformed one is not read for ever. A date after ``until``

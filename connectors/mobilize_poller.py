@@ -40,7 +40,7 @@ from streams.settings import Settings
 from streams.topology import dead_letter, dead_letter_topic, mobilize_cursor_topic
 from streams.transport import stop_consumer
 
-from .mobilize import Page, Skipped, marks, newest, reasons, start_from, translate
+from .mobilize import Page, Skipped, marks, newest, next_cursor, reasons, start_from, translate
 from .providers.errors import RetryLater
 from .providers.ratelimit import TokenBucket
 from .providers.retry import retry_after, with_retries
@@ -208,6 +208,7 @@ async def poll_partner(s: Settings, client: MobilizeClient, publisher: Publisher
     if reported is not None:
         reported.clear()
         reported.update(skipped)
+    cursor = next_cursor(cursor, previous, int(now.timestamp()))
     await cursors.save(partner.id, cursor, list(skipped), marks(link.organization_id, link.events))
     if mapped is not None:
         mapped.clear()

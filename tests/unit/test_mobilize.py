@@ -2,13 +2,14 @@
 
 import asyncio
 import json
+import time
 from typing import Callable
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from connectors.mobilize import Skipped, marks, newest, start_from, translate
+from connectors.mobilize import OVERLAP, Skipped, marks, newest, next_cursor, start_from, translate
 from connectors.mobilize_poller import CursorStore, MobilizeClient, MobilizeRefused, poll_all, poll_partner
 from connectors.providers.retry import retry_after
 from connectors.web.publisher import ListPublisher
@@ -191,6 +192,19 @@ def test_an_attendance_mobilize_answers_again_is_dead_lettered_once_and_a_new_ba
     # The log says so too (an outside probe: each pass said its skipped ones were dead letters, as if written again).
     said = [r.getMessage() for r in caplog.records if "attendances read" in r.getMessage()]
     assert [m.split("skipped, ")[1].split(" newly")[0] for m in said] == ["1", "0", "1"], said
+
+
+def test_the_cursor_stays_a_while_behind_the_pass_so_a_change_made_while_it_read_is_read_next_time():
+    """An outside probe: with Mobilize's pages in another order than ``modified_date``, an
+    attendance cancelled while the pass read on (its page read before) was older than the
+    cursor the pass stored, and never read. The cursor stays ``OVERLAP`` behind when the pass
+    began; never back before where it was."""
+    began = int(time.time())
+    assert next_cursor(began - 10, 900, began) == began - OVERLAP and next_cursor(T + 3, 900, began) == T + 3
+    assert next_cursor(began - 10, began - 200, began) == began - 200  # never back
+    recent = attendance(9, 7001, "REGISTERED", began - 10, phone="5105550109")
+    cursor, _, _ = poll_once(page(GOOD, recent))
+    assert began - OVERLAP <= cursor <= int(time.time()) - OVERLAP
 
 
 def test_a_skipped_attendance_is_dead_lettered_once_across_a_failed_pass_and_a_pass_that_reads_everything_again():
