@@ -194,6 +194,27 @@ def test_an_attendance_mobilize_answers_again_is_dead_lettered_once_and_a_new_ba
     assert [m.split("skipped, ")[1].split(" newly")[0] for m in said] == ["1", "0", "1"], said
 
 
+def test_an_attendance_with_a_phone_or_email_the_ingress_refuses_is_written_without_it_when_the_other_names_the_person():
+    """An outside probe: a phone with letters (or an email with two @) dropped the whole
+    attendance, a real RSVP with it, until Mobilize changed the record."""
+    people = [
+        {"given_name": "Ana", "phone_numbers": [{"primary": True, "number": "510-555-CALL"}],
+         "email_addresses": [{"primary": True, "address": "ana@example.org"}], "sms_opt_in_status": "OPT_IN"},
+        {"given_name": "Wes", "phone_numbers": [{"primary": True, "number": "5105550129"}], "email_addresses": [{"primary": True, "address": "wes@@example"}]},
+        {"given_name": "Cy", "phone_numbers": [{"primary": True, "number": "510-555-CALL"}]},  # nobody left to name: skipped
+    ]
+    rows = [{**attendance(n, 7001, "REGISTERED", T + n, attended=True), "person": p} for n, p in enumerate(people, 1)]
+    cursor, published, s = poll_once(page(*rows))
+    written = [Envelope.model_validate_json(v, context={"normalized": True}).event for _, v in published[None]]
+    assert [e.event_id for e in written] == [f"mz-{n}-{kind}-{T + n}" for n in (1, 2) for kind in ("rsvp", "checkin")]
+    assert not any(e.consent.sms.granted for e in written)  # the text opt-in went with the phone
+    letters = [json.loads(v)["reason"] for _, v in published[dead_letter_topic(s)]]
+    assert any("mz-1-rsvp" in r and "person.phone" in r and "written without it" in r for r in letters), letters
+    assert any("mz-2-rsvp" in r and "person.email" in r and "written without it" in r for r in letters), letters
+    assert any("mz-3-rsvp" in r and "written without it" not in r for r in letters), letters
+    assert not any("CALL" in r or "wes@" in r for r in letters)
+
+
 def test_the_cursor_stays_a_while_behind_the_pass_so_a_change_made_while_it_read_is_read_next_time():
     """An outside probe: with Mobilize's pages in another order than ``modified_date``, an
     attendance cancelled while the pass read on (its page read before) was older than the
