@@ -139,21 +139,6 @@ def translate(raw: Any, polled: str, events: dict[str, str], sponsors: dict[int,
     return Attendance(partner=sponsors.get(att.sponsor.id, polled) if att.sponsor else polled, events=out)
 
 
-def without_contact(event: dict[str, Any], refused: Collection[str]) -> dict[str, Any] | None:
-    """``event`` without the person's phone or email the ingress ``refused`` (its fields:
-    ``person.phone``, ``person.email``), when the other still names the person; else ``None``.
-    The text opt-in goes with the phone."""
-    bad = {field.removeprefix("person.") for field in refused}
-    person = event.get("person") or {}
-    if not bad or not bad <= {"phone", "email"} or not any(person.get(c) for c in ("phone", "email") if c not in bad):
-        return None
-    out = {**event, "person": {k: v for k, v in person.items() if k not in bad}}
-    if "phone" in bad and "consent" in out:
-        consent = {k: v for k, v in out.pop("consent").items() if k != "sms"}
-        out.update({"consent": consent} if consent else {})
-    return out
-
-
 def _parsed(raw: Any) -> _Attendance:
     """``raw`` as an attendance, or ``Skipped`` naming each field that is not what Mobilize sends."""
     if not isinstance(raw, dict):

@@ -40,12 +40,12 @@ from streams.settings import Settings
 from streams.topology import dead_letter, dead_letter_topic, mobilize_cursor_topic
 from streams.transport import stop_consumer
 
-from .mobilize import Page, Skipped, marks, newest, next_cursor, reasons, start_from, translate, without_contact
+from .mobilize import Page, Skipped, marks, newest, next_cursor, reasons, start_from, translate
 from .providers.errors import RetryLater
 from .providers.ratelimit import TokenBucket
 from .providers.retry import retry_after, with_retries
 from .web.body import BadBody, load_json
-from .web.ingress import FUTURE_TOLERANCE, envelopes
+from .web.ingress import FUTURE_TOLERANCE, envelopes, salvaged
 from .web.publisher import Publisher
 from .web.replay import replay_consumer
 
@@ -235,14 +235,10 @@ async def _write_page(s: Settings, publisher: Publisher, partner: Partner, found
         by_partner.setdefault(a.partner, []).extend((event, modified) for event in a.events)
     for credited, pairs in by_partner.items():
         events = [event for event, _ in pairs]
-        records, result = await envelopes(events, credited, now, s.person_key_bytes(), s.default_region, data_keys)
-        # A phone or an email the ingress refuses, the other naming the person: written without it, and said.
-        again = {r.index: fixed for r in result.rejected if (fixed := without_contact(events[r.index], [e.field for e in r.errors]))}
-        written_without = set()
-        if again:
-            more, second = await envelopes(list(again.values()), credited, now, s.person_key_bytes(), s.default_region, data_keys)
-            records += more
-            written_without = set(again) - {list(again)[r.index] for r in second.rejected}
+        args = (credited, now, s.person_key_bytes(), s.default_region, data_keys)
+        records, result = await envelopes(events, *args)
+        more, written_without = await salvaged(events, result.rejected, *args)  # and said, below
+        records += more
         for r in result.rejected:
             note = " (written without it)" if r.index in written_without else ""
             skipped.append((f"{credited}: {events[r.index]['event_id']}: {r.errors[0].field}: {r.errors[0].message}{note}", pairs[r.index][1]))

@@ -29,7 +29,7 @@ from streams.topology import dead_letter, excerpt, dead_letter_topic
 from ..action_network import Rejected, translate
 from .body import BadBody, load_json, problems, read_limited
 from .errors import documented
-from .ingress import envelopes
+from .ingress import envelopes, salvaged
 from .publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -73,11 +73,15 @@ def router(s: Settings, publisher: Publisher, coalition: Callable[[], Coalition]
         if not isinstance(items, list):
             raise BadBody("body must be a JSON array of Action Network objects")
         indexed, rejected = translate(items, partner.action_network.actions)
-        records, result = await envelopes([e for _, e in indexed], partner.id, datetime.now(timezone.utc), secret, s.default_region, data_keys, partner.role)
+        events, args = [e for _, e in indexed], (partner.id, datetime.now(timezone.utc), secret, s.default_region, data_keys, partner.role)
+        records, result = await envelopes(events, *args)
+        more, written_without = await salvaged(events, result.rejected, *args)  # a mistyped phone loses no RSVP; said below
+        records += more
         refused: dict[int, list[str]] = {}  # by item: an item with opt-outs is several events
         for bad in result.rejected:
             reasons = refused.setdefault(indexed[bad.index][0], [])
-            reasons += [r for e in bad.errors if (r := f"{e.field}: {e.message}") not in reasons]
+            note = " (written without it)" if bad.index in written_without else ""
+            reasons += [r for e in bad.errors if (r := f"{e.field}: {e.message}{note}") not in reasons]
         rejected += [Rejected(index, "; ".join(reasons)) for index, reasons in refused.items()]
         writes = [publisher.publish(records)] if records else []
         if rejected:

@@ -459,6 +459,33 @@ async def envelopes(
     return await sealed_records(checked.accepted, authority, person_secret, data_keys), checked.result()
 
 
+def without_contact(event: dict[str, Any], refused: Collection[str]) -> dict[str, Any] | None:
+    """``event`` without the person's phone or email the ingress ``refused`` (its fields:
+    ``person.phone``, ``person.email``), when the other still names the person; else ``None``.
+    The text opt-in goes with the phone."""
+    bad = {field.removeprefix("person.") for field in refused}
+    person = event.get("person") or {}
+    if not bad or not bad <= {"phone", "email"} or not any(person.get(c) for c in ("phone", "email") if c not in bad):
+        return None
+    out = {**event, "person": {k: v for k, v in person.items() if k not in bad}}
+    if "phone" in bad and "consent" in out:
+        consent = {k: v for k, v in out.pop("consent").items() if k != "sms"}
+        out.update({"consent": consent} if consent else {})
+    return out
+
+
+async def salvaged(items: list[Any], rejected: list[Rejection], *args: Any) -> tuple[list[Record], set[int]]:
+    """The ``rejected`` of ``items`` refused only for the person's phone or email, written
+    without it (``without_contact``; ``args`` as ``envelopes``'s after the items): their records,
+    and which items (indices) they were. A source that cannot be asked again (Action Network,
+    Mobilize until the record changes) loses no RSVP to a mistyped number."""
+    again = {r.index: fixed for r in rejected if (fixed := without_contact(items[r.index], [e.field for e in r.errors]))}
+    if not again:
+        return [], set()
+    records, result = await envelopes(list(again.values()), *args)
+    return records, set(again) - {list(again)[r.index] for r in result.rejected}
+
+
 def field_errors(exc: ValidationError, event_type: object) -> list[FieldError]:
     out = []
     for err in exc.errors(include_url=False, include_input=False):

@@ -245,6 +245,23 @@ def test_an_item_refused_with_its_opt_out_is_one_rejection_and_one_dead_letter(e
     assert len(pub.by_topic[dead_letter_topic(s)]) == 1 and pub.records == []
 
 
+def test_an_rsvp_whose_phone_turnout_refuses_is_written_without_it_when_its_email_names_the_person(env):
+    """An outside probe (of the Mobilize connector, the same here): a phone with letters lost
+    the whole RSVP, which Action Network never sends again."""
+    client, pub, token, s = env
+    [ana] = fixture("attendance.json")
+    person = {**ana["osdi:attendance"]["person"], "phone_numbers": [{"primary": True, "number": "510-555-CALL", "status": "subscribed"}]}
+    item = {**ana, "osdi:attendance": {**ana["osdi:attendance"], "person": person}}
+    r = client.post(f"/v1/partners/union-a/action-network/{token}", json=[item])
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    [rsvp] = [Envelope.model_validate_json(v, context={"normalized": True}) for _, v in pub.records]
+    assert rsvp.event.type == "rsvp" and rsvp.event.person.phone is None and rsvp.event.person.email and not rsvp.event.consent.sms.granted
+    [rejection] = r.json()["rejected"]
+    assert "person.phone" in rejection["reason"] and rejection["reason"].endswith("(written without it)")
+    [(_, letter)] = pub.by_topic[dead_letter_topic(s)]
+    assert b"(written without it)" in letter and b"CALL" not in letter
+
+
 def test_an_item_with_deeply_nested_content_turnout_does_not_read_is_answered_200(env):
     """An outside probe: an unknown field nested 40 deep (past the signed API's 32) refused the
     whole delivery with a 400, and Action Network does not retry; its neighbour was lost."""
