@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Iterable, Literal
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import BaseModel
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -192,7 +192,7 @@ def create_app(s: Settings, publisher: Publisher | None = None, book: TallyBook 
             raise HTTPException(404, "Not Found")
         if not _bearer(request, s.metrics_token.get_secret_value()):
             raise HTTPException(401, "send Authorization: Bearer <TURNOUT_METRICS_TOKEN>", headers={"WWW-Authenticate": "Bearer"})
-        return Response(metrics.exposition(s.metrics_partner_labels), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(s.metrics_partner_labels), media_type=CONTENT_TYPE_PLAIN_0_0_4)  # the classic text format the body is in, as the workers say
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:

@@ -58,6 +58,8 @@ def test_metrics_need_the_bearer_token(make):
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", h
         assert "turnout_" not in r.text
     assert scrape(client).status_code == 200
+    # The text format the body is in, as a worker's /metrics says it (an outside probe: "version=1.0.0" here).
+    assert scrape(client).headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
 
 
 def test_metrics_count_accepted_and_refused_events_without_partner_ids_or_personal_data(make):
