@@ -36,8 +36,9 @@ ASKS = Counter("turnout_asks", "Ask state changes written by this worker, by cha
                "(sending, sent, delivered, failed, in_doubt, deferred, cancelled)", ["channel", "status"])
 PROVIDER_SECONDS = Histogram("turnout_provider_request_seconds", "Time for one provider request (one text, or one email batch), answered or not",
                              ["provider"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-PROVIDER_ERRORS = Counter("turnout_provider_errors", "Provider refusals and failures, retried or not, by provider and error code "
-                          "(Twilio's or the HTTP status; 'no_answer' for timeouts and connection errors)", ["provider", "code"])
+PROVIDER_ERRORS = Counter("turnout_provider_errors", "Provider refusals (of a request, retried or not) and failures (of a message, by "
+                          "status callback or event), by provider and error code (Twilio's, the HTTP status, SendGrid's event such as "
+                          "'bounce'; 'no_answer' for timeouts and connection errors)", ["provider", "code"])
 CONSUMER_LAG = Gauge("turnout_consumer_lag", "Records on the broker not yet consumed by this worker, per topic (high watermark - position)", ["topic"])
 
 

@@ -10,6 +10,7 @@ from contracts.asks import AskFact, parse_ask_id
 from contracts.events import RsvpEvent
 from contracts.people import Person
 from contracts.providers import AskReply, EmailEvent, PersonOptOut, ProviderEnvelope, SmsReply, SmsStatus
+from streams import metrics
 from streams.app import Pipeline
 from streams.keys import fact_key, person_key
 from streams.sealing import open_person, seal_ask, sealing_key
@@ -119,9 +120,11 @@ def apply(p: Pipeline, o: Outreach, partition: int, env: ProviderEnvelope) -> st
             # Not forwarded to a person this key was merged into: their address there may be another.
             p.people.put(partition, pk, mark_undeliverable(person, fact.channel, code, at, fact.updated_at))
             withdraw_waiting(p, partition, pk, at)
-        if isinstance(ev, SmsStatus) and new.status == "failed" and fact.status != "failed":
-            # Twilio refused it after accepting it: final (Twilio does not retry it, nor do we).
-            p.dead_letter(ev.ask_id, "provider reported the text failed", code=ev.error_code)
+        if new.status == "failed" and fact.status != "failed":
+            sms = isinstance(ev, SmsStatus)
+            metrics.PROVIDER_ERRORS.labels("twilio" if sms else "sendgrid", (ev.error_code if sms else ev.event) or "failed").inc()
+            if sms:  # Twilio refused it after accepting it: final (Twilio does not retry it, nor do we).
+                p.dead_letter(ev.ask_id, "provider reported the text failed", code=ev.error_code)
         return None
     return _reply(p, o, partition, pk, ev, at)
 

@@ -6,6 +6,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from agents.outreach.agents import plan_partition
 from agents.outreach.callbacks import apply
@@ -30,6 +31,10 @@ def action(action_id: str, days_later: int = 0) -> ActionEvent:
 def fan_out(p, o, action_id: str, days_later: int = 0) -> None:
     for partition in range(o.partitions):
         asyncio.run(plan_partition(p, o, action(action_id, days_later), partition, owned=lambda: True))
+
+
+def errors(provider: str, code: str) -> float:
+    return REGISTRY.get_sample_value("turnout_provider_errors_total", {"provider": provider, "code": code}) or 0.0
 
 
 def text(status: str, code: str | None) -> SmsStatus:
@@ -119,8 +124,11 @@ def test_a_landline_found_at_one_action_is_not_texted_at_the_next():
     assert sorted(m["to"] for m in sms.sent) == ["+15105550000", "+15105550001", "+15105550003"] and status(p, 2) == "failed"
     landline = p.asks.get(f"rally-1:{key(1)}:sms")
     clock.now += timedelta(minutes=1)
-    apply(p, o, 0, ProviderEnvelope(person_key=key(1), received_at=clock(),
-                                   event=SmsStatus(ask_id=landline.ask_id, message_sid=landline.provider_id, status="undelivered", error_code="30006")))
+    counted = errors("twilio", "30006")
+    for _ in range(2):  # the callback again: counted once (an outside probe: a failure by callback was not counted at all)
+        apply(p, o, 0, ProviderEnvelope(person_key=key(1), received_at=clock(),
+                                       event=SmsStatus(ask_id=landline.ask_id, message_sid=landline.provider_id, status="undelivered", error_code="30006")))
+    assert errors("twilio", "30006") == counted + 1
     assert (p.people.get(key(1)).undeliverable["sms"].code, p.people.get(key(2)).undeliverable["sms"].code) == ("30006", "21211")
     sms.sent.clear()
     clock.now += timedelta(days=1)
@@ -138,8 +146,10 @@ def test_a_hard_bounce_keeps_the_address_from_later_emails():
     fan_out(p, o, "rally-1")
     [sent] = o.outbox.email.sent
     ask = p.asks.get(f"rally-1:{key(0)}:email")
+    counted = errors("sendgrid", "bounce")
     apply(p, o, 0, ProviderEnvelope(person_key=key(0), received_at=clock(),
                                    event=EmailEvent(ask_id=ask.ask_id, sg_event_id="e9", event="bounce", bounce_type="bounce", reason="550 5.1.1")))
+    assert errors("sendgrid", "bounce") == counted + 1
     assert p.asks.get(ask.ask_id).status == "failed" and p.people.get(key(0)).undeliverable["email"].code == "bounce"
     o.outbox.email.sent.clear()
     fan_out(p, o, "rally-2")
