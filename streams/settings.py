@@ -190,7 +190,7 @@ class Settings(BaseSettings):
     twilio_base_url: str | None = Field(default=None, description="Only for the sandbox: where the Twilio SDK sends requests.")
     twilio_advanced_opt_out: bool = Field(default=True, description="Twilio answers STOP/START/HELP itself; we do not reply to a STOP or HELP that is the keyword alone.")
     sendgrid_api_key: SecretStr | None = Field(default=None, description="SendGrid API key.", json_schema_extra=doc("unset: sandbox"))
-    sendgrid_from: str = Field(default="turnout@example.org", description="The sender address of emails.")
+    sendgrid_from: str = Field(default="turnout@example.org", description="The sender address of emails: one SendGrid has verified for you, required with the other provider credentials (the default is only the sandbox's).")
     sendgrid_base_url: str | None = Field(default=None, description="Only for the sandbox: where the SendGrid SDK sends requests.")
     sendgrid_public_key: Annotated[str | None, AfterValidator(_verification_key)] = Field(default=None, description="Event Webhook verification key (base64), from SendGrid's settings.", json_schema_extra=doc("unset: sandbox"))
     sendgrid_signature_window: int = Field(default=25 * 3600, ge=60, description="Oldest signed SendGrid event batch taken, in seconds (25 h): SendGrid retries for up to 24 h and does not say that a retry is signed anew.")
@@ -283,6 +283,8 @@ class Settings(BaseSettings):
         given[TWILIO_SENDER] = bool(self.twilio_from or self.twilio_messaging_service_sid)
         if not any(given.values()):
             return []
+        if self.sendgrid_base_url is None:  # SendGrid's own, not the sandbox: the example default address is nobody's
+            given["TURNOUT_SENDGRID_FROM"] = "sendgrid_from" in self.model_fields_set
         return [name for name, ok in given.items() if not ok]
 
     @property

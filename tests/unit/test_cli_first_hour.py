@@ -128,9 +128,15 @@ def test_provider_credentials_are_all_or_nothing():
     partial = Settings(twilio_auth_token="t", sendgrid_public_key=SENDGRID_KEY)
     assert not partial.sandbox_providers
     assert partial.provider_settings_missing() == ["TURNOUT_TWILIO_ACCOUNT_SID", "TURNOUT_SENDGRID_API_KEY",
-                                                   "TURNOUT_TWILIO_FROM (or TURNOUT_TWILIO_MESSAGING_SERVICE_SID)"]
+                                                   "TURNOUT_TWILIO_FROM (or TURNOUT_TWILIO_MESSAGING_SERVICE_SID)", "TURNOUT_SENDGRID_FROM"]
     full = Settings(twilio_account_sid="AC1", twilio_auth_token="t", twilio_messaging_service_sid="MG1", sendgrid_api_key="SG.x", sendgrid_public_key=SENDGRID_KEY)
-    assert full.provider_settings_missing() == [] and not full.sandbox_providers
+    # Every credential but the sender's address: the emails would come from the example's (an outside probe).
+    assert full.provider_settings_missing() == ["TURNOUT_SENDGRID_FROM"]
+    full = full.model_copy(update={"sendgrid_from": "turnout@coalition.example"})
+    assert Settings(**full.model_dump(exclude_unset=True)).provider_settings_missing() == [] and not full.sandbox_providers
+    assert Settings(sendgrid_from="me@coalition.example").provider_settings_missing() == []  # the sandbox shows it
+    sandbox = Settings(**full.model_dump(exclude_unset=True, exclude={"sendgrid_from"}), sendgrid_base_url="http://127.0.0.1:8099")
+    assert sandbox.provider_settings_missing() == []  # what `turnout up` gives its workers
 
 
 def test_a_missing_coalition_file_is_an_error_that_names_it(here):
