@@ -459,19 +459,24 @@ async def envelopes(
     return await sealed_records(checked.accepted, authority, person_secret, data_keys), checked.result()
 
 
+#: A person's contact field → the channel of its consent.
+CONTACT_CHANNELS = {"phone": "sms", "email": "email"}
+
+
 def without_contact(event: dict[str, Any], refused: Collection[str]) -> dict[str, Any] | None:
     """``event`` without the person's phone or email the ingress ``refused`` (its fields:
     ``person.phone``, ``person.email``), when the other still names the person; else ``None``.
-    The text opt-in goes with the phone."""
+    The consent of its channel goes with it."""
     bad = {field.removeprefix("person.") for field in refused}
     person = event.get("person") or {}
-    if not bad or not bad <= {"phone", "email"} or not any(person.get(c) for c in ("phone", "email") if c not in bad):
+    if not bad or not bad <= CONTACT_CHANNELS.keys() or not any(person.get(c) for c in CONTACT_CHANNELS if c not in bad):
         return None
     out = {**event, "person": {k: v for k, v in person.items() if k not in bad}}
-    if "phone" in bad and "consent" in out:
-        consent = {k: v for k, v in out.pop("consent").items() if k != "sms"}
+    if "consent" in out:
+        consent = {k: v for k, v in out.pop("consent").items() if k not in {CONTACT_CHANNELS[c] for c in bad}}
         out.update({"consent": consent} if consent else {})
     return out
+
 
 
 async def salvaged(items: list[Any], rejected: list[Rejection], *args: Any) -> tuple[list[Record], set[int]]:

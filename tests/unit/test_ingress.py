@@ -667,3 +667,17 @@ def test_a_consent_that_is_no_yes_or_no_is_named_in_the_contracts_words(given):
     result = validate_events([item], "US", Authority("union-a", "member", datetime.now(timezone.utc), lambda a: None)).result()
     [[error]] = [rej.errors for rej in result.rejected]
     assert error.field == "consent.sms" and error.message.startswith('give true or false, or an object such as {"granted": true'), error
+
+
+def test_an_event_is_written_without_a_refused_contact_only_when_the_other_names_the_person_and_its_consent_goes_with_it():
+    from connectors.web.ingress import without_contact
+
+    consent = {"sms": {"granted": True}, "email": {"granted": True}}
+    both = {"type": "rsvp", "person": {"given_name": "Ana", "phone": "510-CALL", "email": "ana@example.org"}, "consent": consent}
+    assert without_contact(both, ["person.phone"]) == {"type": "rsvp", "person": {"given_name": "Ana", "email": "ana@example.org"},
+                                                      "consent": {"email": {"granted": True}}}
+    assert without_contact(both, ["person.email"])["consent"] == {"sms": {"granted": True}}
+    assert without_contact({**both, "consent": {"sms": {"granted": True}}}, ["person.phone"]).keys() == {"type", "person"}
+    assert without_contact(both, ["person.phone", "person.email"]) is None  # nobody left to name
+    assert without_contact(both, ["person.phone", "occurred_at"]) is None  # refused for more than a contact
+    assert without_contact({"type": "rsvp", "person": {"phone": "510-CALL"}}, ["person.phone"]) is None
