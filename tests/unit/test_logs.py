@@ -37,7 +37,7 @@ def test_logs_are_one_json_object_per_line_with_the_message_redacted(capsys):
         assert record["message"] == "could not reach <phone>" and record["level"] == "WARNING" and record["logger"] == "turnout.test"
         assert {"time", "pid"} <= set(record)
         # uvicorn's lines carry their message again with terminal colours: left out.
-        logging.getLogger("uvicorn.error").warning("Uvicorn running on %s", "x", extra={"color_message": "Uvicorn running on \x1b[1m%s\x1b[0m"})
+        logging.getLogger("turnout.test").warning("Uvicorn running on %s", "x", extra={"color_message": "Uvicorn running on \x1b[1m%s\x1b[0m"})
         assert set(json.loads(capsys.readouterr().out.strip().splitlines()[-1])) == {"time", "level", "logger", "pid", "message"}
     finally:
         logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
