@@ -320,9 +320,11 @@ def test_the_unsubscribe_page_asks_first_and_offers_to_stop_texts_too(env):
     assert env.written(provider_topic(env.settings)) == []  # a mail scanner opening the link unsubscribes nobody
 
 
-def test_one_click_unsubscribe_opts_the_person_out_of_email_at_once(env):
+@pytest.mark.parametrize("kind", ["application/x-www-form-urlencoded",
+                                  "Application/X-WWW-Form-Urlencoded; Charset=UTF-8"])  # case-insensitive (RFC 9110 8.3.1; an outside probe: 400)
+def test_one_click_unsubscribe_opts_the_person_out_of_email_at_once(env, kind):
     done = env.client.post(env.unsubscribe_url(), content=b"List-Unsubscribe=One-Click",
-                           headers={"content-type": "application/x-www-form-urlencoded"}, follow_redirects=False)
+                           headers={"content-type": kind}, follow_redirects=False)
     assert done.status_code == 200 and "no more emails" in done.text  # a mail client wants a 2xx
     records = env.written(provider_topic(env.settings))
     assert [ProviderEnvelope.model_validate_json(v).event for _, v in records] == [

@@ -202,7 +202,7 @@ async def small_form(request: Request, strict: bool = False) -> dict[str, str]:
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             raise HTTPException(413, "form too large")
-    kind = request.headers.get("content-type", "")
+    kind = request.headers.get("content-type", "").lower()  # media types are case-insensitive (RFC 9110 8.3.1)
     if kind.startswith("multipart/form-data"):
         async def whole() -> AsyncIterator[bytes]:
             yield body
