@@ -337,6 +337,8 @@ def worker() -> None:
     pipeline = build(s)
     if not s.providers_configured:
         console.print("[yellow]no provider credentials: asks are planned and recorded cancelled, never sent (see README)[/]")
+    for warning in s.sending_warnings():
+        console.print(f"[yellow]{escape(warning)}[/]")
     register(pipeline, s, outreach_from(s, outbox_from(s) if s.providers_configured else None))
     if s.metrics_port:
         from prometheus_client import start_http_server

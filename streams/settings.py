@@ -272,6 +272,14 @@ class Settings(BaseSettings):
             return self.link_secret.get_secret_value().encode()
         return hmac.new(self.person_key_bytes(), b"turnout supporter links", hashlib.sha256).digest()
 
+    def sending_warnings(self) -> list[str]:
+        """What a worker sending through the real providers should say at start."""
+        if not self.providers_configured or self.sendgrid_base_url is not None or self.unsubscribe_links.startswith("https://"):
+            return []
+        return [f"unsubscribe links start {self.unsubscribe_links[:64]}, not https://: mail clients offer no one-click unsubscribe for "
+                "them (RFC 8058), and Gmail and Yahoo expect one from bulk senders; set TURNOUT_PUBLIC_URL (or TURNOUT_UNSUBSCRIBE_URL) "
+                "to the web app's HTTPS address"]
+
     @property
     def providers_configured(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token and self.sendgrid_api_key)

@@ -137,6 +137,12 @@ def test_provider_credentials_are_all_or_nothing():
     assert Settings(sendgrid_from="me@coalition.example").provider_settings_missing() == []  # the sandbox shows it
     sandbox = Settings(**full.model_dump(exclude_unset=True, exclude={"sendgrid_from"}), sendgrid_base_url="http://127.0.0.1:8099")
     assert sandbox.provider_settings_missing() == []  # what `turnout up` gives its workers
+    # Sending for real with plain-HTTP unsubscribe links: said at start (an outside probe; RFC 8058 asks for HTTPS).
+    real = Settings(**full.model_dump(exclude_unset=True))
+    [warning] = real.sending_warnings()
+    assert "http://127.0.0.1:8000/unsubscribe" in warning and "TURNOUT_PUBLIC_URL" in warning
+    assert Settings(**full.model_dump(exclude_unset=True), public_url="https://turnout.coalition.example").sending_warnings() == []
+    assert sandbox.sending_warnings() == [] == Settings().sending_warnings()
 
 
 def test_a_missing_coalition_file_is_an_error_that_names_it(here):
