@@ -102,7 +102,7 @@ REASONS = {
     "consent covers no sponsor": "consent covers no sponsor", "no phone": "no address (phone)", "no email": "no address (email)",
     "undeliverable": "undeliverable address (a landline, or a number or mailbox that does not exist)",
     "frequency cap": "frequency cap", "already asked": "already asked for this action",
-    "no allowed hour left before the action": "quiet hours last until the action has started", "the action has started": "the action has started",
+    "no allowed hour left before the action": "quiet hours last until too late (the action's start, or an alert's grace after it was posted)", "the action has started": "the action has started",
 }
 
 
