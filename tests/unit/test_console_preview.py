@@ -275,7 +275,7 @@ def test_the_confirmation_says_what_the_senders_queue_holds_back_and_when_it_dra
     assert "600 texts are held by the recipients' quiet hours: the first go Wednesday, November 25, 2026, 6:30 AM PST" in text
     assert "600 of them only because the texts queued at the sender before them would not leave in time" in text
     # Said of the texts handed over now, not of the held ones above (an outside probe read it so).
-    assert "they all go at once" not in text and ("The texts handed over at launch leave the sender at its own rate (TURNOUT_SMS_RATE): "
+    assert "they all go at once" not in text and ("The texts handed over at launch leave the sender at its own rate (<code>TURNOUT_SMS_RATE</code>): "
                                                   "the last of them about Tuesday, November 24, 2026, 9:50 PM PST") in text
 
 
