@@ -73,7 +73,8 @@ MASTER_KEY_LENGTH = 16
 def _master_key(value: SecretStr | None) -> SecretStr | None:
     if value is not None and (n := len(value.get_secret_value().strip())) < MASTER_KEY_LENGTH:
         raise ValueError(f"{n} characters, fewer than {MASTER_KEY_LENGTH}: use a long random string "
-                         "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+                         "(python -c 'import secrets; print(secrets.token_urlsafe(32))'); a key in use already stays "
+                         "readable as one of TURNOUT_PREVIOUS_MASTER_KEYS until `turnout keys rewrap` (README: rotating the master key)")
     return value
 
 
