@@ -31,7 +31,7 @@ from ..tally_reader import Changes
 from . import signin, team
 from .access import Access
 from .pages import static
-from .view import DashboardView, Viewer, build_view
+from .view import DashboardView, Viewer, build_view, newest_first, shown_action
 
 #: Seconds between heartbeats when nothing changes; the page calls itself stale after missing two.
 HEARTBEAT = 5.0
@@ -85,8 +85,9 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
     async def page(request: Request) -> Response:
         if (viewer := access.viewer(request)) is None:
             return RedirectResponse("/dashboard/login", status_code=303)
-        shown = view(viewer, request.query_params.get("action")).action
-        said = posted_and_links(viewer, shown.action_id if shown else None, request.query_params.get("posted"))
+        # Only which action the page shows, not the whole view (the page fetches /dashboard/view itself).
+        shown = shown_action(newest_first(book), request.query_params.get("action"))
+        said = posted_and_links(viewer, shown, request.query_params.get("posted"))
         return HTMLResponse(static("index.html").replace(POSTED_MARK, said), headers={"Cache-Control": "no-store"})
 
     @r.get("/dashboard/static/{name}", include_in_schema=False)

@@ -153,8 +153,7 @@ def build_view(book: TallyBook, names: dict[str, str], viewer: Viewer, action_id
                       pledged=totals[a]["pledged"], attended=totals[a]["attended"])
         for a in ordered
     ]
-    if action_id not in totals:
-        action_id = ordered[0] if ordered else None
+    action_id = shown_action(ordered, action_id)
     return DashboardView(
         viewer=viewer,
         version=book.records,
@@ -185,6 +184,12 @@ def _split(counts: dict[str, Counter[str]], viewer: Viewer) -> Split:
         return figures(summed(counts.values())), dict.fromkeys(figures(Counter()), 0), 0
     rest, covered = others(counts, viewer.partner)
     return figures(counts.get(viewer.partner, Counter())), rest, covered
+
+
+def shown_action(ordered: list[str], action_id: str | None) -> str | None:
+    """The action the dashboard shows: the one asked for if the tallies know it, else the newest
+    (``ordered``: ``newest_first``)."""
+    return action_id if action_id in ordered else (ordered[0] if ordered else None)
 
 
 def newest_first(book: TallyBook) -> list[str]:
