@@ -97,13 +97,14 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
             said = {e["field"] for e in errors}
             errors += [{"field": e.field, "message": e.message} for e in unknown_partners([p["partner"] for p in event["pledges"]], coalition().partners)
                        if e.field not in said]
-        if problem := version_problem(form, book.action_record(str(event.get("action_id")))):
+        posted = book.action_record(str(event.get("action_id")))
+        if problem := version_problem(form, posted):
             errors.insert(0, {"field": "action_id", "message": problem})
         if problem := skipped_problem(form.get("local_start", "").strip(), form.get("time_zone", "").strip()):
             errors.append({"field": "local_start", "message": problem})
         # Said with the form's other problems, whether or not the rest of the action is valid.
         if (starts := aware(event.get("starts_at"))) is not None and (problem := start_problem(
-                starts, book.action_record(str(event.get("action_id"))), clock(), timedelta(minutes=s.rapid_response_grace_minutes),
+                starts, posted, clock(), timedelta(minutes=s.rapid_response_grace_minutes),
                 alert=event.get("rapid_response") is True)):
             errors.append({"field": "local_start", "message": problem})
         if s.default_region == "US":  # a target ZIP that is none reaches nobody, without a word
