@@ -478,7 +478,6 @@ def without_contact(event: dict[str, Any], refused: Collection[str]) -> dict[str
     return out
 
 
-
 async def salvaged(items: list[Any], rejected: list[Rejection], *args: Any) -> tuple[list[Record], set[int]]:
     """The ``rejected`` of ``items`` refused only for the person's phone or email, written
     without it (``without_contact``; ``args`` as ``envelopes``'s after the items): their records,
@@ -487,8 +486,9 @@ async def salvaged(items: list[Any], rejected: list[Rejection], *args: Any) -> t
     again = {r.index: fixed for r in rejected if (fixed := without_contact(items[r.index], [e.field for e in r.errors]))}
     if not again:
         return [], set()
+    indices = list(again)
     records, result = await envelopes(list(again.values()), *args)
-    return records, set(again) - {list(again)[r.index] for r in result.rejected}
+    return records, set(indices) - {indices[r.index] for r in result.rejected}
 
 
 def field_errors(exc: ValidationError, event_type: object) -> list[FieldError]:
