@@ -220,5 +220,11 @@ def newest(attendances: list[Any], since: int, until: int) -> int:
     """The cursor after these attendances: the latest ``modified_date`` seen (or ``since``), of
     those read or skipped alike, so a malformed one is not read for ever. A date after ``until``
     (now, give or take) is garbled: taking it would pass over every attendance until then."""
-    dates = [a.get("modified_date") for a in attendances if isinstance(a, dict)]
-    return max([since, *(d for d in dates if type(d) is int and d <= until)])
+    return max([since, *(d for a in attendances if (d := modified_of(a)) is not None and d <= until)])
+
+
+def modified_of(raw: Any) -> int | None:
+    """An attendance's ``modified_date`` as Mobilize sent it, if it is a whole number (read
+    before ``translate``, which may skip the attendance as malformed)."""
+    date = raw.get("modified_date") if isinstance(raw, dict) else None
+    return date if type(date) is int else None

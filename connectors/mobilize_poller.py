@@ -40,7 +40,7 @@ from streams.settings import Settings
 from streams.topology import dead_letter, dead_letter_topic, mobilize_cursor_topic
 from streams.transport import stop_consumer
 
-from .mobilize import Page, Skipped, marks, newest, next_cursor, reasons, start_from, translate
+from .mobilize import Page, Skipped, marks, modified_of, newest, next_cursor, reasons, start_from, translate
 from .providers.errors import RetryLater
 from .providers.ratelimit import TokenBucket
 from .providers.retry import retry_after, with_retries
@@ -226,7 +226,7 @@ async def _write_page(s: Settings, publisher: Publisher, partner: Partner, found
     by_partner: dict[str, list[tuple[dict[str, Any], int | None]]] = {}
     skipped = []
     for att in found:
-        modified = att.get("modified_date") if isinstance(att, dict) and type(att.get("modified_date")) is int else None
+        modified = modified_of(att)
         try:
             a = translate(att, partner.id, partner.mobilize.events, sponsors)
         except Skipped as exc:
