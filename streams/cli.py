@@ -680,8 +680,7 @@ def action_network_token(partner_id: str) -> None:
 def action_network_map(partner_id: str, event: str, action_id: str, url: str | None) -> None:
     with coalition_errors():
         p = coalition_file.map_action_network_event(settings().coalition, partner_id, event, action_id)
-    for an_event, action in p.action_network.actions.items():
-        click.echo(f"{an_event} -> {action}")
+    click.echo("\n".join(arrows(p.action_network.actions)))
     warn_if_unposted(settings(), action_id, url)
 
 
@@ -696,7 +695,12 @@ def action_network_unmap(partner_id: str, event: str) -> None:
 
 def unmapped(event: str, mapped: dict[str, str]) -> str:
     """What `unmap` says: the event, and what is mapped now."""
-    return f"{event} unmapped; mapped now: {', '.join(f'{e} -> {a}' for e, a in mapped.items()) or 'none'}"
+    return f"{event} unmapped; mapped now: {', '.join(arrows(mapped)) or 'none'}"
+
+
+def arrows(mapped: dict[str, str]) -> list[str]:
+    """A partner's event mappings as `map` and `unmap` show them: "event -> action"."""
+    return [f"{event} -> {action}" for event, action in mapped.items()]
 
 
 @main.group(help="Partners' Mobilize organizations, polled for attendances (see README).")
@@ -728,8 +732,7 @@ def mobilize_connect(partner_id: str, org_id: int, api_key: str | None) -> None:
 def mobilize_map(partner_id: str, event_id: str, action_id: str, url: str | None) -> None:
     with coalition_errors():
         p = coalition_file.map_mobilize_event(settings().coalition, partner_id, event_id, action_id)
-    for mz_event, action in p.mobilize.events.items():
-        click.echo(f"{mz_event} -> {action}")
+    click.echo("\n".join(arrows(p.mobilize.events)))
     warn_if_unposted(settings(), action_id, url)
 
 
