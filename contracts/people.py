@@ -124,9 +124,11 @@ def normalize_phone(value: str, region: str = DEFAULT_REGION) -> str:
 
 
 def normalize_email(value: str) -> str:
-    """Return the normalized address (lower-cased: partners' tools disagree on case)."""
+    """Return the normalized address: lower-cased (partners' tools disagree on case), in Unicode
+    NFKC (a full-width "ｂen＠example.org", as a Japanese keyboard types it, is ben@example.org,
+    as full-width digits are a phone's digits)."""
     try:
-        address = validate_email(value.strip(), check_deliverability=False).normalized.lower()
+        address = validate_email(unicodedata.normalize("NFKC", value).strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
     if len(address.rpartition("@")[0].encode()) > 64:

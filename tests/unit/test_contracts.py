@@ -91,6 +91,15 @@ def test_emails_are_normalized_and_validated():
     assert normalize_email("a" * 64 + "@example.org") == "a" * 64 + "@example.org"
 
 
+@pytest.mark.parametrize("typed", ["ｂen@example.org", "ben＠example.org", "ＢＥＮ@ＥＸＡＭＰＬＥ.ORG"])
+def test_an_email_typed_in_full_width_letters_is_the_same_address(typed):
+    # An outside probe: "ｂen@example.org" (a Japanese keyboard's full-width b) was a second
+    # person beside ben@example.org; full-width digits in a phone were already the same number.
+    assert normalize_email(typed) == "ben@example.org"
+    assert partner_event.validate_python(signup("e1", email=typed)).person.email == "ben@example.org"
+    assert normalize_email("zoë@example.org") == "zoë@example.org"  # a letter of its own stays as it is
+
+
 def test_a_person_needs_a_phone_or_an_email():
     msgs = errors_of({**signup("e1", phone="+15105550123"), "person": {"given_name": "Ana"}, "consent": {}})
     assert any("phone or an email" in m for m in msgs.values())
