@@ -36,14 +36,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Collection, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .web.body import problems
 
 _RSVP = {"REGISTERED": "yes", "CONFIRMED": "yes", "CANCELLED": "no"}
 #: The last second ``datetime`` can hold (9999-12-31T23:59:59Z): a later date is garbled, not read.
 LATEST = 253_402_300_799
-Unix = Annotated[int, Field(ge=0, le=LATEST)]
+#: Seconds since 1970 as Mobilize writes dates; 0 is no date (not 1970-01-01): a ``modified_date``
+#: of 0 leaves its attendance undated (refused), a ``created_date`` of 0 is read as none.
+Unix = Annotated[int, Field(gt=0, le=LATEST)]
 
 
 class _Wire(BaseModel):
@@ -82,7 +84,7 @@ class _Attendance(_Wire):
     id: int
     status: str = ""
     attended: bool | None = None
-    created_date: Unix | None = None
+    created_date: Annotated[Unix | None, BeforeValidator(lambda v: None if v == 0 and type(v) is int else v)] = None
     modified_date: Unix
     event: _Ref
     timeslot: _Timeslot | None = None
@@ -224,7 +226,7 @@ def newest(attendances: list[Any], since: int, until: int) -> int:
 
 
 def modified_of(raw: Any) -> int | None:
-    """An attendance's ``modified_date`` as Mobilize sent it, if it is a whole number (read
-    before ``translate``, which may skip the attendance as malformed)."""
+    """An attendance's ``modified_date`` as Mobilize sent it, if it is a date (a whole number
+    above 0; read before ``translate``, which may skip the attendance as malformed)."""
     date = raw.get("modified_date") if isinstance(raw, dict) else None
-    return date if type(date) is int else None
+    return date if type(date) is int and date > 0 else None

@@ -58,6 +58,14 @@ def test_unmarking_attended_withdraws_the_checkin_and_marking_it_again_checks_in
     assert [e["type"] for e in translate(attendance(3, 7001, "CONFIRMED", 1000, phone="5105550124"), "union-a", EVENTS, {}).events] == ["rsvp"]
 
 
+def test_a_created_date_of_0_is_no_date_and_the_consent_is_dated_when_the_attendance_was_modified():
+    # An outside probe: 0 was read as 1970-01-01, the consent dated then.
+    att = attendance(1, 7001, "REGISTERED", 1764650000, phone="5105550123")
+    att = {**att, "created_date": 0, "person": {**att["person"], "sms_opt_in_status": "OPT_IN"}}
+    (rsvp,) = translate(att, "union-a", EVENTS, {}).events
+    assert rsvp["consent"]["sms"]["given_at"] == rsvp["occurred_at"] == "2025-12-02T04:33:20+00:00"
+
+
 def test_credit_goes_to_the_sponsor_when_it_is_a_coalition_partner():
     att = attendance(1, 7001, "REGISTERED", 1000, phone="5105550123", sponsor=202)
     assert translate(att, "union-a", EVENTS, {101: "union-a", 202: "faith-b"}).partner == "faith-b"
@@ -131,6 +139,7 @@ BAD_SHAPES = {  # attendance 2 as Mobilize should never send it, and the field i
     "timeslot a list": ({**GOOD, "attended": True, "timeslot": [{"start_date": T}]}, "timeslot"),
     "modified_date absurd": ({**GOOD, "modified_date": 10**30}, "modified_date"),
     "modified_date a string": ({**GOOD, "modified_date": str(T + 2)}, "modified_date"),
+    "modified_date 0, no date": ({**GOOD, "modified_date": 0}, "modified_date"),  # an RSVP of 1970 (an outside probe)
     "modified_date in 2096": ({**GOOD, "modified_date": 4_000_000_000}, "occurred_at"),  # the ingress refuses the future
     "id missing": ({k: v for k, v in GOOD.items() if k != "id"}, "id"),
 }
