@@ -344,10 +344,11 @@ def worker() -> None:
         from prometheus_client import start_http_server
 
         from .app import watch_lag
+        from .metrics import worker_scrape
 
         watch_lag(pipeline)
         try:
-            start_http_server(s.metrics_port)
+            start_http_server(s.metrics_port, registry=worker_scrape())
         except OSError as exc:
             raise click.ClickException(f"TURNOUT_METRICS_PORT {s.metrics_port}: cannot serve /metrics there ({exc.strerror or exc}); "
                                        "give each worker a free port of its own") from None

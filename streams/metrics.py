@@ -42,21 +42,35 @@ PROVIDER_ERRORS = Counter("turnout_provider_errors", "Provider refusals (of a re
 CONSUMER_LAG = Gauge("turnout_consumer_lag", "Records on the broker not yet consumed by this worker, per topic (high watermark - position)", ["topic"])
 
 
+#: The families only a worker writes, and only the web app: each process's scrape leaves out the
+#: other's (they would read as zero, or as nothing happening).
+WORKER_ONLY = frozenset(m.describe()[0].name for m in (ASKS, PROVIDER_SECONDS, PROVIDER_ERRORS, CONSUMER_LAG))
+WEB_ONLY = frozenset(m.describe()[0].name for m in (EVENTS_ACCEPTED, EVENTS_REJECTED, TALLY_RECORDS, TALLY_LAG))
+
+
 def exposition(partner_labels: bool) -> bytes:
     """The text a scrape of the web app gets."""
-    return generate_latest(REGISTRY if partner_labels else WithoutPartners(REGISTRY))
+    return generate_latest(Scrape(REGISTRY, leave_out=WORKER_ONLY, partner_labels=partner_labels))
 
 
-class WithoutPartners:
-    """A registry's metrics with the ``partner`` label summed away (``_created`` samples: the
-    earliest), so no partner id appears and every total is unchanged."""
+def worker_scrape() -> "Scrape":
+    """What a worker's ``/metrics`` serves (``TURNOUT_METRICS_PORT``): its own families (none is by partner)."""
+    return Scrape(REGISTRY, leave_out=WEB_ONLY, partner_labels=True)
 
-    def __init__(self, registry: Collector) -> None:
-        self._registry = registry
+
+class Scrape:
+    """A registry's metrics without the families in ``leave_out`` and, unless ``partner_labels``,
+    with the ``partner`` label summed away (``_created`` samples: the earliest), so no partner id
+    appears and every total is unchanged."""
+
+    def __init__(self, registry: Collector, *, leave_out: frozenset[str], partner_labels: bool = False) -> None:
+        self._registry, self._leave_out, self._partner_labels = registry, leave_out, partner_labels
 
     def collect(self) -> Iterator[Metric]:
         for family in self._registry.collect():
-            if not any("partner" in sample.labels for sample in family.samples):
+            if family.name in self._leave_out:
+                continue
+            if self._partner_labels or not any("partner" in sample.labels for sample in family.samples):
                 yield family
                 continue
             merged: dict[tuple[str, tuple[tuple[str, str], ...]], object] = {}

@@ -54,6 +54,7 @@ def test_the_worker_counts_asks_provider_errors_latency_and_lag(make_stack):
     lag = eventually(lambda: {k: v for k, v in samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text).items() if k.startswith("turnout_consumer_lag{")}, timeout=30)
     assert f'turnout_consumer_lag{{topic="{stack.settings.topic_prefix}events"}}' in lag
     assert not [i for i in range(n) if phone(i) in text or phone(i)[2:] in text]
+    assert not [name for name in ("turnout_events_", "turnout_tally_") if name in text]  # the web app's families, not the worker's
 
 
 def test_two_workers_share_a_fan_out_and_nobody_is_texted_twice(make_stack):

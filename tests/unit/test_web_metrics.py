@@ -80,6 +80,8 @@ def test_metrics_count_accepted_and_refused_events_without_partner_ids_or_person
     assert re.search(r"^turnout_events_accepted_created \S+$", text, re.M)  # one first-activity time, not one per partner
     assert "partner=" not in text and "union-a" not in text and "faith-b" not in text
     assert 'turnout_events_rejected_total{reason="signature"}' in text and "turnout_tally_lag" in text
+    # Only the web app's own families (an outside probe: the workers' were listed too, at zero).
+    assert not [name for name in ("turnout_asks", "turnout_provider_", "turnout_consumer_lag") if name in text]
     assert "5550188" not in text and "mia@" not in text
 
 
