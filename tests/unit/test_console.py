@@ -416,3 +416,27 @@ def test_an_edit_of_an_action_changed_since_its_form_was_opened_is_refused_not_l
     assert "changed since this form was opened (now “Vigil (moved)”)" in unescape(page.text)
     again = based_on(client.get("/dashboard/console?action=vigil-1202").text)
     assert client.post("/dashboard/console", data={**FORM, "pledges": "union-a: 12", "based_on": again}).status_code == 200
+
+
+def test_an_edit_starts_from_the_pledges_listed_in_force_and_its_review_says_which_it_takes_back(tmp_path):
+    """An outside probe: the backbone listed faith-b's 30; union-a, the owner, posted a version
+    without pledges (faith-b's stays: a member may take back only its own). The console filled the
+    box from that version, empty, and an organizer who changed only the venue took faith-b's 30
+    back without a word."""
+    from contracts.facts import Pledge
+    from streams.keys import fact_key
+
+    client, _, book = console(tmp_path)
+    owners = ActionEvent.model_validate({**to_event(FORM, "a-2", NOW), "pledges": []})
+    book.apply("action", "vigil-1202", ActionRecord(partner="union-a", action=owners))
+    for partner, count, inline in (("faith-b", 30, True), ("union-a", 12, False)):  # union-a's own pledge: no edit takes it back
+        book.apply("pledge", fact_key("vigil-1202", partner), Pledge(action_id="vigil-1202", partner=partner, count=count,
+                                                                        occurred_at=NOW, event_id=f"p-{partner}", inline=inline, received_at=NOW))
+    sign_in(client, ORGANIZER)
+    page = unescape(client.get("/dashboard/console?action=vigil-1202").text)
+    assert re.search(r'<textarea id="pledges" name="pledges" rows="3">faith-b: 30</textarea>', page), page
+    based_on = unescape(re.search(r'name="based_on" value="([^"]*)"', page)[1])
+    kept = " ".join(unescape(client.post("/dashboard/console", data={**FORM, "pledges": "faith-b: 30", "based_on": based_on}).text).split())
+    assert "Pledges: faith-b: 30." in kept and "Takes back" not in kept
+    dropped = " ".join(unescape(client.post("/dashboard/console", data={**FORM, "pledges": "", "based_on": based_on}).text).split())
+    assert "Takes back the pledge listed for faith-b (30): the form no longer lists it." in dropped

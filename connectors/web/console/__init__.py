@@ -24,7 +24,7 @@ import re
 import secrets
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Mapping
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -128,6 +128,12 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
                if isinstance(pledge := book.fact("pledge", fact_key(action.action_id, pid)), Pledge) and not pledge.inline)
         return owner, tuple(sorted(own))
 
+    def listed(action_id: str) -> dict[str, int]:
+        """The pledges listed inside the action that count now (by partner): what an edit that
+        leaves a line out takes back (the console posts as the backbone, which may list any)."""
+        return {pid: pledge.count for pid in coalition().partners
+                if isinstance(pledge := book.fact("pledge", fact_key(action_id, pid)), Pledge) and pledge.inline}
+
     async def preview(action: ActionEvent, partner: Partner):
         owner, co = sponsors(action, partner)
         req = PreviewAudience(request_id=secrets.token_hex(12), action=action, owner=owner, sponsors=co, requested_at=datetime.now(timezone.utc))
@@ -169,7 +175,8 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
     async def confirmation(request: Request, form: dict[str, str], event: dict, action: ActionEvent | None, partner: Partner) -> HTMLResponse:
         """The page before posting: what it will do, a test send if asked for and, for an alert, the audience."""
         values = {k: v for k, v in {**form, "event_id": event["event_id"]}.items() if k not in ("test_send", "test_phone", "test_email", "test_language")}
-        confirm = summary(event, owner_of(event["action_id"]))
+        owner = owner_of(event["action_id"])
+        confirm = summary(event, owner, listed(event["action_id"]) if owner else {})
         tested = await test_send(request, form, action, partner) if form.get("test_send") == "yes" and action is not None else None
         totals = await preview(action, partner) if event["rapid_response"] and action is not None else None
         extra = {}
@@ -205,7 +212,7 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
                 return refused(no)
             raise
         record = book.action_record(action) if action else None
-        values = from_action(record.action) if record else {"kind": "rally", "time_zone": "America/Los_Angeles", "based_on": ""}
+        values = from_action(record.action, listed(record.action.action_id)) if record else {"kind": "rally", "time_zone": "America/Los_Angeles", "based_on": ""}
         return page(values=values, editing=record is not None, partner=partner)
 
     @r.post("/dashboard/console/check")
@@ -302,9 +309,10 @@ def launch_label(confirm: dict, totals: Totals | None) -> str:
     return f"Send the alert to {confirm['area']} now"
 
 
-def summary(event: dict, owner: str | None) -> dict:
+def summary(event: dict, owner: str | None, listed: Mapping[str, int]) -> dict:
     """What the confirmation page repeats before anything is posted (``owner``: the action's, if
-    it is posted already: an edit keeps it)."""
+    it is posted already: an edit keeps it; ``listed``: the pledges listed in it that count now,
+    of which those the form leaves out are taken back)."""
     action = event  # valid by now: every field is there
     start = datetime.fromisoformat(action["starts_at"])
     area = ", ".join(action["target"]["postal_codes"] + action["target"]["regions"]) or "no target area (nobody is asked)"
@@ -315,4 +323,5 @@ def summary(event: dict, owner: str | None) -> dict:
         "area": area, "channels": channels, "rapid_response": action["rapid_response"],
         "override_quiet_hours": action["override_quiet_hours"],
         "pledges": [f"{p['partner']}: {p['count']}" for p in action["pledges"]],
+        "taken_back": [f"{pid} ({n})" for pid, n in listed.items() if pid not in {p["partner"] for p in action["pledges"]}],
     }

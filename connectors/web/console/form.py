@@ -123,8 +123,13 @@ def to_event(form: Mapping[str, str], event_id: str, occurred_at: datetime) -> d
     return event
 
 
-def from_action(action: ActionEvent) -> dict[str, str]:
-    """The form's fields for editing a posted action (its start as a wall time in its zone)."""
+def from_action(action: ActionEvent, listed: Mapping[str, int] | None = None) -> dict[str, str]:
+    """The form's fields for editing a posted action (its start as a wall time in its zone); the
+    pledges as it lists them, and ``listed`` (the pledges listed in it that count now, by partner)
+    that it does not: one a version posted since left out still counts, and leaving its line out
+    of the edit would take it back unseen."""
+    pledged = {p.partner: p.count for p in action.pledges}
+    pledged.update((pid, n) for pid, n in (listed or {}).items() if pid not in pledged)
     loc, t = action.location, action.templates
     out = {
         "action_id": action.action_id, "title": action.title, "kind": action.kind, "time_zone": action.time_zone,
@@ -133,7 +138,7 @@ def from_action(action: ActionEvent) -> dict[str, str]:
         "venue": loc.venue or "", "address_lines": "\n".join(loc.address_lines), "locality": loc.locality or "",
         "region": loc.region or "", "location_postal_code": loc.postal_code or "",
         "target_postal_codes": ", ".join(action.target.postal_codes), "target_regions": ", ".join(action.target.regions),
-        "pledges": "\n".join(f"{p.partner}: {p.count}" for p in action.pledges),
+        "pledges": "\n".join(f"{pid}: {n}" for pid, n in pledged.items()),
         "rapid_response": "yes" if action.rapid_response else "", "override_quiet_hours": "yes" if action.override_quiet_hours else "",
         "based_on": version(action),  # the version this edit starts from (``version_problem``)
     }
