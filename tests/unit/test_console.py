@@ -273,6 +273,10 @@ def test_only_organizers_and_backbone_admins_use_the_console(tmp_path):
     assert "the console is for organizers and the backbone partner" in page.text
     assert client.get("/dashboard/console", headers={"Accept": "application/json"}).json()["detail"]
     assert client.post("/dashboard/console", data={**FORM, "confirmed": "yes"}).status_code == 403
+    # The form sent from a browser: a page too (an outside probe: JSON); the page's script still gets JSON.
+    sent = client.post("/dashboard/console", data={**FORM, "confirmed": "yes"}, headers={"Accept": "text/html,application/xhtml+xml"})
+    assert sent.status_code == 403 and sent.headers["content-type"].startswith("text/html") and "the console is for organizers" in sent.text
+    assert client.post("/dashboard/console", data=FORM, headers={"Accept": "application/json"}).json()["detail"]
 
 
 def test_without_a_backbone_partner_an_organizer_is_told_why(tmp_path):

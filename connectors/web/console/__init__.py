@@ -201,16 +201,21 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         body = env.get_template("refused.html").render(title=title, detail=no.detail, signed_out=signed_out)
         return HTMLResponse(body, status_code=no.status_code, headers=HEADERS)
 
+    def poster_or_page(request: Request) -> Partner | Response:
+        """``poster``, or its refusal as a page for a browser (the page's script gets the JSON error)."""
+        try:
+            return poster(request)
+        except HTTPException as no:
+            if wants_json(request):
+                raise
+            return refused(no)
+
     @r.get("/dashboard/console")
     async def editor(request: Request, action: str | None = None) -> Response:
         if access.viewer(request) is None:
             return RedirectResponse("/dashboard/login?next=/dashboard/console", status_code=303)
-        try:
-            partner = poster(request)
-        except HTTPException as no:
-            if not wants_json(request):
-                return refused(no)
-            raise
+        if isinstance(partner := poster_or_page(request), Response):
+            return partner
         record = book.action_record(action) if action else None
         values = from_action(record.action, listed(record.action.action_id)) if record else {"kind": "rally", "time_zone": "America/Los_Angeles", "based_on": ""}
         return page(values=values, editing=record is not None, partner=partner)
@@ -233,7 +238,8 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
         if access.viewer(request) is None and not wants_json(request):
             # A session that ended while the form was being written: a page that says what to do, not JSON.
             return refused(HTTPException(401, "not signed in"), signed_out=True)
-        partner = poster(request)
+        if isinstance(partner := poster_or_page(request), Response):
+            return partner
         form = await form_of(request)
         event, errors, action = checked(form, partner)
         # An edit's form says so (``based_on``, the version it was opened at): a new action's form
