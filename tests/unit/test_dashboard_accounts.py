@@ -296,7 +296,12 @@ def test_an_admin_invites_and_removes_its_own_partners_staff(web):
     assert r.status_code == 201, r.text
     invited = r.json()
     assert (invited["email"], invited["partner"], invited["role"], invited["status"]) == ("volunteer@faith-b.example.org", "faith-b", "viewer", "invited")
-    assert invited["link"].startswith("http://testserver/dashboard/welcome#")
+    # At TURNOUT_PUBLIC_URL, as the CLI's, whatever Host the request named (an outside probe: a
+    # request to the web app by another name, or through a proxy, got a link to that name).
+    assert invited["link"].startswith(f"{web.settings.public_url.rstrip('/')}/dashboard/welcome#"), invited["link"]
+    elsewhere = web.client.post("/dashboard/accounts", json={"email": "v2@faith-b.example.org", "role": "viewer"}, headers={"Host": "evil.example.net"})
+    assert elsewhere.status_code == 201 and "evil.example.net" not in elsewhere.json()["link"]
+    assert web.client.delete("/dashboard/accounts/v2@faith-b.example.org").status_code == 204
     newcomer = web.instance()
     assert welcome(newcomer, invited["link"].split("#", 1)[1]).status_code == 303
     assert newcomer.get("/dashboard/view").json()["viewer"]["partner"] == "faith-b"

@@ -85,7 +85,7 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
             refused_together(lambda: check_manager(manager(viewer), body.role, partner), lambda: email_of(body.email), known_partner)
             account, token = await accounts.invite(body.email, body.role, partner, viewer.email or "organizer token",
                                                    datetime.now(timezone.utc), s.invite_hours, manager(viewer))
-        return Invited(**AccountView.of(account).model_dump(), link=invite_link(str(request.base_url), token))
+        return Invited(**AccountView.of(account).model_dump(), link=invite_link(s.public_url, token))  # as the CLI writes it, whatever Host the request named
 
     @r.delete("/dashboard/accounts/{email}", status_code=204, summary="Remove an account: its sessions end at once",
               responses=documented(403, 404, 503, s403="Not an admin or organizer", s404="No such account (among the admin's partner's)"))
