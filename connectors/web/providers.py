@@ -22,7 +22,7 @@ import re
 import time
 import unicodedata
 from datetime import datetime, timezone
-from typing import get_args
+from typing import Collection, get_args
 from urllib.parse import parse_qsl
 
 from cryptography.exceptions import InvalidSignature
@@ -140,7 +140,7 @@ def router(s: Settings, publisher: Publisher) -> APIRouter:
             return Response(EMPTY_TWIML, media_type="text/xml")
         body = form.get("Body", "")
         whole = body.strip().upper() in TWILIO_KEYWORDS  # Twilio's opt-out handling takes a keyword as the whole text only
-        event = SmsReply(message_sid=form.get("MessageSid", ""), keyword=reply_keyword(body), sender=pk,
+        event = SmsReply(message_sid=form.get("MessageSid", ""), keyword=reply_keyword(body, (s.sms_footer, s.sms_footer_es)), sender=pk,
                          opt_out_handled_by_twilio=s.twilio_advanced_opt_out and whole, opt_in_counts=whole)
         await write([ProviderEnvelope(person_key=pk, received_at=_now(), event=event)])
         return Response(EMPTY_TWIML, media_type="text/xml")
@@ -237,21 +237,52 @@ def _fresh(timestamp: str, now: float, window: int) -> bool:
     return seconds is not None and now - window <= seconds <= now + SENDGRID_SKEW
 
 
-def reply_keyword(body: str) -> str:
-    """The keyword an inbound SMS says (STOP, YES, SÍ, HELP…): an opt-out word anywhere in it
-    ("Please stop": the FCC's revocation rule takes its words as a reasonable person reads them,
-    and when in doubt nobody is texted; "opt out" or "opt-out" is OPTOUT), else its first word
-    ("yes, see you there"); each word a run of letters, upper-cased, in Unicode's compatibility
-    form (NFKC: a full-width "ＳＴＯＰ" or a decomposed "Sí" is the same word); '' when that is no
-    keyword (a name, say: only keywords are kept). What it means is
-    ``agents.outreach.receipts.reply_kind``'s decision."""
-    words = [m.group().upper() for m in _WORD.finditer(unicodedata.normalize("NFKC", body))]
+def reply_keyword(body: str, ours: Collection[str] = ()) -> str:
+    """The keyword an inbound SMS says (STOP, YES, SÍ, HELP…), read as a reasonable person reads
+    it (the FCC's revocation rule: consent is revoked by any reasonable means, and when in doubt
+    nobody is texted): an opt-out anywhere in it, as a word ("Please stop"; but "stop by" is
+    coming over) or in other words ("opt me out", "don't text me", "no more texts", "S T O P",
+    "dame de baja": OPTOUT), else its first word ("yes, see you there"; AYUDA is HELP). Each word
+    a run of letters, upper-cased, in Unicode's compatibility form (NFKC: a full-width "ＳＴＯＰ"
+    or a decomposed "Sí" is the same word); '' when that is no keyword (a name, say: only
+    keywords are kept). Our own text quoted in the reply is not read: a phone's reaction to it
+    ("Liked “…”", sent as an SMS: nothing at all) or a quote holding one of ``ours`` (our SMS
+    footers, with their STOP). What it means is ``agents.outreach.receipts.reply_kind``'s decision."""
+    words = [m.group().upper() for m in _WORD.finditer(unquoted(unicodedata.normalize("NFKC", body), ours))]
     for i, word in enumerate(words):
-        if word in OPT_OUT_WORDS:
+        if word in OPT_OUT_WORDS and not (word == "STOP" and words[i + 1 : i + 2] == ["BY"]):
             return word
-        if word == "OPT" and words[i + 1 : i + 2] == ["OUT"]:
-            return "OPTOUT"
-    return words[0] if words and words[0] in KEYWORDS else ""
+    if "STOP" in "".join(w if len(w) == 1 else " " for w in words).split():
+        return "STOP"  # spelled out: "S T O P", "s.t.o.p"
+    if _OPT_OUT_PHRASE.search(" ".join(words)):
+        return "OPTOUT"
+    first = words[0] if words else ""
+    return "HELP" if first == "AYUDA" else first if first in KEYWORDS else ""
+
+
+#: Opting out in other words, in English and Spanish (the words of a reply, upper-cased, one space apart).
+_TEXTS = r"(?:TEXT|TEXTS|TEXTING|MESSAGE|MESSAGES|MESSAGING|MSG|MSGS|SMS|CONTACT|SEND)"
+_OPT_OUT_PHRASE = re.compile(
+    rf"\b(?:OPT (?:ME )?OUT|REMOVE (?:ME|MY)|TAKE ME OFF|(?:DON T|DONT|DO NOT) {_TEXTS}|NO MORE {_TEXTS}"
+    r"|BAJA|CANCELAR|NO ME (?:MANDEN|MANDES|ENVÍEN|ENVÍES|ENVIEN|ENVIES|ESCRIBAN|ESCRIBAS)|NO M[AÁ]S MENSAJES)\b")
+#: The words an iPhone (or an Android phone) writes before the text it quotes when a reaction to
+#: it goes out as an SMS ("Liked “…”", "Le gustó “…”").
+_REACTION = re.compile(r"\s*(?:liked|loved|disliked|laughed at|emphasi[sz]ed|questioned|removed an? \w+ from|reacted \S{1,8} to"
+                       r"|le gustó|le encantó|no le gustó|le hizo reír|le dio risa|enfatizó|destacó|cuestionó|reaccionó con \S{1,8} a)"
+                       r"\s*([“\"«„])", re.IGNORECASE)
+_CLOSING = {"“": "”", '"': '"', "«": "»", "„": "“”"}
+_QUOTED = re.compile(r'“[^”]*”|"[^"]*"|«[^»]*»|„[^“”]*[“”]')
+
+
+def unquoted(text: str, ours: Collection[str]) -> str:
+    """``text`` without the text of ours it quotes: a reaction's quote (to its closing mark, or
+    to the end when the phone cut it short) and any quote that holds one of ``ours``."""
+    if reaction := _REACTION.match(text):
+        rest = text[reaction.end():]
+        end = min((i for c in _CLOSING[reaction.group(1)] if (i := rest.find(c)) >= 0), default=len(rest))
+        text = rest[end + 1:]
+    plain = [" ".join(o.casefold().split()) for o in ours if o.strip()]
+    return _QUOTED.sub(lambda q: " " if any(o in " ".join(q.group().casefold().split()) for o in plain) else q.group(), text)
 
 
 def _verified(public_key: str, body: bytes, signature: str, timestamp: str) -> bool:

@@ -135,6 +135,43 @@ def test_a_reply_is_reduced_to_an_opt_out_word_it_holds_else_its_first_word_when
     assert reply_keyword(body) == keyword
 
 
+OURS = ("Reply YES to RSVP, STOP to opt out", "Responde SI para confirmar, STOP para no recibir mensajes")
+TEXT = "Fair Care Coalition: Rally at City Hall, Sat 6pm: https://t.example.org/r/a/b\nReply YES to RSVP, STOP to opt out"
+
+
+@pytest.mark.parametrize("body, keyword", [
+    # A phone's reaction quotes the text it reacts to, footer and all (an outside probe: each of
+    # these opted the person out, with "You are unsubscribed" texted back): a reaction says nothing.
+    (f"Liked “{TEXT}”", ""), (f"Loved “{TEXT}”", ""), (f"Emphasized “{TEXT}”", ""), (f"Questioned “{TEXT}”", ""),
+    (f"Laughed at “{TEXT}”", ""), (f'Liked "{TEXT}"', ""), (f"Removed a like from “{TEXT}”", ""), (f"Reacted 🙏 to “{TEXT}”", ""),
+    (f"Le gustó “Rally hoy. {OURS[1]}”", ""), ("Liked “Stop the cuts: rally at City Hall, Sat 6…", ""),  # cut short: a reaction still
+    # A reply quoting our text is read without the quote.
+    (f"Yes! “{TEXT}”", "YES"), (f"STOP “{TEXT}”", "STOP"), (f"“{TEXT}” yes", "YES"),
+    # A quote of something else is read: a person may quote the word itself.
+    ("“STOP”", "STOP"), ('Please "stop" texting me', "STOP"), ("Liked it, but STOP", "STOP"),
+    # Said in other words, the FCC's "any reasonable means" (an outside probe: each was texted the next alert).
+    ("Opt me out", "OPTOUT"), ("Remove me from this list", "OPTOUT"), ("please remove my number", "OPTOUT"),
+    ("No more texts please", "OPTOUT"), ("no more messages", "OPTOUT"), ("S T O P", "STOP"), ("s.t.o.p", "STOP"),
+    ("Please don't text me again", "OPTOUT"), ("Do not text me", "OPTOUT"), ("dont message me", "OPTOUT"),
+    ("take me off your list", "OPTOUT"), ("BAJA", "OPTOUT"), ("dame de baja", "OPTOUT"), ("no me manden mensajes", "OPTOUT"),
+    ("No más mensajes", "OPTOUT"), ("cancelar", "OPTOUT"), ("AYUDA", "HELP"), ("ayuda por favor", "HELP"),
+    # ... and not every "stop" or "don't" is one.
+    ("Yes, I'll stop by after work!", "YES"), ("Don't worry, I'll be there", ""), ("yes! no more than 10 min late", "YES"),
+    ("Yes, stop by stop", "STOP"),
+])
+def test_a_reply_is_read_as_a_reasonable_person_reads_it(body, keyword):
+    assert reply_keyword(body, OURS) == keyword
+
+
+def test_the_inbound_webhook_reads_a_reaction_to_our_text_as_nothing(tmp_path):
+    s = Settings(coalition=tmp_path / "c.toml", person_key_secret=SecretStr("k"), kafka_bootstrap_servers="unused:9092",
+                 public_url=PUBLIC, twilio_auth_token=SecretStr(TOKEN), sms_footer="Text YES to come, STOP to end these")
+    pub = ListPublisher()
+    client = TestClient(create_app(s, publisher=pub, book=TallyBook()))
+    twilio_post(client, "/v1/providers/twilio/inbound", {"From": "+15105550123", "Body": "Yes! “Rally 6pm. Text YES to come, STOP to end these”", "MessageSid": "SM6"})
+    assert [e.event.keyword for e in written(pub, s)] == ["YES"]  # the configured footer, quoted, is ours
+
+
 def test_signed_sendgrid_events_are_verified_with_ecdsa(env):
     client, pub, signer, s = env
     body = json.dumps([{"event": "delivered", "sg_event_id": "e1", "sg_message_id": "m1", "email": "ana@example.org", "ask_id": ASK.replace(":sms", ":email")},
