@@ -34,7 +34,7 @@ def control_router(sb: "Sandbox") -> APIRouter:
     async def inbox_count(channel: str | None = None) -> dict:
         counts = [c for name, c in sb.counts.items() if channel is None or name == channel]
         return {"count": sum(c["count"] for c in counts), "first": min((c["first"] for c in counts), default=None),
-                "last": max((c["last"] for c in counts), default=None)}
+                "last": max((c["last"] for c in counts), default=None), "in_flight": sb.requests_in_flight}
 
     @router.get("/_sandbox/attempts")
     async def attempts(channel: str | None = None) -> list[dict]:

@@ -12,7 +12,8 @@ Messages newest first (``twilio_list``, what ``TwilioSms.find`` reads); of SendG
                                           ``left`` / ``left_at`` (when it left its queue; null
                                           until then, and for good if it failed in the queue)
 - ``GET /_sandbox/inbox/count``           how many were accepted and when the first and last were
-                                          (``?channel=``; cheap enough to poll, unlike the inbox)
+                                          (``?channel=``; cheap enough to poll, unlike the inbox),
+                                          and ``in_flight``: Twilio API requests being answered
 - ``GET /_sandbox/queue``                 the SMS queues, cheap to poll: ``{"sms_mps", "waiting",
                                           "left": {"count", "first", "last"}, "expired",
                                           "overflowed"}``: texts waiting; texts that left and the

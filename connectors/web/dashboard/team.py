@@ -85,7 +85,7 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
             refused_together(lambda: check_manager(manager(viewer), body.role, partner), lambda: email_of(body.email), known_partner)
             account, token = await accounts.invite(body.email, body.role, partner, viewer.email or "organizer token",
                                                    datetime.now(timezone.utc), s.invite_hours, manager(viewer))
-        return Invited(**AccountView.of(account).model_dump(), link=invite_link(s.public_url, token))  # as the CLI writes it, whatever Host the request named
+        return Invited(**AccountView.of(account).model_dump(), link=invite_link(address(s, request), token))
 
     @r.delete("/dashboard/accounts/{email}", status_code=204, summary="Remove an account: its sessions end at once",
               responses=documented(403, 404, 503, s403="Not an admin or organizer", s404="No such account (among the admin's partner's)"))
@@ -96,6 +96,12 @@ def router(s: Settings, access: Access, accounts: AccountStore, coalition: Calla
         return Response(status_code=204)
 
     return r
+
+
+def address(s: Settings, request: Request) -> str:
+    """Where the dashboard's sign-in links point: ``TURNOUT_PUBLIC_URL`` when it is set (as the
+    CLI's: a proxy or a forged Host would name another), else where the request came."""
+    return s.public_url if "public_url" in s.model_fields_set else str(request.base_url)
 
 
 def refused_together(*checks: Callable[[], object]) -> None:
