@@ -318,6 +318,7 @@ def build(s: Settings) -> Pipeline:
         value_serializer="raw",
     )
     app.flow_control = transport.FlowControl()  # fix 5; set before any agent's buffer joins it
+    app.lease = transport.Lease(s.session_timeout - s.heartbeat_interval)  # fix 8
 
     pending = PendingWrites()
     writes = Writes(app)

@@ -10,10 +10,12 @@ what reached the changelog and the topics.
 from __future__ import annotations
 
 import json
+import math
 from types import SimpleNamespace
 from typing import Any
 
 from streams.app import FactTable, PendingWrites, Pipeline, count_ask
+from streams.transport import Lease
 from streams.topology import ACTIONS, ASKS, ATTENDANCE, DEFERRED, ERASURES, IDENTITIES, MEMBERSHIPS, MERGES, PEOPLE, PLEDGES, RECENT_ASKS
 
 
@@ -79,7 +81,7 @@ def memory_pipeline(partitions: int = 4) -> Pipeline:
 
     topic = lambda: MemoryTopic(partitions)  # noqa: E731
     return Pipeline(
-        app=SimpleNamespace(consumer_generation_id=1, flow_control=Flow(), crash=_crashed),
+        app=SimpleNamespace(consumer_generation_id=1, flow_control=Flow(), crash=_crashed, lease=Lease(math.inf, 0.0)),
         events=topic(), dead_letters=topic(), people=table(PEOPLE), memberships=table(MEMBERSHIPS),
         attendance=table(ATTENDANCE), pledges=table(PLEDGES), actions=table(ACTIONS), targeting=topic(),
         asks_topic=topic(), provider=topic(), asks=table(ASKS, count_ask), recent_asks=table(RECENT_ASKS),

@@ -31,7 +31,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any, AsyncIterator, Callable, Collection, Coroutine, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Collection, Coroutine, Mapping, NamedTuple, Protocol, Sequence
 
 from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id, parse_ask_id
 from contracts.events import ActionEvent, grace_start
@@ -73,16 +73,18 @@ class Outbox(Protocol):
     """The providers, as the send agent needs them (wired in ``connectors.providers``)."""
 
     async def send(self, asks: Sequence[AskCommand], validity: Callable[[AskCommand], int | None],
-                   wanted: Callable[[AskCommand], bool]) -> list[SendResult]:
+                   wanted: Callable[[AskCommand], bool], ours: Callable[[AskCommand], Awaitable[bool]]) -> list[SendResult]:
         """Hand every ask to its provider (with retries); one result per ask handed over.
         ``validity(text)``: an SMS ask's ValidityPeriod, asked again right before each request
-        (it counts from then). ``wanted(ask)``, asked right before each request: ``False`` (an
-        erasure or opt-out since the chunk was marked) and the ask is not sent, and has no result."""
+        (it counts from then). ``ours(ask)`` and then ``wanted(ask)``, asked right before each
+        request: ``False`` (the worker no longer owns it; an erasure or opt-out since the chunk
+        was marked) and the ask is not sent, and has no result."""
 
-    async def recover(self, ask: AskCommand, since: datetime) -> SendResult | None:
-        """Whether the provider already has ``ask`` (handed over at or after ``since`` by a
-        worker that died before the answer): its result if so or if that cannot be known
-        (in doubt), ``None`` if it certainly does not."""
+    async def recover(self, orphans: Sequence[tuple[AskCommand, datetime]]) -> list[SendResult | None]:
+        """For each ask and when it was marked, whether the provider already has it (handed
+        over since by a worker that died before the answer): its result if so or if that cannot
+        be known (in doubt), ``None`` if it certainly does not. Asked no sooner than a request
+        of the dead worker could still be answered."""
 
     def reply(self, to: str, body: str) -> None:
         """Queue a plain text reply (HELP) and return at once: a slow provider must not hold
@@ -479,14 +481,14 @@ async def hand_over(p: Pipeline, o: Outreach, chunks: AsyncIterator[list[Queued]
         async for chunk in chunks:
             taken, task = await o.handing.take(len(chunk)), None
             try:
-                if not owned(chunk):
+                if not await confirmed(p, owned, chunk):
                     break  # the rest is read again by the partition's new owner
                 ready = await prepare(p, o, chunk)
-                if ready and not owned([r.item for r in ready]):
+                if ready and not await confirmed(p, owned, [r.item for r in ready]):
                     await hand_back(p, o, ready)
                     break
                 if ready:
-                    task = asyncio.ensure_future(send_chunk(p, o, ready))
+                    task = asyncio.ensure_future(send_chunk(p, o, ready, owned))
                     task.add_done_callback(lambda _, n=taken: o.handing.give(n))
                     in_flight.append(task)
             finally:
@@ -499,6 +501,23 @@ async def hand_over(p: Pipeline, o: Outreach, chunks: AsyncIterator[list[Queued]
     finally:
         for task in in_flight:  # only after a failure: those asks stay "sending", orphaned
             task.cancel()
+
+
+#: How often a worker whose lease on its partitions lapsed looks again (``confirmed``).
+LEASE_POLL = 0.05
+
+
+async def confirmed(p: Pipeline, owned: Callable[[list[Queued]], bool], items: list[Queued]) -> bool:
+    """Whether ``items`` are still this worker's to mark or hand over, as the broker last said:
+    ``owned`` (read under the consumer generation in force, no rebalance under way) and the
+    group's lease held (``streams.transport.Lease``: a heartbeat answered within the session
+    timeout). A worker frozen past its session (SIGSTOP, a paused VM) believes it owns its
+    partitions until a heartbeat is refused: it waits for a heartbeat answered, or for the
+    rebalance that takes the items away (an outside probe: resumed, it texted 71 people the new
+    owner had texted already)."""
+    while owned(items) and not p.app.lease.held():
+        await asyncio.sleep(LEASE_POLL)
+    return owned(items)
 
 
 async def prepare(p: Pipeline, o: Outreach, chunk: list[Queued]) -> list[Ready]:
@@ -563,28 +582,34 @@ def settled_elsewhere(p: Pipeline, item: Queued, state: AskFact | None, now: dat
     return True
 
 
-async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
-    """Hand the chunk over. A text whose window has closed by its request (``window_closed``:
-    the chunk before took that long) is decided again instead; orphaned asks are first looked up."""
+async def send_chunk(p: Pipeline, o: Outreach, ready: list[Ready], owned: Callable[[list[Queued]], bool]) -> None:
+    """Hand the chunk over, each text only while ``confirmed`` this worker's (else it is left
+    ``sending``, for the partition's new owner to look up). A text whose window has closed by its
+    request (``window_closed``: the chunk before took that long) is decided again instead;
+    orphaned asks are first looked up."""
     try:
-        await _send_chunk(p, o, ready)
+        await _send_chunk(p, o, ready, owned)
     finally:  # recorded, or (a failure) left "sending" for whoever replays them
         o.sending.difference_update(r.item.ask.ask_id for r in ready)
 
 
-async def _send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
+async def _send_chunk(p: Pipeline, o: Outreach, ready: list[Ready], owned: Callable[[list[Queued]], bool]) -> None:
     assert o.outbox is not None
-    now, results, go = o.clock(), {}, []
+    now, results = o.clock(), {}
     ready, readable = opened(p, o, ready, now)
-    for r in ready:
-        if r.orphaned and (found := await o.outbox.recover(readable[r.item.ask.ask_id], r.previous.marked_at or r.previous.updated_at)) is not None:
-            results[r.item.ask.ask_id] = found
-        else:
-            go.append(r)
-    if orphans := sum(r.orphaned for r in ready):
-        log.info("looked up %d asks a stopped worker left sending: %d at the provider, %d in doubt, %d sent now", orphans,
-                 sum(res.ok for res in results.values()), sum(res.in_doubt for res in results.values()), orphans - len(results))
+    if orphans := [r for r in ready if r.orphaned]:
+        found = await o.outbox.recover([(readable[r.item.ask.ask_id], r.previous.marked_at or r.previous.updated_at) for r in orphans])
+        if not await confirmed(p, owned, [r.item for r in ready]):
+            return  # taken away while looking: left as they were, for the new owner
+        results.update({r.item.ask.ask_id: result for r, result in zip(orphans, found) if result is not None})
+        log.info("looked up %d asks a stopped worker left sending: %d at the provider, %d in doubt, %d sent now", len(orphans),
+                 sum(res.ok for res in results.values()), sum(res.in_doubt for res in results.values()), len(orphans) - len(results))
+    go = [r for r in ready if r.item.ask.ask_id not in results]
     closes = {r.item.ask.ask_id: r.closes for r in go}
+    items = {r.item.ask.ask_id: r.item for r in go}
+
+    async def ours(ask: AskCommand) -> bool:  # still this worker's, right before its request
+        return await confirmed(p, owned, [items[ask.ask_id]])
 
     def validity(ask: AskCommand) -> int:  # a text's, counted from each request however long the chunk takes
         return validity_seconds(o.clock(), closes[ask.ask_id])
@@ -599,7 +624,7 @@ async def _send_chunk(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
             closed.add(ask.ask_id)
         return reason is None and ask.ask_id not in closed
 
-    results.update({res.ask_id: res for res in await o.outbox.send([readable[r.item.ask.ask_id] for r in go], validity, wanted)})
+    results.update({res.ask_id: res for res in await o.outbox.send([readable[r.item.ask.ask_id] for r in go], validity, wanted, ours)})
     done = o.clock()
     for r in go:
         if r.item.ask.ask_id in results:

@@ -16,7 +16,7 @@ import random
 import time
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
-from typing import Callable, Iterator, Sequence
+from typing import Awaitable, Callable, Iterator, Sequence
 
 from contracts.asks import AskCommand, SendResult
 
@@ -27,7 +27,7 @@ from .email import EmailMessage, EmailSender, SendGridEmail
 from .errors import ProviderError, RetryLater
 from .ratelimit import TokenBucket
 from .retry import with_retries
-from .sms import SmsSender, TwilioSms, escaped
+from .sms import TIMEOUT as SMS_TIMEOUT, SmsSender, TwilioSms, escaped
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,18 @@ log = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(minutes=10)
 
 
+async def _ours(ask: AskCommand) -> bool:
+    return True
+
+
 class ProviderOutbox:
     def __init__(self, sms: SmsSender, email: EmailSender, public_url: str, *, attempts: int = 8,
-                 base: float = 0.2, cap: float = 20.0, rng: random.Random | None = None, concurrency: int = 0) -> None:
+                 base: float = 0.2, cap: float = 20.0, rng: random.Random | None = None, concurrency: int = 0,
+                 answered_within: float = 0.0) -> None:
         self.sms, self.email = sms, email
+        #: How long after it was sent a text's request may still be answered (the SMS sender's
+        #: timeout): a dead worker's texts are looked up no sooner (``recover``).
+        self.answered_within = answered_within
         # Texts in flight (0: the sender's own bound only). Held here, not only in the sender, so
         # that a text is checked (``wanted``, ``validity``) once it has its slot, right before
         # its request, not when its chunk was handed over: a chunk waits for slots a while.
@@ -50,17 +58,26 @@ class ProviderOutbox:
         self.replies: set[asyncio.Task] = set()
 
     async def send(self, asks: Sequence[AskCommand], validity: Callable[[AskCommand], int | None],
-                   wanted: Callable[[AskCommand], bool] = lambda ask: True) -> list[SendResult]:
-        """One result per ask handed over; an ask that ``wanted`` refuses right before its
-        request is not sent and has none (``agents.outreach.agents.Outbox``)."""
-        texts = [self._text(a, validity, wanted) for a in asks if a.channel == "sms"]
+                   wanted: Callable[[AskCommand], bool] = lambda ask: True, ours: Callable[[AskCommand], Awaitable[bool]] = _ours) -> list[SendResult]:
+        """One result per ask handed over; an ask that ``ours`` or ``wanted`` refuses right
+        before its request is not sent and has none (``agents.outreach.agents.Outbox``)."""
+        texts = [self._text(a, validity, wanted, ours) for a in asks if a.channel == "sms"]
         results = [r for r in await asyncio.gather(*texts) if r is not None]
-        return results + await self._emails([a for a in asks if a.channel == "email" and wanted(a)])
+        emails = [a for a in asks if a.channel == "email" and await ours(a) and wanted(a)]
+        return results + await self._emails(emails)
 
-    async def recover(self, ask: AskCommand, since: datetime) -> SendResult | None:
+    async def recover(self, orphans: Sequence[tuple[AskCommand, datetime]]) -> list[SendResult | None]:
         """Twilio lists the messages it has for a number: a text found there with this body,
         created since the mark (by the system clock, give or take ``CLOCK_SKEW``), was handed
-        over by the worker that died. Email has no such lookup: in doubt."""
+        over by the worker that died. Its last requests may still be with Twilio (a slow
+        answer): the look-ups wait ``answered_within`` first, from now, since it died before now
+        (an outside probe: a provider answering in 20 s, a dead worker's texts were looked up
+        after 8 and sent again). Email has no such lookup: in doubt."""
+        if self.answered_within and any(ask.channel == "sms" for ask, _ in orphans):
+            await asyncio.sleep(self.answered_within)
+        return [await self._recover(ask, since) for ask, since in orphans]
+
+    async def _recover(self, ask: AskCommand, since: datetime) -> SendResult | None:
         if ask.channel != "sms":
             return SendResult(ask_id=ask.ask_id, error="its worker stopped mid-send", in_doubt=True)
         try:
@@ -103,10 +120,10 @@ class ProviderOutbox:
         self.email.close()
 
     async def _text(self, ask: AskCommand, validity: Callable[[AskCommand], int | None],
-                    wanted: Callable[[AskCommand], bool]) -> SendResult | None:
+                    wanted: Callable[[AskCommand], bool], ours: Callable[[AskCommand], Awaitable[bool]]) -> SendResult | None:
         async def once():
             async with self.slots or nullcontext():
-                if not wanted(ask):
+                if not (await ours(ask) and wanted(ask)):
                     return None
                 with timed("twilio"):
                     return await self.sms.send(ask.to, ask.body, status_callback=self.callback + escaped(ask.ask_id.encode()).decode(),
@@ -179,4 +196,4 @@ def outbox_from(s: Settings) -> ProviderOutbox:
         s.sendgrid_api_key, from_email=s.sendgrid_from, base_url=s.sendgrid_base_url or "https://api.sendgrid.com",
         bucket=TokenBucket(s.email_rate or None), **timeout,  # each ask carries its own signed unsubscribe link
     )
-    return ProviderOutbox(sms, email, s.public_url, concurrency=s.send_concurrency)
+    return ProviderOutbox(sms, email, s.public_url, concurrency=s.send_concurrency, answered_within=s.provider_timeout or SMS_TIMEOUT)

@@ -35,6 +35,8 @@ from twilio.rest.api.v2010.account.message import MessageList
 from .errors import CARRIER_FILTER_ATTEMPTS, CARRIER_FILTERED, PermanentFailure, ProviderError, RetryLater, classify_twilio
 
 
+#: Seconds a request to Twilio may take, unless ``TURNOUT_PROVIDER_TIMEOUT`` says otherwise.
+TIMEOUT = 10.0
 #: Messages per page when ``find`` reads Twilio's Messages list.
 FIND_PAGE_SIZE = 50
 #: Seconds an idle connection to the provider may be reused: under the keep-alive of the
@@ -220,7 +222,7 @@ class TwilioSms:
         from_number: str | None = None,
         base_url: str | None = None,
         concurrency: int = 8,
-        timeout: float = 10.0,
+        timeout: float = TIMEOUT,
     ) -> None:
         if (messaging_service_sid is None) == (from_number is None):
             raise ValueError("give exactly one of messaging_service_sid and from_number")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -279,9 +280,11 @@ def test_a_partition_revoked_mid_batch_stops_sending_and_hands_marked_asks_back(
         return not any(k == command(2).ask_id and v["status"] == "sending" for _, k, v in p.asks.table.changelog)
 
     run(p, o, [command(i) for i in range(6)], owns=owns)
-    assert [s["to"] for s in sms.sent] == ["+15105550000", "+15105550001"]
-    # Chunk 2 was marked "sending" and is handed back as it was; chunk 3 was never touched.
-    assert [status(p, i) for i in range(6)] == ["sent", "sent", "planned", "planned", "planned", "planned"]
+    # Chunk 1's texts, whose requests came after the revoke, are not sent: each text is checked
+    # right before its request, and left "sending" for the new owner to look up. Chunk 2 was
+    # marked "sending" and is handed back as it was; chunk 3 was never touched.
+    assert sms.sent == []
+    assert [status(p, i) for i in range(6)] == ["sending", "sending", "planned", "planned", "planned", "planned"]
     marks = [value["status"] for _, k, value in p.asks.table.changelog if k == command(2).ask_id]
     assert marks == ["planned", "sending", "planned"]
 
@@ -560,3 +563,58 @@ def test_a_merged_person_is_planned_again_only_for_alerts_posted_since_their_rec
     plan_again(p, o, 3, key(2), posted + timedelta(minutes=5))  # one learnt of after it: missed, as a later sign-up is
     assert [(k, json.loads(v)["person"], part) for k, v, part in p.targeting.sent] == [("after", key(1), 2)]
     assert set(o.fanned_out) == {"after"}  # the alert whose asks can no longer go is forgotten
+
+
+class Heartbeats:
+    """A lease that lapsed: held again from the ``answered``-th look on (a heartbeat answered),
+    or never, the group moving the partition on at the ``refused``-th look (a heartbeat refused)."""
+
+    def __init__(self, answered: int | None = None, refused: int | None = None) -> None:
+        self.looks, self.answered, self.refused, self.revoked = 0, answered, refused, False
+
+    def held(self) -> bool:
+        self.looks += 1
+        self.revoked = self.revoked or (self.refused is not None and self.looks >= self.refused)
+        return self.answered is not None and self.looks >= self.answered
+
+
+def test_a_worker_whose_lease_lapsed_sends_once_a_heartbeat_is_answered_and_nothing_if_the_group_moved_on():
+    """An outside probe: a worker frozen past its session timeout, resumed, texted people its
+    partitions' new owner had texted already. It cannot know it lost them until a heartbeat is
+    answered or refused: it waits for one."""
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock)
+    p, o = setup(2, clock, sms)
+    p.app.lease = Heartbeats(answered=4)
+    run(p, o, [command(0)])
+    assert [s["to"] for s in sms.sent] == ["+15105550000"] and p.app.lease.looks >= 4
+
+    p.app.lease = beats = Heartbeats(refused=3)
+    run(p, o, [command(1)], owns=lambda generation: not beats.revoked)
+    assert [s["to"] for s in sms.sent] == ["+15105550000"] and beats.looks >= 3  # not the second
+    assert status(p, 1) == "planned"  # handed back, for the partition's new owner
+
+
+class Answering(Sms):
+    """A provider still answering a dead worker's request for ``to``: the text is there
+    ``after`` seconds from now, not before."""
+
+    def __init__(self, clock: Clock, to: str, after: float) -> None:
+        super().__init__(clock)
+        self.to, self.lands = to, time.monotonic() + after
+
+    async def find(self, to, body, since):
+        return "SMlate" if to == self.to and time.monotonic() >= self.lands else None
+
+
+def test_a_dead_workers_text_is_looked_up_only_once_its_request_can_no_longer_be_answered():
+    """An outside probe: with a provider answering in 20 s (a 30 s timeout), the new owner looked
+    a killed worker's texts up after 8 s, found none, and sent them again."""
+    clock = Clock(oakland("12:00"))
+    sms = Answering(clock, "+15105550000", after=0.3)
+    p = memory_pipeline()
+    p.people.put(0, key(0), person(0))
+    p.asks.put(0, command(0).ask_id, command(0).fact("sending", oakland("11:59")))
+    o = Outreach(outbox=ProviderOutbox(sms, FakeEmail(), "http://web", answered_within=0.4), policy=OutreachPolicy(), clock=clock, partitions=4, chunk=2)
+    run(p, o, [command(0)])
+    assert sms.sent == [] and (status(p, 0), p.asks.get(command(0).ask_id).provider_id) == ("sent", "SMlate")
