@@ -11,6 +11,7 @@ import logging.config
 import os
 import shlex
 import shutil
+import signal
 import sys
 import textwrap
 import time
@@ -1162,13 +1163,15 @@ def broker(port: int) -> None:
     from .broker import EmbeddedBroker
 
     require_port("127.0.0.1", port)  # else it printed the address of whatever held the port, and exited 0
-    with EmbeddedBroker(port) as b:
-        # Both, to export as printed: the other commands need to know it is this broker (no idempotent producer).
-        click.echo(f"KAFKA_BOOTSTRAP_SERVERS={b.bootstrap} TURNOUT_BROKER_FLAVOR=tansu  (memory-only; Ctrl-C to stop)")
-        try:
+    # Ctrl-C stops it even when started where SIGINT is ignored (a script's background job), as `turnout up`.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with EmbeddedBroker(port) as b:
+            # Both, to export as printed: the other commands need to know it is this broker (no idempotent producer).
+            click.echo(f"KAFKA_BOOTSTRAP_SERVERS={b.bootstrap} TURNOUT_BROKER_FLAVOR=tansu  (memory-only; Ctrl-C to stop)")
             code = b.proc.wait()
-        except KeyboardInterrupt:
-            return
+    except KeyboardInterrupt:  # the broker is stopped by then (the with block's exit)
+        return
     if code:
         raise click.ClickException(f"the broker stopped (exit code {code})")
 

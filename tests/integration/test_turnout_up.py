@@ -176,3 +176,22 @@ def test_ctrl_c_stops_the_stack_cleanly_even_when_it_was_started_with_sigint_ign
     assert proc.wait(90) == 0, (home / "up.err").read_text()
     assert "stopping" in (home / "up.out").read_text() and not state_file.exists()
     eventually(lambda: not any(alive(pid) for pid in kids), timeout=30)
+
+
+def test_turnout_broker_started_where_sigint_is_ignored_stops_on_ctrl_c(tmp_path):
+    """An outside probe: started as a script's background job (SIGINT ignored), it said "Ctrl-C
+    to stop" and went on at Ctrl-C; `turnout up` already took Ctrl-C back."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "broker", "--port", str(port)], cwd=tmp_path, env=CLEAN_ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert "Ctrl-C to stop" in proc.stdout.readline()
+        broker = children(proc.pid)
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 0
+        eventually(lambda: not any(alive(pid) for pid in broker), timeout=30)  # its broker stopped with it
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
