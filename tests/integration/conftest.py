@@ -56,6 +56,7 @@ class Stack:
             app_id=f"t-{slug}", topic_prefix=f"t-{slug}.", partitions=4,
         )
         self.web_port = free_port()
+        config["public_url"] = f"http://127.0.0.1:{self.web_port}"  # the web app's address, as `turnout up` sets it
         self.sandbox_port = free_port() if outreach else None
         self.clock_file = tmp / "clock.txt"
         if outreach:
