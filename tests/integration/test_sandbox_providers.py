@@ -95,7 +95,7 @@ def test_sms_is_accepted_and_lands_in_the_inbox(start_sandbox):
     assert message["id"] == sent.sid and message["to"] == "+15551230001"
     assert message["body"].startswith("Rally") and message["validity_period"] == 3600
     count = httpx.get(f"{url}/_sandbox/inbox/count", params={"channel": "sms"}).json()
-    assert count == {"count": 1, "first": message["created"], "last": message["created"]}
+    assert count == {"count": 1, "first": message["created"], "last": message["created"], "in_flight": 0}
     assert httpx.get(f"{url}/_sandbox/inbox/count", params={"channel": "email"}).json()["count"] == 0
 
 
