@@ -119,20 +119,22 @@ def router(s: Settings, access: Access, book: TallyBook, coalition: Callable[[],
                       for e in errors]
         return event, [{**e, "input": input_of(e["field"], e["message"])} for e in errors], action  # "input": the id of the box to fix
 
+    def pledges(action_id: str, inline: bool) -> dict[str, int]:
+        """The action's pledges in force as the web app has read them, by partner: those listed
+        inside it (``inline``) or the partners' own."""
+        return {pid: pledge.count for pid in coalition().partners
+                if isinstance(pledge := book.fact("pledge", fact_key(action_id, pid)), Pledge) and pledge.inline == inline}
+
     def sponsors(action: ActionEvent, partner: Partner) -> tuple[str, tuple[str, ...]]:
         """The owner the alert would be posted under, and its co-sponsors as the workers will find
         them when it fans out: the partners with a pledge of their own for it (0 included; not
         one listed inside an action), posted before it or not."""
-        owner = owner_of(action.action_id) or partner.id
-        own = (pid for pid in coalition().partners
-               if isinstance(pledge := book.fact("pledge", fact_key(action.action_id, pid)), Pledge) and not pledge.inline)
-        return owner, tuple(sorted(own))
+        return owner_of(action.action_id) or partner.id, tuple(sorted(pledges(action.action_id, inline=False)))
 
     def listed(action_id: str) -> dict[str, int]:
         """The pledges listed inside the action that count now (by partner): what an edit that
         leaves a line out takes back (the console posts as the backbone, which may list any)."""
-        return {pid: pledge.count for pid in coalition().partners
-                if isinstance(pledge := book.fact("pledge", fact_key(action_id, pid)), Pledge) and pledge.inline}
+        return pledges(action_id, inline=True)
 
     async def preview(action: ActionEvent, partner: Partner):
         owner, co = sponsors(action, partner)
@@ -323,11 +325,12 @@ def summary(event: dict, owner: str | None, listed: Mapping[str, int]) -> dict:
     start = datetime.fromisoformat(action["starts_at"])
     area = ", ".join(action["target"]["postal_codes"] + action["target"]["regions"]) or "no target area (nobody is asked)"
     channels = [c for c in ("sms", "email") if action["templates"][c]]
+    kept = {p["partner"] for p in action["pledges"]}
     return {
         "verb": "Save the changes to" if owner else "Post", "owner": owner,
         "title": action["title"], "action_id": action["action_id"], "when": when(start, action["time_zone"], "en"),
         "area": area, "channels": channels, "rapid_response": action["rapid_response"],
         "override_quiet_hours": action["override_quiet_hours"],
         "pledges": [f"{p['partner']}: {p['count']}" for p in action["pledges"]],
-        "taken_back": [f"{pid} ({n})" for pid, n in listed.items() if pid not in {p["partner"] for p in action["pledges"]}],
+        "taken_back": [f"{pid} ({n})" for pid, n in listed.items() if pid not in kept],
     }
