@@ -93,8 +93,12 @@ STOP = threading.Event()
 def _interrupt(signum: int, frame: object) -> None:
     """Ctrl-C or SIGTERM: remembered, then raised. Remembered because a KeyboardInterrupt raised
     where Python ignores exceptions (an object's ``__del__``, say asyncio's loop being collected)
-    is lost: the stack kept running after a Ctrl-C (seen once in CI, under load)."""
+    is lost: the stack kept running after a Ctrl-C (seen once in CI, under load). Ignored from
+    then on: a second Ctrl-C must not cut the stop short, leaving children behind (the stop is
+    bounded: ``stop_process``)."""
     STOP.set()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 

@@ -55,7 +55,11 @@
    heartbeat is refused, and meanwhile sent texts the partitions' new owner had sent already
    (an outside probe: 71 of 300 people texted twice after a 25 s SIGSTOP). Each heartbeat the
    coordinator answers renews the lease from when it was sent; what must only be done by the
-   owner (a text handed over) waits until the lease is held.
+   owner (a text handed over, a fetch handed to its batch handler) waits until the lease is held,
+   or until the rebalance says the partitions are no longer this worker's. Resumed, a frozen
+   worker also wrote what it had in hand over the new owner's facts (in CI: texts the tallies
+   showed delivered, back to "sent" or "in doubt"): nothing is written after a lapse the
+   group may have moved on in (``agents.outreach.agents.answerable``).
 
 Tansu (the embedded dev/test broker) answers ListOffsets(latest), i.e.
 ``AIOKafkaConsumer.end_offsets()``, with "first offset of the LAST BATCH + 1"
@@ -76,7 +80,7 @@ from __future__ import annotations
 
 import asyncio
 from time import monotonic
-from typing import AbstractSet, Any, AsyncIterator, Collection, List, Mapping, Optional, Protocol, Set, Union, cast
+from typing import AbstractSet, Any, AsyncIterator, Callable, Collection, List, Mapping, Optional, Protocol, Set, Union, cast
 
 import aiokafka
 from aiokafka import TopicPartition
@@ -207,6 +211,10 @@ def fetch_only(assigned: AbstractSet[TopicPartition], paused: AbstractSet[TopicP
     return wanted - paused, (paused & assigned) - wanted
 
 
+#: How often a worker whose lease lapsed looks again.
+LEASE_POLL = 0.05
+
+
 class Lease:
     """How long ago the group coordinator last took this worker's heartbeat (fix 8): ``held()``
     while that is under ``limit`` (the session timeout less a heartbeat interval), so the group
@@ -221,6 +229,12 @@ class Lease:
 
     def held(self) -> bool:
         return monotonic() - self.renewed_at < self.limit
+
+    async def wait(self, still: Callable[[], bool]) -> None:
+        """Return once the lease is held, or as soon as ``still()`` says it no longer matters
+        (the partitions were taken away: their rebalance reached this worker)."""
+        while still() and not self.held():
+            await asyncio.sleep(LEASE_POLL)
 
 
 def renew_on_heartbeat(coordinator: Any, lease: Lease) -> None:
@@ -364,6 +378,10 @@ class SafeConsumer(faust_aiokafka.Consumer):
             self.diag.unset_flag(faust_consumer.CONSUMER_FETCHING)
 
     async def _hand_batch(self, handler: batching.Handler, messages: list[Message]) -> None:
+        # A worker resumed from a freeze (fix 8) handles nothing it fetched before until a
+        # heartbeat says the partitions are still its own, or the rebalance says they are not.
+        generation = self.app.consumer_generation_id
+        await self.app.lease.wait(lambda: generation == self.app.consumer_generation_id and self.app.flow_control.is_active() and not self.app.should_stop)
         batch = batching.taken(messages, self.app.consumer_generation_id, self.app.flow_control.is_active())
         unacked = self._unacked_messages
         for message in batch:  # as Faust's stream does when it takes a message (without its sensors' counts)

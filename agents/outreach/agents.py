@@ -503,10 +503,6 @@ async def hand_over(p: Pipeline, o: Outreach, chunks: AsyncIterator[list[Queued]
             task.cancel()
 
 
-#: How often a worker whose lease on its partitions lapsed looks again (``confirmed``).
-LEASE_POLL = 0.05
-
-
 async def confirmed(p: Pipeline, owned: Callable[[list[Queued]], bool], items: list[Queued]) -> bool:
     """Whether ``items`` are still this worker's to mark or hand over, as the broker last said:
     ``owned`` (read under the consumer generation in force, no rebalance under way) and the
@@ -515,9 +511,19 @@ async def confirmed(p: Pipeline, owned: Callable[[list[Queued]], bool], items: l
     partitions until a heartbeat is refused: it waits for a heartbeat answered, or for the
     rebalance that takes the items away (an outside probe: resumed, it texted 71 people the new
     owner had texted already)."""
-    while owned(items) and not p.app.lease.held():
-        await asyncio.sleep(LEASE_POLL)
+    await p.app.lease.wait(lambda: owned(items))
     return owned(items)
+
+
+async def answerable(p: Pipeline, owned: Callable[[list[Queued]], bool], items: list[Queued]) -> bool:
+    """Whether what this worker did with ``items`` may still be written down: its lease held
+    once a heartbeat or a rebalance said where it stands. A rebalance under way waits for this
+    worker's batch; one completed without it (frozen past its session) does not, and the
+    partitions' new owner may have moved the facts on since: in CI, a worker resumed from a
+    freeze wrote its requests' late answers over them ("delivered" back to "sent", or to "in
+    doubt" once their timeout fired)."""
+    await p.app.lease.wait(lambda: owned(items))
+    return p.app.lease.held()
 
 
 async def prepare(p: Pipeline, o: Outreach, chunk: list[Queued]) -> list[Ready]:
@@ -625,6 +631,8 @@ async def _send_chunk(p: Pipeline, o: Outreach, ready: list[Ready], owned: Calla
         return reason is None and ask.ask_id not in closed
 
     results.update({res.ask_id: res for res in await o.outbox.send([readable[r.item.ask.ask_id] for r in go], validity, wanted, ours)})
+    if not await answerable(p, owned, [r.item for r in ready]):
+        return  # the answers are the new owner's to find
     done = o.clock()
     for r in go:
         if r.item.ask.ask_id in results:
@@ -669,8 +677,12 @@ def opened(p: Pipeline, o: Outreach, ready: list[Ready], now: datetime) -> tuple
 
 async def hand_back(p: Pipeline, o: Outreach, ready: list[Ready]) -> None:
     """The partition was revoked while these were being marked: put their facts back as they
-    were, before the rebalance completes (it waits for this batch), so the new owner sends them."""
+    were, before the rebalance completes (it waits for this batch), so the new owner sends them.
+    Not once the group may have moved on without this worker (``answerable``): the new owner
+    may have sent them already; left "sending", they are looked up."""
     o.sending.difference_update(r.item.ask.ask_id for r in ready)
+    if not p.app.lease.held():  # it was just waited for (``confirmed``, ``answerable``)
+        return
     for r in ready:
         if r.orphaned:
             continue  # orphaned before us: still orphaned

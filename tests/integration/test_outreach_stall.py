@@ -50,9 +50,13 @@ def test_a_worker_frozen_past_its_session_mid_fan_out_sends_nothing_once_it_resu
         os.kill(frozen.pid, signal.SIGCONT)
     # Resumed, it learns that it lost its partitions (what it had queued to send is then left alone).
     eventually(lambda: log_of(stack, frozen).count("Revoking previously assigned partitions") > revoked, timeout=120, interval=0.5)
-    eventually(lambda: settled(stack, "frozen", n), timeout=240, interval=1)
+    row = eventually(lambda: settled(stack, "frozen", n), timeout=240, interval=1)
     texts = sms_to(stack, "Frozen rally")
     assert len(texts) == n and set(texts.values()) == {1}, {k: v for k, v in texts.items() if v > 1}
+    # The sandbox had every text, and said each was delivered: so does the tally. Resumed, the
+    # frozen worker wrote its own late answers to its stale facts (the requests it had in flight:
+    # "sent", or "in doubt" once their timeout fired) over the new owner's "delivered".
+    assert row["delivered"] == n, row
 
 
 @pytest.mark.timeout(600)

@@ -297,7 +297,7 @@ def test_a_ctrl_c_lost_where_python_ignores_exceptions_still_stops_the_stack(mon
 
     dropped = []
     monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_type))
-    previous = signal.signal(signal.SIGINT, stack._interrupt)
+    previous = signal.signal(signal.SIGINT, stack._interrupt), signal.signal(signal.SIGTERM, stack._interrupt)
     stack.STOP.clear()
     try:
         class Collected:
@@ -307,9 +307,13 @@ def test_a_ctrl_c_lost_where_python_ignores_exceptions_still_stops_the_stack(mon
                     pass
 
         Collected()
+        # From then on the stack is stopping: a second Ctrl-C or SIGTERM would cut its stop short.
+        ignored = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
     assert dropped == [KeyboardInterrupt] and stack.STOP.is_set()
+    assert ignored == (signal.SIG_IGN, signal.SIG_IGN)
     stack.STOP.clear()
 
 

@@ -25,6 +25,7 @@ from contracts.people import ConsentRecord
 from contracts.providers import ProviderEnvelope, SmsReply
 from streams.data_keys import MemoryDataKeys
 from streams.keys import partition_of
+from streams.transport import Lease
 from tests.fakes import memory_pipeline
 
 LA = "America/Los_Angeles"
@@ -565,17 +566,18 @@ def test_a_merged_person_is_planned_again_only_for_alerts_posted_since_their_rec
     assert set(o.fanned_out) == {"after"}  # the alert whose asks can no longer go is forgotten
 
 
-class Heartbeats:
-    """A lease that lapsed: held again from the ``answered``-th look on (a heartbeat answered),
-    or never, the group moving the partition on at the ``refused``-th look (a heartbeat refused)."""
+class Heartbeats(Lease):
+    """A lease looked at again and again: held from the ``answered``-th look on (a heartbeat
+    answered), or never, until the ``lapsed``-th (the worker frozen past its session); the group
+    moves the partition on at the ``refused``-th look (a heartbeat refused)."""
 
-    def __init__(self, answered: int | None = None, refused: int | None = None) -> None:
-        self.looks, self.answered, self.refused, self.revoked = 0, answered, refused, False
+    def __init__(self, answered: int | None = None, refused: int | None = None, lapsed: int | None = None) -> None:
+        self.looks, self.answered, self.refused, self.lapsed, self.revoked = 0, answered, refused, lapsed, False
 
     def held(self) -> bool:
         self.looks += 1
         self.revoked = self.revoked or (self.refused is not None and self.looks >= self.refused)
-        return self.answered is not None and self.looks >= self.answered
+        return self.answered is not None and self.answered <= self.looks and (self.lapsed is None or self.looks < self.lapsed)
 
 
 def test_a_worker_whose_lease_lapsed_sends_once_a_heartbeat_is_answered_and_nothing_if_the_group_moved_on():
@@ -593,6 +595,34 @@ def test_a_worker_whose_lease_lapsed_sends_once_a_heartbeat_is_answered_and_noth
     run(p, o, [command(1)], owns=lambda generation: not beats.revoked)
     assert [s["to"] for s in sms.sent] == ["+15105550000"] and beats.looks >= 3  # not the second
     assert status(p, 1) == "planned"  # handed back, for the partition's new owner
+
+
+def test_a_worker_frozen_while_its_text_is_with_the_provider_writes_nothing_of_it_once_the_group_moved_on():
+    """CI (make test): resumed, a frozen worker wrote its requests' late answers over the facts
+    its partitions' new owner had moved on since ("delivered" back to "sent", or to "in doubt"
+    once their timeout fired). The answer is the new owner's to find: the ask stays "sending"."""
+    clock = Clock(oakland("12:00"))
+    beats = Heartbeats(answered=0)
+
+    def freeze(_: int) -> None:  # frozen with the request out: lapsed from the next look on, the group moving on
+        beats.lapsed = beats.refused = beats.looks + 1
+
+    sms = Sms(clock, on_send=freeze)
+    p, o = setup(1, clock, sms)
+    p.app.lease = beats
+    run(p, o, [command(0)], owns=lambda generation: not beats.revoked)
+    assert len(sms.sent) == 1 and status(p, 0) == "sending"
+
+
+def test_a_worker_frozen_once_its_marks_were_made_does_not_hand_them_back_once_the_group_moved_on():
+    """Handed back so late, the marks would undo what the new owner did with the asks since (a
+    text sent and delivered, back to "planned"): they stay "sending", for it to look up."""
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock)
+    p, o = setup(2, clock, sms)
+    p.app.lease = beats = Heartbeats(answered=0, lapsed=2, refused=2)  # held while the chunk is marked, not after
+    run(p, o, [command(0), command(1)], owns=lambda generation: not beats.revoked)
+    assert sms.sent == [] and [status(p, i) for i in (0, 1)] == ["sending", "sending"]
 
 
 class Answering(Sms):

@@ -2,7 +2,9 @@
 partitions it rewinds, without a broker; and the flow control that keeps the agents' buffers (fix 5). tests/integration/test_transport.py runs them for real."""
 
 import asyncio
+from time import monotonic
 from types import SimpleNamespace
+from typing import Any, Callable
 
 from aiokafka import TopicPartition
 from mode.utils.queues import FlowControlQueue
@@ -103,11 +105,7 @@ def test_a_batch_handed_to_its_handler_tells_faust_that_its_partition_is_being_p
     ERROR for any partition with records fetched and no stream inbound time once the worker is
     five minutes old. Records of a batch topic reach no Faust stream, so a busy demo logged that
     error for them while they were handled fine: handing a batch over is their inbound time."""
-    app = build(Settings(kafka_bootstrap_servers="unused:9092")).app
-    consumer = SafeConsumer.__new__(SafeConsumer)
-    consumer.__dict__["app"] = app
-    consumer._unacked_messages = set()
-    app.flow_control.resume()  # the streams flow (no rebalance under way)
+    app, consumer = fetching()
     asks = [Fetched(TopicPartition(ASKS, p), app.consumer_generation_id) for p in (2, 2, 5)]
     handled = []
 
@@ -117,6 +115,49 @@ def test_a_batch_handed_to_its_handler_tells_faust_that_its_partition_is_being_p
     asyncio.run(consumer._hand_batch(handler, asks))
     assert handled == asks
     assert set(app.monitor.stream_inbound_time) == {TopicPartition(ASKS, 2), TopicPartition(ASKS, 5)}
+
+
+def fetching() -> tuple[Any, SafeConsumer]:
+    """A worker's app and its consumer, in a generation, the streams flowing, a heartbeat just answered."""
+    app = build(Settings(kafka_bootstrap_servers="unused:9092")).app
+    consumer = SafeConsumer.__new__(SafeConsumer)
+    consumer.__dict__["app"] = app
+    consumer._unacked_messages = set()
+    app.flow_control.resume()
+    app.lease.renew(monotonic())
+    return app, consumer
+
+
+def test_a_worker_whose_lease_lapsed_hands_what_it_fetched_over_only_once_a_heartbeat_says_it_still_owns_it():
+    """Fix 8: resumed from a freeze, a worker handled what it had fetched before (provider
+    callbacks, written over facts its partitions' new owner had moved on since). It waits for a
+    heartbeat answered (then handles the batch), or for the rebalance (then handles nothing: the
+    records are the new owner's to read)."""
+    app, consumer = fetching()
+    handled = []
+
+    async def handler(batch):
+        handled.extend(batch)
+
+    async def lapsed(then: Callable[[], None]) -> None:
+        app.lease.renewed_at = monotonic() - app.lease.limit  # no heartbeat answered for a session
+        handled.clear()
+        fetched = [Fetched(TopicPartition(ASKS, 2), app.consumer_generation_id)]
+        task = asyncio.ensure_future(consumer._hand_batch(handler, fetched))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert handled == [] and not task.done()
+        then()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(lapsed(lambda: app.lease.renew(monotonic())))
+    assert len(handled) == 1
+
+    def rebalanced() -> None:
+        app.consumer_generation_id += 1
+
+    asyncio.run(lapsed(rebalanced))
+    assert handled == []
 
 
 def test_aiokafka_fetches_only_the_partitions_faust_reads():
