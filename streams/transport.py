@@ -262,6 +262,9 @@ class SafeConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         lease, coordinator = getattr(self.app, "lease", None), getattr(self._consumer, "_coordinator", None)
         if lease is not None and coordinator is not None and hasattr(coordinator, "_do_heartbeat"):
             renew_on_heartbeat(coordinator, lease)
+        elif lease is not None:  # an aiokafka without the hook: held for good, as before fix 8, not never
+            self.log.warning("this aiokafka's heartbeats cannot be watched: a worker frozen past its session is not fenced")
+            lease.renew(float("inf"))
 
     async def on_thread_stop(self) -> None:
         # Faust's, with the consumer stopped by ``stop_consumer`` (fix 7).
