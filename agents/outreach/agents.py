@@ -358,6 +358,10 @@ async def plan_partition(p: Pipeline, o: Outreach, action: ActionEvent, partitio
         for i, key in enumerate(keys):
             if i % 256 == 0:
                 await asyncio.sleep(0)  # the other agents get their turn in a partition of people not asked
+            if not p.app.lease.held():  # frozen past its session: what it remembers of a person waits (``answerable``)
+                await p.app.lease.wait(owned)
+                if not owned():
+                    return
             asks = plan_person(p, o, action, partition, key, now, grace_from, sponsors)
             if asks is None:
                 unread.append(key)

@@ -625,6 +625,19 @@ def test_a_worker_frozen_once_its_marks_were_made_does_not_hand_them_back_once_t
     assert sms.sent == [] and [status(p, i) for i in (0, 1)] == ["sending", "sending"]
 
 
+def test_a_worker_frozen_mid_plan_remembers_nothing_of_the_people_it_had_left_once_the_group_moved_on():
+    """Its partitions' new owner planned them since: a frozen worker's late "asked recently"
+    would overwrite what the new owner remembers of them (the frequency cap's window)."""
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock)
+    p, o = setup(16, clock, sms)
+    p.app.lease = beats = Heartbeats(refused=1)
+    value = TargetAction(partner="union-a", action=rally(), posted_at=clock()).model_dump_json().encode()
+    event = SimpleNamespace(key="rally-1", message=SimpleNamespace(topic="targeting", partition=0, offset=0, generation_id=1, value=value))
+    asyncio.run(take(p, o, event, lambda generation: not beats.revoked, PeopleIndex(4)))
+    assert sms.sent == [] and p.recent_asks.table.changelog == []
+
+
 class Answering(Sms):
     """A provider still answering a dead worker's request for ``to``: the text is there
     ``after`` seconds from now, not before."""
