@@ -52,7 +52,7 @@ class Figures(BaseModel):
                                            "between two records of the person to settle: sent then, or expired (or cancelled, asked under the other record).")
     expired: int = Field(default=0, description="Asks not sent because no allowed hour was left before the action (or Twilio's queue held the text past its validity).")
     cancelled: int = Field(default=0, description="Asks decided against at the moment of sending: opted out, consent withdrawn, person erased, no provider configured, "
-                                            "asked already under another record of the person.")
+                                            "asked already under another record of the person, taken out of the action by an edit.")
     opted_out: int = 0
     rsvp_via_sms: int = 0
     conversion: float | None = None

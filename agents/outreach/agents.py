@@ -412,6 +412,7 @@ def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, k
     if postal_code is None and person.postal_code is not None:
         return None
     if not may_be_asked(person, action, postal_code):
+        settle_unplanned(p, o, partition, action.action_id, key, (), now)
         return []
     readable = open_person(person, o.keys.ring, MESSAGE_FIELDS, {"postal_code": postal_code})
     if readable is None:
@@ -428,7 +429,31 @@ def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, k
         recent = remember(recent, item.ask.ask_id, now, o.policy.window)
     if asks:
         p.recent_asks.put(partition, key, recent)
+    settle_unplanned(p, o, partition, action.action_id, key, {item.ask.channel for item in asks}, now)
     return asks
+
+
+#: Why an ask waiting for its hour was cancelled when its action, planned again, no longer made it.
+NO_LONGER_ASKED = "no longer asked by the action as it stands"
+
+
+def settle_unplanned(p: Pipeline, o: Outreach, partition: int, action_id: str, key: str, kept: Collection[str], now: datetime) -> None:
+    """The person's asks for ``action_id`` on channels other than ``kept`` (those its planning
+    just made). One waiting for its hour is cancelled: a new version of the action no longer asks
+    them there (another target, no template for the channel; an outside probe: an alert edited at
+    night to another ZIP, or to email only, texted the people its first version had deferred, in
+    the morning, with its old text). One a stopped worker left ``sending`` is settled in doubt:
+    it may have left before the worker stopped, and may not go now (an outside probe: people who
+    opted out meanwhile were planned again as nobody to ask, their asks left "sending" for good)."""
+    for channel in ("sms", "email"):
+        aid = ask_id(action_id, key, channel)
+        if channel in kept or aid in o.sending:
+            continue
+        if (ask := p.deferred.get(aid)) is not None:
+            carry_out(p, partition, ask, p.asks.get(aid), Cancel(NO_LONGER_ASKED), now)
+        elif (state := p.asks.get(aid)) is not None and state.status == "sending":
+            p.asks.put(partition, aid, state.model_copy(update={"status": "in_doubt", "updated_at": now,
+                                                                "error": "its worker stopped mid-send; the person may no longer be asked"}))
 
 
 class Queued(NamedTuple):

@@ -343,6 +343,50 @@ def test_planning_again_after_a_worker_died_skips_what_was_sent_and_looks_up_wha
     assert [status(p, i) for i in range(4)] == ["sent"] * 4 and p.asks.get(command(0).ask_id).provider_id == "SMalready"
 
 
+def test_an_edit_that_takes_people_or_a_channel_out_of_an_action_cancels_their_waiting_asks():
+    """An outside probe: an alert edited at night to another ZIP, or to email only, still texted
+    in the morning the people its first version had deferred, with its old text. Planned again,
+    an action cancels the waiting asks it no longer makes; those it still makes wait re-written."""
+    clock = Clock(oakland("22:00"))
+    p, o = setup(4, clock, Sms(clock))
+    first = rally().model_copy(update={"starts_at": oakland("18:00") + timedelta(days=1)})
+
+    def planned(action: ActionEvent) -> None:
+        for partition in range(4):
+            asyncio.run(plan_partition(p, o, action, partition, owned=lambda: True))
+
+    planned(first)
+    assert [status(p, i) for i in range(4)] == ["deferred"] * 4
+    planned(first.model_copy(update={"title": "Rally, moved"}))
+    assert [status(p, i) for i in range(4)] == ["deferred"] * 4 and all("Rally, moved" in p.deferred.get(command(i).ask_id).body for i in range(4))
+    planned(first.model_copy(update={"templates": first.templates.model_copy(update={"sms": {}})}))  # email only
+    assert [status(p, i) for i in range(4)] == ["cancelled"] * 4 and not any(p.deferred.get(command(i).ask_id) for i in range(4))
+    assert p.asks.get(command(0).ask_id).error == "no longer asked by the action as it stands"
+
+    p, o = setup(4, clock, Sms(clock))
+    planned(first)
+    planned(first.model_copy(update={"target": first.target.model_copy(update={"postal_codes": ["10001"]})}))
+    assert [status(p, i) for i in range(4)] == ["cancelled"] * 4
+
+
+def test_an_ask_a_stopped_worker_left_sending_for_someone_who_opted_out_since_is_settled_in_doubt_not_left_sending():
+    """An outside probe: people who opted out while a frozen or killed worker's marks on their asks
+    were waiting for the partition's new owner were planned again as nobody to ask, and their
+    asks stayed "sending" for good (82 of 300). The text may have left before the worker stopped:
+    in doubt, never sent now."""
+    clock = Clock(oakland("12:00"))
+    sms = Sms(clock)
+    p, o = setup(2, clock, sms)
+    for i in (0, 1):
+        p.asks.put(0, command(i).ask_id, command(i).fact("sending", oakland("11:59")))
+    opted_out = person(0).model_copy(update={"consent": {"sms": ConsentRecord(granted=False, partner="union-a", at=oakland("11:59"))}})
+    p.people.put(0, key(0), opted_out)
+    for partition in range(4):
+        asyncio.run(plan_partition(p, o, rally(), partition, owned=lambda: True))
+    assert [s["to"] for s in sms.sent] == ["+15105550001"]  # looked up, not found, sent
+    assert [status(p, i) for i in (0, 1)] == ["in_doubt", "sent"]
+
+
 def test_planning_opens_only_the_postal_code_of_people_out_of_the_area_or_without_consent_and_never_a_family_name():
     clock = Clock(oakland("12:00"))
     sms = Sms(clock)
