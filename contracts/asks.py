@@ -26,6 +26,11 @@ NEVER_RESEND: frozenset[str] = frozenset({"sending", "sent", "delivered", "faile
 #: An ask that ended so never reached the person: it takes no room under the frequency cap, and
 #: does not count as the person asked for its action on its channel.
 NOT_RECEIVED: frozenset[str] = frozenset({"cancelled", "expired", "failed"})
+#: Not handed over, for a reason of its moment (an opt-out since taken back, a target or template
+#: an edit has changed, a start since moved later): planned again, the ask is decided afresh.
+REPLANNED: frozenset[str] = frozenset({"cancelled", "expired"})
+#: The person counts as asked for the ask's action on its channel: planning again skips them.
+ASKED_ALREADY: frozenset[str] = NEVER_RESEND - REPLANNED
 
 
 def ask_id(action_id: str, person_key: str, channel: Channel) -> str:

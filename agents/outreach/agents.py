@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, AsyncIterator, Awaitable, Callable, Collection, Coroutine, Mapping, NamedTuple, Protocol, Sequence
 
-from contracts.asks import NEVER_RESEND, AskCommand, AskFact, SendResult, TargetAction, ask_id, parse_ask_id
+from contracts.asks import ASKED_ALREADY, REPLANNED, AskCommand, AskFact, SendResult, TargetAction, ask_id, parse_ask_id
 from contracts.events import ActionEvent, grace_start
 from contracts.preview import PREVIEW_PREFIX, TEST_SEND_PREFIX, PreviewAudience, SendTest
 from contracts.providers import TWILIO_QUEUE_FULL
@@ -421,10 +421,14 @@ def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, k
     # Asks not handed over are planned again: a replay must not strand them. One left "sending"
     # by a stopped worker is too: the send path asks the provider whether it has it.
     ids = (ask_id(action.action_id, key, "sms"), ask_id(action.action_id, key, "email"))
-    done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND and f.status != "sending"}
+    facts = {aid: f for aid in ids if (f := p.asks.get(aid)) is not None}
+    done = {aid for aid, f in facts.items() if f.status in ASKED_ALREADY and f.status != "sending"}
     unreceived = unreceived_of(recent, p.asks.get)
     planned = plan(readable, action, recent, done, now, o.policy, grace_from, sponsors, unreceived)
     asks = [Queued(partition, 0, ask, seal) for ask in wait_for_link(planned, person, now, o.policy.link_settle)]
+    for item in asks:  # one not handed over before is planned afresh (an outside probe: never texted once cancelled)
+        if (old := facts.get(item.ask.ask_id)) is not None and old.status in REPLANNED:
+            p.asks.put(partition, item.ask.ask_id, item.ask.fact("planned", now, send_until=item.ask.send_until, dropped=old.dropped))
     for item in asks:
         recent = remember(recent, item.ask.ask_id, now, o.policy.window)
     if asks:
@@ -569,7 +573,7 @@ def decide(p: Pipeline, o: Outreach, item: Queued, state: AskFact | None, now: d
     ask = item.ask
     if ask.ask_id in o.sending:
         return None  # being handed over here already; that hand-over records what happens
-    if (state is None or state.status == "deferred") and settled_elsewhere(p, item, state, now):
+    if (state is None or state.status in ("planned", "deferred")) and settled_elsewhere(p, item, state, now):
         return None
     person = p.people.get(ask.person_key)
     if state is not None and state.status == "deferred":

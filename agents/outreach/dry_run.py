@@ -17,7 +17,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from contracts.asks import NEVER_RESEND, ask_id
+from contracts.asks import ASKED_ALREADY, ask_id
 from contracts.preview import AudienceCount, PreviewAudience, SendTest, TestResult, TestSent
 from streams.app import Pipeline
 from streams.sealing import open_person
@@ -54,7 +54,7 @@ async def preview_partition(p: Pipeline, o: Outreach, req: PreviewAudience, part
         if person is None:
             return False
         ids = (ask_id(req.action.action_id, key, "sms"), ask_id(req.action.action_id, key, "email"))
-        done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in NEVER_RESEND}
+        done = {aid for aid in ids if (f := p.asks.get(aid)) is not None and f.status in ASKED_ALREADY}
         recent = p.recent_asks.get(key)
         outcomes.append(outcome(person, req.action, recent, done, now, o.policy, req.requested_at, sponsors, unreceived_of(recent, p.asks.get),
                                 queue))

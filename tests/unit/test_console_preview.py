@@ -142,6 +142,10 @@ def test_a_partition_preview_reads_its_own_people_and_writes_nothing():
             p.recent_asks.put(partition_of(key(i), 4), key(i), recently)
     p.asks.put(0, ask_id("rally-1", key(8), "sms"), AskFact(ask_id=ask_id("rally-1", key(8), "sms"), action_id="rally-1",
                                                             person_key=key(8), channel="sms", partner="union-a", status="sent", updated_at=NOON))
+    # Person 1's text was cancelled (an edit took them out, an opt-out since taken back): never
+    # sent, it is planned again, not "already asked" (an outside probe: the preview said so).
+    p.asks.put(0, ask_id("rally-1", key(1), "sms"), AskFact(ask_id=ask_id("rally-1", key(1), "sms"), action_id="rally-1",
+                                                            person_key=key(1), channel="sms", partner="union-a", status="cancelled", updated_at=NOON))
     before = ({**p.people.table.data}, {**p.asks.table.data}, {**p.recent_asks.table.data}, len(p.asks_topic.sent))
     o = Outreach(outbox=None, policy=POLICY, clock=lambda: NOON, partitions=4)
     req = PreviewAudience(request_id="r1", action=action(), owner="union-a", requested_at=NOON)

@@ -363,10 +363,30 @@ def test_an_edit_that_takes_people_or_a_channel_out_of_an_action_cancels_their_w
     assert [status(p, i) for i in range(4)] == ["cancelled"] * 4 and not any(p.deferred.get(command(i).ask_id) for i in range(4))
     assert p.asks.get(command(0).ask_id).error == "no longer asked by the action as it stands"
 
+    # An outside probe: SMS put back, the people whose texts the edit cancelled were never texted
+    # (a cancelled or expired ask counted as asked already). They are asked again.
+    planned(first)
+    assert [status(p, i) for i in range(4)] == ["deferred"] * 4 and all(p.deferred.get(command(i).ask_id) for i in range(4))
+
     p, o = setup(4, clock, Sms(clock))
     planned(first)
     planned(first.model_copy(update={"target": first.target.model_copy(update={"postal_codes": ["10001"]})}))
     assert [status(p, i) for i in range(4)] == ["cancelled"] * 4
+    planned(first)  # the target widened back
+    assert [status(p, i) for i in range(4)] == ["deferred"] * 4
+
+
+def test_texts_expired_by_an_earlier_start_are_asked_again_when_a_new_version_moves_the_start_later():
+    clock = Clock(oakland("22:00"))
+    p, o = setup(2, clock, Sms(clock))
+    later = rally().model_copy(update={"starts_at": oakland("18:00") + timedelta(days=1)})
+    for action in (later.model_copy(update={"starts_at": oakland("08:00") + timedelta(days=1)}), later):  # before 09:00, then after
+        for partition in range(4):
+            asyncio.run(plan_partition(p, o, action, partition, owned=lambda: True))
+        if action is not later:
+            assert [status(p, i) for i in range(2)] == ["expired"] * 2
+    assert [status(p, i) for i in range(2)] == ["deferred"] * 2
+    assert p.asks.get(command(0).ask_id).error is None and p.asks.get(command(0).ask_id).send_until == later.starts_at
 
 
 def test_an_ask_a_stopped_worker_left_sending_for_someone_who_opted_out_since_is_settled_in_doubt_not_left_sending():
