@@ -426,10 +426,9 @@ def plan_person(p: Pipeline, o: Outreach, action: ActionEvent, partition: int, k
     unreceived = unreceived_of(recent, p.asks.get)
     planned = plan(readable, action, recent, done, now, o.policy, grace_from, sponsors, unreceived)
     asks = [Queued(partition, 0, ask, seal) for ask in wait_for_link(planned, person, now, o.policy.link_settle)]
-    for item in asks:  # one not handed over before is planned afresh (an outside probe: never texted once cancelled)
-        if (old := facts.get(item.ask.ask_id)) is not None and old.status in REPLANNED:
-            p.asks.put(partition, item.ask.ask_id, item.ask.fact("planned", now, send_until=item.ask.send_until, dropped=old.dropped))
     for item in asks:
+        if (old := facts.get(item.ask.ask_id)) is not None and old.status in REPLANNED:  # decided afresh (an outside probe: never texted once cancelled)
+            p.asks.put(partition, item.ask.ask_id, item.ask.fact("planned", now, send_until=item.ask.send_until, dropped=old.dropped))
         recent = remember(recent, item.ask.ask_id, now, o.policy.window)
     if asks:
         p.recent_asks.put(partition, key, recent)
