@@ -52,7 +52,7 @@ from .dry_run import answer, preview_partition, start_test
 from .eligibility import load_zip_data, may_be_asked, sponsor_order
 from .planning import LINK_SETTLE, OutreachPolicy, asked_as_another, plan, remember, send_until, unreceived_of, wait_for_link
 from .quiet_hours import QuietHours
-from .receipts import after_refusal, on_send_result
+from .receipts import advance, after_refusal, on_send_result
 from .sending import Cancel, Defer, Expire, Orphaned, Send, SenderQueue, after_queue_full, gate, rezoned, unreadable, validity_seconds, window_closed, window_end, withdrawn
 
 log = logging.getLogger(__name__)
@@ -455,8 +455,7 @@ def settle_unplanned(p: Pipeline, o: Outreach, partition: int, action_id: str, k
         if (ask := p.deferred.get(aid)) is not None:
             carry_out(p, partition, ask, p.asks.get(aid), Cancel(NO_LONGER_ASKED), now)
         elif (state := p.asks.get(aid)) is not None and state.status == "sending":
-            p.asks.put(partition, aid, state.model_copy(update={"status": "in_doubt", "updated_at": now,
-                                                                "error": "its worker stopped mid-send; the person may no longer be asked"}))
+            p.asks.put(partition, aid, advance(state, "in_doubt", now, error="its worker stopped mid-send; the person may no longer be asked"))
 
 
 class Queued(NamedTuple):
